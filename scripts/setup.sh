@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Idempotent set-up for building, running and testing lakehouse on Debian 12.
+#
+#  - installs the Debian packages the build and the tests need (only when missing);
+#  - fetches the pinned DuckDB 1.4.4 C API into third_party/duckdb/ (header from the
+#    duckdb@1.4.4 npm source package, libduckdb.so from the @duckdb/node-bindings
+#    package for this CPU), verifying each tarball against its pinned sha512 integrity.
+#    Tarballs are cached in ~/.cache/lakehouse/ so a fresh clone does not download again.
+#    Set DUCKDB_DIR to an official DuckDB release folder to skip the fetch.
+#
+# Prints nothing when everything is already in place.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${LAKEHOUSE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lakehouse}
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+# ---- Debian packages --------------------------------------------------------------
+packages=(build-essential cmake pkg-config ca-certificates curl
+          libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libssl-dev
+          libpq-dev libzstd-dev libcmocka-dev
+          python3 nodejs npm)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        # nodejs/npm may come from elsewhere (a newer node on PATH is fine).
+        case "$p" in
+            nodejs) command -v node >/dev/null 2>&1 && continue ;;
+            npm) command -v npm >/dev/null 2>&1 && continue ;;
+            python3) command -v python3 >/dev/null 2>&1 && continue ;;
+        esac
+        missing+=("$p")
+    fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || die "missing packages (${missing[*]}); run as root or install them"
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# ---- DuckDB -------------------------------------------------------------------------
+if [ -n "${DUCKDB_DIR:-}" ]; then
+    [ -f "$DUCKDB_DIR/duckdb.h" ] || [ -f "$DUCKDB_DIR/include/duckdb.h" ] ||
+        die "DUCKDB_DIR=$DUCKDB_DIR holds no duckdb.h"
+    exit 0
+fi
+
+duckdb_version=1.4.4
+src_pkg="duckdb@$duckdb_version"
+src_tgz="duckdb-$duckdb_version.tgz"
+src_sri="sha512-hEJJ5hyVF0VLj3dmOLpsWrQR0b3d4Ykqtygm6iUXjHJDDnSqg/USKxcb5qvNrOhFYPgktayU6dXCtgPqcmmpog=="
+case "$(uname -m)" in
+    x86_64|amd64)
+        bin_pkg="@duckdb/node-bindings-linux-x64@1.4.4-r.4"
+        bin_tgz="duckdb-node-bindings-linux-x64-1.4.4-r.4.tgz"
+        bin_sri="sha512-jBTL/WvfwxLToFa/pVHfT6elMtltJGnc3wSuxZD9OfMltit9YUdVFS37vBFQzXMT1Z8OWjtSjMh+zPKxOwHLHA==" ;;
+    aarch64|arm64)
+        # 1.4.4-r.4 was not published for arm64; r.3 carries the same DuckDB 1.4.4.
+        bin_pkg="@duckdb/node-bindings-linux-arm64@1.4.4-r.3"
+        bin_tgz="duckdb-node-bindings-linux-arm64-1.4.4-r.3.tgz"
+        bin_sri="sha512-qF2/WhB+i+8is60RrpTY/5ZnywIUayuBiVXSuQ4rrRn1m1gvfKqPvjySbiDjYgQo/6OXu/fax0KC1gXnNWoLEA==" ;;
+    *) die "no pinned DuckDB build for $(uname -m); set DUCKDB_DIR to a DuckDB release" ;;
+esac
+
+dest="$root/third_party/duckdb"
+stamp="$dest/.stamp"
+want_stamp="$src_sri $bin_sri"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_stamp" ] &&
+   [ -f "$dest/include/duckdb.h" ] && [ -f "$dest/lib/libduckdb.so" ]; then
+    exit 0
+fi
+
+sri_of() { printf 'sha512-%s' "$(openssl dgst -sha512 -binary "$1" | base64 -w0)"; }
+
+fetch() { # fetch PKG TGZ SRI: leaves a verified $cache/npm/TGZ
+    local pkg=$1 tgz=$2 sri=$3 file="$cache/npm/$2"
+    if [ -f "$file" ] && [ "$(sri_of "$file")" = "$sri" ]; then
+        return 0
+    fi
+    mkdir -p "$cache/npm"
+    say "fetching $pkg"
+    rm -f "$file"
+    (cd "$cache/npm" && npm pack --silent "$pkg" >/dev/null 2>"$cache/npm/npm.log") ||
+        die "npm pack $pkg failed (see $cache/npm/npm.log)"
+    [ -f "$file" ] || die "npm pack $pkg did not produce $tgz"
+    if [ "$(sri_of "$file")" != "$sri" ]; then
+        rm -f "$file"
+        die "$tgz does not match its pinned integrity $sri"
+    fi
+}
+
+command -v openssl >/dev/null 2>&1 || die "openssl is needed to verify downloads"
+fetch "$src_pkg" "$src_tgz" "$src_sri"
+fetch "$bin_pkg" "$bin_tgz" "$bin_sri"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+tar -xzf "$cache/npm/$src_tgz" -C "$tmp" package/src/duckdb/src/include/duckdb.h
+mkdir -p "$tmp/bin"
+tar -xzf "$cache/npm/$bin_tgz" -C "$tmp/bin" package/libduckdb.so
+rm -rf "$dest"
+mkdir -p "$dest/include" "$dest/lib"
+cp "$tmp/package/src/duckdb/src/include/duckdb.h" "$dest/include/duckdb.h"
+cp "$tmp/bin/package/libduckdb.so" "$dest/lib/libduckdb.so"
+printf '%s' "$want_stamp" >"$stamp"
+say "DuckDB $duckdb_version ready in third_party/duckdb"

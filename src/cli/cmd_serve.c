@@ -1,0 +1,134 @@
+/*
+ * cmd_serve.c — `lakehouse serve`: load configuration, open the engine, start the job
+ * pool and the HTTP server, then wait for SIGTERM/SIGINT and shut down gracefully.
+ *
+ * Signals are blocked before any thread starts, so every thread inherits the mask and
+ * only the main thread receives them, through sigwait().
+ */
+#include "cli/cli.h"
+#include "core/core.h"
+#include "engine/engine.h"
+#include "http/http.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+void
+lh_cmd_serve_help(void)
+{
+    printf("usage: lakehouse serve [--config FILE]\n\n"
+           "Starts the HTTP server (default 127.0.0.1:3100) and runs until SIGTERM or SIGINT,\n"
+           "then finishes in-flight requests and exits.\n\n"
+           "options:\n"
+           "  --config FILE   configuration file (default: $LAKEHOUSE_CONFIG, else\n"
+           "                  ./lakehouse.toml if present, else embedded defaults)\n\n"
+           "Every key can be overridden with LAKEHOUSE_<SECTION>_<KEY>, e.g.\n"
+           "LAKEHOUSE_SERVER_PORT=3200. See lakehouse.example.toml for all keys.\n");
+}
+
+static int
+parse_args(int argc, char **argv, const char **config_path)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "lakehouse serve: %s needs a file name\n", a);
+                return 2;
+            }
+            *config_path = argv[++i];
+        } else if (strncmp(a, "--config=", 9) == 0) {
+            *config_path = a + 9;
+        } else {
+            fprintf(stderr, "lakehouse serve: unknown %s '%s'; see 'lakehouse help serve'\n",
+                    a[0] == '-' ? "option" : "argument", a);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+int
+lh_cmd_serve(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    int status = parse_args(argc, argv, &config_path);
+    if (status != 0)
+        return status;
+    if (config_path == NULL)
+        config_path = getenv("LAKEHOUSE_CONFIG");
+    struct stat st;
+    if (config_path == NULL && stat("lakehouse.toml", &st) == 0)
+        config_path = "lakehouse.toml";
+
+    lh_err err;
+    lh_config *cfg = NULL;
+    lh_engine *engine = NULL;
+    lh_jobs *jobs = NULL;
+    lh_server *srv = NULL;
+    if (lh_config_load(config_path, NULL, &cfg, &err) != 0) {
+        fprintf(stderr, "lakehouse: %s\n", err.message);
+        return 2;
+    }
+    lh_log_set_level((lh_log_level)lh_log_level_parse(lh_config_str(cfg, "log.level")));
+    size_t n_warnings;
+    const char *const *warnings = lh_config_warnings(cfg, &n_warnings);
+    for (size_t i = 0; i < n_warnings; i++)
+        lh_log(LH_LOG_WARN, NULL, NULL, "config: %s", warnings[i]);
+
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    status = 1;
+    if (lh_engine_open(NULL, 0, &engine, &err) != 0 || lh_engine_ping(engine, &err) != 0) {
+        fprintf(stderr, "lakehouse: %s%s%s\n", err.message, err.detail[0] ? ": " : "", err.detail);
+        goto out;
+    }
+    if (lh_jobs_start((int)lh_config_int(cfg, "jobs.workers"),
+                      (int)lh_config_int(cfg, "jobs.max_queued"),
+                      (int)lh_config_int(cfg, "jobs.keep_finished"), &jobs, &err) != 0) {
+        fprintf(stderr, "lakehouse: %s\n", err.message);
+        goto out;
+    }
+    lh_server_deps deps = {.config = cfg, .engine = engine, .jobs = jobs};
+    if (lh_server_start(&deps, &srv, &err) != 0) {
+        fprintf(stderr, "lakehouse: %s%s%s\n", err.message, err.detail[0] ? ": " : "", err.detail);
+        goto out;
+    }
+    const char *host = lh_config_str(cfg, "server.host");
+    json_t *fields = json_pack("{s:s, s:i, s:s, s:s, s:s}", "host", host, "port",
+                               lh_server_port(srv), "version", LH_VERSION, "duckdb_version",
+                               lh_engine_version(), "config", config_path ? config_path : "(defaults)");
+    lh_log(LH_LOG_INFO, NULL, fields, "listening on http://%s%s%s:%d", strchr(host, ':') ? "[" : "",
+           host, strchr(host, ':') ? "]" : "", lh_server_port(srv));
+    json_decref(fields);
+
+    int sig = 0;
+    sigwait(&signals, &sig);
+    int64_t grace_ms = lh_config_int(cfg, "server.shutdown_grace_ms");
+    fields = json_pack("{s:s, s:I}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", "grace_ms",
+                       (json_int_t)grace_ms);
+    lh_log(LH_LOG_INFO, NULL, fields, "shutting down: finishing in-flight requests");
+    json_decref(fields);
+    int unfinished = lh_server_shutdown(srv, grace_ms);
+    srv = NULL;
+    if (unfinished > 0)
+        lh_log(LH_LOG_WARN, NULL, NULL, "%d requests were still running when the grace period ended",
+               unfinished);
+    status = 0;
+out:
+    lh_server_shutdown(srv, 0);
+    lh_jobs_stop(jobs);
+    lh_engine_close(engine);
+    if (status == 0)
+        lh_log(LH_LOG_INFO, NULL, NULL, "stopped");
+    lh_config_free(cfg);
+    return status;
+}

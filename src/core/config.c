@@ -1,0 +1,533 @@
+/*
+ * config.c — lakehouse configuration: embedded defaults, then lakehouse.toml, then
+ * LAKEHOUSE_<SECTION>_<KEY> environment variables, in that order of precedence.
+ *
+ * Every key is declared once in the table below with its type, default, bounds and one
+ * line of documentation; lakehouse.example.toml is generated from the same table (a
+ * unit test keeps the checked-in copy true). Unknown keys and sections are warned
+ * about, never silently used; wrong types and out-of-range values refuse the file with
+ * "file:line:col: ...". The loaded config is immutable and safe to share.
+ */
+#include "core.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern char **environ;
+
+typedef struct key_def {
+    const char *section;
+    const char *key;
+    lh_toml_type type;
+    const char *def_str;
+    int64_t def_int; /* also the boolean default (0/1) */
+    double def_float;
+    int64_t min, max; /* integers: inclusive bounds */
+    const char *const *choices; /* strings: allowed values, NULL-terminated, or NULL */
+    const char *doc;
+} key_def;
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", "off", NULL};
+
+#define STR(s, k, d, doc) {s, k, LH_TOML_STRING, d, 0, 0, 0, 0, NULL, doc}
+#define STRC(s, k, d, ch, doc) {s, k, LH_TOML_STRING, d, 0, 0, 0, 0, ch, doc}
+#define INT(s, k, d, lo, hi, doc) {s, k, LH_TOML_INT, NULL, d, 0, lo, hi, NULL, doc}
+#define BOOL(s, k, d, doc) {s, k, LH_TOML_BOOL, NULL, d, 0, 0, 1, NULL, doc}
+
+static const key_def KEYS[] = {
+    STR("server", "host", "127.0.0.1", "address to listen on (IPv4 or IPv6 literal)"),
+    INT("server", "port", 3100, 0, 65535, "HTTP port; 0 picks a free port and logs it"),
+    STR("server", "data_dir", "./data",
+        "local state: admin token, caches, the default primary bucket"),
+    INT("server", "threads", 4, 1, 256, "HTTP worker threads (epoll thread pool)"),
+    INT("server", "max_connections", 1024, 4, 65536, "concurrent connections accepted"),
+    INT("server", "max_body_bytes", 16 << 20, 1024, INT64_C(1) << 40,
+        "largest request body accepted by JSON endpoints (413 above)"),
+    INT("server", "request_timeout_ms", 30000, 100, 86400000,
+        "a request that takes longer to arrive or to answer gets 408"),
+    INT("server", "shutdown_grace_ms", 30000, 0, 3600000,
+        "on SIGTERM/SIGINT, how long in-flight requests may take to finish"),
+    STRC("log", "level", "info", log_levels, "debug | info | warn | error | off"),
+    BOOL("log", "access", 1, "one log line per HTTP request"),
+    STR("secrets", "file", "/etc/lakehouse/secrets.toml",
+        "secrets TOML (mode 0600, owned by the server user); tables are secret_refs"),
+    INT("jobs", "workers", 2, 1, 64, "background job worker threads"),
+    INT("jobs", "max_queued", 256, 1, 100000, "jobs waiting beyond this are refused with 503"),
+    INT("jobs", "keep_finished", 1000, 0, 1000000,
+        "finished job records kept for GET /jobs (until restart)"),
+};
+#define N_KEYS (sizeof KEYS / sizeof KEYS[0])
+
+/* Arrays of tables and the keys their entries take. */
+static const char *const PRINCIPAL_KEYS[] = {"name", "token_sha256", "roles", NULL};
+static const char *const ROLE_NAMES[] = {"admin", "writer", "reader", "agent", NULL};
+/* Sections later modules own; accepted without warning so newer files still load. */
+static const char *const RESERVED_SECTIONS[] = {"storage", "bucket", "catalog", "engine",
+                                                "ingest", "vector", "agent", NULL};
+
+typedef struct value {
+    char *s;
+    int64_t i;
+    double f;
+    bool b;
+} value;
+
+struct lh_config {
+    char *path;
+    lh_toml *doc; /* keeps principal strings alive */
+    value values[N_KEYS];
+    lh_principal_cfg *principals;
+    size_t n_principals;
+    char **warnings;
+    size_t n_warnings;
+};
+
+static bool
+in_list(const char *const *list, const char *s)
+{
+    for (; list && *list; list++)
+        if (strcmp(*list, s) == 0)
+            return true;
+    return false;
+}
+
+static void
+warn(lh_config *cfg, const char *fmt, ...) LH_PRINTF(2, 3);
+
+static void
+warn(lh_config *cfg, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cfg->warnings = lh_realloc(cfg->warnings, (cfg->n_warnings + 1) * sizeof *cfg->warnings);
+    cfg->warnings[cfg->n_warnings++] = lh_strdup(msg);
+}
+
+static const key_def *
+find_key(const char *section, const char *key, size_t *index)
+{
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strcmp(KEYS[i].section, section) == 0 && strcmp(KEYS[i].key, key) == 0) {
+            if (index)
+                *index = i;
+            return &KEYS[i];
+        }
+    return NULL;
+}
+
+static bool
+section_known(const char *section)
+{
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strcmp(KEYS[i].section, section) == 0)
+            return true;
+    return false;
+}
+
+static int
+check_range(const key_def *def, int64_t v, const char *where, lh_err *err)
+{
+    if (v < def->min || v > def->max)
+        return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                          "%s: [%s] %s = %lld is out of range (%lld..%lld)", where, def->section,
+                          def->key, (long long)v, (long long)def->min, (long long)def->max);
+    return 0;
+}
+
+static int
+check_choice(const key_def *def, const char *s, const char *where, lh_err *err)
+{
+    if (def->choices == NULL || in_list(def->choices, s))
+        return 0;
+    lh_buf allowed;
+    lh_buf_init(&allowed);
+    for (const char *const *c = def->choices; *c; c++)
+        lh_buf_printf(&allowed, "%s%s", c == def->choices ? "" : ", ", *c);
+    lh_err_set(err, LH_EINVAL, 0, "invalid_config", "%s: [%s] %s = \"%s\" is not one of: %s",
+               where, def->section, def->key, s, allowed.data);
+    lh_buf_free(&allowed);
+    return LH_EINVAL;
+}
+
+/* Store a value from the file; types must match (an integer is accepted for a float). */
+static int
+set_from_toml(lh_config *cfg, size_t index, const lh_toml *v, lh_err *err)
+{
+    const key_def *def = &KEYS[index];
+    char where[600];
+    snprintf(where, sizeof where, "%s:%d:%d", cfg->path, lh_toml_line(v), lh_toml_col(v));
+    lh_toml_type got = lh_toml_type_of(v);
+    bool ok = got == def->type || (def->type == LH_TOML_FLOAT && got == LH_TOML_INT);
+    if (!ok)
+        return lh_err_set(err, LH_EINVAL, 0, "invalid_config", "%s: [%s] %s must be a %s, not a %s",
+                          where, def->section, def->key, lh_toml_type_name(def->type),
+                          lh_toml_type_name(got));
+    value *slot = &cfg->values[index];
+    switch (def->type) {
+    case LH_TOML_STRING:
+        if (check_choice(def, lh_toml_str(v), where, err) != 0)
+            return LH_EINVAL;
+        free(slot->s);
+        slot->s = lh_strdup(lh_toml_str(v));
+        return 0;
+    case LH_TOML_INT:
+        if (check_range(def, lh_toml_int(v), where, err) != 0)
+            return LH_EINVAL;
+        slot->i = lh_toml_int(v);
+        return 0;
+    case LH_TOML_FLOAT:
+        slot->f = lh_toml_float(v);
+        return 0;
+    case LH_TOML_BOOL:
+        slot->b = lh_toml_bool(v);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static int
+set_from_env(lh_config *cfg, size_t index, const char *name, const char *text, lh_err *err)
+{
+    const key_def *def = &KEYS[index];
+    value *slot = &cfg->values[index];
+    char *end = NULL;
+    errno = 0;
+    switch (def->type) {
+    case LH_TOML_STRING:
+        if (check_choice(def, text, name, err) != 0)
+            return LH_EINVAL;
+        free(slot->s);
+        slot->s = lh_strdup(text);
+        return 0;
+    case LH_TOML_INT: {
+        long long v = strtoll(text, &end, 10);
+        if (text[0] == '\0' || *end != '\0' || errno == ERANGE)
+            return lh_err_set(err, LH_EINVAL, 0, "invalid_config", "%s: '%s' is not an integer",
+                              name, text);
+        if (check_range(def, v, name, err) != 0)
+            return LH_EINVAL;
+        slot->i = v;
+        return 0;
+    }
+    case LH_TOML_FLOAT: {
+        double v = strtod(text, &end);
+        if (text[0] == '\0' || *end != '\0')
+            return lh_err_set(err, LH_EINVAL, 0, "invalid_config", "%s: '%s' is not a number",
+                              name, text);
+        slot->f = v;
+        return 0;
+    }
+    case LH_TOML_BOOL:
+        if (strcmp(text, "true") == 0 || strcmp(text, "1") == 0)
+            slot->b = true;
+        else if (strcmp(text, "false") == 0 || strcmp(text, "0") == 0)
+            slot->b = false;
+        else
+            return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                              "%s: '%s' is not a boolean (true/false/1/0)", name, text);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static void
+env_name(const key_def *def, char *out, size_t size)
+{
+    snprintf(out, size, "LAKEHOUSE_%s_%s", def->section, def->key);
+    for (char *c = out; *c; c++)
+        *c = (char)toupper((unsigned char)*c);
+}
+
+static int
+load_principals(lh_config *cfg, const lh_toml *arr, lh_err *err)
+{
+    size_t n = lh_toml_count(arr);
+    cfg->principals = lh_calloc(n ? n : 1, sizeof *cfg->principals);
+    for (size_t i = 0; i < n; i++) {
+        const lh_toml *t = lh_toml_at(arr, i);
+        char where[600];
+        snprintf(where, sizeof where, "%s:%d:%d: [[principal]] #%zu", cfg->path, lh_toml_line(t),
+                 lh_toml_col(t), i + 1);
+        for (size_t k = 0; k < lh_toml_count(t); k++)
+            if (!in_list(PRINCIPAL_KEYS, lh_toml_key_at(t, k)))
+                warn(cfg, "%s: unknown key '%s' ignored", where, lh_toml_key_at(t, k));
+        const lh_toml *name = lh_toml_get(t, "name");
+        const lh_toml *hash = lh_toml_get(t, "token_sha256");
+        const lh_toml *roles = lh_toml_get(t, "roles");
+        if (!name || lh_toml_type_of(name) != LH_TOML_STRING || lh_toml_str(name)[0] == '\0' ||
+            strlen(lh_toml_str(name)) > 64)
+            return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                              "%s: 'name' must be a string of 1 to 64 characters", where);
+        if (!hash || lh_toml_type_of(hash) != LH_TOML_STRING || strlen(lh_toml_str(hash)) != 64 ||
+            strspn(lh_toml_str(hash), "0123456789abcdef") != 64)
+            return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                              "%s: 'token_sha256' must be 64 lowercase hex digits "
+                              "(sha256sum of the token)", where);
+        if (!roles || lh_toml_type_of(roles) != LH_TOML_ARRAY || lh_toml_count(roles) == 0)
+            return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                              "%s: 'roles' must be a non-empty array of admin, writer, reader, "
+                              "agent", where);
+        lh_principal_cfg *pc = &cfg->principals[i];
+        pc->name = lh_toml_str(name);
+        pc->token_sha256 = lh_toml_str(hash);
+        pc->n_roles = lh_toml_count(roles);
+        pc->roles = lh_calloc(pc->n_roles, sizeof *pc->roles);
+        cfg->n_principals = i + 1;
+        for (size_t r = 0; r < pc->n_roles; r++) {
+            const lh_toml *role = lh_toml_at(roles, r);
+            if (lh_toml_type_of(role) != LH_TOML_STRING || !in_list(ROLE_NAMES, lh_toml_str(role)))
+                return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                                  "%s: unknown role; roles are admin, writer, reader, agent",
+                                  where);
+            pc->roles[r] = lh_toml_str(role);
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(cfg->principals[j].name, pc->name) == 0)
+                return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                                  "%s: principal '%s' is defined twice", where, pc->name);
+            if (strcmp(cfg->principals[j].token_sha256, pc->token_sha256) == 0)
+                return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                                  "%s: principals '%s' and '%s' share a token", where,
+                                  cfg->principals[j].name, pc->name);
+        }
+    }
+    return 0;
+}
+
+static int
+apply_file(lh_config *cfg, lh_err *err)
+{
+    int rc = lh_toml_parse_file(cfg->path, &cfg->doc, err);
+    if (rc != 0)
+        return rc;
+    const lh_toml *root = cfg->doc;
+    for (size_t i = 0; i < lh_toml_count(root); i++) {
+        const char *section = lh_toml_key_at(root, i);
+        const lh_toml *t = lh_toml_at(root, i);
+        if (strcmp(section, "principal") == 0) {
+            if (lh_toml_type_of(t) != LH_TOML_TABLE_ARRAY)
+                return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                                  "%s:%d:%d: 'principal' must be written as [[principal]] entries",
+                                  cfg->path, lh_toml_line(t), lh_toml_col(t));
+            if ((rc = load_principals(cfg, t, err)) != 0)
+                return rc;
+            continue;
+        }
+        if (lh_toml_type_of(t) != LH_TOML_TABLE) {
+            if (in_list(RESERVED_SECTIONS, section))
+                continue;
+            warn(cfg, "%s:%d:%d: unknown top-level key '%s' ignored (keys belong in a [section])",
+                 cfg->path, lh_toml_line(t), lh_toml_col(t), section);
+            continue;
+        }
+        if (!section_known(section)) {
+            if (!in_list(RESERVED_SECTIONS, section))
+                warn(cfg, "%s:%d:%d: unknown section [%s] ignored", cfg->path, lh_toml_line(t),
+                     lh_toml_col(t), section);
+            continue;
+        }
+        for (size_t k = 0; k < lh_toml_count(t); k++) {
+            const char *key = lh_toml_key_at(t, k);
+            const lh_toml *v = lh_toml_at(t, k);
+            size_t index;
+            if (find_key(section, key, &index) == NULL) {
+                warn(cfg, "%s:%d:%d: unknown key '%s' in [%s] ignored", cfg->path, lh_toml_line(v),
+                     lh_toml_col(v), key, section);
+                continue;
+            }
+            if ((rc = set_from_toml(cfg, index, v, err)) != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int
+apply_env(lh_config *cfg, char *const *env, lh_err *err)
+{
+    for (char *const *e = env; e && *e; e++) {
+        if (strncmp(*e, "LAKEHOUSE_", 10) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        if (eq == NULL)
+            continue;
+        size_t name_len = (size_t)(eq - *e);
+        bool matched = false;
+        for (size_t i = 0; i < N_KEYS; i++) {
+            char name[128];
+            env_name(&KEYS[i], name, sizeof name);
+            if (strlen(name) == name_len && strncmp(name, *e, name_len) == 0) {
+                int rc = set_from_env(cfg, i, name, eq + 1, err);
+                if (rc != 0)
+                    return rc;
+                matched = true;
+                break;
+            }
+        }
+        /* LAKEHOUSE_CONFIG names the file; other unknown names are likely typos */
+        if (!matched && strncmp(*e, "LAKEHOUSE_CONFIG=", 17) != 0)
+            warn(cfg, "environment variable %.*s matches no configuration key; ignored",
+                 (int)name_len, *e);
+    }
+    return 0;
+}
+
+int
+lh_config_load(const char *path, char *const *env, lh_config **out, lh_err *err)
+{
+    lh_config *cfg = lh_calloc(1, sizeof *cfg);
+    for (size_t i = 0; i < N_KEYS; i++) {
+        if (KEYS[i].def_str)
+            cfg->values[i].s = lh_strdup(KEYS[i].def_str);
+        cfg->values[i].i = KEYS[i].def_int;
+        cfg->values[i].f = KEYS[i].def_float;
+        cfg->values[i].b = KEYS[i].def_int != 0;
+    }
+    int rc = 0;
+    if (path) {
+        cfg->path = lh_strdup(path);
+        rc = apply_file(cfg, err);
+    }
+    if (rc == 0)
+        rc = apply_env(cfg, env ? env : environ, err);
+    if (rc == 0 && lh_config_str(cfg, "server.host")[0] == '\0')
+        rc = lh_err_set(err, LH_EINVAL, 0, "invalid_config", "[server] host must not be empty");
+    if (rc == 0 && lh_config_str(cfg, "server.data_dir")[0] == '\0')
+        rc = lh_err_set(err, LH_EINVAL, 0, "invalid_config", "[server] data_dir must not be empty");
+    if (rc != 0) {
+        lh_config_free(cfg);
+        return rc;
+    }
+    *out = cfg;
+    return 0;
+}
+
+void
+lh_config_free(lh_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    for (size_t i = 0; i < N_KEYS; i++)
+        free(cfg->values[i].s);
+    for (size_t i = 0; i < cfg->n_principals; i++)
+        free(cfg->principals[i].roles);
+    free(cfg->principals);
+    for (size_t i = 0; i < cfg->n_warnings; i++)
+        free(cfg->warnings[i]);
+    free(cfg->warnings);
+    lh_toml_free(cfg->doc);
+    free(cfg->path);
+    free(cfg);
+}
+
+static const value *
+lookup(const lh_config *cfg, const char *dotted, lh_toml_type type)
+{
+    const char *dot = strchr(dotted, '.');
+    char section[64];
+    size_t n = dot ? (size_t)(dot - dotted) : 0;
+    if (dot == NULL || n >= sizeof section)
+        abort();
+    memcpy(section, dotted, n);
+    section[n] = '\0';
+    size_t index;
+    const key_def *def = find_key(section, dot + 1, &index);
+    if (def == NULL || def->type != type) {
+        /* a programming error: every key read must be declared with this type */
+        fprintf(stderr, "lakehouse: config key %s is not declared as %s\n", dotted,
+                lh_toml_type_name(type));
+        abort();
+    }
+    return &cfg->values[index];
+}
+
+const char *
+lh_config_str(const lh_config *cfg, const char *key)
+{
+    return lookup(cfg, key, LH_TOML_STRING)->s;
+}
+
+int64_t
+lh_config_int(const lh_config *cfg, const char *key)
+{
+    return lookup(cfg, key, LH_TOML_INT)->i;
+}
+
+double
+lh_config_float(const lh_config *cfg, const char *key)
+{
+    return lookup(cfg, key, LH_TOML_FLOAT)->f;
+}
+
+bool
+lh_config_bool(const lh_config *cfg, const char *key)
+{
+    return lookup(cfg, key, LH_TOML_BOOL)->b;
+}
+
+const lh_principal_cfg *
+lh_config_principals(const lh_config *cfg, size_t *n)
+{
+    *n = cfg->n_principals;
+    return cfg->principals;
+}
+
+const char *
+lh_config_path(const lh_config *cfg)
+{
+    return cfg->path;
+}
+
+const char *const *
+lh_config_warnings(const lh_config *cfg, size_t *n)
+{
+    *n = cfg->n_warnings;
+    return (const char *const *)cfg->warnings;
+}
+
+void
+lh_config_write_reference(lh_buf *out)
+{
+    lh_buf_puts(out,
+                "# lakehouse.example.toml — every configuration key with its default.\n"
+                "# All keys are optional. Each key can be overridden by the environment variable\n"
+                "# LAKEHOUSE_<SECTION>_<KEY>, e.g. LAKEHOUSE_SERVER_PORT=3200.\n"
+                "# Credentials never go here: see [secrets] and secret_ref.\n");
+    const char *section = "";
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const key_def *d = &KEYS[i];
+        if (strcmp(section, d->section) != 0) {
+            section = d->section;
+            lh_buf_printf(out, "\n[%s]\n", section);
+        }
+        char env[128];
+        env_name(d, env, sizeof env);
+        lh_buf_printf(out, "# %s (%s)\n", d->doc, env);
+        switch (d->type) {
+        case LH_TOML_STRING: lh_buf_printf(out, "%s = \"%s\"\n", d->key, d->def_str); break;
+        case LH_TOML_INT: lh_buf_printf(out, "%s = %lld\n", d->key, (long long)d->def_int); break;
+        case LH_TOML_FLOAT: lh_buf_printf(out, "%s = %g\n", d->key, d->def_float); break;
+        case LH_TOML_BOOL: lh_buf_printf(out, "%s = %s\n", d->key, d->def_int ? "true" : "false"); break;
+        default: break;
+        }
+    }
+    lh_buf_puts(out,
+                "\n# Principals: who may call the API. Without any, the first start creates an\n"
+                "# admin token in <data_dir>/admin.token (mode 0600) and logs where it is.\n"
+                "# token_sha256 is the SHA-256 of the bearer token: printf %s TOKEN | sha256sum\n"
+                "# roles: admin (everything), writer (ingest, change data), reader (query, read),\n"
+                "# agent (named tools only). Not overridable from the environment.\n"
+                "#\n"
+                "# [[principal]]\n"
+                "# name = \"owner\"\n"
+                "# token_sha256 = \"<64 hex digits>\"\n"
+                "# roles = [\"admin\"]\n");
+}

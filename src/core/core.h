@@ -1,0 +1,293 @@
+/*
+ * core.h — the shared bottom layer of lakehouse: errors, memory (wrappers, arenas,
+ * growable buffers), logging, the TOML subset reader, configuration, the secrets
+ * provider, time/random/hash helpers and the background job pool.
+ *
+ * Nothing here includes a header from another lakehouse module. Unless a function says
+ * otherwise it is thread-safe for distinct objects and not for a shared object.
+ */
+#ifndef LH_CORE_H
+#define LH_CORE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#ifndef LH_VERSION
+#define LH_VERSION "0.0.0"
+#endif
+
+#if defined(__GNUC__)
+#define LH_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define LH_PRINTF(fmt, args)
+#endif
+
+/* ---------------------------------------------------------------------------------
+ * Errors
+ *
+ * A function that can fail returns 0 or a negative LH_E* code and fills the lh_err
+ * passed last (which may be NULL when the caller does not care). The error carries an
+ * HTTP status, a snake_case code for clients, and message/detail/hint texts: message
+ * is short and lowercase, detail holds specifics, hint the remedy.
+ * ------------------------------------------------------------------------------- */
+enum {
+    LH_OK = 0,
+    LH_EINVAL = -1,    /* bad input from a client or a file */
+    LH_ENOMEM = -2,    /* an allocation sized by data failed */
+    LH_EIO = -3,       /* a system call or storage operation failed */
+    LH_ENOTFOUND = -4, /* a named thing does not exist */
+    LH_EEXIST = -5,    /* it exists already / create-only lost a race */
+    LH_EPERM = -6,     /* not allowed */
+    LH_ETOOBIG = -7,   /* over a configured limit */
+    LH_ETIMEOUT = -8,  /* a deadline passed */
+    LH_EUNAVAIL = -9,  /* a dependency is unreachable or we are shutting down */
+    LH_ECANCELED = -10,
+    LH_EINTERNAL = -11, /* our own fault */
+};
+
+#define LH_ERR_CODE_MAX 48
+#define LH_ERR_TEXT_MAX 512
+
+typedef struct lh_err {
+    int rc;                      /* LH_E* or 0 */
+    int http_status;             /* 4xx/5xx; 0 when unset */
+    char code[LH_ERR_CODE_MAX];  /* snake_case, e.g. "invalid_json" */
+    char message[LH_ERR_TEXT_MAX];
+    char detail[LH_ERR_TEXT_MAX];
+    char hint[LH_ERR_TEXT_MAX];
+} lh_err;
+
+/* Set *err (if not NULL) and return rc. message is a printf format. */
+int lh_err_set(lh_err *err, int rc, int http_status, const char *code, const char *fmt, ...)
+    LH_PRINTF(5, 6);
+/* Add detail/hint to an already set error; no-ops when err is NULL. */
+void lh_err_detail(lh_err *err, const char *fmt, ...) LH_PRINTF(2, 3);
+void lh_err_hint(lh_err *err, const char *fmt, ...) LH_PRINTF(2, 3);
+void lh_err_clear(lh_err *err);
+/* The default HTTP status for an rc (LH_EINVAL → 400, LH_ENOTFOUND → 404, ...). */
+int lh_err_status_for(int rc);
+/* Render {"error":{"code","message","detail"?,"hint"?}}. Returns new (json_decref). */
+json_t *lh_err_to_json(const lh_err *err);
+/* Same as a compact string. Returns new (free). */
+char *lh_err_to_body(const lh_err *err);
+
+/* ---------------------------------------------------------------------------------
+ * Memory
+ *
+ * lh_malloc & co. abort on out-of-memory: use them for small internal allocations.
+ * Anything sized by a client or by data goes through lh_try_malloc/lh_try_realloc,
+ * which return NULL and let the caller answer 413/503.
+ * ------------------------------------------------------------------------------- */
+void *lh_malloc(size_t n);
+void *lh_calloc(size_t count, size_t size);
+void *lh_realloc(void *p, size_t n);
+char *lh_strdup(const char *s);
+char *lh_strndup(const char *s, size_t n);
+char *lh_sprintf(const char *fmt, ...) LH_PRINTF(1, 2);
+void *lh_try_malloc(size_t n);
+void *lh_try_realloc(void *p, size_t n);
+/* Zero then free a secret string; accepts NULL. */
+void lh_free_secret(char *s);
+
+/* Arena: bump allocation that dies as a whole, plus cleanup callbacks for non-memory
+ * resources (run in reverse registration order by lh_arena_free). One thread at a time. */
+typedef struct lh_arena lh_arena;
+lh_arena *lh_arena_new(void);
+void lh_arena_free(lh_arena *a); /* accepts NULL */
+void *lh_arena_alloc(lh_arena *a, size_t n);
+char *lh_arena_strdup(lh_arena *a, const char *s);
+char *lh_arena_strndup(lh_arena *a, const char *s, size_t n);
+char *lh_arena_printf(lh_arena *a, const char *fmt, ...) LH_PRINTF(2, 3);
+void lh_arena_on_cleanup(lh_arena *a, void (*fn)(void *), void *arg);
+
+/* Growable byte buffer, always NUL-terminated after len. Growth beyond what the caller
+ * can trust uses lh_buf_try_* which report LH_ENOMEM instead of aborting. */
+typedef struct lh_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} lh_buf;
+void lh_buf_init(lh_buf *b);
+void lh_buf_free(lh_buf *b);
+int lh_buf_try_append(lh_buf *b, const void *data, size_t n);
+void lh_buf_append(lh_buf *b, const void *data, size_t n);
+void lh_buf_puts(lh_buf *b, const char *s);
+void lh_buf_printf(lh_buf *b, const char *fmt, ...) LH_PRINTF(2, 3);
+/* Hand the bytes to the caller (free) and reset the buffer. */
+char *lh_buf_steal(lh_buf *b);
+
+/* ---------------------------------------------------------------------------------
+ * Time, randomness, hashing, names
+ * ------------------------------------------------------------------------------- */
+int64_t lh_now_us(void);       /* wall clock, microseconds since the epoch */
+int64_t lh_mono_us(void);      /* monotonic clock */
+/* RFC 3339 UTC with milliseconds, "2026-11-24T02:15:18.123Z", into out[32]. */
+void lh_time_format(int64_t epoch_us, char out[32]);
+/* Fill buf with n bytes from the kernel CSPRNG; 0 or LH_EIO. */
+int lh_random_bytes(void *buf, size_t n, lh_err *err);
+void lh_hex(const void *data, size_t n, char *out); /* out: 2n+1 chars */
+void lh_sha256(const void *data, size_t n, uint8_t out[32]);
+void lh_sha256_hex(const void *data, size_t n, char out[65]);
+/* Compare n bytes in time that does not depend on where they differ. */
+bool lh_ct_equal(const void *a, const void *b, size_t n);
+/* Names of datasets, buckets, indexes: [a-z][a-z0-9_]{0,62}. */
+bool lh_name_valid(const char *name);
+
+/* ---------------------------------------------------------------------------------
+ * Logging: one JSON object per line on stderr:
+ *   {"time":"...","level":"info","msg":"...","request_id":"...", <fields>}
+ * Thread-safe; each line is written with one write(2).
+ * ------------------------------------------------------------------------------- */
+typedef enum { LH_LOG_DEBUG, LH_LOG_INFO, LH_LOG_WARN, LH_LOG_ERROR, LH_LOG_OFF } lh_log_level;
+void lh_log_set_level(lh_log_level level);
+lh_log_level lh_log_get_level(void);
+/* Parse "debug|info|warn|error|off"; -1 when unknown. */
+int lh_log_level_parse(const char *s);
+bool lh_log_enabled(lh_log_level level);
+/* fields: NULL or an object whose members are added to the line (borrowed). */
+void lh_log(lh_log_level level, const char *request_id, json_t *fields, const char *fmt, ...)
+    LH_PRINTF(4, 5);
+/* Log an error with its code, detail and hint as fields. */
+void lh_log_err(lh_log_level level, const char *request_id, const lh_err *err);
+/* Tests capture log lines by pointing the sink at a descriptor. */
+void lh_log_set_fd(int fd);
+
+/* ---------------------------------------------------------------------------------
+ * TOML subset: tables, arrays of tables, strings (basic and literal, single-line),
+ * integers, floats, booleans and arrays. Dates, multi-line strings, inline tables and
+ * dotted keys are refused with a clear message. The document is read-only once parsed.
+ * ------------------------------------------------------------------------------- */
+typedef enum {
+    LH_TOML_STRING,
+    LH_TOML_INT,
+    LH_TOML_FLOAT,
+    LH_TOML_BOOL,
+    LH_TOML_ARRAY,
+    LH_TOML_TABLE,
+    LH_TOML_TABLE_ARRAY
+} lh_toml_type;
+
+typedef struct lh_toml lh_toml; /* a value of any type */
+
+/* Parse text (len bytes, need not be NUL-terminated). path names the file in errors,
+ * which read "path:line:col: what is wrong". Returns 0 and a new root table in *out
+ * (free with lh_toml_free) or LH_EINVAL. */
+int lh_toml_parse(const char *text, size_t len, const char *path, lh_toml **out, lh_err *err);
+int lh_toml_parse_file(const char *path, lh_toml **out, lh_err *err);
+void lh_toml_free(lh_toml *t);
+lh_toml_type lh_toml_type_of(const lh_toml *t);
+const char *lh_toml_type_name(lh_toml_type type);
+/* Table access: the value of key or NULL; members in file order. */
+lh_toml *lh_toml_get(const lh_toml *table, const char *key);
+size_t lh_toml_count(const lh_toml *t); /* members of a table, items of an array */
+const char *lh_toml_key_at(const lh_toml *table, size_t i);
+lh_toml *lh_toml_at(const lh_toml *t, size_t i); /* table member or array item */
+/* Where the value was defined (1-based), for error messages. */
+int lh_toml_line(const lh_toml *t);
+int lh_toml_col(const lh_toml *t);
+const char *lh_toml_str(const lh_toml *t); /* borrowed; valid while the document lives */
+int64_t lh_toml_int(const lh_toml *t);
+double lh_toml_float(const lh_toml *t); /* also accepts integers */
+bool lh_toml_bool(const lh_toml *t);
+
+/* ---------------------------------------------------------------------------------
+ * Configuration: defaults < lakehouse.toml < LAKEHOUSE_<SECTION>_<KEY> environment.
+ * Every known key is declared once in config.c (type, default, bounds, documentation);
+ * unknown keys are warned about, wrong types and out-of-range values refuse the file.
+ * A config is immutable after lh_config_load and may be shared between threads.
+ * ------------------------------------------------------------------------------- */
+typedef struct lh_config lh_config;
+
+typedef struct lh_principal_cfg {
+    const char *name;
+    const char *token_sha256; /* 64 lowercase hex digits */
+    const char **roles;
+    size_t n_roles;
+} lh_principal_cfg;
+
+/* path may be NULL (embedded defaults only). env is a NULL-terminated environ-style
+ * array (pass NULL for the process environment). Returns new (lh_config_free). */
+int lh_config_load(const char *path, char *const *env, lh_config **out, lh_err *err);
+void lh_config_free(lh_config *cfg);
+/* Typed reads of "section.key"; asserting the key is declared with that type. */
+const char *lh_config_str(const lh_config *cfg, const char *key);
+int64_t lh_config_int(const lh_config *cfg, const char *key);
+double lh_config_float(const lh_config *cfg, const char *key);
+bool lh_config_bool(const lh_config *cfg, const char *key);
+/* The [[principal]] entries, validated. Borrowed; valid while cfg lives. */
+const lh_principal_cfg *lh_config_principals(const lh_config *cfg, size_t *n);
+/* Warnings found while loading (unknown keys, ...): the caller logs them. Borrowed. */
+const char *const *lh_config_warnings(const lh_config *cfg, size_t *n);
+/* The file the config came from, or NULL. */
+const char *lh_config_path(const lh_config *cfg);
+/* Write an annotated listing of every key and default (lakehouse.example.toml). */
+void lh_config_write_reference(lh_buf *out);
+
+/* ---------------------------------------------------------------------------------
+ * Secrets provider: secret_ref → value, from a TOML file of tables
+ *   [s3_local]
+ *   access_key_id = "..."
+ * The file must be a regular file (not a symlink) owned by the server's user with mode
+ * 0600 or stricter, otherwise it is refused. Values never appear in errors or logs.
+ * ------------------------------------------------------------------------------- */
+typedef struct lh_secrets lh_secrets;
+int lh_secrets_open(const char *path, lh_secrets **out, lh_err *err);
+void lh_secrets_free(lh_secrets *s);
+/* Returns a new copy of ref.field (free with lh_free_secret) or LH_ENOTFOUND. */
+int lh_secrets_get(const lh_secrets *s, const char *ref, const char *field, char **out,
+                   lh_err *err);
+bool lh_secrets_has(const lh_secrets *s, const char *ref);
+
+/* ---------------------------------------------------------------------------------
+ * Background jobs: a bounded queue served by a fixed pool of worker threads.
+ * A job runs fn(job, arg); it reports progress, checks for cancellation at safe points
+ * and sets its result. Records stay (bounded by keep_finished) until restart.
+ * All functions are thread-safe.
+ * ------------------------------------------------------------------------------- */
+typedef struct lh_jobs lh_jobs;
+typedef struct lh_job lh_job;
+typedef enum {
+    LH_JOB_QUEUED,
+    LH_JOB_RUNNING,
+    LH_JOB_SUCCEEDED,
+    LH_JOB_FAILED,
+    LH_JOB_CANCELLED
+} lh_job_state;
+
+/* The job function: return 0 (result set with lh_job_set_result) or an LH_E* code with
+ * err filled. Returning LH_ECANCELED after lh_job_cancelled() marks the job cancelled. */
+typedef int (*lh_job_fn)(lh_job *job, void *arg, lh_err *err);
+
+int lh_jobs_start(int n_workers, int max_queued, int keep_finished, lh_jobs **out,
+                  lh_err *err);
+/* Cancel queued and running jobs, wait for workers, free everything (accepts NULL). */
+void lh_jobs_stop(lh_jobs *jobs);
+/* Queue a job. kind: short label ("ingest"); owner: principal name. free_arg (may be
+ * NULL) is called on arg when the job is done or could not be queued. On success the
+ * new job's id is copied to id_out (LH_JOB_ID_MAX bytes). LH_EUNAVAIL when the queue
+ * is full (503) or the pool is stopping. */
+#define LH_JOB_ID_MAX 40
+int lh_jobs_submit(lh_jobs *jobs, const char *kind, const char *owner, lh_job_fn fn, void *arg,
+                   void (*free_arg)(void *), char id_out[LH_JOB_ID_MAX], lh_err *err);
+/* Snapshot of one job as JSON (new) or NULL when unknown. */
+json_t *lh_jobs_get_json(lh_jobs *jobs, const char *id);
+/* Owner of a job (copied into owner_out, 128 bytes); false when unknown. */
+bool lh_jobs_owner(lh_jobs *jobs, const char *id, char *owner_out, size_t owner_size);
+/* All jobs (newest first), optionally only those of owner and/or in one state (-1 any). */
+json_t *lh_jobs_list_json(lh_jobs *jobs, const char *owner, int state);
+/* Request cancellation. 0; LH_ENOTFOUND; LH_EINVAL when already finished. */
+int lh_jobs_cancel(lh_jobs *jobs, const char *id, lh_err *err);
+const char *lh_job_state_name(lh_job_state s);
+int lh_job_state_parse(const char *s); /* -1 when unknown */
+
+/* Inside a job function: */
+void lh_job_progress(lh_job *job, int64_t done, int64_t total, const char *unit);
+bool lh_job_cancelled(const lh_job *job);
+void lh_job_set_result(lh_job *job, json_t *result); /* takes ownership */
+const char *lh_job_id(const lh_job *job);
+
+#endif /* LH_CORE_H */

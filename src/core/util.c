@@ -1,0 +1,207 @@
+/*
+ * util.c — allocation wrappers, clocks, randomness, hashing and name checks.
+ */
+#include "core.h"
+
+#include <errno.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+static void
+oom(size_t n)
+{
+    char msg[96];
+    int len = snprintf(msg, sizeof msg, "lakehouse: out of memory allocating %zu bytes\n", n);
+    if (len > 0 && write(2, msg, (size_t)len) < 0) {
+        /* nothing more we can do */
+    }
+    abort();
+}
+
+void *
+lh_malloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (p == NULL)
+        oom(n);
+    return p;
+}
+
+void *
+lh_calloc(size_t count, size_t size)
+{
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (p == NULL)
+        oom(count * size);
+    return p;
+}
+
+void *
+lh_realloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (q == NULL)
+        oom(n);
+    return q;
+}
+
+char *
+lh_strdup(const char *s)
+{
+    return lh_strndup(s, strlen(s));
+}
+
+char *
+lh_strndup(const char *s, size_t n)
+{
+    char *d = lh_malloc(n + 1);
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+char *
+lh_sprintf(const char *fmt, ...)
+{
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    char *s = lh_malloc((size_t)n + 1);
+    vsnprintf(s, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    return s;
+}
+
+void *
+lh_try_malloc(size_t n)
+{
+    return malloc(n ? n : 1);
+}
+
+void *
+lh_try_realloc(void *p, size_t n)
+{
+    return realloc(p, n ? n : 1);
+}
+
+void
+lh_free_secret(char *s)
+{
+    if (s == NULL)
+        return;
+    size_t n = strlen(s);
+    /* volatile so the compiler cannot drop the wipe of memory about to be freed */
+    volatile char *v = s;
+    for (size_t i = 0; i < n; i++)
+        v[i] = 0;
+    free(s);
+}
+
+int64_t
+lh_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t
+lh_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void
+lh_time_format(int64_t epoch_us, char out[32])
+{
+    time_t secs = (time_t)(epoch_us / 1000000);
+    int ms = (int)((epoch_us % 1000000) / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char date[24];
+    if (strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+        date[0] = '\0';
+    snprintf(out, 32, "%.19s.%03dZ", date, ms < 0 ? 0 : ms % 1000);
+}
+
+int
+lh_random_bytes(void *buf, size_t n, lh_err *err)
+{
+    uint8_t *p = buf;
+    while (n > 0) {
+        ssize_t got = getrandom(p, n, 0);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            lh_err_set(err, LH_EIO, 500, "random_failed", "could not read random bytes");
+            lh_err_detail(err, "getrandom: %s", strerror(errno));
+            return LH_EIO;
+        }
+        p += got;
+        n -= (size_t)got;
+    }
+    return 0;
+}
+
+void
+lh_hex(const void *data, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    const uint8_t *p = data;
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+void
+lh_sha256(const void *data, size_t n, uint8_t out[32])
+{
+    SHA256(data, n, out);
+}
+
+void
+lh_sha256_hex(const void *data, size_t n, char out[65])
+{
+    uint8_t digest[32];
+    lh_sha256(data, n, digest);
+    lh_hex(digest, sizeof digest, out);
+}
+
+bool
+lh_ct_equal(const void *a, const void *b, size_t n)
+{
+    const volatile uint8_t *x = a, *y = b;
+    uint8_t diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff |= x[i] ^ y[i];
+    return diff == 0;
+}
+
+bool
+lh_name_valid(const char *name)
+{
+    if (name == NULL || !(name[0] >= 'a' && name[0] <= 'z'))
+        return false;
+    size_t i = 1;
+    for (; name[i]; i++) {
+        char c = name[i];
+        if (i > 62)
+            return false;
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return false;
+    }
+    return true;
+}

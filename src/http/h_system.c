@@ -1,0 +1,52 @@
+/*
+ * h_system.c — GET /health, GET /whoami, GET /metrics.
+ */
+#include "http/http_int.h"
+
+#include <string.h>
+
+int
+lh_h_health(lh_req *req, lh_resp *resp)
+{
+    lh_server *srv = req->srv;
+    lh_err err;
+    char started[32];
+    lh_time_format(srv->started_us, started);
+    bool engine_ok = lh_engine_ping(srv->engine, &err) == 0;
+    json_t *checks = json_object();
+    json_object_set_new(checks, "engine", engine_ok ? json_string("ok") : lh_err_to_json(&err));
+    json_t *body = json_object();
+    json_object_set_new(body, "status", json_string(engine_ok ? "ok" : "degraded"));
+    json_object_set_new(body, "version", json_string(LH_VERSION));
+    json_object_set_new(body, "started_at", json_string(started));
+    json_object_set_new(body, "uptime_s", json_integer((lh_now_us() - srv->started_us) / 1000000));
+    json_object_set_new(body, "duckdb_version", json_string(lh_engine_version()));
+    json_object_set_new(body, "checks", checks);
+    return lh_resp_json(resp, engine_ok ? 200 : 503, body);
+}
+
+int
+lh_h_whoami(lh_req *req, lh_resp *resp)
+{
+    json_t *roles = json_array();
+    static const char *const names[] = {"admin", "writer", "reader", "agent"};
+    for (unsigned i = 0; i < 4; i++)
+        if (req->principal->roles & (1u << i))
+            json_array_append_new(roles, json_string(names[i]));
+    json_t *body = json_object();
+    json_object_set_new(body, "name", json_string(req->principal->name));
+    json_object_set_new(body, "roles", roles);
+    json_object_set_new(body, "request_id", json_string(req->request_id));
+    return lh_resp_json(resp, 200, body);
+}
+
+int
+lh_h_metrics(lh_req *req, lh_resp *resp)
+{
+    lh_buf out;
+    lh_buf_init(&out);
+    lh_http__metrics_render(req->srv->metrics, &out, atomic_load(&req->srv->in_flight));
+    lh_resp_text(resp, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
+    lh_buf_free(&out);
+    return 0;
+}

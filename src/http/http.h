@@ -1,0 +1,30 @@
+/*
+ * http.h — the gateway: libmicrohttpd server, router, auth, metrics and the handlers.
+ * Handlers are thin: parse → call a module → render.
+ */
+#ifndef LH_HTTP_H
+#define LH_HTTP_H
+
+#include "core/core.h"
+#include "engine/engine.h"
+
+typedef struct lh_server lh_server;
+
+/* What the server serves; all borrowed and must outlive the server. */
+typedef struct lh_server_deps {
+    const lh_config *config;
+    lh_engine *engine;
+    lh_jobs *jobs;
+} lh_server_deps;
+
+/* Bind [server] host:port, set up auth (creating the first admin token if no principal
+ * is configured) and start serving on a thread pool. LH_EEXIST when the address is in
+ * use, LH_EIO for other socket errors, with a one-line message. Returns new. */
+int lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err);
+/* The port actually bound (useful with port 0). */
+int lh_server_port(const lh_server *srv);
+/* Stop accepting, let in-flight requests finish for up to grace_ms, then stop and free.
+ * Accepts NULL. Returns the number of requests still unfinished when it gave up. */
+int lh_server_shutdown(lh_server *srv, int64_t grace_ms);
+
+#endif

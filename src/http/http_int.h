@@ -1,0 +1,177 @@
+/*
+ * http_int.h — internals shared by the files of src/http: requests, responses, the
+ * router, principals and metrics. Not used outside this folder.
+ */
+#ifndef LH_HTTP_INT_H
+#define LH_HTTP_INT_H
+
+#include "http/http.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* ---- roles and principals --------------------------------------------------- */
+enum {
+    LH_ROLE_ADMIN = 1u << 0,
+    LH_ROLE_WRITER = 1u << 1,
+    LH_ROLE_READER = 1u << 2,
+    LH_ROLE_AGENT = 1u << 3,
+};
+/* Who may call a route: role bits, or LH_ALLOW_PUBLIC for no authentication. */
+#define LH_ALLOW_PUBLIC 0u
+#define LH_ALLOW_ADMIN (LH_ROLE_ADMIN)
+#define LH_ALLOW_WRITE (LH_ROLE_ADMIN | LH_ROLE_WRITER)
+#define LH_ALLOW_READ (LH_ROLE_ADMIN | LH_ROLE_WRITER | LH_ROLE_READER)
+#define LH_ALLOW_ANY (LH_ROLE_ADMIN | LH_ROLE_WRITER | LH_ROLE_READER | LH_ROLE_AGENT)
+
+typedef struct lh_principal {
+    char name[65];
+    uint8_t token_sha256[32];
+    unsigned roles;
+} lh_principal;
+
+typedef struct lh_auth {
+    lh_principal *principals;
+    size_t n;
+    char *token_file; /* set when the admin token was bootstrapped */
+} lh_auth;
+
+/* Build principals from config. With none configured, use (or create, mode 0600)
+ * <data_dir>/admin.token and one admin principal "admin" for it. */
+int lh_http__auth_init(lh_auth *auth, const lh_config *cfg, lh_err *err);
+void lh_http__auth_free(lh_auth *auth);
+/* Check an Authorization header value (may be NULL). Returns the principal or NULL
+ * with a 401 error. Compares every principal's hash in constant time. */
+const lh_principal *lh_http__auth_check(const lh_auth *auth, const char *authorization,
+                                        lh_err *err);
+/* 0 when the principal holds one of allowed; else a 403 error naming the roles. */
+int lh_http__auth_allow(const lh_principal *p, unsigned allowed, lh_err *err);
+/* "admin,reader" into out. */
+void lh_http__roles_str(unsigned roles, char *out, size_t size);
+unsigned lh_http__role_bit(const char *name);
+
+/* ---- requests and responses ---------------------------------------------------------- */
+#define LH_MAX_PARAMS 8
+#define LH_REQUEST_ID_MAX 64
+
+typedef struct lh_req lh_req;
+typedef struct lh_resp lh_resp;
+typedef int (*lh_handler)(lh_req *req, lh_resp *resp);
+
+enum {
+    LH_ROUTE_JSON_BODY = 1u << 0, /* the body, if any, must be JSON (else 415) */
+};
+
+typedef struct lh_route {
+    const char *method;
+    const char *pattern; /* "/jobs/{id}"; a segment "{name}" captures one segment */
+    lh_handler handler;
+    unsigned allow; /* LH_ALLOW_* */
+    unsigned flags;
+} lh_route;
+
+typedef struct lh_route_match {
+    const lh_route *route;
+    int route_index;
+    size_t n_params;
+    const char *names[LH_MAX_PARAMS]; /* point into the pattern (not NUL-terminated) */
+    size_t name_lens[LH_MAX_PARAMS];
+    char *values[LH_MAX_PARAMS]; /* arena copies */
+} lh_route_match;
+
+/* Find the route for method + path. 0 and *m filled; LH_ENOTFOUND (404) when no
+ * pattern matches the path; LH_EPERM with allow_out filled ("GET, DELETE") when the path
+ * matches but the method does not (405). HEAD is served by GET routes. */
+int lh_http__route(const lh_route *routes, size_t n_routes, const char *method, const char *path,
+                   lh_arena *arena, lh_route_match *m, char *allow_out, size_t allow_size);
+
+struct lh_req {
+    lh_server *srv;
+    lh_arena *arena;
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *path;
+    char request_id[LH_REQUEST_ID_MAX];
+    int64_t start_mono_us;
+    int64_t deadline_mono_us;
+    const lh_principal *principal;
+    lh_route_match match;
+    lh_buf body;
+    bool has_body;
+    bool responded;     /* a response has been queued */
+    bool has_pending;   /* refused mid-body: answer `pending` once the body is over */
+    lh_err pending;
+    uint64_t discarded; /* body bytes dropped after a refusal */
+    int status;         /* the status sent, for metrics and the access log */
+    bool counted;       /* counted in in-flight */
+};
+
+typedef struct lh_header {
+    const char *name, *value;
+} lh_header;
+
+struct lh_resp {
+    int status;
+    const char *content_type;
+    lh_buf body;
+    lh_header headers[8];
+    size_t n_headers;
+    lh_err err; /* when status is an error, what was sent (logged) */
+};
+
+/* Path parameter by name, query argument, request header: borrowed or NULL. */
+const char *lh_req_param(const lh_req *req, const char *name);
+const char *lh_req_query(const lh_req *req, const char *name);
+const char *lh_req_header(const lh_req *req, const char *name);
+/* Parse the body as a JSON object. 400 invalid_json (with line:column) otherwise.
+ * Returns new in *out. An empty body is an error unless allow_empty (then {}). */
+int lh_req_json(lh_req *req, bool allow_empty, json_t **out, lh_err *err);
+
+/* Set a JSON body (takes ownership of j) with the given status. Returns 0. */
+int lh_resp_json(lh_resp *resp, int status, json_t *j);
+/* Set the standard error body from err. Returns 0. */
+int lh_resp_error(lh_resp *resp, const lh_err *err);
+/* Plain text / any content type; copies body. */
+int lh_resp_text(lh_resp *resp, int status, const char *content_type, const char *text,
+                 size_t len);
+void lh_resp_header(lh_resp *resp, const char *name, const char *value); /* borrowed */
+
+/* ---- metrics --------------------------------------------------------------------------- */
+typedef struct lh_metrics lh_metrics;
+lh_metrics *lh_http__metrics_new(const lh_route *routes, size_t n_routes);
+void lh_http__metrics_free(lh_metrics *m);
+/* route_index -1 for requests that matched no route. */
+void lh_http__metrics_observe(lh_metrics *m, int route_index, const char *method, int status,
+                              double seconds);
+void lh_http__metrics_render(lh_metrics *m, lh_buf *out, long in_flight);
+
+/* ---- the server -------------------------------------------------------------------------- */
+struct lh_server {
+    const lh_config *config;
+    lh_engine *engine;
+    lh_jobs *jobs;
+    struct MHD_Daemon *daemon;
+    int listen_fd;
+    int port;
+    lh_auth auth;
+    lh_metrics *metrics;
+    const lh_route *routes;
+    size_t n_routes;
+    int64_t started_us;
+    int64_t max_body_bytes;
+    int64_t request_timeout_us;
+    bool access_log;
+    atomic_long in_flight;
+    atomic_bool stopping;
+};
+
+/* Handlers, by area. */
+int lh_h_health(lh_req *req, lh_resp *resp);
+int lh_h_whoami(lh_req *req, lh_resp *resp);
+int lh_h_metrics(lh_req *req, lh_resp *resp);
+int lh_h_jobs_list(lh_req *req, lh_resp *resp);
+int lh_h_jobs_get(lh_req *req, lh_resp *resp);
+int lh_h_jobs_cancel(lh_req *req, lh_resp *resp);
+int lh_h_jobs_submit(lh_req *req, lh_resp *resp);
+
+#endif

@@ -1,0 +1,527 @@
+/*
+ * server.c — the libmicrohttpd daemon, the per-request life cycle and the route table.
+ *
+ * Life of a request (MHD calls on_request several times per request):
+ *   1st call   headers are in: create lh_req (arena, request id), count it in flight,
+ *              authenticate, route (404/405), check permission (403), check the declared
+ *              body size (413) and content type (415). A refusal is queued at once.
+ *   Nth call   body bytes: appended to req->body up to max_body_bytes (413 beyond), or
+ *              the request deadline passed (408).
+ *   last call  the handler runs and its response is queued.
+ *   completed  metrics, the access log line, in-flight decrement, arena freed.
+ *
+ * Threads: MHD's epoll thread pool runs on_request; handlers must be thread-safe.
+ * Shutdown: quiesce the daemon (stop accepting), wait for in_flight to drain (bounded
+ * by the grace period), then stop it.
+ */
+#include "http/http_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static const lh_route ROUTES[] = {
+    {"GET", "/health", lh_h_health, LH_ALLOW_PUBLIC, 0},
+    {"GET", "/whoami", lh_h_whoami, LH_ALLOW_ANY, 0},
+    {"GET", "/metrics", lh_h_metrics, LH_ALLOW_READ, 0},
+    {"GET", "/jobs", lh_h_jobs_list, LH_ALLOW_ANY, 0},
+    {"POST", "/jobs", lh_h_jobs_submit, LH_ALLOW_ADMIN, LH_ROUTE_JSON_BODY},
+    {"GET", "/jobs/{id}", lh_h_jobs_get, LH_ALLOW_ANY, 0},
+    {"DELETE", "/jobs/{id}", lh_h_jobs_cancel, LH_ALLOW_ANY, 0},
+};
+#define N_ROUTES (sizeof ROUTES / sizeof ROUTES[0])
+
+/* ---- request helpers ----------------------------------------------------------------- */
+
+const char *
+lh_req_param(const lh_req *req, const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; i < req->match.n_params; i++)
+        if (req->match.name_lens[i] == len && memcmp(req->match.names[i], name, len) == 0)
+            return req->match.values[i];
+    return NULL;
+}
+
+const char *
+lh_req_query(const lh_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *
+lh_req_header(const lh_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+int
+lh_req_json(lh_req *req, bool allow_empty, json_t **out, lh_err *err)
+{
+    if (req->body.len == 0) {
+        if (allow_empty) {
+            *out = json_object();
+            return 0;
+        }
+        lh_err_set(err, LH_EINVAL, 400, "invalid_json", "request body is empty");
+        lh_err_hint(err, "send a JSON object with Content-Type: application/json");
+        return LH_EINVAL;
+    }
+    json_error_t jerr;
+    json_t *j = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (j == NULL) {
+        lh_err_set(err, LH_EINVAL, 400, "invalid_json", "request body is not valid JSON");
+        lh_err_detail(err, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+        return LH_EINVAL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        lh_err_set(err, LH_EINVAL, 400, "invalid_json", "request body must be a JSON object");
+        return LH_EINVAL;
+    }
+    *out = j;
+    return 0;
+}
+
+int
+lh_resp_json(lh_resp *resp, int status, json_t *j)
+{
+    char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    if (text == NULL)
+        abort(); /* only on out-of-memory */
+    resp->status = status;
+    resp->content_type = "application/json";
+    lh_buf_free(&resp->body);
+    lh_buf_puts(&resp->body, text);
+    lh_buf_append(&resp->body, "\n", 1);
+    free(text);
+    return 0;
+}
+
+int
+lh_resp_error(lh_resp *resp, const lh_err *err)
+{
+    resp->err = *err;
+    int status = err->http_status ? err->http_status : lh_err_status_for(err->rc);
+    return lh_resp_json(resp, status, lh_err_to_json(err));
+}
+
+int
+lh_resp_text(lh_resp *resp, int status, const char *content_type, const char *text, size_t len)
+{
+    resp->status = status;
+    resp->content_type = content_type;
+    lh_buf_free(&resp->body);
+    lh_buf_append(&resp->body, text, len);
+    return 0;
+}
+
+void
+lh_resp_header(lh_resp *resp, const char *name, const char *value)
+{
+    if (resp->n_headers < sizeof resp->headers / sizeof resp->headers[0]) {
+        resp->headers[resp->n_headers].name = name;
+        resp->headers[resp->n_headers].value = value;
+        resp->n_headers++;
+    }
+}
+
+/* ---- request life cycle ------------------------------------------------------------------- */
+
+/* A client's X-Request-Id is echoed when it is 1..64 characters of [A-Za-z0-9._:-];
+ * otherwise we make one, so ids are always safe to log and to put in headers. */
+static void
+assign_request_id(lh_req *req)
+{
+    const char *theirs = lh_req_header(req, "X-Request-Id");
+    if (theirs) {
+        size_t n = strlen(theirs);
+        if (n >= 1 && n < LH_REQUEST_ID_MAX &&
+            strspn(theirs, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == n) {
+            memcpy(req->request_id, theirs, n + 1);
+            return;
+        }
+    }
+    uint8_t raw[10] = {0};
+    char hex[21];
+    lh_random_bytes(raw, sizeof raw, NULL);
+    lh_hex(raw, sizeof raw, hex);
+    snprintf(req->request_id, sizeof req->request_id, "req_%s", hex);
+}
+
+static void
+queue(lh_req *req, lh_resp *resp)
+{
+    if (req->responded)
+        return;
+    if (resp->status == 0)
+        resp->status = 500;
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        resp->body.len, resp->body.data ? resp->body.data : (void *)"", MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(r, "Content-Type",
+                            resp->content_type ? resp->content_type : "application/json");
+    MHD_add_response_header(r, "X-Request-Id", req->request_id);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    for (size_t i = 0; i < resp->n_headers; i++)
+        MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
+    if (atomic_load(&req->srv->stopping))
+        MHD_add_response_header(r, "Connection", "close");
+    MHD_queue_response(req->conn, (unsigned)resp->status, r);
+    MHD_destroy_response(r);
+    req->responded = true;
+    req->status = resp->status;
+    if (resp->status >= 500 && resp->err.code[0])
+        lh_log_err(LH_LOG_ERROR, req->request_id, &resp->err);
+}
+
+static void
+respond_error(lh_req *req, const lh_err *err)
+{
+    lh_resp resp = {0};
+    lh_resp_error(&resp, err);
+    queue(req, &resp);
+    lh_buf_free(&resp.body);
+}
+
+static void
+resp_free(lh_resp *resp)
+{
+    lh_buf_free(&resp->body);
+}
+
+/* Checks done as soon as the headers are in. Returns 0 to go on, or queues a refusal. */
+static int
+admit(lh_req *req)
+{
+    lh_server *srv = req->srv;
+    lh_err err;
+    char allow[128];
+    lh_err_clear(&err);
+
+    /* The route decides whether authentication is needed (only GET /health is public).
+     * Unknown paths still require a valid token, so the API cannot be mapped anonymously. */
+    int rc = lh_http__route(srv->routes, srv->n_routes, req->method, req->path, req->arena,
+                            &req->match, allow, sizeof allow);
+    bool public_route = rc == 0 && req->match.route->allow == LH_ALLOW_PUBLIC;
+    if (!public_route) {
+        req->principal = lh_http__auth_check(&srv->auth, lh_req_header(req, "Authorization"), &err);
+        if (req->principal == NULL) {
+            lh_resp resp = {0};
+            lh_resp_error(&resp, &err);
+            lh_resp_header(&resp, "WWW-Authenticate", "Bearer realm=\"lakehouse\"");
+            queue(req, &resp);
+            resp_free(&resp);
+            return -1;
+        }
+    }
+    if (rc == LH_ENOTFOUND) {
+        lh_err_set(&err, LH_ENOTFOUND, 404, "not_found", "no such endpoint: %s %s", req->method,
+                   req->path);
+        lh_err_hint(&err, "see docs/API.md for the endpoints");
+        respond_error(req, &err);
+        return -1;
+    }
+    if (rc == LH_EPERM) {
+        lh_resp resp = {0};
+        lh_err_set(&err, LH_EINVAL, 405, "method_not_allowed", "%s is not allowed on %s",
+                   req->method, req->path);
+        lh_err_detail(&err, "allowed: %s", allow);
+        lh_resp_error(&resp, &err);
+        lh_resp_header(&resp, "Allow", allow);
+        queue(req, &resp);
+        resp_free(&resp);
+        return -1;
+    }
+    if (lh_http__auth_allow(req->principal, req->match.route->allow, &err) != 0) {
+        respond_error(req, &err);
+        return -1;
+    }
+
+    const char *length = lh_req_header(req, "Content-Length");
+    const char *chunked = lh_req_header(req, "Transfer-Encoding");
+    req->has_body = (length && strcmp(length, "0") != 0) || chunked;
+    if (length) {
+        char *end = NULL;
+        unsigned long long n = strtoull(length, &end, 10);
+        if (end != length && (long long)n > srv->max_body_bytes) {
+            lh_err_set(&err, LH_ETOOBIG, 413, "body_too_large",
+                       "request body of %llu bytes is over the limit of %lld bytes", n,
+                       (long long)srv->max_body_bytes);
+            lh_err_hint(&err, "send less, or raise [server] max_body_bytes");
+            respond_error(req, &err);
+            return -1;
+        }
+    }
+    if (req->has_body && (req->match.route->flags & LH_ROUTE_JSON_BODY)) {
+        const char *type = lh_req_header(req, "Content-Type");
+        if (type == NULL || strncasecmp(type, "application/json", 16) != 0 ||
+            (type[16] != '\0' && type[16] != ';' && type[16] != ' ')) {
+            lh_err_set(&err, LH_EINVAL, 415, "unsupported_media_type",
+                       "request body must be application/json");
+            lh_err_detail(&err, "Content-Type: %s", type ? type : "(none)");
+            respond_error(req, &err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void
+dispatch(lh_req *req)
+{
+    lh_resp resp = {0};
+    int rc = req->match.route->handler(req, &resp);
+    if (rc != 0 && resp.status == 0) {
+        lh_err err;
+        lh_err_set(&err, LH_EINTERNAL, 500, "internal_error", "internal error");
+        lh_resp_error(&resp, &err);
+    }
+    queue(req, &resp);
+    resp_free(&resp);
+}
+
+/* MHD cannot send a response while a request body is still arriving, so a refusal found
+ * mid-body (too large, too slow) is kept pending and sent when the body ends; the bytes in
+ * between are dropped. A client that keeps sending far past the refusal is cut off. */
+#define DISCARD_LIMIT (16u << 20)
+
+static int
+receive_body(lh_req *req, const char *data, size_t n)
+{
+    lh_server *srv = req->srv;
+    if (req->has_pending) {
+        req->discarded += n;
+        bool too_long = lh_mono_us() > req->deadline_mono_us + srv->request_timeout_us;
+        return req->discarded > DISCARD_LIMIT || too_long ? -1 : 0;
+    }
+    if (lh_mono_us() > req->deadline_mono_us) {
+        lh_err_set(&req->pending, LH_ETIMEOUT, 408, "request_timeout",
+                   "the request body did not arrive within %lld ms",
+                   (long long)(srv->request_timeout_us / 1000));
+        lh_err_hint(&req->pending, "send faster, or raise [server] request_timeout_ms");
+    } else if ((int64_t)(req->body.len + n) > srv->max_body_bytes) {
+        lh_err_set(&req->pending, LH_ETOOBIG, 413, "body_too_large",
+                   "request body is over the limit of %lld bytes", (long long)srv->max_body_bytes);
+        lh_err_hint(&req->pending, "send less, or raise [server] max_body_bytes");
+    } else if (lh_buf_try_append(&req->body, data, n) != 0) {
+        lh_err_set(&req->pending, LH_ENOMEM, 503, "out_of_memory",
+                   "not enough memory to receive the request body");
+    } else {
+        return 0;
+    }
+    req->has_pending = true;
+    req->discarded = n;
+    lh_buf_free(&req->body);
+    return 0;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+           const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+    lh_server *srv = cls;
+    lh_req *req = *con_cls;
+    if (req == NULL) {
+        lh_arena *arena = lh_arena_new();
+        req = lh_arena_alloc(arena, sizeof *req);
+        memset(req, 0, sizeof *req);
+        req->arena = arena;
+        req->srv = srv;
+        req->conn = conn;
+        req->method = lh_arena_strdup(arena, method);
+        req->path = lh_arena_strdup(arena, url);
+        req->start_mono_us = lh_mono_us();
+        req->deadline_mono_us = req->start_mono_us + srv->request_timeout_us;
+        lh_buf_init(&req->body);
+        req->counted = true;
+        atomic_fetch_add(&srv->in_flight, 1);
+        assign_request_id(req);
+        *con_cls = req;
+        admit(req);
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (req->responded)
+            return MHD_YES; /* refused before the body: MHD drops the rest */
+        return receive_body(req, upload_data, n) == 0 ? MHD_YES : MHD_NO;
+    }
+    if (req->has_pending) {
+        respond_error(req, &req->pending);
+        return MHD_YES;
+    }
+    if (!req->responded)
+        dispatch(req);
+    return MHD_YES;
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+    lh_server *srv = cls;
+    lh_req *req = *con_cls;
+    if (req == NULL)
+        return;
+    *con_cls = NULL;
+    double seconds = (double)(lh_mono_us() - req->start_mono_us) / 1e6;
+    int status = req->responded ? req->status : 499; /* client went away first */
+    lh_http__metrics_observe(srv->metrics, req->match.route ? req->match.route_index : -1,
+                             req->method, status, seconds);
+    if (srv->access_log && lh_log_enabled(LH_LOG_INFO)) {
+        json_t *fields = json_pack("{s:s, s:s, s:i, s:f, s:s}", "method", req->method, "path",
+                                   req->path, "status", status, "duration_ms", seconds * 1000.0,
+                                   "principal", req->principal ? req->principal->name : "");
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            json_object_set_new(fields, "terminated", json_integer((json_int_t)toe));
+        lh_log(LH_LOG_INFO, req->request_id, fields, "request");
+        json_decref(fields);
+    }
+    lh_buf_free(&req->body);
+    if (req->counted)
+        atomic_fetch_sub(&srv->in_flight, 1);
+    lh_arena_free(req->arena);
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    lh_log(LH_LOG_WARN, NULL, NULL, "http: %s", msg);
+}
+
+/* ---- start and stop ---------------------------------------------------------------------- */
+
+static int
+open_listener(const char *host, int port, int *fd_out, int *port_out, lh_err *err)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char service[8];
+    snprintf(service, sizeof service, "%d", port);
+    int gai = getaddrinfo(host, service, &hints, &res);
+    if (gai != 0) {
+        lh_err_set(err, LH_EINVAL, 0, "bad_listen_address", "cannot resolve listen address %s: %s",
+                   host, gai_strerror(gai));
+        return LH_EINVAL;
+    }
+    int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+    if (fd < 0) {
+        freeaddrinfo(res);
+        return lh_err_set(err, LH_EIO, 0, "listen_failed", "cannot create socket: %s",
+                          strerror(errno));
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 512) != 0) {
+        int e = errno;
+        freeaddrinfo(res);
+        close(fd);
+        if (e == EADDRINUSE)
+            return lh_err_set(err, LH_EEXIST, 0, "address_in_use",
+                              "cannot listen on %s:%d: address already in use (another server "
+                              "running? set [server] port or LAKEHOUSE_SERVER_PORT)",
+                              host, port);
+        return lh_err_set(err, LH_EIO, 0, "listen_failed", "cannot listen on %s:%d: %s", host,
+                          port, strerror(e));
+    }
+    freeaddrinfo(res);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    *port_out = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                         : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    *fd_out = fd;
+    return 0;
+}
+
+int
+lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
+{
+    const lh_config *cfg = deps->config;
+    lh_server *srv = lh_calloc(1, sizeof *srv);
+    srv->config = cfg;
+    srv->engine = deps->engine;
+    srv->jobs = deps->jobs;
+    srv->routes = ROUTES;
+    srv->n_routes = N_ROUTES;
+    srv->listen_fd = -1;
+    srv->started_us = lh_now_us();
+    srv->max_body_bytes = lh_config_int(cfg, "server.max_body_bytes");
+    srv->request_timeout_us = lh_config_int(cfg, "server.request_timeout_ms") * 1000;
+    srv->access_log = lh_config_bool(cfg, "log.access");
+    atomic_init(&srv->in_flight, 0);
+    atomic_init(&srv->stopping, false);
+
+    int rc = lh_http__auth_init(&srv->auth, cfg, err);
+    if (rc == 0)
+        rc = open_listener(lh_config_str(cfg, "server.host"), (int)lh_config_int(cfg, "server.port"),
+                           &srv->listen_fd, &srv->port, err);
+    if (rc != 0) {
+        lh_http__auth_free(&srv->auth);
+        free(srv);
+        return rc;
+    }
+    srv->metrics = lh_http__metrics_new(srv->routes, srv->n_routes);
+    /* MHD's idle timeout is in whole seconds; the request deadline is enforced above. */
+    unsigned idle_s = (unsigned)((lh_config_int(cfg, "server.request_timeout_ms") + 999) / 1000);
+    srv->daemon = MHD_start_daemon(
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
+        NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+        MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)lh_config_int(cfg, "server.threads"),
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)lh_config_int(cfg, "server.max_connections"),
+        MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_END);
+    if (srv->daemon == NULL) {
+        close(srv->listen_fd);
+        lh_http__metrics_free(srv->metrics);
+        lh_http__auth_free(&srv->auth);
+        free(srv);
+        return lh_err_set(err, LH_EIO, 0, "listen_failed", "could not start the HTTP server");
+    }
+    *out = srv;
+    return 0;
+}
+
+int
+lh_server_port(const lh_server *srv)
+{
+    return srv->port;
+}
+
+int
+lh_server_shutdown(lh_server *srv, int64_t grace_ms)
+{
+    if (srv == NULL)
+        return 0;
+    atomic_store(&srv->stopping, true);
+    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    int64_t give_up = lh_mono_us() + grace_ms * 1000;
+    long left;
+    while ((left = atomic_load(&srv->in_flight)) > 0 && lh_mono_us() < give_up) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(srv->daemon);
+    lh_http__metrics_free(srv->metrics);
+    lh_http__auth_free(&srv->auth);
+    free(srv);
+    return (int)left;
+}
