@@ -352,6 +352,22 @@ lh_jobs_cancel(lh_jobs *pool, const char *id, lh_err *err)
                         state_names[job->state]);
     } else {
         atomic_store(&job->cancel_requested, true);
+        if (job->state == LH_JOB_QUEUED) {
+            /* take it out of the queue now so it stops holding a max_queued slot */
+            lh_job **link = &pool->queue_head;
+            lh_job *prev = NULL;
+            while (*link && *link != job) {
+                prev = *link;
+                link = &(*link)->next_queued;
+            }
+            if (*link == job) {
+                *link = job->next_queued;
+                if (pool->queue_tail == job)
+                    pool->queue_tail = prev;
+                pool->n_queued--;
+                finish_locked(job, LH_JOB_CANCELLED);
+            }
+        }
     }
     pthread_mutex_unlock(&pool->lock);
     return rc;

@@ -5,6 +5,11 @@
 
 #include <string.h>
 
+/* Load balancers poll /health many times a second; a query through DuckDB costs far
+ * more than the rest of the request, so a success is trusted for this long. Failures
+ * are never cached: every call re-checks until the engine answers again. */
+#define ENGINE_CHECK_TTL_US 1000000
+
 int
 lh_h_health(lh_req *req, lh_resp *resp)
 {
@@ -12,7 +17,12 @@ lh_h_health(lh_req *req, lh_resp *resp)
     lh_err err;
     char started[32];
     lh_time_format(srv->started_us, started);
-    bool engine_ok = lh_engine_ping(srv->engine, &err) == 0;
+    int64_t now = lh_mono_us();
+    bool engine_ok = now - atomic_load(&srv->engine_ok_mono_us) < ENGINE_CHECK_TTL_US;
+    if (!engine_ok && lh_engine_ping(srv->engine, &err) == 0) {
+        engine_ok = true;
+        atomic_store(&srv->engine_ok_mono_us, now);
+    }
     json_t *checks = json_object();
     json_object_set_new(checks, "engine", engine_ok ? json_string("ok") : lh_err_to_json(&err));
     json_t *body = json_object();

@@ -163,6 +163,7 @@ struct lh_server {
     bool access_log;
     atomic_long in_flight;
     atomic_bool stopping;
+    atomic_llong engine_ok_mono_us; /* last successful engine check, for /health */
 };
 
 /* Handlers, by area. */

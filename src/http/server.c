@@ -466,6 +466,7 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     srv->access_log = lh_config_bool(cfg, "log.access");
     atomic_init(&srv->in_flight, 0);
     atomic_init(&srv->stopping, false);
+    atomic_init(&srv->engine_ok_mono_us, INT64_MIN / 2);
 
     int rc = lh_http__auth_init(&srv->auth, cfg, err);
     if (rc == 0)
