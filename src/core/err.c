@@ -79,18 +79,68 @@ lh_err_clear(lh_err *err)
         memset(err, 0, sizeof *err);
 }
 
+/* Length of the valid UTF-8 sequence at s, or 0 when the byte there starts none. */
+static size_t
+utf8_seq_len(const unsigned char *s)
+{
+    unsigned c = s[0];
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    for (size_t k = 1; k < n; k++) /* stops at the NUL, which is no continuation byte */
+        if ((s[k] & 0xC0) != 0x80)
+            return 0;
+    if (n == 2 && c < 0xC2)
+        return 0;
+    if (n == 3) {
+        unsigned cp = ((c & 15u) << 12) | ((s[1] & 63u) << 6);
+        if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+    }
+    if (n == 4) {
+        unsigned cp = ((c & 7u) << 18) | ((s[1] & 63u) << 12);
+        if (cp < 0x10000 || cp > 0x10FFFF)
+            return 0;
+    }
+    return n;
+}
+
+/* json_string refuses invalid UTF-8, which an error text can hold (a client's bytes
+ * echoed in a message, or a character cut in half by truncation to LH_ERR_TEXT_MAX).
+ * Replace each bad byte with U+FFFD so that no member of the body is ever dropped. */
+static json_t *
+json_text(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j != NULL)
+        return j;
+    lh_buf clean;
+    lh_buf_init(&clean);
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t n = utf8_seq_len(p);
+        if (n == 0) {
+            lh_buf_puts(&clean, "\xEF\xBF\xBD");
+            p++;
+        } else {
+            lh_buf_append(&clean, p, n);
+            p += n;
+        }
+    }
+    j = json_string(clean.data ? clean.data : "");
+    lh_buf_free(&clean);
+    return j;
+}
+
 json_t *
 lh_err_to_json(const lh_err *err)
 {
     json_t *inner = json_object();
     const char *code = err && err->code[0] ? err->code : "internal_error";
     const char *message = err && err->message[0] ? err->message : "internal error";
-    json_object_set_new(inner, "code", json_string(code));
-    json_object_set_new(inner, "message", json_string(message));
+    json_object_set_new(inner, "code", json_text(code));
+    json_object_set_new(inner, "message", json_text(message));
     if (err && err->detail[0])
-        json_object_set_new(inner, "detail", json_string(err->detail));
+        json_object_set_new(inner, "detail", json_text(err->detail));
     if (err && err->hint[0])
-        json_object_set_new(inner, "hint", json_string(err->hint));
+        json_object_set_new(inner, "hint", json_text(err->hint));
     json_t *outer = json_object();
     json_object_set_new(outer, "error", inner);
     return outer;

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,7 +23,7 @@ struct lh_secrets {
 int
 lh_secrets_open(const char *path, lh_secrets **out, lh_err *err)
 {
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
         if (e == ELOOP) {
@@ -67,9 +68,26 @@ lh_secrets_open(const char *path, lh_secrets **out, lh_err *err)
      * write; the checks above already require our own file, so parse it now. */
     lh_toml *doc = NULL;
     lh_err perr;
+    lh_err_clear(&perr);
     if (lh_toml_parse_file(path, &doc, &perr) != 0) {
-        /* The parser's message cites line and column only, never a value. */
-        lh_err_set(err, LH_EINVAL, 500, "secrets_file_invalid", "%s", perr.message);
+        if (strcmp(perr.code, "invalid_toml") != 0) {
+            /* could not read it: the message names the file and the system error */
+            lh_err_set(err, perr.rc, 500, "secrets_file_unreadable", "could not read secrets file");
+            lh_err_detail(err, "%s", perr.message);
+            return perr.rc;
+        }
+        /* The parser's description can quote the text where it stopped (an unquoted
+         * value, a pasted secret read as a key), so keep only "path:line:col". */
+        int line = 0, col = 0;
+        size_t n = strlen(path);
+        lh_err_set(err, LH_EINVAL, 500, "secrets_file_invalid", "secrets file is not valid TOML");
+        if (strncmp(perr.message, path, n) == 0 &&
+            sscanf(perr.message + n, ":%d:%d:", &line, &col) == 2)
+            lh_err_detail(err, "%s:%d:%d", path, line, col);
+        else
+            lh_err_detail(err, "%s", path);
+        lh_err_hint(err, "fix the TOML syntax at that line and column (the parser's description "
+                         "is not shown because it could quote a secret)");
         return LH_EINVAL;
     }
     lh_secrets *s = lh_calloc(1, sizeof *s);

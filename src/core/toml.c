@@ -235,8 +235,8 @@ advance(parser *p)
     if (p->text[p->pos] == '\n') {
         p->line++;
         p->col = 1;
-    } else {
-        p->col++;
+    } else if (((unsigned char)p->text[p->pos] & 0xC0) != 0x80) {
+        p->col++; /* columns count characters, as check_utf8 does, not bytes */
     }
     p->pos++;
 }
@@ -508,6 +508,17 @@ parse_array(parser *p, lh_toml **out)
     return 0;
 }
 
+static bool
+digit_of_base(int c, int base)
+{
+    switch (base) {
+    case 2: return c == '0' || c == '1';
+    case 8: return c >= '0' && c <= '7';
+    case 16: return isxdigit(c) != 0;
+    default: return isdigit(c) != 0;
+    }
+}
+
 static int
 parse_number(parser *p, lh_toml **out)
 {
@@ -517,7 +528,10 @@ parse_number(parser *p, lh_toml **out)
         advance(p);
     size_t n = p->pos - start;
     const char *t = p->text + start;
-    bool looks_like_date = n >= 5 && isdigit((unsigned char)t[0]) && t[4] == '-';
+    /* YYYY-: four digits then '-' (a float like 1.0e-9 also has '-' at index 4) */
+    bool looks_like_date = n >= 5 && t[4] == '-' && isdigit((unsigned char)t[0]) &&
+                           isdigit((unsigned char)t[1]) && isdigit((unsigned char)t[2]) &&
+                           isdigit((unsigned char)t[3]);
     if (peek(p) == ':' || looks_like_date)
         return fail_at(p, line, col, "dates and times are not supported; quote the value");
     if (n == 0 || n > 64)
@@ -547,8 +561,8 @@ parse_number(parser *p, lh_toml **out)
     bool is_float = false;
     for (const char *s = body; *s; s++) {
         if (*s == '_') {
-            bool ok = s > body && s[1] && isxdigit((unsigned char)s[-1]) &&
-                      isxdigit((unsigned char)s[1]);
+            bool ok = s > body && s[1] && digit_of_base((unsigned char)s[-1], base) &&
+                      digit_of_base((unsigned char)s[1], base);
             if (!ok)
                 return fail_at(p, line, col, "'_' must sit between two digits");
             continue;
@@ -567,6 +581,9 @@ parse_number(parser *p, lh_toml **out)
         const char *dot = strchr(clean, '.');
         if (dot && (dot == clean || !isdigit((unsigned char)dot[-1]) || !isdigit((unsigned char)dot[1])))
             return fail_at(p, line, col, "a '.' in a float needs digits on both sides");
+        const char *int_part = clean + (clean[0] == '+' || clean[0] == '-');
+        if (int_part[0] == '0' && isdigit((unsigned char)int_part[1]))
+            return fail_at(p, line, col, "leading zeros are not allowed in '%s'", raw);
         double d = strtod(clean, &end);
         if (*end != '\0')
             return fail_at(p, line, col, "'%s' is not a valid number", raw);
@@ -580,6 +597,11 @@ parse_number(parser *p, lh_toml **out)
     const char *digits = clean + (clean[0] == '+' || clean[0] == '-');
     if (base == 10 && digits[0] == '0' && digits[1] != '\0')
         return fail_at(p, line, col, "leading zeros are not allowed in '%s'", raw);
+    if (base != 10)
+        for (const char *s = clean; *s; s++)
+            if (!digit_of_base((unsigned char)*s, base))
+                return fail_at(p, line, col, "'%s' is not a valid value (strings need quotes)",
+                               raw);
     long long ll = strtoll(clean, &end, base);
     if (*end != '\0' || !isxdigit((unsigned char)digits[0]))
         return fail_at(p, line, col, "'%s' is not a valid value (strings need quotes)", raw);
@@ -748,11 +770,11 @@ lh_toml_parse(const char *text, size_t len, const char *path, lh_toml **out, lh_
 int
 lh_toml_parse_file(const char *path, lh_toml **out, lh_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not block us */
     if (fd < 0) {
-        lh_err_set(err, errno == ENOENT ? LH_ENOTFOUND : LH_EIO, 0, "config_unreadable",
-                   "%s: cannot open: %s", path, strerror(errno));
-        return err ? err->rc : LH_EIO;
+        int e = errno;
+        return lh_err_set(err, e == ENOENT ? LH_ENOTFOUND : LH_EIO, 0, "config_unreadable",
+                          "%s: cannot open: %s", path, strerror(e));
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)TOML_MAX_FILE) {

@@ -42,6 +42,8 @@ lh_http__roles_str(unsigned roles, char *out, size_t size)
         int w = snprintf(out + used, size - used, "%s%s", used ? ", " : "", role_names[i]);
         if (w > 0 && (size_t)w < size - used)
             used += (size_t)w;
+        else
+            out[used] = '\0'; /* leave out a name that does not fit, not half of it */
     }
 }
 
@@ -84,7 +86,7 @@ fail:
 static int
 read_token_file(const char *path, char *token, size_t size, lh_err *err)
 {
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? LH_ENOTFOUND : lh_err_set(err, LH_EIO, 0, "token_file_unreadable",
                                                           "could not read %s: %s", path,

@@ -94,6 +94,8 @@ lh_http__route(const lh_route *routes, size_t n_routes, const char *method, cons
         int w = snprintf(allow_out + used, allow_size - used, "%s%s", used ? ", " : "", meth);
         if (w > 0 && (size_t)w < allow_size - used)
             used += (size_t)w;
+        else
+            allow_out[used] = '\0'; /* leave out a method that does not fit, not half of it */
     }
     if (has_get && used + 7 < allow_size)
         snprintf(allow_out + used, allow_size - used, ", HEAD");
