@@ -5,10 +5,11 @@
 #   make bench  set up, build, run the benchmarks under bench/
 #   make clean  remove build outputs
 
+SHELL      := /bin/bash
 BUILD      ?= build
 BUILD_SAN  ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
-CMAKE_GEN  := -DCMAKE_BUILD_TYPE=RelWithDebInfo
+CMAKE_GEN  := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_RULE_MESSAGES=OFF
 CTEST_ARGS ?= --output-on-failure
 
 .PHONY: all setup build build-asan run test test-fast bench clean
@@ -24,11 +25,14 @@ $(BUILD)/Makefile: CMakeLists.txt | setup
 $(BUILD_SAN)/Makefile: CMakeLists.txt | setup
 	@cmake -S . -B $(BUILD_SAN) $(CMAKE_GEN) -DLH_SANITIZE=ON >/dev/null
 
+# Compiler diagnostics still show; CMake's per-target progress lines do not.
+QUIET_MAKE = $(MAKE) --no-print-directory -s -j$(JOBS) -C
+
 build: setup $(BUILD)/Makefile
-	@$(MAKE) --no-print-directory -s -C $(BUILD) -j$(JOBS)
+	@set -o pipefail; $(QUIET_MAKE) $(BUILD) 2>&1 | { grep -v '^\[...%\] Built target' || true; }
 
 build-asan: setup $(BUILD_SAN)/Makefile
-	@$(MAKE) --no-print-directory -s -C $(BUILD_SAN) -j$(JOBS)
+	@set -o pipefail; $(QUIET_MAKE) $(BUILD_SAN) 2>&1 | { grep -v '^\[...%\] Built target' || true; }
 
 run: build
 	./$(BUILD)/lakehouse serve $(if $(CONFIG),--config $(CONFIG))
