@@ -20,7 +20,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 # ---- Debian packages --------------------------------------------------------------
 packages=(build-essential cmake pkg-config ca-certificates curl
           libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libssl-dev
-          libpq-dev libzstd-dev libcmocka-dev
+          libpq-dev libzstd-dev libcmocka-dev libxml2-dev python3-botocore
           python3 nodejs npm)
 
 missing=()
@@ -41,6 +41,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# ---- s3rver (the S3 server the tests run on loopback) --------------------------------
+s3rver_version=3.7.1
+if [ ! -x "$root/tests/.node/node_modules/.bin/s3rver" ] ||
+   ! grep -q "\"version\": \"$s3rver_version\"" "$root/tests/.node/node_modules/s3rver/package.json" 2>/dev/null; then
+    say "installing s3rver $s3rver_version for the tests"
+    mkdir -p "$root/tests/.node"
+    (cd "$root/tests/.node" && npm install --silent --no-audit --no-fund --no-save --prefix . \
+        "s3rver@$s3rver_version" >/dev/null 2>"$root/tests/.node/npm.log") ||
+        die "npm install s3rver failed (see tests/.node/npm.log)"
 fi
 
 # ---- DuckDB -------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include "core/core.h"
 #include "engine/engine.h"
 #include "http/http.h"
+#include "storage/storage.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -68,6 +69,7 @@ lh_cmd_serve(int argc, char **argv)
     lh_config *cfg = NULL;
     lh_engine *engine = NULL;
     lh_jobs *jobs = NULL;
+    lh_buckets *buckets = NULL;
     lh_server *srv = NULL;
     if (lh_config_load(config_path, NULL, &cfg, &err) != 0) {
         fprintf(stderr, "lakehouse: %s\n", err.message);
@@ -97,7 +99,17 @@ lh_cmd_serve(int argc, char **argv)
         fprintf(stderr, "lakehouse: %s\n", err.message);
         goto out;
     }
-    lh_server_deps deps = {.config = cfg, .engine = engine, .jobs = jobs};
+    int rc = lh_buckets_open(cfg, &buckets, &err);
+    if (rc != 0) {
+        fprintf(stderr, "lakehouse: %s%s%s%s%s\n", err.message, err.detail[0] ? " (" : "",
+                err.detail, err.detail[0] ? ")" : "", "");
+        if (err.hint[0])
+            fprintf(stderr, "lakehouse: hint: %s\n", err.hint);
+        /* a configuration problem (bad bucket entry, refused secrets file) is exit 2 */
+        status = rc == LH_EINVAL || rc == LH_EPERM ? 2 : 1;
+        goto out;
+    }
+    lh_server_deps deps = {.config = cfg, .engine = engine, .jobs = jobs, .buckets = buckets};
     if (lh_server_start(&deps, &srv, &err) != 0) {
         fprintf(stderr, "lakehouse: %s%s%s\n", err.message, err.detail[0] ? ": " : "", err.detail);
         goto out;
@@ -126,6 +138,7 @@ lh_cmd_serve(int argc, char **argv)
 out:
     lh_server_shutdown(srv, 0);
     lh_jobs_stop(jobs);
+    lh_buckets_close(buckets); /* flushes the error journal */
     lh_engine_close(engine);
     if (status == 0)
         lh_log(LH_LOG_INFO, NULL, NULL, "stopped");

@@ -54,6 +54,28 @@ static const key_def KEYS[] = {
     BOOL("log", "access", 1, "one log line per HTTP request"),
     STR("secrets", "file", "/etc/lakehouse/secrets.toml",
         "secrets TOML (mode 0600, owned by the server user); tables are secret_refs"),
+    STR("storage", "primary", "primary",
+        "the primary bucket: a [[bucket]] of that name, else an fs bucket in data_dir/buckets/primary"),
+    STR("storage", "rescue", "", "optional [[bucket]] that reads fall back to when a target is unreachable"),
+    STR("storage", "profile_bucket", "",
+        "optional [[bucket]] under which profile:{user} buckets are created on demand"),
+    STR("storage", "profile_prefix", "profiles/", "key prefix of profile buckets inside profile_bucket"),
+    INT("storage", "probe_interval_ms", 30000, 0, 86400000,
+        "how often every bucket is probed for reachability (0: only on demand)"),
+    INT("storage", "max_object_bytes", INT64_C(5) << 30, 1, INT64_C(5) << 40,
+        "largest object accepted by PUT /storage/buckets/{b}/objects/{key} (413 above)"),
+    INT("storage", "multipart_threshold", 64 << 20, 5 << 20, INT64_C(5) << 30,
+        "S3 objects larger than this are uploaded in parts"),
+    INT("storage", "part_size", 16 << 20, 5 << 20, INT64_C(5) << 30, "S3 multipart part size"),
+    INT("storage", "retries", 3, 0, 10, "extra attempts for transient S3 failures (5xx, timeouts)"),
+    INT("storage", "connect_timeout_ms", 5000, 100, 600000, "S3 connection timeout"),
+    INT("storage", "request_timeout_ms", 30000, 1000, 3600000,
+        "an S3 transfer making no progress for this long fails"),
+    INT("storage", "error_ring", 1000, 10, 1000000, "recent bucket errors kept in memory"),
+    INT("storage", "journal_flush_events", 100, 1, 1000000,
+        "error journal: write a batch after this many events"),
+    INT("storage", "journal_flush_ms", 5000, 10, 86400000,
+        "error journal: write a batch when the oldest event is this old"),
     INT("jobs", "workers", 2, 1, 64, "background job worker threads"),
     INT("jobs", "max_queued", 256, 1, 100000, "jobs waiting beyond this are refused with 503"),
     INT("jobs", "keep_finished", 1000, 0, 1000000,
@@ -62,11 +84,13 @@ static const key_def KEYS[] = {
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
 /* Arrays of tables and the keys their entries take. */
-static const char *const PRINCIPAL_KEYS[] = {"name", "token_sha256", "roles", NULL};
+static const char *const PRINCIPAL_KEYS[] = {"name", "token_sha256", "roles", "buckets", NULL};
 static const char *const ROLE_NAMES[] = {"admin", "writer", "reader", "agent", NULL};
 /* Sections later modules own; accepted without warning so newer files still load. */
-static const char *const RESERVED_SECTIONS[] = {"storage", "bucket", "catalog", "engine",
-                                                "ingest", "vector", "agent", NULL};
+static const char *const RESERVED_SECTIONS[] = {"catalog", "engine", "ingest", "vector",
+                                                "agent", NULL};
+/* Arrays of tables validated by the module that owns them (lh_config_table_array). */
+static const char *const TABLE_ARRAYS[] = {"bucket", NULL};
 
 typedef struct value {
     char *s;
@@ -289,6 +313,22 @@ load_principals(lh_config *cfg, const lh_toml *arr, lh_err *err)
                                   where);
             pc->roles[r] = lh_toml_str(role);
         }
+        const lh_toml *buckets = lh_toml_get(t, "buckets");
+        if (buckets) {
+            if (lh_toml_type_of(buckets) != LH_TOML_ARRAY)
+                return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                                  "%s: 'buckets' must be an array of bucket names", where);
+            pc->n_buckets = lh_toml_count(buckets);
+            pc->buckets = lh_calloc(pc->n_buckets ? pc->n_buckets : 1, sizeof *pc->buckets);
+            for (size_t k = 0; k < pc->n_buckets; k++) {
+                const lh_toml *b = lh_toml_at(buckets, k);
+                if (lh_toml_type_of(b) != LH_TOML_STRING)
+                    return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                                      "%s: 'buckets' must be an array of bucket names", where);
+                pc->buckets[k] = lh_toml_str(b);
+            }
+            pc->limit_buckets = true;
+        }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(cfg->principals[j].name, pc->name) == 0)
                 return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
@@ -319,6 +359,13 @@ apply_file(lh_config *cfg, lh_err *err)
                                   cfg->path, lh_toml_line(t), lh_toml_col(t));
             if ((rc = load_principals(cfg, t, err)) != 0)
                 return rc;
+            continue;
+        }
+        if (in_list(TABLE_ARRAYS, section)) {
+            if (lh_toml_type_of(t) != LH_TOML_TABLE_ARRAY)
+                return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                                  "%s:%d:%d: '%s' must be written as [[%s]] entries", cfg->path,
+                                  lh_toml_line(t), lh_toml_col(t), section, section);
             continue;
         }
         if (lh_toml_type_of(t) != LH_TOML_TABLE) {
@@ -417,8 +464,10 @@ lh_config_free(lh_config *cfg)
         return;
     for (size_t i = 0; i < N_KEYS; i++)
         free(cfg->values[i].s);
-    for (size_t i = 0; i < cfg->n_principals; i++)
+    for (size_t i = 0; i < cfg->n_principals; i++) {
         free(cfg->principals[i].roles);
+        free(cfg->principals[i].buckets);
+    }
     free(cfg->principals);
     for (size_t i = 0; i < cfg->n_warnings; i++)
         free(cfg->warnings[i]);
@@ -480,6 +529,13 @@ lh_config_principals(const lh_config *cfg, size_t *n)
     return cfg->principals;
 }
 
+const lh_toml *
+lh_config_table_array(const lh_config *cfg, const char *name)
+{
+    const lh_toml *t = cfg->doc ? lh_toml_get(cfg->doc, name) : NULL;
+    return t && lh_toml_type_of(t) == LH_TOML_TABLE_ARRAY ? t : NULL;
+}
+
 const char *
 lh_config_path(const lh_config *cfg)
 {
@@ -529,5 +585,21 @@ lh_config_write_reference(lh_buf *out)
                 "# [[principal]]\n"
                 "# name = \"owner\"\n"
                 "# token_sha256 = \"<64 hex digits>\"\n"
-                "# roles = [\"admin\"]\n");
+                "# roles = [\"admin\"]\n"
+                "# buckets = [\"primary\", \"client_a\"]   # optional: only these buckets\n"
+                "\n"
+                "# Buckets: named object stores besides the primary. Credentials come from the\n"
+                "# secrets file through secret_ref (a table there with access_key_id and\n"
+                "# secret_access_key), never from this file.\n"
+                "#\n"
+                "# [[bucket]]\n"
+                "# name = \"client_a\"          # [a-z][a-z0-9_]{0,62}\n"
+                "# backend = \"s3\"             # or \"fs\" with root = \"/path/to/folder\"\n"
+                "# endpoint = \"http://127.0.0.1:9000\"\n"
+                "# region = \"us-east-1\"\n"
+                "# bucket = \"client-a\"        # the S3 bucket name\n"
+                "# prefix = \"\"                # optional key prefix inside the S3 bucket\n"
+                "# path_style = true           # false: https://bucket.host/ URLs\n"
+                "# tls_verify = true\n"
+                "# secret_ref = \"s3_local\"\n");
 }

@@ -207,6 +207,9 @@ typedef struct lh_principal_cfg {
     const char *token_sha256; /* 64 lowercase hex digits */
     const char **roles;
     size_t n_roles;
+    bool limit_buckets; /* when true, only `buckets` may be used */
+    const char **buckets;
+    size_t n_buckets;
 } lh_principal_cfg;
 
 /* path may be NULL (embedded defaults only). env is a NULL-terminated environ-style
@@ -222,6 +225,9 @@ bool lh_config_bool(const lh_config *cfg, const char *key);
 const lh_principal_cfg *lh_config_principals(const lh_config *cfg, size_t *n);
 /* Warnings found while loading (unknown keys, ...): the caller logs them. Borrowed. */
 const char *const *lh_config_warnings(const lh_config *cfg, size_t *n);
+/* A [[name]] array of tables from the file (validated by the module that owns it), or
+ * NULL. Borrowed; valid while cfg lives. */
+const lh_toml *lh_config_table_array(const lh_config *cfg, const char *name);
 /* The file the config came from, or NULL. */
 const char *lh_config_path(const lh_config *cfg);
 /* Write an annotated listing of every key and default (lakehouse.example.toml). */

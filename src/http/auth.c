@@ -150,6 +150,11 @@ lh_http__auth_init(lh_auth *auth, const lh_config *cfg, lh_err *err)
             hex_to_bytes(pcs[i].token_sha256, p->token_sha256); /* validated by config */
             for (size_t r = 0; r < pcs[i].n_roles; r++)
                 p->roles |= lh_http__role_bit(pcs[i].roles[r]);
+            p->limit_buckets = pcs[i].limit_buckets;
+            p->n_buckets = pcs[i].n_buckets;
+            p->buckets = lh_calloc(p->n_buckets ? p->n_buckets : 1, sizeof *p->buckets);
+            for (size_t k = 0; k < p->n_buckets; k++)
+                p->buckets[k] = lh_strdup(pcs[i].buckets[k]);
         }
         return 0;
     }
@@ -186,6 +191,11 @@ lh_http__auth_init(lh_auth *auth, const lh_config *cfg, lh_err *err)
 void
 lh_http__auth_free(lh_auth *auth)
 {
+    for (size_t i = 0; i < auth->n; i++) {
+        for (size_t k = 0; k < auth->principals[i].n_buckets; k++)
+            free(auth->principals[i].buckets[k]);
+        free(auth->principals[i].buckets);
+    }
     free(auth->principals);
     free(auth->token_file);
     memset(auth, 0, sizeof *auth);
@@ -237,5 +247,23 @@ lh_http__auth_allow(const lh_principal *p, unsigned allowed, lh_err *err)
     lh_err_set(err, LH_EPERM, 403, "forbidden", "principal '%s' may not do this",
                p ? p->name : "?");
     lh_err_detail(err, "needs one of the roles: %s; has: %s", need, have[0] ? have : "none");
+    return LH_EPERM;
+}
+
+int
+lh_http__auth_bucket(const lh_principal *p, const char *name, lh_err *err)
+{
+    if (strncmp(name, "profile:", 8) == 0 && strcmp(name + 8, p->name) == 0)
+        return 0;
+    if (p->limit_buckets) {
+        for (size_t i = 0; i < p->n_buckets; i++)
+            if (strcmp(p->buckets[i], name) == 0)
+                return 0;
+    } else if (strncmp(name, "profile:", 8) != 0 || (p->roles & LH_ROLE_ADMIN)) {
+        return 0;
+    }
+    lh_err_set(err, LH_EPERM, 403, "forbidden", "principal '%s' may not use bucket '%s'", p->name,
+               name);
+    lh_err_hint(err, "the principal's 'buckets' list in lakehouse.toml decides which buckets it may use");
     return LH_EPERM;
 }

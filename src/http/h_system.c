@@ -32,6 +32,8 @@ lh_h_health(lh_req *req, lh_resp *resp)
     json_object_set_new(body, "uptime_s", json_integer((lh_now_us() - srv->started_us) / 1000000));
     json_object_set_new(body, "duckdb_version", json_string(lh_engine_version()));
     json_object_set_new(body, "checks", checks);
+    if (srv->buckets)
+        json_object_set_new(body, "storage", lh_buckets_health_json(srv->buckets));
     return lh_resp_json(resp, engine_ok ? 200 : 503, body);
 }
 

@@ -7,6 +7,7 @@
 
 #include "core/core.h"
 #include "engine/engine.h"
+#include "storage/storage.h"
 
 typedef struct lh_server lh_server;
 
@@ -15,6 +16,7 @@ typedef struct lh_server_deps {
     const lh_config *config;
     lh_engine *engine;
     lh_jobs *jobs;
+    lh_buckets *buckets;
 } lh_server_deps;
 
 /* Bind [server] host:port, set up auth (creating the first admin token if no principal

@@ -6,6 +6,7 @@
 #define LH_HTTP_INT_H
 
 #include "http/http.h"
+#include "storage/storage.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -28,6 +29,9 @@ typedef struct lh_principal {
     char name[65];
     uint8_t token_sha256[32];
     unsigned roles;
+    bool limit_buckets; /* when set, only the buckets listed may be used */
+    char **buckets;
+    size_t n_buckets;
 } lh_principal;
 
 typedef struct lh_auth {
@@ -46,6 +50,9 @@ const lh_principal *lh_http__auth_check(const lh_auth *auth, const char *authori
                                         lh_err *err);
 /* 0 when the principal holds one of allowed; else a 403 error naming the roles. */
 int lh_http__auth_allow(const lh_principal *p, unsigned allowed, lh_err *err);
+/* 0 when p may use bucket `name`; else a 403 error. Admins may use every bucket unless
+ * limited; anyone may use "profile:<own name>". */
+int lh_http__auth_bucket(const lh_principal *p, const char *name, lh_err *err);
 /* "admin,reader" into out. */
 void lh_http__roles_str(unsigned roles, char *out, size_t size);
 unsigned lh_http__role_bit(const char *name);
@@ -59,7 +66,9 @@ typedef struct lh_resp lh_resp;
 typedef int (*lh_handler)(lh_req *req, lh_resp *resp);
 
 enum {
-    LH_ROUTE_JSON_BODY = 1u << 0, /* the body, if any, must be JSON (else 415) */
+    LH_ROUTE_JSON_BODY = 1u << 0,   /* the body, if any, must be JSON (else 415) */
+    LH_ROUTE_STREAM_BODY = 1u << 1, /* the body goes to an unlinked temp file (body_fd), up to
+                                       [storage] max_object_bytes */
 };
 
 typedef struct lh_route {
@@ -97,6 +106,8 @@ struct lh_req {
     const lh_principal *principal;
     lh_route_match match;
     lh_buf body;
+    int body_fd;          /* LH_ROUTE_STREAM_BODY: the received bytes, or -1 */
+    int64_t body_fd_len;
     bool has_body;
     bool responded;     /* a response has been queued */
     bool has_pending;   /* refused mid-body: answer `pending` once the body is over */
@@ -116,6 +127,9 @@ struct lh_resp {
     lh_buf body;
     lh_header headers[8];
     size_t n_headers;
+    int fd;             /* when >= 0: the body is fd_len bytes of fd from fd_offset (taken) */
+    int64_t fd_offset, fd_len;
+    int64_t head_len;   /* when >= 0 (and fd < 0): a HEAD answer for a body this long */
     lh_err err; /* when status is an error, what was sent (logged) */
 };
 
@@ -135,6 +149,9 @@ int lh_resp_error(lh_resp *resp, const lh_err *err);
 int lh_resp_text(lh_resp *resp, int status, const char *content_type, const char *text,
                  size_t len);
 void lh_resp_header(lh_resp *resp, const char *name, const char *value); /* borrowed */
+/* Send len bytes of fd from offset; takes ownership of fd (closed after sending). */
+void lh_resp_fd(lh_resp *resp, int status, const char *content_type, int fd, int64_t offset,
+                int64_t len);
 
 /* ---- metrics --------------------------------------------------------------------------- */
 typedef struct lh_metrics lh_metrics;
@@ -150,6 +167,9 @@ struct lh_server {
     const lh_config *config;
     lh_engine *engine;
     lh_jobs *jobs;
+    lh_buckets *buckets;
+    char *tmp_dir; /* <data_dir>/tmp: request bodies and downloads in flight */
+    int64_t max_object_bytes;
     struct MHD_Daemon *daemon;
     int listen_fd;
     int port;
@@ -174,5 +194,16 @@ int lh_h_jobs_list(lh_req *req, lh_resp *resp);
 int lh_h_jobs_get(lh_req *req, lh_resp *resp);
 int lh_h_jobs_cancel(lh_req *req, lh_resp *resp);
 int lh_h_jobs_submit(lh_req *req, lh_resp *resp);
+int lh_h_buckets_list(lh_req *req, lh_resp *resp);
+int lh_h_buckets_health(lh_req *req, lh_resp *resp);
+int lh_h_objects_list(lh_req *req, lh_resp *resp);
+int lh_h_object_get(lh_req *req, lh_resp *resp);
+int lh_h_object_put(lh_req *req, lh_resp *resp);
+int lh_h_object_delete(lh_req *req, lh_resp *resp);
+int lh_h_storage_errors(lh_req *req, lh_resp *resp);
+int lh_h_storage_errors_flush(lh_req *req, lh_resp *resp);
+int lh_h_storage_errors_compact(lh_req *req, lh_resp *resp);
+/* An unlinked temporary file under the server's tmp dir (fd returned new). */
+int lh_http__tmpfile(lh_server *srv, int *fd_out, lh_err *err);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * router.c — method + path matching over a static route table.
  *
- * Patterns are split on '/'; a segment "{name}" captures one non-empty path segment.
+ * Patterns are split on '/'; a segment "{name}" captures one non-empty path segment and a
+ * last segment "{*name}" captures the rest of the path, slashes included.
  * Literal segments win over captures when several routes could match (so "/jobs/stats"
  * beats "/jobs/{id}"), by scoring the literal segments of each candidate.
  */
@@ -32,6 +33,21 @@ match_pattern(const char *pattern, const char *path, lh_arena *arena, lh_route_m
         size_t plen = pe ? (size_t)(pe - p) : strlen(p);
         const char *se = strchr(s, '/');
         size_t slen = se ? (size_t)(se - s) : strlen(s);
+        if (plen >= 3 && p[0] == '{' && p[1] == '*' && p[plen - 1] == '}' && p[plen] == '\0') {
+            /* "{*name}" as the last segment captures the rest of the path */
+            size_t rest = strlen(s);
+            if (rest == 0 || n_params == LH_MAX_PARAMS)
+                return -1;
+            if (m) {
+                m->names[n_params] = p + 2;
+                m->name_lens[n_params] = plen - 3;
+                m->values[n_params] = lh_arena_strndup(arena, s, rest);
+            }
+            n_params++;
+            p += plen;
+            s += rest;
+            continue;
+        }
         if (plen >= 2 && p[0] == '{' && p[plen - 1] == '}') {
             if (slen == 0 || n_params == LH_MAX_PARAMS)
                 return -1;

@@ -17,6 +17,7 @@
 #include "http/http_int.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +38,16 @@ static const lh_route ROUTES[] = {
     {"POST", "/jobs", lh_h_jobs_submit, LH_ALLOW_ADMIN, LH_ROUTE_JSON_BODY},
     {"GET", "/jobs/{id}", lh_h_jobs_get, LH_ALLOW_ANY, 0},
     {"DELETE", "/jobs/{id}", lh_h_jobs_cancel, LH_ALLOW_ANY, 0},
+    {"GET", "/storage/buckets", lh_h_buckets_list, LH_ALLOW_READ, 0},
+    {"GET", "/storage/bucket-health", lh_h_buckets_health, LH_ALLOW_READ, 0},
+    {"GET", "/storage/buckets/{bucket}/objects", lh_h_objects_list, LH_ALLOW_READ, 0},
+    {"GET", "/storage/buckets/{bucket}/objects/{*key}", lh_h_object_get, LH_ALLOW_READ, 0},
+    {"PUT", "/storage/buckets/{bucket}/objects/{*key}", lh_h_object_put, LH_ALLOW_WRITE,
+     LH_ROUTE_STREAM_BODY},
+    {"DELETE", "/storage/buckets/{bucket}/objects/{*key}", lh_h_object_delete, LH_ALLOW_WRITE, 0},
+    {"GET", "/storage/errors", lh_h_storage_errors, LH_ALLOW_READ, 0},
+    {"POST", "/storage/errors/flush", lh_h_storage_errors_flush, LH_ALLOW_ADMIN, 0},
+    {"POST", "/storage/errors/compact", lh_h_storage_errors_compact, LH_ALLOW_ADMIN, 0},
 };
 #define N_ROUTES (sizeof ROUTES / sizeof ROUTES[0])
 
@@ -126,6 +138,45 @@ lh_resp_text(lh_resp *resp, int status, const char *content_type, const char *te
 }
 
 void
+lh_resp_fd(lh_resp *resp, int status, const char *content_type, int fd, int64_t offset,
+           int64_t len)
+{
+    if (resp->fd >= 0)
+        close(resp->fd);
+    lh_buf_free(&resp->body);
+    resp->status = status;
+    resp->content_type = content_type;
+    resp->fd = fd;
+    resp->fd_offset = offset;
+    resp->fd_len = len;
+}
+
+int
+lh_http__tmpfile(lh_server *srv, int *fd_out, lh_err *err)
+{
+    char *path = lh_sprintf("%s/body-XXXXXX", srv->tmp_dir);
+    int fd = mkstemp(path);
+    int e = errno;
+    if (fd >= 0)
+        unlink(path); /* nothing is left behind, whatever happens to us */
+    free(path);
+    if (fd < 0) {
+        lh_err_set(err, LH_EIO, 503, "tmp_unavailable", "could not create a temporary file");
+        lh_err_detail(err, "%s: %s", srv->tmp_dir, strerror(e));
+        return LH_EIO;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+static ssize_t
+no_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls, (void)pos, (void)buf, (void)max;
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+void
 lh_resp_header(lh_resp *resp, const char *name, const char *value)
 {
     if (resp->n_headers < sizeof resp->headers / sizeof resp->headers[0]) {
@@ -165,8 +216,18 @@ queue(lh_req *req, lh_resp *resp)
         return;
     if (resp->status == 0)
         resp->status = 500;
-    struct MHD_Response *r = MHD_create_response_from_buffer(
-        resp->body.len, resp->body.data ? resp->body.data : (void *)"", MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r;
+    if (resp->fd >= 0) {
+        r = MHD_create_response_from_fd_at_offset64((uint64_t)resp->fd_len, resp->fd,
+                                                    (uint64_t)resp->fd_offset);
+        resp->fd = -1; /* MHD closes it */
+    } else if (resp->head_len >= 0) {
+        r = MHD_create_response_from_callback((uint64_t)resp->head_len, 4096, no_body, NULL, NULL);
+    } else {
+        r = MHD_create_response_from_buffer(resp->body.len,
+                                            resp->body.data ? resp->body.data : (void *)"",
+                                            MHD_RESPMEM_MUST_COPY);
+    }
     MHD_add_response_header(r, "Content-Type",
                             resp->content_type ? resp->content_type : "application/json");
     MHD_add_response_header(r, "X-Request-Id", req->request_id);
@@ -183,10 +244,12 @@ queue(lh_req *req, lh_resp *resp)
         lh_log_err(LH_LOG_ERROR, req->request_id, &resp->err);
 }
 
+#define RESP_INIT {.fd = -1, .head_len = -1}
+
 static void
 respond_error(lh_req *req, const lh_err *err)
 {
-    lh_resp resp = {0};
+    lh_resp resp = RESP_INIT;
     lh_resp_error(&resp, err);
     queue(req, &resp);
     lh_buf_free(&resp.body);
@@ -196,6 +259,9 @@ static void
 resp_free(lh_resp *resp)
 {
     lh_buf_free(&resp->body);
+    if (resp->fd >= 0)
+        close(resp->fd);
+    resp->fd = -1;
 }
 
 /* Checks done as soon as the headers are in. Returns 0 to go on, or queues a refusal. */
@@ -215,7 +281,7 @@ admit(lh_req *req)
     if (!public_route) {
         req->principal = lh_http__auth_check(&srv->auth, lh_req_header(req, "Authorization"), &err);
         if (req->principal == NULL) {
-            lh_resp resp = {0};
+            lh_resp resp = RESP_INIT;
             lh_resp_error(&resp, &err);
             lh_resp_header(&resp, "WWW-Authenticate", "Bearer realm=\"lakehouse\"");
             queue(req, &resp);
@@ -231,7 +297,7 @@ admit(lh_req *req)
         return -1;
     }
     if (rc == LH_EPERM) {
-        lh_resp resp = {0};
+        lh_resp resp = RESP_INIT;
         lh_err_set(&err, LH_EINVAL, 405, "method_not_allowed", "%s is not allowed on %s",
                    req->method, req->path);
         lh_err_detail(&err, "allowed: %s", allow);
@@ -249,17 +315,24 @@ admit(lh_req *req)
     const char *length = lh_req_header(req, "Content-Length");
     const char *chunked = lh_req_header(req, "Transfer-Encoding");
     req->has_body = (length && strcmp(length, "0") != 0) || chunked;
+    bool stream = (req->match.route->flags & LH_ROUTE_STREAM_BODY) != 0;
+    int64_t limit = stream ? srv->max_object_bytes : srv->max_body_bytes;
     if (length) {
         char *end = NULL;
         unsigned long long n = strtoull(length, &end, 10);
-        if (end != length && (long long)n > srv->max_body_bytes) {
+        if (end != length && (n > (unsigned long long)INT64_MAX || (long long)n > limit)) {
             lh_err_set(&err, LH_ETOOBIG, 413, "body_too_large",
                        "request body of %llu bytes is over the limit of %lld bytes", n,
-                       (long long)srv->max_body_bytes);
-            lh_err_hint(&err, "send less, or raise [server] max_body_bytes");
+                       (long long)limit);
+            lh_err_hint(&err, stream ? "send less, or raise [storage] max_object_bytes"
+                                     : "send less, or raise [server] max_body_bytes");
             respond_error(req, &err);
             return -1;
         }
+    }
+    if (stream && lh_http__tmpfile(srv, &req->body_fd, &err) != 0) {
+        respond_error(req, &err);
+        return -1;
     }
     if (req->has_body && (req->match.route->flags & LH_ROUTE_JSON_BODY)) {
         const char *type = lh_req_header(req, "Content-Type");
@@ -278,7 +351,7 @@ admit(lh_req *req)
 static void
 dispatch(lh_req *req)
 {
-    lh_resp resp = {0};
+    lh_resp resp = RESP_INIT;
     int rc = req->match.route->handler(req, &resp);
     if (rc != 0 && resp.status == 0) {
         lh_err err;
@@ -295,6 +368,21 @@ dispatch(lh_req *req)
 #define DISCARD_LIMIT (16u << 20)
 
 static int
+write_all(int fd, const char *data, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, data, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        data += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int
 receive_body(lh_req *req, const char *data, size_t n)
 {
     lh_server *srv = req->srv;
@@ -308,6 +396,20 @@ receive_body(lh_req *req, const char *data, size_t n)
                    "the request body did not arrive within %lld ms",
                    (long long)(srv->request_timeout_us / 1000));
         lh_err_hint(&req->pending, "send faster, or raise [server] request_timeout_ms");
+    } else if (req->body_fd >= 0) {
+        if (req->body_fd_len + (int64_t)n > srv->max_object_bytes) {
+            lh_err_set(&req->pending, LH_ETOOBIG, 413, "body_too_large",
+                       "request body is over the limit of %lld bytes",
+                       (long long)srv->max_object_bytes);
+            lh_err_hint(&req->pending, "send less, or raise [storage] max_object_bytes");
+        } else if (write_all(req->body_fd, data, n) != 0) {
+            lh_err_set(&req->pending, LH_EIO, 507, "tmp_full",
+                       "could not buffer the request body on disk");
+            lh_err_detail(&req->pending, "%s: %s", srv->tmp_dir, strerror(errno));
+        } else {
+            req->body_fd_len += (int64_t)n;
+            return 0;
+        }
     } else if ((int64_t)(req->body.len + n) > srv->max_body_bytes) {
         lh_err_set(&req->pending, LH_ETOOBIG, 413, "body_too_large",
                    "request body is over the limit of %lld bytes", (long long)srv->max_body_bytes);
@@ -342,6 +444,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         req->start_mono_us = lh_mono_us();
         req->deadline_mono_us = req->start_mono_us + srv->request_timeout_us;
         lh_buf_init(&req->body);
+        req->body_fd = -1;
         req->counted = true;
         atomic_fetch_add(&srv->in_flight, 1);
         assign_request_id(req);
@@ -388,9 +491,33 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         json_decref(fields);
     }
     lh_buf_free(&req->body);
+    if (req->body_fd >= 0)
+        close(req->body_fd);
     if (req->counted)
         atomic_fetch_sub(&srv->in_flight, 1);
     lh_arena_free(req->arena);
+}
+
+/* Percent-decode the request target in place. A "%00" would cut the C string and
+ * silently shorten a key ("a%00b" → "a"), so it becomes DEL (0x7f), which every name and
+ * key check refuses. Invalid escapes stay as they are. */
+static size_t
+unescape(void *cls, struct MHD_Connection *conn, char *uri)
+{
+    (void)cls, (void)conn;
+    char *out = uri;
+    for (const char *in = uri; *in;) {
+        if (in[0] == '%' && isxdigit((unsigned char)in[1]) && isxdigit((unsigned char)in[2])) {
+            char hex[3] = {in[1], in[2], 0};
+            unsigned v = (unsigned)strtoul(hex, NULL, 16);
+            *out++ = v == 0 ? (char)0x7f : (char)v;
+            in += 3;
+        } else {
+            *out++ = *in++;
+        }
+    }
+    *out = '\0';
+    return (size_t)(out - uri);
 }
 
 static void
@@ -457,6 +584,8 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     srv->config = cfg;
     srv->engine = deps->engine;
     srv->jobs = deps->jobs;
+    srv->buckets = deps->buckets;
+    srv->max_object_bytes = lh_config_int(cfg, "storage.max_object_bytes");
     srv->routes = ROUTES;
     srv->n_routes = N_ROUTES;
     srv->listen_fd = -1;
@@ -469,11 +598,19 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     atomic_init(&srv->engine_ok_mono_us, INT64_MIN / 2);
 
     int rc = lh_http__auth_init(&srv->auth, cfg, err);
+    if (rc == 0) {
+        srv->tmp_dir = lh_sprintf("%s/tmp", lh_config_str(cfg, "server.data_dir"));
+        if (mkdir(srv->tmp_dir, 0700) != 0 && errno != EEXIST) {
+            rc = lh_err_set(err, LH_EIO, 0, "data_dir_unusable", "cannot create %s: %s",
+                            srv->tmp_dir, strerror(errno));
+        }
+    }
     if (rc == 0)
         rc = open_listener(lh_config_str(cfg, "server.host"), (int)lh_config_int(cfg, "server.port"),
                            &srv->listen_fd, &srv->port, err);
     if (rc != 0) {
         lh_http__auth_free(&srv->auth);
+        free(srv->tmp_dir);
         free(srv);
         return rc;
     }
@@ -483,7 +620,7 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     srv->daemon = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
         NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-        MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
+        MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)lh_config_int(cfg, "server.threads"),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)lh_config_int(cfg, "server.max_connections"),
         MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
@@ -492,6 +629,7 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
         close(srv->listen_fd);
         lh_http__metrics_free(srv->metrics);
         lh_http__auth_free(&srv->auth);
+        free(srv->tmp_dir);
         free(srv);
         return lh_err_set(err, LH_EIO, 0, "listen_failed", "could not start the HTTP server");
     }
@@ -523,6 +661,7 @@ lh_server_shutdown(lh_server *srv, int64_t grace_ms)
     MHD_stop_daemon(srv->daemon);
     lh_http__metrics_free(srv->metrics);
     lh_http__auth_free(&srv->auth);
+    free(srv->tmp_dir);
     free(srv);
     return (int)left;
 }

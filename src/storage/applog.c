@@ -1,0 +1,302 @@
+/*
+ * applog.c — the write-once append log (ADR-018).
+ *
+ * Object stores have no append. Events collect in memory and are written as one new
+ * object {prefix}batch_{epoch_us:020}.jsonl (one JSON object per line) with a
+ * create-only put, so an existing batch is never rewritten; a name collision just moves
+ * the timestamp on by a microsecond. Batch names sort in time order. If a write fails
+ * the events stay buffered for the next try (bounded: past 10 × max_events the oldest
+ * are dropped and counted, so a dead primary cannot exhaust memory).
+ *
+ * Compaction reads every batch in name order, writes their lines as one new batch with
+ * a fresh timestamp (so it sorts after them), and only then deletes the merged ones; a
+ * crash in between leaves duplicates, never a loss. One mutex serialises everything.
+ */
+#include "storage/storage.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BATCH_READ_MAX (256u << 20)
+
+struct lh_applog {
+    pthread_mutex_t lock;
+    lh_store *store;
+    char *prefix;
+    int max_events;
+    int64_t max_age_us;
+    json_t *buffer;          /* array of events */
+    int64_t oldest_mono_us;  /* when the oldest buffered event arrived */
+    int64_t last_epoch_us;   /* the newest batch name we wrote */
+    int64_t written_batches, dropped;
+};
+
+lh_applog *
+lh_applog_new(lh_store *store, const char *prefix, int max_events, int64_t max_age_ms)
+{
+    lh_applog *log = lh_calloc(1, sizeof *log);
+    pthread_mutex_init(&log->lock, NULL);
+    log->store = store;
+    log->prefix = lh_strdup(prefix);
+    log->max_events = max_events > 0 ? max_events : 100;
+    log->max_age_us = max_age_ms * 1000;
+    log->buffer = json_array();
+    return log;
+}
+
+void
+lh_applog_free(lh_applog *log)
+{
+    if (log == NULL)
+        return;
+    json_decref(log->buffer);
+    free(log->prefix);
+    pthread_mutex_destroy(&log->lock);
+    free(log);
+}
+
+/* Write lines as a new batch object. Caller holds the lock. */
+static int
+write_batch_locked(lh_applog *log, const char *data, size_t len, lh_err *err)
+{
+    int64_t epoch = lh_now_us();
+    if (epoch <= log->last_epoch_us)
+        epoch = log->last_epoch_us + 1;
+    for (int attempt = 0; attempt < 8; attempt++, epoch++) {
+        char key[LH_KEY_MAX + 1];
+        snprintf(key, sizeof key, "%sbatch_%020lld.jsonl", log->prefix, (long long)epoch);
+        int rc = lh_store_put_buffer(log->store, key, data, len, LH_PUT_CREATE_ONLY, err);
+        if (rc == LH_EEXIST)
+            continue; /* another writer took this microsecond */
+        if (rc == 0) {
+            log->last_epoch_us = epoch;
+            log->written_batches++;
+        }
+        return rc;
+    }
+    return lh_err_set(err, LH_EIO, 500, "append_log_busy", "could not find a free batch name");
+}
+
+static int
+flush_locked(lh_applog *log, lh_err *err)
+{
+    size_t n = json_array_size(log->buffer);
+    if (n == 0)
+        return 0;
+    lh_buf lines;
+    lh_buf_init(&lines);
+    for (size_t i = 0; i < n; i++) {
+        char *line = json_dumps(json_array_get(log->buffer, i), JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (line) {
+            lh_buf_puts(&lines, line);
+            lh_buf_append(&lines, "\n", 1);
+            free(line);
+        }
+    }
+    int rc = write_batch_locked(log, lines.data, lines.len, err);
+    lh_buf_free(&lines);
+    if (rc == 0)
+        json_array_clear(log->buffer);
+    return rc;
+}
+
+int
+lh_applog_append(lh_applog *log, json_t *event, lh_err *err)
+{
+    pthread_mutex_lock(&log->lock);
+    if (json_array_size(log->buffer) == 0)
+        log->oldest_mono_us = lh_mono_us();
+    json_array_append_new(log->buffer, event);
+    size_t cap = (size_t)log->max_events * 10;
+    while (json_array_size(log->buffer) > cap) {
+        json_array_remove(log->buffer, 0);
+        log->dropped++;
+    }
+    int rc = 0;
+    if (json_array_size(log->buffer) >= (size_t)log->max_events)
+        rc = flush_locked(log, err);
+    pthread_mutex_unlock(&log->lock);
+    return rc;
+}
+
+int
+lh_applog_flush(lh_applog *log, lh_err *err)
+{
+    pthread_mutex_lock(&log->lock);
+    int rc = flush_locked(log, err);
+    pthread_mutex_unlock(&log->lock);
+    return rc;
+}
+
+int
+lh_applog_tick(lh_applog *log, lh_err *err)
+{
+    pthread_mutex_lock(&log->lock);
+    int rc = 0;
+    if (json_array_size(log->buffer) > 0 && lh_mono_us() - log->oldest_mono_us >= log->max_age_us)
+        rc = flush_locked(log, err);
+    pthread_mutex_unlock(&log->lock);
+    return rc;
+}
+
+/* Every batch key under the prefix, in name (= time) order. */
+static int
+list_batches(lh_applog *log, char ***keys_out, size_t *n_out, lh_err *err)
+{
+    char **keys = NULL;
+    size_t n = 0, cap = 0;
+    char *cursor = NULL;
+    int rc = 0;
+    for (;;) {
+        lh_list_page page;
+        rc = lh_store_list(log->store, log->prefix, cursor, 1000, &page, err);
+        free(cursor);
+        cursor = NULL;
+        if (rc != 0)
+            break;
+        for (size_t i = 0; i < page.n; i++) {
+            const char *name = page.entries[i].key + strlen(log->prefix);
+            if (strncmp(name, "batch_", 6) != 0 || strchr(name, '/'))
+                continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                keys = lh_realloc(keys, cap * sizeof *keys);
+            }
+            keys[n++] = lh_strdup(page.entries[i].key);
+        }
+        if (page.next_cursor)
+            cursor = lh_strdup(page.next_cursor);
+        lh_list_page_free(&page);
+        if (cursor == NULL)
+            break;
+    }
+    if (rc != 0) {
+        for (size_t i = 0; i < n; i++)
+            free(keys[i]);
+        free(keys);
+        return rc;
+    }
+    *keys_out = keys;
+    *n_out = n;
+    return 0;
+}
+
+static void
+free_keys(char **keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
+}
+
+/* Append the events of one batch to arr. Lines that do not parse are skipped. */
+static int
+read_batch(lh_applog *log, const char *key, json_t *arr, lh_err *err)
+{
+    lh_buf data;
+    int rc = lh_store_get_buffer(log->store, key, BATCH_READ_MAX, &data, NULL, err);
+    if (rc != 0)
+        return rc;
+    char *line = data.data;
+    while (line && *line) {
+        char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        json_t *ev = json_loadb(line, len, 0, NULL);
+        if (ev)
+            json_array_append_new(arr, ev);
+        line = nl ? nl + 1 : NULL;
+    }
+    lh_buf_free(&data);
+    return 0;
+}
+
+int
+lh_applog_compact(lh_applog *log, int *merged, lh_err *err)
+{
+    pthread_mutex_lock(&log->lock);
+    char **keys = NULL;
+    size_t n = 0;
+    int rc = list_batches(log, &keys, &n, err);
+    *merged = 0;
+    if (rc == 0 && n > 1) {
+        lh_buf lines;
+        lh_buf_init(&lines);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            lh_buf data;
+            rc = lh_store_get_buffer(log->store, keys[i], BATCH_READ_MAX, &data, NULL, err);
+            if (rc == 0) {
+                lh_buf_append(&lines, data.data, data.len);
+                if (data.len > 0 && data.data[data.len - 1] != '\n')
+                    lh_buf_append(&lines, "\n", 1);
+                lh_buf_free(&data);
+            }
+        }
+        if (rc == 0)
+            rc = write_batch_locked(log, lines.data, lines.len, err);
+        lh_buf_free(&lines);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            lh_err ignored;
+            /* a batch that cannot be deleted now is merged again next time: duplicates
+             * are possible after a failure, losses are not */
+            lh_store_delete(log->store, keys[i], &ignored);
+        }
+        if (rc == 0)
+            *merged = (int)n;
+    }
+    free_keys(keys, n);
+    pthread_mutex_unlock(&log->lock);
+    return rc;
+}
+
+int
+lh_applog_read(lh_applog *log, size_t limit, json_t **out, lh_err *err)
+{
+    pthread_mutex_lock(&log->lock);
+    json_t *arr = json_array();
+    char **keys = NULL;
+    size_t n = 0;
+    int rc = list_batches(log, &keys, &n, err);
+    if (rc == 0) {
+        /* read newest batches first until enough events are found */
+        size_t have = json_array_size(log->buffer);
+        size_t first = n;
+        json_t *stored = json_array();
+        while (first > 0 && have < limit) {
+            first--;
+            json_t *one = json_array();
+            if ((rc = read_batch(log, keys[first], one, err)) != 0) {
+                json_decref(one);
+                break;
+            }
+            have += json_array_size(one);
+            json_array_extend(one, stored);
+            json_decref(stored);
+            stored = one;
+        }
+        json_array_extend(arr, stored);
+        json_decref(stored);
+        json_array_extend(arr, log->buffer);
+    }
+    free_keys(keys, n);
+    pthread_mutex_unlock(&log->lock);
+    if (rc != 0) {
+        json_decref(arr);
+        return rc;
+    }
+    while (json_array_size(arr) > limit)
+        json_array_remove(arr, 0);
+    *out = arr;
+    return 0;
+}
+
+void
+lh_applog_stats(lh_applog *log, int64_t *buffered, int64_t *written_batches, int64_t *dropped)
+{
+    pthread_mutex_lock(&log->lock);
+    *buffered = (int64_t)json_array_size(log->buffer);
+    *written_batches = log->written_batches;
+    *dropped = log->dropped;
+    pthread_mutex_unlock(&log->lock);
+}

@@ -1,0 +1,193 @@
+/*
+ * storage.h — object storage: one interface over a local folder (fs) and any
+ * S3-compatible server (s3); the bucket registry with rescue reads and reachability
+ * probes; the bucket error journal; the write-once append log (ADR-018).
+ *
+ * Keys are validated by lh_key_check before any backend sees them and can never
+ * escape their bucket. Objects are never half-visible: fs writes go to a temporary file
+ * that is fsynced and renamed (or linked, for create-only puts) into place; S3 puts are
+ * atomic by protocol. All functions are thread-safe unless said otherwise.
+ */
+#ifndef LH_STORAGE_H
+#define LH_STORAGE_H
+
+#include "core/core.h"
+
+#define LH_KEY_MAX 1024
+#define LH_ETAG_MAX 80
+
+/* ---- keys ------------------------------------------------------------------------ */
+
+/* 0 when key is a valid object key: 1..1024 bytes of UTF-8 without NUL, control
+ * characters or backslashes; no leading or trailing '/', no empty, "." or ".." segment,
+ * and not under the reserved ".lh-tmp/". Otherwise 400 invalid_key saying why. */
+int lh_key_check(const char *key, lh_err *err);
+
+/* ---- one store (a bucket's backend) ------------------------------------------------- */
+
+typedef struct lh_store lh_store;
+
+typedef struct lh_obj_info {
+    int64_t size;
+    int64_t mtime_us;
+    char etag[LH_ETAG_MAX]; /* opaque; changes whenever the content is replaced */
+} lh_obj_info;
+
+/* Where a get writes: a callback receiving the bytes in order. Return 0 to go on. */
+typedef int (*lh_sink_fn)(void *ctx, const void *data, size_t len);
+
+/* What a put reads: a buffer or an open file (read with pread, so it can be re-read
+ * for retries and multipart parts; the caller keeps the descriptor). */
+typedef struct lh_source {
+    const void *data; /* used when fd < 0 */
+    int fd;
+    int64_t len;
+} lh_source;
+
+enum { LH_PUT_CREATE_ONLY = 1 };
+
+typedef struct lh_list_entry {
+    char *key;
+    int64_t size;
+    int64_t mtime_us;
+    char etag[LH_ETAG_MAX];
+} lh_list_entry;
+
+typedef struct lh_list_page {
+    lh_list_entry *entries;
+    size_t n;
+    char *next_cursor; /* NULL on the last page */
+} lh_list_page;
+void lh_list_page_free(lh_list_page *page); /* accepts NULL members */
+
+/* Errors: LH_ENOTFOUND (no such key), LH_EEXIST (create-only lost; 409), LH_EINVAL (bad
+ * key or range), LH_EPERM (the backend refused our credentials), LH_EUNAVAIL (the
+ * backend cannot be reached: connection, timeout, 5xx after retries), LH_EIO (other). */
+
+/* Get bytes [offset, offset+len) (len < 0: to the end). info is filled (may be NULL). */
+int lh_store_get(lh_store *s, const char *key, int64_t offset, int64_t len, lh_sink_fn sink,
+                 void *ctx, lh_obj_info *info, lh_err *err);
+/* Get a whole small object into a new buffer (free), refusing objects over max_bytes. */
+int lh_store_get_buffer(lh_store *s, const char *key, size_t max_bytes, lh_buf *out,
+                        lh_obj_info *info, lh_err *err);
+int lh_store_put(lh_store *s, const char *key, const lh_source *src, int flags, lh_obj_info *info,
+                 lh_err *err);
+int lh_store_put_buffer(lh_store *s, const char *key, const void *data, size_t len, int flags,
+                        lh_err *err);
+int lh_store_head(lh_store *s, const char *key, lh_obj_info *info, lh_err *err);
+int lh_store_delete(lh_store *s, const char *key, lh_err *err);
+/* Keys starting with prefix, in byte order, after cursor (exclusive), at most limit. */
+int lh_store_list(lh_store *s, const char *prefix, const char *cursor, size_t limit,
+                  lh_list_page *page, lh_err *err);
+int lh_store_copy(lh_store *s, const char *src_key, const char *dst_key, lh_err *err);
+/* Check the backend answers (fs: root is a writable directory; s3: list one key). */
+int lh_store_probe(lh_store *s, lh_err *err);
+/* fs only: open the object's file read-only (fd returned new, close it); LH_EINVAL for
+ * backends without local files. Lets the gateway send files with sendfile. */
+int lh_store_open_local(lh_store *s, const char *key, int *fd_out, lh_obj_info *info,
+                        lh_err *err);
+const char *lh_store_backend(const lh_store *s); /* "fs" or "s3" */
+/* "fs:/abs/root" or "s3:http://host:port/bucket" — no credentials, safe to show. */
+const char *lh_store_describe(const lh_store *s);
+void lh_store_free(lh_store *s);
+
+/* Backends. */
+int lh_store_fs_open(const char *root, lh_store **out, lh_err *err);
+
+typedef struct lh_s3_options {
+    const char *endpoint; /* "http://127.0.0.1:9000" or "https://s3.eu-west-1.amazonaws.com" */
+    const char *region;
+    const char *bucket;
+    const char *prefix; /* optional key prefix inside the bucket ("" for none) */
+    bool path_style;
+    bool tls_verify;
+    const char *access_key_id;     /* borrowed for the call; copied */
+    const char *secret_access_key; /* borrowed for the call; copied, wiped on free */
+    int retries;                   /* extra attempts for transient failures */
+    int64_t connect_timeout_ms;
+    int64_t request_timeout_ms; /* a request making no progress for this long fails */
+    int64_t multipart_threshold; /* bytes; larger puts use multipart upload */
+    int64_t part_size;
+} lh_s3_options;
+int lh_store_s3_open(const lh_s3_options *opt, lh_store **out, lh_err *err);
+
+/* ---- the append log (ADR-018) ---------------------------------------------------------- */
+
+typedef struct lh_applog lh_applog;
+/* Events (JSON objects) buffer in memory and are written as one new object
+ * {prefix}batch_{epoch_us:020}.jsonl when max_events are buffered, when the oldest is
+ * max_age_ms old (checked by lh_applog_tick), or on lh_applog_flush. Existing objects
+ * are never rewritten. When a write fails the events stay buffered (up to
+ * 10 * max_events; beyond that the oldest are dropped and counted). */
+lh_applog *lh_applog_new(lh_store *store, const char *prefix, int max_events, int64_t max_age_ms);
+void lh_applog_free(lh_applog *log); /* does not flush */
+/* Takes ownership of event. May flush (errors are reported through the return code,
+ * the event is kept either way). */
+int lh_applog_append(lh_applog *log, json_t *event, lh_err *err);
+int lh_applog_flush(lh_applog *log, lh_err *err);
+int lh_applog_tick(lh_applog *log, lh_err *err);
+/* Merge every batch into one new batch (fresh timestamp, events in original order),
+ * then delete the merged ones. Returns the number of batches merged in *merged. */
+int lh_applog_compact(lh_applog *log, int *merged, lh_err *err);
+/* Read back events, oldest first, from stored batches then the buffer; at most the
+ * newest `limit`. Returns a new JSON array. */
+int lh_applog_read(lh_applog *log, size_t limit, json_t **out, lh_err *err);
+/* buffered events, batches written, events dropped */
+void lh_applog_stats(lh_applog *log, int64_t *buffered, int64_t *written_batches,
+                     int64_t *dropped);
+
+/* ---- the bucket registry ---------------------------------------------------------------- */
+
+typedef struct lh_buckets lh_buckets;
+
+/* Build every bucket from config ([storage], [[bucket]]), resolving credentials through
+ * the secrets provider. Errors name the config line. Starts the probe thread and opens
+ * the error journal at primary://_errors/bucket_errors/. Returns new. */
+int lh_buckets_open(const lh_config *cfg, lh_buckets **out, lh_err *err);
+/* Flush the error journal, stop the prober, free everything. Accepts NULL. */
+void lh_buckets_close(lh_buckets *b);
+
+/* The store of a bucket: "primary", a tenant name, "profile:{user}" (created on demand
+ * when [storage] profile_bucket is set) or the rescue bucket's name. NULL + 404 when
+ * unknown. Valid until lh_buckets_close. */
+lh_store *lh_buckets_get(lh_buckets *b, const char *name, lh_err *err);
+lh_store *lh_buckets_primary(lh_buckets *b);
+const char *lh_buckets_rescue_name(lh_buckets *b); /* NULL when there is none */
+
+/* Reads with rescue fallback: when the target is unreachable (LH_EUNAVAIL) and a rescue
+ * bucket exists, the same key is read from it and *rescue_used is set. */
+int lh_buckets_get_object(lh_buckets *b, const char *bucket, const char *key, int64_t offset,
+                          int64_t len, lh_sink_fn sink, void *ctx, lh_obj_info *info,
+                          bool *rescue_used, const char *request_id, lh_err *err);
+int lh_buckets_head_object(lh_buckets *b, const char *bucket, const char *key, lh_obj_info *info,
+                           bool *rescue_used, const char *request_id, lh_err *err);
+/* fs targets only: an open descriptor on the object, with the same fallback. */
+int lh_buckets_open_object(lh_buckets *b, const char *bucket, const char *key, int *fd_out,
+                           lh_obj_info *info, bool *rescue_used, const char *request_id,
+                           lh_err *err);
+/* Writes never fall back: an unreachable target is a 503. */
+int lh_buckets_put_object(lh_buckets *b, const char *bucket, const char *key,
+                          const lh_source *src, int flags, lh_obj_info *info,
+                          const char *request_id, lh_err *err);
+int lh_buckets_delete_object(lh_buckets *b, const char *bucket, const char *key,
+                             const char *request_id, lh_err *err);
+int lh_buckets_list_objects(lh_buckets *b, const char *bucket, const char *prefix,
+                            const char *cursor, size_t limit, lh_list_page *page,
+                            const char *request_id, lh_err *err);
+
+/* Record a failed operation in the error journal (ring + append log). Not-found,
+ * conflicts and invalid keys are not operational failures and are not recorded. */
+void lh_buckets_record_error(lh_buckets *b, const char *bucket, const char *op, const char *key,
+                             const lh_err *e, const char *request_id);
+
+/* JSON views for the gateway (new). */
+json_t *lh_buckets_list_json(lh_buckets *b);
+json_t *lh_buckets_probe_all(lh_buckets *b); /* probes now */
+/* Recent errors, newest first, optionally of one bucket. */
+json_t *lh_buckets_errors_json(lh_buckets *b, const char *bucket, size_t limit);
+int lh_buckets_errors_flush(lh_buckets *b, lh_err *err);
+int lh_buckets_errors_compact(lh_buckets *b, int *merged, lh_err *err);
+/* Counters for /health: buckets, unreachable buckets, buffered error events. */
+json_t *lh_buckets_health_json(lh_buckets *b);
+
+#endif

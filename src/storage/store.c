@@ -1,0 +1,254 @@
+/*
+ * store.c — the lh_store front: key validation, then the backend's operation.
+ */
+#include "storage/storage_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int
+lh_key_check(const char *key, lh_err *err)
+{
+#define BAD(...)                                                                                   \
+    do {                                                                                           \
+        lh_err_set(err, LH_EINVAL, 400, "invalid_key", __VA_ARGS__);                              \
+        lh_err_hint(err, "keys are 1 to 1024 bytes of UTF-8 like 'folder/name.csv'");             \
+        return LH_EINVAL;                                                                          \
+    } while (0)
+    if (key == NULL || key[0] == '\0')
+        BAD("object key is empty");
+    size_t n = strlen(key);
+    if (n > LH_KEY_MAX)
+        BAD("object key is %zu bytes long; the limit is %d", n, LH_KEY_MAX);
+    if (key[0] == '/')
+        BAD("object key must not start with '/'");
+    if (key[n - 1] == '/')
+        BAD("object key must not end with '/'");
+    const unsigned char *p = (const unsigned char *)key;
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        if (c < 0x20 || c == 0x7f)
+            BAD("object key contains a control character at byte %zu", i);
+        if (c == '\\')
+            BAD("object key contains a backslash at byte %zu", i);
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (len == 0 || i + len > n)
+            BAD("object key is not valid UTF-8 (byte %zu)", i);
+        for (size_t k = 1; k < len; k++)
+            if ((p[i + k] & 0xC0) != 0x80)
+                BAD("object key is not valid UTF-8 (byte %zu)", i);
+        if (len == 2 && c < 0xC2)
+            BAD("object key is not valid UTF-8 (byte %zu)", i);
+        i += len;
+    }
+    /* segments */
+    const char *seg = key;
+    for (;;) {
+        const char *slash = strchr(seg, '/');
+        size_t len = slash ? (size_t)(slash - seg) : strlen(seg);
+        if (len == 0)
+            BAD("object key contains an empty segment ('//')");
+        if ((len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
+            BAD("object key contains a '%.*s' segment", (int)len, seg);
+        if (seg == key && len == 7 && memcmp(seg, ".lh-tmp", 7) == 0)
+            BAD("object keys under '.lh-tmp/' are reserved");
+        if (!slash)
+            break;
+        seg = slash + 1;
+    }
+    return 0;
+#undef BAD
+}
+
+void
+lh_list_page_free(lh_list_page *page)
+{
+    if (page == NULL)
+        return;
+    for (size_t i = 0; i < page->n; i++)
+        free(page->entries[i].key);
+    free(page->entries);
+    free(page->next_cursor);
+    memset(page, 0, sizeof *page);
+}
+
+int
+lh_storage__source_read(const lh_source *src, int64_t offset, void *buf, size_t n, lh_err *err)
+{
+    if (offset < 0 || offset + (int64_t)n > src->len)
+        return lh_err_set(err, LH_EINTERNAL, 500, "internal_error", "read past the end of a source");
+    if (src->fd < 0) {
+        memcpy(buf, (const char *)src->data + offset, n);
+        return 0;
+    }
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pread(src->fd, (char *)buf + done, n - done, (off_t)(offset + (int64_t)done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            lh_err_set(err, LH_EIO, 500, "io_error", "could not read the data to store");
+            lh_err_detail(err, "pread: %s", r < 0 ? strerror(errno) : "file shorter than expected");
+            return LH_EIO;
+        }
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+static int
+cmp_entry(const void *a, const void *b)
+{
+    return strcmp(((const lh_list_entry *)a)->key, ((const lh_list_entry *)b)->key);
+}
+
+int
+lh_storage__sort_entries(lh_list_entry *entries, size_t n)
+{
+    qsort(entries, n, sizeof *entries, cmp_entry);
+    return 0;
+}
+
+int
+lh_store_get(lh_store *s, const char *key, int64_t offset, int64_t len, lh_sink_fn sink, void *ctx,
+             lh_obj_info *info, lh_err *err)
+{
+    if (lh_key_check(key, err) != 0)
+        return LH_EINVAL;
+    if (offset < 0)
+        return lh_err_set(err, LH_EINVAL, 416, "invalid_range", "range start is negative");
+    lh_obj_info tmp;
+    return s->ops->get(s, key, offset, len, sink, ctx, info ? info : &tmp, err);
+}
+
+typedef struct buf_sink {
+    lh_buf *buf;
+    size_t max;
+} buf_sink;
+
+static int
+to_buffer(void *ctx, const void *data, size_t len)
+{
+    buf_sink *bs = ctx;
+    if (bs->buf->len + len > bs->max)
+        return LH_ETOOBIG;
+    return lh_buf_try_append(bs->buf, data, len);
+}
+
+int
+lh_store_get_buffer(lh_store *s, const char *key, size_t max_bytes, lh_buf *out, lh_obj_info *info,
+                    lh_err *err)
+{
+    lh_buf buf;
+    lh_buf_init(&buf);
+    buf_sink bs = {&buf, max_bytes};
+    int rc = lh_store_get(s, key, 0, -1, to_buffer, &bs, info, err);
+    if (rc != 0) {
+        lh_buf_free(&buf);
+        return rc;
+    }
+    if (buf.data == NULL)
+        lh_buf_append(&buf, "", 0);
+    *out = buf;
+    return 0;
+}
+
+int
+lh_store_put(lh_store *s, const char *key, const lh_source *src, int flags, lh_obj_info *info,
+             lh_err *err)
+{
+    if (lh_key_check(key, err) != 0)
+        return LH_EINVAL;
+    lh_obj_info tmp;
+    return s->ops->put(s, key, src, flags, info ? info : &tmp, err);
+}
+
+int
+lh_store_put_buffer(lh_store *s, const char *key, const void *data, size_t len, int flags,
+                    lh_err *err)
+{
+    lh_source src = {.data = data, .fd = -1, .len = (int64_t)len};
+    return lh_store_put(s, key, &src, flags, NULL, err);
+}
+
+int
+lh_store_head(lh_store *s, const char *key, lh_obj_info *info, lh_err *err)
+{
+    if (lh_key_check(key, err) != 0)
+        return LH_EINVAL;
+    lh_obj_info tmp;
+    return s->ops->head(s, key, info ? info : &tmp, err);
+}
+
+int
+lh_store_delete(lh_store *s, const char *key, lh_err *err)
+{
+    if (lh_key_check(key, err) != 0)
+        return LH_EINVAL;
+    return s->ops->del(s, key, err);
+}
+
+int
+lh_store_list(lh_store *s, const char *prefix, const char *cursor, size_t limit, lh_list_page *page,
+              lh_err *err)
+{
+    memset(page, 0, sizeof *page);
+    if (prefix == NULL)
+        prefix = "";
+    if (strlen(prefix) > LH_KEY_MAX || (cursor && strlen(cursor) > LH_KEY_MAX) ||
+        strchr(prefix, '\\') || (prefix[0] == '/'))
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_key", "invalid list prefix or cursor");
+    if (limit == 0)
+        limit = 1000;
+    return s->ops->list(s, prefix, cursor && cursor[0] ? cursor : NULL, limit, page, err);
+}
+
+int
+lh_store_copy(lh_store *s, const char *src_key, const char *dst_key, lh_err *err)
+{
+    if (lh_key_check(src_key, err) != 0 || lh_key_check(dst_key, err) != 0)
+        return LH_EINVAL;
+    return s->ops->copy(s, src_key, dst_key, err);
+}
+
+int
+lh_store_probe(lh_store *s, lh_err *err)
+{
+    return s->ops->probe(s, err);
+}
+
+int
+lh_store_open_local(lh_store *s, const char *key, int *fd_out, lh_obj_info *info, lh_err *err)
+{
+    if (lh_key_check(key, err) != 0)
+        return LH_EINVAL;
+    if (s->ops->open_local == NULL)
+        return lh_err_set(err, LH_EINVAL, 500, "not_local", "%s objects are not local files",
+                          s->ops->name);
+    lh_obj_info tmp;
+    return s->ops->open_local(s, key, fd_out, info ? info : &tmp, err);
+}
+
+const char *
+lh_store_backend(const lh_store *s)
+{
+    return s->ops->name;
+}
+
+const char *
+lh_store_describe(const lh_store *s)
+{
+    return s->describe;
+}
+
+void
+lh_store_free(lh_store *s)
+{
+    if (s == NULL)
+        return;
+    s->ops->free(s);
+    free(s->describe);
+    free(s);
+}
