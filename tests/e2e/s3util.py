@@ -77,6 +77,8 @@ class SigV4Proxy:
         self.region = region
         self.upstream = upstream_port
         self.verified = 0
+        self.requests = 0
+        self.inject = []  # statuses to answer instead of forwarding, one per request
         self.failures = []
         self.seen_paths = []
         self.port = free_port()
@@ -92,6 +94,18 @@ class SigV4Proxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 proxy.check(self.command, self.path, self.headers)
+                proxy.requests += 1
+                if proxy.inject:
+                    status = proxy.inject.pop(0)
+                    err = (b"<?xml version=\"1.0\"?><Error><Code>%s</Code><Message>injected</Message>"
+                           b"</Error>" % (b"SlowDown" if status >= 500 else b"AccessDenied"))
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(err)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(err)
+                    return
                 conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream, timeout=60)
                 hdrs = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 hdrs["Host"] = "127.0.0.1:%d" % proxy.upstream

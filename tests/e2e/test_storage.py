@@ -251,6 +251,21 @@ root = "%s"
         status, _, err = self.req("PUT", self.obj("fsb", "x"), body=b"x", headers={"If-None-Match": "\"abc\""})
         self.assertEqual(status, 400)
 
+    def test_4b_retries_transient_not_4xx(self):
+        before = self.proxy.requests
+        self.proxy.inject = [503]
+        status, _, meta = self.req("PUT", self.obj("s3b", "retry/me.txt"), body=b"after a 503")
+        self.assertEqual(status, 201, meta)
+        self.assertEqual(self.proxy.requests - before, 2)  # the 503, then the retry
+        self.assertEqual(self.req("GET", self.obj("s3b", "retry/me.txt"))[2], "after a 503")
+        before = self.proxy.requests
+        self.proxy.inject = [403]
+        status, _, err = self.req("PUT", self.obj("s3b", "retry/denied.txt"), body=b"x")
+        self.assertEqual(status, 502, err)
+        self.assertEqual(err["error"]["code"], "bucket_access_denied")
+        self.assertEqual(self.proxy.requests - before, 1)  # 4xx: never retried
+        self.proxy.inject = []
+
     def test_5_s3_down_rescue_and_error_journal(self):
         key = "reports/q3.csv"
         self.assertEqual(self.req("PUT", self.obj("s3b", key), body=b"primary copy")[0], 201)
@@ -285,6 +300,8 @@ root = "%s"
             self.assertEqual((status, flushed["errors_unwritten"]), (200, 0))
             status, _, err = self.req("POST", "/storage/errors/flush", who="analyst")
             self.assertEqual(status, 403)
+            # one more failure left buffered: a graceful stop must write it
+            self.assertEqual(self.req("PUT", self.obj("s3b", "after-flush.csv"), body=b"x")[0], 503)
         finally:
             self.s3.start()
         # the journal survives a restart (read back from primary://_errors/)
@@ -293,6 +310,7 @@ root = "%s"
         status, _, errors = self.req("GET", "/storage/errors?bucket=s3b&limit=1000")
         ops = {(e["op"], e["key"]) for e in errors["errors"]}
         self.assertIn(("put", "new.csv"), ops)
+        self.assertIn(("put", "after-flush.csv"), ops)
         primary_root = os.path.join(self.srv.data_dir, "buckets", "primary", "_errors", "bucket_errors")
         batches = sorted(os.listdir(primary_root))
         self.assertTrue(batches and all(b.startswith("batch_") and b.endswith(".jsonl") for b in batches))
