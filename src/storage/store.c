@@ -41,6 +41,10 @@ lh_key_check(const char *key, lh_err *err)
                 BAD("object key is not valid UTF-8 (byte %zu)", i);
         if (len == 2 && c < 0xC2)
             BAD("object key is not valid UTF-8 (byte %zu)", i);
+        /* RFC 3629: no overlong 3/4-byte forms, no surrogates, nothing past U+10FFFF */
+        if ((c == 0xE0 && p[i + 1] < 0xA0) || (c == 0xED && p[i + 1] >= 0xA0) ||
+            (c == 0xF0 && p[i + 1] < 0x90) || (c == 0xF4 && p[i + 1] >= 0x90) || c > 0xF4)
+            BAD("object key is not valid UTF-8 (byte %zu)", i);
         i += len;
     }
     /* segments */
@@ -107,7 +111,8 @@ cmp_entry(const void *a, const void *b)
 int
 lh_storage__sort_entries(lh_list_entry *entries, size_t n)
 {
-    qsort(entries, n, sizeof *entries, cmp_entry);
+    if (n > 1)
+        qsort(entries, n, sizeof *entries, cmp_entry);
     return 0;
 }
 

@@ -101,7 +101,8 @@ build_url(lh_store *s, const char *key, qparam *params, size_t n_params)
         encode(&url, s3->prefix, true);
         encode(&url, key, true);
     }
-    qsort(params, n_params, sizeof *params, cmp_param);
+    if (n_params > 1)
+        qsort(params, n_params, sizeof *params, cmp_param);
     for (size_t i = 0; i < n_params; i++) {
         lh_buf_puts(&url, i == 0 ? "?" : "&");
         encode(&url, params[i].name, false);

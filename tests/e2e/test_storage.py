@@ -67,7 +67,14 @@ root = "%s"
             f.write('\n[[principal]]\nname = "tenant_only"\ntoken_sha256 = "%s"\nroles = ["writer"]\n'
                     'buckets = ["fsb"]\n' % harness.sha256_hex(LIMITED))
         cls.srv.tokens["tenant_only"] = LIMITED
-        cls.srv.start()
+        try:
+            cls.srv.start()
+        except Exception:
+            # tearDownClass does not run when setUpClass fails: stop by PID here
+            cls.srv.cleanup()
+            cls.proxy.stop()
+            cls.s3.stop()
+            raise
 
     @classmethod
     def tearDownClass(cls):
