@@ -11,6 +11,7 @@
 #include "http/http.h"
 #include "storage/storage.h"
 
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,7 +90,30 @@ lh_cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     status = 1;
-    if (lh_engine_open(NULL, 0, &engine, &err) != 0 || lh_engine_ping(engine, &err) != 0) {
+    int rc = lh_buckets_open(cfg, &buckets, &err);
+    if (rc != 0) {
+        fprintf(stderr, "lakehouse: %s%s%s%s\n", err.message, err.detail[0] ? " (" : "",
+                err.detail, err.detail[0] ? ")" : "");
+        if (err.hint[0])
+            fprintf(stderr, "lakehouse: hint: %s\n", err.hint);
+        /* a configuration problem (bad bucket entry, refused secrets file) is exit 2 */
+        status = rc == LH_EINVAL || rc == LH_EPERM ? 2 : 1;
+        goto out;
+    }
+    /* user SQL may read files only under the data dir (buckets, caches) */
+    char data_dir[PATH_MAX], *allowed = NULL;
+    if (realpath(lh_config_str(cfg, "server.data_dir"), data_dir) == NULL) {
+        fprintf(stderr, "lakehouse: cannot resolve data_dir %s\n", lh_config_str(cfg, "server.data_dir"));
+        goto out;
+    }
+    allowed = lh_sprintf("%s/", data_dir);
+    const char *allowed_dirs[] = {allowed, NULL};
+    lh_engine_opts eopts = {.threads = (int)lh_config_int(cfg, "engine.threads"),
+                            .memory_limit = lh_config_str(cfg, "engine.memory_limit"),
+                            .allowed_dirs = allowed_dirs};
+    rc = lh_engine_open(&eopts, &engine, &err);
+    free(allowed);
+    if (rc != 0 || lh_engine_ping(engine, &err) != 0) {
         fprintf(stderr, "lakehouse: %s%s%s\n", err.message, err.detail[0] ? ": " : "", err.detail);
         goto out;
     }
@@ -97,16 +121,6 @@ lh_cmd_serve(int argc, char **argv)
                       (int)lh_config_int(cfg, "jobs.max_queued"),
                       (int)lh_config_int(cfg, "jobs.keep_finished"), &jobs, &err) != 0) {
         fprintf(stderr, "lakehouse: %s\n", err.message);
-        goto out;
-    }
-    int rc = lh_buckets_open(cfg, &buckets, &err);
-    if (rc != 0) {
-        fprintf(stderr, "lakehouse: %s%s%s%s%s\n", err.message, err.detail[0] ? " (" : "",
-                err.detail, err.detail[0] ? ")" : "", "");
-        if (err.hint[0])
-            fprintf(stderr, "lakehouse: hint: %s\n", err.hint);
-        /* a configuration problem (bad bucket entry, refused secrets file) is exit 2 */
-        status = rc == LH_EINVAL || rc == LH_EPERM ? 2 : 1;
         goto out;
     }
     lh_server_deps deps = {.config = cfg, .engine = engine, .jobs = jobs, .buckets = buckets};

@@ -76,6 +76,16 @@ static const key_def KEYS[] = {
         "error journal: write a batch after this many events"),
     INT("storage", "journal_flush_ms", 5000, 10, 86400000,
         "error journal: write a batch when the oldest event is this old"),
+    INT("engine", "threads", 0, 0, 256, "DuckDB worker threads (0: one per core)"),
+    STR("engine", "memory_limit", "", "DuckDB memory limit, e.g. \"8GB\" (empty: DuckDB's default)"),
+    INT("engine", "query_timeout_ms", 30000, 100, 86400000,
+        "a query running longer is interrupted and answered 408"),
+    INT("engine", "max_result_bytes", INT64_C(1) << 30, 1024, INT64_C(1) << 40,
+        "largest rendered query result; 413 before the first byte, else the stream ends in an error"),
+    INT("engine", "default_row_limit", 100000, 1, INT64_C(1) << 40,
+        "rows returned by POST /query when the request gives no limit"),
+    INT("engine", "max_row_limit", 100000000, 1, INT64_C(1) << 40,
+        "largest 'limit' POST /query accepts"),
     INT("jobs", "workers", 2, 1, 64, "background job worker threads"),
     INT("jobs", "max_queued", 256, 1, 100000, "jobs waiting beyond this are refused with 503"),
     INT("jobs", "keep_finished", 1000, 0, 1000000,
@@ -87,8 +97,7 @@ static const key_def KEYS[] = {
 static const char *const PRINCIPAL_KEYS[] = {"name", "token_sha256", "roles", "buckets", NULL};
 static const char *const ROLE_NAMES[] = {"admin", "writer", "reader", "agent", NULL};
 /* Sections later modules own; accepted without warning so newer files still load. */
-static const char *const RESERVED_SECTIONS[] = {"catalog", "engine", "ingest", "vector",
-                                                "agent", NULL};
+static const char *const RESERVED_SECTIONS[] = {"catalog", "ingest", "vector", "agent", NULL};
 /* Arrays of tables validated by the module that owns them (lh_config_table_array). */
 static const char *const TABLE_ARRAYS[] = {"bucket", NULL};
 

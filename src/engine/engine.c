@@ -1,21 +1,20 @@
 /*
- * engine.c — DuckDB database lifetime and the one place DuckDB errors become lh_err.
+ * engine.c — DuckDB database lifetime, the sandbox, the watchdog thread, and the one
+ * place DuckDB errors at open/ping become lh_err.
  *
  * DuckDB's duckdb_database is thread-safe; each caller takes its own connection.
  */
-#include "engine/engine.h"
+#include "engine/engine_int.h"
 
-#include <duckdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-struct lh_engine {
-    duckdb_database db;
-};
+#define WATCHDOG_TICK_MS 20
 
 static int
-open_error(lh_err *err, const char *what, const char *detail)
+engine_error(lh_err *err, const char *what, const char *detail)
 {
     lh_err_set(err, LH_EIO, 500, "engine_unavailable", "could not %s the query engine", what);
     if (detail)
@@ -23,27 +22,104 @@ open_error(lh_err *err, const char *what, const char *detail)
     return LH_EIO;
 }
 
+static void *
+watchdog_main(void *arg)
+{
+    lh_engine *eng = arg;
+    pthread_mutex_lock(&eng->stop_lock);
+    while (!eng->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += WATCHDOG_TICK_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&eng->stop_cond, &eng->stop_lock, &ts);
+        if (!eng->stopping) {
+            pthread_mutex_unlock(&eng->stop_lock);
+            lh_engine__watchdog_scan(eng);
+            pthread_mutex_lock(&eng->stop_lock);
+        }
+    }
+    pthread_mutex_unlock(&eng->stop_lock);
+    return NULL;
+}
+
+/* Settings that make user SQL harmless. Applied on a connection; they are database-wide
+ * and lock_configuration comes last so nothing can change them afterwards. */
+static int
+sandbox(lh_engine *eng, const lh_engine_opts *opts, lh_err *err)
+{
+    duckdb_connection con = NULL;
+    if (duckdb_connect(eng->db, &con) == DuckDBError)
+        return engine_error(err, "connect to", NULL);
+    lh_buf dirs;
+    lh_buf_init(&dirs);
+    lh_buf_puts(&dirs, "SET allowed_directories = [");
+    for (const char *const *d = opts->allowed_dirs; d && *d; d++) {
+        lh_buf_puts(&dirs, d == opts->allowed_dirs ? "'" : ", '");
+        for (const char *c = *d; *c; c++) {
+            if (*c == '\'')
+                lh_buf_append(&dirs, "'", 1);
+            lh_buf_append(&dirs, c, 1);
+        }
+        lh_buf_puts(&dirs, "'");
+    }
+    lh_buf_puts(&dirs, "]");
+    const char *steps[] = {dirs.data,
+                           "SET enable_external_access = false",
+                           "SET autoinstall_known_extensions = false",
+                           "SET autoload_known_extensions = false",
+                           "SET allow_community_extensions = false",
+                           "SET lock_configuration = true",
+                           NULL};
+    int rc = 0;
+    for (int i = 0; steps[i] && rc == 0; i++) {
+        duckdb_result r;
+        if (duckdb_query(con, steps[i], &r) == DuckDBError)
+            rc = engine_error(err, "sandbox", duckdb_result_error(&r));
+        duckdb_destroy_result(&r);
+    }
+    lh_buf_free(&dirs);
+    duckdb_disconnect(&con);
+    return rc;
+}
+
 int
-lh_engine_open(const char *path, int threads, lh_engine **out, lh_err *err)
+lh_engine_open(const lh_engine_opts *opts, lh_engine **out, lh_err *err)
 {
     duckdb_config config = NULL;
     char *open_msg = NULL;
     if (duckdb_create_config(&config) == DuckDBError)
-        return open_error(err, "configure", NULL);
-    if (threads > 0) {
+        return engine_error(err, "configure", NULL);
+    if (opts->threads > 0) {
         char value[16];
-        snprintf(value, sizeof value, "%d", threads);
+        snprintf(value, sizeof value, "%d", opts->threads);
         duckdb_set_config(config, "threads", value);
     }
+    if (opts->memory_limit && opts->memory_limit[0])
+        duckdb_set_config(config, "memory_limit", opts->memory_limit);
     lh_engine *eng = lh_calloc(1, sizeof *eng);
-    if (duckdb_open_ext(path, &eng->db, config, &open_msg) == DuckDBError) {
-        open_error(err, "open", open_msg);
+    pthread_mutex_init(&eng->watch_lock, NULL);
+    pthread_mutex_init(&eng->stop_lock, NULL);
+    pthread_cond_init(&eng->stop_cond, NULL);
+    if (duckdb_open_ext(opts->path, &eng->db, config, &open_msg) == DuckDBError) {
+        engine_error(err, "open", open_msg);
         duckdb_free(open_msg);
         duckdb_destroy_config(&config);
-        free(eng);
+        lh_engine_close(eng);
         return LH_EIO;
     }
     duckdb_destroy_config(&config);
+    int rc = sandbox(eng, opts, err);
+    if (rc == 0 && pthread_create(&eng->watchdog, NULL, watchdog_main, eng) != 0)
+        rc = engine_error(err, "start", "could not start the query watchdog");
+    if (rc != 0) {
+        lh_engine_close(eng);
+        return rc;
+    }
+    eng->watchdog_started = true;
     *out = eng;
     return 0;
 }
@@ -53,7 +129,18 @@ lh_engine_close(lh_engine *eng)
 {
     if (eng == NULL)
         return;
-    duckdb_close(&eng->db);
+    if (eng->watchdog_started) {
+        pthread_mutex_lock(&eng->stop_lock);
+        eng->stopping = true;
+        pthread_cond_broadcast(&eng->stop_cond);
+        pthread_mutex_unlock(&eng->stop_lock);
+        pthread_join(eng->watchdog, NULL);
+    }
+    if (eng->db)
+        duckdb_close(&eng->db);
+    pthread_cond_destroy(&eng->stop_cond);
+    pthread_mutex_destroy(&eng->stop_lock);
+    pthread_mutex_destroy(&eng->watch_lock);
     free(eng);
 }
 
@@ -69,12 +156,12 @@ lh_engine_ping(lh_engine *eng, lh_err *err)
     duckdb_connection con = NULL;
     duckdb_result result;
     if (duckdb_connect(eng->db, &con) == DuckDBError)
-        return open_error(err, "connect to", NULL);
+        return engine_error(err, "connect to", NULL);
     int rc = 0;
     if (duckdb_query(con, "SELECT 40 + 2", &result) == DuckDBError) {
-        rc = open_error(err, "query", duckdb_result_error(&result));
+        rc = engine_error(err, "query", duckdb_result_error(&result));
     } else if (duckdb_value_int64(&result, 0, 0) != 42) {
-        rc = open_error(err, "verify", "SELECT 40 + 2 did not return 42");
+        rc = engine_error(err, "verify", "SELECT 40 + 2 did not return 42");
     }
     duckdb_destroy_result(&result);
     duckdb_disconnect(&con);

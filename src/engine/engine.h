@@ -1,9 +1,10 @@
 /*
  * engine.h — the DuckDB wrapper. Everything DuckDB-specific (types, error strings) stays
- * behind this header; callers see lh_err and JSON.
+ * behind this header; callers see lh_err, bytes and JSON.
  *
- * This first cut opens the database and proves it answers; the connection pool,
- * dataset views and result streaming build on it.
+ * The database is sandboxed once at open: external access is off except for the
+ * allowed directories, extensions cannot be installed or loaded, and the configuration
+ * is locked so no statement can undo any of it.
  */
 #ifndef LH_ENGINE_H
 #define LH_ENGINE_H
@@ -12,13 +13,45 @@
 
 typedef struct lh_engine lh_engine;
 
-/* Open an engine. path NULL = in-memory database. threads: DuckDB worker threads
- * (0 = DuckDB's default). Returns new (lh_engine_close). Thread-safe once opened. */
-int lh_engine_open(const char *path, int threads, lh_engine **out, lh_err *err);
+typedef struct lh_engine_opts {
+    const char *path;                /* NULL: in-memory database */
+    int threads;                     /* DuckDB worker threads; 0: DuckDB's default */
+    const char *memory_limit;        /* e.g. "4GB"; NULL: DuckDB's default */
+    const char *const *allowed_dirs; /* NULL-terminated; each ends with '/' */
+} lh_engine_opts;
+
+/* Open and sandbox an engine. Returns new (lh_engine_close). Thread-safe once opened. */
+int lh_engine_open(const lh_engine_opts *opts, lh_engine **out, lh_err *err);
 void lh_engine_close(lh_engine *eng); /* accepts NULL */
 /* The DuckDB library version, e.g. "v1.4.4". Static storage. */
 const char *lh_engine_version(void);
 /* Run a trivial query end to end; 0 when the engine answers. */
 int lh_engine_ping(lh_engine *eng, lh_err *err);
+
+/* ---- user queries ------------------------------------------------------------------ */
+
+typedef enum { LH_QUERY_JSON, LH_QUERY_NDJSON, LH_QUERY_CSV } lh_query_format;
+
+typedef struct lh_query_opts {
+    const char *sql;
+    lh_query_format format;
+    int64_t row_limit;  /* rows beyond this are cut and reported as truncated; 0: none */
+    int64_t max_bytes;  /* rendered bytes beyond this end the stream with an error */
+    int64_t timeout_ms; /* the query is interrupted after this long; 0: none */
+} lh_query_opts;
+
+typedef struct lh_query lh_query;
+
+/* Admit (one SELECT only: else 403 sql_forbidden / 400 invalid_sql), start, and run until
+ * the first row is rendered, so that errors, timeouts (408) and an oversized first row
+ * (413) are reported here, before any byte is sent. Returns new (lh_query_free). */
+int lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err *err);
+/* Copy up to max rendered bytes into buf. *end is set when nothing is left. If the query
+ * fails mid-stream, the rendering ends with an error marker (JSON: an "error" member,
+ * NDJSON: a last error line, CSV: the stream stops), *failed is set and err filled.
+ * One thread at a time. */
+size_t lh_query_read(lh_query *q, char *buf, size_t max, bool *end, bool *failed, lh_err *err);
+int64_t lh_query_rows(const lh_query *q);
+void lh_query_free(lh_query *q); /* accepts NULL; interrupts nothing, just releases */
 
 #endif

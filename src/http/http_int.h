@@ -9,6 +9,7 @@
 #include "storage/storage.h"
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <stdatomic.h>
 
 /* ---- roles and principals --------------------------------------------------- */
@@ -130,6 +131,10 @@ struct lh_resp {
     int fd;             /* when >= 0: the body is fd_len bytes of fd from fd_offset (taken) */
     int64_t fd_offset, fd_len;
     int64_t head_len;   /* when >= 0 (and fd < 0): a HEAD answer for a body this long */
+    /* when reader is set: a streamed body of unknown length (MHD content reader) */
+    ssize_t (*reader)(void *ctx, uint64_t pos, char *buf, size_t max);
+    void (*reader_free)(void *ctx);
+    void *reader_ctx;
     lh_err err; /* when status is an error, what was sent (logged) */
 };
 
@@ -194,6 +199,7 @@ int lh_h_jobs_list(lh_req *req, lh_resp *resp);
 int lh_h_jobs_get(lh_req *req, lh_resp *resp);
 int lh_h_jobs_cancel(lh_req *req, lh_resp *resp);
 int lh_h_jobs_submit(lh_req *req, lh_resp *resp);
+int lh_h_query(lh_req *req, lh_resp *resp);
 int lh_h_buckets_list(lh_req *req, lh_resp *resp);
 int lh_h_buckets_health(lh_req *req, lh_resp *resp);
 int lh_h_objects_list(lh_req *req, lh_resp *resp);

@@ -38,6 +38,7 @@ static const lh_route ROUTES[] = {
     {"POST", "/jobs", lh_h_jobs_submit, LH_ALLOW_ADMIN, LH_ROUTE_JSON_BODY},
     {"GET", "/jobs/{id}", lh_h_jobs_get, LH_ALLOW_ANY, 0},
     {"DELETE", "/jobs/{id}", lh_h_jobs_cancel, LH_ALLOW_ANY, 0},
+    {"POST", "/query", lh_h_query, LH_ALLOW_READ, LH_ROUTE_JSON_BODY},
     {"GET", "/storage/buckets", lh_h_buckets_list, LH_ALLOW_READ, 0},
     {"GET", "/storage/bucket-health", lh_h_buckets_health, LH_ALLOW_READ, 0},
     {"GET", "/storage/buckets/{bucket}/objects", lh_h_objects_list, LH_ALLOW_READ, 0},
@@ -217,7 +218,11 @@ queue(lh_req *req, lh_resp *resp)
     if (resp->status == 0)
         resp->status = 500;
     struct MHD_Response *r;
-    if (resp->fd >= 0) {
+    if (resp->reader) {
+        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, resp->reader,
+                                              resp->reader_ctx, resp->reader_free);
+        resp->reader = NULL; /* MHD owns the context now */
+    } else if (resp->fd >= 0) {
         r = MHD_create_response_from_fd_at_offset64((uint64_t)resp->fd_len, resp->fd,
                                                     (uint64_t)resp->fd_offset);
         resp->fd = -1; /* MHD closes it */
@@ -259,6 +264,9 @@ static void
 resp_free(lh_resp *resp)
 {
     lh_buf_free(&resp->body);
+    if (resp->reader && resp->reader_free)
+        resp->reader_free(resp->reader_ctx);
+    resp->reader = NULL;
     if (resp->fd >= 0)
         close(resp->fd);
     resp->fd = -1;

@@ -1,0 +1,520 @@
+/*
+ * query.c — user SQL: admission, sandboxed execution and streamed rendering.
+ *
+ * Admission: the text must hold exactly one statement and DuckDB must classify it as a
+ * SELECT (duckdb_prepared_statement_type). COPY ... TO, ATTACH, INSTALL/LOAD, SET,
+ * PRAGMA, CALL and every write are refused before they run; the database-wide sandbox
+ * set in engine.c (no external access outside allowed_directories, locked
+ * configuration) stops what a SELECT could still try, e.g. read_csv('/etc/passwd').
+ *
+ * Rendering: the admitted statement is wrapped, not re-parsed by us —
+ *   JSON/NDJSON: SELECT CAST(to_json(t) AS VARCHAR) FROM (\n<sql>\n) AS t LIMIT n+1
+ *   CSV:         SELECT COLUMNS(*)::VARCHAR FROM (\n<sql>\n) AS t LIMIT n+1
+ * so DuckDB formats every type (nested, dates, decimals) and we only copy strings. The
+ * newlines keep a trailing "-- comment" from swallowing the closing parenthesis. Rows
+ * stream chunk by chunk (duckdb_fetch_chunk on a streaming result), so memory stays
+ * bounded by one chunk whatever the result size.
+ *
+ * Time limit: a watchdog thread interrupts queries past their deadline
+ * (duckdb_interrupt); the fetch then fails and the caller answers 408 (or ends the
+ * stream with an error when bytes were already sent).
+ */
+#include "engine/engine_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct lh_query {
+    lh_engine *eng;
+    duckdb_connection con;
+    duckdb_result result;
+    bool has_result;
+    duckdb_data_chunk chunk; /* the chunk being rendered, or NULL */
+    idx_t chunk_row;
+    lh_query_format format;
+    int64_t limit, rows;
+    bool truncated, done, header_sent, footer_sent, failed;
+    size_t n_cols;
+    char **col_names;
+    char **col_types;
+    lh_buf pending; /* rendered bytes not yet handed out */
+    int64_t max_bytes, sent_bytes;
+    int64_t deadline_mono_us;
+    struct lh_query *watch_next; /* engine's list of running queries */
+    bool watched;
+};
+
+/* ---- errors: the one place DuckDB errors become lh_err for user SQL ---------------------- */
+
+static int
+sql_error(lh_err *err, duckdb_error_type type, const char *message)
+{
+    const char *msg = message ? message : "query failed";
+    switch (type) {
+    case DUCKDB_ERROR_PERMISSION:
+        lh_err_set(err, LH_EPERM, 403, "sql_forbidden", "the query tried something not allowed");
+        lh_err_detail(err, "%s", msg);
+        lh_err_hint(err, "queries may read datasets only; files outside the data path, "
+                         "extensions and settings are off limits");
+        return LH_EPERM;
+    case DUCKDB_ERROR_INTERRUPT:
+        lh_err_set(err, LH_ETIMEOUT, 408, "query_timeout", "the query ran past its time limit");
+        lh_err_hint(err, "narrow the query, or raise [engine] query_timeout_ms");
+        return LH_ETIMEOUT;
+    case DUCKDB_ERROR_OUT_OF_MEMORY:
+        lh_err_set(err, LH_ENOMEM, 503, "query_out_of_memory", "the query ran out of memory");
+        lh_err_detail(err, "%s", msg);
+        return LH_ENOMEM;
+    case DUCKDB_ERROR_INTERNAL:
+    case DUCKDB_ERROR_FATAL:
+        lh_err_set(err, LH_EINTERNAL, 500, "engine_error", "the query engine failed");
+        lh_err_detail(err, "%s", msg);
+        return LH_EINTERNAL;
+    default:
+        lh_err_set(err, LH_EINVAL, 400, "invalid_sql", "the query is not valid");
+        lh_err_detail(err, "%s", msg);
+        return LH_EINVAL;
+    }
+}
+
+/* Prepare errors carry no type: read it from DuckDB's message prefix. */
+static int
+prepare_error(lh_err *err, const char *message)
+{
+    const char *m = message ? message : "";
+    if (strncmp(m, "Permission Error", 16) == 0)
+        return sql_error(err, DUCKDB_ERROR_PERMISSION, m);
+    if (strncmp(m, "INTERRUPT", 9) == 0 || strstr(m, "Interrupted"))
+        return sql_error(err, DUCKDB_ERROR_INTERRUPT, m);
+    return sql_error(err, DUCKDB_ERROR_INVALID, m);
+}
+
+static const char *
+type_name(duckdb_type t)
+{
+    switch (t) {
+    case DUCKDB_TYPE_BOOLEAN: return "BOOLEAN";
+    case DUCKDB_TYPE_TINYINT: return "TINYINT";
+    case DUCKDB_TYPE_SMALLINT: return "SMALLINT";
+    case DUCKDB_TYPE_INTEGER: return "INTEGER";
+    case DUCKDB_TYPE_BIGINT: return "BIGINT";
+    case DUCKDB_TYPE_UTINYINT: return "UTINYINT";
+    case DUCKDB_TYPE_USMALLINT: return "USMALLINT";
+    case DUCKDB_TYPE_UINTEGER: return "UINTEGER";
+    case DUCKDB_TYPE_UBIGINT: return "UBIGINT";
+    case DUCKDB_TYPE_HUGEINT: return "HUGEINT";
+    case DUCKDB_TYPE_FLOAT: return "FLOAT";
+    case DUCKDB_TYPE_DOUBLE: return "DOUBLE";
+    case DUCKDB_TYPE_DECIMAL: return "DECIMAL";
+    case DUCKDB_TYPE_VARCHAR: return "VARCHAR";
+    case DUCKDB_TYPE_BLOB: return "BLOB";
+    case DUCKDB_TYPE_DATE: return "DATE";
+    case DUCKDB_TYPE_TIME: return "TIME";
+    case DUCKDB_TYPE_TIMESTAMP: return "TIMESTAMP";
+    case DUCKDB_TYPE_TIMESTAMP_TZ: return "TIMESTAMP WITH TIME ZONE";
+    case DUCKDB_TYPE_INTERVAL: return "INTERVAL";
+    case DUCKDB_TYPE_UUID: return "UUID";
+    case DUCKDB_TYPE_LIST: return "LIST";
+    case DUCKDB_TYPE_ARRAY: return "ARRAY";
+    case DUCKDB_TYPE_STRUCT: return "STRUCT";
+    case DUCKDB_TYPE_MAP: return "MAP";
+    case DUCKDB_TYPE_ENUM: return "ENUM";
+    case DUCKDB_TYPE_SQLNULL: return "NULL";
+    default: return "OTHER";
+    }
+}
+
+/* ---- admission ---------------------------------------------------------------------------- */
+
+/* Check the text is one SELECT; fill column names/types from its prepared form. */
+static int
+admit(lh_query *q, const char *sql, lh_err *err)
+{
+    duckdb_extracted_statements stmts = NULL;
+    duckdb_prepared_statement prep = NULL;
+    int rc = 0;
+    idx_t n = duckdb_extract_statements(q->con, sql, &stmts);
+    if (n == 0) {
+        const char *e = duckdb_extract_statements_error(stmts);
+        rc = e ? prepare_error(err, e)
+               : lh_err_set(err, LH_EINVAL, 400, "invalid_sql", "the query holds no statement");
+        goto out;
+    }
+    if (n > 1) {
+        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_sql",
+                        "one statement per query (found %llu)", (unsigned long long)n);
+        goto out;
+    }
+    if (duckdb_prepare_extracted_statement(q->con, stmts, 0, &prep) == DuckDBError) {
+        rc = prepare_error(err, duckdb_prepare_error(prep));
+        goto out;
+    }
+    if (duckdb_prepared_statement_type(prep) != DUCKDB_STATEMENT_TYPE_SELECT) {
+        rc = lh_err_set(err, LH_EPERM, 403, "sql_forbidden", "only read queries (SELECT) are allowed");
+        lh_err_hint(err, "data changes go through the ingest and dataset endpoints");
+        goto out;
+    }
+    q->n_cols = (size_t)duckdb_prepared_statement_column_count(prep);
+    q->col_names = lh_calloc(q->n_cols ? q->n_cols : 1, sizeof *q->col_names);
+    q->col_types = lh_calloc(q->n_cols ? q->n_cols : 1, sizeof *q->col_types);
+    for (size_t i = 0; i < q->n_cols; i++) {
+        const char *name = duckdb_prepared_statement_column_name(prep, i);
+        q->col_names[i] = lh_strdup(name ? name : "");
+        duckdb_free((void *)name);
+        q->col_types[i] = lh_strdup(type_name(duckdb_prepared_statement_column_type(prep, i)));
+    }
+out:
+    duckdb_destroy_prepare(&prep);
+    duckdb_destroy_extracted(&stmts);
+    return rc;
+}
+
+/* The statement text without trailing blanks and semicolons. */
+static char *
+trimmed(const char *sql)
+{
+    size_t n = strlen(sql);
+    while (n > 0 && (sql[n - 1] == ';' || sql[n - 1] == ' ' || sql[n - 1] == '\n' ||
+                     sql[n - 1] == '\t' || sql[n - 1] == '\r'))
+        n--;
+    return lh_strndup(sql, n);
+}
+
+/* ---- the watchdog ------------------------------------------------------------------------- */
+
+static void
+watch(lh_engine *eng, lh_query *q)
+{
+    pthread_mutex_lock(&eng->watch_lock);
+    q->watch_next = eng->watched;
+    eng->watched = q;
+    q->watched = true;
+    pthread_mutex_unlock(&eng->watch_lock);
+}
+
+static void
+unwatch(lh_engine *eng, lh_query *q)
+{
+    if (!q->watched)
+        return;
+    pthread_mutex_lock(&eng->watch_lock);
+    for (lh_query **link = &eng->watched; *link; link = &(*link)->watch_next)
+        if (*link == q) {
+            *link = q->watch_next;
+            break;
+        }
+    q->watched = false;
+    pthread_mutex_unlock(&eng->watch_lock);
+}
+
+void
+lh_engine__watchdog_scan(lh_engine *eng)
+{
+    int64_t now = lh_mono_us();
+    pthread_mutex_lock(&eng->watch_lock);
+    for (lh_query *q = eng->watched; q; q = q->watch_next)
+        if (q->deadline_mono_us > 0 && now > q->deadline_mono_us)
+            duckdb_interrupt(q->con);
+    pthread_mutex_unlock(&eng->watch_lock);
+}
+
+/* ---- rendering ---------------------------------------------------------------------------- */
+
+static void
+json_str(lh_buf *out, const char *s)
+{
+    json_t *j = json_string(s);
+    char *text = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+    lh_buf_puts(out, text ? text : "\"\"");
+    free(text);
+    json_decref(j);
+}
+
+static void
+csv_field(lh_buf *out, const char *s, size_t len)
+{
+    bool quote = len == 0 ? false : memchr(s, ',', len) || memchr(s, '"', len) ||
+                                        memchr(s, '\n', len) || memchr(s, '\r', len);
+    if (!quote) {
+        lh_buf_append(out, s, len);
+        return;
+    }
+    lh_buf_append(out, "\"", 1);
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"')
+            lh_buf_append(out, "\"", 1);
+        lh_buf_append(out, &s[i], 1);
+    }
+    lh_buf_append(out, "\"", 1);
+}
+
+static void
+render_header(lh_query *q)
+{
+    lh_buf *out = &q->pending;
+    if (q->format == LH_QUERY_JSON) {
+        lh_buf_puts(out, "{\"columns\":[");
+        for (size_t i = 0; i < q->n_cols; i++) {
+            lh_buf_puts(out, i ? ",{\"name\":" : "{\"name\":");
+            json_str(out, q->col_names[i]);
+            lh_buf_puts(out, ",\"type\":");
+            json_str(out, q->col_types[i]);
+            lh_buf_puts(out, "}");
+        }
+        lh_buf_puts(out, "],\"rows\":[");
+    } else if (q->format == LH_QUERY_CSV) {
+        for (size_t i = 0; i < q->n_cols; i++) {
+            if (i)
+                lh_buf_append(out, ",", 1);
+            csv_field(out, q->col_names[i], strlen(q->col_names[i]));
+        }
+        lh_buf_append(out, "\n", 1);
+    }
+    q->header_sent = true;
+}
+
+static void
+render_footer(lh_query *q, const lh_err *error)
+{
+    lh_buf *out = &q->pending;
+    if (q->format == LH_QUERY_JSON) {
+        lh_buf_printf(out, "],\"row_count\":%lld,\"truncated\":%s", (long long)q->rows,
+                      q->truncated ? "true" : "false");
+        if (error) {
+            json_t *e = lh_err_to_json(error);
+            char *text = json_dumps(json_object_get(e, "error"), JSON_COMPACT);
+            lh_buf_printf(out, ",\"error\":%s", text);
+            free(text);
+            json_decref(e);
+        }
+        lh_buf_puts(out, "}\n");
+    } else if (q->format == LH_QUERY_NDJSON && error) {
+        char *text = lh_err_to_body(error);
+        lh_buf_puts(out, text);
+        lh_buf_append(out, "\n", 1);
+        free(text);
+    }
+    /* CSV has no place for an error: the stream just ends early (the log says why) */
+    q->footer_sent = true;
+}
+
+/* Render rows of the current chunk until the buffer holds `want` bytes. */
+static void
+render_rows(lh_query *q, size_t want)
+{
+    idx_t size = duckdb_data_chunk_get_size(q->chunk);
+    while (q->chunk_row < size && q->pending.len < want) {
+        if (q->rows >= q->limit) {
+            q->truncated = true;
+            q->done = true;
+            return;
+        }
+        idx_t r = q->chunk_row++;
+        if (q->format == LH_QUERY_CSV) {
+            for (size_t c = 0; c < q->n_cols; c++) {
+                duckdb_vector v = duckdb_data_chunk_get_vector(q->chunk, c);
+                uint64_t *valid = duckdb_vector_get_validity(v);
+                if (c)
+                    lh_buf_append(&q->pending, ",", 1);
+                if (valid && !duckdb_validity_row_is_valid(valid, r))
+                    continue; /* NULL is an empty field */
+                duckdb_string_t *s = (duckdb_string_t *)duckdb_vector_get_data(v) + r;
+                csv_field(&q->pending, duckdb_string_t_data(s), duckdb_string_t_length(*s));
+            }
+            lh_buf_append(&q->pending, "\n", 1);
+        } else {
+            duckdb_vector v = duckdb_data_chunk_get_vector(q->chunk, 0);
+            duckdb_string_t *s = (duckdb_string_t *)duckdb_vector_get_data(v) + r;
+            if (q->format == LH_QUERY_JSON && q->rows > 0)
+                lh_buf_append(&q->pending, ",", 1);
+            lh_buf_append(&q->pending, duckdb_string_t_data(s), duckdb_string_t_length(*s));
+            if (q->format == LH_QUERY_NDJSON)
+                lh_buf_append(&q->pending, "\n", 1);
+        }
+        q->rows++;
+    }
+}
+
+/* Fetch the next chunk; false when the result is exhausted or failed (err set). */
+static bool
+next_chunk(lh_query *q, lh_err *err, bool *failed)
+{
+    if (q->chunk)
+        duckdb_destroy_data_chunk(&q->chunk);
+    q->chunk = duckdb_fetch_chunk(q->result);
+    q->chunk_row = 0;
+    *failed = false;
+    if (q->chunk == NULL) {
+        const char *e = duckdb_result_error(&q->result);
+        if (e) {
+            sql_error(err, duckdb_result_error_type(&q->result), e);
+            *failed = true;
+        }
+        return false;
+    }
+    return true;
+}
+
+/* Fill q->pending with up to about `want` bytes. */
+static int
+produce(lh_query *q, size_t want, lh_err *err)
+{
+    if (!q->header_sent)
+        render_header(q);
+    while (!q->done && q->pending.len < want) {
+        if (q->chunk == NULL || q->chunk_row >= duckdb_data_chunk_get_size(q->chunk)) {
+            bool failed;
+            if (!next_chunk(q, err, &failed)) {
+                q->done = true;
+                if (failed) {
+                    q->failed = true;
+                    return err ? err->rc : LH_EIO;
+                }
+                break;
+            }
+        }
+        render_rows(q, want);
+    }
+    return 0;
+}
+
+/* ---- public -------------------------------------------------------------------------------- */
+
+int
+lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err *err)
+{
+    lh_query *q = lh_calloc(1, sizeof *q);
+    q->eng = eng;
+    q->format = opts->format;
+    q->limit = opts->row_limit > 0 ? opts->row_limit : INT64_MAX;
+    q->max_bytes = opts->max_bytes > 0 ? opts->max_bytes : INT64_MAX;
+    q->deadline_mono_us = opts->timeout_ms > 0 ? lh_mono_us() + opts->timeout_ms * 1000 : 0;
+    lh_buf_init(&q->pending);
+    int rc = 0;
+    char *body = NULL, *wrapped = NULL;
+    duckdb_prepared_statement prep = NULL;
+    if (duckdb_connect(eng->db, &q->con) == DuckDBError) {
+        rc = lh_err_set(err, LH_EIO, 503, "engine_unavailable", "could not connect to the engine");
+        goto fail;
+    }
+    if ((rc = admit(q, opts->sql, err)) != 0)
+        goto fail;
+    body = trimmed(opts->sql);
+    /* one row more than the limit tells us whether the answer was cut */
+    char limit_clause[48] = "";
+    if (opts->row_limit > 0)
+        snprintf(limit_clause, sizeof limit_clause, " LIMIT %lld", (long long)opts->row_limit + 1);
+    if (q->format == LH_QUERY_CSV)
+        wrapped = lh_sprintf("SELECT COLUMNS(*)::VARCHAR FROM (\n%s\n) AS lh_q%s", body, limit_clause);
+    else
+        wrapped = lh_sprintf("SELECT CAST(to_json(lh_q) AS VARCHAR) FROM (\n%s\n) AS lh_q%s", body,
+                             limit_clause);
+    if (duckdb_prepare(q->con, wrapped, &prep) == DuckDBError) {
+        const char *e = duckdb_prepare_error(prep);
+        rc = prepare_error(err, e);
+        /* it parsed alone but not as a subquery: a PRAGMA or SHOW in disguise */
+        if (rc == LH_EINVAL && e && strncmp(e, "Parser Error", 12) == 0) {
+            lh_err_set(err, LH_EINVAL, 400, "invalid_sql", "only plain SELECT queries are supported");
+            lh_err_hint(err, "PRAGMA, SHOW and DESCRIBE are not available; query the data itself");
+        }
+        goto fail;
+    }
+    watch(eng, q);
+    if (duckdb_execute_prepared_streaming(prep, &q->result) == DuckDBError) {
+        q->has_result = true;
+        rc = sql_error(err, duckdb_result_error_type(&q->result), duckdb_result_error(&q->result));
+        goto fail;
+    }
+    q->has_result = true;
+    /* run until the first row is rendered (or the result is known to be empty), so
+     * errors and timeouts still get a proper status code */
+    render_header(q);
+    if ((rc = produce(q, q->pending.len + 1, err)) != 0)
+        goto fail;
+    if ((int64_t)q->pending.len > q->max_bytes) {
+        rc = lh_err_set(err, LH_ETOOBIG, 413, "result_too_large",
+                        "the first rows are already over the result size limit of %lld bytes",
+                        (long long)q->max_bytes);
+        lh_err_hint(err, "select fewer columns or rows, or raise [engine] max_result_bytes");
+        goto fail;
+    }
+    duckdb_destroy_prepare(&prep);
+    free(body);
+    free(wrapped);
+    *out = q;
+    return 0;
+fail:
+    duckdb_destroy_prepare(&prep);
+    free(body);
+    free(wrapped);
+    lh_query_free(q);
+    return rc;
+}
+
+size_t
+lh_query_read(lh_query *q, char *buf, size_t max, bool *end, bool *failed_out, lh_err *err)
+{
+    *end = false;
+    *failed_out = false;
+    if (q->pending.len == 0 && !q->footer_sent) {
+        lh_err e;
+        lh_err_clear(&e);
+        int rc = produce(q, max, &e);
+        if (rc == 0 && q->sent_bytes + (int64_t)q->pending.len > q->max_bytes) {
+            lh_err_set(&e, LH_ETOOBIG, 413, "result_too_large",
+                       "the result grew over the limit of %lld bytes; it was cut",
+                       (long long)q->max_bytes);
+            q->done = true;
+            q->failed = true;
+            q->pending.len = 0;
+            rc = LH_ETOOBIG;
+        }
+        if (q->done && !q->footer_sent) {
+            render_footer(q, rc ? &e : NULL);
+            if (rc) {
+                *failed_out = true;
+                if (err)
+                    *err = e;
+            }
+        }
+    }
+    if (q->pending.len == 0) {
+        *end = true;
+        return 0;
+    }
+    size_t n = q->pending.len < max ? q->pending.len : max;
+    memcpy(buf, q->pending.data, n);
+    memmove(q->pending.data, q->pending.data + n, q->pending.len - n);
+    q->pending.len -= n;
+    q->sent_bytes += (int64_t)n;
+    return n;
+}
+
+int64_t
+lh_query_rows(const lh_query *q)
+{
+    return q->rows;
+}
+
+void
+lh_query_free(lh_query *q)
+{
+    if (q == NULL)
+        return;
+    unwatch(q->eng, q);
+    if (q->chunk)
+        duckdb_destroy_data_chunk(&q->chunk);
+    if (q->has_result)
+        duckdb_destroy_result(&q->result);
+    if (q->con)
+        duckdb_disconnect(&q->con);
+    for (size_t i = 0; i < q->n_cols; i++) {
+        free(q->col_names[i]);
+        free(q->col_types[i]);
+    }
+    free(q->col_names);
+    free(q->col_types);
+    lh_buf_free(&q->pending);
+    free(q);
+}

@@ -1,0 +1,126 @@
+/*
+ * h_query.c — POST /query: user SQL, sandboxed, streamed as JSON, NDJSON or CSV.
+ *
+ * The query runs until its first row before the status line is sent, so most failures
+ * (bad SQL 400, forbidden 403, timeout 408, first row too large 413) get a proper
+ * status. Later failures can only end the stream: JSON gets an "error" member, NDJSON
+ * a last error line, CSV an aborted transfer (no terminating chunk), and the log line
+ * says what happened.
+ */
+#include "http/http_int.h"
+
+#include <microhttpd.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct stream {
+    lh_query *q;
+    char request_id[LH_REQUEST_ID_MAX];
+    lh_query_format format;
+} stream;
+
+static ssize_t
+read_stream(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    stream *s = cls;
+    bool end, failed;
+    lh_err err;
+    size_t n = lh_query_read(s->q, buf, max, &end, &failed, &err);
+    if (failed) {
+        lh_log_err(LH_LOG_WARN, s->request_id, &err);
+        if (s->format == LH_QUERY_CSV)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    if (n > 0)
+        return (ssize_t)n;
+    return end ? MHD_CONTENT_READER_END_OF_STREAM : 0;
+}
+
+static void
+free_stream(void *cls)
+{
+    stream *s = cls;
+    lh_query_free(s->q);
+    free(s);
+}
+
+static const char *const FIELDS[] = {"sql", "format", "limit", NULL};
+
+int
+lh_h_query(lh_req *req, lh_resp *resp)
+{
+    lh_err err;
+    json_t *body = NULL;
+    if (lh_req_json(req, false, &body, &err) != 0)
+        return lh_resp_error(resp, &err);
+    int rc = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach(body, key, value)
+    {
+        bool known = false;
+        for (const char *const *f = FIELDS; *f; f++)
+            known |= strcmp(*f, key) == 0;
+        if (!known && rc == 0) {
+            rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter", "unknown field '%s'", key);
+            lh_err_hint(&err, "POST /query takes sql, format and limit");
+        }
+    }
+    json_t *sql = json_object_get(body, "sql");
+    json_t *format = json_object_get(body, "format");
+    json_t *limit = json_object_get(body, "limit");
+    lh_query_opts opts = {.format = LH_QUERY_JSON};
+    const lh_config *cfg = req->srv->config;
+    if (rc == 0 && (!json_is_string(sql) || json_string_length(sql) == 0))
+        rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter", "'sql' must be a non-empty string");
+    if (rc == 0 && json_is_string(sql) && strlen(json_string_value(sql)) != json_string_length(sql))
+        rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter", "'sql' must not contain NUL");
+    if (rc == 0 && format) {
+        const char *f = json_is_string(format) ? json_string_value(format) : "";
+        if (strcmp(f, "json") == 0)
+            opts.format = LH_QUERY_JSON;
+        else if (strcmp(f, "ndjson") == 0)
+            opts.format = LH_QUERY_NDJSON;
+        else if (strcmp(f, "csv") == 0)
+            opts.format = LH_QUERY_CSV;
+        else {
+            rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
+                            "'format' must be \"json\", \"ndjson\" or \"csv\"");
+        }
+    }
+    int64_t max_rows = lh_config_int(cfg, "engine.max_row_limit");
+    opts.row_limit = lh_config_int(cfg, "engine.default_row_limit");
+    if (rc == 0 && limit) {
+        if (!json_is_integer(limit) || json_integer_value(limit) < 1 ||
+            json_integer_value(limit) > max_rows)
+            rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
+                            "'limit' must be an integer from 1 to %lld", (long long)max_rows);
+        else
+            opts.row_limit = json_integer_value(limit);
+    }
+    if (rc != 0) {
+        json_decref(body);
+        return lh_resp_error(resp, &err);
+    }
+    opts.sql = json_string_value(sql);
+    opts.max_bytes = lh_config_int(cfg, "engine.max_result_bytes");
+    opts.timeout_ms = lh_config_int(cfg, "engine.query_timeout_ms");
+    lh_query *q = NULL;
+    rc = lh_query_start(req->srv->engine, &opts, &q, &err);
+    json_decref(body);
+    if (rc != 0)
+        return lh_resp_error(resp, &err);
+    stream *s = lh_calloc(1, sizeof *s);
+    s->q = q;
+    s->format = opts.format;
+    memcpy(s->request_id, req->request_id, sizeof s->request_id);
+    resp->status = 200;
+    resp->content_type = opts.format == LH_QUERY_CSV      ? "text/csv; charset=utf-8"
+                         : opts.format == LH_QUERY_NDJSON ? "application/x-ndjson"
+                                                          : "application/json";
+    resp->reader = read_stream;
+    resp->reader_free = free_stream;
+    resp->reader_ctx = s;
+    return 0;
+}

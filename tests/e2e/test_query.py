@@ -1,0 +1,144 @@
+"""End-to-end: POST /query — formats, limits, streaming, and the SQL sandbox."""
+import csv
+import io
+import json
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+
+ADMIN, READER, AGENT = "tok-admin-query-0001", "tok-reader-query-0001", "tok-agent-query-0001"
+
+
+class Query(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = harness.Server(
+            principals=[("owner", ADMIN, ["admin"]), ("analyst", READER, ["reader"]),
+                        ("bot", AGENT, ["agent"])],
+            env={"LAKEHOUSE_ENGINE_QUERY_TIMEOUT_MS": "1500",
+                 "LAKEHOUSE_ENGINE_MAX_RESULT_BYTES": "2000000"}).start()
+        # a file inside the data dir (readable) and one outside (not)
+        cls.inside = os.path.join(cls.srv.data_dir, "buckets", "primary", "inside.csv")
+        with open(cls.inside, "w") as f:
+            f.write("a,b\n1,x\n2,y\n")
+        cls.outside = os.path.join(cls.srv.dir, "outside.csv")
+        with open(cls.outside, "w") as f:
+            f.write("secret\nsauce\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.srv.stop()
+        log = cls.srv.log_text()
+        cls.srv.cleanup()
+        assert rc == 0, "server exit status %s\n%s" % (rc, log[-3000:])
+
+    def q(self, body, who="analyst"):
+        return self.srv.request("POST", "/query", body=body, who=who)
+
+    def err(self, body, status, code, who="analyst"):
+        st, h, res = self.q(body, who=who)
+        self.assertEqual(st, status, res)
+        self.assertEqual(res["error"]["code"], code, res)
+        return res
+
+    def test_json(self):
+        st, h, res = self.q({"sql": "SELECT 1 AS n, 'a,b' AS s, [1, 2] AS l, DATE '2024-03-01' AS d, "
+                                    "NULL AS z, 2.50::DECIMAL(5,2) AS m"})
+        self.assertEqual(st, 200, res)
+        self.assertEqual([c["name"] for c in res["columns"]], ["n", "s", "l", "d", "z", "m"])
+        self.assertEqual(res["columns"][0]["type"], "INTEGER")
+        self.assertEqual(res["rows"], [{"n": 1, "s": "a,b", "l": [1, 2], "d": "2024-03-01", "z": None,
+                                        "m": 2.5}])
+        self.assertEqual((res["row_count"], res["truncated"]), (1, False))
+
+    def test_ndjson_csv_and_limit(self):
+        st, h, text = self.q({"sql": "SELECT range AS r FROM range(10) -- a trailing comment",
+                              "format": "ndjson", "limit": 4})
+        self.assertEqual(st, 200)
+        self.assertTrue(h["content-type"].startswith("application/x-ndjson"))
+        self.assertEqual([json.loads(l)["r"] for l in text.splitlines()], [0, 1, 2, 3])
+        st, h, text = self.q({"sql": "SELECT 'x,\"y\"' AS a, NULL AS b, 3 AS c;", "format": "csv"})
+        self.assertEqual(st, 200)
+        self.assertEqual(list(csv.reader(io.StringIO(text))), [["a", "b", "c"], ['x,"y"', "", "3"]])
+        st, h, res = self.q({"sql": "SELECT * FROM range(7)", "limit": 5})
+        self.assertEqual((len(res["rows"]), res["truncated"]), (5, True))
+        st, h, res = self.q({"sql": "SELECT * FROM range(0)"})
+        self.assertEqual((st, res["rows"], res["row_count"]), (200, [], 0))
+
+    def test_large_result_streams(self):
+        st, h, text = self.srv.request("POST", "/query", who="analyst",
+                                       body={"sql": "SELECT range AS r FROM range(150000)",
+                                             "format": "ndjson", "limit": 150000})
+        self.assertEqual(st, 200)
+        lines = text.splitlines()
+        self.assertEqual(len(lines), 150000)
+        self.assertEqual(json.loads(lines[-1]), {"r": 149999})
+
+    def test_result_size_limit(self):
+        # cut mid-stream: the NDJSON ends with an error line
+        st, h, text = self.q({"sql": "SELECT repeat('x', 1000) AS s FROM range(5000)", "format": "ndjson",
+                              "limit": 5000})
+        self.assertEqual(st, 200)
+        last = json.loads(text.splitlines()[-1])
+        self.assertEqual(last["error"]["code"], "result_too_large")
+        st, h, res = self.q({"sql": "SELECT repeat('x', 1000) AS s FROM range(5000)", "limit": 5000})
+        self.assertEqual(res["error"]["code"], "result_too_large")
+        # already too large in the first row: a 413 before any byte
+        self.err({"sql": "SELECT repeat('x', 3000000) AS s"}, 413, "result_too_large")
+
+    def test_timeout(self):
+        self.err({"sql": "SELECT count(*) FROM range(100000000000)"}, 408, "query_timeout")
+        # the server is fine afterwards
+        self.assertEqual(self.q({"sql": "SELECT 1"})[0], 200)
+
+    def test_sandbox(self):
+        for sql in ("SELECT * FROM read_csv('/etc/passwd')",
+                    "SELECT * FROM read_csv('%s')" % self.outside,
+                    "SELECT * FROM read_text('/etc/hostname')",
+                    "SELECT * FROM glob('/etc/*')"):
+            self.err({"sql": sql}, 403, "sql_forbidden")
+        for sql in ("COPY (SELECT 1) TO '/tmp/lh-escape.csv'",
+                    "COPY (SELECT 1) TO '%s'" % os.path.join(self.srv.data_dir, "written.csv"),
+                    "ATTACH '/tmp/lh-escape.db'", "INSTALL httpfs", "LOAD httpfs",
+                    "SET enable_external_access = true", "SET allowed_directories = ['/']",
+                    "RESET lock_configuration", "PRAGMA enable_profiling",
+                    "CREATE TABLE t (a INT)", "EXPORT DATABASE '/tmp/lh-exp'",
+                    "CALL pragma_version()", "USE memory", "CHECKPOINT", "VACUUM"):
+            self.err({"sql": sql}, 403, "sql_forbidden")
+        # statements that do not even bind are refused as invalid; never run
+        for sql in ("INSERT INTO t VALUES (1)", "DROP TABLE x", "DETACH nothing"):
+            st, h, res = self.q({"sql": sql})
+            self.assertIn((st, res["error"]["code"]), ((400, "invalid_sql"), (403, "sql_forbidden")))
+        self.assertFalse(os.path.exists("/tmp/lh-escape.csv"))
+        self.assertFalse(os.path.exists(os.path.join(self.srv.data_dir, "written.csv")))
+        # reading inside the data path is allowed (datasets live there)
+        st, h, res = self.q({"sql": "SELECT * FROM read_csv('%s') ORDER BY a" % self.inside})
+        self.assertEqual(st, 200, res)
+        self.assertEqual(res["rows"], [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}])
+
+    def test_bad_input(self):
+        self.err({"sql": "SELECT 1; SELECT 2"}, 400, "invalid_sql")
+        self.err({"sql": "SELEC 1"}, 400, "invalid_sql")
+        self.err({"sql": "SELECT * FROM no_such_table"}, 400, "invalid_sql")
+        self.err({"sql": "PRAGMA version"}, 400, "invalid_sql")
+        self.err({"sql": "-- only a comment"}, 400, "invalid_sql")
+        for body in ({}, {"sql": ""}, {"sql": 42}, {"sql": "SELECT 1", "format": "xml"},
+                     {"sql": "SELECT 1", "limit": 0}, {"sql": "SELECT 1", "limit": "10"},
+                     {"sql": "SELECT 1", "limit": 1.5}, {"sql": "SELECT 1", "extra": True},
+                     {"sql": "SELECT 1", "format": None}):
+            self.err(body, 400, "invalid_parameter")
+        st, h, res = self.srv.request("POST", "/query", body='{"sql": "SELECT 1"', who="analyst",
+                                      headers={"Content-Type": "application/json"})
+        self.assertEqual((st, res["error"]["code"]), (400, "invalid_json"))
+        st, h, res = self.srv.request("POST", "/query", body='{"sql": "SELECT \\u0000 1"}',
+                                      who="analyst", headers={"Content-Type": "application/json"})
+        self.assertEqual(st, 400, res)
+        # agents use named tools, not raw SQL
+        self.err({"sql": "SELECT 1"}, 403, "forbidden", who="bot")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
