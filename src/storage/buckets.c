@@ -152,14 +152,16 @@ open_s3_bucket(entry_ctx *c, lh_secrets **secrets, lh_store **out, lh_err *err)
         lh_err serr;
         if (lh_secrets_open(lh_config_str(cfg, "secrets.file"), secrets, &serr) != 0) {
             /* keep the secrets module's own words: they say what to fix */
+            int rc_out = serr.rc == LH_ENOTFOUND ? LH_EINVAL : serr.rc;
             if (err) {
                 *err = serr;
+                err->rc = rc_out; /* the error must carry the code we return */
                 char msg[LH_ERR_TEXT_MAX];
                 snprintf(msg, sizeof msg, "%s: secret_ref '%s': %s", c->where, secret_ref,
                          serr.message);
                 snprintf(err->message, sizeof err->message, "%s", msg);
             }
-            return serr.rc == LH_ENOTFOUND ? LH_EINVAL : serr.rc;
+            return rc_out;
         }
     }
     char *ak = NULL, *sk = NULL;
@@ -229,6 +231,11 @@ load_bucket_entries(lh_buckets *b, const lh_config *cfg, lh_err *err)
             if ((rc = entry_str(&c, "root", true, &root, err)) != 0)
                 break;
             rc = lh_store_fs_open(root, &store, err);
+            if (rc != 0 && err) { /* name the config line, as for every other entry error */
+                char msg[LH_ERR_TEXT_MAX];
+                snprintf(msg, sizeof msg, "%s: %s", c.where, err->message);
+                snprintf(err->message, sizeof err->message, "%s", msg);
+            }
         } else if (strcmp(backend, "s3") == 0) {
             rc = open_s3_bucket(&c, &secrets, &store, err);
         } else {
@@ -347,7 +354,9 @@ lh_buckets_errors_json(lh_buckets *b, const char *bucket_name, size_t limit)
     for (size_t i = 0; i < b->ring_len && json_array_size(arr) < limit; i++) {
         size_t slot = (b->ring_head + b->ring_cap - 1 - i) % b->ring_cap;
         json_t *ev = b->ring[slot];
-        if (bucket_name && strcmp(json_string_value(json_object_get(ev, "bucket")), bucket_name) != 0)
+        /* events reloaded from the journal are whatever its files hold: maybe no "bucket" */
+        const char *name = json_string_value(json_object_get(ev, "bucket"));
+        if (bucket_name && (name == NULL || strcmp(name, bucket_name) != 0))
             continue;
         json_array_append(arr, ev);
     }

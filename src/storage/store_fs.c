@@ -272,9 +272,13 @@ fs_put(lh_store *s, const char *key, const lh_source *src, int flags, lh_obj_inf
     char *path = key_path(s, key);
     if (mkdirs_for(path) != 0) {
         rc = errno_error(err, errno, "mkdir", key);
+        unlink(tmp);
     } else if (flags & LH_PUT_CREATE_ONLY) {
         if (link(tmp, path) != 0) {
             int e = errno;
+            struct stat st;
+            if (e == EEXIST && lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+                e = EISDIR;
             if (e == EEXIST) {
                 rc = lh_err_set(err, LH_EEXIST, 409, "object_exists", "object '%s' already exists",
                                 key);
@@ -309,13 +313,13 @@ fs_head(lh_store *s, const char *key, lh_obj_info *info, lh_err *err)
 {
     char *path = key_path(s, key);
     struct stat st;
-    int ok = lstat(path, &st) == 0 && S_ISREG(st.st_mode);
-    int e = errno;
+    int found = lstat(path, &st) == 0;
+    int e = found ? ENOENT : errno; /* a folder is no object; errno is stale then */
     free(path);
-    if (!ok) {
+    if (!found || !S_ISREG(st.st_mode)) {
         if (check_root(s, err) != 0)
             return LH_EUNAVAIL;
-        return errno_error(err, e == ENOTDIR || e == 0 ? ENOENT : e, "stat", key);
+        return errno_error(err, e == ENOTDIR ? ENOENT : e, "stat", key);
     }
     fill_info(&st, info);
     return 0;
@@ -340,9 +344,10 @@ fs_del(lh_store *s, const char *key, lh_err *err)
     char *path = key_path(s, key);
     struct stat st;
     int rc = 0;
-    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
-        int e = errno;
-        rc = check_root(s, err) != 0 ? LH_EUNAVAIL : errno_error(err, e ? e : ENOENT, "stat", key);
+    int found = lstat(path, &st) == 0;
+    if (!found || !S_ISREG(st.st_mode)) {
+        int e = found || errno == ENOTDIR ? ENOENT : errno;
+        rc = check_root(s, err) != 0 ? LH_EUNAVAIL : errno_error(err, e, "stat", key);
     } else if (unlink(path) != 0) {
         rc = errno_error(err, errno, "unlink", key);
     } else {
@@ -363,7 +368,7 @@ typedef struct walk {
 static void
 walk_dir(const char *dir_path, const char *key_prefix, walk *w, int depth)
 {
-    if (depth > 64)
+    if (depth > LH_KEY_MAX / 2) /* a key has at most 512 segments */
         return;
     DIR *d = opendir(dir_path);
     if (d == NULL)
@@ -420,7 +425,7 @@ fs_list(lh_store *s, const char *prefix, const char *cursor, size_t limit, lh_li
     walk w = {.prefix = prefix, .cursor = cursor};
     const char *last_slash = strrchr(prefix, '/');
     char *dir_key = last_slash ? lh_strndup(prefix, (size_t)(last_slash - prefix) + 1) : lh_strdup("");
-    bool safe = strstr(dir_key, "..") == NULL;
+    bool safe = strstr(dir_key, "..") == NULL && strncmp(dir_key, TMP_DIR "/", 8) != 0;
     if (safe) {
         char *dir_path = dir_key[0] ? lh_sprintf("%s/%.*s", impl(s)->root,
                                                  (int)strlen(dir_key) - 1, dir_key)
