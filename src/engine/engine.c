@@ -167,3 +167,150 @@ lh_engine_ping(lh_engine *eng, lh_err *err)
     duckdb_disconnect(&con);
     return rc;
 }
+
+/* ---- internal statements ---------------------------------------------------------------- */
+
+/* DuckDB error for an internal statement: still classified, so a bad CSV in an ingest is
+ * a 400, not a 500. */
+static int
+internal_error(lh_err *err, duckdb_result *r)
+{
+    duckdb_error_type type = duckdb_result_error_type(r);
+    const char *msg = duckdb_result_error(r);
+    switch (type) {
+    case DUCKDB_ERROR_CONVERSION:
+    case DUCKDB_ERROR_INVALID_INPUT:
+    case DUCKDB_ERROR_PARSER:
+    case DUCKDB_ERROR_BINDER:
+    case DUCKDB_ERROR_CATALOG:
+    case DUCKDB_ERROR_INVALID_TYPE:
+    case DUCKDB_ERROR_MISMATCH_TYPE:
+    case DUCKDB_ERROR_OUT_OF_RANGE:
+        lh_err_set(err, LH_EINVAL, 400, "invalid_data", "the data could not be read");
+        break;
+    case DUCKDB_ERROR_OUT_OF_MEMORY:
+        lh_err_set(err, LH_ENOMEM, 503, "engine_out_of_memory", "the engine ran out of memory");
+        break;
+    case DUCKDB_ERROR_INTERRUPT:
+        lh_err_set(err, LH_ECANCELED, 409, "cancelled", "the operation was cancelled");
+        break;
+    default:
+        lh_err_set(err, LH_EIO, 500, "engine_error", "the query engine failed");
+        break;
+    }
+    lh_err_detail(err, "%s", msg ? msg : "(no message)");
+    return err ? err->rc : LH_EIO;
+}
+
+int
+lh_engine_exec(lh_engine *eng, const char *sql, int64_t *changed, lh_err *err)
+{
+    duckdb_connection con = NULL;
+    if (duckdb_connect(eng->db, &con) == DuckDBError)
+        return engine_error(err, "connect to", NULL);
+    duckdb_result r;
+    int rc = 0;
+    if (duckdb_query(con, sql, &r) == DuckDBError)
+        rc = internal_error(err, &r);
+    else if (changed)
+        *changed = (int64_t)duckdb_rows_changed(&r);
+    duckdb_destroy_result(&r);
+    duckdb_disconnect(&con);
+    return rc;
+}
+
+int
+lh_engine_rows(lh_engine *eng, const char *sql, json_t **out, lh_err *err)
+{
+    char *wrapped = lh_sprintf("SELECT CAST(to_json(lh_r) AS VARCHAR) FROM (\n%s\n) AS lh_r", sql);
+    duckdb_connection con = NULL;
+    int rc = 0;
+    if (duckdb_connect(eng->db, &con) == DuckDBError) {
+        free(wrapped);
+        return engine_error(err, "connect to", NULL);
+    }
+    duckdb_result r;
+    json_t *rows = json_array();
+    if (duckdb_query(con, wrapped, &r) == DuckDBError) {
+        rc = internal_error(err, &r);
+    } else {
+        idx_t n = duckdb_row_count(&r);
+        for (idx_t i = 0; i < n; i++) {
+            char *text = duckdb_value_varchar(&r, 0, i);
+            json_t *row = text ? json_loads(text, 0, NULL) : NULL;
+            duckdb_free(text);
+            json_array_append_new(rows, row ? row : json_null());
+        }
+    }
+    duckdb_destroy_result(&r);
+    duckdb_disconnect(&con);
+    free(wrapped);
+    if (rc != 0) {
+        json_decref(rows);
+        return rc;
+    }
+    *out = rows;
+    return 0;
+}
+
+void
+lh_sql_quote(lh_buf *out, const char *s)
+{
+    lh_buf_append(out, "'", 1);
+    for (; *s; s++) {
+        if (*s == '\'')
+            lh_buf_append(out, "'", 1);
+        lh_buf_append(out, s, 1);
+    }
+    lh_buf_append(out, "'", 1);
+}
+
+void
+lh_sql_ident(lh_buf *out, const char *name)
+{
+    lh_buf_append(out, "\"", 1);
+    for (; *name; name++) {
+        if (*name == '"')
+            lh_buf_append(out, "\"", 1);
+        lh_buf_append(out, name, 1);
+    }
+    lh_buf_append(out, "\"", 1);
+}
+
+int
+lh_engine_define_view(lh_engine *eng, const char *name, const char *const *paths, size_t n_paths,
+                      const char *empty_columns, lh_err *err)
+{
+    lh_buf sql;
+    lh_buf_init(&sql);
+    lh_buf_puts(&sql, "CREATE OR REPLACE VIEW ");
+    lh_sql_ident(&sql, name);
+    if (n_paths > 0) {
+        lh_buf_puts(&sql, " AS SELECT * FROM read_parquet([");
+        for (size_t i = 0; i < n_paths; i++) {
+            if (i)
+                lh_buf_puts(&sql, ", ");
+            lh_sql_quote(&sql, paths[i]);
+        }
+        lh_buf_puts(&sql, "], union_by_name = true)");
+    } else {
+        /* no files: an empty relation with the dataset's columns */
+        lh_buf_printf(&sql, " AS SELECT %s WHERE false",
+                      empty_columns && empty_columns[0] ? empty_columns : "NULL AS \"empty\"");
+    }
+    int rc = lh_engine_exec(eng, sql.data, NULL, err);
+    lh_buf_free(&sql);
+    return rc;
+}
+
+int
+lh_engine_drop_view(lh_engine *eng, const char *name, lh_err *err)
+{
+    lh_buf sql;
+    lh_buf_init(&sql);
+    lh_buf_puts(&sql, "DROP VIEW IF EXISTS ");
+    lh_sql_ident(&sql, name);
+    int rc = lh_engine_exec(eng, sql.data, NULL, err);
+    lh_buf_free(&sql);
+    return rc;
+}

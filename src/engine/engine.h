@@ -28,6 +28,26 @@ const char *lh_engine_version(void);
 /* Run a trivial query end to end; 0 when the engine answers. */
 int lh_engine_ping(lh_engine *eng, lh_err *err);
 
+/* ---- internal statements ------------------------------------------------------------- */
+/* These run SQL that lakehouse itself composed (never user text): views, COPY into the
+ * data dir, reading manifests and Parquet footers. String values must be quoted with
+ * lh_sql_quote. */
+
+/* Run one statement; *changed (may be NULL) gets DuckDB's changed-rows count (COPY). */
+int lh_engine_exec(lh_engine *eng, const char *sql, int64_t *changed, lh_err *err);
+/* Run a SELECT and return its rows as a JSON array of objects (new). For small results. */
+int lh_engine_rows(lh_engine *eng, const char *sql, json_t **out, lh_err *err);
+/* Append s as a SQL string literal ('it''s') to out. */
+void lh_sql_quote(lh_buf *out, const char *s);
+/* Append name as a quoted identifier ("order") to out. */
+void lh_sql_ident(lh_buf *out, const char *name);
+/* Make `name` a view over the Parquet files at paths (absolute local paths), replacing
+ * any earlier definition; with n_paths == 0 the view is empty but keeps the columns
+ * given as a select list in empty_columns ('NULL::BIGINT AS "a", NULL::VARCHAR AS "b"'). */
+int lh_engine_define_view(lh_engine *eng, const char *name, const char *const *paths,
+                          size_t n_paths, const char *empty_columns, lh_err *err);
+int lh_engine_drop_view(lh_engine *eng, const char *name, lh_err *err);
+
 /* ---- user queries ------------------------------------------------------------------ */
 
 typedef enum { LH_QUERY_JSON, LH_QUERY_NDJSON, LH_QUERY_CSV } lh_query_format;

@@ -796,3 +796,21 @@ lh_buckets_health_json(lh_buckets *b)
                      "errors_unwritten", (json_int_t)buffered, "errors_dropped",
                      (json_int_t)dropped);
 }
+
+size_t
+lh_buckets_count(lh_buckets *b)
+{
+    pthread_mutex_lock(&b->lock);
+    size_t n = b->n;
+    pthread_mutex_unlock(&b->lock);
+    return n;
+}
+
+const char *
+lh_buckets_name_at(lh_buckets *b, size_t i)
+{
+    pthread_mutex_lock(&b->lock);
+    const char *name = i < b->n ? b->items[i]->name : NULL;
+    pthread_mutex_unlock(&b->lock);
+    return name; /* bucket records are never freed before close */
+}

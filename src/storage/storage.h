@@ -153,6 +153,26 @@ void lh_buckets_close(lh_buckets *b);
 lh_store *lh_buckets_get(lh_buckets *b, const char *name, lh_err *err);
 lh_store *lh_buckets_primary(lh_buckets *b);
 const char *lh_buckets_rescue_name(lh_buckets *b); /* NULL when there is none */
+/* Iterate bucket names (profiles included once created). Names stay valid until close. */
+size_t lh_buckets_count(lh_buckets *b);
+const char *lh_buckets_name_at(lh_buckets *b, size_t i);
+
+/* ---- local copies for the query engine ----------------------------------------------- */
+
+typedef struct lh_cache lh_cache;
+/* Objects of remote stores are copied into dir (keyed by store, key and ETag) so DuckDB
+ * reads local files; fs objects are used in place. The cache keeps at most max_bytes,
+ * evicting the least recently used copies that are not pinned. */
+lh_cache *lh_cache_new(const char *dir, int64_t max_bytes);
+void lh_cache_free(lh_cache *c);
+/* A local path for key (new, free it). pin: keep the copy until lh_cache_unpin. */
+int lh_cache_local_path(lh_cache *c, lh_store *s, const char *key, bool pin, char **path_out,
+                        lh_err *err);
+void lh_cache_unpin(lh_cache *c, const char *path);
+/* {"entries","bytes","max_bytes","hits","misses","evictions"} (new) */
+json_t *lh_cache_stats_json(lh_cache *c);
+/* fs stores: the object's path on disk (new) or NULL for other backends. */
+char *lh_store_fs_path(lh_store *s, const char *key);
 
 /* Reads with rescue fallback: when the target is unreachable (LH_EUNAVAIL) and a rescue
  * bucket exists, the same key is read from it and *rescue_used is set. */

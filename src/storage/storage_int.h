@@ -19,6 +19,7 @@ typedef struct lh_store_ops {
     int (*copy)(lh_store *s, const char *src_key, const char *dst_key, lh_err *err);
     int (*probe)(lh_store *s, lh_err *err);
     int (*open_local)(lh_store *s, const char *key, int *fd_out, lh_obj_info *info, lh_err *err);
+    char *(*local_path)(lh_store *s, const char *key); /* NULL for remote backends */
     void (*free)(lh_store *s);
 } lh_store_ops;
 

@@ -257,3 +257,11 @@ lh_store_free(lh_store *s)
     free(s->describe);
     free(s);
 }
+
+char *
+lh_store_fs_path(lh_store *s, const char *key)
+{
+    if (s->ops->local_path == NULL || lh_key_check(key, NULL) != 0)
+        return NULL;
+    return s->ops->local_path(s, key);
+}

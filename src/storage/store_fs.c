@@ -482,7 +482,14 @@ fs_free(lh_store *s)
     free(impl(s));
 }
 
+static char *
+fs_local_path(lh_store *s, const char *key)
+{
+    return key_path(s, key);
+}
+
 static const lh_store_ops FS_OPS = {
+    .local_path = fs_local_path,
     .name = "fs",
     .get = fs_get,
     .put = fs_put,

@@ -107,7 +107,17 @@ p_free(lh_store *s)
     free(impl(s));
 }
 
+static char *
+p_local_path(lh_store *s, const char *key)
+{
+    char *k = full(s, key);
+    char *path = lh_store_fs_path(impl(s)->base, k);
+    free(k);
+    return path;
+}
+
 static const lh_store_ops PREFIX_OPS = {
+    .local_path = p_local_path,
     .name = "prefix", .get = p_get, .put = p_put, .head = p_head, .del = p_del,
     .list = p_list, .copy = p_copy, .probe = p_probe, .open_local = p_open_local, .free = p_free,
 };

@@ -1,0 +1,215 @@
+/*
+ * cache.c — local copies of remote objects for the query engine.
+ *
+ * A copy is named by the SHA-256 of (store, key, ETag): a changed object gets a new
+ * name, so a copy is never stale, and a second query of unchanged data reads nothing
+ * from the remote store. Copies are written to a temporary name and renamed into place.
+ * Eviction removes the least recently used unpinned copies once the total exceeds
+ * max_bytes; pinned copies (files a live dataset view reads) are never removed.
+ * One mutex guards the index; downloads run outside it.
+ */
+#include "storage/storage_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <pthread.h>
+
+typedef struct entry {
+    char *path;
+    int64_t bytes;
+    int64_t used_mono_us;
+    int pins;
+} entry;
+
+struct lh_cache {
+    pthread_mutex_t lock;
+    char *dir;
+    int64_t max_bytes, bytes;
+    entry *entries;
+    size_t n, cap;
+    int64_t hits, misses, evictions;
+};
+
+lh_cache *
+lh_cache_new(const char *dir, int64_t max_bytes)
+{
+    lh_cache *c = lh_calloc(1, sizeof *c);
+    pthread_mutex_init(&c->lock, NULL);
+    c->dir = lh_strdup(dir);
+    c->max_bytes = max_bytes;
+    mkdir(dir, 0700);
+    return c;
+}
+
+void
+lh_cache_free(lh_cache *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        free(c->entries[i].path);
+    free(c->entries);
+    free(c->dir);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+static entry *
+find_locked(lh_cache *c, const char *path)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->entries[i].path, path) == 0)
+            return &c->entries[i];
+    return NULL;
+}
+
+static void
+evict_locked(lh_cache *c)
+{
+    while (c->bytes > c->max_bytes) {
+        entry *victim = NULL;
+        for (size_t i = 0; i < c->n; i++)
+            if (c->entries[i].pins == 0 &&
+                (victim == NULL || c->entries[i].used_mono_us < victim->used_mono_us))
+                victim = &c->entries[i];
+        if (victim == NULL)
+            return; /* everything left is in use */
+        unlink(victim->path);
+        c->bytes -= victim->bytes;
+        c->evictions++;
+        free(victim->path);
+        *victim = c->entries[--c->n];
+    }
+}
+
+typedef struct file_sink {
+    int fd;
+} file_sink;
+
+static int
+to_file(void *ctx, const void *data, size_t len)
+{
+    file_sink *fs = ctx;
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fs->fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+int
+lh_cache_local_path(lh_cache *c, lh_store *s, const char *key, bool pin, char **path_out,
+                    lh_err *err)
+{
+    char *local = lh_store_fs_path(s, key);
+    if (local) {
+        *path_out = local;
+        return 0;
+    }
+    lh_obj_info info;
+    int rc = lh_store_head(s, key, &info, err);
+    if (rc != 0)
+        return rc;
+    lh_buf ident;
+    lh_buf_init(&ident);
+    lh_buf_printf(&ident, "%s\n%s\n%s", lh_store_describe(s), key, info.etag);
+    char hex[65];
+    lh_sha256_hex(ident.data, ident.len, hex);
+    lh_buf_free(&ident);
+    const char *dot = strrchr(key, '.');
+    char *path = lh_sprintf("%s/%s%s", c->dir, hex, dot && strlen(dot) <= 10 ? dot : "");
+
+    pthread_mutex_lock(&c->lock);
+    entry *e = find_locked(c, path);
+    if (e) {
+        e->used_mono_us = lh_mono_us();
+        e->pins += pin;
+        c->hits++;
+        pthread_mutex_unlock(&c->lock);
+        *path_out = path;
+        return 0;
+    }
+    c->misses++;
+    pthread_mutex_unlock(&c->lock);
+
+    char *tmp = lh_sprintf("%s.part-XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        rc = lh_err_set(err, LH_EIO, 503, "cache_unavailable", "could not write the local cache");
+        lh_err_detail(err, "%s: %s", c->dir, strerror(errno));
+        free(tmp);
+        free(path);
+        return rc;
+    }
+    file_sink sink = {fd};
+    lh_obj_info got;
+    rc = lh_store_get(s, key, 0, -1, to_file, &sink, &got, err);
+    if (rc == 0 && fsync(fd) != 0)
+        rc = lh_err_set(err, LH_EIO, 503, "cache_unavailable", "could not write the local cache");
+    close(fd);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = lh_err_set(err, LH_EIO, 503, "cache_unavailable", "could not write the local cache");
+    if (rc != 0) {
+        unlink(tmp);
+        free(tmp);
+        free(path);
+        return rc;
+    }
+    free(tmp);
+    struct stat st;
+    int64_t bytes = stat(path, &st) == 0 ? (int64_t)st.st_size : 0;
+    pthread_mutex_lock(&c->lock);
+    e = find_locked(c, path); /* another thread may have fetched it meanwhile */
+    if (e == NULL) {
+        if (c->n == c->cap) {
+            c->cap = c->cap ? c->cap * 2 : 64;
+            c->entries = lh_realloc(c->entries, c->cap * sizeof *c->entries);
+        }
+        e = &c->entries[c->n++];
+        e->path = lh_strdup(path);
+        e->bytes = bytes;
+        e->pins = 0;
+        c->bytes += bytes;
+    }
+    e->used_mono_us = lh_mono_us();
+    e->pins += pin;
+    evict_locked(c);
+    pthread_mutex_unlock(&c->lock);
+    *path_out = path;
+    return 0;
+}
+
+void
+lh_cache_unpin(lh_cache *c, const char *path)
+{
+    pthread_mutex_lock(&c->lock);
+    entry *e = find_locked(c, path);
+    if (e && e->pins > 0) {
+        e->pins--;
+        evict_locked(c);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+json_t *
+lh_cache_stats_json(lh_cache *c)
+{
+    pthread_mutex_lock(&c->lock);
+    json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "entries", (json_int_t)c->n, "bytes",
+                          (json_int_t)c->bytes, "max_bytes", (json_int_t)c->max_bytes, "hits",
+                          (json_int_t)c->hits, "misses", (json_int_t)c->misses, "evictions",
+                          (json_int_t)c->evictions);
+    pthread_mutex_unlock(&c->lock);
+    return j;
+}
