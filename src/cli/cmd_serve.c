@@ -100,18 +100,32 @@ lh_cmd_serve(int argc, char **argv)
         status = rc == LH_EINVAL || rc == LH_EPERM ? 2 : 1;
         goto out;
     }
-    /* user SQL may read files only under the data dir (buckets, caches) */
-    char data_dir[PATH_MAX], *allowed = NULL;
+    /* User SQL may read only dataset files: <root>/datasets/ of every local bucket and
+     * the cache of remote copies. Never the data dir itself: it holds the admin token,
+     * request bodies in flight and the error journal. */
+    char data_dir[PATH_MAX];
     if (realpath(lh_config_str(cfg, "server.data_dir"), data_dir) == NULL) {
         fprintf(stderr, "lakehouse: cannot resolve data_dir %s\n", lh_config_str(cfg, "server.data_dir"));
         goto out;
     }
-    allowed = lh_sprintf("%s/", data_dir);
-    const char *allowed_dirs[] = {allowed, NULL};
+    size_t n_buckets = lh_buckets_count(buckets);
+    char **allowed = lh_calloc(n_buckets + 2, sizeof *allowed);
+    size_t n_allowed = 0;
+    allowed[n_allowed++] = lh_sprintf("%s/cache/", data_dir);
+    for (size_t i = 0; i < n_buckets; i++) {
+        lh_store *store = lh_buckets_get(buckets, lh_buckets_name_at(buckets, i), NULL);
+        char *dir = store ? lh_store_fs_path(store, "datasets") : NULL;
+        if (dir) {
+            allowed[n_allowed++] = lh_sprintf("%s/", dir);
+            free(dir);
+        }
+    }
     lh_engine_opts eopts = {.threads = (int)lh_config_int(cfg, "engine.threads"),
                             .memory_limit = lh_config_str(cfg, "engine.memory_limit"),
-                            .allowed_dirs = allowed_dirs};
+                            .allowed_dirs = (const char *const *)allowed};
     rc = lh_engine_open(&eopts, &engine, &err);
+    for (size_t i = 0; i < n_allowed; i++)
+        free(allowed[i]);
     free(allowed);
     if (rc != 0 || lh_engine_ping(engine, &err) != 0) {
         fprintf(stderr, "lakehouse: %s%s%s\n", err.message, err.detail[0] ? ": " : "", err.detail);

@@ -21,7 +21,8 @@ class Query(unittest.TestCase):
             env={"LAKEHOUSE_ENGINE_QUERY_TIMEOUT_MS": "1500",
                  "LAKEHOUSE_ENGINE_MAX_RESULT_BYTES": "2000000"}).start()
         # a file inside the data dir (readable) and one outside (not)
-        cls.inside = os.path.join(cls.srv.data_dir, "buckets", "primary", "inside.csv")
+        os.makedirs(os.path.join(cls.srv.data_dir, "buckets", "primary", "datasets"), exist_ok=True)
+        cls.inside = os.path.join(cls.srv.data_dir, "buckets", "primary", "datasets", "inside.csv")
         with open(cls.inside, "w") as f:
             f.write("a,b\n1,x\n2,y\n")
         cls.outside = os.path.join(cls.srv.dir, "outside.csv")
@@ -95,8 +96,19 @@ class Query(unittest.TestCase):
         self.assertEqual(self.q({"sql": "SELECT 1"})[0], 200)
 
     def test_sandbox(self):
+        token = os.path.join(self.srv.data_dir, "admin.token")
+        os.makedirs(os.path.join(self.srv.data_dir, "buckets", "primary", "_errors"), exist_ok=True)
+        journal = os.path.join(self.srv.data_dir, "buckets", "primary", "_errors", "x.jsonl")
+        with open(journal, "w") as f:
+            f.write('{"bucket":"primary"}\n')
         for sql in ("SELECT * FROM read_csv('/etc/passwd')",
                     "SELECT * FROM read_csv('%s')" % self.outside,
+                    # the data dir itself is off limits: tokens, journals, bodies in flight
+                    "SELECT content FROM read_text('%s')" % token,
+                    "SELECT * FROM read_json('%s')" % journal,
+                    "SELECT * FROM glob('%s/**')" % self.srv.data_dir,
+                    "SELECT * FROM read_csv('%s/datasets/../../../admin.token')"
+                    % os.path.join(self.srv.data_dir, "buckets", "primary"),
                     "SELECT * FROM read_text('/etc/hostname')",
                     "SELECT * FROM glob('/etc/*')"):
             self.err({"sql": sql}, 403, "sql_forbidden")
