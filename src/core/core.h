@@ -70,6 +70,9 @@ void lh_err_hint(lh_err *err, const char *fmt, ...) LH_PRINTF(2, 3);
 void lh_err_clear(lh_err *err);
 /* The default HTTP status for an rc (LH_EINVAL → 400, LH_ENOTFOUND → 404, ...). */
 int lh_err_status_for(int rc);
+/* A JSON string from any bytes: invalid UTF-8 becomes U+FFFD instead of failing
+ * (json_string returns NULL for it). Returns new. */
+json_t *lh_json_text(const char *s);
 /* Render {"error":{"code","message","detail"?,"hint"?}}. Returns new (json_decref). */
 json_t *lh_err_to_json(const lh_err *err);
 /* Same as a compact string. Returns new (free). */

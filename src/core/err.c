@@ -106,8 +106,8 @@ utf8_seq_len(const unsigned char *s)
 /* json_string refuses invalid UTF-8, which an error text can hold (a client's bytes
  * echoed in a message, or a character cut in half by truncation to LH_ERR_TEXT_MAX).
  * Replace each bad byte with U+FFFD so that no member of the body is ever dropped. */
-static json_t *
-json_text(const char *s)
+json_t *
+lh_json_text(const char *s)
 {
     json_t *j = json_string(s);
     if (j != NULL)
@@ -135,12 +135,12 @@ lh_err_to_json(const lh_err *err)
     json_t *inner = json_object();
     const char *code = err && err->code[0] ? err->code : "internal_error";
     const char *message = err && err->message[0] ? err->message : "internal error";
-    json_object_set_new(inner, "code", json_text(code));
-    json_object_set_new(inner, "message", json_text(message));
+    json_object_set_new(inner, "code", lh_json_text(code));
+    json_object_set_new(inner, "message", lh_json_text(message));
     if (err && err->detail[0])
-        json_object_set_new(inner, "detail", json_text(err->detail));
+        json_object_set_new(inner, "detail", lh_json_text(err->detail));
     if (err && err->hint[0])
-        json_object_set_new(inner, "hint", json_text(err->hint));
+        json_object_set_new(inner, "hint", lh_json_text(err->hint));
     json_t *outer = json_object();
     json_object_set_new(outer, "error", inner);
     return outer;

@@ -60,10 +60,9 @@ emit(lh_log_level level, const char *request_id, json_t *fields, const char *msg
     json_object_set_new(line, "time", json_string(when));
     json_object_set_new(line, "level", json_string(level_names[level]));
     /* json_string rejects invalid UTF-8; keep the line rather than lose it */
-    json_t *m = json_string(msg);
-    json_object_set_new(line, "msg", m ? m : json_string("(message not valid UTF-8)"));
+    json_object_set_new(line, "msg", lh_json_text(msg));
     if (request_id)
-        json_object_set_new(line, "request_id", json_string(request_id));
+        json_object_set_new(line, "request_id", lh_json_text(request_id));
     if (fields) {
         const char *key;
         json_t *value;
@@ -111,13 +110,13 @@ lh_log_err(lh_log_level level, const char *request_id, const lh_err *err)
     if (!lh_log_enabled(level))
         return;
     json_t *fields = json_object();
-    json_object_set_new(fields, "code", json_string(err->code));
+    json_object_set_new(fields, "code", lh_json_text(err->code));
     if (err->http_status)
         json_object_set_new(fields, "status", json_integer(err->http_status));
     if (err->detail[0])
-        json_object_set_new(fields, "detail", json_string(err->detail));
+        json_object_set_new(fields, "detail", lh_json_text(err->detail));
     if (err->hint[0])
-        json_object_set_new(fields, "hint", json_string(err->hint));
+        json_object_set_new(fields, "hint", lh_json_text(err->hint));
     emit(level, request_id, fields, err->message);
     json_decref(fields);
 }

@@ -71,7 +71,8 @@ filter_buckets(lh_req *req, json_t *arr, const char *name_field)
     json_t *item;
     json_array_foreach(arr, i, item)
     {
-        if (visible_bucket(req->principal, json_string_value(json_object_get(item, name_field))))
+        const char *name = json_string_value(json_object_get(item, name_field));
+        if (name && visible_bucket(req->principal, name))
             json_array_append(out, item);
     }
     return out;

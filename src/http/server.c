@@ -221,17 +221,26 @@ queue(lh_req *req, lh_resp *resp)
     if (resp->reader) {
         r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, resp->reader,
                                               resp->reader_ctx, resp->reader_free);
-        resp->reader = NULL; /* MHD owns the context now */
+        if (r)
+            resp->reader = NULL; /* MHD owns the context now */
     } else if (resp->fd >= 0) {
         r = MHD_create_response_from_fd_at_offset64((uint64_t)resp->fd_len, resp->fd,
                                                     (uint64_t)resp->fd_offset);
-        resp->fd = -1; /* MHD closes it */
+        if (r)
+            resp->fd = -1; /* MHD closes it */
     } else if (resp->head_len >= 0) {
         r = MHD_create_response_from_callback((uint64_t)resp->head_len, 4096, no_body, NULL, NULL);
     } else {
         r = MHD_create_response_from_buffer(resp->body.len,
                                             resp->body.data ? resp->body.data : (void *)"",
                                             MHD_RESPMEM_MUST_COPY);
+    }
+    if (r == NULL) {
+        /* MHD could not build the response (out of memory): drop the connection */
+        lh_log(LH_LOG_ERROR, req->request_id, NULL, "could not create the HTTP response");
+        req->responded = true; /* the caller's resp_free releases fd and reader */
+        req->status = 500;
+        return;
     }
     MHD_add_response_header(r, "Content-Type",
                             resp->content_type ? resp->content_type : "application/json");
@@ -490,9 +499,11 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     lh_http__metrics_observe(srv->metrics, req->match.route ? req->match.route_index : -1,
                              req->method, status, seconds);
     if (srv->access_log && lh_log_enabled(LH_LOG_INFO)) {
-        json_t *fields = json_pack("{s:s, s:s, s:i, s:f, s:s}", "method", req->method, "path",
-                                   req->path, "status", status, "duration_ms", seconds * 1000.0,
-                                   "principal", req->principal ? req->principal->name : "");
+        /* the path is client bytes: maybe not UTF-8, which json_pack would refuse */
+        json_t *fields = json_pack("{s:o, s:o, s:i, s:f, s:s}", "method", lh_json_text(req->method),
+                                   "path", lh_json_text(req->path), "status", status,
+                                   "duration_ms", seconds * 1000.0, "principal",
+                                   req->principal ? req->principal->name : "");
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
             json_object_set_new(fields, "terminated", json_integer((json_int_t)toe));
         lh_log(LH_LOG_INFO, req->request_id, fields, "request");

@@ -10,7 +10,14 @@
  *
  * Compaction reads every batch in name order, writes their lines as one new batch with
  * a fresh timestamp (so it sorts after them), and only then deletes the merged ones; a
- * crash in between leaves duplicates, never a loss. One mutex serialises everything.
+ * crash in between leaves duplicates, never a loss.
+ *
+ * Locking: `lock` guards the buffer and counters and is never held during I/O, so
+ * appends and stats stay instant while the store is slow or down. `write_lock`
+ * serialises writers (flush, compact) so batches keep their order; a writer takes the
+ * buffered events, writes them without `lock`, and puts them back in front on failure.
+ * After a failed write, appends stop writing for a back-off period (the background
+ * tick still retries), so a dead primary cannot make every request wait on it.
  */
 #include "storage/storage.h"
 
@@ -20,9 +27,13 @@
 #include <string.h>
 
 #define BATCH_READ_MAX (256u << 20)
+#define COMPACT_MAX (1024u << 20)
+#define FAILURE_BACKOFF_US (5 * 1000000)
 
 struct lh_applog {
     pthread_mutex_t lock;
+    pthread_mutex_t write_lock;
+    int64_t failed_mono_us; /* when the last write failed, 0 after a success */
     lh_store *store;
     char *prefix;
     int max_events;
@@ -38,6 +49,7 @@ lh_applog_new(lh_store *store, const char *prefix, int max_events, int64_t max_a
 {
     lh_applog *log = lh_calloc(1, sizeof *log);
     pthread_mutex_init(&log->lock, NULL);
+    pthread_mutex_init(&log->write_lock, NULL);
     log->store = store;
     log->prefix = lh_strdup(prefix);
     log->max_events = max_events > 0 ? max_events : 100;
@@ -53,52 +65,93 @@ lh_applog_free(lh_applog *log)
         return;
     json_decref(log->buffer);
     free(log->prefix);
+    pthread_mutex_destroy(&log->write_lock);
     pthread_mutex_destroy(&log->lock);
     free(log);
 }
 
-/* Write lines as a new batch object. Caller holds the lock. */
+/* Write lines as a new batch object. Caller holds write_lock (not lock). */
 static int
-write_batch_locked(lh_applog *log, const char *data, size_t len, lh_err *err)
+write_batch(lh_applog *log, const char *data, size_t len, lh_err *err)
 {
+    pthread_mutex_lock(&log->lock);
     int64_t epoch = lh_now_us();
     if (epoch <= log->last_epoch_us)
         epoch = log->last_epoch_us + 1;
+    pthread_mutex_unlock(&log->lock);
     for (int attempt = 0; attempt < 8; attempt++, epoch++) {
         char key[LH_KEY_MAX + 1];
         snprintf(key, sizeof key, "%sbatch_%020lld.jsonl", log->prefix, (long long)epoch);
         int rc = lh_store_put_buffer(log->store, key, data, len, LH_PUT_CREATE_ONLY, err);
         if (rc == LH_EEXIST)
             continue; /* another writer took this microsecond */
+        pthread_mutex_lock(&log->lock);
         if (rc == 0) {
             log->last_epoch_us = epoch;
             log->written_batches++;
+            log->failed_mono_us = 0;
+        } else {
+            log->failed_mono_us = lh_mono_us();
         }
+        pthread_mutex_unlock(&log->lock);
         return rc;
     }
     return lh_err_set(err, LH_EIO, 500, "append_log_busy", "could not find a free batch name");
 }
 
-static int
-flush_locked(lh_applog *log, lh_err *err)
+static void
+cap_locked(lh_applog *log)
 {
+    size_t cap = (size_t)log->max_events * 10;
     size_t n = json_array_size(log->buffer);
-    if (n == 0)
+    if (n <= cap)
+        return;
+    json_t *kept = json_array();
+    for (size_t i = n - cap; i < n; i++)
+        json_array_append(kept, json_array_get(log->buffer, i));
+    log->dropped += (int64_t)(n - cap);
+    json_decref(log->buffer);
+    log->buffer = kept;
+}
+
+/* Write everything buffered as one batch. Caller holds write_lock. */
+static int
+flush_events(lh_applog *log, lh_err *err)
+{
+    pthread_mutex_lock(&log->lock);
+    json_t *taken = log->buffer;
+    log->buffer = json_array();
+    pthread_mutex_unlock(&log->lock);
+    size_t n = json_array_size(taken);
+    if (n == 0) {
+        json_decref(taken);
         return 0;
+    }
     lh_buf lines;
     lh_buf_init(&lines);
     for (size_t i = 0; i < n; i++) {
-        char *line = json_dumps(json_array_get(log->buffer, i), JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *line = json_dumps(json_array_get(taken, i), JSON_COMPACT | JSON_PRESERVE_ORDER);
         if (line) {
             lh_buf_puts(&lines, line);
             lh_buf_append(&lines, "\n", 1);
             free(line);
         }
     }
-    int rc = write_batch_locked(log, lines.data, lines.len, err);
+    int rc = write_batch(log, lines.data, lines.len, err);
     lh_buf_free(&lines);
-    if (rc == 0)
-        json_array_clear(log->buffer);
+    if (rc != 0) {
+        /* put them back in front of anything that arrived meanwhile */
+        pthread_mutex_lock(&log->lock);
+        json_array_extend(taken, log->buffer);
+        json_decref(log->buffer);
+        log->buffer = taken;
+        taken = NULL;
+        cap_locked(log);
+        if (json_array_size(log->buffer) > 0 && log->oldest_mono_us == 0)
+            log->oldest_mono_us = lh_mono_us();
+        pthread_mutex_unlock(&log->lock);
+    }
+    json_decref(taken);
     return rc;
 }
 
@@ -109,24 +162,27 @@ lh_applog_append(lh_applog *log, json_t *event, lh_err *err)
     if (json_array_size(log->buffer) == 0)
         log->oldest_mono_us = lh_mono_us();
     json_array_append_new(log->buffer, event);
-    size_t cap = (size_t)log->max_events * 10;
-    while (json_array_size(log->buffer) > cap) {
-        json_array_remove(log->buffer, 0);
-        log->dropped++;
-    }
-    int rc = 0;
-    if (json_array_size(log->buffer) >= (size_t)log->max_events)
-        rc = flush_locked(log, err);
+    cap_locked(log);
+    bool full = json_array_size(log->buffer) >= (size_t)log->max_events;
+    bool backing_off = log->failed_mono_us != 0 &&
+                       lh_mono_us() - log->failed_mono_us < FAILURE_BACKOFF_US;
     pthread_mutex_unlock(&log->lock);
+    if (!full || backing_off)
+        return 0;
+    /* write now unless another writer is busy (it will take these events too) */
+    if (pthread_mutex_trylock(&log->write_lock) != 0)
+        return 0;
+    int rc = flush_events(log, err);
+    pthread_mutex_unlock(&log->write_lock);
     return rc;
 }
 
 int
 lh_applog_flush(lh_applog *log, lh_err *err)
 {
-    pthread_mutex_lock(&log->lock);
-    int rc = flush_locked(log, err);
-    pthread_mutex_unlock(&log->lock);
+    pthread_mutex_lock(&log->write_lock);
+    int rc = flush_events(log, err);
+    pthread_mutex_unlock(&log->write_lock);
     return rc;
 }
 
@@ -134,11 +190,10 @@ int
 lh_applog_tick(lh_applog *log, lh_err *err)
 {
     pthread_mutex_lock(&log->lock);
-    int rc = 0;
-    if (json_array_size(log->buffer) > 0 && lh_mono_us() - log->oldest_mono_us >= log->max_age_us)
-        rc = flush_locked(log, err);
+    bool due = json_array_size(log->buffer) > 0 &&
+               lh_mono_us() - log->oldest_mono_us >= log->max_age_us;
     pthread_mutex_unlock(&log->lock);
-    return rc;
+    return due ? lh_applog_flush(log, err) : 0;
 }
 
 /* Every batch key under the prefix, in name (= time) order. */
@@ -215,7 +270,7 @@ read_batch(lh_applog *log, const char *key, json_t *arr, lh_err *err)
 int
 lh_applog_compact(lh_applog *log, int *merged, lh_err *err)
 {
-    pthread_mutex_lock(&log->lock);
+    pthread_mutex_lock(&log->write_lock);
     char **keys = NULL;
     size_t n = 0;
     int rc = list_batches(log, &keys, &n, err);
@@ -226,6 +281,12 @@ lh_applog_compact(lh_applog *log, int *merged, lh_err *err)
         for (size_t i = 0; rc == 0 && i < n; i++) {
             lh_buf data;
             rc = lh_store_get_buffer(log->store, keys[i], BATCH_READ_MAX, &data, NULL, err);
+            if (rc == 0 && lines.len + data.len > COMPACT_MAX) {
+                lh_buf_free(&data);
+                rc = lh_err_set(err, LH_ETOOBIG, 413, "journal_too_large",
+                                "the journal is too large to compact in one pass");
+                lh_err_detail(err, "more than %u bytes in %zu batches", COMPACT_MAX, n);
+            }
             if (rc == 0) {
                 lh_buf_append(&lines, data.data, data.len);
                 if (data.len > 0 && data.data[data.len - 1] != '\n')
@@ -234,7 +295,7 @@ lh_applog_compact(lh_applog *log, int *merged, lh_err *err)
             }
         }
         if (rc == 0)
-            rc = write_batch_locked(log, lines.data, lines.len, err);
+            rc = write_batch(log, lines.data, lines.len, err);
         lh_buf_free(&lines);
         for (size_t i = 0; rc == 0 && i < n; i++) {
             lh_err ignored;
@@ -246,21 +307,26 @@ lh_applog_compact(lh_applog *log, int *merged, lh_err *err)
             *merged = (int)n;
     }
     free_keys(keys, n);
-    pthread_mutex_unlock(&log->lock);
+    pthread_mutex_unlock(&log->write_lock);
     return rc;
 }
 
 int
 lh_applog_read(lh_applog *log, size_t limit, json_t **out, lh_err *err)
 {
-    pthread_mutex_lock(&log->lock);
+    /* stored batches are read without `lock`; write_lock keeps a flush from moving
+     * events from the buffer into a batch while we look at both */
+    pthread_mutex_lock(&log->write_lock);
     json_t *arr = json_array();
     char **keys = NULL;
     size_t n = 0;
     int rc = list_batches(log, &keys, &n, err);
     if (rc == 0) {
+        pthread_mutex_lock(&log->lock);
+        json_t *buffered = json_copy(log->buffer);
+        pthread_mutex_unlock(&log->lock);
         /* read newest batches first until enough events are found */
-        size_t have = json_array_size(log->buffer);
+        size_t have = json_array_size(buffered);
         size_t first = n;
         json_t *stored = json_array();
         while (first > 0 && have < limit) {
@@ -277,16 +343,23 @@ lh_applog_read(lh_applog *log, size_t limit, json_t **out, lh_err *err)
         }
         json_array_extend(arr, stored);
         json_decref(stored);
-        json_array_extend(arr, log->buffer);
+        json_array_extend(arr, buffered);
+        json_decref(buffered);
     }
     free_keys(keys, n);
-    pthread_mutex_unlock(&log->lock);
+    pthread_mutex_unlock(&log->write_lock);
     if (rc != 0) {
         json_decref(arr);
         return rc;
     }
-    while (json_array_size(arr) > limit)
-        json_array_remove(arr, 0);
+    size_t total = json_array_size(arr);
+    if (total > limit) {
+        json_t *tail = json_array();
+        for (size_t i = total - limit; i < total; i++)
+            json_array_append(tail, json_array_get(arr, i));
+        json_decref(arr);
+        arr = tail;
+    }
     *out = arr;
     return 0;
 }

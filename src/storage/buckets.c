@@ -388,7 +388,13 @@ reload_ring(lh_buckets *b)
     }
     size_t i;
     json_t *ev;
-    json_array_foreach(events, i, ev) ring_push_locked(b, json_incref(ev));
+    /* the journal is whatever its files hold: keep only well-formed events */
+    json_array_foreach(events, i, ev)
+    {
+        if (json_is_object(ev) && json_is_string(json_object_get(ev, "bucket")) &&
+            json_is_string(json_object_get(ev, "op")))
+            ring_push_locked(b, json_incref(ev));
+    }
     json_decref(events);
 }
 

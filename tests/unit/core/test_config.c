@@ -396,8 +396,8 @@ test_unknown_names_warn(void **state)
                                "port = 3101\n"  /* 4 */
                                "[sever]\n"      /* 5 */
                                "port = 1\n"     /* 6 */
-                               "[storage]\n"    /* 7: reserved for later modules */
-                               "anything = \"x\"\n"
+                               "[storage]\n"    /* 7: a known section */
+                               "anything = \"x\"\n"   /* 8 */
                                "[[bucket]]\n" /* 9: reserved too */
                                "name = \"b\"\n"
                                "[[unknown_arr]]\n" /* 11 */
@@ -408,7 +408,7 @@ test_unknown_names_warn(void **state)
     assert_int_equal(lh_config_int(cfg, "server.port"), 3101);
     size_t n = 0;
     const char *const *w = lh_config_warnings(cfg, &n);
-    assert_int_equal(n, 5);
+    assert_int_equal(n, 6);
     char expect[700];
     snprintf(expect, sizeof expect,
              "%s:1:1: unknown top-level key 'toplevel' ignored (keys belong in a [section])", path);
@@ -417,11 +417,13 @@ test_unknown_names_warn(void **state)
     assert_string_equal(w[1], expect);
     snprintf(expect, sizeof expect, "%s:5:1: unknown section [sever] ignored", path);
     assert_string_equal(w[2], expect);
+    snprintf(expect, sizeof expect, "%s:8:1: unknown key 'anything' in [storage] ignored", path);
+    assert_string_equal(w[3], expect);
     snprintf(expect, sizeof expect, "%s:11:1:", path);
-    assert_prefix(w[3], expect);
-    assert_contains(w[3], "'unknown_arr'");
+    assert_prefix(w[4], expect);
+    assert_contains(w[4], "'unknown_arr'");
     snprintf(expect, sizeof expect, "%s:13:3: unknown key 'colour' in [log] ignored", path);
-    assert_string_equal(w[4], expect);
+    assert_string_equal(w[5], expect);
     lh_config_free(cfg);
 }
 
