@@ -182,6 +182,8 @@ typedef struct lh_toml lh_toml; /* a value of any type */
 int lh_toml_parse(const char *text, size_t len, const char *path, lh_toml **out, lh_err *err);
 int lh_toml_parse_file(const char *path, lh_toml **out, lh_err *err);
 void lh_toml_free(lh_toml *t);
+/* Zero every string value in place (before freeing a document that held secrets). */
+void lh_toml_wipe(lh_toml *t);
 lh_toml_type lh_toml_type_of(const lh_toml *t);
 const char *lh_toml_type_name(lh_toml_type type);
 /* Table access: the value of key or NULL; members in file order. */

@@ -103,17 +103,26 @@ evict_locked(lh_jobs *pool)
     }
 }
 
+/* Mark a job finished. Its argument is handed back through *arg_out (with its free
+ * function) so the caller can release it after dropping the lock: freeing may close
+ * connections or call back into the pool. */
 static void
-finish_locked(lh_job *job, lh_job_state state)
+finish_locked(lh_job *job, lh_job_state state, void **arg_out, void (**free_out)(void *))
 {
     job->state = state;
     job->finished_us = lh_now_us();
-    /* the argument may hold big buffers or connections: release them now */
-    if (job->free_arg && job->arg)
-        job->free_arg(job->arg);
+    *arg_out = job->arg;
+    *free_out = job->free_arg;
     job->arg = NULL;
     job->pool->n_finished++;
     evict_locked(job->pool);
+}
+
+static void
+release_arg(void *arg, void (*free_arg)(void *))
+{
+    if (free_arg && arg)
+        free_arg(arg);
 }
 
 static void *
@@ -131,8 +140,13 @@ worker_main(void *data)
         if (pool->queue_head == NULL)
             pool->queue_tail = NULL;
         pool->n_queued--;
+        void *arg;
+        void (*free_arg)(void *);
         if (atomic_load(&job->cancel_requested)) {
-            finish_locked(job, LH_JOB_CANCELLED);
+            finish_locked(job, LH_JOB_CANCELLED, &arg, &free_arg);
+            pthread_mutex_unlock(&pool->lock);
+            release_arg(arg, free_arg);
+            pthread_mutex_lock(&pool->lock);
             continue;
         }
         job->state = LH_JOB_RUNNING;
@@ -145,15 +159,18 @@ worker_main(void *data)
 
         pthread_mutex_lock(&pool->lock);
         if (rc == 0) {
-            finish_locked(job, LH_JOB_SUCCEEDED);
+            finish_locked(job, LH_JOB_SUCCEEDED, &arg, &free_arg);
         } else if (rc == LH_ECANCELED) {
-            finish_locked(job, LH_JOB_CANCELLED);
+            finish_locked(job, LH_JOB_CANCELLED, &arg, &free_arg);
         } else {
             if (err.code[0] == '\0')
                 lh_err_set(&err, rc, 0, "job_failed", "job failed");
             job->error = err;
-            finish_locked(job, LH_JOB_FAILED);
+            finish_locked(job, LH_JOB_FAILED, &arg, &free_arg);
         }
+        pthread_mutex_unlock(&pool->lock);
+        release_arg(arg, free_arg);
+        pthread_mutex_lock(&pool->lock);
     }
     pthread_mutex_unlock(&pool->lock);
     return NULL;
@@ -342,6 +359,8 @@ lh_jobs_list_json(lh_jobs *pool, const char *owner, int state)
 int
 lh_jobs_cancel(lh_jobs *pool, const char *id, lh_err *err)
 {
+    void *arg = NULL;
+    void (*free_arg)(void *) = NULL;
     pthread_mutex_lock(&pool->lock);
     lh_job *job = find_locked(pool, id);
     int rc = 0;
@@ -365,11 +384,12 @@ lh_jobs_cancel(lh_jobs *pool, const char *id, lh_err *err)
                 if (pool->queue_tail == job)
                     pool->queue_tail = prev;
                 pool->n_queued--;
-                finish_locked(job, LH_JOB_CANCELLED);
+                finish_locked(job, LH_JOB_CANCELLED, &arg, &free_arg);
             }
         }
     }
     pthread_mutex_unlock(&pool->lock);
+    release_arg(arg, free_arg);
     return rc;
 }
 

@@ -101,6 +101,7 @@ lh_secrets_free(lh_secrets *s)
 {
     if (s == NULL)
         return;
+    lh_toml_wipe(s->doc);
     lh_toml_free(s->doc);
     free(s);
 }

@@ -89,6 +89,21 @@ lh_toml_free(lh_toml *t)
     free(t);
 }
 
+void
+lh_toml_wipe(lh_toml *t)
+{
+    if (t == NULL)
+        return;
+    if (t->type == LH_TOML_STRING && t->u.s) {
+        volatile char *v = t->u.s;
+        for (size_t i = 0; t->u.s[i]; i++)
+            v[i] = 0;
+    }
+    if (t->type == LH_TOML_ARRAY || t->type == LH_TOML_TABLE || t->type == LH_TOML_TABLE_ARRAY)
+        for (size_t i = 0; i < t->u.c.n; i++)
+            lh_toml_wipe(t->u.c.items[i]);
+}
+
 static void
 container_push(lh_toml *c, char *key, lh_toml *item)
 {

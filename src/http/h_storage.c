@@ -17,13 +17,31 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The bucket that holds everyone's profile:{user} buckets is for admins only (or a
+ * principal that lists it explicitly); everyone else reaches just their own profile
+ * through "profile:<name>". */
+static int
+check_bucket(lh_req *req, const char *name, lh_err *err)
+{
+    if (lh_http__auth_bucket(req->principal, name, err) != 0)
+        return LH_EPERM;
+    const char *base = lh_buckets_profile_base_name(req->srv->buckets);
+    const lh_principal *p = req->principal;
+    if (base && strcmp(base, name) == 0 && !(p->roles & LH_ROLE_ADMIN) && !p->limit_buckets) {
+        lh_err_set(err, LH_EPERM, 403, "forbidden", "bucket '%s' holds the profile buckets", name);
+        lh_err_hint(err, "use your own profile as bucket 'profile:%s'", p->name);
+        return LH_EPERM;
+    }
+    return 0;
+}
+
 static const char *
 bucket_param(lh_req *req, lh_resp *resp, bool *failed)
 {
     lh_err err;
     const char *name = lh_req_param(req, "bucket");
     *failed = false;
-    if (lh_http__auth_bucket(req->principal, name, &err) != 0) {
+    if (check_bucket(req, name, &err) != 0) {
         lh_resp_error(resp, &err);
         *failed = true;
     }
@@ -57,10 +75,10 @@ set_object_headers(lh_req *req, lh_resp *resp, const lh_obj_info *info, bool res
 /* ---- buckets ----------------------------------------------------------------------------- */
 
 static bool
-visible_bucket(const lh_principal *p, const char *name)
+visible_bucket(lh_req *req, const char *name)
 {
     lh_err ignored;
-    return lh_http__auth_bucket(p, name, &ignored) == 0;
+    return check_bucket(req, name, &ignored) == 0;
 }
 
 static json_t *
@@ -72,7 +90,7 @@ filter_buckets(lh_req *req, json_t *arr, const char *name_field)
     json_array_foreach(arr, i, item)
     {
         const char *name = json_string_value(json_object_get(item, name_field));
-        if (name && visible_bucket(req->principal, name))
+        if (name && visible_bucket(req, name))
             json_array_append(out, item);
     }
     return out;
@@ -375,7 +393,7 @@ lh_h_storage_errors(lh_req *req, lh_resp *resp)
     if (parse_limit(req, "limit", 100, 100000, &limit, &err) != 0)
         return lh_resp_error(resp, &err);
     const char *bucket = lh_req_query(req, "bucket");
-    if (bucket && lh_http__auth_bucket(req->principal, bucket, &err) != 0)
+    if (bucket && check_bucket(req, bucket, &err) != 0)
         return lh_resp_error(resp, &err);
     json_t *events = lh_buckets_errors_json(req->srv->buckets, bucket, limit);
     /* a principal limited to some buckets sees only their errors */

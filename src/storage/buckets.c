@@ -47,6 +47,9 @@ struct lh_buckets {
     json_t **ring;
     size_t ring_cap, ring_len, ring_head; /* head: next slot to write */
     lh_applog *errlog;
+    /* probing */
+    pthread_mutex_t probe_lock;
+    int64_t last_probe_mono_us;
     /* background thread */
     pthread_t thread;
     bool thread_started, stop;
@@ -440,14 +443,27 @@ snapshot(lh_buckets *b, bucket ***out)
     return n;
 }
 
+/* Probe every bucket (profile views share their base bucket's backend: not probed on
+ * their own). One probe run at a time: callers who had to wait for a run that finished
+ * after they arrived take its results instead of starting another, so a crowd of
+ * /storage/bucket-health calls costs one probe run, not one each. */
 static void
-probe_all(lh_buckets *b)
+probe_all(lh_buckets *b, bool force)
 {
+    int64_t arrived = lh_mono_us();
+    pthread_mutex_lock(&b->probe_lock);
+    if (!force && b->last_probe_mono_us > arrived) {
+        pthread_mutex_unlock(&b->probe_lock);
+        return;
+    }
     bucket **items;
     size_t n = snapshot(b, &items);
     for (size_t i = 0; i < n; i++)
-        probe_one(b, items[i]);
+        if (strcmp(items[i]->cls, "profile") != 0)
+            probe_one(b, items[i]);
     free(items);
+    b->last_probe_mono_us = lh_mono_us();
+    pthread_mutex_unlock(&b->probe_lock);
 }
 
 static void *
@@ -460,7 +476,7 @@ background(void *arg)
         int64_t now = lh_mono_us();
         if (now >= next_probe) {
             pthread_mutex_unlock(&b->lock);
-            probe_all(b);
+            probe_all(b, true);
             pthread_mutex_lock(&b->lock);
             next_probe = lh_mono_us() + b->probe_interval_us;
         }
@@ -491,6 +507,7 @@ lh_buckets_open(const lh_config *cfg, lh_buckets **out, lh_err *err)
 {
     lh_buckets *b = lh_calloc(1, sizeof *b);
     pthread_mutex_init(&b->lock, NULL);
+    pthread_mutex_init(&b->probe_lock, NULL);
     pthread_cond_init(&b->wake, NULL);
     b->ring_cap = (size_t)lh_config_int(cfg, "storage.error_ring");
     b->ring = lh_calloc(b->ring_cap, sizeof *b->ring);
@@ -555,6 +572,7 @@ lh_buckets_close(lh_buckets *b)
     free(b->ring);
     free(b->profile_prefix);
     pthread_cond_destroy(&b->wake);
+    pthread_mutex_destroy(&b->probe_lock);
     pthread_mutex_destroy(&b->lock);
     free(b);
 }
@@ -590,6 +608,12 @@ lh_buckets_get(lh_buckets *b, const char *name, lh_err *err)
 }
 
 const char *
+lh_buckets_profile_base_name(lh_buckets *b)
+{
+    return b->profile_base ? b->profile_base->name : NULL;
+}
+
+const char *
 lh_buckets_rescue_name(lh_buckets *b)
 {
     return b->rescue ? b->rescue->name : NULL;
@@ -603,6 +627,20 @@ lh_buckets_primary(lh_buckets *b)
 
 /* ---- object operations ------------------------------------------------------------------ */
 
+typedef struct counting_sink {
+    lh_sink_fn sink;
+    void *ctx;
+    int64_t delivered;
+} counting_sink;
+
+static int
+count_bytes(void *ctx, const void *data, size_t len)
+{
+    counting_sink *c = ctx;
+    c->delivered += (int64_t)len;
+    return c->sink(c->ctx, data, len);
+}
+
 int
 lh_buckets_get_object(lh_buckets *b, const char *bucket_name, const char *key, int64_t offset,
                       int64_t len, lh_sink_fn sink, void *ctx, lh_obj_info *info,
@@ -612,11 +650,13 @@ lh_buckets_get_object(lh_buckets *b, const char *bucket_name, const char *key, i
     bucket *bk = resolve(b, bucket_name, err);
     if (bk == NULL)
         return LH_ENOTFOUND;
-    int rc = lh_store_get(bk->store, key, offset, len, sink, ctx, info, err);
+    counting_sink counted = {sink, ctx, 0};
+    int rc = lh_store_get(bk->store, key, offset, len, count_bytes, &counted, info, err);
     if (rc != LH_EUNAVAIL)
         return rc;
     lh_buckets_record_error(b, bk->name, "get", key, err, request_id);
-    if (b->rescue == NULL || b->rescue == bk)
+    /* bytes already handed on cannot be taken back: only a clean failure falls back */
+    if (b->rescue == NULL || b->rescue == bk || counted.delivered > 0)
         return rc;
     lh_err rerr;
     int rrc = lh_store_get(b->rescue->store, key, offset, len, sink, ctx, info, &rerr);
@@ -625,8 +665,12 @@ lh_buckets_get_object(lh_buckets *b, const char *bucket_name, const char *key, i
         return 0;
     }
     lh_buckets_record_error(b, b->rescue->name, "get", key, &rerr, request_id);
-    lh_err_detail(err, "%s; the rescue bucket '%s' could not serve it either: %s", err->detail,
-                  b->rescue->name, rerr.message);
+    if (err) {
+        char first[LH_ERR_TEXT_MAX];
+        snprintf(first, sizeof first, "%s", err->detail);
+        lh_err_detail(err, "%s; the rescue bucket '%s' could not serve it either: %s", first,
+                      b->rescue->name, rerr.message);
+    }
     return rc;
 }
 
@@ -764,12 +808,14 @@ lh_buckets_list_json(lh_buckets *b)
 json_t *
 lh_buckets_probe_all(lh_buckets *b)
 {
-    probe_all(b);
+    probe_all(b, false);
     json_t *arr = json_array();
     bool all_ok = true;
     pthread_mutex_lock(&b->lock);
     for (size_t i = 0; i < b->n; i++) {
         const bucket *bk = b->items[i];
+        if (!bk->probed)
+            continue; /* profile views */
         json_t *j = json_object();
         json_object_set_new(j, "name", json_string(bk->name));
         json_object_set_new(j, "ok", json_boolean(bk->reachable));

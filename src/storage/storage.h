@@ -153,6 +153,8 @@ void lh_buckets_close(lh_buckets *b);
 lh_store *lh_buckets_get(lh_buckets *b, const char *name, lh_err *err);
 lh_store *lh_buckets_primary(lh_buckets *b);
 const char *lh_buckets_rescue_name(lh_buckets *b); /* NULL when there is none */
+/* The bucket that holds the profile:{user} buckets, or NULL. */
+const char *lh_buckets_profile_base_name(lh_buckets *b);
 /* Iterate bucket names (profiles included once created). Names stay valid until close. */
 size_t lh_buckets_count(lh_buckets *b);
 const char *lh_buckets_name_at(lh_buckets *b, size_t i);
