@@ -97,3 +97,9 @@ lh_buf_steal(lh_buf *b)
     lh_buf_init(b);
     return p;
 }
+
+int
+lh_buf_try_reserve(lh_buf *b, size_t extra)
+{
+    return grow(b, extra, true);
+}

@@ -117,6 +117,8 @@ typedef struct lh_buf {
 void lh_buf_init(lh_buf *b);
 void lh_buf_free(lh_buf *b);
 int lh_buf_try_append(lh_buf *b, const void *data, size_t n);
+/* Make room for extra more bytes without aborting; 0 or LH_ENOMEM. */
+int lh_buf_try_reserve(lh_buf *b, size_t extra);
 void lh_buf_append(lh_buf *b, const void *data, size_t n);
 void lh_buf_puts(lh_buf *b, const char *s);
 void lh_buf_printf(lh_buf *b, const char *fmt, ...) LH_PRINTF(2, 3);

@@ -299,18 +299,47 @@ render_footer(lh_query *q, const lh_err *error)
     q->footer_sent = true;
 }
 
-/* Render rows of the current chunk until the buffer holds `want` bytes. */
-static void
-render_rows(lh_query *q, size_t want)
+/* Bytes a row will take at most once rendered (CSV quoting may double a field). */
+static size_t
+row_bound(lh_query *q, idx_t r)
+{
+    size_t n = 2;
+    size_t cols = q->format == LH_QUERY_CSV ? q->n_cols : 1;
+    for (size_t c = 0; c < cols; c++) {
+        duckdb_vector v = duckdb_data_chunk_get_vector(q->chunk, c);
+        duckdb_string_t *s = (duckdb_string_t *)duckdb_vector_get_data(v) + r;
+        n += (q->format == LH_QUERY_CSV ? 2 * (size_t)duckdb_string_t_length(*s) + 3
+                                        : (size_t)duckdb_string_t_length(*s)) + 1;
+    }
+    return n;
+}
+
+static int
+too_large(lh_query *q, lh_err *err)
+{
+    lh_err_set(err, LH_ETOOBIG, 413, "result_too_large",
+               "the result is over the limit of %lld bytes", (long long)q->max_bytes);
+    lh_err_hint(err, "select fewer columns or rows, or raise [engine] max_result_bytes");
+    return LH_ETOOBIG;
+}
+
+/* Render rows of the current chunk until the buffer holds `want` bytes. A row that would
+ * take the result past max_bytes is not rendered at all (so one huge value cannot blow
+ * up memory); growth goes through the fallible append. */
+static int
+render_rows(lh_query *q, size_t want, lh_err *err)
 {
     idx_t size = duckdb_data_chunk_get_size(q->chunk);
     while (q->chunk_row < size && q->pending.len < want) {
         if (q->rows >= q->limit) {
             q->truncated = true;
             q->done = true;
-            return;
+            return 0;
         }
-        idx_t r = q->chunk_row++;
+        idx_t r = q->chunk_row;
+        if (q->sent_bytes + (int64_t)q->pending.len + (int64_t)row_bound(q, r) > q->max_bytes)
+            return too_large(q, err);
+        size_t before = q->pending.len;
         if (q->format == LH_QUERY_CSV) {
             for (size_t c = 0; c < q->n_cols; c++) {
                 duckdb_vector v = duckdb_data_chunk_get_vector(q->chunk, c);
@@ -320,7 +349,11 @@ render_rows(lh_query *q, size_t want)
                 if (valid && !duckdb_validity_row_is_valid(valid, r))
                     continue; /* NULL is an empty field */
                 duckdb_string_t *s = (duckdb_string_t *)duckdb_vector_get_data(v) + r;
-                csv_field(&q->pending, duckdb_string_t_data(s), duckdb_string_t_length(*s));
+                size_t len = duckdb_string_t_length(*s);
+                /* reserve the worst case first, so csv_field's appends cannot abort */
+                if (lh_buf_try_reserve(&q->pending, 2 * len + 3) != 0)
+                    goto oom;
+                csv_field(&q->pending, duckdb_string_t_data(s), len);
             }
             lh_buf_append(&q->pending, "\n", 1);
         } else {
@@ -328,12 +361,20 @@ render_rows(lh_query *q, size_t want)
             duckdb_string_t *s = (duckdb_string_t *)duckdb_vector_get_data(v) + r;
             if (q->format == LH_QUERY_JSON && q->rows > 0)
                 lh_buf_append(&q->pending, ",", 1);
-            lh_buf_append(&q->pending, duckdb_string_t_data(s), duckdb_string_t_length(*s));
+            if (lh_buf_try_append(&q->pending, duckdb_string_t_data(s), duckdb_string_t_length(*s)) != 0)
+                goto oom;
             if (q->format == LH_QUERY_NDJSON)
                 lh_buf_append(&q->pending, "\n", 1);
         }
+        q->chunk_row++;
         q->rows++;
+        continue;
+    oom:
+        q->pending.len = before;
+        return lh_err_set(err, LH_ENOMEM, 503, "out_of_memory",
+                          "not enough memory to render the result");
     }
+    return 0;
 }
 
 /* Fetch the next chunk; false when the result is exhausted or failed (err set). */
@@ -374,7 +415,12 @@ produce(lh_query *q, size_t want, lh_err *err)
                 break;
             }
         }
-        render_rows(q, want);
+        int rc = render_rows(q, want, err);
+        if (rc != 0) {
+            q->done = true;
+            q->failed = true;
+            return rc;
+        }
     }
     return 0;
 }
@@ -432,13 +478,6 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
     render_header(q);
     if ((rc = produce(q, q->pending.len + 1, err)) != 0)
         goto fail;
-    if ((int64_t)q->pending.len > q->max_bytes) {
-        rc = lh_err_set(err, LH_ETOOBIG, 413, "result_too_large",
-                        "the first rows are already over the result size limit of %lld bytes",
-                        (long long)q->max_bytes);
-        lh_err_hint(err, "select fewer columns or rows, or raise [engine] max_result_bytes");
-        goto fail;
-    }
     duckdb_destroy_prepare(&prep);
     free(body);
     free(wrapped);
@@ -461,15 +500,6 @@ lh_query_read(lh_query *q, char *buf, size_t max, bool *end, bool *failed_out, l
         lh_err e;
         lh_err_clear(&e);
         int rc = produce(q, max, &e);
-        if (rc == 0 && q->sent_bytes + (int64_t)q->pending.len > q->max_bytes) {
-            lh_err_set(&e, LH_ETOOBIG, 413, "result_too_large",
-                       "the result grew over the limit of %lld bytes; it was cut",
-                       (long long)q->max_bytes);
-            q->done = true;
-            q->failed = true;
-            q->pending.len = 0;
-            rc = LH_ETOOBIG;
-        }
         if (q->done && !q->footer_sent) {
             render_footer(q, rc ? &e : NULL);
             if (rc) {

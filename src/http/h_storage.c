@@ -175,8 +175,11 @@ lh_h_objects_list(lh_req *req, lh_resp *resp)
     return lh_resp_json(resp, 200, body);
 }
 
-/* Parse a single "bytes=" range against an object of `size` bytes. Returns 0 with
- * [*start, *start + *len) or a 416 error. No Range header: the whole object. */
+/* Parse a Range header against an object of `size` bytes (RFC 9110 §14). One
+ * "bytes=A-B", "bytes=A-" or "bytes=-N" range is served as a 206; a header we do not
+ * understand (another unit, bad syntax, several ranges) is ignored and the whole object
+ * is served; a well-formed range that misses the object is 416 (the caller adds
+ * Content-Range: bytes *\/size). */
 static int
 parse_range(const char *header, int64_t size, bool *partial, int64_t *start, int64_t *len,
             lh_err *err)
@@ -184,41 +187,51 @@ parse_range(const char *header, int64_t size, bool *partial, int64_t *start, int
     *partial = false;
     *start = 0;
     *len = size;
-    if (header == NULL)
+    if (header == NULL || strncmp(header, "bytes=", 6) != 0 || strchr(header, ','))
         return 0;
-    long long a = -1, b = -1;
-    char tail;
-    if (strncmp(header, "bytes=", 6) != 0 || strchr(header, ','))
-        goto bad;
     const char *spec = header + 6;
+    char *end = NULL;
     if (spec[0] == '-') {
-        if (sscanf(spec + 1, "%lld%c", &b, &tail) != 1 || b <= 0)
-            goto bad;
-        *start = b >= size ? 0 : size - b;
+        long long n = strtoll(spec + 1, &end, 10);
+        if (end == spec + 1 || *end != '\0' || n < 0)
+            return 0;
+        if (n == 0 || size == 0)
+            goto unsatisfiable;
+        *start = n >= size ? 0 : size - n;
         *len = size - *start;
-    } else {
-        int n = sscanf(spec, "%lld-%lld%c", &a, &b, &tail);
-        if (n == 1 && spec[strlen(spec) - 1] == '-') {
-            b = size - 1;
-        } else if (n != 2) {
-            goto bad;
-        }
-        if (a < 0 || b < a || a >= size)
-            goto bad;
-        if (b >= size)
-            b = size - 1;
-        *start = a;
-        *len = b - a + 1;
+        *partial = true;
+        return 0;
     }
+    long long a = strtoll(spec, &end, 10);
+    if (end == spec || *end != '-' || a < 0)
+        return 0;
+    const char *second = end + 1;
+    long long b = size - 1;
+    if (*second != '\0') {
+        b = strtoll(second, &end, 10);
+        if (end == second || *end != '\0' || b < a)
+            return 0; /* not a valid range: ignored */
+    }
+    if (a >= size)
+        goto unsatisfiable;
+    if (b >= size)
+        b = size - 1;
+    *start = a;
+    *len = b - a + 1;
     *partial = true;
-    if (size == 0)
-        goto bad;
     return 0;
-bad:
-    lh_err_set(err, LH_EINVAL, 416, "invalid_range", "range '%s' cannot be served", header);
-    lh_err_detail(err, "the object has %lld bytes; one range of the form bytes=A-B, bytes=A- or "
-                       "bytes=-N is supported", (long long)size);
+unsatisfiable:
+    lh_err_set(err, LH_EINVAL, 416, "invalid_range", "range '%s' is outside the object", header);
+    lh_err_detail(err, "the object has %lld bytes", (long long)size);
     return LH_EINVAL;
+}
+
+static int
+range_error(lh_req *req, lh_resp *resp, const lh_err *err, int64_t size)
+{
+    lh_resp_error(resp, err);
+    lh_resp_header(resp, "Content-Range", lh_arena_printf(req->arena, "bytes */%lld", (long long)size));
+    return 0;
 }
 
 typedef struct fd_sink {
@@ -265,7 +278,7 @@ lh_h_object_get(lh_req *req, lh_resp *resp)
     if (rc == 0) {
         if (parse_range(range_header, info.size, &partial, &start, &len, &err) != 0) {
             close(fd);
-            return lh_resp_error(resp, &err);
+            return range_error(req, resp, &err, info.size);
         }
         set_object_headers(req, resp, &info, false);
         if (head) {
@@ -289,7 +302,7 @@ lh_h_object_get(lh_req *req, lh_resp *resp)
     if (lh_buckets_head_object(bs, bucket, key, &info, &rescue_used, req->request_id, &err) != 0)
         return lh_resp_error(resp, &err);
     if (parse_range(range_header, info.size, &partial, &start, &len, &err) != 0)
-        return lh_resp_error(resp, &err);
+        return range_error(req, resp, &err, info.size);
     if (head) {
         set_object_headers(req, resp, &info, rescue_used);
         resp->status = 200;
