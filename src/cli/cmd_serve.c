@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "core/core.h"
 #include "engine/engine.h"
+#include "catalog/catalog.h"
 #include "http/http.h"
 #include "storage/storage.h"
 
@@ -71,6 +72,9 @@ lh_cmd_serve(int argc, char **argv)
     lh_engine *engine = NULL;
     lh_jobs *jobs = NULL;
     lh_buckets *buckets = NULL;
+    lh_cache *cache = NULL;
+    lh_catalog *catalog = NULL;
+    char *work_dir = NULL;
     lh_server *srv = NULL;
     if (lh_config_load(config_path, NULL, &cfg, &err) != 0) {
         fprintf(stderr, "lakehouse: %s\n", err.message);
@@ -131,13 +135,29 @@ lh_cmd_serve(int argc, char **argv)
         fprintf(stderr, "lakehouse: %s%s%s\n", err.message, err.detail[0] ? ": " : "", err.detail);
         goto out;
     }
+    /* the cache of remote objects and the engine's scratch space, both under cache/ */
+    char *cache_root = lh_sprintf("%s/cache", data_dir);
+    char *objects_dir = lh_sprintf("%s/objects", cache_root);
+    work_dir = lh_sprintf("%s/work", cache_root);
+    mkdir(cache_root, 0700);
+    mkdir(work_dir, 0700);
+    cache = lh_cache_new(objects_dir, lh_config_int(cfg, "engine.cache_max_bytes"));
+    free(objects_dir);
+    free(cache_root);
+    lh_catalog_deps cdeps = {.buckets = buckets, .engine = engine, .cache = cache,
+                             .work_dir = work_dir};
+    if (lh_catalog_open(&cdeps, &catalog, &err) != 0) {
+        fprintf(stderr, "lakehouse: %s\n", err.message);
+        goto out;
+    }
     if (lh_jobs_start((int)lh_config_int(cfg, "jobs.workers"),
                       (int)lh_config_int(cfg, "jobs.max_queued"),
                       (int)lh_config_int(cfg, "jobs.keep_finished"), &jobs, &err) != 0) {
         fprintf(stderr, "lakehouse: %s\n", err.message);
         goto out;
     }
-    lh_server_deps deps = {.config = cfg, .engine = engine, .jobs = jobs, .buckets = buckets};
+    lh_server_deps deps = {.config = cfg, .engine = engine, .jobs = jobs, .buckets = buckets,
+                           .catalog = catalog, .cache = cache, .work_dir = work_dir};
     if (lh_server_start(&deps, &srv, &err) != 0) {
         fprintf(stderr, "lakehouse: %s%s%s\n", err.message, err.detail[0] ? ": " : "", err.detail);
         goto out;
@@ -166,6 +186,9 @@ lh_cmd_serve(int argc, char **argv)
 out:
     lh_server_shutdown(srv, 0);
     lh_jobs_stop(jobs);
+    lh_catalog_close(catalog);
+    lh_cache_free(cache);
+    free(work_dir);
     lh_buckets_close(buckets); /* flushes the error journal */
     lh_engine_close(engine);
     if (status == 0)

@@ -78,6 +78,8 @@ static const key_def KEYS[] = {
         "error journal: write a batch when the oldest event is this old"),
     INT("engine", "threads", 0, 0, 256, "DuckDB worker threads (0: one per core)"),
     STR("engine", "memory_limit", "", "DuckDB memory limit, e.g. \"8GB\" (empty: DuckDB's default)"),
+    INT("engine", "cache_max_bytes", INT64_C(10) << 30, 1 << 20, INT64_C(1) << 50,
+        "local copies of remote (S3) data files kept for queries; least recently used go first"),
     INT("engine", "query_timeout_ms", 30000, 100, 86400000,
         "a query running longer is interrupted and answered 408"),
     INT("engine", "max_result_bytes", INT64_C(1) << 30, 1024, INT64_C(1) << 40,

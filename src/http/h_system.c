@@ -34,6 +34,10 @@ lh_h_health(lh_req *req, lh_resp *resp)
     json_object_set_new(body, "checks", checks);
     if (srv->buckets)
         json_object_set_new(body, "storage", lh_buckets_health_json(srv->buckets));
+    if (srv->catalog)
+        json_object_set_new(body, "catalog", lh_catalog_stats(srv->catalog));
+    if (srv->cache)
+        json_object_set_new(body, "cache", lh_cache_stats_json(srv->cache));
     return lh_resp_json(resp, engine_ok ? 200 : 503, body);
 }
 

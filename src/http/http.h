@@ -7,6 +7,7 @@
 
 #include "core/core.h"
 #include "engine/engine.h"
+#include "catalog/catalog.h"
 #include "storage/storage.h"
 
 typedef struct lh_server lh_server;
@@ -17,6 +18,9 @@ typedef struct lh_server_deps {
     lh_engine *engine;
     lh_jobs *jobs;
     lh_buckets *buckets;
+    lh_catalog *catalog;
+    lh_cache *cache;
+    const char *work_dir;
 } lh_server_deps;
 
 /* Bind [server] host:port, set up auth (creating the first admin token if no principal

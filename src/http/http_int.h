@@ -6,6 +6,7 @@
 #define LH_HTTP_INT_H
 
 #include "http/http.h"
+#include "catalog/catalog.h"
 #include "storage/storage.h"
 
 #include <pthread.h>
@@ -70,6 +71,9 @@ enum {
     LH_ROUTE_JSON_BODY = 1u << 0,   /* the body, if any, must be JSON (else 415) */
     LH_ROUTE_STREAM_BODY = 1u << 1, /* the body goes to an unlinked temp file (body_fd), up to
                                        [storage] max_object_bytes */
+    LH_ROUTE_BODY_FILE = 1u << 2,   /* like STREAM_BODY, but a named file in the engine's work
+                                       dir (body_path), removed after the request unless a
+                                       handler takes it (sets body_path to NULL) */
 };
 
 typedef struct lh_route {
@@ -108,6 +112,7 @@ struct lh_req {
     lh_route_match match;
     lh_buf body;
     int body_fd;          /* LH_ROUTE_STREAM_BODY: the received bytes, or -1 */
+    char *body_path;      /* LH_ROUTE_BODY_FILE: where they are (malloc'd) */
     int64_t body_fd_len;
     bool has_body;
     bool responded;     /* a response has been queued */
@@ -173,6 +178,9 @@ struct lh_server {
     lh_engine *engine;
     lh_jobs *jobs;
     lh_buckets *buckets;
+    lh_catalog *catalog;
+    lh_cache *cache;
+    char *work_dir; /* where LH_ROUTE_BODY_FILE bodies go (readable by the engine) */
     char *tmp_dir; /* <data_dir>/tmp: request bodies and downloads in flight */
     int64_t max_object_bytes;
     struct MHD_Daemon *daemon;
@@ -200,6 +208,14 @@ int lh_h_jobs_get(lh_req *req, lh_resp *resp);
 int lh_h_jobs_cancel(lh_req *req, lh_resp *resp);
 int lh_h_jobs_submit(lh_req *req, lh_resp *resp);
 int lh_h_query(lh_req *req, lh_resp *resp);
+int lh_h_datasets_list(lh_req *req, lh_resp *resp);
+int lh_h_dataset_get(lh_req *req, lh_resp *resp);
+int lh_h_dataset_versions(lh_req *req, lh_resp *resp);
+int lh_h_dataset_patch(lh_req *req, lh_resp *resp);
+int lh_h_dataset_delete(lh_req *req, lh_resp *resp);
+int lh_h_dataset_resync(lh_req *req, lh_resp *resp);
+int lh_h_resync_missing(lh_req *req, lh_resp *resp);
+int lh_h_ingest_file(lh_req *req, lh_resp *resp);
 int lh_h_buckets_list(lh_req *req, lh_resp *resp);
 int lh_h_buckets_health(lh_req *req, lh_resp *resp);
 int lh_h_objects_list(lh_req *req, lh_resp *resp);

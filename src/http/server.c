@@ -39,6 +39,14 @@ static const lh_route ROUTES[] = {
     {"GET", "/jobs/{id}", lh_h_jobs_get, LH_ALLOW_ANY, 0},
     {"DELETE", "/jobs/{id}", lh_h_jobs_cancel, LH_ALLOW_ANY, 0},
     {"POST", "/query", lh_h_query, LH_ALLOW_READ, LH_ROUTE_JSON_BODY},
+    {"GET", "/catalog/datasets", lh_h_datasets_list, LH_ALLOW_READ, 0},
+    {"GET", "/catalog/datasets/{name}", lh_h_dataset_get, LH_ALLOW_READ, 0},
+    {"GET", "/catalog/datasets/{name}/versions", lh_h_dataset_versions, LH_ALLOW_READ, 0},
+    {"PATCH", "/catalog/datasets/{name}", lh_h_dataset_patch, LH_ALLOW_WRITE, LH_ROUTE_JSON_BODY},
+    {"DELETE", "/catalog/datasets/{name}", lh_h_dataset_delete, LH_ALLOW_WRITE, 0},
+    {"POST", "/catalog/datasets/{name}/resync", lh_h_dataset_resync, LH_ALLOW_WRITE, 0},
+    {"POST", "/catalog/resync-missing", lh_h_resync_missing, LH_ALLOW_ADMIN, 0},
+    {"POST", "/ingest/file", lh_h_ingest_file, LH_ALLOW_WRITE, LH_ROUTE_BODY_FILE},
     {"GET", "/storage/buckets", lh_h_buckets_list, LH_ALLOW_READ, 0},
     {"GET", "/storage/bucket-health", lh_h_buckets_health, LH_ALLOW_READ, 0},
     {"GET", "/storage/buckets/{bucket}/objects", lh_h_objects_list, LH_ALLOW_READ, 0},
@@ -332,7 +340,8 @@ admit(lh_req *req)
     const char *length = lh_req_header(req, "Content-Length");
     const char *chunked = lh_req_header(req, "Transfer-Encoding");
     req->has_body = (length && strcmp(length, "0") != 0) || chunked;
-    bool stream = (req->match.route->flags & LH_ROUTE_STREAM_BODY) != 0;
+    bool to_file = (req->match.route->flags & LH_ROUTE_BODY_FILE) != 0;
+    bool stream = to_file || (req->match.route->flags & LH_ROUTE_STREAM_BODY) != 0;
     int64_t limit = stream ? srv->max_object_bytes : srv->max_body_bytes;
     if (length) {
         char *end = NULL;
@@ -347,7 +356,18 @@ admit(lh_req *req)
             return -1;
         }
     }
-    if (stream && lh_http__tmpfile(srv, &req->body_fd, &err) != 0) {
+    if (to_file) {
+        req->body_path = lh_sprintf("%s/upload-XXXXXX", srv->work_dir);
+        req->body_fd = mkstemp(req->body_path);
+        if (req->body_fd < 0) {
+            lh_err_set(&err, LH_EIO, 503, "tmp_unavailable", "could not create a temporary file");
+            lh_err_detail(&err, "%s: %s", srv->work_dir, strerror(errno));
+            free(req->body_path);
+            req->body_path = NULL;
+            respond_error(req, &err);
+            return -1;
+        }
+    } else if (stream && lh_http__tmpfile(srv, &req->body_fd, &err) != 0) {
         respond_error(req, &err);
         return -1;
     }
@@ -512,6 +532,10 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     lh_buf_free(&req->body);
     if (req->body_fd >= 0)
         close(req->body_fd);
+    if (req->body_path) {
+        unlink(req->body_path);
+        free(req->body_path);
+    }
     if (req->counted)
         atomic_fetch_sub(&srv->in_flight, 1);
     lh_arena_free(req->arena);
@@ -604,6 +628,9 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     srv->engine = deps->engine;
     srv->jobs = deps->jobs;
     srv->buckets = deps->buckets;
+    srv->catalog = deps->catalog;
+    srv->cache = deps->cache;
+    srv->work_dir = lh_strdup(deps->work_dir ? deps->work_dir : "/tmp");
     srv->max_object_bytes = lh_config_int(cfg, "storage.max_object_bytes");
     srv->routes = ROUTES;
     srv->n_routes = N_ROUTES;
@@ -630,6 +657,7 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     if (rc != 0) {
         lh_http__auth_free(&srv->auth);
         free(srv->tmp_dir);
+        free(srv->work_dir);
         free(srv);
         return rc;
     }
@@ -649,6 +677,7 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
         lh_http__metrics_free(srv->metrics);
         lh_http__auth_free(&srv->auth);
         free(srv->tmp_dir);
+        free(srv->work_dir);
         free(srv);
         return lh_err_set(err, LH_EIO, 0, "listen_failed", "could not start the HTTP server");
     }
@@ -681,6 +710,7 @@ lh_server_shutdown(lh_server *srv, int64_t grace_ms)
     lh_http__metrics_free(srv->metrics);
     lh_http__auth_free(&srv->auth);
     free(srv->tmp_dir);
+        free(srv->work_dir);
     free(srv);
     return (int)left;
 }

@@ -1,0 +1,1039 @@
+/*
+ * catalog.c — the dataset index, manifest files and the commit protocol.
+ *
+ * Manifest Parquet layout (one file per version; any engine can read it): one row per
+ * record, the `record` column saying which kind, the other columns null where they do
+ * not apply:
+ *
+ *   record      'dataset' | 'file' | 'column'
+ *   name, version, state, change, created_at, created_by, row_count, bytes,
+ *   metadata (JSON text: owner, sensitivity, description, tags, freshness_sla_s, lineage)
+ *                                                           -- the 'dataset' row
+ *   path, file_bytes, file_rows, file_kind                  -- one 'file' row per data file
+ *   column_name, column_type, position                      -- one 'column' row per column
+ *
+ * Manifests are written through the engine (JSON lines → COPY ... TO parquet) into the
+ * work dir, then put create-only into the bucket. Reading goes the other way, through the
+ * local cache for remote buckets.
+ *
+ * Locking: `lock` (a mutex) guards the index; each dataset has a `writing` flag and the
+ * catalog a condition variable, so one local writer per dataset runs at a time while
+ * readers never wait on I/O.
+ */
+#include "catalog/catalog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MANIFEST_MAX (64u << 20)
+
+typedef struct dataset {
+    char name[64];
+    char bucket[80];
+    json_t *manifest; /* newest version */
+    bool writing;
+    char **pinned; /* cache paths the view reads */
+    size_t n_pinned;
+} dataset;
+
+struct lh_catalog {
+    pthread_mutex_t lock;
+    pthread_cond_t writer_done;
+    dataset **items;
+    size_t n, cap;
+    lh_buckets *buckets;
+    lh_engine *engine;
+    lh_cache *cache;
+    char *work_dir;
+    int64_t load_ms;
+    int load_errors;
+};
+
+struct lh_txn {
+    lh_catalog *cat;
+    dataset *ds;
+    bool created; /* ds was made for this transaction */
+};
+
+static const char *const SENSITIVITIES[] = {"public", "internal", "confidential", "pii", NULL};
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static dataset *
+find_locked(lh_catalog *c, const char *name)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->items[i]->name, name) == 0)
+            return c->items[i];
+    return NULL;
+}
+
+static dataset *
+add_locked(lh_catalog *c, const char *name, const char *bucket)
+{
+    dataset *ds = lh_calloc(1, sizeof *ds);
+    snprintf(ds->name, sizeof ds->name, "%s", name);
+    snprintf(ds->bucket, sizeof ds->bucket, "%s", bucket ? bucket : "");
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 16;
+        c->items = lh_realloc(c->items, c->cap * sizeof *c->items);
+    }
+    c->items[c->n++] = ds;
+    return ds;
+}
+
+static void
+remove_locked(lh_catalog *c, dataset *ds)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->items[i] == ds) {
+            c->items[i] = c->items[--c->n];
+            break;
+        }
+}
+
+static void
+unpin_all(lh_catalog *c, dataset *ds)
+{
+    for (size_t i = 0; i < ds->n_pinned; i++) {
+        lh_cache_unpin(c->cache, ds->pinned[i]);
+        free(ds->pinned[i]);
+    }
+    free(ds->pinned);
+    ds->pinned = NULL;
+    ds->n_pinned = 0;
+}
+
+static void
+dataset_free(lh_catalog *c, dataset *ds)
+{
+    unpin_all(c, ds);
+    json_decref(ds->manifest);
+    free(ds);
+}
+
+static char *
+manifest_key(const char *name, int64_t version)
+{
+    return lh_sprintf("datasets/%s/_manifest/v%020lld.parquet", name, (long long)version);
+}
+
+static const char *
+str_of(const json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : "";
+}
+
+static int64_t
+int_of(const json_t *obj, const char *key)
+{
+    return (int64_t)json_integer_value(json_object_get(obj, key));
+}
+
+/* A unique scratch path in the work dir. Returns new. */
+static char *
+work_path(lh_catalog *c, const char *suffix)
+{
+    uint8_t rnd[8] = {0};
+    char hex[17];
+    lh_random_bytes(rnd, sizeof rnd, NULL);
+    lh_hex(rnd, sizeof rnd, hex);
+    return lh_sprintf("%s/%s%s", c->work_dir, hex, suffix);
+}
+
+/* ---- manifest files ---------------------------------------------------------------------- */
+
+static void
+append_line(lh_buf *out, json_t *rec)
+{
+    char *line = json_dumps(rec, JSON_COMPACT);
+    json_decref(rec);
+    lh_buf_puts(out, line);
+    lh_buf_append(out, "\n", 1);
+    free(line);
+}
+
+static const char MANIFEST_COLUMNS[] =
+    "{record: 'VARCHAR', name: 'VARCHAR', version: 'BIGINT', state: 'VARCHAR', "
+    "change: 'VARCHAR', created_at: 'VARCHAR', created_by: 'VARCHAR', row_count: 'BIGINT', "
+    "bytes: 'BIGINT', metadata: 'VARCHAR', path: 'VARCHAR', file_bytes: 'BIGINT', "
+    "file_rows: 'BIGINT', file_kind: 'VARCHAR', column_name: 'VARCHAR', column_type: 'VARCHAR', "
+    "position: 'INTEGER'}";
+
+/* Write manifest m as a Parquet file in the work dir; *path_out is new. */
+static int
+write_manifest_file(lh_catalog *c, const json_t *m, char **path_out, lh_err *err)
+{
+    lh_buf lines;
+    lh_buf_init(&lines);
+    char *meta = json_dumps(json_object_get(m, "metadata"), JSON_COMPACT | JSON_SORT_KEYS);
+    json_t *row_count = json_object_get(m, "row_count");
+    append_line(&lines, json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:O, s:I, s:s}", "record",
+                                  "dataset", "name", str_of(m, "name"), "version",
+                                  (json_int_t)int_of(m, "version"), "state", str_of(m, "state"),
+                                  "change", str_of(m, "change"), "created_at",
+                                  str_of(m, "created_at"), "created_by", str_of(m, "created_by"),
+                                  "row_count", row_count ? row_count : json_null(), "bytes",
+                                  (json_int_t)int_of(m, "bytes"), "metadata", meta ? meta : "{}"));
+    free(meta);
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(m, "files"), i, f)
+    {
+        json_t *rows = json_object_get(f, "rows");
+        append_line(&lines, json_pack("{s:s, s:s, s:I, s:O, s:s}", "record", "file", "path",
+                                      str_of(f, "path"), "file_bytes",
+                                      (json_int_t)int_of(f, "bytes"), "file_rows",
+                                      rows ? rows : json_null(), "file_kind", str_of(f, "kind")));
+    }
+    json_t *col;
+    json_array_foreach(json_object_get(m, "columns"), i, col)
+    {
+        append_line(&lines, json_pack("{s:s, s:s, s:s, s:I}", "record", "column", "column_name",
+                                      str_of(col, "name"), "column_type", str_of(col, "type"),
+                                      "position", (json_int_t)i));
+    }
+    char *jsonl = work_path(c, ".jsonl");
+    char *parquet = work_path(c, ".parquet");
+    int rc = 0;
+    FILE *fp = fopen(jsonl, "w");
+    if (fp == NULL || fwrite(lines.data, 1, lines.len, fp) != lines.len) {
+        rc = lh_err_set(err, LH_EIO, 500, "work_dir_unwritable", "could not write a manifest");
+        lh_err_detail(err, "%s: %s", jsonl, strerror(errno));
+    }
+    if (fp && fclose(fp) != 0 && rc == 0)
+        rc = lh_err_set(err, LH_EIO, 500, "work_dir_unwritable", "could not write a manifest");
+    lh_buf_free(&lines);
+    if (rc == 0) {
+        lh_buf sql;
+        lh_buf_init(&sql);
+        lh_buf_puts(&sql, "COPY (SELECT * FROM read_json(");
+        lh_sql_quote(&sql, jsonl);
+        lh_buf_printf(&sql, ", format = 'newline_delimited', columns = %s)) TO ", MANIFEST_COLUMNS);
+        lh_sql_quote(&sql, parquet);
+        lh_buf_puts(&sql, " (FORMAT parquet, COMPRESSION zstd)");
+        rc = lh_engine_exec(c->engine, sql.data, NULL, err);
+        lh_buf_free(&sql);
+    }
+    unlink(jsonl);
+    free(jsonl);
+    if (rc != 0) {
+        unlink(parquet);
+        free(parquet);
+        return rc;
+    }
+    *path_out = parquet;
+    return 0;
+}
+
+/* Rebuild the manifest JSON from a local manifest Parquet file. Returns new. */
+static int
+read_manifest_file(lh_catalog *c, const char *bucket, const char *path, json_t **out, lh_err *err)
+{
+    lh_buf sql;
+    lh_buf_init(&sql);
+    lh_buf_puts(&sql, "SELECT * FROM read_parquet(");
+    lh_sql_quote(&sql, path);
+    lh_buf_puts(&sql, ") ORDER BY record, position");
+    json_t *rows = NULL;
+    int rc = lh_engine_rows(c->engine, sql.data, &rows, err);
+    lh_buf_free(&sql);
+    if (rc != 0)
+        return rc;
+    json_t *m = NULL;
+    json_t *files = json_array(), *columns = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r)
+    {
+        const char *record = str_of(r, "record");
+        if (strcmp(record, "dataset") == 0 && m == NULL) {
+            json_t *meta = json_loads(str_of(r, "metadata"), 0, NULL);
+            m = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:O, s:I, s:o}", "name",
+                          str_of(r, "name"), "bucket", bucket, "version",
+                          (json_int_t)int_of(r, "version"), "state", str_of(r, "state"), "change",
+                          str_of(r, "change"), "created_at", str_of(r, "created_at"), "created_by",
+                          str_of(r, "created_by"), "row_count", json_object_get(r, "row_count"),
+                          "bytes", (json_int_t)int_of(r, "bytes"), "metadata",
+                          meta ? meta : json_object());
+        } else if (strcmp(record, "file") == 0) {
+            json_array_append_new(files, json_pack("{s:s, s:I, s:O, s:s}", "path", str_of(r, "path"),
+                                                   "bytes", (json_int_t)int_of(r, "file_bytes"),
+                                                   "rows", json_object_get(r, "file_rows"), "kind",
+                                                   str_of(r, "file_kind")));
+        } else if (strcmp(record, "column") == 0) {
+            json_array_append_new(columns, json_pack("{s:s, s:s}", "name", str_of(r, "column_name"),
+                                                     "type", str_of(r, "column_type")));
+        }
+    }
+    json_decref(rows);
+    if (m == NULL) {
+        json_decref(files);
+        json_decref(columns);
+        lh_err_set(err, LH_EINVAL, 500, "manifest_invalid", "manifest has no dataset record");
+        lh_err_detail(err, "%s", path);
+        return LH_EINVAL;
+    }
+    json_object_set_new(m, "files", files);
+    json_object_set_new(m, "columns", columns);
+    *out = m;
+    return 0;
+}
+
+static int
+load_manifest(lh_catalog *c, const char *bucket, const char *name, int64_t version, json_t **out,
+              lh_err *err)
+{
+    lh_store *store = lh_buckets_get(c->buckets, bucket, err);
+    if (store == NULL)
+        return LH_ENOTFOUND;
+    char *key = manifest_key(name, version);
+    char *path = NULL;
+    int rc = lh_cache_local_path(c->cache, store, key, false, &path, err);
+    free(key);
+    if (rc != 0)
+        return rc;
+    rc = read_manifest_file(c, bucket, path, out, err);
+    free(path);
+    return rc;
+}
+
+/* ---- views -------------------------------------------------------------------------------- */
+
+/* (Re)define the view of a live dataset, or drop it when deleted. Caller holds no lock
+ * but is the dataset's only writer (or the loader). */
+static int
+refresh_view(lh_catalog *c, dataset *ds, lh_err *err)
+{
+    const json_t *m = ds->manifest;
+    if (strcmp(str_of(m, "state"), "live") != 0) {
+        unpin_all(c, ds);
+        return lh_engine_drop_view(c->engine, ds->name, err);
+    }
+    lh_store *store = lh_buckets_get(c->buckets, ds->bucket, err);
+    if (store == NULL)
+        return LH_ENOTFOUND;
+    json_t *files = json_object_get(m, "files");
+    size_t n = json_array_size(files);
+    char **paths = lh_calloc(n ? n : 1, sizeof *paths);
+    int rc = 0;
+    size_t got = 0;
+    for (; got < n && rc == 0; got++)
+        rc = lh_cache_local_path(c->cache, store, str_of(json_array_get(files, got), "path"), true,
+                                 &paths[got], err);
+    if (rc != 0)
+        got--; /* the failed one holds nothing */
+    if (rc == 0) {
+        lh_buf empty;
+        lh_buf_init(&empty);
+        size_t i;
+        json_t *col;
+        json_array_foreach(json_object_get(m, "columns"), i, col)
+        {
+            lh_buf_printf(&empty, "%sNULL::%s AS ", i ? ", " : "", str_of(col, "type"));
+            lh_sql_ident(&empty, str_of(col, "name"));
+        }
+        rc = lh_engine_define_view(c->engine, ds->name, (const char *const *)paths, n, empty.data,
+                                   err);
+        lh_buf_free(&empty);
+    }
+    if (rc == 0) {
+        unpin_all(c, ds);
+        ds->pinned = paths;
+        ds->n_pinned = n;
+        return 0;
+    }
+    for (size_t i = 0; i < got; i++) {
+        lh_cache_unpin(c->cache, paths[i]);
+        free(paths[i]);
+    }
+    free(paths);
+    return rc;
+}
+
+/* ---- loading ------------------------------------------------------------------------------ */
+
+/* Parse "datasets/{name}/_manifest/v{N}.parquet"; 0 when key is one. */
+static int
+parse_manifest_key(const char *key, char *name, size_t name_size, int64_t *version)
+{
+    if (strncmp(key, "datasets/", 9) != 0)
+        return -1;
+    const char *n = key + 9;
+    const char *slash = strchr(n, '/');
+    if (slash == NULL || (size_t)(slash - n) >= name_size)
+        return -1;
+    if (strncmp(slash, "/_manifest/v", 12) != 0)
+        return -1;
+    const char *digits = slash + 12;
+    char *end = NULL;
+    long long v = strtoll(digits, &end, 10);
+    if (end != digits + 20 || strcmp(end, ".parquet") != 0 || v < 1)
+        return -1;
+    memcpy(name, n, (size_t)(slash - n));
+    name[slash - n] = '\0';
+    *version = v;
+    return lh_name_valid(name) ? 0 : -1;
+}
+
+static void
+load_bucket(lh_catalog *c, const char *bucket)
+{
+    lh_err err;
+    lh_store *store = lh_buckets_get(c->buckets, bucket, &err);
+    if (store == NULL)
+        return;
+    /* newest version per dataset name */
+    json_t *latest = json_object();
+    char *cursor = NULL;
+    for (;;) {
+        lh_list_page page;
+        if (lh_store_list(store, "datasets/", cursor, 1000, &page, &err) != 0) {
+            lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: cannot list bucket '%s': %s", bucket,
+                   err.message);
+            c->load_errors++;
+            break;
+        }
+        free(cursor);
+        cursor = page.next_cursor ? lh_strdup(page.next_cursor) : NULL;
+        for (size_t i = 0; i < page.n; i++) {
+            char name[64];
+            int64_t v;
+            if (parse_manifest_key(page.entries[i].key, name, sizeof name, &v) != 0)
+                continue;
+            if (v > json_integer_value(json_object_get(latest, name)))
+                json_object_set_new(latest, name, json_integer(v));
+        }
+        lh_list_page_free(&page);
+        if (cursor == NULL)
+            break;
+    }
+    free(cursor);
+    const char *name;
+    json_t *v;
+    json_object_foreach(latest, name, v)
+    {
+        json_t *m = NULL;
+        if (load_manifest(c, bucket, name, json_integer_value(v), &m, &err) != 0) {
+            lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: cannot load dataset '%s' from '%s': %s %s",
+                   name, bucket, err.message, err.detail);
+            c->load_errors++;
+            continue;
+        }
+        pthread_mutex_lock(&c->lock);
+        dataset *existing = find_locked(c, name);
+        if (existing) {
+            pthread_mutex_unlock(&c->lock);
+            lh_log(LH_LOG_ERROR, NULL, NULL,
+                   "catalog: dataset '%s' exists in buckets '%s' and '%s'; keeping '%s'", name,
+                   existing->bucket, bucket, existing->bucket);
+            c->load_errors++;
+            json_decref(m);
+            continue;
+        }
+        dataset *ds = add_locked(c, name, bucket);
+        ds->manifest = m;
+        pthread_mutex_unlock(&c->lock);
+        if (refresh_view(c, ds, &err) != 0) {
+            lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: no view for dataset '%s': %s %s", name,
+                   err.message, err.detail);
+            c->load_errors++;
+        }
+    }
+    json_decref(latest);
+}
+
+int
+lh_catalog_open(const lh_catalog_deps *deps, lh_catalog **out, lh_err *err)
+{
+    lh_catalog *c = lh_calloc(1, sizeof *c);
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->writer_done, NULL);
+    c->buckets = deps->buckets;
+    c->engine = deps->engine;
+    c->cache = deps->cache;
+    c->work_dir = lh_strdup(deps->work_dir);
+    int64_t t0 = lh_mono_us();
+    size_t n = lh_buckets_count(c->buckets);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = lh_buckets_name_at(c->buckets, i);
+        if (strncmp(name, "profile:", 8) != 0)
+            load_bucket(c, name);
+    }
+    c->load_ms = (lh_mono_us() - t0) / 1000;
+    json_t *fields = json_pack("{s:I, s:I, s:i}", "datasets", (json_int_t)c->n, "load_ms",
+                               (json_int_t)c->load_ms, "load_errors", c->load_errors);
+    lh_log(LH_LOG_INFO, NULL, fields, "catalog loaded");
+    json_decref(fields);
+    (void)err;
+    *out = c;
+    return 0;
+}
+
+void
+lh_catalog_close(lh_catalog *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        dataset_free(c, c->items[i]);
+    free(c->items);
+    free(c->work_dir);
+    pthread_cond_destroy(&c->writer_done);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+/* ---- reading ------------------------------------------------------------------------------ */
+
+static bool
+has_tag(const json_t *meta, const char *tag)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(meta, "tags"), i, t) if (strcmp(json_string_value(t), tag) == 0) return true;
+    return false;
+}
+
+static json_t *
+freshness(const json_t *m)
+{
+    const json_t *meta = json_object_get(m, "metadata");
+    json_t *sla = json_object_get(meta, "freshness_sla_s");
+    const char *ingested = str_of(json_object_get(meta, "lineage"), "ingested_at");
+    if (ingested[0] == '\0')
+        ingested = str_of(m, "created_at");
+    struct tm tm = {0};
+    int64_t age_s = -1;
+    if (strptime(ingested, "%Y-%m-%dT%H:%M:%S", &tm))
+        age_s = (lh_now_us() / 1000000) - (int64_t)timegm(&tm);
+    const char *status = "unknown";
+    if (json_is_integer(sla) && age_s >= 0)
+        status = age_s <= json_integer_value(sla) ? "fresh" : "stale";
+    return json_pack("{s:s, s:O, s:I, s:s}", "status", status, "sla_s",
+                     sla ? sla : json_null(), "age_s", (json_int_t)age_s, "last_ingested_at",
+                     ingested);
+}
+
+json_t *
+lh_catalog_list(lh_catalog *c, const lh_catalog_filter *f)
+{
+    json_t *arr = json_array();
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->n; i++) {
+        const json_t *m = c->items[i]->manifest;
+        if (m == NULL)
+            continue; /* being created */
+        const json_t *meta = json_object_get(m, "metadata");
+        bool live = strcmp(str_of(m, "state"), "live") == 0;
+        if (!live && !(f && f->include_deleted))
+            continue;
+        if (f && f->tag && !has_tag(meta, f->tag))
+            continue;
+        if (f && f->owner && strcmp(str_of(meta, "owner"), f->owner) != 0)
+            continue;
+        if (f && f->sensitivity && strcmp(str_of(meta, "sensitivity"), f->sensitivity) != 0)
+            continue;
+        if (f && f->text && !strcasestr(str_of(meta, "description"), f->text) &&
+            !strcasestr(str_of(m, "name"), f->text))
+            continue;
+        json_array_append_new(
+            arr, json_pack("{s:s, s:s, s:I, s:s, s:O, s:I, s:I, s:O, s:o}", "name",
+                           str_of(m, "name"), "bucket", str_of(m, "bucket"), "version",
+                           (json_int_t)int_of(m, "version"), "state", str_of(m, "state"),
+                           "row_count", json_object_get(m, "row_count"), "bytes",
+                           (json_int_t)int_of(m, "bytes"), "columns",
+                           (json_int_t)json_array_size(json_object_get(m, "columns")), "metadata",
+                           json_object_get(m, "metadata"), "freshness", freshness(m)));
+    }
+    pthread_mutex_unlock(&c->lock);
+    return arr;
+}
+
+static int
+not_found(lh_err *err, const char *name)
+{
+    lh_err_set(err, LH_ENOTFOUND, 404, "dataset_not_found", "no dataset named '%s'", name);
+    lh_err_hint(err, "GET /catalog/datasets lists the datasets");
+    return LH_ENOTFOUND;
+}
+
+int
+lh_catalog_get(lh_catalog *c, const char *name, json_t **out, lh_err *err)
+{
+    pthread_mutex_lock(&c->lock);
+    dataset *ds = find_locked(c, name);
+    json_t *m = ds && ds->manifest ? json_deep_copy(ds->manifest) : NULL;
+    pthread_mutex_unlock(&c->lock);
+    if (m == NULL)
+        return not_found(err, name);
+    json_object_set_new(m, "freshness", freshness(m));
+    *out = m;
+    return 0;
+}
+
+int
+lh_catalog_versions(lh_catalog *c, const char *name, json_t **out, lh_err *err)
+{
+    pthread_mutex_lock(&c->lock);
+    dataset *ds = find_locked(c, name);
+    char bucket[80] = "";
+    int64_t newest = 0;
+    if (ds && ds->manifest) {
+        snprintf(bucket, sizeof bucket, "%s", ds->bucket);
+        newest = int_of(ds->manifest, "version");
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (newest == 0)
+        return not_found(err, name);
+    json_t *arr = json_array();
+    for (int64_t v = 1; v <= newest; v++) {
+        json_t *m = NULL;
+        lh_err e;
+        if (load_manifest(c, bucket, name, v, &m, &e) != 0) {
+            json_array_append_new(arr, json_pack("{s:I, s:s}", "version", (json_int_t)v, "error",
+                                                 e.message));
+            continue;
+        }
+        json_array_append_new(
+            arr, json_pack("{s:I, s:s, s:s, s:s, s:s, s:O, s:I, s:I}", "version", (json_int_t)v,
+                           "state", str_of(m, "state"), "change", str_of(m, "change"), "created_at",
+                           str_of(m, "created_at"), "created_by", str_of(m, "created_by"),
+                           "row_count", json_object_get(m, "row_count"), "bytes",
+                           (json_int_t)int_of(m, "bytes"), "files",
+                           (json_int_t)json_array_size(json_object_get(m, "files"))));
+        json_decref(m);
+    }
+    *out = arr;
+    return 0;
+}
+
+json_t *
+lh_catalog_stats(lh_catalog *c)
+{
+    pthread_mutex_lock(&c->lock);
+    size_t live = 0;
+    for (size_t i = 0; i < c->n; i++)
+        live += c->items[i]->manifest && strcmp(str_of(c->items[i]->manifest, "state"), "live") == 0;
+    pthread_mutex_unlock(&c->lock);
+    return json_pack("{s:I, s:I, s:i}", "datasets", (json_int_t)live, "load_ms",
+                     (json_int_t)c->load_ms, "load_errors", c->load_errors);
+}
+
+const char *
+lh_catalog_work_dir(lh_catalog *c)
+{
+    return c->work_dir;
+}
+
+int
+lh_catalog_schema_of(lh_catalog *c, const char *local_parquet, json_t **columns, lh_err *err)
+{
+    lh_buf sql;
+    lh_buf_init(&sql);
+    lh_buf_puts(&sql, "DESCRIBE SELECT * FROM read_parquet(");
+    lh_sql_quote(&sql, local_parquet);
+    lh_buf_puts(&sql, ")");
+    json_t *rows = NULL;
+    int rc = lh_engine_rows(c->engine, sql.data, &rows, err);
+    lh_buf_free(&sql);
+    if (rc != 0)
+        return rc;
+    json_t *cols = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r)
+    {
+        json_array_append_new(cols, json_pack("{s:s, s:s}", "name", str_of(r, "column_name"), "type",
+                                              str_of(r, "column_type")));
+    }
+    json_decref(rows);
+    *columns = cols;
+    return 0;
+}
+
+/* ---- writing ------------------------------------------------------------------------------ */
+
+int
+lh_catalog_begin(lh_catalog *c, const char *name, lh_txn **out, lh_err *err)
+{
+    if (!lh_name_valid(name)) {
+        lh_err_set(err, LH_EINVAL, 400, "invalid_name", "dataset name '%s' is not valid", name);
+        lh_err_hint(err, "names match [a-z][a-z0-9_]{0,62}");
+        return LH_EINVAL;
+    }
+    pthread_mutex_lock(&c->lock);
+    dataset *ds;
+    while ((ds = find_locked(c, name)) != NULL && ds->writing)
+        pthread_cond_wait(&c->writer_done, &c->lock);
+    lh_txn *t = lh_calloc(1, sizeof *t);
+    t->cat = c;
+    if (ds == NULL) {
+        ds = add_locked(c, name, NULL);
+        t->created = true;
+    }
+    ds->writing = true;
+    t->ds = ds;
+    pthread_mutex_unlock(&c->lock);
+    *out = t;
+    return 0;
+}
+
+const json_t *
+lh_txn_current(const lh_txn *t)
+{
+    return t->ds->manifest;
+}
+
+bool
+lh_txn_live(const lh_txn *t)
+{
+    return t->ds->manifest && strcmp(str_of(t->ds->manifest, "state"), "live") == 0;
+}
+
+static void
+end_txn(lh_txn *t, bool drop_placeholder)
+{
+    lh_catalog *c = t->cat;
+    pthread_mutex_lock(&c->lock);
+    t->ds->writing = false;
+    if (drop_placeholder && t->ds->manifest == NULL) {
+        remove_locked(c, t->ds);
+        dataset_free(c, t->ds);
+    }
+    pthread_cond_broadcast(&c->writer_done);
+    pthread_mutex_unlock(&c->lock);
+    free(t);
+}
+
+void
+lh_catalog_abort(lh_txn *t)
+{
+    if (t)
+        end_txn(t, true);
+}
+
+int
+lh_catalog_commit(lh_txn *t, const char *bucket, json_t *manifest, json_t **committed, lh_err *err)
+{
+    lh_catalog *c = t->cat;
+    dataset *ds = t->ds;
+    char target[80]; /* a copy: ds->bucket is rewritten below */
+    snprintf(target, sizeof target, "%s", ds->bucket[0] ? ds->bucket : bucket ? bucket : "primary");
+    int64_t version = ds->manifest ? int_of(ds->manifest, "version") + 1 : 1;
+    char when[32];
+    lh_time_format(lh_now_us(), when);
+    json_object_set_new(manifest, "name", json_string(ds->name));
+    json_object_set_new(manifest, "bucket", json_string(target));
+    json_object_set_new(manifest, "version", json_integer(version));
+    json_object_set_new(manifest, "created_at", json_string(when));
+    if (json_object_get(manifest, "state") == NULL)
+        json_object_set_new(manifest, "state", json_string("live"));
+    lh_store *store = lh_buckets_get(c->buckets, target, err);
+    char *path = NULL, *key = NULL;
+    int rc = store ? write_manifest_file(c, manifest, &path, err) : LH_ENOTFOUND;
+    if (rc == 0) {
+        key = manifest_key(ds->name, version);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) != 0) {
+            rc = lh_err_set(err, LH_EIO, 500, "work_dir_unreadable", "could not read a manifest");
+        } else {
+            lh_source src = {.fd = fd, .len = (int64_t)st.st_size};
+            rc = lh_buckets_put_object(c->buckets, target, key, &src, LH_PUT_CREATE_ONLY, NULL,
+                                       NULL, err);
+            if (rc == LH_EEXIST) {
+                lh_err_set(err, LH_EEXIST, 409, "manifest_conflict",
+                           "dataset '%s' changed meanwhile: version %lld exists already", ds->name,
+                           (long long)version);
+                lh_err_hint(err, "another writer committed first; retry on the new version");
+            }
+        }
+        if (fd >= 0)
+            close(fd);
+        unlink(path);
+    }
+    free(path);
+    free(key);
+    if (rc != 0) {
+        json_decref(manifest);
+        end_txn(t, true);
+        return rc;
+    }
+    pthread_mutex_lock(&c->lock);
+    json_t *old = ds->manifest;
+    ds->manifest = manifest;
+    snprintf(ds->bucket, sizeof ds->bucket, "%s", target);
+    pthread_mutex_unlock(&c->lock);
+    json_decref(old);
+    lh_err verr;
+    if (refresh_view(c, ds, &verr) != 0)
+        lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: view of '%s' not updated: %s %s", ds->name,
+               verr.message, verr.detail);
+    if (committed) {
+        pthread_mutex_lock(&c->lock);
+        *committed = json_deep_copy(ds->manifest);
+        pthread_mutex_unlock(&c->lock);
+    }
+    end_txn(t, false);
+    return 0;
+}
+
+/* ---- metadata ------------------------------------------------------------------------------ */
+
+static bool
+in_list(const char *const *list, const char *s)
+{
+    for (; *list; list++)
+        if (strcmp(*list, s) == 0)
+            return true;
+    return false;
+}
+
+int
+lh_catalog_check_metadata(const json_t *in, json_t **out, lh_err *err)
+{
+    json_t *m = json_object();
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)in, key, v)
+    {
+        int rc = 0;
+        if (strcmp(key, "owner") == 0 || strcmp(key, "description") == 0 ||
+            strcmp(key, "source_system") == 0) {
+            if (!json_is_string(v) || json_string_length(v) > 4096)
+                rc = lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
+                                "'%s' must be a string of at most 4096 characters", key);
+        } else if (strcmp(key, "sensitivity") == 0) {
+            if (!json_is_string(v) || !in_list(SENSITIVITIES, json_string_value(v)))
+                rc = lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
+                                "'sensitivity' must be one of public, internal, confidential, pii");
+        } else if (strcmp(key, "tags") == 0) {
+            size_t i;
+            json_t *tag;
+            if (!json_is_array(v) || json_array_size(v) > 64)
+                rc = lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
+                                "'tags' must be an array of at most 64 strings");
+            json_array_foreach(v, i, tag) if (rc == 0 && (!json_is_string(tag) || json_string_length(tag) == 0 || json_string_length(tag) > 64)) rc =
+                lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
+                           "tag #%zu must be a string of 1 to 64 characters", i + 1);
+        } else if (strcmp(key, "freshness_sla_s") == 0) {
+            if (!json_is_null(v) && (!json_is_integer(v) || json_integer_value(v) < 1))
+                rc = lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
+                                "'freshness_sla_s' must be a positive integer (seconds) or null");
+        } else {
+            rc = lh_err_set(err, LH_EINVAL, 400, "invalid_metadata", "unknown metadata field '%s'",
+                            key);
+            lh_err_hint(err, "metadata fields: owner, sensitivity, description, tags, "
+                             "freshness_sla_s, source_system");
+        }
+        if (rc != 0) {
+            json_decref(m);
+            return rc;
+        }
+        json_object_set(m, key, v);
+    }
+    *out = m;
+    return 0;
+}
+
+/* A new version of the current manifest with changes applied by the caller. */
+static json_t *
+next_of(const json_t *current, const char *change, const char *actor)
+{
+    json_t *m = json_deep_copy(current);
+    json_object_del(m, "freshness");
+    json_object_set_new(m, "change", json_string(change));
+    json_object_set_new(m, "created_by", json_string(actor ? actor : ""));
+    return m;
+}
+
+int
+lh_catalog_patch(lh_catalog *c, const char *name, const json_t *patch, const char *actor,
+                 json_t **committed, lh_err *err)
+{
+    json_t *clean = NULL;
+    if (lh_catalog_check_metadata(patch, &clean, err) != 0)
+        return LH_EINVAL;
+    if (json_object_get(clean, "source_system")) {
+        json_decref(clean);
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
+                          "'source_system' is lineage: it is set by ingest, not patched");
+    }
+    lh_txn *t = NULL;
+    int rc = lh_catalog_begin(c, name, &t, err);
+    if (rc != 0) {
+        json_decref(clean);
+        return rc;
+    }
+    if (!lh_txn_live(t)) {
+        json_decref(clean);
+        lh_catalog_abort(t);
+        return not_found(err, name);
+    }
+    json_t *m = next_of(lh_txn_current(t), "patch", actor);
+    json_t *meta = json_object_get(m, "metadata");
+    json_object_update(meta, clean);
+    json_decref(clean);
+    return lh_catalog_commit(t, NULL, m, committed, err);
+}
+
+int
+lh_catalog_delete(lh_catalog *c, const char *name, const char *actor, json_t **committed,
+                  lh_err *err)
+{
+    lh_txn *t = NULL;
+    int rc = lh_catalog_begin(c, name, &t, err);
+    if (rc != 0)
+        return rc;
+    if (!lh_txn_live(t)) {
+        lh_catalog_abort(t);
+        return not_found(err, name);
+    }
+    json_t *m = next_of(lh_txn_current(t), "delete", actor);
+    json_object_set_new(m, "state", json_string("deleted"));
+    return lh_catalog_commit(t, NULL, m, committed, err);
+}
+
+/* Footer facts of one data file: rows and bytes (head), into f. */
+static int
+resync_file(lh_catalog *c, lh_store *store, json_t *f, lh_err *err)
+{
+    const char *key = str_of(f, "path");
+    lh_obj_info info;
+    int rc = lh_store_head(store, key, &info, err);
+    if (rc != 0)
+        return rc;
+    char *path = NULL;
+    if ((rc = lh_cache_local_path(c->cache, store, key, false, &path, err)) != 0)
+        return rc;
+    lh_buf sql;
+    lh_buf_init(&sql);
+    lh_buf_puts(&sql, "SELECT sum(num_rows)::BIGINT AS n FROM parquet_file_metadata(");
+    lh_sql_quote(&sql, path);
+    lh_buf_puts(&sql, ")");
+    json_t *rows = NULL;
+    rc = lh_engine_rows(c->engine, sql.data, &rows, err);
+    lh_buf_free(&sql);
+    free(path);
+    if (rc != 0)
+        return rc;
+    json_object_set(f, "rows", json_object_get(json_array_get(rows, 0), "n"));
+    json_object_set_new(f, "bytes", json_integer(info.size));
+    json_decref(rows);
+    return 0;
+}
+
+int
+lh_catalog_resync(lh_catalog *c, const char *name, const char *actor, json_t **committed,
+                  lh_err *err)
+{
+    lh_txn *t = NULL;
+    int rc = lh_catalog_begin(c, name, &t, err);
+    if (rc != 0)
+        return rc;
+    if (!lh_txn_live(t)) {
+        lh_catalog_abort(t);
+        return not_found(err, name);
+    }
+    json_t *m = next_of(lh_txn_current(t), "resync", actor);
+    lh_store *store = lh_buckets_get(c->buckets, str_of(m, "bucket"), err);
+    json_t *files = json_object_get(m, "files");
+    int64_t total_rows = 0, total_bytes = 0;
+    size_t i;
+    json_t *f;
+    rc = store ? 0 : LH_ENOTFOUND;
+    json_array_foreach(files, i, f)
+    {
+        if (rc == 0)
+            rc = resync_file(c, store, f, err);
+        total_rows += int_of(f, "rows");
+        total_bytes += int_of(f, "bytes");
+    }
+    if (rc == 0 && json_array_size(files) > 0) {
+        /* the columns as the files say, through the same view definition */
+        char *first = NULL;
+        rc = lh_cache_local_path(c->cache, store, str_of(json_array_get(files, 0), "path"), false,
+                                 &first, err);
+        json_t *cols = NULL;
+        if (rc == 0 && (rc = lh_catalog_schema_of(c, first, &cols, err)) == 0)
+            json_object_set_new(m, "columns", cols);
+        free(first);
+    }
+    if (rc != 0) {
+        json_decref(m);
+        lh_catalog_abort(t);
+        return rc;
+    }
+    json_object_set_new(m, "row_count", json_integer(total_rows));
+    json_object_set_new(m, "bytes", json_integer(total_bytes));
+    return lh_catalog_commit(t, NULL, m, committed, err);
+}
+
+static bool
+needs_resync(lh_catalog *c, const json_t *m)
+{
+    if (!json_is_integer(json_object_get(m, "row_count")))
+        return true;
+    json_t *files = json_object_get(m, "files");
+    if (json_array_size(files) > 0 && json_array_size(json_object_get(m, "columns")) == 0)
+        return true;
+    lh_store *store = lh_buckets_get(c->buckets, str_of(m, "bucket"), NULL);
+    size_t i;
+    json_t *f;
+    json_array_foreach(files, i, f)
+    {
+        lh_obj_info info;
+        if (!json_is_integer(json_object_get(f, "rows")))
+            return true;
+        if (store && lh_store_head(store, str_of(f, "path"), &info, NULL) == 0 &&
+            info.size != int_of(f, "bytes"))
+            return true;
+    }
+    return false;
+}
+
+json_t *
+lh_catalog_resync_missing(lh_catalog *c, const char *actor)
+{
+    json_t *names = json_array();
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->n; i++)
+        if (c->items[i]->manifest && strcmp(str_of(c->items[i]->manifest, "state"), "live") == 0)
+            json_array_append_new(names, json_string(c->items[i]->name));
+    pthread_mutex_unlock(&c->lock);
+    json_t *resynced = json_array(), *errors = json_array();
+    size_t i;
+    json_t *n;
+    json_array_foreach(names, i, n)
+    {
+        json_t *m = NULL;
+        lh_err err;
+        if (lh_catalog_get(c, json_string_value(n), &m, &err) != 0)
+            continue;
+        bool needed = needs_resync(c, m);
+        json_decref(m);
+        if (!needed)
+            continue;
+        if (lh_catalog_resync(c, json_string_value(n), actor, NULL, &err) == 0)
+            json_array_append(resynced, n);
+        else {
+            json_t *e = lh_err_to_json(&err);
+            json_array_append_new(errors, json_pack("{s:O, s:O}", "dataset", n, "error",
+                                                    json_object_get(e, "error")));
+            json_decref(e);
+        }
+    }
+    json_t *out = json_pack("{s:I, s:o, s:o}", "checked", (json_int_t)json_array_size(names),
+                            "resynced", resynced, "errors", errors);
+    json_decref(names);
+    return out;
+}

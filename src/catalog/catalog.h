@@ -1,0 +1,100 @@
+/*
+ * catalog.h — datasets and their manifest versions (ADR-002, ADR-013).
+ *
+ * A dataset is a sequence of manifests stored as Parquet in its bucket at
+ * datasets/{name}/_manifest/v{N:020}.parquet. The newest manifest is the dataset's
+ * state; older ones are its history. A manifest lists the data files (path, bytes, rows,
+ * kind), the columns and the metadata (owner, sensitivity, description, tags, freshness
+ * SLA, lineage). The in-memory index is rebuilt from the buckets at start: there is no
+ * other state. Every live dataset is a view of the same name in the query engine.
+ *
+ * Commits: one local writer per dataset at a time (lh_catalog_begin waits for the
+ * previous one), and the manifest is written with a create-only put, so a writer in
+ * another process that got there first makes ours fail with 409, never overwrite.
+ *
+ * Manifests are passed around as JSON objects:
+ *   {"name", "bucket", "version", "state": "live"|"deleted", "change", "created_at",
+ *    "created_by", "row_count", "bytes", "columns": [{"name","type"}],
+ *    "files": [{"path","bytes","rows","kind"}], "metadata": {...}}
+ * All functions are thread-safe.
+ */
+#ifndef LH_CATALOG_H
+#define LH_CATALOG_H
+
+#include "core/core.h"
+#include "engine/engine.h"
+#include "storage/storage.h"
+
+typedef struct lh_catalog lh_catalog;
+
+typedef struct lh_catalog_deps {
+    lh_buckets *buckets;
+    lh_engine *engine;
+    lh_cache *cache;
+    const char *work_dir; /* scratch folder the engine may read and write */
+} lh_catalog_deps;
+
+/* Load every dataset of every bucket and define their views. Datasets that cannot be
+ * loaded are logged and skipped (the server still starts). Returns new. */
+int lh_catalog_open(const lh_catalog_deps *deps, lh_catalog **out, lh_err *err);
+void lh_catalog_close(lh_catalog *c); /* accepts NULL */
+
+typedef struct lh_catalog_filter {
+    const char *tag, *owner, *sensitivity, *text; /* NULL: any */
+    bool include_deleted;
+} lh_catalog_filter;
+
+/* Summaries of the datasets that match (new array). */
+json_t *lh_catalog_list(lh_catalog *c, const lh_catalog_filter *f);
+/* The latest manifest plus "freshness" (new), or 404 dataset_not_found. Deleted
+ * datasets are found too (state "deleted"). */
+int lh_catalog_get(lh_catalog *c, const char *name, json_t **out, lh_err *err);
+/* Every version, oldest first: [{"version","change","created_at","created_by",
+ * "row_count","state"}] (new). */
+int lh_catalog_versions(lh_catalog *c, const char *name, json_t **out, lh_err *err);
+/* {"datasets", "load_ms", "load_errors"} (new). */
+json_t *lh_catalog_stats(lh_catalog *c);
+
+/* ---- writing ----------------------------------------------------------------------- */
+
+typedef struct lh_txn lh_txn;
+/* Start changing dataset `name` (valid name or 400). Waits for another local writer of
+ * the same dataset. Returns new: end it with lh_catalog_commit or lh_catalog_abort. */
+int lh_catalog_begin(lh_catalog *c, const char *name, lh_txn **out, lh_err *err);
+/* The dataset's newest manifest (borrowed; NULL when the dataset does not exist). */
+const json_t *lh_txn_current(const lh_txn *t);
+/* True when the dataset exists and is not deleted. */
+bool lh_txn_live(const lh_txn *t);
+/* Write `manifest` (takes ownership, even on failure) as the next version in `bucket`
+ * (for a new dataset; an existing one stays in its bucket), update the index and the
+ * view, and end the transaction. *committed (may be NULL) gets a copy. 409
+ * manifest_conflict when another writer committed that version first. */
+int lh_catalog_commit(lh_txn *t, const char *bucket, json_t *manifest, json_t **committed,
+                      lh_err *err);
+void lh_catalog_abort(lh_txn *t); /* accepts NULL */
+
+/* Metadata-only change as a new version: owner, sensitivity, description, tags,
+ * freshness_sla_s (validated here: 400 naming the field). */
+int lh_catalog_patch(lh_catalog *c, const char *name, const json_t *patch, const char *actor,
+                     json_t **committed, lh_err *err);
+/* A tombstone version: the view disappears, data files stay until a sweep. */
+int lh_catalog_delete(lh_catalog *c, const char *name, const char *actor, json_t **committed,
+                      lh_err *err);
+/* Re-read the Parquet footers of the dataset's files and write their true row counts,
+ * sizes and columns as a new version (change "resync"). */
+int lh_catalog_resync(lh_catalog *c, const char *name, const char *actor, json_t **committed,
+                      lh_err *err);
+/* Resync every live dataset whose manifest lacks counts or columns, or whose files'
+ * sizes differ from the manifest. Returns {"checked", "resynced": [names], "errors"}. */
+json_t *lh_catalog_resync_missing(lh_catalog *c, const char *actor);
+
+/* Validate and normalise dataset metadata given by a client (owner, sensitivity,
+ * description, tags, freshness_sla_s). Returns 0 and fills *out (new) or 400. */
+int lh_catalog_check_metadata(const json_t *in, json_t **out, lh_err *err);
+
+/* Helpers for writers: the local path of a data file of `bucket` (fs: in place; remote:
+ * a cached copy), and the schema of a local Parquet file as [{"name","type"}]. */
+int lh_catalog_schema_of(lh_catalog *c, const char *local_parquet, json_t **columns, lh_err *err);
+const char *lh_catalog_work_dir(lh_catalog *c);
+
+#endif
