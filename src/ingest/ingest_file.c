@@ -87,11 +87,12 @@ static int
 convert(lh_engine *eng, const lh_ingest_file_opts *o, const json_t *append_columns,
         const char *out, int64_t *rows, lh_err *err)
 {
-    for (int attempt = 0; attempt < 2; attempt++) {
+    bool full_sniff = false;
+    for (int attempt = 0; attempt < 3; attempt++) {
         lh_buf sql;
         lh_buf_init(&sql);
         lh_buf_puts(&sql, "COPY (SELECT * FROM ");
-        reader_sql(&sql, o->format, o->src_path, attempt == 1, append_columns);
+        reader_sql(&sql, o->format, o->src_path, full_sniff, append_columns);
         lh_buf_puts(&sql, ") TO ");
         lh_sql_quote(&sql, out);
         lh_buf_puts(&sql, " (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)");
@@ -100,19 +101,27 @@ convert(lh_engine *eng, const lh_ingest_file_opts *o, const json_t *append_colum
         if (rc == 0)
             return 0;
         unlink(out);
-        bool retry = rc == LH_EINVAL && strcmp(o->format, "parquet") != 0 && attempt == 0 &&
-                     err && strstr(err->detail, "Conversion Error");
-        if (!retry) {
-            if (rc == LH_EINVAL && err) {
-                char detail[LH_ERR_TEXT_MAX];
-                snprintf(detail, sizeof detail, "%s", err->detail);
-                lh_err_set(err, LH_EINVAL, 400, "invalid_file", "the file is not valid %s",
-                           o->format);
-                lh_err_detail(err, "%s", detail);
-                lh_err_hint(err, "check format= and the file's contents");
-            }
-            return rc;
+        const char *detail = err ? err->detail : "";
+        if (rc == LH_EINVAL && append_columns && strstr(detail, "COLUMN_TYPES")) {
+            /* the file lacks a dataset column: read it as it is and let the schema check
+             * say which column differs */
+            append_columns = NULL;
+            continue;
         }
+        if (rc == LH_EINVAL && !full_sniff && strcmp(o->format, "parquet") != 0 &&
+            strstr(detail, "Conversion Error") && !append_columns) {
+            full_sniff = true; /* ADR-010: let the whole file decide the types */
+            continue;
+        }
+        if (rc == LH_EINVAL && err) {
+            char copy[LH_ERR_TEXT_MAX];
+            snprintf(copy, sizeof copy, "%s", detail);
+            lh_err_set(err, LH_EINVAL, 400, "invalid_file", "the file is not valid %s", o->format);
+            lh_err_detail(err, "%s", copy);
+            lh_err_hint(err, append_columns ? "a value does not fit the dataset's column type"
+                                            : "check format= and the file's contents");
+        }
+        return rc;
     }
     return LH_EINVAL;
 }
