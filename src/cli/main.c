@@ -22,6 +22,10 @@ static void help_help(void);
 
 static const command COMMANDS[] = {
     {"serve", "start the HTTP server", lh_cmd_serve, lh_cmd_serve_help},
+    {"sql", "run a SELECT on the running server", lh_cmd_sql, lh_cmd_sql_help},
+    {"ingest", "load a CSV/JSON/Parquet file as a dataset", lh_cmd_ingest, lh_cmd_ingest_help},
+    {"datasets", "list the datasets", lh_cmd_datasets, lh_cmd_datasets_help},
+    {"demo", "load the staffing demo data and ask it questions", lh_cmd_demo, lh_cmd_demo_help},
     {"version", "print the lakehouse and DuckDB versions", cmd_version, help_version},
     {"help", "show help for a command", cmd_help, help_help},
 };

@@ -1,0 +1,287 @@
+/*
+ * cmd_client.c — `lakehouse sql`, `lakehouse ingest`, `lakehouse datasets`: clients of a
+ * running server.
+ */
+#include "cli/cli.h"
+#include "core/core.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Shared option parsing: --config FILE plus command-specific flags with values. */
+typedef struct opt {
+    const char *name; /* "--dataset" */
+    const char **value;
+} opt;
+
+static int
+parse(const char *cmd, int argc, char **argv, opt *opts, const char **positional, int n_positional,
+      const char **config)
+{
+    int pos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
+            if (++i >= argc) {
+                fprintf(stderr, "lakehouse %s: %s needs a value\n", cmd, a);
+                return 2;
+            }
+            *config = argv[i];
+            continue;
+        }
+        if (a[0] == '-' && a[1] == '-') {
+            bool found = false;
+            for (opt *o = opts; o && o->name; o++)
+                if (strcmp(o->name, a) == 0) {
+                    if (++i >= argc) {
+                        fprintf(stderr, "lakehouse %s: %s needs a value\n", cmd, a);
+                        return 2;
+                    }
+                    *o->value = argv[i];
+                    found = true;
+                }
+            if (!found) {
+                fprintf(stderr, "lakehouse %s: unknown option '%s'; see 'lakehouse help %s'\n", cmd, a,
+                        cmd);
+                return 2;
+            }
+            continue;
+        }
+        if (pos >= n_positional) {
+            fprintf(stderr, "lakehouse %s: unexpected argument '%s'\n", cmd, a);
+            return 2;
+        }
+        positional[pos++] = a;
+    }
+    if (pos < n_positional) {
+        fprintf(stderr, "lakehouse %s: missing argument; see 'lakehouse help %s'\n", cmd, cmd);
+        return 2;
+    }
+    return 0;
+}
+
+/* ---- sql ---------------------------------------------------------------------------------- */
+
+void
+lh_cmd_sql_help(void)
+{
+    printf("usage: lakehouse sql \"SELECT ...\" [--format table|csv|json|ndjson] [--limit N]\n"
+           "                     [--config FILE]\n\n"
+           "Runs one SELECT on the running server. On a terminal the answer is a table; when\n"
+           "piped it is CSV unless --format says otherwise. The server is found through the\n"
+           "configuration (or LAKEHOUSE_URL); the token is LAKEHOUSE_TOKEN or the data dir's\n"
+           "admin.token.\n");
+}
+
+int
+lh_cmd_sql(int argc, char **argv)
+{
+    const char *config = NULL, *format = NULL, *limit = NULL, *sql = NULL;
+    opt opts[] = {{"--format", &format}, {"--limit", &limit}, {NULL, NULL}};
+    int rc = parse("sql", argc, argv, opts, &sql, 1, &config);
+    if (rc != 0)
+        return rc;
+    if (format == NULL)
+        format = isatty(STDOUT_FILENO) ? "table" : "csv";
+    if (strcmp(format, "table") && strcmp(format, "csv") && strcmp(format, "json") &&
+        strcmp(format, "ndjson")) {
+        fprintf(stderr, "lakehouse sql: --format is table, csv, json or ndjson\n");
+        return 2;
+    }
+    lh_client *c = NULL;
+    if ((rc = lh_client_open(config, &c)) != 0)
+        return rc;
+    json_t *req = json_pack("{s:s, s:s}", "sql", sql, "format",
+                            strcmp(format, "table") == 0 ? "json" : format);
+    if (limit)
+        json_object_set_new(req, "limit", json_integer(strtoll(limit, NULL, 10)));
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    lh_buf out;
+    lh_buf_init(&out);
+    long status = 0;
+    rc = lh_client_request(c, "POST", "/query", body, NULL, &status, &out);
+    free(body);
+    if (rc == 0 && status != 200) {
+        rc = lh_client_print_error(status, &out);
+    } else if (rc == 0 && strcmp(format, "table") == 0) {
+        json_t *res = json_loadb(out.data, out.len, 0, NULL);
+        lh_client_print_table(stdout, json_object_get(res, "columns"), json_object_get(res, "rows"));
+        json_int_t n = json_integer_value(json_object_get(res, "row_count"));
+        printf("(%lld row%s%s)\n", (long long)n, n == 1 ? "" : "s",
+               json_is_true(json_object_get(res, "truncated")) ? ", more were cut by the limit" : "");
+        json_t *e = json_object_get(res, "error");
+        if (e) {
+            fprintf(stderr, "lakehouse: %s\n", json_string_value(json_object_get(e, "message")));
+            rc = 1;
+        }
+        json_decref(res);
+    } else if (rc == 0) {
+        fwrite(out.data, 1, out.len, stdout);
+    }
+    lh_buf_free(&out);
+    lh_client_close(c);
+    return rc;
+}
+
+/* ---- ingest ------------------------------------------------------------------------------- */
+
+void
+lh_cmd_ingest_help(void)
+{
+    printf("usage: lakehouse ingest FILE --dataset NAME [--format csv|json|ndjson|parquet]\n"
+           "                        [--mode create|append|replace] [--bucket NAME]\n"
+           "                        [--description TEXT] [--owner NAME] [--sensitivity LEVEL]\n"
+           "                        [--tags a,b] [--config FILE]\n\n"
+           "Uploads FILE to the running server as a dataset (the format defaults to the file's\n"
+           "extension). Prints the new version, rows and columns.\n");
+}
+
+static const char *
+format_of(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    if (dot == NULL)
+        return NULL;
+    if (strcmp(dot, ".csv") == 0 || strcmp(dot, ".tsv") == 0 || strcmp(dot, ".txt") == 0)
+        return "csv";
+    if (strcmp(dot, ".json") == 0)
+        return "json";
+    if (strcmp(dot, ".ndjson") == 0 || strcmp(dot, ".jsonl") == 0)
+        return "ndjson";
+    if (strcmp(dot, ".parquet") == 0)
+        return "parquet";
+    return NULL;
+}
+
+int
+lh_client_ingest(lh_client *c, const char *file, const char *const *params, json_t **result)
+{
+    lh_buf path;
+    lh_buf_init(&path);
+    lh_buf_puts(&path, "/ingest/file?");
+    CURL *h = curl_easy_init();
+    for (size_t i = 0; params[i]; i += 2) {
+        if (params[i + 1] == NULL)
+            continue;
+        char *v = curl_easy_escape(h, params[i + 1], 0);
+        lh_buf_printf(&path, "%s%s=%s", path.data[path.len - 1] == '?' ? "" : "&", params[i], v);
+        curl_free(v);
+    }
+    curl_easy_cleanup(h);
+    lh_buf out;
+    lh_buf_init(&out);
+    long status = 0;
+    int rc = lh_client_request(c, "POST", path.data, NULL, file, &status, &out);
+    lh_buf_free(&path);
+    if (rc == 0 && status != 201) {
+        rc = lh_client_print_error(status, &out);
+    } else if (rc == 0) {
+        *result = json_loadb(out.data, out.len, 0, NULL);
+    }
+    lh_buf_free(&out);
+    return rc;
+}
+
+int
+lh_cmd_ingest(int argc, char **argv)
+{
+    const char *config = NULL, *file = NULL, *dataset = NULL, *format = NULL, *mode = NULL,
+               *bucket = NULL, *description = NULL, *owner = NULL, *sensitivity = NULL,
+               *tags = NULL;
+    opt opts[] = {{"--dataset", &dataset},         {"--format", &format},
+                  {"--mode", &mode},               {"--bucket", &bucket},
+                  {"--description", &description}, {"--owner", &owner},
+                  {"--sensitivity", &sensitivity}, {"--tags", &tags},
+                  {NULL, NULL}};
+    int rc = parse("ingest", argc, argv, opts, &file, 1, &config);
+    if (rc != 0)
+        return rc;
+    if (dataset == NULL) {
+        fprintf(stderr, "lakehouse ingest: --dataset NAME is required\n");
+        return 2;
+    }
+    if (format == NULL && (format = format_of(file)) == NULL) {
+        fprintf(stderr, "lakehouse ingest: cannot tell the format of %s; give --format\n", file);
+        return 2;
+    }
+    lh_client *c = NULL;
+    if ((rc = lh_client_open(config, &c)) != 0)
+        return rc;
+    const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+    const char *params[] = {"dataset", dataset, "format", format, "mode", mode, "bucket", bucket,
+                            "description", description, "owner", owner, "sensitivity", sensitivity,
+                            "tags", tags, "source_object", base, NULL};
+    json_t *result = NULL;
+    rc = lh_client_ingest(c, file, params, &result);
+    if (rc == 0) {
+        printf("%s: version %lld, %lld rows in this file, %lld in all, %zu columns\n", dataset,
+               (long long)json_integer_value(json_object_get(result, "version")),
+               (long long)json_integer_value(json_object_get(result, "rows")),
+               (long long)json_integer_value(json_object_get(result, "total_rows")),
+               json_array_size(json_object_get(result, "columns")));
+        json_decref(result);
+    }
+    lh_client_close(c);
+    return rc;
+}
+
+/* ---- datasets ------------------------------------------------------------------------------ */
+
+void
+lh_cmd_datasets_help(void)
+{
+    printf("usage: lakehouse datasets [--config FILE]\n\nLists the datasets of the running "
+           "server: name, bucket, version, rows, columns, freshness.\n");
+}
+
+int
+lh_cmd_datasets(int argc, char **argv)
+{
+    const char *config = NULL;
+    int rc = parse("datasets", argc, argv, NULL, NULL, 0, &config);
+    if (rc != 0)
+        return rc;
+    lh_client *c = NULL;
+    if ((rc = lh_client_open(config, &c)) != 0)
+        return rc;
+    lh_buf out;
+    lh_buf_init(&out);
+    long status = 0;
+    rc = lh_client_request(c, "GET", "/catalog/datasets", NULL, NULL, &status, &out);
+    if (rc == 0 && status != 200) {
+        rc = lh_client_print_error(status, &out);
+    } else if (rc == 0) {
+        json_t *res = json_loadb(out.data, out.len, 0, NULL);
+        json_t *cols = json_array(), *rows = json_array();
+        const char *names[] = {"name", "bucket", "version", "rows", "columns", "freshness", "owner",
+                               "sensitivity"};
+        for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+            json_array_append_new(cols, json_pack("{s:s}", "name", names[i]));
+        size_t i;
+        json_t *d;
+        json_array_foreach(json_object_get(res, "datasets"), i, d)
+        {
+            json_t *meta = json_object_get(d, "metadata");
+            json_array_append_new(
+                rows, json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "name",
+                                json_object_get(d, "name"), "bucket", json_object_get(d, "bucket"),
+                                "version", json_object_get(d, "version"), "rows",
+                                json_object_get(d, "row_count"), "columns",
+                                json_object_get(d, "columns"), "freshness",
+                                json_object_get(json_object_get(d, "freshness"), "status"), "owner",
+                                json_object_get(meta, "owner"), "sensitivity",
+                                json_object_get(meta, "sensitivity")));
+        }
+        lh_client_print_table(stdout, cols, rows);
+        json_decref(cols);
+        json_decref(rows);
+        json_decref(res);
+    }
+    lh_buf_free(&out);
+    lh_client_close(c);
+    return rc;
+}
