@@ -1,0 +1,87 @@
+"""End-to-end: the CLI client commands against a running server."""
+import csv
+import io
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+
+
+class Cli(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = harness.Server().start()
+        cls.env = {"LAKEHOUSE_SERVER_PORT": str(cls.srv.port), "LAKEHOUSE_CONFIG": cls.srv.config}
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.srv.stop()
+        cls.srv.cleanup()
+        assert rc == 0
+
+    def cli(self, *args, env=None):
+        e = dict(self.env)
+        e.update(env or {})
+        return harness.run_cli(list(args), env=e, cwd=self.srv.dir, timeout=300)
+
+    def test_ingest_sql_datasets(self):
+        path = os.path.join(self.srv.dir, "orders.csv")
+        with open(path, "w") as f:
+            f.write("order_id,client,amount\n1,acme,10.5\n2,globex,7\n3,acme,1\n")
+        rc, out, err = self.cli("ingest", path, "--dataset", "orders", "--tags", "sales",
+                                "--description", "order export")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("orders: version 1, 3 rows", out)
+        rc, out, err = self.cli("sql", "SELECT client, sum(amount) AS total FROM orders GROUP BY 1 ORDER BY 1")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(list(csv.reader(io.StringIO(out))), [["client", "total"], ["acme", "11.5"],
+                                                              ["globex", "7.0"]])
+        rc, out, err = self.cli("sql", "SELECT 1 AS one", "--format", "table")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("one", out)
+        self.assertIn("(1 row)", out)
+        rc, out, err = self.cli("datasets")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("orders", out)
+        # errors are one clear message, non-zero
+        rc, out, err = self.cli("sql", "SELECT * FROM nowhere")
+        self.assertEqual(rc, 2)
+        self.assertIn("invalid_sql", err)
+        rc, out, err = self.cli("ingest", path, "--dataset", "orders")
+        self.assertEqual(rc, 2)
+        self.assertIn("dataset_exists", err)
+        rc, out, err = self.cli("ingest", os.path.join(self.srv.dir, "missing.csv"), "--dataset", "m")
+        self.assertEqual(rc, 2)
+        self.assertIn("cannot read", err)
+        rc, out, err = self.cli("ingest", path)
+        self.assertEqual(rc, 2)
+        self.assertIn("--dataset", err)
+        rc, out, err = self.cli("sql", "SELECT 1", env={"LAKEHOUSE_TOKEN": "wrong"})
+        self.assertEqual(rc, 2)
+        self.assertIn("unauthenticated", err)
+        rc, out, err = self.cli("sql", "SELECT 1", env={"LAKEHOUSE_URL": "http://127.0.0.1:1"})
+        self.assertEqual(rc, 1)
+        self.assertIn("cannot reach the server", err)
+
+    def test_demo_small(self):
+        rc, out, err = self.cli("demo", "--scale", "0.002")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("rows in 7 datasets", out)
+        self.assertIn("Top 5 clients by invoiced amount", out)
+        for table in ("candidates", "clients", "job_orders", "placements", "timesheets", "invoices",
+                      "activities"):
+            self.assertIn("ingested  " + table, err)
+        st, _, res = self.srv.request("POST", "/query", who="admin", body={
+            "sql": "SELECT count(*) AS n FROM placements p JOIN candidates c USING (candidate_id)"})
+        self.assertEqual(res["rows"], [{"n": 100}])  # every foreign key resolves
+        # a second run replaces the datasets instead of failing
+        rc, out, err = self.cli("demo", "--scale", "0.002")
+        self.assertEqual(rc, 0, err)
+        rc, out, err = self.cli("demo", "--scale", "zero")
+        self.assertEqual(rc, 2)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
