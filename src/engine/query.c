@@ -307,6 +307,11 @@ row_bound(lh_query *q, idx_t r)
     size_t cols = q->format == LH_QUERY_CSV ? q->n_cols : 1;
     for (size_t c = 0; c < cols; c++) {
         duckdb_vector v = duckdb_data_chunk_get_vector(q->chunk, c);
+        uint64_t *valid = duckdb_vector_get_validity(v);
+        if (valid && !duckdb_validity_row_is_valid(valid, r)) {
+            n += 1; /* NULL: an empty field; the string slot holds garbage */
+            continue;
+        }
         duckdb_string_t *s = (duckdb_string_t *)duckdb_vector_get_data(v) + r;
         n += (q->format == LH_QUERY_CSV ? 2 * (size_t)duckdb_string_t_length(*s) + 3
                                         : (size_t)duckdb_string_t_length(*s)) + 1;
@@ -547,4 +552,53 @@ lh_query_free(lh_query *q)
     free(q->col_types);
     lh_buf_free(&q->pending);
     free(q);
+}
+
+int
+lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *path, int64_t *rows,
+                    lh_err *err)
+{
+    lh_query *q = lh_calloc(1, sizeof *q);
+    q->eng = eng;
+    q->deadline_mono_us = opts->timeout_ms > 0 ? lh_mono_us() + opts->timeout_ms * 1000 : 0;
+    lh_buf_init(&q->pending);
+    char *body = NULL;
+    lh_buf sql;
+    lh_buf_init(&sql);
+    int rc = 0;
+    if (duckdb_connect(eng->db, &q->con) == DuckDBError) {
+        rc = lh_err_set(err, LH_EIO, 503, "engine_unavailable", "could not connect to the engine");
+        goto out;
+    }
+    if ((rc = admit(q, opts->sql, err)) != 0)
+        goto out;
+    body = trimmed(opts->sql);
+    lh_buf_printf(&sql, "COPY (SELECT * FROM (\n%s\n) AS lh_q", body);
+    if (opts->row_limit > 0)
+        lh_buf_printf(&sql, " LIMIT %lld", (long long)opts->row_limit);
+    lh_buf_puts(&sql, ") TO '");
+    for (const char *c = path; *c; c++) {
+        if (*c == '\'')
+            lh_buf_append(&sql, "'", 1);
+        lh_buf_append(&sql, c, 1);
+    }
+    lh_buf_puts(&sql, "' (FORMAT parquet, COMPRESSION zstd)");
+    watch(eng, q);
+    duckdb_result r;
+    if (duckdb_query(q->con, sql.data, &r) == DuckDBError) {
+        const char *e = duckdb_result_error(&r);
+        rc = sql_error(err, duckdb_result_error_type(&r), e);
+        if (rc == LH_EINVAL && e && strncmp(e, "Parser Error", 12) == 0) {
+            lh_err_set(err, LH_EINVAL, 400, "invalid_sql", "only plain SELECT queries are supported");
+            lh_err_hint(err, "PRAGMA, SHOW and DESCRIBE are not available; query the data itself");
+        }
+    } else if (rows) {
+        *rows = (int64_t)duckdb_rows_changed(&r);
+    }
+    duckdb_destroy_result(&r);
+out:
+    lh_buf_free(&sql);
+    free(body);
+    lh_query_free(q);
+    return rc;
 }

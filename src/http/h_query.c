@@ -9,7 +9,10 @@
  */
 #include "http/http_int.h"
 
+#include <fcntl.h>
 #include <microhttpd.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +50,41 @@ free_stream(void *cls)
 
 static const char *const FIELDS[] = {"sql", "format", "limit", NULL};
 
+/* Parquet is written whole (a Parquet footer comes last), into the work dir, then sent
+ * as a file; the name is unlinked once open, so nothing stays behind. */
+static int
+answer_parquet(lh_req *req, lh_resp *resp, const lh_query_opts *opts, lh_err *err)
+{
+    uint8_t rnd[8] = {0};
+    char hex[17];
+    lh_random_bytes(rnd, sizeof rnd, NULL);
+    lh_hex(rnd, sizeof rnd, hex);
+    char *path = lh_sprintf("%s/result-%s.parquet", req->srv->work_dir, hex);
+    int64_t rows = 0;
+    int rc = lh_query_to_parquet(req->srv->engine, opts, path, &rows, err);
+    int fd = rc == 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    unlink(path);
+    free(path);
+    if (rc != 0)
+        return rc;
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return lh_err_set(err, LH_EIO, 500, "result_unreadable", "could not read the result file");
+    }
+    if ((int64_t)st.st_size > opts->max_bytes) {
+        close(fd);
+        lh_err_set(err, LH_ETOOBIG, 413, "result_too_large",
+                   "the result is over the limit of %lld bytes", (long long)opts->max_bytes);
+        lh_err_hint(err, "select fewer columns or rows, or raise [engine] max_result_bytes");
+        return LH_ETOOBIG;
+    }
+    lh_resp_fd(resp, 200, "application/vnd.apache.parquet", fd, 0, (int64_t)st.st_size);
+    lh_resp_header(resp, "X-Lakehouse-Rows", lh_arena_printf(req->arena, "%lld", (long long)rows));
+    return 0;
+}
+
 int
 lh_h_query(lh_req *req, lh_resp *resp)
 {
@@ -71,6 +109,7 @@ lh_h_query(lh_req *req, lh_resp *resp)
     json_t *format = json_object_get(body, "format");
     json_t *limit = json_object_get(body, "limit");
     lh_query_opts opts = {.format = LH_QUERY_JSON};
+    bool parquet = false;
     const lh_config *cfg = req->srv->config;
     if (rc == 0 && (!json_is_string(sql) || json_string_length(sql) == 0))
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter", "'sql' must be a non-empty string");
@@ -84,9 +123,11 @@ lh_h_query(lh_req *req, lh_resp *resp)
             opts.format = LH_QUERY_NDJSON;
         else if (strcmp(f, "csv") == 0)
             opts.format = LH_QUERY_CSV;
+        else if (strcmp(f, "parquet") == 0)
+            parquet = true;
         else {
             rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
-                            "'format' must be \"json\", \"ndjson\" or \"csv\"");
+                            "'format' must be \"json\", \"ndjson\", \"csv\" or \"parquet\"");
         }
     }
     int64_t max_rows = lh_config_int(cfg, "engine.max_row_limit");
@@ -106,6 +147,11 @@ lh_h_query(lh_req *req, lh_resp *resp)
     opts.sql = json_string_value(sql);
     opts.max_bytes = lh_config_int(cfg, "engine.max_result_bytes");
     opts.timeout_ms = lh_config_int(cfg, "engine.query_timeout_ms");
+    if (parquet) {
+        rc = answer_parquet(req, resp, &opts, &err);
+        json_decref(body);
+        return rc ? lh_resp_error(resp, &err) : 0;
+    }
     lh_query *q = NULL;
     rc = lh_query_start(req->srv->engine, &opts, &q, &err);
     json_decref(body);

@@ -195,6 +195,38 @@ lh_store_delete(lh_store *s, const char *key, lh_err *err)
     return s->ops->del(s, key, err);
 }
 
+/* 0 when prefix can start keys: no control character or backslash, and every segment
+ * that a '/' ends is a real one (not empty, ".", or ".."). The final, partial segment may
+ * be anything ("di", ".", ".." match "dir", ".x", "..y"). Otherwise 400 invalid_key. */
+static int
+list_prefix_check(const char *prefix, lh_err *err)
+{
+    const char *why = NULL;
+    size_t at = 0;
+    const char *seg = prefix;
+    for (const char *p = prefix; *p && why == NULL; p++) {
+        unsigned char c = (unsigned char)*p;
+        at = (size_t)(p - prefix);
+        if (c < 0x20 || c == 0x7f)
+            why = "a control character";
+        else if (c == '\\')
+            why = "a backslash";
+        else if (c == '/') {
+            size_t len = (size_t)(p - seg);
+            if (len == 0)
+                why = at == 0 ? "a leading '/'" : "an empty segment ('//')";
+            else if ((len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
+                why = len == 1 ? "a '.' segment" : "a '..' segment";
+            seg = p + 1;
+        }
+    }
+    if (why == NULL)
+        return 0;
+    lh_err_set(err, LH_EINVAL, 400, "invalid_key", "list prefix contains %s at byte %zu", why, at);
+    lh_err_hint(err, "a prefix is the start of a key, like 'folder/' or 'folder/na'");
+    return LH_EINVAL;
+}
+
 int
 lh_store_list(lh_store *s, const char *prefix, const char *cursor, size_t limit, lh_list_page *page,
               lh_err *err)
@@ -202,9 +234,10 @@ lh_store_list(lh_store *s, const char *prefix, const char *cursor, size_t limit,
     memset(page, 0, sizeof *page);
     if (prefix == NULL)
         prefix = "";
-    if (strlen(prefix) > LH_KEY_MAX || (cursor && strlen(cursor) > LH_KEY_MAX) ||
-        strchr(prefix, '\\') || (prefix[0] == '/'))
+    if (strlen(prefix) > LH_KEY_MAX || (cursor && strlen(cursor) > LH_KEY_MAX))
         return lh_err_set(err, LH_EINVAL, 400, "invalid_key", "invalid list prefix or cursor");
+    if (list_prefix_check(prefix, err) != 0)
+        return LH_EINVAL;
     if (limit == 0)
         limit = 1000;
     return s->ops->list(s, prefix, cursor && cursor[0] ? cursor : NULL, limit, page, err);

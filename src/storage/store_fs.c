@@ -2,15 +2,30 @@
  * store_fs.c — the filesystem backend: a bucket is a directory, a key is a path under it.
  *
  * Writes are atomic: the bytes go to <root>/.lh-tmp/<random>, are fsynced, and the file
- * is renamed over the key (plain put) or hard-linked to it (create-only put: link(2)
+ * is renamed over the key (plain put) or hard-linked to it (create-only put: linkat(2)
  * fails with EEXIST when the key exists, so two racing writers cannot both win), then the
  * parent directory is fsynced. A reader opens either the old or the new file, never a
  * half-written one. ETags derive from (device, inode, size, mtime), which change whenever
- * a put replaces the file. Keys are validated before reaching here (no "..", no leading
- * '/'), so a path can never leave the root.
+ * a put replaces the file and survive the rename or link.
+ *
+ * Symbolic links are never followed below the root. Keys are validated before reaching
+ * here (no "." or ".." segments, no leading '/'), and every operation opens the root
+ * (O_PATH), walks the key's folders one segment at a time with
+ * openat(O_DIRECTORY | O_NOFOLLOW), and acts on the last segment relative to its folder
+ * (openat with O_NOFOLLOW, fstatat with AT_SYMLINK_NOFOLLOW, linkat, renameat, unlinkat).
+ * A link met anywhere reads as "no such object" and refuses writes with 409 key_conflict;
+ * a link (or file) at <root>/.lh-tmp makes writes fail as bucket_unavailable; listings
+ * neither show links nor enter them. The root itself was resolved once by realpath at
+ * open, and is reopened by that path for each operation rather than held open, so a
+ * bucket folder that is removed and made again (or remounted) is picked up, and a
+ * missing one answers "unavailable" instead of acting on a deleted directory.
  *
  * A key cannot be both an object and a "folder" of other objects ("a" and "a/b"): that
- * put fails with a 409 conflict.
+ * put fails with a 409 conflict. Deletes remove the folders they leave empty; a put
+ * racing such a delete may find the folder it just made gone before its rename, and
+ * then makes it again and retries (PUT_ATTEMPTS times in all).
+ *
+ * Thread safety: there is no shared mutable state; the filesystem arbitrates races.
  */
 #include "storage/storage_int.h"
 
@@ -26,9 +41,13 @@
 
 #define TMP_DIR ".lh-tmp"
 #define COPY_CHUNK (256 * 1024)
+/* a put re-walks and retries its rename this often when a delete pruned its folder */
+#define PUT_ATTEMPTS 8
+/* and makes one missing folder again this often while walking */
+#define MKDIR_ATTEMPTS 8
 
 typedef struct fs_store {
-    char *root; /* absolute, no trailing slash */
+    char *root; /* absolute, resolved, no trailing slash */
 } fs_store;
 
 static fs_store *
@@ -58,6 +77,12 @@ errno_error(lh_err *err, int e, const char *op, const char *key)
                         "key '%s' conflicts with an existing object or folder", key);
         lh_err_hint(err, "an object name cannot also be a folder of other objects");
         return rc;
+    case ELOOP:
+        rc = lh_err_set(err, LH_EEXIST, 409, "key_conflict",
+                        "key '%s' is or passes through a symbolic link", key);
+        lh_err_hint(err, "links inside a bucket folder are never followed or replaced; "
+                         "use another key");
+        return rc;
     case ENOSPC:
     case EDQUOT:
         rc = lh_err_set(err, LH_EUNAVAIL, 507, "storage_full", "the bucket's disk is full");
@@ -76,6 +101,41 @@ errno_error(lh_err *err, int e, const char *op, const char *key)
     return rc;
 }
 
+/* For reads, a key through a file or a link simply does not exist. */
+static int
+read_errno(int e)
+{
+    return e == ENOTDIR || e == ELOOP ? ENOENT : e;
+}
+
+/* A sink stopped the get with rc. Its own LH_E* code is passed on (LH_ETOOBIG from
+ * lh_store_get_buffer's limit is a 413), except -1 — which is also LH_EINVAL, but is what
+ * sinks writing to a descriptor return when the write fails — and LH_EUNAVAIL, which
+ * would make lh_buckets_get_object read the rescue bucket into the same sink. Those, and
+ * any other value, mean "the reader stopped": 499 read_aborted. (store_s3.c has the same
+ * table; a shared lh_storage__ helper would belong in store.c.) */
+static int
+sink_error(lh_err *err, int rc, const char *key)
+{
+    switch (rc) {
+    case LH_ETOOBIG:
+        return lh_err_set(err, rc, 413, "object_too_large",
+                          "object '%s' is larger than the reader accepts", key);
+    case LH_ENOMEM:
+        return lh_err_set(err, rc, 503, "out_of_memory", "not enough memory to read object '%s'",
+                          key);
+    case LH_ENOTFOUND:
+    case LH_EEXIST:
+    case LH_EPERM:
+    case LH_ETIMEOUT:
+    case LH_EIO:
+    case LH_EINTERNAL:
+        return lh_err_set(err, rc, 0, "read_failed", "the reader of object '%s' failed", key);
+    default:
+        return lh_err_set(err, LH_ECANCELED, 499, "read_aborted", "the reader stopped early");
+    }
+}
+
 static void
 fill_info(const struct stat *st, lh_obj_info *info)
 {
@@ -90,40 +150,119 @@ fill_info(const struct stat *st, lh_obj_info *info)
     lh_hex(digest, 16, info->etag);
 }
 
-/* The root must exist: a missing root means an unmounted or deleted bucket, which is
- * "unreachable" (so reads may fall back to rescue), not "object not found". */
+/* The root, opened for walking from (O_PATH: it needs no read permission). A missing
+ * root means an unmounted or deleted bucket, which is "unreachable" (so reads may fall
+ * back to rescue), not "object not found". */
 static int
-check_root(lh_store *s, lh_err *err)
+open_root(lh_store *s, int *fd_out, lh_err *err)
 {
-    struct stat st;
-    if (stat(impl(s)->root, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    int fd = open(impl(s)->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
         lh_err_set(err, LH_EUNAVAIL, 503, "bucket_unavailable", "bucket folder is not available");
-        lh_err_detail(err, "%s: %s", impl(s)->root, errno ? strerror(errno) : "not a directory");
+        lh_err_detail(err, "%s: %s", impl(s)->root, strerror(errno));
         return LH_EUNAVAIL;
     }
+    *fd_out = fd;
     return 0;
+}
+
+/* One step down from dirfd into the folder name, never through a link: a new O_PATH
+ * descriptor, or -1 with errno (ELOOP for a link, ENOTDIR for anything else that is not
+ * a folder). With create, a missing folder is made — again if a racing delete removes it
+ * between mkdirat and openat. */
+static int
+open_subdir(int dirfd, const char *name, bool create)
+{
+    for (int attempt = 1;; attempt++) {
+        int fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0)
+            return fd;
+        if (errno == ENOTDIR) {
+            struct stat st;
+            bool is_link =
+                fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+            errno = is_link ? ELOOP : ENOTDIR;
+            return -1;
+        }
+        if (errno != ENOENT || !create || attempt == MKDIR_ATTEMPTS)
+            return -1;
+        if (mkdirat(dirfd, name, 0755) != 0 && errno != EEXIST)
+            return -1;
+    }
+}
+
+/* The folder holding key's last segment, reached from rootfd one segment at a time
+ * without following links (with create, missing folders are made). Returns a new O_PATH
+ * descriptor (close it) and points *leaf at the last segment inside key; or -1 with
+ * errno: ENOENT (a folder is missing), ENOTDIR (a segment is a file), ELOOP (a segment is
+ * a link), ENAMETOOLONG, or a system call's. */
+static int
+open_parent(int rootfd, const char *key, bool create, const char **leaf)
+{
+    int dirfd = fcntl(rootfd, F_DUPFD_CLOEXEC, 0);
+    const char *seg = key;
+    for (const char *slash; dirfd >= 0 && (slash = strchr(seg, '/')) != NULL; seg = slash + 1) {
+        char name[NAME_MAX + 1];
+        size_t len = (size_t)(slash - seg);
+        int next = -1;
+        if (len > NAME_MAX) {
+            errno = ENAMETOOLONG;
+        } else {
+            memcpy(name, seg, len);
+            name[len] = '\0';
+            next = open_subdir(dirfd, name, create);
+        }
+        int e = errno;
+        close(dirfd);
+        errno = e;
+        dirfd = next;
+    }
+    if (dirfd >= 0)
+        *leaf = seg;
+    return dirfd;
+}
+
+/* fsync a folder held as an O_PATH descriptor (which cannot be fsynced itself). */
+static void
+fsync_dir(int dirfd)
+{
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
 }
 
 static int
 fs_open_local(lh_store *s, const char *key, int *fd_out, lh_obj_info *info, lh_err *err)
 {
-    char *path = key_path(s, key);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    int e = errno;
-    free(path);
-    if (fd < 0) {
-        if (e == ENOENT && check_root(s, err) != 0)
-            return LH_EUNAVAIL;
-        return errno_error(err, e == ELOOP || e == ENOTDIR ? ENOENT : e, "open", key);
-    }
+    int rootfd = -1, dirfd = -1, fd = -1;
+    int rc = open_root(s, &rootfd, err);
+    if (rc != 0)
+        return rc;
+    const char *leaf = NULL;
+    dirfd = open_parent(rootfd, key, false, &leaf);
+    /* O_NONBLOCK: a FIFO left in the folder must not hang the open; cleared below */
+    if (dirfd >= 0)
+        fd = openat(dirfd, leaf, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return errno_error(err, ENOENT, "open", key);
+    if (fd < 0) {
+        rc = errno_error(err, read_errno(errno), "open", key);
+    } else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        rc = errno_error(err, ENOENT, "open", key);
+    } else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+        rc = errno_error(err, errno, "open", key);
+    } else {
+        fill_info(&st, info);
+        *fd_out = fd;
+        fd = -1;
     }
-    fill_info(&st, info);
-    *fd_out = fd;
-    return 0;
+    if (fd >= 0)
+        close(fd);
+    if (dirfd >= 0)
+        close(dirfd);
+    close(rootfd);
+    return rc;
 }
 
 static int
@@ -152,8 +291,9 @@ fs_get(lh_store *s, const char *key, int64_t offset, int64_t len, lh_sink_fn sin
             rc = errno_error(err, r < 0 ? errno : EIO, "read", key);
             break;
         }
-        if (sink(ctx, chunk, (size_t)r) != 0)
-            rc = lh_err_set(err, LH_ECANCELED, 499, "read_aborted", "the reader stopped early");
+        int sink_rc = sink(ctx, chunk, (size_t)r);
+        if (sink_rc != 0)
+            rc = sink_error(err, sink_rc, key);
         pos += r;
     }
     free(chunk);
@@ -180,48 +320,68 @@ mkdirs_for(const char *path)
     return rc;
 }
 
+/* A written, fsynced temporary file in <root>/.lh-tmp. */
+typedef struct temp_file {
+    int dirfd; /* <root>/.lh-tmp, O_PATH; -1 when there is none */
+    char name[33];
+    struct stat st; /* the file's status once written; rename and link keep it */
+} temp_file;
+
 static void
-fsync_parent(const char *path)
+temp_discard(temp_file *t)
 {
-    char *dir = lh_strdup(path);
-    char *slash = strrchr(dir, '/');
-    if (slash) {
-        *slash = '\0';
-        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd >= 0) {
-            fsync(fd);
-            close(fd);
-        }
+    if (t->dirfd >= 0) {
+        unlinkat(t->dirfd, t->name, 0);
+        close(t->dirfd);
+        t->dirfd = -1;
     }
-    free(dir);
 }
 
-/* Write src to a new temporary file under the root; returns its path (free). */
+/* <root>/.lh-tmp, made when missing; a link or a file there is refused, not followed. */
 static int
-write_temp(lh_store *s, const lh_source *src, char **tmp_out, lh_err *err)
+open_temp_dir(lh_store *s, int rootfd, int *fd_out, lh_err *err)
 {
-    char rnd_hex[33];
+    int fd = -1;
+    if (mkdirat(rootfd, TMP_DIR, 0700) == 0 || errno == EEXIST)
+        fd = openat(rootfd, TMP_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+        *fd_out = fd;
+        return 0;
+    }
+    int e = errno;
+    if (e == ENOTDIR || e == ELOOP) {
+        lh_err_set(err, LH_EUNAVAIL, 503, "bucket_unavailable",
+                   "the bucket's temporary folder is not a folder");
+        lh_err_detail(err, "%s/" TMP_DIR " is a symbolic link or a file", impl(s)->root);
+        lh_err_hint(err, "remove it; the store makes the folder again itself");
+        return LH_EUNAVAIL;
+    }
+    if (e == ENOENT) { /* the root went away since we opened it */
+        lh_err_set(err, LH_EUNAVAIL, 503, "bucket_unavailable", "bucket folder is not available");
+        lh_err_detail(err, "%s: %s", impl(s)->root, strerror(e));
+        return LH_EUNAVAIL;
+    }
+    return errno_error(err, e, "mkdir", TMP_DIR);
+}
+
+/* Write src to a new temporary file; on failure nothing is left behind. */
+static int
+write_temp(lh_store *s, int rootfd, const lh_source *src, temp_file *t, lh_err *err)
+{
     uint8_t rnd[16];
     if (lh_random_bytes(rnd, sizeof rnd, err) != 0)
         return LH_EIO;
-    lh_hex(rnd, sizeof rnd, rnd_hex);
-    char *dir = lh_sprintf("%s/" TMP_DIR, impl(s)->root);
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        int e = errno;
-        free(dir);
-        if (check_root(s, err) != 0)
-            return LH_EUNAVAIL;
-        return errno_error(err, e, "mkdir", TMP_DIR);
-    }
-    char *tmp = lh_sprintf("%s/%s", dir, rnd_hex);
-    free(dir);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    lh_hex(rnd, sizeof rnd, t->name);
+    int rc = open_temp_dir(s, rootfd, &t->dirfd, err);
+    if (rc != 0)
+        return rc;
+    int fd = openat(t->dirfd, t->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
-        int e = errno;
-        free(tmp);
-        return errno_error(err, e, "create", TMP_DIR);
+        rc = errno_error(err, errno, "create", TMP_DIR);
+        close(t->dirfd);
+        t->dirfd = -1;
+        return rc;
     }
-    int rc = 0;
     char *chunk = src->fd >= 0 ? lh_malloc(COPY_CHUNK) : NULL;
     for (int64_t pos = 0; rc == 0 && pos < src->len;) {
         size_t want = (size_t)(src->len - pos < COPY_CHUNK ? src->len - pos : COPY_CHUNK);
@@ -249,168 +409,267 @@ write_temp(lh_store *s, const lh_source *src, char **tmp_out, lh_err *err)
     free(chunk);
     if (rc == 0 && fsync(fd) != 0)
         rc = errno_error(err, errno, "fsync", "(temporary file)");
+    if (rc == 0 && fstat(fd, &t->st) != 0)
+        rc = errno_error(err, errno, "stat", "(temporary file)");
     close(fd);
-    if (rc != 0) {
-        unlink(tmp);
-        free(tmp);
+    if (rc != 0)
+        temp_discard(t);
+    return rc;
+}
+
+/* Put the temporary file at leaf in dirfd: renamed over it, or hard-linked for a
+ * create-only put. Returns 0 or an errno value: EISDIR (leaf is a folder), ELOOP (leaf is
+ * a link, which is neither followed nor replaced), EEXIST (create-only lost), ... */
+static int
+place_temp(const temp_file *t, int dirfd, const char *leaf, int flags)
+{
+    struct stat st;
+    if (flags & LH_PUT_CREATE_ONLY) {
+        if (linkat(t->dirfd, t->name, dirfd, leaf, 0) == 0)
+            return 0;
+        int e = errno;
+        if (e == EEXIST && fstatat(dirfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0)
+            e = S_ISDIR(st.st_mode) ? EISDIR : S_ISLNK(st.st_mode) ? ELOOP : EEXIST;
+        return e;
+    }
+    if (fstatat(dirfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return EISDIR;
+        if (S_ISLNK(st.st_mode))
+            return ELOOP;
+    }
+    return renameat(t->dirfd, t->name, dirfd, leaf) == 0 ? 0 : errno;
+}
+
+static int
+put_error(lh_store *s, int e, int flags, const char *key, lh_err *err)
+{
+    const char *op = flags & LH_PUT_CREATE_ONLY ? "link" : "rename";
+    if (e == EEXIST && (flags & LH_PUT_CREATE_ONLY)) {
+        int rc =
+            lh_err_set(err, LH_EEXIST, 409, "object_exists", "object '%s' already exists", key);
+        lh_err_hint(err, "create-only writes never replace an object");
         return rc;
     }
-    *tmp_out = tmp;
-    return 0;
+    if (e != ENOENT)
+        return errno_error(err, e, op, key);
+    /* still missing after PUT_ATTEMPTS: the root or the temporary file went away */
+    int rootfd;
+    int rc = open_root(s, &rootfd, err);
+    if (rc != 0)
+        return rc;
+    close(rootfd);
+    rc = lh_err_set(err, LH_EIO, 500, "io_error", "filesystem operation failed");
+    lh_err_detail(err, "%s '%s': %s (after %d attempts)", op, key, strerror(e), PUT_ATTEMPTS);
+    return rc;
 }
 
 static int
 fs_put(lh_store *s, const char *key, const lh_source *src, int flags, lh_obj_info *info,
        lh_err *err)
 {
-    int rc = check_root(s, err);
+    int rootfd = -1, dirfd = -1;
+    temp_file tmp = {.dirfd = -1};
+    const char *leaf = NULL;
+    int rc = open_root(s, &rootfd, err);
     if (rc != 0)
         return rc;
-    char *tmp = NULL;
-    if ((rc = write_temp(s, src, &tmp, err)) != 0)
-        return rc;
-    char *path = key_path(s, key);
-    if (mkdirs_for(path) != 0) {
-        rc = errno_error(err, errno, "mkdir", key);
-        unlink(tmp);
-    } else if (flags & LH_PUT_CREATE_ONLY) {
-        if (link(tmp, path) != 0) {
-            int e = errno;
-            struct stat st;
-            if (e == EEXIST && lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-                e = EISDIR;
-            if (e == EEXIST) {
-                rc = lh_err_set(err, LH_EEXIST, 409, "object_exists", "object '%s' already exists",
-                                key);
-                lh_err_hint(err, "create-only writes never replace an object");
-            } else {
-                rc = errno_error(err, e, "link", key);
-            }
-        }
-        unlink(tmp);
-    } else {
-        struct stat st;
-        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            rc = errno_error(err, EISDIR, "rename", key);
-        else if (rename(tmp, path) != 0)
-            rc = errno_error(err, errno, "rename", key);
-        if (rc != 0)
-            unlink(tmp);
+    if ((rc = write_temp(s, rootfd, src, &tmp, err)) != 0)
+        goto out;
+    for (int attempt = 1;; attempt++) {
+        dirfd = open_parent(rootfd, key, true, &leaf);
+        int e = dirfd < 0 ? errno : place_temp(&tmp, dirfd, leaf, flags);
+        if (e == 0)
+            break;
+        if (dirfd >= 0)
+            close(dirfd);
+        dirfd = -1;
+        /* a delete emptied the folder and removed it before our rename: make it again */
+        if (e == ENOENT && attempt < PUT_ATTEMPTS)
+            continue;
+        rc = put_error(s, e, flags, key, err);
+        break;
     }
     if (rc == 0) {
-        fsync_parent(path);
-        struct stat st;
-        if (stat(path, &st) == 0)
-            fill_info(&st, info);
+        fsync_dir(dirfd);
+        fill_info(&tmp.st, info);
     }
-    free(tmp);
-    free(path);
+    if (rc == 0 && !(flags & LH_PUT_CREATE_ONLY)) { /* renamed: nothing left to remove */
+        close(tmp.dirfd);
+        tmp.dirfd = -1;
+    }
+out:
+    temp_discard(&tmp);
+    if (dirfd >= 0)
+        close(dirfd);
+    close(rootfd);
     return rc;
+}
+
+/* Find key's object: its folder (*dirfd_out, new), name there (*leaf) and status. A key
+ * that is missing, not a regular file, or passes through a file or a link is a 404. */
+static int
+find_object(int rootfd, const char *key, int *dirfd_out, const char **leaf, struct stat *st,
+            lh_err *err)
+{
+    int dirfd = open_parent(rootfd, key, false, leaf);
+    if (dirfd < 0)
+        return errno_error(err, read_errno(errno), "stat", key);
+    bool found = fstatat(dirfd, *leaf, st, AT_SYMLINK_NOFOLLOW) == 0;
+    int e = found ? ENOENT : errno; /* a folder or a link is no object; errno is stale then */
+    if (!found || !S_ISREG(st->st_mode)) {
+        close(dirfd);
+        return errno_error(err, read_errno(e), "stat", key);
+    }
+    *dirfd_out = dirfd;
+    return 0;
 }
 
 static int
 fs_head(lh_store *s, const char *key, lh_obj_info *info, lh_err *err)
 {
-    char *path = key_path(s, key);
+    int rootfd, dirfd;
+    int rc = open_root(s, &rootfd, err);
+    if (rc != 0)
+        return rc;
+    const char *leaf;
     struct stat st;
-    int found = lstat(path, &st) == 0;
-    int e = found ? ENOENT : errno; /* a folder is no object; errno is stale then */
-    free(path);
-    if (!found || !S_ISREG(st.st_mode)) {
-        if (check_root(s, err) != 0)
-            return LH_EUNAVAIL;
-        return errno_error(err, e == ENOTDIR ? ENOENT : e, "stat", key);
-    }
+    rc = find_object(rootfd, key, &dirfd, &leaf, &st, err);
+    close(rootfd);
+    if (rc != 0)
+        return rc;
+    close(dirfd);
     fill_info(&st, info);
     return 0;
 }
 
-/* Remove now-empty parent folders up to the root, so listings stay clean. */
+/* Remove the folders key's delete left empty, deepest first, up to the root (excluded),
+ * so listings stay clean. Each is reached by a fresh walk from the root, so no link is
+ * followed; that is quadratic in the depth, but the walk stops at the first folder that
+ * is not empty (or is gone already). */
 static void
-prune_parents(lh_store *s, char *path)
+prune_parents(int rootfd, const char *key)
 {
-    size_t root_len = strlen(impl(s)->root);
-    for (char *slash = strrchr(path, '/'); slash && (size_t)(slash - path) > root_len;
-         slash = strrchr(path, '/')) {
+    char *path = lh_strdup(key);
+    for (char *slash = strrchr(path, '/'); slash; slash = strrchr(path, '/')) {
         *slash = '\0';
-        if (rmdir(path) != 0)
+        const char *leaf;
+        int dirfd = open_parent(rootfd, path, false, &leaf);
+        if (dirfd < 0)
+            break;
+        bool removed = unlinkat(dirfd, leaf, AT_REMOVEDIR) == 0;
+        close(dirfd);
+        if (!removed)
             break;
     }
+    free(path);
 }
 
 static int
 fs_del(lh_store *s, const char *key, lh_err *err)
 {
-    char *path = key_path(s, key);
+    int rootfd, dirfd;
+    int rc = open_root(s, &rootfd, err);
+    if (rc != 0)
+        return rc;
+    const char *leaf;
     struct stat st;
-    int rc = 0;
-    int found = lstat(path, &st) == 0;
-    if (!found || !S_ISREG(st.st_mode)) {
-        int e = found || errno == ENOTDIR ? ENOENT : errno;
-        rc = check_root(s, err) != 0 ? LH_EUNAVAIL : errno_error(err, e, "stat", key);
-    } else if (unlink(path) != 0) {
-        rc = errno_error(err, errno, "unlink", key);
-    } else {
-        fsync_parent(path);
-        prune_parents(s, path);
+    rc = find_object(rootfd, key, &dirfd, &leaf, &st, err);
+    if (rc == 0) {
+        if (unlinkat(dirfd, leaf, 0) != 0) {
+            rc = errno_error(err, errno, "unlink", key);
+        } else {
+            fsync_dir(dirfd);
+            prune_parents(rootfd, key);
+        }
+        close(dirfd);
     }
-    free(path);
+    close(rootfd);
     return rc;
 }
 
 typedef struct walk {
     const char *prefix;
     const char *cursor;
+    dev_t root_dev; /* to skip <root>/.lh-tmp however the walk reached the root */
+    ino_t root_ino;
     lh_list_entry *entries;
     size_t n, cap;
 } walk;
 
+/* Collect the objects in the folder open (for reading) as dirfd, which is taken and
+ * closed, and below it. Entries are examined without following links, and sub-folders
+ * opened with O_NOFOLLOW: links are neither listed nor entered. */
 static void
-walk_dir(const char *dir_path, const char *key_prefix, walk *w, int depth)
+walk_dir(int dirfd, const char *key_prefix, walk *w, int depth)
 {
-    if (depth > LH_KEY_MAX / 2) /* a key has at most 512 segments */
+    DIR *d = depth > LH_KEY_MAX / 2 ? NULL : fdopendir(dirfd); /* at most 512 segments */
+    if (d == NULL) {
+        close(dirfd);
         return;
-    DIR *d = opendir(dir_path);
-    if (d == NULL)
-        return;
+    }
+    struct stat dir_st;
+    bool in_root =
+        fstat(dirfd, &dir_st) == 0 && dir_st.st_dev == w->root_dev && dir_st.st_ino == w->root_ino;
+    size_t plen = strlen(w->prefix);
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+        const char *name = de->d_name;
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+            (in_root && strcmp(name, TMP_DIR) == 0))
             continue;
-        if (key_prefix[0] == '\0' && strcmp(de->d_name, TMP_DIR) == 0)
-            continue;
-        char *key = lh_sprintf("%s%s", key_prefix, de->d_name);
-        char *path = lh_sprintf("%s/%s", dir_path, de->d_name);
         struct stat st;
-        if (lstat(path, &st) == 0) {
-            size_t plen = strlen(w->prefix);
-            if (S_ISDIR(st.st_mode)) {
-                /* descend only where keys can still match the prefix */
-                char *sub = lh_sprintf("%s/", key);
-                size_t slen = strlen(sub);
-                if (strncmp(sub, w->prefix, slen < plen ? slen : plen) == 0)
-                    walk_dir(path, sub, w, depth + 1);
-                free(sub);
-            } else if (S_ISREG(st.st_mode) && strncmp(key, w->prefix, plen) == 0 &&
-                       (w->cursor == NULL || strcmp(key, w->cursor) > 0)) {
-                if (w->n == w->cap) {
-                    w->cap = w->cap ? w->cap * 2 : 64;
-                    w->entries = lh_realloc(w->entries, w->cap * sizeof *w->entries);
-                }
-                lh_list_entry *e = &w->entries[w->n++];
-                e->key = key;
-                key = NULL;
-                lh_obj_info info;
-                fill_info(&st, &info);
-                e->size = info.size;
-                e->mtime_us = info.mtime_us;
-                memcpy(e->etag, info.etag, sizeof e->etag);
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        char *key = lh_sprintf("%s%s", key_prefix, name);
+        if (S_ISDIR(st.st_mode)) {
+            /* descend only where keys can still match the prefix */
+            char *sub = lh_sprintf("%s/", key);
+            size_t slen = strlen(sub);
+            if (strncmp(sub, w->prefix, slen < plen ? slen : plen) == 0) {
+                int subfd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (subfd >= 0)
+                    walk_dir(subfd, sub, w, depth + 1);
             }
+            free(sub);
+        } else if (S_ISREG(st.st_mode) && strncmp(key, w->prefix, plen) == 0 &&
+                   (w->cursor == NULL || strcmp(key, w->cursor) > 0)) {
+            if (w->n == w->cap) {
+                w->cap = w->cap ? w->cap * 2 : 64;
+                w->entries = lh_realloc(w->entries, w->cap * sizeof *w->entries);
+            }
+            lh_list_entry *e = &w->entries[w->n++];
+            e->key = key;
+            key = NULL;
+            lh_obj_info info;
+            fill_info(&st, &info);
+            e->size = info.size;
+            e->mtime_us = info.mtime_us;
+            memcpy(e->etag, info.etag, sizeof e->etag);
         }
-        free(path);
         free(key);
     }
     closedir(d);
+}
+
+/* The folder a listing starts in, open for reading: the root when dir_key is NULL, else
+ * dir_key's folder, reached without following links. -1 when there is nothing to list:
+ * no such folder, or dir_key is no valid key (an empty, "." or ".." segment, or under
+ * .lh-tmp — the front refuses most of these already). */
+static int
+open_list_dir(int rootfd, const char *dir_key)
+{
+    if (dir_key == NULL)
+        return openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lh_key_check(dir_key, NULL) != 0)
+        return -1;
+    const char *leaf;
+    int parent = open_parent(rootfd, dir_key, false, &leaf);
+    if (parent < 0)
+        return -1;
+    int fd = openat(parent, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    close(parent);
+    return fd;
 }
 
 /* Lists by walking the folder tree under the prefix's directory part and sorting. Cost
@@ -419,21 +678,24 @@ static int
 fs_list(lh_store *s, const char *prefix, const char *cursor, size_t limit, lh_list_page *page,
         lh_err *err)
 {
-    int rc = check_root(s, err);
+    int rootfd;
+    int rc = open_root(s, &rootfd, err);
     if (rc != 0)
         return rc;
     walk w = {.prefix = prefix, .cursor = cursor};
     const char *last_slash = strrchr(prefix, '/');
-    char *dir_key = last_slash ? lh_strndup(prefix, (size_t)(last_slash - prefix) + 1) : lh_strdup("");
-    bool safe = strstr(dir_key, "..") == NULL && strncmp(dir_key, TMP_DIR "/", 8) != 0;
-    if (safe) {
-        char *dir_path = dir_key[0] ? lh_sprintf("%s/%.*s", impl(s)->root,
-                                                 (int)strlen(dir_key) - 1, dir_key)
-                                    : lh_strdup(impl(s)->root);
-        walk_dir(dir_path, dir_key, &w, 0);
-        free(dir_path);
+    char *dir_key = last_slash ? lh_strndup(prefix, (size_t)(last_slash - prefix)) : NULL;
+    struct stat root_st;
+    int dirfd = fstat(rootfd, &root_st) == 0 ? open_list_dir(rootfd, dir_key) : -1;
+    if (dirfd >= 0) {
+        w.root_dev = root_st.st_dev;
+        w.root_ino = root_st.st_ino;
+        char *key_prefix = dir_key ? lh_sprintf("%s/", dir_key) : lh_strdup("");
+        walk_dir(dirfd, key_prefix, &w, 0);
+        free(key_prefix);
     }
     free(dir_key);
+    close(rootfd);
     lh_storage__sort_entries(w.entries, w.n);
     if (w.n > limit) {
         page->next_cursor = lh_strdup(w.entries[limit - 1].key);
@@ -464,9 +726,11 @@ fs_copy(lh_store *s, const char *src_key, const char *dst_key, lh_err *err)
 static int
 fs_probe(lh_store *s, lh_err *err)
 {
-    int rc = check_root(s, err);
+    int rootfd;
+    int rc = open_root(s, &rootfd, err);
     if (rc != 0)
         return rc;
+    close(rootfd);
     if (access(impl(s)->root, W_OK) != 0) {
         lh_err_set(err, LH_EUNAVAIL, 503, "bucket_unavailable", "bucket folder is not writable");
         lh_err_detail(err, "%s: %s", impl(s)->root, strerror(errno));
@@ -482,10 +746,28 @@ fs_free(lh_store *s)
     free(impl(s));
 }
 
+/* "<root>/<key>" for the query engine, which opens files by name and would follow links:
+ * NULL when a segment of key (the last one included) is a link. A path is still given
+ * when the object or the root is missing (the engine reports that). The check holds at
+ * the time of the call only; a link made afterwards is the folder owner's doing. */
 static char *
 fs_local_path(lh_store *s, const char *key)
 {
-    return key_path(s, key);
+    int rootfd = open(impl(s)->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    bool is_link = false;
+    if (rootfd >= 0) {
+        const char *leaf;
+        int dirfd = open_parent(rootfd, key, false, &leaf);
+        struct stat st;
+        if (dirfd >= 0) {
+            is_link = fstatat(dirfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+            close(dirfd);
+        } else {
+            is_link = errno == ELOOP;
+        }
+        close(rootfd);
+    }
+    return is_link ? NULL : key_path(s, key);
 }
 
 static const lh_store_ops FS_OPS = {

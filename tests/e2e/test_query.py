@@ -69,6 +69,31 @@ class Query(unittest.TestCase):
         st, h, res = self.q({"sql": "SELECT * FROM range(0)"})
         self.assertEqual((st, res["rows"], res["row_count"]), (200, [], 0))
 
+    def test_parquet(self):
+        conn = harness.http.client.HTTPConnection("127.0.0.1", self.srv.port, timeout=30)
+        conn.request("POST", "/query", body=json.dumps({"sql": "SELECT range AS r, 'x' || range AS s FROM range(1000)",
+                                                        "format": "parquet", "limit": 600}),
+                     headers={"Authorization": "Bearer " + READER, "Content-Type": "application/json"})
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(resp.getheader("Content-Type"), "application/vnd.apache.parquet")
+        self.assertEqual(resp.getheader("X-Lakehouse-Rows"), "600")
+        self.assertTrue(data.startswith(b"PAR1") and data.endswith(b"PAR1"))
+        # the file is real Parquet: read it back through the engine from a dataset folder
+        path = os.path.join(self.srv.data_dir, "buckets", "primary", "datasets", "back.parquet")
+        with open(path, "wb") as f:
+            f.write(data)
+        st, h, res = self.q({"sql": "SELECT count(*) AS n, max(r) AS m FROM read_parquet('%s')" % path})
+        self.assertEqual(res["rows"], [{"n": 600, "m": 599}])
+        self.err({"sql": "COPY (SELECT 1) TO '/tmp/x.parquet'", "format": "parquet"}, 403, "sql_forbidden")
+        self.err({"sql": "SELECT * FROM read_csv('/etc/passwd')", "format": "parquet"}, 403, "sql_forbidden")
+        self.err({"sql": "SELECT count(*) FROM range(100000000000)", "format": "parquet"}, 408, "query_timeout")
+        # nothing left in the work dir
+        self.assertEqual([f for f in os.listdir(os.path.join(self.srv.data_dir, "cache", "work"))
+                          if f.startswith("result-")], [])
+
     def test_large_result_streams(self):
         st, h, text = self.srv.request("POST", "/query", who="analyst",
                                        body={"sql": "SELECT range AS r FROM range(150000)",
@@ -137,7 +162,7 @@ class Query(unittest.TestCase):
         self.err({"sql": "SELECT * FROM no_such_table"}, 400, "invalid_sql")
         self.err({"sql": "PRAGMA version"}, 400, "invalid_sql")
         self.err({"sql": "-- only a comment"}, 400, "invalid_sql")
-        for body in ({}, {"sql": ""}, {"sql": 42}, {"sql": "SELECT 1", "format": "xml"},
+        for body in ({}, {"sql": ""}, {"sql": 42}, {"sql": "SELECT 1", "format": "xml"}, {"sql": "SELECT 1", "format": "PARQUET"},
                      {"sql": "SELECT 1", "limit": 0}, {"sql": "SELECT 1", "limit": "10"},
                      {"sql": "SELECT 1", "limit": 1.5}, {"sql": "SELECT 1", "extra": True},
                      {"sql": "SELECT 1", "format": None}):

@@ -216,6 +216,55 @@ root = "%s"
         tmpdir = os.path.join(self.tmp, "fsb", ".lh-tmp")
         self.assertEqual(os.listdir(tmpdir) if os.path.isdir(tmpdir) else [], [])
 
+    def test_1b_fs_symlink_escape(self):
+        # a link inside the bucket folder to a folder outside it is never followed
+        root = os.path.join(self.tmp, "fsb")
+        outside = harness.tempfile.mkdtemp(prefix="outside-", dir=self.tmp)
+        with open(os.path.join(outside, "s.txt"), "w") as f:
+            f.write("outside secret")
+        link = os.path.join(root, "link")
+        leaf = os.path.join(root, "leak.txt")
+        os.symlink(outside, link)
+        os.symlink(os.path.join(outside, "s.txt"), leaf)
+        try:
+            for key in ("link/s.txt", "leak.txt"):
+                for method in ("GET", "HEAD"):
+                    status, _, err = self.req(method, self.obj("fsb", key))
+                    self.assertEqual(status, 404, (method, key, err))
+                status, _, err = self.req("GET", self.obj("fsb", key))
+                self.assertEqual(err["error"]["code"], "object_not_found")
+                self.assertNotIn("outside secret", json.dumps(err))
+                status, _, err = self.req("DELETE", self.obj("fsb", key))
+                self.assertEqual(status, 404, (key, err))
+            for key in ("link/new.txt", "link/deeper/new.txt", "link/s.txt", "leak.txt"):
+                for headers in (None, {"If-None-Match": "*"}):
+                    status, _, err = self.req("PUT", self.obj("fsb", key), body=b"planted",
+                                              headers=headers)
+                    self.assertEqual(status, 409, (key, headers, err))
+                    self.assertEqual(err["error"]["code"], "key_conflict")
+            # nothing outside was read, written or removed, and the links are still links
+            self.assertEqual(sorted(os.listdir(outside)), ["s.txt"])
+            with open(os.path.join(outside, "s.txt")) as f:
+                self.assertEqual(f.read(), "outside secret")
+            self.assertTrue(os.path.islink(link) and os.path.islink(leaf))
+            # listings neither show nor enter links
+            status, _, page = self.req("GET", "/storage/buckets/fsb/objects?prefix=link/")
+            self.assertEqual((status, page["objects"]), (200, []))
+            status, _, page = self.req("GET", "/storage/buckets/fsb/objects?limit=1000")
+            keys = [o["key"] for o in page["objects"]]
+            self.assertNotIn("link/s.txt", keys)
+            self.assertNotIn("leak.txt", keys)
+            # prefixes with "." or ".." segments are refused (./ once showed .lh-tmp files)
+            for prefix in ("./", "./.lh-tmp/", "../", "a//b"):
+                status, _, err = self.req("GET", "/storage/buckets/fsb/objects?prefix=" +
+                                          urllib.parse.quote(prefix))
+                self.assertEqual(status, 400, (prefix, err))
+                self.assertEqual(err["error"]["code"], "invalid_key")
+        finally:
+            os.unlink(link)
+            os.unlink(leaf)
+            harness.shutil.rmtree(outside, ignore_errors=True)
+
     def test_2_s3_conformance_and_signatures(self):
         self.conformance("s3b")
         self.assertEqual(self.proxy.failures, [], "\n".join(self.proxy.failures[:3]))

@@ -290,9 +290,9 @@ test_tick_by_age(void **state)
     append_ok(log, 0);
     assert_int_equal(lh_applog_tick(log, &err), 0);
     assert_int_equal(count_batches(f->s), 0); /* not 20 ms old yet */
-    sleep_ms(5);
-    append_ok(log, 1); /* a younger event does not restart the clock */
-    sleep_ms(25);
+    sleep_ms(15);
+    append_ok(log, 1); /* a younger event does not restart the clock: the age is the */
+    sleep_ms(10);      /* oldest's, 25 ms, though the newest is only 10 ms old */
     assert_int_equal(lh_applog_tick(log, &err), 0);
     size_t n;
     char **keys = list_batches(f->s, &n);

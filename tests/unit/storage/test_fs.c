@@ -2,15 +2,23 @@
  * test_fs.c — the filesystem backend (src/storage/store_fs.c) through the lh_store
  * front: put/get/head round trips from buffers and files, byte ranges, create-only
  * puts (also raced by 8 threads), overwrites and ETags, deletes, listings with prefixes
- * and cursors, object/folder conflicts, copies, and a root that disappears. Every test
- * ends by checking that no temporary file was left behind in <root>/.lh-tmp.
+ * and cursors (and refused prefixes), object/folder conflicts, copies, and a root that
+ * disappears. Symbolic links anywhere under the root (in a key's folders, as the object
+ * itself, as .lh-tmp) are never followed by any operation nor listed. A put racing a
+ * delete that prunes its folder still succeeds. A sink's own error code (get_buffer's
+ * size limit) reaches the caller, from the fs backend and from the s3 backend (against a
+ * stand-in S3 server on loopback). Every test ends by checking that no temporary file
+ * was left behind in <root>/.lh-tmp.
  */
 #include "testutil.h"
 
 #include "storage/storage.h"
 
+#include <arpa/inet.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
@@ -606,9 +614,55 @@ test_list_prefix_and_order(void **state)
     lh_err_clear(&err);
     rc = lh_store_list(f->s, "a\\b", NULL, 10, &page, &err);
     expect_error(rc, &err, LH_EINVAL, 400, "invalid_key");
-    /* and a prefix cannot climb out of the root */
-    EXPECT_LIST(f->s, "../", NULL, 100, NULL, NULL);
-    EXPECT_LIST(f->s, "dir/../../", NULL, 100, NULL, NULL);
+    /* and a prefix cannot climb out of the root: ".." segments are refused outright */
+    lh_err_clear(&err);
+    rc = lh_store_list(f->s, "../", NULL, 10, &page, &err);
+    expect_error(rc, &err, LH_EINVAL, 400, "invalid_key");
+    lh_err_clear(&err);
+    rc = lh_store_list(f->s, "dir/../../", NULL, 10, &page, &err);
+    expect_error(rc, &err, LH_EINVAL, 400, "invalid_key");
+}
+
+static void
+test_list_prefix_validation(void **state)
+{
+    fixture *f = *state;
+    put_str(f->s, "a/b.txt", "b");
+    put_str(f->s, "..x", "dots");
+    /* a write in flight: its temporary file must never show, whatever the prefix */
+    char tmp_dir[600], stray[700];
+    snprintf(tmp_dir, sizeof tmp_dir, "%s/.lh-tmp", f->root);
+    mkdir(tmp_dir, 0700);
+    snprintf(stray, sizeof stray, "%s/0123456789abcdef", tmp_dir);
+    FILE *fp = fopen(stray, "w");
+    assert_non_null(fp);
+    fclose(fp);
+
+    /* whole segments that are empty, "." or "..", backslashes and control characters */
+    static const char *const bad[] = {
+        "./",   "./a/",   "./.lh-tmp/", "a//", "a//b",  "//",     "a/./", "a/./b", "../",  "a/../",
+        "..//", "a/../b", "a\\b",       "a\\", "a\x01", "a/\x1f", "\x7f", "a\tb",  "a\nb/"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        lh_list_page page;
+        lh_err err;
+        lh_err_clear(&err);
+        int rc = lh_store_list(f->s, bad[i], NULL, 10, &page, &err);
+        if (rc != LH_EINVAL)
+            print_error("prefix '%s' was accepted (%zu keys)\n", bad[i], rc == 0 ? page.n : 0);
+        if (rc == 0)
+            lh_list_page_free(&page);
+        expect_error(rc, &err, LH_EINVAL, 400, "invalid_key");
+        assert_true(page.n == 0 && page.entries == NULL && page.next_cursor == NULL);
+    }
+    /* a final, partial segment may be anything a key segment can start with */
+    EXPECT_LIST(f->s, ".", NULL, 100, NULL, "..x");
+    EXPECT_LIST(f->s, "..", NULL, 100, NULL, "..x");
+    EXPECT_LIST(f->s, "a/.", NULL, 100, NULL, NULL);
+    EXPECT_LIST(f->s, "a/..", NULL, 100, NULL, NULL);
+    EXPECT_LIST(f->s, "a/b", NULL, 100, NULL, "a/b.txt");
+    EXPECT_LIST(f->s, ".lh-tmp/", NULL, 100, NULL, NULL);
+    EXPECT_LIST(f->s, "", NULL, 100, NULL, "..x", "a/b.txt");
+    assert_int_equal(unlink(stray), 0);
 }
 
 static void
@@ -731,6 +785,479 @@ test_copy(void **state)
     int rc = lh_store_copy(f->s, "no/such", "dest", &err);
     expect_error(rc, &err, LH_ENOTFOUND, 404, "object_not_found");
     assert_int_equal(lh_store_head(f->s, "dest", &dst_info, &err), LH_ENOTFOUND);
+}
+
+/* ---- symbolic links: never followed anywhere under the root -------------------------------- */
+
+static char *
+join(const char *dir, const char *name)
+{
+    size_t size = strlen(dir) + strlen(name) + 2;
+    char *path = malloc(size);
+    assert_non_null(path);
+    snprintf(path, size, "%s/%s", dir, name);
+    return path;
+}
+
+static void
+write_text(const char *dir, const char *name, const char *text)
+{
+    char *path = join(dir, name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    assert_int_equal(fclose(fp), 0);
+    free(path);
+}
+
+static void
+make_symlink(const char *target, const char *dir, const char *name)
+{
+    char *path = join(dir, name);
+    assert_int_equal(symlink(target, path), 0);
+    free(path);
+}
+
+static bool
+is_symlink(const char *dir, const char *name)
+{
+    char *path = join(dir, name);
+    struct stat st;
+    bool yes = lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+    free(path);
+    return yes;
+}
+
+/* A folder outside every bucket: s.txt and sub/file. Returns new. */
+static char *
+make_outside(void)
+{
+    char *dir = lh_test_mkdtemp("fs_outside_");
+    write_text(dir, "s.txt", "outside secret");
+    char *sub = join(dir, "sub");
+    assert_int_equal(mkdir(sub, 0755), 0);
+    free(sub);
+    write_text(dir, "sub/file", "outside file");
+    return dir;
+}
+
+static size_t
+count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+/* The outside folder holds exactly what make_outside put there. */
+static void
+expect_outside_untouched(const char *dir)
+{
+    assert_int_equal(count_entries(dir), 2);
+    char *sub = join(dir, "sub");
+    assert_int_equal(count_entries(sub), 1);
+    free(sub);
+    char *path = join(dir, "s.txt");
+    char *text = lh_test_read_file(path, NULL);
+    assert_non_null(text);
+    assert_string_equal(text, "outside secret");
+    free(text);
+    free(path);
+    path = join(dir, "sub/file");
+    text = lh_test_read_file(path, NULL);
+    assert_non_null(text);
+    assert_string_equal(text, "outside file");
+    free(text);
+    free(path);
+}
+
+/* Every read of key is a 404 and changes nothing; no local path is given for it. */
+static void
+expect_unreadable(lh_store *s, const char *key)
+{
+    lh_err err;
+    lh_obj_info info;
+    lh_buf buf;
+    lh_err_clear(&err);
+    int rc = lh_store_get_buffer(s, key, 1 << 20, &buf, &info, &err);
+    if (rc == 0) {
+        print_error("get %s gave '%s'\n", key, buf.data);
+        lh_buf_free(&buf);
+    }
+    expect_error(rc, &err, LH_ENOTFOUND, 404, "object_not_found");
+    lh_err_clear(&err);
+    expect_error(lh_store_head(s, key, &info, &err), &err, LH_ENOTFOUND, 404, "object_not_found");
+    int fd = -1;
+    lh_err_clear(&err);
+    rc = lh_store_open_local(s, key, &fd, &info, &err);
+    expect_error(rc, &err, LH_ENOTFOUND, 404, "object_not_found");
+    assert_int_equal(fd, -1);
+    lh_err_clear(&err);
+    expect_error(lh_store_delete(s, key, &err), &err, LH_ENOTFOUND, 404, "object_not_found");
+    lh_err_clear(&err);
+    rc = lh_store_copy(s, key, "stolen", &err);
+    expect_error(rc, &err, LH_ENOTFOUND, 404, "object_not_found");
+    assert_int_equal(lh_store_head(s, "stolen", &info, &err), LH_ENOTFOUND);
+    char *path = lh_store_fs_path(s, key);
+    if (path)
+        print_error("local path for %s: %s\n", key, path);
+    assert_null(path);
+}
+
+/* Every write of key is a 409 key_conflict (plain, create-only, copy onto it). */
+static void
+expect_unwritable(lh_store *s, const char *key, const char *copy_from)
+{
+    lh_err err;
+    lh_err_clear(&err);
+    int rc = lh_store_put_buffer(s, key, "new", 3, 0, &err);
+    expect_error(rc, &err, LH_EEXIST, 409, "key_conflict");
+    lh_err_clear(&err);
+    rc = lh_store_put_buffer(s, key, "new", 3, LH_PUT_CREATE_ONLY, &err);
+    expect_error(rc, &err, LH_EEXIST, 409, "key_conflict");
+    lh_err_clear(&err);
+    rc = lh_store_copy(s, copy_from, key, &err);
+    expect_error(rc, &err, LH_EEXIST, 409, "key_conflict");
+}
+
+static void
+test_symlink_in_path(void **state)
+{
+    fixture *f = *state;
+    char *outside = make_outside();
+    /* a link at the top and one under a real folder */
+    make_symlink(outside, f->root, "link");
+    put_str(f->s, "real/kept", "inside");
+    make_symlink(outside, f->root, "real/link");
+
+    static const char *const reads[] = {"link/s.txt", "link/sub/file", "real/link/s.txt",
+                                        "real/link/sub/file"};
+    for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++)
+        expect_unreadable(f->s, reads[i]);
+    static const char *const writes[] = {"link/new.txt",      "link/s.txt",
+                                         "link/sub/new.txt",  "link/deeper/new.txt",
+                                         "real/link/new.txt", "real/link/sub/file"};
+    for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++)
+        expect_unwritable(f->s, writes[i], "real/kept");
+    expect_outside_untouched(outside);
+
+    /* listings neither show nor enter the links */
+    EXPECT_LIST(f->s, "", NULL, 100, NULL, "real/kept");
+    EXPECT_LIST(f->s, "link/", NULL, 100, NULL, NULL);
+    EXPECT_LIST(f->s, "link/sub/", NULL, 100, NULL, NULL);
+    EXPECT_LIST(f->s, "real/link/", NULL, 100, NULL, NULL);
+    EXPECT_LIST(f->s, "real/link/sub/", NULL, 100, NULL, NULL);
+
+    /* real objects beside the links work as ever and get a local path */
+    lh_err err;
+    put_str(f->s, "real/more", "m");
+    EXPECT_CONTENT(f->s, "real/more", "m");
+    char resolved[PATH_MAX];
+    assert_non_null(realpath(f->root, resolved));
+    char *want = join(resolved, "real/more");
+    char *path = lh_store_fs_path(f->s, "real/more");
+    assert_non_null(path);
+    assert_string_equal(path, want);
+    free(path);
+    free(want);
+    assert_int_equal(lh_store_delete(f->s, "real/more", &err), 0);
+    assert_int_equal(lh_store_delete(f->s, "real/kept", &err), 0);
+    /* "real" still holds the link: it stays, and so do both links */
+    assert_true(is_symlink(f->root, "link"));
+    assert_true(is_symlink(f->root, "real/link"));
+    expect_outside_untouched(outside);
+    lh_test_rm_rf(outside);
+    free(outside);
+}
+
+static void
+test_symlink_leaf(void **state)
+{
+    fixture *f = *state;
+    char *outside = make_outside();
+    char *secret = join(outside, "s.txt");
+    char *missing = join(outside, "nope");
+    put_str(f->s, "dir/plain", "plain");
+    make_symlink(secret, f->root, "leak");
+    make_symlink(secret, f->root, "dir/leak");
+    make_symlink(outside, f->root, "dlink");
+    make_symlink(missing, f->root, "dangling");
+    make_symlink("dir/plain", f->root, "inner"); /* even one pointing inside the bucket */
+
+    static const char *const links[] = {"leak", "dir/leak", "dlink", "dangling", "inner"};
+    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+        expect_unreadable(f->s, links[i]);
+        expect_unwritable(f->s, links[i], "dir/plain");
+        assert_true(is_symlink(f->root, links[i]));
+    }
+    struct stat st;
+    assert_int_not_equal(lstat(missing, &st), 0);
+    expect_outside_untouched(outside);
+    EXPECT_CONTENT(f->s, "dir/plain", "plain");
+    EXPECT_LIST(f->s, "", NULL, 100, NULL, "dir/plain");
+    free(missing);
+    free(secret);
+    lh_test_rm_rf(outside);
+    free(outside);
+}
+
+static void
+test_symlinked_temp_dir(void **state)
+{
+    fixture *f = *state;
+    char *outside = lh_test_mkdtemp("fs_outside_tmp_");
+    make_symlink(outside, f->root, ".lh-tmp");
+    lh_err err;
+    lh_obj_info info;
+    lh_err_clear(&err);
+    int rc = lh_store_put_buffer(f->s, "k", "v", 1, 0, &err);
+    expect_error(rc, &err, LH_EUNAVAIL, 503, "bucket_unavailable");
+    assert_contains(err.detail, ".lh-tmp");
+    lh_err_clear(&err);
+    rc = lh_store_put_buffer(f->s, "k", "v", 1, LH_PUT_CREATE_ONLY, &err);
+    expect_error(rc, &err, LH_EUNAVAIL, 503, "bucket_unavailable");
+    assert_int_equal(lh_store_head(f->s, "k", &info, &err), LH_ENOTFOUND);
+    assert_int_equal(count_entries(outside), 0);
+    assert_true(is_symlink(f->root, ".lh-tmp"));
+
+    /* a plain file there is refused the same way */
+    char *tmp = join(f->root, ".lh-tmp");
+    assert_int_equal(unlink(tmp), 0);
+    write_text(f->root, ".lh-tmp", "");
+    lh_err_clear(&err);
+    rc = lh_store_put_buffer(f->s, "k", "v", 1, 0, &err);
+    expect_error(rc, &err, LH_EUNAVAIL, 503, "bucket_unavailable");
+
+    /* once it is gone, writes work again */
+    assert_int_equal(unlink(tmp), 0);
+    put_str(f->s, "k", "v");
+    EXPECT_CONTENT(f->s, "k", "v");
+    free(tmp);
+    lh_test_rm_rf(outside);
+    free(outside);
+}
+
+static void
+test_list_skips_symlinks(void **state)
+{
+    fixture *f = *state;
+    char *outside = make_outside();
+    put_str(f->s, "docs/a.txt", "a");
+    put_str(f->s, "docs/b/c.txt", "c");
+    make_symlink("a.txt", f->root, "docs/alias.txt");
+    make_symlink("b", f->root, "docs/blink");
+    make_symlink("docs/a.txt", f->root, "top-alias");
+    make_symlink(outside, f->root, "ext");
+    EXPECT_LIST(f->s, "", NULL, 100, NULL, "docs/a.txt", "docs/b/c.txt");
+    EXPECT_LIST(f->s, "docs/", NULL, 100, NULL, "docs/a.txt", "docs/b/c.txt");
+    EXPECT_LIST(f->s, "docs/al", NULL, 100, NULL, NULL);
+    EXPECT_LIST(f->s, "docs/blink/", NULL, 100, NULL, NULL);
+    EXPECT_LIST(f->s, "ext/", NULL, 100, NULL, NULL);
+    EXPECT_LIST(f->s, "ext/sub/", NULL, 100, NULL, NULL);
+    EXPECT_LIST(f->s, "top", NULL, 100, NULL, NULL);
+    expect_outside_untouched(outside);
+    lh_test_rm_rf(outside);
+    free(outside);
+}
+
+/* ---- a put racing a delete in the same folder ---------------------------------------------- */
+
+typedef struct churner {
+    lh_store *s;
+    pthread_barrier_t *start;
+    const char *key;
+    int failures;
+    int first_rc;
+    lh_err first_err;
+} churner;
+
+enum { CHURN_ROUNDS = 300 };
+
+/* Put then delete key, CHURN_ROUNDS times; each delete prunes the emptied folders. */
+static void *
+churn(void *arg)
+{
+    churner *c = arg;
+    pthread_barrier_wait(c->start);
+    for (int i = 0; i < CHURN_ROUNDS; i++) {
+        lh_err err;
+        lh_err_clear(&err);
+        int flags = (i & 1) ? LH_PUT_CREATE_ONLY : 0;
+        int rc = lh_store_put_buffer(c->s, c->key, "x", 1, flags, &err);
+        if (rc == 0)
+            rc = lh_store_delete(c->s, c->key, &err);
+        if (rc != 0 && c->failures++ == 0) {
+            c->first_rc = rc;
+            c->first_err = err;
+        }
+    }
+    return NULL;
+}
+
+static void
+test_put_races_delete(void **state)
+{
+    fixture *f = *state;
+    pthread_barrier_t start;
+    assert_int_equal(pthread_barrier_init(&start, NULL, 2), 0);
+    churner c[2] = {{.s = f->s, .start = &start, .key = "race/deep/er/one"},
+                    {.s = f->s, .start = &start, .key = "race/deep/er/two"}};
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, churn, &c[i]), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+    pthread_barrier_destroy(&start);
+    for (int i = 0; i < 2; i++) {
+        if (c[i].failures)
+            print_error("%s: %d of %d rounds failed, first: %d %s (%s)\n", c[i].key, c[i].failures,
+                        CHURN_ROUNDS, c[i].first_rc, c[i].first_err.message, c[i].first_err.detail);
+        assert_int_equal(c[i].failures, 0);
+    }
+    EXPECT_LIST(f->s, "", NULL, 100, NULL, NULL);
+    /* the last delete pruned every folder */
+    char *race = join(f->root, "race");
+    struct stat st;
+    assert_int_not_equal(lstat(race, &st), 0);
+    free(race);
+}
+
+/* ---- sinks that stop with their own error ------------------------------------------------- */
+
+static int
+sink_returns(void *ctx, const void *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    return *(const int *)ctx;
+}
+
+/* The size limit of get_buffer and any LH_E* a sink returns reach the caller as they are;
+ * a sink that merely stops (1, or -1 from a failed write) is a 499 read_aborted. */
+static void
+expect_sink_errors(lh_store *s, const char *key)
+{
+    lh_buf buf;
+    lh_err err;
+    lh_err_clear(&err);
+    int rc = lh_store_get_buffer(s, key, 4, &buf, NULL, &err);
+    expect_error(rc, &err, LH_ETOOBIG, 413, "object_too_large");
+    assert_contains(err.message, key);
+    static const struct {
+        int sink_rc, rc, status;
+        const char *code;
+    } cases[] = {
+        {LH_ETOOBIG, LH_ETOOBIG, 413, "object_too_large"},
+        {LH_ENOMEM, LH_ENOMEM, 503, "out_of_memory"},
+        {LH_EIO, LH_EIO, 500, "read_failed"},
+        {LH_ETIMEOUT, LH_ETIMEOUT, 408, "read_failed"},
+        {LH_ECANCELED, LH_ECANCELED, 499, "read_aborted"},
+        /* never mistaken for an unreachable bucket (that would start a rescue read) */
+        {LH_EUNAVAIL, LH_ECANCELED, 499, "read_aborted"},
+        {-1, LH_ECANCELED, 499, "read_aborted"},
+        {1, LH_ECANCELED, 499, "read_aborted"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int sink_rc = cases[i].sink_rc;
+        lh_err_clear(&err);
+        rc = lh_store_get(s, key, 0, -1, sink_returns, &sink_rc, NULL, &err);
+        expect_error(rc, &err, cases[i].rc, cases[i].status, cases[i].code);
+    }
+    lh_err_clear(&err);
+    assert_int_equal(lh_store_get_buffer(s, key, 10, &buf, NULL, &err), 0);
+    assert_string_equal(buf.data, "0123456789");
+    lh_buf_free(&buf);
+}
+
+static void
+test_sink_errors_fs(void **state)
+{
+    fixture *f = *state;
+    put_str(f->s, "ten", "0123456789");
+    expect_sink_errors(f->s, "ten");
+}
+
+/* A stand-in S3 server on loopback: answers n_requests GETs with 200 and body. */
+typedef struct fake_s3 {
+    int listen_fd;
+    int port;
+    int n_requests;
+    const char *body;
+    pthread_t thread;
+} fake_s3;
+
+static void *
+fake_s3_serve(void *arg)
+{
+    fake_s3 *srv = arg;
+    for (int i = 0; i < srv->n_requests; i++) {
+        int conn = accept(srv->listen_fd, NULL, NULL);
+        if (conn < 0)
+            break;
+        char req[8192];
+        size_t got = 0;
+        while (got < sizeof req - 1) {
+            ssize_t r = recv(conn, req + got, sizeof req - 1 - got, 0);
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+            req[got] = '\0';
+            if (strstr(req, "\r\n\r\n"))
+                break;
+        }
+        char head[256];
+        int n = snprintf(head, sizeof head,
+                         "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nETag: \"fake\"\r\n"
+                         "Connection: close\r\n\r\n",
+                         strlen(srv->body));
+        /* the client may hang up early: no SIGPIPE */
+        send(conn, head, (size_t)n, MSG_NOSIGNAL);
+        send(conn, srv->body, strlen(srv->body), MSG_NOSIGNAL);
+        close(conn);
+    }
+    return NULL;
+}
+
+static void
+test_sink_errors_s3(void **state)
+{
+    (void)state;
+    fake_s3 srv = {.n_requests = 10, .body = "0123456789"};
+    srv.listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(srv.listen_fd >= 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(srv.listen_fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    assert_int_equal(listen(srv.listen_fd, 8), 0);
+    socklen_t addr_len = sizeof addr;
+    assert_int_equal(getsockname(srv.listen_fd, (struct sockaddr *)&addr, &addr_len), 0);
+    srv.port = ntohs(addr.sin_port);
+    assert_int_equal(pthread_create(&srv.thread, NULL, fake_s3_serve, &srv), 0);
+
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", srv.port);
+    lh_s3_options opt = {.endpoint = endpoint,
+                         .region = "us-east-1",
+                         .bucket = "b",
+                         .prefix = "",
+                         .path_style = true,
+                         .access_key_id = "AKID",
+                         .secret_access_key = "SECRET",
+                         .retries = 0,
+                         .connect_timeout_ms = 5000,
+                         .request_timeout_ms = 5000};
+    lh_store *s = NULL;
+    lh_err err;
+    lh_err_clear(&err);
+    assert_int_equal(lh_store_s3_open(&opt, &s, &err), 0);
+    expect_sink_errors(s, "ten");
+    lh_store_free(s);
+    assert_int_equal(pthread_join(srv.thread, NULL), 0);
+    close(srv.listen_fd);
 }
 
 /* ---- a root that goes away ------------------------------------------------------------------ */
@@ -940,9 +1467,17 @@ main(void)
         cmocka_unit_test_setup_teardown(test_list_pagination, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_prefix_and_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_hides_temp_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_prefix_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_deep_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_symlink_in_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_symlink_leaf, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_symlinked_temp_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_skips_symlinks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_races_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sink_errors_fs, setup, teardown),
+        cmocka_unit_test(test_sink_errors_s3),
         cmocka_unit_test_setup_teardown(test_removed_root, setup, teardown),
         cmocka_unit_test(test_open_errors),
         cmocka_unit_test_setup_teardown(test_concurrent_create_only, setup, teardown),
