@@ -33,7 +33,9 @@ typedef struct lh_obj_info {
     char etag[LH_ETAG_MAX]; /* opaque; changes whenever the content is replaced */
 } lh_obj_info;
 
-/* Where a get writes: a callback receiving the bytes in order. Return 0 to go on. */
+/* Where a get writes: a callback receiving the bytes in order. Return 0 to go on; to
+ * stop, return LH_ETOOBIG (the get fails with 413 object_too_large), LH_ENOMEM (503) or
+ * any other non-zero value (499 read_aborted, e.g. the client went away). */
 typedef int (*lh_sink_fn)(void *ctx, const void *data, size_t len);
 
 /* What a put reads: a buffer or an open file (read with pread, so it can be re-read

@@ -157,6 +157,9 @@ typedef struct exchange {
     lh_sink_fn sink; /* body of a 2xx goes here; otherwise to errbody */
     void *sink_ctx;
     int sink_rc; /* what the sink returned when it stopped the transfer; 0 while it goes on */
+    bool want_partial;  /* a Range was asked for: only a 206 may reach the sink */
+    bool range_ignored; /* the server answered a ranged GET with the whole object */
+    bool no_retry;      /* probes: one attempt, a quick answer */
     int64_t delivered;
     lh_buf body; /* error bodies and XML answers */
     size_t body_max;
@@ -203,6 +206,10 @@ on_write(char *data, size_t size, size_t nmemb, void *userdata)
     exchange *x = userdata;
     size_t n = size * nmemb;
     bool ok_body = x->status >= 200 && x->status < 300;
+    if (ok_body && x->want_partial && x->status != 206) {
+        x->range_ignored = true;
+        return 0; /* abort: these are not the bytes that were asked for */
+    }
     if (ok_body && x->sink) {
         int sink_rc = x->sink(x->sink_ctx, data, n);
         if (sink_rc != 0) {
@@ -466,7 +473,7 @@ perform(lh_store *s, exchange *x, const char *op, const char *key, lh_err *err)
             return 0;
         /* never retry once bytes reached the sink: they cannot be taken back */
         bool again = (transient_curl(cc) || (cc == CURLE_OK && transient_status(x->status))) &&
-                     attempt < s3->retries && x->delivered == 0;
+                     attempt < (x->no_retry ? 0 : s3->retries) && x->delivered == 0;
         if (!again) {
             rc = s3_error(s, x, cc, op, key, err);
             break;
@@ -505,6 +512,9 @@ fill_info_from(const exchange *x, lh_obj_info *info)
 
 /* ---- operations ------------------------------------------------------------------------------- */
 
+static int s3_list_impl(lh_store *s, const char *prefix, const char *cursor, size_t limit,
+                        lh_list_page *page, bool no_retry, lh_err *err);
+
 static int
 s3_head(lh_store *s, const char *key, lh_obj_info *info, lh_err *err)
 {
@@ -514,6 +524,20 @@ s3_head(lh_store *s, const char *key, lh_obj_info *info, lh_err *err)
     if (rc == 0)
         fill_info_from(&x, info);
     exchange_free(&x);
+    if (rc == LH_ENOTFOUND) {
+        /* A HEAD answer has no body, so "no such key" and "no such bucket" look alike;
+         * a deleted bucket must read as unreachable (rescue reads), not as a missing
+         * object. One list request tells them apart. */
+        lh_list_page page;
+        memset(&page, 0, sizeof page);
+        lh_err lerr;
+        if (s3_list_impl(s, "", NULL, 1, &page, true, &lerr) == LH_EUNAVAIL) {
+            if (err)
+                *err = lerr;
+            rc = LH_EUNAVAIL;
+        }
+        lh_list_page_free(&page);
+    }
     return rc;
 }
 
@@ -533,10 +557,16 @@ s3_get(lh_store *s, const char *key, int64_t offset, int64_t len, lh_sink_fn sin
         else
             snprintf(range, sizeof range, "Range: bytes=%lld-", (long long)offset);
         x.headers = curl_slist_append(x.headers, range);
+        x.want_partial = offset > 0 || len > 0;
     }
     x.sink = sink;
     x.sink_ctx = ctx;
     int rc = perform(s, &x, "GET", key, err);
+    if (x.range_ignored) {
+        rc = lh_err_set(err, LH_EIO, 502, "bucket_error",
+                        "the S3 server ignored a Range request and sent the whole object");
+        lh_err_detail(err, "GET %s: HTTP %ld instead of 206", key, x.status);
+    }
     if (rc == 0) {
         fill_info_from(&x, info);
         info->size = x.delivered; /* for ranges, the bytes returned */
@@ -626,7 +656,10 @@ multipart_put(lh_store *s, const char *key, const lh_source *src, lh_obj_info *i
     lh_buf complete;
     lh_buf_init(&complete);
     lh_buf_puts(&complete, "<CompleteMultipartUpload>");
+    /* S3 allows at most 10,000 parts: grow the parts for very large objects */
     int64_t part_size = s3->part_size;
+    if ((src->len + part_size - 1) / part_size > 10000)
+        part_size = (src->len + 9999) / 10000;
     int part = 0;
     for (int64_t off = 0; rc == 0 && off < src->len; off += part_size) {
         part++;
@@ -735,6 +768,13 @@ static int
 s3_list(lh_store *s, const char *prefix, const char *cursor, size_t limit, lh_list_page *page,
         lh_err *err)
 {
+    return s3_list_impl(s, prefix, cursor, limit, page, false, err);
+}
+
+static int
+s3_list_impl(lh_store *s, const char *prefix, const char *cursor, size_t limit, lh_list_page *page,
+             bool no_retry, lh_err *err)
+{
     s3_store *s3 = impl(s);
     char max_keys[24];
     snprintf(max_keys, sizeof max_keys, "%zu", limit > 1000 ? (size_t)1000 : limit);
@@ -747,6 +787,7 @@ s3_list(lh_store *s, const char *prefix, const char *cursor, size_t limit, lh_li
     exchange x;
     exchange_init(&x, "GET", build_url(s, NULL, q, nq));
     x.body_max = XML_BODY_MAX;
+    x.no_retry = no_retry;
     int rc = perform(s, &x, "LIST", prefix, err);
     free(full_prefix);
     free(full_cursor);
@@ -839,7 +880,8 @@ s3_probe(lh_store *s, lh_err *err)
 {
     lh_list_page page;
     memset(&page, 0, sizeof page);
-    int rc = s3_list(s, "", NULL, 1, &page, err);
+    /* one attempt: a probe must answer quickly, and the prober runs again anyway */
+    int rc = s3_list_impl(s, "", NULL, 1, &page, true, err);
     lh_list_page_free(&page);
     return rc;
 }

@@ -58,7 +58,14 @@ secret_ref = "s3_local"
 name = "rescue"
 backend = "fs"
 root = "%s"
-""" % (cls.secrets, os.path.join(cls.tmp, "fsb"), cls.proxy.port, os.path.join(cls.tmp, "rescue"))
+[[bucket]]
+name = "s3ghost"
+backend = "s3"
+endpoint = "http://127.0.0.1:%d"
+bucket = "no-such-bucket"
+secret_ref = "s3_local"
+""" % (cls.secrets, os.path.join(cls.tmp, "fsb"), cls.proxy.port, os.path.join(cls.tmp, "rescue"),
+       cls.proxy.port)
         principals = [("owner", ADMIN, ["admin"]), ("loader", WRITER, ["writer"]),
                       ("analyst", READER, ["reader"])]
         cls.srv = harness.Server(principals=principals, extra_toml=extra)
@@ -281,14 +288,17 @@ root = "%s"
         status, _, body = self.req("GET", "/storage/buckets")
         self.assertEqual(status, 200)
         by_name = {b["name"]: b for b in body["buckets"]}
-        self.assertEqual(set(by_name), {"primary", "fsb", "s3b", "rescue"})
+        self.assertEqual(set(by_name), {"primary", "fsb", "s3b", "rescue", "s3ghost"})
         self.assertEqual(by_name["primary"]["class"], "primary")
         self.assertEqual(by_name["rescue"]["class"], "rescue")
         self.assertEqual(by_name["s3b"]["backend"], "s3")
         self.assertNotIn(SK, json.dumps(body))
         status, _, health = self.req("GET", "/storage/bucket-health", who="analyst")
         self.assertEqual(status, 200)
-        self.assertTrue(health["ok"], health)
+        ok = {b["name"]: b["ok"] for b in health["buckets"]}
+        self.assertEqual(ok, {"primary": True, "fsb": True, "s3b": True, "rescue": True,
+                              "s3ghost": False}, health)
+        self.assertFalse(health["ok"])
         self.assertTrue(all(isinstance(b["latency_us"], int) for b in health["buckets"]))
 
     def test_4_roles_and_bucket_limits(self):
@@ -311,6 +321,14 @@ root = "%s"
         self.assertEqual(status, 400)
         status, _, err = self.req("PUT", self.obj("fsb", "x"), body=b"x", headers={"If-None-Match": "\"abc\""})
         self.assertEqual(status, 400)
+
+    def test_4c_deleted_s3_bucket_reads_from_rescue(self):
+        # a HEAD of a missing bucket looks like a missing key; it must count as unreachable
+        self.assertEqual(self.req("PUT", self.obj("rescue", "ghost/k.txt"), body=b"kept safe")[0], 201)
+        status, h, got = self.req("GET", self.obj("s3ghost", "ghost/k.txt"))
+        self.assertEqual((status, got, h.get("x-lakehouse-rescue-used")), (200, "kept safe", "true"))
+        status, _, err = self.req("PUT", self.obj("s3ghost", "x"), body=b"x")
+        self.assertEqual(status, 503, err)
 
     def test_4b_retries_transient_not_4xx(self):
         before = self.proxy.requests
