@@ -314,3 +314,59 @@ lh_engine_drop_view(lh_engine *eng, const char *name, lh_err *err)
     lh_buf_free(&sql);
     return rc;
 }
+
+int
+lh_engine_exec_watch(lh_engine *eng, const char *sql, int64_t *changed, lh_progress_fn progress,
+                     void *ctx, lh_err *err)
+{
+    duckdb_connection con = NULL;
+    duckdb_prepared_statement prep = NULL;
+    duckdb_pending_result pending = NULL;
+    duckdb_result r;
+    bool have_result = false;
+    int rc = 0;
+    if (duckdb_connect(eng->db, &con) == DuckDBError)
+        return engine_error(err, "connect to", NULL);
+    if (duckdb_prepare(con, sql, &prep) == DuckDBError) {
+        lh_err_set(err, LH_EINVAL, 400, "invalid_data", "the data could not be read");
+        lh_err_detail(err, "%s", duckdb_prepare_error(prep));
+        rc = LH_EINVAL;
+        goto out;
+    }
+    if (duckdb_pending_prepared(prep, &pending) == DuckDBError) {
+        lh_err_set(err, LH_EINVAL, 400, "invalid_data", "the data could not be read");
+        lh_err_detail(err, "%s", duckdb_pending_error(pending));
+        rc = LH_EINVAL;
+        goto out;
+    }
+    int64_t next_report = lh_mono_us();
+    bool cancelled = false;
+    for (;;) {
+        duckdb_pending_state st = duckdb_pending_execute_task(pending);
+        if (st == DUCKDB_PENDING_RESULT_READY || st == DUCKDB_PENDING_ERROR)
+            break;
+        if (progress && lh_mono_us() >= next_report) {
+            duckdb_query_progress_type p = duckdb_query_progress(con);
+            if (progress(ctx, (int64_t)p.rows_processed, (int64_t)p.total_rows_to_process) != 0 &&
+                !cancelled) {
+                duckdb_interrupt(con);
+                cancelled = true;
+            }
+            next_report = lh_mono_us() + 100000;
+        }
+    }
+    /* executing the pending result also yields the typed error when a task failed */
+    have_result = true;
+    if (duckdb_execute_pending(pending, &r) == DuckDBError)
+        rc = cancelled ? lh_err_set(err, LH_ECANCELED, 409, "cancelled", "the operation was cancelled")
+                       : internal_error(err, &r);
+    else if (changed)
+        *changed = (int64_t)duckdb_rows_changed(&r);
+out:
+    if (have_result)
+        duckdb_destroy_result(&r);
+    duckdb_destroy_pending(&pending);
+    duckdb_destroy_prepare(&prep);
+    duckdb_disconnect(&con);
+    return rc;
+}

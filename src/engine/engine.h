@@ -35,6 +35,12 @@ int lh_engine_ping(lh_engine *eng, lh_err *err);
 
 /* Run one statement; *changed (may be NULL) gets DuckDB's changed-rows count (COPY). */
 int lh_engine_exec(lh_engine *eng, const char *sql, int64_t *changed, lh_err *err);
+/* Like lh_engine_exec, reporting progress about every 100 ms: progress(ctx, rows done,
+ * rows expected) — DuckDB's estimate — and interrupting the statement when it returns
+ * non-zero (the call then fails with LH_ECANCELED). */
+typedef int (*lh_progress_fn)(void *ctx, int64_t done, int64_t total);
+int lh_engine_exec_watch(lh_engine *eng, const char *sql, int64_t *changed, lh_progress_fn progress,
+                         void *ctx, lh_err *err);
 /* Run a SELECT and return its rows as a JSON array of objects (new). For small results. */
 int lh_engine_rows(lh_engine *eng, const char *sql, json_t **out, lh_err *err);
 /* Append s as a SQL string literal ('it''s') to out. */

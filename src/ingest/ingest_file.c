@@ -84,6 +84,14 @@ reader_sql(lh_buf *sql, const char *format, const char *path, bool full_sniff,
 }
 
 static int
+report(void *ctx, int64_t done, int64_t total)
+{
+    lh_job *job = ctx;
+    lh_job_progress(job, done, total > 0 ? total : -1, "rows");
+    return lh_job_cancelled(job) ? 1 : 0;
+}
+
+static int
 convert(lh_engine *eng, const lh_ingest_file_opts *o, const json_t *append_columns,
         const char *out, int64_t *rows, lh_err *err)
 {
@@ -96,7 +104,8 @@ convert(lh_engine *eng, const lh_ingest_file_opts *o, const json_t *append_colum
         lh_buf_puts(&sql, ") TO ");
         lh_sql_quote(&sql, out);
         lh_buf_puts(&sql, " (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)");
-        int rc = lh_engine_exec(eng, sql.data, rows, err);
+        int rc = o->job ? lh_engine_exec_watch(eng, sql.data, rows, report, o->job, err)
+                        : lh_engine_exec(eng, sql.data, rows, err);
         lh_buf_free(&sql);
         if (rc == 0)
             return 0;
@@ -232,7 +241,7 @@ lh_ingest_file(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_in
         goto out;
     }
     if (o->job)
-        lh_job_progress(o->job, 0, o->src_bytes, "bytes");
+        lh_job_progress(o->job, 0, -1, "rows");
 
     /* 1. convert */
     uint8_t rnd[4];
@@ -258,7 +267,7 @@ lh_ingest_file(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_in
         (rc = check_schema(json_object_get(cur, "columns"), columns, err)) != 0)
         goto out;
     if (o->job)
-        lh_job_progress(o->job, o->src_bytes, o->src_bytes, "bytes");
+        lh_job_progress(o->job, rows, rows, "rows");
 
     /* 2. store the data file */
     int fd = open(out, O_RDONLY | O_CLOEXEC);

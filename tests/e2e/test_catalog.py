@@ -217,7 +217,24 @@ class Catalog(unittest.TestCase):
             time.sleep(0.05)
         self.assertEqual(job["state"], "succeeded", job)
         self.assertEqual(job["result"]["rows"], 3)
-        self.assertEqual(job["progress"]["unit"], "bytes")
+        self.assertEqual(job["progress"], {"done": 3, "total": 3, "unit": "rows"})
+        # cancelling a long ingest stops DuckDB and leaves nothing behind
+        big = "a,b,c\n" + "".join("%d,text %d,%d.5\n" % (i, i, i) for i in range(1500000))
+        st, h, job = self.ingest(big, dataset="cancelled_ds", format="csv", **{"async": "true"})
+        self.assertEqual(st, 202, job)
+        time.sleep(0.05)
+        self.srv.request("DELETE", "/jobs/" + job["id"], who="loader")
+        for _ in range(400):
+            st, _, job = self.srv.request("GET", "/jobs/" + job["id"], who="loader")
+            if job["state"] in ("succeeded", "failed", "cancelled"):
+                break
+            time.sleep(0.05)
+        self.assertIn(job["state"], ("cancelled", "succeeded"), job)
+        if job["state"] == "cancelled":
+            st, _, _ = self.srv.request("GET", "/catalog/datasets/cancelled_ds", who="analyst")
+            self.assertEqual(st, 404)
+            self.assertFalse(os.path.exists(os.path.join(self.srv.data_dir, "buckets", "primary",
+                                                         "datasets", "cancelled_ds")))
         st, h, job = self.ingest("x\n1\n", dataset="people", format="csv", **{"async": "true"})
         for _ in range(200):
             st, _, job = self.srv.request("GET", "/jobs/" + job["id"], who="loader")
