@@ -262,6 +262,11 @@ queue(lh_req *req, lh_resp *resp)
     MHD_destroy_response(r);
     req->responded = true;
     req->status = resp->status;
+    /* counted now, not when the connection completes: a client's next request must
+     * already see this one in /metrics. The duration is the time to the answer. */
+    lh_http__metrics_observe(req->srv->metrics, req->match.route ? req->match.route_index : -1,
+                             req->method, resp->status,
+                             (double)(lh_mono_us() - req->start_mono_us) / 1e6);
     if (resp->status >= 500 && resp->err.code[0])
         lh_log_err(LH_LOG_ERROR, req->request_id, &resp->err);
 }
@@ -516,8 +521,9 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     double seconds = (double)(lh_mono_us() - req->start_mono_us) / 1e6;
     int status = req->responded ? req->status : 499; /* client went away first */
-    lh_http__metrics_observe(srv->metrics, req->match.route ? req->match.route_index : -1,
-                             req->method, status, seconds);
+    if (!req->responded) /* answered requests were counted when their answer was queued */
+        lh_http__metrics_observe(srv->metrics, req->match.route ? req->match.route_index : -1,
+                                 req->method, status, seconds);
     if (srv->access_log && lh_log_enabled(LH_LOG_INFO)) {
         /* the path is client bytes: maybe not UTF-8, which json_pack would refuse */
         json_t *fields = json_pack("{s:o, s:o, s:i, s:f, s:s}", "method", lh_json_text(req->method),
