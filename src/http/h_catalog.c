@@ -101,8 +101,10 @@ lh_h_dataset_patch(lh_req *req, lh_resp *resp)
     return rc ? lh_resp_error(resp, &err) : lh_resp_json(resp, 200, committed);
 }
 
-int
-lh_h_dataset_delete(lh_req *req, lh_resp *resp)
+/* DELETE and resync: check the principal may see the dataset, then one catalog change. */
+static int
+change_dataset(lh_req *req, lh_resp *resp,
+               int (*change)(lh_catalog *, const char *, const char *, json_t **, lh_err *))
 {
     lh_err err;
     const char *name = lh_req_param(req, "name");
@@ -111,24 +113,21 @@ lh_h_dataset_delete(lh_req *req, lh_resp *resp)
         return 0;
     json_decref(m);
     json_t *committed = NULL;
-    if (lh_catalog_delete(req->srv->catalog, name, req->principal->name, &committed, &err) != 0)
+    if (change(req->srv->catalog, name, req->principal->name, &committed, &err) != 0)
         return lh_resp_error(resp, &err);
     return lh_resp_json(resp, 200, committed);
 }
 
 int
+lh_h_dataset_delete(lh_req *req, lh_resp *resp)
+{
+    return change_dataset(req, resp, lh_catalog_delete);
+}
+
+int
 lh_h_dataset_resync(lh_req *req, lh_resp *resp)
 {
-    lh_err err;
-    const char *name = lh_req_param(req, "name");
-    json_t *m = visible_dataset(req, resp, name);
-    if (m == NULL)
-        return 0;
-    json_decref(m);
-    json_t *committed = NULL;
-    if (lh_catalog_resync(req->srv->catalog, name, req->principal->name, &committed, &err) != 0)
-        return lh_resp_error(resp, &err);
-    return lh_resp_json(resp, 200, committed);
+    return change_dataset(req, resp, lh_catalog_resync);
 }
 
 int

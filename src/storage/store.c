@@ -298,3 +298,30 @@ lh_store_fs_path(lh_store *s, const char *key)
         return NULL;
     return s->ops->local_path(s, key);
 }
+
+/* A sink stopped the get with rc. Its own LH_E* code is passed on (LH_ETOOBIG from
+ * lh_store_get_buffer's limit is a 413), except -1 — which is also LH_EINVAL, but is what
+ * sinks writing to a descriptor return when the write fails — and LH_EUNAVAIL, which
+ * would make lh_buckets_get_object read the rescue bucket into the same sink. Those, and
+ * any other value, mean "the reader stopped": 499 read_aborted. */
+int
+lh_storage__sink_error(lh_err *err, int rc, const char *key)
+{
+    switch (rc) {
+    case LH_ETOOBIG:
+        return lh_err_set(err, rc, 413, "object_too_large",
+                          "object '%s' is larger than the reader accepts", key);
+    case LH_ENOMEM:
+        return lh_err_set(err, rc, 503, "out_of_memory", "not enough memory to read object '%s'",
+                          key);
+    case LH_ENOTFOUND:
+    case LH_EEXIST:
+    case LH_EPERM:
+    case LH_ETIMEOUT:
+    case LH_EIO:
+    case LH_EINTERNAL:
+        return lh_err_set(err, rc, 0, "read_failed", "the reader of object '%s' failed", key);
+    default:
+        return lh_err_set(err, LH_ECANCELED, 499, "read_aborted", "the reader stopped early");
+    }
+}
