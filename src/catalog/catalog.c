@@ -845,6 +845,18 @@ lh_catalog_check_metadata(const json_t *in, json_t **out, lh_err *err)
     return 0;
 }
 
+/* Begin a change of a live dataset: 404 when it does not exist or is deleted. */
+static int
+begin_live(lh_catalog *c, const char *name, lh_txn **out, lh_err *err)
+{
+    lh_txn *t = NULL;
+    int rc = begin_live(c, name, &t, err);
+    if (rc != 0)
+        return rc;
+    *out = t;
+    return 0;
+}
+
 /* A new version of the current manifest with changes applied by the caller. */
 static json_t *
 next_of(const json_t *current, const char *change, const char *actor)
@@ -869,15 +881,10 @@ lh_catalog_patch(lh_catalog *c, const char *name, const json_t *patch, const cha
                           "'source_system' is lineage: it is set by ingest, not patched");
     }
     lh_txn *t = NULL;
-    int rc = lh_catalog_begin(c, name, &t, err);
+    int rc = begin_live(c, name, &t, err);
     if (rc != 0) {
         json_decref(clean);
         return rc;
-    }
-    if (!lh_txn_live(t)) {
-        json_decref(clean);
-        lh_catalog_abort(t);
-        return not_found(err, name);
     }
     json_t *m = next_of(lh_txn_current(t), "patch", actor);
     json_t *meta = json_object_get(m, "metadata");
@@ -891,13 +898,9 @@ lh_catalog_delete(lh_catalog *c, const char *name, const char *actor, json_t **c
                   lh_err *err)
 {
     lh_txn *t = NULL;
-    int rc = lh_catalog_begin(c, name, &t, err);
+    int rc = begin_live(c, name, &t, err);
     if (rc != 0)
         return rc;
-    if (!lh_txn_live(t)) {
-        lh_catalog_abort(t);
-        return not_found(err, name);
-    }
     json_t *m = next_of(lh_txn_current(t), "delete", actor);
     json_object_set_new(m, "state", json_string("deleted"));
     return lh_catalog_commit(t, NULL, m, committed, err);
@@ -937,13 +940,9 @@ lh_catalog_resync(lh_catalog *c, const char *name, const char *actor, json_t **c
                   lh_err *err)
 {
     lh_txn *t = NULL;
-    int rc = lh_catalog_begin(c, name, &t, err);
+    int rc = begin_live(c, name, &t, err);
     if (rc != 0)
         return rc;
-    if (!lh_txn_live(t)) {
-        lh_catalog_abort(t);
-        return not_found(err, name);
-    }
     json_t *m = next_of(lh_txn_current(t), "resync", actor);
     lh_store *store = lh_buckets_get(c->buckets, str_of(m, "bucket"), err);
     json_t *files = json_object_get(m, "files");
