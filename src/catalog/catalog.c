@@ -850,9 +850,13 @@ static int
 begin_live(lh_catalog *c, const char *name, lh_txn **out, lh_err *err)
 {
     lh_txn *t = NULL;
-    int rc = begin_live(c, name, &t, err);
+    int rc = lh_catalog_begin(c, name, &t, err);
     if (rc != 0)
         return rc;
+    if (!lh_txn_live(t)) {
+        lh_catalog_abort(t);
+        return not_found(err, name);
+    }
     *out = t;
     return 0;
 }
