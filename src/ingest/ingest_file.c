@@ -280,7 +280,7 @@ lh_ingest_file(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_in
     }
     data_key = lh_sprintf("datasets/%s/data/%020lld-%s-0.parquet", o->dataset,
                           (long long)lh_now_us(), hex);
-    lh_source src = {.fd = fd, .len = (int64_t)st.st_size};
+    lh_source src = {.fd = fd, .len = (int64_t)st.st_size, .may_link = true};
     rc = lh_buckets_put_object(buckets, bucket, data_key, &src, LH_PUT_CREATE_ONLY, NULL, NULL, err);
     close(fd);
     if (rc != 0)

@@ -44,6 +44,9 @@ typedef struct lh_source {
     const void *data; /* used when fd < 0 */
     int fd;
     int64_t len;
+    /* fs: the store may hard-link the whole file instead of copying it (the caller will
+     * not change it afterwards, e.g. a converted file it is about to delete) */
+    bool may_link;
 } lh_source;
 
 enum { LH_PUT_CREATE_ONLY = 1 };

@@ -348,6 +348,23 @@ write_temp(lh_store *s, int rootfd, const lh_source *src, temp_file *t, lh_err *
     int rc = open_temp_dir(s, rootfd, &t->dirfd, err);
     if (rc != 0)
         return rc;
+    /* A source that is a whole named file on the same filesystem (an ingest's converted
+     * Parquet) is hard-linked instead of copied: same bytes, no second write. The link
+     * is made to the open descriptor, so a rename of the path meanwhile cannot swap in
+     * another file. An unlinked source or another filesystem falls back to copying. */
+    struct stat src_st;
+    if (src->may_link && src->fd >= 0 && fstat(src->fd, &src_st) == 0 && S_ISREG(src_st.st_mode) &&
+        src_st.st_nlink > 0 && src_st.st_size == src->len) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", src->fd);
+        if (linkat(AT_FDCWD, proc, t->dirfd, t->name, AT_SYMLINK_FOLLOW) == 0) {
+            if (fsync(src->fd) != 0 || fstatat(t->dirfd, t->name, &t->st, AT_SYMLINK_NOFOLLOW) != 0) {
+                rc = errno_error(err, errno, "fsync", "(temporary file)");
+                temp_discard(t);
+            }
+            return rc;
+        }
+    }
     int fd = openat(t->dirfd, t->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
         rc = errno_error(err, errno, "create", TMP_DIR);
