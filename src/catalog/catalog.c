@@ -234,6 +234,53 @@ write_manifest_file(lh_catalog *c, const json_t *m, char **path_out, lh_err *err
     return 0;
 }
 
+/* A manifest comes from a bucket, which others may write: its column types end up in
+ * SQL (empty views) and its paths in file lists, so both are checked. A type is kept only
+ * if DuckDB reads it back as exactly itself; a path must be a valid key under the
+ * dataset's own data folder. */
+static int
+check_manifest(lh_catalog *c, const json_t *m, lh_err *err)
+{
+    const char *name = str_of(m, "name");
+    char *prefix = lh_sprintf("datasets/%s/data/", name);
+    size_t i;
+    json_t *f;
+    int rc = lh_name_valid(name) ? 0 : LH_EINVAL;
+    json_array_foreach(json_object_get(m, "files"), i, f)
+    {
+        const char *path = str_of(f, "path");
+        if (rc == 0 && (strncmp(path, prefix, strlen(prefix)) != 0 || lh_key_check(path, NULL) != 0))
+            rc = LH_EINVAL;
+    }
+    free(prefix);
+    json_t *col;
+    json_array_foreach(json_object_get(m, "columns"), i, col)
+    {
+        if (rc != 0)
+            break;
+        const char *type = str_of(col, "type");
+        if (type[0] == '\0' || strchr(type, ';') || strstr(type, "--") || strstr(type, "/*")) {
+            rc = LH_EINVAL;
+            break;
+        }
+        char *sql = lh_sprintf("SELECT typeof(CAST(NULL AS %s)) AS t", type);
+        json_t *rows = NULL;
+        lh_err ignored;
+        if (lh_engine_rows(c->engine, sql, &rows, &ignored) != 0 || json_array_size(rows) != 1 ||
+            json_object_size(json_array_get(rows, 0)) != 1 ||
+            strcmp(str_of(json_array_get(rows, 0), "t"), type) != 0)
+            rc = LH_EINVAL;
+        json_decref(rows);
+        free(sql);
+    }
+    if (rc != 0) {
+        lh_err_set(err, LH_EINVAL, 500, "manifest_invalid",
+                   "the manifest of '%s' holds an invalid column type or file path", name);
+        return rc;
+    }
+    return 0;
+}
+
 /* Rebuild the manifest JSON from a local manifest Parquet file. Returns new. */
 static int
 read_manifest_file(lh_catalog *c, const char *bucket, const char *path, json_t **out, lh_err *err)
@@ -284,6 +331,10 @@ read_manifest_file(lh_catalog *c, const char *bucket, const char *path, json_t *
     }
     json_object_set_new(m, "files", files);
     json_object_set_new(m, "columns", columns);
+    if ((rc = check_manifest(c, m, err)) != 0) {
+        json_decref(m);
+        return rc;
+    }
     *out = m;
     return 0;
 }
@@ -499,7 +550,11 @@ has_tag(const json_t *meta, const char *tag)
 {
     size_t i;
     json_t *t;
-    json_array_foreach(json_object_get(meta, "tags"), i, t) if (strcmp(json_string_value(t), tag) == 0) return true;
+    json_array_foreach(json_object_get(meta, "tags"), i, t)
+    {
+        if (json_is_string(t) && strcmp(json_string_value(t), tag) == 0)
+            return true;
+    }
     return false;
 }
 

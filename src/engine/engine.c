@@ -205,6 +205,39 @@ internal_error(lh_err *err, duckdb_result *r)
     return err ? err->rc : LH_EIO;
 }
 
+/* Run exactly one statement (never a script: text that came from a file or a manifest
+ * must not be able to smuggle in a second statement). *r is filled on success and on a
+ * failed execution (destroy it either way when *have_result). */
+static int
+run_one(duckdb_connection con, const char *sql, duckdb_result *r, bool *have_result, lh_err *err)
+{
+    duckdb_extracted_statements stmts = NULL;
+    duckdb_prepared_statement prep = NULL;
+    int rc = 0;
+    *have_result = false;
+    idx_t n = duckdb_extract_statements(con, sql, &stmts);
+    if (n != 1) {
+        lh_err_set(err, LH_EINVAL, 400, "invalid_data", "the data could not be read");
+        lh_err_detail(err, n == 0 ? "%s" : "an internal statement held %s statements",
+                      n == 0 ? (duckdb_extract_statements_error(stmts)
+                                    ? duckdb_extract_statements_error(stmts)
+                                    : "no statement")
+                             : "several");
+        rc = LH_EINVAL;
+    } else if (duckdb_prepare_extracted_statement(con, stmts, 0, &prep) == DuckDBError) {
+        lh_err_set(err, LH_EINVAL, 400, "invalid_data", "the data could not be read");
+        lh_err_detail(err, "%s", duckdb_prepare_error(prep));
+        rc = LH_EINVAL;
+    } else {
+        *have_result = true;
+        if (duckdb_execute_prepared(prep, r) == DuckDBError)
+            rc = internal_error(err, r);
+    }
+    duckdb_destroy_prepare(&prep);
+    duckdb_destroy_extracted(&stmts);
+    return rc;
+}
+
 int
 lh_engine_exec(lh_engine *eng, const char *sql, int64_t *changed, lh_err *err)
 {
@@ -212,12 +245,12 @@ lh_engine_exec(lh_engine *eng, const char *sql, int64_t *changed, lh_err *err)
     if (duckdb_connect(eng->db, &con) == DuckDBError)
         return engine_error(err, "connect to", NULL);
     duckdb_result r;
-    int rc = 0;
-    if (duckdb_query(con, sql, &r) == DuckDBError)
-        rc = internal_error(err, &r);
-    else if (changed)
+    bool have = false;
+    int rc = run_one(con, sql, &r, &have, err);
+    if (rc == 0 && changed)
         *changed = (int64_t)duckdb_rows_changed(&r);
-    duckdb_destroy_result(&r);
+    if (have)
+        duckdb_destroy_result(&r);
     duckdb_disconnect(&con);
     return rc;
 }
@@ -233,9 +266,10 @@ lh_engine_rows(lh_engine *eng, const char *sql, json_t **out, lh_err *err)
         return engine_error(err, "connect to", NULL);
     }
     duckdb_result r;
+    bool have = false;
     json_t *rows = json_array();
-    if (duckdb_query(con, wrapped, &r) == DuckDBError) {
-        rc = internal_error(err, &r);
+    if ((rc = run_one(con, wrapped, &r, &have, err)) != 0) {
+        /* err is set */
     } else {
         idx_t n = duckdb_row_count(&r);
         for (idx_t i = 0; i < n; i++) {
@@ -245,7 +279,8 @@ lh_engine_rows(lh_engine *eng, const char *sql, json_t **out, lh_err *err)
             json_array_append_new(rows, row ? row : json_null());
         }
     }
-    duckdb_destroy_result(&r);
+    if (have)
+        duckdb_destroy_result(&r);
     duckdb_disconnect(&con);
     free(wrapped);
     if (rc != 0) {

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct lh_query {
     lh_engine *eng;
@@ -66,6 +67,11 @@ sql_error(lh_err *err, duckdb_error_type type, const char *message)
         lh_err_set(err, LH_ENOMEM, 503, "query_out_of_memory", "the query ran out of memory");
         lh_err_detail(err, "%s", msg);
         return LH_ENOMEM;
+    case DUCKDB_ERROR_IO:
+        lh_err_set(err, LH_EIO, 503, "data_unavailable", "a data file could not be read");
+        lh_err_detail(err, "%s", msg);
+        lh_err_hint(err, "POST /catalog/resync-missing, or check the bucket");
+        return LH_EIO;
     case DUCKDB_ERROR_INTERNAL:
     case DUCKDB_ERROR_FATAL:
         lh_err_set(err, LH_EINTERNAL, 500, "engine_error", "the query engine failed");
@@ -452,15 +458,27 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
     if ((rc = admit(q, opts->sql, err)) != 0)
         goto fail;
     body = trimmed(opts->sql);
+    /* the row alias must not be one of the result's column names, or to_json() would
+     * take that column instead of the row */
+    char alias[32] = "lh_row";
+    for (int n = 1;; n++) {
+        bool taken = false;
+        for (size_t i = 0; i < q->n_cols; i++)
+            taken |= strcasecmp(q->col_names[i], alias) == 0;
+        if (!taken)
+            break;
+        snprintf(alias, sizeof alias, "lh_row_%d", n);
+    }
     /* one row more than the limit tells us whether the answer was cut */
     char limit_clause[48] = "";
     if (opts->row_limit > 0)
         snprintf(limit_clause, sizeof limit_clause, " LIMIT %lld", (long long)opts->row_limit + 1);
     if (q->format == LH_QUERY_CSV)
-        wrapped = lh_sprintf("SELECT COLUMNS(*)::VARCHAR FROM (\n%s\n) AS lh_q%s", body, limit_clause);
-    else
-        wrapped = lh_sprintf("SELECT CAST(to_json(lh_q) AS VARCHAR) FROM (\n%s\n) AS lh_q%s", body,
+        wrapped = lh_sprintf("SELECT COLUMNS(*)::VARCHAR FROM (\n%s\n) AS %s%s", body, alias,
                              limit_clause);
+    else
+        wrapped = lh_sprintf("SELECT CAST(to_json(%s) AS VARCHAR) FROM (\n%s\n) AS %s%s", alias,
+                             body, alias, limit_clause);
     if (duckdb_prepare(q->con, wrapped, &prep) == DuckDBError) {
         const char *e = duckdb_prepare_error(prep);
         rc = prepare_error(err, e);
@@ -585,7 +603,16 @@ lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *path,
     lh_buf_puts(&sql, "' (FORMAT parquet, COMPRESSION zstd)");
     watch(eng, q);
     duckdb_result r;
-    if (duckdb_query(q->con, sql.data, &r) == DuckDBError) {
+    duckdb_prepared_statement prep = NULL;
+    /* prepare, not query: exactly one statement, whatever the text */
+    if (duckdb_prepare(q->con, sql.data, &prep) == DuckDBError) {
+        rc = prepare_error(err, duckdb_prepare_error(prep));
+        duckdb_destroy_prepare(&prep);
+        goto out;
+    }
+    duckdb_state st = duckdb_execute_prepared(prep, &r);
+    duckdb_destroy_prepare(&prep);
+    if (st == DuckDBError) {
         const char *e = duckdb_result_error(&r);
         rc = sql_error(err, duckdb_result_error_type(&r), e);
         if (rc == LH_EINVAL && e && strncmp(e, "Parser Error", 12) == 0) {

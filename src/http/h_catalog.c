@@ -144,12 +144,24 @@ typedef struct ingest_job {
     lh_ingest_mode mode;
     int64_t bytes;
     json_t *metadata;
+    lh_principal who; /* a copy (with its own bucket list): jobs may outlive the request */
 } ingest_job;
+
+static bool
+job_may_use(void *ctx, const char *bucket)
+{
+    const ingest_job *j = ctx;
+    lh_err ignored;
+    return lh_http__auth_bucket(&j->who, bucket, &ignored) == 0;
+}
 
 static void
 ingest_job_free(void *arg)
 {
     ingest_job *j = arg;
+    for (size_t i = 0; i < j->who.n_buckets; i++)
+        free(j->who.buckets[i]);
+    free(j->who.buckets);
     if (j->path)
         unlink(j->path);
     free(j->dataset);
@@ -169,7 +181,8 @@ run_ingest(lh_job *job, void *arg, lh_err *err)
     lh_ingest_file_opts o = {.dataset = j->dataset, .bucket = j->bucket, .format = j->format,
                              .mode = j->mode, .src_path = j->path, .src_bytes = j->bytes,
                              .metadata = j->metadata, .source_object = j->source_object,
-                             .actor = j->actor, .job = job};
+                             .actor = j->actor, .job = job, .allow_bucket = job_may_use,
+                             .allow_ctx = j};
     json_t *result = NULL;
     int rc = lh_ingest_file(j->srv->catalog, j->srv->engine, j->srv->buckets, &o, &result, err);
     if (rc == 0)
@@ -277,21 +290,11 @@ lh_h_ingest_file(lh_req *req, lh_resp *resp)
         rc = metadata_from_query(req, &meta, &err);
     if (rc != 0)
         return lh_resp_error(resp, &err);
-    /* an existing dataset in a bucket the principal may not use is not its to change */
-    json_t *cur = NULL;
-    if (lh_catalog_get(req->srv->catalog, dataset, &cur, NULL) == 0) {
-        const char *b = json_string_value(json_object_get(cur, "bucket"));
-        if (!bucket_ok(req, b)) {
-            json_decref(cur);
-            json_decref(meta);
-            lh_err_set(&err, LH_EPERM, 403, "forbidden", "dataset '%s' is in a bucket you may not use",
-                       dataset);
-            return lh_resp_error(resp, &err);
-        }
-        json_decref(cur);
-    }
-
     ingest_job *j = lh_calloc(1, sizeof *j);
+    j->who = *req->principal;
+    j->who.buckets = lh_calloc(j->who.n_buckets ? j->who.n_buckets : 1, sizeof *j->who.buckets);
+    for (size_t i = 0; i < j->who.n_buckets; i++)
+        j->who.buckets[i] = lh_strdup(req->principal->buckets[i]);
     j->srv = req->srv;
     j->dataset = lh_strdup(dataset);
     j->bucket = bucket ? lh_strdup(bucket) : NULL;
@@ -317,7 +320,7 @@ lh_h_ingest_file(lh_req *req, lh_resp *resp)
     lh_ingest_file_opts o = {.dataset = j->dataset, .bucket = j->bucket, .format = j->format,
                              .mode = j->mode, .src_path = j->path, .src_bytes = j->bytes,
                              .metadata = j->metadata, .source_object = j->source_object,
-                             .actor = j->actor};
+                             .actor = j->actor, .allow_bucket = job_may_use, .allow_ctx = j};
     json_t *result = NULL;
     rc = lh_ingest_file(req->srv->catalog, req->srv->engine, req->srv->buckets, &o, &result, &err);
     ingest_job_free(j);

@@ -21,6 +21,10 @@ typedef struct lh_ingest_file_opts {
     const char *source_object; /* lineage: the file's name as the client gave it */
     const char *actor;
     lh_job *job; /* progress goes here when set */
+    /* when set: may the caller use this bucket? Checked inside the transaction, on the
+     * bucket the dataset really lives in. */
+    bool (*allow_bucket)(void *ctx, const char *bucket);
+    void *allow_ctx;
 } lh_ingest_file_opts;
 
 /* Convert the file to zstd Parquet, check the schema against the dataset for append,

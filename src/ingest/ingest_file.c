@@ -209,7 +209,7 @@ lh_ingest_file(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_in
     lh_txn *t = NULL;
     char *out = NULL, *data_key = NULL;
     json_t *columns = NULL;
-    const char *bucket = NULL;
+    char bucket[80] = ""; /* a copy: the current manifest may be freed once we commit */
     bool stored = false;
     int64_t rows = 0;
     int rc = lh_catalog_begin(cat, o->dataset, &t, err);
@@ -228,11 +228,25 @@ lh_ingest_file(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_in
         lh_err_hint(err, "use mode=create for a new dataset");
         goto out;
     }
-    bucket = cur ? json_string_value(json_object_get(cur, "bucket"))
-                 : (o->bucket ? o->bucket : "primary");
-    if (cur && o->bucket && strcmp(o->bucket, bucket) != 0) {
+    /* an existing dataset (live or deleted: its versions stay where they are) keeps its
+     * bucket; a new one goes where asked */
+    const json_t *any = lh_txn_current(t);
+    snprintf(bucket, sizeof bucket, "%s",
+             any ? json_string_value(json_object_get(any, "bucket"))
+                 : (o->bucket ? o->bucket : "primary"));
+    if (any && o->bucket && strcmp(o->bucket, bucket) != 0) {
         rc = lh_err_set(err, LH_EEXIST, 409, "dataset_elsewhere",
                         "dataset '%s' lives in bucket '%s', not '%s'", o->dataset, bucket, o->bucket);
+        lh_err_hint(err, "a dataset's versions stay in one bucket; choose another name");
+        goto out;
+    }
+    if (strncmp(bucket, "profile:", 8) == 0) {
+        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                        "datasets cannot live in profile buckets");
+        goto out;
+    }
+    if (o->allow_bucket && !o->allow_bucket(o->allow_ctx, bucket)) {
+        rc = lh_err_set(err, LH_EPERM, 403, "forbidden", "you may not use bucket '%s'", bucket);
         goto out;
     }
     lh_store *store = lh_buckets_get(buckets, bucket, err);
@@ -251,8 +265,10 @@ lh_ingest_file(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_in
     out = lh_sprintf("%s/ingest-%s.parquet", lh_catalog_work_dir(cat), hex);
     const json_t *append_columns =
         o->mode == LH_INGEST_APPEND ? json_object_get(cur, "columns") : NULL;
+    int64_t t_convert = lh_mono_us();
     if ((rc = convert(eng, o, append_columns, out, &rows, err)) != 0)
         goto out;
+    t_convert = lh_mono_us() - t_convert;
     if (o->job && lh_job_cancelled(o->job)) {
         rc = LH_ECANCELED;
         goto out;
@@ -270,6 +286,7 @@ lh_ingest_file(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_in
         lh_job_progress(o->job, rows, rows, "rows");
 
     /* 2. store the data file */
+    int64_t t_store = lh_mono_us();
     int fd = open(out, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
@@ -286,6 +303,7 @@ lh_ingest_file(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_in
     if (rc != 0)
         goto out;
     stored = true;
+    t_store = lh_mono_us() - t_store;
 
     /* 3. the manifest */
     json_t *files = o->mode == LH_INGEST_APPEND ? json_deep_copy(json_object_get(cur, "files"))
@@ -307,16 +325,23 @@ lh_ingest_file(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_in
                           columns, "files", files, "metadata",
                           build_metadata(o, o->mode == LH_INGEST_CREATE ? NULL : cur));
     json_t *committed = NULL;
+    int64_t t_commit = lh_mono_us();
     rc = lh_catalog_commit(t, bucket, m, &committed, err);
+    t_commit = lh_mono_us() - t_commit;
     t = NULL; /* commit ends the transaction either way */
+    if (rc == LH_EEXIST || rc == LH_EUNAVAIL || rc == LH_EIO)
+        stored = false; /* the manifest may exist after all (a lost answer): leave the
+                           data file to the sweep rather than delete what it may point at */
     if (rc != 0)
         goto out;
     stored = false; /* referenced now */
-    *result = json_pack("{s:s, s:O, s:I, s:I, s:O, s:O}", "dataset", o->dataset, "version",
-                        json_object_get(committed, "version"), "rows", (json_int_t)rows,
-                        "total_rows", (json_int_t)total_rows, "columns",
+    *result = json_pack("{s:s, s:O, s:I, s:I, s:O, s:O, s:{s:I, s:I, s:I}}", "dataset",
+                        o->dataset, "version", json_object_get(committed, "version"), "rows",
+                        (json_int_t)rows, "total_rows", (json_int_t)total_rows, "columns",
                         json_object_get(committed, "columns"), "files",
-                        json_object_get(committed, "files"));
+                        json_object_get(committed, "files"), "timings_ms", "convert",
+                        (json_int_t)(t_convert / 1000), "store", (json_int_t)(t_store / 1000),
+                        "commit", (json_int_t)(t_commit / 1000));
     json_decref(committed);
 out:
     if (stored) {

@@ -13,6 +13,7 @@ import harness  # noqa: E402
 import s3util  # noqa: E402
 
 ADMIN, WRITER, READER = "tok-admin-cat-00001", "tok-writer-cat-0001", "tok-reader-cat-0001"
+LIMITED = "tok-limited-cat-0001"
 MIXED = "id,name,score,joined,note\n1,alice,10,2024-01-05,x\n2,bob,N/A,2024-02-01,\n3,carol,,2024-03-09,z\n"
 
 
@@ -35,6 +36,10 @@ class Catalog(unittest.TestCase):
         cls.principals = [("owner", ADMIN, ["admin"]), ("loader", WRITER, ["writer"]),
                           ("analyst", READER, ["reader"])]
         cls.srv = harness.Server(principals=cls.principals, extra_toml=cls.extra)
+        with open(cls.srv.config, "a") as f:
+            f.write('\n[[principal]]\nname = "lake_only"\ntoken_sha256 = "%s"\nroles = ["writer"]\n'
+                    'buckets = ["lake"]\n' % harness.sha256_hex(LIMITED))
+        cls.srv.tokens["lake_only"] = LIMITED
         try:
             cls.srv.start()
         except Exception:
@@ -242,6 +247,58 @@ class Catalog(unittest.TestCase):
                 break
             time.sleep(0.05)
         self.assertEqual((job["state"], job["error"]["code"]), ("failed", "dataset_exists"))
+
+    def test_7b_buckets_and_names(self):
+        # no bucket= means primary: a principal limited to "lake" may not write there
+        st, _, err = self.ingest("a\n1\n", who="lake_only", dataset="sneaky", format="csv")
+        self.assertEqual((st, err["error"]["code"]), (403, "forbidden"), err)
+        st, _, res = self.ingest("a\n1\n", who="lake_only", dataset="lake_ok", format="csv", bucket="lake")
+        self.assertEqual(st, 201, res)
+        # datasets do not live in profile buckets
+        st, _, err = self.ingest("a\n1\n", dataset="prof", format="csv", bucket="profile:loader")
+        self.assertIn(st, (400, 404), err)
+        # a deleted dataset keeps its bucket: re-creating it elsewhere is refused, plain works
+        self.assertEqual(self.ingest("a\n1\n", dataset="moved", format="csv", bucket="lake")[0], 201)
+        self.assertEqual(self.srv.request("DELETE", "/catalog/datasets/moved", who="loader")[0], 200)
+        st, _, err = self.ingest("a\n1\n", dataset="moved", format="csv", bucket="primary")
+        self.assertEqual((st, err["error"]["code"]), (409, "dataset_elsewhere"))
+        st, _, res = self.ingest("a\n2\n", dataset="moved", format="csv")
+        self.assertEqual(st, 201, res)
+        self.assertEqual(self.sql("SELECT a FROM moved"), [{"a": 2}])
+        # a column named like the row alias does not change the answer's shape
+        rows = self.sql("SELECT 1 AS lh_row, 2 AS lh_row_1, 3 AS b")
+        self.assertEqual(rows, [{"lh_row": 1, "lh_row_1": 2, "b": 3}])
+
+    def test_7c_hostile_manifest_is_not_run(self):
+        # a manifest planted in a bucket (admins can write there) whose column type is SQL
+        evil_type = "INTEGER AS x WHERE false; COPY (SELECT 42) TO '%s/pwned.csv'; SELECT NULL::INTEGER" % (
+            os.path.join(self.srv.data_dir, "buckets", "primary", "datasets"))
+        sql = ("SELECT * FROM (VALUES ('dataset', 'evil', 1::BIGINT, 'live', 'create', '', '', 0::BIGINT, 0::BIGINT, '{}', "
+               "NULL, NULL, NULL, NULL, NULL, NULL, NULL), ('column', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+               "NULL, NULL, NULL, NULL, 'c', '%s', 0)) t(record, name, version, state, change, created_at, created_by, "
+               "row_count, bytes, metadata, path, file_bytes, file_rows, file_kind, column_name, column_type, position)"
+               % evil_type.replace("'", "''"))
+        conn = harness.http.client.HTTPConnection("127.0.0.1", self.srv.port, timeout=30)
+        conn.request("POST", "/query", body=json.dumps({"sql": sql, "format": "parquet"}),
+                     headers={"Authorization": "Bearer " + ADMIN, "Content-Type": "application/json"})
+        resp = conn.getresponse()
+        manifest = resp.read()
+        conn.close()
+        self.assertEqual(resp.status, 200, manifest[:300])
+        st, _, _ = self.srv.request("PUT", "/storage/buckets/primary/objects/datasets/evil/_manifest/v%020d.parquet" % 1,
+                                    body=manifest, who="owner")
+        self.assertEqual(st, 201)
+        self.assertEqual(self.srv.stop(), 0)
+        self.srv.start()
+        self.assertFalse(os.path.exists(os.path.join(self.srv.data_dir, "buckets", "primary", "datasets",
+                                                     "pwned.csv")))
+        st, _, _ = self.srv.request("GET", "/catalog/datasets/evil", who="analyst")
+        self.assertEqual(st, 404)
+        _, _, health = self.srv.request("GET", "/health")
+        self.assertGreaterEqual(health["catalog"]["load_errors"], 1)
+        # clean up, so later restarts in this class start clean
+        self.srv.request("DELETE", "/storage/buckets/primary/objects/datasets/evil/_manifest/v%020d.parquet" % 1,
+                         who="owner")
 
     def test_8_restart_resync_and_conflict(self):
         before = self.sql("SELECT count(*) AS n, sum(id) AS s FROM people")
