@@ -348,11 +348,13 @@ load_manifest(lh_catalog *c, const char *bucket, const char *name, int64_t versi
         return LH_ENOTFOUND;
     char *key = manifest_key(name, version);
     char *path = NULL;
-    int rc = lh_cache_local_path(c->cache, store, key, false, &path, err);
+    /* pinned while we read it, so a concurrent download cannot evict it meanwhile */
+    int rc = lh_cache_local_path(c->cache, store, key, true, &path, err);
     free(key);
     if (rc != 0)
         return rc;
     rc = read_manifest_file(c, bucket, path, out, err);
+    lh_cache_unpin(c->cache, path);
     free(path);
     return rc;
 }
@@ -718,7 +720,7 @@ lh_catalog_schema_of(lh_catalog *c, const char *local_parquet, json_t **columns,
 /* ---- writing ------------------------------------------------------------------------------ */
 
 int
-lh_catalog_begin(lh_catalog *c, const char *name, lh_txn **out, lh_err *err)
+lh_catalog_begin(lh_catalog *c, const char *name, bool wait, lh_txn **out, lh_err *err)
 {
     if (!lh_name_valid(name)) {
         lh_err_set(err, LH_EINVAL, 400, "invalid_name", "dataset name '%s' is not valid", name);
@@ -727,8 +729,15 @@ lh_catalog_begin(lh_catalog *c, const char *name, lh_txn **out, lh_err *err)
     }
     pthread_mutex_lock(&c->lock);
     dataset *ds;
-    while ((ds = find_locked(c, name)) != NULL && ds->writing)
+    while ((ds = find_locked(c, name)) != NULL && ds->writing) {
+        if (!wait) {
+            pthread_mutex_unlock(&c->lock);
+            lh_err_set(err, LH_EEXIST, 409, "dataset_busy", "dataset '%s' is being changed", name);
+            lh_err_hint(err, "retry when the running change (e.g. an ingest job) has finished");
+            return LH_EEXIST;
+        }
         pthread_cond_wait(&c->writer_done, &c->lock);
+    }
     lh_txn *t = lh_calloc(1, sizeof *t);
     t->cat = c;
     if (ds == NULL) {
@@ -905,7 +914,8 @@ static int
 begin_live(lh_catalog *c, const char *name, lh_txn **out, lh_err *err)
 {
     lh_txn *t = NULL;
-    int rc = lh_catalog_begin(c, name, &t, err);
+    /* called from request handlers: never park an HTTP thread behind a long writer */
+    int rc = lh_catalog_begin(c, name, false, &t, err);
     if (rc != 0)
         return rc;
     if (!lh_txn_live(t)) {
@@ -934,6 +944,10 @@ lh_catalog_patch(lh_catalog *c, const char *name, const json_t *patch, const cha
     json_t *clean = NULL;
     if (lh_catalog_check_metadata(patch, &clean, err) != 0)
         return LH_EINVAL;
+    if (json_object_size(clean) == 0) {
+        json_decref(clean);
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_metadata", "nothing to change");
+    }
     if (json_object_get(clean, "source_system")) {
         json_decref(clean);
         return lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
@@ -975,7 +989,7 @@ resync_file(lh_catalog *c, lh_store *store, json_t *f, lh_err *err)
     if (rc != 0)
         return rc;
     char *path = NULL;
-    if ((rc = lh_cache_local_path(c->cache, store, key, false, &path, err)) != 0)
+    if ((rc = lh_cache_local_path(c->cache, store, key, true, &path, err)) != 0)
         return rc;
     lh_buf sql;
     lh_buf_init(&sql);
@@ -985,6 +999,7 @@ resync_file(lh_catalog *c, lh_store *store, json_t *f, lh_err *err)
     json_t *rows = NULL;
     rc = lh_engine_rows(c->engine, sql.data, &rows, err);
     lh_buf_free(&sql);
+    lh_cache_unpin(c->cache, path);
     free(path);
     if (rc != 0)
         return rc;
@@ -1019,11 +1034,13 @@ lh_catalog_resync(lh_catalog *c, const char *name, const char *actor, json_t **c
     if (rc == 0 && json_array_size(files) > 0) {
         /* the columns as the files say, through the same view definition */
         char *first = NULL;
-        rc = lh_cache_local_path(c->cache, store, str_of(json_array_get(files, 0), "path"), false,
+        rc = lh_cache_local_path(c->cache, store, str_of(json_array_get(files, 0), "path"), true,
                                  &first, err);
         json_t *cols = NULL;
         if (rc == 0 && (rc = lh_catalog_schema_of(c, first, &cols, err)) == 0)
             json_object_set_new(m, "columns", cols);
+        if (first)
+            lh_cache_unpin(c->cache, first);
         free(first);
     }
     if (rc != 0) {

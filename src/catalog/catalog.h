@@ -58,9 +58,11 @@ json_t *lh_catalog_stats(lh_catalog *c);
 /* ---- writing ----------------------------------------------------------------------- */
 
 typedef struct lh_txn lh_txn;
-/* Start changing dataset `name` (valid name or 400). Waits for another local writer of
- * the same dataset. Returns new: end it with lh_catalog_commit or lh_catalog_abort. */
-int lh_catalog_begin(lh_catalog *c, const char *name, lh_txn **out, lh_err *err);
+/* Start changing dataset `name` (valid name or 400). When another local writer of the
+ * same dataset is at work, wait for it (jobs) or fail with 409 dataset_busy (request
+ * handlers, so HTTP threads never queue behind a long ingest). Returns new: end it with
+ * lh_catalog_commit or lh_catalog_abort. */
+int lh_catalog_begin(lh_catalog *c, const char *name, bool wait, lh_txn **out, lh_err *err);
 /* The dataset's newest manifest (borrowed; NULL when the dataset does not exist). */
 const json_t *lh_txn_current(const lh_txn *t);
 /* True when the dataset exists and is not deleted. */
@@ -73,6 +75,7 @@ int lh_catalog_commit(lh_txn *t, const char *bucket, json_t *manifest, json_t **
                       lh_err *err);
 void lh_catalog_abort(lh_txn *t); /* accepts NULL */
 
+/* The next three fail with 409 dataset_busy instead of waiting for another writer. */
 /* Metadata-only change as a new version: owner, sensitivity, description, tags,
  * freshness_sla_s (validated here: 400 naming the field). */
 int lh_catalog_patch(lh_catalog *c, const char *name, const json_t *patch, const char *actor,

@@ -229,8 +229,18 @@ lh_client_print_table(FILE *out, json_t *columns, json_t *rows)
         for (size_t c = 0; c < nc; c++) {
             const char *name = json_string_value(json_object_get(json_array_get(columns, c), "name"));
             cells[r][c] = cell_text(json_object_get(row, name));
-            if (width(cells[r][c]) > 60)
-                strcpy(cells[r][c] + 57, "...");
+            if (width(cells[r][c]) > 60) {
+                /* cut after 57 characters, not bytes, so UTF-8 stays whole */
+                char *p = cells[r][c];
+                size_t chars = 0;
+                while (*p && chars < 57) {
+                    p++;
+                    while ((*p & 0xC0) == 0x80)
+                        p++;
+                    chars++;
+                }
+                strcpy(p, "...");
+            }
             if (width(cells[r][c]) > w[c])
                 w[c] = width(cells[r][c]);
         }

@@ -206,7 +206,8 @@ lh_cmd_demo(int argc, char **argv)
     }
     lh_engine_close(eng);
     int64_t total = 0;
-    for (size_t t = 0; rc == 0 && t < N_TABLES; t++) {
+    size_t t = 0;
+    for (; rc == 0 && t < N_TABLES; t++) {
         char *path = lh_sprintf("%s/%s.csv", dir, TABLES[t].name);
         char *object = lh_sprintf("%s.csv", TABLES[t].name);
         int64_t t0 = lh_mono_us();
@@ -216,6 +217,14 @@ lh_cmd_demo(int argc, char **argv)
         lh_buf_init(&ignored);
         long status = 0;
         rc = lh_client_request(c, "GET", probe, NULL, NULL, &status, &ignored);
+        if (rc == 0 && status == 200) {
+            /* a deleted dataset answers 200 too: only a live one can be replaced */
+            json_t *d = json_loadb(ignored.data, ignored.len, 0, NULL);
+            const char *state = json_string_value(json_object_get(d, "state"));
+            if (state == NULL || strcmp(state, "live") != 0)
+                status = 404;
+            json_decref(d);
+        }
         lh_buf_free(&ignored);
         free(probe);
         const char *params[] = {"dataset", TABLES[t].name, "format", "csv", "mode",
@@ -235,6 +244,12 @@ lh_cmd_demo(int argc, char **argv)
         unlink(path);
         free(path);
         free(object);
+    }
+    /* whatever stopped us, leave no generated files behind */
+    for (size_t k = 0; k < N_TABLES; k++) {
+        char *path = lh_sprintf("%s/%s.csv", dir, TABLES[k].name);
+        unlink(path);
+        free(path);
     }
     rmdir(dir);
     free(allowed_dir);

@@ -212,7 +212,8 @@ lh_ingest_file(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_in
     char bucket[80] = ""; /* a copy: the current manifest may be freed once we commit */
     bool stored = false;
     int64_t rows = 0;
-    int rc = lh_catalog_begin(cat, o->dataset, &t, err);
+    /* a job may wait for the dataset's other writer; a request must not hold its thread */
+    int rc = lh_catalog_begin(cat, o->dataset, o->job != NULL, &t, err);
     if (rc != 0)
         return rc;
     const json_t *cur = lh_txn_live(t) ? lh_txn_current(t) : NULL;

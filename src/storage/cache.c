@@ -10,6 +10,7 @@
  */
 #include "storage/storage_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -43,6 +44,29 @@ lh_cache_new(const char *dir, int64_t max_bytes)
     c->dir = lh_strdup(dir);
     c->max_bytes = max_bytes;
     mkdir(dir, 0700);
+    /* copies from earlier runs are still good (named by ETag): index them so they count
+     * against the limit and can be evicted; half-written ".part-" files are removed */
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char *path = lh_sprintf("%s/%s", dir, de->d_name);
+        struct stat st;
+        if (strstr(de->d_name, ".part-")) {
+            unlink(path);
+        } else if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+            if (c->n == c->cap) {
+                c->cap = c->cap ? c->cap * 2 : 64;
+                c->entries = lh_realloc(c->entries, c->cap * sizeof *c->entries);
+            }
+            c->entries[c->n++] = (entry){lh_strdup(path), (int64_t)st.st_size, 0, 0};
+            c->bytes += (int64_t)st.st_size;
+        }
+        free(path);
+    }
+    if (d)
+        closedir(d);
     return c;
 }
 
@@ -68,13 +92,15 @@ find_locked(lh_cache *c, const char *path)
     return NULL;
 }
 
+/* Evict LRU unpinned copies until under the limit; `keep` (may be NULL) is the copy a
+ * caller is about to use and is never the victim. */
 static void
-evict_locked(lh_cache *c)
+evict_locked(lh_cache *c, const char *keep)
 {
     while (c->bytes > c->max_bytes) {
         entry *victim = NULL;
         for (size_t i = 0; i < c->n; i++)
-            if (c->entries[i].pins == 0 &&
+            if (c->entries[i].pins == 0 && !(keep && strcmp(c->entries[i].path, keep) == 0) &&
                 (victim == NULL || c->entries[i].used_mono_us < victim->used_mono_us))
                 victim = &c->entries[i];
         if (victim == NULL)
@@ -127,7 +153,8 @@ lh_cache_local_path(lh_cache *c, lh_store *s, const char *key, bool pin, char **
     char hex[65];
     lh_sha256_hex(ident.data, ident.len, hex);
     lh_buf_free(&ident);
-    const char *dot = strrchr(key, '.');
+    const char *base = strrchr(key, '/') ? strrchr(key, '/') + 1 : key;
+    const char *dot = strrchr(base, '.');
     char *path = lh_sprintf("%s/%s%s", c->dir, hex, dot && strlen(dot) <= 10 ? dot : "");
 
     pthread_mutex_lock(&c->lock);
@@ -184,7 +211,7 @@ lh_cache_local_path(lh_cache *c, lh_store *s, const char *key, bool pin, char **
     }
     e->used_mono_us = lh_mono_us();
     e->pins += pin;
-    evict_locked(c);
+    evict_locked(c, path);
     pthread_mutex_unlock(&c->lock);
     *path_out = path;
     return 0;
@@ -197,7 +224,7 @@ lh_cache_unpin(lh_cache *c, const char *path)
     entry *e = find_locked(c, path);
     if (e && e->pins > 0) {
         e->pins--;
-        evict_locked(c);
+        evict_locked(c, NULL);
     }
     pthread_mutex_unlock(&c->lock);
 }

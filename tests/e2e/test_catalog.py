@@ -169,7 +169,8 @@ class Catalog(unittest.TestCase):
         st, _, m = self.srv.request("PATCH", "/catalog/datasets/tmpds", who="loader",
                                     body={"owner": "finance", "tags": ["q3"], "freshness_sla_s": None})
         self.assertEqual((st, m["version"], m["metadata"]["owner"]), (200, 2, "finance"), m)
-        for body, code in (({"sensitivity": "secret"}, "invalid_metadata"), ({"colour": 1}, "invalid_metadata"),
+        for body, code in (({}, "invalid_metadata"), ({"sensitivity": "secret"}, "invalid_metadata"),
+                           ({"colour": 1}, "invalid_metadata"),
                            ({"tags": "q3"}, "invalid_metadata"), ({"source_system": "x"}, "invalid_metadata")):
             st, _, err = self.srv.request("PATCH", "/catalog/datasets/tmpds", who="loader", body=body)
             self.assertEqual((st, err["error"]["code"]), (400, code), body)
