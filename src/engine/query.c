@@ -455,39 +455,60 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
         rc = lh_err_set(err, LH_EIO, 503, "engine_unavailable", "could not connect to the engine");
         goto fail;
     }
-    if ((rc = admit(q, opts->sql, err)) != 0)
+    /* one statement (parsing only is cheap); whether it is a SELECT is settled by the
+     * wrapper below, which no other kind of statement parses inside */
+    duckdb_extracted_statements stmts = NULL;
+    idx_t n_stmts = duckdb_extract_statements(q->con, opts->sql, &stmts);
+    duckdb_destroy_extracted(&stmts);
+    if (n_stmts != 1) {
+        rc = admit(q, opts->sql, err); /* says why: empty, several, or a syntax error */
+        if (rc == 0)
+            rc = lh_err_set(err, LH_EINVAL, 400, "invalid_sql", "one statement per query");
         goto fail;
-    body = trimmed(opts->sql);
-    /* the row alias must not be one of the result's column names, or to_json() would
-     * take that column instead of the row */
-    char alias[32] = "lh_row";
-    for (int n = 1;; n++) {
-        bool taken = false;
-        for (size_t i = 0; i < q->n_cols; i++)
-            taken |= strcasecmp(q->col_names[i], alias) == 0;
-        if (!taken)
-            break;
-        snprintf(alias, sizeof alias, "lh_row_%d", n);
     }
+    body = trimmed(opts->sql);
+    /* a row alias no result column will have (to_json(alias) must mean the row) */
+    uint8_t rnd[4] = {0};
+    char hex[9], alias[32];
+    lh_random_bytes(rnd, sizeof rnd, NULL);
+    lh_hex(rnd, sizeof rnd, hex);
+    snprintf(alias, sizeof alias, "lh_row_%s", hex);
     /* one row more than the limit tells us whether the answer was cut */
     char limit_clause[48] = "";
     if (opts->row_limit > 0)
         snprintf(limit_clause, sizeof limit_clause, " LIMIT %lld", (long long)opts->row_limit + 1);
+    /* JSON also selects the row's own columns: the prepared statement then describes
+     * them (names and types for the header) and the query is bound only once */
     if (q->format == LH_QUERY_CSV)
         wrapped = lh_sprintf("SELECT COLUMNS(*)::VARCHAR FROM (\n%s\n) AS %s%s", body, alias,
                              limit_clause);
     else
-        wrapped = lh_sprintf("SELECT CAST(to_json(%s) AS VARCHAR) FROM (\n%s\n) AS %s%s", alias,
-                             body, alias, limit_clause);
+        wrapped = lh_sprintf("SELECT CAST(to_json(%s) AS VARCHAR), %s.* FROM (\n%s\n) AS %s%s",
+                             alias, alias, body, alias, limit_clause);
     if (duckdb_prepare(q->con, wrapped, &prep) == DuckDBError) {
+        /* the slow path, for errors only: classify the statement on its own */
+        if ((rc = admit(q, opts->sql, err)) != 0)
+            goto fail;
         const char *e = duckdb_prepare_error(prep);
         rc = prepare_error(err, e);
-        /* it parsed alone but not as a subquery: a PRAGMA or SHOW in disguise */
+        /* a SELECT alone but not as a subquery: a PRAGMA or SHOW in disguise */
         if (rc == LH_EINVAL && e && strncmp(e, "Parser Error", 12) == 0) {
             lh_err_set(err, LH_EINVAL, 400, "invalid_sql", "only plain SELECT queries are supported");
             lh_err_hint(err, "PRAGMA, SHOW and DESCRIBE are not available; query the data itself");
         }
         goto fail;
+    }
+    size_t first = q->format == LH_QUERY_CSV ? 0 : 1;
+    size_t total = (size_t)duckdb_prepared_statement_column_count(prep);
+    q->n_cols = total > first ? total - first : 0;
+    q->col_names = lh_calloc(q->n_cols ? q->n_cols : 1, sizeof *q->col_names);
+    q->col_types = lh_calloc(q->n_cols ? q->n_cols : 1, sizeof *q->col_types);
+    for (size_t i = 0; i < q->n_cols; i++) {
+        const char *name = duckdb_prepared_statement_column_name(prep, first + i);
+        q->col_names[i] = lh_strdup(name ? name : "");
+        duckdb_free((void *)name);
+        q->col_types[i] = lh_strdup(
+            type_name(duckdb_prepared_statement_column_type(prep, first + i)));
     }
     watch(eng, q);
     if (duckdb_execute_prepared_streaming(prep, &q->result) == DuckDBError) {
