@@ -20,13 +20,28 @@ typedef struct stream {
     lh_query *q;
     char request_id[LH_REQUEST_ID_MAX];
     lh_query_format format;
+    lh_buf head; /* bytes read ahead while deciding whether to stream at all */
+    size_t head_pos;
+    bool failed_early; /* the query failed during the read-ahead */
 } stream;
+
+/* Results up to this size are sent as one plain response (with Content-Length): a
+ * streamed response costs extra round trips through the event loop for small answers. */
+#define SMALL_RESULT (256 * 1024)
 
 static ssize_t
 read_stream(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     stream *s = cls;
+    if (s->head_pos < s->head.len) {
+        size_t n = s->head.len - s->head_pos < max ? s->head.len - s->head_pos : max;
+        memcpy(buf, s->head.data + s->head_pos, n);
+        s->head_pos += n;
+        return (ssize_t)n;
+    }
+    if (s->failed_early) /* only CSV gets here: it has no way to say so but to abort */
+        return MHD_CONTENT_READER_END_WITH_ERROR;
     bool end, failed;
     lh_err err;
     size_t n = lh_query_read(s->q, buf, max, &end, &failed, &err);
@@ -45,6 +60,7 @@ free_stream(void *cls)
 {
     stream *s = cls;
     lh_query_free(s->q);
+    lh_buf_free(&s->head);
     free(s);
 }
 
@@ -165,6 +181,22 @@ lh_h_query(lh_req *req, lh_resp *resp)
     resp->content_type = opts.format == LH_QUERY_CSV      ? "text/csv; charset=utf-8"
                          : opts.format == LH_QUERY_NDJSON ? "application/x-ndjson"
                                                           : "application/json";
+    /* read ahead: a small answer goes out whole, a large one streams after these bytes */
+    lh_buf_init(&s->head);
+    bool end = false, failed = false;
+    char chunk[16384];
+    while (!end && !failed && s->head.len < SMALL_RESULT) {
+        size_t n = lh_query_read(q, chunk, sizeof chunk, &end, &failed, &err);
+        lh_buf_append(&s->head, chunk, n);
+    }
+    if (failed)
+        lh_log_err(LH_LOG_WARN, s->request_id, &err);
+    s->failed_early = failed;
+    if (end && !(failed && opts.format == LH_QUERY_CSV)) {
+        lh_resp_text(resp, 200, resp->content_type, s->head.data ? s->head.data : "", s->head.len);
+        free_stream(s);
+        return 0;
+    }
     resp->reader = read_stream;
     resp->reader_free = free_stream;
     resp->reader_ctx = s;
