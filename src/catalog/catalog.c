@@ -638,7 +638,8 @@ lh_catalog_get(lh_catalog *c, const char *name, json_t **out, lh_err *err)
 }
 
 int
-lh_catalog_versions(lh_catalog *c, const char *name, json_t **out, lh_err *err)
+lh_catalog_versions(lh_catalog *c, const char *name, int64_t from, int64_t limit, json_t **out,
+                    lh_err *err)
 {
     pthread_mutex_lock(&c->lock);
     dataset *ds = find_locked(c, name);
@@ -652,7 +653,9 @@ lh_catalog_versions(lh_catalog *c, const char *name, json_t **out, lh_err *err)
     if (newest == 0)
         return not_found(err, name);
     json_t *arr = json_array();
-    for (int64_t v = 1; v <= newest; v++) {
+    if (from < 1)
+        from = 1;
+    for (int64_t v = from; v <= newest && v < from + limit; v++) {
         json_t *m = NULL;
         lh_err e;
         if (load_manifest(c, bucket, name, v, &m, &e) != 0) {

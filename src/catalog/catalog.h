@@ -49,9 +49,10 @@ json_t *lh_catalog_list(lh_catalog *c, const lh_catalog_filter *f);
 /* The latest manifest plus "freshness" (new), or 404 dataset_not_found. Deleted
  * datasets are found too (state "deleted"). */
 int lh_catalog_get(lh_catalog *c, const char *name, json_t **out, lh_err *err);
-/* Every version, oldest first: [{"version","change","created_at","created_by",
- * "row_count","state"}] (new). */
-int lh_catalog_versions(lh_catalog *c, const char *name, json_t **out, lh_err *err);
+/* Versions from..from+limit-1, oldest first: [{"version","change","created_at",
+ * "created_by","row_count","state"}] (new). Each costs one manifest read. */
+int lh_catalog_versions(lh_catalog *c, const char *name, int64_t from, int64_t limit, json_t **out,
+                        lh_err *err);
 /* {"datasets", "load_ms", "load_errors"} (new). */
 json_t *lh_catalog_stats(lh_catalog *c);
 

@@ -455,6 +455,7 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
         rc = lh_err_set(err, LH_EIO, 503, "engine_unavailable", "could not connect to the engine");
         goto fail;
     }
+    watch(eng, q); /* the time limit covers binding too (a read_csv sniffs when bound) */
     /* one statement (parsing only is cheap); whether it is a SELECT is settled by the
      * wrapper below, which no other kind of statement parses inside */
     duckdb_extracted_statements stmts = NULL;
@@ -510,7 +511,6 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
         q->col_types[i] = lh_strdup(
             type_name(duckdb_prepared_statement_column_type(prep, first + i)));
     }
-    watch(eng, q);
     if (duckdb_execute_prepared_streaming(prep, &q->result) == DuckDBError) {
         q->has_result = true;
         rc = sql_error(err, duckdb_result_error_type(&q->result), duckdb_result_error(&q->result));
@@ -609,6 +609,7 @@ lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *path,
         rc = lh_err_set(err, LH_EIO, 503, "engine_unavailable", "could not connect to the engine");
         goto out;
     }
+    watch(eng, q);
     if ((rc = admit(q, opts->sql, err)) != 0)
         goto out;
     body = trimmed(opts->sql);
@@ -622,7 +623,6 @@ lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *path,
         lh_buf_append(&sql, c, 1);
     }
     lh_buf_puts(&sql, "' (FORMAT parquet, COMPRESSION zstd)");
-    watch(eng, q);
     duckdb_result r;
     duckdb_prepared_statement prep = NULL;
     /* prepare, not query: exactly one statement, whatever the text */

@@ -76,11 +76,33 @@ lh_h_dataset_versions(lh_req *req, lh_resp *resp)
     json_t *m = visible_dataset(req, resp, name);
     if (m == NULL)
         return 0;
+    int64_t m_version = json_integer_value(json_object_get(m, "version"));
     json_decref(m);
+    int64_t range[2] = {1, 100}; /* from, limit */
+    const char *names[2] = {"from", "limit"};
+    for (int i = 0; i < 2; i++) {
+        const char *v = lh_req_query(req, names[i]);
+        char *end = NULL;
+        if (v == NULL)
+            continue;
+        long long n = strtoll(v, &end, 10);
+        if (*v == '\0' || *end != '\0' || n < 1 || (i == 1 && n > 1000)) {
+            lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
+                       i == 0 ? "'from' must be a version number (1 or more)"
+                              : "'limit' must be an integer from 1 to 1000");
+            return lh_resp_error(resp, &err);
+        }
+        range[i] = n;
+    }
     json_t *versions = NULL;
-    if (lh_catalog_versions(req->srv->catalog, name, &versions, &err) != 0)
+    if (lh_catalog_versions(req->srv->catalog, name, range[0], range[1], &versions, &err) != 0)
         return lh_resp_error(resp, &err);
-    return lh_resp_json(resp, 200, json_pack("{s:s, s:o}", "dataset", name, "versions", versions));
+    size_t got = json_array_size(versions);
+    json_t *last = json_array_get(versions, got ? got - 1 : 0);
+    int64_t next = got == (size_t)range[1] ? json_integer_value(json_object_get(last, "version")) + 1 : 0;
+    json_t *body = json_pack("{s:s, s:o}", "dataset", name, "versions", versions);
+    json_object_set_new(body, "next_from", next && next <= m_version ? json_integer(next) : json_null());
+    return lh_resp_json(resp, 200, body);
 }
 
 int

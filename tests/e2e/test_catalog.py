@@ -188,6 +188,14 @@ class Catalog(unittest.TestCase):
         self.assertNotIn("tmpds", [d["name"] for d in lst["datasets"]])
         st, _, v = self.srv.request("GET", "/catalog/datasets/tmpds/versions", who="analyst")
         self.assertEqual([x["change"] for x in v["versions"]], ["create", "patch", "delete"])
+        self.assertIsNone(v["next_from"])
+        st, _, v = self.srv.request("GET", "/catalog/datasets/tmpds/versions?limit=2", who="analyst")
+        self.assertEqual(([x["version"] for x in v["versions"]], v["next_from"]), ([1, 2], 3))
+        st, _, v = self.srv.request("GET", "/catalog/datasets/tmpds/versions?from=3&limit=2", who="analyst")
+        self.assertEqual(([x["version"] for x in v["versions"]], v["next_from"]), ([3], None))
+        for bad in ("limit=0", "limit=5000", "from=x", "from=0"):
+            st, _, err = self.srv.request("GET", "/catalog/datasets/tmpds/versions?" + bad, who="analyst")
+            self.assertEqual(st, 400, bad)
         # the data is kept until a sweep, and the name can be used again
         self.assertEqual(self.ingest("b\n2\n", dataset="tmpds", format="csv")[2]["version"], 4)
         self.assertEqual(self.sql("SELECT * FROM tmpds"), [{"b": 2}])
