@@ -49,7 +49,8 @@ struct lh_catalog {
     dataset **items;
     size_t n, cap;
     lh_buckets *buckets;
-    lh_engine *engine;
+    lh_engine *engine; /* internal work: manifests, footers, conversions */
+    lh_engine *views;  /* where users' SQL runs: the dataset views live here */
     lh_cache *cache;
     char *work_dir;
     int64_t load_ms;
@@ -369,7 +370,7 @@ refresh_view(lh_catalog *c, dataset *ds, lh_err *err)
     const json_t *m = ds->manifest;
     if (strcmp(str_of(m, "state"), "live") != 0) {
         unpin_all(c, ds);
-        return lh_engine_drop_view(c->engine, ds->name, err);
+        return lh_engine_drop_view(c->views, ds->name, err);
     }
     lh_store *store = lh_buckets_get(c->buckets, ds->bucket, err);
     if (store == NULL)
@@ -394,7 +395,7 @@ refresh_view(lh_catalog *c, dataset *ds, lh_err *err)
             lh_buf_printf(&empty, "%sNULL::%s AS ", i ? ", " : "", str_of(col, "type"));
             lh_sql_ident(&empty, str_of(col, "name"));
         }
-        rc = lh_engine_define_view(c->engine, ds->name, (const char *const *)paths, n, empty.data,
+        rc = lh_engine_define_view(c->views, ds->name, (const char *const *)paths, n, empty.data,
                                    err);
         lh_buf_free(&empty);
     }
@@ -512,6 +513,7 @@ lh_catalog_open(const lh_catalog_deps *deps, lh_catalog **out, lh_err *err)
     pthread_cond_init(&c->writer_done, NULL);
     c->buckets = deps->buckets;
     c->engine = deps->engine;
+    c->views = deps->views ? deps->views : deps->engine;
     c->cache = deps->cache;
     c->work_dir = lh_strdup(deps->work_dir);
     int64_t t0 = lh_mono_us();

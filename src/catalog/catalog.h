@@ -29,9 +29,10 @@ typedef struct lh_catalog lh_catalog;
 
 typedef struct lh_catalog_deps {
     lh_buckets *buckets;
-    lh_engine *engine;
+    lh_engine *engine;    /* internal work (manifests, footers); may read/write work_dir */
+    lh_engine *views;     /* the users' engine, where dataset views are defined (NULL: engine) */
     lh_cache *cache;
-    const char *work_dir; /* scratch folder the engine may read and write */
+    const char *work_dir; /* scratch folder `engine` may read and write */
 } lh_catalog_deps;
 
 /* Load every dataset of every bucket and define their views. Datasets that cannot be

@@ -69,7 +69,8 @@ lh_cmd_serve(int argc, char **argv)
 
     lh_err err;
     lh_config *cfg = NULL;
-    lh_engine *engine = NULL;
+    lh_engine *engine = NULL, *internal_engine = NULL;
+    char *results_dir = NULL;
     lh_jobs *jobs = NULL;
     lh_buckets *buckets = NULL;
     lh_cache *cache = NULL;
@@ -104,48 +105,67 @@ lh_cmd_serve(int argc, char **argv)
         status = rc == LH_EINVAL || rc == LH_EPERM ? 2 : 1;
         goto out;
     }
-    /* User SQL may read only dataset files: <root>/datasets/ of every local bucket and
-     * the cache of remote copies. Never the data dir itself: it holds the admin token,
-     * request bodies in flight and the error journal. */
+    /* Two DuckDB databases, each sandboxed to what it needs (the sandbox is per
+     * database):
+     *   users'   — dataset folders of local buckets, cache/objects (remote copies) and
+     *              cache/results (Parquet answers on their way out);
+     *   internal — the same dataset folders and cache/objects, plus work/ where uploads
+     *              arrive and are converted, which users' SQL must never see.
+     * Neither may read the data dir itself (admin token, journals). */
     char data_dir[PATH_MAX];
     if (realpath(lh_config_str(cfg, "server.data_dir"), data_dir) == NULL) {
         fprintf(stderr, "lakehouse: cannot resolve data_dir %s\n", lh_config_str(cfg, "server.data_dir"));
         goto out;
     }
+    char *cache_root = lh_sprintf("%s/cache", data_dir);
+    char *objects_dir = lh_sprintf("%s/objects", cache_root);
+    results_dir = lh_sprintf("%s/results", cache_root);
+    work_dir = lh_sprintf("%s/work", data_dir);
+    mkdir(cache_root, 0700);
+    mkdir(results_dir, 0700);
+    mkdir(work_dir, 0700);
     size_t n_buckets = lh_buckets_count(buckets);
-    char **allowed = lh_calloc(n_buckets + 2, sizeof *allowed);
-    size_t n_allowed = 0;
-    allowed[n_allowed++] = lh_sprintf("%s/cache/", data_dir);
+    char **user_dirs = lh_calloc(n_buckets + 3, sizeof *user_dirs);
+    char **internal_dirs = lh_calloc(n_buckets + 3, sizeof *internal_dirs);
+    size_t n_dirs = 0;
     for (size_t i = 0; i < n_buckets; i++) {
         lh_store *store = lh_buckets_get(buckets, lh_buckets_name_at(buckets, i), NULL);
         char *dir = store ? lh_store_fs_path(store, "datasets") : NULL;
         if (dir) {
-            allowed[n_allowed++] = lh_sprintf("%s/", dir);
+            user_dirs[n_dirs] = lh_sprintf("%s/", dir);
+            internal_dirs[n_dirs++] = lh_sprintf("%s/", dir);
             free(dir);
         }
     }
+    user_dirs[n_dirs] = lh_sprintf("%s/", objects_dir);
+    internal_dirs[n_dirs] = lh_sprintf("%s/", objects_dir);
+    user_dirs[n_dirs + 1] = lh_sprintf("%s/", results_dir);
+    internal_dirs[n_dirs + 1] = lh_sprintf("%s/", work_dir);
     lh_engine_opts eopts = {.threads = (int)lh_config_int(cfg, "engine.threads"),
                             .memory_limit = lh_config_str(cfg, "engine.memory_limit"),
-                            .allowed_dirs = (const char *const *)allowed};
+                            .allowed_dirs = (const char *const *)user_dirs};
     rc = lh_engine_open(&eopts, &engine, &err);
-    for (size_t i = 0; i < n_allowed; i++)
-        free(allowed[i]);
-    free(allowed);
+    if (rc == 0) {
+        eopts.allowed_dirs = (const char *const *)internal_dirs;
+        rc = lh_engine_open(&eopts, &internal_engine, &err);
+    }
+    for (size_t i = 0; i < n_dirs + 2; i++) {
+        free(user_dirs[i]);
+        free(internal_dirs[i]);
+    }
+    free(user_dirs);
+    free(internal_dirs);
     if (rc != 0 || lh_engine_ping(engine, &err) != 0) {
         fprintf(stderr, "lakehouse: %s%s%s\n", err.message, err.detail[0] ? ": " : "", err.detail);
+        free(objects_dir);
+        free(cache_root);
         goto out;
     }
-    /* the cache of remote objects and the engine's scratch space, both under cache/ */
-    char *cache_root = lh_sprintf("%s/cache", data_dir);
-    char *objects_dir = lh_sprintf("%s/objects", cache_root);
-    work_dir = lh_sprintf("%s/work", cache_root);
-    mkdir(cache_root, 0700);
-    mkdir(work_dir, 0700);
     cache = lh_cache_new(objects_dir, lh_config_int(cfg, "engine.cache_max_bytes"));
     free(objects_dir);
     free(cache_root);
-    lh_catalog_deps cdeps = {.buckets = buckets, .engine = engine, .cache = cache,
-                             .work_dir = work_dir};
+    lh_catalog_deps cdeps = {.buckets = buckets, .engine = internal_engine, .views = engine,
+                             .cache = cache, .work_dir = work_dir};
     if (lh_catalog_open(&cdeps, &catalog, &err) != 0) {
         fprintf(stderr, "lakehouse: %s\n", err.message);
         goto out;
@@ -156,8 +176,9 @@ lh_cmd_serve(int argc, char **argv)
         fprintf(stderr, "lakehouse: %s\n", err.message);
         goto out;
     }
-    lh_server_deps deps = {.config = cfg, .engine = engine, .jobs = jobs, .buckets = buckets,
-                           .catalog = catalog, .cache = cache, .work_dir = work_dir};
+    lh_server_deps deps = {.config = cfg,        .engine = engine,   .internal_engine = internal_engine,
+                           .jobs = jobs,        .buckets = buckets, .catalog = catalog,
+                           .cache = cache,      .work_dir = work_dir, .results_dir = results_dir};
     if (lh_server_start(&deps, &srv, &err) != 0) {
         fprintf(stderr, "lakehouse: %s%s%s\n", err.message, err.detail[0] ? ": " : "", err.detail);
         goto out;
@@ -191,6 +212,8 @@ out:
     free(work_dir);
     lh_buckets_close(buckets); /* flushes the error journal */
     lh_engine_close(engine);
+    lh_engine_close(internal_engine);
+    free(results_dir);
     if (status == 0)
         lh_log(LH_LOG_INFO, NULL, NULL, "stopped");
     lh_config_free(cfg);

@@ -206,7 +206,8 @@ run_ingest(lh_job *job, void *arg, lh_err *err)
                              .actor = j->actor, .job = job, .allow_bucket = job_may_use,
                              .allow_ctx = j};
     json_t *result = NULL;
-    int rc = lh_ingest_file(j->srv->catalog, j->srv->engine, j->srv->buckets, &o, &result, err);
+    int rc = lh_ingest_file(j->srv->catalog, j->srv->internal_engine, j->srv->buckets, &o, &result,
+                            err);
     if (rc == 0)
         lh_job_set_result(job, result);
     return rc;
@@ -344,7 +345,8 @@ lh_h_ingest_file(lh_req *req, lh_resp *resp)
                              .metadata = j->metadata, .source_object = j->source_object,
                              .actor = j->actor, .allow_bucket = job_may_use, .allow_ctx = j};
     json_t *result = NULL;
-    rc = lh_ingest_file(req->srv->catalog, req->srv->engine, req->srv->buckets, &o, &result, &err);
+    rc = lh_ingest_file(req->srv->catalog, req->srv->internal_engine, req->srv->buckets, &o, &result,
+                        &err);
     ingest_job_free(j);
     if (rc != 0)
         return lh_resp_error(resp, &err);

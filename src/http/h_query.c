@@ -75,7 +75,7 @@ answer_parquet(lh_req *req, lh_resp *resp, const lh_query_opts *opts, lh_err *er
     char hex[17];
     lh_random_bytes(rnd, sizeof rnd, NULL);
     lh_hex(rnd, sizeof rnd, hex);
-    char *path = lh_sprintf("%s/result-%s.parquet", req->srv->work_dir, hex);
+    char *path = lh_sprintf("%s/result-%s.parquet", req->srv->results_dir, hex);
     int64_t rows = 0;
     int rc = lh_query_to_parquet(req->srv->engine, opts, path, &rows, err);
     int fd = rc == 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;

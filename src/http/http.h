@@ -15,12 +15,14 @@ typedef struct lh_server lh_server;
 /* What the server serves; all borrowed and must outlive the server. */
 typedef struct lh_server_deps {
     const lh_config *config;
-    lh_engine *engine;
+    lh_engine *engine;          /* users' SQL */
+    lh_engine *internal_engine; /* ingest conversions (reads work_dir) */
     lh_jobs *jobs;
     lh_buckets *buckets;
     lh_catalog *catalog;
     lh_cache *cache;
-    const char *work_dir;
+    const char *work_dir;    /* uploads in flight: readable by internal_engine only */
+    const char *results_dir; /* Parquet query results: written by engine */
 } lh_server_deps;
 
 /* Bind [server] host:port, set up auth (creating the first admin token if no principal

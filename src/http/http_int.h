@@ -175,12 +175,14 @@ void lh_http__metrics_render(lh_metrics *m, lh_buf *out, long in_flight);
 /* ---- the server -------------------------------------------------------------------------- */
 struct lh_server {
     const lh_config *config;
-    lh_engine *engine;
+    lh_engine *engine;          /* users' SQL (the dataset views) */
+    lh_engine *internal_engine; /* ingest */
     lh_jobs *jobs;
     lh_buckets *buckets;
     lh_catalog *catalog;
     lh_cache *cache;
-    char *work_dir; /* where LH_ROUTE_BODY_FILE bodies go (readable by the engine) */
+    char *work_dir;    /* where LH_ROUTE_BODY_FILE bodies go (internal engine only) */
+    char *results_dir; /* Parquet query results on their way out */
     char *tmp_dir; /* <data_dir>/tmp: request bodies and downloads in flight */
     int64_t max_object_bytes;
     struct MHD_Daemon *daemon;

@@ -637,6 +637,8 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     srv->catalog = deps->catalog;
     srv->cache = deps->cache;
     srv->work_dir = lh_strdup(deps->work_dir ? deps->work_dir : "/tmp");
+    srv->results_dir = lh_strdup(deps->results_dir ? deps->results_dir : srv->work_dir);
+    srv->internal_engine = deps->internal_engine ? deps->internal_engine : deps->engine;
     srv->max_object_bytes = lh_config_int(cfg, "storage.max_object_bytes");
     srv->routes = ROUTES;
     srv->n_routes = N_ROUTES;
@@ -664,6 +666,7 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
         lh_http__auth_free(&srv->auth);
         free(srv->tmp_dir);
         free(srv->work_dir);
+    free(srv->results_dir);
         free(srv);
         return rc;
     }
@@ -684,6 +687,7 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
         lh_http__auth_free(&srv->auth);
         free(srv->tmp_dir);
         free(srv->work_dir);
+    free(srv->results_dir);
         free(srv);
         return lh_err_set(err, LH_EIO, 0, "listen_failed", "could not start the HTTP server");
     }
@@ -717,6 +721,7 @@ lh_server_shutdown(lh_server *srv, int64_t grace_ms)
     lh_http__auth_free(&srv->auth);
     free(srv->tmp_dir);
         free(srv->work_dir);
+    free(srv->results_dir);
     free(srv);
     return (int)left;
 }

@@ -122,7 +122,7 @@ class Catalog(unittest.TestCase):
         self.assertEqual((d["version"], d["row_count"]), (2, 4))
         data_dir = os.path.join(self.srv.data_dir, "buckets", "primary", "datasets", "acct", "data")
         self.assertEqual(len(os.listdir(data_dir)), 2)
-        self.assertEqual(os.listdir(os.path.join(self.srv.data_dir, "cache", "work")), [])
+        self.assertEqual(os.listdir(os.path.join(self.srv.data_dir, "work")), [])
         st, _, res = self.ingest("a\n1\n", dataset="acct", format="csv", mode="replace")
         self.assertEqual((st, res["total_rows"]), (201, 1))
         self.assertEqual(self.sql("SELECT * FROM acct"), [{"a": 1}])

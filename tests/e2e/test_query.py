@@ -91,7 +91,7 @@ class Query(unittest.TestCase):
         self.err({"sql": "SELECT * FROM read_csv('/etc/passwd')", "format": "parquet"}, 403, "sql_forbidden")
         self.err({"sql": "SELECT count(*) FROM range(100000000000)", "format": "parquet"}, 408, "query_timeout")
         # nothing left in the work dir
-        self.assertEqual([f for f in os.listdir(os.path.join(self.srv.data_dir, "cache", "work"))
+        self.assertEqual([f for f in os.listdir(os.path.join(self.srv.data_dir, "cache", "results"))
                           if f.startswith("result-")], [])
 
     def test_large_result_streams(self):
@@ -132,6 +132,8 @@ class Query(unittest.TestCase):
                     "SELECT content FROM read_text('%s')" % token,
                     "SELECT * FROM read_json('%s')" % journal,
                     "SELECT * FROM glob('%s/**')" % self.srv.data_dir,
+                    # uploads in flight and ingest scratch files belong to the server
+                    "SELECT * FROM glob('%s/work/*')" % self.srv.data_dir,
                     "SELECT * FROM read_csv('%s/datasets/../../../admin.token')"
                     % os.path.join(self.srv.data_dir, "buckets", "primary"),
                     "SELECT * FROM read_text('/etc/hostname')",
