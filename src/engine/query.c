@@ -21,10 +21,12 @@
  */
 #include "engine/engine_int.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 struct lh_query {
     lh_engine *eng;
@@ -44,6 +46,8 @@ struct lh_query {
     int64_t deadline_mono_us;
     struct lh_query *watch_next; /* engine's list of running queries */
     bool watched;
+    const char *out_path;  /* a Parquet result being written: watched for its size */
+    atomic_bool too_large; /* the watchdog stopped it for growing past max_bytes */
 };
 
 /* ---- errors: the one place DuckDB errors become lh_err for user SQL ---------------------- */
@@ -219,9 +223,15 @@ lh_engine__watchdog_scan(lh_engine *eng)
 {
     int64_t now = lh_mono_us();
     pthread_mutex_lock(&eng->watch_lock);
-    for (lh_query *q = eng->watched; q; q = q->watch_next)
+    for (lh_query *q = eng->watched; q; q = q->watch_next) {
         if (q->deadline_mono_us > 0 && now > q->deadline_mono_us)
             duckdb_interrupt(q->con);
+        struct stat st;
+        if (q->out_path && stat(q->out_path, &st) == 0 && (int64_t)st.st_size > q->max_bytes) {
+            atomic_store(&q->too_large, true);
+            duckdb_interrupt(q->con);
+        }
+    }
     pthread_mutex_unlock(&eng->watch_lock);
 }
 
@@ -600,6 +610,8 @@ lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *path,
     lh_query *q = lh_calloc(1, sizeof *q);
     q->eng = eng;
     q->deadline_mono_us = opts->timeout_ms > 0 ? lh_mono_us() + opts->timeout_ms * 1000 : 0;
+    q->max_bytes = opts->max_bytes > 0 ? opts->max_bytes : INT64_MAX;
+    q->out_path = path;
     lh_buf_init(&q->pending);
     char *body = NULL;
     lh_buf sql;
@@ -633,7 +645,11 @@ lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *path,
     }
     duckdb_state st = duckdb_execute_prepared(prep, &r);
     duckdb_destroy_prepare(&prep);
-    if (st == DuckDBError) {
+    if (st == DuckDBError && atomic_load(&q->too_large)) {
+        rc = lh_err_set(err, LH_ETOOBIG, 413, "result_too_large",
+                        "the result is over the limit of %lld bytes", (long long)q->max_bytes);
+        lh_err_hint(err, "select fewer columns or rows, or raise [engine] max_result_bytes");
+    } else if (st == DuckDBError) {
         const char *e = duckdb_result_error(&r);
         rc = sql_error(err, duckdb_result_error_type(&r), e);
         if (rc == LH_EINVAL && e && strncmp(e, "Parser Error", 12) == 0) {

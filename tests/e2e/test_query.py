@@ -90,6 +90,9 @@ class Query(unittest.TestCase):
         self.err({"sql": "COPY (SELECT 1) TO '/tmp/x.parquet'", "format": "parquet"}, 403, "sql_forbidden")
         self.err({"sql": "SELECT * FROM read_csv('/etc/passwd')", "format": "parquet"}, 403, "sql_forbidden")
         self.err({"sql": "SELECT count(*) FROM range(100000000000)", "format": "parquet"}, 408, "query_timeout")
+        # stopped while it is written, not after: the file never grows far past the limit
+        self.err({"sql": "SELECT md5(range::VARCHAR) || md5((range + 1)::VARCHAR) AS h FROM range(50000000)",
+                  "format": "parquet", "limit": 50000000}, 413, "result_too_large")
         # nothing left in the work dir
         self.assertEqual([f for f in os.listdir(os.path.join(self.srv.data_dir, "cache", "results"))
                           if f.startswith("result-")], [])
