@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/query — POST /query latency on the demo data beside raw DuckDB reading the same
 # Parquet files, in the same run, on loopback:
-#   lakehouse  curl POST /query {"sql": ..., "format": "json"}, timed by curl's time_total
+#   lakehouse  POST /query {"sql": ..., "format": "json"} from one keep-alive client (client.py)
 #              (auth, sandboxed DuckDB on the catalog's views, JSON streaming, HTTP)
 #   raw        the same SQL in one long-lived DuckDB process (bench/common/duckdb_raw.c on
 #              third_party/duckdb, the server's libduckdb), where every demo table is a view
@@ -106,38 +106,31 @@ for v in "${views[@]}"; do
 done
 
 # ---- measuring --------------------------------------------------------------------------
-ours() { # sql -> "seconds rows"
-    local out
-    python3 -c 'import json,sys; print(json.dumps({"sql": sys.argv[1], "format": "json"}))' "$1" >"$work/req.json"
-    out=$(curl -sS -o "$work/body" -w '%{http_code} %{time_total}' -H "$auth" \
-        -H 'Content-Type: application/json' --data-binary @"$work/req.json" "$lh/query") || true
-    [ "${out%% *}" = 200 ] || failed "POST /query answered ${out%% *} for: $1"
-    echo "${out#* }"
-}
-health() {
-    local out
-    out=$(curl -sS -o /dev/null -w '%{http_code} %{time_total}' "$lh/health") || true
-    [ "${out%% *}" = 200 ] || failed "GET /health answered ${out%% *}"
-    echo "${out#* }"
+# Ours runs over one keep-alive connection, as a service client would: a new curl
+# process per request would also time process start-up and cold caches.
+port=${lh##*:}
+token=${auth#Authorization: Bearer }
+client() { # method path body reps -> one line of seconds per request
+    python3 "$here/client.py" 127.0.0.1 "$port" "$token" "$1" "$2" "$3" "$4" "$work/body" ||
+        failed "$1 $2 failed"
 }
 
-health >/dev/null
-h=(); for ((i = 0; i < reps; i++)); do h+=("$(health)"); done
+h=(); mapfile -t h < <(client GET /health - $((reps + 1)) | tail -n "$reps")
 health_ms=$(printf '%s\n' "${h[@]}" | median | awk '{ printf "%.2f", $1 * 1000 }')
 health_min=$(printf '%s\n' "${h[@]}" | sort -g | head -1 | awk '{ printf "%.2f", $1 * 1000 }')
 
 declare -a m_ours m_raw b_ours b_raw n_rows
 for qi in "${!queries[@]}"; do
     sql=${queries[$qi]#*|}
-    # warm-up, and the row counts of both sides must agree
-    ours "$sql" >/dev/null
+    req=$(python3 -c 'import json,sys; print(json.dumps({"sql": sys.argv[1], "format": "json"}))' "$sql")
+    # one warm-up, then the reps; the row counts of both sides must agree
+    o=(); mapfile -t o < <(client POST /query "$req" $((reps + 1)) | tail -n "$reps")
     got=$(json_rows "$work/body")
     read -r _ want < <(raw "$sql")
     [ "$got" = "$want" ] || failed "POST /query gave $got rows, raw DuckDB $want, for: $sql"
     n_rows[$qi]=$want
-    o=(); r=()
+    r=()
     for ((i = 0; i < reps; i++)); do
-        o+=("$(ours "$sql")")
         read -r ms _ < <(raw "$sql"); r+=("$ms")
     done
     m_ours[$qi]=$(printf '%s\n' "${o[@]}" | median | awk '{ printf "%.3f", $1 * 1000 }')
@@ -157,5 +150,6 @@ for qi in "${!queries[@]}"; do
         "${b_ours[$qi]}" "${b_raw[$qi]}" "$(echo "${b_ours[$qi]} / ${b_raw[$qi]}" | bc -l)"
 done
 echo "ratio = lakehouse ms / raw DuckDB ms from the medians (target <= 1.10x); right: the fastest rep of each"
-echo "(less sensitive to other load). ours: curl time_total incl. HTTP, auth, sandboxed DuckDB, JSON;"
+echo "(less sensitive to other load). ours: one keep-alive client, request to last byte, incl. HTTP, auth,"
+echo "sandboxed DuckDB, JSON;"
 echo "raw: in-process duckdb_query on views over the same files (no HTTP, no rendering)."

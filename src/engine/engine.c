@@ -324,7 +324,9 @@ lh_engine_define_view(lh_engine *eng, const char *name, const char *const *paths
                 lh_buf_puts(&sql, ", ");
             lh_sql_quote(&sql, paths[i]);
         }
-        lh_buf_puts(&sql, "], union_by_name = true)");
+        /* files of a dataset share one schema (append checks it): no union_by_name,
+         * which would cost plans their pushdowns */
+        lh_buf_puts(&sql, "])");
     } else {
         /* no files: an empty relation with the dataset's columns */
         lh_buf_printf(&sql, " AS SELECT %s WHERE false",
