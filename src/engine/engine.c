@@ -28,6 +28,12 @@ watchdog_main(void *arg)
     lh_engine *eng = arg;
     pthread_mutex_lock(&eng->stop_lock);
     while (!eng->stopping) {
+        /* no query running: sleep until one starts (idle wake-ups are not free, least
+         * of all on a virtual machine) */
+        if (atomic_load(&eng->n_watched) == 0) {
+            pthread_cond_wait(&eng->stop_cond, &eng->stop_lock);
+            continue;
+        }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += WATCHDOG_TICK_MS * 1000000L;
@@ -44,6 +50,14 @@ watchdog_main(void *arg)
     }
     pthread_mutex_unlock(&eng->stop_lock);
     return NULL;
+}
+
+void
+lh_engine__watchdog_wake(lh_engine *eng)
+{
+    pthread_mutex_lock(&eng->stop_lock);
+    pthread_cond_broadcast(&eng->stop_cond);
+    pthread_mutex_unlock(&eng->stop_lock);
 }
 
 /* Settings that make user SQL harmless. Applied on a connection; they are database-wide

@@ -8,12 +8,14 @@
 
 #include <duckdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 struct lh_engine {
     duckdb_database db;
     /* running user queries, for the time-limit watchdog */
     pthread_mutex_t watch_lock;
     struct lh_query *watched;
+    atomic_int n_watched; /* the watchdog sleeps while this is 0 */
     pthread_t watchdog;
     bool watchdog_started;
     pthread_mutex_t stop_lock;
@@ -23,5 +25,7 @@ struct lh_engine {
 
 /* Interrupt every watched query past its deadline. */
 void lh_engine__watchdog_scan(lh_engine *eng);
+/* A query was added to the watched list: wake the watchdog if it sleeps. */
+void lh_engine__watchdog_wake(lh_engine *eng);
 
 #endif

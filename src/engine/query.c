@@ -200,7 +200,9 @@ watch(lh_engine *eng, lh_query *q)
     q->watch_next = eng->watched;
     eng->watched = q;
     q->watched = true;
+    atomic_fetch_add(&eng->n_watched, 1);
     pthread_mutex_unlock(&eng->watch_lock);
+    lh_engine__watchdog_wake(eng);
 }
 
 static void
@@ -212,6 +214,7 @@ unwatch(lh_engine *eng, lh_query *q)
     for (lh_query **link = &eng->watched; *link; link = &(*link)->watch_next)
         if (*link == q) {
             *link = q->watch_next;
+            atomic_fetch_sub(&eng->n_watched, 1);
             break;
         }
     q->watched = false;
