@@ -78,22 +78,10 @@ lh_h_dataset_versions(lh_req *req, lh_resp *resp)
         return 0;
     int64_t m_version = json_integer_value(json_object_get(m, "version"));
     json_decref(m);
-    int64_t range[2] = {1, 100}; /* from, limit */
-    const char *names[2] = {"from", "limit"};
-    for (int i = 0; i < 2; i++) {
-        const char *v = lh_req_query(req, names[i]);
-        char *end = NULL;
-        if (v == NULL)
-            continue;
-        long long n = strtoll(v, &end, 10);
-        if (*v == '\0' || *end != '\0' || n < 1 || (i == 1 && n > 1000)) {
-            lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
-                       i == 0 ? "'from' must be a version number (1 or more)"
-                              : "'limit' must be an integer from 1 to 1000");
-            return lh_resp_error(resp, &err);
-        }
-        range[i] = n;
-    }
+    int64_t range[2]; /* from, limit */
+    if (lh_req_query_int(req, "from", 1, 1, INT64_MAX, &range[0], &err) != 0 ||
+        lh_req_query_int(req, "limit", 100, 1, 1000, &range[1], &err) != 0)
+        return lh_resp_error(resp, &err);
     json_t *versions = NULL;
     if (lh_catalog_versions(req->srv->catalog, name, range[0], range[1], &versions, &err) != 0)
         return lh_resp_error(resp, &err);

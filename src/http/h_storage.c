@@ -121,26 +121,6 @@ lh_h_buckets_health(lh_req *req, lh_resp *resp)
 
 /* ---- objects ------------------------------------------------------------------------------- */
 
-static int
-parse_limit(lh_req *req, const char *name, size_t def, size_t max, size_t *out, lh_err *err)
-{
-    const char *text = lh_req_query(req, name);
-    if (text == NULL) {
-        *out = def;
-        return 0;
-    }
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (text[0] == '\0' || *end != '\0' || errno || v < 1 || (unsigned long long)v > max) {
-        lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'%s' must be an integer from 1 to %zu",
-                   name, max);
-        return LH_EINVAL;
-    }
-    *out = (size_t)v;
-    return 0;
-}
-
 int
 lh_h_objects_list(lh_req *req, lh_resp *resp)
 {
@@ -149,13 +129,13 @@ lh_h_objects_list(lh_req *req, lh_resp *resp)
     const char *bucket = bucket_param(req, resp, &failed);
     if (failed)
         return 0;
-    size_t limit;
-    if (parse_limit(req, "limit", 1000, 1000, &limit, &err) != 0)
+    int64_t limit;
+    if (lh_req_query_int(req, "limit", 1000, 1, 1000, &limit, &err) != 0)
         return lh_resp_error(resp, &err);
     const char *prefix = lh_req_query(req, "prefix");
     const char *cursor = lh_req_query(req, "cursor");
     lh_list_page page;
-    if (lh_buckets_list_objects(req->srv->buckets, bucket, prefix ? prefix : "", cursor, limit,
+    if (lh_buckets_list_objects(req->srv->buckets, bucket, prefix ? prefix : "", cursor, (size_t)limit,
                                 &page, req->request_id, &err) != 0)
         return lh_resp_error(resp, &err);
     json_t *objects = json_array();
@@ -402,13 +382,13 @@ int
 lh_h_storage_errors(lh_req *req, lh_resp *resp)
 {
     lh_err err;
-    size_t limit;
-    if (parse_limit(req, "limit", 100, 100000, &limit, &err) != 0)
+    int64_t limit;
+    if (lh_req_query_int(req, "limit", 100, 1, 100000, &limit, &err) != 0)
         return lh_resp_error(resp, &err);
     const char *bucket = lh_req_query(req, "bucket");
     if (bucket && check_bucket(req, bucket, &err) != 0)
         return lh_resp_error(resp, &err);
-    json_t *events = lh_buckets_errors_json(req->srv->buckets, bucket, limit);
+    json_t *events = lh_buckets_errors_json(req->srv->buckets, bucket, (size_t)limit);
     /* a principal limited to some buckets sees only their errors */
     json_t *mine = filter_buckets(req, events, "bucket");
     json_decref(events);

@@ -78,6 +78,28 @@ lh_req_query(const lh_req *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+int
+lh_req_query_int(const lh_req *req, const char *name, int64_t def, int64_t min, int64_t max,
+                 int64_t *out, lh_err *err)
+{
+    const char *text = lh_req_query(req, name);
+    if (text == NULL) {
+        *out = def;
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (text[0] == '\0' || *end != '\0' || errno || v < min || v > max) {
+        lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                   "'%s' must be an integer from %lld to %lld", name, (long long)min,
+                   (long long)max);
+        return LH_EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
 const char *
 lh_req_header(const lh_req *req, const char *name)
 {
