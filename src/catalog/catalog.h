@@ -93,6 +93,14 @@ int lh_catalog_resync(lh_catalog *c, const char *name, const char *actor, json_t
  * sizes differ from the manifest. Returns {"checked", "resynced": [names], "errors"}. */
 json_t *lh_catalog_resync_missing(lh_catalog *c, const char *actor);
 
+/* Remove data files under datasets/{name}/data/ of every bucket that no manifest version
+ * references (leftovers of a crash between a data put and its commit, or of datasets
+ * whose manifests are gone) and that are older than grace_s (so another server's ingest
+ * in flight is never touched). With dry_run, only reports. Datasets being written are
+ * skipped (reported as errors). Returns {"removed": [{"bucket","key","bytes"}],
+ * "removed_bytes", "kept_young", "errors", "dry_run", "grace_s"} (new). */
+json_t *lh_catalog_sweep(lh_catalog *c, int64_t grace_s, bool dry_run);
+
 /* Validate and normalise dataset metadata given by a client (owner, sensitivity,
  * description, tags, freshness_sla_s). Returns 0 and fills *out (new) or 400. */
 int lh_catalog_check_metadata(const json_t *in, json_t **out, lh_err *err);

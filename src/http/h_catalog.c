@@ -141,6 +141,22 @@ lh_h_dataset_resync(lh_req *req, lh_resp *resp)
 }
 
 int
+lh_h_sweep(lh_req *req, lh_resp *resp)
+{
+    lh_err err;
+    int64_t grace_s;
+    const char *dry = lh_req_query(req, "dry_run");
+    if (lh_req_query_int(req, "grace_s", 3600, 0, INT64_C(10) * 365 * 86400, &grace_s, &err) != 0)
+        return lh_resp_error(resp, &err);
+    if (dry && strcmp(dry, "true") != 0 && strcmp(dry, "false") != 0) {
+        lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter", "'dry_run' must be true or false");
+        return lh_resp_error(resp, &err);
+    }
+    return lh_resp_json(resp, 200,
+                        lh_catalog_sweep(req->srv->catalog, grace_s, dry && strcmp(dry, "true") == 0));
+}
+
+int
 lh_h_resync_missing(lh_req *req, lh_resp *resp)
 {
     return lh_resp_json(resp, 200, lh_catalog_resync_missing(req->srv->catalog, req->principal->name));

@@ -46,6 +46,7 @@ static const lh_route ROUTES[] = {
     {"DELETE", "/catalog/datasets/{name}", lh_h_dataset_delete, LH_ALLOW_WRITE, 0},
     {"POST", "/catalog/datasets/{name}/resync", lh_h_dataset_resync, LH_ALLOW_WRITE, 0},
     {"POST", "/catalog/resync-missing", lh_h_resync_missing, LH_ALLOW_ADMIN, 0},
+    {"POST", "/maintenance/sweep", lh_h_sweep, LH_ALLOW_ADMIN, 0},
     {"POST", "/ingest/file", lh_h_ingest_file, LH_ALLOW_WRITE, LH_ROUTE_BODY_FILE},
     {"GET", "/storage/buckets", lh_h_buckets_list, LH_ALLOW_READ, 0},
     {"GET", "/storage/bucket-health", lh_h_buckets_health, LH_ALLOW_READ, 0},
