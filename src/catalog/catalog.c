@@ -282,18 +282,28 @@ check_manifest(lh_catalog *c, const json_t *m, lh_err *err)
     return 0;
 }
 
+/* Rows (JSON objects, new) of `before 'path' after`: a statement over one local file. */
+static int
+rows_of_file(lh_catalog *c, const char *before, const char *path, const char *after, json_t **rows,
+             lh_err *err)
+{
+    lh_buf sql;
+    lh_buf_init(&sql);
+    lh_buf_puts(&sql, before);
+    lh_sql_quote(&sql, path);
+    lh_buf_puts(&sql, after);
+    int rc = lh_engine_rows(c->engine, sql.data, rows, err);
+    lh_buf_free(&sql);
+    return rc;
+}
+
 /* Rebuild the manifest JSON from a local manifest Parquet file. Returns new. */
 static int
 read_manifest_file(lh_catalog *c, const char *bucket, const char *path, json_t **out, lh_err *err)
 {
-    lh_buf sql;
-    lh_buf_init(&sql);
-    lh_buf_puts(&sql, "SELECT * FROM read_parquet(");
-    lh_sql_quote(&sql, path);
-    lh_buf_puts(&sql, ") ORDER BY record, position");
     json_t *rows = NULL;
-    int rc = lh_engine_rows(c->engine, sql.data, &rows, err);
-    lh_buf_free(&sql);
+    int rc = rows_of_file(c, "SELECT * FROM read_parquet(", path, ") ORDER BY record, position",
+                          &rows, err);
     if (rc != 0)
         return rc;
     json_t *m = NULL;
@@ -699,14 +709,8 @@ lh_catalog_work_dir(lh_catalog *c)
 int
 lh_catalog_schema_of(lh_catalog *c, const char *local_parquet, json_t **columns, lh_err *err)
 {
-    lh_buf sql;
-    lh_buf_init(&sql);
-    lh_buf_puts(&sql, "DESCRIBE SELECT * FROM read_parquet(");
-    lh_sql_quote(&sql, local_parquet);
-    lh_buf_puts(&sql, ")");
     json_t *rows = NULL;
-    int rc = lh_engine_rows(c->engine, sql.data, &rows, err);
-    lh_buf_free(&sql);
+    int rc = rows_of_file(c, "DESCRIBE SELECT * FROM read_parquet(", local_parquet, ")", &rows, err);
     if (rc != 0)
         return rc;
     json_t *cols = json_array();
@@ -996,14 +1000,9 @@ resync_file(lh_catalog *c, lh_store *store, json_t *f, lh_err *err)
     char *path = NULL;
     if ((rc = lh_cache_local_path(c->cache, store, key, true, &path, err)) != 0)
         return rc;
-    lh_buf sql;
-    lh_buf_init(&sql);
-    lh_buf_puts(&sql, "SELECT sum(num_rows)::BIGINT AS n FROM parquet_file_metadata(");
-    lh_sql_quote(&sql, path);
-    lh_buf_puts(&sql, ")");
     json_t *rows = NULL;
-    rc = lh_engine_rows(c->engine, sql.data, &rows, err);
-    lh_buf_free(&sql);
+    rc = rows_of_file(c, "SELECT sum(num_rows)::BIGINT AS n FROM parquet_file_metadata(", path, ")",
+                      &rows, err);
     lh_cache_unpin(c->cache, path);
     free(path);
     if (rc != 0)

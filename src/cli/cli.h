@@ -25,7 +25,6 @@ typedef struct lh_client lh_client;
 /* Find the server and the token (see client.c). Returns an exit status; 0 and *out. */
 int lh_client_open(const char *config_path, lh_client **out);
 void lh_client_close(lh_client *c);
-const char *lh_client_url(const lh_client *c);
 /* One request: JSON body, or a file streamed as the body, or neither. Returns an exit
  * status (0 when an HTTP answer came back, whatever its status). */
 int lh_client_request(lh_client *c, const char *method, const char *path, const char *json_body,

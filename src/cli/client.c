@@ -94,12 +94,6 @@ lh_client_close(lh_client *c)
     free(c);
 }
 
-const char *
-lh_client_url(const lh_client *c)
-{
-    return c->base_url;
-}
-
 static size_t
 to_buf(char *data, size_t size, size_t n, void *ud)
 {

@@ -77,7 +77,6 @@ int lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh
  * NDJSON: a last error line, CSV: the stream stops), *failed is set and err filled.
  * One thread at a time. */
 size_t lh_query_read(lh_query *q, char *buf, size_t max, bool *end, bool *failed, lh_err *err);
-int64_t lh_query_rows(const lh_query *q);
 /* Admit like lh_query_start, then write the whole result (up to row_limit rows) as one
  * zstd Parquet file at path (which must be in an allowed directory). */
 int lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *path, int64_t *rows,

@@ -578,12 +578,6 @@ lh_query_read(lh_query *q, char *buf, size_t max, bool *end, bool *failed_out, l
     return n;
 }
 
-int64_t
-lh_query_rows(const lh_query *q)
-{
-    return q->rows;
-}
-
 void
 lh_query_free(lh_query *q)
 {

@@ -327,17 +327,30 @@ check_system_write(lh_req *req, const char *key, lh_err *err)
     return 0;
 }
 
+/* PUT and DELETE: the bucket and key a principal may write, or the answer is set. */
+static bool
+writable_target(lh_req *req, lh_resp *resp, const char **bucket, const char **key)
+{
+    lh_err err;
+    bool failed;
+    *bucket = bucket_param(req, resp, &failed);
+    if (failed)
+        return false;
+    *key = lh_req_param(req, "key");
+    if (lh_key_check(*key, &err) != 0 || check_system_write(req, *key, &err) != 0) {
+        lh_resp_error(resp, &err);
+        return false;
+    }
+    return true;
+}
+
 int
 lh_h_object_put(lh_req *req, lh_resp *resp)
 {
     lh_err err;
-    bool failed;
-    const char *bucket = bucket_param(req, resp, &failed);
-    if (failed)
+    const char *bucket, *key;
+    if (!writable_target(req, resp, &bucket, &key))
         return 0;
-    const char *key = lh_req_param(req, "key");
-    if (lh_key_check(key, &err) != 0 || check_system_write(req, key, &err) != 0)
-        return lh_resp_error(resp, &err);
     const char *inm = lh_req_header(req, "If-None-Match");
     int flags = 0;
     if (inm) {
@@ -364,13 +377,9 @@ int
 lh_h_object_delete(lh_req *req, lh_resp *resp)
 {
     lh_err err;
-    bool failed;
-    const char *bucket = bucket_param(req, resp, &failed);
-    if (failed)
+    const char *bucket, *key;
+    if (!writable_target(req, resp, &bucket, &key))
         return 0;
-    const char *key = lh_req_param(req, "key");
-    if (lh_key_check(key, &err) != 0 || check_system_write(req, key, &err) != 0)
-        return lh_resp_error(resp, &err);
     if (lh_buckets_delete_object(req->srv->buckets, bucket, key, req->request_id, &err) != 0)
         return lh_resp_error(resp, &err);
     return lh_resp_text(resp, 204, "application/json", "", 0);
