@@ -1,0 +1,229 @@
+/*
+ * ingest_common.c — the commit path every ingest shares (see ingest_int.h): the
+ * dataset's writer slot, the data files, the schema check, metadata and lineage, and
+ * the manifest commit with its clean-up on failure.
+ */
+#include "ingest/ingest_int.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int
+lh_ingest_mode_parse(const char *s)
+{
+    if (strcmp(s, "create") == 0)
+        return LH_INGEST_CREATE;
+    if (strcmp(s, "append") == 0)
+        return LH_INGEST_APPEND;
+    if (strcmp(s, "replace") == 0)
+        return LH_INGEST_REPLACE;
+    return -1;
+}
+
+const char *
+lh_ingest__mode_name(lh_ingest_mode m)
+{
+    return m == LH_INGEST_CREATE ? "create" : m == LH_INGEST_APPEND ? "append" : "replace";
+}
+
+int
+lh_ingest__begin(lh_catalog *cat, lh_buckets *buckets, const char *dataset, const char *bucket,
+                 lh_ingest_mode mode, bool wait, bool (*allow_bucket)(void *, const char *),
+                 void *allow_ctx, lh_ingest__target *t, lh_err *err)
+{
+    memset(t, 0, sizeof *t);
+    t->cat = cat;
+    t->buckets = buckets;
+    t->dataset = dataset;
+    t->mode = mode;
+    t->new_files = json_array();
+    uint8_t rnd[4];
+    char hex[9];
+    lh_random_bytes(rnd, sizeof rnd, NULL);
+    lh_hex(rnd, sizeof rnd, hex);
+    snprintf(t->tag, sizeof t->tag, "%020lld-%s", (long long)lh_now_us(), hex);
+
+    int rc = lh_catalog_begin(cat, dataset, wait, &t->txn, err);
+    if (rc != 0)
+        return rc;
+    t->cur = lh_txn_live(t->txn) ? lh_txn_current(t->txn) : NULL;
+    if (mode == LH_INGEST_CREATE && t->cur) {
+        rc = lh_err_set(err, LH_EEXIST, 409, "dataset_exists", "dataset '%s' exists already",
+                        dataset);
+        lh_err_hint(err, "use mode=append or mode=replace");
+        return rc;
+    }
+    if (mode != LH_INGEST_CREATE && !t->cur) {
+        rc = lh_err_set(err, LH_ENOTFOUND, 404, "dataset_not_found", "no dataset named '%s'",
+                        dataset);
+        lh_err_hint(err, "use mode=create for a new dataset");
+        return rc;
+    }
+    /* an existing dataset (live or deleted: its versions stay where they are) keeps its
+     * bucket; a new one goes where asked */
+    const json_t *any = lh_txn_current(t->txn);
+    snprintf(t->bucket, sizeof t->bucket, "%s",
+             any ? json_string_value(json_object_get(any, "bucket"))
+                 : (bucket ? bucket : "primary"));
+    if (any && bucket && strcmp(bucket, t->bucket) != 0) {
+        rc = lh_err_set(err, LH_EEXIST, 409, "dataset_elsewhere",
+                        "dataset '%s' lives in bucket '%s', not '%s'", dataset, t->bucket, bucket);
+        lh_err_hint(err, "a dataset's versions stay in one bucket; choose another name");
+        return rc;
+    }
+    if (strncmp(t->bucket, "profile:", 8) == 0)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "datasets cannot live in profile buckets");
+    if (allow_bucket && !allow_bucket(allow_ctx, t->bucket))
+        return lh_err_set(err, LH_EPERM, 403, "forbidden", "you may not use bucket '%s'",
+                          t->bucket);
+    if (lh_buckets_get(buckets, t->bucket, err) == NULL)
+        return LH_ENOTFOUND;
+    return 0;
+}
+
+int
+lh_ingest__store(lh_ingest__target *t, const char *local_path, int64_t rows, lh_err *err)
+{
+    int fd = open(local_path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return lh_err_set(err, LH_EIO, 500, "work_dir_unreadable",
+                          "could not read the converted file");
+    }
+    char *key = lh_sprintf("datasets/%s/data/%s-%zu.parquet", t->dataset, t->tag,
+                           json_array_size(t->new_files));
+    lh_source src = {.fd = fd, .len = (int64_t)st.st_size, .may_link = true};
+    int rc = lh_buckets_put_object(t->buckets, t->bucket, key, &src, LH_PUT_CREATE_ONLY, NULL,
+                                   NULL, err);
+    close(fd);
+    if (rc == 0)
+        json_array_append_new(t->new_files,
+                              json_pack("{s:s, s:I, s:I, s:s}", "path", key, "bytes",
+                                        (json_int_t)st.st_size, "rows", (json_int_t)rows, "kind",
+                                        "base"));
+    free(key);
+    return rc;
+}
+
+int
+lh_ingest__check_schema(const json_t *have, const json_t *got, const char *what, lh_err *err)
+{
+    size_t n_have = json_array_size(have), n_got = json_array_size(got);
+    for (size_t i = 0; i < n_have || i < n_got; i++) {
+        const json_t *h = json_array_get(have, i), *g = json_array_get(got, i);
+        const char *hn = h ? json_string_value(json_object_get(h, "name")) : NULL;
+        const char *gn = g ? json_string_value(json_object_get(g, "name")) : NULL;
+        const char *ht = h ? json_string_value(json_object_get(h, "type")) : NULL;
+        const char *gt = g ? json_string_value(json_object_get(g, "type")) : NULL;
+        int rc = 0;
+        if (!g)
+            rc = lh_err_set(err, LH_EINVAL, 400, "schema_mismatch",
+                            "%s has no column '%s' (column %zu of the dataset)", what, hn, i + 1);
+        else if (!h)
+            rc = lh_err_set(err, LH_EINVAL, 400, "schema_mismatch",
+                            "%s has an extra column '%s' (column %zu)", what, gn, i + 1);
+        else if (strcmp(hn, gn) != 0)
+            rc = lh_err_set(err, LH_EINVAL, 400, "schema_mismatch",
+                            "column %zu is '%s' in the dataset but '%s' in %s", i + 1, hn, gn, what);
+        else if (strcmp(ht, gt) != 0)
+            rc = lh_err_set(err, LH_EINVAL, 400, "schema_mismatch",
+                            "column '%s' is %s in the dataset but %s in %s", hn, ht, gt, what);
+        if (rc != 0) {
+            lh_err_hint(err, "append needs the same columns in the same order with the same "
+                             "types; use mode=replace to change the schema");
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static json_t *
+build_metadata(const json_t *client_meta, const char *actor, const json_t *current,
+               json_t *lineage)
+{
+    json_t *meta = current ? json_deep_copy(json_object_get(current, "metadata")) : json_object();
+    if (!json_is_object(meta)) {
+        json_decref(meta);
+        meta = json_object();
+    }
+    if (!current) { /* defaults, ADR-013: auto-detected where possible */
+        json_object_set_new(meta, "owner", json_string(actor ? actor : ""));
+        json_object_set_new(meta, "sensitivity", json_string("internal"));
+        json_object_set_new(meta, "description", json_string(""));
+        json_object_set_new(meta, "tags", json_array());
+        json_object_set_new(meta, "freshness_sla_s", json_null());
+    }
+    const json_t *ss = client_meta ? json_object_get(client_meta, "source_system") : NULL;
+    if (json_is_string(ss))
+        json_object_set(lineage, "source_system", (json_t *)ss);
+    if (client_meta) {
+        json_t *copy = json_deep_copy(client_meta);
+        json_object_del(copy, "source_system"); /* lineage, above */
+        json_object_update(meta, copy);
+        json_decref(copy);
+    }
+    char when[32];
+    lh_time_format(lh_now_us(), when);
+    json_object_set_new(lineage, "ingested_at", json_string(when));
+    json_object_set_new(lineage, "ingested_by", json_string(actor ? actor : ""));
+    json_object_set_new(meta, "lineage", lineage);
+    return meta;
+}
+
+int
+lh_ingest__commit(lh_ingest__target *t, const json_t *columns, const json_t *client_meta,
+                  json_t *lineage, const char *actor, json_t **committed, lh_err *err)
+{
+    json_t *files = t->mode == LH_INGEST_APPEND
+                        ? json_deep_copy(json_object_get(t->cur, "files"))
+                        : json_array();
+    json_array_extend(files, t->new_files);
+    int64_t total_rows = 0, total_bytes = 0;
+    size_t i;
+    json_t *f;
+    json_array_foreach(files, i, f)
+    {
+        total_rows += json_integer_value(json_object_get(f, "rows"));
+        total_bytes += json_integer_value(json_object_get(f, "bytes"));
+    }
+    json_t *m = json_pack("{s:s, s:s, s:s, s:I, s:I, s:O, s:o, s:o}", "state", "live", "change",
+                          lh_ingest__mode_name(t->mode), "created_by", actor ? actor : "",
+                          "row_count", (json_int_t)total_rows, "bytes", (json_int_t)total_bytes,
+                          "columns", columns, "files", files, "metadata",
+                          build_metadata(client_meta, actor,
+                                         t->mode == LH_INGEST_CREATE ? NULL : t->cur, lineage));
+    int rc = lh_catalog_commit(t->txn, t->bucket, m, committed, err);
+    t->txn = NULL; /* commit ends the transaction either way */
+    t->cur = NULL;
+    /* committed, or the manifest may exist after all (a lost answer): leave the data
+     * files to the sweep rather than delete what a manifest may point at */
+    if (rc == 0 || rc == LH_EEXIST || rc == LH_EUNAVAIL || rc == LH_EIO)
+        t->keep_files = true;
+    return rc;
+}
+
+void
+lh_ingest__end(lh_ingest__target *t)
+{
+    if (t->new_files && !t->keep_files) {
+        size_t i;
+        json_t *f;
+        json_array_foreach(t->new_files, i, f)
+        {
+            lh_err ignored;
+            lh_buckets_delete_object(t->buckets, t->bucket,
+                                     json_string_value(json_object_get(f, "path")), NULL,
+                                     &ignored);
+        }
+    }
+    lh_catalog_abort(t->txn);
+    t->txn = NULL;
+    json_decref(t->new_files);
+    t->new_files = NULL;
+}
