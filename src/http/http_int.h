@@ -223,6 +223,7 @@ int lh_h_dataset_resync(lh_req *req, lh_resp *resp);
 int lh_h_resync_missing(lh_req *req, lh_resp *resp);
 int lh_h_sweep(lh_req *req, lh_resp *resp);
 int lh_h_ingest_file(lh_req *req, lh_resp *resp);
+int lh_h_ingest_db(lh_req *req, lh_resp *resp);
 int lh_h_buckets_list(lh_req *req, lh_resp *resp);
 int lh_h_buckets_health(lh_req *req, lh_resp *resp);
 int lh_h_objects_list(lh_req *req, lh_resp *resp);

@@ -48,6 +48,7 @@ static const lh_route ROUTES[] = {
     {"POST", "/catalog/resync-missing", lh_h_resync_missing, LH_ALLOW_ADMIN, 0},
     {"POST", "/maintenance/sweep", lh_h_sweep, LH_ALLOW_ADMIN, 0},
     {"POST", "/ingest/file", lh_h_ingest_file, LH_ALLOW_WRITE, LH_ROUTE_BODY_FILE},
+    {"POST", "/ingest/db", lh_h_ingest_db, LH_ALLOW_WRITE, LH_ROUTE_JSON_BODY},
     {"GET", "/storage/buckets", lh_h_buckets_list, LH_ALLOW_READ, 0},
     {"GET", "/storage/bucket-health", lh_h_buckets_health, LH_ALLOW_READ, 0},
     {"GET", "/storage/buckets/{bucket}/objects", lh_h_objects_list, LH_ALLOW_READ, 0},

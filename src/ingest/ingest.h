@@ -1,6 +1,6 @@
 /*
- * ingest.h — loading data into datasets: files (CSV, JSON, NDJSON, Parquet) now;
- * PostgreSQL tables and row changes build on the same commit path.
+ * ingest.h — loading data into datasets: files (CSV, JSON, NDJSON, Parquet) and
+ * PostgreSQL tables or queries, all through one commit path (ingest_common.c).
  */
 #ifndef LH_INGEST_H
 #define LH_INGEST_H
@@ -34,5 +34,49 @@ typedef struct lh_ingest_file_opts {
 int lh_ingest_file(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets,
                    const lh_ingest_file_opts *o, json_t **result, lh_err *err);
 int lh_ingest_mode_parse(const char *s); /* -1 when unknown */
+
+/* ---- PostgreSQL ------------------------------------------------------------------------ */
+
+typedef enum { LH_PG_COPY, LH_PG_CURSOR } lh_pg_method;
+
+typedef struct lh_ingest_db_opts {
+    const char *dataset;
+    const char *bucket; /* for a new dataset; NULL: "primary" */
+    lh_ingest_mode mode;
+    const char *dsn;      /* URI or key=value (PQconninfoParse); may hold a password */
+    const char *password; /* from a secret_ref; overrides the DSN's; NULL: none */
+    const char *table;    /* "schema.table" or "table" ... */
+    const char *query;    /* ... or a SELECT (exactly one of the two) */
+    const char *since_column; /* incremental: only rows newer than the last watermark */
+    int64_t batch_rows;       /* rows per Parquet file; <= 0: LH_PG_BATCH_ROWS */
+    lh_pg_method method;
+    const json_t *metadata; /* validated by lh_catalog_check_metadata; may be NULL */
+    const char *actor;
+    lh_job *job; /* progress goes here when set */
+    bool (*allow_bucket)(void *ctx, const char *bucket);
+    void *allow_ctx;
+} lh_ingest_db_opts;
+
+#define LH_PG_BATCH_ROWS 1000000
+#define LH_PG_MAX_BATCH_ROWS 50000000
+
+/* Check a DSN without connecting: syntax (libpq's parser) and keys (those that would make
+ * the server read its own files — passfile, service, ssl key/cert paths — are refused).
+ * 400 invalid_dsn naming the problem; the password never appears in err. */
+int lh_ingest_db_check_dsn(const char *dsn, lh_err *err);
+
+/* Read the table or query from one REPEATABLE READ READ ONLY snapshot, streamed
+ * (COPY ... TO STDOUT or a server-side cursor), converting every batch_rows rows to a
+ * zstd Parquet file while the next batch arrives, then commit one manifest version whose
+ * lineage names the source as postgresql://user:***@host:port/db with the table or query,
+ * the snapshot time and, with since_column, the new watermark. Failures leave no new
+ * version and no stored file. Errors: 400 invalid_dsn / source_auth_failed /
+ * invalid_query / query_not_select / schema_mismatch, 403 source_permission_denied, 404
+ * source_table_not_found, 502 source_unreachable / source_connection_lost. *result (new):
+ * {"dataset","version","rows","total_rows","columns","files","source","snapshot_at",
+ *  "watermark","method","timings_ms"}; with since_column and no newer rows, no version is
+ * written and the result says "unchanged": true. */
+int lh_ingest_db(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets,
+                 const lh_ingest_db_opts *o, json_t **result, lh_err *err);
 
 #endif

@@ -1,0 +1,1212 @@
+/*
+ * ingest_pg.c — PostgreSQL streaming ingest: a table or a SELECT, read from one
+ * consistent snapshot, written batch by batch as zstd Parquet, committed as one version.
+ *
+ * The pipeline has two threads. The caller's thread drives libpq: it opens a
+ * REPEATABLE READ READ ONLY transaction, describes the source, and streams the rows
+ * (COPY (...) TO STDOUT WITH (FORMAT csv), or FETCH from a server-side cursor written
+ * out as the same CSV) into a local CSV file in the work dir. Every batch_rows rows it
+ * hands the file to a converter thread and starts the next one; the converter has DuckDB
+ * turn the batch into Parquet with explicit column types (no sniffing) and stores it in
+ * the bucket. At most one batch waits, so memory and scratch disk stay bounded by two
+ * batches whatever the table's size, and PostgreSQL keeps sending while DuckDB converts.
+ *
+ * Types are decided from the source's column types (pg_type), not guessed from the text:
+ * see pg_map() and the table in docs/API.md. Values PostgreSQL prints in a form DuckDB
+ * does not read (BC dates, bytea, arrays) are reshaped on one side or the other;
+ * anything without a faithful Parquet type becomes its PostgreSQL text. Intervals are
+ * such a case: Parquet's INTERVAL holds neither negative parts nor microseconds, so an
+ * interval is kept as its ISO 8601 text (P1Y2M3DT4H5M6.789S), which every engine parses.
+ *
+ * Secrets: the password (from the DSN or a secret_ref) is passed to libpq and to nothing
+ * else. Every message that came from libpq or the server is scrubbed of it before it
+ * reaches an error, and the source is named postgresql://user:***@host:port/db.
+ * Every libpq status and SQLSTATE is translated into our errors in pg_fail() only.
+ */
+#include "ingest/ingest_int.h"
+
+#include <ctype.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CSV_FLUSH_BYTES (1 << 20)
+#define CURSOR_FETCH_ROWS 10000
+#define CANCEL_CHECK_ROWS 16384
+
+/* ---- secrets in messages -------------------------------------------------------------- */
+
+static void
+wipe(char *s)
+{
+    for (volatile char *p = s; p && *p; p++)
+        *p = '\0';
+}
+
+/* A copy of msg with every occurrence of each non-empty secret replaced by "***" (new). */
+static char *
+scrubbed(const char *msg, const char *const *secrets, size_t n_secrets)
+{
+    char *text = lh_strdup(msg ? msg : "");
+    for (size_t i = 0; i < n_secrets; i++) {
+        const char *s = secrets[i];
+        size_t n = s ? strlen(s) : 0;
+        if (n == 0)
+            continue;
+        lh_buf out;
+        lh_buf_init(&out);
+        const char *p = text, *hit;
+        while ((hit = strstr(p, s)) != NULL) {
+            lh_buf_append(&out, p, (size_t)(hit - p));
+            lh_buf_puts(&out, "***");
+            p = hit + n;
+        }
+        lh_buf_puts(&out, p);
+        free(text);
+        text = lh_buf_steal(&out);
+    }
+    /* libpq ends its messages with a newline; our details are one line */
+    size_t len = strlen(text);
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+        text[--len] = '\0';
+    return text;
+}
+
+/* What in a DSN that libpq could not parse may be a password, so that its error message
+ * (which may quote a piece of the DSN) can be scrubbed: the userinfo password of a URI,
+ * a password= value, and the whole text after "password" in case the quoting is broken.
+ * Fills up to 3 guesses (new; free each). */
+static size_t
+password_guesses(const char *dsn, char *out[3])
+{
+    size_t n = 0;
+    const char *scheme = strstr(dsn, "://");
+    if (scheme) {
+        const char *auth = scheme + 3;
+        const char *end = auth + strcspn(auth, "/?#");
+        const char *at = NULL;
+        for (const char *p = auth; p < end; p++)
+            if (*p == '@')
+                at = p;
+        const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon && at > colon + 1)
+            out[n++] = lh_strndup(colon + 1, (size_t)(at - colon - 1));
+    }
+    const char *pw = strstr(dsn, "password");
+    if (pw) {
+        const char *v = pw + 8;
+        while (*v == ' ' || *v == '=')
+            v++;
+        if (*v == '\'')
+            v++;
+        size_t len = strcspn(v, " '&\t\n");
+        if (len > 0)
+            out[n++] = lh_strndup(v, len);
+        if (v[0] && v[len])
+            out[n++] = lh_strdup(v);
+    }
+    return n;
+}
+
+/* ---- the DSN ---------------------------------------------------------------------------- */
+
+/* Keys that would make libpq read files of the lakehouse server (or its service file),
+ * and so let a client borrow the server's credentials or probe its disk. */
+static const char *const REFUSED_KEYS[] = {"passfile", "service", "sslcert", "sslkey",
+                                           "sslrootcert", "sslcrl", "sslcrldir",
+                                           "sslpassword", "requirepeer", NULL};
+
+typedef struct pg_dsn {
+    const char **keys;
+    const char **values;
+    size_t n;
+    PQconninfoOption *opts; /* owns the parsed strings */
+    char *password;         /* the effective password (lh_free_secret) or NULL */
+    char *redacted;         /* postgresql://user:***@host:port/db */
+} pg_dsn;
+
+static void
+dsn_free(pg_dsn *d)
+{
+    free(d->keys);
+    free(d->values);
+    if (d->opts) {
+        for (PQconninfoOption *o = d->opts; o->keyword; o++)
+            if (o->val && strcmp(o->keyword, "password") == 0)
+                wipe(o->val);
+        PQconninfoFree(d->opts);
+    }
+    lh_free_secret(d->password);
+    free(d->redacted);
+    memset(d, 0, sizeof *d);
+}
+
+static const char *
+opt_value(const PQconninfoOption *opts, const char *key)
+{
+    for (const PQconninfoOption *o = opts; o->keyword; o++)
+        if (strcmp(o->keyword, key) == 0)
+            return o->val && *o->val ? o->val : NULL;
+    return NULL;
+}
+
+static int
+dsn_parse(const char *dsn, const char *secret_password, pg_dsn *d, lh_err *err)
+{
+    memset(d, 0, sizeof *d);
+    char *msg = NULL;
+    d->opts = PQconninfoParse(dsn, &msg);
+    if (d->opts == NULL) {
+        char *guesses[3] = {0};
+        size_t n = password_guesses(dsn, guesses);
+        char *clean = scrubbed(msg ? msg : "out of memory", (const char *const *)guesses, n);
+        for (size_t i = 0; i < n; i++)
+            lh_free_secret(guesses[i]);
+        if (msg) {
+            wipe(msg);
+            PQfreemem(msg);
+        }
+        int rc = lh_err_set(err, LH_EINVAL, 400, "invalid_dsn", "the DSN is not valid");
+        lh_err_detail(err, "%s", clean);
+        lh_err_hint(err, "use postgresql://user@host:port/dbname or "
+                         "'host=... port=... dbname=... user=...'");
+        free(clean);
+        return rc;
+    }
+    size_t n_opts = 0;
+    for (PQconninfoOption *o = d->opts; o->keyword; o++)
+        n_opts++;
+    d->keys = lh_calloc(n_opts + 8, sizeof *d->keys);
+    d->values = lh_calloc(n_opts + 8, sizeof *d->values);
+    for (PQconninfoOption *o = d->opts; o->keyword; o++) {
+        if (o->val == NULL)
+            continue;
+        for (const char *const *r = REFUSED_KEYS; *r; r++)
+            if (strcmp(*r, o->keyword) == 0) {
+                int rc = lh_err_set(err, LH_EINVAL, 400, "invalid_dsn",
+                                    "the DSN key '%s' is not allowed", o->keyword);
+                lh_err_detail(err, "it would make the lakehouse server read its own files");
+                lh_err_hint(err, "give the password in the DSN or by secret_ref");
+                dsn_free(d);
+                return rc;
+            }
+        if (strcmp(o->keyword, "password") == 0 ||
+            strcmp(o->keyword, "client_encoding") == 0 ||
+            strcmp(o->keyword, "application_name") == 0)
+            continue; /* set below */
+        d->keys[d->n] = o->keyword;
+        d->values[d->n++] = o->val;
+    }
+    const char *pw = secret_password ? secret_password : opt_value(d->opts, "password");
+    if (pw && *pw) {
+        d->password = lh_strdup(pw);
+        d->keys[d->n] = "password";
+        d->values[d->n++] = d->password;
+    }
+    /* the server's own ~/.pgpass must not answer for a client's connection */
+    d->keys[d->n] = "passfile";
+    d->values[d->n++] = "/dev/null";
+    d->keys[d->n] = "client_encoding";
+    d->values[d->n++] = "UTF8";
+    const char *app = opt_value(d->opts, "application_name");
+    d->keys[d->n] = "application_name";
+    d->values[d->n++] = app ? app : "lakehouse";
+    if (!opt_value(d->opts, "connect_timeout")) {
+        d->keys[d->n] = "connect_timeout";
+        d->values[d->n++] = "10";
+    }
+    d->keys[d->n] = NULL;
+    d->values[d->n] = NULL;
+
+    const char *user = opt_value(d->opts, "user");
+    const char *host = opt_value(d->opts, "host");
+    if (!host)
+        host = opt_value(d->opts, "hostaddr");
+    const char *port = opt_value(d->opts, "port");
+    const char *db = opt_value(d->opts, "dbname");
+    d->redacted = lh_sprintf("postgresql://%s%s%s%s%s%s/%s", user ? user : "",
+                             d->password ? ":***" : "", user || d->password ? "@" : "",
+                             host ? host : "localhost", port ? ":" : "", port ? port : "",
+                             db ? db : (user ? user : ""));
+    return 0;
+}
+
+int
+lh_ingest_db_check_dsn(const char *dsn, lh_err *err)
+{
+    pg_dsn d;
+    int rc = dsn_parse(dsn, NULL, &d, err);
+    if (rc == 0)
+        dsn_free(&d);
+    return rc;
+}
+
+/* ---- errors ------------------------------------------------------------------------------- */
+
+typedef struct pg_src {
+    PGconn *conn;
+    pg_dsn dsn;
+    const char *what; /* "the table x" / "the query" for messages */
+} pg_src;
+
+/* Translate a failed libpq call (res may be NULL: a connection-level failure) into err.
+ * The one place that reads SQLSTATEs and libpq's words. */
+static int
+pg_fail(pg_src *s, const PGresult *res, const char *doing, lh_err *err)
+{
+    const char *secrets[1] = {s->dsn.password};
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *raw = res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
+                                                          : PQerrorMessage(s->conn);
+    char *detail = scrubbed(raw, secrets, 1);
+    int rc;
+    bool lost = PQstatus(s->conn) == CONNECTION_BAD;
+    if (state && strcmp(state, "42501") == 0) {
+        rc = lh_err_set(err, LH_EPERM, 403, "source_permission_denied",
+                        "the PostgreSQL user may not read %s", s->what);
+        lh_err_hint(err, "GRANT SELECT to the user in the DSN, or use another user");
+    } else if (state && (strcmp(state, "42P01") == 0 || strcmp(state, "3F000") == 0)) {
+        rc = lh_err_set(err, LH_ENOTFOUND, 404, "source_table_not_found",
+                        "a table or schema in %s does not exist", s->what);
+        lh_err_hint(err, "check the name and schema (schema.table)");
+    } else if (state && strcmp(state, "25006") == 0) {
+        rc = lh_err_set(err, LH_EINVAL, 400, "query_not_select",
+                        "the query tries to change data; ingest reads only");
+    } else if (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)) {
+        rc = lh_err_set(err, LH_EIO, 502, "source_connection_lost",
+                        "the PostgreSQL server dropped the connection while %s", doing);
+        lh_err_hint(err, "nothing was committed; try again");
+    } else if (state && (strncmp(state, "42", 2) == 0 || strncmp(state, "22", 2) == 0 ||
+                         strncmp(state, "0A", 2) == 0 || strncmp(state, "2F", 2) == 0)) {
+        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_query", "PostgreSQL refused %s", s->what);
+        lh_err_hint(err, "fix the query; the detail has PostgreSQL's words");
+    } else if (lost || !state) {
+        rc = lh_err_set(err, LH_EIO, 502, "source_connection_lost",
+                        "the PostgreSQL server dropped the connection while %s", doing);
+        lh_err_hint(err, "nothing was committed; try again");
+    } else {
+        rc = lh_err_set(err, LH_EIO, 502, "source_error", "PostgreSQL failed while %s", doing);
+    }
+    lh_err_detail(err, "%s%s%s", state ? state : "", state ? ": " : "", detail);
+    free(detail);
+    return rc;
+}
+
+static int
+pg_connect(pg_src *s, lh_err *err)
+{
+    s->conn = PQconnectdbParams(s->dsn.keys, s->dsn.values, 0);
+    if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
+        return 0;
+    const char *secrets[1] = {s->dsn.password};
+    char *detail = scrubbed(s->conn ? PQerrorMessage(s->conn) : "out of memory", secrets, 1);
+    int rc;
+    if (strstr(detail, "password authentication failed") || strstr(detail, "no password") ||
+        strstr(detail, "authentication failed") || strstr(detail, "password is required") ||
+        strstr(detail, "pg_hba.conf")) {
+        rc = lh_err_set(err, LH_EINVAL, 400, "source_auth_failed",
+                        "PostgreSQL refused the sign-in to %s", s->dsn.redacted);
+        lh_err_hint(err, "check the user and the password (or the secret_ref)");
+    } else if (strstr(detail, "does not exist")) {
+        rc = lh_err_set(err, LH_ENOTFOUND, 404, "source_database_not_found",
+                        "%s: the database or role does not exist", s->dsn.redacted);
+    } else {
+        rc = lh_err_set(err, LH_EIO, 502, "source_unreachable", "could not connect to %s",
+                        s->dsn.redacted);
+        lh_err_hint(err, "check host and port, and that the server accepts connections");
+    }
+    lh_err_detail(err, "%s", detail);
+    free(detail);
+    return rc;
+}
+
+/* Run a statement expecting `want`; else pg_fail. Returns the result (PQclear it) or
+ * NULL. */
+static PGresult *
+pg_run(pg_src *s, const char *sql, int n_params, const char *const *params,
+       ExecStatusType want, const char *doing, lh_err *err)
+{
+    PGresult *res = n_params ? PQexecParams(s->conn, sql, n_params, NULL, params, NULL, NULL, 0)
+                             : PQexec(s->conn, sql);
+    if (res && PQresultStatus(res) == want)
+        return res;
+    pg_fail(s, res, doing, err);
+    PQclear(res);
+    return NULL;
+}
+
+/* ---- the source and its types ------------------------------------------------------------ */
+
+/* One column: what PostgreSQL selects (text), how DuckDB reads it from the CSV, and the
+ * DuckDB expression that gives the dataset's column. */
+typedef struct pg_col {
+    char *name;      /* the dataset's column name (unique) */
+    char *pg_expr;   /* over lh_src."name" */
+    char *csv_type;  /* DuckDB type read_csv parses */
+    char *duck_expr; /* over c{i} */
+} pg_col;
+
+typedef struct pg_type {
+    Oid oid;
+    char category; /* typcategory */
+    char kind;     /* typtype */
+    Oid elem;      /* arrays */
+    Oid base;      /* domains */
+    int base_typmod;
+} pg_type;
+
+/* First keyword of a query, skipping blanks, comments and opening parentheses. */
+static bool
+query_is_select(const char *q)
+{
+    for (;;) {
+        while (isspace((unsigned char)*q) || *q == '(')
+            q++;
+        if (q[0] == '-' && q[1] == '-') {
+            q += strcspn(q, "\n");
+            continue;
+        }
+        if (q[0] == '/' && q[1] == '*') {
+            const char *end = strstr(q + 2, "*/");
+            if (!end)
+                return false;
+            q = end + 2;
+            continue;
+        }
+        break;
+    }
+    static const char *const ok[] = {"select", "with", "values", "table", NULL};
+    for (const char *const *w = ok; *w; w++) {
+        size_t n = strlen(*w);
+        if (strncasecmp(q, *w, n) == 0 && !isalnum((unsigned char)q[n]) && q[n] != '_')
+            return true;
+    }
+    return false;
+}
+
+static int
+type_lookup(pg_src *s, Oid oid, pg_type *t, lh_err *err)
+{
+    char oid_text[16];
+    snprintf(oid_text, sizeof oid_text, "%u", oid);
+    const char *params[1] = {oid_text};
+    PGresult *res = pg_run(s,
+                           "SELECT typcategory, typtype, typelem, typbasetype, typtypmod "
+                           "FROM pg_catalog.pg_type WHERE oid = $1::oid",
+                           1, params, PGRES_TUPLES_OK, "reading column types", err);
+    if (!res)
+        return err->rc;
+    memset(t, 0, sizeof *t);
+    t->oid = oid;
+    if (PQntuples(res) == 1) {
+        t->category = PQgetvalue(res, 0, 0)[0];
+        t->kind = PQgetvalue(res, 0, 1)[0];
+        t->elem = (Oid)strtoul(PQgetvalue(res, 0, 2), NULL, 10);
+        t->base = (Oid)strtoul(PQgetvalue(res, 0, 3), NULL, 10);
+        t->base_typmod = atoi(PQgetvalue(res, 0, 4));
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* Resolve domains to their base type (and its typmod). */
+static int
+type_resolve(pg_src *s, Oid oid, int *typmod, pg_type *t, lh_err *err)
+{
+    for (int depth = 0; depth < 8; depth++) {
+        if (type_lookup(s, oid, t, err) != 0)
+            return err->rc;
+        if (t->kind != 'd' || t->base == 0)
+            return 0;
+        oid = t->base;
+        if (t->base_typmod >= 0)
+            *typmod = t->base_typmod;
+    }
+    return 0;
+}
+
+/* Scalar types by their fixed OIDs (pg_type.dat): DuckDB's type for it, and whether
+ * read_csv can parse PostgreSQL's text for it directly. */
+static const char *
+scalar_type(Oid oid, int typmod, char *buf, size_t size, bool *direct)
+{
+    *direct = true;
+    switch (oid) {
+    case 16: return "BOOLEAN";
+    case 20: return "BIGINT";
+    case 21: return "SMALLINT";
+    case 23: return "INTEGER";
+    case 26: return "BIGINT"; /* oid */
+    case 700: return "FLOAT";
+    case 701: return "DOUBLE";
+    case 1700: { /* numeric(p,s): DECIMAL when it fits DuckDB's 38 digits */
+        if (typmod < 4)
+            return NULL;
+        int precision = ((typmod - 4) >> 16) & 0xffff;
+        int scale = (((typmod - 4) & 0x7ff) ^ 1024) - 1024;
+        if (precision < 1 || precision > 38 || scale < 0 || scale > precision)
+            return NULL;
+        snprintf(buf, size, "DECIMAL(%d,%d)", precision, scale);
+        return buf;
+    }
+    case 18: case 19: case 25: case 1042: case 1043: return "VARCHAR";
+    case 1083: return "TIME";
+    case 1114: return "TIMESTAMP";
+    case 1184: return "TIMESTAMPTZ";
+    case 2950: return "UUID";
+    case 1082: *direct = false; return "DATE";
+    case 1266: *direct = false; return "TIMETZ";
+    case 114: case 3802: *direct = false; return "JSON";
+    case 17: *direct = false; return "BLOB";
+    default: return NULL;
+    }
+}
+
+/* How column i (source name `name`, quoted as `q` on the PostgreSQL side) travels. */
+static int
+pg_map(pg_src *s, int i, const char *q, Oid oid, int typmod, pg_col *c, lh_err *err)
+{
+    pg_type t;
+    if (type_resolve(s, oid, &typmod, &t, err) != 0)
+        return err->rc;
+    char buf[40], ebuf[40], var[24];
+    snprintf(var, sizeof var, "c%d", i);
+    bool direct;
+    const char *duck = scalar_type(t.oid, typmod, buf, sizeof buf, &direct);
+    if (t.kind == 'e')
+        duck = "VARCHAR", direct = true; /* enums: their labels */
+    if (duck && direct) {
+        c->pg_expr = lh_strdup(q);
+        c->csv_type = lh_strdup(duck);
+        c->duck_expr = lh_strdup(var);
+        return 0;
+    }
+    c->csv_type = lh_strdup("VARCHAR");
+    if (duck && t.oid == 1082) { /* PostgreSQL writes "0044-03-15 BC", DuckDB reads "(BC)" */
+        c->pg_expr = lh_strdup(q);
+        c->duck_expr = lh_sprintf("CAST(CASE WHEN ends_with(%s, ' BC') THEN replace(%s, ' BC', "
+                                  "' (BC)') ELSE %s END AS DATE)", var, var, var);
+    } else if (duck && t.oid == 17) { /* bytea in hex: \x0102 */
+        c->pg_expr = lh_strdup(q);
+        c->duck_expr = lh_sprintf("from_hex(substr(%s, 3))", var);
+    } else if (duck) { /* JSON, TIMETZ: cast from their text */
+        c->pg_expr = lh_strdup(q);
+        c->duck_expr = lh_sprintf("CAST(%s AS %s)", var, duck);
+    } else if (t.category == 'A' && t.elem != 0) {
+        /* Arrays travel as JSON arrays of the elements' text, which DuckDB casts to a
+         * list of the element type; elements without a DuckDB type stay text. */
+        int elem_typmod = typmod;
+        pg_type e;
+        if (type_resolve(s, t.elem, &elem_typmod, &e, err) != 0)
+            return err->rc;
+        bool elem_direct;
+        const char *elem = scalar_type(e.oid, elem_typmod, ebuf, sizeof ebuf, &elem_direct);
+        if (e.kind == 'e')
+            elem = "VARCHAR", elem_direct = true;
+        if (elem && (e.oid == 114 || e.oid == 3802)) {
+            c->pg_expr = lh_sprintf("array_to_json(%s)::text", q);
+            c->duck_expr = lh_sprintf("CAST(CAST(%s AS JSON) AS JSON[])", var);
+        } else if (elem && e.oid == 1082) {
+            c->pg_expr = lh_sprintf("array_to_json(%s::text[])::text", q);
+            c->duck_expr = lh_sprintf(
+                "list_transform(CAST(CAST(%s AS JSON) AS VARCHAR[]), x -> CAST(CASE WHEN "
+                "ends_with(x, ' BC') THEN replace(x, ' BC', ' (BC)') ELSE x END AS DATE))",
+                var);
+        } else if (elem && (elem_direct || e.oid == 1266)) {
+            c->pg_expr = lh_sprintf("array_to_json(%s::text[])::text", q);
+            c->duck_expr = lh_sprintf("CAST(CAST(%s AS JSON) AS %s[])", var, elem);
+        } else {
+            c->pg_expr = lh_sprintf("%s::text", q);
+            c->duck_expr = lh_strdup(var);
+        }
+    } else { /* anything else: PostgreSQL's text for it */
+        c->pg_expr = lh_sprintf("%s::text", q);
+        c->duck_expr = lh_strdup(var);
+    }
+    return 0;
+}
+
+static void
+cols_free(pg_col *cols, int n)
+{
+    for (int i = 0; cols && i < n; i++) {
+        free(cols[i].name);
+        free(cols[i].pg_expr);
+        free(cols[i].csv_type);
+        free(cols[i].duck_expr);
+    }
+    free(cols);
+}
+
+/* The source as a SELECT: the query as given, or every column of the table. */
+static int
+source_sql(pg_src *s, const lh_ingest_db_opts *o, char **out, lh_err *err)
+{
+    if (o->query) {
+        if (!query_is_select(o->query))
+            return lh_err_set(err, LH_EINVAL, 400, "query_not_select",
+                              "'query' must be a SELECT (or WITH ... SELECT, VALUES, TABLE)");
+        /* a trailing ';' would end the subquery we wrap it in */
+        size_t len = strlen(o->query);
+        while (len > 0 && (isspace((unsigned char)o->query[len - 1]) || o->query[len - 1] == ';'))
+            len--;
+        *out = lh_strndup(o->query, len);
+        return 0;
+    }
+    const char *params[1] = {o->table};
+    PGresult *res = pg_run(s,
+                           "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) "
+                           "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+                           "ON n.oid = c.relnamespace WHERE c.oid = pg_catalog.to_regclass($1)",
+                           1, params, PGRES_TUPLES_OK, "looking up the table", err);
+    if (!res) {
+        if (err->http_status == 400)
+            lh_err_hint(err, "a table is [schema.]name");
+        return err->rc;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        int rc = lh_err_set(err, LH_ENOTFOUND, 404, "source_table_not_found",
+                            "no table '%s' in the PostgreSQL database", o->table);
+        lh_err_hint(err, "names are case-sensitive when quoted; give schema.table");
+        return rc;
+    }
+    *out = lh_sprintf("SELECT * FROM %s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
+/* Describe the source's columns and decide how each travels. */
+static int
+describe(pg_src *s, const char *src, pg_col **out, int *n_out, lh_err *err)
+{
+    char *sql = lh_sprintf("SELECT * FROM (%s) AS lh_src", src);
+    PGresult *res = PQprepare(s->conn, "", sql, 0, NULL);
+    free(sql);
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        int rc = pg_fail(s, res, "reading the source's columns", err);
+        PQclear(res);
+        return rc;
+    }
+    PQclear(res);
+    res = PQdescribePrepared(s->conn, "");
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        int rc = pg_fail(s, res, "reading the source's columns", err);
+        PQclear(res);
+        return rc;
+    }
+    int n = PQnfields(res);
+    if (n == 0) {
+        PQclear(res);
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_query", "the source has no columns");
+    }
+    pg_col *cols = lh_calloc((size_t)n, sizeof *cols);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        const char *name = PQfname(res, i);
+        /* a result may repeat a name (SELECT 1, 1); a dataset may not */
+        char *unique = lh_strdup(name);
+        for (int k = 2, clash = 1; clash; k++) {
+            clash = 0;
+            for (int j = 0; j < i; j++)
+                if (strcmp(cols[j].name, unique) == 0)
+                    clash = 1;
+            if (clash) {
+                free(unique);
+                unique = lh_sprintf("%s_%d", name, k);
+            }
+        }
+        cols[i].name = unique;
+        char *ident = PQescapeIdentifier(s->conn, name, strlen(name));
+        char *q = lh_sprintf("lh_src.%s", ident ? ident : "\"?\"");
+        PQfreemem(ident);
+        rc = pg_map(s, i, q, PQftype(res, i), PQfmod(res, i), &cols[i], err);
+        free(q);
+    }
+    PQclear(res);
+    if (rc != 0) {
+        cols_free(cols, n);
+        return rc;
+    }
+    *out = cols;
+    *n_out = n;
+    return 0;
+}
+
+/* ---- batches: CSV files handed to the converter ------------------------------------------- */
+
+typedef struct converter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char *pending; /* a CSV batch waiting for conversion */
+    int64_t pending_rows;
+    bool finished; /* the reader is done: convert what is pending, then stop */
+    bool busy;
+    int rc; /* first failure; the reader stops at its next hand-off */
+    lh_err err;
+
+    lh_engine *eng;
+    lh_catalog *cat;
+    lh_ingest__target *target;
+    const char *select_head; /* "SELECT c0 AS "a", ... FROM read_csv(" */
+    const char *select_tail; /* ", columns = {...}, ...)" */
+    json_t *columns;         /* from the first Parquet file */
+    const json_t *append_to; /* the dataset's columns for append, else NULL */
+    int64_t rows_done;
+    int64_t convert_us;
+    lh_job *job;
+} converter;
+
+static int
+convert_batch(converter *cv, const char *csv, lh_err *err)
+{
+    char *parquet = lh_sprintf("%s.parquet", csv);
+    lh_buf sql;
+    lh_buf_init(&sql);
+    lh_buf_puts(&sql, "COPY (");
+    lh_buf_puts(&sql, cv->select_head);
+    lh_sql_quote(&sql, csv);
+    lh_buf_puts(&sql, cv->select_tail);
+    lh_buf_puts(&sql, ") TO ");
+    lh_sql_quote(&sql, parquet);
+    lh_buf_puts(&sql, " (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)");
+    int64_t rows = 0, t0 = lh_mono_us();
+    int rc = lh_engine_exec(cv->eng, sql.data, &rows, err);
+    lh_buf_free(&sql);
+    cv->convert_us += lh_mono_us() - t0;
+    if (rc != 0 && err->http_status == 400) {
+        /* our SQL over our CSV: a failure is a value DuckDB could not take */
+        char copy[LH_ERR_TEXT_MAX];
+        snprintf(copy, sizeof copy, "%s", err->detail);
+        rc = lh_err_set(err, LH_EINVAL, 422, "unconvertible_value",
+                        "a source value has no faithful DuckDB form");
+        lh_err_detail(err, "%s", copy);
+        lh_err_hint(err, "cast the column in a query (e.g. col::text) and ingest the query");
+    }
+    if (rc == 0 && cv->columns == NULL) {
+        rc = lh_catalog_schema_of(cv->cat, parquet, &cv->columns, err);
+        if (rc == 0 && cv->append_to)
+            rc = lh_ingest__check_schema(cv->append_to, cv->columns, "the source", err);
+    }
+    if (rc == 0)
+        rc = lh_ingest__store(cv->target, parquet, rows, err);
+    if (rc == 0)
+        cv->rows_done += rows;
+    unlink(parquet);
+    free(parquet);
+    return rc;
+}
+
+static void *
+converter_main(void *arg)
+{
+    converter *cv = arg;
+    pthread_mutex_lock(&cv->mu);
+    for (;;) {
+        while (!cv->pending && !cv->finished)
+            pthread_cond_wait(&cv->cv, &cv->mu);
+        if (!cv->pending)
+            break;
+        char *csv = cv->pending;
+        cv->pending = NULL;
+        cv->busy = true;
+        bool skip = cv->rc != 0;
+        pthread_mutex_unlock(&cv->mu);
+        lh_err err;
+        int rc = skip ? 0 : convert_batch(cv, csv, &err);
+        unlink(csv);
+        free(csv);
+        pthread_mutex_lock(&cv->mu);
+        cv->busy = false;
+        if (rc != 0 && cv->rc == 0) {
+            cv->rc = rc;
+            cv->err = err;
+        }
+        pthread_cond_broadcast(&cv->cv);
+    }
+    pthread_mutex_unlock(&cv->mu);
+    return NULL;
+}
+
+/* Give the converter a finished CSV (takes ownership of path); waits while one is
+ * pending. Returns the converter's failure, if any (the file is then removed). */
+static int
+converter_hand(converter *cv, char *path, lh_err *err)
+{
+    pthread_mutex_lock(&cv->mu);
+    while (cv->pending && cv->rc == 0)
+        pthread_cond_wait(&cv->cv, &cv->mu);
+    int rc = cv->rc;
+    if (rc == 0) {
+        cv->pending = path;
+        path = NULL;
+        pthread_cond_broadcast(&cv->cv);
+    } else {
+        *err = cv->err;
+    }
+    pthread_mutex_unlock(&cv->mu);
+    if (path) {
+        unlink(path);
+        free(path);
+    }
+    return rc;
+}
+
+/* Let the converter finish and join it; its failure, if any. */
+static int
+converter_finish(converter *cv, pthread_t th, lh_err *err)
+{
+    pthread_mutex_lock(&cv->mu);
+    cv->finished = true;
+    pthread_cond_broadcast(&cv->cv);
+    pthread_mutex_unlock(&cv->mu);
+    pthread_join(th, NULL);
+    if (cv->rc != 0)
+        *err = cv->err;
+    return cv->rc;
+}
+
+typedef struct batch_writer {
+    converter *cv;
+    const char *dir;
+    const char *tag;
+    int batch_no;
+    int fd;
+    char *path;
+    lh_buf buf;
+    int64_t rows_in_file, rows_total, batch_rows;
+    int handed; /* files given to the converter */
+} batch_writer;
+
+static int
+writer_open(batch_writer *w, lh_err *err)
+{
+    w->path = lh_sprintf("%s/pg-%s-%d.csv", w->dir, w->tag, w->batch_no++);
+    w->fd = open(w->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    w->rows_in_file = 0;
+    if (w->fd < 0)
+        return lh_err_set(err, LH_EIO, 500, "work_dir_unwritable",
+                          "could not write a batch file in the work dir");
+    return 0;
+}
+
+static int
+writer_flush(batch_writer *w, lh_err *err)
+{
+    size_t off = 0;
+    while (off < w->buf.len) {
+        ssize_t n = write(w->fd, w->buf.data + off, w->buf.len - off);
+        if (n < 0)
+            return lh_err_set(err, LH_EIO, 507, "work_dir_full",
+                              "could not write a batch file in the work dir");
+        off += (size_t)n;
+    }
+    w->buf.len = 0;
+    return 0;
+}
+
+/* Close the current file and hand it over (even when empty: the first file carries the
+ * schema of an empty source). */
+static int
+writer_hand(batch_writer *w, lh_err *err)
+{
+    int rc = writer_flush(w, err);
+    if (close(w->fd) != 0 && rc == 0)
+        rc = lh_err_set(err, LH_EIO, 507, "work_dir_full", "could not write a batch file");
+    w->fd = -1;
+    char *path = w->path;
+    w->path = NULL;
+    if (rc != 0) {
+        unlink(path);
+        free(path);
+        return rc;
+    }
+    w->handed++;
+    return converter_hand(w->cv, path, err);
+}
+
+/* One CSV row has been appended to w->buf. */
+static int
+writer_row(batch_writer *w, lh_err *err)
+{
+    w->rows_in_file++;
+    w->rows_total++;
+    int rc = 0;
+    if (w->buf.len >= CSV_FLUSH_BYTES)
+        rc = writer_flush(w, err);
+    if (rc == 0 && w->rows_in_file >= w->batch_rows) {
+        rc = writer_hand(w, err);
+        if (rc == 0)
+            rc = writer_open(w, err);
+    }
+    return rc;
+}
+
+static void
+writer_discard(batch_writer *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    if (w->path) {
+        unlink(w->path);
+        free(w->path);
+    }
+    w->fd = -1;
+    w->path = NULL;
+    lh_buf_free(&w->buf);
+}
+
+/* ---- streaming --------------------------------------------------------------------------- */
+
+static int
+progress_check(batch_writer *w, lh_job *job)
+{
+    if (!job || w->rows_total % CANCEL_CHECK_ROWS != 0)
+        return 0;
+    lh_job_progress(job, w->rows_total, -1, "rows");
+    return lh_job_cancelled(job) ? LH_ECANCELED : 0;
+}
+
+static int
+stream_copy(pg_src *s, const char *select, batch_writer *w, lh_job *job, lh_err *err)
+{
+    char *sql = lh_sprintf("COPY (%s) TO STDOUT WITH (FORMAT csv)", select);
+    PGresult *res = PQexec(s->conn, sql);
+    free(sql);
+    if (!res || PQresultStatus(res) != PGRES_COPY_OUT) {
+        int rc = pg_fail(s, res, "starting the copy", err);
+        PQclear(res);
+        return rc;
+    }
+    PQclear(res);
+    int rc = 0;
+    for (;;) {
+        char *row = NULL;
+        int n = PQgetCopyData(s->conn, &row, 0);
+        if (n > 0) {
+            if (lh_buf_try_append(&w->buf, row, (size_t)n) != 0)
+                rc = lh_err_set(err, LH_ENOMEM, 503, "out_of_memory", "out of memory");
+            PQfreemem(row);
+            if (rc == 0)
+                rc = writer_row(w, err);
+            if (rc == 0)
+                rc = progress_check(w, job);
+            if (rc != 0)
+                return rc; /* the caller closes the connection, which ends the copy */
+            continue;
+        }
+        if (n == -2)
+            return pg_fail(s, NULL, "streaming rows", err);
+        break; /* -1: done; the final status follows */
+    }
+    res = PQgetResult(s->conn);
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = pg_fail(s, res, "streaming rows", err);
+    PQclear(res);
+    while ((res = PQgetResult(s->conn)) != NULL)
+        PQclear(res);
+    return rc;
+}
+
+/* A value as a CSV field the way COPY writes it: NULL is nothing, anything else quoted
+ * when it must be, and "" for the empty string (so it stays apart from NULL). */
+static void
+csv_field(lh_buf *b, const char *v, int len)
+{
+    bool quote = len == 0;
+    for (int i = 0; i < len && !quote; i++)
+        quote = v[i] == '"' || v[i] == ',' || v[i] == '\n' || v[i] == '\r';
+    if (!quote) {
+        lh_buf_append(b, v, (size_t)len);
+        return;
+    }
+    lh_buf_append(b, "\"", 1);
+    const char *p = v, *end = v + len;
+    while (p < end) {
+        const char *q = memchr(p, '"', (size_t)(end - p));
+        if (!q) {
+            lh_buf_append(b, p, (size_t)(end - p));
+            break;
+        }
+        lh_buf_append(b, p, (size_t)(q - p + 1));
+        lh_buf_append(b, "\"", 1);
+        p = q + 1;
+    }
+    lh_buf_append(b, "\"", 1);
+}
+
+static int
+stream_cursor(pg_src *s, const char *select, batch_writer *w, lh_job *job, lh_err *err)
+{
+    char *sql = lh_sprintf("DECLARE lh_cursor NO SCROLL CURSOR FOR %s", select);
+    PGresult *res = pg_run(s, sql, 0, NULL, PGRES_COMMAND_OK, "opening the cursor", err);
+    free(sql);
+    if (!res)
+        return err->rc;
+    PQclear(res);
+    char fetch[64];
+    snprintf(fetch, sizeof fetch, "FETCH FORWARD %d FROM lh_cursor", CURSOR_FETCH_ROWS);
+    for (;;) {
+        res = pg_run(s, fetch, 0, NULL, PGRES_TUPLES_OK, "streaming rows", err);
+        if (!res)
+            return err->rc;
+        int n_rows = PQntuples(res), n_cols = PQnfields(res), rc = 0;
+        for (int r = 0; r < n_rows && rc == 0; r++) {
+            for (int c = 0; c < n_cols; c++) {
+                if (c)
+                    lh_buf_append(&w->buf, ",", 1);
+                if (!PQgetisnull(res, r, c))
+                    csv_field(&w->buf, PQgetvalue(res, r, c), PQgetlength(res, r, c));
+            }
+            lh_buf_append(&w->buf, "\n", 1);
+            rc = writer_row(w, err);
+            if (rc == 0)
+                rc = progress_check(w, job);
+        }
+        PQclear(res);
+        if (rc != 0)
+            return rc;
+        if (n_rows < CURSOR_FETCH_ROWS)
+            return 0;
+    }
+}
+
+/* ---- the ingest -------------------------------------------------------------------------- */
+
+/* DuckDB's side of every batch: SELECT <exprs> FROM read_csv(<file>, <options>). */
+static void
+duck_select(const pg_col *cols, int n, char **head, char **tail)
+{
+    lh_buf h, t;
+    lh_buf_init(&h);
+    lh_buf_init(&t);
+    lh_buf_puts(&h, "SELECT ");
+    for (int i = 0; i < n; i++) {
+        lh_buf_printf(&h, "%s%s AS ", i ? ", " : "", cols[i].duck_expr);
+        lh_sql_ident(&h, cols[i].name);
+    }
+    lh_buf_puts(&h, " FROM read_csv(");
+    lh_buf_puts(&t, ", columns = {");
+    for (int i = 0; i < n; i++)
+        lh_buf_printf(&t, "%s'c%d': '%s'", i ? ", " : "", i, cols[i].csv_type);
+    lh_buf_puts(&t, "}, header = false, auto_detect = false, delim = ',', quote = '\"', "
+                    "escape = '\"', allow_quoted_nulls = false)");
+    *head = lh_buf_steal(&h);
+    *tail = lh_buf_steal(&t);
+}
+
+/* The watermark the dataset's last incremental ingest left for this column, or NULL. */
+static const char *
+old_watermark(const json_t *cur, const char *column)
+{
+    const json_t *wm = json_object_get(json_object_get(json_object_get(cur, "metadata"),
+                                                       "lineage"),
+                                       "watermark");
+    const char *c = json_string_value(json_object_get(wm, "column"));
+    return c && strcmp(c, column) == 0 ? json_string_value(json_object_get(wm, "value")) : NULL;
+}
+
+int
+lh_ingest_db(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_ingest_db_opts *o,
+             json_t **result, lh_err *err)
+{
+    int64_t t_start = lh_mono_us();
+    pg_src s = {.what = o->query ? "the query" : "the table"};
+    lh_ingest__target t;
+    pg_col *cols = NULL;
+    int n_cols = 0;
+    char *src = NULL, *where = NULL, *select = NULL, *head = NULL, *tail = NULL;
+    char *new_wm = NULL, *snapshot_at = NULL;
+    json_t *committed = NULL;
+    batch_writer w = {.fd = -1};
+    lh_buf_init(&w.buf);
+    converter cv = {.eng = eng, .cat = cat, .job = o->job};
+    pthread_mutex_init(&cv.mu, NULL);
+    pthread_cond_init(&cv.cv, NULL);
+    pthread_t th;
+    bool converter_started = false;
+
+    int rc = lh_ingest__begin(cat, buckets, o->dataset, o->bucket, o->mode, o->job != NULL,
+                              o->allow_bucket, o->allow_ctx, &t, err);
+    if (rc != 0)
+        goto out;
+    if ((rc = dsn_parse(o->dsn, o->password, &s.dsn, err)) != 0)
+        goto out;
+    if (o->job)
+        lh_job_progress(o->job, 0, -1, "rows");
+    if ((rc = pg_connect(&s, err)) != 0)
+        goto out;
+
+    /* one snapshot for everything below; text forms DuckDB reads back exactly */
+    PGresult *res = pg_run(&s,
+                           "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; "
+                           "SET IntervalStyle = 'iso_8601'; SET bytea_output = 'hex'; "
+                           "SET extra_float_digits = 1; "
+                           "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                           0, NULL, PGRES_COMMAND_OK, "starting the snapshot", err);
+    if (!res) {
+        rc = err->rc;
+        goto out;
+    }
+    PQclear(res);
+    if ((res = pg_run(&s, "SELECT to_char(now(), 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", 0, NULL,
+                      PGRES_TUPLES_OK, "starting the snapshot", err)) == NULL) {
+        rc = err->rc;
+        goto out;
+    }
+    snapshot_at = lh_strdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if ((rc = source_sql(&s, o, &src, err)) != 0)
+        goto out;
+    if ((rc = describe(&s, src, &cols, &n_cols, err)) != 0)
+        goto out;
+
+    /* incremental: rows newer than the last watermark, up to the snapshot's newest */
+    const char *wm = NULL;
+    if (o->since_column) {
+        int k = 0;
+        while (k < n_cols && strcmp(cols[k].name, o->since_column) != 0)
+            k++;
+        if (k == n_cols) {
+            rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                            "'since_column' names '%s', which the source does not have",
+                            o->since_column);
+            goto out;
+        }
+        wm = o->mode == LH_INGEST_APPEND ? old_watermark(t.cur, o->since_column) : NULL;
+        char *ident = PQescapeIdentifier(s.conn, o->since_column, strlen(o->since_column));
+        char *lit = wm ? PQescapeLiteral(s.conn, wm, strlen(wm)) : NULL;
+        where = wm ? lh_sprintf(" WHERE lh_src.%s > %s", ident, lit) : lh_strdup("");
+        char *sql = lh_sprintf("SELECT max(lh_src.%s)::text FROM (%s) AS lh_src%s", ident, src,
+                               where);
+        PQfreemem(ident);
+        PQfreemem(lit);
+        res = pg_run(&s, sql, 0, NULL, PGRES_TUPLES_OK, "reading the watermark", err);
+        free(sql);
+        if (!res) {
+            rc = err->rc;
+            goto out;
+        }
+        if (!PQgetisnull(res, 0, 0))
+            new_wm = lh_strdup(PQgetvalue(res, 0, 0));
+        PQclear(res);
+        if (wm && !new_wm) { /* nothing newer: no new version */
+            *result = json_pack("{s:s, s:O, s:i, s:b, s:s, s:s, s:{s:s, s:s}}", "dataset",
+                                o->dataset, "version", json_object_get(t.cur, "version"), "rows",
+                                0, "unchanged", 1, "source", s.dsn.redacted, "snapshot_at",
+                                snapshot_at, "watermark", "column", o->since_column, "value", wm);
+            rc = 0;
+            goto out;
+        }
+    }
+
+    /* the reader here, the converter beside it */
+    lh_buf sel;
+    lh_buf_init(&sel);
+    lh_buf_puts(&sel, "SELECT ");
+    for (int i = 0; i < n_cols; i++)
+        lh_buf_printf(&sel, "%s%s", i ? ", " : "", cols[i].pg_expr);
+    lh_buf_printf(&sel, " FROM (%s) AS lh_src%s", src, where ? where : "");
+    select = lh_buf_steal(&sel);
+    duck_select(cols, n_cols, &head, &tail);
+    cv.target = &t;
+    cv.select_head = head;
+    cv.select_tail = tail;
+    cv.append_to = o->mode == LH_INGEST_APPEND ? json_object_get(t.cur, "columns") : NULL;
+    if (pthread_create(&th, NULL, converter_main, &cv) != 0) {
+        rc = lh_err_set(err, LH_EUNAVAIL, 503, "overloaded", "could not start a converter");
+        goto out;
+    }
+    converter_started = true;
+    w.cv = &cv;
+    w.dir = lh_catalog_work_dir(cat);
+    w.tag = t.tag;
+    w.batch_rows = o->batch_rows > 0 ? o->batch_rows : LH_PG_BATCH_ROWS;
+    if ((rc = writer_open(&w, err)) != 0)
+        goto out;
+    int64_t t_read = lh_mono_us();
+    rc = o->method == LH_PG_CURSOR ? stream_cursor(&s, select, &w, o->job, err)
+                                   : stream_copy(&s, select, &w, o->job, err);
+    if (rc == 0 && (w.rows_in_file > 0 || w.handed == 0))
+        rc = writer_hand(&w, err);
+    t_read = lh_mono_us() - t_read;
+    /* the snapshot is read: let the source go before the last conversion */
+    PQfinish(s.conn);
+    s.conn = NULL;
+    lh_err cerr;
+    converter_started = false;
+    int crc = converter_finish(&cv, th, &cerr);
+    if (rc == 0 && crc != 0) {
+        rc = crc;
+        *err = cerr;
+    }
+    if (rc != 0)
+        goto out;
+    if (o->job && lh_job_cancelled(o->job)) {
+        rc = LH_ECANCELED;
+        goto out;
+    }
+
+    json_t *lineage = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "source_system",
+                                "postgresql", "source", s.dsn.redacted, "source_object",
+                                o->query ? "query" : o->table, "ingest", "db", "method",
+                                o->method == LH_PG_CURSOR ? "cursor" : "copy", "mode",
+                                lh_ingest__mode_name(o->mode), "snapshot_at", snapshot_at);
+    json_object_set_new(lineage, o->query ? "query" : "table",
+                        json_string(o->query ? o->query : o->table));
+    if (o->since_column && new_wm)
+        json_object_set_new(lineage, "watermark",
+                            json_pack("{s:s, s:s}", "column", o->since_column, "value", new_wm));
+    else if (o->since_column && wm) /* keep the last one */
+        json_object_set_new(lineage, "watermark",
+                            json_pack("{s:s, s:s}", "column", o->since_column, "value", wm));
+    if ((rc = lh_ingest__commit(&t, cv.columns, o->metadata, lineage, o->actor, &committed,
+                                err)) != 0)
+        goto out;
+    if (o->job)
+        lh_job_progress(o->job, w.rows_total, w.rows_total, "rows");
+    *result = json_pack("{s:s, s:O, s:I, s:O, s:O, s:O, s:s, s:s, s:s, s:{s:I, s:I, s:I}}",
+                        "dataset", o->dataset, "version", json_object_get(committed, "version"),
+                        "rows", (json_int_t)cv.rows_done, "total_rows",
+                        json_object_get(committed, "row_count"), "columns",
+                        json_object_get(committed, "columns"), "files",
+                        json_object_get(committed, "files"), "source", s.dsn.redacted,
+                        "snapshot_at", snapshot_at, "method",
+                        o->method == LH_PG_CURSOR ? "cursor" : "copy", "timings_ms", "read",
+                        (json_int_t)(t_read / 1000), "convert", (json_int_t)(cv.convert_us / 1000),
+                        "total", (json_int_t)((lh_mono_us() - t_start) / 1000));
+    json_object_set_new(*result, "watermark",
+                        new_wm ? json_pack("{s:s, s:s}", "column", o->since_column, "value", new_wm)
+                               : json_null());
+out:
+    if (converter_started) { /* failed while reading: nothing pending is converted */
+        pthread_mutex_lock(&cv.mu);
+        if (cv.rc == 0)
+            cv.rc = rc;
+        pthread_mutex_unlock(&cv.mu);
+        lh_err ignored;
+        converter_finish(&cv, th, &ignored);
+    }
+    writer_discard(&w);
+    if (s.conn)
+        PQfinish(s.conn);
+    lh_ingest__end(&t);
+    dsn_free(&s.dsn);
+    cols_free(cols, n_cols);
+    json_decref(committed);
+    json_decref(cv.columns);
+    pthread_mutex_destroy(&cv.mu);
+    pthread_cond_destroy(&cv.cv);
+    free(src);
+    free(where);
+    free(select);
+    free(head);
+    free(tail);
+    free(new_wm);
+    free(snapshot_at);
+    return rc;
+}
