@@ -135,9 +135,16 @@ lh_cmd_ingest_help(void)
     printf("usage: lakehouse ingest FILE --dataset NAME [--format csv|json|ndjson|parquet]\n"
            "                        [--mode create|append|replace] [--bucket NAME]\n"
            "                        [--description TEXT] [--owner NAME] [--sensitivity LEVEL]\n"
-           "                        [--tags a,b] [--config FILE]\n\n"
+           "                        [--tags a,b] [--config FILE]\n"
+           "       lakehouse ingest postgresql://USER@HOST:PORT/DB --dataset NAME\n"
+           "                        (--table [SCHEMA.]TABLE | --query 'SELECT ...')\n"
+           "                        [--secret-ref REF] [--since-column COLUMN]\n"
+           "                        [--batch-rows N] [--method copy|cursor] [the options above]\n\n"
            "Uploads FILE to the running server as a dataset (the format defaults to the file's\n"
-           "extension). Prints the new version, rows and columns.\n");
+           "extension), or has the server read a PostgreSQL table or query from one snapshot.\n"
+           "Prints the new version, rows and columns. Give a PostgreSQL password by --secret-ref\n"
+           "(a [REF] table with password = \"...\" in the server's secrets file) rather than in\n"
+           "the URL, which other users of this machine can see in the process list.\n");
 }
 
 static const char *
@@ -186,16 +193,86 @@ lh_client_ingest(lh_client *c, const char *file, const char *const *params, json
     return rc;
 }
 
+/* POST /ingest/db as a job, following its progress on stderr; the result (new) or 1. */
+static int
+ingest_db(lh_client *c, json_t *body, json_t **result)
+{
+    json_object_set_new(body, "async", json_true());
+    char *text = json_dumps(body, JSON_COMPACT);
+    lh_buf out;
+    lh_buf_init(&out);
+    long status = 0;
+    int rc = lh_client_request(c, "POST", "/ingest/db", text, NULL, &status, &out);
+    free(text);
+    json_t *job = NULL;
+    if (rc == 0 && status != 202)
+        rc = lh_client_print_error(status, &out);
+    else if (rc == 0 && (job = json_loadb(out.data, out.len, 0, NULL)) == NULL)
+        rc = 1;
+    char *path = job ? lh_sprintf("/jobs/%s", json_string_value(json_object_get(job, "id"))) : NULL;
+    bool tty = isatty(STDERR_FILENO);
+    while (rc == 0) {
+        const char *state = json_string_value(json_object_get(job, "state"));
+        if (state && strcmp(state, "succeeded") == 0) {
+            *result = json_incref(json_object_get(job, "result"));
+            break;
+        }
+        if (state && (strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0)) {
+            json_t *e = json_object_get(job, "error");
+            fprintf(stderr, "lakehouse: %s\n", json_string_value(json_object_get(e, "message"))
+                                                   ? json_string_value(json_object_get(e, "message"))
+                                                   : state);
+            const char *detail = json_string_value(json_object_get(e, "detail"));
+            const char *hint = json_string_value(json_object_get(e, "hint"));
+            if (detail && *detail)
+                fprintf(stderr, "lakehouse: detail: %s\n", detail);
+            if (hint && *hint)
+                fprintf(stderr, "lakehouse: hint: %s\n", hint);
+            rc = 1;
+            break;
+        }
+        if (tty)
+            fprintf(stderr, "\r%lld rows read...",
+                    (long long)json_integer_value(
+                        json_object_get(json_object_get(job, "progress"), "done")));
+        usleep(200 * 1000);
+        out.len = 0;
+        json_decref(job);
+        job = NULL;
+        if ((rc = lh_client_request(c, "GET", path, NULL, NULL, &status, &out)) == 0 &&
+            status != 200)
+            rc = lh_client_print_error(status, &out);
+        else if (rc == 0 && (job = json_loadb(out.data, out.len, 0, NULL)) == NULL)
+            rc = 1;
+    }
+    if (tty)
+        fprintf(stderr, "\r\033[K");
+    free(path);
+    json_decref(job);
+    lh_buf_free(&out);
+    return rc;
+}
+
+static bool
+is_pg_url(const char *s)
+{
+    return strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0;
+}
+
 int
 lh_cmd_ingest(int argc, char **argv)
 {
     const char *config = NULL, *file = NULL, *dataset = NULL, *format = NULL, *mode = NULL,
                *bucket = NULL, *description = NULL, *owner = NULL, *sensitivity = NULL,
-               *tags = NULL;
+               *tags = NULL, *table = NULL, *query = NULL, *secret_ref = NULL, *since = NULL,
+               *batch_rows = NULL, *method = NULL;
     opt opts[] = {{"--dataset", &dataset},         {"--format", &format},
                   {"--mode", &mode},               {"--bucket", &bucket},
                   {"--description", &description}, {"--owner", &owner},
                   {"--sensitivity", &sensitivity}, {"--tags", &tags},
+                  {"--table", &table},             {"--query", &query},
+                  {"--secret-ref", &secret_ref},   {"--since-column", &since},
+                  {"--batch-rows", &batch_rows},   {"--method", &method},
                   {NULL, NULL}};
     int rc = parse("ingest", argc, argv, opts, &file, 1, &config);
     if (rc != 0)
@@ -203,6 +280,60 @@ lh_cmd_ingest(int argc, char **argv)
     if (dataset == NULL) {
         fprintf(stderr, "lakehouse ingest: --dataset NAME is required\n");
         return 2;
+    }
+    bool pg = is_pg_url(file);
+    if (!pg && (table || query || secret_ref || since || batch_rows || method)) {
+        fprintf(stderr, "lakehouse ingest: --table, --query, --secret-ref, --since-column, "
+                        "--batch-rows and --method are for postgresql:// sources\n");
+        return 2;
+    }
+    if (pg && !table == !query) {
+        fprintf(stderr, "lakehouse ingest: give --table or --query (one of them)\n");
+        return 2;
+    }
+    if (pg) {
+        char *end = NULL;
+        long long n = batch_rows ? strtoll(batch_rows, &end, 10) : 0;
+        if (batch_rows && (*end != '\0' || n < 1)) {
+            fprintf(stderr, "lakehouse ingest: --batch-rows needs a positive number\n");
+            return 2;
+        }
+        json_t *body = json_pack("{s:s, s:s}", "dsn", file, "dataset", dataset);
+        const char *fields[] = {"table", table, "query", query, "secret_ref", secret_ref,
+                                "since_column", since, "method", method, "mode", mode,
+                                "bucket", bucket, "description", description, "owner", owner,
+                                "sensitivity", sensitivity, NULL};
+        for (size_t i = 0; fields[i]; i += 2)
+            if (fields[i + 1])
+                json_object_set_new(body, fields[i], json_string(fields[i + 1]));
+        if (batch_rows)
+            json_object_set_new(body, "batch_rows", json_integer(n));
+        if (tags) {
+            json_t *list = json_array();
+            char *copy = lh_strdup(tags);
+            for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok;
+                 tok = strtok_r(NULL, ",", &save))
+                json_array_append_new(list, json_string(tok));
+            free(copy);
+            json_object_set_new(body, "tags", list);
+        }
+        lh_client *c = NULL;
+        json_t *result = NULL;
+        if ((rc = lh_client_open(config, &c)) == 0)
+            rc = ingest_db(c, body, &result);
+        json_decref(body);
+        if (rc == 0 && json_is_true(json_object_get(result, "unchanged")))
+            printf("%s: unchanged, no rows newer than the watermark\n", dataset);
+        else if (rc == 0)
+            printf("%s: version %lld, %lld rows from %s, %lld in all, %zu columns\n", dataset,
+                   (long long)json_integer_value(json_object_get(result, "version")),
+                   (long long)json_integer_value(json_object_get(result, "rows")),
+                   json_string_value(json_object_get(result, "source")),
+                   (long long)json_integer_value(json_object_get(result, "total_rows")),
+                   json_array_size(json_object_get(result, "columns")));
+        json_decref(result);
+        lh_client_close(c);
+        return rc;
     }
     if (format == NULL && (format = format_of(file)) == NULL) {
         fprintf(stderr, "lakehouse ingest: cannot tell the format of %s; give --format\n", file);
