@@ -621,11 +621,9 @@ describe(pg_src *s, const char *src, pg_col **out, int *n_out, lh_err *err)
             }
         }
         cols[i].name = unique;
-        char *ident = PQescapeIdentifier(s->conn, name, strlen(name));
-        char *q = lh_sprintf("lh_src.%s", ident ? ident : "\"?\"");
-        PQfreemem(ident);
+        char q[32]; /* the source's columns are renamed c0, c1, ... (see source_alias) */
+        snprintf(q, sizeof q, "lh_src.c%d", i);
         rc = pg_map(s, i, q, PQftype(res, i), PQfmod(res, i), &cols[i], err);
-        free(q);
     }
     PQclear(res);
     if (rc != 0) {
@@ -1010,6 +1008,34 @@ old_watermark(const json_t *cur, const char *column)
     return c && strcmp(c, column) == 0 ? json_string_value(json_object_get(wm, "value")) : NULL;
 }
 
+/* Incremental ingest: the filter for rows newer than the last watermark `old` (none:
+ * every row) and the newest value of the column in the snapshot (*new_wm, new; NULL when
+ * no row qualifies). Both are read in the same snapshot, so the next run starts exactly
+ * where this one ended. */
+static int
+watermark_range(pg_src *s, const pg_col *cols, int n_cols, const char *column,
+                const char *from_src, const char *old, char **where, char **new_wm, lh_err *err)
+{
+    int k = 0;
+    while (k < n_cols && strcmp(cols[k].name, column) != 0)
+        k++;
+    if (k == n_cols)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'since_column' names '%s', which the source does not have", column);
+    char *lit = old ? PQescapeLiteral(s->conn, old, strlen(old)) : NULL;
+    *where = old ? lh_sprintf(" WHERE lh_src.c%d > %s", k, lit) : lh_strdup("");
+    PQfreemem(lit);
+    char *sql = lh_sprintf("SELECT max(lh_src.c%d)::text%s%s", k, from_src, *where);
+    PGresult *res = pg_run(s, sql, 0, NULL, PGRES_TUPLES_OK, "reading the watermark", err);
+    free(sql);
+    if (!res)
+        return err->rc;
+    if (!PQgetisnull(res, 0, 0))
+        *new_wm = lh_strdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
 int
 lh_ingest_db(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_ingest_db_opts *o,
              json_t **result, lh_err *err)
@@ -1020,7 +1046,7 @@ lh_ingest_db(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_inge
     pg_col *cols = NULL;
     int n_cols = 0;
     char *src = NULL, *where = NULL, *select = NULL, *head = NULL, *tail = NULL;
-    char *new_wm = NULL, *snapshot_at = NULL;
+    char *new_wm = NULL, *snapshot_at = NULL, *from_src = NULL;
     json_t *committed = NULL;
     batch_writer w = {.fd = -1};
     lh_buf_init(&w.buf);
@@ -1065,41 +1091,26 @@ lh_ingest_db(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_inge
     if ((rc = describe(&s, src, &cols, &n_cols, err)) != 0)
         goto out;
 
-    /* incremental: rows newer than the last watermark, up to the snapshot's newest */
+    /* the source with its columns renamed c0, c1, ...: names may repeat or be odd */
+    lh_buf from;
+    lh_buf_init(&from);
+    lh_buf_printf(&from, " FROM (%s) AS lh_src(", src);
+    for (int i = 0; i < n_cols; i++)
+        lh_buf_printf(&from, "%sc%d", i ? ", " : "", i);
+    lh_buf_puts(&from, ")");
+    from_src = lh_buf_steal(&from);
+
     const char *wm = NULL;
     if (o->since_column) {
-        int k = 0;
-        while (k < n_cols && strcmp(cols[k].name, o->since_column) != 0)
-            k++;
-        if (k == n_cols) {
-            rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                            "'since_column' names '%s', which the source does not have",
-                            o->since_column);
-            goto out;
-        }
         wm = o->mode == LH_INGEST_APPEND ? old_watermark(t.cur, o->since_column) : NULL;
-        char *ident = PQescapeIdentifier(s.conn, o->since_column, strlen(o->since_column));
-        char *lit = wm ? PQescapeLiteral(s.conn, wm, strlen(wm)) : NULL;
-        where = wm ? lh_sprintf(" WHERE lh_src.%s > %s", ident, lit) : lh_strdup("");
-        char *sql = lh_sprintf("SELECT max(lh_src.%s)::text FROM (%s) AS lh_src%s", ident, src,
-                               where);
-        PQfreemem(ident);
-        PQfreemem(lit);
-        res = pg_run(&s, sql, 0, NULL, PGRES_TUPLES_OK, "reading the watermark", err);
-        free(sql);
-        if (!res) {
-            rc = err->rc;
+        if ((rc = watermark_range(&s, cols, n_cols, o->since_column, from_src, wm, &where,
+                                  &new_wm, err)) != 0)
             goto out;
-        }
-        if (!PQgetisnull(res, 0, 0))
-            new_wm = lh_strdup(PQgetvalue(res, 0, 0));
-        PQclear(res);
         if (wm && !new_wm) { /* nothing newer: no new version */
             *result = json_pack("{s:s, s:O, s:i, s:b, s:s, s:s, s:{s:s, s:s}}", "dataset",
                                 o->dataset, "version", json_object_get(t.cur, "version"), "rows",
                                 0, "unchanged", 1, "source", s.dsn.redacted, "snapshot_at",
                                 snapshot_at, "watermark", "column", o->since_column, "value", wm);
-            rc = 0;
             goto out;
         }
     }
@@ -1110,7 +1121,7 @@ lh_ingest_db(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_inge
     lh_buf_puts(&sel, "SELECT ");
     for (int i = 0; i < n_cols; i++)
         lh_buf_printf(&sel, "%s%s", i ? ", " : "", cols[i].pg_expr);
-    lh_buf_printf(&sel, " FROM (%s) AS lh_src%s", src, where ? where : "");
+    lh_buf_printf(&sel, "%s%s", from_src, where ? where : "");
     select = lh_buf_steal(&sel);
     duck_select(cols, n_cols, &head, &tail);
     cv.target = &t;
@@ -1202,6 +1213,7 @@ out:
     pthread_mutex_destroy(&cv.mu);
     pthread_cond_destroy(&cv.cv);
     free(src);
+    free(from_src);
     free(where);
     free(select);
     free(head);
