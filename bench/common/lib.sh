@@ -3,7 +3,7 @@
 # scale, threads. It sets up $work (removed on exit), $pids (stopped on exit) and gives:
 #   free_port, wait_port PORT, failed MSG, median, sql_str S, json_rows FILE,
 #   parquet_list CATALOG_ANSWER_FILE, start_raw (then raw SQL -> "ms rows"),
-#   start_lakehouse_demo (then $lh, $auth, $load, $demo_s).
+#   start_lakehouse (then $lh, $auth, $load), start_lakehouse_demo (also $demo_s).
 
 work=$(mktemp -d)
 pids=()
@@ -48,8 +48,8 @@ raw() { # sql -> "ms rows"
     echo "$ms $rows"
 }
 
-# A lakehouse server on a free port with the demo data loaded at $scale.
-start_lakehouse_demo() {
+# A lakehouse server on a free port with an empty primary bucket.
+start_lakehouse() {
     mkdir -p "$work/data"
     local lport
     lport=$(free_port)
@@ -70,6 +70,11 @@ TOML
     auth="Authorization: Bearer $(cat "$work/data/admin.token")"
     lh="http://127.0.0.1:$lport"
     load=$(cut -d' ' -f1 /proc/loadavg)
+}
+
+# A lakehouse server on a free port with the demo data loaded at $scale.
+start_lakehouse_demo() {
+    start_lakehouse
     local t0=$EPOCHREALTIME
     "$build/lakehouse" demo --scale "$scale" --config "$work/lakehouse.toml" >"$work/demo.log" 2>&1 ||
         failed "lakehouse demo --scale $scale failed"

@@ -210,6 +210,12 @@ class PgIngest(unittest.TestCase):
                                        "SELECT g, g * 2 AS twice, 1 AS g FROM x;",
                               "dataset": "from_query"}, 201)
         self.assertEqual([c["name"] for c in out["columns"]], ["g", "twice", "g_2"])
+        # a query that sorts keeps its order, across batches too
+        self.ingest({"dsn": self.pg.dsn(), "dataset": "sorted", "batch_rows": 50000,
+                     "query": "SELECT g FROM generate_series(1, 300000) g ORDER BY g DESC"}, 201)
+        rows = self.query("SELECT count(*) AS n FROM (SELECT g, row_number() OVER () AS r "
+                          "FROM sorted) WHERE g <> 300001 - r")
+        self.assertEqual(rows, [{"n": 0}])
         self.assertEqual(self.query("SELECT sum(twice) AS s FROM from_query")[0]["s"], 30)
         st, _, ds = self.srv.request("GET", "/catalog/datasets/from_query", who="owner")
         lineage = ds["metadata"]["lineage"]
@@ -331,6 +337,8 @@ class PgIngest(unittest.TestCase):
             ({"dsn": self.pg.dsn(user="nobody", password="nobody-pw"), "table": "secret_salaries"},
              403, "source_permission_denied"),
             ({"dsn": self.pg.dsn(), "query": "SELECT '0044-03-15 12:00:00 BC'::timestamp AS t"},
+             422, "unconvertible_value"),
+            ({"dsn": self.pg.dsn(), "query": "SELECT ARRAY[[1, 2], [3, 4]] AS m"},
              422, "unconvertible_value"),
         ]
         for body, status, code in cases:
