@@ -268,6 +268,45 @@ csv_field(lh_buf *out, const char *s, size_t len)
     lh_buf_append(out, "\"", 1);
 }
 
+/* Append one row's JSON as DuckDB's to_json wrote it, except that the non-finite numbers
+ * it writes as bare NaN, Infinity and -Infinity — which are not JSON, and which strict
+ * parsers reject — become null. Strings are left alone. 0, or -1 when out of memory. */
+static int
+json_row_append(lh_buf *out, const char *s, size_t len)
+{
+    if (!memmem(s, len, "NaN", 3) && !memmem(s, len, "Infinity", 8))
+        return lh_buf_try_append(out, s, len);
+    if (lh_buf_try_reserve(out, 2 * len) != 0)
+        return -1;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\' && i + 1 < len) {
+                lh_buf_append(out, &s[i], 2);
+                i++;
+                continue;
+            }
+            in_string = c != '"';
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == 'N' && len - i >= 3 && memcmp(&s[i], "NaN", 3) == 0) {
+            lh_buf_append(out, "null", 4);
+            i += 2;
+            continue;
+        } else if ((c == 'I' || c == '-') && len - i >= 8) {
+            size_t skip = c == '-' ? 1 : 0;
+            if (len - i >= 8 + skip && memcmp(&s[i + skip], "Infinity", 8) == 0) {
+                lh_buf_append(out, "null", 4);
+                i += 7 + skip;
+                continue;
+            }
+        }
+        lh_buf_append(out, &c, 1);
+    }
+    return 0;
+}
+
 static void
 render_header(lh_query *q)
 {
@@ -385,7 +424,7 @@ render_rows(lh_query *q, size_t want, lh_err *err)
             duckdb_string_t *s = (duckdb_string_t *)duckdb_vector_get_data(v) + r;
             if (q->format == LH_QUERY_JSON && q->rows > 0)
                 lh_buf_append(&q->pending, ",", 1);
-            if (lh_buf_try_append(&q->pending, duckdb_string_t_data(s), duckdb_string_t_length(*s)) != 0)
+            if (json_row_append(&q->pending, duckdb_string_t_data(s), duckdb_string_t_length(*s)) != 0)
                 goto oom;
             if (q->format == LH_QUERY_NDJSON)
                 lh_buf_append(&q->pending, "\n", 1);

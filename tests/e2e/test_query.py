@@ -55,6 +55,21 @@ class Query(unittest.TestCase):
                                         "m": 2.5}])
         self.assertEqual((res["row_count"], res["truncated"]), (1, False))
 
+    def test_non_finite_numbers_are_null(self):
+        # NaN and Infinity are not JSON: strict parsers must be able to read every answer
+        sql = ("SELECT 'NaN'::DOUBLE AS a, 'inf'::DOUBLE AS b, -'inf'::FLOAT AS c, "
+               "[1.5, 'nan'::DOUBLE] AS d, 'NaN -Infinity \\\" Infinity' AS s, {'x': 'inf'::DOUBLE} AS t")
+        for fmt in ("json", "ndjson"):
+            st, h, text = self.srv.request("POST", "/query", body={"sql": sql, "format": fmt},
+                                           who="analyst")
+            self.assertEqual(st, 200, text)
+            raw = text if isinstance(text, str) else json.dumps(text)
+            strict = json.loads(raw.splitlines()[0] if fmt == "ndjson" else raw,
+                                parse_constant=lambda c: self.fail("bare %s in %s" % (c, fmt)))
+            row = strict if fmt == "ndjson" else strict["rows"][0]
+            self.assertEqual(row, {"a": None, "b": None, "c": None, "d": [1.5, None],
+                                   "s": 'NaN -Infinity \\" Infinity', "t": {"x": None}})
+
     def test_ndjson_csv_and_limit(self):
         st, h, text = self.q({"sql": "SELECT range AS r FROM range(10) -- a trailing comment",
                               "format": "ndjson", "limit": 4})
