@@ -1055,6 +1055,115 @@ watermark_range(pg_src *s, const pg_col *cols, int n_cols, const char *column,
     return 0;
 }
 
+/* Connect and open the snapshot everything is read from; *snapshot_at (new) is its time
+ * in UTC. The session's settings make PostgreSQL print values in forms DuckDB reads back
+ * exactly. */
+static int
+pg_open_snapshot(pg_src *s, const lh_ingest_db_opts *o, char **snapshot_at, lh_err *err)
+{
+    int rc = dsn_parse(o->dsn, o->password, &s->dsn, err);
+    if (rc == 0)
+        rc = pg_connect(s, err);
+    if (rc != 0)
+        return rc;
+    PGresult *res = pg_run(s,
+                           "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; "
+                           "SET IntervalStyle = 'iso_8601'; SET bytea_output = 'hex'; "
+                           "SET extra_float_digits = 1; "
+                           "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                           0, NULL, PGRES_COMMAND_OK, "starting the snapshot", err);
+    if (!res)
+        return err->rc;
+    PQclear(res);
+    res = pg_run(s, "SELECT to_char(now(), 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", 0, NULL,
+                 PGRES_TUPLES_OK, "starting the snapshot", err);
+    if (!res)
+        return err->rc;
+    *snapshot_at = lh_strdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
+typedef struct pipeline_out {
+    json_t *columns; /* new */
+    int64_t rows, read_us, convert_us;
+} pipeline_out;
+
+/* Stream `select` from the source into batch files while the converter turns each into a
+ * stored Parquet file of the write t. Closes the connection once the snapshot is read. */
+static int
+pipeline_run(pg_src *s, const char *select, const pg_col *cols, int n_cols,
+             lh_ingest__target *t, lh_catalog *cat, lh_engine *eng,
+             const lh_ingest_db_opts *o, pipeline_out *out, lh_err *err)
+{
+    batch_writer w = {.fd = -1};
+    lh_buf_init(&w.buf);
+    converter cv = {.eng = eng, .cat = cat, .job = o->job, .target = t};
+    pthread_mutex_init(&cv.mu, NULL);
+    pthread_cond_init(&cv.cv, NULL);
+    char *head = NULL, *tail = NULL;
+    duck_select(cols, n_cols, &head, &tail);
+    cv.select_head = head;
+    cv.select_tail = tail;
+    cv.append_to = o->mode == LH_INGEST_APPEND ? json_object_get(t->cur, "columns") : NULL;
+    cv.keep_order = o->query && has_order_by(o->query);
+    pthread_t th;
+    int rc = 0;
+    if (pthread_create(&th, NULL, converter_main, &cv) != 0) {
+        rc = lh_err_set(err, LH_EUNAVAIL, 503, "overloaded", "could not start a converter");
+        goto out;
+    }
+    w.cv = &cv;
+    w.dir = lh_catalog_work_dir(cat);
+    w.tag = t->tag;
+    w.batch_rows = o->batch_rows > 0 ? o->batch_rows : LH_PG_BATCH_ROWS;
+    int64_t t_read = lh_mono_us();
+    if ((rc = writer_open(&w, err)) == 0)
+        rc = o->method == LH_PG_CURSOR ? stream_cursor(s, select, &w, o->job, err)
+                                       : stream_copy(s, select, &w, o->job, err);
+    if (rc == 0 && (w.rows_in_file > 0 || w.handed == 0))
+        rc = writer_hand(&w, err);
+    out->read_us = lh_mono_us() - t_read;
+    /* the snapshot is read: let the source go before the last conversion */
+    PQfinish(s->conn);
+    s->conn = NULL;
+    if (rc != 0) { /* failed while reading: nothing pending is converted */
+        pthread_mutex_lock(&cv.mu);
+        if (cv.rc == 0)
+            cv.rc = rc;
+        pthread_mutex_unlock(&cv.mu);
+    }
+    lh_err cerr;
+    int crc = converter_finish(&cv, th, &cerr);
+    if (rc == 0 && crc != 0) {
+        rc = crc;
+        *err = cerr;
+    }
+    if (rc == 0 && o->job && lh_job_cancelled(o->job))
+        rc = LH_ECANCELED;
+    if (rc == 0) {
+        out->columns = cv.columns;
+        cv.columns = NULL;
+        out->rows = cv.rows_done;
+        out->convert_us = cv.convert_us;
+    }
+out:
+    writer_discard(&w);
+    json_decref(cv.columns);
+    pthread_mutex_destroy(&cv.mu);
+    pthread_cond_destroy(&cv.cv);
+    free(head);
+    free(tail);
+    return rc;
+}
+
+static json_t *
+watermark_json(const char *column, const char *value)
+{
+    return column && value ? json_pack("{s:s, s:s}", "column", column, "value", value)
+                           : json_null();
+}
+
 int
 lh_ingest_db(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_ingest_db_opts *o,
              json_t **result, lh_err *err)
@@ -1064,50 +1173,20 @@ lh_ingest_db(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_inge
     lh_ingest__target t;
     pg_col *cols = NULL;
     int n_cols = 0;
-    char *src = NULL, *where = NULL, *select = NULL, *head = NULL, *tail = NULL;
+    char *src = NULL, *where = NULL, *select = NULL;
     char *new_wm = NULL, *snapshot_at = NULL, *from_src = NULL;
     json_t *committed = NULL;
-    batch_writer w = {.fd = -1};
-    lh_buf_init(&w.buf);
-    converter cv = {.eng = eng, .cat = cat, .job = o->job};
-    pthread_mutex_init(&cv.mu, NULL);
-    pthread_cond_init(&cv.cv, NULL);
-    pthread_t th;
-    bool converter_started = false;
+    pipeline_out piped = {0};
 
     int rc = lh_ingest__begin(cat, buckets, o->dataset, o->bucket, o->mode, o->job != NULL,
                               o->allow_bucket, o->allow_ctx, &t, err);
     if (rc != 0)
         goto out;
-    if ((rc = dsn_parse(o->dsn, o->password, &s.dsn, err)) != 0)
-        goto out;
     if (o->job)
         lh_job_progress(o->job, 0, -1, "rows");
-    if ((rc = pg_connect(&s, err)) != 0)
-        goto out;
-
-    /* one snapshot for everything below; text forms DuckDB reads back exactly */
-    PGresult *res = pg_run(&s,
-                           "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; "
-                           "SET IntervalStyle = 'iso_8601'; SET bytea_output = 'hex'; "
-                           "SET extra_float_digits = 1; "
-                           "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
-                           0, NULL, PGRES_COMMAND_OK, "starting the snapshot", err);
-    if (!res) {
-        rc = err->rc;
-        goto out;
-    }
-    PQclear(res);
-    if ((res = pg_run(&s, "SELECT to_char(now(), 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", 0, NULL,
-                      PGRES_TUPLES_OK, "starting the snapshot", err)) == NULL) {
-        rc = err->rc;
-        goto out;
-    }
-    snapshot_at = lh_strdup(PQgetvalue(res, 0, 0));
-    PQclear(res);
-    if ((rc = source_sql(&s, o, &src, err)) != 0)
-        goto out;
-    if ((rc = describe(&s, src, &cols, &n_cols, err)) != 0)
+    if ((rc = pg_open_snapshot(&s, o, &snapshot_at, err)) != 0 ||
+        (rc = source_sql(&s, o, &src, err)) != 0 ||
+        (rc = describe(&s, src, &cols, &n_cols, err)) != 0)
         goto out;
 
     /* the source with its columns renamed c0, c1, ...: names may repeat or be odd */
@@ -1126,15 +1205,14 @@ lh_ingest_db(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_inge
                                   &new_wm, err)) != 0)
             goto out;
         if (wm && !new_wm) { /* nothing newer: no new version */
-            *result = json_pack("{s:s, s:O, s:i, s:b, s:s, s:s, s:{s:s, s:s}}", "dataset",
-                                o->dataset, "version", json_object_get(t.cur, "version"), "rows",
-                                0, "unchanged", 1, "source", s.dsn.redacted, "snapshot_at",
-                                snapshot_at, "watermark", "column", o->since_column, "value", wm);
+            *result = json_pack("{s:s, s:O, s:i, s:b, s:s, s:s, s:o}", "dataset", o->dataset,
+                                "version", json_object_get(t.cur, "version"), "rows", 0,
+                                "unchanged", 1, "source", s.dsn.redacted, "snapshot_at",
+                                snapshot_at, "watermark", watermark_json(o->since_column, wm));
             goto out;
         }
     }
 
-    /* the reader here, the converter beside it */
     lh_buf sel;
     lh_buf_init(&sel);
     lh_buf_puts(&sel, "SELECT ");
@@ -1142,102 +1220,47 @@ lh_ingest_db(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_inge
         lh_buf_printf(&sel, "%s%s", i ? ", " : "", cols[i].pg_expr);
     lh_buf_printf(&sel, "%s%s", from_src, where ? where : "");
     select = lh_buf_steal(&sel);
-    duck_select(cols, n_cols, &head, &tail);
-    cv.target = &t;
-    cv.select_head = head;
-    cv.select_tail = tail;
-    cv.append_to = o->mode == LH_INGEST_APPEND ? json_object_get(t.cur, "columns") : NULL;
-    cv.keep_order = o->query && has_order_by(o->query);
-    if (pthread_create(&th, NULL, converter_main, &cv) != 0) {
-        rc = lh_err_set(err, LH_EUNAVAIL, 503, "overloaded", "could not start a converter");
+    if ((rc = pipeline_run(&s, select, cols, n_cols, &t, cat, eng, o, &piped, err)) != 0)
         goto out;
-    }
-    converter_started = true;
-    w.cv = &cv;
-    w.dir = lh_catalog_work_dir(cat);
-    w.tag = t.tag;
-    w.batch_rows = o->batch_rows > 0 ? o->batch_rows : LH_PG_BATCH_ROWS;
-    if ((rc = writer_open(&w, err)) != 0)
-        goto out;
-    int64_t t_read = lh_mono_us();
-    rc = o->method == LH_PG_CURSOR ? stream_cursor(&s, select, &w, o->job, err)
-                                   : stream_copy(&s, select, &w, o->job, err);
-    if (rc == 0 && (w.rows_in_file > 0 || w.handed == 0))
-        rc = writer_hand(&w, err);
-    t_read = lh_mono_us() - t_read;
-    /* the snapshot is read: let the source go before the last conversion */
-    PQfinish(s.conn);
-    s.conn = NULL;
-    lh_err cerr;
-    converter_started = false;
-    int crc = converter_finish(&cv, th, &cerr);
-    if (rc == 0 && crc != 0) {
-        rc = crc;
-        *err = cerr;
-    }
-    if (rc != 0)
-        goto out;
-    if (o->job && lh_job_cancelled(o->job)) {
-        rc = LH_ECANCELED;
-        goto out;
-    }
 
+    const char *method = o->method == LH_PG_CURSOR ? "cursor" : "copy";
     json_t *lineage = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "source_system",
                                 "postgresql", "source", s.dsn.redacted, "source_object",
-                                o->query ? "query" : o->table, "ingest", "db", "method",
-                                o->method == LH_PG_CURSOR ? "cursor" : "copy", "mode",
-                                lh_ingest__mode_name(o->mode), "snapshot_at", snapshot_at);
+                                o->query ? "query" : o->table, "ingest", "db", "method", method,
+                                "mode", lh_ingest__mode_name(o->mode), "snapshot_at", snapshot_at);
     json_object_set_new(lineage, o->query ? "query" : "table",
                         json_string(o->query ? o->query : o->table));
-    if (o->since_column && new_wm)
+    if (o->since_column) /* the new watermark, or the last one kept */
         json_object_set_new(lineage, "watermark",
-                            json_pack("{s:s, s:s}", "column", o->since_column, "value", new_wm));
-    else if (o->since_column && wm) /* keep the last one */
-        json_object_set_new(lineage, "watermark",
-                            json_pack("{s:s, s:s}", "column", o->since_column, "value", wm));
-    if ((rc = lh_ingest__commit(&t, cv.columns, o->metadata, lineage, o->actor, &committed,
+                            watermark_json(o->since_column, new_wm ? new_wm : wm));
+    if ((rc = lh_ingest__commit(&t, piped.columns, o->metadata, lineage, o->actor, &committed,
                                 err)) != 0)
         goto out;
     if (o->job)
-        lh_job_progress(o->job, w.rows_total, w.rows_total, "rows");
-    *result = json_pack("{s:s, s:O, s:I, s:O, s:O, s:O, s:s, s:s, s:s, s:{s:I, s:I, s:I}}",
+        lh_job_progress(o->job, piped.rows, piped.rows, "rows");
+    *result = json_pack("{s:s, s:O, s:I, s:O, s:O, s:O, s:s, s:s, s:s, s:o, s:{s:I, s:I, s:I}}",
                         "dataset", o->dataset, "version", json_object_get(committed, "version"),
-                        "rows", (json_int_t)cv.rows_done, "total_rows",
+                        "rows", (json_int_t)piped.rows, "total_rows",
                         json_object_get(committed, "row_count"), "columns",
                         json_object_get(committed, "columns"), "files",
                         json_object_get(committed, "files"), "source", s.dsn.redacted,
-                        "snapshot_at", snapshot_at, "method",
-                        o->method == LH_PG_CURSOR ? "cursor" : "copy", "timings_ms", "read",
-                        (json_int_t)(t_read / 1000), "convert", (json_int_t)(cv.convert_us / 1000),
-                        "total", (json_int_t)((lh_mono_us() - t_start) / 1000));
-    json_object_set_new(*result, "watermark",
-                        new_wm ? json_pack("{s:s, s:s}", "column", o->since_column, "value", new_wm)
-                               : json_null());
+                        "snapshot_at", snapshot_at, "method", method, "watermark",
+                        watermark_json(o->since_column, new_wm), "timings_ms", "read",
+                        (json_int_t)(piped.read_us / 1000), "convert",
+                        (json_int_t)(piped.convert_us / 1000), "total",
+                        (json_int_t)((lh_mono_us() - t_start) / 1000));
 out:
-    if (converter_started) { /* failed while reading: nothing pending is converted */
-        pthread_mutex_lock(&cv.mu);
-        if (cv.rc == 0)
-            cv.rc = rc;
-        pthread_mutex_unlock(&cv.mu);
-        lh_err ignored;
-        converter_finish(&cv, th, &ignored);
-    }
-    writer_discard(&w);
     if (s.conn)
         PQfinish(s.conn);
     lh_ingest__end(&t);
     dsn_free(&s.dsn);
     cols_free(cols, n_cols);
     json_decref(committed);
-    json_decref(cv.columns);
-    pthread_mutex_destroy(&cv.mu);
-    pthread_cond_destroy(&cv.cv);
+    json_decref(piped.columns);
     free(src);
     free(from_src);
     free(where);
     free(select);
-    free(head);
-    free(tail);
     free(new_wm);
     free(snapshot_at);
     return rc;
