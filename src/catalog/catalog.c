@@ -104,7 +104,8 @@ static void
 unpin_all(lh_catalog *c, dataset *ds)
 {
     for (size_t i = 0; i < ds->n_pinned; i++) {
-        lh_cache_unpin(c->cache, ds->pinned[i]);
+        if (ds->pinned[i])
+            lh_cache_unpin(c->cache, ds->pinned[i]);
         free(ds->pinned[i]);
     }
     free(ds->pinned);
@@ -250,7 +251,8 @@ check_manifest(lh_catalog *c, const json_t *m, lh_err *err)
     json_array_foreach(json_object_get(m, "files"), i, f)
     {
         const char *path = str_of(f, "path");
-        if (rc == 0 && (strncmp(path, prefix, strlen(prefix)) != 0 || lh_key_check(path, NULL) != 0))
+        const char *want = strcmp(str_of(f, "kind"), "events") == 0 ? LH_JOURNAL_PREFIX : prefix;
+        if (rc == 0 && (strncmp(path, want, strlen(want)) != 0 || lh_key_check(path, NULL) != 0))
             rc = LH_EINVAL;
     }
     free(prefix);
@@ -372,6 +374,45 @@ load_manifest(lh_catalog *c, const char *bucket, const char *name, int64_t versi
 
 /* ---- views -------------------------------------------------------------------------------- */
 
+/* Local copies of m's files that hold rows (fs: in place; remote: cached and pinned),
+ * NULL for the others; *out (new) is released with unpin_paths. */
+static int
+pin_paths(lh_catalog *c, lh_store *store, const json_t *m, char ***out, lh_err *err)
+{
+    json_t *files = json_object_get(m, "files");
+    size_t n = json_array_size(files);
+    char **paths = lh_calloc(n ? n : 1, sizeof *paths);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *f = json_array_get(files, i);
+        if (!lh_catalog_file_has_rows(f))
+            continue;
+        int rc = lh_cache_local_path(c->cache, store, str_of(f, "path"), true, &paths[i], err);
+        if (rc != 0) {
+            for (size_t j = 0; j < i; j++) {
+                if (paths[j])
+                    lh_cache_unpin(c->cache, paths[j]);
+                free(paths[j]);
+            }
+            free(paths);
+            return rc;
+        }
+    }
+    *out = paths;
+    return 0;
+}
+
+static void
+unpin_paths(lh_catalog *c, const json_t *m, char **paths)
+{
+    size_t n = json_array_size(json_object_get(m, "files"));
+    for (size_t i = 0; paths && i < n; i++) {
+        if (paths[i])
+            lh_cache_unpin(c->cache, paths[i]);
+        free(paths[i]);
+    }
+    free(paths);
+}
+
 /* (Re)define the view of a live dataset, or drop it when deleted. Caller holds no lock
  * but is the dataset's only writer (or the loader). */
 static int
@@ -385,29 +426,19 @@ refresh_view(lh_catalog *c, dataset *ds, lh_err *err)
     lh_store *store = lh_buckets_get(c->buckets, ds->bucket, err);
     if (store == NULL)
         return LH_ENOTFOUND;
-    json_t *files = json_object_get(m, "files");
-    size_t n = json_array_size(files);
-    char **paths = lh_calloc(n ? n : 1, sizeof *paths);
-    int rc = 0;
-    size_t got = 0;
-    for (; got < n && rc == 0; got++)
-        rc = lh_cache_local_path(c->cache, store, str_of(json_array_get(files, got), "path"), true,
-                                 &paths[got], err);
-    if (rc != 0)
-        got--; /* the failed one holds nothing */
+    size_t n = json_array_size(json_object_get(m, "files"));
+    char **paths = NULL;
+    int rc = pin_paths(c, store, m, &paths, err);
     if (rc == 0) {
-        lh_buf empty;
-        lh_buf_init(&empty);
-        size_t i;
-        json_t *col;
-        json_array_foreach(json_object_get(m, "columns"), i, col)
-        {
-            lh_buf_printf(&empty, "%sNULL::%s AS ", i ? ", " : "", str_of(col, "type"));
-            lh_sql_ident(&empty, str_of(col, "name"));
-        }
-        rc = lh_engine_define_view(c->views, ds->name, (const char *const *)paths, n, empty.data,
-                                   err);
-        lh_buf_free(&empty);
+        char *select = lh_catalog_rows_sql(m, paths);
+        lh_buf sql;
+        lh_buf_init(&sql);
+        lh_buf_puts(&sql, "CREATE OR REPLACE VIEW ");
+        lh_sql_ident(&sql, ds->name);
+        lh_buf_printf(&sql, " AS %s", select);
+        rc = lh_engine_exec(c->views, sql.data, NULL, err);
+        lh_buf_free(&sql);
+        free(select);
     }
     if (rc == 0) {
         unpin_all(c, ds);
@@ -415,11 +446,7 @@ refresh_view(lh_catalog *c, dataset *ds, lh_err *err)
         ds->n_pinned = n;
         return 0;
     }
-    for (size_t i = 0; i < got; i++) {
-        lh_cache_unpin(c->cache, paths[i]);
-        free(paths[i]);
-    }
-    free(paths);
+    unpin_paths(c, m, paths);
     return rc;
 }
 
@@ -794,6 +821,98 @@ lh_catalog_abort(lh_txn *t)
         end_txn(t, true);
 }
 
+/* A primary key is checked against the data when it is new or changed, and when base
+ * files arrive (an ingest); changes through deltas keep it by construction. */
+static bool
+key_needs_check(const json_t *old, const json_t *m)
+{
+    const json_t *key = json_object_get(json_object_get(m, "metadata"), "primary_key");
+    if (!json_is_array(key) || strcmp(str_of(m, "state"), "live") != 0)
+        return false;
+    if (!old || !json_equal(key, json_object_get(json_object_get(old, "metadata"), "primary_key")))
+        return true;
+    size_t i, j;
+    json_t *f, *g;
+    json_array_foreach(json_object_get(m, "files"), i, f)
+    {
+        if (strcmp(str_of(f, "kind"), "base") != 0)
+            continue;
+        bool known = false;
+        json_array_foreach(json_object_get(old, "files"), j, g)
+            known |= strcmp(str_of(f, "path"), str_of(g, "path")) == 0;
+        if (!known)
+            return true;
+    }
+    return false;
+}
+
+/* 400 invalid_primary_key unless the key's columns exist and every row has a key of its
+ * own, not NULL in any part. */
+static int
+check_key(lh_catalog *c, lh_store *store, const json_t *m, lh_err *err)
+{
+    const json_t *key = json_object_get(json_object_get(m, "metadata"), "primary_key");
+    size_t i, j;
+    json_t *k, *col;
+    json_array_foreach(key, i, k)
+    {
+        bool found = false;
+        json_array_foreach(json_object_get(m, "columns"), j, col)
+            found |= strcmp(str_of(col, "name"), json_string_value(k)) == 0;
+        if (!found) {
+            lh_err_set(err, LH_EINVAL, 400, "invalid_primary_key",
+                       "primary key column '%s' is not a column of the dataset",
+                       json_string_value(k));
+            return LH_EINVAL;
+        }
+    }
+    char **paths = NULL;
+    int rc = pin_paths(c, store, m, &paths, err);
+    if (rc != 0)
+        return rc;
+    char *rows = lh_catalog_rows_sql(m, paths);
+    lh_buf keys, nulls, sql;
+    lh_buf_init(&keys);
+    lh_buf_init(&nulls);
+    lh_buf_init(&sql);
+    json_array_foreach(key, i, k)
+    {
+        lh_buf_puts(&keys, i ? ", " : "");
+        lh_sql_ident(&keys, json_string_value(k));
+        lh_buf_puts(&nulls, i ? " OR " : "");
+        lh_sql_ident(&nulls, json_string_value(k));
+        lh_buf_puts(&nulls, " IS NULL");
+    }
+    lh_buf_printf(&sql,
+                  "SELECT (SELECT count(*) FROM (%s) AS r WHERE %s) AS nulls, "
+                  "(SELECT CAST(to_json(row(%s)) AS VARCHAR) FROM (%s) AS r GROUP BY ALL "
+                  "HAVING count(*) > 1 LIMIT 1) AS dup",
+                  rows, nulls.data, keys.data, rows);
+    json_t *out = NULL;
+    rc = lh_engine_rows(c->engine, sql.data, &out, err);
+    if (rc == 0) {
+        const json_t *r = json_array_get(out, 0);
+        if (json_integer_value(json_object_get(r, "nulls")) > 0) {
+            rc = lh_err_set(err, LH_EINVAL, 400, "invalid_primary_key",
+                            "%lld rows have a NULL in the primary key (%s)",
+                            (long long)json_integer_value(json_object_get(r, "nulls")), keys.data);
+        } else if (json_is_string(json_object_get(r, "dup"))) {
+            rc = lh_err_set(err, LH_EINVAL, 400, "invalid_primary_key",
+                            "the primary key (%s) is not unique: %s appears more than once",
+                            keys.data, str_of(r, "dup"));
+        }
+        if (rc != 0)
+            lh_err_hint(err, "choose columns that identify each row, or clean the data first");
+    }
+    json_decref(out);
+    lh_buf_free(&keys);
+    lh_buf_free(&nulls);
+    lh_buf_free(&sql);
+    free(rows);
+    unpin_paths(c, m, paths);
+    return rc;
+}
+
 int
 lh_catalog_commit(lh_txn *t, const char *bucket, json_t *manifest, json_t **committed, lh_err *err)
 {
@@ -812,7 +931,11 @@ lh_catalog_commit(lh_txn *t, const char *bucket, json_t *manifest, json_t **comm
         json_object_set_new(manifest, "state", json_string("live"));
     lh_store *store = lh_buckets_get(c->buckets, target, err);
     char *path = NULL, *key = NULL;
-    int rc = store ? write_manifest_file(c, manifest, &path, err) : LH_ENOTFOUND;
+    int rc = store ? 0 : LH_ENOTFOUND;
+    if (rc == 0 && key_needs_check(ds->manifest, manifest))
+        rc = check_key(c, store, manifest, err);
+    if (rc == 0)
+        rc = write_manifest_file(c, manifest, &path, err);
     if (rc == 0) {
         key = manifest_key(ds->name, version);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -871,6 +994,28 @@ in_list(const char *const *list, const char *s)
     return false;
 }
 
+/* A primary key is 1 to 16 distinct column names (existence is checked against the
+ * dataset's columns where they are known). */
+static int
+check_primary_key(const json_t *v, lh_err *err)
+{
+    size_t n = json_array_size(v);
+    if (!json_is_array(v) || n < 1 || n > 16)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
+                          "'primary_key' must be an array of 1 to 16 column names");
+    for (size_t i = 0; i < n; i++) {
+        const json_t *c = json_array_get(v, i);
+        if (!json_is_string(c) || json_string_length(c) == 0 || json_string_length(c) > 255)
+            return lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
+                              "primary_key entry #%zu must be a column name", i + 1);
+        for (size_t j = 0; j < i; j++)
+            if (json_equal(c, json_array_get(v, j)))
+                return lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
+                                  "primary_key names '%s' twice", json_string_value(c));
+    }
+    return 0;
+}
+
 int
 lh_catalog_check_metadata(const json_t *in, json_t **out, lh_err *err)
 {
@@ -898,6 +1043,8 @@ lh_catalog_check_metadata(const json_t *in, json_t **out, lh_err *err)
             json_array_foreach(v, i, tag) if (rc == 0 && (!json_is_string(tag) || json_string_length(tag) == 0 || json_string_length(tag) > 64)) rc =
                 lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
                            "tag #%zu must be a string of 1 to 64 characters", i + 1);
+        } else if (strcmp(key, "primary_key") == 0) {
+            rc = check_primary_key(v, err);
         } else if (strcmp(key, "freshness_sla_s") == 0) {
             if (!json_is_null(v) && (!json_is_integer(v) || json_integer_value(v) < 1))
                 rc = lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
@@ -906,7 +1053,7 @@ lh_catalog_check_metadata(const json_t *in, json_t **out, lh_err *err)
             rc = lh_err_set(err, LH_EINVAL, 400, "invalid_metadata", "unknown metadata field '%s'",
                             key);
             lh_err_hint(err, "metadata fields: owner, sensitivity, description, tags, "
-                             "freshness_sla_s, source_system");
+                             "freshness_sla_s, primary_key, source_system");
         }
         if (rc != 0) {
             json_decref(m);
@@ -941,6 +1088,7 @@ next_of(const json_t *current, const char *change, const char *actor)
 {
     json_t *m = json_deep_copy(current);
     json_object_del(m, "freshness");
+    lh_catalog_drop_events(m);
     json_object_set_new(m, "change", json_string(change));
     json_object_set_new(m, "created_by", json_string(actor ? actor : ""));
     return m;

@@ -105,6 +105,20 @@ json_t *lh_catalog_sweep(lh_catalog *c, int64_t grace_s, bool dry_run);
  * description, tags, freshness_sla_s). Returns 0 and fills *out (new) or 400. */
 int lh_catalog_check_metadata(const json_t *in, json_t **out, lh_err *err);
 
+/* ---- rows -------------------------------------------------------------------------- */
+
+/* Where commits that change rows put their events batch (a file of kind "events"). */
+#define LH_JOURNAL_PREFIX "_journal/events/"
+
+/* True for files holding rows of the dataset (kinds "base" and "delta"). */
+bool lh_catalog_file_has_rows(const json_t *file);
+/* Remove the "events" file of a manifest (each version lists only its own commit's). */
+void lh_catalog_drop_events(json_t *manifest);
+/* The SELECT giving manifest m's rows: its base files, merging its delta files on read
+ * (the newest row of each primary key wins; deletes hide keys). paths[i] is the local
+ * path of m.files[i] (NULL for files without rows). Returns new. */
+char *lh_catalog_rows_sql(const json_t *m, char *const *paths);
+
 /* Helpers for writers: the local path of a data file of `bucket` (fs: in place; remote:
  * a cached copy), and the schema of a local Parquet file as [{"name","type"}]. */
 int lh_catalog_schema_of(lh_catalog *c, const char *local_parquet, json_t **columns, lh_err *err);

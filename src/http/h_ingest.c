@@ -90,8 +90,9 @@ run_ingest(lh_job *job, void *arg, lh_err *err)
     return rc;
 }
 
-static const char *const META_PARAMS[] = {"owner", "sensitivity", "description", "tags",
-                                          "freshness_sla_s", "source_system", NULL};
+static const char *const META_PARAMS[] = {"owner",           "sensitivity",   "description",
+                                          "tags",            "freshness_sla_s", "source_system",
+                                          "primary_key",     NULL};
 static const char *const OTHER_PARAMS[] = {"dataset", "format", "mode", "bucket", "async",
                                            "source_object", NULL};
 
@@ -125,7 +126,7 @@ metadata_from_query(lh_req *req, json_t **out, lh_err *err)
         const char *v = lh_req_query(req, *p);
         if (v == NULL)
             continue;
-        if (strcmp(*p, "tags") == 0) {
+        if (strcmp(*p, "tags") == 0 || strcmp(*p, "primary_key") == 0) {
             json_t *tags = json_array();
             char *copy = lh_strdup(v);
             for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok;
@@ -133,7 +134,7 @@ metadata_from_query(lh_req *req, json_t **out, lh_err *err)
                 if (*tok)
                     json_array_append_new(tags, lh_json_text(tok));
             free(copy);
-            json_object_set_new(m, "tags", tags);
+            json_object_set_new(m, *p, tags);
         } else if (strcmp(*p, "freshness_sla_s") == 0) {
             char *end = NULL;
             long long n = strtoll(v, &end, 10);
@@ -290,9 +291,9 @@ run_db_ingest(lh_job *job, void *arg, lh_err *err)
 static const char *const DB_FIELDS[] = {
     "dsn", "secret_ref", "table", "query", "dataset", "mode", "bucket", "batch_rows", "method",
     "since_column", "async", "owner", "sensitivity", "description", "tags", "freshness_sla_s",
-    NULL};
+    "primary_key", NULL};
 static const char *const DB_META[] = {"owner", "sensitivity", "description", "tags",
-                                      "freshness_sla_s", NULL};
+                                      "freshness_sla_s", "primary_key", NULL};
 
 /* An optional string field without NUL bytes; 400 naming it otherwise. */
 static int

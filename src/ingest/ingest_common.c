@@ -180,9 +180,13 @@ int
 lh_ingest__commit(lh_ingest__target *t, const json_t *columns, const json_t *client_meta,
                   json_t *lineage, const char *actor, json_t **committed, lh_err *err)
 {
-    json_t *files = t->mode == LH_INGEST_APPEND
-                        ? json_deep_copy(json_object_get(t->cur, "files"))
-                        : json_array();
+    json_t *m = json_object();
+    json_object_set_new(m, "files", t->mode == LH_INGEST_APPEND
+                                        ? json_deep_copy(json_object_get(t->cur, "files"))
+                                        : json_array());
+    lh_catalog_drop_events(m);
+    json_t *files = json_incref(json_object_get(m, "files"));
+    json_decref(m);
     json_array_extend(files, t->new_files);
     int64_t total_rows = 0, total_bytes = 0;
     size_t i;
@@ -192,7 +196,7 @@ lh_ingest__commit(lh_ingest__target *t, const json_t *columns, const json_t *cli
         total_rows += json_integer_value(json_object_get(f, "rows"));
         total_bytes += json_integer_value(json_object_get(f, "bytes"));
     }
-    json_t *m = json_pack("{s:s, s:s, s:s, s:I, s:I, s:O, s:o, s:o}", "state", "live", "change",
+    m = json_pack("{s:s, s:s, s:s, s:I, s:I, s:O, s:o, s:o}", "state", "live", "change",
                           lh_ingest__mode_name(t->mode), "created_by", actor ? actor : "",
                           "row_count", (json_int_t)total_rows, "bytes", (json_int_t)total_bytes,
                           "columns", columns, "files", files, "metadata",
