@@ -20,7 +20,7 @@
  * catalog a condition variable, so one local writer per dataset runs at a time while
  * readers never wait on I/O.
  */
-#include "catalog/catalog.h"
+#include "catalog/catalog_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,35 +33,6 @@
 #include <unistd.h>
 
 #define MANIFEST_MAX (64u << 20)
-
-typedef struct dataset {
-    char name[64];
-    char bucket[80];
-    json_t *manifest; /* newest version */
-    bool writing;
-    char **pinned; /* cache paths the view reads */
-    size_t n_pinned;
-} dataset;
-
-struct lh_catalog {
-    pthread_mutex_t lock;
-    pthread_cond_t writer_done;
-    dataset **items;
-    size_t n, cap;
-    lh_buckets *buckets;
-    lh_engine *engine; /* internal work: manifests, footers, conversions */
-    lh_engine *views;  /* where users' SQL runs: the dataset views live here */
-    lh_cache *cache;
-    char *work_dir;
-    int64_t load_ms;
-    int load_errors;
-};
-
-struct lh_txn {
-    lh_catalog *cat;
-    dataset *ds;
-    bool created; /* ds was made for this transaction */
-};
 
 static const char *const SENSITIVITIES[] = {"public", "internal", "confidential", "pii", NULL};
 
@@ -352,9 +323,9 @@ read_manifest_file(lh_catalog *c, const char *bucket, const char *path, json_t *
     return 0;
 }
 
-static int
-load_manifest(lh_catalog *c, const char *bucket, const char *name, int64_t version, json_t **out,
-              lh_err *err)
+int
+lh_catalog__load_manifest(lh_catalog *c, const char *bucket, const char *name, int64_t version,
+                          json_t **out, lh_err *err)
 {
     lh_store *store = lh_buckets_get(c->buckets, bucket, err);
     if (store == NULL)
@@ -401,16 +372,33 @@ pin_paths(lh_catalog *c, lh_store *store, const json_t *m, char ***out, lh_err *
     return 0;
 }
 
-static void
-unpin_paths(lh_catalog *c, const json_t *m, char **paths)
+void
+lh_catalog_unpin_rows(lh_catalog *c, char **paths, size_t n)
 {
-    size_t n = json_array_size(json_object_get(m, "files"));
     for (size_t i = 0; paths && i < n; i++) {
         if (paths[i])
             lh_cache_unpin(c->cache, paths[i]);
         free(paths[i]);
     }
     free(paths);
+}
+
+static void
+unpin_paths(lh_catalog *c, const json_t *m, char **paths)
+{
+    lh_catalog_unpin_rows(c, paths, json_array_size(json_object_get(m, "files")));
+}
+
+int
+lh_catalog_pin_rows(lh_catalog *c, const json_t *m, char ***paths, size_t *n, lh_err *err)
+{
+    lh_store *store = lh_buckets_get(c->buckets, str_of(m, "bucket"), err);
+    if (store == NULL)
+        return LH_ENOTFOUND;
+    int rc = pin_paths(c, store, m, paths, err);
+    if (rc == 0)
+        *n = json_array_size(json_object_get(m, "files"));
+    return rc;
 }
 
 /* (Re)define the view of a live dataset, or drop it when deleted. Caller holds no lock
@@ -513,7 +501,7 @@ load_bucket(lh_catalog *c, const char *bucket)
     json_object_foreach(latest, name, v)
     {
         json_t *m = NULL;
-        if (load_manifest(c, bucket, name, json_integer_value(v), &m, &err) != 0) {
+        if (lh_catalog__load_manifest(c, bucket, name, json_integer_value(v), &m, &err) != 0) {
             lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: cannot load dataset '%s' from '%s': %s %s",
                    name, bucket, err.message, err.detail);
             c->load_errors++;
@@ -560,6 +548,7 @@ lh_catalog_open(const lh_catalog_deps *deps, lh_catalog **out, lh_err *err)
         if (strncmp(name, "profile:", 8) != 0)
             load_bucket(c, name);
     }
+    lh_catalog__journal_load(c);
     c->load_ms = (lh_mono_us() - t0) / 1000;
     json_t *fields = json_pack("{s:I, s:I, s:i}", "datasets", (json_int_t)c->n, "load_ms",
                                (json_int_t)c->load_ms, "load_errors", c->load_errors);
@@ -575,6 +564,7 @@ lh_catalog_close(lh_catalog *c)
 {
     if (c == NULL)
         return;
+    lh_catalog__journal_free(c);
     for (size_t i = 0; i < c->n; i++)
         dataset_free(c, c->items[i]);
     free(c->items);
@@ -697,7 +687,7 @@ lh_catalog_versions(lh_catalog *c, const char *name, int64_t from, int64_t limit
     for (int64_t v = from; v <= newest && v < from + limit; v++) {
         json_t *m = NULL;
         lh_err e;
-        if (load_manifest(c, bucket, name, v, &m, &e) != 0) {
+        if (lh_catalog__load_manifest(c, bucket, name, v, &m, &e) != 0) {
             json_array_append_new(arr, json_pack("{s:I, s:s}", "version", (json_int_t)v, "error",
                                                  e.message));
             continue;
@@ -875,8 +865,14 @@ check_key(lh_catalog *c, lh_store *store, const json_t *m, lh_err *err)
     lh_buf_init(&keys);
     lh_buf_init(&nulls);
     lh_buf_init(&sql);
+    lh_buf keyjson;
+    lh_buf_init(&keyjson);
     json_array_foreach(key, i, k)
     {
+        lh_buf_puts(&keyjson, i ? ", " : "");
+        lh_sql_quote(&keyjson, json_string_value(k));
+        lh_buf_puts(&keyjson, ": ");
+        lh_sql_ident(&keyjson, json_string_value(k));
         lh_buf_puts(&keys, i ? ", " : "");
         lh_sql_ident(&keys, json_string_value(k));
         lh_buf_puts(&nulls, i ? " OR " : "");
@@ -885,9 +881,9 @@ check_key(lh_catalog *c, lh_store *store, const json_t *m, lh_err *err)
     }
     lh_buf_printf(&sql,
                   "SELECT (SELECT count(*) FROM (%s) AS r WHERE %s) AS nulls, "
-                  "(SELECT CAST(to_json(row(%s)) AS VARCHAR) FROM (%s) AS r GROUP BY ALL "
+                  "(SELECT CAST(to_json({%s}) AS VARCHAR) FROM (%s) AS r GROUP BY ALL "
                   "HAVING count(*) > 1 LIMIT 1) AS dup",
-                  rows, nulls.data, keys.data, rows);
+                  rows, nulls.data, keyjson.data, rows);
     json_t *out = NULL;
     rc = lh_engine_rows(c->engine, sql.data, &out, err);
     if (rc == 0) {
@@ -906,6 +902,7 @@ check_key(lh_catalog *c, lh_store *store, const json_t *m, lh_err *err)
     }
     json_decref(out);
     lh_buf_free(&keys);
+    lh_buf_free(&keyjson);
     lh_buf_free(&nulls);
     lh_buf_free(&sql);
     free(rows);
@@ -974,6 +971,7 @@ lh_catalog_commit(lh_txn *t, const char *bucket, json_t *manifest, json_t **comm
     if (refresh_view(c, ds, &verr) != 0)
         lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: view of '%s' not updated: %s %s", ds->name,
                verr.message, verr.detail);
+    lh_catalog__journal_add(c, manifest); /* still ours: only this writer replaces it */
     if (committed) {
         pthread_mutex_lock(&c->lock);
         *committed = json_deep_copy(ds->manifest);
@@ -1274,7 +1272,7 @@ referenced_files(lh_catalog *c, const char *bucket, const char *name, int64_t ne
 {
     for (int64_t v = 1; v <= newest; v++) {
         json_t *m = NULL;
-        int rc = load_manifest(c, bucket, name, v, &m, err);
+        int rc = lh_catalog__load_manifest(c, bucket, name, v, &m, err);
         if (rc == LH_ENOTFOUND)
             continue; /* an expired version: its files are no longer owed to anyone */
         if (rc != 0)

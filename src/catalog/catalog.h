@@ -119,6 +119,24 @@ void lh_catalog_drop_events(json_t *manifest);
  * path of m.files[i] (NULL for files without rows). Returns new. */
 char *lh_catalog_rows_sql(const json_t *m, char *const *paths);
 
+/* The events journal: every committed change of rows, one event per changed field.
+ * Filters are exact matches (NULL: any); key is the key's JSON text ({"id":42}); since
+ * and until bound ts (ISO 8601; since inclusive, until exclusive). Ordered by time,
+ * dataset, version, seq. Returns rows (new): {"dataset","key","field","old_value",
+ * "new_value" (JSON text or null),"op" (insert|update|delete),"actor","ts","source",
+ * "workspace_id","version","seq"}. */
+typedef struct lh_events_filter {
+    const char *dataset, *key, *field, *actor, *workspace_id, *since, *until;
+    int64_t max_version; /* > 0: only versions up to it */
+    int64_t limit, offset;
+} lh_events_filter;
+int lh_catalog_events(lh_catalog *c, const lh_events_filter *f, json_t **out, lh_err *err);
+
+/* Local copies of m's files (m a manifest of a dataset of this catalog), pinned in the
+ * cache until lh_catalog_unpin_rows; *paths (new, *n entries) suits lh_catalog_rows_sql. */
+int lh_catalog_pin_rows(lh_catalog *c, const json_t *m, char ***paths, size_t *n, lh_err *err);
+void lh_catalog_unpin_rows(lh_catalog *c, char **paths, size_t n); /* accepts NULL */
+
 /* Helpers for writers: the local path of a data file of `bucket` (fs: in place; remote:
  * a cached copy), and the schema of a local Parquet file as [{"name","type"}]. */
 int lh_catalog_schema_of(lh_catalog *c, const char *local_parquet, json_t **columns, lh_err *err);

@@ -125,16 +125,20 @@ lh_cmd_serve(int argc, char **argv)
     mkdir(results_dir, 0700);
     mkdir(work_dir, 0700);
     size_t n_buckets = lh_buckets_count(buckets);
-    char **user_dirs = lh_calloc(n_buckets + 3, sizeof *user_dirs);
-    char **internal_dirs = lh_calloc(n_buckets + 3, sizeof *internal_dirs);
+    char **user_dirs = lh_calloc(2 * n_buckets + 3, sizeof *user_dirs);
+    char **internal_dirs = lh_calloc(2 * n_buckets + 3, sizeof *internal_dirs);
     size_t n_dirs = 0;
     for (size_t i = 0; i < n_buckets; i++) {
+        /* local buckets: their datasets and their events journal (the _events view) */
+        static const char *const readable[] = {"datasets", "_journal/events"};
         lh_store *store = lh_buckets_get(buckets, lh_buckets_name_at(buckets, i), NULL);
-        char *dir = store ? lh_store_fs_path(store, "datasets") : NULL;
-        if (dir) {
-            user_dirs[n_dirs] = lh_sprintf("%s/", dir);
-            internal_dirs[n_dirs++] = lh_sprintf("%s/", dir);
-            free(dir);
+        for (size_t k = 0; store && k < 2; k++) {
+            char *dir = lh_store_fs_path(store, readable[k]);
+            if (dir) {
+                user_dirs[n_dirs] = lh_sprintf("%s/", dir);
+                internal_dirs[n_dirs++] = lh_sprintf("%s/", dir);
+                free(dir);
+            }
         }
     }
     user_dirs[n_dirs] = lh_sprintf("%s/", objects_dir);

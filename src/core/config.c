@@ -88,6 +88,11 @@ static const key_def KEYS[] = {
         "rows returned by POST /query when the request gives no limit"),
     INT("engine", "max_row_limit", 100000000, 1, INT64_C(1) << 40,
         "largest 'limit' POST /query accepts"),
+    INT("catalog", "compact_after_deltas", 64, 0, 1000000,
+        "a dataset is compacted in the background once it holds this many delta files (0: only "
+        "when asked)"),
+    INT("ingest", "max_rows_per_request", 100000, 1, 10000000,
+        "upserts plus deletes one POST /datasets/{name}/rows may carry"),
     INT("jobs", "workers", 2, 1, 64, "background job worker threads"),
     INT("jobs", "max_queued", 256, 1, 100000, "jobs waiting beyond this are refused with 503"),
     INT("jobs", "keep_finished", 1000, 0, 1000000,
@@ -99,7 +104,7 @@ static const key_def KEYS[] = {
 static const char *const PRINCIPAL_KEYS[] = {"name", "token_sha256", "roles", "buckets", NULL};
 static const char *const ROLE_NAMES[] = {"admin", "writer", "reader", "agent", NULL};
 /* Sections later modules own; accepted without warning so newer files still load. */
-static const char *const RESERVED_SECTIONS[] = {"catalog", "ingest", "vector", "agent", NULL};
+static const char *const RESERVED_SECTIONS[] = {"vector", "agent", NULL};
 /* Arrays of tables validated by the module that owns them (lh_config_table_array). */
 static const char *const TABLE_ARRAYS[] = {"bucket", NULL};
 

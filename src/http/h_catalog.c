@@ -18,9 +18,8 @@ bucket_ok(lh_req *req, const char *bucket)
     return lh_http__auth_bucket(req->principal, bucket, &ignored) == 0;
 }
 
-/* Fetch a dataset the principal may see, or answer 404 like a missing one. */
-static json_t *
-visible_dataset(lh_req *req, lh_resp *resp, const char *name)
+json_t *
+lh_http__visible_dataset(lh_req *req, lh_resp *resp, const char *name)
 {
     lh_err err;
     json_t *m = NULL;
@@ -64,7 +63,7 @@ lh_h_datasets_list(lh_req *req, lh_resp *resp)
 int
 lh_h_dataset_get(lh_req *req, lh_resp *resp)
 {
-    json_t *m = visible_dataset(req, resp, lh_req_param(req, "name"));
+    json_t *m = lh_http__visible_dataset(req, resp, lh_req_param(req, "name"));
     return m ? lh_resp_json(resp, 200, m) : 0;
 }
 
@@ -73,7 +72,7 @@ lh_h_dataset_versions(lh_req *req, lh_resp *resp)
 {
     lh_err err;
     const char *name = lh_req_param(req, "name");
-    json_t *m = visible_dataset(req, resp, name);
+    json_t *m = lh_http__visible_dataset(req, resp, name);
     if (m == NULL)
         return 0;
     int64_t m_version = json_integer_value(json_object_get(m, "version"));
@@ -98,7 +97,7 @@ lh_h_dataset_patch(lh_req *req, lh_resp *resp)
 {
     lh_err err;
     const char *name = lh_req_param(req, "name");
-    json_t *m = visible_dataset(req, resp, name);
+    json_t *m = lh_http__visible_dataset(req, resp, name);
     if (m == NULL)
         return 0;
     json_decref(m);
@@ -118,7 +117,7 @@ change_dataset(lh_req *req, lh_resp *resp,
 {
     lh_err err;
     const char *name = lh_req_param(req, "name");
-    json_t *m = visible_dataset(req, resp, name);
+    json_t *m = lh_http__visible_dataset(req, resp, name);
     if (m == NULL)
         return 0;
     json_decref(m);

@@ -476,3 +476,69 @@ lh_h_ingest_db(lh_req *req, lh_resp *resp)
     return lh_resp_json(resp, json_is_true(json_object_get(result, "unchanged")) ? 200 : 201,
                         result);
 }
+
+/* ---- POST /datasets/{name}/rows --------------------------------------------------------- */
+
+static bool
+may_use(void *ctx, const char *bucket)
+{
+    return principal_may_use(ctx, bucket);
+}
+
+int
+lh_h_rows(lh_req *req, lh_resp *resp)
+{
+    lh_err err;
+    json_t *body = NULL;
+    if (lh_req_json(req, false, &body, &err) != 0)
+        return lh_resp_error(resp, &err);
+    static const char *const fields[] = {"upsert", "delete", "source", "workspace_id", NULL};
+    int rc = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach(body, key, value)
+    {
+        bool known = false;
+        for (const char *const *f = fields; *f; f++)
+            known |= strcmp(*f, key) == 0;
+        if (!known && rc == 0) {
+            rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter", "unknown field '%s'", key);
+            lh_err_hint(&err, "the body takes upsert, delete, source and workspace_id");
+        }
+    }
+    const json_t *upsert = json_object_get(body, "upsert"), *del = json_object_get(body, "delete");
+    const char *source = NULL, *workspace = NULL;
+    int64_t max_rows = lh_config_int(req->srv->config, "ingest.max_rows_per_request");
+    if (rc == 0 && ((upsert && !json_is_array(upsert)) || (del && !json_is_array(del))))
+        rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
+                        "'upsert' and 'delete' must be arrays of objects");
+    else if (rc == 0 && json_array_size(upsert) + json_array_size(del) == 0)
+        rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
+                        "nothing to change: give rows in 'upsert' or keys in 'delete'");
+    else if (rc == 0 && (int64_t)(json_array_size(upsert) + json_array_size(del)) > max_rows) {
+        rc = lh_err_set(&err, LH_ETOOBIG, 413, "too_many_rows",
+                        "%zu rows in one request; the limit is %lld",
+                        json_array_size(upsert) + json_array_size(del), (long long)max_rows);
+        lh_err_hint(&err, "split the change, or raise [ingest] max_rows_per_request");
+    }
+    if (rc == 0)
+        rc = opt_string(body, "source", &source, &err);
+    if (rc == 0)
+        rc = opt_string(body, "workspace_id", &workspace, &err);
+    if (rc != 0) {
+        json_decref(body);
+        return lh_resp_error(resp, &err);
+    }
+    lh_rows_opts o = {.dataset = lh_req_param(req, "name"), .upsert = upsert, .deletes = del,
+                      .source = source, .workspace_id = workspace,
+                      .actor = req->principal->name, .allow_bucket = may_use,
+                      .allow_ctx = (void *)req->principal};
+    json_t *result = NULL;
+    rc = lh_ingest_rows(req->srv->catalog, req->srv->internal_engine, req->srv->buckets, &o, &result,
+                        &err);
+    json_decref(body);
+    if (rc != 0)
+        return lh_resp_error(resp, &err);
+    return lh_resp_json(resp, json_is_true(json_object_get(result, "unchanged")) ? 200 : 201,
+                        result);
+}

@@ -224,6 +224,12 @@ int lh_h_resync_missing(lh_req *req, lh_resp *resp);
 int lh_h_sweep(lh_req *req, lh_resp *resp);
 int lh_h_ingest_file(lh_req *req, lh_resp *resp);
 int lh_h_ingest_db(lh_req *req, lh_resp *resp);
+int lh_h_rows(lh_req *req, lh_resp *resp);
+int lh_h_journal_events(lh_req *req, lh_resp *resp);
+
+/* The dataset's latest manifest (new) if the principal may see it; else answers 404 (as
+ * for a missing one) and returns NULL. */
+json_t *lh_http__visible_dataset(lh_req *req, lh_resp *resp, const char *name);
 int lh_h_buckets_list(lh_req *req, lh_resp *resp);
 int lh_h_buckets_health(lh_req *req, lh_resp *resp);
 int lh_h_objects_list(lh_req *req, lh_resp *resp);

@@ -49,6 +49,8 @@ static const lh_route ROUTES[] = {
     {"POST", "/maintenance/sweep", lh_h_sweep, LH_ALLOW_ADMIN, 0},
     {"POST", "/ingest/file", lh_h_ingest_file, LH_ALLOW_WRITE, LH_ROUTE_BODY_FILE},
     {"POST", "/ingest/db", lh_h_ingest_db, LH_ALLOW_WRITE, LH_ROUTE_JSON_BODY},
+    {"POST", "/datasets/{name}/rows", lh_h_rows, LH_ALLOW_WRITE, LH_ROUTE_JSON_BODY},
+    {"GET", "/journal/events", lh_h_journal_events, LH_ALLOW_READ, 0},
     {"GET", "/storage/buckets", lh_h_buckets_list, LH_ALLOW_READ, 0},
     {"GET", "/storage/bucket-health", lh_h_buckets_health, LH_ALLOW_READ, 0},
     {"GET", "/storage/buckets/{bucket}/objects", lh_h_objects_list, LH_ALLOW_READ, 0},

@@ -79,4 +79,28 @@ int lh_ingest_db_check_dsn(const char *dsn, lh_err *err);
 int lh_ingest_db(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets,
                  const lh_ingest_db_opts *o, json_t **result, lh_err *err);
 
+/* ---- row changes ----------------------------------------------------------------------- */
+
+typedef struct lh_rows_opts {
+    const char *dataset;
+    const json_t *upsert;  /* array of row objects (borrowed; may be NULL) */
+    const json_t *deletes; /* array of key objects (borrowed; may be NULL) */
+    const char *source;       /* events: where the change came from (may be NULL) */
+    const char *workspace_id; /* events: the agent workspace (may be NULL) */
+    const char *actor;
+    bool (*allow_bucket)(void *ctx, const char *bucket);
+    void *allow_ctx;
+} lh_rows_opts;
+
+/* Apply one request's upserts and deletes to a dataset with a primary key as one delta
+ * file, one events batch and one new version (see rows.c for why a crash can never
+ * separate them). Fields an upsert leaves out keep their values. Never waits for another
+ * writer (409 dataset_busy). Errors: 400 no_primary_key, 400 invalid_row naming the row
+ * ("upsert[3]: ...") for a missing or NULL key, an unknown column, a repeated key or a
+ * value of the wrong type. *result (new): {"dataset", "version", "row_count", "counts":
+ * {"inserted", "updated", "deleted", "events"}}, or "unchanged": true when nothing
+ * changed (deletes of absent keys only). */
+int lh_ingest_rows(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets,
+                   const lh_rows_opts *o, json_t **result, lh_err *err);
+
 #endif

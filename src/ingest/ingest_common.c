@@ -40,6 +40,7 @@ lh_ingest__begin(lh_catalog *cat, lh_buckets *buckets, const char *dataset, cons
     t->dataset = dataset;
     t->mode = mode;
     t->new_files = json_array();
+    t->row_count = -1;
     uint8_t rnd[4];
     char hex[9];
     lh_random_bytes(rnd, sizeof rnd, NULL);
@@ -88,6 +89,13 @@ lh_ingest__begin(lh_catalog *cat, lh_buckets *buckets, const char *dataset, cons
 int
 lh_ingest__store(lh_ingest__target *t, const char *local_path, int64_t rows, lh_err *err)
 {
+    return lh_ingest__store_as(t, local_path, NULL, "base", rows, err);
+}
+
+int
+lh_ingest__store_as(lh_ingest__target *t, const char *local_path, const char *key_in,
+                    const char *kind, int64_t rows, lh_err *err)
+{
     int fd = open(local_path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
@@ -96,8 +104,9 @@ lh_ingest__store(lh_ingest__target *t, const char *local_path, int64_t rows, lh_
         return lh_err_set(err, LH_EIO, 500, "work_dir_unreadable",
                           "could not read the converted file");
     }
-    char *key = lh_sprintf("datasets/%s/data/%s-%zu.parquet", t->dataset, t->tag,
-                           json_array_size(t->new_files));
+    char *key = key_in ? lh_strdup(key_in)
+                       : lh_sprintf("datasets/%s/data/%s-%zu.parquet", t->dataset, t->tag,
+                                    json_array_size(t->new_files));
     lh_source src = {.fd = fd, .len = (int64_t)st.st_size, .may_link = true};
     int rc = lh_buckets_put_object(t->buckets, t->bucket, key, &src, LH_PUT_CREATE_ONLY, NULL,
                                    NULL, err);
@@ -106,7 +115,7 @@ lh_ingest__store(lh_ingest__target *t, const char *local_path, int64_t rows, lh_
         json_array_append_new(t->new_files,
                               json_pack("{s:s, s:I, s:I, s:s}", "path", key, "bytes",
                                         (json_int_t)st.st_size, "rows", (json_int_t)rows, "kind",
-                                        "base"));
+                                        kind));
     free(key);
     return rc;
 }
@@ -160,7 +169,7 @@ build_metadata(const json_t *client_meta, const char *actor, const json_t *curre
         json_object_set_new(meta, "freshness_sla_s", json_null());
     }
     const json_t *ss = client_meta ? json_object_get(client_meta, "source_system") : NULL;
-    if (json_is_string(ss))
+    if (json_is_string(ss) && lineage)
         json_object_set(lineage, "source_system", (json_t *)ss);
     if (client_meta) {
         json_t *copy = json_deep_copy(client_meta);
@@ -168,6 +177,8 @@ build_metadata(const json_t *client_meta, const char *actor, const json_t *curre
         json_object_update(meta, copy);
         json_decref(copy);
     }
+    if (lineage == NULL) /* a change of rows: the data's origin stays what it was */
+        return meta;
     char when[32];
     lh_time_format(lh_now_us(), when);
     json_object_set_new(lineage, "ingested_at", json_string(when));
@@ -196,8 +207,10 @@ lh_ingest__commit(lh_ingest__target *t, const json_t *columns, const json_t *cli
         total_rows += json_integer_value(json_object_get(f, "rows"));
         total_bytes += json_integer_value(json_object_get(f, "bytes"));
     }
+    if (t->row_count >= 0)
+        total_rows = t->row_count;
     m = json_pack("{s:s, s:s, s:s, s:I, s:I, s:O, s:o, s:o}", "state", "live", "change",
-                          lh_ingest__mode_name(t->mode), "created_by", actor ? actor : "",
+                          t->change ? t->change : lh_ingest__mode_name(t->mode), "created_by", actor ? actor : "",
                           "row_count", (json_int_t)total_rows, "bytes", (json_int_t)total_bytes,
                           "columns", columns, "files", files, "metadata",
                           build_metadata(client_meta, actor,

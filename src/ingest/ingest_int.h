@@ -25,6 +25,8 @@ typedef struct lh_ingest__target {
     json_t *new_files;  /* [{"path","bytes","rows","kind"}] stored by this write */
     bool keep_files;    /* commit done or uncertain: do not delete new_files */
     char tag[40];       /* "{epoch_us}-{random}": names this write's data files */
+    const char *change; /* the version's "change" (NULL: the mode's name) */
+    int64_t row_count;  /* the new version's rows when known otherwise (-1: sum of files) */
 } lh_ingest__target;
 
 /* Begin a write of `dataset` in `mode`: takes the dataset's writer slot (waits when
@@ -40,6 +42,9 @@ int lh_ingest__begin(lh_catalog *cat, lh_buckets *buckets, const char *dataset,
 /* Store the local Parquet file `local_path` (rows rows) as the next data file of the
  * write and record it in t->new_files. The local file is not removed. */
 int lh_ingest__store(lh_ingest__target *t, const char *local_path, int64_t rows, lh_err *err);
+/* The same with the object's key (NULL: the next data file's) and kind given. */
+int lh_ingest__store_as(lh_ingest__target *t, const char *local_path, const char *key,
+                        const char *kind, int64_t rows, lh_err *err);
 
 /* 0 when `got` has the same columns (names, order, types) as `have`; else 400
  * schema_mismatch naming the first difference. `what` names the new side ("the file"). */
@@ -48,7 +53,8 @@ int lh_ingest__check_schema(const json_t *have, const json_t *got, const char *w
 
 /* Commit the stored files as a new version: for append the dataset's files plus the new
  * ones, else only the new ones. client_meta (validated; may be NULL) and lineage (takes
- * ownership) go into the metadata. Ends the transaction. *committed (new) on success. */
+ * ownership; NULL keeps the current lineage) go into the metadata. Ends the transaction.
+ * *committed (new) on success. */
 int lh_ingest__commit(lh_ingest__target *t, const json_t *columns, const json_t *client_meta,
                       json_t *lineage, const char *actor, json_t **committed, lh_err *err);
 

@@ -1,0 +1,274 @@
+/*
+ * journal.c — the events journal (ADR-012): which events batches count, the `_events`
+ * view over them, and reading events with filters.
+ *
+ * A change of rows stores its events batch at
+ *   _journal/events/batch_{epoch_us}-{random}_{dataset}_v{N}.parquet
+ * before it commits manifest version N, which lists the batch as a file of kind
+ * "events". A batch counts only if that manifest version exists and lists exactly that
+ * batch: the batch of a change that crashed before its commit (or lost the race for
+ * version N) is never served. Batches are checked once, at start (one manifest read each)
+ * or when their commit succeeds; history is never deleted.
+ *
+ * Thread safety: the index lives in the catalog under its lock; view definitions run
+ * outside it.
+ */
+#include "catalog/catalog_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char EVENTS_EMPTY[] =
+    "SELECT NULL::VARCHAR AS dataset, NULL::VARCHAR AS key, NULL::VARCHAR AS field, "
+    "NULL::VARCHAR AS old_value, NULL::VARCHAR AS new_value, NULL::VARCHAR AS op, "
+    "NULL::VARCHAR AS actor, NULL::TIMESTAMPTZ AS ts, NULL::VARCHAR AS source, "
+    "NULL::VARCHAR AS workspace_id, NULL::BIGINT AS version, NULL::BIGINT AS seq WHERE false";
+
+/* "..._{dataset}_v{N}.parquet" → dataset, N; 0 when the key is a batch's. */
+static int
+parse_batch_key(const char *key, char *ds_name, size_t size, int64_t *version)
+{
+    size_t plen = strlen(LH_JOURNAL_PREFIX "batch_");
+    size_t len = strlen(key);
+    if (strncmp(key, LH_JOURNAL_PREFIX "batch_", plen) != 0 || len < plen + 9 ||
+        strcmp(key + len - 8, ".parquet") != 0)
+        return -1;
+    const char *tag_end = strchr(key + plen, '_');
+    const char *v = NULL;
+    for (const char *p = key + len - 8; p > key + plen; p--)
+        if (p[0] == '_' && p[1] == 'v') {
+            v = p;
+            break;
+        }
+    if (!tag_end || !v || v <= tag_end)
+        return -1;
+    size_t n = (size_t)(v - tag_end - 1);
+    if (n == 0 || n >= size)
+        return -1;
+    memcpy(ds_name, tag_end + 1, n);
+    ds_name[n] = '\0';
+    char *end = NULL;
+    long long ver = strtoll(v + 2, &end, 10);
+    if (!lh_name_valid(ds_name) || ver < 1 || end != key + len - 8)
+        return -1;
+    *version = ver;
+    return 0;
+}
+
+static bool
+manifest_lists(const json_t *m, const char *key)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(m, "files"), i, f)
+    {
+        const char *kind = json_string_value(json_object_get(f, "kind"));
+        const char *path = json_string_value(json_object_get(f, "path"));
+        if (kind && path && strcmp(kind, "events") == 0 && strcmp(path, key) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Redefine `_events` in the users' engine over every counted batch. */
+static void
+define_view(lh_catalog *c)
+{
+    lh_buf sql;
+    lh_buf_init(&sql);
+    lh_buf_puts(&sql, "CREATE OR REPLACE VIEW _events AS ");
+    pthread_mutex_lock(&c->lock);
+    size_t n = json_array_size(c->journal);
+    if (n == 0) {
+        lh_buf_puts(&sql, EVENTS_EMPTY);
+    } else {
+        lh_buf_puts(&sql, "SELECT * FROM read_parquet([");
+        size_t i;
+        json_t *b;
+        json_array_foreach(c->journal, i, b)
+        {
+            lh_buf_puts(&sql, i ? ", " : "");
+            lh_sql_quote(&sql, json_string_value(json_object_get(b, "path")));
+        }
+        lh_buf_puts(&sql, "])");
+    }
+    pthread_mutex_unlock(&c->lock);
+    lh_err err;
+    if (lh_engine_exec(c->views, sql.data, NULL, &err) != 0)
+        lh_log(LH_LOG_ERROR, NULL, NULL, "journal: view _events not defined: %s %s", err.message,
+               err.detail);
+    lh_buf_free(&sql);
+}
+
+/* Count batch `key` of `bucket` (its commit is known good): pin a local copy. */
+static int
+add_batch(lh_catalog *c, const char *bucket, const char *key, const char *ds_name,
+          int64_t version, lh_err *err)
+{
+    lh_store *store = lh_buckets_get(c->buckets, bucket, err);
+    if (store == NULL)
+        return LH_ENOTFOUND;
+    char *path = NULL;
+    int rc = lh_cache_local_path(c->cache, store, key, true, &path, err);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&c->lock);
+    json_array_append_new(c->journal,
+                          json_pack("{s:s, s:s, s:s, s:s, s:I}", "bucket", bucket, "key", key,
+                                    "path", path, "dataset", ds_name, "version",
+                                    (json_int_t)version));
+    pthread_mutex_unlock(&c->lock);
+    free(path);
+    return 0;
+}
+
+static void
+load_bucket_journal(lh_catalog *c, const char *bucket)
+{
+    lh_err err;
+    lh_store *store = lh_buckets_get(c->buckets, bucket, &err);
+    if (store == NULL)
+        return;
+    char *cursor = NULL;
+    for (;;) {
+        lh_list_page page;
+        if (lh_store_list(store, LH_JOURNAL_PREFIX, cursor, 1000, &page, &err) != 0) {
+            lh_log(LH_LOG_ERROR, NULL, NULL, "journal: cannot list bucket '%s': %s", bucket,
+                   err.message);
+            c->load_errors++;
+            break;
+        }
+        free(cursor);
+        cursor = page.next_cursor ? lh_strdup(page.next_cursor) : NULL;
+        for (size_t i = 0; i < page.n; i++) {
+            const char *key = page.entries[i].key;
+            char ds_name[64];
+            int64_t version;
+            json_t *m = NULL;
+            if (parse_batch_key(key, ds_name, sizeof ds_name, &version) != 0)
+                continue;
+            /* a missing manifest: the change never committed; that is not an error */
+            if (lh_catalog__load_manifest(c, bucket, ds_name, version, &m, &err) == 0 &&
+                manifest_lists(m, key) && add_batch(c, bucket, key, ds_name, version, &err) != 0) {
+                lh_log(LH_LOG_ERROR, NULL, NULL, "journal: cannot read '%s' in '%s': %s", key,
+                       bucket, err.message);
+                c->load_errors++;
+            }
+            json_decref(m);
+        }
+        lh_list_page_free(&page);
+        if (cursor == NULL)
+            break;
+    }
+    free(cursor);
+}
+
+void
+lh_catalog__journal_load(lh_catalog *c)
+{
+    c->journal = json_array();
+    size_t n = lh_buckets_count(c->buckets);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = lh_buckets_name_at(c->buckets, i);
+        if (strncmp(name, "profile:", 8) != 0)
+            load_bucket_journal(c, name);
+    }
+    define_view(c);
+}
+
+void
+lh_catalog__journal_add(lh_catalog *c, const json_t *m)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(m, "files"), i, f)
+    {
+        const char *kind = json_string_value(json_object_get(f, "kind"));
+        if (!kind || strcmp(kind, "events") != 0)
+            continue;
+        lh_err err;
+        const char *key = json_string_value(json_object_get(f, "path"));
+        if (add_batch(c, json_string_value(json_object_get(m, "bucket")), key,
+                      json_string_value(json_object_get(m, "name")),
+                      json_integer_value(json_object_get(m, "version")), &err) != 0)
+            lh_log(LH_LOG_ERROR, NULL, NULL, "journal: committed batch '%s' not readable: %s",
+                   key, err.message);
+        define_view(c);
+    }
+}
+
+void
+lh_catalog__journal_free(lh_catalog *c)
+{
+    size_t i;
+    json_t *b;
+    json_array_foreach(c->journal, i, b)
+        lh_cache_unpin(c->cache, json_string_value(json_object_get(b, "path")));
+    json_decref(c->journal);
+    c->journal = NULL;
+}
+
+/* ---- reading events -------------------------------------------------------------------- */
+
+int
+lh_catalog_events(lh_catalog *c, const lh_events_filter *f, json_t **out, lh_err *err)
+{
+    lh_buf sql;
+    lh_buf_init(&sql);
+    lh_buf_puts(&sql, "SELECT dataset, key, field, old_value, new_value, op, actor, "
+                      "strftime(CAST(ts AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S.%fZ') AS ts, source, "
+                      "workspace_id, version, seq FROM ");
+    pthread_mutex_lock(&c->lock);
+    size_t n = json_array_size(c->journal);
+    if (n == 0) {
+        lh_buf_printf(&sql, "(%s)", EVENTS_EMPTY);
+    } else {
+        lh_buf_puts(&sql, "read_parquet([");
+        size_t i;
+        json_t *b;
+        json_array_foreach(c->journal, i, b)
+        {
+            const char *ds = json_string_value(json_object_get(b, "dataset"));
+            if (f->dataset && strcmp(ds, f->dataset) != 0)
+                continue; /* only the batches that can match */
+            lh_buf_puts(&sql, sql.data[sql.len - 1] == '[' ? "" : ", ");
+            lh_sql_quote(&sql, json_string_value(json_object_get(b, "path")));
+        }
+        if (sql.data[sql.len - 1] == '[') { /* no batch of that dataset */
+            sql.len -= strlen("read_parquet([");
+            lh_buf_printf(&sql, "(%s)", EVENTS_EMPTY);
+        } else {
+            lh_buf_puts(&sql, "])");
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    lh_buf_puts(&sql, " WHERE true");
+    struct {
+        const char *column, *value;
+    } eq[] = {{"dataset", f->dataset}, {"key", f->key}, {"field", f->field}, {"actor", f->actor},
+              {"workspace_id", f->workspace_id}};
+    for (size_t i = 0; i < sizeof eq / sizeof eq[0]; i++) {
+        if (!eq[i].value)
+            continue;
+        lh_buf_printf(&sql, " AND %s = ", eq[i].column);
+        lh_sql_quote(&sql, eq[i].value);
+    }
+    if (f->since) {
+        lh_buf_puts(&sql, " AND ts >= TRY_CAST(");
+        lh_sql_quote(&sql, f->since);
+        lh_buf_puts(&sql, " AS TIMESTAMPTZ)");
+    }
+    if (f->until) {
+        lh_buf_puts(&sql, " AND ts < TRY_CAST(");
+        lh_sql_quote(&sql, f->until);
+        lh_buf_puts(&sql, " AS TIMESTAMPTZ)");
+    }
+    if (f->max_version > 0)
+        lh_buf_printf(&sql, " AND version <= %lld", (long long)f->max_version);
+    lh_buf_printf(&sql, " ORDER BY ts, dataset, version, seq LIMIT %lld OFFSET %lld",
+                  (long long)f->limit, (long long)f->offset);
+    int rc = lh_engine_rows(c->engine, sql.data, out, err);
+    lh_buf_free(&sql);
+    return rc;
+}

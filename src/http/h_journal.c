@@ -1,0 +1,98 @@
+/*
+ * h_journal.c — the change history: GET /journal/events (the events journal, filtered
+ * and paged). Events of datasets in buckets a principal may not use are not shown.
+ */
+#include "http/http_int.h"
+
+#include <microhttpd.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const EVENT_PARAMS[] = {"dataset", "key",   "field", "actor",  "workspace_id",
+                                           "since",   "until", "limit", "cursor", NULL};
+
+typedef struct param_check {
+    lh_err *err;
+    int rc;
+    const char *const *known;
+} param_check;
+
+static enum MHD_Result
+check_param(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind, (void)value;
+    param_check *pc = cls;
+    for (const char *const *p = pc->known; *p; p++)
+        if (strcmp(*p, key) == 0)
+            return MHD_YES;
+    pc->rc = lh_err_set(pc->err, LH_EINVAL, 400, "invalid_parameter", "unknown parameter '%s'", key);
+    return MHD_NO;
+}
+
+/* A timestamp parameter: ISO 8601, at least the date. */
+static bool
+looks_like_time(const char *s)
+{
+    int y, m, d;
+    return s && sscanf(s, "%4d-%2d-%2d", &y, &m, &d) == 3 && m >= 1 && m <= 12 && d >= 1 &&
+           d <= 31;
+}
+
+int
+lh_h_journal_events(lh_req *req, lh_resp *resp)
+{
+    lh_err err;
+    param_check pc = {&err, 0, EVENT_PARAMS};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_param, &pc);
+    if (pc.rc != 0)
+        return lh_resp_error(resp, &err);
+    lh_events_filter f = {.dataset = lh_req_query(req, "dataset"),
+                          .key = lh_req_query(req, "key"),
+                          .field = lh_req_query(req, "field"),
+                          .actor = lh_req_query(req, "actor"),
+                          .workspace_id = lh_req_query(req, "workspace_id"),
+                          .since = lh_req_query(req, "since"),
+                          .until = lh_req_query(req, "until")};
+    if (lh_req_query_int(req, "limit", 1000, 1, 10000, &f.limit, &err) != 0)
+        return lh_resp_error(resp, &err);
+    const char *cursor = lh_req_query(req, "cursor");
+    if (cursor) {
+        char *end = NULL;
+        long long off = cursor[0] == 'o' ? strtoll(cursor + 1, &end, 10) : -1;
+        if (off < 0 || !end || *end != '\0') {
+            lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
+                       "'cursor' must be a next_cursor from an earlier answer");
+            return lh_resp_error(resp, &err);
+        }
+        f.offset = off;
+    }
+    if ((f.since && !looks_like_time(f.since)) || (f.until && !looks_like_time(f.until))) {
+        lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
+                   "'since' and 'until' must be ISO 8601 times (2026-03-01 or "
+                   "2026-03-01T09:00:00Z)");
+        return lh_resp_error(resp, &err);
+    }
+    if (f.dataset) {
+        json_t *m = lh_http__visible_dataset(req, resp, f.dataset);
+        if (!m)
+            return 0;
+        json_decref(m);
+    } else if (req->principal->limit_buckets) {
+        lh_err_set(&err, LH_EPERM, 403, "forbidden",
+                   "your token is limited to some buckets: give dataset=");
+        return lh_resp_error(resp, &err);
+    }
+    int64_t limit = f.limit;
+    f.limit = limit + 1; /* one more tells whether there is a next page */
+    json_t *rows = NULL;
+    if (lh_catalog_events(req->srv->catalog, &f, &rows, &err) != 0)
+        return lh_resp_error(resp, &err);
+    json_t *next = json_null();
+    if ((int64_t)json_array_size(rows) > limit) {
+        json_array_remove(rows, (size_t)limit);
+        next = json_string(lh_arena_printf(req->arena, "o%lld", (long long)(f.offset + limit)));
+    }
+    return lh_resp_json(resp, 200, json_pack("{s:o, s:o}", "events", rows, "next_cursor", next));
+}

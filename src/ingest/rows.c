@@ -1,0 +1,568 @@
+/*
+ * rows.c — row changes (ADR-009) and their events (ADR-012): one request's upserts and
+ * deletes become one delta Parquet file, one events batch and one manifest version.
+ *
+ * An upsert names the key and the fields it sets; fields it leaves out keep their value
+ * (NULL for a new key). The delta file holds each changed key's whole row after the
+ * change, with `_op` and `_seq` (the new version); the dataset's view merges deltas on
+ * read (src/catalog/rows_sql.c). Events compare the row before (the dataset's state just
+ * before this commit, read under the dataset's writer slot, so nothing changes it
+ * meanwhile) with the row after: one event per changed field, inserts and deletes
+ * included.
+ *
+ * Atomicity without a log: the delta file and the events batch are stored first, then
+ * the manifest version that names both is created (create-only). A crash before the
+ * manifest leaves two unreferenced objects: the delta is garbage for the sweep, and the
+ * journal reader only serves events batches that a committed manifest names (it checks
+ * version N of the dataset lists exactly that batch), so the events of a change that did
+ * not commit are never seen. A crash after the manifest leaves both. Either the whole
+ * change with its events, or none of it.
+ */
+#include "ingest/ingest_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *
+str_of(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+/* Test hook (fault injection): LAKEHOUSE_FAULT_CRASH=rows_before_manifest makes the
+ * process die like kill -9 between storing a change's files and committing it. */
+static void
+maybe_crash(const char *point)
+{
+    const char *want = getenv("LAKEHOUSE_FAULT_CRASH");
+    if (want && strcmp(want, point) == 0)
+        _exit(137);
+}
+
+typedef struct rows_ctx {
+    const lh_rows_opts *o;
+    const json_t *columns; /* [{"name","type"}] */
+    const json_t *key;     /* ["col", ...] */
+    size_t n_cols;
+    int *key_pos; /* column index of each key part */
+    size_t n_key;
+} rows_ctx;
+
+static int
+col_index(const rows_ctx *x, const char *name)
+{
+    for (size_t i = 0; i < x->n_cols; i++)
+        if (strcmp(str_of(json_array_get(x->columns, i), "name"), name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static const char *
+col_type(const rows_ctx *x, size_t i)
+{
+    return str_of(json_array_get(x->columns, i), "type");
+}
+
+/* "upsert[3]" / "delete[0]" for error messages. */
+static void
+row_name(const rows_ctx *x, int64_t global, char *buf, size_t size)
+{
+    int64_t n_up = (int64_t)json_array_size(x->o->upsert);
+    if (global < n_up)
+        snprintf(buf, size, "upsert[%lld]", (long long)global);
+    else
+        snprintf(buf, size, "delete[%lld]", (long long)(global - n_up));
+}
+
+/* ---- request checks ------------------------------------------------------------------- */
+
+/* Shape: objects, known columns, the whole key and not NULL, a delete names only the
+ * key, no key twice. */
+static int
+check_request(rows_ctx *x, lh_err *err)
+{
+    const json_t *lists[2] = {x->o->upsert, x->o->deletes};
+    json_t *seen = json_object();
+    int64_t global = 0;
+    int rc = 0;
+    char where[48];
+    for (int l = 0; l < 2 && rc == 0; l++) {
+        size_t i;
+        json_t *row;
+        json_array_foreach(lists[l], i, row)
+        {
+            row_name(x, global, where, sizeof where);
+            if (!json_is_object(row)) {
+                rc = lh_err_set(err, LH_EINVAL, 400, "invalid_row", "%s is not an object", where);
+                break;
+            }
+            const char *name;
+            json_t *v;
+            json_object_foreach(row, name, v)
+            {
+                int c = col_index(x, name);
+                bool is_key = false;
+                for (size_t k = 0; k < x->n_key; k++)
+                    is_key |= x->key_pos[k] == c;
+                if (c < 0)
+                    rc = lh_err_set(err, LH_EINVAL, 400, "invalid_row",
+                                    "%s: unknown column '%s'", where, name);
+                else if (l == 1 && !is_key)
+                    rc = lh_err_set(err, LH_EINVAL, 400, "invalid_row",
+                                    "%s: '%s' is not part of the primary key; a delete names "
+                                    "only the key", where, name);
+                if (rc)
+                    break;
+            }
+            json_t *key_values = json_array();
+            for (size_t k = 0; k < x->n_key && rc == 0; k++) {
+                const char *kname = json_string_value(json_array_get(x->key, k));
+                json_t *kv = json_object_get(row, kname);
+                if (kv == NULL || json_is_null(kv))
+                    rc = lh_err_set(err, LH_EINVAL, 400, "invalid_row",
+                                    "%s: the primary key column '%s' is %s", where, kname,
+                                    kv ? "null" : "missing");
+                else
+                    json_array_append(key_values, kv);
+            }
+            if (rc == 0) {
+                char *k = json_dumps(key_values, JSON_COMPACT | JSON_ENCODE_ANY);
+                json_t *prev = json_object_get(seen, k);
+                if (prev) {
+                    char first[48];
+                    row_name(x, json_integer_value(prev), first, sizeof first);
+                    rc = lh_err_set(err, LH_EINVAL, 400, "invalid_row",
+                                    "%s repeats the key of %s", where, first);
+                    lh_err_hint(err, "send each key once per request");
+                } else {
+                    json_object_set_new(seen, k, json_integer(global));
+                }
+                free(k);
+            }
+            json_decref(key_values);
+            if (rc)
+                break;
+            global++;
+        }
+    }
+    json_decref(seen);
+    return rc;
+}
+
+/* The request as NDJSON for DuckDB: {"_i", "_op", "_given": [names], "c0": text, ...};
+ * every value travels as text (JSON columns as their JSON text) and is cast to the
+ * column's type in SQL, where a value that does not fit is found by row. */
+static int
+write_request(rows_ctx *x, const char *path, lh_err *err)
+{
+    FILE *fp = fopen(path, "w");
+    if (!fp)
+        return lh_err_set(err, LH_EIO, 500, "work_dir_unwritable",
+                          "could not write the request in the work dir");
+    const json_t *lists[2] = {x->o->upsert, x->o->deletes};
+    int64_t global = 0;
+    for (int l = 0; l < 2; l++) {
+        size_t i;
+        json_t *row;
+        json_array_foreach(lists[l], i, row)
+        {
+            json_t *line = json_pack("{s:I, s:s, s:[]}", "_i", (json_int_t)global++, "_op",
+                                     l ? "delete" : "upsert", "_given");
+            const char *name;
+            json_t *v;
+            json_object_foreach(row, name, v)
+            {
+                int c = col_index(x, name);
+                char field[24];
+                snprintf(field, sizeof field, "c%d", c);
+                json_array_append_new(json_object_get(line, "_given"), json_string(name));
+                if (json_is_null(v))
+                    continue;
+                if (json_is_string(v) && strcmp(col_type(x, (size_t)c), "JSON") != 0) {
+                    json_object_set(line, field, v);
+                } else {
+                    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+                    json_object_set_new(line, field, lh_json_text(text));
+                    free(text);
+                }
+            }
+            char *text = json_dumps(line, JSON_COMPACT);
+            fputs(text, fp);
+            fputc('\n', fp);
+            free(text);
+            json_decref(line);
+        }
+    }
+    if (fclose(fp) != 0)
+        return lh_err_set(err, LH_EIO, 507, "work_dir_full", "could not write the request");
+    return 0;
+}
+
+/* read_json over the request file with every value as text. */
+static void
+request_source(rows_ctx *x, lh_buf *sql, const char *path)
+{
+    lh_buf_puts(sql, "read_json(");
+    lh_sql_quote(sql, path);
+    lh_buf_puts(sql, ", format = 'newline_delimited', columns = {'_i': 'BIGINT', "
+                     "'_op': 'VARCHAR', '_given': 'VARCHAR[]'");
+    for (size_t i = 0; i < x->n_cols; i++)
+        lh_buf_printf(sql, ", 'c%zu': 'VARCHAR'", i);
+    lh_buf_puts(sql, "})");
+}
+
+/* 400 naming the first row whose value does not fit its column's type. */
+static int
+check_types(rows_ctx *x, lh_engine *eng, const char *path, lh_err *err)
+{
+    lh_buf sql;
+    lh_buf_init(&sql);
+    lh_buf_puts(&sql, "SELECT ");
+    for (size_t i = 0; i < x->n_cols; i++)
+        lh_buf_printf(&sql, "%smin(CASE WHEN c%zu IS NOT NULL AND TRY_CAST(c%zu AS %s) IS NULL "
+                            "THEN _i END) AS c%zu",
+                      i ? ", " : "", i, i, col_type(x, i), i);
+    lh_buf_puts(&sql, " FROM ");
+    request_source(x, &sql, path);
+    json_t *rows = NULL;
+    int rc = lh_engine_rows(eng, sql.data, &rows, err);
+    lh_buf_free(&sql);
+    if (rc != 0)
+        return rc;
+    const json_t *r = json_array_get(rows, 0);
+    int64_t first = -1;
+    size_t bad = 0;
+    for (size_t i = 0; i < x->n_cols; i++) {
+        char field[24];
+        snprintf(field, sizeof field, "c%zu", i);
+        const json_t *v = json_object_get(r, field);
+        if (json_is_integer(v) && (first < 0 || json_integer_value(v) < first)) {
+            first = json_integer_value(v);
+            bad = i;
+        }
+    }
+    json_decref(rows);
+    if (first < 0)
+        return 0;
+    char where[48];
+    row_name(x, first, where, sizeof where);
+    const json_t *list = first < (int64_t)json_array_size(x->o->upsert) ? x->o->upsert
+                                                                          : x->o->deletes;
+    int64_t idx = first < (int64_t)json_array_size(x->o->upsert)
+                      ? first
+                      : first - (int64_t)json_array_size(x->o->upsert);
+    const char *name = str_of(json_array_get(x->columns, bad), "name");
+    char *value = json_dumps(json_object_get(json_array_get(list, (size_t)idx), name),
+                             JSON_COMPACT | JSON_ENCODE_ANY);
+    rc = lh_err_set(err, LH_EINVAL, 400, "invalid_row", "%s: '%s' must be %s, not %.80s", where,
+                    name, col_type(x, bad), value ? value : "?");
+    free(value);
+    return rc;
+}
+
+/* ---- the change ------------------------------------------------------------------------- */
+
+static void
+key_join(rows_ctx *x, lh_buf *sql, const char *a, const char *b)
+{
+    for (size_t k = 0; k < x->n_key; k++) {
+        const char *name = json_string_value(json_array_get(x->key, k));
+        lh_buf_printf(sql, "%s%s.", k ? " AND " : "", a);
+        lh_sql_ident(sql, name);
+        lh_buf_printf(sql, " = %s.", b);
+        lh_sql_ident(sql, name);
+    }
+}
+
+/* The request cast to the dataset's types: _i, _op, _given and the columns by name. */
+static void
+typed_request(rows_ctx *x, lh_buf *sql, const char *path)
+{
+    lh_buf_puts(sql, "SELECT _i, _op, _given");
+    for (size_t i = 0; i < x->n_cols; i++) {
+        lh_buf_printf(sql, ", CAST(c%zu AS %s) AS ", i, col_type(x, i));
+        lh_sql_ident(sql, str_of(json_array_get(x->columns, i), "name"));
+    }
+    lh_buf_puts(sql, " FROM ");
+    request_source(x, sql, path);
+}
+
+/* COPY the rows before the change (of the keys the request touches) to old_path. */
+static int
+write_old(rows_ctx *x, lh_engine *eng, const char *current_rows, const char *req_path,
+          const char *old_path, lh_err *err)
+{
+    lh_buf sql;
+    lh_buf_init(&sql);
+    lh_buf_printf(&sql, "COPY (SELECT cur.* FROM (%s) AS cur SEMI JOIN (", current_rows);
+    typed_request(x, &sql, req_path);
+    lh_buf_puts(&sql, ") AS r ON ");
+    key_join(x, &sql, "cur", "r");
+    lh_buf_puts(&sql, ") TO ");
+    lh_sql_quote(&sql, old_path);
+    lh_buf_puts(&sql, " (FORMAT parquet)");
+    int rc = lh_engine_exec(eng, sql.data, NULL, err);
+    lh_buf_free(&sql);
+    return rc;
+}
+
+/* COPY the delta rows (whole rows after the change; deletes of keys that exist) to
+ * delta_path; *n_rows gets their count. */
+static int
+write_delta(rows_ctx *x, lh_engine *eng, const char *req_path, const char *old_path,
+            int64_t version, const char *delta_path, int64_t *n_rows, lh_err *err)
+{
+    lh_buf sql;
+    lh_buf_init(&sql);
+    lh_buf_puts(&sql, "COPY (SELECT ");
+    for (size_t i = 0; i < x->n_cols; i++) {
+        const char *name = str_of(json_array_get(x->columns, i), "name");
+        bool is_key = false;
+        for (size_t k = 0; k < x->n_key; k++)
+            is_key |= x->key_pos[k] == (int)i;
+        if (is_key) {
+            lh_buf_puts(&sql, "r.");
+            lh_sql_ident(&sql, name);
+        } else {
+            lh_buf_puts(&sql, "CASE WHEN r._op = 'delete' THEN NULL WHEN list_contains(r._given, ");
+            lh_sql_quote(&sql, name);
+            lh_buf_puts(&sql, ") THEN r.");
+            lh_sql_ident(&sql, name);
+            lh_buf_puts(&sql, " ELSE o.");
+            lh_sql_ident(&sql, name);
+            lh_buf_puts(&sql, " END");
+        }
+        lh_buf_puts(&sql, " AS ");
+        lh_sql_ident(&sql, name);
+        lh_buf_puts(&sql, ", ");
+    }
+    lh_buf_printf(&sql, "r._op AS _op, CAST(%lld AS BIGINT) AS _seq FROM (", (long long)version);
+    typed_request(x, &sql, req_path);
+    lh_buf_puts(&sql, ") AS r LEFT JOIN read_parquet(");
+    lh_sql_quote(&sql, old_path);
+    lh_buf_puts(&sql, ") AS o ON ");
+    key_join(x, &sql, "r", "o");
+    lh_buf_puts(&sql, " WHERE r._op = 'upsert' OR o.");
+    lh_sql_ident(&sql, json_string_value(json_array_get(x->key, 0)));
+    lh_buf_puts(&sql, " IS NOT NULL ORDER BY r._i) TO ");
+    lh_sql_quote(&sql, delta_path);
+    lh_buf_puts(&sql, " (FORMAT parquet, COMPRESSION zstd)");
+    int rc = lh_engine_exec(eng, sql.data, n_rows, err);
+    lh_buf_free(&sql);
+    return rc;
+}
+
+/* COPY the events of the change to events_path: one per changed field of each key, with
+ * the value before and after as JSON text. *counts gets inserted/updated/deleted keys and
+ * events. */
+static int
+write_events(rows_ctx *x, lh_engine *eng, const char *delta_path, const char *old_path,
+             int64_t version, const char *events_path, json_t **counts, lh_err *err)
+{
+    const lh_rows_opts *o = x->o;
+    char when[32];
+    lh_time_format(lh_now_us(), when);
+    lh_buf sql, keyjson;
+    lh_buf_init(&sql);
+    lh_buf_init(&keyjson);
+    lh_buf_puts(&keyjson, "CAST(to_json({");
+    for (size_t k = 0; k < x->n_key; k++) {
+        const char *name = json_string_value(json_array_get(x->key, k));
+        lh_buf_puts(&keyjson, k ? ", " : "");
+        lh_sql_quote(&keyjson, name);
+        lh_buf_puts(&keyjson, ": d.");
+        lh_sql_ident(&keyjson, name);
+    }
+    lh_buf_puts(&keyjson, "}) AS VARCHAR)");
+    /* ch: each delta row beside the row before, and what happened to the key */
+    lh_buf_puts(&sql, "WITH ch AS (SELECT d.*, ");
+    for (size_t i = 0; i < x->n_cols; i++) {
+        lh_buf_printf(&sql, "o.");
+        lh_sql_ident(&sql, str_of(json_array_get(x->columns, i), "name"));
+        lh_buf_printf(&sql, " AS lh_old_%zu, ", i);
+    }
+    lh_buf_printf(&sql, "%s AS lh_key, CASE WHEN d._op = 'delete' THEN 'delete' WHEN o.", keyjson.data);
+    lh_sql_ident(&sql, json_string_value(json_array_get(x->key, 0)));
+    lh_buf_puts(&sql, " IS NULL THEN 'insert' ELSE 'update' END AS lh_kind, "
+                      "row_number() OVER () AS lh_n FROM read_parquet(");
+    lh_sql_quote(&sql, delta_path);
+    lh_buf_puts(&sql, ") AS d LEFT JOIN read_parquet(");
+    lh_sql_quote(&sql, old_path);
+    lh_buf_puts(&sql, ") AS o ON ");
+    key_join(x, &sql, "d", "o");
+    lh_buf_puts(&sql, "), ev AS (");
+    for (size_t i = 0; i < x->n_cols; i++) {
+        const char *name = str_of(json_array_get(x->columns, i), "name");
+        lh_buf_puts(&sql, i ? " UNION ALL " : "");
+        lh_buf_puts(&sql, "SELECT lh_n, ");
+        lh_buf_printf(&sql, "%zu AS lh_f, lh_key, lh_kind, ", i);
+        lh_sql_quote(&sql, name);
+        lh_buf_printf(&sql, " AS field, CASE WHEN lh_kind = 'insert' THEN NULL ELSE "
+                            "CAST(to_json(lh_old_%zu) AS VARCHAR) END AS old_value, "
+                            "CASE WHEN lh_kind = 'delete' THEN NULL ELSE CAST(to_json(ch.",
+                      i);
+        lh_sql_ident(&sql, name);
+        lh_buf_printf(&sql, ") AS VARCHAR) END AS new_value FROM ch WHERE "
+                            "(lh_kind = 'insert' AND ch.");
+        lh_sql_ident(&sql, name);
+        lh_buf_printf(&sql, " IS NOT NULL) OR (lh_kind = 'delete' AND lh_old_%zu IS NOT NULL) "
+                            "OR (lh_kind = 'update' AND ch.", i);
+        lh_sql_ident(&sql, name);
+        lh_buf_printf(&sql, " IS DISTINCT FROM lh_old_%zu)", i);
+    }
+    lh_buf_puts(&sql, ") SELECT ");
+    lh_sql_quote(&sql, o->dataset);
+    lh_buf_puts(&sql, " AS dataset, lh_key AS key, field, old_value, new_value, lh_kind AS op, ");
+    lh_sql_quote(&sql, o->actor ? o->actor : "");
+    lh_buf_puts(&sql, " AS actor, CAST(");
+    lh_sql_quote(&sql, when);
+    lh_buf_puts(&sql, " AS TIMESTAMPTZ) AS ts, ");
+    if (o->source)
+        lh_sql_quote(&sql, o->source);
+    else
+        lh_buf_puts(&sql, "CAST(NULL AS VARCHAR)");
+    lh_buf_puts(&sql, " AS source, ");
+    if (o->workspace_id)
+        lh_sql_quote(&sql, o->workspace_id);
+    else
+        lh_buf_puts(&sql, "CAST(NULL AS VARCHAR)");
+    lh_buf_printf(&sql, " AS workspace_id, CAST(%lld AS BIGINT) AS version, "
+                        "CAST(row_number() OVER (ORDER BY lh_n, lh_f) AS BIGINT) AS seq "
+                        "FROM ev ORDER BY lh_n, lh_f",
+                  (long long)version);
+    lh_buf copy;
+    lh_buf_init(&copy);
+    lh_buf_printf(&copy, "COPY (%s) TO ", sql.data);
+    lh_sql_quote(&copy, events_path);
+    lh_buf_puts(&copy, " (FORMAT parquet, COMPRESSION zstd)");
+    int64_t n_events = 0;
+    int rc = lh_engine_exec(eng, copy.data, &n_events, err);
+    lh_buf_free(&copy);
+    lh_buf_free(&keyjson);
+    lh_buf_free(&sql);
+    if (rc != 0)
+        return rc;
+    /* what happened to the keys */
+    lh_buf q;
+    lh_buf_init(&q);
+    lh_buf_puts(&q, "SELECT count(*) FILTER (WHERE d._op = 'delete') AS deleted, "
+                    "count(*) FILTER (WHERE d._op = 'upsert' AND o._present IS NULL) AS inserted, "
+                    "count(*) FILTER (WHERE d._op = 'upsert' AND o._present) AS updated "
+                    "FROM read_parquet(");
+    lh_sql_quote(&q, delta_path);
+    lh_buf_puts(&q, ") AS d LEFT JOIN (SELECT *, true AS _present FROM read_parquet(");
+    lh_sql_quote(&q, old_path);
+    lh_buf_puts(&q, ")) AS o ON ");
+    key_join(x, &q, "d", "o");
+    json_t *rows = NULL;
+    rc = lh_engine_rows(eng, q.data, &rows, err);
+    lh_buf_free(&q);
+    if (rc == 0) {
+        *counts = json_deep_copy(json_array_get(rows, 0));
+        json_object_set_new(*counts, "events", json_integer(n_events));
+    }
+    json_decref(rows);
+    return rc;
+}
+
+/* Store the events batch under the journal prefix as part of the write (deleted again
+ * if the commit does not happen). */
+static int
+store_events(lh_ingest__target *t, const char *local, int64_t version, int64_t n_events,
+             lh_err *err)
+{
+    /* the name says which commit must name it (see journal.c) */
+    char *key = lh_sprintf("%sbatch_%s_%s_v%lld.parquet", LH_JOURNAL_PREFIX, t->tag, t->dataset,
+                           (long long)version);
+    int rc = lh_ingest__store_as(t, local, key, "events", n_events, err);
+    free(key);
+    return rc;
+}
+
+int
+lh_ingest_rows(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_rows_opts *o,
+               json_t **result, lh_err *err)
+{
+    lh_ingest__target t;
+    rows_ctx x = {.o = o};
+    char *req = NULL, *old = NULL, *delta = NULL, *events = NULL, *current_rows = NULL;
+    char **paths = NULL;
+    size_t n_paths = 0;
+    json_t *counts = NULL, *committed = NULL;
+    int rc = lh_ingest__begin(cat, buckets, o->dataset, NULL, LH_INGEST_APPEND, false, o->allow_bucket,
+                              o->allow_ctx, &t, err);
+    if (rc != 0)
+        goto out;
+    x.columns = json_object_get(t.cur, "columns");
+    x.key = json_object_get(json_object_get(t.cur, "metadata"), "primary_key");
+    x.n_cols = json_array_size(x.columns);
+    x.n_key = json_array_size(x.key);
+    if (x.n_key == 0) {
+        rc = lh_err_set(err, LH_EINVAL, 400, "no_primary_key",
+                        "dataset '%s' has no primary key", o->dataset);
+        lh_err_hint(err, "declare one: PATCH /catalog/datasets/%s {\"primary_key\": [\"id\"]}",
+                    o->dataset);
+        goto out;
+    }
+    x.key_pos = lh_calloc(x.n_key, sizeof *x.key_pos);
+    for (size_t k = 0; k < x.n_key; k++)
+        x.key_pos[k] = col_index(&x, json_string_value(json_array_get(x.key, k)));
+    if ((rc = check_request(&x, err)) != 0)
+        goto out;
+
+    const char *dir = lh_catalog_work_dir(cat);
+    req = lh_sprintf("%s/rows-%s.ndjson", dir, t.tag);
+    old = lh_sprintf("%s/rows-%s-old.parquet", dir, t.tag);
+    delta = lh_sprintf("%s/rows-%s-delta.parquet", dir, t.tag);
+    events = lh_sprintf("%s/rows-%s-events.parquet", dir, t.tag);
+    if ((rc = write_request(&x, req, err)) != 0 || (rc = check_types(&x, eng, req, err)) != 0)
+        goto out;
+    if ((rc = lh_catalog_pin_rows(cat, t.cur, &paths, &n_paths, err)) != 0)
+        goto out;
+    current_rows = lh_catalog_rows_sql(t.cur, paths);
+    int64_t version = json_integer_value(json_object_get(t.cur, "version")) + 1;
+    int64_t n_delta = 0;
+    if ((rc = write_old(&x, eng, current_rows, req, old, err)) != 0 ||
+        (rc = write_delta(&x, eng, req, old, version, delta, &n_delta, err)) != 0 ||
+        (rc = write_events(&x, eng, delta, old, version, events, &counts, err)) != 0)
+        goto out;
+    lh_catalog_unpin_rows(cat, paths, n_paths);
+    paths = NULL;
+    int64_t inserted = json_integer_value(json_object_get(counts, "inserted"));
+    int64_t deleted = json_integer_value(json_object_get(counts, "deleted"));
+    if (n_delta == 0) { /* only deletes of keys that do not exist: nothing changes */
+        *result = json_pack("{s:s, s:O, s:b, s:O}", "dataset", o->dataset, "version",
+                            json_object_get(t.cur, "version"), "unchanged", 1, "counts", counts);
+        goto out;
+    }
+    if ((rc = lh_ingest__store_as(&t, delta, NULL, "delta", n_delta, err)) != 0 ||
+        (rc = store_events(&t, events, version,
+                           json_integer_value(json_object_get(counts, "events")), err)) != 0)
+        goto out;
+    maybe_crash("rows_before_manifest");
+    t.change = "rows";
+    t.row_count = json_integer_value(json_object_get(t.cur, "row_count")) + inserted - deleted;
+    if ((rc = lh_ingest__commit(&t, x.columns, NULL, NULL, o->actor, &committed, err)) != 0)
+        goto out;
+    maybe_crash("rows_after_manifest");
+    *result = json_pack("{s:s, s:O, s:O, s:O}", "dataset", o->dataset, "version",
+                        json_object_get(committed, "version"), "row_count",
+                        json_object_get(committed, "row_count"), "counts", counts);
+out:
+    lh_catalog_unpin_rows(cat, paths, n_paths);
+    lh_ingest__end(&t);
+    for (char **p = (char *[]){req, old, delta, events, NULL}; *p; p++)
+        unlink(*p);
+    free(req);
+    free(old);
+    free(delta);
+    free(events);
+    free(current_rows);
+    free(x.key_pos);
+    json_decref(counts);
+    json_decref(committed);
+    return rc;
+}
