@@ -132,6 +132,17 @@ typedef struct lh_events_filter {
 } lh_events_filter;
 int lh_catalog_events(lh_catalog *c, const lh_events_filter *f, json_t **out, lh_err *err);
 
+/* Time travel: the manifest (new) of dataset `name` at a version, or at a time (the
+ * newest version created at or before it; ISO 8601). 404 version_not_found /
+ * dataset_not_found when the dataset had no such version, did not exist yet or was
+ * deleted then; 400 for a time that does not parse. */
+typedef struct lh_as_of {
+    int64_t version;       /* used when timestamp is NULL */
+    const char *timestamp;
+} lh_as_of;
+int lh_catalog_manifest_at(lh_catalog *c, const char *name, const lh_as_of *at, json_t **out,
+                           lh_err *err);
+
 /* Local copies of m's files (m a manifest of a dataset of this catalog), pinned in the
  * cache until lh_catalog_unpin_rows; *paths (new, *n entries) suits lh_catalog_rows_sql. */
 int lh_catalog_pin_rows(lh_catalog *c, const json_t *m, char ***paths, size_t *n, lh_err *err);

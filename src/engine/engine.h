@@ -64,6 +64,10 @@ typedef struct lh_query_opts {
     int64_t row_limit;  /* rows beyond this are cut and reported as truncated; 0: none */
     int64_t max_bytes;  /* rendered bytes beyond this end the stream with an error */
     int64_t timeout_ms; /* the query is interrupted after this long; 0: none */
+    /* statements lakehouse composed (e.g. CREATE TEMP VIEW for time travel), run first on
+     * the query's own connection; they vanish with it */
+    const char *const *prelude;
+    size_t n_prelude;
 } lh_query_opts;
 
 typedef struct lh_query lh_query;

@@ -490,6 +490,23 @@ produce(lh_query *q, size_t want, lh_err *err)
 
 /* ---- public -------------------------------------------------------------------------------- */
 
+/* The caller's own statements, on the query's connection, before the user's SQL. */
+static int
+run_prelude(lh_query *q, const lh_query_opts *opts, lh_err *err)
+{
+    for (size_t i = 0; i < opts->n_prelude; i++) {
+        duckdb_result res;
+        if (duckdb_query(q->con, opts->prelude[i], &res) == DuckDBError) {
+            lh_err_set(err, LH_EIO, 500, "engine_error", "could not prepare the query's views");
+            lh_err_detail(err, "%s", duckdb_result_error(&res));
+            duckdb_destroy_result(&res);
+            return LH_EIO;
+        }
+        duckdb_destroy_result(&res);
+    }
+    return 0;
+}
+
 int
 lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err *err)
 {
@@ -508,6 +525,8 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
         goto fail;
     }
     watch(eng, q); /* the time limit covers binding too (a read_csv sniffs when bound) */
+    if ((rc = run_prelude(q, opts, err)) != 0)
+        goto fail;
     /* one statement (parsing only is cheap); whether it is a SELECT is settled by the
      * wrapper below, which no other kind of statement parses inside */
     duckdb_extracted_statements stmts = NULL;
@@ -658,7 +677,7 @@ lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *path,
         goto out;
     }
     watch(eng, q);
-    if ((rc = admit(q, opts->sql, err)) != 0)
+    if ((rc = run_prelude(q, opts, err)) != 0 || (rc = admit(q, opts->sql, err)) != 0)
         goto out;
     body = trimmed(opts->sql);
     lh_buf_printf(&sql, "COPY (SELECT * FROM (\n%s\n) AS lh_q", body);
