@@ -143,6 +143,19 @@ typedef struct lh_as_of {
 int lh_catalog_manifest_at(lh_catalog *c, const char *name, const lh_as_of *at, json_t **out,
                            lh_err *err);
 
+/* One record's history: every version that changed it, with who, when, what changed and
+ * the row after; key_text is the value of a one-column key or a JSON object of all key
+ * columns. {"dataset","key","version","current": row|null,"history": [{"version","at",
+ * "actor","source","workspace_id","op","changes": [{"field","old","new"}],"row"}]} (new). */
+int lh_catalog_record_history(lh_catalog *c, const char *name, const char *key_text,
+                              json_t **out, lh_err *err);
+/* Rows inserted, updated (before/after) and deleted between two versions (from 0: before
+ * the first; to <= 0: the latest), at most `limit` in all. {"dataset","from_version",
+ * "to_version","inserted": [row],"updated": [{"before","after"}],"deleted": [row],
+ * "truncated"} (new). Needs a primary key. */
+int lh_catalog_changes(lh_catalog *c, const char *name, int64_t from, int64_t to, int64_t limit,
+                       json_t **out, lh_err *err);
+
 /* Local copies of m's files (m a manifest of a dataset of this catalog), pinned in the
  * cache until lh_catalog_unpin_rows; *paths (new, *n entries) suits lh_catalog_rows_sql. */
 int lh_catalog_pin_rows(lh_catalog *c, const json_t *m, char ***paths, size_t *n, lh_err *err);

@@ -479,6 +479,8 @@ lh_h_ingest_db(lh_req *req, lh_resp *resp)
 
 /* ---- POST /datasets/{name}/rows --------------------------------------------------------- */
 
+static void maybe_compact(lh_req *req, const char *dataset, const json_t *result);
+
 static bool
 may_use(void *ctx, const char *bucket)
 {
@@ -538,6 +540,72 @@ lh_h_rows(lh_req *req, lh_resp *resp)
                         &err);
     json_decref(body);
     if (rc != 0)
+        return lh_resp_error(resp, &err);
+    maybe_compact(req, lh_req_param(req, "name"), result);
+    return lh_resp_json(resp, json_is_true(json_object_get(result, "unchanged")) ? 200 : 201,
+                        result);
+}
+
+/* ---- compaction: POST /datasets/{name}/compact, and automatic ------------------------------ */
+
+typedef struct compact_job {
+    lh_server *srv;
+    char *dataset, *actor;
+} compact_job;
+
+static void
+compact_job_free(void *arg)
+{
+    compact_job *j = arg;
+    free(j->dataset);
+    free(j->actor);
+    free(j);
+}
+
+static int
+run_compact(lh_job *job, void *arg, lh_err *err)
+{
+    compact_job *j = arg;
+    json_t *result = NULL;
+    int rc = lh_ingest_compact(j->srv->catalog, j->srv->internal_engine, j->srv->buckets,
+                               j->dataset, j->actor, true, &result, err);
+    if (rc == 0)
+        lh_job_set_result(job, result);
+    return rc;
+}
+
+/* After a change of rows: once the dataset holds [catalog] compact_after_deltas delta
+ * files, compact it in the background (the request does not wait for it). */
+static void
+maybe_compact(lh_req *req, const char *dataset, const json_t *result)
+{
+    int64_t after = lh_config_int(req->srv->config, "catalog.compact_after_deltas");
+    if (after <= 0 || json_integer_value(json_object_get(result, "deltas")) < after)
+        return;
+    compact_job *j = lh_calloc(1, sizeof *j);
+    j->srv = req->srv;
+    j->dataset = lh_strdup(dataset);
+    j->actor = lh_strdup("lakehouse");
+    char id[LH_JOB_ID_MAX];
+    lh_err err;
+    if (lh_jobs_submit(req->srv->jobs, "compact", req->principal->name, run_compact, j,
+                       compact_job_free, id, &err) != 0)
+        lh_log(LH_LOG_WARN, req->request_id, NULL, "automatic compaction of '%s' not started: %s",
+               dataset, err.message);
+}
+
+int
+lh_h_compact(lh_req *req, lh_resp *resp)
+{
+    const char *name = lh_req_param(req, "name");
+    json_t *m = lh_http__visible_dataset(req, resp, name);
+    if (!m)
+        return 0;
+    json_decref(m);
+    lh_err err;
+    json_t *result = NULL;
+    if (lh_ingest_compact(req->srv->catalog, req->srv->internal_engine, req->srv->buckets, name,
+                          req->principal->name, false, &result, &err) != 0)
         return lh_resp_error(resp, &err);
     return lh_resp_json(resp, json_is_true(json_object_get(result, "unchanged")) ? 200 : 201,
                         result);

@@ -96,3 +96,49 @@ lh_h_journal_events(lh_req *req, lh_resp *resp)
     }
     return lh_resp_json(resp, 200, json_pack("{s:o, s:o}", "events", rows, "next_cursor", next));
 }
+
+/* ---- GET /datasets/{name}/rows/{key}/history --------------------------------------------- */
+
+int
+lh_h_row_history(lh_req *req, lh_resp *resp)
+{
+    const char *name = lh_req_param(req, "name");
+    json_t *m = lh_http__visible_dataset(req, resp, name);
+    if (!m)
+        return 0;
+    json_decref(m);
+    lh_err err;
+    json_t *out = NULL;
+    if (lh_catalog_record_history(req->srv->catalog, name, lh_req_param(req, "key"), &out, &err) != 0)
+        return lh_resp_error(resp, &err);
+    return lh_resp_json(resp, 200, out);
+}
+
+/* ---- GET /datasets/{name}/changes?from_version=&to_version=&limit= ------------------------ */
+
+static const char *const CHANGES_PARAMS[] = {"from_version", "to_version", "limit", NULL};
+
+int
+lh_h_changes(lh_req *req, lh_resp *resp)
+{
+    lh_err err;
+    param_check pc = {&err, 0, CHANGES_PARAMS};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_param, &pc);
+    if (pc.rc != 0)
+        return lh_resp_error(resp, &err);
+    const char *name = lh_req_param(req, "name");
+    json_t *m = lh_http__visible_dataset(req, resp, name);
+    if (!m)
+        return 0;
+    int64_t latest = json_integer_value(json_object_get(m, "version"));
+    json_decref(m);
+    int64_t from, to, limit;
+    if (lh_req_query_int(req, "from_version", 0, 0, latest, &from, &err) != 0 ||
+        lh_req_query_int(req, "to_version", latest, 1, latest, &to, &err) != 0 ||
+        lh_req_query_int(req, "limit", 10000, 1, 1000000, &limit, &err) != 0)
+        return lh_resp_error(resp, &err);
+    json_t *out = NULL;
+    if (lh_catalog_changes(req->srv->catalog, name, from, to, limit, &out, &err) != 0)
+        return lh_resp_error(resp, &err);
+    return lh_resp_json(resp, 200, out);
+}

@@ -226,6 +226,9 @@ int lh_h_ingest_file(lh_req *req, lh_resp *resp);
 int lh_h_ingest_db(lh_req *req, lh_resp *resp);
 int lh_h_rows(lh_req *req, lh_resp *resp);
 int lh_h_journal_events(lh_req *req, lh_resp *resp);
+int lh_h_row_history(lh_req *req, lh_resp *resp);
+int lh_h_changes(lh_req *req, lh_resp *resp);
+int lh_h_compact(lh_req *req, lh_resp *resp);
 
 /* The dataset's latest manifest (new) if the principal may see it; else answers 404 (as
  * for a missing one) and returns NULL. */

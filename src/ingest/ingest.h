@@ -103,4 +103,14 @@ typedef struct lh_rows_opts {
 int lh_ingest_rows(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets,
                    const lh_rows_opts *o, json_t **result, lh_err *err);
 
+/* Merge the dataset's base and delta files into a new base file as a new version (change
+ * "compact"): the same rows, the journal untouched. Without deltas nothing is written and
+ * the result says "unchanged": true. wait: wait for another writer (jobs) instead of 409.
+ * *result (new): {"dataset","version","row_count","deltas_merged","files_before",
+ * "files_after"}. */
+int lh_ingest_compact(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const char *dataset,
+                      const char *actor, bool wait, json_t **result, lh_err *err);
+/* Delta files a manifest lists. */
+size_t lh_ingest_delta_count(const json_t *manifest);
+
 #endif

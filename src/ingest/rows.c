@@ -548,9 +548,10 @@ lh_ingest_rows(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_ro
     if ((rc = lh_ingest__commit(&t, x.columns, NULL, NULL, o->actor, &committed, err)) != 0)
         goto out;
     maybe_crash("rows_after_manifest");
-    *result = json_pack("{s:s, s:O, s:O, s:O}", "dataset", o->dataset, "version",
+    *result = json_pack("{s:s, s:O, s:O, s:O, s:I}", "dataset", o->dataset, "version",
                         json_object_get(committed, "version"), "row_count",
-                        json_object_get(committed, "row_count"), "counts", counts);
+                        json_object_get(committed, "row_count"), "counts", counts, "deltas",
+                        (json_int_t)lh_ingest_delta_count(committed));
 out:
     lh_catalog_unpin_rows(cat, paths, n_paths);
     lh_ingest__end(&t);
