@@ -221,10 +221,21 @@ check_types(rows_ctx *x, lh_engine *eng, const char *path, lh_err *err)
     lh_buf sql;
     lh_buf_init(&sql);
     lh_buf_puts(&sql, "SELECT ");
-    for (size_t i = 0; i < x->n_cols; i++)
-        lh_buf_printf(&sql, "%smin(CASE WHEN c%zu IS NOT NULL AND TRY_CAST(c%zu AS %s) IS NULL "
-                            "THEN _i END) AS c%zu",
-                      i ? ", " : "", i, i, col_type(x, i), i);
+    for (size_t i = 0; i < x->n_cols; i++) {
+        /* an integer column takes integers only: DuckDB would round 1.5 to 2 */
+        const char *t = col_type(x, i);
+        static const char *const ints[] = {"TINYINT",  "SMALLINT",  "INTEGER",  "BIGINT",
+                                           "HUGEINT",  "UTINYINT",  "USMALLINT", "UINTEGER",
+                                           "UBIGINT", "UHUGEINT", NULL};
+        bool integer = false;
+        for (const char *const *k = ints; *k; k++)
+            integer |= strcmp(*k, t) == 0;
+        lh_buf_printf(&sql, "%smin(CASE WHEN c%zu IS NOT NULL AND (TRY_CAST(c%zu AS %s) IS NULL",
+                      i ? ", " : "", i, i, t);
+        if (integer)
+            lh_buf_printf(&sql, " OR NOT regexp_full_match(c%zu, '[-+]?[0-9]+')", i);
+        lh_buf_printf(&sql, ") THEN _i END) AS c%zu", i);
+    }
     lh_buf_puts(&sql, " FROM ");
     request_source(x, &sql, path);
     json_t *rows = NULL;
