@@ -1159,6 +1159,27 @@ resync_file(lh_catalog *c, lh_store *store, json_t *f, lh_err *err)
     return 0;
 }
 
+/* Rows manifest m shows (deltas merged). */
+static int
+count_rows(lh_catalog *c, lh_store *store, const json_t *m, int64_t *out, lh_err *err)
+{
+    char **paths = NULL;
+    int rc = pin_paths(c, store, m, &paths, err);
+    if (rc != 0)
+        return rc;
+    char *rows = lh_catalog_rows_sql(m, paths);
+    char *sql = lh_sprintf("SELECT count(*) AS n FROM (%s) AS r", rows);
+    json_t *res = NULL;
+    rc = lh_engine_rows(c->engine, sql, &res, err);
+    if (rc == 0)
+        *out = int_of(json_array_get(res, 0), "n");
+    json_decref(res);
+    free(sql);
+    free(rows);
+    unpin_paths(c, m, paths);
+    return rc;
+}
+
 int
 lh_catalog_resync(lh_catalog *c, const char *name, const char *actor, json_t **committed,
                   lh_err *err)
@@ -1181,11 +1202,20 @@ lh_catalog_resync(lh_catalog *c, const char *name, const char *actor, json_t **c
         total_rows += int_of(f, "rows");
         total_bytes += int_of(f, "bytes");
     }
-    if (rc == 0 && json_array_size(files) > 0) {
+    const json_t *first_base = NULL;
+    bool deltas = false;
+    json_array_foreach(files, i, f)
+    {
+        deltas |= strcmp(str_of(f, "kind"), "delta") == 0;
+        if (!first_base && strcmp(str_of(f, "kind"), "base") == 0)
+            first_base = f;
+    }
+    if (rc == 0 && deltas) /* merged on read: count what the view shows */
+        rc = count_rows(c, store, m, &total_rows, err);
+    if (rc == 0 && first_base) {
         /* the columns as the files say, through the same view definition */
         char *first = NULL;
-        rc = lh_cache_local_path(c->cache, store, str_of(json_array_get(files, 0), "path"), true,
-                                 &first, err);
+        rc = lh_cache_local_path(c->cache, store, str_of(first_base, "path"), true, &first, err);
         json_t *cols = NULL;
         if (rc == 0 && (rc = lh_catalog_schema_of(c, first, &cols, err)) == 0)
             json_object_set_new(m, "columns", cols);

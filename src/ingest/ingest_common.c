@@ -26,7 +26,10 @@ lh_ingest_mode_parse(const char *s)
 const char *
 lh_ingest__mode_name(lh_ingest_mode m)
 {
-    return m == LH_INGEST_CREATE ? "create" : m == LH_INGEST_APPEND ? "append" : "replace";
+    return m == LH_INGEST_CREATE    ? "create"
+           : m == LH_INGEST_APPEND  ? "append"
+           : m == LH_INGEST__CHANGE ? "rows"
+                                    : "replace";
 }
 
 int
@@ -73,6 +76,13 @@ lh_ingest__begin(lh_catalog *cat, lh_buckets *buckets, const char *dataset, cons
         rc = lh_err_set(err, LH_EEXIST, 409, "dataset_elsewhere",
                         "dataset '%s' lives in bucket '%s', not '%s'", dataset, t->bucket, bucket);
         lh_err_hint(err, "a dataset's versions stay in one bucket; choose another name");
+        return rc;
+    }
+    if (mode == LH_INGEST_APPEND && t->cur && lh_ingest_delta_count(t->cur) > 0) {
+        /* appended rows would meet keys the deltas already changed: merge first */
+        rc = lh_err_set(err, LH_EEXIST, 409, "compaction_needed",
+                        "dataset '%s' has row changes not yet compacted", dataset);
+        lh_err_hint(err, "POST /datasets/%s/compact, then append", dataset);
         return rc;
     }
     if (strncmp(t->bucket, "profile:", 8) == 0)
@@ -192,9 +202,9 @@ lh_ingest__commit(lh_ingest__target *t, const json_t *columns, const json_t *cli
                   json_t *lineage, const char *actor, json_t **committed, lh_err *err)
 {
     json_t *m = json_object();
-    json_object_set_new(m, "files", t->mode == LH_INGEST_APPEND
-                                        ? json_deep_copy(json_object_get(t->cur, "files"))
-                                        : json_array());
+    bool keep = t->mode == LH_INGEST_APPEND || t->mode == LH_INGEST__CHANGE;
+    json_object_set_new(m, "files", keep ? json_deep_copy(json_object_get(t->cur, "files"))
+                                         : json_array());
     lh_catalog_drop_events(m);
     json_t *files = json_incref(json_object_get(m, "files"));
     json_decref(m);

@@ -14,6 +14,10 @@
 
 #include "ingest/ingest.h"
 
+/* A change of rows: like append (the dataset must exist, its files stay), but deltas
+ * already there are no obstacle. */
+#define LH_INGEST__CHANGE ((lh_ingest_mode)(LH_INGEST_REPLACE + 1))
+
 typedef struct lh_ingest__target {
     lh_catalog *cat;
     lh_buckets *buckets;

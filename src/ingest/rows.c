@@ -503,8 +503,8 @@ lh_ingest_rows(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_ro
     char **paths = NULL;
     size_t n_paths = 0;
     json_t *counts = NULL, *committed = NULL;
-    int rc = lh_ingest__begin(cat, buckets, o->dataset, NULL, LH_INGEST_APPEND, false, o->allow_bucket,
-                              o->allow_ctx, &t, err);
+    int rc = lh_ingest__begin(cat, buckets, o->dataset, NULL, LH_INGEST__CHANGE, false,
+                              o->allow_bucket, o->allow_ctx, &t, err);
     if (rc != 0)
         goto out;
     x.columns = json_object_get(t.cur, "columns");

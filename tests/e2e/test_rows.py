@@ -188,6 +188,21 @@ class Rows(unittest.TestCase):
         st, out = self.req("POST", "/query", {"sql": "SELECT * FROM people",
                                               "as_of": {"timestamp": "1999-01-01"}}, who="analyst")
         self.assertEqual((st, out["error"]["code"]), (404, "dataset_not_found"))
+        # appending files meets the deltas' keys: compact first; then the key is checked
+        more = "/ingest/file?dataset=people&format=csv&mode=append"
+        st, out = self.req("POST", more, "id,name,score,city\n7,gus,70,Boston\n")
+        self.assertEqual((st, out["error"]["code"]), (409, "compaction_needed"))
+        self.req("POST", "/datasets/people/compact", status=201)
+        self.req("POST", more, "id,name,score,city\n7,gus,70,Boston\n", status=201)
+        st, out = self.req("POST", more, "id,name,score,city\n7,gus,71,Boston\n")
+        self.assertEqual((st, out["error"]["code"]), (400, "invalid_primary_key"))
+        self.assertEqual(sorted(self.state("people")), [2, 3, 7])
+        _, ds = self.req("GET", "/catalog/datasets/people", who="analyst", status=200)
+        self.assertEqual(ds["row_count"], 3)
+        # resync of a dataset with deltas counts the merged rows
+        self.req("POST", "/datasets/people/rows", {"delete": [{"id": 7}]}, status=201)
+        _, out = self.req("POST", "/catalog/datasets/people/resync", status=200)
+        self.assertEqual(out["row_count"], 2)
 
     # ---- bad input ----------------------------------------------------------------------------------
     def test_bad_rows(self):
