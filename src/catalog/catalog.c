@@ -334,9 +334,16 @@ lh_catalog__load_manifest(lh_catalog *c, const char *bucket, const char *name, i
     char *path = NULL;
     /* pinned while we read it, so a concurrent download cannot evict it meanwhile */
     int rc = lh_cache_local_path(c->cache, store, key, true, &path, err);
+    if (rc == 0 && access(path, F_OK) != 0 && errno == ENOENT) /* fs: the path is in place */
+        rc = lh_err_set(err, LH_ENOTFOUND, 404, "version_not_found",
+                        "no manifest %s in bucket '%s'", key, bucket);
     free(key);
-    if (rc != 0)
+    if (rc != 0) {
+        if (path)
+            lh_cache_unpin(c->cache, path);
+        free(path);
         return rc;
+    }
     rc = read_manifest_file(c, bucket, path, out, err);
     lh_cache_unpin(c->cache, path);
     free(path);
@@ -541,6 +548,7 @@ lh_catalog_open(const lh_catalog_deps *deps, lh_catalog **out, lh_err *err)
     c->views = deps->views ? deps->views : deps->engine;
     c->cache = deps->cache;
     c->work_dir = lh_strdup(deps->work_dir);
+    c->retain_versions_s = deps->retain_versions_s;
     int64_t t0 = lh_mono_us();
     size_t n = lh_buckets_count(c->buckets);
     for (size_t i = 0; i < n; i++) {
@@ -1316,12 +1324,70 @@ referenced_files(lh_catalog *c, const char *bucket, const char *name, int64_t ne
     return 0;
 }
 
+/* Snapshot retention: remove the manifests of versions created before cutoff (never the
+ * newest), oldest first. A version's events batch is confirmed by a marker first, so the
+ * journal keeps serving it once the manifest that named it is gone (history is never
+ * deleted). Their files then belong to no version and go in the same sweep. */
+static void
+expire_versions(lh_catalog *c, lh_store *store, const char *bucket, const char *name,
+                int64_t newest, const char *cutoff, bool dry_run, json_t *report)
+{
+    for (int64_t v = 1; v < newest; v++) {
+        json_t *m = NULL;
+        lh_err err;
+        int rc = lh_catalog__load_manifest(c, bucket, name, v, &m, &err);
+        if (rc == LH_ENOTFOUND)
+            continue; /* expired before */
+        if (rc != 0 || strcmp(str_of(m, "created_at"), cutoff) >= 0) {
+            if (rc != 0)
+                json_array_append_new(json_object_get(report, "errors"),
+                                      json_pack("{s:s, s:s, s:s}", "bucket", bucket, "dataset",
+                                                name, "error", err.message));
+            json_decref(m);
+            return; /* versions are in time order: the rest are retained */
+        }
+        size_t i;
+        json_t *f;
+        json_array_foreach(json_object_get(m, "files"), i, f)
+        {
+            if (rc != 0 || dry_run || strcmp(str_of(f, "kind"), "events") != 0)
+                continue;
+            const char *path = str_of(f, "path");
+            char *marker = lh_sprintf("%s%s", LH_JOURNAL_CONFIRMED, path + strlen(LH_JOURNAL_PREFIX));
+            lh_source empty = {.data = "", .fd = -1, .len = 0};
+            rc = lh_store_put(store, marker, &empty, LH_PUT_CREATE_ONLY, NULL, &err);
+            if (rc == LH_EEXIST)
+                rc = 0;
+            free(marker);
+        }
+        char *key = manifest_key(name, v);
+        if (rc == 0 && !dry_run)
+            rc = lh_store_delete(store, key, &err);
+        free(key);
+        json_decref(m);
+        if (rc != 0) {
+            json_array_append_new(json_object_get(report, "errors"),
+                                  json_pack("{s:s, s:s, s:s}", "bucket", bucket, "dataset", name,
+                                            "error", err.message));
+            return;
+        }
+        json_array_append_new(json_object_get(report, "expired"),
+                              json_pack("{s:s, s:s, s:I}", "bucket", bucket, "dataset", name,
+                                        "version", (json_int_t)v));
+    }
+}
+
 /* Sweep one dataset folder of one bucket. newest = 0: no manifest at all. */
 static void
 sweep_dataset(lh_catalog *c, lh_store *store, const char *bucket, const char *name, int64_t newest,
               int64_t older_than_us, bool dry_run, json_t *report)
 {
     lh_err err;
+    if (c->retain_versions_s > 0 && newest > 1) {
+        char cutoff[32];
+        lh_time_format(lh_now_us() - c->retain_versions_s * 1000000, cutoff);
+        expire_versions(c, store, bucket, name, newest, cutoff, dry_run, report);
+    }
     json_t *refs = json_object();
     if (newest > 0 && referenced_files(c, bucket, name, newest, refs, &err) != 0) {
         json_array_append_new(json_object_get(report, "errors"),
@@ -1374,8 +1440,10 @@ sweep_dataset(lh_catalog *c, lh_store *store, const char *bucket, const char *na
 json_t *
 lh_catalog_sweep(lh_catalog *c, int64_t grace_s, bool dry_run)
 {
-    json_t *report = json_pack("{s:b, s:I, s:[], s:i, s:[]}", "dry_run", dry_run, "grace_s",
-                               (json_int_t)grace_s, "removed", "kept_young", 0, "errors");
+    json_t *report = json_pack("{s:b, s:I, s:[], s:i, s:[], s:[], s:I}", "dry_run", dry_run,
+                               "grace_s", (json_int_t)grace_s, "removed", "kept_young", 0,
+                               "errors", "expired", "retain_versions_s",
+                               (json_int_t)c->retain_versions_s);
     int64_t older_than = lh_now_us() - grace_s * 1000000;
     size_t n = lh_buckets_count(c->buckets);
     for (size_t b = 0; b < n; b++) {

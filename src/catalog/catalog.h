@@ -33,6 +33,7 @@ typedef struct lh_catalog_deps {
     lh_engine *views;     /* the users' engine, where dataset views are defined (NULL: engine) */
     lh_cache *cache;
     const char *work_dir; /* scratch folder `engine` may read and write */
+    int64_t retain_versions_s; /* the sweep expires versions older (never the newest); 0: none */
 } lh_catalog_deps;
 
 /* Load every dataset of every bucket and define their views. Datasets that cannot be

@@ -33,6 +33,7 @@ struct lh_catalog {
     int load_errors;
     /* the events journal (journal.c): committed events batches, guarded by `lock` */
     json_t *journal; /* [{"bucket", "key", "path" (local, pinned), "dataset", "version"}] */
+    int64_t retain_versions_s; /* snapshot retention for the sweep; 0: keep every version */
 };
 
 struct lh_txn {
@@ -40,6 +41,9 @@ struct lh_txn {
     dataset *ds;
     bool created; /* ds was made for this transaction */
 };
+
+/* Markers for events batches whose version expired (journal.c, the sweep). */
+#define LH_JOURNAL_CONFIRMED LH_JOURNAL_PREFIX "confirmed/"
 
 /* Read manifest `version` of dataset `name` in `bucket` (new). */
 int lh_catalog__load_manifest(lh_catalog *c, const char *bucket, const char *name, int64_t version,

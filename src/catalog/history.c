@@ -59,8 +59,13 @@ lh_catalog_manifest_at(lh_catalog *c, const char *name, const lh_as_of *at, json
                             (long long)latest, (long long)at->version);
             return rc;
         }
-        if ((rc = lh_catalog__load_manifest(c, bucket, name, at->version, &m, err)) != 0)
+        if ((rc = lh_catalog__load_manifest(c, bucket, name, at->version, &m, err)) != 0) {
+            if (rc == LH_ENOTFOUND)
+                lh_err_set(err, LH_ENOTFOUND, 404, "version_not_found",
+                           "version %lld of dataset '%s' has expired", (long long)at->version,
+                           name);
             return rc;
+        }
     } else {
         char when[40];
         if ((rc = normalise_time(c, at->timestamp, when, sizeof when, err)) != 0)
@@ -68,8 +73,12 @@ lh_catalog_manifest_at(lh_catalog *c, const char *name, const lh_as_of *at, json
         /* newest first: questions are mostly about the recent past */
         for (int64_t v = latest; v >= 1 && m == NULL; v--) {
             json_t *candidate = NULL;
-            if ((rc = lh_catalog__load_manifest(c, bucket, name, v, &candidate, err)) != 0)
+            if ((rc = lh_catalog__load_manifest(c, bucket, name, v, &candidate, err)) != 0) {
+                if (rc == LH_ENOTFOUND) /* expired: nothing older is left */
+                    lh_err_set(err, LH_ENOTFOUND, 404, "version_not_found",
+                               "the versions of dataset '%s' from that time have expired", name);
                 return rc;
+            }
             if (strcmp(str_of(candidate, "created_at"), when) <= 0)
                 m = candidate;
             else
@@ -238,14 +247,18 @@ lh_catalog_record_history(lh_catalog *c, const char *name, const char *key_text,
         int64_t v = json_integer_value(json_object_get(e, "version"));
         if (!entry || json_integer_value(json_object_get(entry, "version")) != v) {
             json_t *m = NULL;
-            lh_as_of at = {.version = v};
             json_t *row = NULL;
-            if ((rc = lh_catalog__load_manifest(c, str_of(cur, "bucket"), name, v, &m, err)) != 0 ||
-                (rc = row_at(c, m, where.data, &row, err)) != 0) {
+            rc = lh_catalog__load_manifest(c, str_of(cur, "bucket"), name, v, &m, err);
+            if (rc == LH_ENOTFOUND) { /* that version expired: its events remain */
+                rc = 0;
+                row = json_null();
+            } else if (rc == 0) {
+                rc = row_at(c, m, where.data, &row, err);
+            }
+            if (rc != 0) {
                 json_decref(m);
                 break;
             }
-            (void)at;
             entry = json_pack("{s:I, s:O, s:O, s:O, s:O, s:O, s:[], s:o}", "version",
                               (json_int_t)v, "at", json_object_get(e, "ts"), "actor",
                               json_object_get(e, "actor"), "source", json_object_get(e, "source"),

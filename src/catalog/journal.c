@@ -130,6 +130,7 @@ load_bucket_journal(lh_catalog *c, const char *bucket)
     lh_store *store = lh_buckets_get(c->buckets, bucket, &err);
     if (store == NULL)
         return;
+    json_t *keys = json_array();
     char *cursor = NULL;
     for (;;) {
         lh_list_page page;
@@ -141,27 +142,46 @@ load_bucket_journal(lh_catalog *c, const char *bucket)
         }
         free(cursor);
         cursor = page.next_cursor ? lh_strdup(page.next_cursor) : NULL;
-        for (size_t i = 0; i < page.n; i++) {
-            const char *key = page.entries[i].key;
-            char ds_name[64];
-            int64_t version;
-            json_t *m = NULL;
-            if (parse_batch_key(key, ds_name, sizeof ds_name, &version) != 0)
-                continue;
-            /* a missing manifest: the change never committed; that is not an error */
-            if (lh_catalog__load_manifest(c, bucket, ds_name, version, &m, &err) == 0 &&
-                manifest_lists(m, key) && add_batch(c, bucket, key, ds_name, version, &err) != 0) {
-                lh_log(LH_LOG_ERROR, NULL, NULL, "journal: cannot read '%s' in '%s': %s", key,
-                       bucket, err.message);
-                c->load_errors++;
-            }
-            json_decref(m);
-        }
+        for (size_t i = 0; i < page.n; i++)
+            json_array_append_new(keys, json_string(page.entries[i].key));
         lh_list_page_free(&page);
         if (cursor == NULL)
             break;
     }
     free(cursor);
+    /* markers of batches whose version expired (the sweep writes them first) */
+    json_t *confirmed = json_object();
+    size_t i;
+    json_t *k;
+    size_t clen = strlen(LH_JOURNAL_CONFIRMED);
+    json_array_foreach(keys, i, k)
+    {
+        const char *key = json_string_value(k);
+        if (strncmp(key, LH_JOURNAL_CONFIRMED, clen) == 0)
+            json_object_set_new(confirmed, key + clen, json_true());
+    }
+    json_array_foreach(keys, i, k)
+    {
+        const char *key = json_string_value(k);
+        char ds_name[64];
+        int64_t version;
+        json_t *m = NULL;
+        if (parse_batch_key(key, ds_name, sizeof ds_name, &version) != 0)
+            continue;
+        /* counted: its version names it, or that version expired after confirming it; a
+         * missing manifest otherwise means the change never committed (not an error) */
+        bool ok = json_object_get(confirmed, key + strlen(LH_JOURNAL_PREFIX)) != NULL;
+        if (!ok && lh_catalog__load_manifest(c, bucket, ds_name, version, &m, &err) == 0)
+            ok = manifest_lists(m, key);
+        json_decref(m);
+        if (ok && add_batch(c, bucket, key, ds_name, version, &err) != 0) {
+            lh_log(LH_LOG_ERROR, NULL, NULL, "journal: cannot read '%s' in '%s': %s", key, bucket,
+                   err.message);
+            c->load_errors++;
+        }
+    }
+    json_decref(confirmed);
+    json_decref(keys);
 }
 
 void

@@ -168,7 +168,8 @@ lh_cmd_serve(int argc, char **argv)
     cache = lh_cache_new(objects_dir, lh_config_int(cfg, "engine.cache_max_bytes"));
     free(objects_dir);
     free(cache_root);
-    lh_catalog_deps cdeps = {.buckets = buckets, .engine = internal_engine, .views = engine,
+    lh_catalog_deps cdeps = {.retain_versions_s = lh_config_int(cfg, "catalog.retain_versions_s"),
+                             .buckets = buckets, .engine = internal_engine, .views = engine,
                              .cache = cache, .work_dir = work_dir};
     if (lh_catalog_open(&cdeps, &catalog, &err) != 0) {
         fprintf(stderr, "lakehouse: %s\n", err.message);

@@ -91,6 +91,9 @@ static const key_def KEYS[] = {
     INT("catalog", "compact_after_deltas", 64, 0, 1000000,
         "a dataset is compacted in the background once it holds this many delta files (0: only "
         "when asked)"),
+    INT("catalog", "retain_versions_s", 0, 0, INT64_C(1) << 40,
+        "POST /maintenance/sweep expires versions older than this, never a dataset's newest, "
+        "and removes files only they used (0: keep every version)"),
     INT("ingest", "max_rows_per_request", 100000, 1, 10000000,
         "upserts plus deletes one POST /datasets/{name}/rows may carry"),
     INT("jobs", "workers", 2, 1, 64, "background job worker threads"),

@@ -302,6 +302,49 @@ class Rows(unittest.TestCase):
             srv.stop()
             srv.cleanup()
 
+    def test_retention_expires_versions_keeps_history(self):
+        import time
+        srv = harness.Server(principals=[("owner", ADMIN, ["admin"])],
+                             extra_toml="\n[catalog]\nretain_versions_s = 1\n"
+                                        "compact_after_deltas = 0\n").start()
+        try:
+            def call(method, path, body=None, status=None):
+                st, _, out = srv.request(method, path, body, who="owner")
+                if status:
+                    self.assertEqual(st, status, out)
+                return out
+            call("POST", "/ingest/file?dataset=r&format=csv&primary_key=id", "id,v\n1,a\n2,b\n",
+                 status=201)
+            call("POST", "/datasets/r/rows", {"upsert": [{"id": 1, "v": "x"}]}, status=201)
+            call("POST", "/datasets/r/rows", {"delete": [{"id": 2}]}, status=201)
+            call("POST", "/datasets/r/compact", status=201)  # version 4: one base file
+            data = os.path.join(srv.data_dir, "buckets", "primary", "datasets", "r", "data")
+            self.assertEqual(len(os.listdir(data)), 4)
+            time.sleep(1.2)
+            call("POST", "/datasets/r/rows", {"upsert": [{"id": 3, "v": "c"}]}, status=201)  # v5
+            out = call("POST", "/maintenance/sweep?grace_s=0", status=200)
+            # every version older than a second, never the newest
+            self.assertEqual(sorted(e["version"] for e in out["expired"]), [1, 2, 3, 4])
+            # the files only versions 1-3 used are gone; version 5 keeps the compacted base
+            self.assertEqual(len(os.listdir(data)), 2)
+            self.assertEqual(call("POST", "/query", {"sql": "SELECT * FROM r ORDER BY id"})["rows"],
+                             [{"id": 1, "v": "x"}, {"id": 3, "v": "c"}])
+            self.assertEqual(call("POST", "/query", {"sql": "SELECT count(*) AS n FROM r",
+                                                     "as_of": {"version": 5}})["rows"], [{"n": 2}])
+            st, _, out = srv.request("POST", "/query", {"sql": "SELECT * FROM r",
+                                                        "as_of": {"version": 4}}, who="owner")
+            self.assertEqual((st, out["error"]["code"]), (404, "version_not_found"))
+            # history is never deleted: every event is still served, also after a restart
+            srv.stop()
+            srv.start()
+            ev = call("GET", "/journal/events?dataset=r", status=200)["events"]
+            self.assertEqual(sorted({e["version"] for e in ev}), [2, 3, 5])
+            h = call("GET", "/datasets/r/rows/2/history", status=200)
+            self.assertEqual([x["op"] for x in h["history"]], ["delete"])
+        finally:
+            srv.stop()
+            srv.cleanup()
+
     def test_crash_after_commit_keeps_both(self):
         srv = harness.Server(principals=[("loader", WRITER, ["writer"])],
                              env={"LAKEHOUSE_FAULT_CRASH": "rows_after_manifest"}).start()
