@@ -345,6 +345,52 @@ class Rows(unittest.TestCase):
             srv.stop()
             srv.cleanup()
 
+    def test_kill_9_during_commits(self):
+        """kill -9 at random moments while changes commit back to back: after each restart
+        every committed change has its events and no event belongs to a change that did not
+        commit."""
+        import signal
+        import time
+        srv = harness.Server(principals=[("loader", WRITER, ["writer"])],
+                             extra_toml="\n[catalog]\ncompact_after_deltas = 0\n").start()
+        rnd = random.Random(11)
+        try:
+            st, _, _ = srv.request("POST", "/ingest/file?dataset=k&format=csv&primary_key=id",
+                                   "id,v\n" + "".join("%d,0\n" % i for i in range(1, 200)),
+                                   who="loader")
+            self.assertEqual(st, 201)
+            for round_ in range(3):
+                stop = threading.Event()
+
+                def writer():
+                    n = 0
+                    while not stop.is_set():
+                        n += 1
+                        try:
+                            srv.request("POST", "/datasets/k/rows",
+                                        {"upsert": [{"id": rnd.randint(1, 300), "v": n}]},
+                                        who="loader")
+                        except Exception:
+                            return
+                t = threading.Thread(target=writer)
+                t.start()
+                time.sleep(0.3 + rnd.random() * 0.7)
+                srv.proc.send_signal(signal.SIGKILL)
+                srv.proc.wait()
+                stop.set()
+                t.join()
+                srv.log.close()
+                srv.start()
+                st, _, vs = srv.request("GET", "/catalog/datasets/k/versions?limit=1000", who="loader")
+                rows_versions = {v["version"] for v in vs["versions"] if v["change"] == "rows"}
+                st, _, ev = srv.request("GET", "/journal/events?dataset=k&limit=10000", who="loader")
+                event_versions = {e["version"] for e in ev["events"]}
+                self.assertTrue(rows_versions, "round %d committed nothing" % round_)
+                self.assertEqual(event_versions, rows_versions, "round %d" % round_)
+        finally:
+            srv.stop()
+            srv.cleanup()
+
     def test_crash_after_commit_keeps_both(self):
         srv = harness.Server(principals=[("loader", WRITER, ["writer"])],
                              env={"LAKEHOUSE_FAULT_CRASH": "rows_after_manifest"}).start()
