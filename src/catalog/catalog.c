@@ -92,8 +92,8 @@ dataset_free(lh_catalog *c, dataset *ds)
     free(ds);
 }
 
-static char *
-manifest_key(const char *name, int64_t version)
+char *
+lh_catalog__manifest_key(const char *name, int64_t version)
 {
     return lh_sprintf("datasets/%s/_manifest/v%020lld.parquet", name, (long long)version);
 }
@@ -330,7 +330,7 @@ lh_catalog__load_manifest(lh_catalog *c, const char *bucket, const char *name, i
     lh_store *store = lh_buckets_get(c->buckets, bucket, err);
     if (store == NULL)
         return LH_ENOTFOUND;
-    char *key = manifest_key(name, version);
+    char *key = lh_catalog__manifest_key(name, version);
     char *path = NULL;
     /* pinned while we read it, so a concurrent download cannot evict it meanwhile */
     int rc = lh_cache_local_path(c->cache, store, key, true, &path, err);
@@ -448,8 +448,8 @@ refresh_view(lh_catalog *c, dataset *ds, lh_err *err)
 /* ---- loading ------------------------------------------------------------------------------ */
 
 /* Parse "datasets/{name}/_manifest/v{N}.parquet"; 0 when key is one. */
-static int
-parse_manifest_key(const char *key, char *name, size_t name_size, int64_t *version)
+int
+lh_catalog__parse_manifest_key(const char *key, char *name, size_t name_size, int64_t *version)
 {
     if (strncmp(key, "datasets/", 9) != 0)
         return -1;
@@ -493,7 +493,7 @@ load_bucket(lh_catalog *c, const char *bucket)
         for (size_t i = 0; i < page.n; i++) {
             char name[64];
             int64_t v;
-            if (parse_manifest_key(page.entries[i].key, name, sizeof name, &v) != 0)
+            if (lh_catalog__parse_manifest_key(page.entries[i].key, name, sizeof name, &v) != 0)
                 continue;
             if (v > json_integer_value(json_object_get(latest, name)))
                 json_object_set_new(latest, name, json_integer(v));
@@ -942,7 +942,7 @@ lh_catalog_commit(lh_txn *t, const char *bucket, json_t *manifest, json_t **comm
     if (rc == 0)
         rc = write_manifest_file(c, manifest, &path, err);
     if (rc == 0) {
-        key = manifest_key(ds->name, version);
+        key = lh_catalog__manifest_key(ds->name, version);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         struct stat st;
         if (fd < 0 || fstat(fd, &st) != 0) {
@@ -1299,218 +1299,4 @@ lh_catalog_resync_missing(lh_catalog *c, const char *actor)
                             "resynced", resynced, "errors", errors);
     json_decref(names);
     return out;
-}
-
-/* ---- sweep ----------------------------------------------------------------------------------- */
-
-/* Every data file any version of `name` references (a set as a JSON object). */
-static int
-referenced_files(lh_catalog *c, const char *bucket, const char *name, int64_t newest, json_t *set,
-                 lh_err *err)
-{
-    for (int64_t v = 1; v <= newest; v++) {
-        json_t *m = NULL;
-        int rc = lh_catalog__load_manifest(c, bucket, name, v, &m, err);
-        if (rc == LH_ENOTFOUND)
-            continue; /* an expired version: its files are no longer owed to anyone */
-        if (rc != 0)
-            return rc; /* unsure what is referenced: sweep nothing */
-        size_t i;
-        json_t *f;
-        json_array_foreach(json_object_get(m, "files"), i, f)
-            json_object_set_new(set, str_of(f, "path"), json_true());
-        json_decref(m);
-    }
-    return 0;
-}
-
-/* Snapshot retention: remove the manifests of versions created before cutoff (never the
- * newest), oldest first. A version's events batch is confirmed by a marker first, so the
- * journal keeps serving it once the manifest that named it is gone (history is never
- * deleted). Their files then belong to no version and go in the same sweep. */
-static void
-expire_versions(lh_catalog *c, lh_store *store, const char *bucket, const char *name,
-                int64_t newest, const char *cutoff, bool dry_run, json_t *report)
-{
-    for (int64_t v = 1; v < newest; v++) {
-        json_t *m = NULL;
-        lh_err err;
-        int rc = lh_catalog__load_manifest(c, bucket, name, v, &m, &err);
-        if (rc == LH_ENOTFOUND)
-            continue; /* expired before */
-        if (rc != 0 || strcmp(str_of(m, "created_at"), cutoff) >= 0) {
-            if (rc != 0)
-                json_array_append_new(json_object_get(report, "errors"),
-                                      json_pack("{s:s, s:s, s:s}", "bucket", bucket, "dataset",
-                                                name, "error", err.message));
-            json_decref(m);
-            return; /* versions are in time order: the rest are retained */
-        }
-        size_t i;
-        json_t *f;
-        json_array_foreach(json_object_get(m, "files"), i, f)
-        {
-            if (rc != 0 || dry_run || strcmp(str_of(f, "kind"), "events") != 0)
-                continue;
-            const char *path = str_of(f, "path");
-            char *marker = lh_sprintf("%s%s", LH_JOURNAL_CONFIRMED, path + strlen(LH_JOURNAL_PREFIX));
-            lh_source empty = {.data = "", .fd = -1, .len = 0};
-            rc = lh_store_put(store, marker, &empty, LH_PUT_CREATE_ONLY, NULL, &err);
-            if (rc == LH_EEXIST)
-                rc = 0;
-            free(marker);
-        }
-        char *key = manifest_key(name, v);
-        if (rc == 0 && !dry_run)
-            rc = lh_store_delete(store, key, &err);
-        free(key);
-        json_decref(m);
-        if (rc != 0) {
-            json_array_append_new(json_object_get(report, "errors"),
-                                  json_pack("{s:s, s:s, s:s}", "bucket", bucket, "dataset", name,
-                                            "error", err.message));
-            return;
-        }
-        json_array_append_new(json_object_get(report, "expired"),
-                              json_pack("{s:s, s:s, s:I}", "bucket", bucket, "dataset", name,
-                                        "version", (json_int_t)v));
-    }
-}
-
-/* Sweep one dataset folder of one bucket. newest = 0: no manifest at all. */
-static void
-sweep_dataset(lh_catalog *c, lh_store *store, const char *bucket, const char *name, int64_t newest,
-              int64_t older_than_us, bool dry_run, json_t *report)
-{
-    lh_err err;
-    if (c->retain_versions_s > 0 && newest > 1) {
-        char cutoff[32];
-        lh_time_format(lh_now_us() - c->retain_versions_s * 1000000, cutoff);
-        expire_versions(c, store, bucket, name, newest, cutoff, dry_run, report);
-    }
-    json_t *refs = json_object();
-    if (newest > 0 && referenced_files(c, bucket, name, newest, refs, &err) != 0) {
-        json_array_append_new(json_object_get(report, "errors"),
-                              json_pack("{s:s, s:s, s:s}", "bucket", bucket, "dataset", name,
-                                        "error", err.message));
-        json_decref(refs);
-        return;
-    }
-    char *prefix = lh_sprintf("datasets/%s/data/", name);
-    char *cursor = NULL;
-    for (;;) {
-        lh_list_page page;
-        if (lh_store_list(store, prefix, cursor, 1000, &page, &err) != 0) {
-            json_array_append_new(json_object_get(report, "errors"),
-                                  json_pack("{s:s, s:s, s:s}", "bucket", bucket, "dataset", name,
-                                            "error", err.message));
-            break;
-        }
-        free(cursor);
-        cursor = page.next_cursor ? lh_strdup(page.next_cursor) : NULL;
-        for (size_t i = 0; i < page.n; i++) {
-            const lh_list_entry *e = &page.entries[i];
-            if (json_object_get(refs, e->key))
-                continue;
-            if (e->mtime_us > older_than_us) {
-                /* maybe an ingest in flight on another server: not yet */
-                json_object_set_new(report, "kept_young",
-                                    json_integer(json_integer_value(json_object_get(report, "kept_young")) + 1));
-                continue;
-            }
-            if (!dry_run && lh_store_delete(store, e->key, &err) != 0) {
-                json_array_append_new(json_object_get(report, "errors"),
-                                      json_pack("{s:s, s:s, s:s}", "bucket", bucket, "key", e->key,
-                                                "error", err.message));
-                continue;
-            }
-            json_array_append_new(json_object_get(report, "removed"),
-                                  json_pack("{s:s, s:s, s:I}", "bucket", bucket, "key", e->key,
-                                            "bytes", (json_int_t)e->size));
-        }
-        lh_list_page_free(&page);
-        if (cursor == NULL)
-            break;
-    }
-    free(cursor);
-    free(prefix);
-    json_decref(refs);
-}
-
-json_t *
-lh_catalog_sweep(lh_catalog *c, int64_t grace_s, bool dry_run)
-{
-    json_t *report = json_pack("{s:b, s:I, s:[], s:i, s:[], s:[], s:I}", "dry_run", dry_run,
-                               "grace_s", (json_int_t)grace_s, "removed", "kept_young", 0,
-                               "errors", "expired", "retain_versions_s",
-                               (json_int_t)c->retain_versions_s);
-    int64_t older_than = lh_now_us() - grace_s * 1000000;
-    size_t n = lh_buckets_count(c->buckets);
-    for (size_t b = 0; b < n; b++) {
-        const char *bucket = lh_buckets_name_at(c->buckets, b);
-        if (strncmp(bucket, "profile:", 8) == 0)
-            continue;
-        lh_store *store = lh_buckets_get(c->buckets, bucket, NULL);
-        if (store == NULL)
-            continue;
-        /* every dataset name with files in this bucket, and its newest manifest version */
-        json_t *names = json_object();
-        char *cursor = NULL;
-        lh_err err;
-        for (;;) {
-            lh_list_page page;
-            if (lh_store_list(store, "datasets/", cursor, 1000, &page, &err) != 0) {
-                json_array_append_new(json_object_get(report, "errors"),
-                                      json_pack("{s:s, s:s}", "bucket", bucket, "error", err.message));
-                break;
-            }
-            free(cursor);
-            cursor = page.next_cursor ? lh_strdup(page.next_cursor) : NULL;
-            for (size_t i = 0; i < page.n; i++) {
-                const char *k = page.entries[i].key + 9;
-                const char *slash = strchr(k, '/');
-                if (slash == NULL || (size_t)(slash - k) >= 64)
-                    continue;
-                char name[64];
-                memcpy(name, k, (size_t)(slash - k));
-                name[slash - k] = '\0';
-                if (!lh_name_valid(name))
-                    continue;
-                int64_t v = 0;
-                char mname[64];
-                if (parse_manifest_key(page.entries[i].key, mname, sizeof mname, &v) != 0)
-                    v = 0; /* a data file: the name is known, its version is not */
-                int64_t seen = json_integer_value(json_object_get(names, name));
-                if (json_object_get(names, name) == NULL || v > seen)
-                    json_object_set_new(names, name, json_integer(v > seen ? v : seen));
-            }
-            lh_list_page_free(&page);
-            if (cursor == NULL)
-                break;
-        }
-        free(cursor);
-        const char *name;
-        json_t *v;
-        json_object_foreach(names, name, v)
-        {
-            /* hold the dataset's writer slot so no local commit interleaves */
-            lh_txn *t = NULL;
-            if (lh_catalog_begin(c, name, false, &t, &err) != 0) {
-                json_array_append_new(json_object_get(report, "errors"),
-                                      json_pack("{s:s, s:s, s:s}", "bucket", bucket, "dataset", name,
-                                                "error", err.message));
-                continue;
-            }
-            sweep_dataset(c, store, bucket, name, json_integer_value(v), older_than, dry_run, report);
-            lh_catalog_abort(t);
-        }
-        json_decref(names);
-    }
-    int64_t bytes = 0;
-    size_t i;
-    json_t *r;
-    json_array_foreach(json_object_get(report, "removed"), i, r)
-        bytes += json_integer_value(json_object_get(r, "bytes"));
-    json_object_set_new(report, "removed_bytes", json_integer(bytes));
-    return report;
 }

@@ -259,6 +259,53 @@ is_pg_url(const char *s)
     return strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0;
 }
 
+/* `lakehouse ingest postgresql://...`: the fields (name, value pairs; NULL values left
+ * out) as the body of POST /ingest/db. */
+static int
+ingest_pg_cmd(const char *config, const char *dsn, const char *dataset, const char *const *fields,
+              const char *batch_rows, const char *tags)
+{
+    char *end = NULL;
+    long long n = batch_rows ? strtoll(batch_rows, &end, 10) : 0;
+    if (batch_rows && (*end != '\0' || n < 1)) {
+        fprintf(stderr, "lakehouse ingest: --batch-rows needs a positive number\n");
+        return 2;
+    }
+    json_t *body = json_pack("{s:s, s:s}", "dsn", dsn, "dataset", dataset);
+    for (size_t i = 0; fields[i]; i += 2)
+        if (fields[i + 1])
+            json_object_set_new(body, fields[i], json_string(fields[i + 1]));
+    if (batch_rows)
+        json_object_set_new(body, "batch_rows", json_integer(n));
+    if (tags) {
+        json_t *list = json_array();
+        char *copy = lh_strdup(tags);
+        for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok;
+             tok = strtok_r(NULL, ",", &save))
+            json_array_append_new(list, json_string(tok));
+        free(copy);
+        json_object_set_new(body, "tags", list);
+    }
+    lh_client *c = NULL;
+    json_t *result = NULL;
+    int rc = lh_client_open(config, &c);
+    if (rc == 0)
+        rc = ingest_db(c, body, &result);
+    json_decref(body);
+    if (rc == 0 && json_is_true(json_object_get(result, "unchanged")))
+        printf("%s: unchanged, no rows newer than the watermark\n", dataset);
+    else if (rc == 0)
+        printf("%s: version %lld, %lld rows from %s, %lld in all, %zu columns\n", dataset,
+               (long long)json_integer_value(json_object_get(result, "version")),
+               (long long)json_integer_value(json_object_get(result, "rows")),
+               json_string_value(json_object_get(result, "source")),
+               (long long)json_integer_value(json_object_get(result, "total_rows")),
+               json_array_size(json_object_get(result, "columns")));
+    json_decref(result);
+    lh_client_close(c);
+    return rc;
+}
+
 int
 lh_cmd_ingest(int argc, char **argv)
 {
@@ -292,48 +339,11 @@ lh_cmd_ingest(int argc, char **argv)
         return 2;
     }
     if (pg) {
-        char *end = NULL;
-        long long n = batch_rows ? strtoll(batch_rows, &end, 10) : 0;
-        if (batch_rows && (*end != '\0' || n < 1)) {
-            fprintf(stderr, "lakehouse ingest: --batch-rows needs a positive number\n");
-            return 2;
-        }
-        json_t *body = json_pack("{s:s, s:s}", "dsn", file, "dataset", dataset);
         const char *fields[] = {"table", table, "query", query, "secret_ref", secret_ref,
                                 "since_column", since, "method", method, "mode", mode,
                                 "bucket", bucket, "description", description, "owner", owner,
                                 "sensitivity", sensitivity, NULL};
-        for (size_t i = 0; fields[i]; i += 2)
-            if (fields[i + 1])
-                json_object_set_new(body, fields[i], json_string(fields[i + 1]));
-        if (batch_rows)
-            json_object_set_new(body, "batch_rows", json_integer(n));
-        if (tags) {
-            json_t *list = json_array();
-            char *copy = lh_strdup(tags);
-            for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok;
-                 tok = strtok_r(NULL, ",", &save))
-                json_array_append_new(list, json_string(tok));
-            free(copy);
-            json_object_set_new(body, "tags", list);
-        }
-        lh_client *c = NULL;
-        json_t *result = NULL;
-        if ((rc = lh_client_open(config, &c)) == 0)
-            rc = ingest_db(c, body, &result);
-        json_decref(body);
-        if (rc == 0 && json_is_true(json_object_get(result, "unchanged")))
-            printf("%s: unchanged, no rows newer than the watermark\n", dataset);
-        else if (rc == 0)
-            printf("%s: version %lld, %lld rows from %s, %lld in all, %zu columns\n", dataset,
-                   (long long)json_integer_value(json_object_get(result, "version")),
-                   (long long)json_integer_value(json_object_get(result, "rows")),
-                   json_string_value(json_object_get(result, "source")),
-                   (long long)json_integer_value(json_object_get(result, "total_rows")),
-                   json_array_size(json_object_get(result, "columns")));
-        json_decref(result);
-        lh_client_close(c);
-        return rc;
+        return ingest_pg_cmd(config, file, dataset, fields, batch_rows, tags);
     }
     if (format == NULL && (format = format_of(file)) == NULL) {
         fprintf(stderr, "lakehouse ingest: cannot tell the format of %s; give --format\n", file);

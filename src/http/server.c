@@ -30,6 +30,11 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Per-connection buffer: uploads arrive in pieces of about half of it, so the default
+ * 32 KiB makes a large file thousands of callbacks and writes. Pages are touched only as
+ * a connection uses them. */
+#define CONNECTION_MEMORY (256 * 1024)
+
 static const lh_route ROUTES[] = {
     {"GET", "/health", lh_h_health, LH_ALLOW_PUBLIC, 0},
     {"GET", "/whoami", lh_h_whoami, LH_ALLOW_ANY, 0},
@@ -709,7 +714,7 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)lh_config_int(cfg, "server.threads"),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)lh_config_int(cfg, "server.max_connections"),
         MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY, MHD_OPTION_END);
     if (srv->daemon == NULL) {
         close(srv->listen_fd);
         lh_http__metrics_free(srv->metrics);
