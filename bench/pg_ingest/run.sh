@@ -22,7 +22,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 rows=${ROWS:-2000000}
 reps=${REPS:-3}
-batch_rows=${BATCH_ROWS:-1000000}
+batch_rows=${BATCH_ROWS:-250000}
 threads=4
 . "$here/../common/lib.sh"
 

@@ -57,7 +57,7 @@ typedef struct lh_ingest_db_opts {
     void *allow_ctx;
 } lh_ingest_db_opts;
 
-#define LH_PG_BATCH_ROWS 1000000
+#define LH_PG_BATCH_ROWS 250000
 #define LH_PG_MAX_BATCH_ROWS 50000000
 
 /* Check a DSN without connecting: syntax (libpq's parser) and keys (those that would make
