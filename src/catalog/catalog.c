@@ -470,6 +470,19 @@ lh_catalog__parse_manifest_key(const char *key, char *name, size_t name_size, in
     return lh_name_valid(name) ? 0 : -1;
 }
 
+/* lh_store_each: the newest manifest version of each dataset (latest: name -> N). */
+static int
+note_latest(void *ctx, const lh_list_entry *e)
+{
+    json_t *latest = ctx;
+    char name[64];
+    int64_t v;
+    if (lh_catalog__parse_manifest_key(e->key, name, sizeof name, &v) == 0 &&
+        v > json_integer_value(json_object_get(latest, name)))
+        json_object_set_new(latest, name, json_integer(v));
+    return 0;
+}
+
 static void
 load_bucket(lh_catalog *c, const char *bucket)
 {
@@ -479,30 +492,11 @@ load_bucket(lh_catalog *c, const char *bucket)
         return;
     /* newest version per dataset name */
     json_t *latest = json_object();
-    char *cursor = NULL;
-    for (;;) {
-        lh_list_page page;
-        if (lh_store_list(store, "datasets/", cursor, 1000, &page, &err) != 0) {
-            lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: cannot list bucket '%s': %s", bucket,
-                   err.message);
-            c->load_errors++;
-            break;
-        }
-        free(cursor);
-        cursor = page.next_cursor ? lh_strdup(page.next_cursor) : NULL;
-        for (size_t i = 0; i < page.n; i++) {
-            char name[64];
-            int64_t v;
-            if (lh_catalog__parse_manifest_key(page.entries[i].key, name, sizeof name, &v) != 0)
-                continue;
-            if (v > json_integer_value(json_object_get(latest, name)))
-                json_object_set_new(latest, name, json_integer(v));
-        }
-        lh_list_page_free(&page);
-        if (cursor == NULL)
-            break;
+    if (lh_store_each(store, "datasets/", note_latest, latest, &err) != 0) {
+        lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: cannot list bucket '%s': %s", bucket,
+               err.message);
+        c->load_errors++;
     }
-    free(cursor);
     const char *name;
     json_t *v;
     json_object_foreach(latest, name, v)

@@ -123,6 +123,13 @@ add_batch(lh_catalog *c, const char *bucket, const char *key, const char *ds_nam
     return 0;
 }
 
+static int
+collect_key(void *ctx, const lh_list_entry *e)
+{
+    json_array_append_new(ctx, json_string(e->key));
+    return 0;
+}
+
 static void
 load_bucket_journal(lh_catalog *c, const char *bucket)
 {
@@ -131,24 +138,11 @@ load_bucket_journal(lh_catalog *c, const char *bucket)
     if (store == NULL)
         return;
     json_t *keys = json_array();
-    char *cursor = NULL;
-    for (;;) {
-        lh_list_page page;
-        if (lh_store_list(store, LH_JOURNAL_PREFIX, cursor, 1000, &page, &err) != 0) {
-            lh_log(LH_LOG_ERROR, NULL, NULL, "journal: cannot list bucket '%s': %s", bucket,
-                   err.message);
-            c->load_errors++;
-            break;
-        }
-        free(cursor);
-        cursor = page.next_cursor ? lh_strdup(page.next_cursor) : NULL;
-        for (size_t i = 0; i < page.n; i++)
-            json_array_append_new(keys, json_string(page.entries[i].key));
-        lh_list_page_free(&page);
-        if (cursor == NULL)
-            break;
+    if (lh_store_each(store, LH_JOURNAL_PREFIX, collect_key, keys, &err) != 0) {
+        lh_log(LH_LOG_ERROR, NULL, NULL, "journal: cannot list bucket '%s': %s", bucket,
+               err.message);
+        c->load_errors++;
     }
-    free(cursor);
     /* markers of batches whose version expired (the sweep writes them first) */
     json_t *confirmed = json_object();
     size_t i;

@@ -91,6 +91,41 @@ expire_versions(lh_catalog *c, lh_store *store, const char *bucket, const char *
     }
 }
 
+typedef struct sweep_walk {
+    lh_store *store;
+    const char *bucket;
+    const json_t *refs; /* keys some retained version lists */
+    int64_t older_than_us;
+    bool dry_run;
+    json_t *report;
+} sweep_walk;
+
+/* lh_store_each over a dataset's data folder: remove what no version references. */
+static int
+sweep_file(void *ctx, const lh_list_entry *e)
+{
+    sweep_walk *w = ctx;
+    lh_err err;
+    if (json_object_get(w->refs, e->key))
+        return 0;
+    if (e->mtime_us > w->older_than_us) {
+        /* maybe an ingest in flight on another server: not yet */
+        json_t *young = json_object_get(w->report, "kept_young");
+        json_integer_set(young, json_integer_value(young) + 1);
+        return 0;
+    }
+    if (!w->dry_run && lh_store_delete(w->store, e->key, &err) != 0) {
+        json_array_append_new(json_object_get(w->report, "errors"),
+                              json_pack("{s:s, s:s, s:s}", "bucket", w->bucket, "key", e->key,
+                                        "error", err.message));
+        return 0;
+    }
+    json_array_append_new(json_object_get(w->report, "removed"),
+                          json_pack("{s:s, s:s, s:I}", "bucket", w->bucket, "key", e->key, "bytes",
+                                    (json_int_t)e->size));
+    return 0;
+}
+
 /* Sweep one dataset folder of one bucket. newest = 0: no manifest at all. */
 static void
 sweep_dataset(lh_catalog *c, lh_store *store, const char *bucket, const char *name, int64_t newest,
@@ -111,44 +146,38 @@ sweep_dataset(lh_catalog *c, lh_store *store, const char *bucket, const char *na
         return;
     }
     char *prefix = lh_sprintf("datasets/%s/data/", name);
-    char *cursor = NULL;
-    for (;;) {
-        lh_list_page page;
-        if (lh_store_list(store, prefix, cursor, 1000, &page, &err) != 0) {
-            json_array_append_new(json_object_get(report, "errors"),
-                                  json_pack("{s:s, s:s, s:s}", "bucket", bucket, "dataset", name,
-                                            "error", err.message));
-            break;
-        }
-        free(cursor);
-        cursor = page.next_cursor ? lh_strdup(page.next_cursor) : NULL;
-        for (size_t i = 0; i < page.n; i++) {
-            const lh_list_entry *e = &page.entries[i];
-            if (json_object_get(refs, e->key))
-                continue;
-            if (e->mtime_us > older_than_us) {
-                /* maybe an ingest in flight on another server: not yet */
-                json_object_set_new(report, "kept_young",
-                                    json_integer(json_integer_value(json_object_get(report, "kept_young")) + 1));
-                continue;
-            }
-            if (!dry_run && lh_store_delete(store, e->key, &err) != 0) {
-                json_array_append_new(json_object_get(report, "errors"),
-                                      json_pack("{s:s, s:s, s:s}", "bucket", bucket, "key", e->key,
-                                                "error", err.message));
-                continue;
-            }
-            json_array_append_new(json_object_get(report, "removed"),
-                                  json_pack("{s:s, s:s, s:I}", "bucket", bucket, "key", e->key,
-                                            "bytes", (json_int_t)e->size));
-        }
-        lh_list_page_free(&page);
-        if (cursor == NULL)
-            break;
-    }
-    free(cursor);
+    sweep_walk w = {store, bucket, refs, older_than_us, dry_run, report};
+    if (lh_store_each(store, prefix, sweep_file, &w, &err) != 0)
+        json_array_append_new(json_object_get(report, "errors"),
+                              json_pack("{s:s, s:s, s:s}", "bucket", bucket, "dataset", name,
+                                        "error", err.message));
     free(prefix);
     json_decref(refs);
+}
+
+/* lh_store_each over datasets/: every dataset name (names: name -> newest version, 0
+ * when only data files are left). */
+static int
+note_dataset(void *ctx, const lh_list_entry *e)
+{
+    json_t *names = ctx;
+    const char *k = e->key + strlen("datasets/");
+    const char *slash = strchr(k, '/');
+    if (slash == NULL || (size_t)(slash - k) >= 64)
+        return 0;
+    char name[64];
+    memcpy(name, k, (size_t)(slash - k));
+    name[slash - k] = '\0';
+    if (!lh_name_valid(name))
+        return 0;
+    int64_t v = 0;
+    char mname[64];
+    if (lh_catalog__parse_manifest_key(e->key, mname, sizeof mname, &v) != 0)
+        v = 0; /* a data file: the name is known, its version is not */
+    int64_t seen = json_integer_value(json_object_get(names, name));
+    if (json_object_get(names, name) == NULL || v > seen)
+        json_object_set_new(names, name, json_integer(v > seen ? v : seen));
+    return 0;
 }
 
 json_t *
@@ -169,40 +198,10 @@ lh_catalog_sweep(lh_catalog *c, int64_t grace_s, bool dry_run)
             continue;
         /* every dataset name with files in this bucket, and its newest manifest version */
         json_t *names = json_object();
-        char *cursor = NULL;
         lh_err err;
-        for (;;) {
-            lh_list_page page;
-            if (lh_store_list(store, "datasets/", cursor, 1000, &page, &err) != 0) {
-                json_array_append_new(json_object_get(report, "errors"),
-                                      json_pack("{s:s, s:s}", "bucket", bucket, "error", err.message));
-                break;
-            }
-            free(cursor);
-            cursor = page.next_cursor ? lh_strdup(page.next_cursor) : NULL;
-            for (size_t i = 0; i < page.n; i++) {
-                const char *k = page.entries[i].key + 9;
-                const char *slash = strchr(k, '/');
-                if (slash == NULL || (size_t)(slash - k) >= 64)
-                    continue;
-                char name[64];
-                memcpy(name, k, (size_t)(slash - k));
-                name[slash - k] = '\0';
-                if (!lh_name_valid(name))
-                    continue;
-                int64_t v = 0;
-                char mname[64];
-                if (lh_catalog__parse_manifest_key(page.entries[i].key, mname, sizeof mname, &v) != 0)
-                    v = 0; /* a data file: the name is known, its version is not */
-                int64_t seen = json_integer_value(json_object_get(names, name));
-                if (json_object_get(names, name) == NULL || v > seen)
-                    json_object_set_new(names, name, json_integer(v > seen ? v : seen));
-            }
-            lh_list_page_free(&page);
-            if (cursor == NULL)
-                break;
-        }
-        free(cursor);
+        if (lh_store_each(store, "datasets/", note_dataset, names, &err) != 0)
+            json_array_append_new(json_object_get(report, "errors"),
+                                  json_pack("{s:s, s:s}", "bucket", bucket, "error", err.message));
         const char *name;
         json_t *v;
         json_object_foreach(names, name, v)

@@ -18,6 +18,14 @@ bucket_ok(lh_req *req, const char *bucket)
     return lh_http__auth_bucket(req->principal, bucket, &ignored) == 0;
 }
 
+bool
+lh_http__dataset_visible(lh_req *req, lh_resp *resp, const char *name)
+{
+    json_t *m = lh_http__visible_dataset(req, resp, name);
+    json_decref(m);
+    return m != NULL;
+}
+
 json_t *
 lh_http__visible_dataset(lh_req *req, lh_resp *resp, const char *name)
 {

@@ -598,10 +598,8 @@ int
 lh_h_compact(lh_req *req, lh_resp *resp)
 {
     const char *name = lh_req_param(req, "name");
-    json_t *m = lh_http__visible_dataset(req, resp, name);
-    if (!m)
+    if (!lh_http__dataset_visible(req, resp, name))
         return 0;
-    json_decref(m);
     lh_err err;
     json_t *result = NULL;
     if (lh_ingest_compact(req->srv->catalog, req->srv->internal_engine, req->srv->buckets, name,

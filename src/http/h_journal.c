@@ -75,10 +75,8 @@ lh_h_journal_events(lh_req *req, lh_resp *resp)
         return lh_resp_error(resp, &err);
     }
     if (f.dataset) {
-        json_t *m = lh_http__visible_dataset(req, resp, f.dataset);
-        if (!m)
+        if (!lh_http__dataset_visible(req, resp, f.dataset))
             return 0;
-        json_decref(m);
     } else if (req->principal->limit_buckets) {
         lh_err_set(&err, LH_EPERM, 403, "forbidden",
                    "your token is limited to some buckets: give dataset=");
@@ -103,10 +101,8 @@ int
 lh_h_row_history(lh_req *req, lh_resp *resp)
 {
     const char *name = lh_req_param(req, "name");
-    json_t *m = lh_http__visible_dataset(req, resp, name);
-    if (!m)
+    if (!lh_http__dataset_visible(req, resp, name))
         return 0;
-    json_decref(m);
     lh_err err;
     json_t *out = NULL;
     if (lh_catalog_record_history(req->srv->catalog, name, lh_req_param(req, "key"), &out, &err) != 0)

@@ -233,6 +233,8 @@ int lh_h_compact(lh_req *req, lh_resp *resp);
 /* The dataset's latest manifest (new) if the principal may see it; else answers 404 (as
  * for a missing one) and returns NULL. */
 json_t *lh_http__visible_dataset(lh_req *req, lh_resp *resp, const char *name);
+/* The same when only the answer matters: false once the 404 is answered. */
+bool lh_http__dataset_visible(lh_req *req, lh_resp *resp, const char *name);
 int lh_h_buckets_list(lh_req *req, lh_resp *resp);
 int lh_h_buckets_health(lh_req *req, lh_resp *resp);
 int lh_h_objects_list(lh_req *req, lh_resp *resp);

@@ -197,36 +197,34 @@ lh_applog_tick(lh_applog *log, lh_err *err)
 }
 
 /* Every batch key under the prefix, in name (= time) order. */
+typedef struct batch_list {
+    const char *prefix;
+    char **keys;
+    size_t n, cap;
+} batch_list;
+
+static int
+collect_batch(void *ctx, const lh_list_entry *e)
+{
+    batch_list *l = ctx;
+    const char *name = e->key + strlen(l->prefix);
+    if (strncmp(name, "batch_", 6) != 0 || strchr(name, '/'))
+        return 0;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->keys = lh_realloc(l->keys, l->cap * sizeof *l->keys);
+    }
+    l->keys[l->n++] = lh_strdup(e->key);
+    return 0;
+}
+
 static int
 list_batches(lh_applog *log, char ***keys_out, size_t *n_out, lh_err *err)
 {
-    char **keys = NULL;
-    size_t n = 0, cap = 0;
-    char *cursor = NULL;
-    int rc = 0;
-    for (;;) {
-        lh_list_page page;
-        rc = lh_store_list(log->store, log->prefix, cursor, 1000, &page, err);
-        free(cursor);
-        cursor = NULL;
-        if (rc != 0)
-            break;
-        for (size_t i = 0; i < page.n; i++) {
-            const char *name = page.entries[i].key + strlen(log->prefix);
-            if (strncmp(name, "batch_", 6) != 0 || strchr(name, '/'))
-                continue;
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                keys = lh_realloc(keys, cap * sizeof *keys);
-            }
-            keys[n++] = lh_strdup(page.entries[i].key);
-        }
-        if (page.next_cursor)
-            cursor = lh_strdup(page.next_cursor);
-        lh_list_page_free(&page);
-        if (cursor == NULL)
-            break;
-    }
+    batch_list l = {.prefix = log->prefix};
+    int rc = lh_store_each(log->store, log->prefix, collect_batch, &l, err);
+    char **keys = l.keys;
+    size_t n = l.n;
     if (rc != 0) {
         for (size_t i = 0; i < n; i++)
             free(keys[i]);

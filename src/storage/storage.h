@@ -84,6 +84,11 @@ int lh_store_delete(lh_store *s, const char *key, lh_err *err);
 /* Keys starting with prefix, in byte order, after cursor (exclusive), at most limit. */
 int lh_store_list(lh_store *s, const char *prefix, const char *cursor, size_t limit,
                   lh_list_page *page, lh_err *err);
+/* Call fn for every key starting with prefix, in byte order, a page of the listing at a
+ * time. A non-zero return from fn stops the walk and is returned; a listing error is
+ * returned with err set. Keys may be deleted by fn as they are seen. */
+typedef int (*lh_store_each_fn)(void *ctx, const lh_list_entry *entry);
+int lh_store_each(lh_store *s, const char *prefix, lh_store_each_fn fn, void *ctx, lh_err *err);
 int lh_store_copy(lh_store *s, const char *src_key, const char *dst_key, lh_err *err);
 /* Check the backend answers (fs: root is a writable directory; s3: list one key). */
 int lh_store_probe(lh_store *s, lh_err *err);

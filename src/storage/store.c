@@ -228,6 +228,29 @@ list_prefix_check(const char *prefix, lh_err *err)
 }
 
 int
+lh_store_each(lh_store *s, const char *prefix, lh_store_each_fn fn, void *ctx, lh_err *err)
+{
+    char *cursor = NULL;
+    int rc = 0;
+    for (;;) {
+        lh_list_page page;
+        rc = lh_store_list(s, prefix, cursor, 1000, &page, err);
+        free(cursor);
+        cursor = NULL;
+        if (rc != 0)
+            break;
+        for (size_t i = 0; i < page.n && rc == 0; i++)
+            rc = fn(ctx, &page.entries[i]);
+        if (rc == 0 && page.next_cursor)
+            cursor = lh_strdup(page.next_cursor);
+        lh_list_page_free(&page);
+        if (rc != 0 || cursor == NULL)
+            break;
+    }
+    return rc;
+}
+
+int
 lh_store_list(lh_store *s, const char *prefix, const char *cursor, size_t limit, lh_list_page *page,
               lh_err *err)
 {
