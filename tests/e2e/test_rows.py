@@ -362,8 +362,8 @@ class Rows(unittest.TestCase):
             for round_ in range(3):
                 stop = threading.Event()
 
-                def writer():
-                    n = 0
+                def writer(base=round_ * 1000000):
+                    n = base  # values never repeat, so every commit changes a field
                     while not stop.is_set():
                         n += 1
                         try:
