@@ -397,5 +397,27 @@ class Catalog(unittest.TestCase):
         self.assertEqual(st, 403)
 
 
+    def test_9_row_changes_on_s3(self):
+        """Deltas, events, time travel and compaction on a bucket behind the S3 protocol."""
+        st, _, res = self.ingest("id,v\n1,a\n2,b\n", dataset="s3rows", format="csv",
+                                 bucket="lake", primary_key="id")
+        self.assertEqual(st, 201, res)
+        st, _, res = self.srv.request("POST", "/datasets/s3rows/rows",
+                                      body={"upsert": [{"id": 2, "v": "z"}], "delete": [{"id": 1}]},
+                                      who="loader")
+        self.assertEqual(st, 201, res)
+        self.assertEqual(self.sql("SELECT * FROM s3rows"), [{"id": 2, "v": "z"}])
+        st, _, res = self.srv.request("POST", "/query", body={"sql": "SELECT count(*) AS n FROM s3rows",
+                                                              "as_of": {"version": 1}}, who="analyst")
+        self.assertEqual(res["rows"], [{"n": 2}])
+        st, _, ev = self.srv.request("GET", "/journal/events?dataset=s3rows", who="analyst")
+        self.assertEqual(sorted((e["op"], e["field"]) for e in ev["events"]),
+                         [("delete", "id"), ("delete", "v"), ("update", "v")])
+        self.assertEqual(self.sql("SELECT count(*) AS n FROM _events WHERE dataset = 's3rows'"),
+                         [{"n": 3}])
+        st, _, res = self.srv.request("POST", "/datasets/s3rows/compact", who="loader")
+        self.assertEqual(st, 201, res)
+        self.assertEqual(self.sql("SELECT * FROM s3rows"), [{"id": 2, "v": "z"}])
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
