@@ -1,0 +1,608 @@
+/*
+ * hnsw.c — our HNSW index (Malkov & Yashunin): multi-threaded build and search.
+ *
+ * Build: every position draws its level from (seed, position), so the graph's shape does
+ * not depend on thread scheduling; the upper-level link lists are all allocated before
+ * the threads start. Threads take positions from an atomic counter and insert them:
+ * greedy descent through the upper levels, a beam search of ef_construction at each
+ * level the node lives on, neighbours chosen by the diversity heuristic, links made both
+ * ways (an overfull neighbour re-chooses its links by the same heuristic). A node's link
+ * lists are read and written under its own mutex while building; the entry point and the
+ * top level under `global`.
+ *
+ * Search needs no locks: the graph is immutable once built. Visited sets come from a
+ * pool and are not cleared per query (epochs, see vector_int.h); the next candidate's
+ * vector is prefetched while the current one is scored.
+ */
+#include "vector/vector_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int
+lh_metric_parse(const char *s)
+{
+    if (strcmp(s, "cosine") == 0)
+        return LH_METRIC_COSINE;
+    if (strcmp(s, "l2") == 0)
+        return LH_METRIC_L2;
+    if (strcmp(s, "dot") == 0)
+        return LH_METRIC_DOT;
+    return -1;
+}
+
+const char *
+lh_metric_name(lh_metric m)
+{
+    return m == LH_METRIC_COSINE ? "cosine" : m == LH_METRIC_L2 ? "l2" : "dot";
+}
+
+/* ---- heaps of hits --------------------------------------------------------------------- */
+
+/* A binary heap of hits; `max` orders it by largest distance first, else smallest. */
+typedef struct heap {
+    lh_hit *a;
+    size_t n, cap;
+    bool max;
+} heap;
+
+static bool
+above(const heap *h, const lh_hit *x, const lh_hit *y)
+{
+    return h->max ? x->distance > y->distance : x->distance < y->distance;
+}
+
+static int
+heap_push(heap *h, lh_hit x)
+{
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 64;
+        lh_hit *a = realloc(h->a, cap * sizeof *a);
+        if (!a)
+            return -1;
+        h->a = a;
+        h->cap = cap;
+    }
+    size_t i = h->n++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!above(h, &x, &h->a[p]))
+            break;
+        h->a[i] = h->a[p];
+        i = p;
+    }
+    h->a[i] = x;
+    return 0;
+}
+
+static lh_hit
+heap_pop(heap *h)
+{
+    lh_hit top = h->a[0], last = h->a[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n)
+            break;
+        if (c + 1 < h->n && above(h, &h->a[c + 1], &h->a[c]))
+            c++;
+        if (!above(h, &h->a[c], &last))
+            break;
+        h->a[i] = h->a[c];
+        i = c;
+    }
+    if (h->n > 0)
+        h->a[i] = last;
+    return top;
+}
+
+static int
+by_distance(const void *a, const void *b)
+{
+    float x = ((const lh_hit *)a)->distance, y = ((const lh_hit *)b)->distance;
+    return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* ---- visited sets ------------------------------------------------------------------------ */
+
+visited *
+lh_hnsw__visited_get(lh_hnsw *h)
+{
+    pthread_mutex_lock(&h->pool_lock);
+    visited *v = h->pool;
+    if (v)
+        h->pool = v->next;
+    pthread_mutex_unlock(&h->pool_lock);
+    if (v == NULL || v->n < h->n) {
+        if (v) {
+            free(v->tags);
+            free(v);
+        }
+        v = calloc(1, sizeof *v);
+        if (!v || !(v->tags = calloc(h->n ? h->n : 1, sizeof *v->tags))) {
+            free(v);
+            return NULL;
+        }
+        v->n = h->n;
+    }
+    if (++v->epoch == 0) { /* wrapped: now, and only now, clear */
+        memset(v->tags, 0, v->n * sizeof *v->tags);
+        v->epoch = 1;
+    }
+    return v;
+}
+
+void
+lh_hnsw__visited_put(lh_hnsw *h, visited *v)
+{
+    pthread_mutex_lock(&h->pool_lock);
+    v->next = h->pool;
+    h->pool = v;
+    pthread_mutex_unlock(&h->pool_lock);
+}
+
+/* ---- the graph ----------------------------------------------------------------------------- */
+
+static inline float
+dist(const lh_hnsw *h, const float *q, uint32_t id)
+{
+    return lh_vec__distance(h->k, h->metric, q, h->vectors + (size_t)id * h->dim, h->dim);
+}
+
+/* A copy of node id's links at level into buf (room for 1 + m0), under its lock while
+ * building. */
+static uint32_t
+read_links(lh_hnsw *h, uint32_t id, int level, bool lock, uint32_t *buf)
+{
+    uint32_t *l = lh_hnsw__links(h, id, level);
+    if (!lock) {
+        memcpy(buf, l, (1 + (size_t)l[0]) * sizeof *l);
+        return l[0];
+    }
+    pthread_mutex_lock(&h->node_locks[id]);
+    memcpy(buf, l, (1 + (size_t)l[0]) * sizeof *l);
+    pthread_mutex_unlock(&h->node_locks[id]);
+    return buf[0];
+}
+
+/* Beam search at one level from ep: the ef best (allowed) nodes in *top (a max-heap). */
+static int
+search_layer(lh_hnsw *h, const float *q, uint32_t ep, float ep_d, size_t ef, int level,
+             visited *vis, lh_vec_filter_fn filter, void *ctx, bool lock, heap *top)
+{
+    heap cand = {.max = false};
+    uint32_t *buf = malloc((1 + (size_t)h->m0) * sizeof *buf);
+    int rc = buf ? 0 : -1;
+    vis->tags[ep] = vis->epoch;
+    if (rc == 0)
+        rc = heap_push(&cand, (lh_hit){ep, ep_d});
+    if (rc == 0 && (!filter || filter(ctx, ep)))
+        rc = heap_push(top, (lh_hit){ep, ep_d});
+    float bound = top->n ? top->a[0].distance : INFINITY;
+    while (rc == 0 && cand.n > 0) {
+        lh_hit c = heap_pop(&cand);
+        if (c.distance > bound && top->n >= ef)
+            break;
+        uint32_t n_links = read_links(h, c.id, level, lock, buf);
+        for (uint32_t j = 1; j <= n_links && rc == 0; j++) {
+            uint32_t nb = buf[j];
+            if (j < n_links)
+                __builtin_prefetch(h->vectors + (size_t)buf[j + 1] * h->dim);
+            if (vis->tags[nb] == vis->epoch)
+                continue;
+            vis->tags[nb] = vis->epoch;
+            float d = dist(h, q, nb);
+            if (top->n < ef || d < bound) {
+                rc = heap_push(&cand, (lh_hit){nb, d});
+                if (rc == 0 && (!filter || filter(ctx, nb))) {
+                    rc = heap_push(top, (lh_hit){nb, d});
+                    if (top->n > ef)
+                        heap_pop(top);
+                }
+                if (top->n)
+                    bound = top->a[0].distance;
+            }
+        }
+    }
+    free(cand.a);
+    free(buf);
+    return rc;
+}
+
+/* Greedy descent from (*cur, *cur_d) through levels top..stop+1. */
+static void
+descend(lh_hnsw *h, const float *q, int top, int stop, bool lock, uint32_t *cur, float *cur_d,
+        uint32_t *buf)
+{
+    for (int level = top; level > stop; level--) {
+        bool changed = true;
+        while (changed) {
+            changed = false;
+            uint32_t n_links = read_links(h, *cur, level, lock, buf);
+            for (uint32_t j = 1; j <= n_links; j++) {
+                float d = dist(h, q, buf[j]);
+                if (d < *cur_d) {
+                    *cur_d = d;
+                    *cur = buf[j];
+                    changed = true;
+                }
+            }
+        }
+    }
+}
+
+/* The diversity heuristic: keep a candidate (closest first) only if it is nearer to the
+ * base than to every candidate kept so far. cands is sorted ascending. */
+static size_t
+select_neighbours(const lh_hnsw *h, const lh_hit *cands, size_t n, size_t m, lh_hit *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < m; i++) {
+        const float *v = h->vectors + (size_t)cands[i].id * h->dim;
+        bool good = true;
+        for (size_t j = 0; j < k && good; j++)
+            good = dist(h, v, out[j].id) >= cands[i].distance;
+        if (good)
+            out[k++] = cands[i];
+    }
+    return k;
+}
+
+/* Add a link from s to i at level, re-choosing s's links when they are full. */
+static int
+connect(lh_hnsw *h, uint32_t s, uint32_t i, int level, float d_si)
+{
+    uint32_t max_links = level == 0 ? h->m0 : h->params.m;
+    pthread_mutex_lock(&h->node_locks[s]);
+    uint32_t *l = lh_hnsw__links(h, s, level);
+    int rc = 0;
+    if (l[0] < max_links) {
+        l[1 + l[0]] = i;
+        l[0]++;
+    } else {
+        lh_hit *cands = malloc((max_links + 1) * sizeof *cands);
+        lh_hit *keep = malloc((max_links + 1) * sizeof *keep);
+        if (!cands || !keep) {
+            rc = -1;
+        } else {
+            const float *sv = h->vectors + (size_t)s * h->dim;
+            for (uint32_t j = 0; j < l[0]; j++)
+                cands[j] = (lh_hit){l[1 + j], dist(h, sv, l[1 + j])};
+            cands[l[0]] = (lh_hit){i, d_si};
+            qsort(cands, max_links + 1, sizeof *cands, by_distance);
+            size_t k = select_neighbours(h, cands, max_links + 1, max_links, keep);
+            for (size_t j = 0; j < k; j++)
+                l[1 + j] = keep[j].id;
+            l[0] = (uint32_t)k;
+        }
+        free(cands);
+        free(keep);
+    }
+    pthread_mutex_unlock(&h->node_locks[s]);
+    return rc;
+}
+
+static int
+insert(lh_hnsw *h, uint32_t i, visited *vis, uint32_t *buf)
+{
+    const float *q = h->vectors + (size_t)i * h->dim;
+    int level = h->levels[i];
+    pthread_mutex_lock(&h->global);
+    uint32_t cur = h->entry;
+    int top = h->max_level;
+    pthread_mutex_unlock(&h->global);
+    float cur_d = dist(h, q, cur);
+    descend(h, q, top, level, true, &cur, &cur_d, buf);
+    int rc = 0;
+    lh_hit *chosen = malloc(((size_t)h->params.m + 1) * sizeof *chosen);
+    if (!chosen)
+        return -1;
+    for (int lev = level < top ? level : top; lev >= 0 && rc == 0; lev--) {
+        heap found = {.max = true};
+        if (++vis->epoch == 0) {
+            memset(vis->tags, 0, vis->n * sizeof *vis->tags);
+            vis->epoch = 1;
+        }
+        rc = search_layer(h, q, cur, cur_d, h->params.ef_construction, lev, vis, NULL, NULL,
+                          true, &found);
+        if (rc == 0 && found.n > 0) {
+            qsort(found.a, found.n, sizeof *found.a, by_distance);
+            size_t k = select_neighbours(h, found.a, found.n, h->params.m, chosen);
+            pthread_mutex_lock(&h->node_locks[i]);
+            uint32_t *l = lh_hnsw__links(h, i, lev);
+            for (size_t j = 0; j < k; j++)
+                l[1 + j] = chosen[j].id;
+            l[0] = (uint32_t)k;
+            pthread_mutex_unlock(&h->node_locks[i]);
+            for (size_t j = 0; j < k && rc == 0; j++)
+                rc = connect(h, chosen[j].id, i, lev, chosen[j].distance);
+            cur = found.a[0].id;
+            cur_d = found.a[0].distance;
+        }
+        free(found.a);
+    }
+    free(chosen);
+    if (level > top) {
+        pthread_mutex_lock(&h->global);
+        if (level > h->max_level) {
+            h->max_level = level;
+            h->entry = i;
+        }
+        pthread_mutex_unlock(&h->global);
+    }
+    return rc;
+}
+
+/* ---- building ----------------------------------------------------------------------------- */
+
+static uint64_t
+mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    return x ^ (x >> 33);
+}
+
+static int
+draw_level(uint64_t seed, uint32_t i, uint32_t m)
+{
+    double u = (double)(mix64(seed ^ mix64(i + 0x9e3779b97f4a7c15ULL)) >> 11) * 0x1.0p-53;
+    if (u <= 0)
+        u = 0x1.0p-53;
+    double level = -log(u) / log((double)(m > 1 ? m : 2));
+    return level >= LH_HNSW_MAX_LEVEL ? LH_HNSW_MAX_LEVEL : (int)level;
+}
+
+typedef struct builder {
+    lh_hnsw *h;
+    atomic_size_t next;
+    atomic_int failed;
+} builder;
+
+static void *
+build_worker(void *arg)
+{
+    builder *b = arg;
+    lh_hnsw *h = b->h;
+    visited vis = {.tags = calloc(h->n, sizeof *vis.tags), .n = h->n};
+    uint32_t *buf = malloc((1 + (size_t)h->m0) * sizeof *buf);
+    if (!vis.tags || !buf)
+        atomic_store(&b->failed, 1);
+    while (!atomic_load(&b->failed)) {
+        size_t i = atomic_fetch_add(&b->next, 1);
+        if (i >= h->n)
+            break;
+        if (insert(h, (uint32_t)i, &vis, buf) != 0)
+            atomic_store(&b->failed, 1);
+    }
+    free(vis.tags);
+    free(buf);
+    return NULL;
+}
+
+static lh_hnsw *
+alloc_index(uint32_t dim, lh_metric metric, const lh_hnsw_params *p, size_t n)
+{
+    lh_hnsw *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    h->dim = dim;
+    h->metric = metric;
+    h->params = *p;
+    h->m0 = 2 * p->m;
+    h->n = n;
+    h->k = lh_vec__kernels();
+    h->max_level = -1;
+    pthread_mutex_init(&h->global, NULL);
+    pthread_mutex_init(&h->pool_lock, NULL);
+    return h;
+}
+
+static int
+params_check(const lh_hnsw_params *in, lh_hnsw_params *p, uint32_t dim, lh_err *err)
+{
+    *p = in ? *in : (lh_hnsw_params){0};
+    if (p->m == 0)
+        p->m = 16;
+    if (p->ef_construction == 0)
+        p->ef_construction = 80;
+    if (p->ef_search == 0)
+        p->ef_search = 30;
+    if (dim == 0 || dim > 65536)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "vectors need 1 to 65536 dimensions, not %u", dim);
+    if (p->m < 2 || p->m > 256)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'m' must be from 2 to 256, not %u", p->m);
+    if (p->ef_construction > 10000 || p->ef_search > 10000)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'ef_construction' and 'ef_search' must be at most 10000");
+    return 0;
+}
+
+int
+lh_hnsw_build(const float *vectors, size_t n, uint32_t dim, lh_metric metric,
+              const lh_hnsw_params *params, int threads, lh_hnsw **out, lh_err *err)
+{
+    lh_hnsw_params p;
+    int rc = params_check(params, &p, dim, err);
+    if (rc != 0)
+        return rc;
+    if (n > UINT32_MAX - 1)
+        return lh_err_set(err, LH_ETOOBIG, 413, "too_many_vectors", "at most 2^32-2 vectors");
+    lh_hnsw *h = alloc_index(dim, metric, &p, n);
+    if (!h)
+        goto oom;
+    h->vectors = malloc((n ? n : 1) * dim * sizeof *h->vectors);
+    h->links0 = calloc(n ? n : 1, (1 + (size_t)h->m0) * sizeof *h->links0);
+    h->upper = calloc(n ? n : 1, sizeof *h->upper);
+    h->levels = calloc(n ? n : 1, 1);
+    h->node_locks = malloc((n ? n : 1) * sizeof *h->node_locks);
+    if (!h->vectors || !h->links0 || !h->upper || !h->levels || !h->node_locks)
+        goto oom;
+    memcpy(h->vectors, vectors, n * dim * sizeof *h->vectors);
+    for (size_t i = 0; i < n; i++) {
+        if (metric == LH_METRIC_COSINE)
+            lh_vec_normalise(h->vectors + i * dim, dim);
+        pthread_mutex_init(&h->node_locks[i], NULL);
+        int level = draw_level(p.seed, (uint32_t)i, p.m);
+        h->levels[i] = (uint8_t)level;
+        if (level > 0 &&
+            !(h->upper[i] = calloc((size_t)level, (1 + (size_t)p.m) * sizeof *h->upper[i]))) {
+            for (size_t j = i + 1; j < n; j++)
+                pthread_mutex_init(&h->node_locks[j], NULL); /* so free can destroy all */
+            goto oom;
+        }
+    }
+    if (n > 0) {
+        h->entry = 0;
+        h->max_level = h->levels[0];
+    }
+    if (threads <= 0)
+        threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads < 1)
+        threads = 1;
+    if (threads > 64)
+        threads = 64;
+    builder b = {.h = h};
+    atomic_init(&b.next, 1);
+    atomic_init(&b.failed, 0);
+    pthread_t tids[64];
+    int started = 0;
+    for (int t = 1; t < threads && n > 1; t++)
+        if (pthread_create(&tids[started], NULL, build_worker, &b) == 0)
+            started++;
+    if (n > 1)
+        build_worker(&b);
+    for (int t = 0; t < started; t++)
+        pthread_join(tids[t], NULL);
+    if (atomic_load(&b.failed))
+        goto oom;
+    *out = h;
+    return 0;
+oom:
+    lh_hnsw_free(h);
+    return lh_err_set(err, LH_ENOMEM, 503, "out_of_memory",
+                      "not enough memory to build an index of %zu vectors of %u dimensions", n,
+                      dim);
+}
+
+void
+lh_hnsw_free(lh_hnsw *h)
+{
+    if (h == NULL)
+        return;
+    for (visited *v = h->pool, *next; v; v = next) {
+        next = v->next;
+        free(v->tags);
+        free(v);
+    }
+    if (h->node_locks) {
+        for (size_t i = 0; i < h->n; i++)
+            pthread_mutex_destroy(&h->node_locks[i]);
+        free(h->node_locks);
+    }
+    if (h->map) { /* vectors, links0 and levels live in the mapping */
+        lh_hnsw__unmap(h);
+    } else {
+        free(h->vectors);
+        free(h->links0);
+        free(h->levels);
+        for (size_t i = 0; h->upper && i < h->n; i++)
+            free(h->upper[i]);
+    }
+    free(h->upper_block);
+    free(h->upper);
+    pthread_mutex_destroy(&h->global);
+    pthread_mutex_destroy(&h->pool_lock);
+    free(h);
+}
+
+/* ---- searching ----------------------------------------------------------------------------- */
+
+size_t
+lh_hnsw_search(const lh_hnsw *hc, const float *query, size_t k, size_t ef,
+               lh_vec_filter_fn filter, void *ctx, lh_hit *out)
+{
+    lh_hnsw *h = (lh_hnsw *)hc; /* the visited pool is the only thing a search changes */
+    if (h->n == 0 || k == 0)
+        return 0;
+    float local[1024];
+    float *q = h->dim <= 1024 ? local : malloc(h->dim * sizeof *q);
+    uint32_t *buf = malloc((1 + (size_t)h->m0) * sizeof *buf);
+    visited *vis = lh_hnsw__visited_get(h);
+    size_t got = 0;
+    if (!q || !buf || !vis)
+        goto out;
+    memcpy(q, query, h->dim * sizeof *q);
+    if (h->metric == LH_METRIC_COSINE)
+        lh_vec_normalise(q, h->dim);
+    uint32_t cur = h->entry;
+    float cur_d = dist(h, q, cur);
+    descend(h, q, h->max_level, 0, false, &cur, &cur_d, buf);
+    if (ef == 0)
+        ef = h->params.ef_search;
+    if (ef < k)
+        ef = k;
+    heap top = {.max = true};
+    if (search_layer(h, q, cur, cur_d, ef, 0, vis, filter, ctx, false, &top) == 0) {
+        while (top.n > k)
+            heap_pop(&top);
+        got = top.n;
+        for (size_t i = got; i > 0; i--)
+            out[i - 1] = heap_pop(&top);
+    }
+    free(top.a);
+out:
+    if (vis)
+        lh_hnsw__visited_put(h, vis);
+    free(buf);
+    if (q != local)
+        free(q);
+    return got;
+}
+
+size_t
+lh_hnsw_count(const lh_hnsw *h)
+{
+    return h->n;
+}
+
+uint32_t
+lh_hnsw_dim(const lh_hnsw *h)
+{
+    return h->dim;
+}
+
+lh_metric
+lh_hnsw_metric(const lh_hnsw *h)
+{
+    return h->metric;
+}
+
+lh_hnsw_params
+lh_hnsw_get_params(const lh_hnsw *h)
+{
+    return h->params;
+}
+
+const float *
+lh_hnsw_vector(const lh_hnsw *h, uint32_t i)
+{
+    return h->vectors + (size_t)i * h->dim;
+}
+
+size_t
+lh_hnsw_memory(const lh_hnsw *h)
+{
+    size_t bytes = sizeof *h + h->n * h->dim * sizeof(float) +
+                   h->n * (1 + (size_t)h->m0) * sizeof(uint32_t) + h->n +
+                   h->n * sizeof(uint32_t *);
+    for (size_t i = 0; i < h->n; i++)
+        bytes += (size_t)h->levels[i] * (1 + h->params.m) * sizeof(uint32_t);
+    return bytes;
+}

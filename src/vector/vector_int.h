@@ -1,0 +1,78 @@
+/*
+ * vector_int.h — internals of src/vector: the index layout and the distance kernels.
+ */
+#ifndef LH_VECTOR_INT_H
+#define LH_VECTOR_INT_H
+
+#include "vector/vector.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+typedef struct lh_vec_kernels {
+    float (*dot)(const float *a, const float *b, size_t n);
+    float (*l2)(const float *a, const float *b, size_t n);
+    const char *name;
+} lh_vec_kernels;
+
+const lh_vec_kernels *lh_vec__kernels(void);
+float lh_vec__distance(const lh_vec_kernels *k, lh_metric metric, const float *a, const float *b,
+                       size_t dim);
+
+/* A visited set that is not cleared between searches: a node is visited when its tag
+ * equals the current epoch; the tags are wiped only when the epoch wraps. */
+typedef struct visited {
+    uint16_t *tags;
+    uint16_t epoch;
+    size_t n;
+    struct visited *next; /* in the index's pool */
+} visited;
+
+/*
+ * Layout: vectors and level-0 links are contiguous arrays indexed by position, so a
+ * search at level 0 touches one row of each per node (and prefetches the next).
+ *   vectors  n * dim floats
+ *   links0   n * (1 + m0) uint32: count, then up to m0 neighbours
+ *   upper[i] NULL, or levels[i] * (1 + m) uint32 for levels 1..levels[i]
+ */
+struct lh_hnsw {
+    uint32_t dim;
+    lh_metric metric;
+    lh_hnsw_params params;
+    uint32_t m0;
+    size_t n;
+    float *vectors;
+    uint32_t *links0;
+    uint32_t **upper;
+    uint8_t *levels;
+    uint32_t entry;
+    int max_level;
+    const lh_vec_kernels *k;
+    /* building */
+    pthread_mutex_t *node_locks;
+    pthread_mutex_t global;
+    /* searching */
+    pthread_mutex_t pool_lock;
+    visited *pool;
+    /* a loaded sidecar: vectors and links0 point into the mapping */
+    void *map;
+    size_t map_len;
+    uint32_t *upper_block; /* the upper lists of a loaded index, in one block */
+};
+
+#define LH_HNSW_MAX_LEVEL 16
+
+static inline uint32_t *
+lh_hnsw__links(const lh_hnsw *h, uint32_t i, int level)
+{
+    return level == 0 ? h->links0 + (size_t)i * (1 + h->m0)
+                      : h->upper[i] + (size_t)(level - 1) * (1 + h->params.m);
+}
+
+/* Release a loaded index's mapping (hnsw_io.c). */
+void lh_hnsw__unmap(lh_hnsw *h);
+
+visited *lh_hnsw__visited_get(lh_hnsw *h);
+void lh_hnsw__visited_put(lh_hnsw *h, visited *v);
+
+#endif
