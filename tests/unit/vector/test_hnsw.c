@@ -11,18 +11,32 @@
 
 enum { N = 3000, DIM = 48, QUERIES = 100, K = 10 };
 
+/* Reproducible noise in [-0.5, 0.5). */
+static float
+noise(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((*s >> 40) & 0xffff) / 65536.0f - 0.5f;
+}
+
+/* n vectors around 16 random centres (spread 1, noise 0.25): clustered, as embeddings are. */
 static float *
 random_vectors(size_t n, size_t dim, uint32_t seed)
 {
     float *v = malloc(n * dim * sizeof *v);
+    float *centres = malloc(16 * dim * sizeof *centres);
     assert_non_null(v);
-    uint64_t s = seed * 2654435761u + 1;
-    for (size_t i = 0; i < n * dim; i++) {
-        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-        /* clustered data (8 centres) is harder for graphs than uniform noise */
-        float centre = (float)((i / dim) % 8) - 3.5f;
-        v[i] = centre * ((i % dim) % 3 == 0) + (float)((s >> 40) & 0xffff) / 65536.0f - 0.5f;
+    assert_non_null(centres);
+    uint64_t s = 12345; /* the same centres for data and queries */
+    for (size_t i = 0; i < 16 * dim; i++)
+        centres[i] = 2 * noise(&s);
+    s = seed * 2654435761u + 1;
+    for (size_t i = 0; i < n; i++) {
+        const float *c = centres + ((i * 7 + seed) % 16) * dim;
+        for (size_t j = 0; j < dim; j++)
+            v[i * dim + j] = c[j] + 0.5f * noise(&s);
     }
+    free(centres);
     return v;
 }
 
@@ -65,17 +79,14 @@ test_recall_each_metric(void **state)
     for (size_t m = 0; m < 3; m++) {
         lh_hnsw *h = NULL;
         lh_err err;
-        lh_hnsw_params p = {.m = 16, .ef_construction = 100, .ef_search = 64, .seed = 7};
-        assert_int_equal(lh_hnsw_build(v, N, DIM, metrics[m], &p, 2, &h, &err), 0);
+        /* default parameters: m 16, ef_construction 80, ef_search 30 */
+        assert_int_equal(lh_hnsw_build(v, N, DIM, metrics[m], NULL, 2, &h, &err), 0);
         assert_int_equal(lh_hnsw_count(h), N);
-        double r = recall(h, v, metrics[m], 100);
+        double r = recall(h, v, metrics[m], 0);
         print_message("metric %s simd %s recall@10 %.3f\n", lh_metric_name(metrics[m]),
                       lh_vec_simd_name(), r);
-        /* On this clustered data several clusters point the same way once normalised, so
-         * angles nearly tie: hnswlib 0.6 (M 16, ef_construction 100, ef 100) reaches
-         * recall@10 0.907 for cosine and 1.0 for L2 on the very same vectors; we must not
-         * do worse than that by more than noise. */
-        assert_true(r >= (metrics[m] == LH_METRIC_L2 ? 0.98 : 0.88));
+        /* inner product is no metric: graphs find less there (hnswlib too) */
+        assert_true(r >= (metrics[m] == LH_METRIC_DOT ? 0.90 : 0.95));
         lh_hnsw_free(h);
     }
     free(v);
@@ -111,10 +122,13 @@ test_filtered_search(void **state)
     /* 6 allowed positions: the graph walk still finds them all (few, so it walks far) */
     n = lh_hnsw_search(h, v + 5 * DIM, K, 64, few_only, NULL, got);
     size_t nw = lh_vec_exact(v, N, DIM, LH_METRIC_L2, v + 5 * DIM, K, few_only, NULL, 2, want);
+    /* the true filtered top-k: exactly what brute force finds */
     assert_int_equal(nw, 6);
-    assert_true(n <= 6);
-    for (size_t i = 0; i < n; i++)
-        assert_int_equal(got[i].id % 500, 3);
+    assert_int_equal(n, 6);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(got[i].id, want[i].id);
+        assert_true(fabsf(got[i].distance - want[i].distance) < 1e-4f);
+    }
     lh_hnsw_free(h);
     free(v);
 }
