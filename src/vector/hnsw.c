@@ -284,6 +284,11 @@ connect(lh_hnsw *h, uint32_t s, uint32_t i, int level, float d_si)
     return rc;
 }
 
+/* Insert position i. Its own lists are chosen level by level first, while no other node
+ * links to it; only then is it linked in from its neighbours, all levels at once. So no
+ * other thread ever walks into a half-made node (which would give it, and whatever it
+ * links next, a poor neighbourhood), and no thread holds a node's lock while it waits
+ * for another's: locks are only ever held one at a time. */
 static int
 insert(lh_hnsw *h, uint32_t i, visited *vis, uint32_t *buf)
 {
@@ -296,10 +301,12 @@ insert(lh_hnsw *h, uint32_t i, visited *vis, uint32_t *buf)
     float cur_d = dist(h, q, cur);
     descend(h, q, top, level, true, &cur, &cur_d, buf);
     int rc = 0;
-    lh_hit *chosen = malloc(((size_t)h->params.m + 1) * sizeof *chosen);
+    int from = level < top ? level : top;
+    lh_hit *chosen = malloc((size_t)(from + 1) * ((size_t)h->params.m + 1) * sizeof *chosen);
+    size_t n_chosen[LH_HNSW_MAX_LEVEL + 1] = {0};
     if (!chosen)
         return -1;
-    for (int lev = level < top ? level : top; lev >= 0 && rc == 0; lev--) {
+    for (int lev = from; lev >= 0 && rc == 0; lev--) {
         heap found = {.max = true};
         if (++vis->epoch == 0) {
             memset(vis->tags, 0, vis->n * sizeof *vis->tags);
@@ -309,19 +316,25 @@ insert(lh_hnsw *h, uint32_t i, visited *vis, uint32_t *buf)
                           true, &found);
         if (rc == 0 && found.n > 0) {
             qsort(found.a, found.n, sizeof *found.a, by_distance);
-            size_t k = select_neighbours(h, found.a, found.n, h->params.m, chosen);
+            lh_hit *mine = chosen + (size_t)lev * (h->params.m + 1);
+            size_t k = select_neighbours(h, found.a, found.n, h->params.m, mine);
+            n_chosen[lev] = k;
             pthread_mutex_lock(&h->node_locks[i]);
             uint32_t *l = lh_hnsw__links(h, i, lev);
             for (size_t j = 0; j < k; j++)
-                l[1 + j] = chosen[j].id;
+                l[1 + j] = mine[j].id;
             l[0] = (uint32_t)k;
             pthread_mutex_unlock(&h->node_locks[i]);
-            for (size_t j = 0; j < k && rc == 0; j++)
-                rc = connect(h, chosen[j].id, i, lev, chosen[j].distance);
             cur = found.a[0].id;
             cur_d = found.a[0].distance;
         }
         free(found.a);
+    }
+    /* now link i in, from the top down */
+    for (int lev = from; lev >= 0 && rc == 0; lev--) {
+        const lh_hit *mine = chosen + (size_t)lev * (h->params.m + 1);
+        for (size_t j = 0; j < n_chosen[lev] && rc == 0; j++)
+            rc = connect(h, mine[j].id, i, lev, mine[j].distance);
     }
     free(chosen);
     if (level > top) {

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# bench/vector — our HNSW index beside hnswlib (Debian libhnswlib-dev) in one process on the
+# same clustered vectors: build time (THREADS threads), recall@10 against exact search and
+# single-thread latency at several ef, memory; our exact search beside a plain loop.
+# See bench.cpp for the details. Never fails on speed.
+# usage: run.sh BUILD_DIR     env: N (default 100000), DIM (768), QUERIES (200),
+#        THREADS (2), M (16), EF_CONSTRUCTION (80), EFS ("10 30 60 100 200")
+set -euo pipefail
+build=$(cd "${1:-build}" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+[ -f /usr/include/hnswlib/hnswlib.h ] || { echo "bench/vector: libhnswlib-dev is not installed (scripts/setup.sh installs it)" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# -march=native for hnswlib too: it picks its SIMD at compile time, as its docs advise
+g++ -O3 -march=native -std=c++17 -I"$root/src" -o "$work/bench" "$here/bench.cpp" \
+    "$build/liblh_vector.a" "$build/liblh_core.a" $(pkg-config --libs jansson libcrypto) -lpthread -lm
+read -r -a efs <<<"${EFS:-10 30 60 100 200}"
+"$work/bench" "${N:-100000}" "${DIM:-768}" "${QUERIES:-200}" "${THREADS:-2}" "${M:-16}" \
+    "${EF_CONSTRUCTION:-80}" "${efs[@]}"
