@@ -41,12 +41,7 @@ lh_metric_name(lh_metric m)
 
 /* ---- heaps of hits --------------------------------------------------------------------- */
 
-/* A binary heap of hits; `max` orders it by largest distance first, else smallest. */
-typedef struct heap {
-    lh_hit *a;
-    size_t n, cap;
-    bool max;
-} heap;
+/* (heap: see vector_int.h) */
 
 static bool
 above(const heap *h, const lh_hit *x, const lh_hit *y)
@@ -116,12 +111,13 @@ lh_hnsw__visited_get(lh_hnsw *h)
         h->pool = v->next;
     pthread_mutex_unlock(&h->pool_lock);
     if (v == NULL || v->n < h->n) {
-        if (v) {
-            free(v->tags);
-            free(v);
-        }
+        if (v)
+            lh_hnsw__visited_free(v);
         v = calloc(1, sizeof *v);
-        if (!v || !(v->tags = calloc(h->n ? h->n : 1, sizeof *v->tags))) {
+        if (!v || !(v->tags = calloc(h->n ? h->n : 1, sizeof *v->tags)) ||
+            !(v->links = malloc((1 + (size_t)h->m0) * sizeof *v->links))) {
+            if (v)
+                free(v->tags);
             free(v);
             return NULL;
         }
@@ -135,6 +131,16 @@ lh_hnsw__visited_get(lh_hnsw *h)
 }
 
 void
+lh_hnsw__visited_free(visited *v)
+{
+    free(v->tags);
+    free(v->links);
+    free(v->cand.a);
+    free(v->top.a);
+    free(v);
+}
+
+void
 lh_hnsw__visited_put(lh_hnsw *h, visited *v)
 {
     pthread_mutex_lock(&h->pool_lock);
@@ -145,10 +151,13 @@ lh_hnsw__visited_put(lh_hnsw *h, visited *v)
 
 /* ---- the graph ----------------------------------------------------------------------------- */
 
+/* The graph's own distance: squared L2, or -dot for both dot and cosine (cosine vectors
+ * are unit length, so -dot orders them as 1 - dot does; lh_hnsw_search adds the 1). */
 static inline float
 dist(const lh_hnsw *h, const float *q, uint32_t id)
 {
-    return lh_vec__distance(h->k, h->metric, q, h->vectors + (size_t)id * h->dim, h->dim);
+    const float *v = h->vectors + (size_t)id * h->dim;
+    return h->metric == LH_METRIC_L2 ? h->k->l2(q, v, h->dim) : -h->k->dot(q, v, h->dim);
 }
 
 /* A copy of node id's links at level into buf (room for 1 + m0), under its lock while
@@ -167,35 +176,45 @@ read_links(lh_hnsw *h, uint32_t id, int level, bool lock, uint32_t *buf)
     return buf[0];
 }
 
-/* Beam search at one level from ep: the ef best (allowed) nodes in *top (a max-heap). */
+/* Beam search at one level from ep: the ef best (allowed) nodes in *top (a max-heap).
+ * The candidate heap and link buffer are the visited set's scratch, kept between
+ * searches, so a search allocates nothing once warm. */
 static int
 search_layer(lh_hnsw *h, const float *q, uint32_t ep, float ep_d, size_t ef, int level,
              visited *vis, lh_vec_filter_fn filter, void *ctx, bool lock, heap *top)
 {
-    heap cand = {.max = false};
-    uint32_t *buf = malloc((1 + (size_t)h->m0) * sizeof *buf);
-    int rc = buf ? 0 : -1;
+    heap *cand = &vis->cand;
+    cand->n = 0;
+    cand->max = false;
+    uint32_t *buf = vis->links;
+    int rc = 0;
     vis->tags[ep] = vis->epoch;
-    if (rc == 0)
-        rc = heap_push(&cand, (lh_hit){ep, ep_d});
+    rc = heap_push(cand, (lh_hit){ep, ep_d});
     if (rc == 0 && (!filter || filter(ctx, ep)))
         rc = heap_push(top, (lh_hit){ep, ep_d});
     float bound = top->n ? top->a[0].distance : INFINITY;
-    while (rc == 0 && cand.n > 0) {
-        lh_hit c = heap_pop(&cand);
+    while (rc == 0 && cand->n > 0) {
+        lh_hit c = heap_pop(cand);
         if (c.distance > bound && top->n >= ef)
             break;
-        uint32_t n_links = read_links(h, c.id, level, lock, buf);
+        const uint32_t *l = lock ? buf : lh_hnsw__links(h, c.id, level);
+        uint32_t n_links = lock ? read_links(h, c.id, level, true, buf) : l[0];
+        if (n_links > 0)
+            __builtin_prefetch(h->vectors + (size_t)l[1] * h->dim);
         for (uint32_t j = 1; j <= n_links && rc == 0; j++) {
-            uint32_t nb = buf[j];
-            if (j < n_links)
-                __builtin_prefetch(h->vectors + (size_t)buf[j + 1] * h->dim);
+            uint32_t nb = l[j];
+            if (j < n_links) {
+                __builtin_prefetch(h->vectors + (size_t)l[j + 1] * h->dim);
+                __builtin_prefetch(&vis->tags[l[j + 1]]);
+            }
             if (vis->tags[nb] == vis->epoch)
                 continue;
             vis->tags[nb] = vis->epoch;
             float d = dist(h, q, nb);
             if (top->n < ef || d < bound) {
-                rc = heap_push(&cand, (lh_hit){nb, d});
+                rc = heap_push(cand, (lh_hit){nb, d});
+                if (level == 0 && rc == 0) /* its links row, for when it is expanded */
+                    __builtin_prefetch(h->links0 + (size_t)nb * (1 + h->m0));
                 if (rc == 0 && (!filter || filter(ctx, nb))) {
                     rc = heap_push(top, (lh_hit){nb, d});
                     if (top->n > ef)
@@ -206,8 +225,6 @@ search_layer(lh_hnsw *h, const float *q, uint32_t ep, float ep_d, size_t ef, int
             }
         }
     }
-    free(cand.a);
-    free(buf);
     return rc;
 }
 
@@ -381,9 +398,10 @@ build_worker(void *arg)
 {
     builder *b = arg;
     lh_hnsw *h = b->h;
-    visited vis = {.tags = calloc(h->n, sizeof *vis.tags), .n = h->n};
+    visited vis = {.tags = calloc(h->n, sizeof *vis.tags), .n = h->n,
+                   .links = malloc((1 + (size_t)h->m0) * sizeof *vis.links)};
     uint32_t *buf = malloc((1 + (size_t)h->m0) * sizeof *buf);
-    if (!vis.tags || !buf)
+    if (!vis.tags || !buf || !vis.links)
         atomic_store(&b->failed, 1);
     while (!atomic_load(&b->failed)) {
         size_t i = atomic_fetch_add(&b->next, 1);
@@ -393,6 +411,8 @@ build_worker(void *arg)
             atomic_store(&b->failed, 1);
     }
     free(vis.tags);
+    free(vis.links);
+    free(vis.cand.a);
     free(buf);
     return NULL;
 }
@@ -511,8 +531,7 @@ lh_hnsw_free(lh_hnsw *h)
         return;
     for (visited *v = h->pool, *next; v; v = next) {
         next = v->next;
-        free(v->tags);
-        free(v);
+        lh_hnsw__visited_free(v);
     }
     if (h->node_locks) {
         for (size_t i = 0; i < h->n; i++)
@@ -546,34 +565,36 @@ lh_hnsw_search(const lh_hnsw *hc, const float *query, size_t k, size_t ef,
         return 0;
     float local[1024];
     float *q = h->dim <= 1024 ? local : malloc(h->dim * sizeof *q);
-    uint32_t *buf = malloc((1 + (size_t)h->m0) * sizeof *buf);
     visited *vis = lh_hnsw__visited_get(h);
     size_t got = 0;
-    if (!q || !buf || !vis)
+    if (!q || !vis)
         goto out;
     memcpy(q, query, h->dim * sizeof *q);
     if (h->metric == LH_METRIC_COSINE)
         lh_vec_normalise(q, h->dim);
     uint32_t cur = h->entry;
     float cur_d = dist(h, q, cur);
-    descend(h, q, h->max_level, 0, false, &cur, &cur_d, buf);
+    descend(h, q, h->max_level, 0, false, &cur, &cur_d, vis->links);
     if (ef == 0)
         ef = h->params.ef_search;
     if (ef < k)
         ef = k;
-    heap top = {.max = true};
-    if (search_layer(h, q, cur, cur_d, ef, 0, vis, filter, ctx, false, &top) == 0) {
-        while (top.n > k)
-            heap_pop(&top);
-        got = top.n;
-        for (size_t i = got; i > 0; i--)
-            out[i - 1] = heap_pop(&top);
+    heap *top = &vis->top;
+    top->n = 0;
+    top->max = true;
+    if (search_layer(h, q, cur, cur_d, ef, 0, vis, filter, ctx, false, top) == 0) {
+        while (top->n > k)
+            heap_pop(top);
+        got = top->n;
+        for (size_t i = got; i > 0; i--) {
+            out[i - 1] = heap_pop(top);
+            if (h->metric == LH_METRIC_COSINE)
+                out[i - 1].distance += 1.0f; /* 1 - dot */
+        }
     }
-    free(top.a);
 out:
     if (vis)
         lh_hnsw__visited_put(h, vis);
-    free(buf);
     if (q != local)
         free(q);
     return got;

@@ -19,12 +19,22 @@ const lh_vec_kernels *lh_vec__kernels(void);
 float lh_vec__distance(const lh_vec_kernels *k, lh_metric metric, const float *a, const float *b,
                        size_t dim);
 
-/* A visited set that is not cleared between searches: a node is visited when its tag
- * equals the current epoch; the tags are wiped only when the epoch wraps. */
+/* A binary heap of hits; `max` orders it by largest distance first, else smallest. */
+typedef struct heap {
+    lh_hit *a;
+    size_t n, cap;
+    bool max;
+} heap;
+
+/* A search context: a visited set that is not cleared between searches (a node is
+ * visited when its tag equals the current epoch; the tags are wiped only when the epoch
+ * wraps) and the search's scratch, kept for the next search. */
 typedef struct visited {
     uint16_t *tags;
     uint16_t epoch;
     size_t n;
+    uint32_t *links; /* one links row (1 + m0) */
+    heap cand, top;
     struct visited *next; /* in the index's pool */
 } visited;
 
@@ -73,6 +83,7 @@ lh_hnsw__links(const lh_hnsw *h, uint32_t i, int level)
 void lh_hnsw__unmap(lh_hnsw *h);
 
 visited *lh_hnsw__visited_get(lh_hnsw *h);
+void lh_hnsw__visited_free(visited *v);
 void lh_hnsw__visited_put(lh_hnsw *h, visited *v);
 
 #endif
