@@ -229,6 +229,7 @@ int lh_h_journal_events(lh_req *req, lh_resp *resp);
 int lh_h_row_history(lh_req *req, lh_resp *resp);
 int lh_h_changes(lh_req *req, lh_resp *resp);
 int lh_h_compact(lh_req *req, lh_resp *resp);
+int lh_h_embed(lh_req *req, lh_resp *resp);
 
 /* The dataset's latest manifest (new) if the principal may see it; else answers 404 (as
  * for a missing one) and returns NULL. */

@@ -56,6 +56,7 @@ static const lh_route ROUTES[] = {
     {"POST", "/ingest/db", lh_h_ingest_db, LH_ALLOW_WRITE, LH_ROUTE_JSON_BODY},
     {"POST", "/datasets/{name}/rows", lh_h_rows, LH_ALLOW_WRITE, LH_ROUTE_JSON_BODY},
     {"GET", "/journal/events", lh_h_journal_events, LH_ALLOW_READ, 0},
+    {"POST", "/embed", lh_h_embed, LH_ALLOW_ANY, LH_ROUTE_JSON_BODY},
     {"GET", "/datasets/{name}/rows/{key}/history", lh_h_row_history, LH_ALLOW_READ, 0},
     {"GET", "/datasets/{name}/changes", lh_h_changes, LH_ALLOW_READ, 0},
     {"POST", "/datasets/{name}/compact", lh_h_compact, LH_ALLOW_WRITE, 0},

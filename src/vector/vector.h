@@ -77,4 +77,13 @@ size_t lh_vec_exact(const float *vectors, size_t n, uint32_t dim, lh_metric metr
                     const float *query, size_t k, lh_vec_filter_fn filter, void *ctx, int threads,
                     lh_hit *out);
 
+/* ---- embeddings -------------------------------------------------------------------------- */
+
+/* The built-in embedding (model "builtin", version "builtin-v1"): signed feature hashing
+ * of words, word pairs and character trigrams, unit length. Deterministic, offline; see
+ * embed_builtin.c for the exact recipe. out has room for LH_EMBED_BUILTIN_DIM floats. */
+#define LH_EMBED_BUILTIN_DIM 384
+#define LH_EMBED_BUILTIN_VERSION "builtin-v1"
+void lh_embed_builtin(const char *text, size_t len, float *out);
+
 #endif

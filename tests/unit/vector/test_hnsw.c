@@ -227,6 +227,42 @@ test_bad_parameters_and_empty(void **state)
     assert_int_equal(lh_metric_parse("hamming"), -1);
 }
 
+static float
+cosine(const float *a, const float *b)
+{
+    float s = 0;
+    for (size_t i = 0; i < LH_EMBED_BUILTIN_DIM; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static void
+test_builtin_embedding(void **state)
+{
+    (void)state;
+    float a[LH_EMBED_BUILTIN_DIM], b[LH_EMBED_BUILTIN_DIM], c[LH_EMBED_BUILTIN_DIM];
+    const char *t1 = "Senior Kubernetes engineer, Chicago";
+    lh_embed_builtin(t1, strlen(t1), a);
+    lh_embed_builtin(t1, strlen(t1), b);
+    assert_memory_equal(a, b, sizeof a); /* deterministic */
+    assert_true(fabsf(cosine(a, a) - 1.0f) < 1e-5f); /* unit length */
+    const char *t2 = "kubernetes ENGINEER (senior) in chicago";
+    const char *t3 = "Registered nurse, night shifts, Denver";
+    lh_embed_builtin(t2, strlen(t2), b);
+    lh_embed_builtin(t3, strlen(t3), c);
+    assert_true(cosine(a, b) > 0.5f);            /* the same words, other case and order */
+    assert_true(cosine(a, c) < cosine(a, b) - 0.3f); /* other words */
+    /* a fixed point of the recipe: any change to it must bump builtin-v1 */
+    const char *t4 = "a";
+    lh_embed_builtin(t4, 1, c);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < LH_EMBED_BUILTIN_DIM; i++)
+        nonzero += c[i] != 0;
+    assert_true(nonzero >= 1 && nonzero <= 4); /* "w:a" and 3 trigrams, maybe colliding */
+    lh_embed_builtin("", 0, c);
+    assert_true(cosine(c, c) == 0.0f);
+}
+
 int
 main(void)
 {
@@ -236,6 +272,7 @@ main(void)
         cmocka_unit_test(test_kernels_agree),
         cmocka_unit_test(test_save_load_and_corruption),
         cmocka_unit_test(test_bad_parameters_and_empty),
+        cmocka_unit_test(test_builtin_embedding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
