@@ -334,19 +334,8 @@ secret_password(lh_server *srv, const char *ref, char **out, lh_err *err)
 static int
 db_job_from_body(lh_req *req, const json_t *body, db_job **out, lh_err *err)
 {
-    const char *key;
-    json_t *value;
-    json_object_foreach((json_t *)body, key, value)
-    {
-        bool known = false;
-        for (const char *const *f = DB_FIELDS; *f; f++)
-            known |= strcmp(*f, key) == 0;
-        if (!known) {
-            lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "unknown field '%s'", key);
-            lh_err_hint(err, "see docs/API.md, POST /ingest/db");
-            return LH_EINVAL;
-        }
-    }
+    if (lh_req_check_fields(body, DB_FIELDS, "see docs/API.md, POST /ingest/db", err) != 0)
+        return LH_EINVAL;
     const char *dsn, *ref, *table, *query, *dataset, *mode, *bucket, *method, *since;
     int rc;
     if ((rc = opt_string(body, "dsn", &dsn, err)) || (rc = opt_string(body, "secret_ref", &ref, err)) ||
@@ -495,19 +484,8 @@ lh_h_rows(lh_req *req, lh_resp *resp)
     if (lh_req_json(req, false, &body, &err) != 0)
         return lh_resp_error(resp, &err);
     static const char *const fields[] = {"upsert", "delete", "source", "workspace_id", NULL};
-    int rc = 0;
-    const char *key;
-    json_t *value;
-    json_object_foreach(body, key, value)
-    {
-        bool known = false;
-        for (const char *const *f = fields; *f; f++)
-            known |= strcmp(*f, key) == 0;
-        if (!known && rc == 0) {
-            rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter", "unknown field '%s'", key);
-            lh_err_hint(&err, "the body takes upsert, delete, source and workspace_id");
-        }
-    }
+    int rc = lh_req_check_fields(body, fields,
+                                 "the body takes upsert, delete, source and workspace_id", &err);
     const json_t *upsert = json_object_get(body, "upsert"), *del = json_object_get(body, "delete");
     const char *source = NULL, *workspace = NULL;
     int64_t max_rows = lh_config_int(req->srv->config, "ingest.max_rows_per_request");

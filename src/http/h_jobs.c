@@ -108,16 +108,11 @@ lh_h_jobs_submit(lh_req *req, lh_resp *resp)
     json_t *body = NULL;
     if (lh_req_json(req, false, &body, &err) != 0)
         return lh_resp_error(resp, &err);
-    const char *key;
-    json_t *value;
-    json_object_foreach(body, key, value)
-    {
-        if (strcmp(key, "kind") != 0 && strcmp(key, "seconds") != 0) {
-            lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter", "unknown field '%s'", key);
-            lh_err_hint(&err, "POST /jobs takes {\"kind\": \"sleep\", \"seconds\": N}");
-            json_decref(body);
-            return lh_resp_error(resp, &err);
-        }
+    static const char *const fields[] = {"kind", "seconds", NULL};
+    if (lh_req_check_fields(body, fields, "POST /jobs takes {\"kind\": \"sleep\", \"seconds\": N}",
+                            &err) != 0) {
+        json_decref(body);
+        return lh_resp_error(resp, &err);
     }
     json_t *kind = json_object_get(body, "kind");
     json_t *seconds = json_object_get(body, "seconds");

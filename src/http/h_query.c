@@ -260,19 +260,8 @@ lh_h_query(lh_req *req, lh_resp *resp)
     json_t *body = NULL;
     if (lh_req_json(req, false, &body, &err) != 0)
         return lh_resp_error(resp, &err);
-    int rc = 0;
-    const char *key;
-    json_t *value;
-    json_object_foreach(body, key, value)
-    {
-        bool known = false;
-        for (const char *const *f = FIELDS; *f; f++)
-            known |= strcmp(*f, key) == 0;
-        if (!known && rc == 0) {
-            rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter", "unknown field '%s'", key);
-            lh_err_hint(&err, "POST /query takes sql, format and limit");
-        }
-    }
+    int rc = lh_req_check_fields(body, FIELDS, "POST /query takes sql, format, limit and as_of",
+                                 &err);
     json_t *sql = json_object_get(body, "sql");
     json_t *format = json_object_get(body, "format");
     json_t *limit = json_object_get(body, "limit");

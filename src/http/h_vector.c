@@ -15,16 +15,8 @@ lh_h_embed(lh_req *req, lh_resp *resp)
     json_t *body = NULL;
     if (lh_req_json(req, false, &body, &err) != 0)
         return lh_resp_error(resp, &err);
-    const char *key;
-    json_t *value;
-    int rc = 0;
-    json_object_foreach(body, key, value)
-    {
-        if (rc == 0 && strcmp(key, "model") != 0 && strcmp(key, "texts") != 0) {
-            rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter", "unknown field '%s'", key);
-            lh_err_hint(&err, "POST /embed takes model and texts");
-        }
-    }
+    static const char *const fields[] = {"model", "texts", NULL};
+    int rc = lh_req_check_fields(body, fields, "POST /embed takes model and texts", &err);
     const json_t *model = json_object_get(body, "model"), *texts = json_object_get(body, "texts");
     if (rc == 0 && !json_is_string(model))
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",

@@ -154,6 +154,10 @@ int lh_req_query_int(const lh_req *req, const char *name, int64_t def, int64_t m
 /* Parse the body as a JSON object. 400 invalid_json (with line:column) otherwise.
  * Returns new in *out. An empty body is an error unless allow_empty (then {}). */
 int lh_req_json(lh_req *req, bool allow_empty, json_t **out, lh_err *err);
+/* 400 invalid_parameter "unknown field 'x'" (with hint) for the first member of body not
+ * among fields (NULL-ended); 0 when all are known. */
+int lh_req_check_fields(const json_t *body, const char *const *fields, const char *hint,
+                        lh_err *err);
 
 /* Set a JSON body (takes ownership of j) with the given status. Returns 0. */
 int lh_resp_json(lh_resp *resp, int status, json_t *j);

@@ -120,6 +120,26 @@ lh_req_header(const lh_req *req, const char *name)
 }
 
 int
+lh_req_check_fields(const json_t *body, const char *const *fields, const char *hint,
+                    lh_err *err)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)body, key, value)
+    {
+        bool known = false;
+        for (const char *const *f = fields; *f && !known; f++)
+            known = strcmp(*f, key) == 0;
+        if (!known) {
+            lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "unknown field '%s'", key);
+            lh_err_hint(err, "%s", hint);
+            return LH_EINVAL;
+        }
+    }
+    return 0;
+}
+
+int
 lh_req_json(lh_req *req, bool allow_empty, json_t **out, lh_err *err)
 {
     if (req->body.len == 0) {
