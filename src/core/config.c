@@ -96,6 +96,15 @@ static const key_def KEYS[] = {
         "and removes files only they used (0: keep every version)"),
     INT("ingest", "max_rows_per_request", 100000, 1, 10000000,
         "upserts plus deletes one POST /datasets/{name}/rows may carry"),
+    STR("vector", "ollama_url", "http://127.0.0.1:11434",
+        "where models named ollama:<model> are served (Ollama's /api/embed)"),
+    STR("vector", "openai_url", "",
+        "an OpenAI-compatible server (/v1/embeddings) for models named openai:<model>"),
+    STR("vector", "openai_secret_ref", "",
+        "secrets-file table whose api_key is sent to openai_url (empty: none)"),
+    INT("vector", "embed_timeout_ms", 30000, 100, 600000,
+        "one request to an embedding provider may take this long"),
+    INT("vector", "embed_batch", 64, 1, 4096, "texts per request to an embedding provider"),
     INT("jobs", "workers", 2, 1, 64, "background job worker threads"),
     INT("jobs", "max_queued", 256, 1, 100000, "jobs waiting beyond this are refused with 503"),
     INT("jobs", "keep_finished", 1000, 0, 1000000,
@@ -107,7 +116,7 @@ static const key_def KEYS[] = {
 static const char *const PRINCIPAL_KEYS[] = {"name", "token_sha256", "roles", "buckets", NULL};
 static const char *const ROLE_NAMES[] = {"admin", "writer", "reader", "agent", NULL};
 /* Sections later modules own; accepted without warning so newer files still load. */
-static const char *const RESERVED_SECTIONS[] = {"vector", "agent", NULL};
+static const char *const RESERVED_SECTIONS[] = {"agent", NULL};
 /* Arrays of tables validated by the module that owns them (lh_config_table_array). */
 static const char *const TABLE_ARRAYS[] = {"bucket", NULL};
 

@@ -86,4 +86,20 @@ size_t lh_vec_exact(const float *vectors, size_t n, uint32_t dim, lh_metric metr
 #define LH_EMBED_BUILTIN_VERSION "builtin-v1"
 void lh_embed_builtin(const char *text, size_t len, float *out);
 
+/* A remote embedding provider (embed_remote.c has the wire formats). */
+typedef struct lh_embed_provider {
+    const char *kind;    /* "ollama" or "openai" */
+    const char *url;     /* base URL, e.g. http://127.0.0.1:11434 */
+    const char *model;   /* the provider's model name */
+    const char *api_key; /* openai: sent as a bearer token; may be NULL */
+    int timeout_ms;      /* per request; <= 0: 30 s */
+    int retries;         /* for timeouts, 429 and 5xx; <= 0: 2 */
+    size_t batch;        /* texts per request; 0: 64 */
+} lh_embed_provider;
+
+/* Embed n texts: *out (new, n * *dim floats, free) in the order given. 502
+ * provider_unreachable / provider_error / provider_bad_response naming the provider. */
+int lh_embed_remote(const lh_embed_provider *p, const char *const *texts, size_t n, float **out,
+                    uint32_t *dim, lh_err *err);
+
 #endif

@@ -1,27 +1,127 @@
-"""End-to-end: POST /embed with the built-in embedding — deterministic unit vectors of
-384 dimensions, similar wording close, every bad input a clear 400; agents may call it."""
+"""End-to-end: POST /embed — the built-in embedding (deterministic unit vectors of 384
+dimensions, similar wording close, every bad input a clear 400; agents may call it) and
+the remote providers. Ollama and OpenAI-compatible servers cannot run here, so the tests
+stand up small HTTP servers that speak their documented wire formats (Ollama
+POST /api/embed, OpenAI POST /v1/embeddings) and check what we send and how we read the
+answers, including a provider that is down or answers with the wrong shape."""
+import http.server
 import json
-import math
 import os
 import sys
+import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 
 ADMIN, AGENT = "tok-admin-vec-00001", "tok-agent-vec-00001"
+API_KEY = "sk-test-key-never-logged-123"
+
+
+class FakeProvider(http.server.BaseHTTPRequestHandler):
+    """Ollama's /api/embed and OpenAI's /v1/embeddings, per their documentation. The
+    vector of a text is [len(text), number of spaces, 1] (or a wrong shape on request)."""
+    seen = []
+    mode = "ok"
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        FakeProvider.seen.append((self.path, body, self.headers.get("Authorization")))
+        texts = body["input"]
+        vecs = [[float(len(t)), float(t.count(" ")), 1.0] for t in texts]
+        if FakeProvider.mode == "ragged":
+            vecs[-1] = [1.0]
+        if FakeProvider.mode == "error":
+            self.send_response(500)
+            self.end_headers()
+            self.wfile.write(b"model exploded")
+            return
+        if self.path == "/api/embed":
+            out = {"model": body["model"], "embeddings": vecs}
+        elif self.path == "/v1/embeddings":
+            # the spec does not promise order: answer reversed, by index
+            out = {"object": "list", "model": body["model"],
+                   "data": [{"object": "embedding", "index": i, "embedding": v}
+                            for i, v in reversed(list(enumerate(vecs)))]}
+        else:
+            self.send_response(404)
+            self.end_headers()
+            return
+        data = json.dumps(out).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
 
 
 class Embed(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.srv = harness.Server(principals=[("owner", ADMIN, ["admin"]),
-                                             ("bot", AGENT, ["agent"])]).start()
+        cls.fake = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeProvider)
+        threading.Thread(target=cls.fake.serve_forever, daemon=True).start()
+        url = "http://127.0.0.1:%d" % cls.fake.server_address[1]
+        cls.tmp = harness.tempfile.mkdtemp(prefix="e2e-vec-", dir=harness.TMP)
+        secrets = os.path.join(cls.tmp, "secrets.toml")
+        with open(secrets, "w") as f:
+            f.write('[llm]\napi_key = "%s"\n' % API_KEY)
+        os.chmod(secrets, 0o600)
+        cls.srv = harness.Server(
+            principals=[("owner", ADMIN, ["admin"]), ("bot", AGENT, ["agent"])],
+            extra_toml='\n[secrets]\nfile = "%s"\n[vector]\nollama_url = "%s"\n'
+                       'openai_url = "%s"\nopenai_secret_ref = "llm"\nembed_batch = 2\n'
+                       'embed_timeout_ms = 3000\n' % (secrets, url, url)).start()
 
     @classmethod
     def tearDownClass(cls):
         cls.srv.stop()
+        assert API_KEY not in cls.srv.log_text()
         cls.srv.cleanup()
+        cls.fake.shutdown()
+        harness.shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_remote_providers(self):
+        texts = ["a b c", "hello", "x y"]
+        for model, path in (("ollama:nomic-embed-text", "/api/embed"),
+                            ("openai:text-embedding-3-small", "/v1/embeddings")):
+            FakeProvider.seen.clear()
+            st, _, out = self.embed({"model": model, "texts": texts})
+            self.assertEqual(st, 200, out)
+            self.assertEqual((out["model"], out["dim"]), (model, 3))
+            self.assertEqual(out["vectors"], [[5.0, 2.0, 1.0], [5.0, 0.0, 1.0], [3.0, 1.0, 1.0]])
+            # batches of 2 (embed_batch), the provider's model name, the key for openai only
+            self.assertEqual([(p, b["input"]) for p, b, _ in FakeProvider.seen],
+                             [(path, texts[:2]), (path, texts[2:])])
+            self.assertEqual(FakeProvider.seen[0][1]["model"], model.split(":", 1)[1])
+            self.assertEqual(FakeProvider.seen[0][2],
+                             "Bearer " + API_KEY if model.startswith("openai") else None)
+        # a provider answering wrongly, failing, or not there: 502 naming it
+        try:
+            FakeProvider.mode = "ragged"
+            st, _, out = self.embed({"model": "ollama:m", "texts": ["a", "b"]})
+            self.assertEqual((st, out["error"]["code"]), (502, "provider_bad_response"))
+            self.assertIn("ollama:m", out["error"]["message"])
+            FakeProvider.mode = "error"
+            st, _, out = self.embed({"model": "openai:m", "texts": ["a"]})
+            self.assertEqual((st, out["error"]["code"]), (502, "provider_error"))
+            self.assertNotIn(API_KEY, json.dumps(out))
+        finally:
+            FakeProvider.mode = "ok"
+        down = harness.Server(principals=[("bot", AGENT, ["agent"])],
+                              extra_toml='\n[vector]\nollama_url = "http://127.0.0.1:9"\n').start()
+        try:
+            st, _, out = down.request("POST", "/embed", {"model": "ollama:m", "texts": ["a"]},
+                                      who="bot")
+            self.assertEqual((st, out["error"]["code"]), (502, "provider_unreachable"))
+            st, _, out = down.request("POST", "/embed", {"model": "openai:m", "texts": ["a"]},
+                                      who="bot")
+            self.assertEqual((st, out["error"]["code"]), (400, "unknown_model"))  # no openai_url
+        finally:
+            down.stop()
+            down.cleanup()
 
     def embed(self, body, who="bot"):
         return self.srv.request("POST", "/embed", body, who=who)
@@ -46,6 +146,7 @@ class Embed(unittest.TestCase):
     def test_bad_input(self):
         cases = [
             ({"model": "gpt-9", "texts": ["x"]}, "unknown_model"),
+            ({"model": "ollama:", "texts": ["x"]}, "unknown_model"),
             ({"texts": ["x"]}, "invalid_parameter"),
             ({"model": "builtin", "texts": []}, "invalid_parameter"),
             ({"model": "builtin", "texts": "x"}, "invalid_parameter"),
