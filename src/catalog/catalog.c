@@ -98,19 +98,6 @@ lh_catalog__manifest_key(const char *name, int64_t version)
     return lh_sprintf("datasets/%s/_manifest/v%020lld.parquet", name, (long long)version);
 }
 
-static const char *
-str_of(const json_t *obj, const char *key)
-{
-    const char *s = json_string_value(json_object_get(obj, key));
-    return s ? s : "";
-}
-
-static int64_t
-int_of(const json_t *obj, const char *key)
-{
-    return (int64_t)json_integer_value(json_object_get(obj, key));
-}
-
 /* A unique scratch path in the work dir. Returns new. */
 static char *
 work_path(lh_catalog *c, const char *suffix)

@@ -42,6 +42,20 @@ struct lh_txn {
     bool created; /* ds was made for this transaction */
 };
 
+/* A string member of a JSON object, "" when missing; an integer member, 0 when missing. */
+static inline const char *
+str_of(const json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : "";
+}
+
+static inline int64_t
+int_of(const json_t *obj, const char *key)
+{
+    return (int64_t)json_integer_value(json_object_get(obj, key));
+}
+
 /* Markers for events batches whose version expired (journal.c, the sweep). */
 #define LH_JOURNAL_CONFIRMED LH_JOURNAL_PREFIX "confirmed/"
 

@@ -7,13 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *
-str_of(const json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
-}
-
 /* A client's time as our created_at text (UTC, milliseconds, 'Z'), or 400. */
 static int
 normalise_time(lh_catalog *c, const char *text, char *out, size_t size, lh_err *err)

@@ -71,29 +71,39 @@ manifest_lists(const json_t *m, const char *key)
     return false;
 }
 
+/* Append the relation of the counted batches (of one dataset, or all when NULL) to sql:
+ * (SELECT * FROM read_parquet([...])), or an empty one with the events' columns. */
+static void
+batches_sql(lh_catalog *c, const char *only, lh_buf *sql)
+{
+    lh_buf list;
+    lh_buf_init(&list);
+    pthread_mutex_lock(&c->lock);
+    size_t i;
+    json_t *b;
+    json_array_foreach(c->journal, i, b)
+    {
+        if (only && strcmp(json_string_value(json_object_get(b, "dataset")), only) != 0)
+            continue; /* only the batches that can match */
+        lh_buf_puts(&list, list.len ? ", " : "");
+        lh_sql_quote(&list, json_string_value(json_object_get(b, "path")));
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (list.len)
+        lh_buf_printf(sql, "(SELECT * FROM read_parquet([%s]))", list.data);
+    else
+        lh_buf_printf(sql, "(%s)", EVENTS_EMPTY);
+    lh_buf_free(&list);
+}
+
 /* Redefine `_events` in the users' engine over every counted batch. */
 static void
 define_view(lh_catalog *c)
 {
     lh_buf sql;
     lh_buf_init(&sql);
-    lh_buf_puts(&sql, "CREATE OR REPLACE VIEW _events AS ");
-    pthread_mutex_lock(&c->lock);
-    size_t n = json_array_size(c->journal);
-    if (n == 0) {
-        lh_buf_puts(&sql, EVENTS_EMPTY);
-    } else {
-        lh_buf_puts(&sql, "SELECT * FROM read_parquet([");
-        size_t i;
-        json_t *b;
-        json_array_foreach(c->journal, i, b)
-        {
-            lh_buf_puts(&sql, i ? ", " : "");
-            lh_sql_quote(&sql, json_string_value(json_object_get(b, "path")));
-        }
-        lh_buf_puts(&sql, "])");
-    }
-    pthread_mutex_unlock(&c->lock);
+    lh_buf_puts(&sql, "CREATE OR REPLACE VIEW _events AS SELECT * FROM ");
+    batches_sql(c, NULL, &sql);
     lh_err err;
     if (lh_engine_exec(c->views, sql.data, NULL, &err) != 0)
         lh_log(LH_LOG_ERROR, NULL, NULL, "journal: view _events not defined: %s %s", err.message,
@@ -233,30 +243,7 @@ lh_catalog_events(lh_catalog *c, const lh_events_filter *f, json_t **out, lh_err
     lh_buf_puts(&sql, "SELECT dataset, key, field, old_value, new_value, op, actor, "
                       "strftime(CAST(ts AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S.%fZ') AS ts, source, "
                       "workspace_id, version, seq FROM ");
-    pthread_mutex_lock(&c->lock);
-    size_t n = json_array_size(c->journal);
-    if (n == 0) {
-        lh_buf_printf(&sql, "(%s)", EVENTS_EMPTY);
-    } else {
-        lh_buf_puts(&sql, "read_parquet([");
-        size_t i;
-        json_t *b;
-        json_array_foreach(c->journal, i, b)
-        {
-            const char *ds = json_string_value(json_object_get(b, "dataset"));
-            if (f->dataset && strcmp(ds, f->dataset) != 0)
-                continue; /* only the batches that can match */
-            lh_buf_puts(&sql, sql.data[sql.len - 1] == '[' ? "" : ", ");
-            lh_sql_quote(&sql, json_string_value(json_object_get(b, "path")));
-        }
-        if (sql.data[sql.len - 1] == '[') { /* no batch of that dataset */
-            sql.len -= strlen("read_parquet([");
-            lh_buf_printf(&sql, "(%s)", EVENTS_EMPTY);
-        } else {
-            lh_buf_puts(&sql, "])");
-        }
-    }
-    pthread_mutex_unlock(&c->lock);
+    batches_sql(c, f->dataset, &sql);
     lh_buf_puts(&sql, " WHERE true");
     struct {
         const char *column, *value;

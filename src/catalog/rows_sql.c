@@ -9,16 +9,9 @@
  * pushdowns); 'delete' rows hide their key. Files of other kinds (the commit's events
  * batch) are not rows of the dataset.
  */
-#include "catalog/catalog.h"
+#include "catalog/catalog_int.h"
 
 #include <string.h>
-
-static const char *
-str_of(const json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
-}
 
 bool
 lh_catalog_file_has_rows(const json_t *file)

@@ -10,13 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *
-str_of(const json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
-}
-
 /* Every data file any version of `name` references (a set as a JSON object). */
 static int
 referenced_files(lh_catalog *c, const char *bucket, const char *name, int64_t newest, json_t *set,

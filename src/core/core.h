@@ -135,6 +135,9 @@ void lh_time_format(int64_t epoch_us, char out[32]);
 /* Fill buf with n bytes from the kernel CSPRNG; 0 or LH_EIO. */
 int lh_random_bytes(void *buf, size_t n, lh_err *err);
 void lh_hex(const void *data, size_t n, char *out); /* out: 2n+1 chars */
+/* Write all n bytes to fd, retrying short writes and EINTR. 0, or -1 with errno set
+ * (ENOSPC for a write that makes no progress). */
+int lh_write_all(int fd, const void *data, size_t n);
 void lh_sha256(const void *data, size_t n, uint8_t out[32]);
 void lh_sha256_hex(const void *data, size_t n, char out[65]);
 /* Compare n bytes in time that does not depend on where they differ. */

@@ -78,16 +78,7 @@ emit(lh_log_level level, const char *request_id, json_t *fields, const char *msg
         return;
     size_t n = strlen(text);
     text[n] = '\n'; /* replace the NUL: we write exactly n+1 bytes */
-    const char *p = text;
-    size_t left = n + 1;
-    int fd = atomic_load(&log_fd);
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w <= 0)
-            break;
-        p += w;
-        left -= (size_t)w;
-    }
+    (void)lh_write_all(atomic_load(&log_fd), text, n + 1); /* a log has nowhere to report */
     free(text);
 }
 

@@ -154,6 +154,26 @@ lh_random_bytes(void *buf, size_t n, lh_err *err)
     return 0;
 }
 
+int
+lh_write_all(int fd, const void *data, size_t n)
+{
+    const char *p = data;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        if (w == 0) {
+            errno = ENOSPC;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
 void
 lh_hex(const void *data, size_t n, char *out)
 {

@@ -7,7 +7,6 @@
 #include "http/http_int.h"
 #include "ingest/ingest.h"
 
-#include <microhttpd.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -96,27 +95,6 @@ static const char *const META_PARAMS[] = {"owner",           "sensitivity",   "d
 static const char *const OTHER_PARAMS[] = {"dataset", "format", "mode", "bucket", "async",
                                            "source_object", NULL};
 
-typedef struct param_check {
-    lh_err *err;
-    int rc;
-} param_check;
-
-static enum MHD_Result
-check_param(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-    (void)kind, (void)value;
-    param_check *pc = cls;
-    for (const char *const *p = META_PARAMS; *p; p++)
-        if (strcmp(*p, key) == 0)
-            return MHD_YES;
-    for (const char *const *p = OTHER_PARAMS; *p; p++)
-        if (strcmp(*p, key) == 0)
-            return MHD_YES;
-    pc->rc = lh_err_set(pc->err, LH_EINVAL, 400, "invalid_parameter", "unknown parameter '%s'", key);
-    lh_err_hint(pc->err, "see docs/API.md, POST /ingest/file");
-    return MHD_NO;
-}
-
 /* Metadata from query parameters, validated like PATCH. */
 static int
 metadata_from_query(lh_req *req, json_t **out, lh_err *err)
@@ -155,9 +133,8 @@ int
 lh_h_ingest_file(lh_req *req, lh_resp *resp)
 {
     lh_err err;
-    param_check pc = {&err, 0};
-    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_param, &pc);
-    if (pc.rc != 0)
+    if (lh_req_check_query(req, META_PARAMS, OTHER_PARAMS, "see docs/API.md, POST /ingest/file",
+                           &err) != 0)
         return lh_resp_error(resp, &err);
     const char *dataset = lh_req_query(req, "dataset");
     const char *format = lh_req_query(req, "format");

@@ -4,7 +4,6 @@
  */
 #include "http/http_int.h"
 
-#include <microhttpd.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,24 +11,6 @@
 
 static const char *const EVENT_PARAMS[] = {"dataset", "key",   "field", "actor",  "workspace_id",
                                            "since",   "until", "limit", "cursor", NULL};
-
-typedef struct param_check {
-    lh_err *err;
-    int rc;
-    const char *const *known;
-} param_check;
-
-static enum MHD_Result
-check_param(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-    (void)kind, (void)value;
-    param_check *pc = cls;
-    for (const char *const *p = pc->known; *p; p++)
-        if (strcmp(*p, key) == 0)
-            return MHD_YES;
-    pc->rc = lh_err_set(pc->err, LH_EINVAL, 400, "invalid_parameter", "unknown parameter '%s'", key);
-    return MHD_NO;
-}
 
 /* A timestamp parameter: ISO 8601, at least the date. */
 static bool
@@ -44,9 +25,8 @@ int
 lh_h_journal_events(lh_req *req, lh_resp *resp)
 {
     lh_err err;
-    param_check pc = {&err, 0, EVENT_PARAMS};
-    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_param, &pc);
-    if (pc.rc != 0)
+    if (lh_req_check_query(req, EVENT_PARAMS, NULL, "see docs/API.md, GET /journal/events",
+                           &err) != 0)
         return lh_resp_error(resp, &err);
     lh_events_filter f = {.dataset = lh_req_query(req, "dataset"),
                           .key = lh_req_query(req, "key"),
@@ -118,9 +98,8 @@ int
 lh_h_changes(lh_req *req, lh_resp *resp)
 {
     lh_err err;
-    param_check pc = {&err, 0, CHANGES_PARAMS};
-    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_param, &pc);
-    if (pc.rc != 0)
+    if (lh_req_check_query(req, CHANGES_PARAMS, NULL, "from_version, to_version and limit",
+                           &err) != 0)
         return lh_resp_error(resp, &err);
     const char *name = lh_req_param(req, "name");
     json_t *m = lh_http__visible_dataset(req, resp, name);

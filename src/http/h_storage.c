@@ -222,17 +222,7 @@ static int
 write_fd(void *ctx, const void *data, size_t len)
 {
     const fd_sink *s = ctx;
-    const char *p = data;
-    while (len > 0) {
-        ssize_t w = write(s->fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
+    return lh_write_all(s->fd, data, len);
 }
 
 int

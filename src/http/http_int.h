@@ -156,6 +156,10 @@ int lh_req_query_int(const lh_req *req, const char *name, int64_t def, int64_t m
 int lh_req_json(lh_req *req, bool allow_empty, json_t **out, lh_err *err);
 /* 400 invalid_parameter "unknown field 'x'" (with hint) for the first member of body not
  * among fields (NULL-ended); 0 when all are known. */
+/* 400 invalid_parameter "unknown parameter 'x'" (with hint) for the first query argument
+ * in neither list (NULL-ended; more may be NULL); 0 when all are known. */
+int lh_req_check_query(lh_req *req, const char *const *known, const char *const *more,
+                       const char *hint, lh_err *err);
 int lh_req_check_fields(const json_t *body, const char *const *fields, const char *hint,
                         lh_err *err);
 

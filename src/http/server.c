@@ -119,6 +119,44 @@ lh_req_header(const lh_req *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+typedef struct query_check {
+    const char *const *known, *const *more;
+    const char *hint;
+    lh_err *err;
+    int rc;
+} query_check;
+
+static bool
+in_names(const char *const *names, const char *key)
+{
+    for (; names && *names; names++)
+        if (strcmp(*names, key) == 0)
+            return true;
+    return false;
+}
+
+static enum MHD_Result
+check_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind, (void)value;
+    query_check *qc = cls;
+    if (in_names(qc->known, key) || in_names(qc->more, key))
+        return MHD_YES;
+    qc->rc = lh_err_set(qc->err, LH_EINVAL, 400, "invalid_parameter", "unknown parameter '%s'",
+                        key);
+    lh_err_hint(qc->err, "%s", qc->hint);
+    return MHD_NO;
+}
+
+int
+lh_req_check_query(lh_req *req, const char *const *known, const char *const *more,
+                   const char *hint, lh_err *err)
+{
+    query_check qc = {known, more, hint, err, 0};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_query_arg, &qc);
+    return qc.rc;
+}
+
 int
 lh_req_check_fields(const json_t *body, const char *const *fields, const char *hint,
                     lh_err *err)
@@ -465,21 +503,6 @@ dispatch(lh_req *req)
 #define DISCARD_LIMIT (16u << 20)
 
 static int
-write_all(int fd, const char *data, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, data, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        data += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int
 receive_body(lh_req *req, const char *data, size_t n)
 {
     lh_server *srv = req->srv;
@@ -499,7 +522,7 @@ receive_body(lh_req *req, const char *data, size_t n)
                        "request body is over the limit of %lld bytes",
                        (long long)srv->max_object_bytes);
             lh_err_hint(&req->pending, "send less, or raise [storage] max_object_bytes");
-        } else if (write_all(req->body_fd, data, n) != 0) {
+        } else if (lh_write_all(req->body_fd, data, n) != 0) {
             lh_err_set(&req->pending, LH_EIO, 507, "tmp_full",
                        "could not buffer the request body on disk");
             lh_err_detail(&req->pending, "%s: %s", srv->tmp_dir, strerror(errno));

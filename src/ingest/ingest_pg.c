@@ -324,6 +324,17 @@ pg_connect(pg_src *s, lh_err *err)
     return rc;
 }
 
+/* res if its status is `want`; else pg_fail, clear it and NULL. */
+static PGresult *
+pg_check(pg_src *s, PGresult *res, ExecStatusType want, const char *doing, lh_err *err)
+{
+    if (res && PQresultStatus(res) == want)
+        return res;
+    pg_fail(s, res, doing, err);
+    PQclear(res);
+    return NULL;
+}
+
 /* Run a statement expecting `want`; else pg_fail. Returns the result (PQclear it) or
  * NULL. */
 static PGresult *
@@ -332,11 +343,7 @@ pg_run(pg_src *s, const char *sql, int n_params, const char *const *params,
 {
     PGresult *res = n_params ? PQexecParams(s->conn, sql, n_params, NULL, params, NULL, NULL, 0)
                              : PQexec(s->conn, sql);
-    if (res && PQresultStatus(res) == want)
-        return res;
-    pg_fail(s, res, doing, err);
-    PQclear(res);
-    return NULL;
+    return pg_check(s, res, want, doing, err);
 }
 
 /* ---- the source and its types ------------------------------------------------------------ */
@@ -585,20 +592,14 @@ static int
 describe(pg_src *s, const char *src, pg_col **out, int *n_out, lh_err *err)
 {
     char *sql = lh_sprintf("SELECT * FROM (%s) AS lh_src", src);
-    PGresult *res = PQprepare(s->conn, "", sql, 0, NULL);
+    const char *doing = "reading the source's columns";
+    PGresult *res = pg_check(s, PQprepare(s->conn, "", sql, 0, NULL), PGRES_COMMAND_OK, doing, err);
     free(sql);
-    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        int rc = pg_fail(s, res, "reading the source's columns", err);
-        PQclear(res);
-        return rc;
-    }
+    if (!res)
+        return err->rc;
     PQclear(res);
-    res = PQdescribePrepared(s->conn, "");
-    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        int rc = pg_fail(s, res, "reading the source's columns", err);
-        PQclear(res);
-        return rc;
-    }
+    if (!(res = pg_check(s, PQdescribePrepared(s->conn, ""), PGRES_COMMAND_OK, doing, err)))
+        return err->rc;
     int n = PQnfields(res);
     if (n == 0) {
         PQclear(res);
@@ -802,14 +803,9 @@ writer_open(batch_writer *w, lh_err *err)
 static int
 writer_flush(batch_writer *w, lh_err *err)
 {
-    size_t off = 0;
-    while (off < w->buf.len) {
-        ssize_t n = write(w->fd, w->buf.data + off, w->buf.len - off);
-        if (n < 0)
-            return lh_err_set(err, LH_EIO, 507, "work_dir_full",
-                              "could not write a batch file in the work dir");
-        off += (size_t)n;
-    }
+    if (lh_write_all(w->fd, w->buf.data, w->buf.len) != 0)
+        return lh_err_set(err, LH_EIO, 507, "work_dir_full",
+                          "could not write a batch file in the work dir");
     w->buf.len = 0;
     return 0;
 }
@@ -880,13 +876,10 @@ static int
 stream_copy(pg_src *s, const char *select, batch_writer *w, lh_job *job, lh_err *err)
 {
     char *sql = lh_sprintf("COPY (%s) TO STDOUT WITH (FORMAT csv)", select);
-    PGresult *res = PQexec(s->conn, sql);
+    PGresult *res = pg_check(s, PQexec(s->conn, sql), PGRES_COPY_OUT, "starting the copy", err);
     free(sql);
-    if (!res || PQresultStatus(res) != PGRES_COPY_OUT) {
-        int rc = pg_fail(s, res, "starting the copy", err);
-        PQclear(res);
-        return rc;
-    }
+    if (!res)
+        return err->rc;
     PQclear(res);
     int rc = 0;
     for (;;) {

@@ -121,17 +121,7 @@ static int
 to_file(void *ctx, const void *data, size_t len)
 {
     file_sink *fs = ctx;
-    const char *p = data;
-    while (len > 0) {
-        ssize_t w = write(fs->fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
+    return lh_write_all(fs->fd, data, len);
 }
 
 int

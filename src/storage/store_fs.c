@@ -383,17 +383,8 @@ write_temp(lh_store *s, int rootfd, const lh_source *src, temp_file *t, lh_err *
         } else {
             data = (const char *)src->data + pos;
         }
-        size_t off = 0;
-        while (off < want) {
-            ssize_t w = write(fd, data + off, want - off);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0) {
-                rc = errno_error(err, errno, "write", "(temporary file)");
-                break;
-            }
-            off += (size_t)w;
-        }
+        if (lh_write_all(fd, data, want) != 0)
+            rc = errno_error(err, errno, "write", "(temporary file)");
         pos += (int64_t)want;
     }
     free(chunk);

@@ -84,17 +84,7 @@ write_all(int fd, const void *p, size_t n, sum64 *sum)
 {
     if (sum)
         sum_feed(sum, p, n);
-    const uint8_t *b = p;
-    while (n > 0) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        b += w;
-        n -= (size_t)w;
-    }
-    return 0;
+    return lh_write_all(fd, p, n);
 }
 
 /* The payload in file order: vectors, levels (padded), links0, upper lists. */

@@ -152,6 +152,13 @@ class Rows(unittest.TestCase):
                             page2["next_cursor"], who="analyst", status=200)
         self.assertEqual(len(page1["events"] + page2["events"] + page3["events"]), 9)
         self.assertIsNone(page3["next_cursor"])
+        for path in ("/journal/events?dataset=people&colour=red",
+                     "/journal/events?since=yesterday", "/journal/events?cursor=zz",
+                     "/journal/events?limit=0", "/datasets/people/changes?sort=up"):
+            st, out = self.req("GET", path, who="analyst")
+            self.assertEqual((st, out["error"]["code"]), (400, "invalid_parameter"), path)
+        st, out = self.req("GET", "/journal/events?dataset=nope", who="analyst")
+        self.assertEqual(st, 404)
         _, out = self.req("GET", "/journal/events?dataset=people&until=2000-01-01", who="analyst",
                           status=200)
         self.assertEqual(out["events"], [])
