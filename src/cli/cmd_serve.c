@@ -75,6 +75,7 @@ lh_cmd_serve(int argc, char **argv)
     lh_buckets *buckets = NULL;
     lh_cache *cache = NULL;
     lh_catalog *catalog = NULL;
+    lh_vectors *vectors = NULL;
     char *work_dir = NULL;
     lh_server *srv = NULL;
     if (lh_config_load(config_path, NULL, &cfg, &err) != 0) {
@@ -125,26 +126,29 @@ lh_cmd_serve(int argc, char **argv)
     mkdir(results_dir, 0700);
     mkdir(work_dir, 0700);
     size_t n_buckets = lh_buckets_count(buckets);
-    char **user_dirs = lh_calloc(2 * n_buckets + 3, sizeof *user_dirs);
-    char **internal_dirs = lh_calloc(2 * n_buckets + 3, sizeof *internal_dirs);
-    size_t n_dirs = 0;
+    char **user_dirs = lh_calloc(3 * n_buckets + 3, sizeof *user_dirs);
+    char **internal_dirs = lh_calloc(3 * n_buckets + 3, sizeof *internal_dirs);
+    size_t n_user = 0, n_internal = 0;
     for (size_t i = 0; i < n_buckets; i++) {
-        /* local buckets: their datasets and their events journal (the _events view) */
-        static const char *const readable[] = {"datasets", "_journal/events"};
+        /* local buckets: their datasets and their events journal (the _events view); the
+         * internal engine also reads vector indexes' embeddings (searches fetch chunk
+         * texts there; users' SQL never sees them: an index may be over a dataset the
+         * caller cannot read) */
+        static const char *const readable[] = {"datasets", "_journal/events", "_vectors"};
         lh_store *store = lh_buckets_get(buckets, lh_buckets_name_at(buckets, i), NULL);
-        for (size_t k = 0; store && k < 2; k++) {
+        for (size_t k = 0; store && k < 3; k++) {
             char *dir = lh_store_fs_path(store, readable[k]);
-            if (dir) {
-                user_dirs[n_dirs] = lh_sprintf("%s/", dir);
-                internal_dirs[n_dirs++] = lh_sprintf("%s/", dir);
-                free(dir);
-            }
+            if (dir && k < 2)
+                user_dirs[n_user++] = lh_sprintf("%s/", dir);
+            if (dir)
+                internal_dirs[n_internal++] = lh_sprintf("%s/", dir);
+            free(dir);
         }
     }
-    user_dirs[n_dirs] = lh_sprintf("%s/", objects_dir);
-    internal_dirs[n_dirs] = lh_sprintf("%s/", objects_dir);
-    user_dirs[n_dirs + 1] = lh_sprintf("%s/", results_dir);
-    internal_dirs[n_dirs + 1] = lh_sprintf("%s/", work_dir);
+    user_dirs[n_user++] = lh_sprintf("%s/", objects_dir);
+    internal_dirs[n_internal++] = lh_sprintf("%s/", objects_dir);
+    user_dirs[n_user++] = lh_sprintf("%s/", results_dir);
+    internal_dirs[n_internal++] = lh_sprintf("%s/", work_dir);
     lh_engine_opts eopts = {.threads = (int)lh_config_int(cfg, "engine.threads"),
                             .memory_limit = lh_config_str(cfg, "engine.memory_limit"),
                             .allowed_dirs = (const char *const *)user_dirs};
@@ -153,10 +157,10 @@ lh_cmd_serve(int argc, char **argv)
         eopts.allowed_dirs = (const char *const *)internal_dirs;
         rc = lh_engine_open(&eopts, &internal_engine, &err);
     }
-    for (size_t i = 0; i < n_dirs + 2; i++) {
+    for (size_t i = 0; i < n_user; i++)
         free(user_dirs[i]);
+    for (size_t i = 0; i < n_internal; i++)
         free(internal_dirs[i]);
-    }
     free(user_dirs);
     free(internal_dirs);
     if (rc != 0 || lh_engine_ping(engine, &err) != 0) {
@@ -175,6 +179,12 @@ lh_cmd_serve(int argc, char **argv)
         fprintf(stderr, "lakehouse: %s\n", err.message);
         goto out;
     }
+    lh_vectors_deps vdeps = {.config = cfg, .buckets = buckets, .catalog = catalog, .cache = cache,
+                             .engine = internal_engine, .views = engine, .work_dir = work_dir};
+    if (lh_vectors_open(&vdeps, &vectors, &err) != 0) {
+        fprintf(stderr, "lakehouse: %s%s%s\n", err.message, err.detail[0] ? ": " : "", err.detail);
+        goto out;
+    }
     if (lh_jobs_start((int)lh_config_int(cfg, "jobs.workers"),
                       (int)lh_config_int(cfg, "jobs.max_queued"),
                       (int)lh_config_int(cfg, "jobs.keep_finished"), &jobs, &err) != 0) {
@@ -183,7 +193,8 @@ lh_cmd_serve(int argc, char **argv)
     }
     lh_server_deps deps = {.config = cfg,        .engine = engine,   .internal_engine = internal_engine,
                            .jobs = jobs,        .buckets = buckets, .catalog = catalog,
-                           .cache = cache,      .work_dir = work_dir, .results_dir = results_dir};
+                           .cache = cache,      .work_dir = work_dir, .results_dir = results_dir,
+                           .vectors = vectors};
     if (lh_server_start(&deps, &srv, &err) != 0) {
         fprintf(stderr, "lakehouse: %s%s%s\n", err.message, err.detail[0] ? ": " : "", err.detail);
         goto out;
@@ -211,7 +222,8 @@ lh_cmd_serve(int argc, char **argv)
     status = 0;
 out:
     lh_server_shutdown(srv, 0);
-    lh_jobs_stop(jobs);
+    lh_jobs_stop(jobs); /* before the registry: a build job refers to it */
+    lh_vectors_close(vectors);
     lh_catalog_close(catalog);
     lh_cache_free(cache);
     free(work_dir);

@@ -87,4 +87,45 @@ int lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *p
                         lh_err *err);
 void lh_query_free(lh_query *q); /* accepts NULL; interrupts nothing, just releases */
 
+/* ---- typed rows into C ------------------------------------------------------------- */
+/* For callers that need values, not rendered text (vectors, ids). A batch is one DuckDB
+ * chunk (up to 2048 rows); it and everything read from it are valid during the callback
+ * only. Columns must have the types the accessors name: compose the SQL with casts. */
+typedef struct lh_batch lh_batch;
+size_t lh_batch_rows(const lh_batch *b);
+/* A VARCHAR value (not NUL-terminated; *len set) or NULL for SQL NULL. */
+const char *lh_batch_str(const lh_batch *b, size_t col, size_t row, size_t *len);
+/* A BIGINT/INTEGER value; false for SQL NULL. */
+bool lh_batch_int(const lh_batch *b, size_t col, size_t row, int64_t *out);
+/* A FLOAT[] (list) or FLOAT[d] (array) value: its floats and *dim, or NULL for SQL NULL.
+ * NULL elements inside a list read as NaN. */
+const float *lh_batch_floats(const lh_batch *b, size_t col, size_t row, size_t *dim);
+
+typedef int (*lh_batch_fn)(void *ctx, const lh_batch *b);
+typedef struct lh_scan_opts {
+    const char *sql;
+    bool user_sql;      /* admit as user SQL (one SELECT, 403/400 otherwise) */
+    int64_t timeout_ms; /* 408 after this long; 0: none */
+} lh_scan_opts;
+/* Run a SELECT and hand its rows to fn a batch at a time, in order; a non-zero return
+ * from fn stops the scan and is returned (err as fn left it). Memory is one batch. */
+int lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, void *ctx,
+                   lh_err *err);
+
+/* A writer appends typed rows to a temporary table and writes them out as one zstd
+ * Parquet file: how C-computed data (vectors) becomes Parquet. One thread at a time. */
+typedef struct lh_writer lh_writer;
+/* columns: the table's column definitions, composed by lakehouse (e.g.
+ * "doc_id VARCHAR, chunk_id INTEGER, vector FLOAT[384]"). Returns new (lh_writer_free). */
+int lh_writer_open(lh_engine *eng, const char *columns, lh_writer **out, lh_err *err);
+/* Set column col of the current row (NULL s: SQL NULL). Every column must be set. */
+void lh_writer_str(lh_writer *w, size_t col, const char *s, size_t len);
+void lh_writer_int(lh_writer *w, size_t col, int64_t v);
+void lh_writer_floats(lh_writer *w, size_t col, const float *v, size_t dim); /* dim = d */
+/* The current row is complete. */
+int lh_writer_next_row(lh_writer *w, lh_err *err);
+/* Write every row appended so far to path (in an allowed directory); *rows may be NULL. */
+int lh_writer_finish(lh_writer *w, const char *path, int64_t *rows, lh_err *err);
+void lh_writer_free(lh_writer *w); /* accepts NULL */
+
 #endif

@@ -25,6 +25,7 @@
  */
 #include "engine/engine_int.h"
 
+#include <assert.h>
 #include <float.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -1011,6 +1012,140 @@ lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *path,
 out:
     lh_buf_free(&sql);
     free(body);
+    lh_query_free(q);
+    return rc;
+}
+
+/* ---- typed rows into C -------------------------------------------------------------------- */
+
+#define BATCH_MAX_COLS 16
+
+struct lh_batch {
+    duckdb_data_chunk chunk;
+    size_t n_rows;
+    size_t array_size[BATCH_MAX_COLS]; /* ARRAY columns: their fixed size, once looked up */
+};
+
+size_t
+lh_batch_rows(const lh_batch *b)
+{
+    return b->n_rows;
+}
+
+static bool
+batch_valid(duckdb_vector v, size_t row)
+{
+    uint64_t *valid = duckdb_vector_get_validity(v);
+    return valid == NULL || duckdb_validity_row_is_valid(valid, row);
+}
+
+const char *
+lh_batch_str(const lh_batch *b, size_t col, size_t row, size_t *len)
+{
+    duckdb_vector v = duckdb_data_chunk_get_vector(b->chunk, col);
+    if (!batch_valid(v, row))
+        return NULL;
+    duckdb_string_t *s = (duckdb_string_t *)duckdb_vector_get_data(v) + row;
+    *len = duckdb_string_t_length(*s);
+    return duckdb_string_t_data(s);
+}
+
+bool
+lh_batch_int(const lh_batch *b, size_t col, size_t row, int64_t *out)
+{
+    duckdb_vector v = duckdb_data_chunk_get_vector(b->chunk, col);
+    if (!batch_valid(v, row))
+        return false;
+    duckdb_logical_type t = duckdb_vector_get_column_type(v);
+    duckdb_type id = duckdb_get_type_id(t);
+    duckdb_destroy_logical_type(&t);
+    void *data = duckdb_vector_get_data(v);
+    switch (id) {
+    case DUCKDB_TYPE_INTEGER: *out = ((int32_t *)data)[row]; return true;
+    case DUCKDB_TYPE_BIGINT: *out = ((int64_t *)data)[row]; return true;
+    case DUCKDB_TYPE_SMALLINT: *out = ((int16_t *)data)[row]; return true;
+    default: assert(!"lh_batch_int on a column that is not an integer"); return false;
+    }
+}
+
+const float *
+lh_batch_floats(const lh_batch *b, size_t col, size_t row, size_t *dim)
+{
+    duckdb_vector v = duckdb_data_chunk_get_vector(b->chunk, col);
+    if (!batch_valid(v, row))
+        return NULL;
+    assert(col < BATCH_MAX_COLS);
+    lh_batch *mut = (lh_batch *)b; /* the lookup cache only */
+    if (mut->array_size[col] == 0) {
+        duckdb_logical_type t = duckdb_vector_get_column_type(v);
+        mut->array_size[col] = duckdb_get_type_id(t) == DUCKDB_TYPE_ARRAY
+                                   ? (size_t)duckdb_array_type_array_size(t) + 1
+                                   : 1; /* +1: 0 means "not looked up"; 1 means a list */
+        duckdb_destroy_logical_type(&t);
+    }
+    if (mut->array_size[col] > 1) {
+        size_t d = mut->array_size[col] - 1;
+        *dim = d;
+        return (const float *)duckdb_vector_get_data(duckdb_array_vector_get_child(v)) + row * d;
+    }
+    duckdb_list_entry *e = (duckdb_list_entry *)duckdb_vector_get_data(v) + row;
+    *dim = (size_t)e->length;
+    return (const float *)duckdb_vector_get_data(duckdb_list_vector_get_child(v)) + e->offset;
+}
+
+int
+lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, void *ctx, lh_err *err)
+{
+    lh_query *q = lh_calloc(1, sizeof *q);
+    q->eng = eng;
+    q->max_bytes = INT64_MAX;
+    q->deadline_mono_us = opts->timeout_ms > 0 ? lh_mono_us() + opts->timeout_ms * 1000 : 0;
+    lh_buf_init(&q->pending);
+    duckdb_extracted_statements stmts = NULL;
+    duckdb_prepared_statement prep = NULL;
+    int rc = 0;
+    if (duckdb_connect(eng->db, &q->con) == DuckDBError) {
+        rc = lh_err_set(err, LH_EIO, 503, "engine_unavailable", "could not connect to the engine");
+        goto out;
+    }
+    watch(eng, q);
+    idx_t n = duckdb_extract_statements(q->con, opts->sql, &stmts);
+    if (n != 1) {
+        const char *e = n == 0 ? duckdb_extract_statements_error(stmts) : NULL;
+        rc = e ? prepare_error(err, e)
+               : lh_err_set(err, LH_EINVAL, 400, "invalid_sql", "one statement expected");
+        goto out;
+    }
+    if (duckdb_prepare_extracted_statement(q->con, stmts, 0, &prep) == DuckDBError) {
+        rc = prepare_error(err, duckdb_prepare_error(prep));
+        goto out;
+    }
+    if (opts->user_sql && duckdb_prepared_statement_type(prep) != DUCKDB_STATEMENT_TYPE_SELECT) {
+        rc = lh_err_set(err, LH_EPERM, 403, "sql_forbidden", "only read queries (SELECT) are allowed");
+        goto out;
+    }
+    q->has_result = true;
+    if (duckdb_execute_prepared_streaming(prep, &q->result) == DuckDBError) {
+        rc = sql_error(err, duckdb_result_error_type(&q->result), duckdb_result_error(&q->result));
+        goto out;
+    }
+    for (;;) {
+        lh_batch b = {.chunk = duckdb_fetch_chunk(q->result)};
+        if (b.chunk == NULL) {
+            const char *e = duckdb_result_error(&q->result);
+            if (e)
+                rc = sql_error(err, duckdb_result_error_type(&q->result), e);
+            break;
+        }
+        b.n_rows = (size_t)duckdb_data_chunk_get_size(b.chunk);
+        rc = fn(ctx, &b);
+        duckdb_destroy_data_chunk(&b.chunk);
+        if (rc != 0)
+            break;
+    }
+out:
+    duckdb_destroy_prepare(&prep);
+    duckdb_destroy_extracted(&stmts);
     lh_query_free(q);
     return rc;
 }

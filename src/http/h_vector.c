@@ -1,71 +1,18 @@
 /*
- * h_vector.c — vector endpoints: POST /embed (texts to vectors, for agents and tools).
+ * h_vector.c — vector endpoints: POST /embed (texts to vectors, for agents and tools),
+ * the index registry (/vectors/indexes...) and search. An index is visible to whoever may
+ * see its dataset; builds run as jobs unless "async": false.
  */
 #include "http/http_int.h"
 #include "vector/vector.h"
 
+#include <math.h>
 #include <string.h>
 
 #define EMBED_MAX_TEXTS 1024
-
-/* ollama:<model> / openai:<model> through the configured provider: *vectors and *answer
- * (the answer's other members) are new. */
-static int
-embed_remote(lh_req *req, const char *name, const json_t *texts, json_t **vectors,
-             json_t **answer, lh_err *err)
-{
-    const lh_config *cfg = req->srv->config;
-    bool openai = strncmp(name, "openai:", 7) == 0;
-    lh_embed_provider p = {.kind = openai ? "openai" : "ollama",
-                           .url = lh_config_str(cfg, openai ? "vector.openai_url" : "vector.ollama_url"),
-                           .model = name + 7,
-                           .timeout_ms = (int)lh_config_int(cfg, "vector.embed_timeout_ms"),
-                           .batch = (size_t)lh_config_int(cfg, "vector.embed_batch")};
-    if (!p.url || !*p.url) {
-        lh_err_set(err, LH_EINVAL, 400, "unknown_model", "no %s provider is configured", p.kind);
-        lh_err_hint(err, "set [vector] %s_url", p.kind);
-        return LH_EINVAL;
-    }
-    char *key = NULL;
-    const char *ref = lh_config_str(cfg, "vector.openai_secret_ref");
-    if (openai && ref && *ref) {
-        lh_secrets *secrets = NULL;
-        lh_err serr;
-        if (lh_secrets_open(lh_config_str(cfg, "secrets.file"), &secrets, &serr) != 0 ||
-            lh_secrets_get(secrets, ref, "api_key", &key, &serr) != 0) {
-            lh_secrets_free(secrets);
-            lh_err_set(err, LH_EINTERNAL, 500, "provider_misconfigured",
-                       "the API key of the openai provider could not be read");
-            lh_err_detail(err, "%s", serr.message);
-            return LH_EINTERNAL;
-        }
-        lh_secrets_free(secrets);
-        p.api_key = key;
-    }
-    size_t n = json_array_size(texts);
-    const char **list = lh_calloc(n, sizeof *list);
-    for (size_t i = 0; i < n; i++)
-        list[i] = json_string_value(json_array_get(texts, i));
-    float *v = NULL;
-    uint32_t dim = 0;
-    int rc = lh_embed_remote(&p, list, n, &v, &dim, err);
-    free(list);
-    lh_free_secret(key);
-    if (rc != 0)
-        return rc;
-    *vectors = json_array();
-    for (size_t i = 0; i < n; i++) {
-        json_t *row = json_array();
-        for (uint32_t d = 0; d < dim; d++)
-            json_array_append_new(row, json_real(v[i * dim + d]));
-        json_array_append_new(*vectors, row);
-    }
-    free(v);
-    /* a remote model's version is the provider's business: not known here */
-    *answer = json_pack("{s:s, s:n, s:I}", "model", name, "model_version", "dim",
-                        (json_int_t)dim);
-    return 0;
-}
+#define QUERY_MAX_BYTES (64 * 1024)
+#define VECTOR_MAX_DIM 65536
+#define INCLUDE_MAX 64
 
 int
 lh_h_embed(lh_req *req, lh_resp *resp)
@@ -77,21 +24,17 @@ lh_h_embed(lh_req *req, lh_resp *resp)
     static const char *const fields[] = {"model", "texts", NULL};
     int rc = lh_req_check_fields(body, fields, "POST /embed takes model and texts", &err);
     const json_t *model = json_object_get(body, "model"), *texts = json_object_get(body, "texts");
-    const char *name = json_string_value(model);
-    bool remote = name && (strncmp(name, "ollama:", 7) == 0 || strncmp(name, "openai:", 7) == 0);
+    lh_embedder *e = NULL;
     if (rc == 0 && !json_is_string(model))
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
                         "'model' must be a string, e.g. \"builtin\"");
-    else if (rc == 0 && strcmp(name, "builtin") != 0 && (!remote || name[7] == '\0')) {
-        rc = lh_err_set(&err, LH_EINVAL, 400, "unknown_model",
-                        "model '%s' is not available on this server", name);
-        lh_err_hint(&err, "models: builtin, ollama:<model> (e.g. ollama:nomic-embed-text), "
-                          "openai:<model>");
-    } else if (rc == 0 && (!json_is_array(texts) || json_array_size(texts) == 0 ||
-                           json_array_size(texts) > EMBED_MAX_TEXTS))
+    if (rc == 0)
+        rc = lh_embedder_open(req->srv->config, json_string_value(model), &e, &err);
+    if (rc == 0 && (!json_is_array(texts) || json_array_size(texts) == 0 ||
+                    json_array_size(texts) > EMBED_MAX_TEXTS))
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
                         "'texts' must be an array of 1 to %d strings", EMBED_MAX_TEXTS);
-    size_t i;
+    size_t n = json_array_size(texts), i;
     json_t *t;
     json_array_foreach(texts, i, t)
     {
@@ -99,26 +42,315 @@ lh_h_embed(lh_req *req, lh_resp *resp)
             rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
                             "texts[%zu] must be a string", i);
     }
-    json_t *vectors = NULL, *answer = NULL;
-    if (rc == 0 && remote)
-        rc = embed_remote(req, name, texts, &vectors, &answer, &err);
-    if (rc == 0 && !remote) {
-        vectors = json_array();
-        float v[LH_EMBED_BUILTIN_DIM];
+    float *v = NULL;
+    uint32_t dim = 0;
+    size_t hits = 0;
+    if (rc == 0) {
+        const char **list = lh_arena_alloc(req->arena, n * sizeof *list);
+        size_t *lens = lh_arena_alloc(req->arena, n * sizeof *lens);
         json_array_foreach(texts, i, t)
         {
-            lh_embed_builtin(json_string_value(t), json_string_length(t), v);
+            list[i] = json_string_value(t);
+            lens[i] = json_string_length(t);
+        }
+        rc = lh_embedder_embed(e, list, lens, n, &v, &dim, &hits, &err);
+    }
+    json_t *answer = NULL;
+    if (rc == 0) {
+        json_t *vectors = json_array();
+        for (i = 0; i < n; i++) {
             json_t *row = json_array();
-            for (size_t d = 0; d < LH_EMBED_BUILTIN_DIM; d++)
-                json_array_append_new(row, json_real(v[d]));
+            for (uint32_t d = 0; d < dim; d++)
+                json_array_append_new(row, json_real(v[i * dim + d]));
             json_array_append_new(vectors, row);
         }
-        answer = json_pack("{s:s, s:s, s:i}", "model", "builtin", "model_version",
-                           LH_EMBED_BUILTIN_VERSION, "dim", LH_EMBED_BUILTIN_DIM);
+        answer = json_pack("{s:s, s:s, s:i, s:I, s:o}", "model", lh_embedder_model(e),
+                           "model_version", lh_embedder_version(e), "dim", (int)dim, "cache_hits",
+                           (json_int_t)hits, "vectors", vectors);
+    }
+    free(v);
+    lh_embedder_free(e);
+    json_decref(body);
+    if (rc != 0)
+        return lh_resp_error(resp, &err);
+    return lh_resp_json(resp, 200, answer);
+}
+
+/* ---- builds ---------------------------------------------------------------------------- */
+
+static int
+run_build(lh_job *job, void *arg, lh_err *err)
+{
+    json_t *result = NULL;
+    int rc = lh_vbuild_run(arg, job, &result, err);
+    if (rc == 0)
+        lh_job_set_result(job, result);
+    return rc;
+}
+
+static void
+build_free(void *arg)
+{
+    lh_vbuild_free(arg);
+}
+
+/* Run b as a job (202) or here (201/200); takes b. */
+static int
+start_build(lh_req *req, lh_resp *resp, lh_vbuild *b, bool async, int done_status)
+{
+    lh_err err;
+    if (!lh_http__dataset_visible(req, resp, lh_vbuild_dataset(b))) {
+        lh_vbuild_free(b);
+        return 0;
+    }
+    if (async) {
+        char id[LH_JOB_ID_MAX];
+        /* b may be done and freed as soon as it is queued */
+        const char *index = lh_arena_strdup(req->arena, lh_vbuild_index(b));
+        if (lh_jobs_submit(req->srv->jobs, "vector_index", req->principal->name, run_build, b,
+                           build_free, id, &err) != 0)
+            return lh_resp_error(resp, &err); /* the job system freed b */
+        lh_resp_header(resp, "Location", lh_arena_printf(req->arena, "/jobs/%s", id));
+        json_t *job = lh_jobs_get_json(req->srv->jobs, id);
+        json_t *answer = json_pack("{s:s, s:s, s:o}", "index", index, "job_id", id,
+                                   "job", job ? job : json_null());
+        return lh_resp_json(resp, 202, answer);
+    }
+    json_t *result = NULL;
+    int rc = lh_vbuild_run(b, NULL, &result, &err);
+    lh_vbuild_free(b);
+    if (rc != 0)
+        return lh_resp_error(resp, &err);
+    return lh_resp_json(resp, done_status, result);
+}
+
+static int
+async_of(const json_t *body, bool *async, lh_err *err)
+{
+    const json_t *a = json_object_get(body, "async");
+    if (a && !json_is_boolean(a))
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'async' must be true or false");
+    *async = a ? json_is_true(a) : true;
+    return 0;
+}
+
+int
+lh_h_vindex_create(lh_req *req, lh_resp *resp)
+{
+    lh_err err;
+    json_t *body = NULL;
+    if (lh_req_json(req, false, &body, &err) != 0)
+        return lh_resp_error(resp, &err);
+    bool async = true;
+    lh_vbuild *b = NULL;
+    int rc = async_of(body, &async, &err);
+    if (rc == 0) {
+        /* the dataset must be visible before anything is said about it */
+        const char *dataset = json_string_value(json_object_get(body, "dataset"));
+        if (dataset && lh_name_valid(dataset) && !lh_http__dataset_visible(req, resp, dataset)) {
+            json_decref(body);
+            return 0;
+        }
+        rc = lh_vectors_create_begin(req->srv->vectors, body, req->principal->name, &b, &err);
     }
     json_decref(body);
     if (rc != 0)
         return lh_resp_error(resp, &err);
-    json_object_set_new(answer, "vectors", vectors);
-    return lh_resp_json(resp, 200, answer);
+    return start_build(req, resp, b, async, 201);
+}
+
+int
+lh_h_vindex_refresh(lh_req *req, lh_resp *resp)
+{
+    lh_err err;
+    json_t *body = NULL;
+    if (lh_req_json(req, true, &body, &err) != 0)
+        return lh_resp_error(resp, &err);
+    static const char *const fields[] = {"async", NULL};
+    bool async = true;
+    int rc = lh_req_check_fields(body, fields, "refresh takes only async", &err);
+    if (rc == 0)
+        rc = async_of(body, &async, &err);
+    json_decref(body);
+    lh_vbuild *b = NULL;
+    if (rc == 0)
+        rc = lh_vectors_refresh_begin(req->srv->vectors, lh_req_param(req, "name"),
+                                      req->principal->name, &b, &err);
+    if (rc != 0)
+        return lh_resp_error(resp, &err);
+    return start_build(req, resp, b, async, 200);
+}
+
+/* ---- registry ------------------------------------------------------------------------ */
+
+/* The index's dataset must be visible to the caller; else 404 as for no index. */
+static bool
+index_visible(lh_req *req, lh_resp *resp, const char *name)
+{
+    char dataset[64];
+    lh_err err;
+    if (!lh_vectors_dataset_of(req->srv->vectors, name, dataset, sizeof dataset)) {
+        lh_err_set(&err, LH_ENOTFOUND, 404, "index_not_found", "no vector index named '%s'", name);
+        lh_err_hint(&err, "GET /vectors/indexes lists them");
+        lh_resp_error(resp, &err);
+        return false;
+    }
+    json_t *m = NULL;
+    if (lh_catalog_get(req->srv->catalog, dataset, &m, &err) == 0) {
+        const char *bucket = json_string_value(json_object_get(m, "bucket"));
+        bool ok = lh_http__auth_bucket(req->principal, bucket ? bucket : "", &err) == 0;
+        json_decref(m);
+        if (!ok) {
+            lh_err_set(&err, LH_ENOTFOUND, 404, "index_not_found", "no vector index named '%s'",
+                       name);
+            lh_resp_error(resp, &err);
+            return false;
+        }
+    }
+    return true; /* a dataset deleted since: the index is still the caller's to see or drop */
+}
+
+int
+lh_h_vindex_list(lh_req *req, lh_resp *resp)
+{
+    json_t *all = lh_vectors_list(req->srv->vectors), *visible = json_array();
+    size_t i;
+    json_t *x;
+    json_array_foreach(all, i, x)
+    {
+        json_t *m = NULL;
+        lh_err err;
+        const char *dataset = json_string_value(json_object_get(x, "dataset"));
+        bool ok = true;
+        if (lh_catalog_get(req->srv->catalog, dataset, &m, &err) == 0) {
+            const char *bucket = json_string_value(json_object_get(m, "bucket"));
+            ok = lh_http__auth_bucket(req->principal, bucket ? bucket : "", &err) == 0;
+        }
+        json_decref(m);
+        if (ok)
+            json_array_append(visible, x);
+    }
+    json_decref(all);
+    return lh_resp_json(resp, 200,
+                        json_pack("{s:o, s:o}", "indexes", visible, "embedding_cache",
+                                  lh_embed_cache_stats()));
+}
+
+int
+lh_h_vindex_get(lh_req *req, lh_resp *resp)
+{
+    const char *name = lh_req_param(req, "name");
+    if (!index_visible(req, resp, name))
+        return 0;
+    lh_err err;
+    json_t *out = NULL;
+    if (lh_vectors_get(req->srv->vectors, name, &out, &err) != 0)
+        return lh_resp_error(resp, &err);
+    return lh_resp_json(resp, 200, out);
+}
+
+int
+lh_h_vindex_delete(lh_req *req, lh_resp *resp)
+{
+    const char *name = lh_req_param(req, "name");
+    if (!index_visible(req, resp, name))
+        return 0;
+    lh_err err;
+    if (lh_vectors_drop(req->srv->vectors, name, &err) != 0)
+        return lh_resp_error(resp, &err);
+    return lh_resp_json(resp, 200, json_pack("{s:s, s:b}", "index", name, "deleted", 1));
+}
+
+/* ---- search -------------------------------------------------------------------------- */
+
+static int
+parse_search(lh_req *req, const json_t *body, lh_vsearch *s, lh_err *err)
+{
+    static const char *const fields[] = {"query", "vector", "k", "ef", "filter", "include",
+                                         "exact", NULL};
+    int rc = lh_req_check_fields(body, fields,
+                                 "search takes query or vector, k, ef, filter, include, exact",
+                                 err);
+    if (rc != 0)
+        return rc;
+    const json_t *query = json_object_get(body, "query"), *vector = json_object_get(body, "vector");
+    const json_t *k = json_object_get(body, "k"), *ef = json_object_get(body, "ef");
+    const json_t *filter = json_object_get(body, "filter"), *include = json_object_get(body, "include");
+    const json_t *exact = json_object_get(body, "exact");
+    if (query && (!json_is_string(query) || json_string_length(query) == 0 ||
+                  json_string_length(query) > QUERY_MAX_BYTES))
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'query' must be a non-empty string of at most %d bytes", QUERY_MAX_BYTES);
+    if (vector && (!json_is_array(vector) || json_array_size(vector) == 0 ||
+                   json_array_size(vector) > VECTOR_MAX_DIM))
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'vector' must be an array of 1 to %d numbers", VECTOR_MAX_DIM);
+    if (k && (!json_is_integer(k) || json_integer_value(k) <= 0))
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'k' must be a positive integer");
+    if (ef && (!json_is_integer(ef) || json_integer_value(ef) <= 0))
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'ef' must be a positive integer");
+    if (filter && (!json_is_string(filter) || json_string_length(filter) == 0))
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'filter' must be a SQL condition as a string, e.g. \"city = 'Chicago'\"");
+    if (exact && !json_is_boolean(exact))
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'exact' must be true or false");
+    if (include && (!json_is_array(include) || json_array_size(include) > INCLUDE_MAX))
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'include' must be an array of at most %d column names", INCLUDE_MAX);
+    s->query = json_string_value(query);
+    s->k = k ? (size_t)json_integer_value(k) : 10;
+    s->ef = ef ? (size_t)json_integer_value(ef) : 0;
+    s->filter = json_string_value(filter);
+    s->exact = json_is_true(exact);
+    s->timeout_ms = lh_config_int(req->srv->config, "engine.query_timeout_ms");
+    if (vector) {
+        size_t n = json_array_size(vector), i;
+        float *v = lh_arena_alloc(req->arena, n * sizeof *v);
+        json_t *x;
+        json_array_foreach(vector, i, x)
+        {
+            double d = json_number_value(x);
+            if (!json_is_number(x) || !isfinite((float)d))
+                return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                                  "vector[%zu] must be a finite number", i);
+            v[i] = (float)d;
+        }
+        s->vector = v;
+        s->n_vector = n;
+    }
+    if (include) {
+        size_t n = json_array_size(include), i;
+        const char **names = lh_arena_alloc(req->arena, (n ? n : 1) * sizeof *names);
+        json_t *x;
+        json_array_foreach(include, i, x)
+        {
+            if (!json_is_string(x))
+                return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                                  "include[%zu] must be a column name", i);
+            names[i] = json_string_value(x);
+        }
+        s->include = names;
+        s->n_include = n;
+    }
+    return 0;
+}
+
+int
+lh_h_vindex_search(lh_req *req, lh_resp *resp)
+{
+    const char *name = lh_req_param(req, "name");
+    if (!index_visible(req, resp, name))
+        return 0;
+    lh_err err;
+    json_t *body = NULL, *out = NULL;
+    if (lh_req_json(req, false, &body, &err) != 0)
+        return lh_resp_error(resp, &err);
+    lh_vsearch s = {.index = name};
+    int rc = parse_search(req, body, &s, &err);
+    if (rc == 0)
+        rc = lh_vectors_search(req->srv->vectors, &s, &out, &err);
+    json_decref(body);
+    if (rc != 0)
+        return lh_resp_error(resp, &err);
+    return lh_resp_json(resp, 200, out);
 }

@@ -9,6 +9,7 @@
 #include "engine/engine.h"
 #include "catalog/catalog.h"
 #include "storage/storage.h"
+#include "vector/vector.h"
 
 typedef struct lh_server lh_server;
 
@@ -21,6 +22,7 @@ typedef struct lh_server_deps {
     lh_buckets *buckets;
     lh_catalog *catalog;
     lh_cache *cache;
+    lh_vectors *vectors;
     const char *work_dir;    /* uploads in flight: readable by internal_engine only */
     const char *results_dir; /* Parquet query results: written by engine */
 } lh_server_deps;

@@ -8,6 +8,7 @@
 #include "http/http.h"
 #include "catalog/catalog.h"
 #include "storage/storage.h"
+#include "vector/vector.h"
 
 #include <pthread.h>
 #include <sys/types.h>
@@ -193,6 +194,7 @@ struct lh_server {
     lh_buckets *buckets;
     lh_catalog *catalog;
     lh_cache *cache;
+    lh_vectors *vectors;
     char *work_dir;    /* where LH_ROUTE_BODY_FILE bodies go (internal engine only) */
     char *results_dir; /* Parquet query results on their way out */
     char *tmp_dir; /* <data_dir>/tmp: request bodies and downloads in flight */
@@ -238,6 +240,12 @@ int lh_h_row_history(lh_req *req, lh_resp *resp);
 int lh_h_changes(lh_req *req, lh_resp *resp);
 int lh_h_compact(lh_req *req, lh_resp *resp);
 int lh_h_embed(lh_req *req, lh_resp *resp);
+int lh_h_vindex_list(lh_req *req, lh_resp *resp);
+int lh_h_vindex_create(lh_req *req, lh_resp *resp);
+int lh_h_vindex_get(lh_req *req, lh_resp *resp);
+int lh_h_vindex_delete(lh_req *req, lh_resp *resp);
+int lh_h_vindex_refresh(lh_req *req, lh_resp *resp);
+int lh_h_vindex_search(lh_req *req, lh_resp *resp);
 
 /* The dataset's latest manifest (new) if the principal may see it; else answers 404 (as
  * for a missing one) and returns NULL. */

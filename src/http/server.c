@@ -57,6 +57,14 @@ static const lh_route ROUTES[] = {
     {"POST", "/datasets/{name}/rows", lh_h_rows, LH_ALLOW_WRITE, LH_ROUTE_JSON_BODY},
     {"GET", "/journal/events", lh_h_journal_events, LH_ALLOW_READ, 0},
     {"POST", "/embed", lh_h_embed, LH_ALLOW_ANY, LH_ROUTE_JSON_BODY},
+    {"GET", "/vectors/indexes", lh_h_vindex_list, LH_ALLOW_ANY, 0},
+    {"POST", "/vectors/indexes", lh_h_vindex_create, LH_ALLOW_WRITE, LH_ROUTE_JSON_BODY},
+    {"GET", "/vectors/indexes/{name}", lh_h_vindex_get, LH_ALLOW_ANY, 0},
+    {"DELETE", "/vectors/indexes/{name}", lh_h_vindex_delete, LH_ALLOW_WRITE, 0},
+    {"POST", "/vectors/indexes/{name}/refresh", lh_h_vindex_refresh, LH_ALLOW_WRITE,
+     LH_ROUTE_JSON_BODY},
+    {"POST", "/vectors/indexes/{name}/search", lh_h_vindex_search, LH_ALLOW_ANY,
+     LH_ROUTE_JSON_BODY},
     {"GET", "/datasets/{name}/rows/{key}/history", lh_h_row_history, LH_ALLOW_READ, 0},
     {"GET", "/datasets/{name}/changes", lh_h_changes, LH_ALLOW_READ, 0},
     {"POST", "/datasets/{name}/compact", lh_h_compact, LH_ALLOW_WRITE, 0},
@@ -714,6 +722,7 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     srv->buckets = deps->buckets;
     srv->catalog = deps->catalog;
     srv->cache = deps->cache;
+    srv->vectors = deps->vectors;
     srv->work_dir = lh_strdup(deps->work_dir ? deps->work_dir : "/tmp");
     srv->results_dir = lh_strdup(deps->results_dir ? deps->results_dir : srv->work_dir);
     srv->internal_engine = deps->internal_engine ? deps->internal_engine : deps->engine;

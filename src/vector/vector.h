@@ -13,6 +13,9 @@
 #define LH_VECTOR_H
 
 #include "core/core.h"
+#include "catalog/catalog.h"
+#include "engine/engine.h"
+#include "storage/storage.h"
 
 typedef enum { LH_METRIC_COSINE = 0, LH_METRIC_L2 = 1, LH_METRIC_DOT = 2 } lh_metric;
 int lh_metric_parse(const char *s); /* -1 when unknown */
@@ -101,5 +104,104 @@ typedef struct lh_embed_provider {
  * provider_unreachable / provider_error / provider_bad_response naming the provider. */
 int lh_embed_remote(const lh_embed_provider *p, const char *const *texts, size_t n, float **out,
                     uint32_t *dim, lh_err *err);
+
+/* ---- embedding models, as indexes and POST /embed use them -------------------------- */
+
+/* A model chosen by name: "builtin", "ollama:<model>" or "openai:<model>", with the
+ * provider settings from the [vector] config section (and the openai key from the
+ * secrets file). Every embedding goes through the process-wide embedding cache, keyed by
+ * (model, model version, SHA-256 of the text): the same text is never embedded twice
+ * while its entry lives. Thread-safe. */
+typedef struct lh_embedder lh_embedder;
+/* 400 unknown_model for a name no provider serves; 500 provider_misconfigured when the
+ * key cannot be read. Returns new (lh_embedder_free). */
+int lh_embedder_open(const lh_config *cfg, const char *model, lh_embedder **out, lh_err *err);
+void lh_embedder_free(lh_embedder *e); /* accepts NULL */
+const char *lh_embedder_model(const lh_embedder *e);
+/* "builtin-v1"; for remote models, which report no version, the provider's model name. */
+const char *lh_embedder_version(const lh_embedder *e);
+/* Embed n texts (lens[i] bytes each): *out new (n * *dim floats, free). The dimension of
+ * a remote model is learnt from its first answer; later answers must keep it (502). */
+int lh_embedder_embed(lh_embedder *e, const char *const *texts, const size_t *lens, size_t n,
+                      float **out, uint32_t *dim, size_t *cache_hits, lh_err *err);
+/* Size the embedding cache (bytes of vectors; 0 turns it off). Call once at start. */
+void lh_embed_cache_configure(int64_t max_bytes);
+/* {"entries","bytes","max_bytes","hits","misses","evictions"} (new) */
+json_t *lh_embed_cache_stats(void);
+
+/* Split text into chunks of at most size bytes overlapping by overlap bytes, cutting at
+ * whitespace where it can and never inside a UTF-8 sequence. Calls fn(ctx, offset, len)
+ * per chunk in order; text that is only whitespace yields no chunk. */
+void lh_chunk_text(const char *text, size_t len, size_t size, size_t overlap,
+                   void (*fn)(void *ctx, size_t offset, size_t len), void *ctx);
+
+/* ---- indexes over datasets (vindex.c, vsearch.c) -------------------------------------- */
+
+/* The registry of vector indexes. Each index has generations stored in the primary
+ * bucket under _vectors/{index}/gen-{G}/ (embeddings.parquet, hnsw.bin, index.json — the
+ * last written create-only, so its presence commits the generation); the live generation
+ * is reference-counted and swapped atomically, so searches never wait for a build and
+ * finish on the generation they started on. Thread-safe. */
+typedef struct lh_vectors lh_vectors;
+
+typedef struct lh_vectors_deps {
+    const lh_config *config;
+    lh_buckets *buckets;
+    lh_catalog *catalog;
+    lh_cache *cache;
+    lh_engine *engine; /* internal: embeddings Parquet in and out of work_dir */
+    lh_engine *views;  /* the users' engine: dataset views, search filters */
+    const char *work_dir;
+} lh_vectors_deps;
+
+/* Load every index's newest generation (the sidecar mapped; rebuilt from the embeddings
+ * Parquet when it is missing or corrupt). Indexes that cannot be loaded are logged and
+ * skipped. Returns new. */
+int lh_vectors_open(const lh_vectors_deps *deps, lh_vectors **out, lh_err *err);
+void lh_vectors_close(lh_vectors *v); /* accepts NULL; waits for nothing: stop jobs first */
+
+/* A generation build in preparation: created by create/refresh begin (which validate
+ * and reserve), run once by lh_vbuild_run (in a job), then freed. */
+typedef struct lh_vbuild lh_vbuild;
+/* POST /vectors/indexes body: validated (400 naming the field, 404 unknown dataset or
+ * column, 409 an index of that name exists) and the name reserved. Returns new. */
+int lh_vectors_create_begin(lh_vectors *v, const json_t *body, const char *actor,
+                            lh_vbuild **out, lh_err *err);
+/* A new generation of an existing index from its dataset's current rows (409 while
+ * another build of it runs). Returns new. */
+int lh_vectors_refresh_begin(lh_vectors *v, const char *name, const char *actor,
+                             lh_vbuild **out, lh_err *err);
+/* The dataset the build reads (for permission checks). */
+const char *lh_vbuild_dataset(const lh_vbuild *b);
+const char *lh_vbuild_index(const lh_vbuild *b);
+/* Embed, build, store, commit and swap in. job (may be NULL) gets progress and is
+ * checked for cancellation. *out (new) describes the generation. */
+int lh_vbuild_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err);
+void lh_vbuild_free(lh_vbuild *b); /* accepts NULL; releases the reservation */
+
+json_t *lh_vectors_list(lh_vectors *v);
+/* 404 for an unknown index. *out new. */
+int lh_vectors_get(lh_vectors *v, const char *name, json_t **out, lh_err *err);
+/* The dataset an index is over (copied into out); false when no such index. */
+bool lh_vectors_dataset_of(lh_vectors *v, const char *name, char *out, size_t size);
+/* Remove an index and its stored generations (409 while it builds). */
+int lh_vectors_drop(lh_vectors *v, const char *name, lh_err *err);
+
+typedef struct lh_vsearch {
+    const char *index;
+    const char *query;    /* text, embedded with the index's model; or NULL */
+    const float *vector;  /* or a vector of n_vector floats */
+    size_t n_vector;
+    size_t k;
+    size_t ef;            /* 0: the index's ef_search */
+    const char *filter;   /* SQL predicate over the dataset, or NULL */
+    const char *const *include; /* dataset columns to return with each hit */
+    size_t n_include;
+    bool exact;
+    int64_t timeout_ms;   /* for the filter and include queries */
+} lh_vsearch;
+/* Search (see docs/API.md for the answer). 400 for bad input, 404 unknown index, 409 an
+ * index still building its first generation. *out new. */
+int lh_vectors_search(lh_vectors *v, const lh_vsearch *s, json_t **out, lh_err *err);
 
 #endif

@@ -86,4 +86,52 @@ visited *lh_hnsw__visited_get(lh_hnsw *h);
 void lh_hnsw__visited_free(visited *v);
 void lh_hnsw__visited_put(lh_hnsw *h, visited *v);
 
+/* ---- indexes over datasets (vindex.c, vsearch.c) ------------------------------------- */
+
+/* One committed generation: the graph, and position -> (document, chunk). Positions of
+ * one document are contiguous; documents are found by id through an open-addressing
+ * table. Immutable once published; freed when the last reference goes. */
+typedef struct lh_vgen {
+    atomic_int refs;
+    int64_t generation;
+    json_t *desc;        /* the committed index.json */
+    lh_hnsw *hnsw;
+    size_t n;            /* positions */
+    uint32_t *doc_of;    /* n: the document of each position */
+    int32_t *chunk_of;   /* n: the chunk number of each position */
+    size_t n_docs;
+    char **doc_ids;      /* n_docs, NUL-terminated */
+    uint32_t *doc_first; /* n_docs: first position */
+    uint32_t *doc_count; /* n_docs: positions (chunks) */
+    uint32_t *table;     /* table_size slots of doc index + 1 (0: empty) */
+    size_t table_size;
+    char *emb_path;      /* local path of embeddings.parquet */
+    bool emb_pinned;     /* emb_path is pinned in the cache */
+    char *hnsw_path;     /* a pinned cache copy the graph maps, or NULL */
+    struct lh_vectors *owner;
+} lh_vgen;
+
+typedef struct lh_vidx {
+    char name[64];
+    char dataset[64];
+    json_t *spec;      /* id_column, text_column|vector_column, model, metric, hnsw, chunk */
+    lh_vgen *live;     /* NULL while the first generation builds */
+    bool building;
+    int64_t last_generation;
+    struct lh_vidx *next;
+} lh_vidx;
+
+struct lh_vectors {
+    lh_vectors_deps deps;
+    lh_store *store; /* the primary bucket */
+    pthread_mutex_t lock; /* the list, each entry's live/building */
+    lh_vidx *list;
+};
+
+/* Take a reference on name's live generation (NULL with 404/409 in err). */
+lh_vgen *lh_vectors__acquire(lh_vectors *v, const char *name, json_t **spec, lh_err *err);
+void lh_vgen__release(lh_vgen *g); /* accepts NULL */
+/* Document index of id, or -1. */
+int64_t lh_vgen__find_doc(const lh_vgen *g, const char *id, size_t len);
+
 #endif

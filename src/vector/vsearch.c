@@ -1,0 +1,352 @@
+/*
+ * vsearch.c — searching an index: query embedding, filters, graph or exact search, and
+ * the hits' texts and columns.
+ *
+ * A filter is a SQL predicate over the dataset, run by the users' engine as
+ *   SELECT CAST(id AS VARCHAR) FROM "dataset" WHERE (<filter>)
+ * admitted like any user query (one SELECT, sandboxed, time-limited). The matching ids
+ * become a bitmap over positions. When the bitmap holds fewer than
+ * [vector] exact_below_permille of the positions, exact search over them is both
+ * cheaper than walking the graph and exact; above it, the graph is searched with the
+ * filter and a beam widened by the inverse selectivity, and if that still finds fewer
+ * than k matching positions the search falls back to exact. Either way the answer is the
+ * true top-k of the matching rows whenever exact search was used, and HNSW-quality
+ * otherwise.
+ *
+ * The search holds a reference on the generation it started with, so a refresh that
+ * swaps in a new generation meanwhile does not disturb it.
+ */
+#include "vector/vector_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct allowed {
+    uint64_t *bits;
+    size_t n_positions, n_docs;
+    const lh_vgen *g;
+} allowed;
+
+static bool
+is_allowed(void *ctx, uint32_t id)
+{
+    const uint64_t *bits = ctx;
+    return (bits[id >> 6] >> (id & 63)) & 1u;
+}
+
+static int
+on_filter_batch(void *ctx, const lh_batch *b)
+{
+    allowed *a = ctx;
+    for (size_t i = 0; i < lh_batch_rows(b); i++) {
+        size_t len = 0;
+        const char *id = lh_batch_str(b, 0, i, &len);
+        int64_t d = id ? lh_vgen__find_doc(a->g, id, len) : -1;
+        if (d < 0)
+            continue;
+        uint32_t first = a->g->doc_first[d], count = a->g->doc_count[d];
+        if (is_allowed(a->bits, first))
+            continue; /* the same id twice */
+        a->n_docs++;
+        for (uint32_t p = first; p < first + count; p++) {
+            a->bits[p >> 6] |= (uint64_t)1 << (p & 63);
+            a->n_positions++;
+        }
+    }
+    return 0;
+}
+
+static int
+run_filter(lh_vectors *v, const json_t *spec, const lh_vsearch *s, allowed *a, lh_err *err)
+{
+    lh_buf sql;
+    lh_buf_init(&sql);
+    lh_buf_puts(&sql, "SELECT CAST(");
+    lh_sql_ident(&sql, json_string_value(json_object_get(spec, "id_column")));
+    lh_buf_puts(&sql, " AS VARCHAR) FROM ");
+    lh_sql_ident(&sql, json_string_value(json_object_get(spec, "dataset")));
+    /* newlines: a trailing "-- comment" in the filter cannot swallow the parenthesis */
+    lh_buf_printf(&sql, " WHERE (\n%s\n)", s->filter);
+    lh_scan_opts opts = {.sql = sql.data, .user_sql = true, .timeout_ms = s->timeout_ms};
+    int rc = lh_engine_scan(v->deps.views, &opts, on_filter_batch, a, err);
+    lh_buf_free(&sql);
+    if (rc == LH_EINVAL) {
+        char detail[sizeof err->detail];
+        snprintf(detail, sizeof detail, "%s", err->detail);
+        lh_err_set(err, LH_EINVAL, 400, "invalid_filter",
+                   "the filter is not a valid SQL condition on dataset '%s'",
+                   json_string_value(json_object_get(spec, "dataset")));
+        lh_err_detail(err, "%s", detail);
+        lh_err_hint(err, "a filter is what follows WHERE, e.g. \"city = 'Chicago' AND years > 3\"");
+    }
+    return rc;
+}
+
+static float
+score_of(lh_metric metric, float distance)
+{
+    switch (metric) {
+    case LH_METRIC_COSINE: return 1.0f - distance; /* cosine similarity */
+    case LH_METRIC_DOT: return -distance;          /* the inner product */
+    default: return -distance;                     /* minus the squared L2 distance */
+    }
+}
+
+/* Add chunk_text to each hit (text indexes) from the embeddings file. */
+static int
+add_texts(lh_vectors *v, const lh_vgen *g, const lh_hit *hits, size_t n, json_t *out_hits,
+          lh_err *err)
+{
+    lh_buf sql;
+    lh_buf_init(&sql);
+    lh_buf_puts(&sql, "SELECT position, chunk_text FROM read_parquet(");
+    lh_sql_quote(&sql, g->emb_path);
+    lh_buf_puts(&sql, ") WHERE position IN (");
+    for (size_t i = 0; i < n; i++)
+        lh_buf_printf(&sql, "%s%u", i ? "," : "", hits[i].id);
+    lh_buf_puts(&sql, ")");
+    json_t *rows = NULL;
+    int rc = lh_engine_rows(v->deps.engine, sql.data, &rows, err);
+    lh_buf_free(&sql);
+    if (rc != 0)
+        return rc;
+    size_t i, j;
+    json_t *row, *hit;
+    json_array_foreach(rows, i, row)
+    {
+        json_int_t pos = json_integer_value(json_object_get(row, "position"));
+        json_array_foreach(out_hits, j, hit)
+        {
+            if (hits[j].id == (uint32_t)pos)
+                json_object_set(hit, "chunk_text", json_object_get(row, "chunk_text"));
+        }
+    }
+    json_decref(rows);
+    return 0;
+}
+
+/* Add the requested dataset columns to each hit, by document id. */
+static int
+add_columns(lh_vectors *v, const json_t *spec, const lh_vsearch *s, json_t *out_hits, lh_err *err)
+{
+    const char *id_col = json_string_value(json_object_get(spec, "id_column"));
+    lh_buf sql;
+    lh_buf_init(&sql);
+    lh_buf_puts(&sql, "SELECT CAST(");
+    lh_sql_ident(&sql, id_col);
+    lh_buf_puts(&sql, " AS VARCHAR) AS lh_doc_id");
+    for (size_t i = 0; i < s->n_include; i++) {
+        lh_buf_puts(&sql, ", ");
+        lh_sql_ident(&sql, s->include[i]);
+    }
+    lh_buf_puts(&sql, " FROM ");
+    lh_sql_ident(&sql, json_string_value(json_object_get(spec, "dataset")));
+    lh_buf_puts(&sql, " WHERE CAST(");
+    lh_sql_ident(&sql, id_col);
+    lh_buf_puts(&sql, " AS VARCHAR) IN (");
+    size_t i;
+    json_t *hit;
+    json_array_foreach(out_hits, i, hit)
+    {
+        if (i)
+            lh_buf_puts(&sql, ",");
+        lh_sql_quote(&sql, json_string_value(json_object_get(hit, "doc_id")));
+    }
+    lh_buf_puts(&sql, ")");
+    json_t *rows = NULL;
+    int rc = lh_engine_rows(v->deps.views, sql.data, &rows, err);
+    lh_buf_free(&sql);
+    if (rc != 0)
+        return rc;
+    json_array_foreach(out_hits, i, hit)
+    {
+        size_t r;
+        json_t *row;
+        json_t *cols = NULL;
+        json_array_foreach(rows, r, row)
+        {
+            if (strcmp(json_string_value(json_object_get(row, "lh_doc_id")),
+                       json_string_value(json_object_get(hit, "doc_id"))) == 0) {
+                cols = json_deep_copy(row);
+                json_object_del(cols, "lh_doc_id");
+                break;
+            }
+        }
+        /* a row deleted since the generation was built has no columns any more */
+        json_object_set_new(hit, "columns", cols ? cols : json_null());
+    }
+    json_decref(rows);
+    return 0;
+}
+
+static int
+check_include(lh_vectors *v, const json_t *spec, const lh_vsearch *s, lh_err *err)
+{
+    if (s->n_include == 0)
+        return 0;
+    const char *dataset = json_string_value(json_object_get(spec, "dataset"));
+    json_t *m = NULL;
+    int rc = lh_catalog_get(v->deps.catalog, dataset, &m, err);
+    for (size_t i = 0; rc == 0 && i < s->n_include; i++) {
+        bool found = false;
+        size_t c;
+        json_t *col;
+        json_array_foreach(json_object_get(m, "columns"), c, col)
+        {
+            const char *name = json_string_value(json_object_get(col, "name"));
+            found = found || (name && strcmp(name, s->include[i]) == 0);
+        }
+        if (!found) {
+            rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                            "'include' names column '%s', which dataset '%s' does not have",
+                            s->include[i], dataset);
+            lh_err_hint(err, "GET /catalog/datasets/%s lists its columns", dataset);
+        }
+    }
+    json_decref(m);
+    return rc;
+}
+
+int
+lh_vectors_search(lh_vectors *v, const lh_vsearch *s, json_t **out, lh_err *err)
+{
+    json_t *spec = NULL, *answer = NULL;
+    lh_vgen *g = lh_vectors__acquire(v, s->index, &spec, err);
+    if (!g)
+        return err ? err->rc : LH_ENOTFOUND;
+    int rc = 0;
+    float *qv = NULL;
+    allowed a = {.g = g};
+    lh_hit *hits = NULL;
+    lh_embedder *e = NULL;
+    uint32_t dim = lh_hnsw_dim(g->hnsw);
+    lh_metric metric = lh_hnsw_metric(g->hnsw);
+    size_t max_k = (size_t)lh_config_int(v->deps.config, "vector.max_k");
+    const char *model = json_string_value(json_object_get(spec, "model"));
+    int64_t embed_us = 0, filter_us = 0, took_us = 0;
+
+    if ((s->query != NULL) == (s->vector != NULL)) {
+        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                        "give exactly one of 'query' (text) or 'vector' (numbers)");
+        goto out;
+    }
+    if (s->k == 0 || s->k > max_k) {
+        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'k' must be from 1 to %zu",
+                        max_k);
+        goto out;
+    }
+    if (s->ef > 100000) {
+        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'ef' must be from 1 to 100000");
+        goto out;
+    }
+    if (s->query && !model) {
+        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                        "index '%s' holds vectors from column '%s', so it takes 'vector' queries "
+                        "only", s->index,
+                        json_string_value(json_object_get(spec, "vector_column")));
+        goto out;
+    }
+    if (s->vector && s->n_vector != dim) {
+        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                        "the vector has %zu dimensions; index '%s' holds %u", s->n_vector,
+                        s->index, dim);
+        goto out;
+    }
+    if ((rc = check_include(v, spec, s, err)) != 0)
+        goto out;
+    if (s->query) {
+        int64_t t0 = lh_mono_us();
+        size_t len = strlen(s->query);
+        uint32_t got_dim = 0;
+        if ((rc = lh_embedder_open(v->deps.config, model, &e, err)) != 0 ||
+            (rc = lh_embedder_embed(e, &s->query, &len, 1, &qv, &got_dim, NULL, err)) != 0)
+            goto out;
+        if (got_dim != dim) {
+            rc = lh_err_set(err, LH_EIO, 502, "provider_bad_response",
+                            "model %s returned %u dimensions; index '%s' holds %u", model,
+                            got_dim, s->index, dim);
+            goto out;
+        }
+        embed_us = lh_mono_us() - t0;
+    } else {
+        qv = lh_calloc(dim, sizeof *qv);
+        memcpy(qv, s->vector, dim * sizeof *qv);
+    }
+    if (s->filter) {
+        int64_t t0 = lh_mono_us();
+        a.bits = lh_try_malloc(((g->n + 63) / 64) * sizeof *a.bits + 8);
+        if (!a.bits) {
+            rc = lh_err_set(err, LH_ENOMEM, 503, "out_of_memory", "not enough memory to filter");
+            goto out;
+        }
+        memset(a.bits, 0, ((g->n + 63) / 64) * sizeof *a.bits + 8);
+        if ((rc = run_filter(v, spec, s, &a, err)) != 0)
+            goto out;
+        filter_us = lh_mono_us() - t0;
+    }
+    size_t k = s->k < g->n ? s->k : g->n;
+    hits = lh_calloc(k ? k : 1, sizeof *hits);
+    size_t ef = s->ef ? s->ef : (size_t)lh_hnsw_get_params(g->hnsw).ef_search;
+    if (ef < k)
+        ef = k;
+    size_t n_hits = 0;
+    bool exact = s->exact;
+    int64_t threshold = lh_config_int(v->deps.config, "vector.exact_below_permille");
+    if (s->filter && (int64_t)a.n_positions * 1000 < threshold * (int64_t)g->n)
+        exact = true;
+    size_t want = s->filter ? (k < a.n_positions ? k : a.n_positions) : k;
+    int64_t t0 = lh_mono_us();
+    if (want == 0) {
+        n_hits = 0;
+    } else if (!exact) {
+        if (s->filter) { /* widen the beam by the inverse selectivity */
+            double widened = (double)ef * (double)g->n / (double)a.n_positions;
+            ef = widened > (double)g->n ? g->n : (size_t)widened;
+        }
+        n_hits = lh_hnsw_search(g->hnsw, qv, k, ef, s->filter ? is_allowed : NULL, a.bits, hits);
+        if (n_hits < want)
+            exact = true; /* the graph ran dry: answer exactly */
+    }
+    if (want > 0 && exact)
+        n_hits = lh_vec_exact(lh_hnsw_vector(g->hnsw, 0), g->n, dim, metric, qv, k,
+                              s->filter ? is_allowed : NULL, a.bits, 0, hits);
+    took_us = lh_mono_us() - t0;
+
+    json_t *out_hits = json_array();
+    for (size_t i = 0; i < n_hits; i++) {
+        uint32_t p = hits[i].id;
+        json_array_append_new(out_hits,
+                              json_pack("{s:s, s:i, s:f, s:f}", "doc_id", g->doc_ids[g->doc_of[p]],
+                                        "chunk_id", (int)g->chunk_of[p], "score",
+                                        (double)score_of(metric, hits[i].distance), "distance",
+                                        (double)hits[i].distance));
+    }
+    answer = json_pack("{s:s, s:I, s:s?, s:s, s:I, s:I, s:s, s:o}", "index", s->index,
+                       "generation", (json_int_t)g->generation, "model", model, "metric",
+                       lh_metric_name(metric), "k", (json_int_t)s->k, "ef",
+                       (json_int_t)(exact ? 0 : ef), "method", exact ? "exact" : "hnsw", "hits",
+                       out_hits);
+    if (s->filter)
+        json_object_set_new(answer, "filter",
+                            json_pack("{s:I, s:I}", "matched_documents", (json_int_t)a.n_docs,
+                                      "matched_vectors", (json_int_t)a.n_positions));
+    if (n_hits > 0 && model && (rc = add_texts(v, g, hits, n_hits, out_hits, err)) != 0)
+        goto out;
+    if (n_hits > 0 && s->n_include > 0 && (rc = add_columns(v, spec, s, out_hits, err)) != 0)
+        goto out;
+    json_object_set_new(answer, "took_us", json_integer(took_us));
+    json_object_set_new(answer, "embed_us", json_integer(embed_us));
+    json_object_set_new(answer, "filter_us", json_integer(filter_us));
+    *out = answer;
+    answer = NULL;
+out:
+    json_decref(answer);
+    free(hits);
+    free(a.bits);
+    free(qv);
+    lh_embedder_free(e);
+    json_decref(spec);
+    lh_vgen__release(g);
+    return rc;
+}
