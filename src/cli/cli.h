@@ -17,6 +17,8 @@ int lh_cmd_ingest(int argc, char **argv);
 void lh_cmd_ingest_help(void);
 int lh_cmd_datasets(int argc, char **argv);
 void lh_cmd_datasets_help(void);
+int lh_cmd_search(int argc, char **argv);
+void lh_cmd_search_help(void);
 int lh_cmd_demo(int argc, char **argv);
 void lh_cmd_demo_help(void);
 

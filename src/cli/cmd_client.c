@@ -1,5 +1,5 @@
 /*
- * cmd_client.c — `lakehouse sql`, `lakehouse ingest`, `lakehouse datasets`: clients of a
+ * cmd_client.c — `lakehouse sql`, `ingest`, `datasets` and `search`: clients of a
  * running server.
  */
 #include "cli/cli.h"
@@ -423,6 +423,135 @@ lh_cmd_datasets(int argc, char **argv)
         json_decref(res);
     }
     lh_buf_free(&out);
+    lh_client_close(c);
+    return rc;
+}
+
+/* ---- search ------------------------------------------------------------------------------- */
+
+void
+lh_cmd_search_help(void)
+{
+    printf("usage: lakehouse search INDEX \"text\" [--k N] [--filter SQL] [--include a,b,...]\n"
+           "                        [--ef N] [--exact true] [--format table|json] [--config FILE]\n\n"
+           "Searches a vector index of the running server by meaning: the text is embedded\n"
+           "with the index's model and the k nearest chunks come back, best first, with their\n"
+           "document id, score and text. --filter is a SQL condition on the index's dataset\n"
+           "(\"city = 'Chicago'\"); --include adds dataset columns to each hit. On a terminal\n"
+           "the answer is a table; when piped it is the JSON answer.\n");
+}
+
+int
+lh_cmd_search(int argc, char **argv)
+{
+    const char *config = NULL, *k = NULL, *filter = NULL, *include = NULL, *ef = NULL,
+               *exact = NULL, *format = NULL;
+    const char *positional[2] = {NULL, NULL};
+    opt opts[] = {{"--k", &k},         {"--filter", &filter}, {"--include", &include},
+                  {"--ef", &ef},       {"--exact", &exact},   {"--format", &format},
+                  {NULL, NULL}};
+    int rc = parse("search", argc, argv, opts, positional, 2, &config);
+    if (rc != 0)
+        return rc;
+    if (format == NULL)
+        format = isatty(STDOUT_FILENO) ? "table" : "json";
+    if (strcmp(format, "table") && strcmp(format, "json")) {
+        fprintf(stderr, "lakehouse search: --format is table or json\n");
+        return 2;
+    }
+    char *end = NULL;
+    long long k_value = k ? strtoll(k, &end, 10) : 10;
+    if (k && (*k == '\0' || *end != '\0' || k_value <= 0)) {
+        fprintf(stderr, "lakehouse search: --k takes a positive number\n");
+        return 2;
+    }
+    long long ef_value = ef ? strtoll(ef, &end, 10) : 0;
+    if (ef && (*ef == '\0' || *end != '\0' || ef_value <= 0)) {
+        fprintf(stderr, "lakehouse search: --ef takes a positive number\n");
+        return 2;
+    }
+    if (exact && strcmp(exact, "true") && strcmp(exact, "false")) {
+        fprintf(stderr, "lakehouse search: --exact is true or false\n");
+        return 2;
+    }
+    json_t *req = json_pack("{s:s, s:I}", "query", positional[1], "k", (json_int_t)k_value);
+    if (ef)
+        json_object_set_new(req, "ef", json_integer(ef_value));
+    if (filter)
+        json_object_set_new(req, "filter", json_string(filter));
+    if (exact)
+        json_object_set_new(req, "exact", json_boolean(strcmp(exact, "true") == 0));
+    json_t *names = json_array();
+    for (const char *p = include; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len > 0)
+            json_array_append_new(names, json_stringn(p, len));
+        p = comma ? comma + 1 : p + len;
+    }
+    json_object_set_new(req, "include", names);
+    names = NULL;
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    lh_client *c = NULL;
+    if ((rc = lh_client_open(config, &c)) != 0) {
+        free(body);
+        return rc;
+    }
+    /* the index name goes into the path: refuse anything that is not a name */
+    char *path = NULL;
+    if (!lh_name_valid(positional[0])) {
+        fprintf(stderr, "lakehouse search: '%s' is not an index name\n", positional[0]);
+        rc = 2;
+    } else {
+        path = lh_sprintf("/vectors/indexes/%s/search", positional[0]);
+    }
+    lh_buf out;
+    lh_buf_init(&out);
+    long status = 0;
+    if (rc == 0)
+        rc = lh_client_request(c, "POST", path, body, NULL, &status, &out);
+    if (rc == 0 && status != 200) {
+        rc = lh_client_print_error(status, &out);
+    } else if (rc == 0 && strcmp(format, "json") == 0) {
+        fwrite(out.data, 1, out.len, stdout);
+        if (out.len && out.data[out.len - 1] != '\n')
+            fputc('\n', stdout);
+    } else if (rc == 0) {
+        json_t *res = json_loadb(out.data, out.len, 0, NULL);
+        json_t *cols = json_array(), *rows = json_array();
+        json_array_append_new(cols, json_pack("{s:s}", "name", "doc_id"));
+        json_array_append_new(cols, json_pack("{s:s}", "name", "score"));
+        size_t i;
+        json_t *hit;
+        json_array_foreach(json_object_get(res, "hits"), i, hit)
+        {
+            json_t *row = json_pack("{s:O?, s:O?}", "doc_id", json_object_get(hit, "doc_id"),
+                                    "score", json_object_get(hit, "score"));
+            const char *key;
+            json_t *value;
+            json_object_foreach(json_object_get(hit, "columns"), key, value)
+            {
+                json_object_set(row, key, value);
+                if (i == 0)
+                    json_array_append_new(cols, json_pack("{s:s}", "name", key));
+            }
+            json_object_set(row, "text", json_object_get(hit, "chunk_text"));
+            json_array_append_new(rows, row);
+        }
+        json_array_append_new(cols, json_pack("{s:s}", "name", "text"));
+        lh_client_print_table(stdout, cols, rows);
+        printf("(%zu hit%s, %s search in %lld us)\n", json_array_size(rows),
+               json_array_size(rows) == 1 ? "" : "s",
+               json_string_value(json_object_get(res, "method")),
+               (long long)json_integer_value(json_object_get(res, "took_us")));
+        json_decref(cols);
+        json_decref(rows);
+        json_decref(res);
+    }
+    lh_buf_free(&out);
+    free(path);
+    free(body);
     lh_client_close(c);
     return rc;
 }

@@ -25,6 +25,7 @@ static const command COMMANDS[] = {
     {"sql", "run a SELECT on the running server", lh_cmd_sql, lh_cmd_sql_help},
     {"ingest", "load a CSV/JSON/Parquet file as a dataset", lh_cmd_ingest, lh_cmd_ingest_help},
     {"datasets", "list the datasets", lh_cmd_datasets, lh_cmd_datasets_help},
+    {"search", "search a vector index by meaning", lh_cmd_search, lh_cmd_search_help},
     {"demo", "load the staffing demo data and ask it questions", lh_cmd_demo, lh_cmd_demo_help},
     {"version", "print the lakehouse and DuckDB versions", cmd_version, help_version},
     {"help", "show help for a command", cmd_help, help_help},

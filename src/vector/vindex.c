@@ -757,10 +757,10 @@ lh_vectors_create_begin(lh_vectors *v, const json_t *body, const char *actor, lh
     pthread_mutex_lock(&v->lock);
     if (find_locked(v, name)) {
         pthread_mutex_unlock(&v->lock);
-        json_decref(spec);
         lh_err_set(err, LH_EEXIST, 409, "index_exists", "a vector index named '%s' exists", name);
         lh_err_hint(err, "refresh it with POST /vectors/indexes/%s/refresh, or delete it first",
                     name);
+        json_decref(spec); /* name pointed into it */
         return LH_EEXIST;
     }
     lh_vidx *x = lh_calloc(1, sizeof *x);

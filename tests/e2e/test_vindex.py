@@ -1,0 +1,340 @@
+"""End-to-end: vector indexes over datasets — the demo candidates' resumes indexed with the
+built-in model, searched (text, filters, included columns, exact), restarted (the sidecar
+is mapped, a corrupt one rebuilt), refreshed after row changes (only changed text is
+embedded again), bring-your-own vectors, several indexes side by side, every bad input,
+permissions, deletion. The remote providers are covered against servers speaking their
+documented wire formats in test_vector.py; here one such server stands in for an Ollama
+that goes down during a build."""
+import glob
+import json
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+
+ADMIN, READER, AGENT = "tok-admin-vidx-0001", "tok-reader-vidx-001", "tok-agent-vidx-0001"
+
+
+class Indexes(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = harness.Server(
+            principals=[("owner", ADMIN, ["admin"]), ("viewer", READER, ["reader"]),
+                        ("bot", AGENT, ["agent"])],
+            extra_toml='\n[vector]\nollama_url = "http://127.0.0.1:1"\nembed_timeout_ms = 500\n'
+        ).start()
+        env = {"LAKEHOUSE_SERVER_PORT": str(cls.srv.port), "LAKEHOUSE_CONFIG": cls.srv.config,
+               "LAKEHOUSE_TOKEN": ADMIN}
+        cls.env = env
+        rc, out, err = harness.run_cli(["demo", "--scale", "0.02"], env=env, cwd=cls.srv.dir,
+                                       timeout=300)
+        assert rc == 0, err
+        # the demo's candidates: 2,000 rows with resume_text
+        st, _, b = cls.srv.request("POST", "/vectors/indexes", who="owner", body={
+            "name": "resumes", "dataset": "candidates", "id_column": "candidate_id",
+            "text_column": "resume_text", "model": "builtin"})
+        assert st == 202, b
+        cls.wait_job(b["job_id"])
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.srv.stop()
+        cls.srv.cleanup()
+        assert rc == 0
+
+    @classmethod
+    def wait_job(cls, job_id, state="succeeded"):
+        for _ in range(600):
+            st, _, job = cls.srv.request("GET", "/jobs/" + job_id, who="owner")
+            if job["state"] in ("succeeded", "failed", "cancelled"):
+                assert job["state"] == state, job
+                return job
+            time.sleep(0.05)
+        raise AssertionError("job did not finish")
+
+    def req(self, method, path, body=None, status=200, who="owner"):
+        st, _, b = self.srv.request(method, path, body=body, who=who)
+        self.assertEqual(st, status, b)
+        return b
+
+    def search(self, body, status=200, index="resumes", who="owner"):
+        return self.req("POST", "/vectors/indexes/%s/search" % index, body, status, who)
+
+    def sql(self, q):
+        return self.req("POST", "/query", {"sql": q})["rows"]
+
+    def exact_top(self, body, index="resumes"):
+        b = dict(body)
+        b["exact"] = True
+        return [(h["doc_id"], h["chunk_id"]) for h in self.search(b, index=index)["hits"]]
+
+    def test_a_describe(self):
+        d = self.req("GET", "/vectors/indexes/resumes")
+        self.assertEqual(d["state"], "ready")
+        self.assertEqual((d["model"], d["model_version"], d["dim"], d["metric"]),
+                         ("builtin", "builtin-v1", 384, "cosine"))
+        self.assertEqual(d["hnsw"], {"m": 16, "ef_construction": 80, "ef_search": 30})
+        self.assertEqual(d["documents"], 2000)
+        self.assertGreaterEqual(d["vectors"], 2000)
+        self.assertGreater(d["memory_bytes"], 2000 * 384 * 4)
+        self.assertEqual([g["live"] for g in d["generations"]], [True])
+        listed = self.req("GET", "/vectors/indexes", who="bot")
+        self.assertIn("resumes", [x["name"] for x in listed["indexes"]])
+        self.assertIn("hits", listed["embedding_cache"])
+        # the files of generation 1 are in the bucket, in open formats
+        gen = os.path.join(self.srv.data_dir, "buckets", "primary", "_vectors", "resumes")
+        if not os.path.isdir(gen):
+            gen = glob.glob(os.path.join(self.srv.data_dir, "**", "_vectors", "resumes"),
+                            recursive=True)[0]
+        files = sorted(os.listdir(os.path.join(gen, "gen-000001")))
+        self.assertEqual(files, ["embeddings.parquet", "hnsw.bin", "index.json"])
+
+    def test_b_search_text(self):
+        res = self.search({"query": "Data Analyst", "k": 5,
+                           "include": ["full_name", "title", "city"]}, who="bot")
+        self.assertEqual(len(res["hits"]), 5)
+        self.assertEqual(res["method"], "hnsw")
+        for h in res["hits"]:
+            self.assertIn("chunk_text", h)
+            self.assertEqual(set(h["columns"]), {"full_name", "title", "city"})
+        scores = [h["score"] for h in res["hits"]]
+        self.assertEqual(scores, sorted(scores, reverse=True))
+        self.assertIsInstance(res["took_us"], int)
+        # the best hits are about what was asked, as their own texts say
+        self.assertIn("Data Analyst", res["hits"][0]["chunk_text"])
+        self.assertEqual(res["hits"][0]["columns"]["title"], "Data Analyst")
+        # HNSW agrees with exact search on this small index at the default ef
+        self.assertEqual([(h["doc_id"], h["chunk_id"]) for h in res["hits"]],
+                         self.exact_top({"query": "Data Analyst", "k": 5}))
+
+    def test_c_filter(self):
+        city = self.sql("SELECT city FROM candidates GROUP BY city ORDER BY count(*) LIMIT 1")[0]["city"]
+        q = {"query": "Python developer", "k": 10, "filter": "city = '%s'" % city,
+             "include": ["city"]}
+        res = self.search(q)
+        n_city = self.sql("SELECT count(*) AS n FROM candidates WHERE city = '%s'" % city)[0]["n"]
+        self.assertEqual(res["filter"]["matched_documents"], n_city)
+        self.assertTrue(all(h["columns"]["city"] == city for h in res["hits"]))
+        self.assertEqual(len(res["hits"]), min(10, res["filter"]["matched_vectors"]))
+        self.assertEqual([(h["doc_id"], h["chunk_id"]) for h in res["hits"]], self.exact_top(q))
+        # a very selective filter goes to exact search and still finds its rows
+        one = self.search({"query": "Python developer", "k": 10, "filter": "candidate_id = 7"})
+        self.assertEqual(one["method"], "exact")
+        self.assertEqual([h["doc_id"] for h in one["hits"]], ["7"])
+        none = self.search({"query": "Python developer", "filter": "candidate_id < 0"})
+        self.assertEqual(none["hits"], [])
+
+    def test_d_bad_input(self):
+        cases = [
+            ({"query": "x", "k": 0}, 400, "invalid_parameter"),
+            ({"query": "x", "k": -3}, 400, "invalid_parameter"),
+            ({"query": "x", "k": 10 ** 9}, 400, "invalid_parameter"),
+            ({"query": "x", "k": "ten"}, 400, "invalid_parameter"),
+            ({"query": "x", "ef": 0}, 400, "invalid_parameter"),
+            ({"k": 3}, 400, "invalid_parameter"),
+            ({"query": "x", "vector": [1.0]}, 400, "invalid_parameter"),
+            ({"vector": [1.0, 2.0]}, 400, "invalid_parameter"),  # wrong dimension
+            ({"vector": ["a"] * 384}, 400, "invalid_parameter"),
+            ({"query": ""}, 400, "invalid_parameter"),
+            ({"query": "x", "include": ["no_such_column"]}, 400, "invalid_parameter"),
+            ({"query": "x", "include": "city"}, 400, "invalid_parameter"),
+            ({"query": "x", "surprise": 1}, 400, "invalid_parameter"),
+            ({"query": "x", "filter": "no_such_column = 1"}, 400, "invalid_filter"),
+            ({"query": "x", "filter": "city = "}, 400, "invalid_filter"),
+            ({"query": "x", "filter": "true); DROP TABLE candidates; --"}, 400, None),
+            ({"query": "x", "filter": "city IN (SELECT * FROM read_csv('/etc/passwd'))"}, 403,
+             "sql_forbidden"),
+        ]
+        for body, status, code in cases:
+            with self.subTest(body=body):
+                b = self.search(body, status=status)
+                if code:
+                    self.assertEqual(b["error"]["code"], code)
+                self.assertTrue(b["error"]["message"])
+        st, _, b = self.srv.request("POST", "/vectors/indexes/resumes/search", body="{nope",
+                                    who="owner", headers={"Content-Type": "application/json"})
+        self.assertEqual(st, 400)
+        b = self.search({"query": "x"}, status=404, index="nothing_here")
+        self.assertEqual(b["error"]["code"], "index_not_found")
+        self.search({"query": "x"}, status=404, index="..%2Fetc")
+        # creating: each mistake named
+        bad_creates = [
+            ({"name": "Bad Name", "dataset": "candidates", "id_column": "candidate_id",
+              "text_column": "resume_text"}, 400),
+            ({"name": "x1", "dataset": "nope", "id_column": "a", "text_column": "b"}, 404),
+            ({"name": "x1", "dataset": "candidates", "id_column": "nope",
+              "text_column": "resume_text"}, 404),
+            ({"name": "x1", "dataset": "candidates", "id_column": "candidate_id"}, 400),
+            ({"name": "x1", "dataset": "candidates", "id_column": "candidate_id",
+              "text_column": "resume_text", "vector_column": "skills"}, 400),
+            ({"name": "x1", "dataset": "candidates", "id_column": "candidate_id",
+              "text_column": "resume_text", "model": "gpt-17"}, 400),
+            ({"name": "x1", "dataset": "candidates", "id_column": "candidate_id",
+              "text_column": "resume_text", "metric": "manhattan"}, 400),
+            ({"name": "x1", "dataset": "candidates", "id_column": "candidate_id",
+              "text_column": "resume_text", "hnsw": {"m": 1}}, 400),
+            ({"name": "x1", "dataset": "candidates", "id_column": "candidate_id",
+              "text_column": "resume_text", "hnsw": {"ef_search": "fast"}}, 400),
+            ({"name": "x1", "dataset": "candidates", "id_column": "candidate_id",
+              "text_column": "resume_text", "chunk": {"size": 10}}, 400),
+            ({"name": "resumes", "dataset": "candidates", "id_column": "candidate_id",
+              "text_column": "resume_text"}, 409),
+        ]
+        for body, status in bad_creates:
+            with self.subTest(body=body):
+                b = self.req("POST", "/vectors/indexes", body, status)
+                self.assertTrue(b["error"]["message"])
+        names = [x["name"] for x in self.req("GET", "/vectors/indexes")["indexes"]]
+        self.assertNotIn("x1", names)
+
+    def test_e_permissions(self):
+        body = {"name": "r2", "dataset": "candidates", "id_column": "candidate_id",
+                "text_column": "resume_text"}
+        self.req("POST", "/vectors/indexes", body, 403, who="viewer")
+        self.req("POST", "/vectors/indexes", body, 403, who="bot")
+        self.req("DELETE", "/vectors/indexes/resumes", None, 403, who="bot")
+        self.req("POST", "/vectors/indexes/resumes/refresh", {}, 403, who="viewer")
+        self.search({"query": "nurse"}, who="viewer")
+
+    def test_f_byo_vectors(self):
+        rows = [{"id": i, "label": "p%d" % i, "emb": [float(i), float(i % 7), 1.0]}
+                for i in range(1, 301)]
+        body = "\n".join(json.dumps(r) for r in rows) + "\n"
+        self.req("POST", "/ingest/file?dataset=points&format=ndjson", body, 201)
+        b = self.req("POST", "/vectors/indexes", {"name": "pts", "dataset": "points",
+                                                   "id_column": "id", "vector_column": "emb",
+                                                   "metric": "l2", "async": False}, 201)
+        self.assertEqual(b["vectors"], 300)
+        res = self.search({"vector": [42.0, 0.0, 1.0], "k": 3, "include": ["label"]}, index="pts")
+        self.assertEqual(res["hits"][0]["doc_id"], "42")
+        self.assertEqual(res["hits"][0]["columns"], {"label": "p42"})
+        self.assertAlmostEqual(res["hits"][0]["distance"], 0.0, places=4)
+        self.assertNotIn("chunk_text", res["hits"][0])
+        b = self.search({"query": "forty two"}, status=400, index="pts")
+        self.assertIn("vector", b["error"]["message"])
+        self.search({"vector": [1.0, 2.0]}, status=400, index="pts")
+        # a ragged vector column is refused, naming the row
+        ragged = [{"id": 1, "emb": [1.0, 2.0]}, {"id": 2, "emb": [1.0, 2.0, 3.0]}]
+        self.req("POST", "/ingest/file?dataset=ragged&format=ndjson",
+                 "\n".join(json.dumps(r) for r in ragged), 201)
+        b = self.req("POST", "/vectors/indexes", {"name": "rg", "dataset": "ragged",
+                                                   "id_column": "id", "vector_column": "emb",
+                                                   "async": False}, 400)
+        self.assertIn("'2'", b["error"]["message"])
+        words = [{"id": 1, "emb": ["a", "b"]}]
+        self.req("POST", "/ingest/file?dataset=wordvec&format=ndjson", json.dumps(words[0]) + "\n",
+                 201)
+        b = self.req("POST", "/vectors/indexes", {"name": "wv", "dataset": "wordvec",
+                                                   "id_column": "id", "vector_column": "emb",
+                                                   "async": False}, 400)
+        self.assertIn("'1'", b["error"]["message"])
+        names = [x["name"] for x in self.req("GET", "/vectors/indexes")["indexes"]]
+        self.assertNotIn("rg", names)
+        self.assertNotIn("wv", names)
+
+    def test_g_two_models_and_failed_build(self):
+        # a second index over the same data with other settings coexists
+        b = self.req("POST", "/vectors/indexes", {
+            "name": "resumes_small", "dataset": "candidates", "id_column": "candidate_id",
+            "text_column": "resume_text", "metric": "dot", "chunk": {"size": 64, "overlap": 16},
+            "hnsw": {"m": 8, "ef_construction": 40}, "async": False}, 201)
+        self.assertGreater(b["vectors"], 2000)  # short chunks: several per resume
+        res = self.search({"query": "nurse", "k": 3}, index="resumes_small")
+        self.assertEqual(res["metric"], "dot")
+        self.assertEqual(len(res["hits"]), 3)
+        # the builtin cache answered the texts both indexes share
+        # an index on a provider that is down: the job fails with 502, nothing remains
+        st, _, b = self.srv.request("POST", "/vectors/indexes", who="owner", body={
+            "name": "remote", "dataset": "candidates", "id_column": "candidate_id",
+            "text_column": "resume_text", "model": "ollama:nomic-embed-text"})
+        self.assertEqual(st, 202, b)
+        job = self.wait_job(b["job_id"], state="failed")
+        self.assertEqual(job["error"]["code"], "provider_unreachable")
+        self.assertIn("ollama:nomic-embed-text", job["error"]["message"])
+        self.req("GET", "/vectors/indexes/remote", None, 404)
+        self.req("DELETE", "/vectors/indexes/resumes_small")
+        self.req("GET", "/vectors/indexes/resumes_small", None, 404)
+
+    def test_h_cli(self):
+        rc, out, err = harness.run_cli(["search", "resumes", "Registered Nurse", "--k", "3",
+                                        "--include", "city", "--format", "json"],
+                                       env=self.env, cwd=self.srv.dir)
+        self.assertEqual(rc, 0, err)
+        res = json.loads(out)
+        self.assertEqual(len(res["hits"]), 3)
+        self.assertIn("city", res["hits"][0]["columns"])
+        rc, out, err = harness.run_cli(["search", "resumes", "nurse", "--format", "table"],
+                                       env=self.env, cwd=self.srv.dir)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("10 hits", out)
+        rc, out, err = harness.run_cli(["search", "nope", "nurse"], env=self.env, cwd=self.srv.dir)
+        self.assertEqual(rc, 2)
+        self.assertIn("index_not_found", err)
+        rc, out, err = harness.run_cli(["search", "resumes", "nurse", "--k", "0"], env=self.env,
+                                       cwd=self.srv.dir)
+        self.assertEqual(rc, 2)
+
+    def test_z_refresh_restart(self):
+        q = {"query": "Senior Data Engineer with Spark", "k": 5, "include": ["full_name"]}
+        before = self.search(q)
+        # change two resumes and delete one through the row API
+        top = before["hits"][0]["doc_id"]
+        self.req("PATCH", "/catalog/datasets/candidates", {"primary_key": ["candidate_id"]})
+        self.req("POST", "/datasets/candidates/rows", {
+            "upsert": [{"candidate_id": 3, "resume_text": "Deep sea welding diver, saturation "
+                        "certified, offshore platforms"},
+                       {"candidate_id": 4, "resume_text": "Pastry chef: croissants and "
+                        "laminated doughs"}],
+            "delete": [{"candidate_id": int(top)}]}, 201)
+        st, _, b = self.srv.request("POST", "/vectors/indexes/resumes/refresh", body={},
+                                    who="owner")
+        self.assertEqual(st, 202, b)
+        job = self.wait_job(b["job_id"])
+        result = job["result"]
+        self.assertEqual(result["generation"], 2)
+        self.assertEqual(result["embedded"], 2)  # only the changed text
+        self.assertEqual(result["documents"], 1999)
+        self.assertGreater(result["reused"], 1990)
+        after = self.search(q)
+        self.assertEqual(after["generation"], 2)
+        self.assertNotIn(top, [h["doc_id"] for h in after["hits"]])
+        diver = self.search({"query": "welding diver offshore", "k": 1})
+        self.assertEqual(diver["hits"][0]["doc_id"], "3")
+        d = self.req("GET", "/vectors/indexes/resumes")
+        self.assertEqual([(g["generation"], g["live"]) for g in d["generations"]],
+                         [(1, False), (2, True)])
+
+        # restart: the sidecar is mapped, the answers are the same
+        self.srv.stop()
+        self.srv.start()
+        again = self.search(q)
+        self.assertEqual(after["hits"], again["hits"])
+        self.assertEqual(self.req("GET", "/vectors/indexes/resumes")["sidecar"], "mapped")
+        # a corrupt sidecar is detected at start and rebuilt from the embeddings
+        path = glob.glob(os.path.join(self.srv.data_dir, "**", "_vectors", "resumes",
+                                      "gen-000002", "hnsw.bin"), recursive=True)[0]
+        with open(path, "r+b") as f:
+            f.seek(200)
+            f.write(b"\xff" * 64)
+        self.srv.stop()
+        self.srv.start()
+        self.assertTrue(any("rebuilding the graph" in l.get("msg", "")
+                            for l in self.srv.log_lines()))
+        rebuilt = self.search(q)
+        self.assertEqual([h["doc_id"] for h in rebuilt["hits"]],
+                         [h["doc_id"] for h in again["hits"]])
+        # deleted: gone from the registry and the bucket, and stays gone after a restart
+        self.req("DELETE", "/vectors/indexes/resumes")
+        self.search(q, status=404)
+        self.assertEqual(glob.glob(os.path.join(self.srv.data_dir, "**", "_vectors", "resumes",
+                                                "*", "*"), recursive=True), [])
+        self.srv.stop()
+        self.srv.start()
+        self.search(q, status=404)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
