@@ -219,6 +219,7 @@ typedef struct rows {
     bool by_vector;
     size_t chunk_size, chunk_overlap;
     const char *doc_text; /* the text being chunked */
+    bool failed;          /* a chunk could not be kept (err is set) */
     lh_err *err;
     lh_job *job;
 } rows;
@@ -270,13 +271,15 @@ static void
 on_chunk(void *ctx, size_t offset, size_t len)
 {
     rows *r = ctx;
-    if (r->err->rc != 0)
+    if (r->failed)
         return;
     size_t at = r->texts.len;
     int32_t chunk = r->n > 0 && r->doc_of[r->n - 1] == r->n_docs - 1 ? r->chunk_of[r->n - 1] + 1 : 0;
     if (lh_buf_try_append(&r->texts, r->doc_text + offset, len) != 0 ||
-        add_position(r, chunk, at, len) != 0)
+        add_position(r, chunk, at, len) != 0) {
+        r->failed = true;
         oom(r->err);
+    }
 }
 
 /* A new document unless id repeats the last one (rows are read ordered by id). */
@@ -312,7 +315,7 @@ on_text_batch(void *ctx, const lh_batch *b)
         r->doc_text = text;
         size_t before = r->n;
         lh_chunk_text(text, text_len, r->chunk_size, r->chunk_overlap, on_chunk, r);
-        if (r->err->rc != 0)
+        if (r->failed)
             return r->err->rc;
         if (r->n == before)
             r->skipped++; /* only whitespace */

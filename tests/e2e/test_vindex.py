@@ -292,6 +292,21 @@ class Indexes(unittest.TestCase):
         st, _, b = self.srv.request("POST", "/vectors/indexes/resumes/refresh", body={},
                                     who="owner")
         self.assertEqual(st, 202, b)
+        # searches keep being answered while the new generation builds, from the old one
+        # until the swap
+        generations, failures = set(), 0
+        while True:
+            st, _, res = self.srv.request("POST", "/vectors/indexes/resumes/search", body=q,
+                                          who="owner")
+            if st != 200:
+                failures += 1
+            else:
+                generations.add(res["generation"])
+            _, _, job = self.srv.request("GET", "/jobs/" + b["job_id"], who="owner")
+            if job["state"] not in ("queued", "running"):
+                break
+        self.assertEqual(failures, 0)
+        self.assertIn(1, generations)
         job = self.wait_job(b["job_id"])
         result = job["result"]
         self.assertEqual(result["generation"], 2)
