@@ -1358,6 +1358,50 @@ on_vector_key(void *ctx, const lh_list_entry *e)
     return 0;
 }
 
+typedef struct garbage {
+    int64_t above; /* generations above this one are uncommitted */
+    json_t *keys;
+} garbage;
+
+static int
+on_garbage_key(void *ctx, const lh_list_entry *e)
+{
+    garbage *g = ctx;
+    const char *at = strstr(e->key, "/gen-");
+    long long generation = 0;
+    if (at && sscanf(at, "/gen-%lld/", &generation) == 1 && generation > g->above)
+        json_array_append_new(g->keys, json_string(e->key));
+    return 0;
+}
+
+/* Files of generations that never got their index.json: a build or a deletion that died
+ * (at start no build runs, so nothing above the newest descriptor is in progress). */
+static void
+remove_uncommitted(lh_vectors *v, const found *f)
+{
+    garbage g = {.above = f->committed, .keys = json_array()};
+    char *prefix = lh_sprintf(VECTORS_PREFIX "%s/", f->name);
+    lh_err err;
+    if (lh_store_each(v->store, prefix, on_garbage_key, &g, &err) == 0) {
+        size_t i;
+        json_t *k;
+        json_array_foreach(g.keys, i, k)
+        {
+            if (lh_store_delete(v->store, json_string_value(k), &err) != 0 && err.rc != LH_ENOTFOUND)
+                lh_log_err(LH_LOG_WARN, NULL, &err);
+        }
+        if (json_array_size(g.keys) > 0) {
+            json_t *fields = json_pack("{s:s, s:I}", "index", f->name, "files",
+                                       (json_int_t)json_array_size(g.keys));
+            lh_log(LH_LOG_INFO, NULL, fields, "vector index %s: removed files of uncommitted "
+                   "generations", f->name);
+            json_decref(fields);
+        }
+    }
+    free(prefix);
+    json_decref(g.keys);
+}
+
 int
 lh_vectors_open(const lh_vectors_deps *deps, lh_vectors **out, lh_err *err)
 {
@@ -1399,6 +1443,8 @@ lh_vectors_open(const lh_vectors_deps *deps, lh_vectors **out, lh_err *err)
                    f->name, lerr.message, lerr.detail[0] ? ": " : "", lerr.detail);
             json_decref(fields);
         }
+        if (rc == 0 && f->highest > f->committed)
+            remove_uncommitted(v, f);
         free(f);
     }
     if (rc != 0) {

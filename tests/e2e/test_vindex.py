@@ -334,8 +334,14 @@ class Indexes(unittest.TestCase):
         with open(path, "r+b") as f:
             f.seek(200)
             f.write(b"\xff" * 64)
+        # and what a build that died before its descriptor left is removed
+        stray = os.path.join(os.path.dirname(os.path.dirname(path)), "gen-000003")
+        os.makedirs(stray)
+        with open(os.path.join(stray, "embeddings.parquet"), "wb") as f:
+            f.write(b"PAR1 half written")
         self.srv.stop()
         self.srv.start()
+        self.assertFalse(os.path.exists(os.path.join(stray, "embeddings.parquet")))
         self.assertTrue(any("rebuilding the graph" in l.get("msg", "")
                             for l in self.srv.log_lines()))
         rebuilt = self.search(q)
