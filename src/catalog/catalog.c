@@ -905,7 +905,8 @@ lh_catalog_commit(lh_txn *t, const char *bucket, json_t *manifest, json_t **comm
     lh_catalog *c = t->cat;
     dataset *ds = t->ds;
     char target[80]; /* a copy: ds->bucket is rewritten below */
-    snprintf(target, sizeof target, "%s", ds->bucket[0] ? ds->bucket : bucket ? bucket : "primary");
+    snprintf(target, sizeof target, "%s",
+             ds->bucket[0] ? ds->bucket : bucket ? bucket : lh_buckets_primary_name(c->buckets));
     int64_t version = ds->manifest ? int_of(ds->manifest, "version") + 1 : 1;
     char when[32];
     lh_time_format(lh_now_us(), when);

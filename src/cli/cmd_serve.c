@@ -114,6 +114,11 @@ lh_cmd_serve(int argc, char **argv)
      *              arrive and are converted, which users' SQL must never see.
      * Neither may read the data dir itself (admin token, journals). */
     char data_dir[PATH_MAX];
+    /* with every bucket remote, nothing else creates the data dir */
+    if (lh_mkdirs(lh_config_str(cfg, "server.data_dir"), &err) != 0) {
+        fprintf(stderr, "lakehouse: %s: %s\n", err.message, err.detail);
+        goto out;
+    }
     if (realpath(lh_config_str(cfg, "server.data_dir"), data_dir) == NULL) {
         fprintf(stderr, "lakehouse: cannot resolve data_dir %s\n", lh_config_str(cfg, "server.data_dir"));
         goto out;

@@ -144,6 +144,9 @@ void lh_sha256_hex(const void *data, size_t n, char out[65]);
 bool lh_ct_equal(const void *a, const void *b, size_t n);
 /* Names of datasets, buckets, indexes: [a-z][a-z0-9_]{0,62}. */
 bool lh_name_valid(const char *name);
+/* Create dir and its missing parents (mode 0700). 0 when it exists afterwards; LH_EIO
+ * (data_dir_unusable, the path and errno in detail) otherwise. */
+int lh_mkdirs(const char *dir, lh_err *err);
 
 /* ---------------------------------------------------------------------------------
  * Logging: one JSON object per line on stderr:

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -224,4 +225,27 @@ lh_name_valid(const char *name)
             return false;
     }
     return true;
+}
+
+int
+lh_mkdirs(const char *dir, lh_err *err)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+        return lh_err_set(err, LH_EINVAL, 0, "invalid_config", "data_dir is too long");
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST)
+            goto fail;
+        *p = '/';
+    }
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        goto fail;
+    return 0;
+fail:
+    lh_err_set(err, LH_EIO, 0, "data_dir_unusable", "could not create data directory");
+    lh_err_detail(err, "%s: %s", path, strerror(errno));
+    return LH_EIO;
 }

@@ -59,29 +59,6 @@ hex_to_bytes(const char *hex, uint8_t out[32])
     return 0;
 }
 
-static int
-mkdir_p(const char *dir, lh_err *err)
-{
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
-        return lh_err_set(err, LH_EINVAL, 0, "invalid_config", "data_dir is too long");
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(path, 0700) != 0 && errno != EEXIST)
-            goto fail;
-        *p = '/';
-    }
-    if (mkdir(path, 0700) != 0 && errno != EEXIST)
-        goto fail;
-    return 0;
-fail:
-    lh_err_set(err, LH_EIO, 0, "data_dir_unusable", "could not create data directory");
-    lh_err_detail(err, "%s: %s", path, strerror(errno));
-    return LH_EIO;
-}
-
 /* Read an existing token file, refusing one others can read. */
 static int
 read_token_file(const char *path, char *token, size_t size, lh_err *err)
@@ -159,7 +136,7 @@ lh_http__auth_init(lh_auth *auth, const lh_config *cfg, lh_err *err)
         return 0;
     }
     const char *data_dir = lh_config_str(cfg, "server.data_dir");
-    int rc = mkdir_p(data_dir, err);
+    int rc = lh_mkdirs(data_dir, err);
     if (rc != 0)
         return rc;
     auth->token_file = lh_sprintf("%s/admin.token", data_dir);

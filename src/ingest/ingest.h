@@ -12,7 +12,7 @@ typedef enum { LH_INGEST_CREATE, LH_INGEST_APPEND, LH_INGEST_REPLACE } lh_ingest
 
 typedef struct lh_ingest_file_opts {
     const char *dataset;
-    const char *bucket;  /* for a new dataset; NULL: "primary" */
+    const char *bucket;  /* for a new dataset; NULL: the primary bucket */
     const char *format;  /* "csv", "json", "ndjson", "parquet" */
     lh_ingest_mode mode;
     const char *src_path; /* local file the engine can read; not removed */
@@ -41,7 +41,7 @@ typedef enum { LH_PG_COPY, LH_PG_CURSOR } lh_pg_method;
 
 typedef struct lh_ingest_db_opts {
     const char *dataset;
-    const char *bucket; /* for a new dataset; NULL: "primary" */
+    const char *bucket; /* for a new dataset; NULL: the primary bucket */
     lh_ingest_mode mode;
     const char *dsn;      /* URI or key=value (PQconninfoParse); may hold a password */
     const char *password; /* from a secret_ref; overrides the DSN's; NULL: none */

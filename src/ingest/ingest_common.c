@@ -71,7 +71,7 @@ lh_ingest__begin(lh_catalog *cat, lh_buckets *buckets, const char *dataset, cons
     const json_t *any = lh_txn_current(t->txn);
     snprintf(t->bucket, sizeof t->bucket, "%s",
              any ? json_string_value(json_object_get(any, "bucket"))
-                 : (bucket ? bucket : "primary"));
+                 : (bucket ? bucket : lh_buckets_primary_name(buckets)));
     if (any && bucket && strcmp(bucket, t->bucket) != 0) {
         rc = lh_err_set(err, LH_EEXIST, 409, "dataset_elsewhere",
                         "dataset '%s' lives in bucket '%s', not '%s'", dataset, t->bucket, bucket);

@@ -625,6 +625,12 @@ lh_buckets_primary(lh_buckets *b)
     return b->primary->store;
 }
 
+const char *
+lh_buckets_primary_name(lh_buckets *b)
+{
+    return b->primary->name;
+}
+
 /* ---- object operations ------------------------------------------------------------------ */
 
 typedef struct counting_sink {

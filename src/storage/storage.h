@@ -162,6 +162,8 @@ void lh_buckets_close(lh_buckets *b);
  * unknown. Valid until lh_buckets_close. */
 lh_store *lh_buckets_get(lh_buckets *b, const char *name, lh_err *err);
 lh_store *lh_buckets_primary(lh_buckets *b);
+/* "primary", or the [[bucket]] that [storage] primary names (where new datasets go). */
+const char *lh_buckets_primary_name(lh_buckets *b);
 const char *lh_buckets_rescue_name(lh_buckets *b); /* NULL when there is none */
 /* The bucket that holds the profile:{user} buckets, or NULL. */
 const char *lh_buckets_profile_base_name(lh_buckets *b);

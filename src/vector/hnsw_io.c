@@ -57,6 +57,8 @@ sum_feed(sum64 *s, const void *data, size_t n)
             s->n_part = 0;
         }
     }
+    if (s->n_part > 0)
+        return; /* the piece ended inside the pending word */
     for (; n >= 8; n -= 8, p += 8)
         sum_word(s, p);
     memcpy(s->part, p, n);

@@ -1296,8 +1296,9 @@ load_generation(lh_vectors *v, const char *name, int64_t generation, lh_vgen **o
                              "the sidecar does not match the embeddings file");
         }
         if (hrc != 0) {
-            json_t *f = json_pack("{s:s, s:I, s:s}", "index", name, "generation",
-                                  (json_int_t)generation, "reason", herr.message);
+            json_t *f = json_pack("{s:s, s:I, s:s, s:s}", "index", name, "generation",
+                                  (json_int_t)generation, "reason", herr.message, "detail",
+                                  herr.detail);
             lh_log(LH_LOG_WARN, NULL, f, "vector index %s: rebuilding the graph from the embeddings",
                    name);
             json_decref(f);

@@ -14,6 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
+import s3util  # noqa: E402
 
 ADMIN, READER, AGENT = "tok-admin-vidx-0001", "tok-reader-vidx-001", "tok-agent-vidx-0001"
 
@@ -355,6 +356,62 @@ class Indexes(unittest.TestCase):
         self.srv.stop()
         self.srv.start()
         self.search(q, status=404)
+
+
+class OnS3(unittest.TestCase):
+    """The same life cycle with the primary bucket on an S3 server (s3rver): generations
+    are uploaded, read back through the local cache at search and at start, deleted."""
+
+    def test_life_cycle(self):
+        tmp = harness.tempfile.mkdtemp(prefix="e2e-vidx-s3-", dir=harness.TMP)
+        s3 = s3util.S3rver(os.path.join(tmp, "s3data"), ["lake"]).start()
+        srv = None
+        try:
+            secrets = os.path.join(tmp, "secrets.toml")
+            with open(secrets, "w") as f:
+                f.write('[s3]\naccess_key_id = "S3RVER"\nsecret_access_key = "S3RVER"\n')
+            os.chmod(secrets, 0o600)
+            srv = harness.Server(principals=[("owner", ADMIN, ["admin"])], extra_toml=(
+                '\n[storage]\nprimary = "lake"\nprobe_interval_ms = 0\n[secrets]\nfile = "%s"\n'
+                '[[bucket]]\nname = "lake"\nbackend = "s3"\nendpoint = "http://127.0.0.1:%d"\n'
+                'bucket = "lake"\nsecret_ref = "s3"\n' % (secrets, s3.port))).start()
+            csv = "id,note\n" + "".join("%d,note number %d about %s\n" % (
+                i, i, ["pumps", "valves", "boilers"][i % 3]) for i in range(1, 61))
+            st, _, b = srv.request("POST", "/ingest/file?dataset=notes&format=csv", csv, who="owner")
+            self.assertEqual(st, 201, b)
+            st, _, b = srv.request("POST", "/vectors/indexes", who="owner", body={
+                "name": "notes_ix", "dataset": "notes", "id_column": "id", "text_column": "note",
+                "async": False})
+            self.assertEqual(st, 201, b)
+            st, _, objs = srv.request("GET", "/storage/buckets/lake/objects?prefix=_vectors/",
+                                      who="owner")
+            keys = sorted(o["key"] for o in objs["objects"])
+            self.assertEqual(keys, ["_vectors/notes_ix/gen-000001/" + n for n in
+                                    ("embeddings.parquet", "hnsw.bin", "index.json")])
+            q = {"query": "valves", "k": 5, "include": ["note"]}
+            st, _, first = srv.request("POST", "/vectors/indexes/notes_ix/search", body=q,
+                                       who="owner")
+            self.assertEqual(st, 200, first)
+            self.assertTrue(all("valves" in h["chunk_text"] for h in first["hits"]))
+            srv.stop()
+            srv.start()
+            st, _, again = srv.request("POST", "/vectors/indexes/notes_ix/search", body=q,
+                                       who="owner")
+            self.assertEqual(st, 200, again)
+            self.assertEqual(first["hits"], again["hits"])
+            st, _, d = srv.request("GET", "/vectors/indexes/notes_ix", who="owner")
+            self.assertEqual(d["sidecar"], "mapped", srv.log_text()[-2000:])
+            st, _, _ = srv.request("DELETE", "/vectors/indexes/notes_ix", who="owner")
+            self.assertEqual(st, 200)
+            st, _, objs = srv.request("GET", "/storage/buckets/lake/objects?prefix=_vectors/",
+                                      who="owner")
+            self.assertEqual(objs["objects"], [])
+            self.assertEqual(srv.stop(), 0)
+        finally:
+            if srv:
+                srv.cleanup()
+            s3.stop()
+            harness.shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

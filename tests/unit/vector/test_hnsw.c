@@ -205,6 +205,31 @@ test_save_load_and_corruption(void **state)
     free(v);
 }
 
+/* Every count, not only multiples of 8: the file's pieces (levels, padding) end at
+ * any byte, and the checksum must be the same whether it is fed in pieces (save) or
+ * whole (load). */
+static void
+test_save_load_every_size(void **state)
+{
+    (void)state;
+    float *v = random_vectors(130, DIM, 5);
+    char *path = lh_test_write_bytes("hnsw-n-", "", 0, 0600);
+    for (size_t n = 1; n <= 130; n += (n < 20 ? 1 : 11)) {
+        lh_hnsw *h = NULL, *back = NULL;
+        lh_err err;
+        assert_int_equal(lh_hnsw_build(v, n, DIM, LH_METRIC_L2, NULL, 2, &h, &err), 0);
+        assert_int_equal(lh_hnsw_save(h, path, &err), 0);
+        if (lh_hnsw_load(path, &back, &err) != 0)
+            fail_msg("n=%zu: %s (%s)", n, err.message, err.detail);
+        assert_int_equal(lh_hnsw_count(back), n);
+        lh_hnsw_free(back);
+        lh_hnsw_free(h);
+    }
+    unlink(path);
+    free(path);
+    free(v);
+}
+
 static void
 test_bad_parameters_and_empty(void **state)
 {
@@ -269,6 +294,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_recall_each_metric),
         cmocka_unit_test(test_filtered_search),
+        cmocka_unit_test(test_save_load_every_size),
         cmocka_unit_test(test_kernels_agree),
         cmocka_unit_test(test_save_load_and_corruption),
         cmocka_unit_test(test_bad_parameters_and_empty),
