@@ -12,6 +12,7 @@
 #include "http/http.h"
 #include "storage/storage.h"
 
+#include <curl/curl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -88,6 +89,9 @@ lh_cmd_serve(int argc, char **argv)
     for (size_t i = 0; i < n_warnings; i++)
         lh_log(LH_LOG_WARN, NULL, NULL, "config: %s", warnings[i]);
 
+    /* before any thread: libcurl's global set-up is not thread-safe, and S3 stores,
+     * embedding providers and build jobs all make requests from their own threads */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGTERM);
@@ -239,5 +243,6 @@ out:
     if (status == 0)
         lh_log(LH_LOG_INFO, NULL, NULL, "stopped");
     lh_config_free(cfg);
+    curl_global_cleanup();
     return status;
 }

@@ -105,6 +105,7 @@ static const key_def KEYS[] = {
     INT("vector", "embed_timeout_ms", 30000, 100, 600000,
         "one request to an embedding provider may take this long"),
     INT("vector", "embed_batch", 64, 1, 4096, "texts per request to an embedding provider"),
+    INT("vector", "embed_concurrency", 4, 1, 32, "requests at a time to an embedding provider"),
     INT("vector", "embed_cache_bytes", 268435456, 0, 68719476736,
         "embedding cache: vectors of texts already embedded, by model and content hash"),
     INT("vector", "chunk_size", 1000, 64, 1048576,

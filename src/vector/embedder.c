@@ -218,7 +218,8 @@ lh_embedder_open(const lh_config *cfg, const char *model, lh_embedder **out, lh_
         .url = lh_config_str(cfg, openai ? "vector.openai_url" : "vector.ollama_url"),
         .model = e->version,
         .timeout_ms = (int)lh_config_int(cfg, "vector.embed_timeout_ms"),
-        .batch = (size_t)lh_config_int(cfg, "vector.embed_batch")};
+        .batch = (size_t)lh_config_int(cfg, "vector.embed_batch"),
+        .concurrency = (int)lh_config_int(cfg, "vector.embed_concurrency")};
     if (!e->remote.url || !*e->remote.url) {
         lh_err_set(err, LH_EINVAL, 400, "unknown_model", "no %s provider is configured",
                    e->remote.kind);

@@ -98,6 +98,7 @@ typedef struct lh_embed_provider {
     int timeout_ms;      /* per request; <= 0: 30 s */
     int retries;         /* for timeouts, 429 and 5xx; <= 0: 2 */
     size_t batch;        /* texts per request; 0: 64 */
+    int concurrency;     /* requests at a time; <= 0: 1 */
 } lh_embed_provider;
 
 /* Embed n texts: *out (new, n * *dim floats, free) in the order given. 502
