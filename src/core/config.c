@@ -113,6 +113,9 @@ static const key_def KEYS[] = {
     INT("vector", "chunk_overlap", 100, 0, 524288,
         "consecutive chunks share about this many bytes (per index: chunk.overlap)"),
     INT("vector", "build_threads", 0, 0, 256, "threads for building a graph (0: one per core)"),
+    INT("vector", "texts_in_memory_bytes", 268435456, 0, 68719476736,
+        "an index generation keeps its chunk texts in memory up to this size (else searches "
+        "read them from its embeddings file)"),
     INT("vector", "max_k", 1000, 1, 100000, "the most hits one search may ask for"),
     INT("vector", "exact_below_permille", 50, 0, 1000,
         "a filtered search matching fewer than this share (per mille) of an index's vectors "

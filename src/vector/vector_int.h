@@ -105,6 +105,10 @@ typedef struct lh_vgen {
     uint32_t *doc_count; /* n_docs: positions (chunks) */
     uint32_t *table;     /* table_size slots of doc index + 1 (0: empty) */
     size_t table_size;
+    char *texts;         /* chunk texts in memory (when within [vector]
+                            texts_in_memory_bytes), else NULL: read from emb_path */
+    size_t *text_off;    /* n: where each position's text starts in texts */
+    uint32_t *text_len;  /* n */
     char *emb_path;      /* local path of embeddings.parquet */
     bool emb_pinned;     /* emb_path is pinned in the cache */
     char *hnsw_path;     /* a pinned cache copy the graph maps, or NULL */

@@ -101,6 +101,9 @@ gen_free(lh_vgen *g)
     for (size_t d = 0; g->doc_ids && d < g->n_docs; d++)
         free(g->doc_ids[d]);
     free(g->doc_ids);
+    free(g->texts);
+    free(g->text_off);
+    free(g->text_len);
     free(g->doc_of);
     free(g->chunk_of);
     free(g->doc_first);
@@ -220,6 +223,8 @@ typedef struct rows {
     size_t chunk_size, chunk_overlap;
     const char *doc_text; /* the text being chunked */
     bool failed;          /* a chunk could not be kept (err is set) */
+    bool keep_texts;      /* loading: gather chunk texts while within text_budget */
+    size_t text_budget;
     lh_err *err;
     lh_job *job;
 } rows;
@@ -952,6 +957,14 @@ gen_take_rows(lh_vgen *g, rows *r, lh_err *err)
     r->chunk_of = NULL;
     r->doc_ids = NULL;
     r->n_docs = 0;
+    if (r->keep_texts && r->texts.len <= r->text_budget && r->text_off) {
+        g->texts = r->texts.data ? r->texts.data : lh_strdup("");
+        g->text_off = r->text_off;
+        g->text_len = r->text_len;
+        lh_buf_init(&r->texts);
+        r->text_off = NULL;
+        r->text_len = NULL;
+    }
     return gen_index_docs(g, err);
 }
 
@@ -1015,6 +1028,9 @@ gen_memory(const lh_vgen *g)
                    g->table_size * sizeof *g->table;
     for (size_t d = 0; d < g->n_docs; d++)
         bytes += strlen(g->doc_ids[d]) + 1;
+    if (g->texts)
+        bytes += g->n * (sizeof *g->text_off + sizeof *g->text_len) + g->text_off[g->n - 1] +
+                 g->text_len[g->n - 1];
     return bytes;
 }
 
@@ -1028,6 +1044,7 @@ lh_vbuild_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
     r.chunk_size = (size_t)spec_int(b->spec, "chunk", "size");
     r.chunk_overlap = (size_t)spec_int(b->spec, "chunk", "overlap");
     r.job = job;
+    r.text_budget = (size_t)lh_config_int(v->deps.config, "vector.texts_in_memory_bytes");
     lh_vgen *prev = NULL, *g = NULL;
     lh_hnsw *h = NULL;
     json_t *manifest = NULL, *desc = NULL;
@@ -1060,6 +1077,7 @@ lh_vbuild_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
     }
     if (!r.by_vector && (rc = embed_chunks(b, &r, prev, job, &embedded, &reused, err)) != 0)
         goto out;
+    r.keep_texts = !r.by_vector && r.text_budget > 0;
     lh_metric metric = (lh_metric)lh_metric_parse(spec_str(b->spec, "metric"));
     lh_hnsw_params params = {.m = (uint32_t)spec_int(b->spec, "hnsw", "m"),
                              .ef_construction = (uint32_t)spec_int(b->spec, "hnsw", "ef_construction"),
@@ -1179,7 +1197,17 @@ on_position_batch(void *ctx, const lh_batch *b)
             !lh_batch_int(b, 2, i, &chunk))
             return lh_err_set(r->err, LH_EINVAL, 422, "index_corrupt",
                               "the embeddings file's positions are not 0..n-1");
-        if (start_doc(r, id, len) != 0 || add_position(r, (int32_t)chunk, 0, 0) != 0)
+        size_t text_len = 0, at = r->texts.len;
+        const char *text = r->keep_texts ? lh_batch_str(b, 3, i, &text_len) : NULL;
+        if (text && at + text_len > r->text_budget) {
+            r->keep_texts = false; /* too much to hold: searches read the file */
+            lh_buf_free(&r->texts);
+            lh_buf_init(&r->texts);
+            text = NULL;
+        }
+        if (text && lh_buf_try_append(&r->texts, text, text_len) != 0)
+            return oom(r->err);
+        if (start_doc(r, id, len) != 0 || add_position(r, (int32_t)chunk, at, text_len) != 0)
             return oom(r->err);
     }
     return 0;
@@ -1259,6 +1287,8 @@ load_generation(lh_vectors *v, const char *name, int64_t generation, lh_vgen **o
     rows r = {0};
     lh_buf_init(&r.texts);
     r.err = err;
+    r.text_budget = (size_t)lh_config_int(v->deps.config, "vector.texts_in_memory_bytes");
+    r.keep_texts = r.text_budget > 0;
     lh_vgen *g = lh_calloc(1, sizeof *g);
     atomic_init(&g->refs, 1);
     g->owner = v;
@@ -1274,7 +1304,7 @@ load_generation(lh_vectors *v, const char *name, int64_t generation, lh_vgen **o
     if (rc == 0) {
         lh_buf sql;
         lh_buf_init(&sql);
-        lh_buf_puts(&sql, "SELECT position, doc_id, chunk_id FROM read_parquet(");
+        lh_buf_puts(&sql, "SELECT position, doc_id, chunk_id, chunk_text FROM read_parquet(");
         lh_sql_quote(&sql, g->emb_path);
         lh_buf_puts(&sql, ") ORDER BY position");
         lh_scan_opts opts = {.sql = sql.data};
@@ -1494,6 +1524,7 @@ describe_locked(const lh_vidx *x)
         json_object_set_new(j, "documents", json_integer((json_int_t)g->n_docs));
         json_object_set_new(j, "memory_bytes", json_integer((json_int_t)gen_memory(g)));
         json_object_set_new(j, "sidecar", json_string(g->hnsw_path ? "mapped" : "in_memory"));
+        json_object_set_new(j, "texts", json_string(g->texts ? "in_memory" : "read_from_file"));
     }
     return j;
 }

@@ -6,8 +6,9 @@
  *   SELECT CAST(id AS VARCHAR) FROM "dataset" WHERE (<filter>)
  * admitted like any user query (one SELECT, sandboxed, time-limited). The matching ids
  * become a bitmap over positions. When the bitmap holds fewer than
- * [vector] exact_below_permille of the positions, exact search over them is both
- * cheaper than walking the graph and exact; above it, the graph is searched with the
+ * [vector] exact_below_permille of the positions, or so few that scoring them all costs
+ * less than the widened graph walk would (allowed^2 < 2m * ef * n), exact search over
+ * them is both cheaper and exact; above that, the graph is searched with the
  * filter and a beam widened by the inverse selectivity, and if that still finds fewer
  * than k matching positions the search falls back to exact. Either way the answer is the
  * true top-k of the matching rows whenever exact search was used, and HNSW-quality
@@ -93,11 +94,19 @@ score_of(lh_metric metric, float distance)
     }
 }
 
-/* Add chunk_text to each hit (text indexes) from the embeddings file. */
+/* Add chunk_text to each hit (text indexes): from memory, or from the embeddings file
+ * (sorted by position in small row groups, so a few positions read little). */
 static int
 add_texts(lh_vectors *v, const lh_vgen *g, const lh_hit *hits, size_t n, json_t *out_hits,
           lh_err *err)
 {
+    if (g->texts) {
+        for (size_t i = 0; i < n; i++)
+            json_object_set_new(json_array_get(out_hits, i), "chunk_text",
+                                json_stringn(g->texts + g->text_off[hits[i].id],
+                                             g->text_len[hits[i].id]));
+        return 0;
+    }
     lh_buf sql;
     lh_buf_init(&sql);
     lh_buf_puts(&sql, "SELECT position, chunk_text FROM read_parquet(");
@@ -294,6 +303,12 @@ lh_vectors_search(lh_vectors *v, const lh_vsearch *s, json_t **out, lh_err *err)
     bool exact = s->exact;
     int64_t threshold = lh_config_int(v->deps.config, "vector.exact_below_permille");
     if (s->filter && (int64_t)a.n_positions * 1000 < threshold * (int64_t)g->n)
+        exact = true;
+    /* cost: a filtered graph search visits about ef * n / allowed nodes of up to 2m links
+     * each; exact search scores the allowed vectors once. Below the crossing point
+     * (allowed^2 < 2m * ef * n) exact is cheaper as well as exact. */
+    double links = 2.0 * (double)lh_hnsw_get_params(g->hnsw).m;
+    if (s->filter && (double)a.n_positions * (double)a.n_positions < links * (double)ef * (double)g->n)
         exact = true;
     size_t want = s->filter ? (k < a.n_positions ? k : a.n_positions) : k;
     int64_t t0 = lh_mono_us();

@@ -82,6 +82,7 @@ class Indexes(unittest.TestCase):
         self.assertGreaterEqual(d["vectors"], 2000)
         self.assertGreater(d["memory_bytes"], 2000 * 384 * 4)
         self.assertEqual([g["live"] for g in d["generations"]], [True])
+        self.assertEqual(d["texts"], "in_memory")
         listed = self.req("GET", "/vectors/indexes", who="bot")
         self.assertIn("resumes", [x["name"] for x in listed["indexes"]])
         self.assertIn("hits", listed["embedding_cache"])
@@ -121,6 +122,15 @@ class Indexes(unittest.TestCase):
         self.assertTrue(all(h["columns"]["city"] == city for h in res["hits"]))
         self.assertEqual(len(res["hits"]), min(10, res["filter"]["matched_vectors"]))
         self.assertEqual([(h["doc_id"], h["chunk_id"]) for h in res["hits"]], self.exact_top(q))
+        # a broad filter walks the graph, skipping what does not match
+        broad = {"query": "Python developer", "k": 10, "filter": "candidate_id > 100",
+                 "include": ["candidate_id"]}
+        res = self.search(broad)
+        self.assertEqual(res["method"], "hnsw")
+        self.assertTrue(all(h["columns"]["candidate_id"] > 100 for h in res["hits"]))
+        self.assertEqual(len(res["hits"]), 10)
+        self.assertGreaterEqual(len({(h["doc_id"], h["chunk_id"]) for h in res["hits"]} &
+                                    set(self.exact_top(broad))), 9)
         # a very selective filter goes to exact search and still finds its rows
         one = self.search({"query": "Python developer", "k": 10, "filter": "candidate_id = 7"})
         self.assertEqual(one["method"], "exact")
@@ -372,6 +382,7 @@ class OnS3(unittest.TestCase):
                 f.write('[s3]\naccess_key_id = "S3RVER"\nsecret_access_key = "S3RVER"\n')
             os.chmod(secrets, 0o600)
             srv = harness.Server(principals=[("owner", ADMIN, ["admin"])], extra_toml=(
+                '\n[vector]\ntexts_in_memory_bytes = 0\n'
                 '\n[storage]\nprimary = "lake"\nprobe_interval_ms = 0\n[secrets]\nfile = "%s"\n'
                 '[[bucket]]\nname = "lake"\nbackend = "s3"\nendpoint = "http://127.0.0.1:%d"\n'
                 'bucket = "lake"\nsecret_ref = "s3"\n' % (secrets, s3.port))).start()
@@ -401,6 +412,7 @@ class OnS3(unittest.TestCase):
             self.assertEqual(first["hits"], again["hits"])
             st, _, d = srv.request("GET", "/vectors/indexes/notes_ix", who="owner")
             self.assertEqual(d["sidecar"], "mapped", srv.log_text()[-2000:])
+            self.assertEqual(d["texts"], "read_from_file")  # the limit is 0 here
             st, _, _ = srv.request("DELETE", "/vectors/indexes/notes_ix", who="owner")
             self.assertEqual(st, 200)
             st, _, objs = srv.request("GET", "/storage/buckets/lake/objects?prefix=_vectors/",
