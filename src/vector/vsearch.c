@@ -7,7 +7,7 @@
  * admitted like any user query (one SELECT, sandboxed, time-limited). The matching ids
  * become a bitmap over positions. When the bitmap holds fewer than
  * [vector] exact_below_permille of the positions, or so few that scoring them all costs
- * less than the widened graph walk would (allowed^2 < 2m * ef * n), exact search over
+ * less than the widened graph walk would (allowed^2 < 4m * ef * n), exact search over
  * them is both cheaper and exact; above that, the graph is searched with the
  * filter and a beam widened by the inverse selectivity, and if that still finds fewer
  * than k matching positions the search falls back to exact. Either way the answer is the
@@ -305,9 +305,10 @@ lh_vectors_search(lh_vectors *v, const lh_vsearch *s, json_t **out, lh_err *err)
     if (s->filter && (int64_t)a.n_positions * 1000 < threshold * (int64_t)g->n)
         exact = true;
     /* cost: a filtered graph search visits about ef * n / allowed nodes of up to 2m links
-     * each; exact search scores the allowed vectors once. Below the crossing point
-     * (allowed^2 < 2m * ef * n) exact is cheaper as well as exact. */
-    double links = 2.0 * (double)lh_hnsw_get_params(g->hnsw).m;
+     * each, one thread; exact search scores the allowed vectors once, on every core.
+     * Below allowed^2 < 4m * ef * n exact is cheaper as well as exact (measured at 100K
+     * x 384, m 16, ef 30, 10% allowed: exact 1.5 ms, graph 2.1 ms). */
+    double links = 4.0 * (double)lh_hnsw_get_params(g->hnsw).m;
     if (s->filter && (double)a.n_positions * (double)a.n_positions < links * (double)ef * (double)g->n)
         exact = true;
     size_t want = s->filter ? (k < a.n_positions ? k : a.n_positions) : k;

@@ -123,11 +123,11 @@ class Indexes(unittest.TestCase):
         self.assertEqual(len(res["hits"]), min(10, res["filter"]["matched_vectors"]))
         self.assertEqual([(h["doc_id"], h["chunk_id"]) for h in res["hits"]], self.exact_top(q))
         # a broad filter walks the graph, skipping what does not match
-        broad = {"query": "Python developer", "k": 10, "filter": "candidate_id > 100",
+        broad = {"query": "Python developer", "k": 10, "filter": "candidate_id > 10",
                  "include": ["candidate_id"]}
         res = self.search(broad)
         self.assertEqual(res["method"], "hnsw")
-        self.assertTrue(all(h["columns"]["candidate_id"] > 100 for h in res["hits"]))
+        self.assertTrue(all(h["columns"]["candidate_id"] > 10 for h in res["hits"]))
         self.assertEqual(len(res["hits"]), 10)
         self.assertGreaterEqual(len({(h["doc_id"], h["chunk_id"]) for h in res["hits"]} &
                                     set(self.exact_top(broad))), 9)
