@@ -135,19 +135,20 @@ lh_cmd_serve(int argc, char **argv)
     mkdir(results_dir, 0700);
     mkdir(work_dir, 0700);
     size_t n_buckets = lh_buckets_count(buckets);
-    char **user_dirs = lh_calloc(3 * n_buckets + 3, sizeof *user_dirs);
-    char **internal_dirs = lh_calloc(3 * n_buckets + 3, sizeof *internal_dirs);
+    char **user_dirs = lh_calloc(5 * n_buckets + 3, sizeof *user_dirs);
+    char **internal_dirs = lh_calloc(5 * n_buckets + 3, sizeof *internal_dirs);
     size_t n_user = 0, n_internal = 0;
     for (size_t i = 0; i < n_buckets; i++) {
-        /* local buckets: their datasets and their events journal (the _events view); the
-         * internal engine also reads vector indexes' embeddings (searches fetch chunk
-         * texts there; users' SQL never sees them: an index may be over a dataset the
-         * caller cannot read) */
-        static const char *const readable[] = {"datasets", "_journal/events", "_vectors"};
+        /* local buckets: their datasets, their events journal (the _events view) and the
+         * HNSW trial journal (_hnsw_trials); the internal engine also reads vector
+         * indexes' embeddings and eval sets (users' SQL never sees them: an index may be
+         * over a dataset the caller cannot read) */
+        static const char *const readable[] = {"datasets", "_journal/events", "_hnsw/trials",
+                                               "_vectors", "_hnsw/evals"};
         lh_store *store = lh_buckets_get(buckets, lh_buckets_name_at(buckets, i), NULL);
-        for (size_t k = 0; store && k < 3; k++) {
+        for (size_t k = 0; store && k < 5; k++) {
             char *dir = lh_store_fs_path(store, readable[k]);
-            if (dir && k < 2)
+            if (dir && k < 3)
                 user_dirs[n_user++] = lh_sprintf("%s/", dir);
             if (dir)
                 internal_dirs[n_internal++] = lh_sprintf("%s/", dir);

@@ -117,6 +117,8 @@ static const key_def KEYS[] = {
         "an index generation keeps its chunk texts in memory up to this size (else searches "
         "read them from its embeddings file)"),
     INT("vector", "max_k", 1000, 1, 100000, "the most hits one search may ask for"),
+    INT("vector", "trial_cache_bytes", 1073741824, 0, 68719476736,
+        "vectors of index generations kept in memory for HNSW trials"),
     INT("vector", "exact_below_permille", 50, 0, 1000,
         "a filtered search matching fewer than this share (per mille) of an index's vectors "
         "is answered by exact search, which is then both faster and exact"),

@@ -98,8 +98,10 @@ const char *lh_batch_str(const lh_batch *b, size_t col, size_t row, size_t *len)
 /* A BIGINT/INTEGER value; false for SQL NULL. */
 bool lh_batch_int(const lh_batch *b, size_t col, size_t row, int64_t *out);
 /* A FLOAT[] (list) or FLOAT[d] (array) value: its floats and *dim, or NULL for SQL NULL.
- * NULL elements inside a list read as NaN. */
+ * NULL elements are not flagged: compose the SQL to find them where it matters. */
 const float *lh_batch_floats(const lh_batch *b, size_t col, size_t row, size_t *dim);
+/* The same for INTEGER[] / INTEGER[d]. */
+const int32_t *lh_batch_ints(const lh_batch *b, size_t col, size_t row, size_t *dim);
 
 typedef int (*lh_batch_fn)(void *ctx, const lh_batch *b);
 typedef struct lh_scan_opts {
@@ -122,6 +124,7 @@ int lh_writer_open(lh_engine *eng, const char *columns, lh_writer **out, lh_err 
 void lh_writer_str(lh_writer *w, size_t col, const char *s, size_t len);
 void lh_writer_int(lh_writer *w, size_t col, int64_t v);
 void lh_writer_floats(lh_writer *w, size_t col, const float *v, size_t dim); /* dim = d */
+void lh_writer_ints(lh_writer *w, size_t col, const int32_t *v, size_t dim); /* INTEGER[d] */
 /* The current row is complete. */
 int lh_writer_next_row(lh_writer *w, lh_err *err);
 /* Write every row appended so far to path (in an allowed directory); *rows may be NULL. */

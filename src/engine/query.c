@@ -1068,8 +1068,24 @@ lh_batch_int(const lh_batch *b, size_t col, size_t row, int64_t *out)
     }
 }
 
+/* The element data of a list or array value (floats and ints are both 4 bytes). */
+static const void *
+batch_elements(const lh_batch *b, size_t col, size_t row, size_t *dim);
+
 const float *
 lh_batch_floats(const lh_batch *b, size_t col, size_t row, size_t *dim)
+{
+    return batch_elements(b, col, row, dim);
+}
+
+const int32_t *
+lh_batch_ints(const lh_batch *b, size_t col, size_t row, size_t *dim)
+{
+    return batch_elements(b, col, row, dim);
+}
+
+static const void *
+batch_elements(const lh_batch *b, size_t col, size_t row, size_t *dim)
 {
     duckdb_vector v = duckdb_data_chunk_get_vector(b->chunk, col);
     if (!batch_valid(v, row))
@@ -1086,11 +1102,11 @@ lh_batch_floats(const lh_batch *b, size_t col, size_t row, size_t *dim)
     if (mut->array_size[col] > 1) {
         size_t d = mut->array_size[col] - 1;
         *dim = d;
-        return (const float *)duckdb_vector_get_data(duckdb_array_vector_get_child(v)) + row * d;
+        return (const uint32_t *)duckdb_vector_get_data(duckdb_array_vector_get_child(v)) + row * d;
     }
     duckdb_list_entry *e = (duckdb_list_entry *)duckdb_vector_get_data(v) + row;
     *dim = (size_t)e->length;
-    return (const float *)duckdb_vector_get_data(duckdb_list_vector_get_child(v)) + e->offset;
+    return (const uint32_t *)duckdb_vector_get_data(duckdb_list_vector_get_child(v)) + e->offset;
 }
 
 int

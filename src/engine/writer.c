@@ -109,6 +109,16 @@ lh_writer_floats(lh_writer *w, size_t col, const float *values, size_t dim)
     memcpy(child + w->row * dim, values, dim * sizeof *values);
 }
 
+void
+lh_writer_ints(lh_writer *w, size_t col, const int32_t *values, size_t dim)
+{
+    assert(duckdb_get_type_id(w->types[col]) == DUCKDB_TYPE_ARRAY);
+    assert((size_t)duckdb_array_type_array_size(w->types[col]) == dim);
+    duckdb_vector v = duckdb_data_chunk_get_vector(w->chunk, col);
+    int32_t *child = duckdb_vector_get_data(duckdb_array_vector_get_child(v));
+    memcpy(child + w->row * dim, values, dim * sizeof *values);
+}
+
 static int
 append_chunk(lh_writer *w, lh_err *err)
 {

@@ -354,3 +354,229 @@ lh_h_vindex_search(lh_req *req, lh_resp *resp)
         return lh_resp_error(resp, &err);
     return lh_resp_json(resp, 200, out);
 }
+
+/* ---- promotion and rollback ------------------------------------------------------------ */
+
+int
+lh_h_vindex_promote(lh_req *req, lh_resp *resp)
+{
+    const char *name = lh_req_param(req, "name");
+    if (!index_visible(req, resp, name))
+        return 0;
+    lh_err err;
+    json_t *body = NULL;
+    if (lh_req_json(req, false, &body, &err) != 0)
+        return lh_resp_error(resp, &err);
+    bool async = true;
+    lh_vbuild *b = NULL;
+    int rc = async_of(body, &async, &err);
+    if (rc == 0)
+        rc = lh_vectors_promote_begin(req->srv->vectors, name, body, req->principal->name, &b,
+                                      &err);
+    json_decref(body);
+    if (rc != 0)
+        return lh_resp_error(resp, &err);
+    return start_build(req, resp, b, async, 200);
+}
+
+int
+lh_h_vindex_rollback(lh_req *req, lh_resp *resp)
+{
+    const char *name = lh_req_param(req, "name");
+    if (!index_visible(req, resp, name))
+        return 0;
+    lh_err err;
+    json_t *body = NULL, *out = NULL;
+    if (lh_req_json(req, true, &body, &err) != 0)
+        return lh_resp_error(resp, &err);
+    static const char *const fields[] = {NULL};
+    int rc = lh_req_check_fields(body, fields, "rollback takes no fields", &err);
+    json_decref(body);
+    if (rc == 0)
+        rc = lh_vectors_rollback(req->srv->vectors, name, req->principal->name, &out, &err);
+    if (rc != 0)
+        return lh_resp_error(resp, &err);
+    return lh_resp_json(resp, 200, out);
+}
+
+/* ---- eval sets and trials -------------------------------------------------------------- */
+
+int
+lh_h_eval_autogen(lh_req *req, lh_resp *resp)
+{
+    lh_err err;
+    json_t *body = NULL, *out = NULL;
+    if (lh_req_json(req, false, &body, &err) != 0)
+        return lh_resp_error(resp, &err);
+    const char *index = json_string_value(json_object_get(body, "index"));
+    if (index && !index_visible(req, resp, index)) {
+        json_decref(body);
+        return 0;
+    }
+    int rc = lh_vectors_eval_autogen(req->srv->vectors, lh_req_param(req, "name"), body, &out, &err);
+    json_decref(body);
+    if (rc != 0)
+        return lh_resp_error(resp, &err);
+    return lh_resp_json(resp, 201, out);
+}
+
+/* Whether the caller may see index's dataset (without answering). */
+static bool
+index_ok(lh_req *req, const char *index)
+{
+    char dataset[64];
+    if (!lh_vectors_dataset_of(req->srv->vectors, index, dataset, sizeof dataset))
+        return true; /* an index since deleted: its evals and trials are history */
+    json_t *m = NULL;
+    lh_err err;
+    bool ok = true;
+    if (lh_catalog_get(req->srv->catalog, dataset, &m, &err) == 0) {
+        const char *bucket = json_string_value(json_object_get(m, "bucket"));
+        ok = lh_http__auth_bucket(req->principal, bucket ? bucket : "", &err) == 0;
+    }
+    json_decref(m);
+    return ok;
+}
+
+int
+lh_h_evals_list(lh_req *req, lh_resp *resp)
+{
+    json_t *all = lh_vectors_evals(req->srv->vectors), *visible = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(all, i, e)
+    {
+        if (index_ok(req, json_string_value(json_object_get(e, "index"))))
+            json_array_append(visible, e);
+    }
+    json_decref(all);
+    return lh_resp_json(resp, 200, json_pack("{s:o}", "evals", visible));
+}
+
+int
+lh_h_eval_get(lh_req *req, lh_resp *resp)
+{
+    lh_err err;
+    json_t *out = NULL;
+    const char *name = lh_req_param(req, "name");
+    if (lh_vectors_eval_get(req->srv->vectors, name, &out, &err) != 0)
+        return lh_resp_error(resp, &err);
+    if (!index_ok(req, json_string_value(json_object_get(out, "index")))) {
+        json_decref(out);
+        lh_err_set(&err, LH_ENOTFOUND, 404, "eval_not_found", "no eval set named '%s'", name);
+        return lh_resp_error(resp, &err);
+    }
+    return lh_resp_json(resp, 200, out);
+}
+
+static int
+run_trial(lh_job *job, void *arg, lh_err *err)
+{
+    json_t *result = NULL;
+    int rc = lh_vtrial_run(arg, job, &result, err);
+    if (rc == 0)
+        lh_job_set_result(job, result);
+    return rc;
+}
+
+static void
+trial_free(void *arg)
+{
+    lh_vtrial_free(arg);
+}
+
+int
+lh_h_trial(lh_req *req, lh_resp *resp)
+{
+    lh_err err;
+    json_t *body = NULL;
+    if (lh_req_json(req, false, &body, &err) != 0)
+        return lh_resp_error(resp, &err);
+    const char *index = json_string_value(json_object_get(body, "index"));
+    if (index && !index_visible(req, resp, index)) {
+        json_decref(body);
+        return 0;
+    }
+    lh_vtrial *t = NULL;
+    int rc = lh_vectors_trial_begin(req->srv->vectors, body, req->principal->name, &t, &err);
+    json_decref(body);
+    if (rc != 0)
+        return lh_resp_error(resp, &err);
+    char id[LH_JOB_ID_MAX];
+    const char *name = lh_arena_strdup(req->arena, lh_vtrial_index(t));
+    if (lh_jobs_submit(req->srv->jobs, "hnsw_trial", req->principal->name, run_trial, t,
+                       trial_free, id, &err) != 0)
+        return lh_resp_error(resp, &err);
+    lh_resp_header(resp, "Location", lh_arena_printf(req->arena, "/jobs/%s", id));
+    json_t *job = lh_jobs_get_json(req->srv->jobs, id);
+    return lh_resp_json(resp, 202, json_pack("{s:s, s:s, s:o}", "index", name, "job_id", id,
+                                              "job", job ? job : json_null()));
+}
+
+int
+lh_h_trials_list(lh_req *req, lh_resp *resp)
+{
+    const char *index = lh_req_param(req, "index");
+    if (!index_ok(req, index)) {
+        lh_err err;
+        lh_err_set(&err, LH_ENOTFOUND, 404, "index_not_found", "no vector index named '%s'", index);
+        return lh_resp_error(resp, &err);
+    }
+    lh_err err;
+    json_t *out = NULL;
+    if (lh_vectors_trials(req->srv->vectors, index, &out, &err) != 0)
+        return lh_resp_error(resp, &err);
+    return lh_resp_json(resp, 200, json_pack("{s:s, s:o}", "index", index, "trials", out));
+}
+
+/* A query argument as a number in [min, max]; absent: *out untouched, false. */
+static int
+query_number(lh_req *req, const char *name, double min, double max, double *out, bool *given,
+             lh_err *err)
+{
+    const char *s = lh_req_query(req, name);
+    *given = s != NULL;
+    if (!s)
+        return 0;
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (*s == '\0' || *end != '\0' || !(v >= min && v <= max))
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'%s' must be a number from %g to %g", name, min, max);
+    *out = v;
+    return 0;
+}
+
+int
+lh_h_trials_best(lh_req *req, lh_resp *resp)
+{
+    const char *index = lh_req_param(req, "index");
+    lh_err err;
+    static const char *const known[] = {"min_recall", "max_p95_us", NULL};
+    double min_recall = -1, max_p95 = -1;
+    bool has_recall = false, has_p95 = false;
+    int rc = lh_req_check_query(req, known, NULL, "best takes min_recall or max_p95_us", &err);
+    if (rc == 0)
+        rc = query_number(req, "min_recall", 0, 1, &min_recall, &has_recall, &err);
+    if (rc == 0)
+        rc = query_number(req, "max_p95_us", 0, 1e12, &max_p95, &has_p95, &err);
+    if (rc == 0 && has_recall == has_p95)
+        rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
+                        "give exactly one of min_recall (e.g. 0.99) or max_p95_us");
+    if (rc == 0 && !index_ok(req, index))
+        rc = lh_err_set(&err, LH_ENOTFOUND, 404, "index_not_found", "no vector index named '%s'",
+                        index);
+    json_t *out = NULL;
+    if (rc == 0)
+        rc = lh_vectors_trial_best(req->srv->vectors, index, has_recall ? min_recall : -1,
+                                   max_p95, &out, &err);
+    if (rc != 0)
+        return lh_resp_error(resp, &err);
+    return lh_resp_json(resp, 200, out);
+}
+
+int
+lh_h_trial_cache(lh_req *req, lh_resp *resp)
+{
+    return lh_resp_json(resp, 200, lh_vectors_trial_cache_stats(req->srv->vectors));
+}

@@ -246,6 +246,15 @@ int lh_h_vindex_get(lh_req *req, lh_resp *resp);
 int lh_h_vindex_delete(lh_req *req, lh_resp *resp);
 int lh_h_vindex_refresh(lh_req *req, lh_resp *resp);
 int lh_h_vindex_search(lh_req *req, lh_resp *resp);
+int lh_h_vindex_promote(lh_req *req, lh_resp *resp);
+int lh_h_vindex_rollback(lh_req *req, lh_resp *resp);
+int lh_h_eval_autogen(lh_req *req, lh_resp *resp);
+int lh_h_evals_list(lh_req *req, lh_resp *resp);
+int lh_h_eval_get(lh_req *req, lh_resp *resp);
+int lh_h_trial(lh_req *req, lh_resp *resp);
+int lh_h_trials_list(lh_req *req, lh_resp *resp);
+int lh_h_trials_best(lh_req *req, lh_resp *resp);
+int lh_h_trial_cache(lh_req *req, lh_resp *resp);
 
 /* The dataset's latest manifest (new) if the principal may see it; else answers 404 (as
  * for a missing one) and returns NULL. */

@@ -205,4 +205,45 @@ typedef struct lh_vsearch {
  * index still building its first generation. *out new. */
 int lh_vectors_search(lh_vectors *v, const lh_vsearch *s, json_t **out, lh_err *err);
 
+/* ---- eval sets, trials, promotion (trials.c, vindex.c) -------------------------------- */
+
+/* An eval set: n_queries positions sampled from the index's live generation, each with
+ * its exact top-k (the position itself excluded), stored create-only as
+ * _hnsw/evals/{eval}.parquet. body: {"index", "n_queries", "k", "seed"}. *out new. */
+int lh_vectors_eval_autogen(lh_vectors *v, const char *eval, const json_t *body, json_t **out,
+                            lh_err *err);
+/* Summaries of every eval set (new). */
+json_t *lh_vectors_evals(lh_vectors *v);
+/* One eval set with its queries (new); 404 eval_not_found. */
+int lh_vectors_eval_get(lh_vectors *v, const char *eval, json_t **out, lh_err *err);
+/* The index an eval set is for (into out); false when no such eval. */
+bool lh_vectors_eval_index(lh_vectors *v, const char *eval, char *out, size_t size);
+
+/* A trial run: body {"index", "eval", "configs": [{"m", "ef_construction",
+ * "ef_search"}, ...]} validated by begin (400/404), run once (in a job), then freed. */
+typedef struct lh_vtrial lh_vtrial;
+int lh_vectors_trial_begin(lh_vectors *v, const json_t *body, const char *actor,
+                           lh_vtrial **out, lh_err *err);
+const char *lh_vtrial_index(const lh_vtrial *t);
+int lh_vtrial_run(lh_vtrial *t, lh_job *job, json_t **out, lh_err *err);
+void lh_vtrial_free(lh_vtrial *t); /* accepts NULL */
+/* Every journaled trial of index, oldest first (new). */
+int lh_vectors_trials(lh_vectors *v, const char *index, json_t **out, lh_err *err);
+/* The fastest trial (p50) with recall >= min_recall, or (min_recall < 0) the best recall
+ * with p95 <= max_p95_us. 404 no_trial when none qualifies. */
+int lh_vectors_trial_best(lh_vectors *v, const char *index, double min_recall,
+                          double max_p95_us, json_t **out, lh_err *err);
+/* The trial vector cache: {"entries","bytes","max_bytes","hits","misses","evictions"}. */
+json_t *lh_vectors_trial_cache_stats(lh_vectors *v);
+
+/* A new generation of the live one's vectors with other HNSW settings (body:
+ * {"trial_id"} or {"hnsw": {...}}), built like a refresh (lh_vbuild_run) but embedding
+ * nothing. 409 while another build of the index runs. Returns new. */
+int lh_vectors_promote_begin(lh_vectors *v, const char *name, const json_t *body,
+                             const char *actor, lh_vbuild **out, lh_err *err);
+/* Make the generation that was live before the current one live again (one call; it
+ * is loaded from the bucket). 409 when there is none. *out new. */
+int lh_vectors_rollback(lh_vectors *v, const char *name, const char *actor, json_t **out,
+                        lh_err *err);
+
 #endif

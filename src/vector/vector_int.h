@@ -122,15 +122,77 @@ typedef struct lh_vidx {
     lh_vgen *live;     /* NULL while the first generation builds */
     bool building;
     int64_t last_generation;
+    int64_t previous_live; /* the generation live before the current one, or 0 */
+    int64_t live_seq;      /* the newest record in _vectors/{index}/_live/ */
     struct lh_vidx *next;
 } lh_vidx;
+
+/* A generation's vectors as trials use them (prepared as the index stores them). */
+typedef struct lh_tvec {
+    char index[64];
+    int64_t generation;
+    float *vectors;
+    size_t n, bytes;
+    uint32_t dim;
+    int refs;         /* under tc_lock */
+    bool cached;      /* in the list (else freed at its last release) */
+    int64_t used_us;
+    struct lh_tvec *next;
+} lh_tvec;
 
 struct lh_vectors {
     lh_vectors_deps deps;
     lh_store *store; /* the primary bucket */
     pthread_mutex_t lock; /* the list, each entry's live/building */
     lh_vidx *list;
+    /* trials (trials.c) */
+    lh_applog *trials;    /* the trial journal, _hnsw/trials/ */
+    pthread_mutex_t tc_lock; /* the trial vector cache */
+    lh_tvec *tc_list;
+    int64_t tc_bytes, tc_max;
+    uint64_t tc_hits, tc_misses, tc_evictions;
+    char **view_pins;     /* local copies the _hnsw_trials view reads (pinned) */
+    size_t n_view_pins;
 };
+
+/* Shared by vindex.c and trials.c. */
+char *lh_vectors__gen_key(const char *index, int64_t generation, const char *file);
+char *lh_vectors__work_file(lh_vectors *v, const char *suffix);
+/* Upload the local file at path as key (flags: LH_PUT_*); the caller removes the file. */
+int lh_vectors__upload(lh_vectors *v, const char *path, const char *key, int flags,
+                       int64_t *bytes, lh_err *err);
+/* Trials' part of open/close: the journal, the cache, the _hnsw_trials view. */
+int lh_vectors__trials_open(lh_vectors *v, lh_err *err);
+void lh_vectors__trials_close(lh_vectors *v);
+/* The hnsw settings of a journaled trial (new) or 404. */
+int lh_vectors__trial_config(lh_vectors *v, const char *index, const char *trial_id,
+                             json_t **hnsw, lh_err *err);
+
+struct lh_vbuild {
+    lh_vectors *v;
+    lh_vidx *x;        /* reserved: x->building is set */
+    bool created;      /* x was added by this build (removed again if it fails) */
+    bool done;
+    bool promote;      /* a new graph over the live generation's vectors (vgen.c) */
+    json_t *spec;
+    json_t *origin;    /* promote: {"trial_id"} or null */
+    char *actor;
+    char index[64], dataset[64];
+};
+
+/* Swap in g as x's live generation (takes the caller's reference) and record it in the
+ * index's live log (vgen.c). reason: "build", "refresh", "promote", "rollback". */
+void lh_vectors__publish(lh_vectors *v, lh_vidx *x, lh_vgen *g, const char *reason,
+                         const char *actor);
+/* At start: which committed generation is live, and which was live before it. */
+void lh_vectors__live_at_start(lh_vectors *v, lh_vidx *x, int64_t newest_committed,
+                               int64_t *live);
+int lh_vectors__promote_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err);
+lh_vidx *lh_vectors__find_locked(lh_vectors *v, const char *name);
+int lh_vectors__load_generation(lh_vectors *v, const char *name, int64_t generation,
+                                lh_vgen **out, lh_err *err);
+void lh_vgen__free(lh_vgen *g); /* accepts NULL; ignores the reference count */
+json_t *lh_vgen__summary(const lh_vgen *g);
 
 /* Take a reference on name's live generation (NULL with 404/409 in err). */
 lh_vgen *lh_vectors__acquire(lh_vectors *v, const char *name, json_t **spec, lh_err *err);

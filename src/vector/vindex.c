@@ -86,8 +86,8 @@ gen_index_docs(lh_vgen *g, lh_err *err)
     return 0;
 }
 
-static void
-gen_free(lh_vgen *g)
+void
+lh_vgen__free(lh_vgen *g)
 {
     if (g == NULL)
         return;
@@ -117,19 +117,19 @@ void
 lh_vgen__release(lh_vgen *g)
 {
     if (g && atomic_fetch_sub(&g->refs, 1) == 1)
-        gen_free(g);
+        lh_vgen__free(g);
 }
 
-static char *
-gen_key(const char *index, int64_t generation, const char *file)
+char *
+lh_vectors__gen_key(const char *index, int64_t generation, const char *file)
 {
     return lh_sprintf(VECTORS_PREFIX "%s/gen-%06lld/%s", index, (long long)generation, file);
 }
 
 /* ---- the registry --------------------------------------------------------------------- */
 
-static lh_vidx *
-find_locked(lh_vectors *v, const char *name)
+lh_vidx *
+lh_vectors__find_locked(lh_vectors *v, const char *name)
 {
     for (lh_vidx *x = v->list; x; x = x->next)
         if (strcmp(x->name, name) == 0)
@@ -149,7 +149,7 @@ lh_vgen *
 lh_vectors__acquire(lh_vectors *v, const char *name, json_t **spec, lh_err *err)
 {
     pthread_mutex_lock(&v->lock);
-    lh_vidx *x = find_locked(v, name);
+    lh_vidx *x = lh_vectors__find_locked(v, name);
     lh_vgen *g = x ? x->live : NULL;
     if (g) {
         atomic_fetch_add(&g->refs, 1);
@@ -167,18 +167,6 @@ lh_vectors__acquire(lh_vectors *v, const char *name, json_t **spec, lh_err *err)
     return g;
 }
 
-/* Swap in g as x's live generation (takes the caller's reference). */
-static void
-publish(lh_vectors *v, lh_vidx *x, lh_vgen *g)
-{
-    pthread_mutex_lock(&v->lock);
-    lh_vgen *old = x->live;
-    x->live = g;
-    if (g->generation > x->last_generation)
-        x->last_generation = g->generation;
-    pthread_mutex_unlock(&v->lock);
-    lh_vgen__release(old);
-}
 
 static void
 vidx_free(lh_vidx *x)
@@ -194,7 +182,7 @@ bool
 lh_vectors_dataset_of(lh_vectors *v, const char *name, char *out, size_t size)
 {
     pthread_mutex_lock(&v->lock);
-    lh_vidx *x = find_locked(v, name);
+    lh_vidx *x = lh_vectors__find_locked(v, name);
     if (x)
         snprintf(out, size, "%s", x->dataset);
     pthread_mutex_unlock(&v->lock);
@@ -565,16 +553,6 @@ reuse_free(reuse *u)
 
 /* ---- builds ----------------------------------------------------------------------------- */
 
-struct lh_vbuild {
-    lh_vectors *v;
-    lh_vidx *x;        /* reserved: x->building is set */
-    bool created;      /* x was added by this build (removed again if it fails) */
-    bool done;
-    json_t *spec;
-    char *actor;
-    char index[64], dataset[64];
-};
-
 const char *
 lh_vbuild_dataset(const lh_vbuild *b)
 {
@@ -763,7 +741,7 @@ lh_vectors_create_begin(lh_vectors *v, const json_t *body, const char *actor, lh
         return rc;
     const char *name = spec_str(spec, "name");
     pthread_mutex_lock(&v->lock);
-    if (find_locked(v, name)) {
+    if (lh_vectors__find_locked(v, name)) {
         pthread_mutex_unlock(&v->lock);
         lh_err_set(err, LH_EEXIST, 409, "index_exists", "a vector index named '%s' exists", name);
         lh_err_hint(err, "refresh it with POST /vectors/indexes/%s/refresh, or delete it first",
@@ -796,7 +774,7 @@ lh_vectors_refresh_begin(lh_vectors *v, const char *name, const char *actor, lh_
                          lh_err *err)
 {
     pthread_mutex_lock(&v->lock);
-    lh_vidx *x = find_locked(v, name);
+    lh_vidx *x = lh_vectors__find_locked(v, name);
     if (!x || x->building) {
         pthread_mutex_unlock(&v->lock);
         if (!x)
@@ -839,13 +817,15 @@ lh_vbuild_free(lh_vbuild *b)
     pthread_mutex_unlock(&v->lock);
     vidx_free(drop);
     json_decref(b->spec);
+    json_decref(b->origin);
     free(b->actor);
     free(b);
 }
 
-/* Upload a local file to key (the file is removed afterwards). */
-static int
-upload(lh_vectors *v, const char *path, const char *key, int64_t *bytes, lh_err *err)
+/* Upload a local file to key (the caller removes the file). */
+int
+lh_vectors__upload(lh_vectors *v, const char *path, const char *key, int flags, int64_t *bytes,
+                   lh_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
@@ -857,7 +837,7 @@ upload(lh_vectors *v, const char *path, const char *key, int64_t *bytes, lh_err 
         return LH_EIO;
     }
     lh_source src = {.fd = fd, .len = st.st_size, .may_link = true};
-    int rc = lh_store_put(v->store, key, &src, 0, NULL, err);
+    int rc = lh_store_put(v->store, key, &src, flags, NULL, err);
     close(fd);
     if (rc == 0 && bytes)
         *bytes = st.st_size;
@@ -968,8 +948,8 @@ gen_take_rows(lh_vgen *g, rows *r, lh_err *err)
     return gen_index_docs(g, err);
 }
 
-static char *
-work_file(lh_vectors *v, const char *suffix)
+char *
+lh_vectors__work_file(lh_vectors *v, const char *suffix)
 {
     uint8_t rnd[8];
     char hex[17];
@@ -1011,8 +991,8 @@ write_embeddings(lh_vectors *v, const rows *r, const char *path, lh_err *err)
     return rc;
 }
 
-static json_t *
-gen_summary(const lh_vgen *g)
+json_t *
+lh_vgen__summary(const lh_vgen *g)
 {
     json_t *j = json_pack("{s:I, s:O?, s:I, s:I}", "generation", (json_int_t)g->generation,
                           "created_at", json_object_get(g->desc, "created_at"), "vectors",
@@ -1037,6 +1017,8 @@ gen_memory(const lh_vgen *g)
 int
 lh_vbuild_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
 {
+    if (b->promote)
+        return lh_vectors__promote_run(b, job, out, err);
     lh_vectors *v = b->v;
     int64_t started = lh_mono_us();
     rows r = {0};
@@ -1048,7 +1030,7 @@ lh_vbuild_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
     lh_vgen *prev = NULL, *g = NULL;
     lh_hnsw *h = NULL;
     json_t *manifest = NULL, *desc = NULL;
-    char *emb_tmp = work_file(v, ".parquet"), *hnsw_tmp = work_file(v, ".bin");
+    char *emb_tmp = lh_vectors__work_file(v, ".parquet"), *hnsw_tmp = lh_vectors__work_file(v, ".bin");
     char *emb_key = NULL, *hnsw_key = NULL, *desc_key = NULL;
     bool uploaded = false;
     int64_t embedded = 0, reused = 0, generation;
@@ -1094,13 +1076,13 @@ lh_vbuild_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
         lh_job_progress(job, (int64_t)r.n, (int64_t)r.n, "vectors linked");
     if ((rc = write_embeddings(v, &r, emb_tmp, err)) != 0 || (rc = lh_hnsw_save(h, hnsw_tmp, err)) != 0)
         goto out;
-    emb_key = gen_key(b->index, generation, "embeddings.parquet");
-    hnsw_key = gen_key(b->index, generation, "hnsw.bin");
-    desc_key = gen_key(b->index, generation, "index.json");
+    emb_key = lh_vectors__gen_key(b->index, generation, "embeddings.parquet");
+    hnsw_key = lh_vectors__gen_key(b->index, generation, "hnsw.bin");
+    desc_key = lh_vectors__gen_key(b->index, generation, "index.json");
     int64_t emb_bytes = 0, hnsw_bytes = 0;
     uploaded = true;
-    if ((rc = upload(v, emb_tmp, emb_key, &emb_bytes, err)) != 0 ||
-        (rc = upload(v, hnsw_tmp, hnsw_key, &hnsw_bytes, err)) != 0)
+    if ((rc = lh_vectors__upload(v, emb_tmp, emb_key, 0, &emb_bytes, err)) != 0 ||
+        (rc = lh_vectors__upload(v, hnsw_tmp, hnsw_key, 0, &hnsw_bytes, err)) != 0)
         goto out;
     char created_at[32];
     lh_time_format(lh_now_us(), created_at);
@@ -1149,13 +1131,13 @@ lh_vbuild_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
         goto out;
     g->emb_pinned = true;
     b->done = true;
-    *out = gen_summary(g);
+    *out = lh_vgen__summary(g);
     json_object_set_new(*out, "index", json_string(b->index));
     json_object_set(*out, "embedded", json_object_get(g->desc, "embedded"));
     json_object_set(*out, "reused", json_object_get(g->desc, "reused"));
     json_object_set(*out, "skipped_rows", json_object_get(g->desc, "skipped_rows"));
     json_object_set(*out, "build_seconds", json_object_get(g->desc, "build_seconds"));
-    publish(v, b->x, g);
+    lh_vectors__publish(v, b->x, g, b->created ? "build" : "refresh", b->actor);
     g = NULL;
     lh_log(LH_LOG_INFO, NULL, NULL, "vector index %s: generation %lld built (%zu vectors)",
            b->index, (long long)generation, r.n);
@@ -1174,7 +1156,7 @@ out:
     free(emb_key);
     free(hnsw_key);
     free(desc_key);
-    gen_free(g);
+    lh_vgen__free(g);
     lh_hnsw_free(h);
     json_decref(desc);
     json_decref(manifest);
@@ -1265,10 +1247,10 @@ rebuild_graph(lh_vectors *v, lh_vgen *g, lh_err *err)
     rows_free(&r);
     if (rc != 0)
         return rc;
-    char *tmp = work_file(v, ".bin");
-    char *key = gen_key(json_string_value(json_object_get(g->desc, "name")), g->generation, "hnsw.bin");
+    char *tmp = lh_vectors__work_file(v, ".bin");
+    char *key = lh_vectors__gen_key(json_string_value(json_object_get(g->desc, "name")), g->generation, "hnsw.bin");
     lh_err ignored;
-    if (lh_hnsw_save(g->hnsw, tmp, &ignored) == 0 && upload(v, tmp, key, NULL, &ignored) != 0)
+    if (lh_hnsw_save(g->hnsw, tmp, &ignored) == 0 && lh_vectors__upload(v, tmp, key, 0, NULL, &ignored) != 0)
         lh_log_err(LH_LOG_WARN, NULL, &ignored);
     unlink(tmp);
     free(tmp);
@@ -1276,12 +1258,12 @@ rebuild_graph(lh_vectors *v, lh_vgen *g, lh_err *err)
     return 0;
 }
 
-static int
-load_generation(lh_vectors *v, const char *name, int64_t generation, lh_vgen **out, lh_err *err)
+int
+lh_vectors__load_generation(lh_vectors *v, const char *name, int64_t generation, lh_vgen **out, lh_err *err)
 {
-    char *desc_key = gen_key(name, generation, "index.json");
-    char *emb_key = gen_key(name, generation, "embeddings.parquet");
-    char *hnsw_key = gen_key(name, generation, "hnsw.bin");
+    char *desc_key = lh_vectors__gen_key(name, generation, "index.json");
+    char *emb_key = lh_vectors__gen_key(name, generation, "embeddings.parquet");
+    char *hnsw_key = lh_vectors__gen_key(name, generation, "hnsw.bin");
     lh_buf text;
     lh_buf_init(&text);
     rows r = {0};
@@ -1348,7 +1330,7 @@ load_generation(lh_vectors *v, const char *name, int64_t generation, lh_vgen **o
     free(emb_key);
     free(hnsw_key);
     if (rc != 0) {
-        gen_free(g);
+        lh_vgen__free(g);
         return rc;
     }
     *out = g;
@@ -1370,9 +1352,12 @@ on_vector_key(void *ctx, const lh_list_entry *e)
     char name[64];
     long long generation = 0;
     int used = 0;
-    if (sscanf(e->key, VECTORS_PREFIX "%63[a-z0-9_]/gen-%lld/%n", name, &generation, &used) != 2 ||
-        used == 0 || generation <= 0)
+    int matched = sscanf(e->key, VECTORS_PREFIX "%63[a-z0-9_]/gen-%lld/%n", name, &generation,
+                         &used);
+    if (matched < 1)
         return 0;
+    if (matched != 2 || used == 0 || generation <= 0)
+        generation = 0; /* another file of the index (its live log) */
     found *f = *list;
     while (f && strcmp(f->name, name) != 0)
         f = f->next;
@@ -1384,13 +1369,13 @@ on_vector_key(void *ctx, const lh_list_entry *e)
     }
     if (generation > f->highest)
         f->highest = generation;
-    if (strcmp(e->key + used, "index.json") == 0 && generation > f->committed)
+    if (generation > 0 && strcmp(e->key + used, "index.json") == 0 && generation > f->committed)
         f->committed = generation;
     return 0;
 }
 
 typedef struct garbage {
-    int64_t above; /* generations above this one are uncommitted */
+    int64_t above; /* generations above this one are uncommitted; 0: every file is garbage */
     json_t *keys;
 } garbage;
 
@@ -1400,7 +1385,7 @@ on_garbage_key(void *ctx, const lh_list_entry *e)
     garbage *g = ctx;
     const char *at = strstr(e->key, "/gen-");
     long long generation = 0;
-    if (at && sscanf(at, "/gen-%lld/", &generation) == 1 && generation > g->above)
+    if (g->above == 0 || (at && sscanf(at, "/gen-%lld/", &generation) == 1 && generation > g->above))
         json_array_append_new(g->keys, json_string(e->key));
     return 0;
 }
@@ -1441,6 +1426,7 @@ lh_vectors_open(const lh_vectors_deps *deps, lh_vectors **out, lh_err *err)
     v->store = lh_buckets_primary(deps->buckets);
     pthread_mutex_init(&v->lock, NULL);
     lh_embed_cache_configure(lh_config_int(deps->config, "vector.embed_cache_bytes"));
+    lh_vectors__trials_open(v, NULL);
     found *list = NULL;
     int64_t started = lh_mono_us();
     int rc = lh_store_each(v->store, VECTORS_PREFIX, on_vector_key, &list, err);
@@ -1451,7 +1437,14 @@ lh_vectors_open(const lh_vectors_deps *deps, lh_vectors **out, lh_err *err)
         lh_vgen *g = NULL;
         lh_err lerr;
         lh_err_clear(&lerr);
-        if (rc == 0 && f->committed > 0 && load_generation(v, f->name, f->committed, &g, &lerr) == 0) {
+        int64_t live = f->committed;
+        lh_vidx probe = {0};
+        if (rc == 0 && f->committed > 0) {
+            snprintf(probe.name, sizeof probe.name, "%s", f->name);
+            lh_vectors__live_at_start(v, &probe, f->committed, &live);
+        }
+        if (rc == 0 && f->committed > 0 &&
+            lh_vectors__load_generation(v, f->name, live, &g, &lerr) == 0) {
             lh_vidx *x = lh_calloc(1, sizeof *x);
             snprintf(x->name, sizeof x->name, "%s", f->name);
             snprintf(x->dataset, sizeof x->dataset, "%s", spec_str(g->desc, "dataset"));
@@ -1464,6 +1457,8 @@ lh_vectors_open(const lh_vectors_deps *deps, lh_vectors **out, lh_err *err)
                     json_object_set(x->spec, keep[i], json_object_get(g->desc, keep[i]));
             x->live = g;
             x->last_generation = f->highest;
+            x->previous_live = probe.previous_live;
+            x->live_seq = probe.live_seq;
             x->next = v->list;
             v->list = x;
             loaded++;
@@ -1474,7 +1469,7 @@ lh_vectors_open(const lh_vectors_deps *deps, lh_vectors **out, lh_err *err)
                    f->name, lerr.message, lerr.detail[0] ? ": " : "", lerr.detail);
             json_decref(fields);
         }
-        if (rc == 0 && f->highest > f->committed)
+        if (rc == 0 && (f->highest > f->committed || f->committed == 0))
             remove_uncommitted(v, f);
         free(f);
     }
@@ -1500,6 +1495,7 @@ lh_vectors_close(lh_vectors *v)
         v->list = x->next;
         vidx_free(x);
     }
+    lh_vectors__trials_close(v);
     pthread_mutex_destroy(&v->lock);
     free(v);
 }
@@ -1557,7 +1553,7 @@ int
 lh_vectors_get(lh_vectors *v, const char *name, json_t **out, lh_err *err)
 {
     pthread_mutex_lock(&v->lock);
-    lh_vidx *x = find_locked(v, name);
+    lh_vidx *x = lh_vectors__find_locked(v, name);
     json_t *j = x ? describe_locked(x) : NULL;
     int64_t live = x && x->live ? x->live->generation : 0;
     pthread_mutex_unlock(&v->lock);
@@ -1594,7 +1590,7 @@ int
 lh_vectors_drop(lh_vectors *v, const char *name, lh_err *err)
 {
     pthread_mutex_lock(&v->lock);
-    lh_vidx *x = find_locked(v, name);
+    lh_vidx *x = lh_vectors__find_locked(v, name);
     if (!x || x->building) {
         pthread_mutex_unlock(&v->lock);
         if (!x)

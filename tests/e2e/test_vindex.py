@@ -397,8 +397,9 @@ class OnS3(unittest.TestCase):
             st, _, objs = srv.request("GET", "/storage/buckets/lake/objects?prefix=_vectors/",
                                       who="owner")
             keys = sorted(o["key"] for o in objs["objects"])
-            self.assertEqual(keys, ["_vectors/notes_ix/gen-000001/" + n for n in
-                                    ("embeddings.parquet", "hnsw.bin", "index.json")])
+            self.assertEqual(keys, ["_vectors/notes_ix/_live/v000001.json"] +
+                             ["_vectors/notes_ix/gen-000001/" + n for n in
+                              ("embeddings.parquet", "hnsw.bin", "index.json")])
             q = {"query": "valves", "k": 5, "include": ["note"]}
             st, _, first = srv.request("POST", "/vectors/indexes/notes_ix/search", body=q,
                                        who="owner")
