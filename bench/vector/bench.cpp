@@ -3,8 +3,12 @@
 //   build time with THREADS threads, recall@10 against exact search and single-thread
 //   latency (p50, p95) at several ef, memory; and our exact search beside a plain loop.
 // usage: bench N DIM QUERIES THREADS M EF_CONSTRUCTION [ef ...]
-// Data: N vectors around 64 shared random centres (spread 1, noise 0.5), L2, like
-// clustered embeddings; queries come from the same distribution. Never fails on speed.
+// Data (env BENCH_DATA): "clustered" (default) — N vectors around 64 shared random
+// centres (spread 1, noise 0.5): hard, every dimension carries noise; "lowrank" — points
+// of a 32-dimensional latent space (16 clusters) mapped into DIM dimensions by one random
+// linear map, plus a little noise (0.01): like text embeddings, whose intrinsic dimension
+// is far below their width. L2; queries come from the same distribution. Never fails on
+// speed.
 #include <hnswlib/hnswlib.h>
 
 extern "C" {
@@ -41,6 +45,32 @@ static std::vector<float> make(size_t n, size_t dim, uint64_t seed, const std::v
     return v;
 }
 
+// Low intrinsic dimension: latent points (clusters in 32 dimensions) through a fixed map.
+static std::vector<float> make_lowrank(size_t n, size_t dim, uint64_t seed) {
+    const size_t latent = 32, nc = 16;
+    uint64_t s = 4242;
+    std::vector<float> map(latent * dim), centres(nc * latent);
+    for (auto &x : map)
+        x = noise(s) / 2;
+    for (auto &x : centres)
+        x = 4 * noise(s);
+    std::vector<float> v(n * dim), z(latent);
+    s = seed;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ULL + 1;
+        const float *c = &centres[((s >> 33) % nc) * latent];
+        for (size_t l = 0; l < latent; l++)
+            z[l] = c[l] + noise(s);
+        for (size_t j = 0; j < dim; j++) {
+            float x = 0;
+            for (size_t l = 0; l < latent; l++)
+                x += z[l] * map[l * dim + j];
+            v[i * dim + j] = x + 0.02f * noise(s);
+        }
+    }
+    return v;
+}
+
 static double pct(std::vector<double> v, double p) {
     std::sort(v.begin(), v.end());
     return v[std::min(v.size() - 1, (size_t)(p * (double)v.size()))];
@@ -64,10 +94,14 @@ int main(int argc, char **argv) {
     std::vector<float> centres(64 * dim);
     for (auto &c : centres)
         c = 2 * noise(s);
-    std::vector<float> data = make(n, dim, 1, centres), queries = make(nq, dim, 2, centres);
-    printf("bench/vector — %zu x %zu float32 (64 clusters), L2, %zu queries, k=%zu, M=%u, "
+    const char *kind = getenv("BENCH_DATA") ? getenv("BENCH_DATA") : "clustered";
+    bool lowrank = strcmp(kind, "lowrank") == 0;
+    std::vector<float> data = lowrank ? make_lowrank(n, dim, 1) : make(n, dim, 1, centres);
+    std::vector<float> queries = lowrank ? make_lowrank(nq, dim, 2) : make(nq, dim, 2, centres);
+    printf("bench/vector — %zu x %zu float32 (%s), L2, %zu queries, k=%zu, M=%u, "
            "ef_construction=%u, build threads=%d, SIMD %s\n",
-           n, dim, nq, k, m, efc, threads, lh_vec_simd_name());
+           n, dim, lowrank ? "low rank: 32-dim latent, 16 clusters" : "64 clusters", nq, k, m,
+           efc, threads, lh_vec_simd_name());
 
     // ground truth (and our exact search beside a plain loop)
     std::vector<std::vector<uint32_t>> truth(nq);
