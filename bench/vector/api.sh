@@ -77,4 +77,36 @@ for name, flt in kinds:
           e50, p50 / e50 if e50 else 0, statistics.mean(recall), "/".join(sorted(methods))))
 print("(ratio: index p50 / exact p50 over the same vectors; index and exact exclude HTTP, query "
       "embedding and the filter's SQL)")
+
+# searches through a promotion: a loop on its own connection while a new generation
+# (ef_construction 40) is built and swapped in
+import threading
+stop, lat, errors = threading.Event(), [], []
+def loop():
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
+    i = 0
+    while not stop.is_set():
+        t = time.perf_counter()
+        c.request("POST", "/vectors/indexes/resumes/search", body=json.dumps(
+            {"query": queries[i % len(queries)], "k": 10}), headers=H)
+        r = c.getresponse()
+        r.read()
+        lat.append((time.perf_counter() - t) * 1000)
+        if r.status != 200:
+            errors.append(r.status)
+        i += 1
+th = threading.Thread(target=loop)
+th.start()
+time.sleep(1)
+t0 = time.perf_counter()
+job = call("POST", "/vectors/indexes/resumes/promote", {"hnsw": {"ef_construction": 40}})
+while call("GET", "/jobs/" + job["job_id"])["state"] in ("queued", "running"):
+    time.sleep(0.2)
+promote_s = time.perf_counter() - t0
+time.sleep(1)
+stop.set()
+th.join()
+lat.sort()
+print("through a promote (%.1f s): %d searches, %d errors, p50 %.2f ms, p99 %.2f ms, worst %.1f ms"
+      % (promote_s, len(lat), len(errors), lat[len(lat) // 2], lat[int(len(lat) * 0.99)], lat[-1]))
 PY
