@@ -192,6 +192,9 @@ lh_vidx *lh_vectors__find_locked(lh_vectors *v, const char *name);
 int lh_vectors__load_generation(lh_vectors *v, const char *name, int64_t generation,
                                 lh_vgen **out, lh_err *err);
 void lh_vgen__free(lh_vgen *g); /* accepts NULL; ignores the reference count */
+size_t lh_vgen__memory(const lh_vgen *g); /* bytes held in memory */
+void lh_vidx__free(lh_vidx *x);         /* accepts NULL; releases its live generation */
+int lh_vectors__no_index(lh_err *err, const char *name); /* 404 index_not_found */
 json_t *lh_vgen__summary(const lh_vgen *g);
 
 /* Take a reference on name's live generation (NULL with 404/409 in err). */

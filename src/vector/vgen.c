@@ -1,6 +1,6 @@
 /*
  * vgen.c — which generation of an index is live: the live log, promotion of a new graph
- * over the live vectors, and rollback.
+ * over the live vectors, rollback; and describing, listing and dropping indexes.
  *
  * Every time a generation goes live (build, refresh, promote, rollback) a record is added
  * to the index's live log, create-only, never rewritten:
@@ -415,5 +415,135 @@ lh_vectors_rollback(lh_vectors *v, const char *name, const char *actor, json_t *
     pthread_mutex_lock(&v->lock);
     x->building = false;
     pthread_mutex_unlock(&v->lock);
+    return rc;
+}
+
+/* ---- list, describe, drop ----------------------------------------------------------------- */
+
+static json_t *
+describe_locked(const lh_vidx *x)
+{
+    json_t *j = json_deep_copy(x->spec);
+    json_object_set_new(j, "state", json_string(x->live ? "ready" : "building"));
+    json_object_set_new(j, "building", json_boolean(x->building));
+    const lh_vgen *g = x->live;
+    if (g) {
+        static const char *const copy[] = {"model_version", "dim", "created_at", "dataset_version",
+                                           "skipped_rows", "build_seconds", NULL};
+        for (size_t i = 0; copy[i]; i++)
+            if (json_object_get(g->desc, copy[i]))
+                json_object_set(j, copy[i], json_object_get(g->desc, copy[i]));
+        json_object_set_new(j, "generation", json_integer(g->generation));
+        json_object_set_new(j, "vectors", json_integer((json_int_t)g->n));
+        json_object_set_new(j, "documents", json_integer((json_int_t)g->n_docs));
+        json_object_set_new(j, "memory_bytes", json_integer((json_int_t)lh_vgen__memory(g)));
+        json_object_set_new(j, "sidecar", json_string(g->hnsw_path ? "mapped" : "in_memory"));
+        json_object_set_new(j, "texts", json_string(g->texts ? "in_memory" : "read_from_file"));
+    }
+    return j;
+}
+
+json_t *
+lh_vectors_list(lh_vectors *v)
+{
+    json_t *arr = json_array();
+    pthread_mutex_lock(&v->lock);
+    for (lh_vidx *x = v->list; x; x = x->next)
+        json_array_append_new(arr, describe_locked(x));
+    pthread_mutex_unlock(&v->lock);
+    return arr;
+}
+
+static int
+on_gen_desc(void *ctx, const lh_list_entry *e)
+{
+    json_t *gens = ctx;
+    long long generation = 0;
+    const char *slash = strstr(e->key, "/gen-");
+    size_t len = strlen(e->key);
+    if (slash && len > 11 && strcmp(e->key + len - 11, "/index.json") == 0 &&
+        sscanf(slash, "/gen-%lld/", &generation) == 1)
+        json_array_append_new(gens, json_pack("{s:I}", "generation", (json_int_t)generation));
+    return 0;
+}
+
+int
+lh_vectors_get(lh_vectors *v, const char *name, json_t **out, lh_err *err)
+{
+    pthread_mutex_lock(&v->lock);
+    lh_vidx *x = lh_vectors__find_locked(v, name);
+    json_t *j = x ? describe_locked(x) : NULL;
+    int64_t live = x && x->live ? x->live->generation : 0;
+    pthread_mutex_unlock(&v->lock);
+    if (!j)
+        return lh_vectors__no_index(err, name);
+    /* every committed generation in the bucket */
+    json_t *gens = json_array();
+    char *prefix = lh_sprintf("_vectors/%s/", name);
+    lh_err lerr;
+    if (lh_store_each(v->store, prefix, on_gen_desc, gens, &lerr) != 0)
+        lh_log_err(LH_LOG_WARN, NULL, &lerr);
+    free(prefix);
+    size_t i;
+    json_t *g;
+    json_array_foreach(gens, i, g)
+    {
+        json_object_set_new(g, "live",
+                            json_boolean(json_integer_value(json_object_get(g, "generation")) == live));
+    }
+    json_object_set_new(j, "generations", gens);
+    *out = j;
+    return 0;
+}
+
+static int
+collect_key(void *ctx, const lh_list_entry *e)
+{
+    json_t *keys = ctx;
+    json_array_append_new(keys, json_string(e->key));
+    return 0;
+}
+
+int
+lh_vectors_drop(lh_vectors *v, const char *name, lh_err *err)
+{
+    pthread_mutex_lock(&v->lock);
+    lh_vidx *x = lh_vectors__find_locked(v, name);
+    if (!x || x->building) {
+        pthread_mutex_unlock(&v->lock);
+        if (!x)
+            return lh_vectors__no_index(err, name);
+        lh_err_set(err, LH_EEXIST, 409, "index_building", "index '%s' is being built", name);
+        lh_err_hint(err, "wait for the build's job to finish, or cancel it");
+        return LH_EEXIST;
+    }
+    for (lh_vidx **link = &v->list; *link; link = &(*link)->next)
+        if (*link == x) {
+            *link = x->next;
+            break;
+        }
+    pthread_mutex_unlock(&v->lock);
+    lh_vidx__free(x); /* searches in flight keep their generation alive */
+    /* descriptors first: once they are gone, what is left is garbage a restart removes */
+    json_t *keys = json_array();
+    char *prefix = lh_sprintf("_vectors/%s/", name);
+    int rc = lh_store_each(v->store, prefix, collect_key, keys, err);
+    free(prefix);
+    for (int pass = 0; rc == 0 && pass < 2; pass++) {
+        size_t i;
+        json_t *k;
+        json_array_foreach(keys, i, k)
+        {
+            const char *key = json_string_value(k);
+            size_t len = strlen(key);
+            bool is_desc = len > 10 && strcmp(key + len - 10, "index.json") == 0;
+            if (is_desc == (pass == 0) && rc == 0) {
+                rc = lh_store_delete(v->store, key, err);
+                if (rc == LH_ENOTFOUND)
+                    rc = 0;
+            }
+        }
+    }
+    json_decref(keys);
     return rc;
 }

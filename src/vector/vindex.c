@@ -137,8 +137,8 @@ lh_vectors__find_locked(lh_vectors *v, const char *name)
     return NULL;
 }
 
-static int
-no_index(lh_err *err, const char *name)
+int
+lh_vectors__no_index(lh_err *err, const char *name)
 {
     lh_err_set(err, LH_ENOTFOUND, 404, "index_not_found", "no vector index named '%s'", name);
     lh_err_hint(err, "GET /vectors/indexes lists them");
@@ -158,7 +158,7 @@ lh_vectors__acquire(lh_vectors *v, const char *name, json_t **spec, lh_err *err)
     }
     pthread_mutex_unlock(&v->lock);
     if (!x)
-        no_index(err, name);
+        lh_vectors__no_index(err, name);
     else if (!g) {
         lh_err_set(err, LH_EEXIST, 409, "index_not_ready",
                    "index '%s' is still building its first generation", name);
@@ -168,8 +168,8 @@ lh_vectors__acquire(lh_vectors *v, const char *name, json_t **spec, lh_err *err)
 }
 
 
-static void
-vidx_free(lh_vidx *x)
+void
+lh_vidx__free(lh_vidx *x)
 {
     if (x == NULL)
         return;
@@ -778,7 +778,7 @@ lh_vectors_refresh_begin(lh_vectors *v, const char *name, const char *actor, lh_
     if (!x || x->building) {
         pthread_mutex_unlock(&v->lock);
         if (!x)
-            return no_index(err, name);
+            return lh_vectors__no_index(err, name);
         lh_err_set(err, LH_EEXIST, 409, "index_building", "index '%s' is being built already",
                    name);
         lh_err_hint(err, "wait for the running build's job to finish");
@@ -815,7 +815,7 @@ lh_vbuild_free(lh_vbuild *b)
             }
     }
     pthread_mutex_unlock(&v->lock);
-    vidx_free(drop);
+    lh_vidx__free(drop);
     json_decref(b->spec);
     json_decref(b->origin);
     free(b->actor);
@@ -1000,8 +1000,8 @@ lh_vgen__summary(const lh_vgen *g)
     return j;
 }
 
-static size_t
-gen_memory(const lh_vgen *g)
+size_t
+lh_vgen__memory(const lh_vgen *g)
 {
     size_t bytes = lh_hnsw_memory(g->hnsw) + g->n * (sizeof *g->doc_of + sizeof *g->chunk_of) +
                    g->n_docs * (sizeof *g->doc_first + sizeof *g->doc_count + sizeof(char *)) +
@@ -1493,139 +1493,9 @@ lh_vectors_close(lh_vectors *v)
     while (v->list) {
         lh_vidx *x = v->list;
         v->list = x->next;
-        vidx_free(x);
+        lh_vidx__free(x);
     }
     lh_vectors__trials_close(v);
     pthread_mutex_destroy(&v->lock);
     free(v);
-}
-
-/* ---- list, describe, drop ----------------------------------------------------------------- */
-
-static json_t *
-describe_locked(const lh_vidx *x)
-{
-    json_t *j = json_deep_copy(x->spec);
-    json_object_set_new(j, "state", json_string(x->live ? "ready" : "building"));
-    json_object_set_new(j, "building", json_boolean(x->building));
-    const lh_vgen *g = x->live;
-    if (g) {
-        static const char *const copy[] = {"model_version", "dim", "created_at", "dataset_version",
-                                           "skipped_rows", "build_seconds", NULL};
-        for (size_t i = 0; copy[i]; i++)
-            if (json_object_get(g->desc, copy[i]))
-                json_object_set(j, copy[i], json_object_get(g->desc, copy[i]));
-        json_object_set_new(j, "generation", json_integer(g->generation));
-        json_object_set_new(j, "vectors", json_integer((json_int_t)g->n));
-        json_object_set_new(j, "documents", json_integer((json_int_t)g->n_docs));
-        json_object_set_new(j, "memory_bytes", json_integer((json_int_t)gen_memory(g)));
-        json_object_set_new(j, "sidecar", json_string(g->hnsw_path ? "mapped" : "in_memory"));
-        json_object_set_new(j, "texts", json_string(g->texts ? "in_memory" : "read_from_file"));
-    }
-    return j;
-}
-
-json_t *
-lh_vectors_list(lh_vectors *v)
-{
-    json_t *arr = json_array();
-    pthread_mutex_lock(&v->lock);
-    for (lh_vidx *x = v->list; x; x = x->next)
-        json_array_append_new(arr, describe_locked(x));
-    pthread_mutex_unlock(&v->lock);
-    return arr;
-}
-
-static int
-on_gen_desc(void *ctx, const lh_list_entry *e)
-{
-    json_t *gens = ctx;
-    long long generation = 0;
-    const char *slash = strstr(e->key, "/gen-");
-    size_t len = strlen(e->key);
-    if (slash && len > 11 && strcmp(e->key + len - 11, "/index.json") == 0 &&
-        sscanf(slash, "/gen-%lld/", &generation) == 1)
-        json_array_append_new(gens, json_pack("{s:I}", "generation", (json_int_t)generation));
-    return 0;
-}
-
-int
-lh_vectors_get(lh_vectors *v, const char *name, json_t **out, lh_err *err)
-{
-    pthread_mutex_lock(&v->lock);
-    lh_vidx *x = lh_vectors__find_locked(v, name);
-    json_t *j = x ? describe_locked(x) : NULL;
-    int64_t live = x && x->live ? x->live->generation : 0;
-    pthread_mutex_unlock(&v->lock);
-    if (!j)
-        return no_index(err, name);
-    /* every committed generation in the bucket */
-    json_t *gens = json_array();
-    char *prefix = lh_sprintf(VECTORS_PREFIX "%s/", name);
-    lh_err lerr;
-    if (lh_store_each(v->store, prefix, on_gen_desc, gens, &lerr) != 0)
-        lh_log_err(LH_LOG_WARN, NULL, &lerr);
-    free(prefix);
-    size_t i;
-    json_t *g;
-    json_array_foreach(gens, i, g)
-    {
-        json_object_set_new(g, "live",
-                            json_boolean(json_integer_value(json_object_get(g, "generation")) == live));
-    }
-    json_object_set_new(j, "generations", gens);
-    *out = j;
-    return 0;
-}
-
-static int
-collect_key(void *ctx, const lh_list_entry *e)
-{
-    json_t *keys = ctx;
-    json_array_append_new(keys, json_string(e->key));
-    return 0;
-}
-
-int
-lh_vectors_drop(lh_vectors *v, const char *name, lh_err *err)
-{
-    pthread_mutex_lock(&v->lock);
-    lh_vidx *x = lh_vectors__find_locked(v, name);
-    if (!x || x->building) {
-        pthread_mutex_unlock(&v->lock);
-        if (!x)
-            return no_index(err, name);
-        lh_err_set(err, LH_EEXIST, 409, "index_building", "index '%s' is being built", name);
-        lh_err_hint(err, "wait for the build's job to finish, or cancel it");
-        return LH_EEXIST;
-    }
-    for (lh_vidx **link = &v->list; *link; link = &(*link)->next)
-        if (*link == x) {
-            *link = x->next;
-            break;
-        }
-    pthread_mutex_unlock(&v->lock);
-    vidx_free(x); /* searches in flight keep their generation alive */
-    /* descriptors first: once they are gone, what is left is garbage a restart removes */
-    json_t *keys = json_array();
-    char *prefix = lh_sprintf(VECTORS_PREFIX "%s/", name);
-    int rc = lh_store_each(v->store, prefix, collect_key, keys, err);
-    free(prefix);
-    for (int pass = 0; rc == 0 && pass < 2; pass++) {
-        size_t i;
-        json_t *k;
-        json_array_foreach(keys, i, k)
-        {
-            const char *key = json_string_value(k);
-            size_t len = strlen(key);
-            bool is_desc = len > 10 && strcmp(key + len - 10, "index.json") == 0;
-            if (is_desc == (pass == 0) && rc == 0) {
-                rc = lh_store_delete(v->store, key, err);
-                if (rc == LH_ENOTFOUND)
-                    rc = 0;
-            }
-        }
-    }
-    json_decref(keys);
-    return rc;
 }
