@@ -64,3 +64,5 @@ print("seed (100K x 768): brute force 44 ms -> ours %s ms; HNSW at ec=80 es=30: 
          max(r[4] for r in rows if r[0] == 20), max((r for r in rows if r[0] == 20), key=lambda r: r[4])[1]))
 PY
 done
+# and the same grid through our own trial system, on the demo resumes
+"$here/api.sh" "$build"

@@ -78,20 +78,52 @@ lh_h_embed(lh_req *req, lh_resp *resp)
 
 /* ---- builds ---------------------------------------------------------------------------- */
 
+/* A vector job: a build or a trial, run by one job function. */
+typedef struct vec_job {
+    lh_vbuild *build; /* one of the two */
+    lh_vtrial *trial;
+} vec_job;
+
 static int
-run_build(lh_job *job, void *arg, lh_err *err)
+run_vec_job(lh_job *job, void *arg, lh_err *err)
 {
+    vec_job *j = arg;
     json_t *result = NULL;
-    int rc = lh_vbuild_run(arg, job, &result, err);
+    int rc = j->build ? lh_vbuild_run(j->build, job, &result, err)
+                      : lh_vtrial_run(j->trial, job, &result, err);
     if (rc == 0)
         lh_job_set_result(job, result);
     return rc;
 }
 
 static void
-build_free(void *arg)
+vec_job_free(void *arg)
 {
-    lh_vbuild_free(arg);
+    vec_job *j = arg;
+    lh_vbuild_free(j->build);
+    lh_vtrial_free(j->trial);
+    free(j);
+}
+
+/* Queue a build or a trial (takes it, also on failure) and answer 202 with the job. */
+static int
+submit(lh_req *req, lh_resp *resp, const char *kind, const char *index, lh_vbuild *b,
+       lh_vtrial *t)
+{
+    lh_err err;
+    char id[LH_JOB_ID_MAX];
+    vec_job *j = lh_calloc(1, sizeof *j);
+    j->build = b;
+    j->trial = t;
+    /* the job may be done and its arguments freed as soon as it is queued */
+    index = lh_arena_strdup(req->arena, index);
+    if (lh_jobs_submit(req->srv->jobs, kind, req->principal->name, run_vec_job, j, vec_job_free,
+                       id, &err) != 0)
+        return lh_resp_error(resp, &err); /* the job system freed j */
+    lh_resp_header(resp, "Location", lh_arena_printf(req->arena, "/jobs/%s", id));
+    json_t *job = lh_jobs_get_json(req->srv->jobs, id);
+    return lh_resp_json(resp, 202, json_pack("{s:s, s:s, s:o}", "index", index, "job_id", id,
+                                              "job", job ? job : json_null()));
 }
 
 /* Run b as a job (202) or here (201/200); takes b. */
@@ -103,19 +135,8 @@ start_build(lh_req *req, lh_resp *resp, lh_vbuild *b, bool async, int done_statu
         lh_vbuild_free(b);
         return 0;
     }
-    if (async) {
-        char id[LH_JOB_ID_MAX];
-        /* b may be done and freed as soon as it is queued */
-        const char *index = lh_arena_strdup(req->arena, lh_vbuild_index(b));
-        if (lh_jobs_submit(req->srv->jobs, "vector_index", req->principal->name, run_build, b,
-                           build_free, id, &err) != 0)
-            return lh_resp_error(resp, &err); /* the job system freed b */
-        lh_resp_header(resp, "Location", lh_arena_printf(req->arena, "/jobs/%s", id));
-        json_t *job = lh_jobs_get_json(req->srv->jobs, id);
-        json_t *answer = json_pack("{s:s, s:s, s:o}", "index", index, "job_id", id,
-                                   "job", job ? job : json_null());
-        return lh_resp_json(resp, 202, answer);
-    }
+    if (async)
+        return submit(req, resp, "vector_index", lh_vbuild_index(b), b, NULL);
     json_t *result = NULL;
     int rc = lh_vbuild_run(b, NULL, &result, &err);
     lh_vbuild_free(b);
@@ -469,22 +490,6 @@ lh_h_eval_get(lh_req *req, lh_resp *resp)
     return lh_resp_json(resp, 200, out);
 }
 
-static int
-run_trial(lh_job *job, void *arg, lh_err *err)
-{
-    json_t *result = NULL;
-    int rc = lh_vtrial_run(arg, job, &result, err);
-    if (rc == 0)
-        lh_job_set_result(job, result);
-    return rc;
-}
-
-static void
-trial_free(void *arg)
-{
-    lh_vtrial_free(arg);
-}
-
 int
 lh_h_trial(lh_req *req, lh_resp *resp)
 {
@@ -502,15 +507,7 @@ lh_h_trial(lh_req *req, lh_resp *resp)
     json_decref(body);
     if (rc != 0)
         return lh_resp_error(resp, &err);
-    char id[LH_JOB_ID_MAX];
-    const char *name = lh_arena_strdup(req->arena, lh_vtrial_index(t));
-    if (lh_jobs_submit(req->srv->jobs, "hnsw_trial", req->principal->name, run_trial, t,
-                       trial_free, id, &err) != 0)
-        return lh_resp_error(resp, &err);
-    lh_resp_header(resp, "Location", lh_arena_printf(req->arena, "/jobs/%s", id));
-    json_t *job = lh_jobs_get_json(req->srv->jobs, id);
-    return lh_resp_json(resp, 202, json_pack("{s:s, s:s, s:o}", "index", name, "job_id", id,
-                                              "job", job ? job : json_null()));
+    return submit(req, resp, "hnsw_trial", lh_vtrial_index(t), NULL, t);
 }
 
 int

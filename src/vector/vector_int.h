@@ -161,6 +161,8 @@ char *lh_vectors__work_file(lh_vectors *v, const char *suffix);
 /* Upload the local file at path as key (flags: LH_PUT_*); the caller removes the file. */
 int lh_vectors__upload(lh_vectors *v, const char *path, const char *key, int flags,
                        int64_t *bytes, lh_err *err);
+/* Delete what an uncommitted generation uploaded (best effort; NULL keys skipped). */
+void lh_vectors__discard(lh_vectors *v, const char *emb_key, const char *hnsw_key);
 /* Trials' part of open/close: the journal, the cache, the _hnsw_trials view. */
 int lh_vectors__trials_open(lh_vectors *v, lh_err *err);
 void lh_vectors__trials_close(lh_vectors *v);

@@ -354,13 +354,8 @@ lh_vectors__promote_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
            "ef_construction %u, ef_search %u)", b->index, (long long)generation, params.m,
            params.ef_construction, params.ef_search);
 out:
-    if (uploaded) {
-        lh_err ignored;
-        if (emb_key)
-            lh_store_delete(v->store, emb_key, &ignored);
-        if (hnsw_key)
-            lh_store_delete(v->store, hnsw_key, &ignored);
-    }
+    if (uploaded)
+        lh_vectors__discard(v, emb_key, hnsw_key);
     unlink(hnsw_tmp);
     free(hnsw_tmp);
     free(emb_key);

@@ -948,6 +948,16 @@ gen_take_rows(lh_vgen *g, rows *r, lh_err *err)
     return gen_index_docs(g, err);
 }
 
+void
+lh_vectors__discard(lh_vectors *v, const char *emb_key, const char *hnsw_key)
+{
+    lh_err ignored;
+    if (emb_key)
+        lh_store_delete(v->store, emb_key, &ignored);
+    if (hnsw_key)
+        lh_store_delete(v->store, hnsw_key, &ignored);
+}
+
 char *
 lh_vectors__work_file(lh_vectors *v, const char *suffix)
 {
@@ -1142,13 +1152,8 @@ lh_vbuild_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
     lh_log(LH_LOG_INFO, NULL, NULL, "vector index %s: generation %lld built (%zu vectors)",
            b->index, (long long)generation, r.n);
 out:
-    if (uploaded) { /* not committed: remove what was written, best effort */
-        lh_err ignored;
-        if (emb_key)
-            lh_store_delete(v->store, emb_key, &ignored);
-        if (hnsw_key)
-            lh_store_delete(v->store, hnsw_key, &ignored);
-    }
+    if (uploaded) /* not committed: remove what was written */
+        lh_vectors__discard(v, emb_key, hnsw_key);
     unlink(emb_tmp);
     unlink(hnsw_tmp);
     free(emb_tmp);
