@@ -457,7 +457,7 @@ lh_vectors_eval_autogen(lh_vectors *v, const char *eval, const json_t *body, jso
                           "'index' (the vector index to sample) is required");
     int64_t n_queries, k, seed;
     int rc;
-    if ((rc = int_field(body, "n_queries", 200, 1, 100000, &n_queries, err)) != 0 ||
+    if ((rc = int_field(body, "n_queries", 200, 1, 10000, &n_queries, err)) != 0 ||
         (rc = int_field(body, "k", 10, 1, 1000, &k, err)) != 0 ||
         (rc = int_field(body, "seed", 42, 0, INT64_MAX, &seed, err)) != 0)
         return rc;
