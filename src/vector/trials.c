@@ -189,7 +189,7 @@ lh_vectors_trial_cache_stats(lh_vectors *v)
     "trial_id: 'VARCHAR', index: 'VARCHAR', generation: 'BIGINT', eval: 'VARCHAR', "          \
     "metric: 'VARCHAR', m: 'INTEGER', ef_construction: 'INTEGER', ef_search: 'INTEGER', "      \
     "k: 'INTEGER', queries: 'INTEGER', vectors: 'BIGINT', dim: 'INTEGER', "                    \
-    "recall: 'DOUBLE', p50_us: 'DOUBLE', p95_us: 'DOUBLE', p99_us: 'DOUBLE', qps: 'DOUBLE', " \
+    "recall: 'DOUBLE', recall_ids: 'DOUBLE', p50_us: 'DOUBLE', p95_us: 'DOUBLE', p99_us: 'DOUBLE', qps: 'DOUBLE', " \
     "build_seconds: 'DOUBLE', graph_reused: 'BOOLEAN', memory_bytes: 'BIGINT', "             \
     "threads: 'INTEGER', created_at: 'VARCHAR', created_by: 'VARCHAR', job_id: 'VARCHAR'"
 
@@ -198,7 +198,7 @@ lh_vectors_trial_cache_stats(lh_vectors *v)
     "NULL::VARCHAR AS eval, NULL::VARCHAR AS metric, NULL::INTEGER AS m, "                     \
     "NULL::INTEGER AS ef_construction, NULL::INTEGER AS ef_search, NULL::INTEGER AS k, "       \
     "NULL::INTEGER AS queries, NULL::BIGINT AS vectors, NULL::INTEGER AS dim, "                \
-    "NULL::DOUBLE AS recall, NULL::DOUBLE AS p50_us, NULL::DOUBLE AS p95_us, "                 \
+    "NULL::DOUBLE AS recall, NULL::DOUBLE AS recall_ids, NULL::DOUBLE AS p50_us, NULL::DOUBLE AS p95_us, "                 \
     "NULL::DOUBLE AS p99_us, NULL::DOUBLE AS qps, NULL::DOUBLE AS build_seconds, "             \
     "NULL::BOOLEAN AS graph_reused, NULL::BIGINT AS memory_bytes, NULL::INTEGER AS threads, " \
     "NULL::VARCHAR AS created_at, NULL::VARCHAR AS created_by, NULL::VARCHAR AS job_id LIMIT 0"
@@ -575,6 +575,7 @@ typedef struct eval_set {
     uint32_t dim;
     float *queries;      /* n * dim */
     int32_t *truth;      /* n * k */
+    float *truth_dist;   /* n * k */
     int32_t *positions;  /* n */
     json_t *rows;        /* with_rows: [{query_id, position, doc_id, truth}] */
     bool with_rows;
@@ -602,7 +603,9 @@ on_eval_batch(void *ctx, const lh_batch *b)
         lh_batch_int(b, 5, i, &position);
         const float *q = lh_batch_floats(b, 7, i, &dim);
         const int32_t *t = lh_batch_ints(b, 8, i, &k);
-        if (!q || !t || k == 0 || (e->n > 0 && (dim != e->dim || k != e->k)))
+        size_t k_dist = 0;
+        const float *td = lh_batch_floats(b, 9, i, &k_dist);
+        if (!q || !t || !td || k == 0 || k_dist != k || (e->n > 0 && (dim != e->dim || k != e->k)))
             return lh_err_set(e->err, LH_EINVAL, 422, "eval_corrupt",
                               "the eval file's rows do not agree");
         if (e->n == 0) {
@@ -619,14 +622,18 @@ on_eval_batch(void *ctx, const lh_batch *b)
             if (nt)
                 e->truth = nt;
             int32_t *np = nt ? lh_try_realloc(e->positions, cap * sizeof *np) : NULL;
-            if (!np)
+            if (np)
+                e->positions = np;
+            float *nd = np ? lh_try_realloc(e->truth_dist, cap * k * sizeof *nd) : NULL;
+            if (!nd)
                 return lh_err_set(e->err, LH_ENOMEM, 503, "out_of_memory",
                                   "not enough memory for the eval set");
-            e->positions = np;
+            e->truth_dist = nd;
             e->cap = cap;
         }
         memcpy(e->queries + e->n * dim, q, dim * sizeof *q);
         memcpy(e->truth + e->n * k, t, k * sizeof *t);
+        memcpy(e->truth_dist + e->n * k, td, k * sizeof *td);
         e->positions[e->n] = (int32_t)position;
         if (e->with_rows) {
             const char *doc = lh_batch_str(b, 6, i, &len);
@@ -648,6 +655,7 @@ eval_free(eval_set *e)
 {
     free(e->queries);
     free(e->truth);
+    free(e->truth_dist);
     free(e->positions);
     json_decref(e->rows);
 }
@@ -675,7 +683,8 @@ eval_read(lh_vectors *v, const char *eval, bool with_rows, eval_set *e, lh_err *
     lh_buf sql;
     lh_buf_init(&sql);
     lh_buf_puts(&sql, "SELECT index, generation, metric, created_at, query_id, position, doc_id, "
-                      "CAST(query_vector AS FLOAT[]), CAST(truth AS INTEGER[]) FROM read_parquet(");
+                      "CAST(query_vector AS FLOAT[]), CAST(truth AS INTEGER[]), "
+                      "CAST(truth_distance AS FLOAT[]) FROM read_parquet(");
     lh_sql_quote(&sql, path);
     lh_buf_puts(&sql, ") ORDER BY query_id");
     lh_scan_opts opts = {.sql = sql.data};
@@ -885,17 +894,19 @@ now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Measure h on the eval set: recall@k (own position dropped) and per-query latency. */
+/* Measure h on the eval set, the query's own position dropped: recall@k counting a hit
+ * whose distance is within the k-th true neighbour's (ties with it are as good: the
+ * ann-benchmarks definition), recall by positions alone, and per-query latency. */
 static void
-measure(const lh_hnsw *h, const eval_set *e, size_t ef, double *recall, double *lat_us,
-        double *total_s)
+measure(const lh_hnsw *h, const eval_set *e, size_t ef, double *recall, double *recall_ids,
+        double *lat_us, double *total_s)
 {
     size_t k = e->k;
     lh_hit *hits = lh_calloc(k + 1, sizeof *hits);
     for (size_t q = 0; q < e->n && q < WARMUP_QUERIES; q++)
         lh_hnsw_search(h, e->queries + q * e->dim, k + 1, ef > k + 1 ? ef : k + 1, NULL, NULL,
                        hits);
-    size_t found = 0;
+    size_t found = 0, close = 0;
     double total = 0;
     for (size_t q = 0; q < e->n; q++) {
         int64_t t0 = now_ns();
@@ -905,10 +916,13 @@ measure(const lh_hnsw *h, const eval_set *e, size_t ef, double *recall, double *
         lat_us[q] = (double)dt / 1000.0;
         total += (double)dt / 1e9;
         size_t kept = 0;
+        float kth = e->truth_dist[q * k + k - 1];
+        float eps = 1e-5f * (fabsf(kth) > 1.0f ? fabsf(kth) : 1.0f);
         for (size_t i = 0; i < got && kept < k; i++) {
             if ((int32_t)hits[i].id == e->positions[q])
                 continue; /* the query itself */
             kept++;
+            close += hits[i].distance <= kth + eps;
             for (size_t j = 0; j < k; j++)
                 if (e->truth[q * k + j] == (int32_t)hits[i].id) {
                     found++;
@@ -916,7 +930,8 @@ measure(const lh_hnsw *h, const eval_set *e, size_t ef, double *recall, double *
                 }
         }
     }
-    *recall = (double)found / (double)(e->n * k);
+    *recall = (double)close / (double)(e->n * k);
+    *recall_ids = (double)found / (double)(e->n * k);
     *total_s = total;
     free(hits);
 }
@@ -995,8 +1010,8 @@ lh_vtrial_run(lh_vtrial *t, lh_job *job, json_t **out, lh_err *err)
                 json_integer_value(json_object_get(cj, "ef_construction")) != params.ef_construction)
                 continue;
             size_t ef = (size_t)json_integer_value(json_object_get(cj, "ef_search"));
-            double recall = 0, total_s = 0;
-            measure(h, &e, ef, &recall, lat, &total_s);
+            double recall = 0, recall_ids = 0, total_s = 0;
+            measure(h, &e, ef, &recall, &recall_ids, lat, &total_s);
             qsort(lat, e.n, sizeof *lat, by_value);
             char created_at[32], trial_id[64];
             int64_t now = lh_now_us();
@@ -1004,12 +1019,12 @@ lh_vtrial_run(lh_vtrial *t, lh_job *job, json_t **out, lh_err *err)
             snprintf(trial_id, sizeof trial_id, "tr_%lld_%zu", (long long)now, j);
             json_t *trial = json_pack(
                 "{s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, "
-                "s:f, s:f, s:b, s:I, s:i, s:s, s:s, s:s}",
+                "s:f, s:f, s:f, s:b, s:I, s:i, s:s, s:s, s:s}",
                 "trial_id", trial_id, "index", t->index, "generation", (json_int_t)e.generation,
                 "eval", t->eval, "metric", e.metric, "m", (json_int_t)params.m, "ef_construction",
                 (json_int_t)params.ef_construction, "ef_search", (json_int_t)ef, "k",
                 (json_int_t)e.k, "queries", (json_int_t)e.n, "vectors", (json_int_t)vec->n, "dim",
-                (json_int_t)vec->dim, "recall", recall, "p50_us", percentile(lat, e.n, 0.50),
+                (json_int_t)vec->dim, "recall", recall, "recall_ids", recall_ids, "p50_us", percentile(lat, e.n, 0.50),
                 "p95_us", percentile(lat, e.n, 0.95), "p99_us", percentile(lat, e.n, 0.99), "qps",
                 total_s > 0 ? (double)e.n / total_s : 0.0, "build_seconds", build_s,
                 "graph_reused", reused, "memory_bytes", (json_int_t)lh_hnsw_memory(h), "threads",

@@ -109,6 +109,7 @@ class Trials(unittest.TestCase):
             for f in ("recall", "p50_us", "p95_us", "p99_us", "qps", "build_seconds",
                       "memory_bytes"):
                 self.assertGreater(t[f], 0, (f, t))
+            self.assertLessEqual(t["recall_ids"], t["recall"])  # ties only ever add
             self.assertLessEqual(t["p50_us"], t["p95_us"])
             self.assertLessEqual(t["p95_us"], t["p99_us"])
         by_cfg = {(t["m"], t["ef_construction"], t["ef_search"]): t for t in trials}
