@@ -13,27 +13,12 @@ scale=${SCALE:-1}
 threads=${THREADS:-4}
 . "$here/../common/lib.sh"
 start_lakehouse_demo
-python3 - "$lh" "$(cat "$work/data/admin.token")" "${QUERIES:-200}" <<'PY'
-import http.client, json, statistics, sys, time, urllib.parse
+PYTHONPATH="$here/../common" python3 - "$lh" "$(cat "$work/data/admin.token")" "${QUERIES:-200}" <<'PY'
+import statistics, sys, time
+import lhapi
 url, token, n_queries = sys.argv[1], sys.argv[2], int(sys.argv[3])
-u = urllib.parse.urlparse(url)
-conn = http.client.HTTPConnection(u.hostname, u.port, timeout=3600)
-H = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
-def call(method, path, body=None):
-    conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=H)
-    r = conn.getresponse()
-    data = json.loads(r.read() or b"null")
-    if r.status >= 300 and r.status != 202:
-        sys.exit("HTTP %d on %s: %s" % (r.status, path, data))
-    return data
-def wait(job):
-    while True:
-        j = call("GET", "/jobs/" + job["job_id"])
-        if j["state"] not in ("queued", "running"):
-            if j["state"] != "succeeded":
-                sys.exit("job failed: %s" % j)
-            return j
-        time.sleep(0.5)
+api = lhapi.Api(url, token)
+call, wait = api.call, api.wait
 t0 = time.perf_counter()
 wait(call("POST", "/vectors/indexes", {"name": "resumes", "dataset": "candidates",
      "id_column": "candidate_id", "text_column": "resume_text"}))

@@ -15,29 +15,15 @@ threads=${THREADS:-4}
 . "$here/../common/lib.sh"
 start_lakehouse_demo
 echo "bench/vector/api: demo at scale $scale loaded in $(printf %.1f "$demo_s") s (load before: $load)"
-python3 - "$lh" "$(cat "$work/data/admin.token")" "${QUERIES:-200}" "${EF:-0}" <<'PY'
-import http.client, json, random, statistics, sys, time, urllib.parse
+PYTHONPATH="$here/../common" python3 - "$lh" "$(cat "$work/data/admin.token")" "${QUERIES:-200}" "${EF:-0}" <<'PY'
+import json, random, statistics, sys, threading, time
+import lhapi
 url, token, n_queries, ef = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-u = urllib.parse.urlparse(url)
-conn = http.client.HTTPConnection(u.hostname, u.port, timeout=3600)
-H = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
-def call(method, path, body=None):
-    conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=H)
-    r = conn.getresponse()
-    data = json.loads(r.read() or b"null")
-    if r.status >= 300 and r.status != 202:
-        sys.exit("HTTP %d on %s: %s" % (r.status, path, data))
-    return data
+api = lhapi.Api(url, token)
+call = api.call
 t0 = time.perf_counter()
-job = call("POST", "/vectors/indexes", {"name": "resumes", "dataset": "candidates",
-           "id_column": "candidate_id", "text_column": "resume_text"})
-while True:
-    j = call("GET", "/jobs/" + job["job_id"])
-    if j["state"] not in ("queued", "running"):
-        break
-    time.sleep(0.2)
-if j["state"] != "succeeded":
-    sys.exit("build failed: %s" % j)
+j = api.wait(call("POST", "/vectors/indexes", {"name": "resumes", "dataset": "candidates",
+                  "id_column": "candidate_id", "text_column": "resume_text"}))
 build_s = time.perf_counter() - t0
 d = call("GET", "/vectors/indexes/resumes")
 print("index: %d resumes -> %d vectors of %d dims, built in %.1f s (embed + graph + files), "
@@ -80,15 +66,14 @@ print("(ratio: index p50 / exact p50 over the same vectors; index and exact excl
 
 # searches through a promotion: a loop on its own connection while a new generation
 # (ef_construction 40) is built and swapped in
-import threading
 stop, lat, errors = threading.Event(), [], []
 def loop():
-    c = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
+    c = api.connect()
     i = 0
     while not stop.is_set():
         t = time.perf_counter()
         c.request("POST", "/vectors/indexes/resumes/search", body=json.dumps(
-            {"query": queries[i % len(queries)], "k": 10}), headers=H)
+            {"query": queries[i % len(queries)], "k": 10}), headers=api.headers)
         r = c.getresponse()
         r.read()
         lat.append((time.perf_counter() - t) * 1000)
@@ -99,9 +84,7 @@ th = threading.Thread(target=loop)
 th.start()
 time.sleep(1)
 t0 = time.perf_counter()
-job = call("POST", "/vectors/indexes/resumes/promote", {"hnsw": {"ef_construction": 40}})
-while call("GET", "/jobs/" + job["job_id"])["state"] in ("queued", "running"):
-    time.sleep(0.2)
+api.wait(call("POST", "/vectors/indexes/resumes/promote", {"hnsw": {"ef_construction": 40}}))
 promote_s = time.perf_counter() - t0
 time.sleep(1)
 stop.set()
