@@ -21,6 +21,7 @@ struct lh_engine {
     pthread_mutex_t stop_lock;
     pthread_cond_t stop_cond;
     bool stopping;
+    bool watchdog_idle; /* waiting for a query to start (under stop_lock) */
 };
 
 /* Interrupt every watched query past its deadline. */
