@@ -31,6 +31,8 @@ class FakeProvider(http.server.BaseHTTPRequestHandler):
         vecs = [[float(len(t)), float(t.count(" ")), 1.0] for t in texts]
         if FakeProvider.mode == "ragged":
             vecs[-1] = [1.0]
+        if FakeProvider.mode == "wide":
+            vecs = [v + [0.0] for v in vecs]
         if FakeProvider.mode == "error":
             self.send_response(500)
             self.end_headers()
@@ -126,6 +128,57 @@ class Embed(unittest.TestCase):
 
     def embed(self, body, who="bot"):
         return self.srv.request("POST", "/embed", body, who=who)
+
+    def test_index_on_remote_model(self):
+        """An index embedded by a remote model beside a builtin one over the same data:
+        batches through the provider, queries embedded by the same model, a refresh that
+        asks the provider only for changed text, and a provider that changes dimension."""
+        rows = "id,note\n" + "".join("%d,%s\n" % (i, " ".join(["w"] * i)) for i in range(1, 31))
+        st, _, b = self.srv.request("POST", "/ingest/file?dataset=notes&format=csv&primary_key=id",
+                                    rows, who="owner")
+        self.assertEqual(st, 201, b)
+        for name, model in (("notes_remote", "ollama:nomic-embed-text"), ("notes_local", "builtin")):
+            FakeProvider.seen.clear()
+            st, _, b = self.srv.request("POST", "/vectors/indexes", who="owner", body={
+                "name": name, "dataset": "notes", "id_column": "id", "text_column": "note",
+                "model": model, "metric": "l2", "async": False})
+            self.assertEqual(st, 201, b)
+            self.assertEqual(b["vectors"], 30)
+            if model.startswith("ollama"):  # 30 texts in batches of 2
+                self.assertEqual(sum(len(x[1]["input"]) for x in FakeProvider.seen), 30)
+                self.assertEqual(len(FakeProvider.seen), 15)
+        st, _, d = self.srv.request("GET", "/vectors/indexes/notes_remote", who="owner")
+        self.assertEqual((d["model"], d["model_version"], d["dim"]),
+                         ("ollama:nomic-embed-text", "nomic-embed-text", 3))
+        # the fake's vector of a text is [length, spaces, 1]: "w w w" is [5, 2, 1], doc 3
+        FakeProvider.seen.clear()
+        st, _, res = self.srv.request("POST", "/vectors/indexes/notes_remote/search",
+                                      {"query": "x y z", "k": 1}, who="bot")
+        self.assertEqual(st, 200, res)
+        self.assertEqual(res["hits"][0]["doc_id"], "3")
+        self.assertEqual([x[1]["input"] for x in FakeProvider.seen], [["x y z"]])
+        # one row changes: the refresh asks the provider for that text only
+        st, _, b = self.srv.request("POST", "/datasets/notes/rows", who="owner",
+                                    body={"upsert": [{"id": 2, "note": "changed text here"}]})
+        self.assertEqual(st, 201, b)
+        FakeProvider.seen.clear()
+        st, _, b = self.srv.request("POST", "/vectors/indexes/notes_remote/refresh",
+                                    {"async": False}, who="owner")
+        self.assertEqual(st, 200, b)
+        self.assertEqual((b["embedded"], b["reused"]), (1, 29))
+        self.assertEqual([x[1]["input"] for x in FakeProvider.seen], [["changed text here"]])
+        # a provider that now answers with another dimension: 502, the index stays as it was
+        try:
+            FakeProvider.mode = "wide"
+            self.srv.request("POST", "/datasets/notes/rows", who="owner",
+                             body={"upsert": [{"id": 5, "note": "another change"}]})
+            st, _, b = self.srv.request("POST", "/vectors/indexes/notes_remote/refresh",
+                                        {"async": False}, who="owner")
+            self.assertEqual((st, b["error"]["code"]), (502, "provider_bad_response"))
+        finally:
+            FakeProvider.mode = "ok"
+        st, _, d = self.srv.request("GET", "/vectors/indexes/notes_remote", who="owner")
+        self.assertEqual((d["generation"], d["building"]), (2, False))
 
     def test_builtin(self):
         texts = ["Senior Kubernetes engineer, Chicago", "kubernetes ENGINEER in chicago",
