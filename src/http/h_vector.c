@@ -204,31 +204,46 @@ lh_h_vindex_refresh(lh_req *req, lh_resp *resp)
 
 /* ---- registry ------------------------------------------------------------------------ */
 
-/* The index's dataset must be visible to the caller; else 404 as for no index. */
+/* Whether the caller may see dataset's bucket. A dataset that is gone (an index outliving
+ * it) hides nothing: the index is still the caller's to see or drop. */
+static bool
+dataset_ok(lh_req *req, const char *dataset)
+{
+    json_t *m = NULL;
+    lh_err err;
+    bool ok = true;
+    if (dataset && lh_catalog_get(req->srv->catalog, dataset, &m, &err) == 0) {
+        const char *bucket = json_string_value(json_object_get(m, "bucket"));
+        ok = lh_http__auth_bucket(req->principal, bucket ? bucket : "", &err) == 0;
+    }
+    json_decref(m);
+    return ok;
+}
+
+/* Whether the caller may see index (an unknown index: yes, its evals and trials are
+ * history). */
+static bool
+index_ok(lh_req *req, const char *index)
+{
+    char dataset[64];
+    return !lh_vectors_dataset_of(req->srv->vectors, index, dataset, sizeof dataset) ||
+           dataset_ok(req, dataset);
+}
+
+/* The index must exist and its dataset be visible to the caller; else 404 (the same
+ * answer either way). */
 static bool
 index_visible(lh_req *req, lh_resp *resp, const char *name)
 {
     char dataset[64];
+    if (lh_vectors_dataset_of(req->srv->vectors, name, dataset, sizeof dataset) &&
+        dataset_ok(req, dataset))
+        return true;
     lh_err err;
-    if (!lh_vectors_dataset_of(req->srv->vectors, name, dataset, sizeof dataset)) {
-        lh_err_set(&err, LH_ENOTFOUND, 404, "index_not_found", "no vector index named '%s'", name);
-        lh_err_hint(&err, "GET /vectors/indexes lists them");
-        lh_resp_error(resp, &err);
-        return false;
-    }
-    json_t *m = NULL;
-    if (lh_catalog_get(req->srv->catalog, dataset, &m, &err) == 0) {
-        const char *bucket = json_string_value(json_object_get(m, "bucket"));
-        bool ok = lh_http__auth_bucket(req->principal, bucket ? bucket : "", &err) == 0;
-        json_decref(m);
-        if (!ok) {
-            lh_err_set(&err, LH_ENOTFOUND, 404, "index_not_found", "no vector index named '%s'",
-                       name);
-            lh_resp_error(resp, &err);
-            return false;
-        }
-    }
-    return true; /* a dataset deleted since: the index is still the caller's to see or drop */
+    lh_err_set(&err, LH_ENOTFOUND, 404, "index_not_found", "no vector index named '%s'", name);
+    lh_err_hint(&err, "GET /vectors/indexes lists them");
+    lh_resp_error(resp, &err);
+    return false;
 }
 
 int
@@ -239,16 +254,7 @@ lh_h_vindex_list(lh_req *req, lh_resp *resp)
     json_t *x;
     json_array_foreach(all, i, x)
     {
-        json_t *m = NULL;
-        lh_err err;
-        const char *dataset = json_string_value(json_object_get(x, "dataset"));
-        bool ok = true;
-        if (lh_catalog_get(req->srv->catalog, dataset, &m, &err) == 0) {
-            const char *bucket = json_string_value(json_object_get(m, "bucket"));
-            ok = lh_http__auth_bucket(req->principal, bucket ? bucket : "", &err) == 0;
-        }
-        json_decref(m);
-        if (ok)
+        if (dataset_ok(req, json_string_value(json_object_get(x, "dataset"))))
             json_array_append(visible, x);
     }
     json_decref(all);
@@ -439,24 +445,6 @@ lh_h_eval_autogen(lh_req *req, lh_resp *resp)
     if (rc != 0)
         return lh_resp_error(resp, &err);
     return lh_resp_json(resp, 201, out);
-}
-
-/* Whether the caller may see index's dataset (without answering). */
-static bool
-index_ok(lh_req *req, const char *index)
-{
-    char dataset[64];
-    if (!lh_vectors_dataset_of(req->srv->vectors, index, dataset, sizeof dataset))
-        return true; /* an index since deleted: its evals and trials are history */
-    json_t *m = NULL;
-    lh_err err;
-    bool ok = true;
-    if (lh_catalog_get(req->srv->catalog, dataset, &m, &err) == 0) {
-        const char *bucket = json_string_value(json_object_get(m, "bucket"));
-        ok = lh_http__auth_bucket(req->principal, bucket ? bucket : "", &err) == 0;
-    }
-    json_decref(m);
-    return ok;
 }
 
 int
