@@ -17,6 +17,7 @@ import harness  # noqa: E402
 import s3util  # noqa: E402
 
 ADMIN, READER, AGENT = "tok-admin-vidx-0001", "tok-reader-vidx-001", "tok-agent-vidx-0001"
+ELSEWHERE = "tok-elsewhere-vidx-01"  # a reader limited to another bucket
 
 
 class Indexes(unittest.TestCase):
@@ -26,7 +27,10 @@ class Indexes(unittest.TestCase):
             principals=[("owner", ADMIN, ["admin"]), ("viewer", READER, ["reader"]),
                         ("bot", AGENT, ["agent"])],
             extra_toml='\n[vector]\nollama_url = "http://127.0.0.1:1"\nembed_timeout_ms = 500\n'
-        ).start()
+                       '\n[[principal]]\nname = "elsewhere"\ntoken_sha256 = "%s"\n'
+                       'roles = ["reader"]\nbuckets = ["other"]\n' % harness.sha256_hex(ELSEWHERE))
+        cls.srv.tokens["elsewhere"] = ELSEWHERE
+        cls.srv.start()
         env = {"LAKEHOUSE_SERVER_PORT": str(cls.srv.port), "LAKEHOUSE_CONFIG": cls.srv.config,
                "LAKEHOUSE_TOKEN": ADMIN}
         cls.env = env
@@ -209,6 +213,12 @@ class Indexes(unittest.TestCase):
         self.req("DELETE", "/vectors/indexes/resumes", None, 403, who="bot")
         self.req("POST", "/vectors/indexes/resumes/refresh", {}, 403, who="viewer")
         self.search({"query": "nurse"}, who="viewer")
+        # a principal limited to another bucket does not see an index over the primary's
+        # data: the same 404 as for no index, and not in the list
+        self.search({"query": "nurse"}, status=404, who="elsewhere")
+        self.req("GET", "/vectors/indexes/resumes", None, 404, who="elsewhere")
+        listed = self.req("GET", "/vectors/indexes", who="elsewhere")["indexes"]
+        self.assertNotIn("resumes", [x["name"] for x in listed])
 
     def test_f_byo_vectors(self):
         rows = [{"id": i, "label": "p%d" % i, "emb": [float(i), float(i % 7), 1.0]}
