@@ -490,7 +490,6 @@ lh_cmd_search(int argc, char **argv)
         p = comma ? comma + 1 : p + len;
     }
     json_object_set_new(req, "include", names);
-    names = NULL;
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     lh_client *c = NULL;

@@ -106,11 +106,12 @@ const int32_t *lh_batch_ints(const lh_batch *b, size_t col, size_t row, size_t *
 typedef int (*lh_batch_fn)(void *ctx, const lh_batch *b);
 typedef struct lh_scan_opts {
     const char *sql;
-    bool user_sql;      /* admit as user SQL (one SELECT, 403/400 otherwise) */
     int64_t timeout_ms; /* 408 after this long; 0: none */
 } lh_scan_opts;
-/* Run a SELECT and hand its rows to fn a batch at a time, in order; a non-zero return
- * from fn stops the scan and is returned (err as fn left it). Memory is one batch. */
+/* Run a SELECT (admitted like user SQL: one SELECT, else 400/403, so user text such as a
+ * search filter may be part of it) and hand its rows to fn a batch at a time, in order;
+ * a non-zero return from fn stops the scan and is returned (err as fn left it). Memory
+ * is one batch. */
 int lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, void *ctx,
                    lh_err *err);
 

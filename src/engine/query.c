@@ -150,9 +150,10 @@ type_name(duckdb_type t)
 
 /* ---- admission ---------------------------------------------------------------------------- */
 
-/* Check the text is one SELECT; fill column names/types from its prepared form. */
+/* Check the text is one SELECT; fill column names/types from its prepared form, which
+ * goes to *keep (new) when keep is given, else is released. */
 static int
-admit(lh_query *q, const char *sql, lh_err *err)
+admit(lh_query *q, const char *sql, duckdb_prepared_statement *keep, lh_err *err)
 {
     duckdb_extracted_statements stmts = NULL;
     duckdb_prepared_statement prep = NULL;
@@ -188,6 +189,10 @@ admit(lh_query *q, const char *sql, lh_err *err)
         q->col_types[i] = lh_strdup(type_name(duckdb_prepared_statement_column_type(prep, i)));
     }
 out:
+    if (rc == 0 && keep) {
+        *keep = prep;
+        prep = NULL;
+    }
     duckdb_destroy_prepare(&prep);
     duckdb_destroy_extracted(&stmts);
     return rc;
@@ -814,7 +819,7 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
     idx_t n_stmts = duckdb_extract_statements(q->con, opts->sql, &stmts);
     duckdb_destroy_extracted(&stmts);
     if (n_stmts != 1) {
-        rc = admit(q, opts->sql, err); /* says why: empty, several, or a syntax error */
+        rc = admit(q, opts->sql, NULL, err); /* says why: empty, several, or a syntax error */
         if (rc == 0)
             rc = lh_err_set(err, LH_EINVAL, 400, "invalid_sql", "one statement per query");
         goto fail;
@@ -849,7 +854,7 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
     }
     if (prepared == DuckDBError) {
         /* the slow path, for errors only: classify the statement on its own */
-        if ((rc = admit(q, opts->sql, err)) != 0)
+        if ((rc = admit(q, opts->sql, NULL, err)) != 0)
             goto fail;
         const char *e = duckdb_prepare_error(prep);
         rc = prepare_error(err, e);
@@ -971,7 +976,7 @@ lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *path,
         goto out;
     }
     watch(eng, q);
-    if ((rc = run_prelude(q, opts, err)) != 0 || (rc = admit(q, opts->sql, err)) != 0)
+    if ((rc = run_prelude(q, opts, err)) != 0 || (rc = admit(q, opts->sql, NULL, err)) != 0)
         goto out;
     body = trimmed(opts->sql);
     lh_buf_printf(&sql, "COPY (SELECT * FROM (\n%s\n) AS lh_q", body);
@@ -1023,7 +1028,9 @@ out:
 struct lh_batch {
     duckdb_data_chunk chunk;
     size_t n_rows;
-    size_t array_size[BATCH_MAX_COLS]; /* ARRAY columns: their fixed size, once looked up */
+    /* per column, looked up once: the type, and an ARRAY's fixed size + 1 (1: a list) */
+    duckdb_type type[BATCH_MAX_COLS];
+    size_t array_size[BATCH_MAX_COLS];
 };
 
 size_t
@@ -1050,17 +1057,32 @@ lh_batch_str(const lh_batch *b, size_t col, size_t row, size_t *len)
     return duckdb_string_t_data(s);
 }
 
+/* Column col's type (and an ARRAY's size), looked up on first use: a lookup allocates,
+ * and readers call the accessors for every row. */
+static duckdb_type
+batch_type(const lh_batch *b, size_t col, duckdb_vector v)
+{
+    assert(col < BATCH_MAX_COLS);
+    lh_batch *mut = (lh_batch *)b; /* the lookup cache only */
+    if (mut->array_size[col] == 0) {
+        duckdb_logical_type t = duckdb_vector_get_column_type(v);
+        mut->type[col] = duckdb_get_type_id(t);
+        mut->array_size[col] = mut->type[col] == DUCKDB_TYPE_ARRAY
+                                   ? (size_t)duckdb_array_type_array_size(t) + 1
+                                   : 1;
+        duckdb_destroy_logical_type(&t);
+    }
+    return mut->type[col];
+}
+
 bool
 lh_batch_int(const lh_batch *b, size_t col, size_t row, int64_t *out)
 {
     duckdb_vector v = duckdb_data_chunk_get_vector(b->chunk, col);
     if (!batch_valid(v, row))
         return false;
-    duckdb_logical_type t = duckdb_vector_get_column_type(v);
-    duckdb_type id = duckdb_get_type_id(t);
-    duckdb_destroy_logical_type(&t);
     void *data = duckdb_vector_get_data(v);
-    switch (id) {
+    switch (batch_type(b, col, v)) {
     case DUCKDB_TYPE_INTEGER: *out = ((int32_t *)data)[row]; return true;
     case DUCKDB_TYPE_BIGINT: *out = ((int64_t *)data)[row]; return true;
     case DUCKDB_TYPE_SMALLINT: *out = ((int16_t *)data)[row]; return true;
@@ -1070,7 +1092,20 @@ lh_batch_int(const lh_batch *b, size_t col, size_t row, int64_t *out)
 
 /* The element data of a list or array value (floats and ints are both 4 bytes). */
 static const void *
-batch_elements(const lh_batch *b, size_t col, size_t row, size_t *dim);
+batch_elements(const lh_batch *b, size_t col, size_t row, size_t *dim)
+{
+    duckdb_vector v = duckdb_data_chunk_get_vector(b->chunk, col);
+    if (!batch_valid(v, row))
+        return NULL;
+    if (batch_type(b, col, v) == DUCKDB_TYPE_ARRAY) {
+        size_t d = b->array_size[col] - 1;
+        *dim = d;
+        return (const uint32_t *)duckdb_vector_get_data(duckdb_array_vector_get_child(v)) + row * d;
+    }
+    duckdb_list_entry *e = (duckdb_list_entry *)duckdb_vector_get_data(v) + row;
+    *dim = (size_t)e->length;
+    return (const uint32_t *)duckdb_vector_get_data(duckdb_list_vector_get_child(v)) + e->offset;
+}
 
 const float *
 lh_batch_floats(const lh_batch *b, size_t col, size_t row, size_t *dim)
@@ -1084,31 +1119,6 @@ lh_batch_ints(const lh_batch *b, size_t col, size_t row, size_t *dim)
     return batch_elements(b, col, row, dim);
 }
 
-static const void *
-batch_elements(const lh_batch *b, size_t col, size_t row, size_t *dim)
-{
-    duckdb_vector v = duckdb_data_chunk_get_vector(b->chunk, col);
-    if (!batch_valid(v, row))
-        return NULL;
-    assert(col < BATCH_MAX_COLS);
-    lh_batch *mut = (lh_batch *)b; /* the lookup cache only */
-    if (mut->array_size[col] == 0) {
-        duckdb_logical_type t = duckdb_vector_get_column_type(v);
-        mut->array_size[col] = duckdb_get_type_id(t) == DUCKDB_TYPE_ARRAY
-                                   ? (size_t)duckdb_array_type_array_size(t) + 1
-                                   : 1; /* +1: 0 means "not looked up"; 1 means a list */
-        duckdb_destroy_logical_type(&t);
-    }
-    if (mut->array_size[col] > 1) {
-        size_t d = mut->array_size[col] - 1;
-        *dim = d;
-        return (const uint32_t *)duckdb_vector_get_data(duckdb_array_vector_get_child(v)) + row * d;
-    }
-    duckdb_list_entry *e = (duckdb_list_entry *)duckdb_vector_get_data(v) + row;
-    *dim = (size_t)e->length;
-    return (const uint32_t *)duckdb_vector_get_data(duckdb_list_vector_get_child(v)) + e->offset;
-}
-
 int
 lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, void *ctx, lh_err *err)
 {
@@ -1117,7 +1127,6 @@ lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, void *c
     q->max_bytes = INT64_MAX;
     q->deadline_mono_us = opts->timeout_ms > 0 ? lh_mono_us() + opts->timeout_ms * 1000 : 0;
     lh_buf_init(&q->pending);
-    duckdb_extracted_statements stmts = NULL;
     duckdb_prepared_statement prep = NULL;
     int rc = 0;
     if (duckdb_connect(eng->db, &q->con) == DuckDBError) {
@@ -1125,21 +1134,8 @@ lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, void *c
         goto out;
     }
     watch(eng, q);
-    idx_t n = duckdb_extract_statements(q->con, opts->sql, &stmts);
-    if (n != 1) {
-        const char *e = n == 0 ? duckdb_extract_statements_error(stmts) : NULL;
-        rc = e ? prepare_error(err, e)
-               : lh_err_set(err, LH_EINVAL, 400, "invalid_sql", "one statement expected");
+    if ((rc = admit(q, opts->sql, &prep, err)) != 0)
         goto out;
-    }
-    if (duckdb_prepare_extracted_statement(q->con, stmts, 0, &prep) == DuckDBError) {
-        rc = prepare_error(err, duckdb_prepare_error(prep));
-        goto out;
-    }
-    if (opts->user_sql && duckdb_prepared_statement_type(prep) != DUCKDB_STATEMENT_TYPE_SELECT) {
-        rc = lh_err_set(err, LH_EPERM, 403, "sql_forbidden", "only read queries (SELECT) are allowed");
-        goto out;
-    }
     q->has_result = true;
     if (duckdb_execute_prepared_streaming(prep, &q->result) == DuckDBError) {
         rc = sql_error(err, duckdb_result_error_type(&q->result), duckdb_result_error(&q->result));
@@ -1161,7 +1157,6 @@ lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, void *c
     }
 out:
     duckdb_destroy_prepare(&prep);
-    duckdb_destroy_extracted(&stmts);
     lh_query_free(q);
     return rc;
 }

@@ -2,8 +2,8 @@
  * writer.c — typed rows from C into a Parquet file. Rows are set column by column into a
  * DuckDB data chunk, appended to a temporary table on the writer's own connection a chunk
  * at a time, and written out with one COPY at the end. Row groups are small (8,192 rows)
- * so that readers picking a few rows by a sorted key skip most of the file. This is how data computed in C
- * (embedding vectors) becomes Parquet without text conversions on the way.
+ * so that readers picking a few rows by a sorted key skip most of the file. This is how
+ * data computed in C (embedding vectors) becomes Parquet without text conversions.
  *
  * Thread safety: one thread at a time per writer; writers on the same engine are
  * independent (each has its connection, so its temporary table is private).
@@ -11,7 +11,6 @@
 #include "engine/engine_int.h"
 
 #include <assert.h>
-#include <math.h>
 #include <string.h>
 
 struct lh_writer {

@@ -309,10 +309,7 @@ lh_embedder_embed(lh_embedder *e, const char *const *texts, const size_t *lens, 
     if (e->remote.kind == NULL) {
         for (size_t i = 0; i < n; i++)
             if (!have[i]) {
-                /* the builtin reads a NUL-terminated text */
-                char *t = lh_strndup(texts[i], lens[i]);
-                lh_embed_builtin(t, lens[i], v + i * dim);
-                free(t);
+                lh_embed_builtin(texts[i], lens[i], v + i * dim);
                 cache_put(keys[i], v + i * dim, dim);
             }
     } else if (hits < n) {

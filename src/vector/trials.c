@@ -660,6 +660,52 @@ eval_free(eval_set *e)
     json_decref(e->rows);
 }
 
+/* The local path of eval's file (new), or 404 eval_not_found. */
+static int
+eval_path(lh_vectors *v, const char *eval, char **path, lh_err *err)
+{
+    if (!lh_name_valid(eval))
+        return eval_missing(err, eval);
+    char *key = lh_sprintf(EVALS_PREFIX "%s.parquet", eval);
+    lh_obj_info info;
+    int rc = lh_store_head(v->store, key, &info, err);
+    if (rc == 0)
+        rc = lh_cache_local_path(v->deps.cache, v->store, key, false, path, err);
+    free(key);
+    return rc == LH_ENOTFOUND ? eval_missing(err, eval) : rc;
+}
+
+/* An eval set's summary (new), read from the file's small columns only. */
+static int
+eval_head(lh_vectors *v, const char *eval, json_t **out, lh_err *err)
+{
+    char *path = NULL;
+    int rc = eval_path(v, eval, &path, err);
+    if (rc != 0)
+        return rc;
+    lh_buf sql;
+    lh_buf_init(&sql);
+    lh_buf_puts(&sql, "SELECT any_value(eval) AS eval, any_value(index) AS index, "
+                      "any_value(generation) AS generation, any_value(metric) AS metric, "
+                      "any_value(k) AS k, count(*) AS queries, "
+                      "len(any_value(query_vector)) AS dim, any_value(created_at) AS created_at "
+                      "FROM read_parquet(");
+    lh_sql_quote(&sql, path);
+    lh_buf_puts(&sql, ")");
+    json_t *rows = NULL;
+    rc = lh_engine_rows(v->deps.engine, sql.data, &rows, err);
+    lh_buf_free(&sql);
+    free(path);
+    json_t *head = json_array_get(rows, 0);
+    if (rc == 0 && (!json_is_string(json_object_get(head, "index")) ||
+                    json_integer_value(json_object_get(head, "queries")) <= 0))
+        rc = lh_err_set(err, LH_EINVAL, 422, "eval_corrupt", "eval set '%s' holds no query", eval);
+    if (rc == 0)
+        *out = json_incref(head);
+    json_decref(rows);
+    return rc;
+}
+
 static int
 eval_read(lh_vectors *v, const char *eval, bool with_rows, eval_set *e, lh_err *err)
 {
@@ -667,17 +713,8 @@ eval_read(lh_vectors *v, const char *eval, bool with_rows, eval_set *e, lh_err *
     e->err = err;
     e->with_rows = with_rows;
     e->rows = with_rows ? json_array() : NULL;
-    if (!lh_name_valid(eval))
-        return eval_missing(err, eval);
-    char *key = lh_sprintf(EVALS_PREFIX "%s.parquet", eval);
     char *path = NULL;
-    lh_obj_info info;
-    int rc = lh_store_head(v->store, key, &info, err);
-    if (rc == 0)
-        rc = lh_cache_local_path(v->deps.cache, v->store, key, false, &path, err);
-    free(key);
-    if (rc == LH_ENOTFOUND)
-        return eval_missing(err, eval);
+    int rc = eval_path(v, eval, &path, err);
     if (rc != 0)
         return rc;
     lh_buf sql;
@@ -721,13 +758,13 @@ lh_vectors_eval_get(lh_vectors *v, const char *eval, json_t **out, lh_err *err)
 bool
 lh_vectors_eval_index(lh_vectors *v, const char *eval, char *out, size_t size)
 {
-    eval_set e;
+    json_t *head = NULL;
     lh_err err;
-    bool ok = eval_read(v, eval, false, &e, &err) == 0;
-    if (ok)
-        snprintf(out, size, "%s", e.index);
-    eval_free(&e);
-    return ok;
+    if (eval_head(v, eval, &head, &err) != 0)
+        return false;
+    snprintf(out, size, "%s", json_string_value(json_object_get(head, "index")));
+    json_decref(head);
+    return true;
 }
 
 static int
@@ -752,10 +789,9 @@ lh_vectors_evals(lh_vectors *v)
     json_t *name;
     json_array_foreach(names, i, name)
     {
-        eval_set e;
-        if (eval_read(v, json_string_value(name), false, &e, &err) == 0)
-            json_array_append_new(out, eval_summary(json_string_value(name), &e));
-        eval_free(&e);
+        json_t *head = NULL;
+        if (eval_head(v, json_string_value(name), &head, &err) == 0)
+            json_array_append_new(out, head);
     }
     json_decref(names);
     return out;

@@ -210,6 +210,8 @@ typedef struct rows {
     bool by_vector;
     size_t chunk_size, chunk_overlap;
     const char *doc_text; /* the text being chunked */
+    const char *doc_id;   /* its id, until its first chunk starts the document */
+    size_t doc_id_len;
     bool failed;          /* a chunk could not be kept (err is set) */
     bool keep_texts;      /* loading: gather chunk texts while within text_budget */
     size_t text_budget;
@@ -224,42 +226,56 @@ oom(lh_err *err)
                       "not enough memory to build the index");
 }
 
+/* Room for one element more in *p (cap elements of elem bytes), doubling. */
 static int
-grow(void **p, size_t *cap, size_t need, size_t elem)
+grow(void **p, size_t *cap, size_t n, size_t elem)
 {
-    if (need <= *cap)
+    if (n < *cap)
         return 0;
-    size_t n = *cap ? *cap * 2 : 1024;
-    while (n < need)
-        n *= 2;
-    void *q = lh_try_realloc(*p, n * elem);
+    size_t want = *cap ? *cap * 2 : 1024;
+    void *q = lh_try_realloc(*p, want * elem);
     if (!q)
         return -1;
     *p = q;
-    *cap = n;
+    *cap = want;
     return 0;
 }
 
+/* A position for the current document (the last started), its chunks numbered 0, 1, ...
+ * in order. The per-position arrays share one capacity, r->cap. */
 static int
-add_position(rows *r, int32_t chunk, size_t text_off, size_t text_len)
+add_position(rows *r, size_t text_off, size_t text_len)
 {
-    size_t cap = r->cap;
-    if (r->n + 1 > cap) {
-        size_t c1 = cap, c2 = cap, c3 = cap;
-        if (grow((void **)&r->doc_of, &c1, r->n + 1, sizeof *r->doc_of) ||
-            grow((void **)&r->chunk_of, &c2, r->n + 1, sizeof *r->chunk_of) ||
-            grow((void **)&r->text_off, &c3, r->n + 1, sizeof *r->text_off) ||
-            grow((void **)&r->text_len, &r->cap, r->n + 1, sizeof *r->text_len))
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 1024;
+        uint32_t *doc_of = lh_try_realloc(r->doc_of, cap * sizeof *doc_of);
+        if (doc_of)
+            r->doc_of = doc_of;
+        int32_t *chunk_of = doc_of ? lh_try_realloc(r->chunk_of, cap * sizeof *chunk_of) : NULL;
+        if (chunk_of)
+            r->chunk_of = chunk_of;
+        size_t *off = chunk_of ? lh_try_realloc(r->text_off, cap * sizeof *off) : NULL;
+        if (off)
+            r->text_off = off;
+        uint32_t *len = off ? lh_try_realloc(r->text_len, cap * sizeof *len) : NULL;
+        if (!len)
             return -1;
+        r->text_len = len;
+        r->cap = cap;
     }
-    r->doc_of[r->n] = (uint32_t)(r->n_docs - 1);
-    r->chunk_of[r->n] = chunk;
+    uint32_t doc = (uint32_t)(r->n_docs - 1);
+    r->doc_of[r->n] = doc;
+    r->chunk_of[r->n] = r->n > 0 && r->doc_of[r->n - 1] == doc ? r->chunk_of[r->n - 1] + 1 : 0;
     r->text_off[r->n] = text_off;
     r->text_len[r->n] = (uint32_t)text_len;
     r->n++;
     return 0;
 }
 
+static int start_doc(rows *r, const char *id, size_t len);
+
+/* A chunk of the row being read; its first chunk starts its document (a text that
+ * yields none, only whitespace, is no document). */
 static void
 on_chunk(void *ctx, size_t offset, size_t len)
 {
@@ -267,12 +283,25 @@ on_chunk(void *ctx, size_t offset, size_t len)
     if (r->failed)
         return;
     size_t at = r->texts.len;
-    int32_t chunk = r->n > 0 && r->doc_of[r->n - 1] == r->n_docs - 1 ? r->chunk_of[r->n - 1] + 1 : 0;
-    if (lh_buf_try_append(&r->texts, r->doc_text + offset, len) != 0 ||
-        add_position(r, chunk, at, len) != 0) {
+    if ((r->doc_id && start_doc(r, r->doc_id, r->doc_id_len) != 0) ||
+        lh_buf_try_append(&r->texts, r->doc_text + offset, len) != 0 ||
+        add_position(r, at, len) != 0) {
         r->failed = true;
         oom(r->err);
     }
+    r->doc_id = NULL;
+}
+
+/* After a batch: progress, and whether the job was cancelled. */
+static int
+batch_done(rows *r)
+{
+    if (!r->job)
+        return 0;
+    lh_job_progress(r->job, r->rows_read, -1, "rows read");
+    if (lh_job_cancelled(r->job))
+        return lh_err_set(r->err, LH_ECANCELED, 409, "cancelled", "the build was cancelled");
+    return 0;
 }
 
 /* A new document unless id repeats the last one (rows are read ordered by id). */
@@ -282,7 +311,7 @@ start_doc(rows *r, const char *id, size_t len)
     if (r->n_docs > 0 && strncmp(r->doc_ids[r->n_docs - 1], id, len) == 0 &&
         r->doc_ids[r->n_docs - 1][len] == '\0')
         return 0;
-    if (grow((void **)&r->doc_ids, &r->cap_docs, r->n_docs + 1, sizeof *r->doc_ids) != 0)
+    if (grow((void **)&r->doc_ids, &r->cap_docs, r->n_docs, sizeof *r->doc_ids) != 0)
         return -1;
     r->doc_ids[r->n_docs++] = lh_strndup(id, len);
     return 0;
@@ -302,23 +331,18 @@ on_text_batch(void *ctx, const lh_batch *b)
             r->skipped++;
             continue;
         }
-        if (start_doc(r, id, id_len) != 0)
-            return oom(r->err);
-        /* the chunker needs a terminated view only for the callback's copy */
         r->doc_text = text;
+        r->doc_id = id;
+        r->doc_id_len = id_len;
         size_t before = r->n;
         lh_chunk_text(text, text_len, r->chunk_size, r->chunk_overlap, on_chunk, r);
+        r->doc_id = NULL;
         if (r->failed)
             return r->err->rc;
         if (r->n == before)
             r->skipped++; /* only whitespace */
     }
-    if (r->job) {
-        lh_job_progress(r->job, r->rows_read, -1, "rows read");
-        if (lh_job_cancelled(r->job))
-            return lh_err_set(r->err, LH_ECANCELED, 409, "cancelled", "the build was cancelled");
-    }
-    return 0;
+    return batch_done(r);
 }
 
 static int
@@ -352,11 +376,7 @@ on_vector_batch(void *ctx, const lh_batch *b)
             return LH_EINVAL;
         }
         r->dim = (uint32_t)dim;
-        if (start_doc(r, id, id_len) != 0)
-            return oom(r->err);
-        int32_t chunk =
-            r->n > 0 && r->doc_of[r->n - 1] == r->n_docs - 1 ? r->chunk_of[r->n - 1] + 1 : 0;
-        if (add_position(r, chunk, 0, 0) != 0)
+        if (start_doc(r, id, id_len) != 0 || add_position(r, 0, 0) != 0)
             return oom(r->err);
         if (r->vec_cap < r->cap) { /* vectors grow with the positions */
             float *nv = lh_try_realloc(r->vectors, r->cap * (size_t)r->dim * sizeof *nv);
@@ -367,12 +387,7 @@ on_vector_batch(void *ctx, const lh_batch *b)
         }
         memcpy(r->vectors + (r->n - 1) * r->dim, v, dim * sizeof *v);
     }
-    if (r->job) {
-        lh_job_progress(r->job, r->rows_read, -1, "rows read");
-        if (lh_job_cancelled(r->job))
-            return lh_err_set(r->err, LH_ECANCELED, 409, "cancelled", "the build was cancelled");
-    }
-    return 0;
+    return batch_done(r);
 }
 
 static void
@@ -442,7 +457,7 @@ typedef struct reuse {
     uint8_t (*keys)[32];
     float *vectors;
     uint32_t *table; /* slot -> entry + 1 */
-    size_t n, cap, table_size;
+    size_t n, key_cap, vec_cap, table_size;
     uint32_t dim;
     lh_err *err;
 } reuse;
@@ -471,13 +486,9 @@ on_reuse_batch(void *ctx, const lh_batch *b)
         const float *vec = lh_batch_floats(b, 1, i, &dim);
         if (!hex || !vec || dim != u->dim)
             continue;
-        size_t cap = u->cap;
-        if (u->n + 1 > cap) {
-            size_t c1 = cap;
-            if (grow((void **)&u->keys, &c1, u->n + 1, sizeof *u->keys) ||
-                grow((void **)&u->vectors, &u->cap, u->n + 1, (size_t)u->dim * sizeof(float)))
-                return oom(u->err);
-        }
+        if (grow((void **)&u->keys, &u->key_cap, u->n, sizeof *u->keys) ||
+            grow((void **)&u->vectors, &u->vec_cap, u->n, (size_t)u->dim * sizeof(float)))
+            return oom(u->err);
         if (hex_to_key(hex, len, u->keys[u->n]) != 0)
             continue;
         memcpy(u->vectors + u->n * u->dim, vec, dim * sizeof *vec);
@@ -1194,8 +1205,11 @@ on_position_batch(void *ctx, const lh_batch *b)
         }
         if (text && lh_buf_try_append(&r->texts, text, text_len) != 0)
             return oom(r->err);
-        if (start_doc(r, id, len) != 0 || add_position(r, (int32_t)chunk, at, text_len) != 0)
+        if (start_doc(r, id, len) != 0 || add_position(r, at, text_len) != 0)
             return oom(r->err);
+        if (r->chunk_of[r->n - 1] != chunk)
+            return lh_err_set(r->err, LH_EINVAL, 422, "index_corrupt",
+                              "the embeddings file's chunks of a document are not 0, 1, ...");
     }
     return 0;
 }

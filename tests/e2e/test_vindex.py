@@ -256,6 +256,20 @@ class Indexes(unittest.TestCase):
         self.assertNotIn("rg", names)
         self.assertNotIn("wv", names)
 
+    def test_f2_blank_texts(self):
+        # rows whose text is only whitespace are skipped, not kept as documents without
+        # vectors (a filter matching one finds nothing rather than reading past the index)
+        self.req("POST", "/ingest/file?dataset=blanks&format=csv",
+                 "id,note\n1,alpha beta\n2,\"   \"\n3,gamma delta\n4,\n", 201)
+        b = self.req("POST", "/vectors/indexes", {"name": "blanks_ix", "dataset": "blanks",
+                                                   "id_column": "id", "text_column": "note",
+                                                   "async": False}, 201)
+        self.assertEqual((b["documents"], b["vectors"], b["skipped_rows"]), (2, 2, 2))
+        for flt in ("id = 2", "id IN (2, 4)", "id >= 2"):
+            res = self.search({"query": "alpha", "filter": flt}, index="blanks_ix")
+            self.assertEqual([h["doc_id"] for h in res["hits"]], [] if flt != "id >= 2" else ["3"])
+        self.req("DELETE", "/vectors/indexes/blanks_ix")
+
     def test_g_two_models_and_failed_build(self):
         # a second index over the same data with other settings coexists
         b = self.req("POST", "/vectors/indexes", {

@@ -193,11 +193,11 @@ test_writer_scan_round_trip(void **state)
     assert_int_equal(lh_engine_scan(eng, &so, check_batch, &s, &err), 0);
     assert_int_equal(s.rows, ROWS);
     assert_true(s.ok);
-    /* user SQL through a scan is admitted like any query: no writes */
-    lh_scan_opts user = {.sql = "COPY (SELECT 1) TO '/tmp/x.csv'", .user_sql = true};
+    /* a scan is admitted like any user query: no writes, one statement */
+    lh_scan_opts user = {.sql = "COPY (SELECT 1) TO '/tmp/x.csv'"};
     assert_int_not_equal(lh_engine_scan(eng, &user, check_batch, &s, &err), 0);
     assert_true(err.http_status == 403 || err.http_status == 400);
-    lh_scan_opts two = {.sql = "SELECT 1; SELECT 2", .user_sql = true};
+    lh_scan_opts two = {.sql = "SELECT 1; SELECT 2"};
     assert_int_equal(lh_engine_scan(eng, &two, check_batch, &s, &err), LH_EINVAL);
     free(sql);
     unlink(path);
