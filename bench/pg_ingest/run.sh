@@ -4,11 +4,11 @@
 #   floor      psql -c "\copy (SELECT * FROM bench) TO STDOUT" > /dev/null — PostgreSQL
 #              producing and psql receiving the rows, nothing written
 #   copy       POST /ingest/db {"table": "bench", "method": "copy"}, end to end: one
-#              REPEATABLE READ READ ONLY snapshot, COPY ... TO STDOUT (CSV) into batch
-#              files, DuckDB converting each batch to zstd Parquet while the next arrives,
-#              store (fsync) and manifest commit
+#              REPEATABLE READ READ ONLY snapshot, COPY ... TO STDOUT (FORMAT binary)
+#              decoded into typed batches, DuckDB writing each batch as zstd Parquet
+#              while the next arrives, store (fsync) and manifest commit
 #   cursor     the same with "method": "cursor" (FETCH 10000 rows at a time from a
-#              server-side cursor), to decide which streaming method to keep
+#              server-side cursor, binary results), to decide which streaming method to keep
 # The table has ROWS rows (default 2,000,000) of 13 columns (bigint, text x5, numeric,
 # double, boolean, date, timestamptz, integer, uuid), generated once. One untimed warm-up
 # of each side, then REPS reps alternating; figures are medians. Ratio = floor time /
@@ -100,4 +100,4 @@ row "floor: psql \\copy TO STDOUT > /dev/null" "$fm"
 row "lakehouse /ingest/db method=copy" "$cm"
 row "lakehouse /ingest/db method=cursor" "$km"
 echo "ratio = floor seconds / ours (target >= 0.7). method=copy inside the server (median ms):"
-echo "  streaming from PostgreSQL into batch files: $crm; DuckDB CSV -> Parquet, summed over batches (overlaps the stream): $ccm"
+echo "  streaming and decoding from PostgreSQL into batches: $crm; DuckDB batch -> Parquet, summed over batches (overlaps the stream): $ccm"

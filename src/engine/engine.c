@@ -235,8 +235,8 @@ lh_engine_ping(lh_engine *eng, lh_err *err)
 
 /* DuckDB error for an internal statement: still classified, so a bad CSV in an ingest is
  * a 400, not a 500. */
-static int
-internal_error(lh_err *err, duckdb_result *r)
+int
+lh_engine__internal_error(lh_err *err, duckdb_result *r)
 {
     duckdb_error_type type = duckdb_result_error_type(r);
     const char *msg = duckdb_result_error(r);
@@ -286,7 +286,7 @@ run_one(duckdb_connection con, const char *sql, duckdb_result *r, bool *have_res
     } else {
         *have_result = true;
         if (duckdb_query(con, sql, r) == DuckDBError)
-            rc = internal_error(err, r);
+            rc = lh_engine__internal_error(err, r);
     }
     duckdb_destroy_extracted(&stmts);
     return rc;
@@ -453,7 +453,7 @@ lh_engine_exec_watch(lh_engine *eng, const char *sql, int64_t *changed, lh_progr
     have_result = true;
     if (duckdb_execute_pending(pending, &r) == DuckDBError)
         rc = cancelled ? lh_err_set(err, LH_ECANCELED, 409, "cancelled", "the operation was cancelled")
-                       : internal_error(err, &r);
+                       : lh_engine__internal_error(err, &r);
     else if (changed)
         *changed = (int64_t)duckdb_rows_changed(&r);
 out:

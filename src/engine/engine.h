@@ -116,20 +116,47 @@ int lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, voi
                    lh_err *err);
 
 /* A writer appends typed rows to a temporary table and writes them out as one zstd
- * Parquet file: how C-computed data (vectors) becomes Parquet. One thread at a time. */
+ * Parquet file: how data computed or decoded in C (vectors, PostgreSQL's binary rows)
+ * becomes Parquet without text conversions. One thread at a time per writer; writers
+ * are independent of each other (each has its own connection and table). */
 typedef struct lh_writer lh_writer;
 /* columns: the table's column definitions, composed by lakehouse (e.g.
  * "doc_id VARCHAR, chunk_id INTEGER, vector FLOAT[384]"). Returns new (lh_writer_free). */
 int lh_writer_open(lh_engine *eng, const char *columns, lh_writer **out, lh_err *err);
-/* Set column col of the current row (NULL s: SQL NULL). Every column must be set. */
-void lh_writer_str(lh_writer *w, size_t col, const char *s, size_t len);
+/* Set column col of the current row. Every column must be set or left NULL; each setter
+ * takes only the column types named, and borrows its input. */
+void lh_writer_null(lh_writer *w, size_t col);
+void lh_writer_str(lh_writer *w, size_t col, const char *s, size_t len); /* VARCHAR, BLOB;
+                                                                           NULL s: NULL */
+/* SMALLINT, INTEGER, BIGINT, or a DECIMAL's unscaled value (123.45 in DECIMAL(5,2): 12345) */
 void lh_writer_int(lh_writer *w, size_t col, int64_t v);
-void lh_writer_floats(lh_writer *w, size_t col, const float *v, size_t dim); /* dim = d */
+/* a DECIMAL's unscaled value as upper * 2^64 + lower (any precision) */
+void lh_writer_int128(lh_writer *w, size_t col, int64_t upper, uint64_t lower);
+void lh_writer_bool(lh_writer *w, size_t col, bool v);
+void lh_writer_double(lh_writer *w, size_t col, double v); /* FLOAT, DOUBLE */
+/* DATE: days since 1970-01-01; INT32_MAX is infinity, -INT32_MAX -infinity */
+void lh_writer_date(lh_writer *w, size_t col, int32_t days);
+/* TIME: microseconds since midnight; TIMESTAMP, TIMESTAMPTZ: since 1970-01-01 00:00 UTC,
+ * INT64_MAX infinity, -INT64_MAX -infinity */
+void lh_writer_micros(lh_writer *w, size_t col, int64_t micros);
+void lh_writer_uuid(lh_writer *w, size_t col, const uint8_t bytes[16]); /* RFC 4122 order */
+void lh_writer_floats(lh_writer *w, size_t col, const float *v, size_t dim); /* FLOAT[d] */
 void lh_writer_ints(lh_writer *w, size_t col, const int32_t *v, size_t dim); /* INTEGER[d] */
 /* The current row is complete. */
 int lh_writer_next_row(lh_writer *w, lh_err *err);
-/* Write every row appended so far to path (in an allowed directory); *rows may be NULL. */
+/* Write every row appended so far to path (in an allowed directory) in row groups of
+ * 8,192 rows; *rows may be NULL. */
 int lh_writer_finish(lh_writer *w, const char *path, int64_t *rows, lh_err *err);
+typedef struct lh_writer_copy_opts {
+    int64_t row_group_size; /* <= 0: 122,880 */
+    int zstd_level;         /* 0: DuckDB's default */
+    bool preserve_order;    /* false lets DuckDB write row groups in parallel */
+} lh_writer_copy_opts;
+/* The same, writing `SELECT select_list FROM lh_writer_rows` (NULL: every column; the
+ * expressions are composed by lakehouse). A value the expressions cannot convert is a
+ * 400 invalid_data with DuckDB's words in the detail. */
+int lh_writer_finish_as(lh_writer *w, const char *select_list, const char *path,
+                        const lh_writer_copy_opts *opts, int64_t *rows, lh_err *err);
 void lh_writer_free(lh_writer *w); /* accepts NULL */
 
 #endif

@@ -29,4 +29,8 @@ void lh_engine__watchdog_scan(lh_engine *eng);
 /* A query was added to the watched list: wake the watchdog if it sleeps. */
 void lh_engine__watchdog_wake(lh_engine *eng);
 
+/* Translate the error of a failed internal statement (classified: bad data is a 400, not
+ * a 500). Returns err's code. */
+int lh_engine__internal_error(lh_err *err, duckdb_result *r);
+
 #endif

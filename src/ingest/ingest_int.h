@@ -12,6 +12,7 @@
 #ifndef LH_INGEST_INT_H
 #define LH_INGEST_INT_H
 
+#include "engine/engine.h"
 #include "ingest/ingest.h"
 
 /* A change of rows: like append (the dataset must exist, its files stay), but deltas
@@ -67,5 +68,54 @@ int lh_ingest__commit(lh_ingest__target *t, const json_t *columns, const json_t 
 void lh_ingest__end(lh_ingest__target *t);
 
 const char *lh_ingest__mode_name(lh_ingest_mode m);
+
+/* ---- PostgreSQL's binary values (pg_binary.c) ---------------------------------------- */
+
+/* How a column's values arrive from PostgreSQL in binary, and so which writer setter they
+ * take: LH_PGW_TEXT for every type the source sends as text (text itself, enums, and the
+ * values ingest_pg.c casts ::text on the server). */
+typedef enum lh_pg_wire {
+    LH_PGW_TEXT,      /* VARCHAR */
+    LH_PGW_BYTEA,     /* BLOB */
+    LH_PGW_BOOL,      /* BOOLEAN */
+    LH_PGW_INT2,      /* SMALLINT */
+    LH_PGW_INT4,      /* INTEGER */
+    LH_PGW_INT8,      /* BIGINT */
+    LH_PGW_OID,       /* BIGINT */
+    LH_PGW_FLOAT4,    /* FLOAT */
+    LH_PGW_FLOAT8,    /* DOUBLE */
+    LH_PGW_NUMERIC,   /* DECIMAL(precision, scale) */
+    LH_PGW_DATE,      /* DATE */
+    LH_PGW_TIME,      /* TIME */
+    LH_PGW_TIMESTAMP, /* TIMESTAMP or TIMESTAMPTZ */
+    LH_PGW_UUID,      /* UUID */
+} lh_pg_wire;
+
+typedef struct lh_pg_field {
+    const char *name; /* for messages */
+    lh_pg_wire wire;
+    int precision, scale; /* LH_PGW_NUMERIC */
+} lh_pg_field;
+
+/* Set column col of w's current row from one binary value (v NULL: SQL NULL). 422
+ * unconvertible_value for a value DuckDB cannot hold, 502 for one of the wrong size. */
+int lh_ingest__pg_put(lh_writer *w, size_t col, const lh_pg_field *f, const char *v, int len,
+                      lh_err *err);
+
+/* A COPY ... TO STDOUT (FORMAT binary) stream being decoded. Each row's values go to the
+ * writer that writer(ctx) returns at the start of that row; row_done(ctx, bytes) follows
+ * each row (it may hand the writer on and make a new one). */
+typedef struct lh_pg_copy {
+    const lh_pg_field *fields;
+    int n_fields;
+    lh_writer *(*writer)(void *ctx);
+    int (*row_done)(void *ctx, size_t bytes, lh_err *err);
+    void *ctx;
+    bool header_seen;
+    bool ended; /* the end marker was read */
+} lh_pg_copy;
+
+/* Decode one CopyData message (what PQgetCopyData returned). */
+int lh_ingest__pg_copy_message(lh_pg_copy *c, const char *msg, int len, lh_err *err);
 
 #endif

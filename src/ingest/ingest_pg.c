@@ -3,20 +3,22 @@
  * consistent snapshot, written batch by batch as zstd Parquet, committed as one version.
  *
  * The pipeline has two threads. The caller's thread drives libpq: it opens a
- * REPEATABLE READ READ ONLY transaction, describes the source, and streams the rows
- * (COPY (...) TO STDOUT WITH (FORMAT csv), or FETCH from a server-side cursor written
- * out as the same CSV) into a local CSV file in the work dir. Every batch_rows rows it
- * hands the file to a converter thread and starts the next one; the converter has DuckDB
- * turn the batch into Parquet with explicit column types (no sniffing) and stores it in
- * the bucket. At most one batch waits, so memory and scratch disk stay bounded by two
- * batches whatever the table's size, and PostgreSQL keeps sending while DuckDB converts.
+ * REPEATABLE READ READ ONLY transaction, describes the source, and streams the rows in
+ * PostgreSQL's binary format (COPY (...) TO STDOUT WITH (FORMAT binary), or FETCH from a
+ * server-side cursor with binary results), decoding each value straight into a typed
+ * batch (pg_binary.c; lh_writer: a DuckDB temporary table). Every batch_rows rows (or
+ * BATCH_BYTES of values) it hands the batch to a converter thread and starts the next;
+ * the converter has DuckDB write the batch as zstd Parquet and stores it in the bucket.
+ * Memory stays bounded by two batches whatever the table's size, and PostgreSQL keeps
+ * sending while DuckDB writes.
  *
- * Types are decided from the source's column types (pg_type), not guessed from the text:
- * see pg_map() and the table in docs/API.md. Values PostgreSQL prints in a form DuckDB
- * does not read (BC dates, bytea, arrays) are reshaped on one side or the other;
- * anything without a faithful Parquet type becomes its PostgreSQL text. Intervals are
- * such a case: Parquet's INTERVAL holds neither negative parts nor microseconds, so an
- * interval is kept as its ISO 8601 text (P1Y2M3DT4H5M6.789S), which every engine parses.
+ * Types are decided from the source's column types (pg_type), not guessed from values:
+ * see pg_map() and the table in docs/API.md. Scalars whose binary form maps onto a DuckDB
+ * type arrive as such (no text on either side); the rest travel as PostgreSQL's text for
+ * them (arrays as JSON) and DuckDB casts that text. Anything without a faithful Parquet
+ * type stays text. Intervals are such a case: Parquet's INTERVAL holds neither negative
+ * parts nor microseconds, so an interval is kept as its ISO 8601 text
+ * (P1Y2M3DT4H5M6.789S), which every engine parses.
  *
  * Secrets: the password (from the DSN or a secret_ref) is passed to libpq and to nothing
  * else. Every message that came from libpq or the server is scrubbed of it before it
@@ -34,7 +36,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CSV_FLUSH_BYTES (1 << 20)
+/* a batch is handed over after batch_rows rows or this many bytes of values */
+#define BATCH_BYTES (INT64_C(128) << 20)
 #define CURSOR_FETCH_ROWS 10000
 #define CANCEL_CHECK_ROWS 16384
 
@@ -348,12 +351,15 @@ pg_run(pg_src *s, const char *sql, int n_params, const char *const *params,
 
 /* ---- the source and its types ------------------------------------------------------------ */
 
-/* One column: what PostgreSQL selects (text), how DuckDB reads it from the CSV, and the
- * DuckDB expression that gives the dataset's column. */
+/* One column: what PostgreSQL selects, how its binary values arrive (and the DuckDB type
+ * of the batch table's column that holds them), and the DuckDB expression over that
+ * column that gives the dataset's column. */
 typedef struct pg_col {
     char *name;      /* the dataset's column name (unique) */
-    char *pg_expr;   /* over lh_src."name" */
-    char *csv_type;  /* DuckDB type read_csv parses */
+    char *pg_expr;   /* over lh_src.c{i} */
+    lh_pg_wire wire;
+    int precision, scale; /* LH_PGW_NUMERIC */
+    char *wire_type; /* DuckDB type of the batch column c{i} */
     char *duck_expr; /* over c{i} */
 } pg_col;
 
@@ -436,20 +442,21 @@ type_resolve(pg_src *s, Oid oid, int *typmod, pg_type *t, lh_err *err)
     return 0;
 }
 
-/* Scalar types by their fixed OIDs (pg_type.dat): DuckDB's type for it, and whether
- * read_csv can parse PostgreSQL's text for it directly. */
+/* Scalar types by their fixed OIDs (pg_type.dat): DuckDB's type for it and, when its
+ * binary value maps straight onto that type, how it arrives (*wire); else *direct is false
+ * and the value travels as PostgreSQL's text for it, cast by DuckDB. NULL: no DuckDB type. */
 static const char *
-scalar_type(Oid oid, int typmod, char *buf, size_t size, bool *direct)
+scalar_type(Oid oid, int typmod, char *buf, size_t size, bool *direct, pg_col *c)
 {
     *direct = true;
     switch (oid) {
-    case 16: return "BOOLEAN";
-    case 20: return "BIGINT";
-    case 21: return "SMALLINT";
-    case 23: return "INTEGER";
-    case 26: return "BIGINT"; /* oid */
-    case 700: return "FLOAT";
-    case 701: return "DOUBLE";
+    case 16: c->wire = LH_PGW_BOOL; return "BOOLEAN";
+    case 20: c->wire = LH_PGW_INT8; return "BIGINT";
+    case 21: c->wire = LH_PGW_INT2; return "SMALLINT";
+    case 23: c->wire = LH_PGW_INT4; return "INTEGER";
+    case 26: c->wire = LH_PGW_OID; return "BIGINT";
+    case 700: c->wire = LH_PGW_FLOAT4; return "FLOAT";
+    case 701: c->wire = LH_PGW_FLOAT8; return "DOUBLE";
     case 1700: { /* numeric(p,s): DECIMAL when it fits DuckDB's 38 digits */
         if (typmod < 4)
             return NULL;
@@ -457,18 +464,23 @@ scalar_type(Oid oid, int typmod, char *buf, size_t size, bool *direct)
         int scale = (((typmod - 4) & 0x7ff) ^ 1024) - 1024;
         if (precision < 1 || precision > 38 || scale < 0 || scale > precision)
             return NULL;
+        c->wire = LH_PGW_NUMERIC;
+        c->precision = precision;
+        c->scale = scale;
         snprintf(buf, size, "DECIMAL(%d,%d)", precision, scale);
         return buf;
     }
-    case 18: case 19: case 25: case 1042: case 1043: return "VARCHAR";
-    case 1083: return "TIME";
-    case 1114: return "TIMESTAMP";
-    case 1184: return "TIMESTAMPTZ";
-    case 2950: return "UUID";
-    case 1082: *direct = false; return "DATE";
+    /* "char" (18) is one byte, not always a character: it travels as its text */
+    case 18: *direct = false; return "VARCHAR";
+    case 19: case 25: case 1042: case 1043: c->wire = LH_PGW_TEXT; return "VARCHAR";
+    case 1083: c->wire = LH_PGW_TIME; return "TIME";
+    case 1114: c->wire = LH_PGW_TIMESTAMP; return "TIMESTAMP";
+    case 1184: c->wire = LH_PGW_TIMESTAMP; return "TIMESTAMPTZ";
+    case 2950: c->wire = LH_PGW_UUID; return "UUID";
+    case 1082: c->wire = LH_PGW_DATE; return "DATE";
+    case 17: c->wire = LH_PGW_BYTEA; return "BLOB";
     case 1266: *direct = false; return "TIMETZ";
     case 114: case 3802: *direct = false; return "JSON";
-    case 17: *direct = false; return "BLOB";
     default: return NULL;
     }
 }
@@ -483,26 +495,22 @@ pg_map(pg_src *s, int i, const char *q, Oid oid, int typmod, pg_col *c, lh_err *
     char buf[40], ebuf[40], var[24];
     snprintf(var, sizeof var, "c%d", i);
     bool direct;
-    const char *duck = scalar_type(t.oid, typmod, buf, sizeof buf, &direct);
-    if (t.kind == 'e')
-        duck = "VARCHAR", direct = true; /* enums: their labels */
+    const char *duck = scalar_type(t.oid, typmod, buf, sizeof buf, &direct, c);
+    if (t.kind == 'e') /* enums: their labels */
+        duck = "VARCHAR", direct = true, c->wire = LH_PGW_TEXT;
     if (duck && direct) {
         c->pg_expr = lh_strdup(q);
-        c->csv_type = lh_strdup(duck);
+        c->wire_type = lh_strdup(duck);
         c->duck_expr = lh_strdup(var);
         return 0;
     }
-    c->csv_type = lh_strdup("VARCHAR");
-    if (duck && t.oid == 1082) { /* PostgreSQL writes "0044-03-15 BC", DuckDB reads "(BC)" */
-        c->pg_expr = lh_strdup(q);
-        c->duck_expr = lh_sprintf("CAST(CASE WHEN ends_with(%s, ' BC') THEN replace(%s, ' BC', "
-                                  "' (BC)') ELSE %s END AS DATE)", var, var, var);
-    } else if (duck && t.oid == 17) { /* bytea in hex: \x0102 */
-        c->pg_expr = lh_strdup(q);
-        c->duck_expr = lh_sprintf("from_hex(substr(%s, 3))", var);
-    } else if (duck) { /* JSON, TIMETZ: cast from their text */
-        c->pg_expr = lh_strdup(q);
-        c->duck_expr = lh_sprintf("CAST(%s AS %s)", var, duck);
+    /* everything else arrives as text */
+    c->wire = LH_PGW_TEXT;
+    c->wire_type = lh_strdup("VARCHAR");
+    if (duck) { /* JSON, TIMETZ, "char": cast from their text */
+        c->pg_expr = lh_sprintf("%s::text", q);
+        c->duck_expr = strcmp(duck, "VARCHAR") == 0 ? lh_strdup(var)
+                                                    : lh_sprintf("CAST(%s AS %s)", var, duck);
     } else if (t.category == 'A' && t.elem != 0) {
         /* Arrays travel as JSON arrays of the elements' text, which DuckDB casts to a
          * list of the element type; elements without a DuckDB type stay text. */
@@ -511,19 +519,21 @@ pg_map(pg_src *s, int i, const char *q, Oid oid, int typmod, pg_col *c, lh_err *
         if (type_resolve(s, t.elem, &elem_typmod, &e, err) != 0)
             return err->rc;
         bool elem_direct;
-        const char *elem = scalar_type(e.oid, elem_typmod, ebuf, sizeof ebuf, &elem_direct);
+        pg_col unused = {0};
+        const char *elem =
+            scalar_type(e.oid, elem_typmod, ebuf, sizeof ebuf, &elem_direct, &unused);
         if (e.kind == 'e')
             elem = "VARCHAR", elem_direct = true;
         if (elem && (e.oid == 114 || e.oid == 3802)) {
             c->pg_expr = lh_sprintf("array_to_json(%s)::text", q);
             c->duck_expr = lh_sprintf("CAST(CAST(%s AS JSON) AS JSON[])", var);
-        } else if (elem && e.oid == 1082) {
+        } else if (elem && e.oid == 1082) { /* PostgreSQL writes "0044-03-15 BC" */
             c->pg_expr = lh_sprintf("array_to_json(%s::text[])::text", q);
             c->duck_expr = lh_sprintf(
                 "list_transform(CAST(CAST(%s AS JSON) AS VARCHAR[]), x -> CAST(CASE WHEN "
                 "ends_with(x, ' BC') THEN replace(x, ' BC', ' (BC)') ELSE x END AS DATE))",
                 var);
-        } else if (elem && (elem_direct || e.oid == 1266)) {
+        } else if (elem && e.oid != 17 && (elem_direct || e.oid == 1266 || e.oid == 18)) {
             c->pg_expr = lh_sprintf("array_to_json(%s::text[])::text", q);
             c->duck_expr = lh_sprintf("CAST(CAST(%s AS JSON) AS %s[])", var, elem);
         } else {
@@ -543,7 +553,7 @@ cols_free(pg_col *cols, int n)
     for (int i = 0; cols && i < n; i++) {
         free(cols[i].name);
         free(cols[i].pg_expr);
-        free(cols[i].csv_type);
+        free(cols[i].wire_type);
         free(cols[i].duck_expr);
     }
     free(cols);
@@ -636,56 +646,44 @@ describe(pg_src *s, const char *src, pg_col **out, int *n_out, lh_err *err)
     return 0;
 }
 
-/* ---- batches: CSV files handed to the converter ------------------------------------------- */
+/* ---- batches: writers handed to the converter ------------------------------------------ */
 
 typedef struct converter {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    char *pending; /* a CSV batch waiting for conversion */
-    int64_t pending_rows;
-    bool finished; /* the reader is done: convert what is pending, then stop */
-    bool busy;
-    int rc; /* first failure; the reader stops at its next hand-off */
+    lh_writer *pending; /* a batch handed over, not yet taken */
+    bool busy;          /* converting a batch */
+    bool finished;      /* the reader is done: convert what is pending, then stop */
+    int rc;             /* first failure; the reader stops at its next hand-off */
     lh_err err;
 
-    lh_engine *eng;
     lh_catalog *cat;
     lh_ingest__target *target;
-    const char *select_head; /* "SELECT c0 AS "a", ... FROM read_csv(" */
-    const char *select_tail; /* ", columns = {...}, ...)" */
+    const char *select_list; /* "c0 AS "a", CAST(c1 AS JSON) AS "b", ..." */
+    const char *dir;         /* the work dir, for the Parquet files */
+    int batch_no;
     json_t *columns;         /* from the first Parquet file */
     const json_t *append_to; /* the dataset's columns for append, else NULL */
     bool keep_order;         /* the source is a query with ORDER BY */
     int64_t rows_done;
     int64_t convert_us;
-    lh_job *job;
 } converter;
 
 static int
-convert_batch(converter *cv, const char *csv, lh_err *err)
+convert_batch(converter *cv, lh_writer *w, lh_err *err)
 {
-    char *parquet = lh_sprintf("%s.parquet", csv);
-    lh_buf sql;
-    lh_buf_init(&sql);
-    lh_buf_puts(&sql, "COPY (");
-    lh_buf_puts(&sql, cv->select_head);
-    lh_sql_quote(&sql, csv);
-    lh_buf_puts(&sql, cv->select_tail);
-    lh_buf_puts(&sql, ") TO ");
-    lh_sql_quote(&sql, parquet);
+    char *parquet = lh_sprintf("%s/pg-%s-%d.parquet", cv->dir, cv->target->tag, cv->batch_no++);
     /* zstd level 1: on typical tables 10% faster than DuckDB's default level 3 and no
-     * bigger, and conversion is what limits a streamed ingest (bench/pg_ingest) */
-    lh_buf_puts(&sql, " (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, "
-                      "ROW_GROUP_SIZE 122880");
-    /* A table has no order, so DuckDB may write row groups in parallel (about twice as
-     * fast); a query that sorts keeps its order. */
-    lh_buf_puts(&sql, cv->keep_order ? ")" : ", PRESERVE_ORDER false)");
+     * bigger, and conversion is what limits a streamed ingest (bench/pg_ingest). A table
+     * has no order, so DuckDB may write row groups in parallel; a query that sorts keeps
+     * its order. */
+    lh_writer_copy_opts opts = {.row_group_size = 122880, .zstd_level = 1,
+                                .preserve_order = cv->keep_order};
     int64_t rows = 0, t0 = lh_mono_us();
-    int rc = lh_engine_exec(cv->eng, sql.data, &rows, err);
-    lh_buf_free(&sql);
+    int rc = lh_writer_finish_as(w, cv->select_list, parquet, &opts, &rows, err);
     cv->convert_us += lh_mono_us() - t0;
     if (rc != 0 && err->http_status == 400) {
-        /* our SQL over our CSV: a failure is a value DuckDB could not take */
+        /* our SQL over our batch: a failure is a value DuckDB could not take */
         char copy[LH_ERR_TEXT_MAX];
         snprintf(copy, sizeof copy, "%s", err->detail);
         rc = lh_err_set(err, LH_EINVAL, 422, "unconvertible_value",
@@ -717,15 +715,14 @@ converter_main(void *arg)
             pthread_cond_wait(&cv->cv, &cv->mu);
         if (!cv->pending)
             break;
-        char *csv = cv->pending;
+        lh_writer *w = cv->pending;
         cv->pending = NULL;
         cv->busy = true;
         bool skip = cv->rc != 0;
         pthread_mutex_unlock(&cv->mu);
         lh_err err;
-        int rc = skip ? 0 : convert_batch(cv, csv, &err);
-        unlink(csv);
-        free(csv);
+        int rc = skip ? 0 : convert_batch(cv, w, &err);
+        lh_writer_free(w);
         pthread_mutex_lock(&cv->mu);
         cv->busy = false;
         if (rc != 0 && cv->rc == 0) {
@@ -738,27 +735,26 @@ converter_main(void *arg)
     return NULL;
 }
 
-/* Give the converter a finished CSV (takes ownership of path); waits while one is
- * pending. Returns the converter's failure, if any (the file is then removed). */
+/* Give the converter a finished batch (takes ownership, also on failure); waits until
+ * the converter is free, so that at most two batches are in memory: this one being
+ * written and the next being filled. (A queue would not help: the reader is the slower
+ * side, see bench/pg_ingest.) Returns the converter's failure, if any. */
 static int
-converter_hand(converter *cv, char *path, lh_err *err)
+converter_hand(converter *cv, lh_writer *w, lh_err *err)
 {
     pthread_mutex_lock(&cv->mu);
-    while (cv->pending && cv->rc == 0)
+    while ((cv->pending || cv->busy) && cv->rc == 0)
         pthread_cond_wait(&cv->cv, &cv->mu);
     int rc = cv->rc;
     if (rc == 0) {
-        cv->pending = path;
-        path = NULL;
+        cv->pending = w;
+        w = NULL;
         pthread_cond_broadcast(&cv->cv);
     } else {
         *err = cv->err;
     }
     pthread_mutex_unlock(&cv->mu);
-    if (path) {
-        unlink(path);
-        free(path);
-    }
+    lh_writer_free(w);
     return rc;
 }
 
@@ -776,123 +772,87 @@ converter_finish(converter *cv, pthread_t th, lh_err *err)
     return cv->rc;
 }
 
+/* The reader's side: the batch being filled. */
 typedef struct batch_writer {
     converter *cv;
-    const char *dir;
-    const char *tag;
-    int batch_no;
-    int fd;
-    char *path;
-    lh_buf buf;
-    int64_t rows_in_file, rows_total, batch_rows;
-    int handed; /* files given to the converter */
+    lh_engine *eng;
+    const char *columns; /* the batch table: "c0 BIGINT, c1 VARCHAR, ..." */
+    const lh_pg_field *fields;
+    int n_fields;
+    lh_writer *w;
+    int64_t rows_in_batch, bytes_in_batch, rows_total, batch_rows;
+    int handed; /* batches given to the converter */
+    lh_job *job;
 } batch_writer;
 
 static int
-writer_open(batch_writer *w, lh_err *err)
+writer_open(batch_writer *b, lh_err *err)
 {
-    w->path = lh_sprintf("%s/pg-%s-%d.csv", w->dir, w->tag, w->batch_no++);
-    w->fd = open(w->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    w->rows_in_file = 0;
-    if (w->fd < 0)
-        return lh_err_set(err, LH_EIO, 500, "work_dir_unwritable",
-                          "could not write a batch file in the work dir");
-    return 0;
+    b->rows_in_batch = 0;
+    b->bytes_in_batch = 0;
+    return lh_writer_open(b->eng, b->columns, &b->w, err);
 }
 
+/* Hand the current batch over (even when empty: the first batch carries the schema of
+ * an empty source). */
 static int
-writer_flush(batch_writer *w, lh_err *err)
+writer_hand(batch_writer *b, lh_err *err)
 {
-    if (lh_write_all(w->fd, w->buf.data, w->buf.len) != 0)
-        return lh_err_set(err, LH_EIO, 507, "work_dir_full",
-                          "could not write a batch file in the work dir");
-    w->buf.len = 0;
-    return 0;
+    lh_writer *w = b->w;
+    b->w = NULL;
+    b->handed++;
+    return converter_hand(b->cv, w, err);
 }
 
-/* Close the current file and hand it over (even when empty: the first file carries the
- * schema of an empty source). */
-static int
-writer_hand(batch_writer *w, lh_err *err)
+static lh_writer *
+writer_current(void *ctx)
 {
-    int rc = writer_flush(w, err);
-    if (close(w->fd) != 0 && rc == 0)
-        rc = lh_err_set(err, LH_EIO, 507, "work_dir_full", "could not write a batch file");
-    w->fd = -1;
-    char *path = w->path;
-    w->path = NULL;
-    if (rc != 0) {
-        unlink(path);
-        free(path);
+    return ((batch_writer *)ctx)->w;
+}
+
+/* A row of `bytes` bytes of values has been set in the current batch. */
+static int
+writer_row(void *ctx, size_t bytes, lh_err *err)
+{
+    batch_writer *b = ctx;
+    int rc = lh_writer_next_row(b->w, err);
+    if (rc != 0)
         return rc;
+    b->rows_in_batch++;
+    b->rows_total++;
+    b->bytes_in_batch += (int64_t)bytes;
+    if (b->rows_in_batch >= b->batch_rows || b->bytes_in_batch >= BATCH_BYTES) {
+        if ((rc = writer_hand(b, err)) != 0 || (rc = writer_open(b, err)) != 0)
+            return rc;
     }
-    w->handed++;
-    return converter_hand(w->cv, path, err);
-}
-
-/* One CSV row has been appended to w->buf. */
-static int
-writer_row(batch_writer *w, lh_err *err)
-{
-    w->rows_in_file++;
-    w->rows_total++;
-    int rc = 0;
-    if (w->buf.len >= CSV_FLUSH_BYTES)
-        rc = writer_flush(w, err);
-    if (rc == 0 && w->rows_in_file >= w->batch_rows) {
-        rc = writer_hand(w, err);
-        if (rc == 0)
-            rc = writer_open(w, err);
+    if (b->job && b->rows_total % CANCEL_CHECK_ROWS == 0) {
+        lh_job_progress(b->job, b->rows_total, -1, "rows");
+        if (lh_job_cancelled(b->job))
+            return LH_ECANCELED;
     }
-    return rc;
-}
-
-static void
-writer_discard(batch_writer *w)
-{
-    if (w->fd >= 0)
-        close(w->fd);
-    if (w->path) {
-        unlink(w->path);
-        free(w->path);
-    }
-    w->fd = -1;
-    w->path = NULL;
-    lh_buf_free(&w->buf);
+    return 0;
 }
 
 /* ---- streaming --------------------------------------------------------------------------- */
 
 static int
-progress_check(batch_writer *w, lh_job *job)
+stream_copy(pg_src *s, const char *select, batch_writer *b, lh_err *err)
 {
-    if (!job || w->rows_total % CANCEL_CHECK_ROWS != 0)
-        return 0;
-    lh_job_progress(job, w->rows_total, -1, "rows");
-    return lh_job_cancelled(job) ? LH_ECANCELED : 0;
-}
-
-static int
-stream_copy(pg_src *s, const char *select, batch_writer *w, lh_job *job, lh_err *err)
-{
-    char *sql = lh_sprintf("COPY (%s) TO STDOUT WITH (FORMAT csv)", select);
+    char *sql = lh_sprintf("COPY (%s) TO STDOUT WITH (FORMAT binary)", select);
     PGresult *res = pg_check(s, PQexec(s->conn, sql), PGRES_COPY_OUT, "starting the copy", err);
     free(sql);
     if (!res)
         return err->rc;
     PQclear(res);
+    lh_pg_copy copy = {.fields = b->fields, .n_fields = b->n_fields, .writer = writer_current,
+                       .row_done = writer_row, .ctx = b};
     int rc = 0;
     for (;;) {
-        char *row = NULL;
-        int n = PQgetCopyData(s->conn, &row, 0);
+        char *msg = NULL;
+        int n = PQgetCopyData(s->conn, &msg, 0);
         if (n > 0) {
-            if (lh_buf_try_append(&w->buf, row, (size_t)n) != 0)
-                rc = lh_err_set(err, LH_ENOMEM, 503, "out_of_memory", "out of memory");
-            PQfreemem(row);
-            if (rc == 0)
-                rc = writer_row(w, err);
-            if (rc == 0)
-                rc = progress_check(w, job);
+            rc = lh_ingest__pg_copy_message(&copy, msg, n, err);
+            PQfreemem(msg);
             if (rc != 0)
                 return rc; /* the caller closes the connection, which ends the copy */
             continue;
@@ -910,35 +870,8 @@ stream_copy(pg_src *s, const char *select, batch_writer *w, lh_job *job, lh_err 
     return rc;
 }
 
-/* A value as a CSV field the way COPY writes it: NULL is nothing, anything else quoted
- * when it must be, and "" for the empty string (so it stays apart from NULL). */
-static void
-csv_field(lh_buf *b, const char *v, int len)
-{
-    bool quote = len == 0;
-    for (int i = 0; i < len && !quote; i++)
-        quote = v[i] == '"' || v[i] == ',' || v[i] == '\n' || v[i] == '\r';
-    if (!quote) {
-        lh_buf_append(b, v, (size_t)len);
-        return;
-    }
-    lh_buf_append(b, "\"", 1);
-    const char *p = v, *end = v + len;
-    while (p < end) {
-        const char *q = memchr(p, '"', (size_t)(end - p));
-        if (!q) {
-            lh_buf_append(b, p, (size_t)(end - p));
-            break;
-        }
-        lh_buf_append(b, p, (size_t)(q - p + 1));
-        lh_buf_append(b, "\"", 1);
-        p = q + 1;
-    }
-    lh_buf_append(b, "\"", 1);
-}
-
 static int
-stream_cursor(pg_src *s, const char *select, batch_writer *w, lh_job *job, lh_err *err)
+stream_cursor(pg_src *s, const char *select, batch_writer *b, lh_err *err)
 {
     char *sql = lh_sprintf("DECLARE lh_cursor NO SCROLL CURSOR FOR %s", select);
     PGresult *res = pg_run(s, sql, 0, NULL, PGRES_COMMAND_OK, "opening the cursor", err);
@@ -949,21 +882,26 @@ stream_cursor(pg_src *s, const char *select, batch_writer *w, lh_job *job, lh_er
     char fetch[64];
     snprintf(fetch, sizeof fetch, "FETCH FORWARD %d FROM lh_cursor", CURSOR_FETCH_ROWS);
     for (;;) {
-        res = pg_run(s, fetch, 0, NULL, PGRES_TUPLES_OK, "streaming rows", err);
+        /* binary results: the same values COPY (FORMAT binary) sends */
+        res = pg_check(s, PQexecParams(s->conn, fetch, 0, NULL, NULL, NULL, NULL, 1),
+                       PGRES_TUPLES_OK, "streaming rows", err);
         if (!res)
             return err->rc;
-        int n_rows = PQntuples(res), n_cols = PQnfields(res), rc = 0;
+        int n_rows = PQntuples(res), rc = 0;
+        if (PQnfields(res) != b->n_fields)
+            rc = lh_err_set(err, LH_EIO, 502, "source_error",
+                            "PostgreSQL sent rows of another shape than described");
         for (int r = 0; r < n_rows && rc == 0; r++) {
-            for (int c = 0; c < n_cols; c++) {
-                if (c)
-                    lh_buf_append(&w->buf, ",", 1);
-                if (!PQgetisnull(res, r, c))
-                    csv_field(&w->buf, PQgetvalue(res, r, c), PQgetlength(res, r, c));
+            size_t bytes = 0;
+            for (int c = 0; c < b->n_fields && rc == 0; c++) {
+                bool null = PQgetisnull(res, r, c);
+                int len = null ? 0 : PQgetlength(res, r, c);
+                rc = lh_ingest__pg_put(b->w, (size_t)c, &b->fields[c],
+                                       null ? NULL : PQgetvalue(res, r, c), len, err);
+                bytes += (size_t)len;
             }
-            lh_buf_append(&w->buf, "\n", 1);
-            rc = writer_row(w, err);
             if (rc == 0)
-                rc = progress_check(w, job);
+                rc = writer_row(b, bytes, err);
         }
         PQclear(res);
         if (rc != 0)
@@ -990,26 +928,21 @@ has_order_by(const char *q)
 
 /* ---- the ingest -------------------------------------------------------------------------- */
 
-/* DuckDB's side of every batch: SELECT <exprs> FROM read_csv(<file>, <options>). */
+/* DuckDB's side of every batch: the batch table's columns (c0 <type>, ...) and the select
+ * list that turns them into the dataset's columns. */
 static void
-duck_select(const pg_col *cols, int n, char **head, char **tail)
+duck_select(const pg_col *cols, int n, char **columns, char **select_list)
 {
-    lh_buf h, t;
-    lh_buf_init(&h);
-    lh_buf_init(&t);
-    lh_buf_puts(&h, "SELECT ");
+    lh_buf c, sel;
+    lh_buf_init(&c);
+    lh_buf_init(&sel);
     for (int i = 0; i < n; i++) {
-        lh_buf_printf(&h, "%s%s AS ", i ? ", " : "", cols[i].duck_expr);
-        lh_sql_ident(&h, cols[i].name);
+        lh_buf_printf(&c, "%sc%d %s", i ? ", " : "", i, cols[i].wire_type);
+        lh_buf_printf(&sel, "%s%s AS ", i ? ", " : "", cols[i].duck_expr);
+        lh_sql_ident(&sel, cols[i].name);
     }
-    lh_buf_puts(&h, " FROM read_csv(");
-    lh_buf_puts(&t, ", columns = {");
-    for (int i = 0; i < n; i++)
-        lh_buf_printf(&t, "%s'c%d': '%s'", i ? ", " : "", i, cols[i].csv_type);
-    lh_buf_puts(&t, "}, header = false, auto_detect = false, delim = ',', quote = '\"', "
-                    "escape = '\"', allow_quoted_nulls = false)");
-    *head = lh_buf_steal(&h);
-    *tail = lh_buf_steal(&t);
+    *columns = lh_buf_steal(&c);
+    *select_list = lh_buf_steal(&sel);
 }
 
 /* The watermark the dataset's last incremental ingest left for this column, or NULL. */
@@ -1085,40 +1018,40 @@ typedef struct pipeline_out {
     int64_t rows, read_us, convert_us;
 } pipeline_out;
 
-/* Stream `select` from the source into batch files while the converter turns each into a
+/* Stream `select` from the source into batches while the converter turns each into a
  * stored Parquet file of the write t. Closes the connection once the snapshot is read. */
 static int
 pipeline_run(pg_src *s, const char *select, const pg_col *cols, int n_cols,
              lh_ingest__target *t, lh_catalog *cat, lh_engine *eng,
              const lh_ingest_db_opts *o, pipeline_out *out, lh_err *err)
 {
-    batch_writer w = {.fd = -1};
-    lh_buf_init(&w.buf);
-    converter cv = {.eng = eng, .cat = cat, .job = o->job, .target = t};
+    char *columns = NULL, *select_list = NULL;
+    duck_select(cols, n_cols, &columns, &select_list);
+    lh_pg_field *fields = lh_calloc((size_t)n_cols, sizeof *fields);
+    for (int i = 0; i < n_cols; i++)
+        fields[i] = (lh_pg_field){.name = cols[i].name, .wire = cols[i].wire,
+                                  .precision = cols[i].precision, .scale = cols[i].scale};
+    converter cv = {.cat = cat, .target = t, .select_list = select_list,
+                    .dir = lh_catalog_work_dir(cat)};
     pthread_mutex_init(&cv.mu, NULL);
     pthread_cond_init(&cv.cv, NULL);
-    char *head = NULL, *tail = NULL;
-    duck_select(cols, n_cols, &head, &tail);
-    cv.select_head = head;
-    cv.select_tail = tail;
     cv.append_to = o->mode == LH_INGEST_APPEND ? json_object_get(t->cur, "columns") : NULL;
     cv.keep_order = o->query && has_order_by(o->query);
+    batch_writer b = {.cv = &cv, .eng = eng, .columns = columns, .fields = fields,
+                      .n_fields = n_cols, .job = o->job,
+                      .batch_rows = o->batch_rows > 0 ? o->batch_rows : LH_PG_BATCH_ROWS};
     pthread_t th;
     int rc = 0;
     if (pthread_create(&th, NULL, converter_main, &cv) != 0) {
         rc = lh_err_set(err, LH_EUNAVAIL, 503, "overloaded", "could not start a converter");
         goto out;
     }
-    w.cv = &cv;
-    w.dir = lh_catalog_work_dir(cat);
-    w.tag = t->tag;
-    w.batch_rows = o->batch_rows > 0 ? o->batch_rows : LH_PG_BATCH_ROWS;
     int64_t t_read = lh_mono_us();
-    if ((rc = writer_open(&w, err)) == 0)
-        rc = o->method == LH_PG_CURSOR ? stream_cursor(s, select, &w, o->job, err)
-                                       : stream_copy(s, select, &w, o->job, err);
-    if (rc == 0 && (w.rows_in_file > 0 || w.handed == 0))
-        rc = writer_hand(&w, err);
+    if ((rc = writer_open(&b, err)) == 0)
+        rc = o->method == LH_PG_CURSOR ? stream_cursor(s, select, &b, err)
+                                       : stream_copy(s, select, &b, err);
+    if (rc == 0 && (b.rows_in_batch > 0 || b.handed == 0))
+        rc = writer_hand(&b, err);
     out->read_us = lh_mono_us() - t_read;
     /* the snapshot is read: let the source go before the last conversion */
     PQfinish(s->conn);
@@ -1144,12 +1077,13 @@ pipeline_run(pg_src *s, const char *select, const pg_col *cols, int n_cols,
         out->convert_us = cv.convert_us;
     }
 out:
-    writer_discard(&w);
+    lh_writer_free(b.w);
     json_decref(cv.columns);
     pthread_mutex_destroy(&cv.mu);
     pthread_cond_destroy(&cv.cv);
-    free(head);
-    free(tail);
+    free(fields);
+    free(columns);
+    free(select_list);
     return rc;
 }
 
