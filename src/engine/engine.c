@@ -165,6 +165,7 @@ lh_engine_open(const lh_engine_opts *opts, lh_engine **out, lh_err *err)
         duckdb_set_config(config, "memory_limit", opts->memory_limit);
     lh_engine *eng = lh_calloc(1, sizeof *eng);
     pthread_mutex_init(&eng->watch_lock, NULL);
+    pthread_mutex_init(&eng->writers_lock, NULL);
     pthread_mutex_init(&eng->stop_lock, NULL);
     pthread_cond_init(&eng->stop_cond, NULL);
     if (duckdb_open_ext(opts->path, &eng->db, config, &open_msg) == DuckDBError) {
@@ -204,6 +205,7 @@ lh_engine_close(lh_engine *eng)
     pthread_cond_destroy(&eng->stop_cond);
     pthread_mutex_destroy(&eng->stop_lock);
     pthread_mutex_destroy(&eng->watch_lock);
+    pthread_mutex_destroy(&eng->writers_lock);
     free(eng);
 }
 

@@ -115,10 +115,11 @@ typedef struct lh_scan_opts {
 int lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, void *ctx,
                    lh_err *err);
 
-/* A writer appends typed rows to a temporary table and writes them out as one zstd
+/* A writer collects typed rows in DuckDB's own vectors and writes them out as one zstd
  * Parquet file: how data computed or decoded in C (vectors, PostgreSQL's binary rows)
- * becomes Parquet without text conversions. One thread at a time per writer; writers
- * are independent of each other (each has its own connection and table). */
+ * becomes Parquet without text conversions. It holds every row until written (memory:
+ * the rows in DuckDB's form). One thread at a time per writer; writers are independent
+ * of each other (each has its own connection). */
 typedef struct lh_writer lh_writer;
 /* columns: the table's column definitions, composed by lakehouse (e.g.
  * "doc_id VARCHAR, chunk_id INTEGER, vector FLOAT[384]"). Returns new (lh_writer_free). */
@@ -152,7 +153,7 @@ typedef struct lh_writer_copy_opts {
     int zstd_level;         /* 0: DuckDB's default */
     bool preserve_order;    /* false lets DuckDB write row groups in parallel */
 } lh_writer_copy_opts;
-/* The same, writing `SELECT select_list FROM lh_writer_rows` (NULL: every column; the
+/* The same, writing `SELECT select_list FROM <the rows>` (NULL: every column; the
  * expressions are composed by lakehouse). A value the expressions cannot convert is a
  * 400 invalid_data with DuckDB's words in the detail. */
 int lh_writer_finish_as(lh_writer *w, const char *select_list, const char *path,

@@ -22,6 +22,11 @@ struct lh_engine {
     pthread_cond_t stop_cond;
     bool stopping;
     bool watchdog_idle; /* waiting for a query to start (under stop_lock) */
+    /* open writers, found by id by the lh_writer_scan table function (writer.c) */
+    pthread_mutex_t writers_lock;
+    struct lh_writer *writers;
+    int64_t last_writer_id;
+    bool writer_scan_registered;
 };
 
 /* Interrupt every watched query past its deadline. */

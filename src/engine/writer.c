@@ -1,30 +1,46 @@
 /*
- * writer.c — typed rows from C into a Parquet file. Rows are set column by column into a
- * DuckDB data chunk, appended to a temporary table on the writer's own connection a chunk
- * at a time, and written out with one COPY at the end. Row groups are small (8,192 rows)
- * so that readers picking a few rows by a sorted key skip most of the file. This is how
- * data computed in C (embedding vectors) becomes Parquet without text conversions.
+ * writer.c — typed rows from C into a Parquet file. Rows are set column by column into
+ * DuckDB data chunks, which the writer keeps; the file is written with one COPY whose
+ * source is the table function lh_writer_scan(id), handing those very chunks to DuckDB
+ * (their vectors are referenced, not copied). Nothing goes through a table or the
+ * appender, each of which would copy every value once more. This is how data computed or
+ * decoded in C (embedding vectors, PostgreSQL's binary rows) becomes Parquet without text
+ * conversions.
+ *
+ * lh_writer_scan is registered in an engine's database the first time a writer opens on
+ * it; it finds the writer by id in the engine's registry (writers_lock), so SQL can reach
+ * only writers that are open on that same engine, and only by an id it was given.
  *
  * Thread safety: one thread at a time per writer; writers on the same engine are
- * independent (each has its connection, so its temporary table is private).
+ * independent. The scan may run on several of DuckDB's threads at once (when the order
+ * need not be kept); they share only an atomic chunk counter.
  */
 #include "engine/engine_int.h"
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <string.h>
 
+#define CHUNKS_GROWTH 64
+
 struct lh_writer {
+    lh_engine *eng;
+    int64_t id;                 /* in eng's registry, for lh_writer_scan(id) */
+    struct lh_writer *next;     /* in eng's registry */
     duckdb_connection con;
-    duckdb_appender app;
     size_t n_cols;
+    char **names;
     duckdb_logical_type *types;
-    duckdb_type *ids;     /* per column: its type, or a DECIMAL's storage type */
-    duckdb_data_chunk chunk;
-    void **data;          /* per column: the chunk's values */
-    uint64_t **validity;  /* per column: the chunk's validity mask, once a NULL is set */
-    size_t row;           /* the row being set in chunk */
-    size_t cap;           /* rows per chunk */
-    int64_t rows;         /* rows appended in total */
+    duckdb_type *ids;           /* per column: its type, or a DECIMAL's storage type */
+    duckdb_data_chunk *chunks;  /* full chunks, in order */
+    size_t n_chunks, cap_chunks;
+    duckdb_data_chunk chunk;    /* the chunk being filled */
+    void **data;                /* per column: the chunk's values */
+    uint64_t **validity;        /* per column: the chunk's validity mask, once a NULL is set */
+    size_t row;                 /* the row being set in chunk */
+    size_t cap;                 /* rows per chunk */
+    int64_t rows;               /* rows completed in total */
+    bool parallel;              /* the scan may hand chunks out in any order */
 };
 
 static int
@@ -48,15 +64,98 @@ new_chunk(lh_writer *w)
     w->row = 0;
 }
 
+/* ---- lh_writer_scan(id) -------------------------------------------------------------- */
+
+typedef struct scan_state {
+    atomic_size_t next_chunk;
+} scan_state;
+
+static void
+scan_bind(duckdb_bind_info info)
+{
+    lh_engine *eng = duckdb_bind_get_extra_info(info);
+    duckdb_value arg = duckdb_bind_get_parameter(info, 0);
+    int64_t id = duckdb_get_int64(arg);
+    duckdb_destroy_value(&arg);
+    pthread_mutex_lock(&eng->writers_lock);
+    lh_writer *w = eng->writers;
+    while (w && w->id != id)
+        w = w->next;
+    pthread_mutex_unlock(&eng->writers_lock);
+    if (w == NULL) {
+        duckdb_bind_set_error(info, "no open writer has this id");
+        return;
+    }
+    for (size_t i = 0; i < w->n_cols; i++)
+        duckdb_bind_add_result_column(info, w->names[i], w->types[i]);
+    duckdb_bind_set_cardinality(info, (idx_t)w->rows, true);
+    duckdb_bind_set_bind_data(info, w, NULL);
+}
+
+static void
+scan_init(duckdb_init_info info)
+{
+    lh_writer *w = duckdb_init_get_bind_data(info);
+    scan_state *st = duckdb_malloc(sizeof *st);
+    atomic_init(&st->next_chunk, 0);
+    duckdb_init_set_init_data(info, st, duckdb_free);
+    duckdb_init_set_max_threads(info, w->parallel && w->n_chunks > 1 ? w->n_chunks : 1);
+}
+
+static void
+scan_next(duckdb_function_info info, duckdb_data_chunk output)
+{
+    lh_writer *w = duckdb_function_get_bind_data(info);
+    scan_state *st = duckdb_function_get_init_data(info);
+    size_t i = atomic_fetch_add(&st->next_chunk, 1);
+    if (i >= w->n_chunks) {
+        duckdb_data_chunk_set_size(output, 0);
+        return;
+    }
+    for (size_t c = 0; c < w->n_cols; c++)
+        duckdb_vector_reference_vector(duckdb_data_chunk_get_vector(output, c),
+                                       duckdb_data_chunk_get_vector(w->chunks[i], c));
+    duckdb_data_chunk_set_size(output, duckdb_data_chunk_get_size(w->chunks[i]));
+}
+
+/* Register lh_writer_scan in eng's database, once (under writers_lock). */
+static int
+register_scan(lh_engine *eng, duckdb_connection con, lh_err *err)
+{
+    if (eng->writer_scan_registered)
+        return 0;
+    duckdb_table_function tf = duckdb_create_table_function();
+    duckdb_table_function_set_name(tf, "lh_writer_scan");
+    duckdb_logical_type bigint = duckdb_create_logical_type(DUCKDB_TYPE_BIGINT);
+    duckdb_table_function_add_parameter(tf, bigint);
+    duckdb_destroy_logical_type(&bigint);
+    duckdb_table_function_set_extra_info(tf, eng, NULL);
+    duckdb_table_function_set_bind(tf, scan_bind);
+    duckdb_table_function_set_init(tf, scan_init);
+    duckdb_table_function_set_function(tf, scan_next);
+    duckdb_state st = duckdb_register_table_function(con, tf);
+    duckdb_destroy_table_function(&tf);
+    if (st == DuckDBError)
+        return writer_error(err, "register the writer's scan", NULL);
+    eng->writer_scan_registered = true;
+    return 0;
+}
+
+/* ---- writers ------------------------------------------------------------------------------ */
+
 int
 lh_writer_open(lh_engine *eng, const char *columns, lh_writer **out, lh_err *err)
 {
     lh_writer *w = lh_calloc(1, sizeof *w);
+    w->eng = eng;
     int rc = 0;
+    duckdb_prepared_statement prep = NULL;
     if (duckdb_connect(eng->db, &w->con) == DuckDBError) {
         rc = writer_error(err, "connect to the engine", NULL);
         goto fail;
     }
+    /* the column definitions resolved by DuckDB: a temporary table's shape (it holds no
+     * rows; the rows stay in our chunks) */
     char *sql = lh_sprintf("CREATE TEMP TABLE lh_writer_rows (%s)", columns);
     duckdb_result r;
     if (duckdb_query(w->con, sql, &r) == DuckDBError)
@@ -65,27 +164,42 @@ lh_writer_open(lh_engine *eng, const char *columns, lh_writer **out, lh_err *err
     free(sql);
     if (rc != 0)
         goto fail;
-    if (duckdb_appender_create_ext(w->con, "temp", "main", "lh_writer_rows", &w->app) ==
-        DuckDBError) {
-        rc = writer_error(err, "append rows", duckdb_appender_error(w->app));
+    if (duckdb_prepare(w->con, "SELECT * FROM lh_writer_rows", &prep) == DuckDBError) {
+        rc = writer_error(err, "describe the rows to write", duckdb_prepare_error(prep));
         goto fail;
     }
-    w->n_cols = (size_t)duckdb_appender_column_count(w->app);
+    w->n_cols = (size_t)duckdb_prepared_statement_column_count(prep);
+    w->names = lh_calloc(w->n_cols, sizeof *w->names);
     w->types = lh_calloc(w->n_cols, sizeof *w->types);
     w->ids = lh_calloc(w->n_cols, sizeof *w->ids);
     w->data = lh_calloc(w->n_cols, sizeof *w->data);
     w->validity = lh_calloc(w->n_cols, sizeof *w->validity);
     for (size_t i = 0; i < w->n_cols; i++) {
-        w->types[i] = duckdb_appender_column_type(w->app, i);
+        const char *name = duckdb_prepared_statement_column_name(prep, i);
+        w->names[i] = lh_strdup(name ? name : "");
+        duckdb_free((void *)name);
+        w->types[i] = duckdb_prepared_statement_column_logical_type(prep, i);
         w->ids[i] = duckdb_get_type_id(w->types[i]);
         if (w->ids[i] == DUCKDB_TYPE_DECIMAL)
             w->ids[i] = duckdb_decimal_internal_type(w->types[i]);
     }
     w->cap = (size_t)duckdb_vector_size();
     new_chunk(w);
+    pthread_mutex_lock(&eng->writers_lock);
+    rc = register_scan(eng, w->con, err);
+    if (rc == 0) {
+        w->id = ++eng->last_writer_id;
+        w->next = eng->writers;
+        eng->writers = w;
+    }
+    pthread_mutex_unlock(&eng->writers_lock);
+    if (rc != 0)
+        goto fail;
+    duckdb_destroy_prepare(&prep);
     *out = w;
     return 0;
 fail:
+    duckdb_destroy_prepare(&prep);
     lh_writer_free(w);
     return rc;
 }
@@ -205,18 +319,19 @@ lh_writer_ints(lh_writer *w, size_t col, const int32_t *values, size_t dim)
     memcpy(child + w->row * dim, values, dim * sizeof *values);
 }
 
-static int
-append_chunk(lh_writer *w, lh_err *err)
+/* The chunk being filled is full or the rows end: keep it. */
+static void
+keep_chunk(lh_writer *w)
 {
     if (w->row == 0)
-        return 0;
+        return;
     duckdb_data_chunk_set_size(w->chunk, w->row);
-    int rc = 0;
-    if (duckdb_append_data_chunk(w->app, w->chunk) == DuckDBError)
-        rc = writer_error(err, "append rows", duckdb_appender_error(w->app));
-    duckdb_destroy_data_chunk(&w->chunk);
+    if (w->n_chunks == w->cap_chunks) {
+        w->cap_chunks += CHUNKS_GROWTH;
+        w->chunks = lh_realloc(w->chunks, w->cap_chunks * sizeof *w->chunks);
+    }
+    w->chunks[w->n_chunks++] = w->chunk;
     new_chunk(w);
-    return rc;
 }
 
 int
@@ -224,7 +339,9 @@ lh_writer_next_row(lh_writer *w, lh_err *err)
 {
     w->row++;
     w->rows++;
-    return w->row == w->cap ? append_chunk(w, err) : 0;
+    if (w->row == w->cap)
+        keep_chunk(w);
+    return 0;
 }
 
 int
@@ -238,17 +355,12 @@ int
 lh_writer_finish_as(lh_writer *w, const char *select_list, const char *path,
                     const lh_writer_copy_opts *opts, int64_t *rows, lh_err *err)
 {
-    int rc = append_chunk(w, err);
-    if (rc != 0)
-        return rc;
-    if (duckdb_appender_flush(w->app) == DuckDBError)
-        return writer_error(err, "append rows", duckdb_appender_error(w->app));
+    keep_chunk(w);
+    w->parallel = !opts->preserve_order;
     lh_buf sql;
     lh_buf_init(&sql);
-    if (select_list)
-        lh_buf_printf(&sql, "COPY (SELECT %s FROM lh_writer_rows) TO ", select_list);
-    else
-        lh_buf_puts(&sql, "COPY lh_writer_rows TO ");
+    lh_buf_printf(&sql, "COPY (SELECT %s FROM lh_writer_scan(%lld) AS lh_writer_rows) TO ",
+                  select_list ? select_list : "*", (long long)w->id);
     lh_sql_quote(&sql, path);
     lh_buf_printf(&sql, " (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %lld",
                   (long long)(opts->row_group_size > 0 ? opts->row_group_size : 122880));
@@ -256,6 +368,7 @@ lh_writer_finish_as(lh_writer *w, const char *select_list, const char *path,
         lh_buf_printf(&sql, ", COMPRESSION_LEVEL %d", opts->zstd_level);
     lh_buf_puts(&sql, opts->preserve_order ? ")" : ", PRESERVE_ORDER false)");
     duckdb_result r;
+    int rc = 0;
     if (duckdb_query(w->con, sql.data, &r) == DuckDBError)
         rc = lh_engine__internal_error(err, &r);
     duckdb_destroy_result(&r);
@@ -270,12 +383,26 @@ lh_writer_free(lh_writer *w)
 {
     if (w == NULL)
         return;
+    if (w->id) {
+        pthread_mutex_lock(&w->eng->writers_lock);
+        lh_writer **p = &w->eng->writers;
+        while (*p && *p != w)
+            p = &(*p)->next;
+        if (*p)
+            *p = w->next;
+        pthread_mutex_unlock(&w->eng->writers_lock);
+    }
+    for (size_t i = 0; i < w->n_chunks; i++)
+        duckdb_destroy_data_chunk(&w->chunks[i]);
+    free(w->chunks);
     if (w->chunk)
         duckdb_destroy_data_chunk(&w->chunk);
-    if (w->app)
-        duckdb_appender_destroy(&w->app);
-    for (size_t i = 0; i < w->n_cols; i++)
-        duckdb_destroy_logical_type(&w->types[i]);
+    for (size_t i = 0; i < w->n_cols; i++) {
+        free(w->names ? w->names[i] : NULL);
+        if (w->types)
+            duckdb_destroy_logical_type(&w->types[i]);
+    }
+    free(w->names);
     free(w->types);
     free(w->ids);
     free(w->data);
