@@ -1,5 +1,6 @@
 """Times one HTTP request REPS times over a single keep-alive connection (as a service
 client would), printing seconds per request. The last answer's body goes to BODY_FILE.
+Each "@REP@" in the body becomes the rep's number (a text the server has not seen).
 usage: client.py HOST PORT TOKEN METHOD PATH BODY_JSON_OR_- REPS BODY_FILE"""
 import http.client
 import sys
@@ -13,9 +14,10 @@ if body != "-":
     payload = body.encode()
     headers["Content-Type"] = "application/json"
 data = b""
-for _ in range(int(reps)):
+for rep in range(int(reps)):
+    this = payload.replace(b"@REP@", str(rep).encode()) if payload else None
     t0 = time.perf_counter()
-    conn.request(method, path, body=payload, headers=headers)
+    conn.request(method, path, body=this, headers=headers)
     resp = conn.getresponse()
     data = resp.read()
     dt = time.perf_counter() - t0

@@ -166,6 +166,7 @@ lh_engine_open(const lh_engine_opts *opts, lh_engine **out, lh_err *err)
     lh_engine *eng = lh_calloc(1, sizeof *eng);
     pthread_mutex_init(&eng->watch_lock, NULL);
     pthread_mutex_init(&eng->writers_lock, NULL);
+    pthread_mutex_init(&eng->pool_lock, NULL);
     pthread_mutex_init(&eng->stop_lock, NULL);
     pthread_cond_init(&eng->stop_cond, NULL);
     if (duckdb_open_ext(opts->path, &eng->db, config, &open_msg) == DuckDBError) {
@@ -200,12 +201,14 @@ lh_engine_close(lh_engine *eng)
         pthread_mutex_unlock(&eng->stop_lock);
         pthread_join(eng->watchdog, NULL);
     }
+    lh_engine__pool_close(eng);
     if (eng->db)
         duckdb_close(&eng->db);
     pthread_cond_destroy(&eng->stop_cond);
     pthread_mutex_destroy(&eng->stop_lock);
     pthread_mutex_destroy(&eng->watch_lock);
     pthread_mutex_destroy(&eng->writers_lock);
+    pthread_mutex_destroy(&eng->pool_lock);
     free(eng);
 }
 

@@ -6,6 +6,8 @@
 
 #include "engine/engine.h"
 
+typedef struct lh_pooled lh_pooled;
+
 #include <duckdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,6 +29,11 @@ struct lh_engine {
     struct lh_writer *writers;
     int64_t last_writer_id;
     bool writer_scan_registered;
+    /* idle connections for user queries, with their prepared statements (pool.c) */
+    pthread_mutex_t pool_lock;
+    lh_pooled *pool_idle;
+    int pool_n_idle;
+    bool pool_closed;
 };
 
 /* Interrupt every watched query past its deadline. */
@@ -37,5 +44,21 @@ void lh_engine__watchdog_wake(lh_engine *eng);
 /* Translate the error of a failed internal statement (classified: bad data is a 400, not
  * a 500). Returns err's code. */
 int lh_engine__internal_error(lh_err *err, duckdb_result *r);
+
+/* ---- pool.c: connections for user queries and their prepared statements ---------- */
+
+/* An idle connection, or a new one (NULL when DuckDB refuses one). */
+lh_pooled *lh_engine__pool_take(lh_engine *eng);
+/* Give a connection back (accepts NULL); closed when enough are idle. */
+void lh_engine__pool_give(lh_engine *eng, lh_pooled *pc);
+/* Close every idle connection; later gives close theirs. */
+void lh_engine__pool_close(lh_engine *eng);
+duckdb_connection lh_engine__pool_con(lh_pooled *pc);
+/* The statement kept under key on this connection (borrowed; valid until forgotten or
+ * evicted by a later keep), or NULL. */
+duckdb_prepared_statement lh_engine__pool_lookup(lh_pooled *pc, const char *key);
+/* Keep prep under key (takes ownership); the least recently used goes when full. */
+void lh_engine__pool_keep(lh_pooled *pc, const char *key, duckdb_prepared_statement prep);
+void lh_engine__pool_forget(lh_pooled *pc, const char *key);
 
 #endif

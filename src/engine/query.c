@@ -19,6 +19,13 @@
  * stream chunk by chunk (duckdb_fetch_chunk on a streaming result), so memory stays
  * bounded by one chunk whatever the result size.
  *
+ * Statements: a query runs on a pooled connection (pool.c), which keeps the wrapped
+ * statement it prepared for the next query of the same text, format and limit. DuckDB
+ * rebinds a statement over Parquet files on every execution anyway, so a kept statement
+ * saves the second bind and never sees old views; its executed columns are still checked
+ * against the prepared ones, and a statement that no longer fits (or no longer binds) is
+ * forgotten and the query prepared afresh.
+ *
  * Time limit: a watchdog thread interrupts queries past their deadline
  * (duckdb_interrupt); the fetch then fails and the caller answers 408 (or ends the
  * stream with an error when bytes were already sent).
@@ -38,6 +45,7 @@
 struct lh_query {
     lh_engine *eng;
     duckdb_connection con;
+    lh_pooled *pooled; /* con comes from the engine's pool (else it is the query's own) */
     duckdb_result result;
     bool has_result;
     duckdb_data_chunk chunk; /* the chunk being rendered, or NULL */
@@ -793,8 +801,79 @@ run_prelude(lh_query *q, const lh_query_opts *opts, lh_err *err)
     return 0;
 }
 
+/* Column names and types of the prepared (wrapped) statement, past its first `first`. */
+static void
+describe_columns(lh_query *q, duckdb_prepared_statement prep, size_t first)
+{
+    size_t total = (size_t)duckdb_prepared_statement_column_count(prep);
+    q->n_cols = total > first ? total - first : 0;
+    q->col_names = lh_calloc(q->n_cols ? q->n_cols : 1, sizeof *q->col_names);
+    q->col_types = lh_calloc(q->n_cols ? q->n_cols : 1, sizeof *q->col_types);
+    for (size_t i = 0; i < q->n_cols; i++) {
+        const char *name = duckdb_prepared_statement_column_name(prep, first + i);
+        q->col_names[i] = lh_strdup(name ? name : "");
+        duckdb_free((void *)name);
+        q->col_types[i] = lh_strdup(
+            type_name(duckdb_prepared_statement_column_type(prep, first + i)));
+    }
+}
+
+/* Execute the prepared statement, streaming, and run it until the first row is rendered
+ * (or the result is known to be empty), so errors and timeouts still get a proper status
+ * code. *stale is set when the executed statement's columns are not the prepared ones
+ * (a cached statement rebound to a changed view): then nothing has been rendered. */
+static int
+execute(lh_query *q, duckdb_prepared_statement prep, bool *stale, lh_err *err)
+{
+    *stale = false;
+    if (duckdb_execute_prepared_streaming(prep, &q->result) == DuckDBError) {
+        q->has_result = true;
+        duckdb_error_type type = duckdb_result_error_type(&q->result);
+        *stale = type == DUCKDB_ERROR_BINDER || type == DUCKDB_ERROR_CATALOG;
+        return sql_error(err, type, duckdb_result_error(&q->result));
+    }
+    q->has_result = true;
+    idx_t n = duckdb_prepared_statement_column_count(prep);
+    *stale = duckdb_column_count(&q->result) != n;
+    for (idx_t i = 0; i < n && !*stale; i++)
+        *stale = duckdb_column_type(&q->result, i) != duckdb_prepared_statement_column_type(prep, i);
+    if (*stale)
+        return lh_err_set(err, LH_EUNAVAIL, 503, "dataset_changed",
+                          "a dataset changed while the query started");
+    render_header(q);
+    return produce(q, q->pending.len + 1, err);
+}
+
+/* The cache key of a query: everything the wrapped statement depends on. */
+static char *
+cache_key(const lh_query_opts *opts)
+{
+    return lh_sprintf("%d %lld\n%s", (int)opts->format, (long long)opts->row_limit, opts->sql);
+}
+
+static int query_start(lh_engine *eng, const lh_query_opts *opts, bool lookup, lh_query **out,
+                       lh_err *err);
+
+/* A statement this connection prepared for the same text before: execute it. Sets *retry
+ * when the statement no longer fits (the caller prepares afresh). */
+static int
+start_cached(lh_query *q, duckdb_prepared_statement prep, bool *retry, lh_err *err)
+{
+    size_t first = 0;
+    if (q->format != LH_QUERY_CSV && !native_prepare(q, prep))
+        first = 1; /* the to_json column */
+    describe_columns(q, prep, first);
+    return execute(q, prep, retry, err);
+}
+
 int
 lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err *err)
+{
+    return query_start(eng, opts, true, out, err);
+}
+
+static int
+query_start(lh_engine *eng, const lh_query_opts *opts, bool lookup, lh_query **out, lh_err *err)
 {
     lh_query *q = lh_calloc(1, sizeof *q);
     q->eng = eng;
@@ -804,15 +883,36 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
     q->deadline_mono_us = opts->timeout_ms > 0 ? lh_mono_us() + opts->timeout_ms * 1000 : 0;
     lh_buf_init(&q->pending);
     int rc = 0;
-    char *body = NULL, *wrapped = NULL;
+    char *body = NULL, *wrapped = NULL, *key = NULL;
     duckdb_prepared_statement prep = NULL;
-    if (duckdb_connect(eng->db, &q->con) == DuckDBError) {
+    bool stale = false;
+    /* statements of the caller's own (as_of views) would stay on a pooled connection */
+    if (opts->n_prelude == 0 && (q->pooled = lh_engine__pool_take(eng)) != NULL)
+        q->con = lh_engine__pool_con(q->pooled);
+    else if (opts->n_prelude == 0 || duckdb_connect(eng->db, &q->con) == DuckDBError) {
         rc = lh_err_set(err, LH_EIO, 503, "engine_unavailable", "could not connect to the engine");
         goto fail;
     }
     watch(eng, q); /* the time limit covers binding too (a read_csv sniffs when bound) */
     if ((rc = run_prelude(q, opts, err)) != 0)
         goto fail;
+    if (q->pooled) {
+        key = cache_key(opts);
+        duckdb_prepared_statement cached = lookup ? lh_engine__pool_lookup(q->pooled, key) : NULL;
+        if (cached) {
+            bool retry = false;
+            rc = start_cached(q, cached, &retry, err);
+            if (rc == 0)
+                goto done;
+            if (retry) { /* prepare it afresh, on a clean query */
+                lh_engine__pool_forget(q->pooled, key);
+                free(key);
+                lh_query_free(q);
+                return query_start(eng, opts, false, out, err);
+            }
+            goto fail;
+        }
+    }
     /* one statement (parsing only is cheap); whether it is a SELECT is settled by the
      * wrapper below, which no other kind of statement parses inside */
     duckdb_extracted_statements stmts = NULL;
@@ -865,38 +965,25 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
         }
         goto fail;
     }
-    size_t first = q->format == LH_QUERY_CSV || q->native ? 0 : 1;
-    size_t total = (size_t)duckdb_prepared_statement_column_count(prep);
-    q->n_cols = total > first ? total - first : 0;
-    q->col_names = lh_calloc(q->n_cols ? q->n_cols : 1, sizeof *q->col_names);
-    q->col_types = lh_calloc(q->n_cols ? q->n_cols : 1, sizeof *q->col_types);
-    for (size_t i = 0; i < q->n_cols; i++) {
-        const char *name = duckdb_prepared_statement_column_name(prep, first + i);
-        q->col_names[i] = lh_strdup(name ? name : "");
-        duckdb_free((void *)name);
-        q->col_types[i] = lh_strdup(
-            type_name(duckdb_prepared_statement_column_type(prep, first + i)));
-    }
-    if (duckdb_execute_prepared_streaming(prep, &q->result) == DuckDBError) {
-        q->has_result = true;
-        rc = sql_error(err, duckdb_result_error_type(&q->result), duckdb_result_error(&q->result));
+    describe_columns(q, prep, q->format == LH_QUERY_CSV || q->native ? 0 : 1);
+    if ((rc = execute(q, prep, &stale, err)) != 0)
         goto fail;
+    if (q->pooled) { /* kept for the next query of the same text on this connection */
+        lh_engine__pool_keep(q->pooled, key, prep);
+        prep = NULL;
     }
-    q->has_result = true;
-    /* run until the first row is rendered (or the result is known to be empty), so
-     * errors and timeouts still get a proper status code */
-    render_header(q);
-    if ((rc = produce(q, q->pending.len + 1, err)) != 0)
-        goto fail;
+done:
     duckdb_destroy_prepare(&prep);
     free(body);
     free(wrapped);
+    free(key);
     *out = q;
     return 0;
 fail:
     duckdb_destroy_prepare(&prep);
     free(body);
     free(wrapped);
+    free(key);
     lh_query_free(q);
     return rc;
 }
@@ -941,7 +1028,9 @@ lh_query_free(lh_query *q)
         duckdb_destroy_data_chunk(&q->chunk);
     if (q->has_result)
         duckdb_destroy_result(&q->result);
-    if (q->con)
+    if (q->pooled) /* after unwatch: the watchdog no longer interrupts this connection */
+        lh_engine__pool_give(q->eng, q->pooled);
+    else if (q->con)
         duckdb_disconnect(&q->con);
     for (size_t i = 0; i < q->n_cols; i++) {
         free(q->col_names[i]);

@@ -5,6 +5,7 @@ import json
 import os
 import sys
 import unittest
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
@@ -44,6 +45,57 @@ class Query(unittest.TestCase):
         self.assertEqual(st, status, res)
         self.assertEqual(res["error"]["code"], code, res)
         return res
+
+    def load(self, name, text, mode):
+        path = "/ingest/file?" + urllib.parse.urlencode({"dataset": name, "format": "csv",
+                                                         "mode": mode})
+        st, _, res = self.srv.request("POST", path, body=text, who="owner",
+                                      headers={"Content-Type": "text/csv"})
+        self.assertIn(st, (200, 201), res)
+
+    def test_repeated_text_follows_the_data(self):
+        """The server keeps prepared statements for repeated query texts: the same text
+        must still see every change of the data (rows, schema, types, the dataset gone)."""
+        sql = {"sql": "SELECT * FROM shifting ORDER BY 1"}
+        csv_sql = {"sql": "SELECT * FROM shifting ORDER BY 1", "format": "csv"}
+        self.load("shifting", "a,b\n1,x\n2,y\n", "create")
+        for _ in range(6):  # enough to come back to the same pooled connection
+            st, _, res = self.q(sql)
+            self.assertEqual(st, 200, res)
+            self.assertEqual(res["rows"], [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}])
+            st, _, text = self.q(csv_sql)
+            self.assertEqual(text, "a,b\n1,x\n2,y\n")
+        self.load("shifting", "a,b\n3,z\n", "append")
+        for _ in range(6):
+            st, _, res = self.q(sql)
+            self.assertEqual([r["a"] for r in res["rows"]], [1, 2, 3])
+        # another schema under the same name: other columns, other types
+        self.load("shifting", "a,c,d\n7,2024-01-02,[1]\n", "replace")
+        for _ in range(6):
+            st, _, res = self.q(sql)
+            self.assertEqual(st, 200, res)
+            self.assertEqual([c["name"] for c in res["columns"]], ["a", "c", "d"])
+            self.assertEqual(res["columns"][1]["type"], "DATE")
+            self.assertEqual(res["rows"], [{"a": 7, "c": "2024-01-02", "d": "[1]"}])
+            st, _, text = self.q(csv_sql)
+            self.assertEqual(text, "a,c,d\n7,2024-01-02,[1]\n")
+        # a type rendered through to_json where every column was rendered natively before
+        self.load("shifting", "a,t\n1,2024-01-02 03:04:05\n", "replace")
+        for _ in range(6):
+            st, _, res = self.q(sql)
+            self.assertEqual(st, 200, res)
+            self.assertEqual(res["columns"][1]["type"], "TIMESTAMP")
+            self.assertEqual(res["rows"][0]["a"], 1)
+            self.assertTrue(res["rows"][0]["t"].startswith("2024-01-02"), res)
+        st, _, res = self.srv.request("DELETE", "/catalog/datasets/shifting", who="owner")
+        self.assertEqual(st, 200, res)
+        for _ in range(6):  # gone: the usual answer, never a stale result
+            res = self.err(sql, 400, "invalid_sql")
+            self.assertIn("shifting", res["error"]["detail"])
+        self.load("shifting", "a,b\n5,q\n", "create")
+        for _ in range(6):
+            st, _, res = self.q(sql)
+            self.assertEqual(res["rows"], [{"a": 5, "b": "q"}])
 
     def test_json(self):
         st, h, res = self.q({"sql": "SELECT 1 AS n, 'a,b' AS s, [1, 2] AS l, DATE '2024-03-01' AS d, "
