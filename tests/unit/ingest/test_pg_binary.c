@@ -149,6 +149,7 @@ typedef struct fixture {
     lh_writer *w;
 } fixture;
 
+/* An engine that may write in a scratch dir, and a writer of COLUMNS on it. */
 static int
 setup(void **state)
 {
@@ -408,17 +409,11 @@ copy_tuple(enc *e, int32_t a, const char *text)
 static void
 test_copy_stream(void **state)
 {
-    (void)state;
-    char *dir = lh_test_mkdtemp("pgcopy");
-    char *slash = lh_sprintf("%s/", dir);
-    const char *dirs[] = {slash, NULL};
-    lh_engine_opts o = {.allowed_dirs = dirs};
-    lh_engine *eng = NULL;
+    fixture *f = *state;
     lh_err err;
-    assert_int_equal(lh_engine_open(&o, &eng, &err), 0);
     static const lh_pg_field fields[2] = {{"n", LH_PGW_INT4, 0, 0}, {"t", LH_PGW_TEXT, 0, 0}};
     copy_ctx ctx = {0};
-    assert_int_equal(lh_writer_open(eng, "n INTEGER, t VARCHAR", &ctx.w, &err), 0);
+    assert_int_equal(lh_writer_open(f->eng, "n INTEGER, t VARCHAR", &ctx.w, &err), 0);
     lh_pg_copy copy = {.fields = fields, .n_fields = 2, .writer = current, .row_done = row_done,
                        .ctx = &ctx};
 
@@ -435,13 +430,13 @@ test_copy_stream(void **state)
     assert_int_equal(ctx.rows, 3);
     assert_int_equal(ctx.bytes, (size_t)(2 + 8 + 7) + (2 + 8 + 4) + (2 + 8 + 9));
 
-    char *path = lh_sprintf("%s/copy.parquet", dir);
+    char *path = lh_sprintf("%s/copy.parquet", f->dir);
     lh_writer_copy_opts opts = {0};
     assert_int_equal(lh_writer_finish_as(ctx.w, "n, coalesce(t, '-') AS t", path, &opts, NULL,
                                          &err), 0);
     char *sql = lh_sprintf("SELECT string_agg(n || t, ',' ORDER BY n) AS s FROM '%s'", path);
     json_t *rows = NULL;
-    assert_int_equal(lh_engine_rows(eng, sql, &rows, &err), 0);
+    assert_int_equal(lh_engine_rows(f->eng, sql, &rows, &err), 0);
     assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "s")),
                         "1one,2-,3three");
     json_decref(rows);
@@ -470,10 +465,6 @@ test_copy_stream(void **state)
     assert_int_equal(lh_ingest__pg_copy_message(&fresh, huge_ext.b, huge_ext.len, &err), LH_EIO);
 
     lh_writer_free(ctx.w);
-    lh_engine_close(eng);
-    rmdir(dir);
-    free(dir);
-    free(slash);
 }
 
 int
@@ -482,7 +473,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_values_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_values_refused, setup, teardown),
-        cmocka_unit_test(test_copy_stream),
+        cmocka_unit_test_setup_teardown(test_copy_stream, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
