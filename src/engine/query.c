@@ -913,17 +913,9 @@ query_start(lh_engine *eng, const lh_query_opts *opts, bool lookup, lh_query **o
             goto fail;
         }
     }
-    /* one statement (parsing only is cheap); whether it is a SELECT is settled by the
-     * wrapper below, which no other kind of statement parses inside */
-    duckdb_extracted_statements stmts = NULL;
-    idx_t n_stmts = duckdb_extract_statements(q->con, opts->sql, &stmts);
-    duckdb_destroy_extracted(&stmts);
-    if (n_stmts != 1) {
-        rc = admit(q, opts->sql, NULL, err); /* says why: empty, several, or a syntax error */
-        if (rc == 0)
-            rc = lh_err_set(err, LH_EINVAL, 400, "invalid_sql", "one statement per query");
-        goto fail;
-    }
+    /* Admission is the wrapper below: only one SELECT parses inside it (no second
+     * statement, no other kind of statement); when it does not parse, admit() on the
+     * text alone says why (empty, several statements, not a SELECT, a syntax error). */
     body = trimmed(opts->sql);
     /* a row alias no result column will have (to_json(alias) must mean the row) */
     uint8_t rnd[4] = {0};
