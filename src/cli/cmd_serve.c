@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 void
@@ -53,6 +54,21 @@ parse_args(int argc, char **argv, const char **config_path)
         }
     }
     return 0;
+}
+
+/* Let the server open as many files as the system allows it (the soft limit up to the
+ * hard one), as servers commonly do: every connection, upload, cached data file and
+ * kept query statement holds descriptors, and a soft limit of 1024 is easy to reach. */
+static void
+raise_open_files(void)
+{
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+        /* an unlimited hard limit still stops at the kernel's nr_open */
+        lim.rlim_cur = lim.rlim_max == RLIM_INFINITY ? 1048576 : lim.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+            lh_log(LH_LOG_WARN, NULL, NULL, "could not raise the open files limit");
+    }
 }
 
 int
@@ -98,6 +114,7 @@ lh_cmd_serve(int argc, char **argv)
     sigaddset(&signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
+    raise_open_files();
 
     status = 1;
     int rc = lh_buckets_open(cfg, &buckets, &err);

@@ -164,6 +164,7 @@ lh_engine_open(const lh_engine_opts *opts, lh_engine **out, lh_err *err)
     if (opts->memory_limit && opts->memory_limit[0])
         duckdb_set_config(config, "memory_limit", opts->memory_limit);
     lh_engine *eng = lh_calloc(1, sizeof *eng);
+    atomic_init(&eng->catalog_generation, 0);
     pthread_mutex_init(&eng->watch_lock, NULL);
     pthread_mutex_init(&eng->writers_lock, NULL);
     pthread_mutex_init(&eng->pool_lock, NULL);
@@ -300,6 +301,10 @@ run_one(duckdb_connection con, const char *sql, duckdb_result *r, bool *have_res
 int
 lh_engine_exec(lh_engine *eng, const char *sql, int64_t *changed, lh_err *err)
 {
+    /* views may change: pooled connections let go of the statements they kept, and of the
+     * files those hold open (pool.c) */
+    atomic_fetch_add(&eng->catalog_generation, 1);
+    lh_engine__pool_sweep(eng);
     duckdb_connection con = NULL;
     if (duckdb_connect(eng->db, &con) == DuckDBError)
         return engine_error(err, "connect to", NULL);
@@ -418,6 +423,8 @@ int
 lh_engine_exec_watch(lh_engine *eng, const char *sql, int64_t *changed, lh_progress_fn progress,
                      void *ctx, lh_err *err)
 {
+    atomic_fetch_add(&eng->catalog_generation, 1);
+    lh_engine__pool_sweep(eng);
     duckdb_connection con = NULL;
     duckdb_prepared_statement prep = NULL;
     duckdb_pending_result pending = NULL;

@@ -30,6 +30,7 @@ struct lh_engine {
     int64_t last_writer_id;
     bool writer_scan_registered;
     /* idle connections for user queries, with their prepared statements (pool.c) */
+    atomic_uint_fast64_t catalog_generation; /* bumped by every internal statement */
     pthread_mutex_t pool_lock;
     lh_pooled *pool_idle;
     int pool_n_idle;
@@ -51,6 +52,9 @@ int lh_engine__internal_error(lh_err *err, duckdb_result *r);
 lh_pooled *lh_engine__pool_take(lh_engine *eng);
 /* Give a connection back (accepts NULL); closed when enough are idle. */
 void lh_engine__pool_give(lh_engine *eng, lh_pooled *pc);
+/* The views changed (catalog_generation was bumped): idle connections drop the
+ * statements they kept. */
+void lh_engine__pool_sweep(lh_engine *eng);
 /* Close every idle connection; later gives close theirs. */
 void lh_engine__pool_close(lh_engine *eng);
 duckdb_connection lh_engine__pool_con(lh_pooled *pc);

@@ -16,6 +16,13 @@
  * still checks the executed result's column types against what it prepared for and falls
  * back to a fresh prepare when they differ.
  *
+ * Resources: a kept statement holds its scans' first files open. So the cache is small
+ * (POOL_IDLE_MAX x POOL_STMTS statements), and a connection drops every statement it kept
+ * when the engine's views changed since (catalog_generation, bumped by each internal
+ * statement; idle connections are swept right then, busy ones when next taken): files
+ * replaced, compacted or deleted are let go instead of staying open, and taking space,
+ * until evicted.
+ *
  * A pooled connection carries no other state: user statements are SELECTs (admission) on
  * a database whose configuration is locked; queries that run statements of their own
  * first (as_of views) take a connection of their own instead.
@@ -27,8 +34,8 @@
 
 #include <string.h>
 
-#define POOL_IDLE_MAX 32 /* idle connections kept; more are closed when given back */
-#define POOL_STMTS 64    /* statements cached per connection (least recently used go) */
+#define POOL_IDLE_MAX 16 /* idle connections kept; more are closed when given back */
+#define POOL_STMTS 32    /* statements cached per connection (least recently used go) */
 
 typedef struct cached_stmt {
     char *key;
@@ -41,16 +48,24 @@ struct lh_pooled {
     cached_stmt stmts[POOL_STMTS];
     size_t n_stmts;
     uint64_t clock;
+    uint64_t generation; /* eng->catalog_generation when the statements were kept */
     struct lh_pooled *next;
 };
 
 static void
-pooled_free(lh_pooled *pc)
+forget_all(lh_pooled *pc)
 {
     for (size_t i = 0; i < pc->n_stmts; i++) {
         free(pc->stmts[i].key);
         duckdb_destroy_prepare(&pc->stmts[i].prep);
     }
+    pc->n_stmts = 0;
+}
+
+static void
+pooled_free(lh_pooled *pc)
+{
+    forget_all(pc);
     duckdb_disconnect(&pc->con);
     free(pc);
 }
@@ -65,9 +80,15 @@ lh_engine__pool_take(lh_engine *eng)
         eng->pool_n_idle--;
     }
     pthread_mutex_unlock(&eng->pool_lock);
-    if (pc)
+    uint64_t generation = atomic_load(&eng->catalog_generation);
+    if (pc) {
+        if (pc->generation != generation) /* views changed since: let old files go */
+            forget_all(pc);
+        pc->generation = generation;
         return pc;
+    }
     pc = lh_calloc(1, sizeof *pc);
+    pc->generation = generation;
     if (duckdb_connect(eng->db, &pc->con) == DuckDBError) {
         free(pc);
         return NULL;
@@ -90,6 +111,19 @@ lh_engine__pool_give(lh_engine *eng, lh_pooled *pc)
     pthread_mutex_unlock(&eng->pool_lock);
     if (!keep)
         pooled_free(pc);
+}
+
+void
+lh_engine__pool_sweep(lh_engine *eng)
+{
+    uint64_t generation = atomic_load(&eng->catalog_generation);
+    pthread_mutex_lock(&eng->pool_lock);
+    for (lh_pooled *pc = eng->pool_idle; pc; pc = pc->next)
+        if (pc->generation != generation) {
+            forget_all(pc);
+            pc->generation = generation;
+        }
+    pthread_mutex_unlock(&eng->pool_lock);
 }
 
 void

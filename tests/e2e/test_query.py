@@ -53,6 +53,20 @@ class Query(unittest.TestCase):
                                       headers={"Content-Type": "text/csv"})
         self.assertIn(st, (200, 201), res)
 
+    def open_files(self, dataset):
+        """The server's open descriptors on a dataset's data files (Linux /proc)."""
+        fd_dir = "/proc/%d/fd" % self.srv.proc.pid
+        data = os.path.join("datasets", dataset, "data") + os.sep
+        held = set()
+        for fd in os.listdir(fd_dir):
+            try:
+                target = os.readlink(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if data in target:
+                held.add(target)
+        return held
+
     def test_repeated_text_follows_the_data(self):
         """The server keeps prepared statements for repeated query texts: the same text
         must still see every change of the data (rows, schema, types, the dataset gone)."""
@@ -69,8 +83,12 @@ class Query(unittest.TestCase):
         for _ in range(6):
             st, _, res = self.q(sql)
             self.assertEqual([r["a"] for r in res["rows"]], [1, 2, 3])
+        held = self.open_files("shifting")
+        self.assertTrue(held, "kept statements hold their first file open")
         # another schema under the same name: other columns, other types
         self.load("shifting", "a,c,d\n7,2024-01-02,[1]\n", "replace")
+        # the replaced version's files are no longer held open by kept statements
+        self.assertEqual(self.open_files("shifting") & held, set())
         for _ in range(6):
             st, _, res = self.q(sql)
             self.assertEqual(st, 200, res)
