@@ -33,6 +33,7 @@
 #include "engine/engine_int.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <float.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -206,15 +207,87 @@ out:
     return rc;
 }
 
-/* The statement text without trailing blanks and semicolons. */
+/* Where a quoted run starting at s[i] ends (the index past its closing quote), or
+ * SIZE_MAX when it does not end. quote is ' or "; a doubled quote stays inside; backslash escapes
+ * count in E'...' strings. */
+static size_t
+quoted_end(const char *s, size_t i, size_t n, char quote, bool backslash)
+{
+    for (i++; i < n; i++) {
+        if (backslash && s[i] == '\\' && i + 1 < n)
+            i++;
+        else if (s[i] == quote && i + 1 < n && s[i + 1] == quote)
+            i++;
+        else if (s[i] == quote)
+            return i + 1;
+    }
+    return SIZE_MAX;
+}
+
+static bool
+ident_char(char c)
+{
+    return isalnum((unsigned char)c) || c == '_' || (unsigned char)c >= 0x80;
+}
+
+/* The statement text without what follows its last token: blanks, comments and
+ * semicolons ("SELECT 1; -- done" → "SELECT 1"), so that it can stand inside the wrapper's
+ * parentheses. Strings, quoted names, dollar-quoted text and nested block comments are
+ * skipped as the parser does; on anything unterminated the text is kept whole, for the
+ * parser to refuse. Semicolons between statements stay, and the wrapper then refuses
+ * the text as several statements. */
 static char *
 trimmed(const char *sql)
 {
-    size_t n = strlen(sql);
-    while (n > 0 && (sql[n - 1] == ';' || sql[n - 1] == ' ' || sql[n - 1] == '\n' ||
-                     sql[n - 1] == '\t' || sql[n - 1] == '\r'))
-        n--;
-    return lh_strndup(sql, n);
+    size_t n = strlen(sql), i = 0, end = 0;
+    while (i < n) {
+        char c = sql[i];
+        if (isspace((unsigned char)c) || c == ';') {
+            i++;
+        } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
+            while (i < n && sql[i] != '\n')
+                i++;
+        } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
+            int depth = 1;
+            for (i += 2; i < n && depth > 0;) {
+                if (sql[i] == '/' && i + 1 < n && sql[i + 1] == '*')
+                    depth++, i += 2;
+                else if (sql[i] == '*' && i + 1 < n && sql[i + 1] == '/')
+                    depth--, i += 2;
+                else
+                    i++;
+            }
+            if (depth > 0)
+                return lh_strdup(sql);
+        } else if (c == '\'' || c == '"') {
+            bool e_string = c == '\'' && i > 0 && (sql[i - 1] == 'E' || sql[i - 1] == 'e') &&
+                            (i < 2 || !ident_char(sql[i - 2]));
+            size_t close = quoted_end(sql, i, n, c, e_string);
+            if (close == SIZE_MAX)
+                return lh_strdup(sql);
+            i = end = close;
+        } else if (c == '$') {
+            /* $$...$$ or $tag$...$tag$; else ($1) an ordinary character */
+            size_t t = i + 1;
+            while (t < n && (isalnum((unsigned char)sql[t]) || sql[t] == '_'))
+                t++;
+            if (t < n && sql[t] == '$' && (t == i + 1 || !isdigit((unsigned char)sql[i + 1]))) {
+                size_t tag_len = t - i + 1;
+                const char *close = NULL;
+                for (size_t k = t + 1; k + tag_len <= n && !close; k++)
+                    if (memcmp(sql + k, sql + i, tag_len) == 0)
+                        close = sql + k;
+                if (!close)
+                    return lh_strdup(sql);
+                i = end = (size_t)(close - sql) + tag_len;
+            } else {
+                i = end = i + 1;
+            }
+        } else {
+            i = end = i + 1;
+        }
+    }
+    return lh_strndup(sql, end);
 }
 
 /* ---- the watchdog ------------------------------------------------------------------------- */

@@ -115,6 +115,28 @@ class Query(unittest.TestCase):
             st, _, res = self.q(sql)
             self.assertEqual(res["rows"], [{"a": 5, "b": "q"}])
 
+    def test_statement_ends(self):
+        """Semicolons and comments after the statement are fine; inside strings, quoted
+        names and dollar quotes they are text; a second statement is still refused."""
+        cases = [
+            ("SELECT 1 AS n; -- done", {"n": 1}),
+            ("SELECT ';' AS s; /* note */ ;\n", {"s": ";"}),
+            ("SELECT 'it''s -- not a comment' AS s;", {"s": "it's -- not a comment"}),
+            ("SELECT $$a;--$$ AS s -- c", {"s": "a;--"}),
+            ("SELECT $t$x$$;$t$ AS s;", {"s": "x$$;"}),
+            ('SELECT 2 AS "a;--b";', {"a;--b": 2}),
+            ("SELECT 1 /* a /* nested */ still */ AS n;", {"n": 1}),
+        ]
+        for sql, row in cases:
+            st, _, res = self.q({"sql": sql})
+            self.assertEqual(st, 200, (sql, res))
+            self.assertEqual(res["rows"], [row], sql)
+        res = self.err({"sql": "SELECT 1; SELECT 2; -- two"}, 400, "invalid_sql")
+        self.assertIn("one statement", res["error"]["message"])
+        self.err({"sql": "SELECT 'unterminated; -- x"}, 400, "invalid_sql")
+        self.err({"sql": "SELECT 1 /* open"}, 400, "invalid_sql")
+        self.err({"sql": "-- only a comment\n;"}, 400, "invalid_sql")
+
     def test_json(self):
         st, h, res = self.q({"sql": "SELECT 1 AS n, 'a,b' AS s, [1, 2] AS l, DATE '2024-03-01' AS d, "
                                     "NULL AS z, 2.50::DECIMAL(5,2) AS m"})
