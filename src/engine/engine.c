@@ -298,13 +298,20 @@ run_one(duckdb_connection con, const char *sql, duckdb_result *r, bool *have_res
     return rc;
 }
 
-int
-lh_engine_exec(lh_engine *eng, const char *sql, int64_t *changed, lh_err *err)
+/* An internal statement may change views: the catalog generation moves before it runs and
+ * again after it ended, so no statement a pooled connection prepared in between is used
+ * again (pool.c), and idle connections let go of the statements they kept and of the
+ * files those hold open. */
+static void
+views_may_change(lh_engine *eng)
 {
-    /* views may change: pooled connections let go of the statements they kept, and of the
-     * files those hold open (pool.c) */
     atomic_fetch_add(&eng->catalog_generation, 1);
     lh_engine__pool_sweep(eng);
+}
+
+static int
+exec_internal(lh_engine *eng, const char *sql, int64_t *changed, lh_err *err)
+{
     duckdb_connection con = NULL;
     if (duckdb_connect(eng->db, &con) == DuckDBError)
         return engine_error(err, "connect to", NULL);
@@ -316,6 +323,15 @@ lh_engine_exec(lh_engine *eng, const char *sql, int64_t *changed, lh_err *err)
     if (have)
         duckdb_destroy_result(&r);
     duckdb_disconnect(&con);
+    return rc;
+}
+
+int
+lh_engine_exec(lh_engine *eng, const char *sql, int64_t *changed, lh_err *err)
+{
+    views_may_change(eng);
+    int rc = exec_internal(eng, sql, changed, err);
+    views_may_change(eng);
     return rc;
 }
 
@@ -423,8 +439,7 @@ int
 lh_engine_exec_watch(lh_engine *eng, const char *sql, int64_t *changed, lh_progress_fn progress,
                      void *ctx, lh_err *err)
 {
-    atomic_fetch_add(&eng->catalog_generation, 1);
-    lh_engine__pool_sweep(eng);
+    /* conversions (COPY ... TO a file) only: no views change here */
     duckdb_connection con = NULL;
     duckdb_prepared_statement prep = NULL;
     duckdb_pending_result pending = NULL;

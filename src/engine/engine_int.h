@@ -27,7 +27,6 @@ struct lh_engine {
     /* open writers, found by id by the lh_writer_scan table function (writer.c) */
     pthread_mutex_t writers_lock;
     struct lh_writer *writers;
-    int64_t last_writer_id;
     bool writer_scan_registered;
     /* idle connections for user queries, with their prepared statements (pool.c) */
     atomic_uint_fast64_t catalog_generation; /* bumped by every internal statement */
@@ -58,11 +57,16 @@ void lh_engine__pool_sweep(lh_engine *eng);
 /* Close every idle connection; later gives close theirs. */
 void lh_engine__pool_close(lh_engine *eng);
 duckdb_connection lh_engine__pool_con(lh_pooled *pc);
-/* The statement kept under key on this connection (borrowed; valid until forgotten or
- * evicted by a later keep), or NULL. */
-duckdb_prepared_statement lh_engine__pool_lookup(lh_pooled *pc, const char *key);
-/* Keep prep under key (takes ownership); the least recently used goes when full. */
-void lh_engine__pool_keep(lh_pooled *pc, const char *key, duckdb_prepared_statement prep);
+/* The statement kept under key on this connection, prepared in this catalog generation
+ * (borrowed; valid until forgotten or evicted by a later keep), or NULL. */
+duckdb_prepared_statement lh_engine__pool_lookup(lh_pooled *pc, const char *key,
+                                                 uint64_t generation);
+/* Keep prep under key (takes ownership), with the generation read before it was
+ * prepared; the least recently used goes when full. */
+void lh_engine__pool_keep(lh_pooled *pc, const char *key, duckdb_prepared_statement prep,
+                          uint64_t generation);
 void lh_engine__pool_forget(lh_pooled *pc, const char *key);
+/* Close a taken connection instead of giving it back (accepts NULL). */
+void lh_engine__pool_discard(lh_pooled *pc);
 
 #endif

@@ -10,11 +10,13 @@
  * data; see bench/query). Keeping the prepared statement for the next query of the same
  * text leaves one bind, the one every execution does anyway.
  *
- * Correctness: since every execution rebinds against the current catalog (and DuckDB
- * rebinds whenever the catalog changed, for any statement), a cached statement sees the
- * views as they are when it runs, never as they were when it was prepared. The caller
- * still checks the executed result's column types against what it prepared for and falls
- * back to a fresh prepare when they differ.
+ * Correctness: a statement over Parquet files is rebound at every execution, but one over
+ * a view without files (an empty dataset) is not, and a rebind keeps the prepared
+ * statement's column names. So a kept statement records the engine's catalog_generation
+ * read before it was prepared; every internal statement (view definitions) bumps the
+ * generation before and after it runs, and a statement of another generation is never
+ * executed again. The caller also checks the executed result's column names and types
+ * against the prepared ones and prepares afresh when they differ.
  *
  * Resources: a kept statement holds its scans' first files open. So the cache is small
  * (POOL_IDLE_MAX x POOL_STMTS statements), and a connection drops every statement it kept
@@ -25,7 +27,8 @@
  *
  * A pooled connection carries no other state: user statements are SELECTs (admission) on
  * a database whose configuration is locked; queries that run statements of their own
- * first (as_of views) take a connection of their own instead.
+ * first (as_of views) take a connection of their own instead, and one that may have
+ * seeded the connection's random numbers (setseed) is closed, not given back.
  *
  * Thread safety: the idle list is under pool_lock; a taken connection and its cache belong
  * to one query at a time.
@@ -40,7 +43,8 @@
 typedef struct cached_stmt {
     char *key;
     duckdb_prepared_statement prep;
-    uint64_t used; /* for LRU */
+    uint64_t used;       /* for LRU */
+    uint64_t generation; /* eng->catalog_generation read before it was prepared */
 } cached_stmt;
 
 struct lh_pooled {
@@ -148,11 +152,23 @@ lh_engine__pool_con(lh_pooled *pc)
     return pc->con;
 }
 
+static void
+forget_at(lh_pooled *pc, size_t i)
+{
+    free(pc->stmts[i].key);
+    duckdb_destroy_prepare(&pc->stmts[i].prep);
+    pc->stmts[i] = pc->stmts[--pc->n_stmts];
+}
+
 duckdb_prepared_statement
-lh_engine__pool_lookup(lh_pooled *pc, const char *key)
+lh_engine__pool_lookup(lh_pooled *pc, const char *key, uint64_t generation)
 {
     for (size_t i = 0; i < pc->n_stmts; i++)
         if (strcmp(pc->stmts[i].key, key) == 0) {
+            if (pc->stmts[i].generation != generation) { /* views changed since */
+                forget_at(pc, i);
+                return NULL;
+            }
             pc->stmts[i].used = ++pc->clock;
             return pc->stmts[i].prep;
         }
@@ -160,8 +176,10 @@ lh_engine__pool_lookup(lh_pooled *pc, const char *key)
 }
 
 void
-lh_engine__pool_keep(lh_pooled *pc, const char *key, duckdb_prepared_statement prep)
+lh_engine__pool_keep(lh_pooled *pc, const char *key, duckdb_prepared_statement prep,
+                     uint64_t generation)
 {
+    lh_engine__pool_forget(pc, key); /* a retry may keep a text this connection had */
     size_t slot = pc->n_stmts;
     if (slot == POOL_STMTS) { /* full: the least recently used goes */
         slot = 0;
@@ -173,7 +191,8 @@ lh_engine__pool_keep(lh_pooled *pc, const char *key, duckdb_prepared_statement p
     } else {
         pc->n_stmts++;
     }
-    pc->stmts[slot] = (cached_stmt){.key = lh_strdup(key), .prep = prep, .used = ++pc->clock};
+    pc->stmts[slot] = (cached_stmt){.key = lh_strdup(key), .prep = prep, .used = ++pc->clock,
+                                    .generation = generation};
 }
 
 void
@@ -181,9 +200,14 @@ lh_engine__pool_forget(lh_pooled *pc, const char *key)
 {
     for (size_t i = 0; i < pc->n_stmts; i++)
         if (strcmp(pc->stmts[i].key, key) == 0) {
-            free(pc->stmts[i].key);
-            duckdb_destroy_prepare(&pc->stmts[i].prep);
-            pc->stmts[i] = pc->stmts[--pc->n_stmts];
+            forget_at(pc, i);
             return;
         }
+}
+
+void
+lh_engine__pool_discard(lh_pooled *pc)
+{
+    if (pc)
+        pooled_free(pc);
 }

@@ -22,9 +22,10 @@
  * Statements: a query runs on a pooled connection (pool.c), which keeps the wrapped
  * statement it prepared for the next query of the same text, format and limit. DuckDB
  * rebinds a statement over Parquet files on every execution anyway, so a kept statement
- * saves the second bind and never sees old views; its executed columns are still checked
- * against the prepared ones, and a statement that no longer fits (or no longer binds) is
- * forgotten and the query prepared afresh.
+ * saves the second bind. It is used only while the views are as they were when it was
+ * prepared (the engine's catalog generation); its executed column names and types are
+ * still checked against the prepared ones, and a statement that no longer fits (or no
+ * longer binds) is forgotten and the query prepared afresh, within the same time limit.
  *
  * Time limit: a watchdog thread interrupts queries past their deadline
  * (duckdb_interrupt); the fetch then fails and the caller answers 408 (or ends the
@@ -47,6 +48,7 @@ struct lh_query {
     lh_engine *eng;
     duckdb_connection con;
     lh_pooled *pooled; /* con comes from the engine's pool (else it is the query's own) */
+    bool unpoolable;   /* the query may have left state on con: close it, do not pool it */
     duckdb_result result;
     bool has_result;
     duckdb_data_chunk chunk; /* the chunk being rendered, or NULL */
@@ -245,7 +247,7 @@ trimmed(const char *sql)
         if (isspace((unsigned char)c) || c == ';') {
             i++;
         } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
-            while (i < n && sql[i] != '\n')
+            while (i < n && sql[i] != '\n' && sql[i] != '\r') /* as DuckDB's scanner */
                 i++;
         } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
             int depth = 1;
@@ -269,7 +271,7 @@ trimmed(const char *sql)
         } else if (c == '$') {
             /* $$...$$ or $tag$...$tag$; else ($1) an ordinary character */
             size_t t = i + 1;
-            while (t < n && (isalnum((unsigned char)sql[t]) || sql[t] == '_'))
+            while (t < n && ident_char(sql[t]))
                 t++;
             if (t < n && sql[t] == '$' && (t == i + 1 || !isdigit((unsigned char)sql[i + 1]))) {
                 size_t tag_len = t - i + 1;
@@ -906,10 +908,17 @@ execute(lh_query *q, duckdb_prepared_statement prep, bool *stale, lh_err *err)
         return sql_error(err, type, duckdb_result_error(&q->result));
     }
     q->has_result = true;
+    /* a rebound statement keeps its prepared names and types: compare them with what ran */
     idx_t n = duckdb_prepared_statement_column_count(prep);
     *stale = duckdb_column_count(&q->result) != n;
-    for (idx_t i = 0; i < n && !*stale; i++)
-        *stale = duckdb_column_type(&q->result, i) != duckdb_prepared_statement_column_type(prep, i);
+    for (idx_t i = 0; i < n && !*stale; i++) {
+        const char *prepared_name = duckdb_prepared_statement_column_name(prep, i);
+        const char *name = duckdb_column_name(&q->result, i);
+        *stale = duckdb_column_type(&q->result, i) !=
+                     duckdb_prepared_statement_column_type(prep, i) ||
+                 !prepared_name || !name || strcmp(prepared_name, name) != 0;
+        duckdb_free((void *)prepared_name);
+    }
     if (*stale)
         return lh_err_set(err, LH_EUNAVAIL, 503, "dataset_changed",
                           "a dataset changed while the query started");
@@ -924,8 +933,8 @@ cache_key(const lh_query_opts *opts)
     return lh_sprintf("%d %lld\n%s", (int)opts->format, (long long)opts->row_limit, opts->sql);
 }
 
-static int query_start(lh_engine *eng, const lh_query_opts *opts, bool lookup, lh_query **out,
-                       lh_err *err);
+static int query_start(lh_engine *eng, const lh_query_opts *opts, bool lookup,
+                       int64_t deadline_mono_us, lh_query **out, lh_err *err);
 
 /* A statement this connection prepared for the same text before: execute it. Sets *retry
  * when the statement no longer fits (the caller prepares afresh). */
@@ -942,18 +951,22 @@ start_cached(lh_query *q, duckdb_prepared_statement prep, bool *retry, lh_err *e
 int
 lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err *err)
 {
-    return query_start(eng, opts, true, out, err);
+    int64_t deadline = opts->timeout_ms > 0 ? lh_mono_us() + opts->timeout_ms * 1000 : 0;
+    return query_start(eng, opts, true, deadline, out, err);
 }
 
+/* lookup: a kept statement may be used; deadline_mono_us: when the time limit ends
+ * (0: none), the same for a retry. */
 static int
-query_start(lh_engine *eng, const lh_query_opts *opts, bool lookup, lh_query **out, lh_err *err)
+query_start(lh_engine *eng, const lh_query_opts *opts, bool lookup, int64_t deadline_mono_us,
+            lh_query **out, lh_err *err)
 {
     lh_query *q = lh_calloc(1, sizeof *q);
     q->eng = eng;
     q->format = opts->format;
     q->limit = opts->row_limit > 0 ? opts->row_limit : INT64_MAX;
     q->max_bytes = opts->max_bytes > 0 ? opts->max_bytes : INT64_MAX;
-    q->deadline_mono_us = opts->timeout_ms > 0 ? lh_mono_us() + opts->timeout_ms * 1000 : 0;
+    q->deadline_mono_us = deadline_mono_us;
     lh_buf_init(&q->pending);
     int rc = 0;
     char *body = NULL, *wrapped = NULL, *key = NULL;
@@ -969,9 +982,14 @@ query_start(lh_engine *eng, const lh_query_opts *opts, bool lookup, lh_query **o
     watch(eng, q); /* the time limit covers binding too (a read_csv sniffs when bound) */
     if ((rc = run_prelude(q, opts, err)) != 0)
         goto fail;
+    /* the generation the views are in before this query's statement is prepared */
+    uint64_t generation = atomic_load(&eng->catalog_generation);
     if (q->pooled) {
+        /* setseed() changes the connection's random numbers for later queries */
+        q->unpoolable = strcasestr(opts->sql, "setseed") != NULL;
         key = cache_key(opts);
-        duckdb_prepared_statement cached = lookup ? lh_engine__pool_lookup(q->pooled, key) : NULL;
+        duckdb_prepared_statement cached =
+            lookup ? lh_engine__pool_lookup(q->pooled, key, generation) : NULL;
         if (cached) {
             bool retry = false;
             rc = start_cached(q, cached, &retry, err);
@@ -981,14 +999,22 @@ query_start(lh_engine *eng, const lh_query_opts *opts, bool lookup, lh_query **o
                 lh_engine__pool_forget(q->pooled, key);
                 free(key);
                 lh_query_free(q);
-                return query_start(eng, opts, false, out, err);
+                return query_start(eng, opts, false, deadline_mono_us, out, err);
             }
             goto fail;
         }
     }
-    /* Admission is the wrapper below: only one SELECT parses inside it (no second
-     * statement, no other kind of statement); when it does not parse, admit() on the
-     * text alone says why (empty, several statements, not a SELECT, a syntax error). */
+    /* one statement on its own (parsing only is cheap), and one SELECT inside the wrapper
+     * below, in which no other kind of statement parses */
+    duckdb_extracted_statements stmts = NULL;
+    idx_t n_stmts = duckdb_extract_statements(q->con, opts->sql, &stmts);
+    duckdb_destroy_extracted(&stmts);
+    if (n_stmts != 1) {
+        rc = admit(q, opts->sql, NULL, err); /* says why: empty, several, or a syntax error */
+        if (rc == 0)
+            rc = lh_err_set(err, LH_EINVAL, 400, "invalid_sql", "one statement per query");
+        goto fail;
+    }
     body = trimmed(opts->sql);
     /* a row alias no result column will have (to_json(alias) must mean the row) */
     uint8_t rnd[4] = {0};
@@ -1033,8 +1059,8 @@ query_start(lh_engine *eng, const lh_query_opts *opts, bool lookup, lh_query **o
     describe_columns(q, prep, q->format == LH_QUERY_CSV || q->native ? 0 : 1);
     if ((rc = execute(q, prep, &stale, err)) != 0)
         goto fail;
-    if (q->pooled) { /* kept for the next query of the same text on this connection */
-        lh_engine__pool_keep(q->pooled, key, prep);
+    if (q->pooled && !q->unpoolable) { /* for the next query of the same text here */
+        lh_engine__pool_keep(q->pooled, key, prep, generation);
         prep = NULL;
     }
 done:
@@ -1093,7 +1119,9 @@ lh_query_free(lh_query *q)
         duckdb_destroy_data_chunk(&q->chunk);
     if (q->has_result)
         duckdb_destroy_result(&q->result);
-    if (q->pooled) /* after unwatch: the watchdog no longer interrupts this connection */
+    if (q->pooled && q->unpoolable)
+        lh_engine__pool_discard(q->pooled);
+    else if (q->pooled) /* after unwatch: the watchdog no longer interrupts this connection */
         lh_engine__pool_give(q->eng, q->pooled);
     else if (q->con)
         duckdb_disconnect(&q->con);

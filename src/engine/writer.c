@@ -9,7 +9,9 @@
  *
  * lh_writer_scan is registered in an engine's database the first time a writer opens on
  * it; it finds the writer by id in the engine's registry (writers_lock), so SQL can reach
- * only writers that are open on that same engine, and only by an id it was given.
+ * only writers that are open on that same engine, and only by their random 63-bit id,
+ * which appears nowhere but in the writer's own COPY. Writers open on the internal
+ * engine, which runs no user SQL.
  *
  * Thread safety: one thread at a time per writer; writers on the same engine are
  * independent. The scan may run on several of DuckDB's threads at once (when the order
@@ -188,7 +190,18 @@ lh_writer_open(lh_engine *eng, const char *columns, lh_writer **out, lh_err *err
     pthread_mutex_lock(&eng->writers_lock);
     rc = register_scan(eng, w->con, err);
     if (rc == 0) {
-        w->id = ++eng->last_writer_id;
+        /* an id SQL cannot guess: only the writer's own COPY names it */
+        for (bool taken = true; taken;) {
+            uint8_t rnd[8];
+            lh_random_bytes(rnd, sizeof rnd, NULL);
+            uint64_t id = 0;
+            for (int i = 0; i < 8; i++)
+                id = id << 8 | rnd[i];
+            w->id = (int64_t)(id >> 1) | 1;
+            taken = false;
+            for (lh_writer *o = eng->writers; o && !taken; o = o->next)
+                taken = o->id == w->id;
+        }
         w->next = eng->writers;
         eng->writers = w;
     }

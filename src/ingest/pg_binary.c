@@ -139,8 +139,14 @@ put_numeric(lh_writer *w, size_t col, const lh_pg_field *f, const char *v, int l
     uint16_t sign = be16(v + 4);
     if (ndigits < 0 || len != 8 + 2 * ndigits)
         return malformed(f, err);
-    if (sign != 0x0000 && sign != 0x4000)
+    if (sign == 0xC000 || sign == 0xD000 || sign == 0xF000)
         return unconvertible(f, err, "NaN and Infinity have no DECIMAL form");
+    if (sign != 0x0000 && sign != 0x4000)
+        return malformed(f, err);
+    if (ndigits == 0) { /* zero, whatever its weight */
+        lh_writer_int(w, col, 0);
+        return 0;
+    }
     /* Horner over the decimal digits down to the column's scale: the digit d of the
      * base-10000 group i, k places from its left, stands for 10^(4 * (weight - i) + 3 - k).
      * Every step stays below 10^precision <= 10^38, so nothing overflows. */
@@ -242,10 +248,14 @@ lh_ingest__pg_put(lh_writer *w, size_t col, const lh_pg_field *f, const char *v,
         if (len != 4)
             return malformed(f, err);
         int32_t days = (int32_t)be32(v);
-        /* PostgreSQL's dates end long before int32 does, so the shift cannot overflow */
-        lh_writer_date(w, col, days == INT32_MAX   ? INT32_MAX
-                               : days == INT32_MIN ? -INT32_MAX
-                                                   : days + PG_EPOCH_DAYS);
+        if (days == INT32_MAX || days == INT32_MIN) {
+            lh_writer_date(w, col, days == INT32_MAX ? INT32_MAX : -INT32_MAX);
+            return 0;
+        }
+        /* PostgreSQL's dates end long before this; a server that sends more is refused */
+        if (days >= INT32_MAX - PG_EPOCH_DAYS)
+            return unconvertible(f, err, "a date past DuckDB's range");
+        lh_writer_date(w, col, days + PG_EPOCH_DAYS);
         return 0;
     }
     case LH_PGW_TIME:
@@ -261,8 +271,9 @@ lh_ingest__pg_put(lh_writer *w, size_t col, const lh_pg_field *f, const char *v,
             lh_writer_micros(w, col, us == INT64_MAX ? INT64_MAX : -INT64_MAX);
             return 0;
         }
-        if (__builtin_add_overflow(us, PG_EPOCH_US, &unix_us) || unix_us == INT64_MAX ||
-            unix_us <= -INT64_MAX)
+        /* the shift cannot take a value below DuckDB's first timestamp (290309 BC), but
+         * it can take one past its last */
+        if (__builtin_add_overflow(us, PG_EPOCH_US, &unix_us) || unix_us == INT64_MAX)
             return unconvertible(f, err, "a timestamp past the year 294246");
         lh_writer_micros(w, col, unix_us);
         return 0;

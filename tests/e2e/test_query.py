@@ -126,6 +126,7 @@ class Query(unittest.TestCase):
             ("SELECT $t$x$$;$t$ AS s;", {"s": "x$$;"}),
             ('SELECT 2 AS "a;--b";', {"a;--b": 2}),
             ("SELECT 1 /* a /* nested */ still */ AS n;", {"n": 1}),
+            ("SELECT 1 --x\r+ 1 AS n", {"n": 2}),  # a carriage return ends a comment too
         ]
         for sql, row in cases:
             st, _, res = self.q({"sql": sql})
@@ -136,6 +137,18 @@ class Query(unittest.TestCase):
         self.err({"sql": "SELECT 'unterminated; -- x"}, 400, "invalid_sql")
         self.err({"sql": "SELECT 1 /* open"}, 400, "invalid_sql")
         self.err({"sql": "-- only a comment\n;"}, 400, "invalid_sql")
+
+    def test_setseed_stays_with_its_query(self):
+        """setseed() seeds the connection's random numbers: a pooled connection must not
+        carry that into another query."""
+        seen = set()
+        for _ in range(4):
+            st, _, res = self.q({"sql": "SELECT setseed(0.5) AS s"})
+            self.assertEqual(st, 200, res)
+            st, _, res = self.q({"sql": "SELECT random() AS r"})
+            self.assertEqual(st, 200, res)
+            seen.add(res["rows"][0]["r"])
+        self.assertGreater(len(seen), 1, "random() after setseed() repeats: %s" % seen)
 
     def test_json(self):
         st, h, res = self.q({"sql": "SELECT 1 AS n, 'a,b' AS s, [1, 2] AS l, DATE '2024-03-01' AS d, "

@@ -341,6 +341,15 @@ test_values_refused(void **state)
 
     enc late = i64(INT64_MAX - 1); /* past DuckDB's last timestamp once moved to 1970 */
     put_fails(f, 4, &late, 422, "timestamp");
+    enc early = i64(INT64_MIN + 1); /* the earliest PostgreSQL can send: DuckDB holds it */
+    put_ok(f, 4, &early);
+    enc far_day = i32(INT32_MAX - 5); /* a date the shift to 1970 would overflow */
+    put_fails(f, 3, &far_day, 422, "date");
+    enc odd_sign = special_numeric(0x1234); /* no sign PostgreSQL writes */
+    put_fails(f, 0, &odd_sign, 502, NULL);
+    enc zero_far = special_numeric(0); /* zero with the largest weight: no long loop */
+    zero_far.b[2] = 0x7f, zero_far.b[3] = (char)0xff;
+    put_ok(f, 0, &zero_far);
 
     static const char *const bad_utf8[] = {"\xc3\x28", "\xc0\xaf", "\xed\xa0\x80",
                                            "\xf4\x90\x80\x80", "abc\xe2\x82", "\xff"};
