@@ -40,7 +40,7 @@ class Cache(unittest.TestCase):
             self.assertLessEqual(cache["bytes"], cache["max_bytes"], cache)
             files = os.listdir(os.path.join(srv.data_dir, "cache", "objects"))
             self.assertLessEqual(len(files), cache["entries"])
-            self.assertEqual(srv.stop(), 0)
+            self.assertEqual(srv.stop(), 0, srv.log_text()[-4000:])
         finally:
             srv.cleanup()
             s3.stop()

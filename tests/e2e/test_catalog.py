@@ -297,7 +297,7 @@ class Catalog(unittest.TestCase):
         st, _, _ = self.srv.request("PUT", "/storage/buckets/primary/objects/datasets/evil/_manifest/v%020d.parquet" % 1,
                                     body=manifest, who="owner")
         self.assertEqual(st, 201)
-        self.assertEqual(self.srv.stop(), 0)
+        self.assertEqual(self.srv.stop(), 0, self.srv.log_text()[-4000:])
         self.srv.start()
         self.assertFalse(os.path.exists(os.path.join(self.srv.data_dir, "buckets", "primary", "datasets",
                                                      "pwned.csv")))
@@ -312,7 +312,7 @@ class Catalog(unittest.TestCase):
     def test_8_restart_resync_and_conflict(self):
         before = self.sql("SELECT count(*) AS n, sum(id) AS s FROM people")
         _, _, lst_before = self.srv.request("GET", "/catalog/datasets", who="analyst")
-        self.assertEqual(self.srv.stop(), 0)
+        self.assertEqual(self.srv.stop(), 0, self.srv.log_text()[-4000:])
         self.srv.start()
         self.assertEqual(self.sql("SELECT count(*) AS n, sum(id) AS s FROM people"), before)
         _, _, lst_after = self.srv.request("GET", "/catalog/datasets", who="analyst")

@@ -285,7 +285,7 @@ class Lifecycle(unittest.TestCase):
             self.assertEqual(srv.request("POST", "/jobs", body=sleep, who="admin")[0], 202)
             # shutdown cancels running jobs instead of waiting a minute for them
             t0 = time.time()
-            self.assertEqual(srv.stop(), 0)
+            self.assertEqual(srv.stop(), 0, srv.log_text()[-4000:])
             self.assertLess(time.time() - t0, 10)
         finally:
             srv.cleanup()
@@ -304,7 +304,7 @@ class Lifecycle(unittest.TestCase):
             sock.close()
             self.assertTrue(resp.startswith(b"HTTP/1.1 408"), resp[:300])
             self.assertIn(b'"request_timeout"', resp)
-            self.assertEqual(srv.stop(), 0)
+            self.assertEqual(srv.stop(), 0, srv.log_text()[-4000:])
         finally:
             srv.cleanup()
 
@@ -320,11 +320,11 @@ class Lifecycle(unittest.TestCase):
             self.assertEqual((status, body["name"], body["roles"]), (200, "admin", ["admin"]))
             self.assertIn(path, srv.log_text())
             self.assertNotIn(token, srv.log_text())
-            self.assertEqual(srv.stop(), 0)
+            self.assertEqual(srv.stop(), 0, srv.log_text()[-4000:])
             # a second start reuses the same token
             srv.start()
             self.assertEqual(srv.request("GET", "/whoami", token=token)[0], 200)
-            self.assertEqual(srv.stop(), 0)
+            self.assertEqual(srv.stop(), 0, srv.log_text()[-4000:])
             self.assertNotIn(token, srv.log_text())
         finally:
             srv.cleanup()
@@ -368,7 +368,7 @@ class Lifecycle(unittest.TestCase):
             srv.start()
             warns = [l for l in srv.log_lines() if l.get("level") == "warn"]
             self.assertTrue(any("levle" in l["msg"] for l in warns), warns)
-            self.assertEqual(srv.stop(), 0)
+            self.assertEqual(srv.stop(), 0, srv.log_text()[-4000:])
         finally:
             srv.cleanup()
 

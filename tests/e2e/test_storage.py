@@ -384,7 +384,7 @@ secret_ref = "s3_local"
         finally:
             self.s3.start()
         # the journal survives a restart (read back from primary://_errors/)
-        self.assertEqual(self.srv.stop(), 0)
+        self.assertEqual(self.srv.stop(), 0, self.srv.log_text()[-4000:])
         self.srv.start()
         status, _, errors = self.req("GET", "/storage/errors?bucket=s3b&limit=1000")
         ops = {(e["op"], e["key"]) for e in errors["errors"]}

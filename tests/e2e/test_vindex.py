@@ -443,7 +443,7 @@ class OnS3(unittest.TestCase):
             st, _, objs = srv.request("GET", "/storage/buckets/lake/objects?prefix=_vectors/",
                                       who="owner")
             self.assertEqual(objs["objects"], [])
-            self.assertEqual(srv.stop(), 0)
+            self.assertEqual(srv.stop(), 0, srv.log_text()[-4000:])
         finally:
             if srv:
                 srv.cleanup()
