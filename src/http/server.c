@@ -11,8 +11,8 @@
  *   completed  metrics, the access log line, in-flight decrement, arena freed.
  *
  * Threads: MHD's epoll thread pool runs on_request; handlers must be thread-safe.
- * Shutdown: quiesce the daemon (stop accepting), wait for in_flight to drain (bounded
- * by the grace period), then stop it.
+ * Shutdown: turn new connections away (accept_policy), wait for in_flight to drain
+ * (bounded by the grace period), then stop the daemon.
  */
 #include "http/http_int.h"
 
@@ -723,6 +723,18 @@ open_listener(const char *host, int port, int *fd_out, int *port_out, lh_err *er
     return 0;
 }
 
+/* During shutdown new connections are closed as soon as they are accepted. Quiescing the
+ * daemon (MHD_quiesce_daemon) would refuse them at the socket instead, but with epoll and
+ * a thread pool it races MHD's own workers, which remove the listen socket from their
+ * epoll sets too, and the loser aborts the process (an open libmicrohttpd defect, seen
+ * here about once in fifty stops). */
+static enum MHD_Result
+accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    lh_server *srv = cls;
+    return atomic_load(&srv->stopping) ? MHD_NO : MHD_YES;
+}
+
 int
 lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
 {
@@ -773,8 +785,8 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     /* MHD's idle timeout is in whole seconds; the request deadline is enforced above. */
     unsigned idle_s = (unsigned)((lh_config_int(cfg, "server.request_timeout_ms") + 999) / 1000);
     srv->daemon = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
-        NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
+        accept_policy, srv, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
         MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)lh_config_int(cfg, "server.threads"),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)lh_config_int(cfg, "server.max_connections"),
@@ -805,10 +817,7 @@ lh_server_shutdown(lh_server *srv, int64_t grace_ms)
 {
     if (srv == NULL)
         return 0;
-    atomic_store(&srv->stopping, true);
-    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    atomic_store(&srv->stopping, true); /* accept_policy turns new connections away */
     int64_t give_up = lh_mono_us() + grace_ms * 1000;
     long left;
     while ((left = atomic_load(&srv->in_flight)) > 0 && lh_mono_us() < give_up) {

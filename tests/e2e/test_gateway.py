@@ -249,6 +249,13 @@ class Lifecycle(unittest.TestCase):
             srv.proc.send_signal(signal.SIGTERM)
             time.sleep(0.5)
             self.assertIsNone(srv.proc.poll(), "server exited with a request in flight")
+            # while it drains, a new connection is turned away without an answer
+            try:
+                late = harness.raw_request(srv.port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+                                           timeout=5)
+            except OSError:  # refused or reset: turned away as well
+                late = b""
+            self.assertEqual(late, b"")
             sock.sendall(body[5:])
             resp = b""
             while b"\r\n\r\n" not in resp or not resp.rstrip().endswith(b"}"):
