@@ -7,10 +7,12 @@
  */
 #include "engine/engine_int.h"
 #include "testutil.h"
+#include "testengine.h"
 
 typedef struct fixture {
-    char *dir, *slash;
-    lh_engine *eng;
+    lh_test_engine t;
+    char *dir;             /* t.dir */
+    lh_engine *eng;        /* t.eng */
     duckdb_connection raw; /* changes views behind the engine's back */
 } fixture;
 
@@ -24,12 +26,10 @@ static int
 setup(void **state)
 {
     fixture *f = lh_calloc(1, sizeof *f);
-    f->dir = lh_test_mkdtemp("qpool");
-    f->slash = lh_sprintf("%s/", f->dir);
-    const char *dirs[] = {f->slash, NULL};
-    lh_engine_opts o = {.allowed_dirs = dirs};
+    lh_test_engine_open(&f->t, "qpool");
+    f->dir = f->t.dir;
+    f->eng = f->t.eng;
     lh_err err;
-    assert_int_equal(lh_engine_open(&o, &f->eng, &err), 0);
     assert_int_equal(duckdb_connect(f->eng->db, &f->raw), DuckDBSuccess);
     static const char *const files[][2] = {
         {"p_int", "SELECT 1 AS a"}, {"p_text", "SELECT 'x' AS a"}, {"p_b", "SELECT 3 AS b"}};
@@ -49,16 +49,13 @@ teardown(void **state)
 {
     fixture *f = *state;
     duckdb_disconnect(&f->raw);
-    lh_engine_close(f->eng);
     static const char *const names[] = {"p_int", "p_text", "p_b"};
     for (size_t i = 0; i < 3; i++) {
         char *path = file_in(f, names[i]);
         unlink(path);
         free(path);
     }
-    rmdir(f->dir);
-    free(f->dir);
-    free(f->slash);
+    lh_test_engine_close(&f->t);
     free(f);
     return 0;
 }

@@ -6,6 +6,7 @@
  */
 #include "ingest/ingest_int.h"
 #include "testutil.h"
+#include "testengine.h"
 
 #include <math.h>
 
@@ -144,8 +145,9 @@ static const lh_pg_field FIELDS[N_COLS] = {
 };
 
 typedef struct fixture {
-    char *dir, *slash;
-    lh_engine *eng;
+    lh_test_engine t;
+    char *dir;      /* t.dir */
+    lh_engine *eng; /* t.eng */
     lh_writer *w;
 } fixture;
 
@@ -154,12 +156,10 @@ static int
 setup(void **state)
 {
     fixture *f = lh_calloc(1, sizeof *f);
-    f->dir = lh_test_mkdtemp("pgbin");
-    f->slash = lh_sprintf("%s/", f->dir);
-    const char *dirs[] = {f->slash, NULL};
-    lh_engine_opts o = {.allowed_dirs = dirs};
+    lh_test_engine_open(&f->t, "pgbin");
+    f->dir = f->t.dir;
+    f->eng = f->t.eng;
     lh_err err;
-    assert_int_equal(lh_engine_open(&o, &f->eng, &err), 0);
     assert_int_equal(lh_writer_open(f->eng, COLUMNS, &f->w, &err), 0);
     *state = f;
     return 0;
@@ -170,10 +170,7 @@ teardown(void **state)
 {
     fixture *f = *state;
     lh_writer_free(f->w);
-    lh_engine_close(f->eng);
-    rmdir(f->dir);
-    free(f->dir);
-    free(f->slash);
+    lh_test_engine_close(&f->t);
     free(f);
     return 0;
 }

@@ -5,6 +5,7 @@
  */
 #include "testutil.h"
 #include "vector/vector.h"
+#include "testengine.h"
 
 typedef struct chunks {
     size_t off[256], len[256], n;
@@ -160,13 +161,11 @@ static void
 test_writer_scan_round_trip(void **state)
 {
     (void)state;
-    char *dir = lh_test_mkdtemp("writer");
-    char *slash = lh_sprintf("%s/", dir);
-    const char *dirs[] = {slash, NULL};
-    lh_engine_opts o = {.allowed_dirs = dirs};
-    lh_engine *eng = NULL;
+    lh_test_engine t;
+    lh_test_engine_open(&t, "writer");
+    char *dir = t.dir;
+    lh_engine *eng = t.eng;
     lh_err err;
-    assert_int_equal(lh_engine_open(&o, &eng, &err), 0);
     lh_writer *w = NULL;
     assert_int_equal(lh_writer_open(eng, "position INTEGER, id VARCHAR, v FLOAT[3], t VARCHAR", &w,
                                     &err), 0);
@@ -202,10 +201,7 @@ test_writer_scan_round_trip(void **state)
     free(sql);
     unlink(path);
     free(path);
-    lh_engine_close(eng);
-    rmdir(dir);
-    free(dir);
-    free(slash);
+    lh_test_engine_close(&t);
 }
 
 int
