@@ -161,6 +161,23 @@ type_name(duckdb_type t)
 
 /* ---- admission ---------------------------------------------------------------------------- */
 
+/* Column names and types of the prepared statement, past its first `first`. */
+static void
+describe_columns(lh_query *q, duckdb_prepared_statement prep, size_t first)
+{
+    size_t total = (size_t)duckdb_prepared_statement_column_count(prep);
+    q->n_cols = total > first ? total - first : 0;
+    q->col_names = lh_calloc(q->n_cols ? q->n_cols : 1, sizeof *q->col_names);
+    q->col_types = lh_calloc(q->n_cols ? q->n_cols : 1, sizeof *q->col_types);
+    for (size_t i = 0; i < q->n_cols; i++) {
+        const char *name = duckdb_prepared_statement_column_name(prep, first + i);
+        q->col_names[i] = lh_strdup(name ? name : "");
+        duckdb_free((void *)name);
+        q->col_types[i] = lh_strdup(
+            type_name(duckdb_prepared_statement_column_type(prep, first + i)));
+    }
+}
+
 /* Check the text is one SELECT; fill column names/types from its prepared form, which
  * goes to *keep (new) when keep is given, else is released. */
 static int
@@ -190,15 +207,7 @@ admit(lh_query *q, const char *sql, duckdb_prepared_statement *keep, lh_err *err
         lh_err_hint(err, "data changes go through the ingest and dataset endpoints");
         goto out;
     }
-    q->n_cols = (size_t)duckdb_prepared_statement_column_count(prep);
-    q->col_names = lh_calloc(q->n_cols ? q->n_cols : 1, sizeof *q->col_names);
-    q->col_types = lh_calloc(q->n_cols ? q->n_cols : 1, sizeof *q->col_types);
-    for (size_t i = 0; i < q->n_cols; i++) {
-        const char *name = duckdb_prepared_statement_column_name(prep, i);
-        q->col_names[i] = lh_strdup(name ? name : "");
-        duckdb_free((void *)name);
-        q->col_types[i] = lh_strdup(type_name(duckdb_prepared_statement_column_type(prep, i)));
-    }
+    describe_columns(q, prep, 0);
 out:
     if (rc == 0 && keep) {
         *keep = prep;
@@ -876,22 +885,6 @@ run_prelude(lh_query *q, const lh_query_opts *opts, lh_err *err)
     return 0;
 }
 
-/* Column names and types of the prepared (wrapped) statement, past its first `first`. */
-static void
-describe_columns(lh_query *q, duckdb_prepared_statement prep, size_t first)
-{
-    size_t total = (size_t)duckdb_prepared_statement_column_count(prep);
-    q->n_cols = total > first ? total - first : 0;
-    q->col_names = lh_calloc(q->n_cols ? q->n_cols : 1, sizeof *q->col_names);
-    q->col_types = lh_calloc(q->n_cols ? q->n_cols : 1, sizeof *q->col_types);
-    for (size_t i = 0; i < q->n_cols; i++) {
-        const char *name = duckdb_prepared_statement_column_name(prep, first + i);
-        q->col_names[i] = lh_strdup(name ? name : "");
-        duckdb_free((void *)name);
-        q->col_types[i] = lh_strdup(
-            type_name(duckdb_prepared_statement_column_type(prep, first + i)));
-    }
-}
 
 /* Execute the prepared statement, streaming, and run it until the first row is rendered
  * (or the result is known to be empty), so errors and timeouts still get a proper status

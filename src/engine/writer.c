@@ -312,24 +312,27 @@ lh_writer_uuid(lh_writer *w, size_t col, const uint8_t bytes[16])
         (duckdb_hugeint){lo, (int64_t)(hi ^ ((uint64_t)1 << 63))};
 }
 
-void
-lh_writer_floats(lh_writer *w, size_t col, const float *values, size_t dim)
+/* Copy the row's dim elements of a fixed-size array column (TYPE[dim]). */
+static void
+put_array(lh_writer *w, size_t col, const void *values, size_t dim, size_t elem_size)
 {
     assert(duckdb_get_type_id(w->types[col]) == DUCKDB_TYPE_ARRAY);
     assert((size_t)duckdb_array_type_array_size(w->types[col]) == dim);
     duckdb_vector v = duckdb_data_chunk_get_vector(w->chunk, col);
-    float *child = duckdb_vector_get_data(duckdb_array_vector_get_child(v));
-    memcpy(child + w->row * dim, values, dim * sizeof *values);
+    char *child = duckdb_vector_get_data(duckdb_array_vector_get_child(v));
+    memcpy(child + w->row * dim * elem_size, values, dim * elem_size);
+}
+
+void
+lh_writer_floats(lh_writer *w, size_t col, const float *values, size_t dim)
+{
+    put_array(w, col, values, dim, sizeof *values);
 }
 
 void
 lh_writer_ints(lh_writer *w, size_t col, const int32_t *values, size_t dim)
 {
-    assert(duckdb_get_type_id(w->types[col]) == DUCKDB_TYPE_ARRAY);
-    assert((size_t)duckdb_array_type_array_size(w->types[col]) == dim);
-    duckdb_vector v = duckdb_data_chunk_get_vector(w->chunk, col);
-    int32_t *child = duckdb_vector_get_data(duckdb_array_vector_get_child(v));
-    memcpy(child + w->row * dim, values, dim * sizeof *values);
+    put_array(w, col, values, dim, sizeof *values);
 }
 
 /* The chunk being filled is full or the rows end: keep it. */

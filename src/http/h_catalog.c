@@ -18,6 +18,22 @@ bucket_ok(lh_req *req, const char *bucket)
     return lh_http__auth_bucket(req->principal, bucket, &ignored) == 0;
 }
 
+json_t *
+lh_http__filter(lh_req *req, json_t *all, const char *key,
+                bool (*ok)(lh_req *req, const char *value))
+{
+    json_t *kept = json_array();
+    size_t i;
+    json_t *x;
+    json_array_foreach(all, i, x)
+    {
+        if (ok(req, json_string_value(json_object_get(x, key))))
+            json_array_append(kept, x);
+    }
+    json_decref(all);
+    return kept;
+}
+
 bool
 lh_http__dataset_visible(lh_req *req, lh_resp *resp, const char *name)
 {
@@ -55,16 +71,8 @@ lh_h_datasets_list(lh_req *req, lh_resp *resp)
     };
     const char *deleted = lh_req_query(req, "include_deleted");
     f.include_deleted = deleted && strcmp(deleted, "true") == 0;
-    json_t *all = lh_catalog_list(req->srv->catalog, &f);
-    json_t *mine = json_array();
-    size_t i;
-    json_t *d;
-    json_array_foreach(all, i, d)
-    {
-        if (bucket_ok(req, json_string_value(json_object_get(d, "bucket"))))
-            json_array_append(mine, d);
-    }
-    json_decref(all);
+    json_t *mine = lh_http__filter(req, lh_catalog_list(req->srv->catalog, &f), "bucket",
+                                   bucket_ok);
     return lh_resp_json(resp, 200, json_pack("{s:o}", "datasets", mine));
 }
 

@@ -230,6 +230,14 @@ index_ok(lh_req *req, const char *index)
            dataset_ok(req, dataset);
 }
 
+static int
+index_not_found(lh_err *err, const char *name)
+{
+    lh_err_set(err, LH_ENOTFOUND, 404, "index_not_found", "no vector index named '%s'", name);
+    lh_err_hint(err, "GET /vectors/indexes lists them");
+    return LH_ENOTFOUND;
+}
+
 /* The index must exist and its dataset be visible to the caller; else 404 (the same
  * answer either way). */
 static bool
@@ -240,8 +248,7 @@ index_visible(lh_req *req, lh_resp *resp, const char *name)
         dataset_ok(req, dataset))
         return true;
     lh_err err;
-    lh_err_set(&err, LH_ENOTFOUND, 404, "index_not_found", "no vector index named '%s'", name);
-    lh_err_hint(&err, "GET /vectors/indexes lists them");
+    index_not_found(&err, name);
     lh_resp_error(resp, &err);
     return false;
 }
@@ -249,15 +256,8 @@ index_visible(lh_req *req, lh_resp *resp, const char *name)
 int
 lh_h_vindex_list(lh_req *req, lh_resp *resp)
 {
-    json_t *all = lh_vectors_list(req->srv->vectors), *visible = json_array();
-    size_t i;
-    json_t *x;
-    json_array_foreach(all, i, x)
-    {
-        if (dataset_ok(req, json_string_value(json_object_get(x, "dataset"))))
-            json_array_append(visible, x);
-    }
-    json_decref(all);
+    json_t *visible = lh_http__filter(req, lh_vectors_list(req->srv->vectors), "dataset",
+                                      dataset_ok);
     return lh_resp_json(resp, 200,
                         json_pack("{s:o, s:o}", "indexes", visible, "embedding_cache",
                                   lh_embed_cache_stats()));
@@ -450,15 +450,8 @@ lh_h_eval_autogen(lh_req *req, lh_resp *resp)
 int
 lh_h_evals_list(lh_req *req, lh_resp *resp)
 {
-    json_t *all = lh_vectors_evals(req->srv->vectors), *visible = json_array();
-    size_t i;
-    json_t *e;
-    json_array_foreach(all, i, e)
-    {
-        if (index_ok(req, json_string_value(json_object_get(e, "index"))))
-            json_array_append(visible, e);
-    }
-    json_decref(all);
+    json_t *visible = lh_http__filter(req, lh_vectors_evals(req->srv->vectors), "index",
+                                      index_ok);
     return lh_resp_json(resp, 200, json_pack("{s:o}", "evals", visible));
 }
 
@@ -502,16 +495,13 @@ int
 lh_h_trials_list(lh_req *req, lh_resp *resp)
 {
     const char *index = lh_req_param(req, "index");
-    if (!index_ok(req, index)) {
-        lh_err err;
-        lh_err_set(&err, LH_ENOTFOUND, 404, "index_not_found", "no vector index named '%s'", index);
-        return lh_resp_error(resp, &err);
-    }
     lh_err err;
     json_t *out = NULL;
-    if (lh_vectors_trials(req->srv->vectors, index, &out, &err) != 0)
-        return lh_resp_error(resp, &err);
-    return lh_resp_json(resp, 200, json_pack("{s:s, s:o}", "index", index, "trials", out));
+    if (!index_ok(req, index))
+        index_not_found(&err, index);
+    else if (lh_vectors_trials(req->srv->vectors, index, &out, &err) == 0)
+        return lh_resp_json(resp, 200, json_pack("{s:s, s:o}", "index", index, "trials", out));
+    return lh_resp_error(resp, &err);
 }
 
 /* A query argument as a number in [min, max]; absent: *out untouched, false. */
@@ -549,8 +539,7 @@ lh_h_trials_best(lh_req *req, lh_resp *resp)
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
                         "give exactly one of min_recall (e.g. 0.99) or max_p95_us");
     if (rc == 0 && !index_ok(req, index))
-        rc = lh_err_set(&err, LH_ENOTFOUND, 404, "index_not_found", "no vector index named '%s'",
-                        index);
+        rc = index_not_found(&err, index);
     json_t *out = NULL;
     if (rc == 0)
         rc = lh_vectors_trial_best(req->srv->vectors, index, has_recall ? min_recall : -1,

@@ -261,6 +261,10 @@ int lh_h_trial_cache(lh_req *req, lh_resp *resp);
 json_t *lh_http__visible_dataset(lh_req *req, lh_resp *resp, const char *name);
 /* The same when only the answer matters: false once the 404 is answered. */
 bool lh_http__dataset_visible(lh_req *req, lh_resp *resp, const char *name);
+/* The elements of the array `all` (takes ownership) whose string member `key` passes
+ * ok(req, value): what a list answer shows the caller. Returns new. */
+json_t *lh_http__filter(lh_req *req, json_t *all, const char *key,
+                        bool (*ok)(lh_req *req, const char *value));
 int lh_h_buckets_list(lh_req *req, lh_resp *resp);
 int lh_h_buckets_health(lh_req *req, lh_resp *resp);
 int lh_h_objects_list(lh_req *req, lh_resp *resp);
