@@ -92,20 +92,12 @@ dataset_free(lh_catalog *c, dataset *ds)
     free(ds);
 }
 
-char *
-lh_catalog__manifest_key(const char *name, int64_t version)
-{
-    return lh_sprintf("datasets/%s/_manifest/v%020lld.parquet", name, (long long)version);
-}
-
 /* A unique scratch path in the work dir. Returns new. */
 static char *
 work_path(lh_catalog *c, const char *suffix)
 {
-    uint8_t rnd[8] = {0};
     char hex[17];
-    lh_random_bytes(rnd, sizeof rnd, NULL);
-    lh_hex(rnd, sizeof rnd, hex);
+    lh_random_hex(hex, 8);
     return lh_sprintf("%s/%s%s", c->work_dir, hex, suffix);
 }
 
@@ -202,14 +194,14 @@ static int
 check_manifest(lh_catalog *c, const json_t *m, lh_err *err)
 {
     const char *name = str_of(m, "name");
-    char *prefix = lh_sprintf("datasets/%s/data/", name);
+    char *prefix = lh_layout_data_prefix(name);
     size_t i;
     json_t *f;
     int rc = lh_name_valid(name) ? 0 : LH_EINVAL;
     json_array_foreach(json_object_get(m, "files"), i, f)
     {
         const char *path = str_of(f, "path");
-        const char *want = strcmp(str_of(f, "kind"), "events") == 0 ? LH_JOURNAL_PREFIX : prefix;
+        const char *want = strcmp(str_of(f, "kind"), "events") == 0 ? LH_LAYOUT_JOURNAL : prefix;
         if (rc == 0 && (strncmp(path, want, strlen(want)) != 0 || lh_key_check(path, NULL) != 0))
             rc = LH_EINVAL;
     }
@@ -317,7 +309,7 @@ lh_catalog__load_manifest(lh_catalog *c, const char *bucket, const char *name, i
     lh_store *store = lh_buckets_get(c->buckets, bucket, err);
     if (store == NULL)
         return LH_ENOTFOUND;
-    char *key = lh_catalog__manifest_key(name, version);
+    char *key = lh_layout_manifest_key(name, version);
     char *path = NULL;
     /* pinned while we read it, so a concurrent download cannot evict it meanwhile */
     int rc = lh_cache_local_path(c->cache, store, key, true, &path, err);
@@ -434,37 +426,14 @@ refresh_view(lh_catalog *c, dataset *ds, lh_err *err)
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
-/* Parse "datasets/{name}/_manifest/v{N}.parquet"; 0 when key is one. */
-int
-lh_catalog__parse_manifest_key(const char *key, char *name, size_t name_size, int64_t *version)
-{
-    if (strncmp(key, "datasets/", 9) != 0)
-        return -1;
-    const char *n = key + 9;
-    const char *slash = strchr(n, '/');
-    if (slash == NULL || (size_t)(slash - n) >= name_size)
-        return -1;
-    if (strncmp(slash, "/_manifest/v", 12) != 0)
-        return -1;
-    const char *digits = slash + 12;
-    char *end = NULL;
-    long long v = strtoll(digits, &end, 10);
-    if (end != digits + 20 || strcmp(end, ".parquet") != 0 || v < 1)
-        return -1;
-    memcpy(name, n, (size_t)(slash - n));
-    name[slash - n] = '\0';
-    *version = v;
-    return lh_name_valid(name) ? 0 : -1;
-}
-
 /* lh_store_each: the newest manifest version of each dataset (latest: name -> N). */
 static int
 note_latest(void *ctx, const lh_list_entry *e)
 {
     json_t *latest = ctx;
-    char name[64];
+    char name[LH_NAME_MAX];
     int64_t v;
-    if (lh_catalog__parse_manifest_key(e->key, name, sizeof name, &v) == 0 &&
+    if (lh_layout_parse_manifest_key(e->key, name, sizeof name, &v) == 0 &&
         v > json_integer_value(json_object_get(latest, name)))
         json_object_set_new(latest, name, json_integer(v));
     return 0;
@@ -479,7 +448,7 @@ load_bucket(lh_catalog *c, const char *bucket)
         return;
     /* newest version per dataset name */
     json_t *latest = json_object();
-    if (lh_store_each(store, "datasets/", note_latest, latest, &err) != 0) {
+    if (lh_store_each(store, LH_LAYOUT_DATASETS, note_latest, latest, &err) != 0) {
         lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: cannot list bucket '%s': %s", bucket,
                err.message);
         c->load_errors++;
@@ -908,7 +877,7 @@ lh_catalog_commit(lh_txn *t, const char *bucket, json_t *manifest, json_t **comm
     snprintf(target, sizeof target, "%s",
              ds->bucket[0] ? ds->bucket : bucket ? bucket : lh_buckets_primary_name(c->buckets));
     int64_t version = ds->manifest ? int_of(ds->manifest, "version") + 1 : 1;
-    char when[32];
+    char when[LH_TIME_MAX];
     lh_time_format(lh_now_us(), when);
     json_object_set_new(manifest, "name", json_string(ds->name));
     json_object_set_new(manifest, "bucket", json_string(target));
@@ -924,7 +893,7 @@ lh_catalog_commit(lh_txn *t, const char *bucket, json_t *manifest, json_t **comm
     if (rc == 0)
         rc = write_manifest_file(c, manifest, &path, err);
     if (rc == 0) {
-        key = lh_catalog__manifest_key(ds->name, version);
+        key = lh_layout_manifest_key(ds->name, version);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         struct stat st;
         if (fd < 0 || fstat(fd, &st) != 0) {

@@ -108,9 +108,6 @@ int lh_catalog_check_metadata(const json_t *in, json_t **out, lh_err *err);
 
 /* ---- rows -------------------------------------------------------------------------- */
 
-/* Where commits that change rows put their events batch (a file of kind "events"). */
-#define LH_JOURNAL_PREFIX "_journal/events/"
-
 /* True for files holding rows of the dataset (kinds "base" and "delta"). */
 bool lh_catalog_file_has_rows(const json_t *file);
 /* Remove the "events" file of a manifest (each version lists only its own commit's). */

@@ -11,7 +11,7 @@
 #include <pthread.h>
 
 typedef struct dataset {
-    char name[64];
+    char name[LH_NAME_MAX];
     char bucket[80];
     json_t *manifest; /* newest version */
     bool writing;
@@ -57,12 +57,8 @@ int_of(const json_t *obj, const char *key)
 }
 
 /* Markers for events batches whose version expired (journal.c, the sweep). */
-#define LH_JOURNAL_CONFIRMED LH_JOURNAL_PREFIX "confirmed/"
+#define LH_JOURNAL_CONFIRMED LH_LAYOUT_JOURNAL "confirmed/"
 
-/* "datasets/{name}/_manifest/v{N:020}.parquet" (new), and back (0 when key is one). */
-char *lh_catalog__manifest_key(const char *name, int64_t version);
-int lh_catalog__parse_manifest_key(const char *key, char *name, size_t name_size,
-                                   int64_t *version);
 
 /* Read manifest `version` of dataset `name` in `bucket` (new). */
 int lh_catalog__load_manifest(lh_catalog *c, const char *bucket, const char *name, int64_t version,

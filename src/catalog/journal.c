@@ -29,9 +29,9 @@ static const char EVENTS_EMPTY[] =
 static int
 parse_batch_key(const char *key, char *ds_name, size_t size, int64_t *version)
 {
-    size_t plen = strlen(LH_JOURNAL_PREFIX "batch_");
+    size_t plen = strlen(LH_LAYOUT_JOURNAL "batch_");
     size_t len = strlen(key);
-    if (strncmp(key, LH_JOURNAL_PREFIX "batch_", plen) != 0 || len < plen + 9 ||
+    if (strncmp(key, LH_LAYOUT_JOURNAL "batch_", plen) != 0 || len < plen + 9 ||
         strcmp(key + len - 8, ".parquet") != 0)
         return -1;
     const char *tag_end = strchr(key + plen, '_');
@@ -148,7 +148,7 @@ load_bucket_journal(lh_catalog *c, const char *bucket)
     if (store == NULL)
         return;
     json_t *keys = json_array();
-    if (lh_store_each(store, LH_JOURNAL_PREFIX, collect_key, keys, &err) != 0) {
+    if (lh_store_each(store, LH_LAYOUT_JOURNAL, collect_key, keys, &err) != 0) {
         lh_log(LH_LOG_ERROR, NULL, NULL, "journal: cannot list bucket '%s': %s", bucket,
                err.message);
         c->load_errors++;
@@ -167,14 +167,14 @@ load_bucket_journal(lh_catalog *c, const char *bucket)
     json_array_foreach(keys, i, k)
     {
         const char *key = json_string_value(k);
-        char ds_name[64];
+        char ds_name[LH_NAME_MAX];
         int64_t version;
         json_t *m = NULL;
         if (parse_batch_key(key, ds_name, sizeof ds_name, &version) != 0)
             continue;
         /* counted: its version names it, or that version expired after confirming it; a
          * missing manifest otherwise means the change never committed (not an error) */
-        bool ok = json_object_get(confirmed, key + strlen(LH_JOURNAL_PREFIX)) != NULL;
+        bool ok = json_object_get(confirmed, key + strlen(LH_LAYOUT_JOURNAL)) != NULL;
         if (!ok && lh_catalog__load_manifest(c, bucket, ds_name, version, &m, &err) == 0)
             ok = manifest_lists(m, key);
         json_decref(m);

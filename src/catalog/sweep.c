@@ -60,14 +60,14 @@ expire_versions(lh_catalog *c, lh_store *store, const char *bucket, const char *
             if (rc != 0 || dry_run || strcmp(str_of(f, "kind"), "events") != 0)
                 continue;
             const char *path = str_of(f, "path");
-            char *marker = lh_sprintf("%s%s", LH_JOURNAL_CONFIRMED, path + strlen(LH_JOURNAL_PREFIX));
+            char *marker = lh_sprintf("%s%s", LH_JOURNAL_CONFIRMED, path + strlen(LH_LAYOUT_JOURNAL));
             lh_source empty = {.data = "", .fd = -1, .len = 0};
             rc = lh_store_put(store, marker, &empty, LH_PUT_CREATE_ONLY, NULL, &err);
             if (rc == LH_EEXIST)
                 rc = 0;
             free(marker);
         }
-        char *key = lh_catalog__manifest_key(name, v);
+        char *key = lh_layout_manifest_key(name, v);
         if (rc == 0 && !dry_run)
             rc = lh_store_delete(store, key, &err);
         free(key);
@@ -126,7 +126,7 @@ sweep_dataset(lh_catalog *c, lh_store *store, const char *bucket, const char *na
 {
     lh_err err;
     if (c->retain_versions_s > 0 && newest > 1) {
-        char cutoff[32];
+        char cutoff[LH_TIME_MAX];
         lh_time_format(lh_now_us() - c->retain_versions_s * 1000000, cutoff);
         expire_versions(c, store, bucket, name, newest, cutoff, dry_run, report);
     }
@@ -138,7 +138,7 @@ sweep_dataset(lh_catalog *c, lh_store *store, const char *bucket, const char *na
         json_decref(refs);
         return;
     }
-    char *prefix = lh_sprintf("datasets/%s/data/", name);
+    char *prefix = lh_layout_data_prefix(name);
     sweep_walk w = {store, bucket, refs, older_than_us, dry_run, report};
     if (lh_store_each(store, prefix, sweep_file, &w, &err) != 0)
         json_array_append_new(json_object_get(report, "errors"),
@@ -154,18 +154,18 @@ static int
 note_dataset(void *ctx, const lh_list_entry *e)
 {
     json_t *names = ctx;
-    const char *k = e->key + strlen("datasets/");
+    const char *k = e->key + strlen(LH_LAYOUT_DATASETS);
     const char *slash = strchr(k, '/');
     if (slash == NULL || (size_t)(slash - k) >= 64)
         return 0;
-    char name[64];
+    char name[LH_NAME_MAX];
     memcpy(name, k, (size_t)(slash - k));
     name[slash - k] = '\0';
     if (!lh_name_valid(name))
         return 0;
     int64_t v = 0;
-    char mname[64];
-    if (lh_catalog__parse_manifest_key(e->key, mname, sizeof mname, &v) != 0)
+    char mname[LH_NAME_MAX];
+    if (lh_layout_parse_manifest_key(e->key, mname, sizeof mname, &v) != 0)
         v = 0; /* a data file: the name is known, its version is not */
     int64_t seen = json_integer_value(json_object_get(names, name));
     if (json_object_get(names, name) == NULL || v > seen)
@@ -192,7 +192,7 @@ lh_catalog_sweep(lh_catalog *c, int64_t grace_s, bool dry_run)
         /* every dataset name with files in this bucket, and its newest manifest version */
         json_t *names = json_object();
         lh_err err;
-        if (lh_store_each(store, "datasets/", note_dataset, names, &err) != 0)
+        if (lh_store_each(store, LH_LAYOUT_DATASETS, note_dataset, names, &err) != 0)
             json_array_append_new(json_object_get(report, "errors"),
                                   json_pack("{s:s, s:s}", "bucket", bucket, "error", err.message));
         const char *name;

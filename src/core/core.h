@@ -130,10 +130,20 @@ char *lh_buf_steal(lh_buf *b);
  * ------------------------------------------------------------------------------- */
 int64_t lh_now_us(void);       /* wall clock, microseconds since the epoch */
 int64_t lh_mono_us(void);      /* monotonic clock */
-/* RFC 3339 UTC with milliseconds, "2026-11-24T02:15:18.123Z", into out[32]. */
-void lh_time_format(int64_t epoch_us, char out[32]);
+/* Buffer sizes: a name of lh_name_valid with its NUL; an lh_time_format text with its NUL. */
+#define LH_NAME_MAX 64
+#define LH_TIME_MAX 32
+/* RFC 3339 UTC with milliseconds, "2026-11-24T02:15:18.123Z", into out. */
+void lh_time_format(int64_t epoch_us, char out[LH_TIME_MAX]);
 /* Fill buf with n bytes from the kernel CSPRNG; 0 or LH_EIO. */
 int lh_random_bytes(void *buf, size_t n, lh_err *err);
+/* For names and ids that must not collide (scratch files, aliases, job and request ids):
+ * n_bytes (at most 64) random bytes as 2*n_bytes hex digits into out (2*n_bytes+1
+ * bytes), or a random 64-bit number. A kernel that cannot give random bytes is treated
+ * like an exhausted heap (lh_malloc): the process aborts rather than hand out a
+ * predictable name. */
+void lh_random_hex(char *out, size_t n_bytes);
+uint64_t lh_random_u64(void);
 void lh_hex(const void *data, size_t n, char *out); /* out: 2n+1 chars */
 /* Write all n bytes to fd, retrying short writes and EINTR. 0, or -1 with errno set
  * (ENOSPC for a write that makes no progress). */
@@ -142,7 +152,7 @@ void lh_sha256(const void *data, size_t n, uint8_t out[32]);
 void lh_sha256_hex(const void *data, size_t n, char out[65]);
 /* Compare n bytes in time that does not depend on where they differ. */
 bool lh_ct_equal(const void *a, const void *b, size_t n);
-/* Names of datasets, buckets, indexes: [a-z][a-z0-9_]{0,62}. */
+/* Names of datasets, buckets, indexes: [a-z][a-z0-9_]{0,62} (LH_NAME_MAX with the NUL). */
 bool lh_name_valid(const char *name);
 /* Create dir and its missing parents (mode 0700). 0 when it exists afterwards; LH_EIO
  * (data_dir_unusable, the path and errno in detail) otherwise. */

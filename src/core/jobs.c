@@ -253,10 +253,8 @@ lh_jobs_submit(lh_jobs *pool, const char *kind, const char *owner, lh_job_fn fn,
     snprintf(job->owner, sizeof job->owner, "%s", owner ? owner : "");
     /* ids sort by creation and are unique within a run; the random tail keeps them
      * unguessable-ish across restarts so an old id never names a new job */
-    uint8_t rnd[4] = {0};
-    lh_random_bytes(rnd, sizeof rnd, NULL);
     char hex[9];
-    lh_hex(rnd, sizeof rnd, hex);
+    lh_random_hex(hex, 4);
     snprintf(job->id, sizeof job->id, "job_%06llu_%s", (unsigned long long)++pool->seq, hex);
     job->next = pool->all;
     pool->all = job;
@@ -286,7 +284,7 @@ time_or_null(int64_t us)
 {
     if (us == 0)
         return json_null();
-    char when[32];
+    char when[LH_TIME_MAX];
     lh_time_format(us, when);
     return json_string(when);
 }

@@ -54,7 +54,7 @@ lh_log_set_fd(int fd)
 static void
 emit(lh_log_level level, const char *request_id, json_t *fields, const char *msg)
 {
-    char when[32];
+    char when[LH_TIME_MAX];
     lh_time_format(lh_now_us(), when);
     json_t *line = json_object();
     json_object_set_new(line, "time", json_string(when));

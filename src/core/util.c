@@ -3,6 +3,7 @@
  */
 #include "core.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -124,7 +125,7 @@ lh_mono_us(void)
 }
 
 void
-lh_time_format(int64_t epoch_us, char out[32])
+lh_time_format(int64_t epoch_us, char out[LH_TIME_MAX])
 {
     time_t secs = (time_t)(epoch_us / 1000000);
     int ms = (int)((epoch_us % 1000000) / 1000);
@@ -153,6 +154,33 @@ lh_random_bytes(void *buf, size_t n, lh_err *err)
         n -= (size_t)got;
     }
     return 0;
+}
+
+static void
+random_or_abort(void *buf, size_t n)
+{
+    lh_err err;
+    if (lh_random_bytes(buf, n, &err) != 0) {
+        fprintf(stderr, "lakehouse: %s (%s)\n", err.message, err.detail);
+        abort();
+    }
+}
+
+void
+lh_random_hex(char *out, size_t n_bytes)
+{
+    uint8_t raw[64];
+    assert(n_bytes <= sizeof raw);
+    random_or_abort(raw, n_bytes);
+    lh_hex(raw, n_bytes, out);
+}
+
+uint64_t
+lh_random_u64(void)
+{
+    uint64_t r;
+    random_or_abort(&r, sizeof r);
+    return r;
 }
 
 int

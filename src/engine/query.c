@@ -1010,10 +1010,8 @@ query_start(lh_engine *eng, const lh_query_opts *opts, bool lookup, int64_t dead
     }
     body = trimmed(opts->sql);
     /* a row alias no result column will have (to_json(alias) must mean the row) */
-    uint8_t rnd[4] = {0};
     char hex[9], alias[32];
-    lh_random_bytes(rnd, sizeof rnd, NULL);
-    lh_hex(rnd, sizeof rnd, hex);
+    lh_random_hex(hex, 4);
     snprintf(alias, sizeof alias, "lh_row_%s", hex);
     /* one row more than the limit tells us whether the answer was cut */
     char limit_clause[48] = "";

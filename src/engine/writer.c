@@ -192,12 +192,7 @@ lh_writer_open(lh_engine *eng, const char *columns, lh_writer **out, lh_err *err
     if (rc == 0) {
         /* an id SQL cannot guess: only the writer's own COPY names it */
         for (bool taken = true; taken;) {
-            uint8_t rnd[8];
-            lh_random_bytes(rnd, sizeof rnd, NULL);
-            uint64_t id = 0;
-            for (int i = 0; i < 8; i++)
-                id = id << 8 | rnd[i];
-            w->id = (int64_t)(id >> 1) | 1;
+            w->id = (int64_t)(lh_random_u64() >> 1) | 1;
             taken = false;
             for (lh_writer *o = eng->writers; o && !taken; o = o->next)
                 taken = o->id == w->id;

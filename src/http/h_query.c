@@ -223,10 +223,8 @@ as_of_prelude(lh_req *req, const json_t *as_of, const char *sql, lh_query_opts *
 static int
 answer_parquet(lh_req *req, lh_resp *resp, const lh_query_opts *opts, lh_err *err)
 {
-    uint8_t rnd[8] = {0};
     char hex[17];
-    lh_random_bytes(rnd, sizeof rnd, NULL);
-    lh_hex(rnd, sizeof rnd, hex);
+    lh_random_hex(hex, 8);
     char *path = lh_sprintf("%s/result-%s.parquet", req->srv->results_dir, hex);
     int64_t rows = 0;
     int rc = lh_query_to_parquet(req->srv->engine, opts, path, &rows, err);

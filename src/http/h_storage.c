@@ -51,7 +51,7 @@ bucket_param(lh_req *req, lh_resp *resp, bool *failed)
 static bool
 system_key(const char *key)
 {
-    return key[0] == '_' || strncmp(key, "datasets/", 9) == 0 || strcmp(key, "datasets") == 0;
+    return key[0] == '_' || strncmp(key, LH_LAYOUT_DATASETS, strlen(LH_LAYOUT_DATASETS)) == 0 || strcmp(key, "datasets") == 0;
 }
 
 static void
@@ -140,7 +140,7 @@ lh_h_objects_list(lh_req *req, lh_resp *resp)
         return lh_resp_error(resp, &err);
     json_t *objects = json_array();
     for (size_t i = 0; i < page.n; i++) {
-        char when[32];
+        char when[LH_TIME_MAX];
         lh_time_format(page.entries[i].mtime_us, when);
         json_array_append_new(objects, json_pack("{s:s, s:I, s:s, s:s}", "key", page.entries[i].key,
                                                  "size", (json_int_t)page.entries[i].size, "etag",

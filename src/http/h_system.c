@@ -15,7 +15,7 @@ lh_h_health(lh_req *req, lh_resp *resp)
 {
     lh_server *srv = req->srv;
     lh_err err;
-    char started[32];
+    char started[LH_TIME_MAX];
     lh_time_format(srv->started_us, started);
     int64_t now = lh_mono_us();
     bool engine_ok = now - atomic_load(&srv->engine_ok_mono_us) < ENGINE_CHECK_TTL_US;

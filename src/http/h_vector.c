@@ -225,7 +225,7 @@ dataset_ok(lh_req *req, const char *dataset)
 static bool
 index_ok(lh_req *req, const char *index)
 {
-    char dataset[64];
+    char dataset[LH_NAME_MAX];
     return !lh_vectors_dataset_of(req->srv->vectors, index, dataset, sizeof dataset) ||
            dataset_ok(req, dataset);
 }
@@ -243,7 +243,7 @@ index_not_found(lh_err *err, const char *name)
 static bool
 index_visible(lh_req *req, lh_resp *resp, const char *name)
 {
-    char dataset[64];
+    char dataset[LH_NAME_MAX];
     if (lh_vectors_dataset_of(req->srv->vectors, name, dataset, sizeof dataset) &&
         dataset_ok(req, dataset))
         return true;

@@ -324,10 +324,8 @@ assign_request_id(lh_req *req)
             return;
         }
     }
-    uint8_t raw[10] = {0};
     char hex[21];
-    lh_random_bytes(raw, sizeof raw, NULL);
-    lh_hex(raw, sizeof raw, hex);
+    lh_random_hex(hex, 10);
     snprintf(req->request_id, sizeof req->request_id, "req_%s", hex);
 }
 

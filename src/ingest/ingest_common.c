@@ -44,10 +44,8 @@ lh_ingest__begin(lh_catalog *cat, lh_buckets *buckets, const char *dataset, cons
     t->mode = mode;
     t->new_files = json_array();
     t->row_count = -1;
-    uint8_t rnd[4];
     char hex[9];
-    lh_random_bytes(rnd, sizeof rnd, NULL);
-    lh_hex(rnd, sizeof rnd, hex);
+    lh_random_hex(hex, 4);
     snprintf(t->tag, sizeof t->tag, "%020lld-%s", (long long)lh_now_us(), hex);
 
     int rc = lh_catalog_begin(cat, dataset, wait, &t->txn, err);
@@ -115,8 +113,7 @@ lh_ingest__store_as(lh_ingest__target *t, const char *local_path, const char *ke
                           "could not read the converted file");
     }
     char *key = key_in ? lh_strdup(key_in)
-                       : lh_sprintf("datasets/%s/data/%s-%zu.parquet", t->dataset, t->tag,
-                                    json_array_size(t->new_files));
+                       : lh_layout_data_key(t->dataset, t->tag, json_array_size(t->new_files));
     lh_source src = {.fd = fd, .len = (int64_t)st.st_size, .may_link = true};
     int rc = lh_buckets_put_object(t->buckets, t->bucket, key, &src, LH_PUT_CREATE_ONLY, NULL,
                                    NULL, err);
@@ -189,7 +186,7 @@ build_metadata(const json_t *client_meta, const char *actor, const json_t *curre
     }
     if (lineage == NULL) /* a change of rows: the data's origin stays what it was */
         return meta;
-    char when[32];
+    char when[LH_TIME_MAX];
     lh_time_format(lh_now_us(), when);
     json_object_set_new(lineage, "ingested_at", json_string(when));
     json_object_set_new(lineage, "ingested_by", json_string(actor ? actor : ""));

@@ -374,7 +374,7 @@ write_events(rows_ctx *x, lh_engine *eng, const char *delta_path, const char *ol
              int64_t version, const char *events_path, json_t **counts, lh_err *err)
 {
     const lh_rows_opts *o = x->o;
-    char when[32];
+    char when[LH_TIME_MAX];
     lh_time_format(lh_now_us(), when);
     lh_buf sql, keyjson;
     lh_buf_init(&sql);
@@ -486,7 +486,7 @@ store_events(lh_ingest__target *t, const char *local, int64_t version, int64_t n
              lh_err *err)
 {
     /* the name says which commit must name it (see journal.c) */
-    char *key = lh_sprintf("%sbatch_%s_%s_v%lld.parquet", LH_JOURNAL_PREFIX, t->tag, t->dataset,
+    char *key = lh_sprintf("%sbatch_%s_%s_v%lld.parquet", LH_LAYOUT_JOURNAL, t->tag, t->dataset,
                            (long long)version);
     int rc = lh_ingest__store_as(t, local, key, "events", n_events, err);
     free(key);

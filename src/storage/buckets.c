@@ -24,7 +24,6 @@
 #include <string.h>
 #include <time.h>
 
-#define ERRORS_PREFIX "_errors/bucket_errors/"
 
 typedef struct bucket {
     char name[80];
@@ -324,7 +323,7 @@ lh_buckets_record_error(lh_buckets *b, const char *bucket_name, const char *op, 
     if (!is_operational(e->rc))
         return;
     int64_t now = lh_now_us();
-    char when[32];
+    char when[LH_TIME_MAX];
     lh_time_format(now, when);
     json_t *ev = json_object();
     json_object_set_new(ev, "time", json_string(when));
@@ -518,7 +517,7 @@ lh_buckets_open(const lh_config *cfg, lh_buckets **out, lh_err *err)
         lh_buckets_close(b);
         return rc;
     }
-    b->errlog = lh_applog_new(b->primary->store, ERRORS_PREFIX,
+    b->errlog = lh_applog_new(b->primary->store, LH_LAYOUT_ERRORS,
                               (int)lh_config_int(cfg, "storage.journal_flush_events"),
                               lh_config_int(cfg, "storage.journal_flush_ms"));
     reload_ring(b);
@@ -768,7 +767,7 @@ time_or_null(int64_t us)
 {
     if (us == 0)
         return json_null();
-    char when[32];
+    char when[LH_TIME_MAX];
     lh_time_format(us, when);
     return json_string(when);
 }

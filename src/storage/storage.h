@@ -12,6 +12,7 @@
 #define LH_STORAGE_H
 
 #include "core/core.h"
+#include "storage/layout.h"
 
 #define LH_KEY_MAX 1024
 #define LH_ETAG_MAX 80

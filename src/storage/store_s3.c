@@ -386,8 +386,7 @@ backoff(int attempt)
     int64_t ms = 100LL << (attempt < 6 ? attempt : 6);
     if (ms > 5000)
         ms = 5000;
-    uint16_t r = 0;
-    lh_random_bytes(&r, sizeof r, NULL);
+    uint16_t r = (uint16_t)lh_random_u64();
     ms = ms / 2 + (ms / 2) * r / 65535;
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);

@@ -26,8 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EVALS_PREFIX "_hnsw/evals/"
-#define TRIALS_PREFIX "_hnsw/trials/"
 #define MAX_CONFIGS 64
 #define WARMUP_QUERIES 20
 
@@ -108,7 +106,7 @@ tvec_get(lh_vectors *v, const char *index, int64_t generation, const lh_vgen *li
     if (live && live->generation == generation) {
         memcpy(vectors, lh_hnsw_vector(live->hnsw, 0), bytes);
     } else {
-        char *key = lh_vectors__gen_key(index, generation, "embeddings.parquet");
+        char *key = lh_layout_gen_key(index, generation, "embeddings.parquet");
         char *path = NULL;
         int rc = lh_cache_local_path(v->deps.cache, v->store, key, true, &path, err);
         free(key);
@@ -240,7 +238,7 @@ define_view(lh_vectors *v)
     view_files f = {.v = v};
     lh_buf_init(&f.list);
     lh_err err;
-    if (lh_store_each(v->store, TRIALS_PREFIX, on_trial_batch_key, &f, &err) != 0)
+    if (lh_store_each(v->store, LH_LAYOUT_TRIALS, on_trial_batch_key, &f, &err) != 0)
         lh_log_err(LH_LOG_WARN, NULL, &err);
     lh_buf sql;
     lh_buf_init(&sql);
@@ -277,7 +275,7 @@ lh_vectors__trials_open(lh_vectors *v, lh_err *err)
     pthread_mutex_init(&v->tc_lock, NULL);
     v->tc_max = lh_config_int(v->deps.config, "vector.trial_cache_bytes");
     /* every trial is flushed as it finishes; the bounds only matter for bursts */
-    v->trials = lh_applog_new(v->store, TRIALS_PREFIX, 1000, 60000);
+    v->trials = lh_applog_new(v->store, LH_LAYOUT_TRIALS, 1000, 60000);
     define_view(v);
     return 0;
 }
@@ -467,7 +465,7 @@ lh_vectors_eval_autogen(lh_vectors *v, const char *eval, const json_t *body, jso
     size_t n = g->n;
     uint32_t dim = lh_hnsw_dim(g->hnsw);
     lh_metric metric = lh_hnsw_metric(g->hnsw);
-    char *eval_key = lh_sprintf(EVALS_PREFIX "%s.parquet", eval);
+    char *eval_key = lh_sprintf(LH_LAYOUT_EVALS "%s.parquet", eval);
     char *tmp = lh_vectors__work_file(v, ".parquet");
     uint32_t *positions = NULL;
     lh_hit *hits = NULL;
@@ -508,7 +506,7 @@ lh_vectors_eval_autogen(lh_vectors *v, const char *eval, const json_t *body, jso
                             "truth_distance FLOAT[%lld]", dim, (long long)k, (long long)k);
     rc = lh_writer_open(v->deps.engine, cols, &w, err);
     free(cols);
-    char created_at[32];
+    char created_at[LH_TIME_MAX];
     lh_time_format(lh_now_us(), created_at);
     const float *vectors = lh_hnsw_vector(g->hnsw, 0);
     int32_t *truth = lh_calloc((size_t)k, sizeof *truth);
@@ -567,10 +565,10 @@ out:
 
 /* What an eval file holds, read back. */
 typedef struct eval_set {
-    char index[64];
+    char index[LH_NAME_MAX];
     int64_t generation;
     char metric[16];
-    char created_at[32];
+    char created_at[LH_TIME_MAX];
     size_t k, n, cap;
     uint32_t dim;
     float *queries;      /* n * dim */
@@ -666,7 +664,7 @@ eval_path(lh_vectors *v, const char *eval, char **path, lh_err *err)
 {
     if (!lh_name_valid(eval))
         return eval_missing(err, eval);
-    char *key = lh_sprintf(EVALS_PREFIX "%s.parquet", eval);
+    char *key = lh_sprintf(LH_LAYOUT_EVALS "%s.parquet", eval);
     lh_obj_info info;
     int rc = lh_store_head(v->store, key, &info, err);
     if (rc == 0)
@@ -771,7 +769,7 @@ static int
 on_eval_key(void *ctx, const lh_list_entry *entry)
 {
     json_t *names = ctx;
-    const char *base = entry->key + strlen(EVALS_PREFIX);
+    const char *base = entry->key + strlen(LH_LAYOUT_EVALS);
     size_t len = strlen(base);
     if (len > 8 && strcmp(base + len - 8, ".parquet") == 0 && !strchr(base, '/'))
         json_array_append_new(names, json_stringn(base, len - 8));
@@ -783,7 +781,7 @@ lh_vectors_evals(lh_vectors *v)
 {
     json_t *names = json_array(), *out = json_array();
     lh_err err;
-    if (lh_store_each(v->store, EVALS_PREFIX, on_eval_key, names, &err) != 0)
+    if (lh_store_each(v->store, LH_LAYOUT_EVALS, on_eval_key, names, &err) != 0)
         lh_log_err(LH_LOG_WARN, NULL, &err);
     size_t i;
     json_t *name;
@@ -801,7 +799,7 @@ lh_vectors_evals(lh_vectors *v)
 
 struct lh_vtrial {
     lh_vectors *v;
-    char index[64], eval[64];
+    char index[LH_NAME_MAX], eval[LH_NAME_MAX];
     json_t *configs; /* validated: [{m, ef_construction, ef_search}] */
     char *actor;
 };
@@ -883,7 +881,7 @@ lh_vectors_trial_begin(lh_vectors *v, const json_t *body, const char *actor, lh_
         }
         json_array_append_new(checked, one);
     }
-    char eval_index[64];
+    char eval_index[LH_NAME_MAX];
     int rc = 0;
     if (!lh_vectors_dataset_of(v, index, eval_index, sizeof eval_index)) {
         lh_err_set(err, LH_ENOTFOUND, 404, "index_not_found", "no vector index named '%s'", index);
@@ -995,7 +993,7 @@ lh_vtrial_run(lh_vtrial *t, lh_job *job, json_t **out, lh_err *err)
     if (live->generation == e.generation) {
         n = live->n;
     } else {
-        char *key = lh_vectors__gen_key(t->index, e.generation, "index.json");
+        char *key = lh_layout_gen_key(t->index, e.generation, "index.json");
         lh_buf text;
         lh_buf_init(&text);
         rc = lh_store_get_buffer(v->store, key, 1 << 20, &text, NULL, err);
@@ -1049,7 +1047,7 @@ lh_vtrial_run(lh_vtrial *t, lh_job *job, json_t **out, lh_err *err)
             double recall = 0, recall_ids = 0, total_s = 0;
             measure(h, &e, ef, &recall, &recall_ids, lat, &total_s);
             qsort(lat, e.n, sizeof *lat, by_value);
-            char created_at[32], trial_id[64];
+            char created_at[LH_TIME_MAX], trial_id[64];
             int64_t now = lh_now_us();
             lh_time_format(now, created_at);
             snprintf(trial_id, sizeof trial_id, "tr_%lld_%zu", (long long)now, j);

@@ -116,8 +116,8 @@ typedef struct lh_vgen {
 } lh_vgen;
 
 typedef struct lh_vidx {
-    char name[64];
-    char dataset[64];
+    char name[LH_NAME_MAX];
+    char dataset[LH_NAME_MAX];
     json_t *spec;      /* id_column, text_column|vector_column, model, metric, hnsw, chunk */
     lh_vgen *live;     /* NULL while the first generation builds */
     bool building;
@@ -129,7 +129,7 @@ typedef struct lh_vidx {
 
 /* A generation's vectors as trials use them (prepared as the index stores them). */
 typedef struct lh_tvec {
-    char index[64];
+    char index[LH_NAME_MAX];
     int64_t generation;
     float *vectors;
     size_t n, bytes;
@@ -155,8 +155,6 @@ struct lh_vectors {
     size_t n_view_pins;
 };
 
-/* Shared by vindex.c and trials.c. */
-char *lh_vectors__gen_key(const char *index, int64_t generation, const char *file);
 char *lh_vectors__work_file(lh_vectors *v, const char *suffix);
 /* Upload the local file at path as key (flags: LH_PUT_*); the caller removes the file. */
 int lh_vectors__upload(lh_vectors *v, const char *path, const char *key, int flags,
@@ -179,7 +177,7 @@ struct lh_vbuild {
     json_t *spec;
     json_t *origin;    /* promote: {"trial_id"} or null */
     char *actor;
-    char index[64], dataset[64];
+    char index[LH_NAME_MAX], dataset[LH_NAME_MAX];
 };
 
 /* Swap in g as x's live generation (takes the caller's reference) and record it in the

@@ -27,12 +27,6 @@
 
 #define DESC_MAX_BYTES (1 << 20)
 
-static char *
-live_key(const char *index, int64_t seq)
-{
-    return lh_sprintf("_vectors/%s/_live/v%06lld.json", index, (long long)seq);
-}
-
 void
 lh_vectors__publish(lh_vectors *v, lh_vidx *x, lh_vgen *g, const char *reason, const char *actor)
 {
@@ -55,7 +49,7 @@ lh_vectors__publish(lh_vectors *v, lh_vidx *x, lh_vgen *g, const char *reason, c
     pthread_mutex_unlock(&v->lock);
     lh_vgen__release(old);
 
-    char at[32];
+    char at[LH_TIME_MAX];
     lh_time_format(lh_now_us(), at);
     json_t *record = json_pack("{s:I, s:I, s:I, s:s, s:s, s:s}", "generation",
                                (json_int_t)g->generation, "previous", (json_int_t)previous,
@@ -66,7 +60,7 @@ lh_vectors__publish(lh_vectors *v, lh_vidx *x, lh_vgen *g, const char *reason, c
     lh_err err;
     int rc = LH_EEXIST;
     for (int attempt = 0; rc == LH_EEXIST && attempt < 8; attempt++, seq++) {
-        char *key = live_key(x->name, seq);
+        char *key = lh_layout_live_key(x->name, seq);
         rc = lh_store_put_buffer(v->store, key, text, strlen(text), LH_PUT_CREATE_ONLY, &err);
         free(key);
     }
@@ -103,7 +97,7 @@ lh_vectors__live_at_start(lh_vectors *v, lh_vidx *x, int64_t newest_committed, i
 {
     *live = newest_committed;
     newest_record n = {0, NULL};
-    char *prefix = lh_sprintf("_vectors/%s/_live/", x->name);
+    char *prefix = lh_layout_live_prefix(x->name);
     lh_err err;
     if (lh_store_each(v->store, prefix, on_live_key, &n, &err) != 0)
         lh_log_err(LH_LOG_WARN, NULL, &err);
@@ -125,7 +119,7 @@ lh_vectors__live_at_start(lh_vectors *v, lh_vidx *x, int64_t newest_committed, i
     int64_t previous = json_integer_value(json_object_get(rec, "previous"));
     json_decref(rec);
     if (generation > 0 && generation <= newest_committed && newest >= newest_committed) {
-        char *key = lh_vectors__gen_key(x->name, generation, "index.json");
+        char *key = lh_layout_gen_key(x->name, generation, "index.json");
         lh_obj_info info;
         if (lh_store_head(v->store, key, &info, &err) == 0) {
             *live = generation;
@@ -167,7 +161,7 @@ lh_vectors_promote_begin(lh_vectors *v, const char *name, const json_t *body, co
     json_t *settings = NULL;
     int rc = 0;
     if (trial) {
-        char dataset[64];
+        char dataset[LH_NAME_MAX];
         if (!lh_vectors_dataset_of(v, name, dataset, sizeof dataset)) {
             lh_err_set(err, LH_ENOTFOUND, 404, "index_not_found", "no vector index named '%s'", name);
             return LH_ENOTFOUND;
@@ -248,16 +242,16 @@ lh_vectors__promote_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
         lh_job_progress(job, (int64_t)prev->n, (int64_t)prev->n, "vectors linked");
     if ((rc = lh_hnsw_save(h, hnsw_tmp, err)) != 0)
         goto out;
-    emb_key = lh_vectors__gen_key(b->index, generation, "embeddings.parquet");
-    hnsw_key = lh_vectors__gen_key(b->index, generation, "hnsw.bin");
-    desc_key = lh_vectors__gen_key(b->index, generation, "index.json");
-    prev_emb = lh_vectors__gen_key(b->index, prev->generation, "embeddings.parquet");
+    emb_key = lh_layout_gen_key(b->index, generation, "embeddings.parquet");
+    hnsw_key = lh_layout_gen_key(b->index, generation, "hnsw.bin");
+    desc_key = lh_layout_gen_key(b->index, generation, "index.json");
+    prev_emb = lh_layout_gen_key(b->index, prev->generation, "embeddings.parquet");
     int64_t hnsw_bytes = 0;
     uploaded = true;
     if ((rc = lh_store_copy(v->store, prev_emb, emb_key, err)) != 0 ||
         (rc = lh_vectors__upload(v, hnsw_tmp, hnsw_key, 0, &hnsw_bytes, err)) != 0)
         goto out;
-    char created_at[32];
+    char created_at[LH_TIME_MAX];
     lh_time_format(lh_now_us(), created_at);
     json_t *desc = json_deep_copy(prev->desc);
     json_object_set(desc, "hnsw", hs);
@@ -474,7 +468,7 @@ lh_vectors_get(lh_vectors *v, const char *name, json_t **out, lh_err *err)
         return lh_vectors__no_index(err, name);
     /* every committed generation in the bucket */
     json_t *gens = json_array();
-    char *prefix = lh_sprintf("_vectors/%s/", name);
+    char *prefix = lh_layout_index_prefix(name);
     lh_err lerr;
     if (lh_store_each(v->store, prefix, on_gen_desc, gens, &lerr) != 0)
         lh_log_err(LH_LOG_WARN, NULL, &lerr);
@@ -521,7 +515,7 @@ lh_vectors_drop(lh_vectors *v, const char *name, lh_err *err)
     lh_vidx__free(x); /* searches in flight keep their generation alive */
     /* descriptors first: once they are gone, what is left is garbage a restart removes */
     json_t *keys = json_array();
-    char *prefix = lh_sprintf("_vectors/%s/", name);
+    char *prefix = lh_layout_index_prefix(name);
     int rc = lh_store_each(v->store, prefix, collect_key, keys, err);
     free(prefix);
     for (int pass = 0; rc == 0 && pass < 2; pass++) {

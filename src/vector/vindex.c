@@ -26,7 +26,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define VECTORS_PREFIX "_vectors/"
 #define DESC_MAX_BYTES (1 << 20)
 #define EMBED_CHUNK 256 /* texts per embedder call (progress and cancellation points) */
 
@@ -118,12 +117,6 @@ lh_vgen__release(lh_vgen *g)
 {
     if (g && atomic_fetch_sub(&g->refs, 1) == 1)
         lh_vgen__free(g);
-}
-
-char *
-lh_vectors__gen_key(const char *index, int64_t generation, const char *file)
-{
-    return lh_sprintf(VECTORS_PREFIX "%s/gen-%06lld/%s", index, (long long)generation, file);
 }
 
 /* ---- the registry --------------------------------------------------------------------- */
@@ -972,10 +965,8 @@ lh_vectors__discard(lh_vectors *v, const char *emb_key, const char *hnsw_key)
 char *
 lh_vectors__work_file(lh_vectors *v, const char *suffix)
 {
-    uint8_t rnd[8];
     char hex[17];
-    lh_random_bytes(rnd, sizeof rnd, NULL);
-    lh_hex(rnd, sizeof rnd, hex);
+    lh_random_hex(hex, 8);
     return lh_sprintf("%s/vec-%s%s", v->deps.work_dir, hex, suffix);
 }
 
@@ -1097,15 +1088,15 @@ lh_vbuild_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
         lh_job_progress(job, (int64_t)r.n, (int64_t)r.n, "vectors linked");
     if ((rc = write_embeddings(v, &r, emb_tmp, err)) != 0 || (rc = lh_hnsw_save(h, hnsw_tmp, err)) != 0)
         goto out;
-    emb_key = lh_vectors__gen_key(b->index, generation, "embeddings.parquet");
-    hnsw_key = lh_vectors__gen_key(b->index, generation, "hnsw.bin");
-    desc_key = lh_vectors__gen_key(b->index, generation, "index.json");
+    emb_key = lh_layout_gen_key(b->index, generation, "embeddings.parquet");
+    hnsw_key = lh_layout_gen_key(b->index, generation, "hnsw.bin");
+    desc_key = lh_layout_gen_key(b->index, generation, "index.json");
     int64_t emb_bytes = 0, hnsw_bytes = 0;
     uploaded = true;
     if ((rc = lh_vectors__upload(v, emb_tmp, emb_key, 0, &emb_bytes, err)) != 0 ||
         (rc = lh_vectors__upload(v, hnsw_tmp, hnsw_key, 0, &hnsw_bytes, err)) != 0)
         goto out;
-    char created_at[32];
+    char created_at[LH_TIME_MAX];
     lh_time_format(lh_now_us(), created_at);
     desc = json_deep_copy(b->spec);
     json_t *extra = json_pack(
@@ -1267,7 +1258,7 @@ rebuild_graph(lh_vectors *v, lh_vgen *g, lh_err *err)
     if (rc != 0)
         return rc;
     char *tmp = lh_vectors__work_file(v, ".bin");
-    char *key = lh_vectors__gen_key(json_string_value(json_object_get(g->desc, "name")), g->generation, "hnsw.bin");
+    char *key = lh_layout_gen_key(json_string_value(json_object_get(g->desc, "name")), g->generation, "hnsw.bin");
     lh_err ignored;
     if (lh_hnsw_save(g->hnsw, tmp, &ignored) == 0 && lh_vectors__upload(v, tmp, key, 0, NULL, &ignored) != 0)
         lh_log_err(LH_LOG_WARN, NULL, &ignored);
@@ -1280,9 +1271,9 @@ rebuild_graph(lh_vectors *v, lh_vgen *g, lh_err *err)
 int
 lh_vectors__load_generation(lh_vectors *v, const char *name, int64_t generation, lh_vgen **out, lh_err *err)
 {
-    char *desc_key = lh_vectors__gen_key(name, generation, "index.json");
-    char *emb_key = lh_vectors__gen_key(name, generation, "embeddings.parquet");
-    char *hnsw_key = lh_vectors__gen_key(name, generation, "hnsw.bin");
+    char *desc_key = lh_layout_gen_key(name, generation, "index.json");
+    char *emb_key = lh_layout_gen_key(name, generation, "embeddings.parquet");
+    char *hnsw_key = lh_layout_gen_key(name, generation, "hnsw.bin");
     lh_buf text;
     lh_buf_init(&text);
     rows r = {0};
@@ -1358,7 +1349,7 @@ lh_vectors__load_generation(lh_vectors *v, const char *name, int64_t generation,
 
 /* What the listing of _vectors/ found for one index. */
 typedef struct found {
-    char name[64];
+    char name[LH_NAME_MAX];
     int64_t committed; /* newest generation with index.json, or 0 */
     int64_t highest;   /* newest generation seen at all */
     struct found *next;
@@ -1368,10 +1359,10 @@ static int
 on_vector_key(void *ctx, const lh_list_entry *e)
 {
     found **list = ctx;
-    char name[64];
+    char name[LH_NAME_MAX];
     long long generation = 0;
     int used = 0;
-    int matched = sscanf(e->key, VECTORS_PREFIX "%63[a-z0-9_]/gen-%lld/%n", name, &generation,
+    int matched = sscanf(e->key, LH_LAYOUT_VECTORS "%63[a-z0-9_]/gen-%lld/%n", name, &generation,
                          &used);
     if (matched < 1)
         return 0;
@@ -1415,7 +1406,7 @@ static void
 remove_uncommitted(lh_vectors *v, const found *f)
 {
     garbage g = {.above = f->committed, .keys = json_array()};
-    char *prefix = lh_sprintf(VECTORS_PREFIX "%s/", f->name);
+    char *prefix = lh_layout_index_prefix(f->name);
     lh_err err;
     if (lh_store_each(v->store, prefix, on_garbage_key, &g, &err) == 0) {
         size_t i;
@@ -1448,7 +1439,7 @@ lh_vectors_open(const lh_vectors_deps *deps, lh_vectors **out, lh_err *err)
     lh_vectors__trials_open(v, NULL);
     found *list = NULL;
     int64_t started = lh_mono_us();
-    int rc = lh_store_each(v->store, VECTORS_PREFIX, on_vector_key, &list, err);
+    int rc = lh_store_each(v->store, LH_LAYOUT_VECTORS, on_vector_key, &list, err);
     size_t loaded = 0;
     while (list) {
         found *f = list;

@@ -1,0 +1,80 @@
+/*
+ * layout.c — the key shapes of layout.h. Pure string building; thread-safe.
+ */
+#include "storage/storage.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+char *
+lh_layout_manifest_key(const char *dataset, int64_t version)
+{
+    return lh_sprintf(LH_LAYOUT_DATASETS "%s/_manifest/v%020lld.parquet", dataset,
+                      (long long)version);
+}
+
+char *
+lh_layout_manifest_prefix(const char *dataset)
+{
+    return lh_sprintf(LH_LAYOUT_DATASETS "%s/_manifest/", dataset);
+}
+
+char *
+lh_layout_data_prefix(const char *dataset)
+{
+    return lh_sprintf(LH_LAYOUT_DATASETS "%s/data/", dataset);
+}
+
+char *
+lh_layout_data_key(const char *dataset, const char *commit, size_t n)
+{
+    return lh_sprintf(LH_LAYOUT_DATASETS "%s/data/%s-%zu.parquet", dataset, commit, n);
+}
+
+char *
+lh_layout_index_prefix(const char *index)
+{
+    return lh_sprintf(LH_LAYOUT_VECTORS "%s/", index);
+}
+
+char *
+lh_layout_gen_key(const char *index, int64_t generation, const char *file)
+{
+    return lh_sprintf(LH_LAYOUT_VECTORS "%s/gen-%06lld/%s", index, (long long)generation, file);
+}
+
+char *
+lh_layout_live_prefix(const char *index)
+{
+    return lh_sprintf(LH_LAYOUT_VECTORS "%s/_live/", index);
+}
+
+char *
+lh_layout_live_key(const char *index, int64_t seq)
+{
+    return lh_sprintf(LH_LAYOUT_VECTORS "%s/_live/v%06lld.json", index, (long long)seq);
+}
+
+int
+lh_layout_parse_manifest_key(const char *key, char *name, size_t name_size, int64_t *version)
+{
+    static const char manifest[] = "/_manifest/v";
+    size_t plen = strlen(LH_LAYOUT_DATASETS);
+    if (strncmp(key, LH_LAYOUT_DATASETS, plen) != 0)
+        return -1;
+    const char *n = key + plen;
+    const char *slash = strchr(n, '/');
+    if (slash == NULL || (size_t)(slash - n) >= name_size)
+        return -1;
+    if (strncmp(slash, manifest, sizeof manifest - 1) != 0)
+        return -1;
+    const char *digits = slash + sizeof manifest - 1;
+    char *end = NULL;
+    long long v = strtoll(digits, &end, 10);
+    if (end != digits + 20 || strcmp(end, ".parquet") != 0 || v < 1)
+        return -1;
+    memcpy(name, n, (size_t)(slash - n));
+    name[slash - n] = '\0';
+    *version = v;
+    return lh_name_valid(name) ? 0 : -1;
+}

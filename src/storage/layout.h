@@ -1,0 +1,44 @@
+/*
+ * layout.h — where things live inside a bucket: the one place each key prefix and key
+ * shape is spelled. Every module that names an object (catalog manifests and data files,
+ * the events journal, the error journal, vector generations, eval sets, trials) builds
+ * the key here, so a change of layout is a change of this file. Included by storage.h.
+ *
+ *   datasets/{name}/_manifest/v{N:020}.parquet   dataset snapshot N
+ *   datasets/{name}/data/{commit}-{n}.parquet     base and delta data files
+ *   _journal/events/batch_{epoch_us}.parquet      mutation events
+ *   _errors/bucket_errors/batch_{epoch_us}.jsonl  bucket operation failures
+ *   _vectors/{index}/gen-{G:06}/{file}            one generation of an index
+ *   _vectors/{index}/_live/v{N:06}.json           the index's live log
+ *   _hnsw/evals/{name}/...                        eval sets
+ *   _hnsw/trials/batch_{epoch_us}.jsonl           HNSW trial journal
+ */
+#ifndef LH_STORAGE_LAYOUT_H
+#define LH_STORAGE_LAYOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LH_LAYOUT_DATASETS "datasets/"
+#define LH_LAYOUT_JOURNAL "_journal/events/"
+#define LH_LAYOUT_ERRORS "_errors/bucket_errors/"
+#define LH_LAYOUT_VECTORS "_vectors/"
+#define LH_LAYOUT_EVALS "_hnsw/evals/"
+#define LH_LAYOUT_TRIALS "_hnsw/trials/"
+
+/* Each returns a new string (free). */
+char *lh_layout_manifest_key(const char *dataset, int64_t version);
+char *lh_layout_manifest_prefix(const char *dataset);
+char *lh_layout_data_prefix(const char *dataset);
+char *lh_layout_data_key(const char *dataset, const char *commit, size_t n);
+char *lh_layout_index_prefix(const char *index);
+char *lh_layout_gen_key(const char *index, int64_t generation, const char *file);
+char *lh_layout_live_prefix(const char *index);
+char *lh_layout_live_key(const char *index, int64_t seq);
+
+/* Parse "datasets/{name}/_manifest/v{N:020}.parquet": 0 with name (name_size bytes)
+ * and version set when key is one, -1 otherwise. */
+int lh_layout_parse_manifest_key(const char *key, char *name, size_t name_size,
+                                 int64_t *version);
+
+#endif /* LH_STORAGE_LAYOUT_H */
