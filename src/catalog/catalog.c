@@ -894,23 +894,14 @@ lh_catalog_commit(lh_txn *t, const char *bucket, json_t *manifest, json_t **comm
         rc = write_manifest_file(c, manifest, &path, err);
     if (rc == 0) {
         key = lh_layout_manifest_key(ds->name, version);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        struct stat st;
-        if (fd < 0 || fstat(fd, &st) != 0) {
-            rc = lh_err_set(err, LH_EIO, 500, "work_dir_unreadable", "could not read a manifest");
-        } else {
-            lh_source src = {.fd = fd, .len = (int64_t)st.st_size};
-            rc = lh_buckets_put_object(c->buckets, target, key, &src, LH_PUT_CREATE_ONLY, NULL,
-                                       NULL, err);
-            if (rc == LH_EEXIST) {
-                lh_err_set(err, LH_EEXIST, 409, "manifest_conflict",
-                           "dataset '%s' changed meanwhile: version %lld exists already", ds->name,
-                           (long long)version);
-                lh_err_hint(err, "another writer committed first; retry on the new version");
-            }
+        rc = lh_buckets_put_file(c->buckets, target, key, path, false, LH_PUT_CREATE_ONLY, NULL,
+                                 NULL, err);
+        if (rc == LH_EEXIST) {
+            lh_err_set(err, LH_EEXIST, 409, "manifest_conflict",
+                       "dataset '%s' changed meanwhile: version %lld exists already", ds->name,
+                       (long long)version);
+            lh_err_hint(err, "another writer committed first; retry on the new version");
         }
-        if (fd >= 0)
-            close(fd);
         unlink(path);
     }
     free(path);

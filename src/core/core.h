@@ -73,6 +73,9 @@ int lh_err_status_for(int rc);
 /* A JSON string from any bytes: invalid UTF-8 becomes U+FFFD instead of failing
  * (json_string returns NULL for it). Returns new. */
 json_t *lh_json_text(const char *s);
+/* An lh_time_format string of epoch_us, or JSON null when it is 0 (never happened).
+ * Returns new. */
+json_t *lh_json_time(int64_t epoch_us);
 /* Render {"error":{"code","message","detail"?,"hint"?}}. Returns new (json_decref). */
 json_t *lh_err_to_json(const lh_err *err);
 /* Same as a compact string. Returns new (free). */

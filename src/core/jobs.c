@@ -280,16 +280,6 @@ find_locked(lh_jobs *pool, const char *id)
 }
 
 static json_t *
-time_or_null(int64_t us)
-{
-    if (us == 0)
-        return json_null();
-    char when[LH_TIME_MAX];
-    lh_time_format(us, when);
-    return json_string(when);
-}
-
-static json_t *
 job_json_locked(const lh_job *job)
 {
     json_t *j = json_object();
@@ -302,9 +292,9 @@ job_json_locked(const lh_job *job)
     json_object_set_new(progress, "total", job->total >= 0 ? json_integer(job->total) : json_null());
     json_object_set_new(progress, "unit", json_string(job->unit));
     json_object_set_new(j, "progress", progress);
-    json_object_set_new(j, "created_at", time_or_null(job->created_us));
-    json_object_set_new(j, "started_at", time_or_null(job->started_us));
-    json_object_set_new(j, "finished_at", time_or_null(job->finished_us));
+    json_object_set_new(j, "created_at", lh_json_time(job->created_us));
+    json_object_set_new(j, "started_at", lh_json_time(job->started_us));
+    json_object_set_new(j, "finished_at", lh_json_time(job->finished_us));
     json_object_set_new(j, "cancel_requested", json_boolean(atomic_load(&job->cancel_requested)));
     json_object_set_new(j, "result", job->result ? json_deep_copy(job->result) : json_null());
     if (job->state == LH_JOB_FAILED) {

@@ -166,6 +166,16 @@ random_or_abort(void *buf, size_t n)
     }
 }
 
+json_t *
+lh_json_time(int64_t epoch_us)
+{
+    if (epoch_us == 0)
+        return json_null();
+    char when[LH_TIME_MAX];
+    lh_time_format(epoch_us, when);
+    return json_string(when);
+}
+
 void
 lh_random_hex(char *out, size_t n_bytes)
 {

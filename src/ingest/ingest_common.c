@@ -104,25 +104,15 @@ int
 lh_ingest__store_as(lh_ingest__target *t, const char *local_path, const char *key_in,
                     const char *kind, int64_t rows, lh_err *err)
 {
-    int fd = open(local_path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return lh_err_set(err, LH_EIO, 500, "work_dir_unreadable",
-                          "could not read the converted file");
-    }
     char *key = key_in ? lh_strdup(key_in)
                        : lh_layout_data_key(t->dataset, t->tag, json_array_size(t->new_files));
-    lh_source src = {.fd = fd, .len = (int64_t)st.st_size, .may_link = true};
-    int rc = lh_buckets_put_object(t->buckets, t->bucket, key, &src, LH_PUT_CREATE_ONLY, NULL,
-                                   NULL, err);
-    close(fd);
+    int64_t bytes = 0;
+    int rc = lh_buckets_put_file(t->buckets, t->bucket, key, local_path, true, LH_PUT_CREATE_ONLY,
+                                 &bytes, NULL, err);
     if (rc == 0)
         json_array_append_new(t->new_files,
                               json_pack("{s:s, s:I, s:I, s:s}", "path", key, "bytes",
-                                        (json_int_t)st.st_size, "rows", (json_int_t)rows, "kind",
-                                        kind));
+                                        (json_int_t)bytes, "rows", (json_int_t)rows, "kind", kind));
     free(key);
     return rc;
 }

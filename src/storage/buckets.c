@@ -18,11 +18,15 @@
  */
 #include "storage/storage_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 
 typedef struct bucket {
@@ -733,6 +737,29 @@ lh_buckets_put_object(lh_buckets *b, const char *bucket_name, const char *key,
 }
 
 int
+lh_buckets_put_file(lh_buckets *b, const char *bucket_name, const char *key, const char *path,
+                    bool may_link, int flags, int64_t *bytes, const char *request_id,
+                    lh_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int saved = errno;
+        if (fd >= 0)
+            close(fd);
+        lh_err_set(err, LH_EIO, 500, "work_dir_unreadable", "could not read a local file to store");
+        lh_err_detail(err, "%s: %s", path, strerror(saved));
+        return LH_EIO;
+    }
+    lh_source src = {.fd = fd, .len = (int64_t)st.st_size, .may_link = may_link};
+    int rc = lh_buckets_put_object(b, bucket_name, key, &src, flags, NULL, request_id, err);
+    close(fd);
+    if (rc == 0 && bytes)
+        *bytes = (int64_t)st.st_size;
+    return rc;
+}
+
+int
 lh_buckets_delete_object(lh_buckets *b, const char *bucket_name, const char *key,
                          const char *request_id, lh_err *err)
 {
@@ -763,16 +790,6 @@ lh_buckets_list_objects(lh_buckets *b, const char *bucket_name, const char *pref
 /* ---- JSON views ---------------------------------------------------------------------------- */
 
 static json_t *
-time_or_null(int64_t us)
-{
-    if (us == 0)
-        return json_null();
-    char when[LH_TIME_MAX];
-    lh_time_format(us, when);
-    return json_string(when);
-}
-
-static json_t *
 bucket_json_locked(const bucket *bk)
 {
     json_t *reach = json_object();
@@ -781,8 +798,8 @@ bucket_json_locked(const bucket *bk)
     } else {
         json_object_set_new(reach, "status", json_string(bk->reachable ? "ok" : "unreachable"));
         json_object_set_new(reach, "latency_us", json_integer(bk->latency_us));
-        json_object_set_new(reach, "checked_at", time_or_null(bk->checked_at_us));
-        json_object_set_new(reach, "last_ok_at", time_or_null(bk->last_ok_us));
+        json_object_set_new(reach, "checked_at", lh_json_time(bk->checked_at_us));
+        json_object_set_new(reach, "last_ok_at", lh_json_time(bk->last_ok_us));
         json_object_set_new(reach, "last_error",
                             bk->reachable ? json_null() : json_string(bk->last_error));
     }

@@ -204,6 +204,14 @@ int lh_buckets_open_object(lh_buckets *b, const char *bucket, const char *key, i
 int lh_buckets_put_object(lh_buckets *b, const char *bucket, const char *key,
                           const lh_source *src, int flags, lh_obj_info *info,
                           const char *request_id, lh_err *err);
+/* Put the local file at path (which the caller keeps, and removes if it wants): the
+ * same as lh_buckets_put_object over the whole file. may_link: an fs store may
+ * hard-link the file instead of copying it (the caller will not change it afterwards).
+ * *bytes (may be NULL) receives the file's size on success. An unreadable file is a 500
+ * work_dir_unreadable naming it. */
+int lh_buckets_put_file(lh_buckets *b, const char *bucket, const char *key, const char *path,
+                        bool may_link, int flags, int64_t *bytes, const char *request_id,
+                        lh_err *err);
 int lh_buckets_delete_object(lh_buckets *b, const char *bucket, const char *key,
                              const char *request_id, lh_err *err);
 int lh_buckets_list_objects(lh_buckets *b, const char *bucket, const char *prefix,
