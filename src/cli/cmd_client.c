@@ -81,33 +81,35 @@ lh_cmd_sql(int argc, char **argv)
 {
     const char *config = NULL, *format = NULL, *limit = NULL, *sql = NULL;
     opt opts[] = {{"--format", &format}, {"--limit", &limit}, {NULL, NULL}};
-    int rc = parse("sql", argc, argv, opts, &sql, 1, &config);
-    if (rc != 0)
-        return rc;
+    lh_client *c = NULL;
+    char *body = NULL;
+    lh_buf out;
+    lh_buf_init(&out);
+    long status = 0;
+    int rc = 0;
+    if ((rc = parse("sql", argc, argv, opts, &sql, 1, &config)) != 0)
+        goto out;
     if (format == NULL)
         format = isatty(STDOUT_FILENO) ? "table" : "csv";
     if (strcmp(format, "table") && strcmp(format, "csv") && strcmp(format, "json") &&
         strcmp(format, "ndjson")) {
         fprintf(stderr, "lakehouse sql: --format is table, csv, json or ndjson\n");
-        return 2;
+        rc = 2;
+        goto out;
     }
-    lh_client *c = NULL;
     if ((rc = lh_client_open(config, &c)) != 0)
-        return rc;
+        goto out;
     json_t *req = json_pack("{s:s, s:s}", "sql", sql, "format",
                             strcmp(format, "table") == 0 ? "json" : format);
     if (limit)
         json_object_set_new(req, "limit", json_integer(strtoll(limit, NULL, 10)));
-    char *body = json_dumps(req, JSON_COMPACT);
+    body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
-    lh_buf out;
-    lh_buf_init(&out);
-    long status = 0;
-    rc = lh_client_request(c, "POST", "/query", body, NULL, &status, &out);
-    free(body);
-    if (rc == 0 && status != 200) {
+    if ((rc = lh_client_request(c, "POST", "/query", body, NULL, &status, &out)) != 0)
+        goto out;
+    if (status != 200) {
         rc = lh_client_print_error(status, &out);
-    } else if (rc == 0 && strcmp(format, "table") == 0) {
+    } else if (strcmp(format, "table") == 0) {
         json_t *res = json_loadb(out.data, out.len, 0, NULL);
         lh_client_print_table(stdout, json_object_get(res, "columns"), json_object_get(res, "rows"));
         json_int_t n = json_integer_value(json_object_get(res, "row_count"));
@@ -119,9 +121,11 @@ lh_cmd_sql(int argc, char **argv)
             rc = 1;
         }
         json_decref(res);
-    } else if (rc == 0) {
+    } else {
         fwrite(out.data, 1, out.len, stdout);
     }
+out:
+    free(body);
     lh_buf_free(&out);
     lh_client_close(c);
     return rc;
@@ -182,13 +186,36 @@ lh_client_ingest(lh_client *c, const char *file, const char *const *params, json
     lh_buf out;
     lh_buf_init(&out);
     long status = 0;
-    int rc = lh_client_request(c, "POST", path.data, NULL, file, &status, &out);
-    lh_buf_free(&path);
-    if (rc == 0 && status != 201) {
+    int rc = 0;
+    if ((rc = lh_client_request(c, "POST", path.data, NULL, file, &status, &out)) != 0)
+        goto out;
+    if (status != 201)
         rc = lh_client_print_error(status, &out);
-    } else if (rc == 0) {
+    else
         *result = json_loadb(out.data, out.len, 0, NULL);
-    }
+out:
+    lh_buf_free(&out);
+    lh_buf_free(&path);
+    return rc;
+}
+
+/* A request whose answer must have status `expect` and be JSON: *json (new), or the
+ * server's error printed and 1. */
+static int
+request_json(lh_client *c, const char *method, const char *path, const char *body, long expect,
+             json_t **json)
+{
+    lh_buf out;
+    lh_buf_init(&out);
+    long status = 0;
+    int rc = 0;
+    if ((rc = lh_client_request(c, method, path, body, NULL, &status, &out)) != 0)
+        goto out;
+    if (status != expect)
+        rc = lh_client_print_error(status, &out);
+    else if ((*json = json_loadb(out.data, out.len, 0, NULL)) == NULL)
+        rc = 1;
+out:
     lh_buf_free(&out);
     return rc;
 }
@@ -199,19 +226,14 @@ ingest_db(lh_client *c, json_t *body, json_t **result)
 {
     json_object_set_new(body, "async", json_true());
     char *text = json_dumps(body, JSON_COMPACT);
-    lh_buf out;
-    lh_buf_init(&out);
-    long status = 0;
-    int rc = lh_client_request(c, "POST", "/ingest/db", text, NULL, &status, &out);
-    free(text);
+    char *path = NULL;
     json_t *job = NULL;
-    if (rc == 0 && status != 202)
-        rc = lh_client_print_error(status, &out);
-    else if (rc == 0 && (job = json_loadb(out.data, out.len, 0, NULL)) == NULL)
-        rc = 1;
-    char *path = job ? lh_sprintf("/jobs/%s", json_string_value(json_object_get(job, "id"))) : NULL;
     bool tty = isatty(STDERR_FILENO);
-    while (rc == 0) {
+    int rc = 0;
+    if ((rc = request_json(c, "POST", "/ingest/db", text, 202, &job)) != 0)
+        goto out;
+    path = lh_sprintf("/jobs/%s", json_string_value(json_object_get(job, "id")));
+    for (;;) {
         const char *state = json_string_value(json_object_get(job, "state"));
         if (state && strcmp(state, "succeeded") == 0) {
             *result = json_incref(json_object_get(job, "result"));
@@ -236,20 +258,17 @@ ingest_db(lh_client *c, json_t *body, json_t **result)
                     (long long)json_integer_value(
                         json_object_get(json_object_get(job, "progress"), "done")));
         usleep(200 * 1000);
-        out.len = 0;
         json_decref(job);
         job = NULL;
-        if ((rc = lh_client_request(c, "GET", path, NULL, NULL, &status, &out)) == 0 &&
-            status != 200)
-            rc = lh_client_print_error(status, &out);
-        else if (rc == 0 && (job = json_loadb(out.data, out.len, 0, NULL)) == NULL)
-            rc = 1;
+        if ((rc = request_json(c, "GET", path, NULL, 200, &job)) != 0)
+            break;
     }
     if (tty)
         fprintf(stderr, "\r\033[K");
+out:
     free(path);
     json_decref(job);
-    lh_buf_free(&out);
+    free(text);
     return rc;
 }
 
@@ -288,19 +307,20 @@ ingest_pg_cmd(const char *config, const char *dsn, const char *dataset, const ch
     }
     lh_client *c = NULL;
     json_t *result = NULL;
-    int rc = lh_client_open(config, &c);
-    if (rc == 0)
-        rc = ingest_db(c, body, &result);
-    json_decref(body);
-    if (rc == 0 && json_is_true(json_object_get(result, "unchanged")))
+    int rc = 0;
+    if ((rc = lh_client_open(config, &c)) != 0 || (rc = ingest_db(c, body, &result)) != 0)
+        goto out;
+    if (json_is_true(json_object_get(result, "unchanged")))
         printf("%s: unchanged, no rows newer than the watermark\n", dataset);
-    else if (rc == 0)
+    else
         printf("%s: version %lld, %lld rows from %s, %lld in all, %zu columns\n", dataset,
                (long long)json_integer_value(json_object_get(result, "version")),
                (long long)json_integer_value(json_object_get(result, "rows")),
                json_string_value(json_object_get(result, "source")),
                (long long)json_integer_value(json_object_get(result, "total_rows")),
                json_array_size(json_object_get(result, "columns")));
+out:
+    json_decref(body);
     json_decref(result);
     lh_client_close(c);
     return rc;
@@ -350,22 +370,21 @@ lh_cmd_ingest(int argc, char **argv)
         return 2;
     }
     lh_client *c = NULL;
-    if ((rc = lh_client_open(config, &c)) != 0)
-        return rc;
+    json_t *result = NULL;
     const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
     const char *params[] = {"dataset", dataset, "format", format, "mode", mode, "bucket", bucket,
                             "description", description, "owner", owner, "sensitivity", sensitivity,
                             "tags", tags, "source_object", base, NULL};
-    json_t *result = NULL;
-    rc = lh_client_ingest(c, file, params, &result);
-    if (rc == 0) {
-        printf("%s: version %lld, %lld rows in this file, %lld in all, %zu columns\n", dataset,
-               (long long)json_integer_value(json_object_get(result, "version")),
-               (long long)json_integer_value(json_object_get(result, "rows")),
-               (long long)json_integer_value(json_object_get(result, "total_rows")),
-               json_array_size(json_object_get(result, "columns")));
-        json_decref(result);
-    }
+    if ((rc = lh_client_open(config, &c)) != 0 ||
+        (rc = lh_client_ingest(c, file, params, &result)) != 0)
+        goto out;
+    printf("%s: version %lld, %lld rows in this file, %lld in all, %zu columns\n", dataset,
+           (long long)json_integer_value(json_object_get(result, "version")),
+           (long long)json_integer_value(json_object_get(result, "rows")),
+           (long long)json_integer_value(json_object_get(result, "total_rows")),
+           json_array_size(json_object_get(result, "columns")));
+out:
+    json_decref(result);
     lh_client_close(c);
     return rc;
 }
@@ -379,6 +398,35 @@ lh_cmd_datasets_help(void)
            "server: name, bucket, version, rows, columns, freshness.\n");
 }
 
+/* The datasets answer as a table. */
+static void
+print_datasets(json_t *res)
+{
+    json_t *cols = json_array(), *rows = json_array();
+    const char *names[] = {"name", "bucket", "version", "rows", "columns", "freshness", "owner",
+                           "sensitivity"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        json_array_append_new(cols, json_pack("{s:s}", "name", names[i]));
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(res, "datasets"), i, d)
+    {
+        json_t *meta = json_object_get(d, "metadata");
+        json_array_append_new(
+            rows, json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "name",
+                            json_object_get(d, "name"), "bucket", json_object_get(d, "bucket"),
+                            "version", json_object_get(d, "version"), "rows",
+                            json_object_get(d, "row_count"), "columns",
+                            json_object_get(d, "columns"), "freshness",
+                            json_object_get(json_object_get(d, "freshness"), "status"), "owner",
+                            json_object_get(meta, "owner"), "sensitivity",
+                            json_object_get(meta, "sensitivity")));
+    }
+    lh_client_print_table(stdout, cols, rows);
+    json_decref(cols);
+    json_decref(rows);
+}
+
 int
 lh_cmd_datasets(int argc, char **argv)
 {
@@ -387,42 +435,13 @@ lh_cmd_datasets(int argc, char **argv)
     if (rc != 0)
         return rc;
     lh_client *c = NULL;
-    if ((rc = lh_client_open(config, &c)) != 0)
-        return rc;
-    lh_buf out;
-    lh_buf_init(&out);
-    long status = 0;
-    rc = lh_client_request(c, "GET", "/catalog/datasets", NULL, NULL, &status, &out);
-    if (rc == 0 && status != 200) {
-        rc = lh_client_print_error(status, &out);
-    } else if (rc == 0) {
-        json_t *res = json_loadb(out.data, out.len, 0, NULL);
-        json_t *cols = json_array(), *rows = json_array();
-        const char *names[] = {"name", "bucket", "version", "rows", "columns", "freshness", "owner",
-                               "sensitivity"};
-        for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-            json_array_append_new(cols, json_pack("{s:s}", "name", names[i]));
-        size_t i;
-        json_t *d;
-        json_array_foreach(json_object_get(res, "datasets"), i, d)
-        {
-            json_t *meta = json_object_get(d, "metadata");
-            json_array_append_new(
-                rows, json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "name",
-                                json_object_get(d, "name"), "bucket", json_object_get(d, "bucket"),
-                                "version", json_object_get(d, "version"), "rows",
-                                json_object_get(d, "row_count"), "columns",
-                                json_object_get(d, "columns"), "freshness",
-                                json_object_get(json_object_get(d, "freshness"), "status"), "owner",
-                                json_object_get(meta, "owner"), "sensitivity",
-                                json_object_get(meta, "sensitivity")));
-        }
-        lh_client_print_table(stdout, cols, rows);
-        json_decref(cols);
-        json_decref(rows);
-        json_decref(res);
-    }
-    lh_buf_free(&out);
+    json_t *res = NULL;
+    if ((rc = lh_client_open(config, &c)) != 0 ||
+        (rc = request_json(c, "GET", "/catalog/datasets", NULL, 200, &res)) != 0)
+        goto out;
+    print_datasets(res);
+out:
+    json_decref(res);
     lh_client_close(c);
     return rc;
 }
@@ -441,40 +460,28 @@ lh_cmd_search_help(void)
            "the answer is a table; when piped it is the JSON answer.\n");
 }
 
-int
-lh_cmd_search(int argc, char **argv)
+/* The search request's JSON body from the options (new), or NULL after saying which
+ * option is wrong. */
+static char *
+search_body(const char *query, const char *k, const char *ef, const char *filter,
+            const char *exact, const char *include)
 {
-    const char *config = NULL, *k = NULL, *filter = NULL, *include = NULL, *ef = NULL,
-               *exact = NULL, *format = NULL;
-    const char *positional[2] = {NULL, NULL};
-    opt opts[] = {{"--k", &k},         {"--filter", &filter}, {"--include", &include},
-                  {"--ef", &ef},       {"--exact", &exact},   {"--format", &format},
-                  {NULL, NULL}};
-    int rc = parse("search", argc, argv, opts, positional, 2, &config);
-    if (rc != 0)
-        return rc;
-    if (format == NULL)
-        format = isatty(STDOUT_FILENO) ? "table" : "json";
-    if (strcmp(format, "table") && strcmp(format, "json")) {
-        fprintf(stderr, "lakehouse search: --format is table or json\n");
-        return 2;
-    }
     char *end = NULL;
     long long k_value = k ? strtoll(k, &end, 10) : 10;
     if (k && (*k == '\0' || *end != '\0' || k_value <= 0)) {
         fprintf(stderr, "lakehouse search: --k takes a positive number\n");
-        return 2;
+        return NULL;
     }
     long long ef_value = ef ? strtoll(ef, &end, 10) : 0;
     if (ef && (*ef == '\0' || *end != '\0' || ef_value <= 0)) {
         fprintf(stderr, "lakehouse search: --ef takes a positive number\n");
-        return 2;
+        return NULL;
     }
     if (exact && strcmp(exact, "true") && strcmp(exact, "false")) {
         fprintf(stderr, "lakehouse search: --exact is true or false\n");
-        return 2;
+        return NULL;
     }
-    json_t *req = json_pack("{s:s, s:I}", "query", positional[1], "k", (json_int_t)k_value);
+    json_t *req = json_pack("{s:s, s:I}", "query", query, "k", (json_int_t)k_value);
     if (ef)
         json_object_set_new(req, "ef", json_integer(ef_value));
     if (filter)
@@ -492,62 +499,94 @@ lh_cmd_search(int argc, char **argv)
     json_object_set_new(req, "include", names);
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
+    return body;
+}
+
+/* A search answer as a table: doc_id, score, the included columns, the text. */
+static void
+print_hits(const lh_buf *out)
+{
+    json_t *res = json_loadb(out->data, out->len, 0, NULL);
+    json_t *cols = json_array(), *rows = json_array();
+    json_array_append_new(cols, json_pack("{s:s}", "name", "doc_id"));
+    json_array_append_new(cols, json_pack("{s:s}", "name", "score"));
+    size_t i;
+    json_t *hit;
+    json_array_foreach(json_object_get(res, "hits"), i, hit)
+    {
+        json_t *row = json_pack("{s:O?, s:O?}", "doc_id", json_object_get(hit, "doc_id"),
+                                "score", json_object_get(hit, "score"));
+        const char *key;
+        json_t *value;
+        json_object_foreach(json_object_get(hit, "columns"), key, value)
+        {
+            json_object_set(row, key, value);
+            if (i == 0)
+                json_array_append_new(cols, json_pack("{s:s}", "name", key));
+        }
+        json_object_set(row, "text", json_object_get(hit, "chunk_text"));
+        json_array_append_new(rows, row);
+    }
+    json_array_append_new(cols, json_pack("{s:s}", "name", "text"));
+    lh_client_print_table(stdout, cols, rows);
+    printf("(%zu hit%s, %s search in %lld us)\n", json_array_size(rows),
+           json_array_size(rows) == 1 ? "" : "s",
+           json_string_value(json_object_get(res, "method")),
+           (long long)json_integer_value(json_object_get(res, "took_us")));
+    json_decref(cols);
+    json_decref(rows);
+    json_decref(res);
+}
+
+int
+lh_cmd_search(int argc, char **argv)
+{
+    const char *config = NULL, *k = NULL, *filter = NULL, *include = NULL, *ef = NULL,
+               *exact = NULL, *format = NULL;
+    const char *positional[2] = {NULL, NULL};
+    opt opts[] = {{"--k", &k},         {"--filter", &filter}, {"--include", &include},
+                  {"--ef", &ef},       {"--exact", &exact},   {"--format", &format},
+                  {NULL, NULL}};
+    char *body = NULL, *path = NULL;
     lh_client *c = NULL;
-    if ((rc = lh_client_open(config, &c)) != 0) {
-        free(body);
-        return rc;
-    }
-    /* the index name goes into the path: refuse anything that is not a name */
-    char *path = NULL;
-    if (!lh_name_valid(positional[0])) {
-        fprintf(stderr, "lakehouse search: '%s' is not an index name\n", positional[0]);
-        rc = 2;
-    } else {
-        path = lh_sprintf("/vectors/indexes/%s/search", positional[0]);
-    }
     lh_buf out;
     lh_buf_init(&out);
     long status = 0;
-    if (rc == 0)
-        rc = lh_client_request(c, "POST", path, body, NULL, &status, &out);
-    if (rc == 0 && status != 200) {
+    int rc = 0;
+    if ((rc = parse("search", argc, argv, opts, positional, 2, &config)) != 0)
+        goto out;
+    if (format == NULL)
+        format = isatty(STDOUT_FILENO) ? "table" : "json";
+    if (strcmp(format, "table") && strcmp(format, "json")) {
+        fprintf(stderr, "lakehouse search: --format is table or json\n");
+        rc = 2;
+        goto out;
+    }
+    if ((body = search_body(positional[1], k, ef, filter, exact, include)) == NULL) {
+        rc = 2;
+        goto out;
+    }
+    if ((rc = lh_client_open(config, &c)) != 0)
+        goto out;
+    /* the index name goes into the path: refuse anything that is not a name */
+    if (!lh_name_valid(positional[0])) {
+        fprintf(stderr, "lakehouse search: '%s' is not an index name\n", positional[0]);
+        rc = 2;
+        goto out;
+    }
+    path = lh_sprintf("/vectors/indexes/%s/search", positional[0]);
+    if ((rc = lh_client_request(c, "POST", path, body, NULL, &status, &out)) != 0)
+        goto out;
+    if (status != 200) {
         rc = lh_client_print_error(status, &out);
-    } else if (rc == 0 && strcmp(format, "json") == 0) {
+    } else if (strcmp(format, "json") == 0) {
         fwrite(out.data, 1, out.len, stdout);
         if (out.len && out.data[out.len - 1] != '\n')
             fputc('\n', stdout);
-    } else if (rc == 0) {
-        json_t *res = json_loadb(out.data, out.len, 0, NULL);
-        json_t *cols = json_array(), *rows = json_array();
-        json_array_append_new(cols, json_pack("{s:s}", "name", "doc_id"));
-        json_array_append_new(cols, json_pack("{s:s}", "name", "score"));
-        size_t i;
-        json_t *hit;
-        json_array_foreach(json_object_get(res, "hits"), i, hit)
-        {
-            json_t *row = json_pack("{s:O?, s:O?}", "doc_id", json_object_get(hit, "doc_id"),
-                                    "score", json_object_get(hit, "score"));
-            const char *key;
-            json_t *value;
-            json_object_foreach(json_object_get(hit, "columns"), key, value)
-            {
-                json_object_set(row, key, value);
-                if (i == 0)
-                    json_array_append_new(cols, json_pack("{s:s}", "name", key));
-            }
-            json_object_set(row, "text", json_object_get(hit, "chunk_text"));
-            json_array_append_new(rows, row);
-        }
-        json_array_append_new(cols, json_pack("{s:s}", "name", "text"));
-        lh_client_print_table(stdout, cols, rows);
-        printf("(%zu hit%s, %s search in %lld us)\n", json_array_size(rows),
-               json_array_size(rows) == 1 ? "" : "s",
-               json_string_value(json_object_get(res, "method")),
-               (long long)json_integer_value(json_object_get(res, "took_us")));
-        json_decref(cols);
-        json_decref(rows);
-        json_decref(res);
+    } else {
+        print_hits(&out);
     }
+out:
     lh_buf_free(&out);
     free(path);
     free(body);

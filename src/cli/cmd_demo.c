@@ -111,50 +111,177 @@ lh_cmd_demo_help(void)
            "(replacing earlier demo datasets), and runs a few example questions.\n");
 }
 
+/* Generate table t's CSV at {dir}/{name}.csv, and its one-row id range table. */
 static int
-generate(lh_engine *eng, const char *dir, double scale, int64_t *counts)
+generate_table(lh_engine *eng, const char *dir, size_t t, int64_t n_rows, lh_err *err)
 {
+    /* not printf: the SQL is full of '%' (modulo) */
+    lh_buf body;
+    lh_buf_init(&body);
+    const char *tmpl = TABLES[t].sql, *mark = strstr(tmpl, "{N}");
+    lh_buf_append(&body, tmpl, (size_t)(mark - tmpl));
+    lh_buf_printf(&body, "%lld", (long long)n_rows);
+    lh_buf_puts(&body, mark + 3);
+    /* a one-row table "<name>_n" holds the table's id range, so the tables generated
+     * after it draw valid foreign keys without reading its CSV back */
+    const char *name = TABLES[t].name;
+    char *range_sql = lh_sprintf("CREATE OR REPLACE TABLE %s_n AS SELECT %lld::BIGINT AS %s", name,
+                                 (long long)n_rows,
+                                 strcmp(name, "candidates") == 0   ? "candidate_id"
+                                 : strcmp(name, "clients") == 0    ? "client_id"
+                                 : strcmp(name, "job_orders") == 0 ? "job_order_id"
+                                 : strcmp(name, "placements") == 0 ? "placement_id"
+                                                                   : "id");
+    char *path = lh_sprintf("%s/%s.csv", dir, name);
+    lh_buf copy;
+    lh_buf_init(&copy);
+    int rc = 0;
+    if ((rc = lh_engine_exec(eng, range_sql, NULL, err)) != 0)
+        goto out;
+    lh_buf_printf(&copy, "COPY (%s) TO ", body.data);
+    lh_sql_quote(&copy, path);
+    lh_buf_puts(&copy, " (HEADER, DELIMITER ',')");
+    rc = lh_engine_exec(eng, copy.data, NULL, err);
+out:
+    lh_buf_free(&copy);
+    free(path);
+    free(range_sql);
+    lh_buf_free(&body);
+    return rc;
+}
+
+/* Generate every table's CSV in dir, on an engine of its own sandboxed to dir. */
+static int
+generate(const char *dir, double scale)
+{
+    char *allowed_dir = lh_sprintf("%s/", dir);
+    const char *allowed[] = {allowed_dir, NULL};
+    lh_engine_opts eo = {.allowed_dirs = allowed};
+    lh_engine *eng = NULL;
     lh_err err;
+    int rc = 0;
+    if ((rc = lh_engine_open(&eo, &eng, &err)) != 0) {
+        fprintf(stderr, "lakehouse demo: %s\n", err.message);
+        goto out;
+    }
     for (size_t t = 0; t < N_TABLES; t++) {
         int64_t n = (int64_t)llround((double)TABLES[t].rows_at_1 * scale);
-        counts[t] = n < 1 ? 1 : n;
-        /* not printf: the SQL is full of '%' (modulo) */
-        lh_buf b;
-        lh_buf_init(&b);
-        const char *tmpl = TABLES[t].sql, *mark = strstr(tmpl, "{N}");
-        lh_buf_append(&b, tmpl, (size_t)(mark - tmpl));
-        lh_buf_printf(&b, "%lld", (long long)counts[t]);
-        lh_buf_puts(&b, mark + 3);
-        char *body = lh_buf_steal(&b);
-        /* a one-row table "<name>_n" holds the table's id range, so the tables generated
-         * after it draw valid foreign keys without reading its CSV back */
-        char *range_sql = lh_sprintf("CREATE OR REPLACE TABLE %s_n AS SELECT %lld::BIGINT AS %s",
-                                     TABLES[t].name, (long long)counts[t],
-                                     strcmp(TABLES[t].name, "candidates") == 0   ? "candidate_id"
-                                     : strcmp(TABLES[t].name, "clients") == 0    ? "client_id"
-                                     : strcmp(TABLES[t].name, "job_orders") == 0 ? "job_order_id"
-                                     : strcmp(TABLES[t].name, "placements") == 0 ? "placement_id"
-                                                                                 : "id");
-        int rc = lh_engine_exec(eng, range_sql, NULL, &err);
-        free(range_sql);
-        if (rc == 0) {
-            lh_buf sql;
-            lh_buf_init(&sql);
-            char *path = lh_sprintf("%s/%s.csv", dir, TABLES[t].name);
-            lh_buf_printf(&sql, "COPY (%s) TO ", body);
-            lh_sql_quote(&sql, path);
-            lh_buf_puts(&sql, " (HEADER, DELIMITER ',')");
-            rc = lh_engine_exec(eng, sql.data, NULL, &err);
-            lh_buf_free(&sql);
-            free(path);
-        }
-        free(body);
-        if (rc != 0) {
+        n = n < 1 ? 1 : n;
+        if ((rc = generate_table(eng, dir, t, n, &err)) != 0) {
             fprintf(stderr, "lakehouse demo: generating %s failed: %s %s\n", TABLES[t].name,
                     err.message, err.detail);
-            return 1;
+            goto out;
         }
-        fprintf(stderr, "  generated %-11s %10lld rows\n", TABLES[t].name, (long long)counts[t]);
+        fprintf(stderr, "  generated %-11s %10lld rows\n", TABLES[t].name, (long long)n);
+    }
+out:
+    lh_engine_close(eng);
+    free(allowed_dir);
+    return rc;
+}
+
+/* Whether the server holds a live dataset called name (a deleted one answers 200 too,
+ * and only a live one can be replaced). */
+static int
+dataset_live(lh_client *c, const char *name, bool *live)
+{
+    char *probe = lh_sprintf("/catalog/datasets/%s", name);
+    lh_buf body;
+    lh_buf_init(&body);
+    long status = 0;
+    json_t *d = NULL;
+    int rc = 0;
+    *live = false;
+    if ((rc = lh_client_request(c, "GET", probe, NULL, NULL, &status, &body)) != 0 ||
+        status != 200)
+        goto out;
+    d = json_loadb(body.data, body.len, 0, NULL);
+    const char *state = json_string_value(json_object_get(d, "state"));
+    *live = state != NULL && strcmp(state, "live") == 0;
+out:
+    json_decref(d);
+    lh_buf_free(&body);
+    free(probe);
+    return rc;
+}
+
+/* Ingest table t's CSV from dir, replacing the dataset when it exists; adds its rows to
+ * *total. */
+static int
+ingest_table(lh_client *c, const char *dir, size_t t, int64_t *total)
+{
+    char *path = lh_sprintf("%s/%s.csv", dir, TABLES[t].name);
+    char *object = lh_sprintf("%s.csv", TABLES[t].name);
+    int64_t t0 = lh_mono_us();
+    json_t *result = NULL;
+    bool live = false;
+    int rc = 0;
+    if ((rc = dataset_live(c, TABLES[t].name, &live)) != 0)
+        goto out;
+    const char *params[] = {"dataset", TABLES[t].name, "format", "csv", "mode",
+                            live ? "replace" : "create", "description",
+                            TABLES[t].description, "tags", "demo,staffing", "source_system",
+                            "demo", "source_object", object, NULL};
+    if ((rc = lh_client_ingest(c, path, params, &result)) != 0)
+        goto out;
+    int64_t rows = json_integer_value(json_object_get(result, "rows"));
+    *total += rows;
+    fprintf(stderr, "  ingested  %-11s %10lld rows in %.2f s\n", TABLES[t].name,
+            (long long)rows, (double)(lh_mono_us() - t0) / 1e6);
+out:
+    json_decref(result);
+    unlink(path);
+    free(path);
+    free(object);
+    return rc;
+}
+
+/* Run the example questions and print their answers. */
+static void
+ask_questions(lh_client *c)
+{
+    for (size_t q = 0; q < sizeof QUESTIONS / sizeof QUESTIONS[0]; q++) {
+        json_t *req = json_pack("{s:s}", "sql", QUESTIONS[q].sql);
+        char *body = json_dumps(req, JSON_COMPACT);
+        json_decref(req);
+        lh_buf out;
+        lh_buf_init(&out);
+        long status = 0;
+        int64_t t0 = lh_mono_us();
+        if (lh_client_request(c, "POST", "/query", body, NULL, &status, &out) == 0 && status == 200) {
+            json_t *res = json_loadb(out.data, out.len, 0, NULL);
+            printf("-- %s (%.0f ms)\n-- %s\n", QUESTIONS[q].question,
+                   (double)(lh_mono_us() - t0) / 1e3, QUESTIONS[q].sql);
+            lh_client_print_table(stdout, json_object_get(res, "columns"),
+                                  json_object_get(res, "rows"));
+            printf("\n");
+            json_decref(res);
+        } else {
+            lh_client_print_error(status, &out);
+        }
+        lh_buf_free(&out);
+        free(body);
+    }
+}
+
+static int
+parse_args(int argc, char **argv, const char **config, double *scale)
+{
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "--scale") == 0) && i + 1 < argc) {
+            char *end = NULL;
+            *scale = strtod(argv[++i], &end);
+            if (*end || !(*scale > 0) || *scale > 100) {
+                fprintf(stderr, "lakehouse demo: --scale must be a number above 0, at most 100\n");
+                return 2;
+            }
+        } else if ((strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) && i + 1 < argc) {
+            *config = argv[++i];
+        } else {
+            fprintf(stderr, "lakehouse demo: unknown argument '%s'; see 'lakehouse help demo'\n",
+                    argv[i]);
+            return 2;
+        }
     }
     return 0;
 }
@@ -164,120 +291,38 @@ lh_cmd_demo(int argc, char **argv)
 {
     const char *config = NULL;
     double scale = 1.0;
-    for (int i = 1; i < argc; i++) {
-        if ((strcmp(argv[i], "--scale") == 0) && i + 1 < argc) {
-            char *end = NULL;
-            scale = strtod(argv[++i], &end);
-            if (*end || !(scale > 0) || scale > 100) {
-                fprintf(stderr, "lakehouse demo: --scale must be a number above 0, at most 100\n");
-                return 2;
-            }
-        } else if ((strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) && i + 1 < argc) {
-            config = argv[++i];
-        } else {
-            fprintf(stderr, "lakehouse demo: unknown argument '%s'; see 'lakehouse help demo'\n",
-                    argv[i]);
-            return 2;
-        }
-    }
     lh_client *c = NULL;
-    int rc = lh_client_open(config, &c);
-    if (rc != 0)
-        return rc;
     char tmpl[] = "/tmp/lakehouse-demo-XXXXXX";
-    char *dir = mkdtemp(tmpl);
-    if (dir == NULL) {
-        fprintf(stderr, "lakehouse demo: cannot create a scratch folder\n");
-        lh_client_close(c);
-        return 1;
-    }
-    char *allowed_dir = lh_sprintf("%s/", dir);
-    const char *allowed[] = {allowed_dir, NULL};
-    lh_engine_opts eo = {.allowed_dirs = allowed};
-    lh_engine *eng = NULL;
-    lh_err err;
-    int64_t counts[N_TABLES];
-    fprintf(stderr, "lakehouse demo: generating the staffing data set (scale %g) in %s\n", scale, dir);
-    if (lh_engine_open(&eo, &eng, &err) != 0) {
-        fprintf(stderr, "lakehouse demo: %s\n", err.message);
-        rc = 1;
-    } else {
-        rc = generate(eng, dir, scale, counts);
-    }
-    lh_engine_close(eng);
+    char *dir = NULL;
     int64_t total = 0;
-    size_t t = 0;
-    for (; rc == 0 && t < N_TABLES; t++) {
-        char *path = lh_sprintf("%s/%s.csv", dir, TABLES[t].name);
-        char *object = lh_sprintf("%s.csv", TABLES[t].name);
-        int64_t t0 = lh_mono_us();
-        /* replace when it exists, create otherwise */
-        char *probe = lh_sprintf("/catalog/datasets/%s", TABLES[t].name);
-        lh_buf ignored;
-        lh_buf_init(&ignored);
-        long status = 0;
-        rc = lh_client_request(c, "GET", probe, NULL, NULL, &status, &ignored);
-        if (rc == 0 && status == 200) {
-            /* a deleted dataset answers 200 too: only a live one can be replaced */
-            json_t *d = json_loadb(ignored.data, ignored.len, 0, NULL);
-            const char *state = json_string_value(json_object_get(d, "state"));
-            if (state == NULL || strcmp(state, "live") != 0)
-                status = 404;
-            json_decref(d);
-        }
-        lh_buf_free(&ignored);
-        free(probe);
-        const char *params[] = {"dataset", TABLES[t].name, "format", "csv", "mode",
-                                status == 200 ? "replace" : "create", "description",
-                                TABLES[t].description, "tags", "demo,staffing", "source_system",
-                                "demo", "source_object", object, NULL};
-        json_t *result = NULL;
-        if (rc == 0)
-            rc = lh_client_ingest(c, path, params, &result);
-        if (rc == 0) {
-            int64_t rows = json_integer_value(json_object_get(result, "rows"));
-            total += rows;
-            fprintf(stderr, "  ingested  %-11s %10lld rows in %.2f s\n", TABLES[t].name,
-                    (long long)rows, (double)(lh_mono_us() - t0) / 1e6);
-            json_decref(result);
-        }
-        unlink(path);
-        free(path);
-        free(object);
+    int rc = 0;
+    if ((rc = parse_args(argc, argv, &config, &scale)) != 0 ||
+        (rc = lh_client_open(config, &c)) != 0)
+        goto out;
+    if ((dir = mkdtemp(tmpl)) == NULL) {
+        fprintf(stderr, "lakehouse demo: cannot create a scratch folder\n");
+        rc = 1;
+        goto out;
     }
+    fprintf(stderr, "lakehouse demo: generating the staffing data set (scale %g) in %s\n", scale, dir);
+    if (generate(dir, scale) != 0) {
+        rc = 1;
+        goto out;
+    }
+    for (size_t t = 0; t < N_TABLES; t++)
+        if ((rc = ingest_table(c, dir, t, &total)) != 0)
+            goto out;
+    printf("lakehouse demo: %lld rows in %zu datasets\n\n", (long long)total, N_TABLES);
+    ask_questions(c);
+out:
     /* whatever stopped us, leave no generated files behind */
-    for (size_t k = 0; k < N_TABLES; k++) {
+    for (size_t k = 0; dir && k < N_TABLES; k++) {
         char *path = lh_sprintf("%s/%s.csv", dir, TABLES[k].name);
         unlink(path);
         free(path);
     }
-    rmdir(dir);
-    free(allowed_dir);
-    if (rc == 0) {
-        printf("lakehouse demo: %lld rows in %zu datasets\n\n", (long long)total, N_TABLES);
-        for (size_t q = 0; q < sizeof QUESTIONS / sizeof QUESTIONS[0]; q++) {
-            json_t *req = json_pack("{s:s}", "sql", QUESTIONS[q].sql);
-            char *body = json_dumps(req, JSON_COMPACT);
-            json_decref(req);
-            lh_buf out;
-            lh_buf_init(&out);
-            long status = 0;
-            int64_t t0 = lh_mono_us();
-            if (lh_client_request(c, "POST", "/query", body, NULL, &status, &out) == 0 && status == 200) {
-                json_t *res = json_loadb(out.data, out.len, 0, NULL);
-                printf("-- %s (%.0f ms)\n-- %s\n", QUESTIONS[q].question,
-                       (double)(lh_mono_us() - t0) / 1e3, QUESTIONS[q].sql);
-                lh_client_print_table(stdout, json_object_get(res, "columns"),
-                                      json_object_get(res, "rows"));
-                printf("\n");
-                json_decref(res);
-            } else {
-                lh_client_print_error(status, &out);
-            }
-            lh_buf_free(&out);
-            free(body);
-        }
-    }
+    if (dir)
+        rmdir(dir);
     lh_client_close(c);
     return rc;
 }

@@ -3,7 +3,8 @@
  * pool and the HTTP server, then wait for SIGTERM/SIGINT and shut down gracefully.
  *
  * Signals are blocked before any thread starts, so every thread inherits the mask and
- * only the main thread receives them, through sigwait().
+ * only the main thread receives them, through sigwait(). Which folders each query engine
+ * may read is the storage module's policy (lh_buckets_local_dirs), not this door's.
  */
 #include "cli/cli.h"
 #include "core/core.h"
@@ -13,7 +14,6 @@
 #include "storage/storage.h"
 
 #include <curl/curl.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,196 +71,199 @@ raise_open_files(void)
     }
 }
 
-int
-lh_cmd_serve(int argc, char **argv)
+/* Everything a running server holds, released by serve_close in reverse order. */
+typedef struct serve {
+    const char *config_path;
+    lh_config *cfg;
+    sigset_t signals; /* blocked in every thread; the main thread waits for them */
+    lh_buckets *buckets;
+    lh_local_dirs dirs;
+    lh_engine *engine;          /* user SQL */
+    lh_engine *internal_engine; /* lakehouse's own statements */
+    lh_cache *cache;
+    lh_catalog *catalog;
+    lh_vectors *vectors;
+    lh_jobs *jobs;
+    lh_server *srv;
+} serve;
+
+static void
+report(const lh_err *err)
 {
-    const char *config_path = NULL;
-    int status = parse_args(argc, argv, &config_path);
+    fprintf(stderr, "lakehouse: %s%s%s\n", err->message, err->detail[0] ? ": " : "", err->detail);
+    if (err->hint[0])
+        fprintf(stderr, "lakehouse: hint: %s\n", err->hint);
+}
+
+/* Find and load the configuration. 0, or the exit status (2) after saying why. */
+static int
+load_config(serve *s, int argc, char **argv)
+{
+    int status = parse_args(argc, argv, &s->config_path);
     if (status != 0)
         return status;
-    if (config_path == NULL)
-        config_path = getenv("LAKEHOUSE_CONFIG");
+    if (s->config_path == NULL)
+        s->config_path = getenv("LAKEHOUSE_CONFIG");
     struct stat st;
-    if (config_path == NULL && stat("lakehouse.toml", &st) == 0)
-        config_path = "lakehouse.toml";
-
+    if (s->config_path == NULL && stat("lakehouse.toml", &st) == 0)
+        s->config_path = "lakehouse.toml";
     lh_err err;
-    lh_config *cfg = NULL;
-    lh_engine *engine = NULL, *internal_engine = NULL;
-    char *results_dir = NULL;
-    lh_jobs *jobs = NULL;
-    lh_buckets *buckets = NULL;
-    lh_cache *cache = NULL;
-    lh_catalog *catalog = NULL;
-    lh_vectors *vectors = NULL;
-    char *work_dir = NULL;
-    lh_server *srv = NULL;
-    if (lh_config_load(config_path, NULL, &cfg, &err) != 0) {
+    if (lh_config_load(s->config_path, NULL, &s->cfg, &err) != 0) {
         fprintf(stderr, "lakehouse: %s\n", err.message);
         return 2;
     }
-    lh_log_set_level((lh_log_level)lh_log_level_parse(lh_config_str(cfg, "log.level")));
+    lh_log_set_level((lh_log_level)lh_log_level_parse(lh_config_str(s->cfg, "log.level")));
     size_t n_warnings;
-    const char *const *warnings = lh_config_warnings(cfg, &n_warnings);
+    const char *const *warnings = lh_config_warnings(s->cfg, &n_warnings);
     for (size_t i = 0; i < n_warnings; i++)
         lh_log(LH_LOG_WARN, NULL, NULL, "config: %s", warnings[i]);
+    return 0;
+}
 
-    /* before any thread: libcurl's global set-up is not thread-safe, and S3 stores,
-     * embedding providers and build jobs all make requests from their own threads */
+/* Process-wide set-up, before any thread starts. */
+static void
+setup_process(serve *s)
+{
+    /* libcurl's global set-up is not thread-safe, and S3 stores, embedding providers and
+     * build jobs all make requests from their own threads */
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    sigemptyset(&s->signals);
+    sigaddset(&s->signals, SIGTERM);
+    sigaddset(&s->signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &s->signals, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_open_files();
+}
 
-    status = 1;
-    int rc = lh_buckets_open(cfg, &buckets, &err);
-    if (rc != 0) {
-        fprintf(stderr, "lakehouse: %s%s%s%s\n", err.message, err.detail[0] ? " (" : "",
-                err.detail, err.detail[0] ? ")" : "");
-        if (err.hint[0])
-            fprintf(stderr, "lakehouse: hint: %s\n", err.hint);
-        /* a configuration problem (bad bucket entry, refused secrets file) is exit 2 */
-        status = rc == LH_EINVAL || rc == LH_EPERM ? 2 : 1;
+/* Two DuckDB databases, each sandboxed to the folders it needs (the sandbox is per
+ * database; lh_buckets_local_dirs says which): one for users' SQL, one for lakehouse's
+ * own statements, which also reads what users must never see (uploads in work/, vector
+ * indexes). */
+static int
+open_engines(serve *s, lh_err *err)
+{
+    int rc = 0;
+    if ((rc = lh_buckets_local_dirs(s->buckets, lh_config_str(s->cfg, "server.data_dir"),
+                                    &s->dirs, err)) != 0)
         goto out;
-    }
-    /* Two DuckDB databases, each sandboxed to what it needs (the sandbox is per
-     * database):
-     *   users'   — dataset folders of local buckets, cache/objects (remote copies) and
-     *              cache/results (Parquet answers on their way out);
-     *   internal — the same dataset folders and cache/objects, plus work/ where uploads
-     *              arrive and are converted, which users' SQL must never see.
-     * Neither may read the data dir itself (admin token, journals). */
-    char data_dir[PATH_MAX];
-    /* with every bucket remote, nothing else creates the data dir */
-    if (lh_mkdirs(lh_config_str(cfg, "server.data_dir"), &err) != 0) {
-        fprintf(stderr, "lakehouse: %s: %s\n", err.message, err.detail);
+    lh_engine_opts eopts = {.threads = (int)lh_config_int(s->cfg, "engine.threads"),
+                            .memory_limit = lh_config_str(s->cfg, "engine.memory_limit"),
+                            .allowed_dirs = (const char *const *)s->dirs.user_readable};
+    if ((rc = lh_engine_open(&eopts, &s->engine, err)) != 0)
         goto out;
-    }
-    if (realpath(lh_config_str(cfg, "server.data_dir"), data_dir) == NULL) {
-        fprintf(stderr, "lakehouse: cannot resolve data_dir %s\n", lh_config_str(cfg, "server.data_dir"));
+    eopts.allowed_dirs = (const char *const *)s->dirs.internal_readable;
+    if ((rc = lh_engine_open(&eopts, &s->internal_engine, err)) != 0)
         goto out;
-    }
-    char *cache_root = lh_sprintf("%s/cache", data_dir);
-    char *objects_dir = lh_sprintf("%s/objects", cache_root);
-    results_dir = lh_sprintf("%s/results", cache_root);
-    work_dir = lh_sprintf("%s/work", data_dir);
-    mkdir(cache_root, 0700);
-    mkdir(results_dir, 0700);
-    mkdir(work_dir, 0700);
-    size_t n_buckets = lh_buckets_count(buckets);
-    char **user_dirs = lh_calloc(5 * n_buckets + 3, sizeof *user_dirs);
-    char **internal_dirs = lh_calloc(5 * n_buckets + 3, sizeof *internal_dirs);
-    size_t n_user = 0, n_internal = 0;
-    for (size_t i = 0; i < n_buckets; i++) {
-        /* local buckets: their datasets, their events journal (the _events view) and the
-         * HNSW trial journal (_hnsw_trials); the internal engine also reads vector
-         * indexes' embeddings and eval sets (users' SQL never sees them: an index may be
-         * over a dataset the caller cannot read) */
-        static const char *const readable[] = {"datasets", "_journal/events", "_hnsw/trials",
-                                               "_vectors", "_hnsw/evals"};
-        lh_store *store = lh_buckets_get(buckets, lh_buckets_name_at(buckets, i), NULL);
-        for (size_t k = 0; store && k < 5; k++) {
-            char *dir = lh_store_fs_path(store, readable[k]);
-            if (dir && k < 3)
-                user_dirs[n_user++] = lh_sprintf("%s/", dir);
-            if (dir)
-                internal_dirs[n_internal++] = lh_sprintf("%s/", dir);
-            free(dir);
-        }
-    }
-    user_dirs[n_user++] = lh_sprintf("%s/", objects_dir);
-    internal_dirs[n_internal++] = lh_sprintf("%s/", objects_dir);
-    user_dirs[n_user++] = lh_sprintf("%s/", results_dir);
-    internal_dirs[n_internal++] = lh_sprintf("%s/", work_dir);
-    lh_engine_opts eopts = {.threads = (int)lh_config_int(cfg, "engine.threads"),
-                            .memory_limit = lh_config_str(cfg, "engine.memory_limit"),
-                            .allowed_dirs = (const char *const *)user_dirs};
-    rc = lh_engine_open(&eopts, &engine, &err);
-    if (rc == 0) {
-        eopts.allowed_dirs = (const char *const *)internal_dirs;
-        rc = lh_engine_open(&eopts, &internal_engine, &err);
-    }
-    for (size_t i = 0; i < n_user; i++)
-        free(user_dirs[i]);
-    for (size_t i = 0; i < n_internal; i++)
-        free(internal_dirs[i]);
-    free(user_dirs);
-    free(internal_dirs);
-    if (rc != 0 || lh_engine_ping(engine, &err) != 0) {
-        fprintf(stderr, "lakehouse: %s%s%s\n", err.message, err.detail[0] ? ": " : "", err.detail);
-        free(objects_dir);
-        free(cache_root);
-        goto out;
-    }
-    cache = lh_cache_new(objects_dir, lh_config_int(cfg, "engine.cache_max_bytes"));
-    free(objects_dir);
-    free(cache_root);
+    rc = lh_engine_ping(s->engine, err);
+out:
+    return rc;
+}
+
+/* The modules above the engines, bottom up, and the HTTP server last. */
+static int
+open_modules(serve *s, lh_err *err)
+{
+    lh_config *cfg = s->cfg;
+    int rc = 0;
+    s->cache = lh_cache_new(s->dirs.objects_dir, lh_config_int(cfg, "engine.cache_max_bytes"));
     lh_catalog_deps cdeps = {.retain_versions_s = lh_config_int(cfg, "catalog.retain_versions_s"),
-                             .buckets = buckets, .engine = internal_engine, .views = engine,
-                             .cache = cache, .work_dir = work_dir};
-    if (lh_catalog_open(&cdeps, &catalog, &err) != 0) {
-        fprintf(stderr, "lakehouse: %s\n", err.message);
+                             .buckets = s->buckets, .engine = s->internal_engine,
+                             .views = s->engine, .cache = s->cache, .work_dir = s->dirs.work_dir};
+    if ((rc = lh_catalog_open(&cdeps, &s->catalog, err)) != 0)
         goto out;
-    }
-    lh_vectors_deps vdeps = {.config = cfg, .buckets = buckets, .catalog = catalog, .cache = cache,
-                             .engine = internal_engine, .views = engine, .work_dir = work_dir};
-    if (lh_vectors_open(&vdeps, &vectors, &err) != 0) {
-        fprintf(stderr, "lakehouse: %s%s%s\n", err.message, err.detail[0] ? ": " : "", err.detail);
+    lh_vectors_deps vdeps = {.config = cfg, .buckets = s->buckets, .catalog = s->catalog,
+                             .cache = s->cache, .engine = s->internal_engine, .views = s->engine,
+                             .work_dir = s->dirs.work_dir};
+    if ((rc = lh_vectors_open(&vdeps, &s->vectors, err)) != 0)
         goto out;
-    }
-    if (lh_jobs_start((int)lh_config_int(cfg, "jobs.workers"),
-                      (int)lh_config_int(cfg, "jobs.max_queued"),
-                      (int)lh_config_int(cfg, "jobs.keep_finished"), &jobs, &err) != 0) {
-        fprintf(stderr, "lakehouse: %s\n", err.message);
+    if ((rc = lh_jobs_start((int)lh_config_int(cfg, "jobs.workers"),
+                            (int)lh_config_int(cfg, "jobs.max_queued"),
+                            (int)lh_config_int(cfg, "jobs.keep_finished"), &s->jobs, err)) != 0)
         goto out;
-    }
-    lh_server_deps deps = {.config = cfg,        .engine = engine,   .internal_engine = internal_engine,
-                           .jobs = jobs,        .buckets = buckets, .catalog = catalog,
-                           .cache = cache,      .work_dir = work_dir, .results_dir = results_dir,
-                           .vectors = vectors};
-    if (lh_server_start(&deps, &srv, &err) != 0) {
-        fprintf(stderr, "lakehouse: %s%s%s\n", err.message, err.detail[0] ? ": " : "", err.detail);
-        goto out;
-    }
-    const char *host = lh_config_str(cfg, "server.host");
-    json_t *fields = json_pack("{s:s, s:i, s:s, s:s, s:s}", "host", host, "port",
-                               lh_server_port(srv), "version", LH_VERSION, "duckdb_version",
-                               lh_engine_version(), "config", config_path ? config_path : "(defaults)");
+    lh_server_deps deps = {.config = cfg,
+                           .engine = s->engine,
+                           .internal_engine = s->internal_engine,
+                           .jobs = s->jobs,
+                           .buckets = s->buckets,
+                           .catalog = s->catalog,
+                           .cache = s->cache,
+                           .work_dir = s->dirs.work_dir,
+                           .results_dir = s->dirs.results_dir,
+                           .vectors = s->vectors};
+    rc = lh_server_start(&deps, &s->srv, err);
+out:
+    return rc;
+}
+
+/* Log where the server listens, wait for SIGTERM or SIGINT, then let in-flight requests
+ * finish within the grace period. */
+static void
+run_until_signal(serve *s)
+{
+    const char *host = lh_config_str(s->cfg, "server.host");
+    int port = lh_server_port(s->srv);
+    json_t *fields = json_pack("{s:s, s:i, s:s, s:s, s:s}", "host", host, "port", port, "version",
+                               LH_VERSION, "duckdb_version", lh_engine_version(), "config",
+                               s->config_path ? s->config_path : "(defaults)");
     lh_log(LH_LOG_INFO, NULL, fields, "listening on http://%s%s%s:%d", strchr(host, ':') ? "[" : "",
-           host, strchr(host, ':') ? "]" : "", lh_server_port(srv));
+           host, strchr(host, ':') ? "]" : "", port);
     json_decref(fields);
 
     int sig = 0;
-    sigwait(&signals, &sig);
-    int64_t grace_ms = lh_config_int(cfg, "server.shutdown_grace_ms");
+    sigwait(&s->signals, &sig);
+    int64_t grace_ms = lh_config_int(s->cfg, "server.shutdown_grace_ms");
     fields = json_pack("{s:s, s:I}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", "grace_ms",
                        (json_int_t)grace_ms);
     lh_log(LH_LOG_INFO, NULL, fields, "shutting down: finishing in-flight requests");
     json_decref(fields);
-    int unfinished = lh_server_shutdown(srv, grace_ms);
-    srv = NULL;
+    int unfinished = lh_server_shutdown(s->srv, grace_ms);
+    s->srv = NULL;
     if (unfinished > 0)
-        lh_log(LH_LOG_WARN, NULL, NULL, "%d requests were still running when the grace period ended",
-               unfinished);
-    status = 0;
-out:
-    lh_server_shutdown(srv, 0);
-    lh_jobs_stop(jobs); /* before the registry: a build job refers to it */
-    lh_vectors_close(vectors);
-    lh_catalog_close(catalog);
-    lh_cache_free(cache);
-    free(work_dir);
-    lh_buckets_close(buckets); /* flushes the error journal */
-    lh_engine_close(engine);
-    lh_engine_close(internal_engine);
-    free(results_dir);
+        lh_log(LH_LOG_WARN, NULL, NULL,
+               "%d requests were still running when the grace period ended", unfinished);
+}
+
+static void
+serve_close(serve *s, int status)
+{
+    lh_server_shutdown(s->srv, 0);
+    lh_jobs_stop(s->jobs); /* before the registry: a build job refers to it */
+    lh_vectors_close(s->vectors);
+    lh_catalog_close(s->catalog);
+    lh_cache_free(s->cache);
+    lh_buckets_close(s->buckets); /* flushes the error journal */
+    lh_engine_close(s->engine);
+    lh_engine_close(s->internal_engine);
+    lh_local_dirs_free(&s->dirs);
     if (status == 0)
         lh_log(LH_LOG_INFO, NULL, NULL, "stopped");
-    lh_config_free(cfg);
+    lh_config_free(s->cfg);
     curl_global_cleanup();
+}
+
+int
+lh_cmd_serve(int argc, char **argv)
+{
+    serve s = {0};
+    int status = load_config(&s, argc, argv);
+    if (status != 0)
+        return status;
+    setup_process(&s);
+    lh_err err;
+    int rc = lh_buckets_open(s.cfg, &s.buckets, &err);
+    if (rc != 0) {
+        report(&err);
+        /* a configuration problem (bad bucket entry, refused secrets file) is exit 2 */
+        status = rc == LH_EINVAL || rc == LH_EPERM ? 2 : 1;
+        goto out;
+    }
+    if ((rc = open_engines(&s, &err)) != 0 || (rc = open_modules(&s, &err)) != 0) {
+        report(&err);
+        status = 1;
+        goto out;
+    }
+    run_until_signal(&s);
+out:
+    serve_close(&s, status);
     return status;
 }

@@ -3,9 +3,8 @@
  * parameters and response pieces live here and die with lh_arena_free, which also runs
  * the registered cleanups (newest first) for resources that are not memory.
  */
-#include "core.h"
+#include "core_int.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,20 +92,28 @@ lh_arena_strdup(lh_arena *a, const char *s)
     return s ? lh_arena_strndup(a, s, strlen(s)) : NULL;
 }
 
+typedef struct arena_text {
+    lh_arena *arena;
+    char *text;
+} arena_text;
+
+static char *
+reserve_arena(void *ctx, size_t size)
+{
+    arena_text *t = ctx;
+    t->text = lh_arena_alloc(t->arena, size);
+    return t->text;
+}
+
 char *
 lh_arena_printf(lh_arena *a, const char *fmt, ...)
 {
-    va_list ap, ap2;
+    arena_text t = {.arena = a, .text = NULL};
+    va_list ap;
     va_start(ap, fmt);
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    lh_core__vformat(reserve_arena, &t, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        n = 0;
-    char *s = lh_arena_alloc(a, (size_t)n + 1);
-    vsnprintf(s, (size_t)n + 1, fmt, ap2);
-    va_end(ap2);
-    return s;
+    return t.text;
 }
 
 void

@@ -1,9 +1,8 @@
 /*
  * buf.c — growable, NUL-terminated byte buffers.
  */
-#include "core.h"
+#include "core_int.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,20 +71,22 @@ lh_buf_puts(lh_buf *b, const char *s)
     lh_buf_append(b, s, strlen(s));
 }
 
+/* Room for size bytes (the text and its NUL) at the end of the buffer. */
+static char *
+reserve_tail(void *ctx, size_t size)
+{
+    lh_buf *b = ctx;
+    grow(b, size - 1, false);
+    return b->data + b->len;
+}
+
 void
 lh_buf_printf(lh_buf *b, const char *fmt, ...)
 {
-    va_list ap, ap2;
+    va_list ap;
     va_start(ap, fmt);
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    b->len += lh_core__vformat(reserve_tail, b, fmt, ap);
     va_end(ap);
-    if (n > 0) {
-        grow(b, (size_t)n, false);
-        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
-        b->len += (size_t)n;
-    }
-    va_end(ap2);
 }
 
 char *

@@ -486,14 +486,18 @@ lh_config_load(const char *path, char *const *env, lh_config **out, lh_err *err)
     int rc = 0;
     if (path) {
         cfg->path = lh_strdup(path);
-        rc = apply_file(cfg, err);
+        if ((rc = apply_file(cfg, err)) != 0)
+            goto out;
     }
-    if (rc == 0)
-        rc = apply_env(cfg, env ? env : environ, err);
-    if (rc == 0 && lh_config_str(cfg, "server.host")[0] == '\0')
+    if ((rc = apply_env(cfg, env ? env : environ, err)) != 0)
+        goto out;
+    if (lh_config_str(cfg, "server.host")[0] == '\0') {
         rc = lh_err_set(err, LH_EINVAL, 0, "invalid_config", "[server] host must not be empty");
-    if (rc == 0 && lh_config_str(cfg, "server.data_dir")[0] == '\0')
+        goto out;
+    }
+    if (lh_config_str(cfg, "server.data_dir")[0] == '\0')
         rc = lh_err_set(err, LH_EINVAL, 0, "invalid_config", "[server] data_dir must not be empty");
+out:
     if (rc != 0) {
         lh_config_free(cfg);
         return rc;

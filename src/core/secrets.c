@@ -20,28 +20,26 @@ struct lh_secrets {
     lh_toml *doc;
 };
 
-int
-lh_secrets_open(const char *path, lh_secrets **out, lh_err *err)
+/* Open the file without following a link and refuse anything but a regular file of our
+ * own that no one else may read or write. */
+static int
+check_file(const char *path, lh_err *err)
 {
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        if (e == ELOOP) {
-            lh_err_set(err, LH_EPERM, 500, "secrets_file_refused",
-                       "secrets file is a symbolic link");
-            lh_err_detail(err, "%s", path);
-            lh_err_hint(err, "point [secrets] file at the real file");
-            return LH_EPERM;
-        }
-        lh_err_set(err, e == ENOENT ? LH_ENOTFOUND : LH_EIO, 500, "secrets_file_unreadable",
-                   "could not open secrets file");
-        lh_err_detail(err, "%s: %s", path, strerror(e));
-        lh_err_hint(err, "create it with mode 0600 or set [secrets] file");
-        return e == ENOENT ? LH_ENOTFOUND : LH_EIO;
-    }
     struct stat st;
     int rc = 0;
-    if (fstat(fd, &st) != 0) {
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 && errno == ELOOP) {
+        rc = lh_err_set(err, LH_EPERM, 500, "secrets_file_refused",
+                        "secrets file is a symbolic link");
+        lh_err_detail(err, "%s", path);
+        lh_err_hint(err, "point [secrets] file at the real file");
+    } else if (fd < 0) {
+        int e = errno;
+        rc = lh_err_set(err, e == ENOENT ? LH_ENOTFOUND : LH_EIO, 500, "secrets_file_unreadable",
+                        "could not open secrets file");
+        lh_err_detail(err, "%s: %s", path, strerror(e));
+        lh_err_hint(err, "create it with mode 0600 or set [secrets] file");
+    } else if (fstat(fd, &st) != 0) {
         rc = lh_err_set(err, LH_EIO, 500, "secrets_file_unreadable", "could not stat secrets file");
         lh_err_detail(err, "%s: %s", path, strerror(errno));
     } else if (!S_ISREG(st.st_mode)) {
@@ -60,36 +58,49 @@ lh_secrets_open(const char *path, lh_secrets **out, lh_err *err)
         lh_err_detail(err, "%s has mode %04o", path, (unsigned)(st.st_mode & 07777));
         lh_err_hint(err, "chmod 600 %s", path);
     }
-    close(fd);
-    if (rc != 0)
-        return rc;
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
 
-    /* Reading by path again is safe from a swap only in a directory the attacker cannot
-     * write; the checks above already require our own file, so parse it now. */
-    lh_toml *doc = NULL;
+/* Parse the checked file. Reading by path again is safe from a swap only in a directory
+ * the attacker cannot write; check_file already requires our own file. No error quotes
+ * the file's text. */
+static int
+parse_file(const char *path, lh_toml **doc, lh_err *err)
+{
     lh_err perr;
     lh_err_clear(&perr);
-    if (lh_toml_parse_file(path, &doc, &perr) != 0) {
-        if (strcmp(perr.code, "invalid_toml") != 0) {
-            /* could not read it: the message names the file and the system error */
-            lh_err_set(err, perr.rc, 500, "secrets_file_unreadable", "could not read secrets file");
-            lh_err_detail(err, "%s", perr.message);
-            return perr.rc;
-        }
-        /* The parser's description can quote the text where it stopped (an unquoted
-         * value, a pasted secret read as a key), so keep only "path:line:col". */
-        int line = 0, col = 0;
-        size_t n = strlen(path);
-        lh_err_set(err, LH_EINVAL, 500, "secrets_file_invalid", "secrets file is not valid TOML");
-        if (strncmp(perr.message, path, n) == 0 &&
-            sscanf(perr.message + n, ":%d:%d:", &line, &col) == 2)
-            lh_err_detail(err, "%s:%d:%d", path, line, col);
-        else
-            lh_err_detail(err, "%s", path);
-        lh_err_hint(err, "fix the TOML syntax at that line and column (the parser's description "
-                         "is not shown because it could quote a secret)");
-        return LH_EINVAL;
+    if (lh_toml_parse_file(path, doc, &perr) == 0)
+        return 0;
+    if (strcmp(perr.code, "invalid_toml") != 0) {
+        /* could not read it: the message names the file and the system error */
+        lh_err_set(err, perr.rc, 500, "secrets_file_unreadable", "could not read secrets file");
+        lh_err_detail(err, "%s", perr.message);
+        return perr.rc;
     }
+    /* The parser's description can quote the text where it stopped (an unquoted value, a
+     * pasted secret read as a key), so keep only "path:line:col". */
+    int line = 0, col = 0;
+    size_t n = strlen(path);
+    lh_err_set(err, LH_EINVAL, 500, "secrets_file_invalid", "secrets file is not valid TOML");
+    if (strncmp(perr.message, path, n) == 0 &&
+        sscanf(perr.message + n, ":%d:%d:", &line, &col) == 2)
+        lh_err_detail(err, "%s:%d:%d", path, line, col);
+    else
+        lh_err_detail(err, "%s", path);
+    lh_err_hint(err, "fix the TOML syntax at that line and column (the parser's description "
+                     "is not shown because it could quote a secret)");
+    return LH_EINVAL;
+}
+
+int
+lh_secrets_open(const char *path, lh_secrets **out, lh_err *err)
+{
+    lh_toml *doc = NULL;
+    int rc = 0;
+    if ((rc = check_file(path, err)) != 0 || (rc = parse_file(path, &doc, err)) != 0)
+        return rc;
     lh_secrets *s = lh_calloc(1, sizeof *s);
     s->doc = doc;
     *out = s;

@@ -727,6 +727,40 @@ parse_header(parser *p, lh_toml *root, lh_toml **current)
     return expect_eol(p);
 }
 
+/* key = value, into the current table. */
+static int
+parse_keyval(parser *p, lh_toml *current)
+{
+    int line = p->line, col = p->col;
+    char *key = NULL;
+    lh_toml *value = NULL;
+    int rc = 0;
+    if ((rc = parse_key(p, &key)) != 0)
+        goto out;
+    skip_ws(p);
+    if (peek(p) != '=') {
+        rc = FAIL(p, "expected '=' after key '%s'", key);
+        goto out;
+    }
+    advance(p);
+    skip_ws(p);
+    lh_toml *dup = lh_toml_get(current, key);
+    if (dup) {
+        rc = fail_at(p, line, col, "duplicate key '%s' (first set at line %d)", key, dup->line);
+        goto out;
+    }
+    if ((rc = parse_value(p, &value)) != 0)
+        goto out;
+    value->line = line;
+    value->col = col;
+    container_push(current, key, value);
+    key = NULL;
+    rc = expect_eol(p);
+out:
+    free(key);
+    return rc;
+}
+
 int
 lh_toml_parse(const char *text, size_t len, const char *path, lh_toml **out, lh_err *err)
 {
@@ -744,35 +778,7 @@ lh_toml_parse(const char *text, size_t len, const char *path, lh_toml **out, lh_
         int c = peek(&p);
         if (c == -1)
             break;
-        if (c == '[') {
-            rc = parse_header(&p, root, &current);
-        } else {
-            int line = p.line, col = p.col;
-            char *key = NULL;
-            rc = parse_key(&p, &key);
-            if (rc == 0) {
-                skip_ws(&p);
-                if (peek(&p) != '=') {
-                    rc = FAIL(&p, "expected '=' after key '%s'", key);
-                } else {
-                    advance(&p);
-                    skip_ws(&p);
-                    lh_toml *value = NULL;
-                    lh_toml *dup = lh_toml_get(current, key);
-                    if (dup) {
-                        rc = fail_at(&p, line, col, "duplicate key '%s' (first set at line %d)", key,
-                                     dup->line);
-                    } else if ((rc = parse_value(&p, &value)) == 0) {
-                        value->line = line;
-                        value->col = col;
-                        container_push(current, key, value);
-                        key = NULL;
-                        rc = expect_eol(&p);
-                    }
-                }
-                free(key);
-            }
-        }
+        rc = c == '[' ? parse_header(&p, root, &current) : parse_keyval(&p, current);
         if (rc != 0) {
             lh_toml_free(root);
             return rc;
@@ -785,19 +791,22 @@ lh_toml_parse(const char *text, size_t len, const char *path, lh_toml **out, lh_
 int
 lh_toml_parse_file(const char *path, lh_toml **out, lh_err *err)
 {
+    char *text = NULL;
+    int rc = 0;
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not block us */
     if (fd < 0) {
         int e = errno;
-        return lh_err_set(err, e == ENOENT ? LH_ENOTFOUND : LH_EIO, 0, "config_unreadable",
-                          "%s: cannot open: %s", path, strerror(e));
+        rc = lh_err_set(err, e == ENOENT ? LH_ENOTFOUND : LH_EIO, 0, "config_unreadable",
+                        "%s: cannot open: %s", path, strerror(e));
+        goto out;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)TOML_MAX_FILE) {
-        close(fd);
-        return lh_err_set(err, LH_EINVAL, 0, "config_unreadable",
-                          "%s: not a regular file of at most %u bytes", path, TOML_MAX_FILE);
+        rc = lh_err_set(err, LH_EINVAL, 0, "config_unreadable",
+                        "%s: not a regular file of at most %u bytes", path, TOML_MAX_FILE);
+        goto out;
     }
-    char *text = lh_malloc((size_t)st.st_size + 1);
+    text = lh_malloc((size_t)st.st_size + 1);
     size_t got = 0;
     while (got < (size_t)st.st_size) {
         ssize_t r = read(fd, text + got, (size_t)st.st_size - got);
@@ -807,8 +816,10 @@ lh_toml_parse_file(const char *path, lh_toml **out, lh_err *err)
             break;
         got += (size_t)r;
     }
-    close(fd);
-    int rc = lh_toml_parse(text, got, path, out, err);
+    rc = lh_toml_parse(text, got, path, out, err);
+out:
     free(text);
+    if (fd >= 0)
+        close(fd);
     return rc;
 }

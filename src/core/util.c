@@ -1,7 +1,7 @@
 /*
  * util.c — allocation wrappers, clocks, randomness, hashing and name checks.
  */
-#include "core.h"
+#include "core_int.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -67,19 +67,39 @@ lh_strndup(const char *s, size_t n)
     return d;
 }
 
+size_t
+lh_core__vformat(char *(*reserve)(void *ctx, size_t size), void *ctx, const char *fmt,
+                 va_list ap)
+{
+    va_list measure;
+    va_copy(measure, ap);
+    int n = vsnprintf(NULL, 0, fmt, measure);
+    va_end(measure);
+    if (n < 0)
+        n = 0;
+    char *s = reserve(ctx, (size_t)n + 1);
+    s[0] = '\0'; /* a format that fails may write nothing */
+    if (n > 0)
+        vsnprintf(s, (size_t)n + 1, fmt, ap);
+    return (size_t)n;
+}
+
+static char *
+reserve_heap(void *ctx, size_t size)
+{
+    char **s = ctx;
+    *s = lh_malloc(size);
+    return *s;
+}
+
 char *
 lh_sprintf(const char *fmt, ...)
 {
-    va_list ap, ap2;
+    char *s = NULL;
+    va_list ap;
     va_start(ap, fmt);
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    lh_core__vformat(reserve_heap, &s, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        n = 0;
-    char *s = lh_malloc((size_t)n + 1);
-    vsnprintf(s, (size_t)n + 1, fmt, ap2);
-    va_end(ap2);
     return s;
 }
 

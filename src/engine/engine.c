@@ -109,19 +109,18 @@ static int
 sandbox(lh_engine *eng, const lh_engine_opts *opts, lh_err *err)
 {
     duckdb_connection con = NULL;
-    if (duckdb_connect(eng->db, &con) == DuckDBError)
-        return engine_error(err, "connect to", NULL);
     lh_buf dirs;
     lh_buf_init(&dirs);
+    int rc = 0;
+    if (duckdb_connect(eng->db, &con) == DuckDBError) {
+        rc = engine_error(err, "connect to", NULL);
+        goto out;
+    }
     lh_buf_puts(&dirs, "SET allowed_directories = [");
     for (const char *const *d = opts->allowed_dirs; d && *d; d++) {
-        lh_buf_puts(&dirs, d == opts->allowed_dirs ? "'" : ", '");
-        for (const char *c = *d; *c; c++) {
-            if (*c == '\'')
-                lh_buf_append(&dirs, "'", 1);
-            lh_buf_append(&dirs, c, 1);
-        }
-        lh_buf_puts(&dirs, "'");
+        if (d != opts->allowed_dirs)
+            lh_buf_puts(&dirs, ", ");
+        lh_sql_quote(&dirs, *d);
     }
     lh_buf_puts(&dirs, "]");
     const char *steps[] = {dirs.data,
@@ -134,13 +133,15 @@ sandbox(lh_engine *eng, const lh_engine_opts *opts, lh_err *err)
                            "SET parquet_metadata_cache = true",
                            "SET lock_configuration = true",
                            NULL};
-    int rc = 0;
-    for (int i = 0; steps[i] && rc == 0; i++) {
+    for (int i = 0; steps[i]; i++) {
         duckdb_result r;
         if (duckdb_query(con, steps[i], &r) == DuckDBError)
             rc = engine_error(err, "sandbox", duckdb_result_error(&r));
         duckdb_destroy_result(&r);
+        if (rc != 0)
+            goto out;
     }
+out:
     lh_buf_free(&dirs);
     duckdb_disconnect(&con);
     return rc;
@@ -149,12 +150,16 @@ sandbox(lh_engine *eng, const lh_engine_opts *opts, lh_err *err)
 int
 lh_engine_open(const lh_engine_opts *opts, lh_engine **out, lh_err *err)
 {
+    static pthread_once_t decay_once = PTHREAD_ONCE_INIT;
     duckdb_config config = NULL;
     char *open_msg = NULL;
-    static pthread_once_t decay_once = PTHREAD_ONCE_INIT;
+    lh_engine *eng = NULL;
+    int rc = 0;
     pthread_once(&decay_once, allocator_decay_once);
-    if (duckdb_create_config(&config) == DuckDBError)
-        return engine_error(err, "configure", NULL);
+    if (duckdb_create_config(&config) == DuckDBError) {
+        rc = engine_error(err, "configure", NULL);
+        goto out;
+    }
     duckdb_set_config(config, "allocator_background_threads", "true");
     if (opts->threads > 0) {
         char value[16];
@@ -163,7 +168,7 @@ lh_engine_open(const lh_engine_opts *opts, lh_engine **out, lh_err *err)
     }
     if (opts->memory_limit && opts->memory_limit[0])
         duckdb_set_config(config, "memory_limit", opts->memory_limit);
-    lh_engine *eng = lh_calloc(1, sizeof *eng);
+    eng = lh_calloc(1, sizeof *eng);
     atomic_init(&eng->catalog_generation, 0);
     pthread_mutex_init(&eng->watch_lock, NULL);
     pthread_mutex_init(&eng->writers_lock, NULL);
@@ -171,21 +176,23 @@ lh_engine_open(const lh_engine_opts *opts, lh_engine **out, lh_err *err)
     pthread_mutex_init(&eng->stop_lock, NULL);
     pthread_cond_init(&eng->stop_cond, NULL);
     if (duckdb_open_ext(opts->path, &eng->db, config, &open_msg) == DuckDBError) {
-        engine_error(err, "open", open_msg);
-        duckdb_free(open_msg);
-        duckdb_destroy_config(&config);
-        lh_engine_close(eng);
-        return LH_EIO;
+        rc = engine_error(err, "open", open_msg);
+        goto out;
     }
-    duckdb_destroy_config(&config);
-    int rc = sandbox(eng, opts, err);
-    if (rc == 0 && pthread_create(&eng->watchdog, NULL, watchdog_main, eng) != 0)
+    if ((rc = sandbox(eng, opts, err)) != 0)
+        goto out;
+    if (pthread_create(&eng->watchdog, NULL, watchdog_main, eng) != 0) {
         rc = engine_error(err, "start", "could not start the query watchdog");
+        goto out;
+    }
+    eng->watchdog_started = true;
+out:
+    duckdb_free(open_msg);
+    duckdb_destroy_config(&config);
     if (rc != 0) {
         lh_engine_close(eng);
         return rc;
     }
-    eng->watchdog_started = true;
     *out = eng;
     return 0;
 }
@@ -224,15 +231,20 @@ lh_engine_ping(lh_engine *eng, lh_err *err)
 {
     duckdb_connection con = NULL;
     duckdb_result result;
-    if (duckdb_connect(eng->db, &con) == DuckDBError)
-        return engine_error(err, "connect to", NULL);
+    bool have_result = false;
     int rc = 0;
-    if (duckdb_query(con, "SELECT 40 + 2", &result) == DuckDBError) {
-        rc = engine_error(err, "query", duckdb_result_error(&result));
-    } else if (duckdb_value_int64(&result, 0, 0) != 42) {
-        rc = engine_error(err, "verify", "SELECT 40 + 2 did not return 42");
+    if (duckdb_connect(eng->db, &con) == DuckDBError) {
+        rc = engine_error(err, "connect to", NULL);
+        goto out;
     }
-    duckdb_destroy_result(&result);
+    have_result = true;
+    if (duckdb_query(con, "SELECT 40 + 2", &result) == DuckDBError)
+        rc = engine_error(err, "query", duckdb_result_error(&result));
+    else if (duckdb_value_int64(&result, 0, 0) != 42)
+        rc = engine_error(err, "verify", "SELECT 40 + 2 did not return 42");
+out:
+    if (have_result)
+        duckdb_destroy_result(&result);
     duckdb_disconnect(&con);
     return rc;
 }
@@ -313,13 +325,18 @@ static int
 exec_internal(lh_engine *eng, const char *sql, int64_t *changed, lh_err *err)
 {
     duckdb_connection con = NULL;
-    if (duckdb_connect(eng->db, &con) == DuckDBError)
-        return engine_error(err, "connect to", NULL);
     duckdb_result r;
     bool have = false;
-    int rc = run_one(con, sql, &r, &have, err);
-    if (rc == 0 && changed)
+    int rc = 0;
+    if (duckdb_connect(eng->db, &con) == DuckDBError) {
+        rc = engine_error(err, "connect to", NULL);
+        goto out;
+    }
+    if ((rc = run_one(con, sql, &r, &have, err)) != 0)
+        goto out;
+    if (changed)
         *changed = (int64_t)duckdb_rows_changed(&r);
+out:
     if (have)
         duckdb_destroy_result(&r);
     duckdb_disconnect(&con);
@@ -340,25 +357,24 @@ lh_engine_rows(lh_engine *eng, const char *sql, json_t **out, lh_err *err)
 {
     char *wrapped = lh_sprintf("SELECT CAST(to_json(lh_r) AS VARCHAR) FROM (\n%s\n) AS lh_r", sql);
     duckdb_connection con = NULL;
-    int rc = 0;
-    if (duckdb_connect(eng->db, &con) == DuckDBError) {
-        free(wrapped);
-        return engine_error(err, "connect to", NULL);
-    }
     duckdb_result r;
     bool have = false;
     json_t *rows = json_array();
-    if ((rc = run_one(con, wrapped, &r, &have, err)) != 0) {
-        /* err is set */
-    } else {
-        idx_t n = duckdb_row_count(&r);
-        for (idx_t i = 0; i < n; i++) {
-            char *text = duckdb_value_varchar(&r, 0, i);
-            json_t *row = text ? json_loads(text, 0, NULL) : NULL;
-            duckdb_free(text);
-            json_array_append_new(rows, row ? row : json_null());
-        }
+    int rc = 0;
+    if (duckdb_connect(eng->db, &con) == DuckDBError) {
+        rc = engine_error(err, "connect to", NULL);
+        goto out;
     }
+    if ((rc = run_one(con, wrapped, &r, &have, err)) != 0)
+        goto out;
+    idx_t n = duckdb_row_count(&r);
+    for (idx_t i = 0; i < n; i++) {
+        char *text = duckdb_value_varchar(&r, 0, i);
+        json_t *row = text ? json_loads(text, 0, NULL) : NULL;
+        duckdb_free(text);
+        json_array_append_new(rows, row ? row : json_null());
+    }
+out:
     if (have)
         duckdb_destroy_result(&r);
     duckdb_disconnect(&con);
@@ -446,8 +462,10 @@ lh_engine_exec_watch(lh_engine *eng, const char *sql, int64_t *changed, lh_progr
     duckdb_result r;
     bool have_result = false;
     int rc = 0;
-    if (duckdb_connect(eng->db, &con) == DuckDBError)
-        return engine_error(err, "connect to", NULL);
+    if (duckdb_connect(eng->db, &con) == DuckDBError) {
+        rc = engine_error(err, "connect to", NULL);
+        goto out;
+    }
     if (duckdb_prepare(con, sql, &prep) == DuckDBError) {
         lh_err_set(err, LH_EINVAL, 400, "invalid_data", "the data could not be read");
         lh_err_detail(err, "%s", duckdb_prepare_error(prep));

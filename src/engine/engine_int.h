@@ -6,11 +6,11 @@
 
 #include "engine/engine.h"
 
-typedef struct lh_pooled lh_pooled;
-
 #include <duckdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+
+typedef struct lh_pooled lh_pooled;
 
 struct lh_engine {
     duckdb_database db;
@@ -44,6 +44,83 @@ void lh_engine__watchdog_wake(lh_engine *eng);
 /* Translate the error of a failed internal statement (classified: bad data is a 400, not
  * a 500). Returns err's code. */
 int lh_engine__internal_error(lh_err *err, duckdb_result *r);
+
+/* ---- user queries (query.c, query_admit.c, query_render.c, query_scan.c) -------------- */
+
+/* One running user query: its connection, streaming result and rendering state. Owned by
+ * one thread at a time; the watchdog reads deadline_mono_us, con, out_path and max_bytes
+ * and sets too_large, under watch_lock while the query is watched. */
+struct lh_query {
+    lh_engine *eng;
+    duckdb_connection con;
+    lh_pooled *pooled; /* con comes from the engine's pool (else it is the query's own) */
+    bool unpoolable;   /* the query may have left state on con: close it, do not pool it */
+    duckdb_result result;
+    bool has_result;
+    duckdb_data_chunk chunk; /* the chunk being rendered, or NULL */
+    idx_t chunk_row;
+    lh_query_format format;
+    int64_t limit, rows;
+    bool truncated, done, header_sent, footer_sent, failed;
+    size_t n_cols;
+    char **col_names;
+    char **col_types;
+    /* JSON/NDJSON rendered here from typed vectors instead of by to_json (see
+     * native_type); then col_kinds holds each column's type and col_keys its
+     * '"name":' text */
+    bool native;
+    duckdb_type *col_kinds;
+    char **col_keys;
+    lh_buf pending; /* rendered bytes not yet handed out */
+    int64_t max_bytes, sent_bytes;
+    int64_t deadline_mono_us;
+    struct lh_query *watch_next; /* engine's list of running queries */
+    bool watched;
+    const char *out_path;  /* a Parquet result being written: watched for its size */
+    atomic_bool too_large; /* the watchdog stopped it for growing past max_bytes */
+};
+
+/* A new query on no connection yet, with its deadline (0: none) and max_bytes (<= 0:
+ * none). Returns new (lh_query_free). */
+lh_query *lh_engine__query_new(lh_engine *eng, int64_t deadline_mono_us, int64_t max_bytes);
+/* The deadline of a time limit starting now (timeout_ms <= 0: none, 0). */
+static inline int64_t
+lh_engine__deadline(int64_t timeout_ms)
+{
+    return timeout_ms > 0 ? lh_mono_us() + timeout_ms * 1000 : 0;
+}
+
+/* query_admit.c: the one place DuckDB errors become lh_err for user SQL. */
+int lh_engine__sql_error(lh_err *err, duckdb_error_type type, const char *message);
+/* The type of a prepare error, which DuckDB gives as a message prefix only. */
+duckdb_error_type lh_engine__prepare_error_type(const char *message);
+/* The error of the user's statement inside one of our wrappers (it was admitted on its
+ * own): as lh_engine__sql_error, except that a parser error means a SELECT that does not
+ * stand as a subquery (a PRAGMA or SHOW in disguise). */
+int lh_engine__wrapped_error(lh_err *err, duckdb_error_type type, const char *message);
+/* Fill q's column names and types from prep's columns past its first `first`. */
+void lh_engine__describe_columns(lh_query *q, duckdb_prepared_statement prep, size_t first);
+/* Check sql is one SELECT on q's connection; fill the column names and types from its
+ * prepared form, which goes to *keep (new) when keep is given, else is released. */
+int lh_engine__admit(lh_query *q, const char *sql, duckdb_prepared_statement *keep,
+                     lh_err *err);
+/* The statement without trailing blanks, comments and semicolons (new). */
+char *lh_engine__trim_sql(const char *sql);
+/* Add q to / remove it from the watchdog's list (unwatch accepts an unwatched q). */
+void lh_engine__watch(lh_engine *eng, lh_query *q);
+void lh_engine__unwatch(lh_engine *eng, lh_query *q);
+
+/* query_render.c: rendering rows into q->pending. */
+/* Whether prep's columns can all be rendered natively; fills col_kinds and col_keys when
+ * so. */
+bool lh_engine__native_prepare(lh_query *q, duckdb_prepared_statement prep);
+void lh_engine__render_header(lh_query *q);
+/* error: the failure that ended the stream, or NULL. */
+void lh_engine__render_footer(lh_query *q, const lh_err *error);
+/* Fill q->pending with up to about `want` bytes, fetching chunks as needed. */
+int lh_engine__produce(lh_query *q, size_t want, lh_err *err);
+/* 413 result_too_large for q's byte limit. Returns err's code. */
+int lh_engine__too_large(const lh_query *q, lh_err *err);
 
 /* ---- pool.c: connections for user queries and their prepared statements ---------- */
 

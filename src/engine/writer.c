@@ -145,31 +145,10 @@ register_scan(lh_engine *eng, duckdb_connection con, lh_err *err)
 
 /* ---- writers ------------------------------------------------------------------------------ */
 
-int
-lh_writer_open(lh_engine *eng, const char *columns, lh_writer **out, lh_err *err)
+/* Column names and types of the rows to write, from the table's prepared SELECT. */
+static void
+describe_rows(lh_writer *w, duckdb_prepared_statement prep)
 {
-    lh_writer *w = lh_calloc(1, sizeof *w);
-    w->eng = eng;
-    int rc = 0;
-    duckdb_prepared_statement prep = NULL;
-    if (duckdb_connect(eng->db, &w->con) == DuckDBError) {
-        rc = writer_error(err, "connect to the engine", NULL);
-        goto fail;
-    }
-    /* the column definitions resolved by DuckDB: a temporary table's shape (it holds no
-     * rows; the rows stay in our chunks) */
-    char *sql = lh_sprintf("CREATE TEMP TABLE lh_writer_rows (%s)", columns);
-    duckdb_result r;
-    if (duckdb_query(w->con, sql, &r) == DuckDBError)
-        rc = writer_error(err, "create a table to write", duckdb_result_error(&r));
-    duckdb_destroy_result(&r);
-    free(sql);
-    if (rc != 0)
-        goto fail;
-    if (duckdb_prepare(w->con, "SELECT * FROM lh_writer_rows", &prep) == DuckDBError) {
-        rc = writer_error(err, "describe the rows to write", duckdb_prepare_error(prep));
-        goto fail;
-    }
     w->n_cols = (size_t)duckdb_prepared_statement_column_count(prep);
     w->names = lh_calloc(w->n_cols, sizeof *w->names);
     w->types = lh_calloc(w->n_cols, sizeof *w->types);
@@ -185,10 +164,14 @@ lh_writer_open(lh_engine *eng, const char *columns, lh_writer **out, lh_err *err
         if (w->ids[i] == DUCKDB_TYPE_DECIMAL)
             w->ids[i] = duckdb_decimal_internal_type(w->types[i]);
     }
-    w->cap = (size_t)duckdb_vector_size();
-    new_chunk(w);
+}
+
+/* Give w an id and add it to the engine's open writers, where lh_writer_scan finds it. */
+static int
+add_writer(lh_engine *eng, lh_writer *w, lh_err *err)
+{
     pthread_mutex_lock(&eng->writers_lock);
-    rc = register_scan(eng, w->con, err);
+    int rc = register_scan(eng, w->con, err);
     if (rc == 0) {
         /* an id SQL cannot guess: only the writer's own COPY names it */
         for (bool taken = true; taken;) {
@@ -201,15 +184,50 @@ lh_writer_open(lh_engine *eng, const char *columns, lh_writer **out, lh_err *err
         eng->writers = w;
     }
     pthread_mutex_unlock(&eng->writers_lock);
-    if (rc != 0)
-        goto fail;
+    return rc;
+}
+
+int
+lh_writer_open(lh_engine *eng, const char *columns, lh_writer **out, lh_err *err)
+{
+    lh_writer *w = lh_calloc(1, sizeof *w);
+    w->eng = eng;
+    char *sql = NULL;
+    duckdb_result r;
+    bool have_result = false;
+    duckdb_prepared_statement prep = NULL;
+    int rc = 0;
+    if (duckdb_connect(eng->db, &w->con) == DuckDBError) {
+        rc = writer_error(err, "connect to the engine", NULL);
+        goto out;
+    }
+    /* the column definitions resolved by DuckDB: a temporary table's shape (it holds no
+     * rows; the rows stay in our chunks) */
+    sql = lh_sprintf("CREATE TEMP TABLE lh_writer_rows (%s)", columns);
+    have_result = true;
+    if (duckdb_query(w->con, sql, &r) == DuckDBError) {
+        rc = writer_error(err, "create a table to write", duckdb_result_error(&r));
+        goto out;
+    }
+    if (duckdb_prepare(w->con, "SELECT * FROM lh_writer_rows", &prep) == DuckDBError) {
+        rc = writer_error(err, "describe the rows to write", duckdb_prepare_error(prep));
+        goto out;
+    }
+    describe_rows(w, prep);
+    w->cap = (size_t)duckdb_vector_size();
+    new_chunk(w);
+    rc = add_writer(eng, w, err);
+out:
     duckdb_destroy_prepare(&prep);
+    if (have_result)
+        duckdb_destroy_result(&r);
+    free(sql);
+    if (rc != 0) {
+        lh_writer_free(w);
+        return rc;
+    }
     *out = w;
     return 0;
-fail:
-    duckdb_destroy_prepare(&prep);
-    lh_writer_free(w);
-    return rc;
 }
 
 void
@@ -380,12 +398,15 @@ lh_writer_finish_as(lh_writer *w, const char *select_list, const char *path,
     lh_buf_puts(&sql, opts->preserve_order ? ")" : ", PRESERVE_ORDER false)");
     duckdb_result r;
     int rc = 0;
-    if (duckdb_query(w->con, sql.data, &r) == DuckDBError)
+    if (duckdb_query(w->con, sql.data, &r) == DuckDBError) {
         rc = lh_engine__internal_error(err, &r);
+        goto out;
+    }
+    if (rows)
+        *rows = w->rows;
+out:
     duckdb_destroy_result(&r);
     lh_buf_free(&sql);
-    if (rc == 0 && rows)
-        *rows = w->rows;
     return rc;
 }
 

@@ -7,10 +7,14 @@
  * Eviction removes the least recently used unpinned copies once the total exceeds
  * max_bytes; pinned copies (files a live dataset view reads) are never removed.
  * One mutex guards the index; downloads run outside it.
+ *
+ * Also here: the local folders the query engines may read (lh_buckets_local_dirs), the
+ * cache's among them.
  */
 #include "storage/storage_int.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -229,4 +233,100 @@ lh_cache_stats_json(lh_cache *c)
                           (json_int_t)c->evictions);
     pthread_mutex_unlock(&c->lock);
     return j;
+}
+
+/* ---- the query engines' sandboxes ------------------------------------------------------ */
+
+/* The bucket folders an engine may read, by layout prefix: user SQL reads the first
+ * three, lakehouse's own statements all. */
+static const struct {
+    const char *prefix;
+    bool user;
+} readable_prefixes[] = {
+    {LH_LAYOUT_DATASETS, true}, {LH_LAYOUT_JOURNAL, true}, {LH_LAYOUT_TRIALS, true},
+    {LH_LAYOUT_VECTORS, false}, {LH_LAYOUT_EVALS, false},
+};
+#define N_READABLE (sizeof readable_prefixes / sizeof readable_prefixes[0])
+
+/* The folder of a layout prefix ("datasets/") in an fs store, ending in '/' (new), or
+ * NULL for other backends. */
+static char *
+fs_folder(lh_store *store, const char *prefix)
+{
+    char *key = lh_strndup(prefix, strlen(prefix) - 1); /* a key has no trailing '/' */
+    char *path = lh_store_fs_path(store, key);
+    char *folder = path ? lh_sprintf("%s/", path) : NULL;
+    free(path);
+    free(key);
+    return folder;
+}
+
+static void
+readable_lists(lh_buckets *b, lh_local_dirs *d)
+{
+    size_t n_buckets = lh_buckets_count(b), n_user = 0, n_internal = 0;
+    d->user_readable = lh_calloc(N_READABLE * n_buckets + 3, sizeof *d->user_readable);
+    d->internal_readable = lh_calloc(N_READABLE * n_buckets + 3, sizeof *d->internal_readable);
+    for (size_t i = 0; i < n_buckets; i++) {
+        lh_store *store = lh_buckets_get(b, lh_buckets_name_at(b, i), NULL);
+        for (size_t k = 0; store && k < N_READABLE; k++) {
+            char *folder = fs_folder(store, readable_prefixes[k].prefix);
+            if (folder == NULL)
+                continue;
+            if (readable_prefixes[k].user)
+                d->user_readable[n_user++] = lh_strdup(folder);
+            d->internal_readable[n_internal++] = folder;
+        }
+    }
+    d->user_readable[n_user++] = lh_sprintf("%s/", d->objects_dir);
+    d->user_readable[n_user++] = lh_sprintf("%s/", d->results_dir);
+    d->internal_readable[n_internal++] = lh_sprintf("%s/", d->objects_dir);
+    d->internal_readable[n_internal++] = lh_sprintf("%s/", d->work_dir);
+}
+
+int
+lh_buckets_local_dirs(lh_buckets *b, const char *data_dir, lh_local_dirs *out, lh_err *err)
+{
+    char resolved[PATH_MAX];
+    char *cache_root = NULL;
+    lh_local_dirs d = {0};
+    int rc = 0;
+    /* with every bucket remote, nothing else creates the data dir */
+    if ((rc = lh_mkdirs(data_dir, err)) != 0)
+        goto out;
+    if (realpath(data_dir, resolved) == NULL) {
+        rc = lh_err_set(err, LH_EIO, 500, "data_dir_unusable", "cannot resolve data_dir %s",
+                        data_dir);
+        lh_err_detail(err, "%s", strerror(errno));
+        goto out;
+    }
+    cache_root = lh_sprintf("%s/cache", resolved);
+    d.objects_dir = lh_sprintf("%s/objects", cache_root);
+    d.results_dir = lh_sprintf("%s/results", cache_root);
+    d.work_dir = lh_sprintf("%s/work", resolved);
+    mkdir(cache_root, 0700);
+    mkdir(d.results_dir, 0700);
+    mkdir(d.work_dir, 0700);
+    readable_lists(b, &d);
+    *out = d;
+out:
+    free(cache_root);
+    return rc;
+}
+
+void
+lh_local_dirs_free(lh_local_dirs *d)
+{
+    if (d == NULL)
+        return;
+    for (size_t i = 0; d->user_readable && d->user_readable[i]; i++)
+        free(d->user_readable[i]);
+    for (size_t i = 0; d->internal_readable && d->internal_readable[i]; i++)
+        free(d->internal_readable[i]);
+    free(d->user_readable);
+    free(d->internal_readable);
+    free(d->objects_dir);
+    free(d->results_dir);
+    free(d->work_dir);
+    memset(d, 0, sizeof *d);
 }

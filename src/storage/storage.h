@@ -189,6 +189,32 @@ json_t *lh_cache_stats_json(lh_cache *c);
 /* fs stores: the object's path on disk (new) or NULL for other backends. */
 char *lh_store_fs_path(lh_store *s, const char *key);
 
+/* The server's local folders under the data dir, and the sandboxes of its two query
+ * engines: the folders each may read (lh_engine_opts.allowed_dirs). */
+typedef struct lh_local_dirs {
+    char *objects_dir; /* {data_dir}/cache/objects: copies of remote objects (lh_cache) */
+    char *results_dir; /* {data_dir}/cache/results: Parquet answers on their way out */
+    char *work_dir;    /* {data_dir}/work: uploads arriving and being converted */
+    /* NULL-terminated lists of absolute folders, each ending in '/'.
+     *   user:     for user SQL — in every fs bucket its datasets, events journal (the
+     *             _events view) and HNSW trial journal (_hnsw_trials); objects_dir and
+     *             results_dir.
+     *   internal: for lakehouse's own statements — the same bucket folders plus vector
+     *             indexes' embeddings and eval sets (which user SQL never sees: an index
+     *             may be over a dataset the caller cannot read); objects_dir and
+     *             work_dir (which user SQL must never see either).
+     * Neither holds the data dir itself (admin token, journals). */
+    char **user_readable;
+    char **internal_readable;
+} lh_local_dirs;
+/* Create data_dir and the folders above in it (objects_dir is lh_cache_new's to make),
+ * resolve it to an absolute path and fill *out for the buckets open now (profile buckets
+ * made later are not included). *out is written only on success; free it with
+ * lh_local_dirs_free. Errors: the data dir cannot be created (lh_mkdirs) or resolved. */
+int lh_buckets_local_dirs(lh_buckets *b, const char *data_dir, lh_local_dirs *out,
+                          lh_err *err);
+void lh_local_dirs_free(lh_local_dirs *d); /* accepts NULL and a zeroed struct */
+
 /* Reads with rescue fallback: when the target is unreachable (LH_EUNAVAIL) and a rescue
  * bucket exists, the same key is read from it and *rescue_used is set. */
 int lh_buckets_get_object(lh_buckets *b, const char *bucket, const char *key, int64_t offset,

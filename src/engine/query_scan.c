@@ -1,0 +1,149 @@
+/*
+ * query_scan.c — typed rows into C: a SELECT's rows handed to a callback one DuckDB chunk
+ * at a time (lh_engine_scan), with accessors that read values straight from the chunk's
+ * vectors. For callers that need values, not rendered text (vectors, ids).
+ *
+ * The SELECT is admitted like user SQL (query_admit.c) and runs on a connection of its
+ * own under the same watchdog time limit. A batch belongs to the scanning thread and is
+ * valid during the callback only.
+ */
+#include "engine/engine_int.h"
+
+#include <assert.h>
+#include <stdint.h>
+
+#define BATCH_MAX_COLS 16
+
+struct lh_batch {
+    duckdb_data_chunk chunk;
+    size_t n_rows;
+    /* per column, looked up once: the type, and an ARRAY's fixed size + 1 (1: a list) */
+    duckdb_type type[BATCH_MAX_COLS];
+    size_t array_size[BATCH_MAX_COLS];
+};
+
+size_t
+lh_batch_rows(const lh_batch *b)
+{
+    return b->n_rows;
+}
+
+static bool
+batch_valid(duckdb_vector v, size_t row)
+{
+    uint64_t *valid = duckdb_vector_get_validity(v);
+    return valid == NULL || duckdb_validity_row_is_valid(valid, row);
+}
+
+const char *
+lh_batch_str(const lh_batch *b, size_t col, size_t row, size_t *len)
+{
+    duckdb_vector v = duckdb_data_chunk_get_vector(b->chunk, col);
+    if (!batch_valid(v, row))
+        return NULL;
+    duckdb_string_t *s = (duckdb_string_t *)duckdb_vector_get_data(v) + row;
+    *len = duckdb_string_t_length(*s);
+    return duckdb_string_t_data(s);
+}
+
+/* Column col's type (and an ARRAY's size), looked up on first use: a lookup allocates,
+ * and readers call the accessors for every row. */
+static duckdb_type
+batch_type(const lh_batch *b, size_t col, duckdb_vector v)
+{
+    assert(col < BATCH_MAX_COLS);
+    lh_batch *mut = (lh_batch *)b; /* the lookup cache only */
+    if (mut->array_size[col] == 0) {
+        duckdb_logical_type t = duckdb_vector_get_column_type(v);
+        mut->type[col] = duckdb_get_type_id(t);
+        mut->array_size[col] = mut->type[col] == DUCKDB_TYPE_ARRAY
+                                   ? (size_t)duckdb_array_type_array_size(t) + 1
+                                   : 1;
+        duckdb_destroy_logical_type(&t);
+    }
+    return mut->type[col];
+}
+
+bool
+lh_batch_int(const lh_batch *b, size_t col, size_t row, int64_t *out)
+{
+    duckdb_vector v = duckdb_data_chunk_get_vector(b->chunk, col);
+    if (!batch_valid(v, row))
+        return false;
+    void *data = duckdb_vector_get_data(v);
+    switch (batch_type(b, col, v)) {
+    case DUCKDB_TYPE_INTEGER: *out = ((int32_t *)data)[row]; return true;
+    case DUCKDB_TYPE_BIGINT: *out = ((int64_t *)data)[row]; return true;
+    case DUCKDB_TYPE_SMALLINT: *out = ((int16_t *)data)[row]; return true;
+    default: assert(!"lh_batch_int on a column that is not an integer"); return false;
+    }
+}
+
+/* The element data of a list or array value (floats and ints are both 4 bytes). */
+static const void *
+batch_elements(const lh_batch *b, size_t col, size_t row, size_t *dim)
+{
+    duckdb_vector v = duckdb_data_chunk_get_vector(b->chunk, col);
+    if (!batch_valid(v, row))
+        return NULL;
+    if (batch_type(b, col, v) == DUCKDB_TYPE_ARRAY) {
+        size_t d = b->array_size[col] - 1;
+        *dim = d;
+        return (const uint32_t *)duckdb_vector_get_data(duckdb_array_vector_get_child(v)) + row * d;
+    }
+    duckdb_list_entry *e = (duckdb_list_entry *)duckdb_vector_get_data(v) + row;
+    *dim = (size_t)e->length;
+    return (const uint32_t *)duckdb_vector_get_data(duckdb_list_vector_get_child(v)) + e->offset;
+}
+
+const float *
+lh_batch_floats(const lh_batch *b, size_t col, size_t row, size_t *dim)
+{
+    return batch_elements(b, col, row, dim);
+}
+
+const int32_t *
+lh_batch_ints(const lh_batch *b, size_t col, size_t row, size_t *dim)
+{
+    return batch_elements(b, col, row, dim);
+}
+
+int
+lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, void *ctx, lh_err *err)
+{
+    lh_query *q = lh_engine__query_new(eng, lh_engine__deadline(opts->timeout_ms), 0);
+    duckdb_prepared_statement prep = NULL;
+    int rc = 0;
+    if (duckdb_connect(eng->db, &q->con) == DuckDBError) {
+        rc = lh_err_set(err, LH_EIO, 503, "engine_unavailable", "could not connect to the engine");
+        goto out;
+    }
+    lh_engine__watch(eng, q);
+    if ((rc = lh_engine__admit(q, opts->sql, &prep, err)) != 0)
+        goto out;
+    q->has_result = true;
+    if (duckdb_execute_prepared_streaming(prep, &q->result) == DuckDBError) {
+        rc = lh_engine__sql_error(err, duckdb_result_error_type(&q->result),
+                                  duckdb_result_error(&q->result));
+        goto out;
+    }
+    for (;;) {
+        lh_batch b = {.chunk = duckdb_fetch_chunk(q->result)};
+        if (b.chunk == NULL) {
+            const char *e = duckdb_result_error(&q->result);
+            if (e)
+                rc = lh_engine__sql_error(err, duckdb_result_error_type(&q->result), e);
+            break;
+        }
+        b.n_rows = (size_t)duckdb_data_chunk_get_size(b.chunk);
+        rc = fn(ctx, &b);
+        duckdb_destroy_data_chunk(&b.chunk);
+        if (rc != 0)
+            break;
+    }
+out:
+    duckdb_destroy_prepare(&prep);
+    lh_query_free(q);
+    return rc;
+}
+
