@@ -60,9 +60,9 @@ parse_point(const json_t *j, const char *what, lh_as_of *at, lh_err *err)
     const json_t *v = json_object_get(j, "version"), *t = json_object_get(j, "timestamp");
     if (!json_is_object(j) || (v == NULL) == (t == NULL) || json_object_size(j) != 1 ||
         (v && (!json_is_integer(v) || json_integer_value(v) < 1)) || (t && !json_is_string(t)))
-        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                          "%s must be {\"version\": N} or {\"timestamp\": \"2026-03-01T09:00:00Z\"}",
-                          what);
+        return lh_err_set(
+            err, LH_EINVAL, 400, "invalid_parameter",
+            "%s must be {\"version\": N} or {\"timestamp\": \"2026-03-01T09:00:00Z\"}", what);
     at->version = v ? json_integer_value(v) : 0;
     at->timestamp = t ? json_string_value(t) : NULL;
     return 0;

@@ -153,8 +153,8 @@ int lh_catalog_manifest_at(lh_catalog *c, const char *name, const lh_as_of *at, 
  * or version_not_found (lh_catalog_manifest_at). Returns new (lh_catalog_as_of_free). */
 typedef struct lh_as_of_views lh_as_of_views;
 typedef bool (*lh_bucket_access_fn)(void *ctx, const char *bucket);
-int lh_catalog_as_of(lh_catalog *c, const json_t *as_of, const char *sql, lh_bucket_access_fn may_read,
-                     void *ctx, lh_as_of_views **out, lh_err *err);
+int lh_catalog_as_of(lh_catalog *c, const json_t *as_of, const char *sql,
+                     lh_bucket_access_fn may_read, void *ctx, lh_as_of_views **out, lh_err *err);
 /* The statements (*n of them); valid until lh_catalog_as_of_free. */
 const char *const *lh_as_of_views_sql(const lh_as_of_views *v, size_t *n);
 void lh_catalog_as_of_free(lh_as_of_views *v); /* accepts NULL; unpins the files */
