@@ -63,7 +63,7 @@ lh_catalog__dataset_free(lh_catalog *c, dataset *ds)
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
-/* lh_store_each: the newest manifest version of each dataset (latest: name -> N). */
+/* lh_catalog__each_object: the newest manifest version of each dataset (latest: name -> N). */
 static int
 note_latest(void *ctx, const lh_list_entry *e)
 {
@@ -80,12 +80,9 @@ static void
 load_bucket(lh_catalog *c, const char *bucket)
 {
     lh_err err;
-    lh_store *store = lh_buckets_get(c->buckets, bucket, &err);
-    if (store == NULL)
-        return;
     /* newest version per dataset name */
     json_t *latest = json_object();
-    if (lh_store_each(store, LH_LAYOUT_DATASETS, note_latest, latest, &err) != 0) {
+    if (lh_catalog__each_object(c, bucket, LH_LAYOUT_DATASETS, note_latest, latest, &err) != 0) {
         lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: cannot list bucket '%s': %s", bucket,
                err.message);
         c->load_errors++;

@@ -83,6 +83,11 @@ int lh_catalog__write_manifest(lh_catalog *c, const json_t *m, char **path_out, 
 int lh_catalog__rows_of_file(lh_catalog *c, const char *before, const char *path,
                              const char *after, json_t **rows, lh_err *err);
 
+/* ---- listing (sweep.c) ---- */
+/* lh_store_each through the bucket layer: a listing failure is also journaled. */
+int lh_catalog__each_object(lh_catalog *c, const char *bucket, const char *prefix,
+                            lh_store_each_fn fn, void *ctx, lh_err *err);
+
 /* ---- views (views.c) ---- */
 /* Local copies of m's files that hold rows (fs: in place; remote: cached and pinned),
  * NULL for the others; *out (new) is released with lh_catalog__unpin_paths. */
