@@ -53,70 +53,100 @@ static const char MANIFEST_COLUMNS[] =
     "file_rows: 'BIGINT', file_kind: 'VARCHAR', column_name: 'VARCHAR', column_type: 'VARCHAR', "
     "position: 'INTEGER'}";
 
-/* Write manifest m as a Parquet file in the work dir; *path_out is new. */
-int
-lh_catalog__write_manifest(lh_catalog *c, const json_t *m, char **path_out, lh_err *err)
+/* The manifest as JSON lines, one record a line, in the column layout above. */
+static void
+manifest_lines(const json_t *m, lh_buf *lines)
 {
-    lh_buf lines;
-    lh_buf_init(&lines);
     char *meta = json_dumps(json_object_get(m, "metadata"), JSON_COMPACT | JSON_SORT_KEYS);
     json_t *row_count = json_object_get(m, "row_count");
-    append_line(&lines, json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:O, s:I, s:s}", "record",
-                                  "dataset", "name", str_of(m, "name"), "version",
-                                  (json_int_t)int_of(m, "version"), "state", str_of(m, "state"),
-                                  "change", str_of(m, "change"), "created_at",
-                                  str_of(m, "created_at"), "created_by", str_of(m, "created_by"),
-                                  "row_count", row_count ? row_count : json_null(), "bytes",
-                                  (json_int_t)int_of(m, "bytes"), "metadata", meta ? meta : "{}"));
+    append_line(lines, json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:O, s:I, s:s}", "record",
+                                 "dataset", "name", str_of(m, "name"), "version",
+                                 (json_int_t)int_of(m, "version"), "state", str_of(m, "state"),
+                                 "change", str_of(m, "change"), "created_at",
+                                 str_of(m, "created_at"), "created_by", str_of(m, "created_by"),
+                                 "row_count", row_count ? row_count : json_null(), "bytes",
+                                 (json_int_t)int_of(m, "bytes"), "metadata", meta ? meta : "{}"));
     free(meta);
     size_t i;
     json_t *f;
     json_array_foreach(json_object_get(m, "files"), i, f)
     {
         json_t *rows = json_object_get(f, "rows");
-        append_line(&lines, json_pack("{s:s, s:s, s:I, s:O, s:s}", "record", "file", "path",
-                                      str_of(f, "path"), "file_bytes",
-                                      (json_int_t)int_of(f, "bytes"), "file_rows",
-                                      rows ? rows : json_null(), "file_kind", str_of(f, "kind")));
+        append_line(lines, json_pack("{s:s, s:s, s:I, s:O, s:s}", "record", "file", "path",
+                                     str_of(f, "path"), "file_bytes",
+                                     (json_int_t)int_of(f, "bytes"), "file_rows",
+                                     rows ? rows : json_null(), "file_kind", str_of(f, "kind")));
     }
     json_t *col;
     json_array_foreach(json_object_get(m, "columns"), i, col)
     {
-        append_line(&lines, json_pack("{s:s, s:s, s:s, s:I}", "record", "column", "column_name",
-                                      str_of(col, "name"), "column_type", str_of(col, "type"),
-                                      "position", (json_int_t)i));
+        append_line(lines, json_pack("{s:s, s:s, s:s, s:I}", "record", "column", "column_name",
+                                     str_of(col, "name"), "column_type", str_of(col, "type"),
+                                     "position", (json_int_t)i));
     }
+}
+
+int
+lh_catalog__write_manifest(lh_catalog *c, const json_t *m, char **path_out, lh_err *err)
+{
+    lh_buf lines, sql;
+    lh_buf_init(&lines);
+    lh_buf_init(&sql);
     char *jsonl = work_path(c, ".jsonl");
     char *parquet = work_path(c, ".parquet");
+    FILE *fp = NULL;
     int rc = 0;
-    FILE *fp = fopen(jsonl, "w");
+    manifest_lines(m, &lines);
+    fp = fopen(jsonl, "w");
     if (fp == NULL || fwrite(lines.data, 1, lines.len, fp) != lines.len) {
         rc = lh_err_set(err, LH_EIO, 500, "work_dir_unwritable", "could not write a manifest");
         lh_err_detail(err, "%s: %s", jsonl, strerror(errno));
+        goto out;
     }
-    if (fp && fclose(fp) != 0 && rc == 0)
+    int closed = fclose(fp);
+    fp = NULL;
+    if (closed != 0) {
         rc = lh_err_set(err, LH_EIO, 500, "work_dir_unwritable", "could not write a manifest");
-    lh_buf_free(&lines);
-    if (rc == 0) {
-        lh_buf sql;
-        lh_buf_init(&sql);
-        lh_buf_puts(&sql, "COPY (SELECT * FROM read_json(");
-        lh_sql_quote(&sql, jsonl);
-        lh_buf_printf(&sql, ", format = 'newline_delimited', columns = %s)) TO ", MANIFEST_COLUMNS);
-        lh_sql_quote(&sql, parquet);
-        lh_buf_puts(&sql, " (FORMAT parquet, COMPRESSION zstd)");
-        rc = lh_engine_exec(c->engine, sql.data, NULL, err);
-        lh_buf_free(&sql);
+        lh_err_detail(err, "%s: %s", jsonl, strerror(errno));
+        goto out;
     }
+    lh_buf_puts(&sql, "COPY (SELECT * FROM read_json(");
+    lh_sql_quote(&sql, jsonl);
+    lh_buf_printf(&sql, ", format = 'newline_delimited', columns = %s)) TO ", MANIFEST_COLUMNS);
+    lh_sql_quote(&sql, parquet);
+    lh_buf_puts(&sql, " (FORMAT parquet, COMPRESSION zstd)");
+    if ((rc = lh_engine_exec(c->engine, sql.data, NULL, err)) != 0)
+        goto out;
+    *path_out = parquet;
+    parquet = NULL;
+out:
+    if (parquet)
+        unlink(parquet);
+    free(parquet);
+    if (fp)
+        fclose(fp);
     unlink(jsonl);
     free(jsonl);
-    if (rc != 0) {
-        unlink(parquet);
-        free(parquet);
-        return rc;
-    }
-    *path_out = parquet;
-    return 0;
+    lh_buf_free(&sql);
+    lh_buf_free(&lines);
+    return rc;
+}
+
+/* Whether DuckDB reads `type` back as exactly itself (and it is one type, not SQL). */
+static bool
+type_valid(lh_catalog *c, const char *type)
+{
+    if (type[0] == '\0' || strchr(type, ';') || strstr(type, "--") || strstr(type, "/*"))
+        return false;
+    char *sql = lh_sprintf("SELECT typeof(CAST(NULL AS %s)) AS t", type);
+    json_t *rows = NULL;
+    lh_err ignored;
+    bool valid = lh_engine_rows(c->engine, sql, &rows, &ignored) == 0 &&
+                 json_array_size(rows) == 1 && json_object_size(json_array_get(rows, 0)) == 1 &&
+                 strcmp(str_of(json_array_get(rows, 0), "t"), type) == 0;
+    json_decref(rows);
+    free(sql);
+    return valid;
 }
 
 /* A manifest comes from a bucket, which others may write: its column types end up in
@@ -129,45 +159,31 @@ check_manifest(lh_catalog *c, const json_t *m, lh_err *err)
     const char *name = str_of(m, "name");
     char *prefix = lh_layout_data_prefix(name);
     size_t i;
-    json_t *f;
-    int rc = lh_name_valid(name) ? 0 : LH_EINVAL;
+    json_t *f, *col;
+    int rc = 0;
+    if (!lh_name_valid(name))
+        goto invalid;
     json_array_foreach(json_object_get(m, "files"), i, f)
     {
         const char *path = str_of(f, "path");
         const char *want = strcmp(str_of(f, "kind"), "events") == 0 ? LH_LAYOUT_JOURNAL : prefix;
-        if (rc == 0 && (strncmp(path, want, strlen(want)) != 0 || lh_key_check(path, NULL) != 0))
-            rc = LH_EINVAL;
+        if (strncmp(path, want, strlen(want)) != 0 || lh_key_check(path, NULL) != 0)
+            goto invalid;
     }
-    free(prefix);
-    json_t *col;
     json_array_foreach(json_object_get(m, "columns"), i, col)
     {
-        if (rc != 0)
-            break;
-        const char *type = str_of(col, "type");
-        if (type[0] == '\0' || strchr(type, ';') || strstr(type, "--") || strstr(type, "/*")) {
-            rc = LH_EINVAL;
-            break;
-        }
-        char *sql = lh_sprintf("SELECT typeof(CAST(NULL AS %s)) AS t", type);
-        json_t *rows = NULL;
-        lh_err ignored;
-        if (lh_engine_rows(c->engine, sql, &rows, &ignored) != 0 || json_array_size(rows) != 1 ||
-            json_object_size(json_array_get(rows, 0)) != 1 ||
-            strcmp(str_of(json_array_get(rows, 0), "t"), type) != 0)
-            rc = LH_EINVAL;
-        json_decref(rows);
-        free(sql);
+        if (!type_valid(c, str_of(col, "type")))
+            goto invalid;
     }
-    if (rc != 0) {
-        lh_err_set(err, LH_EINVAL, 500, "manifest_invalid",
-                   "the manifest of '%s' holds an invalid column type or file path", name);
-        return rc;
-    }
-    return 0;
+    goto out;
+invalid:
+    rc = lh_err_set(err, LH_EINVAL, 500, "manifest_invalid",
+                    "the manifest of '%s' holds an invalid column type or file path", name);
+out:
+    free(prefix);
+    return rc;
 }
 
-/* Rows (JSON objects, new) of `before 'path' after`: a statement over one local file. */
 int
 lh_catalog__rows_of_file(lh_catalog *c, const char *before, const char *path, const char *after,
                          json_t **rows, lh_err *err)
@@ -182,15 +198,11 @@ lh_catalog__rows_of_file(lh_catalog *c, const char *before, const char *path, co
     return rc;
 }
 
-/* Rebuild the manifest JSON from a local manifest Parquet file. Returns new. */
-static int
-read_manifest_file(lh_catalog *c, const char *bucket, const char *path, json_t **out, lh_err *err)
+/* The manifest JSON (new) of the records of a manifest file, or NULL when no record is
+ * the 'dataset' one. */
+static json_t *
+manifest_of_rows(const json_t *rows, const char *bucket)
 {
-    json_t *rows = NULL;
-    int rc = lh_catalog__rows_of_file(c, "SELECT * FROM read_parquet(", path,
-                                      ") ORDER BY record, position", &rows, err);
-    if (rc != 0)
-        return rc;
     json_t *m = NULL;
     json_t *files = json_array(), *columns = json_array();
     size_t i;
@@ -217,48 +229,71 @@ read_manifest_file(lh_catalog *c, const char *bucket, const char *path, json_t *
                                                      "type", str_of(r, "column_type")));
         }
     }
-    json_decref(rows);
-    if (m == NULL) {
-        json_decref(files);
-        json_decref(columns);
-        lh_err_set(err, LH_EINVAL, 500, "manifest_invalid", "manifest has no dataset record");
-        lh_err_detail(err, "%s", path);
-        return LH_EINVAL;
+    if (m) {
+        json_object_set(m, "files", files);
+        json_object_set(m, "columns", columns);
     }
-    json_object_set_new(m, "files", files);
-    json_object_set_new(m, "columns", columns);
-    if ((rc = check_manifest(c, m, err)) != 0) {
-        json_decref(m);
-        return rc;
+    json_decref(files);
+    json_decref(columns);
+    return m;
+}
+
+/* Rebuild the manifest JSON from a local manifest Parquet file (new). A file that is not
+ * a readable manifest is a 500 manifest_invalid: the bucket holds it, not the client. */
+static int
+read_manifest_file(lh_catalog *c, const char *bucket, const char *key, const char *path,
+                   json_t **out, lh_err *err)
+{
+    json_t *rows = NULL, *m = NULL;
+    lh_err read_err;
+    int rc = lh_catalog__rows_of_file(c, "SELECT * FROM read_parquet(", path,
+                                      ") ORDER BY record, position", &rows, &read_err);
+    if (rc != 0) {
+        rc = lh_err_set(err, LH_EINVAL, 500, "manifest_invalid", "could not read a manifest");
+        lh_err_detail(err, "%s in bucket '%s': %s", key, bucket, read_err.message);
+        goto out;
     }
+    if ((m = manifest_of_rows(rows, bucket)) == NULL) {
+        rc = lh_err_set(err, LH_EINVAL, 500, "manifest_invalid", "manifest has no dataset record");
+        lh_err_detail(err, "%s in bucket '%s'", key, bucket);
+        goto out;
+    }
+    if ((rc = check_manifest(c, m, err)) != 0)
+        goto out;
     *out = m;
-    return 0;
+    m = NULL;
+out:
+    json_decref(m);
+    json_decref(rows);
+    return rc;
 }
 
 int
 lh_catalog__load_manifest(lh_catalog *c, const char *bucket, const char *name, int64_t version,
                           json_t **out, lh_err *err)
 {
+    char *key = NULL, *path = NULL;
+    int rc = 0;
     lh_store *store = lh_buckets_get(c->buckets, bucket, err);
-    if (store == NULL)
-        return LH_ENOTFOUND;
-    char *key = lh_layout_manifest_key(name, version);
-    char *path = NULL;
+    if (store == NULL) {
+        rc = LH_ENOTFOUND;
+        goto out;
+    }
+    key = lh_layout_manifest_key(name, version);
     /* pinned while we read it, so a concurrent download cannot evict it meanwhile */
-    int rc = lh_cache_local_path(c->cache, store, key, true, &path, err);
-    if (rc == 0 && access(path, F_OK) != 0 && errno == ENOENT) /* fs: the path is in place */
+    if ((rc = lh_cache_local_path(c->cache, store, key, true, &path, err)) != 0)
+        goto out;
+    if (access(path, F_OK) != 0 && errno == ENOENT) { /* fs: the path is in place */
         rc = lh_err_set(err, LH_ENOTFOUND, 404, "version_not_found",
                         "no manifest %s in bucket '%s'", key, bucket);
-    free(key);
-    if (rc != 0) {
-        if (path)
-            lh_cache_unpin(c->cache, path);
-        free(path);
-        return rc;
+        goto out;
     }
-    rc = read_manifest_file(c, bucket, path, out, err);
-    lh_cache_unpin(c->cache, path);
+    rc = read_manifest_file(c, bucket, key, path, out, err);
+out:
+    if (path)
+        lh_cache_unpin(c->cache, path);
     free(path);
+    free(key);
     return rc;
 }
 
