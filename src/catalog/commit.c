@@ -178,6 +178,39 @@ check_key(lh_catalog *c, lh_store *store, const json_t *m, lh_err *err)
     return rc;
 }
 
+/* Check and put manifest version `version` of ds into bucket `target` (create-only). */
+static int
+put_manifest(lh_catalog *c, dataset *ds, const char *target, int64_t version,
+             const json_t *manifest, lh_err *err)
+{
+    char *path = NULL, *key = NULL;
+    int rc = 0;
+    lh_store *store = lh_buckets_get(c->buckets, target, err);
+    if (store == NULL) {
+        rc = LH_ENOTFOUND;
+        goto out;
+    }
+    if (key_needs_check(ds->manifest, manifest) && (rc = check_key(c, store, manifest, err)) != 0)
+        goto out;
+    if ((rc = lh_catalog__write_manifest(c, manifest, &path, err)) != 0)
+        goto out;
+    key = lh_layout_manifest_key(ds->name, version);
+    rc = lh_buckets_put_file(c->buckets, target, key, path, false, LH_PUT_CREATE_ONLY, NULL, NULL,
+                             err);
+    if (rc == LH_EEXIST) {
+        lh_err_set(err, LH_EEXIST, 409, "manifest_conflict",
+                   "dataset '%s' changed meanwhile: version %lld exists already", ds->name,
+                   (long long)version);
+        lh_err_hint(err, "another writer committed first; retry on the new version");
+    }
+out:
+    if (path)
+        unlink(path);
+    free(path);
+    free(key);
+    return rc;
+}
+
 int
 lh_catalog_commit(lh_txn *t, const char *bucket, json_t *manifest, json_t **committed, lh_err *err)
 {
@@ -195,31 +228,10 @@ lh_catalog_commit(lh_txn *t, const char *bucket, json_t *manifest, json_t **comm
     json_object_set_new(manifest, "created_at", json_string(when));
     if (json_object_get(manifest, "state") == NULL)
         json_object_set_new(manifest, "state", json_string("live"));
-    lh_store *store = lh_buckets_get(c->buckets, target, err);
-    char *path = NULL, *key = NULL;
-    int rc = store ? 0 : LH_ENOTFOUND;
-    if (rc == 0 && key_needs_check(ds->manifest, manifest))
-        rc = check_key(c, store, manifest, err);
-    if (rc == 0)
-        rc = lh_catalog__write_manifest(c, manifest, &path, err);
-    if (rc == 0) {
-        key = lh_layout_manifest_key(ds->name, version);
-        rc = lh_buckets_put_file(c->buckets, target, key, path, false, LH_PUT_CREATE_ONLY, NULL,
-                                 NULL, err);
-        if (rc == LH_EEXIST) {
-            lh_err_set(err, LH_EEXIST, 409, "manifest_conflict",
-                       "dataset '%s' changed meanwhile: version %lld exists already", ds->name,
-                       (long long)version);
-            lh_err_hint(err, "another writer committed first; retry on the new version");
-        }
-        unlink(path);
-    }
-    free(path);
-    free(key);
+    int rc = put_manifest(c, ds, target, version, manifest, err);
     if (rc != 0) {
         json_decref(manifest);
-        end_txn(t, true);
-        return rc;
+        goto out;
     }
     pthread_mutex_lock(&c->lock);
     json_t *old = ds->manifest;
@@ -237,8 +249,9 @@ lh_catalog_commit(lh_txn *t, const char *bucket, json_t *manifest, json_t **comm
         *committed = json_deep_copy(ds->manifest);
         pthread_mutex_unlock(&c->lock);
     }
-    end_txn(t, false);
-    return 0;
+out:
+    end_txn(t, rc != 0); /* a failed first commit drops the placeholder */
+    return rc;
 }
 
 /* Begin a change of a live dataset: 404 when it does not exist or is deleted. */

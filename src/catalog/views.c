@@ -22,30 +22,25 @@ lh_catalog__unpin_all(lh_catalog *c, dataset *ds)
 }
 
 /* Local copies of m's files that hold rows (fs: in place; remote: cached and pinned),
- * NULL for the others; *out (new) is released with unpin_paths. */
+ * NULL for the others; *out (new) is released with lh_catalog__unpin_paths. */
 int
 lh_catalog__pin_paths(lh_catalog *c, lh_store *store, const json_t *m, char ***out, lh_err *err)
 {
     json_t *files = json_object_get(m, "files");
     size_t n = json_array_size(files);
     char **paths = lh_calloc(n ? n : 1, sizeof *paths);
-    for (size_t i = 0; i < n; i++) {
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
         const json_t *f = json_array_get(files, i);
-        if (!lh_catalog_file_has_rows(f))
-            continue;
-        int rc = lh_cache_local_path(c->cache, store, str_of(f, "path"), true, &paths[i], err);
-        if (rc != 0) {
-            for (size_t j = 0; j < i; j++) {
-                if (paths[j])
-                    lh_cache_unpin(c->cache, paths[j]);
-                free(paths[j]);
-            }
-            free(paths);
-            return rc;
-        }
+        if (lh_catalog_file_has_rows(f))
+            rc = lh_cache_local_path(c->cache, store, str_of(f, "path"), true, &paths[i], err);
     }
-    *out = paths;
-    return 0;
+    if (rc == 0) {
+        *out = paths;
+        paths = NULL;
+    }
+    lh_catalog_unpin_rows(c, paths, n);
+    return rc;
 }
 
 void
@@ -83,33 +78,36 @@ int
 lh_catalog__refresh_view(lh_catalog *c, dataset *ds, lh_err *err)
 {
     const json_t *m = ds->manifest;
+    size_t n = json_array_size(json_object_get(m, "files"));
+    char **paths = NULL, *select = NULL;
+    lh_buf sql;
+    lh_buf_init(&sql);
+    int rc = 0;
     if (strcmp(str_of(m, "state"), "live") != 0) {
         lh_catalog__unpin_all(c, ds);
-        return lh_engine_drop_view(c->views, ds->name, err);
+        rc = lh_engine_drop_view(c->views, ds->name, err);
+        goto out;
     }
     lh_store *store = lh_buckets_get(c->buckets, ds->bucket, err);
-    if (store == NULL)
-        return LH_ENOTFOUND;
-    size_t n = json_array_size(json_object_get(m, "files"));
-    char **paths = NULL;
-    int rc = lh_catalog__pin_paths(c, store, m, &paths, err);
-    if (rc == 0) {
-        char *select = lh_catalog_rows_sql(m, paths);
-        lh_buf sql;
-        lh_buf_init(&sql);
-        lh_buf_puts(&sql, "CREATE OR REPLACE VIEW ");
-        lh_sql_ident(&sql, ds->name);
-        lh_buf_printf(&sql, " AS %s", select);
-        rc = lh_engine_exec(c->views, sql.data, NULL, err);
-        lh_buf_free(&sql);
-        free(select);
+    if (store == NULL) {
+        rc = LH_ENOTFOUND;
+        goto out;
     }
-    if (rc == 0) {
-        lh_catalog__unpin_all(c, ds);
-        ds->pinned = paths;
-        ds->n_pinned = n;
-        return 0;
-    }
-    lh_catalog__unpin_paths(c, m, paths);
+    if ((rc = lh_catalog__pin_paths(c, store, m, &paths, err)) != 0)
+        goto out;
+    select = lh_catalog_rows_sql(m, paths);
+    lh_buf_puts(&sql, "CREATE OR REPLACE VIEW ");
+    lh_sql_ident(&sql, ds->name);
+    lh_buf_printf(&sql, " AS %s", select);
+    if ((rc = lh_engine_exec(c->views, sql.data, NULL, err)) != 0)
+        goto out;
+    lh_catalog__unpin_all(c, ds); /* the old view's files */
+    ds->pinned = paths;
+    ds->n_pinned = n;
+    paths = NULL;
+out:
+    lh_catalog_unpin_rows(c, paths, n);
+    free(select);
+    lh_buf_free(&sql);
     return rc;
 }
