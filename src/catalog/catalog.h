@@ -141,6 +141,24 @@ typedef struct lh_as_of {
 int lh_catalog_manifest_at(lh_catalog *c, const char *name, const lh_as_of *at, json_t **out,
                            lh_err *err);
 
+/* Time travel for one query, for every door: the statements that make `sql` see datasets
+ * as they were, to run first on the query's own connection (lh_query_opts.prelude).
+ * as_of (borrowed) is what the client gave: {"version": N} or {"timestamp": "..."} for
+ * every dataset sql reads (as DuckDB's parser lists them), and/or {"datasets": {"name":
+ * {...}}} for the datasets named there, read or not; any number of them. Each becomes a
+ * CREATE TEMP VIEW of the same name over that version's files, which stay pinned in the
+ * cache until lh_catalog_as_of_free. may_read(ctx, bucket) (NULL: everything) says
+ * whether the caller may read datasets of a bucket; others are 404 as if absent.
+ * Errors: 400 invalid_parameter naming the part of as_of at fault; 404 dataset_not_found
+ * or version_not_found (lh_catalog_manifest_at). Returns new (lh_catalog_as_of_free). */
+typedef struct lh_as_of_views lh_as_of_views;
+typedef bool (*lh_bucket_access_fn)(void *ctx, const char *bucket);
+int lh_catalog_as_of(lh_catalog *c, const json_t *as_of, const char *sql,
+                     lh_bucket_access_fn may_read, void *ctx, lh_as_of_views **out, lh_err *err);
+/* The statements (*n of them); valid until lh_catalog_as_of_free. */
+const char *const *lh_as_of_views_sql(const lh_as_of_views *v, size_t *n);
+void lh_catalog_as_of_free(lh_as_of_views *v); /* accepts NULL; unpins the files */
+
 /* One record's history: every version that changed it, with who, when, what changed and
  * the row after; key_text is the value of a one-column key or a JSON object of all key
  * columns. {"dataset","key","version","current": row|null,"history": [{"version","at",

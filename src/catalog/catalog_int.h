@@ -1,7 +1,9 @@
 /*
- * catalog_int.h — the catalog's internals, shared by its files (catalog.c: index, manifests,
- * commits; rows_sql.c: merge-on-read SQL; journal.c: the events journal). Not for use
- * outside src/catalog/.
+ * catalog_int.h — the catalog's internals, shared by its files (catalog.c: the index, loading
+ * and reading; manifest.c: manifest files; views.c: dataset views; commit.c: transactions;
+ * metadata.c, resync.c: changes of one version; rows_sql.c: merge-on-read SQL; history.c,
+ * asof.c: time travel; journal.c: the events journal; sweep.c: retention and leftovers).
+ * Not for use outside src/catalog/.
  */
 #ifndef LH_CATALOG_INT_H
 #define LH_CATALOG_INT_H
@@ -60,9 +62,50 @@ int_of(const json_t *obj, const char *key)
 #define LH_JOURNAL_CONFIRMED LH_LAYOUT_JOURNAL "confirmed/"
 
 
-/* Read manifest `version` of dataset `name` in `bucket` (new). */
+/* ---- the index (catalog.c); callers hold `lock` for the *_locked ones ---- */
+dataset *lh_catalog__find_locked(lh_catalog *c, const char *name);
+/* A new entry without a manifest (a dataset being created or loaded). */
+dataset *lh_catalog__add_locked(lh_catalog *c, const char *name, const char *bucket);
+void lh_catalog__remove_locked(lh_catalog *c, dataset *ds);
+void lh_catalog__dataset_free(lh_catalog *c, dataset *ds);
+/* 404 dataset_not_found for `name`, with a hint; returns LH_ENOTFOUND. */
+int lh_catalog__not_found(lh_err *err, const char *name);
+
+/* ---- manifest files (manifest.c) ---- */
+/* Read manifest `version` of dataset `name` in `bucket` (new). 404 version_not_found
+ * when there is no such object; 500 manifest_invalid when it is not a valid manifest. */
 int lh_catalog__load_manifest(lh_catalog *c, const char *bucket, const char *name, int64_t version,
                               json_t **out, lh_err *err);
+/* Write manifest m as a Parquet file in the work dir; *path_out (new) is the caller's to
+ * unlink and free. */
+int lh_catalog__write_manifest(lh_catalog *c, const json_t *m, char **path_out, lh_err *err);
+/* Rows (JSON objects, new) of `before 'path' after`: a statement over one local file. */
+int lh_catalog__rows_of_file(lh_catalog *c, const char *before, const char *path,
+                             const char *after, json_t **rows, lh_err *err);
+
+/* ---- listing (sweep.c) ---- */
+/* lh_store_each through the bucket layer: a listing failure is also journaled. */
+int lh_catalog__each_object(lh_catalog *c, const char *bucket, const char *prefix,
+                            lh_store_each_fn fn, void *ctx, lh_err *err);
+
+/* ---- views (views.c) ---- */
+/* Local copies of m's files that hold rows (fs: in place; remote: cached and pinned),
+ * NULL for the others; *out (new) is released with lh_catalog__unpin_paths. */
+int lh_catalog__pin_paths(lh_catalog *c, lh_store *store, const json_t *m, char ***out,
+                          lh_err *err);
+void lh_catalog__unpin_paths(lh_catalog *c, const json_t *m, char **paths);
+/* Release the files the dataset's view pins. */
+void lh_catalog__unpin_all(lh_catalog *c, dataset *ds);
+/* (Re)define the view of a live dataset, or drop it when deleted. The caller holds no
+ * lock but is the dataset's only writer (or the loader). */
+int lh_catalog__refresh_view(lh_catalog *c, dataset *ds, lh_err *err);
+
+/* ---- changes (commit.c) ---- */
+/* Begin a change of a live dataset without waiting (409 dataset_busy); 404 when it does
+ * not exist or is deleted. */
+int lh_catalog__begin_live(lh_catalog *c, const char *name, lh_txn **out, lh_err *err);
+/* A new version of the current manifest, to change and commit (new). */
+json_t *lh_catalog__next_of(const json_t *current, const char *change, const char *actor);
 
 /* Journal (journal.c). Load the committed events batches of every bucket and define the
  * `_events` view; called once at open. */

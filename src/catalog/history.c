@@ -286,111 +286,126 @@ lh_catalog_record_history(lh_catalog *c, const char *name, const char *key_text,
     return rc;
 }
 
+/* The SELECT of the changed rows (change, before, after as JSON text) between the rows
+ * sa (NULL: before the first version) and sb, joined on the key columns (new). */
+static char *
+changes_sql(const json_t *kcols, const char *sa, const char *sb, int64_t limit)
+{
+    lh_buf sql, on, knull_a, knull_b;
+    lh_buf_init(&sql);
+    if (!sa) { /* no earlier state: every row is inserted */
+        lh_buf_printf(&sql,
+                      "SELECT 'insert' AS change, NULL AS before, CAST(to_json(b) AS VARCHAR) "
+                      "AS after FROM (%s) AS b ORDER BY after LIMIT %lld",
+                      sb, (long long)limit + 1);
+        return lh_buf_steal(&sql);
+    }
+    lh_buf_init(&on);
+    lh_buf_init(&knull_a);
+    lh_buf_init(&knull_b);
+    size_t i;
+    json_t *k;
+    json_array_foreach(kcols, i, k)
+    {
+        lh_buf_puts(&on, i ? " AND a." : "a.");
+        lh_sql_ident(&on, str_of(k, "name"));
+        lh_buf_puts(&on, " = b.");
+        lh_sql_ident(&on, str_of(k, "name"));
+    }
+    lh_buf_puts(&knull_a, "a.");
+    lh_sql_ident(&knull_a, str_of(json_array_get(kcols, 0), "name"));
+    lh_buf_puts(&knull_b, "b.");
+    lh_sql_ident(&knull_b, str_of(json_array_get(kcols, 0), "name"));
+    lh_buf_printf(&sql,
+                  "SELECT CASE WHEN %s IS NULL THEN 'insert' WHEN %s IS NULL THEN 'delete' "
+                  "ELSE 'update' END AS change, CASE WHEN %s IS NULL THEN NULL ELSE "
+                  "CAST(to_json(a) AS VARCHAR) END AS before, CASE WHEN %s IS NULL THEN NULL "
+                  "ELSE CAST(to_json(b) AS VARCHAR) END AS after FROM (%s) AS a FULL OUTER "
+                  "JOIN (%s) AS b ON %s WHERE %s IS NULL OR %s IS NULL OR "
+                  "to_json(a) <> to_json(b) ORDER BY change, after, before LIMIT %lld",
+                  knull_a.data, knull_b.data, knull_a.data, knull_b.data, sa, sb, on.data,
+                  knull_a.data, knull_b.data, (long long)limit + 1);
+    lh_buf_free(&on);
+    lh_buf_free(&knull_a);
+    lh_buf_free(&knull_b);
+    return lh_buf_steal(&sql);
+}
+
+/* The answer of lh_catalog_changes from the rows of changes_sql (new). */
+static json_t *
+changes_json(const char *name, int64_t from, int64_t to, json_t *rows, int64_t limit)
+{
+    bool more = (int64_t)json_array_size(rows) > limit;
+    if (more)
+        json_array_remove(rows, (size_t)limit);
+    json_t *ins = json_array(), *upd = json_array(), *del = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r)
+    {
+        const char *ch = str_of(r, "change");
+        json_t *before = json_loads(str_of(r, "before"), 0, NULL);
+        json_t *after = json_loads(str_of(r, "after"), 0, NULL);
+        if (strcmp(ch, "insert") == 0)
+            json_array_append_new(ins, after ? after : json_null());
+        else if (strcmp(ch, "delete") == 0)
+            json_array_append_new(del, before ? before : json_null());
+        else
+            json_array_append_new(upd, json_pack("{s:o, s:o}", "before",
+                                                 before ? before : json_null(), "after",
+                                                 after ? after : json_null()));
+        if (strcmp(ch, "insert") == 0 && before)
+            json_decref(before);
+        if (strcmp(ch, "delete") == 0 && after)
+            json_decref(after);
+    }
+    return json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:b}", "dataset", name, "from_version",
+                     (json_int_t)from, "to_version", (json_int_t)to, "inserted", ins, "updated",
+                     upd, "deleted", del, "truncated", more);
+}
+
 int
 lh_catalog_changes(lh_catalog *c, const char *name, int64_t from, int64_t to, int64_t limit,
                    json_t **out, lh_err *err)
 {
     json_t *cur = NULL, *kcols = NULL, *ma = NULL, *mb = NULL, *rows = NULL;
-    char **pa = NULL, **pb = NULL;
+    char **pa = NULL, **pb = NULL, *sa = NULL, *sb = NULL, *sql = NULL;
     size_t na = 0, nb = 0;
     int rc = lh_catalog_get(c, name, &cur, err);
     if (rc != 0)
-        return rc;
+        goto out;
     int64_t latest = json_integer_value(json_object_get(cur, "version"));
     if (to <= 0)
         to = latest;
     if (from < 0 || from > to || to > latest) {
-        json_decref(cur);
-        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                          "versions run from 0 (before the first) to %lld; from_version must not "
-                          "exceed to_version", (long long)latest);
+        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                        "versions run from 0 (before the first) to %lld; from_version must not "
+                        "exceed to_version", (long long)latest);
+        goto out;
     }
     lh_as_of at_b = {.version = to};
-    if ((rc = lh_catalog_manifest_at(c, name, &at_b, &mb, err)) == 0 && from > 0) {
-        lh_as_of at_a = {.version = from};
-        rc = lh_catalog__load_manifest(c, str_of(cur, "bucket"), name, at_a.version, &ma, err);
-    }
-    if (rc == 0 && (rc = key_columns(mb, &kcols, err)) == 0 &&
-        (rc = lh_catalog_pin_rows(c, mb, &pb, &nb, err)) == 0 && ma &&
-        strcmp(str_of(ma, "state"), "live") == 0)
-        rc = lh_catalog_pin_rows(c, ma, &pa, &na, err);
-    if (rc == 0) {
-        char *sa = pa ? lh_catalog_rows_sql(ma, pa) : NULL;
-        char *sb = lh_catalog_rows_sql(mb, pb);
-        lh_buf sql, on, knull_a, knull_b;
-        lh_buf_init(&sql);
-        lh_buf_init(&on);
-        lh_buf_init(&knull_a);
-        lh_buf_init(&knull_b);
-        size_t i;
-        json_t *k;
-        json_array_foreach(kcols, i, k)
-        {
-            lh_buf_puts(&on, i ? " AND a." : "a.");
-            lh_sql_ident(&on, str_of(k, "name"));
-            lh_buf_puts(&on, " = b.");
-            lh_sql_ident(&on, str_of(k, "name"));
-        }
-        lh_buf_puts(&knull_a, "a.");
-        lh_sql_ident(&knull_a, str_of(json_array_get(kcols, 0), "name"));
-        lh_buf_puts(&knull_b, "b.");
-        lh_sql_ident(&knull_b, str_of(json_array_get(kcols, 0), "name"));
-        /* before: the rows at from_version (none before the first version) */
-        lh_buf_printf(&sql,
-                      "SELECT CASE WHEN %s IS NULL THEN 'insert' WHEN %s IS NULL THEN 'delete' "
-                      "ELSE 'update' END AS change, CASE WHEN %s IS NULL THEN NULL ELSE "
-                      "CAST(to_json(a) AS VARCHAR) END AS before, CASE WHEN %s IS NULL THEN NULL "
-                      "ELSE CAST(to_json(b) AS VARCHAR) END AS after FROM (%s) AS a FULL OUTER "
-                      "JOIN (%s) AS b ON %s WHERE %s IS NULL OR %s IS NULL OR "
-                      "to_json(a) <> to_json(b) ORDER BY change, after, before LIMIT %lld",
-                      knull_a.data, knull_b.data, knull_a.data, knull_b.data,
-                      sa ? sa : "SELECT * FROM (SELECT 1) WHERE false", sb, on.data, knull_a.data,
-                      knull_b.data, (long long)limit + 1);
-        if (!sa) { /* no earlier state: an empty relation with the columns of b */
-            lh_buf_free(&sql);
-            lh_buf_init(&sql);
-            lh_buf_printf(&sql,
-                          "SELECT 'insert' AS change, NULL AS before, CAST(to_json(b) AS VARCHAR) "
-                          "AS after FROM (%s) AS b ORDER BY after LIMIT %lld",
-                          sb, (long long)limit + 1);
-        }
-        rc = lh_engine_rows(c->engine, sql.data, &rows, err);
-        lh_buf_free(&sql);
-        lh_buf_free(&on);
-        lh_buf_free(&knull_a);
-        lh_buf_free(&knull_b);
-        free(sa);
-        free(sb);
-    }
-    if (rc == 0) {
-        bool more = (int64_t)json_array_size(rows) > limit;
-        if (more)
-            json_array_remove(rows, (size_t)limit);
-        json_t *ins = json_array(), *upd = json_array(), *del = json_array();
-        size_t i;
-        json_t *r;
-        json_array_foreach(rows, i, r)
-        {
-            const char *ch = str_of(r, "change");
-            json_t *before = json_loads(str_of(r, "before"), 0, NULL);
-            json_t *after = json_loads(str_of(r, "after"), 0, NULL);
-            if (strcmp(ch, "insert") == 0)
-                json_array_append_new(ins, after ? after : json_null());
-            else if (strcmp(ch, "delete") == 0)
-                json_array_append_new(del, before ? before : json_null());
-            else
-                json_array_append_new(upd, json_pack("{s:o, s:o}", "before",
-                                                     before ? before : json_null(), "after",
-                                                     after ? after : json_null()));
-            if (strcmp(ch, "insert") == 0 && before)
-                json_decref(before);
-            if (strcmp(ch, "delete") == 0 && after)
-                json_decref(after);
-        }
-        *out = json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:b}", "dataset", name, "from_version",
-                         (json_int_t)from, "to_version", (json_int_t)to, "inserted", ins, "updated",
-                         upd, "deleted", del, "truncated", more);
-    }
+    if ((rc = lh_catalog_manifest_at(c, name, &at_b, &mb, err)) != 0)
+        goto out;
+    if (from > 0 &&
+        (rc = lh_catalog__load_manifest(c, str_of(cur, "bucket"), name, from, &ma, err)) != 0)
+        goto out;
+    if ((rc = key_columns(mb, &kcols, err)) != 0 ||
+        (rc = lh_catalog_pin_rows(c, mb, &pb, &nb, err)) != 0)
+        goto out;
+    /* before: the rows at from_version (none before the first version, or when deleted) */
+    if (ma && strcmp(str_of(ma, "state"), "live") == 0 &&
+        (rc = lh_catalog_pin_rows(c, ma, &pa, &na, err)) != 0)
+        goto out;
+    sa = pa ? lh_catalog_rows_sql(ma, pa) : NULL;
+    sb = lh_catalog_rows_sql(mb, pb);
+    sql = changes_sql(kcols, sa, sb, limit);
+    if ((rc = lh_engine_rows(c->engine, sql, &rows, err)) != 0)
+        goto out;
+    *out = changes_json(name, from, to, rows, limit);
+out:
+    free(sql);
+    free(sb);
+    free(sa);
     lh_catalog_unpin_rows(c, pa, na);
     lh_catalog_unpin_rows(c, pb, nb);
     json_decref(rows);

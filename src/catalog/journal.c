@@ -144,11 +144,8 @@ static void
 load_bucket_journal(lh_catalog *c, const char *bucket)
 {
     lh_err err;
-    lh_store *store = lh_buckets_get(c->buckets, bucket, &err);
-    if (store == NULL)
-        return;
     json_t *keys = json_array();
-    if (lh_store_each(store, LH_LAYOUT_JOURNAL, collect_key, keys, &err) != 0) {
+    if (lh_catalog__each_object(c, bucket, LH_LAYOUT_JOURNAL, collect_key, keys, &err) != 0) {
         lh_log(LH_LOG_ERROR, NULL, NULL, "journal: cannot list bucket '%s': %s", bucket,
                err.message);
         c->load_errors++;

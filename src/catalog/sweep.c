@@ -2,13 +2,38 @@
  * sweep.c — POST /maintenance/sweep: snapshot retention (expired versions) and the removal
  * of data files no retained version references. Runs under each dataset's writer slot, so
  * no local commit interleaves; files younger than the grace period are never touched, so
- * another server's commit in flight is safe too.
+ * another server's commit in flight is safe too. Every listing, put and delete goes through
+ * the bucket layer, so a failure is also in the error journal (/storage/errors).
  */
 #include "catalog/catalog_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+int
+lh_catalog__each_object(lh_catalog *c, const char *bucket, const char *prefix,
+                        lh_store_each_fn fn, void *ctx, lh_err *err)
+{
+    char *cursor = NULL;
+    int rc = 0;
+    for (;;) {
+        lh_list_page page;
+        rc = lh_buckets_list_objects(c->buckets, bucket, prefix, cursor, 1000, &page, NULL, err);
+        free(cursor);
+        cursor = NULL;
+        if (rc != 0)
+            break;
+        for (size_t i = 0; i < page.n && rc == 0; i++)
+            rc = fn(ctx, &page.entries[i]);
+        if (rc == 0 && page.next_cursor)
+            cursor = lh_strdup(page.next_cursor);
+        lh_list_page_free(&page);
+        if (rc != 0 || cursor == NULL)
+            break;
+    }
+    return rc;
+}
 
 /* Every data file any version of `name` references (a set as a JSON object). */
 static int
@@ -36,8 +61,8 @@ referenced_files(lh_catalog *c, const char *bucket, const char *name, int64_t ne
  * journal keeps serving it once the manifest that named it is gone (history is never
  * deleted). Their files then belong to no version and go in the same sweep. */
 static void
-expire_versions(lh_catalog *c, lh_store *store, const char *bucket, const char *name,
-                int64_t newest, const char *cutoff, bool dry_run, json_t *report)
+expire_versions(lh_catalog *c, const char *bucket, const char *name, int64_t newest,
+                const char *cutoff, bool dry_run, json_t *report)
 {
     for (int64_t v = 1; v < newest; v++) {
         json_t *m = NULL;
@@ -62,14 +87,15 @@ expire_versions(lh_catalog *c, lh_store *store, const char *bucket, const char *
             const char *path = str_of(f, "path");
             char *marker = lh_sprintf("%s%s", LH_JOURNAL_CONFIRMED, path + strlen(LH_LAYOUT_JOURNAL));
             lh_source empty = {.data = "", .fd = -1, .len = 0};
-            rc = lh_store_put(store, marker, &empty, LH_PUT_CREATE_ONLY, NULL, &err);
+            rc = lh_buckets_put_object(c->buckets, bucket, marker, &empty, LH_PUT_CREATE_ONLY,
+                                       NULL, NULL, &err);
             if (rc == LH_EEXIST)
                 rc = 0;
             free(marker);
         }
         char *key = lh_layout_manifest_key(name, v);
         if (rc == 0 && !dry_run)
-            rc = lh_store_delete(store, key, &err);
+            rc = lh_buckets_delete_object(c->buckets, bucket, key, NULL, &err);
         free(key);
         json_decref(m);
         if (rc != 0) {
@@ -85,7 +111,7 @@ expire_versions(lh_catalog *c, lh_store *store, const char *bucket, const char *
 }
 
 typedef struct sweep_walk {
-    lh_store *store;
+    lh_buckets *buckets;
     const char *bucket;
     const json_t *refs; /* keys some retained version lists */
     int64_t older_than_us;
@@ -93,7 +119,7 @@ typedef struct sweep_walk {
     json_t *report;
 } sweep_walk;
 
-/* lh_store_each over a dataset's data folder: remove what no version references. */
+/* lh_catalog__each_object over a dataset's data folder: remove what no version references. */
 static int
 sweep_file(void *ctx, const lh_list_entry *e)
 {
@@ -107,7 +133,7 @@ sweep_file(void *ctx, const lh_list_entry *e)
         json_integer_set(young, json_integer_value(young) + 1);
         return 0;
     }
-    if (!w->dry_run && lh_store_delete(w->store, e->key, &err) != 0) {
+    if (!w->dry_run && lh_buckets_delete_object(w->buckets, w->bucket, e->key, NULL, &err) != 0) {
         json_array_append_new(json_object_get(w->report, "errors"),
                               json_pack("{s:s, s:s, s:s}", "bucket", w->bucket, "key", e->key,
                                         "error", err.message));
@@ -121,14 +147,14 @@ sweep_file(void *ctx, const lh_list_entry *e)
 
 /* Sweep one dataset folder of one bucket. newest = 0: no manifest at all. */
 static void
-sweep_dataset(lh_catalog *c, lh_store *store, const char *bucket, const char *name, int64_t newest,
+sweep_dataset(lh_catalog *c, const char *bucket, const char *name, int64_t newest,
               int64_t older_than_us, bool dry_run, json_t *report)
 {
     lh_err err;
     if (c->retain_versions_s > 0 && newest > 1) {
         char cutoff[LH_TIME_MAX];
         lh_time_format(lh_now_us() - c->retain_versions_s * 1000000, cutoff);
-        expire_versions(c, store, bucket, name, newest, cutoff, dry_run, report);
+        expire_versions(c, bucket, name, newest, cutoff, dry_run, report);
     }
     json_t *refs = json_object();
     if (newest > 0 && referenced_files(c, bucket, name, newest, refs, &err) != 0) {
@@ -139,8 +165,8 @@ sweep_dataset(lh_catalog *c, lh_store *store, const char *bucket, const char *na
         return;
     }
     char *prefix = lh_layout_data_prefix(name);
-    sweep_walk w = {store, bucket, refs, older_than_us, dry_run, report};
-    if (lh_store_each(store, prefix, sweep_file, &w, &err) != 0)
+    sweep_walk w = {c->buckets, bucket, refs, older_than_us, dry_run, report};
+    if (lh_catalog__each_object(c, bucket, prefix, sweep_file, &w, &err) != 0)
         json_array_append_new(json_object_get(report, "errors"),
                               json_pack("{s:s, s:s, s:s}", "bucket", bucket, "dataset", name,
                                         "error", err.message));
@@ -148,7 +174,7 @@ sweep_dataset(lh_catalog *c, lh_store *store, const char *bucket, const char *na
     json_decref(refs);
 }
 
-/* lh_store_each over datasets/: every dataset name (names: name -> newest version, 0
+/* lh_catalog__each_object over datasets/: every dataset name (names: name -> newest version, 0
  * when only data files are left). */
 static int
 note_dataset(void *ctx, const lh_list_entry *e)
@@ -186,13 +212,10 @@ lh_catalog_sweep(lh_catalog *c, int64_t grace_s, bool dry_run)
         const char *bucket = lh_buckets_name_at(c->buckets, b);
         if (strncmp(bucket, "profile:", 8) == 0)
             continue;
-        lh_store *store = lh_buckets_get(c->buckets, bucket, NULL);
-        if (store == NULL)
-            continue;
         /* every dataset name with files in this bucket, and its newest manifest version */
         json_t *names = json_object();
         lh_err err;
-        if (lh_store_each(store, LH_LAYOUT_DATASETS, note_dataset, names, &err) != 0)
+        if (lh_catalog__each_object(c, bucket, LH_LAYOUT_DATASETS, note_dataset, names, &err) != 0)
             json_array_append_new(json_object_get(report, "errors"),
                                   json_pack("{s:s, s:s}", "bucket", bucket, "error", err.message));
         const char *name;
@@ -207,7 +230,7 @@ lh_catalog_sweep(lh_catalog *c, int64_t grace_s, bool dry_run)
                                                 "error", err.message));
                 continue;
             }
-            sweep_dataset(c, store, bucket, name, json_integer_value(v), older_than, dry_run, report);
+            sweep_dataset(c, bucket, name, json_integer_value(v), older_than, dry_run, report);
             lh_catalog_abort(t);
         }
         json_decref(names);

@@ -9,7 +9,6 @@
  */
 #include "http/http_int.h"
 
-#include <ctype.h>
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <sys/stat.h>
@@ -69,153 +68,33 @@ static const char *const FIELDS[] = {"sql", "format", "limit", "as_of", NULL};
 
 /* ---- time travel ------------------------------------------------------------------------ */
 
-typedef struct pinned_rows {
-    lh_catalog *cat;
-    char **paths;
-    size_t n;
-} pinned_rows;
+static bool
+may_read(void *principal, const char *bucket)
+{
+    lh_err ignored;
+    return lh_http__auth_bucket(principal, bucket, &ignored) == 0;
+}
 
 static void
-unpin_cleanup(void *arg)
+free_as_of(void *views)
 {
-    pinned_rows *p = arg;
-    lh_catalog_unpin_rows(p->cat, p->paths, p->n);
+    lh_catalog_as_of_free(views);
 }
 
-/* One point in time: {"version": N} or {"timestamp": "..."}; 400 naming `what`. */
-static int
-parse_point(const json_t *j, const char *what, lh_as_of *at, lh_err *err)
-{
-    const json_t *v = json_object_get(j, "version"), *t = json_object_get(j, "timestamp");
-    if (!json_is_object(j) || (v == NULL) == (t == NULL) ||
-        json_object_size(j) != 1 || (v && (!json_is_integer(v) || json_integer_value(v) < 1)) ||
-        (t && !json_is_string(t)))
-        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                          "%s must be {\"version\": N} or {\"timestamp\": \"2026-03-01T09:00:00Z\"}",
-                          what);
-    at->version = v ? json_integer_value(v) : 0;
-    at->timestamp = t ? json_string_value(t) : NULL;
-    return 0;
-}
-
-/* Whether `name` appears in sql as a word of its own (datasets are named in lowercase;
- * SQL folds unquoted names). */
-static bool
-mentions(const char *sql, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = sql; (p = strcasestr(p, name)) != NULL; p += n) {
-        bool before = p > sql && (isalnum((unsigned char)p[-1]) || p[-1] == '_');
-        bool after = isalnum((unsigned char)p[n]) || p[n] == '_';
-        if (!before && !after)
-            return true;
-    }
-    return false;
-}
-
-/* as_of: {"version"|"timestamp"} for every dataset the SQL names, and/or {"datasets":
- * {"name": {...}}} for some. Each becomes a temporary view of the same name over that
- * version's files, on the query's own connection; the files stay pinned until the
- * request ends. */
+/* as_of: the catalog's views of the datasets as they were, run first on the query's own
+ * connection; their files stay pinned until the request ends. */
 static int
 as_of_prelude(lh_req *req, const json_t *as_of, const char *sql, lh_query_opts *opts,
               lh_err *err)
 {
-    if (!json_is_object(as_of))
-        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                          "'as_of' must be an object: {\"version\": N}, {\"timestamp\": ...} "
-                          "or {\"datasets\": {\"name\": {...}}}");
-    const json_t *per = json_object_get(as_of, "datasets");
-    json_t *global = json_deep_copy(as_of);
-    json_object_del(global, "datasets");
-    lh_as_of all = {0};
-    int rc = 0;
-    if (per && !json_is_object(per))
-        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                        "'as_of.datasets' must map dataset names to {\"version\": N} or "
-                        "{\"timestamp\": ...}");
-    if (rc == 0 && json_object_size(global) > 0)
-        rc = parse_point(global, "'as_of'", &all, err);
-    else if (rc == 0 && !per)
-        rc = parse_point(global, "'as_of'", &all, err);
-    if (rc != 0) {
-        json_decref(global);
+    lh_as_of_views *views = NULL;
+    int rc = lh_catalog_as_of(req->srv->catalog, as_of, sql, may_read, (void *)req->principal,
+                              &views, err);
+    if (rc != 0)
         return rc;
-    }
-    /* which datasets, at which point */
-    json_t *points = json_object(); /* name -> index into ats */
-    lh_as_of ats[256];
-    size_t n_ats = 0;
-    const char *name;
-    json_t *v;
-    json_object_foreach((json_t *)per, name, v)
-    {
-        if (n_ats == 256) {
-            rc = lh_err_set(err, LH_ETOOBIG, 413, "too_many_datasets",
-                            "at most 256 datasets in 'as_of'");
-            break;
-        }
-        char *what = lh_arena_printf(req->arena, "'as_of.datasets.%s'", name);
-        if ((rc = parse_point(v, what, &ats[n_ats], err)) != 0)
-            break;
-        json_object_set_new(points, name, json_integer((json_int_t)n_ats++));
-    }
-    if (rc == 0 && (all.version || all.timestamp)) {
-        lh_catalog_filter f = {0};
-        json_t *list = lh_catalog_list(req->srv->catalog, &f);
-        size_t i;
-        json_t *d;
-        json_array_foreach(list, i, d)
-        {
-            const char *ds = json_string_value(json_object_get(d, "name"));
-            if (ds && !json_object_get(points, ds) && mentions(sql, ds) && n_ats < 256) {
-                ats[n_ats] = all;
-                json_object_set_new(points, ds, json_integer((json_int_t)n_ats++));
-            }
-        }
-        json_decref(list);
-    }
-    const char **prelude = lh_arena_alloc(req->arena, (n_ats ? n_ats : 1) * sizeof *prelude);
-    size_t n_prelude = 0;
-    json_object_foreach(points, name, v)
-    {
-        if (rc != 0)
-            break;
-        json_t *m = NULL;
-        if ((rc = lh_catalog_manifest_at(req->srv->catalog, name, &ats[json_integer_value(v)], &m,
-                                         err)) != 0)
-            break;
-        lh_err ignored;
-        if (lh_http__auth_bucket(req->principal, json_string_value(json_object_get(m, "bucket")),
-                                 &ignored) != 0) {
-            json_decref(m);
-            rc = lh_err_set(err, LH_ENOTFOUND, 404, "dataset_not_found", "no dataset named '%s'",
-                            name);
-            break;
-        }
-        pinned_rows *p = lh_arena_alloc(req->arena, sizeof *p);
-        p->cat = req->srv->catalog;
-        if ((rc = lh_catalog_pin_rows(p->cat, m, &p->paths, &p->n, err)) != 0) {
-            json_decref(m);
-            break;
-        }
-        lh_arena_on_cleanup(req->arena, unpin_cleanup, p);
-        char *rows = lh_catalog_rows_sql(m, p->paths);
-        lh_buf create;
-        lh_buf_init(&create);
-        lh_buf_puts(&create, "CREATE TEMP VIEW ");
-        lh_sql_ident(&create, name);
-        lh_buf_printf(&create, " AS %s", rows);
-        prelude[n_prelude++] = lh_arena_strdup(req->arena, create.data);
-        lh_buf_free(&create);
-        free(rows);
-        json_decref(m);
-    }
-    json_decref(points);
-    json_decref(global); /* all.timestamp pointed into it */
-    opts->prelude = prelude;
-    opts->n_prelude = n_prelude;
-    return rc;
+    lh_arena_on_cleanup(req->arena, free_as_of, views);
+    opts->prelude = lh_as_of_views_sql(views, &opts->n_prelude);
+    return 0;
 }
 
 /* Parquet is written whole (a Parquet footer comes last), into the work dir, then sent

@@ -397,6 +397,21 @@ class Catalog(unittest.TestCase):
         self.assertEqual(st, 403)
 
 
+    def test_9_sweep_failures_are_journaled(self):
+        """The sweep works through the bucket layer: a bucket it cannot list is in its
+        report and in /storage/errors, like any other failed bucket operation."""
+        self.s3.stop()
+        try:
+            st, _, out = self.srv.request("POST", "/maintenance/sweep?grace_s=0", who="owner")
+            self.assertEqual(st, 200, out)
+            self.assertIn("lake", {e.get("bucket") for e in out["errors"]}, out)
+            st, _, errors = self.srv.request("GET", "/storage/errors?bucket=lake&limit=1000",
+                                             who="owner")
+            self.assertEqual(st, 200, errors)
+            self.assertIn(("list", "datasets/"), {(e["op"], e["key"]) for e in errors["errors"]})
+        finally:
+            self.s3.start()
+
     def test_9_row_changes_on_s3(self):
         """Deltas, events, time travel and compaction on a bucket behind the S3 protocol."""
         st, _, res = self.ingest("id,v\n1,a\n2,b\n", dataset="s3rows", format="csv",

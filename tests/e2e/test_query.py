@@ -302,5 +302,69 @@ class Query(unittest.TestCase):
         self.err({"sql": "SELECT 1"}, 403, "forbidden", who="bot")
 
 
+class TimeTravel(unittest.TestCase):
+    """as_of over many datasets: its own server, without Query's short time limit (a query
+    over 258 datasets at an old version reads 258 manifests and files)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = harness.Server(principals=[("owner", ADMIN, ["admin"]),
+                                             ("analyst", READER, ["reader"])]).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.srv.stop()
+        log = cls.srv.log_text()
+        cls.srv.cleanup()
+        assert rc == 0, "server exit status %s\n%s" % (rc, log[-3000:])
+
+    q = Query.q
+    err = Query.err
+    load = Query.load
+
+    def test_time_travel_names_any_number_of_datasets(self):
+        """as_of pins every dataset the query names, however many: more than 256 of them,
+        globally or one by one, and a name that is only text (a string, an alias) is not
+        a dataset the query reads."""
+        many = ["tt%03d" % i for i in range(257)]
+        for name in many:
+            self.load(name, "a\n1\n", "create")
+        self.load("ttz", "a\n1\n", "create")      # version 1: one row
+        _, _, ds = self.srv.request("GET", "/catalog/datasets/ttz/versions", who="analyst")
+        v1_time = ds["versions"][0]["created_at"]
+        self.load("ttz", "a\n2\n", "append")      # version 2: two rows
+        self.load("ttlater", "a\n1\n", "create")  # did not exist at v1_time
+        # the global form: ttz comes after 257 other named datasets
+        sql = ("SELECT n FROM (SELECT 'z' AS d, count(*) AS n FROM ttz" +
+               "".join(" UNION ALL SELECT 'x', count(*) FROM %s" % name for name in many) +
+               ") WHERE d = 'z'")
+        st, _, res = self.q({"sql": sql, "as_of": {"version": 1}})
+        self.assertEqual(st, 200, res)
+        self.assertEqual(res["rows"], [{"n": 1}])
+        st, _, res = self.q({"sql": sql})
+        self.assertEqual(res["rows"], [{"n": 2}])
+        # the per-dataset form with more than 256 entries
+        per = {name: {"version": 1} for name in many + ["ttz"]}
+        st, _, res = self.q({"sql": sql, "as_of": {"datasets": per}})
+        self.assertEqual(st, 200, res)
+        self.assertEqual(res["rows"], [{"n": 1}])
+        # names in strings and aliases are not datasets read: ttlater did not exist then
+        st, _, res = self.q({"sql": "SELECT 'ttlater' AS ttlater, count(*) AS n FROM ttz",
+                             "as_of": {"timestamp": v1_time}})
+        self.assertEqual(st, 200, res)
+        self.assertEqual(res["rows"], [{"ttlater": "ttlater", "n": 1}])
+        # a dataset the query does read still has to have existed then
+        self.err({"sql": "SELECT * FROM ttz, ttlater", "as_of": {"timestamp": v1_time}}, 404,
+                 "dataset_not_found")
+        self.err({"sql": "SELECT * FROM \"TTLATER\"", "as_of": {"timestamp": v1_time}}, 404,
+                 "dataset_not_found")
+        self.err({"sql": "SELECT * FROM ttz", "as_of": {"version": 3}}, 404, "version_not_found")
+        self.err({"sql": "SELECT * FROM ttz", "as_of": {"datasets": {"nope": {"version": 1}}}},
+                 404, "dataset_not_found")
+        for as_of in ([], {"version": 0}, {"version": 1, "timestamp": "2026-01-01"},
+                      {"datasets": []}, {"datasets": {"ttz": {"version": "1"}}}):
+            self.err({"sql": "SELECT * FROM ttz", "as_of": as_of}, 400, "invalid_parameter")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

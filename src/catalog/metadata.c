@@ -1,0 +1,133 @@
+/*
+ * metadata.c — dataset metadata given by clients (checked here, once, for every door), and
+ * the metadata-only changes: patch and delete.
+ */
+#include "catalog/catalog_int.h"
+
+#include <string.h>
+
+static const char *const SENSITIVITIES[] = {"public", "internal", "confidential", "pii", NULL};
+
+/* ---- metadata ------------------------------------------------------------------------------ */
+
+static bool
+in_list(const char *const *list, const char *s)
+{
+    for (; *list; list++)
+        if (strcmp(*list, s) == 0)
+            return true;
+    return false;
+}
+
+/* A primary key is 1 to 16 distinct column names (existence is checked against the
+ * dataset's columns where they are known). */
+static int
+check_primary_key(const json_t *v, lh_err *err)
+{
+    size_t n = json_array_size(v);
+    if (!json_is_array(v) || n < 1 || n > 16)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
+                          "'primary_key' must be an array of 1 to 16 column names");
+    for (size_t i = 0; i < n; i++) {
+        const json_t *c = json_array_get(v, i);
+        if (!json_is_string(c) || json_string_length(c) == 0 || json_string_length(c) > 255)
+            return lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
+                              "primary_key entry #%zu must be a column name", i + 1);
+        for (size_t j = 0; j < i; j++)
+            if (json_equal(c, json_array_get(v, j)))
+                return lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
+                                  "primary_key names '%s' twice", json_string_value(c));
+    }
+    return 0;
+}
+
+int
+lh_catalog_check_metadata(const json_t *in, json_t **out, lh_err *err)
+{
+    json_t *m = json_object();
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)in, key, v)
+    {
+        int rc = 0;
+        if (strcmp(key, "owner") == 0 || strcmp(key, "description") == 0 ||
+            strcmp(key, "source_system") == 0) {
+            if (!json_is_string(v) || json_string_length(v) > 4096)
+                rc = lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
+                                "'%s' must be a string of at most 4096 characters", key);
+        } else if (strcmp(key, "sensitivity") == 0) {
+            if (!json_is_string(v) || !in_list(SENSITIVITIES, json_string_value(v)))
+                rc = lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
+                                "'sensitivity' must be one of public, internal, confidential, pii");
+        } else if (strcmp(key, "tags") == 0) {
+            size_t i;
+            json_t *tag;
+            if (!json_is_array(v) || json_array_size(v) > 64)
+                rc = lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
+                                "'tags' must be an array of at most 64 strings");
+            json_array_foreach(v, i, tag) if (rc == 0 && (!json_is_string(tag) || json_string_length(tag) == 0 || json_string_length(tag) > 64)) rc =
+                lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
+                           "tag #%zu must be a string of 1 to 64 characters", i + 1);
+        } else if (strcmp(key, "primary_key") == 0) {
+            rc = check_primary_key(v, err);
+        } else if (strcmp(key, "freshness_sla_s") == 0) {
+            if (!json_is_null(v) && (!json_is_integer(v) || json_integer_value(v) < 1))
+                rc = lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
+                                "'freshness_sla_s' must be a positive integer (seconds) or null");
+        } else {
+            rc = lh_err_set(err, LH_EINVAL, 400, "invalid_metadata", "unknown metadata field '%s'",
+                            key);
+            lh_err_hint(err, "metadata fields: owner, sensitivity, description, tags, "
+                             "freshness_sla_s, primary_key, source_system");
+        }
+        if (rc != 0) {
+            json_decref(m);
+            return rc;
+        }
+        json_object_set(m, key, v);
+    }
+    *out = m;
+    return 0;
+}
+
+int
+lh_catalog_patch(lh_catalog *c, const char *name, const json_t *patch, const char *actor,
+                 json_t **committed, lh_err *err)
+{
+    json_t *clean = NULL;
+    if (lh_catalog_check_metadata(patch, &clean, err) != 0)
+        return LH_EINVAL;
+    if (json_object_size(clean) == 0) {
+        json_decref(clean);
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_metadata", "nothing to change");
+    }
+    if (json_object_get(clean, "source_system")) {
+        json_decref(clean);
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
+                          "'source_system' is lineage: it is set by ingest, not patched");
+    }
+    lh_txn *t = NULL;
+    int rc = lh_catalog__begin_live(c, name, &t, err);
+    if (rc != 0) {
+        json_decref(clean);
+        return rc;
+    }
+    json_t *m = lh_catalog__next_of(lh_txn_current(t), "patch", actor);
+    json_t *meta = json_object_get(m, "metadata");
+    json_object_update(meta, clean);
+    json_decref(clean);
+    return lh_catalog_commit(t, NULL, m, committed, err);
+}
+
+int
+lh_catalog_delete(lh_catalog *c, const char *name, const char *actor, json_t **committed,
+                  lh_err *err)
+{
+    lh_txn *t = NULL;
+    int rc = lh_catalog__begin_live(c, name, &t, err);
+    if (rc != 0)
+        return rc;
+    json_t *m = lh_catalog__next_of(lh_txn_current(t), "delete", actor);
+    json_object_set_new(m, "state", json_string("deleted"));
+    return lh_catalog_commit(t, NULL, m, committed, err);
+}
