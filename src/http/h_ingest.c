@@ -288,26 +288,6 @@ opt_string(const json_t *body, const char *field, const char **out, lh_err *err)
     return 0;
 }
 
-/* The password stored under secret_ref (new; lh_free_secret). */
-static int
-secret_password(lh_server *srv, const char *ref, char **out, lh_err *err)
-{
-    lh_secrets *secrets = NULL;
-    lh_err serr;
-    int rc = lh_secrets_open(lh_config_str(srv->config, "secrets.file"), &secrets, &serr);
-    if (rc == 0)
-        rc = lh_secrets_get(secrets, ref, "password", out, &serr);
-    lh_secrets_free(secrets);
-    if (rc != 0) {
-        lh_err_set(err, LH_EINVAL, 400, "invalid_secret_ref",
-                   "could not read a password for secret_ref '%s'", ref);
-        lh_err_detail(err, "%s", serr.message);
-        lh_err_hint(err, "the secrets file needs [%s] with password = \"...\"", ref);
-        return LH_EINVAL;
-    }
-    return 0;
-}
-
 static int
 db_job_from_body(lh_req *req, const json_t *body, db_job **out, lh_err *err)
 {
@@ -365,7 +345,7 @@ db_job_from_body(lh_req *req, const json_t *body, db_job **out, lh_err *err)
     if (rc != 0)
         return rc;
     char *password = NULL;
-    if (ref && (rc = secret_password(req->srv, ref, &password, err)) != 0) {
+    if (ref && (rc = lh_ingest_secret_password(req->srv->secrets, ref, &password, err)) != 0) {
         json_decref(meta);
         return rc;
     }

@@ -7,6 +7,7 @@
 
 #include "http/http.h"
 #include "catalog/catalog.h"
+#include "ingest/ingest.h"
 #include "storage/storage.h"
 #include "vector/vector.h"
 
@@ -195,6 +196,7 @@ struct lh_server {
     lh_catalog *catalog;
     lh_cache *cache;
     lh_vectors *vectors;
+    lh_ingest_secrets *secrets; /* secret_ref passwords for PostgreSQL ingest */
     char *work_dir;    /* where LH_ROUTE_BODY_FILE bodies go (internal engine only) */
     char *results_dir; /* Parquet query results on their way out */
     char *tmp_dir; /* <data_dir>/tmp: request bodies and downloads in flight */
