@@ -183,15 +183,8 @@ lh_h_ingest_file(lh_req *req, lh_resp *resp)
     j->path = req->body_path; /* the job owns the upload now */
     req->body_path = NULL;
 
-    if (async && strcmp(async, "true") == 0) {
-        char id[LH_JOB_ID_MAX];
-        if (lh_jobs_submit(req->srv->jobs, "ingest", req->principal->name, run_ingest, j,
-                           ingest_job_free, id, &err) != 0)
-            return lh_resp_error(resp, &err);
-        lh_resp_header(resp, "Location", lh_arena_printf(req->arena, "/jobs/%s", id));
-        json_t *job = lh_jobs_get_json(req->srv->jobs, id);
-        return lh_resp_json(resp, 202, job ? job : json_pack("{s:s}", "id", id));
-    }
+    if (async && strcmp(async, "true") == 0)
+        return lh_http__submit_job(req, resp, "ingest", run_ingest, j, ingest_job_free, NULL);
     lh_ingest_file_opts o = {.dataset = j->dataset, .bucket = j->bucket, .format = j->format,
                              .mode = j->mode, .src_path = j->path, .src_bytes = j->bytes,
                              .metadata = j->metadata, .source_object = j->source_object,
@@ -405,15 +398,8 @@ lh_h_ingest_db(lh_req *req, lh_resp *resp)
         *p = '\0';
     if (rc != 0)
         return lh_resp_error(resp, &err);
-    if (async) {
-        char id[LH_JOB_ID_MAX];
-        if (lh_jobs_submit(req->srv->jobs, "ingest_db", req->principal->name, run_db_ingest, j,
-                           db_job_free, id, &err) != 0)
-            return lh_resp_error(resp, &err);
-        lh_resp_header(resp, "Location", lh_arena_printf(req->arena, "/jobs/%s", id));
-        json_t *job = lh_jobs_get_json(req->srv->jobs, id);
-        return lh_resp_json(resp, 202, job ? job : json_pack("{s:s}", "id", id));
-    }
+    if (async)
+        return lh_http__submit_job(req, resp, "ingest_db", run_db_ingest, j, db_job_free, NULL);
     json_t *result = NULL;
     rc = db_ingest(j, NULL, &result, &err);
     db_job_free(j);
