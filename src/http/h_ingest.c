@@ -431,6 +431,7 @@ lh_h_rows(lh_req *req, lh_resp *resp)
                                  "the body takes upsert, delete, source and workspace_id", &err);
     const json_t *upsert = json_object_get(body, "upsert"), *del = json_object_get(body, "delete");
     const char *source = NULL, *workspace = NULL;
+    json_t *result = NULL;
     int64_t max_rows = lh_config_int(req->srv->config, "ingest.max_rows_per_request");
     if (rc == 0 && ((upsert && !json_is_array(upsert)) || (del && !json_is_array(del))))
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
@@ -444,21 +445,16 @@ lh_h_rows(lh_req *req, lh_resp *resp)
                         json_array_size(upsert) + json_array_size(del), (long long)max_rows);
         lh_err_hint(&err, "split the change, or raise [ingest] max_rows_per_request");
     }
-    if (rc == 0)
-        rc = opt_string(body, "source", &source, &err);
-    if (rc == 0)
-        rc = opt_string(body, "workspace_id", &workspace, &err);
-    if (rc != 0) {
-        json_decref(body);
-        return lh_resp_error(resp, &err);
-    }
+    if (rc != 0 || (rc = opt_string(body, "source", &source, &err)) != 0 ||
+        (rc = opt_string(body, "workspace_id", &workspace, &err)) != 0)
+        goto out;
     lh_rows_opts o = {.dataset = lh_req_param(req, "name"), .upsert = upsert, .deletes = del,
                       .source = source, .workspace_id = workspace,
                       .actor = req->principal->name, .allow_bucket = may_use,
                       .allow_ctx = (void *)req->principal};
-    json_t *result = NULL;
-    rc = lh_ingest_rows(req->srv->catalog, req->srv->internal_engine, req->srv->buckets, &o, &result,
-                        &err);
+    rc = lh_ingest_rows(req->srv->catalog, req->srv->internal_engine, req->srv->buckets, &o,
+                        &result, &err);
+out:
     json_decref(body);
     if (rc != 0)
         return lh_resp_error(resp, &err);
