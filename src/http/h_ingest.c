@@ -183,15 +183,8 @@ lh_h_ingest_file(lh_req *req, lh_resp *resp)
     j->path = req->body_path; /* the job owns the upload now */
     req->body_path = NULL;
 
-    if (async && strcmp(async, "true") == 0) {
-        char id[LH_JOB_ID_MAX];
-        if (lh_jobs_submit(req->srv->jobs, "ingest", req->principal->name, run_ingest, j,
-                           ingest_job_free, id, &err) != 0)
-            return lh_resp_error(resp, &err);
-        lh_resp_header(resp, "Location", lh_arena_printf(req->arena, "/jobs/%s", id));
-        json_t *job = lh_jobs_get_json(req->srv->jobs, id);
-        return lh_resp_json(resp, 202, job ? job : json_pack("{s:s}", "id", id));
-    }
+    if (async && strcmp(async, "true") == 0)
+        return lh_http__submit_job(req, resp, "ingest", run_ingest, j, ingest_job_free, NULL);
     lh_ingest_file_opts o = {.dataset = j->dataset, .bucket = j->bucket, .format = j->format,
                              .mode = j->mode, .src_path = j->path, .src_bytes = j->bytes,
                              .metadata = j->metadata, .source_object = j->source_object,
@@ -288,26 +281,6 @@ opt_string(const json_t *body, const char *field, const char **out, lh_err *err)
     return 0;
 }
 
-/* The password stored under secret_ref (new; lh_free_secret). */
-static int
-secret_password(lh_server *srv, const char *ref, char **out, lh_err *err)
-{
-    lh_secrets *secrets = NULL;
-    lh_err serr;
-    int rc = lh_secrets_open(lh_config_str(srv->config, "secrets.file"), &secrets, &serr);
-    if (rc == 0)
-        rc = lh_secrets_get(secrets, ref, "password", out, &serr);
-    lh_secrets_free(secrets);
-    if (rc != 0) {
-        lh_err_set(err, LH_EINVAL, 400, "invalid_secret_ref",
-                   "could not read a password for secret_ref '%s'", ref);
-        lh_err_detail(err, "%s", serr.message);
-        lh_err_hint(err, "the secrets file needs [%s] with password = \"...\"", ref);
-        return LH_EINVAL;
-    }
-    return 0;
-}
-
 static int
 db_job_from_body(lh_req *req, const json_t *body, db_job **out, lh_err *err)
 {
@@ -365,7 +338,7 @@ db_job_from_body(lh_req *req, const json_t *body, db_job **out, lh_err *err)
     if (rc != 0)
         return rc;
     char *password = NULL;
-    if (ref && (rc = secret_password(req->srv, ref, &password, err)) != 0) {
+    if (ref && (rc = lh_ingest_secret_password(req->srv->secrets, ref, &password, err)) != 0) {
         json_decref(meta);
         return rc;
     }
@@ -425,15 +398,8 @@ lh_h_ingest_db(lh_req *req, lh_resp *resp)
         *p = '\0';
     if (rc != 0)
         return lh_resp_error(resp, &err);
-    if (async) {
-        char id[LH_JOB_ID_MAX];
-        if (lh_jobs_submit(req->srv->jobs, "ingest_db", req->principal->name, run_db_ingest, j,
-                           db_job_free, id, &err) != 0)
-            return lh_resp_error(resp, &err);
-        lh_resp_header(resp, "Location", lh_arena_printf(req->arena, "/jobs/%s", id));
-        json_t *job = lh_jobs_get_json(req->srv->jobs, id);
-        return lh_resp_json(resp, 202, job ? job : json_pack("{s:s}", "id", id));
-    }
+    if (async)
+        return lh_http__submit_job(req, resp, "ingest_db", run_db_ingest, j, db_job_free, NULL);
     json_t *result = NULL;
     rc = db_ingest(j, NULL, &result, &err);
     db_job_free(j);
@@ -465,6 +431,7 @@ lh_h_rows(lh_req *req, lh_resp *resp)
                                  "the body takes upsert, delete, source and workspace_id", &err);
     const json_t *upsert = json_object_get(body, "upsert"), *del = json_object_get(body, "delete");
     const char *source = NULL, *workspace = NULL;
+    json_t *result = NULL;
     int64_t max_rows = lh_config_int(req->srv->config, "ingest.max_rows_per_request");
     if (rc == 0 && ((upsert && !json_is_array(upsert)) || (del && !json_is_array(del))))
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
@@ -478,21 +445,16 @@ lh_h_rows(lh_req *req, lh_resp *resp)
                         json_array_size(upsert) + json_array_size(del), (long long)max_rows);
         lh_err_hint(&err, "split the change, or raise [ingest] max_rows_per_request");
     }
-    if (rc == 0)
-        rc = opt_string(body, "source", &source, &err);
-    if (rc == 0)
-        rc = opt_string(body, "workspace_id", &workspace, &err);
-    if (rc != 0) {
-        json_decref(body);
-        return lh_resp_error(resp, &err);
-    }
+    if (rc != 0 || (rc = opt_string(body, "source", &source, &err)) != 0 ||
+        (rc = opt_string(body, "workspace_id", &workspace, &err)) != 0)
+        goto out;
     lh_rows_opts o = {.dataset = lh_req_param(req, "name"), .upsert = upsert, .deletes = del,
                       .source = source, .workspace_id = workspace,
                       .actor = req->principal->name, .allow_bucket = may_use,
                       .allow_ctx = (void *)req->principal};
-    json_t *result = NULL;
-    rc = lh_ingest_rows(req->srv->catalog, req->srv->internal_engine, req->srv->buckets, &o, &result,
-                        &err);
+    rc = lh_ingest_rows(req->srv->catalog, req->srv->internal_engine, req->srv->buckets, &o,
+                        &result, &err);
+out:
     json_decref(body);
     if (rc != 0)
         return lh_resp_error(resp, &err);

@@ -136,11 +136,26 @@ lh_h_jobs_submit(lh_req *req, lh_resp *resp)
     sleep_arg *arg = lh_malloc(sizeof *arg);
     arg->total_ms = (int64_t)llround(json_number_value(seconds) * 1000.0);
     json_decref(body);
+    return lh_http__submit_job(req, resp, "sleep", run_sleep, arg, free, NULL);
+}
+
+int
+lh_http__submit_job(lh_req *req, lh_resp *resp, const char *kind, lh_job_fn fn, void *arg,
+                    void (*free_arg)(void *), json_t *wrap)
+{
+    lh_err err;
     char id[LH_JOB_ID_MAX];
-    if (lh_jobs_submit(req->srv->jobs, "sleep", req->principal->name, run_sleep, arg, free, id,
-                       &err) != 0)
+    if (lh_jobs_submit(req->srv->jobs, kind, req->principal->name, fn, arg, free_arg, id,
+                       &err) != 0) {
+        json_decref(wrap);
         return lh_resp_error(resp, &err);
-    json_t *job = lh_jobs_get_json(req->srv->jobs, id);
+    }
     lh_resp_header(resp, "Location", lh_arena_printf(req->arena, "/jobs/%s", id));
-    return lh_resp_json(resp, 202, job ? job : json_pack("{s:s}", "id", id));
+    /* the job may already be done, its record still there (kept until restart) */
+    json_t *job = lh_jobs_get_json(req->srv->jobs, id);
+    if (wrap == NULL)
+        return lh_resp_json(resp, 202, job ? job : json_pack("{s:s}", "id", id));
+    json_object_set_new(wrap, "job_id", json_string(id));
+    json_object_set_new(wrap, "job", job ? job : json_null());
+    return lh_resp_json(resp, 202, wrap);
 }

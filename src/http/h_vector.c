@@ -110,20 +110,12 @@ static int
 submit(lh_req *req, lh_resp *resp, const char *kind, const char *index, lh_vbuild *b,
        lh_vtrial *t)
 {
-    lh_err err;
-    char id[LH_JOB_ID_MAX];
     vec_job *j = lh_calloc(1, sizeof *j);
     j->build = b;
     j->trial = t;
-    /* the job may be done and its arguments freed as soon as it is queued */
-    index = lh_arena_strdup(req->arena, index);
-    if (lh_jobs_submit(req->srv->jobs, kind, req->principal->name, run_vec_job, j, vec_job_free,
-                       id, &err) != 0)
-        return lh_resp_error(resp, &err); /* the job system freed j */
-    lh_resp_header(resp, "Location", lh_arena_printf(req->arena, "/jobs/%s", id));
-    json_t *job = lh_jobs_get_json(req->srv->jobs, id);
-    return lh_resp_json(resp, 202, json_pack("{s:s, s:s, s:o}", "index", index, "job_id", id,
-                                              "job", job ? job : json_null()));
+    /* made before queueing: the job may be done and index freed as soon as it is queued */
+    json_t *wrap = json_pack("{s:s}", "index", index);
+    return lh_http__submit_job(req, resp, kind, run_vec_job, j, vec_job_free, wrap);
 }
 
 /* Run b as a job (202) or here (201/200); takes b. */

@@ -7,6 +7,7 @@
 
 #include "http/http.h"
 #include "catalog/catalog.h"
+#include "ingest/ingest.h"
 #include "storage/storage.h"
 #include "vector/vector.h"
 
@@ -195,6 +196,7 @@ struct lh_server {
     lh_catalog *catalog;
     lh_cache *cache;
     lh_vectors *vectors;
+    lh_ingest_secrets *secrets; /* secret_ref passwords for PostgreSQL ingest */
     char *work_dir;    /* where LH_ROUTE_BODY_FILE bodies go (internal engine only) */
     char *results_dir; /* Parquet query results on their way out */
     char *tmp_dir; /* <data_dir>/tmp: request bodies and downloads in flight */
@@ -274,6 +276,13 @@ int lh_h_object_delete(lh_req *req, lh_resp *resp);
 int lh_h_storage_errors(lh_req *req, lh_resp *resp);
 int lh_h_storage_errors_flush(lh_req *req, lh_resp *resp);
 int lh_h_storage_errors_compact(lh_req *req, lh_resp *resp);
+/* Queue fn(job, arg) as a job of `kind` owned by the caller and answer 202 with
+ * Location: /jobs/{id}. The body is the job's record; with `wrap` (an object; takes
+ * ownership, also on failure) it is wrap with "job_id" and "job" (the record) added. Takes
+ * ownership of arg: free_arg frees it when the job ends, or at once when the queue refuses
+ * it (the refusal is answered). Returns 0. */
+int lh_http__submit_job(lh_req *req, lh_resp *resp, const char *kind, lh_job_fn fn, void *arg,
+                        void (*free_arg)(void *), json_t *wrap);
 /* An unlinked temporary file under the server's tmp dir (fd returned new). */
 int lh_http__tmpfile(lh_server *srv, int *fd_out, lh_err *err);
 

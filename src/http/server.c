@@ -733,6 +733,24 @@ accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
     return atomic_load(&srv->stopping) ? MHD_NO : MHD_YES;
 }
 
+/* Free what lh_server_start made; the daemon must be stopped (or never started). Accepts
+ * NULL. */
+static void
+server_free(lh_server *srv)
+{
+    if (srv == NULL)
+        return;
+    if (srv->listen_fd >= 0 && srv->daemon == NULL)
+        close(srv->listen_fd); /* a running daemon owned it and closed it on stop */
+    lh_http__metrics_free(srv->metrics);
+    lh_ingest_secrets_free(srv->secrets);
+    lh_http__auth_free(&srv->auth);
+    free(srv->tmp_dir);
+    free(srv->work_dir);
+    free(srv->results_dir);
+    free(srv);
+}
+
 int
 lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
 {
@@ -745,6 +763,7 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     srv->catalog = deps->catalog;
     srv->cache = deps->cache;
     srv->vectors = deps->vectors;
+    srv->secrets = lh_ingest_secrets_new(lh_config_str(cfg, "secrets.file"));
     srv->work_dir = lh_strdup(deps->work_dir ? deps->work_dir : "/tmp");
     srv->results_dir = lh_strdup(deps->results_dir ? deps->results_dir : srv->work_dir);
     srv->internal_engine = deps->internal_engine ? deps->internal_engine : deps->engine;
@@ -761,24 +780,18 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     atomic_init(&srv->engine_ok_mono_us, INT64_MIN / 2);
 
     int rc = lh_http__auth_init(&srv->auth, cfg, err);
-    if (rc == 0) {
-        srv->tmp_dir = lh_sprintf("%s/tmp", lh_config_str(cfg, "server.data_dir"));
-        if (mkdir(srv->tmp_dir, 0700) != 0 && errno != EEXIST) {
-            rc = lh_err_set(err, LH_EIO, 0, "data_dir_unusable", "cannot create %s: %s",
-                            srv->tmp_dir, strerror(errno));
-        }
+    if (rc != 0)
+        goto out;
+    srv->tmp_dir = lh_sprintf("%s/tmp", lh_config_str(cfg, "server.data_dir"));
+    if (mkdir(srv->tmp_dir, 0700) != 0 && errno != EEXIST) {
+        rc = lh_err_set(err, LH_EIO, 0, "data_dir_unusable", "cannot create %s: %s",
+                        srv->tmp_dir, strerror(errno));
+        goto out;
     }
-    if (rc == 0)
-        rc = open_listener(lh_config_str(cfg, "server.host"), (int)lh_config_int(cfg, "server.port"),
-                           &srv->listen_fd, &srv->port, err);
-    if (rc != 0) {
-        lh_http__auth_free(&srv->auth);
-        free(srv->tmp_dir);
-        free(srv->work_dir);
-    free(srv->results_dir);
-        free(srv);
-        return rc;
-    }
+    rc = open_listener(lh_config_str(cfg, "server.host"), (int)lh_config_int(cfg, "server.port"),
+                       &srv->listen_fd, &srv->port, err);
+    if (rc != 0)
+        goto out;
     srv->metrics = lh_http__metrics_new(srv->routes, srv->n_routes);
     /* MHD's idle timeout is in whole seconds; the request deadline is enforced above. */
     unsigned idle_s = (unsigned)((lh_config_int(cfg, "server.request_timeout_ms") + 999) / 1000);
@@ -790,15 +803,12 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)lh_config_int(cfg, "server.max_connections"),
         MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY, MHD_OPTION_END);
-    if (srv->daemon == NULL) {
-        close(srv->listen_fd);
-        lh_http__metrics_free(srv->metrics);
-        lh_http__auth_free(&srv->auth);
-        free(srv->tmp_dir);
-        free(srv->work_dir);
-    free(srv->results_dir);
-        free(srv);
-        return lh_err_set(err, LH_EIO, 0, "listen_failed", "could not start the HTTP server");
+    if (srv->daemon == NULL)
+        rc = lh_err_set(err, LH_EIO, 0, "listen_failed", "could not start the HTTP server");
+out:
+    if (rc != 0) {
+        server_free(srv);
+        return rc;
     }
     *out = srv;
     return 0;
@@ -823,11 +833,6 @@ lh_server_shutdown(lh_server *srv, int64_t grace_ms)
         nanosleep(&ts, NULL);
     }
     MHD_stop_daemon(srv->daemon);
-    lh_http__metrics_free(srv->metrics);
-    lh_http__auth_free(&srv->auth);
-    free(srv->tmp_dir);
-        free(srv->work_dir);
-    free(srv->results_dir);
-    free(srv);
+    server_free(srv);
     return (int)left;
 }

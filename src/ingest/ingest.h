@@ -65,6 +65,20 @@ typedef struct lh_ingest_db_opts {
  * 400 invalid_dsn naming the problem; the password never appears in err. */
 int lh_ingest_db_check_dsn(const char *dsn, lh_err *err);
 
+/* Passwords named by secret_ref, from the secrets file ([ref] password = "..."). The file
+ * is read on first use and again whenever it changes (lstat: inode, size, mode, owner,
+ * mtime, ctime), so a rotated password needs no restart; every read is checked like
+ * lh_secrets_open (mode 0600, our owner, no symlink). Thread-safe. */
+typedef struct lh_ingest_secrets lh_ingest_secrets;
+/* Returns new (free with lh_ingest_secrets_free); the file is not read yet. path is
+ * copied. */
+lh_ingest_secrets *lh_ingest_secrets_new(const char *path);
+void lh_ingest_secrets_free(lh_ingest_secrets *s); /* accepts NULL */
+/* The password of secret_ref `ref` (new in *out; free with lh_free_secret). 400
+ * invalid_secret_ref naming the ref when the file is missing, refused or not valid TOML,
+ * or has no [ref] with a string password; the detail says which, never a value. */
+int lh_ingest_secret_password(lh_ingest_secrets *s, const char *ref, char **out, lh_err *err);
+
 /* Read the table or query from one REPEATABLE READ READ ONLY snapshot, streamed
  * (COPY ... TO STDOUT or a server-side cursor), converting every batch_rows rows to a
  * zstd Parquet file while the next batch arrives, then commit one manifest version whose

@@ -73,7 +73,7 @@ const char *lh_ingest__mode_name(lh_ingest_mode m);
 
 /* How a column's values arrive from PostgreSQL in binary, and so which writer setter they
  * take: LH_PGW_TEXT for every type the source sends as text (text itself, enums, and the
- * values ingest_pg.c casts ::text on the server). */
+ * values pg_describe.c casts ::text on the server). */
 typedef enum lh_pg_wire {
     LH_PGW_TEXT,      /* VARCHAR */
     LH_PGW_BYTEA,     /* BLOB */

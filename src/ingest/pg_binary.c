@@ -182,6 +182,44 @@ put_numeric(lh_writer *w, size_t col, const lh_pg_field *f, const char *v, int l
     return 0;
 }
 
+/* A date: days since 2000-01-01, with PostgreSQL's infinities as DuckDB's. */
+static int
+put_date(lh_writer *w, size_t col, const lh_pg_field *f, const char *v, int len, lh_err *err)
+{
+    if (len != 4)
+        return malformed(f, err);
+    int32_t days = (int32_t)be32(v);
+    if (days == INT32_MAX || days == INT32_MIN) {
+        lh_writer_date(w, col, days == INT32_MAX ? INT32_MAX : -INT32_MAX);
+        return 0;
+    }
+    /* PostgreSQL's dates end long before this; a server that sends more is refused */
+    if (days >= INT32_MAX - PG_EPOCH_DAYS)
+        return unconvertible(f, err, "a date past DuckDB's range");
+    lh_writer_date(w, col, days + PG_EPOCH_DAYS);
+    return 0;
+}
+
+/* A timestamp: microseconds since 2000-01-01, with PostgreSQL's infinities as DuckDB's. */
+static int
+put_timestamp(lh_writer *w, size_t col, const lh_pg_field *f, const char *v, int len,
+              lh_err *err)
+{
+    if (len != 8)
+        return malformed(f, err);
+    int64_t us = (int64_t)be64(v), unix_us;
+    if (us == INT64_MAX || us == INT64_MIN) {
+        lh_writer_micros(w, col, us == INT64_MAX ? INT64_MAX : -INT64_MAX);
+        return 0;
+    }
+    /* the shift cannot take a value below DuckDB's first timestamp (290309 BC), but
+     * it can take one past its last */
+    if (__builtin_add_overflow(us, PG_EPOCH_US, &unix_us) || unix_us == INT64_MAX)
+        return unconvertible(f, err, "a timestamp past the year 294246");
+    lh_writer_micros(w, col, unix_us);
+    return 0;
+}
+
 int
 lh_ingest__pg_put(lh_writer *w, size_t col, const lh_pg_field *f, const char *v, int len,
                   lh_err *err)
@@ -244,40 +282,15 @@ lh_ingest__pg_put(lh_writer *w, size_t col, const lh_pg_field *f, const char *v,
     }
     case LH_PGW_NUMERIC:
         return put_numeric(w, col, f, v, len, err);
-    case LH_PGW_DATE: {
-        if (len != 4)
-            return malformed(f, err);
-        int32_t days = (int32_t)be32(v);
-        if (days == INT32_MAX || days == INT32_MIN) {
-            lh_writer_date(w, col, days == INT32_MAX ? INT32_MAX : -INT32_MAX);
-            return 0;
-        }
-        /* PostgreSQL's dates end long before this; a server that sends more is refused */
-        if (days >= INT32_MAX - PG_EPOCH_DAYS)
-            return unconvertible(f, err, "a date past DuckDB's range");
-        lh_writer_date(w, col, days + PG_EPOCH_DAYS);
-        return 0;
-    }
+    case LH_PGW_DATE:
+        return put_date(w, col, f, v, len, err);
     case LH_PGW_TIME:
         if (len != 8)
             return malformed(f, err);
         lh_writer_micros(w, col, (int64_t)be64(v));
         return 0;
-    case LH_PGW_TIMESTAMP: {
-        if (len != 8)
-            return malformed(f, err);
-        int64_t us = (int64_t)be64(v), unix_us;
-        if (us == INT64_MAX || us == INT64_MIN) {
-            lh_writer_micros(w, col, us == INT64_MAX ? INT64_MAX : -INT64_MAX);
-            return 0;
-        }
-        /* the shift cannot take a value below DuckDB's first timestamp (290309 BC), but
-         * it can take one past its last */
-        if (__builtin_add_overflow(us, PG_EPOCH_US, &unix_us) || unix_us == INT64_MAX)
-            return unconvertible(f, err, "a timestamp past the year 294246");
-        lh_writer_micros(w, col, unix_us);
-        return 0;
-    }
+    case LH_PGW_TIMESTAMP:
+        return put_timestamp(w, col, f, v, len, err);
     case LH_PGW_UUID:
         if (len != 16)
             return malformed(f, err);

@@ -265,48 +265,83 @@ read_batch(lh_applog *log, const char *key, json_t *arr, lh_err *err)
     return 0;
 }
 
+/* The stored batches' lines, one after another, each ending in a newline (lines). */
+static int
+concat_batches(lh_applog *log, char *const *keys, size_t n, lh_buf *lines, lh_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        lh_buf data;
+        int rc = lh_store_get_buffer(log->store, keys[i], BATCH_READ_MAX, &data, NULL, err);
+        if (rc != 0)
+            return rc;
+        if (lines->len + data.len > COMPACT_MAX) {
+            lh_buf_free(&data);
+            rc = lh_err_set(err, LH_ETOOBIG, 413, "journal_too_large",
+                            "the journal is too large to compact in one pass");
+            lh_err_detail(err, "more than %u bytes in %zu batches", COMPACT_MAX, n);
+            return rc;
+        }
+        lh_buf_append(lines, data.data, data.len);
+        if (data.len > 0 && data.data[data.len - 1] != '\n')
+            lh_buf_append(lines, "\n", 1);
+        lh_buf_free(&data);
+    }
+    return 0;
+}
+
 int
 lh_applog_compact(lh_applog *log, int *merged, lh_err *err)
 {
     pthread_mutex_lock(&log->write_lock);
     char **keys = NULL;
     size_t n = 0;
-    int rc = list_batches(log, &keys, &n, err);
+    lh_buf lines;
+    lh_buf_init(&lines);
     *merged = 0;
-    if (rc == 0 && n > 1) {
-        lh_buf lines;
-        lh_buf_init(&lines);
-        for (size_t i = 0; rc == 0 && i < n; i++) {
-            lh_buf data;
-            rc = lh_store_get_buffer(log->store, keys[i], BATCH_READ_MAX, &data, NULL, err);
-            if (rc == 0 && lines.len + data.len > COMPACT_MAX) {
-                lh_buf_free(&data);
-                rc = lh_err_set(err, LH_ETOOBIG, 413, "journal_too_large",
-                                "the journal is too large to compact in one pass");
-                lh_err_detail(err, "more than %u bytes in %zu batches", COMPACT_MAX, n);
-            }
-            if (rc == 0) {
-                lh_buf_append(&lines, data.data, data.len);
-                if (data.len > 0 && data.data[data.len - 1] != '\n')
-                    lh_buf_append(&lines, "\n", 1);
-                lh_buf_free(&data);
-            }
-        }
-        if (rc == 0)
-            rc = write_batch(log, lines.data, lines.len, err);
-        lh_buf_free(&lines);
-        for (size_t i = 0; rc == 0 && i < n; i++) {
-            lh_err ignored;
-            /* a batch that cannot be deleted now is merged again next time: duplicates
-             * are possible after a failure, losses are not */
-            lh_store_delete(log->store, keys[i], &ignored);
-        }
-        if (rc == 0)
-            *merged = (int)n;
+    int rc = list_batches(log, &keys, &n, err);
+    if (rc != 0 || n <= 1)
+        goto out;
+    if ((rc = concat_batches(log, keys, n, &lines, err)) != 0 ||
+        (rc = write_batch(log, lines.data, lines.len, err)) != 0)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        lh_err ignored;
+        /* a batch that cannot be deleted now is merged again next time: duplicates
+         * are possible after a failure, losses are not */
+        lh_store_delete(log->store, keys[i], &ignored);
     }
+    *merged = (int)n;
+out:
+    lh_buf_free(&lines);
     free_keys(keys, n);
     pthread_mutex_unlock(&log->write_lock);
     return rc;
+}
+
+/* The newest stored events, read batch by batch from the newest until `want` are found
+ * (all of them when there are fewer); *out (new) keeps the batches' order. */
+static int
+read_newest(lh_applog *log, char *const *keys, size_t n, size_t want, json_t **out,
+            lh_err *err)
+{
+    json_t *stored = json_array();
+    size_t have = 0;
+    for (size_t first = n; first > 0 && have < want;) {
+        first--;
+        json_t *one = json_array();
+        int rc = read_batch(log, keys[first], one, err);
+        if (rc != 0) {
+            json_decref(one);
+            json_decref(stored);
+            return rc;
+        }
+        have += json_array_size(one);
+        json_array_extend(one, stored);
+        json_decref(stored);
+        stored = one;
+    }
+    *out = stored;
+    return 0;
 }
 
 int
@@ -315,51 +350,33 @@ lh_applog_read(lh_applog *log, size_t limit, json_t **out, lh_err *err)
     /* stored batches are read without `lock`; write_lock keeps a flush from moving
      * events from the buffer into a batch while we look at both */
     pthread_mutex_lock(&log->write_lock);
-    json_t *arr = json_array();
+    json_t *arr = NULL, *buffered = NULL, *stored = NULL;
     char **keys = NULL;
     size_t n = 0;
     int rc = list_batches(log, &keys, &n, err);
-    if (rc == 0) {
-        pthread_mutex_lock(&log->lock);
-        json_t *buffered = json_copy(log->buffer);
-        pthread_mutex_unlock(&log->lock);
-        /* read newest batches first until enough events are found */
-        size_t have = json_array_size(buffered);
-        size_t first = n;
-        json_t *stored = json_array();
-        while (first > 0 && have < limit) {
-            first--;
-            json_t *one = json_array();
-            if ((rc = read_batch(log, keys[first], one, err)) != 0) {
-                json_decref(one);
-                break;
-            }
-            have += json_array_size(one);
-            json_array_extend(one, stored);
-            json_decref(stored);
-            stored = one;
-        }
-        json_array_extend(arr, stored);
-        json_decref(stored);
-        json_array_extend(arr, buffered);
-        json_decref(buffered);
-    }
+    if (rc != 0)
+        goto out;
+    pthread_mutex_lock(&log->lock);
+    buffered = json_copy(log->buffer);
+    pthread_mutex_unlock(&log->lock);
+    size_t in_buffer = json_array_size(buffered);
+    if ((rc = read_newest(log, keys, n, limit > in_buffer ? limit - in_buffer : 0, &stored,
+                          err)) != 0)
+        goto out;
+    /* the last `limit` of the stored events followed by the buffered ones */
+    json_array_extend(stored, buffered);
+    size_t total = json_array_size(stored);
+    arr = json_array();
+    for (size_t i = total > limit ? total - limit : 0; i < total; i++)
+        json_array_append(arr, json_array_get(stored, i));
+out:
+    json_decref(stored);
+    json_decref(buffered);
     free_keys(keys, n);
     pthread_mutex_unlock(&log->write_lock);
-    if (rc != 0) {
-        json_decref(arr);
-        return rc;
-    }
-    size_t total = json_array_size(arr);
-    if (total > limit) {
-        json_t *tail = json_array();
-        for (size_t i = total - limit; i < total; i++)
-            json_array_append(tail, json_array_get(arr, i));
-        json_decref(arr);
-        arr = tail;
-    }
-    *out = arr;
-    return 0;
+    if (rc == 0)
+        *out = arr;
+    return rc;
 }
 
 void

@@ -174,11 +174,10 @@ open_s3_bucket(entry_ctx *c, lh_secrets **secrets, lh_store **out, lh_err *err)
     lh_err serr;
     if (lh_secrets_get(*secrets, secret_ref, "access_key_id", &ak, &serr) != 0 ||
         lh_secrets_get(*secrets, secret_ref, "secret_access_key", &sk, &serr) != 0) {
-        lh_free_secret(ak);
-        lh_err_set(err, LH_EINVAL, 0, "invalid_config", "%s: %s", c->where, serr.message);
+        rc = lh_err_set(err, LH_EINVAL, 0, "invalid_config", "%s: %s", c->where, serr.message);
         lh_err_hint(err, "the secrets file needs [%s] with access_key_id and secret_access_key",
                     secret_ref);
-        return LH_EINVAL;
+        goto out;
     }
     o.access_key_id = ak;
     o.secret_access_key = sk;
@@ -188,14 +187,14 @@ open_s3_bucket(entry_ctx *c, lh_secrets **secrets, lh_store **out, lh_err *err)
     o.multipart_threshold = lh_config_int(cfg, "storage.multipart_threshold");
     o.part_size = lh_config_int(cfg, "storage.part_size");
     rc = lh_store_s3_open(&o, out, err);
-    if (rc != 0) {
+    if (rc != 0 && err) {
         char msg[LH_ERR_TEXT_MAX];
-        snprintf(msg, sizeof msg, "%s: %s", c->where, err ? err->message : "");
-        if (err)
-            snprintf(err->message, sizeof err->message, "%s", msg);
+        snprintf(msg, sizeof msg, "%s: %s", c->where, err->message);
+        snprintf(err->message, sizeof err->message, "%s", msg);
     }
-    lh_free_secret(ak);
+out:
     lh_free_secret(sk);
+    lh_free_secret(ak);
     return rc;
 }
 

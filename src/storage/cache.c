@@ -128,70 +128,60 @@ to_file(void *ctx, const void *data, size_t len)
     return lh_write_all(fs->fd, data, len);
 }
 
-int
-lh_cache_local_path(lh_cache *c, lh_store *s, const char *key, bool pin, char **path_out,
-                    lh_err *err)
+/* Where the object with this etag lives in the cache (new): a name from the store, key and
+ * etag, keeping the key's extension so DuckDB picks the right reader. */
+static char *
+cache_path(const lh_cache *c, lh_store *s, const char *key, const char *etag)
 {
-    char *local = lh_store_fs_path(s, key);
-    if (local) {
-        *path_out = local;
-        return 0;
-    }
-    lh_obj_info info;
-    int rc = lh_store_head(s, key, &info, err);
-    if (rc != 0)
-        return rc;
     lh_buf ident;
     lh_buf_init(&ident);
-    lh_buf_printf(&ident, "%s\n%s\n%s", lh_store_describe(s), key, info.etag);
+    lh_buf_printf(&ident, "%s\n%s\n%s", lh_store_describe(s), key, etag);
     char hex[65];
     lh_sha256_hex(ident.data, ident.len, hex);
     lh_buf_free(&ident);
     const char *base = strrchr(key, '/') ? strrchr(key, '/') + 1 : key;
     const char *dot = strrchr(base, '.');
-    char *path = lh_sprintf("%s/%s%s", c->dir, hex, dot && strlen(dot) <= 10 ? dot : "");
+    return lh_sprintf("%s/%s%s", c->dir, hex, dot && strlen(dot) <= 10 ? dot : "");
+}
 
-    pthread_mutex_lock(&c->lock);
-    entry *e = find_locked(c, path);
-    if (e) {
-        e->used_mono_us = lh_mono_us();
-        e->pins += pin;
-        c->hits++;
-        pthread_mutex_unlock(&c->lock);
-        *path_out = path;
-        return 0;
-    }
-    c->misses++;
-    pthread_mutex_unlock(&c->lock);
-
+/* Download the object to path: into a temporary file beside it, synced, then renamed, so
+ * that path is either absent or complete. */
+static int
+cache_fetch(const lh_cache *c, lh_store *s, const char *key, const char *path, lh_err *err)
+{
     char *tmp = lh_sprintf("%s.part-XXXXXX", path);
+    int rc = 0;
     int fd = mkstemp(tmp);
     if (fd < 0) {
         rc = lh_err_set(err, LH_EIO, 503, "cache_unavailable", "could not write the local cache");
         lh_err_detail(err, "%s: %s", c->dir, strerror(errno));
-        free(tmp);
-        free(path);
-        return rc;
+        goto out;
     }
     file_sink sink = {fd};
     lh_obj_info got;
-    rc = lh_store_get(s, key, 0, -1, to_file, &sink, &got, err);
-    if (rc == 0 && fsync(fd) != 0)
+    if ((rc = lh_store_get(s, key, 0, -1, to_file, &sink, &got, err)) != 0)
+        goto out;
+    if (fsync(fd) != 0 || rename(tmp, path) != 0)
         rc = lh_err_set(err, LH_EIO, 503, "cache_unavailable", "could not write the local cache");
-    close(fd);
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = lh_err_set(err, LH_EIO, 503, "cache_unavailable", "could not write the local cache");
-    if (rc != 0) {
-        unlink(tmp);
-        free(tmp);
-        free(path);
-        return rc;
+out:
+    if (fd >= 0) {
+        close(fd);
+        if (rc != 0)
+            unlink(tmp);
     }
     free(tmp);
+    return rc;
+}
+
+/* Record a file just fetched into the cache (or use the entry another thread made
+ * meanwhile), pin it when asked, and evict others if over the limit. */
+static void
+cache_add(lh_cache *c, const char *path, bool pin)
+{
     struct stat st;
     int64_t bytes = stat(path, &st) == 0 ? (int64_t)st.st_size : 0;
     pthread_mutex_lock(&c->lock);
-    e = find_locked(c, path); /* another thread may have fetched it meanwhile */
+    entry *e = find_locked(c, path); /* another thread may have fetched it meanwhile */
     if (e == NULL) {
         if (c->n == c->cap) {
             c->cap = c->cap ? c->cap * 2 : 64;
@@ -207,6 +197,40 @@ lh_cache_local_path(lh_cache *c, lh_store *s, const char *key, bool pin, char **
     e->pins += pin;
     evict_locked(c, path);
     pthread_mutex_unlock(&c->lock);
+}
+
+int
+lh_cache_local_path(lh_cache *c, lh_store *s, const char *key, bool pin, char **path_out,
+                    lh_err *err)
+{
+    char *local = lh_store_fs_path(s, key);
+    if (local) {
+        *path_out = local;
+        return 0;
+    }
+    lh_obj_info info;
+    int rc = lh_store_head(s, key, &info, err);
+    if (rc != 0)
+        return rc;
+    char *path = cache_path(c, s, key, info.etag);
+
+    pthread_mutex_lock(&c->lock);
+    entry *e = find_locked(c, path);
+    if (e) {
+        e->used_mono_us = lh_mono_us();
+        e->pins += pin;
+        c->hits++;
+    } else {
+        c->misses++;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (e == NULL) {
+        if ((rc = cache_fetch(c, s, key, path, err)) != 0) {
+            free(path);
+            return rc;
+        }
+        cache_add(c, path, pin);
+    }
     *path_out = path;
     return 0;
 }

@@ -242,35 +242,39 @@ static int
 fs_get(lh_store *s, const char *key, int64_t offset, int64_t len, lh_sink_fn sink, void *ctx,
        lh_obj_info *info, lh_err *err)
 {
-    int fd;
+    int fd = -1;
+    char *chunk = NULL;
     int rc = fs_open_local(s, key, &fd, info, err);
     if (rc != 0)
-        return rc;
+        goto out;
     if (offset > info->size || (offset == info->size && info->size > 0 && len != 0)) {
-        close(fd);
-        return lh_err_set(err, LH_EINVAL, 416, "invalid_range",
-                          "range starts at %lld, past the end of the %lld-byte object",
-                          (long long)offset, (long long)info->size);
+        rc = lh_err_set(err, LH_EINVAL, 416, "invalid_range",
+                        "range starts at %lld, past the end of the %lld-byte object",
+                        (long long)offset, (long long)info->size);
+        goto out;
     }
     int64_t end = len < 0 || offset + len > info->size ? info->size : offset + len;
-    char *chunk = lh_malloc(COPY_CHUNK);
-    int64_t pos = offset;
-    while (rc == 0 && pos < end) {
+    chunk = lh_malloc(COPY_CHUNK);
+    for (int64_t pos = offset; pos < end;) {
         size_t want = (size_t)(end - pos < COPY_CHUNK ? end - pos : COPY_CHUNK);
         ssize_t r = pread(fd, chunk, want, (off_t)pos);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
             rc = errno_error(err, r < 0 ? errno : EIO, "read", key);
-            break;
+            goto out;
         }
         int sink_rc = sink(ctx, chunk, (size_t)r);
-        if (sink_rc != 0)
+        if (sink_rc != 0) {
             rc = lh_storage__sink_error(err, sink_rc, key);
+            goto out;
+        }
         pos += r;
     }
+out:
     free(chunk);
-    close(fd);
+    if (fd >= 0)
+        close(fd);
     return rc;
 }
 

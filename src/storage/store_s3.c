@@ -596,10 +596,10 @@ abort_multipart(lh_store *s, const char *key, const char *upload_id)
     return rc;
 }
 
+/* Start a multipart upload of key; *upload_id (new) on success. */
 static int
-multipart_put(lh_store *s, const char *key, const lh_source *src, lh_obj_info *info, lh_err *err)
+multipart_start(lh_store *s, const char *key, char **upload_id, lh_err *err)
 {
-    s3_store *s3 = impl(s);
     qparam q_init[] = {{"uploads", NULL}};
     exchange x;
     exchange_init(&x, "POST", build_url(s, key, q_init, 1));
@@ -607,33 +607,38 @@ multipart_put(lh_store *s, const char *key, const lh_source *src, lh_obj_info *i
     x.small_body = "";
     x.small_len = 0;
     x.headers = curl_slist_append(x.headers, "Content-Type: application/octet-stream");
+    xmlDocPtr doc = NULL;
+    xmlChar *id = NULL;
     int rc = perform(s, &x, "create multipart upload", key, err);
-    char *upload_id = NULL;
-    if (rc == 0) {
-        xmlDocPtr doc = xmlReadMemory(x.body.data ? x.body.data : "", (int)x.body.len, NULL, NULL,
-                                      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-        xmlChar *id = doc ? find_text(xmlDocGetRootElement(doc), "UploadId") : NULL;
-        if (id)
-            upload_id = lh_strdup((const char *)id);
-        xmlFree(id);
-        xmlFreeDoc(doc);
-        if (upload_id == NULL)
-            rc = lh_err_set(err, LH_EIO, 502, "bucket_error",
-                            "the S3 server started a multipart upload without an UploadId");
-    }
-    exchange_free(&x);
     if (rc != 0)
-        return rc;
+        goto out;
+    doc = xmlReadMemory(x.body.data ? x.body.data : "", (int)x.body.len, NULL, NULL,
+                        XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    id = doc ? find_text(xmlDocGetRootElement(doc), "UploadId") : NULL;
+    if (id == NULL) {
+        rc = lh_err_set(err, LH_EIO, 502, "bucket_error",
+                        "the S3 server started a multipart upload without an UploadId");
+        goto out;
+    }
+    *upload_id = lh_strdup((const char *)id);
+out:
+    xmlFree(id);
+    xmlFreeDoc(doc);
+    exchange_free(&x);
+    return rc;
+}
 
-    lh_buf complete;
-    lh_buf_init(&complete);
-    lh_buf_puts(&complete, "<CompleteMultipartUpload>");
+/* Upload src in parts, appending each part's <Part> to complete. */
+static int
+multipart_parts(lh_store *s, const char *key, const lh_source *src, const char *upload_id,
+                lh_buf *complete, lh_err *err)
+{
     /* S3 allows at most 10,000 parts: grow the parts for very large objects */
-    int64_t part_size = s3->part_size;
+    int64_t part_size = impl(s)->part_size;
     if ((src->len + part_size - 1) / part_size > 10000)
         part_size = (src->len + 9999) / 10000;
     int part = 0;
-    for (int64_t off = 0; rc == 0 && off < src->len; off += part_size) {
+    for (int64_t off = 0; off < src->len; off += part_size) {
         part++;
         char part_str[16];
         snprintf(part_str, sizeof part_str, "%d", part);
@@ -643,42 +648,67 @@ multipart_put(lh_store *s, const char *key, const lh_source *src, lh_obj_info *i
         px.src = src;
         px.src_offset = off;
         px.src_len = src->len - off < part_size ? src->len - off : part_size;
-        rc = perform(s, &px, "upload part", key, err);
+        int rc = perform(s, &px, "upload part", key, err);
         if (rc == 0)
-            lh_buf_printf(&complete, "<Part><PartNumber>%d</PartNumber><ETag>\"%s\"</ETag></Part>",
+            lh_buf_printf(complete, "<Part><PartNumber>%d</PartNumber><ETag>\"%s\"</ETag></Part>",
                           part, px.etag);
         exchange_free(&px);
+        if (rc != 0)
+            return rc;
     }
-    lh_buf_puts(&complete, "</CompleteMultipartUpload>");
-    if (rc == 0) {
-        qparam q[] = {{"uploadId", upload_id}};
-        exchange cx;
-        exchange_init(&cx, "POST", build_url(s, key, q, 1));
-        cx.small_body = complete.data;
-        cx.small_len = complete.len;
-        cx.src_len = (int64_t)complete.len;
-        cx.body_max = XML_BODY_MAX;
-        cx.headers = curl_slist_append(cx.headers, "Content-Type: application/xml");
-        rc = perform(s, &cx, "complete multipart upload", key, err);
-        /* S3 may answer 200 with an <Error> document inside */
-        if (rc == 0 && cx.body.data && strstr(cx.body.data, "<Error>")) {
-            cx.status = 500;
-            rc = s3_error(s, &cx, CURLE_OK, "complete multipart upload", key, err);
-        }
-        exchange_free(&cx);
+    return 0;
+}
+
+/* Complete the upload from the parts listed in complete. */
+static int
+multipart_complete(lh_store *s, const char *key, const char *upload_id, const lh_buf *complete,
+                   lh_err *err)
+{
+    qparam q[] = {{"uploadId", upload_id}};
+    exchange cx;
+    exchange_init(&cx, "POST", build_url(s, key, q, 1));
+    cx.small_body = complete->data;
+    cx.small_len = complete->len;
+    cx.src_len = (int64_t)complete->len;
+    cx.body_max = XML_BODY_MAX;
+    cx.headers = curl_slist_append(cx.headers, "Content-Type: application/xml");
+    int rc = perform(s, &cx, "complete multipart upload", key, err);
+    /* S3 may answer 200 with an <Error> document inside */
+    if (rc == 0 && cx.body.data && strstr(cx.body.data, "<Error>")) {
+        cx.status = 500;
+        rc = s3_error(s, &cx, CURLE_OK, "complete multipart upload", key, err);
     }
+    exchange_free(&cx);
+    return rc;
+}
+
+/* A put in parts; on any failure the upload is aborted, so no parts are left behind. */
+static int
+multipart_put(lh_store *s, const char *key, const lh_source *src, lh_obj_info *info, lh_err *err)
+{
+    char *upload_id = NULL;
+    lh_buf complete;
+    lh_buf_init(&complete);
+    int rc = multipart_start(s, key, &upload_id, err);
     if (rc != 0)
+        goto out;
+    lh_buf_puts(&complete, "<CompleteMultipartUpload>");
+    if ((rc = multipart_parts(s, key, src, upload_id, &complete, err)) != 0)
+        goto out;
+    lh_buf_puts(&complete, "</CompleteMultipartUpload>");
+    if ((rc = multipart_complete(s, key, upload_id, &complete, err)) != 0)
+        goto out;
+    info->size = src->len;
+    info->mtime_us = lh_now_us();
+    lh_obj_info head;
+    lh_err ignored;
+    if (s3_head(s, key, &head, &ignored) == 0)
+        *info = head;
+out:
+    if (rc != 0 && upload_id)
         abort_multipart(s, key, upload_id);
     lh_buf_free(&complete);
     free(upload_id);
-    if (rc == 0) {
-        info->size = src->len;
-        info->mtime_us = lh_now_us();
-        lh_obj_info head;
-        lh_err ignored;
-        if (s3_head(s, key, &head, &ignored) == 0)
-            *info = head;
-    }
     return rc;
 }
 

@@ -240,6 +240,67 @@ class PgIngest(unittest.TestCase):
                                "dataset": "via_secret2"}, 400)
         self.assertEqual(out["error"]["code"], "invalid_secret_ref")
 
+    def test_secret_ref_rotation(self):
+        """A password rotated in the secrets file takes effect on the next request, without a
+        restart, whether the file is rewritten in place (same size) or renamed over; a file
+        whose mode became too open is refused at once."""
+        secrets = os.path.join(self.tmp, "secrets.toml")
+        with open(secrets) as f:
+            original = f.read()
+        passwords = ["rot-Pw-1111-rotated", "rot-Pw-2222-rotated", "rot-Pw-3333-rotated"]
+
+        def write_secrets(password, rename=False):
+            text = original + '[pg_rot]\npassword = "%s"\n' % password
+            path = secrets + ".new" if rename else secrets
+            with open(path, "w") as f:
+                f.write(text)
+            os.chmod(path, 0o600)
+            if rename:
+                os.replace(path, secrets)
+
+        def ingest_as_rot(dataset, status):
+            dsn = "host=127.0.0.1 port=%d dbname=postgres user=rot" % self.pg.port
+            _, out = self.ingest({"dsn": dsn, "secret_ref": "pg_rot", "table": "alltypes",
+                                  "dataset": dataset}, status)
+            for pw in passwords:
+                self.assertNotIn(pw, json.dumps(out))
+            return out
+
+        self.pg.psql("CREATE ROLE rot LOGIN PASSWORD '%s'; GRANT SELECT ON alltypes TO rot"
+                     % passwords[0])
+        try:
+            write_secrets(passwords[0])
+            ingest_as_rot("rot_1", 201)
+            # the database moves on first: the kept password no longer signs in
+            self.pg.psql("ALTER ROLE rot PASSWORD '%s'" % passwords[1])
+            out = ingest_as_rot("rot_2", 400)
+            self.assertEqual(out["error"]["code"], "source_auth_failed")
+            # rewritten in place, same size: read again on the next request
+            write_secrets(passwords[1])
+            ingest_as_rot("rot_2", 201)
+            # replaced by a rename (a new inode)
+            self.pg.psql("ALTER ROLE rot PASSWORD '%s'" % passwords[2])
+            write_secrets(passwords[2], rename=True)
+            ingest_as_rot("rot_3", 201)
+            # opened up to others: refused at once, accepted again once fixed
+            os.chmod(secrets, 0o644)
+            out = ingest_as_rot("rot_4", 400)
+            self.assertEqual(out["error"]["code"], "invalid_secret_ref")
+            self.assertIn("readable or writable by others", out["error"]["detail"])
+            os.chmod(secrets, 0o600)
+            ingest_as_rot("rot_4", 201)
+            # gone: the same answer as before the provider kept a copy
+            os.rename(secrets, secrets + ".away")
+            out = ingest_as_rot("rot_5", 400)
+            self.assertEqual(out["error"]["code"], "invalid_secret_ref")
+            os.rename(secrets + ".away", secrets)
+        finally:
+            with open(secrets + ".new", "w") as f:
+                f.write(original)
+            os.chmod(secrets + ".new", 0o600)
+            os.replace(secrets + ".new", secrets)
+            self.pg.psql("DROP OWNED BY rot; DROP ROLE rot")
+
     # ---- incremental -------------------------------------------------------------------------
     def test_incremental_append(self):
         self.pg.psql("CREATE TABLE events (id int, updated_at timestamptz, what text);"

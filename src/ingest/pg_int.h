@@ -1,0 +1,101 @@
+/*
+ * pg_int.h — what the files of the PostgreSQL ingest share (private to src/ingest/):
+ *
+ *   pg_conn.c      the DSN, the connection, the snapshot, libpq's errors and the
+ *                  scrubbing of secrets from every message libpq or the server sends
+ *   pg_describe.c  the source as a SELECT and how each of its columns travels
+ *   pg_pipeline.c  streaming the rows into batches and the converter thread
+ *   pg_binary.c    decoding PostgreSQL's binary values (declared in ingest_int.h)
+ *   ingest_pg.c    lh_ingest_db: the steps above in order, the watermark, the commit
+ *
+ * A source (lh_pg_src) is used by one thread at a time: the caller's. Only
+ * pg_pipeline.c starts another thread, which never touches the source.
+ */
+#ifndef LH_INGEST_PG_INT_H
+#define LH_INGEST_PG_INT_H
+
+#include "ingest/ingest_int.h"
+
+#include <libpq-fe.h>
+
+/* A parsed DSN: libpq's keywords and values with ours added (passfile=/dev/null,
+ * client_encoding, application_name, connect_timeout) and the password in effect. */
+typedef struct lh_pg_dsn {
+    const char **keys;
+    const char **values;
+    size_t n;
+    PQconninfoOption *opts; /* owns the parsed strings */
+    char *password;         /* the effective password (lh_free_secret) or NULL */
+    char *redacted;         /* postgresql://user:***@host:port/db */
+} lh_pg_dsn;
+
+/* The source: a connection inside the snapshot every row is read from. */
+typedef struct lh_pg_src {
+    PGconn *conn;
+    lh_pg_dsn dsn;
+    const char *what; /* "the table" / "the query" for messages */
+} lh_pg_src;
+
+/* One column: what PostgreSQL selects, how its binary values arrive (and the DuckDB type
+ * of the batch table's column that holds them), and the DuckDB expression over that
+ * column that gives the dataset's column. */
+typedef struct lh_pg_col {
+    char *name;      /* the dataset's column name (unique) */
+    char *pg_expr;   /* over lh_src.c{i} */
+    lh_pg_wire wire;
+    int precision, scale; /* LH_PGW_NUMERIC */
+    char *wire_type; /* DuckDB type of the batch column c{i} */
+    char *duck_expr; /* over c{i} */
+} lh_pg_col;
+
+/* ---- pg_conn.c ------------------------------------------------------------------------ */
+
+/* Parse o->dsn (o->password, when set, overrides its password), connect and open the
+ * REPEATABLE READ READ ONLY snapshot everything is read from; *snapshot_at (new) is its
+ * time in UTC. The session's settings make PostgreSQL print values in forms DuckDB reads
+ * back exactly. On failure s may hold a parsed DSN or a connection: lh_ingest__pg_close
+ * releases both. */
+int lh_ingest__pg_open(lh_pg_src *s, const lh_ingest_db_opts *o, char **snapshot_at,
+                       lh_err *err);
+/* Close the connection (if still open) and wipe and free the DSN. Accepts a zeroed s. */
+void lh_ingest__pg_close(lh_pg_src *s);
+/* Translate a failed libpq call (res may be NULL: a connection-level failure) into err.
+ * The one place that reads SQLSTATEs and libpq's words. Returns err->rc. */
+int lh_ingest__pg_fail(lh_pg_src *s, const PGresult *res, const char *doing, lh_err *err);
+/* res if its status is `want`; else lh_ingest__pg_fail, clear it and NULL. */
+PGresult *lh_ingest__pg_check(lh_pg_src *s, PGresult *res, ExecStatusType want,
+                              const char *doing, lh_err *err);
+/* Run a statement (text parameters, text results) expecting `want`; else
+ * lh_ingest__pg_fail. Returns the result (PQclear it) or NULL. */
+PGresult *lh_ingest__pg_run(lh_pg_src *s, const char *sql, int n_params,
+                            const char *const *params, ExecStatusType want, const char *doing,
+                            lh_err *err);
+
+/* ---- pg_describe.c -------------------------------------------------------------------- */
+
+/* The source as a SELECT (new in *out): the query as given (checked to be a SELECT, a
+ * trailing ';' removed), or every column of the table, whose name PostgreSQL resolves
+ * and quotes. 400 query_not_select, 404 source_table_not_found. */
+int lh_ingest__pg_source_sql(lh_pg_src *s, const lh_ingest_db_opts *o, char **out,
+                             lh_err *err);
+/* Describe the columns of `src` and decide how each travels (*out new, n_out columns;
+ * free with lh_ingest__pg_cols_free). Repeated names get a suffix (_2, _3, ...). */
+int lh_ingest__pg_describe(lh_pg_src *s, const char *src, lh_pg_col **out, int *n_out,
+                           lh_err *err);
+void lh_ingest__pg_cols_free(lh_pg_col *cols, int n); /* accepts NULL */
+
+/* ---- pg_pipeline.c -------------------------------------------------------------------- */
+
+typedef struct lh_pg_piped {
+    json_t *columns; /* the dataset's columns, from the first Parquet file (new) */
+    int64_t rows, read_us, convert_us;
+} lh_pg_piped;
+
+/* Stream `select` (over the columns cols) from the source into batches while a converter
+ * thread turns each into a stored Parquet file of the write t. Closes the connection once
+ * the snapshot is read. *out is filled on success only. */
+int lh_ingest__pg_pipeline(lh_pg_src *s, const char *select, const lh_pg_col *cols, int n_cols,
+                           lh_ingest__target *t, lh_catalog *cat, lh_engine *eng,
+                           const lh_ingest_db_opts *o, lh_pg_piped *out, lh_err *err);
+
+#endif
