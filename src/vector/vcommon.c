@@ -4,20 +4,19 @@
  * index file to the bucket, and the HNSW settings.
  *
  * Every other file of indexes (vbuild, vload, vlive, vgen, vlist, vsearch, evals, trials)
- * sits on this one; it calls none of them.
+ * sits on this one; it calls none of them. Writes go through the bucket layer
+ * (lh_buckets_put_file, lh_buckets_delete_object, ...), so a failed upload or delete is
+ * in /storage/errors like any other bucket failure; reads use the primary store
+ * directly, as the cache does.
  *
  * Locking: v->lock guards the list and each entry's live/building/last_generation. A
  * build runs without the lock; `building` keeps a second build of the same index out.
  */
 #include "vector/vector_int.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* ---- generations in memory ------------------------------------------------------------ */
 static uint64_t
@@ -283,21 +282,9 @@ int
 lh_vectors__upload(lh_vectors *v, const char *path, const char *key, int flags, int64_t *bytes,
                    lh_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        if (fd >= 0)
-            close(fd);
-        lh_err_set(err, LH_EIO, 500, "work_dir_unreadable", "could not read a built index file");
-        lh_err_detail(err, "%s: %s", path, strerror(errno));
-        return LH_EIO;
-    }
-    lh_source src = {.fd = fd, .len = st.st_size, .may_link = true};
-    int rc = lh_store_put(v->store, key, &src, flags, NULL, err);
-    close(fd);
-    if (rc == 0 && bytes)
-        *bytes = st.st_size;
-    return rc;
+    /* may_link: the work file is removed right after, never changed */
+    return lh_buckets_put_file(v->deps.buckets, v->bucket, key, path, true, flags, bytes, NULL,
+                               err);
 }
 
 int
@@ -305,7 +292,8 @@ lh_vectors__put_json(lh_vectors *v, const char *key, const json_t *doc, size_t d
                      int flags, lh_err *err)
 {
     char *text = json_dumps(doc, dump_flags);
-    int rc = lh_store_put_buffer(v->store, key, text, strlen(text), flags, err);
+    lh_source src = {.data = text, .fd = -1, .len = (int64_t)strlen(text)};
+    int rc = lh_buckets_put_object(v->deps.buckets, v->bucket, key, &src, flags, NULL, NULL, err);
     free(text);
     return rc;
 }
@@ -313,19 +301,23 @@ lh_vectors__put_json(lh_vectors *v, const char *key, const json_t *doc, size_t d
 int
 lh_vectors__copy(lh_vectors *v, const char *src_key, const char *dst_key, lh_err *err)
 {
-    return lh_store_copy(v->store, src_key, dst_key, err);
+    /* the bucket layer has no copy of its own: journal the failure as it would */
+    int rc = lh_store_copy(v->store, src_key, dst_key, err);
+    if (rc != 0)
+        lh_buckets_record_error(v->deps.buckets, v->bucket, "copy", dst_key, err, NULL);
+    return rc;
 }
 
 int
 lh_vectors__delete(lh_vectors *v, const char *key, lh_err *err)
 {
-    return lh_store_delete(v->store, key, err);
+    return lh_buckets_delete_object(v->deps.buckets, v->bucket, key, NULL, err);
 }
 
 void
 lh_vectors__discard(lh_vectors *v, const char *emb_key, const char *hnsw_key)
 {
-    lh_err ignored; /* a restart removes what is left */
+    lh_err ignored; /* journaled by the bucket layer; a restart removes what is left */
     if (emb_key)
         lh_vectors__delete(v, emb_key, &ignored);
     if (hnsw_key)

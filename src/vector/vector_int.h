@@ -144,7 +144,7 @@ typedef struct lh_tvec {
 
 struct lh_vectors {
     lh_vectors_deps deps;
-    lh_store *store; /* the primary bucket */
+    lh_store *store; /* the primary bucket: reads (writes go through deps.buckets) */
     const char *bucket; /* its name in deps.buckets */
     pthread_mutex_t lock; /* the list, each entry's live/building */
     lh_vidx *list;
@@ -209,7 +209,9 @@ lh_vgen *lh_vectors__acquire(lh_vectors *v, const char *name, json_t **spec, lh_
 int lh_vectors__reserve(lh_vectors *v, const char *name, const char *actor, lh_vbuild **out,
                         lh_err *err);
 
-/* ---- vcommon.c: files, and every write to the bucket ---- */
+/* ---- vcommon.c: files, and every write to the bucket ----
+ * Writes go through the bucket layer (lh_buckets_*), which journals their failures in
+ * /storage/errors; reads use v->store directly. */
 char *lh_vectors__work_file(lh_vectors *v, const char *suffix); /* new path in work_dir */
 /* Upload the local file at path as key (flags: LH_PUT_*); the caller removes the file. */
 int lh_vectors__upload(lh_vectors *v, const char *path, const char *key, int flags,
