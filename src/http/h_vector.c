@@ -14,60 +14,79 @@
 #define VECTOR_MAX_DIM 65536
 #define INCLUDE_MAX 64
 
+/* The texts of a POST /embed body: an array of 1 to EMBED_MAX_TEXTS strings. */
+static int
+check_texts(const json_t *texts, lh_err *err)
+{
+    if (!json_is_array(texts) || json_array_size(texts) == 0 ||
+        json_array_size(texts) > EMBED_MAX_TEXTS)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'texts' must be an array of 1 to %d strings", EMBED_MAX_TEXTS);
+    size_t i;
+    json_t *t;
+    json_array_foreach(texts, i, t)
+    {
+        if (!json_is_string(t))
+            return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                              "texts[%zu] must be a string", i);
+    }
+    return 0;
+}
+
+/* {model, model_version, dim, cache_hits, vectors} (new) for n vectors of dim floats. */
+static json_t *
+render_vectors(const lh_embedder *e, const float *v, size_t n, uint32_t dim, size_t hits)
+{
+    json_t *vectors = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *row = json_array();
+        for (uint32_t d = 0; d < dim; d++)
+            json_array_append_new(row, json_real(v[i * dim + d]));
+        json_array_append_new(vectors, row);
+    }
+    return json_pack("{s:s, s:s, s:i, s:I, s:o}", "model", lh_embedder_model(e), "model_version",
+                     lh_embedder_version(e), "dim", (int)dim, "cache_hits", (json_int_t)hits,
+                     "vectors", vectors);
+}
+
 int
 lh_h_embed(lh_req *req, lh_resp *resp)
 {
     lh_err err;
-    json_t *body = NULL;
+    json_t *body = NULL, *answer = NULL;
+    lh_embedder *e = NULL;
+    float *v = NULL;
     if (lh_req_json(req, false, &body, &err) != 0)
         return lh_resp_error(resp, &err);
     static const char *const fields[] = {"model", "texts", NULL};
     int rc = lh_req_check_fields(body, fields, "POST /embed takes model and texts", &err);
+    if (rc != 0)
+        goto out;
     const json_t *model = json_object_get(body, "model"), *texts = json_object_get(body, "texts");
-    lh_embedder *e = NULL;
-    if (rc == 0 && !json_is_string(model))
+    if (!json_is_string(model)) {
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
                         "'model' must be a string, e.g. \"builtin\"");
-    if (rc == 0)
-        rc = lh_embedder_open(req->srv->config, json_string_value(model), &e, &err);
-    if (rc == 0 && (!json_is_array(texts) || json_array_size(texts) == 0 ||
-                    json_array_size(texts) > EMBED_MAX_TEXTS))
-        rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
-                        "'texts' must be an array of 1 to %d strings", EMBED_MAX_TEXTS);
+        goto out;
+    }
+    if ((rc = lh_embedder_open(req->srv->config, json_string_value(model), &e, &err)) != 0)
+        goto out;
+    if ((rc = check_texts(texts, &err)) != 0)
+        goto out;
     size_t n = json_array_size(texts), i;
+    const char **list = lh_arena_alloc(req->arena, n * sizeof *list);
+    size_t *lens = lh_arena_alloc(req->arena, n * sizeof *lens);
     json_t *t;
     json_array_foreach(texts, i, t)
     {
-        if (rc == 0 && !json_is_string(t))
-            rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
-                            "texts[%zu] must be a string", i);
+        list[i] = json_string_value(t);
+        lens[i] = json_string_length(t);
     }
-    float *v = NULL;
     uint32_t dim = 0;
     size_t hits = 0;
-    if (rc == 0) {
-        const char **list = lh_arena_alloc(req->arena, n * sizeof *list);
-        size_t *lens = lh_arena_alloc(req->arena, n * sizeof *lens);
-        json_array_foreach(texts, i, t)
-        {
-            list[i] = json_string_value(t);
-            lens[i] = json_string_length(t);
-        }
-        rc = lh_embedder_embed(e, list, lens, n, &v, &dim, &hits, &err);
-    }
-    json_t *answer = NULL;
-    if (rc == 0) {
-        json_t *vectors = json_array();
-        for (i = 0; i < n; i++) {
-            json_t *row = json_array();
-            for (uint32_t d = 0; d < dim; d++)
-                json_array_append_new(row, json_real(v[i * dim + d]));
-            json_array_append_new(vectors, row);
-        }
-        answer = json_pack("{s:s, s:s, s:i, s:I, s:o}", "model", lh_embedder_model(e),
-                           "model_version", lh_embedder_version(e), "dim", (int)dim, "cache_hits",
-                           (json_int_t)hits, "vectors", vectors);
-    }
+    if ((rc = lh_embedder_embed(e, list, lens, n, &v, &dim, &hits, &err)) != 0)
+        goto out;
+    answer = render_vectors(e, v, n, dim, hits);
+out:
     free(v);
     lh_embedder_free(e);
     json_decref(body);
@@ -157,19 +176,18 @@ lh_h_vindex_create(lh_req *req, lh_resp *resp)
     bool async = true;
     lh_vbuild *b = NULL;
     int rc = async_of(body, &async, &err);
-    if (rc == 0) {
-        /* the dataset must be visible before anything is said about it */
-        const char *dataset = json_string_value(json_object_get(body, "dataset"));
-        if (dataset && lh_name_valid(dataset) && !lh_http__dataset_visible(req, resp, dataset)) {
-            json_decref(body);
-            return 0;
-        }
-        rc = lh_vectors_create_begin(req->srv->vectors, body, req->principal->name, &b, &err);
-    }
+    if (rc != 0)
+        goto out;
+    /* the dataset must be visible before anything is said about it */
+    const char *dataset = json_string_value(json_object_get(body, "dataset"));
+    if (dataset && lh_name_valid(dataset) && !lh_http__dataset_visible(req, resp, dataset))
+        goto out; /* answered */
+    rc = lh_vectors_create_begin(req->srv->vectors, body, req->principal->name, &b, &err);
+out:
     json_decref(body);
     if (rc != 0)
         return lh_resp_error(resp, &err);
-    return start_build(req, resp, b, async, 201);
+    return b ? start_build(req, resp, b, async, 201) : 0;
 }
 
 int
@@ -181,14 +199,16 @@ lh_h_vindex_refresh(lh_req *req, lh_resp *resp)
         return lh_resp_error(resp, &err);
     static const char *const fields[] = {"async", NULL};
     bool async = true;
-    int rc = lh_req_check_fields(body, fields, "refresh takes only async", &err);
-    if (rc == 0)
-        rc = async_of(body, &async, &err);
-    json_decref(body);
     lh_vbuild *b = NULL;
-    if (rc == 0)
-        rc = lh_vectors_refresh_begin(req->srv->vectors, lh_req_param(req, "name"),
-                                      req->principal->name, &b, &err);
+    int rc = lh_req_check_fields(body, fields, "refresh takes only async", &err);
+    if (rc != 0)
+        goto out;
+    if ((rc = async_of(body, &async, &err)) != 0)
+        goto out;
+    rc = lh_vectors_refresh_begin(req->srv->vectors, lh_req_param(req, "name"),
+                                  req->principal->name, &b, &err);
+out:
+    json_decref(body);
     if (rc != 0)
         return lh_resp_error(resp, &err);
     return start_build(req, resp, b, async, 200);
@@ -366,8 +386,10 @@ lh_h_vindex_search(lh_req *req, lh_resp *resp)
         return lh_resp_error(resp, &err);
     lh_vsearch s = {.index = name};
     int rc = parse_search(req, body, &s, &err);
-    if (rc == 0)
-        rc = lh_vectors_search(req->srv->vectors, &s, &out, &err);
+    if (rc != 0)
+        goto out;
+    rc = lh_vectors_search(req->srv->vectors, &s, &out, &err);
+out:
     json_decref(body);
     if (rc != 0)
         return lh_resp_error(resp, &err);
@@ -389,9 +411,10 @@ lh_h_vindex_promote(lh_req *req, lh_resp *resp)
     bool async = true;
     lh_vbuild *b = NULL;
     int rc = async_of(body, &async, &err);
-    if (rc == 0)
-        rc = lh_vectors_promote_begin(req->srv->vectors, name, body, req->principal->name, &b,
-                                      &err);
+    if (rc != 0)
+        goto out;
+    rc = lh_vectors_promote_begin(req->srv->vectors, name, body, req->principal->name, &b, &err);
+out:
     json_decref(body);
     if (rc != 0)
         return lh_resp_error(resp, &err);
@@ -410,9 +433,11 @@ lh_h_vindex_rollback(lh_req *req, lh_resp *resp)
         return lh_resp_error(resp, &err);
     static const char *const fields[] = {NULL};
     int rc = lh_req_check_fields(body, fields, "rollback takes no fields", &err);
+    if (rc != 0)
+        goto out;
+    rc = lh_vectors_rollback(req->srv->vectors, name, req->principal->name, &out, &err);
+out:
     json_decref(body);
-    if (rc == 0)
-        rc = lh_vectors_rollback(req->srv->vectors, name, req->principal->name, &out, &err);
     if (rc != 0)
         return lh_resp_error(resp, &err);
     return lh_resp_json(resp, 200, out);

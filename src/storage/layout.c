@@ -55,6 +55,12 @@ lh_layout_live_key(const char *index, int64_t seq)
     return lh_sprintf(LH_LAYOUT_VECTORS "%s/_live/v%06lld.json", index, (long long)seq);
 }
 
+char *
+lh_layout_eval_key(const char *eval)
+{
+    return lh_sprintf(LH_LAYOUT_EVALS "%s.parquet", eval);
+}
+
 int
 lh_layout_parse_manifest_key(const char *key, char *name, size_t name_size, int64_t *version)
 {
@@ -77,4 +83,51 @@ lh_layout_parse_manifest_key(const char *key, char *name, size_t name_size, int6
     name[slash - n] = '\0';
     *version = v;
     return lh_name_valid(name) ? 0 : -1;
+}
+
+int
+lh_layout_parse_vector_key(const char *key, char *index, size_t index_size, int64_t *generation,
+                           const char **file)
+{
+    static const char gen[] = "gen-";
+    size_t plen = strlen(LH_LAYOUT_VECTORS);
+    if (strncmp(key, LH_LAYOUT_VECTORS, plen) != 0)
+        return -1;
+    const char *n = key + plen;
+    const char *slash = strchr(n, '/');
+    if (slash == NULL || slash == n || (size_t)(slash - n) >= index_size)
+        return -1;
+    memcpy(index, n, (size_t)(slash - n));
+    index[slash - n] = '\0';
+    if (!lh_name_valid(index))
+        return -1;
+    const char *rest = slash + 1;
+    *generation = 0;
+    *file = rest;
+    if (strncmp(rest, gen, sizeof gen - 1) == 0) {
+        const char *digits = rest + sizeof gen - 1;
+        char *end = NULL;
+        long long g = strtoll(digits, &end, 10);
+        if (end != digits && *end == '/' && g > 0 && digits[0] >= '0' && digits[0] <= '9') {
+            *generation = g;
+            *file = end + 1;
+        }
+    }
+    return 0;
+}
+
+int
+lh_layout_parse_live_key(const char *key, int64_t *seq)
+{
+    static const char live[] = "/_live/v";
+    const char *at = strstr(key, live);
+    if (strncmp(key, LH_LAYOUT_VECTORS, strlen(LH_LAYOUT_VECTORS)) != 0 || at == NULL)
+        return -1;
+    const char *digits = at + sizeof live - 1;
+    char *end = NULL;
+    long long n = strtoll(digits, &end, 10);
+    if (end == digits || digits[0] < '0' || digits[0] > '9' || strcmp(end, ".json") != 0)
+        return -1;
+    *seq = n;
+    return 0;
 }

@@ -10,7 +10,7 @@
  *   _errors/bucket_errors/batch_{epoch_us}.jsonl  bucket operation failures
  *   _vectors/{index}/gen-{G:06}/{file}            one generation of an index
  *   _vectors/{index}/_live/v{N:06}.json           the index's live log
- *   _hnsw/evals/{name}/...                        eval sets
+ *   _hnsw/evals/{name}.parquet                    eval sets
  *   _hnsw/trials/batch_{epoch_us}.jsonl           HNSW trial journal
  */
 #ifndef LH_STORAGE_LAYOUT_H
@@ -35,10 +35,20 @@ char *lh_layout_index_prefix(const char *index);
 char *lh_layout_gen_key(const char *index, int64_t generation, const char *file);
 char *lh_layout_live_prefix(const char *index);
 char *lh_layout_live_key(const char *index, int64_t seq);
+char *lh_layout_eval_key(const char *eval);
 
 /* Parse "datasets/{name}/_manifest/v{N:020}.parquet": 0 with name (name_size bytes)
  * and version set when key is one, -1 otherwise. */
 int lh_layout_parse_manifest_key(const char *key, char *name, size_t name_size,
                                  int64_t *version);
+
+/* Parse a key under "_vectors/{index}/": 0 with index (index_size bytes) set, and
+ * *generation = G and *file pointing into key after "gen-{G}/" when the key is in a
+ * generation's folder, else *generation = 0 and *file after "{index}/" (the live log).
+ * -1 when key is not under an index's folder. */
+int lh_layout_parse_vector_key(const char *key, char *index, size_t index_size,
+                               int64_t *generation, const char **file);
+/* Parse "_vectors/{index}/_live/v{N}.json" (any index): 0 with *seq = N, else -1. */
+int lh_layout_parse_live_key(const char *key, int64_t *seq);
 
 #endif /* LH_STORAGE_LAYOUT_H */

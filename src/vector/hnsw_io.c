@@ -159,8 +159,9 @@ corrupt(lh_err *err, const char *path, const char *why)
     return LH_EINVAL;
 }
 
-int
-lh_hnsw_load(const char *path, lh_hnsw **out, lh_err *err)
+/* Map the file at path read-only (*map, *len: munmap them). */
+static int
+map_file(const char *path, void **map, size_t *len, lh_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
@@ -173,39 +174,99 @@ lh_hnsw_load(const char *path, lh_hnsw **out, lh_err *err)
         lh_err_detail(err, "%s: %s", path, strerror(e));
         return e == ENOENT ? LH_ENOTFOUND : LH_EIO;
     }
-    size_t len = (size_t)st.st_size;
-    if (len < HEADER_BYTES) {
+    *len = (size_t)st.st_size;
+    if (*len < HEADER_BYTES) {
         close(fd);
         return corrupt(err, path, "shorter than its header");
     }
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    *map = mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (map == MAP_FAILED)
+    if (*map == MAP_FAILED)
         return lh_err_set(err, LH_EIO, 500, "index_unreadable", "could not map the index file");
-    header hd;
-    memcpy(&hd, map, sizeof hd);
-    const char *why = NULL;
-    size_t vec_bytes = 0, link_bytes = 0;
-    if (memcmp(hd.magic, MAGIC, 8) != 0)
-        why = "not an index file (magic)";
-    else if (hd.version != FORMAT_VERSION)
-        why = "an index format version this server does not read";
-    else if (hd.dim == 0 || hd.dim > 65536 || hd.metric > 2 || hd.m < 2 || hd.m > 256 ||
-             hd.m0 != 2 * hd.m || hd.n > (len / 4) || hd.max_level > LH_HNSW_MAX_LEVEL ||
-             (hd.n > 0 && (hd.entry >= hd.n || hd.max_level < 0)))
-        why = "header values out of range";
-    if (!why) {
-        vec_bytes = (size_t)hd.n * hd.dim * sizeof(float);
-        link_bytes = (size_t)hd.n * (1 + (size_t)hd.m0) * sizeof(uint32_t);
-        if (HEADER_BYTES + vec_bytes + pad4(hd.n) + link_bytes > len)
-            why = "shorter than its header says";
-    }
+    return 0;
+}
+
+/* Why the header of the mapped file cannot be used (NULL: it can): magic, version, values
+ * in range, sizes within the file, checksum. */
+static const char *
+check_header(const void *map, size_t len, header *hd, size_t *vec_bytes, size_t *link_bytes)
+{
+    memcpy(hd, map, sizeof *hd);
+    if (memcmp(hd->magic, MAGIC, 8) != 0)
+        return "not an index file (magic)";
+    if (hd->version != FORMAT_VERSION)
+        return "an index format version this server does not read";
+    if (hd->dim == 0 || hd->dim > 65536 || hd->metric > 2 || hd->m < 2 || hd->m > 256 ||
+        hd->m0 != 2 * hd->m || hd->n > (len / 4) || hd->max_level > LH_HNSW_MAX_LEVEL ||
+        (hd->n > 0 && (hd->entry >= hd->n || hd->max_level < 0)))
+        return "header values out of range";
+    *vec_bytes = (size_t)hd->n * hd->dim * sizeof(float);
+    *link_bytes = (size_t)hd->n * (1 + (size_t)hd->m0) * sizeof(uint32_t);
+    if (HEADER_BYTES + *vec_bytes + pad4(hd->n) + *link_bytes > len)
+        return "shorter than its header says";
     sum64 sum = SUM_INIT;
     sum_feed(&sum, (const uint8_t *)map + HEADER_BYTES, len - HEADER_BYTES);
-    if (!why && sum_finish(&sum) != hd.checksum)
-        why = "checksum mismatch";
-    lh_hnsw_params p = {.m = hd.m, .ef_construction = hd.ef_construction,
-                        .ef_search = hd.ef_search};
+    if (sum_finish(&sum) != hd->checksum)
+        return "checksum mismatch";
+    return NULL;
+}
+
+/* Copy the upper lists (avail words at up, in position order) into h, checking they fill
+ * exactly what the levels say. The lists are few, and a private copy keeps the pointers
+ * simple. */
+static const char *
+load_upper(lh_hnsw *h, const uint32_t *up, size_t avail)
+{
+    size_t words = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        if (h->levels[i] > LH_HNSW_MAX_LEVEL)
+            return "a level out of range";
+        words += (size_t)h->levels[i] * (1 + h->params.m);
+    }
+    if (words != avail)
+        return "upper links do not match the file's length";
+    h->upper = calloc(h->n ? h->n : 1, sizeof *h->upper);
+    h->upper_block = malloc((words ? words : 1) * sizeof(uint32_t));
+    if (!h->upper || !h->upper_block)
+        return "out of memory";
+    memcpy(h->upper_block, up, words * sizeof(uint32_t));
+    size_t at = 0;
+    for (size_t i = 0; i < h->n; i++)
+        if (h->levels[i] > 0) {
+            h->upper[i] = h->upper_block + at;
+            at += (size_t)h->levels[i] * (1 + h->params.m);
+        }
+    return NULL;
+}
+
+/* Every link count and link target in range, before anything walks the graph. */
+static const char *
+check_links(const lh_hnsw *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        for (int lev = 0; lev <= h->levels[i]; lev++) {
+            const uint32_t *l = lh_hnsw__links(h, (uint32_t)i, lev);
+            uint32_t cap = lev == 0 ? h->m0 : h->params.m;
+            if (l[0] > cap)
+                return "a link count out of range";
+            for (uint32_t j = 1; j <= l[0]; j++)
+                if (l[j] >= h->n)
+                    return "a link out of range";
+        }
+    }
+    return NULL;
+}
+
+int
+lh_hnsw_load(const char *path, lh_hnsw **out, lh_err *err)
+{
+    void *map = NULL;
+    size_t len = 0, vec_bytes = 0, link_bytes = 0;
+    header hd;
+    int rc = map_file(path, &map, &len, err);
+    if (rc != 0)
+        return rc;
+    const char *why = check_header(map, len, &hd, &vec_bytes, &link_bytes);
     lh_hnsw *h = why ? NULL : calloc(1, sizeof *h);
     if (!why && !h)
         why = "out of memory";
@@ -215,13 +276,14 @@ lh_hnsw_load(const char *path, lh_hnsw **out, lh_err *err)
     }
     h->dim = hd.dim;
     h->metric = (lh_metric)hd.metric;
-    h->params = p;
+    h->params = (lh_hnsw_params){.m = hd.m, .ef_construction = hd.ef_construction,
+                                 .ef_search = hd.ef_search};
     h->m0 = hd.m0;
     h->n = hd.n;
     h->k = lh_vec__kernels();
     h->entry = hd.entry;
     h->max_level = hd.max_level;
-    h->map = map;
+    h->map = map; /* lh_hnsw_free unmaps it from here on */
     h->map_len = len;
     pthread_mutex_init(&h->global, NULL);
     pthread_mutex_init(&h->pool_lock, NULL);
@@ -229,44 +291,10 @@ lh_hnsw_load(const char *path, lh_hnsw **out, lh_err *err)
     h->vectors = (float *)base;
     h->levels = base + vec_bytes;
     h->links0 = (uint32_t *)(base + vec_bytes + pad4(hd.n));
-    /* the upper lists follow, in position order; check they fit and every link is in
-     * range before anything walks them */
     const uint32_t *up = (const uint32_t *)(base + vec_bytes + pad4(hd.n) + link_bytes);
     size_t avail = (len - HEADER_BYTES - vec_bytes - pad4(hd.n) - link_bytes) / sizeof(uint32_t);
-    h->upper = calloc(hd.n ? hd.n : 1, sizeof *h->upper);
-    size_t words = 0;
-    for (size_t i = 0; h->upper && i < hd.n && !why; i++) {
-        if (h->levels[i] > LH_HNSW_MAX_LEVEL)
-            why = "a level out of range";
-        words += (size_t)h->levels[i] * (1 + hd.m);
-    }
-    if (!why && words != avail)
-        why = "upper links do not match the file's length";
-    if (!why && h->upper) {
-        /* copied: the lists are few, and a private copy keeps the pointers simple */
-        h->upper_block = malloc((words ? words : 1) * sizeof(uint32_t));
-        if (h->upper_block)
-            memcpy(h->upper_block, up, words * sizeof(uint32_t));
-        size_t at = 0;
-        for (size_t i = 0; h->upper_block && i < hd.n; i++)
-            if (h->levels[i] > 0) {
-                h->upper[i] = h->upper_block + at;
-                at += (size_t)h->levels[i] * (1 + hd.m);
-            }
-    }
-    for (size_t i = 0; !why && i < hd.n; i++) {
-        for (int lev = 0; lev <= h->levels[i] && !why; lev++) {
-            const uint32_t *l = lh_hnsw__links(h, (uint32_t)i, lev);
-            uint32_t cap = lev == 0 ? hd.m0 : hd.m;
-            if (l[0] > cap)
-                why = "a link count out of range";
-            for (uint32_t j = 1; j <= l[0] && !why; j++)
-                if (l[j] >= hd.n)
-                    why = "a link out of range";
-        }
-    }
-    if (!why && (!h->upper || !h->upper_block))
-        why = "out of memory";
+    if ((why = load_upper(h, up, avail)) == NULL)
+        why = check_links(h);
     if (why) {
         lh_hnsw_free(h);
         return corrupt(err, path, why);

@@ -86,7 +86,9 @@ visited *lh_hnsw__visited_get(lh_hnsw *h);
 void lh_hnsw__visited_free(visited *v);
 void lh_hnsw__visited_put(lh_hnsw *h, visited *v);
 
-/* ---- indexes over datasets (vindex.c, vsearch.c) ------------------------------------- */
+/* ---- indexes over datasets ------------------------------------------------------------
+ * The files and who calls whom are in README.md ("Files"). vcommon.c is the base the
+ * others sit on; nothing below calls upward. */
 
 /* One committed generation: the graph, and position -> (document, chunk). Positions of
  * one document are contiguous; documents are found by id through an open-addressing
@@ -142,31 +144,21 @@ typedef struct lh_tvec {
 
 struct lh_vectors {
     lh_vectors_deps deps;
-    lh_store *store; /* the primary bucket */
+    lh_store *store; /* the primary bucket: reads (writes go through deps.buckets) */
+    const char *bucket; /* its name in deps.buckets */
     pthread_mutex_t lock; /* the list, each entry's live/building */
     lh_vidx *list;
-    /* trials (trials.c) */
-    lh_applog *trials;    /* the trial journal, _hnsw/trials/ */
-    pthread_mutex_t tc_lock; /* the trial vector cache */
+    /* trial runs (trials.c): the vector cache */
+    pthread_mutex_t tc_lock;
     lh_tvec *tc_list;
     int64_t tc_bytes, tc_max;
     uint64_t tc_hits, tc_misses, tc_evictions;
+    /* the trial journal (trial_journal.c) */
+    lh_applog *trials;    /* _hnsw/trials/ */
+    pthread_mutex_t view_lock; /* view_pins */
     char **view_pins;     /* local copies the _hnsw_trials view reads (pinned) */
     size_t n_view_pins;
 };
-
-char *lh_vectors__work_file(lh_vectors *v, const char *suffix);
-/* Upload the local file at path as key (flags: LH_PUT_*); the caller removes the file. */
-int lh_vectors__upload(lh_vectors *v, const char *path, const char *key, int flags,
-                       int64_t *bytes, lh_err *err);
-/* Delete what an uncommitted generation uploaded (best effort; NULL keys skipped). */
-void lh_vectors__discard(lh_vectors *v, const char *emb_key, const char *hnsw_key);
-/* Trials' part of open/close: the journal, the cache, the _hnsw_trials view. */
-int lh_vectors__trials_open(lh_vectors *v, lh_err *err);
-void lh_vectors__trials_close(lh_vectors *v);
-/* The hnsw settings of a journaled trial (new) or 404. */
-int lh_vectors__trial_config(lh_vectors *v, const char *index, const char *trial_id,
-                             json_t **hnsw, lh_err *err);
 
 struct lh_vbuild {
     lh_vectors *v;
@@ -180,27 +172,173 @@ struct lh_vbuild {
     char index[LH_NAME_MAX], dataset[LH_NAME_MAX];
 };
 
+/* Members of an index spec or descriptor: spec.key as a string (or NULL), and
+ * spec.group.key as an integer (0 when absent). */
+static inline const char *
+lh_vectors__spec_str(const json_t *spec, const char *key)
+{
+    return json_string_value(json_object_get(spec, key));
+}
+
+static inline int64_t
+lh_vectors__spec_int(const json_t *spec, const char *group, const char *key)
+{
+    return json_integer_value(json_object_get(json_object_get(spec, group), key));
+}
+
+/* ---- vcommon.c: generations in memory ---- */
+void lh_vgen__free(lh_vgen *g); /* accepts NULL; ignores the reference count */
+void lh_vgen__release(lh_vgen *g); /* accepts NULL */
+/* A new generation object (one reference) of v's index; everything else empty. */
+lh_vgen *lh_vgen__new(lh_vectors *v, int64_t generation);
+size_t lh_vgen__memory(const lh_vgen *g); /* bytes held in memory */
+json_t *lh_vgen__summary(const lh_vgen *g);
+/* Index g's documents (doc_first, doc_count, the id table) from doc_of and doc_ids. */
+int lh_vgen__index_docs(lh_vgen *g, lh_err *err);
+/* Document index of id, or -1. */
+int64_t lh_vgen__find_doc(const lh_vgen *g, const char *id, size_t len);
+
+/* ---- vcommon.c: the registry's lookups and reservations ---- */
+lh_vidx *lh_vectors__find_locked(lh_vectors *v, const char *name);
+void lh_vidx__free(lh_vidx *x);         /* accepts NULL; releases its live generation */
+int lh_vectors__no_index(lh_err *err, const char *name); /* 404 index_not_found */
+/* Take a reference on name's live generation (NULL with 404/409 in err). */
+lh_vgen *lh_vectors__acquire(lh_vectors *v, const char *name, json_t **spec, lh_err *err);
+/* Reserve an existing index for a build (409 while another runs): a new lh_vbuild over
+ * its current spec, freed by lh_vbuild_free, which releases the reservation. */
+int lh_vectors__reserve(lh_vectors *v, const char *name, const char *actor, lh_vbuild **out,
+                        lh_err *err);
+
+/* ---- vcommon.c: files, and every write to the bucket ----
+ * Writes go through the bucket layer (lh_buckets_*), which journals their failures in
+ * /storage/errors; reads use v->store directly. */
+char *lh_vectors__work_file(lh_vectors *v, const char *suffix); /* new path in work_dir */
+/* Upload the local file at path as key (flags: LH_PUT_*); the caller removes the file. */
+int lh_vectors__upload(lh_vectors *v, const char *path, const char *key, int flags,
+                       int64_t *bytes, lh_err *err);
+/* Put a JSON document as key (compact or indented), with flags LH_PUT_*. */
+int lh_vectors__put_json(lh_vectors *v, const char *key, const json_t *doc, size_t dump_flags,
+                         int flags, lh_err *err);
+int lh_vectors__copy(lh_vectors *v, const char *src_key, const char *dst_key, lh_err *err);
+int lh_vectors__delete(lh_vectors *v, const char *key, lh_err *err); /* LH_ENOTFOUND as is */
+/* Delete what an uncommitted generation uploaded (best effort; NULL keys skipped). */
+void lh_vectors__discard(lh_vectors *v, const char *emb_key, const char *hnsw_key);
+/* Put index.json create-only: the commit of a generation. Losing the race is a 409
+ * conflict naming the generation. */
+int lh_vectors__commit_desc(lh_vectors *v, const char *index, int64_t generation,
+                            const json_t *desc, lh_err *err);
+
+/* ---- vcommon.c: HNSW settings ({m, ef_construction, ef_search}) ---- */
+/* Validate obj (NULL: nothing given) into *out (new): unknown members and values out of
+ * bounds are 400s naming "{where}.{member}"; missing members take the defaults when
+ * with_defaults, else stay missing. */
+int lh_vectors__hnsw_settings(const json_t *obj, const char *where, bool with_defaults,
+                              json_t **out, lh_err *err);
+/* The build parameters of validated settings (seed fixed, so graphs are reproducible). */
+lh_hnsw_params lh_vectors__hnsw_params(const json_t *settings);
+
+/* ---- vrows.c: positions and documents gathered from a scan ---- */
+/* What a build or a load gathers: documents, their chunks (positions) and, for
+ * vector_column indexes, the vectors. Arrays sized by data grow with lh_try_realloc. */
+typedef struct lh_vrows {
+    char **doc_ids;
+    size_t n_docs, cap_docs;
+    uint32_t *doc_of;
+    int32_t *chunk_of;
+    size_t *text_off; /* into texts */
+    uint32_t *text_len;
+    size_t n, cap;
+    lh_buf texts;
+    float *vectors; /* n * dim */
+    size_t vec_cap;
+    uint32_t dim;
+    int64_t rows_read, skipped;
+    /* for the scan callbacks */
+    bool by_vector;
+    size_t chunk_size, chunk_overlap;
+    const char *doc_text; /* the text being chunked */
+    const char *doc_id;   /* its id, until its first chunk starts the document */
+    size_t doc_id_len;
+    bool failed;          /* a chunk could not be kept (err is set) */
+    bool keep_texts;      /* gather chunk texts while within text_budget */
+    size_t text_budget;
+    lh_err *err;
+    lh_job *job;
+} lh_vrows;
+
+void lh_vrows__init(lh_vrows *r, lh_err *err);
+void lh_vrows__free(lh_vrows *r);
+/* 503 out_of_memory for a build. */
+int lh_vrows__oom(lh_err *err);
+/* Room for one element more in *p (cap elements of elem bytes), doubling; -1 when out
+ * of memory. */
+int lh_vrows__grow(void **p, size_t *cap, size_t n, size_t elem);
+/* A new document unless id repeats the last one (rows come ordered by id); -1: memory. */
+int lh_vrows__start_doc(lh_vrows *r, const char *id, size_t len);
+/* A position of the last started document, its chunks numbered 0, 1, ... in order. */
+int lh_vrows__add_position(lh_vrows *r, size_t text_off, size_t text_len);
+/* Move r's positions and documents (and texts, when kept) into g and index them. */
+int lh_vrows__into_gen(lh_vrows *r, lh_vgen *g, lh_err *err);
+
+/* ---- vreuse.c: the vectors of a build ---- */
+/* Embed every chunk of r (text indexes) into r->vectors, taking the previous
+ * generation's vector for unchanged text (same model version). */
+int lh_vectors__embed_chunks(lh_vbuild *b, lh_vrows *r, const lh_vgen *prev, lh_job *job,
+                             int64_t *embedded, int64_t *reused, lh_err *err);
+
+/* ---- vlive.c: the live log ---- */
 /* Swap in g as x's live generation (takes the caller's reference) and record it in the
- * index's live log (vgen.c). reason: "build", "refresh", "promote", "rollback". */
+ * index's live log. reason: "build", "refresh", "promote", "rollback". */
 void lh_vectors__publish(lh_vectors *v, lh_vidx *x, lh_vgen *g, const char *reason,
                          const char *actor);
 /* At start: which committed generation is live, and which was live before it. */
 void lh_vectors__live_at_start(lh_vectors *v, lh_vidx *x, int64_t newest_committed,
                                int64_t *live);
-int lh_vectors__promote_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err);
-lh_vidx *lh_vectors__find_locked(lh_vectors *v, const char *name);
+
+/* ---- vload.c ---- */
 int lh_vectors__load_generation(lh_vectors *v, const char *name, int64_t generation,
                                 lh_vgen **out, lh_err *err);
-void lh_vgen__free(lh_vgen *g); /* accepts NULL; ignores the reference count */
-size_t lh_vgen__memory(const lh_vgen *g); /* bytes held in memory */
-void lh_vidx__free(lh_vidx *x);         /* accepts NULL; releases its live generation */
-int lh_vectors__no_index(lh_err *err, const char *name); /* 404 index_not_found */
-json_t *lh_vgen__summary(const lh_vgen *g);
 
-/* Take a reference on name's live generation (NULL with 404/409 in err). */
-lh_vgen *lh_vectors__acquire(lh_vectors *v, const char *name, json_t **spec, lh_err *err);
-void lh_vgen__release(lh_vgen *g); /* accepts NULL */
-/* Document index of id, or -1. */
-int64_t lh_vgen__find_doc(const lh_vgen *g, const char *id, size_t len);
+/* ---- vgen.c ---- */
+int lh_vectors__promote_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err);
+
+/* ---- evals.c: eval sets as trials read them ---- */
+typedef struct lh_veval {
+    char index[LH_NAME_MAX];
+    int64_t generation;
+    char metric[16];
+    char created_at[LH_TIME_MAX];
+    size_t k, n, cap;
+    uint32_t dim;
+    float *queries;      /* n * dim */
+    int32_t *truth;      /* n * k */
+    float *truth_dist;   /* n * k */
+    int32_t *positions;  /* n */
+    json_t *rows;        /* with_rows: [{query_id, position, doc_id, truth}] */
+    bool with_rows;
+    lh_err *err;
+} lh_veval;
+/* Read eval's file into e (always free it with lh_vectors__eval_free). */
+int lh_vectors__eval_read(lh_vectors *v, const char *eval, bool with_rows, lh_veval *e,
+                          lh_err *err);
+void lh_vectors__eval_free(lh_veval *e);
+int lh_vectors__eval_missing(lh_err *err, const char *eval); /* 404 eval_not_found */
+
+/* ---- trials.c: the trial vector cache ---- */
+void lh_vectors__tcache_open(lh_vectors *v);
+void lh_vectors__tcache_close(lh_vectors *v);
+
+/* ---- trial_journal.c ---- */
+/* The journal and the _hnsw_trials view, at open and close. */
+void lh_vectors__journal_open(lh_vectors *v);
+void lh_vectors__journal_close(lh_vectors *v);
+/* Append a trial and flush (a trial that is not journaled did not happen). Takes a
+ * reference of its own on trial. */
+int lh_vectors__journal_trial(lh_vectors *v, json_t *trial, lh_err *err);
+/* Redefine `_hnsw_trials` in the users' engine over every stored journal batch. */
+void lh_vectors__journal_view(lh_vectors *v);
+/* The hnsw settings of a journaled trial (new) or 404. */
+int lh_vectors__trial_config(lh_vectors *v, const char *index, const char *trial_id,
+                             json_t **hnsw, lh_err *err);
 
 #endif

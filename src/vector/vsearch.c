@@ -217,120 +217,138 @@ check_include(lh_vectors *v, const json_t *spec, const lh_vsearch *s, lh_err *er
     return rc;
 }
 
-int
-lh_vectors_search(lh_vectors *v, const lh_vsearch *s, json_t **out, lh_err *err)
+/* The request against the index: one of query or vector, k and ef in range, a vector of
+ * the index's dimension, a text query only for a text index, included columns that
+ * exist. */
+static int
+check_request(lh_vectors *v, const json_t *spec, const lh_vgen *g, const lh_vsearch *s,
+              lh_err *err)
 {
-    json_t *spec = NULL, *answer = NULL;
-    lh_vgen *g = lh_vectors__acquire(v, s->index, &spec, err);
-    if (!g)
-        return err ? err->rc : LH_ENOTFOUND;
-    int rc = 0;
-    float *qv = NULL;
-    allowed a = {.g = g};
-    lh_hit *hits = NULL;
-    lh_embedder *e = NULL;
-    uint32_t dim = lh_hnsw_dim(g->hnsw);
-    lh_metric metric = lh_hnsw_metric(g->hnsw);
     size_t max_k = (size_t)lh_config_int(v->deps.config, "vector.max_k");
-    const char *model = json_string_value(json_object_get(spec, "model"));
-    int64_t embed_us = 0, filter_us = 0, took_us = 0;
+    uint32_t dim = lh_hnsw_dim(g->hnsw);
+    if ((s->query != NULL) == (s->vector != NULL))
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "give exactly one of 'query' (text) or 'vector' (numbers)");
+    if (s->k == 0 || s->k > max_k)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'k' must be from 1 to %zu",
+                          max_k);
+    if (s->ef > 100000)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'ef' must be from 1 to 100000");
+    if (s->query && !json_string_value(json_object_get(spec, "model")))
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "index '%s' holds vectors from column '%s', so it takes 'vector' "
+                          "queries only", s->index,
+                          json_string_value(json_object_get(spec, "vector_column")));
+    if (s->vector && s->n_vector != dim)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "the vector has %zu dimensions; index '%s' holds %u", s->n_vector,
+                          s->index, dim);
+    return check_include(v, spec, s, err);
+}
 
-    if ((s->query != NULL) == (s->vector != NULL)) {
-        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                        "give exactly one of 'query' (text) or 'vector' (numbers)");
-        goto out;
+/* The query as a vector (new, dim floats): the given one, or the text embedded with the
+ * index's model. */
+static int
+query_vector(lh_vectors *v, const char *model, const lh_vsearch *s, uint32_t dim, float **out,
+             lh_err *err)
+{
+    if (!s->query) {
+        *out = lh_calloc(dim, sizeof **out);
+        memcpy(*out, s->vector, dim * sizeof **out);
+        return 0;
     }
-    if (s->k == 0 || s->k > max_k) {
-        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'k' must be from 1 to %zu",
-                        max_k);
+    lh_embedder *e = NULL;
+    float *qv = NULL;
+    size_t len = strlen(s->query);
+    uint32_t got_dim = 0;
+    int rc = lh_embedder_open(v->deps.config, model, &e, err);
+    if (rc != 0)
         goto out;
-    }
-    if (s->ef > 100000) {
-        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'ef' must be from 1 to 100000");
+    if ((rc = lh_embedder_embed(e, &s->query, &len, 1, &qv, &got_dim, NULL, err)) != 0)
         goto out;
-    }
-    if (s->query && !model) {
-        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                        "index '%s' holds vectors from column '%s', so it takes 'vector' queries "
-                        "only", s->index,
-                        json_string_value(json_object_get(spec, "vector_column")));
-        goto out;
-    }
-    if (s->vector && s->n_vector != dim) {
-        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                        "the vector has %zu dimensions; index '%s' holds %u", s->n_vector,
+    if (got_dim != dim) {
+        rc = lh_err_set(err, LH_EIO, 502, "provider_bad_response",
+                        "model %s returned %u dimensions; index '%s' holds %u", model, got_dim,
                         s->index, dim);
         goto out;
     }
-    if ((rc = check_include(v, spec, s, err)) != 0)
-        goto out;
-    if (s->query) {
-        int64_t t0 = lh_mono_us();
-        size_t len = strlen(s->query);
-        uint32_t got_dim = 0;
-        if ((rc = lh_embedder_open(v->deps.config, model, &e, err)) != 0 ||
-            (rc = lh_embedder_embed(e, &s->query, &len, 1, &qv, &got_dim, NULL, err)) != 0)
-            goto out;
-        if (got_dim != dim) {
-            rc = lh_err_set(err, LH_EIO, 502, "provider_bad_response",
-                            "model %s returned %u dimensions; index '%s' holds %u", model,
-                            got_dim, s->index, dim);
-            goto out;
-        }
-        embed_us = lh_mono_us() - t0;
-    } else {
-        qv = lh_calloc(dim, sizeof *qv);
-        memcpy(qv, s->vector, dim * sizeof *qv);
-    }
-    if (s->filter) {
-        int64_t t0 = lh_mono_us();
-        a.bits = lh_try_malloc(((g->n + 63) / 64) * sizeof *a.bits + 8);
-        if (!a.bits) {
-            rc = lh_err_set(err, LH_ENOMEM, 503, "out_of_memory", "not enough memory to filter");
-            goto out;
-        }
-        memset(a.bits, 0, ((g->n + 63) / 64) * sizeof *a.bits + 8);
-        if ((rc = run_filter(v, spec, s, &a, err)) != 0)
-            goto out;
-        filter_us = lh_mono_us() - t0;
-    }
-    size_t k = s->k < g->n ? s->k : g->n;
-    hits = lh_calloc(k ? k : 1, sizeof *hits);
-    size_t ef = s->ef ? s->ef : (size_t)lh_hnsw_get_params(g->hnsw).ef_search;
+    *out = qv;
+    qv = NULL;
+out:
+    free(qv);
+    lh_embedder_free(e);
+    return rc;
+}
+
+/* The filter's matching positions as a bitmap in a. */
+static int
+filter_positions(lh_vectors *v, const json_t *spec, const lh_vsearch *s, allowed *a, lh_err *err)
+{
+    size_t bytes = ((a->g->n + 63) / 64) * sizeof *a->bits + 8;
+    a->bits = lh_try_malloc(bytes);
+    if (!a->bits)
+        return lh_err_set(err, LH_ENOMEM, 503, "out_of_memory", "not enough memory to filter");
+    memset(a->bits, 0, bytes);
+    return run_filter(v, spec, s, a, err);
+}
+
+/* How a search went. */
+typedef struct outcome {
+    size_t n_hits;
+    size_t ef;    /* the beam the graph search used */
+    bool exact;   /* exact search gave the answer */
+} outcome;
+
+/* Graph or exact search into hits (k slots): exact when asked, when the filter is
+ * selective enough that exact is cheaper, or when the graph ran dry. */
+static void
+run_search(lh_vectors *v, const lh_vgen *g, const lh_vsearch *s, const allowed *a,
+           const float *qv, size_t k, lh_hit *hits, outcome *o)
+{
+    lh_hnsw_params params = lh_hnsw_get_params(g->hnsw);
+    size_t ef = s->ef ? s->ef : (size_t)params.ef_search;
     if (ef < k)
         ef = k;
-    size_t n_hits = 0;
     bool exact = s->exact;
     int64_t threshold = lh_config_int(v->deps.config, "vector.exact_below_permille");
-    if (s->filter && (int64_t)a.n_positions * 1000 < threshold * (int64_t)g->n)
+    if (s->filter && (int64_t)a->n_positions * 1000 < threshold * (int64_t)g->n)
         exact = true;
     /* cost: a filtered graph search visits about ef * n / allowed nodes of up to 2m links
      * each, one thread; exact search scores the allowed vectors once, on every core.
      * Below allowed^2 < 4m * ef * n exact is cheaper as well as exact (measured at 100K
      * x 384, m 16, ef 30, 10% allowed: exact 1.5 ms, graph 2.1 ms). */
-    double links = 4.0 * (double)lh_hnsw_get_params(g->hnsw).m;
-    if (s->filter && (double)a.n_positions * (double)a.n_positions < links * (double)ef * (double)g->n)
+    double links = 4.0 * (double)params.m;
+    if (s->filter &&
+        (double)a->n_positions * (double)a->n_positions < links * (double)ef * (double)g->n)
         exact = true;
-    size_t want = s->filter ? (k < a.n_positions ? k : a.n_positions) : k;
-    int64_t t0 = lh_mono_us();
-    if (want == 0) {
-        n_hits = 0;
-    } else if (!exact) {
+    size_t want = s->filter ? (k < a->n_positions ? k : a->n_positions) : k;
+    size_t n_hits = 0;
+    if (want > 0 && !exact) {
         if (s->filter) { /* widen the beam by the inverse selectivity */
-            double widened = (double)ef * (double)g->n / (double)a.n_positions;
+            double widened = (double)ef * (double)g->n / (double)a->n_positions;
             ef = widened > (double)g->n ? g->n : (size_t)widened;
         }
-        n_hits = lh_hnsw_search(g->hnsw, qv, k, ef, s->filter ? is_allowed : NULL, a.bits, hits);
+        n_hits = lh_hnsw_search(g->hnsw, qv, k, ef, s->filter ? is_allowed : NULL, a->bits, hits);
         if (n_hits < want)
             exact = true; /* the graph ran dry: answer exactly */
     }
     if (want > 0 && exact)
-        n_hits = lh_vec_exact(lh_hnsw_vector(g->hnsw, 0), g->n, dim, metric, qv, k,
-                              s->filter ? is_allowed : NULL, a.bits, 0, hits);
-    took_us = lh_mono_us() - t0;
+        n_hits = lh_vec_exact(lh_hnsw_vector(g->hnsw, 0), g->n, lh_hnsw_dim(g->hnsw),
+                              lh_hnsw_metric(g->hnsw), qv, k, s->filter ? is_allowed : NULL,
+                              a->bits, 0, hits);
+    o->n_hits = n_hits;
+    o->ef = ef;
+    o->exact = exact;
+}
 
+/* The answer (new) without texts and columns. */
+static json_t *
+render(const lh_vgen *g, const lh_vsearch *s, const char *model, const allowed *a,
+       const lh_hit *hits, const outcome *o)
+{
+    lh_metric metric = lh_hnsw_metric(g->hnsw);
     json_t *out_hits = json_array();
-    for (size_t i = 0; i < n_hits; i++) {
+    for (size_t i = 0; i < o->n_hits; i++) {
         uint32_t p = hits[i].id;
         json_array_append_new(out_hits,
                               json_pack("{s:s, s:i, s:f, s:f}", "doc_id", g->doc_ids[g->doc_of[p]],
@@ -338,18 +356,55 @@ lh_vectors_search(lh_vectors *v, const lh_vsearch *s, json_t **out, lh_err *err)
                                         (double)score_of(metric, hits[i].distance), "distance",
                                         (double)hits[i].distance));
     }
-    answer = json_pack("{s:s, s:I, s:s?, s:s, s:I, s:I, s:s, s:o}", "index", s->index,
-                       "generation", (json_int_t)g->generation, "model", model, "metric",
-                       lh_metric_name(metric), "k", (json_int_t)s->k, "ef",
-                       (json_int_t)(exact ? 0 : ef), "method", exact ? "exact" : "hnsw", "hits",
-                       out_hits);
+    json_t *answer = json_pack("{s:s, s:I, s:s?, s:s, s:I, s:I, s:s, s:o}", "index", s->index,
+                               "generation", (json_int_t)g->generation, "model", model, "metric",
+                               lh_metric_name(metric), "k", (json_int_t)s->k, "ef",
+                               (json_int_t)(o->exact ? 0 : o->ef), "method",
+                               o->exact ? "exact" : "hnsw", "hits", out_hits);
     if (s->filter)
         json_object_set_new(answer, "filter",
-                            json_pack("{s:I, s:I}", "matched_documents", (json_int_t)a.n_docs,
-                                      "matched_vectors", (json_int_t)a.n_positions));
-    if (n_hits > 0 && model && (rc = add_texts(v, g, hits, n_hits, out_hits, err)) != 0)
+                            json_pack("{s:I, s:I}", "matched_documents", (json_int_t)a->n_docs,
+                                      "matched_vectors", (json_int_t)a->n_positions));
+    return answer;
+}
+
+int
+lh_vectors_search(lh_vectors *v, const lh_vsearch *s, json_t **out, lh_err *err)
+{
+    json_t *spec = NULL, *answer = NULL;
+    lh_vgen *g = lh_vectors__acquire(v, s->index, &spec, err);
+    if (!g)
+        return err ? err->rc : LH_ENOTFOUND;
+    float *qv = NULL;
+    allowed a = {.g = g};
+    lh_hit *hits = NULL;
+    const char *model = json_string_value(json_object_get(spec, "model"));
+    int64_t embed_us = 0, filter_us = 0;
+    int rc = check_request(v, spec, g, s, err);
+    if (rc != 0)
         goto out;
-    if (n_hits > 0 && s->n_include > 0 && (rc = add_columns(v, spec, s, out_hits, err)) != 0)
+    int64_t t0 = lh_mono_us();
+    if ((rc = query_vector(v, model, s, lh_hnsw_dim(g->hnsw), &qv, err)) != 0)
+        goto out;
+    if (s->query)
+        embed_us = lh_mono_us() - t0;
+    if (s->filter) {
+        t0 = lh_mono_us();
+        if ((rc = filter_positions(v, spec, s, &a, err)) != 0)
+            goto out;
+        filter_us = lh_mono_us() - t0;
+    }
+    size_t k = s->k < g->n ? s->k : g->n;
+    hits = lh_calloc(k ? k : 1, sizeof *hits);
+    outcome o;
+    t0 = lh_mono_us();
+    run_search(v, g, s, &a, qv, k, hits, &o);
+    int64_t took_us = lh_mono_us() - t0;
+    answer = render(g, s, model, &a, hits, &o);
+    json_t *out_hits = json_object_get(answer, "hits");
+    if (o.n_hits > 0 && model && (rc = add_texts(v, g, hits, o.n_hits, out_hits, err)) != 0)
+        goto out;
+    if (o.n_hits > 0 && s->n_include > 0 && (rc = add_columns(v, spec, s, out_hits, err)) != 0)
         goto out;
     json_object_set_new(answer, "took_us", json_integer(took_us));
     json_object_set_new(answer, "embed_us", json_integer(embed_us));
@@ -361,7 +416,6 @@ out:
     free(hits);
     free(a.bits);
     free(qv);
-    lh_embedder_free(e);
     json_decref(spec);
     lh_vgen__release(g);
     return rc;

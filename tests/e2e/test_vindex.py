@@ -392,6 +392,65 @@ class Indexes(unittest.TestCase):
         self.search(q, status=404)
 
 
+class UploadFailure(unittest.TestCase):
+    """A vector upload is a bucket write like any other: when the bucket refuses it the
+    build fails with the bucket's error, the failure is in /storage/errors (the one place
+    operators look), and nothing of the uncommitted generation is left behind."""
+
+    def test_failed_upload_is_journaled(self):
+        srv = harness.Server(principals=[("owner", ADMIN, ["admin"])]).start()
+        try:
+            csv = "id,note\n" + "".join("%d,note %d about %s\n" % (
+                i, i, ["pumps", "valves"][i % 2]) for i in range(1, 21))
+            st, _, b = srv.request("POST", "/ingest/file?dataset=notes&format=csv", csv, who="owner")
+            self.assertEqual(st, 201, b)
+            # the primary bucket's temporary folder becomes a file: every put into the
+            # bucket now fails as the bucket's fault (503 bucket_unavailable)
+            tmp = os.path.join(srv.data_dir, "buckets", "primary", ".lh-tmp")
+            harness.shutil.rmtree(tmp, ignore_errors=True)
+            with open(tmp, "w") as f:
+                f.write("in the way\n")
+            try:
+                st, _, b = srv.request("POST", "/vectors/indexes", who="owner", body={
+                    "name": "notes_ix", "dataset": "notes", "id_column": "id",
+                    "text_column": "note"})
+                self.assertEqual(st, 202, b)
+                job = None
+                for _ in range(600):
+                    st, _, job = srv.request("GET", "/jobs/" + b["job_id"], who="owner")
+                    if job["state"] in ("succeeded", "failed", "cancelled"):
+                        break
+                    time.sleep(0.05)
+                self.assertEqual(job["state"], "failed", job)
+                self.assertEqual(job["error"]["code"], "bucket_unavailable", job)
+                st, _, errors = srv.request("GET", "/storage/errors?limit=1000", who="owner")
+                self.assertEqual(st, 200, errors)
+                puts = [e for e in errors["errors"] if e["op"] == "put" and
+                        (e["key"] or "").startswith("_vectors/notes_ix/gen-000001/")]
+                self.assertTrue(puts, errors)
+                self.assertEqual(puts[0]["bucket"], "primary")
+                self.assertEqual(puts[0]["code"], "bucket_unavailable")
+            finally:
+                os.unlink(tmp)
+            # the name was released and nothing of the failed generation remains
+            st, _, _ = srv.request("GET", "/vectors/indexes/notes_ix", who="owner")
+            self.assertEqual(st, 404)
+            st, _, b = srv.request("POST", "/vectors/indexes", who="owner", body={
+                "name": "notes_ix", "dataset": "notes", "id_column": "id",
+                "text_column": "note", "async": False})
+            self.assertEqual(st, 201, b)
+            self.assertEqual(b["generation"], 1)
+            st, _, objs = srv.request("GET", "/storage/buckets/primary/objects?prefix=_vectors/",
+                                      who="owner")
+            self.assertEqual(sorted(o["key"] for o in objs["objects"]),
+                             ["_vectors/notes_ix/_live/v000001.json"] +
+                             ["_vectors/notes_ix/gen-000001/" + n for n in
+                              ("embeddings.parquet", "hnsw.bin", "index.json")])
+            self.assertEqual(srv.stop(), 0, srv.log_text()[-4000:])
+        finally:
+            srv.cleanup()
+
+
 class OnS3(unittest.TestCase):
     """The same life cycle with the primary bucket on an S3 server (s3rver): generations
     are uploaded, read back through the local cache at search and at start, deleted."""
