@@ -379,10 +379,12 @@ lh_writer_finish_as(lh_writer *w, const char *select_list, const char *path,
         lh_buf_printf(&sql, ", COMPRESSION_LEVEL %d", opts->zstd_level);
     lh_buf_puts(&sql, opts->preserve_order ? ")" : ", PRESERVE_ORDER false)");
     duckdb_result r;
-    int rc = 0;
-    if (duckdb_query(w->con, sql.data, &r) == DuckDBError)
-        rc = lh_engine__internal_error(err, &r);
-    duckdb_destroy_result(&r);
+    int rc = lh_engine__fault(err);
+    if (rc == 0) {
+        if (duckdb_query(w->con, sql.data, &r) == DuckDBError)
+            rc = lh_engine__internal_error(err, &r);
+        duckdb_destroy_result(&r);
+    }
     lh_buf_free(&sql);
     if (rc == 0 && rows)
         *rows = w->rows;
