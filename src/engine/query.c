@@ -1307,7 +1307,7 @@ lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, void *c
         goto out;
     }
     watch(eng, q);
-    if ((rc = admit(q, opts->sql, &prep, err)) != 0)
+    if ((rc = lh_engine__fault(err)) != 0 || (rc = admit(q, opts->sql, &prep, err)) != 0)
         goto out;
     q->has_result = true;
     if (duckdb_execute_prepared_streaming(prep, &q->result) == DuckDBError) {
