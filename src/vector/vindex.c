@@ -1116,19 +1116,10 @@ lh_vbuild_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
             json_object_set_new(desc, "model_version", json_string(lh_embedder_version(e)));
         lh_embedder_free(e);
     }
-    char *text = json_dumps(desc, JSON_INDENT(2) | JSON_SORT_KEYS);
-    rc = lh_store_put_buffer(v->store, desc_key, text, strlen(text), LH_PUT_CREATE_ONLY, err);
-    free(text);
-    if (rc == LH_EEXIST) {
-        lh_err_set(err, LH_EEXIST, 409, "conflict",
-                   "generation %lld of index '%s' was committed by someone else",
-                   (long long)generation, b->index);
-        goto out;
-    }
-    if (rc != 0)
-        goto out;
-    uploaded = false; /* committed: the files are the generation's now */
 
+    /* The generation is made whole before index.json commits it: once that exists a
+     * restart loads it, so nothing may fail after it (the build would report an error for
+     * an index that is there). */
     g = lh_calloc(1, sizeof *g);
     atomic_init(&g->refs, 1);
     g->owner = v;
@@ -1142,6 +1133,18 @@ lh_vbuild_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
     if ((rc = lh_cache_local_path(v->deps.cache, v->store, emb_key, true, &g->emb_path, err)) != 0)
         goto out;
     g->emb_pinned = true;
+    char *text = json_dumps(g->desc, JSON_INDENT(2) | JSON_SORT_KEYS);
+    rc = lh_store_put_buffer(v->store, desc_key, text, strlen(text), LH_PUT_CREATE_ONLY, err);
+    free(text);
+    if (rc == LH_EEXIST) {
+        lh_err_set(err, LH_EEXIST, 409, "conflict",
+                   "generation %lld of index '%s' was committed by someone else",
+                   (long long)generation, b->index);
+        goto out;
+    }
+    if (rc != 0)
+        goto out;
+    uploaded = false; /* committed: the files are the generation's now */
     b->done = true;
     *out = lh_vgen__summary(g);
     json_object_set_new(*out, "index", json_string(b->index));
