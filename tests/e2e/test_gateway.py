@@ -27,22 +27,15 @@ def assert_error(tc, status, headers, body, want_status, want_code):
     tc.assertIn("x-request-id", headers)
 
 
-class Gateway(unittest.TestCase):
+class Gateway(harness.ServerTestCase):
+    principals = [("owner", ADMIN, ["admin"]), ("analyst", READER, ["reader"]),
+                  ("bot", AGENT, ["agent"])]
+    server_env = {"LAKEHOUSE_SERVER_MAX_BODY_BYTES": "4096"}
+
     @classmethod
     def setUpClass(cls):
         cls.started = time.monotonic()
-        cls.srv = harness.Server(
-            principals=[("owner", ADMIN, ["admin"]), ("analyst", READER, ["reader"]),
-                        ("bot", AGENT, ["agent"])],
-            env={"LAKEHOUSE_SERVER_MAX_BODY_BYTES": "4096"}).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.srv.stop()
-        log = cls.srv.log_text()
-        cls.srv.cleanup()
-        # a clean exit also means no leak reports under the sanitizer build
-        assert rc == 0, "server exit status %s\n%s" % (rc, log[-4000:])
+        super().setUpClass()
 
     def req(self, *a, **kw):
         return self.srv.request(*a, **kw)
