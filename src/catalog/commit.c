@@ -240,7 +240,9 @@ lh_catalog_commit(lh_txn *t, const char *bucket, json_t *manifest, json_t **comm
     pthread_mutex_unlock(&c->lock);
     json_decref(old);
     lh_err verr;
-    if (lh_catalog__refresh_view(c, ds, &verr) != 0)
+    /* the version is committed whatever happens now; a view left behind would answer with
+     * the old rows until the next commit or a restart, so a failure is tried once more */
+    if (lh_catalog__refresh_view(c, ds, &verr) != 0 && lh_catalog__refresh_view(c, ds, &verr) != 0)
         lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: view of '%s' not updated: %s %s", ds->name,
                verr.message, verr.detail);
     lh_catalog__journal_add(c, manifest); /* still ours: only this writer replaces it */

@@ -10,6 +10,7 @@
 #define LH_CORE_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -127,6 +128,42 @@ void lh_buf_puts(lh_buf *b, const char *s);
 void lh_buf_printf(lh_buf *b, const char *fmt, ...) LH_PRINTF(2, 3);
 /* Hand the bytes to the caller (free) and reset the buffer. */
 char *lh_buf_steal(lh_buf *b);
+
+/* ---------------------------------------------------------------------------------
+ * Fault injection (SQLite's faultsim, for tests)
+ *
+ * Three kinds of call can be made to fail on purpose: fallible allocations
+ * (lh_try_malloc, lh_try_realloc, hence lh_buf_try_*; lh_malloc aborts by design and is no
+ * fault point), storage operations (the lh_store_* front: get, put, head, delete, list,
+ * copy, probe, open_local) and the DuckDB statements the engine runs for lakehouse
+ * (internal statements, conversions, writers' COPY, typed scans). Each fails as the real call
+ * would: NULL, LH_EUNAVAIL 503 bucket_unavailable, LH_EIO 500 engine_error.
+ *
+ * The hooks are compiled into every build rather than a separate fault build, so the code
+ * a fault test exercises is the code that ships; unarmed, a hook costs one relaxed atomic
+ * load. Only a call to lh_fault_arm arms them: no environment variable, configuration key
+ * or request can, so a production server never fails on purpose. Counting is global
+ * (every thread); a test arms one kind, runs one operation and disarms.
+ * ------------------------------------------------------------------------------- */
+typedef enum { LH_FAULT_ALLOC, LH_FAULT_STORE, LH_FAULT_ENGINE, LH_FAULT_KINDS } lh_fault_kind;
+
+/* Make the nth call of kind from now on (1 = the next one) fail; with persistent, every
+ * later one fails too. Resets the counters. Disarms the other kinds. */
+void lh_fault_arm(lh_fault_kind kind, int64_t nth, bool persistent);
+void lh_fault_disarm(void);
+/* Since the last arm: calls of kind that reached a fault point, and of those, failed. */
+int64_t lh_fault_calls(lh_fault_kind kind);
+int64_t lh_fault_hits(lh_fault_kind kind);
+
+/* At a fault point: true when this call must fail. */
+extern atomic_int lh_fault__armed;
+bool lh_fault__fire(lh_fault_kind kind);
+static inline bool
+lh_fault_hit(lh_fault_kind kind)
+{
+    return atomic_load_explicit(&lh_fault__armed, memory_order_relaxed) != 0 &&
+           lh_fault__fire(kind);
+}
 
 /* ---------------------------------------------------------------------------------
  * Time, randomness, hashing, names

@@ -106,12 +106,16 @@ lh_sprintf(const char *fmt, ...)
 void *
 lh_try_malloc(size_t n)
 {
+    if (lh_fault_hit(LH_FAULT_ALLOC))
+        return NULL;
     return malloc(n ? n : 1);
 }
 
 void *
 lh_try_realloc(void *p, size_t n)
 {
+    if (lh_fault_hit(LH_FAULT_ALLOC))
+        return NULL; /* as realloc fails: p is untouched */
     return realloc(p, n ? n : 1);
 }
 

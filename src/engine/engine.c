@@ -251,6 +251,16 @@ out:
 
 /* ---- internal statements ---------------------------------------------------------------- */
 
+int
+lh_engine__fault(lh_err *err)
+{
+    if (!lh_fault_hit(LH_FAULT_ENGINE))
+        return 0;
+    lh_err_set(err, LH_EIO, 500, "engine_error", "the query engine failed");
+    lh_err_detail(err, "injected fault");
+    return LH_EIO;
+}
+
 /* DuckDB error for an internal statement: still classified, so a bad CSV in an ingest is
  * a 400, not a 500. */
 int
@@ -301,7 +311,7 @@ run_one(duckdb_connection con, const char *sql, duckdb_result *r, bool *have_res
         lh_err_detail(err, "%s", n == 0 ? (e ? e : "no statement")
                                         : "an internal statement held several statements");
         rc = LH_EINVAL;
-    } else {
+    } else if ((rc = lh_engine__fault(err)) == 0) {
         *have_result = true;
         if (duckdb_query(con, sql, r) == DuckDBError)
             rc = lh_engine__internal_error(err, r);
@@ -472,6 +482,8 @@ lh_engine_exec_watch(lh_engine *eng, const char *sql, int64_t *changed, lh_progr
         rc = LH_EINVAL;
         goto out;
     }
+    if ((rc = lh_engine__fault(err)) != 0)
+        goto out;
     if (duckdb_pending_prepared(prep, &pending) == DuckDBError) {
         lh_err_set(err, LH_EINVAL, 400, "invalid_data", "the data could not be read");
         lh_err_detail(err, "%s", duckdb_pending_error(pending));

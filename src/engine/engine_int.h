@@ -146,4 +146,10 @@ void lh_engine__pool_forget(lh_pooled *pc, const char *key);
 /* Close a taken connection instead of giving it back (accepts NULL). */
 void lh_engine__pool_discard(lh_pooled *pc);
 
+/* ---- fault injection (core.h) ----------------------------------------------------- */
+
+/* Called where a DuckDB statement is about to run: LH_EIO 500 engine_error (what a
+ * failing statement gives) when a fault test made this one fail, else 0. */
+int lh_engine__fault(lh_err *err);
+
 #endif

@@ -397,7 +397,9 @@ lh_writer_finish_as(lh_writer *w, const char *select_list, const char *path,
         lh_buf_printf(&sql, ", COMPRESSION_LEVEL %d", opts->zstd_level);
     lh_buf_puts(&sql, opts->preserve_order ? ")" : ", PRESERVE_ORDER false)");
     duckdb_result r;
-    int rc = 0;
+    int rc = lh_engine__fault(err);
+    if (rc != 0)
+        goto done;
     if (duckdb_query(w->con, sql.data, &r) == DuckDBError) {
         rc = lh_engine__internal_error(err, &r);
         goto out;
@@ -406,6 +408,7 @@ lh_writer_finish_as(lh_writer *w, const char *select_list, const char *path,
         *rows = w->rows;
 out:
     duckdb_destroy_result(&r);
+done:
     lh_buf_free(&sql);
     return rc;
 }

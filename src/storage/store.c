@@ -116,6 +116,16 @@ lh_storage__sort_entries(lh_list_entry *entries, size_t n)
     return 0;
 }
 
+/* A storage operation a fault test made fail (core.h): the error a backend that cannot be
+ * reached gives (store_fs.c, store_s3.c). */
+static int
+injected_fault(lh_err *err, const char *op, const char *key)
+{
+    lh_err_set(err, LH_EUNAVAIL, 503, "bucket_unavailable", "the bucket cannot be reached");
+    lh_err_detail(err, "%s '%s': injected fault", op, key ? key : "");
+    return LH_EUNAVAIL;
+}
+
 int
 lh_store_get(lh_store *s, const char *key, int64_t offset, int64_t len, lh_sink_fn sink, void *ctx,
              lh_obj_info *info, lh_err *err)
@@ -124,6 +134,8 @@ lh_store_get(lh_store *s, const char *key, int64_t offset, int64_t len, lh_sink_
         return LH_EINVAL;
     if (offset < 0)
         return lh_err_set(err, LH_EINVAL, 416, "invalid_range", "range start is negative");
+    if (lh_fault_hit(LH_FAULT_STORE))
+        return injected_fault(err, "get", key);
     lh_obj_info tmp;
     return s->ops->get(s, key, offset, len, sink, ctx, info ? info : &tmp, err);
 }
@@ -166,6 +178,8 @@ lh_store_put(lh_store *s, const char *key, const lh_source *src, int flags, lh_o
 {
     if (lh_key_check(key, err) != 0)
         return LH_EINVAL;
+    if (lh_fault_hit(LH_FAULT_STORE))
+        return injected_fault(err, "put", key);
     lh_obj_info tmp;
     return s->ops->put(s, key, src, flags, info ? info : &tmp, err);
 }
@@ -183,6 +197,8 @@ lh_store_head(lh_store *s, const char *key, lh_obj_info *info, lh_err *err)
 {
     if (lh_key_check(key, err) != 0)
         return LH_EINVAL;
+    if (lh_fault_hit(LH_FAULT_STORE))
+        return injected_fault(err, "head", key);
     lh_obj_info tmp;
     return s->ops->head(s, key, info ? info : &tmp, err);
 }
@@ -192,6 +208,8 @@ lh_store_delete(lh_store *s, const char *key, lh_err *err)
 {
     if (lh_key_check(key, err) != 0)
         return LH_EINVAL;
+    if (lh_fault_hit(LH_FAULT_STORE))
+        return injected_fault(err, "delete", key);
     return s->ops->del(s, key, err);
 }
 
@@ -263,6 +281,8 @@ lh_store_list(lh_store *s, const char *prefix, const char *cursor, size_t limit,
         return LH_EINVAL;
     if (limit == 0)
         limit = 1000;
+    if (lh_fault_hit(LH_FAULT_STORE))
+        return injected_fault(err, "list", prefix);
     return s->ops->list(s, prefix, cursor && cursor[0] ? cursor : NULL, limit, page, err);
 }
 
@@ -271,12 +291,16 @@ lh_store_copy(lh_store *s, const char *src_key, const char *dst_key, lh_err *err
 {
     if (lh_key_check(src_key, err) != 0 || lh_key_check(dst_key, err) != 0)
         return LH_EINVAL;
+    if (lh_fault_hit(LH_FAULT_STORE))
+        return injected_fault(err, "copy", src_key);
     return s->ops->copy(s, src_key, dst_key, err);
 }
 
 int
 lh_store_probe(lh_store *s, lh_err *err)
 {
+    if (lh_fault_hit(LH_FAULT_STORE))
+        return injected_fault(err, "probe", "");
     return s->ops->probe(s, err);
 }
 
@@ -288,6 +312,8 @@ lh_store_open_local(lh_store *s, const char *key, int *fd_out, lh_obj_info *info
     if (s->ops->open_local == NULL)
         return lh_err_set(err, LH_EINVAL, 500, "not_local", "%s objects are not local files",
                           s->ops->name);
+    if (lh_fault_hit(LH_FAULT_STORE))
+        return injected_fault(err, "open", key);
     lh_obj_info tmp;
     return s->ops->open_local(s, key, fd_out, info ? info : &tmp, err);
 }

@@ -546,14 +546,15 @@ build_desc(const lh_vbuild *b, const built *bt, int64_t started)
     return desc;
 }
 
-/* The committed generation into memory and live; takes *desc and bt's graph and rows. */
+/* The generation made whole in memory (new in *out; takes bt's graph and rows): done before
+ * index.json commits it, since once that exists a restart loads it and nothing may fail
+ * after it (the build would report an error for an index that is there). */
 static int
-go_live(lh_vbuild *b, built *bt, json_t **desc, json_t **out, lh_err *err)
+make_gen(lh_vbuild *b, built *bt, json_t *desc, lh_vgen **out, lh_err *err)
 {
     lh_vectors *v = b->v;
     lh_vgen *g = lh_vgen__new(v, bt->generation);
-    g->desc = *desc;
-    *desc = NULL;
+    g->desc = json_incref(desc);
     g->hnsw = bt->h;
     bt->h = NULL;
     int rc = lh_vrows__into_gen(&bt->r, g, err);
@@ -562,6 +563,17 @@ go_live(lh_vbuild *b, built *bt, json_t **desc, json_t **out, lh_err *err)
     if ((rc = lh_cache_local_path(v->deps.cache, v->store, bt->emb_key, true, &g->emb_path, err)) != 0)
         goto out;
     g->emb_pinned = true;
+    *out = g;
+    g = NULL;
+out:
+    lh_vgen__free(g);
+    return rc;
+}
+
+/* The committed generation goes live (takes g); cannot fail. */
+static void
+go_live(lh_vbuild *b, lh_vgen *g, json_t **out)
+{
     b->done = true;
     *out = lh_vgen__summary(g);
     json_object_set_new(*out, "index", json_string(b->index));
@@ -569,13 +581,10 @@ go_live(lh_vbuild *b, built *bt, json_t **desc, json_t **out, lh_err *err)
     for (size_t i = 0; copy[i]; i++)
         json_object_set(*out, copy[i], json_object_get(g->desc, copy[i]));
     size_t n = g->n;
-    lh_vectors__publish(v, b->x, g, b->created ? "build" : "refresh", b->actor);
-    g = NULL;
+    int64_t generation = g->generation;
+    lh_vectors__publish(b->v, b->x, g, b->created ? "build" : "refresh", b->actor);
     lh_log(LH_LOG_INFO, NULL, NULL, "vector index %s: generation %lld built (%zu vectors)",
-           b->index, (long long)bt->generation, n);
-out:
-    lh_vgen__free(g);
-    return rc;
+           b->index, (long long)generation, n);
 }
 
 int
@@ -587,7 +596,7 @@ lh_vbuild_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
     int64_t started = lh_mono_us();
     built bt = {.h = NULL};
     lh_vrows__init(&bt.r, err);
-    lh_vgen *prev = NULL;
+    lh_vgen *prev = NULL, *g = NULL;
     json_t *desc = NULL;
     bool uploaded = false;
     int rc = 0;
@@ -606,11 +615,15 @@ lh_vbuild_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
     if ((rc = store_files(b, &bt, err)) != 0)
         goto out;
     desc = build_desc(b, &bt, started);
+    if ((rc = make_gen(b, &bt, desc, &g, err)) != 0)
+        goto out;
     if ((rc = lh_vectors__commit_desc(v, b->index, bt.generation, desc, err)) != 0)
         goto out;
     uploaded = false; /* committed: the files are the generation's now */
-    rc = go_live(b, &bt, &desc, out, err);
+    go_live(b, g, out);
+    g = NULL;
 out:
+    lh_vgen__free(g);
     if (uploaded) /* not committed: remove what was written */
         lh_vectors__discard(v, bt.emb_key, bt.hnsw_key);
     free(bt.emb_key);

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import unittest
 
 BIN = os.environ.get("LH_BIN", os.path.join(os.path.dirname(__file__), "../../build/lakehouse"))
 TMP = os.environ.get("LH_TEST_TMP", tempfile.gettempdir())
@@ -22,7 +23,8 @@ def sha256_hex(text):
 
 
 class Server:
-    """One lakehouse process. principals: list of (name, token, [roles]) or None for the
+    """One lakehouse process. principals: list of (name, token, [roles]) or
+    (name, token, [roles], [buckets]) for one limited to some buckets, or None for the
     first-start admin token. extra_toml is appended to the config file."""
 
     def __init__(self, principals=None, env=None, extra_toml=""):
@@ -33,11 +35,14 @@ class Server:
         lines = ["[server]", 'host = "127.0.0.1"', "port = 0",
                  'data_dir = "%s"' % self.data_dir, "threads = 4", ""]
         self.tokens = {}
-        for name, token, roles in principals or []:
+        for name, token, roles, *buckets in principals or []:
             self.tokens[name] = token
             lines += ["[[principal]]", 'name = "%s"' % name,
                       'token_sha256 = "%s"' % sha256_hex(token),
-                      "roles = [%s]" % ", ".join('"%s"' % r for r in roles), ""]
+                      "roles = [%s]" % ", ".join('"%s"' % r for r in roles)]
+            if buckets:
+                lines.append("buckets = [%s]" % ", ".join('"%s"' % b for b in buckets[0]))
+            lines.append("")
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + extra_toml)
         self.env = dict(os.environ)
@@ -131,6 +136,51 @@ class Server:
             self.proc.kill()
             self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class ServerTestCase(unittest.TestCase):
+    """Base of the test classes whose tests share one server.
+
+    setUpClass starts a Server from the class attributes principals, server_env and
+    extra_toml. A class that needs more overrides setUpClass: it starts what the server
+    depends on first (S3, PostgreSQL, a scratch folder from make_tmp), registering each
+    one's stop with cls.addClassCleanup, then calls cls.start_server(...), and seeds data
+    after it. tearDownClass stops the server by PID and, with clean_exit, requires exit
+    status 0 (under the sanitizer build that also means no leak report). The clean-ups,
+    the server's folder last-in first-out with the rest, run even when setUpClass fails."""
+    principals = None
+    server_env = None
+    extra_toml = ""
+    clean_exit = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.start_server()
+
+    @classmethod
+    def start_server(cls, principals=None, env=None, extra_toml=None, configure=None):
+        """Start cls.srv; arguments left None come from the class attributes. configure(srv)
+        runs before the start (to add to srv.config, for instance)."""
+        cls.srv = Server(principals=cls.principals if principals is None else principals,
+                         env=cls.server_env if env is None else env,
+                         extra_toml=cls.extra_toml if extra_toml is None else extra_toml)
+        cls.addClassCleanup(cls.srv.cleanup)
+        if configure:
+            configure(cls.srv)
+        return cls.srv.start()
+
+    @classmethod
+    def make_tmp(cls, tag):
+        """A scratch folder removed after the class."""
+        path = tempfile.mkdtemp(prefix="e2e-%s-" % tag, dir=TMP)
+        cls.addClassCleanup(shutil.rmtree, path, ignore_errors=True)
+        return path
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.srv.stop()
+        if cls.clean_exit:
+            assert rc == 0, "server exit status %s\n%s" % (rc, cls.srv.log_text()[-4000:])
 
 
 def raw_request(port, data, read=True, timeout=10):

@@ -21,11 +21,12 @@ def ingest_path(**params):
     return "/ingest/file?" + urllib.parse.urlencode(params)
 
 
-class Catalog(unittest.TestCase):
+class Catalog(harness.ServerTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = harness.tempfile.mkdtemp(prefix="e2e-catalog-", dir=harness.TMP)
+        cls.tmp = cls.make_tmp("catalog")
         cls.s3 = s3util.S3rver(os.path.join(cls.tmp, "s3data"), ["lake"]).start()
+        cls.addClassCleanup(cls.s3.stop)
         secrets = os.path.join(cls.tmp, "secrets.toml")
         with open(secrets, "w") as f:
             f.write('[s3]\naccess_key_id = "S3RVER"\nsecret_access_key = "S3RVER"\n')
@@ -35,26 +36,8 @@ class Catalog(unittest.TestCase):
                      'secret_ref = "s3"\n' % (secrets, cls.s3.port))
         cls.principals = [("owner", ADMIN, ["admin"]), ("loader", WRITER, ["writer"]),
                           ("analyst", READER, ["reader"])]
-        cls.srv = harness.Server(principals=cls.principals, extra_toml=cls.extra)
-        with open(cls.srv.config, "a") as f:
-            f.write('\n[[principal]]\nname = "lake_only"\ntoken_sha256 = "%s"\nroles = ["writer"]\n'
-                    'buckets = ["lake"]\n' % harness.sha256_hex(LIMITED))
-        cls.srv.tokens["lake_only"] = LIMITED
-        try:
-            cls.srv.start()
-        except Exception:
-            cls.srv.cleanup()
-            cls.s3.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.srv.stop()
-        log = cls.srv.log_text()
-        cls.srv.cleanup()
-        cls.s3.stop()
-        harness.shutil.rmtree(cls.tmp, ignore_errors=True)
-        assert rc == 0, "server exit status %s\n%s" % (rc, log[-3000:])
+        cls.start_server(principals=cls.principals + [("lake_only", LIMITED, ["writer"], ["lake"])],
+                         extra_toml=cls.extra)
 
     def ingest(self, body, who="loader", **params):
         return self.srv.request("POST", ingest_path(**params), body=body, who=who,

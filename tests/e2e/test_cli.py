@@ -9,17 +9,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 
 
-class Cli(unittest.TestCase):
+class Cli(harness.ServerTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.srv = harness.Server().start()
+        super().setUpClass()
         cls.env = {"LAKEHOUSE_SERVER_PORT": str(cls.srv.port), "LAKEHOUSE_CONFIG": cls.srv.config}
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.srv.stop()
-        cls.srv.cleanup()
-        assert rc == 0
 
     def cli(self, *args, env=None):
         e = dict(self.env)

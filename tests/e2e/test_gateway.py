@@ -27,21 +27,15 @@ def assert_error(tc, status, headers, body, want_status, want_code):
     tc.assertIn("x-request-id", headers)
 
 
-class Gateway(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = harness.Server(
-            principals=[("owner", ADMIN, ["admin"]), ("analyst", READER, ["reader"]),
-                        ("bot", AGENT, ["agent"])],
-            env={"LAKEHOUSE_SERVER_MAX_BODY_BYTES": "4096"}).start()
+class Gateway(harness.ServerTestCase):
+    principals = [("owner", ADMIN, ["admin"]), ("analyst", READER, ["reader"]),
+                  ("bot", AGENT, ["agent"])]
+    server_env = {"LAKEHOUSE_SERVER_MAX_BODY_BYTES": "4096"}
 
     @classmethod
-    def tearDownClass(cls):
-        rc = cls.srv.stop()
-        log = cls.srv.log_text()
-        cls.srv.cleanup()
-        # a clean exit also means no leak reports under the sanitizer build
-        assert rc == 0, "server exit status %s\n%s" % (rc, log[-4000:])
+    def setUpClass(cls):
+        cls.started = time.monotonic()
+        super().setUpClass()
 
     def req(self, *a, **kw):
         return self.srv.request(*a, **kw)
@@ -52,14 +46,27 @@ class Gateway(unittest.TestCase):
         self.assertEqual(body["status"], "ok")
         self.assertEqual(body["duckdb_version"], "v1.4.4")
         self.assertRegex(body["version"], r"^\d+\.\d+\.\d+$")
-        self.assertGreaterEqual(body["uptime_s"], 0)
+        # whole seconds since this class started the server (not ms, not since the epoch)
+        self.assertIsInstance(body["uptime_s"], int)
+        self.assertLessEqual(body["uptime_s"], time.monotonic() - self.started + 1)
         self.assertEqual(body["checks"]["engine"], "ok")
         self.assertRegex(headers["x-request-id"], r"^req_[0-9a-f]{20}$")
 
     def test_head_health(self):
-        status, headers, body = self.req("HEAD", "/health")
-        self.assertEqual(status, 200)
-        self.assertEqual(body, "")
+        # http.client never reads a HEAD response's body: look at the bytes on the wire
+        _, get_headers, _ = self.req("GET", "/health")
+        resp = harness.raw_request(self.srv.port,
+                                   b"HEAD /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        head, sep, rest = resp.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), resp[:300])
+        self.assertEqual(sep, b"\r\n\r\n", resp[:300])
+        self.assertEqual(rest, b"", "a HEAD answer carries no body")
+        fields = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
+        fields = {k.decode().lower(): v.decode() for k, v in fields.items()}
+        self.assertTrue(fields["content-type"].startswith("application/json"))
+        # the headers GET would send: the body's length, though no body follows
+        self.assertGreater(int(fields["content-length"]), 0)
+        self.assertEqual(fields["content-type"], get_headers["content-type"])
 
     def test_401_without_or_with_bad_token(self):
         for token, hdrs in ((None, None), ("wrong-token", None), (None, {"Authorization": "Basic YTpi"})):
@@ -227,12 +234,32 @@ class Gateway(unittest.TestCase):
         assert_error(self, status, h, body, 404, "job_not_found")
 
     def test_log_lines_are_json(self):
-        self.req("GET", "/health")
-        time.sleep(0.05)
+        # two requests that carry the admin token, one with a path that is not UTF-8: each
+        # gets one access line, a JSON object naming it, and the token appears nowhere
+        status, h, _ = self.req("GET", "/whoami", who="owner")
+        self.assertEqual(status, 200)
+        raw = harness.raw_request(self.srv.port, b"GET /no\xff\xfesuch HTTP/1.1\r\nHost: x\r\n"
+                                  b"Authorization: Bearer " + ADMIN.encode() +
+                                  b"\r\nConnection: close\r\n\r\n")
+        bad_status = int(raw.split(b" ", 2)[1])
+        bad_id = re.search(rb"(?i)\r\nx-request-id: *(\S+)", raw).group(1).decode()
+        ids = (h["x-request-id"], bad_id)
+        deadline = time.time() + 10
+        while time.time() < deadline:  # an access line is written once its request completed
+            by_id = {l.get("request_id"): l for l in self.srv.log_lines() if "request_id" in l}
+            if all(i in by_id for i in ids):
+                break
+            time.sleep(0.05)
         for line in self.srv.log_lines():
             self.assertNotIn("raw", line, "not a JSON log line: %r" % line)
             for key in ("time", "level", "msg"):
                 self.assertIn(key, line)
+        good, bad = by_id[ids[0]], by_id[ids[1]]
+        self.assertEqual((good["msg"], good["method"], good["path"], good["status"],
+                          good["principal"]), ("request", "GET", "/whoami", 200, "owner"))
+        self.assertEqual((bad["msg"], bad["status"]), ("request", bad_status))
+        self.assertIsInstance(bad["path"], str)
+        self.assertTrue(bad["path"].startswith("/no"), bad)
         self.assertNotIn(ADMIN, self.srv.log_text())
 
 

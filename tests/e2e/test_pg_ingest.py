@@ -76,10 +76,11 @@ def norm_float(s):
     return "nan" if math.isnan(v) else repr(v)
 
 
-class PgIngest(unittest.TestCase):
+class PgIngest(harness.ServerTestCase):
     @classmethod
     def setUpClass(cls):
         cls.pg = pgutil.Postgres().start()
+        cls.addClassCleanup(cls.pg.stop)
         cls.pg.psql("CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');"
                     "CREATE DOMAIN positive_int AS integer CHECK (VALUE > 0);"
                     "CREATE ROLE app LOGIN PASSWORD '%s';"
@@ -95,7 +96,7 @@ class PgIngest(unittest.TestCase):
                     "GRANT USAGE ON SCHEMA crm TO app; GRANT SELECT ON ALL TABLES IN SCHEMA crm TO app;"
                     "GRANT SELECT ON alltypes TO app;"
                     "CREATE TABLE secret_salaries (id int, amount int);")
-        cls.tmp = harness.tempfile.mkdtemp(prefix="e2e-pg-", dir=harness.TMP)
+        cls.tmp = cls.make_tmp("pg")
         secrets = os.path.join(cls.tmp, "secrets.toml")
         with open(secrets, "w") as f:
             f.write('[pg_app]\npassword = "%s"\n' % APP_PASSWORD)
@@ -104,16 +105,8 @@ class PgIngest(unittest.TestCase):
         if "ASAN_OPTIONS" in os.environ:  # keep freed memory from piling up in quarantine,
             # which would look like growth in the flat-memory test
             env["ASAN_OPTIONS"] = os.environ["ASAN_OPTIONS"] + ":quarantine_size_mb=8"
-        cls.srv = harness.Server(
-            principals=[("owner", ADMIN, ["admin"]), ("analyst", READER, ["reader"])],
-            extra_toml='\n[secrets]\nfile = "%s"\n' % secrets, env=env).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-        cls.srv.cleanup()
-        cls.pg.stop()
-        harness.shutil.rmtree(cls.tmp, ignore_errors=True)
+        cls.start_server(principals=[("owner", ADMIN, ["admin"]), ("analyst", READER, ["reader"])],
+                         extra_toml='\n[secrets]\nfile = "%s"\n' % secrets, env=env)
 
     # ---- helpers ---------------------------------------------------------------------------
     def ingest(self, body, status=None, who="owner"):

@@ -12,22 +12,17 @@ import harness  # noqa: E402
 ADMIN, ALICE, BOB = "tok-admin-prof-0001", "tok-alice-prof-0001", "tok-bob-prof-00001"
 
 
-class Profiles(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = harness.Server(principals=[("owner", ADMIN, ["admin"]), ("alice", ALICE, ["writer"]),
-                                             ("bob", BOB, ["writer"])])
-        cls.base = os.path.join(cls.srv.dir, "profiles-root")
-        with open(cls.srv.config, "a") as f:
-            f.write('\n[storage]\nprofile_bucket = "people"\nprobe_interval_ms = 0\n'
-                    '[[bucket]]\nname = "people"\nbackend = "fs"\nroot = "%s"\n' % cls.base)
-        cls.srv.start()
+class Profiles(harness.ServerTestCase):
+    principals = [("owner", ADMIN, ["admin"]), ("alice", ALICE, ["writer"]), ("bob", BOB, ["writer"])]
 
     @classmethod
-    def tearDownClass(cls):
-        rc = cls.srv.stop()
-        cls.srv.cleanup()
-        assert rc == 0
+    def setUpClass(cls):
+        def configure(srv):
+            cls.base = os.path.join(srv.dir, "profiles-root")
+            with open(srv.config, "a") as f:
+                f.write('\n[storage]\nprofile_bucket = "people"\nprobe_interval_ms = 0\n'
+                        '[[bucket]]\nname = "people"\nbackend = "fs"\nroot = "%s"\n' % cls.base)
+        cls.start_server(configure=configure)
 
     def obj(self, bucket, key):
         return "/storage/buckets/%s/objects/%s" % (urllib.parse.quote(bucket, safe=""), key)

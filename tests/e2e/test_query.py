@@ -13,14 +13,15 @@ import harness  # noqa: E402
 ADMIN, READER, AGENT = "tok-admin-query-0001", "tok-reader-query-0001", "tok-agent-query-0001"
 
 
-class Query(unittest.TestCase):
+class Query(harness.ServerTestCase):
+    principals = [("owner", ADMIN, ["admin"]), ("analyst", READER, ["reader"]),
+                  ("bot", AGENT, ["agent"])]
+    server_env = {"LAKEHOUSE_ENGINE_QUERY_TIMEOUT_MS": "1500",
+                  "LAKEHOUSE_ENGINE_MAX_RESULT_BYTES": "2000000"}
+
     @classmethod
     def setUpClass(cls):
-        cls.srv = harness.Server(
-            principals=[("owner", ADMIN, ["admin"]), ("analyst", READER, ["reader"]),
-                        ("bot", AGENT, ["agent"])],
-            env={"LAKEHOUSE_ENGINE_QUERY_TIMEOUT_MS": "1500",
-                 "LAKEHOUSE_ENGINE_MAX_RESULT_BYTES": "2000000"}).start()
+        super().setUpClass()
         # a file inside the data dir (readable) and one outside (not)
         os.makedirs(os.path.join(cls.srv.data_dir, "buckets", "primary", "datasets"), exist_ok=True)
         cls.inside = os.path.join(cls.srv.data_dir, "buckets", "primary", "datasets", "inside.csv")
@@ -29,13 +30,6 @@ class Query(unittest.TestCase):
         cls.outside = os.path.join(cls.srv.dir, "outside.csv")
         with open(cls.outside, "w") as f:
             f.write("secret\nsauce\n")
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.srv.stop()
-        log = cls.srv.log_text()
-        cls.srv.cleanup()
-        assert rc == 0, "server exit status %s\n%s" % (rc, log[-3000:])
 
     def q(self, body, who="analyst"):
         return self.srv.request("POST", "/query", body=body, who=who)

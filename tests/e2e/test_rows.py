@@ -18,18 +18,10 @@ ADMIN, WRITER, READER = "tok-admin-rows-0001", "tok-writer-rows-001", "tok-reade
 COLUMNS = ["id", "name", "score", "city"]
 
 
-class Rows(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = harness.Server(
-            principals=[("owner", ADMIN, ["admin"]), ("loader", WRITER, ["writer"]),
-                        ("analyst", READER, ["reader"])],
-            extra_toml="\n[catalog]\ncompact_after_deltas = 0\n").start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-        cls.srv.cleanup()
+class Rows(harness.ServerTestCase):
+    principals = [("owner", ADMIN, ["admin"]), ("loader", WRITER, ["writer"]),
+                  ("analyst", READER, ["reader"])]
+    extra_toml = "\n[catalog]\ncompact_after_deltas = 0\n"
 
     def req(self, method, path, body=None, who="loader", status=None):
         st, _, out = self.srv.request(method, path, body, who=who)

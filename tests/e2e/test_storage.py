@@ -23,12 +23,14 @@ def q(key):
     return urllib.parse.quote(key, safe="/")
 
 
-class Storage(unittest.TestCase):
+class Storage(harness.ServerTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = harness.tempfile.mkdtemp(prefix="e2e-storage-", dir=harness.TMP)
+        cls.tmp = cls.make_tmp("storage")
         cls.s3 = s3util.S3rver(os.path.join(cls.tmp, "s3data"), ["tenant-b"]).start()
+        cls.addClassCleanup(cls.s3.stop)
         cls.proxy = s3util.SigV4Proxy(cls.s3.port, AK, SK).start()
+        cls.addClassCleanup(cls.proxy.stop)
         cls.secrets = os.path.join(cls.tmp, "secrets.toml")
         with open(cls.secrets, "w") as f:
             f.write('[s3_local]\naccess_key_id = "%s"\nsecret_access_key = "%s"\n' % (AK, SK))
@@ -67,31 +69,14 @@ secret_ref = "s3_local"
 """ % (cls.secrets, os.path.join(cls.tmp, "fsb"), cls.proxy.port, os.path.join(cls.tmp, "rescue"),
        cls.proxy.port)
         principals = [("owner", ADMIN, ["admin"]), ("loader", WRITER, ["writer"]),
-                      ("analyst", READER, ["reader"])]
-        cls.srv = harness.Server(principals=principals, extra_toml=extra)
-        # a principal limited to one bucket
-        with open(cls.srv.config, "a") as f:
-            f.write('\n[[principal]]\nname = "tenant_only"\ntoken_sha256 = "%s"\nroles = ["writer"]\n'
-                    'buckets = ["fsb"]\n' % harness.sha256_hex(LIMITED))
-        cls.srv.tokens["tenant_only"] = LIMITED
-        try:
-            cls.srv.start()
-        except Exception:
-            # tearDownClass does not run when setUpClass fails: stop by PID here
-            cls.srv.cleanup()
-            cls.proxy.stop()
-            cls.s3.stop()
-            raise
+                      ("analyst", READER, ["reader"]),
+                      ("tenant_only", LIMITED, ["writer"], ["fsb"])]  # limited to one bucket
+        cls.start_server(principals=principals, extra_toml=extra)
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.srv.stop()
+        super().tearDownClass()
         log = cls.srv.log_text()
-        cls.srv.cleanup()
-        cls.proxy.stop()
-        cls.s3.stop()
-        harness.shutil.rmtree(cls.tmp, ignore_errors=True)
-        assert rc == 0, "server exit status %s\n%s" % (rc, log[-3000:])
         assert SK not in log and "S3RVER" not in log, "a credential reached the log"
 
     def req(self, method, path, body=None, who="owner", headers=None):

@@ -18,11 +18,12 @@ CONFIGS = [{"m": 4, "ef_construction": 8, "ef_search": 4},
            {"m": 16, "ef_construction": 80, "ef_search": 120}]
 
 
-class Trials(unittest.TestCase):
+class Trials(harness.ServerTestCase):
+    principals = [("owner", ADMIN, ["admin"]), ("viewer", READER, ["reader"])]
+
     @classmethod
     def setUpClass(cls):
-        cls.srv = harness.Server(principals=[("owner", ADMIN, ["admin"]),
-                                             ("viewer", READER, ["reader"])]).start()
+        super().setUpClass()
         env = {"LAKEHOUSE_SERVER_PORT": str(cls.srv.port), "LAKEHOUSE_CONFIG": cls.srv.config,
                "LAKEHOUSE_TOKEN": ADMIN}
         rc, out, err = harness.run_cli(["demo", "--scale", "0.02"], env=env, cwd=cls.srv.dir,
@@ -32,12 +33,6 @@ class Trials(unittest.TestCase):
             "name": "resumes", "dataset": "candidates", "id_column": "candidate_id",
             "text_column": "resume_text", "async": False})
         assert st == 201, b
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.srv.stop()
-        cls.srv.cleanup()
-        assert rc == 0
 
     def req(self, method, path, body=None, status=200, who="owner"):
         st, _, b = self.srv.request(method, path, body=body, who=who)

@@ -60,30 +60,28 @@ class FakeProvider(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class Embed(unittest.TestCase):
+class Embed(harness.ServerTestCase):
     @classmethod
     def setUpClass(cls):
         cls.fake = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeProvider)
         threading.Thread(target=cls.fake.serve_forever, daemon=True).start()
+        cls.addClassCleanup(cls.fake.shutdown)
         url = "http://127.0.0.1:%d" % cls.fake.server_address[1]
-        cls.tmp = harness.tempfile.mkdtemp(prefix="e2e-vec-", dir=harness.TMP)
+        cls.tmp = cls.make_tmp("vec")
         secrets = os.path.join(cls.tmp, "secrets.toml")
         with open(secrets, "w") as f:
             f.write('[llm]\napi_key = "%s"\n' % API_KEY)
         os.chmod(secrets, 0o600)
-        cls.srv = harness.Server(
+        cls.start_server(
             principals=[("owner", ADMIN, ["admin"]), ("bot", AGENT, ["agent"])],
             extra_toml='\n[secrets]\nfile = "%s"\n[vector]\nollama_url = "%s"\n'
                        'openai_url = "%s"\nopenai_secret_ref = "llm"\nembed_batch = 2\n'
-                       'embed_timeout_ms = 3000\n' % (secrets, url, url)).start()
+                       'embed_timeout_ms = 3000\n' % (secrets, url, url))
 
     @classmethod
     def tearDownClass(cls):
-        cls.srv.stop()
+        super().tearDownClass()
         assert API_KEY not in cls.srv.log_text()
-        cls.srv.cleanup()
-        cls.fake.shutdown()
-        harness.shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def test_remote_providers(self):
         texts = ["a b c", "hello", "x y"]

@@ -20,17 +20,14 @@ ADMIN, READER, AGENT = "tok-admin-vidx-0001", "tok-reader-vidx-001", "tok-agent-
 ELSEWHERE = "tok-elsewhere-vidx-01"  # a reader limited to another bucket
 
 
-class Indexes(unittest.TestCase):
+class Indexes(harness.ServerTestCase):
+    principals = [("owner", ADMIN, ["admin"]), ("viewer", READER, ["reader"]),
+                  ("bot", AGENT, ["agent"]), ("elsewhere", ELSEWHERE, ["reader"], ["other"])]
+    extra_toml = '\n[vector]\nollama_url = "http://127.0.0.1:1"\nembed_timeout_ms = 500\n'
+
     @classmethod
     def setUpClass(cls):
-        cls.srv = harness.Server(
-            principals=[("owner", ADMIN, ["admin"]), ("viewer", READER, ["reader"]),
-                        ("bot", AGENT, ["agent"])],
-            extra_toml='\n[vector]\nollama_url = "http://127.0.0.1:1"\nembed_timeout_ms = 500\n'
-                       '\n[[principal]]\nname = "elsewhere"\ntoken_sha256 = "%s"\n'
-                       'roles = ["reader"]\nbuckets = ["other"]\n' % harness.sha256_hex(ELSEWHERE))
-        cls.srv.tokens["elsewhere"] = ELSEWHERE
-        cls.srv.start()
+        super().setUpClass()
         env = {"LAKEHOUSE_SERVER_PORT": str(cls.srv.port), "LAKEHOUSE_CONFIG": cls.srv.config,
                "LAKEHOUSE_TOKEN": ADMIN}
         cls.env = env
@@ -43,12 +40,6 @@ class Indexes(unittest.TestCase):
             "text_column": "resume_text", "model": "builtin"})
         assert st == 202, b
         cls.wait_job(b["job_id"])
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.srv.stop()
-        cls.srv.cleanup()
-        assert rc == 0
 
     @classmethod
     def wait_job(cls, job_id, state="succeeded"):

@@ -277,13 +277,27 @@ test_builtin_embedding(void **state)
     lh_embed_builtin(t3, strlen(t3), c);
     assert_true(cosine(a, b) > 0.5f);            /* the same words, other case and order */
     assert_true(cosine(a, c) < cosine(a, b) - 0.3f); /* other words */
-    /* a fixed point of the recipe: any change to it must bump builtin-v1 */
-    const char *t4 = "a";
-    lh_embed_builtin(t4, 1, c);
+    /* Fixed points of the recipe: any change to it (hash, features, weights, dimension)
+     * moves them, and must bump builtin-v1, since stored embeddings would no longer match
+     * new queries. "a" has two features: the word "w:a" (weight 1.0, FNV-1a picks +31) and
+     * its one trigram "c:<a>" (0.5, picks -171); unit length makes them 2/sqrt(5) and
+     * -1/sqrt(5). */
+    lh_embed_builtin("a", 1, c);
+    for (size_t i = 0; i < LH_EMBED_BUILTIN_DIM; i++) {
+        float want = i == 31 ? 2.0f / sqrtf(5.0f) : i == 171 ? -1.0f / sqrtf(5.0f) : 0.0f;
+        if (fabsf(c[i] - want) > 1e-6f)
+            fail_msg("builtin(\"a\")[%zu] = %f, want %f", i, (double)c[i], (double)want);
+    }
+    /* t1: words, pairs and trigrams together; sum of (i + 1) * v[i] as recorded for v1 */
+    lh_embed_builtin(t1, strlen(t1), a);
+    double weighted = 0;
     size_t nonzero = 0;
-    for (size_t i = 0; i < LH_EMBED_BUILTIN_DIM; i++)
-        nonzero += c[i] != 0;
-    assert_true(nonzero >= 1 && nonzero <= 4); /* "w:a" and 3 trigrams, maybe colliding */
+    for (size_t i = 0; i < LH_EMBED_BUILTIN_DIM; i++) {
+        weighted += (double)(i + 1) * a[i];
+        nonzero += a[i] != 0;
+    }
+    assert_int_equal(nonzero, 37);
+    assert_true(fabs(weighted - 353.990722) < 1e-3);
     lh_embed_builtin("", 0, c);
     assert_true(cosine(c, c) == 0.0f);
 }
