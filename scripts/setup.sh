@@ -22,7 +22,7 @@ packages=(build-essential cmake pkg-config ca-certificates curl
           libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libssl-dev
           libpq-dev libzstd-dev libcmocka-dev libxml2-dev python3-botocore
           postgresql postgresql-client libhnswlib-dev
-          python3 nodejs npm)
+          python3 nodejs npm clang-format)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -103,11 +103,9 @@ collect_tables(const json_t *node, json_t *names)
             if (table[n] == '\0')
                 json_object_set_new(names, lower, json_true());
         }
-        json_object_foreach((json_t *)node, key, v)
-            collect_tables(v, names);
+        json_object_foreach((json_t *)node, key, v) collect_tables(v, names);
     } else if (json_is_array(node)) {
-        json_array_foreach(node, i, v)
-            collect_tables(v, names);
+        json_array_foreach(node, i, v) collect_tables(v, names);
     }
 }
 

@@ -196,9 +196,8 @@ freshness(const json_t *m)
     const char *status = "unknown";
     if (json_is_integer(sla) && age_s >= 0)
         status = age_s <= json_integer_value(sla) ? "fresh" : "stale";
-    return json_pack("{s:s, s:O, s:I, s:s}", "status", status, "sla_s",
-                     sla ? sla : json_null(), "age_s", (json_int_t)age_s, "last_ingested_at",
-                     ingested);
+    return json_pack("{s:s, s:O, s:I, s:s}", "status", status, "sla_s", sla ? sla : json_null(),
+                     "age_s", (json_int_t)age_s, "last_ingested_at", ingested);
 }
 
 json_t *
@@ -224,13 +223,13 @@ lh_catalog_list(lh_catalog *c, const lh_catalog_filter *f)
             !strcasestr(str_of(m, "name"), f->text))
             continue;
         json_array_append_new(
-            arr, json_pack("{s:s, s:s, s:I, s:s, s:O, s:I, s:I, s:O, s:o}", "name",
-                           str_of(m, "name"), "bucket", str_of(m, "bucket"), "version",
-                           (json_int_t)int_of(m, "version"), "state", str_of(m, "state"),
-                           "row_count", json_object_get(m, "row_count"), "bytes",
-                           (json_int_t)int_of(m, "bytes"), "columns",
-                           (json_int_t)json_array_size(json_object_get(m, "columns")), "metadata",
-                           json_object_get(m, "metadata"), "freshness", freshness(m)));
+            arr,
+            json_pack("{s:s, s:s, s:I, s:s, s:O, s:I, s:I, s:O, s:o}", "name", str_of(m, "name"),
+                      "bucket", str_of(m, "bucket"), "version", (json_int_t)int_of(m, "version"),
+                      "state", str_of(m, "state"), "row_count", json_object_get(m, "row_count"),
+                      "bytes", (json_int_t)int_of(m, "bytes"), "columns",
+                      (json_int_t)json_array_size(json_object_get(m, "columns")), "metadata",
+                      json_object_get(m, "metadata"), "freshness", freshness(m)));
     }
     pthread_mutex_unlock(&c->lock);
     return arr;
@@ -280,17 +279,17 @@ lh_catalog_versions(lh_catalog *c, const char *name, int64_t from, int64_t limit
         json_t *m = NULL;
         lh_err e;
         if (lh_catalog__load_manifest(c, bucket, name, v, &m, &e) != 0) {
-            json_array_append_new(arr, json_pack("{s:I, s:s}", "version", (json_int_t)v, "error",
-                                                 e.message));
+            json_array_append_new(
+                arr, json_pack("{s:I, s:s}", "version", (json_int_t)v, "error", e.message));
             continue;
         }
         json_array_append_new(
-            arr, json_pack("{s:I, s:s, s:s, s:s, s:s, s:O, s:I, s:I}", "version", (json_int_t)v,
-                           "state", str_of(m, "state"), "change", str_of(m, "change"), "created_at",
-                           str_of(m, "created_at"), "created_by", str_of(m, "created_by"),
-                           "row_count", json_object_get(m, "row_count"), "bytes",
-                           (json_int_t)int_of(m, "bytes"), "files",
-                           (json_int_t)json_array_size(json_object_get(m, "files"))));
+            arr,
+            json_pack("{s:I, s:s, s:s, s:s, s:s, s:O, s:I, s:I}", "version", (json_int_t)v, "state",
+                      str_of(m, "state"), "change", str_of(m, "change"), "created_at",
+                      str_of(m, "created_at"), "created_by", str_of(m, "created_by"), "row_count",
+                      json_object_get(m, "row_count"), "bytes", (json_int_t)int_of(m, "bytes"),
+                      "files", (json_int_t)json_array_size(json_object_get(m, "files"))));
         json_decref(m);
     }
     *out = arr;
@@ -303,7 +302,8 @@ lh_catalog_stats(lh_catalog *c)
     pthread_mutex_lock(&c->lock);
     size_t live = 0;
     for (size_t i = 0; i < c->n; i++)
-        live += c->items[i]->manifest && strcmp(str_of(c->items[i]->manifest, "state"), "live") == 0;
+        live +=
+            c->items[i]->manifest && strcmp(str_of(c->items[i]->manifest, "state"), "live") == 0;
     pthread_mutex_unlock(&c->lock);
     return json_pack("{s:I, s:I, s:i}", "datasets", (json_int_t)live, "load_ms",
                      (json_int_t)c->load_ms, "load_errors", c->load_errors);

@@ -29,10 +29,10 @@ typedef struct lh_catalog lh_catalog;
 
 typedef struct lh_catalog_deps {
     lh_buckets *buckets;
-    lh_engine *engine;    /* internal work (manifests, footers); may read/write work_dir */
-    lh_engine *views;     /* the users' engine, where dataset views are defined (NULL: engine) */
+    lh_engine *engine; /* internal work (manifests, footers); may read/write work_dir */
+    lh_engine *views;  /* the users' engine, where dataset views are defined (NULL: engine) */
     lh_cache *cache;
-    const char *work_dir; /* scratch folder `engine` may read and write */
+    const char *work_dir;      /* scratch folder `engine` may read and write */
     int64_t retain_versions_s; /* the sweep expires versions older (never the newest); 0: none */
 } lh_catalog_deps;
 
@@ -135,7 +135,7 @@ int lh_catalog_events(lh_catalog *c, const lh_events_filter *f, json_t **out, lh
  * dataset_not_found when the dataset had no such version, did not exist yet or was
  * deleted then; 400 for a time that does not parse. */
 typedef struct lh_as_of {
-    int64_t version;       /* used when timestamp is NULL */
+    int64_t version; /* used when timestamp is NULL */
     const char *timestamp;
 } lh_as_of;
 int lh_catalog_manifest_at(lh_catalog *c, const char *name, const lh_as_of *at, json_t **out,
@@ -163,8 +163,8 @@ void lh_catalog_as_of_free(lh_as_of_views *v); /* accepts NULL; unpins the files
  * the row after; key_text is the value of a one-column key or a JSON object of all key
  * columns. {"dataset","key","version","current": row|null,"history": [{"version","at",
  * "actor","source","workspace_id","op","changes": [{"field","old","new"}],"row"}]} (new). */
-int lh_catalog_record_history(lh_catalog *c, const char *name, const char *key_text,
-                              json_t **out, lh_err *err);
+int lh_catalog_record_history(lh_catalog *c, const char *name, const char *key_text, json_t **out,
+                              lh_err *err);
 /* Rows inserted, updated (before/after) and deleted between two versions (from 0: before
  * the first; to <= 0: the latest), at most `limit` in all. {"dataset","from_version",
  * "to_version","inserted": [row],"updated": [{"before","after"}],"deleted": [row],

@@ -61,7 +61,6 @@ int_of(const json_t *obj, const char *key)
 /* Markers for events batches whose version expired (journal.c, the sweep). */
 #define LH_JOURNAL_CONFIRMED LH_LAYOUT_JOURNAL "confirmed/"
 
-
 /* ---- the index (catalog.c); callers hold `lock` for the *_locked ones ---- */
 dataset *lh_catalog__find_locked(lh_catalog *c, const char *name);
 /* A new entry without a manifest (a dataset being created or loaded). */
@@ -80,8 +79,8 @@ int lh_catalog__load_manifest(lh_catalog *c, const char *bucket, const char *nam
  * unlink and free. */
 int lh_catalog__write_manifest(lh_catalog *c, const json_t *m, char **path_out, lh_err *err);
 /* Rows (JSON objects, new) of `before 'path' after`: a statement over one local file. */
-int lh_catalog__rows_of_file(lh_catalog *c, const char *before, const char *path,
-                             const char *after, json_t **rows, lh_err *err);
+int lh_catalog__rows_of_file(lh_catalog *c, const char *before, const char *path, const char *after,
+                             json_t **rows, lh_err *err);
 
 /* ---- listing (sweep.c) ---- */
 /* lh_store_each through the bucket layer: a listing failure is also journaled. */

@@ -96,8 +96,8 @@ key_needs_check(const json_t *old, const json_t *m)
         if (strcmp(str_of(f, "kind"), "base") != 0)
             continue;
         bool known = false;
-        json_array_foreach(json_object_get(old, "files"), j, g)
-            known |= strcmp(str_of(f, "path"), str_of(g, "path")) == 0;
+        json_array_foreach(json_object_get(old, "files"), j, g) known |=
+            strcmp(str_of(f, "path"), str_of(g, "path")) == 0;
         if (!known)
             return true;
     }
@@ -115,8 +115,8 @@ check_key(lh_catalog *c, lh_store *store, const json_t *m, lh_err *err)
     json_array_foreach(key, i, k)
     {
         bool found = false;
-        json_array_foreach(json_object_get(m, "columns"), j, col)
-            found |= strcmp(str_of(col, "name"), json_string_value(k)) == 0;
+        json_array_foreach(json_object_get(m, "columns"), j, col) found |=
+            strcmp(str_of(col, "name"), json_string_value(k)) == 0;
         if (!found) {
             lh_err_set(err, LH_EINVAL, 400, "invalid_primary_key",
                        "primary key column '%s' is not a column of the dataset",
@@ -218,7 +218,9 @@ lh_catalog_commit(lh_txn *t, const char *bucket, json_t *manifest, json_t **comm
     dataset *ds = t->ds;
     char target[80]; /* a copy: ds->bucket is rewritten below */
     snprintf(target, sizeof target, "%s",
-             ds->bucket[0] ? ds->bucket : bucket ? bucket : lh_buckets_primary_name(c->buckets));
+             ds->bucket[0] ? ds->bucket
+             : bucket      ? bucket
+                           : lh_buckets_primary_name(c->buckets));
     int64_t version = ds->manifest ? int_of(ds->manifest, "version") + 1 : 1;
     char when[LH_TIME_MAX];
     lh_time_format(lh_now_us(), when);
@@ -284,4 +286,3 @@ lh_catalog__next_of(const json_t *current, const char *change, const char *actor
     json_object_set_new(m, "created_by", json_string(actor ? actor : ""));
     return m;
 }
-

@@ -109,9 +109,9 @@ key_columns(const json_t *m, json_t **out, lh_err *err)
     json_t *k, *c;
     json_array_foreach(key, i, k)
     {
-        json_array_foreach(json_object_get(m, "columns"), j, c)
-            if (strcmp(str_of(c, "name"), json_string_value(k)) == 0)
-                json_array_append(cols, c);
+        json_array_foreach(json_object_get(m, "columns"), j,
+                           c) if (strcmp(str_of(c, "name"), json_string_value(k)) == 0)
+            json_array_append(cols, c);
     }
     *out = cols;
     return 0;
@@ -170,8 +170,9 @@ key_predicate(lh_catalog *c, const json_t *kcols, const char *text, lh_buf *wher
     }
     json_decref(obj);
     if (rc == 0) {
-        lh_buf_printf(&check, "SELECT CAST(to_json({%s}) AS VARCHAR) AS k, "
-                              "list_contains(json_keys(to_json({%s}))::VARCHAR[], NULL) AS bad",
+        lh_buf_printf(&check,
+                      "SELECT CAST(to_json({%s}) AS VARCHAR) AS k, "
+                      "list_contains(json_keys(to_json({%s}))::VARCHAR[], NULL) AS bad",
                       keyjson.data, keyjson.data);
         json_t *rows = NULL;
         rc = lh_engine_rows(c->engine, check.data, &rows, err);
@@ -252,11 +253,11 @@ lh_catalog_record_history(lh_catalog *c, const char *name, const char *key_text,
                 json_decref(m);
                 break;
             }
-            entry = json_pack("{s:I, s:O, s:O, s:O, s:O, s:O, s:[], s:o}", "version",
-                              (json_int_t)v, "at", json_object_get(e, "ts"), "actor",
-                              json_object_get(e, "actor"), "source", json_object_get(e, "source"),
-                              "workspace_id", json_object_get(e, "workspace_id"), "op",
-                              json_object_get(e, "op"), "changes", "row", row);
+            entry = json_pack("{s:I, s:O, s:O, s:O, s:O, s:O, s:[], s:o}", "version", (json_int_t)v,
+                              "at", json_object_get(e, "ts"), "actor", json_object_get(e, "actor"),
+                              "source", json_object_get(e, "source"), "workspace_id",
+                              json_object_get(e, "workspace_id"), "op", json_object_get(e, "op"),
+                              "changes", "row", row);
             json_array_append_new(versions, entry);
             json_decref(m);
         }
@@ -351,9 +352,9 @@ changes_json(const char *name, int64_t from, int64_t to, json_t *rows, int64_t l
         else if (strcmp(ch, "delete") == 0)
             json_array_append_new(del, before ? before : json_null());
         else
-            json_array_append_new(upd, json_pack("{s:o, s:o}", "before",
-                                                 before ? before : json_null(), "after",
-                                                 after ? after : json_null()));
+            json_array_append_new(upd,
+                                  json_pack("{s:o, s:o}", "before", before ? before : json_null(),
+                                            "after", after ? after : json_null()));
         if (strcmp(ch, "insert") == 0 && before)
             json_decref(before);
         if (strcmp(ch, "delete") == 0 && after)
@@ -380,7 +381,8 @@ lh_catalog_changes(lh_catalog *c, const char *name, int64_t from, int64_t to, in
     if (from < 0 || from > to || to > latest) {
         rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                         "versions run from 0 (before the first) to %lld; from_version must not "
-                        "exceed to_version", (long long)latest);
+                        "exceed to_version",
+                        (long long)latest);
         goto out;
     }
     lh_as_of at_b = {.version = to};

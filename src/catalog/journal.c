@@ -113,8 +113,8 @@ define_view(lh_catalog *c)
 
 /* Count batch `key` of `bucket` (its commit is known good): pin a local copy. */
 static int
-add_batch(lh_catalog *c, const char *bucket, const char *key, const char *ds_name,
-          int64_t version, lh_err *err)
+add_batch(lh_catalog *c, const char *bucket, const char *key, const char *ds_name, int64_t version,
+          lh_err *err)
 {
     lh_store *store = lh_buckets_get(c->buckets, bucket, err);
     if (store == NULL)
@@ -124,10 +124,9 @@ add_batch(lh_catalog *c, const char *bucket, const char *key, const char *ds_nam
     if (rc != 0)
         return rc;
     pthread_mutex_lock(&c->lock);
-    json_array_append_new(c->journal,
-                          json_pack("{s:s, s:s, s:s, s:s, s:I}", "bucket", bucket, "key", key,
-                                    "path", path, "dataset", ds_name, "version",
-                                    (json_int_t)version));
+    json_array_append_new(c->journal, json_pack("{s:s, s:s, s:s, s:s, s:I}", "bucket", bucket,
+                                                "key", key, "path", path, "dataset", ds_name,
+                                                "version", (json_int_t)version));
     pthread_mutex_unlock(&c->lock);
     free(path);
     return 0;
@@ -213,8 +212,8 @@ lh_catalog__journal_add(lh_catalog *c, const json_t *m)
         if (add_batch(c, json_string_value(json_object_get(m, "bucket")), key,
                       json_string_value(json_object_get(m, "name")),
                       json_integer_value(json_object_get(m, "version")), &err) != 0)
-            lh_log(LH_LOG_ERROR, NULL, NULL, "journal: committed batch '%s' not readable: %s",
-                   key, err.message);
+            lh_log(LH_LOG_ERROR, NULL, NULL, "journal: committed batch '%s' not readable: %s", key,
+                   err.message);
         define_view(c);
     }
 }
@@ -244,7 +243,10 @@ lh_catalog_events(lh_catalog *c, const lh_events_filter *f, json_t **out, lh_err
     lh_buf_puts(&sql, " WHERE true");
     struct {
         const char *column, *value;
-    } eq[] = {{"dataset", f->dataset}, {"key", f->key}, {"field", f->field}, {"actor", f->actor},
+    } eq[] = {{"dataset", f->dataset},
+              {"key", f->key},
+              {"field", f->field},
+              {"actor", f->actor},
               {"workspace_id", f->workspace_id}};
     for (size_t i = 0; i < sizeof eq / sizeof eq[0]; i++) {
         if (!eq[i].value)

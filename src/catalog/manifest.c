@@ -59,13 +59,13 @@ manifest_lines(const json_t *m, lh_buf *lines)
 {
     char *meta = json_dumps(json_object_get(m, "metadata"), JSON_COMPACT | JSON_SORT_KEYS);
     json_t *row_count = json_object_get(m, "row_count");
-    append_line(lines, json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:O, s:I, s:s}", "record",
-                                 "dataset", "name", str_of(m, "name"), "version",
-                                 (json_int_t)int_of(m, "version"), "state", str_of(m, "state"),
-                                 "change", str_of(m, "change"), "created_at",
-                                 str_of(m, "created_at"), "created_by", str_of(m, "created_by"),
-                                 "row_count", row_count ? row_count : json_null(), "bytes",
-                                 (json_int_t)int_of(m, "bytes"), "metadata", meta ? meta : "{}"));
+    append_line(lines,
+                json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:O, s:I, s:s}", "record", "dataset",
+                          "name", str_of(m, "name"), "version", (json_int_t)int_of(m, "version"),
+                          "state", str_of(m, "state"), "change", str_of(m, "change"), "created_at",
+                          str_of(m, "created_at"), "created_by", str_of(m, "created_by"),
+                          "row_count", row_count ? row_count : json_null(), "bytes",
+                          (json_int_t)int_of(m, "bytes"), "metadata", meta ? meta : "{}"));
     free(meta);
     size_t i;
     json_t *f;
@@ -220,10 +220,10 @@ manifest_of_rows(const json_t *rows, const char *bucket)
                           "bytes", (json_int_t)int_of(r, "bytes"), "metadata",
                           meta ? meta : json_object());
         } else if (strcmp(record, "file") == 0) {
-            json_array_append_new(files, json_pack("{s:s, s:I, s:O, s:s}", "path", str_of(r, "path"),
-                                                   "bytes", (json_int_t)int_of(r, "file_bytes"),
-                                                   "rows", json_object_get(r, "file_rows"), "kind",
-                                                   str_of(r, "file_kind")));
+            json_array_append_new(
+                files, json_pack("{s:s, s:I, s:O, s:s}", "path", str_of(r, "path"), "bytes",
+                                 (json_int_t)int_of(r, "file_bytes"), "rows",
+                                 json_object_get(r, "file_rows"), "kind", str_of(r, "file_kind")));
         } else if (strcmp(record, "column") == 0) {
             json_array_append_new(columns, json_pack("{s:s, s:s}", "name", str_of(r, "column_name"),
                                                      "type", str_of(r, "column_type")));
@@ -310,8 +310,8 @@ lh_catalog_schema_of(lh_catalog *c, const char *local_parquet, json_t **columns,
     json_t *r;
     json_array_foreach(rows, i, r)
     {
-        json_array_append_new(cols, json_pack("{s:s, s:s}", "name", str_of(r, "column_name"), "type",
-                                              str_of(r, "column_type")));
+        json_array_append_new(cols, json_pack("{s:s, s:s}", "name", str_of(r, "column_name"),
+                                              "type", str_of(r, "column_type")));
     }
     json_decref(rows);
     *columns = cols;

@@ -65,7 +65,9 @@ lh_catalog_check_metadata(const json_t *in, json_t **out, lh_err *err)
             if (!json_is_array(v) || json_array_size(v) > 64)
                 rc = lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
                                 "'tags' must be an array of at most 64 strings");
-            json_array_foreach(v, i, tag) if (rc == 0 && (!json_is_string(tag) || json_string_length(tag) == 0 || json_string_length(tag) > 64)) rc =
+            json_array_foreach(v, i, tag) if (rc == 0 && (!json_is_string(tag) ||
+                                                          json_string_length(tag) == 0 ||
+                                                          json_string_length(tag) > 64)) rc =
                 lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
                            "tag #%zu must be a string of 1 to 64 characters", i + 1);
         } else if (strcmp(key, "primary_key") == 0) {

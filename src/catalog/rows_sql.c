@@ -53,8 +53,7 @@ count_kind(const json_t *files, char *const *paths, const char *kind)
 {
     size_t i, n = 0;
     json_t *f;
-    json_array_foreach(files, i, f)
-        n += strcmp(str_of(f, "kind"), kind) == 0 && paths[i] != NULL;
+    json_array_foreach(files, i, f) n += strcmp(str_of(f, "kind"), kind) == 0 && paths[i] != NULL;
     return n;
 }
 

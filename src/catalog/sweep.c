@@ -12,8 +12,8 @@
 #include <string.h>
 
 int
-lh_catalog__each_object(lh_catalog *c, const char *bucket, const char *prefix,
-                        lh_store_each_fn fn, void *ctx, lh_err *err)
+lh_catalog__each_object(lh_catalog *c, const char *bucket, const char *prefix, lh_store_each_fn fn,
+                        void *ctx, lh_err *err)
 {
     char *cursor = NULL;
     int rc = 0;
@@ -85,10 +85,11 @@ expire_versions(lh_catalog *c, const char *bucket, const char *name, int64_t new
             if (rc != 0 || dry_run || strcmp(str_of(f, "kind"), "events") != 0)
                 continue;
             const char *path = str_of(f, "path");
-            char *marker = lh_sprintf("%s%s", LH_JOURNAL_CONFIRMED, path + strlen(LH_LAYOUT_JOURNAL));
+            char *marker =
+                lh_sprintf("%s%s", LH_JOURNAL_CONFIRMED, path + strlen(LH_LAYOUT_JOURNAL));
             lh_source empty = {.data = "", .fd = -1, .len = 0};
-            rc = lh_buckets_put_object(c->buckets, bucket, marker, &empty, LH_PUT_CREATE_ONLY,
-                                       NULL, NULL, &err);
+            rc = lh_buckets_put_object(c->buckets, bucket, marker, &empty, LH_PUT_CREATE_ONLY, NULL,
+                                       NULL, &err);
             if (rc == LH_EEXIST)
                 rc = 0;
             free(marker);
@@ -134,9 +135,9 @@ sweep_file(void *ctx, const lh_list_entry *e)
         return 0;
     }
     if (!w->dry_run && lh_buckets_delete_object(w->buckets, w->bucket, e->key, NULL, &err) != 0) {
-        json_array_append_new(json_object_get(w->report, "errors"),
-                              json_pack("{s:s, s:s, s:s}", "bucket", w->bucket, "key", e->key,
-                                        "error", err.message));
+        json_array_append_new(
+            json_object_get(w->report, "errors"),
+            json_pack("{s:s, s:s, s:s}", "bucket", w->bucket, "key", e->key, "error", err.message));
         return 0;
     }
     json_array_append_new(json_object_get(w->report, "removed"),
@@ -158,18 +159,18 @@ sweep_dataset(lh_catalog *c, const char *bucket, const char *name, int64_t newes
     }
     json_t *refs = json_object();
     if (newest > 0 && referenced_files(c, bucket, name, newest, refs, &err) != 0) {
-        json_array_append_new(json_object_get(report, "errors"),
-                              json_pack("{s:s, s:s, s:s}", "bucket", bucket, "dataset", name,
-                                        "error", err.message));
+        json_array_append_new(
+            json_object_get(report, "errors"),
+            json_pack("{s:s, s:s, s:s}", "bucket", bucket, "dataset", name, "error", err.message));
         json_decref(refs);
         return;
     }
     char *prefix = lh_layout_data_prefix(name);
     sweep_walk w = {c->buckets, bucket, refs, older_than_us, dry_run, report};
     if (lh_catalog__each_object(c, bucket, prefix, sweep_file, &w, &err) != 0)
-        json_array_append_new(json_object_get(report, "errors"),
-                              json_pack("{s:s, s:s, s:s}", "bucket", bucket, "dataset", name,
-                                        "error", err.message));
+        json_array_append_new(
+            json_object_get(report, "errors"),
+            json_pack("{s:s, s:s, s:s}", "bucket", bucket, "dataset", name, "error", err.message));
     free(prefix);
     json_decref(refs);
 }
@@ -203,9 +204,8 @@ json_t *
 lh_catalog_sweep(lh_catalog *c, int64_t grace_s, bool dry_run)
 {
     json_t *report = json_pack("{s:b, s:I, s:[], s:i, s:[], s:[], s:I}", "dry_run", dry_run,
-                               "grace_s", (json_int_t)grace_s, "removed", "kept_young", 0,
-                               "errors", "expired", "retain_versions_s",
-                               (json_int_t)c->retain_versions_s);
+                               "grace_s", (json_int_t)grace_s, "removed", "kept_young", 0, "errors",
+                               "expired", "retain_versions_s", (json_int_t)c->retain_versions_s);
     int64_t older_than = lh_now_us() - grace_s * 1000000;
     size_t n = lh_buckets_count(c->buckets);
     for (size_t b = 0; b < n; b++) {
@@ -226,8 +226,8 @@ lh_catalog_sweep(lh_catalog *c, int64_t grace_s, bool dry_run)
             lh_txn *t = NULL;
             if (lh_catalog_begin(c, name, false, &t, &err) != 0) {
                 json_array_append_new(json_object_get(report, "errors"),
-                                      json_pack("{s:s, s:s, s:s}", "bucket", bucket, "dataset", name,
-                                                "error", err.message));
+                                      json_pack("{s:s, s:s, s:s}", "bucket", bucket, "dataset",
+                                                name, "error", err.message));
                 continue;
             }
             sweep_dataset(c, bucket, name, json_integer_value(v), older_than, dry_run, report);
@@ -238,8 +238,8 @@ lh_catalog_sweep(lh_catalog *c, int64_t grace_s, bool dry_run)
     int64_t bytes = 0;
     size_t i;
     json_t *r;
-    json_array_foreach(json_object_get(report, "removed"), i, r)
-        bytes += json_integer_value(json_object_get(r, "bytes"));
+    json_array_foreach(json_object_get(report, "removed"), i, r) bytes +=
+        json_integer_value(json_object_get(r, "bytes"));
     json_object_set_new(report, "removed_bytes", json_integer(bytes));
     return report;
 }

@@ -66,8 +66,7 @@ lh_client_open(const char *config_path, lh_client **out)
         token = read_token(path);
         if (token == NULL) {
             fprintf(stderr,
-                    "lakehouse: no token: set LAKEHOUSE_TOKEN or run where %s is readable\n",
-                    path);
+                    "lakehouse: no token: set LAKEHOUSE_TOKEN or run where %s is readable\n", path);
             free(path);
             free(c->base_url);
             free(c);
@@ -171,8 +170,9 @@ lh_client_print_error(long status, const lh_buf *body)
     json_t *j = body->len ? json_loadb(body->data, body->len, 0, NULL) : NULL;
     json_t *e = json_object_get(j, "error");
     if (e) {
-        fprintf(stderr, "lakehouse: %s (HTTP %ld %s)\n", json_string_value(json_object_get(e, "message")),
-                status, json_string_value(json_object_get(e, "code")));
+        fprintf(stderr, "lakehouse: %s (HTTP %ld %s)\n",
+                json_string_value(json_object_get(e, "message")), status,
+                json_string_value(json_object_get(e, "code")));
         const char *detail = json_string_value(json_object_get(e, "detail"));
         const char *hint = json_string_value(json_object_get(e, "hint"));
         if (detail)
@@ -221,7 +221,8 @@ lh_client_print_table(FILE *out, json_t *columns, json_t *rows)
         cells[r] = lh_calloc(nc ? nc : 1, sizeof **cells);
         json_t *row = json_array_get(rows, r);
         for (size_t c = 0; c < nc; c++) {
-            const char *name = json_string_value(json_object_get(json_array_get(columns, c), "name"));
+            const char *name =
+                json_string_value(json_object_get(json_array_get(columns, c), "name"));
             cells[r][c] = cell_text(json_object_get(row, name));
             if (width(cells[r][c]) > 60) {
                 /* cut after 57 characters, not bytes, so UTF-8 stays whole */
@@ -252,7 +253,8 @@ lh_client_print_table(FILE *out, json_t *columns, json_t *rows)
     fprintf(out, "\n");
     for (size_t r = 0; r < nr; r++) {
         for (size_t c = 0; c < nc; c++) {
-            fprintf(out, "%s%s%*s", c ? " | " : "", cells[r][c], (int)(w[c] - width(cells[r][c])), "");
+            fprintf(out, "%s%s%*s", c ? " | " : "", cells[r][c], (int)(w[c] - width(cells[r][c])),
+                    "");
             free(cells[r][c]);
         }
         fprintf(out, "\n");

@@ -44,8 +44,8 @@ parse(const char *cmd, int argc, char **argv, opt *opts, const char **positional
                     found = true;
                 }
             if (!found) {
-                fprintf(stderr, "lakehouse %s: unknown option '%s'; see 'lakehouse help %s'\n", cmd, a,
-                        cmd);
+                fprintf(stderr, "lakehouse %s: unknown option '%s'; see 'lakehouse help %s'\n", cmd,
+                        a, cmd);
                 return 2;
             }
             continue;
@@ -111,10 +111,12 @@ lh_cmd_sql(int argc, char **argv)
         rc = lh_client_print_error(status, &out);
     } else if (strcmp(format, "table") == 0) {
         json_t *res = json_loadb(out.data, out.len, 0, NULL);
-        lh_client_print_table(stdout, json_object_get(res, "columns"), json_object_get(res, "rows"));
+        lh_client_print_table(stdout, json_object_get(res, "columns"),
+                              json_object_get(res, "rows"));
         json_int_t n = json_integer_value(json_object_get(res, "row_count"));
         printf("(%lld row%s%s)\n", (long long)n, n == 1 ? "" : "s",
-               json_is_true(json_object_get(res, "truncated")) ? ", more were cut by the limit" : "");
+               json_is_true(json_object_get(res, "truncated")) ? ", more were cut by the limit"
+                                                               : "");
         json_t *e = json_object_get(res, "error");
         if (e) {
             fprintf(stderr, "lakehouse: %s\n", json_string_value(json_object_get(e, "message")));
@@ -241,9 +243,10 @@ ingest_db(lh_client *c, json_t *body, json_t **result)
         }
         if (state && (strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0)) {
             json_t *e = json_object_get(job, "error");
-            fprintf(stderr, "lakehouse: %s\n", json_string_value(json_object_get(e, "message"))
-                                                   ? json_string_value(json_object_get(e, "message"))
-                                                   : state);
+            fprintf(stderr, "lakehouse: %s\n",
+                    json_string_value(json_object_get(e, "message"))
+                        ? json_string_value(json_object_get(e, "message"))
+                        : state);
             const char *detail = json_string_value(json_object_get(e, "detail"));
             const char *hint = json_string_value(json_object_get(e, "hint"));
             if (detail && *detail)
@@ -333,13 +336,20 @@ lh_cmd_ingest(int argc, char **argv)
                *bucket = NULL, *description = NULL, *owner = NULL, *sensitivity = NULL,
                *tags = NULL, *table = NULL, *query = NULL, *secret_ref = NULL, *since = NULL,
                *batch_rows = NULL, *method = NULL;
-    opt opts[] = {{"--dataset", &dataset},         {"--format", &format},
-                  {"--mode", &mode},               {"--bucket", &bucket},
-                  {"--description", &description}, {"--owner", &owner},
-                  {"--sensitivity", &sensitivity}, {"--tags", &tags},
-                  {"--table", &table},             {"--query", &query},
-                  {"--secret-ref", &secret_ref},   {"--since-column", &since},
-                  {"--batch-rows", &batch_rows},   {"--method", &method},
+    opt opts[] = {{"--dataset", &dataset},
+                  {"--format", &format},
+                  {"--mode", &mode},
+                  {"--bucket", &bucket},
+                  {"--description", &description},
+                  {"--owner", &owner},
+                  {"--sensitivity", &sensitivity},
+                  {"--tags", &tags},
+                  {"--table", &table},
+                  {"--query", &query},
+                  {"--secret-ref", &secret_ref},
+                  {"--since-column", &since},
+                  {"--batch-rows", &batch_rows},
+                  {"--method", &method},
                   {NULL, NULL}};
     int rc = parse("ingest", argc, argv, opts, &file, 1, &config);
     if (rc != 0)
@@ -359,10 +369,10 @@ lh_cmd_ingest(int argc, char **argv)
         return 2;
     }
     if (pg) {
-        const char *fields[] = {"table", table, "query", query, "secret_ref", secret_ref,
-                                "since_column", since, "method", method, "mode", mode,
-                                "bucket", bucket, "description", description, "owner", owner,
-                                "sensitivity", sensitivity, NULL};
+        const char *fields[] = {
+            "table",       table,       "query", query,  "secret_ref",  secret_ref,  "since_column",
+            since,         "method",    method,  "mode", mode,          "bucket",    bucket,
+            "description", description, "owner", owner,  "sensitivity", sensitivity, NULL};
         return ingest_pg_cmd(config, file, dataset, fields, batch_rows, tags);
     }
     if (format == NULL && (format = format_of(file)) == NULL) {
@@ -372,9 +382,10 @@ lh_cmd_ingest(int argc, char **argv)
     lh_client *c = NULL;
     json_t *result = NULL;
     const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
-    const char *params[] = {"dataset", dataset, "format", format, "mode", mode, "bucket", bucket,
-                            "description", description, "owner", owner, "sensitivity", sensitivity,
-                            "tags", tags, "source_object", base, NULL};
+    const char *params[] = {"dataset", dataset,         "format",      format,        "mode",
+                            mode,      "bucket",        bucket,        "description", description,
+                            "owner",   owner,           "sensitivity", sensitivity,   "tags",
+                            tags,      "source_object", base,          NULL};
     if ((rc = lh_client_open(config, &c)) != 0 ||
         (rc = lh_client_ingest(c, file, params, &result)) != 0)
         goto out;
@@ -403,8 +414,8 @@ static void
 print_datasets(json_t *res)
 {
     json_t *cols = json_array(), *rows = json_array();
-    const char *names[] = {"name", "bucket", "version", "rows", "columns", "freshness", "owner",
-                           "sensitivity"};
+    const char *names[] = {"name",    "bucket",    "version", "rows",
+                           "columns", "freshness", "owner",   "sensitivity"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         json_array_append_new(cols, json_pack("{s:s}", "name", names[i]));
     size_t i;
@@ -413,14 +424,14 @@ print_datasets(json_t *res)
     {
         json_t *meta = json_object_get(d, "metadata");
         json_array_append_new(
-            rows, json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "name",
-                            json_object_get(d, "name"), "bucket", json_object_get(d, "bucket"),
-                            "version", json_object_get(d, "version"), "rows",
-                            json_object_get(d, "row_count"), "columns",
-                            json_object_get(d, "columns"), "freshness",
-                            json_object_get(json_object_get(d, "freshness"), "status"), "owner",
-                            json_object_get(meta, "owner"), "sensitivity",
-                            json_object_get(meta, "sensitivity")));
+            rows,
+            json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "name",
+                      json_object_get(d, "name"), "bucket", json_object_get(d, "bucket"), "version",
+                      json_object_get(d, "version"), "rows", json_object_get(d, "row_count"),
+                      "columns", json_object_get(d, "columns"), "freshness",
+                      json_object_get(json_object_get(d, "freshness"), "status"), "owner",
+                      json_object_get(meta, "owner"), "sensitivity",
+                      json_object_get(meta, "sensitivity")));
     }
     lh_client_print_table(stdout, cols, rows);
     json_decref(cols);
@@ -451,20 +462,21 @@ out:
 void
 lh_cmd_search_help(void)
 {
-    printf("usage: lakehouse search INDEX \"text\" [--k N] [--filter SQL] [--include a,b,...]\n"
-           "                        [--ef N] [--exact true] [--format table|json] [--config FILE]\n\n"
-           "Searches a vector index of the running server by meaning: the text is embedded\n"
-           "with the index's model and the k nearest chunks come back, best first, with their\n"
-           "document id, score and text. --filter is a SQL condition on the index's dataset\n"
-           "(\"city = 'Chicago'\"); --include adds dataset columns to each hit. On a terminal\n"
-           "the answer is a table; when piped it is the JSON answer.\n");
+    printf(
+        "usage: lakehouse search INDEX \"text\" [--k N] [--filter SQL] [--include a,b,...]\n"
+        "                        [--ef N] [--exact true] [--format table|json] [--config FILE]\n\n"
+        "Searches a vector index of the running server by meaning: the text is embedded\n"
+        "with the index's model and the k nearest chunks come back, best first, with their\n"
+        "document id, score and text. --filter is a SQL condition on the index's dataset\n"
+        "(\"city = 'Chicago'\"); --include adds dataset columns to each hit. On a terminal\n"
+        "the answer is a table; when piped it is the JSON answer.\n");
 }
 
 /* The search request's JSON body from the options (new), or NULL after saying which
  * option is wrong. */
 static char *
-search_body(const char *query, const char *k, const char *ef, const char *filter,
-            const char *exact, const char *include)
+search_body(const char *query, const char *k, const char *ef, const char *filter, const char *exact,
+            const char *include)
 {
     char *end = NULL;
     long long k_value = k ? strtoll(k, &end, 10) : 10;
@@ -514,8 +526,8 @@ print_hits(const lh_buf *out)
     json_t *hit;
     json_array_foreach(json_object_get(res, "hits"), i, hit)
     {
-        json_t *row = json_pack("{s:O?, s:O?}", "doc_id", json_object_get(hit, "doc_id"),
-                                "score", json_object_get(hit, "score"));
+        json_t *row = json_pack("{s:O?, s:O?}", "doc_id", json_object_get(hit, "doc_id"), "score",
+                                json_object_get(hit, "score"));
         const char *key;
         json_t *value;
         json_object_foreach(json_object_get(hit, "columns"), key, value)
@@ -530,8 +542,7 @@ print_hits(const lh_buf *out)
     json_array_append_new(cols, json_pack("{s:s}", "name", "text"));
     lh_client_print_table(stdout, cols, rows);
     printf("(%zu hit%s, %s search in %lld us)\n", json_array_size(rows),
-           json_array_size(rows) == 1 ? "" : "s",
-           json_string_value(json_object_get(res, "method")),
+           json_array_size(rows) == 1 ? "" : "s", json_string_value(json_object_get(res, "method")),
            (long long)json_integer_value(json_object_get(res, "took_us")));
     json_decref(cols);
     json_decref(rows);
@@ -544,8 +555,8 @@ lh_cmd_search(int argc, char **argv)
     const char *config = NULL, *k = NULL, *filter = NULL, *include = NULL, *ef = NULL,
                *exact = NULL, *format = NULL;
     const char *positional[2] = {NULL, NULL};
-    opt opts[] = {{"--k", &k},         {"--filter", &filter}, {"--include", &include},
-                  {"--ef", &ef},       {"--exact", &exact},   {"--format", &format},
+    opt opts[] = {{"--k", &k},   {"--filter", &filter}, {"--include", &include},
+                  {"--ef", &ef}, {"--exact", &exact},   {"--format", &format},
                   {NULL, NULL}};
     char *body = NULL, *path = NULL;
     lh_client *c = NULL;

@@ -29,13 +29,27 @@ typedef struct table {
 
 /* Shared vocabulary; h(i, k) is a deterministic pseudo-random integer. */
 #define PICK(list, expr) "list_element(" list ", 1 + (" expr ") % len(" list "))"
-#define FIRST "['Ana','Ben','Carla','Dev','Elena','Farid','Grace','Hiro','Ines','Jamal','Kofi','Lena','Mateo','Nora','Omar','Priya','Quinn','Rosa','Sven','Tara']"
-#define LAST "['Adams','Baker','Chen','Diaz','Evans','Fischer','Garcia','Hughes','Ito','Jensen','Kowalski','Lopez','Moreau','Nguyen','Okafor','Patel','Rossi','Silva','Tanaka','Weber']"
-#define CITY "['Austin','Boston','Chicago','Denver','Miami','Nashville','Phoenix','Portland','Seattle','Toronto']"
-#define SKILL "['Python','Java','SQL','React','AWS','Kubernetes','Go','Excel','Salesforce','Tableau','Rust','C++','Figma','SAP','Terraform']"
-#define TITLE "['Data Engineer','Backend Developer','Frontend Developer','DevOps Engineer','Data Analyst','Project Manager','QA Engineer','Business Analyst','Product Designer','Solutions Architect']"
-#define INDUSTRY "['Healthcare','Finance','Retail','Logistics','Energy','Education','Manufacturing','Media']"
+#define FIRST                                                                                      \
+    "['Ana','Ben','Carla','Dev','Elena','Farid','Grace','Hiro','Ines','Jamal','Kofi','Lena','"     \
+    "Mateo','Nora','Omar','Priya','Quinn','Rosa','Sven','Tara']"
+#define LAST                                                                                       \
+    "['Adams','Baker','Chen','Diaz','Evans','Fischer','Garcia','Hughes','Ito','Jensen','Kowalski'" \
+    ",'Lopez','Moreau','Nguyen','Okafor','Patel','Rossi','Silva','Tanaka','Weber']"
+#define CITY                                                                                       \
+    "['Austin','Boston','Chicago','Denver','Miami','Nashville','Phoenix','Portland','Seattle','"   \
+    "Toronto']"
+#define SKILL                                                                                      \
+    "['Python','Java','SQL','React','AWS','Kubernetes','Go','Excel','Salesforce','Tableau','Rust'" \
+    ",'C++','Figma','SAP','Terraform']"
+#define TITLE                                                                                      \
+    "['Data Engineer','Backend Developer','Frontend Developer','DevOps Engineer','Data "           \
+    "Analyst','Project Manager','QA Engineer','Business Analyst','Product Designer','Solutions "   \
+    "Architect']"
+#define INDUSTRY                                                                                   \
+    "['Healthcare','Finance','Retail','Logistics','Energy','Education','Manufacturing','Media']"
 
+/* One generated column per line reads better than the wrapped strings a formatter makes. */
+/* clang-format off */
 static const table TABLES[] = {
     {"candidates", 100000, "candidate profiles exported from the ATS, with resume text",
      "SELECT i AS candidate_id, " PICK(FIRST, "(hash(i, 1) >> 1)::BIGINT") " || ' ' || " PICK(LAST, "(hash(i, 2) >> 1)::BIGINT")
@@ -82,6 +96,7 @@ static const table TABLES[] = {
      "TIMESTAMP '2022-01-01' + to_seconds(((hash(i, 73) >> 1)::BIGINT % 94000000)::BIGINT) AS occurred_at, "
      PICK(FIRST, "(hash(i, 74) >> 1)::BIGINT") " AS recruiter FROM range(1, {N} + 1) t(i)"},
 };
+/* clang-format on */
 #define N_TABLES (sizeof TABLES / sizeof TABLES[0])
 
 static const struct {
@@ -91,12 +106,13 @@ static const struct {
      "SELECT c.client_name, round(sum(i.amount), 2) AS invoiced FROM invoices i JOIN clients c "
      "USING (client_id) GROUP BY 1 ORDER BY 2 DESC LIMIT 5"},
     {"Hours and margin by job title",
-     "SELECT j.title, round(sum(t.hours)) AS hours, round(sum(t.hours * (p.bill_rate - p.pay_rate))) "
+     "SELECT j.title, round(sum(t.hours)) AS hours, round(sum(t.hours * (p.bill_rate - "
+     "p.pay_rate))) "
      "AS margin FROM timesheets t JOIN placements p USING (placement_id) JOIN job_orders j USING "
      "(job_order_id) WHERE t.status = 'approved' GROUP BY 1 ORDER BY 3 DESC"},
-    {"Active Python candidates in Seattle",
-     "SELECT count(*) AS candidates FROM candidates WHERE status = 'active' AND city = 'Seattle' AND "
-     "skills LIKE '%Python%'"},
+    {"Active Python candidates in Seattle", "SELECT count(*) AS candidates FROM candidates WHERE "
+                                            "status = 'active' AND city = 'Seattle' AND "
+                                            "skills LIKE '%Python%'"},
     {"Interviews per month in 2024",
      "SELECT strftime(occurred_at, '%Y-%m') AS month, count(*) AS interviews FROM activities "
      "WHERE kind = 'interview' AND year(occurred_at) = 2024 GROUP BY 1 ORDER BY 1"},
@@ -192,8 +208,7 @@ dataset_live(lh_client *c, const char *name, bool *live)
     json_t *d = NULL;
     int rc = 0;
     *live = false;
-    if ((rc = lh_client_request(c, "GET", probe, NULL, NULL, &status, &body)) != 0 ||
-        status != 200)
+    if ((rc = lh_client_request(c, "GET", probe, NULL, NULL, &status, &body)) != 0 || status != 200)
         goto out;
     d = json_loadb(body.data, body.len, 0, NULL);
     const char *state = json_string_value(json_object_get(d, "state"));
@@ -218,16 +233,27 @@ ingest_table(lh_client *c, const char *dir, size_t t, int64_t *total)
     int rc = 0;
     if ((rc = dataset_live(c, TABLES[t].name, &live)) != 0)
         goto out;
-    const char *params[] = {"dataset", TABLES[t].name, "format", "csv", "mode",
-                            live ? "replace" : "create", "description",
-                            TABLES[t].description, "tags", "demo,staffing", "source_system",
-                            "demo", "source_object", object, NULL};
+    const char *params[] = {"dataset",
+                            TABLES[t].name,
+                            "format",
+                            "csv",
+                            "mode",
+                            live ? "replace" : "create",
+                            "description",
+                            TABLES[t].description,
+                            "tags",
+                            "demo,staffing",
+                            "source_system",
+                            "demo",
+                            "source_object",
+                            object,
+                            NULL};
     if ((rc = lh_client_ingest(c, path, params, &result)) != 0)
         goto out;
     int64_t rows = json_integer_value(json_object_get(result, "rows"));
     *total += rows;
-    fprintf(stderr, "  ingested  %-11s %10lld rows in %.2f s\n", TABLES[t].name,
-            (long long)rows, (double)(lh_mono_us() - t0) / 1e6);
+    fprintf(stderr, "  ingested  %-11s %10lld rows in %.2f s\n", TABLES[t].name, (long long)rows,
+            (double)(lh_mono_us() - t0) / 1e6);
 out:
     json_decref(result);
     unlink(path);
@@ -248,7 +274,8 @@ ask_questions(lh_client *c)
         lh_buf_init(&out);
         long status = 0;
         int64_t t0 = lh_mono_us();
-        if (lh_client_request(c, "POST", "/query", body, NULL, &status, &out) == 0 && status == 200) {
+        if (lh_client_request(c, "POST", "/query", body, NULL, &status, &out) == 0 &&
+            status == 200) {
             json_t *res = json_loadb(out.data, out.len, 0, NULL);
             printf("-- %s (%.0f ms)\n-- %s\n", QUESTIONS[q].question,
                    (double)(lh_mono_us() - t0) / 1e3, QUESTIONS[q].sql);
@@ -275,7 +302,8 @@ parse_args(int argc, char **argv, const char **config, double *scale)
                 fprintf(stderr, "lakehouse demo: --scale must be a number above 0, at most 100\n");
                 return 2;
             }
-        } else if ((strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) && i + 1 < argc) {
+        } else if ((strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) &&
+                   i + 1 < argc) {
             *config = argv[++i];
         } else {
             fprintf(stderr, "lakehouse demo: unknown argument '%s'; see 'lakehouse help demo'\n",
@@ -304,7 +332,8 @@ lh_cmd_demo(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    fprintf(stderr, "lakehouse demo: generating the staffing data set (scale %g) in %s\n", scale, dir);
+    fprintf(stderr, "lakehouse demo: generating the staffing data set (scale %g) in %s\n", scale,
+            dir);
     if (generate(dir, scale) != 0) {
         rc = 1;
         goto out;

@@ -143,8 +143,8 @@ static int
 open_engines(serve *s, lh_err *err)
 {
     int rc = 0;
-    if ((rc = lh_buckets_local_dirs(s->buckets, lh_config_str(s->cfg, "server.data_dir"),
-                                    &s->dirs, err)) != 0)
+    if ((rc = lh_buckets_local_dirs(s->buckets, lh_config_str(s->cfg, "server.data_dir"), &s->dirs,
+                                    err)) != 0)
         goto out;
     lh_engine_opts eopts = {.threads = (int)lh_config_int(s->cfg, "engine.threads"),
                             .memory_limit = lh_config_str(s->cfg, "engine.memory_limit"),
@@ -167,12 +167,19 @@ open_modules(serve *s, lh_err *err)
     int rc = 0;
     s->cache = lh_cache_new(s->dirs.objects_dir, lh_config_int(cfg, "engine.cache_max_bytes"));
     lh_catalog_deps cdeps = {.retain_versions_s = lh_config_int(cfg, "catalog.retain_versions_s"),
-                             .buckets = s->buckets, .engine = s->internal_engine,
-                             .views = s->engine, .cache = s->cache, .work_dir = s->dirs.work_dir};
+                             .buckets = s->buckets,
+                             .engine = s->internal_engine,
+                             .views = s->engine,
+                             .cache = s->cache,
+                             .work_dir = s->dirs.work_dir};
     if ((rc = lh_catalog_open(&cdeps, &s->catalog, err)) != 0)
         goto out;
-    lh_vectors_deps vdeps = {.config = cfg, .buckets = s->buckets, .catalog = s->catalog,
-                             .cache = s->cache, .engine = s->internal_engine, .views = s->engine,
+    lh_vectors_deps vdeps = {.config = cfg,
+                             .buckets = s->buckets,
+                             .catalog = s->catalog,
+                             .cache = s->cache,
+                             .engine = s->internal_engine,
+                             .views = s->engine,
                              .work_dir = s->dirs.work_dir};
     if ((rc = lh_vectors_open(&vdeps, &s->vectors, err)) != 0)
         goto out;

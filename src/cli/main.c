@@ -44,8 +44,9 @@ find_command(const char *name)
 static void
 usage(FILE *out)
 {
-    fprintf(out, "lakehouse %s — a governed analytical store over a folder or S3 bucket\n\n"
-                 "usage: lakehouse <command> [options]\n\ncommands:\n",
+    fprintf(out,
+            "lakehouse %s — a governed analytical store over a folder or S3 bucket\n\n"
+            "usage: lakehouse <command> [options]\n\ncommands:\n",
             LH_VERSION);
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);

@@ -25,17 +25,29 @@ typedef struct key_def {
     const char *def_str;
     int64_t def_int; /* also the boolean default (0/1) */
     double def_float;
-    int64_t min, max; /* integers: inclusive bounds */
+    int64_t min, max;           /* integers: inclusive bounds */
     const char *const *choices; /* strings: allowed values, NULL-terminated, or NULL */
     const char *doc;
 } key_def;
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", "off", NULL};
 
-#define STR(s, k, d, doc) {s, k, LH_TOML_STRING, d, 0, 0, 0, 0, NULL, doc}
-#define STRC(s, k, d, ch, doc) {s, k, LH_TOML_STRING, d, 0, 0, 0, 0, ch, doc}
-#define INT(s, k, d, lo, hi, doc) {s, k, LH_TOML_INT, NULL, d, 0, lo, hi, NULL, doc}
-#define BOOL(s, k, d, doc) {s, k, LH_TOML_BOOL, NULL, d, 0, 0, 1, NULL, doc}
+#define STR(s, k, d, doc)                                                                          \
+    {                                                                                              \
+        s, k, LH_TOML_STRING, d, 0, 0, 0, 0, NULL, doc                                             \
+    }
+#define STRC(s, k, d, ch, doc)                                                                     \
+    {                                                                                              \
+        s, k, LH_TOML_STRING, d, 0, 0, 0, 0, ch, doc                                               \
+    }
+#define INT(s, k, d, lo, hi, doc)                                                                  \
+    {                                                                                              \
+        s, k, LH_TOML_INT, NULL, d, 0, lo, hi, NULL, doc                                           \
+    }
+#define BOOL(s, k, d, doc)                                                                         \
+    {                                                                                              \
+        s, k, LH_TOML_BOOL, NULL, d, 0, 0, 1, NULL, doc                                            \
+    }
 
 static const key_def KEYS[] = {
     STR("server", "host", "127.0.0.1", "address to listen on (IPv4 or IPv6 literal)"),
@@ -55,11 +67,14 @@ static const key_def KEYS[] = {
     STR("secrets", "file", "/etc/lakehouse/secrets.toml",
         "secrets TOML (mode 0600, owned by the server user); tables are secret_refs"),
     STR("storage", "primary", "primary",
-        "the primary bucket: a [[bucket]] of that name, else an fs bucket in data_dir/buckets/primary"),
-    STR("storage", "rescue", "", "optional [[bucket]] that reads fall back to when a target is unreachable"),
+        "the primary bucket: a [[bucket]] of that name, else an fs bucket in "
+        "data_dir/buckets/primary"),
+    STR("storage", "rescue", "",
+        "optional [[bucket]] that reads fall back to when a target is unreachable"),
     STR("storage", "profile_bucket", "",
         "optional [[bucket]] under which profile:{user} buckets are created on demand"),
-    STR("storage", "profile_prefix", "profiles/", "key prefix of profile buckets inside profile_bucket"),
+    STR("storage", "profile_prefix", "profiles/",
+        "key prefix of profile buckets inside profile_bucket"),
     INT("storage", "probe_interval_ms", 30000, 0, 86400000,
         "how often every bucket is probed for reachability (0: only on demand)"),
     INT("storage", "max_object_bytes", INT64_C(5) << 30, 1, INT64_C(5) << 40,
@@ -77,13 +92,15 @@ static const key_def KEYS[] = {
     INT("storage", "journal_flush_ms", 5000, 10, 86400000,
         "error journal: write a batch when the oldest event is this old"),
     INT("engine", "threads", 0, 0, 256, "DuckDB worker threads (0: one per core)"),
-    STR("engine", "memory_limit", "", "DuckDB memory limit, e.g. \"8GB\" (empty: DuckDB's default)"),
+    STR("engine", "memory_limit", "",
+        "DuckDB memory limit, e.g. \"8GB\" (empty: DuckDB's default)"),
     INT("engine", "cache_max_bytes", INT64_C(10) << 30, 1 << 20, INT64_C(1) << 50,
         "local copies of remote (S3) data files kept for queries; least recently used go first"),
     INT("engine", "query_timeout_ms", 30000, 100, 86400000,
         "a query running longer is interrupted and answered 408"),
     INT("engine", "max_result_bytes", INT64_C(1) << 30, 1024, INT64_C(1) << 40,
-        "largest rendered query result; 413 before the first byte, else the stream ends in an error"),
+        "largest rendered query result; 413 before the first byte, else the stream ends in an "
+        "error"),
     INT("engine", "default_row_limit", 100000, 1, INT64_C(1) << 40,
         "rows returned by POST /query when the request gives no limit"),
     INT("engine", "max_row_limit", 100000000, 1, INT64_C(1) << 40,
@@ -163,8 +180,7 @@ in_list(const char *const *list, const char *s)
     return false;
 }
 
-static void
-warn(lh_config *cfg, const char *fmt, ...) LH_PRINTF(2, 3);
+static void warn(lh_config *cfg, const char *fmt, ...) LH_PRINTF(2, 3);
 
 static void
 warn(lh_config *cfg, const char *fmt, ...)
@@ -218,8 +234,8 @@ check_choice(const key_def *def, const char *s, const char *where, lh_err *err)
     lh_buf_init(&allowed);
     for (const char *const *c = def->choices; *c; c++)
         lh_buf_printf(&allowed, "%s%s", c == def->choices ? "" : ", ", *c);
-    lh_err_set(err, LH_EINVAL, 0, "invalid_config", "%s: [%s] %s = \"%s\" is not one of: %s",
-               where, def->section, def->key, s, allowed.data);
+    lh_err_set(err, LH_EINVAL, 0, "invalid_config", "%s: [%s] %s = \"%s\" is not one of: %s", where,
+               def->section, def->key, s, allowed.data);
     lh_buf_free(&allowed);
     return LH_EINVAL;
 }
@@ -288,8 +304,8 @@ set_from_env(lh_config *cfg, size_t index, const char *name, const char *text, l
     case LH_TOML_FLOAT: {
         double v = strtod(text, &end);
         if (text[0] == '\0' || *end != '\0')
-            return lh_err_set(err, LH_EINVAL, 0, "invalid_config", "%s: '%s' is not a number",
-                              name, text);
+            return lh_err_set(err, LH_EINVAL, 0, "invalid_config", "%s: '%s' is not a number", name,
+                              text);
         slot->f = v;
         return 0;
     }
@@ -339,11 +355,13 @@ load_principals(lh_config *cfg, const lh_toml *arr, lh_err *err)
             strspn(lh_toml_str(hash), "0123456789abcdef") != 64)
             return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
                               "%s: 'token_sha256' must be 64 lowercase hex digits "
-                              "(sha256sum of the token)", where);
+                              "(sha256sum of the token)",
+                              where);
         if (!roles || lh_toml_type_of(roles) != LH_TOML_ARRAY || lh_toml_count(roles) == 0)
             return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
                               "%s: 'roles' must be a non-empty array of admin, writer, reader, "
-                              "agent", where);
+                              "agent",
+                              where);
         lh_principal_cfg *pc = &cfg->principals[i];
         pc->name = lh_toml_str(name);
         pc->token_sha256 = lh_toml_str(hash);
@@ -617,11 +635,20 @@ lh_config_write_reference(lh_buf *out)
         env_name(d, env, sizeof env);
         lh_buf_printf(out, "# %s (%s)\n", d->doc, env);
         switch (d->type) {
-        case LH_TOML_STRING: lh_buf_printf(out, "%s = \"%s\"\n", d->key, d->def_str); break;
-        case LH_TOML_INT: lh_buf_printf(out, "%s = %lld\n", d->key, (long long)d->def_int); break;
-        case LH_TOML_FLOAT: lh_buf_printf(out, "%s = %g\n", d->key, d->def_float); break;
-        case LH_TOML_BOOL: lh_buf_printf(out, "%s = %s\n", d->key, d->def_int ? "true" : "false"); break;
-        default: break;
+        case LH_TOML_STRING:
+            lh_buf_printf(out, "%s = \"%s\"\n", d->key, d->def_str);
+            break;
+        case LH_TOML_INT:
+            lh_buf_printf(out, "%s = %lld\n", d->key, (long long)d->def_int);
+            break;
+        case LH_TOML_FLOAT:
+            lh_buf_printf(out, "%s = %g\n", d->key, d->def_float);
+            break;
+        case LH_TOML_BOOL:
+            lh_buf_printf(out, "%s = %s\n", d->key, d->def_int ? "true" : "false");
+            break;
+        default:
+            break;
         }
     }
     lh_buf_puts(out,

@@ -54,9 +54,9 @@ enum {
 #define LH_ERR_TEXT_MAX 512
 
 typedef struct lh_err {
-    int rc;                      /* LH_E* or 0 */
-    int http_status;             /* 4xx/5xx; 0 when unset */
-    char code[LH_ERR_CODE_MAX];  /* snake_case, e.g. "invalid_json" */
+    int rc;                     /* LH_E* or 0 */
+    int http_status;            /* 4xx/5xx; 0 when unset */
+    char code[LH_ERR_CODE_MAX]; /* snake_case, e.g. "invalid_json" */
     char message[LH_ERR_TEXT_MAX];
     char detail[LH_ERR_TEXT_MAX];
     char hint[LH_ERR_TEXT_MAX];
@@ -168,8 +168,8 @@ lh_fault_hit(lh_fault_kind kind)
 /* ---------------------------------------------------------------------------------
  * Time, randomness, hashing, names
  * ------------------------------------------------------------------------------- */
-int64_t lh_now_us(void);       /* wall clock, microseconds since the epoch */
-int64_t lh_mono_us(void);      /* monotonic clock */
+int64_t lh_now_us(void);  /* wall clock, microseconds since the epoch */
+int64_t lh_mono_us(void); /* monotonic clock */
 /* Buffer sizes: a name of lh_name_valid with its NUL; an lh_time_format text with its NUL. */
 #define LH_NAME_MAX 64
 #define LH_TIME_MAX 32
@@ -331,8 +331,7 @@ typedef enum {
  * err filled. Returning LH_ECANCELED after lh_job_cancelled() marks the job cancelled. */
 typedef int (*lh_job_fn)(lh_job *job, void *arg, lh_err *err);
 
-int lh_jobs_start(int n_workers, int max_queued, int keep_finished, lh_jobs **out,
-                  lh_err *err);
+int lh_jobs_start(int n_workers, int max_queued, int keep_finished, lh_jobs **out, lh_err *err);
 /* Cancel queued and running jobs, wait for workers, free everything (accepts NULL). */
 void lh_jobs_stop(lh_jobs *jobs);
 /* Queue a job. kind: short label ("ingest"); owner: principal name. free_arg (may be

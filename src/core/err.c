@@ -19,17 +19,28 @@ int
 lh_err_status_for(int rc)
 {
     switch (rc) {
-    case LH_OK: return 200;
-    case LH_EINVAL: return 400;
-    case LH_EPERM: return 403;
-    case LH_ENOTFOUND: return 404;
-    case LH_EEXIST: return 409;
-    case LH_ETOOBIG: return 413;
-    case LH_ETIMEOUT: return 408;
-    case LH_EUNAVAIL: return 503;
-    case LH_ENOMEM: return 503;
-    case LH_ECANCELED: return 409;
-    default: return 500;
+    case LH_OK:
+        return 200;
+    case LH_EINVAL:
+        return 400;
+    case LH_EPERM:
+        return 403;
+    case LH_ENOTFOUND:
+        return 404;
+    case LH_EEXIST:
+        return 409;
+    case LH_ETOOBIG:
+        return 413;
+    case LH_ETIMEOUT:
+        return 408;
+    case LH_EUNAVAIL:
+        return 503;
+    case LH_ENOMEM:
+        return 503;
+    case LH_ECANCELED:
+        return 409;
+    default:
+        return 500;
     }
 }
 

@@ -20,7 +20,7 @@
 #include <string.h>
 
 struct lh_job {
-    struct lh_job *next;       /* registry list, newest first */
+    struct lh_job *next; /* registry list, newest first */
     struct lh_job *next_queued;
     char id[LH_JOB_ID_MAX];
     char kind[32];
@@ -289,7 +289,8 @@ job_json_locked(const lh_job *job)
     json_object_set_new(j, "state", json_string(state_names[job->state]));
     json_t *progress = json_object();
     json_object_set_new(progress, "done", json_integer(job->done));
-    json_object_set_new(progress, "total", job->total >= 0 ? json_integer(job->total) : json_null());
+    json_object_set_new(progress, "total",
+                        job->total >= 0 ? json_integer(job->total) : json_null());
     json_object_set_new(progress, "unit", json_string(job->unit));
     json_object_set_new(j, "progress", progress);
     json_object_set_new(j, "created_at", lh_json_time(job->created_us));

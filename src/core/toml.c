@@ -129,13 +129,20 @@ const char *
 lh_toml_type_name(lh_toml_type type)
 {
     switch (type) {
-    case LH_TOML_STRING: return "string";
-    case LH_TOML_INT: return "integer";
-    case LH_TOML_FLOAT: return "float";
-    case LH_TOML_BOOL: return "boolean";
-    case LH_TOML_ARRAY: return "array";
-    case LH_TOML_TABLE: return "table";
-    case LH_TOML_TABLE_ARRAY: return "array of tables";
+    case LH_TOML_STRING:
+        return "string";
+    case LH_TOML_INT:
+        return "integer";
+    case LH_TOML_FLOAT:
+        return "float";
+    case LH_TOML_BOOL:
+        return "boolean";
+    case LH_TOML_ARRAY:
+        return "array";
+    case LH_TOML_TABLE:
+        return "table";
+    case LH_TOML_TABLE_ARRAY:
+        return "array of tables";
     }
     return "?";
 }
@@ -213,8 +220,7 @@ lh_toml_bool(const lh_toml *t)
 
 /* ---- lexing helpers --------------------------------------------------------------- */
 
-static int
-fail_at(parser *p, int line, int col, const char *fmt, ...) LH_PRINTF(4, 5);
+static int fail_at(parser *p, int line, int col, const char *fmt, ...) LH_PRINTF(4, 5);
 
 static int
 fail_at(parser *p, int line, int col, const char *fmt, ...)
@@ -399,13 +405,27 @@ parse_string(parser *p, char **out)
             int e = peek(p);
             char simple = 0;
             switch (e) {
-            case 'b': simple = '\b'; break;
-            case 't': simple = '\t'; break;
-            case 'n': simple = '\n'; break;
-            case 'f': simple = '\f'; break;
-            case 'r': simple = '\r'; break;
-            case '"': simple = '"'; break;
-            case '\\': simple = '\\'; break;
+            case 'b':
+                simple = '\b';
+                break;
+            case 't':
+                simple = '\t';
+                break;
+            case 'n':
+                simple = '\n';
+                break;
+            case 'f':
+                simple = '\f';
+                break;
+            case 'r':
+                simple = '\r';
+                break;
+            case '"':
+                simple = '"';
+                break;
+            case '\\':
+                simple = '\\';
+                break;
             case 'u':
             case 'U': {
                 int digits = e == 'u' ? 4 : 8;
@@ -450,8 +470,8 @@ parse_string(parser *p, char **out)
 static bool
 is_bare_key_char(int c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 static int
@@ -516,7 +536,8 @@ parse_array(parser *p, lh_toml **out)
             break;
         }
         lh_toml_free(arr);
-        return peek(p) == -1 ? FAIL(p, "unterminated array") : FAIL(p, "expected ',' or ']' in array");
+        return peek(p) == -1 ? FAIL(p, "unterminated array")
+                             : FAIL(p, "expected ',' or ']' in array");
     }
     p->depth--;
     *out = arr;
@@ -527,10 +548,14 @@ static bool
 digit_of_base(int c, int base)
 {
     switch (base) {
-    case 2: return c == '0' || c == '1';
-    case 8: return c >= '0' && c <= '7';
-    case 16: return isxdigit(c) != 0;
-    default: return isdigit(c) != 0;
+    case 2:
+        return c == '0' || c == '1';
+    case 8:
+        return c >= '0' && c <= '7';
+    case 16:
+        return isxdigit(c) != 0;
+    default:
+        return isdigit(c) != 0;
     }
 }
 
@@ -594,7 +619,8 @@ parse_number(parser *p, lh_toml **out)
     if (is_float) {
         /* TOML wants digits on both sides of '.', and no leading zeros */
         const char *dot = strchr(clean, '.');
-        if (dot && (dot == clean || !isdigit((unsigned char)dot[-1]) || !isdigit((unsigned char)dot[1])))
+        if (dot &&
+            (dot == clean || !isdigit((unsigned char)dot[-1]) || !isdigit((unsigned char)dot[1])))
             return fail_at(p, line, col, "a '.' in a float needs digits on both sides");
         const char *int_part = clean + (clean[0] == '+' || clean[0] == '-');
         if (int_part[0] == '0' && isdigit((unsigned char)int_part[1]))
@@ -689,7 +715,8 @@ parse_header(parser *p, lh_toml *root, lh_toml **current)
     skip_ws(p);
     if (peek(p) != ']' || (is_array && peek_at(p, 1) != ']')) {
         free(key);
-        return FAIL(p, is_array ? "expected ']]' to close the header" : "expected ']' to close the header");
+        return FAIL(p, is_array ? "expected ']]' to close the header"
+                                : "expected ']' to close the header");
     }
     advance(p);
     if (is_array)
@@ -764,7 +791,11 @@ out:
 int
 lh_toml_parse(const char *text, size_t len, const char *path, lh_toml **out, lh_err *err)
 {
-    parser p = {.text = text, .len = len, .line = 1, .col = 1, .path = path ? path : "<config>",
+    parser p = {.text = text,
+                .len = len,
+                .line = 1,
+                .col = 1,
+                .path = path ? path : "<config>",
                 .err = err};
     int rc = check_utf8(&p);
     if (rc != 0)

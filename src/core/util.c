@@ -68,8 +68,7 @@ lh_strndup(const char *s, size_t n)
 }
 
 size_t
-lh_core__vformat(char *(*reserve)(void *ctx, size_t size), void *ctx, const char *fmt,
-                 va_list ap)
+lh_core__vformat(char *(*reserve)(void *ctx, size_t size), void *ctx, const char *fmt, va_list ap)
 {
     va_list measure;
     va_copy(measure, ap);

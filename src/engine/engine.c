@@ -123,16 +123,12 @@ sandbox(lh_engine *eng, const lh_engine_opts *opts, lh_err *err)
         lh_sql_quote(&dirs, *d);
     }
     lh_buf_puts(&dirs, "]");
-    const char *steps[] = {dirs.data,
-                           "SET enable_external_access = false",
-                           "SET autoinstall_known_extensions = false",
-                           "SET autoload_known_extensions = false",
-                           "SET allow_community_extensions = false",
-                           /* data files are write-once: their footers can be cached safely,
-                            * so binding a view does not re-read every file's metadata */
-                           "SET parquet_metadata_cache = true",
-                           "SET lock_configuration = true",
-                           NULL};
+    const char *steps[] = {
+        dirs.data, "SET enable_external_access = false", "SET autoinstall_known_extensions = false",
+        "SET autoload_known_extensions = false", "SET allow_community_extensions = false",
+        /* data files are write-once: their footers can be cached safely,
+         * so binding a view does not re-read every file's metadata */
+        "SET parquet_metadata_cache = true", "SET lock_configuration = true", NULL};
     for (int i = 0; steps[i]; i++) {
         duckdb_result r;
         if (duckdb_query(con, steps[i], &r) == DuckDBError)
@@ -308,8 +304,9 @@ run_one(duckdb_connection con, const char *sql, duckdb_result *r, bool *have_res
     if (n != 1) {
         const char *e = n == 0 ? duckdb_extract_statements_error(stmts) : NULL;
         lh_err_set(err, LH_EINVAL, 400, "invalid_data", "the data could not be read");
-        lh_err_detail(err, "%s", n == 0 ? (e ? e : "no statement")
-                                        : "an internal statement held several statements");
+        lh_err_detail(err, "%s",
+                      n == 0 ? (e ? e : "no statement")
+                             : "an internal statement held several statements");
         rc = LH_EINVAL;
     } else if ((rc = lh_engine__fault(err)) == 0) {
         *have_result = true;
@@ -509,8 +506,9 @@ lh_engine_exec_watch(lh_engine *eng, const char *sql, int64_t *changed, lh_progr
     /* executing the pending result also yields the typed error when a task failed */
     have_result = true;
     if (duckdb_execute_pending(pending, &r) == DuckDBError)
-        rc = cancelled ? lh_err_set(err, LH_ECANCELED, 409, "cancelled", "the operation was cancelled")
-                       : lh_engine__internal_error(err, &r);
+        rc = cancelled
+                 ? lh_err_set(err, LH_ECANCELED, 409, "cancelled", "the operation was cancelled")
+                 : lh_engine__internal_error(err, &r);
     else if (changed)
         *changed = (int64_t)duckdb_rows_changed(&r);
 out:

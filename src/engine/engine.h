@@ -140,7 +140,7 @@ void lh_writer_date(lh_writer *w, size_t col, int32_t days);
 /* TIME: microseconds since midnight; TIMESTAMP, TIMESTAMPTZ: since 1970-01-01 00:00 UTC,
  * INT64_MAX infinity, -INT64_MAX -infinity */
 void lh_writer_micros(lh_writer *w, size_t col, int64_t micros);
-void lh_writer_uuid(lh_writer *w, size_t col, const uint8_t bytes[16]); /* RFC 4122 order */
+void lh_writer_uuid(lh_writer *w, size_t col, const uint8_t bytes[16]);      /* RFC 4122 order */
 void lh_writer_floats(lh_writer *w, size_t col, const float *v, size_t dim); /* FLOAT[d] */
 void lh_writer_ints(lh_writer *w, size_t col, const int32_t *v, size_t dim); /* INTEGER[d] */
 /* The current row is complete. */

@@ -102,8 +102,7 @@ int lh_engine__wrapped_error(lh_err *err, duckdb_error_type type, const char *me
 void lh_engine__describe_columns(lh_query *q, duckdb_prepared_statement prep, size_t first);
 /* Check sql is one SELECT on q's connection; fill the column names and types from its
  * prepared form, which goes to *keep (new) when keep is given, else is released. */
-int lh_engine__admit(lh_query *q, const char *sql, duckdb_prepared_statement *keep,
-                     lh_err *err);
+int lh_engine__admit(lh_query *q, const char *sql, duckdb_prepared_statement *keep, lh_err *err);
 /* The statement without trailing blanks, comments and semicolons (new). */
 char *lh_engine__trim_sql(const char *sql);
 /* Add q to / remove it from the watchdog's list (unwatch accepts an unwatched q). */

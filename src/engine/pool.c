@@ -191,8 +191,8 @@ lh_engine__pool_keep(lh_pooled *pc, const char *key, duckdb_prepared_statement p
     } else {
         pc->n_stmts++;
     }
-    pc->stmts[slot] = (cached_stmt){.key = lh_strdup(key), .prep = prep, .used = ++pc->clock,
-                                    .generation = generation};
+    pc->stmts[slot] = (cached_stmt){
+        .key = lh_strdup(key), .prep = prep, .used = ++pc->clock, .generation = generation};
 }
 
 void

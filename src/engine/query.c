@@ -80,9 +80,9 @@ execute(lh_query *q, duckdb_prepared_statement prep, bool *stale, lh_err *err)
     for (idx_t i = 0; i < n && !*stale; i++) {
         const char *prepared_name = duckdb_prepared_statement_column_name(prep, i);
         const char *name = duckdb_column_name(&q->result, i);
-        *stale = duckdb_column_type(&q->result, i) !=
-                     duckdb_prepared_statement_column_type(prep, i) ||
-                 !prepared_name || !name || strcmp(prepared_name, name) != 0;
+        *stale =
+            duckdb_column_type(&q->result, i) != duckdb_prepared_statement_column_type(prep, i) ||
+            !prepared_name || !name || strcmp(prepared_name, name) != 0;
         duckdb_free((void *)prepared_name);
     }
     if (*stale)
@@ -148,15 +148,14 @@ one_statement(lh_query *q, const char *sql, lh_err *err)
 /* The statement that runs for the user's text (body, trimmed): see query_render.c.
  * alias names the row; to_json adds the to_json column first. Returns new. */
 static char *
-wrap(const lh_query *q, const char *body, const char *alias, const char *limit_clause,
-     bool to_json)
+wrap(const lh_query *q, const char *body, const char *alias, const char *limit_clause, bool to_json)
 {
     if (q->format == LH_QUERY_CSV)
         return lh_sprintf("SELECT COLUMNS(*)::VARCHAR FROM (\n%s\n) AS %s%s", body, alias,
                           limit_clause);
     if (to_json)
-        return lh_sprintf("SELECT CAST(to_json(%s) AS VARCHAR), %s.* FROM (\n%s\n) AS %s%s",
-                          alias, alias, body, alias, limit_clause);
+        return lh_sprintf("SELECT CAST(to_json(%s) AS VARCHAR), %s.* FROM (\n%s\n) AS %s%s", alias,
+                          alias, body, alias, limit_clause);
     /* JSON also selects the row's own columns: the prepared statement then describes
      * them (names and types for the header) and the query is bound only once */
     return lh_sprintf("SELECT %s.* FROM (\n%s\n) AS %s%s", alias, body, alias, limit_clause);
@@ -164,8 +163,7 @@ wrap(const lh_query *q, const char *body, const char *alias, const char *limit_c
 
 /* Admit the text, wrap and prepare it (*prep new on success), and fill q's columns. */
 static int
-prepare_fresh(lh_query *q, const lh_query_opts *opts, duckdb_prepared_statement *prep,
-              lh_err *err)
+prepare_fresh(lh_query *q, const lh_query_opts *opts, duckdb_prepared_statement *prep, lh_err *err)
 {
     char *body = NULL, *wrapped = NULL;
     int rc = 0;
@@ -244,8 +242,7 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
         lh_query_free(q);
         q = NULL;
     }
-    if ((rc = prepare_fresh(q, opts, &prep, err)) != 0 ||
-        (rc = execute(q, prep, &stale, err)) != 0)
+    if ((rc = prepare_fresh(q, opts, &prep, err)) != 0 || (rc = execute(q, prep, &stale, err)) != 0)
         goto out;
     if (q->pooled && !q->unpoolable) { /* for the next query of the same text here */
         lh_engine__pool_keep(q->pooled, key, prep, generation);

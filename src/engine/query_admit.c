@@ -99,34 +99,62 @@ static const char *
 type_name(duckdb_type t)
 {
     switch (t) {
-    case DUCKDB_TYPE_BOOLEAN: return "BOOLEAN";
-    case DUCKDB_TYPE_TINYINT: return "TINYINT";
-    case DUCKDB_TYPE_SMALLINT: return "SMALLINT";
-    case DUCKDB_TYPE_INTEGER: return "INTEGER";
-    case DUCKDB_TYPE_BIGINT: return "BIGINT";
-    case DUCKDB_TYPE_UTINYINT: return "UTINYINT";
-    case DUCKDB_TYPE_USMALLINT: return "USMALLINT";
-    case DUCKDB_TYPE_UINTEGER: return "UINTEGER";
-    case DUCKDB_TYPE_UBIGINT: return "UBIGINT";
-    case DUCKDB_TYPE_HUGEINT: return "HUGEINT";
-    case DUCKDB_TYPE_FLOAT: return "FLOAT";
-    case DUCKDB_TYPE_DOUBLE: return "DOUBLE";
-    case DUCKDB_TYPE_DECIMAL: return "DECIMAL";
-    case DUCKDB_TYPE_VARCHAR: return "VARCHAR";
-    case DUCKDB_TYPE_BLOB: return "BLOB";
-    case DUCKDB_TYPE_DATE: return "DATE";
-    case DUCKDB_TYPE_TIME: return "TIME";
-    case DUCKDB_TYPE_TIMESTAMP: return "TIMESTAMP";
-    case DUCKDB_TYPE_TIMESTAMP_TZ: return "TIMESTAMP WITH TIME ZONE";
-    case DUCKDB_TYPE_INTERVAL: return "INTERVAL";
-    case DUCKDB_TYPE_UUID: return "UUID";
-    case DUCKDB_TYPE_LIST: return "LIST";
-    case DUCKDB_TYPE_ARRAY: return "ARRAY";
-    case DUCKDB_TYPE_STRUCT: return "STRUCT";
-    case DUCKDB_TYPE_MAP: return "MAP";
-    case DUCKDB_TYPE_ENUM: return "ENUM";
-    case DUCKDB_TYPE_SQLNULL: return "NULL";
-    default: return "OTHER";
+    case DUCKDB_TYPE_BOOLEAN:
+        return "BOOLEAN";
+    case DUCKDB_TYPE_TINYINT:
+        return "TINYINT";
+    case DUCKDB_TYPE_SMALLINT:
+        return "SMALLINT";
+    case DUCKDB_TYPE_INTEGER:
+        return "INTEGER";
+    case DUCKDB_TYPE_BIGINT:
+        return "BIGINT";
+    case DUCKDB_TYPE_UTINYINT:
+        return "UTINYINT";
+    case DUCKDB_TYPE_USMALLINT:
+        return "USMALLINT";
+    case DUCKDB_TYPE_UINTEGER:
+        return "UINTEGER";
+    case DUCKDB_TYPE_UBIGINT:
+        return "UBIGINT";
+    case DUCKDB_TYPE_HUGEINT:
+        return "HUGEINT";
+    case DUCKDB_TYPE_FLOAT:
+        return "FLOAT";
+    case DUCKDB_TYPE_DOUBLE:
+        return "DOUBLE";
+    case DUCKDB_TYPE_DECIMAL:
+        return "DECIMAL";
+    case DUCKDB_TYPE_VARCHAR:
+        return "VARCHAR";
+    case DUCKDB_TYPE_BLOB:
+        return "BLOB";
+    case DUCKDB_TYPE_DATE:
+        return "DATE";
+    case DUCKDB_TYPE_TIME:
+        return "TIME";
+    case DUCKDB_TYPE_TIMESTAMP:
+        return "TIMESTAMP";
+    case DUCKDB_TYPE_TIMESTAMP_TZ:
+        return "TIMESTAMP WITH TIME ZONE";
+    case DUCKDB_TYPE_INTERVAL:
+        return "INTERVAL";
+    case DUCKDB_TYPE_UUID:
+        return "UUID";
+    case DUCKDB_TYPE_LIST:
+        return "LIST";
+    case DUCKDB_TYPE_ARRAY:
+        return "ARRAY";
+    case DUCKDB_TYPE_STRUCT:
+        return "STRUCT";
+    case DUCKDB_TYPE_MAP:
+        return "MAP";
+    case DUCKDB_TYPE_ENUM:
+        return "ENUM";
+    case DUCKDB_TYPE_SQLNULL:
+        return "NULL";
+    default:
+        return "OTHER";
     }
 }
 
@@ -143,14 +171,13 @@ lh_engine__describe_columns(lh_query *q, duckdb_prepared_statement prep, size_t 
         const char *name = duckdb_prepared_statement_column_name(prep, first + i);
         q->col_names[i] = lh_strdup(name ? name : "");
         duckdb_free((void *)name);
-        q->col_types[i] = lh_strdup(
-            type_name(duckdb_prepared_statement_column_type(prep, first + i)));
+        q->col_types[i] =
+            lh_strdup(type_name(duckdb_prepared_statement_column_type(prep, first + i)));
     }
 }
 
 int
-lh_engine__admit(lh_query *q, const char *sql, duckdb_prepared_statement *keep,
-                 lh_err *err)
+lh_engine__admit(lh_query *q, const char *sql, duckdb_prepared_statement *keep, lh_err *err)
 {
     duckdb_extracted_statements stmts = NULL;
     duckdb_prepared_statement prep = NULL;
@@ -163,8 +190,8 @@ lh_engine__admit(lh_query *q, const char *sql, duckdb_prepared_statement *keep,
         goto out;
     }
     if (n > 1) {
-        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_sql",
-                        "one statement per query (found %llu)", (unsigned long long)n);
+        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_sql", "one statement per query (found %llu)",
+                        (unsigned long long)n);
         goto out;
     }
     if (duckdb_prepare_extracted_statement(q->con, stmts, 0, &prep) == DuckDBError) {
@@ -172,7 +199,8 @@ lh_engine__admit(lh_query *q, const char *sql, duckdb_prepared_statement *keep,
         goto out;
     }
     if (duckdb_prepared_statement_type(prep) != DUCKDB_STATEMENT_TYPE_SELECT) {
-        rc = lh_err_set(err, LH_EPERM, 403, "sql_forbidden", "only read queries (SELECT) are allowed");
+        rc = lh_err_set(err, LH_EPERM, 403, "sql_forbidden",
+                        "only read queries (SELECT) are allowed");
         lh_err_hint(err, "data changes go through the ingest and dataset endpoints");
         goto out;
     }

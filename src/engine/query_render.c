@@ -38,8 +38,9 @@ json_str(lh_buf *out, const char *s)
 static void
 csv_field(lh_buf *out, const char *s, size_t len)
 {
-    bool quote = len == 0 ? false : memchr(s, ',', len) || memchr(s, '"', len) ||
-                                        memchr(s, '\n', len) || memchr(s, '\r', len);
+    bool quote = len == 0 ? false
+                          : memchr(s, ',', len) || memchr(s, '"', len) || memchr(s, '\n', len) ||
+                                memchr(s, '\r', len);
     if (!quote) {
         lh_buf_append(out, s, len);
         return;
@@ -92,7 +93,6 @@ json_row_append(lh_buf *out, const char *s, size_t len)
     return 0;
 }
 
-
 /* ---- native JSON rendering ------------------------------------------------------------------
  * Binding and starting to_json costs about 0.2 ms per query (its bind data and per-thread
  * state), most of what a small query costs beyond DuckDB itself. Results whose columns are
@@ -139,13 +139,27 @@ native_str(lh_buf *out, const char *s, size_t len)
         }
         *w++ = '\\';
         switch (c) {
-        case '"': *w++ = '"'; break;
-        case '\\': *w++ = '\\'; break;
-        case '\b': *w++ = 'b'; break;
-        case '\f': *w++ = 'f'; break;
-        case '\n': *w++ = 'n'; break;
-        case '\r': *w++ = 'r'; break;
-        case '\t': *w++ = 't'; break;
+        case '"':
+            *w++ = '"';
+            break;
+        case '\\':
+            *w++ = '\\';
+            break;
+        case '\b':
+            *w++ = 'b';
+            break;
+        case '\f':
+            *w++ = 'f';
+            break;
+        case '\n':
+            *w++ = 'n';
+            break;
+        case '\r':
+            *w++ = 'r';
+            break;
+        case '\t':
+            *w++ = 't';
+            break;
         default:
             memcpy(w, "u00", 3);
             w[3] = hex[c >> 4];
@@ -284,23 +298,45 @@ native_row(lh_query *q, idx_t r)
         case DUCKDB_TYPE_BOOLEAN:
             lh_buf_puts(out, ((bool *)data)[r] ? "true" : "false");
             break;
-        case DUCKDB_TYPE_TINYINT: num = snprintf(text, sizeof text, "%d", ((int8_t *)data)[r]); break;
-        case DUCKDB_TYPE_SMALLINT: num = snprintf(text, sizeof text, "%d", ((int16_t *)data)[r]); break;
-        case DUCKDB_TYPE_INTEGER: num = snprintf(text, sizeof text, "%d", ((int32_t *)data)[r]); break;
+        case DUCKDB_TYPE_TINYINT:
+            num = snprintf(text, sizeof text, "%d", ((int8_t *)data)[r]);
+            break;
+        case DUCKDB_TYPE_SMALLINT:
+            num = snprintf(text, sizeof text, "%d", ((int16_t *)data)[r]);
+            break;
+        case DUCKDB_TYPE_INTEGER:
+            num = snprintf(text, sizeof text, "%d", ((int32_t *)data)[r]);
+            break;
         case DUCKDB_TYPE_BIGINT:
             num = snprintf(text, sizeof text, "%lld", (long long)((int64_t *)data)[r]);
             break;
-        case DUCKDB_TYPE_UTINYINT: num = snprintf(text, sizeof text, "%u", ((uint8_t *)data)[r]); break;
-        case DUCKDB_TYPE_USMALLINT: num = snprintf(text, sizeof text, "%u", ((uint16_t *)data)[r]); break;
-        case DUCKDB_TYPE_UINTEGER: num = snprintf(text, sizeof text, "%u", ((uint32_t *)data)[r]); break;
+        case DUCKDB_TYPE_UTINYINT:
+            num = snprintf(text, sizeof text, "%u", ((uint8_t *)data)[r]);
+            break;
+        case DUCKDB_TYPE_USMALLINT:
+            num = snprintf(text, sizeof text, "%u", ((uint16_t *)data)[r]);
+            break;
+        case DUCKDB_TYPE_UINTEGER:
+            num = snprintf(text, sizeof text, "%u", ((uint32_t *)data)[r]);
+            break;
         case DUCKDB_TYPE_UBIGINT:
             num = snprintf(text, sizeof text, "%llu", (unsigned long long)((uint64_t *)data)[r]);
             break;
-        case DUCKDB_TYPE_FLOAT: native_double(out, ((float *)data)[r]); break;
-        case DUCKDB_TYPE_DOUBLE: native_double(out, ((double *)data)[r]); break;
-        case DUCKDB_TYPE_DATE: native_date(out, ((duckdb_date *)data)[r]); break;
-        case DUCKDB_TYPE_VARCHAR: native_str(out, str, str_len); break;
-        default: lh_buf_append(out, "null", 4); break; /* not reached: see native_type */
+        case DUCKDB_TYPE_FLOAT:
+            native_double(out, ((float *)data)[r]);
+            break;
+        case DUCKDB_TYPE_DOUBLE:
+            native_double(out, ((double *)data)[r]);
+            break;
+        case DUCKDB_TYPE_DATE:
+            native_date(out, ((duckdb_date *)data)[r]);
+            break;
+        case DUCKDB_TYPE_VARCHAR:
+            native_str(out, str, str_len);
+            break;
+        default:
+            lh_buf_append(out, "null", 4);
+            break; /* not reached: see native_type */
         }
         if (num > 0)
             lh_buf_append(out, text, (size_t)num);
@@ -402,7 +438,8 @@ row_bound(lh_query *q, idx_t r)
         }
         duckdb_string_t *s = (duckdb_string_t *)duckdb_vector_get_data(v) + r;
         n += (q->format == LH_QUERY_CSV ? 2 * (size_t)duckdb_string_t_length(*s) + 3
-                                        : (size_t)duckdb_string_t_length(*s)) + 1;
+                                        : (size_t)duckdb_string_t_length(*s)) +
+             1;
     }
     return n;
 }
@@ -475,7 +512,8 @@ render_rows(lh_query *q, size_t want, lh_err *err)
             duckdb_string_t *s = (duckdb_string_t *)duckdb_vector_get_data(v) + r;
             if (q->format == LH_QUERY_JSON && q->rows > 0)
                 lh_buf_append(&q->pending, ",", 1);
-            if (json_row_append(&q->pending, duckdb_string_t_data(s), duckdb_string_t_length(*s)) != 0)
+            if (json_row_append(&q->pending, duckdb_string_t_data(s), duckdb_string_t_length(*s)) !=
+                0)
                 goto oom;
             if (q->format == LH_QUERY_NDJSON)
                 lh_buf_append(&q->pending, "\n", 1);

@@ -56,9 +56,8 @@ batch_type(const lh_batch *b, size_t col, duckdb_vector v)
     if (mut->array_size[col] == 0) {
         duckdb_logical_type t = duckdb_vector_get_column_type(v);
         mut->type[col] = duckdb_get_type_id(t);
-        mut->array_size[col] = mut->type[col] == DUCKDB_TYPE_ARRAY
-                                   ? (size_t)duckdb_array_type_array_size(t) + 1
-                                   : 1;
+        mut->array_size[col] =
+            mut->type[col] == DUCKDB_TYPE_ARRAY ? (size_t)duckdb_array_type_array_size(t) + 1 : 1;
         duckdb_destroy_logical_type(&t);
     }
     return mut->type[col];
@@ -72,10 +71,18 @@ lh_batch_int(const lh_batch *b, size_t col, size_t row, int64_t *out)
         return false;
     void *data = duckdb_vector_get_data(v);
     switch (batch_type(b, col, v)) {
-    case DUCKDB_TYPE_INTEGER: *out = ((int32_t *)data)[row]; return true;
-    case DUCKDB_TYPE_BIGINT: *out = ((int64_t *)data)[row]; return true;
-    case DUCKDB_TYPE_SMALLINT: *out = ((int16_t *)data)[row]; return true;
-    default: assert(!"lh_batch_int on a column that is not an integer"); return false;
+    case DUCKDB_TYPE_INTEGER:
+        *out = ((int32_t *)data)[row];
+        return true;
+    case DUCKDB_TYPE_BIGINT:
+        *out = ((int64_t *)data)[row];
+        return true;
+    case DUCKDB_TYPE_SMALLINT:
+        *out = ((int16_t *)data)[row];
+        return true;
+    default:
+        assert(!"lh_batch_int on a column that is not an integer");
+        return false;
     }
 }
 
@@ -146,4 +153,3 @@ out:
     lh_query_free(q);
     return rc;
 }
-

@@ -27,22 +27,22 @@
 
 struct lh_writer {
     lh_engine *eng;
-    int64_t id;                 /* in eng's registry, for lh_writer_scan(id) */
-    struct lh_writer *next;     /* in eng's registry */
+    int64_t id;             /* in eng's registry, for lh_writer_scan(id) */
+    struct lh_writer *next; /* in eng's registry */
     duckdb_connection con;
     size_t n_cols;
     char **names;
     duckdb_logical_type *types;
-    duckdb_type *ids;           /* per column: its type, or a DECIMAL's storage type */
-    duckdb_data_chunk *chunks;  /* full chunks, in order */
+    duckdb_type *ids;          /* per column: its type, or a DECIMAL's storage type */
+    duckdb_data_chunk *chunks; /* full chunks, in order */
     size_t n_chunks, cap_chunks;
-    duckdb_data_chunk chunk;    /* the chunk being filled */
-    void **data;                /* per column: the chunk's values */
-    uint64_t **validity;        /* per column: the chunk's validity mask, once a NULL is set */
-    size_t row;                 /* the row being set in chunk */
-    size_t cap;                 /* rows per chunk */
-    int64_t rows;               /* rows completed in total */
-    bool parallel;              /* the scan may hand chunks out in any order */
+    duckdb_data_chunk chunk; /* the chunk being filled */
+    void **data;             /* per column: the chunk's values */
+    uint64_t **validity;     /* per column: the chunk's validity mask, once a NULL is set */
+    size_t row;              /* the row being set in chunk */
+    size_t cap;              /* rows per chunk */
+    int64_t rows;            /* rows completed in total */
+    bool parallel;           /* the scan may hand chunks out in any order */
 };
 
 static int
@@ -248,8 +248,8 @@ lh_writer_str(lh_writer *w, size_t col, const char *s, size_t len)
         lh_writer_null(w, col);
         return;
     }
-    duckdb_vector_assign_string_element_len(duckdb_data_chunk_get_vector(w->chunk, col), w->row,
-                                            s, len);
+    duckdb_vector_assign_string_element_len(duckdb_data_chunk_get_vector(w->chunk, col), w->row, s,
+                                            len);
 }
 
 void
@@ -257,13 +257,20 @@ lh_writer_int(lh_writer *w, size_t col, int64_t value)
 {
     void *d = w->data[col];
     switch (w->ids[col]) {
-    case DUCKDB_TYPE_SMALLINT: ((int16_t *)d)[w->row] = (int16_t)value; break;
-    case DUCKDB_TYPE_INTEGER: ((int32_t *)d)[w->row] = (int32_t)value; break;
-    case DUCKDB_TYPE_BIGINT: ((int64_t *)d)[w->row] = value; break;
+    case DUCKDB_TYPE_SMALLINT:
+        ((int16_t *)d)[w->row] = (int16_t)value;
+        break;
+    case DUCKDB_TYPE_INTEGER:
+        ((int32_t *)d)[w->row] = (int32_t)value;
+        break;
+    case DUCKDB_TYPE_BIGINT:
+        ((int64_t *)d)[w->row] = value;
+        break;
     case DUCKDB_TYPE_HUGEINT:
         ((duckdb_hugeint *)d)[w->row] = (duckdb_hugeint){(uint64_t)value, value < 0 ? -1 : 0};
         break;
-    default: assert(!"lh_writer_int on a column that is not an integer or DECIMAL");
+    default:
+        assert(!"lh_writer_int on a column that is not an integer or DECIMAL");
     }
 }
 

@@ -65,9 +65,9 @@ read_token_file(const char *path, char *token, size_t size, lh_err *err)
 {
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
-        return errno == ENOENT ? LH_ENOTFOUND : lh_err_set(err, LH_EIO, 0, "token_file_unreadable",
-                                                          "could not read %s: %s", path,
-                                                          strerror(errno));
+        return errno == ENOENT ? LH_ENOTFOUND
+                               : lh_err_set(err, LH_EIO, 0, "token_file_unreadable",
+                                            "could not read %s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0 ||
         st.st_uid != geteuid()) {
@@ -187,7 +187,8 @@ lh_http__auth_check(const lh_auth *auth, const char *authorization, lh_err *err)
         return NULL;
     }
     if (strncasecmp(authorization, "Bearer ", 7) != 0) {
-        lh_err_set(err, LH_EPERM, 401, "unauthenticated", "authorization must use the Bearer scheme");
+        lh_err_set(err, LH_EPERM, 401, "unauthenticated",
+                   "authorization must use the Bearer scheme");
         lh_err_hint(err, "send 'Authorization: Bearer <token>'");
         return NULL;
     }
@@ -241,6 +242,7 @@ lh_http__auth_bucket(const lh_principal *p, const char *name, lh_err *err)
     }
     lh_err_set(err, LH_EPERM, 403, "forbidden", "principal '%s' may not use bucket '%s'", p->name,
                name);
-    lh_err_hint(err, "the principal's 'buckets' list in lakehouse.toml decides which buckets it may use");
+    lh_err_hint(
+        err, "the principal's 'buckets' list in lakehouse.toml decides which buckets it may use");
     return LH_EPERM;
 }

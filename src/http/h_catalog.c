@@ -71,8 +71,8 @@ lh_h_datasets_list(lh_req *req, lh_resp *resp)
     };
     const char *deleted = lh_req_query(req, "include_deleted");
     f.include_deleted = deleted && strcmp(deleted, "true") == 0;
-    json_t *mine = lh_http__filter(req, lh_catalog_list(req->srv->catalog, &f), "bucket",
-                                   bucket_ok);
+    json_t *mine =
+        lh_http__filter(req, lh_catalog_list(req->srv->catalog, &f), "bucket", bucket_ok);
     return lh_resp_json(resp, 200, json_pack("{s:o}", "datasets", mine));
 }
 
@@ -102,9 +102,11 @@ lh_h_dataset_versions(lh_req *req, lh_resp *resp)
         return lh_resp_error(resp, &err);
     size_t got = json_array_size(versions);
     json_t *last = json_array_get(versions, got ? got - 1 : 0);
-    int64_t next = got == (size_t)range[1] ? json_integer_value(json_object_get(last, "version")) + 1 : 0;
+    int64_t next =
+        got == (size_t)range[1] ? json_integer_value(json_object_get(last, "version")) + 1 : 0;
     json_t *body = json_pack("{s:s, s:o}", "dataset", name, "versions", versions);
-    json_object_set_new(body, "next_from", next && next <= m_version ? json_integer(next) : json_null());
+    json_object_set_new(body, "next_from",
+                        next && next <= m_version ? json_integer(next) : json_null());
     return lh_resp_json(resp, 200, body);
 }
 
@@ -121,7 +123,8 @@ lh_h_dataset_patch(lh_req *req, lh_resp *resp)
     if (lh_req_json(req, false, &body, &err) != 0)
         return lh_resp_error(resp, &err);
     json_t *committed = NULL;
-    int rc = lh_catalog_patch(req->srv->catalog, name, body, req->principal->name, &committed, &err);
+    int rc =
+        lh_catalog_patch(req->srv->catalog, name, body, req->principal->name, &committed, &err);
     json_decref(body);
     return rc ? lh_resp_error(resp, &err) : lh_resp_json(resp, 200, committed);
 }
@@ -167,12 +170,13 @@ lh_h_sweep(lh_req *req, lh_resp *resp)
         lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter", "'dry_run' must be true or false");
         return lh_resp_error(resp, &err);
     }
-    return lh_resp_json(resp, 200,
-                        lh_catalog_sweep(req->srv->catalog, grace_s, dry && strcmp(dry, "true") == 0));
+    return lh_resp_json(
+        resp, 200, lh_catalog_sweep(req->srv->catalog, grace_s, dry && strcmp(dry, "true") == 0));
 }
 
 int
 lh_h_resync_missing(lh_req *req, lh_resp *resp)
 {
-    return lh_resp_json(resp, 200, lh_catalog_resync_missing(req->srv->catalog, req->principal->name));
+    return lh_resp_json(resp, 200,
+                        lh_catalog_resync_missing(req->srv->catalog, req->principal->name));
 }

@@ -7,7 +7,6 @@
 #include "http/http_int.h"
 #include "ingest/ingest.h"
 
-
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -76,24 +75,30 @@ static int
 run_ingest(lh_job *job, void *arg, lh_err *err)
 {
     ingest_job *j = arg;
-    lh_ingest_file_opts o = {.dataset = j->dataset, .bucket = j->bucket, .format = j->format,
-                             .mode = j->mode, .src_path = j->path, .src_bytes = j->bytes,
-                             .metadata = j->metadata, .source_object = j->source_object,
-                             .actor = j->actor, .job = job, .allow_bucket = job_may_use,
+    lh_ingest_file_opts o = {.dataset = j->dataset,
+                             .bucket = j->bucket,
+                             .format = j->format,
+                             .mode = j->mode,
+                             .src_path = j->path,
+                             .src_bytes = j->bytes,
+                             .metadata = j->metadata,
+                             .source_object = j->source_object,
+                             .actor = j->actor,
+                             .job = job,
+                             .allow_bucket = job_may_use,
                              .allow_ctx = j};
     json_t *result = NULL;
-    int rc = lh_ingest_file(j->srv->catalog, j->srv->internal_engine, j->srv->buckets, &o, &result,
-                            err);
+    int rc =
+        lh_ingest_file(j->srv->catalog, j->srv->internal_engine, j->srv->buckets, &o, &result, err);
     if (rc == 0)
         lh_job_set_result(job, result);
     return rc;
 }
 
-static const char *const META_PARAMS[] = {"owner",           "sensitivity",   "description",
-                                          "tags",            "freshness_sla_s", "source_system",
-                                          "primary_key",     NULL};
-static const char *const OTHER_PARAMS[] = {"dataset", "format", "mode", "bucket", "async",
-                                           "source_object", NULL};
+static const char *const META_PARAMS[] = {"owner",           "sensitivity",   "description", "tags",
+                                          "freshness_sla_s", "source_system", "primary_key", NULL};
+static const char *const OTHER_PARAMS[] = {"dataset", "format",        "mode", "bucket",
+                                           "async",   "source_object", NULL};
 
 /* Metadata from query parameters, validated like PATCH. */
 static int
@@ -146,9 +151,8 @@ lh_h_ingest_file(lh_req *req, lh_resp *resp)
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
                         "'dataset' must be a name like customer_orders");
         lh_err_hint(&err, "names match [a-z][a-z0-9_]{0,62}");
-    } else if (format == NULL ||
-               (strcmp(format, "csv") && strcmp(format, "json") && strcmp(format, "ndjson") &&
-                strcmp(format, "parquet"))) {
+    } else if (format == NULL || (strcmp(format, "csv") && strcmp(format, "json") &&
+                                  strcmp(format, "ndjson") && strcmp(format, "parquet"))) {
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
                         "'format' must be csv, json, ndjson or parquet");
     } else if (mode && lh_ingest_mode_parse(mode) < 0) {
@@ -185,13 +189,20 @@ lh_h_ingest_file(lh_req *req, lh_resp *resp)
 
     if (async && strcmp(async, "true") == 0)
         return lh_http__submit_job(req, resp, "ingest", run_ingest, j, ingest_job_free, NULL);
-    lh_ingest_file_opts o = {.dataset = j->dataset, .bucket = j->bucket, .format = j->format,
-                             .mode = j->mode, .src_path = j->path, .src_bytes = j->bytes,
-                             .metadata = j->metadata, .source_object = j->source_object,
-                             .actor = j->actor, .allow_bucket = job_may_use, .allow_ctx = j};
+    lh_ingest_file_opts o = {.dataset = j->dataset,
+                             .bucket = j->bucket,
+                             .format = j->format,
+                             .mode = j->mode,
+                             .src_path = j->path,
+                             .src_bytes = j->bytes,
+                             .metadata = j->metadata,
+                             .source_object = j->source_object,
+                             .actor = j->actor,
+                             .allow_bucket = job_may_use,
+                             .allow_ctx = j};
     json_t *result = NULL;
-    rc = lh_ingest_file(req->srv->catalog, req->srv->internal_engine, req->srv->buckets, &o, &result,
-                        &err);
+    rc = lh_ingest_file(req->srv->catalog, req->srv->internal_engine, req->srv->buckets, &o,
+                        &result, &err);
     ingest_job_free(j);
     if (rc != 0)
         return lh_resp_error(resp, &err);
@@ -238,14 +249,22 @@ db_job_free(void *arg)
 static int
 db_ingest(db_job *j, lh_job *job, json_t **result, lh_err *err)
 {
-    lh_ingest_db_opts o = {.dataset = j->dataset, .bucket = j->bucket, .mode = j->mode,
-                           .dsn = j->dsn, .password = j->password, .table = j->table,
-                           .query = j->query, .since_column = j->since_column,
-                           .batch_rows = j->batch_rows, .method = j->method,
-                           .metadata = j->metadata, .actor = j->actor, .job = job,
-                           .allow_bucket = db_job_may_use, .allow_ctx = j};
-    return lh_ingest_db(j->srv->catalog, j->srv->internal_engine, j->srv->buckets, &o, result,
-                        err);
+    lh_ingest_db_opts o = {.dataset = j->dataset,
+                           .bucket = j->bucket,
+                           .mode = j->mode,
+                           .dsn = j->dsn,
+                           .password = j->password,
+                           .table = j->table,
+                           .query = j->query,
+                           .since_column = j->since_column,
+                           .batch_rows = j->batch_rows,
+                           .method = j->method,
+                           .metadata = j->metadata,
+                           .actor = j->actor,
+                           .job = job,
+                           .allow_bucket = db_job_may_use,
+                           .allow_ctx = j};
+    return lh_ingest_db(j->srv->catalog, j->srv->internal_engine, j->srv->buckets, &o, result, err);
 }
 
 static int
@@ -259,10 +278,10 @@ run_db_ingest(lh_job *job, void *arg, lh_err *err)
 }
 
 static const char *const DB_FIELDS[] = {
-    "dsn", "secret_ref", "table", "query", "dataset", "mode", "bucket", "batch_rows", "method",
-    "since_column", "async", "owner", "sensitivity", "description", "tags", "freshness_sla_s",
-    "primary_key", NULL};
-static const char *const DB_META[] = {"owner", "sensitivity", "description", "tags",
+    "dsn",         "secret_ref",  "table",  "query",           "dataset",     "mode",
+    "bucket",      "batch_rows",  "method", "since_column",    "async",       "owner",
+    "sensitivity", "description", "tags",   "freshness_sla_s", "primary_key", NULL};
+static const char *const DB_META[] = {"owner",           "sensitivity", "description", "tags",
                                       "freshness_sla_s", "primary_key", NULL};
 
 /* An optional string field without NUL bytes; 400 naming it otherwise. */
@@ -288,7 +307,8 @@ db_job_from_body(lh_req *req, const json_t *body, db_job **out, lh_err *err)
         return LH_EINVAL;
     const char *dsn, *ref, *table, *query, *dataset, *mode, *bucket, *method, *since;
     int rc;
-    if ((rc = opt_string(body, "dsn", &dsn, err)) || (rc = opt_string(body, "secret_ref", &ref, err)) ||
+    if ((rc = opt_string(body, "dsn", &dsn, err)) ||
+        (rc = opt_string(body, "secret_ref", &ref, err)) ||
         (rc = opt_string(body, "table", &table, err)) ||
         (rc = opt_string(body, "query", &query, err)) ||
         (rc = opt_string(body, "dataset", &dataset, err)) ||
@@ -313,8 +333,8 @@ db_job_from_body(lh_req *req, const json_t *body, db_job **out, lh_err *err)
         rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                         "'mode' must be create, append or replace");
     else if (method && strcmp(method, "copy") != 0 && strcmp(method, "cursor") != 0)
-        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                        "'method' must be copy or cursor");
+        rc =
+            lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'method' must be copy or cursor");
     else if (batch && (!json_is_integer(batch) || json_integer_value(batch) < 1 ||
                        json_integer_value(batch) > LH_PG_MAX_BATCH_ROWS))
         rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
@@ -374,11 +394,9 @@ wipe_json(json_t *j)
         for (size_t n = json_string_length(j); n > 0; n--)
             *p++ = '\0';
     } else if (json_is_object(j)) {
-        json_object_foreach(j, key, v)
-            wipe_json(v);
+        json_object_foreach(j, key, v) wipe_json(v);
     } else if (json_is_array(j)) {
-        json_array_foreach(j, i, v)
-            wipe_json(v);
+        json_array_foreach(j, i, v) wipe_json(v);
     }
 }
 
@@ -448,9 +466,13 @@ lh_h_rows(lh_req *req, lh_resp *resp)
     if (rc != 0 || (rc = opt_string(body, "source", &source, &err)) != 0 ||
         (rc = opt_string(body, "workspace_id", &workspace, &err)) != 0)
         goto out;
-    lh_rows_opts o = {.dataset = lh_req_param(req, "name"), .upsert = upsert, .deletes = del,
-                      .source = source, .workspace_id = workspace,
-                      .actor = req->principal->name, .allow_bucket = may_use,
+    lh_rows_opts o = {.dataset = lh_req_param(req, "name"),
+                      .upsert = upsert,
+                      .deletes = del,
+                      .source = source,
+                      .workspace_id = workspace,
+                      .actor = req->principal->name,
+                      .allow_bucket = may_use,
                       .allow_ctx = (void *)req->principal};
     rc = lh_ingest_rows(req->srv->catalog, req->srv->internal_engine, req->srv->buckets, &o,
                         &result, &err);

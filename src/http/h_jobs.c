@@ -145,8 +145,8 @@ lh_http__submit_job(lh_req *req, lh_resp *resp, const char *kind, lh_job_fn fn, 
 {
     lh_err err;
     char id[LH_JOB_ID_MAX];
-    if (lh_jobs_submit(req->srv->jobs, kind, req->principal->name, fn, arg, free_arg, id,
-                       &err) != 0) {
+    if (lh_jobs_submit(req->srv->jobs, kind, req->principal->name, fn, arg, free_arg, id, &err) !=
+        0) {
         json_decref(wrap);
         return lh_resp_error(resp, &err);
     }

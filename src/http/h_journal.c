@@ -4,7 +4,6 @@
  */
 #include "http/http_int.h"
 
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,16 +16,15 @@ static bool
 looks_like_time(const char *s)
 {
     int y, m, d;
-    return s && sscanf(s, "%4d-%2d-%2d", &y, &m, &d) == 3 && m >= 1 && m <= 12 && d >= 1 &&
-           d <= 31;
+    return s && sscanf(s, "%4d-%2d-%2d", &y, &m, &d) == 3 && m >= 1 && m <= 12 && d >= 1 && d <= 31;
 }
 
 int
 lh_h_journal_events(lh_req *req, lh_resp *resp)
 {
     lh_err err;
-    if (lh_req_check_query(req, EVENT_PARAMS, NULL, "see docs/API.md, GET /journal/events",
-                           &err) != 0)
+    if (lh_req_check_query(req, EVENT_PARAMS, NULL, "see docs/API.md, GET /journal/events", &err) !=
+        0)
         return lh_resp_error(resp, &err);
     lh_events_filter f = {.dataset = lh_req_query(req, "dataset"),
                           .key = lh_req_query(req, "key"),
@@ -85,7 +83,8 @@ lh_h_row_history(lh_req *req, lh_resp *resp)
         return 0;
     lh_err err;
     json_t *out = NULL;
-    if (lh_catalog_record_history(req->srv->catalog, name, lh_req_param(req, "key"), &out, &err) != 0)
+    if (lh_catalog_record_history(req->srv->catalog, name, lh_req_param(req, "key"), &out, &err) !=
+        0)
         return lh_resp_error(resp, &err);
     return lh_resp_json(resp, 200, out);
 }
@@ -98,8 +97,8 @@ int
 lh_h_changes(lh_req *req, lh_resp *resp)
 {
     lh_err err;
-    if (lh_req_check_query(req, CHANGES_PARAMS, NULL, "from_version, to_version and limit",
-                           &err) != 0)
+    if (lh_req_check_query(req, CHANGES_PARAMS, NULL, "from_version, to_version and limit", &err) !=
+        0)
         return lh_resp_error(resp, &err);
     const char *name = lh_req_param(req, "name");
     json_t *m = lh_http__visible_dataset(req, resp, name);

@@ -84,8 +84,7 @@ free_as_of(void *views)
 /* as_of: the catalog's views of the datasets as they were, run first on the query's own
  * connection; their files stay pinned until the request ends. */
 static int
-as_of_prelude(lh_req *req, const json_t *as_of, const char *sql, lh_query_opts *opts,
-              lh_err *err)
+as_of_prelude(lh_req *req, const json_t *as_of, const char *sql, lh_query_opts *opts, lh_err *err)
 {
     lh_as_of_views *views = NULL;
     int rc = lh_catalog_as_of(req->srv->catalog, as_of, sql, may_read, (void *)req->principal,
@@ -137,8 +136,8 @@ lh_h_query(lh_req *req, lh_resp *resp)
     json_t *body = NULL;
     if (lh_req_json(req, false, &body, &err) != 0)
         return lh_resp_error(resp, &err);
-    int rc = lh_req_check_fields(body, FIELDS, "POST /query takes sql, format, limit and as_of",
-                                 &err);
+    int rc =
+        lh_req_check_fields(body, FIELDS, "POST /query takes sql, format, limit and as_of", &err);
     json_t *sql = json_object_get(body, "sql");
     json_t *format = json_object_get(body, "format");
     json_t *limit = json_object_get(body, "limit");
@@ -146,7 +145,8 @@ lh_h_query(lh_req *req, lh_resp *resp)
     bool parquet = false;
     const lh_config *cfg = req->srv->config;
     if (rc == 0 && (!json_is_string(sql) || json_string_length(sql) == 0))
-        rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter", "'sql' must be a non-empty string");
+        rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
+                        "'sql' must be a non-empty string");
     if (rc == 0 && json_is_string(sql) && strlen(json_string_value(sql)) != json_string_length(sql))
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter", "'sql' must not contain NUL");
     if (rc == 0 && format) {

@@ -51,7 +51,8 @@ bucket_param(lh_req *req, lh_resp *resp, bool *failed)
 static bool
 system_key(const char *key)
 {
-    return key[0] == '_' || strncmp(key, LH_LAYOUT_DATASETS, strlen(LH_LAYOUT_DATASETS)) == 0 || strcmp(key, "datasets") == 0;
+    return key[0] == '_' || strncmp(key, LH_LAYOUT_DATASETS, strlen(LH_LAYOUT_DATASETS)) == 0 ||
+           strcmp(key, "datasets") == 0;
 }
 
 static void
@@ -135,8 +136,8 @@ lh_h_objects_list(lh_req *req, lh_resp *resp)
     const char *prefix = lh_req_query(req, "prefix");
     const char *cursor = lh_req_query(req, "cursor");
     lh_list_page page;
-    if (lh_buckets_list_objects(req->srv->buckets, bucket, prefix ? prefix : "", cursor, (size_t)limit,
-                                &page, req->request_id, &err) != 0)
+    if (lh_buckets_list_objects(req->srv->buckets, bucket, prefix ? prefix : "", cursor,
+                                (size_t)limit, &page, req->request_id, &err) != 0)
         return lh_resp_error(resp, &err);
     json_t *objects = json_array();
     for (size_t i = 0; i < page.n; i++) {
@@ -210,7 +211,8 @@ static int
 range_error(lh_req *req, lh_resp *resp, const lh_err *err, int64_t size)
 {
     lh_resp_error(resp, err);
-    lh_resp_header(resp, "Content-Range", lh_arena_printf(req->arena, "bytes */%lld", (long long)size));
+    lh_resp_header(resp, "Content-Range",
+                   lh_arena_printf(req->arena, "bytes */%lld", (long long)size));
     return 0;
 }
 
@@ -243,8 +245,8 @@ lh_h_object_get(lh_req *req, lh_resp *resp)
 
     /* fs: send the file itself */
     int fd = -1;
-    int rc = lh_buckets_open_object(bs, bucket, key, &fd, &info, &rescue_used, req->request_id,
-                                    &err);
+    int rc =
+        lh_buckets_open_object(bs, bucket, key, &fd, &info, &rescue_used, req->request_id, &err);
     if (rc == 0) {
         if (parse_range(range_header, info.size, &partial, &start, &len, &err) != 0) {
             close(fd);

@@ -126,8 +126,7 @@ vec_job_free(void *arg)
 
 /* Queue a build or a trial (takes it, also on failure) and answer 202 with the job. */
 static int
-submit(lh_req *req, lh_resp *resp, const char *kind, const char *index, lh_vbuild *b,
-       lh_vtrial *t)
+submit(lh_req *req, lh_resp *resp, const char *kind, const char *index, lh_vbuild *b, lh_vtrial *t)
 {
     vec_job *j = lh_calloc(1, sizeof *j);
     j->build = b;
@@ -161,7 +160,8 @@ async_of(const json_t *body, bool *async, lh_err *err)
 {
     const json_t *a = json_object_get(body, "async");
     if (a && !json_is_boolean(a))
-        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'async' must be true or false");
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'async' must be true or false");
     *async = a ? json_is_true(a) : true;
     return 0;
 }
@@ -268,11 +268,11 @@ index_visible(lh_req *req, lh_resp *resp, const char *name)
 int
 lh_h_vindex_list(lh_req *req, lh_resp *resp)
 {
-    json_t *visible = lh_http__filter(req, lh_vectors_list(req->srv->vectors), "dataset",
-                                      dataset_ok);
-    return lh_resp_json(resp, 200,
-                        json_pack("{s:o, s:o}", "indexes", visible, "embedding_cache",
-                                  lh_embed_cache_stats()));
+    json_t *visible =
+        lh_http__filter(req, lh_vectors_list(req->srv->vectors), "dataset", dataset_ok);
+    return lh_resp_json(
+        resp, 200,
+        json_pack("{s:o, s:o}", "indexes", visible, "embedding_cache", lh_embed_cache_stats()));
 }
 
 int
@@ -305,34 +305,39 @@ lh_h_vindex_delete(lh_req *req, lh_resp *resp)
 static int
 parse_search(lh_req *req, const json_t *body, lh_vsearch *s, lh_err *err)
 {
-    static const char *const fields[] = {"query", "vector", "k", "ef", "filter", "include",
-                                         "exact", NULL};
-    int rc = lh_req_check_fields(body, fields,
-                                 "search takes query or vector, k, ef, filter, include, exact",
-                                 err);
+    static const char *const fields[] = {"query",  "vector",  "k",     "ef",
+                                         "filter", "include", "exact", NULL};
+    int rc = lh_req_check_fields(
+        body, fields, "search takes query or vector, k, ef, filter, include, exact", err);
     if (rc != 0)
         return rc;
     const json_t *query = json_object_get(body, "query"), *vector = json_object_get(body, "vector");
     const json_t *k = json_object_get(body, "k"), *ef = json_object_get(body, "ef");
-    const json_t *filter = json_object_get(body, "filter"), *include = json_object_get(body, "include");
+    const json_t *filter = json_object_get(body, "filter"),
+                 *include = json_object_get(body, "include");
     const json_t *exact = json_object_get(body, "exact");
     if (query && (!json_is_string(query) || json_string_length(query) == 0 ||
                   json_string_length(query) > QUERY_MAX_BYTES))
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                          "'query' must be a non-empty string of at most %d bytes", QUERY_MAX_BYTES);
+                          "'query' must be a non-empty string of at most %d bytes",
+                          QUERY_MAX_BYTES);
     if (vector && (!json_is_array(vector) || json_array_size(vector) == 0 ||
                    json_array_size(vector) > VECTOR_MAX_DIM))
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                           "'vector' must be an array of 1 to %d numbers", VECTOR_MAX_DIM);
     if (k && (!json_is_integer(k) || json_integer_value(k) <= 0))
-        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'k' must be a positive integer");
-    if (ef && (!json_is_integer(ef) || json_integer_value(ef) <= 0))
-        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'ef' must be a positive integer");
-    if (filter && (!json_is_string(filter) || json_string_length(filter) == 0))
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                          "'filter' must be a SQL condition as a string, e.g. \"city = 'Chicago'\"");
+                          "'k' must be a positive integer");
+    if (ef && (!json_is_integer(ef) || json_integer_value(ef) <= 0))
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'ef' must be a positive integer");
+    if (filter && (!json_is_string(filter) || json_string_length(filter) == 0))
+        return lh_err_set(
+            err, LH_EINVAL, 400, "invalid_parameter",
+            "'filter' must be a SQL condition as a string, e.g. \"city = 'Chicago'\"");
     if (exact && !json_is_boolean(exact))
-        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'exact' must be true or false");
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'exact' must be true or false");
     if (include && (!json_is_array(include) || json_array_size(include) > INCLUDE_MAX))
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                           "'include' must be an array of at most %d column names", INCLUDE_MAX);
@@ -457,7 +462,8 @@ lh_h_eval_autogen(lh_req *req, lh_resp *resp)
         json_decref(body);
         return 0;
     }
-    int rc = lh_vectors_eval_autogen(req->srv->vectors, lh_req_param(req, "name"), body, &out, &err);
+    int rc =
+        lh_vectors_eval_autogen(req->srv->vectors, lh_req_param(req, "name"), body, &out, &err);
     json_decref(body);
     if (rc != 0)
         return lh_resp_error(resp, &err);
@@ -467,8 +473,7 @@ lh_h_eval_autogen(lh_req *req, lh_resp *resp)
 int
 lh_h_evals_list(lh_req *req, lh_resp *resp)
 {
-    json_t *visible = lh_http__filter(req, lh_vectors_evals(req->srv->vectors), "index",
-                                      index_ok);
+    json_t *visible = lh_http__filter(req, lh_vectors_evals(req->srv->vectors), "index", index_ok);
     return lh_resp_json(resp, 200, json_pack("{s:o}", "evals", visible));
 }
 
@@ -559,8 +564,8 @@ lh_h_trials_best(lh_req *req, lh_resp *resp)
         rc = index_not_found(&err, index);
     json_t *out = NULL;
     if (rc == 0)
-        rc = lh_vectors_trial_best(req->srv->vectors, index, has_recall ? min_recall : -1,
-                                   max_p95, &out, &err);
+        rc = lh_vectors_trial_best(req->srv->vectors, index, has_recall ? min_recall : -1, max_p95,
+                                   &out, &err);
     if (rc != 0)
         return lh_resp_error(resp, &err);
     return lh_resp_json(resp, 200, out);

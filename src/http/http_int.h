@@ -113,12 +113,12 @@ struct lh_req {
     const lh_principal *principal;
     lh_route_match match;
     lh_buf body;
-    int body_fd;          /* LH_ROUTE_STREAM_BODY: the received bytes, or -1 */
-    char *body_path;      /* LH_ROUTE_BODY_FILE: where they are (malloc'd) */
+    int body_fd;     /* LH_ROUTE_STREAM_BODY: the received bytes, or -1 */
+    char *body_path; /* LH_ROUTE_BODY_FILE: where they are (malloc'd) */
     int64_t body_fd_len;
     bool has_body;
-    bool responded;     /* a response has been queued */
-    bool has_pending;   /* refused mid-body: answer `pending` once the body is over */
+    bool responded;   /* a response has been queued */
+    bool has_pending; /* refused mid-body: answer `pending` once the body is over */
     lh_err pending;
     uint64_t discarded; /* body bytes dropped after a refusal */
     int status;         /* the status sent, for metrics and the access log */
@@ -135,9 +135,9 @@ struct lh_resp {
     lh_buf body;
     lh_header headers[8];
     size_t n_headers;
-    int fd;             /* when >= 0: the body is fd_len bytes of fd from fd_offset (taken) */
+    int fd; /* when >= 0: the body is fd_len bytes of fd from fd_offset (taken) */
     int64_t fd_offset, fd_len;
-    int64_t head_len;   /* when >= 0 (and fd < 0): a HEAD answer for a body this long */
+    int64_t head_len; /* when >= 0 (and fd < 0): a HEAD answer for a body this long */
     /* when reader is set: a streamed body of unknown length (MHD content reader) */
     ssize_t (*reader)(void *ctx, uint64_t pos, char *buf, size_t max);
     void (*reader_free)(void *ctx);
@@ -170,8 +170,7 @@ int lh_resp_json(lh_resp *resp, int status, json_t *j);
 /* Set the standard error body from err. Returns 0. */
 int lh_resp_error(lh_resp *resp, const lh_err *err);
 /* Plain text / any content type; copies body. */
-int lh_resp_text(lh_resp *resp, int status, const char *content_type, const char *text,
-                 size_t len);
+int lh_resp_text(lh_resp *resp, int status, const char *content_type, const char *text, size_t len);
 void lh_resp_header(lh_resp *resp, const char *name, const char *value); /* borrowed */
 /* Send len bytes of fd from offset; takes ownership of fd (closed after sending). */
 void lh_resp_fd(lh_resp *resp, int status, const char *content_type, int fd, int64_t offset,
@@ -197,9 +196,9 @@ struct lh_server {
     lh_cache *cache;
     lh_vectors *vectors;
     lh_ingest_secrets *secrets; /* secret_ref passwords for PostgreSQL ingest */
-    char *work_dir;    /* where LH_ROUTE_BODY_FILE bodies go (internal engine only) */
-    char *results_dir; /* Parquet query results on their way out */
-    char *tmp_dir; /* <data_dir>/tmp: request bodies and downloads in flight */
+    char *work_dir;             /* where LH_ROUTE_BODY_FILE bodies go (internal engine only) */
+    char *results_dir;          /* Parquet query results on their way out */
+    char *tmp_dir;              /* <data_dir>/tmp: request bodies and downloads in flight */
     int64_t max_object_bytes;
     struct MHD_Daemon *daemon;
     int listen_fd;

@@ -11,7 +11,7 @@
 #include <string.h>
 
 static const double BUCKETS[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                 0.25,  0.5,    1,     2.5,  5,    10};
+                                 0.25,  0.5,    1,     2.5,  5,     10};
 #define N_BUCKETS (sizeof BUCKETS / sizeof BUCKETS[0])
 
 typedef struct series {

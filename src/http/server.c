@@ -162,15 +162,15 @@ check_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char 
     query_check *qc = cls;
     if (in_names(qc->known, key) || in_names(qc->more, key))
         return MHD_YES;
-    qc->rc = lh_err_set(qc->err, LH_EINVAL, 400, "invalid_parameter", "unknown parameter '%s'",
-                        key);
+    qc->rc =
+        lh_err_set(qc->err, LH_EINVAL, 400, "invalid_parameter", "unknown parameter '%s'", key);
     lh_err_hint(qc->err, "%s", qc->hint);
     return MHD_NO;
 }
 
 int
-lh_req_check_query(lh_req *req, const char *const *known, const char *const *more,
-                   const char *hint, lh_err *err)
+lh_req_check_query(lh_req *req, const char *const *known, const char *const *more, const char *hint,
+                   lh_err *err)
 {
     query_check qc = {known, more, hint, err, 0};
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_query_arg, &qc);
@@ -178,8 +178,7 @@ lh_req_check_query(lh_req *req, const char *const *known, const char *const *mor
 }
 
 int
-lh_req_check_fields(const json_t *body, const char *const *fields, const char *hint,
-                    lh_err *err)
+lh_req_check_fields(const json_t *body, const char *const *fields, const char *hint, lh_err *err)
 {
     const char *key;
     json_t *value;
@@ -260,8 +259,7 @@ lh_resp_text(lh_resp *resp, int status, const char *content_type, const char *te
 }
 
 void
-lh_resp_fd(lh_resp *resp, int status, const char *content_type, int fd, int64_t offset,
-           int64_t len)
+lh_resp_fd(lh_resp *resp, int status, const char *content_type, int fd, int64_t offset, int64_t len)
 {
     if (resp->fd >= 0)
         close(resp->fd);
@@ -319,7 +317,8 @@ assign_request_id(lh_req *req)
     if (theirs) {
         size_t n = strlen(theirs);
         if (n >= 1 && n < LH_REQUEST_ID_MAX &&
-            strspn(theirs, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == n) {
+            strspn(theirs, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") ==
+                n) {
             memcpy(req->request_id, theirs, n + 1);
             return;
         }
@@ -350,9 +349,8 @@ queue(lh_req *req, lh_resp *resp)
     } else if (resp->head_len >= 0) {
         r = MHD_create_response_from_callback((uint64_t)resp->head_len, 4096, no_body, NULL, NULL);
     } else {
-        r = MHD_create_response_from_buffer(resp->body.len,
-                                            resp->body.data ? resp->body.data : (void *)"",
-                                            MHD_RESPMEM_MUST_COPY);
+        r = MHD_create_response_from_buffer(
+            resp->body.len, resp->body.data ? resp->body.data : (void *)"", MHD_RESPMEM_MUST_COPY);
     }
     if (r == NULL) {
         /* MHD could not build the response (out of memory): drop the connection */
@@ -382,7 +380,10 @@ queue(lh_req *req, lh_resp *resp)
         lh_log_err(LH_LOG_ERROR, req->request_id, &resp->err);
 }
 
-#define RESP_INIT {.fd = -1, .head_len = -1}
+#define RESP_INIT                                                                                  \
+    {                                                                                              \
+        .fd = -1, .head_len = -1                                                                   \
+    }
 
 static void
 respond_error(lh_req *req, const lh_err *err)
@@ -622,10 +623,10 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                                  req->method, status, seconds);
     if (srv->access_log && lh_log_enabled(LH_LOG_INFO)) {
         /* the path is client bytes: maybe not UTF-8, which json_pack would refuse */
-        json_t *fields = json_pack("{s:o, s:o, s:i, s:f, s:s}", "method", lh_json_text(req->method),
-                                   "path", lh_json_text(req->path), "status", status,
-                                   "duration_ms", seconds * 1000.0, "principal",
-                                   req->principal ? req->principal->name : "");
+        json_t *fields =
+            json_pack("{s:o, s:o, s:i, s:f, s:s}", "method", lh_json_text(req->method), "path",
+                      lh_json_text(req->path), "status", status, "duration_ms", seconds * 1000.0,
+                      "principal", req->principal ? req->principal->name : "");
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
             json_object_set_new(fields, "terminated", json_integer((json_int_t)toe));
         lh_log(LH_LOG_INFO, req->request_id, fields, "request");
@@ -708,8 +709,8 @@ open_listener(const char *host, int port, int *fd_out, int *port_out, lh_err *er
                               "cannot listen on %s:%d: address already in use (another server "
                               "running? set [server] port or LAKEHOUSE_SERVER_PORT)",
                               host, port);
-        return lh_err_set(err, LH_EIO, 0, "listen_failed", "cannot listen on %s:%d: %s", host,
-                          port, strerror(e));
+        return lh_err_set(err, LH_EIO, 0, "listen_failed", "cannot listen on %s:%d: %s", host, port,
+                          strerror(e));
     }
     freeaddrinfo(res);
     struct sockaddr_storage ss;
@@ -784,8 +785,8 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
         goto out;
     srv->tmp_dir = lh_sprintf("%s/tmp", lh_config_str(cfg, "server.data_dir"));
     if (mkdir(srv->tmp_dir, 0700) != 0 && errno != EEXIST) {
-        rc = lh_err_set(err, LH_EIO, 0, "data_dir_unusable", "cannot create %s: %s",
-                        srv->tmp_dir, strerror(errno));
+        rc = lh_err_set(err, LH_EIO, 0, "data_dir_unusable", "cannot create %s: %s", srv->tmp_dir,
+                        strerror(errno));
         goto out;
     }
     rc = open_listener(lh_config_str(cfg, "server.host"), (int)lh_config_int(cfg, "server.port"),

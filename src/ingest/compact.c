@@ -38,8 +38,8 @@ lh_ingest_compact(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const ch
     size_t n_paths = 0;
     char *rows_sql = NULL, *out = NULL;
     json_t *committed = NULL;
-    int rc = lh_ingest__begin(cat, buckets, dataset, NULL, LH_INGEST_REPLACE, wait, NULL, NULL, &t,
-                              err);
+    int rc =
+        lh_ingest__begin(cat, buckets, dataset, NULL, LH_INGEST_REPLACE, wait, NULL, NULL, &t, err);
     if (rc != 0)
         goto end;
     size_t deltas = count_deltas(t.cur);
@@ -75,8 +75,7 @@ lh_ingest_compact(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const ch
     *result = json_pack("{s:s, s:O, s:O, s:I, s:I, s:I}", "dataset", dataset, "version",
                         json_object_get(committed, "version"), "row_count",
                         json_object_get(committed, "row_count"), "deltas_merged",
-                        (json_int_t)deltas, "files_before", (json_int_t)files_before,
-                        "files_after",
+                        (json_int_t)deltas, "files_before", (json_int_t)files_before, "files_after",
                         (json_int_t)json_array_size(json_object_get(committed, "files")));
 end:
     lh_catalog_unpin_rows(cat, paths, n_paths);

@@ -12,12 +12,12 @@ typedef enum { LH_INGEST_CREATE, LH_INGEST_APPEND, LH_INGEST_REPLACE } lh_ingest
 
 typedef struct lh_ingest_file_opts {
     const char *dataset;
-    const char *bucket;  /* for a new dataset; NULL: the primary bucket */
-    const char *format;  /* "csv", "json", "ndjson", "parquet" */
+    const char *bucket; /* for a new dataset; NULL: the primary bucket */
+    const char *format; /* "csv", "json", "ndjson", "parquet" */
     lh_ingest_mode mode;
     const char *src_path; /* local file the engine can read; not removed */
     int64_t src_bytes;
-    const json_t *metadata; /* validated by lh_catalog_check_metadata; may be NULL */
+    const json_t *metadata;    /* validated by lh_catalog_check_metadata; may be NULL */
     const char *source_object; /* lineage: the file's name as the client gave it */
     const char *actor;
     lh_job *job; /* progress goes here when set */
@@ -43,10 +43,10 @@ typedef struct lh_ingest_db_opts {
     const char *dataset;
     const char *bucket; /* for a new dataset; NULL: the primary bucket */
     lh_ingest_mode mode;
-    const char *dsn;      /* URI or key=value (PQconninfoParse); may hold a password */
-    const char *password; /* from a secret_ref; overrides the DSN's; NULL: none */
-    const char *table;    /* "schema.table" or "table" ... */
-    const char *query;    /* ... or a SELECT (exactly one of the two) */
+    const char *dsn;          /* URI or key=value (PQconninfoParse); may hold a password */
+    const char *password;     /* from a secret_ref; overrides the DSN's; NULL: none */
+    const char *table;        /* "schema.table" or "table" ... */
+    const char *query;        /* ... or a SELECT (exactly one of the two) */
     const char *since_column; /* incremental: only rows newer than the last watermark */
     int64_t batch_rows;       /* rows per Parquet file; <= 0: LH_PG_BATCH_ROWS */
     lh_pg_method method;
@@ -90,15 +90,15 @@ int lh_ingest_secret_password(lh_ingest_secrets *s, const char *ref, char **out,
  * {"dataset","version","rows","total_rows","columns","files","source","snapshot_at",
  *  "watermark","method","timings_ms"}; with since_column and no newer rows, no version is
  * written and the result says "unchanged": true. */
-int lh_ingest_db(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets,
-                 const lh_ingest_db_opts *o, json_t **result, lh_err *err);
+int lh_ingest_db(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_ingest_db_opts *o,
+                 json_t **result, lh_err *err);
 
 /* ---- row changes ----------------------------------------------------------------------- */
 
 typedef struct lh_rows_opts {
     const char *dataset;
-    const json_t *upsert;  /* array of row objects (borrowed; may be NULL) */
-    const json_t *deletes; /* array of key objects (borrowed; may be NULL) */
+    const json_t *upsert;     /* array of row objects (borrowed; may be NULL) */
+    const json_t *deletes;    /* array of key objects (borrowed; may be NULL) */
     const char *source;       /* events: where the change came from (may be NULL) */
     const char *workspace_id; /* events: the agent workspace (may be NULL) */
     const char *actor;
@@ -114,8 +114,8 @@ typedef struct lh_rows_opts {
  * value of the wrong type. *result (new): {"dataset", "version", "row_count", "counts":
  * {"inserted", "updated", "deleted", "events"}}, or "unchanged": true when nothing
  * changed (deletes of absent keys only). */
-int lh_ingest_rows(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets,
-                   const lh_rows_opts *o, json_t **result, lh_err *err);
+int lh_ingest_rows(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_rows_opts *o,
+                   json_t **result, lh_err *err);
 
 /* Merge the dataset's base and delta files into a new base file as a new version (change
  * "compact"): the same rows, the journal untouched. Without deltas nothing is written and

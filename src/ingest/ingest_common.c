@@ -135,8 +135,9 @@ lh_ingest__check_schema(const json_t *have, const json_t *got, const char *what,
             rc = lh_err_set(err, LH_EINVAL, 400, "schema_mismatch",
                             "%s has an extra column '%s' (column %zu)", what, gn, i + 1);
         else if (strcmp(hn, gn) != 0)
-            rc = lh_err_set(err, LH_EINVAL, 400, "schema_mismatch",
-                            "column %zu is '%s' in the dataset but '%s' in %s", i + 1, hn, gn, what);
+            rc =
+                lh_err_set(err, LH_EINVAL, 400, "schema_mismatch",
+                           "column %zu is '%s' in the dataset but '%s' in %s", i + 1, hn, gn, what);
         else if (strcmp(ht, gt) != 0)
             rc = lh_err_set(err, LH_EINVAL, 400, "schema_mismatch",
                             "column '%s' is %s in the dataset but %s in %s", hn, ht, gt, what);
@@ -150,8 +151,7 @@ lh_ingest__check_schema(const json_t *have, const json_t *got, const char *what,
 }
 
 static json_t *
-build_metadata(const json_t *client_meta, const char *actor, const json_t *current,
-               json_t *lineage)
+build_metadata(const json_t *client_meta, const char *actor, const json_t *current, json_t *lineage)
 {
     json_t *meta = current ? json_deep_copy(json_object_get(current, "metadata")) : json_object();
     if (!json_is_object(meta)) {
@@ -190,8 +190,8 @@ lh_ingest__commit(lh_ingest__target *t, const json_t *columns, const json_t *cli
 {
     json_t *m = json_object();
     bool keep = t->mode == LH_INGEST_APPEND || t->mode == LH_INGEST__CHANGE;
-    json_object_set_new(m, "files", keep ? json_deep_copy(json_object_get(t->cur, "files"))
-                                         : json_array());
+    json_object_set_new(m, "files",
+                        keep ? json_deep_copy(json_object_get(t->cur, "files")) : json_array());
     lh_catalog_drop_events(m);
     json_t *files = json_incref(json_object_get(m, "files"));
     json_decref(m);
@@ -206,12 +206,12 @@ lh_ingest__commit(lh_ingest__target *t, const json_t *columns, const json_t *cli
     }
     if (t->row_count >= 0)
         total_rows = t->row_count;
-    m = json_pack("{s:s, s:s, s:s, s:I, s:I, s:O, s:o, s:o}", "state", "live", "change",
-                          t->change ? t->change : lh_ingest__mode_name(t->mode), "created_by", actor ? actor : "",
-                          "row_count", (json_int_t)total_rows, "bytes", (json_int_t)total_bytes,
-                          "columns", columns, "files", files, "metadata",
-                          build_metadata(client_meta, actor,
-                                         t->mode == LH_INGEST_CREATE ? NULL : t->cur, lineage));
+    m = json_pack(
+        "{s:s, s:s, s:s, s:I, s:I, s:O, s:o, s:o}", "state", "live", "change",
+        t->change ? t->change : lh_ingest__mode_name(t->mode), "created_by", actor ? actor : "",
+        "row_count", (json_int_t)total_rows, "bytes", (json_int_t)total_bytes, "columns", columns,
+        "files", files, "metadata",
+        build_metadata(client_meta, actor, t->mode == LH_INGEST_CREATE ? NULL : t->cur, lineage));
     int rc = lh_catalog_commit(t->txn, t->bucket, m, committed, err);
     t->txn = NULL; /* commit ends the transaction either way */
     t->cur = NULL;
@@ -232,8 +232,7 @@ lh_ingest__end(lh_ingest__target *t)
         {
             lh_err ignored;
             lh_buckets_delete_object(t->buckets, t->bucket,
-                                     json_string_value(json_object_get(f, "path")), NULL,
-                                     &ignored);
+                                     json_string_value(json_object_get(f, "path")), NULL, &ignored);
         }
     }
     lh_catalog_abort(t->txn);

@@ -74,8 +74,8 @@ report(void *ctx, int64_t done, int64_t total)
 }
 
 static int
-convert(lh_engine *eng, const lh_ingest_file_opts *o, const json_t *append_columns,
-        const char *out, int64_t *rows, lh_err *err)
+convert(lh_engine *eng, const lh_ingest_file_opts *o, const json_t *append_columns, const char *out,
+        int64_t *rows, lh_err *err)
 {
     bool full_sniff = false;
     for (int attempt = 0; attempt < 3; attempt++) {
@@ -166,18 +166,17 @@ lh_ingest_file(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_in
 
     /* 3. the manifest */
     json_t *lineage = json_pack("{s:s, s:s, s:s, s:s, s:s}", "source_system", "upload",
-                                "source_object", o->source_object ? o->source_object : "",
-                                "ingest", "file", "format", o->format, "mode",
-                                lh_ingest__mode_name(o->mode));
+                                "source_object", o->source_object ? o->source_object : "", "ingest",
+                                "file", "format", o->format, "mode", lh_ingest__mode_name(o->mode));
     json_t *committed = NULL;
     int64_t t_commit = lh_mono_us();
     if ((rc = lh_ingest__commit(&t, columns, o->metadata, lineage, o->actor, &committed, err)) != 0)
         goto out;
     t_commit = lh_mono_us() - t_commit;
-    *result = json_pack("{s:s, s:O, s:I, s:O, s:O, s:O, s:{s:I, s:I, s:I}}", "dataset",
-                        o->dataset, "version", json_object_get(committed, "version"), "rows",
-                        (json_int_t)rows, "total_rows", json_object_get(committed, "row_count"),
-                        "columns", json_object_get(committed, "columns"), "files",
+    *result = json_pack("{s:s, s:O, s:I, s:O, s:O, s:O, s:{s:I, s:I, s:I}}", "dataset", o->dataset,
+                        "version", json_object_get(committed, "version"), "rows", (json_int_t)rows,
+                        "total_rows", json_object_get(committed, "row_count"), "columns",
+                        json_object_get(committed, "columns"), "files",
                         json_object_get(committed, "files"), "timings_ms", "convert",
                         (json_int_t)(t_convert / 1000), "store", (json_int_t)(t_store / 1000),
                         "commit", (json_int_t)(t_commit / 1000));

@@ -39,10 +39,9 @@ typedef struct lh_ingest__target {
  * dataset_exists / 404 dataset_not_found), resolves the bucket (an existing dataset stays
  * where it is: 409 dataset_elsewhere when `bucket` names another) and asks allow_bucket.
  * *t is filled even on failure, so lh_ingest__end(t) is always right. */
-int lh_ingest__begin(lh_catalog *cat, lh_buckets *buckets, const char *dataset,
-                     const char *bucket, lh_ingest_mode mode, bool wait,
-                     bool (*allow_bucket)(void *, const char *), void *allow_ctx,
-                     lh_ingest__target *t, lh_err *err);
+int lh_ingest__begin(lh_catalog *cat, lh_buckets *buckets, const char *dataset, const char *bucket,
+                     lh_ingest_mode mode, bool wait, bool (*allow_bucket)(void *, const char *),
+                     void *allow_ctx, lh_ingest__target *t, lh_err *err);
 
 /* Store the local Parquet file `local_path` (rows rows) as the next data file of the
  * write and record it in t->new_files. The local file is not removed. */
@@ -53,8 +52,7 @@ int lh_ingest__store_as(lh_ingest__target *t, const char *local_path, const char
 
 /* 0 when `got` has the same columns (names, order, types) as `have`; else 400
  * schema_mismatch naming the first difference. `what` names the new side ("the file"). */
-int lh_ingest__check_schema(const json_t *have, const json_t *got, const char *what,
-                            lh_err *err);
+int lh_ingest__check_schema(const json_t *have, const json_t *got, const char *what, lh_err *err);
 
 /* Commit the stored files as a new version: for append the dataset's files plus the new
  * ones, else only the new ones. client_meta (validated; may be NULL) and lineage (takes

@@ -18,9 +18,8 @@
 static const char *
 old_watermark(const json_t *cur, const char *column)
 {
-    const json_t *wm = json_object_get(json_object_get(json_object_get(cur, "metadata"),
-                                                       "lineage"),
-                                       "watermark");
+    const json_t *wm =
+        json_object_get(json_object_get(json_object_get(cur, "metadata"), "lineage"), "watermark");
     const char *c = json_string_value(json_object_get(wm, "column"));
     return c && strcmp(c, column) == 0 ? json_string_value(json_object_get(wm, "value")) : NULL;
 }
@@ -100,11 +99,10 @@ static json_t *
 db_lineage(const lh_ingest_db_opts *o, const lh_pg_src *s, const char *snapshot_at,
            const char *watermark)
 {
-    json_t *lineage = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "source_system",
-                                "postgresql", "source", s->dsn.redacted, "source_object",
-                                o->query ? "query" : o->table, "ingest", "db", "method",
-                                method_name(o->method), "mode", lh_ingest__mode_name(o->mode),
-                                "snapshot_at", snapshot_at);
+    json_t *lineage = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "source_system", "postgresql", "source",
+        s->dsn.redacted, "source_object", o->query ? "query" : o->table, "ingest", "db", "method",
+        method_name(o->method), "mode", lh_ingest__mode_name(o->mode), "snapshot_at", snapshot_at);
     json_object_set_new(lineage, o->query ? "query" : "table",
                         json_string(o->query ? o->query : o->table));
     if (o->since_column)
@@ -115,20 +113,17 @@ db_lineage(const lh_ingest_db_opts *o, const lh_pg_src *s, const char *snapshot_
 /* The answer for a committed ingest (new). */
 static json_t *
 db_result(const lh_ingest_db_opts *o, const lh_pg_src *s, const json_t *committed,
-          const lh_pg_piped *piped, const char *snapshot_at, const char *new_wm,
-          int64_t t_start)
+          const lh_pg_piped *piped, const char *snapshot_at, const char *new_wm, int64_t t_start)
 {
-    return json_pack("{s:s, s:O, s:I, s:O, s:O, s:O, s:s, s:s, s:s, s:o, s:{s:I, s:I, s:I}}",
-                     "dataset", o->dataset, "version", json_object_get(committed, "version"),
-                     "rows", (json_int_t)piped->rows, "total_rows",
-                     json_object_get(committed, "row_count"), "columns",
-                     json_object_get(committed, "columns"), "files",
-                     json_object_get(committed, "files"), "source", s->dsn.redacted,
-                     "snapshot_at", snapshot_at, "method", method_name(o->method), "watermark",
-                     watermark_json(o->since_column, new_wm), "timings_ms", "read",
-                     (json_int_t)(piped->read_us / 1000), "convert",
-                     (json_int_t)(piped->convert_us / 1000), "total",
-                     (json_int_t)((lh_mono_us() - t_start) / 1000));
+    return json_pack(
+        "{s:s, s:O, s:I, s:O, s:O, s:O, s:s, s:s, s:s, s:o, s:{s:I, s:I, s:I}}", "dataset",
+        o->dataset, "version", json_object_get(committed, "version"), "rows",
+        (json_int_t)piped->rows, "total_rows", json_object_get(committed, "row_count"), "columns",
+        json_object_get(committed, "columns"), "files", json_object_get(committed, "files"),
+        "source", s->dsn.redacted, "snapshot_at", snapshot_at, "method", method_name(o->method),
+        "watermark", watermark_json(o->since_column, new_wm), "timings_ms", "read",
+        (json_int_t)(piped->read_us / 1000), "convert", (json_int_t)(piped->convert_us / 1000),
+        "total", (json_int_t)((lh_mono_us() - t_start) / 1000));
 }
 
 int
@@ -160,8 +155,8 @@ lh_ingest_db(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_inge
     const char *wm = NULL;
     if (o->since_column) {
         wm = o->mode == LH_INGEST_APPEND ? old_watermark(t.cur, o->since_column) : NULL;
-        if ((rc = watermark_range(&s, cols, n_cols, o->since_column, from_src, wm, &where,
-                                  &new_wm, err)) != 0)
+        if ((rc = watermark_range(&s, cols, n_cols, o->since_column, from_src, wm, &where, &new_wm,
+                                  err)) != 0)
             goto out;
         if (wm && !new_wm) { /* nothing newer: no new version */
             *result = json_pack("{s:s, s:O, s:i, s:b, s:s, s:s, s:o}", "dataset", o->dataset,

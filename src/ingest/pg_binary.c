@@ -39,7 +39,7 @@
 
 __extension__ typedef __int128 i128;
 
-#define PG_EPOCH_DAYS 10957                 /* 2000-01-01 in days since 1970-01-01 */
+#define PG_EPOCH_DAYS 10957                  /* 2000-01-01 in days since 1970-01-01 */
 #define PG_EPOCH_US INT64_C(946684800000000) /* the same in microseconds */
 
 static inline uint16_t
@@ -202,8 +202,7 @@ put_date(lh_writer *w, size_t col, const lh_pg_field *f, const char *v, int len,
 
 /* A timestamp: microseconds since 2000-01-01, with PostgreSQL's infinities as DuckDB's. */
 static int
-put_timestamp(lh_writer *w, size_t col, const lh_pg_field *f, const char *v, int len,
-              lh_err *err)
+put_timestamp(lh_writer *w, size_t col, const lh_pg_field *f, const char *v, int len, lh_err *err)
 {
     if (len != 8)
         return malformed(f, err);

@@ -92,9 +92,9 @@ password_guesses(const char *dsn, char *out[3])
 
 /* Keys that would make libpq read files of the lakehouse server (or its service file),
  * and so let a client borrow the server's credentials or probe its disk. */
-static const char *const REFUSED_KEYS[] = {"passfile", "service", "sslcert", "sslkey",
-                                           "sslrootcert", "sslcrl", "sslcrldir",
-                                           "sslpassword", "requirepeer", NULL};
+static const char *const REFUSED_KEYS[] = {"passfile",    "service", "sslcert",   "sslkey",
+                                           "sslrootcert", "sslcrl",  "sslcrldir", "sslpassword",
+                                           "requirepeer", NULL};
 
 static void
 dsn_free(lh_pg_dsn *d)
@@ -161,8 +161,7 @@ dsn_parse(const char *dsn, const char *secret_password, lh_pg_dsn *d, lh_err *er
                 dsn_free(d);
                 return rc;
             }
-        if (strcmp(o->keyword, "password") == 0 ||
-            strcmp(o->keyword, "client_encoding") == 0 ||
+        if (strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "client_encoding") == 0 ||
             strcmp(o->keyword, "application_name") == 0)
             continue; /* set below */
         d->keys[d->n] = o->keyword;
@@ -195,10 +194,10 @@ dsn_parse(const char *dsn, const char *secret_password, lh_pg_dsn *d, lh_err *er
         host = opt_value(d->opts, "hostaddr");
     const char *port = opt_value(d->opts, "port");
     const char *db = opt_value(d->opts, "dbname");
-    d->redacted = lh_sprintf("postgresql://%s%s%s%s%s%s/%s", user ? user : "",
-                             d->password ? ":***" : "", user || d->password ? "@" : "",
-                             host ? host : "localhost", port ? ":" : "", port ? port : "",
-                             db ? db : (user ? user : ""));
+    d->redacted =
+        lh_sprintf("postgresql://%s%s%s%s%s%s/%s", user ? user : "", d->password ? ":***" : "",
+                   user || d->password ? "@" : "", host ? host : "localhost", port ? ":" : "",
+                   port ? port : "", db ? db : (user ? user : ""));
     return 0;
 }
 
@@ -228,8 +227,8 @@ lh_ingest__pg_fail(lh_pg_src *s, const PGresult *res, const char *doing, lh_err 
 {
     const char *secrets[1] = {s->dsn.password};
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    const char *raw = res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
-                                                          : PQerrorMessage(s->conn);
+    const char *raw =
+        res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res) : PQerrorMessage(s->conn);
     char *detail = scrubbed(raw, secrets, 1);
     int rc;
     bool lost = PQstatus(s->conn) == CONNECTION_BAD;

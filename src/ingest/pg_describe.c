@@ -106,13 +106,27 @@ scalar_type(Oid oid, int typmod, char *buf, size_t size, bool *direct, lh_pg_col
 {
     *direct = true;
     switch (oid) {
-    case 16: c->wire = LH_PGW_BOOL; return "BOOLEAN";
-    case 20: c->wire = LH_PGW_INT8; return "BIGINT";
-    case 21: c->wire = LH_PGW_INT2; return "SMALLINT";
-    case 23: c->wire = LH_PGW_INT4; return "INTEGER";
-    case 26: c->wire = LH_PGW_OID; return "BIGINT";
-    case 700: c->wire = LH_PGW_FLOAT4; return "FLOAT";
-    case 701: c->wire = LH_PGW_FLOAT8; return "DOUBLE";
+    case 16:
+        c->wire = LH_PGW_BOOL;
+        return "BOOLEAN";
+    case 20:
+        c->wire = LH_PGW_INT8;
+        return "BIGINT";
+    case 21:
+        c->wire = LH_PGW_INT2;
+        return "SMALLINT";
+    case 23:
+        c->wire = LH_PGW_INT4;
+        return "INTEGER";
+    case 26:
+        c->wire = LH_PGW_OID;
+        return "BIGINT";
+    case 700:
+        c->wire = LH_PGW_FLOAT4;
+        return "FLOAT";
+    case 701:
+        c->wire = LH_PGW_FLOAT8;
+        return "DOUBLE";
     case 1700: { /* numeric(p,s): DECIMAL when it fits DuckDB's 38 digits */
         if (typmod < 4)
             return NULL;
@@ -127,17 +141,42 @@ scalar_type(Oid oid, int typmod, char *buf, size_t size, bool *direct, lh_pg_col
         return buf;
     }
     /* "char" (18) is one byte, not always a character: it travels as its text */
-    case 18: *direct = false; return "VARCHAR";
-    case 19: case 25: case 1042: case 1043: c->wire = LH_PGW_TEXT; return "VARCHAR";
-    case 1083: c->wire = LH_PGW_TIME; return "TIME";
-    case 1114: c->wire = LH_PGW_TIMESTAMP; return "TIMESTAMP";
-    case 1184: c->wire = LH_PGW_TIMESTAMP; return "TIMESTAMPTZ";
-    case 2950: c->wire = LH_PGW_UUID; return "UUID";
-    case 1082: c->wire = LH_PGW_DATE; return "DATE";
-    case 17: c->wire = LH_PGW_BYTEA; return "BLOB";
-    case 1266: *direct = false; return "TIMETZ";
-    case 114: case 3802: *direct = false; return "JSON";
-    default: return NULL;
+    case 18:
+        *direct = false;
+        return "VARCHAR";
+    case 19:
+    case 25:
+    case 1042:
+    case 1043:
+        c->wire = LH_PGW_TEXT;
+        return "VARCHAR";
+    case 1083:
+        c->wire = LH_PGW_TIME;
+        return "TIME";
+    case 1114:
+        c->wire = LH_PGW_TIMESTAMP;
+        return "TIMESTAMP";
+    case 1184:
+        c->wire = LH_PGW_TIMESTAMP;
+        return "TIMESTAMPTZ";
+    case 2950:
+        c->wire = LH_PGW_UUID;
+        return "UUID";
+    case 1082:
+        c->wire = LH_PGW_DATE;
+        return "DATE";
+    case 17:
+        c->wire = LH_PGW_BYTEA;
+        return "BLOB";
+    case 1266:
+        *direct = false;
+        return "TIMETZ";
+    case 114:
+    case 3802:
+        *direct = false;
+        return "JSON";
+    default:
+        return NULL;
     }
 }
 
@@ -165,8 +204,8 @@ pg_map(lh_pg_src *s, int i, const char *q, Oid oid, int typmod, lh_pg_col *c, lh
     c->wire_type = lh_strdup("VARCHAR");
     if (duck) { /* JSON, TIMETZ, "char": cast from their text */
         c->pg_expr = lh_sprintf("%s::text", q);
-        c->duck_expr = strcmp(duck, "VARCHAR") == 0 ? lh_strdup(var)
-                                                    : lh_sprintf("CAST(%s AS %s)", var, duck);
+        c->duck_expr =
+            strcmp(duck, "VARCHAR") == 0 ? lh_strdup(var) : lh_sprintf("CAST(%s AS %s)", var, duck);
     } else if (t.category == 'A' && t.elem != 0) {
         /* Arrays travel as JSON arrays of the elements' text, which DuckDB casts to a
          * list of the element type; elements without a DuckDB type stay text. */

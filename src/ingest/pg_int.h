@@ -40,12 +40,12 @@ typedef struct lh_pg_src {
  * of the batch table's column that holds them), and the DuckDB expression over that
  * column that gives the dataset's column. */
 typedef struct lh_pg_col {
-    char *name;      /* the dataset's column name (unique) */
-    char *pg_expr;   /* over lh_src.c{i} */
+    char *name;    /* the dataset's column name (unique) */
+    char *pg_expr; /* over lh_src.c{i} */
     lh_pg_wire wire;
     int precision, scale; /* LH_PGW_NUMERIC */
-    char *wire_type; /* DuckDB type of the batch column c{i} */
-    char *duck_expr; /* over c{i} */
+    char *wire_type;      /* DuckDB type of the batch column c{i} */
+    char *duck_expr;      /* over c{i} */
 } lh_pg_col;
 
 /* ---- pg_conn.c ------------------------------------------------------------------------ */
@@ -55,33 +55,29 @@ typedef struct lh_pg_col {
  * time in UTC. The session's settings make PostgreSQL print values in forms DuckDB reads
  * back exactly. On failure s may hold a parsed DSN or a connection: lh_ingest__pg_close
  * releases both. */
-int lh_ingest__pg_open(lh_pg_src *s, const lh_ingest_db_opts *o, char **snapshot_at,
-                       lh_err *err);
+int lh_ingest__pg_open(lh_pg_src *s, const lh_ingest_db_opts *o, char **snapshot_at, lh_err *err);
 /* Close the connection (if still open) and wipe and free the DSN. Accepts a zeroed s. */
 void lh_ingest__pg_close(lh_pg_src *s);
 /* Translate a failed libpq call (res may be NULL: a connection-level failure) into err.
  * The one place that reads SQLSTATEs and libpq's words. Returns err->rc. */
 int lh_ingest__pg_fail(lh_pg_src *s, const PGresult *res, const char *doing, lh_err *err);
 /* res if its status is `want`; else lh_ingest__pg_fail, clear it and NULL. */
-PGresult *lh_ingest__pg_check(lh_pg_src *s, PGresult *res, ExecStatusType want,
-                              const char *doing, lh_err *err);
+PGresult *lh_ingest__pg_check(lh_pg_src *s, PGresult *res, ExecStatusType want, const char *doing,
+                              lh_err *err);
 /* Run a statement (text parameters, text results) expecting `want`; else
  * lh_ingest__pg_fail. Returns the result (PQclear it) or NULL. */
-PGresult *lh_ingest__pg_run(lh_pg_src *s, const char *sql, int n_params,
-                            const char *const *params, ExecStatusType want, const char *doing,
-                            lh_err *err);
+PGresult *lh_ingest__pg_run(lh_pg_src *s, const char *sql, int n_params, const char *const *params,
+                            ExecStatusType want, const char *doing, lh_err *err);
 
 /* ---- pg_describe.c -------------------------------------------------------------------- */
 
 /* The source as a SELECT (new in *out): the query as given (checked to be a SELECT, a
  * trailing ';' removed), or every column of the table, whose name PostgreSQL resolves
  * and quotes. 400 query_not_select, 404 source_table_not_found. */
-int lh_ingest__pg_source_sql(lh_pg_src *s, const lh_ingest_db_opts *o, char **out,
-                             lh_err *err);
+int lh_ingest__pg_source_sql(lh_pg_src *s, const lh_ingest_db_opts *o, char **out, lh_err *err);
 /* Describe the columns of `src` and decide how each travels (*out new, n_out columns;
  * free with lh_ingest__pg_cols_free). Repeated names get a suffix (_2, _3, ...). */
-int lh_ingest__pg_describe(lh_pg_src *s, const char *src, lh_pg_col **out, int *n_out,
-                           lh_err *err);
+int lh_ingest__pg_describe(lh_pg_src *s, const char *src, lh_pg_col **out, int *n_out, lh_err *err);
 void lh_ingest__pg_cols_free(lh_pg_col *cols, int n); /* accepts NULL */
 
 /* ---- pg_pipeline.c -------------------------------------------------------------------- */

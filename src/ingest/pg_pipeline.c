@@ -58,8 +58,8 @@ convert_batch(converter *cv, lh_writer *w, lh_err *err)
      * bigger, and conversion is what limits a streamed ingest (bench/pg_ingest). A table
      * has no order, so DuckDB may write row groups in parallel; a query that sorts keeps
      * its order. */
-    lh_writer_copy_opts opts = {.row_group_size = 122880, .zstd_level = 1,
-                                .preserve_order = cv->keep_order};
+    lh_writer_copy_opts opts = {
+        .row_group_size = 122880, .zstd_level = 1, .preserve_order = cv->keep_order};
     int64_t rows = 0, t0 = lh_mono_us();
     int rc = lh_writer_finish_as(w, cv->select_list, parquet, &opts, &rows, err);
     cv->convert_us += lh_mono_us() - t0;
@@ -337,16 +337,22 @@ lh_ingest__pg_pipeline(lh_pg_src *s, const char *select, const lh_pg_col *cols, 
     duck_select(cols, n_cols, &columns, &select_list);
     lh_pg_field *fields = lh_calloc((size_t)n_cols, sizeof *fields);
     for (int i = 0; i < n_cols; i++)
-        fields[i] = (lh_pg_field){.name = cols[i].name, .wire = cols[i].wire,
-                                  .precision = cols[i].precision, .scale = cols[i].scale};
-    converter cv = {.cat = cat, .target = t, .select_list = select_list,
-                    .dir = lh_catalog_work_dir(cat)};
+        fields[i] = (lh_pg_field){.name = cols[i].name,
+                                  .wire = cols[i].wire,
+                                  .precision = cols[i].precision,
+                                  .scale = cols[i].scale};
+    converter cv = {
+        .cat = cat, .target = t, .select_list = select_list, .dir = lh_catalog_work_dir(cat)};
     pthread_mutex_init(&cv.mu, NULL);
     pthread_cond_init(&cv.cv, NULL);
     cv.append_to = o->mode == LH_INGEST_APPEND ? json_object_get(t->cur, "columns") : NULL;
     cv.keep_order = o->query && has_order_by(o->query);
-    batch_writer b = {.cv = &cv, .eng = eng, .columns = columns, .fields = fields,
-                      .n_fields = n_cols, .job = o->job,
+    batch_writer b = {.cv = &cv,
+                      .eng = eng,
+                      .columns = columns,
+                      .fields = fields,
+                      .n_fields = n_cols,
+                      .job = o->job,
                       .batch_rows = o->batch_rows > 0 ? o->batch_rows : LH_PG_BATCH_ROWS};
     pthread_t th;
     int rc = 0;

@@ -108,12 +108,13 @@ check_request(rows_ctx *x, lh_err *err)
                 for (size_t k = 0; k < x->n_key; k++)
                     is_key |= x->key_pos[k] == c;
                 if (c < 0)
-                    rc = lh_err_set(err, LH_EINVAL, 400, "invalid_row",
-                                    "%s: unknown column '%s'", where, name);
+                    rc = lh_err_set(err, LH_EINVAL, 400, "invalid_row", "%s: unknown column '%s'",
+                                    where, name);
                 else if (l == 1 && !is_key)
                     rc = lh_err_set(err, LH_EINVAL, 400, "invalid_row",
                                     "%s: '%s' is not part of the primary key; a delete names "
-                                    "only the key", where, name);
+                                    "only the key",
+                                    where, name);
                 if (rc)
                     break;
             }
@@ -134,8 +135,8 @@ check_request(rows_ctx *x, lh_err *err)
                 if (prev) {
                     char first[48];
                     row_name(x, json_integer_value(prev), first, sizeof first);
-                    rc = lh_err_set(err, LH_EINVAL, 400, "invalid_row",
-                                    "%s repeats the key of %s", where, first);
+                    rc = lh_err_set(err, LH_EINVAL, 400, "invalid_row", "%s repeats the key of %s",
+                                    where, first);
                     lh_err_hint(err, "send each key once per request");
                 } else {
                     json_object_set_new(seen, k, json_integer(global));
@@ -224,8 +225,8 @@ check_types(rows_ctx *x, lh_engine *eng, const char *path, lh_err *err)
     for (size_t i = 0; i < x->n_cols; i++) {
         /* an integer column takes integers only: DuckDB would round 1.5 to 2 */
         const char *t = col_type(x, i);
-        static const char *const ints[] = {"TINYINT",  "SMALLINT",  "INTEGER",  "BIGINT",
-                                           "HUGEINT",  "UTINYINT",  "USMALLINT", "UINTEGER",
+        static const char *const ints[] = {"TINYINT", "SMALLINT", "INTEGER",   "BIGINT",
+                                           "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                                            "UBIGINT", "UHUGEINT", NULL};
         bool integer = false;
         for (const char *const *k = ints; *k; k++)
@@ -260,8 +261,8 @@ check_types(rows_ctx *x, lh_engine *eng, const char *path, lh_err *err)
         return 0;
     char where[48];
     row_name(x, first, where, sizeof where);
-    const json_t *list = first < (int64_t)json_array_size(x->o->upsert) ? x->o->upsert
-                                                                          : x->o->deletes;
+    const json_t *list =
+        first < (int64_t)json_array_size(x->o->upsert) ? x->o->upsert : x->o->deletes;
     int64_t idx = first < (int64_t)json_array_size(x->o->upsert)
                       ? first
                       : first - (int64_t)json_array_size(x->o->upsert);
@@ -409,16 +410,19 @@ fields_cte(rows_ctx *x, lh_buf *sql)
         lh_buf_puts(sql, "SELECT lh_n, ");
         lh_buf_printf(sql, "%zu AS lh_f, lh_key, lh_kind, ", i);
         lh_sql_quote(sql, name);
-        lh_buf_printf(sql, " AS field, CASE WHEN lh_kind = 'insert' THEN NULL ELSE "
-                           "CAST(to_json(lh_old_%zu) AS VARCHAR) END AS old_value, "
-                           "CASE WHEN lh_kind = 'delete' THEN NULL ELSE CAST(to_json(ch.",
+        lh_buf_printf(sql,
+                      " AS field, CASE WHEN lh_kind = 'insert' THEN NULL ELSE "
+                      "CAST(to_json(lh_old_%zu) AS VARCHAR) END AS old_value, "
+                      "CASE WHEN lh_kind = 'delete' THEN NULL ELSE CAST(to_json(ch.",
                       i);
         lh_sql_ident(sql, name);
         lh_buf_printf(sql, ") AS VARCHAR) END AS new_value FROM ch WHERE "
                            "(lh_kind = 'insert' AND ch.");
         lh_sql_ident(sql, name);
-        lh_buf_printf(sql, " IS NOT NULL) OR (lh_kind = 'delete' AND lh_old_%zu IS NOT NULL) "
-                           "OR (lh_kind = 'update' AND ch.", i);
+        lh_buf_printf(sql,
+                      " IS NOT NULL) OR (lh_kind = 'delete' AND lh_old_%zu IS NOT NULL) "
+                      "OR (lh_kind = 'update' AND ch.",
+                      i);
         lh_sql_ident(sql, name);
         lh_buf_printf(sql, " IS DISTINCT FROM lh_old_%zu)", i);
     }
@@ -452,9 +456,10 @@ events_select(rows_ctx *x, int64_t version, lh_buf *sql)
     text_or_null(sql, o->source);
     lh_buf_puts(sql, " AS source, ");
     text_or_null(sql, o->workspace_id);
-    lh_buf_printf(sql, " AS workspace_id, CAST(%lld AS BIGINT) AS version, "
-                       "CAST(row_number() OVER (ORDER BY lh_n, lh_f) AS BIGINT) AS seq "
-                       "FROM ev ORDER BY lh_n, lh_f",
+    lh_buf_printf(sql,
+                  " AS workspace_id, CAST(%lld AS BIGINT) AS version, "
+                  "CAST(row_number() OVER (ORDER BY lh_n, lh_f) AS BIGINT) AS seq "
+                  "FROM ev ORDER BY lh_n, lh_f",
                   (long long)version);
 }
 
@@ -543,8 +548,8 @@ lh_ingest_rows(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_ro
     x.n_cols = json_array_size(x.columns);
     x.n_key = json_array_size(x.key);
     if (x.n_key == 0) {
-        rc = lh_err_set(err, LH_EINVAL, 400, "no_primary_key",
-                        "dataset '%s' has no primary key", o->dataset);
+        rc = lh_err_set(err, LH_EINVAL, 400, "no_primary_key", "dataset '%s' has no primary key",
+                        o->dataset);
         lh_err_hint(err, "declare one: PATCH /catalog/datasets/%s {\"primary_key\": [\"id\"]}",
                     o->dataset);
         goto out;

@@ -105,8 +105,12 @@ current(lh_ingest_secrets *s, lh_err *err)
     file_version now = {0};
     bool known = lstat(s->path, &st) == 0;
     if (known) {
-        now = (file_version){.dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
-                             .mode = st.st_mode, .uid = st.st_uid, .mtime = st.st_mtim,
+        now = (file_version){.dev = st.st_dev,
+                             .ino = st.st_ino,
+                             .size = st.st_size,
+                             .mode = st.st_mode,
+                             .uid = st.st_uid,
+                             .mtime = st.st_mtim,
                              .ctime = st.st_ctim};
         if (s->parsed && !s->racy && same_version(&now, &s->version))
             return s->parsed;

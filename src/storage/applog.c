@@ -38,9 +38,9 @@ struct lh_applog {
     char *prefix;
     int max_events;
     int64_t max_age_us;
-    json_t *buffer;          /* array of events */
-    int64_t oldest_mono_us;  /* when the oldest buffered event arrived */
-    int64_t last_epoch_us;   /* the newest batch name we wrote */
+    json_t *buffer;         /* array of events */
+    int64_t oldest_mono_us; /* when the oldest buffered event arrived */
+    int64_t last_epoch_us;  /* the newest batch name we wrote */
     int64_t written_batches, dropped;
 };
 
@@ -164,8 +164,8 @@ lh_applog_append(lh_applog *log, json_t *event, lh_err *err)
     json_array_append_new(log->buffer, event);
     cap_locked(log);
     bool full = json_array_size(log->buffer) >= (size_t)log->max_events;
-    bool backing_off = log->failed_mono_us != 0 &&
-                       lh_mono_us() - log->failed_mono_us < FAILURE_BACKOFF_US;
+    bool backing_off =
+        log->failed_mono_us != 0 && lh_mono_us() - log->failed_mono_us < FAILURE_BACKOFF_US;
     pthread_mutex_unlock(&log->lock);
     if (!full || backing_off)
         return 0;
@@ -190,8 +190,8 @@ int
 lh_applog_tick(lh_applog *log, lh_err *err)
 {
     pthread_mutex_lock(&log->lock);
-    bool due = json_array_size(log->buffer) > 0 &&
-               lh_mono_us() - log->oldest_mono_us >= log->max_age_us;
+    bool due =
+        json_array_size(log->buffer) > 0 && lh_mono_us() - log->oldest_mono_us >= log->max_age_us;
     pthread_mutex_unlock(&log->lock);
     return due ? lh_applog_flush(log, err) : 0;
 }
@@ -321,8 +321,7 @@ out:
 /* The newest stored events, read batch by batch from the newest until `want` are found
  * (all of them when there are fewer); *out (new) keeps the batches' order. */
 static int
-read_newest(lh_applog *log, char *const *keys, size_t n, size_t want, json_t **out,
-            lh_err *err)
+read_newest(lh_applog *log, char *const *keys, size_t n, size_t want, json_t **out, lh_err *err)
 {
     json_t *stored = json_array();
     size_t have = 0;
@@ -360,8 +359,8 @@ lh_applog_read(lh_applog *log, size_t limit, json_t **out, lh_err *err)
     buffered = json_copy(log->buffer);
     pthread_mutex_unlock(&log->lock);
     size_t in_buffer = json_array_size(buffered);
-    if ((rc = read_newest(log, keys, n, limit > in_buffer ? limit - in_buffer : 0, &stored,
-                          err)) != 0)
+    if ((rc = read_newest(log, keys, n, limit > in_buffer ? limit - in_buffer : 0, &stored, err)) !=
+        0)
         goto out;
     /* the last `limit` of the stored events followed by the buffered ones */
     json_array_extend(stored, buffered);

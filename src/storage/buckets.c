@@ -28,7 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 typedef struct bucket {
     char name[80];
     const char *cls;
@@ -87,9 +86,9 @@ find_locked(lh_buckets *b, const char *name)
     return NULL;
 }
 
-static const char *const BUCKET_KEYS[] = {"name", "backend", "root", "endpoint", "region",
-                                          "bucket", "prefix", "path_style", "tls_verify",
-                                          "secret_ref", NULL};
+static const char *const BUCKET_KEYS[] = {"name",       "backend",    "root",   "endpoint",
+                                          "region",     "bucket",     "prefix", "path_style",
+                                          "tls_verify", "secret_ref", NULL};
 
 typedef struct entry_ctx {
     const lh_config *cfg;
@@ -214,7 +213,8 @@ load_bucket_entries(lh_buckets *b, const lh_config *cfg, lh_err *err)
             for (const char *const *p = BUCKET_KEYS; *p; p++)
                 known |= strcmp(*p, key) == 0;
             if (!known)
-                lh_log(LH_LOG_WARN, NULL, NULL, "config: %s: unknown key '%s' ignored", c.where, key);
+                lh_log(LH_LOG_WARN, NULL, NULL, "config: %s: unknown key '%s' ignored", c.where,
+                       key);
         }
         const char *name = NULL, *backend = NULL, *root = NULL;
         if ((rc = entry_str(&c, "name", true, &name, err)) != 0)
@@ -388,7 +388,8 @@ reload_ring(lh_buckets *b)
     json_t *events = NULL;
     lh_err err;
     if (lh_applog_read(b->errlog, b->ring_cap, &events, &err) != 0) {
-        lh_log(LH_LOG_WARN, NULL, NULL, "could not reload the bucket error journal: %s", err.message);
+        lh_log(LH_LOG_WARN, NULL, NULL, "could not reload the bucket error journal: %s",
+               err.message);
         return;
     }
     size_t i;
@@ -651,8 +652,8 @@ count_bytes(void *ctx, const void *data, size_t len)
 
 int
 lh_buckets_get_object(lh_buckets *b, const char *bucket_name, const char *key, int64_t offset,
-                      int64_t len, lh_sink_fn sink, void *ctx, lh_obj_info *info,
-                      bool *rescue_used, const char *request_id, lh_err *err)
+                      int64_t len, lh_sink_fn sink, void *ctx, lh_obj_info *info, bool *rescue_used,
+                      const char *request_id, lh_err *err)
 {
     *rescue_used = false;
     bucket *bk = resolve(b, bucket_name, err);
@@ -718,9 +719,8 @@ lh_buckets_open_object(lh_buckets *b, const char *bucket_name, const char *key, 
 }
 
 int
-lh_buckets_put_object(lh_buckets *b, const char *bucket_name, const char *key,
-                      const lh_source *src, int flags, lh_obj_info *info, const char *request_id,
-                      lh_err *err)
+lh_buckets_put_object(lh_buckets *b, const char *bucket_name, const char *key, const lh_source *src,
+                      int flags, lh_obj_info *info, const char *request_id, lh_err *err)
 {
     bucket *bk = resolve(b, bucket_name, err);
     if (bk == NULL)
@@ -737,8 +737,7 @@ lh_buckets_put_object(lh_buckets *b, const char *bucket_name, const char *key,
 
 int
 lh_buckets_put_file(lh_buckets *b, const char *bucket_name, const char *key, const char *path,
-                    bool may_link, int flags, int64_t *bytes, const char *request_id,
-                    lh_err *err)
+                    bool may_link, int flags, int64_t *bytes, const char *request_id, lh_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;

@@ -39,15 +39,14 @@ char *lh_layout_eval_key(const char *eval);
 
 /* Parse "datasets/{name}/_manifest/v{N:020}.parquet": 0 with name (name_size bytes)
  * and version set when key is one, -1 otherwise. */
-int lh_layout_parse_manifest_key(const char *key, char *name, size_t name_size,
-                                 int64_t *version);
+int lh_layout_parse_manifest_key(const char *key, char *name, size_t name_size, int64_t *version);
 
 /* Parse a key under "_vectors/{index}/": 0 with index (index_size bytes) set, and
  * *generation = G and *file pointing into key after "gen-{G}/" when the key is in a
  * generation's folder, else *generation = 0 and *file after "{index}/" (the live log).
  * -1 when key is not under an index's folder. */
-int lh_layout_parse_vector_key(const char *key, char *index, size_t index_size,
-                               int64_t *generation, const char **file);
+int lh_layout_parse_vector_key(const char *key, char *index, size_t index_size, int64_t *generation,
+                               const char **file);
 /* Parse "_vectors/{index}/_live/v{N}.json" (any index): 0 with *seq = N, else -1. */
 int lh_layout_parse_live_key(const char *key, int64_t *seq);
 

@@ -95,8 +95,7 @@ int lh_store_copy(lh_store *s, const char *src_key, const char *dst_key, lh_err 
 int lh_store_probe(lh_store *s, lh_err *err);
 /* fs only: open the object's file read-only (fd returned new, close it); LH_EINVAL for
  * backends without local files. Lets the gateway send files with sendfile. */
-int lh_store_open_local(lh_store *s, const char *key, int *fd_out, lh_obj_info *info,
-                        lh_err *err);
+int lh_store_open_local(lh_store *s, const char *key, int *fd_out, lh_obj_info *info, lh_err *err);
 const char *lh_store_backend(const lh_store *s); /* "fs" or "s3" */
 /* "fs:/abs/root" or "s3:http://host:port/bucket" — no credentials, safe to show. */
 const char *lh_store_describe(const lh_store *s);
@@ -116,7 +115,7 @@ typedef struct lh_s3_options {
     const char *secret_access_key; /* borrowed for the call; copied, wiped on free */
     int retries;                   /* extra attempts for transient failures */
     int64_t connect_timeout_ms;
-    int64_t request_timeout_ms; /* a request making no progress for this long fails */
+    int64_t request_timeout_ms;  /* a request making no progress for this long fails */
     int64_t multipart_threshold; /* bytes; larger puts use multipart upload */
     int64_t part_size;
 } lh_s3_options;
@@ -144,8 +143,7 @@ int lh_applog_compact(lh_applog *log, int *merged, lh_err *err);
  * newest `limit`. Returns a new JSON array. */
 int lh_applog_read(lh_applog *log, size_t limit, json_t **out, lh_err *err);
 /* buffered events, batches written, events dropped */
-void lh_applog_stats(lh_applog *log, int64_t *buffered, int64_t *written_batches,
-                     int64_t *dropped);
+void lh_applog_stats(lh_applog *log, int64_t *buffered, int64_t *written_batches, int64_t *dropped);
 
 /* ---- the bucket registry ---------------------------------------------------------------- */
 
@@ -211,8 +209,7 @@ typedef struct lh_local_dirs {
  * resolve it to an absolute path and fill *out for the buckets open now (profile buckets
  * made later are not included). *out is written only on success; free it with
  * lh_local_dirs_free. Errors: the data dir cannot be created (lh_mkdirs) or resolved. */
-int lh_buckets_local_dirs(lh_buckets *b, const char *data_dir, lh_local_dirs *out,
-                          lh_err *err);
+int lh_buckets_local_dirs(lh_buckets *b, const char *data_dir, lh_local_dirs *out, lh_err *err);
 void lh_local_dirs_free(lh_local_dirs *d); /* accepts NULL and a zeroed struct */
 
 /* Reads with rescue fallback: when the target is unreachable (LH_EUNAVAIL) and a rescue
@@ -227,9 +224,8 @@ int lh_buckets_open_object(lh_buckets *b, const char *bucket, const char *key, i
                            lh_obj_info *info, bool *rescue_used, const char *request_id,
                            lh_err *err);
 /* Writes never fall back: an unreachable target is a 503. */
-int lh_buckets_put_object(lh_buckets *b, const char *bucket, const char *key,
-                          const lh_source *src, int flags, lh_obj_info *info,
-                          const char *request_id, lh_err *err);
+int lh_buckets_put_object(lh_buckets *b, const char *bucket, const char *key, const lh_source *src,
+                          int flags, lh_obj_info *info, const char *request_id, lh_err *err);
 /* Put the local file at path (which the caller keeps, and removes if it wants): the
  * same as lh_buckets_put_object over the whole file. may_link: an fs store may
  * hard-link the file instead of copying it (the caller will not change it afterwards).

@@ -30,8 +30,7 @@ struct lh_store {
 };
 
 /* Read all of src (buffer or file) in pieces; used by backends. */
-int lh_storage__source_read(const lh_source *src, int64_t offset, void *buf, size_t n,
-                            lh_err *err);
+int lh_storage__source_read(const lh_source *src, int64_t offset, void *buf, size_t n, lh_err *err);
 int lh_storage__sort_entries(lh_list_entry *entries, size_t n);
 /* The error for a get that its sink stopped with rc (see lh_sink_fn); returns the code. */
 int lh_storage__sink_error(lh_err *err, int rc, const char *key);

@@ -13,8 +13,8 @@ lh_key_check(const char *key, lh_err *err)
 {
 #define BAD(...)                                                                                   \
     do {                                                                                           \
-        lh_err_set(err, LH_EINVAL, 400, "invalid_key", __VA_ARGS__);                              \
-        lh_err_hint(err, "keys are 1 to 1024 bytes of UTF-8 like 'folder/name.csv'");             \
+        lh_err_set(err, LH_EINVAL, 400, "invalid_key", __VA_ARGS__);                               \
+        lh_err_hint(err, "keys are 1 to 1024 bytes of UTF-8 like 'folder/name.csv'");              \
         return LH_EINVAL;                                                                          \
     } while (0)
     if (key == NULL || key[0] == '\0')
@@ -82,7 +82,8 @@ int
 lh_storage__source_read(const lh_source *src, int64_t offset, void *buf, size_t n, lh_err *err)
 {
     if (offset < 0 || offset + (int64_t)n > src->len)
-        return lh_err_set(err, LH_EINTERNAL, 500, "internal_error", "read past the end of a source");
+        return lh_err_set(err, LH_EINTERNAL, 500, "internal_error",
+                          "read past the end of a source");
     if (src->fd < 0) {
         memcpy(buf, (const char *)src->data + offset, n);
         return 0;

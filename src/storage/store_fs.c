@@ -108,7 +108,6 @@ read_errno(int e)
     return e == ENOTDIR || e == ELOOP ? ENOENT : e;
 }
 
-
 static void
 fill_info(const struct stat *st, lh_obj_info *info)
 {
@@ -362,7 +361,8 @@ write_temp(lh_store *s, int rootfd, const lh_source *src, temp_file *t, lh_err *
         char proc[64];
         snprintf(proc, sizeof proc, "/proc/self/fd/%d", src->fd);
         if (linkat(AT_FDCWD, proc, t->dirfd, t->name, AT_SYMLINK_FOLLOW) == 0) {
-            if (fsync(src->fd) != 0 || fstatat(t->dirfd, t->name, &t->st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (fsync(src->fd) != 0 ||
+                fstatat(t->dirfd, t->name, &t->st, AT_SYMLINK_NOFOLLOW) != 0) {
                 rc = errno_error(err, errno, "fsync", "(temporary file)");
                 temp_discard(t);
             }

@@ -118,10 +118,17 @@ p_local_path(lh_store *s, const char *key)
 
 static const lh_store_ops PREFIX_OPS = {
     .local_path = p_local_path,
-    .name = "prefix", .get = p_get, .put = p_put, .head = p_head, .del = p_del,
-    .list = p_list, .copy = p_copy, .probe = p_probe, .open_local = p_open_local, .free = p_free,
+    .name = "prefix",
+    .get = p_get,
+    .put = p_put,
+    .head = p_head,
+    .del = p_del,
+    .list = p_list,
+    .copy = p_copy,
+    .probe = p_probe,
+    .open_local = p_open_local,
+    .free = p_free,
 };
-
 
 lh_store *
 lh_storage__prefix_open(lh_store *base, const char *prefix)

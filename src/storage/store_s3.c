@@ -156,8 +156,8 @@ typedef struct exchange {
     long status;
     lh_sink_fn sink; /* body of a 2xx goes here; otherwise to errbody */
     void *sink_ctx;
-    int sink_rc; /* what the sink returned when it stopped the transfer; 0 while it goes on */
-    bool want_partial;  /* a Range was asked for: only a 206 may reach the sink */
+    int sink_rc;       /* what the sink returned when it stopped the transfer; 0 while it goes on */
+    bool want_partial; /* a Range was asked for: only a 206 may reach the sink */
     bool range_ignored; /* the server answered a ranged GET with the whole object */
     bool no_retry;      /* probes: one attempt, a quick answer */
     int64_t delivered;
@@ -392,7 +392,6 @@ backoff(int attempt)
     nanosleep(&ts, NULL);
 }
 
-
 /* Run x with retries; 0 on a 2xx, else the translated error. */
 static int
 perform(lh_store *s, exchange *x, const char *op, const char *key, lh_err *err)
@@ -482,7 +481,8 @@ fill_info_from(const exchange *x, lh_obj_info *info)
     info->size = x->content_length;
 }
 
-/* ---- operations ------------------------------------------------------------------------------- */
+/* ---- operations -------------------------------------------------------------------------------
+ */
 
 static int s3_list_impl(lh_store *s, const char *prefix, const char *cursor, size_t limit,
                         lh_list_page *page, bool no_retry, lh_err *err);
@@ -803,7 +803,8 @@ s3_list_impl(lh_store *s, const char *prefix, const char *cursor, size_t limit, 
     if (root == NULL) {
         xmlFreeDoc(doc);
         exchange_free(&x);
-        return lh_err_set(err, LH_EIO, 502, "bucket_error", "the S3 server sent an unreadable list");
+        return lh_err_set(err, LH_EIO, 502, "bucket_error",
+                          "the S3 server sent an unreadable list");
     }
     size_t cap = 0, plen = strlen(s3->prefix);
     bool truncated = false;
@@ -954,7 +955,8 @@ lh_store_s3_open(const lh_s3_options *opt, lh_store **out, lh_err *err)
     s3->path_style = opt->path_style;
     s3->tls_verify = opt->tls_verify;
     s3->userpwd = lh_sprintf("%s:%s", opt->access_key_id, opt->secret_access_key);
-    s3->sigv4 = lh_sprintf("aws:amz:%s:s3", opt->region && opt->region[0] ? opt->region : "us-east-1");
+    s3->sigv4 =
+        lh_sprintf("aws:amz:%s:s3", opt->region && opt->region[0] ? opt->region : "us-east-1");
     s3->retries = opt->retries;
     s3->connect_timeout_ms = opt->connect_timeout_ms > 0 ? opt->connect_timeout_ms : 5000;
     s3->request_timeout_ms = opt->request_timeout_ms > 0 ? opt->request_timeout_ms : 30000;

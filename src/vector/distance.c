@@ -186,9 +186,12 @@ lh_vec__distance(const lh_vec_kernels *k, lh_metric metric, const float *a, cons
                  size_t dim)
 {
     switch (metric) {
-    case LH_METRIC_L2: return k->l2(a, b, dim);
-    case LH_METRIC_COSINE: return 1.0f - k->dot(a, b, dim);
-    default: return -k->dot(a, b, dim);
+    case LH_METRIC_L2:
+        return k->l2(a, b, dim);
+    case LH_METRIC_COSINE:
+        return 1.0f - k->dot(a, b, dim);
+    default:
+        return -k->dot(a, b, dim);
     }
 }
 

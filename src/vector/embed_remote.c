@@ -80,8 +80,8 @@ post(const lh_embed_provider *p, const char *body, json_t **answer, bool *retry,
         snprintf(detail, sizeof detail, "HTTP %ld: %.150s", status, out.data ? out.data : "");
         rc = fail(err, p, LH_EIO, "provider_error", "answered with an error", detail);
     } else if ((*answer = json_loadb(out.data ? out.data : "", out.len, 0, NULL)) == NULL) {
-        rc = fail(err, p, LH_EIO, "provider_bad_response", "answered with something not JSON",
-                  NULL);
+        rc =
+            fail(err, p, LH_EIO, "provider_bad_response", "answered with something not JSON", NULL);
     }
     lh_buf_free(&out);
     if (auth) {
@@ -109,8 +109,8 @@ vector_at(const lh_embed_provider *p, const json_t *answer, size_t i, size_t n)
     json_t *d;
     json_array_foreach(data, k, d) /* by "index": the spec does not promise order */
         if (json_is_integer(json_object_get(d, "index")) &&
-            (size_t)json_integer_value(json_object_get(d, "index")) == i)
-            return json_object_get(d, "embedding");
+            (size_t)json_integer_value(json_object_get(d, "index")) ==
+                i) return json_object_get(d, "embedding");
     return NULL;
 }
 
@@ -199,8 +199,8 @@ worker(void *arg)
         if (i >= b->count || atomic_load(&b->failed))
             return NULL;
         size_t first = i * b->size, count = b->n - first < b->size ? b->n - first : b->size;
-        b->rcs[i] = embed_batch(b->p, b->texts, first, count, &b->vectors[i], &b->dims[i],
-                                &b->errs[i]);
+        b->rcs[i] =
+            embed_batch(b->p, b->texts, first, count, &b->vectors[i], &b->dims[i], &b->errs[i]);
         if (b->rcs[i] != 0)
             atomic_store(&b->failed, true);
     }

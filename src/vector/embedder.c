@@ -20,8 +20,8 @@
 typedef struct centry {
     uint8_t key[32];
     uint32_t dim;
-    struct centry *chain;            /* hash bucket */
-    struct centry *newer, *older;    /* LRU list */
+    struct centry *chain;         /* hash bucket */
+    struct centry *newer, *older; /* LRU list */
     float v[];
 } centry;
 
@@ -183,7 +183,7 @@ lh_embed_cache_stats(void)
 /* ---- models ----------------------------------------------------------------------------- */
 
 struct lh_embedder {
-    char *model;   /* as named: "builtin", "ollama:x" */
+    char *model; /* as named: "builtin", "ollama:x" */
     char *version;
     lh_embed_provider remote; /* kind == NULL: builtin */
     char *api_key;
@@ -197,8 +197,8 @@ lh_embedder_open(const lh_config *cfg, const char *model, lh_embedder **out, lh_
     bool openai = strncmp(model, "openai:", 7) == 0;
     bool remote = openai || strncmp(model, "ollama:", 7) == 0;
     if (strcmp(model, "builtin") != 0 && (!remote || model[7] == '\0')) {
-        lh_err_set(err, LH_EINVAL, 400, "unknown_model", "model '%s' is not available on this server",
-                   model);
+        lh_err_set(err, LH_EINVAL, 400, "unknown_model",
+                   "model '%s' is not available on this server", model);
         lh_err_hint(err, "models: builtin, ollama:<model> (e.g. ollama:nomic-embed-text), "
                          "openai:<model>");
         return LH_EINVAL;
@@ -298,7 +298,8 @@ lh_embedder_embed(lh_embedder *e, const char *const *texts, const size_t *lens, 
     size_t hits = 0;
     int rc = 0;
     if (!keys || !have || (dim && !v)) {
-        rc = lh_err_set(err, LH_ENOMEM, 503, "out_of_memory", "not enough memory to embed %zu texts", n);
+        rc = lh_err_set(err, LH_ENOMEM, 503, "out_of_memory",
+                        "not enough memory to embed %zu texts", n);
         goto out;
     }
     for (size_t i = 0; i < n; i++) {

@@ -34,8 +34,8 @@ lh_vectors__eval_missing(lh_err *err, const char *eval)
 }
 
 static int
-int_field(const json_t *body, const char *key, int64_t def, int64_t min, int64_t max,
-          int64_t *out, lh_err *err)
+int_field(const json_t *body, const char *key, int64_t def, int64_t min, int64_t max, int64_t *out,
+          lh_err *err)
 {
     const json_t *j = json_object_get(body, key);
     if (j && (!json_is_integer(j) || json_integer_value(j) < min || json_integer_value(j) > max))
@@ -45,7 +45,6 @@ int_field(const json_t *body, const char *key, int64_t def, int64_t min, int64_t
     *out = j ? json_integer_value(j) : def;
     return 0;
 }
-
 
 /* What an autogen body asks for. */
 typedef struct autogen {
@@ -73,7 +72,8 @@ autogen_body(const char *eval, const json_t *body, autogen *a, lh_err *err)
     if (!lh_name_valid(eval))
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                           "'%s' is not a name: a lowercase letter, then lowercase letters, "
-                          "digits or underscores", eval);
+                          "digits or underscores",
+                          eval);
     a->index = json_string_value(json_object_get(body, "index"));
     if (!a->index)
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
@@ -124,12 +124,13 @@ write_eval(lh_vectors *v, const char *eval, const autogen *a, const lh_vgen *g,
     char *cols = lh_sprintf("eval VARCHAR, index VARCHAR, generation BIGINT, metric VARCHAR, "
                             "k INTEGER, created_at VARCHAR, query_id INTEGER, position INTEGER, "
                             "doc_id VARCHAR, query_vector FLOAT[%u], truth INTEGER[%zu], "
-                            "truth_distance FLOAT[%zu]", dim, k, k);
+                            "truth_distance FLOAT[%zu]",
+                            dim, k, k);
     int rc = lh_writer_open(v->deps.engine, cols, &w, err);
     for (size_t q = 0; rc == 0 && q < (size_t)a->n_queries; q++) {
         uint32_t p = positions[q];
-        if (lh_vec_exact(vectors, n, dim, metric, vectors + (size_t)p * dim, k, exclude_one, &p,
-                         0, hits) != k) {
+        if (lh_vec_exact(vectors, n, dim, metric, vectors + (size_t)p * dim, k, exclude_one, &p, 0,
+                         hits) != k) {
             rc = lh_err_set(err, LH_EINTERNAL, 500, "internal", "exact search came back short");
             goto out;
         }
@@ -205,10 +206,10 @@ lh_vectors_eval_autogen(lh_vectors *v, const char *eval, const json_t *body, jso
         goto out;
     }
     const char *metric = lh_metric_name(lh_hnsw_metric(g->hnsw));
-    *out = json_pack("{s:s, s:s, s:I, s:s, s:I, s:I, s:s, s:s}", "eval", eval, "index", a.index,
-                     "generation", (json_int_t)g->generation, "metric", metric, "k",
-                     (json_int_t)a.k, "queries", (json_int_t)a.n_queries, "created_at",
-                     created_at, "key", eval_key);
+    *out =
+        json_pack("{s:s, s:s, s:I, s:s, s:I, s:I, s:s, s:s}", "eval", eval, "index", a.index,
+                  "generation", (json_int_t)g->generation, "metric", metric, "k", (json_int_t)a.k,
+                  "queries", (json_int_t)a.n_queries, "created_at", created_at, "key", eval_key);
 out:
     unlink(tmp);
     free(tmp);
@@ -280,8 +281,8 @@ on_eval_batch(void *ctx, const lh_batch *b)
                 json_array_append_new(truth, json_integer(t[j]));
             json_array_append_new(e->rows, json_pack("{s:I, s:I, s:s%, s:o}", "query_id",
                                                      (json_int_t)query_id, "position",
-                                                     (json_int_t)position, "doc_id",
-                                                     doc ? doc : "", doc ? len : 0, "truth", truth));
+                                                     (json_int_t)position, "doc_id", doc ? doc : "",
+                                                     doc ? len : 0, "truth", truth));
         }
         e->n++;
     }
@@ -437,4 +438,3 @@ lh_vectors_evals(lh_vectors *v)
     json_decref(names);
     return out;
 }
-

@@ -77,9 +77,10 @@ static int
 by_distance(const void *a, const void *b)
 {
     const lh_hit *x = a, *y = b;
-    return x->distance < y->distance ? -1 : x->distance > y->distance ? 1
-           : x->id < y->id           ? -1
-                                     : x->id > y->id;
+    return x->distance < y->distance   ? -1
+           : x->distance > y->distance ? 1
+           : x->id < y->id             ? -1
+                                       : x->id > y->id;
 }
 
 size_t
@@ -109,9 +110,17 @@ lh_vec_exact(const float *vectors, size_t n, uint32_t dim, lh_metric metric, con
     if (heaps) {
         bool threaded[64] = {false};
         for (int t = 0; t < threads; t++)
-            parts[t] = (part){vectors, n * (size_t)t / (size_t)threads,
-                              n * (size_t)(t + 1) / (size_t)threads, k, dim, metric, q, filter,
-                              ctx, heaps + (size_t)t * k, 0};
+            parts[t] = (part){vectors,
+                              n * (size_t)t / (size_t)threads,
+                              n * (size_t)(t + 1) / (size_t)threads,
+                              k,
+                              dim,
+                              metric,
+                              q,
+                              filter,
+                              ctx,
+                              heaps + (size_t)t * k,
+                              0};
         for (int t = 1; t < threads; t++)
             threaded[t] = pthread_create(&tids[t], NULL, scan, &parts[t]) == 0;
         for (int t = 0; t < threads; t++)

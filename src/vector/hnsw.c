@@ -329,8 +329,8 @@ insert(lh_hnsw *h, uint32_t i, visited *vis, uint32_t *buf)
             memset(vis->tags, 0, vis->n * sizeof *vis->tags);
             vis->epoch = 1;
         }
-        rc = search_layer(h, q, cur, cur_d, h->params.ef_construction, lev, vis, NULL, NULL,
-                          true, &found);
+        rc = search_layer(h, q, cur, cur_d, h->params.ef_construction, lev, vis, NULL, NULL, true,
+                          &found);
         if (rc == 0 && found.n > 0) {
             qsort(found.a, found.n, sizeof *found.a, by_distance);
             lh_hit *mine = chosen + (size_t)lev * (h->params.m + 1);
@@ -398,7 +398,8 @@ build_worker(void *arg)
 {
     builder *b = arg;
     lh_hnsw *h = b->h;
-    visited vis = {.tags = calloc(h->n, sizeof *vis.tags), .n = h->n,
+    visited vis = {.tags = calloc(h->n, sizeof *vis.tags),
+                   .n = h->n,
                    .links = malloc((1 + (size_t)h->m0) * sizeof *vis.links)};
     uint32_t *buf = malloc((1 + (size_t)h->m0) * sizeof *buf);
     if (!vis.tags || !buf || !vis.links)
@@ -557,8 +558,8 @@ lh_hnsw_free(lh_hnsw *h)
 /* ---- searching ----------------------------------------------------------------------------- */
 
 size_t
-lh_hnsw_search(const lh_hnsw *hc, const float *query, size_t k, size_t ef,
-               lh_vec_filter_fn filter, void *ctx, lh_hit *out)
+lh_hnsw_search(const lh_hnsw *hc, const float *query, size_t k, size_t ef, lh_vec_filter_fn filter,
+               void *ctx, lh_hit *out)
 {
     lh_hnsw *h = (lh_hnsw *)hc; /* the visited pool is the only thing a search changes */
     if (h->n == 0 || k == 0)
@@ -634,8 +635,7 @@ size_t
 lh_hnsw_memory(const lh_hnsw *h)
 {
     size_t bytes = sizeof *h + h->n * h->dim * sizeof(float) +
-                   h->n * (1 + (size_t)h->m0) * sizeof(uint32_t) + h->n +
-                   h->n * sizeof(uint32_t *);
+                   h->n * (1 + (size_t)h->m0) * sizeof(uint32_t) + h->n + h->n * sizeof(uint32_t *);
     for (size_t i = 0; i < h->n; i++)
         bytes += (size_t)h->levels[i] * (1 + h->params.m) * sizeof(uint32_t);
     return bytes;

@@ -73,7 +73,10 @@ sum_finish(sum64 *s)
     return s->h;
 }
 
-#define SUM_INIT {0xcbf29ce484222325ULL, {0}, 0}
+#define SUM_INIT                                                                                   \
+    {                                                                                              \
+        0xcbf29ce484222325ULL, {0}, 0                                                              \
+    }
 
 static size_t
 pad4(size_t n)
@@ -118,10 +121,17 @@ lh_hnsw_save(const lh_hnsw *h, const char *path, lh_err *err)
     int rc = fd >= 0 && lseek(fd, HEADER_BYTES, SEEK_SET) == HEADER_BYTES ? 0 : -1;
     if (rc == 0)
         rc = write_payload(h, fd, &sum);
-    header hd = {.version = FORMAT_VERSION, .dim = h->dim, .metric = (uint32_t)h->metric,
-                 .m = h->params.m, .m0 = h->m0, .ef_construction = h->params.ef_construction,
-                 .ef_search = h->params.ef_search, .entry = h->entry,
-                 .max_level = h->max_level, .n = h->n, .checksum = sum_finish(&sum)};
+    header hd = {.version = FORMAT_VERSION,
+                 .dim = h->dim,
+                 .metric = (uint32_t)h->metric,
+                 .m = h->params.m,
+                 .m0 = h->m0,
+                 .ef_construction = h->params.ef_construction,
+                 .ef_search = h->params.ef_search,
+                 .entry = h->entry,
+                 .max_level = h->max_level,
+                 .n = h->n,
+                 .checksum = sum_finish(&sum)};
     memcpy(hd.magic, MAGIC, 8);
     if (rc == 0 && lseek(fd, 0, SEEK_SET) != 0)
         rc = -1;
@@ -276,8 +286,8 @@ lh_hnsw_load(const char *path, lh_hnsw **out, lh_err *err)
     }
     h->dim = hd.dim;
     h->metric = (lh_metric)hd.metric;
-    h->params = (lh_hnsw_params){.m = hd.m, .ef_construction = hd.ef_construction,
-                                 .ef_search = hd.ef_search};
+    h->params = (lh_hnsw_params){
+        .m = hd.m, .ef_construction = hd.ef_construction, .ef_search = hd.ef_search};
     h->m0 = hd.m0;
     h->n = hd.n;
     h->k = lh_vec__kernels();

@@ -20,23 +20,24 @@ str_of(const json_t *j, const char *key)
     return s ? s : "";
 }
 
-
-#define TRIAL_COLUMNS                                                                        \
-    "trial_id: 'VARCHAR', index: 'VARCHAR', generation: 'BIGINT', eval: 'VARCHAR', "          \
-    "metric: 'VARCHAR', m: 'INTEGER', ef_construction: 'INTEGER', ef_search: 'INTEGER', "      \
-    "k: 'INTEGER', queries: 'INTEGER', vectors: 'BIGINT', dim: 'INTEGER', "                    \
-    "recall: 'DOUBLE', recall_ids: 'DOUBLE', p50_us: 'DOUBLE', p95_us: 'DOUBLE', p99_us: 'DOUBLE', qps: 'DOUBLE', " \
-    "build_seconds: 'DOUBLE', graph_reused: 'BOOLEAN', memory_bytes: 'BIGINT', "             \
+#define TRIAL_COLUMNS                                                                              \
+    "trial_id: 'VARCHAR', index: 'VARCHAR', generation: 'BIGINT', eval: 'VARCHAR', "               \
+    "metric: 'VARCHAR', m: 'INTEGER', ef_construction: 'INTEGER', ef_search: 'INTEGER', "          \
+    "k: 'INTEGER', queries: 'INTEGER', vectors: 'BIGINT', dim: 'INTEGER', "                        \
+    "recall: 'DOUBLE', recall_ids: 'DOUBLE', p50_us: 'DOUBLE', p95_us: 'DOUBLE', p99_us: "         \
+    "'DOUBLE', qps: 'DOUBLE', "                                                                    \
+    "build_seconds: 'DOUBLE', graph_reused: 'BOOLEAN', memory_bytes: 'BIGINT', "                   \
     "threads: 'INTEGER', created_at: 'VARCHAR', created_by: 'VARCHAR', job_id: 'VARCHAR'"
 
-#define TRIALS_EMPTY                                                                          \
-    "SELECT NULL::VARCHAR AS trial_id, NULL::VARCHAR AS index, NULL::BIGINT AS generation, "   \
-    "NULL::VARCHAR AS eval, NULL::VARCHAR AS metric, NULL::INTEGER AS m, "                     \
-    "NULL::INTEGER AS ef_construction, NULL::INTEGER AS ef_search, NULL::INTEGER AS k, "       \
-    "NULL::INTEGER AS queries, NULL::BIGINT AS vectors, NULL::INTEGER AS dim, "                \
-    "NULL::DOUBLE AS recall, NULL::DOUBLE AS recall_ids, NULL::DOUBLE AS p50_us, NULL::DOUBLE AS p95_us, "                 \
-    "NULL::DOUBLE AS p99_us, NULL::DOUBLE AS qps, NULL::DOUBLE AS build_seconds, "             \
-    "NULL::BOOLEAN AS graph_reused, NULL::BIGINT AS memory_bytes, NULL::INTEGER AS threads, " \
+#define TRIALS_EMPTY                                                                               \
+    "SELECT NULL::VARCHAR AS trial_id, NULL::VARCHAR AS index, NULL::BIGINT AS generation, "       \
+    "NULL::VARCHAR AS eval, NULL::VARCHAR AS metric, NULL::INTEGER AS m, "                         \
+    "NULL::INTEGER AS ef_construction, NULL::INTEGER AS ef_search, NULL::INTEGER AS k, "           \
+    "NULL::INTEGER AS queries, NULL::BIGINT AS vectors, NULL::INTEGER AS dim, "                    \
+    "NULL::DOUBLE AS recall, NULL::DOUBLE AS recall_ids, NULL::DOUBLE AS p50_us, NULL::DOUBLE AS " \
+    "p95_us, "                                                                                     \
+    "NULL::DOUBLE AS p99_us, NULL::DOUBLE AS qps, NULL::DOUBLE AS build_seconds, "                 \
+    "NULL::BOOLEAN AS graph_reused, NULL::BIGINT AS memory_bytes, NULL::INTEGER AS threads, "      \
     "NULL::VARCHAR AS created_at, NULL::VARCHAR AS created_by, NULL::VARCHAR AS job_id LIMIT 0"
 
 typedef struct view_files {
@@ -182,8 +183,8 @@ lh_vectors__trial_config(lh_vectors *v, const char *index, const char *trial_id,
                           json_object_get(found, "ef_search"));
     json_decref(mine);
     if (!found) {
-        lh_err_set(err, LH_ENOTFOUND, 404, "trial_not_found",
-                   "index '%s' has no trial '%s'", index, trial_id);
+        lh_err_set(err, LH_ENOTFOUND, 404, "trial_not_found", "index '%s' has no trial '%s'", index,
+                   trial_id);
         lh_err_hint(err, "GET /vectors/hnsw/trials/%s lists them", index);
         return LH_ENOTFOUND;
     }
@@ -234,4 +235,3 @@ lh_vectors_trial_best(lh_vectors *v, const char *index, double min_recall, doubl
     }
     return 0;
 }
-

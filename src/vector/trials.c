@@ -146,8 +146,8 @@ tvec_find(lh_vectors *v, const char *index, int64_t generation)
 /* The vectors of index's generation (a reference: tvec_release). From the live graph
  * when it is that generation, else from the generation's embeddings file. */
 static lh_tvec *
-tvec_get(lh_vectors *v, const char *index, int64_t generation, const lh_vgen *live,
-         uint32_t dim, size_t n, lh_metric metric, lh_err *err)
+tvec_get(lh_vectors *v, const char *index, int64_t generation, const lh_vgen *live, uint32_t dim,
+         size_t n, lh_metric metric, lh_err *err)
 {
     lh_tvec *t = tvec_find(v, index, generation);
     if (t)
@@ -203,10 +203,10 @@ lh_vectors_trial_cache_stats(lh_vectors *v)
     size_t entries = 0;
     for (lh_tvec *t = v->tc_list; t; t = t->next)
         entries++;
-    json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "entries", (json_int_t)entries,
-                          "bytes", (json_int_t)v->tc_bytes, "max_bytes", (json_int_t)v->tc_max,
-                          "hits", (json_int_t)v->tc_hits, "misses", (json_int_t)v->tc_misses,
-                          "evictions", (json_int_t)v->tc_evictions);
+    json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "entries", (json_int_t)entries, "bytes",
+                          (json_int_t)v->tc_bytes, "max_bytes", (json_int_t)v->tc_max, "hits",
+                          (json_int_t)v->tc_hits, "misses", (json_int_t)v->tc_misses, "evictions",
+                          (json_int_t)v->tc_evictions);
     pthread_mutex_unlock(&v->tc_lock);
     return j;
 }
@@ -244,7 +244,8 @@ trial_configs(const json_t *configs, json_t **out, lh_err *err)
         json_array_size(configs) > MAX_CONFIGS)
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                           "'configs' must be an array of 1 to %d objects {m, ef_construction, "
-                          "ef_search}", MAX_CONFIGS);
+                          "ef_search}",
+                          MAX_CONFIGS);
     json_t *checked = json_array();
     size_t i;
     json_t *c;
@@ -385,8 +386,7 @@ measure(const lh_hnsw *h, const lh_veval *e, size_t ef, double *recall, double *
 
 /* How many vectors the eval's generation holds: the live one's, or its descriptor's. */
 static int
-eval_generation_size(lh_vtrial *t, const lh_veval *e, const lh_vgen *live, size_t *n,
-                     lh_err *err)
+eval_generation_size(lh_vtrial *t, const lh_veval *e, const lh_vgen *live, size_t *n, lh_err *err)
 {
     if (live->generation == e->generation) {
         *n = live->n;
@@ -417,9 +417,9 @@ typedef struct run {
     lh_job *job;
     const lh_veval *e;
     const lh_tvec *vec;
-    double *lat;       /* e->n latencies */
+    double *lat; /* e->n latencies */
     int threads;
-    bool *done;        /* per config */
+    bool *done; /* per config */
     size_t finished;
     json_t *results;
 } run;
@@ -440,8 +440,8 @@ measure_config(run *r, const lh_hnsw *h, const lh_hnsw_params *params, size_t j,
     json_t *trial = json_pack(
         "{s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, "
         "s:f, s:f, s:f, s:b, s:I, s:i, s:s, s:s, s:s}",
-        "trial_id", trial_id, "index", r->t->index, "generation", (json_int_t)e->generation,
-        "eval", r->t->eval, "metric", e->metric, "m", (json_int_t)params->m, "ef_construction",
+        "trial_id", trial_id, "index", r->t->index, "generation", (json_int_t)e->generation, "eval",
+        r->t->eval, "metric", e->metric, "m", (json_int_t)params->m, "ef_construction",
         (json_int_t)params->ef_construction, "ef_search", (json_int_t)ef, "k", (json_int_t)e->k,
         "queries", (json_int_t)e->n, "vectors", (json_int_t)r->vec->n, "dim",
         (json_int_t)r->vec->dim, "recall", recall, "recall_ids", recall_ids, "p50_us",
@@ -466,8 +466,8 @@ run_graph(run *r, size_t i, lh_metric metric, lh_err *err)
     lh_hnsw_params params = lh_vectors__hnsw_params(json_array_get(configs, i));
     lh_hnsw *h = NULL;
     int64_t t0 = lh_mono_us();
-    int rc = lh_hnsw_build(r->vec->vectors, r->vec->n, r->vec->dim, metric, &params, r->threads,
-                           &h, err);
+    int rc = lh_hnsw_build(r->vec->vectors, r->vec->n, r->vec->dim, metric, &params, r->threads, &h,
+                           err);
     if (rc != 0)
         goto out;
     double build_s = (double)(lh_mono_us() - t0) / 1e6;
@@ -509,10 +509,12 @@ lh_vtrial_run(lh_vtrial *t, lh_job *job, json_t **out, lh_err *err)
     if ((rc = eval_generation_size(t, &e, live, &n, err)) != 0)
         goto out;
     if (metric < 0 || n == 0) {
-        rc = lh_err_set(err, LH_EINVAL, 422, "eval_corrupt", "eval set '%s' is unreadable", t->eval);
+        rc =
+            lh_err_set(err, LH_EINVAL, 422, "eval_corrupt", "eval set '%s' is unreadable", t->eval);
         goto out;
     }
-    if ((vec = tvec_get(v, t->index, e.generation, live, e.dim, n, (lh_metric)metric, err)) == NULL) {
+    if ((vec = tvec_get(v, t->index, e.generation, live, e.dim, n, (lh_metric)metric, err)) ==
+        NULL) {
         rc = err->rc;
         goto out;
     }
@@ -530,8 +532,8 @@ lh_vtrial_run(lh_vtrial *t, lh_job *job, json_t **out, lh_err *err)
     }
     lh_vectors__journal_view(v); /* also after a failure: the trials journaled so far */
     if (rc == 0)
-        *out = json_pack("{s:s, s:s, s:I, s:O}", "index", t->index, "eval", t->eval,
-                         "generation", (json_int_t)e.generation, "trials", r.results);
+        *out = json_pack("{s:s, s:s, s:I, s:O}", "index", t->index, "eval", t->eval, "generation",
+                         (json_int_t)e.generation, "trials", r.results);
 out:
     json_decref(r.results);
     free(r.done);

@@ -109,8 +109,8 @@ on_vector_batch(void *ctx, const lh_batch *b)
         if (dim == 0 || (r->dim && dim != r->dim)) {
             lh_err_set(r->err, LH_EINVAL, 400, "invalid_vector",
                        "row with id '%.*s' has a vector of %zu dimensions, not %u like the rows "
-                       "before it", (int)(id_len > 100 ? 100 : id_len), id, dim,
-                       r->dim ? r->dim : 1);
+                       "before it",
+                       (int)(id_len > 100 ? 100 : id_len), id, dim, r->dim ? r->dim : 1);
             return LH_EINVAL;
         }
         r->dim = (uint32_t)dim;
@@ -134,7 +134,8 @@ read_dataset(lh_vectors *v, const char *dataset, const json_t *spec, lh_vrows *r
 {
     lh_buf sql;
     lh_buf_init(&sql);
-    const char *id = lh_vectors__spec_str(spec, "id_column"), *text = lh_vectors__spec_str(spec, "text_column");
+    const char *id = lh_vectors__spec_str(spec, "id_column"),
+               *text = lh_vectors__spec_str(spec, "text_column");
     const char *vec = lh_vectors__spec_str(spec, "vector_column");
     lh_buf_puts(&sql, "SELECT CAST(");
     lh_sql_ident(&sql, id);
@@ -148,8 +149,9 @@ read_dataset(lh_vectors *v, const char *dataset, const json_t *spec, lh_vrows *r
         lh_sql_ident(&sql, vec);
         lh_buf_puts(&sql, " AS FLOAT[]) AS lh_v, CAST(");
         lh_sql_ident(&sql, vec);
-        lh_buf_puts(&sql, " IS NOT NULL AS INTEGER), CAST(coalesce(len(list_filter(lh_v, "
-                          "lh_x -> lh_x IS NULL OR isnan(lh_x) OR isinf(lh_x))) > 0, true) AS INTEGER)");
+        lh_buf_puts(&sql,
+                    " IS NOT NULL AS INTEGER), CAST(coalesce(len(list_filter(lh_v, "
+                    "lh_x -> lh_x IS NULL OR isnan(lh_x) OR isinf(lh_x))) > 0, true) AS INTEGER)");
     }
     lh_buf_puts(&sql, " FROM ");
     lh_sql_ident(&sql, dataset);
@@ -198,20 +200,20 @@ has_column(const json_t *manifest, const char *name)
     json_t *col;
     json_array_foreach(json_object_get(manifest, "columns"), i, col)
     {
-        if (strcmp(lh_vectors__spec_str(col, "name") ? lh_vectors__spec_str(col, "name") : "", name) == 0)
+        if (strcmp(lh_vectors__spec_str(col, "name") ? lh_vectors__spec_str(col, "name") : "",
+                   name) == 0)
             return true;
     }
     return false;
 }
 
-
 /* The create body's fields, their types and how they combine (nothing allocated). */
 static int
 check_body(const json_t *body, lh_err *err)
 {
-    static const char *const fields[] = {"name", "dataset", "id_column", "text_column",
-                                         "vector_column", "model", "metric", "hnsw", "chunk",
-                                         "async", NULL};
+    static const char *const fields[] = {"name",          "dataset", "id_column", "text_column",
+                                         "vector_column", "model",   "metric",    "hnsw",
+                                         "chunk",         "async",   NULL};
     const char *key;
     json_t *val;
     json_object_foreach((json_t *)body, key, val)
@@ -238,18 +240,24 @@ check_body(const json_t *body, lh_err *err)
     const char *vec = lh_vectors__spec_str(body, "vector_column");
     const char *metric = lh_vectors__spec_str(body, "metric");
     if (!name || !lh_name_valid(name))
-        return bad_field(err, "'%s' must be a name: a lowercase letter, then up to 62 lowercase "
-                              "letters, digits or underscores", "name");
+        return bad_field(err,
+                         "'%s' must be a name: a lowercase letter, then up to 62 lowercase "
+                         "letters, digits or underscores",
+                         "name");
     if (!dataset || !lh_name_valid(dataset))
         return bad_field(err, "'%s' must name a dataset", "dataset");
     if (!lh_vectors__spec_str(body, "id_column"))
         return bad_field(err, "'%s' is required: the column that identifies a row", "id_column");
     if ((text == NULL) == (vec == NULL))
-        return bad_field(err, "give exactly one of 'text_column' (embedded with 'model') or "
-                              "'%s' (vectors already in the data)", "vector_column");
+        return bad_field(err,
+                         "give exactly one of 'text_column' (embedded with 'model') or "
+                         "'%s' (vectors already in the data)",
+                         "vector_column");
     if (vec && lh_vectors__spec_str(body, "model"))
-        return bad_field(err, "'model' does not apply to a '%s' index: its vectors are used as "
-                              "they are", "vector_column");
+        return bad_field(err,
+                         "'model' does not apply to a '%s' index: its vectors are used as "
+                         "they are",
+                         "vector_column");
     if (metric && lh_metric_parse(metric) < 0)
         return bad_field(err, "'metric' must be cosine, l2 or dot, not '%s'", metric);
     const json_t *hnsw = json_object_get(body, "hnsw"), *chunk = json_object_get(body, "chunk");
@@ -332,8 +340,8 @@ parse_spec(lh_vectors *v, const json_t *body, json_t **out, lh_err *err)
     const char *vec = lh_vectors__spec_str(body, "vector_column");
     const char *model = lh_vectors__spec_str(body, "model");
     const char *metric = lh_vectors__spec_str(body, "metric");
-    if ((rc = lh_vectors__hnsw_settings(json_object_get(body, "hnsw"), "hnsw", true, &hnsw,
-                                        err)) != 0)
+    if ((rc = lh_vectors__hnsw_settings(json_object_get(body, "hnsw"), "hnsw", true, &hnsw, err)) !=
+        0)
         goto out;
     if (text && (rc = chunk_settings(v, json_object_get(body, "chunk"), &chunk, err)) != 0)
         goto out;
@@ -406,7 +414,8 @@ static int
 write_embeddings(lh_vectors *v, const lh_vrows *r, const char *path, lh_err *err)
 {
     char *cols = lh_sprintf("position INTEGER, doc_id VARCHAR, chunk_id INTEGER, chunk_text "
-                            "VARCHAR, content_hash VARCHAR, vector FLOAT[%u]", r->dim);
+                            "VARCHAR, content_hash VARCHAR, vector FLOAT[%u]",
+                            r->dim);
     lh_writer *w = NULL;
     int rc = lh_writer_open(v->deps.engine, cols, &w, err);
     free(cols);
@@ -483,8 +492,8 @@ build_graph(lh_vbuild *b, lh_job *job, built *bt, lh_err *err)
     if (job)
         lh_job_progress(job, 0, (int64_t)bt->r.n, "vectors linked");
     int64_t started = lh_mono_us();
-    int rc = lh_hnsw_build(bt->r.vectors, bt->r.n, bt->r.dim, metric, &params, threads, &bt->h,
-                           err);
+    int rc =
+        lh_hnsw_build(bt->r.vectors, bt->r.n, bt->r.dim, metric, &params, threads, &bt->h, err);
     if (rc != 0)
         return rc;
     bt->graph_s = (double)(lh_mono_us() - started) / 1e6;
@@ -498,7 +507,8 @@ static int
 store_files(lh_vbuild *b, built *bt, lh_err *err)
 {
     lh_vectors *v = b->v;
-    char *emb_tmp = lh_vectors__work_file(v, ".parquet"), *hnsw_tmp = lh_vectors__work_file(v, ".bin");
+    char *emb_tmp = lh_vectors__work_file(v, ".parquet"),
+         *hnsw_tmp = lh_vectors__work_file(v, ".bin");
     int rc = write_embeddings(v, &bt->r, emb_tmp, err);
     if (rc != 0)
         goto out;
@@ -526,8 +536,8 @@ build_desc(const lh_vbuild *b, const built *bt, int64_t started)
     json_t *desc = json_deep_copy(b->spec);
     json_t *extra = json_pack(
         "{s:i, s:I, s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:{s:s, s:I, s:s, s:I}}",
-        "format", 1, "generation", (json_int_t)bt->generation, "dim", (int)bt->r.dim,
-        "created_at", created_at, "created_by", b->actor, "dataset_version",
+        "format", 1, "generation", (json_int_t)bt->generation, "dim", (int)bt->r.dim, "created_at",
+        created_at, "created_by", b->actor, "dataset_version",
         (json_int_t)json_integer_value(json_object_get(bt->manifest, "version")), "vectors",
         (json_int_t)bt->r.n, "documents", (json_int_t)bt->r.n_docs, "skipped_rows",
         (json_int_t)bt->r.skipped, "embedded", (json_int_t)bt->embedded, "reused",
@@ -539,7 +549,8 @@ build_desc(const lh_vbuild *b, const built *bt, int64_t started)
     json_decref(extra);
     if (!bt->r.by_vector) {
         lh_embedder *e = NULL;
-        if (lh_embedder_open(b->v->deps.config, lh_vectors__spec_str(b->spec, "model"), &e, NULL) == 0)
+        if (lh_embedder_open(b->v->deps.config, lh_vectors__spec_str(b->spec, "model"), &e, NULL) ==
+            0)
             json_object_set_new(desc, "model_version", json_string(lh_embedder_version(e)));
         lh_embedder_free(e);
     }
@@ -560,7 +571,8 @@ make_gen(lh_vbuild *b, built *bt, json_t *desc, lh_vgen **out, lh_err *err)
     int rc = lh_vrows__into_gen(&bt->r, g, err);
     if (rc != 0)
         goto out;
-    if ((rc = lh_cache_local_path(v->deps.cache, v->store, bt->emb_key, true, &g->emb_path, err)) != 0)
+    if ((rc = lh_cache_local_path(v->deps.cache, v->store, bt->emb_key, true, &g->emb_path, err)) !=
+        0)
         goto out;
     g->emb_pinned = true;
     *out = g;

@@ -181,7 +181,6 @@ lh_vectors__acquire(lh_vectors *v, const char *name, json_t **spec, lh_err *err)
     return g;
 }
 
-
 void
 lh_vidx__free(lh_vidx *x)
 {
@@ -329,8 +328,8 @@ lh_vectors__commit_desc(lh_vectors *v, const char *index, int64_t generation, co
                         lh_err *err)
 {
     char *key = lh_layout_gen_key(index, generation, "index.json");
-    int rc = lh_vectors__put_json(v, key, desc, JSON_INDENT(2) | JSON_SORT_KEYS,
-                                  LH_PUT_CREATE_ONLY, err);
+    int rc = lh_vectors__put_json(v, key, desc, JSON_INDENT(2) | JSON_SORT_KEYS, LH_PUT_CREATE_ONLY,
+                                  err);
     free(key);
     if (rc == LH_EEXIST)
         lh_err_set(err, LH_EEXIST, 409, "conflict",
@@ -390,7 +389,8 @@ lh_vectors__hnsw_params(const json_t *settings)
 {
     lh_hnsw_params params = {
         .m = (uint32_t)json_integer_value(json_object_get(settings, "m")),
-        .ef_construction = (uint32_t)json_integer_value(json_object_get(settings, "ef_construction")),
+        .ef_construction =
+            (uint32_t)json_integer_value(json_object_get(settings, "ef_construction")),
         .ef_search = (uint32_t)json_integer_value(json_object_get(settings, "ef_search")),
         .seed = 42};
     return params;

@@ -166,12 +166,12 @@ void lh_vectors_close(lh_vectors *v); /* accepts NULL; waits for nothing: stop j
 typedef struct lh_vbuild lh_vbuild;
 /* POST /vectors/indexes body: validated (400 naming the field, 404 unknown dataset or
  * column, 409 an index of that name exists) and the name reserved. Returns new. */
-int lh_vectors_create_begin(lh_vectors *v, const json_t *body, const char *actor,
-                            lh_vbuild **out, lh_err *err);
+int lh_vectors_create_begin(lh_vectors *v, const json_t *body, const char *actor, lh_vbuild **out,
+                            lh_err *err);
 /* A new generation of an existing index from its dataset's current rows (409 while
  * another build of it runs). Returns new. */
-int lh_vectors_refresh_begin(lh_vectors *v, const char *name, const char *actor,
-                             lh_vbuild **out, lh_err *err);
+int lh_vectors_refresh_begin(lh_vectors *v, const char *name, const char *actor, lh_vbuild **out,
+                             lh_err *err);
 /* The dataset the build reads (for permission checks). */
 const char *lh_vbuild_dataset(const lh_vbuild *b);
 const char *lh_vbuild_index(const lh_vbuild *b);
@@ -190,16 +190,16 @@ int lh_vectors_drop(lh_vectors *v, const char *name, lh_err *err);
 
 typedef struct lh_vsearch {
     const char *index;
-    const char *query;    /* text, embedded with the index's model; or NULL */
-    const float *vector;  /* or a vector of n_vector floats */
+    const char *query;   /* text, embedded with the index's model; or NULL */
+    const float *vector; /* or a vector of n_vector floats */
     size_t n_vector;
     size_t k;
-    size_t ef;            /* 0: the index's ef_search */
-    const char *filter;   /* SQL predicate over the dataset, or NULL */
+    size_t ef;                  /* 0: the index's ef_search */
+    const char *filter;         /* SQL predicate over the dataset, or NULL */
     const char *const *include; /* dataset columns to return with each hit */
     size_t n_include;
     bool exact;
-    int64_t timeout_ms;   /* for the filter and include queries */
+    int64_t timeout_ms; /* for the filter and include queries */
 } lh_vsearch;
 /* Search (see docs/API.md for the answer). 400 for bad input, 404 unknown index, 409 an
  * index still building its first generation. *out new. */
@@ -222,8 +222,8 @@ bool lh_vectors_eval_index(lh_vectors *v, const char *eval, char *out, size_t si
 /* A trial run: body {"index", "eval", "configs": [{"m", "ef_construction",
  * "ef_search"}, ...]} validated by begin (400/404), run once (in a job), then freed. */
 typedef struct lh_vtrial lh_vtrial;
-int lh_vectors_trial_begin(lh_vectors *v, const json_t *body, const char *actor,
-                           lh_vtrial **out, lh_err *err);
+int lh_vectors_trial_begin(lh_vectors *v, const json_t *body, const char *actor, lh_vtrial **out,
+                           lh_err *err);
 const char *lh_vtrial_index(const lh_vtrial *t);
 int lh_vtrial_run(lh_vtrial *t, lh_job *job, json_t **out, lh_err *err);
 void lh_vtrial_free(lh_vtrial *t); /* accepts NULL */
@@ -231,16 +231,16 @@ void lh_vtrial_free(lh_vtrial *t); /* accepts NULL */
 int lh_vectors_trials(lh_vectors *v, const char *index, json_t **out, lh_err *err);
 /* The fastest trial (p50) with recall >= min_recall, or (min_recall < 0) the best recall
  * with p95 <= max_p95_us. 404 no_trial when none qualifies. */
-int lh_vectors_trial_best(lh_vectors *v, const char *index, double min_recall,
-                          double max_p95_us, json_t **out, lh_err *err);
+int lh_vectors_trial_best(lh_vectors *v, const char *index, double min_recall, double max_p95_us,
+                          json_t **out, lh_err *err);
 /* The trial vector cache: {"entries","bytes","max_bytes","hits","misses","evictions"}. */
 json_t *lh_vectors_trial_cache_stats(lh_vectors *v);
 
 /* A new generation of the live one's vectors with other HNSW settings (body:
  * {"trial_id"} or {"hnsw": {...}}), built like a refresh (lh_vbuild_run) but embedding
  * nothing. 409 while another build of the index runs. Returns new. */
-int lh_vectors_promote_begin(lh_vectors *v, const char *name, const json_t *body,
-                             const char *actor, lh_vbuild **out, lh_err *err);
+int lh_vectors_promote_begin(lh_vectors *v, const char *name, const json_t *body, const char *actor,
+                             lh_vbuild **out, lh_err *err);
 /* Make the generation that was live before the current one live again (one call; it
  * is loaded from the bucket). 409 when there is none. *out new. */
 int lh_vectors_rollback(lh_vectors *v, const char *name, const char *actor, json_t **out,

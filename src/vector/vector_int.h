@@ -96,32 +96,32 @@ void lh_hnsw__visited_put(lh_hnsw *h, visited *v);
 typedef struct lh_vgen {
     atomic_int refs;
     int64_t generation;
-    json_t *desc;        /* the committed index.json */
+    json_t *desc; /* the committed index.json */
     lh_hnsw *hnsw;
-    size_t n;            /* positions */
-    uint32_t *doc_of;    /* n: the document of each position */
-    int32_t *chunk_of;   /* n: the chunk number of each position */
+    size_t n;          /* positions */
+    uint32_t *doc_of;  /* n: the document of each position */
+    int32_t *chunk_of; /* n: the chunk number of each position */
     size_t n_docs;
     char **doc_ids;      /* n_docs, NUL-terminated */
     uint32_t *doc_first; /* n_docs: first position */
     uint32_t *doc_count; /* n_docs: positions (chunks) */
     uint32_t *table;     /* table_size slots of doc index + 1 (0: empty) */
     size_t table_size;
-    char *texts;         /* chunk texts in memory (when within [vector]
-                            texts_in_memory_bytes), else NULL: read from emb_path */
-    size_t *text_off;    /* n: where each position's text starts in texts */
-    uint32_t *text_len;  /* n */
-    char *emb_path;      /* local path of embeddings.parquet */
-    bool emb_pinned;     /* emb_path is pinned in the cache */
-    char *hnsw_path;     /* a pinned cache copy the graph maps, or NULL */
+    char *texts;        /* chunk texts in memory (when within [vector]
+                           texts_in_memory_bytes), else NULL: read from emb_path */
+    size_t *text_off;   /* n: where each position's text starts in texts */
+    uint32_t *text_len; /* n */
+    char *emb_path;     /* local path of embeddings.parquet */
+    bool emb_pinned;    /* emb_path is pinned in the cache */
+    char *hnsw_path;    /* a pinned cache copy the graph maps, or NULL */
     struct lh_vectors *owner;
 } lh_vgen;
 
 typedef struct lh_vidx {
     char name[LH_NAME_MAX];
     char dataset[LH_NAME_MAX];
-    json_t *spec;      /* id_column, text_column|vector_column, model, metric, hnsw, chunk */
-    lh_vgen *live;     /* NULL while the first generation builds */
+    json_t *spec;  /* id_column, text_column|vector_column, model, metric, hnsw, chunk */
+    lh_vgen *live; /* NULL while the first generation builds */
     bool building;
     int64_t last_generation;
     int64_t previous_live; /* the generation live before the current one, or 0 */
@@ -136,16 +136,16 @@ typedef struct lh_tvec {
     float *vectors;
     size_t n, bytes;
     uint32_t dim;
-    int refs;         /* under tc_lock */
-    bool cached;      /* in the list (else freed at its last release) */
+    int refs;    /* under tc_lock */
+    bool cached; /* in the list (else freed at its last release) */
     int64_t used_us;
     struct lh_tvec *next;
 } lh_tvec;
 
 struct lh_vectors {
     lh_vectors_deps deps;
-    lh_store *store; /* the primary bucket: reads (writes go through deps.buckets) */
-    const char *bucket; /* its name in deps.buckets */
+    lh_store *store;      /* the primary bucket: reads (writes go through deps.buckets) */
+    const char *bucket;   /* its name in deps.buckets */
     pthread_mutex_t lock; /* the list, each entry's live/building */
     lh_vidx *list;
     /* trial runs (trials.c): the vector cache */
@@ -154,20 +154,20 @@ struct lh_vectors {
     int64_t tc_bytes, tc_max;
     uint64_t tc_hits, tc_misses, tc_evictions;
     /* the trial journal (trial_journal.c) */
-    lh_applog *trials;    /* _hnsw/trials/ */
+    lh_applog *trials;         /* _hnsw/trials/ */
     pthread_mutex_t view_lock; /* view_pins */
-    char **view_pins;     /* local copies the _hnsw_trials view reads (pinned) */
+    char **view_pins;          /* local copies the _hnsw_trials view reads (pinned) */
     size_t n_view_pins;
 };
 
 struct lh_vbuild {
     lh_vectors *v;
-    lh_vidx *x;        /* reserved: x->building is set */
-    bool created;      /* x was added by this build (removed again if it fails) */
+    lh_vidx *x;   /* reserved: x->building is set */
+    bool created; /* x was added by this build (removed again if it fails) */
     bool done;
-    bool promote;      /* a new graph over the live generation's vectors (vgen.c) */
+    bool promote; /* a new graph over the live generation's vectors (vgen.c) */
     json_t *spec;
-    json_t *origin;    /* promote: {"trial_id"} or null */
+    json_t *origin; /* promote: {"trial_id"} or null */
     char *actor;
     char index[LH_NAME_MAX], dataset[LH_NAME_MAX];
 };
@@ -187,7 +187,7 @@ lh_vectors__spec_int(const json_t *spec, const char *group, const char *key)
 }
 
 /* ---- vcommon.c: generations in memory ---- */
-void lh_vgen__free(lh_vgen *g); /* accepts NULL; ignores the reference count */
+void lh_vgen__free(lh_vgen *g);    /* accepts NULL; ignores the reference count */
 void lh_vgen__release(lh_vgen *g); /* accepts NULL */
 /* A new generation object (one reference) of v's index; everything else empty. */
 lh_vgen *lh_vgen__new(lh_vectors *v, int64_t generation);
@@ -200,7 +200,7 @@ int64_t lh_vgen__find_doc(const lh_vgen *g, const char *id, size_t len);
 
 /* ---- vcommon.c: the registry's lookups and reservations ---- */
 lh_vidx *lh_vectors__find_locked(lh_vectors *v, const char *name);
-void lh_vidx__free(lh_vidx *x);         /* accepts NULL; releases its live generation */
+void lh_vidx__free(lh_vidx *x); /* accepts NULL; releases its live generation */
 int lh_vectors__no_index(lh_err *err, const char *name); /* 404 index_not_found */
 /* Take a reference on name's live generation (NULL with 404/409 in err). */
 lh_vgen *lh_vectors__acquire(lh_vectors *v, const char *name, json_t **spec, lh_err *err);
@@ -214,8 +214,8 @@ int lh_vectors__reserve(lh_vectors *v, const char *name, const char *actor, lh_v
  * /storage/errors; reads use v->store directly. */
 char *lh_vectors__work_file(lh_vectors *v, const char *suffix); /* new path in work_dir */
 /* Upload the local file at path as key (flags: LH_PUT_*); the caller removes the file. */
-int lh_vectors__upload(lh_vectors *v, const char *path, const char *key, int flags,
-                       int64_t *bytes, lh_err *err);
+int lh_vectors__upload(lh_vectors *v, const char *path, const char *key, int flags, int64_t *bytes,
+                       lh_err *err);
 /* Put a JSON document as key (compact or indented), with flags LH_PUT_*. */
 int lh_vectors__put_json(lh_vectors *v, const char *key, const json_t *doc, size_t dump_flags,
                          int flags, lh_err *err);
@@ -259,8 +259,8 @@ typedef struct lh_vrows {
     const char *doc_text; /* the text being chunked */
     const char *doc_id;   /* its id, until its first chunk starts the document */
     size_t doc_id_len;
-    bool failed;          /* a chunk could not be kept (err is set) */
-    bool keep_texts;      /* gather chunk texts while within text_budget */
+    bool failed;     /* a chunk could not be kept (err is set) */
+    bool keep_texts; /* gather chunk texts while within text_budget */
     size_t text_budget;
     lh_err *err;
     lh_job *job;
@@ -292,12 +292,11 @@ int lh_vectors__embed_chunks(lh_vbuild *b, lh_vrows *r, const lh_vgen *prev, lh_
 void lh_vectors__publish(lh_vectors *v, lh_vidx *x, lh_vgen *g, const char *reason,
                          const char *actor);
 /* At start: which committed generation is live, and which was live before it. */
-void lh_vectors__live_at_start(lh_vectors *v, lh_vidx *x, int64_t newest_committed,
-                               int64_t *live);
+void lh_vectors__live_at_start(lh_vectors *v, lh_vidx *x, int64_t newest_committed, int64_t *live);
 
 /* ---- vload.c ---- */
-int lh_vectors__load_generation(lh_vectors *v, const char *name, int64_t generation,
-                                lh_vgen **out, lh_err *err);
+int lh_vectors__load_generation(lh_vectors *v, const char *name, int64_t generation, lh_vgen **out,
+                                lh_err *err);
 
 /* ---- vgen.c ---- */
 int lh_vectors__promote_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err);
@@ -310,11 +309,11 @@ typedef struct lh_veval {
     char created_at[LH_TIME_MAX];
     size_t k, n, cap;
     uint32_t dim;
-    float *queries;      /* n * dim */
-    int32_t *truth;      /* n * k */
-    float *truth_dist;   /* n * k */
-    int32_t *positions;  /* n */
-    json_t *rows;        /* with_rows: [{query_id, position, doc_id, truth}] */
+    float *queries;     /* n * dim */
+    int32_t *truth;     /* n * k */
+    float *truth_dist;  /* n * k */
+    int32_t *positions; /* n */
+    json_t *rows;       /* with_rows: [{query_id, position, doc_id, truth}] */
     bool with_rows;
     lh_err *err;
 } lh_veval;
@@ -338,7 +337,7 @@ int lh_vectors__journal_trial(lh_vectors *v, json_t *trial, lh_err *err);
 /* Redefine `_hnsw_trials` in the users' engine over every stored journal batch. */
 void lh_vectors__journal_view(lh_vectors *v);
 /* The hnsw settings of a journaled trial (new) or 404. */
-int lh_vectors__trial_config(lh_vectors *v, const char *index, const char *trial_id,
-                             json_t **hnsw, lh_err *err);
+int lh_vectors__trial_config(lh_vectors *v, const char *index, const char *trial_id, json_t **hnsw,
+                             lh_err *err);
 
 #endif

@@ -205,8 +205,8 @@ lh_vectors__promote_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
         lh_job_progress(job, 0, (int64_t)prev->n, "vectors linked");
     if ((rc = lh_hnsw_build(lh_hnsw_vector(prev->hnsw, 0), prev->n, lh_hnsw_dim(prev->hnsw),
                             lh_hnsw_metric(prev->hnsw), &params,
-                            (int)lh_config_int(v->deps.config, "vector.build_threads"), &h,
-                            err)) != 0)
+                            (int)lh_config_int(v->deps.config, "vector.build_threads"), &h, err)) !=
+        0)
         goto out;
     double graph_s = (double)(lh_mono_us() - started) / 1e6;
     if (job)
@@ -240,9 +240,10 @@ lh_vectors__promote_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
     json_object_set(*out, "build_seconds", json_object_get(g->desc, "build_seconds"));
     lh_vectors__publish(v, b->x, g, "promote", b->actor);
     g = NULL;
-    lh_log(LH_LOG_INFO, NULL, NULL, "vector index %s: generation %lld promoted (m %u, "
-           "ef_construction %u, ef_search %u)", b->index, (long long)generation, params.m,
-           params.ef_construction, params.ef_search);
+    lh_log(LH_LOG_INFO, NULL, NULL,
+           "vector index %s: generation %lld promoted (m %u, "
+           "ef_construction %u, ef_search %u)",
+           b->index, (long long)generation, params.m, params.ef_construction, params.ef_search);
 out:
     if (uploaded)
         lh_vectors__discard(v, k.emb, k.hnsw);

@@ -19,8 +19,9 @@ describe_locked(const lh_vidx *x)
     json_object_set_new(j, "building", json_boolean(x->building));
     const lh_vgen *g = x->live;
     if (g) {
-        static const char *const copy[] = {"model_version", "dim", "created_at", "dataset_version",
-                                           "skipped_rows", "build_seconds", NULL};
+        static const char *const copy[] = {
+            "model_version", "dim",           "created_at", "dataset_version",
+            "skipped_rows",  "build_seconds", NULL};
         for (size_t i = 0; copy[i]; i++)
             if (json_object_get(g->desc, copy[i]))
                 json_object_set(j, copy[i], json_object_get(g->desc, copy[i]));
@@ -79,8 +80,8 @@ lh_vectors_get(lh_vectors *v, const char *name, json_t **out, lh_err *err)
     json_t *g;
     json_array_foreach(gens, i, g)
     {
-        json_object_set_new(g, "live",
-                            json_boolean(json_integer_value(json_object_get(g, "generation")) == live));
+        json_object_set_new(
+            g, "live", json_boolean(json_integer_value(json_object_get(g, "generation")) == live));
     }
     json_object_set_new(j, "generations", gens);
     *out = j;

@@ -46,16 +46,16 @@ lh_vectors__publish(lh_vectors *v, lh_vidx *x, lh_vgen *g, const char *reason, c
 
     char at[LH_TIME_MAX];
     lh_time_format(lh_now_us(), at);
-    json_t *record = json_pack("{s:I, s:I, s:I, s:s, s:s, s:s}", "generation",
-                               (json_int_t)g->generation, "previous", (json_int_t)previous,
-                               "newest", (json_int_t)newest, "reason", reason, "at", at, "by",
-                               actor ? actor : "");
+    json_t *record =
+        json_pack("{s:I, s:I, s:I, s:s, s:s, s:s}", "generation", (json_int_t)g->generation,
+                  "previous", (json_int_t)previous, "newest", (json_int_t)newest, "reason", reason,
+                  "at", at, "by", actor ? actor : "");
     lh_err err;
     int rc = LH_EEXIST;
     for (int attempt = 0; rc == LH_EEXIST && attempt < 8; attempt++, seq++) {
         char *key = lh_layout_live_key(x->name, seq);
-        rc = lh_vectors__put_json(v, key, record, JSON_COMPACT | JSON_SORT_KEYS,
-                                  LH_PUT_CREATE_ONLY, &err);
+        rc = lh_vectors__put_json(v, key, record, JSON_COMPACT | JSON_SORT_KEYS, LH_PUT_CREATE_ONLY,
+                                  &err);
         free(key);
     }
     json_decref(record);

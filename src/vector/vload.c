@@ -72,8 +72,8 @@ on_vectors_batch(void *ctx, const lh_batch *b)
 
 /* Scan sql (over an embeddings file) with fn into r. */
 static int
-scan_file(lh_vectors *v, const char *select, const char *path, const char *tail,
-          lh_batch_fn fn, lh_vrows *r, lh_err *err)
+scan_file(lh_vectors *v, const char *select, const char *path, const char *tail, lh_batch_fn fn,
+          lh_vrows *r, lh_err *err)
 {
     lh_buf sql;
     lh_buf_init(&sql);
@@ -92,10 +92,10 @@ static void
 reupload_sidecar(lh_vectors *v, const lh_vgen *g)
 {
     char *tmp = lh_vectors__work_file(v, ".bin");
-    char *key = lh_layout_gen_key(lh_vectors__spec_str(g->desc, "name"), g->generation,
-                                  "hnsw.bin");
+    char *key = lh_layout_gen_key(lh_vectors__spec_str(g->desc, "name"), g->generation, "hnsw.bin");
     lh_err err;
-    if (lh_hnsw_save(g->hnsw, tmp, &err) != 0 || lh_vectors__upload(v, tmp, key, 0, NULL, &err) != 0)
+    if (lh_hnsw_save(g->hnsw, tmp, &err) != 0 ||
+        lh_vectors__upload(v, tmp, key, 0, NULL, &err) != 0)
         lh_log_err(LH_LOG_WARN, NULL, &err);
     unlink(tmp);
     free(tmp);
@@ -196,9 +196,9 @@ load_graph(lh_vectors *v, const char *name, lh_vgen *g, lh_err *err)
     free(hnsw_key);
     if (rc == 0)
         rc = lh_hnsw_load(g->hnsw_path, &g->hnsw, &herr);
-    if (rc == 0 && (lh_hnsw_count(g->hnsw) != g->n ||
-                    lh_hnsw_dim(g->hnsw) !=
-                        (uint32_t)json_integer_value(json_object_get(g->desc, "dim"))))
+    if (rc == 0 &&
+        (lh_hnsw_count(g->hnsw) != g->n ||
+         lh_hnsw_dim(g->hnsw) != (uint32_t)json_integer_value(json_object_get(g->desc, "dim"))))
         rc = lh_err_set(&herr, LH_EINVAL, 422, "index_corrupt",
                         "the sidecar does not match the embeddings file");
     if (rc == 0)
@@ -308,10 +308,12 @@ remove_uncommitted(lh_vectors *v, const found *f)
             lh_log_err(LH_LOG_WARN, NULL, &err);
     }
     if (json_array_size(g.keys) > 0) {
-        json_t *fields = json_pack("{s:s, s:I}", "index", f->name, "files",
-                                   (json_int_t)json_array_size(g.keys));
-        lh_log(LH_LOG_INFO, NULL, fields, "vector index %s: removed files of uncommitted "
-               "generations", f->name);
+        json_t *fields =
+            json_pack("{s:s, s:I}", "index", f->name, "files", (json_int_t)json_array_size(g.keys));
+        lh_log(LH_LOG_INFO, NULL, fields,
+               "vector index %s: removed files of uncommitted "
+               "generations",
+               f->name);
         json_decref(fields);
     }
 out:
@@ -331,10 +333,10 @@ load_index(lh_vectors *v, const found *f)
     lh_err err;
     lh_err_clear(&err);
     if (lh_vectors__load_generation(v, f->name, live, &g, &err) != 0) {
-        json_t *fields = json_pack("{s:s, s:I}", "index", f->name, "generation",
-                                   (json_int_t)f->committed);
-        lh_log(LH_LOG_ERROR, NULL, fields, "vector index %s could not be loaded: %s%s%s",
-               f->name, err.message, err.detail[0] ? ": " : "", err.detail);
+        json_t *fields =
+            json_pack("{s:s, s:I}", "index", f->name, "generation", (json_int_t)f->committed);
+        lh_log(LH_LOG_ERROR, NULL, fields, "vector index %s could not be loaded: %s%s%s", f->name,
+               err.message, err.detail[0] ? ": " : "", err.detail);
         json_decref(fields);
         return false;
     }
@@ -342,8 +344,9 @@ load_index(lh_vectors *v, const found *f)
     snprintf(x->name, sizeof x->name, "%s", f->name);
     snprintf(x->dataset, sizeof x->dataset, "%s", lh_vectors__spec_str(g->desc, "dataset"));
     x->spec = json_object();
-    static const char *const keep[] = {"name", "dataset", "id_column", "text_column",
-                                       "vector_column", "model", "metric", "hnsw", "chunk", NULL};
+    static const char *const keep[] = {"name",          "dataset", "id_column", "text_column",
+                                       "vector_column", "model",   "metric",    "hnsw",
+                                       "chunk",         NULL};
     for (size_t i = 0; keep[i]; i++)
         if (json_object_get(g->desc, keep[i]))
             json_object_set(x->spec, keep[i], json_object_get(g->desc, keep[i]));

@@ -22,8 +22,7 @@ lh_vrows__init(lh_vrows *r, lh_err *err)
 int
 lh_vrows__oom(lh_err *err)
 {
-    return lh_err_set(err, LH_ENOMEM, 503, "out_of_memory",
-                      "not enough memory to build the index");
+    return lh_err_set(err, LH_ENOMEM, 503, "out_of_memory", "not enough memory to build the index");
 }
 
 int

@@ -88,9 +88,12 @@ static float
 score_of(lh_metric metric, float distance)
 {
     switch (metric) {
-    case LH_METRIC_COSINE: return 1.0f - distance; /* cosine similarity */
-    case LH_METRIC_DOT: return -distance;          /* the inner product */
-    default: return -distance;                     /* minus the squared L2 distance */
+    case LH_METRIC_COSINE:
+        return 1.0f - distance; /* cosine similarity */
+    case LH_METRIC_DOT:
+        return -distance; /* the inner product */
+    default:
+        return -distance; /* minus the squared L2 distance */
     }
 }
 
@@ -102,9 +105,9 @@ add_texts(lh_vectors *v, const lh_vgen *g, const lh_hit *hits, size_t n, json_t 
 {
     if (g->texts) {
         for (size_t i = 0; i < n; i++)
-            json_object_set_new(json_array_get(out_hits, i), "chunk_text",
-                                json_stringn(g->texts + g->text_off[hits[i].id],
-                                             g->text_len[hits[i].id]));
+            json_object_set_new(
+                json_array_get(out_hits, i), "chunk_text",
+                json_stringn(g->texts + g->text_off[hits[i].id], g->text_len[hits[i].id]));
         return 0;
     }
     lh_buf sql;
@@ -221,8 +224,7 @@ check_include(lh_vectors *v, const json_t *spec, const lh_vsearch *s, lh_err *er
  * the index's dimension, a text query only for a text index, included columns that
  * exist. */
 static int
-check_request(lh_vectors *v, const json_t *spec, const lh_vgen *g, const lh_vsearch *s,
-              lh_err *err)
+check_request(lh_vectors *v, const json_t *spec, const lh_vgen *g, const lh_vsearch *s, lh_err *err)
 {
     size_t max_k = (size_t)lh_config_int(v->deps.config, "vector.max_k");
     uint32_t dim = lh_hnsw_dim(g->hnsw);
@@ -233,12 +235,13 @@ check_request(lh_vectors *v, const json_t *spec, const lh_vgen *g, const lh_vsea
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'k' must be from 1 to %zu",
                           max_k);
     if (s->ef > 100000)
-        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'ef' must be from 1 to 100000");
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'ef' must be from 1 to 100000");
     if (s->query && !json_string_value(json_object_get(spec, "model")))
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                           "index '%s' holds vectors from column '%s', so it takes 'vector' "
-                          "queries only", s->index,
-                          json_string_value(json_object_get(spec, "vector_column")));
+                          "queries only",
+                          s->index, json_string_value(json_object_get(spec, "vector_column")));
     if (s->vector && s->n_vector != dim)
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                           "the vector has %zu dimensions; index '%s' holds %u", s->n_vector,
@@ -295,15 +298,15 @@ filter_positions(lh_vectors *v, const json_t *spec, const lh_vsearch *s, allowed
 /* How a search went. */
 typedef struct outcome {
     size_t n_hits;
-    size_t ef;    /* the beam the graph search used */
-    bool exact;   /* exact search gave the answer */
+    size_t ef;  /* the beam the graph search used */
+    bool exact; /* exact search gave the answer */
 } outcome;
 
 /* Graph or exact search into hits (k slots): exact when asked, when the filter is
  * selective enough that exact is cheaper, or when the graph ran dry. */
 static void
-run_search(lh_vectors *v, const lh_vgen *g, const lh_vsearch *s, const allowed *a,
-           const float *qv, size_t k, lh_hit *hits, outcome *o)
+run_search(lh_vectors *v, const lh_vgen *g, const lh_vsearch *s, const allowed *a, const float *qv,
+           size_t k, lh_hit *hits, outcome *o)
 {
     lh_hnsw_params params = lh_hnsw_get_params(g->hnsw);
     size_t ef = s->ef ? s->ef : (size_t)params.ef_search;
@@ -356,11 +359,11 @@ render(const lh_vgen *g, const lh_vsearch *s, const char *model, const allowed *
                                         (double)score_of(metric, hits[i].distance), "distance",
                                         (double)hits[i].distance));
     }
-    json_t *answer = json_pack("{s:s, s:I, s:s?, s:s, s:I, s:I, s:s, s:o}", "index", s->index,
-                               "generation", (json_int_t)g->generation, "model", model, "metric",
-                               lh_metric_name(metric), "k", (json_int_t)s->k, "ef",
-                               (json_int_t)(o->exact ? 0 : o->ef), "method",
-                               o->exact ? "exact" : "hnsw", "hits", out_hits);
+    json_t *answer =
+        json_pack("{s:s, s:I, s:s?, s:s, s:I, s:I, s:s, s:o}", "index", s->index, "generation",
+                  (json_int_t)g->generation, "model", model, "metric", lh_metric_name(metric), "k",
+                  (json_int_t)s->k, "ef", (json_int_t)(o->exact ? 0 : o->ef), "method",
+                  o->exact ? "exact" : "hnsw", "hits", out_hits);
     if (s->filter)
         json_object_set_new(answer, "filter",
                             json_pack("{s:I, s:I}", "matched_documents", (json_int_t)a->n_docs,

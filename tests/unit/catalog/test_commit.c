@@ -26,8 +26,8 @@ typedef struct fixture {
 static void
 open_catalog(fixture *f)
 {
-    lh_catalog_deps deps = {.buckets = f->buckets, .engine = f->te.eng, .cache = f->cache,
-                            .work_dir = f->work_dir};
+    lh_catalog_deps deps = {
+        .buckets = f->buckets, .engine = f->te.eng, .cache = f->cache, .work_dir = f->work_dir};
     lh_err err;
     assert_int_equal(lh_catalog_open(&deps, &f->cat, &err), 0);
 }
@@ -120,11 +120,12 @@ put_data_file(fixture *f, const char *key, int n_rows)
 static json_t *
 manifest_of(const char *key, int64_t bytes, int n_rows)
 {
-    return json_pack("{s:s, s:s, s:I, s:I, s:{}, s:[{s:s, s:s}, {s:s, s:s}], s:[{s:s, s:I, s:I, s:s}]}",
-                     "change", "ingest", "created_by", "tester", "row_count", (json_int_t)n_rows, "bytes",
-                     (json_int_t)bytes, "metadata", "columns", "name", "id", "type", "INTEGER",
-                     "name", "v", "type", "VARCHAR", "files", "path", key, "bytes",
-                     (json_int_t)bytes, "rows", (json_int_t)n_rows, "kind", "base");
+    return json_pack(
+        "{s:s, s:s, s:I, s:I, s:{}, s:[{s:s, s:s}, {s:s, s:s}], s:[{s:s, s:I, s:I, s:s}]}",
+        "change", "ingest", "created_by", "tester", "row_count", (json_int_t)n_rows, "bytes",
+        (json_int_t)bytes, "metadata", "columns", "name", "id", "type", "INTEGER", "name", "v",
+        "type", "VARCHAR", "files", "path", key, "bytes", (json_int_t)bytes, "rows",
+        (json_int_t)n_rows, "kind", "base");
 }
 
 /* Commit a new version of `name` listing one fresh file of n_rows rows; returns its
@@ -186,7 +187,8 @@ test_commits_make_versions(void **state)
     lh_err err;
     assert_int_equal(lh_catalog_versions(f->cat, "people", 1, 10, &versions, &err), 0);
     assert_int_equal(json_array_size(versions), 2);
-    assert_int_equal(json_integer_value(json_object_get(json_array_get(versions, 0), "row_count")), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(versions, 0), "row_count")),
+                     2);
     json_decref(versions);
 }
 

@@ -390,15 +390,15 @@ test_unknown_names_warn(void **state)
     lh_config *cfg = NULL;
     lh_err err;
     char path[512];
-    assert_int_equal(load_text("toplevel = 1\n" /* 1 */
-                               "[server]\n"     /* 2 */
-                               "prot = 3100\n"  /* 3 */
-                               "port = 3101\n"  /* 4 */
-                               "[sever]\n"      /* 5 */
-                               "port = 1\n"     /* 6 */
-                               "[storage]\n"    /* 7: a known section */
-                               "anything = \"x\"\n"   /* 8 */
-                               "[[bucket]]\n" /* 9: reserved too */
+    assert_int_equal(load_text("toplevel = 1\n"     /* 1 */
+                               "[server]\n"         /* 2 */
+                               "prot = 3100\n"      /* 3 */
+                               "port = 3101\n"      /* 4 */
+                               "[sever]\n"          /* 5 */
+                               "port = 1\n"         /* 6 */
+                               "[storage]\n"        /* 7: a known section */
+                               "anything = \"x\"\n" /* 8 */
+                               "[[bucket]]\n"       /* 9: reserved too */
                                "name = \"b\"\n"
                                "[[unknown_arr]]\n" /* 11 */
                                "[log]\n"

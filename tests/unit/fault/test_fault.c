@@ -73,11 +73,18 @@ house_start(house *h)
     char *objects = lh_sprintf("%s/data/cache", h->dir);
     h->cache = lh_cache_new(objects, 64 << 20);
     free(objects);
-    lh_catalog_deps cd = {.buckets = h->buckets, .engine = h->eng, .views = h->eng,
-                          .cache = h->cache, .work_dir = h->work_dir};
+    lh_catalog_deps cd = {.buckets = h->buckets,
+                          .engine = h->eng,
+                          .views = h->eng,
+                          .cache = h->cache,
+                          .work_dir = h->work_dir};
     must(lh_catalog_open(&cd, &h->cat, &err), &err, "catalog");
-    lh_vectors_deps vd = {.config = h->cfg, .buckets = h->buckets, .catalog = h->cat,
-                          .cache = h->cache, .engine = h->eng, .views = h->eng,
+    lh_vectors_deps vd = {.config = h->cfg,
+                          .buckets = h->buckets,
+                          .catalog = h->cat,
+                          .cache = h->cache,
+                          .engine = h->eng,
+                          .views = h->eng,
                           .work_dir = h->work_dir};
     must(lh_vectors_open(&vd, &h->vec, &err), &err, "vectors");
 }
@@ -171,9 +178,14 @@ ingest(house *h, const char *dataset, lh_ingest_mode mode, const char *format, c
         must(lh_catalog_check_metadata(given, &meta, err), err, "metadata");
         json_decref(given);
     }
-    lh_ingest_file_opts o = {.dataset = dataset, .format = format, .mode = mode, .src_path = path,
-                             .src_bytes = (int64_t)strlen(text), .metadata = meta,
-                             .source_object = name, .actor = "test"};
+    lh_ingest_file_opts o = {.dataset = dataset,
+                             .format = format,
+                             .mode = mode,
+                             .src_path = path,
+                             .src_bytes = (int64_t)strlen(text),
+                             .metadata = meta,
+                             .source_object = name,
+                             .actor = "test"};
     json_t *result = NULL;
     int rc = lh_ingest_file(h->cat, h->eng, h->buckets, &o, &result, err);
     json_decref(result);
@@ -299,8 +311,11 @@ run_rows(house *h, lh_err *err)
                                 " \"score\": 30}, {\"id\": 7, \"name\": \"gus\", \"score\": 20}]",
                                 0, NULL);
     json_t *deletes = json_loads("[{\"id\": 3}]", 0, NULL);
-    lh_rows_opts o = {.dataset = "people", .upsert = upsert, .deletes = deletes,
-                      .source = "test", .actor = "test"};
+    lh_rows_opts o = {.dataset = "people",
+                      .upsert = upsert,
+                      .deletes = deletes,
+                      .source = "test",
+                      .actor = "test"};
     json_t *result = NULL;
     int rc = lh_ingest_rows(h->cat, h->eng, h->buckets, &o, &result, err);
     json_decref(result);
@@ -418,8 +433,8 @@ fault_loop(const op *o, lh_fault_kind kind, bool persistent)
                         err.detail);
         assert_true(rc <= 0);
         if (rc < 0) {
-            assert_true(hits > 0);        /* it failed because of the fault, */
-            assert_true(err.message[0]);  /* and says what failed */
+            assert_true(hits > 0);       /* it failed because of the fault, */
+            assert_true(err.message[0]); /* and says what failed */
         }
         /* What the process shows now, and what a restart shows, agree. Not after persistent
          * faults: a commit that is stored but whose view the failing engine could not

@@ -138,9 +138,9 @@ enum { N_COLS = 10 };
 static const char *const COLUMNS = "a DECIMAL(4,2), b DECIMAL(18,4), c DECIMAL(38,10), d DATE, "
                                    "e TIMESTAMP, f UUID, g VARCHAR, h DOUBLE, i SMALLINT, j BLOB";
 static const lh_pg_field FIELDS[N_COLS] = {
-    {"a", LH_PGW_NUMERIC, 4, 2},  {"b", LH_PGW_NUMERIC, 18, 4}, {"c", LH_PGW_NUMERIC, 38, 10},
-    {"d", LH_PGW_DATE, 0, 0},     {"e", LH_PGW_TIMESTAMP, 0, 0}, {"f", LH_PGW_UUID, 0, 0},
-    {"g", LH_PGW_TEXT, 0, 0},     {"h", LH_PGW_FLOAT8, 0, 0},    {"i", LH_PGW_INT2, 0, 0},
+    {"a", LH_PGW_NUMERIC, 4, 2}, {"b", LH_PGW_NUMERIC, 18, 4},  {"c", LH_PGW_NUMERIC, 38, 10},
+    {"d", LH_PGW_DATE, 0, 0},    {"e", LH_PGW_TIMESTAMP, 0, 0}, {"f", LH_PGW_UUID, 0, 0},
+    {"g", LH_PGW_TEXT, 0, 0},    {"h", LH_PGW_FLOAT8, 0, 0},    {"i", LH_PGW_INT2, 0, 0},
     {"j", LH_PGW_BYTEA, 0, 0},
 };
 
@@ -179,8 +179,8 @@ static void
 put_ok(fixture *f, int col, const enc *e)
 {
     lh_err err;
-    int rc = lh_ingest__pg_put(f->w, (size_t)col, &FIELDS[col], e ? e->b : NULL, e ? e->len : 0,
-                               &err);
+    int rc =
+        lh_ingest__pg_put(f->w, (size_t)col, &FIELDS[col], e ? e->b : NULL, e ? e->len : 0, &err);
     if (rc != 0)
         fail_msg("column %s: %s (%s)", FIELDS[col].name, err.message, err.detail);
 }
@@ -189,8 +189,7 @@ static void
 put_fails(fixture *f, int col, const enc *e, int status, const char *detail_word)
 {
     lh_err err;
-    assert_int_not_equal(lh_ingest__pg_put(f->w, (size_t)col, &FIELDS[col], e->b, e->len, &err),
-                         0);
+    assert_int_not_equal(lh_ingest__pg_put(f->w, (size_t)col, &FIELDS[col], e->b, e->len, &err), 0);
     assert_int_equal(err.http_status, status);
     if (detail_word && !strstr(err.detail, detail_word))
         fail_msg("detail '%s' lacks '%s'", err.detail, detail_word);
@@ -209,7 +208,8 @@ read_back(fixture *f, int64_t want_rows)
     char *sql = lh_sprintf("SELECT CAST(a AS VARCHAR) a, CAST(b AS VARCHAR) b, "
                            "CAST(c AS VARCHAR) c, CAST(d AS VARCHAR) d, CAST(e AS VARCHAR) e, "
                            "CAST(f AS VARCHAR) f, g, CAST(h AS VARCHAR) h, i, hex(j) j "
-                           "FROM read_parquet('%s')", path);
+                           "FROM read_parquet('%s')",
+                           path);
     json_t *out = NULL;
     assert_int_equal(lh_engine_rows(f->eng, sql, &out, &err), 0);
     unlink(path);
@@ -277,7 +277,7 @@ test_values_round_trip(void **state)
     assert_int_equal(lh_writer_next_row(f->w, &err), 0);
 
     v[0] = numeric("-99.99");
-    v[1] = numeric("100");                           /* one group, trailing zeros implied */
+    v[1] = numeric("100");                       /* one group, trailing zeros implied */
     v[2] = numeric("1000000000000000000000000"); /* 1e24: one group of weight 6 */
     v[3] = i32(INT32_MIN);
     v[4] = i64(-1);
@@ -301,19 +301,40 @@ test_values_round_trip(void **state)
 
     json_t *rows = read_back(f, 4);
     assert_int_equal(json_array_size(rows), 4);
-    const char *row0[N_COLS] = {"12.34", "-99999999999999.9999",
-                                "1234567890123456789012345678.0123456789", "2000-01-01",
-                                "2000-01-01 00:00:00", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
-                                "h\xc3\xa9llo \xf0\x9f\x98\x80", "1.5", "-32768", "00FF"};
-    const char *row1[N_COLS] = {"0.00", "0.0001", "-0.0000000001", "infinity", "-infinity",
-                                "00000000-0000-0000-0000-000000000000", "", "-inf", "32767", ""};
-    const char *row2[N_COLS] = {"-99.99", "100.0000", "1000000000000000000000000.0000000000",
-                                "-infinity", "1999-12-31 23:59:59.999999",
-                                "ffffffff-ffff-ffff-ffff-ffffffffffff", "NULL", "NULL", "NULL",
+    const char *row0[N_COLS] = {"12.34",
+                                "-99999999999999.9999",
+                                "1234567890123456789012345678.0123456789",
+                                "2000-01-01",
+                                "2000-01-01 00:00:00",
+                                "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+                                "h\xc3\xa9llo \xf0\x9f\x98\x80",
+                                "1.5",
+                                "-32768",
+                                "00FF"};
+    const char *row1[N_COLS] = {"0.00",     "0.0001",    "-0.0000000001",
+                                "infinity", "-infinity", "00000000-0000-0000-0000-000000000000",
+                                "",         "-inf",      "32767",
+                                ""};
+    const char *row2[N_COLS] = {"-99.99",
+                                "100.0000",
+                                "1000000000000000000000000.0000000000",
+                                "-infinity",
+                                "1999-12-31 23:59:59.999999",
+                                "ffffffff-ffff-ffff-ffff-ffffffffffff",
+                                "NULL",
+                                "NULL",
+                                "NULL",
                                 "NULL"};
-    const char *row3[N_COLS] = {"-0.01", "99999999999999.9999",
-                                "-9999999999999999999999999999.9999999999", "0001-12-31 (BC)",
-                                "infinity", "NULL", "NULL", "NULL", "NULL", "NULL"};
+    const char *row3[N_COLS] = {"-0.01",
+                                "99999999999999.9999",
+                                "-9999999999999999999999999999.9999999999",
+                                "0001-12-31 (BC)",
+                                "infinity",
+                                "NULL",
+                                "NULL",
+                                "NULL",
+                                "NULL",
+                                "NULL"};
     assert_row(rows, 0, row0);
     assert_row(rows, 1, row1);
     assert_row(rows, 2, row2);
@@ -333,7 +354,12 @@ test_values_refused(void **state)
     put_fails(f, 0, &fine, 422, "scale");
     enc over = numeric("123456789012345678901234567890.0000000001"); /* 40 digits in (38,10) */
     put_fails(f, 2, &over, 422, "precision");
-    enc huge = numeric("1" "0000000000" "0000000000" "0000000000" "0000000000" "0000000000");
+    enc huge = numeric("1"
+                       "0000000000"
+                       "0000000000"
+                       "0000000000"
+                       "0000000000"
+                       "0000000000");
     put_fails(f, 2, &huge, 422, "precision");
 
     enc late = i64(INT64_MAX - 1); /* past DuckDB's last timestamp once moved to 1970 */
@@ -348,7 +374,7 @@ test_values_refused(void **state)
     zero_far.b[2] = 0x7f, zero_far.b[3] = (char)0xff;
     put_ok(f, 0, &zero_far);
 
-    static const char *const bad_utf8[] = {"\xc3\x28", "\xc0\xaf", "\xed\xa0\x80",
+    static const char *const bad_utf8[] = {"\xc3\x28",         "\xc0\xaf",    "\xed\xa0\x80",
                                            "\xf4\x90\x80\x80", "abc\xe2\x82", "\xff"};
     for (size_t i = 0; i < sizeof bad_utf8 / sizeof *bad_utf8; i++) {
         enc t = bytes(bad_utf8[i], (int)strlen(bad_utf8[i]));
@@ -420,8 +446,8 @@ test_copy_stream(void **state)
     static const lh_pg_field fields[2] = {{"n", LH_PGW_INT4, 0, 0}, {"t", LH_PGW_TEXT, 0, 0}};
     copy_ctx ctx = {0};
     assert_int_equal(lh_writer_open(f->eng, "n INTEGER, t VARCHAR", &ctx.w, &err), 0);
-    lh_pg_copy copy = {.fields = fields, .n_fields = 2, .writer = current, .row_done = row_done,
-                       .ctx = &ctx};
+    lh_pg_copy copy = {
+        .fields = fields, .n_fields = 2, .writer = current, .row_done = row_done, .ctx = &ctx};
 
     enc first = copy_header(); /* the header comes with the first row */
     copy_tuple(&first, 1, "one");
@@ -438,8 +464,8 @@ test_copy_stream(void **state)
 
     char *path = lh_sprintf("%s/copy.parquet", f->dir);
     lh_writer_copy_opts opts = {0};
-    assert_int_equal(lh_writer_finish_as(ctx.w, "n, coalesce(t, '-') AS t", path, &opts, NULL,
-                                         &err), 0);
+    assert_int_equal(
+        lh_writer_finish_as(ctx.w, "n, coalesce(t, '-') AS t", path, &opts, NULL, &err), 0);
     char *sql = lh_sprintf("SELECT string_agg(n || t, ',' ORDER BY n) AS s FROM '%s'", path);
     json_t *rows = NULL;
     assert_int_equal(lh_engine_rows(f->eng, sql, &rows, &err), 0);

@@ -1,8 +1,9 @@
 /*
  * test_secret_ref.c — secret_ref passwords: the file is parsed once and kept while it is
  * unchanged (and not changed too recently to tell); a password rewritten in place within
- * the same clock tick and with the same size, or renamed over, is read on the next call; a mode opened to others, a missing file and an unknown ref are 400
- * invalid_secret_ref whose text never holds a password.
+ * the same clock tick and with the same size, or renamed over, is read on the next call; a mode
+ * opened to others, a missing file and an unknown ref are 400 invalid_secret_ref whose text never
+ * holds a password.
  */
 #include "ingest/secret_ref.c"
 #include "testutil.h"

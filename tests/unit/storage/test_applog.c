@@ -364,9 +364,8 @@ test_read(void **state)
                                          strlen(junk), 0, &err),
                      0);
     assert_int_equal(lh_store_put_buffer(f->s, PREFIX "notes.txt", "{\"n\":-1}\n", 9, 0, &err), 0);
-    assert_int_equal(lh_store_put_buffer(f->s, PREFIX "sub/batch_1.jsonl", "{\"n\":-2}\n", 9, 0,
-                                         &err),
-                     0);
+    assert_int_equal(
+        lh_store_put_buffer(f->s, PREFIX "sub/batch_1.jsonl", "{\"n\":-2}\n", 9, 0, &err), 0);
     assert_int_equal(lh_applog_read(log, 3, &arr, &err), 0);
     assert_int_equal(json_array_size(arr), 3);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(arr, 0), "n")), 100);
@@ -583,7 +582,8 @@ test_concurrent_logs(void **state)
     int next[WRITERS] = {0};
     size_t i;
     json_t *ev;
-    json_array_foreach(arr, i, ev) {
+    json_array_foreach(arr, i, ev)
+    {
         int id = (int)json_integer_value(json_object_get(ev, "w"));
         assert_true(id >= 0 && id < WRITERS);
         assert_int_equal(json_integer_value(json_object_get(ev, "i")), next[id]);

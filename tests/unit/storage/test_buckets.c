@@ -16,9 +16,9 @@
 static char *no_env[] = {NULL};
 
 typedef struct fixture {
-    char *dir;     /* everything the test makes lives here */
+    char *dir; /* everything the test makes lives here */
     char *cfg_path;
-    char *text;    /* the config as written */
+    char *text; /* the config as written */
     lh_config *cfg;
     lh_buckets *b;
 } fixture;
@@ -183,7 +183,8 @@ find_listed(json_t *list, const char *name)
 {
     size_t i;
     json_t *bk;
-    json_array_foreach(json_object_get(list, "buckets"), i, bk) {
+    json_array_foreach(json_object_get(list, "buckets"), i, bk)
+    {
         if (strcmp(json_string_value(json_object_get(bk, "name")), name) == 0)
             return bk;
     }
@@ -320,18 +321,17 @@ test_tenant_bucket(void **state)
     lh_buf_free(&buf);
 
     lh_list_page page;
-    assert_int_equal(lh_buckets_list_objects(f->b, "client_a", "data/", NULL, 10, &page, NULL,
-                                             &err),
-                     0);
+    assert_int_equal(
+        lh_buckets_list_objects(f->b, "client_a", "data/", NULL, 10, &page, NULL, &err), 0);
     assert_int_equal(page.n, 2);
     assert_string_equal(page.entries[0].key, "data/one.csv");
     assert_string_equal(page.entries[1].key, "data/two.csv");
     lh_list_page_free(&page);
 
     lh_obj_info info;
-    assert_int_equal(lh_buckets_head_object(f->b, "client_a", "data/two.csv", &info, &rescue_used,
-                                            NULL, &err),
-                     0);
+    assert_int_equal(
+        lh_buckets_head_object(f->b, "client_a", "data/two.csv", &info, &rescue_used, NULL, &err),
+        0);
     assert_int_equal(info.size, 4);
     assert_int_equal(lh_buckets_delete_object(f->b, "client_a", "data/two.csv", NULL, &err), 0);
     lh_err_clear(&err);
@@ -348,9 +348,9 @@ test_tenant_bucket(void **state)
 
     /* not-found, conflicts and bad keys are the client's business, not journal entries */
     lh_source src = {.data = "x", .fd = -1, .len = 1};
-    assert_int_equal(lh_buckets_put_object(f->b, "client_a", "data/one.csv/x", &src, 0, NULL, NULL,
-                                           &err),
-                     LH_EEXIST);
+    assert_int_equal(
+        lh_buckets_put_object(f->b, "client_a", "data/one.csv/x", &src, 0, NULL, NULL, &err),
+        LH_EEXIST);
     assert_int_equal(lh_buckets_put_object(f->b, "client_a", "../x", &src, 0, NULL, NULL, &err),
                      LH_EINVAL);
     assert_int_equal(lh_buckets_put_object(f->b, "client_a", "data/one.csv", &src,
@@ -403,9 +403,9 @@ journal_batches(fixture *f, size_t *n_out)
 {
     lh_list_page page;
     lh_err err;
-    assert_int_equal(lh_store_list(lh_buckets_primary(f->b), "_errors/bucket_errors/", NULL, 1000,
-                                   &page, &err),
-                     0);
+    assert_int_equal(
+        lh_store_list(lh_buckets_primary(f->b), "_errors/bucket_errors/", NULL, 1000, &page, &err),
+        0);
     char **keys = calloc(page.n + 1, sizeof *keys);
     assert_non_null(keys);
     for (size_t i = 0; i < page.n; i++)
@@ -456,8 +456,8 @@ test_rescue_fallback_and_journal(void **state)
     lh_buf_free(&buf);
     lh_obj_info info;
     rescue_used = false;
-    assert_int_equal(lh_buckets_head_object(f->b, "dead", "shared/report.csv", &info,
-                                            &rescue_used, "req-head", &err),
+    assert_int_equal(lh_buckets_head_object(f->b, "dead", "shared/report.csv", &info, &rescue_used,
+                                            "req-head", &err),
                      0);
     assert_true(rescue_used);
     assert_int_equal(info.size, 11);
@@ -553,9 +553,8 @@ test_rescue_fallback_and_journal(void **state)
     assert_int_equal(n, 1);
     assert_prefix(keys[0], "_errors/bucket_errors/batch_");
     lh_buf data;
-    assert_int_equal(lh_store_get_buffer(lh_buckets_primary(f->b), keys[0], 1 << 20, &data, NULL,
-                                         &err),
-                     0);
+    assert_int_equal(
+        lh_store_get_buffer(lh_buckets_primary(f->b), keys[0], 1 << 20, &data, NULL, &err), 0);
     assert_contains(data.data, "\"op\":\"put\"");
     assert_contains(data.data, "uploads/new.csv");
     assert_contains(data.data, "\"op\":\"probe\"");
@@ -621,8 +620,10 @@ test_journal_ring_bound_and_junk(void **state)
     }
     json_t *errors = lh_buckets_errors_json(f->b, NULL, 100);
     assert_int_equal(json_array_size(errors), 10); /* the ring holds the newest 10 */
-    assert_string_equal(json_string_value(json_object_get(json_array_get(errors, 0), "key")), "k24");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(errors, 9), "key")), "k15");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(errors, 0), "key")),
+                        "k24");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(errors, 9), "key")),
+                        "k15");
     json_decref(errors);
     size_t n;
     char **keys = journal_batches(f, &n);
@@ -713,8 +714,8 @@ test_config_errors(void **state)
     static const char *const bad_names[] = {"Bad", "1abc", "with-dash", "", "a b", "primary!"};
     for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
         char rest[300], what[120];
-        snprintf(rest, sizeof rest, "[[bucket]]\nname = \"%s\"\nbackend = \"fs\"\nroot = \"@D/n\"\n",
-                 bad_names[i]);
+        snprintf(rest, sizeof rest,
+                 "[[bucket]]\nname = \"%s\"\nbackend = \"fs\"\nroot = \"@D/n\"\n", bad_names[i]);
         snprintf(what, sizeof what, "bucket name '%s' must match", bad_names[i]);
         write_config(f, NULL, rest);
         expect_open_refused(f, LH_EINVAL, 1, what, &err);
@@ -729,7 +730,8 @@ test_config_errors(void **state)
     write_config(f, NULL, "[[bucket]]\nname = 5\nbackend = \"fs\"\nroot = \"@D/n\"\n");
     expect_open_refused(f, LH_EINVAL, 1, "'name' must be a string", &err);
 
-    write_config(f, "rescue = \"ghost\"", "[[bucket]]\nname = \"real\"\nbackend = \"fs\"\nroot = \"@D/r\"\n");
+    write_config(f, "rescue = \"ghost\"",
+                 "[[bucket]]\nname = \"real\"\nbackend = \"fs\"\nroot = \"@D/r\"\n");
     expect_open_refused(f, LH_EINVAL, 0, "[storage] rescue = \"ghost\" names no [[bucket]]", &err);
     assert_string_equal(err.code, "invalid_config");
 
@@ -750,7 +752,8 @@ test_config_errors(void **state)
     assert_non_null(fp);
     fclose(fp);
     free(file);
-    write_config(f, NULL, "[[bucket]]\nname = \"blocked\"\nbackend = \"fs\"\nroot = \"@D/a-file/b\"\n");
+    write_config(f, NULL,
+                 "[[bucket]]\nname = \"blocked\"\nbackend = \"fs\"\nroot = \"@D/a-file/b\"\n");
     expect_open_refused(f, LH_EIO, 1, "cannot create bucket folder", &err);
     assert_contains(err.detail, "a-file/b");
 }
@@ -827,7 +830,8 @@ test_s3_secrets_errors(void **state)
     free(loose);
 }
 
-/* ---- profile buckets ---------------------------------------------------------------------------- */
+/* ---- profile buckets ----------------------------------------------------------------------------
+ */
 
 static void
 test_profile_buckets(void **state)
@@ -870,9 +874,8 @@ test_profile_buckets(void **state)
     assert_string_equal(page.next_cursor, "b.txt");
     char *cursor = strdup(page.next_cursor);
     lh_list_page_free(&page);
-    assert_int_equal(lh_buckets_list_objects(f->b, "profile:alice", "", cursor, 2, &page, NULL,
-                                             &err),
-                     0);
+    assert_int_equal(
+        lh_buckets_list_objects(f->b, "profile:alice", "", cursor, 2, &page, NULL, &err), 0);
     free(cursor);
     assert_int_equal(page.n, 1);
     assert_string_equal(page.entries[0].key, "notes/todo.txt");
@@ -895,12 +898,12 @@ test_profile_buckets(void **state)
     close(fd);
     assert_int_equal(lh_buckets_delete_object(f->b, "profile:alice", "a.txt", NULL, &err), 0);
     lh_err_clear(&err);
-    assert_int_equal(lh_buckets_head_object(f->b, "profile:alice", "a.txt", &info, &rescue_used,
-                                            NULL, &err),
-                     LH_ENOTFOUND);
+    assert_int_equal(
+        lh_buckets_head_object(f->b, "profile:alice", "a.txt", &info, &rescue_used, NULL, &err),
+        LH_ENOTFOUND);
 
     /* users must be valid names */
-    static const char *const bad[] = {"profile:Bad!", "profile:", "profile:../homes",
+    static const char *const bad[] = {"profile:Bad!",    "profile:",      "profile:../homes",
                                       "profile:alice/x", "profile:Alice", "profile"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         lh_err_clear(&err);

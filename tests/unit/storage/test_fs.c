@@ -81,7 +81,7 @@ to_buf(void *ctx, const void *data, size_t len)
 }
 
 /* Get [offset, offset+len) of key, which must succeed and equal want. */
-#define EXPECT_RANGE(s, key, offset, len, want)                                                   \
+#define EXPECT_RANGE(s, key, offset, len, want)                                                    \
     expect_range((s), (key), (offset), (len), (want), __FILE__, __LINE__)
 
 static void
@@ -256,9 +256,8 @@ test_round_trip_fd(void **state)
 
     /* a range across a chunk boundary */
     lh_buf_init(&buf);
-    assert_int_equal(lh_store_get(f->s, "big/blob.bin", 256 * 1024 - 5, 10, to_buf, &buf, NULL,
-                                  &err),
-                     0);
+    assert_int_equal(
+        lh_store_get(f->s, "big/blob.bin", 256 * 1024 - 5, 10, to_buf, &buf, NULL, &err), 0);
     assert_int_equal(buf.len, 10);
     assert_memory_equal(buf.data, data + 256 * 1024 - 5, 10);
     lh_buf_free(&buf);
@@ -534,7 +533,7 @@ test_list_pagination(void **state)
     EXPECT_LIST(f->s, "", "k5", 2, NULL, NULL);
     EXPECT_LIST(f->s, "", NULL, 5, NULL, "k1", "k2", "k3", "k4", "k5");
     EXPECT_LIST(f->s, "", NULL, 0, NULL, "k1", "k2", "k3", "k4", "k5"); /* 0: the default */
-    EXPECT_LIST(f->s, "", "", 4, "k4", "k1", "k2", "k3", "k4");       /* "": no cursor */
+    EXPECT_LIST(f->s, "", "", 4, "k4", "k1", "k2", "k3", "k4");         /* "": no cursor */
     /* a cursor need not be a key: listing goes on after it */
     EXPECT_LIST(f->s, "", "k2x", 10, NULL, "k3", "k4", "k5");
     EXPECT_LIST(f->s, "", "a", 1, "k1", "k1");
@@ -573,9 +572,9 @@ static void
 test_list_prefix_and_order(void **state)
 {
     fixture *f = *state;
-    static const char *const keys[] = {"dir/b",      "dir/ab/x",  "dir/abc", "dir/a",
-                                       "dir/ab",     "dira",      "Zed",     "a-b",
-                                       "a/b",        "a0",        "B",       "\xC3\xA9t\xC3\xA9",
+    static const char *const keys[] = {"dir/b",      "dir/ab/x", "dir/abc", "dir/a",
+                                       "dir/ab",     "dira",     "Zed",     "a-b",
+                                       "a/b",        "a0",       "B",       "\xC3\xA9t\xC3\xA9",
                                        "dir/ab/y/z", "dir/ab-c"};
     lh_err err;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -1262,7 +1261,8 @@ test_sink_errors_s3(void **state)
 
 /* ---- a root that goes away ------------------------------------------------------------------ */
 
-#define expect_unavailable(rc, err) expect_error((rc), (err), LH_EUNAVAIL, 503, "bucket_unavailable")
+#define expect_unavailable(rc, err)                                                                \
+    expect_error((rc), (err), LH_EUNAVAIL, 503, "bucket_unavailable")
 
 static void
 test_removed_root(void **state)

@@ -53,7 +53,7 @@ test_valid_keys(void **state)
     EXPECT_VALID("file.csv");
     EXPECT_VALID("folder/name.csv");
     EXPECT_VALID("r\xC3\xA9sum\xC3\xA9/\xC3\xBC.csv"); /* "résumé/ü.csv" */
-    EXPECT_VALID("\xE2\x82\xAC/\xF0\x9F\x98\x80");    /* "€/😀": 3- and 4-byte sequences */
+    EXPECT_VALID("\xE2\x82\xAC/\xF0\x9F\x98\x80");     /* "€/😀": 3- and 4-byte sequences */
     EXPECT_VALID("\xEF\xBF\xBD");                      /* U+FFFD */
     EXPECT_VALID("\xF4\x8F\xBF\xBF");                  /* U+10FFFF, the last code point */
     EXPECT_VALID("with space/and more spaces .txt");
@@ -137,13 +137,17 @@ test_forbidden_bytes(void **state)
     EXPECT_REFUSED("\\", "backslash at byte 0");
     EXPECT_REFUSED("..\\..\\x", "backslash");
 
-    EXPECT_REFUSED("a\x01" "b", "control character at byte 1");
+    EXPECT_REFUSED("a\x01"
+                   "b",
+                   "control character at byte 1");
     EXPECT_REFUSED("\x01", "control character at byte 0");
     EXPECT_REFUSED("a\x7f", "control character at byte 1");
     EXPECT_REFUSED("a\tb", "control character");
     EXPECT_REFUSED("a\nb", "control character");
     EXPECT_REFUSED("a\rb", "control character");
-    EXPECT_REFUSED("dir/\x1f" "name", "control character at byte 4");
+    EXPECT_REFUSED("dir/\x1f"
+                   "name",
+                   "control character at byte 4");
     char every[2] = {0, 0};
     for (int c = 1; c < 0x20; c++) {
         every[0] = (char)c;
@@ -154,27 +158,33 @@ test_forbidden_bytes(void **state)
 static void
 test_invalid_utf8(void **state)
 {
-    EXPECT_REFUSED("\x80", "not valid UTF-8 (byte 0)");           /* lone continuation byte */
-    EXPECT_REFUSED("ab\xBF" "cd", "not valid UTF-8 (byte 2)");    /* lone continuation byte */
-    EXPECT_REFUSED("\xC0\x80", "not valid UTF-8 (byte 0)");       /* overlong NUL */
-    EXPECT_REFUSED("\xC1\xBF", "not valid UTF-8");                /* overlong 0x7F */
-    EXPECT_REFUSED("\xC0\xAF" "etc", "not valid UTF-8");          /* overlong '/' */
-    EXPECT_REFUSED("a\xC3", "not valid UTF-8 (byte 1)");          /* truncated at the end */
-    EXPECT_REFUSED("a\xC3" "b", "not valid UTF-8 (byte 1)");      /* truncated mid-key */
-    EXPECT_REFUSED("\xE2\x82", "not valid UTF-8");                /* 3-byte, one missing */
-    EXPECT_REFUSED("\xF0\x9F\x98", "not valid UTF-8");            /* 4-byte, one missing */
-    EXPECT_REFUSED("\xF0\x9F\x98/x", "not valid UTF-8");          /* '/' is no continuation */
+    EXPECT_REFUSED("\x80", "not valid UTF-8 (byte 0)"); /* lone continuation byte */
+    EXPECT_REFUSED("ab\xBF"
+                   "cd",
+                   "not valid UTF-8 (byte 2)");             /* lone continuation byte */
+    EXPECT_REFUSED("\xC0\x80", "not valid UTF-8 (byte 0)"); /* overlong NUL */
+    EXPECT_REFUSED("\xC1\xBF", "not valid UTF-8");          /* overlong 0x7F */
+    EXPECT_REFUSED("\xC0\xAF"
+                   "etc",
+                   "not valid UTF-8");                   /* overlong '/' */
+    EXPECT_REFUSED("a\xC3", "not valid UTF-8 (byte 1)"); /* truncated at the end */
+    EXPECT_REFUSED("a\xC3"
+                   "b",
+                   "not valid UTF-8 (byte 1)");          /* truncated mid-key */
+    EXPECT_REFUSED("\xE2\x82", "not valid UTF-8");       /* 3-byte, one missing */
+    EXPECT_REFUSED("\xF0\x9F\x98", "not valid UTF-8");   /* 4-byte, one missing */
+    EXPECT_REFUSED("\xF0\x9F\x98/x", "not valid UTF-8"); /* '/' is no continuation */
     EXPECT_REFUSED("\xFF", "not valid UTF-8");
     EXPECT_REFUSED("\xFE", "not valid UTF-8");
-    EXPECT_REFUSED("\xF8\x88\x80\x80\x80", "not valid UTF-8");    /* 5-byte form */
+    EXPECT_REFUSED("\xF8\x88\x80\x80\x80", "not valid UTF-8"); /* 5-byte form */
     /* overlong 3- and 4-byte forms, UTF-16 surrogates and code points past U+10FFFF are
      * not UTF-8 either (RFC 3629); JSON encoders refuse them */
-    EXPECT_REFUSED("\xE0\x80\xAF", "not valid UTF-8");            /* overlong '/' */
-    EXPECT_REFUSED("\xE0\x9F\xBF", "not valid UTF-8");            /* overlong U+07FF */
-    EXPECT_REFUSED("\xF0\x8F\xBF\xBF", "not valid UTF-8");        /* overlong U+FFFF */
-    EXPECT_REFUSED("\xED\xA0\x80", "not valid UTF-8");            /* U+D800 */
-    EXPECT_REFUSED("\xED\xBF\xBF", "not valid UTF-8");            /* U+DFFF */
-    EXPECT_REFUSED("\xF4\x90\x80\x80", "not valid UTF-8");        /* U+110000 */
+    EXPECT_REFUSED("\xE0\x80\xAF", "not valid UTF-8");     /* overlong '/' */
+    EXPECT_REFUSED("\xE0\x9F\xBF", "not valid UTF-8");     /* overlong U+07FF */
+    EXPECT_REFUSED("\xF0\x8F\xBF\xBF", "not valid UTF-8"); /* overlong U+FFFF */
+    EXPECT_REFUSED("\xED\xA0\x80", "not valid UTF-8");     /* U+D800 */
+    EXPECT_REFUSED("\xED\xBF\xBF", "not valid UTF-8");     /* U+DFFF */
+    EXPECT_REFUSED("\xF4\x90\x80\x80", "not valid UTF-8"); /* U+110000 */
     EXPECT_REFUSED("\xF5\x80\x80\x80", "not valid UTF-8");
     EXPECT_REFUSED("\xF7\xBF\xBF\xBF", "not valid UTF-8");
     /* the boundaries just inside stay valid */
@@ -196,8 +206,8 @@ test_store_front_checks_keys(void **state)
     lh_obj_info info;
     lh_buf buf;
 
-    static const char *const bad[] = {"", "/etc/passwd", "../x", "a/../../x", ".lh-tmp/x",
-                                      "a\\b", "a//b", "a/"};
+    static const char *const bad[] = {"",          "/etc/passwd", "../x", "a/../../x",
+                                      ".lh-tmp/x", "a\\b",        "a//b", "a/"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         lh_err_clear(&err);
         assert_int_equal(lh_store_put_buffer(s, bad[i], "x", 1, 0, &err), LH_EINVAL);
@@ -231,12 +241,9 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_keys),
-        cmocka_unit_test(test_length_limits),
-        cmocka_unit_test(test_slashes_and_segments),
-        cmocka_unit_test(test_forbidden_bytes),
-        cmocka_unit_test(test_invalid_utf8),
-        cmocka_unit_test(test_store_front_checks_keys),
+        cmocka_unit_test(test_valid_keys),           cmocka_unit_test(test_length_limits),
+        cmocka_unit_test(test_slashes_and_segments), cmocka_unit_test(test_forbidden_bytes),
+        cmocka_unit_test(test_invalid_utf8),         cmocka_unit_test(test_store_front_checks_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,10 +51,10 @@ test_chunk_long(void **state)
     for (size_t i = 0; i < c.n; i++) {
         assert_true(c.len[i] <= 64);
         assert_true(c.len[i] > 0);
-        assert_true(text[c.off[i]] != ' ');                 /* starts at a word */
+        assert_true(text[c.off[i]] != ' ');                /* starts at a word */
         assert_true(text[c.off[i] + c.len[i] - 1] != ' '); /* ends at one */
         if (i > 0) {
-            assert_true(c.off[i] > c.off[i - 1]);          /* progress */
+            assert_true(c.off[i] > c.off[i - 1]);                    /* progress */
             assert_true(c.off[i] < c.off[i - 1] + c.len[i - 1] + 1); /* overlap or touch */
         }
         if (c.off[i] + c.len[i] > covered)
@@ -167,8 +167,8 @@ test_writer_scan_round_trip(void **state)
     lh_engine *eng = t.eng;
     lh_err err;
     lh_writer *w = NULL;
-    assert_int_equal(lh_writer_open(eng, "position INTEGER, id VARCHAR, v FLOAT[3], t VARCHAR", &w,
-                                    &err), 0);
+    assert_int_equal(
+        lh_writer_open(eng, "position INTEGER, id VARCHAR, v FLOAT[3], t VARCHAR", &w, &err), 0);
     enum { ROWS = 5000 }; /* more than one chunk */
     for (int i = 0; i < ROWS; i++) {
         char id[32];
@@ -186,7 +186,8 @@ test_writer_scan_round_trip(void **state)
     assert_int_equal(rows, ROWS);
     lh_writer_free(w);
     char *sql = lh_sprintf("SELECT position, id, CAST(v AS FLOAT[]), t FROM read_parquet('%s') "
-                           "ORDER BY position", path);
+                           "ORDER BY position",
+                           path);
     seen s = {0, true};
     lh_scan_opts so = {.sql = sql};
     assert_int_equal(lh_engine_scan(eng, &so, check_batch, &s, &err), 0);
@@ -208,10 +209,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chunk_short_and_blank),
-        cmocka_unit_test(test_chunk_long),
-        cmocka_unit_test(test_chunk_utf8_and_no_spaces),
-        cmocka_unit_test(test_embed_cache),
+        cmocka_unit_test(test_chunk_short_and_blank),    cmocka_unit_test(test_chunk_long),
+        cmocka_unit_test(test_chunk_utf8_and_no_spaces), cmocka_unit_test(test_embed_cache),
         cmocka_unit_test(test_writer_scan_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

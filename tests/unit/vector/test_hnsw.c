@@ -269,13 +269,13 @@ test_builtin_embedding(void **state)
     const char *t1 = "Senior Kubernetes engineer, Chicago";
     lh_embed_builtin(t1, strlen(t1), a);
     lh_embed_builtin(t1, strlen(t1), b);
-    assert_memory_equal(a, b, sizeof a); /* deterministic */
+    assert_memory_equal(a, b, sizeof a);             /* deterministic */
     assert_true(fabsf(cosine(a, a) - 1.0f) < 1e-5f); /* unit length */
     const char *t2 = "kubernetes ENGINEER (senior) in chicago";
     const char *t3 = "Registered nurse, night shifts, Denver";
     lh_embed_builtin(t2, strlen(t2), b);
     lh_embed_builtin(t3, strlen(t3), c);
-    assert_true(cosine(a, b) > 0.5f);            /* the same words, other case and order */
+    assert_true(cosine(a, b) > 0.5f);                /* the same words, other case and order */
     assert_true(cosine(a, c) < cosine(a, b) - 0.3f); /* other words */
     /* Fixed points of the recipe: any change to it (hash, features, weights, dimension)
      * moves them, and must bump builtin-v1, since stored embeddings would no longer match
