@@ -18,39 +18,14 @@ clients=${CLIENTS:-"1 8 64 256"}
 
 command -v wrk >/dev/null || { echo "installing wrk" >&2; apt-get install -y -qq wrk >/dev/null; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+root=$(cd "$here/../.." && pwd)
+source "$here/../common/lib.sh"
 
 cc -O2 -o "$work/baseline_mhd" "$here/../http_gateway/baseline_mhd.c" $(pkg-config --cflags --libs libmicrohttpd)
 bport=$(free_port)
 "$work/baseline_mhd" "$bport" "$threads" & pids+=($!)
 wait_port "$bport"
-
-token=load-bench-token-0123456789
-hash=$(printf %s "$token" | sha256sum | cut -d' ' -f1)
-lport=$(free_port)
-cat >"$work/lakehouse.toml" <<TOML
-[server]
-port = $lport
-data_dir = "$work/data"
-threads = $threads
-[log]
-access = false
-[storage]
-probe_interval_ms = 0
-[[principal]]
-name = "bench"
-token_sha256 = "$hash"
-roles = ["admin"]
-TOML
-"$build/lakehouse" serve --config "$work/lakehouse.toml" 2>"$work/server.log" & pids+=($!)
-wait_port "$lport"
-lh="http://127.0.0.1:$lport"
-auth="Authorization: Bearer $token"
+start_lakehouse # $lh, $auth: an admin token over an empty primary bucket
 
 # 10,000 short documents: a dataset and a text index over it (builtin model).
 python3 - "$work/docs.csv" <<'PY'
@@ -68,10 +43,10 @@ with open(sys.argv[1], "w", newline="") as f:
                     "%s engineer with %s, %s and %s experience" % tuple(s)])
 PY
 curl -sf -H "$auth" --data-binary @"$work/docs.csv" \
-    "$lh/ingest/file?dataset=docs&format=csv&mode=create" >/dev/null || { echo "ingest failed" >&2; exit 1; }
+    "$lh/ingest/file?dataset=docs&format=csv&mode=create" >"$work/body" || failed "ingest failed"
 curl -s -H "$auth" -H "Content-Type: application/json" "$lh/vectors/indexes" \
     -d '{"name":"docs","dataset":"docs","id_column":"id","text_column":"resume"}' >"$work/index.json"; grep -q job_id "$work/index.json" ||
-    { echo "index create failed: $(cat "$work/index.json")" >&2; exit 1; }
+    failed "index create failed: $(cat "$work/index.json")"
 for _ in $(seq 600); do
     state=$(curl -s -H "$auth" "$lh/vectors/indexes/docs" | python3 -c "import json,sys; print(json.load(sys.stdin).get(\"state\", \"\"))" 2>/dev/null || true)
     [ "$state" = ready ] && break
@@ -89,9 +64,9 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"query": "python engineer with kubernetes experience", "k": 10}'
 LUA
 # one request of each, to see that they answer before loading them
-curl -sf -H "$auth" -H "Content-Type: application/json" "$lh/query" -d '{"sql": "SELECT count(*) FROM docs"}' >/dev/null || { echo "query failed" >&2; exit 1; }
-curl -sf -H "$auth" -H "Content-Type: application/json" "$lh/vectors/indexes/docs/search" -d '{"query": "python", "k": 3}' >/dev/null ||
-    { echo "search failed: $(curl -s -H "$auth" -H "Content-Type: application/json" "$lh/vectors/indexes/docs/search" -d '{"query": "python", "k": 3}')" >&2; exit 1; }
+curl -sf -H "$auth" -H "Content-Type: application/json" "$lh/query" -d '{"sql": "SELECT count(*) FROM docs"}' >"$work/body" || failed "query failed"
+curl -sf -H "$auth" -H "Content-Type: application/json" "$lh/vectors/indexes/docs/search" -d '{"query": "python", "k": 3}' >"$work/body" ||
+    failed "search failed"
 
 failures=0
 run() { # label clients url [wrk args...] -> one table line
@@ -119,7 +94,5 @@ for c in $clients; do
     run "POST search" "$c" "$lh/vectors/indexes/docs/search" -H "$auth" -s "$work/search.lua"
 done
 if [ "$failures" -ne 0 ]; then
-    echo "bench/load: $failures requests failed" >&2
-    tail -n 20 "$work/server.log" >&2
-    exit 1
+    failed "bench/load: $failures requests failed"
 fi
