@@ -41,6 +41,23 @@ check_primary_key(const json_t *v, lh_err *err)
     return 0;
 }
 
+static int
+check_tags(const json_t *v, lh_err *err)
+{
+    if (!json_is_array(v) || json_array_size(v) > 64)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
+                          "'tags' must be an array of at most 64 strings");
+    size_t i;
+    json_t *tag;
+    json_array_foreach(v, i, tag)
+    {
+        if (!json_is_string(tag) || json_string_length(tag) == 0 || json_string_length(tag) > 64)
+            return lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
+                              "tag #%zu must be a string of 1 to 64 characters", i + 1);
+    }
+    return 0;
+}
+
 int
 lh_catalog_check_metadata(const json_t *in, json_t **out, lh_err *err)
 {
@@ -60,16 +77,7 @@ lh_catalog_check_metadata(const json_t *in, json_t **out, lh_err *err)
                 rc = lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
                                 "'sensitivity' must be one of public, internal, confidential, pii");
         } else if (strcmp(key, "tags") == 0) {
-            size_t i;
-            json_t *tag;
-            if (!json_is_array(v) || json_array_size(v) > 64)
-                rc = lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
-                                "'tags' must be an array of at most 64 strings");
-            json_array_foreach(v, i, tag) if (rc == 0 && (!json_is_string(tag) ||
-                                                          json_string_length(tag) == 0 ||
-                                                          json_string_length(tag) > 64)) rc =
-                lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
-                           "tag #%zu must be a string of 1 to 64 characters", i + 1);
+            rc = check_tags(v, err);
         } else if (strcmp(key, "primary_key") == 0) {
             rc = check_primary_key(v, err);
         } else if (strcmp(key, "freshness_sla_s") == 0) {
@@ -97,28 +105,27 @@ lh_catalog_patch(lh_catalog *c, const char *name, const json_t *patch, const cha
                  json_t **committed, lh_err *err)
 {
     json_t *clean = NULL;
-    if (lh_catalog_check_metadata(patch, &clean, err) != 0)
-        return LH_EINVAL;
+    lh_txn *t = NULL;
+    int rc = lh_catalog_check_metadata(patch, &clean, err);
+    if (rc != 0)
+        goto out;
     if (json_object_size(clean) == 0) {
-        json_decref(clean);
-        return lh_err_set(err, LH_EINVAL, 400, "invalid_metadata", "nothing to change");
+        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_metadata", "nothing to change");
+        goto out;
     }
     if (json_object_get(clean, "source_system")) {
-        json_decref(clean);
-        return lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
-                          "'source_system' is lineage: it is set by ingest, not patched");
+        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_metadata",
+                        "'source_system' is lineage: it is set by ingest, not patched");
+        goto out;
     }
-    lh_txn *t = NULL;
-    int rc = lh_catalog__begin_live(c, name, &t, err);
-    if (rc != 0) {
-        json_decref(clean);
-        return rc;
-    }
+    if ((rc = lh_catalog__begin_live(c, name, &t, err)) != 0)
+        goto out;
     json_t *m = lh_catalog__next_of(lh_txn_current(t), "patch", actor);
-    json_t *meta = json_object_get(m, "metadata");
-    json_object_update(meta, clean);
+    json_object_update(json_object_get(m, "metadata"), clean);
+    rc = lh_catalog_commit(t, NULL, m, committed, err);
+out:
     json_decref(clean);
-    return lh_catalog_commit(t, NULL, m, committed, err);
+    return rc;
 }
 
 int

@@ -12,24 +12,26 @@ static int
 resync_file(lh_catalog *c, lh_store *store, json_t *f, lh_err *err)
 {
     const char *key = str_of(f, "path");
+    char *path = NULL;
+    json_t *rows = NULL;
     lh_obj_info info;
     int rc = lh_store_head(store, key, &info, err);
     if (rc != 0)
-        return rc;
-    char *path = NULL;
+        goto out;
     if ((rc = lh_cache_local_path(c->cache, store, key, true, &path, err)) != 0)
-        return rc;
-    json_t *rows = NULL;
+        goto out;
     rc = lh_catalog__rows_of_file(
         c, "SELECT sum(num_rows)::BIGINT AS n FROM parquet_file_metadata(", path, ")", &rows, err);
-    lh_cache_unpin(c->cache, path);
-    free(path);
     if (rc != 0)
-        return rc;
+        goto out;
     json_object_set(f, "rows", json_object_get(json_array_get(rows, 0), "n"));
     json_object_set_new(f, "bytes", json_integer(info.size));
+out:
+    if (path)
+        lh_cache_unpin(c->cache, path);
+    free(path);
     json_decref(rows);
-    return 0;
+    return rc;
 }
 
 /* Rows manifest m shows (deltas merged). */
@@ -53,57 +55,78 @@ count_rows(lh_catalog *c, lh_store *store, const json_t *m, int64_t *out, lh_err
     return rc;
 }
 
+/* The columns as manifest m's first base file says, through the same view definition. */
+static int
+resync_columns(lh_catalog *c, lh_store *store, json_t *m, lh_err *err)
+{
+    const json_t *first_base = NULL;
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(m, "files"), i, f)
+    {
+        if (strcmp(str_of(f, "kind"), "base") == 0) {
+            first_base = f;
+            break;
+        }
+    }
+    if (first_base == NULL)
+        return 0;
+    char *first = NULL;
+    json_t *cols = NULL;
+    int rc = lh_cache_local_path(c->cache, store, str_of(first_base, "path"), true, &first, err);
+    if (rc != 0)
+        goto out;
+    if ((rc = lh_catalog_schema_of(c, first, &cols, err)) != 0)
+        goto out;
+    json_object_set_new(m, "columns", cols);
+out:
+    if (first)
+        lh_cache_unpin(c->cache, first);
+    free(first);
+    return rc;
+}
+
 int
 lh_catalog_resync(lh_catalog *c, const char *name, const char *actor, json_t **committed,
                   lh_err *err)
 {
     lh_txn *t = NULL;
+    json_t *m = NULL;
     int rc = lh_catalog__begin_live(c, name, &t, err);
     if (rc != 0)
         return rc;
-    json_t *m = lh_catalog__next_of(lh_txn_current(t), "resync", actor);
+    m = lh_catalog__next_of(lh_txn_current(t), "resync", actor);
     lh_store *store = lh_buckets_get(c->buckets, str_of(m, "bucket"), err);
-    json_t *files = json_object_get(m, "files");
+    if (store == NULL) {
+        rc = LH_ENOTFOUND;
+        goto out;
+    }
     int64_t total_rows = 0, total_bytes = 0;
+    bool deltas = false;
     size_t i;
     json_t *f;
-    rc = store ? 0 : LH_ENOTFOUND;
-    json_array_foreach(files, i, f)
+    json_array_foreach(json_object_get(m, "files"), i, f)
     {
-        if (rc == 0)
-            rc = resync_file(c, store, f, err);
+        if ((rc = resync_file(c, store, f, err)) != 0)
+            goto out;
         total_rows += int_of(f, "rows");
         total_bytes += int_of(f, "bytes");
-    }
-    const json_t *first_base = NULL;
-    bool deltas = false;
-    json_array_foreach(files, i, f)
-    {
         deltas |= strcmp(str_of(f, "kind"), "delta") == 0;
-        if (!first_base && strcmp(str_of(f, "kind"), "base") == 0)
-            first_base = f;
     }
-    if (rc == 0 && deltas) /* merged on read: count what the view shows */
-        rc = count_rows(c, store, m, &total_rows, err);
-    if (rc == 0 && first_base) {
-        /* the columns as the files say, through the same view definition */
-        char *first = NULL;
-        rc = lh_cache_local_path(c->cache, store, str_of(first_base, "path"), true, &first, err);
-        json_t *cols = NULL;
-        if (rc == 0 && (rc = lh_catalog_schema_of(c, first, &cols, err)) == 0)
-            json_object_set_new(m, "columns", cols);
-        if (first)
-            lh_cache_unpin(c->cache, first);
-        free(first);
-    }
-    if (rc != 0) {
-        json_decref(m);
-        lh_catalog_abort(t);
-        return rc;
-    }
+    if (deltas && (rc = count_rows(c, store, m, &total_rows, err)) != 0)
+        goto out; /* merged on read: count what the view shows */
+    if ((rc = resync_columns(c, store, m, err)) != 0)
+        goto out;
     json_object_set_new(m, "row_count", json_integer(total_rows));
     json_object_set_new(m, "bytes", json_integer(total_bytes));
-    return lh_catalog_commit(t, NULL, m, committed, err);
+    rc = lh_catalog_commit(t, NULL, m, committed, err);
+    m = NULL; /* the commit took it and the transaction */
+    t = NULL;
+out:
+    json_decref(m);
+    if (t)
+        lh_catalog_abort(t);
+    return rc;
 }
 
 static bool
