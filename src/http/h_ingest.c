@@ -71,10 +71,10 @@ ingest_job_free(void *arg)
     free(j);
 }
 
-static int
-run_ingest(lh_job *job, void *arg, lh_err *err)
+/* The ingest's options: the job's file and parameters (job: where progress goes, or NULL). */
+static lh_ingest_file_opts
+file_opts(ingest_job *j, lh_job *job)
 {
-    ingest_job *j = arg;
     lh_ingest_file_opts o = {.dataset = j->dataset,
                              .bucket = j->bucket,
                              .format = j->format,
@@ -87,6 +87,14 @@ run_ingest(lh_job *job, void *arg, lh_err *err)
                              .job = job,
                              .allow_bucket = job_may_use,
                              .allow_ctx = j};
+    return o;
+}
+
+static int
+run_ingest(lh_job *job, void *arg, lh_err *err)
+{
+    ingest_job *j = arg;
+    lh_ingest_file_opts o = file_opts(j, job);
     json_t *result = NULL;
     int rc =
         lh_ingest_file(j->srv->catalog, j->srv->internal_engine, j->srv->buckets, &o, &result, err);
@@ -189,17 +197,7 @@ lh_h_ingest_file(lh_req *req, lh_resp *resp)
 
     if (async && strcmp(async, "true") == 0)
         return lh_http__submit_job(req, resp, "ingest", run_ingest, j, ingest_job_free, NULL);
-    lh_ingest_file_opts o = {.dataset = j->dataset,
-                             .bucket = j->bucket,
-                             .format = j->format,
-                             .mode = j->mode,
-                             .src_path = j->path,
-                             .src_bytes = j->bytes,
-                             .metadata = j->metadata,
-                             .source_object = j->source_object,
-                             .actor = j->actor,
-                             .allow_bucket = job_may_use,
-                             .allow_ctx = j};
+    lh_ingest_file_opts o = file_opts(j, NULL);
     json_t *result = NULL;
     rc = lh_ingest_file(req->srv->catalog, req->srv->internal_engine, req->srv->buckets, &o,
                         &result, &err);
