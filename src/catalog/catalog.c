@@ -58,12 +58,13 @@ lh_catalog__dataset_free(lh_catalog *c, dataset *ds)
 {
     lh_catalog__unpin_all(c, ds);
     json_decref(ds->manifest);
+    json_decref(ds->warnings);
     free(ds);
 }
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
-/* lh_catalog__each_object: the newest manifest version of each dataset (latest: name -> N). */
+/* lh_buckets_each: the newest manifest version of each dataset (latest: name -> N). */
 static int
 note_latest(void *ctx, const lh_list_entry *e)
 {
@@ -82,7 +83,8 @@ load_bucket(lh_catalog *c, const char *bucket)
     lh_err err;
     /* newest version per dataset name */
     json_t *latest = json_object();
-    if (lh_catalog__each_object(c, bucket, LH_LAYOUT_DATASETS, note_latest, latest, &err) != 0) {
+    if (lh_buckets_each(c->buckets, bucket, LH_LAYOUT_DATASETS, note_latest, latest, NULL, &err) !=
+        0) {
         lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: cannot list bucket '%s': %s", bucket,
                err.message);
         c->load_errors++;
@@ -91,8 +93,9 @@ load_bucket(lh_catalog *c, const char *bucket)
     json_t *v;
     json_object_foreach(latest, name, v)
     {
-        json_t *m = NULL;
-        if (lh_catalog__load_manifest(c, bucket, name, json_integer_value(v), &m, &err) != 0) {
+        json_t *m = NULL, *warnings = NULL;
+        if (lh_catalog__load_newest_valid(c, bucket, name, json_integer_value(v), &m, &warnings,
+                                          &err) != 0) {
             lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: cannot load dataset '%s' from '%s': %s %s",
                    name, bucket, err.message, err.detail);
             c->load_errors++;
@@ -107,10 +110,13 @@ load_bucket(lh_catalog *c, const char *bucket)
                    existing->bucket, bucket, existing->bucket);
             c->load_errors++;
             json_decref(m);
+            json_decref(warnings);
             continue;
         }
         dataset *ds = lh_catalog__add_locked(c, name, bucket);
         ds->manifest = m;
+        ds->newest_version = json_integer_value(v);
+        ds->warnings = warnings;
         pthread_mutex_unlock(&c->lock);
         if (lh_catalog__refresh_view(c, ds, &err) != 0) {
             lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: no view for dataset '%s': %s %s", name,
@@ -222,14 +228,16 @@ lh_catalog_list(lh_catalog *c, const lh_catalog_filter *f)
         if (f && f->text && !strcasestr(str_of(meta, "description"), f->text) &&
             !strcasestr(str_of(m, "name"), f->text))
             continue;
-        json_array_append_new(
-            arr,
+        json_t *summary =
             json_pack("{s:s, s:s, s:I, s:s, s:O, s:I, s:I, s:O, s:o}", "name", str_of(m, "name"),
                       "bucket", str_of(m, "bucket"), "version", (json_int_t)int_of(m, "version"),
                       "state", str_of(m, "state"), "row_count", json_object_get(m, "row_count"),
                       "bytes", (json_int_t)int_of(m, "bytes"), "columns",
                       (json_int_t)json_array_size(json_object_get(m, "columns")), "metadata",
-                      json_object_get(m, "metadata"), "freshness", freshness(m)));
+                      json_object_get(m, "metadata"), "freshness", freshness(m));
+        if (c->items[i]->warnings)
+            json_object_set_new(summary, "warnings", json_deep_copy(c->items[i]->warnings));
+        json_array_append_new(arr, summary);
     }
     pthread_mutex_unlock(&c->lock);
     return arr;
@@ -249,6 +257,8 @@ lh_catalog_get(lh_catalog *c, const char *name, json_t **out, lh_err *err)
     pthread_mutex_lock(&c->lock);
     dataset *ds = lh_catalog__find_locked(c, name);
     json_t *m = ds && ds->manifest ? json_deep_copy(ds->manifest) : NULL;
+    if (m && ds->warnings)
+        json_object_set_new(m, "warnings", json_deep_copy(ds->warnings));
     pthread_mutex_unlock(&c->lock);
     if (m == NULL)
         return lh_catalog__not_found(err, name);
@@ -268,6 +278,8 @@ lh_catalog_versions(lh_catalog *c, const char *name, int64_t from, int64_t limit
     if (ds && ds->manifest) {
         snprintf(bucket, sizeof bucket, "%s", ds->bucket);
         newest = int_of(ds->manifest, "version");
+        if (ds->newest_version > newest) /* unreadable newer ones are listed with their error */
+            newest = ds->newest_version;
     }
     pthread_mutex_unlock(&c->lock);
     if (newest == 0)

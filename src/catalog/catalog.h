@@ -70,6 +70,9 @@ int lh_catalog_begin(lh_catalog *c, const char *name, bool wait, lh_txn **out, l
 const json_t *lh_txn_current(const lh_txn *t);
 /* True when the dataset exists and is not deleted. */
 bool lh_txn_live(const lh_txn *t);
+/* The version lh_catalog_commit will write: above the current one and above any newer
+ * version in the bucket that could not be read at start (whose number is never reused). */
+int64_t lh_txn_next_version(const lh_txn *t);
 /* Write `manifest` (takes ownership, even on failure) as the next version in `bucket`
  * (for a new dataset; an existing one stays in its bucket), update the index and the
  * view, and end the transaction. *committed (may be NULL) gets a copy. 409

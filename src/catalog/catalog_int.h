@@ -16,6 +16,10 @@ typedef struct dataset {
     char name[LH_NAME_MAX];
     char bucket[80];
     json_t *manifest; /* newest version */
+    /* the highest version number in the bucket: above manifest's when newer manifests
+     * could not be read (the next commit goes above it, never onto a bad one's number) */
+    int64_t newest_version;
+    json_t *warnings; /* strings about the unreadable newer versions, or NULL */
     bool writing;
     char **pinned; /* cache paths the view reads */
     size_t n_pinned;
@@ -75,17 +79,19 @@ int lh_catalog__not_found(lh_err *err, const char *name);
  * when there is no such object; 500 manifest_invalid when it is not a valid manifest. */
 int lh_catalog__load_manifest(lh_catalog *c, const char *bucket, const char *name, int64_t version,
                               json_t **out, lh_err *err);
+/* At open: the newest manifest of `name` that can be read, from version `newest` down.
+ * Each newer one that cannot be read is journaled (lh_buckets_record_error, op
+ * "load_manifest") and described in *warnings (new array of strings, or NULL when the
+ * newest was read). An unreachable bucket is an error, not a reason to serve an older
+ * version; so is finding no readable version. */
+int lh_catalog__load_newest_valid(lh_catalog *c, const char *bucket, const char *name,
+                                  int64_t newest, json_t **out, json_t **warnings, lh_err *err);
 /* Write manifest m as a Parquet file in the work dir; *path_out (new) is the caller's to
  * unlink and free. */
 int lh_catalog__write_manifest(lh_catalog *c, const json_t *m, char **path_out, lh_err *err);
 /* Rows (JSON objects, new) of `before 'path' after`: a statement over one local file. */
 int lh_catalog__rows_of_file(lh_catalog *c, const char *before, const char *path, const char *after,
                              json_t **rows, lh_err *err);
-
-/* ---- listing (sweep.c) ---- */
-/* lh_store_each through the bucket layer: a listing failure is also journaled. */
-int lh_catalog__each_object(lh_catalog *c, const char *bucket, const char *prefix,
-                            lh_store_each_fn fn, void *ctx, lh_err *err);
 
 /* ---- views (views.c) ---- */
 /* Local copies of m's files that hold rows (fs: in place; remote: cached and pinned),

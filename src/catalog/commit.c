@@ -57,6 +57,15 @@ lh_txn_live(const lh_txn *t)
     return t->ds->manifest && strcmp(str_of(t->ds->manifest, "state"), "live") == 0;
 }
 
+int64_t
+lh_txn_next_version(const lh_txn *t)
+{
+    /* above every version in the bucket, also newer ones that could not be read at start:
+     * a create-only put onto one of those would conflict for ever */
+    int64_t version = t->ds->manifest ? int_of(t->ds->manifest, "version") : 0;
+    return (t->ds->newest_version > version ? t->ds->newest_version : version) + 1;
+}
+
 static void
 end_txn(lh_txn *t, bool drop_placeholder)
 {
@@ -221,7 +230,7 @@ lh_catalog_commit(lh_txn *t, const char *bucket, json_t *manifest, json_t **comm
              ds->bucket[0] ? ds->bucket
              : bucket      ? bucket
                            : lh_buckets_primary_name(c->buckets));
-    int64_t version = ds->manifest ? int_of(ds->manifest, "version") + 1 : 1;
+    int64_t version = lh_txn_next_version(t);
     char when[LH_TIME_MAX];
     lh_time_format(lh_now_us(), when);
     json_object_set_new(manifest, "name", json_string(ds->name));
@@ -236,11 +245,14 @@ lh_catalog_commit(lh_txn *t, const char *bucket, json_t *manifest, json_t **comm
         goto out;
     }
     pthread_mutex_lock(&c->lock);
-    json_t *old = ds->manifest;
+    json_t *old = ds->manifest, *old_warnings = ds->warnings;
     ds->manifest = manifest;
+    ds->newest_version = version;
+    ds->warnings = NULL; /* the newest version is served again */
     snprintf(ds->bucket, sizeof ds->bucket, "%s", target);
     pthread_mutex_unlock(&c->lock);
     json_decref(old);
+    json_decref(old_warnings);
     lh_err verr;
     /* the version is committed whatever happens now; a view left behind would answer with
      * the old rows until the next commit or a restart, so a failure is tried once more */

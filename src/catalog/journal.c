@@ -144,7 +144,8 @@ load_bucket_journal(lh_catalog *c, const char *bucket)
 {
     lh_err err;
     json_t *keys = json_array();
-    if (lh_catalog__each_object(c, bucket, LH_LAYOUT_JOURNAL, collect_key, keys, &err) != 0) {
+    if (lh_buckets_each(c->buckets, bucket, LH_LAYOUT_JOURNAL, collect_key, keys, NULL, &err) !=
+        0) {
         lh_log(LH_LOG_ERROR, NULL, NULL, "journal: cannot list bucket '%s': %s", bucket,
                err.message);
         c->load_errors++;

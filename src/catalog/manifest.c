@@ -297,6 +297,48 @@ out:
     return rc;
 }
 
+/* older versions tried at start before a dataset is given up as unreadable */
+#define FALLBACK_MAX 64
+
+int
+lh_catalog__load_newest_valid(lh_catalog *c, const char *bucket, const char *name, int64_t newest,
+                              json_t **out, json_t **warnings, lh_err *err)
+{
+    json_t *bad = json_array(); /* warnings, one per unreadable newer version */
+    json_t *m = NULL;
+    int rc = LH_ENOTFOUND;
+    for (int64_t v = newest; v >= 1 && v > newest - FALLBACK_MAX; v--) {
+        rc = lh_catalog__load_manifest(c, bucket, name, v, &m, err);
+        /* served, or older versions expired, or the bucket itself is away: stop */
+        if (rc == 0 || rc == LH_ENOTFOUND || rc == LH_EUNAVAIL)
+            break;
+        char *key = lh_layout_manifest_key(name, v);
+        lh_buckets_record_error(c->buckets, bucket, "load_manifest", key, err, NULL);
+        lh_log(LH_LOG_ERROR, NULL, NULL,
+               "catalog: manifest v%lld of '%s' in '%s' unreadable: %s %s", (long long)v, name,
+               bucket, err->message, err->detail);
+        json_array_append_new(
+            bad, json_sprintf("manifest v%lld could not be read (%s)", (long long)v, err->message));
+        free(key);
+    }
+    if (rc != 0)
+        goto out;
+    size_t i;
+    json_t *w;
+    json_array_foreach(bad, i, w)
+    {
+        char *text =
+            lh_sprintf("%s; serving v%lld", json_string_value(w), (long long)int_of(m, "version"));
+        json_string_set(w, text);
+        free(text);
+    }
+    *warnings = json_array_size(bad) ? json_incref(bad) : NULL;
+    *out = m;
+out:
+    json_decref(bad);
+    return rc;
+}
+
 int
 lh_catalog_schema_of(lh_catalog *c, const char *local_parquet, json_t **columns, lh_err *err)
 {

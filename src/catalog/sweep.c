@@ -3,37 +3,15 @@
  * of data files no retained version references. Runs under each dataset's writer slot, so
  * no local commit interleaves; files younger than the grace period are never touched, so
  * another server's commit in flight is safe too. Every listing, put and delete goes through
- * the bucket layer, so a failure is also in the error journal (/storage/errors).
+ * the bucket layer, so a failure is also in the error journal (/storage/errors). Each
+ * bucket's own temporary files older than the grace period (fs: .lh-tmp/, left by puts a
+ * crash cut short) go too.
  */
 #include "catalog/catalog_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int
-lh_catalog__each_object(lh_catalog *c, const char *bucket, const char *prefix, lh_store_each_fn fn,
-                        void *ctx, lh_err *err)
-{
-    char *cursor = NULL;
-    int rc = 0;
-    for (;;) {
-        lh_list_page page;
-        rc = lh_buckets_list_objects(c->buckets, bucket, prefix, cursor, 1000, &page, NULL, err);
-        free(cursor);
-        cursor = NULL;
-        if (rc != 0)
-            break;
-        for (size_t i = 0; i < page.n && rc == 0; i++)
-            rc = fn(ctx, &page.entries[i]);
-        if (rc == 0 && page.next_cursor)
-            cursor = lh_strdup(page.next_cursor);
-        lh_list_page_free(&page);
-        if (rc != 0 || cursor == NULL)
-            break;
-    }
-    return rc;
-}
 
 /* Every data file any version of `name` references (a set as a JSON object). */
 static int
@@ -56,6 +34,66 @@ referenced_files(lh_catalog *c, const char *bucket, const char *name, int64_t ne
     return 0;
 }
 
+/* One error of the sweep in its report: {"bucket", "dataset" (when there is one), "error"}. */
+static void
+report_error(json_t *report, const char *bucket, const char *name, const lh_err *err)
+{
+    json_t *e = json_pack("{s:s, s:s}", "bucket", bucket, "error", err->message);
+    if (name)
+        json_object_set_new(e, "dataset", json_string(name));
+    json_array_append_new(json_object_get(report, "errors"), e);
+}
+
+/* Confirm the events batches manifest m lists (a marker each, create-only), so the journal
+ * keeps serving them once m is gone. */
+static int
+confirm_events(lh_catalog *c, const char *bucket, const json_t *m, lh_err *err)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(m, "files"), i, f)
+    {
+        if (strcmp(str_of(f, "kind"), "events") != 0)
+            continue;
+        const char *path = str_of(f, "path");
+        char *marker = lh_sprintf("%s%s", LH_JOURNAL_CONFIRMED, path + strlen(LH_LAYOUT_JOURNAL));
+        lh_source empty = {.data = "", .fd = -1, .len = 0};
+        int rc = lh_buckets_put_object(c->buckets, bucket, marker, &empty, LH_PUT_CREATE_ONLY, NULL,
+                                       NULL, err);
+        free(marker);
+        if (rc != 0 && rc != LH_EEXIST)
+            return rc;
+    }
+    return 0;
+}
+
+/* Expire version v when it was created before cutoff: its events confirmed, then its
+ * manifest deleted. *expired says whether it was (or, with dry_run, would be); a version
+ * created at or after cutoff is kept (0, *expired false). */
+static int
+expire_version(lh_catalog *c, const char *bucket, const char *name, int64_t v, const char *cutoff,
+               bool dry_run, bool *expired, lh_err *err)
+{
+    json_t *m = NULL;
+    char *key = NULL;
+    *expired = false;
+    int rc = lh_catalog__load_manifest(c, bucket, name, v, &m, err);
+    if (rc != 0 || strcmp(str_of(m, "created_at"), cutoff) >= 0)
+        goto out;
+    if (!dry_run) {
+        if ((rc = confirm_events(c, bucket, m, err)) != 0)
+            goto out;
+        key = lh_layout_manifest_key(name, v);
+        if ((rc = lh_buckets_delete_object(c->buckets, bucket, key, NULL, err)) != 0)
+            goto out;
+    }
+    *expired = true;
+out:
+    free(key);
+    json_decref(m);
+    return rc;
+}
+
 /* Snapshot retention: remove the manifests of versions created before cutoff (never the
  * newest), oldest first. A version's events batch is confirmed by a marker first, so the
  * journal keeps serving it once the manifest that named it is gone (history is never
@@ -65,46 +103,15 @@ expire_versions(lh_catalog *c, const char *bucket, const char *name, int64_t new
                 const char *cutoff, bool dry_run, json_t *report)
 {
     for (int64_t v = 1; v < newest; v++) {
-        json_t *m = NULL;
         lh_err err;
-        int rc = lh_catalog__load_manifest(c, bucket, name, v, &m, &err);
+        bool expired = false;
+        int rc = expire_version(c, bucket, name, v, cutoff, dry_run, &expired, &err);
         if (rc == LH_ENOTFOUND)
             continue; /* expired before */
-        if (rc != 0 || strcmp(str_of(m, "created_at"), cutoff) >= 0) {
-            if (rc != 0)
-                json_array_append_new(json_object_get(report, "errors"),
-                                      json_pack("{s:s, s:s, s:s}", "bucket", bucket, "dataset",
-                                                name, "error", err.message));
-            json_decref(m);
+        if (rc != 0)
+            report_error(report, bucket, name, &err);
+        if (rc != 0 || !expired)
             return; /* versions are in time order: the rest are retained */
-        }
-        size_t i;
-        json_t *f;
-        json_array_foreach(json_object_get(m, "files"), i, f)
-        {
-            if (rc != 0 || dry_run || strcmp(str_of(f, "kind"), "events") != 0)
-                continue;
-            const char *path = str_of(f, "path");
-            char *marker =
-                lh_sprintf("%s%s", LH_JOURNAL_CONFIRMED, path + strlen(LH_LAYOUT_JOURNAL));
-            lh_source empty = {.data = "", .fd = -1, .len = 0};
-            rc = lh_buckets_put_object(c->buckets, bucket, marker, &empty, LH_PUT_CREATE_ONLY, NULL,
-                                       NULL, &err);
-            if (rc == LH_EEXIST)
-                rc = 0;
-            free(marker);
-        }
-        char *key = lh_layout_manifest_key(name, v);
-        if (rc == 0 && !dry_run)
-            rc = lh_buckets_delete_object(c->buckets, bucket, key, NULL, &err);
-        free(key);
-        json_decref(m);
-        if (rc != 0) {
-            json_array_append_new(json_object_get(report, "errors"),
-                                  json_pack("{s:s, s:s, s:s}", "bucket", bucket, "dataset", name,
-                                            "error", err.message));
-            return;
-        }
         json_array_append_new(json_object_get(report, "expired"),
                               json_pack("{s:s, s:s, s:I}", "bucket", bucket, "dataset", name,
                                         "version", (json_int_t)v));
@@ -120,7 +127,7 @@ typedef struct sweep_walk {
     json_t *report;
 } sweep_walk;
 
-/* lh_catalog__each_object over a dataset's data folder: remove what no version references. */
+/* lh_buckets_each over a dataset's data folder: remove what no version references. */
 static int
 sweep_file(void *ctx, const lh_list_entry *e)
 {
@@ -152,30 +159,45 @@ sweep_dataset(lh_catalog *c, const char *bucket, const char *name, int64_t newes
               int64_t older_than_us, bool dry_run, json_t *report)
 {
     lh_err err;
+    json_t *refs = json_object();
+    char *prefix = NULL;
     if (c->retain_versions_s > 0 && newest > 1) {
         char cutoff[LH_TIME_MAX];
         lh_time_format(lh_now_us() - c->retain_versions_s * 1000000, cutoff);
         expire_versions(c, bucket, name, newest, cutoff, dry_run, report);
     }
-    json_t *refs = json_object();
-    if (newest > 0 && referenced_files(c, bucket, name, newest, refs, &err) != 0) {
-        json_array_append_new(
-            json_object_get(report, "errors"),
-            json_pack("{s:s, s:s, s:s}", "bucket", bucket, "dataset", name, "error", err.message));
-        json_decref(refs);
-        return;
-    }
-    char *prefix = lh_layout_data_prefix(name);
+    if (newest > 0 && referenced_files(c, bucket, name, newest, refs, &err) != 0)
+        goto failed;
+    prefix = lh_layout_data_prefix(name);
     sweep_walk w = {c->buckets, bucket, refs, older_than_us, dry_run, report};
-    if (lh_catalog__each_object(c, bucket, prefix, sweep_file, &w, &err) != 0)
-        json_array_append_new(
-            json_object_get(report, "errors"),
-            json_pack("{s:s, s:s, s:s}", "bucket", bucket, "dataset", name, "error", err.message));
+    if (lh_buckets_each(c->buckets, bucket, prefix, sweep_file, &w, NULL, &err) != 0)
+        goto failed;
+    goto out;
+failed:
+    report_error(report, bucket, name, &err);
+out:
     free(prefix);
     json_decref(refs);
 }
 
-/* lh_catalog__each_object over datasets/: every dataset name (names: name -> newest version, 0
+/* The store's own temporary files left by puts a crash cut short (fs: .lh-tmp/). */
+static void
+sweep_temp(lh_catalog *c, const char *bucket, int64_t older_than_us, bool dry_run, json_t *report)
+{
+    int64_t files = 0, bytes = 0;
+    lh_err err;
+    if (lh_buckets_sweep_temp(c->buckets, bucket, older_than_us, dry_run, &files, &bytes, &err) !=
+        0) {
+        report_error(report, bucket, NULL, &err);
+        return;
+    }
+    json_t *n = json_object_get(report, "temp_files_removed");
+    json_t *b = json_object_get(report, "temp_bytes_removed");
+    json_integer_set(n, json_integer_value(n) + files);
+    json_integer_set(b, json_integer_value(b) + bytes);
+}
+
+/* lh_buckets_each over datasets/: every dataset name (names: name -> newest version, 0
  * when only data files are left). */
 static int
 note_dataset(void *ctx, const lh_list_entry *e)
@@ -200,40 +222,47 @@ note_dataset(void *ctx, const lh_list_entry *e)
     return 0;
 }
 
+/* Sweep every dataset of one bucket, each under its writer slot. */
+static void
+sweep_bucket(lh_catalog *c, const char *bucket, int64_t older_than_us, bool dry_run, json_t *report)
+{
+    /* every dataset name with files in this bucket, and its newest manifest version */
+    json_t *names = json_object();
+    lh_err err;
+    if (lh_buckets_each(c->buckets, bucket, LH_LAYOUT_DATASETS, note_dataset, names, NULL, &err) !=
+        0)
+        report_error(report, bucket, NULL, &err);
+    const char *name;
+    json_t *v;
+    json_object_foreach(names, name, v)
+    {
+        /* hold the dataset's writer slot so no local commit interleaves */
+        lh_txn *t = NULL;
+        if (lh_catalog_begin(c, name, false, &t, &err) != 0) {
+            report_error(report, bucket, name, &err);
+            continue;
+        }
+        sweep_dataset(c, bucket, name, json_integer_value(v), older_than_us, dry_run, report);
+        lh_catalog_abort(t);
+    }
+    json_decref(names);
+}
+
 json_t *
 lh_catalog_sweep(lh_catalog *c, int64_t grace_s, bool dry_run)
 {
-    json_t *report = json_pack("{s:b, s:I, s:[], s:i, s:[], s:[], s:I}", "dry_run", dry_run,
-                               "grace_s", (json_int_t)grace_s, "removed", "kept_young", 0, "errors",
-                               "expired", "retain_versions_s", (json_int_t)c->retain_versions_s);
+    json_t *report = json_pack(
+        "{s:b, s:I, s:[], s:i, s:[], s:[], s:I, s:i, s:i}", "dry_run", dry_run, "grace_s",
+        (json_int_t)grace_s, "removed", "kept_young", 0, "errors", "expired", "retain_versions_s",
+        (json_int_t)c->retain_versions_s, "temp_files_removed", 0, "temp_bytes_removed", 0);
     int64_t older_than = lh_now_us() - grace_s * 1000000;
     size_t n = lh_buckets_count(c->buckets);
     for (size_t b = 0; b < n; b++) {
         const char *bucket = lh_buckets_name_at(c->buckets, b);
         if (strncmp(bucket, "profile:", 8) == 0)
-            continue;
-        /* every dataset name with files in this bucket, and its newest manifest version */
-        json_t *names = json_object();
-        lh_err err;
-        if (lh_catalog__each_object(c, bucket, LH_LAYOUT_DATASETS, note_dataset, names, &err) != 0)
-            json_array_append_new(json_object_get(report, "errors"),
-                                  json_pack("{s:s, s:s}", "bucket", bucket, "error", err.message));
-        const char *name;
-        json_t *v;
-        json_object_foreach(names, name, v)
-        {
-            /* hold the dataset's writer slot so no local commit interleaves */
-            lh_txn *t = NULL;
-            if (lh_catalog_begin(c, name, false, &t, &err) != 0) {
-                json_array_append_new(json_object_get(report, "errors"),
-                                      json_pack("{s:s, s:s, s:s}", "bucket", bucket, "dataset",
-                                                name, "error", err.message));
-                continue;
-            }
-            sweep_dataset(c, bucket, name, json_integer_value(v), older_than, dry_run, report);
-            lh_catalog_abort(t);
-        }
-        json_decref(names);
+            continue; /* views of their base bucket, which is swept itself */
+        sweep_bucket(c, bucket, older_than, dry_run, report);
+        sweep_temp(c, bucket, older_than, dry_run, report);
     }
     int64_t bytes = 0;
     size_t i;

@@ -91,6 +91,9 @@ static const key_def KEYS[] = {
         "error journal: write a batch after this many events"),
     INT("storage", "journal_flush_ms", 5000, 10, 86400000,
         "error journal: write a batch when the oldest event is this old"),
+    INT("storage", "error_coalesce_ms", 10000, 0, 86400000,
+        "error journal: identical errors (bucket, op, key, code) within this long of the first "
+        "are one record with a count, journaled when the window ends (0: one record each)"),
     INT("engine", "threads", 0, 0, 256, "DuckDB worker threads (0: one per core)"),
     STR("engine", "memory_limit", "",
         "DuckDB memory limit, e.g. \"8GB\" (empty: DuckDB's default)"),

@@ -570,7 +570,7 @@ lh_ingest_rows(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_ro
     if ((rc = lh_catalog_pin_rows(cat, t.cur, &paths, &n_paths, err)) != 0)
         goto out;
     current_rows = lh_catalog_rows_sql(t.cur, paths);
-    int64_t version = json_integer_value(json_object_get(t.cur, "version")) + 1;
+    int64_t version = lh_txn_next_version(t.txn); /* the commit's: its events are named so */
     int64_t n_delta = 0;
     if ((rc = write_old(&x, eng, current_rows, req, old, err)) != 0 ||
         (rc = write_delta(&x, eng, req, old, version, delta, &n_delta, err)) != 0 ||

@@ -28,6 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* identical errors being coalesced at one time, at most */
+#define COALESCE_OPEN_MAX 64
+
 typedef struct bucket {
     char name[80];
     const char *cls;
@@ -49,6 +52,11 @@ struct lh_buckets {
     json_t **ring;
     size_t ring_cap, ring_len, ring_head; /* head: next slot to write */
     lh_applog *errlog;
+    /* coalescing: records (also in the ring) whose identical repeats are still being
+     * counted, oldest first; each is journaled once when its window closes */
+    json_t *open_errs[COALESCE_OPEN_MAX];
+    size_t n_open;
+    int64_t coalesce_us; /* [storage] error_coalesce_ms; 0: every error on its own */
     /* probing */
     pthread_mutex_t probe_lock;
     int64_t last_probe_mono_us;
@@ -312,22 +320,118 @@ ring_push_locked(lh_buckets *b, json_t *event)
     b->ring_head = (b->ring_head + 1) % b->ring_cap;
 }
 
+/* Not-found, conflicts, invalid input and cancellations are the caller's business, not
+ * failures of the bucket; but an invalid object that the bucket holds (a 5xx such as
+ * manifest_invalid) is one an operator must see. */
 static bool
-is_operational(int rc)
+is_operational(const lh_err *e)
 {
-    return rc != 0 && rc != LH_ENOTFOUND && rc != LH_EEXIST && rc != LH_EINVAL &&
-           rc != LH_ECANCELED;
+    if (e->rc == 0)
+        return false;
+    if (e->http_status >= 500)
+        return true;
+    return e->rc != LH_ENOTFOUND && e->rc != LH_EEXIST && e->rc != LH_EINVAL &&
+           e->rc != LH_ECANCELED;
+}
+
+static bool
+same_str(const json_t *value, const char *s)
+{
+    const char *v = json_string_value(value);
+    return s ? v && strcmp(v, s) == 0 : json_is_null(value);
+}
+
+/* The open window of an error identical to this one (same bucket, op, key and code) that
+ * started at most coalesce_us before now, or NULL. */
+static json_t *
+find_open_locked(lh_buckets *b, const char *bucket_name, const char *op, const char *key,
+                 const char *code, int64_t now)
+{
+    for (size_t i = 0; i < b->n_open; i++) {
+        json_t *ev = b->open_errs[i];
+        if (now - json_integer_value(json_object_get(ev, "epoch_us")) <= b->coalesce_us &&
+            same_str(json_object_get(ev, "bucket"), bucket_name) &&
+            same_str(json_object_get(ev, "op"), op) && same_str(json_object_get(ev, "key"), key) &&
+            same_str(json_object_get(ev, "code"), code))
+            return ev;
+    }
+    return NULL;
+}
+
+/* Move the windows that are over (all of them with force; the oldest too when there is no
+ * room for another) from the open list to *closed (new array of owned records). */
+static json_t *
+take_closed_locked(lh_buckets *b, int64_t now, bool force, bool make_room)
+{
+    json_t *closed = json_array();
+    size_t kept = 0;
+    for (size_t i = 0; i < b->n_open; i++) {
+        json_t *ev = b->open_errs[i];
+        bool over =
+            force || now - json_integer_value(json_object_get(ev, "epoch_us")) > b->coalesce_us;
+        if (over || (make_room && i == 0 && b->n_open == COALESCE_OPEN_MAX))
+            json_array_append_new(closed, ev);
+        else
+            b->open_errs[kept++] = ev;
+    }
+    b->n_open = kept;
+    return closed;
+}
+
+/* Journal closed windows: each record once, with its final count. */
+static void
+journal_closed(lh_buckets *b, json_t *closed)
+{
+    size_t i;
+    json_t *ev;
+    json_array_foreach(closed, i, ev)
+    {
+        json_int_t count = json_integer_value(json_object_get(ev, "count"));
+        if (count > 1)
+            lh_log(LH_LOG_WARN, NULL, NULL,
+                   "bucket operation failed %lld times (%s %s on '%s'): %s", (long long)count,
+                   json_string_value(json_object_get(ev, "op")),
+                   json_string_value(json_object_get(ev, "code")),
+                   json_string_value(json_object_get(ev, "bucket")),
+                   json_string_value(json_object_get(ev, "message")));
+        lh_err aerr;
+        /* a copy: the ring's record may be rendered by a reader meanwhile */
+        lh_applog_append(b->errlog, json_deep_copy(ev), &aerr);
+    }
+    json_decref(closed);
+}
+
+/* Close the coalescing windows that are over (all with force) and journal them. */
+static void
+close_windows(lh_buckets *b, bool force)
+{
+    pthread_mutex_lock(&b->lock);
+    json_t *closed = take_closed_locked(b, lh_now_us(), force, false);
+    pthread_mutex_unlock(&b->lock);
+    journal_closed(b, closed);
 }
 
 void
 lh_buckets_record_error(lh_buckets *b, const char *bucket_name, const char *op, const char *key,
                         const lh_err *e, const char *request_id)
 {
-    if (!is_operational(e->rc))
+    if (!is_operational(e))
         return;
     int64_t now = lh_now_us();
     char when[LH_TIME_MAX];
     lh_time_format(now, when);
+    pthread_mutex_lock(&b->lock);
+    json_t *same =
+        b->coalesce_us > 0 ? find_open_locked(b, bucket_name, op, key, e->code, now) : NULL;
+    if (same) {
+        /* a repeat within the window: counted in the record the ring already shows */
+        json_object_set_new(same, "count",
+                            json_integer(json_integer_value(json_object_get(same, "count")) + 1));
+        json_object_set_new(same, "last_time", json_string(when));
+        json_object_set_new(same, "last_epoch_us", json_integer(now));
+        pthread_mutex_unlock(&b->lock);
+        return;
+    }
     json_t *ev = json_object();
     json_object_set_new(ev, "time", json_string(when));
     json_object_set_new(ev, "epoch_us", json_integer(now));
@@ -339,12 +443,22 @@ lh_buckets_record_error(lh_buckets *b, const char *bucket_name, const char *op, 
     json_object_set_new(ev, "message", json_string(e->message));
     json_object_set_new(ev, "detail", json_string(e->detail));
     json_object_set_new(ev, "request_id", request_id ? json_string(request_id) : json_null());
-    pthread_mutex_lock(&b->lock);
+    json_object_set_new(ev, "count", json_integer(1));
+    json_object_set_new(ev, "first_time", json_string(when));
+    json_object_set_new(ev, "last_time", json_string(when));
+    json_object_set_new(ev, "last_epoch_us", json_integer(now));
+    json_t *closed = NULL;
+    if (b->coalesce_us > 0) {
+        closed = take_closed_locked(b, now, false, true);
+        b->open_errs[b->n_open++] = json_incref(ev);
+    }
     ring_push_locked(b, json_incref(ev));
     pthread_mutex_unlock(&b->lock);
-    lh_err aerr;
-    /* writing the journal may itself fail (primary down): the event stays buffered */
-    lh_applog_append(b->errlog, ev, &aerr);
+    if (closed)
+        journal_closed(b, closed);
+    else /* writing the journal may itself fail (primary down): the event stays buffered */
+        lh_applog_append(b->errlog, json_incref(ev), &(lh_err){0});
+    json_decref(ev);
     json_t *fields = json_pack("{s:s, s:s, s:s, s:s}", "bucket", bucket_name, "op", op, "code",
                                e->code, "detail", e->detail);
     lh_log(LH_LOG_WARN, request_id, fields, "bucket operation failed: %s", e->message);
@@ -363,7 +477,8 @@ lh_buckets_errors_json(lh_buckets *b, const char *bucket_name, size_t limit)
         const char *name = json_string_value(json_object_get(ev, "bucket"));
         if (bucket_name && (name == NULL || strcmp(name, bucket_name) != 0))
             continue;
-        json_array_append(arr, ev);
+        /* a copy: an open record's count changes under the lock after it is released */
+        json_array_append_new(arr, json_deep_copy(ev));
     }
     pthread_mutex_unlock(&b->lock);
     return arr;
@@ -372,13 +487,14 @@ lh_buckets_errors_json(lh_buckets *b, const char *bucket_name, size_t limit)
 int
 lh_buckets_errors_flush(lh_buckets *b, lh_err *err)
 {
+    close_windows(b, true);
     return lh_applog_flush(b->errlog, err);
 }
 
 int
 lh_buckets_errors_compact(lh_buckets *b, int *merged, lh_err *err)
 {
-    int rc = lh_applog_flush(b->errlog, err);
+    int rc = lh_buckets_errors_flush(b, err);
     return rc != 0 ? rc : lh_applog_compact(b->errlog, merged, err);
 }
 
@@ -484,6 +600,7 @@ background(void *arg)
             next_probe = lh_mono_us() + b->probe_interval_us;
         }
         pthread_mutex_unlock(&b->lock);
+        close_windows(b, false);
         lh_err err;
         lh_applog_tick(b->errlog, &err);
         pthread_mutex_lock(&b->lock);
@@ -514,6 +631,7 @@ lh_buckets_open(const lh_config *cfg, lh_buckets **out, lh_err *err)
     pthread_cond_init(&b->wake, NULL);
     b->ring_cap = (size_t)lh_config_int(cfg, "storage.error_ring");
     b->ring = lh_calloc(b->ring_cap, sizeof *b->ring);
+    b->coalesce_us = lh_config_int(cfg, "storage.error_coalesce_ms") * 1000;
     int rc = load_bucket_entries(b, cfg, err);
     if (rc == 0)
         rc = assign_roles(b, cfg, err);
@@ -551,7 +669,7 @@ lh_buckets_close(lh_buckets *b)
     }
     if (b->errlog) {
         lh_err err;
-        if (lh_applog_flush(b->errlog, &err) != 0) {
+        if (lh_buckets_errors_flush(b, &err) != 0) {
             int64_t buffered, batches, dropped;
             lh_applog_stats(b->errlog, &buffered, &batches, &dropped);
             lh_log(LH_LOG_ERROR, NULL, NULL,
@@ -570,6 +688,8 @@ lh_buckets_close(lh_buckets *b)
         free(b->items[i]);
     }
     free(b->items);
+    for (size_t i = 0; i < b->n_open; i++)
+        json_decref(b->open_errs[i]); /* journaled by the flush above when there was a log */
     for (size_t i = 0; i < b->ring_len; i++)
         json_decref(b->ring[(b->ring_head + b->ring_cap - 1 - i) % b->ring_cap]);
     free(b->ring);
@@ -785,6 +905,42 @@ lh_buckets_list_objects(lh_buckets *b, const char *bucket_name, const char *pref
     return rc;
 }
 
+int
+lh_buckets_sweep_temp(lh_buckets *b, const char *bucket_name, int64_t older_than_us, bool dry_run,
+                      int64_t *files, int64_t *bytes, lh_err *err)
+{
+    bucket *bk = resolve(b, bucket_name, err);
+    if (bk == NULL)
+        return LH_ENOTFOUND;
+    int rc = lh_store_sweep_temp(bk->store, older_than_us, dry_run, files, bytes, err);
+    if (rc != 0)
+        lh_buckets_record_error(b, bk->name, "sweep_temp", NULL, err, NULL);
+    return rc;
+}
+
+typedef struct each_list {
+    lh_buckets *b;
+    const char *bucket;
+    const char *request_id;
+} each_list;
+
+static int
+list_bucket(void *ctx, const char *prefix, const char *cursor, size_t limit, lh_list_page *page,
+            lh_err *err)
+{
+    each_list *l = ctx;
+    return lh_buckets_list_objects(l->b, l->bucket, prefix, cursor, limit, page, l->request_id,
+                                   err);
+}
+
+int
+lh_buckets_each(lh_buckets *b, const char *bucket_name, const char *prefix, lh_store_each_fn fn,
+                void *ctx, const char *request_id, lh_err *err)
+{
+    each_list l = {b, bucket_name, request_id};
+    return lh_storage__each_page(list_bucket, &l, prefix, fn, ctx, err);
+}
+
 /* ---- JSON views ---------------------------------------------------------------------------- */
 
 static json_t *
@@ -860,9 +1016,11 @@ lh_buckets_health_json(lh_buckets *b)
     for (size_t i = 0; i < b->n; i++)
         unreachable += b->items[i]->probed && !b->items[i]->reachable;
     size_t recent = b->ring_len;
+    size_t counting = b->n_open; /* journaled when their coalescing window closes */
     pthread_mutex_unlock(&b->lock);
     int64_t buffered, batches, dropped;
     lh_applog_stats(b->errlog, &buffered, &batches, &dropped);
+    buffered += (int64_t)counting;
     return json_pack("{s:I, s:I, s:I, s:I, s:I}", "buckets", (json_int_t)n, "unreachable",
                      (json_int_t)unreachable, "recent_errors", (json_int_t)recent,
                      "errors_unwritten", (json_int_t)buffered, "errors_dropped",

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <pthread.h>
@@ -308,6 +309,73 @@ readable_lists(lh_buckets *b, lh_local_dirs *d)
     d->internal_readable[n_internal++] = lh_sprintf("%s/", d->work_dir);
 }
 
+/* Remove everything inside the folder open (for reading) as dirfd, which is taken and
+ * closed: files and links are unlinked (links are never followed), sub-folders emptied
+ * and removed. Counts what went into *files and *bytes. */
+static void
+empty_dir(int dirfd, int depth, int64_t *files, int64_t *bytes)
+{
+    DIR *d = depth > 64 ? NULL : fdopendir(dirfd);
+    if (d == NULL) {
+        close(dirfd);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *name = de->d_name;
+        struct stat st;
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+            fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            int sub = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub >= 0)
+                empty_dir(sub, depth + 1, files, bytes);
+            unlinkat(dirfd, name, AT_REMOVEDIR);
+        } else if (unlinkat(dirfd, name, 0) == 0) {
+            *files += 1;
+            *bytes += S_ISREG(st.st_mode) ? (int64_t)st.st_size : 0;
+        }
+    }
+    closedir(d);
+}
+
+/* The work folder belongs to the one server that holds its lock: what an earlier run left
+ * there (uploads and conversions cut short by a crash or kill -9) is garbage, removed now
+ * and logged. A folder another live server holds is left alone (and said so). Returns
+ * the lock's descriptor, kept open while the server runs, or -1. */
+static int
+claim_work_dir(const char *work_dir)
+{
+    int fd = open(work_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        lh_log(LH_LOG_WARN, NULL, NULL, "work folder %s cannot be opened: %s", work_dir,
+               strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        lh_log(LH_LOG_WARN, NULL, NULL,
+               "work folder %s is in use by another process: not cleaned; give each server "
+               "its own data_dir",
+               work_dir);
+        close(fd);
+        return -1;
+    }
+    int64_t files = 0, bytes = 0;
+    int walk = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (walk >= 0)
+        empty_dir(walk, 0, &files, &bytes);
+    if (files > 0) {
+        json_t *fields = json_pack("{s:s, s:I, s:I}", "folder", work_dir, "files",
+                                   (json_int_t)files, "bytes", (json_int_t)bytes);
+        lh_log(LH_LOG_INFO, NULL, fields,
+               "work folder: removed %lld files (%lld bytes) an earlier run left behind",
+               (long long)files, (long long)bytes);
+        json_decref(fields);
+    }
+    return fd;
+}
+
 int
 lh_buckets_local_dirs(lh_buckets *b, const char *data_dir, lh_local_dirs *out, lh_err *err)
 {
@@ -331,6 +399,7 @@ lh_buckets_local_dirs(lh_buckets *b, const char *data_dir, lh_local_dirs *out, l
     mkdir(cache_root, 0700);
     mkdir(d.results_dir, 0700);
     mkdir(d.work_dir, 0700);
+    d.work_lock_fd = claim_work_dir(d.work_dir);
     readable_lists(b, &d);
     *out = d;
 out:
@@ -351,6 +420,8 @@ lh_local_dirs_free(lh_local_dirs *d)
     free(d->internal_readable);
     free(d->objects_dir);
     free(d->results_dir);
+    if (d->work_dir && d->work_lock_fd >= 0) /* a zeroed struct has no work_dir */
+        close(d->work_lock_fd);
     free(d->work_dir);
     memset(d, 0, sizeof *d);
 }

@@ -96,6 +96,11 @@ int lh_store_probe(lh_store *s, lh_err *err);
 /* fs only: open the object's file read-only (fd returned new, close it); LH_EINVAL for
  * backends without local files. Lets the gateway send files with sendfile. */
 int lh_store_open_local(lh_store *s, const char *key, int *fd_out, lh_obj_info *info, lh_err *err);
+/* Remove (or with dry_run only count) the store's own temporary files that were last
+ * changed before older_than_us: fs, the files in <root>/.lh-tmp that puts cut short by a
+ * crash left; other backends have none (0). *files and *bytes say what went (or would). */
+int lh_store_sweep_temp(lh_store *s, int64_t older_than_us, bool dry_run, int64_t *files,
+                        int64_t *bytes, lh_err *err);
 const char *lh_store_backend(const lh_store *s); /* "fs" or "s3" */
 /* "fs:/abs/root" or "s3:http://host:port/bucket" — no credentials, safe to show. */
 const char *lh_store_describe(const lh_store *s);
@@ -193,6 +198,7 @@ typedef struct lh_local_dirs {
     char *objects_dir; /* {data_dir}/cache/objects: copies of remote objects (lh_cache) */
     char *results_dir; /* {data_dir}/cache/results: Parquet answers on their way out */
     char *work_dir;    /* {data_dir}/work: uploads arriving and being converted */
+    int work_lock_fd;  /* holds the work folder's lock (flock) while the server runs; -1 */
     /* NULL-terminated lists of absolute folders, each ending in '/'.
      *   user:     for user SQL — in every fs bucket its datasets, events journal (the
      *             _events view) and HNSW trial journal (_hnsw_trials); objects_dir and
@@ -207,8 +213,11 @@ typedef struct lh_local_dirs {
 } lh_local_dirs;
 /* Create data_dir and the folders above in it (objects_dir is lh_cache_new's to make),
  * resolve it to an absolute path and fill *out for the buckets open now (profile buckets
- * made later are not included). *out is written only on success; free it with
- * lh_local_dirs_free. Errors: the data dir cannot be created (lh_mkdirs) or resolved. */
+ * made later are not included). The work folder belongs to this process alone: it is
+ * locked (flock, held until lh_local_dirs_free) and emptied of what an earlier run left
+ * there, which is logged; one another live process holds is left as it is. *out is written only on
+ * success; free it with lh_local_dirs_free. Errors: the data dir cannot be created (lh_mkdirs) or
+ * resolved. */
 int lh_buckets_local_dirs(lh_buckets *b, const char *data_dir, lh_local_dirs *out, lh_err *err);
 void lh_local_dirs_free(lh_local_dirs *d); /* accepts NULL and a zeroed struct */
 
@@ -239,6 +248,16 @@ int lh_buckets_delete_object(lh_buckets *b, const char *bucket, const char *key,
 int lh_buckets_list_objects(lh_buckets *b, const char *bucket, const char *prefix,
                             const char *cursor, size_t limit, lh_list_page *page,
                             const char *request_id, lh_err *err);
+/* lh_store_each through the registry: every key under prefix in byte order, a page at a
+ * time, each listing through lh_buckets_list_objects (so a failure is journaled). A
+ * non-zero return from fn stops the walk and is returned. */
+int lh_buckets_each(lh_buckets *b, const char *bucket, const char *prefix, lh_store_each_fn fn,
+                    void *ctx, const char *request_id, lh_err *err);
+
+/* lh_store_sweep_temp on a bucket; a failure is journaled (op "sweep_temp"). Profile
+ * buckets are views of their base bucket, which holds their temporary files. */
+int lh_buckets_sweep_temp(lh_buckets *b, const char *bucket, int64_t older_than_us, bool dry_run,
+                          int64_t *files, int64_t *bytes, lh_err *err);
 
 /* Record a failed operation in the error journal (ring + append log). Not-found,
  * conflicts and invalid keys are not operational failures and are not recorded. */

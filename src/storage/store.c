@@ -66,6 +66,53 @@ lh_key_check(const char *key, lh_err *err)
 #undef BAD
 }
 
+/* The backend's limits on a key (lh_store.max_segment, max_key): a key that cannot name
+ * an object there is a 400 saying which segment and what the limit is, not a failure of
+ * the bucket. */
+static int
+key_fits(const lh_store *s, const char *key, lh_err *err)
+{
+    size_t n = strlen(key);
+    if (s->max_key && n > s->max_key) {
+        lh_err_set(err, LH_EINVAL, 400, "invalid_key",
+                   "object key is %zu bytes long; the limit on this bucket is %zu", n, s->max_key);
+        lh_err_detail(err, "%s buckets take keys of at most %zu bytes here", s->ops->name,
+                      s->max_key);
+        lh_err_hint(err, "use a shorter key");
+        return LH_EINVAL;
+    }
+    if (s->max_segment == 0)
+        return 0;
+    const char *seg = key;
+    for (int index = 1;; index++) {
+        const char *slash = strchr(seg, '/');
+        size_t len = slash ? (size_t)(slash - seg) : strlen(seg);
+        if (len > s->max_segment) {
+            lh_err_set(err, LH_EINVAL, 400, "invalid_key",
+                       "object key segment %d is %zu bytes long; the limit on this bucket is %zu",
+                       index, len, s->max_segment);
+            lh_err_detail(err,
+                          "segment %d starts '%.32s...'; %s buckets store each segment as a "
+                          "file or folder name",
+                          index, seg, s->ops->name);
+            lh_err_hint(err, "shorten that part of the key, or split it with '/'");
+            return LH_EINVAL;
+        }
+        if (!slash)
+            return 0;
+        seg = slash + 1;
+    }
+}
+
+/* lh_key_check, then the backend's own limits. */
+static int
+check_key(const lh_store *s, const char *key, lh_err *err)
+{
+    if (lh_key_check(key, err) != 0 || key_fits(s, key, err) != 0)
+        return LH_EINVAL;
+    return 0;
+}
+
 void
 lh_list_page_free(lh_list_page *page)
 {
@@ -131,7 +178,7 @@ int
 lh_store_get(lh_store *s, const char *key, int64_t offset, int64_t len, lh_sink_fn sink, void *ctx,
              lh_obj_info *info, lh_err *err)
 {
-    if (lh_key_check(key, err) != 0)
+    if (check_key(s, key, err) != 0)
         return LH_EINVAL;
     if (offset < 0)
         return lh_err_set(err, LH_EINVAL, 416, "invalid_range", "range start is negative");
@@ -177,7 +224,7 @@ int
 lh_store_put(lh_store *s, const char *key, const lh_source *src, int flags, lh_obj_info *info,
              lh_err *err)
 {
-    if (lh_key_check(key, err) != 0)
+    if (check_key(s, key, err) != 0)
         return LH_EINVAL;
     if (lh_fault_hit(LH_FAULT_STORE))
         return injected_fault(err, "put", key);
@@ -196,7 +243,7 @@ lh_store_put_buffer(lh_store *s, const char *key, const void *data, size_t len, 
 int
 lh_store_head(lh_store *s, const char *key, lh_obj_info *info, lh_err *err)
 {
-    if (lh_key_check(key, err) != 0)
+    if (check_key(s, key, err) != 0)
         return LH_EINVAL;
     if (lh_fault_hit(LH_FAULT_STORE))
         return injected_fault(err, "head", key);
@@ -207,7 +254,7 @@ lh_store_head(lh_store *s, const char *key, lh_obj_info *info, lh_err *err)
 int
 lh_store_delete(lh_store *s, const char *key, lh_err *err)
 {
-    if (lh_key_check(key, err) != 0)
+    if (check_key(s, key, err) != 0)
         return LH_EINVAL;
     if (lh_fault_hit(LH_FAULT_STORE))
         return injected_fault(err, "delete", key);
@@ -247,13 +294,14 @@ list_prefix_check(const char *prefix, lh_err *err)
 }
 
 int
-lh_store_each(lh_store *s, const char *prefix, lh_store_each_fn fn, void *ctx, lh_err *err)
+lh_storage__each_page(lh_storage__list_fn list, void *list_ctx, const char *prefix,
+                      lh_store_each_fn fn, void *ctx, lh_err *err)
 {
     char *cursor = NULL;
     int rc = 0;
     for (;;) {
         lh_list_page page;
-        rc = lh_store_list(s, prefix, cursor, 1000, &page, err);
+        rc = list(list_ctx, prefix, cursor, 1000, &page, err);
         free(cursor);
         cursor = NULL;
         if (rc != 0)
@@ -267,6 +315,19 @@ lh_store_each(lh_store *s, const char *prefix, lh_store_each_fn fn, void *ctx, l
             break;
     }
     return rc;
+}
+
+static int
+list_store(void *s, const char *prefix, const char *cursor, size_t limit, lh_list_page *page,
+           lh_err *err)
+{
+    return lh_store_list(s, prefix, cursor, limit, page, err);
+}
+
+int
+lh_store_each(lh_store *s, const char *prefix, lh_store_each_fn fn, void *ctx, lh_err *err)
+{
+    return lh_storage__each_page(list_store, s, prefix, fn, ctx, err);
 }
 
 int
@@ -290,7 +351,7 @@ lh_store_list(lh_store *s, const char *prefix, const char *cursor, size_t limit,
 int
 lh_store_copy(lh_store *s, const char *src_key, const char *dst_key, lh_err *err)
 {
-    if (lh_key_check(src_key, err) != 0 || lh_key_check(dst_key, err) != 0)
+    if (check_key(s, src_key, err) != 0 || check_key(s, dst_key, err) != 0)
         return LH_EINVAL;
     if (lh_fault_hit(LH_FAULT_STORE))
         return injected_fault(err, "copy", src_key);
@@ -308,7 +369,7 @@ lh_store_probe(lh_store *s, lh_err *err)
 int
 lh_store_open_local(lh_store *s, const char *key, int *fd_out, lh_obj_info *info, lh_err *err)
 {
-    if (lh_key_check(key, err) != 0)
+    if (check_key(s, key, err) != 0)
         return LH_EINVAL;
     if (s->ops->open_local == NULL)
         return lh_err_set(err, LH_EINVAL, 500, "not_local", "%s objects are not local files",
@@ -317,6 +378,20 @@ lh_store_open_local(lh_store *s, const char *key, int *fd_out, lh_obj_info *info
         return injected_fault(err, "open", key);
     lh_obj_info tmp;
     return s->ops->open_local(s, key, fd_out, info ? info : &tmp, err);
+}
+
+int
+lh_store_sweep_temp(lh_store *s, int64_t older_than_us, bool dry_run, int64_t *files,
+                    int64_t *bytes, lh_err *err)
+{
+    int64_t n_files = 0, n_bytes = 0;
+    int rc = 0;
+    if (s->ops->sweep_temp &&
+        (rc = s->ops->sweep_temp(s, older_than_us, dry_run, &n_files, &n_bytes, err)) != 0)
+        return rc;
+    *files = n_files;
+    *bytes = n_bytes;
+    return 0;
 }
 
 const char *
@@ -344,7 +419,7 @@ lh_store_free(lh_store *s)
 char *
 lh_store_fs_path(lh_store *s, const char *key)
 {
-    if (s->ops->local_path == NULL || lh_key_check(key, NULL) != 0)
+    if (s->ops->local_path == NULL || check_key(s, key, NULL) != 0)
         return NULL;
     return s->ops->local_path(s, key);
 }

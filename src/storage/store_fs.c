@@ -340,63 +340,86 @@ open_temp_dir(lh_store *s, int rootfd, int *fd_out, lh_err *err)
     return errno_error(err, e, "mkdir", TMP_DIR);
 }
 
+/* A source that is a whole named file on the same filesystem (an ingest's converted
+ * Parquet) is hard-linked instead of copied: same bytes, no second write. The link is
+ * made to the open descriptor, so a rename of the path meanwhile cannot swap in another
+ * file. *linked false (and 0): not linkable here (an unlinked source, another filesystem),
+ * so the caller copies. */
+static int
+link_source(const lh_source *src, temp_file *t, bool *linked, lh_err *err)
+{
+    struct stat src_st;
+    char proc[64];
+    *linked = false;
+    if (!src->may_link || src->fd < 0 || fstat(src->fd, &src_st) != 0 || !S_ISREG(src_st.st_mode) ||
+        src_st.st_nlink == 0 || src_st.st_size != src->len)
+        return 0;
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", src->fd);
+    if (linkat(AT_FDCWD, proc, t->dirfd, t->name, AT_SYMLINK_FOLLOW) != 0)
+        return 0;
+    *linked = true;
+    if (fsync(src->fd) != 0 || fstatat(t->dirfd, t->name, &t->st, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno_error(err, errno, "fsync", "(temporary file)");
+    return 0;
+}
+
+/* Copy src into the new file fd, fsync it and fill t->st. */
+static int
+copy_source(const lh_source *src, int fd, temp_file *t, lh_err *err)
+{
+    char *chunk = src->fd >= 0 ? lh_malloc(COPY_CHUNK) : NULL;
+    int rc = 0;
+    for (int64_t pos = 0; pos < src->len;) {
+        size_t want = (size_t)(src->len - pos < COPY_CHUNK ? src->len - pos : COPY_CHUNK);
+        const char *data = (const char *)src->data + pos;
+        if (src->fd >= 0) {
+            if ((rc = lh_storage__source_read(src, pos, chunk, want, err)) != 0)
+                goto out;
+            data = chunk;
+        }
+        if (lh_write_all(fd, data, want) != 0) {
+            rc = errno_error(err, errno, "write", "(temporary file)");
+            goto out;
+        }
+        pos += (int64_t)want;
+    }
+    if (fsync(fd) != 0) {
+        rc = errno_error(err, errno, "fsync", "(temporary file)");
+        goto out;
+    }
+    if (fstat(fd, &t->st) != 0)
+        rc = errno_error(err, errno, "stat", "(temporary file)");
+out:
+    free(chunk);
+    return rc;
+}
+
 /* Write src to a new temporary file; on failure nothing is left behind. */
 static int
 write_temp(lh_store *s, int rootfd, const lh_source *src, temp_file *t, lh_err *err)
 {
     uint8_t rnd[16];
-    if (lh_random_bytes(rnd, sizeof rnd, err) != 0)
-        return LH_EIO;
-    lh_hex(rnd, sizeof rnd, t->name);
-    int rc = open_temp_dir(s, rootfd, &t->dirfd, err);
+    int fd = -1;
+    bool linked = false;
+    int rc = lh_random_bytes(rnd, sizeof rnd, err);
     if (rc != 0)
-        return rc;
-    /* A source that is a whole named file on the same filesystem (an ingest's converted
-     * Parquet) is hard-linked instead of copied: same bytes, no second write. The link
-     * is made to the open descriptor, so a rename of the path meanwhile cannot swap in
-     * another file. An unlinked source or another filesystem falls back to copying. */
-    struct stat src_st;
-    if (src->may_link && src->fd >= 0 && fstat(src->fd, &src_st) == 0 && S_ISREG(src_st.st_mode) &&
-        src_st.st_nlink > 0 && src_st.st_size == src->len) {
-        char proc[64];
-        snprintf(proc, sizeof proc, "/proc/self/fd/%d", src->fd);
-        if (linkat(AT_FDCWD, proc, t->dirfd, t->name, AT_SYMLINK_FOLLOW) == 0) {
-            if (fsync(src->fd) != 0 ||
-                fstatat(t->dirfd, t->name, &t->st, AT_SYMLINK_NOFOLLOW) != 0) {
-                rc = errno_error(err, errno, "fsync", "(temporary file)");
-                temp_discard(t);
-            }
-            return rc;
-        }
-    }
-    int fd = openat(t->dirfd, t->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        goto out;
+    lh_hex(rnd, sizeof rnd, t->name);
+    if ((rc = open_temp_dir(s, rootfd, &t->dirfd, err)) != 0)
+        goto out;
+    if ((rc = link_source(src, t, &linked, err)) != 0 || linked)
+        goto out;
+    fd = openat(t->dirfd, t->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
         rc = errno_error(err, errno, "create", TMP_DIR);
-        close(t->dirfd);
+        close(t->dirfd); /* nothing was made: nothing to remove */
         t->dirfd = -1;
-        return rc;
+        goto out;
     }
-    char *chunk = src->fd >= 0 ? lh_malloc(COPY_CHUNK) : NULL;
-    for (int64_t pos = 0; rc == 0 && pos < src->len;) {
-        size_t want = (size_t)(src->len - pos < COPY_CHUNK ? src->len - pos : COPY_CHUNK);
-        const char *data;
-        if (src->fd >= 0) {
-            if ((rc = lh_storage__source_read(src, pos, chunk, want, err)) != 0)
-                break;
-            data = chunk;
-        } else {
-            data = (const char *)src->data + pos;
-        }
-        if (lh_write_all(fd, data, want) != 0)
-            rc = errno_error(err, errno, "write", "(temporary file)");
-        pos += (int64_t)want;
-    }
-    free(chunk);
-    if (rc == 0 && fsync(fd) != 0)
-        rc = errno_error(err, errno, "fsync", "(temporary file)");
-    if (rc == 0 && fstat(fd, &t->st) != 0)
-        rc = errno_error(err, errno, "stat", "(temporary file)");
-    close(fd);
+    rc = copy_source(src, fd, t, err);
+out:
+    if (fd >= 0)
+        close(fd);
     if (rc != 0)
         temp_discard(t);
     return rc;
@@ -724,6 +747,57 @@ fs_probe(lh_store *s, lh_err *err)
     return 0;
 }
 
+/* Temporary files in <root>/.lh-tmp whose inode last changed (written: mtime; linked or
+ * renamed: ctime) before older_than_us: left by a put that a crash or kill -9 cut short.
+ * A put in flight keeps its file's times fresh, so a grace period protects it. */
+static int
+fs_sweep_temp(lh_store *s, int64_t older_than_us, bool dry_run, int64_t *files, int64_t *bytes,
+              lh_err *err)
+{
+    int rootfd = -1, dirfd = -1;
+    DIR *d = NULL;
+    int rc = open_root(s, &rootfd, err);
+    if (rc != 0)
+        goto out;
+    dirfd = openat(rootfd, TMP_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dirfd < 0) {
+        if (errno != ENOENT) /* none yet is nothing to do; a link or a file is refused */
+            rc = errno_error(err, errno == ENOTDIR ? ELOOP : errno, "open", TMP_DIR);
+        goto out;
+    }
+    if ((d = fdopendir(dirfd)) == NULL) {
+        rc = errno_error(err, errno, "opendir", TMP_DIR);
+        goto out;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000 + st.st_mtim.tv_nsec / 1000;
+        int64_t ctime = (int64_t)st.st_ctim.tv_sec * 1000000 + st.st_ctim.tv_nsec / 1000;
+        if ((mtime > ctime ? mtime : ctime) >= older_than_us)
+            continue;
+        if (!dry_run && unlinkat(dirfd, de->d_name, 0) != 0) {
+            if (errno != ENOENT) { /* ENOENT: its put finished meanwhile */
+                rc = errno_error(err, errno, "unlink", TMP_DIR);
+                goto out;
+            }
+            continue;
+        }
+        *files += 1;
+        *bytes += (int64_t)st.st_size;
+    }
+out:
+    if (d)
+        closedir(d); /* closes dirfd too */
+    else if (dirfd >= 0)
+        close(dirfd);
+    if (rootfd >= 0)
+        close(rootfd);
+    return rc;
+}
+
 static void
 fs_free(lh_store *s)
 {
@@ -766,6 +840,7 @@ static const lh_store_ops FS_OPS = {
     .copy = fs_copy,
     .probe = fs_probe,
     .open_local = fs_open_local,
+    .sweep_temp = fs_sweep_temp,
     .free = fs_free,
 };
 
@@ -792,6 +867,9 @@ lh_store_fs_open(const char *root, lh_store **out, lh_err *err)
     s->ops = &FS_OPS;
     s->impl = fs;
     s->describe = lh_sprintf("fs:%s", fs->root);
+    /* each segment is a file or folder name; temporary files have names of their own in
+     * .lh-tmp, so no suffix is ever added to a segment */
+    s->max_segment = NAME_MAX;
     *out = s;
     return 0;
 }

@@ -140,5 +140,9 @@ lh_storage__prefix_open(lh_store *base, const char *prefix)
     s->ops = &PREFIX_OPS;
     s->impl = p;
     s->describe = lh_sprintf("%s/%s", lh_store_describe(base), prefix);
+    /* the base's limits, seen from inside the view, so errors count the view's segments */
+    size_t plen = strlen(prefix);
+    s->max_segment = base->max_segment;
+    s->max_key = base->max_key == 0 ? 0 : base->max_key > plen ? base->max_key - plen : 1;
     return s;
 }

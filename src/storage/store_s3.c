@@ -968,6 +968,8 @@ lh_store_s3_open(const lh_s3_options *opt, lh_store **out, lh_err *err)
     s->impl = s3;
     s->describe = s3->path_style ? lh_sprintf("s3:%s/%s", s3->scheme_host, s3->bucket)
                                  : lh_sprintf("s3:%s", s3->vhost_base);
+    /* S3 keys are at most 1024 bytes, the bucket's prefix included */
+    s->max_key = strlen(s3->prefix) < LH_KEY_MAX ? LH_KEY_MAX - strlen(s3->prefix) : 1;
     *out = s;
     return 0;
 }

@@ -503,9 +503,10 @@ test_rescue_fallback_and_journal(void **state)
     assert_false(rescue_used);
     lh_buf_free(&buf);
 
-    /* the journal: newest first; rescued reads are still failures of the target */
+    /* the journal: newest first; rescued reads are still failures of the target; the two
+     * identical failed gets of shared/report.csv are one record with a count */
     json_t *errors = lh_buckets_errors_json(f->b, NULL, 100);
-    assert_int_equal(json_array_size(errors), 5);
+    assert_int_equal(json_array_size(errors), 4);
     expect_event(json_array_get(errors, 0), "dead", "put", "uploads/new.csv", "bucket_unavailable");
     assert_string_equal(json_string_value(json_object_get(json_array_get(errors, 0), "request_id")),
                         "req-write");
@@ -514,8 +515,8 @@ test_rescue_fallback_and_journal(void **state)
                  "bucket_unavailable");
     expect_event(json_array_get(errors, 3), "dead", "get", "shared/report.csv",
                  "bucket_unavailable");
-    expect_event(json_array_get(errors, 4), "dead", "get", "shared/report.csv",
-                 "bucket_unavailable");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(errors, 3), "count")), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(errors, 0), "count")), 1);
     json_decref(errors);
     errors = lh_buckets_errors_json(f->b, "dead", 2);
     assert_int_equal(json_array_size(errors), 2);
@@ -525,8 +526,8 @@ test_rescue_fallback_and_journal(void **state)
     assert_int_equal(json_array_size(errors), 0);
     json_decref(errors);
     json_t *health = lh_buckets_health_json(f->b);
-    assert_int_equal(json_integer_value(json_object_get(health, "recent_errors")), 5);
-    assert_int_equal(json_integer_value(json_object_get(health, "errors_unwritten")), 5);
+    assert_int_equal(json_integer_value(json_object_get(health, "recent_errors")), 4);
+    assert_int_equal(json_integer_value(json_object_get(health, "errors_unwritten")), 4);
     json_decref(health);
 
     /* a probe notices the dead bucket and journals it once */
@@ -536,7 +537,7 @@ test_rescue_fallback_and_journal(void **state)
     probe = lh_buckets_probe_all(f->b);
     json_decref(probe);
     errors = lh_buckets_errors_json(f->b, NULL, 100);
-    assert_int_equal(json_array_size(errors), 6);
+    assert_int_equal(json_array_size(errors), 5);
     expect_event(json_array_get(errors, 0), "dead", "probe", NULL, "bucket_unavailable");
     json_decref(errors);
     health = lh_buckets_health_json(f->b);
@@ -569,7 +570,7 @@ test_rescue_fallback_and_journal(void **state)
     lh_err_clear(&err);
     assert_int_equal(lh_buckets_delete_object(f->b, "dead", "gone", "req-del", &err), LH_EUNAVAIL);
     json_t *before = lh_buckets_errors_json(f->b, NULL, 100);
-    assert_int_equal(json_array_size(before), 7);
+    assert_int_equal(json_array_size(before), 6);
 
     /* a restart reloads the journal into the ring, in the same order */
     close_registry(f);
@@ -601,8 +602,9 @@ static void
 test_journal_ring_bound_and_junk(void **state)
 {
     fixture *f = *state;
-    /* a small ring, journal batches of 3 */
-    write_config(f, "error_ring = 10\njournal_flush_events = 3", RESCUE_CONFIG);
+    /* a small ring, journal batches of 3, every error journaled at once */
+    write_config(f, "error_ring = 10\njournal_flush_events = 3\nerror_coalesce_ms = 0",
+                 RESCUE_CONFIG);
     open_registry(f);
     lh_err e;
     lh_err_set(&e, LH_EIO, 500, "io_error", "disk trouble");
@@ -647,6 +649,73 @@ test_journal_ring_bound_and_junk(void **state)
     json_decref(errors);
     errors = lh_buckets_errors_json(f->b, NULL, 100);
     assert_int_equal(json_array_size(errors), 7);
+    json_decref(errors);
+}
+
+/* Identical errors within the window are one record with a count, in the ring and, once
+ * the window closes (here: a flush), in the journal; others stay records of their own. */
+static void
+test_journal_coalesces_bursts(void **state)
+{
+    fixture *f = *state;
+    write_config(f, "error_ring = 10", RESCUE_CONFIG);
+    open_registry(f);
+    lh_err e, err;
+    lh_err_set(&e, LH_EUNAVAIL, 503, "bucket_unavailable", "the bucket cannot be reached");
+    for (int i = 0; i < 300; i++)
+        lh_buckets_record_error(f->b, "alive", "put", "same/key", &e, NULL);
+    lh_buckets_record_error(f->b, "alive", "put", "other/key", &e, NULL);
+    lh_buckets_record_error(f->b, "alive", "get", "same/key", &e, NULL); /* another op */
+    json_t *errors = lh_buckets_errors_json(f->b, NULL, 100);
+    assert_int_equal(json_array_size(errors), 3);
+    json_t *burst = json_array_get(errors, 2);
+    expect_event(burst, "alive", "put", "same/key", "bucket_unavailable");
+    assert_int_equal(json_integer_value(json_object_get(burst, "count")), 300);
+    assert_string_equal(json_string_value(json_object_get(burst, "first_time")),
+                        json_string_value(json_object_get(burst, "time")));
+    assert_true(strcmp(json_string_value(json_object_get(burst, "last_time")),
+                       json_string_value(json_object_get(burst, "first_time"))) >= 0);
+    json_decref(errors);
+    size_t n;
+    char **keys = journal_batches(f, &n);
+    assert_int_equal(n, 0); /* windows still open */
+    free_keys(keys);
+    assert_int_equal(lh_buckets_errors_flush(f->b, &err), 0);
+    keys = journal_batches(f, &n);
+    assert_int_equal(n, 1);
+    lh_buf data;
+    assert_int_equal(
+        lh_store_get_buffer(lh_buckets_primary(f->b), keys[0], 1 << 20, &data, NULL, &err), 0);
+    assert_contains(data.data, "\"count\":300");
+    size_t lines = 0;
+    for (const char *p = data.data; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, 3);
+    lh_buf_free(&data);
+    free_keys(keys);
+    /* after the window, the same error starts a new record */
+    lh_buckets_record_error(f->b, "alive", "put", "same/key", &e, NULL);
+    errors = lh_buckets_errors_json(f->b, NULL, 100);
+    assert_int_equal(json_array_size(errors), 4);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(errors, 0), "count")), 1);
+    json_decref(errors);
+    /* many different errors at once: the oldest windows close to make room */
+    for (int i = 0; i < 100; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "k%03d", i);
+        lh_buckets_record_error(f->b, "alive", "get", key, &e, NULL);
+    }
+    json_t *health = lh_buckets_health_json(f->b);
+    assert_true(json_integer_value(json_object_get(health, "errors_unwritten")) >= 64);
+    json_decref(health);
+    /* a manifest the bucket holds that cannot be read (a 500 with LH_EINVAL) is recorded */
+    lh_err_set(&e, LH_EINVAL, 500, "manifest_invalid", "could not read a manifest");
+    lh_buckets_record_error(f->b, "alive", "load_manifest", "m", &e, NULL);
+    errors = lh_buckets_errors_json(f->b, NULL, 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(errors, 0), "op")),
+                        "load_manifest");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(errors, 0), "code")),
+                        "manifest_invalid");
     json_decref(errors);
 }
 
@@ -942,6 +1011,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_tenant_bucket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rescue_fallback_and_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_ring_bound_and_junk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_coalesces_bursts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_s3_secrets_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_profile_buckets, setup, teardown),
