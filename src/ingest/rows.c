@@ -321,8 +321,8 @@ write_old(rows_ctx *x, lh_engine *eng, const char *current_rows, const char *req
     return rc;
 }
 
-/* COPY the delta rows (whole rows after the change; deletes of keys that exist) to
- * delta_path; *n_rows gets their count. */
+/* COPY the delta rows (whole rows after the change; deletes of keys that exist; no upsert
+ * that leaves its row as it was) to delta_path; *n_rows gets their count. */
 static int
 write_delta(rows_ctx *x, lh_engine *eng, const char *req_path, const char *old_path,
             int64_t version, const char *delta_path, int64_t *n_rows, lh_err *err)
@@ -357,9 +357,25 @@ write_delta(rows_ctx *x, lh_engine *eng, const char *req_path, const char *old_p
     lh_sql_quote(&sql, old_path);
     lh_buf_puts(&sql, ") AS o ON ");
     key_join(x, &sql, "r", "o");
-    lh_buf_puts(&sql, " WHERE r._op = 'upsert' OR o.");
-    lh_sql_ident(&sql, json_string_value(json_array_get(x->key, 0)));
-    lh_buf_puts(&sql, " IS NOT NULL ORDER BY r._i) TO ");
+    /* a delete of a key that exists; an upsert of a new key, or one that sets a field to
+     * another value (an upsert of the values the row holds already is no change) */
+    const char *key0 = json_string_value(json_array_get(x->key, 0));
+    lh_buf_puts(&sql, " WHERE (r._op = 'delete' AND o.");
+    lh_sql_ident(&sql, key0);
+    lh_buf_puts(&sql, " IS NOT NULL) OR (r._op = 'upsert' AND (o.");
+    lh_sql_ident(&sql, key0);
+    lh_buf_puts(&sql, " IS NULL");
+    for (size_t i = 0; i < x->n_cols; i++) {
+        const char *name = str_of(json_array_get(x->columns, i), "name");
+        lh_buf_puts(&sql, " OR (list_contains(r._given, ");
+        lh_sql_quote(&sql, name);
+        lh_buf_puts(&sql, ") AND r.");
+        lh_sql_ident(&sql, name);
+        lh_buf_puts(&sql, " IS DISTINCT FROM o.");
+        lh_sql_ident(&sql, name);
+        lh_buf_puts(&sql, ")");
+    }
+    lh_buf_puts(&sql, ")) ORDER BY r._i) TO ");
     lh_sql_quote(&sql, delta_path);
     lh_buf_puts(&sql, " (FORMAT parquet, COMPRESSION zstd)");
     int rc = lh_engine_exec(eng, sql.data, n_rows, err);
@@ -580,7 +596,7 @@ lh_ingest_rows(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_ro
     paths = NULL;
     int64_t inserted = json_integer_value(json_object_get(counts, "inserted"));
     int64_t deleted = json_integer_value(json_object_get(counts, "deleted"));
-    if (n_delta == 0) { /* only deletes of keys that do not exist: nothing changes */
+    if (n_delta == 0) { /* upserts of the same values, deletes of absent keys: no change */
         *result = json_pack("{s:s, s:O, s:b, s:O}", "dataset", o->dataset, "version",
                             json_object_get(t.cur, "version"), "unchanged", 1, "counts", counts);
         goto out;
