@@ -1,8 +1,8 @@
 /*
  * journal.c — the events journal (ADR-012): which events batches count, the `_events`
- * view over them, and reading events with filters.
+ * view over them, reading events with filters, and the batch of a dataset-level event.
  *
- * A change of rows stores its events batch at
+ * Every mutation (a change of rows, an ingest, a delete) stores its events batch at
  *   _journal/events/batch_{epoch_us}-{random}_{dataset}_v{N}.parquet
  * before it commits manifest version N, which lists the batch as a file of kind
  * "events". A batch counts only if that manifest version exists and lists exactly that
