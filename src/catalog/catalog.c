@@ -139,6 +139,7 @@ lh_catalog_open(const lh_catalog_deps *deps, lh_catalog **out, lh_err *err)
     c->cache = deps->cache;
     c->work_dir = lh_strdup(deps->work_dir);
     c->retain_versions_s = deps->retain_versions_s;
+    c->max_diff_rows = deps->max_diff_rows;
     int64_t t0 = lh_mono_us();
     size_t n = lh_buckets_count(c->buckets);
     for (size_t i = 0; i < n; i++) {

@@ -34,6 +34,7 @@ typedef struct lh_catalog_deps {
     lh_cache *cache;
     const char *work_dir;      /* scratch folder `engine` may read and write */
     int64_t retain_versions_s; /* the sweep expires versions older (never the newest); 0: none */
+    int64_t max_diff_rows;     /* a replace changing more rows is journaled as one event */
 } lh_catalog_deps;
 
 /* Load every dataset of every bucket and define their views. Datasets that cannot be
@@ -120,11 +121,13 @@ void lh_catalog_drop_events(json_t *manifest);
  * path of m.files[i] (NULL for files without rows). Returns new. */
 char *lh_catalog_rows_sql(const json_t *m, char *const *paths);
 
-/* The events journal: every committed change of rows, one event per changed field.
- * Filters are exact matches (NULL: any); key is the key's JSON text ({"id":42}); since
- * and until bound ts (ISO 8601; since inclusive, until exclusive). Ordered by time,
- * dataset, version, seq. Returns rows (new): {"dataset","key","field","old_value",
- * "new_value" (JSON text or null),"op" (insert|update|delete),"actor","ts","source",
+/* The events journal: every committed mutation. A change of rows (row changes, a replace
+ * of a dataset with a primary key) is one event per changed field; a change of a whole
+ * dataset (create, append, replace, delete) one event with key and field NULL. Filters are exact
+ * matches (NULL: any); key is the key's JSON text ({"id":42}); since and until bound ts (ISO 8601;
+ * since inclusive, until exclusive). Ordered by time, dataset, version, seq. Returns rows (new):
+ * {"dataset","key","field","old_value", "new_value" (JSON text or null),"op" (insert|update|delete,
+ * or create|append|replace| delete for a dataset-level event),"actor","ts","source",
  * "workspace_id","version","seq"}. */
 typedef struct lh_events_filter {
     const char *dataset, *key, *field, *actor, *workspace_id, *since, *until;
@@ -132,6 +135,25 @@ typedef struct lh_events_filter {
     int64_t limit, offset;
 } lh_events_filter;
 int lh_catalog_events(lh_catalog *c, const lh_events_filter *f, json_t **out, lh_err *err);
+
+/* A dataset-level event: a change of a whole dataset (create, append, replace, delete),
+ * journaled as one event with key and field NULL. before/after (borrowed, may be NULL)
+ * become old_value/new_value as JSON text: what the version brought (rows, row_count) and,
+ * for a replace journaled whole, why. */
+typedef struct lh_dataset_event {
+    const char *dataset, *op;                  /* op: create|append|replace|delete */
+    const char *actor, *source, *workspace_id; /* may be NULL */
+    const json_t *before, *after;
+    int64_t version; /* the version the change becomes */
+} lh_dataset_event;
+/* Write the events batch holding event e (one row, the journal's columns) to the local
+ * Parquet file `path` with the internal engine. The caller stores it under
+ * lh_layout_events_key and lists it in version e->version's manifest as kind "events". */
+int lh_catalog_write_dataset_event(lh_catalog *c, const lh_dataset_event *e, const char *path,
+                                   lh_err *err);
+/* [catalog] max_diff_rows: a replace that changes more rows of a dataset with a primary
+ * key is journaled as one dataset-level event instead of the changed fields. */
+int64_t lh_catalog_max_diff_rows(lh_catalog *c);
 
 /* Time travel: the manifest (new) of dataset `name` at a version, or at a time (the
  * newest version created at or before it; ISO 8601). 404 version_not_found /

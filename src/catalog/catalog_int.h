@@ -40,6 +40,7 @@ struct lh_catalog {
     /* the events journal (journal.c): committed events batches, guarded by `lock` */
     json_t *journal; /* [{"bucket", "key", "path" (local, pinned), "dataset", "version"}] */
     int64_t retain_versions_s; /* snapshot retention for the sweep; 0: keep every version */
+    int64_t max_diff_rows;     /* [catalog] max_diff_rows: see lh_catalog_max_diff_rows */
 };
 
 struct lh_txn {

@@ -32,66 +32,76 @@ normalise_time(lh_catalog *c, const char *text, char *out, size_t size, lh_err *
     return rc;
 }
 
+/* The newest manifest of dataset `name` in `bucket` created at or before the time `when`
+ * (our created_at text), looking back from version `latest` (new in *out). */
+static int
+manifest_at_time(lh_catalog *c, const char *bucket, const char *name, int64_t latest,
+                 const char *when, json_t **out, lh_err *err)
+{
+    json_t *m = NULL;
+    int rc = 0;
+    /* newest first: questions are mostly about the recent past */
+    for (int64_t v = latest; v >= 1 && m == NULL; v--) {
+        json_t *candidate = NULL;
+        if ((rc = lh_catalog__load_manifest(c, bucket, name, v, &candidate, err)) != 0) {
+            if (rc == LH_ENOTFOUND) /* expired: nothing older is left */
+                lh_err_set(err, LH_ENOTFOUND, 404, "version_not_found",
+                           "the versions of dataset '%s' from that time have expired", name);
+            goto out;
+        }
+        if (strcmp(str_of(candidate, "created_at"), when) <= 0)
+            m = candidate;
+        else
+            json_decref(candidate);
+    }
+    if (m == NULL) {
+        rc = lh_err_set(err, LH_ENOTFOUND, 404, "dataset_not_found",
+                        "dataset '%s' did not exist yet at %s", name, when);
+        goto out;
+    }
+    *out = m;
+out:
+    return rc;
+}
+
 int
 lh_catalog_manifest_at(lh_catalog *c, const char *name, const lh_as_of *at, json_t **out,
                        lh_err *err)
 {
-    json_t *cur = NULL;
+    json_t *cur = NULL, *m = NULL;
+    char bucket[80], when[40];
     int rc = lh_catalog_get(c, name, &cur, err);
     if (rc != 0)
-        return rc;
+        goto out;
     int64_t latest = json_integer_value(json_object_get(cur, "version"));
-    char bucket[80];
     snprintf(bucket, sizeof bucket, "%s", str_of(cur, "bucket"));
-    json_decref(cur);
-    json_t *m = NULL;
-    if (!at->timestamp) {
-        if (at->version < 1 || at->version > latest) {
-            rc = lh_err_set(err, LH_ENOTFOUND, 404, "version_not_found",
-                            "dataset '%s' has versions 1 to %lld, not %lld", name,
-                            (long long)latest, (long long)at->version);
-            return rc;
-        }
-        if ((rc = lh_catalog__load_manifest(c, bucket, name, at->version, &m, err)) != 0) {
-            if (rc == LH_ENOTFOUND)
-                lh_err_set(err, LH_ENOTFOUND, 404, "version_not_found",
-                           "version %lld of dataset '%s' has expired", (long long)at->version,
-                           name);
-            return rc;
-        }
-    } else {
-        char when[40];
-        if ((rc = normalise_time(c, at->timestamp, when, sizeof when, err)) != 0)
-            return rc;
-        /* newest first: questions are mostly about the recent past */
-        for (int64_t v = latest; v >= 1 && m == NULL; v--) {
-            json_t *candidate = NULL;
-            if ((rc = lh_catalog__load_manifest(c, bucket, name, v, &candidate, err)) != 0) {
-                if (rc == LH_ENOTFOUND) /* expired: nothing older is left */
-                    lh_err_set(err, LH_ENOTFOUND, 404, "version_not_found",
-                               "the versions of dataset '%s' from that time have expired", name);
-                return rc;
-            }
-            if (strcmp(str_of(candidate, "created_at"), when) <= 0)
-                m = candidate;
-            else
-                json_decref(candidate);
-        }
-        if (m == NULL) {
-            rc = lh_err_set(err, LH_ENOTFOUND, 404, "dataset_not_found",
-                            "dataset '%s' did not exist yet at %s", name, when);
-            return rc;
-        }
+    if (at->timestamp) {
+        if ((rc = normalise_time(c, at->timestamp, when, sizeof when, err)) != 0 ||
+            (rc = manifest_at_time(c, bucket, name, latest, when, &m, err)) != 0)
+            goto out;
+    } else if (at->version < 1 || at->version > latest) {
+        rc = lh_err_set(err, LH_ENOTFOUND, 404, "version_not_found",
+                        "dataset '%s' has versions 1 to %lld, not %lld", name, (long long)latest,
+                        (long long)at->version);
+        goto out;
+    } else if ((rc = lh_catalog__load_manifest(c, bucket, name, at->version, &m, err)) != 0) {
+        if (rc == LH_ENOTFOUND)
+            lh_err_set(err, LH_ENOTFOUND, 404, "version_not_found",
+                       "version %lld of dataset '%s' has expired", (long long)at->version, name);
+        goto out;
     }
     if (strcmp(str_of(m, "state"), "live") != 0) {
         rc = lh_err_set(err, LH_ENOTFOUND, 404, "dataset_not_found",
                         "dataset '%s' was deleted at version %lld", name,
                         (long long)json_integer_value(json_object_get(m, "version")));
-        json_decref(m);
-        return rc;
+        goto out;
     }
     *out = m;
-    return 0;
+    m = NULL;
+out:
+    json_decref(m);
+    json_decref(cur);
+    return rc;
 }
 
 /* ---- one record's history, and the change feed ------------------------------------------ */
@@ -124,34 +134,35 @@ static int
 key_predicate(lh_catalog *c, const json_t *kcols, const char *text, lh_buf *where, char **json,
               lh_err *err)
 {
-    json_t *obj = NULL;
-    if (text[0] == '{') {
-        obj = json_loads(text, JSON_DECODE_ANY, NULL);
-        if (!json_is_object(obj) || json_object_size(obj) != json_array_size(kcols)) {
-            json_decref(obj);
-            return lh_err_set(err, LH_EINVAL, 400, "invalid_key",
-                              "a composite key is a JSON object naming each key column once");
-        }
-    } else if (json_array_size(kcols) != 1) {
-        return lh_err_set(err, LH_EINVAL, 400, "invalid_key",
-                          "the primary key has %zu columns: give them as a JSON object",
-                          json_array_size(kcols));
-    }
+    json_t *obj = NULL, *rows = NULL;
+    char *value = NULL;
     lh_buf check, keyjson;
     lh_buf_init(&check);
     lh_buf_init(&keyjson);
+    int rc = 0;
+    if (text[0] == '{') {
+        obj = json_loads(text, JSON_DECODE_ANY, NULL);
+        if (!json_is_object(obj) || json_object_size(obj) != json_array_size(kcols)) {
+            rc = lh_err_set(err, LH_EINVAL, 400, "invalid_key",
+                            "a composite key is a JSON object naming each key column once");
+            goto out;
+        }
+    } else if (json_array_size(kcols) != 1) {
+        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_key",
+                        "the primary key has %zu columns: give them as a JSON object",
+                        json_array_size(kcols));
+        goto out;
+    }
     size_t i;
     json_t *col;
-    int rc = 0;
     json_array_foreach(kcols, i, col)
     {
         const char *name = str_of(col, "name");
         const json_t *v = obj ? json_object_get(obj, name) : NULL;
-        char *value = NULL;
         if (obj && (!v || json_is_null(v) || json_is_object(v) || json_is_array(v))) {
             rc = lh_err_set(err, LH_EINVAL, 400, "invalid_key", "the key needs a value for '%s'",
                             name);
-            break;
+            goto out;
         }
         value = obj ? (json_is_string(v) ? lh_strdup(json_string_value(v))
                                          : json_dumps(v, JSON_ENCODE_ANY))
@@ -167,23 +178,25 @@ key_predicate(lh_catalog *c, const json_t *kcols, const char *text, lh_buf *wher
         lh_sql_quote(&keyjson, value);
         lh_buf_printf(&keyjson, " AS %s)", str_of(col, "type"));
         free(value);
+        value = NULL;
     }
+    lh_buf_printf(&check,
+                  "SELECT CAST(to_json({%s}) AS VARCHAR) AS k, "
+                  "list_contains(json_keys(to_json({%s}))::VARCHAR[], NULL) AS bad",
+                  keyjson.data, keyjson.data);
+    if ((rc = lh_engine_rows(c->engine, check.data, &rows, err)) != 0)
+        goto out;
+    const char *k = str_of(json_array_get(rows, 0), "k");
+    if (strstr(k, ":null")) {
+        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_key",
+                        "'%s' is not a key of this dataset (wrong type)", text);
+        goto out;
+    }
+    *json = lh_strdup(k);
+out:
+    free(value);
+    json_decref(rows);
     json_decref(obj);
-    if (rc == 0) {
-        lh_buf_printf(&check,
-                      "SELECT CAST(to_json({%s}) AS VARCHAR) AS k, "
-                      "list_contains(json_keys(to_json({%s}))::VARCHAR[], NULL) AS bad",
-                      keyjson.data, keyjson.data);
-        json_t *rows = NULL;
-        rc = lh_engine_rows(c->engine, check.data, &rows, err);
-        const char *k = rc == 0 ? str_of(json_array_get(rows, 0), "k") : "";
-        if (rc == 0 && strstr(k, ":null"))
-            rc = lh_err_set(err, LH_EINVAL, 400, "invalid_key",
-                            "'%s' is not a key of this dataset (wrong type)", text);
-        else if (rc == 0)
-            *json = lh_strdup(k);
-        json_decref(rows);
-    }
     lh_buf_free(&check);
     lh_buf_free(&keyjson);
     return rc;
@@ -193,21 +206,22 @@ key_predicate(lh_catalog *c, const json_t *kcols, const char *text, lh_buf *wher
 static int
 row_at(lh_catalog *c, const json_t *m, const char *where, json_t **out, lh_err *err)
 {
+    char **paths = NULL, *rows_sql = NULL, *sql = NULL;
+    size_t n = 0;
+    json_t *rows = NULL;
+    int rc = 0;
     if (strcmp(str_of(m, "state"), "live") != 0) {
         *out = json_null();
-        return 0;
+        goto out;
     }
-    char **paths = NULL;
-    size_t n = 0;
-    int rc = lh_catalog_pin_rows(c, m, &paths, &n, err);
-    if (rc != 0)
-        return rc;
-    char *rows_sql = lh_catalog_rows_sql(m, paths);
-    char *sql = lh_sprintf("SELECT * FROM (%s) AS r WHERE %s LIMIT 1", rows_sql, where);
-    json_t *rows = NULL;
-    rc = lh_engine_rows(c->engine, sql, &rows, err);
-    if (rc == 0)
-        *out = json_array_size(rows) ? json_incref(json_array_get(rows, 0)) : json_null();
+    if ((rc = lh_catalog_pin_rows(c, m, &paths, &n, err)) != 0)
+        goto out;
+    rows_sql = lh_catalog_rows_sql(m, paths);
+    sql = lh_sprintf("SELECT * FROM (%s) AS r WHERE %s LIMIT 1", rows_sql, where);
+    if ((rc = lh_engine_rows(c->engine, sql, &rows, err)) != 0)
+        goto out;
+    *out = json_array_size(rows) ? json_incref(json_array_get(rows, 0)) : json_null();
+out:
     json_decref(rows);
     free(sql);
     free(rows_sql);
@@ -215,69 +229,73 @@ row_at(lh_catalog *c, const json_t *m, const char *where, json_t **out, lh_err *
     return rc;
 }
 
+/* Append event e to versions: a new entry when e is of another version than *entry (with
+ * the row as it was after that version, or null when the version expired), then the
+ * field's change. *entry is borrowed from versions. */
+static int
+add_event(lh_catalog *c, const char *bucket, const char *name, const char *where, const json_t *e,
+          json_t *versions, json_t **entry, lh_err *err)
+{
+    json_t *m = NULL, *row = NULL;
+    int rc = 0;
+    int64_t v = json_integer_value(json_object_get(e, "version"));
+    if (!*entry || json_integer_value(json_object_get(*entry, "version")) != v) {
+        rc = lh_catalog__load_manifest(c, bucket, name, v, &m, err);
+        if (rc == LH_ENOTFOUND) { /* that version expired: its events remain */
+            rc = 0;
+            row = json_null();
+        } else if (rc != 0 || (rc = row_at(c, m, where, &row, err)) != 0) {
+            goto out;
+        }
+        *entry = json_pack("{s:I, s:O, s:O, s:O, s:O, s:O, s:[], s:o}", "version", (json_int_t)v,
+                           "at", json_object_get(e, "ts"), "actor", json_object_get(e, "actor"),
+                           "source", json_object_get(e, "source"), "workspace_id",
+                           json_object_get(e, "workspace_id"), "op", json_object_get(e, "op"),
+                           "changes", "row", row);
+        json_array_append_new(versions, *entry);
+    }
+    json_t *old = json_loads(str_of(e, "old_value"), JSON_DECODE_ANY, NULL);
+    json_t *new = json_loads(str_of(e, "new_value"), JSON_DECODE_ANY, NULL);
+    json_array_append_new(json_object_get(*entry, "changes"),
+                          json_pack("{s:O, s:o, s:o}", "field", json_object_get(e, "field"), "old",
+                                    old ? old : json_null(), "new", new ? new : json_null()));
+out:
+    json_decref(m);
+    return rc;
+}
+
 int
 lh_catalog_record_history(lh_catalog *c, const char *name, const char *key_text, json_t **out,
                           lh_err *err)
 {
-    json_t *cur = NULL, *kcols = NULL, *events = NULL, *versions = json_array();
+    json_t *cur = NULL, *kcols = NULL, *events = NULL, *versions = json_array(), *now = NULL;
     char *keyjson = NULL;
     lh_buf where;
     lh_buf_init(&where);
     int rc = lh_catalog_get(c, name, &cur, err);
-    if (rc == 0)
-        rc = key_columns(cur, &kcols, err);
-    if (rc == 0)
-        rc = key_predicate(c, kcols, key_text, &where, &keyjson, err);
+    if (rc != 0 || (rc = key_columns(cur, &kcols, err)) != 0 ||
+        (rc = key_predicate(c, kcols, key_text, &where, &keyjson, err)) != 0)
+        goto out;
     lh_events_filter f = {.dataset = name, .key = keyjson, .limit = 100000};
-    if (rc == 0)
-        rc = lh_catalog_events(c, &f, &events, err);
+    if ((rc = lh_catalog_events(c, &f, &events, err)) != 0)
+        goto out;
     /* one entry per version that changed the record, with the row as it was after */
     size_t i;
     json_t *e, *entry = NULL;
     json_array_foreach(events, i, e)
     {
-        if (rc != 0)
-            break;
-        int64_t v = json_integer_value(json_object_get(e, "version"));
-        if (!entry || json_integer_value(json_object_get(entry, "version")) != v) {
-            json_t *m = NULL;
-            json_t *row = NULL;
-            rc = lh_catalog__load_manifest(c, str_of(cur, "bucket"), name, v, &m, err);
-            if (rc == LH_ENOTFOUND) { /* that version expired: its events remain */
-                rc = 0;
-                row = json_null();
-            } else if (rc == 0) {
-                rc = row_at(c, m, where.data, &row, err);
-            }
-            if (rc != 0) {
-                json_decref(m);
-                break;
-            }
-            entry = json_pack("{s:I, s:O, s:O, s:O, s:O, s:O, s:[], s:o}", "version", (json_int_t)v,
-                              "at", json_object_get(e, "ts"), "actor", json_object_get(e, "actor"),
-                              "source", json_object_get(e, "source"), "workspace_id",
-                              json_object_get(e, "workspace_id"), "op", json_object_get(e, "op"),
-                              "changes", "row", row);
-            json_array_append_new(versions, entry);
-            json_decref(m);
-        }
-        json_t *old = json_loads(str_of(e, "old_value"), JSON_DECODE_ANY, NULL);
-        json_t *new = json_loads(str_of(e, "new_value"), JSON_DECODE_ANY, NULL);
-        json_array_append_new(json_object_get(entry, "changes"),
-                              json_pack("{s:O, s:o, s:o}", "field", json_object_get(e, "field"),
-                                        "old", old ? old : json_null(), "new",
-                                        new ? new : json_null()));
+        if ((rc = add_event(c, str_of(cur, "bucket"), name, where.data, e, versions, &entry,
+                            err)) != 0)
+            goto out;
     }
-    json_t *now = NULL;
-    if (rc == 0)
-        rc = row_at(c, cur, where.data, &now, err);
-    if (rc == 0) {
-        json_t *key = json_loads(keyjson, 0, NULL);
-        *out = json_pack("{s:s, s:o, s:O, s:o, s:o}", "dataset", name, "key",
-                         key ? key : json_null(), "version", json_object_get(cur, "version"),
-                         "current", now, "history", versions);
-        versions = NULL;
-    }
+    if ((rc = row_at(c, cur, where.data, &now, err)) != 0)
+        goto out;
+    json_t *key = json_loads(keyjson, 0, NULL);
+    *out =
+        json_pack("{s:s, s:o, s:O, s:o, s:o}", "dataset", name, "key", key ? key : json_null(),
+                  "version", json_object_get(cur, "version"), "current", now, "history", versions);
+    versions = NULL;
+out:
     json_decref(versions);
     json_decref(events);
     json_decref(kcols);

@@ -1,8 +1,8 @@
 /*
  * journal.c — the events journal (ADR-012): which events batches count, the `_events`
- * view over them, and reading events with filters.
+ * view over them, reading events with filters, and the batch of a dataset-level event.
  *
- * A change of rows stores its events batch at
+ * Every mutation (a change of rows, an ingest, a delete) stores its events batch at
  *   _journal/events/batch_{epoch_us}-{random}_{dataset}_v{N}.parquet
  * before it commits manifest version N, which lists the batch as a file of kind
  * "events". A batch counts only if that manifest version exists and lists exactly that
@@ -272,4 +272,70 @@ lh_catalog_events(lh_catalog *c, const lh_events_filter *f, json_t **out, lh_err
     int rc = lh_engine_rows(c->engine, sql.data, out, err);
     lh_buf_free(&sql);
     return rc;
+}
+
+/* ---- dataset-level events ---------------------------------------------------------------- */
+
+/* A JSON value as SQL text (its JSON text), or a NULL of type VARCHAR. */
+static void
+json_or_null(lh_buf *sql, const json_t *v)
+{
+    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS) : NULL;
+    if (text)
+        lh_sql_quote(sql, text);
+    else
+        lh_buf_puts(sql, "CAST(NULL AS VARCHAR)");
+    free(text);
+}
+
+static void
+text_or_null(lh_buf *sql, const char *s)
+{
+    if (s)
+        lh_sql_quote(sql, s);
+    else
+        lh_buf_puts(sql, "CAST(NULL AS VARCHAR)");
+}
+
+int
+lh_catalog_write_dataset_event(lh_catalog *c, const lh_dataset_event *e, const char *path,
+                               lh_err *err)
+{
+    char when[LH_TIME_MAX];
+    lh_time_format(lh_now_us(), when);
+    lh_buf sql;
+    lh_buf_init(&sql);
+    /* the columns and types of every batch (EVENTS_EMPTY), so read_parquet takes them all */
+    lh_buf_puts(&sql, "COPY (SELECT ");
+    lh_sql_quote(&sql, e->dataset);
+    lh_buf_puts(&sql,
+                " AS dataset, CAST(NULL AS VARCHAR) AS key, CAST(NULL AS VARCHAR) AS field, ");
+    json_or_null(&sql, e->before);
+    lh_buf_puts(&sql, " AS old_value, ");
+    json_or_null(&sql, e->after);
+    lh_buf_puts(&sql, " AS new_value, ");
+    lh_sql_quote(&sql, e->op);
+    lh_buf_puts(&sql, " AS op, ");
+    lh_sql_quote(&sql, e->actor ? e->actor : "");
+    lh_buf_puts(&sql, " AS actor, CAST(");
+    lh_sql_quote(&sql, when);
+    lh_buf_puts(&sql, " AS TIMESTAMPTZ) AS ts, ");
+    text_or_null(&sql, e->source);
+    lh_buf_puts(&sql, " AS source, ");
+    text_or_null(&sql, e->workspace_id);
+    lh_buf_printf(&sql,
+                  " AS workspace_id, CAST(%lld AS BIGINT) AS version, CAST(1 AS BIGINT) AS seq) "
+                  "TO ",
+                  (long long)e->version);
+    lh_sql_quote(&sql, path);
+    lh_buf_puts(&sql, " (FORMAT parquet, COMPRESSION zstd)");
+    int rc = lh_engine_exec(c->engine, sql.data, NULL, err);
+    lh_buf_free(&sql);
+    return rc;
+}
+
+int64_t
+lh_catalog_max_diff_rows(lh_catalog *c)
+{
+    return c->max_diff_rows;
 }

@@ -4,7 +4,10 @@
  */
 #include "catalog/catalog_int.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const SENSITIVITIES[] = {"public", "internal", "confidential", "pii", NULL};
 
@@ -128,15 +131,55 @@ out:
     return rc;
 }
 
+/* A delete is journaled (ADR-012) as one dataset-level event, in an events batch the
+ * tombstone version lists: stored first, then the version (create-only), as a change of
+ * rows is. The batch of a delete that did not commit is deleted again, or, when the
+ * commit's answer is uncertain, left unreferenced (the journal never counts it). */
 int
 lh_catalog_delete(lh_catalog *c, const char *name, const char *actor, json_t **committed,
                   lh_err *err)
 {
     lh_txn *t = NULL;
+    json_t *m = NULL, *before = NULL;
+    char *path = NULL, *key = NULL, bucket[80] = "";
+    int64_t bytes = 0;
     int rc = lh_catalog__begin_live(c, name, &t, err);
     if (rc != 0)
-        return rc;
-    json_t *m = lh_catalog__next_of(lh_txn_current(t), "delete", actor);
+        goto out;
+    const json_t *cur = lh_txn_current(t);
+    snprintf(bucket, sizeof bucket, "%s", str_of(cur, "bucket"));
+    m = lh_catalog__next_of(cur, "delete", actor);
     json_object_set_new(m, "state", json_string("deleted"));
-    return lh_catalog_commit(t, NULL, m, committed, err);
+    int64_t version = json_integer_value(json_object_get(cur, "version")) + 1;
+    char tag[40], hex[9];
+    lh_random_hex(hex, 4);
+    snprintf(tag, sizeof tag, "%020lld-%s", (long long)lh_now_us(), hex);
+    before = json_pack("{s:O}", "row_count", json_object_get(cur, "row_count"));
+    lh_dataset_event e = {
+        .dataset = name, .op = "delete", .actor = actor, .before = before, .version = version};
+    path = lh_sprintf("%s/delete-%s-events.parquet", c->work_dir, tag);
+    key = lh_layout_events_key(tag, name, version);
+    if ((rc = lh_catalog_write_dataset_event(c, &e, path, err)) != 0 ||
+        (rc = lh_buckets_put_file(c->buckets, bucket, key, path, true, LH_PUT_CREATE_ONLY, &bytes,
+                                  NULL, err)) != 0)
+        goto out;
+    json_array_append_new(json_object_get(m, "files"),
+                          json_pack("{s:s, s:I, s:i, s:s}", "path", key, "bytes", (json_int_t)bytes,
+                                    "rows", 1, "kind", "events"));
+    rc = lh_catalog_commit(t, NULL, m, committed, err);
+    t = NULL; /* the commit ends the transaction and takes m, either way */
+    m = NULL;
+    if (rc != 0 && rc != LH_EEXIST && rc != LH_EUNAVAIL && rc != LH_EIO) {
+        lh_err ignored;
+        lh_buckets_delete_object(c->buckets, bucket, key, NULL, &ignored);
+    }
+out:
+    lh_catalog_abort(t);
+    if (path)
+        unlink(path);
+    free(path);
+    free(key);
+    json_decref(before);
+    json_decref(m);
+    return rc;
 }

@@ -167,6 +167,7 @@ open_modules(serve *s, lh_err *err)
     int rc = 0;
     s->cache = lh_cache_new(s->dirs.objects_dir, lh_config_int(cfg, "engine.cache_max_bytes"));
     lh_catalog_deps cdeps = {.retain_versions_s = lh_config_int(cfg, "catalog.retain_versions_s"),
+                             .max_diff_rows = lh_config_int(cfg, "catalog.max_diff_rows"),
                              .buckets = s->buckets,
                              .engine = s->internal_engine,
                              .views = s->engine,

@@ -114,6 +114,10 @@ static const key_def KEYS[] = {
     INT("catalog", "retain_versions_s", 0, 0, INT64_C(1) << 40,
         "POST /maintenance/sweep expires versions older than this, never a dataset's newest, "
         "and removes files only they used (0: keep every version)"),
+    INT("catalog", "max_diff_rows", 1000000, 0, INT64_C(1) << 40,
+        "a replace of a dataset with a primary key is journaled as the changed fields of the rows "
+        "it changed; when it changes more rows than this, as one dataset-level event that says "
+        "so (0: always one event)"),
     INT("ingest", "max_rows_per_request", 100000, 1, 10000000,
         "upserts plus deletes one POST /datasets/{name}/rows may carry"),
     STR("vector", "ollama_url", "http://127.0.0.1:11434",

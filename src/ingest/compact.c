@@ -66,6 +66,7 @@ lh_ingest_compact(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const ch
     if (rc != 0 || (rc = lh_ingest__store(&t, out, rows, err)) != 0)
         goto end;
     t.change = "compact";
+    t.no_journal = true; /* the same rows: nothing to journal */
     t.row_count = rows;
     json_t *columns = json_deep_copy(json_object_get(t.cur, "columns"));
     rc = lh_ingest__commit(&t, columns, NULL, NULL, actor, &committed, err);

@@ -196,16 +196,31 @@ lh_ingest__commit(lh_ingest__target *t, const json_t *columns, const json_t *cli
     json_t *files = json_incref(json_object_get(m, "files"));
     json_decref(m);
     json_array_extend(files, t->new_files);
-    int64_t total_rows = 0, total_bytes = 0;
+    int64_t total_rows = 0, total_bytes = 0, new_rows = 0;
     size_t i;
     json_t *f;
     json_array_foreach(files, i, f)
     {
+        if (!lh_catalog_file_has_rows(f)) /* an events batch holds no rows of the dataset */
+            continue;
         total_rows += json_integer_value(json_object_get(f, "rows"));
         total_bytes += json_integer_value(json_object_get(f, "bytes"));
     }
+    json_array_foreach(t->new_files, i, f) if (lh_catalog_file_has_rows(f)) new_rows +=
+        json_integer_value(json_object_get(f, "rows"));
     if (t->row_count >= 0)
         total_rows = t->row_count;
+    if (t->mode != LH_INGEST__CHANGE && !t->no_journal) {
+        int rc =
+            lh_ingest__journal(t, columns, client_meta, lineage, actor, new_rows, total_rows, err);
+        if (rc != 0) {
+            json_decref(files);
+            json_decref(lineage);
+            return rc;
+        }
+        /* the batch just stored is the last of the write's files */
+        json_array_append(files, json_array_get(t->new_files, json_array_size(t->new_files) - 1));
+    }
     m = json_pack(
         "{s:s, s:s, s:s, s:I, s:I, s:O, s:o, s:o}", "state", "live", "change",
         t->change ? t->change : lh_ingest__mode_name(t->mode), "created_by", actor ? actor : "",
@@ -239,4 +254,6 @@ lh_ingest__end(lh_ingest__target *t)
     t->txn = NULL;
     json_decref(t->new_files);
     t->new_files = NULL;
+    json_decref(t->journal);
+    t->journal = NULL;
 }

@@ -130,6 +130,7 @@ lh_ingest_file(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_in
                               o->allow_bucket, o->allow_ctx, &t, err);
     if (rc != 0)
         goto out;
+    t.eng = eng;
     if (o->job)
         lh_job_progress(o->job, 0, -1, "rows");
 
@@ -180,6 +181,7 @@ lh_ingest_file(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_in
                         json_object_get(committed, "files"), "timings_ms", "convert",
                         (json_int_t)(t_convert / 1000), "store", (json_int_t)(t_store / 1000),
                         "commit", (json_int_t)(t_commit / 1000));
+    json_object_set(*result, "journal", t.journal);
     json_decref(committed);
 out:
     lh_ingest__end(&t);

@@ -32,6 +32,9 @@ typedef struct lh_ingest__target {
     char tag[40];       /* "{epoch_us}-{random}": names this write's data files */
     const char *change; /* the version's "change" (NULL: the mode's name) */
     int64_t row_count;  /* the new version's rows when known otherwise (-1: sum of files) */
+    lh_engine *eng;     /* the internal engine, for the diff of a replace (set by the caller) */
+    bool no_journal;    /* the commit writes no events (compaction, or they are stored) */
+    json_t *journal;    /* after the commit: what it journaled (see lh_ingest__journal) */
 } lh_ingest__target;
 
 /* Begin a write of `dataset` in `mode`: takes the dataset's writer slot (waits when
@@ -56,8 +59,10 @@ int lh_ingest__check_schema(const json_t *have, const json_t *got, const char *w
 
 /* Commit the stored files as a new version: for append the dataset's files plus the new
  * ones, else only the new ones. client_meta (validated; may be NULL) and lineage (takes
- * ownership; NULL keeps the current lineage) go into the metadata. Ends the transaction.
- * *committed (new) on success. */
+ * ownership, also on failure; NULL keeps the current lineage) go into the metadata. Unless
+ * t->no_journal (and except for a change of rows, which stores its own), the version's
+ * events batch is written and stored first (lh_ingest__journal) and listed with the
+ * files. Ends the transaction. *committed (new) on success. */
 int lh_ingest__commit(lh_ingest__target *t, const json_t *columns, const json_t *client_meta,
                       json_t *lineage, const char *actor, json_t **committed, lh_err *err);
 
@@ -66,6 +71,39 @@ int lh_ingest__commit(lh_ingest__target *t, const json_t *columns, const json_t 
 void lh_ingest__end(lh_ingest__target *t);
 
 const char *lh_ingest__mode_name(lh_ingest_mode m);
+
+/* ---- the events journal (events.c) -------------------------------------------------------- */
+
+/* Who made a change of rows and which version it becomes: the columns every event row
+ * carries besides the values. columns: [{"name"}], the fields of the changes relation. */
+typedef struct lh_ingest__events {
+    const char *dataset, *actor, *source, *workspace_id; /* actor, source, workspace: may be NULL */
+    int64_t version;
+    const json_t *columns;
+} lh_ingest__events;
+
+/* COPY the field-level events of `changes` to the Parquet file events_path: one event per
+ * changed field (inserts: every non-NULL field; deletes: every non-NULL field before;
+ * updates: each field that differs), with the values as JSON text. `changes` is a SELECT
+ * with, per changed key, lh_new_{i} and lh_old_{i} for column i of e->columns, lh_key (the
+ * key as JSON text, see lh_ingest__key_json), lh_kind (insert|update|delete) and lh_n (the
+ * key's order in the batch). *n_events gets the number of events. */
+int lh_ingest__field_events(lh_engine *eng, const lh_ingest__events *e, const char *changes,
+                            const char *events_path, int64_t *n_events, lh_err *err);
+/* Append the key of a row as the journal writes it, CAST(to_json({'k': a.k, ...}) AS
+ * VARCHAR), to sql; with b, each part is coalesce(a.k, b.k). */
+void lh_ingest__key_json(lh_buf *sql, const json_t *key, const char *a, const char *b);
+/* Write and store (kind "events") the events batch of the version the write is about to
+ * commit: a replace of a dataset with a primary key as the field-level diff of the rows it
+ * changes (unless the primary key or its columns change, or it changes more rows than
+ * [catalog] max_diff_rows), everything else as one dataset-level event (op: the mode;
+ * new_value {"rows" (this write's), "row_count" (after), and "diff": "skipped", "reason"
+ * when a replace is journaled whole}). `rows` and `row_count` describe the new version.
+ * Sets t->journal (new): {"level": "field"|"dataset", "events", and "inserted",
+ * "updated", "deleted" for a diff or "reason" for a replace journaled whole}. */
+int lh_ingest__journal(lh_ingest__target *t, const json_t *columns, const json_t *client_meta,
+                       const json_t *lineage, const char *actor, int64_t rows, int64_t row_count,
+                       lh_err *err);
 
 /* ---- PostgreSQL's binary values (pg_binary.c) ---------------------------------------- */
 

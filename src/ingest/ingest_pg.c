@@ -144,6 +144,7 @@ lh_ingest_db(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_inge
                               o->allow_bucket, o->allow_ctx, &t, err);
     if (rc != 0)
         goto out;
+    t.eng = eng;
     if (o->job)
         lh_job_progress(o->job, 0, -1, "rows");
     if ((rc = lh_ingest__pg_open(&s, o, &snapshot_at, err)) != 0 ||
@@ -178,6 +179,7 @@ lh_ingest_db(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_inge
     if (o->job)
         lh_job_progress(o->job, piped.rows, piped.rows, "rows");
     *result = db_result(o, &s, committed, &piped, snapshot_at, new_wm, t_start);
+    json_object_set(*result, "journal", t.journal);
 out:
     lh_ingest__pg_close(&s);
     lh_ingest__end(&t);

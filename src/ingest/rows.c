@@ -321,8 +321,8 @@ write_old(rows_ctx *x, lh_engine *eng, const char *current_rows, const char *req
     return rc;
 }
 
-/* COPY the delta rows (whole rows after the change; deletes of keys that exist) to
- * delta_path; *n_rows gets their count. */
+/* COPY the delta rows (whole rows after the change; deletes of keys that exist; no upsert
+ * that leaves its row as it was) to delta_path; *n_rows gets their count. */
 static int
 write_delta(rows_ctx *x, lh_engine *eng, const char *req_path, const char *old_path,
             int64_t version, const char *delta_path, int64_t *n_rows, lh_err *err)
@@ -357,9 +357,25 @@ write_delta(rows_ctx *x, lh_engine *eng, const char *req_path, const char *old_p
     lh_sql_quote(&sql, old_path);
     lh_buf_puts(&sql, ") AS o ON ");
     key_join(x, &sql, "r", "o");
-    lh_buf_puts(&sql, " WHERE r._op = 'upsert' OR o.");
-    lh_sql_ident(&sql, json_string_value(json_array_get(x->key, 0)));
-    lh_buf_puts(&sql, " IS NOT NULL ORDER BY r._i) TO ");
+    /* a delete of a key that exists; an upsert of a new key, or one that sets a field to
+     * another value (an upsert of the values the row holds already is no change) */
+    const char *key0 = json_string_value(json_array_get(x->key, 0));
+    lh_buf_puts(&sql, " WHERE (r._op = 'delete' AND o.");
+    lh_sql_ident(&sql, key0);
+    lh_buf_puts(&sql, " IS NOT NULL) OR (r._op = 'upsert' AND (o.");
+    lh_sql_ident(&sql, key0);
+    lh_buf_puts(&sql, " IS NULL");
+    for (size_t i = 0; i < x->n_cols; i++) {
+        const char *name = str_of(json_array_get(x->columns, i), "name");
+        lh_buf_puts(&sql, " OR (list_contains(r._given, ");
+        lh_sql_quote(&sql, name);
+        lh_buf_puts(&sql, ") AND r.");
+        lh_sql_ident(&sql, name);
+        lh_buf_puts(&sql, " IS DISTINCT FROM o.");
+        lh_sql_ident(&sql, name);
+        lh_buf_puts(&sql, ")");
+    }
+    lh_buf_puts(&sql, ")) ORDER BY r._i) TO ");
     lh_sql_quote(&sql, delta_path);
     lh_buf_puts(&sql, " (FORMAT parquet, COMPRESSION zstd)");
     int rc = lh_engine_exec(eng, sql.data, n_rows, err);
@@ -367,26 +383,22 @@ write_delta(rows_ctx *x, lh_engine *eng, const char *req_path, const char *old_p
     return rc;
 }
 
-/* The CTE ch: each delta row beside the row before (its columns as lh_old_{i}), the key
- * as JSON text (lh_key), what happened to the key (lh_kind) and the row's number (lh_n). */
+/* The changes (see lh_ingest__field_events): each delta row beside the row before, the
+ * key as JSON text, what happened to the key and the row's number. */
 static void
-changes_cte(rows_ctx *x, const char *delta_path, const char *old_path, lh_buf *sql)
+changes_sql(rows_ctx *x, const char *delta_path, const char *old_path, lh_buf *sql)
 {
-    lh_buf_puts(sql, "ch AS (SELECT d.*, ");
+    lh_buf_puts(sql, "SELECT ");
     for (size_t i = 0; i < x->n_cols; i++) {
-        lh_buf_printf(sql, "o.");
-        lh_sql_ident(sql, str_of(json_array_get(x->columns, i), "name"));
+        const char *name = str_of(json_array_get(x->columns, i), "name");
+        lh_buf_puts(sql, "d.");
+        lh_sql_ident(sql, name);
+        lh_buf_printf(sql, " AS lh_new_%zu, o.", i);
+        lh_sql_ident(sql, name);
         lh_buf_printf(sql, " AS lh_old_%zu, ", i);
     }
-    lh_buf_puts(sql, "CAST(to_json({");
-    for (size_t k = 0; k < x->n_key; k++) {
-        const char *name = json_string_value(json_array_get(x->key, k));
-        lh_buf_puts(sql, k ? ", " : "");
-        lh_sql_quote(sql, name);
-        lh_buf_puts(sql, ": d.");
-        lh_sql_ident(sql, name);
-    }
-    lh_buf_puts(sql, "}) AS VARCHAR) AS lh_key, CASE WHEN d._op = 'delete' THEN 'delete' WHEN o.");
+    lh_ingest__key_json(sql, x->key, "d", NULL);
+    lh_buf_puts(sql, " AS lh_key, CASE WHEN d._op = 'delete' THEN 'delete' WHEN o.");
     lh_sql_ident(sql, json_string_value(json_array_get(x->key, 0)));
     lh_buf_puts(sql, " IS NULL THEN 'insert' ELSE 'update' END AS lh_kind, "
                      "row_number() OVER () AS lh_n FROM read_parquet(");
@@ -395,72 +407,6 @@ changes_cte(rows_ctx *x, const char *delta_path, const char *old_path, lh_buf *s
     lh_sql_quote(sql, old_path);
     lh_buf_puts(sql, ") AS o ON ");
     key_join(x, sql, "d", "o");
-    lh_buf_puts(sql, ")");
-}
-
-/* The CTE ev: one row per changed field of each key of ch (lh_f: the field's number),
- * with the value before and after as JSON text. */
-static void
-fields_cte(rows_ctx *x, lh_buf *sql)
-{
-    lh_buf_puts(sql, "ev AS (");
-    for (size_t i = 0; i < x->n_cols; i++) {
-        const char *name = str_of(json_array_get(x->columns, i), "name");
-        lh_buf_puts(sql, i ? " UNION ALL " : "");
-        lh_buf_puts(sql, "SELECT lh_n, ");
-        lh_buf_printf(sql, "%zu AS lh_f, lh_key, lh_kind, ", i);
-        lh_sql_quote(sql, name);
-        lh_buf_printf(sql,
-                      " AS field, CASE WHEN lh_kind = 'insert' THEN NULL ELSE "
-                      "CAST(to_json(lh_old_%zu) AS VARCHAR) END AS old_value, "
-                      "CASE WHEN lh_kind = 'delete' THEN NULL ELSE CAST(to_json(ch.",
-                      i);
-        lh_sql_ident(sql, name);
-        lh_buf_printf(sql, ") AS VARCHAR) END AS new_value FROM ch WHERE "
-                           "(lh_kind = 'insert' AND ch.");
-        lh_sql_ident(sql, name);
-        lh_buf_printf(sql,
-                      " IS NOT NULL) OR (lh_kind = 'delete' AND lh_old_%zu IS NOT NULL) "
-                      "OR (lh_kind = 'update' AND ch.",
-                      i);
-        lh_sql_ident(sql, name);
-        lh_buf_printf(sql, " IS DISTINCT FROM lh_old_%zu)", i);
-    }
-    lh_buf_puts(sql, ")");
-}
-
-/* A string literal, or a NULL of type VARCHAR. */
-static void
-text_or_null(lh_buf *sql, const char *s)
-{
-    if (s)
-        lh_sql_quote(sql, s);
-    else
-        lh_buf_puts(sql, "CAST(NULL AS VARCHAR)");
-}
-
-/* The events' columns (the journal's schema) from ev, in the change's order. */
-static void
-events_select(rows_ctx *x, int64_t version, lh_buf *sql)
-{
-    const lh_rows_opts *o = x->o;
-    char when[LH_TIME_MAX];
-    lh_time_format(lh_now_us(), when);
-    lh_buf_puts(sql, " SELECT ");
-    lh_sql_quote(sql, o->dataset);
-    lh_buf_puts(sql, " AS dataset, lh_key AS key, field, old_value, new_value, lh_kind AS op, ");
-    lh_sql_quote(sql, o->actor ? o->actor : "");
-    lh_buf_puts(sql, " AS actor, CAST(");
-    lh_sql_quote(sql, when);
-    lh_buf_puts(sql, " AS TIMESTAMPTZ) AS ts, ");
-    text_or_null(sql, o->source);
-    lh_buf_puts(sql, " AS source, ");
-    text_or_null(sql, o->workspace_id);
-    lh_buf_printf(sql,
-                  " AS workspace_id, CAST(%lld AS BIGINT) AS version, "
-                  "CAST(row_number() OVER (ORDER BY lh_n, lh_f) AS BIGINT) AS seq "
-                  "FROM ev ORDER BY lh_n, lh_f",
-                  (long long)version);
 }
 
 /* What happened to the keys: {"deleted","inserted","updated"} (new in *counts). */
@@ -495,19 +441,19 @@ static int
 write_events(rows_ctx *x, lh_engine *eng, const char *delta_path, const char *old_path,
              int64_t version, const char *events_path, json_t **counts, lh_err *err)
 {
-    lh_buf copy;
-    lh_buf_init(&copy);
-    lh_buf_puts(&copy, "COPY (WITH ");
-    changes_cte(x, delta_path, old_path, &copy);
-    lh_buf_puts(&copy, ", ");
-    fields_cte(x, &copy);
-    events_select(x, version, &copy);
-    lh_buf_puts(&copy, ") TO ");
-    lh_sql_quote(&copy, events_path);
-    lh_buf_puts(&copy, " (FORMAT parquet, COMPRESSION zstd)");
+    lh_buf changes;
+    lh_buf_init(&changes);
+    changes_sql(x, delta_path, old_path, &changes);
+    const lh_rows_opts *o = x->o;
+    lh_ingest__events e = {.dataset = o->dataset,
+                           .actor = o->actor,
+                           .source = o->source,
+                           .workspace_id = o->workspace_id,
+                           .version = version,
+                           .columns = x->columns};
     int64_t n_events = 0;
-    int rc = lh_engine_exec(eng, copy.data, &n_events, err);
-    lh_buf_free(&copy);
+    int rc = lh_ingest__field_events(eng, &e, changes.data, events_path, &n_events, err);
+    lh_buf_free(&changes);
     if (rc == 0)
         rc = key_counts(x, eng, delta_path, old_path, counts, err);
     if (rc == 0)
@@ -522,8 +468,7 @@ store_events(lh_ingest__target *t, const char *local, int64_t version, int64_t n
              lh_err *err)
 {
     /* the name says which commit must name it (see journal.c) */
-    char *key = lh_sprintf("%sbatch_%s_%s_v%lld.parquet", LH_LAYOUT_JOURNAL, t->tag, t->dataset,
-                           (long long)version);
+    char *key = lh_layout_events_key(t->tag, t->dataset, version);
     int rc = lh_ingest__store_as(t, local, key, "events", n_events, err);
     free(key);
     return rc;
@@ -580,7 +525,7 @@ lh_ingest_rows(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_ro
     paths = NULL;
     int64_t inserted = json_integer_value(json_object_get(counts, "inserted"));
     int64_t deleted = json_integer_value(json_object_get(counts, "deleted"));
-    if (n_delta == 0) { /* only deletes of keys that do not exist: nothing changes */
+    if (n_delta == 0) { /* upserts of the same values, deletes of absent keys: no change */
         *result = json_pack("{s:s, s:O, s:b, s:O}", "dataset", o->dataset, "version",
                             json_object_get(t.cur, "version"), "unchanged", 1, "counts", counts);
         goto out;

@@ -56,6 +56,13 @@ lh_layout_live_key(const char *index, int64_t seq)
 }
 
 char *
+lh_layout_events_key(const char *tag, const char *dataset, int64_t version)
+{
+    return lh_sprintf(LH_LAYOUT_JOURNAL "batch_%s_%s_v%lld.parquet", tag, dataset,
+                      (long long)version);
+}
+
+char *
 lh_layout_eval_key(const char *eval)
 {
     return lh_sprintf(LH_LAYOUT_EVALS "%s.parquet", eval);

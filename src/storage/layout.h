@@ -6,7 +6,7 @@
  *
  *   datasets/{name}/_manifest/v{N:020}.parquet   dataset snapshot N
  *   datasets/{name}/data/{commit}-{n}.parquet     base and delta data files
- *   _journal/events/batch_{epoch_us}.parquet      mutation events
+ *   _journal/events/batch_{tag}_{dataset}_v{N}.parquet   events of dataset version N
  *   _errors/bucket_errors/batch_{epoch_us}.jsonl  bucket operation failures
  *   _vectors/{index}/gen-{G:06}/{file}            one generation of an index
  *   _vectors/{index}/_live/v{N:06}.json           the index's live log
@@ -36,6 +36,9 @@ char *lh_layout_gen_key(const char *index, int64_t generation, const char *file)
 char *lh_layout_live_prefix(const char *index);
 char *lh_layout_live_key(const char *index, int64_t seq);
 char *lh_layout_eval_key(const char *eval);
+/* The events batch of version `version` of `dataset`, written by the commit `tag`
+ * ("{epoch_us}-{random}"): the name says which manifest must list it (catalog/journal.c). */
+char *lh_layout_events_key(const char *tag, const char *dataset, int64_t version);
 
 /* Parse "datasets/{name}/_manifest/v{N:020}.parquet": 0 with name (name_size bytes)
  * and version set when key is one, -1 otherwise. */

@@ -75,8 +75,9 @@ class Catalog(harness.ServerTestCase):
         self.assertEqual(os.listdir(mdir), ["v%020d.parquet" % 1])
         rows = self.sql("SELECT record, count(*) AS n FROM read_parquet('%s/v%020d.parquet') GROUP BY 1 ORDER BY 1"
                         % (mdir, 1))
+        # the data file and the create's events batch
         self.assertEqual(rows, [{"record": "column", "n": 5}, {"record": "dataset", "n": 1},
-                                {"record": "file", "n": 1}])
+                                {"record": "file", "n": 2}])
 
     def test_2_late_mixed_value_becomes_string(self):
         # a value that breaks the sampled type far down the file: still ingested, as text
@@ -409,10 +410,10 @@ class Catalog(harness.ServerTestCase):
                                                               "as_of": {"version": 1}}, who="analyst")
         self.assertEqual(res["rows"], [{"n": 2}])
         st, _, ev = self.srv.request("GET", "/journal/events?dataset=s3rows", who="analyst")
-        self.assertEqual(sorted((e["op"], e["field"]) for e in ev["events"]),
-                         [("delete", "id"), ("delete", "v"), ("update", "v")])
+        self.assertEqual(sorted((e["op"], e["field"] or "") for e in ev["events"]),
+                         [("create", ""), ("delete", "id"), ("delete", "v"), ("update", "v")])
         self.assertEqual(self.sql("SELECT count(*) AS n FROM _events WHERE dataset = 's3rows'"),
-                         [{"n": 3}])
+                         [{"n": 4}])
         st, _, res = self.srv.request("POST", "/datasets/s3rows/compact", who="loader")
         self.assertEqual(st, 201, res)
         self.assertEqual(self.sql("SELECT * FROM s3rows"), [{"id": 2, "v": "z"}])

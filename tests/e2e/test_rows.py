@@ -119,7 +119,8 @@ class Rows(harness.ServerTestCase):
         _, out = self.req("GET", "/journal/events?dataset=people", who="analyst", status=200)
         ev = [(e["version"], e["op"], json.loads(e["key"])["id"], e["field"],
                e["old_value"] and json.loads(e["old_value"]),
-               e["new_value"] and json.loads(e["new_value"]), e["actor"]) for e in out["events"]]
+               e["new_value"] and json.loads(e["new_value"]), e["actor"]) for e in out["events"]
+              if e["key"]]  # the create is one dataset-level event (key null)
         self.assertEqual(sorted(ev, key=lambda x: (x[0], x[2], x[3])), [
             (2, "delete", 1, "city", "Chicago", None, "loader"),
             (2, "delete", 1, "id", 1, None, "loader"),
@@ -131,7 +132,7 @@ class Rows(harness.ServerTestCase):
             (2, "insert", 3, "score", None, 30, "loader"),
             (3, "update", 2, "city", "Austin", None, "owner"),
         ])
-        first = out["events"][0]
+        first = [e for e in out["events"] if e["key"]][0]
         self.assertEqual((first["source"], first["workspace_id"]), ("crm-sync", "ws-a"))
         # filters and paging
         _, out = self.req("GET", "/journal/events?dataset=people&field=score&actor=loader",
@@ -142,7 +143,7 @@ class Rows(harness.ServerTestCase):
                             page1["next_cursor"], who="analyst", status=200)
         _, page3 = self.req("GET", "/journal/events?dataset=people&limit=4&cursor=" +
                             page2["next_cursor"], who="analyst", status=200)
-        self.assertEqual(len(page1["events"] + page2["events"] + page3["events"]), 9)
+        self.assertEqual(len(page1["events"] + page2["events"] + page3["events"]), 10)
         self.assertIsNone(page3["next_cursor"])
         for path in ("/journal/events?dataset=people&colour=red",
                      "/journal/events?since=yesterday", "/journal/events?cursor=zz",
@@ -157,8 +158,8 @@ class Rows(harness.ServerTestCase):
         # the journal in SQL
         rows = self.query("SELECT op, count(*) AS n FROM _events WHERE dataset = 'people' "
                           "GROUP BY op ORDER BY op")
-        self.assertEqual(rows, [{"op": "delete", "n": 4}, {"op": "insert", "n": 3},
-                                {"op": "update", "n": 2}])
+        self.assertEqual(rows, [{"op": "create", "n": 1}, {"op": "delete", "n": 4},
+                                {"op": "insert", "n": 3}, {"op": "update", "n": 2}])
         # one record's history
         _, h = self.req("GET", "/datasets/people/rows/2/history", who="analyst", status=200)
         self.assertEqual(h["current"], {"id": 2, "name": "bob", "score": 25, "city": None})
@@ -277,8 +278,9 @@ class Rows(harness.ServerTestCase):
             srv.proc.wait(10)
             self.assertNotEqual(srv.proc.returncode, 0)
             # the change's files were stored: a delta and an events batch, but no version 2
+            # (beside the create's batch)
             journal = os.path.join(srv.data_dir, "buckets", "primary", "_journal", "events")
-            self.assertEqual(len(os.listdir(journal)), 1)
+            self.assertEqual(len(os.listdir(journal)), 2)
             srv.log.close()
             srv.env.pop("LAKEHOUSE_FAULT_CRASH")
             srv.start()
@@ -288,7 +290,8 @@ class Rows(harness.ServerTestCase):
                                      who="loader")
             self.assertEqual([r["name"] for r in out["rows"]], ["a", "b"])
             st, _, ev = srv.request("GET", "/journal/events", who="loader")
-            self.assertEqual(ev["events"], [])  # the orphaned batch is never served
+            # the orphaned batch is never served: only the create's event
+            self.assertEqual([e["op"] for e in ev["events"]], ["create"])
             # the next change commits as version 2, and only its events count
             st, _, out = srv.request("POST", "/datasets/c/rows", {"upsert": [{"id": 2, "name": "z"}]},
                                      who="loader")
@@ -296,7 +299,8 @@ class Rows(harness.ServerTestCase):
             srv.stop()
             srv.start()
             st, _, ev = srv.request("GET", "/journal/events", who="loader")
-            self.assertEqual([(e["field"], e["new_value"]) for e in ev["events"]], [("name", '"z"')])
+            self.assertEqual([(e["field"], e["new_value"]) for e in ev["events"] if e["key"]],
+                             [("name", '"z"')])
         finally:
             srv.stop()
             srv.cleanup()
@@ -337,7 +341,7 @@ class Rows(harness.ServerTestCase):
             srv.stop()
             srv.start()
             ev = call("GET", "/journal/events?dataset=r", status=200)["events"]
-            self.assertEqual(sorted({e["version"] for e in ev}), [2, 3, 5])
+            self.assertEqual(sorted({e["version"] for e in ev}), [1, 2, 3, 5])
             h = call("GET", "/datasets/r/rows/2/history", status=200)
             self.assertEqual([x["op"] for x in h["history"]], ["delete"])
         finally:
@@ -383,7 +387,7 @@ class Rows(harness.ServerTestCase):
                 st, _, vs = srv.request("GET", "/catalog/datasets/k/versions?limit=1000", who="loader")
                 rows_versions = {v["version"] for v in vs["versions"] if v["change"] == "rows"}
                 st, _, ev = srv.request("GET", "/journal/events?dataset=k&limit=10000", who="loader")
-                event_versions = {e["version"] for e in ev["events"]}
+                event_versions = {e["version"] for e in ev["events"] if e["key"]}
                 self.assertTrue(rows_versions, "round %d committed nothing" % round_)
                 self.assertEqual(event_versions, rows_versions, "round %d" % round_)
         finally:
@@ -407,7 +411,8 @@ class Rows(harness.ServerTestCase):
             st, _, out = srv.request("POST", "/query", {"sql": "SELECT name FROM d"}, who="loader")
             self.assertEqual(out["rows"], [{"name": "b"}])
             st, _, ev = srv.request("GET", "/journal/events?dataset=d", who="loader")
-            self.assertEqual([(e["version"], e["new_value"]) for e in ev["events"]], [(2, '"b"')])
+            self.assertEqual([(e["version"], e["new_value"]) for e in ev["events"] if e["key"]],
+                             [(2, '"b"')])
         finally:
             srv.stop()
             srv.cleanup()
