@@ -116,4 +116,14 @@ typedef struct lh_pg_copy {
 /* Decode one CopyData message (what PQgetCopyData returned). */
 int lh_ingest__pg_copy_message(lh_pg_copy *c, const char *msg, int len, lh_err *err);
 
+/* Convert the CSV file o->src_path to the zstd Parquet file out (ingest_csv.c): rows
+ * whose field count disagrees with the header are a 400 ragged_rows, or skipped or
+ * padded as o->on_bad_rows says, and then *bad_rows (new) reports them ({"count",
+ * "action","first_lines"}; left alone when there were none); integers past int64 stay
+ * exact (DECIMAL(38,0)) or become VARCHAR. append_columns (the dataset's, for append;
+ * else NULL) fix the types of the columns of the same name. *rows: rows written. */
+int lh_ingest__csv_convert(lh_engine *eng, const lh_ingest_file_opts *o,
+                           const json_t *append_columns, const char *out, int64_t *rows,
+                           json_t **bad_rows, lh_err *err);
+
 #endif
