@@ -31,10 +31,49 @@
 /* the conversion stops with this text (and the column's number) when a DOUBLE column
  * holds an integer too long for it, or an exact column holds a value that is not one */
 #define RETYPE_MARK "lh_retype_column:"
+#define RETYPE_ERROR "Invalid Input Error: " RETYPE_MARK
 #define FIRST_LINES 10
 
 /* how a column the sniffer typed DOUBLE is converted: as sniffed, exact, or as text */
-enum { AS_SNIFFED = 0, AS_EXACT_INT, AS_TEXT };
+enum { AS_SNIFFED = 0, AS_EXACT_INT = 1, AS_TEXT = LH_INGEST__AS_TEXT };
+
+void
+lh_ingest__number_select(lh_buf *select, const char *name, size_t idx, bool exact)
+{
+    lh_buf id;
+    lh_buf_init(&id);
+    lh_sql_ident(&id, name);
+    if (exact)
+        lh_buf_printf(select,
+                      "CASE WHEN %s IS NULL OR regexp_full_match(%s, '\\s*[+-]?[0-9]{1,38}\\s*') "
+                      "THEN CAST(trim(%s) AS DECIMAL(38,0)) ELSE error('" RETYPE_MARK
+                      "%zu') END AS %s",
+                      id.data, id.data, id.data, idx, id.data);
+    else
+        lh_buf_printf(select,
+                      "CASE WHEN length(%s) > 15 AND regexp_full_match(%s, "
+                      "'\\s*[+-]?[0-9]{16,}\\s*') THEN error('" RETYPE_MARK
+                      "%zu') ELSE CAST(%s AS DOUBLE) END AS %s",
+                      id.data, id.data, idx, id.data, id.data);
+    lh_buf_free(&id);
+}
+
+bool
+lh_ingest__retype_next(const json_t *columns, json_t *retype, const char *detail)
+{
+    const char *mark = strstr(detail, RETYPE_ERROR);
+    if (mark == NULL)
+        return false;
+    size_t idx = (size_t)strtoull(mark + strlen(RETYPE_ERROR), NULL, 10);
+    const char *name = json_string_value(json_object_get(json_array_get(columns, idx), "name"));
+    if (name == NULL)
+        return false;
+    int how = (int)json_integer_value(json_object_get(retype, name));
+    if (how == AS_TEXT)
+        return false;
+    json_object_set_new(retype, name, json_integer(how + 1));
+    return true;
+}
 
 typedef struct csv_state {
     const lh_ingest_file_opts *o;
@@ -97,20 +136,9 @@ column_plan(const csv_state *s, size_t idx, const char *name, const char *type, 
     } else if (how == AS_TEXT) {
         read_as = "VARCHAR";
         lh_buf_puts(select, id.data);
-    } else if (how == AS_EXACT_INT) {
+    } else if (how == AS_EXACT_INT || strcmp(type, "DOUBLE") == 0) {
         read_as = "VARCHAR";
-        lh_buf_printf(select,
-                      "CASE WHEN %s IS NULL OR regexp_full_match(%s, '\\s*[+-]?[0-9]{1,38}\\s*') "
-                      "THEN CAST(trim(%s) AS DECIMAL(38,0)) ELSE error('" RETYPE_MARK
-                      "%zu') END AS %s",
-                      id.data, id.data, id.data, idx, id.data);
-    } else if (strcmp(type, "DOUBLE") == 0) {
-        read_as = "VARCHAR";
-        lh_buf_printf(select,
-                      "CASE WHEN length(%s) > 15 AND regexp_full_match(%s, "
-                      "'\\s*[+-]?[0-9]{16,}\\s*') THEN error('" RETYPE_MARK
-                      "%zu') ELSE CAST(%s AS DOUBLE) END AS %s",
-                      id.data, id.data, idx, id.data, id.data);
+        lh_ingest__number_select(select, name, idx, how == AS_EXACT_INT);
     } else {
         lh_buf_puts(select, id.data);
     }
@@ -314,19 +342,8 @@ judge_rejects(csv_state *s, const json_t *groups, lh_err *err)
 static bool
 retry_after_error(csv_state *s, const char *detail)
 {
-    const char *mark = strstr(detail, "Invalid Input Error: " RETYPE_MARK);
-    if (mark) {
-        size_t idx = (size_t)strtoull(mark + strlen("Invalid Input Error: " RETYPE_MARK), NULL, 10);
-        const char *name =
-            json_string_value(json_object_get(json_array_get(s->sniffed, idx), "name"));
-        if (name == NULL)
-            return false;
-        int how = (int)json_integer_value(json_object_get(s->retype, name));
-        if (how == AS_TEXT)
-            return false;
-        json_object_set_new(s->retype, name, json_integer(how + 1));
-        return true;
-    }
+    if (strstr(detail, RETYPE_ERROR))
+        return lh_ingest__retype_next(s->sniffed, s->retype, detail);
     if (!s->full_sniff && !s->append_columns && strstr(detail, "Conversion Error")) {
         s->full_sniff = true; /* ADR-010, a value the DOUBLE cast refused */
         return true;

@@ -199,6 +199,22 @@ class CsvInput(harness.ServerTestCase):
         self.assertEqual(st, 201, res)
         self.assertEqual(self.types(res)["x"], "DOUBLE")
 
+    def test_big_integers_in_json(self):
+        body = ('[{"id": 1, "acct": 12345678901234567890123, "x": 1.5},'
+                ' {"id": 2, "acct": -9223372036854775809, "x": 2}]')
+        st, _, res = self.ingest(body, dataset="json_big", format="json")
+        self.assertEqual(st, 201, res)
+        t = self.types(res)
+        self.assertEqual((t["acct"], t["x"]), ("DECIMAL(38,0)", "DOUBLE"))
+        self.assertEqual(self.sql("SELECT CAST(acct AS VARCHAR) AS a FROM json_big ORDER BY id"),
+                         [{"a": "12345678901234567890123"}, {"a": "-9223372036854775809"}])
+        body = '{"id": 1, "acct": 1234567890123456789012345678901234567890}\n{"id": 2, "acct": 3}\n'
+        st, _, res = self.ingest(body, dataset="ndjson_big", format="ndjson")
+        self.assertEqual(st, 201, res)
+        self.assertEqual(self.types(res)["acct"], "VARCHAR")
+        self.assertEqual(self.sql("SELECT acct FROM ndjson_big ORDER BY id"),
+                         [{"acct": "1234567890123456789012345678901234567890"}, {"acct": "3"}])
+
 
 if __name__ == "__main__":
     unittest.main()
