@@ -359,20 +359,16 @@ lh_engine_exec(lh_engine *eng, const char *sql, int64_t *changed, lh_err *err)
     return rc;
 }
 
-int
-lh_engine_rows(lh_engine *eng, const char *sql, json_t **out, lh_err *err)
+/* Run a SELECT on con and return its rows as a JSON array of objects (new). */
+static int
+rows_on(duckdb_connection con, const char *sql, json_t **out, lh_err *err)
 {
     char *wrapped = lh_sprintf("SELECT CAST(to_json(lh_r) AS VARCHAR) FROM (\n%s\n) AS lh_r", sql);
-    duckdb_connection con = NULL;
     duckdb_result r;
     bool have = false;
     json_t *rows = json_array();
-    int rc = 0;
-    if (duckdb_connect(eng->db, &con) == DuckDBError) {
-        rc = engine_error(err, "connect to", NULL);
-        goto out;
-    }
-    if ((rc = run_one(con, wrapped, &r, &have, err)) != 0)
+    int rc = run_one(con, wrapped, &r, &have, err);
+    if (rc != 0)
         goto out;
     idx_t n = duckdb_row_count(&r);
     for (idx_t i = 0; i < n; i++) {
@@ -384,7 +380,6 @@ lh_engine_rows(lh_engine *eng, const char *sql, json_t **out, lh_err *err)
 out:
     if (have)
         duckdb_destroy_result(&r);
-    duckdb_disconnect(&con);
     free(wrapped);
     if (rc != 0) {
         json_decref(rows);
@@ -392,6 +387,19 @@ out:
     }
     *out = rows;
     return 0;
+}
+
+int
+lh_engine_rows(lh_engine *eng, const char *sql, json_t **out, lh_err *err)
+{
+    duckdb_connection con = NULL;
+    int rc = 0;
+    if (duckdb_connect(eng->db, &con) == DuckDBError)
+        rc = engine_error(err, "connect to", NULL);
+    else
+        rc = rows_on(con, sql, out, err);
+    duckdb_disconnect(&con);
+    return rc;
 }
 
 void
@@ -458,19 +466,19 @@ lh_engine_drop_view(lh_engine *eng, const char *name, lh_err *err)
     return rc;
 }
 
-int
-lh_engine_exec_watch(lh_engine *eng, const char *sql, int64_t *changed, lh_progress_fn progress,
-                     void *ctx, lh_err *err)
+/* Run sql on con, reporting progress (may be NULL: then it runs like run_one). */
+static int
+watch_on(duckdb_connection con, const char *sql, int64_t *changed, lh_progress_fn progress,
+         void *ctx, lh_err *err)
 {
-    /* conversions (COPY ... TO a file) only: no views change here */
-    duckdb_connection con = NULL;
     duckdb_prepared_statement prep = NULL;
     duckdb_pending_result pending = NULL;
     duckdb_result r;
     bool have_result = false;
     int rc = 0;
-    if (duckdb_connect(eng->db, &con) == DuckDBError) {
-        rc = engine_error(err, "connect to", NULL);
+    if (progress == NULL) {
+        if ((rc = run_one(con, sql, &r, &have_result, err)) == 0 && changed)
+            *changed = (int64_t)duckdb_rows_changed(&r);
         goto out;
     }
     if (duckdb_prepare(con, sql, &prep) == DuckDBError) {
@@ -493,7 +501,7 @@ lh_engine_exec_watch(lh_engine *eng, const char *sql, int64_t *changed, lh_progr
         duckdb_pending_state st = duckdb_pending_execute_task(pending);
         if (st == DUCKDB_PENDING_RESULT_READY || st == DUCKDB_PENDING_ERROR)
             break;
-        if (progress && lh_mono_us() >= next_report) {
+        if (lh_mono_us() >= next_report) {
             duckdb_query_progress_type p = duckdb_query_progress(con);
             if (progress(ctx, (int64_t)p.rows_processed, (int64_t)p.total_rows_to_process) != 0 &&
                 !cancelled) {
@@ -516,6 +524,35 @@ out:
         duckdb_destroy_result(&r);
     duckdb_destroy_pending(&pending);
     duckdb_destroy_prepare(&prep);
+    return rc;
+}
+
+int
+lh_engine_exec_watch(lh_engine *eng, const char *sql, int64_t *changed, lh_progress_fn progress,
+                     void *ctx, lh_err *err)
+{
+    /* conversions (COPY ... TO a file) only: no views change here */
+    duckdb_connection con = NULL;
+    int rc = 0;
+    if (duckdb_connect(eng->db, &con) == DuckDBError)
+        rc = engine_error(err, "connect to", NULL);
+    else
+        rc = watch_on(con, sql, changed, progress, ctx, err);
+    duckdb_disconnect(&con);
+    return rc;
+}
+
+int
+lh_engine_exec_then_rows(lh_engine *eng, const char *sql, int64_t *changed, lh_progress_fn progress,
+                         void *ctx, const char *then_sql, json_t **then_rows, lh_err *err)
+{
+    /* conversions only, like lh_engine_exec_watch: no views change here */
+    duckdb_connection con = NULL;
+    int rc = 0;
+    if (duckdb_connect(eng->db, &con) == DuckDBError)
+        rc = engine_error(err, "connect to", NULL);
+    else if ((rc = watch_on(con, sql, changed, progress, ctx, err)) == 0)
+        rc = rows_on(con, then_sql, then_rows, err);
     duckdb_disconnect(&con);
     return rc;
 }

@@ -41,6 +41,13 @@ int lh_engine_exec(lh_engine *eng, const char *sql, int64_t *changed, lh_err *er
 typedef int (*lh_progress_fn)(void *ctx, int64_t done, int64_t total);
 int lh_engine_exec_watch(lh_engine *eng, const char *sql, int64_t *changed, lh_progress_fn progress,
                          void *ctx, lh_err *err);
+/* Like lh_engine_exec_watch (progress may be NULL), then, when the statement succeeded,
+ * run then_sql (a SELECT composed by lakehouse) on the same connection — so it sees the
+ * statement's temporary tables, such as the CSV reader's reject_errors — and return its
+ * rows in *then_rows (new JSON array of objects; written only on success). */
+int lh_engine_exec_then_rows(lh_engine *eng, const char *sql, int64_t *changed,
+                             lh_progress_fn progress, void *ctx, const char *then_sql,
+                             json_t **then_rows, lh_err *err);
 /* Run a SELECT and return its rows as a JSON array of objects (new). For small results. */
 int lh_engine_rows(lh_engine *eng, const char *sql, json_t **out, lh_err *err);
 /* Append s as a SQL string literal ('it''s') to out. */

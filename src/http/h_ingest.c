@@ -42,6 +42,7 @@ typedef struct ingest_job {
     lh_server *srv;
     char *dataset, *bucket, *format, *source_object, *actor, *path;
     lh_ingest_mode mode;
+    lh_bad_rows on_bad_rows;
     int64_t bytes;
     json_t *metadata;
     lh_principal who; /* a copy (with its own bucket list): jobs may outlive the request */
@@ -84,6 +85,7 @@ file_opts(ingest_job *j, lh_job *job)
                              .metadata = j->metadata,
                              .source_object = j->source_object,
                              .actor = j->actor,
+                             .on_bad_rows = j->on_bad_rows,
                              .job = job,
                              .allow_bucket = job_may_use,
                              .allow_ctx = j};
@@ -105,8 +107,8 @@ run_ingest(lh_job *job, void *arg, lh_err *err)
 
 static const char *const META_PARAMS[] = {"owner",           "sensitivity",   "description", "tags",
                                           "freshness_sla_s", "source_system", "primary_key", NULL};
-static const char *const OTHER_PARAMS[] = {"dataset", "format",        "mode", "bucket",
-                                           "async",   "source_object", NULL};
+static const char *const OTHER_PARAMS[] = {"dataset", "format",        "mode",        "bucket",
+                                           "async",   "source_object", "on_bad_rows", NULL};
 
 /* Metadata from query parameters, validated like PATCH. */
 static int
@@ -154,6 +156,7 @@ lh_h_ingest_file(lh_req *req, lh_resp *resp)
     const char *mode = lh_req_query(req, "mode");
     const char *bucket = lh_req_query(req, "bucket");
     const char *async = lh_req_query(req, "async");
+    const char *on_bad_rows = lh_req_query(req, "on_bad_rows");
     int rc = 0;
     if (dataset == NULL || !lh_name_valid(dataset)) {
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
@@ -166,6 +169,14 @@ lh_h_ingest_file(lh_req *req, lh_resp *resp)
     } else if (mode && lh_ingest_mode_parse(mode) < 0) {
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
                         "'mode' must be create, append or replace");
+    } else if (on_bad_rows && lh_ingest_bad_rows_parse(on_bad_rows) < 0) {
+        rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
+                        "'on_bad_rows' must be error, skip or null_pad");
+        lh_err_hint(&err, "it says what to do with CSV lines whose field count differs from the "
+                          "header's");
+    } else if (on_bad_rows && strcmp(format, "csv") != 0 && strcmp(on_bad_rows, "error") != 0) {
+        rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
+                        "'on_bad_rows' applies to format=csv only");
     } else if (async && strcmp(async, "true") && strcmp(async, "false")) {
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter", "'async' must be true or false");
     } else if (bucket && lh_http__auth_bucket(req->principal, bucket, &err) != 0) {
@@ -190,6 +201,8 @@ lh_h_ingest_file(lh_req *req, lh_resp *resp)
     j->source_object = lh_strdup(so ? so : "");
     j->actor = lh_strdup(req->principal->name);
     j->mode = mode ? (lh_ingest_mode)lh_ingest_mode_parse(mode) : LH_INGEST_CREATE;
+    j->on_bad_rows =
+        on_bad_rows ? (lh_bad_rows)lh_ingest_bad_rows_parse(on_bad_rows) : LH_BAD_ROWS_ERROR;
     j->bytes = req->body_fd_len;
     j->metadata = meta;
     j->path = req->body_path; /* the job owns the upload now */

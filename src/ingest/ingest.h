@@ -10,6 +10,9 @@
 
 typedef enum { LH_INGEST_CREATE, LH_INGEST_APPEND, LH_INGEST_REPLACE } lh_ingest_mode;
 
+/* What a CSV ingest does with rows whose field count disagrees with the header. */
+typedef enum { LH_BAD_ROWS_ERROR, LH_BAD_ROWS_SKIP, LH_BAD_ROWS_NULL_PAD } lh_bad_rows;
+
 typedef struct lh_ingest_file_opts {
     const char *dataset;
     const char *bucket; /* for a new dataset; NULL: the primary bucket */
@@ -20,7 +23,8 @@ typedef struct lh_ingest_file_opts {
     const json_t *metadata;    /* validated by lh_catalog_check_metadata; may be NULL */
     const char *source_object; /* lineage: the file's name as the client gave it */
     const char *actor;
-    lh_job *job; /* progress goes here when set */
+    lh_bad_rows on_bad_rows; /* CSV: error (default), skip or null_pad */
+    lh_job *job;             /* progress goes here when set */
     /* when set: may the caller use this bucket? Checked inside the transaction, on the
      * bucket the dataset really lives in. */
     bool (*allow_bucket)(void *ctx, const char *bucket);
@@ -29,11 +33,14 @@ typedef struct lh_ingest_file_opts {
 
 /* Convert the file to zstd Parquet, check the schema against the dataset for append,
  * store the data file and commit a new manifest version. On any failure nothing becomes
- * visible: no version is written and the stored data file is removed. *result (new):
- * {"dataset","version","rows","bytes","columns","files"}. */
+ * visible: no version is written and the stored data file is removed. A CSV whose rows
+ * disagree with its header is 400 ragged_rows unless o->on_bad_rows says otherwise.
+ * *result (new): {"dataset","version","rows","total_rows","columns","files","timings_ms"}
+ * and, when rows were skipped or padded, "bad_rows": {"count","action","first_lines"}. */
 int lh_ingest_file(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets,
                    const lh_ingest_file_opts *o, json_t **result, lh_err *err);
-int lh_ingest_mode_parse(const char *s); /* -1 when unknown */
+int lh_ingest_mode_parse(const char *s);     /* -1 when unknown */
+int lh_ingest_bad_rows_parse(const char *s); /* "error", "skip", "null_pad"; -1 when unknown */
 
 /* ---- PostgreSQL ------------------------------------------------------------------------ */
 

@@ -23,6 +23,18 @@ lh_ingest_mode_parse(const char *s)
     return -1;
 }
 
+int
+lh_ingest_bad_rows_parse(const char *s)
+{
+    if (strcmp(s, "error") == 0)
+        return LH_BAD_ROWS_ERROR;
+    if (strcmp(s, "skip") == 0)
+        return LH_BAD_ROWS_SKIP;
+    if (strcmp(s, "null_pad") == 0)
+        return LH_BAD_ROWS_NULL_PAD;
+    return -1;
+}
+
 const char *
 lh_ingest__mode_name(lh_ingest_mode m)
 {

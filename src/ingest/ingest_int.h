@@ -154,4 +154,28 @@ typedef struct lh_pg_copy {
 /* Decode one CopyData message (what PQgetCopyData returned). */
 int lh_ingest__pg_copy_message(lh_pg_copy *c, const char *msg, int len, lh_err *err);
 
+/* Convert the CSV file o->src_path to the zstd Parquet file out (ingest_csv.c): rows
+ * whose field count disagrees with the header are a 400 ragged_rows, or skipped or
+ * padded as o->on_bad_rows says, and then *bad_rows (new) reports them ({"count",
+ * "action","first_lines"}; left alone when there were none); integers past int64 stay
+ * exact (DECIMAL(38,0)) or become VARCHAR. append_columns (the dataset's, for append;
+ * else NULL) fix the types of the columns of the same name. *rows: rows written. */
+int lh_ingest__csv_convert(lh_engine *eng, const lh_ingest_file_opts *o,
+                           const json_t *append_columns, const char *out, int64_t *rows,
+                           json_t **bad_rows, lh_err *err);
+
+/* Exact numbers (ingest_csv.c), for readers that type integers past int64 DOUBLE. A
+ * column such a reader typed DOUBLE is read as text and selected by the expression
+ * lh_ingest__number_select appends ("... AS name"): with exact false, the text cast to
+ * DOUBLE, stopping the statement on an integer of 16 or more digits; with exact true,
+ * DECIMAL(38,0), stopping on anything but an integer of at most 38 digits. idx is the
+ * column's position in the reader's columns. After a failed statement,
+ * lh_ingest__retype_next tells from err->detail whether it stopped there and moves that
+ * column on in retype ({"name": step}: 0 as read, 1 exact, 2 text); false: some other
+ * error, or the column was text already. */
+void lh_ingest__number_select(lh_buf *select, const char *name, size_t idx, bool exact);
+bool lh_ingest__retype_next(const json_t *columns, json_t *retype, const char *detail);
+/* the step after which a column is read and kept as text */
+#define LH_INGEST__AS_TEXT 2
+
 #endif

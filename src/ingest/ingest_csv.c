@@ -1,0 +1,419 @@
+/*
+ * ingest_csv.c — a CSV upload → one zstd Parquet file, without silent reshaping or loss.
+ *
+ * DuckDB's sniffer decides dialect, header and types, but left alone it reshapes a file
+ * whose rows disagree with its header (it takes the widest rows as the shape and skips
+ * the lines before them) and types integers past int64 DOUBLE, losing digits. So:
+ *
+ * - The sniffer is told the header is the first line (skip = 0) and to ignore bad rows
+ *   while it decides; the reader then keeps every row that disagrees with the header's
+ *   field count, every value that does not fit its type, in its reject table
+ *   (store_rejects), which we read on the same connection after the conversion. Rows of
+ *   the wrong width are a 400 ragged_rows naming the line — or, when the client asked
+ *   (on_bad_rows), skipped or padded with NULLs and reported in the answer.
+ * - ADR-010: a value that does not fit the type sniffed from the sample makes us
+ *   convert again with the sniffer reading the whole file (sample_size = -1), which
+ *   types a mixed column VARCHAR.
+ * - A column the sniffer typed DOUBLE is read as text and cast by us: an integer of 16
+ *   or more digits in it (which DOUBLE may not hold exactly) stops the conversion, and
+ *   the column is converted again as DECIMAL(38,0) when every value is an integer of at
+ *   most 38 digits, else as VARCHAR.
+ *
+ * Every attempt is a full conversion; the retries happen only for files that need them.
+ */
+#include "ingest/ingest_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* the conversion stops with this text (and the column's number) when a DOUBLE column
+ * holds an integer too long for it, or an exact column holds a value that is not one */
+#define RETYPE_MARK "lh_retype_column:"
+#define RETYPE_ERROR "Invalid Input Error: " RETYPE_MARK
+#define FIRST_LINES 10
+
+/* how a column the sniffer typed DOUBLE is converted: as sniffed, exact, or as text */
+enum { AS_SNIFFED = 0, AS_EXACT_INT = 1, AS_TEXT = LH_INGEST__AS_TEXT };
+
+void
+lh_ingest__number_select(lh_buf *select, const char *name, size_t idx, bool exact)
+{
+    lh_buf id;
+    lh_buf_init(&id);
+    lh_sql_ident(&id, name);
+    if (exact)
+        lh_buf_printf(select,
+                      "CASE WHEN %s IS NULL OR regexp_full_match(%s, '\\s*[+-]?[0-9]{1,38}\\s*') "
+                      "THEN CAST(trim(%s) AS DECIMAL(38,0)) ELSE error('" RETYPE_MARK
+                      "%zu') END AS %s",
+                      id.data, id.data, id.data, idx, id.data);
+    else
+        lh_buf_printf(select,
+                      "CASE WHEN length(%s) > 15 AND regexp_full_match(%s, "
+                      "'\\s*[+-]?[0-9]{16,}\\s*') THEN error('" RETYPE_MARK
+                      "%zu') ELSE CAST(%s AS DOUBLE) END AS %s",
+                      id.data, id.data, idx, id.data, id.data);
+    lh_buf_free(&id);
+}
+
+bool
+lh_ingest__retype_next(const json_t *columns, json_t *retype, const char *detail)
+{
+    const char *mark = strstr(detail, RETYPE_ERROR);
+    if (mark == NULL)
+        return false;
+    size_t idx = (size_t)strtoull(mark + strlen(RETYPE_ERROR), NULL, 10);
+    const char *name = json_string_value(json_object_get(json_array_get(columns, idx), "name"));
+    if (name == NULL)
+        return false;
+    int how = (int)json_integer_value(json_object_get(retype, name));
+    if (how == AS_TEXT)
+        return false;
+    json_object_set_new(retype, name, json_integer(how + 1));
+    return true;
+}
+
+typedef struct csv_state {
+    const lh_ingest_file_opts *o;
+    const json_t *append_columns; /* the dataset's columns for append, else NULL */
+    bool full_sniff;
+    bool null_pad;     /* read with null_padding (on_bad_rows=null_pad, after a first pass) */
+    json_t *sniffed;   /* [{"name","type"}] */
+    json_t *retype;    /* {"name": AS_*} */
+    int64_t bad_count; /* rows of the wrong width, from the pass that found them */
+    json_t *bad_lines; /* their first line numbers */
+} csv_state;
+
+static const char *
+dataset_type(const json_t *append_columns, const char *name)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(append_columns, i, c)
+    {
+        if (strcmp(json_string_value(json_object_get(c, "name")), name) == 0)
+            return json_string_value(json_object_get(c, "type"));
+    }
+    return NULL;
+}
+
+static int
+sniff(lh_engine *eng, csv_state *s, lh_err *err)
+{
+    lh_buf sql;
+    lh_buf_init(&sql);
+    lh_buf_puts(&sql, "SELECT Columns AS columns FROM sniff_csv(");
+    lh_sql_quote(&sql, s->o->src_path);
+    lh_buf_puts(&sql, ", skip = 0, ignore_errors = true");
+    lh_buf_puts(&sql, s->full_sniff ? ", sample_size = -1)" : ")");
+    json_t *rows = NULL;
+    int rc = lh_engine_rows(eng, sql.data, &rows, err);
+    lh_buf_free(&sql);
+    if (rc != 0)
+        return rc;
+    json_t *columns = json_object_get(json_array_get(rows, 0), "columns");
+    json_decref(s->sniffed);
+    s->sniffed = json_is_array(columns) ? json_incref(columns) : json_array();
+    json_decref(rows);
+    return 0;
+}
+
+/* The column's type given to the reader (NULL: as sniffed) and its select expression. */
+static const char *
+column_plan(const csv_state *s, size_t idx, const char *name, const char *type, lh_buf *select)
+{
+    const char *fixed = s->append_columns ? dataset_type(s->append_columns, name) : NULL;
+    int how = (int)json_integer_value(json_object_get(s->retype, name));
+    lh_buf id;
+    lh_buf_init(&id);
+    lh_sql_ident(&id, name);
+    const char *read_as = NULL;
+    if (fixed) {
+        read_as = fixed;
+        lh_buf_puts(select, id.data);
+    } else if (how == AS_TEXT) {
+        read_as = "VARCHAR";
+        lh_buf_puts(select, id.data);
+    } else if (how == AS_EXACT_INT || strcmp(type, "DOUBLE") == 0) {
+        read_as = "VARCHAR";
+        lh_ingest__number_select(select, name, idx, how == AS_EXACT_INT);
+    } else {
+        lh_buf_puts(select, id.data);
+    }
+    lh_buf_free(&id);
+    return read_as;
+}
+
+static void
+convert_sql(const csv_state *s, const char *out, lh_buf *sql)
+{
+    lh_buf select, types;
+    lh_buf_init(&select);
+    lh_buf_init(&types);
+    size_t i;
+    json_t *c;
+    json_array_foreach(s->sniffed, i, c)
+    {
+        const char *name = json_string_value(json_object_get(c, "name"));
+        const char *type = json_string_value(json_object_get(c, "type"));
+        if (name == NULL || type == NULL)
+            continue;
+        if (select.len)
+            lh_buf_puts(&select, ", ");
+        const char *read_as = column_plan(s, i, name, type, &select);
+        if (read_as) {
+            lh_buf_puts(&types, types.len ? ", " : ", types = {");
+            lh_sql_quote(&types, name);
+            lh_buf_puts(&types, ": ");
+            lh_sql_quote(&types, read_as);
+        }
+    }
+    lh_buf_printf(sql, "COPY (SELECT %s FROM read_csv(", select.len ? select.data : "*");
+    lh_sql_quote(sql, s->o->src_path);
+    lh_buf_puts(sql, ", skip = 0, store_rejects = true");
+    if (s->full_sniff)
+        lh_buf_puts(sql, ", sample_size = -1");
+    if (s->null_pad)
+        lh_buf_puts(sql, ", null_padding = true");
+    if (types.len)
+        lh_buf_printf(sql, "%s}", types.data);
+    lh_buf_puts(sql, ")) TO ");
+    lh_sql_quote(sql, out);
+    lh_buf_puts(sql, " (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)");
+    lh_buf_free(&select);
+    lh_buf_free(&types);
+}
+
+static const char REJECTS_SQL[] =
+    "SELECT CAST(error_type AS VARCHAR) AS kind, count(DISTINCT line) AS n, min(line) AS line, "
+    "arg_min(line_byte_position, line) AS byte, arg_min(error_message, line) AS message, "
+    "arg_min(column_name, line) AS column_name, arg_min(line, line, 10) AS lines "
+    "FROM reject_errors GROUP BY ALL ORDER BY line";
+
+static bool
+is_ragged(const char *kind)
+{
+    return strcmp(kind, "MISSING COLUMNS") == 0 || strcmp(kind, "TOO MANY COLUMNS") == 0;
+}
+
+/* Fields DuckDB found on a ragged line ("Expected Number of Columns: 3 Found: 2"). */
+static long long
+found_fields(const char *message)
+{
+    const char *f = message ? strstr(message, "Found: ") : NULL;
+    return f ? strtoll(f + 7, NULL, 10) : -1;
+}
+
+static int
+cmp_line(const void *a, const void *b)
+{
+    json_int_t x = *(const json_int_t *)a, y = *(const json_int_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The first FIRST_LINES of the lines of both kinds of ragged rows, in order (new). */
+static json_t *
+first_lines(const json_t *lines)
+{
+    size_t n = json_array_size(lines);
+    json_int_t *v = lh_calloc(n ? n : 1, sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_integer_value(json_array_get(lines, i));
+    qsort(v, n, sizeof *v, cmp_line);
+    json_t *out = json_array();
+    for (size_t i = 0; i < n && i < FIRST_LINES; i++)
+        json_array_append_new(out, json_integer(v[i]));
+    free(v);
+    return out;
+}
+
+static int
+ragged_error(const csv_state *s, const json_t *first, int64_t count, bool long_only, lh_err *err)
+{
+    long long line = json_integer_value(json_object_get(first, "line"));
+    long long byte = json_integer_value(json_object_get(first, "byte"));
+    long long found = found_fields(json_string_value(json_object_get(first, "message")));
+    size_t expected = json_array_size(s->sniffed);
+    lh_err_set(err, LH_EINVAL, 400, "ragged_rows", "line %lld has %lld fields, the header has %zu",
+               line, found, expected);
+    if (long_only) {
+        lh_err_detail(err,
+                      "%lld line(s) have more fields than the header's %zu, the first at line %lld "
+                      "(byte %lld); on_bad_rows=null_pad fills missing fields only",
+                      (long long)count, expected, line, byte);
+        lh_err_hint(err,
+                    "fix those lines, or load the file with on_bad_rows=skip to leave them out");
+    } else {
+        lh_err_detail(err,
+                      "%lld %s disagree with the header's %zu fields, the first at line %lld (byte "
+                      "%lld; the header is line 1, a quoted field over several lines counts once)",
+                      (long long)count, count == 1 ? "line" : "lines", expected, line, byte);
+        lh_err_hint(err, "fix those lines, or load the file with on_bad_rows=skip (leave them out) "
+                         "or on_bad_rows=null_pad (fill missing fields with NULL)");
+    }
+    return LH_EINVAL;
+}
+
+static int
+value_error(const csv_state *s, const json_t *first, lh_err *err)
+{
+    const char *column = json_string_value(json_object_get(first, "column_name"));
+    lh_err_set(err, LH_EINVAL, 400, "invalid_file", "line %lld of the file cannot be read%s%s",
+               (long long)json_integer_value(json_object_get(first, "line")),
+               column ? ": column " : "", column ? column : "");
+    lh_err_detail(err, "%s", json_string_value(json_object_get(first, "message")));
+    lh_err_hint(err, s->append_columns ? "a value does not fit the dataset's column type"
+                                       : "check format= and the file's contents");
+    return LH_EINVAL;
+}
+
+/* Judge the reader's rejects. 0: the conversion stands; 1: convert again (s changed);
+ * else an error. */
+static int
+judge_rejects(csv_state *s, const json_t *groups, lh_err *err)
+{
+    const json_t *first_ragged = NULL, *first_cast = NULL;
+    int64_t n_ragged = 0;
+    bool any_short = false;
+    json_t *lines = json_array();
+    size_t i;
+    json_t *g;
+    json_array_foreach(groups, i, g)
+    {
+        const char *kind = json_string_value(json_object_get(g, "kind"));
+        kind = kind ? kind : "";
+        if (is_ragged(kind)) {
+            first_ragged = first_ragged ? first_ragged : g;
+            n_ragged += json_integer_value(json_object_get(g, "n"));
+            any_short |= strcmp(kind, "MISSING COLUMNS") == 0;
+            json_array_extend(lines, json_object_get(g, "lines"));
+        } else if (strcmp(kind, "CAST") == 0) {
+            first_cast = g;
+        } else {
+            json_decref(lines);
+            return value_error(s, g, err); /* unquoted value, bad encoding, line too long */
+        }
+    }
+    int rc = 0;
+    if (first_cast && !s->full_sniff && !s->append_columns) {
+        s->full_sniff = true; /* ADR-010: let the whole file decide the types */
+        rc = 1;
+    } else if (first_cast) {
+        rc = value_error(s, first_cast, err);
+    } else if (n_ragged > 0) {
+        lh_bad_rows action = s->o->on_bad_rows;
+        bool any_long = false;
+        json_array_foreach(groups, i, g)
+        {
+            any_long |=
+                strcmp(json_string_value(json_object_get(g, "kind")), "TOO MANY COLUMNS") == 0;
+        }
+        if (action == LH_BAD_ROWS_ERROR) {
+            rc = ragged_error(s, first_ragged, n_ragged, false, err);
+        } else if (action == LH_BAD_ROWS_NULL_PAD && any_long) {
+            const json_t *first_long = NULL;
+            int64_t n_long = 0;
+            json_array_foreach(groups, i, g)
+            {
+                if (strcmp(json_string_value(json_object_get(g, "kind")), "TOO MANY COLUMNS") ==
+                    0) {
+                    first_long = g;
+                    n_long = json_integer_value(json_object_get(g, "n"));
+                }
+            }
+            rc = ragged_error(s, first_long, n_long, true, err);
+        } else {
+            s->bad_count = n_ragged;
+            json_decref(s->bad_lines);
+            s->bad_lines = first_lines(lines);
+            if (action == LH_BAD_ROWS_NULL_PAD && any_short && !s->null_pad) {
+                s->null_pad = true;
+                rc = 1;
+            }
+        }
+    }
+    json_decref(lines);
+    return rc;
+}
+
+/* An error a retry can fix: a column to retype, or a value past the sampled type. */
+static bool
+retry_after_error(csv_state *s, const char *detail)
+{
+    if (strstr(detail, RETYPE_ERROR))
+        return lh_ingest__retype_next(s->sniffed, s->retype, detail);
+    if (!s->full_sniff && !s->append_columns && strstr(detail, "Conversion Error")) {
+        s->full_sniff = true; /* ADR-010, a value the DOUBLE cast refused */
+        return true;
+    }
+    return false;
+}
+
+static int
+report(void *ctx, int64_t done, int64_t total)
+{
+    lh_job *job = ctx;
+    lh_job_progress(job, done, total > 0 ? total : -1, "rows");
+    return lh_job_cancelled(job) ? 1 : 0;
+}
+
+int
+lh_ingest__csv_convert(lh_engine *eng, const lh_ingest_file_opts *o, const json_t *append_columns,
+                       const char *out, int64_t *rows, json_t **bad_rows, lh_err *err)
+{
+    csv_state s = {.o = o, .append_columns = append_columns, .retype = json_object()};
+    bool sniffed_full = false;
+    int rc = 0;
+    for (int attempt = 0;; attempt++) {
+        if (s.sniffed == NULL || s.full_sniff != sniffed_full) {
+            if ((rc = sniff(eng, &s, err)) != 0)
+                break;
+            sniffed_full = s.full_sniff;
+        }
+        /* each column moves at most twice, plus the full sniff and the padding pass */
+        if (attempt > 4 + 2 * (int)json_array_size(s.sniffed)) {
+            rc = lh_err_set(err, LH_EINVAL, 400, "invalid_file", "the file is not valid csv");
+            lh_err_detail(err, "the column types did not settle after %d conversions", attempt);
+            break;
+        }
+        lh_buf sql;
+        lh_buf_init(&sql);
+        convert_sql(&s, out, &sql);
+        json_t *groups = NULL;
+        rc = lh_engine_exec_then_rows(eng, sql.data, rows, o->job ? report : NULL, o->job,
+                                      REJECTS_SQL, &groups, err);
+        lh_buf_free(&sql);
+        if (rc == 0) {
+            rc = judge_rejects(&s, groups, err);
+            json_decref(groups);
+            if (rc == 0)
+                break;
+            unlink(out);
+            if (rc == 1)
+                continue;
+            break;
+        }
+        unlink(out);
+        if (rc == LH_EINVAL && retry_after_error(&s, err ? err->detail : ""))
+            continue;
+        if (rc == LH_EINVAL && err) {
+            char copy[LH_ERR_TEXT_MAX];
+            snprintf(copy, sizeof copy, "%s", err->detail);
+            lh_err_set(err, LH_EINVAL, 400, "invalid_file", "the file is not valid csv");
+            lh_err_detail(err, "%s", copy);
+            lh_err_hint(err, append_columns ? "a value does not fit the dataset's column type"
+                                            : "check format= and the file's contents");
+        }
+        break;
+    }
+    if (rc == 0 && s.bad_count > 0)
+        *bad_rows = json_pack("{s:I, s:s, s:O}", "count", (json_int_t)s.bad_count, "action",
+                              o->on_bad_rows == LH_BAD_ROWS_SKIP ? "skipped" : "null_padded",
+                              "first_lines", s.bad_lines);
+    json_decref(s.sniffed);
+    json_decref(s.retype);
+    json_decref(s.bad_lines);
+    return rc;
+}
