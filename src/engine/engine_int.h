@@ -157,6 +157,9 @@ duckdb_prepared_statement lh_engine__pool_lookup(lh_pooled *pc, const char *key,
 void lh_engine__pool_keep(lh_pooled *pc, const char *key, duckdb_prepared_statement prep,
                           uint64_t generation);
 void lh_engine__pool_forget(lh_pooled *pc, const char *key);
+/* The connection's statement sql (query_allow.c's serializer), prepared on first use
+ * and kept for the connection's life (borrowed), or NULL when it does not prepare. */
+duckdb_prepared_statement lh_engine__pool_serializer(lh_pooled *pc, const char *sql);
 /* Close a taken connection instead of giving it back (accepts NULL). */
 void lh_engine__pool_discard(lh_pooled *pc);
 
