@@ -21,8 +21,18 @@ lh_catalog_begin(lh_catalog *c, const char *name, bool wait, lh_txn **out, lh_er
         lh_err_hint(err, "names match [a-z][a-z0-9_]{0,62}");
         return LH_EINVAL;
     }
+    /* a new dataset's view must not shadow what its name means in SQL */
+    const char *reserved = lh_engine_reserved_name(c->views, name);
     pthread_mutex_lock(&c->lock);
     dataset *ds;
+    if (reserved && lh_catalog__find_locked(c, name) == NULL) {
+        pthread_mutex_unlock(&c->lock);
+        lh_err_set(err, LH_EINVAL, 400, "reserved_name", "dataset name '%s' is %s", name, reserved);
+        lh_err_detail(err, "queries could not name it without quotes, or it would hide what "
+                           "that name means in SQL");
+        lh_err_hint(err, "choose another name, e.g. '%s_data'", name);
+        return LH_EINVAL;
+    }
     while ((ds = lh_catalog__find_locked(c, name)) != NULL && ds->writing) {
         if (!wait) {
             pthread_mutex_unlock(&c->lock);

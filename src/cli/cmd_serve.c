@@ -14,6 +14,8 @@
 #include "storage/storage.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,20 +144,39 @@ setup_process(serve *s)
 static int
 open_engines(serve *s, lh_err *err)
 {
+    const char *data_dir = lh_config_str(s->cfg, "server.data_dir");
+    char resolved[PATH_MAX];
+    char *user_spill = NULL, *internal_spill = NULL;
     int rc = 0;
-    if ((rc = lh_buckets_local_dirs(s->buckets, lh_config_str(s->cfg, "server.data_dir"), &s->dirs,
-                                    err)) != 0)
+    if ((rc = lh_buckets_local_dirs(s->buckets, data_dir, &s->dirs, err)) != 0)
         goto out;
+    /* spill under data_dir (it exists now), one folder per engine; never the working
+     * directory, which DuckDB would choose */
+    if (realpath(data_dir, resolved) == NULL) {
+        rc = lh_err_set(err, LH_EIO, 500, "data_dir_unusable", "cannot resolve data_dir %s",
+                        data_dir);
+        lh_err_detail(err, "%s", strerror(errno));
+        goto out;
+    }
+    user_spill = lh_sprintf("%s/spill/user", resolved);
+    internal_spill = lh_sprintf("%s/spill/internal", resolved);
     lh_engine_opts eopts = {.threads = (int)lh_config_int(s->cfg, "engine.threads"),
                             .memory_limit = lh_config_str(s->cfg, "engine.memory_limit"),
-                            .allowed_dirs = (const char *const *)s->dirs.user_readable};
+                            .allowed_dirs = (const char *const *)s->dirs.user_readable,
+                            .user_sql = true,
+                            .spill_dir = user_spill,
+                            .spill_bytes = lh_config_int(s->cfg, "engine.spill_bytes")};
     if ((rc = lh_engine_open(&eopts, &s->engine, err)) != 0)
         goto out;
     eopts.allowed_dirs = (const char *const *)s->dirs.internal_readable;
+    eopts.user_sql = false;
+    eopts.spill_dir = internal_spill;
     if ((rc = lh_engine_open(&eopts, &s->internal_engine, err)) != 0)
         goto out;
     rc = lh_engine_ping(s->engine, err);
 out:
+    free(user_spill);
+    free(internal_spill);
     return rc;
 }
 

@@ -99,6 +99,9 @@ static const key_def KEYS[] = {
         "DuckDB memory limit, e.g. \"8GB\" (empty: DuckDB's default)"),
     INT("engine", "cache_max_bytes", INT64_C(10) << 30, 1 << 20, INT64_C(1) << 50,
         "local copies of remote (S3) data files kept for queries; least recently used go first"),
+    INT("engine", "spill_bytes", INT64_C(10) << 30, 0, INT64_C(1) << 50,
+        "what a query cannot keep in memory goes to data_dir/spill, up to this many bytes in "
+        "all (0: nothing; such a query fails with 503)"),
     INT("engine", "query_timeout_ms", 30000, 100, 86400000,
         "a query running longer is interrupted and answered 408"),
     INT("engine", "max_result_bytes", INT64_C(1) << 30, 1024, INT64_C(1) << 40,

@@ -6,10 +6,12 @@
  */
 #include "engine/engine_int.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define WATCHDOG_TICK_MS 20
 
@@ -143,6 +145,34 @@ out:
     return rc;
 }
 
+/* Spill under opts->spill_dir, capped at opts->spill_bytes. The folder belongs to this
+ * engine alone (each engine has its own: DuckDB names its spill files the same in every
+ * database), so what a crash left in it is removed first. */
+static int
+spill_config(duckdb_config config, const lh_engine_opts *opts, lh_err *err)
+{
+    int rc = lh_mkdirs(opts->spill_dir, err);
+    if (rc != 0)
+        return rc;
+    DIR *dir = opendir(opts->spill_dir);
+    for (struct dirent *e; dir && (e = readdir(dir)) != NULL;) {
+        if (strncmp(e->d_name, "duckdb_temp", 11) != 0)
+            continue;
+        char *path = lh_sprintf("%s/%s", opts->spill_dir, e->d_name);
+        unlink(path);
+        free(path);
+    }
+    if (dir)
+        closedir(dir);
+    char cap[48];
+    snprintf(cap, sizeof cap, "%lld bytes",
+             (long long)(opts->spill_bytes > 0 ? opts->spill_bytes : 0));
+    if (duckdb_set_config(config, "temp_directory", opts->spill_dir) == DuckDBError ||
+        duckdb_set_config(config, "max_temp_directory_size", cap) == DuckDBError)
+        return engine_error(err, "configure", "the spill folder or its cap was refused");
+    return 0;
+}
+
 int
 lh_engine_open(const lh_engine_opts *opts, lh_engine **out, lh_err *err)
 {
@@ -164,7 +194,10 @@ lh_engine_open(const lh_engine_opts *opts, lh_engine **out, lh_err *err)
     }
     if (opts->memory_limit && opts->memory_limit[0])
         duckdb_set_config(config, "memory_limit", opts->memory_limit);
+    if (opts->spill_dir && (rc = spill_config(config, opts, err)) != 0)
+        goto out;
     eng = lh_calloc(1, sizeof *eng);
+    eng->user_sql = opts->user_sql;
     atomic_init(&eng->catalog_generation, 0);
     pthread_mutex_init(&eng->watch_lock, NULL);
     pthread_mutex_init(&eng->writers_lock, NULL);
@@ -175,7 +208,7 @@ lh_engine_open(const lh_engine_opts *opts, lh_engine **out, lh_err *err)
         rc = engine_error(err, "open", open_msg);
         goto out;
     }
-    if ((rc = sandbox(eng, opts, err)) != 0)
+    if ((rc = sandbox(eng, opts, err)) != 0 || (rc = lh_engine__load_reserved(eng, err)) != 0)
         goto out;
     if (pthread_create(&eng->watchdog, NULL, watchdog_main, eng) != 0) {
         rc = engine_error(err, "start", "could not start the query watchdog");
@@ -208,6 +241,7 @@ lh_engine_close(lh_engine *eng)
     lh_engine__pool_close(eng);
     if (eng->db)
         duckdb_close(&eng->db);
+    lh_engine__free_reserved(eng);
     pthread_cond_destroy(&eng->stop_cond);
     pthread_mutex_destroy(&eng->stop_lock);
     pthread_mutex_destroy(&eng->watch_lock);

@@ -18,6 +18,15 @@ typedef struct lh_engine_opts {
     int threads;                     /* DuckDB worker threads; 0: DuckDB's default */
     const char *memory_limit;        /* e.g. "4GB"; NULL: DuckDB's default */
     const char *const *allowed_dirs; /* NULL-terminated; each ends with '/' */
+    /* Runs users' SQL: admission then also checks what a statement names (query_allow.c):
+     * only datasets (views) and the allowed table functions, never a file. */
+    bool user_sql;
+    /* Where DuckDB spills what does not fit in memory (created if missing; leftover
+     * spill files in it are removed at open), and at most how many bytes it may hold
+     * there (0: nothing; a query that must spill fails). NULL: DuckDB's default, a .tmp
+     * folder in the working directory without a cap. */
+    const char *spill_dir;
+    int64_t spill_bytes;
 } lh_engine_opts;
 
 /* Open and sandbox an engine. Returns new (lh_engine_close). Thread-safe once opened. */
@@ -27,6 +36,11 @@ void lh_engine_close(lh_engine *eng); /* accepts NULL */
 const char *lh_engine_version(void);
 /* Run a trivial query end to end; 0 when the engine answers. */
 int lh_engine_ping(lh_engine *eng, lh_err *err);
+/* Why `name` may not name a dataset in this engine's SQL, or NULL when it may: it is a
+ * catalog or schema ("a catalog name"), a system view that it would shadow ("a system
+ * view name"), or an SQL keyword that only works quoted ("a reserved SQL keyword").
+ * Compared without case. Static storage; thread-safe. */
+const char *lh_engine_reserved_name(const lh_engine *eng, const char *name);
 
 /* ---- internal statements ------------------------------------------------------------- */
 /* These run SQL that lakehouse itself composed (never user text): views, COPY into the

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 
 typedef struct lh_pooled lh_pooled;
+typedef struct lh_reserved lh_reserved;
 
 struct lh_engine {
     duckdb_database db;
@@ -34,6 +35,11 @@ struct lh_engine {
     lh_pooled *pool_idle;
     int pool_n_idle;
     bool pool_closed;
+    /* admission checks what user SQL names (query_allow.c) */
+    bool user_sql;
+    /* names a dataset may not take, sorted, lowercase; read-only after open */
+    lh_reserved *reserved;
+    size_t n_reserved;
 };
 
 /* Interrupt every watched query past its deadline. */
@@ -103,6 +109,15 @@ void lh_engine__describe_columns(lh_query *q, duckdb_prepared_statement prep, si
 /* Check sql is one SELECT on q's connection; fill the column names and types from its
  * prepared form, which goes to *keep (new) when keep is given, else is released. */
 int lh_engine__admit(lh_query *q, const char *sql, duckdb_prepared_statement *keep, lh_err *err);
+/* query_allow.c: on an engine that runs user SQL, check what the statement sql names
+ * (parsed by DuckDB, never by us): datasets and CTEs, the allowed table functions, no
+ * file as a table, nothing that shows the server's settings or paths. 403 sql_forbidden
+ * naming the first thing refused; a text that does not parse gets admission's error.
+ * 0 at once on other engines. */
+int lh_engine__admit_names(lh_query *q, const char *sql, lh_err *err);
+/* Read the reserved names of eng's SQL into eng->reserved (at open). */
+int lh_engine__load_reserved(lh_engine *eng, lh_err *err);
+void lh_engine__free_reserved(lh_engine *eng);
 /* The statement without trailing blanks, comments and semicolons (new). */
 char *lh_engine__trim_sql(const char *sql);
 /* Add q to / remove it from the watchdog's list (unwatch accepts an unwatched q). */
@@ -142,6 +157,9 @@ duckdb_prepared_statement lh_engine__pool_lookup(lh_pooled *pc, const char *key,
 void lh_engine__pool_keep(lh_pooled *pc, const char *key, duckdb_prepared_statement prep,
                           uint64_t generation);
 void lh_engine__pool_forget(lh_pooled *pc, const char *key);
+/* The connection's statement sql (query_allow.c's serializer), prepared on first use
+ * and kept for the connection's life (borrowed), or NULL when it does not prepare. */
+duckdb_prepared_statement lh_engine__pool_serializer(lh_pooled *pc, const char *sql);
 /* Close a taken connection instead of giving it back (accepts NULL). */
 void lh_engine__pool_discard(lh_pooled *pc);
 

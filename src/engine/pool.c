@@ -53,6 +53,8 @@ struct lh_pooled {
     size_t n_stmts;
     uint64_t clock;
     uint64_t generation; /* eng->catalog_generation when the statements were kept */
+    /* query_allow.c's parse-tree statement: names no view, so kept across generations */
+    duckdb_prepared_statement serializer;
     struct lh_pooled *next;
 };
 
@@ -70,8 +72,17 @@ static void
 pooled_free(lh_pooled *pc)
 {
     forget_all(pc);
+    duckdb_destroy_prepare(&pc->serializer);
     duckdb_disconnect(&pc->con);
     free(pc);
+}
+
+duckdb_prepared_statement
+lh_engine__pool_serializer(lh_pooled *pc, const char *sql)
+{
+    if (pc->serializer == NULL && duckdb_prepare(pc->con, sql, &pc->serializer) == DuckDBError)
+        duckdb_destroy_prepare(&pc->serializer);
+    return pc->serializer;
 }
 
 lh_pooled *

@@ -167,7 +167,8 @@ prepare_fresh(lh_query *q, const lh_query_opts *opts, duckdb_prepared_statement 
 {
     char *body = NULL, *wrapped = NULL;
     int rc = 0;
-    if ((rc = one_statement(q, opts->sql, err)) != 0)
+    if ((rc = one_statement(q, opts->sql, err)) != 0 ||
+        (rc = lh_engine__admit_names(q, opts->sql, err)) != 0)
         goto out;
     body = lh_engine__trim_sql(opts->sql);
     /* a row alias no result column will have (to_json(alias) must mean the row) */
@@ -338,7 +339,8 @@ lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *path,
     }
     lh_engine__watch(eng, q);
     if ((rc = run_prelude(q, opts, err)) != 0 ||
-        (rc = lh_engine__admit(q, opts->sql, NULL, err)) != 0)
+        (rc = lh_engine__admit(q, opts->sql, NULL, err)) != 0 ||
+        (rc = lh_engine__admit_names(q, opts->sql, err)) != 0)
         goto out;
     body = lh_engine__trim_sql(opts->sql);
     lh_buf_printf(&sql, "COPY (SELECT * FROM (\n%s\n) AS lh_q", body);

@@ -3,9 +3,10 @@
  *
  * Admission: the text must hold exactly one statement and DuckDB must classify it as a
  * SELECT (duckdb_prepared_statement_type). COPY ... TO, ATTACH, INSTALL/LOAD, SET,
- * PRAGMA, CALL and every write are refused before they run; the database-wide sandbox
- * set in engine.c (no external access outside allowed_directories, locked
- * configuration) stops what a SELECT could still try, e.g. read_csv('/etc/passwd').
+ * PRAGMA, CALL and every write are refused before they run; what the SELECT names is
+ * checked by query_allow.c (datasets, never files), and the database-wide sandbox set in
+ * engine.c (no external access outside allowed_directories, locked configuration) is
+ * the floor beneath both.
  *
  * Errors: the one place DuckDB errors of user SQL become lh_err (internal statements
  * have their own mapping, lh_engine__internal_error in engine.c).

@@ -126,7 +126,9 @@ lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, void *c
         goto out;
     }
     lh_engine__watch(eng, q);
-    if ((rc = lh_engine__fault(err)) != 0 || (rc = lh_engine__admit(q, opts->sql, &prep, err)) != 0)
+    if ((rc = lh_engine__fault(err)) != 0 ||
+        (rc = lh_engine__admit(q, opts->sql, &prep, err)) != 0 ||
+        (rc = lh_engine__admit_names(q, opts->sql, err)) != 0)
         goto out;
     q->has_result = true;
     if (duckdb_execute_prepared_streaming(prep, &q->result) == DuckDBError) {

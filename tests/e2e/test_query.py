@@ -195,11 +195,12 @@ class Query(harness.ServerTestCase):
         self.assertEqual(resp.getheader("Content-Type"), "application/vnd.apache.parquet")
         self.assertEqual(resp.getheader("X-Lakehouse-Rows"), "600")
         self.assertTrue(data.startswith(b"PAR1") and data.endswith(b"PAR1"))
-        # the file is real Parquet: read it back through the engine from a dataset folder
-        path = os.path.join(self.srv.data_dir, "buckets", "primary", "datasets", "back.parquet")
-        with open(path, "wb") as f:
-            f.write(data)
-        st, h, res = self.q({"sql": "SELECT count(*) AS n, max(r) AS m FROM read_parquet('%s')" % path})
+        # the file is real Parquet: ingest it back and query it as a dataset
+        st, _, res = self.srv.request("POST", "/ingest/file?dataset=back&format=parquet", body=data,
+                                      who="owner",
+                                      headers={"Content-Type": "application/vnd.apache.parquet"})
+        self.assertEqual(st, 201, res)
+        st, h, res = self.q({"sql": "SELECT count(*) AS n, max(r) AS m FROM back"})
         self.assertEqual(res["rows"], [{"n": 600, "m": 599}])
         self.err({"sql": "COPY (SELECT 1) TO '/tmp/x.parquet'", "format": "parquet"}, 403, "sql_forbidden")
         self.err({"sql": "SELECT * FROM read_csv('/etc/passwd')", "format": "parquet"}, 403, "sql_forbidden")
@@ -270,10 +271,10 @@ class Query(harness.ServerTestCase):
             self.assertIn((st, res["error"]["code"]), ((400, "invalid_sql"), (403, "sql_forbidden")))
         self.assertFalse(os.path.exists("/tmp/lh-escape.csv"))
         self.assertFalse(os.path.exists(os.path.join(self.srv.data_dir, "written.csv")))
-        # reading inside the data path is allowed (datasets live there)
-        st, h, res = self.q({"sql": "SELECT * FROM read_csv('%s') ORDER BY a" % self.inside})
-        self.assertEqual(st, 200, res)
-        self.assertEqual(res["rows"], [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}])
+        # files inside the data path are off limits too: user SQL names datasets, never
+        # files (tests/e2e/test_sql_sandbox.py)
+        self.err({"sql": "SELECT * FROM read_csv('%s') ORDER BY a" % self.inside}, 403,
+                 "sql_forbidden")
 
     def test_bad_input(self):
         self.err({"sql": "SELECT 1; SELECT 2"}, 400, "invalid_sql")
