@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -149,8 +150,19 @@ open_engines(serve *s, lh_err *err)
     lh_engine_opts eopts = {.threads = (int)lh_config_int(s->cfg, "engine.threads"),
                             .memory_limit = lh_config_str(s->cfg, "engine.memory_limit"),
                             .allowed_dirs = (const char *const *)s->dirs.user_readable};
+    /* only user queries wait for a slot: lakehouse's own work on the internal engine is
+     * bounded by the job workers */
+    eopts.max_queries = (int)lh_config_int(s->cfg, "engine.max_concurrent_queries");
+    if (eopts.max_queries == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        eopts.max_queries = cores > 2 ? (int)(2 * cores) : 4;
+    }
+    eopts.max_queries_per_principal =
+        (int)lh_config_int(s->cfg, "engine.max_queries_per_principal");
+    eopts.max_queued_per_principal = (int)lh_config_int(s->cfg, "engine.max_queued_per_principal");
     if ((rc = lh_engine_open(&eopts, &s->engine, err)) != 0)
         goto out;
+    eopts.max_queries = eopts.max_queries_per_principal = eopts.max_queued_per_principal = 0;
     eopts.allowed_dirs = (const char *const *)s->dirs.internal_readable;
     if ((rc = lh_engine_open(&eopts, &s->internal_engine, err)) != 0)
         goto out;

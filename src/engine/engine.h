@@ -18,6 +18,13 @@ typedef struct lh_engine_opts {
     int threads;                     /* DuckDB worker threads; 0: DuckDB's default */
     const char *memory_limit;        /* e.g. "4GB"; NULL: DuckDB's default */
     const char *const *allowed_dirs; /* NULL-terminated; each ends with '/' */
+    /* user queries running at once (0: no bound); more wait for a slot within their time
+     * limit, passed over while their principal holds max_queries_per_principal (0: half
+     * of max_queries); a principal's query beyond max_queued_per_principal waiting ones
+     * (0: no bound) is refused with 429 */
+    int max_queries;
+    int max_queries_per_principal;
+    int max_queued_per_principal;
 } lh_engine_opts;
 
 /* Open and sandbox an engine. Returns new (lh_engine_close). Thread-safe once opened. */
@@ -27,6 +34,25 @@ void lh_engine_close(lh_engine *eng); /* accepts NULL */
 const char *lh_engine_version(void);
 /* Run a trivial query end to end; 0 when the engine answers. */
 int lh_engine_ping(lh_engine *eng, lh_err *err);
+
+/* Load on the user queries, for metrics. */
+typedef struct lh_engine_load_stats {
+    int max_running;          /* the bound (0: none) */
+    int running, queued;      /* now: holding a slot, waiting for one */
+    long long cancelled;      /* since start: stopped because their client went away */
+    long long queue_timeouts; /* since start: waited for a slot past their time limit */
+    long long refused;        /* since start: 429, their principal's line was full */
+} lh_engine_load_stats;
+void lh_engine_load(lh_engine *eng, lh_engine_load_stats *out);
+
+/* Asked (from the engine's watchdog thread, about every 20 ms, and by a query waiting for
+ * a slot) whether the client of a query went away: fn(ctx) returns true then, and the
+ * query is interrupted and fails with 499 client_gone. fn must be quick, must not block
+ * and must take no lock of the engine; ctx must stay valid until the query is freed. */
+typedef struct lh_gone_check {
+    bool (*fn)(void *ctx);
+    void *ctx;
+} lh_gone_check;
 
 /* ---- internal statements ------------------------------------------------------------- */
 /* These run SQL that lakehouse itself composed (never user text): views, COPY into the
@@ -68,6 +94,10 @@ typedef struct lh_query_opts {
      * the query's own connection; they vanish with it */
     const char *const *prelude;
     size_t n_prelude;
+    /* who asks: the query waits for a slot as this principal (NULL: an anonymous one);
+     * the wait counts against timeout_ms */
+    const char *principal;
+    lh_gone_check gone; /* fn NULL: not asked */
 } lh_query_opts;
 
 typedef struct lh_query lh_query;
@@ -107,6 +137,9 @@ typedef int (*lh_batch_fn)(void *ctx, const lh_batch *b);
 typedef struct lh_scan_opts {
     const char *sql;
     int64_t timeout_ms; /* 408 after this long; 0: none */
+    /* user work (a search filter): wait for a query slot as this principal, like
+     * lh_query_start; NULL: work of lakehouse's own, no slot */
+    const char *principal;
 } lh_scan_opts;
 /* Run a SELECT (admitted like user SQL: one SELECT, else 400/403, so user text such as a
  * search filter may be part of it) and hand its rows to fn a batch at a time, in order;
