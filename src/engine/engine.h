@@ -102,7 +102,10 @@ typedef struct lh_query_opts {
 
 typedef struct lh_query lh_query;
 
-/* Admit (one SELECT only: else 403 sql_forbidden / 400 invalid_sql), start, and run until
+/* Wait for a query slot as opts->principal (429 too_many_queries when its line is full,
+ * 408 past the time limit, 499 when opts->gone says the client left; the slot is given
+ * back by lh_query_free), then admit (one SELECT only: else 403 sql_forbidden / 400
+ * invalid_sql), start, and run until
  * the first row is rendered, so that errors, timeouts (408) and an oversized first row
  * (413) are reported here, before any byte is sent. Returns new (lh_query_free). */
 int lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err *err);
@@ -111,8 +114,8 @@ int lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh
  * NDJSON: a last error line, CSV: the stream stops), *failed is set and err filled.
  * One thread at a time. */
 size_t lh_query_read(lh_query *q, char *buf, size_t max, bool *end, bool *failed, lh_err *err);
-/* Admit like lh_query_start, then write the whole result (up to row_limit rows) as one
- * zstd Parquet file at path (which must be in an allowed directory). */
+/* Take a slot and admit like lh_query_start, then write the whole result (up to row_limit rows) as
+ * one zstd Parquet file at path (which must be in an allowed directory). */
 int lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *path, int64_t *rows,
                         lh_err *err);
 void lh_query_free(lh_query *q); /* accepts NULL; interrupts nothing, just releases */
