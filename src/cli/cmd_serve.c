@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -166,8 +167,19 @@ open_engines(serve *s, lh_err *err)
                             .user_sql = true,
                             .spill_dir = user_spill,
                             .spill_bytes = lh_config_int(s->cfg, "engine.spill_bytes")};
+    /* only user queries wait for a slot: lakehouse's own work on the internal engine is
+     * bounded by the job workers */
+    eopts.max_queries = (int)lh_config_int(s->cfg, "engine.max_concurrent_queries");
+    if (eopts.max_queries == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        eopts.max_queries = cores > 2 ? (int)(2 * cores) : 4;
+    }
+    eopts.max_queries_per_principal =
+        (int)lh_config_int(s->cfg, "engine.max_queries_per_principal");
+    eopts.max_queued_per_principal = (int)lh_config_int(s->cfg, "engine.max_queued_per_principal");
     if ((rc = lh_engine_open(&eopts, &s->engine, err)) != 0)
         goto out;
+    eopts.max_queries = eopts.max_queries_per_principal = eopts.max_queued_per_principal = 0;
     eopts.allowed_dirs = (const char *const *)s->dirs.internal_readable;
     eopts.user_sql = false;
     eopts.spill_dir = internal_spill;

@@ -107,6 +107,15 @@ static const key_def KEYS[] = {
     INT("engine", "max_result_bytes", INT64_C(1) << 30, 1024, INT64_C(1) << 40,
         "largest rendered query result; 413 before the first byte, else the stream ends in an "
         "error"),
+    INT("engine", "max_concurrent_queries", 0, 0, 4096,
+        "user queries (POST /query, search filters) running at once; more wait for a slot, "
+        "and the wait counts against query_timeout_ms (0: twice the cores, at least 4)"),
+    INT("engine", "max_queries_per_principal", 0, 0, 4096,
+        "slots one principal may hold at once, so others still get one (0: half of "
+        "max_concurrent_queries, at least 1)"),
+    INT("engine", "max_queued_per_principal", 16, 0, 65536,
+        "queries of one principal waiting for a slot; the next is answered 429 with "
+        "Retry-After (0: no bound)"),
     INT("engine", "default_row_limit", 100000, 1, INT64_C(1) << 40,
         "rows returned by POST /query when the request gives no limit"),
     INT("engine", "max_row_limit", 100000000, 1, INT64_C(1) << 40,

@@ -204,6 +204,7 @@ lh_engine_open(const lh_engine_opts *opts, lh_engine **out, lh_err *err)
     pthread_mutex_init(&eng->pool_lock, NULL);
     pthread_mutex_init(&eng->stop_lock, NULL);
     pthread_cond_init(&eng->stop_cond, NULL);
+    lh_engine__slots_init(eng, opts);
     if (duckdb_open_ext(opts->path, &eng->db, config, &open_msg) == DuckDBError) {
         rc = engine_error(err, "open", open_msg);
         goto out;
@@ -247,6 +248,7 @@ lh_engine_close(lh_engine *eng)
     pthread_mutex_destroy(&eng->watch_lock);
     pthread_mutex_destroy(&eng->writers_lock);
     pthread_mutex_destroy(&eng->pool_lock);
+    lh_engine__slots_destroy(eng);
     free(eng);
 }
 

@@ -27,6 +27,13 @@ typedef struct lh_engine_opts {
      * folder in the working directory without a cap. */
     const char *spill_dir;
     int64_t spill_bytes;
+    /* user queries running at once (0: no bound); more wait for a slot within their time
+     * limit, passed over while their principal holds max_queries_per_principal (0: half
+     * of max_queries); a principal's query beyond max_queued_per_principal waiting ones
+     * (0: no bound) is refused with 429 */
+    int max_queries;
+    int max_queries_per_principal;
+    int max_queued_per_principal;
 } lh_engine_opts;
 
 /* Open and sandbox an engine. Returns new (lh_engine_close). Thread-safe once opened. */
@@ -41,6 +48,25 @@ int lh_engine_ping(lh_engine *eng, lh_err *err);
  * view name"), or an SQL keyword that only works quoted ("a reserved SQL keyword").
  * Compared without case. Static storage; thread-safe. */
 const char *lh_engine_reserved_name(const lh_engine *eng, const char *name);
+
+/* Load on the user queries, for metrics. */
+typedef struct lh_engine_load_stats {
+    int max_running;          /* the bound (0: none) */
+    int running, queued;      /* now: holding a slot, waiting for one */
+    long long cancelled;      /* since start: stopped because their client went away */
+    long long queue_timeouts; /* since start: waited for a slot past their time limit */
+    long long refused;        /* since start: 429, their principal's line was full */
+} lh_engine_load_stats;
+void lh_engine_load(lh_engine *eng, lh_engine_load_stats *out);
+
+/* Asked (from the engine's watchdog thread, about every 20 ms, and by a query waiting for
+ * a slot) whether the client of a query went away: fn(ctx) returns true then, and the
+ * query is interrupted and fails with 499 client_gone. fn must be quick, must not block
+ * and must take no lock of the engine; ctx must stay valid until the query is freed. */
+typedef struct lh_gone_check {
+    bool (*fn)(void *ctx);
+    void *ctx;
+} lh_gone_check;
 
 /* ---- internal statements ------------------------------------------------------------- */
 /* These run SQL that lakehouse itself composed (never user text): views, COPY into the
@@ -89,11 +115,18 @@ typedef struct lh_query_opts {
      * the query's own connection; they vanish with it */
     const char *const *prelude;
     size_t n_prelude;
+    /* who asks: the query waits for a slot as this principal (NULL: an anonymous one);
+     * the wait counts against timeout_ms */
+    const char *principal;
+    lh_gone_check gone; /* fn NULL: not asked */
 } lh_query_opts;
 
 typedef struct lh_query lh_query;
 
-/* Admit (one SELECT only: else 403 sql_forbidden / 400 invalid_sql), start, and run until
+/* Wait for a query slot as opts->principal (429 too_many_queries when its line is full,
+ * 408 past the time limit, 499 when opts->gone says the client left; the slot is given
+ * back by lh_query_free), then admit (one SELECT only: else 403 sql_forbidden / 400
+ * invalid_sql), start, and run until
  * the first row is rendered, so that errors, timeouts (408) and an oversized first row
  * (413) are reported here, before any byte is sent. Returns new (lh_query_free). */
 int lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err *err);
@@ -102,8 +135,8 @@ int lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh
  * NDJSON: a last error line, CSV: the stream stops), *failed is set and err filled.
  * One thread at a time. */
 size_t lh_query_read(lh_query *q, char *buf, size_t max, bool *end, bool *failed, lh_err *err);
-/* Admit like lh_query_start, then write the whole result (up to row_limit rows) as one
- * zstd Parquet file at path (which must be in an allowed directory). */
+/* Take a slot and admit like lh_query_start, then write the whole result (up to row_limit rows) as
+ * one zstd Parquet file at path (which must be in an allowed directory). */
 int lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *path, int64_t *rows,
                         lh_err *err);
 void lh_query_free(lh_query *q); /* accepts NULL; interrupts nothing, just releases */
@@ -128,6 +161,9 @@ typedef int (*lh_batch_fn)(void *ctx, const lh_batch *b);
 typedef struct lh_scan_opts {
     const char *sql;
     int64_t timeout_ms; /* 408 after this long; 0: none */
+    /* user work (a search filter): wait for a query slot as this principal, like
+     * lh_query_start; NULL: work of lakehouse's own, no slot */
+    const char *principal;
 } lh_scan_opts;
 /* Run a SELECT (admitted like user SQL: one SELECT, else 400/403, so user text such as a
  * search filter may be part of it) and hand its rows to fn a batch at a time, in order;

@@ -12,6 +12,11 @@
 
 typedef struct lh_pooled lh_pooled;
 typedef struct lh_reserved lh_reserved;
+typedef struct slot_user slot_user;
+typedef struct slot_waiter slot_waiter;
+typedef struct lh_slot lh_slot;
+
+#define LH_SLOT_NAME_MAX 72 /* a principal's name and its NUL */
 
 struct lh_engine {
     duckdb_database db;
@@ -40,6 +45,18 @@ struct lh_engine {
     /* names a dataset may not take, sorted, lowercase; read-only after open */
     lh_reserved *reserved;
     size_t n_reserved;
+    /* query slots (slots.c): the bound on user queries running at once */
+    pthread_mutex_t slots_lock;
+    pthread_cond_t slots_cond;
+    int slots_max; /* 0: no bound */
+    int slots_per_principal, slots_queue_per_principal;
+    int slots_running;
+    slot_user **slot_users;
+    size_t n_slot_users, cap_slot_users;
+    slot_waiter *slot_line;
+    /* for lh_engine_load */
+    atomic_int n_running, n_queued;
+    atomic_llong n_cancelled, n_queue_timeouts, n_refused;
 };
 
 /* Interrupt every watched query past its deadline. */
@@ -82,8 +99,11 @@ struct lh_query {
     int64_t deadline_mono_us;
     struct lh_query *watch_next; /* engine's list of running queries */
     bool watched;
-    const char *out_path;  /* a Parquet result being written: watched for its size */
-    atomic_bool too_large; /* the watchdog stopped it for growing past max_bytes */
+    const char *out_path;    /* a Parquet result being written: watched for its size */
+    atomic_bool too_large;   /* the watchdog stopped it for growing past max_bytes */
+    lh_slot *slot;           /* the query slot it holds (given back when freed), or NULL */
+    lh_gone_check gone;      /* asked by the watchdog whether the client is still there */
+    atomic_bool client_gone; /* the watchdog stopped it because the client went away */
 };
 
 /* A new query on no connection yet, with its deadline (0: none) and max_bytes (<= 0:
@@ -135,6 +155,22 @@ void lh_engine__render_footer(lh_query *q, const lh_err *error);
 int lh_engine__produce(lh_query *q, size_t want, lh_err *err);
 /* 413 result_too_large for q's byte limit. Returns err's code. */
 int lh_engine__too_large(const lh_query *q, lh_err *err);
+
+/* ---- slots.c: how many user queries run at once ------------------------------------ */
+
+void lh_engine__slots_init(lh_engine *eng, const lh_engine_opts *opts);
+void lh_engine__slots_destroy(lh_engine *eng);
+/* Wait for a query slot as `principal` (NULL: ""), until deadline_mono_us (0: none).
+ * *out new (lh_engine__slot_give). 429 too_many_queries when the principal already has
+ * max_queued_per_principal waiting, 408 query_timeout past the deadline, 499 client_gone
+ * when gone (may be NULL) says the client left. */
+int lh_engine__slot_take(lh_engine *eng, const char *principal, int64_t deadline_mono_us,
+                         const lh_gone_check *gone, lh_slot **out, lh_err *err);
+void lh_engine__slot_give(lh_engine *eng, lh_slot *slot); /* accepts NULL */
+/* 499 client_gone, counted as a cancellation (client_gone) or not (gone_error: the
+ * watchdog counted it when it stopped the query). Returns err's code. */
+int lh_engine__client_gone(lh_engine *eng, lh_err *err);
+int lh_engine__gone_error(lh_err *err);
 
 /* ---- pool.c: connections for user queries and their prepared statements ---------- */
 

@@ -213,15 +213,20 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
     /* the deadline is set once: a retry keeps the original time limit */
     int64_t deadline = lh_engine__deadline(opts->timeout_ms);
     lh_query *q = NULL;
+    lh_slot *slot = NULL;
     char *key = NULL;
     duckdb_prepared_statement prep = NULL;
     uint64_t generation = 0;
     bool stale = false;
-    int rc = 0;
+    /* the wait for a slot counts against the time limit: the deadline is set before it */
+    int rc = lh_engine__slot_take(eng, opts->principal, deadline, &opts->gone, &slot, err);
+    if (rc != 0)
+        return rc;
     /* at most twice: a kept statement that no longer fits is forgotten, and the query
      * starts again on a clean query, preparing afresh */
     for (bool lookup = true;; lookup = false) {
         q = lh_engine__query_new(eng, deadline, opts->max_bytes);
+        q->gone = opts->gone;
         q->format = opts->format;
         q->limit = opts->row_limit > 0 ? opts->row_limit : INT64_MAX;
         if ((rc = connect_query(q, opts, err)) != 0)
@@ -252,10 +257,14 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
 out:
     duckdb_destroy_prepare(&prep);
     free(key);
+    if (rc != 0 && q && atomic_load(&q->client_gone))
+        rc = lh_engine__gone_error(err);
     if (rc != 0) {
         lh_query_free(q);
+        lh_engine__slot_give(eng, slot);
         return rc;
     }
+    q->slot = slot;
     *out = q;
     return 0;
 }
@@ -306,6 +315,7 @@ lh_query_free(lh_query *q)
         lh_engine__pool_give(q->eng, q->pooled);
     else if (q->con)
         duckdb_disconnect(&q->con);
+    lh_engine__slot_give(q->eng, q->slot); /* after its connection is back */
     for (size_t i = 0; i < q->n_cols; i++) {
         free(q->col_names[i]);
         free(q->col_types[i]);
@@ -326,13 +336,17 @@ lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *path,
 {
     lh_query *q = lh_engine__query_new(eng, lh_engine__deadline(opts->timeout_ms), opts->max_bytes);
     q->out_path = path;
+    q->gone = opts->gone;
     char *body = NULL;
     lh_buf sql;
     lh_buf_init(&sql);
     duckdb_prepared_statement prep = NULL;
     duckdb_result r;
     bool have_result = false;
-    int rc = 0;
+    int rc =
+        lh_engine__slot_take(eng, opts->principal, q->deadline_mono_us, &opts->gone, &q->slot, err);
+    if (rc != 0)
+        goto out;
     if (duckdb_connect(eng->db, &q->con) == DuckDBError) {
         rc = lh_err_set(err, LH_EIO, 503, "engine_unavailable", "could not connect to the engine");
         goto out;
@@ -366,6 +380,8 @@ lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *path,
     if (rows)
         *rows = (int64_t)duckdb_rows_changed(&r);
 out:
+    if (rc != 0 && atomic_load(&q->client_gone))
+        rc = lh_engine__gone_error(err);
     if (have_result)
         duckdb_destroy_result(&r);
     duckdb_destroy_prepare(&prep);

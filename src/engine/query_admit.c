@@ -16,8 +16,8 @@
  *
  * Time limit: running queries are on the engine's watched list; the watchdog thread
  * (engine.c) interrupts those past their deadline (duckdb_interrupt) and Parquet results
- * grown past their byte limit. Everything here is called by one query's thread, except
- * lh_engine__watchdog_scan (the watchdog's), which holds watch_lock.
+ * grown past their byte limit, and those whose client went away. Everything here is called by one
+ * query's thread, except lh_engine__watchdog_scan (the watchdog's), which holds watch_lock.
  */
 #include "engine/engine_int.h"
 
@@ -337,6 +337,13 @@ lh_engine__watchdog_scan(lh_engine *eng)
     for (lh_query *q = eng->watched; q; q = q->watch_next) {
         if (q->deadline_mono_us > 0 && now > q->deadline_mono_us)
             duckdb_interrupt(q->con);
+        /* the client went away: stop (again at every tick, as an interrupt that comes
+         * between two statements of the query is forgotten by the next) */
+        if (q->gone.fn && (atomic_load(&q->client_gone) || q->gone.fn(q->gone.ctx))) {
+            if (!atomic_exchange(&q->client_gone, true))
+                atomic_fetch_add(&eng->n_cancelled, 1);
+            duckdb_interrupt(q->con);
+        }
         struct stat st;
         if (q->out_path && stat(q->out_path, &st) == 0 && (int64_t)st.st_size > q->max_bytes) {
             atomic_store(&q->too_large, true);

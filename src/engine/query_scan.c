@@ -121,6 +121,9 @@ lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, void *c
     lh_query *q = lh_engine__query_new(eng, lh_engine__deadline(opts->timeout_ms), 0);
     duckdb_prepared_statement prep = NULL;
     int rc = 0;
+    if (opts->principal && (rc = lh_engine__slot_take(eng, opts->principal, q->deadline_mono_us,
+                                                      NULL, &q->slot, err)) != 0)
+        goto out;
     if (duckdb_connect(eng->db, &q->con) == DuckDBError) {
         rc = lh_err_set(err, LH_EIO, 503, "engine_unavailable", "could not connect to the engine");
         goto out;

@@ -18,6 +18,7 @@
 
 typedef struct stream {
     lh_query *q;
+    int client_fd; /* asked by the engine whether the client is still there */
     char request_id[LH_REQUEST_ID_MAX];
     lh_query_format format;
     lh_buf head; /* bytes read ahead while deciding whether to stream at all */
@@ -53,6 +54,13 @@ read_stream(void *cls, uint64_t pos, char *buf, size_t max)
     if (n > 0)
         return (ssize_t)n;
     return end ? MHD_CONTENT_READER_END_OF_STREAM : 0;
+}
+
+static bool
+client_gone(void *cls)
+{
+    const stream *s = cls;
+    return lh_http__fd_closed(s->client_fd);
 }
 
 static void
@@ -105,7 +113,10 @@ answer_parquet(lh_req *req, lh_resp *resp, const lh_query_opts *opts, lh_err *er
     lh_random_hex(hex, 8);
     char *path = lh_sprintf("%s/result-%s.parquet", req->srv->results_dir, hex);
     int64_t rows = 0;
-    int rc = lh_query_to_parquet(req->srv->engine, opts, path, &rows, err);
+    stream watch = {.client_fd = lh_req_fd(req)};
+    lh_query_opts with_gone = *opts;
+    with_gone.gone = (lh_gone_check){client_gone, &watch};
+    int rc = lh_query_to_parquet(req->srv->engine, &with_gone, path, &rows, err);
     int fd = rc == 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
     unlink(path);
     free(path);
@@ -127,6 +138,15 @@ answer_parquet(lh_req *req, lh_resp *resp, const lh_query_opts *opts, lh_err *er
     lh_resp_fd(resp, 200, "application/vnd.apache.parquet", fd, 0, (int64_t)st.st_size);
     lh_resp_header(resp, "X-Lakehouse-Rows", lh_arena_printf(req->arena, "%lld", (long long)rows));
     return 0;
+}
+
+/* The error answer; a refusal for being busy says when to come back. */
+static int
+answer_error(lh_resp *resp, const lh_err *err)
+{
+    if (err->http_status == 429)
+        lh_resp_header(resp, "Retry-After", "1");
+    return lh_resp_error(resp, err);
 }
 
 int
@@ -184,17 +204,24 @@ lh_h_query(lh_req *req, lh_resp *resp)
     opts.sql = json_string_value(sql);
     opts.max_bytes = lh_config_int(cfg, "engine.max_result_bytes");
     opts.timeout_ms = lh_config_int(cfg, "engine.query_timeout_ms");
+    opts.principal = req->principal->name;
     if (parquet) {
         rc = answer_parquet(req, resp, &opts, &err);
         json_decref(body);
-        return rc ? lh_resp_error(resp, &err) : 0;
+        return rc ? answer_error(resp, &err) : 0;
     }
     lh_query *q = NULL;
+    /* the stream outlives the request's arena (MHD frees it with the response), and so
+     * does the query asking it whether the client is still there */
+    stream *s = lh_calloc(1, sizeof *s);
+    s->client_fd = lh_req_fd(req);
+    opts.gone = (lh_gone_check){client_gone, s};
     rc = lh_query_start(req->srv->engine, &opts, &q, &err);
     json_decref(body);
-    if (rc != 0)
-        return lh_resp_error(resp, &err);
-    stream *s = lh_calloc(1, sizeof *s);
+    if (rc != 0) {
+        free(s);
+        return answer_error(resp, &err);
+    }
     s->q = q;
     s->format = opts.format;
     memcpy(s->request_id, req->request_id, sizeof s->request_id);

@@ -62,6 +62,33 @@ lh_h_metrics(lh_req *req, lh_resp *resp)
     lh_buf out;
     lh_buf_init(&out);
     lh_http__metrics_render(req->srv->metrics, &out, atomic_load(&req->srv->in_flight));
+    lh_engine_load_stats load;
+    lh_engine_load(req->srv->engine, &load);
+    lh_buf_printf(&out,
+                  "# HELP lakehouse_queries_running User queries holding a slot now.\n"
+                  "# TYPE lakehouse_queries_running gauge\n"
+                  "lakehouse_queries_running %d\n"
+                  "# HELP lakehouse_queries_max_concurrent The most user queries running at "
+                  "once ([engine] max_concurrent_queries).\n"
+                  "# TYPE lakehouse_queries_max_concurrent gauge\n"
+                  "lakehouse_queries_max_concurrent %d\n"
+                  "# HELP lakehouse_queries_queued User queries waiting for a slot now.\n"
+                  "# TYPE lakehouse_queries_queued gauge\n"
+                  "lakehouse_queries_queued %d\n"
+                  "# HELP lakehouse_queries_cancelled_total User queries stopped because "
+                  "their client went away.\n"
+                  "# TYPE lakehouse_queries_cancelled_total counter\n"
+                  "lakehouse_queries_cancelled_total %lld\n"
+                  "# HELP lakehouse_queries_queue_timeouts_total User queries that waited "
+                  "for a slot past their time limit (408).\n"
+                  "# TYPE lakehouse_queries_queue_timeouts_total counter\n"
+                  "lakehouse_queries_queue_timeouts_total %lld\n"
+                  "# HELP lakehouse_queries_refused_total User queries refused because "
+                  "their principal had too many waiting (429).\n"
+                  "# TYPE lakehouse_queries_refused_total counter\n"
+                  "lakehouse_queries_refused_total %lld\n",
+                  load.running, load.max_running, load.queued, load.cancelled, load.queue_timeouts,
+                  load.refused);
     lh_resp_text(resp, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
     lh_buf_free(&out);
     return 0;

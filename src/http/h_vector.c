@@ -347,6 +347,7 @@ parse_search(lh_req *req, const json_t *body, lh_vsearch *s, lh_err *err)
     s->filter = json_string_value(filter);
     s->exact = json_is_true(exact);
     s->timeout_ms = lh_config_int(req->srv->config, "engine.query_timeout_ms");
+    s->principal = req->principal->name; /* a filter waits for a query slot as the caller */
     if (vector) {
         size_t n = json_array_size(vector), i;
         float *v = lh_arena_alloc(req->arena, n * sizeof *v);
@@ -396,6 +397,8 @@ lh_h_vindex_search(lh_req *req, lh_resp *resp)
     rc = lh_vectors_search(req->srv->vectors, &s, &out, &err);
 out:
     json_decref(body);
+    if (rc != 0 && err.http_status == 429)
+        lh_resp_header(resp, "Retry-After", "1");
     if (rc != 0)
         return lh_resp_error(resp, &err);
     return lh_resp_json(resp, 200, out);

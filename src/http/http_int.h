@@ -76,6 +76,9 @@ enum {
     LH_ROUTE_BODY_FILE = 1u << 2,   /* like STREAM_BODY, but a named file in the engine's work
                                        dir (body_path), removed after the request unless a
                                        handler takes it (sets body_path to NULL) */
+    LH_ROUTE_OFFLOAD = 1u << 3,     /* the handler may wait (for a query slot, a slow query):
+                                       it runs on a thread of its own while the connection is
+                                       suspended, so MHD's workers keep serving the others */
 };
 
 typedef struct lh_route {
@@ -123,6 +126,8 @@ struct lh_req {
     uint64_t discarded; /* body bytes dropped after a refusal */
     int status;         /* the status sent, for metrics and the access log */
     bool counted;       /* counted in in-flight */
+    bool offloaded;     /* LH_ROUTE_OFFLOAD: its handler runs (or ran) on its own thread */
+    struct lh_resp *offload_resp; /* that handler's answer, set before the connection resumes */
 };
 
 typedef struct lh_header {
@@ -164,6 +169,12 @@ int lh_req_check_query(lh_req *req, const char *const *known, const char *const 
                        const char *hint, lh_err *err);
 int lh_req_check_fields(const json_t *body, const char *const *fields, const char *hint,
                         lh_err *err);
+
+/* Whether the client of req has closed its connection (or reset it): for a handler's
+ * lh_gone_check. fd is lh_req_fd's; valid to ask after the request ended (then true, or
+ * the answer for whatever reuses the number: a cheap poll either way). */
+int lh_req_fd(const lh_req *req);
+bool lh_http__fd_closed(int fd);
 
 /* Set a JSON body (takes ownership of j) with the given status. Returns 0. */
 int lh_resp_json(lh_resp *resp, int status, json_t *j);
@@ -213,6 +224,7 @@ struct lh_server {
     bool access_log;
     atomic_long in_flight;
     atomic_bool stopping;
+    atomic_long offloaded;          /* LH_ROUTE_OFFLOAD handlers running on their own threads */
     atomic_llong engine_ok_mono_us; /* last successful engine check, for /health */
 };
 

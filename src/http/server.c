@@ -22,6 +22,8 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +45,7 @@ static const lh_route ROUTES[] = {
     {"POST", "/jobs", lh_h_jobs_submit, LH_ALLOW_ADMIN, LH_ROUTE_JSON_BODY},
     {"GET", "/jobs/{id}", lh_h_jobs_get, LH_ALLOW_ANY, 0},
     {"DELETE", "/jobs/{id}", lh_h_jobs_cancel, LH_ALLOW_ANY, 0},
-    {"POST", "/query", lh_h_query, LH_ALLOW_READ, LH_ROUTE_JSON_BODY},
+    {"POST", "/query", lh_h_query, LH_ALLOW_READ, LH_ROUTE_JSON_BODY | LH_ROUTE_OFFLOAD},
     {"GET", "/catalog/datasets", lh_h_datasets_list, LH_ALLOW_READ, 0},
     {"GET", "/catalog/datasets/{name}", lh_h_dataset_get, LH_ALLOW_READ, 0},
     {"GET", "/catalog/datasets/{name}/versions", lh_h_dataset_versions, LH_ALLOW_READ, 0},
@@ -64,7 +66,7 @@ static const lh_route ROUTES[] = {
     {"POST", "/vectors/indexes/{name}/refresh", lh_h_vindex_refresh, LH_ALLOW_WRITE,
      LH_ROUTE_JSON_BODY},
     {"POST", "/vectors/indexes/{name}/search", lh_h_vindex_search, LH_ALLOW_ANY,
-     LH_ROUTE_JSON_BODY},
+     LH_ROUTE_JSON_BODY | LH_ROUTE_OFFLOAD},
     {"POST", "/vectors/indexes/{name}/promote", lh_h_vindex_promote, LH_ALLOW_WRITE,
      LH_ROUTE_JSON_BODY},
     {"POST", "/vectors/indexes/{name}/rollback", lh_h_vindex_rollback, LH_ALLOW_WRITE,
@@ -503,17 +505,77 @@ admit(lh_req *req)
 }
 
 static void
+run_handler(lh_req *req, lh_resp *resp)
+{
+    int rc = req->match.route->handler(req, resp);
+    if (rc != 0 && resp->status == 0) {
+        lh_err err;
+        lh_err_set(&err, LH_EINTERNAL, 500, "internal_error", "internal error");
+        lh_resp_error(resp, &err);
+    }
+}
+
+static void
 dispatch(lh_req *req)
 {
     lh_resp resp = RESP_INIT;
-    int rc = req->match.route->handler(req, &resp);
-    if (rc != 0 && resp.status == 0) {
-        lh_err err;
-        lh_err_set(&err, LH_EINTERNAL, 500, "internal_error", "internal error");
-        lh_resp_error(&resp, &err);
-    }
+    run_handler(req, &resp);
     queue(req, &resp);
     resp_free(&resp);
+}
+
+/* An LH_ROUTE_OFFLOAD handler, on its own thread. An MHD worker serves every connection
+ * of its epoll set, so a handler waiting there for a query slot or a slow query would
+ * stall all of them, /health included. The connection stays suspended meanwhile; once
+ * resumed, MHD calls on_request again and the answer is queued there. */
+static void *
+offload_main(void *arg)
+{
+    lh_req *req = arg;
+    lh_server *srv = req->srv;
+    lh_resp *resp = lh_malloc(sizeof *resp);
+    *resp = (lh_resp)RESP_INIT;
+    run_handler(req, resp);
+    req->offload_resp = resp;
+    MHD_resume_connection(req->conn); /* req may be gone from here on */
+    atomic_fetch_sub(&srv->offloaded, 1);
+    return NULL;
+}
+
+static void
+offload(lh_req *req)
+{
+    pthread_attr_t attr;
+    pthread_t thread;
+    req->offloaded = true;
+    atomic_fetch_add(&req->srv->offloaded, 1);
+    MHD_suspend_connection(req->conn);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int started = pthread_create(&thread, &attr, offload_main, req);
+    pthread_attr_destroy(&attr);
+    if (started != 0) { /* no thread to be had: answer here, as other routes do */
+        atomic_fetch_sub(&req->srv->offloaded, 1);
+        MHD_resume_connection(req->conn);
+        dispatch(req);
+    }
+}
+
+int
+lh_req_fd(const lh_req *req)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return info ? info->connect_fd : -1;
+}
+
+bool
+lh_http__fd_closed(int fd)
+{
+    if (fd < 0)
+        return false;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
 }
 
 /* MHD cannot send a response while a request body is still arriving, so a refusal found
@@ -602,8 +664,17 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         respond_error(req, &req->pending);
         return MHD_YES;
     }
-    if (!req->responded)
-        dispatch(req);
+    if (req->offload_resp) { /* resumed: the handler's thread has answered */
+        queue(req, req->offload_resp);
+        resp_free(req->offload_resp);
+        free(req->offload_resp);
+        req->offload_resp = NULL;
+    } else if (!req->responded && !req->offloaded) {
+        if (req->match.route->flags & LH_ROUTE_OFFLOAD)
+            offload(req);
+        else
+            dispatch(req);
+    }
     return MHD_YES;
 }
 
@@ -778,6 +849,7 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     srv->access_log = lh_config_bool(cfg, "log.access");
     atomic_init(&srv->in_flight, 0);
     atomic_init(&srv->stopping, false);
+    atomic_init(&srv->offloaded, 0);
     atomic_init(&srv->engine_ok_mono_us, INT64_MIN / 2);
 
     int rc = lh_http__auth_init(&srv->auth, cfg, err);
@@ -830,6 +902,12 @@ lh_server_shutdown(lh_server *srv, int64_t grace_ms)
     int64_t give_up = lh_mono_us() + grace_ms * 1000;
     long left;
     while ((left = atomic_load(&srv->in_flight)) > 0 && lh_mono_us() < give_up) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    /* a handler on its own thread still uses its connection: it ends within its query's
+     * time limit */
+    while (atomic_load(&srv->offloaded) > 0) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }

@@ -200,6 +200,9 @@ typedef struct lh_vsearch {
     size_t n_include;
     bool exact;
     int64_t timeout_ms; /* for the filter and include queries */
+    /* who asks: the filter (user SQL) waits for a query slot as this principal, counted
+     * against timeout_ms (429 when the principal's line is full); NULL: no slot */
+    const char *principal;
 } lh_vsearch;
 /* Search (see docs/API.md for the answer). 400 for bad input, 404 unknown index, 409 an
  * index still building its first generation. *out new. */
