@@ -123,6 +123,20 @@ class HeaderDeadline(harness.ServerTestCase):
         finally:
             conn.close()
 
+    def test_metrics_count_slow_connections(self):
+        s = open_from("127.0.0.1", self.srv.port)
+        try:
+            self.assertTrue(closed_by_server(s, 15))
+        finally:
+            s.close()
+        status, _, text = self.srv.request("GET", "/metrics", token=ADMIN)
+        self.assertEqual(status, 200)
+        values = dict(line.rsplit(" ", 1) for line in text.splitlines()
+                      if line.startswith("lakehouse_http_connections"))
+        self.assertGreaterEqual(int(values["lakehouse_http_connections_open"]), 1)
+        self.assertGreaterEqual(int(values["lakehouse_http_connections_closed_slow_total"]), 1)
+        self.assertIn("lakehouse_http_connections_body_timeouts_total", values)
+
     def _slow_body(self, trickle):
         body = b'{"sql": "SELECT 1"}' + b" " * 80
         head = (b"POST /query HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + ADMIN.encode() +
