@@ -55,7 +55,15 @@ static const key_def KEYS[] = {
     STR("server", "data_dir", "./data",
         "local state: admin token, caches, the default primary bucket"),
     INT("server", "threads", 4, 1, 256, "HTTP worker threads (epoll thread pool)"),
-    INT("server", "max_connections", 1024, 4, 65536, "concurrent connections accepted"),
+    INT("server", "max_connections", 1024, 4, 65536,
+        "concurrent connections accepted; near the limit the oldest connections still sending "
+        "their request headers are closed to make room"),
+    INT("server", "max_connections_per_ip", 512, 0, 65536,
+        "concurrent connections from one client address (0: no cap); keep it above the "
+        "clients of one host, e.g. a load test on loopback"),
+    INT("server", "header_timeout_ms", 10000, 100, 3600000,
+        "a connection must send complete request headers this soon after it opens or after "
+        "its previous answer, or it is closed (however slowly bytes keep coming)"),
     INT("server", "max_body_bytes", 16 << 20, 1024, INT64_C(1) << 40,
         "largest request body accepted by JSON endpoints (413 above)"),
     INT("server", "request_timeout_ms", 30000, 100, 86400000,

@@ -89,6 +89,22 @@ lh_h_metrics(lh_req *req, lh_resp *resp)
                   "lakehouse_queries_refused_total %lld\n",
                   load.running, load.max_running, load.queued, load.cancelled, load.queue_timeouts,
                   load.refused);
+    long open = 0;
+    int64_t closed_slow = 0, body_timeouts = 0;
+    lh_http__conns_stats(req->srv->conns, &open, &closed_slow, &body_timeouts);
+    lh_buf_printf(&out,
+                  "# HELP lakehouse_http_connections_open Client connections open now.\n"
+                  "# TYPE lakehouse_http_connections_open gauge\n"
+                  "lakehouse_http_connections_open %ld\n"
+                  "# HELP lakehouse_http_connections_closed_slow_total Connections closed for "
+                  "not sending their request headers in time, or to make room.\n"
+                  "# TYPE lakehouse_http_connections_closed_slow_total counter\n"
+                  "lakehouse_http_connections_closed_slow_total %lld\n"
+                  "# HELP lakehouse_http_connections_body_timeouts_total Requests answered 408 "
+                  "because their body did not arrive in time.\n"
+                  "# TYPE lakehouse_http_connections_body_timeouts_total counter\n"
+                  "lakehouse_http_connections_body_timeouts_total %lld\n",
+                  open, (long long)closed_slow, (long long)body_timeouts);
     lh_resp_text(resp, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
     lh_buf_free(&out);
     return 0;

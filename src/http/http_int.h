@@ -12,8 +12,12 @@
 #include "vector/vector.h"
 
 #include <pthread.h>
-#include <sys/types.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <microhttpd.h>
 
 /* ---- roles and principals --------------------------------------------------- */
 enum {
@@ -128,6 +132,7 @@ struct lh_req {
     bool counted;       /* counted in in-flight */
     bool offloaded;     /* LH_ROUTE_OFFLOAD: its handler runs (or ran) on its own thread */
     struct lh_resp *offload_resp; /* that handler's answer, set before the connection resumes */
+    struct lh_conn *conn_rec; /* the connection's deadlines (borrowed; may be NULL) */
 };
 
 typedef struct lh_header {
@@ -196,6 +201,36 @@ void lh_http__metrics_observe(lh_metrics *m, int route_index, const char *method
                               double seconds);
 void lh_http__metrics_render(lh_metrics *m, lh_buf *out, long in_flight);
 
+/* ---- connections (conns.c) ------------------------------------------------------------------ */
+/* The open connections, with a header deadline, a body deadline and room for new ones; see
+ * conns.c. Every function is thread-safe. */
+typedef struct lh_conns lh_conns;
+typedef struct lh_conn lh_conn;
+/* Start the sweeper. soft_limit: open connections above which a new one closes the oldest
+ * still waiting for its headers. Returns new (free with lh_http__conns_free). */
+int lh_http__conns_new(int64_t header_timeout_us, int64_t request_timeout_us, long soft_limit,
+                       lh_conns **out, lh_err *err);
+/* Stop the sweeper and free; the MHD daemon must be stopped first. Accepts NULL. */
+void lh_http__conns_free(lh_conns *conns);
+/* MHD_OPTION_NOTIFY_CONNECTION callback (cls: the lh_server). */
+void lh_http__conns_notify(void *cls, struct MHD_Connection *connection, void **socket_context,
+                           enum MHD_ConnectionNotificationCode code);
+/* The record of a connection (borrowed, valid until MHD closes it), or NULL. */
+lh_conn *lh_http__conn_of(struct MHD_Connection *connection);
+/* A request's headers are in; body_deadline_mono_us > 0 when its body must arrive by
+ * then. false when the connection is already being closed (answer nothing, drop it). */
+bool lh_http__conn_headers_done(lh_conn *c, const char *request_id, int64_t body_deadline_mono_us);
+/* The body has fully arrived; false when it came too late (a 408 was sent: drop it). */
+bool lh_http__conn_body_done(lh_conn *c);
+/* The connection was claimed for closing (its deadline passed). */
+bool lh_http__conn_closing(lh_conn *c);
+/* The connection opened with no room left: its request should get a 503. */
+bool lh_http__conn_overflow(const lh_conn *c);
+/* The request ended; the connection waits for the next one. true when a 408 was sent. */
+bool lh_http__conn_request_done(lh_conn *c);
+/* Open connections; connections closed for being slow or to make room; bodies timed out. */
+void lh_http__conns_stats(lh_conns *conns, long *open, int64_t *closed_slow, int64_t *timed_out);
+
 /* ---- the server -------------------------------------------------------------------------- */
 struct lh_server {
     const lh_config *config;
@@ -216,6 +251,7 @@ struct lh_server {
     int port;
     lh_auth auth;
     lh_metrics *metrics;
+    lh_conns *conns;
     const lh_route *routes;
     size_t n_routes;
     int64_t started_us;

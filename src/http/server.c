@@ -10,6 +10,9 @@
  *   last call  the handler runs and its response is queued.
  *   completed  metrics, the access log line, in-flight decrement, arena freed.
  *
+ * Slow clients: conns.c gives each connection a header deadline and each request body a
+ * deadline (408), keeps room for new connections, and MHD caps connections per address.
+ *
  * Threads: MHD's epoll thread pool runs on_request; handlers must be thread-safe.
  * Shutdown: turn new connections away (accept_policy), wait for in_flight to drain
  * (bounded by the grace period), then stop the daemon.
@@ -417,6 +420,19 @@ admit(lh_req *req)
     char allow[128];
     lh_err_clear(&err);
 
+    if (lh_http__conn_overflow(req->conn_rec)) {
+        /* opened when every connection was busy: say so rather than leave it hanging */
+        lh_resp resp = RESP_INIT;
+        lh_err_set(&err, LH_EUNAVAIL, 503, "server_busy", "too many open connections");
+        lh_err_hint(&err, "retry shortly, or raise [server] max_connections");
+        lh_resp_error(&resp, &err);
+        lh_resp_header(&resp, "Retry-After", "1");
+        lh_resp_header(&resp, "Connection", "close");
+        queue(req, &resp);
+        resp_free(&resp);
+        return -1;
+    }
+
     /* The route decides whether authentication is needed (only GET /health is public).
      * Unknown paths still require a valid token, so the API cannot be mapped anonymously. */
     int rc = lh_http__route(srv->routes, srv->n_routes, req->method, req->path, req->arena,
@@ -587,6 +603,8 @@ static int
 receive_body(lh_req *req, const char *data, size_t n)
 {
     lh_server *srv = req->srv;
+    if (lh_http__conn_closing(req->conn_rec))
+        return -1; /* its deadline passed and it was answered 408 */
     if (req->has_pending) {
         req->discarded += n;
         bool too_long = lh_mono_us() > req->deadline_mono_us + srv->request_timeout_us;
@@ -647,10 +665,16 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         lh_buf_init(&req->body);
         req->body_fd = -1;
         req->counted = true;
+        req->conn_rec = lh_http__conn_of(conn);
         atomic_fetch_add(&srv->in_flight, 1);
         assign_request_id(req);
         *con_cls = req;
-        admit(req);
+        if (admit(req) == 0 && req->has_body) {
+            if (!lh_http__conn_headers_done(req->conn_rec, req->request_id, req->deadline_mono_us))
+                return MHD_NO;
+        } else if (!lh_http__conn_headers_done(req->conn_rec, req->request_id, 0)) {
+            return MHD_NO; /* the header deadline passed as they arrived */
+        }
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
@@ -660,6 +684,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
             return MHD_YES; /* refused before the body: MHD drops the rest */
         return receive_body(req, upload_data, n) == 0 ? MHD_YES : MHD_NO;
     }
+    if (!req->responded && !lh_http__conn_body_done(req->conn_rec))
+        return MHD_NO; /* answered 408 while the body was still arriving */
     if (req->has_pending) {
         respond_error(req, &req->pending);
         return MHD_YES;
@@ -688,7 +714,9 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     double seconds = (double)(lh_mono_us() - req->start_mono_us) / 1e6;
-    int status = req->responded ? req->status : 499; /* client went away first */
+    bool timed_out = lh_http__conn_request_done(lh_http__conn_of(conn));
+    /* not answered: its body timed out (conns.c sent the 408), or the client went away */
+    int status = req->responded ? req->status : timed_out ? 408 : 499;
     if (!req->responded) /* answered requests were counted when their answer was queued */
         lh_http__metrics_observe(srv->metrics, req->match.route ? req->match.route_index : -1,
                                  req->method, status, seconds);
@@ -815,6 +843,7 @@ server_free(lh_server *srv)
     if (srv->listen_fd >= 0 && srv->daemon == NULL)
         close(srv->listen_fd); /* a running daemon owned it and closed it on stop */
     lh_http__metrics_free(srv->metrics);
+    lh_http__conns_free(srv->conns);
     lh_ingest_secrets_free(srv->secrets);
     lh_http__auth_free(&srv->auth);
     free(srv->tmp_dir);
@@ -866,8 +895,21 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     if (rc != 0)
         goto out;
     srv->metrics = lh_http__metrics_new(srv->routes, srv->n_routes);
-    /* MHD's idle timeout is in whole seconds; the request deadline is enforced above. */
-    unsigned idle_s = (unsigned)((lh_config_int(cfg, "server.request_timeout_ms") + 999) / 1000);
+    /* Room for new connections: above 7/8 of max_connections a new connection closes the
+     * oldest one still waiting for its headers (MHD itself stops accepting at the limit). */
+    long max_conns = (long)lh_config_int(cfg, "server.max_connections");
+    rc = lh_http__conns_new(lh_config_int(cfg, "server.header_timeout_ms") * 1000,
+                            srv->request_timeout_us, max_conns - (max_conns + 7) / 8, &srv->conns,
+                            err);
+    if (rc != 0)
+        goto out;
+    /* MHD's idle timeout (whole seconds) now only ends answers that a client stops reading:
+     * the header and body deadlines are conns.c's, and it must not close a connection just
+     * before conns.c answers it 408, so it is a second longer than either deadline. */
+    int64_t longest_ms = lh_config_int(cfg, "server.request_timeout_ms");
+    if (lh_config_int(cfg, "server.header_timeout_ms") > longest_ms)
+        longest_ms = lh_config_int(cfg, "server.header_timeout_ms");
+    unsigned idle_s = (unsigned)((longest_ms + 999) / 1000 + 1);
     srv->daemon = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
         accept_policy, srv, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
@@ -875,7 +917,9 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)lh_config_int(cfg, "server.threads"),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)lh_config_int(cfg, "server.max_connections"),
         MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY, MHD_OPTION_NOTIFY_CONNECTION,
+        lh_http__conns_notify, srv, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)lh_config_int(cfg, "server.max_connections_per_ip"), MHD_OPTION_END);
     if (srv->daemon == NULL)
         rc = lh_err_set(err, LH_EIO, 0, "listen_failed", "could not start the HTTP server");
 out:
