@@ -111,6 +111,8 @@ static const key_def KEYS[] = {
     INT("catalog", "retain_versions_s", 0, 0, INT64_C(1) << 40,
         "POST /maintenance/sweep expires versions older than this, never a dataset's newest, "
         "and removes files only they used (0: keep every version)"),
+    INT("catalog", "load_threads", 4, 1, 64,
+        "manifests are read this many batches at a time when the catalog loads at start"),
     INT("ingest", "max_rows_per_request", 100000, 1, 10000000,
         "upserts plus deletes one POST /datasets/{name}/rows may carry"),
     STR("vector", "ollama_url", "http://127.0.0.1:11434",

@@ -34,6 +34,9 @@ struct lh_engine {
     lh_pooled *pool_idle;
     int pool_n_idle;
     bool pool_closed;
+    /* datasets resolved on demand by a replacement scan (relations.c): name -> SELECT */
+    pthread_rwlock_t relations_lock;
+    json_t *relations;
 };
 
 /* Interrupt every watched query past its deadline. */
@@ -144,6 +147,16 @@ void lh_engine__pool_keep(lh_pooled *pc, const char *key, duckdb_prepared_statem
 void lh_engine__pool_forget(lh_pooled *pc, const char *key);
 /* Close a taken connection instead of giving it back (accepts NULL). */
 void lh_engine__pool_discard(lh_pooled *pc);
+
+/* ---- relations.c: dataset names resolved on demand ------------------------------- */
+
+/* The registry, before the database opens / once it is open / at close. */
+void lh_engine__relations_init(lh_engine *eng);
+void lh_engine__relations_attach(lh_engine *eng);
+void lh_engine__relations_free(lh_engine *eng);
+/* The views may change (engine.c): move the catalog generation and sweep idle
+ * connections' kept statements. Called before and after every change. */
+void lh_engine__views_changed(lh_engine *eng);
 
 /* ---- fault injection (core.h) ----------------------------------------------------- */
 
