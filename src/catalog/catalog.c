@@ -89,41 +89,7 @@ load_bucket(lh_catalog *c, const char *bucket)
                err.message);
         c->load_errors++;
     }
-    const char *name;
-    json_t *v;
-    json_object_foreach(latest, name, v)
-    {
-        json_t *m = NULL, *warnings = NULL;
-        if (lh_catalog__load_newest_valid(c, bucket, name, json_integer_value(v), &m, &warnings,
-                                          &err) != 0) {
-            lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: cannot load dataset '%s' from '%s': %s %s",
-                   name, bucket, err.message, err.detail);
-            c->load_errors++;
-            continue;
-        }
-        pthread_mutex_lock(&c->lock);
-        dataset *existing = lh_catalog__find_locked(c, name);
-        if (existing) {
-            pthread_mutex_unlock(&c->lock);
-            lh_log(LH_LOG_ERROR, NULL, NULL,
-                   "catalog: dataset '%s' exists in buckets '%s' and '%s'; keeping '%s'", name,
-                   existing->bucket, bucket, existing->bucket);
-            c->load_errors++;
-            json_decref(m);
-            json_decref(warnings);
-            continue;
-        }
-        dataset *ds = lh_catalog__add_locked(c, name, bucket);
-        ds->manifest = m;
-        ds->newest_version = json_integer_value(v);
-        ds->warnings = warnings;
-        pthread_mutex_unlock(&c->lock);
-        if (lh_catalog__refresh_view(c, ds, &err) != 0) {
-            lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: no view for dataset '%s': %s %s", name,
-                   err.message, err.detail);
-            c->load_errors++;
-        }
-    }
+    lh_catalog__load_datasets(c, bucket, latest);
     json_decref(latest);
 }
 
@@ -140,6 +106,8 @@ lh_catalog_open(const lh_catalog_deps *deps, lh_catalog **out, lh_err *err)
     c->work_dir = lh_strdup(deps->work_dir);
     c->retain_versions_s = deps->retain_versions_s;
     c->max_diff_rows = deps->max_diff_rows;
+    c->valid_types = json_object();
+    c->load_threads = deps->load_threads > 0 ? deps->load_threads : 1;
     int64_t t0 = lh_mono_us();
     size_t n = lh_buckets_count(c->buckets);
     for (size_t i = 0; i < n; i++) {
@@ -167,6 +135,7 @@ lh_catalog_close(lh_catalog *c)
     for (size_t i = 0; i < c->n; i++)
         lh_catalog__dataset_free(c, c->items[i]);
     free(c->items);
+    json_decref(c->valid_types);
     free(c->work_dir);
     pthread_cond_destroy(&c->writer_done);
     pthread_mutex_destroy(&c->lock);

@@ -35,6 +35,7 @@ typedef struct lh_catalog_deps {
     const char *work_dir;      /* scratch folder `engine` may read and write */
     int64_t retain_versions_s; /* the sweep expires versions older (never the newest); 0: none */
     int64_t max_diff_rows;     /* a replace changing more rows is journaled as one event */
+    int load_threads;          /* manifests read at once at open; < 1: one */
 } lh_catalog_deps;
 
 /* Load every dataset of every bucket and define their views. Datasets that cannot be

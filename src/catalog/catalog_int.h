@@ -41,6 +41,8 @@ struct lh_catalog {
     json_t *journal; /* [{"bucket", "key", "path" (local, pinned), "dataset", "version"}] */
     int64_t retain_versions_s; /* snapshot retention for the sweep; 0: keep every version */
     int64_t max_diff_rows;     /* [catalog] max_diff_rows: see lh_catalog_max_diff_rows */
+    json_t *valid_types;       /* column types DuckDB read back as themselves (a set; `lock`) */
+    int load_threads;          /* manifests read at once at open (load.c) */
 };
 
 struct lh_txn {
@@ -90,9 +92,21 @@ int lh_catalog__load_newest_valid(lh_catalog *c, const char *bucket, const char 
 /* Write manifest m as a Parquet file in the work dir; *path_out (new) is the caller's to
  * unlink and free. */
 int lh_catalog__write_manifest(lh_catalog *c, const json_t *m, char **path_out, lh_err *err);
+/* The manifest JSON (new) of the records of one manifest file (rows as read back,
+ * ORDER BY record, position), or NULL when no record is the 'dataset' one. */
+json_t *lh_catalog__manifest_of_rows(const json_t *rows, const char *bucket);
+/* Check a manifest read from a bucket: valid name, column types that DuckDB reads back as
+ * themselves, paths under the dataset's own folders. 500 manifest_invalid otherwise. */
+int lh_catalog__check_manifest(lh_catalog *c, const json_t *m, lh_err *err);
 /* Rows (JSON objects, new) of `before 'path' after`: a statement over one local file. */
 int lh_catalog__rows_of_file(lh_catalog *c, const char *before, const char *path, const char *after,
                              json_t **rows, lh_err *err);
+
+/* ---- loading at open (load.c) ---- */
+/* Load the newest manifest of each dataset in latest (name -> N) from bucket, several
+ * at a time, and add each to the index with its view; errors are logged and counted in
+ * load_errors. A name the index already holds (from an earlier bucket) keeps it. */
+void lh_catalog__load_datasets(lh_catalog *c, const char *bucket, const json_t *latest);
 
 /* ---- views (views.c) ---- */
 /* Local copies of m's files that hold rows (fs: in place; remote: cached and pinned),

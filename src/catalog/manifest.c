@@ -20,6 +20,7 @@
 #include "catalog/catalog_int.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,12 +133,20 @@ out:
     return rc;
 }
 
-/* Whether DuckDB reads `type` back as exactly itself (and it is one type, not SQL). */
+/* Whether DuckDB reads `type` back as exactly itself (and it is one type, not SQL). The
+ * answer for a valid type is remembered (c->valid_types, under the lock): manifests
+ * repeat a few types, and asking DuckDB once per column made a manifest of 10,000
+ * columns cost 10,000 statements at every start. */
 static bool
 type_valid(lh_catalog *c, const char *type)
 {
     if (type[0] == '\0' || strchr(type, ';') || strstr(type, "--") || strstr(type, "/*"))
         return false;
+    pthread_mutex_lock(&c->lock);
+    bool known = json_object_get(c->valid_types, type) != NULL;
+    pthread_mutex_unlock(&c->lock);
+    if (known)
+        return true;
     char *sql = lh_sprintf("SELECT typeof(CAST(NULL AS %s)) AS t", type);
     json_t *rows = NULL;
     lh_err ignored;
@@ -146,6 +155,11 @@ type_valid(lh_catalog *c, const char *type)
                  strcmp(str_of(json_array_get(rows, 0), "t"), type) == 0;
     json_decref(rows);
     free(sql);
+    if (valid) {
+        pthread_mutex_lock(&c->lock);
+        json_object_set_new_nocheck(c->valid_types, type, json_true());
+        pthread_mutex_unlock(&c->lock);
+    }
     return valid;
 }
 
@@ -153,8 +167,8 @@ type_valid(lh_catalog *c, const char *type)
  * SQL (empty views) and its paths in file lists, so both are checked. A type is kept only
  * if DuckDB reads it back as exactly itself; a path must be a valid key under the
  * dataset's own data folder. */
-static int
-check_manifest(lh_catalog *c, const json_t *m, lh_err *err)
+int
+lh_catalog__check_manifest(lh_catalog *c, const json_t *m, lh_err *err)
 {
     const char *name = str_of(m, "name");
     char *prefix = lh_layout_data_prefix(name);
@@ -198,10 +212,8 @@ lh_catalog__rows_of_file(lh_catalog *c, const char *before, const char *path, co
     return rc;
 }
 
-/* The manifest JSON (new) of the records of a manifest file, or NULL when no record is
- * the 'dataset' one. */
-static json_t *
-manifest_of_rows(const json_t *rows, const char *bucket)
+json_t *
+lh_catalog__manifest_of_rows(const json_t *rows, const char *bucket)
 {
     json_t *m = NULL;
     json_t *files = json_array(), *columns = json_array();
@@ -253,12 +265,12 @@ read_manifest_file(lh_catalog *c, const char *bucket, const char *key, const cha
         lh_err_detail(err, "%s in bucket '%s': %s", key, bucket, read_err.message);
         goto out;
     }
-    if ((m = manifest_of_rows(rows, bucket)) == NULL) {
+    if ((m = lh_catalog__manifest_of_rows(rows, bucket)) == NULL) {
         rc = lh_err_set(err, LH_EINVAL, 500, "manifest_invalid", "manifest has no dataset record");
         lh_err_detail(err, "%s in bucket '%s'", key, bucket);
         goto out;
     }
-    if ((rc = check_manifest(c, m, err)) != 0)
+    if ((rc = lh_catalog__check_manifest(c, m, err)) != 0)
         goto out;
     *out = m;
     m = NULL;

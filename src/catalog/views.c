@@ -1,7 +1,8 @@
 /*
- * views.c — each live dataset is a view of the same name in the users' engine, over local
- * copies of its files (fs: in place; remote: cached and pinned for as long as the view
- * reads them).
+ * views.c — each live dataset is a name in the users' engine, resolved on demand to the
+ * SELECT of its rows (lh_engine_set_dataset: nothing runs in DuckDB until a statement
+ * names it), over local copies of its files (fs: in place; remote: cached and pinned for
+ * as long as the name reads them).
  */
 #include "catalog/catalog_int.h"
 
@@ -80,12 +81,10 @@ lh_catalog__refresh_view(lh_catalog *c, dataset *ds, lh_err *err)
     const json_t *m = ds->manifest;
     size_t n = json_array_size(json_object_get(m, "files"));
     char **paths = NULL, *select = NULL;
-    lh_buf sql;
-    lh_buf_init(&sql);
     int rc = 0;
     if (strcmp(str_of(m, "state"), "live") != 0) {
-        lh_catalog__unpin_all(c, ds);
-        rc = lh_engine_drop_view(c->views, ds->name, err);
+        if ((rc = lh_engine_set_dataset(c->views, ds->name, NULL, err)) == 0)
+            lh_catalog__unpin_all(c, ds);
         goto out;
     }
     lh_store *store = lh_buckets_get(c->buckets, ds->bucket, err);
@@ -96,10 +95,7 @@ lh_catalog__refresh_view(lh_catalog *c, dataset *ds, lh_err *err)
     if ((rc = lh_catalog__pin_paths(c, store, m, &paths, err)) != 0)
         goto out;
     select = lh_catalog_rows_sql(m, paths);
-    lh_buf_puts(&sql, "CREATE OR REPLACE VIEW ");
-    lh_sql_ident(&sql, ds->name);
-    lh_buf_printf(&sql, " AS %s", select);
-    if ((rc = lh_engine_exec(c->views, sql.data, NULL, err)) != 0)
+    if ((rc = lh_engine_set_dataset(c->views, ds->name, select, err)) != 0)
         goto out;
     lh_catalog__unpin_all(c, ds); /* the old view's files */
     ds->pinned = paths;
@@ -108,6 +104,5 @@ lh_catalog__refresh_view(lh_catalog *c, dataset *ds, lh_err *err)
 out:
     lh_catalog_unpin_rows(c, paths, n);
     free(select);
-    lh_buf_free(&sql);
     return rc;
 }

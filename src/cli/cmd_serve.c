@@ -205,7 +205,8 @@ open_modules(serve *s, lh_err *err)
                              .engine = s->internal_engine,
                              .views = s->engine,
                              .cache = s->cache,
-                             .work_dir = s->dirs.work_dir};
+                             .work_dir = s->dirs.work_dir,
+                             .load_threads = (int)lh_config_int(cfg, "catalog.load_threads")};
     if ((rc = lh_catalog_open(&cdeps, &s->catalog, err)) != 0)
         goto out;
     lh_vectors_deps vdeps = {.config = cfg,

@@ -138,6 +138,8 @@ static const key_def KEYS[] = {
         "a replace of a dataset with a primary key is journaled as the changed fields of the rows "
         "it changed; when it changes more rows than this, as one dataset-level event that says "
         "so (0: always one event)"),
+    INT("catalog", "load_threads", 4, 1, 64,
+        "manifests are read this many batches at a time when the catalog loads at start"),
     INT("ingest", "max_rows_per_request", 100000, 1, 10000000,
         "upserts plus deletes one POST /datasets/{name}/rows may carry"),
     STR("vector", "ollama_url", "http://127.0.0.1:11434",

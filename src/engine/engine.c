@@ -205,10 +205,12 @@ lh_engine_open(const lh_engine_opts *opts, lh_engine **out, lh_err *err)
     pthread_mutex_init(&eng->stop_lock, NULL);
     pthread_cond_init(&eng->stop_cond, NULL);
     lh_engine__slots_init(eng, opts);
+    lh_engine__relations_init(eng);
     if (duckdb_open_ext(opts->path, &eng->db, config, &open_msg) == DuckDBError) {
         rc = engine_error(err, "open", open_msg);
         goto out;
     }
+    lh_engine__relations_attach(eng);
     if ((rc = sandbox(eng, opts, err)) != 0 || (rc = lh_engine__load_reserved(eng, err)) != 0)
         goto out;
     if (pthread_create(&eng->watchdog, NULL, watchdog_main, eng) != 0) {
@@ -249,6 +251,7 @@ lh_engine_close(lh_engine *eng)
     pthread_mutex_destroy(&eng->writers_lock);
     pthread_mutex_destroy(&eng->pool_lock);
     lh_engine__slots_destroy(eng);
+    lh_engine__relations_free(eng);
     free(eng);
 }
 
@@ -357,8 +360,8 @@ run_one(duckdb_connection con, const char *sql, duckdb_result *r, bool *have_res
  * again after it ended, so no statement a pooled connection prepared in between is used
  * again (pool.c), and idle connections let go of the statements they kept and of the
  * files those hold open. */
-static void
-views_may_change(lh_engine *eng)
+void
+lh_engine__views_changed(lh_engine *eng)
 {
     atomic_fetch_add(&eng->catalog_generation, 1);
     lh_engine__pool_sweep(eng);
@@ -389,9 +392,9 @@ out:
 int
 lh_engine_exec(lh_engine *eng, const char *sql, int64_t *changed, lh_err *err)
 {
-    views_may_change(eng);
+    lh_engine__views_changed(eng);
     int rc = exec_internal(eng, sql, changed, err);
-    views_may_change(eng);
+    lh_engine__views_changed(eng);
     return rc;
 }
 

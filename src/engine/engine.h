@@ -100,6 +100,13 @@ void lh_sql_ident(lh_buf *out, const char *name);
 int lh_engine_define_view(lh_engine *eng, const char *name, const char *const *paths,
                           size_t n_paths, const char *empty_columns, lh_err *err);
 int lh_engine_drop_view(lh_engine *eng, const char *name, lh_err *err);
+/* Make the dataset `name` resolve, in every statement that names it and finds nothing of
+ * that name in DuckDB's catalog, to the rows of `select` (SQL lakehouse composed: one
+ * SELECT), replacing any earlier one; select NULL removes the name. Nothing runs in
+ * DuckDB: the name is bound only by the statements that use it (relations.c). Moves the
+ * catalog generation like an internal statement. Errors: 400 invalid_name; an injected
+ * engine fault. Copies select. Thread-safe. */
+int lh_engine_set_dataset(lh_engine *eng, const char *name, const char *select, lh_err *err);
 
 /* ---- user queries ------------------------------------------------------------------ */
 

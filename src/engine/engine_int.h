@@ -57,6 +57,9 @@ struct lh_engine {
     /* for lh_engine_load */
     atomic_int n_running, n_queued;
     atomic_llong n_cancelled, n_queue_timeouts, n_refused;
+    /* datasets resolved on demand by a replacement scan (relations.c): name -> SELECT */
+    pthread_rwlock_t relations_lock;
+    json_t *relations;
 };
 
 /* Interrupt every watched query past its deadline. */
@@ -198,6 +201,16 @@ void lh_engine__pool_forget(lh_pooled *pc, const char *key);
 duckdb_prepared_statement lh_engine__pool_serializer(lh_pooled *pc, const char *sql);
 /* Close a taken connection instead of giving it back (accepts NULL). */
 void lh_engine__pool_discard(lh_pooled *pc);
+
+/* ---- relations.c: dataset names resolved on demand ------------------------------- */
+
+/* The registry, before the database opens / once it is open / at close. */
+void lh_engine__relations_init(lh_engine *eng);
+void lh_engine__relations_attach(lh_engine *eng);
+void lh_engine__relations_free(lh_engine *eng);
+/* The views may change (engine.c): move the catalog generation and sweep idle
+ * connections' kept statements. Called before and after every change. */
+void lh_engine__views_changed(lh_engine *eng);
 
 /* ---- fault injection (core.h) ----------------------------------------------------- */
 

@@ -1,0 +1,92 @@
+/*
+ * relations.c — dataset names resolved on demand. A dataset is not a view in DuckDB's
+ * catalog: the engine keeps a registry (name -> the SELECT of its rows) and a
+ * replacement scan that DuckDB calls while binding, for a table name its catalog does
+ * not hold. The scan answers with DuckDB's query() table function over the registered
+ * SELECT, so a statement binds only the datasets it names.
+ *
+ * Why not views: defining one view per dataset cost a DuckDB statement per dataset at
+ * every start (two pool sweeps, a connection, a catalog write), and every view stays in
+ * the database's catalog. With the registry, registering a dataset is a hash-table
+ * insert, and a query pays for the datasets it names only.
+ *
+ * Names: DuckDB resolves its own catalog first (temporary views of time travel, CTEs,
+ * `_events`), then calls the scan; the scan matches names case-insensitively, as SQL
+ * folds unquoted names and dataset names are lowercase. The SELECT is never user text:
+ * the user's statement is admitted as written, and the query() call the scan puts in
+ * its place is not part of it.
+ *
+ * Generations: a change of the registry is a change of the views, so it moves the
+ * engine's catalog generation before and after, as an internal statement does (pool.c).
+ *
+ * Thread safety: `relations_lock` (a read-write lock) guards the registry; the scan
+ * takes it for reading on DuckDB's binding thread and copies the SELECT into DuckDB's
+ * value before it lets go.
+ */
+#include "engine/engine_int.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+static void
+replacement_scan(duckdb_replacement_scan_info info, const char *table_name, void *data)
+{
+    lh_engine *eng = data;
+    char name[LH_NAME_MAX];
+    size_t n = 0;
+    for (; table_name[n] && n + 1 < sizeof name; n++)
+        name[n] = (char)tolower((unsigned char)table_name[n]);
+    if (table_name[n] != '\0')
+        return; /* longer than any dataset name */
+    name[n] = '\0';
+    pthread_rwlock_rdlock(&eng->relations_lock);
+    const char *select = json_string_value(json_object_get(eng->relations, name));
+    if (select) {
+        duckdb_value sql = duckdb_create_varchar(select);
+        duckdb_replacement_scan_set_function_name(info, "query");
+        duckdb_replacement_scan_add_parameter(info, sql);
+        duckdb_destroy_value(&sql);
+    }
+    pthread_rwlock_unlock(&eng->relations_lock);
+}
+
+void
+lh_engine__relations_init(lh_engine *eng)
+{
+    pthread_rwlock_init(&eng->relations_lock, NULL);
+    eng->relations = json_object();
+}
+
+void
+lh_engine__relations_attach(lh_engine *eng)
+{
+    duckdb_add_replacement_scan(eng->db, replacement_scan, eng, NULL);
+}
+
+void
+lh_engine__relations_free(lh_engine *eng)
+{
+    json_decref(eng->relations);
+    eng->relations = NULL;
+    pthread_rwlock_destroy(&eng->relations_lock);
+}
+
+int
+lh_engine_set_dataset(lh_engine *eng, const char *name, const char *select, lh_err *err)
+{
+    int rc = 0;
+    if (!lh_name_valid(name))
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_name", "invalid dataset name '%s'", name);
+    if ((rc = lh_engine__fault(err)) != 0)
+        return rc;
+    lh_engine__views_changed(eng);
+    pthread_rwlock_wrlock(&eng->relations_lock);
+    if (select)
+        json_object_set_new(eng->relations, name, json_string_nocheck(select));
+    else
+        json_object_del(eng->relations, name);
+    pthread_rwlock_unlock(&eng->relations_lock);
+    lh_engine__views_changed(eng);
+    return 0;
+}
