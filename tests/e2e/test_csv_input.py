@@ -140,7 +140,7 @@ class CsvInput(harness.ServerTestCase):
         # CRLF line ends and a trailing empty line are not ragged
         st, _, res = self.ingest("a,b,c\r\n1,2,3\r\n4,5,6\r\n", dataset="crlf", format="csv")
         self.assertEqual((st, res.get("rows")), (201, 2), res)
-        st, _, res = self.ingest("a,b,c\n1,2,3\n4,5,6\n\n", dataset="trailing", format="csv")
+        st, _, res = self.ingest("a,b,c\n1,2,3\n4,5,6\n\n", dataset="trailing_blank", format="csv")
         self.assertEqual((st, res.get("rows")), (201, 2), res)
         # ADR-010: a mixed column after the sniffer's sample becomes VARCHAR
         lines = ["id,code"] + ["%d,%s" % (i, "N/A" if i == 25000 else i) for i in range(1, 30001)]
