@@ -9,8 +9,9 @@
  * the downloads into the cache overlap too). A batch that DuckDB cannot read as a whole
  * (one damaged file fails the statement) is read again one manifest at a time through
  * lh_catalog__load_newest_valid, so each bad manifest gets its own error (and its
- * dataset the newest readable version, with a warning) and the others load. Every manifest is checked as one read alone would be (lh_catalog__check_manifest,
- * and its name and version must be the key's).
+ * dataset the newest readable version, with a warning) and the others load. Every
+ * manifest is checked as one read alone would be (lh_catalog__check_manifest, and its
+ * name and version must be the key's).
  *
  * Thread safety: workers share an atomic batch counter; each takes the catalog lock only
  * to add a dataset and count an error, never across I/O.

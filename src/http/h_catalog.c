@@ -15,7 +15,7 @@ static bool
 bucket_ok(lh_req *req, const char *bucket)
 {
     lh_err ignored;
-    return lh_http__auth_bucket(req->principal, bucket, &ignored) == 0;
+    return lh_auth_bucket(req->principal, bucket, &ignored) == 0;
 }
 
 json_t *

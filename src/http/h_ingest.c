@@ -33,7 +33,7 @@ static bool
 principal_may_use(const lh_principal *who, const char *bucket)
 {
     lh_err ignored;
-    return lh_http__auth_bucket(who, bucket, &ignored) == 0;
+    return lh_auth_bucket(who, bucket, &ignored) == 0;
 }
 
 /* ---- POST /ingest/file -------------------------------------------------------------------- */
@@ -179,7 +179,7 @@ lh_h_ingest_file(lh_req *req, lh_resp *resp)
                         "'on_bad_rows' applies to format=csv only");
     } else if (async && strcmp(async, "true") && strcmp(async, "false")) {
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter", "'async' must be true or false");
-    } else if (bucket && lh_http__auth_bucket(req->principal, bucket, &err) != 0) {
+    } else if (bucket && lh_auth_bucket(req->principal, bucket, &err) != 0) {
         rc = LH_EPERM;
     } else if (bucket && lh_buckets_get(req->srv->buckets, bucket, &err) == NULL) {
         rc = LH_ENOTFOUND;
@@ -352,7 +352,7 @@ db_job_from_body(lh_req *req, const json_t *body, db_job **out, lh_err *err)
                         "'batch_rows' must be an integer from 1 to %d", LH_PG_MAX_BATCH_ROWS);
     else if (async && !json_is_boolean(async))
         rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'async' must be true or false");
-    else if (bucket && lh_http__auth_bucket(req->principal, bucket, err) != 0)
+    else if (bucket && lh_auth_bucket(req->principal, bucket, err) != 0)
         rc = LH_EPERM;
     else if (bucket && lh_buckets_get(req->srv->buckets, bucket, err) == NULL)
         rc = LH_ENOTFOUND;

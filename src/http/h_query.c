@@ -80,7 +80,7 @@ static bool
 may_read(void *principal, const char *bucket)
 {
     lh_err ignored;
-    return lh_http__auth_bucket(principal, bucket, &ignored) == 0;
+    return lh_auth_bucket(principal, bucket, &ignored) == 0;
 }
 
 static void

@@ -23,7 +23,7 @@
 static int
 check_bucket(lh_req *req, const char *name, lh_err *err)
 {
-    if (lh_http__auth_bucket(req->principal, name, err) != 0)
+    if (lh_auth_bucket(req->principal, name, err) != 0)
         return LH_EPERM;
     const char *base = lh_buckets_profile_base_name(req->srv->buckets);
     const lh_principal *p = req->principal;

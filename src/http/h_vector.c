@@ -226,7 +226,7 @@ dataset_ok(lh_req *req, const char *dataset)
     bool ok = true;
     if (dataset && lh_catalog_get(req->srv->catalog, dataset, &m, &err) == 0) {
         const char *bucket = json_string_value(json_object_get(m, "bucket"));
-        ok = lh_http__auth_bucket(req->principal, bucket ? bucket : "", &err) == 0;
+        ok = lh_auth_bucket(req->principal, bucket ? bucket : "", &err) == 0;
     }
     json_decref(m);
     return ok;

@@ -19,51 +19,7 @@
 
 #include <microhttpd.h>
 
-/* ---- roles and principals --------------------------------------------------- */
-enum {
-    LH_ROLE_ADMIN = 1u << 0,
-    LH_ROLE_WRITER = 1u << 1,
-    LH_ROLE_READER = 1u << 2,
-    LH_ROLE_AGENT = 1u << 3,
-};
-/* Who may call a route: role bits, or LH_ALLOW_PUBLIC for no authentication. */
-#define LH_ALLOW_PUBLIC 0u
-#define LH_ALLOW_ADMIN (LH_ROLE_ADMIN)
-#define LH_ALLOW_WRITE (LH_ROLE_ADMIN | LH_ROLE_WRITER)
-#define LH_ALLOW_READ (LH_ROLE_ADMIN | LH_ROLE_WRITER | LH_ROLE_READER)
-#define LH_ALLOW_ANY (LH_ROLE_ADMIN | LH_ROLE_WRITER | LH_ROLE_READER | LH_ROLE_AGENT)
-
-typedef struct lh_principal {
-    char name[65];
-    uint8_t token_sha256[32];
-    unsigned roles;
-    bool limit_buckets; /* when set, only the buckets listed may be used */
-    char **buckets;
-    size_t n_buckets;
-} lh_principal;
-
-typedef struct lh_auth {
-    lh_principal *principals;
-    size_t n;
-    char *token_file; /* set when the admin token was bootstrapped */
-} lh_auth;
-
-/* Build principals from config. With none configured, use (or create, mode 0600)
- * <data_dir>/admin.token and one admin principal "admin" for it. */
-int lh_http__auth_init(lh_auth *auth, const lh_config *cfg, lh_err *err);
-void lh_http__auth_free(lh_auth *auth);
-/* Check an Authorization header value (may be NULL). Returns the principal or NULL
- * with a 401 error. Compares every principal's hash in constant time. */
-const lh_principal *lh_http__auth_check(const lh_auth *auth, const char *authorization,
-                                        lh_err *err);
-/* 0 when the principal holds one of allowed; else a 403 error naming the roles. */
-int lh_http__auth_allow(const lh_principal *p, unsigned allowed, lh_err *err);
-/* 0 when p may use bucket `name`; else a 403 error. Admins may use every bucket unless
- * limited; anyone may use "profile:<own name>". */
-int lh_http__auth_bucket(const lh_principal *p, const char *name, lh_err *err);
-/* "admin,reader" into out. */
-void lh_http__roles_str(unsigned roles, char *out, size_t size);
-unsigned lh_http__role_bit(const char *name);
+#include "auth/auth.h"
 
 /* ---- requests and responses ---------------------------------------------------------- */
 #define LH_MAX_PARAMS 8
@@ -132,7 +88,7 @@ struct lh_req {
     bool counted;       /* counted in in-flight */
     bool offloaded;     /* LH_ROUTE_OFFLOAD: its handler runs (or ran) on its own thread */
     struct lh_resp *offload_resp; /* that handler's answer, set before the connection resumes */
-    struct lh_conn *conn_rec; /* the connection's deadlines (borrowed; may be NULL) */
+    struct lh_conn *conn_rec;     /* the connection's deadlines (borrowed; may be NULL) */
 };
 
 typedef struct lh_header {

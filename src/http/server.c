@@ -439,7 +439,7 @@ admit(lh_req *req)
                             &req->match, allow, sizeof allow);
     bool public_route = rc == 0 && req->match.route->allow == LH_ALLOW_PUBLIC;
     if (!public_route) {
-        req->principal = lh_http__auth_check(&srv->auth, lh_req_header(req, "Authorization"), &err);
+        req->principal = lh_auth_check(&srv->auth, lh_req_header(req, "Authorization"), &err);
         if (req->principal == NULL) {
             lh_resp resp = RESP_INIT;
             lh_resp_error(&resp, &err);
@@ -467,7 +467,7 @@ admit(lh_req *req)
         resp_free(&resp);
         return -1;
     }
-    if (lh_http__auth_allow(req->principal, req->match.route->allow, &err) != 0) {
+    if (lh_auth_allow(req->principal, req->match.route->allow, &err) != 0) {
         respond_error(req, &err);
         return -1;
     }
@@ -845,7 +845,7 @@ server_free(lh_server *srv)
     lh_http__metrics_free(srv->metrics);
     lh_http__conns_free(srv->conns);
     lh_ingest_secrets_free(srv->secrets);
-    lh_http__auth_free(&srv->auth);
+    lh_auth_free(&srv->auth);
     free(srv->tmp_dir);
     free(srv->work_dir);
     free(srv->results_dir);
@@ -881,7 +881,7 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     atomic_init(&srv->offloaded, 0);
     atomic_init(&srv->engine_ok_mono_us, INT64_MIN / 2);
 
-    int rc = lh_http__auth_init(&srv->auth, cfg, err);
+    int rc = lh_auth_init(&srv->auth, cfg, err);
     if (rc != 0)
         goto out;
     srv->tmp_dir = lh_sprintf("%s/tmp", lh_config_str(cfg, "server.data_dir"));

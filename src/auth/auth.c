@@ -7,7 +7,7 @@
  * With no principal configured, the first start writes a random admin token to
  * <data_dir>/admin.token (created 0600 with O_EXCL) and later starts reuse it.
  */
-#include "http/http_int.h"
+#include "auth/auth.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +23,7 @@
 static const char *const role_names[] = {"admin", "writer", "reader", "agent"};
 
 unsigned
-lh_http__role_bit(const char *name)
+lh_role_bit(const char *name)
 {
     for (unsigned i = 0; i < 4; i++)
         if (strcmp(name, role_names[i]) == 0)
@@ -32,7 +32,7 @@ lh_http__role_bit(const char *name)
 }
 
 void
-lh_http__roles_str(unsigned roles, char *out, size_t size)
+lh_roles_str(unsigned roles, char *out, size_t size)
 {
     size_t used = 0;
     out[0] = '\0';
@@ -113,7 +113,7 @@ create_token_file(const char *path, char *token, size_t size, lh_err *err)
 }
 
 int
-lh_http__auth_init(lh_auth *auth, const lh_config *cfg, lh_err *err)
+lh_auth_init(lh_auth *auth, const lh_config *cfg, lh_err *err)
 {
     memset(auth, 0, sizeof *auth);
     size_t n;
@@ -126,7 +126,7 @@ lh_http__auth_init(lh_auth *auth, const lh_config *cfg, lh_err *err)
             snprintf(p->name, sizeof p->name, "%s", pcs[i].name);
             hex_to_bytes(pcs[i].token_sha256, p->token_sha256); /* validated by config */
             for (size_t r = 0; r < pcs[i].n_roles; r++)
-                p->roles |= lh_http__role_bit(pcs[i].roles[r]);
+                p->roles |= lh_role_bit(pcs[i].roles[r]);
             p->limit_buckets = pcs[i].limit_buckets;
             p->n_buckets = pcs[i].n_buckets;
             p->buckets = lh_calloc(p->n_buckets ? p->n_buckets : 1, sizeof *p->buckets);
@@ -148,7 +148,7 @@ lh_http__auth_init(lh_auth *auth, const lh_config *cfg, lh_err *err)
         created = true;
     }
     if (rc != 0) {
-        lh_http__auth_free(auth);
+        lh_auth_free(auth);
         return rc;
     }
     auth->principals = lh_calloc(1, sizeof *auth->principals);
@@ -166,7 +166,7 @@ lh_http__auth_init(lh_auth *auth, const lh_config *cfg, lh_err *err)
 }
 
 void
-lh_http__auth_free(lh_auth *auth)
+lh_auth_free(lh_auth *auth)
 {
     for (size_t i = 0; i < auth->n; i++) {
         for (size_t k = 0; k < auth->principals[i].n_buckets; k++)
@@ -179,7 +179,7 @@ lh_http__auth_free(lh_auth *auth)
 }
 
 const lh_principal *
-lh_http__auth_check(const lh_auth *auth, const char *authorization, lh_err *err)
+lh_auth_check(const lh_auth *auth, const char *authorization, lh_err *err)
 {
     if (authorization == NULL || authorization[0] == '\0') {
         lh_err_set(err, LH_EPERM, 401, "unauthenticated", "missing bearer token");
@@ -215,13 +215,13 @@ lh_http__auth_check(const lh_auth *auth, const char *authorization, lh_err *err)
 }
 
 int
-lh_http__auth_allow(const lh_principal *p, unsigned allowed, lh_err *err)
+lh_auth_allow(const lh_principal *p, unsigned allowed, lh_err *err)
 {
     if (allowed == LH_ALLOW_PUBLIC || (p && (p->roles & allowed)))
         return 0;
     char need[64], have[64];
-    lh_http__roles_str(allowed, need, sizeof need);
-    lh_http__roles_str(p ? p->roles : 0, have, sizeof have);
+    lh_roles_str(allowed, need, sizeof need);
+    lh_roles_str(p ? p->roles : 0, have, sizeof have);
     lh_err_set(err, LH_EPERM, 403, "forbidden", "principal '%s' may not do this",
                p ? p->name : "?");
     lh_err_detail(err, "needs one of the roles: %s; has: %s", need, have[0] ? have : "none");
@@ -229,7 +229,7 @@ lh_http__auth_allow(const lh_principal *p, unsigned allowed, lh_err *err)
 }
 
 int
-lh_http__auth_bucket(const lh_principal *p, const char *name, lh_err *err)
+lh_auth_bucket(const lh_principal *p, const char *name, lh_err *err)
 {
     if (strncmp(name, "profile:", 8) == 0 && strcmp(name + 8, p->name) == 0)
         return 0;

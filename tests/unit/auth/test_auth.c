@@ -5,7 +5,7 @@
  */
 #include "testutil.h"
 
-#include "http/http_int.h"
+#include "auth/auth.h"
 
 static const char *const TOKENS[] = {"tok-reader", "tok-writer", "tok-admin", "tok-agent"};
 
@@ -70,7 +70,7 @@ expect_auth(const lh_auth *auth, const char *header, const char *name, const cha
 {
     lh_err err;
     lh_err_clear(&err);
-    const lh_principal *p = lh_http__auth_check(auth, header, &err);
+    const lh_principal *p = lh_auth_check(auth, header, &err);
     if (name != NULL) {
         if (p == NULL) {
             print_error("'%s' was refused: %s\n", header ? header : "(null)", err.message);
@@ -101,7 +101,7 @@ test_principals_from_config(void **state)
     lh_config *cfg = load_principals_config(&data_dir);
     lh_auth auth;
     lh_err err;
-    assert_int_equal(lh_http__auth_init(&auth, cfg, &err), 0);
+    assert_int_equal(lh_auth_init(&auth, cfg, &err), 0);
     assert_int_equal(auth.n, 5);
     assert_null(auth.token_file);
     static const char *const names[] = {"reader", "writer", "admin", "agent"};
@@ -119,7 +119,7 @@ test_principals_from_config(void **state)
     snprintf(token_path, sizeof token_path, "%s/admin.token", data_dir);
     assert_int_equal(access(token_path, F_OK), -1);
 
-    lh_http__auth_free(&auth);
+    lh_auth_free(&auth);
     assert_null(auth.principals);
     assert_int_equal(auth.n, 0);
     lh_config_free(cfg);
@@ -134,7 +134,7 @@ test_check_header(void **state)
     lh_config *cfg = load_principals_config(&data_dir);
     lh_auth auth;
     lh_err err;
-    assert_int_equal(lh_http__auth_init(&auth, cfg, &err), 0);
+    assert_int_equal(lh_auth_init(&auth, cfg, &err), 0);
 
     EXPECT_AUTH(&auth, "Bearer tok-reader", "reader", NULL);
     EXPECT_AUTH(&auth, "Bearer tok-writer", "writer", NULL);
@@ -169,9 +169,9 @@ test_check_header(void **state)
     EXPECT_AUTH(&auth, header, NULL, "unknown bearer token");
 
     /* a NULL err is accepted */
-    assert_null(lh_http__auth_check(&auth, "Bearer nope", NULL));
+    assert_null(lh_auth_check(&auth, "Bearer nope", NULL));
 
-    lh_http__auth_free(&auth);
+    lh_auth_free(&auth);
     lh_config_free(cfg);
     lh_test_rm_rf(data_dir);
     free(data_dir);
@@ -187,56 +187,56 @@ test_allow_roles(void **state)
     lh_principal nobody = {.name = "nobody", .roles = 0};
     lh_err err;
 
-    assert_int_equal(lh_http__auth_allow(&reader, LH_ALLOW_READ, &err), 0);
-    assert_int_equal(lh_http__auth_allow(&writer, LH_ALLOW_WRITE, &err), 0);
-    assert_int_equal(lh_http__auth_allow(&admin, LH_ALLOW_ADMIN, &err), 0);
-    assert_int_equal(lh_http__auth_allow(&admin, LH_ALLOW_READ, &err), 0);
-    assert_int_equal(lh_http__auth_allow(&agent, LH_ALLOW_ANY, &err), 0);
-    assert_int_equal(lh_http__auth_allow(NULL, LH_ALLOW_PUBLIC, &err), 0);
-    assert_int_equal(lh_http__auth_allow(&nobody, LH_ALLOW_PUBLIC, &err), 0);
+    assert_int_equal(lh_auth_allow(&reader, LH_ALLOW_READ, &err), 0);
+    assert_int_equal(lh_auth_allow(&writer, LH_ALLOW_WRITE, &err), 0);
+    assert_int_equal(lh_auth_allow(&admin, LH_ALLOW_ADMIN, &err), 0);
+    assert_int_equal(lh_auth_allow(&admin, LH_ALLOW_READ, &err), 0);
+    assert_int_equal(lh_auth_allow(&agent, LH_ALLOW_ANY, &err), 0);
+    assert_int_equal(lh_auth_allow(NULL, LH_ALLOW_PUBLIC, &err), 0);
+    assert_int_equal(lh_auth_allow(&nobody, LH_ALLOW_PUBLIC, &err), 0);
 
     lh_err_clear(&err);
-    assert_int_equal(lh_http__auth_allow(&reader, LH_ALLOW_WRITE, &err), LH_EPERM);
+    assert_int_equal(lh_auth_allow(&reader, LH_ALLOW_WRITE, &err), LH_EPERM);
     assert_int_equal(err.rc, LH_EPERM);
     assert_int_equal(err.http_status, 403);
     assert_string_equal(err.code, "forbidden");
     assert_string_equal(err.message, "principal 'reader' may not do this");
     assert_string_equal(err.detail, "needs one of the roles: admin, writer; has: reader");
 
-    assert_int_equal(lh_http__auth_allow(&writer, LH_ALLOW_ADMIN, &err), LH_EPERM);
+    assert_int_equal(lh_auth_allow(&writer, LH_ALLOW_ADMIN, &err), LH_EPERM);
     assert_string_equal(err.detail, "needs one of the roles: admin; has: writer, reader");
-    assert_int_equal(lh_http__auth_allow(&agent, LH_ALLOW_READ, &err), LH_EPERM);
+    assert_int_equal(lh_auth_allow(&agent, LH_ALLOW_READ, &err), LH_EPERM);
     assert_string_equal(err.message, "principal 'agent' may not do this");
     assert_string_equal(err.detail, "needs one of the roles: admin, writer, reader; has: agent");
-    assert_int_equal(lh_http__auth_allow(&nobody, LH_ALLOW_ANY, &err), LH_EPERM);
+    assert_int_equal(lh_auth_allow(&nobody, LH_ALLOW_ANY, &err), LH_EPERM);
     assert_string_equal(err.detail,
                         "needs one of the roles: admin, writer, reader, agent; has: none");
-    assert_int_equal(lh_http__auth_allow(NULL, LH_ALLOW_READ, &err), LH_EPERM);
+    assert_int_equal(lh_auth_allow(NULL, LH_ALLOW_READ, &err), LH_EPERM);
     assert_string_equal(err.message, "principal '?' may not do this");
     assert_string_equal(err.detail, "needs one of the roles: admin, writer, reader; has: none");
-    assert_int_equal(lh_http__auth_allow(&reader, LH_ALLOW_ADMIN, NULL), LH_EPERM);
+    assert_int_equal(lh_auth_allow(&reader, LH_ALLOW_ADMIN, NULL), LH_EPERM);
 }
 
 static void
 test_role_names(void **state)
 {
-    assert_int_equal(lh_http__role_bit("admin"), LH_ROLE_ADMIN);
-    assert_int_equal(lh_http__role_bit("writer"), LH_ROLE_WRITER);
-    assert_int_equal(lh_http__role_bit("reader"), LH_ROLE_READER);
-    assert_int_equal(lh_http__role_bit("agent"), LH_ROLE_AGENT);
-    assert_int_equal(lh_http__role_bit("root"), 0);
-    assert_int_equal(lh_http__role_bit("Admin"), 0);
-    assert_int_equal(lh_http__role_bit(""), 0);
+    assert_int_equal(lh_role_bit("admin"), LH_ROLE_ADMIN);
+    assert_int_equal(lh_role_bit("writer"), LH_ROLE_WRITER);
+    assert_int_equal(lh_role_bit("reader"), LH_ROLE_READER);
+    assert_int_equal(lh_role_bit("agent"), LH_ROLE_AGENT);
+    assert_int_equal(lh_role_bit("root"), 0);
+    assert_int_equal(lh_role_bit("Admin"), 0);
+    assert_int_equal(lh_role_bit(""), 0);
 
     char out[64];
-    lh_http__roles_str(LH_ROLE_ADMIN | LH_ROLE_READER, out, sizeof out);
+    lh_roles_str(LH_ROLE_ADMIN | LH_ROLE_READER, out, sizeof out);
     assert_string_equal(out, "admin, reader");
-    lh_http__roles_str(LH_ALLOW_ANY, out, sizeof out);
+    lh_roles_str(LH_ALLOW_ANY, out, sizeof out);
     assert_string_equal(out, "admin, writer, reader, agent");
-    lh_http__roles_str(0, out, sizeof out);
+    lh_roles_str(0, out, sizeof out);
     assert_string_equal(out, "");
     /* a short buffer holds whole names only */
-    lh_http__roles_str(LH_ALLOW_ANY, out, 10);
+    lh_roles_str(LH_ALLOW_ANY, out, 10);
     assert_string_equal(out, "admin");
 }
 
@@ -292,7 +292,7 @@ test_bootstrap_admin_token(void **state)
     /* first start: the token is created, 0600, and only its path is logged */
     char *log_path = NULL;
     int log_fd = capture_log(&log_path);
-    int rc = lh_http__auth_init(&auth, cfg, &err);
+    int rc = lh_auth_init(&auth, cfg, &err);
     char *log = end_capture_log(log_fd, log_path);
     if (rc != 0)
         print_error("%s\n", err.message);
@@ -320,12 +320,12 @@ test_bootstrap_admin_token(void **state)
     assert_contains(log, token_path);
     assert_not_contains(log, token + 3);
     free(log);
-    lh_http__auth_free(&auth);
+    lh_auth_free(&auth);
     assert_null(auth.token_file);
 
     /* second start: the same token is reused */
     log_fd = capture_log(&log_path);
-    assert_int_equal(lh_http__auth_init(&auth, cfg, &err), 0);
+    assert_int_equal(lh_auth_init(&auth, cfg, &err), 0);
     log = end_capture_log(log_fd, log_path);
     char *again = read_token(token_path);
     assert_string_equal(again, token);
@@ -334,13 +334,13 @@ test_bootstrap_admin_token(void **state)
     assert_not_contains(log, token + 3);
     free(log);
     free(again);
-    lh_http__auth_free(&auth);
+    lh_auth_free(&auth);
 
     /* a token file others can read is refused, and nothing is left allocated */
     assert_int_equal(chmod(token_path, 0644), 0);
     memset(&auth, 0x5A, sizeof auth);
     lh_err_clear(&err);
-    assert_int_equal(lh_http__auth_init(&auth, cfg, &err), LH_EPERM);
+    assert_int_equal(lh_auth_init(&auth, cfg, &err), LH_EPERM);
     assert_int_equal(err.rc, LH_EPERM);
     assert_string_equal(err.code, "token_file_refused");
     assert_contains(err.message, token_path);
@@ -388,23 +388,23 @@ test_bootstrap_bad_token_files(void **state)
 
     /* a token written by hand is accepted, with its line end (CRLF too) stripped */
     put_file(token_path, "my-own-token-0123456789\r\n", 0600);
-    assert_int_equal(lh_http__auth_init(&auth, cfg, &err), 0);
+    assert_int_equal(lh_auth_init(&auth, cfg, &err), 0);
     EXPECT_AUTH(&auth, "Bearer my-own-token-0123456789", "admin", NULL);
-    lh_http__auth_free(&auth);
+    lh_auth_free(&auth);
 
     put_file(token_path, "", 0600);
-    assert_int_equal(lh_http__auth_init(&auth, cfg, &err), LH_EINVAL);
+    assert_int_equal(lh_auth_init(&auth, cfg, &err), LH_EINVAL);
     assert_string_equal(err.code, "token_file_invalid");
     assert_contains(err.message, "is empty");
     assert_null(auth.principals);
 
     put_file(token_path, "short\n", 0600);
-    assert_int_equal(lh_http__auth_init(&auth, cfg, &err), LH_EINVAL);
+    assert_int_equal(lh_auth_init(&auth, cfg, &err), LH_EINVAL);
     assert_contains(err.message, "holds no valid token");
     assert_not_contains(err.message, "short");
 
     put_file(token_path, "my-own-token-0123456789\n", 0640);
-    assert_int_equal(lh_http__auth_init(&auth, cfg, &err), LH_EPERM);
+    assert_int_equal(lh_auth_init(&auth, cfg, &err), LH_EPERM);
     assert_string_equal(err.code, "token_file_refused");
 
     /* a symlink is not followed */
@@ -412,7 +412,7 @@ test_bootstrap_bad_token_files(void **state)
     put_file(target, "my-own-token-0123456789\n", 0600);
     unlink(token_path);
     assert_int_equal(symlink(target, token_path), 0);
-    assert_int_equal(lh_http__auth_init(&auth, cfg, &err), LH_EIO);
+    assert_int_equal(lh_auth_init(&auth, cfg, &err), LH_EIO);
     assert_string_equal(err.code, "token_file_unreadable");
     assert_null(auth.principals);
     unlink(token_path);
@@ -421,7 +421,7 @@ test_bootstrap_bad_token_files(void **state)
     if (geteuid() == 0) {
         put_file(token_path, "my-own-token-0123456789\n", 0600);
         if (chown(token_path, 65534, 65534) == 0) {
-            assert_int_equal(lh_http__auth_init(&auth, cfg, &err), LH_EPERM);
+            assert_int_equal(lh_auth_init(&auth, cfg, &err), LH_EPERM);
             assert_string_equal(err.code, "token_file_refused");
         }
     }
