@@ -26,6 +26,9 @@ typedef struct lh_schema lh_schema;
 #define LH_SCHEMA_MAX_DEPTH 32
 /* Longest "pattern" accepted, in bytes. */
 #define LH_SCHEMA_MAX_PATTERN 1024
+/* Most bytes of strings one validation matches against patterns; a string past the
+ * budget fails its "pattern" keyword, saying so. Bounds the time a call can cost. */
+#define LH_SCHEMA_MAX_PATTERN_TEXT (256 * 1024)
 
 /* Compile a JSON Schema (draft 2020-12 semantics, the subset below). A keyword we do not
  * support, a wrong-typed keyword value (e.g. "minimum": "x"), an invalid regex, or a

@@ -13,8 +13,10 @@
  * Cost is bounded: patterns are at most LH_SCHEMA_MAX_PATTERN bytes, a counted repetition
  * at most 1000, and the automaton those counts expand to at most MAX_EXPANDED atoms
  * (regcomp copies a repeated group once per count). glibc's matcher simulates the
- * automaton over sets of states and, without backreferences, never backtracks, so a match
- * costs at most pattern size x text length.
+ * automaton over sets of states and, without backreferences, never backtracks; searched
+ * from the start only (see lh_schema__regex_compile) a match costs time linear in the
+ * text, about 3 s per MB for the costliest pattern these bounds let through, so
+ * schema_validate.c also caps the text matched per validation (LH_SCHEMA_MAX_PATTERN_TEXT).
  *
  * Matching runs in the C.UTF-8 locale (uselocale, per thread) so that "." and classes
  * step over whole characters, whatever the process locale is. regexec is thread-safe.
@@ -28,7 +30,7 @@
 #include <string.h>
 
 #define MAX_REPEAT 1000
-#define MAX_EXPANDED 20000
+#define MAX_EXPANDED 1200
 #define MAX_GROUP_DEPTH 64
 
 /* ECMA line terminators: \n, \r, U+2028, U+2029. */
@@ -533,8 +535,14 @@ lh_schema__regex_compile(const char *pattern, regex_t *out, char *why, size_t wh
 {
     translator t = {.p = pattern, .why = why, .why_size = why_size};
     lh_buf_init(&t.out);
-    lh_buf_puts(&t.out, "");
+    /* Unanchored, but searched from the start only: glibc's regexec tries every start
+     * position in turn (quadratic: 17 s for "(a+)+b" on 100 KB of "a"), while one pass of
+     * a leading "any character, any number of times" finds the same matches in time
+     * linear in the text. Without REG_NEWLINE "." matches line terminators; [[:cntrl:]]
+     * adds the NUL, which "." never matches. */
+    lh_buf_puts(&t.out, "^(.|[[:cntrl:]])*(");
     int rc = translate(&t);
+    lh_buf_puts(&t.out, ")");
     if (rc == 0) {
         locale_t previous = enter_utf8();
         int re_rc = regcomp(out, t.out.data, REG_EXTENDED | REG_NOSUB);

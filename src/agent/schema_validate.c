@@ -29,7 +29,8 @@ typedef struct validate_ctx {
     size_t n_reported;
     bool valid;
     bool stop;
-    lh_buf pointer; /* base + pointer of the value being validated */
+    size_t pattern_text_left; /* of LH_SCHEMA_MAX_PATTERN_TEXT */
+    lh_buf pointer;           /* base + pointer of the value being validated */
 } validate_ctx;
 
 /* ---------------------------------------------------------------------------------
@@ -382,8 +383,18 @@ validate_string(validate_ctx *ctx, const lh_schema_node *node, const json_t *v)
             report(ctx, "maxLength", "must be at most %zu character%s long", node->max_length,
                    node->max_length == 1 ? "" : "s");
     }
-    if (node->pattern_source != NULL && !lh_schema__regex_search(&node->pattern, s, len))
-        report(ctx, "pattern", "must match the pattern '%s'", node->pattern_source);
+    if (node->pattern_source != NULL) {
+        if (len > ctx->pattern_text_left) {
+            report(ctx, "pattern",
+                   "is too long to check against the pattern (strings checked against "
+                   "patterns may total %d bytes)",
+                   LH_SCHEMA_MAX_PATTERN_TEXT);
+        } else {
+            ctx->pattern_text_left -= len;
+            if (!lh_schema__regex_search(&node->pattern, s, len))
+                report(ctx, "pattern", "must match the pattern '%s'", node->pattern_source);
+        }
+    }
     if (node->format != LH_SF_NONE && !lh_schema__format_check(node->format, s, len))
         report(ctx, "format", "must be %s", lh_schema__format_describe(node->format));
 }
@@ -537,7 +548,9 @@ validate_node(validate_ctx *ctx, const lh_schema_node *node, const json_t *v,
 bool
 lh_schema_validate(const lh_schema *s, const json_t *instance, const char *base, json_t *errors)
 {
-    validate_ctx ctx = {.errors = json_is_array(errors) ? errors : NULL, .valid = true};
+    validate_ctx ctx = {.errors = json_is_array(errors) ? errors : NULL,
+                        .valid = true,
+                        .pattern_text_left = LH_SCHEMA_MAX_PATTERN_TEXT};
     lh_buf_init(&ctx.pointer);
     lh_buf_puts(&ctx.pointer, base ? base : "");
     validate_node(&ctx, s->root, instance ? instance : json_null(), "false");
