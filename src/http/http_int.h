@@ -197,6 +197,7 @@ struct lh_server {
     lh_catalog *catalog;
     lh_cache *cache;
     lh_vectors *vectors;
+    lh_audit *audit;            /* agent tool call records, or NULL */
     lh_ingest_secrets *secrets; /* secret_ref passwords for PostgreSQL ingest */
     char *work_dir;             /* where LH_ROUTE_BODY_FILE bodies go (internal engine only) */
     char *results_dir;          /* Parquet query results on their way out */
@@ -241,6 +242,8 @@ int lh_h_ingest_file(lh_req *req, lh_resp *resp);
 int lh_h_ingest_db(lh_req *req, lh_resp *resp);
 int lh_h_rows(lh_req *req, lh_resp *resp);
 int lh_h_journal_events(lh_req *req, lh_resp *resp);
+int lh_h_audit_list(lh_req *req, lh_resp *resp);
+int lh_h_audit_get(lh_req *req, lh_resp *resp);
 int lh_h_row_history(lh_req *req, lh_resp *resp);
 int lh_h_changes(lh_req *req, lh_resp *resp);
 int lh_h_compact(lh_req *req, lh_resp *resp);
