@@ -83,11 +83,8 @@ may_read(void *principal, const char *bucket)
     return lh_auth_bucket(principal, bucket, &ignored) == 0;
 }
 
-/* The name gate of user SQL (lh_query_opts.may_name): names only some principals may
- * use answer, to everyone else, exactly as names nothing defines. Today: the audit
- * trail's view, admins only. */
-static bool
-may_name(void *principal, const char *name)
+bool
+lh_http__may_name(void *principal, const char *name)
 {
     if (strcmp(name, LH_AUDIT_VIEW) == 0)
         return lh_audit_may_read(principal);
@@ -216,7 +213,7 @@ lh_h_query(lh_req *req, lh_resp *resp)
     opts.max_bytes = lh_config_int(cfg, "engine.max_result_bytes");
     opts.timeout_ms = lh_config_int(cfg, "engine.query_timeout_ms");
     opts.principal = req->principal->name;
-    opts.may_name = may_name;
+    opts.may_name = lh_http__may_name;
     opts.may_name_ctx = (void *)req->principal;
     if (parquet) {
         rc = answer_parquet(req, resp, &opts, &err);

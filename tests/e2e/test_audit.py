@@ -114,6 +114,22 @@ class AuditTrail(harness.ServerTestCase):
         st, _, body = self.query(sql, who="bot")
         self.assertEqual(st, 403, body)
 
+    def test_3b_search_filter_gated(self):
+        """A search filter is user SQL too: `_audit` in it is as absent for a reader."""
+        rows = "id,note\n" + "".join("%d,note %d\n" % (i, i) for i in range(1, 6))
+        st, _, b = self.req("POST", "/ingest/file?dataset=notes&format=csv&primary_key=id", rows)
+        self.assertEqual(st, 201, b)
+        st, _, b = self.req("POST", "/vectors/indexes", {
+            "name": "notes_idx", "dataset": "notes", "id_column": "id", "text_column": "note",
+            "model": "builtin", "metric": "l2", "async": False})
+        self.assertEqual(st, 201, b)
+        q = {"query": "note", "k": 3, "filter": "id > (SELECT count(*) FROM _audit)"}
+        st, _, body = self.req("POST", "/vectors/indexes/notes_idx/search", q, who="analyst")
+        self.assertEqual(st, 400, body)
+        self.assertIn("Table with name _audit does not exist", body["error"]["detail"])
+        st, _, body = self.req("POST", "/vectors/indexes/notes_idx/search", q)
+        self.assertEqual(st, 200, body)
+
     # ---- durability ----------------------------------------------------------------------------
 
     def test_4_survives_kill_9(self):
