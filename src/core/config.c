@@ -168,6 +168,10 @@ static const key_def KEYS[] = {
     INT("vector", "exact_below_permille", 50, 0, 1000,
         "a filtered search matching fewer than this share (per mille) of an index's vectors "
         "is answered by exact search, which is then both faster and exact"),
+    INT("audit", "ship_ms", 1000, 10, 3600000,
+        "agent tool call records waiting locally are shipped to the primary bucket at least "
+        "this often"),
+    INT("audit", "ship_records", 1000, 1, 1000000, "... or as soon as this many are waiting"),
     INT("jobs", "workers", 2, 1, 64, "background job worker threads"),
     INT("jobs", "max_queued", 256, 1, 100000, "jobs waiting beyond this are refused with 503"),
     INT("jobs", "keep_finished", 1000, 0, 1000000,

@@ -83,6 +83,14 @@ may_read(void *principal, const char *bucket)
     return lh_auth_bucket(principal, bucket, &ignored) == 0;
 }
 
+bool
+lh_http__may_name(void *principal, const char *name)
+{
+    if (strcmp(name, LH_AUDIT_VIEW) == 0)
+        return lh_audit_may_read(principal);
+    return true;
+}
+
 static void
 free_as_of(void *views)
 {
@@ -205,6 +213,8 @@ lh_h_query(lh_req *req, lh_resp *resp)
     opts.max_bytes = lh_config_int(cfg, "engine.max_result_bytes");
     opts.timeout_ms = lh_config_int(cfg, "engine.query_timeout_ms");
     opts.principal = req->principal->name;
+    opts.may_name = lh_http__may_name;
+    opts.may_name_ctx = (void *)req->principal;
     if (parquet) {
         rc = answer_parquet(req, resp, &opts, &err);
         json_decref(body);

@@ -197,6 +197,7 @@ struct lh_server {
     lh_catalog *catalog;
     lh_cache *cache;
     lh_vectors *vectors;
+    lh_audit *audit;            /* agent tool call records, or NULL */
     lh_ingest_secrets *secrets; /* secret_ref passwords for PostgreSQL ingest */
     char *work_dir;             /* where LH_ROUTE_BODY_FILE bodies go (internal engine only) */
     char *results_dir;          /* Parquet query results on their way out */
@@ -220,6 +221,12 @@ struct lh_server {
     atomic_llong engine_ok_mono_us; /* last successful engine check, for /health */
 };
 
+/* The name gate of user SQL (lh_query_opts.may_name, ctx: the lh_principal): names only
+ * some principals may use answer everyone else exactly as names nothing defines. Today
+ * the audit trail's view, admins only (lh_audit_may_read). For /query and search
+ * filters. */
+bool lh_http__may_name(void *principal, const char *name);
+
 /* Handlers, by area. */
 int lh_h_health(lh_req *req, lh_resp *resp);
 int lh_h_whoami(lh_req *req, lh_resp *resp);
@@ -241,6 +248,8 @@ int lh_h_ingest_file(lh_req *req, lh_resp *resp);
 int lh_h_ingest_db(lh_req *req, lh_resp *resp);
 int lh_h_rows(lh_req *req, lh_resp *resp);
 int lh_h_journal_events(lh_req *req, lh_resp *resp);
+int lh_h_audit_list(lh_req *req, lh_resp *resp);
+int lh_h_audit_get(lh_req *req, lh_resp *resp);
 int lh_h_row_history(lh_req *req, lh_resp *resp);
 int lh_h_changes(lh_req *req, lh_resp *resp);
 int lh_h_compact(lh_req *req, lh_resp *resp);

@@ -61,6 +61,8 @@ static const lh_route ROUTES[] = {
     {"POST", "/ingest/db", lh_h_ingest_db, LH_ALLOW_WRITE, LH_ROUTE_JSON_BODY},
     {"POST", "/datasets/{name}/rows", lh_h_rows, LH_ALLOW_WRITE, LH_ROUTE_JSON_BODY},
     {"GET", "/journal/events", lh_h_journal_events, LH_ALLOW_READ, 0},
+    {"GET", "/audit", lh_h_audit_list, LH_ALLOW_ADMIN, LH_ROUTE_OFFLOAD},
+    {"GET", "/audit/{call_id}", lh_h_audit_get, LH_ALLOW_ADMIN, LH_ROUTE_OFFLOAD},
     {"POST", "/embed", lh_h_embed, LH_ALLOW_ANY, LH_ROUTE_JSON_BODY},
     {"GET", "/vectors/indexes", lh_h_vindex_list, LH_ALLOW_ANY, 0},
     {"POST", "/vectors/indexes", lh_h_vindex_create, LH_ALLOW_WRITE, LH_ROUTE_JSON_BODY},
@@ -868,6 +870,7 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     srv->catalog = deps->catalog;
     srv->cache = deps->cache;
     srv->vectors = deps->vectors;
+    srv->audit = deps->audit;
     srv->secrets = lh_ingest_secrets_new(lh_config_str(cfg, "secrets.file"));
     srv->work_dir = lh_strdup(deps->work_dir ? deps->work_dir : "/tmp");
     srv->results_dir = lh_strdup(deps->results_dir ? deps->results_dir : srv->work_dir);

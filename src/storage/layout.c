@@ -68,6 +68,14 @@ lh_layout_eval_key(const char *eval)
     return lh_sprintf(LH_LAYOUT_EVALS "%s.parquet", eval);
 }
 
+char *
+lh_layout_audit_batch_key(const char *segment)
+{
+    if (strncmp(segment, "seg_", 4) == 0)
+        segment += 4;
+    return lh_sprintf(LH_LAYOUT_AUDIT "batch_%s", segment);
+}
+
 int
 lh_layout_parse_manifest_key(const char *key, char *name, size_t name_size, int64_t *version)
 {

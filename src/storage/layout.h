@@ -10,6 +10,7 @@
  *   _errors/bucket_errors/batch_{epoch_us}.jsonl  bucket operation failures
  *   _vectors/{index}/gen-{G:06}/{file}            one generation of an index
  *   _vectors/{index}/_live/v{N:06}.json           the index's live log
+ *   _audit/batch_{segment}.jsonl                  agent tool call records (src/agent)
  *   _hnsw/evals/{name}.parquet                    eval sets
  *   _hnsw/trials/batch_{epoch_us}.jsonl           HNSW trial journal
  */
@@ -25,6 +26,7 @@
 #define LH_LAYOUT_VECTORS "_vectors/"
 #define LH_LAYOUT_EVALS "_hnsw/evals/"
 #define LH_LAYOUT_TRIALS "_hnsw/trials/"
+#define LH_LAYOUT_AUDIT "_audit/"
 
 /* Each returns a new string (free). */
 char *lh_layout_manifest_key(const char *dataset, int64_t version);
@@ -39,6 +41,11 @@ char *lh_layout_eval_key(const char *eval);
 /* The events batch of version `version` of `dataset`, written by the commit `tag`
  * ("{epoch_us}-{random}"): the name says which manifest must list it (catalog/journal.c). */
 char *lh_layout_events_key(const char *tag, const char *dataset, int64_t version);
+
+/* The audit batch shipped from the local segment file `segment` ("seg_....jsonl"):
+ * "_audit/batch_{segment without seg_}". Named after its segment, so shipping the same
+ * segment again after a crash finds the batch it stored. */
+char *lh_layout_audit_batch_key(const char *segment);
 
 /* Parse "datasets/{name}/_manifest/v{N:020}.parquet": 0 with name (name_size bytes)
  * and version set when key is one, -1 otherwise. */
