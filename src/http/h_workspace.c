@@ -226,7 +226,14 @@ lh_h_ws_discard(lh_req *req, lh_resp *resp)
 int
 lh_h_ws_query_save(lh_req *req, lh_resp *resp)
 {
-    return list_op(req, resp, lh_workspace_query_save);
+    lh_err err;
+    json_t *body = NULL, *out = NULL;
+    int rc = lh_req_json(req, false, &body, &err);
+    if (rc == 0)
+        rc = lh_workspace_query_save(req->srv->workspaces, req->principal, lh_req_param(req, "id"),
+                                     lh_req_param(req, "name"), body, &out, &err);
+    json_decref(body);
+    return render(resp, rc, 200, out, &err);
 }
 
 int

@@ -119,7 +119,7 @@ int lh_workspace_shortlist_get(lh_workspaces *w, const lh_principal *p, const ch
 
 /* ---- the delta layer -------------------------------------------------------------------- */
 
-/* body: as POST /datasets/{name}/rows ({"upsert","deletes"}). Stages the changes: a delta
+/* body: as POST /datasets/{name}/rows ({"upsert","delete"}). Stages the changes: a delta
  * file under the workspace's prefix in the dataset's bucket and a new version naming it. */
 int lh_workspace_stage(lh_workspaces *w, const lh_principal *p, const char *id, const char *dataset,
                        const json_t *body, json_t **out, lh_err *err);

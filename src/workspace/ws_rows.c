@@ -661,18 +661,19 @@ lh_workspace_stage(lh_workspaces *w, const lh_principal *p, const char *id, cons
     json_t *m = NULL, *base = NULL, *counts = NULL, *current = NULL, *keys = NULL;
     char *path = NULL, *key = NULL;
     const json_t *upsert = json_object_get(body, "upsert"),
-                 *deletes = json_object_get(body, "deletes");
+                 *deletes = json_object_get(body, "delete");
     int rc = 0;
     const char *field;
     json_t *v;
     json_object_foreach((json_t *)body, field, v)
     {
-        if (strcmp(field, "upsert") != 0 && strcmp(field, "deletes") != 0)
-            return bad(err, "the body is {\"upsert\": [rows], \"deletes\": [keys]}");
+        if (strcmp(field, "upsert") != 0 && strcmp(field, "delete") != 0)
+            return bad(err, "the body is {\"upsert\": [rows], \"delete\": [keys]}, as for "
+                            "POST /datasets/{name}/rows");
     }
     if ((upsert && !json_is_array(upsert)) || (deletes && !json_is_array(deletes)) ||
         json_array_size(upsert) + json_array_size(deletes) == 0)
-        return bad(err, "give 'upsert' (rows) and/or 'deletes' (keys) as non-empty arrays");
+        return bad(err, "give 'upsert' (rows) and/or 'delete' (keys) as non-empty arrays");
     if ((rc = lh_ws__begin(w, p, id, WS_WRITE, false, &e, err)) != 0 ||
         (rc = lh_ws__manifest(w, p, dataset, &m, err)) != 0)
         goto out;
