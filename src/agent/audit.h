@@ -86,6 +86,13 @@ void lh_audit_stats(lh_audit *a, json_t *into);
  * -1 when s is not one. */
 int lh_audit_parse_time(const char *s, int64_t *epoch_us);
 
+/* Tool calls made with workspace_id since `since` (RFC 3339 or NULL), newest 1,000 at
+ * most, as workspace activity entries [{"at", "kind": "tool_call", "actor", "detail":
+ * {"call_id", "tool", "outcome", "status", "via"}}] (new). ctx is the lh_audit; the
+ * signature is the workspace module's lh_ws_audit_fn. */
+int lh_audit_activity(void *ctx, const char *workspace_id, const char *since, json_t **out,
+                      lh_err *err);
+
 /* The name of the view of the trail in the users' engine. */
 #define LH_AUDIT_VIEW "_audit"
 

@@ -210,3 +210,31 @@ lh_audit_list(lh_audit *a, const lh_audit_filter *f, json_t **out, lh_err *err)
     *out = json_pack("{s:o, s:o}", "records", records, "next", next);
     return 0;
 }
+
+int
+lh_audit_activity(void *ctx, const char *workspace_id, const char *since, json_t **out, lh_err *err)
+{
+    lh_audit_filter f = {.workspace_id = workspace_id, .limit = 1000};
+    json_t *page = NULL;
+    if (since && lh_audit_parse_time(since, &f.since_us) != 0)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "since '%s' is not an RFC 3339 time", since);
+    int rc = lh_audit_list(ctx, &f, &page, err);
+    if (rc != 0)
+        return rc;
+    *out = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(page, "records"), i, r)
+    {
+        json_array_append_new(
+            *out, json_pack("{s:O?, s:s, s:O?, s:{s:O?, s:O?, s:O?, s:O?, s:O?}}", "at",
+                            json_object_get(r, "ts"), "kind", "tool_call", "actor",
+                            json_object_get(r, "principal"), "detail", "call_id",
+                            json_object_get(r, "call_id"), "tool", json_object_get(r, "tool"),
+                            "outcome", json_object_get(r, "outcome"), "status",
+                            json_object_get(r, "status"), "via", json_object_get(r, "via")));
+    }
+    json_decref(page);
+    return 0;
+}

@@ -88,6 +88,9 @@ typedef struct serve {
     lh_catalog *catalog;
     lh_vectors *vectors;
     lh_audit *audit;
+    lh_auth principals; /* who may be given a workspace (the server keeps its own copy) */
+    bool principals_ready;
+    lh_workspaces *workspaces;
     lh_jobs *jobs;
     lh_server *srv;
 } serve;
@@ -231,6 +234,20 @@ open_modules(serve *s, lh_err *err)
                              .work_dir = s->dirs.work_dir};
     if ((rc = lh_vectors_open(&vdeps, &s->vectors, err)) != 0)
         goto out;
+    if ((rc = lh_auth_init(&s->principals, cfg, err)) != 0)
+        goto out;
+    s->principals_ready = true;
+    lh_workspace_deps wdeps = {.config = cfg,
+                               .buckets = s->buckets,
+                               .catalog = s->catalog,
+                               .engine = s->internal_engine,
+                               .views = s->engine,
+                               .auth = &s->principals,
+                               .audit = lh_audit_activity,
+                               .audit_ctx = s->audit,
+                               .start_timer = true};
+    if ((rc = lh_workspace_open(&wdeps, &s->workspaces, err)) != 0)
+        goto out;
     if ((rc = lh_jobs_start((int)lh_config_int(cfg, "jobs.workers"),
                             (int)lh_config_int(cfg, "jobs.max_queued"),
                             (int)lh_config_int(cfg, "jobs.keep_finished"), &s->jobs, err)) != 0)
@@ -245,7 +262,8 @@ open_modules(serve *s, lh_err *err)
                            .work_dir = s->dirs.work_dir,
                            .results_dir = s->dirs.results_dir,
                            .vectors = s->vectors,
-                           .audit = s->audit};
+                           .audit = s->audit,
+                           .workspaces = s->workspaces};
     rc = lh_server_start(&deps, &s->srv, err);
 out:
     return rc;
@@ -284,6 +302,9 @@ serve_close(serve *s, int status)
 {
     lh_server_shutdown(s->srv, 0);
     lh_jobs_stop(s->jobs); /* before the registry: a build job refers to it */
+    lh_workspace_close(s->workspaces);
+    if (s->principals_ready)
+        lh_auth_free(&s->principals);
     lh_vectors_close(s->vectors);
     lh_audit_close(s->audit); /* ships what is pending, so before the buckets */
     lh_catalog_close(s->catalog);

@@ -262,14 +262,21 @@ lh_cache_stats_json(lh_cache *c)
 
 /* ---- the query engines' sandboxes ------------------------------------------------------ */
 
-/* The bucket folders an engine may read, by layout prefix: user SQL reads the first
- * three, lakehouse's own statements all. */
+/* The bucket folders an engine may read, by layout prefix: user SQL reads those marked
+ * user, lakehouse's own statements all. */
 static const struct {
     const char *prefix;
     bool user;
 } readable_prefixes[] = {
-    {LH_LAYOUT_DATASETS, true}, {LH_LAYOUT_JOURNAL, true},  {LH_LAYOUT_TRIALS, true},
-    {LH_LAYOUT_AUDIT, true},    {LH_LAYOUT_VECTORS, false}, {LH_LAYOUT_EVALS, false},
+    {LH_LAYOUT_DATASETS, true},
+    {LH_LAYOUT_JOURNAL, true},
+    {LH_LAYOUT_TRIALS, true},
+    {LH_LAYOUT_AUDIT, true},
+    {LH_LAYOUT_VECTORS, false},
+    {LH_LAYOUT_EVALS, false},
+    /* rows staged in workspaces: read only by the prelude views lakehouse composes for a
+     * query made with that workspace (src/workspace) */
+    {LH_LAYOUT_WORKSPACES, true},
 };
 #define N_READABLE (sizeof readable_prefixes / sizeof readable_prefixes[0])
 
