@@ -309,7 +309,7 @@ class Catalog(harness.ServerTestCase):
         self.assertIn("load_ms", health["catalog"])
         # drift: a data file replaced behind the catalog's back (same key, other rows)
         st, _, d = self.srv.request("GET", "/catalog/datasets/nd", who="analyst")
-        key = d["files"][0]["path"]
+        key = [f["path"] for f in d["files"] if f["kind"] == "base"][0]
         src = os.path.join(self.srv.data_dir, "buckets", "primary", "datasets", "codes", "data")
         with open(os.path.join(src, os.listdir(src)[0]), "rb") as f:
             other = f.read()
@@ -319,7 +319,8 @@ class Catalog(harness.ServerTestCase):
         self.assertEqual(st, 200, res)
         self.assertIn("nd", res["resynced"])
         st, _, d = self.srv.request("GET", "/catalog/datasets/nd", who="analyst")
-        self.assertEqual((d["row_count"], d["change"], d["files"][0]["rows"]), (30001, "resync", 30001))
+        data = [f for f in d["files"] if f["kind"] == "base"]
+        self.assertEqual((d["row_count"], d["change"], data[0]["rows"]), (30001, "resync", 30001))
         self.assertEqual([c["name"] for c in d["columns"]], ["code", "label"])
         st, _, again = self.srv.request("POST", "/catalog/resync-missing", who="owner")
         self.assertEqual(again["resynced"], [])
