@@ -132,7 +132,7 @@ struct lh_req {
     bool counted;       /* counted in in-flight */
     bool offloaded;     /* LH_ROUTE_OFFLOAD: its handler runs (or ran) on its own thread */
     struct lh_resp *offload_resp; /* that handler's answer, set before the connection resumes */
-    struct lh_conn *conn_rec; /* the connection's deadlines (borrowed; may be NULL) */
+    struct lh_conn *conn_rec;     /* the connection's deadlines (borrowed; may be NULL) */
 };
 
 typedef struct lh_header {
