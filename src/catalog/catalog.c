@@ -64,33 +64,42 @@ lh_catalog__dataset_free(lh_catalog *c, dataset *ds)
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
-/* lh_buckets_each: the newest manifest version of each dataset (latest: name -> N). */
+typedef struct listing {
+    json_t *latest; /* name -> newest manifest version N */
+    json_t *sizes;  /* name -> size of that manifest object */
+} listing;
+
+/* lh_buckets_each: the newest manifest version of each dataset and its size. */
 static int
 note_latest(void *ctx, const lh_list_entry *e)
 {
-    json_t *latest = ctx;
+    listing *l = ctx;
     char name[LH_NAME_MAX];
     int64_t v;
     if (lh_layout_parse_manifest_key(e->key, name, sizeof name, &v) == 0 &&
-        v > json_integer_value(json_object_get(latest, name)))
-        json_object_set_new(latest, name, json_integer(v));
+        v > json_integer_value(json_object_get(l->latest, name))) {
+        json_object_set_new(l->latest, name, json_integer(v));
+        json_object_set_new(l->sizes, name, json_integer(e->size));
+    }
     return 0;
 }
 
+/* List the bucket's manifests (a listing is cheap next to reading manifests), take the
+ * datasets whose newest manifest the checkpoint holds from it, and read the others. */
 static void
 load_bucket(lh_catalog *c, const char *bucket)
 {
     lh_err err;
-    /* newest version per dataset name */
-    json_t *latest = json_object();
-    if (lh_buckets_each(c->buckets, bucket, LH_LAYOUT_DATASETS, note_latest, latest, NULL, &err) !=
-        0) {
+    listing l = {.latest = json_object(), .sizes = json_object()};
+    if (lh_buckets_each(c->buckets, bucket, LH_LAYOUT_DATASETS, note_latest, &l, NULL, &err) != 0) {
         lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: cannot list bucket '%s': %s", bucket,
                err.message);
         c->load_errors++;
     }
-    lh_catalog__load_datasets(c, bucket, latest);
-    json_decref(latest);
+    lh_catalog__checkpoint_apply(c, bucket, l.latest, l.sizes);
+    lh_catalog__load_datasets(c, bucket, l.latest, l.sizes);
+    json_decref(l.sizes);
+    json_decref(l.latest);
 }
 
 int
@@ -108,7 +117,11 @@ lh_catalog_open(const lh_catalog_deps *deps, lh_catalog **out, lh_err *err)
     c->max_diff_rows = deps->max_diff_rows;
     c->valid_types = json_object();
     c->load_threads = deps->load_threads > 0 ? deps->load_threads : 1;
+    c->checkpoint_on = deps->checkpoint;
+    c->checkpoint_after = deps->checkpoint_after_commits;
+    pthread_cond_init(&c->ckpt_wake, NULL);
     int64_t t0 = lh_mono_us();
+    lh_catalog__checkpoint_read(c);
     size_t n = lh_buckets_count(c->buckets);
     for (size_t i = 0; i < n; i++) {
         const char *name = lh_buckets_name_at(c->buckets, i);
@@ -117,10 +130,13 @@ lh_catalog_open(const lh_catalog_deps *deps, lh_catalog **out, lh_err *err)
     }
     lh_catalog__journal_load(c);
     c->load_ms = (lh_mono_us() - t0) / 1000;
-    json_t *fields = json_pack("{s:I, s:I, s:i}", "datasets", (json_int_t)c->n, "load_ms",
-                               (json_int_t)c->load_ms, "load_errors", c->load_errors);
+    json_t *fields =
+        json_pack("{s:I, s:I, s:i, s:I, s:I}", "datasets", (json_int_t)c->n, "load_ms",
+                  (json_int_t)c->load_ms, "load_errors", c->load_errors, "from_checkpoint",
+                  (json_int_t)c->ckpt_used, "manifests_read", (json_int_t)c->manifests_read);
     lh_log(LH_LOG_INFO, NULL, fields, "catalog loaded");
     json_decref(fields);
+    lh_catalog__checkpoint_start(c);
     (void)err;
     *out = c;
     return 0;
@@ -131,12 +147,14 @@ lh_catalog_close(lh_catalog *c)
 {
     if (c == NULL)
         return;
+    lh_catalog__checkpoint_stop(c);
     lh_catalog__journal_free(c);
     for (size_t i = 0; i < c->n; i++)
         lh_catalog__dataset_free(c, c->items[i]);
     free(c->items);
     json_decref(c->valid_types);
     free(c->work_dir);
+    pthread_cond_destroy(&c->ckpt_wake);
     pthread_cond_destroy(&c->writer_done);
     pthread_mutex_destroy(&c->lock);
     free(c);
@@ -286,9 +304,18 @@ lh_catalog_stats(lh_catalog *c)
     for (size_t i = 0; i < c->n; i++)
         live +=
             c->items[i]->manifest && strcmp(str_of(c->items[i]->manifest, "state"), "live") == 0;
+    int64_t ckpt_seq = c->ckpt_seq;
     pthread_mutex_unlock(&c->lock);
-    return json_pack("{s:I, s:I, s:i}", "datasets", (json_int_t)live, "load_ms",
-                     (json_int_t)c->load_ms, "load_errors", c->load_errors);
+    json_t *stats =
+        json_pack("{s:I, s:I, s:i, s:I, s:I}", "datasets", (json_int_t)live, "load_ms",
+                  (json_int_t)c->load_ms, "load_errors", c->load_errors, "from_checkpoint",
+                  (json_int_t)c->ckpt_used, "manifests_read", (json_int_t)c->manifests_read);
+    if (c->checkpoint_on) {
+        json_object_set_new(stats, "checkpoint", ckpt_seq ? json_integer(ckpt_seq) : json_null());
+        if (c->ckpt_ignored[0])
+            json_object_set_new(stats, "checkpoint_ignored", json_string(c->ckpt_ignored));
+    }
+    return stats;
 }
 
 const char *

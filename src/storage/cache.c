@@ -269,7 +269,7 @@ static const struct {
     bool user;
 } readable_prefixes[] = {
     {LH_LAYOUT_DATASETS, true}, {LH_LAYOUT_JOURNAL, true}, {LH_LAYOUT_TRIALS, true},
-    {LH_LAYOUT_VECTORS, false}, {LH_LAYOUT_EVALS, false},
+    {LH_LAYOUT_VECTORS, false}, {LH_LAYOUT_EVALS, false},  {LH_LAYOUT_CHECKPOINTS, false},
 };
 #define N_READABLE (sizeof readable_prefixes / sizeof readable_prefixes[0])
 
