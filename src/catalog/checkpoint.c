@@ -330,10 +330,24 @@ typedef struct snapshot_entry {
     json_t *manifest; /* a reference */
 } snapshot_entry;
 
+#define N_COLUMNS (COL_KEY + 1)
+#define BIT(col) (1u << (col))
+
 static void
 put_str(lh_writer *w, size_t col, const char *s)
 {
     lh_writer_str(w, col, s, strlen(s));
+}
+
+/* The row is complete: the columns not in `set` (a mask of BIT(col)) are NULL (a
+ * writer's column left alone holds whatever its vector held). */
+static int
+end_row(lh_writer *w, unsigned set, lh_err *err)
+{
+    for (size_t col = 0; col < N_COLUMNS; col++)
+        if (!(set & BIT(col)))
+            lh_writer_null(w, col);
+    return lh_writer_next_row(w, err);
 }
 
 /* Write the checkpoint of entries and batches to path (in the work dir). */
@@ -351,7 +365,8 @@ write_file(lh_catalog *c, const snapshot_entry *entries, size_t n, const json_t 
     lh_writer_int(w, COL_FORMAT, CHECKPOINT_FORMAT);
     lh_writer_int(w, COL_ENTRIES, (int64_t)(n + json_array_size(batches)));
     put_str(w, COL_CREATED_AT, when);
-    if ((rc = lh_writer_next_row(w, err)) != 0)
+    if ((rc = end_row(w, BIT(COL_RECORD) | BIT(COL_FORMAT) | BIT(COL_ENTRIES) | BIT(COL_CREATED_AT),
+                      err)) != 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
         char *text = json_dumps(entries[i].manifest, JSON_COMPACT);
@@ -362,7 +377,10 @@ write_file(lh_catalog *c, const snapshot_entry *entries, size_t n, const json_t 
         lh_writer_int(w, COL_BYTES, entries[i].bytes);
         put_str(w, COL_MANIFEST, text ? text : "");
         free(text);
-        if ((rc = lh_writer_next_row(w, err)) != 0)
+        if ((rc = end_row(w,
+                          BIT(COL_RECORD) | BIT(COL_BUCKET) | BIT(COL_NAME) | BIT(COL_VERSION) |
+                              BIT(COL_BYTES) | BIT(COL_MANIFEST),
+                          err)) != 0)
             goto out;
     }
     size_t i;
@@ -374,7 +392,10 @@ write_file(lh_catalog *c, const snapshot_entry *entries, size_t n, const json_t 
         put_str(w, COL_NAME, str_of(b, "dataset"));
         lh_writer_int(w, COL_VERSION, int_of(b, "version"));
         put_str(w, COL_KEY, str_of(b, "key"));
-        if ((rc = lh_writer_next_row(w, err)) != 0)
+        if ((rc = end_row(w,
+                          BIT(COL_RECORD) | BIT(COL_BUCKET) | BIT(COL_NAME) | BIT(COL_VERSION) |
+                              BIT(COL_KEY),
+                          err)) != 0)
             goto out;
     }
     rc = lh_writer_finish(w, path, NULL, err);
