@@ -122,8 +122,9 @@ rows=()
 for n in $counts; do
     dir="$work/n$n"
     mkdir -p "$dir/buckets/primary/datasets" "$dir/buckets/primary/_journal/events"
-    (cd "$work/master" && ls | grep '^ds_' | head -n "$n" | xargs -I{} cp -al {} "$dir/buckets/primary/datasets/")
-    (cd "$work/master/_events" && ls | head -n "$n" | xargs -I{} cp -al {} "$dir/buckets/primary/_journal/events/")
+    # awk, not head: head leaves early and pipefail would end the script on ls's SIGPIPE
+    (cd "$work/master" && ls | awk -v n="$n" '/^ds_/ && ++k <= n' | xargs -I{} cp -al {} "$dir/buckets/primary/datasets/")
+    (cd "$work/master/_events" && ls | awk -v n="$n" 'NR <= n' | xargs -I{} cp -al {} "$dir/buckets/primary/_journal/events/")
     serve "$dir"; first_s=$start_s; first_load=$load_ms
     s1=$(query_ms "SELECT 1")
     one=$(query_ms "SELECT count(*) AS n FROM ds_00001")

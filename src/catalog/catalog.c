@@ -20,13 +20,14 @@
 
 /* ---- the index ---------------------------------------------------------------------------- */
 
+/* by_name maps a name to its entry's place in items, so a lookup does not walk the
+ * array: at open every dataset and every events batch looks its dataset up, and a walk
+ * made that quadratic in the number of datasets. */
 dataset *
 lh_catalog__find_locked(lh_catalog *c, const char *name)
 {
-    for (size_t i = 0; i < c->n; i++)
-        if (strcmp(c->items[i]->name, name) == 0)
-            return c->items[i];
-    return NULL;
+    json_t *at = json_object_get(c->by_name, name);
+    return at ? c->items[json_integer_value(at)] : NULL;
 }
 
 dataset *
@@ -39,6 +40,7 @@ lh_catalog__add_locked(lh_catalog *c, const char *name, const char *bucket)
         c->cap = c->cap ? c->cap * 2 : 16;
         c->items = lh_realloc(c->items, c->cap * sizeof *c->items);
     }
+    json_object_set_new(c->by_name, ds->name, json_integer((json_int_t)c->n));
     c->items[c->n++] = ds;
     return ds;
 }
@@ -46,11 +48,14 @@ lh_catalog__add_locked(lh_catalog *c, const char *name, const char *bucket)
 void
 lh_catalog__remove_locked(lh_catalog *c, dataset *ds)
 {
-    for (size_t i = 0; i < c->n; i++)
-        if (c->items[i] == ds) {
-            c->items[i] = c->items[--c->n];
-            break;
-        }
+    json_t *at = json_object_get(c->by_name, ds->name);
+    size_t i = at ? (size_t)json_integer_value(at) : c->n;
+    if (i >= c->n || c->items[i] != ds)
+        return;
+    json_object_del(c->by_name, ds->name);
+    c->items[i] = c->items[--c->n];
+    if (i < c->n) /* the last one moved into its place */
+        json_object_set_new(c->by_name, c->items[i]->name, json_integer((json_int_t)i));
 }
 
 void
@@ -116,6 +121,7 @@ lh_catalog_open(const lh_catalog_deps *deps, lh_catalog **out, lh_err *err)
     c->retain_versions_s = deps->retain_versions_s;
     c->max_diff_rows = deps->max_diff_rows;
     c->valid_types = json_object();
+    c->by_name = json_object();
     c->load_threads = deps->load_threads > 0 ? deps->load_threads : 1;
     c->checkpoint_on = deps->checkpoint;
     c->checkpoint_after = deps->checkpoint_after_commits;
@@ -160,6 +166,7 @@ lh_catalog_close(lh_catalog *c)
         lh_catalog__dataset_free(c, c->items[i]);
     free(c->items);
     json_decref(c->valid_types);
+    json_decref(c->by_name);
     free(c->work_dir);
     pthread_cond_destroy(&c->ckpt_wake);
     pthread_cond_destroy(&c->writer_done);

@@ -31,6 +31,7 @@ struct lh_catalog {
     pthread_cond_t writer_done;
     dataset **items;
     size_t n, cap;
+    json_t *by_name; /* name -> its index in items */
     lh_buckets *buckets;
     lh_engine *engine; /* internal work: manifests, footers, conversions */
     lh_engine *views;  /* where users' SQL runs: the dataset views live here */
