@@ -20,13 +20,14 @@
 
 /* ---- the index ---------------------------------------------------------------------------- */
 
+/* by_name maps a name to its entry's place in items, so a lookup does not walk the
+ * array: at open every dataset and every events batch looks its dataset up, and a walk
+ * made that quadratic in the number of datasets. */
 dataset *
 lh_catalog__find_locked(lh_catalog *c, const char *name)
 {
-    for (size_t i = 0; i < c->n; i++)
-        if (strcmp(c->items[i]->name, name) == 0)
-            return c->items[i];
-    return NULL;
+    json_t *at = json_object_get(c->by_name, name);
+    return at ? c->items[json_integer_value(at)] : NULL;
 }
 
 dataset *
@@ -39,6 +40,7 @@ lh_catalog__add_locked(lh_catalog *c, const char *name, const char *bucket)
         c->cap = c->cap ? c->cap * 2 : 16;
         c->items = lh_realloc(c->items, c->cap * sizeof *c->items);
     }
+    json_object_set_new(c->by_name, ds->name, json_integer((json_int_t)c->n));
     c->items[c->n++] = ds;
     return ds;
 }
@@ -46,11 +48,14 @@ lh_catalog__add_locked(lh_catalog *c, const char *name, const char *bucket)
 void
 lh_catalog__remove_locked(lh_catalog *c, dataset *ds)
 {
-    for (size_t i = 0; i < c->n; i++)
-        if (c->items[i] == ds) {
-            c->items[i] = c->items[--c->n];
-            break;
-        }
+    json_t *at = json_object_get(c->by_name, ds->name);
+    size_t i = at ? (size_t)json_integer_value(at) : c->n;
+    if (i >= c->n || c->items[i] != ds)
+        return;
+    json_object_del(c->by_name, ds->name);
+    c->items[i] = c->items[--c->n];
+    if (i < c->n) /* the last one moved into its place */
+        json_object_set_new(c->by_name, c->items[i]->name, json_integer((json_int_t)i));
 }
 
 void
@@ -64,33 +69,42 @@ lh_catalog__dataset_free(lh_catalog *c, dataset *ds)
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
-/* lh_buckets_each: the newest manifest version of each dataset (latest: name -> N). */
+typedef struct listing {
+    json_t *latest; /* name -> newest manifest version N */
+    json_t *sizes;  /* name -> size of that manifest object */
+} listing;
+
+/* lh_buckets_each: the newest manifest version of each dataset and its size. */
 static int
 note_latest(void *ctx, const lh_list_entry *e)
 {
-    json_t *latest = ctx;
+    listing *l = ctx;
     char name[LH_NAME_MAX];
     int64_t v;
     if (lh_layout_parse_manifest_key(e->key, name, sizeof name, &v) == 0 &&
-        v > json_integer_value(json_object_get(latest, name)))
-        json_object_set_new(latest, name, json_integer(v));
+        v > json_integer_value(json_object_get(l->latest, name))) {
+        json_object_set_new(l->latest, name, json_integer(v));
+        json_object_set_new(l->sizes, name, json_integer(e->size));
+    }
     return 0;
 }
 
+/* List the bucket's manifests (a listing is cheap next to reading manifests), take the
+ * datasets whose newest manifest the checkpoint holds from it, and read the others. */
 static void
 load_bucket(lh_catalog *c, const char *bucket)
 {
     lh_err err;
-    /* newest version per dataset name */
-    json_t *latest = json_object();
-    if (lh_buckets_each(c->buckets, bucket, LH_LAYOUT_DATASETS, note_latest, latest, NULL, &err) !=
-        0) {
+    listing l = {.latest = json_object(), .sizes = json_object()};
+    if (lh_buckets_each(c->buckets, bucket, LH_LAYOUT_DATASETS, note_latest, &l, NULL, &err) != 0) {
         lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: cannot list bucket '%s': %s", bucket,
                err.message);
         c->load_errors++;
     }
-    lh_catalog__load_datasets(c, bucket, latest);
-    json_decref(latest);
+    lh_catalog__checkpoint_apply(c, bucket, l.latest, l.sizes);
+    lh_catalog__load_datasets(c, bucket, l.latest, l.sizes);
+    json_decref(l.sizes);
+    json_decref(l.latest);
 }
 
 int
@@ -107,20 +121,35 @@ lh_catalog_open(const lh_catalog_deps *deps, lh_catalog **out, lh_err *err)
     c->retain_versions_s = deps->retain_versions_s;
     c->max_diff_rows = deps->max_diff_rows;
     c->valid_types = json_object();
+    c->by_name = json_object();
     c->load_threads = deps->load_threads > 0 ? deps->load_threads : 1;
+    c->checkpoint_on = deps->checkpoint;
+    c->checkpoint_after = deps->checkpoint_after_commits;
+    pthread_cond_init(&c->ckpt_wake, NULL);
     int64_t t0 = lh_mono_us();
+    lh_catalog__checkpoint_read(c);
+    int64_t t_ckpt = lh_mono_us();
     size_t n = lh_buckets_count(c->buckets);
     for (size_t i = 0; i < n; i++) {
         const char *name = lh_buckets_name_at(c->buckets, i);
         if (strncmp(name, "profile:", 8) != 0)
             load_bucket(c, name);
     }
+    int64_t t_datasets = lh_mono_us();
     lh_catalog__journal_load(c);
-    c->load_ms = (lh_mono_us() - t0) / 1000;
-    json_t *fields = json_pack("{s:I, s:I, s:i}", "datasets", (json_int_t)c->n, "load_ms",
-                               (json_int_t)c->load_ms, "load_errors", c->load_errors);
+    int64_t t_end = lh_mono_us();
+    c->load_ms = (t_end - t0) / 1000;
+    /* where a start goes: the checkpoint, the datasets (listing, manifests), the journal */
+    json_t *fields = json_pack("{s:I, s:I, s:i, s:I, s:I, s:{s:I, s:I, s:I}}", "datasets",
+                               (json_int_t)c->n, "load_ms", (json_int_t)c->load_ms, "load_errors",
+                               c->load_errors, "from_checkpoint", (json_int_t)c->ckpt_used,
+                               "manifests_read", (json_int_t)c->manifests_read, "ms", "checkpoint",
+                               (json_int_t)((t_ckpt - t0) / 1000), "datasets",
+                               (json_int_t)((t_datasets - t_ckpt) / 1000), "journal",
+                               (json_int_t)((t_end - t_datasets) / 1000));
     lh_log(LH_LOG_INFO, NULL, fields, "catalog loaded");
     json_decref(fields);
+    lh_catalog__checkpoint_start(c);
     (void)err;
     *out = c;
     return 0;
@@ -131,12 +160,15 @@ lh_catalog_close(lh_catalog *c)
 {
     if (c == NULL)
         return;
+    lh_catalog__checkpoint_stop(c);
     lh_catalog__journal_free(c);
     for (size_t i = 0; i < c->n; i++)
         lh_catalog__dataset_free(c, c->items[i]);
     free(c->items);
     json_decref(c->valid_types);
+    json_decref(c->by_name);
     free(c->work_dir);
+    pthread_cond_destroy(&c->ckpt_wake);
     pthread_cond_destroy(&c->writer_done);
     pthread_mutex_destroy(&c->lock);
     free(c);
@@ -286,9 +318,18 @@ lh_catalog_stats(lh_catalog *c)
     for (size_t i = 0; i < c->n; i++)
         live +=
             c->items[i]->manifest && strcmp(str_of(c->items[i]->manifest, "state"), "live") == 0;
+    int64_t ckpt_seq = c->ckpt_seq;
     pthread_mutex_unlock(&c->lock);
-    return json_pack("{s:I, s:I, s:i}", "datasets", (json_int_t)live, "load_ms",
-                     (json_int_t)c->load_ms, "load_errors", c->load_errors);
+    json_t *stats =
+        json_pack("{s:I, s:I, s:i, s:I, s:I}", "datasets", (json_int_t)live, "load_ms",
+                  (json_int_t)c->load_ms, "load_errors", c->load_errors, "from_checkpoint",
+                  (json_int_t)c->ckpt_used, "manifests_read", (json_int_t)c->manifests_read);
+    if (c->checkpoint_on) {
+        json_object_set_new(stats, "checkpoint", ckpt_seq ? json_integer(ckpt_seq) : json_null());
+        if (c->ckpt_ignored[0])
+            json_object_set_new(stats, "checkpoint_ignored", json_string(c->ckpt_ignored));
+    }
+    return stats;
 }
 
 const char *

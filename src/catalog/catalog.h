@@ -36,6 +36,10 @@ typedef struct lh_catalog_deps {
     int64_t retain_versions_s; /* the sweep expires versions older (never the newest); 0: none */
     int64_t max_diff_rows;     /* a replace changing more rows is journaled as one event */
     int load_threads;          /* manifests read at once at open; < 1: one */
+    /* keep a catalog checkpoint in the primary bucket: read at open, written after it and
+     * every checkpoint_after_commits commits (0: only after open) by a thread of its own */
+    bool checkpoint;
+    int64_t checkpoint_after_commits;
 } lh_catalog_deps;
 
 /* Load every dataset of every bucket and define their views. Datasets that cannot be
@@ -57,7 +61,10 @@ int lh_catalog_get(lh_catalog *c, const char *name, json_t **out, lh_err *err);
  * "created_by","row_count","state"}] (new). Each costs one manifest read. */
 int lh_catalog_versions(lh_catalog *c, const char *name, int64_t from, int64_t limit, json_t **out,
                         lh_err *err);
-/* {"datasets", "load_ms", "load_errors"} (new). */
+/* {"datasets", "load_ms", "load_errors", "from_checkpoint", "manifests_read"} and, with
+ * checkpoints on, "checkpoint" (the newest one's number, or null) and
+ * "checkpoint_ignored" (why the one found at open was not used; only when it was not)
+ * (new). */
 json_t *lh_catalog_stats(lh_catalog *c);
 
 /* ---- writing ----------------------------------------------------------------------- */

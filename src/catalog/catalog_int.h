@@ -19,7 +19,8 @@ typedef struct dataset {
     /* the highest version number in the bucket: above manifest's when newer manifests
      * could not be read (the next commit goes above it, never onto a bad one's number) */
     int64_t newest_version;
-    json_t *warnings; /* strings about the unreadable newer versions, or NULL */
+    json_t *warnings;       /* strings about the unreadable newer versions, or NULL */
+    int64_t manifest_bytes; /* size of manifest's object in the bucket; 0: not known */
     bool writing;
     char **pinned; /* cache paths the view reads */
     size_t n_pinned;
@@ -30,6 +31,7 @@ struct lh_catalog {
     pthread_cond_t writer_done;
     dataset **items;
     size_t n, cap;
+    json_t *by_name; /* name -> its index in items */
     lh_buckets *buckets;
     lh_engine *engine; /* internal work: manifests, footers, conversions */
     lh_engine *views;  /* where users' SQL runs: the dataset views live here */
@@ -43,6 +45,20 @@ struct lh_catalog {
     int64_t max_diff_rows;     /* [catalog] max_diff_rows: see lh_catalog_max_diff_rows */
     json_t *valid_types;       /* column types DuckDB read back as themselves (a set; `lock`) */
     int load_threads;          /* manifests read at once at open (load.c) */
+    /* the catalog checkpoint (checkpoint.c) */
+    bool checkpoint_on;             /* [catalog] checkpoint */
+    int64_t checkpoint_after;       /* commits before the next one; 0: only after start */
+    json_t *ckpt_datasets;          /* at open: "bucket\nname" -> the checkpoint's row */
+    json_t *ckpt_batches;           /* at open: "bucket\nkey" -> true */
+    int64_t ckpt_seq;               /* highest checkpoint number seen or written */
+    int64_t ckpt_used;              /* datasets taken from the checkpoint at open */
+    int64_t manifests_read;         /* datasets whose manifest was read at open */
+    char ckpt_ignored[160];         /* why the newest checkpoint was not used, or "" */
+    int64_t commits_since_ckpt;     /* under `lock` */
+    bool ckpt_wanted, ckpt_closing; /* under `lock` */
+    pthread_cond_t ckpt_wake;       /* on `lock`: a checkpoint is wanted, or closing */
+    pthread_t ckpt_thread;
+    bool ckpt_thread_started;
 };
 
 struct lh_txn {
@@ -106,7 +122,34 @@ int lh_catalog__rows_of_file(lh_catalog *c, const char *before, const char *path
 /* Load the newest manifest of each dataset in latest (name -> N) from bucket, several
  * at a time, and add each to the index with its view; errors are logged and counted in
  * load_errors. A name the index already holds (from an earlier bucket) keeps it. */
-void lh_catalog__load_datasets(lh_catalog *c, const char *bucket, const json_t *latest);
+void lh_catalog__load_datasets(lh_catalog *c, const char *bucket, const json_t *latest,
+                               const json_t *sizes);
+
+/* ---- the catalog checkpoint (checkpoint.c) ---- */
+/* At open, before the buckets are listed: read the newest checkpoint of the primary
+ * bucket in one statement into ckpt_datasets and ckpt_batches; when there is none, or
+ * it is damaged, of another format or inconsistent, both stay NULL and the reason is
+ * logged (and kept in ckpt_ignored). */
+void lh_catalog__checkpoint_read(lh_catalog *c);
+/* At open, per bucket: add each dataset of latest (name -> newest N; sizes: name ->
+ * bytes of that manifest) whose checkpoint entry is of that very manifest to the index,
+ * and remove it from latest, leaving the datasets whose manifests must be read. */
+void lh_catalog__checkpoint_apply(lh_catalog *c, const char *bucket, json_t *latest,
+                                  const json_t *sizes);
+/* Whether the checkpoint counted events batch `key` of `bucket` (journal.c at open). */
+bool lh_catalog__checkpoint_has_batch(lh_catalog *c, const char *bucket, const char *key);
+/* At the end of open: forget the checkpoint read, start the checkpoint thread and, when
+ * the index differs from what the checkpoint held, ask it for a new one. */
+void lh_catalog__checkpoint_start(lh_catalog *c);
+/* After a commit: count it; every checkpoint_after commits ask for a checkpoint (the
+ * thread writes it; the commit never waits for it). */
+void lh_catalog__checkpoint_note_commit(lh_catalog *c);
+/* At close: stop the thread (a checkpoint being written is finished first). */
+void lh_catalog__checkpoint_stop(lh_catalog *c);
+/* Add a dataset loaded at open to the index with its view (load.c; takes ownership of
+ * m and warnings). bytes: its manifest object's size, 0 when not known. */
+void lh_catalog__add_loaded(lh_catalog *c, const char *bucket, const char *name, int64_t newest,
+                            int64_t bytes, json_t *m, json_t *warnings);
 
 /* ---- views (views.c) ---- */
 /* Local copies of m's files that hold rows (fs: in place; remote: cached and pinned),

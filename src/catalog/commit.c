@@ -197,10 +197,11 @@ check_key(lh_catalog *c, lh_store *store, const json_t *m, lh_err *err)
     return rc;
 }
 
-/* Check and put manifest version `version` of ds into bucket `target` (create-only). */
+/* Check and put manifest version `version` of ds into bucket `target` (create-only);
+ * *bytes gets the object's size. */
 static int
 put_manifest(lh_catalog *c, dataset *ds, const char *target, int64_t version,
-             const json_t *manifest, lh_err *err)
+             const json_t *manifest, int64_t *bytes, lh_err *err)
 {
     char *path = NULL, *key = NULL;
     int rc = 0;
@@ -214,7 +215,7 @@ put_manifest(lh_catalog *c, dataset *ds, const char *target, int64_t version,
     if ((rc = lh_catalog__write_manifest(c, manifest, &path, err)) != 0)
         goto out;
     key = lh_layout_manifest_key(ds->name, version);
-    rc = lh_buckets_put_file(c->buckets, target, key, path, false, LH_PUT_CREATE_ONLY, NULL, NULL,
+    rc = lh_buckets_put_file(c->buckets, target, key, path, false, LH_PUT_CREATE_ONLY, bytes, NULL,
                              err);
     if (rc == LH_EEXIST) {
         lh_err_set(err, LH_EEXIST, 409, "manifest_conflict",
@@ -249,7 +250,8 @@ lh_catalog_commit(lh_txn *t, const char *bucket, json_t *manifest, json_t **comm
     json_object_set_new(manifest, "created_at", json_string(when));
     if (json_object_get(manifest, "state") == NULL)
         json_object_set_new(manifest, "state", json_string("live"));
-    int rc = put_manifest(c, ds, target, version, manifest, err);
+    int64_t bytes = 0;
+    int rc = put_manifest(c, ds, target, version, manifest, &bytes, err);
     if (rc != 0) {
         json_decref(manifest);
         goto out;
@@ -258,6 +260,7 @@ lh_catalog_commit(lh_txn *t, const char *bucket, json_t *manifest, json_t **comm
     json_t *old = ds->manifest, *old_warnings = ds->warnings;
     ds->manifest = manifest;
     ds->newest_version = version;
+    ds->manifest_bytes = bytes;
     ds->warnings = NULL; /* the newest version is served again */
     snprintf(ds->bucket, sizeof ds->bucket, "%s", target);
     pthread_mutex_unlock(&c->lock);
@@ -269,7 +272,8 @@ lh_catalog_commit(lh_txn *t, const char *bucket, json_t *manifest, json_t **comm
     if (lh_catalog__refresh_view(c, ds, &verr) != 0 && lh_catalog__refresh_view(c, ds, &verr) != 0)
         lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: view of '%s' not updated: %s %s", ds->name,
                verr.message, verr.detail);
-    lh_catalog__journal_add(c, manifest); /* still ours: only this writer replaces it */
+    lh_catalog__journal_add(c, manifest);  /* still ours: only this writer replaces it */
+    lh_catalog__checkpoint_note_commit(c); /* counts; the checkpoint is written elsewhere */
     if (committed) {
         pthread_mutex_lock(&c->lock);
         *committed = json_deep_copy(ds->manifest);

@@ -7,8 +7,10 @@
  * before it commits manifest version N, which lists the batch as a file of kind
  * "events". A batch counts only if that manifest version exists and lists exactly that
  * batch: the batch of a change that crashed before its commit (or lost the race for
- * version N) is never served. Batches are checked once, at start (one manifest read each)
- * or when their commit succeeds; history is never deleted.
+ * version N) is never served. Batches are checked once, at start or when their commit
+ * succeeds; history is never deleted. At start a batch the catalog checkpoint counted,
+ * or one of the version the index just loaded, costs no manifest read; only the others
+ * read theirs.
  *
  * Thread safety: the index lives in the catalog under its lock; view definitions run
  * outside it.
@@ -139,6 +141,40 @@ collect_key(void *ctx, const lh_list_entry *e)
     return 0;
 }
 
+/* The manifest the index holds for dataset ds_name of bucket when it is of `version`
+ * (a reference), else NULL. Manifests in memory are immutable. */
+static json_t *
+loaded_manifest(lh_catalog *c, const char *bucket, const char *ds_name, int64_t version)
+{
+    json_t *m = NULL;
+    pthread_mutex_lock(&c->lock);
+    dataset *ds = lh_catalog__find_locked(c, ds_name);
+    if (ds && ds->manifest && strcmp(ds->bucket, bucket) == 0 &&
+        int_of(ds->manifest, "version") == version)
+        m = json_incref(ds->manifest);
+    pthread_mutex_unlock(&c->lock);
+    return m;
+}
+
+/* Whether the catalog checkpoint counted the batch, and its dataset is still there in
+ * that bucket, served at that version or a later one (a batch once counted stays
+ * counted: its manifest is never rewritten, and an expired one left a confirmed/
+ * marker). A version above the one served could not be read at this start; its batch
+ * counts only if a read of its manifest says so, as without a checkpoint. */
+static bool
+counted_before(lh_catalog *c, const char *bucket, const char *key, const char *ds_name,
+               int64_t version)
+{
+    if (!lh_catalog__checkpoint_has_batch(c, bucket, key))
+        return false;
+    pthread_mutex_lock(&c->lock);
+    dataset *ds = lh_catalog__find_locked(c, ds_name);
+    bool there = ds && ds->manifest && strcmp(ds->bucket, bucket) == 0 &&
+                 int_of(ds->manifest, "version") >= version;
+    pthread_mutex_unlock(&c->lock);
+    return there;
+}
+
 static void
 load_bucket_journal(lh_catalog *c, const char *bucket)
 {
@@ -171,10 +207,14 @@ load_bucket_journal(lh_catalog *c, const char *bucket)
             continue;
         /* counted: its version names it, or that version expired after confirming it; a
          * missing manifest otherwise means the change never committed (not an error) */
-        bool ok = json_object_get(confirmed, key + strlen(LH_LAYOUT_JOURNAL)) != NULL;
-        if (!ok && lh_catalog__load_manifest(c, bucket, ds_name, version, &m, &err) == 0)
+        bool ok = json_object_get(confirmed, key + strlen(LH_LAYOUT_JOURNAL)) != NULL ||
+                  counted_before(c, bucket, key, ds_name, version);
+        if (!ok && (m = loaded_manifest(c, bucket, ds_name, version)) != NULL)
+            ok = manifest_lists(m, key); /* the version loaded: no read */
+        else if (!ok && lh_catalog__load_manifest(c, bucket, ds_name, version, &m, &err) == 0)
             ok = manifest_lists(m, key);
         json_decref(m);
+        m = NULL;
         if (ok && add_batch(c, bucket, key, ds_name, version, &err) != 0) {
             lh_log(LH_LOG_ERROR, NULL, NULL, "journal: cannot read '%s' in '%s': %s", key, bucket,
                    err.message);

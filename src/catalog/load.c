@@ -13,6 +13,8 @@
  * manifest is checked as one read alone would be (lh_catalog__check_manifest, and its
  * name and version must be the key's).
  *
+ * Datasets whose manifest the catalog checkpoint holds never come here (checkpoint.c).
+ *
  * Thread safety: workers share an atomic batch counter; each takes the catalog lock only
  * to add a dataset and count an error, never across I/O.
  */
@@ -31,6 +33,7 @@ typedef struct loader {
     lh_store *store;
     const char **names; /* borrowed from `latest` */
     int64_t *versions;
+    int64_t *sizes; /* of each newest manifest object, 0 when not known */
     size_t n;
     atomic_size_t next; /* first dataset of the next batch */
 } loader;
@@ -46,9 +49,9 @@ count_error(lh_catalog *c)
 /* Add dataset `name` with manifest m and its warnings (NULL: none; takes ownership of
  * both) to the index, newest being the newest version its bucket holds, and give it its
  * view. */
-static void
-add_loaded(lh_catalog *c, const char *bucket, const char *name, int64_t newest, json_t *m,
-           json_t *warnings)
+void
+lh_catalog__add_loaded(lh_catalog *c, const char *bucket, const char *name, int64_t newest,
+                       int64_t bytes, json_t *m, json_t *warnings)
 {
     lh_err err;
     pthread_mutex_lock(&c->lock);
@@ -67,6 +70,7 @@ add_loaded(lh_catalog *c, const char *bucket, const char *name, int64_t newest, 
     ds->manifest = m;
     ds->newest_version = newest;
     ds->warnings = warnings;
+    ds->manifest_bytes = bytes;
     pthread_mutex_unlock(&c->lock);
     /* no writer yet: the catalog is still opening, and only the loader knows ds */
     if (lh_catalog__refresh_view(c, ds, &err) != 0) {
@@ -90,7 +94,9 @@ load_one(loader *l, size_t i)
         count_error(l->c);
         return;
     }
-    add_loaded(l->c, l->bucket, l->names[i], l->versions[i], m, warnings);
+    /* the size listed is the newest manifest's; an older one served has none known */
+    lh_catalog__add_loaded(l->c, l->bucket, l->names[i], l->versions[i], warnings ? 0 : l->sizes[i],
+                           m, warnings);
 }
 
 /* The manifest of dataset i among the rows of a batch (rows of its file only), checked;
@@ -143,11 +149,15 @@ load_batch(loader *l, size_t from, size_t to)
             json_array_append(list, r);
         }
     }
+    pthread_mutex_lock(&l->c->lock);
+    l->c->manifests_read += (int64_t)n;
+    pthread_mutex_unlock(&l->c->lock);
     for (size_t k = 0; k < n; k++) {
         json_t *list = paths[k] ? json_object_get(by_file, paths[k]) : NULL;
         json_t *m = list ? batch_manifest(l, from + k, list) : NULL;
         if (m)
-            add_loaded(l->c, l->bucket, l->names[from + k], l->versions[from + k], m, NULL);
+            lh_catalog__add_loaded(l->c, l->bucket, l->names[from + k], l->versions[from + k],
+                                   l->sizes[from + k], m, NULL);
         else
             load_one(l, from + k); /* says what is wrong with it */
     }
@@ -175,7 +185,8 @@ load_worker(void *arg)
 }
 
 void
-lh_catalog__load_datasets(lh_catalog *c, const char *bucket, const json_t *latest)
+lh_catalog__load_datasets(lh_catalog *c, const char *bucket, const json_t *latest,
+                          const json_t *sizes)
 {
     lh_err err;
     loader l = {.c = c, .bucket = bucket, .n = json_object_size(latest)};
@@ -189,6 +200,7 @@ lh_catalog__load_datasets(lh_catalog *c, const char *bucket, const json_t *lates
     }
     l.names = lh_calloc(l.n, sizeof *l.names);
     l.versions = lh_calloc(l.n, sizeof *l.versions);
+    l.sizes = lh_calloc(l.n, sizeof *l.sizes);
     atomic_init(&l.next, 0);
     size_t i = 0;
     const char *name;
@@ -196,6 +208,7 @@ lh_catalog__load_datasets(lh_catalog *c, const char *bucket, const json_t *lates
     json_object_foreach((json_t *)latest, name, v)
     {
         l.names[i] = name;
+        l.sizes[i] = json_integer_value(json_object_get(sizes, name));
         l.versions[i++] = json_integer_value(v);
     }
     size_t n_batches = (l.n + LOAD_BATCH - 1) / LOAD_BATCH;
@@ -212,6 +225,7 @@ lh_catalog__load_datasets(lh_catalog *c, const char *bucket, const json_t *lates
     for (size_t t = 0; t < started; t++)
         pthread_join(threads[t], NULL);
     free(threads);
+    free(l.sizes);
     free(l.versions);
     free(l.names);
 }

@@ -211,7 +211,10 @@ open_modules(serve *s, lh_err *err)
                              .views = s->engine,
                              .cache = s->cache,
                              .work_dir = s->dirs.work_dir,
-                             .load_threads = (int)lh_config_int(cfg, "catalog.load_threads")};
+                             .load_threads = (int)lh_config_int(cfg, "catalog.load_threads"),
+                             .checkpoint = lh_config_bool(cfg, "catalog.checkpoint"),
+                             .checkpoint_after_commits =
+                                 lh_config_int(cfg, "catalog.checkpoint_after_commits")};
     if ((rc = lh_catalog_open(&cdeps, &s->catalog, err)) != 0)
         goto out;
     /* after the catalog (the users' engine holds its datasets), before anything that

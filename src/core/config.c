@@ -140,6 +140,12 @@ static const key_def KEYS[] = {
         "so (0: always one event)"),
     INT("catalog", "load_threads", 4, 1, 64,
         "manifests are read this many batches at a time when the catalog loads at start"),
+    BOOL("catalog", "checkpoint", 1,
+         "keep a catalog checkpoint in the primary bucket (_catalog/checkpoint/): a start reads it "
+         "and then only the manifests newer than it; manifests stay the source of truth"),
+    INT("catalog", "checkpoint_after_commits", 100, 0, 1000000000,
+        "write a new checkpoint, in the background, after this many commits (0: only after a "
+        "start that found it stale)"),
     INT("ingest", "max_rows_per_request", 100000, 1, 10000000,
         "upserts plus deletes one POST /datasets/{name}/rows may carry"),
     INT("workspace", "tick_s", 60, 0, 86400,

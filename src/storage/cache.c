@@ -277,6 +277,7 @@ static const struct {
     /* rows staged in workspaces: read only by the prelude views lakehouse composes for a
      * query made with that workspace (src/workspace) */
     {LH_LAYOUT_WORKSPACES, true},
+    {LH_LAYOUT_CHECKPOINTS, false},
 };
 #define N_READABLE (sizeof readable_prefixes / sizeof readable_prefixes[0])
 

@@ -94,6 +94,12 @@ lh_layout_parse_workspace_key(const char *key, char *id, size_t id_size, int64_t
 }
 
 char *
+lh_layout_checkpoint_key(int64_t seq)
+{
+    return lh_sprintf(LH_LAYOUT_CHECKPOINTS "c%020lld.parquet", (long long)seq);
+}
+
+char *
 lh_layout_eval_key(const char *eval)
 {
     return lh_sprintf(LH_LAYOUT_EVALS "%s.parquet", eval);
@@ -129,6 +135,22 @@ lh_layout_parse_manifest_key(const char *key, char *name, size_t name_size, int6
     name[slash - n] = '\0';
     *version = v;
     return lh_name_valid(name) ? 0 : -1;
+}
+
+int
+lh_layout_parse_checkpoint_key(const char *key, int64_t *seq)
+{
+    size_t plen = strlen(LH_LAYOUT_CHECKPOINTS "c");
+    if (strncmp(key, LH_LAYOUT_CHECKPOINTS "c", plen) != 0)
+        return -1;
+    const char *digits = key + plen;
+    char *end = NULL;
+    long long n = strtoll(digits, &end, 10);
+    if (digits[0] < '0' || digits[0] > '9' || end != digits + 20 || strcmp(end, ".parquet") != 0 ||
+        n < 1)
+        return -1;
+    *seq = n;
+    return 0;
 }
 
 int

@@ -16,6 +16,7 @@
  *   _workspaces/{id}/v{N:010}.json                workspace version N (primary bucket)
  *   _workspaces/{id}/delta/{dataset}/{tag}.parquet  rows staged in a workspace (the
  *                                                 dataset's bucket)
+ *   _catalog/checkpoint/c{N:020}.parquet          catalog checkpoint N (primary bucket)
  */
 #ifndef LH_STORAGE_LAYOUT_H
 #define LH_STORAGE_LAYOUT_H
@@ -31,6 +32,7 @@
 #define LH_LAYOUT_TRIALS "_hnsw/trials/"
 #define LH_LAYOUT_AUDIT "_audit/"
 #define LH_LAYOUT_WORKSPACES "_workspaces/"
+#define LH_LAYOUT_CHECKPOINTS "_catalog/checkpoint/"
 
 /* Each returns a new string (free). */
 char *lh_layout_manifest_key(const char *dataset, int64_t version);
@@ -45,6 +47,8 @@ char *lh_layout_eval_key(const char *eval);
 /* The events batch of version `version` of `dataset`, written by the commit `tag`
  * ("{epoch_us}-{random}"): the name says which manifest must list it (catalog/journal.c). */
 char *lh_layout_events_key(const char *tag, const char *dataset, int64_t version);
+/* Catalog checkpoint N (N >= 1), in the primary bucket (catalog/checkpoint.c). */
+char *lh_layout_checkpoint_key(int64_t seq);
 
 /* The audit batch shipped from the local segment file `segment` ("seg_....jsonl"):
  * "_audit/batch_{segment without seg_}". Named after its segment, so shipping the same
@@ -61,6 +65,8 @@ int lh_layout_parse_workspace_key(const char *key, char *id, size_t id_size, int
 /* Parse "datasets/{name}/_manifest/v{N:020}.parquet": 0 with name (name_size bytes)
  * and version set when key is one, -1 otherwise. */
 int lh_layout_parse_manifest_key(const char *key, char *name, size_t name_size, int64_t *version);
+/* Parse "_catalog/checkpoint/c{N:020}.parquet": 0 with *seq = N, -1 otherwise. */
+int lh_layout_parse_checkpoint_key(const char *key, int64_t *seq);
 
 /* Parse a key under "_vectors/{index}/": 0 with index (index_size bytes) set, and
  * *generation = G and *file pointing into key after "gen-{G}/" when the key is in a

@@ -237,6 +237,31 @@ test_store_front_checks_keys(void **state)
     free(root);
 }
 
+/* Checkpoint keys round-trip, and nothing else parses as one (catalog/checkpoint.c
+ * takes the newest number it lists). */
+static void
+test_checkpoint_keys(void **state)
+{
+    (void)state;
+    int64_t seq = 0;
+    char *key = lh_layout_checkpoint_key(42);
+    assert_string_equal(key, "_catalog/checkpoint/c00000000000000000042.parquet");
+    assert_int_equal(lh_key_check(key, NULL), 0);
+    assert_int_equal(lh_layout_parse_checkpoint_key(key, &seq), 0);
+    assert_int_equal(seq, 42);
+    free(key);
+    const char *not_one[] = {
+        "_catalog/checkpoint/c42.parquet",
+        "_catalog/checkpoint/c00000000000000000000.parquet",
+        "_catalog/checkpoint/c00000000000000000042.parquet.tmp",
+        "_catalog/checkpoint/x00000000000000000042.parquet",
+        "_catalog/checkpoint/c-0000000000000000042.parquet",
+        "datasets/c00000000000000000042.parquet",
+    };
+    for (size_t i = 0; i < sizeof not_one / sizeof *not_one; i++)
+        assert_int_equal(lh_layout_parse_checkpoint_key(not_one[i], &seq), -1);
+}
+
 /* Workspace versions round-trip through their key; delta files and strays are not versions. */
 static void
 test_workspace_keys(void **state)
@@ -276,7 +301,7 @@ main(void)
         cmocka_unit_test(test_valid_keys),           cmocka_unit_test(test_length_limits),
         cmocka_unit_test(test_slashes_and_segments), cmocka_unit_test(test_forbidden_bytes),
         cmocka_unit_test(test_invalid_utf8),         cmocka_unit_test(test_store_front_checks_keys),
-        cmocka_unit_test(test_workspace_keys),
+        cmocka_unit_test(test_workspace_keys),       cmocka_unit_test(test_checkpoint_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
