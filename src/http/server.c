@@ -48,7 +48,7 @@ static const lh_route ROUTES[] = {
     {"POST", "/jobs", lh_h_jobs_submit, LH_ALLOW_ADMIN, LH_ROUTE_JSON_BODY},
     {"GET", "/jobs/{id}", lh_h_jobs_get, LH_ALLOW_ANY, 0},
     {"DELETE", "/jobs/{id}", lh_h_jobs_cancel, LH_ALLOW_ANY, 0},
-    {"POST", "/query", lh_h_query, LH_ALLOW_READ, LH_ROUTE_JSON_BODY | LH_ROUTE_OFFLOAD},
+    {"POST", "/query", lh_h_query, LH_ALLOW_ANY, LH_ROUTE_JSON_BODY | LH_ROUTE_OFFLOAD},
     {"GET", "/catalog/datasets", lh_h_datasets_list, LH_ALLOW_READ, 0},
     {"GET", "/catalog/datasets/{name}", lh_h_dataset_get, LH_ALLOW_READ, 0},
     {"GET", "/catalog/datasets/{name}/versions", lh_h_dataset_versions, LH_ALLOW_READ, 0},
