@@ -86,6 +86,7 @@ typedef struct serve {
     lh_cache *cache;
     lh_catalog *catalog;
     lh_vectors *vectors;
+    lh_tools *tools;
     lh_jobs *jobs;
     lh_server *srv;
 } serve;
@@ -192,6 +193,20 @@ out:
     return rc;
 }
 
+/* Tool calls' audit records, until the durable audit log is wired: one log line each
+ * (the log is written before the answer is sent). */
+static int
+audit_to_log(void *ctx, const json_t *record, lh_err *err)
+{
+    (void)ctx;
+    (void)err;
+    json_t *fields = json_pack("{s:O}", "audit", record);
+    lh_log(LH_LOG_INFO, json_string_value(json_object_get(record, "request_id")), fields,
+           "tool call");
+    json_decref(fields);
+    return 0;
+}
+
 /* The modules above the engines, bottom up, and the HTTP server last. */
 static int
 open_modules(serve *s, lh_err *err)
@@ -218,6 +233,15 @@ open_modules(serve *s, lh_err *err)
                              .work_dir = s->dirs.work_dir};
     if ((rc = lh_vectors_open(&vdeps, &s->vectors, err)) != 0)
         goto out;
+    lh_tools_deps tdeps = {.config = cfg,
+                           .buckets = s->buckets,
+                           .catalog = s->catalog,
+                           .engine = s->engine,
+                           .internal_engine = s->internal_engine,
+                           .vectors = s->vectors,
+                           .audit = audit_to_log};
+    if ((rc = lh_tools_open(&tdeps, &s->tools, err)) != 0)
+        goto out;
     if ((rc = lh_jobs_start((int)lh_config_int(cfg, "jobs.workers"),
                             (int)lh_config_int(cfg, "jobs.max_queued"),
                             (int)lh_config_int(cfg, "jobs.keep_finished"), &s->jobs, err)) != 0)
@@ -231,7 +255,8 @@ open_modules(serve *s, lh_err *err)
                            .cache = s->cache,
                            .work_dir = s->dirs.work_dir,
                            .results_dir = s->dirs.results_dir,
-                           .vectors = s->vectors};
+                           .vectors = s->vectors,
+                           .tools = s->tools};
     rc = lh_server_start(&deps, &s->srv, err);
 out:
     return rc;
@@ -270,6 +295,7 @@ serve_close(serve *s, int status)
 {
     lh_server_shutdown(s->srv, 0);
     lh_jobs_stop(s->jobs); /* before the registry: a build job refers to it */
+    lh_tools_close(s->tools);
     lh_vectors_close(s->vectors);
     lh_catalog_close(s->catalog);
     lh_cache_free(s->cache);

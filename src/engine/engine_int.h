@@ -102,10 +102,12 @@ struct lh_query {
     int64_t deadline_mono_us;
     struct lh_query *watch_next; /* engine's list of running queries */
     bool watched;
-    const char *out_path;    /* a Parquet result being written: watched for its size */
-    atomic_bool too_large;   /* the watchdog stopped it for growing past max_bytes */
-    lh_slot *slot;           /* the query slot it holds (given back when freed), or NULL */
-    lh_gone_check gone;      /* asked by the watchdog whether the client is still there */
+    const char *out_path;       /* a Parquet result being written: watched for its size */
+    atomic_bool too_large;      /* the watchdog stopped it for growing past max_bytes */
+    lh_slot *slot;              /* the query slot it holds (given back when freed), or NULL */
+    lh_gone_check gone;         /* asked by the watchdog whether the client is still there */
+    const lh_sql_param *params; /* bound before each execution (borrowed during start) */
+    size_t n_params;
     atomic_bool client_gone; /* the watchdog stopped it because the client went away */
 };
 
@@ -118,6 +120,12 @@ lh_engine__deadline(int64_t timeout_ms)
 {
     return timeout_ms > 0 ? lh_mono_us() + timeout_ms * 1000 : 0;
 }
+
+/* Bind params to prep's named parameters, clearing earlier bindings first (a kept
+ * statement runs again with new values). 400 invalid_parameter for a name the statement
+ * does not have, a value of no supported type, or a parameter left without a value. */
+int lh_engine__bind(duckdb_prepared_statement prep, const lh_sql_param *params, size_t n,
+                    lh_err *err);
 
 /* query_admit.c: the one place DuckDB errors become lh_err for user SQL. */
 int lh_engine__sql_error(lh_err *err, duckdb_error_type type, const char *message);
@@ -138,6 +146,8 @@ int lh_engine__admit(lh_query *q, const char *sql, duckdb_prepared_statement *ke
  * naming the first thing refused; a text that does not parse gets admission's error.
  * 0 at once on other engines. */
 int lh_engine__admit_names(lh_query *q, const char *sql, lh_err *err);
+/* The tables an admitted statement reads by name (its CTEs left out): *out new array. */
+int lh_engine__names(lh_query *q, const char *sql, json_t **out, lh_err *err);
 /* Read the reserved names of eng's SQL into eng->reserved (at open). */
 int lh_engine__load_reserved(lh_engine *eng, lh_err *err);
 void lh_engine__free_reserved(lh_engine *eng);

@@ -67,6 +67,9 @@ static int
 execute(lh_query *q, duckdb_prepared_statement prep, bool *stale, lh_err *err)
 {
     *stale = false;
+    int rc = lh_engine__bind(prep, q->params, q->n_params, err);
+    if (rc != 0)
+        return rc;
     if (duckdb_execute_prepared_streaming(prep, &q->result) == DuckDBError) {
         q->has_result = true;
         duckdb_error_type type = duckdb_result_error_type(&q->result);
@@ -227,6 +230,8 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
     for (bool lookup = true;; lookup = false) {
         q = lh_engine__query_new(eng, deadline, opts->max_bytes);
         q->gone = opts->gone;
+        q->params = opts->params;
+        q->n_params = opts->n_params;
         q->format = opts->format;
         q->limit = opts->row_limit > 0 ? opts->row_limit : INT64_MAX;
         if ((rc = connect_query(q, opts, err)) != 0)

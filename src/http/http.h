@@ -10,6 +10,7 @@
 #include "catalog/catalog.h"
 #include "storage/storage.h"
 #include "vector/vector.h"
+#include "agent/agent.h"
 
 typedef struct lh_server lh_server;
 
@@ -23,6 +24,7 @@ typedef struct lh_server_deps {
     lh_catalog *catalog;
     lh_cache *cache;
     lh_vectors *vectors;
+    lh_tools *tools;
     const char *work_dir;    /* uploads in flight: readable by internal_engine only */
     const char *results_dir; /* Parquet query results: written by engine */
 } lh_server_deps;

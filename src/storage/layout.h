@@ -12,6 +12,7 @@
  *   _vectors/{index}/_live/v{N:06}.json           the index's live log
  *   _hnsw/evals/{name}.parquet                    eval sets
  *   _hnsw/trials/batch_{epoch_us}.jsonl           HNSW trial journal
+ *   _tools/{name}/v{N:06}.json                    version N of a tool definition
  */
 #ifndef LH_STORAGE_LAYOUT_H
 #define LH_STORAGE_LAYOUT_H
@@ -25,6 +26,7 @@
 #define LH_LAYOUT_VECTORS "_vectors/"
 #define LH_LAYOUT_EVALS "_hnsw/evals/"
 #define LH_LAYOUT_TRIALS "_hnsw/trials/"
+#define LH_LAYOUT_TOOLS "_tools/"
 
 /* Each returns a new string (free). */
 char *lh_layout_manifest_key(const char *dataset, int64_t version);
@@ -36,6 +38,9 @@ char *lh_layout_gen_key(const char *index, int64_t generation, const char *file)
 char *lh_layout_live_prefix(const char *index);
 char *lh_layout_live_key(const char *index, int64_t seq);
 char *lh_layout_eval_key(const char *eval);
+/* Version N of tool `name` (create-only; a deleted tool is a tombstone version). */
+char *lh_layout_tool_key(const char *name, int64_t version);
+char *lh_layout_tool_prefix(const char *name);
 /* The events batch of version `version` of `dataset`, written by the commit `tag`
  * ("{epoch_us}-{random}"): the name says which manifest must list it (catalog/journal.c). */
 char *lh_layout_events_key(const char *tag, const char *dataset, int64_t version);
@@ -50,6 +55,8 @@ int lh_layout_parse_manifest_key(const char *key, char *name, size_t name_size, 
  * -1 when key is not under an index's folder. */
 int lh_layout_parse_vector_key(const char *key, char *index, size_t index_size, int64_t *generation,
                                const char **file);
+/* Parse "_tools/{name}/v{N}.json": 0 with name and *version set, -1 otherwise. */
+int lh_layout_parse_tool_key(const char *key, char *name, size_t name_size, int64_t *version);
 /* Parse "_vectors/{index}/_live/v{N}.json" (any index): 0 with *seq = N, else -1. */
 int lh_layout_parse_live_key(const char *key, int64_t *seq);
 
