@@ -36,6 +36,36 @@ dataset_version(lh_tools *reg, const char *name, json_t *versions, json_t **mani
     return 0;
 }
 
+/* The whole rendered JSON answer of a started query (new), or an error. */
+static int
+read_answer(lh_query *q, json_t **out, lh_err *err)
+{
+    lh_buf text;
+    lh_buf_init(&text);
+    bool end = false, failed = false;
+    char chunk[16384];
+    int rc = 0;
+    while (!end) {
+        size_t got = lh_query_read(q, chunk, sizeof chunk, &end, &failed, err);
+        lh_buf_append(&text, chunk, got);
+        if (failed) {
+            rc = err->rc ? err->rc : LH_EIO;
+            break;
+        }
+    }
+    json_t *answer = rc == 0 ? json_loadb(text.data, text.len, 0, NULL) : NULL;
+    lh_buf_free(&text);
+    if (rc == 0 && !json_is_object(answer))
+        rc = lh_err_set(err, LH_EINTERNAL, 500, "internal_error",
+                        "the query's answer did not parse");
+    if (rc != 0) {
+        json_decref(answer);
+        return rc;
+    }
+    *out = answer;
+    return 0;
+}
+
 /* The bound values of the names in params, from the arguments (absent: NULL). */
 static lh_sql_param *
 bind_args(const json_t *params, const json_t *args, size_t *n)
@@ -77,27 +107,14 @@ run_sql(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, json_t *versions
         .n_params = n_params,
     };
     lh_query *q = NULL;
-    lh_buf text;
-    lh_buf_init(&text);
+    json_t *answer = NULL;
     int rc = lh_query_start(reg->deps.engine, &opts, &q, err);
-    bool end = false, failed = false;
-    char chunk[16384];
-    while (rc == 0 && !end) {
-        size_t got = lh_query_read(q, chunk, sizeof chunk, &end, &failed, err);
-        lh_buf_append(&text, chunk, got);
-        if (failed)
-            rc = err->rc ? err->rc : LH_EIO;
-    }
+    if (rc == 0)
+        rc = read_answer(q, &answer, err);
     lh_query_free(q);
     free(params);
-    json_t *answer = rc == 0 ? json_loadb(text.data, text.len, 0, NULL) : NULL;
-    lh_buf_free(&text);
     if (rc != 0)
         return rc;
-    if (!json_is_object(answer)) {
-        json_decref(answer);
-        return lh_err_set(err, LH_EIO, 500, "internal_error", "the query's answer did not parse");
-    }
     *rows = json_integer_value(json_object_get(answer, "row_count"));
     *result = json_pack("{s:O, s:O, s:O}", "rows", json_object_get(answer, "rows"), "row_count",
                         json_object_get(answer, "row_count"), "truncated",
@@ -197,20 +214,14 @@ check_references(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, json_t 
                               .params = &p,
                               .n_params = 1};
         lh_query *q = NULL;
-        char buf[512];
-        bool end = false, failed = false;
-        size_t got = 0;
         rc = lh_query_start(reg->deps.engine, &opts, &q, err);
         if (rc == 0)
-            got = lh_query_read(q, buf, sizeof buf - 1, &end, &failed, err);
+            rc = read_answer(q, &rows, err);
         lh_query_free(q);
         lh_buf_free(&sql);
         json_decref(m);
-        if (rc == 0 && failed)
-            rc = err->rc ? err->rc : LH_EIO;
         if (rc != 0)
             return rc;
-        rows = json_loadb(buf, got, 0, NULL);
         int64_t n = json_integer_value(
             json_object_get(json_array_get(json_object_get(rows, "rows"), 0), "n"));
         json_decref(rows);

@@ -213,9 +213,13 @@ describe(lh_tools *reg, const char *sql, const json_t *datasets, const char *whe
     json_t *d = NULL;
     lh_err why;
     if (lh_engine_describe(reg->deps.engine, sql, &d, &why) != 0) {
+        /* DuckDB's first line says what is wrong ("Referenced column ... not found") */
+        char first[200];
+        snprintf(first, sizeof first, "%s", why.detail[0] ? why.detail : why.message);
+        first[strcspn(first, "\n")] = '\0';
         lh_err_set(err, why.rc, why.http_status == 403 ? 403 : 400,
                    why.http_status == 403 ? why.code : "invalid_tool", "%s is not valid: %s", where,
-                   why.message);
+                   first);
         lh_err_detail(err, "%s", why.detail);
         lh_err_hint(err, "%s", why.hint);
         return why.rc ? why.rc : LH_EINVAL;

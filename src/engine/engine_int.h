@@ -137,6 +137,10 @@ duckdb_error_type lh_engine__prepare_error_type(const char *message);
 int lh_engine__wrapped_error(lh_err *err, duckdb_error_type type, const char *message);
 /* Fill q's column names and types from prep's columns past its first `first`. */
 void lh_engine__describe_columns(lh_query *q, duckdb_prepared_statement prep, size_t first);
+/* Fill q's column names and types from its executed result's columns past `first`: a
+ * statement whose parameters' types DuckDB cannot tell before they are bound is described
+ * at prepare time as one column "unknown" of no type. */
+void lh_engine__describe_result(lh_query *q, size_t first);
 /* Check sql is one SELECT on q's connection; fill the column names and types from its
  * prepared form, which goes to *keep (new) when keep is given, else is released. */
 int lh_engine__admit(lh_query *q, const char *sql, duckdb_prepared_statement *keep, lh_err *err);

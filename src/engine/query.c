@@ -80,6 +80,13 @@ execute(lh_query *q, duckdb_prepared_statement prep, bool *stale, lh_err *err)
     /* a rebound statement keeps its prepared names and types: compare them with what ran */
     idx_t n = duckdb_prepared_statement_column_count(prep);
     *stale = duckdb_column_count(&q->result) != n;
+    if (q->n_params > 0 && n == 1 &&
+        duckdb_prepared_statement_column_type(prep, 0) == DUCKDB_TYPE_INVALID) {
+        /* typed only once bound (see lh_engine__describe_result); rendered by to_json */
+        lh_engine__describe_result(q, q->format != LH_QUERY_CSV && !q->native ? 1 : 0);
+        lh_engine__render_header(q);
+        return lh_engine__produce(q, q->pending.len + 1, err);
+    }
     for (idx_t i = 0; i < n && !*stale; i++) {
         const char *prepared_name = duckdb_prepared_statement_column_name(prep, i);
         const char *name = duckdb_column_name(&q->result, i);
