@@ -333,13 +333,13 @@ check_mode(rows_ctx *x, lh_engine *eng, const char *old_path, lh_err *err)
     lh_buf_puts(&sql, "SELECT count(*) AS n FROM read_parquet(");
     lh_sql_quote(&sql, old_path);
     lh_buf_puts(&sql, ")");
-    json_t *rows = NULL;
-    int rc = lh_engine_rows(eng, sql.data, &rows, err);
+    json_t *row = NULL;
+    int rc = lh_engine_row(eng, sql.data, &row, err);
     lh_buf_free(&sql);
     if (rc != 0)
         return rc;
-    int64_t existing = json_integer_value(json_object_get(json_array_get(rows, 0), "n"));
-    json_decref(rows);
+    int64_t existing = json_integer_value(json_object_get(row, "n"));
+    json_decref(row);
     int64_t asked = (int64_t)json_array_size(x->o->upsert);
     if (x->o->mode == LH_ROWS_INSERT_ONLY && existing > 0) {
         lh_err_set(err, LH_EEXIST, 409, "row_exists",
