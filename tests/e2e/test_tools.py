@@ -232,8 +232,14 @@ class Tools(harness.ServerTestCase):
         self.assertEqual(out["result"]["counts"]["inserted"], 1)
         self.assertEqual(self.call("create_placement", {"placement_id": 3, "candidate_id": 999},
                                    400)["error"]["code"], "invalid_reference")
-        self.assertEqual(self.call("create_placement", {"placement_id": 2, "candidate_id": 3},
-                                   409)["error"]["code"], "row_exists")
+        st, h, b = self.srv.request("POST", "/tools/create_placement/call", who="bot",
+                                    body={"arguments": {"placement_id": 2, "candidate_id": 3}})
+        self.assertEqual((st, b["error"]["code"]), (409, "row_exists"))
+        rec = self.audit(h["x-lakehouse-call-id"])[0]
+        self.assertEqual((rec["outcome"], rec["status"], rec["error_code"]),
+                         ("failed", 409, "row_exists"))
+        self.assertIsNone(rec.get("result_sha256"))
+        self.assertIn("candidates", rec["dataset_versions"])  # the reference it checked
 
     def test_permissions(self):
         self.define(self.BY_CITY)
@@ -241,9 +247,15 @@ class Tools(harness.ServerTestCase):
         far = dict(self.BY_CITY, name="far_city", allow={"principals": ["far"]})
         self.define(far)
         # not in allow
-        e = self.call("search_candidates" if False else "by_city", {"city": "A"}, 403,
-                      who="editor")["error"]
-        self.assertEqual(e["code"], "not_allowed")
+        st, h, b = self.srv.request("POST", "/tools/by_city/call", who="editor",
+                                    body={"arguments": {"city": "A", "ssn_hint": "secret"}})
+        self.assertEqual((st, b["error"]["code"]), (403, "not_allowed"))
+        rec = self.audit(h["x-lakehouse-call-id"])[0]
+        self.assertEqual((rec["outcome"], rec["status"], rec["principal"], rec["roles"]),
+                         ("refused", 403, "editor", "writer"))
+        self.assertGreaterEqual(rec["tool_version"], 1)
+        self.assertEqual(rec["arguments"]["ssn_hint"], "[redacted]")  # refused calls too
+        self.assertNotIn("secret", self.srv.log_text())
         # bucket the principal may not use
         e = self.call("far_city", {"city": "A"}, 403, who="far")["error"]
         self.assertEqual(e["code"], "bucket_forbidden")
@@ -259,7 +271,11 @@ class Tools(harness.ServerTestCase):
             self.err("POST", "/tools", dict(self.BY_CITY, name="x1"), 403, "forbidden", who=who)
             self.err("DELETE", "/tools/by_city", None, 403, "forbidden", who=who)
         # unknown tool
-        self.assertEqual(self.call("nope", {}, 404)["error"]["code"], "tool_not_found")
+        st, h, b = self.srv.request("POST", "/tools/nope/call", who="bot", body={})
+        self.assertEqual((st, b["error"]["code"]), (404, "tool_not_found"))
+        rec = self.audit(h["x-lakehouse-call-id"])[0]
+        self.assertEqual((rec["outcome"], rec["tool"], rec.get("tool_version")),
+                         ("refused", "nope", None))
         # listing shows only what the caller may call
         names = [t["name"] for t in self.req("GET", "/tools", who="bot")["tools"]]
         self.assertIn("by_city", names)
