@@ -287,12 +287,43 @@ render(const json_t *record)
     return out;
 }
 
-/* The current version of name when who may see it (admins, or callers); else 404. */
+/* Whether every dataset t reads or writes lies in a bucket who may use: tenants see only
+ * what their buckets hold, tools included. */
+static bool
+buckets_ok(lh_tools *reg, const lh_tool *t, const lh_principal *who)
+{
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(t->derived, "datasets"), i, d)
+    {
+        json_t *m = NULL;
+        lh_err ignored;
+        bool ok =
+            lh_catalog_get(reg->deps.catalog, json_string_value(d), &m, &ignored) == 0 &&
+            lh_auth_bucket(who, json_string_value(json_object_get(m, "bucket")), &ignored) == 0;
+        json_decref(m);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* Whether who sees t in lists and reads: admins see every tool; others the live tools
+ * they may call whose datasets are in their buckets. */
+static bool
+sees(lh_tools *reg, const lh_tool *t, const lh_principal *who)
+{
+    if (is_admin(who))
+        return true;
+    return !t->deleted && lh_agent__allowed(t, who) && buckets_ok(reg, t, who);
+}
+
+/* The current version of name when who may see it; else 404. */
 static lh_tool *
 visible(lh_tools *reg, const lh_principal *who, const char *name, lh_err *err)
 {
     lh_tool *t = lh_agent__tool_acquire(reg, name);
-    if (t && (is_admin(who) || (!t->deleted && lh_agent__allowed(t, who))))
+    if (t && sees(reg, t, who))
         return t;
     lh_agent__tool_release(t);
     not_found(err, name);
@@ -376,34 +407,46 @@ lh_tools_format_parse(const char *s)
 json_t *
 lh_tools_list(lh_tools *reg, const lh_principal *who, lh_tools_format format)
 {
-    json_t *out = json_array();
+    /* take references under the lock, decide and render outside it (the bucket check
+     * asks the catalog) */
     pthread_mutex_lock(&reg->lock);
+    size_t n_all = json_object_size(reg->tools), n = 0;
+    lh_tool **all = lh_calloc(n_all ? n_all : 1, sizeof *all);
     const char *name;
     json_t *entry;
     json_object_foreach(reg->tools, name, entry)
     {
-        const lh_tool *t = tool_of(entry);
-        if (t->deleted || !(is_admin(who) || lh_agent__allowed(t, who)))
+        all[n] = tool_of(entry);
+        atomic_fetch_add(&all[n]->refs, 1);
+        n++;
+    }
+    pthread_mutex_unlock(&reg->lock);
+    json_t *out = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const lh_tool *t = all[i];
+        if (t->deleted || !sees(reg, t, who))
             continue;
         const json_t *desc = json_object_get(t->def, "description");
         const json_t *schema = json_object_get(t->def, "input_schema");
         switch (format) {
         case LH_TOOLS_OPENAI:
             json_array_append_new(out, json_pack("{s:s, s:{s:s, s:O, s:O}}", "type", "function",
-                                                 "function", "name", name, "description", desc,
+                                                 "function", "name", t->name, "description", desc,
                                                  "parameters", schema));
             break;
         case LH_TOOLS_MCP:
-            json_array_append_new(out, json_pack("{s:s, s:O, s:O}", "name", name, "description",
+            json_array_append_new(out, json_pack("{s:s, s:O, s:O}", "name", t->name, "description",
                                                  desc, "inputSchema", schema));
             break;
         default:
             json_array_append_new(out, render(t->record));
         }
     }
-    pthread_mutex_unlock(&reg->lock);
+    for (size_t i = 0; i < n; i++)
+        lh_agent__tool_release(all[i]);
+    free(all);
     /* the table is a hash: answer in name order */
-    size_t n = json_array_size(out);
+    n = json_array_size(out);
     for (size_t i = 1; i < n; i++) /* insertion sort: lists are short */
         for (size_t j = i; j > 0; j--) {
             json_t *a = json_array_get(out, j - 1), *b = json_array_get(out, j);

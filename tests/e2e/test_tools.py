@@ -259,6 +259,9 @@ class Tools(harness.ServerTestCase):
         # bucket the principal may not use
         e = self.call("far_city", {"city": "A"}, 403, who="far")["error"]
         self.assertEqual(e["code"], "bucket_forbidden")
+        # ... and a tenant does not see tools over other buckets' data
+        self.assertEqual(self.req("GET", "/tools", who="far")["tools"], [])
+        self.err("GET", "/tools/far_city", None, 404, "tool_not_found", who="far")
         # a write tool without grants_write needs a write role
         nowrite = dict(self.UPDATE_PHONE, name="phone_nogrant", grants_write=False,
                        allow={"roles": ["agent", "writer"]})
