@@ -136,7 +136,7 @@ check_schema(const json_t *schema, lh_err *err)
     if (!json_is_object(schema))
         return invalid(err, "input_schema must be a JSON Schema object");
     lh_schema *compiled = NULL;
-    int rc = lh_schema_compile(schema, &compiled, err);
+    int rc = lh_schema_compile_at(schema, "/input_schema", &compiled, err);
     lh_schema_free(compiled);
     if (rc != 0)
         return rc;

@@ -199,7 +199,7 @@ class Tools(harness.ServerTestCase):
         self.assertEqual(e["code"], "invalid_arguments")
         self.assertEqual(e["message"], "/arguments/min_years: must be >= 0")
         e = self.call("search_candidates", {"query": "python"}, 400)["error"]
-        self.assertEqual(e["message"], "/arguments/city: is required")
+        self.assertEqual(e["message"], "/arguments: missing required property 'city'")
         e = self.call("search_candidates", {"query": "p", "city": "A", "sql": "1"}, 400)["error"]
         self.assertIn("/arguments/sql", e["message"])
         e = self.call("search_candidates", {"query": 5, "city": "A"}, 400)["error"]
