@@ -264,6 +264,12 @@ run_change(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, json_t *versi
                         &answer, err);
     free(source);
     json_decref(list);
+    if (rc != 0 && strncmp(err->message, "upsert[0]: ", 11) == 0) {
+        /* the row is the call's arguments: say so in the caller's terms */
+        char rest[sizeof err->message];
+        snprintf(rest, sizeof rest, "%s", err->message + 11);
+        snprintf(err->message, sizeof err->message, "/arguments: %s", rest);
+    }
     if (rc != 0)
         return rc;
     json_object_set(versions, ds, json_object_get(answer, "version"));
@@ -397,7 +403,7 @@ audit_record(const lh_tool_call *c, const lh_tool *t, const char *call_id, int64
         free(canonical);
     }
     json_t *r = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:O?, s:o, s:s?, s:s, s:i, s:s?, s:I, s:s?, s:O, s:I, s:s?, "
+        "{s:s, s:s, s:s, s:s, s:s, s:o?, s:o, s:s?, s:s, s:i, s:s?, s:I, s:s?, s:O, s:I, s:s?, "
         "s:s}",
         "call_id", call_id, "ts", ts, "principal", c->principal->name, "roles", roles, "tool",
         c->name, "tool_version", t ? json_integer(t->version) : NULL, "arguments",

@@ -18,7 +18,8 @@ lh_h_tools_create(lh_req *req, lh_resp *resp)
     json_t *body = NULL, *out = NULL;
     if (lh_req_json(req, false, &body, &err) != 0)
         return lh_resp_error(resp, &err);
-    const char *name = json_string_value(json_object_get(body, "name"));
+    const char *given = json_string_value(json_object_get(body, "name"));
+    const char *name = given ? lh_arena_printf(req->arena, "%s", given) : NULL; /* outlives body */
     int rc = 0;
     if (!name)
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_tool", "'name' must be the tool's name");

@@ -232,6 +232,9 @@ class Tools(harness.ServerTestCase):
         self.assertEqual(out["result"]["counts"]["inserted"], 1)
         self.assertEqual(self.call("create_placement", {"placement_id": 3, "candidate_id": 999},
                                    400)["error"]["code"], "invalid_reference")
+        # a value the column cannot hold is named in the caller's terms
+        e = self.call("update_phone", {"candidate_id": 7, "phone": "1" * 21}, 400)["error"]
+        self.assertEqual(e["message"], "/arguments/phone: must be at most 20 characters long")
         st, h, b = self.srv.request("POST", "/tools/create_placement/call", who="bot",
                                     body={"arguments": {"placement_id": 2, "candidate_id": 3}})
         self.assertEqual((st, b["error"]["code"]), (409, "row_exists"))
