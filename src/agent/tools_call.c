@@ -384,9 +384,13 @@ audit_record(const lh_tool_call *c, const lh_tool *t, const char *call_id, int64
              const json_t *result, const json_t *versions, int64_t rows, int64_t duration_us,
              const lh_err *failure)
 {
-    char ts[LH_TIME_MAX], roles[64];
+    char ts[LH_TIME_MAX];
     lh_time_format(ts_us, ts);
-    lh_roles_str(c->principal->roles, roles, sizeof roles);
+    json_t *roles = json_array();
+    for (const char *const *r = (const char *const[]){"admin", "writer", "reader", "agent", NULL};
+         *r; r++)
+        if (c->principal->roles & lh_role_bit(*r))
+            json_array_append_new(roles, json_string(*r));
     json_t *args =
         t && t->schema ? lh_schema_redact(t->schema, c->arguments) : json_deep_copy(c->arguments);
     const char *outcome = "ok";
@@ -403,7 +407,7 @@ audit_record(const lh_tool_call *c, const lh_tool *t, const char *call_id, int64
         free(canonical);
     }
     json_t *r = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:o?, s:o, s:s?, s:s, s:i, s:s?, s:I, s:s?, s:O, s:I, s:s?, "
+        "{s:s, s:s, s:s, s:o, s:s, s:o?, s:o, s:s?, s:s, s:i, s:s?, s:I, s:s?, s:O, s:I, s:s?, "
         "s:s}",
         "call_id", call_id, "ts", ts, "principal", c->principal->name, "roles", roles, "tool",
         c->name, "tool_version", t ? json_integer(t->version) : NULL, "arguments",

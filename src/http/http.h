@@ -11,6 +11,8 @@
 #include "storage/storage.h"
 #include "vector/vector.h"
 #include "agent/agent.h"
+#include "agent/audit.h"
+#include "workspace/workspace.h"
 
 typedef struct lh_server lh_server;
 
@@ -25,6 +27,8 @@ typedef struct lh_server_deps {
     lh_cache *cache;
     lh_vectors *vectors;
     lh_tools *tools;
+    lh_audit *audit; /* agent tool call records (GET /audit); may be NULL */
+    lh_workspaces *workspaces;
     const char *work_dir;    /* uploads in flight: readable by internal_engine only */
     const char *results_dir; /* Parquet query results: written by engine */
 } lh_server_deps;
