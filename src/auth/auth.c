@@ -229,6 +229,23 @@ lh_auth_allow(const lh_principal *p, unsigned allowed, lh_err *err)
 }
 
 int
+lh_auth_may_write_sql(const lh_principal *p, lh_err *err)
+{
+    if (p && (p->roles & LH_ALLOW_READ))
+        return 0;
+    char have[64];
+    lh_roles_str(p ? p->roles : 0, have, sizeof have);
+    lh_err_set(err, LH_EPERM, 403, "sql_not_allowed",
+               "principal '%s' may not send free-form SQL (a query or a search filter)",
+               p ? p->name : "?");
+    lh_err_detail(err, "free-form SQL needs one of the roles: admin, writer, reader; has: %s",
+                  have[0] ? have : "none");
+    lh_err_hint(err, "agents filter through the parameters of named tools: GET /tools lists "
+                     "the ones you may call");
+    return LH_EPERM;
+}
+
+int
 lh_auth_bucket(const lh_principal *p, const char *name, lh_err *err)
 {
     if (strncmp(name, "profile:", 8) == 0 && strcmp(name + 8, p->name) == 0)

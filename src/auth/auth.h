@@ -49,6 +49,10 @@ void lh_auth_free(lh_auth *auth);
 const lh_principal *lh_auth_check(const lh_auth *auth, const char *authorization, lh_err *err);
 /* 0 when the principal holds one of allowed; else a 403 error naming the roles. */
 int lh_auth_allow(const lh_principal *p, unsigned allowed, lh_err *err);
+/* Free-form SQL — POST /query, a vector search's `filter` — needs the reader, writer or
+ * admin role: an agent reaches data through named tools, whose filters and queries are
+ * built only from bound parameters. 0, or a 403 sql_not_allowed saying so. */
+int lh_auth_may_write_sql(const lh_principal *p, lh_err *err);
 /* 0 when p may use bucket `name`; else a 403 error. Admins may use every bucket unless
  * limited; anyone may use "profile:<own name>". */
 int lh_auth_bucket(const lh_principal *p, const char *name, lh_err *err);

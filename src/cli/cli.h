@@ -36,5 +36,7 @@ int lh_client_print_error(long status, const lh_buf *body);
 void lh_client_print_table(FILE *out, json_t *columns, json_t *rows);
 /* POST /ingest/file with params (name, value pairs, NULL-terminated; NULL values skipped). */
 int lh_client_ingest(lh_client *c, const char *file, const char *const *params, json_t **result);
+/* The demo's resume index and named tools (demo_tools.c); an exit status. */
+int lh_demo_tools(lh_client *c);
 
 #endif

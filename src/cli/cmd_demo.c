@@ -53,7 +53,7 @@ typedef struct table {
 static const table TABLES[] = {
     {"candidates", 100000, "candidate profiles exported from the ATS, with resume text",
      "SELECT i AS candidate_id, " PICK(FIRST, "(hash(i, 1) >> 1)::BIGINT") " || ' ' || " PICK(LAST, "(hash(i, 2) >> 1)::BIGINT")
-     " AS full_name, 'cand' || i || '@example.com' AS email, " PICK(CITY, "(hash(i, 3) >> 1)::BIGINT")
+     " AS full_name, 'cand' || i || '@example.com' AS email, '555-' || lpad(CAST(i % 10000 AS VARCHAR), 4, '0') AS phone, " PICK(CITY, "(hash(i, 3) >> 1)::BIGINT")
      " AS city, " PICK(TITLE, "(hash(i, 4) >> 1)::BIGINT") " AS title, ((hash(i, 5) >> 1)::BIGINT % 25)::INTEGER AS "
      "years_experience, " PICK(SKILL, "(hash(i, 6) >> 1)::BIGINT") " || ', ' || " PICK(SKILL, "(hash(i, 7) >> 1)::BIGINT")
      " AS skills, round(35 + ((hash(i, 8) >> 1)::BIGINT % 9000) / 100.0, 2) AS desired_rate, "
@@ -124,7 +124,9 @@ lh_cmd_demo_help(void)
     printf("usage: lakehouse demo [--scale S] [--config FILE]\n\n"
            "Generates the staffing demo data (seven tables, 2,469,278 rows at scale 1; S may\n"
            "be fractional, e.g. 0.01), ingests it into the running server as CSV exports\n"
-           "(replacing earlier demo datasets), and runs a few example questions.\n");
+           "(replacing earlier demo datasets), indexes the candidates' resumes, registers the\n"
+           "named tools agents call (search_candidates, list_open_jobs, update_phone,\n"
+           "create_placement; GET /tools lists them) and runs a few example questions.\n");
 }
 
 /* Generate table t's CSV at {dir}/{name}.csv, and its one-row id range table. */
@@ -222,6 +224,19 @@ out:
 
 /* Ingest table t's CSV from dir, replacing the dataset when it exists; adds its rows to
  * *total. */
+/* The primary key the demo's tools change rows by (NULL: none; the param is skipped). */
+static const char *
+key_of(const char *dataset)
+{
+    static const char *const keys[][2] = {{"candidates", "candidate_id"},
+                                          {"job_orders", "job_order_id"},
+                                          {"placements", "placement_id"}};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (strcmp(keys[i][0], dataset) == 0)
+            return keys[i][1];
+    return NULL;
+}
+
 static int
 ingest_table(lh_client *c, const char *dir, size_t t, int64_t *total)
 {
@@ -247,6 +262,8 @@ ingest_table(lh_client *c, const char *dir, size_t t, int64_t *total)
                             "demo",
                             "source_object",
                             object,
+                            "primary_key",
+                            key_of(TABLES[t].name),
                             NULL};
     if ((rc = lh_client_ingest(c, path, params, &result)) != 0)
         goto out;
@@ -341,6 +358,8 @@ lh_cmd_demo(int argc, char **argv)
     for (size_t t = 0; t < N_TABLES; t++)
         if ((rc = ingest_table(c, dir, t, &total)) != 0)
             goto out;
+    if ((rc = lh_demo_tools(c)) != 0)
+        goto out;
     printf("lakehouse demo: %lld rows in %zu datasets\n\n", (long long)total, N_TABLES);
     ask_questions(c);
 out:

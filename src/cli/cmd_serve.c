@@ -87,6 +87,7 @@ typedef struct serve {
     lh_cache *cache;
     lh_catalog *catalog;
     lh_vectors *vectors;
+    lh_tools *tools;
     lh_audit *audit;
     lh_auth principals; /* who may be given a workspace (the server keeps its own copy) */
     bool principals_ready;
@@ -197,6 +198,14 @@ out:
     return rc;
 }
 
+/* Tool calls' audit records go to the durable audit trail (the registry takes any
+ * function of this shape, so it does not depend on how records are kept). */
+static int
+audit_append(void *ctx, const json_t *record, lh_err *err)
+{
+    return lh_audit_append(ctx, record, err);
+}
+
 /* The modules above the engines, bottom up, and the HTTP server last. */
 static int
 open_modules(serve *s, lh_err *err)
@@ -237,6 +246,16 @@ open_modules(serve *s, lh_err *err)
                              .work_dir = s->dirs.work_dir};
     if ((rc = lh_vectors_open(&vdeps, &s->vectors, err)) != 0)
         goto out;
+    lh_tools_deps tdeps = {.config = cfg,
+                           .buckets = s->buckets,
+                           .catalog = s->catalog,
+                           .engine = s->engine,
+                           .internal_engine = s->internal_engine,
+                           .vectors = s->vectors,
+                           .audit = audit_append,
+                           .audit_ctx = s->audit};
+    if ((rc = lh_tools_open(&tdeps, &s->tools, err)) != 0)
+        goto out;
     if ((rc = lh_auth_init(&s->principals, cfg, err)) != 0)
         goto out;
     s->principals_ready = true;
@@ -265,6 +284,7 @@ open_modules(serve *s, lh_err *err)
                            .work_dir = s->dirs.work_dir,
                            .results_dir = s->dirs.results_dir,
                            .vectors = s->vectors,
+                           .tools = s->tools,
                            .audit = s->audit,
                            .workspaces = s->workspaces};
     rc = lh_server_start(&deps, &s->srv, err);
@@ -308,6 +328,7 @@ serve_close(serve *s, int status)
     lh_workspace_close(s->workspaces);
     if (s->principals_ready)
         lh_auth_free(&s->principals);
+    lh_tools_close(s->tools);
     lh_vectors_close(s->vectors);
     lh_audit_close(s->audit); /* ships what is pending, so before the buckets */
     lh_catalog_close(s->catalog);

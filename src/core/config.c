@@ -190,6 +190,9 @@ static const key_def KEYS[] = {
     INT("jobs", "max_queued", 256, 1, 100000, "jobs waiting beyond this are refused with 503"),
     INT("jobs", "keep_finished", 1000, 0, 1000000,
         "finished job records kept for GET /jobs (until restart)"),
+    INT("tools", "max_calls_per_minute", 600, 1, 10000000,
+        "tool calls one principal may make per minute across all tools, on top of each tool's "
+        "own rate (a burst of up to a minute's worth); beyond it, 429 with Retry-After"),
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 

@@ -117,6 +117,15 @@ int lh_engine_set_dataset(lh_engine *eng, const char *name, const char *select, 
 
 typedef enum { LH_QUERY_JSON, LH_QUERY_NDJSON, LH_QUERY_CSV } lh_query_format;
 
+/* A named parameter of a user statement (`$city` in its text), bound as a typed DuckDB
+ * value — never spliced into the text, so no value can change what the statement does.
+ * value: a JSON string (VARCHAR), integer (BIGINT), real (DOUBLE), boolean or null;
+ * anything else is a 400 invalid_parameter. Both borrowed. */
+typedef struct lh_sql_param {
+    const char *name; /* without the '$' */
+    const json_t *value;
+} lh_sql_param;
+
 typedef struct lh_query_opts {
     const char *sql;
     lh_query_format format;
@@ -131,6 +140,10 @@ typedef struct lh_query_opts {
      * the wait counts against timeout_ms */
     const char *principal;
     lh_gone_check gone; /* fn NULL: not asked */
+    /* values for the statement's named parameters (borrowed until lh_query_start
+     * returns); every parameter the text names must be given, and none other (400) */
+    const lh_sql_param *params;
+    size_t n_params;
     /* The name gate (NULL: every name): asked, for each name the statement would resolve
      * through the engine's registry (datasets, lakehouse's own relations such as
      * `_audit`; lh_engine_set_dataset), whether this caller may use it. A refused name
@@ -186,6 +199,9 @@ typedef struct lh_scan_opts {
     /* user work (a search filter): wait for a query slot as this principal, like
      * lh_query_start; NULL: work of lakehouse's own, no slot */
     const char *principal;
+    /* values for the statement's named parameters, as in lh_query_opts */
+    const lh_sql_param *params;
+    size_t n_params;
     /* the name gate, as in lh_query_opts (NULL: every name) */
     bool (*may_name)(void *ctx, const char *name);
     void *may_name_ctx;
@@ -196,6 +212,14 @@ typedef struct lh_scan_opts {
  * is one batch. */
 int lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, void *ctx,
                    lh_err *err);
+
+/* Describe a user SELECT without running it, admitted like lh_query_start (one SELECT,
+ * only datasets and allowed functions: 400/403 otherwise; an unknown dataset or column is
+ * DuckDB's 400). *out (new): {"params": ["city", ...] (its named parameters, each once),
+ * "tables": ["candidates", ...] (what it reads by name, CTEs left out), "columns":
+ * [{"name","type"}]}. A positional parameter ($1, ?) is a 400 invalid_sql: tools name
+ * theirs. Takes no query slot (nothing runs). */
+int lh_engine_describe(lh_engine *eng, const char *sql, json_t **out, lh_err *err);
 
 /* A writer collects typed rows in DuckDB's own vectors and writes them out as one zstd
  * Parquet file: how data computed or decoded in C (vectors, PostgreSQL's binary rows)

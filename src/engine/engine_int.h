@@ -102,10 +102,12 @@ struct lh_query {
     int64_t deadline_mono_us;
     struct lh_query *watch_next; /* engine's list of running queries */
     bool watched;
-    const char *out_path;    /* a Parquet result being written: watched for its size */
-    atomic_bool too_large;   /* the watchdog stopped it for growing past max_bytes */
-    lh_slot *slot;           /* the query slot it holds (given back when freed), or NULL */
-    lh_gone_check gone;      /* asked by the watchdog whether the client is still there */
+    const char *out_path;       /* a Parquet result being written: watched for its size */
+    atomic_bool too_large;      /* the watchdog stopped it for growing past max_bytes */
+    lh_slot *slot;              /* the query slot it holds (given back when freed), or NULL */
+    lh_gone_check gone;         /* asked by the watchdog whether the client is still there */
+    const lh_sql_param *params; /* bound before each execution (borrowed during start) */
+    size_t n_params;
     atomic_bool client_gone; /* the watchdog stopped it because the client went away */
     /* the plain table names the statement uses (lowercase; CTEs included), as
      * lh_engine__admit_names found them: a kept statement carries them so a name gate
@@ -123,6 +125,12 @@ lh_engine__deadline(int64_t timeout_ms)
     return timeout_ms > 0 ? lh_mono_us() + timeout_ms * 1000 : 0;
 }
 
+/* Bind params to prep's named parameters, clearing earlier bindings first (a kept
+ * statement runs again with new values). 400 invalid_parameter for a name the statement
+ * does not have, a value of no supported type, or a parameter left without a value. */
+int lh_engine__bind(duckdb_prepared_statement prep, const lh_sql_param *params, size_t n,
+                    lh_err *err);
+
 /* query_admit.c: the one place DuckDB errors become lh_err for user SQL. */
 int lh_engine__sql_error(lh_err *err, duckdb_error_type type, const char *message);
 /* The type of a prepare error, which DuckDB gives as a message prefix only. */
@@ -133,6 +141,10 @@ duckdb_error_type lh_engine__prepare_error_type(const char *message);
 int lh_engine__wrapped_error(lh_err *err, duckdb_error_type type, const char *message);
 /* Fill q's column names and types from prep's columns past its first `first`. */
 void lh_engine__describe_columns(lh_query *q, duckdb_prepared_statement prep, size_t first);
+/* Fill q's column names and types from its executed result's columns past `first`: a
+ * statement whose parameters' types DuckDB cannot tell before they are bound is described
+ * at prepare time as one column "unknown" of no type. */
+void lh_engine__describe_result(lh_query *q, size_t first);
 /* Check sql is one SELECT on q's connection; fill the column names and types from its
  * prepared form, which goes to *keep (new) when keep is given, else is released. */
 int lh_engine__admit(lh_query *q, const char *sql, duckdb_prepared_statement *keep, lh_err *err);
@@ -142,6 +154,8 @@ int lh_engine__admit(lh_query *q, const char *sql, duckdb_prepared_statement *ke
  * naming the first thing refused; a text that does not parse gets admission's error.
  * The plain table names go to q->names. 0 at once on other engines. */
 int lh_engine__admit_names(lh_query *q, const char *sql, lh_err *err);
+/* The tables an admitted statement reads by name (its CTEs left out): *out new array. */
+int lh_engine__names(lh_query *q, const char *sql, json_t **out, lh_err *err);
 /* Read the reserved names of eng's SQL into eng->reserved (at open). */
 int lh_engine__load_reserved(lh_engine *eng, lh_err *err);
 void lh_engine__free_reserved(lh_engine *eng);

@@ -67,6 +67,9 @@ static int
 execute(lh_query *q, duckdb_prepared_statement prep, bool *stale, lh_err *err)
 {
     *stale = false;
+    int rc = lh_engine__bind(prep, q->params, q->n_params, err);
+    if (rc != 0)
+        return rc;
     if (duckdb_execute_prepared_streaming(prep, &q->result) == DuckDBError) {
         q->has_result = true;
         duckdb_error_type type = duckdb_result_error_type(&q->result);
@@ -77,6 +80,13 @@ execute(lh_query *q, duckdb_prepared_statement prep, bool *stale, lh_err *err)
     /* a rebound statement keeps its prepared names and types: compare them with what ran */
     idx_t n = duckdb_prepared_statement_column_count(prep);
     *stale = duckdb_column_count(&q->result) != n;
+    if (q->n_params > 0 && n == 1 &&
+        duckdb_prepared_statement_column_type(prep, 0) == DUCKDB_TYPE_INVALID) {
+        /* typed only once bound (see lh_engine__describe_result); rendered by to_json */
+        lh_engine__describe_result(q, q->format != LH_QUERY_CSV && !q->native ? 1 : 0);
+        lh_engine__render_header(q);
+        return lh_engine__produce(q, q->pending.len + 1, err);
+    }
     for (idx_t i = 0; i < n && !*stale; i++) {
         const char *prepared_name = duckdb_prepared_statement_column_name(prep, i);
         const char *name = duckdb_column_name(&q->result, i);
@@ -229,6 +239,8 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
     for (bool lookup = true;; lookup = false) {
         q = lh_engine__query_new(eng, deadline, opts->max_bytes);
         q->gone = opts->gone;
+        q->params = opts->params;
+        q->n_params = opts->n_params;
         q->format = opts->format;
         q->limit = opts->row_limit > 0 ? opts->row_limit : INT64_MAX;
         if ((rc = connect_query(q, opts, err)) != 0)

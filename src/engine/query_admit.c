@@ -177,6 +177,26 @@ lh_engine__describe_columns(lh_query *q, duckdb_prepared_statement prep, size_t 
     }
 }
 
+void
+lh_engine__describe_result(lh_query *q, size_t first)
+{
+    for (size_t i = 0; i < q->n_cols; i++) {
+        free(q->col_names[i]);
+        free(q->col_types[i]);
+    }
+    free(q->col_names);
+    free(q->col_types);
+    size_t total = (size_t)duckdb_column_count(&q->result);
+    q->n_cols = total > first ? total - first : 0;
+    q->col_names = lh_calloc(q->n_cols ? q->n_cols : 1, sizeof *q->col_names);
+    q->col_types = lh_calloc(q->n_cols ? q->n_cols : 1, sizeof *q->col_types);
+    for (size_t i = 0; i < q->n_cols; i++) {
+        const char *name = duckdb_column_name(&q->result, first + i);
+        q->col_names[i] = lh_strdup(name ? name : "");
+        q->col_types[i] = lh_strdup(type_name(duckdb_column_type(&q->result, first + i)));
+    }
+}
+
 int
 lh_engine__admit(lh_query *q, const char *sql, duckdb_prepared_statement *keep, lh_err *err)
 {

@@ -297,6 +297,61 @@ out:
     return rc;
 }
 
+/* Base tables (into tables) and CTE names (into ctes) anywhere in the tree. */
+static void
+collect_names(const json_t *node, json_t *tables, json_t *ctes)
+{
+    if (json_is_array(node)) {
+        size_t i;
+        const json_t *item;
+        json_array_foreach(node, i, item) collect_names(item, tables, ctes);
+        return;
+    }
+    if (!json_is_object(node))
+        return;
+    if (is_table_ref(node) && strcmp(str_of(node, "type"), "BASE_TABLE") == 0)
+        json_object_set_new(tables, str_of(node, "table_name"), json_true());
+    const json_t *map = json_object_get(json_object_get(node, "cte_map"), "map");
+    size_t i;
+    const json_t *entry;
+    json_array_foreach(map, i, entry)
+    {
+        const char *key = json_string_value(json_object_get(entry, "key"));
+        if (key)
+            json_object_set_new(ctes, key, json_true());
+    }
+    const char *key;
+    const json_t *value;
+    json_object_foreach((json_t *)node, key, value) collect_names(value, tables, ctes);
+}
+
+int
+lh_engine__names(lh_query *q, const char *sql, json_t **out, lh_err *err)
+{
+    char *text = serialize(q, sql);
+    json_t *tree = text ? json_loads(text, JSON_DECODE_INT_AS_REAL, NULL) : NULL;
+    free(text);
+    if (tree == NULL || !json_is_array(json_object_get(tree, "statements"))) {
+        json_decref(tree);
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_sql", "the query could not be parsed");
+    }
+    json_t *tables = json_object(), *ctes = json_object();
+    collect_names(json_object_get(tree, "statements"), tables, ctes);
+    json_t *names = json_array();
+    const char *name;
+    json_t *ignored;
+    json_object_foreach(tables, name, ignored)
+    {
+        if (!json_object_get(ctes, name))
+            json_array_append_new(names, json_string(name));
+    }
+    json_decref(tables);
+    json_decref(ctes);
+    json_decref(tree);
+    *out = names;
+    return 0;
+}
+
 /* ---- reserved names ----------------------------------------------------------------------- */
 
 static int

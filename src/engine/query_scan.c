@@ -11,6 +11,7 @@
 
 #include <assert.h>
 #include <stdint.h>
+#include <string.h>
 
 #define BATCH_MAX_COLS 16
 
@@ -134,6 +135,8 @@ lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, void *c
         (rc = lh_engine__admit(q, opts->sql, &prep, err)) != 0 ||
         (rc = lh_engine__admit_names(q, opts->sql, err)) != 0)
         goto out;
+    if ((rc = lh_engine__bind(prep, opts->params, opts->n_params, err)) != 0)
+        goto out;
     q->has_result = true;
     if (duckdb_execute_prepared_streaming(prep, &q->result) == DuckDBError) {
         rc = lh_engine__sql_error(err, duckdb_result_error_type(&q->result),
@@ -156,6 +159,121 @@ lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, void *c
     }
 out:
     lh_engine__gate_set(NULL, NULL);
+    duckdb_destroy_prepare(&prep);
+    lh_query_free(q);
+    return rc;
+}
+
+/* ---- bound parameters ----------------------------------------------------------------- */
+
+static duckdb_value
+param_value(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return duckdb_create_varchar_length(json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        return duckdb_create_int64(json_integer_value(v));
+    case JSON_REAL:
+        return duckdb_create_double(json_real_value(v));
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return duckdb_create_bool(json_is_true(v));
+    case JSON_NULL:
+        return duckdb_create_null_value();
+    default:
+        return NULL;
+    }
+}
+
+int
+lh_engine__bind(duckdb_prepared_statement prep, const lh_sql_param *params, size_t n, lh_err *err)
+{
+    duckdb_clear_bindings(prep);
+    for (size_t i = 0; i < n; i++) {
+        idx_t idx = 0;
+        if (duckdb_bind_parameter_index(prep, &idx, params[i].name) == DuckDBError)
+            return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                              "the statement has no parameter $%s", params[i].name);
+        duckdb_value v = param_value(params[i].value);
+        if (v == NULL)
+            return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                              "parameter $%s must be a string, number, boolean or null",
+                              params[i].name);
+        duckdb_state bound = duckdb_bind_value(prep, idx, v);
+        duckdb_destroy_value(&v);
+        if (bound == DuckDBError)
+            return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                              "could not bind parameter $%s", params[i].name);
+    }
+    idx_t wanted = duckdb_nparams(prep);
+    if (wanted > n) {
+        /* name the first parameter left without a value */
+        for (idx_t p = 1; p <= wanted; p++) {
+            const char *name = duckdb_parameter_name(prep, p);
+            bool given = false;
+            for (size_t i = 0; name && i < n && !given; i++)
+                given = strcmp(params[i].name, name) == 0;
+            if (!given) {
+                int rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                                    "parameter $%s has no value", name ? name : "?");
+                duckdb_free((void *)name);
+                return rc;
+            }
+            duckdb_free((void *)name);
+        }
+    }
+    return 0;
+}
+
+/* ---- describing a statement ------------------------------------------------------------ */
+
+static bool
+all_digits(const char *s)
+{
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+int
+lh_engine_describe(lh_engine *eng, const char *sql, json_t **out, lh_err *err)
+{
+    lh_query *q = lh_engine__query_new(eng, lh_engine__deadline(10000), 0);
+    duckdb_prepared_statement prep = NULL;
+    json_t *params = json_array(), *tables = NULL, *columns = json_array();
+    int rc = 0;
+    if (duckdb_connect(eng->db, &q->con) == DuckDBError) {
+        rc = lh_err_set(err, LH_EIO, 503, "engine_unavailable", "could not connect to the engine");
+        goto out;
+    }
+    lh_engine__watch(eng, q);
+    if ((rc = lh_engine__admit(q, sql, &prep, err)) != 0 ||
+        (rc = lh_engine__admit_names(q, sql, err)) != 0 ||
+        (rc = lh_engine__names(q, sql, &tables, err)) != 0)
+        goto out;
+    for (idx_t p = 1; p <= duckdb_nparams(prep); p++) {
+        const char *name = duckdb_parameter_name(prep, p);
+        bool positional = name == NULL || all_digits(name);
+        if (!positional)
+            json_array_append_new(params, json_string(name));
+        duckdb_free((void *)name);
+        if (positional) {
+            rc = lh_err_set(err, LH_EINVAL, 400, "invalid_sql",
+                            "the query has a positional parameter ($1 or ?)");
+            lh_err_hint(err, "name parameters after the input schema's properties, e.g. $city");
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < q->n_cols; i++)
+        json_array_append_new(
+            columns, json_pack("{s:s, s:s}", "name", q->col_names[i], "type", q->col_types[i]));
+    *out = json_pack("{s:O, s:O, s:O}", "params", params, "tables", tables, "columns", columns);
+out:
+    json_decref(params);
+    json_decref(tables);
+    json_decref(columns);
     duckdb_destroy_prepare(&prep);
     lh_query_free(q);
     return rc;

@@ -201,7 +201,9 @@ lh_h_query(lh_req *req, lh_resp *resp)
 {
     lh_err err;
     json_t *body = NULL;
-    if (lh_req_json(req, false, &body, &err) != 0)
+    /* the route admits every role so that the one rule on free-form SQL decides */
+    if (lh_auth_may_write_sql(req->principal, &err) != 0 ||
+        lh_req_json(req, false, &body, &err) != 0)
         return lh_resp_error(resp, &err);
     int rc = lh_req_check_fields(
         body, FIELDS, "POST /query takes sql, format, limit, as_of and workspace_id", &err);

@@ -331,6 +331,9 @@ parse_search(lh_req *req, const json_t *body, lh_vsearch *s, lh_err *err)
     if (ef && (!json_is_integer(ef) || json_integer_value(ef) <= 0))
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                           "'ef' must be a positive integer");
+    /* a filter is free-form SQL: the same rule as POST /query (agents get none) */
+    if (filter && (rc = lh_auth_may_write_sql(req->principal, err)) != 0)
+        return rc;
     if (filter && (!json_is_string(filter) || json_string_length(filter) == 0))
         return lh_err_set(
             err, LH_EINVAL, 400, "invalid_parameter",

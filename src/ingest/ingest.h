@@ -102,6 +102,11 @@ int lh_ingest_db(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_
 
 /* ---- row changes ----------------------------------------------------------------------- */
 
+/* What an upsert may do to a key: insert or update it (the default), only insert a new
+ * one (409 row_exists when it is there), or only update one that is there (404
+ * row_not_found otherwise). Checked in the snapshot the change is made on. */
+typedef enum { LH_ROWS_UPSERT = 0, LH_ROWS_INSERT_ONLY, LH_ROWS_UPDATE_ONLY } lh_rows_mode;
+
 typedef struct lh_rows_opts {
     const char *dataset;
     const json_t *upsert;     /* array of row objects (borrowed; may be NULL) */
@@ -111,6 +116,7 @@ typedef struct lh_rows_opts {
     const char *actor;
     bool (*allow_bucket)(void *ctx, const char *bucket);
     void *allow_ctx;
+    lh_rows_mode mode; /* for the upserts */
 } lh_rows_opts;
 
 /* Apply one request's upserts and deletes to a dataset with a primary key as one delta

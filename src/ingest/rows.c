@@ -321,6 +321,41 @@ write_old(rows_ctx *x, lh_engine *eng, const char *current_rows, const char *req
     return rc;
 }
 
+/* The mode's rule on the keys the upserts name: how many of them exist in the rows before
+ * the change (old_path holds exactly those rows). */
+static int
+check_mode(rows_ctx *x, lh_engine *eng, const char *old_path, lh_err *err)
+{
+    if (x->o->mode == LH_ROWS_UPSERT)
+        return 0;
+    lh_buf sql;
+    lh_buf_init(&sql);
+    lh_buf_puts(&sql, "SELECT count(*) AS n FROM read_parquet(");
+    lh_sql_quote(&sql, old_path);
+    lh_buf_puts(&sql, ")");
+    json_t *row = NULL;
+    int rc = lh_engine_row(eng, sql.data, &row, err);
+    lh_buf_free(&sql);
+    if (rc != 0)
+        return rc;
+    int64_t existing = json_integer_value(json_object_get(row, "n"));
+    json_decref(row);
+    int64_t asked = (int64_t)json_array_size(x->o->upsert);
+    if (x->o->mode == LH_ROWS_INSERT_ONLY && existing > 0) {
+        lh_err_set(err, LH_EEXIST, 409, "row_exists",
+                   "a row with that key already exists in dataset '%s'", x->o->dataset);
+        lh_err_hint(err, "an insert adds new rows only; choose another key");
+        return LH_EEXIST;
+    }
+    if (x->o->mode == LH_ROWS_UPDATE_ONLY && existing < asked) {
+        lh_err_set(err, LH_ENOTFOUND, 404, "row_not_found", "no row with that key in dataset '%s'",
+                   x->o->dataset);
+        lh_err_hint(err, "this change updates existing rows only");
+        return LH_ENOTFOUND;
+    }
+    return 0;
+}
+
 /* COPY the delta rows (whole rows after the change; deletes of keys that exist; no upsert
  * that leaves its row as it was) to delta_path; *n_rows gets their count. */
 static int
@@ -514,6 +549,7 @@ lh_ingest_rows(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_ro
     int64_t version = lh_txn_next_version(t.txn); /* the commit's: its events are named so */
     int64_t n_delta = 0;
     if ((rc = write_old(&x, eng, current_rows, req, old, err)) != 0 ||
+        (rc = check_mode(&x, eng, old, err)) != 0 ||
         (rc = write_delta(&x, eng, req, old, version, delta, &n_delta, err)) != 0 ||
         (rc = write_events(&x, eng, delta, old, version, events, &counts, err)) != 0)
         goto out;

@@ -199,3 +199,36 @@ lh_layout_parse_live_key(const char *key, int64_t *seq)
     *seq = n;
     return 0;
 }
+
+char *
+lh_layout_tool_key(const char *name, int64_t version)
+{
+    return lh_sprintf(LH_LAYOUT_TOOLS "%s/v%06lld.json", name, (long long)version);
+}
+
+char *
+lh_layout_tool_prefix(const char *name)
+{
+    return lh_sprintf(LH_LAYOUT_TOOLS "%s/", name);
+}
+
+int
+lh_layout_parse_tool_key(const char *key, char *name, size_t name_size, int64_t *version)
+{
+    size_t plen = strlen(LH_LAYOUT_TOOLS);
+    if (strncmp(key, LH_LAYOUT_TOOLS, plen) != 0)
+        return -1;
+    const char *slash = strchr(key + plen, '/');
+    if (slash == NULL || slash == key + plen || (size_t)(slash - key - plen) >= name_size ||
+        slash[1] != 'v')
+        return -1;
+    const char *digits = slash + 2;
+    char *end = NULL;
+    long long n = strtoll(digits, &end, 10);
+    if (end == digits || digits[0] < '0' || digits[0] > '9' || strcmp(end, ".json") != 0 || n < 1)
+        return -1;
+    memcpy(name, key + plen, (size_t)(slash - key - plen));
+    name[slash - key - plen] = '\0';
+    *version = n;
+    return 0;
+}

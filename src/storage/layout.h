@@ -13,6 +13,7 @@
  *   _audit/batch_{segment}.jsonl                  agent tool call records (src/agent)
  *   _hnsw/evals/{name}.parquet                    eval sets
  *   _hnsw/trials/batch_{epoch_us}.jsonl           HNSW trial journal
+ *   _tools/{name}/v{N:06}.json                    version N of a tool definition
  *   _workspaces/{id}/v{N:010}.json                workspace version N (primary bucket)
  *   _workspaces/{id}/delta/{dataset}/{tag}.parquet  rows staged in a workspace (the
  *                                                 dataset's bucket)
@@ -30,6 +31,7 @@
 #define LH_LAYOUT_VECTORS "_vectors/"
 #define LH_LAYOUT_EVALS "_hnsw/evals/"
 #define LH_LAYOUT_TRIALS "_hnsw/trials/"
+#define LH_LAYOUT_TOOLS "_tools/"
 #define LH_LAYOUT_AUDIT "_audit/"
 #define LH_LAYOUT_WORKSPACES "_workspaces/"
 #define LH_LAYOUT_CHECKPOINTS "_catalog/checkpoint/"
@@ -44,6 +46,9 @@ char *lh_layout_gen_key(const char *index, int64_t generation, const char *file)
 char *lh_layout_live_prefix(const char *index);
 char *lh_layout_live_key(const char *index, int64_t seq);
 char *lh_layout_eval_key(const char *eval);
+/* Version N of tool `name` (create-only; a deleted tool is a tombstone version). */
+char *lh_layout_tool_key(const char *name, int64_t version);
+char *lh_layout_tool_prefix(const char *name);
 /* The events batch of version `version` of `dataset`, written by the commit `tag`
  * ("{epoch_us}-{random}"): the name says which manifest must list it (catalog/journal.c). */
 char *lh_layout_events_key(const char *tag, const char *dataset, int64_t version);
@@ -74,6 +79,8 @@ int lh_layout_parse_checkpoint_key(const char *key, int64_t *seq);
  * -1 when key is not under an index's folder. */
 int lh_layout_parse_vector_key(const char *key, char *index, size_t index_size, int64_t *generation,
                                const char **file);
+/* Parse "_tools/{name}/v{N}.json": 0 with name and *version set, -1 otherwise. */
+int lh_layout_parse_tool_key(const char *key, char *name, size_t name_size, int64_t *version);
 /* Parse "_vectors/{index}/_live/v{N}.json" (any index): 0 with *seq = N, else -1. */
 int lh_layout_parse_live_key(const char *key, int64_t *seq);
 

@@ -194,8 +194,11 @@ typedef struct lh_vsearch {
     const float *vector; /* or a vector of n_vector floats */
     size_t n_vector;
     size_t k;
-    size_t ef;                  /* 0: the index's ef_search */
-    const char *filter;         /* SQL predicate over the dataset, or NULL */
+    size_t ef;          /* 0: the index's ef_search */
+    const char *filter; /* SQL predicate over the dataset, or NULL */
+    /* values of the filter's named parameters ($city), bound, never spliced (tools) */
+    const lh_sql_param *filter_params;
+    size_t n_filter_params;
     const char *const *include; /* dataset columns to return with each hit */
     size_t n_include;
     bool exact;

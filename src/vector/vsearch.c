@@ -72,6 +72,8 @@ run_filter(lh_vectors *v, const json_t *spec, const lh_vsearch *s, allowed *a, l
     lh_scan_opts opts = {.sql = sql.data,
                          .timeout_ms = s->timeout_ms,
                          .principal = s->principal,
+                         .params = s->filter_params,
+                         .n_params = s->n_filter_params,
                          .may_name = s->may_name,
                          .may_name_ctx = s->may_name_ctx};
     int rc = lh_engine_scan(v->deps.views, &opts, on_filter_batch, a, err);

@@ -70,6 +70,15 @@ class Cli(harness.ServerTestCase):
         st, _, res = self.srv.request("POST", "/query", who="admin", body={
             "sql": "SELECT count(*) AS n FROM placements p JOIN candidates c USING (candidate_id)"})
         self.assertEqual(res["rows"], [{"n": 100}])  # every foreign key resolves
+        # the agents' tools over the demo data, callable at once
+        st, _, res = self.srv.request("GET", "/tools", who="admin")
+        self.assertEqual(sorted(t["name"] for t in res["tools"]),
+                         ["create_placement", "list_open_jobs", "search_candidates",
+                          "update_phone"])
+        st, _, res = self.srv.request("POST", "/tools/list_open_jobs/call", who="admin",
+                                      body={"arguments": {}})
+        self.assertEqual(st, 403, res)  # admins manage tools; the allow list says who calls
+        self.assertEqual(res["error"]["code"], "not_allowed")
         # a second run replaces the datasets instead of failing
         rc, out, err = self.cli("demo", "--scale", "0.002")
         self.assertEqual(rc, 0, err)

@@ -294,7 +294,7 @@ class Query(harness.ServerTestCase):
                                       who="analyst", headers={"Content-Type": "application/json"})
         self.assertEqual(st, 400, res)
         # agents use named tools, not raw SQL
-        self.err({"sql": "SELECT 1"}, 403, "forbidden", who="bot")
+        self.err({"sql": "SELECT 1"}, 403, "sql_not_allowed", who="bot")
 
 
 class TimeTravel(unittest.TestCase):

@@ -1,0 +1,81 @@
+/*
+ * agent_int.h — internals of src/agent. Not used outside this folder (the unit tests
+ * include it).
+ */
+#ifndef LH_AGENT_INT_H
+#define LH_AGENT_INT_H
+
+#include "agent/agent.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "agent/schema.h"
+
+/* ---- rate limits (ratelimit.c) ---------------------------------------------------------- */
+
+/* Token buckets by key. A bucket holds up to `burst` tokens and gains per_minute / 60 per
+ * second; a call takes one token from each of the buckets it names, all or none, under
+ * one lock, so concurrent callers are admitted exactly as a serial order of them would
+ * be. Thread-safe. */
+typedef struct lh_rate lh_rate;
+typedef struct lh_rate_limit {
+    const char *key;
+    double per_minute; /* > 0 */
+    double burst;      /* >= 1 */
+} lh_rate_limit;
+lh_rate *lh_agent__rate_new(void);
+void lh_agent__rate_free(lh_rate *r); /* accepts NULL */
+/* Take one token from each of the n buckets at time now_us (monotonic). true when taken;
+ * else false with *retry_after_us, how long until every one of them holds a token. A new
+ * bucket starts full. */
+bool lh_agent__rate_take(lh_rate *r, const lh_rate_limit *limits, size_t n, int64_t now_us,
+                         int64_t *retry_after_us);
+
+/* ---- the registry (tools.c, tools_def.c, tools_call.c) ----------------------------------- */
+
+typedef enum { LH_TOOL_SQL, LH_TOOL_SEARCH, LH_TOOL_UPSERT, LH_TOOL_INSERT } lh_tool_kind;
+
+/* One version of a tool, compiled. Immutable once published; reference-counted so a call
+ * finishes on the version it started with. */
+typedef struct lh_tool {
+    atomic_int refs;
+    char name[LH_NAME_MAX];
+    int64_t version;
+    bool deleted;
+    json_t *record;        /* the stored version: {"name","version","created_at","created_by",
+                              "deleted","definition","derived"} */
+    const json_t *def;     /* record's "definition" (borrowed from record) */
+    const json_t *derived; /* record's "derived": {"datasets","params"} */
+    lh_tool_kind kind;
+    lh_schema *schema; /* the input schema, compiled (NULL for a tombstone) */
+    double per_minute, burst;
+    bool writes;
+} lh_tool;
+
+struct lh_tools {
+    lh_tools_deps deps;
+    pthread_mutex_t lock;        /* guards tools */
+    json_t *tools;               /* name -> lh_tool * (as a json integer holding the pointer) */
+    pthread_mutex_t manage_lock; /* one put/delete at a time */
+    lh_rate *rate;
+};
+
+void lh_agent__tool_release(lh_tool *t); /* accepts NULL */
+/* The current version of name with a reference taken (release it), or NULL. */
+lh_tool *lh_agent__tool_acquire(lh_tools *reg, const char *name);
+/* Compile a stored record into a tool (new; refs 1). 400 when it does not compile. */
+int lh_agent__tool_compile(json_t *record, lh_tool **out, lh_err *err);
+/* Check a definition against the catalog, the engine and the vector indexes, filling in
+ * defaults (def is the registry's own copy); *derived (new) gets what the calls need:
+ * {"datasets": [...], "params": [...]}. 400 naming the problem. */
+int lh_agent__def_check(lh_tools *reg, const char *name, json_t *def, json_t **derived,
+                        lh_err *err);
+/* Whether who may call t (allow list only). */
+bool lh_agent__allowed(const lh_tool *t, const lh_principal *who);
+/* Run a compiled tool (the checks are done): *result new; *versions gets
+ * {"dataset": version} of what it read or wrote; *rows the rows it returned or changed. */
+int lh_agent__run(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, json_t *versions,
+                  int64_t *rows, json_t **result, lh_err *err);
+
+#endif
