@@ -172,6 +172,14 @@ static const key_def KEYS[] = {
     INT("jobs", "max_queued", 256, 1, 100000, "jobs waiting beyond this are refused with 503"),
     INT("jobs", "keep_finished", 1000, 0, 1000000,
         "finished job records kept for GET /jobs (until restart)"),
+    INT("mcp", "max_sessions", 1000, 1, 1000000,
+        "MCP sessions open at once; when full, a principal's new session replaces its own "
+        "least recently used one (another principal's initialize gets 503)"),
+    INT("mcp", "session_idle_s", 3600, 10, 604800,
+        "an MCP session unused this long ends (its next request gets 404)"),
+    STR("mcp", "allowed_origins", "",
+        "comma-separated browser origins allowed to call /mcp besides the server's own and "
+        "loopback ones (an Origin header outside them gets 403)"),
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
