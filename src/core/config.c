@@ -173,8 +173,8 @@ static const key_def KEYS[] = {
     INT("jobs", "keep_finished", 1000, 0, 1000000,
         "finished job records kept for GET /jobs (until restart)"),
     INT("mcp", "max_sessions", 1000, 1, 1000000,
-        "MCP sessions open at once; when full, a principal's new session replaces its own "
-        "least recently used one (another principal's initialize gets 503)"),
+        "MCP sessions open at once; when full, a new session replaces the least recently used "
+        "one of the same principal, or of anyone when it has none"),
     INT("mcp", "session_idle_s", 3600, 10, 604800,
         "an MCP session unused this long ends (its next request gets 404)"),
     STR("mcp", "allowed_origins", "",

@@ -398,7 +398,8 @@ handle_post(lh_mcp *mcp, const lh_principal *who, const char *session_id, const 
         return;
     }
     json_error_t jerr;
-    json_t *msg = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *msg =
+        json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (msg == NULL) {
         char message[300];
         snprintf(message, sizeof message, "parse error: line %d, column %d: %s", jerr.line,

@@ -48,7 +48,7 @@ struct lh_mcp {
 /* ---- sessions (session.c) ------------------------------------------------------------- */
 /* Open a session for principal (name) speaking protocol_version; its id into id_out. When
  * the table is full after dropping expired sessions, the principal's least recently used
- * session makes room; when it has none, 503 too_many_sessions. */
+ * session makes room, or when it has none the least recently used of all. */
 int lh_mcp__session_open(lh_mcp *mcp, const char *principal, const char *protocol_version,
                          char id_out[LH_MCP_SESSION_ID_LEN + 1], lh_err *err);
 /* Find session id of principal and mark it used; its protocol version into version_out.

@@ -53,20 +53,18 @@ lh_mcp__session_open(lh_mcp *mcp, const char *principal, const char *protocol_ve
     pthread_mutex_lock(&mcp->lock);
     drop_expired_locked(mcp, now);
     if (mcp->n_sessions >= mcp->max_sessions) {
-        long oldest = -1; /* the principal's least recently used session */
-        for (size_t i = 0; i < mcp->n_sessions; i++)
+        /* make room: the principal's own least recently used session, else anyone's (so
+         * one principal opening sessions in a loop recycles its own and starves no one) */
+        long own = -1, any = -1;
+        for (size_t i = 0; i < mcp->n_sessions; i++) {
+            int64_t used = mcp->sessions[i].last_used_mono_us;
+            if (any < 0 || used < mcp->sessions[any].last_used_mono_us)
+                any = (long)i;
             if (strcmp(mcp->sessions[i].principal, principal) == 0 &&
-                (oldest < 0 ||
-                 mcp->sessions[i].last_used_mono_us < mcp->sessions[oldest].last_used_mono_us))
-                oldest = (long)i;
-        if (oldest < 0) {
-            pthread_mutex_unlock(&mcp->lock);
-            lh_err_set(err, LH_EUNAVAIL, 503, "too_many_sessions",
-                       "too many MCP sessions are open (%zu)", mcp->max_sessions);
-            lh_err_hint(err, "retry later, or raise [mcp] max_sessions");
-            return LH_EUNAVAIL;
+                (own < 0 || used < mcp->sessions[own].last_used_mono_us))
+                own = (long)i;
         }
-        drop(mcp, (size_t)oldest);
+        drop(mcp, (size_t)(own >= 0 ? own : any));
     }
     if (mcp->n_sessions == mcp->cap_sessions) {
         mcp->cap_sessions = mcp->cap_sessions ? 2 * mcp->cap_sessions : 16;
