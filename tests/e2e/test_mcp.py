@@ -316,6 +316,73 @@ class Mcp(harness.ServerTestCase):
                                     headers={"Content-Type": "application/json", "Accept": ACCEPT})
         self.assertEqual(st, 401)
 
+    # ---- lakehouse mcp-stdio ----------------------------------------------------------------
+
+    def bridge(self, token):
+        env = dict(os.environ, LAKEHOUSE_URL="http://127.0.0.1:%d" % self.srv.port,
+                   LAKEHOUSE_TOKEN=token)
+        p = subprocess.Popen([harness.BIN, "mcp-stdio"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                             cwd=self.srv.dir)
+        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+        self.addCleanup(p.stdout.close)
+        self.addCleanup(p.stderr.close)
+        return p
+
+    def exchange(self, p, line):
+        p.stdin.write((line if isinstance(line, str) else json.dumps(line)).encode() + b"\n")
+        p.stdin.flush()
+        return json.loads(p.stdout.readline())
+
+    def test_stdio_sdk(self):
+        env = dict(os.environ, LH_NODE_DIR=NODE_DIR, LH_READ_URIS="lakehouse://datasets/people",
+                   LAKEHOUSE_URL="http://127.0.0.1:%d" % self.srv.port, LAKEHOUSE_TOKEN=ANALYST)
+        p = subprocess.run(["node", CLIENT, "stdio", harness.BIN, "basic"], capture_output=True,
+                           env=env, timeout=60, cwd=self.srv.dir)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        out = json.loads(p.stdout)
+        self.assertNotIn("connectError", out, p.stderr.decode())
+        self.assertEqual(out["server"]["name"], "lakehouse")
+        self.assertEqual(len(out["resources"]["ok"]["resources"]), 2)
+        text = out["reads"]["lakehouse://datasets/people"]["ok"]["contents"][0]["text"]
+        self.assertEqual(json.loads(text)["row_count"], 3)
+
+    def test_stdio_errors_and_session_end(self):
+        p = self.bridge(OWNER)
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": LATEST, "capabilities": {},
+                           "clientInfo": {"name": "raw", "version": "1"}}}
+        self.assertEqual(self.exchange(p, init)["result"]["protocolVersion"], LATEST)
+        p.stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n\n')
+        self.assertEqual(self.exchange(p, {"jsonrpc": "2.0", "id": 2, "method": "ping"}),
+                         {"jsonrpc": "2.0", "id": 2, "result": {}})
+        self.assertEqual(self.exchange(p, "{not json")["error"]["code"], -32700)
+        self.assertEqual(self.exchange(p, "[]")["error"]["code"], -32600)
+        self.assertEqual(self.exchange(p, {"jsonrpc": "2.0", "id": 3, "method": "x/y"})["error"]
+                         ["code"], -32601)
+        # the server ends the session (here: the owner opens more than max_sessions); the
+        # bridge opens a new one with the client's initialize and the client never knows
+        for _ in range(70):
+            self.init(who="owner")
+        self.assertEqual(self.exchange(p, {"jsonrpc": "2.0", "id": 4, "method": "ping"}),
+                         {"jsonrpc": "2.0", "id": 4, "result": {}})
+        big = {"jsonrpc": "2.0", "id": 5, "method": "ping", "params": {"pad": "x" * 70000}}
+        err = self.exchange(p, big)
+        self.assertEqual((err["id"], err["error"]["data"]["http_status"]), (5, 413))
+        p.stdin.close()
+        self.assertEqual(p.wait(30), 0)
+        self.assertIn("opened a new one", p.stderr.read().decode())
+
+    def test_stdio_bad_token(self):
+        p = self.bridge("wrong-token")
+        err = self.exchange(p, {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                                "params": {"protocolVersion": LATEST}})
+        self.assertEqual(err["id"], 1)
+        self.assertEqual(err["error"]["data"]["http_status"], 401)
+        p.stdin.close()
+        self.assertEqual(p.wait(30), 0)
+        self.assertNotIn("wrong-token", p.stderr.read().decode())
+
     def test_token_never_in_log(self):
         self.sdk("owner")
         self.assertNotIn(OWNER, self.srv.log_text())
