@@ -48,7 +48,8 @@ raw() { # sql -> "ms rows"
     echo "$ms $rows"
 }
 
-# A lakehouse server on a free port with an empty primary bucket.
+# A lakehouse server on a free port with an empty primary bucket ($extra_toml, when set,
+# is appended to its config).
 start_lakehouse() {
     mkdir -p "$work/data"
     local lport
@@ -62,6 +63,7 @@ threads = $threads
 access = false
 [storage]
 probe_interval_ms = 0
+${extra_toml:-}
 TOML
     "$build/lakehouse" serve --config "$work/lakehouse.toml" >"$work/server.log" 2>&1 & pids+=($!)
     wait_port "$lport"

@@ -25,6 +25,11 @@ cc -O2 -o "$work/baseline_mhd" "$here/../http_gateway/baseline_mhd.c" $(pkg-conf
 bport=$(free_port)
 "$work/baseline_mhd" "$bport" "$threads" & pids+=($!)
 wait_port "$bport"
+# every wrk connection is the same principal: let its queries queue (the per-principal
+# bound of 16 waiting would answer 429 at 64 clients: governance, not load) and hold all slots
+extra_toml='[engine]
+max_queued_per_principal = 0
+max_queries_per_principal = 4096'
 start_lakehouse # $lh, $auth: an admin token over an empty primary bucket
 
 # 10,000 short documents: a dataset and a text index over it (builtin model).

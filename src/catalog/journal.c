@@ -281,20 +281,8 @@ static void
 json_or_null(lh_buf *sql, const json_t *v)
 {
     char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS) : NULL;
-    if (text)
-        lh_sql_quote(sql, text);
-    else
-        lh_buf_puts(sql, "CAST(NULL AS VARCHAR)");
+    lh_sql_quote_or_null(sql, text);
     free(text);
-}
-
-static void
-text_or_null(lh_buf *sql, const char *s)
-{
-    if (s)
-        lh_sql_quote(sql, s);
-    else
-        lh_buf_puts(sql, "CAST(NULL AS VARCHAR)");
 }
 
 int
@@ -320,9 +308,9 @@ lh_catalog_write_dataset_event(lh_catalog *c, const lh_dataset_event *e, const c
     lh_buf_puts(&sql, " AS actor, CAST(");
     lh_sql_quote(&sql, when);
     lh_buf_puts(&sql, " AS TIMESTAMPTZ) AS ts, ");
-    text_or_null(&sql, e->source);
+    lh_sql_quote_or_null(&sql, e->source);
     lh_buf_puts(&sql, " AS source, ");
-    text_or_null(&sql, e->workspace_id);
+    lh_sql_quote_or_null(&sql, e->workspace_id);
     lh_buf_printf(&sql,
                   " AS workspace_id, CAST(%lld AS BIGINT) AS version, CAST(1 AS BIGINT) AS seq) "
                   "TO ",

@@ -454,6 +454,28 @@ lh_sql_quote(lh_buf *out, const char *s)
 }
 
 void
+lh_sql_quote_or_null(lh_buf *out, const char *s)
+{
+    if (s)
+        lh_sql_quote(out, s);
+    else
+        lh_buf_puts(out, "CAST(NULL AS VARCHAR)");
+}
+
+int
+lh_engine_row(lh_engine *eng, const char *sql, json_t **out, lh_err *err)
+{
+    json_t *rows = NULL;
+    int rc = lh_engine_rows(eng, sql, &rows, err);
+    if (rc == 0) {
+        json_t *first = json_array_get(rows, 0);
+        *out = first ? json_incref(first) : json_null();
+    }
+    json_decref(rows);
+    return rc;
+}
+
+void
 lh_sql_ident(lh_buf *out, const char *name)
 {
     lh_buf_append(out, "\"", 1);

@@ -90,8 +90,12 @@ int lh_engine_exec_then_rows(lh_engine *eng, const char *sql, int64_t *changed,
                              json_t **then_rows, lh_err *err);
 /* Run a SELECT and return its rows as a JSON array of objects (new). For small results. */
 int lh_engine_rows(lh_engine *eng, const char *sql, json_t **out, lh_err *err);
+/* The first row of a SELECT as a JSON object (new), or JSON null when it has none. */
+int lh_engine_row(lh_engine *eng, const char *sql, json_t **out, lh_err *err);
 /* Append s as a SQL string literal ('it''s') to out. */
 void lh_sql_quote(lh_buf *out, const char *s);
+/* lh_sql_quote, or a NULL of type VARCHAR when s is NULL. */
+void lh_sql_quote_or_null(lh_buf *out, const char *s);
 /* Append name as a quoted identifier ("order") to out. */
 void lh_sql_ident(lh_buf *out, const char *name);
 /* Make `name` a view over the Parquet files at paths (absolute local paths), replacing

@@ -736,6 +736,10 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         lh_log(LH_LOG_INFO, req->request_id, fields, "request");
         json_decref(fields);
     }
+    if (req->offload_resp) { /* resumed, but the connection closed before it was queued */
+        resp_free(req->offload_resp);
+        free(req->offload_resp);
+    }
     lh_buf_free(&req->body);
     if (req->body_fd >= 0)
         close(req->body_fd);

@@ -74,16 +74,6 @@ fields_cte(const lh_ingest__events *e, lh_buf *sql)
     lh_buf_puts(sql, ")");
 }
 
-/* A string literal, or a NULL of type VARCHAR. */
-static void
-text_or_null(lh_buf *sql, const char *s)
-{
-    if (s)
-        lh_sql_quote(sql, s);
-    else
-        lh_buf_puts(sql, "CAST(NULL AS VARCHAR)");
-}
-
 /* The events' columns (the journal's schema) from ev, in the change's order. */
 static void
 events_select(const lh_ingest__events *e, lh_buf *sql)
@@ -97,9 +87,9 @@ events_select(const lh_ingest__events *e, lh_buf *sql)
     lh_buf_puts(sql, " AS actor, CAST(");
     lh_sql_quote(sql, when);
     lh_buf_puts(sql, " AS TIMESTAMPTZ) AS ts, ");
-    text_or_null(sql, e->source);
+    lh_sql_quote_or_null(sql, e->source);
     lh_buf_puts(sql, " AS source, ");
-    text_or_null(sql, e->workspace_id);
+    lh_sql_quote_or_null(sql, e->workspace_id);
     lh_buf_printf(sql,
                   " AS workspace_id, CAST(%lld AS BIGINT) AS version, "
                   "CAST(row_number() OVER (ORDER BY lh_n, lh_f) AS BIGINT) AS seq "
@@ -256,12 +246,8 @@ change_counts(lh_engine *eng, const char *path, json_t **counts, lh_err *err)
                     "count(*) FILTER (WHERE lh_kind = 'delete') AS deleted FROM read_parquet(");
     lh_sql_quote(&q, path);
     lh_buf_puts(&q, ")");
-    json_t *rows = NULL;
-    int rc = lh_engine_rows(eng, q.data, &rows, err);
+    int rc = lh_engine_row(eng, q.data, counts, err);
     lh_buf_free(&q);
-    if (rc == 0)
-        *counts = json_deep_copy(json_array_get(rows, 0));
-    json_decref(rows);
     return rc;
 }
 

@@ -425,12 +425,8 @@ key_counts(rows_ctx *x, lh_engine *eng, const char *delta_path, const char *old_
     lh_sql_quote(&q, old_path);
     lh_buf_puts(&q, ")) AS o ON ");
     key_join(x, &q, "d", "o");
-    json_t *rows = NULL;
-    int rc = lh_engine_rows(eng, q.data, &rows, err);
+    int rc = lh_engine_row(eng, q.data, counts, err);
     lh_buf_free(&q);
-    if (rc == 0)
-        *counts = json_deep_copy(json_array_get(rows, 0));
-    json_decref(rows);
     return rc;
 }
 
