@@ -18,6 +18,7 @@ lh_h_mcp(lh_req *req, lh_resp *resp)
         .content_type = lh_req_header(req, "Content-Type"),
         .origin = lh_req_header(req, "Origin"),
         .host = lh_req_header(req, "Host"),
+        .request_id = req->request_id,
     };
     lh_mcp_answer answer;
     lh_mcp_handle(req->srv->mcp, req->principal, lh_req_header(req, "Mcp-Session-Id"),

@@ -15,6 +15,7 @@
  */
 #include "mcp/mcp_int.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -271,7 +272,7 @@ initialize(lh_mcp *mcp, const lh_principal *who, const char *session_id, const j
 
 static void
 dispatch(lh_mcp *mcp, const lh_principal *who, const char *method, const json_t *id,
-         const json_t *params, const char *version, lh_mcp_answer *out)
+         const json_t *params, const char *version, const char *request_id, lh_mcp_answer *out)
 {
     const method_entry *entry = NULL;
     for (size_t i = 0; i < sizeof METHODS / sizeof METHODS[0] && !entry; i++)
@@ -284,7 +285,7 @@ dispatch(lh_mcp *mcp, const lh_principal *who, const char *method, const json_t 
         return;
     }
     json_t *empty = params ? NULL : json_object();
-    mcp_call call = {mcp, who, params ? params : empty, version};
+    mcp_call call = {mcp, who, params ? params : empty, version, request_id};
     mcp_rpc_err e = {0};
     json_t *result = NULL;
     if (entry->fn(&call, &result, &e) != 0)
@@ -297,7 +298,7 @@ dispatch(lh_mcp *mcp, const lh_principal *who, const char *method, const json_t 
 /* One parsed message of a session-bound POST (or an initialize). */
 static void
 handle_message(lh_mcp *mcp, const lh_principal *who, const char *session_id, const json_t *msg,
-               const char *header_version, lh_mcp_answer *out)
+               const lh_mcp_http *http, lh_mcp_answer *out)
 {
     const json_t *id = json_object_get(msg, "id");
     const json_t *method_j = json_object_get(msg, "method");
@@ -365,7 +366,8 @@ handle_message(lh_mcp *mcp, const lh_principal *who, const char *session_id, con
         answer_error(out, 200, id, LH_MCP_INVALID_PARAMS, NULL, "\"params\" must be an object");
         return;
     }
-    dispatch(mcp, who, method, id, params, header_version ? header_version : version, out);
+    dispatch(mcp, who, method, id, params,
+             http->protocol_version ? http->protocol_version : version, http->request_id, out);
 }
 
 static void
@@ -415,7 +417,7 @@ handle_post(lh_mcp *mcp, const lh_principal *who, const char *session_id, const 
         answer_error(out, 400, NULL, LH_MCP_INVALID_REQUEST, NULL,
                      "a JSON-RPC message must be a JSON object");
     } else {
-        handle_message(mcp, who, session_id, msg, http->protocol_version, out);
+        handle_message(mcp, who, session_id, msg, http, out);
     }
     json_decref(msg);
 }
@@ -424,6 +426,7 @@ void
 lh_mcp_handle(lh_mcp *mcp, const lh_principal *who, const char *session_id, const char *body,
               size_t len, const lh_mcp_http *http, lh_mcp_answer *out)
 {
+    assert(who != NULL); /* the door authenticated the request */
     memset(out, 0, sizeof *out);
     const char *method = http->method ? http->method : "";
     bool post = strcmp(method, "POST") == 0, del = strcmp(method, "DELETE") == 0;

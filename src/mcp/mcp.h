@@ -45,6 +45,7 @@ typedef struct lh_mcp_http {
     const char *content_type;     /* Content-Type */
     const char *origin;           /* Origin */
     const char *host;             /* Host */
+    const char *request_id;       /* the door's request id, for logs and audit records */
 } lh_mcp_http;
 
 /* The HTTP answer: status, body (JSON or empty) and the headers to add. */

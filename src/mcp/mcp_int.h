@@ -76,6 +76,7 @@ typedef struct mcp_call {
     const lh_principal *who;
     const json_t *params;
     const char *protocol_version;
+    const char *request_id; /* may be NULL */
 } mcp_call;
 
 /* Method handlers: 0 and *result (new), or -1 and e filled. */
