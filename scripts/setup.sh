@@ -22,7 +22,7 @@ packages=(build-essential cmake pkg-config ca-certificates curl
           libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libssl-dev
           libpq-dev libzstd-dev libcmocka-dev libxml2-dev python3-botocore
           postgresql postgresql-client libhnswlib-dev
-          python3 nodejs npm clang-format)
+          python3 nodejs npm clang-format json-schema-test-suite)
 
 missing=()
 for p in "${packages[@]}"; do
