@@ -11,6 +11,7 @@
 #include "engine/engine.h"
 #include "catalog/catalog.h"
 #include "http/http.h"
+#include "agent/audit.h"
 #include "storage/storage.h"
 
 #include <curl/curl.h>
@@ -86,6 +87,10 @@ typedef struct serve {
     lh_cache *cache;
     lh_catalog *catalog;
     lh_vectors *vectors;
+    lh_audit *audit;
+    lh_auth principals; /* who may be given a workspace (the server keeps its own copy) */
+    bool principals_ready;
+    lh_workspaces *workspaces;
     lh_jobs *jobs;
     lh_server *srv;
 } serve;
@@ -209,6 +214,17 @@ open_modules(serve *s, lh_err *err)
                              .load_threads = (int)lh_config_int(cfg, "catalog.load_threads")};
     if ((rc = lh_catalog_open(&cdeps, &s->catalog, err)) != 0)
         goto out;
+    /* after the catalog (the users' engine holds its datasets), before anything that
+     * could call a tool: records a crash left locally are shipped first */
+    lh_audit_deps adeps = {.buckets = s->buckets,
+                           .cache = s->cache,
+                           .views = s->engine,
+                           .internal = s->internal_engine,
+                           .dir = s->dirs.audit_dir,
+                           .ship_ms = lh_config_int(cfg, "audit.ship_ms"),
+                           .ship_records = (int)lh_config_int(cfg, "audit.ship_records")};
+    if ((rc = lh_audit_open(&adeps, &s->audit, err)) != 0)
+        goto out;
     lh_vectors_deps vdeps = {.config = cfg,
                              .buckets = s->buckets,
                              .catalog = s->catalog,
@@ -217,6 +233,20 @@ open_modules(serve *s, lh_err *err)
                              .views = s->engine,
                              .work_dir = s->dirs.work_dir};
     if ((rc = lh_vectors_open(&vdeps, &s->vectors, err)) != 0)
+        goto out;
+    if ((rc = lh_auth_init(&s->principals, cfg, err)) != 0)
+        goto out;
+    s->principals_ready = true;
+    lh_workspace_deps wdeps = {.config = cfg,
+                               .buckets = s->buckets,
+                               .catalog = s->catalog,
+                               .engine = s->internal_engine,
+                               .views = s->engine,
+                               .auth = &s->principals,
+                               .audit = lh_audit_activity,
+                               .audit_ctx = s->audit,
+                               .start_timer = true};
+    if ((rc = lh_workspace_open(&wdeps, &s->workspaces, err)) != 0)
         goto out;
     if ((rc = lh_jobs_start((int)lh_config_int(cfg, "jobs.workers"),
                             (int)lh_config_int(cfg, "jobs.max_queued"),
@@ -231,7 +261,9 @@ open_modules(serve *s, lh_err *err)
                            .cache = s->cache,
                            .work_dir = s->dirs.work_dir,
                            .results_dir = s->dirs.results_dir,
-                           .vectors = s->vectors};
+                           .vectors = s->vectors,
+                           .audit = s->audit,
+                           .workspaces = s->workspaces};
     rc = lh_server_start(&deps, &s->srv, err);
 out:
     return rc;
@@ -270,7 +302,11 @@ serve_close(serve *s, int status)
 {
     lh_server_shutdown(s->srv, 0);
     lh_jobs_stop(s->jobs); /* before the registry: a build job refers to it */
+    lh_workspace_close(s->workspaces);
+    if (s->principals_ready)
+        lh_auth_free(&s->principals);
     lh_vectors_close(s->vectors);
+    lh_audit_close(s->audit); /* ships what is pending, so before the buckets */
     lh_catalog_close(s->catalog);
     lh_cache_free(s->cache);
     lh_buckets_close(s->buckets); /* flushes the error journal */

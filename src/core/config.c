@@ -142,6 +142,14 @@ static const key_def KEYS[] = {
         "manifests are read this many batches at a time when the catalog loads at start"),
     INT("ingest", "max_rows_per_request", 100000, 1, 10000000,
         "upserts plus deletes one POST /datasets/{name}/rows may carry"),
+    INT("workspace", "tick_s", 60, 0, 86400,
+        "how often the workspaces' tier timer takes due automatic snapshots and compacts old "
+        "activity (0: never; POST /workspaces/{id}/snapshots still works)"),
+    INT("workspace", "daily_s", 86400, 1, INT64_C(1) << 40,
+        "length of a 'daily' tier period: the cadence of its automatic snapshots"),
+    INT("workspace", "weekly_s", 604800, 1, INT64_C(1) << 40, "length of a 'weekly' tier period"),
+    INT("workspace", "monthly_s", 2592000, 1, INT64_C(1) << 40,
+        "length of a 'monthly' tier period"),
     STR("vector", "ollama_url", "http://127.0.0.1:11434",
         "where models named ollama:<model> are served (Ollama's /api/embed)"),
     STR("vector", "openai_url", "",
@@ -168,6 +176,10 @@ static const key_def KEYS[] = {
     INT("vector", "exact_below_permille", 50, 0, 1000,
         "a filtered search matching fewer than this share (per mille) of an index's vectors "
         "is answered by exact search, which is then both faster and exact"),
+    INT("audit", "ship_ms", 1000, 10, 3600000,
+        "agent tool call records waiting locally are shipped to the primary bucket at least "
+        "this often"),
+    INT("audit", "ship_records", 1000, 1, 1000000, "... or as soon as this many are waiting"),
     INT("jobs", "workers", 2, 1, 64, "background job worker threads"),
     INT("jobs", "max_queued", 256, 1, 100000, "jobs waiting beyond this are refused with 503"),
     INT("jobs", "keep_finished", 1000, 0, 1000000,

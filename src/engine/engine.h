@@ -104,7 +104,8 @@ void lh_sql_ident(lh_buf *out, const char *name);
 int lh_engine_define_view(lh_engine *eng, const char *name, const char *const *paths,
                           size_t n_paths, const char *empty_columns, lh_err *err);
 int lh_engine_drop_view(lh_engine *eng, const char *name, lh_err *err);
-/* Make the dataset `name` resolve, in every statement that names it and finds nothing of
+/* Make the dataset `name` (an lh_name_valid name, or one of lakehouse's own relations:
+ * '_' followed by one) resolve, in every statement that names it and finds nothing of
  * that name in DuckDB's catalog, to the rows of `select` (SQL lakehouse composed: one
  * SELECT), replacing any earlier one; select NULL removes the name. Nothing runs in
  * DuckDB: the name is bound only by the statements that use it (relations.c). Moves the
@@ -130,6 +131,16 @@ typedef struct lh_query_opts {
      * the wait counts against timeout_ms */
     const char *principal;
     lh_gone_check gone; /* fn NULL: not asked */
+    /* The name gate (NULL: every name): asked, for each name the statement would resolve
+     * through the engine's registry (datasets, lakehouse's own relations such as
+     * `_audit`; lh_engine_set_dataset), whether this caller may use it. A refused name
+     * is treated as absent, so the query fails exactly as for a table that does not
+     * exist (DuckDB's own 400 "Table with name X does not exist"), and nothing tells a
+     * refused name from an unknown one. Names come lowercase. may_name must be quick,
+     * must not block and must take no lock of the engine; it runs on the calling thread
+     * during lh_query_start / lh_query_to_parquet / lh_engine_scan only. */
+    bool (*may_name)(void *ctx, const char *name);
+    void *may_name_ctx;
 } lh_query_opts;
 
 typedef struct lh_query lh_query;
@@ -175,6 +186,9 @@ typedef struct lh_scan_opts {
     /* user work (a search filter): wait for a query slot as this principal, like
      * lh_query_start; NULL: work of lakehouse's own, no slot */
     const char *principal;
+    /* the name gate, as in lh_query_opts (NULL: every name) */
+    bool (*may_name)(void *ctx, const char *name);
+    void *may_name_ctx;
 } lh_scan_opts;
 /* Run a SELECT (admitted like user SQL: one SELECT, else 400/403, so user text such as a
  * search filter may be part of it) and hand its rows to fn a batch at a time, in order;

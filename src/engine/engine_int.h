@@ -107,6 +107,10 @@ struct lh_query {
     lh_slot *slot;           /* the query slot it holds (given back when freed), or NULL */
     lh_gone_check gone;      /* asked by the watchdog whether the client is still there */
     atomic_bool client_gone; /* the watchdog stopped it because the client went away */
+    /* the plain table names the statement uses (lowercase; CTEs included), as
+     * lh_engine__admit_names found them: a kept statement carries them so a name gate
+     * is asked again when it is reused. JSON array, or NULL. */
+    json_t *names;
 };
 
 /* A new query on no connection yet, with its deadline (0: none) and max_bytes (<= 0:
@@ -136,7 +140,7 @@ int lh_engine__admit(lh_query *q, const char *sql, duckdb_prepared_statement *ke
  * (parsed by DuckDB, never by us): datasets and CTEs, the allowed table functions, no
  * file as a table, nothing that shows the server's settings or paths. 403 sql_forbidden
  * naming the first thing refused; a text that does not parse gets admission's error.
- * 0 at once on other engines. */
+ * The plain table names go to q->names. 0 at once on other engines. */
 int lh_engine__admit_names(lh_query *q, const char *sql, lh_err *err);
 /* Read the reserved names of eng's SQL into eng->reserved (at open). */
 int lh_engine__load_reserved(lh_engine *eng, lh_err *err);
@@ -190,11 +194,12 @@ duckdb_connection lh_engine__pool_con(lh_pooled *pc);
 /* The statement kept under key on this connection, prepared in this catalog generation
  * (borrowed; valid until forgotten or evicted by a later keep), or NULL. */
 duckdb_prepared_statement lh_engine__pool_lookup(lh_pooled *pc, const char *key,
-                                                 uint64_t generation);
+                                                 uint64_t generation, const json_t **names);
 /* Keep prep under key (takes ownership), with the generation read before it was
- * prepared; the least recently used goes when full. */
+ * prepared and the table names it uses (q->names; a reference is taken, NULL: none);
+ * the least recently used goes when full. The lookup hands the names back (borrowed). */
 void lh_engine__pool_keep(lh_pooled *pc, const char *key, duckdb_prepared_statement prep,
-                          uint64_t generation);
+                          uint64_t generation, json_t *names);
 void lh_engine__pool_forget(lh_pooled *pc, const char *key);
 /* The connection's statement sql (query_allow.c's serializer), prepared on first use
  * and kept for the connection's life (borrowed), or NULL when it does not prepare. */
@@ -208,6 +213,13 @@ void lh_engine__pool_discard(lh_pooled *pc);
 void lh_engine__relations_init(lh_engine *eng);
 void lh_engine__relations_attach(lh_engine *eng);
 void lh_engine__relations_free(lh_engine *eng);
+/* The name gate of the statements this thread binds (lh_query_opts.may_name): the
+ * replacement scan treats a name it refuses as absent. Set before a query's statements
+ * are prepared or executed, cleared (fn NULL) when they are. */
+void lh_engine__gate_set(bool (*fn)(void *ctx, const char *name), void *ctx);
+/* Whether every name of the JSON array names (may be NULL) passes the gate fn. */
+bool lh_engine__gate_allows(bool (*fn)(void *ctx, const char *name), void *ctx,
+                            const json_t *names);
 /* The views may change (engine.c): move the catalog generation and sweep idle
  * connections' kept statements. Called before and after every change. */
 void lh_engine__views_changed(lh_engine *eng);

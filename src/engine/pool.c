@@ -45,6 +45,7 @@ typedef struct cached_stmt {
     duckdb_prepared_statement prep;
     uint64_t used;       /* for LRU */
     uint64_t generation; /* eng->catalog_generation read before it was prepared */
+    json_t *names;       /* the table names it uses (for a name gate), or NULL */
 } cached_stmt;
 
 struct lh_pooled {
@@ -64,6 +65,7 @@ forget_all(lh_pooled *pc)
     for (size_t i = 0; i < pc->n_stmts; i++) {
         free(pc->stmts[i].key);
         duckdb_destroy_prepare(&pc->stmts[i].prep);
+        json_decref(pc->stmts[i].names);
     }
     pc->n_stmts = 0;
 }
@@ -168,11 +170,12 @@ forget_at(lh_pooled *pc, size_t i)
 {
     free(pc->stmts[i].key);
     duckdb_destroy_prepare(&pc->stmts[i].prep);
+    json_decref(pc->stmts[i].names);
     pc->stmts[i] = pc->stmts[--pc->n_stmts];
 }
 
 duckdb_prepared_statement
-lh_engine__pool_lookup(lh_pooled *pc, const char *key, uint64_t generation)
+lh_engine__pool_lookup(lh_pooled *pc, const char *key, uint64_t generation, const json_t **names)
 {
     for (size_t i = 0; i < pc->n_stmts; i++)
         if (strcmp(pc->stmts[i].key, key) == 0) {
@@ -181,6 +184,7 @@ lh_engine__pool_lookup(lh_pooled *pc, const char *key, uint64_t generation)
                 return NULL;
             }
             pc->stmts[i].used = ++pc->clock;
+            *names = pc->stmts[i].names;
             return pc->stmts[i].prep;
         }
     return NULL;
@@ -188,7 +192,7 @@ lh_engine__pool_lookup(lh_pooled *pc, const char *key, uint64_t generation)
 
 void
 lh_engine__pool_keep(lh_pooled *pc, const char *key, duckdb_prepared_statement prep,
-                     uint64_t generation)
+                     uint64_t generation, json_t *names)
 {
     lh_engine__pool_forget(pc, key); /* a retry may keep a text this connection had */
     size_t slot = pc->n_stmts;
@@ -199,11 +203,15 @@ lh_engine__pool_keep(lh_pooled *pc, const char *key, duckdb_prepared_statement p
                 slot = i;
         free(pc->stmts[slot].key);
         duckdb_destroy_prepare(&pc->stmts[slot].prep);
+        json_decref(pc->stmts[slot].names);
     } else {
         pc->n_stmts++;
     }
-    pc->stmts[slot] = (cached_stmt){
-        .key = lh_strdup(key), .prep = prep, .used = ++pc->clock, .generation = generation};
+    pc->stmts[slot] = (cached_stmt){.key = lh_strdup(key),
+                                    .prep = prep,
+                                    .used = ++pc->clock,
+                                    .generation = generation,
+                                    .names = json_incref(names)};
 }
 
 void

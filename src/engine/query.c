@@ -222,6 +222,8 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
     int rc = lh_engine__slot_take(eng, opts->principal, deadline, &opts->gone, &slot, err);
     if (rc != 0)
         return rc;
+    /* whatever this thread binds from here on passes the caller's name gate */
+    lh_engine__gate_set(opts->may_name, opts->may_name_ctx);
     /* at most twice: a kept statement that no longer fits is forgotten, and the query
      * starts again on a clean query, preparing afresh */
     for (bool lookup = true;; lookup = false) {
@@ -235,9 +237,14 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
         generation = atomic_load(&eng->catalog_generation);
         if (q->pooled)
             key = cache_key(opts);
+        const json_t *cached_names = NULL;
         duckdb_prepared_statement cached =
-            q->pooled && lookup ? lh_engine__pool_lookup(q->pooled, key, generation) : NULL;
-        if (cached == NULL)
+            q->pooled && lookup ? lh_engine__pool_lookup(q->pooled, key, generation, &cached_names)
+                                : NULL;
+        /* kept for a caller the gate let through: bind afresh, so a refused name fails
+         * here as it would have had the statement never been kept */
+        if (cached == NULL ||
+            !lh_engine__gate_allows(opts->may_name, opts->may_name_ctx, cached_names))
             break;
         rc = start_cached(q, cached, &stale, err);
         if (rc == 0 || !stale)
@@ -251,10 +258,11 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
     if ((rc = prepare_fresh(q, opts, &prep, err)) != 0 || (rc = execute(q, prep, &stale, err)) != 0)
         goto out;
     if (q->pooled && !q->unpoolable) { /* for the next query of the same text here */
-        lh_engine__pool_keep(q->pooled, key, prep, generation);
+        lh_engine__pool_keep(q->pooled, key, prep, generation, q->names);
         prep = NULL;
     }
 out:
+    lh_engine__gate_set(NULL, NULL);
     duckdb_destroy_prepare(&prep);
     free(key);
     if (rc != 0 && q && atomic_load(&q->client_gone))
@@ -326,6 +334,7 @@ lh_query_free(lh_query *q)
     free(q->col_types);
     free(q->col_keys);
     free(q->col_kinds);
+    json_decref(q->names);
     lh_buf_free(&q->pending);
     free(q);
 }
@@ -352,6 +361,7 @@ lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *path,
         goto out;
     }
     lh_engine__watch(eng, q);
+    lh_engine__gate_set(opts->may_name, opts->may_name_ctx);
     if ((rc = run_prelude(q, opts, err)) != 0 ||
         (rc = lh_engine__admit(q, opts->sql, NULL, err)) != 0 ||
         (rc = lh_engine__admit_names(q, opts->sql, err)) != 0)
@@ -380,6 +390,7 @@ lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *path,
     if (rows)
         *rows = (int64_t)duckdb_rows_changed(&r);
 out:
+    lh_engine__gate_set(NULL, NULL);
     if (rc != 0 && atomic_load(&q->client_gone))
         rc = lh_engine__gone_error(err);
     if (have_result)

@@ -131,11 +131,18 @@ plain_name(const char *s)
 }
 
 static int
-check_base_table(const lh_engine *eng, const json_t *ref, lh_err *err)
+check_base_table(const lh_engine *eng, const json_t *ref, json_t *names, lh_err *err)
 {
     const char *catalog = str_of(ref, "catalog_name");
     const char *schema = str_of(ref, "schema_name");
     const char *table = str_of(ref, "table_name");
+    char lower[LH_NAME_MAX + 1];
+    size_t n = strlen(table);
+    if (n < sizeof lower) { /* longer ones name no dataset: nothing for a gate to ask */
+        for (size_t i = 0; i <= n; i++)
+            lower[i] = (char)tolower((unsigned char)table[i]);
+        json_array_append_new(names, json_string(lower));
+    }
     if (!plain_name(table))
         return refuse_table(err, table,
                             "a quoted file name used as a table would read that file; "
@@ -167,11 +174,11 @@ is_table_ref(const json_t *obj)
 }
 
 static int
-check_table_ref(const lh_engine *eng, const json_t *ref, lh_err *err)
+check_table_ref(const lh_engine *eng, const json_t *ref, json_t *names, lh_err *err)
 {
     const char *type = str_of(ref, "type");
     if (strcmp(type, "BASE_TABLE") == 0)
-        return check_base_table(eng, ref, err);
+        return check_base_table(eng, ref, names, err);
     if (strcmp(type, "TABLE_FUNCTION") == 0) {
         const char *name = str_of(json_object_get(ref, "function"), "function_name");
         return in_list(allowed_table_functions, name) ? 0 : refuse_table_function(err, name);
@@ -188,16 +195,17 @@ check_table_ref(const lh_engine *eng, const json_t *ref, lh_err *err)
     return LH_EPERM;
 }
 
-/* Every node of the tree; depth is bounded by DuckDB's parser (its own recursion limit). */
+/* Every node of the tree; depth is bounded by DuckDB's parser (its own recursion limit).
+ * The plain table names go to names. */
 static int
-walk(const lh_engine *eng, const json_t *node, lh_err *err)
+walk(const lh_engine *eng, const json_t *node, json_t *names, lh_err *err)
 {
     if (json_is_array(node)) {
         size_t i;
         const json_t *item;
         json_array_foreach(node, i, item)
         {
-            int rc = walk(eng, item, err);
+            int rc = walk(eng, item, names, err);
             if (rc != 0)
                 return rc;
         }
@@ -210,7 +218,7 @@ walk(const lh_engine *eng, const json_t *node, lh_err *err)
         const char *name = str_of(node, "function_name");
         if (in_list(refused_functions, name))
             return refuse_function(err, name);
-    } else if (is_table_ref(node) && (rc = check_table_ref(eng, node, err)) != 0) {
+    } else if (is_table_ref(node) && (rc = check_table_ref(eng, node, names, err)) != 0) {
         return rc;
     }
     /* fail closed: whatever sits where a FROM clause goes must be a table reference */
@@ -224,7 +232,7 @@ walk(const lh_engine *eng, const json_t *node, lh_err *err)
     const json_t *value;
     json_object_foreach((json_t *)node, key, value)
     {
-        if ((rc = walk(eng, value, err)) != 0)
+        if ((rc = walk(eng, value, names, err)) != 0)
             return rc;
     }
     return 0;
@@ -280,7 +288,9 @@ lh_engine__admit_names(lh_query *q, const char *sql, lh_err *err)
         }
         goto out;
     }
-    rc = walk(q->eng, json_object_get(tree, "statements"), err);
+    json_decref(q->names);
+    q->names = json_array();
+    rc = walk(q->eng, json_object_get(tree, "statements"), q->names, err);
 out:
     json_decref(tree);
     free(text);

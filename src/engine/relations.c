@@ -16,6 +16,12 @@
  * the user's statement is admitted as written, and the query() call the scan puts in
  * its place is not part of it.
  *
+ * The name gate (lh_query_opts.may_name): a query that carries one sets it, for its
+ * thread, while its statements bind (DuckDB binds on the thread that prepares or
+ * executes); the scan then leaves a refused name unresolved, and DuckDB answers exactly
+ * as for a name nothing defines. The registry is not DuckDB's catalog, so its names
+ * never appear in DuckDB's "did you mean" suggestions either.
+ *
  * Generations: a change of the registry is a change of the views, so it moves the
  * engine's catalog generation before and after, as an internal statement does (pool.c).
  *
@@ -29,6 +35,34 @@
 #include <stdio.h>
 #include <string.h>
 
+typedef struct name_gate {
+    bool (*fn)(void *ctx, const char *name);
+    void *ctx;
+} name_gate;
+
+static _Thread_local name_gate thread_gate;
+
+void
+lh_engine__gate_set(bool (*fn)(void *ctx, const char *name), void *ctx)
+{
+    thread_gate = (name_gate){fn, ctx};
+}
+
+bool
+lh_engine__gate_allows(bool (*fn)(void *ctx, const char *name), void *ctx, const json_t *names)
+{
+    size_t i;
+    const json_t *name;
+    if (fn == NULL)
+        return true;
+    json_array_foreach(names, i, name)
+    {
+        if (!fn(ctx, json_string_value(name)))
+            return false;
+    }
+    return true;
+}
+
 static void
 replacement_scan(duckdb_replacement_scan_info info, const char *table_name, void *data)
 {
@@ -40,6 +74,8 @@ replacement_scan(duckdb_replacement_scan_info info, const char *table_name, void
     if (table_name[n] != '\0')
         return; /* longer than any dataset name */
     name[n] = '\0';
+    if (thread_gate.fn && !thread_gate.fn(thread_gate.ctx, name))
+        return; /* refused: as absent as a name nothing defines */
     pthread_rwlock_rdlock(&eng->relations_lock);
     const char *select = json_string_value(json_object_get(eng->relations, name));
     if (select) {
@@ -76,7 +112,8 @@ int
 lh_engine_set_dataset(lh_engine *eng, const char *name, const char *select, lh_err *err)
 {
     int rc = 0;
-    if (!lh_name_valid(name))
+    /* lakehouse's own relations are '_' + a name, which no dataset can take */
+    if (!lh_name_valid(name[0] == '_' ? name + 1 : name))
         return lh_err_set(err, LH_EINVAL, 400, "invalid_name", "invalid dataset name '%s'", name);
     if ((rc = lh_engine__fault(err)) != 0)
         return rc;

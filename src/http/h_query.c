@@ -72,7 +72,7 @@ free_stream(void *cls)
     free(s);
 }
 
-static const char *const FIELDS[] = {"sql", "format", "limit", "as_of", NULL};
+static const char *const FIELDS[] = {"sql", "format", "limit", "as_of", "workspace_id", NULL};
 
 /* ---- time travel ------------------------------------------------------------------------ */
 
@@ -81,6 +81,14 @@ may_read(void *principal, const char *bucket)
 {
     lh_err ignored;
     return lh_auth_bucket(principal, bucket, &ignored) == 0;
+}
+
+bool
+lh_http__may_name(void *principal, const char *name)
+{
+    if (strcmp(name, LH_AUDIT_VIEW) == 0)
+        return lh_audit_may_read(principal);
+    return true;
 }
 
 static void
@@ -101,6 +109,45 @@ as_of_prelude(lh_req *req, const json_t *as_of, const char *sql, lh_query_opts *
         return rc;
     lh_arena_on_cleanup(req->arena, free_as_of, views);
     opts->prelude = lh_as_of_views_sql(views, &opts->n_prelude);
+    return 0;
+}
+
+static void
+free_ws_prelude(void *v)
+{
+    lh_ws_prelude_free(v);
+}
+
+/* Workspaces: with workspace_id, the datasets with that workspace's staged changes merged
+ * on read; and the _workspaces, _workspace_activity and _shortlists views the SQL names,
+ * holding what the caller may read. Appended to any time-travel statements. */
+static int
+workspace_prelude(lh_req *req, const json_t *workspace_id, const char *sql, lh_query_opts *opts,
+                  lh_err *err)
+{
+    if (req->srv->workspaces == NULL)
+        return 0;
+    if (workspace_id && (!json_is_string(workspace_id) || opts->n_prelude > 0))
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'workspace_id' must be a workspace's id, and cannot be combined "
+                          "with 'as_of'");
+    lh_ws_prelude *views = NULL;
+    int rc = lh_workspace_prelude(req->srv->workspaces, req->principal,
+                                  json_string_value(workspace_id), sql, &views, err);
+    if (rc != 0)
+        return rc;
+    lh_arena_on_cleanup(req->arena, free_ws_prelude, views);
+    size_t n = 0;
+    const char *const *ws = lh_ws_prelude_sql(views, &n);
+    if (n == 0)
+        return 0;
+    const char **all = lh_arena_alloc(req->arena, (opts->n_prelude + n) * sizeof *all);
+    for (size_t i = 0; i < opts->n_prelude; i++)
+        all[i] = opts->prelude[i];
+    for (size_t i = 0; i < n; i++)
+        all[opts->n_prelude + i] = ws[i];
+    opts->prelude = all;
+    opts->n_prelude += n;
     return 0;
 }
 
@@ -156,8 +203,8 @@ lh_h_query(lh_req *req, lh_resp *resp)
     json_t *body = NULL;
     if (lh_req_json(req, false, &body, &err) != 0)
         return lh_resp_error(resp, &err);
-    int rc =
-        lh_req_check_fields(body, FIELDS, "POST /query takes sql, format, limit and as_of", &err);
+    int rc = lh_req_check_fields(
+        body, FIELDS, "POST /query takes sql, format, limit, as_of and workspace_id", &err);
     json_t *sql = json_object_get(body, "sql");
     json_t *format = json_object_get(body, "format");
     json_t *limit = json_object_get(body, "limit");
@@ -197,6 +244,9 @@ lh_h_query(lh_req *req, lh_resp *resp)
     json_t *as_of = json_object_get(body, "as_of");
     if (rc == 0 && as_of)
         rc = as_of_prelude(req, as_of, json_string_value(sql), &opts, &err);
+    if (rc == 0)
+        rc = workspace_prelude(req, json_object_get(body, "workspace_id"), json_string_value(sql),
+                               &opts, &err);
     if (rc != 0) {
         json_decref(body);
         return lh_resp_error(resp, &err);
@@ -205,6 +255,8 @@ lh_h_query(lh_req *req, lh_resp *resp)
     opts.max_bytes = lh_config_int(cfg, "engine.max_result_bytes");
     opts.timeout_ms = lh_config_int(cfg, "engine.query_timeout_ms");
     opts.principal = req->principal->name;
+    opts.may_name = lh_http__may_name;
+    opts.may_name_ctx = (void *)req->principal;
     if (parquet) {
         rc = answer_parquet(req, resp, &opts, &err);
         json_decref(body);

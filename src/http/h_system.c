@@ -38,6 +38,11 @@ lh_h_health(lh_req *req, lh_resp *resp)
         json_object_set_new(body, "catalog", lh_catalog_stats(srv->catalog));
     if (srv->cache)
         json_object_set_new(body, "cache", lh_cache_stats_json(srv->cache));
+    if (srv->audit) {
+        json_t *audit = json_object();
+        lh_audit_stats(srv->audit, audit);
+        json_object_set_new(body, "audit", audit);
+    }
     return lh_resp_json(resp, engine_ok ? 200 : 503, body);
 }
 

@@ -348,6 +348,8 @@ parse_search(lh_req *req, const json_t *body, lh_vsearch *s, lh_err *err)
     s->exact = json_is_true(exact);
     s->timeout_ms = lh_config_int(req->srv->config, "engine.query_timeout_ms");
     s->principal = req->principal->name; /* a filter waits for a query slot as the caller */
+    s->may_name = lh_http__may_name;     /* and names what the caller's SQL may name */
+    s->may_name_ctx = (void *)req->principal;
     if (vector) {
         size_t n = json_array_size(vector), i;
         float *v = lh_arena_alloc(req->arena, n * sizeof *v);

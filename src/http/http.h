@@ -10,6 +10,8 @@
 #include "catalog/catalog.h"
 #include "storage/storage.h"
 #include "vector/vector.h"
+#include "agent/audit.h"
+#include "workspace/workspace.h"
 
 typedef struct lh_server lh_server;
 
@@ -23,6 +25,8 @@ typedef struct lh_server_deps {
     lh_catalog *catalog;
     lh_cache *cache;
     lh_vectors *vectors;
+    lh_audit *audit; /* agent tool call records (GET /audit); may be NULL */
+    lh_workspaces *workspaces;
     const char *work_dir;    /* uploads in flight: readable by internal_engine only */
     const char *results_dir; /* Parquet query results: written by engine */
 } lh_server_deps;

@@ -198,6 +198,8 @@ struct lh_server {
     lh_catalog *catalog;
     lh_cache *cache;
     lh_vectors *vectors;
+    lh_audit *audit; /* agent tool call records, or NULL */
+    lh_workspaces *workspaces;
     lh_ingest_secrets *secrets; /* secret_ref passwords for PostgreSQL ingest */
     lh_mcp *mcp;                /* the MCP server behind /mcp */
     char *work_dir;             /* where LH_ROUTE_BODY_FILE bodies go (internal engine only) */
@@ -222,6 +224,12 @@ struct lh_server {
     atomic_llong engine_ok_mono_us; /* last successful engine check, for /health */
 };
 
+/* The name gate of user SQL (lh_query_opts.may_name, ctx: the lh_principal): names only
+ * some principals may use answer everyone else exactly as names nothing defines. Today
+ * the audit trail's view, admins only (lh_audit_may_read). For /query and search
+ * filters. */
+bool lh_http__may_name(void *principal, const char *name);
+
 /* Handlers, by area. */
 int lh_h_health(lh_req *req, lh_resp *resp);
 int lh_h_whoami(lh_req *req, lh_resp *resp);
@@ -243,6 +251,30 @@ int lh_h_ingest_file(lh_req *req, lh_resp *resp);
 int lh_h_ingest_db(lh_req *req, lh_resp *resp);
 int lh_h_rows(lh_req *req, lh_resp *resp);
 int lh_h_journal_events(lh_req *req, lh_resp *resp);
+int lh_h_audit_list(lh_req *req, lh_resp *resp);
+int lh_h_audit_get(lh_req *req, lh_resp *resp);
+/* h_workspace.c */
+int lh_h_ws_create(lh_req *req, lh_resp *resp);
+int lh_h_ws_list(lh_req *req, lh_resp *resp);
+int lh_h_ws_get(lh_req *req, lh_resp *resp);
+int lh_h_ws_patch(lh_req *req, lh_resp *resp);
+int lh_h_ws_archive(lh_req *req, lh_resp *resp);
+int lh_h_ws_handoff(lh_req *req, lh_resp *resp);
+int lh_h_ws_brief(lh_req *req, lh_resp *resp);
+int lh_h_ws_note(lh_req *req, lh_resp *resp);
+int lh_h_ws_activity(lh_req *req, lh_resp *resp);
+int lh_h_ws_shortlist_get(lh_req *req, lh_resp *resp);
+int lh_h_ws_shortlist_add(lh_req *req, lh_resp *resp);
+int lh_h_ws_shortlist_remove(lh_req *req, lh_resp *resp);
+int lh_h_ws_shortlist_reorder(lh_req *req, lh_resp *resp);
+int lh_h_ws_stage(lh_req *req, lh_resp *resp);
+int lh_h_ws_publish(lh_req *req, lh_resp *resp);
+int lh_h_ws_discard(lh_req *req, lh_resp *resp);
+int lh_h_ws_query_save(lh_req *req, lh_resp *resp);
+int lh_h_ws_query_run(lh_req *req, lh_resp *resp);
+int lh_h_ws_snapshot(lh_req *req, lh_resp *resp);
+int lh_h_ws_snapshots(lh_req *req, lh_resp *resp);
+int lh_h_ws_rollback(lh_req *req, lh_resp *resp);
 int lh_h_row_history(lh_req *req, lh_resp *resp);
 int lh_h_changes(lh_req *req, lh_resp *resp);
 int lh_h_compact(lh_req *req, lh_resp *resp);

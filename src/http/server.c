@@ -61,6 +61,36 @@ static const lh_route ROUTES[] = {
     {"POST", "/ingest/db", lh_h_ingest_db, LH_ALLOW_WRITE, LH_ROUTE_JSON_BODY},
     {"POST", "/datasets/{name}/rows", lh_h_rows, LH_ALLOW_WRITE, LH_ROUTE_JSON_BODY},
     {"GET", "/journal/events", lh_h_journal_events, LH_ALLOW_READ, 0},
+    {"GET", "/audit", lh_h_audit_list, LH_ALLOW_ADMIN, LH_ROUTE_OFFLOAD},
+    {"GET", "/audit/{call_id}", lh_h_audit_get, LH_ALLOW_ADMIN, LH_ROUTE_OFFLOAD},
+    {"POST", "/workspaces", lh_h_ws_create, LH_ALLOW_ANY, LH_ROUTE_JSON_BODY},
+    {"GET", "/workspaces", lh_h_ws_list, LH_ALLOW_ANY, 0},
+    {"GET", "/workspaces/{id}", lh_h_ws_get, LH_ALLOW_ANY, 0},
+    {"PATCH", "/workspaces/{id}", lh_h_ws_patch, LH_ALLOW_ANY, LH_ROUTE_JSON_BODY},
+    {"POST", "/workspaces/{id}/archive", lh_h_ws_archive, LH_ALLOW_ANY, LH_ROUTE_JSON_BODY},
+    {"POST", "/workspaces/{id}/handoff", lh_h_ws_handoff, LH_ALLOW_ANY, LH_ROUTE_JSON_BODY},
+    {"GET", "/workspaces/{id}/brief", lh_h_ws_brief, LH_ALLOW_ANY, 0},
+    {"POST", "/workspaces/{id}/notes", lh_h_ws_note, LH_ALLOW_ANY, LH_ROUTE_JSON_BODY},
+    {"GET", "/workspaces/{id}/activity", lh_h_ws_activity, LH_ALLOW_ANY, 0},
+    {"GET", "/workspaces/{id}/shortlists/{list}", lh_h_ws_shortlist_get, LH_ALLOW_ANY, 0},
+    {"POST", "/workspaces/{id}/shortlists/{list}/records", lh_h_ws_shortlist_add, LH_ALLOW_ANY,
+     LH_ROUTE_JSON_BODY},
+    {"POST", "/workspaces/{id}/shortlists/{list}/remove", lh_h_ws_shortlist_remove, LH_ALLOW_ANY,
+     LH_ROUTE_JSON_BODY},
+    {"POST", "/workspaces/{id}/shortlists/{list}/reorder", lh_h_ws_shortlist_reorder, LH_ALLOW_ANY,
+     LH_ROUTE_JSON_BODY},
+    {"POST", "/workspaces/{id}/datasets/{name}/rows", lh_h_ws_stage, LH_ALLOW_ANY,
+     LH_ROUTE_JSON_BODY},
+    {"POST", "/workspaces/{id}/publish", lh_h_ws_publish, LH_ALLOW_WRITE, LH_ROUTE_JSON_BODY},
+    {"POST", "/workspaces/{id}/discard", lh_h_ws_discard, LH_ALLOW_ANY, LH_ROUTE_JSON_BODY},
+    {"PUT", "/workspaces/{id}/queries/{name}", lh_h_ws_query_save, LH_ALLOW_ANY,
+     LH_ROUTE_JSON_BODY},
+    {"POST", "/workspaces/{id}/queries/{name}/run", lh_h_ws_query_run, LH_ALLOW_ANY,
+     LH_ROUTE_JSON_BODY | LH_ROUTE_OFFLOAD},
+    {"GET", "/workspaces/{id}/snapshots", lh_h_ws_snapshots, LH_ALLOW_ANY, 0},
+    {"POST", "/workspaces/{id}/snapshots", lh_h_ws_snapshot, LH_ALLOW_ANY, LH_ROUTE_JSON_BODY},
+    {"POST", "/workspaces/{id}/snapshots/{n}/rollback", lh_h_ws_rollback, LH_ALLOW_ANY,
+     LH_ROUTE_JSON_BODY},
     {"POST", "/embed", lh_h_embed, LH_ALLOW_ANY, LH_ROUTE_JSON_BODY},
     {"GET", "/vectors/indexes", lh_h_vindex_list, LH_ALLOW_ANY, 0},
     {"POST", "/vectors/indexes", lh_h_vindex_create, LH_ALLOW_WRITE, LH_ROUTE_JSON_BODY},
@@ -874,6 +904,8 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     srv->catalog = deps->catalog;
     srv->cache = deps->cache;
     srv->vectors = deps->vectors;
+    srv->audit = deps->audit;
+    srv->workspaces = deps->workspaces;
     srv->secrets = lh_ingest_secrets_new(lh_config_str(cfg, "secrets.file"));
     srv->work_dir = lh_strdup(deps->work_dir ? deps->work_dir : "/tmp");
     srv->results_dir = lh_strdup(deps->results_dir ? deps->results_dir : srv->work_dir);

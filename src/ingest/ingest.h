@@ -124,6 +124,17 @@ typedef struct lh_rows_opts {
 int lh_ingest_rows(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_rows_opts *o,
                    json_t **result, lh_err *err);
 
+/* Stage a request's upserts and deletes without committing them (agent workspaces): the
+ * same checks as lh_ingest_rows, then the whole rows after the change, against `base` (a
+ * manifest, borrowed: the dataset's current one, with delta files staged earlier appended
+ * so a later change builds on them), go to the local Parquet file delta_path with `_op`
+ * and `_seq` = seq — a delta file the merge-on-read SQL (lh_catalog_rows_sql) accepts.
+ * Nothing is stored or journaled; the caller keeps delta_path. o->allow_bucket is not
+ * asked (the caller checks the bucket). *counts (new): {"inserted","updated","deleted",
+ * "rows"} against base. */
+int lh_ingest_rows_stage(lh_catalog *cat, lh_engine *eng, const lh_rows_opts *o, const json_t *base,
+                         int64_t seq, const char *delta_path, json_t **counts, lh_err *err);
+
 /* Merge the dataset's base and delta files into a new base file as a new version (change
  * "compact"): the same rows, the journal untouched. Without deltas nothing is written and
  * the result says "unchanged": true. wait: wait for another writer (jobs) instead of 409.

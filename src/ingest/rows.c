@@ -555,3 +555,62 @@ out:
     json_decref(committed);
     return rc;
 }
+
+/* ---- staging (workspaces) ---------------------------------------------------------------- */
+
+int
+lh_ingest_rows_stage(lh_catalog *cat, lh_engine *eng, const lh_rows_opts *o, const json_t *base,
+                     int64_t seq, const char *delta_path, json_t **counts, lh_err *err)
+{
+    rows_ctx x = {.o = o};
+    char *req = NULL, *old = NULL, *current_rows = NULL;
+    char **paths = NULL;
+    size_t n_paths = 0;
+    json_t *got = NULL;
+    int rc = 0;
+    x.columns = json_object_get(base, "columns");
+    x.key = json_object_get(json_object_get(base, "metadata"), "primary_key");
+    x.n_cols = json_array_size(x.columns);
+    x.n_key = json_array_size(x.key);
+    if (x.n_key == 0) {
+        rc = lh_err_set(err, LH_EINVAL, 400, "no_primary_key", "dataset '%s' has no primary key",
+                        o->dataset);
+        lh_err_hint(err, "declare one: PATCH /catalog/datasets/%s {\"primary_key\": [\"id\"]}",
+                    o->dataset);
+        goto out;
+    }
+    x.key_pos = lh_calloc(x.n_key, sizeof *x.key_pos);
+    for (size_t k = 0; k < x.n_key; k++)
+        x.key_pos[k] = col_index(&x, json_string_value(json_array_get(x.key, k)));
+    if ((rc = check_request(&x, err)) != 0)
+        goto out;
+    char tag[17];
+    lh_random_hex(tag, 8);
+    const char *dir = lh_catalog_work_dir(cat);
+    req = lh_sprintf("%s/stage-%s.ndjson", dir, tag);
+    old = lh_sprintf("%s/stage-%s-old.parquet", dir, tag);
+    if ((rc = write_request(&x, req, err)) != 0 || (rc = check_types(&x, eng, req, err)) != 0 ||
+        (rc = lh_catalog_pin_rows(cat, base, &paths, &n_paths, err)) != 0)
+        goto out;
+    current_rows = lh_catalog_rows_sql(base, paths);
+    int64_t n_delta = 0;
+    if ((rc = write_old(&x, eng, current_rows, req, old, err)) != 0 ||
+        (rc = write_delta(&x, eng, req, old, seq, delta_path, &n_delta, err)) != 0 ||
+        (rc = key_counts(&x, eng, delta_path, old, &got, err)) != 0)
+        goto out;
+    json_object_set_new(got, "rows", json_integer(n_delta));
+    *counts = got;
+    got = NULL;
+out:
+    lh_catalog_unpin_rows(cat, paths, n_paths);
+    if (req)
+        unlink(req);
+    if (old)
+        unlink(old);
+    free(req);
+    free(old);
+    free(current_rows);
+    free(x.key_pos);
+    json_decref(got);
+    return rc;
+}

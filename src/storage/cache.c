@@ -262,14 +262,21 @@ lh_cache_stats_json(lh_cache *c)
 
 /* ---- the query engines' sandboxes ------------------------------------------------------ */
 
-/* The bucket folders an engine may read, by layout prefix: user SQL reads the first
- * three, lakehouse's own statements all. */
+/* The bucket folders an engine may read, by layout prefix: user SQL reads those marked
+ * user, lakehouse's own statements all. */
 static const struct {
     const char *prefix;
     bool user;
 } readable_prefixes[] = {
-    {LH_LAYOUT_DATASETS, true}, {LH_LAYOUT_JOURNAL, true}, {LH_LAYOUT_TRIALS, true},
-    {LH_LAYOUT_VECTORS, false}, {LH_LAYOUT_EVALS, false},
+    {LH_LAYOUT_DATASETS, true},
+    {LH_LAYOUT_JOURNAL, true},
+    {LH_LAYOUT_TRIALS, true},
+    {LH_LAYOUT_AUDIT, true},
+    {LH_LAYOUT_VECTORS, false},
+    {LH_LAYOUT_EVALS, false},
+    /* rows staged in workspaces: read only by the prelude views lakehouse composes for a
+     * query made with that workspace (src/workspace) */
+    {LH_LAYOUT_WORKSPACES, true},
 };
 #define N_READABLE (sizeof readable_prefixes / sizeof readable_prefixes[0])
 
@@ -290,8 +297,8 @@ static void
 readable_lists(lh_buckets *b, lh_local_dirs *d)
 {
     size_t n_buckets = lh_buckets_count(b), n_user = 0, n_internal = 0;
-    d->user_readable = lh_calloc(N_READABLE * n_buckets + 3, sizeof *d->user_readable);
-    d->internal_readable = lh_calloc(N_READABLE * n_buckets + 3, sizeof *d->internal_readable);
+    d->user_readable = lh_calloc(N_READABLE * n_buckets + 4, sizeof *d->user_readable);
+    d->internal_readable = lh_calloc(N_READABLE * n_buckets + 4, sizeof *d->internal_readable);
     for (size_t i = 0; i < n_buckets; i++) {
         lh_store *store = lh_buckets_get(b, lh_buckets_name_at(b, i), NULL);
         for (size_t k = 0; store && k < N_READABLE; k++) {
@@ -305,8 +312,11 @@ readable_lists(lh_buckets *b, lh_local_dirs *d)
     }
     d->user_readable[n_user++] = lh_sprintf("%s/", d->objects_dir);
     d->user_readable[n_user++] = lh_sprintf("%s/", d->results_dir);
+    /* audit records not yet shipped: the `_audit` view (admins only) and GET /audit */
+    d->user_readable[n_user++] = lh_sprintf("%s/", d->audit_dir);
     d->internal_readable[n_internal++] = lh_sprintf("%s/", d->objects_dir);
     d->internal_readable[n_internal++] = lh_sprintf("%s/", d->work_dir);
+    d->internal_readable[n_internal++] = lh_sprintf("%s/", d->audit_dir);
 }
 
 /* Remove everything inside the folder open (for reading) as dirfd, which is taken and
@@ -396,7 +406,9 @@ lh_buckets_local_dirs(lh_buckets *b, const char *data_dir, lh_local_dirs *out, l
     d.objects_dir = lh_sprintf("%s/objects", cache_root);
     d.results_dir = lh_sprintf("%s/results", cache_root);
     d.work_dir = lh_sprintf("%s/work", resolved);
+    d.audit_dir = lh_sprintf("%s/audit", resolved);
     mkdir(cache_root, 0700);
+    mkdir(d.audit_dir, 0700);
     mkdir(d.results_dir, 0700);
     mkdir(d.work_dir, 0700);
     d.work_lock_fd = claim_work_dir(d.work_dir);
@@ -423,5 +435,6 @@ lh_local_dirs_free(lh_local_dirs *d)
     if (d->work_dir && d->work_lock_fd >= 0) /* a zeroed struct has no work_dir */
         close(d->work_lock_fd);
     free(d->work_dir);
+    free(d->audit_dir);
     memset(d, 0, sizeof *d);
 }

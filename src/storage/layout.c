@@ -63,9 +63,48 @@ lh_layout_events_key(const char *tag, const char *dataset, int64_t version)
 }
 
 char *
+lh_layout_workspace_key(const char *id, int64_t version)
+{
+    return lh_sprintf(LH_LAYOUT_WORKSPACES "%s/v%010lld.json", id, (long long)version);
+}
+
+char *
+lh_layout_workspace_delta_key(const char *id, const char *dataset, const char *tag)
+{
+    return lh_sprintf(LH_LAYOUT_WORKSPACES "%s/delta/%s/%s.parquet", id, dataset, tag);
+}
+
+int
+lh_layout_parse_workspace_key(const char *key, char *id, size_t id_size, int64_t *version)
+{
+    size_t plen = strlen(LH_LAYOUT_WORKSPACES);
+    if (strncmp(key, LH_LAYOUT_WORKSPACES, plen) != 0)
+        return -1;
+    const char *i = key + plen, *slash = strchr(i, '/');
+    if (slash == NULL || slash == i || (size_t)(slash - i) >= id_size || slash[1] != 'v')
+        return -1;
+    char *end = NULL;
+    long long v = strtoll(slash + 2, &end, 10);
+    if (end == slash + 2 || v < 1 || strcmp(end, ".json") != 0)
+        return -1;
+    memcpy(id, i, (size_t)(slash - i));
+    id[slash - i] = '\0';
+    *version = v;
+    return 0;
+}
+
+char *
 lh_layout_eval_key(const char *eval)
 {
     return lh_sprintf(LH_LAYOUT_EVALS "%s.parquet", eval);
+}
+
+char *
+lh_layout_audit_batch_key(const char *segment)
+{
+    if (strncmp(segment, "seg_", 4) == 0)
+        segment += 4;
+    return lh_sprintf(LH_LAYOUT_AUDIT "batch_%s", segment);
 }
 
 int

@@ -10,8 +10,12 @@
  *   _errors/bucket_errors/batch_{epoch_us}.jsonl  bucket operation failures
  *   _vectors/{index}/gen-{G:06}/{file}            one generation of an index
  *   _vectors/{index}/_live/v{N:06}.json           the index's live log
+ *   _audit/batch_{segment}.jsonl                  agent tool call records (src/agent)
  *   _hnsw/evals/{name}.parquet                    eval sets
  *   _hnsw/trials/batch_{epoch_us}.jsonl           HNSW trial journal
+ *   _workspaces/{id}/v{N:010}.json                workspace version N (primary bucket)
+ *   _workspaces/{id}/delta/{dataset}/{tag}.parquet  rows staged in a workspace (the
+ *                                                 dataset's bucket)
  */
 #ifndef LH_STORAGE_LAYOUT_H
 #define LH_STORAGE_LAYOUT_H
@@ -25,6 +29,8 @@
 #define LH_LAYOUT_VECTORS "_vectors/"
 #define LH_LAYOUT_EVALS "_hnsw/evals/"
 #define LH_LAYOUT_TRIALS "_hnsw/trials/"
+#define LH_LAYOUT_AUDIT "_audit/"
+#define LH_LAYOUT_WORKSPACES "_workspaces/"
 
 /* Each returns a new string (free). */
 char *lh_layout_manifest_key(const char *dataset, int64_t version);
@@ -39,6 +45,18 @@ char *lh_layout_eval_key(const char *eval);
 /* The events batch of version `version` of `dataset`, written by the commit `tag`
  * ("{epoch_us}-{random}"): the name says which manifest must list it (catalog/journal.c). */
 char *lh_layout_events_key(const char *tag, const char *dataset, int64_t version);
+
+/* The audit batch shipped from the local segment file `segment` ("seg_....jsonl"):
+ * "_audit/batch_{segment without seg_}". Named after its segment, so shipping the same
+ * segment again after a crash finds the batch it stored. */
+char *lh_layout_audit_batch_key(const char *segment);
+/* Workspaces (src/workspace): version N of workspace `id`, and a delta file of rows
+ * staged in it for `dataset` (written by the stage `tag`). */
+char *lh_layout_workspace_key(const char *id, int64_t version);
+char *lh_layout_workspace_delta_key(const char *id, const char *dataset, const char *tag);
+/* Parse "_workspaces/{id}/v{N}.json": 0 with id (id_size bytes) and *version set, else -1
+ * (delta files and other keys). */
+int lh_layout_parse_workspace_key(const char *key, char *id, size_t id_size, int64_t *version);
 
 /* Parse "datasets/{name}/_manifest/v{N:020}.parquet": 0 with name (name_size bytes)
  * and version set when key is one, -1 otherwise. */

@@ -198,15 +198,17 @@ typedef struct lh_local_dirs {
     char *objects_dir; /* {data_dir}/cache/objects: copies of remote objects (lh_cache) */
     char *results_dir; /* {data_dir}/cache/results: Parquet answers on their way out */
     char *work_dir;    /* {data_dir}/work: uploads arriving and being converted */
+    char *audit_dir;   /* {data_dir}/audit: audit records not yet shipped (src/agent) */
     int work_lock_fd;  /* holds the work folder's lock (flock) while the server runs; -1 */
     /* NULL-terminated lists of absolute folders, each ending in '/'.
      *   user:     for user SQL — in every fs bucket its datasets, events journal (the
-     *             _events view) and HNSW trial journal (_hnsw_trials); objects_dir and
-     *             results_dir.
+     *             _events view), HNSW trial journal (_hnsw_trials) and audit batches
+     *             (_audit, which only admins may name); objects_dir, results_dir and
+     *             audit_dir.
      *   internal: for lakehouse's own statements — the same bucket folders plus vector
      *             indexes' embeddings and eval sets (which user SQL never sees: an index
-     *             may be over a dataset the caller cannot read); objects_dir and
-     *             work_dir (which user SQL must never see either).
+     *             may be over a dataset the caller cannot read); objects_dir,
+     *             audit_dir and work_dir (which user SQL must never see either).
      * Neither holds the data dir itself (admin token, journals). */
     char **user_readable;
     char **internal_readable;

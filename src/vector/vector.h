@@ -203,6 +203,9 @@ typedef struct lh_vsearch {
     /* who asks: the filter (user SQL) waits for a query slot as this principal, counted
      * against timeout_ms (429 when the principal's line is full); NULL: no slot */
     const char *principal;
+    /* the name gate of the filter (lh_query_opts.may_name); NULL: every name */
+    bool (*may_name)(void *ctx, const char *name);
+    void *may_name_ctx;
 } lh_vsearch;
 /* Search (see docs/API.md for the answer). 400 for bad input, 404 unknown index, 409 an
  * index still building its first generation. *out new. */

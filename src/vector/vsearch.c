@@ -69,7 +69,11 @@ run_filter(lh_vectors *v, const json_t *spec, const lh_vsearch *s, allowed *a, l
     lh_sql_ident(&sql, json_string_value(json_object_get(spec, "dataset")));
     /* newlines: a trailing "-- comment" in the filter cannot swallow the parenthesis */
     lh_buf_printf(&sql, " WHERE (\n%s\n)", s->filter);
-    lh_scan_opts opts = {.sql = sql.data, .timeout_ms = s->timeout_ms, .principal = s->principal};
+    lh_scan_opts opts = {.sql = sql.data,
+                         .timeout_ms = s->timeout_ms,
+                         .principal = s->principal,
+                         .may_name = s->may_name,
+                         .may_name_ctx = s->may_name_ctx};
     int rc = lh_engine_scan(v->deps.views, &opts, on_filter_batch, a, err);
     lh_buf_free(&sql);
     if (rc == LH_EINVAL) {

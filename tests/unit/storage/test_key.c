@@ -237,6 +237,38 @@ test_store_front_checks_keys(void **state)
     free(root);
 }
 
+/* Workspace versions round-trip through their key; delta files and strays are not versions. */
+static void
+test_workspace_keys(void **state)
+{
+    (void)state;
+    char *key = lh_layout_workspace_key("ws_0123456789abcdef", 42);
+    assert_string_equal(key, "_workspaces/ws_0123456789abcdef/v0000000042.json");
+    char id[32];
+    int64_t version = 0;
+    assert_int_equal(lh_layout_parse_workspace_key(key, id, sizeof id, &version), 0);
+    assert_string_equal(id, "ws_0123456789abcdef");
+    assert_int_equal(version, 42);
+    free(key);
+    key = lh_layout_workspace_delta_key("ws_1", "jobs", "abc");
+    assert_string_equal(key, "_workspaces/ws_1/delta/jobs/abc.parquet");
+    assert_int_equal(lh_layout_parse_workspace_key(key, id, sizeof id, &version), -1);
+    free(key);
+    static const char *const not_versions[] = {"_workspaces/ws_1/v.json",
+                                               "_workspaces/ws_1/v0.json",
+                                               "_workspaces/ws_1/v12.txt",
+                                               "_workspaces//v1.json",
+                                               "datasets/x/v1.json",
+                                               "_workspaces/ws_1",
+                                               NULL};
+    for (const char *const *k = not_versions; *k; k++)
+        assert_int_equal(lh_layout_parse_workspace_key(*k, id, sizeof id, &version), -1);
+    char small[4];
+    assert_int_equal(
+        lh_layout_parse_workspace_key("_workspaces/ws_long/v1.json", small, sizeof small, &version),
+        -1);
+}
+
 int
 main(void)
 {
@@ -244,6 +276,7 @@ main(void)
         cmocka_unit_test(test_valid_keys),           cmocka_unit_test(test_length_limits),
         cmocka_unit_test(test_slashes_and_segments), cmocka_unit_test(test_forbidden_bytes),
         cmocka_unit_test(test_invalid_utf8),         cmocka_unit_test(test_store_front_checks_keys),
+        cmocka_unit_test(test_workspace_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
