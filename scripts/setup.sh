@@ -44,15 +44,30 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# ---- s3rver (the S3 server the tests run on loopback) --------------------------------
-s3rver_version=3.7.1
-if [ ! -x "$root/tests/.node/node_modules/.bin/s3rver" ] ||
-   ! grep -q "\"version\": \"$s3rver_version\"" "$root/tests/.node/node_modules/s3rver/package.json" 2>/dev/null; then
-    say "installing s3rver $s3rver_version for the tests"
-    mkdir -p "$root/tests/.node"
-    (cd "$root/tests/.node" && npm install --silent --no-audit --no-fund --no-save --prefix . \
-        "s3rver@$s3rver_version" >/dev/null 2>"$root/tests/.node/npm.log") ||
-        die "npm install s3rver failed (see tests/.node/npm.log)"
+# ---- npm packages the tests run: s3rver (the S3 server on loopback) and the official MCP
+# SDK (its client drives /mcp in tests/e2e/mcp/). One npm install for all of them: npm
+# prunes what a later install in the same folder does not name.
+node_pins=("s3rver@3.7.1" "@modelcontextprotocol/sdk@1.32.2")
+node_dir="$root/tests/.node"
+node_missing=0
+for pin in "${node_pins[@]}"; do
+    pkg=${pin%@*} version=${pin##*@}
+    grep -q "\"version\": \"$version\"" "$node_dir/node_modules/$pkg/package.json" 2>/dev/null ||
+        node_missing=1
+done
+[ -x "$node_dir/node_modules/.bin/s3rver" ] || node_missing=1
+if [ $node_missing = 1 ]; then
+    say "installing ${node_pins[*]} for the tests"
+    mkdir -p "$node_dir"
+    (cd "$node_dir" && npm install --silent --no-audit --no-fund --no-save --prefix . \
+        "${node_pins[@]}" >/dev/null 2>"$node_dir/npm.log") ||
+        die "npm install ${node_pins[*]} failed (see tests/.node/npm.log)"
+    # the SDK is ESM with an exports map: check the client entry points the tests import load
+    (cd "$node_dir" && node --input-type=module -e '
+        await import("@modelcontextprotocol/sdk/client/index.js");
+        await import("@modelcontextprotocol/sdk/client/streamableHttp.js");
+        await import("@modelcontextprotocol/sdk/client/stdio.js");' 2>>"$node_dir/npm.log") ||
+        die "@modelcontextprotocol/sdk does not load (see tests/.node/npm.log)"
 fi
 
 # ---- DuckDB -------------------------------------------------------------------------

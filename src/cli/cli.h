@@ -21,6 +21,8 @@ int lh_cmd_search(int argc, char **argv);
 void lh_cmd_search_help(void);
 int lh_cmd_demo(int argc, char **argv);
 void lh_cmd_demo_help(void);
+int lh_cmd_mcp_stdio(int argc, char **argv);
+void lh_cmd_mcp_stdio_help(void);
 
 /* ---- the HTTP client the client commands share (client.c) ------------------------- */
 typedef struct lh_client lh_client;
@@ -31,6 +33,13 @@ void lh_client_close(lh_client *c);
  * status (0 when an HTTP answer came back, whatever its status). */
 int lh_client_request(lh_client *c, const char *method, const char *path, const char *json_body,
                       const char *upload_path, long *status, lh_buf *out);
+/* One request to the server's MCP endpoint (/mcp): body (len bytes; NULL for none), with
+ * the Mcp-Session-Id and MCP-Protocol-Version headers when not NULL. *status, the answer
+ * into out and, when the answer carries Mcp-Session-Id, that into session_out (size bytes;
+ * else left as it is). Returns an exit status as lh_client_request. */
+int lh_client_mcp(lh_client *c, const char *method, const char *body, size_t len,
+                  const char *session_id, const char *protocol_version, long *status, lh_buf *out,
+                  char *session_out, size_t session_size);
 /* Print an error body for a person; returns the exit status to use. */
 int lh_client_print_error(long status, const lh_buf *body);
 void lh_client_print_table(FILE *out, json_t *columns, json_t *rows);

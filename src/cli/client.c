@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 struct lh_client {
@@ -158,6 +159,87 @@ lh_client_request(lh_client *c, const char *method, const char *path, const char
 out:
     if (f)
         fclose(f);
+    free(url);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(h);
+    return rc;
+}
+
+typedef struct session_header {
+    char *out;
+    size_t size;
+} session_header;
+
+/* Keeps the value of an Mcp-Session-Id answer header (visible ASCII only, as the spec
+ * says a session id is). */
+static size_t
+on_header(char *data, size_t size, size_t n, void *ud)
+{
+    session_header *sh = ud;
+    size_t len = size * n;
+    static const char name[] = "mcp-session-id:";
+    if (len > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0) {
+        const char *v = data + sizeof name - 1;
+        size_t vlen = len - (sizeof name - 1);
+        while (vlen && (*v == ' ' || *v == '\t'))
+            v++, vlen--;
+        while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
+            vlen--;
+        bool visible = vlen > 0 && vlen < sh->size;
+        for (size_t i = 0; i < vlen && visible; i++)
+            visible = v[i] > 0x20 && v[i] < 0x7f;
+        if (visible) {
+            memcpy(sh->out, v, vlen);
+            sh->out[vlen] = '\0';
+        }
+    }
+    return len;
+}
+
+int
+lh_client_mcp(lh_client *c, const char *method, const char *body, size_t len,
+              const char *session_id, const char *protocol_version, long *status, lh_buf *out,
+              char *session_out, size_t session_size)
+{
+    CURL *h = curl_easy_init();
+    struct curl_slist *headers = curl_slist_append(NULL, c->auth_header);
+    headers = curl_slist_append(headers, "Content-Type: application/json");
+    headers = curl_slist_append(headers, "Accept: application/json, text/event-stream");
+    headers = curl_slist_append(headers, "Expect:");
+    char *line = NULL;
+    if (session_id) {
+        line = lh_sprintf("Mcp-Session-Id: %s", session_id);
+        headers = curl_slist_append(headers, line);
+        free(line);
+    }
+    if (protocol_version) {
+        line = lh_sprintf("MCP-Protocol-Version: %s", protocol_version);
+        headers = curl_slist_append(headers, line);
+        free(line);
+    }
+    char *url = lh_sprintf("%s/mcp", c->base_url);
+    session_header sh = {session_out, session_size};
+    int rc = 0;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, to_buf);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &sh);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    if (body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    CURLcode cc = curl_easy_perform(h);
+    if (cc != CURLE_OK) {
+        fprintf(stderr, "lakehouse: cannot reach the server at %s: %s\n", c->base_url,
+                curl_easy_strerror(cc));
+        rc = 1;
+    } else {
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    }
     free(url);
     curl_slist_free_all(headers);
     curl_easy_cleanup(h);

@@ -27,6 +27,8 @@ static const command COMMANDS[] = {
     {"datasets", "list the datasets", lh_cmd_datasets, lh_cmd_datasets_help},
     {"search", "search a vector index by meaning", lh_cmd_search, lh_cmd_search_help},
     {"demo", "load the staffing demo data and ask it questions", lh_cmd_demo, lh_cmd_demo_help},
+    {"mcp-stdio", "the running server's MCP endpoint over stdin/stdout", lh_cmd_mcp_stdio,
+     lh_cmd_mcp_stdio_help},
     {"version", "print the lakehouse and DuckDB versions", cmd_version, help_version},
     {"help", "show help for a command", cmd_help, help_help},
 };

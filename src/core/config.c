@@ -193,6 +193,14 @@ static const key_def KEYS[] = {
     INT("tools", "max_calls_per_minute", 600, 1, 10000000,
         "tool calls one principal may make per minute across all tools, on top of each tool's "
         "own rate (a burst of up to a minute's worth); beyond it, 429 with Retry-After"),
+    INT("mcp", "max_sessions", 1000, 1, 1000000,
+        "MCP sessions open at once; when full, a new session replaces the least recently used "
+        "one of the same principal, or of anyone when it has none"),
+    INT("mcp", "session_idle_s", 3600, 10, 604800,
+        "an MCP session unused this long ends (its next request gets 404)"),
+    STR("mcp", "allowed_origins", "",
+        "comma-separated browser origins allowed to call /mcp besides the server's own and "
+        "loopback ones (an Origin header outside them gets 403)"),
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 

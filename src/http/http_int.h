@@ -8,6 +8,7 @@
 #include "http/http.h"
 #include "catalog/catalog.h"
 #include "ingest/ingest.h"
+#include "mcp/mcp.h"
 #include "storage/storage.h"
 #include "vector/vector.h"
 
@@ -201,6 +202,7 @@ struct lh_server {
     lh_audit *audit; /* agent tool call records, or NULL */
     lh_workspaces *workspaces;
     lh_ingest_secrets *secrets; /* secret_ref passwords for PostgreSQL ingest */
+    lh_mcp *mcp;                /* the MCP server behind /mcp */
     char *work_dir;             /* where LH_ROUTE_BODY_FILE bodies go (internal engine only) */
     char *results_dir;          /* Parquet query results on their way out */
     char *tmp_dir;              /* <data_dir>/tmp: request bodies and downloads in flight */
@@ -300,6 +302,7 @@ int lh_h_tools_list(lh_req *req, lh_resp *resp);
 int lh_h_tools_get(lh_req *req, lh_resp *resp);
 int lh_h_tools_versions(lh_req *req, lh_resp *resp);
 int lh_h_tools_call(lh_req *req, lh_resp *resp);
+int lh_h_mcp(lh_req *req, lh_resp *resp);
 
 /* The dataset's latest manifest (new) if the principal may see it; else answers 404 (as
  * for a missing one) and returns NULL. */

@@ -134,6 +134,11 @@ static const lh_route ROUTES[] = {
     {"GET", "/storage/errors", lh_h_storage_errors, LH_ALLOW_READ, 0},
     {"POST", "/storage/errors/flush", lh_h_storage_errors_flush, LH_ALLOW_ADMIN, 0},
     {"POST", "/storage/errors/compact", lh_h_storage_errors_compact, LH_ALLOW_ADMIN, 0},
+    /* MCP (src/mcp): the module checks Content-Type and answers JSON-RPC errors itself;
+     * tools/call may wait for a query slot, hence its own thread */
+    {"POST", "/mcp", lh_h_mcp, LH_ALLOW_ANY, LH_ROUTE_OFFLOAD},
+    {"GET", "/mcp", lh_h_mcp, LH_ALLOW_ANY, 0},
+    {"DELETE", "/mcp", lh_h_mcp, LH_ALLOW_ANY, 0},
 };
 #define N_ROUTES (sizeof ROUTES / sizeof ROUTES[0])
 
@@ -887,6 +892,7 @@ server_free(lh_server *srv)
         close(srv->listen_fd); /* a running daemon owned it and closed it on stop */
     lh_http__metrics_free(srv->metrics);
     lh_http__conns_free(srv->conns);
+    lh_mcp_free(srv->mcp);
     lh_ingest_secrets_free(srv->secrets);
     lh_auth_free(&srv->auth);
     free(srv->tmp_dir);
@@ -928,6 +934,10 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     atomic_init(&srv->engine_ok_mono_us, INT64_MIN / 2);
 
     int rc = lh_auth_init(&srv->auth, cfg, err);
+    if (rc != 0)
+        goto out;
+    lh_mcp_deps mcp_deps = {.config = cfg, .catalog = deps->catalog};
+    rc = lh_mcp_new(&mcp_deps, &srv->mcp, err);
     if (rc != 0)
         goto out;
     srv->tmp_dir = lh_sprintf("%s/tmp", lh_config_str(cfg, "server.data_dir"));

@@ -1,0 +1,129 @@
+/*
+ * resources.c — the catalog as MCP resources: one resource per live dataset the principal
+ * may read, lakehouse://datasets/{name}, whose content (application/json) is what an agent
+ * needs to query it: columns, metadata, freshness, row count, version. Who may read what is
+ * the catalog's rule at every door (src/auth): the roles that may read the catalog, and
+ * only the datasets of buckets the principal may use. A dataset the principal may not see
+ * is "not found", exactly like one that does not exist. Data file paths are left out:
+ * agents name datasets, never files.
+ */
+#include "mcp/mcp_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define URI_PREFIX "lakehouse://datasets/"
+#define MIME_JSON "application/json"
+
+static bool
+may_read_catalog(const lh_principal *who)
+{
+    lh_err ignored;
+    return lh_auth_allow(who, LH_ALLOW_READ, &ignored) == 0;
+}
+
+static bool
+may_use_bucket(const lh_principal *who, const json_t *dataset)
+{
+    lh_err ignored;
+    const char *bucket = json_string_value(json_object_get(dataset, "bucket"));
+    return bucket && lh_auth_bucket(who, bucket, &ignored) == 0;
+}
+
+static json_t *
+resource_of(const json_t *summary)
+{
+    const char *name = json_string_value(json_object_get(summary, "name"));
+    const char *description =
+        json_string_value(json_object_get(json_object_get(summary, "metadata"), "description"));
+    char *uri = lh_sprintf(URI_PREFIX "%s", name);
+    json_t *r = json_pack("{s:s, s:s, s:s}", "uri", uri, "name", name, "mimeType", MIME_JSON);
+    free(uri);
+    if (description && description[0])
+        json_object_set_new(r, "description", lh_json_text(description));
+    else
+        json_object_set_new(r, "description", json_string("dataset (no description yet)"));
+    return r;
+}
+
+int
+lh_mcp__resources_list(const mcp_call *call, json_t **result, mcp_rpc_err *e)
+{
+    const json_t *cursor = json_object_get(call->params, "cursor");
+    if (cursor) /* we never hand out a next cursor: every resource is on the one page */
+        return lh_mcp__fail(e, LH_MCP_INVALID_PARAMS, NULL, "unknown cursor");
+    json_t *resources = json_array();
+    if (may_read_catalog(call->who)) {
+        lh_catalog_filter live = {0};
+        json_t *all = lh_catalog_list(call->mcp->catalog, &live);
+        size_t i;
+        json_t *summary;
+        json_array_foreach(all, i, summary)
+        {
+            if (may_use_bucket(call->who, summary))
+                json_array_append_new(resources, resource_of(summary));
+        }
+        json_decref(all);
+    }
+    *result = json_pack("{s:o}", "resources", resources);
+    return 0;
+}
+
+int
+lh_mcp__resource_templates(const mcp_call *call, json_t **result, mcp_rpc_err *e)
+{
+    *result = json_pack("{s:[{s:s, s:s, s:s, s:s}]}", "resourceTemplates", "uriTemplate",
+                        URI_PREFIX "{name}", "name", "dataset", "description",
+                        "a dataset: columns, metadata, freshness, row count, version", "mimeType",
+                        MIME_JSON);
+    return 0;
+}
+
+/* The dataset's description for an agent (new): the manifest without its files. */
+static json_t *
+describe(const json_t *m)
+{
+    static const char *const keys[] = {
+        "name",      "version",  "state",      "row_count",  "bytes",  "columns", "metadata",
+        "freshness", "warnings", "created_at", "created_by", "change", NULL};
+    json_t *d = json_object();
+    for (const char *const *k = keys; *k; k++) {
+        json_t *v = json_object_get(m, *k);
+        if (v)
+            json_object_set(d, *k, v);
+    }
+    json_object_set_new(d, "files",
+                        json_integer((json_int_t)json_array_size(json_object_get(m, "files"))));
+    return d;
+}
+
+int
+lh_mcp__resources_read(const mcp_call *call, json_t **result, mcp_rpc_err *e)
+{
+    const json_t *uri_j = json_object_get(call->params, "uri");
+    const char *uri = json_string_value(uri_j);
+    if (uri == NULL)
+        return lh_mcp__fail(e, LH_MCP_INVALID_PARAMS, NULL,
+                            "resources/read needs params.uri (a string)");
+    const char *name =
+        strncmp(uri, URI_PREFIX, strlen(URI_PREFIX)) == 0 ? uri + strlen(URI_PREFIX) : NULL;
+    json_t *m = NULL;
+    lh_err err;
+    if (name && lh_name_valid(name) && may_read_catalog(call->who) &&
+        lh_catalog_get(call->mcp->catalog, name, &m, &err) == 0 && may_use_bucket(call->who, m) &&
+        strcmp(json_string_value(json_object_get(m, "state")), "live") == 0) {
+        json_t *content = describe(m);
+        json_decref(m);
+        char *text = json_dumps(content, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        json_decref(content);
+        if (text == NULL)
+            abort(); /* only on out-of-memory */
+        *result = json_pack("{s:[{s:O, s:s, s:s}]}", "contents", "uri", uri_j, "mimeType",
+                            MIME_JSON, "text", text);
+        free(text);
+        return 0;
+    }
+    json_decref(m);
+    return lh_mcp__fail(e, LH_MCP_RESOURCE_NOT_FOUND, json_pack("{s:O}", "uri", uri_j),
+                        "Resource not found");
+}
