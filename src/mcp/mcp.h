@@ -13,6 +13,7 @@
 #ifndef LH_MCP_H
 #define LH_MCP_H
 
+#include "agent/agent.h"
 #include "auth/auth.h"
 #include "catalog/catalog.h"
 #include "core/core.h"
@@ -29,6 +30,7 @@ typedef struct lh_mcp lh_mcp;
 typedef struct lh_mcp_deps {
     const lh_config *config; /* [mcp] max_sessions, session_idle_s, allowed_origins */
     lh_catalog *catalog;     /* resources: the datasets */
+    lh_tools *tools;         /* tools/list and tools/call (NULL: no tools) */
 } lh_mcp_deps;
 
 /* Returns new (free with lh_mcp_free). deps and what it points to are borrowed and must

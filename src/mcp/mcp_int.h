@@ -36,6 +36,7 @@ typedef struct mcp_session {
 
 struct lh_mcp {
     lh_catalog *catalog;
+    lh_tools *tools;
     size_t max_sessions;
     int64_t session_idle_us;
     char **allowed_origins; /* from [mcp] allowed_origins */

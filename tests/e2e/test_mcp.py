@@ -143,6 +143,71 @@ class Mcp(harness.ServerTestCase):
         self.assertEqual(p.returncode, 0, p.stderr.decode())
         self.assertIn("connectError", json.loads(p.stdout))
 
+    # ---- tools: the registry's, through the SDK ------------------------------------------
+
+    TOP_PEOPLE = {
+        "name": "top_people", "description": "People at or above a score",
+        "input_schema": {"type": "object", "additionalProperties": False,
+                         "required": ["min_score"],
+                         "properties": {"min_score": {"type": "integer", "minimum": 0}}},
+        "kind": "sql",
+        "binding": {"datasets": ["people"], "max_rows": 100,
+                    "query": "SELECT name FROM people WHERE score >= $min_score ORDER BY name"},
+        "allow": {"roles": ["agent"]}, "rate": {"per_minute": 6000, "burst": 1000}}
+
+    def define_tool(self):
+        st, _, res = self.srv.request("GET", "/tools/top_people", who="owner")
+        if st == 404:
+            st, _, res = self.srv.request("POST", "/tools", body=self.TOP_PEOPLE, who="owner")
+            self.assertEqual(st, 201, res)
+
+    def test_sdk_tools_list_and_call(self):
+        self.define_tool()
+        out = self.sdk("agent", calls=[
+            {"name": "top_people", "arguments": {"min_score": 9}},
+            {"name": "top_people", "arguments": {"min_score": -1}},
+            {"name": "top_people", "arguments": {"min_score": 9, "x": "1' OR 1=1 --"}},
+            {"name": "no_such_tool", "arguments": {}}])
+        tools = out["tools"]["ok"]["tools"]
+        self.assertEqual([t["name"] for t in tools], ["top_people"])
+        self.assertEqual(tools[0]["inputSchema"]["required"], ["min_score"])
+        self.assertTrue(tools[0]["annotations"]["readOnlyHint"])
+        ok, bad, extra, unknown = out["calls"]
+        res = ok["ok"]
+        self.assertFalse(res.get("isError"))
+        rows = res["structuredContent"]["result"]["rows"]
+        self.assertEqual([r["name"] for r in rows], ["alice", "carol"])
+        self.assertEqual(json.loads(res["content"][0]["text"])["call_id"],
+                         res["structuredContent"]["call_id"])
+        # a tool's failure is a result the model reads, not a protocol error
+        self.assertTrue(bad["ok"]["isError"])
+        self.assertEqual(bad["ok"]["structuredContent"]["error"]["code"], "invalid_arguments")
+        self.assertIn("/arguments/min_score: must be >= 0", bad["ok"]["content"][0]["text"])
+        self.assertTrue(extra["ok"]["isError"])
+        self.assertIn("/arguments/x", extra["ok"]["content"][0]["text"])
+        self.assertEqual(unknown["error"]["code"], -32602)
+        # every call, answered or refused, is an audit record made via mcp
+        st, _, audit = self.srv.request("GET", "/audit?tool=top_people&limit=100", who="owner")
+        self.assertEqual(st, 200, audit)
+        vias = {(r["via"], r["outcome"]) for r in audit["records"]}
+        self.assertIn(("mcp", "ok"), vias)
+        self.assertIn(("mcp", "refused"), vias)
+        call_id = res["structuredContent"]["call_id"]
+        st, _, rec = self.srv.request("GET", "/audit/" + call_id, who="owner")
+        self.assertEqual((st, rec["principal"], rec["via"]), (200, "agent", "mcp"), rec)
+
+    def test_sdk_tool_not_allowed(self):
+        self.define_tool()
+        # the analyst is not in the tool's allow list: the list hides it, a call is refused
+        out = self.sdk("analyst", calls=[{"name": "top_people", "arguments": {"min_score": 1}}])
+        self.assertEqual(out["tools"]["ok"]["tools"], [])
+        call = out["calls"][0]
+        if "ok" in call:
+            self.assertTrue(call["ok"]["isError"])
+            self.assertEqual(call["ok"]["structuredContent"]["error"]["status"], 403)
+        else:  # or unknown to it, like a missing tool
+            self.assertEqual(call["error"]["code"], -32602)
+
     # ---- the life cycle, raw ----------------------------------------------------------------
 
     def test_initialize_negotiates(self):
