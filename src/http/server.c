@@ -936,7 +936,10 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     int rc = lh_auth_init(&srv->auth, cfg, err);
     if (rc != 0)
         goto out;
-    lh_mcp_deps mcp_deps = {.config = cfg, .catalog = deps->catalog, .tools = deps->tools};
+    lh_mcp_deps mcp_deps = {.config = cfg,
+                            .catalog = deps->catalog,
+                            .tools = deps->tools,
+                            .workspaces = deps->workspaces};
     rc = lh_mcp_new(&mcp_deps, &srv->mcp, err);
     if (rc != 0)
         goto out;

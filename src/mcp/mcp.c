@@ -86,6 +86,7 @@ lh_mcp_new(const lh_mcp_deps *deps, lh_mcp **out, lh_err *err)
     lh_mcp *mcp = lh_calloc(1, sizeof *mcp);
     mcp->catalog = deps->catalog;
     mcp->tools = deps->tools;
+    mcp->workspaces = deps->workspaces;
     mcp->max_sessions = (size_t)lh_config_int(deps->config, "mcp.max_sessions");
     mcp->session_idle_us = lh_config_int(deps->config, "mcp.session_idle_s") * 1000000;
     parse_origins(mcp, lh_config_str(deps->config, "mcp.allowed_origins"));

@@ -16,6 +16,7 @@
 #include "agent/agent.h"
 #include "auth/auth.h"
 #include "catalog/catalog.h"
+#include "workspace/workspace.h"
 #include "core/core.h"
 
 #include <stddef.h>
@@ -28,9 +29,10 @@ typedef struct lh_mcp lh_mcp;
 #define LH_MCP_SESSION_ID_LEN 64
 
 typedef struct lh_mcp_deps {
-    const lh_config *config; /* [mcp] max_sessions, session_idle_s, allowed_origins */
-    lh_catalog *catalog;     /* resources: the datasets */
-    lh_tools *tools;         /* tools/list and tools/call (NULL: no tools) */
+    const lh_config *config;   /* [mcp] max_sessions, session_idle_s, allowed_origins */
+    lh_catalog *catalog;       /* resources: the datasets */
+    lh_tools *tools;           /* tools/list and tools/call (NULL: no tools) */
+    lh_workspaces *workspaces; /* workspaces as resources (NULL: none) */
 } lh_mcp_deps;
 
 /* Returns new (free with lh_mcp_free). deps and what it points to are borrowed and must

@@ -37,6 +37,7 @@ typedef struct mcp_session {
 struct lh_mcp {
     lh_catalog *catalog;
     lh_tools *tools;
+    lh_workspaces *workspaces;
     size_t max_sessions;
     int64_t session_idle_us;
     char **allowed_origins; /* from [mcp] allowed_origins */

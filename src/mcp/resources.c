@@ -6,6 +6,11 @@
  * only the datasets of buckets the principal may use. A dataset the principal may not see
  * is "not found", exactly like one that does not exist. Data file paths are left out:
  * agents name datasets, never files.
+ *
+ * Workspaces the principal may read (the workspace module decides: owner, members,
+ * admins) are resources too, lakehouse://workspaces/{id}, whose content is the
+ * workspace's brief — what an agent picking it up needs (purpose, shortlists with their
+ * top records, staged changes, saved queries, last actions, notes).
  */
 #include "mcp/mcp_int.h"
 
@@ -13,6 +18,7 @@
 #include <string.h>
 
 #define URI_PREFIX "lakehouse://datasets/"
+#define WS_PREFIX "lakehouse://workspaces/"
 #define MIME_JSON "application/json"
 
 static bool
@@ -46,6 +52,35 @@ resource_of(const json_t *summary)
     return r;
 }
 
+static void
+append_workspaces(const mcp_call *call, json_t *resources)
+{
+    json_t *list = NULL;
+    lh_err err;
+    lh_workspace_filter f = {0};
+    if (call->mcp->workspaces == NULL ||
+        lh_workspace_list(call->mcp->workspaces, call->who, &f, &list, &err) != 0)
+        return;
+    size_t i;
+    json_t *ws;
+    json_array_foreach(list, i, ws)
+    {
+        const char *id = json_string_value(json_object_get(ws, "id"));
+        const char *name = json_string_value(json_object_get(ws, "name"));
+        if (id == NULL)
+            continue;
+        char *uri = lh_sprintf(WS_PREFIX "%s", id);
+        json_array_append_new(resources,
+                              json_pack("{s:s, s:o, s:s, s:s}", "uri", uri, "name",
+                                        lh_json_text(name ? name : id), "description",
+                                        "workspace: its brief (purpose, shortlists, staged "
+                                        "changes, saved queries, last actions, notes)",
+                                        "mimeType", MIME_JSON));
+        free(uri);
+    }
+    json_decref(list);
+}
+
 int
 lh_mcp__resources_list(const mcp_call *call, json_t **result, mcp_rpc_err *e)
 {
@@ -65,6 +100,7 @@ lh_mcp__resources_list(const mcp_call *call, json_t **result, mcp_rpc_err *e)
         }
         json_decref(all);
     }
+    append_workspaces(call, resources);
     *result = json_pack("{s:o}", "resources", resources);
     return 0;
 }
@@ -72,10 +108,11 @@ lh_mcp__resources_list(const mcp_call *call, json_t **result, mcp_rpc_err *e)
 int
 lh_mcp__resource_templates(const mcp_call *call, json_t **result, mcp_rpc_err *e)
 {
-    *result = json_pack("{s:[{s:s, s:s, s:s, s:s}]}", "resourceTemplates", "uriTemplate",
-                        URI_PREFIX "{name}", "name", "dataset", "description",
+    *result = json_pack("{s:[{s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s}]}", "resourceTemplates",
+                        "uriTemplate", URI_PREFIX "{name}", "name", "dataset", "description",
                         "a dataset: columns, metadata, freshness, row count, version", "mimeType",
-                        MIME_JSON);
+                        MIME_JSON, "uriTemplate", WS_PREFIX "{id}", "name", "workspace",
+                        "description", "a workspace's brief", "mimeType", MIME_JSON);
     return 0;
 }
 
@@ -97,6 +134,20 @@ describe(const json_t *m)
     return d;
 }
 
+/* resources/read's answer with content (taken) as its JSON text. */
+static int
+contents(const json_t *uri, json_t *content, json_t **result)
+{
+    char *text = json_dumps(content, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(content);
+    if (text == NULL)
+        abort(); /* only on out-of-memory */
+    *result = json_pack("{s:[{s:O, s:s, s:s}]}", "contents", "uri", uri, "mimeType", MIME_JSON,
+                        "text", text);
+    free(text);
+    return 0;
+}
+
 int
 lh_mcp__resources_read(const mcp_call *call, json_t **result, mcp_rpc_err *e)
 {
@@ -109,19 +160,16 @@ lh_mcp__resources_read(const mcp_call *call, json_t **result, mcp_rpc_err *e)
         strncmp(uri, URI_PREFIX, strlen(URI_PREFIX)) == 0 ? uri + strlen(URI_PREFIX) : NULL;
     json_t *m = NULL;
     lh_err err;
+    if (strncmp(uri, WS_PREFIX, strlen(WS_PREFIX)) == 0 && call->mcp->workspaces &&
+        lh_workspace_brief(call->mcp->workspaces, call->who, uri + strlen(WS_PREFIX), &m, &err) ==
+            0)
+        return contents(uri_j, m, result);
     if (name && lh_name_valid(name) && may_read_catalog(call->who) &&
         lh_catalog_get(call->mcp->catalog, name, &m, &err) == 0 && may_use_bucket(call->who, m) &&
         strcmp(json_string_value(json_object_get(m, "state")), "live") == 0) {
         json_t *content = describe(m);
         json_decref(m);
-        char *text = json_dumps(content, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        json_decref(content);
-        if (text == NULL)
-            abort(); /* only on out-of-memory */
-        *result = json_pack("{s:[{s:O, s:s, s:s}]}", "contents", "uri", uri_j, "mimeType",
-                            MIME_JSON, "text", text);
-        free(text);
-        return 0;
+        return contents(uri_j, content, result);
     }
     json_decref(m);
     return lh_mcp__fail(e, LH_MCP_RESOURCE_NOT_FOUND, json_pack("{s:O}", "uri", uri_j),

@@ -208,6 +208,28 @@ class Mcp(harness.ServerTestCase):
         else:  # or unknown to it, like a missing tool
             self.assertEqual(call["error"]["code"], -32602)
 
+    def test_sdk_workspace_resource(self):
+        st, _, ws = self.srv.request("POST", "/workspaces", who="owner", body={
+            "name": "acme backend search", "kind": "search", "description": "find a backend dev",
+            "tier": "weekly"})
+        self.assertEqual(st, 201, ws)
+        uri = "lakehouse://workspaces/" + ws["id"]
+        st, _, _ = self.srv.request("POST", "/workspaces/%s/notes" % ws["id"], who="owner",
+                                    body={"text": "client wants Go"})
+        self.assertEqual(st, 201)
+        out = self.sdk("owner", reads=[uri])
+        self.assertIn(uri, [r["uri"] for r in out["resources"]["ok"]["resources"]])
+        brief = json.loads(out["reads"][uri]["ok"]["contents"][0]["text"])
+        self.assertEqual((brief["id"], brief["name"]), (ws["id"], "acme backend search"))
+        self.assertIn("client wants Go", json.dumps(brief["notes"]))
+        self.assertIn("lakehouse://workspaces/{id}",
+                      [t["uriTemplate"] for t in out["templates"]["ok"]["resourceTemplates"]])
+        # not a member: the workspace is as absent as a missing one
+        out = self.sdk("analyst", reads=[uri, "lakehouse://workspaces/ws_nope"])
+        self.assertNotIn(uri, [r["uri"] for r in out["resources"]["ok"]["resources"]])
+        self.assertEqual(out["reads"][uri]["error"]["code"], -32002)
+        self.assertEqual(out["reads"]["lakehouse://workspaces/ws_nope"]["error"]["code"], -32002)
+
     # ---- the life cycle, raw ----------------------------------------------------------------
 
     def test_initialize_negotiates(self):
