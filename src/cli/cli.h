@@ -19,6 +19,12 @@ int lh_cmd_datasets(int argc, char **argv);
 void lh_cmd_datasets_help(void);
 int lh_cmd_search(int argc, char **argv);
 void lh_cmd_search_help(void);
+int lh_cmd_tools(int argc, char **argv);
+void lh_cmd_tools_help(void);
+int lh_cmd_call(int argc, char **argv);
+void lh_cmd_call_help(void);
+int lh_cmd_audit(int argc, char **argv);
+void lh_cmd_audit_help(void);
 int lh_cmd_demo(int argc, char **argv);
 void lh_cmd_demo_help(void);
 
