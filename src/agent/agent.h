@@ -45,6 +45,9 @@ typedef struct lh_tools_deps {
     lh_vectors *vectors;
     lh_audit_fn audit; /* required */
     void *audit_ctx;
+    /* One audit record by call id (new), for replays; NULL: replays are 503. Called with
+     * audit_ctx. */
+    int (*audit_get)(void *ctx, const char *call_id, json_t **out, lh_err *err);
     int64_t (*now_us)(void); /* the rate limiter's clock (tests); NULL: lh_mono_us */
 } lh_tools_deps;
 
@@ -113,5 +116,20 @@ typedef struct lh_tool_outcome {
  * record is logged in full). o may be NULL. */
 int lh_tools_call(lh_tools *reg, const lh_tool_call *c, json_t **result, lh_tool_outcome *o,
                   lh_err *err);
+
+/* Replay a recorded read call (admins only, else 403): the audit record of call_id
+ * (audit_get; 404 audit_record_not_found) is re-run with its recorded arguments, at the
+ * tool version it used (read from the bucket when the tool changed since) and at the
+ * dataset versions it saw — a sql tool reads exactly those (time travel); a search tool
+ * runs on the index as it is now, and "at_recorded_versions" says false when its dataset
+ * moved since. 409 not_replayable when the call was refused or failed, its tool writes,
+ * its arguments were redacted (x-sensitive) or truncated in the record, or the tool
+ * version cannot be read. The replay is itself audited (via "replay", "replay_of").
+ * *out (new): {"call_id","replayed_call_id","tool","tool_version","result_sha256",
+ * "original_sha256","matches","dataset_versions","at_recorded_versions"}. Errors of the
+ * run are the tool's own (e.g. 404 version_not_found when a dataset version is gone);
+ * o->call_id names the replay's record whenever one was made. o may be NULL. */
+int lh_tools_replay(lh_tools *reg, const lh_principal *who, const char *call_id,
+                    const char *request_id, json_t **out, lh_tool_outcome *o, lh_err *err);
 
 #endif

@@ -64,6 +64,11 @@ struct lh_tools {
 void lh_agent__tool_release(lh_tool *t); /* accepts NULL */
 /* The current version of name with a reference taken (release it), or NULL. */
 lh_tool *lh_agent__tool_acquire(lh_tools *reg, const char *name);
+/* Version `version` of name with a reference taken (release it): the current one, or
+ * read from the bucket and compiled. NULL and err set (404 version_not_found) when there
+ * is no such version or it is a tombstone. */
+lh_tool *lh_agent__tool_acquire_version(lh_tools *reg, const char *name, int64_t version,
+                                        lh_err *err);
 /* Compile a stored record into a tool (new; refs 1). 400 when it does not compile. */
 int lh_agent__tool_compile(json_t *record, lh_tool **out, lh_err *err);
 /* Check a definition against the catalog, the engine and the vector indexes, filling in
@@ -74,8 +79,27 @@ int lh_agent__def_check(lh_tools *reg, const char *name, json_t *def, json_t **d
 /* Whether who may call t (allow list only). */
 bool lh_agent__allowed(const lh_tool *t, const lh_principal *who);
 /* Run a compiled tool (the checks are done): *result new; *versions gets
- * {"dataset": version} of what it read or wrote; *rows the rows it returned or changed. */
-int lh_agent__run(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, json_t *versions,
-                  int64_t *rows, json_t **result, lh_err *err);
+ * {"dataset": version} of what it read or wrote; *rows the rows it returned or changed.
+ * at (a replay; NULL: now) maps dataset names to the versions a read tool reads: a sql
+ * tool reads exactly those (time travel views), a search tool runs on the index as it is
+ * now and *pinned says false when a dataset has moved since. */
+int lh_agent__run(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, const json_t *at,
+                  json_t *versions, int64_t *rows, json_t **result, bool *pinned, lh_err *err);
+
+/* A replay's inputs and what it learns (tools_replay.c). */
+typedef struct lh_agent__replay {
+    const json_t *at; /* dataset name -> version the original call saw (borrowed) */
+    const char *of;   /* the original call's id (the new record's "replay_of") */
+    char sha256[65];  /* out: the replayed result's hash */
+    bool pinned;      /* out: every dataset was read at the version `at` names */
+    json_t *versions; /* out (new): the versions read */
+} lh_agent__replay;
+/* One call through the checks (none for a replay), the run and the audit record.
+ * pinned_tool (borrowed; NULL: the current version of c->name) is the version to run;
+ * rp (NULL: an ordinary call) makes it a replay. As lh_tools_call otherwise. */
+int lh_agent__call(lh_tools *reg, const lh_tool_call *c, lh_tool *pinned_tool, lh_agent__replay *rp,
+                   json_t **result, lh_tool_outcome *o, lh_err *err);
+/* The SHA-256 (hex) of a result as audit records state it: compact JSON, keys sorted. */
+void lh_agent__result_sha256(const json_t *result, char sha[65]);
 
 #endif

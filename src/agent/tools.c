@@ -131,6 +131,30 @@ read_version(lh_tools *reg, const char *name, int64_t version, json_t **out, lh_
     return 0;
 }
 
+lh_tool *
+lh_agent__tool_acquire_version(lh_tools *reg, const char *name, int64_t version, lh_err *err)
+{
+    lh_tool *t = lh_agent__tool_acquire(reg, name);
+    if (t && t->version == version)
+        return t;
+    lh_agent__tool_release(t);
+    json_t *record = NULL;
+    t = NULL;
+    int rc = version > 0 ? read_version(reg, name, version, &record, err)
+                         : lh_err_set(err, LH_ENOTFOUND, 404, "version_not_found",
+                                      "tool '%s' has no version %lld", name, (long long)version);
+    if (rc == 0)
+        rc = lh_agent__tool_compile(record, &t, err);
+    json_decref(record);
+    if (rc == 0 && t->deleted) {
+        lh_err_set(err, LH_ENOTFOUND, 404, "version_not_found",
+                   "version %lld of tool '%s' is a deletion", (long long)version, name);
+        lh_agent__tool_release(t);
+        return NULL;
+    }
+    return rc == 0 ? t : NULL;
+}
+
 static int
 store_version(lh_tools *reg, const json_t *record, lh_err *err)
 {

@@ -80,23 +80,58 @@ bind_args(const json_t *params, const json_t *args, size_t *n)
     return p;
 }
 
+/* The time travel views that make sql read every dataset of t at the version `at` names
+ * (a replay): *views new, versions filled from at. 409 not_replayable when at lacks one. */
 static int
-run_sql(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, json_t *versions, int64_t *rows,
-        json_t **result, lh_err *err)
+views_at(lh_tools *reg, const lh_tool *t, const char *sql, const json_t *at, json_t *versions,
+         lh_as_of_views **views, lh_err *err)
 {
-    const json_t *b = json_object_get(t->def, "binding");
-    size_t i, n_params = 0;
-    json_t *d;
+    json_t *per = json_object(), *d;
+    size_t i;
+    int rc = 0;
     json_array_foreach(json_object_get(t->derived, "datasets"), i, d)
     {
-        int rc = dataset_version(reg, json_string_value(d), versions, NULL, err);
+        const json_t *v = json_object_get(at, json_string_value(d));
+        if (!json_is_integer(v)) {
+            rc = lh_err_set(err, LH_EEXIST, 409, "not_replayable",
+                            "the record names no version of dataset '%s', which the tool reads",
+                            json_string_value(d));
+            break;
+        }
+        json_object_set(versions, json_string_value(d), (json_t *)v);
+        json_object_set_new(per, json_string_value(d), json_pack("{s:O}", "version", v));
+    }
+    json_t *as_of = json_pack("{s:o}", "datasets", per);
+    if (rc == 0)
+        rc = lh_catalog_as_of(reg->deps.catalog, as_of, sql, NULL, NULL, views, err);
+    json_decref(as_of);
+    return rc;
+}
+
+static int
+run_sql(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, const json_t *at, json_t *versions,
+        int64_t *rows, json_t **result, lh_err *err)
+{
+    const json_t *b = json_object_get(t->def, "binding");
+    const char *sql = json_string_value(json_object_get(b, "query"));
+    size_t i, n_params = 0;
+    json_t *d;
+    lh_as_of_views *views = NULL;
+    if (at) {
+        int rc = views_at(reg, t, sql, at, versions, &views, err);
+        if (rc != 0)
+            return rc;
+    }
+    json_array_foreach(json_object_get(t->derived, "datasets"), i, d)
+    {
+        int rc = at ? 0 : dataset_version(reg, json_string_value(d), versions, NULL, err);
         if (rc != 0)
             return rc;
     }
     lh_sql_param *params =
         bind_args(json_object_get(t->derived, "params"), c->arguments, &n_params);
     lh_query_opts opts = {
-        .sql = json_string_value(json_object_get(b, "query")),
+        .sql = sql,
         .format = LH_QUERY_JSON,
         .row_limit = json_integer_value(json_object_get(b, "max_rows")),
         .max_bytes = lh_config_int(reg->deps.config, "engine.max_result_bytes"),
@@ -106,12 +141,15 @@ run_sql(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, json_t *versions
         .params = params,
         .n_params = n_params,
     };
+    if (views)
+        opts.prelude = lh_as_of_views_sql(views, &opts.n_prelude);
     lh_query *q = NULL;
     json_t *answer = NULL;
     int rc = lh_query_start(reg->deps.engine, &opts, &q, err);
     if (rc == 0)
         rc = read_answer(q, &answer, err);
     lh_query_free(q);
+    lh_catalog_as_of_free(views);
     free(params);
     if (rc != 0)
         return rc;
@@ -123,15 +161,19 @@ run_sql(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, json_t *versions
     return 0;
 }
 
+/* The index and the dataset are searched as they are now (an index keeps no old
+ * generations to search); *pinned says whether that is the version `at` names. */
 static int
-run_search(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, json_t *versions, int64_t *rows,
-           json_t **result, lh_err *err)
+run_search(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, const json_t *at,
+           json_t *versions, int64_t *rows, json_t **result, bool *pinned, lh_err *err)
 {
     const json_t *b = json_object_get(t->def, "binding");
     const char *ds = json_string_value(json_array_get(json_object_get(t->derived, "datasets"), 0));
     int rc = dataset_version(reg, ds, versions, NULL, err);
     if (rc != 0)
         return rc;
+    if (at && !json_equal(json_object_get(at, ds), json_object_get(versions, ds)))
+        *pinned = false;
     const json_t *include = json_object_get(b, "include");
     size_t n_include = json_array_size(include), n_params = 0;
     const char **names = lh_calloc(n_include ? n_include : 1, sizeof *names);
@@ -284,14 +326,15 @@ run_change(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, json_t *versi
 }
 
 int
-lh_agent__run(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, json_t *versions,
-              int64_t *rows, json_t **result, lh_err *err)
+lh_agent__run(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, const json_t *at,
+              json_t *versions, int64_t *rows, json_t **result, bool *pinned, lh_err *err)
 {
+    *pinned = true;
     switch (t->kind) {
     case LH_TOOL_SQL:
-        return run_sql(reg, t, c, versions, rows, result, err);
+        return run_sql(reg, t, c, at, versions, rows, result, err);
     case LH_TOOL_SEARCH:
-        return run_search(reg, t, c, versions, rows, result, err);
+        return run_search(reg, t, c, at, versions, rows, result, pinned, err);
     default:
         return run_change(reg, t, c, versions, rows, result, err);
     }
@@ -379,10 +422,18 @@ take_rate(lh_tools *reg, const lh_tool *t, const lh_principal *who, int64_t *ret
 
 /* ---- the audit record --------------------------------------------------------------------- */
 
+void
+lh_agent__result_sha256(const json_t *result, char sha[65])
+{
+    char *canonical = json_dumps(result, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    lh_sha256_hex(canonical, strlen(canonical), sha);
+    free(canonical);
+}
+
 static json_t *
 audit_record(const lh_tool_call *c, const lh_tool *t, const char *call_id, int64_t ts_us,
              const json_t *result, const json_t *versions, int64_t rows, int64_t duration_us,
-             const lh_err *failure)
+             const char *replay_of, const lh_err *failure)
 {
     char ts[LH_TIME_MAX];
     lh_time_format(ts_us, ts);
@@ -401,38 +452,26 @@ audit_record(const lh_tool_call *c, const lh_tool *t, const char *call_id, int64
             status == 400 || status == 403 || status == 404 || status == 429 ? "refused" : "failed";
     }
     char sha[65] = "";
-    if (result) {
-        char *canonical = json_dumps(result, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-        lh_sha256_hex(canonical, strlen(canonical), sha);
-        free(canonical);
-    }
+    if (result)
+        lh_agent__result_sha256(result, sha);
     json_t *r = json_pack(
         "{s:s, s:s, s:s, s:o, s:s, s:o?, s:o, s:s?, s:s, s:i, s:s?, s:I, s:s?, s:O, s:I, s:s?, "
-        "s:s}",
+        "s:s, s:s?}",
         "call_id", call_id, "ts", ts, "principal", c->principal->name, "roles", roles, "tool",
         c->name, "tool_version", t ? json_integer(t->version) : NULL, "arguments",
         args ? args : json_null(), "workspace_id", c->workspace_id, "outcome", outcome, "status",
         status, "error_code", failure ? failure->code : NULL, "rows", (json_int_t)rows,
         "result_sha256", result ? sha : NULL, "dataset_versions", versions, "duration_us",
-        (json_int_t)duration_us, "request_id", c->request_id, "via", c->via ? c->via : "?");
+        (json_int_t)duration_us, "request_id", c->request_id, "via", c->via ? c->via : "?",
+        "replay_of", replay_of);
     return r;
 }
 
-int
-lh_tools_call(lh_tools *reg, const lh_tool_call *c, json_t **result, lh_tool_outcome *o,
-              lh_err *err)
+/* The checks a call passes before it runs (a replay passes none: the replaying admin was
+ * checked by lh_tools_replay, and the tool version is the one the record names). */
+static int
+admit(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, lh_tool_outcome *o, lh_err *err)
 {
-    int64_t started = lh_mono_us(), ts = lh_now_us();
-    lh_tool_outcome ignored;
-    if (!o)
-        o = &ignored;
-    memset(o, 0, sizeof *o);
-    char hex[33];
-    lh_random_hex(hex, 16);
-    snprintf(o->call_id, sizeof o->call_id, "call_%s", hex);
-    json_t *versions = json_object(), *out = NULL, *record = NULL;
-    int64_t rows = 0;
-    lh_tool *t = lh_agent__tool_acquire(reg, c->name);
     int rc = 0;
     if (!t || t->deleted) {
         rc = lh_err_set(err, LH_ENOTFOUND, 404, "tool_not_found", "no tool named '%s'", c->name);
@@ -444,13 +483,33 @@ lh_tools_call(lh_tools *reg, const lh_tool_call *c, json_t **result, lh_tool_out
         rc = lh_err_set(err, LH_EINVAL, 400, "invalid_arguments", "/arguments: must be an object");
     if (rc == 0)
         rc = take_rate(reg, t, c->principal, &o->retry_after_s, err);
+    return rc;
+}
+
+int
+lh_agent__call(lh_tools *reg, const lh_tool_call *c, lh_tool *pinned_tool, lh_agent__replay *rp,
+               json_t **result, lh_tool_outcome *o, lh_err *err)
+{
+    int64_t started = lh_mono_us(), ts = lh_now_us();
+    lh_tool_outcome ignored;
+    if (!o)
+        o = &ignored;
+    memset(o, 0, sizeof *o);
+    char hex[33];
+    lh_random_hex(hex, 16);
+    snprintf(o->call_id, sizeof o->call_id, "call_%s", hex);
+    json_t *versions = json_object(), *out = NULL, *record = NULL;
+    int64_t rows = 0;
+    bool pinned = true;
+    lh_tool *t = pinned_tool ? pinned_tool : lh_agent__tool_acquire(reg, c->name);
+    int rc = rp ? 0 : admit(reg, t, c, o, err);
     if (rc == 0)
         rc = lh_schema_check(t->schema, c->arguments, "/arguments", err);
     if (rc == 0)
-        rc = lh_agent__run(reg, t, c, versions, &rows, &out, err);
+        rc = lh_agent__run(reg, t, c, rp ? rp->at : NULL, versions, &rows, &out, &pinned, err);
     int64_t took = lh_mono_us() - started;
     record = audit_record(c, t && !t->deleted ? t : NULL, o->call_id, ts, rc == 0 ? out : NULL,
-                          versions, rows, took, rc == 0 ? NULL : err);
+                          versions, rows, took, rp ? rp->of : NULL, rc == 0 ? NULL : err);
     lh_err audit_err;
     if (reg->deps.audit(reg->deps.audit_ctx, record, &audit_err) != 0) {
         char *text = json_dumps(record, JSON_COMPACT);
@@ -473,12 +532,25 @@ lh_tools_call(lh_tools *reg, const lh_tool_call *c, json_t **result, lh_tool_out
         lh_err_hint(err, "see GET /health and the server log; retry once the audit log is "
                          "writable");
     }
+    if (rc == 0 && rp) {
+        lh_agent__result_sha256(out, rp->sha256);
+        rp->pinned = pinned;
+        rp->versions = json_incref(versions);
+    }
     if (rc == 0)
         *result = json_pack("{s:s, s:O, s:I}", "call_id", o->call_id, "result", out, "took_us",
                             (json_int_t)took);
     json_decref(out);
     json_decref(record);
     json_decref(versions);
-    lh_agent__tool_release(t);
+    if (!pinned_tool)
+        lh_agent__tool_release(t);
     return rc;
+}
+
+int
+lh_tools_call(lh_tools *reg, const lh_tool_call *c, json_t **result, lh_tool_outcome *o,
+              lh_err *err)
+{
+    return lh_agent__call(reg, c, NULL, NULL, result, o, err);
 }

@@ -206,6 +206,12 @@ audit_append(void *ctx, const json_t *record, lh_err *err)
     return lh_audit_append(ctx, record, err);
 }
 
+static int
+audit_get(void *ctx, const char *call_id, json_t **out, lh_err *err)
+{
+    return lh_audit_get(ctx, call_id, out, err);
+}
+
 /* The modules above the engines, bottom up, and the HTTP server last. */
 static int
 open_modules(serve *s, lh_err *err)
@@ -253,6 +259,7 @@ open_modules(serve *s, lh_err *err)
                            .internal_engine = s->internal_engine,
                            .vectors = s->vectors,
                            .audit = audit_append,
+                           .audit_get = audit_get,
                            .audit_ctx = s->audit};
     if ((rc = lh_tools_open(&tdeps, &s->tools, err)) != 0)
         goto out;

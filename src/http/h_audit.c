@@ -109,3 +109,19 @@ lh_h_audit_get(lh_req *req, lh_resp *resp)
         return lh_resp_error(resp, &err);
     return lh_resp_json(resp, 200, out);
 }
+
+int
+lh_h_audit_replay(lh_req *req, lh_resp *resp)
+{
+    lh_err err;
+    json_t *out = NULL;
+    lh_tool_outcome o = {0};
+    if (lh_tools_replay(req->srv->tools, req->principal, lh_req_param(req, "call_id"),
+                        req->request_id, &out, &o, &err) != 0) {
+        if (o.call_id[0])
+            lh_resp_header(resp, "X-Lakehouse-Call-Id",
+                           lh_arena_printf(req->arena, "%s", o.call_id));
+        return lh_resp_error(resp, &err);
+    }
+    return lh_resp_json(resp, 200, out);
+}

@@ -254,6 +254,7 @@ int lh_h_rows(lh_req *req, lh_resp *resp);
 int lh_h_journal_events(lh_req *req, lh_resp *resp);
 int lh_h_audit_list(lh_req *req, lh_resp *resp);
 int lh_h_audit_get(lh_req *req, lh_resp *resp);
+int lh_h_audit_replay(lh_req *req, lh_resp *resp);
 /* h_workspace.c */
 int lh_h_ws_create(lh_req *req, lh_resp *resp);
 int lh_h_ws_list(lh_req *req, lh_resp *resp);

@@ -63,6 +63,7 @@ static const lh_route ROUTES[] = {
     {"GET", "/journal/events", lh_h_journal_events, LH_ALLOW_READ, 0},
     {"GET", "/audit", lh_h_audit_list, LH_ALLOW_ADMIN, LH_ROUTE_OFFLOAD},
     {"GET", "/audit/{call_id}", lh_h_audit_get, LH_ALLOW_ADMIN, LH_ROUTE_OFFLOAD},
+    {"POST", "/audit/{call_id}/replay", lh_h_audit_replay, LH_ALLOW_ADMIN, LH_ROUTE_OFFLOAD},
     {"POST", "/workspaces", lh_h_ws_create, LH_ALLOW_ANY, LH_ROUTE_JSON_BODY},
     {"GET", "/workspaces", lh_h_ws_list, LH_ALLOW_ANY, 0},
     {"GET", "/workspaces/{id}", lh_h_ws_get, LH_ALLOW_ANY, 0},

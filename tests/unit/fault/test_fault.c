@@ -14,6 +14,7 @@
  */
 #include "testutil.h"
 
+#include "agent/agent.h"
 #include "ingest/ingest.h"
 #include "vector/vector.h"
 
@@ -34,6 +35,9 @@ typedef struct house {
     lh_cache *cache;
     lh_catalog *cat;
     lh_vectors *vec;
+    lh_tools *tools;
+    json_t *records;  /* the audit records the registry made (test_audit_unavailable) */
+    bool audit_fails; /* the audit trail refuses every record */
 } house;
 
 /* assert_int_equal naming the run */
@@ -55,6 +59,17 @@ must(int rc, const lh_err *err, const char *what)
     if (rc != 0)
         print_error("[%s] %s: rc %d: %s (%s)\n", current_run, what, rc, err->message, err->detail);
     assert_int_equal(rc, 0);
+}
+
+/* The registry's audit trail: records kept in memory, or refused (503) when asked. */
+static int
+audit_record(void *ctx, const json_t *record, lh_err *err)
+{
+    house *h = ctx;
+    if (h->audit_fails)
+        return lh_err_set(err, LH_EUNAVAIL, 503, "audit_unavailable", "the test refuses it");
+    json_array_append_new(h->records, json_deep_copy(record));
+    return 0;
 }
 
 /* Open everything over h->dir as `lakehouse serve` does (one engine for both roles). */
@@ -87,11 +102,22 @@ house_start(house *h)
                           .views = h->eng,
                           .work_dir = h->work_dir};
     must(lh_vectors_open(&vd, &h->vec, &err), &err, "vectors");
+    lh_tools_deps td = {.config = h->cfg,
+                        .buckets = h->buckets,
+                        .catalog = h->cat,
+                        .engine = h->eng,
+                        .internal_engine = h->eng,
+                        .vectors = h->vec,
+                        .audit = audit_record,
+                        .audit_ctx = h};
+    must(lh_tools_open(&td, &h->tools, &err), &err, "tools");
 }
 
 static void
 house_stop(house *h)
 {
+    lh_tools_close(h->tools);
+    h->tools = NULL;
     lh_vectors_close(h->vec);
     lh_catalog_close(h->cat);
     lh_cache_free(h->cache);
@@ -110,6 +136,7 @@ static void
 house_open(house *h)
 {
     memset(h, 0, sizeof *h);
+    h->records = json_array();
     h->dir = lh_test_mkdtemp("fault_");
     h->slash = lh_sprintf("%s/", h->dir);
     h->work_dir = lh_sprintf("%s/data/work", h->dir);
@@ -141,6 +168,7 @@ static void
 house_close(house *h)
 {
     house_stop(h);
+    json_decref(h->records);
     lh_test_rm_rf(h->dir);
     free(h->dir);
     free(h->slash);
@@ -398,11 +426,115 @@ state_index(house *h)
     return 1;
 }
 
+/* ---- tools: defining one, and calling a write tool ------------------------------------ */
+
+static const lh_principal ADMIN = {.name = "root", .roles = LH_ROLE_ADMIN};
+static const lh_principal AGENT = {.name = "bot", .roles = LH_ROLE_AGENT};
+
+#define BY_ID_TOOL                                                                                 \
+    "{\"description\": \"a person by id\", \"kind\": \"sql\","                                     \
+    " \"input_schema\": {\"type\": \"object\", \"required\": [\"id\"],"                            \
+    " \"properties\": {\"id\": {\"type\": \"integer\"}}},"                                         \
+    " \"binding\": {\"datasets\": [\"people\"], \"max_rows\": 10,"                                 \
+    " \"query\": \"SELECT name, score FROM people WHERE id = $id\"},"                              \
+    " \"allow\": {\"roles\": [\"agent\"]}}"
+#define SET_SCORE_TOOL                                                                             \
+    "{\"description\": \"change a score\", \"kind\": \"upsert\","                                  \
+    " \"input_schema\": {\"type\": \"object\", \"required\": [\"id\", \"score\"],"                 \
+    " \"properties\": {\"id\": {\"type\": \"integer\"}, \"score\": {\"type\": \"integer\"}}},"     \
+    " \"binding\": {\"dataset\": \"people\", \"columns\": [\"score\"]},"                           \
+    " \"allow\": {\"roles\": [\"agent\"]}, \"grants_write\": true}"
+
+static int
+put_tool(house *h, const char *name, const char *text, lh_err *err)
+{
+    json_t *def = json_loads(text, 0, NULL), *out = NULL;
+    assert_non_null(def);
+    int rc = lh_tools_put(h->tools, &ADMIN, name, def, true, &out, err);
+    json_decref(out);
+    json_decref(def);
+    return rc;
+}
+
+static int
+run_tool_put(house *h, lh_err *err)
+{
+    return put_tool(h, "by_id", BY_ID_TOOL, err);
+}
+
+/* 1 when the tool is defined and answers, 0 when it is absent. */
+static int
+state_tool_put(house *h)
+{
+    lh_err err;
+    lh_err_clear(&err);
+    json_t *got = NULL, *args = json_pack("{s:i}", "id", 2), *answer = NULL;
+    int rc = lh_tools_get(h->tools, &ADMIN, "by_id", 0, &got, &err);
+    json_decref(got);
+    if (rc == LH_ENOTFOUND) {
+        json_decref(args);
+        return 0;
+    }
+    must(rc, &err, "tool get");
+    lh_tool_call c = {.principal = &AGENT, .name = "by_id", .arguments = args, .via = "test"};
+    must(lh_tools_call(h->tools, &c, &answer, NULL, &err), &err, "tool call");
+    json_t *row = json_array_get(json_object_get(json_object_get(answer, "result"), "rows"), 0);
+    expect_eq(json_integer_value(json_object_get(row, "score")), 75);
+    json_decref(answer);
+    json_decref(args);
+    return 1;
+}
+
+static void
+prepare_set_score(house *h)
+{
+    prepare_people(h);
+    lh_err err;
+    lh_err_clear(&err);
+    must(put_tool(h, "set_score", SET_SCORE_TOOL, &err), &err, "put set_score");
+}
+
+static int
+call_set_score(house *h, int64_t score, json_t **answer, lh_err *err)
+{
+    json_t *args = json_pack("{s:i, s:I}", "id", 2, "score", (json_int_t)score);
+    lh_tool_call c = {.principal = &AGENT, .name = "set_score", .arguments = args, .via = "test"};
+    int rc = lh_tools_call(h->tools, &c, answer, NULL, err);
+    json_decref(args);
+    return rc;
+}
+
+/* A write tool call: every outcome, failed or not, leaves exactly one audit record. */
+static int
+run_tool_call(house *h, lh_err *err)
+{
+    size_t before = json_array_size(h->records);
+    json_t *answer = NULL;
+    int rc = call_set_score(h, 77, &answer, err);
+    json_decref(answer);
+    expect_eq(json_array_size(h->records), before + 1);
+    const json_t *record = json_array_get(h->records, before);
+    expect_eq(strcmp(json_string_value(json_object_get(record, "outcome")), "ok") == 0, rc == 0);
+    return rc;
+}
+
+static int
+state_tool_call(house *h)
+{
+    int64_t version = dataset_state(h, "people");
+    expect_eq(version == 1 || version == 2, 1);
+    expect_eq(scalar(h, "SELECT score FROM people WHERE id = 2"), version == 1 ? 75 : 77);
+    expect_eq(scalar(h, "SELECT count(*) FROM people"), 3);
+    return (int)version - 1;
+}
+
 static const op ops[] = {
     {"csv ingest (create)", prepare_nothing, run_create, state_create},
     {"json ingest (append)", prepare_people, run_append, state_append},
     {"row changes", prepare_people, run_rows, state_rows},
     {"vector index build", prepare_docs, run_index, state_index},
+    {"tool put", prepare_people, run_tool_put, state_tool_put},
+    {"write tool call", prepare_set_score, run_tool_call, state_tool_call},
 };
 
 /* ---- the loop ------------------------------------------------------------------------ */
@@ -474,6 +606,43 @@ test_faults(void **state)
     }
 }
 
+/* The audit trail refusing a record: a read call answers 503 audit_unavailable and gives
+ * no result; a write has committed by then (all of it: a restart shows the new version
+ * whole) and its 503 names the committed version. */
+static void
+test_audit_unavailable(void **state)
+{
+    (void)state;
+    house h;
+    house_open(&h);
+    prepare_set_score(&h);
+    lh_err err;
+    lh_err_clear(&err);
+    must(put_tool(&h, "by_id", BY_ID_TOOL, &err), &err, "put by_id");
+    h.audit_fails = true;
+    json_t *args = json_pack("{s:i}", "id", 2), *answer = NULL;
+    lh_tool_call c = {.principal = &AGENT, .name = "by_id", .arguments = args, .via = "test"};
+    lh_tool_outcome o;
+    assert_int_equal(lh_tools_call(h.tools, &c, &answer, &o, &err), LH_EUNAVAIL);
+    assert_null(answer);
+    assert_int_equal(err.http_status, 503);
+    assert_string_equal(err.code, "audit_unavailable");
+    assert_string_equal(err.detail, ""); /* a read committed nothing */
+    json_decref(args);
+
+    assert_int_equal(call_set_score(&h, 99, &answer, &err), LH_EUNAVAIL);
+    assert_null(answer);
+    assert_string_equal(err.code, "audit_unavailable");
+    assert_non_null(strstr(err.detail, "committed"));
+    assert_non_null(strstr(err.detail, "\"people\":2"));
+    expect_eq(dataset_state(&h, "people"), 2);
+    house_restart(&h);
+    expect_eq(dataset_state(&h, "people"), 2);
+    expect_eq(scalar(&h, "SELECT score FROM people WHERE id = 2"), 99);
+    assert_int_equal(json_array_size(h.records), 0);
+    house_close(&h);
+}
+
 /* The hooks themselves: unarmed nothing fails; armed, exactly the Nth (or every call from
  * the Nth on, persistent) of the armed kind does. */
 static void
@@ -540,6 +709,9 @@ main(void)
         {"faults_ingest_append", test_faults, NULL, NULL, (void *)&ops[1]},
         {"faults_row_changes", test_faults, NULL, NULL, (void *)&ops[2]},
         {"faults_index_build", test_faults, NULL, NULL, (void *)&ops[3]},
+        {"faults_tool_put", test_faults, NULL, NULL, (void *)&ops[4]},
+        {"faults_tool_call", test_faults, NULL, NULL, (void *)&ops[5]},
+        cmocka_unit_test(test_audit_unavailable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
