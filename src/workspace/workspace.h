@@ -171,6 +171,16 @@ int lh_workspace_rollback(lh_workspaces *w, const lh_principal *p, const char *i
  * (may be NULL) gets how many workspaces changed. */
 int lh_workspace_tick(lh_workspaces *w, int64_t now_us, int *done, lh_err *err);
 
+/* ---- the sweep ---------------------------------------------------------------------------- */
+
+/* Part of POST /maintenance/sweep: remove the delta files under _workspaces/{id}/delta/ of
+ * every bucket that neither a workspace's current version nor one of its snapshots
+ * stages (rows since published or discarded, or a stage that failed), older than
+ * grace_s; files of workspaces this server does not know are kept. Adds to report (the
+ * catalog's): "removed" [{"bucket","key","bytes"}], "removed_bytes", "kept_young",
+ * "errors", and "workspace_deltas_removed", "workspace_deltas_kept_unknown". */
+void lh_workspace_sweep(lh_workspaces *w, int64_t grace_s, bool dry_run, json_t *report);
+
 /* ---- SQL ------------------------------------------------------------------------------------- */
 
 /* The statements to run before `sql` on its own connection (lh_query_opts.prelude): with
