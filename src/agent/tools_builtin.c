@@ -103,7 +103,7 @@ builtin_record(const builtin *b, const char *at)
     if (!schema || !roles) {
         json_decref(schema);
         json_decref(roles);
-        return NULL; /* a bug in the table above: the unit test catches it */
+        return NULL; /* a bug in the table above: every server start would show it */
     }
     return json_pack("{s:s, s:i, s:s, s:s, s:b, s:{s:s, s:s, s:o, s:s, s:{s:s}, s:{s:o, s:[]}, "
                      "s:{s:i, s:i}, s:b}, s:{s:[], s:[]}}",
