@@ -26,6 +26,7 @@
 #include "ingest/ingest.h"
 #include "storage/storage.h"
 #include "vector/vector.h"
+#include "workspace/workspace.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -43,7 +44,8 @@ typedef struct lh_tools_deps {
     lh_engine *engine;          /* the users' engine: sql tools, search filters, references */
     lh_engine *internal_engine; /* row changes (upsert, insert) */
     lh_vectors *vectors;
-    lh_audit_fn audit; /* required */
+    lh_workspaces *workspaces; /* the builtin ws_* tools call it; NULL: there are none */
+    lh_audit_fn audit;         /* required */
     void *audit_ctx;
     /* One audit record by call id (new), for replays; NULL: replays are 503. Called with
      * audit_ctx. */
@@ -85,6 +87,9 @@ typedef enum { LH_TOOLS_NATIVE, LH_TOOLS_OPENAI, LH_TOOLS_MCP } lh_tools_format;
  * with version; OPENAI: [{"type":"function","function":{"name","description",
  * "parameters"}}]; MCP: [{"name","description","inputSchema"}]. Returns new. */
 json_t *lh_tools_list(lh_tools *reg, const lh_principal *who, lh_tools_format format);
+/* Whether name is a builtin tool (ws_create, ws_note, ws_shortlist_add, ws_run_query,
+ * ws_brief, ws_handoff: kind "builtin", never stored, never changed; see README.md). */
+bool lh_tools_is_builtin(const char *name);
 /* "native", "openai", "mcp" → format; -1 when unknown. */
 int lh_tools_format_parse(const char *s);
 
@@ -110,8 +115,8 @@ typedef struct lh_tool_outcome {
  * rate limits (429 rate_limited, outcome->retry_after_s), validate the arguments (400
  * invalid_arguments naming "/arguments/x: rule"), run it, and make the audit record
  * durable — for every outcome — before returning. *result (new):
- * {"call_id","result","took_us"}. When the audit record cannot be written, a read call
- * fails 503 audit_unavailable and its result is dropped; a write has committed by then
+ * {"call_id","result","took_us","dataset_versions"}. When the audit record cannot be written, a
+ * read call fails 503 audit_unavailable and its result is dropped; a write has committed by then
  * and fails 503 audit_unavailable too, the detail naming the committed version (the
  * record is logged in full). o may be NULL. */
 int lh_tools_call(lh_tools *reg, const lh_tool_call *c, json_t **result, lh_tool_outcome *o,

@@ -34,7 +34,13 @@ bool lh_agent__rate_take(lh_rate *r, const lh_rate_limit *limits, size_t n, int6
 
 /* ---- the registry (tools.c, tools_def.c, tools_call.c) ----------------------------------- */
 
-typedef enum { LH_TOOL_SQL, LH_TOOL_SEARCH, LH_TOOL_UPSERT, LH_TOOL_INSERT } lh_tool_kind;
+typedef enum {
+    LH_TOOL_SQL,
+    LH_TOOL_SEARCH,
+    LH_TOOL_UPSERT,
+    LH_TOOL_INSERT,
+    LH_TOOL_BUILTIN
+} lh_tool_kind;
 
 /* One version of a tool, compiled. Immutable once published; reference-counted so a call
  * finishes on the version it started with. */
@@ -62,6 +68,8 @@ struct lh_tools {
 };
 
 void lh_agent__tool_release(lh_tool *t); /* accepts NULL */
+/* Make t the current version of its name (the table takes t's reference). */
+void lh_agent__publish(lh_tools *reg, lh_tool *t);
 /* The current version of name with a reference taken (release it), or NULL. */
 lh_tool *lh_agent__tool_acquire(lh_tools *reg, const char *name);
 /* Version `version` of name with a reference taken (release it): the current one, or
@@ -101,5 +109,21 @@ int lh_agent__call(lh_tools *reg, const lh_tool_call *c, lh_tool *pinned_tool, l
                    json_t **result, lh_tool_outcome *o, lh_err *err);
 /* The SHA-256 (hex) of a result as audit records state it: compact JSON, keys sorted. */
 void lh_agent__result_sha256(const json_t *result, char sha[65]);
+
+/* ---- builtin tools (tools_builtin.c) ------------------------------------------------------ */
+
+/* Whether name is one of the builtin ws_* tools. */
+bool lh_agent__builtin_name(const char *name);
+/* Add the builtin tools to the table (at open, with a workspace module). */
+int lh_agent__builtins_add(lh_tools *reg, lh_err *err);
+/* 409 builtin_tool: name cannot be created, changed or deleted. */
+int lh_agent__builtin_refuse(const char *name, lh_err *err);
+/* Run builtin t (the checks are done): *result new; *rows what it added or returned. */
+int lh_agent__run_builtin(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, int64_t *rows,
+                          json_t **result, lh_err *err);
+/* The workspace a call of builtin t is about (its argument, for ws_create the new one from
+ * result, else the call's), "" when none, into out. */
+void lh_agent__builtin_workspace(const lh_tool *t, const lh_tool_call *c, const json_t *result,
+                                 char *out, size_t size);
 
 #endif

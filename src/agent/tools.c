@@ -49,9 +49,8 @@ lh_agent__tool_acquire(lh_tools *reg, const char *name)
     return t;
 }
 
-/* Make t the current version of its name (the table takes t's reference). */
-static void
-publish(lh_tools *reg, lh_tool *t)
+void
+lh_agent__publish(lh_tools *reg, lh_tool *t)
 {
     pthread_mutex_lock(&reg->lock);
     lh_tool *old = tool_of(json_object_get(reg->tools, t->name));
@@ -60,7 +59,7 @@ publish(lh_tools *reg, lh_tool *t)
     lh_agent__tool_release(old);
 }
 
-static const char *const KINDS[] = {"sql", "search", "upsert", "insert", NULL};
+static const char *const KINDS[] = {"sql", "search", "upsert", "insert", "builtin", NULL};
 
 int
 lh_agent__tool_compile(json_t *record, lh_tool **out, lh_err *err)
@@ -221,7 +220,7 @@ load_one(lh_tools *reg, const char *name, int64_t version)
         json_decref(fields);
         return;
     }
-    publish(reg, t);
+    lh_agent__publish(reg, t);
 }
 
 int
@@ -239,6 +238,8 @@ lh_tools_open(const lh_tools_deps *deps, lh_tools **out, lh_err *err)
     json_t *version;
     json_object_foreach(n.by_name, name, version) load_one(reg, name, json_integer_value(version));
     json_decref(n.by_name);
+    if (rc == 0 && deps->workspaces)
+        rc = lh_agent__builtins_add(reg, err);
     if (rc != 0) {
         lh_tools_close(reg);
         return rc;
@@ -388,6 +389,14 @@ lh_tools_versions(lh_tools *reg, const lh_principal *who, const char *name, json
     lh_tool *t = visible(reg, who, name, err);
     if (!t)
         return LH_ENOTFOUND;
+    if (t->kind == LH_TOOL_BUILTIN && !t->deleted) { /* never stored: its one version */
+        *out = json_pack("[{s:O, s:O, s:O, s:O}]", "version", json_object_get(t->record, "version"),
+                         "created_at", json_object_get(t->record, "created_at"), "created_by",
+                         json_object_get(t->record, "created_by"), "deleted",
+                         json_object_get(t->record, "deleted"));
+        lh_agent__tool_release(t);
+        return 0;
+    }
     lh_agent__tool_release(t);
     json_t *numbers = json_array(), *versions = json_array();
     char *prefix = lh_layout_tool_prefix(name);
@@ -509,7 +518,7 @@ commit(lh_tools *reg, json_t *record, json_t **out, lh_err *err)
     int rc = lh_agent__tool_compile(record, &t, err);
     if (rc == 0 && (rc = store_version(reg, record, err)) == 0) {
         *out = render(record);
-        publish(reg, t);
+        lh_agent__publish(reg, t);
         t = NULL;
     }
     lh_agent__tool_release(t);
@@ -538,6 +547,8 @@ lh_tools_put(lh_tools *reg, const lh_principal *who, const char *name, const jso
         lh_err_detail(err, "got '%.80s'", name);
         return LH_EINVAL;
     }
+    if (reg->deps.workspaces && lh_agent__builtin_name(name))
+        return lh_agent__builtin_refuse(name, err);
     pthread_mutex_lock(&reg->manage_lock);
     lh_tool *cur = lh_agent__tool_acquire(reg, name);
     json_t *derived = NULL, *record = NULL, *clean = NULL;
@@ -575,6 +586,8 @@ lh_tools_delete(lh_tools *reg, const lh_principal *who, const char *name, json_t
     int rc = admins_only(who, err);
     if (rc != 0)
         return rc;
+    if (reg->deps.workspaces && lh_agent__builtin_name(name))
+        return lh_agent__builtin_refuse(name, err);
     pthread_mutex_lock(&reg->manage_lock);
     lh_tool *cur = lh_agent__tool_acquire(reg, name);
     json_t *record = NULL, *shown = NULL;

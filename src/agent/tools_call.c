@@ -16,6 +16,7 @@
 #include "agent/agent_int.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -335,6 +336,8 @@ lh_agent__run(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, const json
         return run_sql(reg, t, c, at, versions, rows, result, err);
     case LH_TOOL_SEARCH:
         return run_search(reg, t, c, at, versions, rows, result, pinned, err);
+    case LH_TOOL_BUILTIN:
+        return lh_agent__run_builtin(reg, t, c, rows, result, err);
     default:
         return run_change(reg, t, c, versions, rows, result, err);
     }
@@ -435,6 +438,10 @@ audit_record(const lh_tool_call *c, const lh_tool *t, const char *call_id, int64
              const json_t *result, const json_t *versions, int64_t rows, int64_t duration_us,
              const char *replay_of, const lh_err *failure)
 {
+    char ws[128];
+    snprintf(ws, sizeof ws, "%s", c->workspace_id ? c->workspace_id : "");
+    if (t && t->kind == LH_TOOL_BUILTIN)
+        lh_agent__builtin_workspace(t, c, result, ws, sizeof ws);
     char ts[LH_TIME_MAX];
     lh_time_format(ts_us, ts);
     json_t *roles = json_array();
@@ -459,7 +466,7 @@ audit_record(const lh_tool_call *c, const lh_tool *t, const char *call_id, int64
         "s:s, s:s?}",
         "call_id", call_id, "ts", ts, "principal", c->principal->name, "roles", roles, "tool",
         c->name, "tool_version", t ? json_integer(t->version) : NULL, "arguments",
-        args ? args : json_null(), "workspace_id", c->workspace_id, "outcome", outcome, "status",
+        args ? args : json_null(), "workspace_id", ws[0] ? ws : NULL, "outcome", outcome, "status",
         status, "error_code", failure ? failure->code : NULL, "rows", (json_int_t)rows,
         "result_sha256", result ? sha : NULL, "dataset_versions", versions, "duration_us",
         (json_int_t)duration_us, "request_id", c->request_id, "via", c->via ? c->via : "?",
@@ -538,8 +545,8 @@ lh_agent__call(lh_tools *reg, const lh_tool_call *c, lh_tool *pinned_tool, lh_ag
         rp->versions = json_incref(versions);
     }
     if (rc == 0)
-        *result = json_pack("{s:s, s:O, s:I}", "call_id", o->call_id, "result", out, "took_us",
-                            (json_int_t)took);
+        *result = json_pack("{s:s, s:O, s:I, s:O}", "call_id", o->call_id, "result", out, "took_us",
+                            (json_int_t)took, "dataset_versions", versions);
     json_decref(out);
     json_decref(record);
     json_decref(versions);

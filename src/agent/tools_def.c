@@ -548,6 +548,9 @@ lh_agent__def_check(lh_tools *reg, const char *name, json_t *def, json_t **deriv
         rc = check_change(reg, LH_TOOL_UPSERT, binding, schema, out, err);
     else if (strcmp(kind, "insert") == 0)
         rc = check_change(reg, LH_TOOL_INSERT, binding, schema, out, err);
+    else if (strcmp(kind, "builtin") == 0)
+        rc = invalid(err, "kind 'builtin' is reserved for the server's own tools (ws_create, "
+                          "ws_note, ws_shortlist_add, ws_run_query, ws_brief, ws_handoff)");
     else
         rc = invalid(err, "kind '%.64s' is not one of sql, search, upsert, insert", kind);
     if (rc != 0) {

@@ -53,5 +53,8 @@ void lh_client_print_table(FILE *out, json_t *columns, json_t *rows);
 int lh_client_ingest(lh_client *c, const char *file, const char *const *params, json_t **result);
 /* The demo's resume index and named tools (demo_tools.c); an exit status. */
 int lh_demo_tools(lh_client *c);
+/* A workspace for one open job order, with a shortlist of candidates picked by SQL and a
+ * note (demo_tools.c); a re-run keeps it and changes nothing. An exit status. */
+int lh_demo_workspace(lh_client *c);
 
 #endif

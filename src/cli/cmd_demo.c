@@ -126,7 +126,9 @@ lh_cmd_demo_help(void)
            "be fractional, e.g. 0.01), ingests it into the running server as CSV exports\n"
            "(replacing earlier demo datasets), indexes the candidates' resumes, registers the\n"
            "named tools agents call (search_candidates, list_open_jobs, update_phone,\n"
-           "create_placement; GET /tools lists them) and runs a few example questions.\n");
+           "create_placement; GET /tools lists them), makes a workspace for one open job\n"
+           "order with a shortlist of candidates and a note (kept on a re-run) and runs a\n"
+           "few example questions.\n");
 }
 
 /* Generate table t's CSV at {dir}/{name}.csv, and its one-row id range table. */
@@ -358,7 +360,7 @@ lh_cmd_demo(int argc, char **argv)
     for (size_t t = 0; t < N_TABLES; t++)
         if ((rc = ingest_table(c, dir, t, &total)) != 0)
             goto out;
-    if ((rc = lh_demo_tools(c)) != 0)
+    if ((rc = lh_demo_tools(c)) != 0 || (rc = lh_demo_workspace(c)) != 0)
         goto out;
     printf("lakehouse demo: %lld rows in %zu datasets\n\n", (long long)total, N_TABLES);
     ask_questions(c);

@@ -212,6 +212,32 @@ audit_get(void *ctx, const char *call_id, json_t **out, lh_err *err)
     return lh_audit_get(ctx, call_id, out, err);
 }
 
+/* A workspace's saved tool call: through the registry like any call, as the caller. A
+ * saved query may not call a builtin ws_* tool (ws_run_query would run itself). */
+static int
+ws_run_tool(void *ctx, const lh_principal *p, const char *tool, const json_t *arguments,
+            const char *workspace_id, json_t **answer, lh_err *err)
+{
+    serve *s = ctx;
+    if (!s->tools)
+        return lh_err_set(err, LH_EUNAVAIL, 503, "starting", "the tool registry is not open yet");
+    if (lh_tools_is_builtin(tool)) {
+        lh_err_set(err, LH_EINVAL, 400, "not_runnable",
+                   "saved query calls '%s', a builtin workspace tool: run it directly", tool);
+        lh_err_hint(err, "save a query that calls a sql or search tool, or SQL");
+        return LH_EINVAL;
+    }
+    json_t *empty = json_object();
+    lh_tool_call c = {.principal = p,
+                      .name = tool,
+                      .arguments = arguments ? arguments : empty,
+                      .workspace_id = workspace_id,
+                      .via = "workspace"};
+    int rc = lh_tools_call(s->tools, &c, answer, NULL, err);
+    json_decref(empty);
+    return rc;
+}
+
 /* The modules above the engines, bottom up, and the HTTP server last. */
 static int
 open_modules(serve *s, lh_err *err)
@@ -252,20 +278,11 @@ open_modules(serve *s, lh_err *err)
                              .work_dir = s->dirs.work_dir};
     if ((rc = lh_vectors_open(&vdeps, &s->vectors, err)) != 0)
         goto out;
-    lh_tools_deps tdeps = {.config = cfg,
-                           .buckets = s->buckets,
-                           .catalog = s->catalog,
-                           .engine = s->engine,
-                           .internal_engine = s->internal_engine,
-                           .vectors = s->vectors,
-                           .audit = audit_append,
-                           .audit_get = audit_get,
-                           .audit_ctx = s->audit};
-    if ((rc = lh_tools_open(&tdeps, &s->tools, err)) != 0)
-        goto out;
     if ((rc = lh_auth_init(&s->principals, cfg, err)) != 0)
         goto out;
     s->principals_ready = true;
+    /* workspaces before tools (the builtin ws_* tools call them); a saved tool call in a
+     * workspace reaches the registry through ws_run_tool once it is open */
     lh_workspace_deps wdeps = {.config = cfg,
                                .buckets = s->buckets,
                                .catalog = s->catalog,
@@ -274,8 +291,22 @@ open_modules(serve *s, lh_err *err)
                                .auth = &s->principals,
                                .audit = lh_audit_activity,
                                .audit_ctx = s->audit,
+                               .run_tool = ws_run_tool,
+                               .tool_ctx = s,
                                .start_timer = true};
     if ((rc = lh_workspace_open(&wdeps, &s->workspaces, err)) != 0)
+        goto out;
+    lh_tools_deps tdeps = {.config = cfg,
+                           .buckets = s->buckets,
+                           .catalog = s->catalog,
+                           .engine = s->engine,
+                           .internal_engine = s->internal_engine,
+                           .vectors = s->vectors,
+                           .workspaces = s->workspaces,
+                           .audit = audit_append,
+                           .audit_get = audit_get,
+                           .audit_ctx = s->audit};
+    if ((rc = lh_tools_open(&tdeps, &s->tools, err)) != 0)
         goto out;
     if ((rc = lh_jobs_start((int)lh_config_int(cfg, "jobs.workers"),
                             (int)lh_config_int(cfg, "jobs.max_queued"),

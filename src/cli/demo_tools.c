@@ -3,7 +3,9 @@
  * named tools over the demo data (search_candidates, list_open_jobs, update_phone,
  * create_placement), registered through the API as an admin would. A second run makes
  * each tool's next version. Definitions are data (JSON text below), so they read as
- * docs/API.md's examples do.
+ * docs/API.md's examples do. Then a workspace for one open job order, as an agent would
+ * leave it: a shortlist of candidates picked by SQL and a note; a second run finds it by
+ * name and leaves it as it is.
  */
 #include "cli/cli.h"
 
@@ -157,5 +159,148 @@ lh_demo_tools(lh_client *c)
         json_decref(out);
         json_decref(def);
     }
+    return rc;
+}
+
+/* The rows of one query (new), or NULL after printing why. */
+static json_t *
+query_rows(lh_client *c, const char *sql)
+{
+    json_t *req = json_pack("{s:s}", "sql", sql), *out = NULL;
+    char *body = json_dumps(req, JSON_COMPACT);
+    long status = 0;
+    int rc = call(c, "POST", "/query", body, &status, &out);
+    free(body);
+    json_decref(req);
+    json_t *rows = rc == 0 ? json_incref(json_object_get(out, "rows")) : NULL;
+    json_decref(out);
+    return rows;
+}
+
+/* The id of the live workspace named name (into id), "" when there is none. */
+static int
+find_workspace(lh_client *c, const char *name, char *id, size_t size)
+{
+    long status = 0;
+    json_t *out = NULL;
+    int rc = call(c, "GET", "/workspaces?kind=search&q=demo", NULL, &status, &out);
+    size_t i;
+    json_t *ws;
+    id[0] = '\0';
+    json_array_foreach(json_object_get(out, "workspaces"), i, ws)
+    {
+        const char *n = json_string_value(json_object_get(ws, "name"));
+        if (n && strcmp(n, name) == 0 && !id[0])
+            snprintf(id, size, "%s", json_string_value(json_object_get(ws, "id")));
+    }
+    json_decref(out);
+    return rc;
+}
+
+/* POST path with body (taken) → *out (new, may be NULL); prints the error. */
+static int
+post(lh_client *c, const char *path, json_t *body, json_t **out)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    long status = 0;
+    int rc = call(c, "POST", path, text, &status, out);
+    free(text);
+    json_decref(body);
+    return rc;
+}
+
+int
+lh_demo_workspace(lh_client *c)
+{
+    /* one open job order and the five most experienced candidates in its city: a SQL pick,
+     * so the same data gives the same shortlist */
+    json_t *jobs = query_rows(c, "SELECT job_order_id, title, city FROM job_orders WHERE "
+                                 "status = 'open' ORDER BY job_order_id LIMIT 1");
+    json_t *job = json_array_get(jobs, 0);
+    if (!job) {
+        json_decref(jobs);
+        fprintf(stderr, "lakehouse demo: no open job order to make a workspace for\n");
+        return jobs ? 1 : 2;
+    }
+    long long job_id = (long long)json_integer_value(json_object_get(job, "job_order_id"));
+    const char *title = json_string_value(json_object_get(job, "title"));
+    const char *city = json_string_value(json_object_get(job, "city"));
+    char *sql = lh_sprintf("SELECT c.candidate_id FROM candidates c JOIN job_orders j ON c.city = "
+                           "j.city WHERE j.job_order_id = %lld ORDER BY c.years_experience DESC, "
+                           "c.candidate_id LIMIT 5",
+                           job_id);
+    json_t *picks = query_rows(c, sql);
+    free(sql);
+    char *name = lh_sprintf("job order %lld (demo)", job_id);
+    char *purpose =
+        lh_sprintf("fill job order %lld: %s in %s", job_id, title ? title : "?", city ? city : "?");
+    char id[128] = "";
+    json_t *out = NULL;
+    int rc = picks ? find_workspace(c, name, id, sizeof id) : 2;
+    bool made = false;
+    if (rc == 0 && !id[0]) { /* a re-run keeps the one made before */
+        rc = post(c, "/workspaces",
+                  json_pack("{s:s, s:s, s:s, s:s, s:[s,s]}", "name", name, "kind", "search", "tier",
+                            "weekly", "description", purpose, "tags", "demo", "staffing"),
+                  &out);
+        if (rc == 0)
+            snprintf(id, sizeof id, "%s", json_string_value(json_object_get(out, "id")));
+        made = rc == 0;
+        json_decref(out);
+        out = NULL;
+    }
+    /* only what is not on the list yet: a re-run changes nothing */
+    json_t *have = NULL;
+    if (rc == 0 && !made) {
+        long status = 0;
+        char *path_get = lh_sprintf("/workspaces/%s", id);
+        rc = call(c, "GET", path_get, NULL, &status, &have);
+        free(path_get);
+    }
+    const json_t *listed = json_object_get(
+        json_object_get(json_object_get(have, "shortlists"), "finalists"), "records");
+    json_t *records = json_array();
+    size_t i, j;
+    json_t *r, *x;
+    json_array_foreach(picks, i, r)
+    {
+        const json_t *cand = json_object_get(r, "candidate_id");
+        bool there = false;
+        json_array_foreach(listed, j, x)
+        {
+            there = there || json_equal(json_object_get(json_object_get(x, "key"), "candidate_id"),
+                                        (json_t *)cand);
+        }
+        if (!there)
+            json_array_append_new(records,
+                                  json_pack("{s:s, s:O, s:s}", "dataset", "candidates", "key", cand,
+                                            "note", "most years in the job's city"));
+    }
+    json_decref(have);
+    char *path = lh_sprintf("/workspaces/%s/shortlists/finalists/records", id);
+    if (rc == 0 && json_array_size(records) > 0)
+        rc = post(c, path, json_pack("{s:o}", "records", records), &out);
+    else
+        json_decref(records);
+    free(path);
+    json_decref(out);
+    out = NULL;
+    if (rc == 0 && made) {
+        path = lh_sprintf("/workspaces/%s/notes", id);
+        rc = post(c, path,
+                  json_pack("{s:s}", "text",
+                            "shortlist: the five candidates with the most years of experience "
+                            "in the job's city; call them before the end of the week"),
+                  &out);
+        free(path);
+        json_decref(out);
+    }
+    if (rc == 0)
+        fprintf(stderr, "  workspace %-18s %s, %zu on the shortlist%s\n", id, name,
+                json_array_size(picks), made ? "" : " (kept from an earlier run)");
+    json_decref(picks);
+    json_decref(jobs);
+    free(purpose);
+    free(name);
     return rc;
 }

@@ -170,8 +170,11 @@ lh_h_sweep(lh_req *req, lh_resp *resp)
         lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter", "'dry_run' must be true or false");
         return lh_resp_error(resp, &err);
     }
-    return lh_resp_json(
-        resp, 200, lh_catalog_sweep(req->srv->catalog, grace_s, dry && strcmp(dry, "true") == 0));
+    bool dry_run = dry && strcmp(dry, "true") == 0;
+    json_t *report = lh_catalog_sweep(req->srv->catalog, grace_s, dry_run);
+    if (req->srv->workspaces)
+        lh_workspace_sweep(req->srv->workspaces, grace_s, dry_run, report);
+    return lh_resp_json(resp, 200, report);
 }
 
 int

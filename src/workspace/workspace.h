@@ -31,6 +31,13 @@ typedef struct lh_workspaces lh_workspaces;
 typedef int (*lh_ws_audit_fn)(void *ctx, const char *workspace_id, const char *since, json_t **out,
                               lh_err *err);
 
+/* Call tool with arguments as p, tagged with workspace_id (a saved query of kind tool):
+ * *answer (new) as lh_tools_call answers, {"call_id","result","took_us",
+ * "dataset_versions"}. */
+typedef int (*lh_ws_tool_fn)(void *ctx, const lh_principal *p, const char *tool,
+                             const json_t *arguments, const char *workspace_id, json_t **answer,
+                             lh_err *err);
+
 typedef struct lh_workspace_deps {
     const lh_config *config; /* [workspace] keys */
     lh_buckets *buckets;     /* versions go to the primary bucket */
@@ -40,6 +47,8 @@ typedef struct lh_workspace_deps {
     const lh_auth *auth;  /* who may be given a workspace (handoff, members) */
     lh_ws_audit_fn audit; /* NULL until the audit log is wired in */
     void *audit_ctx;
+    lh_ws_tool_fn run_tool; /* NULL: saved tool calls answer 501 */
+    void *tool_ctx;
     bool start_timer; /* run the tier timer ([workspace] tick_s) */
 } lh_workspace_deps;
 
@@ -138,8 +147,10 @@ int lh_workspace_discard(lh_workspaces *w, const lh_principal *p, const char *id
 /* body {"sql", "description"} or {"tool", "arguments", "description"}. */
 int lh_workspace_query_save(lh_workspaces *w, const lh_principal *p, const char *id,
                             const char *name, const json_t *body, json_t **out, lh_err *err);
-/* Run a saved SQL query with the workspace's delta layer; keeps and returns {"rows",
- * "row_count","sha256","datasets": {name: version},"at","by"}. */
+/* Run a saved query: SQL with the workspace's delta layer, or a tool call through
+ * deps.run_tool as p; keeps and returns {"rows","row_count","sha256","datasets": {name:
+ * {"version"}},"at","by"} (a tool call adds "tool" and "call_id"; its rows are the
+ * result's "rows" or "hits", else the result as one row). */
 int lh_workspace_query_run(lh_workspaces *w, const lh_principal *p, const char *id,
                            const char *name, int64_t timeout_ms, int64_t max_bytes, json_t **out,
                            lh_err *err);
@@ -159,6 +170,16 @@ int lh_workspace_rollback(lh_workspaces *w, const lh_principal *p, const char *i
  * are due, trimming old ones, compacting activity past its tier's retention. *done
  * (may be NULL) gets how many workspaces changed. */
 int lh_workspace_tick(lh_workspaces *w, int64_t now_us, int *done, lh_err *err);
+
+/* ---- the sweep ---------------------------------------------------------------------------- */
+
+/* Part of POST /maintenance/sweep: remove the delta files under _workspaces/{id}/delta/ of
+ * every bucket that neither a workspace's current version nor one of its snapshots
+ * stages (rows since published or discarded, or a stage that failed), older than
+ * grace_s; files of workspaces this server does not know are kept. Adds to report (the
+ * catalog's): "removed" [{"bucket","key","bytes"}], "removed_bytes", "kept_young",
+ * "errors", and "workspace_deltas_removed", "workspace_deltas_kept_unknown". */
+void lh_workspace_sweep(lh_workspaces *w, int64_t grace_s, bool dry_run, json_t *report);
 
 /* ---- SQL ------------------------------------------------------------------------------------- */
 

@@ -137,6 +137,93 @@ datasets_read(lh_workspaces *w, const char *sql, const json_t *doc)
     return out;
 }
 
+/* Keep run as the newest run of saved query name (at most 20 kept); then answer it with
+ * rows. Takes run. */
+static int
+record_run(lh_workspaces *w, const lh_principal *p, const char *id, const char *name, json_t *run,
+           const json_t *rows, json_t **out, lh_err *err)
+{
+    ws_edit e;
+    int rc = lh_ws__begin(w, p, id, WS_WRITE, false, &e, err);
+    if (rc == 0) {
+        json_t *qd = json_object_get(json_object_get(e.doc, "queries"), name);
+        json_t *runs = json_object_get(qd, "runs");
+        if (qd == NULL) { /* removed meanwhile: report the run, keep nothing */
+            lh_ws__abort(&e);
+        } else {
+            json_array_append(runs, run);
+            while (json_array_size(runs) > 20)
+                json_array_remove(runs, 0);
+            json_object_set(qd, "last_run", run);
+            rc = lh_ws__commit(&e, p->name, "query_run",
+                               json_pack("{s:s, s:O, s:O}", "name", name, "row_count",
+                                         json_object_get(run, "row_count"), "sha256",
+                                         json_object_get(run, "sha256")),
+                               NULL, err);
+        }
+    }
+    if (rc == 0) {
+        json_object_set(run, "rows", rows ? (json_t *)rows : json_array());
+        json_object_set_new(run, "name", json_string(name));
+        *out = run;
+    } else {
+        json_decref(run);
+    }
+    return rc;
+}
+
+/* A run's fields from the rows it returned: {"at","by","row_count","sha256"} (new). */
+static json_t *
+new_run(const lh_principal *p, const json_t *rows)
+{
+    char *rows_text = json_dumps(rows ? rows : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    char hex[65];
+    lh_sha256_hex(rows_text, strlen(rows_text), hex);
+    free(rows_text);
+    char now[LH_TIME_MAX];
+    lh_ws__now(now);
+    return json_pack("{s:s, s:s, s:I, s:s}", "at", now, "by", p->name, "row_count",
+                     (json_int_t)json_array_size(rows), "sha256", hex);
+}
+
+/* A saved tool call, run through the registry as p (deps.run_tool). */
+static int
+run_tool_query(lh_workspaces *w, const lh_principal *p, const char *id, const char *name,
+               const json_t *saved, json_t **out, lh_err *err)
+{
+    if (!w->deps.run_tool) {
+        lh_err_set(err, LH_EINVAL, 501, "not_runnable",
+                   "saved tool calls cannot be run without a tool registry");
+        return LH_EINVAL;
+    }
+    json_t *answer = NULL;
+    int rc = w->deps.run_tool(w->deps.tool_ctx, p, lh_ws__str(saved, "tool"),
+                              json_object_get(saved, "arguments"), id, &answer, err);
+    if (rc != 0)
+        return rc;
+    const json_t *result = json_object_get(answer, "result");
+    json_t *rows = json_object_get(result, "rows");
+    if (!json_is_array(rows))
+        rows = json_object_get(result, "hits");
+    json_t *own = json_is_array(rows) ? json_incref(rows) : json_pack("[O]", result);
+    json_t *versions = json_object();
+    const char *ds;
+    json_t *v;
+    json_object_foreach(json_object_get(answer, "dataset_versions"), ds, v)
+        json_object_set_new(versions, ds, json_pack("{s:O}", "version", v));
+    json_t *run = new_run(p, own);
+    json_object_set_new(run, "datasets", versions);
+    json_object_set(run, "truncated",
+                    json_is_true(json_object_get(result, "truncated")) ? json_true()
+                                                                       : json_false());
+    json_object_set(run, "call_id", json_object_get(answer, "call_id"));
+    json_object_set_new(run, "tool", json_string(lh_ws__str(saved, "tool")));
+    rc = record_run(w, p, id, name, run, own, out, err);
+    json_decref(own);
+    json_decref(answer);
+    return rc;
+}
+
 int
 lh_workspace_query_run(lh_workspaces *w, const lh_principal *p, const char *id, const char *name,
                        int64_t timeout_ms, int64_t max_bytes, json_t **out, lh_err *err)
@@ -152,10 +239,9 @@ lh_workspace_query_run(lh_workspaces *w, const lh_principal *p, const char *id, 
         rc = lh_err_set(err, LH_ENOTFOUND, 404, "query_not_found", "no saved query '%.64s'", name);
         lh_err_hint(err, "save one with PUT /workspaces/%s/queries/{name}", id);
     }
-    if (rc == 0 && strcmp(lh_ws__str(saved, "kind"), "sql") != 0) {
-        rc = lh_err_set(err, LH_EINVAL, 501, "not_runnable",
-                        "saved tool calls cannot be run here yet");
-        lh_err_hint(err, "an agent runs it through the tool registry");
+    if (rc == 0 && strcmp(lh_ws__str(saved, "kind"), "tool") == 0) {
+        rc = run_tool_query(w, p, id, name, saved, out, err);
+        goto out;
     }
     const char *sql = lh_ws__str(saved, "sql");
     if (rc == 0)
@@ -187,40 +273,12 @@ lh_workspace_query_run(lh_workspaces *w, const lh_principal *p, const char *id, 
     json_error_t jerr;
     result = json_loadb(text.data, text.len, 0, &jerr);
     json_t *rows = json_object_get(result, "rows");
-    char *rows_text = json_dumps(rows ? rows : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
-    char hex[65];
-    lh_sha256_hex(rows_text, strlen(rows_text), hex);
-    free(rows_text);
-    char now[LH_TIME_MAX];
-    lh_ws__now(now);
-    json_t *run = json_pack(
-        "{s:s, s:s, s:I, s:s, s:o, s:O}", "at", now, "by", p->name, "row_count",
-        (json_int_t)json_array_size(rows), "sha256", hex, "datasets", versions, "truncated",
-        json_object_get(result, "truncated") ? json_object_get(result, "truncated") : json_false());
-    ws_edit e;
-    if ((rc = lh_ws__begin(w, p, id, WS_WRITE, false, &e, err)) == 0) {
-        json_t *qd = json_object_get(json_object_get(e.doc, "queries"), name);
-        json_t *runs = json_object_get(qd, "runs");
-        if (qd == NULL) { /* removed meanwhile: report the run, keep nothing */
-            lh_ws__abort(&e);
-        } else {
-            json_array_append(runs, run);
-            while (json_array_size(runs) > 20)
-                json_array_remove(runs, 0);
-            json_object_set(qd, "last_run", run);
-            rc = lh_ws__commit(&e, p->name, "query_run",
-                               json_pack("{s:s, s:O, s:s}", "name", name, "row_count",
-                                         json_object_get(run, "row_count"), "sha256", hex),
-                               NULL, err);
-        }
-    }
-    if (rc == 0) {
-        json_object_set(run, "rows", rows ? rows : json_array());
-        json_object_set_new(run, "name", json_string(name));
-        *out = run;
-    } else {
-        json_decref(run);
-    }
+    json_t *run = new_run(p, rows);
+    json_object_set_new(run, "datasets", versions);
+    json_object_set(run, "truncated",
+                    json_object_get(result, "truncated") ? json_object_get(result, "truncated")
+                                                         : json_false());
+    rc = record_run(w, p, id, name, run, rows, out, err);
 out:
     lh_query_free(q);
     lh_ws_prelude_free(prelude);

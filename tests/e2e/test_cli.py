@@ -59,6 +59,11 @@ class Cli(harness.ServerTestCase):
         self.assertEqual(rc, 1)
         self.assertIn("cannot reach the server", err)
 
+    def demo_workspaces(self):
+        st, _, res = self.srv.request("GET", "/workspaces?q=demo", who="admin")
+        self.assertEqual(st, 200, res)
+        return [w for w in res["workspaces"] if w["name"].endswith("(demo)")]
+
     def test_demo_small(self):
         rc, out, err = self.cli("demo", "--scale", "0.002")
         self.assertEqual(rc, 0, err)
@@ -72,16 +77,37 @@ class Cli(harness.ServerTestCase):
         self.assertEqual(res["rows"], [{"n": 100}])  # every foreign key resolves
         # the agents' tools over the demo data, callable at once
         st, _, res = self.srv.request("GET", "/tools", who="admin")
-        self.assertEqual(sorted(t["name"] for t in res["tools"]),
+        self.assertEqual(sorted(t["name"] for t in res["tools"] if t["kind"] != "builtin"),
                          ["create_placement", "list_open_jobs", "search_candidates",
                           "update_phone"])
         st, _, res = self.srv.request("POST", "/tools/list_open_jobs/call", who="admin",
                                       body={"arguments": {}})
         self.assertEqual(st, 403, res)  # admins manage tools; the allow list says who calls
         self.assertEqual(res["error"]["code"], "not_allowed")
-        # a second run replaces the datasets instead of failing
+        # a workspace for one open job order: a shortlist picked by SQL and a note
+        ws = self.demo_workspaces()
+        self.assertEqual(len(ws), 1, ws)
+        wid = ws[0]["id"]
+        self.assertIn("workspace " + wid, err)
+        first = self.srv.request("GET", "/workspaces/" + wid, who="admin")[2]
+        finalists = first["shortlists"]["finalists"]["records"]
+        self.assertEqual(len(finalists), 5)
+        self.assertEqual({r["dataset"] for r in finalists}, {"candidates"})
+        self.assertEqual(len(first["notes"]), 1)
+        st, _, res = self.srv.request("POST", "/query", who="admin", body={
+            "sql": "SELECT count(*) AS n FROM candidates c JOIN job_orders j ON c.city = j.city "
+                   "WHERE j.job_order_id = %d AND c.candidate_id IN (%s)" % (
+                       int(first["name"].split()[2]),
+                       ",".join(str(r["key"]["candidate_id"]) for r in finalists))})
+        self.assertEqual(res["rows"], [{"n": 5}], res)  # all in the job's city
+        # a second run replaces the datasets instead of failing, and keeps the workspace
         rc, out, err = self.cli("demo", "--scale", "0.002")
         self.assertEqual(rc, 0, err)
+        self.assertIn("kept from an earlier run", err)
+        self.assertEqual([w["id"] for w in self.demo_workspaces()], [wid])
+        again = self.srv.request("GET", "/workspaces/" + wid, who="admin")[2]
+        self.assertEqual(again["shortlists"]["finalists"]["records"], finalists)
+        self.assertEqual(again["notes"], first["notes"])
         rc, out, err = self.cli("demo", "--scale", "zero")
         self.assertEqual(rc, 2)
 

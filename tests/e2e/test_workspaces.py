@@ -340,8 +340,9 @@ class Workspaces(harness.ServerTestCase):
         _, run2 = self.req("POST", "/workspaces/%s/queries/big/run" % wid, who="loader",
                            status=200)
         self.assertEqual(run["sha256"], run2["sha256"])
+        # a saved tool call runs through the registry (test_ws_tools.py): no such tool here
         st, out = self.req("POST", "/workspaces/%s/queries/by_tool/run" % wid, who="loader")
-        self.assertEqual(st, 501, out)
+        self.assertEqual((st, out["error"]["code"]), (404, "tool_not_found"), out)
         st, out = self.req("POST", "/workspaces/%s/queries/none/run" % wid, who="loader")
         self.assertEqual(st, 404, out)
         _, ws = self.req("GET", "/workspaces/" + wid, who="loader", status=200)
@@ -474,6 +475,71 @@ class PublishCrash(harness.ServerTestCase):
         _, _, ws = self.srv.request("GET", "/workspaces/" + wid, who="loader")
         self.assertIn("intent", ws["staged"])
         self.assertEqual(ws["change"]["op"], "publish_abandoned")
+
+
+class DeltaSweep(harness.ServerTestCase):
+    """POST /maintenance/sweep removes delta files of published or discarded staging that
+    neither a workspace's current version nor a snapshot stages, respecting grace_s."""
+    principals = PRINCIPALS
+    extra_toml = Workspaces.extra_toml
+    req, query = Workspaces.req, Workspaces.query
+    create_dataset, new_ws = Workspaces.create_dataset, Workspaces.new_ws
+
+    def test_sweep_removes_unreferenced_deltas(self):
+        self.create_dataset("swept")
+        stage = lambda wid, rows: self.req(  # noqa: E731
+            "POST", "/workspaces/%s/datasets/swept/rows" % wid, {"upsert": rows}, who="loader",
+            status=200)
+        files = lambda wid: [f["path"] for f in self.req(  # noqa: E731
+            "GET", "/workspaces/" + wid, who="loader")[1]["staged"]["swept"]["files"]]
+        published, discarded, kept, pinned = (self.new_ws(who="loader") for _ in range(4))
+        stage(published, [{"id": 1, "score": 5}])
+        stage(published, [{"id": 2, "score": 6}])
+        stage(discarded, [{"id": 3, "score": 7}])
+        stage(kept, [{"id": 4, "score": 8}])
+        stage(pinned, [{"id": 5, "score": 9}])
+        gone = files(published) + files(discarded)
+        stay = files(kept) + files(pinned)
+        self.assertEqual((len(gone), len(stay)), (3, 2))
+        self.req("POST", "/workspaces/%s/publish" % published, {}, who="loader", status=200)
+        self.req("POST", "/workspaces/%s/discard" % discarded, {}, who="loader", status=200)
+        _, snap = self.req("POST", "/workspaces/%s/snapshots" % pinned, {}, who="loader",
+                           status=201)
+        self.req("POST", "/workspaces/%s/discard" % pinned, {}, who="loader", status=200)
+
+        def on_disk():
+            out = set()
+            for d, _, names in os.walk(self.srv.data_dir):
+                for n in names:
+                    p = os.path.join(d, n).replace(os.sep, "/")
+                    if "/_workspaces/" in p and "/delta/" in p:
+                        out.add(p[p.index("_workspaces/"):])
+            return out
+        self.assertEqual(on_disk(), set(gone + stay))
+        # young files are kept
+        _, rep = self.req("POST", "/maintenance/sweep?grace_s=3600", who="owner", status=200)
+        self.assertEqual(rep["workspace_deltas_removed"], 0)
+        self.assertGreaterEqual(rep["kept_young"], 3)
+        # a dry run names them and removes nothing
+        _, rep = self.req("POST", "/maintenance/sweep?grace_s=0&dry_run=true", who="owner",
+                          status=200)
+        named = {r["key"] for r in rep["removed"] if "/delta/" in r["key"]}
+        self.assertEqual(named, set(gone))
+        self.assertEqual(on_disk(), set(gone + stay))
+        _, rep = self.req("POST", "/maintenance/sweep?grace_s=0", who="owner", status=200)
+        self.assertEqual(rep["workspace_deltas_removed"], 3, rep)
+        self.assertEqual(rep["errors"], [])
+        self.assertEqual(on_disk(), set(stay))
+        # what is still staged reads as before; the snapshot's staging comes back whole
+        self.assertEqual(self.query("SELECT score FROM swept WHERE id = 4", workspace_id=kept),
+                         [{"score": 8}])
+        self.req("POST", "/workspaces/%s/snapshots/%d/rollback" % (pinned, snap["id"]), {},
+                 who="loader", status=200)
+        self.assertEqual(self.query("SELECT score FROM swept WHERE id = 5", workspace_id=pinned),
+                         [{"score": 9}])
+        # the published rows are in the dataset
+        self.assertEqual(self.query("SELECT score FROM swept WHERE id IN (1, 2) ORDER BY id"),
+                         [{"score": 5}, {"score": 6}])
 
 
 if __name__ == "__main__":
