@@ -48,7 +48,7 @@ class CliTools(harness.ServerTestCase):
         self.assertEqual(rc, 0, err)
         self.assertIn("by_city", out)
         self.assertIn("People in a city", out)
-        self.assertIn("(1 tool)", out)
+        self.assertIn("(7 tools)", out)  # by_city and the six builtin ws_* tools
         rc, out, err = self.cli("tools", "--format", "openai")
         self.assertEqual(rc, 0, err)
         listed = json.loads(out)

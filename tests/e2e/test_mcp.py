@@ -168,7 +168,8 @@ class Mcp(harness.ServerTestCase):
             {"name": "top_people", "arguments": {"min_score": -1}},
             {"name": "top_people", "arguments": {"min_score": 9, "x": "1' OR 1=1 --"}},
             {"name": "no_such_tool", "arguments": {}}])
-        tools = out["tools"]["ok"]["tools"]
+        # (the builtin ws_* workspace tools are listed too)
+        tools = [t for t in out["tools"]["ok"]["tools"] if not t["name"].startswith("ws_")]
         self.assertEqual([t["name"] for t in tools], ["top_people"])
         self.assertEqual(tools[0]["inputSchema"]["required"], ["min_score"])
         self.assertTrue(tools[0]["annotations"]["readOnlyHint"])
@@ -200,7 +201,7 @@ class Mcp(harness.ServerTestCase):
         self.define_tool()
         # the analyst is not in the tool's allow list: the list hides it, a call is refused
         out = self.sdk("analyst", calls=[{"name": "top_people", "arguments": {"min_score": 1}}])
-        self.assertEqual(out["tools"]["ok"]["tools"], [])
+        self.assertNotIn("top_people", [t["name"] for t in out["tools"]["ok"]["tools"]])
         call = out["calls"][0]
         if "ok" in call:
             self.assertTrue(call["ok"]["isError"])
