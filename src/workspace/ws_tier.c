@@ -163,9 +163,12 @@ record_run(lh_workspaces *w, const lh_principal *p, const char *id, const char *
         }
     }
     if (rc == 0) {
-        json_object_set(run, "rows", rows ? (json_t *)rows : json_array());
-        json_object_set_new(run, "name", json_string(name));
-        *out = run;
+        /* the answer is a copy: `run` itself is now part of the workspace's document */
+        json_t *answer = json_copy(run);
+        json_decref(run);
+        json_object_set_new(answer, "rows", rows ? json_incref((json_t *)rows) : json_array());
+        json_object_set_new(answer, "name", json_string(name));
+        *out = answer;
     } else {
         json_decref(run);
     }
