@@ -155,6 +155,23 @@ class Workspaces(harness.ServerTestCase):
         self.assertEqual(sl["records"][1]["row"], {"name": "n1", "score": 999})
         st, out = self.req("GET", base + "?columns=nope")
         self.assertEqual(st, 400, out)
+        # bad bodies for remove and reorder: 400 (404 for a list that does not exist), and
+        # the shortlist is unchanged
+        for path, body in (("/reorder", {"order": "x"}), ("/reorder", {"order": [5]}),
+                           ("/remove", {"records": 5}),
+                           ("/remove", {"records": [{"dataset": "cands"}]}),
+                           ("/remove", {"records": [], "extra": 1})):
+            st, out = self.req("POST", base + path, body)
+            self.assertEqual(st, 400, (path, body, out))
+            self.assertIn("message", out["error"])
+        st, _, out = self.srv.request("POST", base + "/reorder", body=b'{"order": [',
+                                   who="scout", headers={"Content-Type": "application/json"})
+        self.assertEqual((st, out["error"]["code"]), (400, "invalid_json"), out)
+        st, out = self.req("POST", "/workspaces/%s/shortlists/none/reorder" % wid,
+                           {"order": [{"dataset": "cands", "key": 3}]})
+        self.assertEqual(st, 404, out)
+        _, sl = self.req("GET", base, status=200)
+        self.assertEqual([r["key"]["id"] for r in sl["records"]], [3, 1, 2])
         _, sl = self.req("POST", base + "/remove", {"records": [{"dataset": "cands", "key": 2}]},
                          status=200)
         self.assertEqual([r["key"]["id"] for r in sl["records"]], [3, 1])
