@@ -70,21 +70,6 @@ parse_point(const json_t *j, const char *what, lh_as_of *at, lh_err *err)
 
 /* ---- which datasets the query reads ------------------------------------------------------ */
 
-/* Whether `name` appears in sql as a word of its own (datasets are named in lowercase;
- * SQL folds unquoted names). */
-static bool
-mentions(const char *sql, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = sql; (p = strcasestr(p, name)) != NULL; p += n) {
-        bool before = p > sql && (isalnum((unsigned char)p[-1]) || p[-1] == '_');
-        bool after = isalnum((unsigned char)p[n]) || p[n] == '_';
-        if (!before && !after)
-            return true;
-    }
-    return false;
-}
-
 /* Every table name in a serialized parse tree (names: a set, lowercased). */
 static void
 collect_tables(const json_t *node, json_t *names)
@@ -148,7 +133,7 @@ add_global(lh_catalog *c, const char *sql, const json_t *names, bool parsed, con
         if (ds->manifest == NULL || strcmp(str_of(ds->manifest, "state"), "live") != 0 ||
             json_object_get(points, ds->name))
             continue;
-        if (parsed ? json_object_get(names, ds->name) == NULL : !mentions(sql, ds->name))
+        if (parsed ? json_object_get(names, ds->name) == NULL : !lh_sql_mentions(sql, ds->name))
             continue;
         *ats = lh_realloc(*ats, (*n_ats + 1) * sizeof **ats);
         (*ats)[*n_ats] = *all;

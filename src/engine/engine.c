@@ -6,6 +6,7 @@
  */
 #include "engine/engine_int.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -451,6 +452,19 @@ lh_sql_quote(lh_buf *out, const char *s)
         lh_buf_append(out, s, 1);
     }
     lh_buf_append(out, "'", 1);
+}
+
+bool
+lh_sql_mentions(const char *sql, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = sql; (p = strcasestr(p, name)) != NULL; p += n) {
+        bool before = p > sql && (isalnum((unsigned char)p[-1]) || p[-1] == '_');
+        bool after = isalnum((unsigned char)p[n]) || p[n] == '_';
+        if (!before && !after)
+            return true;
+    }
+    return false;
 }
 
 void

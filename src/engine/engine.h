@@ -94,6 +94,9 @@ int lh_engine_rows(lh_engine *eng, const char *sql, json_t **out, lh_err *err);
 int lh_engine_row(lh_engine *eng, const char *sql, json_t **out, lh_err *err);
 /* Append s as a SQL string literal ('it''s') to out. */
 void lh_sql_quote(lh_buf *out, const char *s);
+/* Whether `name` appears in sql as a word of its own, without case (a cheap first filter
+ * before a parse: it may find a name inside a string literal or comment). */
+bool lh_sql_mentions(const char *sql, const char *name);
 /* lh_sql_quote, or a NULL of type VARCHAR when s is NULL. */
 void lh_sql_quote_or_null(lh_buf *out, const char *s);
 /* Append name as a quoted identifier ("order") to out. */

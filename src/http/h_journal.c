@@ -35,17 +35,8 @@ lh_h_journal_events(lh_req *req, lh_resp *resp)
                           .until = lh_req_query(req, "until")};
     if (lh_req_query_int(req, "limit", 1000, 1, 10000, &f.limit, &err) != 0)
         return lh_resp_error(resp, &err);
-    const char *cursor = lh_req_query(req, "cursor");
-    if (cursor) {
-        char *end = NULL;
-        long long off = cursor[0] == 'o' ? strtoll(cursor + 1, &end, 10) : -1;
-        if (off < 0 || !end || *end != '\0') {
-            lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
-                       "'cursor' must be a next_cursor from an earlier answer");
-            return lh_resp_error(resp, &err);
-        }
-        f.offset = off;
-    }
+    if (lh_req_query_offset_cursor(req, &f.offset, &err) != 0)
+        return lh_resp_error(resp, &err);
     if ((f.since && !looks_like_time(f.since)) || (f.until && !looks_like_time(f.until))) {
         lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
                    "'since' and 'until' must be ISO 8601 times (2026-03-01 or "

@@ -126,17 +126,8 @@ lh_h_ws_activity(lh_req *req, lh_resp *resp)
                            &err) != 0 ||
         lh_req_query_int(req, "limit", 100, 1, 1000, &f.limit, &err) != 0)
         return lh_resp_error(resp, &err);
-    const char *cursor = lh_req_query(req, "cursor");
-    if (cursor) {
-        char *end = NULL;
-        long long off = cursor[0] == 'o' ? strtoll(cursor + 1, &end, 10) : -1;
-        if (off < 0 || !end || *end != '\0') {
-            lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
-                       "'cursor' must be a next_cursor from an earlier answer");
-            return lh_resp_error(resp, &err);
-        }
-        f.offset = off;
-    }
+    if (lh_req_query_offset_cursor(req, &f.offset, &err) != 0)
+        return lh_resp_error(resp, &err);
     json_t *out = NULL;
     int rc = lh_workspace_activity(req->srv->workspaces, req->principal, lh_req_param(req, "id"),
                                    &f, &out, &err);

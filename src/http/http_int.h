@@ -120,6 +120,9 @@ const char *lh_req_header(const lh_req *req, const char *name);
  * invalid_parameter naming the argument and its range otherwise. */
 int lh_req_query_int(const lh_req *req, const char *name, int64_t def, int64_t min, int64_t max,
                      int64_t *out, lh_err *err);
+/* Query argument `cursor` of an offset-paged listing ("o{N}", as its next_cursor gives):
+ * *offset is N, or 0 when absent; 400 invalid_parameter otherwise. */
+int lh_req_query_offset_cursor(const lh_req *req, int64_t *offset, lh_err *err);
 /* Parse the body as a JSON object. 400 invalid_json (with line:column) otherwise.
  * Returns new in *out. An empty body is an error unless allow_empty (then {}). */
 int lh_req_json(lh_req *req, bool allow_empty, json_t **out, lh_err *err);

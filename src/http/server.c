@@ -183,6 +183,22 @@ lh_req_query_int(const lh_req *req, const char *name, int64_t def, int64_t min, 
     return 0;
 }
 
+int
+lh_req_query_offset_cursor(const lh_req *req, int64_t *offset, lh_err *err)
+{
+    const char *cursor = lh_req_query(req, "cursor");
+    *offset = 0;
+    if (cursor == NULL)
+        return 0;
+    char *end = NULL;
+    long long off = cursor[0] == 'o' ? strtoll(cursor + 1, &end, 10) : -1;
+    if (off < 0 || !end || *end != '\0')
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'cursor' must be a next_cursor from an earlier answer");
+    *offset = off;
+    return 0;
+}
+
 const char *
 lh_req_header(const lh_req *req, const char *name)
 {

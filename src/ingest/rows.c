@@ -153,6 +153,28 @@ check_request(rows_ctx *x, lh_err *err)
     return rc;
 }
 
+/* x's columns and primary key from manifest m, then the request checked against them:
+ * 400 no_primary_key when the dataset has none. */
+static int
+prepare(rows_ctx *x, const json_t *m, lh_err *err)
+{
+    x->columns = json_object_get(m, "columns");
+    x->key = json_object_get(json_object_get(m, "metadata"), "primary_key");
+    x->n_cols = json_array_size(x->columns);
+    x->n_key = json_array_size(x->key);
+    if (x->n_key == 0) {
+        int rc = lh_err_set(err, LH_EINVAL, 400, "no_primary_key",
+                            "dataset '%s' has no primary key", x->o->dataset);
+        lh_err_hint(err, "declare one: PATCH /catalog/datasets/%s {\"primary_key\": [\"id\"]}",
+                    x->o->dataset);
+        return rc;
+    }
+    x->key_pos = lh_calloc(x->n_key, sizeof *x->key_pos);
+    for (size_t k = 0; k < x->n_key; k++)
+        x->key_pos[k] = col_index(x, json_string_value(json_array_get(x->key, k)));
+    return check_request(x, err);
+}
+
 /* The request as NDJSON for DuckDB: {"_i", "_op", "_given": [names], "c0": text, ...};
  * every value travels as text (JSON columns as their JSON text) and is cast to the
  * column's type in SQL, where a value that does not fit is found by row. */
@@ -519,21 +541,7 @@ lh_ingest_rows(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_ro
                               o->allow_bucket, o->allow_ctx, &t, err);
     if (rc != 0)
         goto out;
-    x.columns = json_object_get(t.cur, "columns");
-    x.key = json_object_get(json_object_get(t.cur, "metadata"), "primary_key");
-    x.n_cols = json_array_size(x.columns);
-    x.n_key = json_array_size(x.key);
-    if (x.n_key == 0) {
-        rc = lh_err_set(err, LH_EINVAL, 400, "no_primary_key", "dataset '%s' has no primary key",
-                        o->dataset);
-        lh_err_hint(err, "declare one: PATCH /catalog/datasets/%s {\"primary_key\": [\"id\"]}",
-                    o->dataset);
-        goto out;
-    }
-    x.key_pos = lh_calloc(x.n_key, sizeof *x.key_pos);
-    for (size_t k = 0; k < x.n_key; k++)
-        x.key_pos[k] = col_index(&x, json_string_value(json_array_get(x.key, k)));
-    if ((rc = check_request(&x, err)) != 0)
+    if ((rc = prepare(&x, t.cur, err)) != 0)
         goto out;
 
     const char *dir = lh_catalog_work_dir(cat);
@@ -604,21 +612,7 @@ lh_ingest_rows_stage(lh_catalog *cat, lh_engine *eng, const lh_rows_opts *o, con
     size_t n_paths = 0;
     json_t *got = NULL;
     int rc = 0;
-    x.columns = json_object_get(base, "columns");
-    x.key = json_object_get(json_object_get(base, "metadata"), "primary_key");
-    x.n_cols = json_array_size(x.columns);
-    x.n_key = json_array_size(x.key);
-    if (x.n_key == 0) {
-        rc = lh_err_set(err, LH_EINVAL, 400, "no_primary_key", "dataset '%s' has no primary key",
-                        o->dataset);
-        lh_err_hint(err, "declare one: PATCH /catalog/datasets/%s {\"primary_key\": [\"id\"]}",
-                    o->dataset);
-        goto out;
-    }
-    x.key_pos = lh_calloc(x.n_key, sizeof *x.key_pos);
-    for (size_t k = 0; k < x.n_key; k++)
-        x.key_pos[k] = col_index(&x, json_string_value(json_array_get(x.key, k)));
-    if ((rc = check_request(&x, err)) != 0)
+    if ((rc = prepare(&x, base, err)) != 0)
         goto out;
     char tag[17];
     lh_random_hex(tag, 8);

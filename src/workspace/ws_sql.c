@@ -8,7 +8,6 @@
  */
 #include "workspace/ws_int.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -103,20 +102,6 @@ lh_ws__values_view(lh_buf *sql, const char *name, const char *const *cols, const
     lh_buf_puts(sql, ")");
 }
 
-/* Whether `name` appears in sql as a word of its own. */
-static bool
-mentions(const char *sql, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = sql; (p = strcasestr(p, name)) != NULL; p += n) {
-        bool before = p > sql && (isalnum((unsigned char)p[-1]) || p[-1] == '_');
-        bool after = isalnum((unsigned char)p[n]) || p[n] == '_';
-        if (!before && !after)
-            return true;
-    }
-    return false;
-}
-
 static void
 view_workspaces(lh_ws_prelude *v, const json_t *docs)
 {
@@ -195,8 +180,9 @@ lh_workspace_prelude(lh_workspaces *w, const lh_principal *p, const char *worksp
             rc = lh_ws__delta_views(w, p, doc, add, v, err);
         json_decref(doc);
     }
-    bool views[3] = {mentions(sql, "_workspaces"), mentions(sql, "_workspace_activity"),
-                     mentions(sql, "_shortlists")};
+    bool views[3] = {lh_sql_mentions(sql, "_workspaces"),
+                     lh_sql_mentions(sql, "_workspace_activity"),
+                     lh_sql_mentions(sql, "_shortlists")};
     if (rc == 0 && (views[0] || views[1] || views[2])) {
         json_t *docs = lh_ws__readable(w, p);
         if (views[0])
