@@ -407,7 +407,10 @@ lh_workspace_rollback(lh_workspaces *w, const lh_principal *p, const char *id, i
     rc = lh_store_get_buffer(lh_buckets_primary(w->deps.buckets), key, 64 * 1024 * 1024, &buf, NULL,
                              err);
     free(key);
-    if (rc == 0 && !json_is_object(old = json_loadb(buf.data, buf.len, 0, NULL))) {
+    /* json_is_object() names its argument twice: load first, then test */
+    if (rc == 0)
+        old = json_loadb(buf.data, buf.len, 0, NULL);
+    if (rc == 0 && !json_is_object(old)) {
         rc = lh_err_set(err, LH_EIO, 500, "workspace_unreadable",
                         "could not read the snapshot's version");
         lh_err_detail(err, "version %lld", (long long)version);
