@@ -451,6 +451,23 @@ lh_audit_may_read(const lh_principal *p)
     return p != NULL && (p->roles & LH_ROLE_ADMIN) != 0;
 }
 
+lh_resolved
+lh_audit_guard(void *ctx, const lh_catalog_view *v, const char *select, lh_buf *out)
+{
+    (void)ctx;
+    if (!lh_audit_may_read(v->who))
+        return LH_RESOLVE_ABSENT;
+    if (!v->who->limit_buckets)
+        return LH_RESOLVE_AS_IS;
+    lh_buf_printf(out,
+                  "SELECT * FROM (%s) AS lh_audit WHERE dataset_versions IS NULL OR "
+                  "list_has_all([",
+                  select);
+    lh_catalog_view_datasets_sql(v, out);
+    lh_buf_puts(out, "], json_keys(dataset_versions))");
+    return LH_RESOLVE_REWRITTEN;
+}
+
 void
 lh_audit_stats(lh_audit *a, json_t *into)
 {

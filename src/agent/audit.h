@@ -16,6 +16,7 @@
 #define LH_AGENT_AUDIT_H
 
 #include "auth/auth.h"
+#include "catalog/catalog.h"
 #include "core/core.h"
 #include "engine/engine.h"
 #include "storage/storage.h"
@@ -75,6 +76,10 @@ int lh_audit_list(lh_audit *a, const lh_audit_filter *f, json_t **out, lh_err *e
 /* Whether principal p may read the audit trail (GET /audit, the `_audit` view): admins
  * only. NULL: no. */
 bool lh_audit_may_read(const lh_principal *p);
+/* The `_audit` relation's guard for a principal's SQL (lh_catalog_guard_fn; ctx unused;
+ * `lakehouse serve` sets it): absent unless lh_audit_may_read; for an admin limited to
+ * buckets, only the records whose dataset_versions name datasets it sees (or none). */
+lh_resolved lh_audit_guard(void *ctx, const lh_catalog_view *v, const char *select, lh_buf *out);
 
 /* Counters, added to into (an object): "pending" records not yet shipped, "segments"
  * local segment files, "appended", "fsyncs", "shipped_batches", "shipped_records",
