@@ -67,6 +67,28 @@ lh_catalog_may_see(lh_catalog *c, const lh_principal *who, const char *name)
     return found && lh_catalog_may_see_bucket(who, bucket);
 }
 
+int
+lh_catalog_not_found(lh_err *err, const char *name)
+{
+    return lh_catalog__not_found(err, name);
+}
+
+int
+lh_catalog_get_visible(lh_catalog *c, const lh_principal *who, const char *name, json_t **out,
+                       lh_err *err)
+{
+    json_t *m = NULL;
+    int rc = lh_catalog_get(c, name, &m, err);
+    if (rc != 0)
+        return rc;
+    if (!lh_catalog_may_see_manifest(who, m)) {
+        json_decref(m);
+        return lh_catalog__not_found(err, name);
+    }
+    *out = m;
+    return 0;
+}
+
 void
 lh_catalog_view_datasets_sql(const lh_catalog_view *v, lh_buf *out)
 {
