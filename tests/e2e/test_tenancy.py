@@ -309,6 +309,16 @@ class Tenancy(harness.ServerTestCase):
         self.assertNotIn("eu_by_city", tools)
         tools = {r["tool"] for r in self.rows("SELECT DISTINCT tool FROM _audit", "owner")}
         self.assertTrue({"a_by_city", "eu_by_city"} <= tools, tools)
+        # GET /audit: the same records for the limited admin
+        recs = self.req("GET", "/audit?limit=1000", who="a_admin")["records"]
+        self.assertIn("a_by_city", {r["tool"] for r in recs})
+        self.assertNotIn("eu_by_city", {r["tool"] for r in recs})
+        eu = [r for r in self.req("GET", "/audit?limit=1000&tool=eu_by_city")["records"]]
+        self.assertTrue(eu)
+        got = self.req("GET", "/audit/" + eu[0]["call_id"], status=404, who="a_admin")["error"]
+        self.assertEqual(got["code"], "audit_record_not_found")
+        self.assertNotIn("eu_people", json.dumps(got))
+        self.req("GET", "/audit/" + eu[0]["call_id"])
 
     def test_trials_view(self):
         for who, mine, theirs in (("a_reader", "a_resumes", "eu_resumes"),
