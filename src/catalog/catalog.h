@@ -80,8 +80,8 @@ bool lh_catalog_may_see_manifest(const lh_principal *who, const json_t *manifest
 bool lh_catalog_may_see(lh_catalog *c, const lh_principal *who, const char *name);
 /* lh_catalog_get for a door: the dataset as who sees it — one in a bucket who may not use
  * is the same 404 dataset_not_found (same message and hint) as a name nothing defines. */
-int lh_catalog_get_visible(lh_catalog *c, const lh_principal *who, const char *name,
-                           json_t **out, lh_err *err);
+int lh_catalog_get_visible(lh_catalog *c, const lh_principal *who, const char *name, json_t **out,
+                           lh_err *err);
 /* That 404 dataset_not_found, for a door that found the dataset invisible itself. */
 int lh_catalog_not_found(lh_err *err, const char *name);
 /* True for an admin limited to no buckets: it sees every dataset and relation. */

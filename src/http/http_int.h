@@ -228,7 +228,6 @@ struct lh_server {
     atomic_llong engine_ok_mono_us; /* last successful engine check, for /health */
 };
 
-
 /* Handlers, by area. */
 int lh_h_health(lh_req *req, lh_resp *resp);
 int lh_h_whoami(lh_req *req, lh_resp *resp);

@@ -86,8 +86,8 @@ lh_ingest__begin(lh_catalog *cat, lh_buckets *buckets, const char *dataset, cons
         /* a dataset the caller may not see (another tenant's): absent to it, and its
          * bucket is never named; only its name is taken, as names are global */
         if (mode == LH_INGEST_CREATE) {
-            rc = lh_err_set(err, LH_EEXIST, 409, "dataset_exists",
-                            "dataset '%s' exists already", dataset);
+            rc = lh_err_set(err, LH_EEXIST, 409, "dataset_exists", "dataset '%s' exists already",
+                            dataset);
             lh_err_hint(err, "choose another name");
             return rc;
         }
