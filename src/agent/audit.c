@@ -451,6 +451,47 @@ lh_audit_may_read(const lh_principal *p)
     return p != NULL && (p->roles & LH_ROLE_ADMIN) != 0;
 }
 
+bool
+lh_audit_record_visible(lh_catalog *c, const lh_principal *who, const json_t *record)
+{
+    if (lh_catalog_sees_all(who))
+        return true;
+    const char *dataset;
+    const json_t *version;
+    json_object_foreach((json_t *)json_object_get(record, "dataset_versions"), dataset, version)
+    {
+        if (!lh_catalog_may_see(c, who, dataset))
+            return false;
+    }
+    return true;
+}
+
+void
+lh_audit_keep_visible(lh_catalog *c, const lh_principal *who, json_t *page)
+{
+    json_t *records = json_object_get(page, "records");
+    for (size_t i = json_array_size(records); i-- > 0;)
+        if (!lh_audit_record_visible(c, who, json_array_get(records, i)))
+            json_array_remove(records, i);
+}
+
+lh_resolved
+lh_audit_guard(void *ctx, const lh_catalog_view *v, const char *select, lh_buf *out)
+{
+    (void)ctx;
+    if (!lh_audit_may_read(v->who))
+        return LH_RESOLVE_ABSENT;
+    if (!v->who->limit_buckets)
+        return LH_RESOLVE_AS_IS;
+    lh_buf_printf(out,
+                  "SELECT * FROM (%s) AS lh_audit WHERE dataset_versions IS NULL OR "
+                  "list_has_all([",
+                  select);
+    lh_catalog_view_datasets_sql(v, out);
+    lh_buf_puts(out, "], json_keys(dataset_versions))");
+    return LH_RESOLVE_REWRITTEN;
+}
+
 void
 lh_audit_stats(lh_audit *a, json_t *into)
 {

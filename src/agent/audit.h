@@ -16,6 +16,7 @@
 #define LH_AGENT_AUDIT_H
 
 #include "auth/auth.h"
+#include "catalog/catalog.h"
 #include "core/core.h"
 #include "engine/engine.h"
 #include "storage/storage.h"
@@ -60,6 +61,8 @@ int lh_audit_append(lh_audit *a, const json_t *record, lh_err *err);
 
 /* One record by call id, as appended (new): 404 audit_record_not_found. */
 int lh_audit_get(lh_audit *a, const char *call_id, json_t **out, lh_err *err);
+/* That 404, for a door that found the record is not the caller's to see. */
+int lh_audit_not_found(lh_err *err, const char *call_id);
 
 typedef struct lh_audit_filter {
     const char *tool, *principal, *workspace_id, *outcome; /* NULL: any */
@@ -75,6 +78,16 @@ int lh_audit_list(lh_audit *a, const lh_audit_filter *f, json_t **out, lh_err *e
 /* Whether principal p may read the audit trail (GET /audit, the `_audit` view): admins
  * only. NULL: no. */
 bool lh_audit_may_read(const lh_principal *p);
+/* The `_audit` relation's guard for a principal's SQL (lh_catalog_guard_fn; ctx unused;
+ * `lakehouse serve` sets it): absent unless lh_audit_may_read; for an admin limited to
+ * buckets, only the records whose dataset_versions name datasets it sees (or none). */
+lh_resolved lh_audit_guard(void *ctx, const lh_catalog_view *v, const char *select, lh_buf *out);
+/* The same rule for one record (GET /audit): whether who (one lh_audit_may_read lets in)
+ * sees it — every dataset its dataset_versions names is one who sees. */
+bool lh_audit_record_visible(lh_catalog *c, const lh_principal *who, const json_t *record);
+/* Drop from a page of lh_audit_list the records who does not see (a page may then hold
+ * fewer than its limit; "next" is kept). */
+void lh_audit_keep_visible(lh_catalog *c, const lh_principal *who, json_t *page);
 
 /* Counters, added to into (an object): "pending" records not yet shipped, "segments"
  * local segment files, "appended", "fsyncs", "shipped_batches", "shipped_records",

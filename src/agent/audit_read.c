@@ -145,15 +145,19 @@ lh_audit_get(lh_audit *a, const char *call_id, json_t **out, lh_err *err)
         return rc;
     json_t *record = json_array_size(rows) ? row_record(json_array_get(rows, 0)) : NULL;
     json_decref(rows);
-    if (record == NULL) {
-        lh_err_set(err, LH_ENOTFOUND, 404, "audit_record_not_found",
-                   "no audit record has call id '%s'", call_id);
-        lh_err_hint(err,
-                    "GET /audit lists the records; call ids come from POST /tools/{name}/call");
-        return LH_ENOTFOUND;
-    }
+    if (record == NULL)
+        return lh_audit_not_found(err, call_id);
     *out = record;
     return 0;
+}
+
+int
+lh_audit_not_found(lh_err *err, const char *call_id)
+{
+    lh_err_set(err, LH_ENOTFOUND, 404, "audit_record_not_found", "no audit record has call id '%s'",
+               call_id);
+    lh_err_hint(err, "GET /audit lists the records; call ids come from POST /tools/{name}/call");
+    return LH_ENOTFOUND;
 }
 
 int

@@ -321,13 +321,7 @@ buckets_ok(lh_tools *reg, const lh_tool *t, const lh_principal *who)
     json_t *d;
     json_array_foreach(json_object_get(t->derived, "datasets"), i, d)
     {
-        json_t *m = NULL;
-        lh_err ignored;
-        bool ok =
-            lh_catalog_get(reg->deps.catalog, json_string_value(d), &m, &ignored) == 0 &&
-            lh_auth_bucket(who, json_string_value(json_object_get(m, "bucket")), &ignored) == 0;
-        json_decref(m);
-        if (!ok)
+        if (!lh_catalog_may_see(reg->deps.catalog, who, json_string_value(d)))
             return false;
     }
     return true;

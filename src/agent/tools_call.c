@@ -2,9 +2,9 @@
  * tools_call.c — calling a tool: the checks in a fixed order, the run, and the audit
  * record every outcome produces.
  *
- * Order: the tool exists (404) → the caller is in its allow list (403 not_allowed) →
- * every dataset it reads or writes lies in a bucket the caller may use (403
- * bucket_forbidden) → a write tool is called by a writer or admin, or grants_write
+ * Order: the tool exists and every dataset it reads or writes is one the caller sees
+ * (lh_catalog_may_see; else the same 404 tool_not_found) → the caller is in its allow
+ * list (403 not_allowed) → a write tool is called by a writer or admin, or grants_write
  * (403 write_forbidden) → one token from the (principal, tool) and the principal's
  * buckets (429 rate_limited) → the arguments validate (400 invalid_arguments) → run.
  * Refusals come before the rate limit takes a token, so a caller who may not call a
@@ -144,9 +144,13 @@ run_sql(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, const json_t *at
     };
     if (views)
         opts.prelude = lh_as_of_views_sql(views, &opts.n_prelude);
+    /* the tool's SQL sees what its caller sees (_events, _audit rows included) */
+    lh_catalog_view view;
+    opts.resolver = lh_catalog_view_init(&view, reg->deps.catalog, c->principal);
     lh_query *q = NULL;
     json_t *answer = NULL;
     int rc = lh_query_start(reg->deps.engine, &opts, &q, err);
+    lh_catalog_view_free(&view);
     if (rc == 0)
         rc = read_answer(q, &answer, err);
     lh_query_free(q);
@@ -196,6 +200,8 @@ run_search(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, const json_t 
         .timeout_ms = lh_config_int(reg->deps.config, "engine.query_timeout_ms"),
         .principal = c->principal->name,
     };
+    lh_catalog_view view; /* the filter sees what the caller sees */
+    s.resolver = lh_catalog_view_init(&view, reg->deps.catalog, c->principal);
     json_t *answer = NULL;
     if (!text || !text[0])
         rc = lh_err_set(err, LH_EINVAL, 400, "invalid_arguments",
@@ -203,6 +209,7 @@ run_search(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, const json_t 
                         json_string_value(json_object_get(b, "query_param")));
     else
         rc = lh_vectors_search(reg->deps.vectors, &s, &answer, err);
+    lh_catalog_view_free(&view);
     free(names);
     free(params);
     if (rc != 0)
@@ -213,13 +220,6 @@ run_search(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, const json_t 
                         json_object_get(answer, "generation"));
     json_decref(answer);
     return 0;
-}
-
-static bool
-may_use_bucket(void *ctx, const char *bucket)
-{
-    lh_err ignored;
-    return lh_auth_bucket(ctx, bucket, &ignored) == 0;
 }
 
 /* insert: each reference names a row that exists in its dataset now. */
@@ -256,8 +256,11 @@ check_references(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, json_t 
                               .principal = c->principal->name,
                               .params = &p,
                               .n_params = 1};
+        lh_catalog_view view;
+        opts.resolver = lh_catalog_view_init(&view, reg->deps.catalog, c->principal);
         lh_query *q = NULL;
         rc = lh_query_start(reg->deps.engine, &opts, &q, err);
+        lh_catalog_view_free(&view);
         if (rc == 0)
             rc = read_answer(q, &rows, err);
         lh_query_free(q);
@@ -297,7 +300,7 @@ run_change(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, json_t *versi
         .source = source,
         .workspace_id = c->workspace_id,
         .actor = c->principal->name,
-        .allow_bucket = may_use_bucket,
+        .allow_bucket = lh_catalog_bucket_access,
         .allow_ctx = (void *)c->principal,
         .mode = t->kind == LH_TOOL_INSERT                            ? LH_ROWS_INSERT_ONLY
                 : json_is_true(json_object_get(b, "create_missing")) ? LH_ROWS_UPSERT
@@ -348,34 +351,24 @@ lh_agent__run(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, const json
 static int
 check_permissions(lh_tools *reg, const lh_tool *t, const lh_principal *who, lh_err *err)
 {
+    /* a tool over datasets the caller does not see does not exist for it (tenants): the
+     * same 404 as an unknown tool, before anything that would say it exists */
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(t->derived, "datasets"), i, d)
+    {
+        if (!lh_catalog_may_see(reg->deps.catalog, who, json_string_value(d))) {
+            lh_err_set(err, LH_ENOTFOUND, 404, "tool_not_found", "no tool named '%s'", t->name);
+            lh_err_hint(err, "GET /tools lists the tools you may call");
+            return LH_ENOTFOUND;
+        }
+    }
     if (!lh_agent__allowed(t, who)) {
         lh_err_set(err, LH_EPERM, 403, "not_allowed",
                    "principal '%s' is not in the allow list of tool '%s'", who->name, t->name);
         lh_err_hint(err, "an admin adds the principal or one of its roles to the tool's "
                          "\"allow\"");
         return LH_EPERM;
-    }
-    size_t i;
-    json_t *d;
-    json_array_foreach(json_object_get(t->derived, "datasets"), i, d)
-    {
-        json_t *m = NULL;
-        lh_err ignored;
-        const char *bucket = NULL;
-        if (lh_catalog_get(reg->deps.catalog, json_string_value(d), &m, &ignored) == 0)
-            bucket = json_string_value(json_object_get(m, "bucket"));
-        lh_err why;
-        bool ok = bucket && lh_auth_bucket(who, bucket, &why) == 0;
-        json_decref(m);
-        if (!ok) {
-            lh_err_set(err, LH_EPERM, 403, "bucket_forbidden",
-                       "tool '%s' reads or writes dataset '%s', in a bucket principal '%s' may "
-                       "not use",
-                       t->name, json_string_value(d), who->name);
-            lh_err_hint(err, "the principal's 'buckets' list in lakehouse.toml decides which "
-                             "buckets it may use");
-            return LH_EPERM;
-        }
     }
     if (t->writes && !(who->roles & (LH_ROLE_ADMIN | LH_ROLE_WRITER)) &&
         !json_is_true(json_object_get(t->def, "grants_write"))) {

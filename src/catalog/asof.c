@@ -158,7 +158,7 @@ add_view(lh_catalog *c, lh_as_of_views *v, const char *name, const lh_as_of *at,
     if (rc != 0)
         goto out;
     if (may_read && !may_read(ctx, str_of(m, "bucket"))) {
-        rc = lh_err_set(err, LH_ENOTFOUND, 404, "dataset_not_found", "no dataset named '%s'", name);
+        rc = lh_catalog__not_found(err, name); /* as absent as an unknown name */
         goto out;
     }
     if ((rc = lh_catalog_pin_rows(c, m, &pin.paths, &pin.n, err)) != 0)

@@ -126,6 +126,7 @@ lh_catalog_open(const lh_catalog_deps *deps, lh_catalog **out, lh_err *err)
     c->checkpoint_on = deps->checkpoint;
     c->checkpoint_after = deps->checkpoint_after_commits;
     pthread_cond_init(&c->ckpt_wake, NULL);
+    lh_catalog__guards_init(c);
     int64_t t0 = lh_mono_us();
     lh_catalog__checkpoint_read(c);
     int64_t t_ckpt = lh_mono_us();

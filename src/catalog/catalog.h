@@ -21,6 +21,7 @@
 #ifndef LH_CATALOG_H
 #define LH_CATALOG_H
 
+#include "auth/auth.h"
 #include "core/core.h"
 #include "engine/engine.h"
 #include "storage/storage.h"
@@ -66,6 +67,59 @@ int lh_catalog_versions(lh_catalog *c, const char *name, int64_t from, int64_t l
  * "checkpoint_ignored" (why the one found at open was not used; only when it was not)
  * (new). */
 json_t *lh_catalog_stats(lh_catalog *c);
+
+/* ---- what a principal may see (visible.c) ------------------------------------------- */
+
+/* The one rule of invariant 11: a principal sees a dataset when it may use the dataset's
+ * bucket (lh_auth_bucket). Every door asks one of these; a dataset it may not see is
+ * answered as one that does not exist. */
+bool lh_catalog_may_see_bucket(const lh_principal *who, const char *bucket);
+/* The same with the manifest (or summary) of the dataset: its "bucket". */
+bool lh_catalog_may_see_manifest(const lh_principal *who, const json_t *manifest);
+/* Whether dataset `name` exists (live or deleted) and who may see it. Takes the lock. */
+bool lh_catalog_may_see(lh_catalog *c, const lh_principal *who, const char *name);
+/* lh_catalog_get for a door: the dataset as who sees it — one in a bucket who may not use
+ * is the same 404 dataset_not_found (same message and hint) as a name nothing defines. */
+int lh_catalog_get_visible(lh_catalog *c, const lh_principal *who, const char *name, json_t **out,
+                           lh_err *err);
+/* That 404 dataset_not_found, for a door that found the dataset invisible itself. */
+int lh_catalog_not_found(lh_err *err, const char *name);
+/* True for an admin limited to no buckets: it sees every dataset and relation. */
+bool lh_catalog_sees_all(const lh_principal *who);
+/* lh_catalog_may_see_bucket as an lh_bucket_access_fn (ctx: the lh_principal). */
+bool lh_catalog_bucket_access(void *principal, const char *bucket);
+
+/* A principal's view of the users' engine: what each name of the registry is to it.
+ * Fill one per request with lh_catalog_view_init and put the resolver it returns in the
+ * query's options (lh_query_opts.resolver, lh_scan_opts.resolver); the view must stay
+ * where it is (the resolver points at it) until lh_catalog_view_free. */
+typedef struct lh_catalog_view {
+    lh_catalog *catalog;
+    const lh_principal *who; /* borrowed */
+    lh_resolver resolver;
+    char *view_key;
+} lh_catalog_view;
+/* Returns the resolver for who (borrowed from v), or NULL when who sees every name as
+ * registered (lh_catalog_sees_all; also when c is NULL). Datasets resolve as registered
+ * when who may see them, else they are absent; lakehouse's own relations ('_' + name) as
+ * their guard says (absent without one). */
+const lh_resolver *lh_catalog_view_init(lh_catalog_view *v, lh_catalog *c, const lh_principal *who);
+void lh_catalog_view_free(lh_catalog_view *v); /* accepts NULL */
+/* Append the quoted names of the datasets v sees ('a', 'b'), or NULL when none, for an
+ * IN list of a guard's rewrite. Takes the catalog's lock. */
+void lh_catalog_view_datasets_sql(const lh_catalog_view *v, lh_buf *out);
+
+/* A guard decides what one of lakehouse's own relations ('_' + name, registered with
+ * lh_engine_set_dataset) is to a principal's view: absent, as registered, or a SELECT
+ * written into out that wraps `select` (rows of the datasets v sees, typed NULLs for
+ * masked columns). Runs while a statement binds (see lh_resolver): quick, no engine
+ * call. The catalog guards `_events` itself. */
+typedef lh_resolved (*lh_catalog_guard_fn)(void *ctx, const lh_catalog_view *v, const char *select,
+                                           lh_buf *out);
+#define LH_CATALOG_EVENTS_VIEW "_events"
+/* Set (fn NULL: clear) the guard of relation; at most 16 relations. Set before queries
+ * run and cleared after the last (ctx must outlive them). */
+void lh_catalog_set_guard(lh_catalog *c, const char *relation, lh_catalog_guard_fn fn, void *ctx);
 
 /* ---- writing ----------------------------------------------------------------------- */
 

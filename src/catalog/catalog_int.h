@@ -26,8 +26,17 @@ typedef struct dataset {
     size_t n_pinned;
 } dataset;
 
+#define LH_CATALOG_MAX_GUARDS 16
+
 struct lh_catalog {
     pthread_mutex_t lock;
+    /* guards of lakehouse's own relations (visible.c), under `lock` */
+    struct {
+        char relation[LH_NAME_MAX + 1];
+        lh_catalog_guard_fn fn;
+        void *ctx;
+    } guards[LH_CATALOG_MAX_GUARDS];
+    size_t n_guards;
     pthread_cond_t writer_done;
     dataset **items;
     size_t n, cap;
@@ -173,6 +182,8 @@ json_t *lh_catalog__next_of(const json_t *current, const char *change, const cha
 /* Journal (journal.c). Load the committed events batches of every bucket and define the
  * `_events` view; called once at open. */
 void lh_catalog__journal_load(lh_catalog *c);
+/* The catalog's own guards (visible.c: `_events`), at open. */
+void lh_catalog__guards_init(lh_catalog *c);
 /* After manifest m committed: add its events batch, if it has one, and refresh the view. */
 void lh_catalog__journal_add(lh_catalog *c, const json_t *m);
 void lh_catalog__journal_free(lh_catalog *c);

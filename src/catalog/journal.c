@@ -98,16 +98,18 @@ batches_sql(lh_catalog *c, const char *only, lh_buf *sql)
     lh_buf_free(&list);
 }
 
-/* Redefine `_events` in the users' engine over every counted batch. */
+/* Register `_events` with the users' engine over every counted batch: a relation of the
+ * registry (not a view in DuckDB's catalog), so each principal's resolver filters it to
+ * the events of the datasets it sees (visible.c). */
 static void
 define_view(lh_catalog *c)
 {
     lh_buf sql;
     lh_buf_init(&sql);
-    lh_buf_puts(&sql, "CREATE OR REPLACE VIEW _events AS SELECT * FROM ");
+    lh_buf_puts(&sql, "SELECT * FROM ");
     batches_sql(c, NULL, &sql);
     lh_err err;
-    if (lh_engine_exec(c->views, sql.data, NULL, &err) != 0)
+    if (lh_engine_set_dataset(c->views, LH_CATALOG_EVENTS_VIEW, sql.data, &err) != 0)
         lh_log(LH_LOG_ERROR, NULL, NULL, "journal: view _events not defined: %s %s", err.message,
                err.detail);
     lh_buf_free(&sql);

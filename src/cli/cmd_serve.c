@@ -269,6 +269,8 @@ open_modules(serve *s, lh_err *err)
                            .ship_records = (int)lh_config_int(cfg, "audit.ship_records")};
     if ((rc = lh_audit_open(&adeps, &s->audit, err)) != 0)
         goto out;
+    /* what each principal's SQL sees of the audit trail (visible.c) */
+    lh_catalog_set_guard(s->catalog, LH_AUDIT_VIEW, lh_audit_guard, NULL);
     lh_vectors_deps vdeps = {.config = cfg,
                              .buckets = s->buckets,
                              .catalog = s->catalog,
@@ -278,6 +280,7 @@ open_modules(serve *s, lh_err *err)
                              .work_dir = s->dirs.work_dir};
     if ((rc = lh_vectors_open(&vdeps, &s->vectors, err)) != 0)
         goto out;
+    lh_catalog_set_guard(s->catalog, LH_VECTORS_TRIALS_VIEW, lh_vectors_trials_guard, s->vectors);
     if ((rc = lh_auth_init(&s->principals, cfg, err)) != 0)
         goto out;
     s->principals_ready = true;
@@ -367,6 +370,8 @@ serve_close(serve *s, int status)
     if (s->principals_ready)
         lh_auth_free(&s->principals);
     lh_tools_close(s->tools);
+    if (s->catalog)
+        lh_catalog_set_guard(s->catalog, LH_VECTORS_TRIALS_VIEW, NULL, NULL);
     lh_vectors_close(s->vectors);
     lh_audit_close(s->audit); /* ships what is pending, so before the buckets */
     lh_catalog_close(s->catalog);

@@ -129,6 +129,35 @@ typedef struct lh_sql_param {
     const json_t *value;
 } lh_sql_param;
 
+/* The resolver: how the names a statement binds through the engine's registry (datasets,
+ * lakehouse's own relations such as `_events`, `_audit`; lh_engine_set_dataset) look to
+ * one caller. For each such name the statement would resolve, while it binds, fn is
+ * given the name (lowercase) and its registered SELECT and answers:
+ *   LH_RESOLVE_ABSENT     the name is treated as absent: the statement fails exactly as
+ *                         for a table nothing defines (DuckDB's own 400 "Table with name
+ *                         X does not exist"), and nothing tells it from an unknown name;
+ *   LH_RESOLVE_AS_IS      the registered SELECT is used;
+ *   LH_RESOLVE_REWRITTEN  the SELECT fn wrote into out (empty on entry) is used instead,
+ *                         a SELECT of lakehouse's own that wraps the registered one (row
+ *                         filters, columns replaced by typed NULLs); never user text.
+ * fn runs on the calling thread during lh_query_start / lh_query_to_parquet /
+ * lh_engine_scan only, holds no lock of the engine when called, must not block for long
+ * and must not call the engine. view_key names everything fn's answers depend on besides
+ * the registry itself (which moves the catalog generation): statements a connection keeps
+ * are keyed by it, so two callers share a kept statement only when their keys are equal
+ * (NULL or "": the view of a caller without a resolver). */
+typedef enum lh_resolved {
+    LH_RESOLVE_ABSENT = 0,
+    LH_RESOLVE_AS_IS,
+    LH_RESOLVE_REWRITTEN,
+} lh_resolved;
+typedef lh_resolved (*lh_resolve_fn)(void *ctx, const char *name, const char *select, lh_buf *out);
+typedef struct lh_resolver {
+    lh_resolve_fn fn; /* NULL: every name as registered */
+    void *ctx;
+    const char *view_key;
+} lh_resolver;
+
 typedef struct lh_query_opts {
     const char *sql;
     lh_query_format format;
@@ -147,16 +176,8 @@ typedef struct lh_query_opts {
      * returns); every parameter the text names must be given, and none other (400) */
     const lh_sql_param *params;
     size_t n_params;
-    /* The name gate (NULL: every name): asked, for each name the statement would resolve
-     * through the engine's registry (datasets, lakehouse's own relations such as
-     * `_audit`; lh_engine_set_dataset), whether this caller may use it. A refused name
-     * is treated as absent, so the query fails exactly as for a table that does not
-     * exist (DuckDB's own 400 "Table with name X does not exist"), and nothing tells a
-     * refused name from an unknown one. Names come lowercase. may_name must be quick,
-     * must not block and must take no lock of the engine; it runs on the calling thread
-     * during lh_query_start / lh_query_to_parquet / lh_engine_scan only. */
-    bool (*may_name)(void *ctx, const char *name);
-    void *may_name_ctx;
+    /* The resolver of registry names (NULL: every name as registered); see lh_resolver. */
+    const lh_resolver *resolver;
 } lh_query_opts;
 
 typedef struct lh_query lh_query;
@@ -205,9 +226,8 @@ typedef struct lh_scan_opts {
     /* values for the statement's named parameters, as in lh_query_opts */
     const lh_sql_param *params;
     size_t n_params;
-    /* the name gate, as in lh_query_opts (NULL: every name) */
-    bool (*may_name)(void *ctx, const char *name);
-    void *may_name_ctx;
+    /* the resolver of registry names, as in lh_query_opts (NULL: every name as is) */
+    const lh_resolver *resolver;
 } lh_scan_opts;
 /* Run a SELECT (admitted like user SQL: one SELECT, else 400/403, so user text such as a
  * search filter may be part of it) and hand its rows to fn a batch at a time, in order;

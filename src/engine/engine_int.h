@@ -110,8 +110,8 @@ struct lh_query {
     size_t n_params;
     atomic_bool client_gone; /* the watchdog stopped it because the client went away */
     /* the plain table names the statement uses (lowercase; CTEs included), as
-     * lh_engine__admit_names found them: a kept statement carries them so a name gate
-     * is asked again when it is reused. JSON array, or NULL. */
+     * lh_engine__admit_names found them (lh_engine_describe's "tables"; a kept statement
+     * carries them). JSON array, or NULL. */
     json_t *names;
 };
 
@@ -227,13 +227,10 @@ void lh_engine__pool_discard(lh_pooled *pc);
 void lh_engine__relations_init(lh_engine *eng);
 void lh_engine__relations_attach(lh_engine *eng);
 void lh_engine__relations_free(lh_engine *eng);
-/* The name gate of the statements this thread binds (lh_query_opts.may_name): the
- * replacement scan treats a name it refuses as absent. Set before a query's statements
- * are prepared or executed, cleared (fn NULL) when they are. */
-void lh_engine__gate_set(bool (*fn)(void *ctx, const char *name), void *ctx);
-/* Whether every name of the JSON array names (may be NULL) passes the gate fn. */
-bool lh_engine__gate_allows(bool (*fn)(void *ctx, const char *name), void *ctx,
-                            const json_t *names);
+/* The resolver of the statements this thread binds (lh_query_opts.resolver; NULL or one
+ * without fn: none): set before a query's statements are prepared or executed, cleared
+ * (NULL) when they are. Borrowed until cleared. */
+void lh_engine__resolver_set(const lh_resolver *r);
 /* The views may change (engine.c): move the catalog generation and sweep idle
  * connections' kept statements. Called before and after every change. */
 void lh_engine__views_changed(lh_engine *eng);

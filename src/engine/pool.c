@@ -45,7 +45,7 @@ typedef struct cached_stmt {
     duckdb_prepared_statement prep;
     uint64_t used;       /* for LRU */
     uint64_t generation; /* eng->catalog_generation read before it was prepared */
-    json_t *names;       /* the table names it uses (for a name gate), or NULL */
+    json_t *names;       /* the table names it uses (q->names), or NULL */
 } cached_stmt;
 
 struct lh_pooled {

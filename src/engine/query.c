@@ -102,11 +102,17 @@ execute(lh_query *q, duckdb_prepared_statement prep, bool *stale, lh_err *err)
     return lh_engine__produce(q, q->pending.len + 1, err);
 }
 
-/* The cache key of a query: everything the wrapped statement depends on. */
+/* The cache key of a query: everything the wrapped statement depends on — format, limit,
+ * text, and the caller's view of the registry (what its resolver turns names into): a
+ * statement kept for one view is never executed for another. */
 static char *
 cache_key(const lh_query_opts *opts)
 {
-    return lh_sprintf("%d %lld\n%s", (int)opts->format, (long long)opts->row_limit, opts->sql);
+    const char *view = opts->resolver && opts->resolver->fn && opts->resolver->view_key
+                           ? opts->resolver->view_key
+                           : "";
+    return lh_sprintf("%d %lld %s\n%s", (int)opts->format, (long long)opts->row_limit, view,
+                      opts->sql);
 }
 
 /* Take a connection for q — a pooled one, unless the caller runs statements of its own
@@ -232,8 +238,8 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
     int rc = lh_engine__slot_take(eng, opts->principal, deadline, &opts->gone, &slot, err);
     if (rc != 0)
         return rc;
-    /* whatever this thread binds from here on passes the caller's name gate */
-    lh_engine__gate_set(opts->may_name, opts->may_name_ctx);
+    /* whatever this thread binds from here on goes through the caller's resolver */
+    lh_engine__resolver_set(opts->resolver);
     /* at most twice: a kept statement that no longer fits is forgotten, and the query
      * starts again on a clean query, preparing afresh */
     for (bool lookup = true;; lookup = false) {
@@ -250,13 +256,11 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
         if (q->pooled)
             key = cache_key(opts);
         const json_t *cached_names = NULL;
+        /* kept under the caller's view (cache_key): it binds what this caller may see */
         duckdb_prepared_statement cached =
             q->pooled && lookup ? lh_engine__pool_lookup(q->pooled, key, generation, &cached_names)
                                 : NULL;
-        /* kept for a caller the gate let through: bind afresh, so a refused name fails
-         * here as it would have had the statement never been kept */
-        if (cached == NULL ||
-            !lh_engine__gate_allows(opts->may_name, opts->may_name_ctx, cached_names))
+        if (cached == NULL)
             break;
         rc = start_cached(q, cached, &stale, err);
         if (rc == 0 || !stale)
@@ -274,7 +278,7 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
         prep = NULL;
     }
 out:
-    lh_engine__gate_set(NULL, NULL);
+    lh_engine__resolver_set(NULL);
     duckdb_destroy_prepare(&prep);
     free(key);
     if (rc != 0 && q && atomic_load(&q->client_gone))
@@ -373,7 +377,7 @@ lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *path,
         goto out;
     }
     lh_engine__watch(eng, q);
-    lh_engine__gate_set(opts->may_name, opts->may_name_ctx);
+    lh_engine__resolver_set(opts->resolver);
     if ((rc = run_prelude(q, opts, err)) != 0 ||
         (rc = lh_engine__admit(q, opts->sql, NULL, err)) != 0 ||
         (rc = lh_engine__admit_names(q, opts->sql, err)) != 0)
@@ -402,7 +406,7 @@ lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *path,
     if (rows)
         *rows = (int64_t)duckdb_rows_changed(&r);
 out:
-    lh_engine__gate_set(NULL, NULL);
+    lh_engine__resolver_set(NULL);
     if (rc != 0 && atomic_load(&q->client_gone))
         rc = lh_engine__gone_error(err);
     if (have_result)

@@ -138,7 +138,7 @@ check_base_table(const lh_engine *eng, const json_t *ref, json_t *names, lh_err 
     const char *table = str_of(ref, "table_name");
     char lower[LH_NAME_MAX + 1];
     size_t n = strlen(table);
-    if (n < sizeof lower) { /* longer ones name no dataset: nothing for a gate to ask */
+    if (n < sizeof lower) { /* longer ones name no dataset */
         for (size_t i = 0; i <= n; i++)
             lower[i] = (char)tolower((unsigned char)table[i]);
         json_array_append_new(names, json_string(lower));

@@ -130,7 +130,7 @@ lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, void *c
         goto out;
     }
     lh_engine__watch(eng, q);
-    lh_engine__gate_set(opts->may_name, opts->may_name_ctx);
+    lh_engine__resolver_set(opts->resolver);
     if ((rc = lh_engine__fault(err)) != 0 ||
         (rc = lh_engine__admit(q, opts->sql, &prep, err)) != 0 ||
         (rc = lh_engine__admit_names(q, opts->sql, err)) != 0)
@@ -158,7 +158,7 @@ lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, void *c
             break;
     }
 out:
-    lh_engine__gate_set(NULL, NULL);
+    lh_engine__resolver_set(NULL);
     duckdb_destroy_prepare(&prep);
     lh_query_free(q);
     return rc;

@@ -10,17 +10,20 @@
  * the database's catalog. With the registry, registering a dataset is a hash-table
  * insert, and a query pays for the datasets it names only.
  *
- * Names: DuckDB resolves its own catalog first (temporary views of time travel, CTEs,
- * `_events`), then calls the scan; the scan matches names case-insensitively, as SQL
+ * Names: DuckDB resolves its own catalog first (temporary views of time travel and
+ * workspaces, CTEs), then calls the scan; the scan matches names case-insensitively, as SQL
  * folds unquoted names and dataset names are lowercase. The SELECT is never user text:
  * the user's statement is admitted as written, and the query() call the scan puts in
  * its place is not part of it.
  *
- * The name gate (lh_query_opts.may_name): a query that carries one sets it, for its
- * thread, while its statements bind (DuckDB binds on the thread that prepares or
- * executes); the scan then leaves a refused name unresolved, and DuckDB answers exactly
- * as for a name nothing defines. The registry is not DuckDB's catalog, so its names
- * never appear in DuckDB's "did you mean" suggestions either.
+ * The resolver (lh_query_opts.resolver, engine.h): a query that carries one sets it, for
+ * its thread, while its statements bind (DuckDB binds on the thread that prepares or
+ * executes); the scan then asks it what the name is to this caller: absent (the scan
+ * leaves it unresolved, and DuckDB answers exactly as for a name nothing defines), the
+ * registered SELECT as it is, or a SELECT the resolver wrote around it (rows filtered,
+ * columns masked). The registry is not DuckDB's catalog, so its names never appear in
+ * DuckDB's "did you mean" suggestions either. Without a resolver the scan makes no copy
+ * and no call.
  *
  * Generations: a change of the registry is a change of the views, so it moves the
  * engine's catalog generation before and after, as an internal statement does (pool.c).
@@ -33,34 +36,25 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-typedef struct name_gate {
-    bool (*fn)(void *ctx, const char *name);
-    void *ctx;
-} name_gate;
-
-static _Thread_local name_gate thread_gate;
+static _Thread_local const lh_resolver *thread_resolver;
 
 void
-lh_engine__gate_set(bool (*fn)(void *ctx, const char *name), void *ctx)
+lh_engine__resolver_set(const lh_resolver *r)
 {
-    thread_gate = (name_gate){fn, ctx};
+    thread_resolver = r && r->fn ? r : NULL;
 }
 
-bool
-lh_engine__gate_allows(bool (*fn)(void *ctx, const char *name), void *ctx, const json_t *names)
+/* Point DuckDB's binder at query(<select>). */
+static void
+resolve_to(duckdb_replacement_scan_info info, const char *select)
 {
-    size_t i;
-    const json_t *name;
-    if (fn == NULL)
-        return true;
-    json_array_foreach(names, i, name)
-    {
-        if (!fn(ctx, json_string_value(name)))
-            return false;
-    }
-    return true;
+    duckdb_value sql = duckdb_create_varchar(select);
+    duckdb_replacement_scan_set_function_name(info, "query");
+    duckdb_replacement_scan_add_parameter(info, sql);
+    duckdb_destroy_value(&sql);
 }
 
 static void
@@ -74,17 +68,28 @@ replacement_scan(duckdb_replacement_scan_info info, const char *table_name, void
     if (table_name[n] != '\0')
         return; /* longer than any dataset name */
     name[n] = '\0';
-    if (thread_gate.fn && !thread_gate.fn(thread_gate.ctx, name))
-        return; /* refused: as absent as a name nothing defines */
+    const lh_resolver *r = thread_resolver;
     pthread_rwlock_rdlock(&eng->relations_lock);
     const char *select = json_string_value(json_object_get(eng->relations, name));
-    if (select) {
-        duckdb_value sql = duckdb_create_varchar(select);
-        duckdb_replacement_scan_set_function_name(info, "query");
-        duckdb_replacement_scan_add_parameter(info, sql);
-        duckdb_destroy_value(&sql);
+    if (select == NULL || r == NULL) { /* the common case: no copy, no call */
+        if (select)
+            resolve_to(info, select);
+        pthread_rwlock_unlock(&eng->relations_lock);
+        return;
     }
+    /* the resolver may take locks of its own (the catalog's): not under ours */
+    char *registered = lh_strdup(select);
     pthread_rwlock_unlock(&eng->relations_lock);
+    lh_buf rewritten;
+    lh_buf_init(&rewritten);
+    lh_resolved how = r->fn(r->ctx, name, registered, &rewritten);
+    if (how == LH_RESOLVE_AS_IS)
+        resolve_to(info, registered);
+    else if (how == LH_RESOLVE_REWRITTEN && rewritten.len > 0)
+        resolve_to(info, rewritten.data);
+    /* else absent: DuckDB answers as for a name nothing defines */
+    lh_buf_free(&rewritten);
+    free(registered);
 }
 
 void

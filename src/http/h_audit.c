@@ -93,6 +93,7 @@ lh_h_audit_list(lh_req *req, lh_resp *resp)
     json_t *out = NULL;
     if (lh_audit_list(req->srv->audit, &f, &out, &err) != 0)
         return lh_resp_error(resp, &err);
+    lh_audit_keep_visible(req->srv->catalog, req->principal, out); /* tenants: invariant 11 */
     return lh_resp_json(resp, 200, out);
 }
 
@@ -107,6 +108,11 @@ lh_h_audit_get(lh_req *req, lh_resp *resp)
     json_t *out = NULL;
     if (lh_audit_get(req->srv->audit, lh_req_param(req, "call_id"), &out, &err) != 0)
         return lh_resp_error(resp, &err);
+    if (!lh_audit_record_visible(req->srv->catalog, req->principal, out)) {
+        json_decref(out); /* another tenant's: as absent as an unknown call id */
+        lh_audit_not_found(&err, lh_req_param(req, "call_id"));
+        return lh_resp_error(resp, &err);
+    }
     return lh_resp_json(resp, 200, out);
 }
 

@@ -14,8 +14,7 @@
 static bool
 bucket_ok(lh_req *req, const char *bucket)
 {
-    lh_err ignored;
-    return lh_auth_bucket(req->principal, bucket, &ignored) == 0;
+    return lh_catalog_may_see_bucket(req->principal, bucket);
 }
 
 json_t *
@@ -47,13 +46,7 @@ lh_http__visible_dataset(lh_req *req, lh_resp *resp, const char *name)
 {
     lh_err err;
     json_t *m = NULL;
-    if (lh_catalog_get(req->srv->catalog, name, &m, &err) != 0) {
-        lh_resp_error(resp, &err);
-        return NULL;
-    }
-    if (!bucket_ok(req, json_string_value(json_object_get(m, "bucket")))) {
-        json_decref(m);
-        lh_err_set(&err, LH_ENOTFOUND, 404, "dataset_not_found", "no dataset named '%s'", name);
+    if (lh_catalog_get_visible(req->srv->catalog, req->principal, name, &m, &err) != 0) {
         lh_resp_error(resp, &err);
         return NULL;
     }

@@ -32,8 +32,7 @@ principal_free(lh_principal *p)
 static bool
 principal_may_use(const lh_principal *who, const char *bucket)
 {
-    lh_err ignored;
-    return lh_auth_bucket(who, bucket, &ignored) == 0;
+    return lh_catalog_may_see_bucket(who, bucket);
 }
 
 /* ---- POST /ingest/file -------------------------------------------------------------------- */

@@ -76,21 +76,6 @@ static const char *const FIELDS[] = {"sql", "format", "limit", "as_of", "workspa
 
 /* ---- time travel ------------------------------------------------------------------------ */
 
-static bool
-may_read(void *principal, const char *bucket)
-{
-    lh_err ignored;
-    return lh_auth_bucket(principal, bucket, &ignored) == 0;
-}
-
-bool
-lh_http__may_name(void *principal, const char *name)
-{
-    if (strcmp(name, LH_AUDIT_VIEW) == 0)
-        return lh_audit_may_read(principal);
-    return true;
-}
-
 static void
 free_as_of(void *views)
 {
@@ -103,8 +88,8 @@ static int
 as_of_prelude(lh_req *req, const json_t *as_of, const char *sql, lh_query_opts *opts, lh_err *err)
 {
     lh_as_of_views *views = NULL;
-    int rc = lh_catalog_as_of(req->srv->catalog, as_of, sql, may_read, (void *)req->principal,
-                              &views, err);
+    int rc = lh_catalog_as_of(req->srv->catalog, as_of, sql, lh_catalog_bucket_access,
+                              (void *)req->principal, &views, err);
     if (rc != 0)
         return rc;
     lh_arena_on_cleanup(req->arena, free_as_of, views);
@@ -257,10 +242,12 @@ lh_h_query(lh_req *req, lh_resp *resp)
     opts.max_bytes = lh_config_int(cfg, "engine.max_result_bytes");
     opts.timeout_ms = lh_config_int(cfg, "engine.query_timeout_ms");
     opts.principal = req->principal->name;
-    opts.may_name = lh_http__may_name;
-    opts.may_name_ctx = (void *)req->principal;
+    /* the caller's view: the datasets (and _events, _audit, _hnsw_trials rows) it sees */
+    lh_catalog_view view;
+    opts.resolver = lh_catalog_view_init(&view, req->srv->catalog, req->principal);
     if (parquet) {
         rc = answer_parquet(req, resp, &opts, &err);
+        lh_catalog_view_free(&view);
         json_decref(body);
         return rc ? answer_error(resp, &err) : 0;
     }
@@ -271,6 +258,7 @@ lh_h_query(lh_req *req, lh_resp *resp)
     s->client_fd = lh_req_fd(req);
     opts.gone = (lh_gone_check){client_gone, s};
     rc = lh_query_start(req->srv->engine, &opts, &q, &err);
+    lh_catalog_view_free(&view); /* names are resolved: the statement is bound */
     json_decref(body);
     if (rc != 0) {
         free(s);

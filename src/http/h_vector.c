@@ -224,10 +224,8 @@ dataset_ok(lh_req *req, const char *dataset)
     json_t *m = NULL;
     lh_err err;
     bool ok = true;
-    if (dataset && lh_catalog_get(req->srv->catalog, dataset, &m, &err) == 0) {
-        const char *bucket = json_string_value(json_object_get(m, "bucket"));
-        ok = lh_auth_bucket(req->principal, bucket ? bucket : "", &err) == 0;
-    }
+    if (dataset && lh_catalog_get(req->srv->catalog, dataset, &m, &err) == 0)
+        ok = lh_catalog_may_see_manifest(req->principal, m);
     json_decref(m);
     return ok;
 }
@@ -351,8 +349,6 @@ parse_search(lh_req *req, const json_t *body, lh_vsearch *s, lh_err *err)
     s->exact = json_is_true(exact);
     s->timeout_ms = lh_config_int(req->srv->config, "engine.query_timeout_ms");
     s->principal = req->principal->name; /* a filter waits for a query slot as the caller */
-    s->may_name = lh_http__may_name;     /* and names what the caller's SQL may name */
-    s->may_name_ctx = (void *)req->principal;
     if (vector) {
         size_t n = json_array_size(vector), i;
         float *v = lh_arena_alloc(req->arena, n * sizeof *v);
@@ -396,11 +392,15 @@ lh_h_vindex_search(lh_req *req, lh_resp *resp)
     if (lh_req_json(req, false, &body, &err) != 0)
         return lh_resp_error(resp, &err);
     lh_vsearch s = {.index = name};
+    /* a filter names what the caller's SQL may name: the datasets it sees */
+    lh_catalog_view view;
+    s.resolver = lh_catalog_view_init(&view, req->srv->catalog, req->principal);
     int rc = parse_search(req, body, &s, &err);
     if (rc != 0)
         goto out;
     rc = lh_vectors_search(req->srv->vectors, &s, &out, &err);
 out:
+    lh_catalog_view_free(&view);
     json_decref(body);
     if (rc != 0 && err.http_status == 429)
         lh_resp_header(resp, "Retry-After", "1");

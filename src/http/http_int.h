@@ -228,12 +228,6 @@ struct lh_server {
     atomic_llong engine_ok_mono_us; /* last successful engine check, for /health */
 };
 
-/* The name gate of user SQL (lh_query_opts.may_name, ctx: the lh_principal): names only
- * some principals may use answer everyone else exactly as names nothing defines. Today
- * the audit trail's view, admins only (lh_audit_may_read). For /query and search
- * filters. */
-bool lh_http__may_name(void *principal, const char *name);
-
 /* Handlers, by area. */
 int lh_h_health(lh_req *req, lh_resp *resp);
 int lh_h_whoami(lh_req *req, lh_resp *resp);

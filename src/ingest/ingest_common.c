@@ -82,6 +82,20 @@ lh_ingest__begin(lh_catalog *cat, lh_buckets *buckets, const char *dataset, cons
     snprintf(t->bucket, sizeof t->bucket, "%s",
              any ? json_string_value(json_object_get(any, "bucket"))
                  : (bucket ? bucket : lh_buckets_primary_name(buckets)));
+    if (any && allow_bucket && !allow_bucket(allow_ctx, t->bucket)) {
+        /* a dataset the caller may not see (another tenant's): absent to it, and its
+         * bucket is never named; only its name is taken, as names are global */
+        if (mode == LH_INGEST_CREATE) {
+            rc = lh_err_set(err, LH_EEXIST, 409, "dataset_exists", "dataset '%s' exists already",
+                            dataset);
+            lh_err_hint(err, "choose another name");
+            return rc;
+        }
+        rc = lh_err_set(err, LH_ENOTFOUND, 404, "dataset_not_found", "no dataset named '%s'",
+                        dataset);
+        lh_err_hint(err, "use mode=create for a new dataset");
+        return rc;
+    }
     if (any && bucket && strcmp(bucket, t->bucket) != 0) {
         rc = lh_err_set(err, LH_EEXIST, 409, "dataset_elsewhere",
                         "dataset '%s' lives in bucket '%s', not '%s'", dataset, t->bucket, bucket);

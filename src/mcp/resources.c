@@ -28,14 +28,6 @@ may_read_catalog(const lh_principal *who)
     return lh_auth_allow(who, LH_ALLOW_READ, &ignored) == 0;
 }
 
-static bool
-may_use_bucket(const lh_principal *who, const json_t *dataset)
-{
-    lh_err ignored;
-    const char *bucket = json_string_value(json_object_get(dataset, "bucket"));
-    return bucket && lh_auth_bucket(who, bucket, &ignored) == 0;
-}
-
 static json_t *
 resource_of(const json_t *summary)
 {
@@ -95,7 +87,7 @@ lh_mcp__resources_list(const mcp_call *call, json_t **result, mcp_rpc_err *e)
         json_t *summary;
         json_array_foreach(all, i, summary)
         {
-            if (may_use_bucket(call->who, summary))
+            if (lh_catalog_may_see_manifest(call->who, summary))
                 json_array_append_new(resources, resource_of(summary));
         }
         json_decref(all);
@@ -165,7 +157,7 @@ lh_mcp__resources_read(const mcp_call *call, json_t **result, mcp_rpc_err *e)
             0)
         return contents(uri_j, m, result);
     if (name && lh_name_valid(name) && may_read_catalog(call->who) &&
-        lh_catalog_get(call->mcp->catalog, name, &m, &err) == 0 && may_use_bucket(call->who, m) &&
+        lh_catalog_get_visible(call->mcp->catalog, call->who, name, &m, &err) == 0 &&
         strcmp(json_string_value(json_object_get(m, "state")), "live") == 0) {
         json_t *content = describe(m);
         json_decref(m);

@@ -80,14 +80,16 @@ lh_vectors__journal_view(lh_vectors *v)
         lh_log_err(LH_LOG_WARN, NULL, &err);
     lh_buf sql;
     lh_buf_init(&sql);
+    /* a relation of the users' engine's registry, not a DuckDB view: each principal's
+     * resolver filters it to the trials of the indexes it sees (lh_vectors_trials_guard) */
     if (f.list.len)
         lh_buf_printf(&sql,
-                      "CREATE OR REPLACE VIEW _hnsw_trials AS SELECT * FROM read_json([%s], "
+                      "SELECT * FROM read_json([%s], "
                       "format = 'newline_delimited', columns = {" TRIAL_COLUMNS "})",
                       f.list.data);
     else
-        lh_buf_puts(&sql, "CREATE OR REPLACE VIEW _hnsw_trials AS " TRIALS_EMPTY);
-    if (lh_engine_exec(v->deps.views, sql.data, NULL, &err) != 0)
+        lh_buf_puts(&sql, TRIALS_EMPTY);
+    if (lh_engine_set_dataset(v->deps.views, LH_VECTORS_TRIALS_VIEW, sql.data, &err) != 0)
         lh_log(LH_LOG_ERROR, NULL, NULL, "trials: view _hnsw_trials not defined: %s %s",
                err.message, err.detail);
     lh_buf_free(&sql);

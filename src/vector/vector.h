@@ -181,6 +181,13 @@ int lh_vbuild_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err);
 void lh_vbuild_free(lh_vbuild *b); /* accepts NULL; releases the reservation */
 
 json_t *lh_vectors_list(lh_vectors *v);
+/* The trial journal's relation in the users' engine, and its guard for a principal's
+ * SQL (lh_catalog_guard_fn, ctx: the lh_vectors; `lakehouse serve` sets it): the trials
+ * of the indexes whose dataset the view sees; trials of indexes that are gone show to
+ * no one but a principal who sees everything (which has no resolver). */
+#define LH_VECTORS_TRIALS_VIEW "_hnsw_trials"
+lh_resolved lh_vectors_trials_guard(void *ctx, const lh_catalog_view *view, const char *select,
+                                    lh_buf *out);
 /* 404 for an unknown index. *out new. */
 int lh_vectors_get(lh_vectors *v, const char *name, json_t **out, lh_err *err);
 /* The dataset an index is over (copied into out); false when no such index. */
@@ -206,9 +213,8 @@ typedef struct lh_vsearch {
     /* who asks: the filter (user SQL) waits for a query slot as this principal, counted
      * against timeout_ms (429 when the principal's line is full); NULL: no slot */
     const char *principal;
-    /* the name gate of the filter (lh_query_opts.may_name); NULL: every name */
-    bool (*may_name)(void *ctx, const char *name);
-    void *may_name_ctx;
+    /* the resolver of the filter's names (lh_query_opts.resolver); NULL: every name */
+    const lh_resolver *resolver;
 } lh_vsearch;
 /* Search (see docs/API.md for the answer). 400 for bad input, 404 unknown index, 409 an
  * index still building its first generation. *out new. */

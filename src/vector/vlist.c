@@ -160,3 +160,31 @@ out:
     json_decref(keys);
     return rc;
 }
+
+/* ---- what a principal's SQL sees of the trials ----------------------------------------- */
+
+lh_resolved
+lh_vectors_trials_guard(void *ctx, const lh_catalog_view *view, const char *select, lh_buf *out)
+{
+    lh_vectors *v = ctx;
+    /* the pairs first, then the catalog (its lock is not taken under ours) */
+    json_t *pairs = json_array();
+    pthread_mutex_lock(&v->lock);
+    for (lh_vidx *x = v->list; x; x = x->next)
+        json_array_append_new(pairs, json_pack("[s,s]", x->name, x->dataset));
+    pthread_mutex_unlock(&v->lock);
+    lh_buf_printf(out, "SELECT * FROM (%s) AS lh_trials WHERE \"index\" IN (", select);
+    size_t i, n = 0;
+    json_t *pair;
+    json_array_foreach(pairs, i, pair)
+    {
+        if (!lh_catalog_may_see(view->catalog, view->who,
+                                json_string_value(json_array_get(pair, 1))))
+            continue;
+        lh_buf_puts(out, n++ ? ", " : "");
+        lh_sql_quote(out, json_string_value(json_array_get(pair, 0)));
+    }
+    lh_buf_puts(out, n ? ")" : "NULL)");
+    json_decref(pairs);
+    return LH_RESOLVE_REWRITTEN;
+}

@@ -74,8 +74,7 @@ run_filter(lh_vectors *v, const json_t *spec, const lh_vsearch *s, allowed *a, l
                          .principal = s->principal,
                          .params = s->filter_params,
                          .n_params = s->n_filter_params,
-                         .may_name = s->may_name,
-                         .may_name_ctx = s->may_name_ctx};
+                         .resolver = s->resolver};
     int rc = lh_engine_scan(v->deps.views, &opts, on_filter_batch, a, err);
     lh_buf_free(&sql);
     if (rc == LH_EINVAL) {

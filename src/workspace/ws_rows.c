@@ -16,23 +16,15 @@
 #include <string.h>
 #include <unistd.h>
 
-static bool
-may_use(void *principal, const char *bucket)
-{
-    lh_err ignored;
-    return lh_auth_bucket(principal, bucket, &ignored) == 0;
-}
-
 int
 lh_ws__manifest(lh_workspaces *w, const lh_principal *p, const char *dataset, json_t **m,
                 lh_err *err)
 {
     json_t *got = NULL;
-    int rc = lh_catalog_get(w->deps.catalog, dataset, &got, err);
-    if (rc == 0 && (strcmp(lh_ws__str(got, "state"), "live") != 0 ||
-                    !may_use((void *)p, lh_ws__str(got, "bucket")))) {
-        rc = lh_err_set(err, LH_ENOTFOUND, 404, "dataset_not_found", "no dataset '%.64s'", dataset);
-    }
+    /* one the principal may not see is as absent as one nothing defines */
+    int rc = lh_catalog_get_visible(w->deps.catalog, p, dataset, &got, err);
+    if (rc == 0 && strcmp(lh_ws__str(got, "state"), "live") != 0)
+        rc = lh_catalog_not_found(err, dataset);
     if (rc != 0) {
         json_decref(got);
         return rc;
@@ -449,7 +441,7 @@ publish_one(ws_edit *e, const lh_principal *p, const char *id, const char *ds, b
                       .source = source,
                       .workspace_id = id,
                       .actor = p->name,
-                      .allow_bucket = may_use,
+                      .allow_bucket = lh_catalog_bucket_access,
                       .allow_ctx = (void *)p};
     lh_err ierr = {0};
     int irc = lh_ingest_rows(e->w->deps.catalog, e->w->deps.engine, e->w->deps.buckets, &o, &result,
@@ -595,6 +587,8 @@ lh_ws__delta_views(lh_workspaces *w, const lh_principal *p, const json_t *doc,
     {
         json_t *m = NULL;
         int rc = lh_ws__manifest(w, p, ds, &m, err);
+        if (rc == LH_ENOTFOUND)
+            continue; /* one the caller does not see (or gone): no view, and no name said */
         if (rc != 0)
             return rc;
         json_t *base = with_staged(m, staged);

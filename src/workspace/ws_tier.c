@@ -257,8 +257,13 @@ lh_workspace_query_run(lh_workspaces *w, const lh_principal *p, const char *id, 
                           .timeout_ms = timeout_ms,
                           .principal = p->name};
     opts.prelude = lh_ws_prelude_sql(prelude, &opts.n_prelude);
+    /* the saved SQL sees what the one who runs it sees (tenants: invariant 11) */
+    lh_catalog_view view;
+    opts.resolver = lh_catalog_view_init(&view, w->deps.catalog, p);
     json_t *versions = datasets_read(w, sql, doc);
-    if ((rc = lh_query_start(w->deps.views, &opts, &q, err)) != 0) {
+    rc = lh_query_start(w->deps.views, &opts, &q, err);
+    lh_catalog_view_free(&view);
+    if (rc != 0) {
         json_decref(versions);
         goto out;
     }

@@ -262,9 +262,9 @@ class Tools(harness.ServerTestCase):
         self.assertGreaterEqual(rec["tool_version"], 1)
         self.assertEqual(rec["arguments"]["ssn_hint"], "[redacted]")  # refused calls too
         self.assertNotIn("secret", self.srv.log_text())
-        # bucket the principal may not use
-        e = self.call("far_city", {"city": "A"}, 403, who="far")["error"]
-        self.assertEqual(e["code"], "bucket_forbidden")
+        # over a bucket the principal may not use: as absent as an unknown tool
+        e = self.call("far_city", {"city": "A"}, 404, who="far")["error"]
+        self.assertEqual(e["code"], "tool_not_found")
         # ... and a tenant does not see tools over other buckets' data
         self.assertEqual([t["name"] for t in self.req("GET", "/tools", who="far")["tools"]
                           if t["kind"] != "builtin"], [])

@@ -501,25 +501,42 @@ test_parse_time(void **state)
 
 /* ---- the view and the gate ------------------------------------------------------------------ */
 
-static bool
-refuse_audit(void *ctx, const char *name)
+static lh_resolved
+refuse_audit_fn(void *ctx, const char *name, const char *select, lh_buf *out)
 {
-    (void)ctx;
-    return strcmp(name, LH_AUDIT_VIEW) != 0;
+    (void)ctx, (void)select, (void)out;
+    return strcmp(name, LH_AUDIT_VIEW) != 0 ? LH_RESOLVE_AS_IS : LH_RESOLVE_ABSENT;
 }
 
-static bool
-allow_all(void *ctx, const char *name)
+static lh_resolved
+allow_all_fn(void *ctx, const char *name, const char *select, lh_buf *out)
+{
+    (void)ctx, (void)name, (void)select, (void)out;
+    return LH_RESOLVE_AS_IS;
+}
+
+/* a rewrite wrapping the registered SELECT: only the refused calls */
+static lh_resolved
+refused_only_fn(void *ctx, const char *name, const char *select, lh_buf *out)
 {
     (void)ctx;
-    (void)name;
-    return true;
+    if (strcmp(name, LH_AUDIT_VIEW) != 0)
+        return LH_RESOLVE_AS_IS;
+    lh_buf_printf(out, "SELECT * FROM (%s) AS a WHERE outcome = 'refused'", select);
+    return LH_RESOLVE_REWRITTEN;
 }
+
+static const lh_resolver refuse_audit_r = {refuse_audit_fn, NULL, "no-audit"};
+static const lh_resolver *const refuse_audit = &refuse_audit_r;
+static const lh_resolver allow_all_r = {allow_all_fn, NULL, "all"};
+static const lh_resolver *const allow_all = &allow_all_r;
+static const lh_resolver refused_only_r = {refused_only_fn, NULL, "refused-only"};
+static const lh_resolver *const refused_only = &refused_only_r;
 
 static int
-query(fixture *f, const char *sql, bool (*gate)(void *, const char *), char **text, lh_err *err)
+query(fixture *f, const char *sql, const lh_resolver *resolver, char **text, lh_err *err)
 {
-    lh_query_opts o = {.sql = sql, .format = LH_QUERY_NDJSON, .may_name = gate};
+    lh_query_opts o = {.sql = sql, .format = LH_QUERY_NDJSON, .resolver = resolver};
     lh_query *q = NULL;
     int rc = lh_query_start(f->views, &o, &q, err);
     if (rc != 0)
@@ -560,6 +577,16 @@ test_view_and_gate(void **state)
         assert_non_null(strstr(text, "\"role\":\"agent\""));
         free(text);
     }
+    /* rewritten for another view: the kept statement of the first is not reused, and
+     * the first view's statement is still its own afterwards */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(query(f, sql, refused_only, &text, &err), 0);
+        assert_non_null(strstr(text, "\"n\":11"));
+        free(text);
+    }
+    assert_int_equal(query(f, sql, NULL, &text, &err), 0);
+    assert_non_null(strstr(text, "\"n\":33"));
+    free(text);
     /* refused: as a table nothing defines, even with the statement kept */
     assert_int_equal(query(f, sql, refuse_audit, &text, &err), LH_EINVAL);
     assert_int_equal(err.http_status, 400);

@@ -1,0 +1,194 @@
+/*
+ * visible.c — what a principal may see (invariant 11): the one rule deciding whether a
+ * principal sees a dataset (its bucket is one the principal may use, lh_auth_bucket), and
+ * the resolver that makes user SQL see exactly that (engine.h, lh_resolver).
+ *
+ * Every door asks here: the HTTP handlers, MCP resources, tools, workspaces, time travel
+ * and the resolver of SQL. A dataset a principal may not see is answered as one that does
+ * not exist (404 dataset_not_found at the doors, DuckDB's "Table with name X does not
+ * exist" in SQL).
+ *
+ * The resolver: a dataset name resolves as registered when the principal sees the
+ * dataset, else it is absent. lakehouse's own relations ('_' + name) are resolved by the
+ * guard registered for them (lh_catalog_set_guard): `_events` by the catalog (rows of the
+ * datasets the principal sees), `_audit` and `_hnsw_trials` by the modules that own them,
+ * wired by `lakehouse serve`. A relation without a guard is absent to every principal but
+ * the one who sees everything (an admin not limited to buckets), which gets no resolver
+ * at all: its names resolve as registered and cost nothing more.
+ *
+ * Thread safety: guards are set at start, before any query, and cleared at close, after
+ * the last; `lock` guards the table all the same, and a guard runs outside it.
+ */
+#include "catalog/catalog_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool
+lh_catalog_may_see_bucket(const lh_principal *who, const char *bucket)
+{
+    lh_err ignored;
+    return who != NULL && bucket != NULL && lh_auth_bucket(who, bucket, &ignored) == 0;
+}
+
+bool
+lh_catalog_bucket_access(void *principal, const char *bucket)
+{
+    return lh_catalog_may_see_bucket(principal, bucket);
+}
+
+bool
+lh_catalog_may_see_manifest(const lh_principal *who, const json_t *manifest)
+{
+    return lh_catalog_may_see_bucket(who, json_string_value(json_object_get(manifest, "bucket")));
+}
+
+bool
+lh_catalog_sees_all(const lh_principal *who)
+{
+    return who != NULL && (who->roles & LH_ROLE_ADMIN) != 0 && !who->limit_buckets;
+}
+
+bool
+lh_catalog_may_see(lh_catalog *c, const lh_principal *who, const char *name)
+{
+    if (lh_catalog_sees_all(who))
+        return true;
+    char bucket[sizeof((dataset *)0)->bucket] = "";
+    bool found = false;
+    pthread_mutex_lock(&c->lock);
+    const dataset *ds = lh_catalog__find_locked(c, name);
+    if (ds) {
+        snprintf(bucket, sizeof bucket, "%s", ds->bucket);
+        found = true;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return found && lh_catalog_may_see_bucket(who, bucket);
+}
+
+int
+lh_catalog_not_found(lh_err *err, const char *name)
+{
+    return lh_catalog__not_found(err, name);
+}
+
+int
+lh_catalog_get_visible(lh_catalog *c, const lh_principal *who, const char *name, json_t **out,
+                       lh_err *err)
+{
+    json_t *m = NULL;
+    int rc = lh_catalog_get(c, name, &m, err);
+    if (rc != 0)
+        return rc;
+    if (!lh_catalog_may_see_manifest(who, m)) {
+        json_decref(m);
+        return lh_catalog__not_found(err, name);
+    }
+    *out = m;
+    return 0;
+}
+
+void
+lh_catalog_view_datasets_sql(const lh_catalog_view *v, lh_buf *out)
+{
+    lh_catalog *c = v->catalog;
+    size_t before = out->len;
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->n; i++) {
+        const dataset *ds = c->items[i];
+        if (!lh_catalog_may_see_bucket(v->who, ds->bucket))
+            continue;
+        lh_buf_puts(out, out->len > before ? ", " : "");
+        lh_sql_quote(out, ds->name);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (out->len == before)
+        lh_buf_puts(out, "NULL"); /* x IN (NULL) holds for no row */
+}
+
+/* ---- guards of lakehouse's own relations ------------------------------------------------ */
+
+void
+lh_catalog_set_guard(lh_catalog *c, const char *relation, lh_catalog_guard_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&c->lock);
+    size_t i = 0;
+    while (i < c->n_guards && strcmp(c->guards[i].relation, relation) != 0)
+        i++;
+    if (i == c->n_guards && fn && i < LH_CATALOG_MAX_GUARDS) {
+        snprintf(c->guards[i].relation, sizeof c->guards[i].relation, "%s", relation);
+        c->n_guards++;
+    }
+    if (i < c->n_guards) {
+        c->guards[i].fn = fn;
+        c->guards[i].ctx = ctx;
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* `_events`: the events of the datasets the principal sees. */
+static lh_resolved
+events_guard(void *ctx, const lh_catalog_view *v, const char *select, lh_buf *out)
+{
+    (void)ctx;
+    lh_buf_printf(out, "SELECT * FROM (%s) AS lh_events WHERE dataset IN (", select);
+    lh_catalog_view_datasets_sql(v, out);
+    lh_buf_puts(out, ")");
+    return LH_RESOLVE_REWRITTEN;
+}
+
+void
+lh_catalog__guards_init(lh_catalog *c)
+{
+    lh_catalog_set_guard(c, LH_CATALOG_EVENTS_VIEW, events_guard, NULL);
+}
+
+static lh_resolved
+resolve(void *ctx, const char *name, const char *select, lh_buf *out)
+{
+    const lh_catalog_view *v = ctx;
+    lh_catalog *c = v->catalog;
+    if (name[0] != '_')
+        return lh_catalog_may_see(c, v->who, name) ? LH_RESOLVE_AS_IS : LH_RESOLVE_ABSENT;
+    lh_catalog_guard_fn fn = NULL;
+    void *guard_ctx = NULL;
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->n_guards; i++)
+        if (strcmp(c->guards[i].relation, name) == 0) {
+            fn = c->guards[i].fn;
+            guard_ctx = c->guards[i].ctx;
+        }
+    pthread_mutex_unlock(&c->lock);
+    return fn ? fn(guard_ctx, v, select, out) : LH_RESOLVE_ABSENT;
+}
+
+const lh_resolver *
+lh_catalog_view_init(lh_catalog_view *v, lh_catalog *c, const lh_principal *who)
+{
+    *v = (lh_catalog_view){.catalog = c, .who = who};
+    if (c == NULL || lh_catalog_sees_all(who))
+        return NULL;
+    /* everything the answers depend on but the registry: who (profile buckets are per
+     * name), its roles and its buckets */
+    lh_buf key;
+    lh_buf_init(&key);
+    lh_buf_printf(&key, "%s/%u/", who ? who->name : "", who ? who->roles : 0u);
+    if (who && who->limit_buckets)
+        for (size_t i = 0; i < who->n_buckets; i++)
+            lh_buf_printf(&key, "%s%s", i ? "," : "", who->buckets[i]);
+    else
+        lh_buf_puts(&key, "*");
+    v->view_key = lh_buf_steal(&key);
+    v->resolver = (lh_resolver){.fn = resolve, .ctx = v, .view_key = v->view_key};
+    return &v->resolver;
+}
+
+void
+lh_catalog_view_free(lh_catalog_view *v)
+{
+    if (v == NULL)
+        return;
+    free(v->view_key);
+    v->view_key = NULL;
+}
