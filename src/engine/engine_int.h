@@ -60,6 +60,8 @@ struct lh_engine {
     /* datasets resolved on demand by a replacement scan (relations.c): name -> SELECT */
     pthread_rwlock_t relations_lock;
     json_t *relations;
+    lh_read_check_fn read_check; /* under relations_lock */
+    void *read_check_ctx;
 };
 
 /* Interrupt every watched query past its deadline. */
@@ -113,6 +115,7 @@ struct lh_query {
      * lh_engine__admit_names found them: a kept statement carries them so a name gate
      * is asked again when it is reused. JSON array, or NULL. */
     json_t *names;
+    bool rescue_used; /* a dataset was read from rescue copies (the JSON footer says so) */
 };
 
 /* A new query on no connection yet, with its deadline (0: none) and max_bytes (<= 0:
@@ -231,6 +234,12 @@ void lh_engine__relations_free(lh_engine *eng);
  * replacement scan treats a name it refuses as absent. Set before a query's statements
  * are prepared or executed, cleared (fn NULL) when they are. */
 void lh_engine__gate_set(bool (*fn)(void *ctx, const char *name), void *ctx);
+/* What the read check said while this thread bound (lh_engine_set_read_check): reset
+ * before a user statement binds; after it, note_finish sets *rescue_used (may be NULL)
+ * and, when rc != 0 and a read check failed, puts its error in err and returns its code
+ * (else rc as it was). */
+void lh_engine__note_reset(void);
+int lh_engine__note_finish(int rc, bool *rescue_used, lh_err *err);
 /* Whether every name of the JSON array names (may be NULL) passes the gate fn. */
 bool lh_engine__gate_allows(bool (*fn)(void *ctx, const char *name), void *ctx,
                             const json_t *names);

@@ -25,14 +25,21 @@
  * Generations: a change of the registry is a change of the views, so it moves the
  * engine's catalog generation before and after, as an internal statement does (pool.c).
  *
- * Thread safety: `relations_lock` (a read-write lock) guards the registry; the scan
- * takes it for reading on DuckDB's binding thread and copies the SELECT into DuckDB's
- * value before it lets go.
+ * The read check (lh_engine_set_read_check; the catalog's): asked for each registered
+ * name the scan resolves, outside the lock, whether the rows can be read as registered.
+ * It may answer another SELECT (rescue copies of a dataset whose bucket is unreachable)
+ * or an error; both are noted for the binding thread (read_note), so the query reports
+ * the rescue, or fails with the check's error instead of DuckDB's.
+ *
+ * Thread safety: `relations_lock` (a read-write lock) guards the registry and the read
+ * check; the scan takes it for reading on DuckDB's binding thread and copies the SELECT
+ * before it lets go.
  */
 #include "engine/engine_int.h"
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct name_gate {
@@ -63,6 +70,70 @@ lh_engine__gate_allows(bool (*fn)(void *ctx, const char *name), void *ctx, const
     return true;
 }
 
+/* What the read check said while this thread bound: a rescue copy read, the first
+ * failure. */
+typedef struct read_note {
+    bool rescue_used, failed;
+    lh_err err;
+} read_note;
+
+static _Thread_local read_note thread_note;
+
+void
+lh_engine__note_reset(void)
+{
+    thread_note.rescue_used = false;
+    thread_note.failed = false;
+}
+
+int
+lh_engine__note_finish(int rc, bool *rescue_used, lh_err *err)
+{
+    if (rescue_used)
+        *rescue_used = thread_note.rescue_used;
+    if (rc != 0 && thread_note.failed) {
+        *err = thread_note.err;
+        rc = err->rc;
+    }
+    lh_engine__note_reset();
+    return rc;
+}
+
+void
+lh_engine_set_read_check(lh_engine *eng, lh_read_check_fn fn, void *ctx)
+{
+    pthread_rwlock_wrlock(&eng->relations_lock);
+    eng->read_check = fn;
+    eng->read_check_ctx = ctx;
+    pthread_rwlock_unlock(&eng->relations_lock);
+}
+
+/* Ask the read check about name (registered as select): the SELECT to bind (new), or
+ * NULL when the statement must fail (noted; DuckDB gets the message). */
+static char *
+checked_select(duckdb_replacement_scan_info info, lh_read_check_fn check, void *ctx,
+               const char *name, char *select)
+{
+    char *instead = NULL;
+    bool rescue = false;
+    lh_err err;
+    lh_err_clear(&err);
+    if (check(ctx, name, &instead, &rescue, &err) != 0) {
+        if (!thread_note.failed) {
+            thread_note.failed = true;
+            thread_note.err = err;
+        }
+        duckdb_replacement_scan_set_error(info, err.message);
+        free(select);
+        return NULL;
+    }
+    thread_note.rescue_used |= rescue;
+    if (instead == NULL)
+        return select;
+    free(select);
+    return instead;
+}
+
 static void
 replacement_scan(duckdb_replacement_scan_info info, const char *table_name, void *data)
 {
@@ -77,14 +148,21 @@ replacement_scan(duckdb_replacement_scan_info info, const char *table_name, void
     if (thread_gate.fn && !thread_gate.fn(thread_gate.ctx, name))
         return; /* refused: as absent as a name nothing defines */
     pthread_rwlock_rdlock(&eng->relations_lock);
-    const char *select = json_string_value(json_object_get(eng->relations, name));
+    const char *registered = json_string_value(json_object_get(eng->relations, name));
+    char *select = registered ? lh_strdup(registered) : NULL;
+    lh_read_check_fn check = eng->read_check;
+    void *check_ctx = eng->read_check_ctx;
+    pthread_rwlock_unlock(&eng->relations_lock);
+    /* the check may read a bucket: outside the lock, so registrations never wait on it */
+    if (select && check)
+        select = checked_select(info, check, check_ctx, name, select);
     if (select) {
         duckdb_value sql = duckdb_create_varchar(select);
         duckdb_replacement_scan_set_function_name(info, "query");
         duckdb_replacement_scan_add_parameter(info, sql);
         duckdb_destroy_value(&sql);
     }
-    pthread_rwlock_unlock(&eng->relations_lock);
+    free(select);
 }
 
 void
