@@ -59,10 +59,12 @@ class RescueSql(harness.ServerTestCase):
         self.assertEqual(rescued[0]["code"], "bucket_unavailable")
         self.assertTrue(rescued[0]["key"].startswith("datasets/kept/data/"), rescued[0])
         # a search filter reads the dataset through the same check
-        st, _, b = self.srv.request("POST", "/vectors/indexes/kept_idx/search", who="owner", body={
+        st, h, b = self.srv.request("POST", "/vectors/indexes/kept_idx/search", who="owner", body={
             "query": "beta", "k": 2, "filter": "id > 1"})
         self.assertEqual(st, 200, b)
         self.assertTrue(b["hits"] and {h["doc_id"] for h in b["hits"]} <= {"2", "3"}, b)
+        self.assertIs(b.get("rescue_used"), True)
+        self.assertEqual(h.get("x-lakehouse-rescue-used"), "true")
 
     def test_b_no_rescue_copy_is_503_naming_the_bucket(self):
         for sql in ("SELECT count(*) FROM lost", "SELECT * FROM kept JOIN lost USING (id)"):
