@@ -62,6 +62,7 @@ void
 lh_catalog__dataset_free(lh_catalog *c, dataset *ds)
 {
     lh_catalog__unpin_all(c, ds);
+    lh_catalog__rescue_release(c, ds);
     json_decref(ds->manifest);
     json_decref(ds->warnings);
     free(ds);
@@ -151,6 +152,9 @@ lh_catalog_open(const lh_catalog_deps *deps, lh_catalog **out, lh_err *err)
     lh_log(LH_LOG_INFO, NULL, fields, "catalog loaded");
     json_decref(fields);
     lh_catalog__checkpoint_start(c);
+    /* a dataset whose bucket is unreachable is read from the rescue bucket, or fails
+     * with 503 bucket_unreachable, in whatever statement names it */
+    lh_engine_set_read_check(c->views, lh_catalog__read_check, c);
     (void)err;
     *out = c;
     return 0;
@@ -161,6 +165,7 @@ lh_catalog_close(lh_catalog *c)
 {
     if (c == NULL)
         return;
+    lh_engine_set_read_check(c->views, NULL, NULL);
     lh_catalog__checkpoint_stop(c);
     lh_catalog__journal_free(c);
     for (size_t i = 0; i < c->n; i++)

@@ -24,6 +24,10 @@ typedef struct dataset {
     bool writing;
     char **pinned; /* cache paths the view reads */
     size_t n_pinned;
+    /* rescue copies of manifest's files while its bucket is unreachable (rescue.c):
+     * local paths (pinned), and the manifest they belong to (a reference), or NULL */
+    char **rescue_pinned;
+    json_t *rescue_of;
 } dataset;
 
 #define LH_CATALOG_MAX_GUARDS 16
@@ -101,6 +105,12 @@ void lh_catalog__remove_locked(lh_catalog *c, dataset *ds);
 void lh_catalog__dataset_free(lh_catalog *c, dataset *ds);
 /* 404 dataset_not_found for `name`, with a hint; returns LH_ENOTFOUND. */
 int lh_catalog__not_found(lh_err *err, const char *name);
+
+/* ---- reads of an unreachable bucket (rescue.c) ---- */
+/* The users' engine's read check (lh_engine_set_read_check), ctx the catalog. */
+int lh_catalog__read_check(void *ctx, const char *name, char **instead, bool *rescue, lh_err *err);
+/* Release ds's rescue copies (caller holds `lock` or owns ds). */
+void lh_catalog__rescue_release(lh_catalog *c, dataset *ds);
 
 /* ---- manifest files (manifest.c) ---- */
 /* Read manifest `version` of dataset `name` in `bucket` (new). 404 version_not_found

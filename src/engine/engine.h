@@ -115,6 +115,16 @@ int lh_engine_drop_view(lh_engine *eng, const char *name, lh_err *err);
  * catalog generation like an internal statement. Errors: 400 invalid_name; an injected
  * engine fault. Copies select. Thread-safe. */
 int lh_engine_set_dataset(lh_engine *eng, const char *name, const char *select, lh_err *err);
+/* The read check of dataset names: asked, while a statement binds a registered name,
+ * whether its rows can be read as registered. fn returns 0 to read `select` as it is, or
+ * 0 with *instead (new, freed by the engine) to read that SELECT instead — with *rescue
+ * set when it reads rescue copies, which the query reports (lh_query_opts.rescue_used) —
+ * or an error in err: the statement fails with that error (not DuckDB's). fn runs on the
+ * binding thread at every bind of a name, outside the engine's locks; it must be quick
+ * when all is well. NULL fn: none. Set before queries run, cleared before ctx goes. */
+typedef int (*lh_read_check_fn)(void *ctx, const char *name, char **instead, bool *rescue,
+                                lh_err *err);
+void lh_engine_set_read_check(lh_engine *eng, lh_read_check_fn fn, void *ctx);
 
 /* ---- user queries ------------------------------------------------------------------ */
 
@@ -178,6 +188,9 @@ typedef struct lh_query_opts {
     size_t n_params;
     /* The resolver of registry names (NULL: every name as registered); see lh_resolver. */
     const lh_resolver *resolver;
+    /* out (may be NULL): set when the statement read a dataset from rescue copies (the
+     * read check said so; see lh_engine_set_read_check), so the caller says so */
+    bool *rescue_used;
 } lh_query_opts;
 
 typedef struct lh_query lh_query;
@@ -228,6 +241,9 @@ typedef struct lh_scan_opts {
     size_t n_params;
     /* the resolver of registry names, as in lh_query_opts (NULL: every name as is) */
     const lh_resolver *resolver;
+    /* out (may be NULL): set when the statement read a dataset from rescue copies (the
+     * read check said so; see lh_engine_set_read_check), so the caller says so */
+    bool *rescue_used;
 } lh_scan_opts;
 /* Run a SELECT (admitted like user SQL: one SELECT, else 400/403, so user text such as a
  * search filter may be part of it) and hand its rows to fn a batch at a time, in order;

@@ -60,6 +60,8 @@ struct lh_engine {
     /* datasets resolved on demand by a replacement scan (relations.c): name -> SELECT */
     pthread_rwlock_t relations_lock;
     json_t *relations;
+    lh_read_check_fn read_check; /* under relations_lock */
+    void *read_check_ctx;
 };
 
 /* Interrupt every watched query past its deadline. */
@@ -113,6 +115,7 @@ struct lh_query {
      * lh_engine__admit_names found them (lh_engine_describe's "tables"; a kept statement
      * carries them). JSON array, or NULL. */
     json_t *names;
+    bool rescue_used; /* a dataset was read from rescue copies (the JSON footer says so) */
 };
 
 /* A new query on no connection yet, with its deadline (0: none) and max_bytes (<= 0:
@@ -231,6 +234,12 @@ void lh_engine__relations_free(lh_engine *eng);
  * without fn: none): set before a query's statements are prepared or executed, cleared
  * (NULL) when they are. Borrowed until cleared. */
 void lh_engine__resolver_set(const lh_resolver *r);
+/* What the read check said while this thread bound (lh_engine_set_read_check): reset
+ * before a user statement binds; after it, note_finish sets *rescue_used (may be NULL)
+ * and, when rc != 0 and a read check failed, puts its error in err and returns its code
+ * (else rc as it was). */
+void lh_engine__note_reset(void);
+int lh_engine__note_finish(int rc, bool *rescue_used, lh_err *err);
 /* The views may change (engine.c): move the catalog generation and sweep idle
  * connections' kept statements. Called before and after every change. */
 void lh_engine__views_changed(lh_engine *eng);

@@ -240,6 +240,7 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
         return rc;
     /* whatever this thread binds from here on goes through the caller's resolver */
     lh_engine__resolver_set(opts->resolver);
+    lh_engine__note_reset();
     /* at most twice: a kept statement that no longer fits is forgotten, and the query
      * starts again on a clean query, preparing afresh */
     for (bool lookup = true;; lookup = false) {
@@ -279,6 +280,12 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
     }
 out:
     lh_engine__resolver_set(NULL);
+    bool rescue_used = false;
+    rc = lh_engine__note_finish(rc, &rescue_used, err);
+    if (opts->rescue_used)
+        *opts->rescue_used = rescue_used;
+    if (q)
+        q->rescue_used = rescue_used;
     duckdb_destroy_prepare(&prep);
     free(key);
     if (rc != 0 && q && atomic_load(&q->client_gone))
@@ -378,6 +385,7 @@ lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *path,
     }
     lh_engine__watch(eng, q);
     lh_engine__resolver_set(opts->resolver);
+    lh_engine__note_reset();
     if ((rc = run_prelude(q, opts, err)) != 0 ||
         (rc = lh_engine__admit(q, opts->sql, NULL, err)) != 0 ||
         (rc = lh_engine__admit_names(q, opts->sql, err)) != 0)
@@ -407,6 +415,7 @@ lh_query_to_parquet(lh_engine *eng, const lh_query_opts *opts, const char *path,
         *rows = (int64_t)duckdb_rows_changed(&r);
 out:
     lh_engine__resolver_set(NULL);
+    rc = lh_engine__note_finish(rc, opts->rescue_used, err);
     if (rc != 0 && atomic_load(&q->client_gone))
         rc = lh_engine__gone_error(err);
     if (have_result)

@@ -405,6 +405,8 @@ lh_engine__render_footer(lh_query *q, const lh_err *error)
     if (q->format == LH_QUERY_JSON) {
         lh_buf_printf(out, "],\"row_count\":%lld,\"truncated\":%s", (long long)q->rows,
                       q->truncated ? "true" : "false");
+        if (q->rescue_used) /* read from rescue copies: said in the body as in the header */
+            lh_buf_puts(out, ",\"rescue_used\":true");
         if (error) {
             json_t *e = lh_err_to_json(error);
             char *text = json_dumps(json_object_get(e, "error"), JSON_COMPACT);

@@ -131,6 +131,7 @@ lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, void *c
     }
     lh_engine__watch(eng, q);
     lh_engine__resolver_set(opts->resolver);
+    lh_engine__note_reset();
     if ((rc = lh_engine__fault(err)) != 0 ||
         (rc = lh_engine__admit(q, opts->sql, &prep, err)) != 0 ||
         (rc = lh_engine__admit_names(q, opts->sql, err)) != 0)
@@ -159,6 +160,7 @@ lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, void *c
     }
 out:
     lh_engine__resolver_set(NULL);
+    rc = lh_engine__note_finish(rc, opts->rescue_used, err);
     duckdb_destroy_prepare(&prep);
     lh_query_free(q);
     return rc;

@@ -28,9 +28,15 @@
  * Generations: a change of the registry is a change of the views, so it moves the
  * engine's catalog generation before and after, as an internal statement does (pool.c).
  *
- * Thread safety: `relations_lock` (a read-write lock) guards the registry; the scan
- * takes it for reading on DuckDB's binding thread and copies the SELECT into DuckDB's
- * value before it lets go.
+ * The read check (lh_engine_set_read_check; the catalog's): asked for each registered
+ * name the scan resolves, outside the lock, whether the rows can be read as registered.
+ * It may answer another SELECT (rescue copies of a dataset whose bucket is unreachable)
+ * or an error; both are noted for the binding thread (read_note), so the query reports
+ * the rescue, or fails with the check's error instead of DuckDB's.
+ *
+ * Thread safety: `relations_lock` (a read-write lock) guards the registry and the read
+ * check; the scan takes it for reading on DuckDB's binding thread and copies the SELECT
+ * before it lets go.
  */
 #include "engine/engine_int.h"
 
@@ -57,6 +63,70 @@ resolve_to(duckdb_replacement_scan_info info, const char *select)
     duckdb_destroy_value(&sql);
 }
 
+/* What the read check said while this thread bound: a rescue copy read, the first
+ * failure. */
+typedef struct read_note {
+    bool rescue_used, failed;
+    lh_err err;
+} read_note;
+
+static _Thread_local read_note thread_note;
+
+void
+lh_engine__note_reset(void)
+{
+    thread_note.rescue_used = false;
+    thread_note.failed = false;
+}
+
+int
+lh_engine__note_finish(int rc, bool *rescue_used, lh_err *err)
+{
+    if (rescue_used)
+        *rescue_used = thread_note.rescue_used;
+    if (rc != 0 && thread_note.failed) {
+        *err = thread_note.err;
+        rc = err->rc;
+    }
+    lh_engine__note_reset();
+    return rc;
+}
+
+void
+lh_engine_set_read_check(lh_engine *eng, lh_read_check_fn fn, void *ctx)
+{
+    pthread_rwlock_wrlock(&eng->relations_lock);
+    eng->read_check = fn;
+    eng->read_check_ctx = ctx;
+    pthread_rwlock_unlock(&eng->relations_lock);
+}
+
+/* Ask the read check about name (registered as select): the SELECT to bind (new), or
+ * NULL when the statement must fail (noted; DuckDB gets the message). */
+static char *
+checked_select(duckdb_replacement_scan_info info, lh_read_check_fn check, void *ctx,
+               const char *name, char *select)
+{
+    char *instead = NULL;
+    bool rescue = false;
+    lh_err err;
+    lh_err_clear(&err);
+    if (check(ctx, name, &instead, &rescue, &err) != 0) {
+        if (!thread_note.failed) {
+            thread_note.failed = true;
+            thread_note.err = err;
+        }
+        duckdb_replacement_scan_set_error(info, err.message);
+        free(select);
+        return NULL;
+    }
+    thread_note.rescue_used |= rescue;
+    if (instead == NULL)
+        return select;
+    free(select);
+    return instead;
+}
+
 static void
 replacement_scan(duckdb_replacement_scan_info info, const char *table_name, void *data)
 {
@@ -70,26 +140,43 @@ replacement_scan(duckdb_replacement_scan_info info, const char *table_name, void
     name[n] = '\0';
     const lh_resolver *r = thread_resolver;
     pthread_rwlock_rdlock(&eng->relations_lock);
-    const char *select = json_string_value(json_object_get(eng->relations, name));
-    if (select == NULL || r == NULL) { /* the common case: no copy, no call */
-        if (select)
-            resolve_to(info, select);
+    const char *registered = json_string_value(json_object_get(eng->relations, name));
+    if (registered == NULL || (r == NULL && eng->read_check == NULL)) {
+        /* the common case: no copy, no call */
+        if (registered)
+            resolve_to(info, registered);
         pthread_rwlock_unlock(&eng->relations_lock);
         return;
     }
-    /* the resolver may take locks of its own (the catalog's): not under ours */
-    char *registered = lh_strdup(select);
+    /* the resolver and the read check may take locks of their own (the catalog's) or
+     * read a bucket: not under ours, so registrations never wait on them */
+    char *select = lh_strdup(registered);
+    lh_read_check_fn check = eng->read_check;
+    void *check_ctx = eng->read_check_ctx;
     pthread_rwlock_unlock(&eng->relations_lock);
     lh_buf rewritten;
     lh_buf_init(&rewritten);
-    lh_resolved how = r->fn(r->ctx, name, registered, &rewritten);
-    if (how == LH_RESOLVE_AS_IS)
-        resolve_to(info, registered);
+    /* the caller's view first: a name it may not see is absent before anything about
+     * its bucket (reachable or not) can show */
+    lh_resolved how = r ? r->fn(r->ctx, name, select, &rewritten) : LH_RESOLVE_AS_IS;
+    if (how != LH_RESOLVE_ABSENT && check) {
+        char *registered_copy = lh_strdup(select);
+        select = checked_select(info, check, check_ctx, name, select);
+        /* read elsewhere (rescue copies): the caller's rewrite wraps that instead */
+        if (select && how == LH_RESOLVE_REWRITTEN && strcmp(select, registered_copy) != 0) {
+            rewritten.len = 0;
+            how = r->fn(r->ctx, name, select, &rewritten);
+        }
+        free(registered_copy);
+    }
+    if (select == NULL || how == LH_RESOLVE_ABSENT)
+        ; /* failed (noted), or absent: DuckDB answers as for a name nothing defines */
     else if (how == LH_RESOLVE_REWRITTEN && rewritten.len > 0)
         resolve_to(info, rewritten.data);
-    /* else absent: DuckDB answers as for a name nothing defines */
+    else if (how == LH_RESOLVE_AS_IS)
+        resolve_to(info, select);
     lh_buf_free(&rewritten);
-    free(registered);
+    free(select);
 }
 
 void

@@ -148,6 +148,8 @@ answer_parquet(lh_req *req, lh_resp *resp, const lh_query_opts *opts, lh_err *er
     stream watch = {.client_fd = lh_req_fd(req)};
     lh_query_opts with_gone = *opts;
     with_gone.gone = (lh_gone_check){client_gone, &watch};
+    bool rescue_used = false;
+    with_gone.rescue_used = &rescue_used;
     int rc = lh_query_to_parquet(req->srv->engine, &with_gone, path, &rows, err);
     int fd = rc == 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
     unlink(path);
@@ -169,6 +171,8 @@ answer_parquet(lh_req *req, lh_resp *resp, const lh_query_opts *opts, lh_err *er
     }
     lh_resp_fd(resp, 200, "application/vnd.apache.parquet", fd, 0, (int64_t)st.st_size);
     lh_resp_header(resp, "X-Lakehouse-Rows", lh_arena_printf(req->arena, "%lld", (long long)rows));
+    if (rescue_used)
+        lh_resp_header(resp, "X-Lakehouse-Rescue-Used", "true");
     return 0;
 }
 
@@ -257,6 +261,8 @@ lh_h_query(lh_req *req, lh_resp *resp)
     stream *s = lh_calloc(1, sizeof *s);
     s->client_fd = lh_req_fd(req);
     opts.gone = (lh_gone_check){client_gone, s};
+    bool rescue_used = false;
+    opts.rescue_used = &rescue_used;
     rc = lh_query_start(req->srv->engine, &opts, &q, &err);
     lh_catalog_view_free(&view); /* names are resolved: the statement is bound */
     json_decref(body);
@@ -264,6 +270,8 @@ lh_h_query(lh_req *req, lh_resp *resp)
         free(s);
         return answer_error(resp, &err);
     }
+    if (rescue_used) /* invariant 7: a read that fell back says so */
+        lh_resp_header(resp, "X-Lakehouse-Rescue-Used", "true");
     s->q = q;
     s->format = opts.format;
     memcpy(s->request_id, req->request_id, sizeof s->request_id);

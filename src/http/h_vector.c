@@ -406,6 +406,8 @@ out:
         lh_resp_header(resp, "Retry-After", "1");
     if (rc != 0)
         return lh_resp_error(resp, &err);
+    if (json_is_true(json_object_get(out, "rescue_used")))
+        lh_resp_header(resp, "X-Lakehouse-Rescue-Used", "true");
     return lh_resp_json(resp, 200, out);
 }
 

@@ -411,9 +411,11 @@ close_windows(lh_buckets *b, bool force)
     journal_closed(b, closed);
 }
 
-void
-lh_buckets_record_error(lh_buckets *b, const char *bucket_name, const char *op, const char *key,
-                        const lh_err *e, const char *request_id)
+/* Record a failure; rescue (or NULL) names the rescue bucket that served the read
+ * instead, which the record then says ("rescue"). */
+static void
+record(lh_buckets *b, const char *bucket_name, const char *op, const char *key, const lh_err *e,
+       const char *request_id, const char *rescue)
 {
     if (!is_operational(e))
         return;
@@ -429,6 +431,8 @@ lh_buckets_record_error(lh_buckets *b, const char *bucket_name, const char *op, 
                             json_integer(json_integer_value(json_object_get(same, "count")) + 1));
         json_object_set_new(same, "last_time", json_string(when));
         json_object_set_new(same, "last_epoch_us", json_integer(now));
+        if (rescue)
+            json_object_set_new(same, "rescue", json_string(rescue));
         pthread_mutex_unlock(&b->lock);
         return;
     }
@@ -447,6 +451,8 @@ lh_buckets_record_error(lh_buckets *b, const char *bucket_name, const char *op, 
     json_object_set_new(ev, "first_time", json_string(when));
     json_object_set_new(ev, "last_time", json_string(when));
     json_object_set_new(ev, "last_epoch_us", json_integer(now));
+    if (rescue)
+        json_object_set_new(ev, "rescue", json_string(rescue));
     json_t *closed = NULL;
     if (b->coalesce_us > 0) {
         closed = take_closed_locked(b, now, false, true);
@@ -461,8 +467,18 @@ lh_buckets_record_error(lh_buckets *b, const char *bucket_name, const char *op, 
     json_decref(ev);
     json_t *fields = json_pack("{s:s, s:s, s:s, s:s}", "bucket", bucket_name, "op", op, "code",
                                e->code, "detail", e->detail);
-    lh_log(LH_LOG_WARN, request_id, fields, "bucket operation failed: %s", e->message);
+    if (rescue)
+        json_object_set_new(fields, "rescue", json_string(rescue));
+    lh_log(LH_LOG_WARN, request_id, fields, "bucket operation failed: %s%s", e->message,
+           rescue ? " (read from the rescue bucket)" : "");
     json_decref(fields);
+}
+
+void
+lh_buckets_record_error(lh_buckets *b, const char *bucket_name, const char *op, const char *key,
+                        const lh_err *e, const char *request_id)
+{
+    record(b, bucket_name, op, key, e, request_id, NULL);
 }
 
 json_t *
@@ -783,12 +799,14 @@ lh_buckets_get_object(lh_buckets *b, const char *bucket_name, const char *key, i
     int rc = lh_store_get(bk->store, key, offset, len, count_bytes, &counted, info, err);
     if (rc != LH_EUNAVAIL)
         return rc;
-    lh_buckets_record_error(b, bk->name, "get", key, err, request_id);
     /* bytes already handed on cannot be taken back: only a clean failure falls back */
-    if (b->rescue == NULL || b->rescue == bk || counted.delivered > 0)
+    if (b->rescue == NULL || b->rescue == bk || counted.delivered > 0) {
+        lh_buckets_record_error(b, bk->name, "get", key, err, request_id);
         return rc;
+    }
     lh_err rerr;
     int rrc = lh_store_get(b->rescue->store, key, offset, len, sink, ctx, info, &rerr);
+    record(b, bk->name, "get", key, err, request_id, rrc == 0 ? b->rescue->name : NULL);
     if (rrc == 0) {
         *rescue_used = true;
         return 0;
@@ -814,14 +832,17 @@ lh_buckets_head_object(lh_buckets *b, const char *bucket_name, const char *key, 
     int rc = lh_store_head(bk->store, key, info, err);
     if (rc != LH_EUNAVAIL)
         return rc;
-    lh_buckets_record_error(b, bk->name, "head", key, err, request_id);
-    if (b->rescue == NULL || b->rescue == bk)
+    if (b->rescue == NULL || b->rescue == bk) {
+        lh_buckets_record_error(b, bk->name, "head", key, err, request_id);
         return rc;
+    }
     lh_err rerr;
     if (lh_store_head(b->rescue->store, key, info, &rerr) == 0) {
+        record(b, bk->name, "head", key, err, request_id, b->rescue->name);
         *rescue_used = true;
         return 0;
     }
+    lh_buckets_record_error(b, bk->name, "head", key, err, request_id);
     lh_buckets_record_error(b, b->rescue->name, "head", key, &rerr, request_id);
     return rc;
 }

@@ -164,6 +164,8 @@ out:
     return rc;
 }
 
+static int eval_store(lh_vectors *v, const char *eval, lh_store **out, lh_err *err);
+
 int
 lh_vectors_eval_autogen(lh_vectors *v, const char *eval, const json_t *body, json_t **out,
                         lh_err *err)
@@ -179,9 +181,9 @@ lh_vectors_eval_autogen(lh_vectors *v, const char *eval, const json_t *body, jso
     char *eval_key = lh_layout_eval_key(eval);
     char *tmp = lh_vectors__work_file(v, ".parquet");
     uint32_t *positions = NULL;
-    lh_obj_info info;
+    lh_store *existing = NULL;
     lh_err ignored;
-    if (lh_store_head(v->store, eval_key, &info, &ignored) == 0) {
+    if (eval_store(v, eval, &existing, &ignored) == 0) { /* names are unique across buckets */
         rc = lh_err_set(err, LH_EEXIST, 409, "eval_exists", "an eval set named '%s' exists", eval);
         goto out;
     }
@@ -200,7 +202,9 @@ lh_vectors_eval_autogen(lh_vectors *v, const char *eval, const json_t *body, jso
     lh_time_format(lh_now_us(), created_at);
     if ((rc = write_eval(v, eval, &a, g, positions, created_at, tmp, err)) != 0)
         goto out;
-    if ((rc = lh_vectors__upload(v, tmp, eval_key, LH_PUT_CREATE_ONLY, NULL, err)) != 0) {
+    /* residency: beside the index, in its dataset's bucket */
+    if ((rc = lh_vectors__upload(v, g->bucket, tmp, eval_key, LH_PUT_CREATE_ONLY, NULL, err)) !=
+        0) {
         if (rc == LH_EEXIST)
             lh_err_set(err, LH_EEXIST, 409, "eval_exists", "an eval set named '%s' exists", eval);
         goto out;
@@ -299,17 +303,37 @@ lh_vectors__eval_free(lh_veval *e)
     json_decref(e->rows);
 }
 
-/* The local path of eval's file (new), or 404 eval_not_found. */
+/* The store that holds eval's file (borrowed), or 404 eval_not_found. The set lives in
+ * the bucket of its index; every bucket is looked at, the primary first. */
 static int
-eval_path(lh_vectors *v, const char *eval, char **path, lh_err *err)
+eval_store(lh_vectors *v, const char *eval, lh_store **out, lh_err *err)
 {
     if (!lh_name_valid(eval))
         return lh_vectors__eval_missing(err, eval);
     char *key = lh_layout_eval_key(eval);
-    lh_obj_info info;
-    int rc = lh_store_head(v->store, key, &info, err);
-    if (rc == 0)
-        rc = lh_cache_local_path(v->deps.cache, v->store, key, false, path, err);
+    const char *buckets[LH_VECTORS_MAX_BUCKETS];
+    size_t n = lh_vectors__buckets(v, buckets, LH_VECTORS_MAX_BUCKETS);
+    int rc = LH_ENOTFOUND;
+    for (size_t i = 0; i < n && rc == LH_ENOTFOUND; i++) {
+        lh_store *store = lh_vectors__store(v, buckets[i]);
+        lh_obj_info info;
+        if ((rc = lh_store_head(store, key, &info, err)) == 0)
+            *out = store;
+    }
+    free(key);
+    return rc == LH_ENOTFOUND ? lh_vectors__eval_missing(err, eval) : rc;
+}
+
+/* The local path of eval's file (new), or 404 eval_not_found. */
+static int
+eval_path(lh_vectors *v, const char *eval, char **path, lh_err *err)
+{
+    lh_store *store = NULL;
+    int rc = eval_store(v, eval, &store, err);
+    if (rc != 0)
+        return rc;
+    char *key = lh_layout_eval_key(eval);
+    rc = lh_cache_local_path(v->deps.cache, store, key, false, path, err);
     free(key);
     return rc == LH_ENOTFOUND ? lh_vectors__eval_missing(err, eval) : rc;
 }
@@ -412,27 +436,35 @@ lh_vectors_eval_index(lh_vectors *v, const char *eval, char *out, size_t size)
 static int
 on_eval_key(void *ctx, const lh_list_entry *entry)
 {
-    json_t *names = ctx;
+    json_t *names = ctx; /* name -> true, so a name in two buckets is listed once */
     const char *base = entry->key + strlen(LH_LAYOUT_EVALS);
     size_t len = strlen(base);
-    if (len > 8 && strcmp(base + len - 8, ".parquet") == 0 && !strchr(base, '/'))
-        json_array_append_new(names, json_stringn(base, len - 8));
+    if (len > 8 && len - 8 < LH_NAME_MAX && strcmp(base + len - 8, ".parquet") == 0 &&
+        !strchr(base, '/')) {
+        char name[LH_NAME_MAX];
+        snprintf(name, sizeof name, "%.*s", (int)(len - 8), base);
+        json_object_set_new(names, name, json_true());
+    }
     return 0;
 }
 
 json_t *
 lh_vectors_evals(lh_vectors *v)
 {
-    json_t *names = json_array(), *out = json_array();
+    json_t *names = json_object(), *out = json_array();
     lh_err err;
-    if (lh_store_each(v->store, LH_LAYOUT_EVALS, on_eval_key, names, &err) != 0)
-        lh_log_err(LH_LOG_WARN, NULL, &err);
-    size_t i;
-    json_t *name;
-    json_array_foreach(names, i, name)
+    const char *buckets[LH_VECTORS_MAX_BUCKETS];
+    size_t n = lh_vectors__buckets(v, buckets, LH_VECTORS_MAX_BUCKETS);
+    for (size_t i = 0; i < n; i++)
+        if (lh_store_each(lh_vectors__store(v, buckets[i]), LH_LAYOUT_EVALS, on_eval_key, names,
+                          &err) != 0)
+            lh_log_err(LH_LOG_WARN, NULL, &err);
+    const char *name;
+    json_t *ignored;
+    json_object_foreach(names, name, ignored)
     {
         json_t *head = NULL;
-        if (eval_head(v, json_string_value(name), &head, &err) == 0)
+        if (eval_head(v, name, &head, &err) == 0)
             json_array_append_new(out, head);
     }
     json_decref(names);

@@ -1,9 +1,11 @@
 /*
  * trial_journal.c — the trial journal and its SQL view.
  *
- * Trials are appended to an append log of JSON lines under _hnsw/trials/ (flushed after
- * every trial, so a trial that was answered is stored), which the users' engine reads as
- * the view `_hnsw_trials`, redefined over the stored batches after each trial run. The
+ * Trials are appended to an append log of JSON lines under _hnsw/trials/ of their index's
+ * bucket (flushed after every trial, so a trial that was answered is stored): one log per
+ * bucket (journals_lock guards the list). The users' engine reads the batches of every
+ * bucket as the view `_hnsw_trials`, redefined over the stored batches after each trial
+ * run. The
  * view's files are pinned in the local cache while the view names them (view_lock guards
  * the list of pins). Listing, best-of and promotion read the journal back.
  */
@@ -42,6 +44,7 @@ str_of(const json_t *j, const char *key)
 
 typedef struct view_files {
     lh_vectors *v;
+    lh_store *store; /* the bucket being listed */
     lh_buf list;
     char **pins;
     size_t n_pins, cap;
@@ -56,7 +59,7 @@ on_trial_batch_key(void *ctx, const lh_list_entry *e)
         return 0;
     char *path = NULL;
     lh_err err;
-    if (lh_cache_local_path(f->v->deps.cache, f->v->store, e->key, true, &path, &err) != 0) {
+    if (lh_cache_local_path(f->v->deps.cache, f->store, e->key, true, &path, &err) != 0) {
         lh_log_err(LH_LOG_WARN, NULL, &err);
         return 0;
     }
@@ -76,8 +79,13 @@ lh_vectors__journal_view(lh_vectors *v)
     view_files f = {.v = v};
     lh_buf_init(&f.list);
     lh_err err;
-    if (lh_store_each(v->store, LH_LAYOUT_TRIALS, on_trial_batch_key, &f, &err) != 0)
-        lh_log_err(LH_LOG_WARN, NULL, &err);
+    const char *buckets[LH_VECTORS_MAX_BUCKETS];
+    size_t n = lh_vectors__buckets(v, buckets, LH_VECTORS_MAX_BUCKETS);
+    for (size_t i = 0; i < n; i++) {
+        f.store = lh_vectors__store(v, buckets[i]);
+        if (lh_store_each(f.store, LH_LAYOUT_TRIALS, on_trial_batch_key, &f, &err) != 0)
+            lh_log_err(LH_LOG_WARN, NULL, &err);
+    }
     lh_buf sql;
     lh_buf_init(&sql);
     /* a relation of the users' engine's registry, not a DuckDB view: each principal's
@@ -108,24 +116,47 @@ lh_vectors__journal_view(lh_vectors *v)
     free(old);
 }
 
+/* The journal of bucket (borrowed; made on first use, freed at close). */
+static lh_applog *
+journal_of(lh_vectors *v, const char *bucket)
+{
+    pthread_mutex_lock(&v->journals_lock);
+    lh_vjournal *j = v->journals;
+    while (j && strcmp(j->bucket, bucket) != 0)
+        j = j->next;
+    if (!j) {
+        j = lh_calloc(1, sizeof *j);
+        snprintf(j->bucket, sizeof j->bucket, "%s", bucket);
+        /* every trial is flushed as it finishes; the bounds only matter for bursts */
+        j->log = lh_applog_new(lh_vectors__store(v, bucket), LH_LAYOUT_TRIALS, 1000, 60000);
+        j->next = v->journals;
+        v->journals = j;
+    }
+    pthread_mutex_unlock(&v->journals_lock);
+    return j->log;
+}
+
 void
 lh_vectors__journal_open(lh_vectors *v)
 {
     pthread_mutex_init(&v->view_lock, NULL);
-    /* every trial is flushed as it finishes; the bounds only matter for bursts */
-    v->trials = lh_applog_new(v->store, LH_LAYOUT_TRIALS, 1000, 60000);
+    pthread_mutex_init(&v->journals_lock, NULL);
     lh_vectors__journal_view(v);
 }
 
 void
 lh_vectors__journal_close(lh_vectors *v)
 {
-    if (v->trials) {
+    while (v->journals) {
+        lh_vjournal *j = v->journals;
+        v->journals = j->next;
         lh_err err;
-        if (lh_applog_flush(v->trials, &err) != 0)
+        if (lh_applog_flush(j->log, &err) != 0)
             lh_log_err(LH_LOG_WARN, NULL, &err);
-        lh_applog_free(v->trials);
+        lh_applog_free(j->log);
+        free(j);
     }
+    pthread_mutex_destroy(&v->journals_lock);
     for (size_t i = 0; i < v->n_view_pins; i++) {
         lh_cache_unpin(v->deps.cache, v->view_pins[i]);
         free(v->view_pins[i]);
@@ -135,30 +166,47 @@ lh_vectors__journal_close(lh_vectors *v)
 }
 
 int
-lh_vectors__journal_trial(lh_vectors *v, json_t *trial, lh_err *err)
+lh_vectors__journal_trial(lh_vectors *v, const char *bucket, json_t *trial, lh_err *err)
 {
-    int rc = lh_applog_append(v->trials, json_incref(trial), err);
+    lh_applog *log = journal_of(v, bucket);
+    int rc = lh_applog_append(log, json_incref(trial), err);
     if (rc == 0)
-        rc = lh_applog_flush(v->trials, err);
+        rc = lh_applog_flush(log, err);
     return rc;
 }
 
 int
 lh_vectors_trials(lh_vectors *v, const char *index, json_t **out, lh_err *err)
 {
-    json_t *all = NULL;
-    int rc = lh_applog_read(v->trials, 1000000, &all, err);
-    if (rc != 0)
-        return rc;
+    /* the index's own bucket, and the primary one (trials journaled before they lived
+     * beside their index), oldest first */
+    char bucket[LH_NAME_MAX] = "";
+    pthread_mutex_lock(&v->lock);
+    lh_vidx *x = lh_vectors__find_locked(v, index);
+    if (x)
+        snprintf(bucket, sizeof bucket, "%s", x->bucket);
+    pthread_mutex_unlock(&v->lock);
+    const char *primary = lh_buckets_primary_name(v->deps.buckets);
+    const char *from[2] = {primary, bucket[0] && strcmp(bucket, primary) != 0 ? bucket : NULL};
     json_t *mine = json_array();
-    size_t i;
-    json_t *t;
-    json_array_foreach(all, i, t)
-    {
-        if (strcmp(str_of(t, "index"), index) == 0)
-            json_array_append(mine, t);
+    for (size_t b = 0; b < 2; b++) {
+        if (from[b] == NULL)
+            continue;
+        json_t *all = NULL;
+        int rc = lh_applog_read(journal_of(v, from[b]), 1000000, &all, err);
+        if (rc != 0) {
+            json_decref(mine);
+            return rc;
+        }
+        size_t i;
+        json_t *t;
+        json_array_foreach(all, i, t)
+        {
+            if (strcmp(str_of(t, "index"), index) == 0)
+                json_array_append(mine, t);
+        }
+        json_decref(all);
     }
-    json_decref(all);
     *out = mine;
     return 0;
 }

@@ -68,14 +68,15 @@ on_vec_batch(void *ctx, const lh_batch *b)
 
 /* Read n vectors of index's generation from its embeddings file into vectors. */
 static int
-read_vectors(lh_vectors *v, const char *index, int64_t generation, float *vectors, size_t n,
-             uint32_t dim, lh_metric metric, lh_err *err)
+read_vectors(lh_vectors *v, const char *bucket, const char *index, int64_t generation,
+             float *vectors, size_t n, uint32_t dim, lh_metric metric, lh_err *err)
 {
     char *key = lh_layout_gen_key(index, generation, "embeddings.parquet");
     char *path = NULL;
     lh_buf sql;
     lh_buf_init(&sql);
-    int rc = lh_cache_local_path(v->deps.cache, v->store, key, true, &path, err);
+    int rc =
+        lh_cache_local_path(v->deps.cache, lh_vectors__store(v, bucket), key, true, &path, err);
     if (rc != 0)
         goto out;
     vec_reader r = {.vectors = vectors, .cap = n, .dim = dim, .metric = metric, .err = err};
@@ -160,7 +161,7 @@ tvec_get(lh_vectors *v, const char *index, int64_t generation, const lh_vgen *li
     }
     if (live && live->generation == generation)
         memcpy(vectors, lh_hnsw_vector(live->hnsw, 0), bytes);
-    else if (read_vectors(v, index, generation, vectors, n, dim, metric, err) != 0) {
+    else if (read_vectors(v, live->bucket, index, generation, vectors, n, dim, metric, err) != 0) {
         free(vectors);
         return NULL;
     }
@@ -396,7 +397,8 @@ eval_generation_size(lh_vtrial *t, const lh_veval *e, const lh_vgen *live, size_
     lh_buf text;
     lh_buf_init(&text);
     json_t *desc = NULL;
-    int rc = lh_store_get_buffer(t->v->store, key, 1 << 20, &text, NULL, err);
+    int rc =
+        lh_store_get_buffer(lh_vectors__store(t->v, live->bucket), key, 1 << 20, &text, NULL, err);
     if (rc == LH_ENOTFOUND)
         rc = lh_err_set(err, LH_ENOTFOUND, 409, "eval_stale",
                         "the generation eval set '%s' was sampled from is gone", t->eval);
@@ -417,7 +419,8 @@ typedef struct run {
     lh_job *job;
     const lh_veval *e;
     const lh_tvec *vec;
-    double *lat; /* e->n latencies */
+    const char *bucket; /* the index's */
+    double *lat;        /* e->n latencies */
     int threads;
     bool *done; /* per config */
     size_t finished;
@@ -451,7 +454,8 @@ measure_config(run *r, const lh_hnsw *h, const lh_hnsw_params *params, size_t j,
         (json_int_t)lh_hnsw_memory(h), "threads", r->threads, "created_at", created_at,
         "created_by", r->t->actor, "job_id", r->job ? lh_job_id(r->job) : "");
     json_array_append(r->results, trial);
-    int rc = lh_vectors__journal_trial(r->t->v, trial, err);
+    /* residency: the trial is journaled in its index's bucket */
+    int rc = lh_vectors__journal_trial(r->t->v, r->bucket, trial, err);
     json_decref(trial);
     return rc;
 }
@@ -519,6 +523,7 @@ lh_vtrial_run(lh_vtrial *t, lh_job *job, json_t **out, lh_err *err)
         goto out;
     }
     r.vec = vec;
+    r.bucket = live->bucket;
     r.lat = lh_calloc(e.n, sizeof *r.lat);
     r.threads = (int)lh_config_int(v->deps.config, "vector.build_threads");
     r.done = lh_calloc(json_array_size(t->configs), sizeof *r.done);

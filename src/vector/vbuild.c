@@ -368,9 +368,16 @@ lh_vectors_create_begin(lh_vectors *v, const json_t *body, const char *actor, lh
                         lh_err *err)
 {
     json_t *spec = NULL;
+    char bucket[LH_NAME_MAX];
     int rc = parse_spec(v, body, &spec, err);
     if (rc != 0)
         return rc;
+    /* residency: the index lives where its dataset lives */
+    if ((rc = lh_vectors__dataset_bucket(v, lh_vectors__spec_str(spec, "dataset"), bucket, err)) !=
+        0) {
+        json_decref(spec);
+        return rc;
+    }
     const char *name = lh_vectors__spec_str(spec, "name");
     pthread_mutex_lock(&v->lock);
     if (lh_vectors__find_locked(v, name)) {
@@ -384,6 +391,7 @@ lh_vectors_create_begin(lh_vectors *v, const json_t *body, const char *actor, lh
     lh_vidx *x = lh_calloc(1, sizeof *x);
     snprintf(x->name, sizeof x->name, "%s", name);
     snprintf(x->dataset, sizeof x->dataset, "%s", lh_vectors__spec_str(spec, "dataset"));
+    snprintf(x->bucket, sizeof x->bucket, "%s", bucket);
     x->spec = json_incref(spec);
     x->building = true;
     x->next = v->list;
@@ -397,6 +405,7 @@ lh_vectors_create_begin(lh_vectors *v, const json_t *body, const char *actor, lh
     b->actor = lh_strdup(actor ? actor : "");
     snprintf(b->index, sizeof b->index, "%s", x->name);
     snprintf(b->dataset, sizeof b->dataset, "%s", x->dataset);
+    snprintf(b->bucket, sizeof b->bucket, "%s", x->bucket);
     *out = b;
     return 0;
 }
@@ -516,9 +525,9 @@ store_files(lh_vbuild *b, built *bt, lh_err *err)
         goto out;
     bt->emb_key = lh_layout_gen_key(b->index, bt->generation, "embeddings.parquet");
     bt->hnsw_key = lh_layout_gen_key(b->index, bt->generation, "hnsw.bin");
-    if ((rc = lh_vectors__upload(v, emb_tmp, bt->emb_key, 0, &bt->emb_bytes, err)) != 0)
+    if ((rc = lh_vectors__upload(v, b->bucket, emb_tmp, bt->emb_key, 0, &bt->emb_bytes, err)) != 0)
         goto out;
-    rc = lh_vectors__upload(v, hnsw_tmp, bt->hnsw_key, 0, &bt->hnsw_bytes, err);
+    rc = lh_vectors__upload(v, b->bucket, hnsw_tmp, bt->hnsw_key, 0, &bt->hnsw_bytes, err);
 out:
     unlink(emb_tmp);
     unlink(hnsw_tmp);
@@ -564,15 +573,15 @@ static int
 make_gen(lh_vbuild *b, built *bt, json_t *desc, lh_vgen **out, lh_err *err)
 {
     lh_vectors *v = b->v;
-    lh_vgen *g = lh_vgen__new(v, bt->generation);
+    lh_vgen *g = lh_vgen__new(v, b->bucket, bt->generation);
     g->desc = json_incref(desc);
     g->hnsw = bt->h;
     bt->h = NULL;
     int rc = lh_vrows__into_gen(&bt->r, g, err);
     if (rc != 0)
         goto out;
-    if ((rc = lh_cache_local_path(v->deps.cache, v->store, bt->emb_key, true, &g->emb_path, err)) !=
-        0)
+    if ((rc = lh_cache_local_path(v->deps.cache, lh_vectors__store(v, b->bucket), bt->emb_key, true,
+                                  &g->emb_path, err)) != 0)
         goto out;
     g->emb_pinned = true;
     *out = g;
@@ -629,7 +638,7 @@ lh_vbuild_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
     desc = build_desc(b, &bt, started);
     if ((rc = make_gen(b, &bt, desc, &g, err)) != 0)
         goto out;
-    if ((rc = lh_vectors__commit_desc(v, b->index, bt.generation, desc, err)) != 0)
+    if ((rc = lh_vectors__commit_desc(v, b->bucket, b->index, bt.generation, desc, err)) != 0)
         goto out;
     uploaded = false; /* committed: the files are the generation's now */
     go_live(b, g, out);
@@ -637,7 +646,7 @@ lh_vbuild_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
 out:
     lh_vgen__free(g);
     if (uploaded) /* not committed: remove what was written */
-        lh_vectors__discard(v, bt.emb_key, bt.hnsw_key);
+        lh_vectors__discard(v, b->bucket, bt.emb_key, bt.hnsw_key);
     free(bt.emb_key);
     free(bt.hnsw_key);
     json_decref(desc);

@@ -6,14 +6,16 @@
  * Every other file of indexes (vbuild, vload, vlive, vgen, vlist, vsearch, evals, trials)
  * sits on this one; it calls none of them. Writes go through the bucket layer
  * (lh_buckets_put_file, lh_buckets_delete_object, ...), so a failed upload or delete is
- * in /storage/errors like any other bucket failure; reads use the primary store
- * directly, as the cache does.
+ * in /storage/errors like any other bucket failure; reads use the bucket's store
+ * directly, as the cache does. Every object of an index lives in its bucket (the bucket
+ * of the dataset it indexes), never in another one.
  *
  * Locking: v->lock guards the list and each entry's live/building/last_generation. A
  * build runs without the lock; `building` keeps a second build of the same index out.
  */
 #include "vector/vector_int.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,11 +110,12 @@ lh_vgen__release(lh_vgen *g)
 }
 
 lh_vgen *
-lh_vgen__new(lh_vectors *v, int64_t generation)
+lh_vgen__new(lh_vectors *v, const char *bucket, int64_t generation)
 {
     lh_vgen *g = lh_calloc(1, sizeof *g);
     atomic_init(&g->refs, 1);
     g->owner = v;
+    snprintf(g->bucket, sizeof g->bucket, "%s", bucket);
     g->generation = generation;
     return g;
 }
@@ -225,6 +228,7 @@ lh_vectors__reserve(lh_vectors *v, const char *name, const char *actor, lh_vbuil
     b->actor = lh_strdup(actor ? actor : "");
     snprintf(b->index, sizeof b->index, "%s", x->name);
     snprintf(b->dataset, sizeof b->dataset, "%s", x->dataset);
+    snprintf(b->bucket, sizeof b->bucket, "%s", x->bucket);
     pthread_mutex_unlock(&v->lock);
     *out = b;
     return 0;
@@ -269,6 +273,44 @@ lh_vbuild_index(const lh_vbuild *b)
 
 /* ---- files, and every write to the bucket ---------------------------------------------- */
 
+lh_store *
+lh_vectors__store(lh_vectors *v, const char *bucket)
+{
+    lh_store *s = lh_buckets_get(v->deps.buckets, bucket, NULL);
+    assert(s != NULL); /* bucket names come from the registry, which never forgets one */
+    return s;
+}
+
+size_t
+lh_vectors__buckets(lh_vectors *v, const char **names, size_t max)
+{
+    const char *primary = lh_buckets_primary_name(v->deps.buckets);
+    const char *rescue = lh_buckets_rescue_name(v->deps.buckets);
+    size_t n = 0;
+    if (max > 0)
+        names[n++] = primary;
+    size_t count = lh_buckets_count(v->deps.buckets);
+    for (size_t i = 0; i < count && n < max; i++) {
+        const char *name = lh_buckets_name_at(v->deps.buckets, i);
+        if (name && strcmp(name, primary) != 0 && (!rescue || strcmp(name, rescue) != 0))
+            names[n++] = name;
+    }
+    return n;
+}
+
+int
+lh_vectors__dataset_bucket(lh_vectors *v, const char *dataset, char *out, lh_err *err)
+{
+    json_t *manifest = NULL;
+    int rc = lh_catalog_get(v->deps.catalog, dataset, &manifest, err);
+    if (rc != 0)
+        return rc;
+    const char *bucket = lh_vectors__spec_str(manifest, "bucket");
+    snprintf(out, LH_NAME_MAX, "%s", bucket ? bucket : lh_buckets_primary_name(v->deps.buckets));
+    json_decref(manifest);
+    return 0;
+}
+
 char *
 lh_vectors__work_file(lh_vectors *v, const char *suffix)
 {
@@ -278,58 +320,58 @@ lh_vectors__work_file(lh_vectors *v, const char *suffix)
 }
 
 int
-lh_vectors__upload(lh_vectors *v, const char *path, const char *key, int flags, int64_t *bytes,
-                   lh_err *err)
+lh_vectors__upload(lh_vectors *v, const char *bucket, const char *path, const char *key, int flags,
+                   int64_t *bytes, lh_err *err)
 {
     /* may_link: the work file is removed right after, never changed */
-    return lh_buckets_put_file(v->deps.buckets, v->bucket, key, path, true, flags, bytes, NULL,
-                               err);
+    return lh_buckets_put_file(v->deps.buckets, bucket, key, path, true, flags, bytes, NULL, err);
 }
 
 int
-lh_vectors__put_json(lh_vectors *v, const char *key, const json_t *doc, size_t dump_flags,
-                     int flags, lh_err *err)
+lh_vectors__put_json(lh_vectors *v, const char *bucket, const char *key, const json_t *doc,
+                     size_t dump_flags, int flags, lh_err *err)
 {
     char *text = json_dumps(doc, dump_flags);
     lh_source src = {.data = text, .fd = -1, .len = (int64_t)strlen(text)};
-    int rc = lh_buckets_put_object(v->deps.buckets, v->bucket, key, &src, flags, NULL, NULL, err);
+    int rc = lh_buckets_put_object(v->deps.buckets, bucket, key, &src, flags, NULL, NULL, err);
     free(text);
     return rc;
 }
 
 int
-lh_vectors__copy(lh_vectors *v, const char *src_key, const char *dst_key, lh_err *err)
+lh_vectors__copy(lh_vectors *v, const char *bucket, const char *src_key, const char *dst_key,
+                 lh_err *err)
 {
     /* the bucket layer has no copy of its own: journal the failure as it would */
-    int rc = lh_store_copy(v->store, src_key, dst_key, err);
+    int rc = lh_store_copy(lh_vectors__store(v, bucket), src_key, dst_key, err);
     if (rc != 0)
-        lh_buckets_record_error(v->deps.buckets, v->bucket, "copy", dst_key, err, NULL);
+        lh_buckets_record_error(v->deps.buckets, bucket, "copy", dst_key, err, NULL);
     return rc;
 }
 
 int
-lh_vectors__delete(lh_vectors *v, const char *key, lh_err *err)
+lh_vectors__delete(lh_vectors *v, const char *bucket, const char *key, lh_err *err)
 {
-    return lh_buckets_delete_object(v->deps.buckets, v->bucket, key, NULL, err);
+    return lh_buckets_delete_object(v->deps.buckets, bucket, key, NULL, err);
 }
 
 void
-lh_vectors__discard(lh_vectors *v, const char *emb_key, const char *hnsw_key)
+lh_vectors__discard(lh_vectors *v, const char *bucket, const char *emb_key, const char *hnsw_key)
 {
     lh_err ignored; /* journaled by the bucket layer; a restart removes what is left */
     if (emb_key)
-        lh_vectors__delete(v, emb_key, &ignored);
+        lh_vectors__delete(v, bucket, emb_key, &ignored);
     if (hnsw_key)
-        lh_vectors__delete(v, hnsw_key, &ignored);
+        lh_vectors__delete(v, bucket, hnsw_key, &ignored);
 }
 
 int
-lh_vectors__commit_desc(lh_vectors *v, const char *index, int64_t generation, const json_t *desc,
-                        lh_err *err)
+lh_vectors__commit_desc(lh_vectors *v, const char *bucket, const char *index, int64_t generation,
+                        const json_t *desc, lh_err *err)
 {
     char *key = lh_layout_gen_key(index, generation, "index.json");
-    int rc = lh_vectors__put_json(v, key, desc, JSON_INDENT(2) | JSON_SORT_KEYS, LH_PUT_CREATE_ONLY,
-                                  err);
+    int rc = lh_vectors__put_json(v, bucket, key, desc, JSON_INDENT(2) | JSON_SORT_KEYS,
+                                  LH_PUT_CREATE_ONLY, err);
     free(key);
     if (rc == LH_EEXIST)
         lh_err_set(err, LH_EEXIST, 409, "conflict",

@@ -96,7 +96,8 @@ void lh_hnsw__visited_put(lh_hnsw *h, visited *v);
 typedef struct lh_vgen {
     atomic_int refs;
     int64_t generation;
-    json_t *desc; /* the committed index.json */
+    char bucket[LH_NAME_MAX]; /* where the generation's files live (its index's bucket) */
+    json_t *desc;             /* the committed index.json */
     lh_hnsw *hnsw;
     size_t n;          /* positions */
     uint32_t *doc_of;  /* n: the document of each position */
@@ -120,6 +121,9 @@ typedef struct lh_vgen {
 typedef struct lh_vidx {
     char name[LH_NAME_MAX];
     char dataset[LH_NAME_MAX];
+    /* where every object of the index lives: its dataset's bucket when it was created (an
+     * index created before residency stays in the primary bucket, where it was found) */
+    char bucket[LH_NAME_MAX];
     json_t *spec;  /* id_column, text_column|vector_column, model, metric, hnsw, chunk */
     lh_vgen *live; /* NULL while the first generation builds */
     bool building;
@@ -142,10 +146,15 @@ typedef struct lh_tvec {
     struct lh_tvec *next;
 } lh_tvec;
 
+/* The trial journal of one bucket (trial_journal.c). */
+typedef struct lh_vjournal {
+    char bucket[LH_NAME_MAX];
+    lh_applog *log; /* {bucket}://_hnsw/trials/ */
+    struct lh_vjournal *next;
+} lh_vjournal;
+
 struct lh_vectors {
     lh_vectors_deps deps;
-    lh_store *store;      /* the primary bucket: reads (writes go through deps.buckets) */
-    const char *bucket;   /* its name in deps.buckets */
     pthread_mutex_t lock; /* the list, each entry's live/building */
     lh_vidx *list;
     /* trial runs (trials.c): the vector cache */
@@ -154,9 +163,10 @@ struct lh_vectors {
     int64_t tc_bytes, tc_max;
     uint64_t tc_hits, tc_misses, tc_evictions;
     /* the trial journal (trial_journal.c) */
-    lh_applog *trials;         /* _hnsw/trials/ */
-    pthread_mutex_t view_lock; /* view_pins */
-    char **view_pins;          /* local copies the _hnsw_trials view reads (pinned) */
+    pthread_mutex_t journals_lock; /* journals */
+    lh_vjournal *journals;         /* one per bucket that holds an index's trials */
+    pthread_mutex_t view_lock;     /* view_pins */
+    char **view_pins;              /* local copies the _hnsw_trials view reads (pinned) */
     size_t n_view_pins;
 };
 
@@ -170,6 +180,7 @@ struct lh_vbuild {
     json_t *origin; /* promote: {"trial_id"} or null */
     char *actor;
     char index[LH_NAME_MAX], dataset[LH_NAME_MAX];
+    char bucket[LH_NAME_MAX]; /* the index's bucket, where the build writes */
 };
 
 /* Members of an index spec or descriptor: spec.key as a string (or NULL), and
@@ -189,8 +200,8 @@ lh_vectors__spec_int(const json_t *spec, const char *group, const char *key)
 /* ---- vcommon.c: generations in memory ---- */
 void lh_vgen__free(lh_vgen *g);    /* accepts NULL; ignores the reference count */
 void lh_vgen__release(lh_vgen *g); /* accepts NULL */
-/* A new generation object (one reference) of v's index; everything else empty. */
-lh_vgen *lh_vgen__new(lh_vectors *v, int64_t generation);
+/* A new generation object (one reference) of v's index in bucket; everything else empty. */
+lh_vgen *lh_vgen__new(lh_vectors *v, const char *bucket, int64_t generation);
 size_t lh_vgen__memory(const lh_vgen *g); /* bytes held in memory */
 json_t *lh_vgen__summary(const lh_vgen *g);
 /* Index g's documents (doc_first, doc_count, the id table) from doc_of and doc_ids. */
@@ -210,23 +221,36 @@ int lh_vectors__reserve(lh_vectors *v, const char *name, const char *actor, lh_v
                         lh_err *err);
 
 /* ---- vcommon.c: files, and every write to the bucket ----
+ * Every object of an index lives in the index's bucket (lh_vidx.bucket: its dataset's).
  * Writes go through the bucket layer (lh_buckets_*), which journals their failures in
- * /storage/errors; reads use v->store directly. */
+ * /storage/errors; reads use the bucket's store directly (lh_vectors__store). */
+/* The store of a registry bucket (borrowed, valid until the registry closes). */
+lh_store *lh_vectors__store(lh_vectors *v, const char *bucket);
+/* The buckets an index, eval set or trial may live in, in search order: the primary
+ * first, then the others; never the rescue bucket. Returns the count; names borrowed. */
+size_t lh_vectors__buckets(lh_vectors *v, const char **names, size_t max);
+#define LH_VECTORS_MAX_BUCKETS 64
+/* The bucket of a live dataset (copied into out, LH_NAME_MAX), or 404. */
+int lh_vectors__dataset_bucket(lh_vectors *v, const char *dataset, char *out, lh_err *err);
 char *lh_vectors__work_file(lh_vectors *v, const char *suffix); /* new path in work_dir */
-/* Upload the local file at path as key (flags: LH_PUT_*); the caller removes the file. */
-int lh_vectors__upload(lh_vectors *v, const char *path, const char *key, int flags, int64_t *bytes,
-                       lh_err *err);
+/* Upload the local file at path as key of bucket (flags: LH_PUT_*); the caller removes
+ * the file. */
+int lh_vectors__upload(lh_vectors *v, const char *bucket, const char *path, const char *key,
+                       int flags, int64_t *bytes, lh_err *err);
 /* Put a JSON document as key (compact or indented), with flags LH_PUT_*. */
-int lh_vectors__put_json(lh_vectors *v, const char *key, const json_t *doc, size_t dump_flags,
-                         int flags, lh_err *err);
-int lh_vectors__copy(lh_vectors *v, const char *src_key, const char *dst_key, lh_err *err);
-int lh_vectors__delete(lh_vectors *v, const char *key, lh_err *err); /* LH_ENOTFOUND as is */
+int lh_vectors__put_json(lh_vectors *v, const char *bucket, const char *key, const json_t *doc,
+                         size_t dump_flags, int flags, lh_err *err);
+int lh_vectors__copy(lh_vectors *v, const char *bucket, const char *src_key, const char *dst_key,
+                     lh_err *err);
+int lh_vectors__delete(lh_vectors *v, const char *bucket, const char *key,
+                       lh_err *err); /* LH_ENOTFOUND as is */
 /* Delete what an uncommitted generation uploaded (best effort; NULL keys skipped). */
-void lh_vectors__discard(lh_vectors *v, const char *emb_key, const char *hnsw_key);
+void lh_vectors__discard(lh_vectors *v, const char *bucket, const char *emb_key,
+                         const char *hnsw_key);
 /* Put index.json create-only: the commit of a generation. Losing the race is a 409
  * conflict naming the generation. */
-int lh_vectors__commit_desc(lh_vectors *v, const char *index, int64_t generation,
-                            const json_t *desc, lh_err *err);
+int lh_vectors__commit_desc(lh_vectors *v, const char *bucket, const char *index,
+                            int64_t generation, const json_t *desc, lh_err *err);
 
 /* ---- vcommon.c: HNSW settings ({m, ef_construction, ef_search}) ---- */
 /* Validate obj (NULL: nothing given) into *out (new): unknown members and values out of
@@ -295,8 +319,8 @@ void lh_vectors__publish(lh_vectors *v, lh_vidx *x, lh_vgen *g, const char *reas
 void lh_vectors__live_at_start(lh_vectors *v, lh_vidx *x, int64_t newest_committed, int64_t *live);
 
 /* ---- vload.c ---- */
-int lh_vectors__load_generation(lh_vectors *v, const char *name, int64_t generation, lh_vgen **out,
-                                lh_err *err);
+int lh_vectors__load_generation(lh_vectors *v, const char *bucket, const char *name,
+                                int64_t generation, lh_vgen **out, lh_err *err);
 
 /* ---- vgen.c ---- */
 int lh_vectors__promote_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err);
@@ -317,7 +341,8 @@ typedef struct lh_veval {
     bool with_rows;
     lh_err *err;
 } lh_veval;
-/* Read eval's file into e (always free it with lh_vectors__eval_free). */
+/* Read eval's file into e (always free it with lh_vectors__eval_free). An eval set lives
+ * in the bucket of the index it was sampled from; it is looked up in every bucket. */
 int lh_vectors__eval_read(lh_vectors *v, const char *eval, bool with_rows, lh_veval *e,
                           lh_err *err);
 void lh_vectors__eval_free(lh_veval *e);
@@ -331,10 +356,11 @@ void lh_vectors__tcache_close(lh_vectors *v);
 /* The journal and the _hnsw_trials view, at open and close. */
 void lh_vectors__journal_open(lh_vectors *v);
 void lh_vectors__journal_close(lh_vectors *v);
-/* Append a trial and flush (a trial that is not journaled did not happen). Takes a
- * reference of its own on trial. */
-int lh_vectors__journal_trial(lh_vectors *v, json_t *trial, lh_err *err);
-/* Redefine `_hnsw_trials` in the users' engine over every stored journal batch. */
+/* Append a trial to the journal of bucket (its index's) and flush (a trial that is not
+ * journaled did not happen). Takes a reference of its own on trial. */
+int lh_vectors__journal_trial(lh_vectors *v, const char *bucket, json_t *trial, lh_err *err);
+/* Redefine `_hnsw_trials` in the users' engine over every stored journal batch of every
+ * bucket. */
 void lh_vectors__journal_view(lh_vectors *v);
 /* The hnsw settings of a journaled trial (new) or 404. */
 int lh_vectors__trial_config(lh_vectors *v, const char *index, const char *trial_id, json_t **hnsw,

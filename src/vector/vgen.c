@@ -95,9 +95,9 @@ store_promoted(lh_vbuild *b, const lh_vgen *prev, const lh_hnsw *h, const gen_ke
     int rc = lh_hnsw_save(h, hnsw_tmp, err);
     if (rc != 0)
         goto out;
-    if ((rc = lh_vectors__copy(v, prev_emb, k->emb, err)) != 0)
+    if ((rc = lh_vectors__copy(v, b->bucket, prev_emb, k->emb, err)) != 0)
         goto out;
-    rc = lh_vectors__upload(v, hnsw_tmp, k->hnsw, 0, hnsw_bytes, err);
+    rc = lh_vectors__upload(v, b->bucket, hnsw_tmp, k->hnsw, 0, hnsw_bytes, err);
 out:
     unlink(hnsw_tmp);
     free(hnsw_tmp);
@@ -217,19 +217,20 @@ lh_vectors__promote_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
     if ((rc = store_promoted(b, prev, h, &k, &hnsw_bytes, err)) != 0)
         goto out;
     desc = promoted_desc(b, prev, generation, &k, hnsw_bytes, graph_s, started);
-    if ((rc = lh_vectors__commit_desc(v, b->index, generation, desc, err)) != 0)
+    if ((rc = lh_vectors__commit_desc(v, b->bucket, b->index, generation, desc, err)) != 0)
         goto out;
     uploaded = false; /* committed: the files are the generation's now */
 
     /* the new generation: the same positions and documents, the new graph */
-    g = lh_vgen__new(v, generation);
+    g = lh_vgen__new(v, b->bucket, generation);
     g->desc = desc;
     desc = NULL;
     g->hnsw = h;
     h = NULL;
     if ((rc = copy_positions(g, prev, err)) != 0)
         goto out;
-    if ((rc = lh_cache_local_path(v->deps.cache, v->store, k.emb, true, &g->emb_path, err)) != 0)
+    if ((rc = lh_cache_local_path(v->deps.cache, lh_vectors__store(v, b->bucket), k.emb, true,
+                                  &g->emb_path, err)) != 0)
         goto out;
     g->emb_pinned = true;
     b->done = true;
@@ -246,7 +247,7 @@ lh_vectors__promote_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
            b->index, (long long)generation, params.m, params.ef_construction, params.ef_search);
 out:
     if (uploaded)
-        lh_vectors__discard(v, k.emb, k.hnsw);
+        lh_vectors__discard(v, b->bucket, k.emb, k.hnsw);
     free(k.emb);
     free(k.hnsw);
     json_decref(desc);
@@ -292,7 +293,7 @@ lh_vectors_rollback(lh_vectors *v, const char *name, const char *actor, json_t *
     int rc = rollback_reserve(v, name, &x, &target, err);
     if (rc != 0)
         return rc; /* nothing reserved */
-    if ((rc = lh_vectors__load_generation(v, name, target, &g, err)) != 0) {
+    if ((rc = lh_vectors__load_generation(v, x->bucket, name, target, &g, err)) != 0) {
         if (rc == LH_ENOTFOUND)
             lh_err_set(err, LH_ENOTFOUND, 409, "no_previous_generation",
                        "generation %lld of index '%s' is gone", (long long)target, name);

@@ -1,6 +1,6 @@
 /*
  * vlist.c — describing, listing and dropping indexes. Descriptions come from the registry
- * (under v->lock) and, for one index, the committed generations found in the bucket.
+ * (under v->lock) and, for one index, the committed generations found in its bucket.
  * Dropping takes the index out of the registry first (searches in flight keep their
  * generation), then deletes its descriptors and then its other files, so an interrupted
  * drop leaves only garbage that the next start removes.
@@ -17,6 +17,7 @@ describe_locked(const lh_vidx *x)
     json_t *j = json_deep_copy(x->spec);
     json_object_set_new(j, "state", json_string(x->live ? "ready" : "building"));
     json_object_set_new(j, "building", json_boolean(x->building));
+    json_object_set_new(j, "bucket", json_string(x->bucket));
     const lh_vgen *g = x->live;
     if (g) {
         static const char *const copy[] = {
@@ -66,6 +67,9 @@ lh_vectors_get(lh_vectors *v, const char *name, json_t **out, lh_err *err)
     lh_vidx *x = lh_vectors__find_locked(v, name);
     json_t *j = x ? describe_locked(x) : NULL;
     int64_t live = x && x->live ? x->live->generation : 0;
+    char bucket[LH_NAME_MAX] = "";
+    if (x)
+        snprintf(bucket, sizeof bucket, "%s", x->bucket);
     pthread_mutex_unlock(&v->lock);
     if (!j)
         return lh_vectors__no_index(err, name);
@@ -73,7 +77,7 @@ lh_vectors_get(lh_vectors *v, const char *name, json_t **out, lh_err *err)
     json_t *gens = json_array();
     char *prefix = lh_layout_index_prefix(name);
     lh_err lerr;
-    if (lh_store_each(v->store, prefix, on_gen_desc, gens, &lerr) != 0)
+    if (lh_store_each(lh_vectors__store(v, bucket), prefix, on_gen_desc, gens, &lerr) != 0)
         lh_log_err(LH_LOG_WARN, NULL, &lerr);
     free(prefix);
     size_t i;
@@ -96,9 +100,9 @@ collect_key(void *ctx, const lh_list_entry *e)
     return 0;
 }
 
-/* Take name out of the registry (409 while it builds). */
+/* Take name out of the registry (409 while it builds); bucket gets where it lived. */
 static int
-unlist(lh_vectors *v, const char *name, lh_err *err)
+unlist(lh_vectors *v, const char *name, char *bucket, lh_err *err)
 {
     pthread_mutex_lock(&v->lock);
     lh_vidx *x = lh_vectors__find_locked(v, name);
@@ -115,6 +119,7 @@ unlist(lh_vectors *v, const char *name, lh_err *err)
             *link = x->next;
             break;
         }
+    snprintf(bucket, LH_NAME_MAX, "%s", x->bucket);
     pthread_mutex_unlock(&v->lock);
     lh_vidx__free(x); /* searches in flight keep their generation alive */
     return 0;
@@ -135,11 +140,12 @@ lh_vectors_drop(lh_vectors *v, const char *name, lh_err *err)
 {
     json_t *keys = json_array();
     char *prefix = lh_layout_index_prefix(name);
-    int rc = unlist(v, name, err);
+    char bucket[LH_NAME_MAX];
+    int rc = unlist(v, name, bucket, err);
     if (rc != 0)
         goto out;
     /* descriptors first: once they are gone, what is left is garbage a restart removes */
-    if ((rc = lh_store_each(v->store, prefix, collect_key, keys, err)) != 0)
+    if ((rc = lh_store_each(lh_vectors__store(v, bucket), prefix, collect_key, keys, err)) != 0)
         goto out;
     for (int pass = 0; pass < 2; pass++) {
         size_t i;
@@ -149,7 +155,7 @@ lh_vectors_drop(lh_vectors *v, const char *name, lh_err *err)
             const char *key = json_string_value(k);
             if (is_descriptor(key) != (pass == 0))
                 continue;
-            if ((rc = lh_vectors__delete(v, key, err)) == LH_ENOTFOUND)
+            if ((rc = lh_vectors__delete(v, bucket, key, err)) == LH_ENOTFOUND)
                 rc = 0;
             if (rc != 0)
                 goto out;

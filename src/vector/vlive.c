@@ -54,8 +54,8 @@ lh_vectors__publish(lh_vectors *v, lh_vidx *x, lh_vgen *g, const char *reason, c
     int rc = LH_EEXIST;
     for (int attempt = 0; rc == LH_EEXIST && attempt < 8; attempt++, seq++) {
         char *key = lh_layout_live_key(x->name, seq);
-        rc = lh_vectors__put_json(v, key, record, JSON_COMPACT | JSON_SORT_KEYS, LH_PUT_CREATE_ONLY,
-                                  &err);
+        rc = lh_vectors__put_json(v, x->bucket, key, record, JSON_COMPACT | JSON_SORT_KEYS,
+                                  LH_PUT_CREATE_ONLY, &err);
         free(key);
     }
     json_decref(record);
@@ -93,7 +93,8 @@ lh_vectors__live_at_start(lh_vectors *v, lh_vidx *x, int64_t newest_committed, i
     newest_record n = {0, NULL};
     char *prefix = lh_layout_live_prefix(x->name);
     lh_err err;
-    if (lh_store_each(v->store, prefix, on_live_key, &n, &err) != 0)
+    lh_store *store = lh_vectors__store(v, x->bucket);
+    if (lh_store_each(store, prefix, on_live_key, &n, &err) != 0)
         lh_log_err(LH_LOG_WARN, NULL, &err);
     free(prefix);
     x->live_seq = n.seq;
@@ -104,7 +105,7 @@ lh_vectors__live_at_start(lh_vectors *v, lh_vidx *x, int64_t newest_committed, i
     lh_buf text;
     lh_buf_init(&text);
     json_t *rec = NULL;
-    if (lh_store_get_buffer(v->store, n.key, RECORD_MAX_BYTES, &text, NULL, &err) == 0)
+    if (lh_store_get_buffer(store, n.key, RECORD_MAX_BYTES, &text, NULL, &err) == 0)
         rec = json_loadb(text.data, text.len, 0, NULL);
     lh_buf_free(&text);
     free(n.key);
@@ -115,7 +116,7 @@ lh_vectors__live_at_start(lh_vectors *v, lh_vidx *x, int64_t newest_committed, i
     if (generation > 0 && generation <= newest_committed && newest >= newest_committed) {
         char *key = lh_layout_gen_key(x->name, generation, "index.json");
         lh_obj_info info;
-        if (lh_store_head(v->store, key, &info, &err) == 0) {
+        if (lh_store_head(store, key, &info, &err) == 0) {
             *live = generation;
             x->previous_live = previous;
         }

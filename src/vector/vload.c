@@ -1,8 +1,12 @@
 /*
  * vload.c — indexes at start, and loading a committed generation from the bucket.
  *
- * At start the primary bucket's _vectors/ is listed once: per index, the newest committed
- * generation (the newest with index.json) and the highest seen at all. The live log
+ * At start _vectors/ of every bucket (the primary first, then the tenants; never the
+ * rescue bucket) is listed once: per index, the bucket it lives in, the newest committed
+ * generation (the newest with index.json) and the highest seen at all. An index lives in
+ * the bucket of the dataset it indexes; one created before that rule lives in the primary
+ * bucket and is loaded from there. A name found in two buckets is loaded from the first
+ * and the other is logged and left alone. The live log
  * (vlive.c) says which committed generation is live; it is loaded — the embeddings
  * file's positions, documents and (within [vector] texts_in_memory_bytes) chunk texts,
  * and the sidecar mapped from the local cache. A sidecar that is missing or corrupt is
@@ -95,7 +99,7 @@ reupload_sidecar(lh_vectors *v, const lh_vgen *g)
     char *key = lh_layout_gen_key(lh_vectors__spec_str(g->desc, "name"), g->generation, "hnsw.bin");
     lh_err err;
     if (lh_hnsw_save(g->hnsw, tmp, &err) != 0 ||
-        lh_vectors__upload(v, tmp, key, 0, NULL, &err) != 0)
+        lh_vectors__upload(v, g->bucket, tmp, key, 0, NULL, &err) != 0)
         lh_log_err(LH_LOG_WARN, NULL, &err);
     unlink(tmp);
     free(tmp);
@@ -148,7 +152,8 @@ read_desc(lh_vectors *v, const char *name, lh_vgen *g, lh_err *err)
     char *key = lh_layout_gen_key(name, g->generation, "index.json");
     lh_buf text;
     lh_buf_init(&text);
-    int rc = lh_store_get_buffer(v->store, key, DESC_MAX_BYTES, &text, NULL, err);
+    int rc =
+        lh_store_get_buffer(lh_vectors__store(v, g->bucket), key, DESC_MAX_BYTES, &text, NULL, err);
     if (rc != 0)
         goto out;
     g->desc = json_loadb(text.data, text.len, 0, NULL);
@@ -170,7 +175,8 @@ read_positions(lh_vectors *v, const char *name, lh_vgen *g, lh_err *err)
     lh_vrows__init(&r, err);
     r.text_budget = (size_t)lh_config_int(v->deps.config, "vector.texts_in_memory_bytes");
     r.keep_texts = r.text_budget > 0;
-    int rc = lh_cache_local_path(v->deps.cache, v->store, emb_key, true, &g->emb_path, err);
+    int rc = lh_cache_local_path(v->deps.cache, lh_vectors__store(v, g->bucket), emb_key, true,
+                                 &g->emb_path, err);
     if (rc != 0)
         goto out;
     g->emb_pinned = true;
@@ -192,7 +198,8 @@ load_graph(lh_vectors *v, const char *name, lh_vgen *g, lh_err *err)
     char *hnsw_key = lh_layout_gen_key(name, g->generation, "hnsw.bin");
     lh_err herr;
     lh_err_clear(&herr);
-    int rc = lh_cache_local_path(v->deps.cache, v->store, hnsw_key, true, &g->hnsw_path, &herr);
+    int rc = lh_cache_local_path(v->deps.cache, lh_vectors__store(v, g->bucket), hnsw_key, true,
+                                 &g->hnsw_path, &herr);
     free(hnsw_key);
     if (rc == 0)
         rc = lh_hnsw_load(g->hnsw_path, &g->hnsw, &herr);
@@ -218,10 +225,10 @@ load_graph(lh_vectors *v, const char *name, lh_vgen *g, lh_err *err)
 }
 
 int
-lh_vectors__load_generation(lh_vectors *v, const char *name, int64_t generation, lh_vgen **out,
-                            lh_err *err)
+lh_vectors__load_generation(lh_vectors *v, const char *bucket, const char *name, int64_t generation,
+                            lh_vgen **out, lh_err *err)
 {
-    lh_vgen *g = lh_vgen__new(v, generation);
+    lh_vgen *g = lh_vgen__new(v, bucket, generation);
     int rc = read_desc(v, name, g, err);
     if (rc != 0)
         goto out;
@@ -241,28 +248,36 @@ out:
 /* What the listing of _vectors/ found for one index. */
 typedef struct found {
     char name[LH_NAME_MAX];
-    int64_t committed; /* newest generation with index.json, or 0 */
-    int64_t highest;   /* newest generation seen at all */
+    const char *bucket; /* where it was found (a registry name) */
+    int64_t committed;  /* newest generation with index.json, or 0 */
+    int64_t highest;    /* newest generation seen at all */
     struct found *next;
 } found;
+
+/* One bucket's listing: what it found is added to list. */
+typedef struct listing {
+    const char *bucket;
+    found *list;
+} listing;
 
 static int
 on_vector_key(void *ctx, const lh_list_entry *e)
 {
-    found **list = ctx;
+    listing *l = ctx;
     char name[LH_NAME_MAX];
     int64_t generation = 0;
     const char *file = NULL;
     if (lh_layout_parse_vector_key(e->key, name, sizeof name, &generation, &file) != 0)
         return 0;
-    found *f = *list;
-    while (f && strcmp(f->name, name) != 0)
+    found *f = l->list;
+    while (f && (strcmp(f->name, name) != 0 || f->bucket != l->bucket))
         f = f->next;
     if (!f) {
         f = lh_calloc(1, sizeof *f);
         snprintf(f->name, sizeof f->name, "%s", name);
-        f->next = *list;
-        *list = f;
+        f->bucket = l->bucket;
+        f->next = l->list;
+        l->list = f;
     }
     if (generation > f->highest)
         f->highest = generation;
@@ -298,18 +313,19 @@ remove_uncommitted(lh_vectors *v, const found *f)
     garbage g = {.above = f->committed, .keys = json_array()};
     char *prefix = lh_layout_index_prefix(f->name);
     lh_err err;
-    if (lh_store_each(v->store, prefix, on_garbage_key, &g, &err) != 0)
+    if (lh_store_each(lh_vectors__store(v, f->bucket), prefix, on_garbage_key, &g, &err) != 0)
         goto out;
     size_t i;
     json_t *k;
     json_array_foreach(g.keys, i, k)
     {
-        if (lh_vectors__delete(v, json_string_value(k), &err) != 0 && err.rc != LH_ENOTFOUND)
+        if (lh_vectors__delete(v, f->bucket, json_string_value(k), &err) != 0 &&
+            err.rc != LH_ENOTFOUND)
             lh_log_err(LH_LOG_WARN, NULL, &err);
     }
     if (json_array_size(g.keys) > 0) {
-        json_t *fields =
-            json_pack("{s:s, s:I}", "index", f->name, "files", (json_int_t)json_array_size(g.keys));
+        json_t *fields = json_pack("{s:s, s:s, s:I}", "index", f->name, "bucket", f->bucket,
+                                   "files", (json_int_t)json_array_size(g.keys));
         lh_log(LH_LOG_INFO, NULL, fields,
                "vector index %s: removed files of uncommitted "
                "generations",
@@ -325,16 +341,25 @@ out:
 static bool
 load_index(lh_vectors *v, const found *f)
 {
+    if (lh_vectors__find_locked(v, f->name)) {
+        json_t *fields = json_pack("{s:s, s:s}", "index", f->name, "bucket", f->bucket);
+        lh_log(LH_LOG_ERROR, NULL, fields,
+               "vector index %s is also in bucket '%s': that copy is not loaded", f->name,
+               f->bucket);
+        json_decref(fields);
+        return false;
+    }
     lh_vidx probe = {0};
     snprintf(probe.name, sizeof probe.name, "%s", f->name);
+    snprintf(probe.bucket, sizeof probe.bucket, "%s", f->bucket);
     int64_t live = f->committed;
     lh_vectors__live_at_start(v, &probe, f->committed, &live);
     lh_vgen *g = NULL;
     lh_err err;
     lh_err_clear(&err);
-    if (lh_vectors__load_generation(v, f->name, live, &g, &err) != 0) {
-        json_t *fields =
-            json_pack("{s:s, s:I}", "index", f->name, "generation", (json_int_t)f->committed);
+    if (lh_vectors__load_generation(v, f->bucket, f->name, live, &g, &err) != 0) {
+        json_t *fields = json_pack("{s:s, s:s, s:I}", "index", f->name, "bucket", f->bucket,
+                                   "generation", (json_int_t)f->committed);
         lh_log(LH_LOG_ERROR, NULL, fields, "vector index %s could not be loaded: %s%s%s", f->name,
                err.message, err.detail[0] ? ": " : "", err.detail);
         json_decref(fields);
@@ -343,6 +368,7 @@ load_index(lh_vectors *v, const found *f)
     lh_vidx *x = lh_calloc(1, sizeof *x);
     snprintf(x->name, sizeof x->name, "%s", f->name);
     snprintf(x->dataset, sizeof x->dataset, "%s", lh_vectors__spec_str(g->desc, "dataset"));
+    snprintf(x->bucket, sizeof x->bucket, "%s", f->bucket);
     x->spec = json_object();
     static const char *const keep[] = {"name",          "dataset", "id_column", "text_column",
                                        "vector_column", "model",   "metric",    "hnsw",
@@ -364,15 +390,34 @@ lh_vectors_open(const lh_vectors_deps *deps, lh_vectors **out, lh_err *err)
 {
     lh_vectors *v = lh_calloc(1, sizeof *v);
     v->deps = *deps;
-    v->store = lh_buckets_primary(deps->buckets);
-    v->bucket = lh_buckets_primary_name(deps->buckets);
     pthread_mutex_init(&v->lock, NULL);
     lh_embed_cache_configure(lh_config_int(deps->config, "vector.embed_cache_bytes"));
     lh_vectors__tcache_open(v);
     lh_vectors__journal_open(v);
-    found *list = NULL;
     int64_t started = lh_mono_us();
-    int rc = lh_store_each(v->store, LH_LAYOUT_VECTORS, on_vector_key, &list, err);
+    const char *buckets[LH_VECTORS_MAX_BUCKETS];
+    size_t n_buckets = lh_vectors__buckets(v, buckets, LH_VECTORS_MAX_BUCKETS);
+    int rc = 0;
+    found *list = NULL, **tail = &list;
+    for (size_t i = 0; i < n_buckets && rc == 0; i++) {
+        /* a tenant bucket that cannot be listed is logged and skipped (its indexes come
+         * back at the next start); the primary one must answer */
+        listing l = {.bucket = buckets[i]};
+        lh_err lerr;
+        int lrc = lh_store_each(lh_vectors__store(v, buckets[i]), LH_LAYOUT_VECTORS, on_vector_key,
+                                &l, &lerr);
+        if (lrc != 0 && i == 0) {
+            *err = lerr;
+            rc = lrc;
+        } else if (lrc != 0) {
+            lh_log(LH_LOG_ERROR, NULL, NULL, "vector indexes of bucket '%s' not loaded: %s %s",
+                   buckets[i], lerr.message, lerr.detail);
+        }
+        /* keep bucket order: the primary's indexes are found first */
+        *tail = l.list;
+        while (*tail)
+            tail = &(*tail)->next;
+    }
     size_t loaded = 0;
     while (list) {
         found *f = list;

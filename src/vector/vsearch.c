@@ -27,6 +27,7 @@ typedef struct allowed {
     uint64_t *bits;
     size_t n_positions, n_docs;
     const lh_vgen *g;
+    bool rescue_used; /* the filter read the dataset from rescue copies */
 } allowed;
 
 static bool
@@ -74,7 +75,8 @@ run_filter(lh_vectors *v, const json_t *spec, const lh_vsearch *s, allowed *a, l
                          .principal = s->principal,
                          .params = s->filter_params,
                          .n_params = s->n_filter_params,
-                         .resolver = s->resolver};
+                         .resolver = s->resolver,
+                         .rescue_used = &a->rescue_used};
     int rc = lh_engine_scan(v->deps.views, &opts, on_filter_batch, a, err);
     lh_buf_free(&sql);
     if (rc == LH_EINVAL) {
@@ -373,6 +375,8 @@ render(const lh_vgen *g, const lh_vsearch *s, const char *model, const allowed *
         json_object_set_new(answer, "filter",
                             json_pack("{s:I, s:I}", "matched_documents", (json_int_t)a->n_docs,
                                       "matched_vectors", (json_int_t)a->n_positions));
+    if (s->filter && a->rescue_used) /* invariant 7: a read that fell back says so */
+        json_object_set_new(answer, "rescue_used", json_true());
     return answer;
 }
 
