@@ -195,6 +195,7 @@ run_search(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, const json_t 
         .n_include = n_include,
         .timeout_ms = lh_config_int(reg->deps.config, "engine.query_timeout_ms"),
         .principal = c->principal->name,
+        .clearance = c->principal->clearance,
     };
     json_t *answer = NULL;
     if (!text || !text[0])

@@ -395,7 +395,7 @@ lh_h_vindex_search(lh_req *req, lh_resp *resp)
     json_t *body = NULL, *out = NULL;
     if (lh_req_json(req, false, &body, &err) != 0)
         return lh_resp_error(resp, &err);
-    lh_vsearch s = {.index = name};
+    lh_vsearch s = {.index = name, .clearance = req->principal->clearance};
     int rc = parse_search(req, body, &s, &err);
     if (rc != 0)
         goto out;
