@@ -156,9 +156,10 @@ static const key_def KEYS[] = {
         "write a new checkpoint, in the background, after this many commits (0: only after a "
         "start that found it stale)"),
     LIST("catalog", "require", metadata_fields,
-         "metadata every ingest that creates a dataset must give (owner, description, "
-         "sensitivity, tags, freshness_sla_s); without them it is refused with 400 "
-         "metadata_required and nothing is written"),
+         "metadata every file or database ingest must have, given with it or already the "
+         "dataset's (owner, description, sensitivity, tags, freshness_sla_s; comma-separated "
+         "in the environment); without it the ingest is refused with 400 metadata_required "
+         "and nothing is written"),
     INT("ingest", "max_rows_per_request", 100000, 1, 10000000,
         "upserts plus deletes one POST /datasets/{name}/rows may carry"),
     INT("workspace", "tick_s", 60, 0, 86400,
