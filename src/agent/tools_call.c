@@ -85,7 +85,7 @@ bind_args(const json_t *params, const json_t *args, size_t *n)
  * (a replay): *views new, versions filled from at. 409 not_replayable when at lacks one. */
 static int
 views_at(lh_tools *reg, const lh_tool *t, const char *sql, const json_t *at, json_t *versions,
-         lh_as_of_views **views, lh_err *err)
+         int clearance, lh_as_of_views **views, lh_err *err)
 {
     json_t *per = json_object(), *d;
     size_t i;
@@ -104,7 +104,7 @@ views_at(lh_tools *reg, const lh_tool *t, const char *sql, const json_t *at, jso
     }
     json_t *as_of = json_pack("{s:o}", "datasets", per);
     if (rc == 0)
-        rc = lh_catalog_as_of(reg->deps.catalog, as_of, sql, NULL, NULL, views, err);
+        rc = lh_catalog_as_of(reg->deps.catalog, as_of, sql, NULL, NULL, clearance, views, err);
     json_decref(as_of);
     return rc;
 }
@@ -119,7 +119,8 @@ run_sql(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, const json_t *at
     json_t *d;
     lh_as_of_views *views = NULL;
     if (at) {
-        int rc = views_at(reg, t, sql, at, versions, &views, err);
+        int rc = views_at(reg, t, sql, at, versions, c->principal ? c->principal->clearance : 0,
+                          &views, err);
         if (rc != 0)
             return rc;
     }
@@ -199,6 +200,7 @@ run_search(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, const json_t 
         .n_include = n_include,
         .timeout_ms = lh_config_int(reg->deps.config, "engine.query_timeout_ms"),
         .principal = c->principal->name,
+        .clearance = c->principal->clearance,
     };
     lh_catalog_view view; /* the filter sees what the caller sees */
     s.resolver = lh_catalog_view_init(&view, reg->deps.catalog, c->principal);

@@ -31,6 +31,12 @@ lh_role_bit(const char *name)
     return 0;
 }
 
+int
+lh_auth_default_clearance(unsigned roles)
+{
+    return roles & LH_ROLE_ADMIN ? LH_LEVEL_PII : LH_LEVEL_INTERNAL;
+}
+
 void
 lh_roles_str(unsigned roles, char *out, size_t size)
 {
@@ -132,6 +138,8 @@ lh_auth_init(lh_auth *auth, const lh_config *cfg, lh_err *err)
             p->buckets = lh_calloc(p->n_buckets ? p->n_buckets : 1, sizeof *p->buckets);
             for (size_t k = 0; k < p->n_buckets; k++)
                 p->buckets[k] = lh_strdup(pcs[i].buckets[k]);
+            p->clearance = pcs[i].clearance ? lh_level_rank(pcs[i].clearance)
+                                            : lh_auth_default_clearance(p->roles);
         }
         return 0;
     }
@@ -156,6 +164,7 @@ lh_auth_init(lh_auth *auth, const lh_config *cfg, lh_err *err)
     snprintf(auth->principals[0].name, sizeof auth->principals[0].name, "admin");
     lh_sha256(token, strlen(token), auth->principals[0].token_sha256);
     auth->principals[0].roles = LH_ROLE_ADMIN;
+    auth->principals[0].clearance = lh_auth_default_clearance(LH_ROLE_ADMIN);
     memset(token, 0, sizeof token);
     json_t *fields = json_pack("{s:s}", "token_file", auth->token_file);
     lh_log(created ? LH_LOG_WARN : LH_LOG_INFO, NULL, fields,

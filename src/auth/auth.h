@@ -32,6 +32,9 @@ typedef struct lh_principal {
     bool limit_buckets; /* when set, only the buckets listed may be used */
     char **buckets;
     size_t n_buckets;
+    /* the most sensitive level whose values it may see (LH_LEVEL_*): columns above it come
+     * back masked; [[principal]] clearance, else pii for admins and internal for others */
+    int clearance;
 } lh_principal;
 
 typedef struct lh_auth {
@@ -56,6 +59,8 @@ int lh_auth_may_write_sql(const lh_principal *p, lh_err *err);
 /* 0 when p may use bucket `name`; else a 403 error. Admins may use every bucket unless
  * limited; anyone may use "profile:<own name>". */
 int lh_auth_bucket(const lh_principal *p, const char *name, lh_err *err);
+/* The clearance a principal of these roles has when its config names none. */
+int lh_auth_default_clearance(unsigned roles);
 /* "admin,reader" into out. */
 void lh_roles_str(unsigned roles, char *out, size_t size);
 unsigned lh_role_bit(const char *name);

@@ -144,10 +144,36 @@ add_global(lh_catalog *c, const char *sql, const json_t *names, bool parsed, con
 
 /* ---- the views --------------------------------------------------------------------------- */
 
+/* The rows of version m of dataset `name` as a reader of `clearance` sees them: the
+ * column levels and masks in force now govern every version (a column marked pii today
+ * is masked in last year's rows too), over the columns that version has. NULL: nothing
+ * to mask. */
+static char *
+masked_rows(lh_catalog *c, const char *name, const json_t *m, int clearance, const char *rows)
+{
+    if (clearance <= 0 || clearance >= LH_LEVEL_PII)
+        return NULL;
+    json_t *rules = json_deep_copy(m), *cur = NULL;
+    lh_err ignored;
+    json_t *md = json_object_get(rules, "metadata");
+    if (lh_catalog_get(c, name, &cur, &ignored) == 0 && json_is_object(md)) {
+        const json_t *now = json_object_get(cur, "metadata");
+        static const char *const keys[] = {"columns", "sensitivity", NULL};
+        for (const char *const *k = keys; *k; k++)
+            if (json_object_get(now, *k))
+                json_object_set(md, *k, json_object_get(now, *k));
+    }
+    char *out = NULL;
+    lh_catalog_masked_select_of(rules, clearance, rows, &out);
+    json_decref(cur);
+    json_decref(rules);
+    return out;
+}
+
 /* Add the view of dataset `name` at point `at` to v. */
 static int
 add_view(lh_catalog *c, lh_as_of_views *v, const char *name, const lh_as_of *at,
-         lh_bucket_access_fn may_read, void *ctx, lh_err *err)
+         lh_bucket_access_fn may_read, void *ctx, int clearance, lh_err *err)
 {
     json_t *m = NULL;
     pinned pin = {0};
@@ -164,6 +190,11 @@ add_view(lh_catalog *c, lh_as_of_views *v, const char *name, const lh_as_of *at,
     if ((rc = lh_catalog_pin_rows(c, m, &pin.paths, &pin.n, err)) != 0)
         goto out;
     rows = lh_catalog_rows_sql(m, pin.paths);
+    char *masked = masked_rows(c, name, m, clearance, rows);
+    if (masked) {
+        free(rows);
+        rows = masked;
+    }
     lh_buf_puts(&create, "CREATE TEMP VIEW ");
     lh_sql_ident(&create, name);
     lh_buf_printf(&create, " AS %s", rows);
@@ -215,7 +246,7 @@ parse_as_of(const json_t *as_of, json_t *global, lh_as_of *all, json_t *points, 
 
 int
 lh_catalog_as_of(lh_catalog *c, const json_t *as_of, const char *sql, lh_bucket_access_fn may_read,
-                 void *ctx, lh_as_of_views **out, lh_err *err)
+                 void *ctx, int clearance, lh_as_of_views **out, lh_err *err)
 {
     json_t *global = NULL, *points = json_object(), *names = json_object();
     lh_as_of *ats = NULL, all = {0};
@@ -243,7 +274,8 @@ lh_catalog_as_of(lh_catalog *c, const json_t *as_of, const char *sql, lh_bucket_
     }
     json_object_foreach(points, name, index)
     {
-        if ((rc = add_view(c, v, name, &ats[json_integer_value(index)], may_read, ctx, err)) != 0)
+        if ((rc = add_view(c, v, name, &ats[json_integer_value(index)], may_read, ctx, clearance,
+                           err)) != 0)
             goto out;
     }
 out:

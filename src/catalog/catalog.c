@@ -126,6 +126,11 @@ lh_catalog_open(const lh_catalog_deps *deps, lh_catalog **out, lh_err *err)
     c->load_threads = deps->load_threads > 0 ? deps->load_threads : 1;
     c->checkpoint_on = deps->checkpoint;
     c->checkpoint_after = deps->checkpoint_after_commits;
+    c->require = deps->require && deps->require[0] ? lh_strdup(deps->require) : NULL;
+    if (deps->mask_key) {
+        memcpy(c->mask_key, deps->mask_key, sizeof c->mask_key);
+        c->mask_key_set = true;
+    }
     pthread_cond_init(&c->ckpt_wake, NULL);
     lh_catalog__guards_init(c);
     int64_t t0 = lh_mono_us();
@@ -174,6 +179,8 @@ lh_catalog_close(lh_catalog *c)
     json_decref(c->valid_types);
     json_decref(c->by_name);
     free(c->work_dir);
+    free(c->require);
+    memset(c->mask_key, 0, sizeof c->mask_key);
     pthread_cond_destroy(&c->ckpt_wake);
     pthread_cond_destroy(&c->writer_done);
     pthread_mutex_destroy(&c->lock);

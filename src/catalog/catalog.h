@@ -41,6 +41,11 @@ typedef struct lh_catalog_deps {
      * every checkpoint_after_commits commits (0: only after open) by a thread of its own */
     bool checkpoint;
     int64_t checkpoint_after_commits;
+    /* metadata every ingest that creates or rewrites a dataset must have, comma-separated
+     * ([catalog] require; NULL or "": none); see lh_catalog_check_required */
+    const char *require;
+    /* 32 bytes: the key of "hash" column masks (copied; NULL: hash masks give NULL) */
+    const uint8_t *mask_key;
 } lh_catalog_deps;
 
 /* Load every dataset of every bucket and define their views. Datasets that cannot be
@@ -172,6 +177,76 @@ json_t *lh_catalog_sweep(lh_catalog *c, int64_t grace_s, bool dry_run);
  * description, tags, freshness_sla_s). Returns 0 and fills *out (new) or 400. */
 int lh_catalog_check_metadata(const json_t *in, json_t **out, lh_err *err);
 
+/* ---- column governance (columns.c) ------------------------------------------------- */
+
+/* Each column's metadata lives in the dataset's metadata under "columns": {"<column>":
+ * {"sensitivity": level, "mask": "null"|"hash", "suggested_sensitivity": level,
+ * "suggestion_reason": text}}. PATCH sets sensitivity and mask (lh_catalog_patch); ingest
+ * records suggestions, which change nothing until an owner sets the sensitivity. A column
+ * without a sensitivity of its own has the dataset's. */
+
+/* Add to each entry of manifest.columns its effective "sensitivity" and what
+ * metadata.columns holds for it (mask, suggestion). For answers, never for a manifest to
+ * commit. */
+void lh_catalog_describe_columns(json_t *manifest);
+
+/* The masking a reader of `clearance` (LH_LEVEL_*) needs on manifest's columns: NULL when
+ * none (clearance 0: lakehouse's own work; pii: everything visible; or no column above
+ * it: the common case, decided without visiting the columns when none has metadata),
+ * else {"<column>": "null"|"hash"} (new). */
+json_t *lh_catalog_mask_plan(const json_t *manifest, int clearance);
+/* Mask row {"<column>": value, ...} in place by plan (borrowed; NULL: nothing). */
+void lh_catalog_mask_row(lh_catalog *c, const json_t *plan, json_t *row);
+
+/* The SQL name of the keyed hash the users' engine defines (lh_engine_opts.mask_key). */
+#define LH_MASK_HASH_FN LH_ENGINE_MASK_HASH_FN
+/* Masking in SQL. For dataset m (a manifest) read by a reader of `clearance`, wrap
+ * `select` (borrowed: the dataset's rows, one column per manifest column) as
+ *   SELECT "a", CAST(NULL AS <type>) AS "b", lh_mask_hash(CAST("c" AS VARCHAR)) AS "c"
+ *   FROM (<select>) AS lh_masked
+ * masking each column above the clearance with a typed NULL, or with mask "hash" by
+ * HMAC-SHA256 under the server's key as 64 hex digits (equal values stay equal, so joins
+ * on the column still work; the key stays in the engine). Returns 0 and *out = NULL when
+ * nothing needs masking (use `select` as it is), 1 and *out (new) otherwise. */
+int lh_catalog_masked_select_of(const json_t *manifest, int clearance, const char *select,
+                                char **out);
+/* The same for dataset `name` of the catalog (404 when it does not exist); the clearance
+ * check comes first, so a reader with clearance pii costs no lookup. */
+/* Whether columns may be masked for `who` (a clearance below pii): its SQL then needs the
+ * resolver even when it sees every bucket. */
+bool lh_catalog_masks(const lh_principal *who);
+int lh_catalog_masked_select(lh_catalog *c, const char *name, int clearance, const char *select,
+                             char **out, lh_err *err);
+/* Mask, for a reader of `clearance`, the column values in an answer of
+ * lh_catalog_record_history ("current", each "row", each change's old/new of a masked
+ * field: the field stays, its values become null or their hash) or lh_catalog_changes
+ * (inserted, updated before/after, deleted) of dataset `name`, in place. */
+int lh_catalog_mask_history(lh_catalog *c, const char *name, int clearance, json_t *answer,
+                            lh_err *err);
+/* Mask old_value/new_value of the events (lh_catalog_events rows) whose field is a masked
+ * column of their dataset, in place. */
+void lh_catalog_mask_events(lh_catalog *c, int clearance, json_t *events);
+
+/* 400 metadata_required naming each field of [catalog] require that neither client_meta
+ * (borrowed, may be NULL) nor, for an existing dataset, current's metadata (may be NULL)
+ * has (a non-empty string or list, or a number). 0 when none is missing. */
+int lh_catalog_check_required(lh_catalog *c, const json_t *client_meta, const json_t *current,
+                              lh_err *err);
+/* The same for a door, before it accepts an ingest of dataset `name` (its live manifest, if
+ * any, counts): refuses early what the ingest itself would refuse. */
+int lh_catalog_require_for(lh_catalog *c, const char *name, const json_t *client_meta, lh_err *err);
+/* Likely personal data among `columns` ([{"name","type"}]) of the local Parquet file
+ * local_parquet (which the internal engine may read): by name (email, phone, ssn, iban,
+ * first_name, date_of_birth, address, ...) and by the shapes of the first 200 values of
+ * text and whole-number columns (e-mail addresses, phone numbers, Luhn-valid 13-19 digit
+ * numbers, SSN-like ddd-dd-dddd; 80% of at least 3 non-empty values). *out (new):
+ * {"<column>": {"suggested_sensitivity": "pii", "suggestion_reason": "name" | "values:
+ * email" | "name, values: email"}}. One DuckDB statement; none when no column is text. */
+int lh_catalog_suggest_sensitivity(lh_catalog *c, const char *local_parquet, const json_t *columns,
+                                   json_t **out, lh_err *err);
+/* Record suggestions (as from lh_catalog_suggest_sensitivity) in metadata meta.columns. */
+void lh_catalog_apply_suggestions(json_t *meta, const json_t *suggestions);
+
 /* ---- rows -------------------------------------------------------------------------- */
 
 /* True for files holding rows of the dataset (kinds "base" and "delta"). */
@@ -241,7 +316,8 @@ int lh_catalog_manifest_at(lh_catalog *c, const char *name, const lh_as_of *at, 
 typedef struct lh_as_of_views lh_as_of_views;
 typedef bool (*lh_bucket_access_fn)(void *ctx, const char *bucket);
 int lh_catalog_as_of(lh_catalog *c, const json_t *as_of, const char *sql,
-                     lh_bucket_access_fn may_read, void *ctx, lh_as_of_views **out, lh_err *err);
+                     lh_bucket_access_fn may_read, void *ctx, int clearance, lh_as_of_views **out,
+                     lh_err *err);
 /* The statements (*n of them); valid until lh_catalog_as_of_free. */
 const char *const *lh_as_of_views_sql(const lh_as_of_views *v, size_t *n);
 void lh_catalog_as_of_free(lh_as_of_views *v); /* accepts NULL; unpins the files */

@@ -72,6 +72,10 @@ struct lh_catalog {
     pthread_cond_t ckpt_wake;       /* on `lock`: a checkpoint is wanted, or closing */
     pthread_t ckpt_thread;
     bool ckpt_thread_started;
+    /* column governance (columns.c) */
+    char *require;        /* [catalog] require: metadata fields, comma-separated, or NULL */
+    uint8_t mask_key[32]; /* the key of "hash" masks; never shown */
+    bool mask_key_set;
 };
 
 struct lh_txn {
@@ -188,6 +192,17 @@ int lh_catalog__refresh_view(lh_catalog *c, dataset *ds, lh_err *err);
 int lh_catalog__begin_live(lh_catalog *c, const char *name, lh_txn **out, lh_err *err);
 /* A new version of the current manifest, to change and commit (new). */
 json_t *lh_catalog__next_of(const json_t *current, const char *change, const char *actor);
+
+/* ---- column governance (columns.c) ---- */
+/* 400 invalid_metadata unless v is {"<column>": {"sensitivity": level|null, "mask":
+ * "null"|"hash"|null}}. */
+int lh_catalog__check_columns_meta(const json_t *v, lh_err *err);
+/* Merge a checked "columns" patch into meta.columns (null removes a field); 400
+ * unknown_column naming a column `current` does not have. */
+int lh_catalog__merge_columns_meta(const json_t *current, const json_t *patch, json_t *meta,
+                                   lh_err *err);
+/* A masked value (new): null, or with how "hash" the keyed hash of v's text. */
+json_t *lh_catalog__mask_value(lh_catalog *c, const char *how, const json_t *v);
 
 /* Journal (journal.c). Load the committed events batches of every bucket and define the
  * `_events` view; called once at open. */

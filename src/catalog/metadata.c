@@ -81,6 +81,8 @@ lh_catalog_check_metadata(const json_t *in, json_t **out, lh_err *err)
                                 "'sensitivity' must be one of public, internal, confidential, pii");
         } else if (strcmp(key, "tags") == 0) {
             rc = check_tags(v, err);
+        } else if (strcmp(key, "columns") == 0) {
+            rc = lh_catalog__check_columns_meta(v, err);
         } else if (strcmp(key, "primary_key") == 0) {
             rc = check_primary_key(v, err);
         } else if (strcmp(key, "freshness_sla_s") == 0) {
@@ -91,7 +93,7 @@ lh_catalog_check_metadata(const json_t *in, json_t **out, lh_err *err)
             rc = lh_err_set(err, LH_EINVAL, 400, "invalid_metadata", "unknown metadata field '%s'",
                             key);
             lh_err_hint(err, "metadata fields: owner, sensitivity, description, tags, "
-                             "freshness_sla_s, primary_key, source_system");
+                             "freshness_sla_s, primary_key, source_system, columns");
         }
         if (rc != 0) {
             json_decref(m);
@@ -124,9 +126,20 @@ lh_catalog_patch(lh_catalog *c, const char *name, const json_t *patch, const cha
     if ((rc = lh_catalog__begin_live(c, name, &t, err)) != 0)
         goto out;
     json_t *m = lh_catalog__next_of(lh_txn_current(t), "patch", actor);
+    json_t *columns = json_incref(json_object_get(clean, "columns"));
+    json_object_del(clean, "columns");
     json_object_update(json_object_get(m, "metadata"), clean);
+    if (columns && (rc = lh_catalog__merge_columns_meta(
+                        lh_txn_current(t), columns, json_object_get(m, "metadata"), err)) != 0) {
+        json_decref(columns);
+        json_decref(m);
+        goto out;
+    }
+    json_decref(columns);
     rc = lh_catalog_commit(t, NULL, m, committed, err);
+    t = NULL;
 out:
+    lh_catalog_abort(t);
     json_decref(clean);
     return rc;
 }

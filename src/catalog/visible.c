@@ -51,6 +51,12 @@ lh_catalog_sees_all(const lh_principal *who)
 }
 
 bool
+lh_catalog_masks(const lh_principal *who)
+{
+    return who != NULL && who->clearance > 0 && who->clearance < LH_LEVEL_PII;
+}
+
+bool
 lh_catalog_may_see(lh_catalog *c, const lh_principal *who, const char *name)
 {
     if (lh_catalog_sees_all(who))
@@ -127,12 +133,53 @@ lh_catalog_set_guard(lh_catalog *c, const char *relation, lh_catalog_guard_fn fn
     pthread_mutex_unlock(&c->lock);
 }
 
-/* `_events`: the events of the datasets the principal sees. */
+/* The fields of the datasets `who` sees that are masked for it, as SQL strings
+ * 'dataset.field' (a dataset name holds no '.') separated by commas; empty: none. */
+static void
+masked_fields_sql(const lh_catalog_view *v, lh_buf *out)
+{
+    lh_catalog *c = v->catalog;
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->n; i++) {
+        const dataset *ds = c->items[i];
+        if (ds->manifest == NULL || !lh_catalog_may_see_bucket(v->who, ds->bucket))
+            continue;
+        json_t *plan = lh_catalog_mask_plan(ds->manifest, v->who->clearance);
+        const char *field;
+        json_t *how;
+        json_object_foreach(plan, field, how)
+        {
+            char *both = lh_sprintf("%s.%s", ds->name, field);
+            lh_buf_puts(out, out->len ? ", " : "");
+            lh_sql_quote(out, both);
+            free(both);
+        }
+        json_decref(plan);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* `_events`: the events of the datasets the principal sees; the old and new values of a
+ * field masked for it are NULL (in SQL a hashed column's values are NULL too: a JSON text
+ * is not the column's value, so its hash would match nothing). */
 static lh_resolved
 events_guard(void *ctx, const lh_catalog_view *v, const char *select, lh_buf *out)
 {
     (void)ctx;
-    lh_buf_printf(out, "SELECT * FROM (%s) AS lh_events WHERE dataset IN (", select);
+    lh_buf masked;
+    lh_buf_init(&masked);
+    if (lh_catalog_masks(v->who))
+        masked_fields_sql(v, &masked);
+    if (masked.len > 0)
+        lh_buf_printf(out,
+                      "SELECT * REPLACE (CASE WHEN concat(dataset, '.', field) IN (%s) THEN NULL "
+                      "ELSE old_value END AS old_value, CASE WHEN concat(dataset, '.', field) "
+                      "IN (%s) THEN NULL ELSE new_value END AS new_value) ",
+                      masked.data, masked.data);
+    else
+        lh_buf_puts(out, "SELECT * ");
+    lh_buf_free(&masked);
+    lh_buf_printf(out, "FROM (%s) AS lh_events WHERE dataset IN (", select);
     lh_catalog_view_datasets_sql(v, out);
     lh_buf_puts(out, ")");
     return LH_RESOLVE_REWRITTEN;
@@ -149,8 +196,22 @@ resolve(void *ctx, const char *name, const char *select, lh_buf *out)
 {
     const lh_catalog_view *v = ctx;
     lh_catalog *c = v->catalog;
-    if (name[0] != '_')
-        return lh_catalog_may_see(c, v->who, name) ? LH_RESOLVE_AS_IS : LH_RESOLVE_ABSENT;
+    if (name[0] != '_') {
+        if (!lh_catalog_may_see(c, v->who, name))
+            return LH_RESOLVE_ABSENT;
+        /* columns above the reader's clearance: NULL, or their keyed hash (columns.c) */
+        char *masked = NULL;
+        lh_err ignored;
+        int rc = lh_catalog_masked_select(c, name, v->who ? v->who->clearance : 0, select, &masked,
+                                          &ignored);
+        if (rc < 0 || rc > 1)
+            return LH_RESOLVE_ABSENT; /* gone since the name was bound: as absent */
+        if (rc == 0)
+            return LH_RESOLVE_AS_IS;
+        lh_buf_puts(out, masked);
+        free(masked);
+        return LH_RESOLVE_REWRITTEN;
+    }
     lh_catalog_guard_fn fn = NULL;
     void *guard_ctx = NULL;
     pthread_mutex_lock(&c->lock);
@@ -167,13 +228,14 @@ const lh_resolver *
 lh_catalog_view_init(lh_catalog_view *v, lh_catalog *c, const lh_principal *who)
 {
     *v = (lh_catalog_view){.catalog = c, .who = who};
-    if (c == NULL || lh_catalog_sees_all(who))
+    if (c == NULL || (lh_catalog_sees_all(who) && !lh_catalog_masks(who)))
         return NULL;
     /* everything the answers depend on but the registry: who (profile buckets are per
      * name), its roles and its buckets */
     lh_buf key;
     lh_buf_init(&key);
-    lh_buf_printf(&key, "%s/%u/", who ? who->name : "", who ? who->roles : 0u);
+    lh_buf_printf(&key, "%s/%u/%d/", who ? who->name : "", who ? who->roles : 0u,
+                  who ? who->clearance : 0);
     if (who && who->limit_buckets)
         for (size_t i = 0; i < who->n_buckets; i++)
             lh_buf_printf(&key, "%s%s", i ? "," : "", who->buckets[i]);

@@ -94,6 +94,7 @@ typedef struct serve {
     lh_workspaces *workspaces;
     lh_jobs *jobs;
     lh_server *srv;
+    uint8_t mask_key[32]; /* data_dir/mask.key: the key of "hash" column masks */
 } serve;
 
 static void
@@ -165,6 +166,13 @@ open_engines(serve *s, lh_err *err)
         lh_err_detail(err, "%s", strerror(errno));
         goto out;
     }
+    /* the key of "hash" column masks: defined in the users' engine as lh_mask_hash and
+     * given to the catalog for masks applied outside SQL */
+    char *key_path = lh_sprintf("%s/mask.key", resolved);
+    rc = lh_key_file(key_path, s->mask_key, err);
+    free(key_path);
+    if (rc != 0)
+        goto out;
     user_spill = lh_sprintf("%s/spill/user", resolved);
     internal_spill = lh_sprintf("%s/spill/internal", resolved);
     lh_engine_opts eopts = {.threads = (int)lh_config_int(s->cfg, "engine.threads"),
@@ -172,7 +180,8 @@ open_engines(serve *s, lh_err *err)
                             .allowed_dirs = (const char *const *)s->dirs.user_readable,
                             .user_sql = true,
                             .spill_dir = user_spill,
-                            .spill_bytes = lh_config_int(s->cfg, "engine.spill_bytes")};
+                            .spill_bytes = lh_config_int(s->cfg, "engine.spill_bytes"),
+                            .mask_key = s->mask_key};
     /* only user queries wait for a slot: lakehouse's own work on the internal engine is
      * bounded by the job workers */
     eopts.max_queries = (int)lh_config_int(s->cfg, "engine.max_concurrent_queries");
@@ -188,6 +197,7 @@ open_engines(serve *s, lh_err *err)
     eopts.max_queries = eopts.max_queries_per_principal = eopts.max_queued_per_principal = 0;
     eopts.allowed_dirs = (const char *const *)s->dirs.internal_readable;
     eopts.user_sql = false;
+    eopts.mask_key = NULL;
     eopts.spill_dir = internal_spill;
     if ((rc = lh_engine_open(&eopts, &s->internal_engine, err)) != 0)
         goto out;
@@ -255,7 +265,9 @@ open_modules(serve *s, lh_err *err)
                              .load_threads = (int)lh_config_int(cfg, "catalog.load_threads"),
                              .checkpoint = lh_config_bool(cfg, "catalog.checkpoint"),
                              .checkpoint_after_commits =
-                                 lh_config_int(cfg, "catalog.checkpoint_after_commits")};
+                                 lh_config_int(cfg, "catalog.checkpoint_after_commits"),
+                             .require = lh_config_list(cfg, "catalog.require"),
+                             .mask_key = s->mask_key};
     if ((rc = lh_catalog_open(&cdeps, &s->catalog, err)) != 0)
         goto out;
     /* after the catalog (the users' engine holds its datasets), before anything that

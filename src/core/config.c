@@ -44,10 +44,19 @@ static const char *const log_levels[] = {"debug", "info", "warn", "error", "off"
     {                                                                                              \
         s, k, LH_TOML_INT, NULL, d, 0, lo, hi, NULL, doc                                           \
     }
+/* A list of strings from `ch` (a TOML array; in the environment, comma-separated), kept
+ * as one comma-separated string (lh_config_list). */
+#define LIST(s, k, ch, doc)                                                                        \
+    {                                                                                              \
+        s, k, LH_TOML_ARRAY, "", 0, 0, 0, 0, ch, doc                                               \
+    }
 #define BOOL(s, k, d, doc)                                                                         \
     {                                                                                              \
         s, k, LH_TOML_BOOL, NULL, d, 0, 0, 1, NULL, doc                                            \
     }
+
+static const char *const metadata_fields[] = {"owner", "description",     "sensitivity",
+                                              "tags",  "freshness_sla_s", NULL};
 
 static const key_def KEYS[] = {
     STR("server", "host", "127.0.0.1", "address to listen on (IPv4 or IPv6 literal)"),
@@ -146,6 +155,11 @@ static const key_def KEYS[] = {
     INT("catalog", "checkpoint_after_commits", 100, 0, 1000000000,
         "write a new checkpoint, in the background, after this many commits (0: only after a "
         "start that found it stale)"),
+    LIST("catalog", "require", metadata_fields,
+         "metadata every file or database ingest must have, given with it or already the "
+         "dataset's (owner, description, sensitivity, tags, freshness_sla_s; comma-separated "
+         "in the environment); without it the ingest is refused with 400 metadata_required "
+         "and nothing is written"),
     INT("ingest", "max_rows_per_request", 100000, 1, 10000000,
         "upserts plus deletes one POST /datasets/{name}/rows may carry"),
     INT("workspace", "tick_s", 60, 0, 86400,
@@ -205,7 +219,8 @@ static const key_def KEYS[] = {
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
 /* Arrays of tables and the keys their entries take. */
-static const char *const PRINCIPAL_KEYS[] = {"name", "token_sha256", "roles", "buckets", NULL};
+static const char *const PRINCIPAL_KEYS[] = {"name",    "token_sha256", "roles",
+                                             "buckets", "clearance",    NULL};
 static const char *const ROLE_NAMES[] = {"admin", "writer", "reader", "agent", NULL};
 /* Sections later modules own; accepted without warning so newer files still load. */
 static const char *const RESERVED_SECTIONS[] = {"agent", NULL};
@@ -330,6 +345,29 @@ set_from_toml(lh_config *cfg, size_t index, const lh_toml *v, lh_err *err)
     case LH_TOML_BOOL:
         slot->b = lh_toml_bool(v);
         return 0;
+    case LH_TOML_ARRAY: {
+        lh_buf joined;
+        lh_buf_init(&joined);
+        lh_buf_puts(&joined, "");
+        for (size_t i = 0; i < lh_toml_count(v); i++) {
+            const lh_toml *e = lh_toml_at(v, i);
+            if (lh_toml_type_of(e) != LH_TOML_STRING) {
+                lh_buf_free(&joined);
+                return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                                  "%s: [%s] %s must be an array of strings", where, def->section,
+                                  def->key);
+            }
+            if (check_choice(def, lh_toml_str(e), where, err) != 0) {
+                lh_buf_free(&joined);
+                return LH_EINVAL;
+            }
+            lh_buf_printf(&joined, "%s%s", i ? "," : "", lh_toml_str(e));
+        }
+        free(slot->s);
+        slot->s = lh_strdup(joined.data);
+        lh_buf_free(&joined);
+        return 0;
+    }
     default:
         return 0;
     }
@@ -365,6 +403,19 @@ set_from_env(lh_config *cfg, size_t index, const char *name, const char *text, l
             return lh_err_set(err, LH_EINVAL, 0, "invalid_config", "%s: '%s' is not a number", name,
                               text);
         slot->f = v;
+        return 0;
+    }
+    case LH_TOML_ARRAY: {
+        char *copy = lh_strdup(text), *save = NULL;
+        int rc = 0;
+        for (char *item = strtok_r(copy, ",", &save); item && rc == 0;
+             item = strtok_r(NULL, ",", &save))
+            rc = check_choice(def, item, name, err);
+        free(copy);
+        if (rc != 0)
+            return rc;
+        free(slot->s);
+        slot->s = lh_strdup(text);
         return 0;
     }
     case LH_TOML_BOOL:
@@ -449,6 +500,17 @@ load_principals(lh_config *cfg, const lh_toml *arr, lh_err *err)
                 pc->buckets[k] = lh_toml_str(b);
             }
             pc->limit_buckets = true;
+        }
+        const lh_toml *clearance = lh_toml_get(t, "clearance");
+        if (clearance) {
+            char at[600];
+            snprintf(at, sizeof at, "%s:%d:%d: [[principal]] #%zu", cfg->path,
+                     lh_toml_line(clearance), lh_toml_col(clearance), i + 1);
+            if (lh_toml_type_of(clearance) != LH_TOML_STRING ||
+                lh_level_rank(lh_toml_str(clearance)) == 0)
+                return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                                  "%s: 'clearance' must be one of " LH_LEVELS_TEXT, at);
+            pc->clearance = lh_toml_str(clearance);
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(cfg->principals[j].name, pc->name) == 0)
@@ -629,6 +691,12 @@ lh_config_str(const lh_config *cfg, const char *key)
     return lookup(cfg, key, LH_TOML_STRING)->s;
 }
 
+const char *
+lh_config_list(const lh_config *cfg, const char *key)
+{
+    return lookup(cfg, key, LH_TOML_ARRAY)->s;
+}
+
 int64_t
 lh_config_int(const lh_config *cfg, const char *key)
 {
@@ -705,6 +773,9 @@ lh_config_write_reference(lh_buf *out)
         case LH_TOML_BOOL:
             lh_buf_printf(out, "%s = %s\n", d->key, d->def_int ? "true" : "false");
             break;
+        case LH_TOML_ARRAY:
+            lh_buf_printf(out, "%s = []\n", d->key);
+            break;
         default:
             break;
         }
@@ -721,6 +792,9 @@ lh_config_write_reference(lh_buf *out)
                 "# token_sha256 = \"<64 hex digits>\"\n"
                 "# roles = [\"admin\"]\n"
                 "# buckets = [\"primary\", \"client_a\"]   # optional: only these buckets\n"
+                "# clearance = \"internal\"   # optional: public, internal, confidential or pii;\n"
+                "#                           # columns above it come back masked (default:\n"
+                "#                           # pii for admins, internal for the others)\n"
                 "\n"
                 "# Buckets: named object stores besides the primary. Credentials come from the\n"
                 "# secrets file through secret_ref (a table there with access_key_id and\n"

@@ -190,6 +190,28 @@ void lh_hex(const void *data, size_t n, char *out); /* out: 2n+1 chars */
 int lh_write_all(int fd, const void *data, size_t n);
 void lh_sha256(const void *data, size_t n, uint8_t out[32]);
 void lh_sha256_hex(const void *data, size_t n, char out[65]);
+/* HMAC-SHA256 of data under key, as 64 hex digits (and the NUL) into out. */
+void lh_hmac_sha256_hex(const void *key, size_t key_len, const void *data, size_t n, char out[65]);
+/* A 32-byte server key kept in the file `path`: read when it exists (refused unless a
+ * regular file of mode 0600 owned by us, holding 64 hex digits), else created with
+ * O_EXCL and mode 0600 from the kernel's random bytes. 0, or LH_EIO / LH_EPERM with
+ * the path in the message. */
+int lh_key_file(const char *path, uint8_t key[32], lh_err *err);
+
+/* Sensitivity levels of datasets and columns and the clearance of principals, in order:
+ * public < internal < confidential < pii. A level's rank is 1..4, 0 for anything else;
+ * a reader of clearance c may see values of rank <= c. */
+enum {
+    LH_LEVEL_PUBLIC = 1,
+    LH_LEVEL_INTERNAL = 2,
+    LH_LEVEL_CONFIDENTIAL = 3,
+    LH_LEVEL_PII = 4,
+};
+int lh_level_rank(const char *level);
+const char *lh_level_name(int rank); /* "" for a rank out of range */
+/* the levels in order, NULL-terminated, and as one phrase for messages */
+extern const char *const LH_LEVELS[];
+#define LH_LEVELS_TEXT "public, internal, confidential, pii"
 /* Compare n bytes in time that does not depend on where they differ. */
 bool lh_ct_equal(const void *a, const void *b, size_t n);
 /* Names of datasets, buckets, indexes: [a-z][a-z0-9_]{0,62} (LH_NAME_MAX with the NUL). */
@@ -273,6 +295,7 @@ typedef struct lh_principal_cfg {
     bool limit_buckets; /* when true, only `buckets` may be used */
     const char **buckets;
     size_t n_buckets;
+    const char *clearance; /* a level (LH_LEVELS) or NULL: the default for its roles */
 } lh_principal_cfg;
 
 /* path may be NULL (embedded defaults only). env is a NULL-terminated environ-style
@@ -281,6 +304,8 @@ int lh_config_load(const char *path, char *const *env, lh_config **out, lh_err *
 void lh_config_free(lh_config *cfg);
 /* Typed reads of "section.key"; asserting the key is declared with that type. */
 const char *lh_config_str(const lh_config *cfg, const char *key);
+/* A list key: its strings joined by commas ("" when empty). */
+const char *lh_config_list(const lh_config *cfg, const char *key);
 int64_t lh_config_int(const lh_config *cfg, const char *key);
 double lh_config_float(const lh_config *cfg, const char *key);
 bool lh_config_bool(const lh_config *cfg, const char *key);

@@ -5,6 +5,8 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,6 +262,95 @@ lh_sha256_hex(const void *data, size_t n, char out[65])
     uint8_t digest[32];
     lh_sha256(data, n, digest);
     lh_hex(digest, sizeof digest, out);
+}
+
+void
+lh_hmac_sha256_hex(const void *key, size_t key_len, const void *data, size_t n, char out[65])
+{
+    uint8_t digest[32];
+    unsigned int len = sizeof digest;
+    HMAC(EVP_sha256(), key, (int)key_len, data, n, digest, &len);
+    lh_hex(digest, sizeof digest, out);
+}
+
+const char *const LH_LEVELS[] = {"public", "internal", "confidential", "pii", NULL};
+
+int
+lh_level_rank(const char *level)
+{
+    for (int i = 0; level && LH_LEVELS[i]; i++)
+        if (strcmp(level, LH_LEVELS[i]) == 0)
+            return i + 1;
+    return 0;
+}
+
+const char *
+lh_level_name(int rank)
+{
+    return rank >= LH_LEVEL_PUBLIC && rank <= LH_LEVEL_PII ? LH_LEVELS[rank - 1] : "";
+}
+
+static int
+read_key_file(int fd, const char *path, uint8_t key[32], lh_err *err)
+{
+    struct stat st;
+    char hex[65] = "";
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0 ||
+        st.st_uid != geteuid()) {
+        lh_err_set(err, LH_EPERM, 0, "key_file_refused",
+                   "%s must be a regular file of mode 0600 owned by the server's user", path);
+        lh_err_hint(err, "chmod 600 %s", path);
+        return LH_EPERM;
+    }
+    ssize_t n = read(fd, hex, 64);
+    unsigned v;
+    for (int i = 0; n == 64 && i < 32; i++) {
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            n = 0;
+        key[i] = (uint8_t)v;
+    }
+    memset(hex, 0, sizeof hex);
+    if (n != 64)
+        return lh_err_set(err, LH_EIO, 0, "key_file_invalid", "%s does not hold 64 hex digits",
+                          path);
+    return 0;
+}
+
+int
+lh_key_file(const char *path, uint8_t key[32], lh_err *err)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+        int rc = read_key_file(fd, path, key, err);
+        close(fd);
+        return rc;
+    }
+    if (errno != ENOENT)
+        return lh_err_set(err, LH_EIO, 0, "key_file_unreadable", "could not read %s: %s", path,
+                          strerror(errno));
+    uint8_t raw[32];
+    char hex[65];
+    int rc = lh_random_bytes(raw, sizeof raw, err);
+    if (rc != 0)
+        return rc;
+    lh_hex(raw, sizeof raw, hex);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        if (errno == EEXIST) /* another process created it first: use theirs */
+            return lh_key_file(path, key, err);
+        return lh_err_set(err, LH_EIO, 0, "key_file_unwritable", "could not create %s: %s", path,
+                          strerror(errno));
+    }
+    bool ok = lh_write_all(fd, hex, 64) == 0 && lh_write_all(fd, "\n", 1) == 0 && fsync(fd) == 0;
+    close(fd);
+    memset(hex, 0, sizeof hex);
+    if (!ok) {
+        unlink(path);
+        return lh_err_set(err, LH_EIO, 0, "key_file_unwritable", "could not write %s", path);
+    }
+    memcpy(key, raw, sizeof raw);
+    memset(raw, 0, sizeof raw);
+    return 0;
 }
 
 bool

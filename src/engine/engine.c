@@ -214,6 +214,8 @@ lh_engine_open(const lh_engine_opts *opts, lh_engine **out, lh_err *err)
     lh_engine__relations_attach(eng);
     if ((rc = sandbox(eng, opts, err)) != 0 || (rc = lh_engine__load_reserved(eng, err)) != 0)
         goto out;
+    if (opts->mask_key && (rc = lh_engine__define_mask_hash(eng, opts->mask_key, err)) != 0)
+        goto out;
     if (pthread_create(&eng->watchdog, NULL, watchdog_main, eng) != 0) {
         rc = engine_error(err, "start", "could not start the query watchdog");
         goto out;

@@ -34,7 +34,13 @@ typedef struct lh_engine_opts {
     int max_queries;
     int max_queries_per_principal;
     int max_queued_per_principal;
+    /* 32 bytes, or NULL: defines the SQL function lh_mask_hash(VARCHAR) → VARCHAR,
+     * HMAC-SHA256 of its argument under this key as 64 hex digits (mask_fn.c; the key is
+     * copied and never appears in SQL) */
+    const uint8_t *mask_key;
 } lh_engine_opts;
+/* The name of the function mask_key defines. */
+#define LH_ENGINE_MASK_HASH_FN "lh_mask_hash"
 
 /* Open and sandbox an engine. Returns new (lh_engine_close). Thread-safe once opened. */
 int lh_engine_open(const lh_engine_opts *opts, lh_engine **out, lh_err *err);

@@ -250,4 +250,7 @@ void lh_engine__views_changed(lh_engine *eng);
  * failing statement gives) when a fault test made this one fail, else 0. */
 int lh_engine__fault(lh_err *err);
 
+/* Define lh_mask_hash(VARCHAR) with the 32-byte key (copied) in eng (mask_fn.c). */
+int lh_engine__define_mask_hash(lh_engine *eng, const uint8_t key[32], lh_err *err);
+
 #endif

@@ -43,8 +43,10 @@ static const char *const allowed_table_functions[] = {
 
 /* Scalar functions (and macros) that report the server's state rather than compute on
  * their arguments: settings and variables, view definitions (they hold file paths), a
- * query's plan (its files), the log. */
-static const char *const refused_functions[] = {"current_setting",
+ * query's plan (its files), the log; and the keyed hash of masked columns, which would
+ * let a reader hash guesses and match them against a masked column. */
+static const char *const refused_functions[] = {LH_ENGINE_MASK_HASH_FN,
+                                                "current_setting",
                                                 "get_block_size",
                                                 "getvariable",
                                                 "json_execute_serialized_sql",

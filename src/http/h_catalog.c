@@ -73,6 +73,8 @@ int
 lh_h_dataset_get(lh_req *req, lh_resp *resp)
 {
     json_t *m = lh_http__visible_dataset(req, resp, lh_req_param(req, "name"));
+    if (m)
+        lh_catalog_describe_columns(m);
     return m ? lh_resp_json(resp, 200, m) : 0;
 }
 

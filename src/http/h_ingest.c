@@ -188,6 +188,8 @@ lh_h_ingest_file(lh_req *req, lh_resp *resp)
     json_t *meta = NULL;
     if (rc == 0)
         rc = metadata_from_query(req, &meta, &err);
+    if (rc == 0 && (rc = lh_catalog_require_for(req->srv->catalog, dataset, meta, &err)) != 0)
+        json_decref(meta);
     if (rc != 0)
         return lh_resp_error(resp, &err);
     ingest_job *j = lh_calloc(1, sizeof *j);
@@ -365,6 +367,8 @@ db_job_from_body(lh_req *req, const json_t *body, db_job **out, lh_err *err)
             json_object_set(m, *f, json_object_get(body, *f));
     rc = lh_catalog_check_metadata(m, &meta, err);
     json_decref(m);
+    if (rc == 0 && (rc = lh_catalog_require_for(req->srv->catalog, dataset, meta, err)) != 0)
+        json_decref(meta);
     if (rc != 0)
         return rc;
     char *password = NULL;

@@ -56,6 +56,7 @@ lh_h_journal_events(lh_req *req, lh_resp *resp)
     json_t *rows = NULL;
     if (lh_catalog_events(req->srv->catalog, &f, &rows, &err) != 0)
         return lh_resp_error(resp, &err);
+    lh_catalog_mask_events(req->srv->catalog, req->principal->clearance, rows);
     json_t *next = json_null();
     if ((int64_t)json_array_size(rows) > limit) {
         json_array_remove(rows, (size_t)limit);
@@ -75,8 +76,12 @@ lh_h_row_history(lh_req *req, lh_resp *resp)
     lh_err err;
     json_t *out = NULL;
     if (lh_catalog_record_history(req->srv->catalog, name, lh_req_param(req, "key"), &out, &err) !=
-        0)
+            0 ||
+        lh_catalog_mask_history(req->srv->catalog, name, req->principal->clearance, out, &err) !=
+            0) {
+        json_decref(out);
         return lh_resp_error(resp, &err);
+    }
     return lh_resp_json(resp, 200, out);
 }
 
@@ -103,7 +108,11 @@ lh_h_changes(lh_req *req, lh_resp *resp)
         lh_req_query_int(req, "limit", 10000, 1, 1000000, &limit, &err) != 0)
         return lh_resp_error(resp, &err);
     json_t *out = NULL;
-    if (lh_catalog_changes(req->srv->catalog, name, from, to, limit, &out, &err) != 0)
+    if (lh_catalog_changes(req->srv->catalog, name, from, to, limit, &out, &err) != 0 ||
+        lh_catalog_mask_history(req->srv->catalog, name, req->principal->clearance, out, &err) !=
+            0) {
+        json_decref(out);
         return lh_resp_error(resp, &err);
+    }
     return lh_resp_json(resp, 200, out);
 }

@@ -89,7 +89,7 @@ as_of_prelude(lh_req *req, const json_t *as_of, const char *sql, lh_query_opts *
 {
     lh_as_of_views *views = NULL;
     int rc = lh_catalog_as_of(req->srv->catalog, as_of, sql, lh_catalog_bucket_access,
-                              (void *)req->principal, &views, err);
+                              (void *)req->principal, req->principal->clearance, &views, err);
     if (rc != 0)
         return rc;
     lh_arena_on_cleanup(req->arena, free_as_of, views);

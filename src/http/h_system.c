@@ -57,6 +57,7 @@ lh_h_whoami(lh_req *req, lh_resp *resp)
     json_t *body = json_object();
     json_object_set_new(body, "name", json_string(req->principal->name));
     json_object_set_new(body, "roles", roles);
+    json_object_set_new(body, "clearance", json_string(lh_level_name(req->principal->clearance)));
     json_object_set_new(body, "request_id", json_string(req->request_id));
     return lh_resp_json(resp, 200, body);
 }

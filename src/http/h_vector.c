@@ -391,7 +391,7 @@ lh_h_vindex_search(lh_req *req, lh_resp *resp)
     json_t *body = NULL, *out = NULL;
     if (lh_req_json(req, false, &body, &err) != 0)
         return lh_resp_error(resp, &err);
-    lh_vsearch s = {.index = name};
+    lh_vsearch s = {.index = name, .clearance = req->principal->clearance};
     /* a filter names what the caller's SQL may name: the datasets it sees */
     lh_catalog_view view;
     s.resolver = lh_catalog_view_init(&view, req->srv->catalog, req->principal);

@@ -126,10 +126,30 @@ lh_ingest__store(lh_ingest__target *t, const char *local_path, int64_t rows, lh_
     return lh_ingest__store_as(t, local_path, NULL, "base", rows, err);
 }
 
+/* Column governance: the first base file of a write that brings data (not compaction,
+ * whose rows are the dataset's already, nor a change of rows) is sampled for likely
+ * personal data. A failure costs the suggestion only, never the ingest. */
+static void
+suggest(lh_ingest__target *t, const char *local_path)
+{
+    t->sampled = true;
+    json_t *columns = NULL;
+    lh_err err;
+    if (lh_catalog_schema_of(t->cat, local_path, &columns, &err) != 0 ||
+        lh_catalog_suggest_sensitivity(t->cat, local_path, columns, &t->suggestions, &err) != 0) {
+        json_t *fields = json_pack("{s:s, s:s}", "dataset", t->dataset, "error", err.message);
+        lh_log(LH_LOG_WARN, NULL, fields, "ingest: could not sample columns for personal data");
+        json_decref(fields);
+    }
+    json_decref(columns);
+}
+
 int
 lh_ingest__store_as(lh_ingest__target *t, const char *local_path, const char *key_in,
                     const char *kind, int64_t rows, lh_err *err)
 {
+    if (!t->sampled && t->eng && t->mode != LH_INGEST__CHANGE && strcmp(kind, "base") == 0)
+        suggest(t, local_path);
     char *key = key_in ? lh_strdup(key_in)
                        : lh_layout_data_key(t->dataset, t->tag, json_array_size(t->new_files));
     int64_t bytes = 0;
@@ -247,12 +267,13 @@ lh_ingest__commit(lh_ingest__target *t, const json_t *columns, const json_t *cli
         /* the batch just stored is the last of the write's files */
         json_array_append(files, json_array_get(t->new_files, json_array_size(t->new_files) - 1));
     }
-    m = json_pack(
-        "{s:s, s:s, s:s, s:I, s:I, s:O, s:o, s:o}", "state", "live", "change",
-        t->change ? t->change : lh_ingest__mode_name(t->mode), "created_by", actor ? actor : "",
-        "row_count", (json_int_t)total_rows, "bytes", (json_int_t)total_bytes, "columns", columns,
-        "files", files, "metadata",
-        build_metadata(client_meta, actor, t->mode == LH_INGEST_CREATE ? NULL : t->cur, lineage));
+    json_t *meta =
+        build_metadata(client_meta, actor, t->mode == LH_INGEST_CREATE ? NULL : t->cur, lineage);
+    lh_catalog_apply_suggestions(meta, t->suggestions);
+    m = json_pack("{s:s, s:s, s:s, s:I, s:I, s:O, s:o, s:o}", "state", "live", "change",
+                  t->change ? t->change : lh_ingest__mode_name(t->mode), "created_by",
+                  actor ? actor : "", "row_count", (json_int_t)total_rows, "bytes",
+                  (json_int_t)total_bytes, "columns", columns, "files", files, "metadata", meta);
     int rc = lh_catalog_commit(t->txn, t->bucket, m, committed, err);
     t->txn = NULL; /* commit ends the transaction either way */
     t->cur = NULL;
@@ -282,4 +303,6 @@ lh_ingest__end(lh_ingest__target *t)
     t->new_files = NULL;
     json_decref(t->journal);
     t->journal = NULL;
+    json_decref(t->suggestions);
+    t->suggestions = NULL;
 }

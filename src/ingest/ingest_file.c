@@ -194,6 +194,8 @@ lh_ingest_file(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_in
     if (rc != 0)
         goto out;
     t.eng = eng;
+    if ((rc = lh_catalog_check_required(cat, o->metadata, t.cur, err)) != 0)
+        goto out;
     if (o->job)
         lh_job_progress(o->job, 0, -1, "rows");
 

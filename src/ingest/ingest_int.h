@@ -35,6 +35,10 @@ typedef struct lh_ingest__target {
     lh_engine *eng;     /* the internal engine, for the diff of a replace (set by the caller) */
     bool no_journal;    /* the commit writes no events (compaction, or they are stored) */
     json_t *journal;    /* after the commit: what it journaled (see lh_ingest__journal) */
+    /* likely personal data found in the write's first base file (lh_ingest__store_as,
+     * when eng is set), recorded in the new version's metadata.columns; or NULL */
+    json_t *suggestions;
+    bool sampled;
 } lh_ingest__target;
 
 /* Begin a write of `dataset` in `mode`: takes the dataset's writer slot (waits when

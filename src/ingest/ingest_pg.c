@@ -145,6 +145,8 @@ lh_ingest_db(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_inge
     if (rc != 0)
         goto out;
     t.eng = eng;
+    if ((rc = lh_catalog_check_required(cat, o->metadata, t.cur, err)) != 0)
+        goto out;
     if (o->job)
         lh_job_progress(o->job, 0, -1, "rows");
     if ((rc = lh_ingest__pg_open(&s, o, &snapshot_at, err)) != 0 ||

@@ -208,6 +208,9 @@ typedef struct lh_vsearch {
     size_t n_filter_params;
     const char *const *include; /* dataset columns to return with each hit */
     size_t n_include;
+    /* the asker's clearance (LH_LEVEL_*): included columns above it come back masked
+     * (lh_catalog_mask_plan); 0: no masking (lakehouse's own work) */
+    int clearance;
     bool exact;
     int64_t timeout_ms; /* for the filter and include queries */
     /* who asks: the filter (user SQL) waits for a query slot as this principal, counted

@@ -173,11 +173,19 @@ add_columns(lh_vectors *v, const json_t *spec, const lh_vsearch *s, json_t *out_
         lh_sql_quote(&sql, json_string_value(json_object_get(hit, "doc_id")));
     }
     lh_buf_puts(&sql, ")");
-    json_t *rows = NULL;
+    json_t *rows = NULL, *plan = NULL;
     int rc = lh_engine_rows(v->deps.views, sql.data, &rows, err);
     lh_buf_free(&sql);
     if (rc != 0)
         return rc;
+    if (s->clearance > 0 && s->clearance < LH_LEVEL_PII) {
+        json_t *m = NULL;
+        lh_err ignored;
+        if (lh_catalog_get(v->deps.catalog, json_string_value(json_object_get(spec, "dataset")), &m,
+                           &ignored) == 0)
+            plan = lh_catalog_mask_plan(m, s->clearance);
+        json_decref(m);
+    }
     json_array_foreach(out_hits, i, hit)
     {
         size_t r;
@@ -189,12 +197,14 @@ add_columns(lh_vectors *v, const json_t *spec, const lh_vsearch *s, json_t *out_
                        json_string_value(json_object_get(hit, "doc_id"))) == 0) {
                 cols = json_deep_copy(row);
                 json_object_del(cols, "lh_doc_id");
+                lh_catalog_mask_row(v->deps.catalog, plan, cols);
                 break;
             }
         }
         /* a row deleted since the generation was built has no columns any more */
         json_object_set_new(hit, "columns", cols ? cols : json_null());
     }
+    json_decref(plan);
     json_decref(rows);
     return 0;
 }

@@ -548,6 +548,56 @@ test_principals_invalid(void **state)
                    "'principal' must be written as [[principal]] entries");
 }
 
+/* ---- column governance: clearance, [catalog] require ---------------------------------- */
+
+static void
+test_clearance_and_require(void **state)
+{
+    (void)state;
+    lh_config *cfg = NULL;
+    lh_err err;
+    char path[512];
+    assert_int_equal(load_text("[catalog]\nrequire = [\"owner\", \"sensitivity\"]\n"
+                               "[[principal]]\nname = \"a\"\ntoken_sha256 = \"" HASH_A
+                               "\"\nroles = [\"reader\"]\nclearance = \"public\"\n"
+                               "[[principal]]\nname = \"b\"\ntoken_sha256 = \"" HASH_B
+                               "\"\nroles = [\"admin\"]\n",
+                               no_env, &cfg, &err, path, sizeof path),
+                     0);
+    assert_no_warnings(cfg);
+    assert_string_equal(lh_config_list(cfg, "catalog.require"), "owner,sensitivity");
+    size_t n = 0;
+    const lh_principal_cfg *p = lh_config_principals(cfg, &n);
+    assert_int_equal(n, 2);
+    assert_string_equal(p[0].clearance, "public");
+    assert_null(p[1].clearance);
+    lh_config_free(cfg);
+    /* defaults and the environment (comma-separated) */
+    char *env[] = {"LAKEHOUSE_CATALOG_REQUIRE=owner,description", NULL};
+    assert_int_equal(lh_config_load(NULL, no_env, &cfg, &err), 0);
+    assert_string_equal(lh_config_list(cfg, "catalog.require"), "");
+    lh_config_free(cfg);
+    assert_int_equal(lh_config_load(NULL, env, &cfg, &err), 0);
+    assert_string_equal(lh_config_list(cfg, "catalog.require"), "owner,description");
+    lh_config_free(cfg);
+    expect_env_refused("LAKEHOUSE_CATALOG_REQUIRE=owner,colour", "colour");
+    /* refused with the value's place */
+    EXPECT_REFUSED("[[principal]]\nname = \"a\"\ntoken_sha256 = \"" HASH_A
+                   "\"\nroles = [\"reader\"]\nclearance = \"secret\"\n",
+                   no_env, "5:1",
+                   "[[principal]] #1: 'clearance' must be one of public, internal, confidential, "
+                   "pii");
+    EXPECT_REFUSED("[[principal]]\nname = \"a\"\ntoken_sha256 = \"" HASH_A
+                   "\"\nroles = [\"reader\"]\nclearance = 3\n",
+                   no_env, "5:1", "'clearance' must be one of");
+    EXPECT_REFUSED("[catalog]\nrequire = [\"owner\", \"colour\"]\n", no_env, "2:1",
+                   "[catalog] require = \"colour\" is not one of: owner, description");
+    EXPECT_REFUSED("[catalog]\nrequire = \"owner\"\n", no_env, "2:1",
+                   "[catalog] require must be a");
+    EXPECT_REFUSED("[catalog]\nrequire = [1]\n", no_env, "2:1",
+                   "[catalog] require must be an array of strings");
+}
+
 /* ---- the reference file ----------------------------------------------------------------- */
 
 static char *
@@ -649,6 +699,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_clearance_and_require),
         cmocka_unit_test(test_process_environment),
         cmocka_unit_test(test_file_values),
         cmocka_unit_test(test_env_beats_file),
