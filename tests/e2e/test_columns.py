@@ -244,6 +244,9 @@ class Columns(harness.ServerTestCase):
         self.req("PATCH", "/catalog/datasets/people", {"columns": {"reach": {"sensitivity": None}}})
         masked = self.req("GET", "/datasets/people/rows/2/history", who="analyst")
         self.assertEqual(masked["current"]["reach"], "+47 99 88 77 66")
+        # and in SQL at once: a statement kept from before the change is not reused
+        row = self.req("POST", "/query", sql, who="analyst")["rows"][0]
+        self.assertEqual(row["reach"], "+47 99 88 77 66")
 
     # ---- required metadata ----------------------------------------------------------------
     def test_required_metadata(self):
