@@ -1,6 +1,7 @@
 /*
  * cmd_serve.c — `lakehouse serve`: load configuration, open the engine, start the job
- * pool and the HTTP server, then wait for SIGTERM/SIGINT and shut down gracefully.
+ * pool and the HTTP server, then wait for SIGTERM/SIGINT and shut down gracefully (SIGHUP
+ * re-reads the configuration: lh_server_reload).
  *
  * Signals are blocked before any thread starts, so every thread inherits the mask and
  * only the main thread receives them, through sigwait(). Which folders each query engine
@@ -139,6 +140,7 @@ setup_process(serve *s)
     sigemptyset(&s->signals);
     sigaddset(&s->signals, SIGTERM);
     sigaddset(&s->signals, SIGINT);
+    sigaddset(&s->signals, SIGHUP); /* re-read the configuration (lh_server_reload) */
     pthread_sigmask(SIG_BLOCK, &s->signals, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_open_files();
@@ -330,8 +332,24 @@ out:
     return rc;
 }
 
-/* Log where the server listens, wait for SIGTERM or SIGINT, then let in-flight requests
- * finish within the grace period. */
+/* SIGHUP: what POST /admin/reload does, logged (a bad file is logged, and changes nothing). */
+static void
+reload_on_signal(serve *s)
+{
+    json_t *report = NULL;
+    lh_err err;
+    if (lh_server_reload(s->srv, &report, &err) != 0) {
+        lh_log_err(LH_LOG_ERROR, NULL, &err);
+        lh_log(LH_LOG_WARN, NULL, NULL, "SIGHUP: configuration not reloaded: %s", err.message);
+        return;
+    }
+    json_object_set_new(report, "signal", json_string("SIGHUP"));
+    lh_log(LH_LOG_INFO, NULL, report, "configuration reloaded");
+    json_decref(report);
+}
+
+/* Log where the server listens, wait for SIGTERM or SIGINT (SIGHUP reloads the
+ * configuration), then let in-flight requests finish within the grace period. */
 static void
 run_until_signal(serve *s)
 {
@@ -345,7 +363,8 @@ run_until_signal(serve *s)
     json_decref(fields);
 
     int sig = 0;
-    sigwait(&s->signals, &sig);
+    while (sigwait(&s->signals, &sig) == 0 && sig == SIGHUP)
+        reload_on_signal(s);
     int64_t grace_ms = lh_config_int(s->cfg, "server.shutdown_grace_ms");
     fields = json_pack("{s:s, s:I}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", "grace_ms",
                        (json_int_t)grace_ms);
