@@ -35,7 +35,8 @@ lh_profile_tool_index(lh_vectors *v, const lh_principal *who, const char *index,
     const char *bound = p ? pair_value(p->bind, p->n_bind, dataset) : NULL;
     if (bound == NULL && p)
         bound = pair_value(p->bind, p->n_bind, index);
-    snprintf(out, LH_NAME_MAX, "%s", bound ? bound : index);
+    if (out != index) /* out may be index itself */
+        snprintf(out, LH_NAME_MAX, "%s", index);
     if (bound == NULL || strcmp(bound, index) == 0)
         return 0;
     char over[LH_NAME_MAX];
@@ -46,6 +47,7 @@ lh_profile_tool_index(lh_vectors *v, const lh_principal *who, const char *index,
         lh_err_hint(err, "the profile's bind list must name an index over the tool's dataset");
         return LH_EEXIST;
     }
+    snprintf(out, LH_NAME_MAX, "%s", bound);
     return 0;
 }
 

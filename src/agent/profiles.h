@@ -27,7 +27,8 @@ void lh_profile_index(const lh_principal *who, const char *name, char out[LH_NAM
 
 /* For a tool bound to index `index` over `dataset` that lets profiles decide: the index
  * who's profile binds to the dataset (or to the index's name), else `index`. 409
- * profile_binding_mismatch when the bound index is over another dataset (or unknown). */
+ * profile_binding_mismatch when the bound index is over another dataset (or unknown). out
+ * may be index itself. */
 int lh_profile_tool_index(lh_vectors *v, const lh_principal *who, const char *index,
                           const char *dataset, char out[LH_NAME_MAX], lh_err *err);
 
