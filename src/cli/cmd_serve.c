@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,7 @@ typedef struct serve {
     bool principals_ready;
     lh_workspaces *workspaces;
     lh_jobs *jobs;
+    _Atomic(lh_server *) srv_live; /* srv once it serves: workspaces ask it who is known */
     lh_server *srv;
 } serve;
 
@@ -241,6 +243,16 @@ ws_run_tool(void *ctx, const lh_principal *p, const char *tool, const json_t *ar
 }
 
 /* The modules above the engines, bottom up, and the HTTP server last. */
+/* Workspaces check handoff targets and members against the principals in force: the
+ * server's set once it serves (a reload changes it), the start's before. */
+static bool
+principal_known(void *ctx, const char *name)
+{
+    serve *s = ctx;
+    lh_server *srv = atomic_load(&s->srv_live);
+    return srv ? lh_server_principal_known(srv, name) : lh_auth_find(&s->principals, name) != NULL;
+}
+
 static int
 open_modules(serve *s, lh_err *err)
 {
@@ -291,6 +303,8 @@ open_modules(serve *s, lh_err *err)
                                .engine = s->internal_engine,
                                .views = s->engine,
                                .auth = &s->principals,
+                               .principal_known = principal_known,
+                               .principal_ctx = s,
                                .audit = lh_audit_activity,
                                .audit_ctx = s->audit,
                                .run_tool = ws_run_tool,
@@ -328,6 +342,8 @@ open_modules(serve *s, lh_err *err)
                            .audit = s->audit,
                            .workspaces = s->workspaces};
     rc = lh_server_start(&deps, &s->srv, err);
+    if (rc == 0)
+        atomic_store(&s->srv_live, s->srv);
 out:
     return rc;
 }
@@ -370,6 +386,7 @@ run_until_signal(serve *s)
                        (json_int_t)grace_ms);
     lh_log(LH_LOG_INFO, NULL, fields, "shutting down: finishing in-flight requests");
     json_decref(fields);
+    atomic_store(&s->srv_live, NULL); /* requests still running ask the start's set */
     int unfinished = lh_server_shutdown(s->srv, grace_ms);
     s->srv = NULL;
     if (unfinished > 0)
@@ -380,6 +397,7 @@ run_until_signal(serve *s)
 static void
 serve_close(serve *s, int status)
 {
+    atomic_store(&s->srv_live, NULL);
     lh_server_shutdown(s->srv, 0);
     lh_jobs_stop(s->jobs); /* before the registry: a build job refers to it */
     lh_workspace_close(s->workspaces);

@@ -45,6 +45,8 @@ int lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err);
  * {"added", "removed", "changed"}, "profiles", "warnings"}. 409 no_config_file when the
  * server started without one. Thread-safe; one reload runs at a time. */
 int lh_server_reload(lh_server *srv, json_t **report, lh_err *err);
+/* Whether the principal set in force names a principal `name`. Thread-safe. */
+bool lh_server_principal_known(lh_server *srv, const char *name);
 /* The port actually bound (useful with port 0). */
 int lh_server_port(const lh_server *srv);
 /* Stop accepting, let in-flight requests finish for up to grace_ms, then stop and free.

@@ -114,6 +114,15 @@ apply_limits(lh_server *srv, const lh_config *cfg)
     atomic_store(&srv->access_log, lh_config_bool(cfg, "log.access"));
 }
 
+bool
+lh_server_principal_known(lh_server *srv, const char *name)
+{
+    lh_auth *a = lh_http__auth_current(srv);
+    bool known = lh_auth_find(a, name) != NULL;
+    lh_auth_release(a);
+    return known;
+}
+
 int
 lh_server_reload(lh_server *srv, json_t **report, lh_err *err)
 {

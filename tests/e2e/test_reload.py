@@ -77,6 +77,12 @@ class Reload(harness.ServerTestCase):
 
     def test_add_and_revoke(self):
         self.assertEqual(self.status("carol"), 401)
+        st, _, ws = self.srv.request("POST", "/workspaces", {"name": "w", "kind": "search"},
+                                     who="owner")
+        self.assertEqual(st, 201, ws)
+        handoff = "/workspaces/%s/handoff" % ws["id"]
+        st, _, b = self.srv.request("POST", handoff, {"to": "carol"}, who="owner")
+        self.assertEqual(st, 400, b)  # no such principal yet
         self.write(self.config([("owner", OWNER, ["admin"]), ("bob", BOB, ["agent", "reader"]),
                                 ("carol", CAROL, ["reader"])]))
         st, _, rep = self.reload()
@@ -93,6 +99,12 @@ class Reload(harness.ServerTestCase):
         self.assertEqual((st, b["name"], b["roles"]), (200, "carol", ["reader"]))
         self.assertEqual(self.srv.request("GET", "/whoami", who="bob")[2]["roles"],
                          ["reader", "agent"])
+        # workspaces know the new principal too
+        st, _, b = self.srv.request("POST", handoff, {"to": "carol"}, who="owner")
+        self.assertEqual((st, b.get("owner")), (200, "carol"), b)
+        st, _, b = self.srv.request("POST", "/workspaces", {"name": "v", "kind": "search",
+                                                           "members": ["alice"]}, who="owner")
+        self.assertEqual(st, 400, b)  # alice is gone
         # reloading is for admins
         st, _, b = self.reload(who="carol")
         self.assertEqual((st, b["error"]["code"]), (403, "forbidden"))
