@@ -145,6 +145,35 @@ lh_profile_json(const lh_profile_cfg *p, bool admin)
 }
 
 json_t *
+lh_profiles_check(const lh_config *cfg)
+{
+    json_t *out = json_array();
+    size_t n;
+    const lh_profile_cfg *all = lh_config_profiles(cfg, &n);
+    lh_secrets *secrets = NULL;
+    lh_err err;
+    bool tried = false;
+    for (size_t i = 0; i < n; i++) {
+        if (all[i].generate_secret_ref == NULL)
+            continue;
+        if (!tried) {
+            tried = true;
+            if (lh_secrets_open(lh_config_str(cfg, "secrets.file"), &secrets, &err) != 0)
+                json_array_append_new(out, json_sprintf("profiles: the secrets file cannot be read "
+                                                        "(%s); generation keys will not be found",
+                                                        err.message));
+        }
+        if (secrets && !lh_secrets_has(secrets, all[i].generate_secret_ref))
+            json_array_append_new(
+                out, json_sprintf("profile '%s': generate_secret_ref '%s' is not a table of the "
+                                  "secrets file",
+                                  all[i].name, all[i].generate_secret_ref));
+    }
+    lh_secrets_free(secrets);
+    return out;
+}
+
+json_t *
 lh_profiles_list(const lh_auth *set, const lh_principal *who)
 {
     bool admin = who && (who->roles & LH_ROLE_ADMIN);

@@ -45,6 +45,11 @@ int64_t lh_profile_max_k(const lh_principal *who, int64_t max_k_default);
  * else "profile:<name>". Into out. */
 void lh_profile_bucket(const lh_principal *who, char *out, size_t size);
 
+/* Warnings about the profiles of cfg that the file alone cannot show (new array of
+ * strings): a generate_secret_ref the secrets file ([secrets] file) does not hold, or a
+ * secrets file that cannot be read. Never a secret value. */
+json_t *lh_profiles_check(const lh_config *cfg);
+
 /* One profile as an API answer shows it (new): never a secret, and the secrets-file table
  * of its generation key only to admins. */
 json_t *lh_profile_json(const lh_profile_cfg *p, bool admin);

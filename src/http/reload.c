@@ -162,6 +162,9 @@ lh_server_reload(lh_server *srv, json_t **report, lh_err *err)
     json_t *warn = json_array();
     for (size_t w = 0; w < n_warnings; w++)
         json_array_append_new(warn, json_string(warnings[w]));
+    json_t *profile_warnings = lh_profiles_check(now->config);
+    json_array_extend(warn, profile_warnings);
+    json_decref(profile_warnings);
     *report = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "config", path, "changed", changed,
                         "applied", applied, "restart_required", restart, "principals",
                         principals_changed(old, now), "profiles", profile_names(now->config),

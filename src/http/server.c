@@ -975,6 +975,14 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     int rc = lh_auth_new((lh_config *)cfg, false, &srv->auth, err);
     if (rc != 0)
         goto out;
+    json_t *profile_warnings = lh_profiles_check(cfg);
+    size_t i_warning;
+    json_t *warning;
+    json_array_foreach(profile_warnings, i_warning, warning)
+    {
+        lh_log(LH_LOG_WARN, NULL, NULL, "config: %s", json_string_value(warning));
+    }
+    json_decref(profile_warnings);
     lh_mcp_deps mcp_deps = {.config = cfg,
                             .catalog = deps->catalog,
                             .tools = deps->tools,

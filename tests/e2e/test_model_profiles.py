@@ -246,6 +246,7 @@ class ModelProfiles(harness.ServerTestCase):
             st, _, rep = self.srv.request("POST", "/admin/reload", who="owner")
             self.assertEqual(st, 200, rep)
             self.assertEqual(rep["principals"]["changed"], ["rita"])
+            self.assertEqual(rep["warnings"], [])  # the key's table is in the secrets file
             self.assertEqual(self.search("rita")[2]["index"], "people_remote")
             self.assertEqual(self.search("remy")[2]["index"], "people_remote")
             self.assertEqual(self.search("rita", k=4)[0], 200)  # remote has no max_k
@@ -255,6 +256,21 @@ class ModelProfiles(harness.ServerTestCase):
             st, _, rep = self.srv.request("POST", "/admin/reload", who="owner")
             self.assertEqual(st, 200, rep)
         self.assertEqual(self.search("rita")[2]["index"], "people_local")
+
+    def test_missing_generation_key_is_a_warning(self):
+        try:
+            with open(self.srv.config, "w") as f:
+                f.write(self.base.replace('generate_secret_ref = "llm"',
+                                          'generate_secret_ref = "nokey"'))
+            st, _, rep = self.srv.request("POST", "/admin/reload", who="owner")
+            self.assertEqual(st, 200, rep)
+            self.assertEqual(rep["warnings"], ["profile 'remote': generate_secret_ref 'nokey' "
+                                               "is not a table of the secrets file"])
+            self.assertNotIn(API_KEY, json.dumps(rep))
+        finally:
+            with open(self.srv.config, "w") as f:
+                f.write(self.base)
+            self.assertEqual(self.srv.request("POST", "/admin/reload", who="owner")[0], 200)
 
 
 class BadProfiles(unittest.TestCase):
