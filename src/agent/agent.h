@@ -58,6 +58,9 @@ typedef struct lh_tools_deps {
  * borrowed and must outlive the registry. Returns new (lh_tools_close). */
 int lh_tools_open(const lh_tools_deps *deps, lh_tools **out, lh_err *err);
 void lh_tools_close(lh_tools *reg); /* accepts NULL; no call may be running */
+/* Every principal's ceiling of tool calls a minute across all tools (a configuration
+ * reload; a principal's profile may set its own). Thread-safe; calls from now on. */
+void lh_tools_set_max_calls_per_minute(lh_tools *reg, int64_t per_minute);
 
 /* Managing tools: admins only (403 otherwise). def is the definition as the client sent
  * it (borrowed); name its name (from the path; must agree with def's "name" when that is

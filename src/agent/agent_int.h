@@ -65,6 +65,7 @@ struct lh_tools {
     json_t *tools;               /* name -> lh_tool * (as a json integer holding the pointer) */
     pthread_mutex_t manage_lock; /* one put/delete at a time */
     lh_rate *rate;
+    atomic_llong max_calls_per_minute; /* [tools] max_calls_per_minute, changed by a reload */
 };
 
 void lh_agent__tool_release(lh_tool *t); /* accepts NULL */

@@ -232,6 +232,8 @@ lh_tools_open(const lh_tools_deps *deps, lh_tools **out, lh_err *err)
     pthread_mutex_init(&reg->manage_lock, NULL);
     reg->tools = json_object();
     reg->rate = lh_agent__rate_new();
+    atomic_init(&reg->max_calls_per_minute,
+                lh_config_int(deps->config, "tools.max_calls_per_minute"));
     newest n = {.by_name = json_object()};
     int rc = lh_store_each(primary(reg), LH_LAYOUT_TOOLS, on_tool_key, &n, err);
     const char *name;
@@ -246,6 +248,12 @@ lh_tools_open(const lh_tools_deps *deps, lh_tools **out, lh_err *err)
     }
     *out = reg;
     return 0;
+}
+
+void
+lh_tools_set_max_calls_per_minute(lh_tools *reg, int64_t per_minute)
+{
+    atomic_store(&reg->max_calls_per_minute, per_minute);
 }
 
 void

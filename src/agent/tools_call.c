@@ -14,6 +14,7 @@
  * door sends the answer only after that: a call whose answer was sent is on record.
  */
 #include "agent/agent_int.h"
+#include "agent/profiles.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -185,14 +186,24 @@ run_search(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, const json_t 
     const char **names = lh_calloc(n_include ? n_include : 1, sizeof *names);
     for (size_t i = 0; i < n_include; i++)
         names[i] = json_string_value(json_array_get(include, i));
+    /* binding.profile: the caller's profile may name the index of this dataset it uses */
+    char index[LH_NAME_MAX];
+    snprintf(index, sizeof index, "%s", json_string_value(json_object_get(b, "index")));
+    bool by_profile = json_is_true(json_object_get(b, "profile"));
+    if (by_profile &&
+        (rc = lh_profile_tool_index(reg->deps.vectors, c->principal, index, ds, index, err)) != 0)
+        return rc;
+    int64_t k = json_integer_value(json_object_get(b, "k"));
+    if (k > lh_profile_max_k(c->principal, k))
+        k = lh_profile_max_k(c->principal, k);
     lh_sql_param *params =
         bind_args(json_object_get(t->derived, "params"), c->arguments, &n_params);
     const char *text = json_string_value(
         json_object_get(c->arguments, json_string_value(json_object_get(b, "query_param"))));
     lh_vsearch s = {
-        .index = json_string_value(json_object_get(b, "index")),
+        .index = index,
         .query = text,
-        .k = (size_t)json_integer_value(json_object_get(b, "k")),
+        .k = (size_t)k,
         .filter = json_string_value(json_object_get(b, "filter")),
         .filter_params = params,
         .n_filter_params = n_params,
@@ -220,6 +231,8 @@ run_search(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, const json_t 
     *result = json_pack("{s:O, s:O, s:O}", "hits", json_object_get(answer, "hits"), "index",
                         json_object_get(answer, "index"), "generation",
                         json_object_get(answer, "generation"));
+    if (by_profile) /* which model embedded the query, as a direct search says */
+        json_object_set(*result, "model", json_object_get(answer, "model"));
     json_decref(answer);
     return 0;
 }
@@ -396,7 +409,10 @@ take_rate(lh_tools *reg, const lh_tool *t, const lh_principal *who, int64_t *ret
 {
     char *pair = lh_sprintf("tool\n%s\n%s", who->name, t->name);
     char *own = lh_sprintf("principal\n%s", who->name);
-    double ceiling = (double)lh_config_int(reg->deps.config, "tools.max_calls_per_minute");
+    /* the principal's profile may set its own ceiling instead of [tools]' */
+    double ceiling = who->profile && who->profile->tool_calls_per_minute > 0
+                         ? (double)who->profile->tool_calls_per_minute
+                         : (double)atomic_load(&reg->max_calls_per_minute);
     lh_rate_limit limits[2] = {
         {.key = pair, .per_minute = t->per_minute, .burst = t->burst},
         {.key = own, .per_minute = ceiling, .burst = ceiling},
@@ -411,7 +427,7 @@ take_rate(lh_tools *reg, const lh_tool *t, const lh_principal *who, int64_t *ret
     lh_err_set(err, LH_EUNAVAIL, 429, "rate_limited",
                "principal '%s' is calling tool '%s' too often", who->name, t->name);
     lh_err_detail(err,
-                  "the tool allows %g calls a minute (bursts of %g) per principal; every "
+                  "the tool allows %g calls a minute (bursts of %g) per principal; this "
                   "principal at most %g a minute in all",
                   t->per_minute, t->burst, ceiling);
     lh_err_hint(err, "retry after %lld s (Retry-After)", (long long)*retry_after_s);

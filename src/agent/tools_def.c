@@ -286,7 +286,8 @@ check_sql(lh_tools *reg, json_t *b, const json_t *props, json_t *derived, lh_err
 static int
 check_search(lh_tools *reg, json_t *b, const json_t *props, json_t *derived, lh_err *err)
 {
-    static const char *const known[] = {"index", "query_param", "k", "filter", "include", NULL};
+    static const char *const known[] = {"index",   "query_param", "k", "filter",
+                                        "include", "profile",     NULL};
     const json_t *index = json_object_get(b, "index"), *qp = json_object_get(b, "query_param");
     const json_t *k = json_object_get(b, "k"), *filter = json_object_get(b, "filter");
     const json_t *include = json_object_get(b, "include");
@@ -307,6 +308,10 @@ check_search(lh_tools *reg, json_t *b, const json_t *props, json_t *derived, lh_
                            "string") != 0))
         rc = invalid(err, "binding.query_param must name a string property of input_schema (the "
                           "text searched for)");
+    const json_t *profile = json_object_get(b, "profile");
+    if (rc == 0 && profile && !json_is_boolean(profile))
+        rc = invalid(err, "binding.profile must be true (a caller whose profile binds the "
+                          "index's dataset searches the profile's index) or false");
     int64_t max_k = lh_config_int(reg->deps.config, "vector.max_k");
     if (rc == 0 && k &&
         (!json_is_integer(k) || json_integer_value(k) < 1 || json_integer_value(k) > max_k))

@@ -140,7 +140,9 @@ lh_auth_init(lh_auth *auth, const lh_config *cfg, lh_err *err)
                 p->buckets[k] = lh_strdup(pcs[i].buckets[k]);
             p->clearance = pcs[i].clearance ? lh_level_rank(pcs[i].clearance)
                                             : lh_auth_default_clearance(p->roles);
+            p->profile = lh_config_profile(cfg, pcs[i].profile); /* validated by config */
         }
+        auth->config = cfg;
         return 0;
     }
     const char *data_dir = lh_config_str(cfg, "server.data_dir");
@@ -165,6 +167,7 @@ lh_auth_init(lh_auth *auth, const lh_config *cfg, lh_err *err)
     lh_sha256(token, strlen(token), auth->principals[0].token_sha256);
     auth->principals[0].roles = LH_ROLE_ADMIN;
     auth->principals[0].clearance = lh_auth_default_clearance(LH_ROLE_ADMIN);
+    auth->config = cfg;
     memset(token, 0, sizeof token);
     json_t *fields = json_pack("{s:s}", "token_file", auth->token_file);
     lh_log(created ? LH_LOG_WARN : LH_LOG_INFO, NULL, fields,
@@ -185,6 +188,50 @@ lh_auth_free(lh_auth *auth)
     free(auth->principals);
     free(auth->token_file);
     memset(auth, 0, sizeof *auth);
+}
+
+int
+lh_auth_new(lh_config *cfg, bool own_config, lh_auth **out, lh_err *err)
+{
+    lh_auth *a = lh_calloc(1, sizeof *a);
+    int rc = lh_auth_init(a, cfg, err);
+    if (rc != 0) {
+        free(a);
+        if (own_config)
+            lh_config_free(cfg);
+        return rc;
+    }
+    atomic_init(&a->refs, 1);
+    a->owned_config = own_config ? cfg : NULL;
+    *out = a;
+    return 0;
+}
+
+lh_auth *
+lh_auth_retain(lh_auth *a)
+{
+    atomic_fetch_add_explicit(&a->refs, 1, memory_order_relaxed);
+    return a;
+}
+
+void
+lh_auth_release(lh_auth *a)
+{
+    if (a == NULL || atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    lh_config *owned = a->owned_config;
+    lh_auth_free(a);
+    free(a);
+    lh_config_free(owned);
+}
+
+const lh_principal *
+lh_auth_find(const lh_auth *auth, const char *name)
+{
+    for (size_t i = 0; i < auth->n; i++)
+        if (strcmp(auth->principals[i].name, name) == 0)
+            return &auth->principals[i];
+    return NULL;
 }
 
 const lh_principal *

@@ -8,6 +8,7 @@
 
 #include "core/core.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,18 +36,38 @@ typedef struct lh_principal {
     /* the most sensitive level whose values it may see (LH_LEVEL_*): columns above it come
      * back masked; [[principal]] clearance, else pii for admins and internal for others */
     int clearance;
+    /* its [[profile]] (models, bindings, limits), or NULL; borrowed from the config of the
+     * lh_auth it belongs to, so valid while that set is (a copy must not keep it) */
+    const lh_profile_cfg *profile;
 } lh_principal;
 
+/* A set of principals. lh_auth_init fills one in place (its owner frees it); lh_auth_new
+ * makes a shared, immutable, reference-counted set that a server swaps on reload: a
+ * request holds a reference for its whole life, so its principal (and the principal's
+ * profile, and the set's config) stay valid until it ends, whatever is swapped in. */
 typedef struct lh_auth {
     lh_principal *principals;
     size_t n;
-    char *token_file; /* set when the admin token was bootstrapped */
+    char *token_file;        /* set when the admin token was bootstrapped */
+    atomic_long refs;        /* lh_auth_new sets: references (lh_auth_retain/lh_auth_release) */
+    const lh_config *config; /* the configuration the set was made from (borrowed or owned) */
+    lh_config *owned_config; /* freed with the set, or NULL */
 } lh_auth;
 
 /* Build principals from config. With none configured, use (or create, mode 0600)
  * <data_dir>/admin.token and one admin principal "admin" for it. */
 int lh_auth_init(lh_auth *auth, const lh_config *cfg, lh_err *err);
 void lh_auth_free(lh_auth *auth);
+/* A shared set made from cfg, with one reference. With own_config the set takes ownership
+ * of cfg (also on failure) and frees it with its last reference; else cfg must outlive the
+ * set. Returns new (lh_auth_release). */
+int lh_auth_new(lh_config *cfg, bool own_config, lh_auth **out, lh_err *err);
+/* Another reference to a shared set (returns a). Thread-safe. */
+lh_auth *lh_auth_retain(lh_auth *a);
+/* Drop a reference; the last one frees the set (and its owned config). Accepts NULL. */
+void lh_auth_release(lh_auth *a);
+/* The principal called name, or NULL. Borrowed; valid while auth is. */
+const lh_principal *lh_auth_find(const lh_auth *auth, const char *name);
 /* Check an Authorization header value (may be NULL). Returns the principal or NULL
  * with a 401 error. Compares every principal's hash in constant time. */
 const lh_principal *lh_auth_check(const lh_auth *auth, const char *authorization, lh_err *err);

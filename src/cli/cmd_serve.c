@@ -1,6 +1,7 @@
 /*
  * cmd_serve.c — `lakehouse serve`: load configuration, open the engine, start the job
- * pool and the HTTP server, then wait for SIGTERM/SIGINT and shut down gracefully.
+ * pool and the HTTP server, then wait for SIGTERM/SIGINT and shut down gracefully (SIGHUP
+ * re-reads the configuration: lh_server_reload).
  *
  * Signals are blocked before any thread starts, so every thread inherits the mask and
  * only the main thread receives them, through sigwait(). Which folders each query engine
@@ -18,6 +19,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +95,7 @@ typedef struct serve {
     bool principals_ready;
     lh_workspaces *workspaces;
     lh_jobs *jobs;
+    _Atomic(lh_server *) srv_live; /* srv once it serves: workspaces ask it who is known */
     lh_server *srv;
     uint8_t mask_key[32]; /* data_dir/mask.key: the key of "hash" column masks */
 } serve;
@@ -140,6 +143,7 @@ setup_process(serve *s)
     sigemptyset(&s->signals);
     sigaddset(&s->signals, SIGTERM);
     sigaddset(&s->signals, SIGINT);
+    sigaddset(&s->signals, SIGHUP); /* re-read the configuration (lh_server_reload) */
     pthread_sigmask(SIG_BLOCK, &s->signals, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_open_files();
@@ -249,6 +253,16 @@ ws_run_tool(void *ctx, const lh_principal *p, const char *tool, const json_t *ar
 }
 
 /* The modules above the engines, bottom up, and the HTTP server last. */
+/* Workspaces check handoff targets and members against the principals in force: the
+ * server's set once it serves (a reload changes it), the start's before. */
+static bool
+principal_known(void *ctx, const char *name)
+{
+    serve *s = ctx;
+    lh_server *srv = atomic_load(&s->srv_live);
+    return srv ? lh_server_principal_known(srv, name) : lh_auth_find(&s->principals, name) != NULL;
+}
+
 static int
 open_modules(serve *s, lh_err *err)
 {
@@ -304,6 +318,8 @@ open_modules(serve *s, lh_err *err)
                                .engine = s->internal_engine,
                                .views = s->engine,
                                .auth = &s->principals,
+                               .principal_known = principal_known,
+                               .principal_ctx = s,
                                .audit = lh_audit_activity,
                                .audit_ctx = s->audit,
                                .run_tool = ws_run_tool,
@@ -341,12 +357,30 @@ open_modules(serve *s, lh_err *err)
                            .audit = s->audit,
                            .workspaces = s->workspaces};
     rc = lh_server_start(&deps, &s->srv, err);
+    if (rc == 0)
+        atomic_store(&s->srv_live, s->srv);
 out:
     return rc;
 }
 
-/* Log where the server listens, wait for SIGTERM or SIGINT, then let in-flight requests
- * finish within the grace period. */
+/* SIGHUP: what POST /admin/reload does, logged (a bad file is logged, and changes nothing). */
+static void
+reload_on_signal(serve *s)
+{
+    json_t *report = NULL;
+    lh_err err;
+    if (lh_server_reload(s->srv, &report, &err) != 0) {
+        lh_log_err(LH_LOG_ERROR, NULL, &err);
+        lh_log(LH_LOG_WARN, NULL, NULL, "SIGHUP: configuration not reloaded: %s", err.message);
+        return;
+    }
+    json_object_set_new(report, "signal", json_string("SIGHUP"));
+    lh_log(LH_LOG_INFO, NULL, report, "configuration reloaded");
+    json_decref(report);
+}
+
+/* Log where the server listens, wait for SIGTERM or SIGINT (SIGHUP reloads the
+ * configuration), then let in-flight requests finish within the grace period. */
 static void
 run_until_signal(serve *s)
 {
@@ -360,12 +394,14 @@ run_until_signal(serve *s)
     json_decref(fields);
 
     int sig = 0;
-    sigwait(&s->signals, &sig);
+    while (sigwait(&s->signals, &sig) == 0 && sig == SIGHUP)
+        reload_on_signal(s);
     int64_t grace_ms = lh_config_int(s->cfg, "server.shutdown_grace_ms");
     fields = json_pack("{s:s, s:I}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", "grace_ms",
                        (json_int_t)grace_ms);
     lh_log(LH_LOG_INFO, NULL, fields, "shutting down: finishing in-flight requests");
     json_decref(fields);
+    atomic_store(&s->srv_live, NULL); /* requests still running ask the start's set */
     int unfinished = lh_server_shutdown(s->srv, grace_ms);
     s->srv = NULL;
     if (unfinished > 0)
@@ -376,6 +412,7 @@ run_until_signal(serve *s)
 static void
 serve_close(serve *s, int status)
 {
+    atomic_store(&s->srv_live, NULL);
     lh_server_shutdown(s->srv, 0);
     lh_jobs_stop(s->jobs); /* before the registry: a build job refers to it */
     lh_workspace_close(s->workspaces);

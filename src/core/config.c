@@ -220,7 +220,21 @@ static const key_def KEYS[] = {
 
 /* Arrays of tables and the keys their entries take. */
 static const char *const PRINCIPAL_KEYS[] = {"name",    "token_sha256", "roles",
-                                             "buckets", "clearance",    NULL};
+                                             "buckets", "clearance",    "profile", NULL};
+static const char *const PROFILE_KEYS[] = {"name",
+                                           "description",
+                                           "embed_model",
+                                           "embed_models",
+                                           "bind",
+                                           "bucket",
+                                           "generate_api",
+                                           "generate_url",
+                                           "generate_model",
+                                           "generate_secret_ref",
+                                           "max_k",
+                                           "tool_calls_per_minute",
+                                           NULL};
+static const char *const GENERATE_APIS[] = {"openai", "ollama", NULL};
 static const char *const ROLE_NAMES[] = {"admin", "writer", "reader", "agent", NULL};
 /* Sections later modules own; accepted without warning so newer files still load. */
 static const char *const RESERVED_SECTIONS[] = {"agent", NULL};
@@ -240,6 +254,9 @@ struct lh_config {
     value values[N_KEYS];
     lh_principal_cfg *principals;
     size_t n_principals;
+    const lh_toml **principal_profile; /* where each principal names its profile */
+    lh_profile_cfg *profiles;
+    size_t n_profiles;
     char **warnings;
     size_t n_warnings;
 };
@@ -445,6 +462,7 @@ load_principals(lh_config *cfg, const lh_toml *arr, lh_err *err)
 {
     size_t n = lh_toml_count(arr);
     cfg->principals = lh_calloc(n ? n : 1, sizeof *cfg->principals);
+    cfg->principal_profile = lh_calloc(n ? n : 1, sizeof *cfg->principal_profile);
     for (size_t i = 0; i < n; i++) {
         const lh_toml *t = lh_toml_at(arr, i);
         char where[600];
@@ -512,6 +530,14 @@ load_principals(lh_config *cfg, const lh_toml *arr, lh_err *err)
                                   "%s: 'clearance' must be one of " LH_LEVELS_TEXT, at);
             pc->clearance = lh_toml_str(clearance);
         }
+        const lh_toml *profile = lh_toml_get(t, "profile");
+        if (profile) {
+            if (lh_toml_type_of(profile) != LH_TOML_STRING || !lh_name_valid(lh_toml_str(profile)))
+                return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                                  "%s: 'profile' must name a [[profile]] ([a-z][a-z0-9_]*)", where);
+            pc->profile = lh_toml_str(profile);
+            cfg->principal_profile[i] = profile;
+        }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(cfg->principals[j].name, pc->name) == 0)
                 return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
@@ -521,6 +547,164 @@ load_principals(lh_config *cfg, const lh_toml *arr, lh_err *err)
                                   "%s: principals '%s' and '%s' share a token", where,
                                   cfg->principals[j].name, pc->name);
         }
+    }
+    return 0;
+}
+
+/* An optional string member of a [[profile]]: NULL when absent, else non-empty. */
+static int
+profile_str(const lh_toml *t, const char *key, const char *where, const char **out, lh_err *err)
+{
+    const lh_toml *v = lh_toml_get(t, key);
+    *out = NULL;
+    if (v == NULL)
+        return 0;
+    if (lh_toml_type_of(v) != LH_TOML_STRING || lh_toml_str(v)[0] == '\0')
+        return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                          "%s: '%s' must be a non-empty string", where, key);
+    *out = lh_toml_str(v);
+    return 0;
+}
+
+static int
+profile_int(const lh_toml *t, const char *key, int64_t max, const char *where, int64_t *out,
+            lh_err *err)
+{
+    const lh_toml *v = lh_toml_get(t, key);
+    *out = 0;
+    if (v == NULL)
+        return 0;
+    if (lh_toml_type_of(v) != LH_TOML_INT || lh_toml_int(v) < 1 || lh_toml_int(v) > max)
+        return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                          "%s: '%s' must be an integer from 1 to %lld", where, key, (long long)max);
+    *out = lh_toml_int(v);
+    return 0;
+}
+
+/* A list of "key=value" strings (embed_models: purpose=model, bind: name=index). */
+static int
+profile_pairs(const lh_toml *t, const char *key, bool value_is_name, const char *where,
+              lh_profile_pair **out, size_t *n_out, lh_err *err)
+{
+    const lh_toml *arr = lh_toml_get(t, key);
+    if (arr == NULL)
+        return 0;
+    const char *shape = value_is_name ? "\"dataset=index\"" : "\"purpose=model\"";
+    if (lh_toml_type_of(arr) != LH_TOML_ARRAY)
+        return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                          "%s: '%s' must be an array of %s strings", where, key, shape);
+    size_t n = lh_toml_count(arr);
+    *out = lh_calloc(n ? n : 1, sizeof **out);
+    for (size_t i = 0; i < n; i++) {
+        const lh_toml *v = lh_toml_at(arr, i);
+        const char *text = lh_toml_type_of(v) == LH_TOML_STRING ? lh_toml_str(v) : NULL;
+        const char *eq = text ? strchr(text, '=') : NULL;
+        if (eq == NULL || eq == text || eq[1] == '\0')
+            return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                              "%s: %s[%zu] must be a %s string", where, key, i, shape);
+        lh_profile_pair *pair = &(*out)[i];
+        pair->key = lh_strndup(text, (size_t)(eq - text));
+        pair->value = lh_strdup(eq + 1);
+        *n_out = i + 1;
+        if (!lh_name_valid(pair->key) || (value_is_name && !lh_name_valid(pair->value)))
+            return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                              "%s: %s[%zu] = \"%s\": names must match [a-z][a-z0-9_]*", where, key,
+                              i, text);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp((*out)[j].key, pair->key) == 0)
+                return lh_err_set(err, LH_EINVAL, 0, "invalid_config", "%s: %s names '%s' twice",
+                                  where, key, pair->key);
+    }
+    return 0;
+}
+
+static int
+load_profile(lh_config *cfg, const lh_toml *t, size_t i, lh_err *err)
+{
+    char where[600];
+    snprintf(where, sizeof where, "%s:%d:%d: [[profile]] #%zu", cfg->path, lh_toml_line(t),
+             lh_toml_col(t), i + 1);
+    for (size_t k = 0; k < lh_toml_count(t); k++)
+        if (!in_list(PROFILE_KEYS, lh_toml_key_at(t, k)))
+            warn(cfg, "%s: unknown key '%s' ignored", where, lh_toml_key_at(t, k));
+    lh_profile_cfg *pc = &cfg->profiles[i];
+    cfg->n_profiles = i + 1;
+    const lh_toml *name = lh_toml_get(t, "name");
+    if (!name || lh_toml_type_of(name) != LH_TOML_STRING || !lh_name_valid(lh_toml_str(name)))
+        return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                          "%s: 'name' must be a name ([a-z][a-z0-9_]*, at most 63 characters)",
+                          where);
+    pc->name = lh_toml_str(name);
+    int rc;
+    if ((rc = profile_str(t, "description", where, &pc->description, err)) != 0 ||
+        (rc = profile_str(t, "embed_model", where, &pc->embed_model, err)) != 0 ||
+        (rc = profile_str(t, "bucket", where, &pc->bucket, err)) != 0 ||
+        (rc = profile_str(t, "generate_api", where, &pc->generate_api, err)) != 0 ||
+        (rc = profile_str(t, "generate_url", where, &pc->generate_url, err)) != 0 ||
+        (rc = profile_str(t, "generate_model", where, &pc->generate_model, err)) != 0 ||
+        (rc = profile_str(t, "generate_secret_ref", where, &pc->generate_secret_ref, err)) != 0 ||
+        (rc = profile_int(t, "max_k", 100000, where, &pc->max_k, err)) != 0 ||
+        (rc = profile_int(t, "tool_calls_per_minute", 10000000, where, &pc->tool_calls_per_minute,
+                          err)) != 0 ||
+        (rc = profile_pairs(t, "embed_models", false, where, &pc->embed_models, &pc->n_embed_models,
+                            err)) != 0 ||
+        (rc = profile_pairs(t, "bind", true, where, &pc->bind, &pc->n_bind, err)) != 0)
+        return rc;
+    bool generates =
+        pc->generate_api || pc->generate_url || pc->generate_model || pc->generate_secret_ref;
+    if (generates && (!pc->generate_url || !pc->generate_model))
+        return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                          "%s: a generation model needs both 'generate_url' and "
+                          "'generate_model'",
+                          where);
+    if (generates && !pc->generate_api)
+        pc->generate_api = "openai";
+    if (pc->generate_api && !in_list(GENERATE_APIS, pc->generate_api))
+        return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                          "%s: 'generate_api' must be \"openai\" or \"ollama\"", where);
+    if (pc->generate_url && strncmp(pc->generate_url, "http://", 7) != 0 &&
+        strncmp(pc->generate_url, "https://", 8) != 0)
+        return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                          "%s: 'generate_url' must be an http:// or https:// URL", where);
+    if (pc->generate_secret_ref && !lh_name_valid(pc->generate_secret_ref))
+        return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                          "%s: 'generate_secret_ref' must name a table of the secrets file "
+                          "(the key itself never goes in this file)",
+                          where);
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(cfg->profiles[j].name, pc->name) == 0)
+            return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                              "%s: profile '%s' is defined twice", where, pc->name);
+    return 0;
+}
+
+static int
+load_profiles(lh_config *cfg, const lh_toml *arr, lh_err *err)
+{
+    size_t n = lh_toml_count(arr);
+    cfg->profiles = lh_calloc(n ? n : 1, sizeof *cfg->profiles);
+    for (size_t i = 0; i < n; i++) {
+        int rc = load_profile(cfg, lh_toml_at(arr, i), i, err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Every principal's profile must exist (profiles may come after principals in the file). */
+static int
+check_principal_profiles(lh_config *cfg, lh_err *err)
+{
+    for (size_t i = 0; i < cfg->n_principals; i++) {
+        const lh_principal_cfg *pc = &cfg->principals[i];
+        if (pc->profile == NULL || lh_config_profile(cfg, pc->profile) != NULL)
+            continue;
+        const lh_toml *v = cfg->principal_profile[i];
+        lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                   "%s:%d:%d: principal '%s' names profile '%s', which no [[profile]] defines",
+                   cfg->path, lh_toml_line(v), lh_toml_col(v), pc->name, pc->profile);
+        lh_err_hint(err, "add a [[profile]] with name = \"%s\", or fix the name", pc->profile);
+        return LH_EINVAL;
     }
     return 0;
 }
@@ -541,6 +725,15 @@ apply_file(lh_config *cfg, lh_err *err)
                                   "%s:%d:%d: 'principal' must be written as [[principal]] entries",
                                   cfg->path, lh_toml_line(t), lh_toml_col(t));
             if ((rc = load_principals(cfg, t, err)) != 0)
+                return rc;
+            continue;
+        }
+        if (strcmp(section, "profile") == 0) {
+            if (lh_toml_type_of(t) != LH_TOML_TABLE_ARRAY)
+                return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                                  "%s:%d:%d: 'profile' must be written as [[profile]] entries",
+                                  cfg->path, lh_toml_line(t), lh_toml_col(t));
+            if ((rc = load_profiles(cfg, t, err)) != 0)
                 return rc;
             continue;
         }
@@ -577,7 +770,7 @@ apply_file(lh_config *cfg, lh_err *err)
                 return rc;
         }
     }
-    return 0;
+    return check_principal_profiles(cfg, err);
 }
 
 static int
@@ -656,6 +849,21 @@ lh_config_free(lh_config *cfg)
         free(cfg->principals[i].buckets);
     }
     free(cfg->principals);
+    free(cfg->principal_profile);
+    for (size_t i = 0; i < cfg->n_profiles; i++) {
+        lh_profile_cfg *pc = &cfg->profiles[i];
+        for (size_t k = 0; k < pc->n_embed_models; k++) {
+            free(pc->embed_models[k].key);
+            free(pc->embed_models[k].value);
+        }
+        for (size_t k = 0; k < pc->n_bind; k++) {
+            free(pc->bind[k].key);
+            free(pc->bind[k].value);
+        }
+        free(pc->embed_models);
+        free(pc->bind);
+    }
+    free(cfg->profiles);
     for (size_t i = 0; i < cfg->n_warnings; i++)
         free(cfg->warnings[i]);
     free(cfg->warnings);
@@ -720,6 +928,88 @@ lh_config_principals(const lh_config *cfg, size_t *n)
 {
     *n = cfg->n_principals;
     return cfg->principals;
+}
+
+const lh_profile_cfg *
+lh_config_profiles(const lh_config *cfg, size_t *n)
+{
+    *n = cfg->n_profiles;
+    return cfg->profiles;
+}
+
+const lh_profile_cfg *
+lh_config_profile(const lh_config *cfg, const char *name)
+{
+    for (size_t i = 0; name && i < cfg->n_profiles; i++)
+        if (strcmp(cfg->profiles[i].name, name) == 0)
+            return &cfg->profiles[i];
+    return NULL;
+}
+
+/* Whether two TOML values are the same (types, values, members in order). */
+static bool
+toml_equal(const lh_toml *a, const lh_toml *b)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    if (lh_toml_type_of(a) != lh_toml_type_of(b))
+        return false;
+    switch (lh_toml_type_of(a)) {
+    case LH_TOML_STRING:
+        return strcmp(lh_toml_str(a), lh_toml_str(b)) == 0;
+    case LH_TOML_INT:
+        return lh_toml_int(a) == lh_toml_int(b);
+    case LH_TOML_FLOAT:
+        return lh_toml_float(a) == lh_toml_float(b);
+    case LH_TOML_BOOL:
+        return lh_toml_bool(a) == lh_toml_bool(b);
+    default:
+        break;
+    }
+    if (lh_toml_count(a) != lh_toml_count(b))
+        return false;
+    bool table = lh_toml_type_of(a) == LH_TOML_TABLE;
+    for (size_t i = 0; i < lh_toml_count(a); i++) {
+        if (table && strcmp(lh_toml_key_at(a, i), lh_toml_key_at(b, i)) != 0)
+            return false;
+        if (!toml_equal(lh_toml_at(a, i), lh_toml_at(b, i)))
+            return false;
+    }
+    return true;
+}
+
+json_t *
+lh_config_diff(const lh_config *a, const lh_config *b)
+{
+    json_t *out = json_array();
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const value *x = &a->values[i], *y = &b->values[i];
+        bool same;
+        switch (KEYS[i].type) {
+        case LH_TOML_STRING:
+            same = strcmp(x->s ? x->s : "", y->s ? y->s : "") == 0;
+            break;
+        case LH_TOML_FLOAT:
+            same = x->f == y->f;
+            break;
+        case LH_TOML_BOOL:
+            same = x->b == y->b;
+            break;
+        default:
+            same = x->i == y->i;
+            break;
+        }
+        if (!same)
+            json_array_append_new(out, json_sprintf("%s.%s", KEYS[i].section, KEYS[i].key));
+    }
+    static const char *const arrays[] = {"principal", "profile", "bucket"};
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) {
+        const lh_toml *x = a->doc ? lh_toml_get(a->doc, arrays[i]) : NULL;
+        const lh_toml *y = b->doc ? lh_toml_get(b->doc, arrays[i]) : NULL;
+        if (!toml_equal(x, y))
+            json_array_append_new(out, json_string(arrays[i]));
+    }
+    return out;
 }
 
 const lh_toml *
@@ -795,6 +1085,28 @@ lh_config_write_reference(lh_buf *out)
                 "# clearance = \"internal\"   # optional: public, internal, confidential or pii;\n"
                 "#                           # columns above it come back masked (default:\n"
                 "#                           # pii for admins, internal for the others)\n"
+                "# profile = \"recruiting\"     # optional: a [[profile]] below\n"
+                "\n"
+                "# Profiles: a named bundle of models, dataset bindings, a default bucket and\n"
+                "# limits; a principal uses one with profile = \"<name>\". A search that names a\n"
+                "# dataset (or a logical name) a profile binds uses the bound index, and so that\n"
+                "# index's embedding model; model \"profile\" (or \"profile:<purpose>\") in\n"
+                "# POST /embed and POST /vectors/indexes means the caller's profile's model.\n"
+                "# POST /admin/reload or SIGHUP re-reads principals and profiles.\n"
+                "#\n"
+                "# [[profile]]\n"
+                "# name = \"recruiting\"               # [a-z][a-z0-9_]{0,62}\n"
+                "# description = \"recruiters' searches\"\n"
+                "# embed_model = \"ollama:nomic-embed-text\"   # the default embedding model\n"
+                "# embed_models = [\"resumes=builtin\"]  # per purpose: \"purpose=model\"\n"
+                "# bind = [\"candidates=candidates_minilm\"]   # \"dataset or name=index\"\n"
+                "# bucket = \"profile:{user}\"          # default bucket; {user}: the principal\n"
+                "# generate_api = \"openai\"            # or \"ollama\": an optional chat model\n"
+                "# generate_url = \"http://127.0.0.1:11434\"\n"
+                "# generate_model = \"llama3.2\"\n"
+                "# generate_secret_ref = \"llm\"        # secrets-file table with api_key\n"
+                "# max_k = 50                          # most hits one search may ask for\n"
+                "# tool_calls_per_minute = 60          # on top of [tools] max_calls_per_minute\n"
                 "\n"
                 "# Buckets: named object stores besides the primary. Credentials come from the\n"
                 "# secrets file through secret_ref (a table there with access_key_id and\n"

@@ -296,7 +296,31 @@ typedef struct lh_principal_cfg {
     const char **buckets;
     size_t n_buckets;
     const char *clearance; /* a level (LH_LEVELS) or NULL: the default for its roles */
+    const char *profile; /* the [[profile]] it uses, or NULL */
 } lh_principal_cfg;
+
+/* One "key=value" entry of a [[profile]] list (embed_models, bind). */
+typedef struct lh_profile_pair {
+    char *key, *value;
+} lh_profile_pair;
+
+/* A [[profile]]: a named bundle of models, dataset bindings, a default bucket and limits
+ * that principals name with `profile = "..."`. Strings are borrowed from the config. */
+typedef struct lh_profile_cfg {
+    const char *name;
+    const char *description;       /* or NULL */
+    const char *embed_model;       /* the default embedding model ("builtin", "ollama:m", ...) */
+    lh_profile_pair *embed_models; /* purpose → embedding model */
+    size_t n_embed_models;
+    lh_profile_pair *bind; /* dataset or logical name → index */
+    size_t n_bind;
+    const char *bucket; /* default bucket; "{user}" stands for the principal's name */
+    /* an optional generation model: api "openai" or "ollama" (NULL: none configured) */
+    const char *generate_api, *generate_url, *generate_model;
+    const char *generate_secret_ref; /* secrets-file table whose api_key is sent, or NULL */
+    int64_t max_k;                   /* most hits one search may ask for (0: [vector] max_k) */
+    int64_t tool_calls_per_minute;   /* 0: [tools] max_calls_per_minute */
+} lh_profile_cfg;
 
 /* path may be NULL (embedded defaults only). env is a NULL-terminated environ-style
  * array (pass NULL for the process environment). Returns new (lh_config_free). */
@@ -311,6 +335,13 @@ double lh_config_float(const lh_config *cfg, const char *key);
 bool lh_config_bool(const lh_config *cfg, const char *key);
 /* The [[principal]] entries, validated. Borrowed; valid while cfg lives. */
 const lh_principal_cfg *lh_config_principals(const lh_config *cfg, size_t *n);
+/* The [[profile]] entries, validated (every principal's profile exists). Borrowed. */
+const lh_profile_cfg *lh_config_profiles(const lh_config *cfg, size_t *n);
+/* The profile called name, or NULL. Borrowed; valid while cfg lives. */
+const lh_profile_cfg *lh_config_profile(const lh_config *cfg, const char *name);
+/* What differs between two configs: a new array of "section.key" names, then "principal",
+ * "profile" and "bucket" when those arrays of tables differ (in file order). */
+json_t *lh_config_diff(const lh_config *a, const lh_config *b);
 /* Warnings found while loading (unknown keys, ...): the caller logs them. Borrowed. */
 const char *const *lh_config_warnings(const lh_config *cfg, size_t *n);
 /* A [[name]] array of tables from the file (validated by the module that owns it), or

@@ -64,6 +64,11 @@ typedef struct lh_engine_load_stats {
     long long refused;        /* since start: 429, their principal's line was full */
 } lh_engine_load_stats;
 void lh_engine_load(lh_engine *eng, lh_engine_load_stats *out);
+/* Change the per-principal bounds of the query slots (as lh_engine_opts: 0 per principal
+ * is half of max_queries; 0 queued is no bound) for the queries that take or wait for a
+ * slot from now on; waiters are woken to re-check. Thread-safe (a configuration reload). */
+void lh_engine_set_principal_limits(lh_engine *eng, int max_queries_per_principal,
+                                    int max_queued_per_principal);
 
 /* Asked (from the engine's watchdog thread, about every 20 ms, and by a query waiting for
  * a slot) whether the client of a query went away: fn(ctx) returns true then, and the

@@ -58,6 +58,20 @@ lh_engine__slots_init(lh_engine *eng, const lh_engine_opts *opts)
 }
 
 void
+lh_engine_set_principal_limits(lh_engine *eng, int max_queries_per_principal,
+                               int max_queued_per_principal)
+{
+    pthread_mutex_lock(&eng->slots_lock);
+    eng->slots_per_principal =
+        max_queries_per_principal > 0 ? max_queries_per_principal : (eng->slots_max + 1) / 2;
+    if (eng->slots_per_principal < 1)
+        eng->slots_per_principal = 1;
+    eng->slots_queue_per_principal = max_queued_per_principal;
+    pthread_cond_broadcast(&eng->slots_cond);
+    pthread_mutex_unlock(&eng->slots_lock);
+}
+
+void
 lh_engine__slots_destroy(lh_engine *eng)
 {
     free(eng->slot_users);

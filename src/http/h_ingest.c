@@ -16,6 +16,7 @@ static void
 principal_copy(lh_principal *dst, const lh_principal *src)
 {
     *dst = *src;
+    dst->profile = NULL; /* belongs to the request's principal set, which the job outlives */
     dst->buckets = lh_calloc(src->n_buckets ? src->n_buckets : 1, sizeof *dst->buckets);
     for (size_t i = 0; i < src->n_buckets; i++)
         dst->buckets[i] = lh_strdup(src->buckets[i]);
@@ -464,7 +465,7 @@ lh_h_rows(lh_req *req, lh_resp *resp)
     const json_t *upsert = json_object_get(body, "upsert"), *del = json_object_get(body, "delete");
     const char *source = NULL, *workspace = NULL;
     json_t *result = NULL;
-    int64_t max_rows = lh_config_int(req->srv->config, "ingest.max_rows_per_request");
+    int64_t max_rows = lh_config_int(req->config, "ingest.max_rows_per_request");
     if (rc == 0 && ((upsert && !json_is_array(upsert)) || (del && !json_is_array(del))))
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
                         "'upsert' and 'delete' must be arrays of objects");
@@ -532,7 +533,7 @@ run_compact(lh_job *job, void *arg, lh_err *err)
 static void
 maybe_compact(lh_req *req, const char *dataset, const json_t *result)
 {
-    int64_t after = lh_config_int(req->srv->config, "catalog.compact_after_deltas");
+    int64_t after = lh_config_int(req->config, "catalog.compact_after_deltas");
     if (after <= 0 || json_integer_value(json_object_get(result, "deltas")) < after)
         return;
     compact_job *j = lh_calloc(1, sizeof *j);

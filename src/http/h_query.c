@@ -201,7 +201,7 @@ lh_h_query(lh_req *req, lh_resp *resp)
     json_t *limit = json_object_get(body, "limit");
     lh_query_opts opts = {.format = LH_QUERY_JSON};
     bool parquet = false;
-    const lh_config *cfg = req->srv->config;
+    const lh_config *cfg = req->config; /* the request's set: limits a reload changed */
     if (rc == 0 && (!json_is_string(sql) || json_string_length(sql) == 0))
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
                         "'sql' must be a non-empty string");

@@ -58,6 +58,13 @@ lh_h_whoami(lh_req *req, lh_resp *resp)
     json_object_set_new(body, "name", json_string(req->principal->name));
     json_object_set_new(body, "roles", roles);
     json_object_set_new(body, "clearance", json_string(lh_level_name(req->principal->clearance)));
+    const lh_profile_cfg *profile = req->principal->profile;
+    json_object_set_new(body, "profile",
+                        profile ? lh_profile_json(profile, (req->principal->roles & LH_ROLE_ADMIN))
+                                : json_null());
+    char bucket[LH_NAME_MAX + 80];
+    lh_profile_bucket(req->principal, bucket, sizeof bucket);
+    json_object_set_new(body, "default_bucket", json_string(bucket));
     json_object_set_new(body, "request_id", json_string(req->request_id));
     return lh_resp_json(resp, 200, body);
 }
@@ -114,4 +121,11 @@ lh_h_metrics(lh_req *req, lh_resp *resp)
     lh_resp_text(resp, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
     lh_buf_free(&out);
     return 0;
+}
+
+int
+lh_h_profiles(lh_req *req, lh_resp *resp)
+{
+    return lh_resp_json(
+        resp, 200, json_pack("{s:o}", "profiles", lh_profiles_list(req->auth, req->principal)));
 }

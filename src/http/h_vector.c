@@ -68,7 +68,9 @@ lh_h_embed(lh_req *req, lh_resp *resp)
                         "'model' must be a string, e.g. \"builtin\"");
         goto out;
     }
-    if ((rc = lh_embedder_open(req->srv->config, json_string_value(model), &e, &err)) != 0)
+    const char *model_name; /* "profile" or "profile:<purpose>": the caller's profile's */
+    if ((rc = lh_profile_model(req->principal, json_string_value(model), &model_name, &err)) != 0 ||
+        (rc = lh_embedder_open(req->srv->config, model_name, &e, &err)) != 0)
         goto out;
     if ((rc = check_texts(texts, &err)) != 0)
         goto out;
@@ -182,6 +184,13 @@ lh_h_vindex_create(lh_req *req, lh_resp *resp)
     const char *dataset = json_string_value(json_object_get(body, "dataset"));
     if (dataset && lh_name_valid(dataset) && !lh_http__dataset_visible(req, resp, dataset))
         goto out; /* answered */
+    /* "model": "profile" (or "profile:<purpose>") is the creator's profile's model, fixed
+     * in the index from now on */
+    const char *model = json_string_value(json_object_get(body, "model")), *resolved;
+    if (model && (rc = lh_profile_model(req->principal, model, &resolved, &err)) != 0)
+        goto out;
+    if (model && resolved != model)
+        json_object_set_new(body, "model", json_string(resolved));
     rc = lh_vectors_create_begin(req->srv->vectors, body, req->principal->name, &b, &err);
 out:
     json_decref(body);
@@ -347,7 +356,7 @@ parse_search(lh_req *req, const json_t *body, lh_vsearch *s, lh_err *err)
     s->ef = ef ? (size_t)json_integer_value(ef) : 0;
     s->filter = json_string_value(filter);
     s->exact = json_is_true(exact);
-    s->timeout_ms = lh_config_int(req->srv->config, "engine.query_timeout_ms");
+    s->timeout_ms = lh_config_int(req->config, "engine.query_timeout_ms");
     s->principal = req->principal->name; /* a filter waits for a query slot as the caller */
     if (vector) {
         size_t n = json_array_size(vector), i;
@@ -384,21 +393,36 @@ parse_search(lh_req *req, const json_t *body, lh_vsearch *s, lh_err *err)
 int
 lh_h_vindex_search(lh_req *req, lh_resp *resp)
 {
+    /* a name the caller's profile binds (a dataset, a logical name) means its index */
     const char *name = lh_req_param(req, "name");
-    if (!index_visible(req, resp, name))
+    char index[LH_NAME_MAX];
+    bool via_profile;
+    lh_profile_index(req->principal, name, index, &via_profile);
+    if (!index_visible(req, resp, index))
         return 0;
     lh_err err;
     json_t *body = NULL, *out = NULL;
     if (lh_req_json(req, false, &body, &err) != 0)
         return lh_resp_error(resp, &err);
-    lh_vsearch s = {.index = name, .clearance = req->principal->clearance};
+    lh_vsearch s = {.index = index, .clearance = req->principal->clearance};
     /* a filter names what the caller's SQL may name: the datasets it sees */
     lh_catalog_view view;
     s.resolver = lh_catalog_view_init(&view, req->srv->catalog, req->principal);
     int rc = parse_search(req, body, &s, &err);
+    int64_t max_k = lh_profile_max_k(req->principal, INT64_MAX);
+    if (rc == 0 && (int64_t)s.k > max_k) {
+        rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
+                        "'k' may be at most %lld for profile '%s'", (long long)max_k,
+                        req->principal->profile->name);
+        lh_err_hint(&err, "the profile's max_k in lakehouse.toml sets the limit");
+    }
     if (rc != 0)
         goto out;
     rc = lh_vectors_search(req->srv->vectors, &s, &out, &err);
+    if (rc == 0 && req->principal->profile)
+        json_object_set_new(out, "profile", json_string(req->principal->profile->name));
+    if (rc == 0 && via_profile)
+        json_object_set_new(out, "requested", json_string(name));
 out:
     lh_catalog_view_free(&view);
     json_decref(body);

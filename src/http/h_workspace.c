@@ -236,7 +236,7 @@ lh_h_ws_query_run(lh_req *req, lh_resp *resp)
     if (rc == 0 && json_object_size(body) != 0)
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
                         "POST .../queries/{name}/run takes no body");
-    const lh_config *cfg = req->srv->config;
+    const lh_config *cfg = req->config;
     if (rc == 0)
         rc = lh_workspace_query_run(req->srv->workspaces, req->principal, lh_req_param(req, "id"),
                                     lh_req_param(req, "name"),

@@ -37,6 +37,16 @@ typedef struct lh_server_deps {
  * is configured) and start serving on a thread pool. LH_EEXIST when the address is in
  * use, LH_EIO for other socket errors, with a one-line message. Returns new. */
 int lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err);
+/* Re-read the configuration file the server started with and apply what can change
+ * while serving (principals, profiles, per-request and per-principal limits) for requests
+ * that start from now on; requests in flight finish on the set they started with. A file
+ * that does not load is refused (400, the message says file:line:col) and nothing changes.
+ * *report (new): {"config", "changed", "applied", "restart_required", "principals":
+ * {"added", "removed", "changed"}, "profiles", "warnings"}. 409 no_config_file when the
+ * server started without one. Thread-safe; one reload runs at a time. */
+int lh_server_reload(lh_server *srv, json_t **report, lh_err *err);
+/* Whether the principal set in force names a principal `name`. Thread-safe. */
+bool lh_server_principal_known(lh_server *srv, const char *name);
 /* The port actually bound (useful with port 0). */
 int lh_server_port(const lh_server *srv);
 /* Stop accepting, let in-flight requests finish for up to grace_ms, then stop and free.

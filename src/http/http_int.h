@@ -21,6 +21,7 @@
 #include <microhttpd.h>
 
 #include "auth/auth.h"
+#include "agent/profiles.h"
 
 /* ---- requests and responses ---------------------------------------------------------- */
 #define LH_MAX_PARAMS 8
@@ -74,7 +75,13 @@ struct lh_req {
     char request_id[LH_REQUEST_ID_MAX];
     int64_t start_mono_us;
     int64_t deadline_mono_us;
-    const lh_principal *principal;
+    /* the principal set (and its config) this request started on: one reference, taken
+     * when its headers are in, dropped when it completes; a reload swaps the server's set
+     * but never this one, so principal and config stay valid for the whole request */
+    lh_auth *auth;
+    const lh_config *config;
+    const lh_principal *principal;                                /* in auth */
+    int64_t max_body_bytes, max_object_bytes, request_timeout_us; /* from config */
     lh_route_match match;
     lh_buf body;
     int body_fd;     /* LH_ROUTE_STREAM_BODY: the received bytes, or -1 */
@@ -213,22 +220,29 @@ struct lh_server {
     struct MHD_Daemon *daemon;
     int listen_fd;
     int port;
-    lh_auth auth;
+    /* the current principal set: swapped whole by lh_server_reload under auth_lock, which
+     * a request holds only to take its reference (lh_http__auth_current) */
+    lh_auth *auth;
+    pthread_mutex_t auth_lock;
+    pthread_mutex_t reload_lock; /* one reload at a time */
     lh_metrics *metrics;
     lh_conns *conns;
     const lh_route *routes;
     size_t n_routes;
     int64_t started_us;
-    int64_t max_body_bytes;
-    int64_t request_timeout_us;
-    bool access_log;
+    atomic_bool access_log; /* [log] access; a reload may change it */
     atomic_long in_flight;
     atomic_bool stopping;
     atomic_long offloaded;          /* LH_ROUTE_OFFLOAD handlers running on their own threads */
     atomic_llong engine_ok_mono_us; /* last successful engine check, for /health */
 };
 
+/* A new reference to the server's current principal set (lh_auth_release it). */
+lh_auth *lh_http__auth_current(lh_server *srv);
+
 /* Handlers, by area. */
+int lh_h_reload(lh_req *req, lh_resp *resp);
+int lh_h_profiles(lh_req *req, lh_resp *resp);
 int lh_h_health(lh_req *req, lh_resp *resp);
 int lh_h_whoami(lh_req *req, lh_resp *resp);
 int lh_h_metrics(lh_req *req, lh_resp *resp);

@@ -43,6 +43,8 @@
 static const lh_route ROUTES[] = {
     {"GET", "/health", lh_h_health, LH_ALLOW_PUBLIC, 0},
     {"GET", "/whoami", lh_h_whoami, LH_ALLOW_ANY, 0},
+    {"GET", "/profiles", lh_h_profiles, LH_ALLOW_ANY, 0},
+    {"POST", "/admin/reload", lh_h_reload, LH_ALLOW_ADMIN, LH_ROUTE_JSON_BODY},
     {"GET", "/metrics", lh_h_metrics, LH_ALLOW_READ, 0},
     {"GET", "/jobs", lh_h_jobs_list, LH_ALLOW_ANY, 0},
     {"POST", "/jobs", lh_h_jobs_submit, LH_ALLOW_ADMIN, LH_ROUTE_JSON_BODY},
@@ -374,6 +376,17 @@ lh_resp_header(lh_resp *resp, const char *name, const char *value)
 
 /* ---- request life cycle ------------------------------------------------------------------- */
 
+lh_auth *
+lh_http__auth_current(lh_server *srv)
+{
+    /* the lock covers only the load and the increment, so a reload cannot free the set
+     * between them; a reader never waits for more than another reader's two steps */
+    pthread_mutex_lock(&srv->auth_lock);
+    lh_auth *a = lh_auth_retain(srv->auth);
+    pthread_mutex_unlock(&srv->auth_lock);
+    return a;
+}
+
 /* A client's X-Request-Id is echoed when it is 1..64 characters of [A-Za-z0-9._:-];
  * otherwise we make one, so ids are always safe to log and to put in headers. */
 static void
@@ -500,7 +513,7 @@ admit(lh_req *req)
                             &req->match, allow, sizeof allow);
     bool public_route = rc == 0 && req->match.route->allow == LH_ALLOW_PUBLIC;
     if (!public_route) {
-        req->principal = lh_auth_check(&srv->auth, lh_req_header(req, "Authorization"), &err);
+        req->principal = lh_auth_check(req->auth, lh_req_header(req, "Authorization"), &err);
         if (req->principal == NULL) {
             lh_resp resp = RESP_INIT;
             lh_resp_error(&resp, &err);
@@ -538,7 +551,7 @@ admit(lh_req *req)
     req->has_body = (length && strcmp(length, "0") != 0) || chunked;
     bool to_file = (req->match.route->flags & LH_ROUTE_BODY_FILE) != 0;
     bool stream = to_file || (req->match.route->flags & LH_ROUTE_STREAM_BODY) != 0;
-    int64_t limit = stream ? srv->max_object_bytes : srv->max_body_bytes;
+    int64_t limit = stream ? req->max_object_bytes : req->max_body_bytes;
     if (length) {
         char *end = NULL;
         unsigned long long n = strtoull(length, &end, 10);
@@ -668,19 +681,19 @@ receive_body(lh_req *req, const char *data, size_t n)
         return -1; /* its deadline passed and it was answered 408 */
     if (req->has_pending) {
         req->discarded += n;
-        bool too_long = lh_mono_us() > req->deadline_mono_us + srv->request_timeout_us;
+        bool too_long = lh_mono_us() > req->deadline_mono_us + req->request_timeout_us;
         return req->discarded > DISCARD_LIMIT || too_long ? -1 : 0;
     }
     if (lh_mono_us() > req->deadline_mono_us) {
         lh_err_set(&req->pending, LH_ETIMEOUT, 408, "request_timeout",
                    "the request body did not arrive within %lld ms",
-                   (long long)(srv->request_timeout_us / 1000));
+                   (long long)(req->request_timeout_us / 1000));
         lh_err_hint(&req->pending, "send faster, or raise [server] request_timeout_ms");
     } else if (req->body_fd >= 0) {
-        if (req->body_fd_len + (int64_t)n > srv->max_object_bytes) {
+        if (req->body_fd_len + (int64_t)n > req->max_object_bytes) {
             lh_err_set(&req->pending, LH_ETOOBIG, 413, "body_too_large",
                        "request body is over the limit of %lld bytes",
-                       (long long)srv->max_object_bytes);
+                       (long long)req->max_object_bytes);
             lh_err_hint(&req->pending, "send less, or raise [storage] max_object_bytes");
         } else if (lh_write_all(req->body_fd, data, n) != 0) {
             lh_err_set(&req->pending, LH_EIO, 507, "tmp_full",
@@ -690,9 +703,9 @@ receive_body(lh_req *req, const char *data, size_t n)
             req->body_fd_len += (int64_t)n;
             return 0;
         }
-    } else if ((int64_t)(req->body.len + n) > srv->max_body_bytes) {
+    } else if ((int64_t)(req->body.len + n) > req->max_body_bytes) {
         lh_err_set(&req->pending, LH_ETOOBIG, 413, "body_too_large",
-                   "request body is over the limit of %lld bytes", (long long)srv->max_body_bytes);
+                   "request body is over the limit of %lld bytes", (long long)req->max_body_bytes);
         lh_err_hint(&req->pending, "send less, or raise [server] max_body_bytes");
     } else if (lh_buf_try_append(&req->body, data, n) != 0) {
         lh_err_set(&req->pending, LH_ENOMEM, 503, "out_of_memory",
@@ -722,7 +735,12 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         req->method = lh_arena_strdup(arena, method);
         req->path = lh_arena_strdup(arena, url);
         req->start_mono_us = lh_mono_us();
-        req->deadline_mono_us = req->start_mono_us + srv->request_timeout_us;
+        req->auth = lh_http__auth_current(srv);
+        req->config = req->auth->config;
+        req->max_body_bytes = lh_config_int(req->config, "server.max_body_bytes");
+        req->max_object_bytes = lh_config_int(req->config, "storage.max_object_bytes");
+        req->request_timeout_us = lh_config_int(req->config, "server.request_timeout_ms") * 1000;
+        req->deadline_mono_us = req->start_mono_us + req->request_timeout_us;
         lh_buf_init(&req->body);
         req->body_fd = -1;
         req->counted = true;
@@ -805,6 +823,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     if (req->counted)
         atomic_fetch_sub(&srv->in_flight, 1);
+    lh_auth_release(req->auth); /* after the last use of req->principal */
     lh_arena_free(req->arena);
 }
 
@@ -911,7 +930,9 @@ server_free(lh_server *srv)
     lh_http__conns_free(srv->conns);
     lh_mcp_free(srv->mcp);
     lh_ingest_secrets_free(srv->secrets);
-    lh_auth_free(&srv->auth);
+    lh_auth_release(srv->auth);
+    pthread_mutex_destroy(&srv->auth_lock);
+    pthread_mutex_destroy(&srv->reload_lock);
     free(srv->tmp_dir);
     free(srv->work_dir);
     free(srv->results_dir);
@@ -942,17 +963,26 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     srv->n_routes = N_ROUTES;
     srv->listen_fd = -1;
     srv->started_us = lh_now_us();
-    srv->max_body_bytes = lh_config_int(cfg, "server.max_body_bytes");
-    srv->request_timeout_us = lh_config_int(cfg, "server.request_timeout_ms") * 1000;
-    srv->access_log = lh_config_bool(cfg, "log.access");
+    atomic_init(&srv->access_log, lh_config_bool(cfg, "log.access"));
     atomic_init(&srv->in_flight, 0);
     atomic_init(&srv->stopping, false);
     atomic_init(&srv->offloaded, 0);
     atomic_init(&srv->engine_ok_mono_us, INT64_MIN / 2);
 
-    int rc = lh_auth_init(&srv->auth, cfg, err);
+    pthread_mutex_init(&srv->auth_lock, NULL);
+    pthread_mutex_init(&srv->reload_lock, NULL);
+    /* the first set borrows the start configuration; reloaded ones own theirs */
+    int rc = lh_auth_new((lh_config *)cfg, false, &srv->auth, err);
     if (rc != 0)
         goto out;
+    json_t *profile_warnings = lh_profiles_check(cfg);
+    size_t i_warning;
+    json_t *warning;
+    json_array_foreach(profile_warnings, i_warning, warning)
+    {
+        lh_log(LH_LOG_WARN, NULL, NULL, "config: %s", json_string_value(warning));
+    }
+    json_decref(profile_warnings);
     lh_mcp_deps mcp_deps = {.config = cfg,
                             .catalog = deps->catalog,
                             .tools = deps->tools,
@@ -975,8 +1005,8 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
      * oldest one still waiting for its headers (MHD itself stops accepting at the limit). */
     long max_conns = (long)lh_config_int(cfg, "server.max_connections");
     rc = lh_http__conns_new(lh_config_int(cfg, "server.header_timeout_ms") * 1000,
-                            srv->request_timeout_us, max_conns - (max_conns + 7) / 8, &srv->conns,
-                            err);
+                            lh_config_int(cfg, "server.request_timeout_ms") * 1000,
+                            max_conns - (max_conns + 7) / 8, &srv->conns, err);
     if (rc != 0)
         goto out;
     /* MHD's idle timeout (whole seconds) now only ends answers that a client stops reading:

@@ -401,6 +401,8 @@ static const char *const TIERS[] = {"daily", "weekly", "monthly", NULL};
 static bool
 principal_known(lh_workspaces *w, const char *name)
 {
+    if (w->deps.principal_known)
+        return w->deps.principal_known(w->deps.principal_ctx, name);
     const lh_auth *a = w->deps.auth;
     if (a == NULL)
         return true;

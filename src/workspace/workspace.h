@@ -42,9 +42,12 @@ typedef struct lh_workspace_deps {
     const lh_config *config; /* [workspace] keys */
     lh_buckets *buckets;     /* versions go to the primary bucket */
     lh_catalog *catalog;
-    lh_engine *engine;    /* internal statements (row lookups, staging) */
-    lh_engine *views;     /* users' engine: saved queries run here */
-    const lh_auth *auth;  /* who may be given a workspace (handoff, members) */
+    lh_engine *engine;   /* internal statements (row lookups, staging) */
+    lh_engine *views;    /* users' engine: saved queries run here */
+    const lh_auth *auth; /* who may be given a workspace (handoff, members) */
+    /* when set, asked instead of auth (the principals in force after a reload) */
+    bool (*principal_known)(void *ctx, const char *name);
+    void *principal_ctx;
     lh_ws_audit_fn audit; /* NULL until the audit log is wired in */
     void *audit_ctx;
     lh_ws_tool_fn run_tool; /* NULL: saved tool calls answer 501 */

@@ -127,6 +127,33 @@ test_principals_from_config(void **state)
     free(data_dir);
 }
 
+/* A shared set owns its config and lives until its last reference: a request that took one
+ * before a reload keeps its principal valid after the server dropped its own. */
+static void
+test_shared_set(void **state)
+{
+    (void)state;
+    char *data_dir = NULL;
+    lh_config *cfg = load_principals_config(&data_dir);
+    lh_auth *set = NULL;
+    lh_err err;
+    assert_int_equal(lh_auth_new(cfg, true, &set, &err), 0);
+    assert_ptr_equal(set->config, cfg);
+    lh_auth *request = lh_auth_retain(set);
+    const lh_principal *p = lh_auth_check(request, "Bearer tok-writer", &err);
+    assert_non_null(p);
+    assert_null(p->profile);
+    assert_ptr_equal(lh_auth_find(set, "writer"), p);
+    assert_null(lh_auth_find(set, "nobody"));
+    lh_auth_release(set);                   /* the server swaps in another set */
+    assert_string_equal(p->name, "writer"); /* still valid: the request holds it */
+    assert_string_equal(lh_config_str(request->config, "server.data_dir"), data_dir);
+    lh_auth_release(request); /* the last reference frees set and config (ASan: no leak) */
+    lh_auth_release(NULL);
+    rmdir(data_dir);
+    free(data_dir);
+}
+
 static void
 test_check_header(void **state)
 {
@@ -440,6 +467,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_principals_from_config),
         cmocka_unit_test(test_check_header),
+        cmocka_unit_test(test_shared_set),
         cmocka_unit_test(test_allow_roles),
         cmocka_unit_test(test_role_names),
         cmocka_unit_test(test_bootstrap_admin_token),

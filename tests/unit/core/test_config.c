@@ -475,6 +475,71 @@ test_principals_valid(void **state)
 }
 
 static void
+test_profiles(void **state)
+{
+    (void)state;
+    static const char text[] = "[[principal]]\n"
+                               "name = \"bot\"\n"
+                               "token_sha256 = \"" HASH_B "\"\n"
+                               "roles = [\"agent\"]\n"
+                               "profile = \"remote\"\n"
+                               "\n"
+                               "[[profile]]\n"
+                               "name = \"remote\"\n"
+                               "embed_model = \"ollama:m\"\n"
+                               "embed_models = [\"resumes=builtin\"]\n"
+                               "bind = [\"people=people_remote\"]\n"
+                               "generate_url = \"http://127.0.0.1:1\"\n"
+                               "generate_model = \"llama\"\n"
+                               "max_k = 7\n";
+    lh_config *cfg = NULL, *plain = NULL;
+    lh_err err;
+    char path[512];
+    assert_int_equal(load_text(text, no_env, &cfg, &err, path, sizeof path), 0);
+    size_t n = 0;
+    const lh_principal_cfg *pc = lh_config_principals(cfg, &n);
+    assert_string_equal(pc[0].profile, "remote");
+    const lh_profile_cfg *p = lh_config_profile(cfg, "remote");
+    assert_non_null(p);
+    assert_null(lh_config_profile(cfg, "other"));
+    assert_string_equal(p->embed_model, "ollama:m");
+    assert_int_equal(p->n_embed_models, 1);
+    assert_string_equal(p->embed_models[0].key, "resumes");
+    assert_string_equal(p->embed_models[0].value, "builtin");
+    assert_string_equal(p->bind[0].key, "people");
+    assert_string_equal(p->bind[0].value, "people_remote");
+    assert_string_equal(p->generate_api, "openai"); /* the default api */
+    assert_int_equal(p->max_k, 7);
+    assert_int_equal(p->tool_calls_per_minute, 0);
+    /* the diff against defaults names the arrays that differ, and nothing for itself */
+    assert_int_equal(lh_config_load(NULL, no_env, &plain, &err), 0);
+    json_t *diff = lh_config_diff(plain, cfg);
+    char *text_diff = json_dumps(diff, JSON_COMPACT);
+    assert_string_equal(text_diff, "[\"principal\",\"profile\"]");
+    free(text_diff);
+    json_decref(diff);
+    diff = lh_config_diff(cfg, cfg);
+    assert_int_equal(json_array_size(diff), 0);
+    json_decref(diff);
+    lh_config_free(plain);
+    lh_config_free(cfg);
+
+    EXPECT_REFUSED("[[principal]]\nname = \"bot\"\ntoken_sha256 = \"" HASH_B "\"\n"
+                   "roles = [\"agent\"]\nprofile = \"ghost\"\n",
+                   no_env, "5:1", "principal 'bot' names profile 'ghost'");
+    EXPECT_REFUSED("[[profile]]\nname = \"p\"\nbind = [\"x\"]\n", no_env, "1:1",
+                   "\"dataset=index\"");
+    EXPECT_REFUSED("[[profile]]\nname = \"p\"\nbind = [\"x=y\", \"x=z\"]\n", no_env, "1:1",
+                   "names 'x' twice");
+    EXPECT_REFUSED("[[profile]]\nname = \"p\"\ngenerate_model = \"m\"\n", no_env, "1:1",
+                   "needs both");
+    EXPECT_REFUSED("[[profile]]\nname = \"p\"\nmax_k = 0\n", no_env, "1:1", "max_k");
+    EXPECT_REFUSED("[[profile]]\nname = \"p\"\n[[profile]]\nname = \"p\"\n", no_env, "3:1",
+                   "defined twice");
+    EXPECT_REFUSED("[profile]\nname = \"p\"\n", no_env, "1:1", "[[profile]] entries");
+}
+
+static void
 test_principals_invalid(void **state)
 {
     static const char name_err[] =
@@ -711,6 +776,7 @@ main(void)
         cmocka_unit_test(test_unknown_names_warn),
         cmocka_unit_test(test_principals_valid),
         cmocka_unit_test(test_principals_invalid),
+        cmocka_unit_test(test_profiles),
         cmocka_unit_test(test_example_file_is_reference),
         cmocka_unit_test(test_example_file_loads),
         cmocka_unit_test(test_reference_is_valid_toml_of_every_key),

@@ -1,0 +1,61 @@
+/*
+ * profiles.h — model profiles: what a principal's [[profile]] means for its searches,
+ * embeddings and listings. Every door (HTTP search and /embed, tool calls, MCP through the
+ * tools) asks these functions, so a profile means the same through each.
+ *
+ * A profile (lh_profile_cfg, parsed and validated by src/core/config.c) binds dataset or
+ * logical names to indexes ("candidates=candidates_minilm"), names embedding models (a
+ * default and one per purpose), an optional generation model endpoint, a default bucket
+ * and limits. The principal carries a pointer to its profile that is valid while the
+ * principal's set (lh_auth) is, which a request holds for its whole life.
+ *
+ * Thread safety: the functions only read the immutable profile and the vector registry
+ * (its own lock); all are thread-safe.
+ */
+#ifndef LH_AGENT_PROFILES_H
+#define LH_AGENT_PROFILES_H
+
+#include "auth/auth.h"
+#include "core/core.h"
+#include "vector/vector.h"
+
+/* The index a search of `name` by who uses: the index its profile binds to `name` (a
+ * dataset or a logical name), else `name` itself (an index named explicitly). Copied into
+ * out (LH_NAME_MAX); *via_profile says whether the profile decided. Never fails. */
+void lh_profile_index(const lh_principal *who, const char *name, char out[LH_NAME_MAX],
+                      bool *via_profile);
+
+/* For a tool bound to index `index` over `dataset` that lets profiles decide: the index
+ * who's profile binds to the dataset (or to the index's name), else `index`. 409
+ * profile_binding_mismatch when the bound index is over another dataset (or unknown). out
+ * may be index itself. */
+int lh_profile_tool_index(lh_vectors *v, const lh_principal *who, const char *index,
+                          const char *dataset, char out[LH_NAME_MAX], lh_err *err);
+
+/* A model name as POST /embed and index definitions take it: "profile" is who's profile's
+ * default embedding model, "profile:<purpose>" its model for that purpose (else its
+ * default); any other name is returned as it is. 400 no_profile_model when who has no
+ * profile or the profile names no such model. *model borrowed (valid while who is). */
+int lh_profile_model(const lh_principal *who, const char *name, const char **model, lh_err *err);
+
+/* The most hits who's searches may ask for: its profile's max_k, else max_k_default. */
+int64_t lh_profile_max_k(const lh_principal *who, int64_t max_k_default);
+
+/* The default bucket of who: its profile's `bucket` with "{user}" replaced by who's name,
+ * else "profile:<name>". Into out. */
+void lh_profile_bucket(const lh_principal *who, char *out, size_t size);
+
+/* Warnings about the profiles of cfg that the file alone cannot show (new array of
+ * strings): a generate_secret_ref the secrets file ([secrets] file) does not hold, or a
+ * secrets file that cannot be read. Never a secret value. */
+json_t *lh_profiles_check(const lh_config *cfg);
+
+/* One profile as an API answer shows it (new): never a secret, and the secrets-file table
+ * of its generation key only to admins. */
+json_t *lh_profile_json(const lh_profile_cfg *p, bool admin);
+
+/* The profiles who may see (new array): admins every profile of the set, anyone else only
+ * its own. */
+json_t *lh_profiles_list(const lh_auth *set, const lh_principal *who);
+
+#endif
