@@ -219,8 +219,8 @@ static const key_def KEYS[] = {
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
 /* Arrays of tables and the keys their entries take. */
-static const char *const PRINCIPAL_KEYS[] = {"name",    "token_sha256", "roles",
-                                             "buckets", "clearance",    "profile", NULL};
+static const char *const PRINCIPAL_KEYS[] = {"name",      "token_sha256", "roles", "buckets",
+                                             "clearance", "profile",      NULL};
 static const char *const PROFILE_KEYS[] = {"name",
                                            "description",
                                            "embed_model",

@@ -296,7 +296,7 @@ typedef struct lh_principal_cfg {
     const char **buckets;
     size_t n_buckets;
     const char *clearance; /* a level (LH_LEVELS) or NULL: the default for its roles */
-    const char *profile; /* the [[profile]] it uses, or NULL */
+    const char *profile;   /* the [[profile]] it uses, or NULL */
 } lh_principal_cfg;
 
 /* One "key=value" entry of a [[profile]] list (embed_models, bind). */
