@@ -277,6 +277,12 @@ lh_engine__admit_names(lh_query *q, const char *sql, lh_err *err)
     if (!q->eng->user_sql)
         return 0;
     char *text = serialize(q, sql);
+    if (text == NULL && atomic_load(&q->client_gone))
+        return lh_engine__gone_error(err);
+    if (text == NULL && q->deadline_mono_us > 0 && lh_mono_us() > q->deadline_mono_us)
+        /* the watchdog stopped the check itself (a query that waited long for its slot):
+         * the time limit, not the statement, is what went wrong */
+        return lh_engine__sql_error(err, DUCKDB_ERROR_INTERRUPT, NULL);
     /* reals: DuckDB writes positions up to 2^64-1, past json_int_t */
     json_t *tree = text ? json_loads(text, JSON_DECODE_INT_AS_REAL, NULL) : NULL;
     int rc = 0;
