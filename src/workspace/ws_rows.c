@@ -599,7 +599,12 @@ lh_ws__delta_views(lh_workspaces *w, const lh_principal *p, const json_t *doc,
             json_decref(base);
             return rc;
         }
-        char *rows = lh_catalog_rows_sql(base, paths);
+        char *rows = lh_catalog_rows_sql(base, paths), *masked = NULL;
+        /* the caller's masks, as its plain SQL has them (src/catalog/visible.c) */
+        if (lh_catalog_masked_select_of(base, p->clearance, rows, &masked) == 1) {
+            free(rows);
+            rows = masked;
+        }
         json_decref(base);
         lh_buf create;
         lh_buf_init(&create);

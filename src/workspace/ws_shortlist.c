@@ -412,6 +412,10 @@ lh_workspace_shortlist_get(lh_workspaces *w, const lh_principal *p, const char *
         if ((rc = lh_ws__lookup(w, m, json_object_get(d, "keys"), &rows, err)) != 0)
             goto out;
         json_object_set_new(d, "rows", rows);
+        /* what the reader may see of them: columns above its clearance masked */
+        json_t *plan = lh_catalog_mask_plan(m, p->clearance);
+        if (plan)
+            json_object_set_new(d, "mask", plan);
     }
     result = json_deep_copy(sl);
     json_array_foreach(json_object_get(result, "records"), i, r)
@@ -425,7 +429,9 @@ lh_workspace_shortlist_get(lh_workspaces *w, const lh_principal *p, const char *
                              : strcmp(hash, lh_ws__str(r, "row_hash")) != 0 ? "changed"
                                                                             : "unchanged";
         json_object_set_new(r, "status", json_string(status));
-        json_object_set_new(r, "row", row ? project(row, cols) : json_null());
+        json_t *shown = row ? project(row, cols) : json_null();
+        lh_catalog_mask_row(w->deps.catalog, json_object_get(dd, "mask"), shown);
+        json_object_set_new(r, "row", shown);
         json_object_del(r, "key_text");
     }
     *out = result;

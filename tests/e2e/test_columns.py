@@ -188,6 +188,23 @@ class Columns(harness.ServerTestCase):
         st, _, out = self.srv.request("POST", "/query", who="analyst", body={
             "sql": "SELECT lh_mask_hash('new2@example.com') AS h"})
         self.assertIn(st, (400, 403), out)  # the hash is not a function users may call
+        # workspaces: a shortlist's current rows, and staged rows read with workspace_id
+        ws = self.req("POST", "/workspaces", {"name": "masks", "kind": "search",
+                                              "members": {"analyst": "read"}}, status=201)["id"]
+        self.req("POST", "/workspaces/%s/shortlists/l/records" % ws,
+                 {"records": [{"dataset": "people", "key": 2}]})
+        self.req("POST", "/workspaces/%s/datasets/people/rows" % ws,
+                 {"upsert": [{"id": 2, "reach": "+47 11 22 33 44", "score": 22}]})
+        rec = self.req("GET", "/workspaces/%s/shortlists/l" % ws, who="analyst")["records"][0]
+        self.assertEqual((rec["row"]["contact"], rec["row"]["reach"], rec["row"]["city"]),
+                         (hashed, None, "Oslo"))
+        rec = self.req("GET", "/workspaces/%s/shortlists/l" % ws, who="owner")["records"][0]
+        self.assertEqual(rec["row"]["reach"], "+47 99 88 77 66")
+        staged = self.req("POST", "/query", dict(sql, workspace_id=ws), who="analyst")["rows"]
+        self.assertEqual((staged[0]["reach"], staged[0]["score"], staged[0]["contact"]),
+                         (None, None, hashed))
+        staged = self.req("POST", "/query", dict(sql, workspace_id=ws), who="owner")["rows"]
+        self.assertEqual(staged[0]["reach"], "+47 11 22 33 44")
         # the _events relation in SQL: masked fields' values are NULL, the fields still there
         ev_sql = {"sql": "SELECT field, old_value, new_value FROM _events WHERE dataset = "
                          "'people' AND op = 'update' AND field IN ('reach', 'contact', 'city') "
