@@ -100,7 +100,8 @@ serve() { # data_dir [env...] -> starts a server there; sets server_pid, port, t
         sleep 0.01
     done
     start_s=$(echo "$EPOCHREALTIME - $t0" | bc -l)
-    load_ms=$(grep -o '"load_ms":[0-9]*' "$dir.log" | tail -1 | cut -d: -f2)
+    # the catalog's line: other modules log a load_ms of their own (workspaces)
+    load_ms=$(grep '"msg":"catalog loaded"' "$dir.log" | tail -1 | grep -o '"load_ms":[0-9]*' | cut -d: -f2)
     token=$(cat "$dir/admin.token")
 }
 stop() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; }
