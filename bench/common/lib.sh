@@ -27,7 +27,9 @@ parquet_list() { # catalog answer (file) -> its data files as the body of a Duck
 import json, sys
 d = json.load(open(sys.argv[1]))
 if d.get("bucket") != "primary": sys.exit("dataset is not in the primary bucket")
-print(", ".join("'%s/%s'" % (sys.argv[2], f["path"].replace("'", "''")) for f in d["files"]))
+# data files only: a manifest also lists the events batch of its version (_journal/events/)
+print(", ".join("'%s/%s'" % (sys.argv[2], f["path"].replace("'", "''")) for f in d["files"]
+                if f.get("kind") != "events" and not f["path"].startswith("_journal/")))
 PY
 }
 
@@ -67,9 +69,13 @@ ${extra_toml:-}
 TOML
     "$build/lakehouse" serve --config "$work/lakehouse.toml" >"$work/server.log" 2>&1 & pids+=($!)
     wait_port "$lport"
-    for _ in $(seq 100); do [ -s "$work/data/admin.token" ] && break; sleep 0.05; done
-    [ -s "$work/data/admin.token" ] || failed "lakehouse wrote no $work/data/admin.token"
-    auth="Authorization: Bearer $(cat "$work/data/admin.token")"
+    if [ -n "${admin_token:-}" ]; then # extra_toml configures the principals, admin_token's too
+        auth="Authorization: Bearer $admin_token"
+    else
+        for _ in $(seq 100); do [ -s "$work/data/admin.token" ] && break; sleep 0.05; done
+        [ -s "$work/data/admin.token" ] || failed "lakehouse wrote no $work/data/admin.token"
+        auth="Authorization: Bearer $(cat "$work/data/admin.token")"
+    fi
     lh="http://127.0.0.1:$lport"
     load=$(cut -d' ' -f1 /proc/loadavg)
 }
@@ -78,7 +84,8 @@ TOML
 start_lakehouse_demo() {
     start_lakehouse
     local t0=$EPOCHREALTIME
-    "$build/lakehouse" demo --scale "$scale" --config "$work/lakehouse.toml" >"$work/demo.log" 2>&1 ||
+    LAKEHOUSE_TOKEN=${admin_token:-} \
+        "$build/lakehouse" demo --scale "$scale" --config "$work/lakehouse.toml" >"$work/demo.log" 2>&1 ||
         failed "lakehouse demo --scale $scale failed"
     demo_s=$(echo "$EPOCHREALTIME - $t0" | bc -l)
 }
