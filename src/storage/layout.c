@@ -74,6 +74,12 @@ lh_layout_workspace_delta_key(const char *id, const char *dataset, const char *t
     return lh_sprintf(LH_LAYOUT_WORKSPACES "%s/delta/%s/%s.parquet", id, dataset, tag);
 }
 
+char *
+lh_layout_workspace_values_key(const char *id, const char *dataset, const char *tag)
+{
+    return lh_sprintf(LH_LAYOUT_WORKSPACES "%s/delta/%s/%s.values.json", id, dataset, tag);
+}
+
 int
 lh_layout_parse_workspace_key(const char *key, char *id, size_t id_size, int64_t *version)
 {

@@ -59,10 +59,12 @@ char *lh_layout_checkpoint_key(int64_t seq);
  * "_audit/batch_{segment without seg_}". Named after its segment, so shipping the same
  * segment again after a crash finds the batch it stored. */
 char *lh_layout_audit_batch_key(const char *segment);
-/* Workspaces (src/workspace): version N of workspace `id`, and a delta file of rows
- * staged in it for `dataset` (written by the stage `tag`). */
+/* Workspaces (src/workspace): version N of workspace `id`, a delta file of rows staged
+ * in it for `dataset` (written by the stage `tag`), and the values that stage leaves to
+ * publish (JSON, beside the delta file in the dataset's bucket). */
 char *lh_layout_workspace_key(const char *id, int64_t version);
 char *lh_layout_workspace_delta_key(const char *id, const char *dataset, const char *tag);
+char *lh_layout_workspace_values_key(const char *id, const char *dataset, const char *tag);
 /* Parse "_workspaces/{id}/v{N}.json": 0 with id (id_size bytes) and *version set, else -1
  * (delta files and other keys). */
 int lh_layout_parse_workspace_key(const char *key, char *id, size_t id_size, int64_t *version);

@@ -14,8 +14,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define MAX_DOC_BYTES (64 * 1024 * 1024)
-
 const char *
 lh_ws__str(const json_t *o, const char *key)
 {
@@ -298,7 +296,7 @@ load_all(lh_workspaces *w, lh_err *err)
         lh_buf buf;
         lh_buf_init(&buf);
         lh_store *store = lh_buckets_primary(b);
-        rc = lh_store_get_buffer(store, key, MAX_DOC_BYTES, &buf, NULL, err);
+        rc = lh_store_get_buffer(store, key, LH_WS_DOC_MAX, &buf, NULL, err);
         json_t *doc = NULL;
         if (rc == 0) {
             json_error_t jerr;

@@ -11,6 +11,8 @@
 #define LH_WS_ID_MAX 32 /* "ws_" + 16 hex digits, with room */
 /* _seq of staged delta rows: above any dataset version, so they win on read */
 #define LH_WS_SEQ_BASE INT64_C(1000000000000000)
+/* the largest workspace object read back: a version, or a stage's values to publish */
+#define LH_WS_DOC_MAX (64 * 1024 * 1024)
 
 /* One workspace. `doc` is the newest committed version: never changed once published here
  * (a writer edits a deep copy and swaps it in), so a reader holding a reference needs no

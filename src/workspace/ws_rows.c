@@ -202,10 +202,56 @@ with_staged(const json_t *m, const json_t *staged)
     return base;
 }
 
-/* Merge one request's changes into the staged ops (key_text -> {"op","values","base_hash"}). */
+/* The values staged for one dataset to publish, key_text -> row (new). They live in the
+ * dataset's bucket beside its delta files (staged.values names the object), so that no
+ * value of a dataset is kept in another bucket; versions written before that held them in
+ * each op's "values", which are read as they are. NULL staged: none. */
+static int
+staged_values(lh_workspaces *w, const json_t *staged, json_t **out, lh_err *err)
+{
+    const char *key = json_string_value(json_object_get(staged, "values"));
+    if (key == NULL) {
+        json_t *values = json_object();
+        const char *kt;
+        json_t *op;
+        json_object_foreach(json_object_get(staged, "ops"), kt, op)
+        {
+            json_t *v = json_object_get(op, "values");
+            json_object_set_new(values, kt, json_is_object(v) ? json_deep_copy(v) : json_object());
+        }
+        *out = values;
+        return 0;
+    }
+    lh_store *store = lh_buckets_get(w->deps.buckets, lh_ws__str(staged, "bucket"), err);
+    if (store == NULL)
+        return err->rc ? err->rc : LH_ENOTFOUND;
+    lh_buf text;
+    lh_buf_init(&text);
+    int rc = lh_store_get_buffer(store, key, LH_WS_DOC_MAX, &text, NULL, err);
+    json_t *values = NULL;
+    if (rc == 0) {
+        json_error_t jerr;
+        values = json_loadb(text.data, text.len, 0, &jerr);
+        if (!json_is_object(values)) {
+            json_decref(values);
+            values = NULL;
+            rc = lh_err_set(err, LH_EIO, 500, "workspace_unreadable",
+                            "the staged values of a workspace could not be read");
+            lh_err_detail(err, "%s in bucket '%s': %s", key, lh_ws__str(staged, "bucket"),
+                          jerr.text);
+        }
+    }
+    lh_buf_free(&text);
+    if (rc == 0)
+        *out = values;
+    return rc;
+}
+
+/* Merge one request's changes into the staged ops (key_text -> {"op","base_hash",...}) and
+ * the values to publish (key_text -> row). */
 static void
-merge_ops(json_t *ops, const json_t *m, const json_t *list, const char *op, const json_t *current,
-          const char *actor)
+merge_ops(json_t *ops, json_t *values, const json_t *m, const json_t *list, const char *op,
+          const json_t *current, const char *actor)
 {
     const json_t *pk = json_object_get(json_object_get(m, "metadata"), "primary_key");
     char now[LH_TIME_MAX];
@@ -215,19 +261,20 @@ merge_ops(json_t *ops, const json_t *m, const json_t *list, const char *op, cons
     json_array_foreach(list, i, row)
     {
         char *kt = key_text_of(pk, row);
-        json_t *prev = json_object_get(ops, kt);
+        json_t *prev = json_object_get(ops, kt), *vals = json_object_get(values, kt);
         if (prev == NULL) {
             char hash[17];
             lh_ws__row_hash(json_object_get(current, kt), hash);
-            prev = json_pack("{s:s, s:{}, s:s, s:O, s:s, s:s}", "op", op, "values", "base_hash",
-                             hash, "base_version", json_object_get(m, "version"), "staged_by",
-                             actor, "staged_at", now);
+            prev =
+                json_pack("{s:s, s:s, s:O, s:s, s:s}", "op", op, "base_hash", hash, "base_version",
+                          json_object_get(m, "version"), "staged_by", actor, "staged_at", now);
             json_object_set_new(ops, kt, prev);
         }
-        if (strcmp(op, "delete") == 0 || strcmp(lh_ws__str(prev, "op"), "delete") == 0)
-            json_object_set_new(prev, "values", json_object());
+        if (vals == NULL || strcmp(op, "delete") == 0 ||
+            strcmp(lh_ws__str(prev, "op"), "delete") == 0)
+            json_object_set_new(values, kt, vals = json_object());
         json_object_set_new(prev, "op", json_string(op));
-        json_object_update(json_object_get(prev, "values"), row);
+        json_object_update(vals, row);
         free(kt);
     }
 }
@@ -237,8 +284,9 @@ lh_workspace_stage(lh_workspaces *w, const lh_principal *p, const char *id, cons
                    const json_t *body, json_t **out, lh_err *err)
 {
     ws_edit e = {0};
-    json_t *m = NULL, *base = NULL, *counts = NULL, *current = NULL, *keys = NULL;
-    char *path = NULL, *key = NULL;
+    json_t *m = NULL, *base = NULL, *counts = NULL, *current = NULL, *keys = NULL, *values = NULL;
+    char *path = NULL, *key = NULL, *values_key = NULL, *values_text = NULL;
+    bool stored_delta = false, stored_values = false;
     const json_t *upsert = json_object_get(body, "upsert"),
                  *deletes = json_object_get(body, "delete");
     int rc = 0;
@@ -279,13 +327,15 @@ lh_workspace_stage(lh_workspaces *w, const lh_principal *p, const char *id, cons
         json_array_extend(keys, (json_t *)upsert);
     if (deletes)
         json_array_extend(keys, (json_t *)deletes);
-    if ((rc = lh_ws__lookup(w, m, keys, &current, err)) != 0)
+    if ((rc = lh_ws__lookup(w, m, keys, &current, err)) != 0 ||
+        (rc = staged_values(w, staged, &values, err)) != 0)
         goto out;
     key = lh_layout_workspace_delta_key(id, dataset, tag);
     int64_t bytes = 0;
     if ((rc = lh_buckets_put_file(w->deps.buckets, lh_ws__str(m, "bucket"), key, path, false,
                                   LH_PUT_CREATE_ONLY, &bytes, NULL, err)) != 0)
         goto out;
+    stored_delta = true;
     if (staged == NULL) {
         char now[LH_TIME_MAX];
         lh_ws__now(now);
@@ -298,8 +348,21 @@ lh_workspace_stage(lh_workspaces *w, const lh_principal *p, const char *id, cons
                           json_pack("{s:s, s:I, s:O}", "path", key, "bytes", (json_int_t)bytes,
                                     "rows", json_object_get(counts, "rows")));
     json_t *ops = json_object_get(staged, "ops");
-    merge_ops(ops, m, upsert, "upsert", current, p->name);
-    merge_ops(ops, m, deletes, "delete", current, p->name);
+    merge_ops(ops, values, m, upsert, "upsert", current, p->name);
+    merge_ops(ops, values, m, deletes, "delete", current, p->name);
+    const char *kt;
+    json_t *op;
+    json_object_foreach(ops, kt, op)
+        json_object_del(op, "values"); /* an older version's, now in the values object */
+    /* the values to publish, beside the delta file: the version keeps only keys and hashes */
+    values_key = lh_layout_workspace_values_key(id, dataset, tag);
+    values_text = json_dumps(values, JSON_COMPACT);
+    lh_source src = {.data = values_text, .fd = -1, .len = (int64_t)strlen(values_text)};
+    if ((rc = lh_buckets_put_object(w->deps.buckets, lh_ws__str(m, "bucket"), values_key, &src,
+                                    LH_PUT_CREATE_ONLY, NULL, NULL, err)) != 0)
+        goto out;
+    stored_values = true;
+    json_object_set_new(staged, "values", json_string(values_key));
     json_t *doc = NULL;
     rc = lh_ws__commit(
         &e, p->name, "staged",
@@ -308,20 +371,28 @@ lh_workspace_stage(lh_workspaces *w, const lh_principal *p, const char *id, cons
         *out = json_pack("{s:s, s:s, s:O, s:I, s:O}", "workspace_id", id, "dataset", dataset,
                          "counts", counts, "staged_keys", (json_int_t)json_object_size(ops),
                          "version", json_object_get(doc, "version"));
-    else /* nothing names it: remove it now rather than leave it to a sweep */
-        lh_buckets_delete_object(w->deps.buckets, lh_ws__str(m, "bucket"), key, NULL, &(lh_err){0});
     json_decref(doc);
 out:
+    if (rc != 0 && stored_delta) {
+        /* nothing names them: remove them now rather than leave them to a sweep */
+        const char *bucket = lh_ws__str(m, "bucket");
+        lh_buckets_delete_object(w->deps.buckets, bucket, key, NULL, &(lh_err){0});
+        if (stored_values)
+            lh_buckets_delete_object(w->deps.buckets, bucket, values_key, NULL, &(lh_err){0});
+    }
     lh_ws__abort(&e);
     if (path)
         unlink(path);
     free(path);
     free(key);
+    free(values_key);
+    free(values_text);
     json_decref(m);
     json_decref(base);
     json_decref(counts);
     json_decref(current);
     json_decref(keys);
+    json_decref(values);
     return rc;
 }
 
@@ -358,9 +429,11 @@ selected(const json_t *doc, const json_t *body, json_t **out, lh_err *err)
     return 0;
 }
 
-/* Keys of the staged ops of one dataset whose row changed since it was staged. */
+/* Keys of the staged ops of one dataset whose row changed since it was staged (values: the
+ * staged values, staged_values). */
 static int
-conflicts_of(lh_workspaces *w, const json_t *m, const json_t *ops, json_t **out, lh_err *err)
+conflicts_of(lh_workspaces *w, const json_t *m, const json_t *ops, const json_t *values,
+             json_t **out, lh_err *err)
 {
     json_t *keys = json_array(), *current = NULL, *conflicts = json_array();
     const char *kt;
@@ -373,7 +446,7 @@ conflicts_of(lh_workspaces *w, const json_t *m, const json_t *ops, json_t **out,
         json_t *c;
         json_array_foreach(pk, i, c)
             json_object_set(k, json_string_value(c),
-                            json_object_get(json_object_get(op, "values"), json_string_value(c)));
+                            json_object_get(json_object_get(values, kt), json_string_value(c)));
         json_array_append_new(keys, k);
     }
     int rc = lh_ws__lookup(w, m, keys, &current, err);
@@ -388,7 +461,7 @@ conflicts_of(lh_workspaces *w, const json_t *m, const json_t *ops, json_t **out,
                 json_t *c;
                 json_array_foreach(pk, i, c) json_object_set(
                     k, json_string_value(c),
-                    json_object_get(json_object_get(op, "values"), json_string_value(c)));
+                    json_object_get(json_object_get(values, kt), json_string_value(c)));
                 json_array_append_new(conflicts, k);
             }
         }
@@ -414,8 +487,8 @@ maybe_crash(const char *point)
 }
 
 static int
-publish_one(ws_edit *e, const lh_principal *p, const char *id, const char *ds, bool overridden,
-            json_t *results, lh_err *err)
+publish_one(ws_edit *e, const lh_principal *p, const char *id, const char *ds, const json_t *values,
+            bool overridden, json_t *results, lh_err *err)
 {
     json_t *staged = json_object_get(json_object_get(e->doc, "staged"), ds);
     json_t *upsert = json_array(), *deletes = json_array(), *result = NULL;
@@ -423,7 +496,7 @@ publish_one(ws_edit *e, const lh_principal *p, const char *id, const char *ds, b
     json_t *op;
     json_object_foreach(json_object_get(staged, "ops"), kt, op)
         json_array_append(strcmp(lh_ws__str(op, "op"), "delete") == 0 ? deletes : upsert,
-                          json_object_get(op, "values"));
+                          json_object_get(values, kt));
     char now[LH_TIME_MAX];
     lh_ws__now(now);
     json_object_set_new(e->doc, "publishing",
@@ -474,7 +547,8 @@ lh_workspace_publish(lh_workspaces *w, const lh_principal *p, const char *id, co
                      json_t **out, lh_err *err)
 {
     ws_edit e = {0};
-    json_t *names = NULL, *results = json_array(), *all_conflicts = json_array();
+    json_t *names = NULL, *results = json_array(), *all_conflicts = json_array(),
+           *values = json_object();
     const char *on_conflict = json_string_value(json_object_get(body, "on_conflict"));
     int rc = 0;
     const char *field;
@@ -503,12 +577,14 @@ lh_workspace_publish(lh_workspaces *w, const lh_principal *p, const char *id, co
     json_array_foreach(names, i, n)
     {
         const char *ds = json_string_value(n);
-        json_t *m = NULL, *conflicts = NULL;
+        const json_t *staged = json_object_get(json_object_get(e.doc, "staged"), ds);
+        json_t *m = NULL, *conflicts = NULL, *vals = NULL;
         if ((rc = lh_ws__manifest(w, p, ds, &m, err)) != 0)
             goto out;
-        rc = conflicts_of(
-            w, m, json_object_get(json_object_get(json_object_get(e.doc, "staged"), ds), "ops"),
-            &conflicts, err);
+        if ((rc = staged_values(w, staged, &vals, err)) == 0) {
+            json_object_set_new(values, ds, vals);
+            rc = conflicts_of(w, m, json_object_get(staged, "ops"), vals, &conflicts, err);
+        }
         json_decref(m);
         if (rc != 0)
             goto out;
@@ -530,8 +606,9 @@ lh_workspace_publish(lh_workspaces *w, const lh_principal *p, const char *id, co
     }
     json_array_foreach(names, i, n)
     {
-        if ((rc = publish_one(&e, p, id, json_string_value(n), json_array_size(all_conflicts) > 0,
-                              results, err)) != 0)
+        const char *ds = json_string_value(n);
+        if ((rc = publish_one(&e, p, id, ds, json_object_get(values, ds),
+                              json_array_size(all_conflicts) > 0, results, err)) != 0)
             goto out;
     }
     *out = json_pack("{s:s, s:O, s:O}", "workspace_id", id, "published", results, "conflicts",
@@ -541,6 +618,7 @@ out:
     json_decref(names);
     json_decref(results);
     json_decref(all_conflicts);
+    json_decref(values);
     return rc;
 }
 

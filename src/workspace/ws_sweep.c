@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Every "bucket\nkey" the staging of doc names, into refs. */
+/* Every "bucket\nkey" the staging of doc names (delta files and values), into refs. */
 static void
 add_staged(const json_t *doc, json_t *refs)
 {
@@ -25,6 +25,12 @@ add_staged(const json_t *doc, json_t *refs)
         json_array_foreach(json_object_get(staged, "files"), i, f)
         {
             char *k = lh_sprintf("%s\n%s", lh_ws__str(staged, "bucket"), lh_ws__str(f, "path"));
+            json_object_set_new(refs, k, json_true());
+            free(k);
+        }
+        const char *values = json_string_value(json_object_get(staged, "values"));
+        if (values) {
+            char *k = lh_sprintf("%s\n%s", lh_ws__str(staged, "bucket"), values);
             json_object_set_new(refs, k, json_true());
             free(k);
         }
@@ -57,7 +63,7 @@ referenced(lh_workspaces *w, json_t **known, json_t **out, lh_err *err)
             lh_buf text;
             lh_buf_init(&text);
             if (rc == 0)
-                rc = lh_store_get_buffer(lh_buckets_primary(w->deps.buckets), key, 64 * 1024 * 1024,
+                rc = lh_store_get_buffer(lh_buckets_primary(w->deps.buckets), key, LH_WS_DOC_MAX,
                                          &text, NULL, err);
             json_t *old = rc == 0 ? json_loadb(text.data, text.len, 0, NULL) : NULL;
             if (rc == 0 && !old)

@@ -409,7 +409,7 @@ lh_workspace_rollback(lh_workspaces *w, const lh_principal *p, const char *id, i
     char *key = lh_layout_workspace_key(id, version);
     lh_buf buf;
     lh_buf_init(&buf);
-    rc = lh_store_get_buffer(lh_buckets_primary(w->deps.buckets), key, 64 * 1024 * 1024, &buf, NULL,
+    rc = lh_store_get_buffer(lh_buckets_primary(w->deps.buckets), key, LH_WS_DOC_MAX, &buf, NULL,
                              err);
     free(key);
     /* json_is_object() names its argument twice: load first, then test */

@@ -2,7 +2,9 @@
 eval set and a trial run: every object derived from the dataset (generations, live log,
 eval set, trial journal) is in client_eu, and no object of any other bucket names the
 index or the eval set or holds a byte of the dataset's text values (the buckets are fs
-folders: every file is listed and read). After a restart the index is loaded from
+folders: every file is listed and read). Rows staged in a workspace over that dataset (their
+delta files and the values left to publish), and the row changes its publish journals, are
+in client_eu too; the workspace's versions in the primary bucket hold keys and hashes only. After a restart the index is loaded from
 client_eu and searches; an index of the old layout (its files in the primary bucket) still
 loads from there."""
 import os
@@ -46,7 +48,8 @@ class Residency(harness.ServerTestCase):
         super().setUpClass()
         cls.primary_root = os.path.join(cls.srv.data_dir, "buckets", "primary")
         csv = "note_id,body\n" + "".join("%d,%s\n" % (i, note(i)) for i in range(40))
-        st, _, b = cls.srv.request("POST", "/ingest/file?dataset=eu_notes&format=csv&bucket=client_eu",
+        st, _, b = cls.srv.request("POST", "/ingest/file?dataset=eu_notes&format=csv&bucket=client_eu"
+                                   "&primary_key=note_id",
                                    csv, who="owner", headers={"Content-Type": "text/csv"})
         assert st == 201, b
         for name in ("eu_idx", "legacy_idx"):
@@ -73,8 +76,9 @@ class Residency(harness.ServerTestCase):
         """Every bucket folder but client_eu's (the primary one; the data dir holds it)."""
         return [self.primary_root]
 
-    def assert_nothing_outside(self, names):
+    def assert_nothing_outside(self, names, values=()):
         needles = [n.encode() for n in names] + [note(i).encode() for i in range(40)]
+        needles += [v.encode() for v in values]
         needles += [b"eutext%04d" % i for i in range(40)] + [b"residentvalue%04d" % i
                                                              for i in range(40)]
         for root in self.other_roots():
@@ -152,6 +156,34 @@ class Residency(harness.ServerTestCase):
         self.assertTrue(os.path.exists(os.path.join(dst, "gen-000002", "index.json")))
         self.req("DELETE", "/vectors/indexes/legacy_idx", None, 200)
         self.assertFalse(os.path.exists(os.path.join(dst, "gen-000001")))
+
+    def test_c_workspace_staging_stays_in_client_eu(self):
+        ws = self.req("POST", "/workspaces", {"name": "eu review", "kind": "search"}, 201)["id"]
+        staged = ["wsstaged%02d quokka" % i for i in range(3)]
+        self.req("POST", "/workspaces/%s/datasets/eu_notes/rows" % ws, {
+            "upsert": [{"note_id": 100 + i, "body": staged[i]} for i in range(2)]}, 200)
+        self.req("POST", "/workspaces/%s/datasets/eu_notes/rows" % ws, {
+            "upsert": [{"note_id": 3, "body": staged[2]}], "delete": [{"note_id": 4}]}, 200)
+        got = self.req("POST", "/query", {"sql": "SELECT body FROM eu_notes WHERE note_id >= 100 "
+                                          "OR note_id IN (3, 4) ORDER BY note_id",
+                                          "workspace_id": ws})["rows"]
+        self.assertEqual([r["body"] for r in got], [staged[2], staged[0], staged[1]])
+        eu = [os.path.relpath(p, self.eu_root) for p in files_under(self.eu_root)]
+        prefix = "_workspaces/%s/delta/eu_notes/" % ws
+        self.assertEqual(len([p for p in eu if p.startswith(prefix) and p.endswith(".parquet")]), 2)
+        self.assertEqual(len([p for p in eu if p.startswith(prefix) and p.endswith(".json")]), 2)
+        self.assert_nothing_outside(["eu_idx", "eu_eval"], staged)
+        # the publish reads the values from client_eu; the row changes it journals stay there
+        out = self.req("POST", "/workspaces/%s/publish" % ws, {}, 200)
+        self.assertEqual(out["published"][0]["dataset"], "eu_notes")
+        got = self.req("POST", "/query", {"sql": "SELECT note_id, body FROM eu_notes WHERE "
+                                          "note_id >= 100 OR note_id IN (3, 4) ORDER BY note_id"})
+        self.assertEqual([(r["note_id"], r["body"]) for r in got["rows"]],
+                         [(3, staged[2]), (100, staged[0]), (101, staged[1])])
+        hist = self.req("GET", "/datasets/eu_notes/rows/3/history")
+        self.assertIn(staged[2], str(hist))
+        self.srv.request("POST", "/storage/errors/flush", who="owner")
+        self.assert_nothing_outside(["eu_idx", "eu_eval"], staged)
 
 
 if __name__ == "__main__":

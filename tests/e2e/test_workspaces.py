@@ -507,22 +507,12 @@ class DeltaSweep(harness.ServerTestCase):
         stage = lambda wid, rows: self.req(  # noqa: E731
             "POST", "/workspaces/%s/datasets/swept/rows" % wid, {"upsert": rows}, who="loader",
             status=200)
-        files = lambda wid: [f["path"] for f in self.req(  # noqa: E731
-            "GET", "/workspaces/" + wid, who="loader")[1]["staged"]["swept"]["files"]]
         published, discarded, kept, pinned = (self.new_ws(who="loader") for _ in range(4))
         stage(published, [{"id": 1, "score": 5}])
         stage(published, [{"id": 2, "score": 6}])
         stage(discarded, [{"id": 3, "score": 7}])
         stage(kept, [{"id": 4, "score": 8}])
         stage(pinned, [{"id": 5, "score": 9}])
-        gone = files(published) + files(discarded)
-        stay = files(kept) + files(pinned)
-        self.assertEqual((len(gone), len(stay)), (3, 2))
-        self.req("POST", "/workspaces/%s/publish" % published, {}, who="loader", status=200)
-        self.req("POST", "/workspaces/%s/discard" % discarded, {}, who="loader", status=200)
-        _, snap = self.req("POST", "/workspaces/%s/snapshots" % pinned, {}, who="loader",
-                           status=201)
-        self.req("POST", "/workspaces/%s/discard" % pinned, {}, who="loader", status=200)
 
         def on_disk():
             out = set()
@@ -532,21 +522,35 @@ class DeltaSweep(harness.ServerTestCase):
                     if "/_workspaces/" in p and "/delta/" in p:
                         out.add(p[p.index("_workspaces/"):])
             return out
-        self.assertEqual(on_disk(), set(gone + stay))
+        # each stage wrote a delta file and the values it leaves to publish
+        staged = on_disk()
+        self.assertEqual(len([p for p in staged if p.endswith(".values.json")]), 5)
+        gone = {p for p in staged if published in p or discarded in p}
+        stay = staged - gone
+        self.assertEqual((len(gone), len(stay)), (6, 4))
+        _, ws = self.req("GET", "/workspaces/" + kept, who="loader", status=200)
+        self.assertIn(ws["staged"]["swept"]["values"], stay)
+        self.assertNotIn("values", ws["staged"]["swept"]["ops"]['["4"]'])
+        self.req("POST", "/workspaces/%s/publish" % published, {}, who="loader", status=200)
+        self.req("POST", "/workspaces/%s/discard" % discarded, {}, who="loader", status=200)
+        _, snap = self.req("POST", "/workspaces/%s/snapshots" % pinned, {}, who="loader",
+                           status=201)
+        self.req("POST", "/workspaces/%s/discard" % pinned, {}, who="loader", status=200)
+        self.assertEqual(on_disk(), staged)
         # young files are kept
         _, rep = self.req("POST", "/maintenance/sweep?grace_s=3600", who="owner", status=200)
         self.assertEqual(rep["workspace_deltas_removed"], 0)
-        self.assertGreaterEqual(rep["kept_young"], 3)
+        self.assertGreaterEqual(rep["kept_young"], 6)
         # a dry run names them and removes nothing
         _, rep = self.req("POST", "/maintenance/sweep?grace_s=0&dry_run=true", who="owner",
                           status=200)
         named = {r["key"] for r in rep["removed"] if "/delta/" in r["key"]}
-        self.assertEqual(named, set(gone))
-        self.assertEqual(on_disk(), set(gone + stay))
+        self.assertEqual(named, gone)
+        self.assertEqual(on_disk(), staged)
         _, rep = self.req("POST", "/maintenance/sweep?grace_s=0", who="owner", status=200)
-        self.assertEqual(rep["workspace_deltas_removed"], 3, rep)
+        self.assertEqual(rep["workspace_deltas_removed"], 6, rep)
         self.assertEqual(rep["errors"], [])
-        self.assertEqual(on_disk(), set(stay))
+        self.assertEqual(on_disk(), stay)
         # what is still staged reads as before; the snapshot's staging comes back whole
         self.assertEqual(self.query("SELECT score FROM swept WHERE id = 4", workspace_id=kept),
                          [{"score": 8}])
