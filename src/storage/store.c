@@ -293,6 +293,8 @@ list_prefix_check(const char *prefix, lh_err *err)
     return LH_EINVAL;
 }
 
+#define EACH_PAGE 16384 /* keys asked for per page by lh_store_each / lh_buckets_each */
+
 int
 lh_storage__each_page(lh_storage__list_fn list, void *list_ctx, const char *prefix,
                       lh_store_each_fn fn, void *ctx, lh_err *err)
@@ -301,7 +303,9 @@ lh_storage__each_page(lh_storage__list_fn list, void *list_ctx, const char *pref
     int rc = 0;
     for (;;) {
         lh_list_page page;
-        rc = list(list_ctx, prefix, cursor, 1000, &page, err);
+        /* S3 answers at most 1,000 keys a page whatever is asked; an fs listing re-reads the
+         * folders on its way each page, so fewer, larger pages cost it less */
+        rc = list(list_ctx, prefix, cursor, EACH_PAGE, &page, err);
         free(cursor);
         cursor = NULL;
         if (rc != 0)

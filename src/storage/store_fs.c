@@ -30,13 +30,16 @@
 #include "storage/storage_int.h"
 
 #include <dirent.h>
+#include <linux/openat2.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define TMP_DIR ".lh-tmp"
@@ -599,15 +602,68 @@ fs_del(lh_store *s, const char *key, lh_err *err)
 typedef struct walk {
     const char *prefix;
     const char *cursor;
+    size_t want;    /* entries to collect: the page's limit and one more (is there a next?) */
     dev_t root_dev; /* to skip <root>/.lh-tmp however the walk reached the root */
     ino_t root_ino;
     lh_list_entry *entries;
     size_t n, cap;
 } walk;
 
-/* Collect the objects in the folder open (for reading) as dirfd, which is taken and
- * closed, and below it. Entries are examined without following links, and sub-folders
- * opened with O_NOFOLLOW: links are neither listed nor entered. */
+/* One entry of a folder: its name as it sorts among keys ("name/" for a folder, since
+ * every key below it starts so), and whether it is a folder. */
+typedef struct dir_item {
+    char *sort_name;
+    bool is_dir;
+} dir_item;
+
+static int
+cmp_item(const void *a, const void *b)
+{
+    return strcmp(((const dir_item *)a)->sort_name, ((const dir_item *)b)->sort_name);
+}
+
+/* The entries of the folder d (no "." or ".."; in the root, not .lh-tmp), sorted as their
+ * keys sort. Files and folders only: links and other kinds are never listed. The type
+ * comes from readdir where the file system gives it, else from fstatat (no link followed). */
+static dir_item *
+read_sorted(DIR *d, int dirfd, bool in_root, size_t *n_out)
+{
+    dir_item *items = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *name = de->d_name;
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+            (in_root && strcmp(name, TMP_DIR) == 0))
+            continue;
+        unsigned char type = de->d_type;
+        if (type == DT_UNKNOWN) {
+            struct stat st;
+            if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+                continue;
+            type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
+        }
+        if (type != DT_DIR && type != DT_REG)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            items = lh_realloc(items, cap * sizeof *items);
+        }
+        items[n].is_dir = type == DT_DIR;
+        items[n++].sort_name = lh_sprintf("%s%s", name, type == DT_DIR ? "/" : "");
+    }
+    if (n > 1)
+        qsort(items, n, sizeof *items, cmp_item);
+    *n_out = n;
+    return items;
+}
+
+/* Collect, in key order, the objects in the folder open (for reading) as dirfd, which is
+ * taken and closed, and below it: those after the cursor that match the prefix, until
+ * w->want are held. A folder whose keys all sort at or before the cursor, or none of which
+ * can match the prefix, is not entered, so a page costs about its own size (and the
+ * folders on its way), not the size of the bucket. Entries are examined without following
+ * links, and sub-folders opened with O_NOFOLLOW: links are neither listed nor entered. */
 static void
 walk_dir(int dirfd, const char *key_prefix, walk *w, int depth)
 {
@@ -619,44 +675,49 @@ walk_dir(int dirfd, const char *key_prefix, walk *w, int depth)
     struct stat dir_st;
     bool in_root =
         fstat(dirfd, &dir_st) == 0 && dir_st.st_dev == w->root_dev && dir_st.st_ino == w->root_ino;
-    size_t plen = strlen(w->prefix);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        const char *name = de->d_name;
-        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
-            (in_root && strcmp(name, TMP_DIR) == 0))
-            continue;
-        struct stat st;
-        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-            continue;
-        char *key = lh_sprintf("%s%s", key_prefix, name);
-        if (S_ISDIR(st.st_mode)) {
-            /* descend only where keys can still match the prefix */
-            char *sub = lh_sprintf("%s/", key);
-            size_t slen = strlen(sub);
-            if (strncmp(sub, w->prefix, slen < plen ? slen : plen) == 0) {
+    size_t n_items = 0, plen = strlen(w->prefix);
+    dir_item *items = read_sorted(d, dirfd, in_root, &n_items);
+    for (size_t i = 0; i < n_items && w->n < w->want; i++) {
+        char *key = lh_sprintf("%s%s", key_prefix, items[i].sort_name);
+        size_t klen = strlen(key);
+        if (items[i].is_dir) {
+            /* every key below starts with `key` ("…/name/"): enter only where one can
+             * still match the prefix and come after the cursor */
+            bool may_match = strncmp(key, w->prefix, klen < plen ? klen : plen) == 0;
+            bool after = w->cursor == NULL || strncmp(w->cursor, key, klen) == 0 ||
+                         strcmp(key, w->cursor) > 0;
+            if (may_match && after) {
+                key[klen - 1] = '\0';
+                const char *name = key + strlen(key_prefix);
                 int subfd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                key[klen - 1] = '/';
                 if (subfd >= 0)
-                    walk_dir(subfd, sub, w, depth + 1);
+                    walk_dir(subfd, key, w, depth + 1);
             }
-            free(sub);
-        } else if (S_ISREG(st.st_mode) && strncmp(key, w->prefix, plen) == 0 &&
+        } else if (strncmp(key, w->prefix, plen) == 0 &&
                    (w->cursor == NULL || strcmp(key, w->cursor) > 0)) {
-            if (w->n == w->cap) {
-                w->cap = w->cap ? w->cap * 2 : 64;
-                w->entries = lh_realloc(w->entries, w->cap * sizeof *w->entries);
+            struct stat st;
+            if (fstatat(dirfd, key + strlen(key_prefix), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                S_ISREG(st.st_mode)) {
+                if (w->n == w->cap) {
+                    w->cap = w->cap ? w->cap * 2 : 64;
+                    w->entries = lh_realloc(w->entries, w->cap * sizeof *w->entries);
+                }
+                lh_list_entry *e = &w->entries[w->n++];
+                e->key = key;
+                key = NULL;
+                lh_obj_info info;
+                fill_info(&st, &info);
+                e->size = info.size;
+                e->mtime_us = info.mtime_us;
+                memcpy(e->etag, info.etag, sizeof e->etag);
             }
-            lh_list_entry *e = &w->entries[w->n++];
-            e->key = key;
-            key = NULL;
-            lh_obj_info info;
-            fill_info(&st, &info);
-            e->size = info.size;
-            e->mtime_us = info.mtime_us;
-            memcpy(e->etag, info.etag, sizeof e->etag);
         }
         free(key);
     }
+    for (size_t i = 0; i < n_items; i++)
+        free(items[i].sort_name);
+    free(items);
     closedir(d);
 }
 
@@ -680,8 +741,9 @@ open_list_dir(int rootfd, const char *dir_key)
     return fd;
 }
 
-/* Lists by walking the folder tree under the prefix's directory part and sorting. Cost
- * is proportional to the objects under that directory, not to the page size. */
+/* Lists by walking the folder tree under the prefix's directory part in key order (each
+ * folder's entries sorted), from the cursor on, until a page and one more entry are held.
+ * Cost is about the page and the folders on its way, not the whole tree. */
 static int
 fs_list(lh_store *s, const char *prefix, const char *cursor, size_t limit, lh_list_page *page,
         lh_err *err)
@@ -690,7 +752,7 @@ fs_list(lh_store *s, const char *prefix, const char *cursor, size_t limit, lh_li
     int rc = open_root(s, &rootfd, err);
     if (rc != 0)
         return rc;
-    walk w = {.prefix = prefix, .cursor = cursor};
+    walk w = {.prefix = prefix, .cursor = cursor, .want = limit < SIZE_MAX ? limit + 1 : limit};
     const char *last_slash = strrchr(prefix, '/');
     char *dir_key = last_slash ? lh_strndup(prefix, (size_t)(last_slash - prefix)) : NULL;
     struct stat root_st;
@@ -704,6 +766,7 @@ fs_list(lh_store *s, const char *prefix, const char *cursor, size_t limit, lh_li
     }
     free(dir_key);
     close(rootfd);
+    /* already in order; sorting again costs little and keeps the contract obvious */
     lh_storage__sort_entries(w.entries, w.n);
     if (w.n > limit) {
         page->next_cursor = lh_strdup(w.entries[limit - 1].key);
@@ -809,20 +872,50 @@ fs_free(lh_store *s)
  * NULL when a segment of key (the last one included) is a link. A path is still given
  * when the object or the root is missing (the engine reports that). The check holds at
  * the time of the call only; a link made afterwards is the folder owner's doing. */
+/* Whether key names a link or is reached through one, asked of the kernel in one call:
+ * openat2 with RESOLVE_NO_SYMLINKS fails with ELOOP on a link anywhere on the way (the
+ * last component too, without O_NOFOLLOW). 1: a link, 0: none (or nothing there), -1:
+ * the kernel cannot say (no openat2, or a sandbox refusing it): walk the folders. */
+static int
+link_on_path(int rootfd, const char *key)
+{
+#ifdef SYS_openat2
+    struct open_how how = {.flags = O_PATH | O_CLOEXEC,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
+    long fd = syscall(SYS_openat2, rootfd, key, &how, sizeof how);
+    if (fd >= 0) {
+        close((int)fd);
+        return 0;
+    }
+    if (errno != ENOSYS && errno != EPERM)
+        return errno == ELOOP;
+#else
+    (void)rootfd;
+    (void)key;
+#endif
+    return -1;
+}
+
 static char *
 fs_local_path(lh_store *s, const char *key)
 {
     int rootfd = open(impl(s)->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     bool is_link = false;
     if (rootfd >= 0) {
-        const char *leaf;
-        int dirfd = open_parent(rootfd, key, false, &leaf);
-        struct stat st;
-        if (dirfd >= 0) {
-            is_link = fstatat(dirfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
-            close(dirfd);
+        int quick = link_on_path(rootfd, key);
+        if (quick >= 0) {
+            is_link = quick == 1;
         } else {
-            is_link = errno == ELOOP;
+            const char *leaf;
+            int dirfd = open_parent(rootfd, key, false, &leaf);
+            struct stat st;
+            if (dirfd >= 0) {
+                is_link =
+                    fstatat(dirfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+                close(dirfd);
+            } else {
+                is_link = errno == ELOOP;
+            }
         }
         close(rootfd);
     }

@@ -603,6 +603,39 @@ test_list_prefix_and_order(void **state)
     EXPECT_LIST(f->s, "dir/a/", NULL, 100, NULL, NULL); /* dir/a is a file */
     EXPECT_LIST(f->s, "nothing/", NULL, 100, NULL, NULL);
     EXPECT_LIST(f->s, "nothing/deeper/", NULL, 100, NULL, NULL);
+    /* pages of every size, cursors inside and between folders: the same keys in order (a
+     * page's walk enters only folders after its cursor and stops when it is full) */
+    static const char *const all[] = {"B",
+                                      "Zed",
+                                      "a-b",
+                                      "a/b",
+                                      "a0",
+                                      "dir/a",
+                                      "dir/ab-c",
+                                      "dir/ab/x",
+                                      "dir/ab/y/z",
+                                      "dir/abc",
+                                      "dir/b",
+                                      "dira",
+                                      "\xC3\xA9t\xC3\xA9"};
+    size_t n_all = sizeof all / sizeof all[0];
+    for (size_t limit = 1; limit <= n_all + 1; limit++) {
+        char *cursor = NULL;
+        size_t seen = 0;
+        do {
+            lh_list_page page;
+            assert_int_equal(lh_store_list(f->s, "", cursor, limit, &page, &err), 0);
+            free(cursor);
+            cursor = page.next_cursor ? strdup(page.next_cursor) : NULL;
+            assert_true(page.n <= limit);
+            for (size_t i = 0; i < page.n; i++) {
+                assert_true(seen < n_all);
+                assert_string_equal(page.entries[i].key, all[seen++]);
+            }
+            lh_list_page_free(&page);
+        } while (cursor);
+        assert_int_equal(seen, n_all);
+    }
     EXPECT_LIST(f->s, "dir/abc", NULL, 100, NULL, "dir/abc");
 
     /* bad prefixes are refused */
