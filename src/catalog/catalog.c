@@ -90,22 +90,64 @@ note_latest(void *ctx, const lh_list_entry *e)
     return 0;
 }
 
-/* List the bucket's manifests (a listing is cheap next to reading manifests), take the
- * datasets whose newest manifest the checkpoint holds from it, and read the others. */
+/* List the bucket's manifests (a listing is cheap next to reading manifests) into l. */
 static void
-load_bucket(lh_catalog *c, const char *bucket)
+list_bucket(lh_catalog *c, const char *bucket, listing *l)
 {
     lh_err err;
-    listing l = {.latest = json_object(), .sizes = json_object()};
-    if (lh_buckets_each(c->buckets, bucket, LH_LAYOUT_DATASETS, note_latest, &l, NULL, &err) != 0) {
+    l->latest = json_object();
+    l->sizes = json_object();
+    if (lh_buckets_each(c->buckets, bucket, LH_LAYOUT_DATASETS, note_latest, l, NULL, &err) != 0) {
         lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: cannot list bucket '%s': %s", bucket,
                err.message);
         c->load_errors++;
     }
-    lh_catalog__checkpoint_apply(c, bucket, l.latest, l.sizes);
-    lh_catalog__load_datasets(c, bucket, l.latest, l.sizes);
-    json_decref(l.sizes);
-    json_decref(l.latest);
+}
+
+/* Take the listed datasets whose newest manifest the checkpoint holds from it, and read
+ * the others. */
+static void
+load_bucket(lh_catalog *c, const char *bucket, listing *l)
+{
+    lh_catalog__checkpoint_apply(c, bucket, l->latest, l->sizes);
+    lh_catalog__load_datasets(c, bucket, l->latest, l->sizes);
+    json_decref(l->sizes);
+    json_decref(l->latest);
+}
+
+static void *
+checkpoint_reader(void *arg)
+{
+    lh_catalog__checkpoint_read(arg);
+    return NULL;
+}
+
+/* The start's first two steps at once, since neither needs the other: the checkpoint is
+ * read (one Parquet object, its manifests parsed) on a thread of its own while the
+ * buckets are listed (system calls or round trips). Then each bucket's datasets are
+ * taken from it or read. */
+static void
+load_buckets(lh_catalog *c, int64_t *checkpoint_ms)
+{
+    size_t n = lh_buckets_count(c->buckets);
+    listing *lists = lh_calloc(n ? n : 1, sizeof *lists);
+    pthread_t reader;
+    bool threaded = pthread_create(&reader, NULL, checkpoint_reader, c) == 0;
+    if (!threaded)
+        lh_catalog__checkpoint_read(c);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = lh_buckets_name_at(c->buckets, i);
+        if (strncmp(name, "profile:", 8) != 0)
+            list_bucket(c, name, &lists[i]);
+    }
+    if (threaded)
+        pthread_join(reader, NULL);
+    *checkpoint_ms = c->ckpt_read_ms;
+    for (size_t i = 0; i < n; i++) {
+        if (lists[i].latest)
+            load_bucket(c, lh_buckets_name_at(c->buckets, i), &lists[i]);
+    }
+    free(lists);
 }
 
 int
@@ -133,27 +175,20 @@ lh_catalog_open(const lh_catalog_deps *deps, lh_catalog **out, lh_err *err)
     }
     pthread_cond_init(&c->ckpt_wake, NULL);
     lh_catalog__guards_init(c);
-    int64_t t0 = lh_mono_us();
-    lh_catalog__checkpoint_read(c);
-    int64_t t_ckpt = lh_mono_us();
-    size_t n = lh_buckets_count(c->buckets);
-    for (size_t i = 0; i < n; i++) {
-        const char *name = lh_buckets_name_at(c->buckets, i);
-        if (strncmp(name, "profile:", 8) != 0)
-            load_bucket(c, name);
-    }
+    int64_t t0 = lh_mono_us(), checkpoint_ms = 0;
+    load_buckets(c, &checkpoint_ms);
     int64_t t_datasets = lh_mono_us();
     lh_catalog__journal_load(c);
     int64_t t_end = lh_mono_us();
     c->load_ms = (t_end - t0) / 1000;
-    /* where a start goes: the checkpoint, the datasets (listing, manifests), the journal */
-    json_t *fields = json_pack("{s:I, s:I, s:i, s:I, s:I, s:{s:I, s:I, s:I}}", "datasets",
-                               (json_int_t)c->n, "load_ms", (json_int_t)c->load_ms, "load_errors",
-                               c->load_errors, "from_checkpoint", (json_int_t)c->ckpt_used,
-                               "manifests_read", (json_int_t)c->manifests_read, "ms", "checkpoint",
-                               (json_int_t)((t_ckpt - t0) / 1000), "datasets",
-                               (json_int_t)((t_datasets - t_ckpt) / 1000), "journal",
-                               (json_int_t)((t_end - t_datasets) / 1000));
+    /* where a start goes: the datasets (listing, the checkpoint read beside it, then the
+     * manifests it did not hold), the journal; "checkpoint" is the read's own time */
+    json_t *fields = json_pack(
+        "{s:I, s:I, s:i, s:I, s:I, s:{s:I, s:I, s:I}}", "datasets", (json_int_t)c->n, "load_ms",
+        (json_int_t)c->load_ms, "load_errors", c->load_errors, "from_checkpoint",
+        (json_int_t)c->ckpt_used, "manifests_read", (json_int_t)c->manifests_read, "ms",
+        "checkpoint", (json_int_t)checkpoint_ms, "datasets", (json_int_t)((t_datasets - t0) / 1000),
+        "journal", (json_int_t)((t_end - t_datasets) / 1000));
     lh_log(LH_LOG_INFO, NULL, fields, "catalog loaded");
     json_decref(fields);
     lh_catalog__checkpoint_start(c);

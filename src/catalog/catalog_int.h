@@ -64,6 +64,7 @@ struct lh_catalog {
     json_t *ckpt_datasets;          /* at open: "bucket\nname" -> the checkpoint's row */
     json_t *ckpt_batches;           /* at open: "bucket\nkey" -> true */
     int64_t ckpt_seq;               /* highest checkpoint number seen or written */
+    int64_t ckpt_read_ms;           /* how long the start's checkpoint read took */
     int64_t ckpt_used;              /* datasets taken from the checkpoint at open */
     int64_t manifests_read;         /* datasets whose manifest was read at open */
     char ckpt_ignored[160];         /* why the newest checkpoint was not used, or "" */

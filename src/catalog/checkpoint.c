@@ -28,7 +28,8 @@
  *   version         BIGINT   dataset,   the manifest's version / the version that lists
  *                            batch      the batch
  *   manifest_bytes  BIGINT   dataset    the manifest object's size (0: not known)
- *   manifest        VARCHAR  dataset    the manifest as JSON text (catalog.h's form)
+ *   manifest        VARCHAR  dataset    the manifest as JSON text (catalog.h's form); read
+ *                                       back as JSON, so DuckDB parses it with its row
  *   key             VARCHAR  batch      the events batch's key
  *
  * Writing: a thread of its own, never a commit. It writes one after the start when the
@@ -39,8 +40,10 @@
  * then removes all but the newest CHECKPOINT_KEEP. A checkpoint that cannot be written
  * is logged; nothing else depends on it.
  *
- * Thread safety: the read and apply steps run in lh_catalog_open only; the thread
- * takes the catalog lock to copy the index and to change the counters.
+ * Thread safety: the read and apply steps run in lh_catalog_open only (the read on a
+ * thread of its own while the buckets are listed: it touches only the ckpt_ fields, which
+ * nothing else reads until it is joined); the writing thread takes the catalog lock to
+ * copy the index and to change the counters.
  */
 #include "catalog/catalog_int.h"
 
@@ -142,7 +145,7 @@ take_rows(lh_catalog *c, int64_t seq, const json_t *rows)
             entries = int_of(r, "entries");
         } else if (strcmp(record, "dataset") == 0 && bucket[0] &&
                    lh_name_valid(str_of(r, "name")) && int_of(r, "version") > 0 &&
-                   json_is_string(json_object_get(r, "manifest"))) {
+                   json_object_get(r, "manifest") != NULL) {
             char *k = entry_key(bucket, str_of(r, "name"));
             int dup = json_object_get(c->ckpt_datasets, k) != NULL;
             json_object_set_nocheck(c->ckpt_datasets, k, r);
@@ -168,6 +171,34 @@ inconsistent:
     return -1;
 }
 
+/* lh_engine_scan: the checkpoint's rows, as objects of their non-NULL values (a manifest
+ * parsed: null when it is not JSON, so its entry is not used), into the array ctx. */
+static int
+on_rows(void *ctx, const lh_batch *b)
+{
+    static const char *const names[] = {"record",  "format",         "entries",  "bucket", "name",
+                                        "version", "manifest_bytes", "manifest", "key"};
+    static const bool is_int[] = {false, true, true, false, false, true, true, false, false};
+    for (size_t i = 0; i < lh_batch_rows(b); i++) {
+        json_t *row = json_object();
+        for (size_t col = 0; col < sizeof names / sizeof names[0]; col++) {
+            int64_t n;
+            size_t len;
+            const char *text;
+            if (is_int[col]) {
+                if (lh_batch_int(b, col, i, &n))
+                    json_object_set_new(row, names[col], json_integer(n));
+            } else if ((text = lh_batch_str(b, col, i, &len)) != NULL) {
+                json_t *v = strcmp(names[col], "manifest") == 0 ? json_loadb(text, len, 0, NULL)
+                                                                : json_stringn(text, len);
+                json_object_set_new(row, names[col], v ? v : json_null());
+            }
+        }
+        json_array_append_new(ctx, row);
+    }
+    return 0;
+}
+
 void
 lh_catalog__checkpoint_read(lh_catalog *c)
 {
@@ -178,6 +209,7 @@ lh_catalog__checkpoint_read(lh_catalog *c)
     lh_err err;
     if (!c->checkpoint_on)
         return;
+    int64_t t0 = lh_mono_us();
     const char *primary = lh_buckets_primary_name(c->buckets);
     lh_store *store = lh_buckets_get(c->buckets, primary, &err);
     if (store == NULL || list_seqs(c, &seqs, &err) != 0) {
@@ -193,12 +225,15 @@ lh_catalog__checkpoint_read(lh_catalog *c)
         ignore(c, "checkpoint %s cannot be read: %s %s", key, err.message, err.detail);
         goto out;
     }
-    /* one statement for the whole catalog */
+    /* one statement for the whole catalog, its values taken as they are (a row rendered as
+     * JSON text would hold each manifest as a string to parse twice) */
     lh_buf_puts(&sql, "SELECT record, format, entries, bucket, name, version, manifest_bytes, "
                       "manifest, key FROM read_parquet(");
     lh_sql_quote(&sql, path);
     lh_buf_puts(&sql, ")");
-    if (lh_engine_rows(c->engine, sql.data, &rows, &err) != 0) {
+    lh_scan_opts opts = {.sql = sql.data};
+    rows = json_array();
+    if (lh_engine_scan(c->engine, &opts, on_rows, rows, &err) != 0) {
         ignore(c, "checkpoint %s cannot be read: %s %s", key, err.message, err.detail);
         goto out;
     }
@@ -217,15 +252,18 @@ out:
     json_decref(rows);
     json_decref(seqs);
     lh_buf_free(&sql);
+    c->ckpt_read_ms = (lh_mono_us() - t0) / 1000;
 }
 
-/* The manifest of a checkpoint entry (new), checked as a manifest read from its bucket
- * would be; NULL when it is not a valid manifest of that name and version. */
+/* The manifest of a checkpoint entry, taken out of the row (new), checked as a manifest
+ * read from its bucket would be; NULL when it is not a valid manifest of that name and
+ * version. */
 static json_t *
-manifest_of_entry(lh_catalog *c, const char *bucket, const char *name, const json_t *row)
+manifest_of_entry(lh_catalog *c, const char *bucket, const char *name, json_t *row)
 {
     lh_err ignored;
-    json_t *m = json_loads(str_of(row, "manifest"), 0, NULL);
+    json_t *m = json_incref(json_object_get(row, "manifest"));
+    json_object_del(row, "manifest"); /* the row stays for stale(): version and size */
     if (m && (!json_is_object(m) || strcmp(str_of(m, "name"), name) != 0 ||
               int_of(m, "version") != int_of(row, "version") ||
               !json_is_array(json_object_get(m, "files")) ||
@@ -250,7 +288,7 @@ lh_catalog__checkpoint_apply(lh_catalog *c, const char *bucket, json_t *latest, 
     json_object_foreach_safe(latest, tmp, name, v)
     {
         char *k = entry_key(bucket, name);
-        const json_t *row = json_object_get(c->ckpt_datasets, k);
+        json_t *row = json_object_get(c->ckpt_datasets, k);
         free(k);
         int64_t version = json_integer_value(v);
         int64_t bytes = json_integer_value(json_object_get(sizes, name));
