@@ -122,23 +122,27 @@ checkpoint_reader(void *arg)
     return NULL;
 }
 
-/* The start's first two steps at once, since neither needs the other: the checkpoint is
- * read (one Parquet object, its manifests parsed) on a thread of its own while the
- * buckets are listed (system calls or round trips). Then each bucket's datasets are
- * taken from it or read. */
+/* The start's first steps at once, since none needs another: the checkpoint is read
+ * (one Parquet object, its manifests parsed) on a thread of its own while the buckets'
+ * datasets and journals are listed (system calls or round trips). Then each bucket's
+ * datasets are taken from the checkpoint or read; *journal_keys (new, one array per
+ * bucket, NULL for profile buckets; free with free_keys) is for lh_catalog__journal_load. */
 static void
-load_buckets(lh_catalog *c, int64_t *checkpoint_ms)
+load_buckets(lh_catalog *c, int64_t *checkpoint_ms, json_t ***journal_keys)
 {
     size_t n = lh_buckets_count(c->buckets);
     listing *lists = lh_calloc(n ? n : 1, sizeof *lists);
+    json_t **keys = lh_calloc(n ? n : 1, sizeof *keys);
     pthread_t reader;
     bool threaded = pthread_create(&reader, NULL, checkpoint_reader, c) == 0;
     if (!threaded)
         lh_catalog__checkpoint_read(c);
     for (size_t i = 0; i < n; i++) {
         const char *name = lh_buckets_name_at(c->buckets, i);
-        if (strncmp(name, "profile:", 8) != 0)
+        if (strncmp(name, "profile:", 8) != 0) {
             list_bucket(c, name, &lists[i]);
+            keys[i] = lh_catalog__journal_list(c, name);
+        }
     }
     if (threaded)
         pthread_join(reader, NULL);
@@ -148,6 +152,15 @@ load_buckets(lh_catalog *c, int64_t *checkpoint_ms)
             load_bucket(c, lh_buckets_name_at(c->buckets, i), &lists[i]);
     }
     free(lists);
+    *journal_keys = keys;
+}
+
+static void
+free_keys(lh_catalog *c, json_t **keys)
+{
+    for (size_t i = 0, n = lh_buckets_count(c->buckets); i < n; i++)
+        json_decref(keys[i]);
+    free(keys);
 }
 
 int
@@ -176,13 +189,16 @@ lh_catalog_open(const lh_catalog_deps *deps, lh_catalog **out, lh_err *err)
     pthread_cond_init(&c->ckpt_wake, NULL);
     lh_catalog__guards_init(c);
     int64_t t0 = lh_mono_us(), checkpoint_ms = 0;
-    load_buckets(c, &checkpoint_ms);
+    json_t **journal_keys = NULL;
+    load_buckets(c, &checkpoint_ms, &journal_keys);
     int64_t t_datasets = lh_mono_us();
-    lh_catalog__journal_load(c);
+    lh_catalog__journal_load(c, (const json_t *const *)journal_keys);
+    free_keys(c, journal_keys);
     int64_t t_end = lh_mono_us();
     c->load_ms = (t_end - t0) / 1000;
-    /* where a start goes: the datasets (listing, the checkpoint read beside it, then the
-     * manifests it did not hold), the journal; "checkpoint" is the read's own time */
+    /* where a start goes: the datasets (listings, the checkpoint read beside them, then the
+     * manifests it did not hold), the journal's batches; "checkpoint" is the read's own
+     * time */
     json_t *fields = json_pack(
         "{s:I, s:I, s:i, s:I, s:I, s:{s:I, s:I, s:I}}", "datasets", (json_int_t)c->n, "load_ms",
         (json_int_t)c->load_ms, "load_errors", c->load_errors, "from_checkpoint",

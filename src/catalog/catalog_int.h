@@ -205,9 +205,12 @@ int lh_catalog__merge_columns_meta(const json_t *current, const json_t *patch, j
 /* A masked value (new): null, or with how "hash" the keyed hash of v's text. */
 json_t *lh_catalog__mask_value(lh_catalog *c, const char *how, const json_t *v);
 
-/* Journal (journal.c). Load the committed events batches of every bucket and define the
- * `_events` view; called once at open. */
-void lh_catalog__journal_load(lh_catalog *c);
+/* Journal (journal.c), at open: the keys under _journal/ of one bucket (new; a listing
+ * error is logged and counted); then, once the datasets are loaded, the committed events
+ * batches among each bucket's keys (keys[i]: bucket i's, NULL: none) and the `_events`
+ * view. */
+json_t *lh_catalog__journal_list(lh_catalog *c, const char *bucket);
+void lh_catalog__journal_load(lh_catalog *c, const json_t *const *keys);
 /* The catalog's own guards (visible.c: `_events`), at open. */
 void lh_catalog__guards_init(lh_catalog *c);
 /* After manifest m committed: add its events batch, if it has one, and refresh the view. */

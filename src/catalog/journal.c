@@ -177,8 +177,8 @@ counted_before(lh_catalog *c, const char *bucket, const char *key, const char *d
     return there;
 }
 
-static void
-load_bucket_journal(lh_catalog *c, const char *bucket)
+json_t *
+lh_catalog__journal_list(lh_catalog *c, const char *bucket)
 {
     lh_err err;
     json_t *keys = json_array();
@@ -188,6 +188,13 @@ load_bucket_journal(lh_catalog *c, const char *bucket)
                err.message);
         c->load_errors++;
     }
+    return keys;
+}
+
+static void
+load_bucket_journal(lh_catalog *c, const char *bucket, const json_t *keys)
+{
+    lh_err err;
     /* markers of batches whose version expired (the sweep writes them first) */
     json_t *confirmed = json_object();
     size_t i;
@@ -224,18 +231,16 @@ load_bucket_journal(lh_catalog *c, const char *bucket)
         }
     }
     json_decref(confirmed);
-    json_decref(keys);
 }
 
 void
-lh_catalog__journal_load(lh_catalog *c)
+lh_catalog__journal_load(lh_catalog *c, const json_t *const *keys)
 {
     c->journal = json_array();
     size_t n = lh_buckets_count(c->buckets);
     for (size_t i = 0; i < n; i++) {
-        const char *name = lh_buckets_name_at(c->buckets, i);
-        if (strncmp(name, "profile:", 8) != 0)
-            load_bucket_journal(c, name);
+        if (keys[i])
+            load_bucket_journal(c, lh_buckets_name_at(c->buckets, i), keys[i]);
     }
     define_view(c);
 }
