@@ -143,6 +143,9 @@ int lh_catalog__rows_of_file(lh_catalog *c, const char *before, const char *path
                              json_t **rows, lh_err *err);
 
 /* ---- loading at open (load.c) ---- */
+/* Call fn(ctx, i) for every i in [0, n), on up to `load_threads` threads (the caller's
+ * among them), returning when all are done. fn must be safe to run concurrently. */
+void lh_catalog__each_parallel(lh_catalog *c, size_t n, void (*fn)(void *ctx, size_t i), void *ctx);
 /* Load the newest manifest of each dataset in latest (name -> N) from bucket, several
  * at a time, and add each to the index with its view; errors are logged and counted in
  * load_errors. A name the index already holds (from an earlier bucket) keeps it. */
@@ -150,7 +153,7 @@ void lh_catalog__load_datasets(lh_catalog *c, const char *bucket, const json_t *
                                const json_t *sizes);
 
 /* ---- the catalog checkpoint (checkpoint.c) ---- */
-/* At open, before the buckets are listed: read the newest checkpoint of the primary
+/* At open, while the buckets are listed: read the newest checkpoint of the primary
  * bucket in one statement into ckpt_datasets and ckpt_batches; when there is none, or
  * it is damaged, of another format or inconsistent, both stay NULL and the reason is
  * logged (and kept in ckpt_ignored). */

@@ -277,15 +277,43 @@ manifest_of_entry(lh_catalog *c, const char *bucket, const char *name, json_t *r
     return m;
 }
 
+/* What the workers of checkpoint_apply share: the entries to take and what became of
+ * each (its manifest was added, or it was not valid). */
+typedef struct taking {
+    lh_catalog *c;
+    const char *bucket;
+    const char **names; /* borrowed from `latest` */
+    json_t **rows;      /* borrowed from ckpt_datasets */
+    int64_t *versions, *bytes;
+    bool *added;
+} taking;
+
+static void
+take_one(void *ctx, size_t i)
+{
+    taking *t = ctx;
+    json_t *m = manifest_of_entry(t->c, t->bucket, t->names[i], t->rows[i]);
+    if (m) {
+        lh_catalog__add_loaded(t->c, t->bucket, t->names[i], t->versions[i], t->bytes[i], m, NULL);
+        t->added[i] = true;
+    }
+}
+
 void
 lh_catalog__checkpoint_apply(lh_catalog *c, const char *bucket, json_t *latest, const json_t *sizes)
 {
     const char *name;
     json_t *v;
-    void *tmp;
     if (c->ckpt_datasets == NULL)
         return;
-    json_object_foreach_safe(latest, tmp, name, v)
+    size_t cap = json_object_size(latest), n = 0;
+    taking t = {.c = c, .bucket = bucket};
+    t.names = lh_calloc(cap ? cap : 1, sizeof *t.names);
+    t.rows = lh_calloc(cap ? cap : 1, sizeof *t.rows);
+    t.versions = lh_calloc(cap ? cap : 1, sizeof *t.versions);
+    t.bytes = lh_calloc(cap ? cap : 1, sizeof *t.bytes);
+    t.added = lh_calloc(cap ? cap : 1, sizeof *t.added);
+    json_object_foreach(latest, name, v)
     {
         char *k = entry_key(bucket, name);
         json_t *row = json_object_get(c->ckpt_datasets, k);
@@ -296,21 +324,33 @@ lh_catalog__checkpoint_apply(lh_catalog *c, const char *bucket, json_t *latest, 
         if (row == NULL || int_of(row, "version") != version || bytes <= 0 ||
             int_of(row, "manifest_bytes") != bytes)
             continue;
-        json_t *m = manifest_of_entry(c, bucket, name, row);
-        if (m == NULL) {
-            lh_log(LH_LOG_WARN, NULL, NULL,
-                   "catalog: the checkpoint's manifest of '%s' in '%s' is not valid; reading "
-                   "the manifest",
-                   name, bucket);
-            k = entry_key(bucket, name);
-            json_object_del(c->ckpt_datasets, k); /* so the next checkpoint replaces it */
-            free(k);
+        t.names[n] = name;
+        t.rows[n] = row;
+        t.versions[n] = version;
+        t.bytes[n++] = bytes;
+    }
+    /* checking and registering each one (its pins are path checks or HEADs) on the
+     * loading threads */
+    lh_catalog__each_parallel(c, n, take_one, &t);
+    for (size_t i = 0; i < n; i++) {
+        if (t.added[i]) {
+            c->ckpt_used++;
+            json_object_del(latest, t.names[i]); /* after its last use: names borrow keys */
             continue;
         }
-        lh_catalog__add_loaded(c, bucket, name, version, bytes, m, NULL);
-        c->ckpt_used++;
-        json_object_del(latest, name);
+        lh_log(LH_LOG_WARN, NULL, NULL,
+               "catalog: the checkpoint's manifest of '%s' in '%s' is not valid; reading the "
+               "manifest",
+               t.names[i], bucket);
+        char *k = entry_key(bucket, t.names[i]);
+        json_object_del(c->ckpt_datasets, k); /* so the next checkpoint replaces it */
+        free(k);
     }
+    free(t.names);
+    free(t.rows);
+    free(t.versions);
+    free(t.bytes);
+    free(t.added);
 }
 
 bool

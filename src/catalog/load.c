@@ -172,6 +172,42 @@ load_batch(loader *l, size_t from, size_t to)
     lh_buf_free(&sql);
 }
 
+typedef struct parallel {
+    void (*fn)(void *ctx, size_t i);
+    void *ctx;
+    size_t n;
+    atomic_size_t next;
+} parallel;
+
+static void *
+parallel_worker(void *arg)
+{
+    parallel *p = arg;
+    for (size_t i; (i = atomic_fetch_add(&p->next, 1)) < p->n;)
+        p->fn(p->ctx, i);
+    return NULL;
+}
+
+void
+lh_catalog__each_parallel(lh_catalog *c, size_t n, void (*fn)(void *ctx, size_t i), void *ctx)
+{
+    parallel p = {.fn = fn, .ctx = ctx, .n = n};
+    atomic_init(&p.next, 0);
+    size_t n_threads = c->load_threads > 1 ? (size_t)c->load_threads : 1;
+    if (n_threads > n / 64 + 1) /* a thread is worth starting for 64 items or more */
+        n_threads = n / 64 + 1;
+    pthread_t *threads = lh_calloc(n_threads, sizeof *threads);
+    size_t started = 0;
+    /* the calling thread is one of the workers; a thread that does not start is one less */
+    for (; started + 1 < n_threads; started++)
+        if (pthread_create(&threads[started], NULL, parallel_worker, &p) != 0)
+            break;
+    parallel_worker(&p);
+    for (size_t t = 0; t < started; t++)
+        pthread_join(threads[t], NULL);
+    free(threads);
+}
+
 static void *
 load_worker(void *arg)
 {
