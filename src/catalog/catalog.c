@@ -100,7 +100,9 @@ list_bucket(lh_catalog *c, const char *bucket, listing *l)
     if (lh_buckets_each(c->buckets, bucket, LH_LAYOUT_DATASETS, note_latest, l, NULL, &err) != 0) {
         lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: cannot list bucket '%s': %s", bucket,
                err.message);
+        pthread_mutex_lock(&c->lock);
         c->load_errors++;
+        pthread_mutex_unlock(&c->lock);
     }
 }
 
@@ -161,6 +163,31 @@ free_keys(lh_catalog *c, json_t **keys)
     for (size_t i = 0, n = lh_buckets_count(c->buckets); i < n; i++)
         json_decref(keys[i]);
     free(keys);
+}
+
+void
+lh_catalog_add_bucket(lh_catalog *c, const char *bucket, int64_t *datasets, int64_t *errors)
+{
+    pthread_mutex_lock(&c->lock);
+    size_t n_before = c->n;
+    int errors_before = c->load_errors;
+    pthread_mutex_unlock(&c->lock);
+    listing l = {0};
+    list_bucket(c, bucket, &l);
+    json_t *keys = lh_catalog__journal_list(c, bucket);
+    lh_catalog__load_datasets(c, bucket, l.latest, l.sizes);
+    json_decref(l.sizes);
+    json_decref(l.latest);
+    lh_catalog__journal_add_bucket(c, bucket, keys);
+    json_decref(keys);
+    pthread_mutex_lock(&c->lock);
+    *datasets = (int64_t)(c->n - n_before);
+    *errors = c->load_errors - errors_before;
+    pthread_mutex_unlock(&c->lock);
+    json_t *fields = json_pack("{s:s, s:I, s:I}", "bucket", bucket, "datasets",
+                               (json_int_t)*datasets, "load_errors", (json_int_t)*errors);
+    lh_log(LH_LOG_INFO, NULL, fields, "catalog: bucket added");
+    json_decref(fields);
 }
 
 int

@@ -52,6 +52,11 @@ typedef struct lh_catalog_deps {
  * loaded are logged and skipped (the server still starts). Returns new. */
 int lh_catalog_open(const lh_catalog_deps *deps, lh_catalog **out, lh_err *err);
 void lh_catalog_close(lh_catalog *c); /* accepts NULL */
+/* A bucket the registry gained while serving (a configuration reload): load its datasets
+ * and journal batches as a start does (every manifest read: no checkpoint holds them)
+ * and give the datasets their views. A name another bucket already holds keeps that
+ * bucket's (logged, counted in *errors). *datasets: how many were loaded. */
+void lh_catalog_add_bucket(lh_catalog *c, const char *bucket, int64_t *datasets, int64_t *errors);
 
 typedef struct lh_catalog_filter {
     const char *tag, *owner, *sensitivity, *text; /* NULL: any */

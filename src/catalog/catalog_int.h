@@ -214,6 +214,8 @@ json_t *lh_catalog__mask_value(lh_catalog *c, const char *how, const json_t *v);
  * view. */
 json_t *lh_catalog__journal_list(lh_catalog *c, const char *bucket);
 void lh_catalog__journal_load(lh_catalog *c, const json_t *const *keys);
+/* The same for one bucket added while serving: its batches among keys, then the view. */
+void lh_catalog__journal_add_bucket(lh_catalog *c, const char *bucket, const json_t *keys);
 /* The catalog's own guards (visible.c: `_events`), at open. */
 void lh_catalog__guards_init(lh_catalog *c);
 /* After manifest m committed: add its events batch, if it has one, and refresh the view. */

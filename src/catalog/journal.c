@@ -186,7 +186,9 @@ lh_catalog__journal_list(lh_catalog *c, const char *bucket)
         0) {
         lh_log(LH_LOG_ERROR, NULL, NULL, "journal: cannot list bucket '%s': %s", bucket,
                err.message);
+        pthread_mutex_lock(&c->lock);
         c->load_errors++;
+        pthread_mutex_unlock(&c->lock);
     }
     return keys;
 }
@@ -227,10 +229,19 @@ load_bucket_journal(lh_catalog *c, const char *bucket, const json_t *keys)
         if (ok && add_batch(c, bucket, key, ds_name, version, &err) != 0) {
             lh_log(LH_LOG_ERROR, NULL, NULL, "journal: cannot read '%s' in '%s': %s", key, bucket,
                    err.message);
+            pthread_mutex_lock(&c->lock);
             c->load_errors++;
+            pthread_mutex_unlock(&c->lock);
         }
     }
     json_decref(confirmed);
+}
+
+void
+lh_catalog__journal_add_bucket(lh_catalog *c, const char *bucket, const json_t *keys)
+{
+    load_bucket_journal(c, bucket, keys);
+    define_view(c);
 }
 
 void

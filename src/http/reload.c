@@ -11,8 +11,10 @@
  *
  * What a reload applies: principals (tokens, roles, buckets, profiles), profiles, the keys
  * in LIVE_KEYS below (each is either read per request from the request's set or handed to
- * its module here). Every other change (ports, data_dir, buckets, thread counts, ...) is
- * reported as needing a restart and has no effect until then.
+ * its module here), and remote (s3) [[bucket]] entries the file adds (opened, registered
+ * and their datasets loaded before the new principals can name them). Every other change
+ * (ports, data_dir, an fs bucket added, a bucket's settings or its removal, thread
+ * counts, ...) is reported as needing a restart and has no effect until then.
  */
 #include "http/http_int.h"
 
@@ -99,6 +101,48 @@ profile_names(const lh_config *cfg)
     return out;
 }
 
+/* The [[bucket]] entries the new file adds: open and register them (all or nothing),
+ * then load their datasets and journals, before any request can use the new principal
+ * set (which may name them). *out (new): what became of each added bucket. An existing
+ * bucket whose settings changed, or one removed, is left as it is: datasets, indexes and
+ * open files refer to it (the caller reports those as needing a restart). */
+static int
+add_buckets(lh_server *srv, const lh_config *cfg, const json_t *added, json_t **out, lh_err *err)
+{
+    json_t *report = json_array();
+    int rc = json_array_size(added) ? lh_buckets_add_from(srv->buckets, cfg, added, err) : 0;
+    size_t i;
+    json_t *name;
+    json_array_foreach(added, i, name)
+    {
+        if (rc != 0)
+            break;
+        const char *bucket = json_string_value(name);
+        int64_t datasets = 0, errors = 0;
+        if (srv->catalog)
+            lh_catalog_add_bucket(srv->catalog, bucket, &datasets, &errors);
+        /* indexes are loaded at start only: one already in the bucket waits for it */
+        lh_list_page page;
+        lh_err lerr;
+        bool has_indexes = false;
+        if (lh_buckets_list_objects(srv->buckets, bucket, LH_LAYOUT_VECTORS, NULL, 1, &page, NULL,
+                                    &lerr) == 0) {
+            has_indexes = page.n > 0;
+            lh_list_page_free(&page);
+        }
+        json_array_append_new(report,
+                              json_pack("{s:s, s:I, s:I, s:b}", "name", bucket, "datasets",
+                                        (json_int_t)datasets, "load_errors", (json_int_t)errors,
+                                        "vector_indexes_at_restart", has_indexes));
+    }
+    if (rc != 0) {
+        json_decref(report);
+        return rc;
+    }
+    *out = report;
+    return 0;
+}
+
 /* Hand the limits kept in modules their new values. */
 static void
 apply_limits(lh_server *srv, const lh_config *cfg)
@@ -143,13 +187,43 @@ lh_server_reload(lh_server *srv, json_t **report, lh_err *err)
         lh_err_hint(err, "fix the file and reload again; the configuration in force is unchanged");
         goto out;
     }
+    /* buckets the file adds: those read through the local cache (s3) now; a folder (fs)
+     * at the next start, since the engines' sandboxes list the folders they may read when
+     * they open and cannot be widened after (lock_configuration) */
+    json_t *bucket_diff = lh_buckets_config_diff(old->config, now->config), *added = NULL;
+    json_t *now_added = json_array(), *later = json_array();
+    size_t j;
+    json_t *name;
+    json_array_foreach(json_object_get(bucket_diff, "added"), j, name)
+    {
+        const char *backend = lh_buckets_config_backend(now->config, json_string_value(name));
+        json_array_append(backend && strcmp(backend, "fs") == 0 ? later : now_added, name);
+    }
+    json_object_set_new(bucket_diff, "added_at_restart", later);
+    rc = add_buckets(srv, now->config, now_added, &added, err);
+    json_decref(now_added);
+    if (rc != 0) {
+        json_decref(bucket_diff);
+        lh_auth_release(now);
+        if (err->http_status == 0 || err->http_status >= 500)
+            err->http_status = 400;
+        lh_err_hint(err, "fix the file and reload again; the configuration in force is unchanged");
+        goto out;
+    }
+    /* buckets only added are applied; a bucket changed or removed needs a restart */
+    bool buckets_live = json_array_size(json_object_get(bucket_diff, "changed")) == 0 &&
+                        json_array_size(json_object_get(bucket_diff, "removed")) == 0 &&
+                        json_array_size(json_object_get(bucket_diff, "added_at_restart")) == 0;
+    json_object_set_new(bucket_diff, "added", added);
     json_t *changed = lh_config_diff(old->config, now->config);
     json_t *applied = json_array(), *restart = json_array();
     size_t i;
     json_t *key;
     json_array_foreach(changed, i, key)
     {
-        json_array_append(is_live(json_string_value(key)) ? applied : restart, key);
+        const char *k = json_string_value(key);
+        bool live = is_live(k) || (strcmp(k, "bucket") == 0 && buckets_live);
+        json_array_append(live ? applied : restart, key);
     }
     apply_limits(srv, now->config);
     pthread_mutex_lock(&srv->auth_lock);
@@ -166,10 +240,10 @@ lh_server_reload(lh_server *srv, json_t **report, lh_err *err)
     json_t *profile_warnings = lh_profiles_check(now->config);
     json_array_extend(warn, profile_warnings);
     json_decref(profile_warnings);
-    *report = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "config", path, "changed", changed,
-                        "applied", applied, "restart_required", restart, "principals",
-                        principals_changed(old, now), "profiles", profile_names(now->config),
-                        "warnings", warn);
+    *report = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "config", path, "changed",
+                        changed, "applied", applied, "restart_required", restart, "principals",
+                        principals_changed(old, now), "buckets", bucket_diff, "profiles",
+                        profile_names(now->config), "warnings", warn);
 out:
     lh_auth_release(old);
     pthread_mutex_unlock(&srv->reload_lock);

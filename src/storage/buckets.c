@@ -205,6 +205,56 @@ out:
     return rc;
 }
 
+/* Open the store of [[bucket]] entry t (the i-th): *name borrowed from the config, *store
+ * new. Errors name the config line. A bucket named twice in the file is refused by the
+ * caller. */
+static int
+open_entry(const lh_config *cfg, const lh_toml *t, size_t i, lh_secrets **secrets,
+           const char **name_out, lh_store **store_out, lh_err *err)
+{
+    entry_ctx c = {.cfg = cfg, .t = t};
+    snprintf(c.where, sizeof c.where, "%s:%d:%d: [[bucket]] #%zu", lh_config_path(cfg),
+             lh_toml_line(c.t), lh_toml_col(c.t), i + 1);
+    for (size_t k = 0; k < lh_toml_count(c.t); k++) {
+        const char *key = lh_toml_key_at(c.t, k);
+        bool known = false;
+        for (const char *const *p = BUCKET_KEYS; *p; p++)
+            known |= strcmp(*p, key) == 0;
+        if (!known)
+            lh_log(LH_LOG_WARN, NULL, NULL, "config: %s: unknown key '%s' ignored", c.where, key);
+    }
+    const char *name = NULL, *backend = NULL, *root = NULL;
+    int rc;
+    if ((rc = entry_str(&c, "name", true, &name, err)) != 0)
+        return rc;
+    if (!lh_name_valid(name))
+        return lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                          "%s: bucket name '%s' must match [a-z][a-z0-9_]{0,62}", c.where, name);
+    if ((rc = entry_str(&c, "backend", true, &backend, err)) != 0)
+        return rc;
+    lh_store *store = NULL;
+    if (strcmp(backend, "fs") == 0) {
+        if ((rc = entry_str(&c, "root", true, &root, err)) != 0)
+            return rc;
+        rc = lh_store_fs_open(root, &store, err);
+        if (rc != 0 && err) { /* name the config line, as for every other entry error */
+            char msg[LH_ERR_TEXT_MAX];
+            snprintf(msg, sizeof msg, "%s: %s", c.where, err->message);
+            snprintf(err->message, sizeof err->message, "%s", msg);
+        }
+    } else if (strcmp(backend, "s3") == 0) {
+        rc = open_s3_bucket(&c, secrets, &store, err);
+    } else {
+        rc = lh_err_set(err, LH_EINVAL, 0, "invalid_config",
+                        "%s: backend must be \"fs\" or \"s3\", not \"%s\"", c.where, backend);
+    }
+    if (rc == 0) {
+        *name_out = name;
+        *store_out = store;
+    }
+    return rc;
+}
+
 static int
 load_bucket_entries(lh_buckets *b, const lh_config *cfg, lh_err *err)
 {
@@ -212,53 +262,136 @@ load_bucket_entries(lh_buckets *b, const lh_config *cfg, lh_err *err)
     lh_secrets *secrets = NULL;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < lh_toml_count(arr); i++) {
-        entry_ctx c = {.cfg = cfg, .t = lh_toml_at(arr, i)};
-        snprintf(c.where, sizeof c.where, "%s:%d:%d: [[bucket]] #%zu", lh_config_path(cfg),
-                 lh_toml_line(c.t), lh_toml_col(c.t), i + 1);
-        for (size_t k = 0; k < lh_toml_count(c.t); k++) {
-            const char *key = lh_toml_key_at(c.t, k);
-            bool known = false;
-            for (const char *const *p = BUCKET_KEYS; *p; p++)
-                known |= strcmp(*p, key) == 0;
-            if (!known)
-                lh_log(LH_LOG_WARN, NULL, NULL, "config: %s: unknown key '%s' ignored", c.where,
-                       key);
-        }
-        const char *name = NULL, *backend = NULL, *root = NULL;
-        if ((rc = entry_str(&c, "name", true, &name, err)) != 0)
-            break;
-        if (!lh_name_valid(name)) {
-            rc = lh_err_set(err, LH_EINVAL, 0, "invalid_config",
-                            "%s: bucket name '%s' must match [a-z][a-z0-9_]{0,62}", c.where, name);
-            break;
-        }
-        if (find_locked(b, name)) {
-            rc = lh_err_set(err, LH_EINVAL, 0, "invalid_config", "%s: bucket '%s' is defined twice",
-                            c.where, name);
-            break;
-        }
-        if ((rc = entry_str(&c, "backend", true, &backend, err)) != 0)
-            break;
+        const char *name = NULL;
         lh_store *store = NULL;
-        if (strcmp(backend, "fs") == 0) {
-            if ((rc = entry_str(&c, "root", true, &root, err)) != 0)
-                break;
-            rc = lh_store_fs_open(root, &store, err);
-            if (rc != 0 && err) { /* name the config line, as for every other entry error */
-                char msg[LH_ERR_TEXT_MAX];
-                snprintf(msg, sizeof msg, "%s: %s", c.where, err->message);
-                snprintf(err->message, sizeof err->message, "%s", msg);
-            }
-        } else if (strcmp(backend, "s3") == 0) {
-            rc = open_s3_bucket(&c, &secrets, &store, err);
-        } else {
+        if ((rc = open_entry(cfg, lh_toml_at(arr, i), i, &secrets, &name, &store, err)) != 0)
+            break;
+        if (find_locked(b, name)) {
             rc = lh_err_set(err, LH_EINVAL, 0, "invalid_config",
-                            "%s: backend must be \"fs\" or \"s3\", not \"%s\"", c.where, backend);
+                            "%s:%d:%d: [[bucket]] #%zu: bucket '%s' is defined twice",
+                            lh_config_path(cfg), lh_toml_line(lh_toml_at(arr, i)),
+                            lh_toml_col(lh_toml_at(arr, i)), i + 1, name);
+            lh_store_free(store);
+            break;
         }
-        if (rc == 0)
-            add_bucket(b, name, "tenant", store);
+        add_bucket(b, name, "tenant", store);
     }
     lh_secrets_free(secrets);
+    return rc;
+}
+
+/* The [[bucket]] entry of cfg named name, or NULL. */
+static const lh_toml *
+entry_named(const lh_config *cfg, const char *name)
+{
+    const lh_toml *arr = lh_config_table_array(cfg, "bucket");
+    for (size_t i = 0; i < lh_toml_count(arr); i++) {
+        const lh_toml *n = lh_toml_get(lh_toml_at(arr, i), "name");
+        if (n && lh_toml_type_of(n) == LH_TOML_STRING && strcmp(lh_toml_str(n), name) == 0)
+            return lh_toml_at(arr, i);
+    }
+    return NULL;
+}
+
+/* Whether two [[bucket]] entries say the same (their keys and values, in any order). */
+static bool
+same_entry(const lh_toml *a, const lh_toml *b)
+{
+    if (lh_toml_count(a) != lh_toml_count(b))
+        return false;
+    for (size_t k = 0; k < lh_toml_count(a); k++) {
+        const lh_toml *va = lh_toml_at(a, k), *vb = lh_toml_get(b, lh_toml_key_at(a, k));
+        if (vb == NULL || lh_toml_type_of(va) != lh_toml_type_of(vb))
+            return false;
+        switch (lh_toml_type_of(va)) {
+        case LH_TOML_STRING:
+            if (strcmp(lh_toml_str(va), lh_toml_str(vb)) != 0)
+                return false;
+            break;
+        case LH_TOML_BOOL:
+            if (lh_toml_bool(va) != lh_toml_bool(vb))
+                return false;
+            break;
+        case LH_TOML_INT:
+            if (lh_toml_int(va) != lh_toml_int(vb))
+                return false;
+            break;
+        default: /* no bucket key takes another kind: any such change counts */
+            return false;
+        }
+    }
+    return true;
+}
+
+json_t *
+lh_buckets_config_diff(const lh_config *old, const lh_config *now)
+{
+    json_t *added = json_array(), *changed = json_array(), *removed = json_array();
+    const lh_toml *arr = lh_config_table_array(now, "bucket");
+    for (size_t i = 0; i < lh_toml_count(arr); i++) {
+        const lh_toml *n = lh_toml_get(lh_toml_at(arr, i), "name");
+        if (n == NULL || lh_toml_type_of(n) != LH_TOML_STRING)
+            continue;
+        const lh_toml *was = entry_named(old, lh_toml_str(n));
+        if (was == NULL)
+            json_array_append_new(added, json_string(lh_toml_str(n)));
+        else if (!same_entry(was, lh_toml_at(arr, i)))
+            json_array_append_new(changed, json_string(lh_toml_str(n)));
+    }
+    arr = lh_config_table_array(old, "bucket");
+    for (size_t i = 0; i < lh_toml_count(arr); i++) {
+        const lh_toml *n = lh_toml_get(lh_toml_at(arr, i), "name");
+        if (n && lh_toml_type_of(n) == LH_TOML_STRING && entry_named(now, lh_toml_str(n)) == NULL)
+            json_array_append_new(removed, json_string(lh_toml_str(n)));
+    }
+    return json_pack("{s:o, s:o, s:o}", "added", added, "changed", changed, "removed", removed);
+}
+
+const char *
+lh_buckets_config_backend(const lh_config *cfg, const char *name)
+{
+    const lh_toml *t = entry_named(cfg, name), *b = t ? lh_toml_get(t, "backend") : NULL;
+    return b && lh_toml_type_of(b) == LH_TOML_STRING ? lh_toml_str(b) : NULL;
+}
+
+int
+lh_buckets_add_from(lh_buckets *b, const lh_config *cfg, const json_t *names, lh_err *err)
+{
+    const lh_toml *arr = lh_config_table_array(cfg, "bucket");
+    size_t n = json_array_size(names), opened = 0;
+    lh_store **stores = lh_calloc(n ? n : 1, sizeof *stores);
+    const char **store_names = lh_calloc(n ? n : 1, sizeof *store_names);
+    lh_secrets *secrets = NULL;
+    int rc = 0;
+    /* open every one first: a bucket that cannot be opened adds none */
+    for (size_t i = 0; rc == 0 && i < lh_toml_count(arr); i++) {
+        const lh_toml *t = lh_toml_at(arr, i), *nm = lh_toml_get(t, "name");
+        bool wanted = false;
+        size_t j;
+        json_t *v;
+        json_array_foreach(names, j, v) wanted |=
+            nm && lh_toml_type_of(nm) == LH_TOML_STRING &&
+            strcmp(lh_toml_str(nm), json_string_value(v)) == 0;
+        if (!wanted || opened == n)
+            continue;
+        rc = open_entry(cfg, t, i, &secrets, &store_names[opened], &stores[opened], err);
+        if (rc == 0)
+            opened++;
+    }
+    lh_secrets_free(secrets);
+    pthread_mutex_lock(&b->lock);
+    for (size_t i = 0; rc == 0 && i < opened; i++)
+        if (find_locked(b, store_names[i]))
+            rc = lh_err_set(err, LH_EEXIST, 409, "bucket_exists", "bucket '%s' already exists",
+                            store_names[i]);
+    for (size_t i = 0; rc == 0 && i < opened; i++)
+        add_bucket(b, store_names[i], "tenant", stores[i]);
+    pthread_mutex_unlock(&b->lock);
+    if (rc != 0)
+        for (size_t i = 0; i < opened; i++)
+            lh_store_free(stores[i]);
+    free(stores);
+    free(store_names);
     return rc;
 }
 

@@ -160,6 +160,17 @@ typedef struct lh_buckets lh_buckets;
 int lh_buckets_open(const lh_config *cfg, lh_buckets **out, lh_err *err);
 /* Flush the error journal, stop the prober, free everything. Accepts NULL. */
 void lh_buckets_close(lh_buckets *b);
+/* How the [[bucket]] entries of two configurations differ, by name (new): {"added": [..],
+ * "changed": [..] (same name, other settings), "removed": [..]}. */
+json_t *lh_buckets_config_diff(const lh_config *old, const lh_config *now);
+/* The backend ("fs", "s3") of cfg's [[bucket]] entry of that name (borrowed from cfg), or
+ * NULL when there is none. */
+const char *lh_buckets_config_backend(const lh_config *cfg, const char *name);
+/* A reload: open the [[bucket]] entries of cfg named in names (a JSON array; each must be
+ * new to the registry) and add them as tenant buckets. All or nothing: one that does not
+ * open (its error names the config line) or whose name the registry already holds (409)
+ * adds none. */
+int lh_buckets_add_from(lh_buckets *b, const lh_config *cfg, const json_t *names, lh_err *err);
 
 /* The store of a bucket: "primary", a tenant name, "profile:{user}" (created on demand
  * when [storage] profile_bucket is set) or the rescue bucket's name. NULL + 404 when

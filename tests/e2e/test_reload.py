@@ -3,7 +3,10 @@ principals added and revoked take effect for the next request (an old token is 4
 after), a tool rate limit and per-request limits change, keys that need a restart are
 reported and not applied, a bad file is refused with file:line:col and the old set stays
 in force, and a request in flight while the set is swapped finishes on the set it started
-with."""
+with. An S3 [[bucket]] the file adds (s3rver) is opened and the datasets it already holds
+are loaded by the reload (a tenant principal limited to it reads them at once); an fs
+bucket added, a bucket whose settings change, or one removed is reported as needing a
+restart; a bucket that cannot be opened refuses the reload."""
 import json
 import os
 import re
@@ -15,6 +18,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
+import s3util  # noqa: E402
 
 OWNER, ALICE, BOB, CAROL = ("tok-reload-owner-0001", "tok-reload-alice-0001",
                             "tok-reload-bob-00001", "tok-reload-carol-0001")
@@ -247,6 +251,106 @@ class NoFile(unittest.TestCase):
                                   r"profile 'ghost'")
         finally:
             tmp.cleanup()
+
+
+AK, SK = "S3RVER", "S3RVER"  # the keys s3rver accepts
+
+
+def s3_bucket(name, port, s3_name, prefix=""):
+    return ('\n[[bucket]]\nname = "%s"\nbackend = "s3"\nendpoint = "http://127.0.0.1:%d"\n'
+            'region = "us-east-1"\nbucket = "%s"\npath_style = true\nsecret_ref = "s3_local"\n'
+            % (name, port, s3_name) + ('prefix = "%s"\n' % prefix if prefix else ""))
+
+
+class BucketReload(harness.ServerTestCase):
+    principals = [("owner", OWNER, ["admin"])]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = cls.make_tmp("reload-buckets")
+        cls.s3 = s3util.S3rver(os.path.join(cls.tmp, "s3data"), ["tenant-b"]).start()
+        cls.addClassCleanup(cls.s3.stop)
+        secrets = os.path.join(cls.tmp, "secrets.toml")
+        with open(secrets, "w") as f:
+            f.write('[s3_local]\naccess_key_id = "%s"\nsecret_access_key = "%s"\n' % (AK, SK))
+        os.chmod(secrets, 0o600)
+        cls.shared = '\n[secrets]\nfile = "%s"\n[storage]\nprobe_interval_ms = 0\n' % secrets
+        cls.extra_toml = cls.shared
+        super().setUpClass()
+        with open(cls.srv.config) as f:
+            cls.base = f.read()
+        st, _, b = cls.srv.request("POST", "/ingest/file?dataset=nums&format=ndjson",
+                                   body='{"n": 1}\n', who="owner")
+        assert st == 201, b
+
+    def reload_with(self, tail):
+        with open(self.srv.config, "w") as f:
+            f.write(self.base + tail)
+        return self.srv.request("POST", "/admin/reload", who="owner")
+
+    def test_added_buckets(self):
+        # the S3 bucket already holds a dataset: another server's primary bucket
+        other = harness.Server(principals=[("owner", OWNER, ["admin"])], extra_toml=(
+            self.shared.replace("[storage]\n", '[storage]\nprimary = "tb"\n') +
+            s3_bucket("tb", self.s3.port, "tenant-b")))
+        self.addCleanup(other.cleanup)
+        other.start()
+        st, _, b = other.request("POST", "/ingest/file?dataset=tenant_rows&format=ndjson",
+                                 body='{"k": 1}\n{"k": 2}\n{"k": 3}\n', who="owner")
+        self.assertEqual(st, 201, b)
+        self.assertEqual(other.stop(), 0)
+
+        dora = principal("dora", "tok-reload-dora-00001", ["reader"]) + 'buckets = ["tenant_b"]\n'
+        self.srv.tokens["dora"] = "tok-reload-dora-00001"
+        local = '\n[[bucket]]\nname = "local_new"\nbackend = "fs"\nroot = "%s"\n' % (
+            os.path.join(self.tmp, "local_new"))
+        tail = s3_bucket("tenant_b", self.s3.port, "tenant-b") + local + "\n" + dora
+        st, _, rep = self.reload_with(tail)
+        self.assertEqual(st, 200, rep)
+        self.assertEqual(rep["buckets"]["added"], [
+            {"name": "tenant_b", "datasets": 1, "load_errors": 0,
+             "vector_indexes_at_restart": False}], self.srv.log_text()[-3000:])
+        # an fs folder joins the engines' sandboxes only at a start
+        self.assertEqual(rep["buckets"]["added_at_restart"], ["local_new"])
+        self.assertEqual(rep["restart_required"], ["bucket"])
+        self.assertIn("principal", rep["applied"])
+        # the tenant reads the dataset its new bucket holds, and nothing of the primary one
+        st, _, b = self.srv.request("POST", "/query", {"sql": "SELECT sum(k) AS s FROM tenant_rows"},
+                                    who="dora")
+        self.assertEqual((st, b.get("rows")), (200, [{"s": 6}]), b)
+        st, _, b = self.srv.request("POST", "/query", {"sql": "SELECT * FROM nums"}, who="dora")
+        self.assertEqual(st, 400, b)
+        st, _, b = self.srv.request("GET", "/catalog/datasets/tenant_rows", who="owner")
+        self.assertEqual((st, b.get("bucket")), (200, "tenant_b"), b)
+        # new data goes there; the fs bucket is not there yet
+        st, _, b = self.srv.request("POST", "/ingest/file?dataset=tenant_more&format=ndjson"
+                                    "&bucket=tenant_b", body='{"k": 9}\n', who="owner")
+        self.assertEqual(st, 201, b)
+        st, _, b = self.srv.request("GET", "/storage/buckets", who="owner")
+        names = [x["name"] for x in b["buckets"]]
+        self.assertIn("tenant_b", names)
+        self.assertNotIn("local_new", names)
+        # a reload of the same file adds nothing again
+        st, _, rep = self.reload_with(tail)
+        self.assertEqual((st, rep["buckets"]["added"]), (200, []), rep)
+        # changed settings need a restart; the bucket in force stays as it was
+        moved = s3_bucket("tenant_b", self.s3.port, "tenant-b", prefix="elsewhere/")
+        st, _, rep = self.reload_with(moved + "\n" + dora)
+        self.assertEqual(st, 200, rep)
+        self.assertEqual((rep["restart_required"], rep["buckets"]["changed"]),
+                         (["bucket"], ["tenant_b"]))
+        st, _, b = self.srv.request("POST", "/query", {"sql": "SELECT count(*) AS n FROM tenant_more"},
+                                    who="dora")
+        self.assertEqual((st, b.get("rows")), (200, [{"n": 1}]), b)
+        # a bucket that cannot be opened refuses the whole reload
+        broken = (s3_bucket("tenant_b", self.s3.port, "tenant-b") +
+                  s3_bucket("tenant_c", self.s3.port, "tenant-c").replace("s3_local", "nope"))
+        st, _, b = self.reload_with(broken + "\n" + dora)
+        self.assertEqual(st, 400, b)
+        self.assertRegex(b["error"]["message"], r"\[\[bucket\]\] #2")
+        self.assertIn("unchanged", b["error"]["hint"])
+        st, _, b = self.srv.request("GET", "/storage/buckets", who="owner")
+        self.assertNotIn("tenant_c", [x["name"] for x in b["buckets"]], b)
 
 
 if __name__ == "__main__":
