@@ -149,6 +149,8 @@ run_sql(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, const json_t *at
     /* the tool's SQL sees what its caller sees (_events, _audit rows included) */
     lh_catalog_view view;
     opts.resolver = lh_catalog_view_init(&view, reg->deps.catalog, c->principal);
+    bool rescue_used = false;
+    opts.rescue_used = &rescue_used;
     lh_query *q = NULL;
     json_t *answer = NULL;
     int rc = lh_query_start(reg->deps.engine, &opts, &q, err);
@@ -164,6 +166,8 @@ run_sql(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, const json_t *at
     *result = json_pack("{s:O, s:O, s:O}", "rows", json_object_get(answer, "rows"), "row_count",
                         json_object_get(answer, "row_count"), "truncated",
                         json_object_get(answer, "truncated"));
+    if (rescue_used) /* invariant 7: a read that fell back says so, through every door */
+        json_object_set_new(*result, "rescue_used", json_true());
     json_decref(answer);
     return 0;
 }

@@ -153,5 +153,7 @@ lh_h_tools_call(lh_req *req, lh_resp *resp)
         lh_resp_header(resp, "X-Lakehouse-Call-Id", lh_arena_printf(req->arena, "%s", o.call_id));
     if (rc != 0)
         return lh_resp_error(resp, &err);
+    if (json_is_true(json_object_get(json_object_get(out, "result"), "rescue_used")))
+        lh_resp_header(resp, "X-Lakehouse-Rescue-Used", "true"); /* invariant 7 */
     return lh_resp_json(resp, 200, out);
 }

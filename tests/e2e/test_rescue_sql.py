@@ -1,7 +1,8 @@
 """End-to-end: a dataset read through SQL while its bucket is unreachable (an fs bucket
 whose folder is gone). With a rescue copy, POST /query answers from it and says so
 (X-Lakehouse-Rescue-Used: true, "rescue_used": true) and /storage/errors records the
-failed read with the rescue that served it; search filters read it the same way. Without
+failed read with the rescue that served it; search filters and a tool's SQL read it the
+same way. Without
 one, the answer is 503 bucket_unreachable naming the bucket, never a bare engine error.
 An S3 bucket that is down keeps answering from the local copies its views read."""
 import os
@@ -40,6 +41,13 @@ class RescueSql(harness.ServerTestCase):
             "name": "kept_idx", "dataset": "kept", "id_column": "id", "text_column": "body",
             "async": False})
         assert st == 201, b
+        st, _, b = cls.srv.request("POST", "/tools", who="owner", body={
+            "name": "count_kept", "description": "How many rows kept holds", "kind": "sql",
+            "input_schema": {"type": "object", "additionalProperties": False, "properties": {}},
+            "binding": {"datasets": ["kept"], "max_rows": 1,
+                        "query": "SELECT count(*) AS n FROM kept"},
+            "allow": {"roles": ["admin"]}})
+        assert st == 201, b
         for name in ("fsa", "fsb"):
             shutil.move(cls.roots[name], cls.roots[name] + ".gone")
 
@@ -65,6 +73,13 @@ class RescueSql(harness.ServerTestCase):
         self.assertTrue(b["hits"] and {h["doc_id"] for h in b["hits"]} <= {"2", "3"}, b)
         self.assertIs(b.get("rescue_used"), True)
         self.assertEqual(h.get("x-lakehouse-rescue-used"), "true")
+        # so does a tool's SQL, and its answer says so
+        st, h, b = self.srv.request("POST", "/tools/count_kept/call", who="owner",
+                                    body={"arguments": {}})
+        self.assertEqual(st, 200, b)
+        self.assertEqual(b["result"]["rows"], [{"n": 3}])
+        self.assertIs(b["result"].get("rescue_used"), True)
+        self.assertEqual(h.get("x-lakehouse-rescue-used"), "true")
 
     def test_b_no_rescue_copy_is_503_naming_the_bucket(self):
         for sql in ("SELECT count(*) FROM lost", "SELECT * FROM kept JOIN lost USING (id)"):
@@ -87,6 +102,10 @@ class RescueSql(harness.ServerTestCase):
             self.assertEqual((st, b["rows"][0]["n"]), (200, 3))
             self.assertIsNone(h.get("x-lakehouse-rescue-used"))
             self.assertNotIn("rescue_used", b)
+            st, h, b = self.srv.request("POST", "/tools/count_kept/call", who="owner",
+                                        body={"arguments": {}})
+            self.assertEqual((st, b["result"]["rows"]), (200, [{"n": 3}]))
+            self.assertNotIn("rescue_used", b["result"])
         finally:
             shutil.move(self.roots["fsa"], self.roots["fsa"] + ".gone")
 
