@@ -90,20 +90,23 @@ note_latest(void *ctx, const lh_list_entry *e)
     return 0;
 }
 
-/* List the bucket's manifests (a listing is cheap next to reading manifests) into l. */
-static void
+/* List the bucket's manifests (a listing is cheap next to reading manifests) into l; a
+ * failure is logged and counted (l then holds what was listed before it). */
+static int
 list_bucket(lh_catalog *c, const char *bucket, listing *l)
 {
     lh_err err;
     l->latest = json_object();
     l->sizes = json_object();
-    if (lh_buckets_each(c->buckets, bucket, LH_LAYOUT_DATASETS, note_latest, l, NULL, &err) != 0) {
+    int rc = lh_buckets_each(c->buckets, bucket, LH_LAYOUT_DATASETS, note_latest, l, NULL, &err);
+    if (rc != 0) {
         lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: cannot list bucket '%s': %s", bucket,
                err.message);
         pthread_mutex_lock(&c->lock);
         c->load_errors++;
         pthread_mutex_unlock(&c->lock);
     }
+    return rc;
 }
 
 /* Take the listed datasets whose newest manifest the checkpoint holds from it, and read
@@ -142,7 +145,8 @@ load_buckets(lh_catalog *c, int64_t *checkpoint_ms, json_t ***journal_keys)
     for (size_t i = 0; i < n; i++) {
         const char *name = lh_buckets_name_at(c->buckets, i);
         if (strncmp(name, "profile:", 8) != 0) {
-            list_bucket(c, name, &lists[i]);
+            if (list_bucket(c, name, &lists[i]) != 0)
+                json_array_append_new(c->unlisted, json_string(name)); /* relister.c */
             keys[i] = lh_catalog__journal_list(c, name);
         }
     }
@@ -165,15 +169,20 @@ free_keys(lh_catalog *c, json_t **keys)
     free(keys);
 }
 
-void
-lh_catalog_add_bucket(lh_catalog *c, const char *bucket, int64_t *datasets, int64_t *errors)
+int
+lh_catalog__load_bucket(lh_catalog *c, const char *bucket, int64_t *datasets, int64_t *errors)
 {
     pthread_mutex_lock(&c->lock);
     size_t n_before = c->n;
     int errors_before = c->load_errors;
     pthread_mutex_unlock(&c->lock);
     listing l = {0};
-    list_bucket(c, bucket, &l);
+    int rc = list_bucket(c, bucket, &l);
+    if (rc != 0) {
+        json_decref(l.sizes);
+        json_decref(l.latest);
+        return rc;
+    }
     json_t *keys = lh_catalog__journal_list(c, bucket);
     lh_catalog__load_datasets(c, bucket, l.latest, l.sizes);
     json_decref(l.sizes);
@@ -184,6 +193,20 @@ lh_catalog_add_bucket(lh_catalog *c, const char *bucket, int64_t *datasets, int6
     *datasets = (int64_t)(c->n - n_before);
     *errors = c->load_errors - errors_before;
     pthread_mutex_unlock(&c->lock);
+    return 0;
+}
+
+void
+lh_catalog_add_bucket(lh_catalog *c, const char *bucket, int64_t *datasets, int64_t *errors)
+{
+    *datasets = *errors = 0;
+    if (lh_catalog__load_bucket(c, bucket, datasets, errors) != 0) {
+        *errors = 1;
+        pthread_mutex_lock(&c->lock);
+        json_array_append_new(c->unlisted, json_string(bucket)); /* listed again later */
+        pthread_mutex_unlock(&c->lock);
+        lh_catalog__relist_start(c);
+    }
     json_t *fields = json_pack("{s:s, s:I, s:I}", "bucket", bucket, "datasets",
                                (json_int_t)*datasets, "load_errors", (json_int_t)*errors);
     lh_log(LH_LOG_INFO, NULL, fields, "catalog: bucket added");
@@ -208,6 +231,9 @@ lh_catalog_open(const lh_catalog_deps *deps, lh_catalog **out, lh_err *err)
     c->load_threads = deps->load_threads > 0 ? deps->load_threads : 1;
     c->checkpoint_on = deps->checkpoint;
     c->checkpoint_after = deps->checkpoint_after_commits;
+    c->unlisted = json_array();
+    c->relist_interval_ms = deps->relist_interval_ms > 0 ? deps->relist_interval_ms : 10000;
+    pthread_cond_init(&c->relist_wake, NULL);
     c->require = deps->require && deps->require[0] ? lh_strdup(deps->require) : NULL;
     if (deps->mask_key) {
         memcpy(c->mask_key, deps->mask_key, sizeof c->mask_key);
@@ -235,6 +261,7 @@ lh_catalog_open(const lh_catalog_deps *deps, lh_catalog **out, lh_err *err)
     lh_log(LH_LOG_INFO, NULL, fields, "catalog loaded");
     json_decref(fields);
     lh_catalog__checkpoint_start(c);
+    lh_catalog__relist_start(c);
     /* a dataset whose bucket is unreachable is read from the rescue bucket, or fails
      * with 503 bucket_unreachable, in whatever statement names it */
     lh_engine_set_read_check(c->views, lh_catalog__read_check, c);
@@ -249,6 +276,7 @@ lh_catalog_close(lh_catalog *c)
     if (c == NULL)
         return;
     lh_engine_set_read_check(c->views, NULL, NULL);
+    lh_catalog__relist_stop(c);
     lh_catalog__checkpoint_stop(c);
     lh_catalog__journal_free(c);
     for (size_t i = 0; i < c->n; i++)
@@ -259,6 +287,8 @@ lh_catalog_close(lh_catalog *c)
     free(c->work_dir);
     free(c->require);
     memset(c->mask_key, 0, sizeof c->mask_key);
+    json_decref(c->unlisted);
+    pthread_cond_destroy(&c->relist_wake);
     pthread_cond_destroy(&c->ckpt_wake);
     pthread_cond_destroy(&c->writer_done);
     pthread_mutex_destroy(&c->lock);
@@ -410,11 +440,13 @@ lh_catalog_stats(lh_catalog *c)
         live +=
             c->items[i]->manifest && strcmp(str_of(c->items[i]->manifest, "state"), "live") == 0;
     int64_t ckpt_seq = c->ckpt_seq;
+    json_t *unlisted = json_deep_copy(c->unlisted);
     pthread_mutex_unlock(&c->lock);
     json_t *stats =
         json_pack("{s:I, s:I, s:i, s:I, s:I}", "datasets", (json_int_t)live, "load_ms",
                   (json_int_t)c->load_ms, "load_errors", c->load_errors, "from_checkpoint",
                   (json_int_t)c->ckpt_used, "manifests_read", (json_int_t)c->manifests_read);
+    json_object_set_new(stats, "buckets_unlisted", unlisted);
     if (c->checkpoint_on) {
         json_object_set_new(stats, "checkpoint", ckpt_seq ? json_integer(ckpt_seq) : json_null());
         if (c->ckpt_ignored[0])

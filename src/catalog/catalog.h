@@ -41,6 +41,9 @@ typedef struct lh_catalog_deps {
      * every checkpoint_after_commits commits (0: only after open) by a thread of its own */
     bool checkpoint;
     int64_t checkpoint_after_commits;
+    /* a bucket whose datasets could not be listed at open is listed again this often, by
+     * a thread of its own, until it answers (<= 0: 10 s) */
+    int64_t relist_interval_ms;
     /* metadata every ingest that creates or rewrites a dataset must have, comma-separated
      * ([catalog] require; NULL or "": none); see lh_catalog_check_required */
     const char *require;

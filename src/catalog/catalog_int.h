@@ -59,12 +59,19 @@ struct lh_catalog {
     json_t *valid_types;       /* column types DuckDB read back as themselves (a set; `lock`) */
     int load_threads;          /* manifests read at once at open (load.c) */
     /* the catalog checkpoint (checkpoint.c) */
-    bool checkpoint_on;             /* [catalog] checkpoint */
-    int64_t checkpoint_after;       /* commits before the next one; 0: only after start */
-    json_t *ckpt_datasets;          /* at open: "bucket\nname" -> the checkpoint's row */
-    json_t *ckpt_batches;           /* at open: "bucket\nkey" -> true */
-    int64_t ckpt_seq;               /* highest checkpoint number seen or written */
-    int64_t ckpt_read_ms;           /* how long the start's checkpoint read took */
+    bool checkpoint_on;       /* [catalog] checkpoint */
+    int64_t checkpoint_after; /* commits before the next one; 0: only after start */
+    json_t *ckpt_datasets;    /* at open: "bucket\nname" -> the checkpoint's row */
+    json_t *ckpt_batches;     /* at open: "bucket\nkey" -> true */
+    int64_t ckpt_seq;         /* highest checkpoint number seen or written */
+    int64_t ckpt_read_ms;     /* how long the start's checkpoint read took */
+    /* buckets whose datasets could not be listed at open (names, under lock), listed again
+     * every relist_interval_ms by the relister thread until they answer */
+    json_t *unlisted;
+    int64_t relist_interval_ms;
+    pthread_t relist_thread;
+    bool relist_started, relist_closing, relist_joinable;
+    pthread_cond_t relist_wake;
     int64_t ckpt_used;              /* datasets taken from the checkpoint at open */
     int64_t manifests_read;         /* datasets whose manifest was read at open */
     char ckpt_ignored[160];         /* why the newest checkpoint was not used, or "" */
@@ -151,6 +158,16 @@ void lh_catalog__each_parallel(lh_catalog *c, size_t n, void (*fn)(void *ctx, si
  * load_errors. A name the index already holds (from an earlier bucket) keeps it. */
 void lh_catalog__load_datasets(lh_catalog *c, const char *bucket, const json_t *latest,
                                const json_t *sizes);
+
+/* List bucket's datasets and journal and load them (as a start does, no checkpoint):
+ * 0 with *datasets added and *errors counted, or the listing's error (nothing loaded). */
+int lh_catalog__load_bucket(lh_catalog *c, const char *bucket, int64_t *datasets, int64_t *errors);
+
+/* ---- buckets unreachable at open (relist.c) ---- */
+/* Start the relister when c->unlisted holds a bucket and it is not running (idempotent);
+ * stop and join it (at close). */
+void lh_catalog__relist_start(lh_catalog *c);
+void lh_catalog__relist_stop(lh_catalog *c);
 
 /* ---- the catalog checkpoint (checkpoint.c) ---- */
 /* At open, while the buckets are listed: read the newest checkpoint of the primary

@@ -280,6 +280,7 @@ open_modules(serve *s, lh_err *err)
                              .checkpoint = lh_config_bool(cfg, "catalog.checkpoint"),
                              .checkpoint_after_commits =
                                  lh_config_int(cfg, "catalog.checkpoint_after_commits"),
+                             .relist_interval_ms = lh_config_int(cfg, "catalog.relist_interval_ms"),
                              .require = lh_config_list(cfg, "catalog.require"),
                              .mask_key = s->mask_key};
     if ((rc = lh_catalog_open(&cdeps, &s->catalog, err)) != 0)

@@ -155,6 +155,9 @@ static const key_def KEYS[] = {
     INT("catalog", "checkpoint_after_commits", 100, 0, 1000000000,
         "write a new checkpoint, in the background, after this many commits (0: only after a "
         "start that found it stale)"),
+    INT("catalog", "relist_interval_ms", 10000, 100, 86400000,
+        "a bucket whose datasets could not be listed at start (unreachable) is listed again "
+        "this often until it answers, and its datasets are then loaded"),
     LIST("catalog", "require", metadata_fields,
          "metadata every file or database ingest must have, given with it or already the "
          "dataset's (owner, description, sensitivity, tags, freshness_sla_s; comma-separated "

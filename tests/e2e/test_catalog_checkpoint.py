@@ -1,7 +1,9 @@
 """End-to-end: the catalog checkpoint. A start reads the newest checkpoint of the primary
 bucket, lists the buckets, and reads only the manifests the checkpoint does not hold;
 manifests stay the source of truth, so a stale entry, a damaged checkpoint or one of
-another format is detected and ignored (src/catalog/checkpoint.c)."""
+another format is detected and ignored (src/catalog/checkpoint.c). A bucket that cannot be
+listed at start (its S3 server down) is listed again until it answers, and its datasets
+then load without a restart (src/catalog/relist.c)."""
 import ctypes
 import glob
 import os
@@ -293,6 +295,31 @@ class CatalogCheckpoint(harness.ServerTestCase):
             self.assertEqual((len(self.written_log()), self.checkpoints()), (n, cps))
         finally:
             del self.srv.env["LAKEHOUSE_CATALOG_CHECKPOINT"]
+
+    def test_9_a_bucket_down_at_start_loads_when_back(self):
+        self.srv.env["LAKEHOUSE_CATALOG_RELIST_INTERVAL_MS"] = "200"
+        count_events = "SELECT count(*) AS n FROM _events WHERE dataset = 'rds_1'"
+        events_before = self.sql(count_events)
+        try:
+            self.restart(between=self.s3.stop)
+            cat = self.catalog()
+            self.assertEqual(cat["buckets_unlisted"], ["lake"], cat)
+            self.assertEqual(self.sql("SELECT * FROM rds_0", status=400)["error"]["code"],
+                             "invalid_sql")
+            self.assertTrue(self.sql("SELECT * FROM ds_1"))  # the primary's are unaffected
+            self.s3.start()
+            deadline = time.time() + 30
+            while self.catalog()["buckets_unlisted"]:
+                self.assertLess(time.time(), deadline, self.srv.log_text()[-3000:])
+                time.sleep(0.1)
+            self.assertEqual(self.sql("SELECT * FROM rds_0"), [{"id": 0, "v": "r"}])
+            self.assertEqual(self.sql(count_events), events_before)
+            logged = [l for l in self.srv.log_lines() if l.get("msg") == "catalog: bucket listed again"]
+            self.assertEqual((logged[-1]["bucket"], logged[-1]["datasets"]), ("lake", 2))
+        finally:
+            del self.srv.env["LAKEHOUSE_CATALOG_RELIST_INTERVAL_MS"]
+            if self.s3.proc is None:
+                self.s3.start()
 
 
 if __name__ == "__main__":
