@@ -19,6 +19,9 @@
  *   the column is converted again as DECIMAL(38,0) when every value is an integer of at
  *   most 38 digits, else as VARCHAR.
  *
+ * - The reader is given the dialect and every column's name and type the sniffer found
+ *   (auto_detect off), so a conversion reads the file once and never sniffs it again.
+ *
  * Every attempt is a full conversion; the retries happen only for files that need them.
  */
 #include "ingest/ingest_int.h"
@@ -81,6 +84,7 @@ typedef struct csv_state {
     bool full_sniff;
     bool null_pad;     /* read with null_padding (on_bad_rows=null_pad, after a first pass) */
     json_t *sniffed;   /* [{"name","type"}] */
+    char *dialect;     /* the reader's options for what the sniffer found (auto_detect off) */
     json_t *retype;    /* {"name": AS_*} */
     int64_t bad_count; /* rows of the wrong width, from the pass that found them */
     json_t *bad_lines; /* their first line numbers */
@@ -99,12 +103,44 @@ dataset_type(const json_t *append_columns, const char *name)
     return NULL;
 }
 
+/* One of the sniffer's dialect fields as read_csv takes it: "(empty)" is its word for none. */
+static void
+dialect_option(lh_buf *out, const json_t *row, const char *field, const char *option)
+{
+    const char *v = json_string_value(json_object_get(row, field));
+    if (v == NULL)
+        return;
+    lh_buf_printf(out, ", %s = ", option);
+    lh_sql_quote(out, strcmp(v, "(empty)") == 0 ? "" : v);
+}
+
+/* The reader's options for the dialect the sniffer found (new): given to read_csv with
+ * auto_detect off, so the conversion does not sniff the file a second time. */
+static char *
+dialect_of(const json_t *row)
+{
+    lh_buf out;
+    lh_buf_init(&out);
+    lh_buf_puts(&out, ", auto_detect = false");
+    dialect_option(&out, row, "Delimiter", "delim");
+    dialect_option(&out, row, "Quote", "quote");
+    dialect_option(&out, row, "Escape", "escape");
+    dialect_option(&out, row, "NewLineDelimiter", "new_line");
+    dialect_option(&out, row, "Comment", "comment");
+    dialect_option(&out, row, "DateFormat", "dateformat");
+    dialect_option(&out, row, "TimestampFormat", "timestampformat");
+    lh_buf_printf(&out, ", header = %s",
+                  json_is_true(json_object_get(row, "HasHeader")) ? "true" : "false");
+    return lh_buf_steal(&out);
+}
+
 static int
 sniff(lh_engine *eng, csv_state *s, lh_err *err)
 {
     lh_buf sql;
     lh_buf_init(&sql);
-    lh_buf_puts(&sql, "SELECT Columns AS columns FROM sniff_csv(");
+    lh_buf_puts(&sql, "SELECT Columns AS columns, Delimiter, Quote, Escape, NewLineDelimiter, "
+                      "Comment, HasHeader, DateFormat, TimestampFormat FROM sniff_csv(");
     lh_sql_quote(&sql, s->o->src_path);
     lh_buf_puts(&sql, ", skip = 0, ignore_errors = true");
     lh_buf_puts(&sql, s->full_sniff ? ", sample_size = -1)" : ")");
@@ -113,9 +149,12 @@ sniff(lh_engine *eng, csv_state *s, lh_err *err)
     lh_buf_free(&sql);
     if (rc != 0)
         return rc;
-    json_t *columns = json_object_get(json_array_get(rows, 0), "columns");
+    const json_t *row = json_array_get(rows, 0);
+    json_t *columns = json_object_get(row, "columns");
     json_decref(s->sniffed);
     s->sniffed = json_is_array(columns) ? json_incref(columns) : json_array();
+    free(s->dialect);
+    s->dialect = json_array_size(s->sniffed) ? dialect_of(row) : NULL;
     json_decref(rows);
     return 0;
 }
@@ -163,22 +202,23 @@ convert_sql(const csv_state *s, const char *out, lh_buf *sql)
         if (select.len)
             lh_buf_puts(&select, ", ");
         const char *read_as = column_plan(s, i, name, type, &select);
-        if (read_as) {
-            lh_buf_puts(&types, types.len ? ", " : ", types = {");
-            lh_sql_quote(&types, name);
-            lh_buf_puts(&types, ": ");
-            lh_sql_quote(&types, read_as);
-        }
+        /* every column named and typed: with the dialect, nothing is left to sniff */
+        lh_buf_puts(&types, types.len ? ", " : ", columns = {");
+        lh_sql_quote(&types, name);
+        lh_buf_puts(&types, ": ");
+        lh_sql_quote(&types, read_as ? read_as : type);
     }
     lh_buf_printf(sql, "COPY (SELECT %s FROM read_csv(", select.len ? select.data : "*");
     lh_sql_quote(sql, s->o->src_path);
     lh_buf_puts(sql, ", skip = 0, store_rejects = true");
-    if (s->full_sniff)
-        lh_buf_puts(sql, ", sample_size = -1");
+    if (s->dialect && types.len) {
+        lh_buf_puts(sql, s->dialect);
+        lh_buf_printf(sql, "%s}", types.data);
+    } else if (s->full_sniff) {
+        lh_buf_puts(sql, ", sample_size = -1"); /* nothing sniffed: let the reader try */
+    }
     if (s->null_pad)
         lh_buf_puts(sql, ", null_padding = true");
-    if (types.len)
-        lh_buf_printf(sql, "%s}", types.data);
     lh_buf_puts(sql, ")) TO ");
     lh_sql_quote(sql, out);
     lh_buf_puts(sql, " (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)");
@@ -413,6 +453,7 @@ lh_ingest__csv_convert(lh_engine *eng, const lh_ingest_file_opts *o, const json_
                               o->on_bad_rows == LH_BAD_ROWS_SKIP ? "skipped" : "null_padded",
                               "first_lines", s.bad_lines);
     json_decref(s.sniffed);
+    free(s.dialect);
     json_decref(s.retype);
     json_decref(s.bad_lines);
     return rc;
