@@ -90,6 +90,14 @@ note_latest(void *ctx, const lh_list_entry *e)
     return 0;
 }
 
+/* Folders a walk of an fs bucket enters: only those that can hold manifests. */
+static bool
+enter_manifests(void *ctx, const char *folder)
+{
+    (void)ctx;
+    return lh_layout_manifest_folder(folder);
+}
+
 /* List the bucket's manifests (a listing is cheap next to reading manifests) into l; a
  * failure is logged and counted (l then holds what was listed before it). */
 static int
@@ -98,7 +106,8 @@ list_bucket(lh_catalog *c, const char *bucket, listing *l)
     lh_err err;
     l->latest = json_object();
     l->sizes = json_object();
-    int rc = lh_buckets_each(c->buckets, bucket, LH_LAYOUT_DATASETS, note_latest, l, NULL, &err);
+    int rc = lh_buckets_each_in(c->buckets, bucket, LH_LAYOUT_DATASETS, enter_manifests, NULL,
+                                note_latest, l, NULL, &err);
     if (rc != 0) {
         lh_log(LH_LOG_ERROR, NULL, NULL, "catalog: cannot list bucket '%s': %s", bucket,
                err.message);

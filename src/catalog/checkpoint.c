@@ -189,14 +189,32 @@ on_rows(void *ctx, const lh_batch *b)
                 if (lh_batch_int(b, col, i, &n))
                     json_object_set_new(row, names[col], json_integer(n));
             } else if ((text = lh_batch_str(b, col, i, &len)) != NULL) {
-                json_t *v = strcmp(names[col], "manifest") == 0 ? json_loadb(text, len, 0, NULL)
-                                                                : json_stringn(text, len);
+                /* a manifest stays text here: parse_manifests parses them all at once */
+                json_t *v = json_stringn(text, len);
                 json_object_set_new(row, names[col], v ? v : json_null());
             }
         }
         json_array_append_new(ctx, row);
     }
     return 0;
+}
+
+static void
+parse_one(void *ctx, size_t i)
+{
+    json_t *row = json_array_get(ctx, i), *text = json_object_get(row, "manifest");
+    if (!json_is_string(text))
+        return;
+    json_t *m = json_loadb(json_string_value(text), json_string_length(text), 0, NULL);
+    json_object_set_new(row, "manifest", m ? m : json_null()); /* not JSON: not used */
+}
+
+/* Each row's manifest text parsed in place, on the loading threads (the rows are distinct
+ * objects; jansson allocates through malloc). */
+static void
+parse_manifests(lh_catalog *c, json_t *rows)
+{
+    lh_catalog__each_parallel(c, json_array_size(rows), parse_one, rows);
 }
 
 void
@@ -237,6 +255,7 @@ lh_catalog__checkpoint_read(lh_catalog *c)
         ignore(c, "checkpoint %s cannot be read: %s %s", key, err.message, err.detail);
         goto out;
     }
+    parse_manifests(c, rows);
     if (take_rows(c, seq, rows) == 0) {
         json_t *fields = json_pack("{s:s, s:I, s:I}", "key", key, "datasets",
                                    (json_int_t)json_object_size(c->ckpt_datasets), "batches",

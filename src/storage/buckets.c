@@ -1072,6 +1072,25 @@ lh_buckets_sweep_temp(lh_buckets *b, const char *bucket_name, int64_t older_than
     return rc;
 }
 
+int
+lh_buckets_each_in(lh_buckets *b, const char *bucket_name, const char *prefix,
+                   lh_list_enter_fn enter, void *enter_ctx, lh_store_each_fn fn, void *ctx,
+                   const char *request_id, lh_err *err)
+{
+    bucket *bk = resolve(b, bucket_name, err);
+    if (bk == NULL)
+        return LH_ENOTFOUND;
+    if (bk->store->ops->walk == NULL)
+        return lh_buckets_each(b, bucket_name, prefix, fn, ctx, request_id, err);
+    lh_err werr = {0};
+    int rc = lh_store_each_in(bk->store, prefix, enter, enter_ctx, fn, ctx, &werr);
+    if (rc != 0 && werr.rc != 0) /* a failure of the walk, not fn's own stop */
+        lh_buckets_record_error(b, bk->name, "list", prefix, &werr, request_id);
+    if (rc != 0 && werr.rc != 0 && err)
+        *err = werr;
+    return rc;
+}
+
 typedef struct each_list {
     lh_buckets *b;
     const char *bucket;

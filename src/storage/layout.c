@@ -13,6 +13,16 @@ lh_layout_manifest_key(const char *dataset, int64_t version)
                       (long long)version);
 }
 
+bool
+lh_layout_manifest_folder(const char *folder)
+{
+    size_t plen = strlen(LH_LAYOUT_DATASETS);
+    if (strncmp(folder, LH_LAYOUT_DATASETS, plen) != 0)
+        return strncmp(LH_LAYOUT_DATASETS, folder, strlen(folder)) == 0; /* on the way there */
+    const char *slash = strchr(folder + plen, '/');
+    return slash == NULL || slash[1] == '\0' || strcmp(slash + 1, "_manifest/") == 0;
+}
+
 char *
 lh_layout_manifest_prefix(const char *dataset)
 {

@@ -23,6 +23,7 @@
 #define LH_STORAGE_LAYOUT_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define LH_LAYOUT_DATASETS "datasets/"
@@ -39,6 +40,10 @@
 /* Each returns a new string (free). */
 char *lh_layout_manifest_key(const char *dataset, int64_t version);
 char *lh_layout_manifest_prefix(const char *dataset);
+/* Whether the folder key (ending in '/') under datasets/ may hold manifests: a dataset's
+ * own folder and its _manifest/ folder, not its data/ (a walk of the manifests skips the
+ * rest). */
+bool lh_layout_manifest_folder(const char *folder);
 char *lh_layout_data_prefix(const char *dataset);
 char *lh_layout_data_key(const char *dataset, const char *commit, size_t n);
 char *lh_layout_index_prefix(const char *index);

@@ -90,6 +90,13 @@ int lh_store_list(lh_store *s, const char *prefix, const char *cursor, size_t li
  * returned with err set. Keys may be deleted by fn as they are seen. */
 typedef int (*lh_store_each_fn)(void *ctx, const lh_list_entry *entry);
 int lh_store_each(lh_store *s, const char *prefix, lh_store_each_fn fn, void *ctx, lh_err *err);
+/* lh_store_each with a hint: a backend that keeps folders (fs) does not enter a folder
+ * (a key prefix ending in '/') for which enter returns false, so its keys are neither read
+ * nor listed — one pass, no pages. Other backends list every key under prefix: fn must
+ * still pick the keys it wants. */
+typedef bool (*lh_list_enter_fn)(void *ctx, const char *folder);
+int lh_store_each_in(lh_store *s, const char *prefix, lh_list_enter_fn enter, void *enter_ctx,
+                     lh_store_each_fn fn, void *ctx, lh_err *err);
 int lh_store_copy(lh_store *s, const char *src_key, const char *dst_key, lh_err *err);
 /* Check the backend answers (fs: root is a writable directory; s3: list one key). */
 int lh_store_probe(lh_store *s, lh_err *err);
@@ -264,6 +271,10 @@ int lh_buckets_list_objects(lh_buckets *b, const char *bucket, const char *prefi
 /* lh_store_each through the registry: every key under prefix in byte order, a page at a
  * time, each listing through lh_buckets_list_objects (so a failure is journaled). A
  * non-zero return from fn stops the walk and is returned. */
+/* lh_store_each_in through the registry (a failure is journaled like a listing's). */
+int lh_buckets_each_in(lh_buckets *b, const char *bucket, const char *prefix,
+                       lh_list_enter_fn enter, void *enter_ctx, lh_store_each_fn fn, void *ctx,
+                       const char *request_id, lh_err *err);
 int lh_buckets_each(lh_buckets *b, const char *bucket, const char *prefix, lh_store_each_fn fn,
                     void *ctx, const char *request_id, lh_err *err);
 

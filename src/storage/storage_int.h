@@ -16,6 +16,10 @@ typedef struct lh_store_ops {
     int (*del)(lh_store *s, const char *key, lh_err *err);
     int (*list)(lh_store *s, const char *prefix, const char *cursor, size_t limit,
                 lh_list_page *page, lh_err *err);
+    /* NULL for backends without folders: every key under prefix, in byte order, to fn,
+     * not entering a folder enter refuses (lh_store_each_in) */
+    int (*walk)(lh_store *s, const char *prefix, lh_list_enter_fn enter, void *enter_ctx,
+                lh_store_each_fn fn, void *ctx, lh_err *err);
     int (*copy)(lh_store *s, const char *src_key, const char *dst_key, lh_err *err);
     int (*probe)(lh_store *s, lh_err *err);
     int (*open_local)(lh_store *s, const char *key, int *fd_out, lh_obj_info *info, lh_err *err);

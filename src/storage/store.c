@@ -335,6 +335,23 @@ lh_store_each(lh_store *s, const char *prefix, lh_store_each_fn fn, void *ctx, l
 }
 
 int
+lh_store_each_in(lh_store *s, const char *prefix, lh_list_enter_fn enter, void *enter_ctx,
+                 lh_store_each_fn fn, void *ctx, lh_err *err)
+{
+    if (s->ops->walk == NULL || enter == NULL)
+        return lh_store_each(s, prefix, fn, ctx, err);
+    if (prefix == NULL)
+        prefix = "";
+    if (strlen(prefix) > LH_KEY_MAX)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_key", "invalid list prefix");
+    if (list_prefix_check(prefix, err) != 0)
+        return LH_EINVAL;
+    if (lh_fault_hit(LH_FAULT_STORE))
+        return injected_fault(err, "list", prefix);
+    return s->ops->walk(s, prefix, enter, enter_ctx, fn, ctx, err);
+}
+
+int
 lh_store_list(lh_store *s, const char *prefix, const char *cursor, size_t limit, lh_list_page *page,
               lh_err *err)
 {

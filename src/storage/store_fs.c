@@ -602,7 +602,9 @@ fs_del(lh_store *s, const char *key, lh_err *err)
 typedef struct walk {
     const char *prefix;
     const char *cursor;
-    size_t want;    /* entries to collect: the page's limit and one more (is there a next?) */
+    size_t want; /* entries to collect: the page's limit and one more (is there a next?) */
+    lh_list_enter_fn enter; /* NULL: every folder that can match */
+    void *enter_ctx;
     dev_t root_dev; /* to skip <root>/.lh-tmp however the walk reached the root */
     ino_t root_ino;
     lh_list_entry *entries;
@@ -686,7 +688,7 @@ walk_dir(int dirfd, const char *key_prefix, walk *w, int depth)
             bool may_match = strncmp(key, w->prefix, klen < plen ? klen : plen) == 0;
             bool after = w->cursor == NULL || strncmp(w->cursor, key, klen) == 0 ||
                          strcmp(key, w->cursor) > 0;
-            if (may_match && after) {
+            if (may_match && after && (w->enter == NULL || w->enter(w->enter_ctx, key))) {
                 key[klen - 1] = '\0';
                 const char *name = key + strlen(key_prefix);
                 int subfd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -777,6 +779,37 @@ fs_list(lh_store *s, const char *prefix, const char *cursor, size_t limit, lh_li
     page->entries = w.entries;
     page->n = w.n;
     return 0;
+}
+
+/* lh_store_each_in on fs: one walk in key order that does not enter the folders enter
+ * refuses, then fn for each object found. */
+static int
+fs_walk(lh_store *s, const char *prefix, lh_list_enter_fn enter, void *enter_ctx,
+        lh_store_each_fn fn, void *ctx, lh_err *err)
+{
+    int rootfd;
+    int rc = open_root(s, &rootfd, err);
+    if (rc != 0)
+        return rc;
+    walk w = {.prefix = prefix, .want = SIZE_MAX, .enter = enter, .enter_ctx = enter_ctx};
+    const char *last_slash = strrchr(prefix, '/');
+    char *dir_key = last_slash ? lh_strndup(prefix, (size_t)(last_slash - prefix)) : NULL;
+    struct stat root_st;
+    int dirfd = fstat(rootfd, &root_st) == 0 ? open_list_dir(rootfd, dir_key) : -1;
+    if (dirfd >= 0) {
+        w.root_dev = root_st.st_dev;
+        w.root_ino = root_st.st_ino;
+        char *key_prefix = dir_key ? lh_sprintf("%s/", dir_key) : lh_strdup("");
+        walk_dir(dirfd, key_prefix, &w, 0);
+        free(key_prefix);
+    }
+    free(dir_key);
+    close(rootfd);
+    for (size_t i = 0; i < w.n && rc == 0; i++)
+        rc = fn(ctx, &w.entries[i]);
+    lh_list_page page = {.entries = w.entries, .n = w.n};
+    lh_list_page_free(&page);
+    return rc;
 }
 
 static int
@@ -930,6 +963,7 @@ static const lh_store_ops FS_OPS = {
     .head = fs_head,
     .del = fs_del,
     .list = fs_list,
+    .walk = fs_walk,
     .copy = fs_copy,
     .probe = fs_probe,
     .open_local = fs_open_local,

@@ -568,6 +568,52 @@ test_list_pagination(void **state)
     assert_int_equal(pages, 3);
 }
 
+typedef struct collected {
+    char keys[16][32];
+    size_t n;
+} collected;
+
+static int
+collect(void *ctx, const lh_list_entry *e)
+{
+    collected *c = ctx;
+    if (c->n < 16)
+        snprintf(c->keys[c->n++], sizeof c->keys[0], "%s", e->key);
+    return strcmp(e->key, "stop") == 0 ? 7 : 0;
+}
+
+static bool
+not_ab(void *ctx, const char *folder)
+{
+    (void)ctx;
+    return strcmp(folder, "dir/ab/") != 0;
+}
+
+/* lh_store_each_in: one walk in key order that leaves out the folders enter refuses; fn's
+ * own stop is returned. */
+static void
+test_each_in_skips_folders(void **state)
+{
+    fixture *f = *state;
+    static const char *const keys[] = {"dir/ab/x", "dir/abc", "dir/a", "dir/ab/y/z",
+                                       "dir/ab-c", "top",     "stop",  "zz"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        put_str(f->s, keys[i], keys[i]);
+    collected c = {0};
+    lh_err err;
+    assert_int_equal(lh_store_each_in(f->s, "dir/", not_ab, NULL, collect, &c, &err), 0);
+    assert_int_equal(c.n, 3);
+    assert_string_equal(c.keys[0], "dir/a");
+    assert_string_equal(c.keys[1], "dir/ab-c");
+    assert_string_equal(c.keys[2], "dir/abc");
+    memset(&c, 0, sizeof c);
+    assert_int_equal(lh_store_each_in(f->s, "", not_ab, NULL, collect, &c, &err), 7);
+    assert_int_equal(c.n, 4); /* dir/a dir/ab-c dir/abc stop: stopped there */
+    assert_string_equal(c.keys[3], "stop");
+    memset(&c, 0, sizeof c);
+    assert_int_equal(lh_store_each_in(f->s, "../", not_ab, NULL, collect, &c, &err), LH_EINVAL);
+}
+
 static void
 test_list_prefix_and_order(void **state)
 {
@@ -1499,6 +1545,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_pagination, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_prefix_and_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_each_in_skips_folders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_hides_temp_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_prefix_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_deep_keys, setup, teardown),

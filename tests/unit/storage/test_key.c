@@ -262,6 +262,25 @@ test_checkpoint_keys(void **state)
         assert_int_equal(lh_layout_parse_checkpoint_key(not_one[i], &seq), -1);
 }
 
+/* The folders a walk for manifests enters: datasets/, a dataset's folder, its _manifest/;
+ * never its data/ or anything deeper. */
+static void
+test_manifest_folders(void **state)
+{
+    (void)state;
+    const char *in[] = {"", "data", "datasets/", "datasets/people/", "datasets/people/_manifest/"};
+    const char *out[] = {"_journal/",
+                         "datasets/people/data/",
+                         "datasets/people/_manifestx/",
+                         "datasets/people/_manifest/x/",
+                         "datasetsx/",
+                         "other/"};
+    for (size_t i = 0; i < sizeof in / sizeof *in; i++)
+        assert_true(lh_layout_manifest_folder(in[i]));
+    for (size_t i = 0; i < sizeof out / sizeof *out; i++)
+        assert_false(lh_layout_manifest_folder(out[i]));
+}
+
 /* Workspace versions round-trip through their key; delta files and strays are not versions. */
 static void
 test_workspace_keys(void **state)
@@ -302,6 +321,7 @@ main(void)
         cmocka_unit_test(test_slashes_and_segments), cmocka_unit_test(test_forbidden_bytes),
         cmocka_unit_test(test_invalid_utf8),         cmocka_unit_test(test_store_front_checks_keys),
         cmocka_unit_test(test_workspace_keys),       cmocka_unit_test(test_checkpoint_keys),
+        cmocka_unit_test(test_manifest_folders),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
