@@ -142,8 +142,19 @@ duckdb_error_type lh_engine__prepare_error_type(const char *message);
  * own): as lh_engine__sql_error, except that a parser error means a SELECT that does not
  * stand as a subquery (a PRAGMA or SHOW in disguise). */
 int lh_engine__wrapped_error(lh_err *err, duckdb_error_type type, const char *message);
-/* Fill q's column names and types from prep's columns past its first `first`. */
-void lh_engine__describe_columns(lh_query *q, duckdb_prepared_statement prep, size_t first);
+/* A prepared statement's columns, read once: DuckDB's per-column accessors
+ * (duckdb_prepared_statement_column_type/_name) copy every column's type on each call, so
+ * describing n columns through them costs n^2 — seconds at 10,000 columns. Every use of a
+ * statement's columns goes through one of these, read right after it was prepared. */
+typedef struct lh_prep_cols {
+    size_t n;
+    duckdb_type *types;
+    char **names; /* "" where DuckDB gives none */
+} lh_prep_cols;
+void lh_engine__prep_cols(duckdb_prepared_statement prep, lh_prep_cols *out);
+void lh_engine__prep_cols_free(lh_prep_cols *pc); /* accepts a zeroed one */
+/* Fill q's column names and types from a statement's columns past its first `first`. */
+void lh_engine__describe_columns(lh_query *q, const lh_prep_cols *pc, size_t first);
 /* Fill q's column names and types from its executed result's columns past `first`: a
  * statement whose parameters' types DuckDB cannot tell before they are bound is described
  * at prepare time as one column "unknown" of no type. */
@@ -171,7 +182,7 @@ void lh_engine__unwatch(lh_engine *eng, lh_query *q);
 /* query_render.c: rendering rows into q->pending. */
 /* Whether prep's columns can all be rendered natively; fills col_kinds and col_keys when
  * so. */
-bool lh_engine__native_prepare(lh_query *q, duckdb_prepared_statement prep);
+bool lh_engine__native_prepare(lh_query *q, const lh_prep_cols *pc);
 void lh_engine__render_header(lh_query *q);
 /* error: the failure that ended the stream, or NULL. */
 void lh_engine__render_footer(lh_query *q, const lh_err *error);

@@ -64,7 +64,8 @@ run_prelude(lh_query *q, const lh_query_opts *opts, lh_err *err)
  * code. *stale is set when the executed statement's columns are not the prepared ones
  * (a cached statement rebound to a changed view): then nothing has been rendered. */
 static int
-execute(lh_query *q, duckdb_prepared_statement prep, bool *stale, lh_err *err)
+execute(lh_query *q, duckdb_prepared_statement prep, const lh_prep_cols *pc, bool *stale,
+        lh_err *err)
 {
     *stale = false;
     int rc = lh_engine__bind(prep, q->params, q->n_params, err);
@@ -78,22 +79,18 @@ execute(lh_query *q, duckdb_prepared_statement prep, bool *stale, lh_err *err)
     }
     q->has_result = true;
     /* a rebound statement keeps its prepared names and types: compare them with what ran */
-    idx_t n = duckdb_prepared_statement_column_count(prep);
+    idx_t n = (idx_t)pc->n;
     *stale = duckdb_column_count(&q->result) != n;
-    if (q->n_params > 0 && n == 1 &&
-        duckdb_prepared_statement_column_type(prep, 0) == DUCKDB_TYPE_INVALID) {
+    if (q->n_params > 0 && n == 1 && pc->types[0] == DUCKDB_TYPE_INVALID) {
         /* typed only once bound (see lh_engine__describe_result); rendered by to_json */
         lh_engine__describe_result(q, q->format != LH_QUERY_CSV && !q->native ? 1 : 0);
         lh_engine__render_header(q);
         return lh_engine__produce(q, q->pending.len + 1, err);
     }
     for (idx_t i = 0; i < n && !*stale; i++) {
-        const char *prepared_name = duckdb_prepared_statement_column_name(prep, i);
         const char *name = duckdb_column_name(&q->result, i);
-        *stale =
-            duckdb_column_type(&q->result, i) != duckdb_prepared_statement_column_type(prep, i) ||
-            !prepared_name || !name || strcmp(prepared_name, name) != 0;
-        duckdb_free((void *)prepared_name);
+        *stale = duckdb_column_type(&q->result, i) != pc->types[i] || !name ||
+                 strcmp(pc->names[i], name) != 0;
     }
     if (*stale)
         return lh_err_set(err, LH_EUNAVAIL, 503, "dataset_changed",
@@ -139,10 +136,14 @@ static int
 start_cached(lh_query *q, duckdb_prepared_statement prep, bool *stale, lh_err *err)
 {
     size_t first = 0;
-    if (q->format != LH_QUERY_CSV && !lh_engine__native_prepare(q, prep))
+    lh_prep_cols pc;
+    lh_engine__prep_cols(prep, &pc);
+    if (q->format != LH_QUERY_CSV && !lh_engine__native_prepare(q, &pc))
         first = 1; /* the to_json column */
-    lh_engine__describe_columns(q, prep, first);
-    return execute(q, prep, stale, err);
+    lh_engine__describe_columns(q, &pc, first);
+    int rc = execute(q, prep, &pc, stale, err);
+    lh_engine__prep_cols_free(&pc);
+    return rc;
 }
 
 /* The text must be one statement on its own (parsing only is cheap); the wrapper then
@@ -177,9 +178,11 @@ wrap(const lh_query *q, const char *body, const char *alias, const char *limit_c
     return lh_sprintf("SELECT %s.* FROM (\n%s\n) AS %s%s", alias, body, alias, limit_clause);
 }
 
-/* Admit the text, wrap and prepare it (*prep new on success), and fill q's columns. */
+/* Admit the text, wrap and prepare it (*prep new on success, *pc its columns: free with
+ * lh_engine__prep_cols_free), and fill q's columns. */
 static int
-prepare_fresh(lh_query *q, const lh_query_opts *opts, duckdb_prepared_statement *prep, lh_err *err)
+prepare_fresh(lh_query *q, const lh_query_opts *opts, duckdb_prepared_statement *prep,
+              lh_prep_cols *pc, lh_err *err)
 {
     char *body = NULL, *wrapped = NULL;
     int rc = 0;
@@ -197,14 +200,19 @@ prepare_fresh(lh_query *q, const lh_query_opts *opts, duckdb_prepared_statement 
         snprintf(limit_clause, sizeof limit_clause, " LIMIT %lld", (long long)opts->row_limit + 1);
     wrapped = wrap(q, body, alias, limit_clause, false);
     duckdb_state prepared = duckdb_prepare(q->con, wrapped, prep);
+    if (prepared == DuckDBSuccess)
+        lh_engine__prep_cols(*prep, pc);
     if (prepared == DuckDBSuccess && q->format != LH_QUERY_CSV &&
-        !lh_engine__native_prepare(q, *prep)) {
+        !lh_engine__native_prepare(q, pc)) {
         /* a type rendered by to_json only: bind once more with it (the wrapper is the
          * same subquery, so it admits exactly what the first one did) */
+        lh_engine__prep_cols_free(pc);
         duckdb_destroy_prepare(prep);
         free(wrapped);
         wrapped = wrap(q, body, alias, limit_clause, true);
         prepared = duckdb_prepare(q->con, wrapped, prep);
+        if (prepared == DuckDBSuccess)
+            lh_engine__prep_cols(*prep, pc);
     }
     if (prepared == DuckDBError) {
         /* the slow path, for errors only: classify the statement on its own */
@@ -214,10 +222,12 @@ prepare_fresh(lh_query *q, const lh_query_opts *opts, duckdb_prepared_statement 
         rc = lh_engine__wrapped_error(err, lh_engine__prepare_error_type(e), e ? e : "");
         goto out;
     }
-    lh_engine__describe_columns(q, *prep, q->format == LH_QUERY_CSV || q->native ? 0 : 1);
+    lh_engine__describe_columns(q, pc, q->format == LH_QUERY_CSV || q->native ? 0 : 1);
 out:
-    if (rc != 0)
+    if (rc != 0) {
+        lh_engine__prep_cols_free(pc);
         duckdb_destroy_prepare(prep);
+    }
     free(wrapped);
     free(body);
     return rc;
@@ -232,6 +242,7 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
     lh_slot *slot = NULL;
     char *key = NULL;
     duckdb_prepared_statement prep = NULL;
+    lh_prep_cols pc = {0};
     uint64_t generation = 0;
     bool stale = false;
     /* the wait for a slot counts against the time limit: the deadline is set before it */
@@ -272,7 +283,8 @@ lh_query_start(lh_engine *eng, const lh_query_opts *opts, lh_query **out, lh_err
         lh_query_free(q);
         q = NULL;
     }
-    if ((rc = prepare_fresh(q, opts, &prep, err)) != 0 || (rc = execute(q, prep, &stale, err)) != 0)
+    if ((rc = prepare_fresh(q, opts, &prep, &pc, err)) != 0 ||
+        (rc = execute(q, prep, &pc, &stale, err)) != 0)
         goto out;
     if (q->pooled && !q->unpoolable) { /* for the next query of the same text here */
         lh_engine__pool_keep(q->pooled, key, prep, generation, q->names);
@@ -287,6 +299,7 @@ out:
     if (q)
         q->rescue_used = rescue_used;
     duckdb_destroy_prepare(&prep);
+    lh_engine__prep_cols_free(&pc);
     free(key);
     if (rc != 0 && q && atomic_load(&q->client_gone))
         rc = lh_engine__gone_error(err);

@@ -162,18 +162,39 @@ type_name(duckdb_type t)
 /* ---- admission ---------------------------------------------------------------------------- */
 
 void
-lh_engine__describe_columns(lh_query *q, duckdb_prepared_statement prep, size_t first)
+lh_engine__prep_cols(duckdb_prepared_statement prep, lh_prep_cols *out)
 {
-    size_t total = (size_t)duckdb_prepared_statement_column_count(prep);
-    q->n_cols = total > first ? total - first : 0;
+    out->n = (size_t)duckdb_prepared_statement_column_count(prep);
+    out->types = lh_calloc(out->n ? out->n : 1, sizeof *out->types);
+    out->names = lh_calloc(out->n ? out->n : 1, sizeof *out->names);
+    for (size_t i = 0; i < out->n; i++) {
+        /* each call copies all the types: n^2 once per prepared statement, not per use */
+        out->types[i] = duckdb_prepared_statement_column_type(prep, i);
+        const char *name = duckdb_prepared_statement_column_name(prep, i);
+        out->names[i] = lh_strdup(name ? name : "");
+        duckdb_free((void *)name);
+    }
+}
+
+void
+lh_engine__prep_cols_free(lh_prep_cols *pc)
+{
+    for (size_t i = 0; i < pc->n && pc->names; i++)
+        free(pc->names[i]);
+    free(pc->names);
+    free(pc->types);
+    memset(pc, 0, sizeof *pc);
+}
+
+void
+lh_engine__describe_columns(lh_query *q, const lh_prep_cols *pc, size_t first)
+{
+    q->n_cols = pc->n > first ? pc->n - first : 0;
     q->col_names = lh_calloc(q->n_cols ? q->n_cols : 1, sizeof *q->col_names);
     q->col_types = lh_calloc(q->n_cols ? q->n_cols : 1, sizeof *q->col_types);
     for (size_t i = 0; i < q->n_cols; i++) {
-        const char *name = duckdb_prepared_statement_column_name(prep, first + i);
-        q->col_names[i] = lh_strdup(name ? name : "");
-        duckdb_free((void *)name);
-        q->col_types[i] =
-            lh_strdup(type_name(duckdb_prepared_statement_column_type(prep, first + i)));
+        q->col_names[i] = lh_strdup(pc->names[first + i]);
+        q->col_types[i] = lh_strdup(type_name(pc->types[first + i]));
     }
 }
 
@@ -225,7 +246,10 @@ lh_engine__admit(lh_query *q, const char *sql, duckdb_prepared_statement *keep, 
         lh_err_hint(err, "data changes go through the ingest and dataset endpoints");
         goto out;
     }
-    lh_engine__describe_columns(q, prep, 0);
+    lh_prep_cols pc;
+    lh_engine__prep_cols(prep, &pc);
+    lh_engine__describe_columns(q, &pc, 0);
+    lh_engine__prep_cols_free(&pc);
 out:
     if (rc == 0 && keep) {
         *keep = prep;

@@ -350,24 +350,23 @@ native_row(lh_query *q, idx_t r)
 }
 
 bool
-lh_engine__native_prepare(lh_query *q, duckdb_prepared_statement prep)
+lh_engine__native_prepare(lh_query *q, const lh_prep_cols *pc)
 {
-    size_t n = (size_t)duckdb_prepared_statement_column_count(prep);
+    size_t n = pc->n;
     for (size_t i = 0; i < n; i++)
-        if (!native_type(duckdb_prepared_statement_column_type(prep, i)))
+        if (!native_type(pc->types[i]))
             return false;
     q->col_kinds = lh_calloc(n ? n : 1, sizeof *q->col_kinds);
     q->col_keys = lh_calloc(n ? n : 1, sizeof *q->col_keys);
     for (size_t i = 0; i < n; i++) {
-        q->col_kinds[i] = duckdb_prepared_statement_column_type(prep, i);
-        const char *name = duckdb_prepared_statement_column_name(prep, i);
-        size_t len = name ? strlen(name) : 0;
+        q->col_kinds[i] = pc->types[i];
+        const char *name = pc->names[i];
+        size_t len = strlen(name);
         /* a column name is small: the aborting allocation is fine here */
         lh_buf key = {.data = lh_malloc(6 * len + 4), .len = 0, .cap = 6 * len + 4};
-        native_str(&key, name ? name : "", len);
+        native_str(&key, name, len);
         lh_buf_append(&key, ":", 1);
         q->col_keys[i] = lh_buf_steal(&key);
-        duckdb_free((void *)name);
     }
     q->native = true;
     return true;
