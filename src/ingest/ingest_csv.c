@@ -21,9 +21,6 @@
  *
  * - The reader is given the dialect and every column's name and type the sniffer found
  *   (auto_detect off), so a conversion reads the file once and never sniffs it again.
- * - The first conversion is strict (no reject tables, which cost about two thirds of a
- *   clean conversion): a clean file is done in one pass; one the strict reader refuses
- *   is converted again keeping rejects, which say what is wrong with it, as above.
  *
  * Every attempt is a full conversion; the retries happen only for files that need them.
  */
@@ -188,10 +185,8 @@ column_plan(const csv_state *s, size_t idx, const char *name, const char *type, 
     return read_as;
 }
 
-/* strict: a reader that fails on the first bad row instead of keeping rejects (the
- * reject tables cost about two thirds of a clean conversion); used for the first try. */
 static void
-convert_sql(const csv_state *s, const char *out, bool strict, lh_buf *sql)
+convert_sql(const csv_state *s, const char *out, lh_buf *sql)
 {
     lh_buf select, types;
     lh_buf_init(&select);
@@ -215,7 +210,7 @@ convert_sql(const csv_state *s, const char *out, bool strict, lh_buf *sql)
     }
     lh_buf_printf(sql, "COPY (SELECT %s FROM read_csv(", select.len ? select.data : "*");
     lh_sql_quote(sql, s->o->src_path);
-    lh_buf_puts(sql, strict ? ", skip = 0" : ", skip = 0, store_rejects = true");
+    lh_buf_puts(sql, ", skip = 0, store_rejects = true");
     if (s->dialect && types.len) {
         lh_buf_puts(sql, s->dialect);
         lh_buf_printf(sql, "%s}", types.data);
@@ -425,26 +420,7 @@ lh_ingest__csv_convert(lh_engine *eng, const lh_ingest_file_opts *o, const json_
         }
         lh_buf sql;
         lh_buf_init(&sql);
-        if (attempt == 0 && o->on_bad_rows == LH_BAD_ROWS_ERROR) {
-            /* most files are clean: convert strictly first, and only a file the strict
-             * reader refuses pays for the rejects pass that says what is wrong with it */
-            convert_sql(&s, out, true, &sql);
-            lh_err strict_err = {0};
-            rc = lh_engine_exec_watch(eng, sql.data, rows, o->job ? report : NULL, o->job,
-                                      &strict_err);
-            lh_buf_free(&sql);
-            if (rc == 0)
-                break;
-            unlink(out);
-            if (rc != LH_EINVAL) { /* cancelled, out of time or space: not the file's fault */
-                if (err)
-                    *err = strict_err;
-                break;
-            }
-            rc = 0;
-            lh_buf_init(&sql);
-        }
-        convert_sql(&s, out, false, &sql);
+        convert_sql(&s, out, &sql);
         json_t *groups = NULL;
         rc = lh_engine_exec_then_rows(eng, sql.data, rows, o->job ? report : NULL, o->job,
                                       REJECTS_SQL, &groups, err);
