@@ -151,8 +151,10 @@ int lh_catalog__rows_of_file(lh_catalog *c, const char *before, const char *path
 
 /* ---- loading at open (load.c) ---- */
 /* Call fn(ctx, i) for every i in [0, n), on up to `load_threads` threads (the caller's
- * among them), returning when all are done. fn must be safe to run concurrently. */
-void lh_catalog__each_parallel(lh_catalog *c, size_t n, void (*fn)(void *ctx, size_t i), void *ctx);
+ * among them; one more thread for every per_thread items), returning when all are done.
+ * fn must be safe to run concurrently. */
+void lh_catalog__each_parallel(lh_catalog *c, size_t n, size_t per_thread,
+                               void (*fn)(void *ctx, size_t i), void *ctx);
 /* Load the newest manifest of each dataset in latest (name -> N) from bucket, several
  * at a time, and add each to the index with its view; errors are logged and counted in
  * load_errors. A name the index already holds (from an earlier bucket) keeps it. */

@@ -214,7 +214,7 @@ parse_one(void *ctx, size_t i)
 static void
 parse_manifests(lh_catalog *c, json_t *rows)
 {
-    lh_catalog__each_parallel(c, json_array_size(rows), parse_one, rows);
+    lh_catalog__each_parallel(c, json_array_size(rows), 64, parse_one, rows);
 }
 
 void
@@ -350,7 +350,7 @@ lh_catalog__checkpoint_apply(lh_catalog *c, const char *bucket, json_t *latest, 
     }
     /* checking and registering each one (its pins are path checks or HEADs) on the
      * loading threads */
-    lh_catalog__each_parallel(c, n, take_one, &t);
+    lh_catalog__each_parallel(c, n, 64, take_one, &t);
     for (size_t i = 0; i < n; i++) {
         if (t.added[i]) {
             c->ckpt_used++;

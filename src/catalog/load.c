@@ -35,7 +35,6 @@ typedef struct loader {
     int64_t *versions;
     int64_t *sizes; /* of each newest manifest object, 0 when not known */
     size_t n;
-    atomic_size_t next; /* first dataset of the next batch */
 } loader;
 
 static void
@@ -189,13 +188,14 @@ parallel_worker(void *arg)
 }
 
 void
-lh_catalog__each_parallel(lh_catalog *c, size_t n, void (*fn)(void *ctx, size_t i), void *ctx)
+lh_catalog__each_parallel(lh_catalog *c, size_t n, size_t per_thread,
+                          void (*fn)(void *ctx, size_t i), void *ctx)
 {
     parallel p = {.fn = fn, .ctx = ctx, .n = n};
     atomic_init(&p.next, 0);
     size_t n_threads = c->load_threads > 1 ? (size_t)c->load_threads : 1;
-    if (n_threads > n / 64 + 1) /* a thread is worth starting for 64 items or more */
-        n_threads = n / 64 + 1;
+    if (per_thread > 0 && n_threads > (n + per_thread - 1) / per_thread)
+        n_threads = n ? (n + per_thread - 1) / per_thread : 1;
     pthread_t *threads = lh_calloc(n_threads, sizeof *threads);
     size_t started = 0;
     /* the calling thread is one of the workers; a thread that does not start is one less */
@@ -208,16 +208,13 @@ lh_catalog__each_parallel(lh_catalog *c, size_t n, void (*fn)(void *ctx, size_t 
     free(threads);
 }
 
-static void *
-load_worker(void *arg)
+/* lh_catalog__each_parallel: batch b of the loader ctx. */
+static void
+load_one_batch(void *ctx, size_t b)
 {
-    loader *l = arg;
-    for (;;) {
-        size_t from = atomic_fetch_add(&l->next, LOAD_BATCH);
-        if (from >= l->n)
-            return NULL;
-        load_batch(l, from, from + LOAD_BATCH < l->n ? from + LOAD_BATCH : l->n);
-    }
+    loader *l = ctx;
+    size_t from = b * LOAD_BATCH;
+    load_batch(l, from, from + LOAD_BATCH < l->n ? from + LOAD_BATCH : l->n);
 }
 
 void
@@ -237,7 +234,6 @@ lh_catalog__load_datasets(lh_catalog *c, const char *bucket, const json_t *lates
     l.names = lh_calloc(l.n, sizeof *l.names);
     l.versions = lh_calloc(l.n, sizeof *l.versions);
     l.sizes = lh_calloc(l.n, sizeof *l.sizes);
-    atomic_init(&l.next, 0);
     size_t i = 0;
     const char *name;
     json_t *v;
@@ -247,20 +243,7 @@ lh_catalog__load_datasets(lh_catalog *c, const char *bucket, const json_t *lates
         l.sizes[i] = json_integer_value(json_object_get(sizes, name));
         l.versions[i++] = json_integer_value(v);
     }
-    size_t n_batches = (l.n + LOAD_BATCH - 1) / LOAD_BATCH;
-    size_t n_threads = c->load_threads > 1 ? (size_t)c->load_threads : 1;
-    if (n_threads > n_batches)
-        n_threads = n_batches;
-    pthread_t *threads = lh_calloc(n_threads, sizeof *threads);
-    size_t started = 0;
-    /* the calling thread is one of the workers; a thread that does not start is one less */
-    for (; started + 1 < n_threads; started++)
-        if (pthread_create(&threads[started], NULL, load_worker, &l) != 0)
-            break;
-    load_worker(&l);
-    for (size_t t = 0; t < started; t++)
-        pthread_join(threads[t], NULL);
-    free(threads);
+    lh_catalog__each_parallel(c, (l.n + LOAD_BATCH - 1) / LOAD_BATCH, 1, load_one_batch, &l);
     free(l.sizes);
     free(l.versions);
     free(l.names);

@@ -743,6 +743,31 @@ open_list_dir(int rootfd, const char *dir_key)
     return fd;
 }
 
+/* Collect into w (prefix, cursor, want and enter set by the caller) the objects under the
+ * folder part of w->prefix, walking from that folder. Nothing there is no error. */
+static int
+walk_prefix(lh_store *s, walk *w, lh_err *err)
+{
+    int rootfd;
+    int rc = open_root(s, &rootfd, err);
+    if (rc != 0)
+        return rc;
+    const char *last_slash = strrchr(w->prefix, '/');
+    char *dir_key = last_slash ? lh_strndup(w->prefix, (size_t)(last_slash - w->prefix)) : NULL;
+    struct stat root_st;
+    int dirfd = fstat(rootfd, &root_st) == 0 ? open_list_dir(rootfd, dir_key) : -1;
+    if (dirfd >= 0) {
+        w->root_dev = root_st.st_dev;
+        w->root_ino = root_st.st_ino;
+        char *key_prefix = dir_key ? lh_sprintf("%s/", dir_key) : lh_strdup("");
+        walk_dir(dirfd, key_prefix, w, 0);
+        free(key_prefix);
+    }
+    free(dir_key);
+    close(rootfd);
+    return 0;
+}
+
 /* Lists by walking the folder tree under the prefix's directory part in key order (each
  * folder's entries sorted), from the cursor on, until a page and one more entry are held.
  * Cost is about the page and the folders on its way, not the whole tree. */
@@ -750,24 +775,10 @@ static int
 fs_list(lh_store *s, const char *prefix, const char *cursor, size_t limit, lh_list_page *page,
         lh_err *err)
 {
-    int rootfd;
-    int rc = open_root(s, &rootfd, err);
+    walk w = {.prefix = prefix, .cursor = cursor, .want = limit < SIZE_MAX ? limit + 1 : limit};
+    int rc = walk_prefix(s, &w, err);
     if (rc != 0)
         return rc;
-    walk w = {.prefix = prefix, .cursor = cursor, .want = limit < SIZE_MAX ? limit + 1 : limit};
-    const char *last_slash = strrchr(prefix, '/');
-    char *dir_key = last_slash ? lh_strndup(prefix, (size_t)(last_slash - prefix)) : NULL;
-    struct stat root_st;
-    int dirfd = fstat(rootfd, &root_st) == 0 ? open_list_dir(rootfd, dir_key) : -1;
-    if (dirfd >= 0) {
-        w.root_dev = root_st.st_dev;
-        w.root_ino = root_st.st_ino;
-        char *key_prefix = dir_key ? lh_sprintf("%s/", dir_key) : lh_strdup("");
-        walk_dir(dirfd, key_prefix, &w, 0);
-        free(key_prefix);
-    }
-    free(dir_key);
-    close(rootfd);
     /* already in order; sorting again costs little and keeps the contract obvious */
     lh_storage__sort_entries(w.entries, w.n);
     if (w.n > limit) {
@@ -787,24 +798,10 @@ static int
 fs_walk(lh_store *s, const char *prefix, lh_list_enter_fn enter, void *enter_ctx,
         lh_store_each_fn fn, void *ctx, lh_err *err)
 {
-    int rootfd;
-    int rc = open_root(s, &rootfd, err);
+    walk w = {.prefix = prefix, .want = SIZE_MAX, .enter = enter, .enter_ctx = enter_ctx};
+    int rc = walk_prefix(s, &w, err);
     if (rc != 0)
         return rc;
-    walk w = {.prefix = prefix, .want = SIZE_MAX, .enter = enter, .enter_ctx = enter_ctx};
-    const char *last_slash = strrchr(prefix, '/');
-    char *dir_key = last_slash ? lh_strndup(prefix, (size_t)(last_slash - prefix)) : NULL;
-    struct stat root_st;
-    int dirfd = fstat(rootfd, &root_st) == 0 ? open_list_dir(rootfd, dir_key) : -1;
-    if (dirfd >= 0) {
-        w.root_dev = root_st.st_dev;
-        w.root_ino = root_st.st_ino;
-        char *key_prefix = dir_key ? lh_sprintf("%s/", dir_key) : lh_strdup("");
-        walk_dir(dirfd, key_prefix, &w, 0);
-        free(key_prefix);
-    }
-    free(dir_key);
-    close(rootfd);
     for (size_t i = 0; i < w.n && rc == 0; i++)
         rc = fn(ctx, &w.entries[i]);
     lh_list_page page = {.entries = w.entries, .n = w.n};
