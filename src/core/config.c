@@ -196,6 +196,10 @@ static const key_def KEYS[] = {
     INT("vector", "max_k", 1000, 1, 100000, "the most hits one search may ask for"),
     INT("vector", "trial_cache_bytes", 1073741824, 0, 68719476736,
         "vectors of index generations kept in memory for HNSW trials"),
+    INT("vector", "filter_cache_bytes", 67108864, 0, 68719476736,
+        "a search filter's matching positions are kept for the next search with the same "
+        "filter, index generation, caller and parameters, up to this much memory (0: off); "
+        "an entry is dropped when a dataset its filter read changes"),
     INT("vector", "exact_below_permille", 50, 0, 1000,
         "a filtered search matching fewer than this share (per mille) of an index's vectors "
         "is answered by exact search, which is then both faster and exact"),

@@ -241,6 +241,30 @@ const float *lh_batch_floats(const lh_batch *b, size_t col, size_t row, size_t *
 const int32_t *lh_batch_ints(const lh_batch *b, size_t col, size_t row, size_t *dim);
 
 typedef int (*lh_batch_fn)(void *ctx, const lh_batch *b);
+
+/* What a statement's answer depended on, for a caller that keeps the answer to use it
+ * again (the vector filter cache): the registered names the statement bound, each with the
+ * stamp of its registration (every lh_engine_set_dataset of a name gives it a new one).
+ * When stable is set, running the same text with the same parameters and the same
+ * resolver view gives the same answer for as long as lh_engine_reads_current holds.
+ * stable is false when the answer may change without a registration: a function whose
+ * answer is not fixed by its arguments (now(), current_date, random(), ...), a sample, a
+ * dataset read from rescue copies, one of lakehouse's own relations ('_' + name; their
+ * guards filter per principal and their rows grow without a registration), or more than
+ * LH_READS_MAX names. */
+#define LH_READS_MAX 8
+typedef struct lh_reads {
+    bool stable;
+    size_t n;
+    struct {
+        char name[LH_NAME_MAX];
+        uint64_t stamp;
+    } read[LH_READS_MAX];
+} lh_reads;
+/* True when every name of r is registered with the stamp r holds (r->stable is the
+ * caller's to check). Takes the registry's read lock. */
+bool lh_engine_reads_current(lh_engine *eng, const lh_reads *r);
+
 typedef struct lh_scan_opts {
     const char *sql;
     int64_t timeout_ms; /* 408 after this long; 0: none */
@@ -255,6 +279,9 @@ typedef struct lh_scan_opts {
     /* out (may be NULL): set when the statement read a dataset from rescue copies (the
      * read check said so; see lh_engine_set_read_check), so the caller says so */
     bool *rescue_used;
+    /* out (may be NULL): what the answer depended on (see lh_reads), filled when the scan
+     * succeeds */
+    lh_reads *reads;
 } lh_scan_opts;
 /* Run a SELECT (admitted like user SQL: one SELECT, else 400/403, so user text such as a
  * search filter may be part of it) and hand its rows to fn a batch at a time, in order;

@@ -45,6 +45,10 @@ struct lh_engine {
     /* names a dataset may not take, sorted, lowercase; read-only after open */
     lh_reserved *reserved;
     size_t n_reserved;
+    /* functions whose answer is not fixed by their arguments (now, random, ...), sorted,
+     * lowercase; read-only after open (query_allow.c) */
+    char **changing_fns;
+    size_t n_changing_fns;
     /* query slots (slots.c): the bound on user queries running at once */
     pthread_mutex_t slots_lock;
     pthread_cond_t slots_cond;
@@ -60,6 +64,8 @@ struct lh_engine {
     /* datasets resolved on demand by a replacement scan (relations.c): name -> SELECT */
     pthread_rwlock_t relations_lock;
     json_t *relations;
+    json_t *relation_stamps;     /* name -> the stamp of its registration (lh_reads) */
+    uint64_t relations_seq;      /* the last stamp given */
     lh_read_check_fn read_check; /* under relations_lock */
     void *read_check_ctx;
 };
@@ -116,6 +122,9 @@ struct lh_query {
      * carries them). JSON array, or NULL. */
     json_t *names;
     bool rescue_used; /* a dataset was read from rescue copies (the JSON footer says so) */
+    /* the statement calls a function whose answer changes between runs (now(), random())
+     * or samples rows: its answer is not fixed by what it reads (lh_reads.stable) */
+    bool changing;
 };
 
 /* A new query on no connection yet, with its deadline (0: none) and max_bytes (<= 0:
@@ -250,6 +259,9 @@ void lh_engine__resolver_set(const lh_resolver *r);
  * and, when rc != 0 and a read check failed, puts its error in err and returns its code
  * (else rc as it was). */
 void lh_engine__note_reset(void);
+/* Record, for this thread, the registered names the replacement scan resolves into r
+ * (NULL: stop recording); see lh_reads. */
+void lh_engine__reads_set(lh_reads *r);
 int lh_engine__note_finish(int rc, bool *rescue_used, lh_err *err);
 /* The views may change (engine.c): move the catalog generation and sweep idle
  * connections' kept statements. Called before and after every change. */

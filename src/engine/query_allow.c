@@ -197,17 +197,58 @@ check_table_ref(const lh_engine *eng, const json_t *ref, json_t *names, lh_err *
     return LH_EPERM;
 }
 
-/* Every node of the tree; depth is bounded by DuckDB's parser (its own recursion limit).
- * The plain table names go to names. */
+/* SQL's special names that read the clock (DuckDB parses them as column references). */
+static const char *const clock_names[] = {"current_date", "current_time",   "current_timestamp",
+                                          "localtime",    "localtimestamp", NULL};
+
 static int
-walk(const lh_engine *eng, const json_t *node, json_t *names, lh_err *err)
+changing_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool
+is_changing_function(const lh_engine *eng, const char *name)
+{
+    char lower[128];
+    size_t n = strlen(name);
+    if (n >= sizeof lower)
+        return false;
+    for (size_t i = 0; i <= n; i++)
+        lower[i] = (char)tolower((unsigned char)name[i]);
+    const char *key = lower;
+    return eng->n_changing_fns &&
+           bsearch(&key, eng->changing_fns, eng->n_changing_fns, sizeof key, changing_cmp);
+}
+
+/* Whether node makes the statement's answer change between runs over the same data: a
+ * call of a function whose answer is not fixed by its arguments, a clock name, a sample. */
+static bool
+changes(const lh_engine *eng, const json_t *node)
+{
+    const char *cls = str_of(node, "class");
+    if (strcmp(cls, "FUNCTION") == 0)
+        return is_changing_function(eng, str_of(node, "function_name"));
+    if (strcmp(cls, "COLUMN_REF") == 0) {
+        const json_t *parts = json_object_get(node, "column_names");
+        return json_array_size(parts) == 1 &&
+               in_list(clock_names, json_string_value(json_array_get(parts, 0)));
+    }
+    const json_t *sample = json_object_get(node, "sample");
+    return sample && !json_is_null(sample);
+}
+
+/* Every node of the tree; depth is bounded by DuckDB's parser (its own recursion limit).
+ * The plain table names go to names; *changing is set when a node changes() the answer. */
+static int
+walk(const lh_engine *eng, const json_t *node, json_t *names, bool *changing, lh_err *err)
 {
     if (json_is_array(node)) {
         size_t i;
         const json_t *item;
         json_array_foreach(node, i, item)
         {
-            int rc = walk(eng, item, names, err);
+            int rc = walk(eng, item, names, changing, err);
             if (rc != 0)
                 return rc;
         }
@@ -216,6 +257,8 @@ walk(const lh_engine *eng, const json_t *node, json_t *names, lh_err *err)
     if (!json_is_object(node))
         return 0;
     int rc = 0;
+    if (!*changing && changes(eng, node))
+        *changing = true;
     if (strcmp(str_of(node, "class"), "FUNCTION") == 0) {
         const char *name = str_of(node, "function_name");
         if (in_list(refused_functions, name))
@@ -234,7 +277,7 @@ walk(const lh_engine *eng, const json_t *node, json_t *names, lh_err *err)
     const json_t *value;
     json_object_foreach((json_t *)node, key, value)
     {
-        if ((rc = walk(eng, value, names, err)) != 0)
+        if ((rc = walk(eng, value, names, changing, err)) != 0)
             return rc;
     }
     return 0;
@@ -298,7 +341,8 @@ lh_engine__admit_names(lh_query *q, const char *sql, lh_err *err)
     }
     json_decref(q->names);
     q->names = json_array();
-    rc = walk(q->eng, json_object_get(tree, "statements"), q->names, err);
+    q->changing = false;
+    rc = walk(q->eng, json_object_get(tree, "statements"), q->names, &q->changing, err);
 out:
     json_decref(tree);
     free(text);
@@ -404,6 +448,41 @@ static const char RESERVED_SQL[] =
 static const char *const reasons[] = {"a catalog name", "a schema name", "a system view name",
                                       "a reserved SQL keyword", NULL};
 
+/* Functions whose answer is not fixed by their arguments, as the database says, and the
+ * macros that call one: now(), random(), uuid(), current_schema(), ... */
+static const char CHANGING_SQL[] =
+    "WITH c AS (SELECT DISTINCT lower(function_name) AS name FROM duckdb_functions()"
+    "  WHERE stability IN ('VOLATILE', 'CONSISTENT_WITHIN_QUERY'))"
+    " SELECT name FROM c UNION"
+    " SELECT DISTINCT lower(f.function_name) FROM duckdb_functions() AS f, c"
+    "  WHERE f.function_type = 'macro' AND (contains(lower(f.macro_definition), c.name || '(')"
+    "   OR lower(f.function_name) LIKE 'current\\_%' ESCAPE '\\')"
+    " ORDER BY 1";
+
+static int
+load_changing(lh_engine *eng, duckdb_connection con, lh_err *err)
+{
+    duckdb_result r;
+    if (duckdb_query(con, CHANGING_SQL, &r) == DuckDBError) {
+        lh_err_set(err, LH_EIO, 500, "engine_unavailable",
+                   "could not read the engine's function list");
+        lh_err_detail(err, "%s", duckdb_result_error(&r));
+        duckdb_destroy_result(&r);
+        return LH_EIO;
+    }
+    size_t n = (size_t)duckdb_row_count(&r);
+    eng->changing_fns = lh_calloc(n ? n : 1, sizeof *eng->changing_fns);
+    for (size_t i = 0; i < n; i++) {
+        char *name = duckdb_value_varchar(&r, 0, i);
+        if (name)
+            eng->changing_fns[eng->n_changing_fns++] = lh_strdup(name);
+        duckdb_free(name);
+    }
+    duckdb_destroy_result(&r);
+    qsort(eng->changing_fns, eng->n_changing_fns, sizeof *eng->changing_fns, changing_cmp);
+    return 0;
+}
+
 int
 lh_engine__load_reserved(lh_engine *eng, lh_err *err)
 {
@@ -440,6 +519,7 @@ lh_engine__load_reserved(lh_engine *eng, lh_err *err)
     }
     /* DuckDB's collation is not ours: sort for bsearch with strcmp */
     qsort(eng->reserved, eng->n_reserved, sizeof *eng->reserved, reserved_cmp);
+    rc = load_changing(eng, con, err);
 out:
     if (have_result)
         duckdb_destroy_result(&r);
@@ -450,6 +530,11 @@ out:
 void
 lh_engine__free_reserved(lh_engine *eng)
 {
+    for (size_t i = 0; i < eng->n_changing_fns; i++)
+        free(eng->changing_fns[i]);
+    free(eng->changing_fns);
+    eng->changing_fns = NULL;
+    eng->n_changing_fns = 0;
     for (size_t i = 0; i < eng->n_reserved; i++)
         free(eng->reserved[i].name);
     free(eng->reserved);

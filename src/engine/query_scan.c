@@ -132,6 +132,7 @@ lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, void *c
     lh_engine__watch(eng, q);
     lh_engine__resolver_set(opts->resolver);
     lh_engine__note_reset();
+    lh_engine__reads_set(opts->reads);
     if ((rc = lh_engine__fault(err)) != 0 ||
         (rc = lh_engine__admit(q, opts->sql, &prep, err)) != 0 ||
         (rc = lh_engine__admit_names(q, opts->sql, err)) != 0)
@@ -160,7 +161,13 @@ lh_engine_scan(lh_engine *eng, const lh_scan_opts *opts, lh_batch_fn fn, void *c
     }
 out:
     lh_engine__resolver_set(NULL);
-    rc = lh_engine__note_finish(rc, opts->rescue_used, err);
+    lh_engine__reads_set(NULL);
+    bool rescue_used = false;
+    rc = lh_engine__note_finish(rc, &rescue_used, err);
+    if (opts->rescue_used)
+        *opts->rescue_used = rescue_used;
+    if (opts->reads && (rc != 0 || rescue_used || q->changing))
+        opts->reads->stable = false;
     duckdb_destroy_prepare(&prep);
     lh_query_free(q);
     return rc;

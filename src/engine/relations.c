@@ -27,6 +27,9 @@
  *
  * Generations: a change of the registry is a change of the views, so it moves the
  * engine's catalog generation before and after, as an internal statement does (pool.c).
+ * Each registration also gets a stamp of its own, and a statement that records its reads
+ * (lh_scan_opts.reads) notes the names it bound with their stamps: a caller that keeps the
+ * answer knows it is still right while those names keep those stamps (lh_reads).
  *
  * The read check (lh_engine_set_read_check; the catalog's): asked for each registered
  * name the scan resolves, outside the lock, whether the rows can be read as registered.
@@ -46,11 +49,58 @@
 #include <string.h>
 
 static _Thread_local const lh_resolver *thread_resolver;
+static _Thread_local lh_reads *thread_reads;
 
 void
 lh_engine__resolver_set(const lh_resolver *r)
 {
     thread_resolver = r && r->fn ? r : NULL;
+}
+
+void
+lh_engine__reads_set(lh_reads *r)
+{
+    thread_reads = r;
+    if (r) {
+        r->stable = true;
+        r->n = 0;
+    }
+}
+
+/* Note that this thread's statement bound name, registered with stamp (under
+ * relations_lock). */
+static void
+record_read(const char *name, uint64_t stamp)
+{
+    lh_reads *r = thread_reads;
+    if (r == NULL || !r->stable)
+        return;
+    if (name[0] == '_') { /* lakehouse's own: guarded per principal, grows unregistered */
+        r->stable = false;
+        return;
+    }
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->read[i].name, name) == 0)
+            return; /* bound twice (a self-join, a subquery) */
+    if (r->n == LH_READS_MAX) {
+        r->stable = false;
+        return;
+    }
+    snprintf(r->read[r->n].name, sizeof r->read[r->n].name, "%s", name);
+    r->read[r->n++].stamp = stamp;
+}
+
+bool
+lh_engine_reads_current(lh_engine *eng, const lh_reads *r)
+{
+    bool current = true;
+    pthread_rwlock_rdlock(&eng->relations_lock);
+    for (size_t i = 0; i < r->n && current; i++) {
+        const json_t *stamp = json_object_get(eng->relation_stamps, r->read[i].name);
+        current = stamp && (uint64_t)json_integer_value(stamp) == r->read[i].stamp;
+    }
+    pthread_rwlock_unlock(&eng->relations_lock);
+    return current;
 }
 
 /* Point DuckDB's binder at query(<select>). */
@@ -141,6 +191,9 @@ replacement_scan(duckdb_replacement_scan_info info, const char *table_name, void
     const lh_resolver *r = thread_resolver;
     pthread_rwlock_rdlock(&eng->relations_lock);
     const char *registered = json_string_value(json_object_get(eng->relations, name));
+    if (registered)
+        record_read(name,
+                    (uint64_t)json_integer_value(json_object_get(eng->relation_stamps, name)));
     if (registered == NULL || (r == NULL && eng->read_check == NULL)) {
         /* the common case: no copy, no call */
         if (registered)
@@ -184,6 +237,7 @@ lh_engine__relations_init(lh_engine *eng)
 {
     pthread_rwlock_init(&eng->relations_lock, NULL);
     eng->relations = json_object();
+    eng->relation_stamps = json_object();
 }
 
 void
@@ -197,6 +251,8 @@ lh_engine__relations_free(lh_engine *eng)
 {
     json_decref(eng->relations);
     eng->relations = NULL;
+    json_decref(eng->relation_stamps);
+    eng->relation_stamps = NULL;
     pthread_rwlock_destroy(&eng->relations_lock);
 }
 
@@ -211,10 +267,14 @@ lh_engine_set_dataset(lh_engine *eng, const char *name, const char *select, lh_e
         return rc;
     lh_engine__views_changed(eng);
     pthread_rwlock_wrlock(&eng->relations_lock);
-    if (select)
+    if (select) {
         json_object_set_new(eng->relations, name, json_string_nocheck(select));
-    else
+        json_object_set_new(eng->relation_stamps, name,
+                            json_integer((json_int_t)++eng->relations_seq));
+    } else {
         json_object_del(eng->relations, name);
+        json_object_del(eng->relation_stamps, name);
+    }
     pthread_rwlock_unlock(&eng->relations_lock);
     lh_engine__views_changed(eng);
     return 0;

@@ -277,9 +277,10 @@ lh_h_vindex_list(lh_req *req, lh_resp *resp)
 {
     json_t *visible =
         lh_http__filter(req, lh_vectors_list(req->srv->vectors), "dataset", dataset_ok);
-    return lh_resp_json(
-        resp, 200,
-        json_pack("{s:o, s:o}", "indexes", visible, "embedding_cache", lh_embed_cache_stats()));
+    return lh_resp_json(resp, 200,
+                        json_pack("{s:o, s:o, s:o}", "indexes", visible, "embedding_cache",
+                                  lh_embed_cache_stats(), "filter_cache",
+                                  lh_vectors_filter_cache_stats(req->srv->vectors)));
 }
 
 int

@@ -112,8 +112,10 @@ lh_vgen__release(lh_vgen *g)
 lh_vgen *
 lh_vgen__new(lh_vectors *v, const char *bucket, int64_t generation)
 {
+    static atomic_uint_fast64_t serials;
     lh_vgen *g = lh_calloc(1, sizeof *g);
     atomic_init(&g->refs, 1);
+    g->serial = (uint64_t)atomic_fetch_add(&serials, 1) + 1;
     g->owner = v;
     snprintf(g->bucket, sizeof g->bucket, "%s", bucket);
     g->generation = generation;

@@ -253,6 +253,9 @@ int lh_vectors_trial_best(lh_vectors *v, const char *index, double min_recall, d
                           json_t **out, lh_err *err);
 /* The trial vector cache: {"entries","bytes","max_bytes","hits","misses","evictions"}. */
 json_t *lh_vectors_trial_cache_stats(lh_vectors *v);
+/* The filter cache: {"entries","bytes","max_bytes","hits","misses","stale","evictions"}
+ * (stale: entries dropped because a dataset they read changed). */
+json_t *lh_vectors_filter_cache_stats(lh_vectors *v);
 
 /* A new generation of the live one's vectors with other HNSW settings (body:
  * {"trial_id"} or {"hnsw": {...}}), built like a refresh (lh_vbuild_run) but embedding

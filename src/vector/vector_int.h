@@ -96,6 +96,7 @@ void lh_hnsw__visited_put(lh_hnsw *h, visited *v);
 typedef struct lh_vgen {
     atomic_int refs;
     int64_t generation;
+    uint64_t serial;          /* unique in the process: keys what belongs to this generation */
     char bucket[LH_NAME_MAX]; /* where the generation's files live (its index's bucket) */
     json_t *desc;             /* the committed index.json */
     lh_hnsw *hnsw;
@@ -153,6 +154,21 @@ typedef struct lh_vjournal {
     struct lh_vjournal *next;
 } lh_vjournal;
 
+/* The filter cache (fcache.c): a filter's matching positions by key (index, generation,
+ * view, filter, parameters), checked against the datasets the filter read (lh_reads) on
+ * every hit, bounded by max_bytes (<= 0: keeps nothing). */
+typedef struct lh_fcache lh_fcache;
+lh_fcache *lh_fcache_new(int64_t max_bytes);
+void lh_fcache_free(lh_fcache *fc); /* accepts NULL */
+/* On a hit, copy the positions into bits (n_words long) and the counts out; true. */
+bool lh_fcache_get(lh_fcache *fc, lh_engine *eng, const char *key, uint64_t *bits, size_t n_words,
+                   size_t *n_positions, size_t *n_docs);
+/* Keep a filter's answer (nothing when reads is not stable or it does not fit). */
+void lh_fcache_put(lh_fcache *fc, const char *key, const lh_reads *reads, const uint64_t *bits,
+                   size_t n_words, size_t n_positions, size_t n_docs);
+/* {"entries","bytes","max_bytes","hits","misses","stale","evictions"} (new). */
+json_t *lh_fcache_stats(lh_fcache *fc);
+
 struct lh_vectors {
     lh_vectors_deps deps;
     pthread_mutex_t lock; /* the list, each entry's live/building */
@@ -165,6 +181,7 @@ struct lh_vectors {
     /* the trial journal (trial_journal.c) */
     pthread_mutex_t journals_lock; /* journals */
     lh_vjournal *journals;         /* one per bucket that holds an index's trials */
+    lh_fcache *fcache;             /* filters' matching positions (fcache.c) */
     pthread_mutex_t view_lock;     /* view_pins */
     char **view_pins;              /* local copies the _hnsw_trials view reads (pinned) */
     size_t n_view_pins;

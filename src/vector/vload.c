@@ -394,6 +394,7 @@ lh_vectors_open(const lh_vectors_deps *deps, lh_vectors **out, lh_err *err)
     lh_embed_cache_configure(lh_config_int(deps->config, "vector.embed_cache_bytes"));
     lh_vectors__tcache_open(v);
     lh_vectors__journal_open(v);
+    v->fcache = lh_fcache_new(lh_config_int(deps->config, "vector.filter_cache_bytes"));
     int64_t started = lh_mono_us();
     const char *buckets[LH_VECTORS_MAX_BUCKETS];
     size_t n_buckets = lh_vectors__buckets(v, buckets, LH_VECTORS_MAX_BUCKETS);
@@ -452,6 +453,7 @@ lh_vectors_close(lh_vectors *v)
     }
     lh_vectors__journal_close(v);
     lh_vectors__tcache_close(v);
+    lh_fcache_free(v->fcache);
     pthread_mutex_destroy(&v->lock);
     free(v);
 }

@@ -14,6 +14,10 @@
  * true top-k of the matching rows whenever exact search was used, and HNSW-quality
  * otherwise.
  *
+ * The matching positions are kept in the filter cache (fcache.c) for the next search with
+ * the same filter, parameters and caller over the same generation; a hit is checked
+ * against the datasets the filter read, so a change to them is never missed.
+ *
  * The search holds a reference on the generation it started with, so a refresh that
  * swaps in a new generation meanwhile does not disturb it.
  */
@@ -28,6 +32,7 @@ typedef struct allowed {
     size_t n_positions, n_docs;
     const lh_vgen *g;
     bool rescue_used; /* the filter read the dataset from rescue copies */
+    bool cached;      /* the positions came from the filter cache */
 } allowed;
 
 static bool
@@ -60,7 +65,8 @@ on_filter_batch(void *ctx, const lh_batch *b)
 }
 
 static int
-run_filter(lh_vectors *v, const json_t *spec, const lh_vsearch *s, allowed *a, lh_err *err)
+run_filter(lh_vectors *v, const json_t *spec, const lh_vsearch *s, allowed *a, lh_reads *reads,
+           lh_err *err)
 {
     lh_buf sql;
     lh_buf_init(&sql);
@@ -76,7 +82,8 @@ run_filter(lh_vectors *v, const json_t *spec, const lh_vsearch *s, allowed *a, l
                          .params = s->filter_params,
                          .n_params = s->n_filter_params,
                          .resolver = s->resolver,
-                         .rescue_used = &a->rescue_used};
+                         .rescue_used = &a->rescue_used,
+                         .reads = reads};
     int rc = lh_engine_scan(v->deps.views, &opts, on_filter_batch, a, err);
     lh_buf_free(&sql);
     if (rc == LH_EINVAL) {
@@ -300,16 +307,46 @@ out:
     return rc;
 }
 
-/* The filter's matching positions as a bitmap in a. */
+/* The filter cache's key of this search's filter: everything its answer depends on but
+ * the data (fcache.c). */
+static char *
+filter_key(const lh_vsearch *s, const lh_vgen *g)
+{
+    lh_buf key;
+    lh_buf_init(&key);
+    const char *view = s->resolver && s->resolver->view_key ? s->resolver->view_key : "";
+    lh_buf_printf(&key, "%llu\x1f%s\x1f%s\x1f", (unsigned long long)g->serial, view, s->filter);
+    for (size_t i = 0; i < s->n_filter_params; i++) {
+        char *value = json_dumps(s->filter_params[i].value, JSON_COMPACT | JSON_ENCODE_ANY);
+        lh_buf_printf(&key, "%s=%s\x1f", s->filter_params[i].name, value ? value : "?");
+        free(value);
+    }
+    return lh_buf_steal(&key);
+}
+
+/* The filter's matching positions as a bitmap in a: from the filter cache when the same
+ * filter was answered over the same data, else from the filter's query (and kept). */
 static int
 filter_positions(lh_vectors *v, const json_t *spec, const lh_vsearch *s, allowed *a, lh_err *err)
 {
-    size_t bytes = ((a->g->n + 63) / 64) * sizeof *a->bits + 8;
-    a->bits = lh_try_malloc(bytes);
+    size_t n_words = (a->g->n + 63) / 64 + 1;
+    a->bits = lh_try_malloc(n_words * sizeof *a->bits);
     if (!a->bits)
         return lh_err_set(err, LH_ENOMEM, 503, "out_of_memory", "not enough memory to filter");
-    memset(a->bits, 0, bytes);
-    return run_filter(v, spec, s, a, err);
+    char *key = filter_key(s, a->g);
+    if (lh_fcache_get(v->fcache, v->deps.views, key, a->bits, n_words, &a->n_positions,
+                      &a->n_docs)) {
+        a->cached = true;
+        free(key);
+        return 0;
+    }
+    memset(a->bits, 0, n_words * sizeof *a->bits);
+    lh_reads reads;
+    int rc = run_filter(v, spec, s, a, &reads, err);
+    if (rc == 0)
+        lh_fcache_put(v->fcache, key, &reads, a->bits, n_words, a->n_positions, a->n_docs);
+    free(key);
+    return rc;
 }
 
 /* How a search went. */
@@ -383,8 +420,9 @@ render(const lh_vgen *g, const lh_vsearch *s, const char *model, const allowed *
                   o->exact ? "exact" : "hnsw", "hits", out_hits);
     if (s->filter)
         json_object_set_new(answer, "filter",
-                            json_pack("{s:I, s:I}", "matched_documents", (json_int_t)a->n_docs,
-                                      "matched_vectors", (json_int_t)a->n_positions));
+                            json_pack("{s:I, s:I, s:b}", "matched_documents", (json_int_t)a->n_docs,
+                                      "matched_vectors", (json_int_t)a->n_positions, "cached",
+                                      a->cached));
     if (s->filter && a->rescue_used) /* invariant 7: a read that fell back says so */
         json_object_set_new(answer, "rescue_used", json_true());
     return answer;

@@ -133,6 +133,63 @@ class Indexes(harness.ServerTestCase):
         none = self.search({"query": "Python developer", "filter": "candidate_id < 0"})
         self.assertEqual(none["hits"], [])
 
+    def test_c2_filter_cache(self):
+        """A filter's matching positions are kept for the next search with the same filter,
+        caller and parameters, and never outlive a change to the rows the filter read."""
+        def stats():
+            return self.req("GET", "/vectors/indexes")["filter_cache"]
+        q = {"query": "Python developer", "k": 5, "filter": "city = 'Zzyzx'"}
+        first = self.search(q)
+        self.assertEqual((first["filter"]["matched_documents"], first["filter"]["cached"]),
+                         (0, False))
+        before = stats()
+        again = self.search(q)
+        self.assertEqual((again["filter"]["matched_documents"], again["filter"]["cached"]),
+                         (0, True))
+        self.assertEqual(stats()["hits"], before["hits"] + 1)
+        # another caller's view is another entry (its datasets and masks may differ)
+        self.assertFalse(self.search(q, who="viewer")["filter"]["cached"])
+        self.assertTrue(self.search(q, who="viewer")["filter"]["cached"])
+        # a row change moves a candidate into the city: the kept answer is not used
+        self.req("PATCH", "/catalog/datasets/candidates", {"primary_key": ["candidate_id"]})
+        row = self.sql("SELECT * FROM candidates WHERE candidate_id = 5")[0]
+        row["city"] = "Zzyzx"
+        self.req("POST", "/datasets/candidates/rows", {"upsert": [row]}, 201)
+        after = self.search(q)
+        self.assertEqual((after["filter"]["matched_documents"], after["filter"]["cached"]),
+                         (1, False))
+        self.assertEqual([h["doc_id"] for h in after["hits"]], ["5"])
+        self.assertGreaterEqual(stats()["stale"], before["stale"] + 1)
+        self.assertEqual(self.search(q)["filter"]["matched_documents"], 1)
+        self.assertTrue(self.search(q)["filter"]["cached"])
+        # the same change seen by the other caller: its entry is stale too
+        viewer = self.search(q, who="viewer")
+        self.assertEqual((viewer["filter"]["matched_documents"], viewer["filter"]["cached"]),
+                         (1, False))
+        # filters whose answer changes by themselves are never kept
+        for changing in ("random() < 2", "candidate_id > 0 AND current_date > DATE '2000-01-01'",
+                         "candidate_id > now()::DATE - DATE '2100-01-01'",
+                         "candidate_id IN (SELECT candidate_id FROM candidates "
+                         "USING SAMPLE 50 PERCENT (bernoulli))"):
+            for _ in range(2):
+                res = self.search({"query": "Python developer", "k": 5, "filter": changing})
+                self.assertFalse(res["filter"]["cached"], changing)
+        # a filter reading another dataset is checked against that one too
+        sub = {"query": "Python developer", "k": 5,
+               "filter": "candidate_id IN (SELECT candidate_id FROM cache_probe)"}
+        st, _, b = self.srv.request("POST", "/ingest/file?dataset=cache_probe&format=csv",
+                                    body="candidate_id\n7\n", who="owner",
+                                    headers={"Content-Type": "text/csv"})
+        self.assertIn(st, (200, 201), b)
+        self.assertEqual(self.search(sub)["filter"]["matched_documents"], 1)
+        self.assertTrue(self.search(sub)["filter"]["cached"])
+        st, _, b = self.srv.request("POST", "/ingest/file?dataset=cache_probe&format=csv"
+                                    "&mode=append", body="candidate_id\n8\n", who="owner",
+                                    headers={"Content-Type": "text/csv"})
+        self.assertIn(st, (200, 201), b)
+        res = self.search(sub)
+        self.assertEqual((res["filter"]["matched_documents"], res["filter"]["cached"]), (2, False))
+
     def test_d_bad_input(self):
         cases = [
             ({"query": "x", "k": 0}, 400, "invalid_parameter"),

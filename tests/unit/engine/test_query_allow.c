@@ -129,6 +129,75 @@ test_reserved_names(void **state)
     assert_null(lh_engine_reserved_name(f->user, "year")); /* unreserved keyword */
 }
 
+static int
+count_rows(void *ctx, const lh_batch *b)
+{
+    *(size_t *)ctx += lh_batch_rows(b);
+    return 0;
+}
+
+/* Scan sql on the user engine recording what it read; returns the rows it gave. */
+static size_t
+scan_reads(fixture *f, const char *sql, lh_reads *reads)
+{
+    size_t n = 0;
+    lh_err err;
+    lh_scan_opts o = {.sql = sql, .reads = reads};
+    int rc = lh_engine_scan(f->user, &o, count_rows, &n, &err);
+    if (rc != 0)
+        print_message("%s: %s %s\n", sql, err.message, err.detail);
+    assert_int_equal(rc, 0);
+    return n;
+}
+
+/* What an answer depended on: the registered names with their stamps, which a new
+ * registration moves, and no stability for answers that change by themselves. */
+static void
+test_reads(void **state)
+{
+    fixture *f = *state;
+    lh_err err;
+    assert_int_equal(lh_engine_set_dataset(f->user, "people", "SELECT * FROM range(3) r(a)", &err),
+                     0);
+    assert_int_equal(lh_engine_set_dataset(f->user, "pets", "SELECT * FROM range(2) r(a)", &err),
+                     0);
+    assert_int_equal(lh_engine_set_dataset(f->user, "_events", "SELECT 1 AS b", &err), 0);
+    lh_reads r;
+    assert_int_equal(scan_reads(f,
+                                "SELECT a FROM people WHERE a IN (SELECT a FROM pets) "
+                                "AND a IN (SELECT a FROM people)",
+                                &r),
+                     2);
+    assert_true(r.stable);
+    assert_int_equal(r.n, 2); /* people once */
+    assert_true(lh_engine_reads_current(f->user, &r));
+    /* registering a name again (a new version) makes the answer old, even unchanged */
+    assert_int_equal(lh_engine_set_dataset(f->user, "pets", "SELECT * FROM range(2) r(a)", &err),
+                     0);
+    assert_false(lh_engine_reads_current(f->user, &r));
+    assert_int_equal(scan_reads(f, "SELECT a FROM people WHERE a IN (SELECT a FROM pets)", &r), 2);
+    assert_true(lh_engine_reads_current(f->user, &r));
+    assert_int_equal(lh_engine_set_dataset(f->user, "people", NULL, &err), 0); /* gone */
+    assert_false(lh_engine_reads_current(f->user, &r));
+    /* answers that change without a registration are never stable */
+    static const char *const changing[] = {
+        "SELECT a FROM pets WHERE random() < 2",
+        "SELECT a FROM pets WHERE current_date > DATE '2000-01-01'",
+        "SELECT a FROM pets WHERE NOW() > TIMESTAMP '2000-01-01'",
+        "SELECT a FROM pets WHERE a::VARCHAR <> uuid()::VARCHAR",
+        "SELECT a FROM pets USING SAMPLE 100 PERCENT (bernoulli)",
+        "SELECT a FROM pets WHERE a IN (SELECT a FROM pets USING SAMPLE 2 ROWS)",
+        "SELECT a FROM pets, _events",
+        NULL};
+    for (size_t i = 0; changing[i]; i++) {
+        scan_reads(f, changing[i], &r);
+        assert_false(r.stable);
+    }
+    /* functions of their arguments alone keep it stable */
+    scan_reads(f, "SELECT a FROM pets WHERE lower('X') = 'x' AND abs(a) >= 0", &r);
+    assert_true(r.stable);
+}
+
 int
 main(void)
 {
@@ -136,6 +205,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_user_sql_names_datasets_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spill_folder_and_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reserved_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
