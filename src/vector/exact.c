@@ -17,7 +17,8 @@ typedef struct part {
     const float *q;
     lh_vec_filter_fn filter;
     void *ctx;
-    lh_hit *top; /* a max-heap of k by distance */
+    const uint64_t *bits; /* or the positions allowed, by 64-bit words (from, to: words) */
+    lh_hit *top;          /* a max-heap of k by distance */
     size_t n_top;
 } part;
 
@@ -57,11 +58,39 @@ offer(lh_hit *top, size_t *n, size_t k, lh_hit x)
     }
 }
 
+/* The allowed positions of words [from, to) of a bitmap: only their vectors are read
+ * (the next one prefetched while one is scored), so a selective filter costs its matches,
+ * not the index. */
+static void
+scan_bits(part *p, const lh_vec_kernels *k)
+{
+    for (size_t w = p->from; w < p->to; w++) {
+        uint64_t word = p->bits[w];
+        while (word) {
+            size_t i = w * 64 + (size_t)__builtin_ctzll(word);
+            word &= word - 1;
+            /* the allowed position after i, for the prefetch */
+            size_t w2 = w;
+            uint64_t rest = word;
+            while (rest == 0 && ++w2 < p->to && w2 < w + 4)
+                rest = p->bits[w2];
+            if (rest)
+                __builtin_prefetch(p->vectors + (w2 * 64 + (size_t)__builtin_ctzll(rest)) * p->dim);
+            float d = lh_vec__distance(k, p->metric, p->q, p->vectors + i * p->dim, p->dim);
+            offer(p->top, &p->n_top, p->k, (lh_hit){(uint32_t)i, d});
+        }
+    }
+}
+
 static void *
 scan(void *arg)
 {
     part *p = arg;
     const lh_vec_kernels *k = lh_vec__kernels();
+    if (p->bits) {
+        scan_bits(p, k);
+        return NULL;
+    }
     for (size_t i = p->from; i < p->to; i++) {
         if (i + 4 < p->to)
             __builtin_prefetch(p->vectors + (i + 4) * p->dim);
@@ -83,10 +112,13 @@ by_distance(const void *a, const void *b)
                                        : x->id > y->id;
 }
 
-size_t
-lh_vec_exact(const float *vectors, size_t n, uint32_t dim, lh_metric metric, const float *query,
-             size_t k, lh_vec_filter_fn filter, void *ctx, int threads, lh_hit *out)
+/* The search over n_items (vectors, or bitmap words) of which about n_scored are scored. */
+static size_t
+exact_search(const float *vectors, size_t n_items, size_t n_scored, uint32_t dim, lh_metric metric,
+             const float *query, size_t k, lh_vec_filter_fn filter, void *ctx, const uint64_t *bits,
+             int threads, lh_hit *out)
 {
+    size_t n = n_items;
     if (n == 0 || k == 0)
         return 0;
     float *q = malloc(dim * sizeof *q);
@@ -99,8 +131,8 @@ lh_vec_exact(const float *vectors, size_t n, uint32_t dim, lh_metric metric, con
         threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1)
         threads = 1;
-    if ((size_t)threads > n / 4096 + 1) /* small scans are not worth a thread */
-        threads = (int)(n / 4096 + 1);
+    if ((size_t)threads > n_scored / 4096 + 1) /* small scans are not worth a thread */
+        threads = (int)(n_scored / 4096 + 1);
     if (threads > 64)
         threads = 64;
     part parts[64];
@@ -119,6 +151,7 @@ lh_vec_exact(const float *vectors, size_t n, uint32_t dim, lh_metric metric, con
                               q,
                               filter,
                               ctx,
+                              bits,
                               heaps + (size_t)t * k,
                               0};
         for (int t = 1; t < threads; t++)
@@ -142,4 +175,20 @@ lh_vec_exact(const float *vectors, size_t n, uint32_t dim, lh_metric metric, con
     free(heaps);
     free(q);
     return got;
+}
+
+size_t
+lh_vec_exact(const float *vectors, size_t n, uint32_t dim, lh_metric metric, const float *query,
+             size_t k, lh_vec_filter_fn filter, void *ctx, int threads, lh_hit *out)
+{
+    return exact_search(vectors, n, n, dim, metric, query, k, filter, ctx, NULL, threads, out);
+}
+
+size_t
+lh_vec_exact_bits(const float *vectors, size_t n, uint32_t dim, lh_metric metric,
+                  const float *query, size_t k, const uint64_t *bits, size_t n_allowed, int threads,
+                  lh_hit *out)
+{
+    return exact_search(vectors, (n + 63) / 64, n_allowed, dim, metric, query, k, NULL, NULL, bits,
+                        threads, out);
 }

@@ -79,6 +79,11 @@ int lh_hnsw_load(const char *path, lh_hnsw **out, lh_err *err);
 size_t lh_vec_exact(const float *vectors, size_t n, uint32_t dim, lh_metric metric,
                     const float *query, size_t k, lh_vec_filter_fn filter, void *ctx, int threads,
                     lh_hit *out);
+/* The same over the positions set in bits (n bits, n_allowed of them set; bits beyond n
+ * clear): only those vectors are read, and threads are used by n_allowed. */
+size_t lh_vec_exact_bits(const float *vectors, size_t n, uint32_t dim, lh_metric metric,
+                         const float *query, size_t k, const uint64_t *bits, size_t n_allowed,
+                         int threads, lh_hit *out);
 
 /* ---- embeddings -------------------------------------------------------------------------- */
 

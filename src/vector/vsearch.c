@@ -389,10 +389,13 @@ run_search(lh_vectors *v, const lh_vgen *g, const lh_vsearch *s, const allowed *
         if (n_hits < want)
             exact = true; /* the graph ran dry: answer exactly */
     }
-    if (want > 0 && exact)
+    if (want > 0 && exact && s->filter)
+        n_hits =
+            lh_vec_exact_bits(lh_hnsw_vector(g->hnsw, 0), g->n, lh_hnsw_dim(g->hnsw),
+                              lh_hnsw_metric(g->hnsw), qv, k, a->bits, a->n_positions, 0, hits);
+    else if (want > 0 && exact)
         n_hits = lh_vec_exact(lh_hnsw_vector(g->hnsw, 0), g->n, lh_hnsw_dim(g->hnsw),
-                              lh_hnsw_metric(g->hnsw), qv, k, s->filter ? is_allowed : NULL,
-                              a->bits, 0, hits);
+                              lh_hnsw_metric(g->hnsw), qv, k, NULL, NULL, 0, hits);
     o->n_hits = n_hits;
     o->ef = ef;
     o->exact = exact;

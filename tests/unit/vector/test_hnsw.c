@@ -106,6 +106,13 @@ few_only(void *ctx, uint32_t id)
     return id % 500 == 3;
 }
 
+static bool
+every_step(void *ctx, uint32_t id)
+{
+    uint32_t step = *(const uint32_t *)ctx;
+    return id >= 3 && (id - 3) % step == 0;
+}
+
 static void
 test_filtered_search(void **state)
 {
@@ -128,6 +135,29 @@ test_filtered_search(void **state)
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(got[i].id, want[i].id);
         assert_true(fabsf(got[i].distance - want[i].distance) < 1e-4f);
+    }
+    /* the bitmap form reads the allowed positions only, and agrees, on one thread or more,
+     * for a few allowed positions and for many */
+    for (int threads = 1; threads <= 3; threads++) {
+        for (uint32_t step = 1; step <= 500; step = step * 7 + 2) {
+            uint64_t *bits = calloc((N + 63) / 64, sizeof *bits);
+            size_t n_allowed = 0;
+            for (uint32_t p = 3; p < N; p += step) {
+                bits[p / 64] |= (uint64_t)1 << (p % 64);
+                n_allowed++;
+            }
+            lh_hit b[K];
+            uint32_t step_ctx = step;
+            size_t nb = lh_vec_exact_bits(v, N, DIM, LH_METRIC_L2, v + 9 * DIM, K, bits, n_allowed,
+                                          threads, b);
+            nw = lh_vec_exact(v, N, DIM, LH_METRIC_L2, v + 9 * DIM, K, every_step, &step_ctx,
+                              threads, want);
+            assert_int_equal(nb, nw);
+            assert_int_equal(nb, n_allowed < K ? n_allowed : K);
+            for (size_t i = 0; i < nb; i++)
+                assert_int_equal(b[i].id, want[i].id);
+            free(bits);
+        }
     }
     lh_hnsw_free(h);
     free(v);
