@@ -195,6 +195,19 @@ class Tools(harness.ServerTestCase):
             self.assertGreaterEqual(h["columns"]["years_experience"], 3)
         out = self.call("search_candidates", {"query": "python", "city": "x' OR 1=1 --"})
         self.assertEqual(out["result"]["hits"], [])
+        # the same arguments again: the filter cache answers, with the same hits; other
+        # values of the same filter are their own entries
+        cache = lambda: self.req("GET", "/vectors/indexes")["filter_cache"]  # noqa: E731
+        before = cache()
+        again = self.call("search_candidates", {"query": "python engineer", "city": "Austin",
+                                                "min_years": 3})
+        self.assertEqual(again["result"]["hits"], hits)
+        self.assertEqual(cache()["hits"], before["hits"] + 1)
+        other = self.call("search_candidates", {"query": "python engineer", "city": "Austin",
+                                                "min_years": 9})
+        self.assertEqual(cache()["hits"], before["hits"] + 1)
+        self.assertTrue(all(h["columns"]["years_experience"] >= 9
+                            for h in other["result"]["hits"]))
         e = self.call("search_candidates", {"query": "python", "city": "Austin",
                                             "min_years": -1}, 400)["error"]
         self.assertEqual(e["code"], "invalid_arguments")
