@@ -75,6 +75,23 @@ lh_h_metrics(lh_req *req, lh_resp *resp)
     lh_buf out;
     lh_buf_init(&out);
     lh_http__metrics_render(req->srv->metrics, &out, atomic_load(&req->srv->in_flight));
+    pthread_mutex_lock(&req->srv->off_lock);
+    int threads = req->srv->off_threads, idle = req->srv->off_idle;
+    long long started = req->srv->off_started;
+    pthread_mutex_unlock(&req->srv->off_lock);
+    lh_buf_printf(&out,
+                  "# HELP lakehouse_http_handler_threads Threads of the handlers that may wait "
+                  "(queries, searches, tool calls), idle ones included.\n"
+                  "# TYPE lakehouse_http_handler_threads gauge\n"
+                  "lakehouse_http_handler_threads %d\n"
+                  "# HELP lakehouse_http_handler_threads_idle Those waiting for a request.\n"
+                  "# TYPE lakehouse_http_handler_threads_idle gauge\n"
+                  "lakehouse_http_handler_threads_idle %d\n"
+                  "# HELP lakehouse_http_handler_threads_started_total Handler threads started "
+                  "(an idle one is reused first).\n"
+                  "# TYPE lakehouse_http_handler_threads_started_total counter\n"
+                  "lakehouse_http_handler_threads_started_total %lld\n",
+                  threads, idle, started);
     lh_engine_load_stats load;
     lh_engine_load(req->srv->engine, &load);
     lh_buf_printf(&out,

@@ -96,6 +96,7 @@ struct lh_req {
     bool counted;       /* counted in in-flight */
     bool offloaded;     /* LH_ROUTE_OFFLOAD: its handler runs (or ran) on its own thread */
     struct lh_resp *offload_resp; /* that handler's answer, set before the connection resumes */
+    struct lh_req *offload_next;  /* in the server's queue for an idle offload thread */
     struct lh_conn *conn_rec;     /* the connection's deadlines (borrowed; may be NULL) */
 };
 
@@ -233,7 +234,15 @@ struct lh_server {
     atomic_bool access_log; /* [log] access; a reload may change it */
     atomic_long in_flight;
     atomic_bool stopping;
-    atomic_long offloaded;          /* LH_ROUTE_OFFLOAD handlers running on their own threads */
+    atomic_long offloaded; /* LH_ROUTE_OFFLOAD handlers running on their own threads */
+    /* the offload threads kept for reuse (server.c): requests handed to idle ones */
+    pthread_mutex_t off_lock;
+    pthread_cond_t off_cond; /* work for an idle thread, or the stop */
+    pthread_cond_t off_gone; /* a thread exited */
+    struct lh_req *off_head, **off_tail;
+    int off_idle, off_queued, off_threads;
+    long long off_started; /* threads ever started, for /metrics */
+    bool off_stop;
     atomic_llong engine_ok_mono_us; /* last successful engine check, for /health */
 };
 

@@ -189,6 +189,20 @@ class Gateway(harness.ServerTestCase):
             _, _, after = self.req("GET", "/metrics", who="analyst")
         self.assertRegex(after, r"(?m)^lakehouse_http_requests_in_flight 1$")
 
+    def test_handler_threads_are_reused(self):
+        """Handlers that may wait (queries) run on threads of their own, kept for the next
+        request: forty queries in a row start at most a couple of them."""
+        def started():
+            _, _, text = self.req("GET", "/metrics", who="analyst")
+            return int(re.search(r"(?m)^lakehouse_http_handler_threads_started_total (\d+)$",
+                                 text).group(1))
+        before = started()
+        for i in range(40):
+            status, _, body = self.req("POST", "/query", {"sql": "SELECT %d AS n" % i},
+                                       who="analyst")
+            self.assertEqual(status, 200, body)
+        self.assertLessEqual(started() - before, 2)
+
     def wait_job(self, job_id, who, states=("succeeded", "failed", "cancelled"), timeout=20):
         deadline = time.time() + timeout
         while time.time() < deadline:
