@@ -7,9 +7,20 @@
 // centres (spread 1, noise 0.5): hard, every dimension carries noise; "lowrank" — points
 // of a 32-dimensional latent space (16 clusters) mapped into DIM dimensions by one random
 // linear map, plus a little noise (0.01): like text embeddings, whose intrinsic dimension
-// is far below their width. L2; queries come from the same distribution. Never fails on
-// speed.
+// is far below their width. L2; queries come from the same distribution. Then OUTLIERS
+// (env, default 50) of the N vectors are replaced by points far from every cluster, and
+// each is searched for (itself plus a little noise) at ef 30: how many each index finds
+// first. Never fails on speed.
 #include <hnswlib/hnswlib.h>
+
+// the C headers' atomic members, as C++ spells them
+#include <atomic>
+using std::atomic_bool;
+using std::atomic_int;
+using std::atomic_llong;
+using std::atomic_long;
+using std::atomic_size_t;
+using std::atomic_uint_fast64_t;
 
 extern "C" {
 #include "vector/vector.h"
@@ -98,6 +109,18 @@ int main(int argc, char **argv) {
     bool lowrank = strcmp(kind, "lowrank") == 0;
     std::vector<float> data = lowrank ? make_lowrank(n, dim, 1) : make(n, dim, 1, centres);
     std::vector<float> queries = lowrank ? make_lowrank(nq, dim, 2) : make(nq, dim, 2, centres);
+    // planted outliers: far from every cluster (the queries' truth is computed with them in)
+    size_t n_out = getenv("OUTLIERS") ? strtoull(getenv("OUTLIERS"), nullptr, 10) : 50;
+    if (n_out > n / 4)
+        n_out = n / 4;
+    std::vector<size_t> planted;
+    uint64_t os = 31337;
+    for (size_t o = 0; o < n_out; o++) {
+        size_t at = o * (n / n_out) + 3;
+        planted.push_back(at);
+        for (size_t j = 0; j < dim; j++)
+            data[at * dim + j] = 12 * noise(os);
+    }
     printf("bench/vector — %zu x %zu float32 (%s), L2, %zu queries, k=%zu, M=%u, "
            "ef_construction=%u, build threads=%d, SIMD %s\n",
            n, dim, lowrank ? "low rank: 32-dim latent, 16 clusters" : "64 clusters", nq, k, m,
@@ -199,6 +222,25 @@ int main(int argc, char **argv) {
         printf("%6zu %12.4f %12.4f %12.1f %12.1f %12.1f %12.1f %9.2f\n", ef, ro, rt, pct(lo, 0.5),
                pct(lt, 0.5), pct(lo, 0.95), pct(lt, 0.95), pct(lo, 0.5) / pct(lt, 0.5));
     }
+    // the planted outliers, each asked for at ef 30
+    theirs.setEf(30);
+    size_t first_o = 0, first_t = 0;
+    std::vector<float> q(dim);
+    for (size_t at : planted) {
+        for (size_t j = 0; j < dim; j++)
+            q[j] = data[at * dim + j] + 0.1f * noise(os);
+        size_t got = lh_hnsw_search(ours, q.data(), k, 30, nullptr, nullptr, hits.data());
+        first_o += got > 0 && hits[0].id == at;
+        auto res = theirs.searchKnn(q.data(), k);
+        size_t best = SIZE_MAX;
+        while (!res.empty()) { // the max-heap's last is its nearest
+            best = res.top().second;
+            res.pop();
+        }
+        first_t += best == at;
+    }
+    printf("planted outliers found first at ef 30: ours %zu/%zu, hnswlib %zu/%zu\n", first_o,
+           planted.size(), first_t, planted.size());
     lh_hnsw_free(ours);
     (void)sink;
     return 0;

@@ -155,7 +155,9 @@ void lh_fault_disarm(void);
 int64_t lh_fault_calls(lh_fault_kind kind);
 int64_t lh_fault_hits(lh_fault_kind kind);
 
-/* At a fault point: true when this call must fail. */
+/* At a fault point: true when this call must fail. (C only: the C++ benchmarks that
+ * include this header have no fault points.) */
+#ifndef __cplusplus
 extern atomic_int lh_fault__armed;
 bool lh_fault__fire(lh_fault_kind kind);
 static inline bool
@@ -164,6 +166,7 @@ lh_fault_hit(lh_fault_kind kind)
     return atomic_load_explicit(&lh_fault__armed, memory_order_relaxed) != 0 &&
            lh_fault__fire(kind);
 }
+#endif
 
 /* ---------------------------------------------------------------------------------
  * Time, randomness, hashing, names

@@ -305,6 +305,8 @@ lh_hnsw_load(const char *path, lh_hnsw **out, lh_err *err)
     size_t avail = (len - HEADER_BYTES - vec_bytes - pad4(hd.n) - link_bytes) / sizeof(uint32_t);
     if ((why = load_upper(h, up, avail)) == NULL)
         why = check_links(h);
+    if (why == NULL && lh_hnsw__find_islands(h) != 0)
+        why = "not enough memory for its islands";
     if (why) {
         lh_hnsw_free(h);
         return corrupt(err, path, why);

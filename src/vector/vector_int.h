@@ -64,6 +64,9 @@ struct lh_hnsw {
     /* searching */
     pthread_mutex_t pool_lock;
     visited *pool;
+    /* the most isolated positions, each search's extra ways in (lh_hnsw__find_islands) */
+    uint32_t *islands;
+    size_t n_islands;
     /* a loaded sidecar: vectors and links0 point into the mapping */
     void *map;
     size_t map_len;
@@ -78,6 +81,12 @@ lh_hnsw__links(const lh_hnsw *h, uint32_t i, int level)
     return level == 0 ? h->links0 + (size_t)i * (1 + h->m0)
                       : h->upper[i] + (size_t)(level - 1) * (1 + h->params.m);
 }
+
+/* Choose the graph's islands: the positions farthest from their nearest neighbour (at most
+ * LH_HNSW_ISLANDS), which every search also starts from. Returns -1 when out of memory
+ * (the index then has none). */
+#define LH_HNSW_ISLANDS 64
+int lh_hnsw__find_islands(lh_hnsw *h);
 
 /* Release a loaded index's mapping (hnsw_io.c). */
 void lh_hnsw__unmap(lh_hnsw *h);

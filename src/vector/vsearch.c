@@ -352,9 +352,22 @@ filter_positions(lh_vectors *v, const json_t *spec, const lh_vsearch *s, allowed
 /* How a search went. */
 typedef struct outcome {
     size_t n_hits;
-    size_t ef;  /* the beam the graph search used */
-    bool exact; /* exact search gave the answer */
+    size_t ef;          /* the beam the graph search used */
+    bool exact;         /* exact search gave the answer */
+    const char *reason; /* why exact: asked, small_index, selective_filter, graph_ran_dry */
 } outcome;
+
+/* Small enough that scoring every vector costs about what a graph walk does (within 1.5x
+ * in bench/vector/crossing): at most [vector] exact_below_vectors vectors, and at most as
+ * many floats as that many of 384 dimensions (the crossing falls with the dimension:
+ * 1,000 vectors up to 384 dimensions, 500 at 768). */
+static bool
+small_index(lh_vectors *v, const lh_vgen *g)
+{
+    int64_t below = lh_config_int(v->deps.config, "vector.exact_below_vectors");
+    return (int64_t)g->n <= below &&
+           (int64_t)g->n * (int64_t)lh_hnsw_dim(g->hnsw) <= below * (int64_t)384;
+}
 
 /* Graph or exact search into hits (k slots): exact when asked, when the filter is
  * selective enough that exact is cheaper, or when the graph ran dry. */
@@ -367,17 +380,26 @@ run_search(lh_vectors *v, const lh_vgen *g, const lh_vsearch *s, const allowed *
     if (ef < k)
         ef = k;
     bool exact = s->exact;
-    int64_t threshold = lh_config_int(v->deps.config, "vector.exact_below_permille");
-    if (s->filter && (int64_t)a->n_positions * 1000 < threshold * (int64_t)g->n)
+    const char *reason = exact ? "asked" : NULL;
+    if (!exact && small_index(v, g)) {
         exact = true;
+        reason = "small_index";
+    }
+    int64_t threshold = lh_config_int(v->deps.config, "vector.exact_below_permille");
+    if (!exact && s->filter && (int64_t)a->n_positions * 1000 < threshold * (int64_t)g->n) {
+        exact = true;
+        reason = "selective_filter";
+    }
     /* cost: a filtered graph search visits about ef * n / allowed nodes of up to 2m links
      * each, one thread; exact search scores the allowed vectors once, on every core.
      * Below allowed^2 < 4m * ef * n exact is cheaper as well as exact (measured at 100K
      * x 384, m 16, ef 30, 10% allowed: exact 1.5 ms, graph 2.1 ms). */
     double links = 4.0 * (double)params.m;
-    if (s->filter &&
-        (double)a->n_positions * (double)a->n_positions < links * (double)ef * (double)g->n)
+    if (!exact && s->filter &&
+        (double)a->n_positions * (double)a->n_positions < links * (double)ef * (double)g->n) {
         exact = true;
+        reason = "selective_filter";
+    }
     size_t want = s->filter ? (k < a->n_positions ? k : a->n_positions) : k;
     size_t n_hits = 0;
     if (want > 0 && !exact) {
@@ -386,8 +408,10 @@ run_search(lh_vectors *v, const lh_vgen *g, const lh_vsearch *s, const allowed *
             ef = widened > (double)g->n ? g->n : (size_t)widened;
         }
         n_hits = lh_hnsw_search(g->hnsw, qv, k, ef, s->filter ? is_allowed : NULL, a->bits, hits);
-        if (n_hits < want)
-            exact = true; /* the graph ran dry: answer exactly */
+        if (n_hits < want) { /* the graph ran dry: answer exactly */
+            exact = true;
+            reason = "graph_ran_dry";
+        }
     }
     if (want > 0 && exact && s->filter)
         n_hits =
@@ -399,6 +423,7 @@ run_search(lh_vectors *v, const lh_vgen *g, const lh_vsearch *s, const allowed *
     o->n_hits = n_hits;
     o->ef = ef;
     o->exact = exact;
+    o->reason = reason;
 }
 
 /* The answer (new) without texts and columns. */
@@ -421,6 +446,8 @@ render(const lh_vgen *g, const lh_vsearch *s, const char *model, const allowed *
                   (json_int_t)g->generation, "model", model, "metric", lh_metric_name(metric), "k",
                   (json_int_t)s->k, "ef", (json_int_t)(o->exact ? 0 : o->ef), "method",
                   o->exact ? "exact" : "hnsw", "hits", out_hits);
+    if (o->exact)
+        json_object_set_new(answer, "exact_reason", json_string(o->reason));
     if (s->filter)
         json_object_set_new(answer, "filter",
                             json_pack("{s:I, s:I, s:b}", "matched_documents", (json_int_t)a->n_docs,

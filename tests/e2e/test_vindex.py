@@ -190,6 +190,51 @@ class Indexes(harness.ServerTestCase):
         res = self.search(sub)
         self.assertEqual((res["filter"]["matched_documents"], res["filter"]["cached"]), (2, False))
 
+    def test_c3_obvious_match(self):
+        """The issue's case as a new user meets it: 3,000 resumes from one template and one
+        zoo keeper. The zoo resume is far from all the others, so the graph's beam used to
+        pass it by at any ef; the graph's islands (its most isolated positions, scored by
+        every search) make it the first hit. A small index is searched exactly."""
+        import random
+        rnd = random.Random(1)
+        titles = ["Software Engineer", "Data Analyst", "Project Manager", "Nurse", "Accountant",
+                  "Sales Associate", "Warehouse Operator", "Electrician", "Teacher"]
+        skills = ["Python", "Excel", "SQL", "customer care", "forklift", "scheduling", "Java",
+                  "bookkeeping", "wiring", "lesson planning"]
+        cities = ["Chicago", "Austin", "Denver", "Boston", "Seattle", "Miami"]
+        lines = ["id,resume"]
+        for i in range(3000):
+            lines.append("%d,%s with %d years of experience in %s and %s in %s" % (
+                i, rnd.choice(titles), rnd.randint(1, 20), rnd.choice(skills), rnd.choice(skills),
+                rnd.choice(cities)))
+        lines.append("3000,zebra keeper and giraffe trainer at the city zoo exotic animal "
+                     "husbandry")
+        for name, rows in (("zoo_big", lines), ("zoo_small", lines[:500] + lines[-1:])):
+            st, _, b = self.srv.request("POST", "/ingest/file?dataset=%s&format=csv" % name,
+                                        body="\n".join(rows) + "\n", who="owner",
+                                        headers={"Content-Type": "text/csv"})
+            self.assertIn(st, (200, 201), b)
+            job = self.req("POST", "/vectors/indexes", {"name": name, "dataset": name,
+                                                        "id_column": "id",
+                                                        "text_column": "resume"}, 202)
+            self.wait_job(job["job_id"])
+        q = {"query": "giraffe trainer zoo animals", "k": 3}
+        exact = self.search(dict(q, exact=True), index="zoo_big")
+        self.assertEqual(exact["hits"][0]["doc_id"], "3000")
+        self.assertEqual(exact["exact_reason"], "asked")
+        for ef in (None, 10, 100):
+            res = self.search(dict(q, ef=ef) if ef else q, index="zoo_big")
+            self.assertEqual(res["method"], "hnsw")
+            self.assertNotIn("exact_reason", res)
+            self.assertEqual(res["hits"][0]["doc_id"], "3000", (ef, res["hits"]))
+            self.assertAlmostEqual(res["hits"][0]["score"], exact["hits"][0]["score"], places=5)
+        small = self.search(q, index="zoo_small")
+        self.assertEqual((small["method"], small["exact_reason"], small["ef"]),
+                         ("exact", "small_index", 0))
+        self.assertEqual(small["hits"][0]["doc_id"], "3000")
+        for name in ("zoo_big", "zoo_small"):
+            self.req("DELETE", "/vectors/indexes/" + name)
+
     def test_d_bad_input(self):
         cases = [
             ({"query": "x", "k": 0}, 400, "invalid_parameter"),

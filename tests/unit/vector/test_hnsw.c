@@ -163,6 +163,50 @@ test_filtered_search(void **state)
     free(v);
 }
 
+/* Planted outliers: points far from every cluster (random directions among 100,000
+ * clustered vectors) have neighbours no nearer to a query about them than any other node,
+ * so a beam search used to pass them by. Every one is found first at the default beam,
+ * and again after the sidecar round trip (the graph's islands are found again at load). */
+static void
+test_planted_outliers_found(void **state)
+{
+    (void)state;
+    enum { BIG = 100000, ODIM = 32, PLANTED = 24 };
+    float *v = random_vectors(BIG, ODIM, 11);
+    uint64_t s = 99;
+    uint32_t planted[PLANTED];
+    for (size_t o = 0; o < PLANTED; o++) {
+        planted[o] = (uint32_t)(o * 4111 + 17);
+        for (size_t j = 0; j < ODIM; j++)
+            v[(size_t)planted[o] * ODIM + j] = 4 * noise(&s);
+    }
+    lh_hnsw *h = NULL, *back = NULL;
+    lh_err err;
+    assert_int_equal(lh_hnsw_build(v, BIG, ODIM, LH_METRIC_COSINE, NULL, 2, &h, &err), 0);
+    char *path = lh_test_write_bytes("hnsw-out-", "", 0, 0600);
+    assert_int_equal(lh_hnsw_save(h, path, &err), 0);
+    assert_int_equal(lh_hnsw_load(path, &back, &err), 0);
+    const lh_hnsw *graphs[] = {h, back};
+    for (size_t gi = 0; gi < 2; gi++) {
+        for (size_t o = 0; o < PLANTED; o++) {
+            float q[ODIM];
+            for (size_t j = 0; j < ODIM; j++)
+                q[j] = v[(size_t)planted[o] * ODIM + j] + 0.2f * noise(&s);
+            lh_hit hits[K];
+            size_t got = lh_hnsw_search(graphs[gi], q, K, 0, NULL, NULL, hits);
+            assert_true(got > 0);
+            if (hits[0].id != planted[o])
+                fail_msg("graph %zu: planted outlier %u not found first (got %u)", gi, planted[o],
+                         hits[0].id);
+        }
+    }
+    lh_hnsw_free(back);
+    lh_hnsw_free(h);
+    unlink(path);
+    free(path);
+    free(v);
+}
+
 static void
 test_kernels_agree(void **state)
 {
@@ -338,6 +382,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_recall_each_metric),
         cmocka_unit_test(test_filtered_search),
+        cmocka_unit_test(test_planted_outliers_found),
         cmocka_unit_test(test_save_load_every_size),
         cmocka_unit_test(test_kernels_agree),
         cmocka_unit_test(test_save_load_and_corruption),
