@@ -73,6 +73,39 @@ print("(ratio: index p50 / exact p50 over the same vectors; index and exact excl
       "embedding and the filter's SQL; http/index: the search's HTTP p50 over its index p50; "
       "cached: searches whose filter the filter cache answered)")
 
+# the HTTP path itself: a search by vector (no embedding) as JSON numbers and as a raw
+# float32 body, each minus its index time, beside the /health round trip on the same
+# keep-alive connection
+import struct
+dim = call("GET", "/vectors/indexes/resumes")["dim"]
+random.seed(11)
+vecs = [[random.gauss(0, 1) for _ in range(dim)] for _ in range(len(queries))]
+c = api.connect()
+def timed(method, path, body, headers):
+    t = time.perf_counter()
+    c.request(method, path, body=body, headers=headers)
+    r = c.getresponse()
+    data = r.read()
+    return (time.perf_counter() - t) * 1e6, data
+health, js, rw = [], [], []
+raw_headers = dict(api.headers)
+raw_headers["Content-Type"] = "application/octet-stream"
+for rep in range(2):  # the first pass warms up
+    health, js, rw = [], [], []
+    for v in vecs:
+        health.append(timed("GET", "/health", None, api.headers)[0])
+        us, data = timed("POST", "/vectors/indexes/resumes/search",
+                         json.dumps({"vector": v, "k": 10}), api.headers)
+        js.append(us - json.loads(data)["took_us"])
+        us, data = timed("POST", "/vectors/indexes/resumes/search?k=10",
+                         struct.pack("<%df" % dim, *v), raw_headers)
+        rw.append(us - json.loads(data)["took_us"])
+h50 = statistics.median(health)
+print("HTTP path, k=10 by vector, p50 of end to end minus took_us: JSON body %.0f us, raw "
+      "float32 body %.0f us; GET /health round trip %.0f us -> overhead %.0f / %.0f us over it"
+      % (statistics.median(js), statistics.median(rw), h50, statistics.median(js) - h50,
+         statistics.median(rw) - h50))
+
 # searches through a promotion: a loop on its own connection while a new generation
 # (ef_construction 40) is built and swapped in
 stop, lat, errors = threading.Event(), [], []

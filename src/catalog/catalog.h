@@ -91,6 +91,10 @@ bool lh_catalog_may_see_bucket(const lh_principal *who, const char *bucket);
 bool lh_catalog_may_see_manifest(const lh_principal *who, const json_t *manifest);
 /* Whether dataset `name` exists (live or deleted) and who may see it. Takes the lock. */
 bool lh_catalog_may_see(lh_catalog *c, const lh_principal *who, const char *name);
+/* Whether dataset `name` is known (lh_catalog_get would answer it) and who may not see it:
+ * what a door asks of things derived from a dataset (its indexes), without copying the
+ * dataset's manifest. Takes the lock. */
+bool lh_catalog_hides(lh_catalog *c, const lh_principal *who, const char *name);
 /* lh_catalog_get for a door: the dataset as who sees it — one in a bucket who may not use
  * is the same 404 dataset_not_found (same message and hint) as a name nothing defines. */
 int lh_catalog_get_visible(lh_catalog *c, const lh_principal *who, const char *name, json_t **out,

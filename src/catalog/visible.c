@@ -73,6 +73,23 @@ lh_catalog_may_see(lh_catalog *c, const lh_principal *who, const char *name)
     return found && lh_catalog_may_see_bucket(who, bucket);
 }
 
+bool
+lh_catalog_hides(lh_catalog *c, const lh_principal *who, const char *name)
+{
+    if (lh_catalog_sees_all(who))
+        return false;
+    char bucket[sizeof((dataset *)0)->bucket] = "";
+    bool found = false;
+    pthread_mutex_lock(&c->lock);
+    const dataset *ds = lh_catalog__find_locked(c, name);
+    if (ds && ds->manifest) {
+        snprintf(bucket, sizeof bucket, "%s", ds->bucket);
+        found = true;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return found && !lh_catalog_may_see_bucket(who, bucket);
+}
+
 int
 lh_catalog_not_found(lh_err *err, const char *name)
 {

@@ -230,13 +230,7 @@ out:
 static bool
 dataset_ok(lh_req *req, const char *dataset)
 {
-    json_t *m = NULL;
-    lh_err err;
-    bool ok = true;
-    if (dataset && lh_catalog_get(req->srv->catalog, dataset, &m, &err) == 0)
-        ok = lh_catalog_may_see_manifest(req->principal, m);
-    json_decref(m);
-    return ok;
+    return dataset == NULL || !lh_catalog_hides(req->srv->catalog, req->principal, dataset);
 }
 
 /* Whether the caller may see index (an unknown index: yes, its evals and trials are
@@ -391,6 +385,73 @@ parse_search(lh_req *req, const json_t *body, lh_vsearch *s, lh_err *err)
     return 0;
 }
 
+/* A raw query vector (application/octet-stream: little-endian float32, the index's
+ * dimension) with the other fields in the query string: k, ef, exact, filter, include
+ * (comma-separated). *body (new) holds those fields for parse_search; the vector goes to
+ * s. Saves parsing a long list of JSON numbers for clients that hold raw vectors. */
+static int
+binary_search_body(lh_req *req, lh_vsearch *s, json_t **body, lh_err *err)
+{
+    static const char *const known[] = {"k", "ef", "exact", "filter", "include", NULL};
+    int rc = lh_req_check_query(req, known, NULL,
+                                "a raw vector search takes k, ef, exact, filter and include in "
+                                "the query string",
+                                err);
+    if (rc != 0)
+        return rc;
+    size_t len = req->body.len;
+    if (len == 0 || len % 4 != 0 || len / 4 > VECTOR_MAX_DIM)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "an application/octet-stream body must be 1 to %d little-endian "
+                          "float32 values (a multiple of 4 bytes), not %zu bytes",
+                          VECTOR_MAX_DIM, len);
+    size_t n = len / 4;
+    float *v = lh_arena_alloc(req->arena, n * sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *b = (const unsigned char *)req->body.data + 4 * i;
+        uint32_t bits =
+            (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+        memcpy(&v[i], &bits, sizeof bits);
+        if (!isfinite(v[i]))
+            return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                              "vector[%zu] must be a finite number", i);
+    }
+    json_t *b = json_object();
+    int64_t k = 10, ef = 0;
+    rc = lh_req_query_int(req, "k", 10, 1, INT32_MAX, &k, err);
+    if (rc == 0 && lh_req_query(req, "ef"))
+        rc = lh_req_query_int(req, "ef", 0, 1, INT32_MAX, &ef, err);
+    const char *exact = lh_req_query(req, "exact"), *filter = lh_req_query(req, "filter");
+    const char *include = lh_req_query(req, "include");
+    if (rc == 0 && exact && strcmp(exact, "true") != 0 && strcmp(exact, "false") != 0)
+        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'exact' must be true or false");
+    if (rc != 0) {
+        json_decref(b);
+        return rc;
+    }
+    json_object_set_new(b, "k", json_integer(k));
+    if (ef)
+        json_object_set_new(b, "ef", json_integer(ef));
+    if (exact)
+        json_object_set_new(b, "exact", json_boolean(strcmp(exact, "true") == 0));
+    if (filter)
+        json_object_set_new(b, "filter", json_string(filter));
+    if (include) {
+        json_t *names = json_array();
+        for (const char *p = include; *p;) {
+            const char *comma = strchr(p, ',');
+            size_t n_name = comma ? (size_t)(comma - p) : strlen(p);
+            json_array_append_new(names, json_stringn(p, n_name));
+            p += n_name + (comma ? 1 : 0);
+        }
+        json_object_set_new(b, "include", names);
+    }
+    s->vector = v;
+    s->n_vector = n;
+    *body = b;
+    return 0;
+}
+
 int
 lh_h_vindex_search(lh_req *req, lh_resp *resp)
 {
@@ -403,9 +464,11 @@ lh_h_vindex_search(lh_req *req, lh_resp *resp)
         return 0;
     lh_err err;
     json_t *body = NULL, *out = NULL;
-    if (lh_req_json(req, false, &body, &err) != 0)
-        return lh_resp_error(resp, &err);
     lh_vsearch s = {.index = index, .clearance = req->principal->clearance};
+    bool binary = lh_req_binary(req);
+    if ((binary ? binary_search_body(req, &s, &body, &err)
+                : lh_req_json(req, false, &body, &err)) != 0)
+        return lh_resp_error(resp, &err);
     /* a filter names what the caller's SQL may name: the datasets it sees */
     lh_catalog_view view;
     s.resolver = lh_catalog_view_init(&view, req->srv->catalog, req->principal);

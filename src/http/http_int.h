@@ -41,6 +41,8 @@ enum {
     LH_ROUTE_OFFLOAD = 1u << 3,     /* the handler may wait (for a query slot, a slow query):
                                        it runs on a thread of its own while the connection is
                                        suspended, so MHD's workers keep serving the others */
+    LH_ROUTE_BINARY_BODY = 1u << 4, /* with JSON_BODY: application/octet-stream is accepted
+                                       too (the handler reads the raw bytes) */
 };
 
 typedef struct lh_route {
@@ -124,6 +126,8 @@ struct lh_resp {
 const char *lh_req_param(const lh_req *req, const char *name);
 const char *lh_req_query(const lh_req *req, const char *name);
 const char *lh_req_header(const lh_req *req, const char *name);
+/* Whether the body is application/octet-stream (routes with LH_ROUTE_BINARY_BODY). */
+bool lh_req_binary(const lh_req *req);
 /* Query argument `name` as an integer in [min, max] (default def when absent); 400
  * invalid_parameter naming the argument and its range otherwise. */
 int lh_req_query_int(const lh_req *req, const char *name, int64_t def, int64_t min, int64_t max,

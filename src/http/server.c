@@ -102,7 +102,7 @@ static const lh_route ROUTES[] = {
     {"POST", "/vectors/indexes/{name}/refresh", lh_h_vindex_refresh, LH_ALLOW_WRITE,
      LH_ROUTE_JSON_BODY},
     {"POST", "/vectors/indexes/{name}/search", lh_h_vindex_search, LH_ALLOW_ANY,
-     LH_ROUTE_JSON_BODY | LH_ROUTE_OFFLOAD},
+     LH_ROUTE_JSON_BODY | LH_ROUTE_BINARY_BODY | LH_ROUTE_OFFLOAD},
     {"POST", "/vectors/indexes/{name}/promote", lh_h_vindex_promote, LH_ALLOW_WRITE,
      LH_ROUTE_JSON_BODY},
     {"POST", "/vectors/indexes/{name}/rollback", lh_h_vindex_rollback, LH_ALLOW_WRITE,
@@ -205,6 +205,14 @@ const char *
 lh_req_header(const lh_req *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+bool
+lh_req_binary(const lh_req *req)
+{
+    const char *type = lh_req_header(req, "Content-Type");
+    return type && strncasecmp(type, "application/octet-stream", 24) == 0 &&
+           (type[24] == '\0' || type[24] == ';' || type[24] == ' ');
 }
 
 typedef struct query_check {
@@ -582,10 +590,14 @@ admit(lh_req *req)
     }
     if (req->has_body && (req->match.route->flags & LH_ROUTE_JSON_BODY)) {
         const char *type = lh_req_header(req, "Content-Type");
-        if (type == NULL || strncasecmp(type, "application/json", 16) != 0 ||
-            (type[16] != '\0' && type[16] != ';' && type[16] != ' ')) {
+        if ((req->match.route->flags & LH_ROUTE_BINARY_BODY) && lh_req_binary(req))
+            ; /* the handler reads the bytes */
+        else if (type == NULL || strncasecmp(type, "application/json", 16) != 0 ||
+                 (type[16] != '\0' && type[16] != ';' && type[16] != ' ')) {
             lh_err_set(&err, LH_EINVAL, 415, "unsupported_media_type",
-                       "request body must be application/json");
+                       (req->match.route->flags & LH_ROUTE_BINARY_BODY)
+                           ? "request body must be application/json or application/octet-stream"
+                           : "request body must be application/json");
             lh_err_detail(&err, "Content-Type: %s", type ? type : "(none)");
             respond_error(req, &err);
             return -1;

@@ -330,6 +330,37 @@ class Indexes(harness.ServerTestCase):
         b = self.search({"query": "forty two"}, status=400, index="pts")
         self.assertIn("vector", b["error"]["message"])
         self.search({"vector": [1.0, 2.0]}, status=400, index="pts")
+        # raw little-endian float32 bodies, the other fields in the query string
+        import struct
+
+        def raw(vec, query="", status=200, who="owner", data=None):
+            st, _, b = self.srv.request(
+                "POST", "/vectors/indexes/pts/search" + query, who=who,
+                body=data if data is not None else struct.pack("<%df" % len(vec), *vec),
+                headers={"Content-Type": "application/octet-stream"})
+            self.assertEqual(st, status, b)
+            return b
+        r = raw([42.0, 0.0, 1.0], "?k=3&include=label,id")
+        self.assertEqual([h["doc_id"] for h in r["hits"]], [h["doc_id"] for h in res["hits"]])
+        self.assertEqual(r["hits"][0]["columns"], {"label": "p42", "id": 42})
+        r = raw([42.0, 0.0, 1.0], "?k=2&ef=50&filter=" + "id%20%3E%2050&exact=true")
+        self.assertEqual((len(r["hits"]), r["exact_reason"], r["filter"]["matched_documents"]),
+                         (2, "asked", 250))
+        self.assertTrue(all(int(h["doc_id"]) > 50 for h in r["hits"]))
+        self.assertIn("multiple of 4", raw([], data=b"\x00\x00\x80", status=400)["error"]["message"])
+        self.assertIn("dimensions", raw([1.0, 2.0], status=400)["error"]["message"])
+        self.assertIn("finite", raw([float("nan"), 0.0, 1.0], status=400)["error"]["message"])
+        self.assertIn("'k'", raw([1.0, 2.0, 3.0], "?k=0", status=400)["error"]["message"])
+        self.assertIn("unknown parameter 'vector'",
+                      raw([1.0, 2.0, 3.0], "?vector=1", status=400)["error"]["message"])
+        self.assertIn("'exact'", raw([1.0, 2.0, 3.0], "?exact=yes", status=400)["error"]["message"])
+        # an agent gets no filter through the query string either
+        self.assertEqual(raw([1.0, 2.0, 3.0], "?filter=id%3E1", status=403,
+                             who="bot")["error"]["code"], "sql_not_allowed")
+        st, _, b = self.srv.request("POST", "/vectors/indexes/pts/search", body=b"abc",
+                                    headers={"Content-Type": "text/plain"}, who="owner")
+        self.assertEqual(st, 415, b)
+        self.assertIn("octet-stream", b["error"]["message"])
         # a ragged vector column is refused, naming the row
         ragged = [{"id": 1, "emb": [1.0, 2.0]}, {"id": 2, "emb": [1.0, 2.0, 3.0]}]
         self.req("POST", "/ingest/file?dataset=ragged&format=ndjson",
