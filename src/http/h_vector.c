@@ -452,6 +452,29 @@ binary_search_body(lh_req *req, lh_vsearch *s, json_t **body, lh_err *err)
     return 0;
 }
 
+/* Whether a search may wait: for a query slot (a filter, included columns: SQL) or for a
+ * remote model embedding its text. Any other search is a few microseconds of CPU and runs
+ * on the MHD worker without the thread hand-off. */
+bool
+lh_h_vindex_search_may_wait(lh_req *req)
+{
+    if (lh_req_binary(req))
+        return lh_req_query(req, "filter") || lh_req_query(req, "include");
+    json_t *body = NULL;
+    lh_err err;
+    if (lh_req_json(req, false, &body, &err) != 0)
+        return false; /* the handler answers 400 at once */
+    bool waits = json_object_get(body, "filter") || json_object_get(body, "include");
+    if (!waits && json_object_get(body, "query")) {
+        char index[LH_NAME_MAX];
+        bool via_profile;
+        lh_profile_index(req->principal, lh_req_param(req, "name"), index, &via_profile);
+        waits = !lh_vectors_embeds_locally(req->srv->vectors, index);
+    }
+    json_decref(body);
+    return waits;
+}
+
 int
 lh_h_vindex_search(lh_req *req, lh_resp *resp)
 {

@@ -99,6 +99,7 @@ struct lh_req {
     bool offloaded;     /* LH_ROUTE_OFFLOAD: its handler runs (or ran) on its own thread */
     struct lh_resp *offload_resp; /* that handler's answer, set before the connection resumes */
     struct lh_req *offload_next;  /* in the server's queue for an idle offload thread */
+    json_t *json;                 /* the parsed body, once lh_req_json has read it */
     struct lh_conn *conn_rec;     /* the connection's deadlines (borrowed; may be NULL) */
 };
 
@@ -136,7 +137,8 @@ int lh_req_query_int(const lh_req *req, const char *name, int64_t def, int64_t m
  * *offset is N, or 0 when absent; 400 invalid_parameter otherwise. */
 int lh_req_query_offset_cursor(const lh_req *req, int64_t *offset, lh_err *err);
 /* Parse the body as a JSON object. 400 invalid_json (with line:column) otherwise.
- * Returns new in *out. An empty body is an error unless allow_empty (then {}). */
+ * Returns new in *out (a new reference: the request keeps the parse for later calls). An
+ * empty body is an error unless allow_empty (then {}). */
 int lh_req_json(lh_req *req, bool allow_empty, json_t **out, lh_err *err);
 /* 400 invalid_parameter "unknown field 'x'" (with hint) for the first member of body not
  * among fields (NULL-ended); 0 when all are known. */
@@ -255,6 +257,7 @@ lh_auth *lh_http__auth_current(lh_server *srv);
 
 /* Handlers, by area. */
 int lh_h_reload(lh_req *req, lh_resp *resp);
+bool lh_h_vindex_search_may_wait(lh_req *req);
 int lh_h_profiles(lh_req *req, lh_resp *resp);
 int lh_h_health(lh_req *req, lh_resp *resp);
 int lh_h_whoami(lh_req *req, lh_resp *resp);

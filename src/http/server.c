@@ -284,6 +284,10 @@ lh_req_json(lh_req *req, bool allow_empty, json_t **out, lh_err *err)
         lh_err_hint(err, "send a JSON object with Content-Type: application/json");
         return LH_EINVAL;
     }
+    if (req->json) {
+        *out = json_incref(req->json);
+        return 0;
+    }
     json_error_t jerr;
     json_t *j = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &jerr);
     if (j == NULL) {
@@ -296,6 +300,7 @@ lh_req_json(lh_req *req, bool allow_empty, json_t **out, lh_err *err)
         lh_err_set(err, LH_EINVAL, 400, "invalid_json", "request body must be a JSON object");
         return LH_EINVAL;
     }
+    req->json = json_incref(j);
     *out = j;
     return 0;
 }
@@ -626,6 +631,23 @@ dispatch(lh_req *req)
     resp_free(&resp);
 }
 
+/* LH_ROUTE_OFFLOAD handlers that can tell, once the body is in, whether this request may
+ * wait at all: one that will not runs on the MHD worker like any quick route (suspending
+ * the connection and handing it to a thread cost ~50 us, as much as a search itself). */
+static const struct {
+    lh_handler handler;
+    bool (*may_wait)(lh_req *req);
+} WAIT_CHECKS[] = {{lh_h_vindex_search, lh_h_vindex_search_may_wait}};
+
+static bool
+may_wait(lh_req *req)
+{
+    for (size_t i = 0; i < sizeof WAIT_CHECKS / sizeof *WAIT_CHECKS; i++)
+        if (WAIT_CHECKS[i].handler == req->match.route->handler)
+            return WAIT_CHECKS[i].may_wait(req);
+    return true;
+}
+
 /*
  * LH_ROUTE_OFFLOAD handlers run on threads of their own. An MHD worker serves every
  * connection of its epoll set, so a handler waiting there for a query slot or a slow
@@ -869,7 +891,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         free(req->offload_resp);
         req->offload_resp = NULL;
     } else if (!req->responded && !req->offloaded) {
-        if (req->match.route->flags & LH_ROUTE_OFFLOAD)
+        if ((req->match.route->flags & LH_ROUTE_OFFLOAD) && may_wait(req))
             offload(req);
         else
             dispatch(req);
@@ -909,6 +931,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         free(req->offload_resp);
     }
     lh_buf_free(&req->body);
+    json_decref(req->json);
     if (req->body_fd >= 0)
         close(req->body_fd);
     if (req->body_path) {

@@ -207,6 +207,17 @@ lh_vectors_dataset_of(lh_vectors *v, const char *name, char *out, size_t size)
     return x != NULL;
 }
 
+bool
+lh_vectors_embeds_locally(lh_vectors *v, const char *name)
+{
+    pthread_mutex_lock(&v->lock);
+    lh_vidx *x = lh_vectors__find_locked(v, name);
+    const char *model = x ? json_string_value(json_object_get(x->spec, "model")) : NULL;
+    bool local = x == NULL || model == NULL || strcmp(model, "builtin") == 0;
+    pthread_mutex_unlock(&v->lock);
+    return local;
+}
+
 int
 lh_vectors__reserve(lh_vectors *v, const char *name, const char *actor, lh_vbuild **out,
                     lh_err *err)

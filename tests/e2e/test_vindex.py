@@ -107,6 +107,23 @@ class Indexes(harness.ServerTestCase):
         self.assertEqual([(h["doc_id"], h["chunk_id"]) for h in res["hits"]],
                          self.exact_top({"query": "Data Analyst", "k": 5}))
 
+    def test_b2_quick_searches_stay_on_the_worker(self):
+        """A search that cannot wait (no filter, no included columns, the builtin model)
+        runs on the HTTP worker; one with a filter goes to a kept handler thread."""
+        import re
+
+        def started():
+            _, _, text = self.srv.request("GET", "/metrics", who="owner")
+            return int(re.search(r"(?m)^lakehouse_http_handler_threads_started_total (\d+)$",
+                                 text).group(1))
+        before = started()
+        for i in range(10):
+            self.search({"query": "Data Analyst %d" % i, "k": 3})
+        self.assertEqual(started(), before)
+        for i in range(10):
+            self.search({"query": "Data Analyst", "k": 3, "filter": "candidate_id > %d" % i})
+        self.assertLessEqual(started() - before, 2)
+
     def test_c_filter(self):
         city = self.sql("SELECT city FROM candidates GROUP BY city ORDER BY count(*) LIMIT 1")[0]["city"]
         q = {"query": "Python developer", "k": 10, "filter": "city = '%s'" % city,
