@@ -129,6 +129,15 @@ void lh_buf_printf(lh_buf *b, const char *fmt, ...) LH_PRINTF(2, 3);
 /* Hand the bytes to the caller (free) and reset the buffer. */
 char *lh_buf_steal(lh_buf *b);
 
+/* The top-level member `key` of the JSON object in text when it is an array of numbers,
+ * read straight into floats (jansson would make a json_real per element): 1 with *out
+ * (new, *n elements) and rest (appended: text with that array replaced by [], to parse as
+ * usual); 0 when the member is absent, is not a non-empty array of JSON numbers, or text
+ * is not an object as far as the scan saw — then parse text itself, whose errors are
+ * jansson's to report. */
+int lh_json_take_floats(const char *text, size_t len, const char *key, float **out, size_t *n,
+                        lh_buf *rest);
+
 /* ---------------------------------------------------------------------------------
  * Fault injection (SQLite's faultsim, for tests)
  *

@@ -385,6 +385,26 @@ parse_search(lh_req *req, const json_t *body, lh_vsearch *s, lh_err *err)
     return 0;
 }
 
+/* The query vector read straight from the JSON body: the checks parse_search makes of a
+ * "vector" array. */
+static int
+take_vector(lh_vsearch *s, const float *v, size_t n, lh_err *err)
+{
+    if (s->query)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "give exactly one of 'query' (text) or 'vector' (numbers)");
+    if (n > VECTOR_MAX_DIM)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'vector' must be an array of 1 to %d numbers", VECTOR_MAX_DIM);
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                              "vector[%zu] must be a finite number", i);
+    s->vector = v;
+    s->n_vector = n;
+    return 0;
+}
+
 /* A raw query vector (application/octet-stream: little-endian float32, the index's
  * dimension) with the other fields in the query string: k, ef, exact, filter, include
  * (comma-separated). *body (new) holds those fields for parse_search; the vector goes to
@@ -462,7 +482,9 @@ lh_h_vindex_search_may_wait(lh_req *req)
         return lh_req_query(req, "filter") || lh_req_query(req, "include");
     json_t *body = NULL;
     lh_err err;
-    if (lh_req_json(req, false, &body, &err) != 0)
+    const float *floats;
+    size_t n_floats;
+    if (lh_req_json_floats(req, "vector", &body, &floats, &n_floats, &err) != 0)
         return false; /* the handler answers 400 at once */
     bool waits = json_object_get(body, "filter") || json_object_get(body, "include");
     if (!waits && json_object_get(body, "query")) {
@@ -488,14 +510,18 @@ lh_h_vindex_search(lh_req *req, lh_resp *resp)
     lh_err err;
     json_t *body = NULL, *out = NULL;
     lh_vsearch s = {.index = index, .clearance = req->principal->clearance};
-    bool binary = lh_req_binary(req);
-    if ((binary ? binary_search_body(req, &s, &body, &err)
-                : lh_req_json(req, false, &body, &err)) != 0)
+    const float *floats = NULL;
+    size_t n_floats = 0;
+    if ((lh_req_binary(req)
+             ? binary_search_body(req, &s, &body, &err)
+             : lh_req_json_floats(req, "vector", &body, &floats, &n_floats, &err)) != 0)
         return lh_resp_error(resp, &err);
     /* a filter names what the caller's SQL may name: the datasets it sees */
     lh_catalog_view view;
     s.resolver = lh_catalog_view_init(&view, req->srv->catalog, req->principal);
     int rc = parse_search(req, body, &s, &err);
+    if (rc == 0 && floats) /* the vector, read without jansson (lh_req_json_floats) */
+        rc = take_vector(&s, floats, n_floats, &err);
     int64_t max_k = lh_profile_max_k(req->principal, INT64_MAX);
     if (rc == 0 && (int64_t)s.k > max_k) {
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",

@@ -100,7 +100,10 @@ struct lh_req {
     struct lh_resp *offload_resp; /* that handler's answer, set before the connection resumes */
     struct lh_req *offload_next;  /* in the server's queue for an idle offload thread */
     json_t *json;                 /* the parsed body, once lh_req_json has read it */
-    struct lh_conn *conn_rec;     /* the connection's deadlines (borrowed; may be NULL) */
+    float *floats;                /* lh_req_json_floats: the member it read as floats */
+    size_t n_floats;
+    bool floats_tried;
+    struct lh_conn *conn_rec; /* the connection's deadlines (borrowed; may be NULL) */
 };
 
 typedef struct lh_header {
@@ -140,6 +143,12 @@ int lh_req_query_offset_cursor(const lh_req *req, int64_t *offset, lh_err *err);
  * Returns new in *out (a new reference: the request keeps the parse for later calls). An
  * empty body is an error unless allow_empty (then {}). */
 int lh_req_json(lh_req *req, bool allow_empty, json_t **out, lh_err *err);
+/* lh_req_json for a body whose member `key` may be a long array of numbers (a query
+ * vector): that array is read straight into *floats (borrowed from req, *n of them; NULL
+ * when the member is absent or not such an array) and left out of *out; anything else is
+ * as lh_req_json gives it. */
+int lh_req_json_floats(lh_req *req, const char *key, json_t **out, const float **floats, size_t *n,
+                       lh_err *err);
 /* 400 invalid_parameter "unknown field 'x'" (with hint) for the first member of body not
  * among fields (NULL-ended); 0 when all are known. */
 /* 400 invalid_parameter "unknown parameter 'x'" (with hint) for the first query argument

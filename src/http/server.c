@@ -273,6 +273,34 @@ lh_req_check_fields(const json_t *body, const char *const *fields, const char *h
 }
 
 int
+lh_req_json_floats(lh_req *req, const char *key, json_t **out, const float **floats, size_t *n,
+                   lh_err *err)
+{
+    if (!req->floats_tried && req->json == NULL) {
+        req->floats_tried = true;
+        lh_buf rest;
+        lh_buf_init(&rest);
+        if (lh_json_take_floats(req->body.data, req->body.len, key, &req->floats, &req->n_floats,
+                                &rest) == 1) {
+            json_t *j = json_loadb(rest.data, rest.len, JSON_REJECT_DUPLICATES, NULL);
+            if (json_is_object(j)) {
+                json_object_del(j, key);
+                req->json = j;
+            } else { /* jansson reports the original text's error, at its position */
+                json_decref(j);
+                free(req->floats);
+                req->floats = NULL;
+                req->n_floats = 0;
+            }
+        }
+        lh_buf_free(&rest);
+    }
+    *floats = req->floats;
+    *n = req->n_floats;
+    return lh_req_json(req, false, out, err);
+}
+
+int
 lh_req_json(lh_req *req, bool allow_empty, json_t **out, lh_err *err)
 {
     if (req->body.len == 0) {
@@ -932,6 +960,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     lh_buf_free(&req->body);
     json_decref(req->json);
+    free(req->floats);
     if (req->body_fd >= 0)
         close(req->body_fd);
     if (req->body_path) {
