@@ -480,6 +480,8 @@ lh_h_vindex_search_may_wait(lh_req *req)
 {
     if (lh_req_binary(req))
         return lh_req_query(req, "filter") || lh_req_query(req, "include");
+    if (req->body.len > 256 * 1024)
+        return true; /* parsing it would hold the worker's other connections up */
     json_t *body = NULL;
     lh_err err;
     const float *floats;
