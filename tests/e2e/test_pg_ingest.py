@@ -719,6 +719,18 @@ class PgIngest(harness.ServerTestCase):
                                         "--dataset", "cli_pg"], env=env)
         self.assertEqual(rc, 0, err)
         self.assertIn("cli_pg: version 1, 4 rows from postgresql://app:***@", out)
+        rc, out, err = harness.run_cli(["ingest", self.pg.dsn(), "--table", "alltypes",
+                                        "--dataset", "cli_pg_par", "--parallel", "2"], env=env)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("cli_pg_par: version 1, 4 rows", out)
+        rc, out, err = harness.run_cli(["ingest", self.pg.dsn(), "--table", "alltypes",
+                                        "--dataset", "cli_pg_par2", "--parallel", "two"], env=env)
+        self.assertEqual(rc, 2)
+        self.assertIn("--parallel needs a positive number", err)
+        rc, out, err = harness.run_cli(["ingest", self.pg.dsn(), "--table", "alltypes",
+                                        "--dataset", "cli_pg_par3", "--parallel", "17"], env=env)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("'parallel' must be an integer from 1 to 16", err)
         rc, out, err = harness.run_cli(["ingest", self.pg.dsn(), "--dataset", "cli_pg2"], env=env)
         self.assertEqual(rc, 2)
         self.assertIn("--table or --query", err)
