@@ -3,8 +3,8 @@
 # export speed, in the same run, on loopback:
 #   floor      psql -c "\copy (SELECT * FROM bench) TO STDOUT" > /dev/null — one PostgreSQL
 #              backend producing and psql receiving the rows, nothing written
-#   parallel   POST /ingest/db {"table": "bench"} with the default 'parallel' (the cores,
-#              at most 4): that many connections in one snapshot (the leader exports it,
+#   parallel   POST /ingest/db {"table": "bench"} with the default 'parallel' (half the
+#              cores, 1 to 4; PARALLEL=n asks for n): that many connections in one snapshot (the leader exports it,
 #              the others import it), each COPY ... TO STDOUT (FORMAT binary) of a ctid
 #              range of the table, decoded into typed batches, DuckDB writing each batch as
 #              zstd Parquet while the next arrives, store (fsync) and manifest commit; end

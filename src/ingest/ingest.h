@@ -71,8 +71,11 @@ typedef struct lh_ingest_db_opts {
 #define LH_PG_MAX_BATCH_ROWS 50000000
 #define LH_PG_MAX_PARALLEL 16
 
-/* The streams a table is read with when neither request nor configuration says: the
- * cores, at most 4. */
+/* The streams a table is read with when neither request nor configuration says: half
+ * the cores, at least 1 and at most 4. A stream keeps about two cores busy (a server
+ * backend when PostgreSQL is local, the reader, the converter's DuckDB); more streams
+ * than that only add contention (bench/pg_ingest: on two cores, two streams were 20-60%
+ * slower than one). */
 int lh_ingest_db_parallel_default(void);
 
 /* Check a DSN without connecting: syntax (libpq's parser) and keys (those that would make

@@ -19,8 +19,8 @@
 int
 lh_ingest_db_parallel_default(void)
 {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    return cores < 1 ? 1 : cores > 4 ? 4 : (int)cores;
+    long half = sysconf(_SC_NPROCESSORS_ONLN) / 2;
+    return half < 1 ? 1 : half > 4 ? 4 : (int)half;
 }
 
 /* The watermark the dataset's last incremental ingest left for this column, or NULL. */
