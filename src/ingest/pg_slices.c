@@ -122,7 +122,8 @@ lh_ingest__pg_plan(lh_pg_src *s, Oid relid, int asked, lh_pg_plan *plan, lh_err 
         plan->reason = lh_strdup("a partitioned table with foreign partitions is read with "
                                  "one stream");
     else if ((plan->streams = lh_ingest__pg_slice_count(plan->pages, asked)) < asked)
-        plan->reason = lh_sprintf("the table has %lld pages and a stream reads at least %d",
-                                  (long long)plan->pages, LH_PG_MIN_SLICE_PAGES);
+        plan->reason = lh_sprintf("the table%s has %lld pages and a stream reads at least %d",
+                                  kind == 'p' ? "'s largest partition" : "", (long long)plan->pages,
+                                  LH_PG_MIN_SLICE_PAGES);
     return 0;
 }

@@ -443,6 +443,27 @@ class PgIngest(harness.ServerTestCase):
         _, out = self.ingest(dict(body, mode="append"), 201)
         self.assertEqual((out["rows"], out["total_rows"]), (500, 180500))
         self.assertEqual(self.query("SELECT count(DISTINCT id) AS d FROM par_inc"), [{"d": 180500}])
+        # a partitioned table: every partition is cut at the same pages (of the largest),
+        # and an inheritance parent's slices apply to its child too
+        self.pg.psql("CREATE TABLE par_parts (id int, k int, pad text) PARTITION BY RANGE (k);"
+                     "CREATE TABLE par_p0 PARTITION OF par_parts FOR VALUES FROM (0) TO (1);"
+                     "CREATE TABLE par_p1 PARTITION OF par_parts FOR VALUES FROM (1) TO (3);"
+                     "INSERT INTO par_parts SELECT g, least(g % 3, 1), repeat('q', 300) "
+                     "FROM generate_series(1, 120000) g;"
+                     "CREATE TABLE par_inh (id int, pad text);"
+                     "CREATE TABLE par_inh_child () INHERITS (par_inh);"
+                     "INSERT INTO par_inh SELECT g, repeat('r', 300) FROM generate_series(1, 60000) g;"
+                     "INSERT INTO par_inh_child SELECT g, repeat('r', 300) "
+                     "FROM generate_series(60001, 100000) g")
+        for table, n, streams in (("par_parts", 120000, 3), ("par_inh", 100000, 2)):
+            _, out = self.ingest({"dsn": self.pg.dsn(), "table": table, "dataset": table,
+                                  "parallel": 4}, 201)
+            self.assertEqual((out["rows"], out["parallel"]["streams"]), (n, streams), out)
+            self.assertEqual(self.query("SELECT count(DISTINCT id) AS d, sum(id) AS s FROM "
+                                        + table), [{"d": n, "s": n * (n + 1) // 2}])
+        self.assertIn("largest partition", self.ingest(
+            {"dsn": self.pg.dsn(), "table": "par_parts", "dataset": "par_parts_16",
+             "parallel": 16}, 201)[1]["parallel"]["reason"])
         # every slice empty (the pages are still there): one empty file keeps the columns
         self.pg.psql("DELETE FROM par")
         _, out = self.ingest({"dsn": self.pg.dsn(), "table": "par", "dataset": "par_four",
