@@ -85,6 +85,8 @@ ours_once() { # method parallel ("" for the default) -> seconds (also leaves the
 timing() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); t=d["timings_ms"]; print(t["read"], t["convert"], d["parallel"]["streams"])' "$work/body"; }
 
 par_default=${PARALLEL:-}
+par_label="default parallel"
+[ -n "$par_default" ] && par_label="parallel=$par_default"
 floor_once >/dev/null; ours_once copy "$par_default" >/dev/null; ours_once copy 1 >/dev/null
 [ "${CURSOR:-0}" = 1 ] && ours_once cursor 1 >/dev/null
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -107,10 +109,10 @@ row() { # label seconds
         'BEGIN { printf "%-52s %9.3f %12.0f %9.1f %8.2f\n", l, s, n / s, b / s / 1e6, f / s }'
 }
 row "floor: psql \\copy TO STDOUT > /dev/null" "$fm"
-row "lakehouse /ingest/db default parallel ($streams streams)" "$pm"
+row "lakehouse /ingest/db $par_label ($streams streams)" "$pm"
 row "lakehouse /ingest/db parallel=1" "$cm"
 if [ "${CURSOR:-0}" = 1 ]; then row "lakehouse /ingest/db method=cursor parallel=1" "$(printf '%s\n' "${k[@]}" | median)"; fi
 echo "ratio = floor seconds / ours (target for the default: >= 1.3). Inside the server (median ms):"
-echo "  default:    streaming and decoding (all streams, wall): $(printf '%s\n' "${p_read[@]}" | median); DuckDB batch -> Parquet, summed over batches: $(printf '%s\n' "${p_conv[@]}" | median)"
+echo "  $par_label: streaming and decoding (all streams, wall): $(printf '%s\n' "${p_read[@]}" | median); DuckDB batch -> Parquet, summed over batches: $(printf '%s\n' "${p_conv[@]}" | median)"
 echo "  parallel=1: streaming and decoding: $(printf '%s\n' "${c_read[@]}" | median); DuckDB batch -> Parquet, summed over batches: $(printf '%s\n' "${c_conv[@]}" | median)"
 echo "  each run:   floor ${f[*]}; default ${p[*]}; parallel=1 ${c[*]}"
