@@ -109,10 +109,10 @@ row() { # label seconds
         'BEGIN { printf "%-52s %9.3f %12.0f %9.1f %8.2f\n", l, s, n / s, b / s / 1e6, f / s }'
 }
 row "floor: psql \\copy TO STDOUT > /dev/null" "$fm"
-row "lakehouse /ingest/db $par_label ($streams streams)" "$pm"
+row "lakehouse /ingest/db $par_label (streams: $streams)" "$pm"
 row "lakehouse /ingest/db parallel=1" "$cm"
 if [ "${CURSOR:-0}" = 1 ]; then row "lakehouse /ingest/db method=cursor parallel=1" "$(printf '%s\n' "${k[@]}" | median)"; fi
 echo "ratio = floor seconds / ours (target for the default: >= 1.3). Inside the server (median ms):"
 echo "  $par_label: streaming and decoding (all streams, wall): $(printf '%s\n' "${p_read[@]}" | median); DuckDB batch -> Parquet, summed over batches: $(printf '%s\n' "${p_conv[@]}" | median)"
 echo "  parallel=1: streaming and decoding: $(printf '%s\n' "${c_read[@]}" | median); DuckDB batch -> Parquet, summed over batches: $(printf '%s\n' "${c_conv[@]}" | median)"
-echo "  each run:   floor ${f[*]}; default ${p[*]}; parallel=1 ${c[*]}"
+echo "  each run:   floor ${f[*]}; $par_label ${p[*]}; parallel=1 ${c[*]}"
