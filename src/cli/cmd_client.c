@@ -145,7 +145,8 @@ lh_cmd_ingest_help(void)
            "       lakehouse ingest postgresql://USER@HOST:PORT/DB --dataset NAME\n"
            "                        (--table [SCHEMA.]TABLE | --query 'SELECT ...')\n"
            "                        [--secret-ref REF] [--since-column COLUMN]\n"
-           "                        [--batch-rows N] [--method copy|cursor] [the options above]\n\n"
+           "                        [--batch-rows N] [--method copy|cursor] [--parallel N]\n"
+           "                        [the options above]\n\n"
            "Uploads FILE to the running server as a dataset (the format defaults to the file's\n"
            "extension), or has the server read a PostgreSQL table or query from one snapshot.\n"
            "Prints the new version, rows and columns. Give a PostgreSQL password by --secret-ref\n"
@@ -283,22 +284,35 @@ is_pg_url(const char *s)
 
 /* `lakehouse ingest postgresql://...`: the fields (name, value pairs; NULL values left
  * out) as the body of POST /ingest/db. */
+/* A positive number from a command-line option (value may be NULL: *out 0); else 2. */
 static int
-ingest_pg_cmd(const char *config, const char *dsn, const char *dataset, const char *const *fields,
-              const char *batch_rows, const char *tags)
+positive_option(const char *name, const char *value, long long *out)
 {
     char *end = NULL;
-    long long n = batch_rows ? strtoll(batch_rows, &end, 10) : 0;
-    if (batch_rows && (*end != '\0' || n < 1)) {
-        fprintf(stderr, "lakehouse ingest: --batch-rows needs a positive number\n");
+    *out = value ? strtoll(value, &end, 10) : 0;
+    if (value && (*end != '\0' || *out < 1)) {
+        fprintf(stderr, "lakehouse ingest: %s needs a positive number\n", name);
         return 2;
     }
+    return 0;
+}
+
+static int
+ingest_pg_cmd(const char *config, const char *dsn, const char *dataset, const char *const *fields,
+              const char *batch_rows, const char *parallel, const char *tags)
+{
+    long long n, streams;
+    if (positive_option("--batch-rows", batch_rows, &n) != 0 ||
+        positive_option("--parallel", parallel, &streams) != 0)
+        return 2;
     json_t *body = json_pack("{s:s, s:s}", "dsn", dsn, "dataset", dataset);
     for (size_t i = 0; fields[i]; i += 2)
         if (fields[i + 1])
             json_object_set_new(body, fields[i], json_string(fields[i + 1]));
     if (batch_rows)
         json_object_set_new(body, "batch_rows", json_integer(n));
+    if (parallel) /* the server checks the range */
+        json_object_set_new(body, "parallel", json_integer(streams));
     if (tags) {
         json_t *list = json_array();
         char *copy = lh_strdup(tags);
@@ -335,7 +349,7 @@ lh_cmd_ingest(int argc, char **argv)
     const char *config = NULL, *file = NULL, *dataset = NULL, *format = NULL, *mode = NULL,
                *bucket = NULL, *description = NULL, *owner = NULL, *sensitivity = NULL,
                *tags = NULL, *table = NULL, *query = NULL, *secret_ref = NULL, *since = NULL,
-               *batch_rows = NULL, *method = NULL;
+               *batch_rows = NULL, *method = NULL, *parallel = NULL;
     opt opts[] = {{"--dataset", &dataset},
                   {"--format", &format},
                   {"--mode", &mode},
@@ -350,6 +364,7 @@ lh_cmd_ingest(int argc, char **argv)
                   {"--since-column", &since},
                   {"--batch-rows", &batch_rows},
                   {"--method", &method},
+                  {"--parallel", &parallel},
                   {NULL, NULL}};
     int rc = parse("ingest", argc, argv, opts, &file, 1, &config);
     if (rc != 0)
@@ -359,9 +374,9 @@ lh_cmd_ingest(int argc, char **argv)
         return 2;
     }
     bool pg = is_pg_url(file);
-    if (!pg && (table || query || secret_ref || since || batch_rows || method)) {
+    if (!pg && (table || query || secret_ref || since || batch_rows || method || parallel)) {
         fprintf(stderr, "lakehouse ingest: --table, --query, --secret-ref, --since-column, "
-                        "--batch-rows and --method are for postgresql:// sources\n");
+                        "--batch-rows, --method and --parallel are for postgresql:// sources\n");
         return 2;
     }
     if (pg && !table == !query) {
@@ -373,7 +388,7 @@ lh_cmd_ingest(int argc, char **argv)
             "table",       table,       "query", query,  "secret_ref",  secret_ref,  "since_column",
             since,         "method",    method,  "mode", mode,          "bucket",    bucket,
             "description", description, "owner", owner,  "sensitivity", sensitivity, NULL};
-        return ingest_pg_cmd(config, file, dataset, fields, batch_rows, tags);
+        return ingest_pg_cmd(config, file, dataset, fields, batch_rows, parallel, tags);
     }
     if (format == NULL && (format = format_of(file)) == NULL) {
         fprintf(stderr, "lakehouse ingest: cannot tell the format of %s; give --format\n", file);

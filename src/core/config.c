@@ -165,6 +165,10 @@ static const key_def KEYS[] = {
          "and nothing is written"),
     INT("ingest", "max_rows_per_request", 100000, 1, 10000000,
         "upserts plus deletes one POST /datasets/{name}/rows may carry"),
+    INT("ingest", "pg_parallel", 0, 0, 16,
+        "POST /ingest/db reads a table over this many connections in one snapshot, each a "
+        "slice of its pages, when the request gives no 'parallel' (0: half the cores, 1 to 4); "
+        "a small table, a query or a PostgreSQL before 14 is read with one"),
     INT("workspace", "tick_s", 60, 0, 86400,
         "how often the workspaces' tier timer takes due automatic snapshots and compacts old "
         "activity (0: never; POST /workspaces/{id}/snapshots still works)"),

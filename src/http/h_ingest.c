@@ -231,6 +231,7 @@ typedef struct db_job {
     lh_ingest_mode mode;
     lh_pg_method method;
     int64_t batch_rows;
+    int parallel; /* 0: the default */
     json_t *metadata;
     lh_principal who;
 } db_job;
@@ -272,6 +273,7 @@ db_ingest(db_job *j, lh_job *job, json_t **result, lh_err *err)
                            .since_column = j->since_column,
                            .batch_rows = j->batch_rows,
                            .method = j->method,
+                           .parallel = j->parallel,
                            .metadata = j->metadata,
                            .actor = j->actor,
                            .job = job,
@@ -290,10 +292,11 @@ run_db_ingest(lh_job *job, void *arg, lh_err *err)
     return rc;
 }
 
-static const char *const DB_FIELDS[] = {
-    "dsn",         "secret_ref",  "table",  "query",           "dataset",     "mode",
-    "bucket",      "batch_rows",  "method", "since_column",    "async",       "owner",
-    "sensitivity", "description", "tags",   "freshness_sla_s", "primary_key", NULL};
+static const char *const DB_FIELDS[] = {"dsn",         "secret_ref",   "table",  "query",
+                                        "dataset",     "mode",         "bucket", "batch_rows",
+                                        "method",      "since_column", "async",  "owner",
+                                        "sensitivity", "description",  "tags",   "freshness_sla_s",
+                                        "primary_key", "parallel",     NULL};
 static const char *const DB_META[] = {"owner",           "sensitivity", "description", "tags",
                                       "freshness_sla_s", "primary_key", NULL};
 
@@ -332,6 +335,7 @@ db_job_from_body(lh_req *req, const json_t *body, db_job **out, lh_err *err)
         return rc;
     const json_t *batch = json_object_get(body, "batch_rows");
     const json_t *async = json_object_get(body, "async");
+    const json_t *parallel = json_object_get(body, "parallel");
     if (!dsn)
         rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                         "'dsn' is required (postgresql://user@host:port/dbname)");
@@ -352,7 +356,13 @@ db_job_from_body(lh_req *req, const json_t *body, db_job **out, lh_err *err)
                        json_integer_value(batch) > LH_PG_MAX_BATCH_ROWS))
         rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                         "'batch_rows' must be an integer from 1 to %d", LH_PG_MAX_BATCH_ROWS);
-    else if (async && !json_is_boolean(async))
+    else if (parallel && (!json_is_integer(parallel) || json_integer_value(parallel) < 1 ||
+                          json_integer_value(parallel) > LH_PG_MAX_PARALLEL)) {
+        rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                        "'parallel' must be an integer from 1 to %d", LH_PG_MAX_PARALLEL);
+        lh_err_hint(err, "the number of connections that read a table at once; 1 reads it "
+                         "with one");
+    } else if (async && !json_is_boolean(async))
         rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'async' must be true or false");
     else if (bucket && lh_auth_bucket(req->principal, bucket, err) != 0)
         rc = LH_EPERM;
@@ -391,6 +401,8 @@ db_job_from_body(lh_req *req, const json_t *body, db_job **out, lh_err *err)
     j->mode = mode ? (lh_ingest_mode)lh_ingest_mode_parse(mode) : LH_INGEST_CREATE;
     j->method = method && strcmp(method, "cursor") == 0 ? LH_PG_CURSOR : LH_PG_COPY;
     j->batch_rows = batch ? json_integer_value(batch) : 0;
+    j->parallel = parallel ? (int)json_integer_value(parallel)
+                           : (int)lh_config_int(req->config, "ingest.pg_parallel");
     j->metadata = meta;
     *out = j;
     return 0;

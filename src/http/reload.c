@@ -33,6 +33,7 @@ static const char *const LIVE_KEYS[] = {
     "engine.max_queries_per_principal",
     "engine.max_queued_per_principal",
     "ingest.max_rows_per_request",
+    "ingest.pg_parallel",
     "catalog.compact_after_deltas",
     "tools.max_calls_per_minute",
     "log.level",

@@ -57,6 +57,9 @@ typedef struct lh_ingest_db_opts {
     const char *since_column; /* incremental: only rows newer than the last watermark */
     int64_t batch_rows;       /* rows per Parquet file; <= 0: LH_PG_BATCH_ROWS */
     lh_pg_method method;
+    /* streams that read a table at once, each a connection in the same snapshot
+     * (1..LH_PG_MAX_PARALLEL); <= 0: lh_ingest_db_parallel_default() */
+    int parallel;
     const json_t *metadata; /* validated by lh_catalog_check_metadata; may be NULL */
     const char *actor;
     lh_job *job; /* progress goes here when set */
@@ -66,6 +69,14 @@ typedef struct lh_ingest_db_opts {
 
 #define LH_PG_BATCH_ROWS 250000
 #define LH_PG_MAX_BATCH_ROWS 50000000
+#define LH_PG_MAX_PARALLEL 16
+
+/* The streams a table is read with when neither request nor configuration says: half
+ * the cores, at least 1 and at most 4. A stream keeps about two cores busy (a server
+ * backend when PostgreSQL is local, the reader, the converter's DuckDB); more streams
+ * than that only add contention (bench/pg_ingest: on two cores, two streams were 20-60%
+ * slower than one). */
+int lh_ingest_db_parallel_default(void);
 
 /* Check a DSN without connecting: syntax (libpq's parser) and keys (those that would make
  * the server read its own files — passfile, service, ssl key/cert paths — are refused).
@@ -95,8 +106,12 @@ int lh_ingest_secret_password(lh_ingest_secrets *s, const char *ref, char **out,
  * invalid_query / query_not_select / schema_mismatch, 403 source_permission_denied, 404
  * source_table_not_found, 502 source_unreachable / source_connection_lost. *result (new):
  * {"dataset","version","rows","total_rows","columns","files","source","snapshot_at",
- *  "watermark","method","timings_ms"}; with since_column and no newer rows, no version is
- * written and the result says "unchanged": true. */
+ *  "watermark","method","parallel","timings_ms"}; with since_column and no newer rows, no
+ * version is written and the result says "unchanged": true. A table is read by up to
+ * o->parallel streams, each a connection that imported the leader's snapshot and reads a
+ * ctid range of the table (PostgreSQL 14 or later); "parallel" is {"requested",
+ * "streams"} and, when fewer streams were used than requested, "reason". Memory: two
+ * batches per stream. */
 int lh_ingest_db(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_ingest_db_opts *o,
                  json_t **result, lh_err *err);
 

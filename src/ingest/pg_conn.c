@@ -313,6 +313,13 @@ lh_ingest__pg_run(lh_pg_src *s, const char *sql, int n_params, const char *const
 
 /* ---- the snapshot ----------------------------------------------------------------------- */
 
+/* Every connection of an ingest: settings that make PostgreSQL print values in forms
+ * DuckDB reads back exactly, then the transaction everything is read in. */
+#define SESSION_SQL                                                                                \
+    "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET IntervalStyle = 'iso_8601'; "           \
+    "SET bytea_output = 'hex'; SET extra_float_digits = 1; "                                       \
+    "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+
 int
 lh_ingest__pg_open(lh_pg_src *s, const lh_ingest_db_opts *o, char **snapshot_at, lh_err *err)
 {
@@ -321,12 +328,8 @@ lh_ingest__pg_open(lh_pg_src *s, const lh_ingest_db_opts *o, char **snapshot_at,
         rc = pg_connect(s, err);
     if (rc != 0)
         return rc;
-    PGresult *res = lh_ingest__pg_run(s,
-                                      "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; "
-                                      "SET IntervalStyle = 'iso_8601'; SET bytea_output = 'hex'; "
-                                      "SET extra_float_digits = 1; "
-                                      "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
-                                      0, NULL, PGRES_COMMAND_OK, "starting the snapshot", err);
+    PGresult *res =
+        lh_ingest__pg_run(s, SESSION_SQL, 0, NULL, PGRES_COMMAND_OK, "starting the snapshot", err);
     if (!res)
         return err->rc;
     PQclear(res);
@@ -335,6 +338,56 @@ lh_ingest__pg_open(lh_pg_src *s, const lh_ingest_db_opts *o, char **snapshot_at,
     if (!res)
         return err->rc;
     *snapshot_at = lh_strdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
+int
+lh_ingest__pg_export_snapshot(lh_pg_src *s, char **id, lh_err *err)
+{
+    PGresult *res = lh_ingest__pg_run(s, "SELECT pg_catalog.pg_export_snapshot()", 0, NULL,
+                                      PGRES_TUPLES_OK, "sharing the snapshot", err);
+    if (!res)
+        return err->rc;
+    *id = lh_strdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
+int
+lh_ingest__pg_join(lh_pg_src *s, const lh_ingest_db_opts *o, const char *id, int n_streams,
+                   lh_err *err)
+{
+    int rc = dsn_parse(o->dsn, o->password, &s->dsn, err);
+    if (rc != 0)
+        return rc;
+    if ((rc = pg_connect(s, err)) != 0) {
+        lh_err_hint(err,
+                    "the table is read over %d connections ('parallel'); ask for fewer, or "
+                    "let the PostgreSQL user open more",
+                    n_streams);
+        return rc;
+    }
+    /* SET TRANSACTION SNAPSHOT must come before any query of the transaction */
+    char *lit = PQescapeLiteral(s->conn, id, strlen(id));
+    if (!lit)
+        return lh_ingest__pg_fail(s, NULL, "joining the snapshot", err);
+    char *sql = lh_sprintf(SESSION_SQL "; SET TRANSACTION SNAPSHOT %s", lit);
+    PQfreemem(lit);
+    PGresult *res =
+        lh_ingest__pg_run(s, sql, 0, NULL, PGRES_COMMAND_OK, "joining the snapshot", err);
+    free(sql);
+    if (!res) {
+        if (strcmp(err->code, "source_connection_lost") != 0) {
+            char detail[LH_ERR_TEXT_MAX];
+            snprintf(detail, sizeof detail, "%s", err->detail);
+            lh_err_set(err, LH_EIO, 502, "source_error",
+                       "another connection could not join the snapshot");
+            lh_err_detail(err, "%s", detail);
+            lh_err_hint(err, "'parallel': 1 reads the table on one connection");
+        }
+        return err->rc;
+    }
     PQclear(res);
     return 0;
 }

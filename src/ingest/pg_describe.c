@@ -255,8 +255,10 @@ lh_ingest__pg_cols_free(lh_pg_col *cols, int n)
 }
 
 int
-lh_ingest__pg_source_sql(lh_pg_src *s, const lh_ingest_db_opts *o, char **out, lh_err *err)
+lh_ingest__pg_source_sql(lh_pg_src *s, const lh_ingest_db_opts *o, char **out, Oid *relid,
+                         lh_err *err)
 {
+    *relid = 0;
     if (o->query) {
         if (!query_is_select(o->query))
             return lh_err_set(err, LH_EINVAL, 400, "query_not_select",
@@ -271,7 +273,7 @@ lh_ingest__pg_source_sql(lh_pg_src *s, const lh_ingest_db_opts *o, char **out, l
     const char *params[1] = {o->table};
     PGresult *res =
         lh_ingest__pg_run(s,
-                          "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) "
+                          "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.oid "
                           "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
                           "ON n.oid = c.relnamespace WHERE c.oid = pg_catalog.to_regclass($1)",
                           1, params, PGRES_TUPLES_OK, "looking up the table", err);
@@ -288,6 +290,7 @@ lh_ingest__pg_source_sql(lh_pg_src *s, const lh_ingest_db_opts *o, char **out, l
         return rc;
     }
     *out = lh_sprintf("SELECT * FROM %s", PQgetvalue(res, 0, 0));
+    *relid = (Oid)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
     PQclear(res);
     return 0;
 }

@@ -1,21 +1,30 @@
 /*
  * pg_pipeline.c — the rows of a PostgreSQL ingest, streamed into batches and converted to
- * stored Parquet files while the next batch arrives.
+ * stored Parquet files while the next batch arrives, over one or several streams.
  *
- * The pipeline has two threads. The caller's thread drives libpq: it streams the rows in
- * PostgreSQL's binary format (COPY (...) TO STDOUT WITH (FORMAT binary), or FETCH from a
- * server-side cursor with binary results), decoding each value straight into a typed
- * batch (pg_binary.c; lh_writer: a DuckDB temporary table). Every batch_rows rows (or
- * BATCH_BYTES of values) it hands the batch to the converter thread and starts the next;
- * the converter has DuckDB write the batch as zstd Parquet and stores it in the bucket.
- * Memory stays bounded by two batches whatever the table's size, and PostgreSQL keeps
- * sending while DuckDB writes. The converter's state is under converter.mu; the first
- * failure on either side stops both at the next hand-off.
+ * A stream is a connection in the ingest's snapshot and the SELECT of its slice
+ * (pg_slices.c; the whole source when there is one stream). Its reader drives libpq: it
+ * streams the rows in PostgreSQL's binary format (COPY (...) TO STDOUT WITH (FORMAT
+ * binary), or FETCH from a server-side cursor with binary results), decoding each value
+ * straight into a typed batch (pg_binary.c; lh_writer: DuckDB data chunks). Every
+ * batch_rows rows (or BATCH_BYTES of values) it hands the batch to the stream's converter
+ * thread and starts the next; the converter has DuckDB write the batch as zstd Parquet and
+ * stores it in the bucket. A stream holds at most two batches whatever the table's size,
+ * so an ingest holds at most two per stream, and PostgreSQL keeps sending while DuckDB
+ * writes.
+ *
+ * Threads: stream 0 is read on the caller's thread, the others on one thread each, and
+ * every stream has its converter. A converter's state is under its converter.mu; what
+ * the streams share (the first failure, the stored files) under shared.mu and
+ * shared.store_mu, never both. The first failure anywhere stops every stream at its next
+ * row or hand-off, and cancels the statements of the others, which may be waiting on the
+ * server.
  */
 #include "ingest/pg_int.h"
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +36,97 @@
 #define CURSOR_FETCH_ROWS 10000
 #define CANCEL_CHECK_ROWS 16384
 
-/* ---- batches: writers handed to the converter ------------------------------------------ */
+/* ---- what the streams share ------------------------------------------------------------ */
+
+/* One ingest's streams: the first failure (under mu) and the stored files (under
+ * store_mu: lh_ingest__store numbers the write's files, and the first one gives the
+ * dataset's columns). */
+typedef struct shared {
+    pthread_mutex_t mu;
+    int rc; /* the first failure; every stream stops at its next row */
+    lh_err err;
+    atomic_bool stop;
+    PGcancel **cancels; /* per stream (NULL entries allowed): ends a waiting statement */
+    int n_streams;
+
+    pthread_mutex_t store_mu;
+    lh_catalog *cat;
+    lh_ingest__target *target;
+    const json_t *append_to; /* the dataset's columns for append, else NULL */
+    json_t *columns;         /* from the first Parquet file */
+    int64_t rows_done, convert_us, files;
+
+    const char *select_list; /* "c0 AS "a", CAST(c1 AS JSON) AS "b", ..." */
+    const char *dir;         /* the work dir, for the Parquet files */
+    bool keep_order;         /* the source is a query with ORDER BY */
+    lh_job *job;
+    atomic_int_fast64_t rows_read; /* progress: every stream's rows, CANCEL_CHECK_ROWS at a time */
+} shared;
+
+/* Record a stream's failure; the first one is the ingest's, and it stops the others:
+ * they see `stop` at their next row, and a statement waiting on the server is cancelled. */
+static void
+shared_fail(shared *sh, int stream, int rc, const lh_err *err)
+{
+    pthread_mutex_lock(&sh->mu);
+    bool first = sh->rc == 0;
+    if (first) {
+        sh->rc = rc;
+        sh->err = *err;
+        atomic_store(&sh->stop, true);
+    }
+    pthread_mutex_unlock(&sh->mu);
+    if (!first)
+        return;
+    for (int i = 0; i < sh->n_streams; i++) {
+        char errbuf[256];
+        if (i != stream && sh->cancels[i])
+            PQcancel(sh->cancels[i], errbuf, sizeof errbuf); /* thread-safe; best effort */
+    }
+}
+
+/* Write the batch w as the Parquet file `parquet` and store it as the write's next file. */
+static int
+convert_batch(shared *sh, lh_writer *w, const char *parquet, lh_err *err)
+{
+    /* zstd level 1: on typical tables 10% faster than DuckDB's default level 3 and no
+     * bigger, and conversion is what limits a streamed ingest (bench/pg_ingest). A table
+     * has no order, so DuckDB may write row groups in parallel; a query that sorts keeps
+     * its order. */
+    lh_writer_copy_opts opts = {
+        .row_group_size = 122880, .zstd_level = 1, .preserve_order = sh->keep_order};
+    int64_t rows = 0, t0 = lh_mono_us();
+    int rc = lh_writer_finish_as(w, sh->select_list, parquet, &opts, &rows, err);
+    int64_t took = lh_mono_us() - t0;
+    if (rc != 0 && err->http_status == 400) {
+        /* our SQL over our batch: a failure is a value DuckDB could not take */
+        char copy[LH_ERR_TEXT_MAX];
+        snprintf(copy, sizeof copy, "%s", err->detail);
+        rc = lh_err_set(err, LH_EINVAL, 422, "unconvertible_value",
+                        "a source value has no faithful DuckDB form");
+        lh_err_detail(err, "%s", copy);
+        lh_err_hint(err, "cast the column in a query (e.g. col::text) and ingest the query");
+    }
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&sh->store_mu);
+    sh->convert_us += took;
+    if (sh->columns == NULL) {
+        rc = lh_catalog_schema_of(sh->cat, parquet, &sh->columns, err);
+        if (rc == 0 && sh->append_to)
+            rc = lh_ingest__check_schema(sh->append_to, sh->columns, "the source", err);
+    }
+    if (rc == 0)
+        rc = lh_ingest__store(sh->target, parquet, rows, err);
+    if (rc == 0) {
+        sh->rows_done += rows;
+        sh->files++;
+    }
+    pthread_mutex_unlock(&sh->store_mu);
+    return rc;
+}
+
+/* ---- batches: writers handed to a stream's converter ------------------------------------ */
 
 typedef struct converter {
     pthread_mutex_t mu;
@@ -38,49 +137,17 @@ typedef struct converter {
     int rc;             /* first failure; the reader stops at its next hand-off */
     lh_err err;
 
-    lh_catalog *cat;
-    lh_ingest__target *target;
-    const char *select_list; /* "c0 AS "a", CAST(c1 AS JSON) AS "b", ..." */
-    const char *dir;         /* the work dir, for the Parquet files */
+    shared *sh;
+    int stream;
     int batch_no;
-    json_t *columns;         /* from the first Parquet file */
-    const json_t *append_to; /* the dataset's columns for append, else NULL */
-    bool keep_order;         /* the source is a query with ORDER BY */
-    int64_t rows_done;
-    int64_t convert_us;
 } converter;
 
 static int
-convert_batch(converter *cv, lh_writer *w, lh_err *err)
+converter_convert(converter *cv, lh_writer *w, lh_err *err)
 {
-    char *parquet = lh_sprintf("%s/pg-%s-%d.parquet", cv->dir, cv->target->tag, cv->batch_no++);
-    /* zstd level 1: on typical tables 10% faster than DuckDB's default level 3 and no
-     * bigger, and conversion is what limits a streamed ingest (bench/pg_ingest). A table
-     * has no order, so DuckDB may write row groups in parallel; a query that sorts keeps
-     * its order. */
-    lh_writer_copy_opts opts = {
-        .row_group_size = 122880, .zstd_level = 1, .preserve_order = cv->keep_order};
-    int64_t rows = 0, t0 = lh_mono_us();
-    int rc = lh_writer_finish_as(w, cv->select_list, parquet, &opts, &rows, err);
-    cv->convert_us += lh_mono_us() - t0;
-    if (rc != 0 && err->http_status == 400) {
-        /* our SQL over our batch: a failure is a value DuckDB could not take */
-        char copy[LH_ERR_TEXT_MAX];
-        snprintf(copy, sizeof copy, "%s", err->detail);
-        rc = lh_err_set(err, LH_EINVAL, 422, "unconvertible_value",
-                        "a source value has no faithful DuckDB form");
-        lh_err_detail(err, "%s", copy);
-        lh_err_hint(err, "cast the column in a query (e.g. col::text) and ingest the query");
-    }
-    if (rc == 0 && cv->columns == NULL) {
-        rc = lh_catalog_schema_of(cv->cat, parquet, &cv->columns, err);
-        if (rc == 0 && cv->append_to)
-            rc = lh_ingest__check_schema(cv->append_to, cv->columns, "the source", err);
-    }
-    if (rc == 0)
-        rc = lh_ingest__store(cv->target, parquet, rows, err);
-    if (rc == 0)
-        cv->rows_done += rows;
+    char *parquet = lh_sprintf("%s/pg-%s-%d-%d.parquet", cv->sh->dir, cv->sh->target->tag,
+                               cv->stream, cv->batch_no++);
+    int rc = convert_batch(cv->sh, w, parquet, err);
     unlink(parquet);
     free(parquet);
     return rc;
@@ -99,10 +166,10 @@ converter_main(void *arg)
         lh_writer *w = cv->pending;
         cv->pending = NULL;
         cv->busy = true;
-        bool skip = cv->rc != 0;
+        bool skip = cv->rc != 0 || atomic_load(&cv->sh->stop);
         pthread_mutex_unlock(&cv->mu);
         lh_err err;
-        int rc = skip ? 0 : convert_batch(cv, w, &err);
+        int rc = skip ? 0 : converter_convert(cv, w, &err);
         lh_writer_free(w);
         pthread_mutex_lock(&cv->mu);
         cv->busy = false;
@@ -156,14 +223,13 @@ converter_finish(converter *cv, pthread_t th, lh_err *err)
 /* The reader's side: the batch being filled. */
 typedef struct batch_writer {
     converter *cv;
+    shared *sh;
     lh_engine *eng;
     const char *columns; /* the batch table: "c0 BIGINT, c1 VARCHAR, ..." */
     const lh_pg_field *fields;
     int n_fields;
     lh_writer *w;
     int64_t rows_in_batch, bytes_in_batch, rows_total, batch_rows;
-    int handed; /* batches given to the converter */
-    lh_job *job;
 } batch_writer;
 
 static int
@@ -174,14 +240,12 @@ writer_open(batch_writer *b, lh_err *err)
     return lh_writer_open(b->eng, b->columns, &b->w, err);
 }
 
-/* Hand the current batch over (even when empty: the first batch carries the schema of
- * an empty source). */
+/* Hand the current batch over. */
 static int
 writer_hand(batch_writer *b, lh_err *err)
 {
     lh_writer *w = b->w;
     b->w = NULL;
-    b->handed++;
     return converter_hand(b->cv, w, err);
 }
 
@@ -189,6 +253,13 @@ static lh_writer *
 writer_current(void *ctx)
 {
     return ((batch_writer *)ctx)->w;
+}
+
+/* Another stream failed: this one stops too (the first failure is the ingest's). */
+static int
+stopped(lh_err *err)
+{
+    return lh_err_set(err, LH_ECANCELED, 500, "stopped", "another stream failed");
 }
 
 /* A row of `bytes` bytes of values has been set in the current batch. */
@@ -206,10 +277,15 @@ writer_row(void *ctx, size_t bytes, lh_err *err)
         if ((rc = writer_hand(b, err)) != 0 || (rc = writer_open(b, err)) != 0)
             return rc;
     }
-    if (b->job && b->rows_total % CANCEL_CHECK_ROWS == 0) {
-        lh_job_progress(b->job, b->rows_total, -1, "rows");
-        if (lh_job_cancelled(b->job))
-            return LH_ECANCELED;
+    if (atomic_load_explicit(&b->sh->stop, memory_order_relaxed))
+        return stopped(err);
+    if (b->rows_total % CANCEL_CHECK_ROWS == 0) {
+        int64_t all = atomic_fetch_add(&b->sh->rows_read, CANCEL_CHECK_ROWS) + CANCEL_CHECK_ROWS;
+        if (b->sh->job) {
+            lh_job_progress(b->sh->job, all, -1, "rows");
+            if (lh_job_cancelled(b->sh->job))
+                return lh_err_set(err, LH_ECANCELED, 0, "cancelled", "the job was cancelled");
+        }
     }
     return 0;
 }
@@ -328,9 +404,93 @@ duck_select(const lh_pg_col *cols, int n, char **columns, char **select_list)
     *select_list = lh_buf_steal(&sel);
 }
 
+/* One stream: its connection and SELECT, its batches and converter. */
+typedef struct stream {
+    shared *sh;
+    int index;
+    lh_pg_src *src;
+    const char *select;
+    lh_pg_method method;
+    batch_writer b;
+    converter cv;
+    int64_t read_end_us; /* when its last row was read */
+    pthread_t th;
+    bool started;
+} stream;
+
+/* Read the stream's slice into batches its converter writes; then close its connection
+ * (the snapshot is read) and let the converter finish. A failure goes to shared_fail. */
+static void
+stream_run(stream *st)
+{
+    shared *sh = st->sh;
+    lh_err err;
+    int rc = 0;
+    pthread_t th;
+    pthread_mutex_init(&st->cv.mu, NULL);
+    pthread_cond_init(&st->cv.cv, NULL);
+    if (atomic_load(&sh->stop))
+        rc = stopped(&err);
+    else if (pthread_create(&th, NULL, converter_main, &st->cv) != 0)
+        rc = lh_err_set(&err, LH_EUNAVAIL, 503, "overloaded", "could not start a converter");
+    bool converter_started = rc == 0;
+    if (rc == 0 && (rc = writer_open(&st->b, &err)) == 0)
+        rc = st->method == LH_PG_CURSOR ? stream_cursor(st->src, st->select, &st->b, &err)
+                                        : stream_copy(st->src, st->select, &st->b, &err);
+    /* an empty batch is not handed over: the pipeline writes one file for an empty source */
+    if (rc == 0 && st->b.rows_in_batch > 0)
+        rc = writer_hand(&st->b, &err);
+    if (rc == 0) {
+        int64_t left = st->b.rows_total % CANCEL_CHECK_ROWS;
+        atomic_fetch_add(&sh->rows_read, left);
+    }
+    st->read_end_us = lh_mono_us();
+    /* the slice is read: let the connection go before the last conversion */
+    PQfinish(st->src->conn);
+    st->src->conn = NULL;
+    if (rc != 0) { /* failed while reading: nothing pending is converted */
+        shared_fail(sh, st->index, rc, &err);
+        pthread_mutex_lock(&st->cv.mu);
+        if (st->cv.rc == 0) {
+            st->cv.rc = rc;
+            st->cv.err = err;
+        }
+        pthread_mutex_unlock(&st->cv.mu);
+    }
+    if (converter_started && (rc = converter_finish(&st->cv, th, &err)) != 0)
+        shared_fail(sh, st->index, rc, &err);
+    lh_writer_free(st->b.w);
+    st->b.w = NULL;
+    pthread_mutex_destroy(&st->cv.mu);
+    pthread_cond_destroy(&st->cv.cv);
+}
+
+static void *
+stream_main(void *arg)
+{
+    stream_run(arg);
+    return NULL;
+}
+
+/* A source without rows still makes a dataset with its columns: one empty file. */
+static int
+empty_file(shared *sh, lh_engine *eng, const char *columns, lh_err *err)
+{
+    lh_writer *w = NULL;
+    int rc = lh_writer_open(eng, columns, &w, err);
+    if (rc == 0) {
+        char *parquet = lh_sprintf("%s/pg-%s-empty.parquet", sh->dir, sh->target->tag);
+        rc = convert_batch(sh, w, parquet, err);
+        unlink(parquet);
+        free(parquet);
+    }
+    lh_writer_free(w);
+    return rc;
+}
+
 int
-lh_ingest__pg_pipeline(lh_pg_src *s, const char *select, const lh_pg_col *cols, int n_cols,
-                       lh_ingest__target *t, lh_catalog *cat, lh_engine *eng,
+lh_ingest__pg_pipeline(lh_pg_src *srcs, char *const *selects, int n_streams, const lh_pg_col *cols,
+                       int n_cols, lh_ingest__target *t, lh_catalog *cat, lh_engine *eng,
                        const lh_ingest_db_opts *o, lh_pg_piped *out, lh_err *err)
 {
     char *columns = NULL, *select_list = NULL;
@@ -341,60 +501,80 @@ lh_ingest__pg_pipeline(lh_pg_src *s, const char *select, const lh_pg_col *cols, 
                                   .wire = cols[i].wire,
                                   .precision = cols[i].precision,
                                   .scale = cols[i].scale};
-    converter cv = {
-        .cat = cat, .target = t, .select_list = select_list, .dir = lh_catalog_work_dir(cat)};
-    pthread_mutex_init(&cv.mu, NULL);
-    pthread_cond_init(&cv.cv, NULL);
-    cv.append_to = o->mode == LH_INGEST_APPEND ? json_object_get(t->cur, "columns") : NULL;
-    cv.keep_order = o->query && has_order_by(o->query);
-    batch_writer b = {.cv = &cv,
-                      .eng = eng,
-                      .columns = columns,
-                      .fields = fields,
-                      .n_fields = n_cols,
-                      .job = o->job,
-                      .batch_rows = o->batch_rows > 0 ? o->batch_rows : LH_PG_BATCH_ROWS};
-    pthread_t th;
-    int rc = 0;
-    if (pthread_create(&th, NULL, converter_main, &cv) != 0) {
-        rc = lh_err_set(err, LH_EUNAVAIL, 503, "overloaded", "could not start a converter");
-        goto out;
+    shared sh = {.n_streams = n_streams,
+                 .cat = cat,
+                 .target = t,
+                 .append_to =
+                     o->mode == LH_INGEST_APPEND ? json_object_get(t->cur, "columns") : NULL,
+                 .select_list = select_list,
+                 .dir = lh_catalog_work_dir(cat),
+                 .keep_order = o->query && has_order_by(o->query),
+                 .job = o->job};
+    pthread_mutex_init(&sh.mu, NULL);
+    pthread_mutex_init(&sh.store_mu, NULL);
+    atomic_init(&sh.stop, false);
+    atomic_init(&sh.rows_read, 0);
+    sh.cancels = lh_calloc((size_t)n_streams, sizeof *sh.cancels);
+    stream *streams = lh_calloc((size_t)n_streams, sizeof *streams);
+    for (int i = 0; i < n_streams; i++) {
+        stream *st = &streams[i];
+        sh.cancels[i] = PQgetCancel(srcs[i].conn);
+        st->sh = &sh;
+        st->index = i;
+        st->src = &srcs[i];
+        st->select = selects[i];
+        st->method = o->method;
+        st->cv = (converter){.sh = &sh, .stream = i};
+        st->b = (batch_writer){.cv = &st->cv,
+                               .sh = &sh,
+                               .eng = eng,
+                               .columns = columns,
+                               .fields = fields,
+                               .n_fields = n_cols,
+                               .batch_rows = o->batch_rows > 0 ? o->batch_rows : LH_PG_BATCH_ROWS};
     }
     int64_t t_read = lh_mono_us();
-    if ((rc = writer_open(&b, err)) == 0)
-        rc = o->method == LH_PG_CURSOR ? stream_cursor(s, select, &b, err)
-                                       : stream_copy(s, select, &b, err);
-    if (rc == 0 && (b.rows_in_batch > 0 || b.handed == 0))
-        rc = writer_hand(&b, err);
-    out->read_us = lh_mono_us() - t_read;
-    /* the snapshot is read: let the source go before the last conversion */
-    PQfinish(s->conn);
-    s->conn = NULL;
-    if (rc != 0) { /* failed while reading: nothing pending is converted */
-        pthread_mutex_lock(&cv.mu);
-        if (cv.rc == 0)
-            cv.rc = rc;
-        pthread_mutex_unlock(&cv.mu);
+    for (int i = 1; i < n_streams; i++) {
+        if (pthread_create(&streams[i].th, NULL, stream_main, &streams[i]) != 0) {
+            lh_err e;
+            lh_err_set(&e, LH_EUNAVAIL, 503, "overloaded", "could not start a stream");
+            shared_fail(&sh, -1, e.rc, &e);
+            break;
+        }
+        streams[i].started = true;
     }
-    lh_err cerr;
-    int crc = converter_finish(&cv, th, &cerr);
-    if (rc == 0 && crc != 0) {
-        rc = crc;
-        *err = cerr;
-    }
+    stream_run(&streams[0]); /* the leader's stream, on the caller's thread */
+    int64_t read_end = streams[0].read_end_us;
+    for (int i = 1; i < n_streams; i++)
+        if (streams[i].started) {
+            pthread_join(streams[i].th, NULL);
+            if (streams[i].read_end_us > read_end)
+                read_end = streams[i].read_end_us;
+        }
+    out->read_us = read_end - t_read;
+    int rc = sh.rc;
+    if (rc != 0)
+        *err = sh.err;
+    if (rc == 0 && sh.files == 0)
+        rc = empty_file(&sh, eng, columns, err);
     if (rc == 0 && o->job && lh_job_cancelled(o->job))
         rc = LH_ECANCELED;
     if (rc == 0) {
-        out->columns = cv.columns;
-        cv.columns = NULL;
-        out->rows = cv.rows_done;
-        out->convert_us = cv.convert_us;
+        if (o->job)
+            lh_job_progress(o->job, atomic_load(&sh.rows_read), -1, "rows");
+        out->columns = sh.columns;
+        sh.columns = NULL;
+        out->rows = sh.rows_done;
+        out->convert_us = sh.convert_us;
     }
-out:
-    lh_writer_free(b.w);
-    json_decref(cv.columns);
-    pthread_mutex_destroy(&cv.mu);
-    pthread_cond_destroy(&cv.cv);
+    for (int i = 0; i < n_streams; i++)
+        if (sh.cancels[i])
+            PQfreeCancel(sh.cancels[i]);
+    free(sh.cancels);
+    free(streams);
+    json_decref(sh.columns);
+    pthread_mutex_destroy(&sh.mu);
+    pthread_mutex_destroy(&sh.store_mu);
     free(fields);
     free(columns);
     free(select_list);

@@ -1,8 +1,10 @@
 """End-to-end: POST /ingest/db against a real PostgreSQL server (initdb in a temp dir,
 loopback port, stopped by PID): every mapped type round-trips (values compared through
-SQL on both sides), COPY and cursor agree, a 1,000,000-row table ingests in flat memory,
-incremental appends follow the watermark, every failure is a clear error that leaves no
-version and no file, and no password appears anywhere."""
+SQL on both sides), COPY and cursor agree, a 1,000,000-row table ingests in flat memory
+with one stream and with several, incremental appends follow the watermark, a table read
+by several streams in one snapshot gives exactly the rows one stream gives and is never
+torn by a concurrent writer, every failure (a stream's included) is a clear error that
+leaves no version, no file and no connection, and no password appears anywhere."""
 import json
 import math
 import os
@@ -355,9 +357,10 @@ class PgIngest(harness.ServerTestCase):
             return job, hwm * 1024
 
         job_small, peak_small = peak_after({"dsn": self.pg.dsn(), "table": "small",
-                                            "dataset": "small", "batch_rows": 200000})
+                                            "dataset": "small", "batch_rows": 200000,
+                                            "parallel": 1})
         job_big, peak_big = peak_after({"dsn": self.pg.dsn(), "table": "big", "dataset": "big",
-                                        "batch_rows": 200000})
+                                        "batch_rows": 200000, "parallel": 1})
         self.assertEqual(job_big["result"]["rows"], 1000000)
         self.assertEqual(job_big["progress"]["done"], 1000000)
         self.assertEqual(len([f for f in job_big["result"]["files"] if f["kind"] == "base"]), 5)
@@ -368,6 +371,260 @@ class PgIngest(harness.ServerTestCase):
                         % (peak_big >> 20, peak_small >> 20))
         rows = self.query("SELECT count(*) AS n, sum(id) AS s, count(DISTINCT hash) AS h FROM big")
         self.assertEqual(rows, [{"n": 1000000, "s": 500000500000, "h": 1000000}])
+        # Two streams hold at most two batches each: the same comparison, each stream
+        # going through several batches of both tables
+        job_small, peak_small = peak_after({"dsn": self.pg.dsn(), "table": "small",
+                                            "dataset": "small_par", "batch_rows": 50000,
+                                            "parallel": 2})
+        job_big, peak_big = peak_after({"dsn": self.pg.dsn(), "table": "big",
+                                        "dataset": "big_par", "batch_rows": 50000,
+                                        "parallel": 2})
+        self.assertEqual(job_small["result"]["parallel"]["streams"], 2, job_small["result"])
+        self.assertEqual(job_big["result"]["parallel"]["streams"], 2, job_big["result"])
+        self.assertEqual(job_big["result"]["rows"], 1000000)
+        self.assertEqual(job_big["progress"]["done"], 1000000)
+        self.assertLess(peak_big, peak_small * 1.25 + 64 * 1024 * 1024,
+                        "two streams: peak RSS %d MiB for 1M rows vs %d MiB for 400k"
+                        % (peak_big >> 20, peak_small >> 20))
+        rows = self.query("SELECT count(*) AS n, sum(id) AS s, count(DISTINCT hash) AS h "
+                          "FROM big_par")
+        self.assertEqual(rows, [{"n": 1000000, "s": 500000500000, "h": 1000000}])
+
+    # ---- several streams in one snapshot ---------------------------------------------------------
+    def table_digest(self, dataset, columns):
+        """Order-independent content of a dataset: count, and the md5 of its rows sorted."""
+        row = " || '|' || ".join("coalesce(CAST(%s AS VARCHAR), '<NULL>')" % c for c in columns)
+        return self.query("SELECT count(*) AS n, md5(string_agg(%s, chr(10) ORDER BY %s)) AS h "
+                          "FROM %s" % (row, ", ".join(columns), dataset))[0]
+
+    def test_parallel_same_rows(self):
+        """A table read by four streams (ctid slices, four connections in one snapshot) is
+        exactly the table one stream reads, each stream writing its own files; with
+        since_column the slices are filtered like the whole."""
+        self.pg.psql("CREATE TABLE par AS SELECT g AS id, 'name-' || g AS name, "
+                     "(g % 1000)::numeric(8,2) / 8 AS amount, '2024-01-01'::timestamptz "
+                     "+ g * interval '1 minute' AS happened, CASE WHEN g % 7 = 0 THEN NULL ELSE "
+                     "md5(g::text) END AS note, repeat('x', 120) AS pad "
+                     "FROM generate_series(1, 200000) g;"
+                     "DELETE FROM par WHERE id % 10 = 3")  # holes in every page
+        pages = int(self.pg.psql("SELECT pg_relation_size('par') / 8192").strip())
+        self.assertGreaterEqual(pages, 4 * 1024)  # worth four streams
+        want = self.pg.psql("SELECT count(*), sum(id) FROM par").strip()
+        _, one = self.ingest({"dsn": self.pg.dsn(), "table": "par", "dataset": "par_one",
+                              "parallel": 1, "batch_rows": 30000}, 201)
+        self.assertEqual(one["parallel"], {"requested": 1, "streams": 1})
+        _, four = self.ingest({"dsn": self.pg.dsn(), "table": "par", "dataset": "par_four",
+                               "parallel": 4, "batch_rows": 30000}, 201)
+        self.assertEqual(four["parallel"], {"requested": 4, "streams": 4})
+        self.assertEqual(four["rows"], 180000)
+        self.assertEqual(four["columns"], one["columns"])
+        # each stream writes its own files: 45,000 rows each, two batches of 30,000 at most
+        base = [f for f in four["files"] if f["kind"] == "base"]
+        self.assertGreaterEqual(len(base), 8)
+        self.assertEqual(sum(f["rows"] for f in base), 180000)
+        cols = ["id", "name", "amount", "happened", "note", "pad"]
+        self.assertEqual(self.table_digest("par_four", cols), self.table_digest("par_one", cols))
+        got = self.query("SELECT count(*) AS n, sum(id) AS s, count(DISTINCT id) AS d "
+                         "FROM par_four")[0]
+        self.assertEqual("%d|%d" % (got["n"], got["s"]), want)
+        self.assertEqual(got["d"], got["n"])
+        # the cursor method splits the same way
+        _, cur = self.ingest({"dsn": self.pg.dsn(), "table": "par", "dataset": "par_cursor",
+                              "parallel": 3, "method": "cursor"}, 201)
+        self.assertEqual(cur["parallel"], {"requested": 3, "streams": 3})
+        self.assertEqual(self.table_digest("par_cursor", cols), self.table_digest("par_one", cols))
+        # incremental: the watermark filter applies to every slice
+        body = {"dsn": self.pg.dsn(), "table": "par", "dataset": "par_inc", "parallel": 4,
+                "since_column": "id"}
+        _, out = self.ingest(body, 201)
+        self.assertEqual((out["rows"], out["parallel"]["streams"]), (180000, 4))
+        self.pg.psql("INSERT INTO par SELECT g, 'name-' || g, 1, now(), NULL, 'y' "
+                     "FROM generate_series(200001, 200500) g")
+        _, out = self.ingest(dict(body, mode="append"), 201)
+        self.assertEqual((out["rows"], out["total_rows"]), (500, 180500))
+        self.assertEqual(self.query("SELECT count(DISTINCT id) AS d FROM par_inc"), [{"d": 180500}])
+        # a partitioned table: every partition is cut at the same pages (of the largest),
+        # and an inheritance parent's slices apply to its child too
+        self.pg.psql("CREATE TABLE par_parts (id int, k int, pad text) PARTITION BY RANGE (k);"
+                     "CREATE TABLE par_p0 PARTITION OF par_parts FOR VALUES FROM (0) TO (1);"
+                     "CREATE TABLE par_p1 PARTITION OF par_parts FOR VALUES FROM (1) TO (3);"
+                     "INSERT INTO par_parts SELECT g, least(g % 3, 1), repeat('q', 300) "
+                     "FROM generate_series(1, 120000) g;"
+                     "CREATE TABLE par_inh (id int, pad text);"
+                     "CREATE TABLE par_inh_child () INHERITS (par_inh);"
+                     "INSERT INTO par_inh SELECT g, repeat('r', 300) FROM generate_series(1, 60000) g;"
+                     "INSERT INTO par_inh_child SELECT g, repeat('r', 300) "
+                     "FROM generate_series(60001, 100000) g")
+        for table, n, streams in (("par_parts", 120000, 3), ("par_inh", 100000, 2)):
+            _, out = self.ingest({"dsn": self.pg.dsn(), "table": table, "dataset": table,
+                                  "parallel": 4}, 201)
+            self.assertEqual((out["rows"], out["parallel"]["streams"]), (n, streams), out)
+            self.assertEqual(self.query("SELECT count(DISTINCT id) AS d, sum(id) AS s FROM "
+                                        + table), [{"d": n, "s": n * (n + 1) // 2}])
+        self.assertIn("largest partition", self.ingest(
+            {"dsn": self.pg.dsn(), "table": "par_parts", "dataset": "par_parts_16",
+             "parallel": 16}, 201)[1]["parallel"]["reason"])
+        # every slice empty (the pages are still there): one empty file keeps the columns
+        self.pg.psql("DELETE FROM par")
+        _, out = self.ingest({"dsn": self.pg.dsn(), "table": "par", "dataset": "par_four",
+                              "mode": "replace", "parallel": 4}, 201)
+        self.assertEqual((out["rows"], out["parallel"]["streams"]), (0, 4))
+        self.assertEqual(out["columns"], one["columns"])
+        self.assertEqual(len([f for f in out["files"] if f["kind"] == "base"]), 1)
+
+    def test_parallel_one_snapshot_under_writes(self):
+        """A writer commits all through the ingest: it moves balance between rows, and adds
+        and removes rows keeping a count in row 0, each in one transaction. Rows it updates
+        get new versions elsewhere in the table, so slices read in different snapshots
+        would see a row twice or not at all. Every ingest must show one snapshot: the total
+        balance, unique ids, and the row count row 0 states."""
+        self.pg.psql("""
+            CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL, n_rows bigint,
+                                   pad text);
+            INSERT INTO accounts SELECT g, 100, NULL, repeat('p', 150)
+                FROM generate_series(1, 200000) g;
+            INSERT INTO accounts VALUES (0, 0, 200001, '');
+            CREATE SEQUENCE extra_ids START 1000001;
+            CREATE PROCEDURE churn(seconds float) LANGUAGE plpgsql AS $$
+            DECLARE a int; b int; i int := 0; gone bigint;
+                    stop timestamptz := clock_timestamp() + seconds * interval '1 second';
+            BEGIN
+              WHILE clock_timestamp() < stop LOOP
+                i := i + 1;
+                a := 1 + floor(random() * 200000)::int;
+                b := 1 + floor(random() * 200000)::int;
+                IF i % 4 < 2 THEN
+                  INSERT INTO accounts VALUES (nextval('extra_ids'), 7, NULL, repeat('n', 150));
+                  UPDATE accounts SET balance = balance - 7 WHERE id = a;
+                  UPDATE accounts SET n_rows = n_rows + 1 WHERE id = 0;
+                ELSIF i % 4 = 2 THEN
+                  DELETE FROM accounts WHERE id = (SELECT min(id) FROM accounts WHERE id > 1000000)
+                      RETURNING balance INTO gone;
+                  IF FOUND THEN
+                    UPDATE accounts SET balance = balance + gone WHERE id = b;
+                    UPDATE accounts SET n_rows = n_rows - 1 WHERE id = 0;
+                  END IF;
+                ELSE
+                  UPDATE accounts SET balance = balance - 5 WHERE id = a;
+                  UPDATE accounts SET balance = balance + 5 WHERE id = b;
+                END IF;
+                COMMIT;
+              END LOOP;
+            END $$;""")
+        writer = subprocess.Popen(["psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", self.pg.dsn(),
+                                   "-c", "CALL churn(60)"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, env=self.pg._env())
+        try:
+            deadline = time.time() + 20
+            while self.pg.psql("SELECT n_rows FROM accounts WHERE id = 0").strip() == "200001":
+                self.assertIsNone(writer.poll(), "the writer failed")
+                self.assertLess(time.time(), deadline, "the writer never committed")
+                time.sleep(0.05)
+            for i in range(3):
+                _, out = self.ingest({"dsn": self.pg.dsn(), "table": "accounts",
+                                      "dataset": "accounts_%d" % i, "parallel": 4,
+                                      "batch_rows": 20000}, 201)
+                self.assertEqual(out["parallel"]["streams"], 4, out["parallel"])
+                got = self.query("SELECT count(*) AS n, count(DISTINCT id) AS d, "
+                                 "sum(balance) AS total, max(n_rows) AS stated "
+                                 "FROM accounts_%d" % i)[0]
+                self.assertEqual(got["total"], 200000 * 100, got)
+                self.assertEqual(got["d"], got["n"], got)
+                self.assertEqual(got["n"], got["stated"], got)
+                self.assertEqual(got["n"], out["rows"])
+            self.assertIsNone(writer.poll(), "the writer stopped before the ingests ended")
+        finally:
+            writer.kill()
+            writer.communicate()
+            self.pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE query LIKE 'CALL churn%'")
+        # the writer really changed the table meanwhile
+        self.assertNotEqual(self.pg.psql("SELECT n_rows FROM accounts WHERE id = 0").strip(),
+                            "200001")
+
+    def test_parallel_says_why_one_stream(self):
+        self.pg.psql("CREATE TABLE IF NOT EXISTS par_src AS SELECT g AS id, repeat('z', 200) AS pad "
+                     "FROM generate_series(1, 60000) g;"
+                     "CREATE VIEW par_view AS SELECT * FROM par_src")
+        cases = [
+            ({"query": "SELECT * FROM par_src"}, "query"),
+            ({"table": "par_view"}, "view"),
+            ({"table": "alltypes"}, "pages"),  # a tiny table
+        ]
+        for i, (src, word) in enumerate(cases):
+            body = dict({"dsn": self.pg.dsn(), "dataset": "why_%d" % i, "parallel": 4}, **src)
+            _, out = self.ingest(body, 201)
+            self.assertEqual(out["parallel"]["requested"], 4, src)
+            self.assertEqual(out["parallel"]["streams"], 1, src)
+            self.assertIn(word, out["parallel"]["reason"], src)
+        # 60,000 rows of ~230 bytes: about 1,900 pages, one stream's worth
+        _, out = self.ingest({"dsn": self.pg.dsn(), "dataset": "why_small", "table": "par_src",
+                              "parallel": 16}, 201)
+        self.assertEqual(out["parallel"]["streams"], 1)
+        self.assertIn("pages", out["parallel"]["reason"])
+        # the default: the cores, at most four, never more than the table warrants
+        _, out = self.ingest({"dsn": self.pg.dsn(), "dataset": "why_default",
+                              "table": "alltypes"}, 201)
+        self.assertIn(out["parallel"]["requested"], (1, 2, 3, 4))
+        self.assertEqual(out["parallel"]["streams"], 1)
+
+    def test_parallel_stream_failures(self):
+        """A stream that cannot connect, or loses its connection mid-stream, fails the whole
+        ingest: nothing committed, no file left, every connection closed."""
+        self.pg.psql("""
+            CREATE ROLE solo LOGIN PASSWORD 'solo-Pw-3e1d' CONNECTION LIMIT 1;
+            CREATE TABLE slow_par AS SELECT g AS id, repeat('s', 200) AS pad
+                FROM generate_series(1, 130000) g;
+            GRANT SELECT ON slow_par TO solo, app;
+            -- reading slow_par as app takes a few seconds: a policy sleeps now and then
+            CREATE FUNCTION lh_slow(id int) RETURNS boolean LANGUAGE plpgsql AS $$
+            BEGIN IF id % 4000 = 0 THEN PERFORM pg_sleep(0.2); END IF; RETURN true; END $$;
+            ALTER TABLE slow_par ENABLE ROW LEVEL SECURITY;
+            CREATE POLICY slow ON slow_par FOR SELECT TO app USING (lh_slow(id));""")
+
+        def lakehouse_backends():
+            return int(self.pg.psql("SELECT count(*) FROM pg_stat_activity "
+                                    "WHERE application_name = 'lakehouse'").strip())
+
+        def wait_backends_gone():
+            deadline = time.time() + 10
+            while lakehouse_backends() and time.time() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(lakehouse_backends(), 0)
+
+        # the second connection is refused: the role may hold only one
+        st, out = self.ingest({"dsn": self.pg.dsn(user="solo", password="solo-Pw-3e1d"),
+                               "table": "slow_par", "dataset": "par_refused", "parallel": 2})
+        self.assertEqual((st, out["error"]["code"]), (502, "source_unreachable"), out)
+        self.assertIn("too many connections", out["error"]["detail"])
+        self.assertIn("parallel", out["error"]["hint"])
+        self.assertNotIn("solo-Pw-3e1d", json.dumps(out))
+        self.assert_no_trace("par_refused")
+        wait_backends_gone()
+        # one of three streams is cut off while rows flow: the others are stopped too
+        st, out = self.ingest({"dsn": self.pg.dsn(user="app", password=APP_PASSWORD),
+                               "table": "slow_par", "dataset": "par_cut", "parallel": 3,
+                               "batch_rows": 5000, "async": True}, 202)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            n = int(self.pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name "
+                                 "= 'lakehouse' AND query LIKE 'COPY%'").strip())
+            st, _, job = self.srv.request("GET", "/jobs/" + out["id"], who="owner")
+            if (n == 3 and job["progress"]["done"] > 0) or job["state"] != "running":
+                break
+            time.sleep(0.02)
+        self.assertEqual(job["state"], "running", job)
+        self.pg.psql("SELECT pg_terminate_backend(max(pid)) FROM pg_stat_activity "
+                     "WHERE application_name = 'lakehouse' AND query LIKE 'COPY%'")
+        job = self.wait_job(out["id"])
+        self.assertEqual(job["state"], "failed", job)
+        self.assertEqual(job["error"]["code"], "source_connection_lost", job)
+        self.assert_no_trace("par_cut")
+        wait_backends_gone()
+        # the same ingest with nothing cut off succeeds
+        _, out = self.ingest({"dsn": self.pg.dsn(user="app", password=APP_PASSWORD),
+                              "table": "slow_par", "dataset": "par_whole", "parallel": 3}, 201)
+        self.assertEqual((out["rows"], out["parallel"]["streams"]), (130000, 3))
 
     # ---- failures ---------------------------------------------------------------------------------
     def test_failures_leave_no_trace(self):
@@ -452,6 +709,13 @@ class PgIngest(harness.ServerTestCase):
             ({"dsn": "host=h", "table": "t", "dataset": "x", "batch_rows": "many"}, "batch_rows"),
             ({"dsn": "host=h", "table": "t", "dataset": "x", "batch_rows": 0}, "batch_rows"),
             ({"dsn": "host=h", "table": "t", "dataset": "x", "method": "magic"}, "method"),
+            ({"dsn": "host=h", "table": "t", "dataset": "x", "parallel": 0}, "'parallel'"),
+            ({"dsn": "host=h", "table": "t", "dataset": "x", "parallel": 17}, "'parallel'"),
+            ({"dsn": "host=h", "table": "t", "dataset": "x", "parallel": -1}, "'parallel'"),
+            ({"dsn": "host=h", "table": "t", "dataset": "x", "parallel": "4"}, "'parallel'"),
+            ({"dsn": "host=h", "table": "t", "dataset": "x", "parallel": 2.5}, "'parallel'"),
+            ({"dsn": "host=h", "table": "t", "dataset": "x", "parallel": True}, "'parallel'"),
+            ({"dsn": "host=h", "table": "t", "dataset": "x", "parallel": None}, "'parallel'"),
             ({"dsn": "host=h", "table": "t", "dataset": "x", "async": "yes"}, "async"),
             ({"dsn": "host=h", "table": "t", "dataset": "x", "sensitivity": "top"}, "sensitivity"),
             ({"dsn": "host=h", "table": "t", "dataset": "x", "password": "p"}, "password"),
@@ -476,6 +740,18 @@ class PgIngest(harness.ServerTestCase):
                                         "--dataset", "cli_pg"], env=env)
         self.assertEqual(rc, 0, err)
         self.assertIn("cli_pg: version 1, 4 rows from postgresql://app:***@", out)
+        rc, out, err = harness.run_cli(["ingest", self.pg.dsn(), "--table", "alltypes",
+                                        "--dataset", "cli_pg_par", "--parallel", "2"], env=env)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("cli_pg_par: version 1, 4 rows", out)
+        rc, out, err = harness.run_cli(["ingest", self.pg.dsn(), "--table", "alltypes",
+                                        "--dataset", "cli_pg_par2", "--parallel", "two"], env=env)
+        self.assertEqual(rc, 2)
+        self.assertIn("--parallel needs a positive number", err)
+        rc, out, err = harness.run_cli(["ingest", self.pg.dsn(), "--table", "alltypes",
+                                        "--dataset", "cli_pg_par3", "--parallel", "17"], env=env)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("'parallel' must be an integer from 1 to 16", err)
         rc, out, err = harness.run_cli(["ingest", self.pg.dsn(), "--dataset", "cli_pg2"], env=env)
         self.assertEqual(rc, 2)
         self.assertIn("--table or --query", err)
