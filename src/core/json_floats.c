@@ -13,6 +13,7 @@
  */
 #include "core/core_int.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,6 +156,19 @@ read_floats(scan *s, float **out, size_t *n)
         }
         memcpy(num, start, len);
         num[len] = '\0';
+        /* what jansson refuses stays refused: an integer past int64 ("too big integer"),
+         * a real past double's range ("real number overflow") */
+        bool integer = strpbrk(num, ".eE") == NULL;
+        if (integer && len - (num[0] == '-') > 18) {
+            ok = false;
+            break;
+        }
+        errno = 0;
+        double d = strtod(num, NULL);
+        if (errno == ERANGE && (d > 1.0 || d < -1.0)) {
+            ok = false;
+            break;
+        }
         if (count == cap) {
             float *grown = lh_try_realloc(v, 2 * cap * sizeof *v);
             if (grown == NULL) {
@@ -164,7 +178,7 @@ read_floats(scan *s, float **out, size_t *n)
             v = grown;
             cap *= 2;
         }
-        v[count++] = (float)strtod(num, NULL);
+        v[count++] = (float)d;
         skip_ws(s);
         if (s->p < s->end && *s->p == ',') {
             s->p++;

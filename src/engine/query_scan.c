@@ -166,7 +166,9 @@ out:
     rc = lh_engine__note_finish(rc, &rescue_used, err);
     if (opts->rescue_used)
         *opts->rescue_used = rescue_used;
-    if (opts->reads && (rc != 0 || rescue_used || q->changing))
+    /* an engine without the admission walk never learnt whether the text changes by
+     * itself: nothing it answers is stable */
+    if (opts->reads && (rc != 0 || rescue_used || q->changing || !eng->user_sql))
         opts->reads->stable = false;
     duckdb_destroy_prepare(&prep);
     lh_query_free(q);

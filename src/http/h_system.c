@@ -77,7 +77,7 @@ lh_h_metrics(lh_req *req, lh_resp *resp)
     lh_http__metrics_render(req->srv->metrics, &out, atomic_load(&req->srv->in_flight));
     pthread_mutex_lock(&req->srv->off_lock);
     int threads = req->srv->off_threads, idle = req->srv->off_idle;
-    long long started = req->srv->off_started;
+    long long started = req->srv->off_started, handed = req->srv->off_handed;
     pthread_mutex_unlock(&req->srv->off_lock);
     lh_buf_printf(&out,
                   "# HELP lakehouse_http_handler_threads Threads of the handlers that may wait "
@@ -90,8 +90,12 @@ lh_h_metrics(lh_req *req, lh_resp *resp)
                   "# HELP lakehouse_http_handler_threads_started_total Handler threads started "
                   "(an idle one is reused first).\n"
                   "# TYPE lakehouse_http_handler_threads_started_total counter\n"
-                  "lakehouse_http_handler_threads_started_total %lld\n",
-                  threads, idle, started);
+                  "lakehouse_http_handler_threads_started_total %lld\n"
+                  "# HELP lakehouse_http_handler_offloaded_total Requests handed to a handler "
+                  "thread (the others ran on the HTTP worker).\n"
+                  "# TYPE lakehouse_http_handler_offloaded_total counter\n"
+                  "lakehouse_http_handler_offloaded_total %lld\n",
+                  threads, idle, started, handed);
     lh_engine_load_stats load;
     lh_engine_load(req->srv->engine, &load);
     lh_buf_printf(&out,

@@ -472,14 +472,23 @@ binary_search_body(lh_req *req, lh_vsearch *s, json_t **body, lh_err *err)
     return 0;
 }
 
-/* Whether a search may wait: for a query slot (a filter, included columns: SQL) or for a
- * remote model embedding its text. Any other search is a few microseconds of CPU and runs
- * on the MHD worker without the thread hand-off. */
+/* Whether a search may wait: for a query slot (a filter, included columns: SQL), for a
+ * remote model embedding its text, or on CPU (lh_vectors_search_is_quick). Any other
+ * search runs on the MHD worker without the thread hand-off. */
 bool
 lh_h_vindex_search_may_wait(lh_req *req)
 {
-    if (lh_req_binary(req))
-        return lh_req_query(req, "filter") || lh_req_query(req, "include");
+    char index[LH_NAME_MAX];
+    bool via_profile;
+    lh_profile_index(req->principal, lh_req_param(req, "name"), index, &via_profile);
+    if (lh_req_binary(req)) {
+        const char *exact = lh_req_query(req, "exact"), *k = lh_req_query(req, "k"),
+                   *ef = lh_req_query(req, "ef");
+        return lh_req_query(req, "filter") || lh_req_query(req, "include") ||
+               !lh_vectors_search_is_quick(
+                   req->srv->vectors, index, false, exact && strcmp(exact, "false") != 0,
+                   k ? strtoll(k, NULL, 10) : 10, ef ? strtoll(ef, NULL, 10) : 0);
+    }
     if (req->body.len > 256 * 1024)
         return true; /* parsing it would hold the worker's other connections up */
     json_t *body = NULL;
@@ -488,13 +497,13 @@ lh_h_vindex_search_may_wait(lh_req *req)
     size_t n_floats;
     if (lh_req_json_floats(req, "vector", &body, &floats, &n_floats, &err) != 0)
         return false; /* the handler answers 400 at once */
-    bool waits = json_object_get(body, "filter") || json_object_get(body, "include");
-    if (!waits && json_object_get(body, "query")) {
-        char index[LH_NAME_MAX];
-        bool via_profile;
-        lh_profile_index(req->principal, lh_req_param(req, "name"), index, &via_profile);
-        waits = !lh_vectors_embeds_locally(req->srv->vectors, index);
-    }
+    const json_t *k = json_object_get(body, "k"), *ef = json_object_get(body, "ef");
+    bool waits =
+        json_object_get(body, "filter") || json_object_get(body, "include") ||
+        !lh_vectors_search_is_quick(
+            req->srv->vectors, index, json_object_get(body, "query"),
+            !json_is_false(json_object_get(body, "exact")) && json_object_get(body, "exact"),
+            k ? json_integer_value(k) : 10, ef ? json_integer_value(ef) : 0);
     json_decref(body);
     return waits;
 }

@@ -257,6 +257,7 @@ struct lh_server {
     struct lh_req *off_head, **off_tail;
     int off_idle, off_queued, off_threads;
     long long off_started; /* threads ever started, for /metrics */
+    long long off_handed;  /* requests handed to handler threads, for /metrics */
     bool off_stop;
     atomic_llong engine_ok_mono_us; /* last successful engine check, for /health */
 };

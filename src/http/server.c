@@ -754,6 +754,14 @@ offload(lh_req *req)
     atomic_fetch_add(&srv->offloaded, 1);
     MHD_suspend_connection(req->conn);
     pthread_mutex_lock(&srv->off_lock);
+    if (srv->off_stop) { /* shutting down: no thread may start now; answer here */
+        pthread_mutex_unlock(&srv->off_lock);
+        atomic_fetch_sub(&srv->offloaded, 1);
+        MHD_resume_connection(req->conn);
+        dispatch(req);
+        return;
+    }
+    srv->off_handed++;
     if (srv->off_idle > srv->off_queued) { /* an idle thread takes it */
         req->offload_next = NULL;
         *srv->off_tail = req;

@@ -208,14 +208,21 @@ lh_vectors_dataset_of(lh_vectors *v, const char *name, char *out, size_t size)
 }
 
 bool
-lh_vectors_embeds_locally(lh_vectors *v, const char *name)
+lh_vectors_search_is_quick(lh_vectors *v, const char *name, bool text_query, bool exact, int64_t k,
+                           int64_t ef)
 {
+    if (exact || k > 100 || ef > 1000)
+        return false; /* scoring every vector, or a wide beam: CPU worth a thread */
     pthread_mutex_lock(&v->lock);
     lh_vidx *x = lh_vectors__find_locked(v, name);
     const char *model = x ? json_string_value(json_object_get(x->spec, "model")) : NULL;
-    bool local = x == NULL || model == NULL || strcmp(model, "builtin") == 0;
+    /* a remote model waits on its provider; texts not kept in memory are read from the
+     * generation's embeddings file by a query */
+    bool quick = x == NULL || x->live == NULL ||
+                 ((!text_query || model == NULL || strcmp(model, "builtin") == 0) &&
+                  (model == NULL || x->live->texts != NULL));
     pthread_mutex_unlock(&v->lock);
-    return local;
+    return quick;
 }
 
 int

@@ -197,10 +197,12 @@ lh_resolved lh_vectors_trials_guard(void *ctx, const lh_catalog_view *view, cons
 int lh_vectors_get(lh_vectors *v, const char *name, json_t **out, lh_err *err);
 /* The dataset an index is over (copied into out); false when no such index. */
 bool lh_vectors_dataset_of(lh_vectors *v, const char *name, char *out, size_t size);
-/* Whether a text search of index name embeds its query in this process (the builtin
- * model, or an index of ready vectors): it then waits on no provider. True for no such
- * index (the search answers 404 at once). */
-bool lh_vectors_embeds_locally(lh_vectors *v, const char *name);
+/* Whether a search of index name without filter or included columns is a few
+ * microseconds of CPU that waits on nothing: not exact, k <= 100, ef <= 1000, its query
+ * embedded in this process (the builtin model, or a vector given), its hits' texts in
+ * memory. True for no such index or none ready (the answer is an error at once). */
+bool lh_vectors_search_is_quick(lh_vectors *v, const char *name, bool text_query, bool exact,
+                                int64_t k, int64_t ef);
 /* Remove an index and its stored generations (409 while it builds). */
 int lh_vectors_drop(lh_vectors *v, const char *name, lh_err *err);
 

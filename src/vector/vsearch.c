@@ -315,10 +315,13 @@ filter_key(const lh_vsearch *s, const lh_vgen *g)
     lh_buf key;
     lh_buf_init(&key);
     const char *view = s->resolver && s->resolver->view_key ? s->resolver->view_key : "";
-    lh_buf_printf(&key, "%llu\x1f%s\x1f%s\x1f", (unsigned long long)g->serial, view, s->filter);
+    /* every part length-prefixed: no filter text can pass for another's parameters */
+    lh_buf_printf(&key, "%llu|%zu:%s|%zu:%s|", (unsigned long long)g->serial, strlen(view), view,
+                  strlen(s->filter), s->filter);
     for (size_t i = 0; i < s->n_filter_params; i++) {
         char *value = json_dumps(s->filter_params[i].value, JSON_COMPACT | JSON_ENCODE_ANY);
-        lh_buf_printf(&key, "%s=%s\x1f", s->filter_params[i].name, value ? value : "?");
+        lh_buf_printf(&key, "%zu:%s=%zu:%s|", strlen(s->filter_params[i].name),
+                      s->filter_params[i].name, value ? strlen(value) : 0, value ? value : "");
         free(value);
     }
     return lh_buf_steal(&key);

@@ -58,6 +58,15 @@ test_found(void **state)
     lh_buf rest;
     assert_int_equal(take(text.data, &v, &n, &rest), 1);
     assert_int_equal(n, 1000);
+    /* 18 digits and tiny reals are still numbers */
+    float *w;
+    size_t nw;
+    lh_buf rest2;
+    assert_int_equal(take("{\"vector\":[-999999999999999999,1e-400]}", &w, &nw, &rest2), 1);
+    assert_int_equal(nw, 2);
+    assert_true(w[1] == 0.0f);
+    free(w);
+    lh_buf_free(&rest2);
     assert_true(v[999] == 999.5f);
     free(v);
     lh_buf_free(&rest);
@@ -91,6 +100,11 @@ test_left_to_jansson(void **state)
         "[{\"vector\":[1]}]",
         "{\"a\":[1,2}],\"vector\":[1]}",
         "{\"vector\":[1.0000000000000000000000000000000000000000000000000000000000000001]}",
+        /* jansson's own refusals: past int64, past double */
+        "{\"vector\":[99999999999999999999]}",
+        "{\"vector\":[-9223372036854775809]}",
+        "{\"vector\":[1e400]}",
+        "{\"vector\":[-1e400]}",
         "",
     };
     for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
