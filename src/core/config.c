@@ -204,7 +204,7 @@ static const key_def KEYS[] = {
         "a search filter's matching positions are kept for the next search with the same "
         "filter, index generation, caller and parameters, up to this much memory (0: off); "
         "an entry is dropped when a dataset its filter read changes"),
-    INT("vector", "exact_below_vectors", 1000, 0, 1000000,
+    INT("vector", "exact_below_vectors", 500, 0, 1000000,
         "an index of at most this many vectors (fewer above 384 dimensions, in proportion) "
         "is searched exactly: scoring every vector then costs about what a graph walk does "
         "(bench/vector/crossing), and the answer is the true top-k"),

@@ -363,7 +363,8 @@ typedef struct outcome {
 /* Small enough that scoring every vector costs about what a graph walk does (within 1.5x
  * in bench/vector/crossing): at most [vector] exact_below_vectors vectors, and at most as
  * many floats as that many of 384 dimensions (the crossing falls with the dimension:
- * 1,000 vectors up to 384 dimensions, 500 at 768). */
+ * 500 vectors up to 384 dimensions, 250 at 768; two runs put the 1.5x point at 384
+ * dimensions between 500 and 1,000). */
 static bool
 small_index(lh_vectors *v, const lh_vgen *g)
 {

@@ -232,7 +232,7 @@ class Indexes(harness.ServerTestCase):
                 rnd.choice(cities)))
         lines.append("3000,zebra keeper and giraffe trainer at the city zoo exotic animal "
                      "husbandry")
-        for name, rows in (("zoo_big", lines), ("zoo_small", lines[:500] + lines[-1:])):
+        for name, rows in (("zoo_big", lines), ("zoo_small", lines[:400] + lines[-1:])):
             st, _, b = self.srv.request("POST", "/ingest/file?dataset=%s&format=csv" % name,
                                         body="\n".join(rows) + "\n", who="owner",
                                         headers={"Content-Type": "text/csv"})
