@@ -21,7 +21,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 packages=(build-essential cmake pkg-config ca-certificates curl
           libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libssl-dev
           libpq-dev libzstd-dev libcmocka-dev libxml2-dev python3-botocore
-          postgresql postgresql-client libhnswlib-dev
+          postgresql postgresql-client libhnswlib-dev wamerican
           python3 nodejs npm clang-format json-schema-test-suite)
 
 missing=()

@@ -7,7 +7,9 @@
 // centres (spread 1, noise 0.5): hard, every dimension carries noise; "lowrank" — points
 // of a 32-dimensional latent space (16 clusters) mapped into DIM dimensions by one random
 // linear map, plus a little noise (0.01): like text embeddings, whose intrinsic dimension
-// is far below their width. L2; queries come from the same distribution. Then OUTLIERS
+// is far below their width; "file:PATH" — real vectors from PATH.base and PATH.queries
+// (bench/vector/words.c: the words of Debian's wamerican word list, builtin model, 384
+// dims). L2; queries come from the same distribution. Then OUTLIERS
 // (env, default 50) of the N vectors are replaced by points far from every cluster, and
 // each is searched for (itself plus a little noise) at ef 30: how many each index finds
 // first. Never fails on speed.
@@ -31,6 +33,7 @@ extern "C" {
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -82,6 +85,20 @@ static std::vector<float> make_lowrank(size_t n, size_t dim, uint64_t seed) {
     return v;
 }
 
+// Up to max rows of dim float32 from a file (little-endian, as words.c writes them).
+static std::vector<float> read_rows(const std::string &path, size_t dim, size_t max) {
+    FILE *f = fopen(path.c_str(), "rb");
+    if (!f) {
+        fprintf(stderr, "bench: cannot read %s\n", path.c_str());
+        exit(1);
+    }
+    std::vector<float> v(max * dim);
+    size_t got = fread(v.data(), sizeof(float) * dim, max, f);
+    fclose(f);
+    v.resize(got * dim);
+    return v;
+}
+
 static double pct(std::vector<double> v, double p) {
     std::sort(v.begin(), v.end());
     return v[std::min(v.size() - 1, (size_t)(p * (double)v.size()))];
@@ -106,9 +123,17 @@ int main(int argc, char **argv) {
     for (auto &c : centres)
         c = 2 * noise(s);
     const char *kind = getenv("BENCH_DATA") ? getenv("BENCH_DATA") : "clustered";
-    bool lowrank = strcmp(kind, "lowrank") == 0;
-    std::vector<float> data = lowrank ? make_lowrank(n, dim, 1) : make(n, dim, 1, centres);
-    std::vector<float> queries = lowrank ? make_lowrank(nq, dim, 2) : make(nq, dim, 2, centres);
+    bool lowrank = strcmp(kind, "lowrank") == 0, from_file = strncmp(kind, "file:", 5) == 0;
+    std::vector<float> data, queries;
+    if (from_file) { // real vectors (words.c): N and QUERIES are at most what the files hold
+        data = read_rows(std::string(kind + 5) + ".base", dim, n);
+        queries = read_rows(std::string(kind + 5) + ".queries", dim, nq);
+        n = data.size() / dim;
+        nq = queries.size() / dim;
+    } else {
+        data = lowrank ? make_lowrank(n, dim, 1) : make(n, dim, 1, centres);
+        queries = lowrank ? make_lowrank(nq, dim, 2) : make(nq, dim, 2, centres);
+    }
     // planted outliers: far from every cluster (the queries' truth is computed with them in)
     size_t n_out = getenv("OUTLIERS") ? strtoull(getenv("OUTLIERS"), nullptr, 10) : 50;
     if (n_out > n / 4)
@@ -123,7 +148,9 @@ int main(int argc, char **argv) {
     }
     printf("bench/vector — %zu x %zu float32 (%s), L2, %zu queries, k=%zu, M=%u, "
            "ef_construction=%u, build threads=%d, SIMD %s\n",
-           n, dim, lowrank ? "low rank: 32-dim latent, 16 clusters" : "64 clusters", nq, k, m,
+           n, dim,
+           from_file ? kind + 5 : lowrank ? "low rank: 32-dim latent, 16 clusters" : "64 clusters",
+           nq, k, m,
            efc, threads, lh_vec_simd_name());
 
     // ground truth (and our exact search beside a plain loop)
