@@ -690,7 +690,11 @@ may_wait(lh_req *req)
 #define OFFLOAD_IDLE_S 30
 #define OFFLOAD_KEEP 32
 
-static void
+/* Run req's handler and resume its connection. Before the resume, the thread counts
+ * itself idle (when fewer than OFFLOAD_KEEP are): the client may send its next request
+ * as soon as it has the answer, and that request must find this thread. Returns whether
+ * the thread stays to wait for more. */
+static bool
 run_offloaded(lh_req *req)
 {
     lh_server *srv = req->srv;
@@ -698,21 +702,24 @@ run_offloaded(lh_req *req)
     *resp = (lh_resp)RESP_INIT;
     run_handler(req, resp);
     req->offload_resp = resp;
+    pthread_mutex_lock(&srv->off_lock);
+    bool stays = srv->off_idle < OFFLOAD_KEEP && !srv->off_stop;
+    if (stays)
+        srv->off_idle++;
+    pthread_mutex_unlock(&srv->off_lock);
     MHD_resume_connection(req->conn); /* req may be gone from here on */
     atomic_fetch_sub(&srv->offloaded, 1);
+    return stays;
 }
 
-/* The next queued request for an idle thread (under off_lock), or NULL after waiting
- * OFFLOAD_IDLE_S, at the stop, or when enough threads wait already. */
+/* The next queued request for this idle thread (counted in off_idle by run_offloaded;
+ * under off_lock), or NULL after waiting OFFLOAD_IDLE_S or at the stop. */
 static lh_req *
 offload_next(lh_server *srv)
 {
-    if (srv->off_idle >= OFFLOAD_KEEP)
-        return NULL;
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += OFFLOAD_IDLE_S;
-    srv->off_idle++;
     while (srv->off_head == NULL && !srv->off_stop)
         if (pthread_cond_timedwait(&srv->off_cond, &srv->off_lock, &until) == ETIMEDOUT)
             break;
@@ -733,9 +740,9 @@ offload_main(void *arg)
     lh_req *req = arg;
     lh_server *srv = req->srv;
     for (;;) {
-        run_offloaded(req);
+        bool stays = run_offloaded(req);
         pthread_mutex_lock(&srv->off_lock);
-        req = offload_next(srv);
+        req = stays ? offload_next(srv) : NULL;
         if (req == NULL) {
             srv->off_threads--;
             pthread_cond_broadcast(&srv->off_gone);
