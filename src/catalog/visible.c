@@ -56,38 +56,34 @@ lh_catalog_masks(const lh_principal *who)
     return who != NULL && who->clearance > 0 && who->clearance < LH_LEVEL_PII;
 }
 
+/* The bucket of dataset name into bucket (of its size); false when the catalog does not
+ * know it (with_manifest: or knows it without a manifest). */
+static bool
+bucket_of(lh_catalog *c, const char *name, bool with_manifest, char *bucket, size_t size)
+{
+    pthread_mutex_lock(&c->lock);
+    const dataset *ds = lh_catalog__find_locked(c, name);
+    bool found = ds && (!with_manifest || ds->manifest);
+    if (found)
+        snprintf(bucket, size, "%s", ds->bucket);
+    pthread_mutex_unlock(&c->lock);
+    return found;
+}
+
 bool
 lh_catalog_may_see(lh_catalog *c, const lh_principal *who, const char *name)
 {
-    if (lh_catalog_sees_all(who))
-        return true;
-    char bucket[sizeof((dataset *)0)->bucket] = "";
-    bool found = false;
-    pthread_mutex_lock(&c->lock);
-    const dataset *ds = lh_catalog__find_locked(c, name);
-    if (ds) {
-        snprintf(bucket, sizeof bucket, "%s", ds->bucket);
-        found = true;
-    }
-    pthread_mutex_unlock(&c->lock);
-    return found && lh_catalog_may_see_bucket(who, bucket);
+    char bucket[sizeof((dataset *)0)->bucket];
+    return lh_catalog_sees_all(who) || (bucket_of(c, name, false, bucket, sizeof bucket) &&
+                                        lh_catalog_may_see_bucket(who, bucket));
 }
 
 bool
 lh_catalog_hides(lh_catalog *c, const lh_principal *who, const char *name)
 {
-    if (lh_catalog_sees_all(who))
-        return false;
-    char bucket[sizeof((dataset *)0)->bucket] = "";
-    bool found = false;
-    pthread_mutex_lock(&c->lock);
-    const dataset *ds = lh_catalog__find_locked(c, name);
-    if (ds && ds->manifest) {
-        snprintf(bucket, sizeof bucket, "%s", ds->bucket);
-        found = true;
-    }
-    pthread_mutex_unlock(&c->lock);
-    return found && !lh_catalog_may_see_bucket(who, bucket);
+    char bucket[sizeof((dataset *)0)->bucket];
+    return !lh_catalog_sees_all(who) && bucket_of(c, name, true, bucket, sizeof bucket) &&
+           !lh_catalog_may_see_bucket(who, bucket);
 }
 
 int

@@ -112,13 +112,12 @@ by_distance(const void *a, const void *b)
                                        : x->id > y->id;
 }
 
-/* The search over n_items (vectors, or bitmap words) of which about n_scored are scored. */
+/* The search over n items (vectors, or bitmap words) of which about n_scored are scored. */
 static size_t
-exact_search(const float *vectors, size_t n_items, size_t n_scored, uint32_t dim, lh_metric metric,
+exact_search(const float *vectors, size_t n, size_t n_scored, uint32_t dim, lh_metric metric,
              const float *query, size_t k, lh_vec_filter_fn filter, void *ctx, const uint64_t *bits,
              int threads, lh_hit *out)
 {
-    size_t n = n_items;
     if (n == 0 || k == 0)
         return 0;
     float *q = malloc(dim * sizeof *q);

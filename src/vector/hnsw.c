@@ -303,13 +303,12 @@ select_neighbours(const lh_hnsw *h, const lh_hit *cands, size_t n, size_t m, lh_
 }
 
 /* Add a link from s to i at level, re-choosing s's links when they are full. */
-static int
+static void
 connect(lh_hnsw *h, uint32_t s, uint32_t i, int level, float d_si)
 {
     uint32_t max_links = level == 0 ? h->m0 : h->params.m;
     pthread_mutex_lock(&h->node_locks[s]);
     uint32_t *l = lh_hnsw__links(h, s, level);
-    int rc = 0;
     if (l[0] < max_links) {
         store_link(l, l[0], i);
         store_count(l, l[0] + 1);
@@ -326,7 +325,6 @@ connect(lh_hnsw *h, uint32_t s, uint32_t i, int level, float d_si)
         store_count(l, (uint32_t)k);
     }
     pthread_mutex_unlock(&h->node_locks[s]);
-    return rc;
 }
 
 /* Insert position i. Its own lists are chosen level by level first, while no other node
@@ -380,8 +378,8 @@ insert(lh_hnsw *h, uint32_t i, visited *vis, uint32_t *buf)
     /* now link i in, from the top down */
     for (int lev = from; lev >= 0 && rc == 0; lev--) {
         const lh_hit *mine = chosen + (size_t)lev * (h->params.m + 1);
-        for (size_t j = 0; j < n_chosen[lev] && rc == 0; j++)
-            rc = connect(h, mine[j].id, i, lev, mine[j].distance);
+        for (size_t j = 0; j < n_chosen[lev]; j++)
+            connect(h, mine[j].id, i, lev, mine[j].distance);
     }
     free(chosen);
     if (level > top) {
@@ -473,50 +471,29 @@ lh_hnsw__find_islands(lh_hnsw *h)
     h->islands = NULL;
     h->n_islands = 0;
     if (want == 0 || h->n < 2 * LH_HNSW_ISLANDS)
-        return 0;                             /* a graph this small is searched whole by any beam */
-    lh_hit *far = malloc(want * sizeof *far); /* a min-heap: the nearest of the farthest */
-    if (!far)
-        return -1;
-    size_t n = 0;
+        return 0;              /* a graph this small is searched whole by any beam */
+    heap far = {.max = false}; /* the farthest so far, the nearest of them on top */
     for (size_t i = 0; i < h->n; i++) {
         const uint32_t *l = lh_hnsw__links(h, (uint32_t)i, 0);
         float d = l[0] ? dist(h, h->vectors + i * h->dim, l[1]) : INFINITY;
-        lh_hit x = {(uint32_t)i, -d}; /* by_distance's max-heap of -d is a min-heap of d */
-        if (n < want) {
-            size_t c = n++;
-            far[c] = x;
-            while (c > 0 && far[(c - 1) / 2].distance < far[c].distance) {
-                lh_hit t = far[c];
-                far[c] = far[(c - 1) / 2];
-                far[(c - 1) / 2] = t;
-                c = (c - 1) / 2;
-            }
-        } else if (x.distance < far[0].distance) {
-            far[0] = x;
-            for (size_t c = 0;;) {
-                size_t s = 2 * c + 1;
-                if (s >= n)
-                    break;
-                if (s + 1 < n && far[s + 1].distance > far[s].distance)
-                    s++;
-                if (far[s].distance <= far[c].distance)
-                    break;
-                lh_hit t = far[c];
-                far[c] = far[s];
-                far[s] = t;
-                c = s;
-            }
+        if (far.n == want && d <= far.a[0].distance)
+            continue;
+        if (heap_push(&far, (lh_hit){(uint32_t)i, d}) != 0) {
+            free(far.a);
+            return -1;
         }
+        if (far.n > want)
+            heap_pop(&far);
     }
-    h->islands = malloc(n * sizeof *h->islands);
+    h->islands = malloc(far.n * sizeof *h->islands);
     if (!h->islands) {
-        free(far);
+        free(far.a);
         return -1;
     }
-    for (size_t i = 0; i < n; i++)
-        h->islands[i] = far[i].id;
-    h->n_islands = n;
-    free(far);
+    for (size_t i = 0; i < far.n; i++)
+        h->islands[i] = far.a[i].id;
+    h->n_islands = far.n;
+    free(far.a);
     return 0;
 }
 
