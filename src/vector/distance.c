@@ -50,6 +50,24 @@ l2_scalar(const float *a, const float *b, size_t n)
     return (s0 + s1) + (s2 + s3);
 }
 
+/* Σ q[i] * c[i] over byte codes: the inner sum of every distance to an int8 index's codes
+ * (hnsw.c folds the per-dimension scale and offset into q). */
+static float
+dot_u8_scalar(const float *q, const uint8_t *c, size_t n)
+{
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += q[i] * c[i];
+        s1 += q[i + 1] * c[i + 1];
+        s2 += q[i + 2] * c[i + 2];
+        s3 += q[i + 3] * c[i + 3];
+    }
+    for (; i < n; i++)
+        s0 += q[i] * c[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
@@ -103,6 +121,25 @@ l2_avx2(const float *a, const float *b, size_t n)
     return s;
 }
 
+/* 16 codes at a time: widened to 32-bit integers, converted, multiplied in. */
+__attribute__((target("avx2,fma"))) static float
+dot_u8_avx2(const float *q, const uint8_t *c, size_t n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i b = _mm_loadu_si128((const __m128i *)(c + i));
+        __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b));
+        __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(b, 8)));
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), lo, s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), hi, s1);
+    }
+    float s = hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++)
+        s += q[i] * c[i];
+    return s;
+}
+
 __attribute__((target("avx512f"))) static float
 dot_avx512(const float *a, const float *b, size_t n)
 {
@@ -143,6 +180,29 @@ l2_avx512(const float *a, const float *b, size_t n)
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
+__attribute__((target("avx512f"))) static float
+dot_u8_avx512(const float *q, const uint8_t *c, size_t n)
+{
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 a =
+            _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c + i))));
+        __m512 b = _mm512_cvtepi32_ps(
+            _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c + i + 16))));
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), a, s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), b, s1);
+    }
+    for (; i + 16 <= n; i += 16) {
+        __m512 a =
+            _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c + i))));
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), a, s0);
+    }
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    for (; i < n; i++)
+        s += q[i] * c[i];
+    return s;
+}
 #endif
 
 static lh_vec_kernels kernels;
@@ -151,7 +211,7 @@ static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
 static void
 choose(void)
 {
-    kernels = (lh_vec_kernels){dot_scalar, l2_scalar, "scalar"};
+    kernels = (lh_vec_kernels){dot_scalar, l2_scalar, dot_u8_scalar, "scalar"};
 #if defined(__x86_64__) && defined(__GNUC__)
     const char *force = getenv("LAKEHOUSE_SIMD"); /* tests compare every kernel */
     __builtin_cpu_init();
@@ -162,9 +222,9 @@ choose(void)
     else if (force && strcmp(force, "avx2") == 0)
         avx512 = false;
     if (avx512)
-        kernels = (lh_vec_kernels){dot_avx512, l2_avx512, "avx512"};
+        kernels = (lh_vec_kernels){dot_avx512, l2_avx512, dot_u8_avx512, "avx512"};
     else if (avx2)
-        kernels = (lh_vec_kernels){dot_avx2, l2_avx2, "avx2"};
+        kernels = (lh_vec_kernels){dot_avx2, l2_avx2, dot_u8_avx2, "avx2"};
 #endif
 }
 

@@ -160,6 +160,53 @@ dist(const lh_hnsw *h, const float *q, uint32_t id)
     return h->metric == LH_METRIC_L2 ? h->k->l2(q, v, h->dim) : -h->k->dot(q, v, h->dim);
 }
 
+/*
+ * A query as the walk scores it. On float vectors, f itself. On an int8 index's codes
+ * (x_j = q_min[j] + q_scale[j] * c_j), the same distance with the scale and offset folded
+ * into per-dimension weights w and a constant, so that scoring a code is one product:
+ *   L2:   Σ (f_j - x_j)^2 = Σ a_j^2 + Σ (-2 q_scale[j] a_j) c_j + q_norm[id],  a = f - q_min
+ *   dot:  -Σ f_j x_j      = -Σ f_j q_min[j] + Σ (-f_j q_scale[j]) c_j
+ */
+typedef struct probe {
+    const float *f;
+    const float *w; /* NULL: the walk reads float vectors */
+    float base;
+} probe;
+
+static inline const void *
+row(const lh_hnsw *h, const probe *p, uint32_t id)
+{
+    return p->w ? (const void *)(h->codes + (size_t)id * h->dim)
+                : (const void *)(h->vectors + (size_t)id * h->dim);
+}
+
+static inline float
+dist_p(const lh_hnsw *h, const probe *p, uint32_t id)
+{
+    if (!p->w)
+        return dist(h, p->f, id);
+    float d = p->base + h->k->dot_u8(p->w, h->codes + (size_t)id * h->dim, h->dim);
+    return h->metric == LH_METRIC_L2 ? d + h->q_norm[id] : d;
+}
+
+/* The weights and constant of f for h's codes (w: room for dim floats). */
+static void
+probe_codes(const lh_hnsw *h, const float *f, float *w, probe *p)
+{
+    double base = 0;
+    for (uint32_t j = 0; j < h->dim; j++) {
+        if (h->metric == LH_METRIC_L2) {
+            float a = f[j] - h->q_min[j];
+            base += (double)a * a;
+            w[j] = -2.0f * h->q_scale[j] * a;
+        } else {
+            base -= (double)f[j] * h->q_min[j];
+            w[j] = -f[j] * h->q_scale[j];
+        }
+    }
+    *p = (probe){f, w, (float)base};
+}
+
 /* A copy of node id's links at level into buf (room for 1 + m0), under its lock while
  * building. */
 static uint32_t
@@ -201,7 +248,7 @@ store_count(uint32_t *l, uint32_t n)
  * ef best (allowed) nodes in *top (a max-heap). The candidate heap and link buffer are the
  * visited set's scratch, kept between searches, so a search allocates nothing once warm. */
 static int
-search_layer(lh_hnsw *h, const float *q, uint32_t ep, float ep_d, const uint32_t *seeds,
+search_layer(lh_hnsw *h, const probe *q, uint32_t ep, float ep_d, const uint32_t *seeds,
              size_t n_seeds, size_t ef, int level, visited *vis, lh_vec_filter_fn filter, void *ctx,
              bool lock, heap *top)
 {
@@ -219,7 +266,7 @@ search_layer(lh_hnsw *h, const float *q, uint32_t ep, float ep_d, const uint32_t
         if (vis->tags[id] == vis->epoch)
             continue;
         vis->tags[id] = vis->epoch;
-        float d = dist(h, q, id);
+        float d = dist_p(h, q, id);
         rc = heap_push(cand, (lh_hit){id, d});
         if (rc == 0 && (!filter || filter(ctx, id))) {
             rc = heap_push(top, (lh_hit){id, d});
@@ -235,17 +282,17 @@ search_layer(lh_hnsw *h, const float *q, uint32_t ep, float ep_d, const uint32_t
         const uint32_t *l = lock ? buf : lh_hnsw__links(h, c.id, level);
         uint32_t n_links = lock ? read_links(h, c.id, level, true, buf) : l[0];
         if (n_links > 0)
-            __builtin_prefetch(h->vectors + (size_t)l[1] * h->dim);
+            __builtin_prefetch(row(h, q, l[1]));
         for (uint32_t j = 1; j <= n_links && rc == 0; j++) {
             uint32_t nb = l[j];
             if (j < n_links) {
-                __builtin_prefetch(h->vectors + (size_t)l[j + 1] * h->dim);
+                __builtin_prefetch(row(h, q, l[j + 1]));
                 __builtin_prefetch(&vis->tags[l[j + 1]]);
             }
             if (vis->tags[nb] == vis->epoch)
                 continue;
             vis->tags[nb] = vis->epoch;
-            float d = dist(h, q, nb);
+            float d = dist_p(h, q, nb);
             if (top->n < ef || d < bound) {
                 rc = heap_push(cand, (lh_hit){nb, d});
                 if (level == 0 && rc == 0) /* its links row, for when it is expanded */
@@ -265,7 +312,7 @@ search_layer(lh_hnsw *h, const float *q, uint32_t ep, float ep_d, const uint32_t
 
 /* Greedy descent from (*cur, *cur_d) through levels top..stop+1. */
 static void
-descend(lh_hnsw *h, const float *q, int top, int stop, bool lock, uint32_t *cur, float *cur_d,
+descend(lh_hnsw *h, const probe *q, int top, int stop, bool lock, uint32_t *cur, float *cur_d,
         uint32_t *buf)
 {
     for (int level = top; level > stop; level--) {
@@ -274,7 +321,7 @@ descend(lh_hnsw *h, const float *q, int top, int stop, bool lock, uint32_t *cur,
             changed = false;
             uint32_t n_links = read_links(h, *cur, level, lock, buf);
             for (uint32_t j = 1; j <= n_links; j++) {
-                float d = dist(h, q, buf[j]);
+                float d = dist_p(h, q, buf[j]);
                 if (d < *cur_d) {
                     *cur_d = d;
                     *cur = buf[j];
@@ -335,14 +382,14 @@ connect(lh_hnsw *h, uint32_t s, uint32_t i, int level, float d_si)
 static int
 insert(lh_hnsw *h, uint32_t i, visited *vis, uint32_t *buf)
 {
-    const float *q = h->vectors + (size_t)i * h->dim;
+    const probe q = {h->vectors + (size_t)i * h->dim, NULL, 0};
     int level = h->levels[i];
     pthread_mutex_lock(&h->global);
     uint32_t cur = h->entry;
     int top = h->max_level;
     pthread_mutex_unlock(&h->global);
-    float cur_d = dist(h, q, cur);
-    descend(h, q, top, level, true, &cur, &cur_d, buf);
+    float cur_d = dist(h, q.f, cur);
+    descend(h, &q, top, level, true, &cur, &cur_d, buf);
     int rc = 0;
     int from = level < top ? level : top;
     lh_hit *chosen = malloc((size_t)(from + 1) * ((size_t)h->params.m + 1) * sizeof *chosen);
@@ -357,7 +404,7 @@ insert(lh_hnsw *h, uint32_t i, visited *vis, uint32_t *buf)
             memset(vis->tags, 0, vis->n * sizeof *vis->tags);
             vis->epoch = 1;
         }
-        rc = search_layer(h, q, cur, cur_d, NULL, 0, h->params.ef_construction, lev, vis, NULL,
+        rc = search_layer(h, &q, cur, cur_d, NULL, 0, h->params.ef_construction, lev, vis, NULL,
                           NULL, true, &found);
         if (rc == 0 && found.n > 0) {
             qsort(found.a, found.n, sizeof *found.a, by_distance);
@@ -497,6 +544,96 @@ lh_hnsw__find_islands(lh_hnsw *h)
     return 0;
 }
 
+/* ---- int8 codes ----------------------------------------------------------------------------- */
+
+/*
+ * Scalar quantization: each dimension's range over the index's vectors (min to max) is cut
+ * into 255 equal steps and each value stored as the nearest step, one byte. The graph is
+ * built on the float vectors (the same graph a float index has); searches walk it on the
+ * codes, a quarter of the bytes per node, and re-score the candidates they keep on the
+ * float vectors, so the order of the answer is exact among them.
+ */
+int
+lh_hnsw__quantize(lh_hnsw *h)
+{
+    size_t n = h->n, dim = h->dim;
+    h->codes = malloc(n > 0 && dim > 0 ? n * dim : 1);
+    h->q_min = malloc(dim * sizeof *h->q_min);
+    h->q_scale = malloc(dim * sizeof *h->q_scale);
+    h->q_norm = malloc((n ? n : 1) * sizeof *h->q_norm);
+    h->codes_heap = true;
+    if (!h->codes || !h->q_min || !h->q_scale || !h->q_norm)
+        return -1;
+    float *max = malloc(dim * sizeof *max);
+    if (!max)
+        return -1;
+    for (size_t j = 0; j < dim; j++) {
+        h->q_min[j] = n ? INFINITY : 0;
+        max[j] = n ? -INFINITY : 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const float *v = h->vectors + i * dim;
+        for (size_t j = 0; j < dim; j++) {
+            h->q_min[j] = v[j] < h->q_min[j] ? v[j] : h->q_min[j];
+            max[j] = v[j] > max[j] ? v[j] : max[j];
+        }
+    }
+    for (size_t j = 0; j < dim; j++)
+        h->q_scale[j] = (max[j] - h->q_min[j]) / 255.0f;
+    free(max);
+    for (size_t i = 0; i < n; i++) {
+        const float *v = h->vectors + i * dim;
+        uint8_t *c = h->codes + i * dim;
+        float norm = 0;
+        for (size_t j = 0; j < dim; j++) {
+            float step = h->q_scale[j] > 0 ? (v[j] - h->q_min[j]) / h->q_scale[j] : 0;
+            long code = lrintf(step);
+            c[j] = (uint8_t)(code < 0 ? 0 : code > 255 ? 255 : code);
+            float x = h->q_scale[j] * c[j];
+            norm += x * x;
+        }
+        h->q_norm[i] = norm;
+    }
+    return 0;
+}
+
+int
+lh_hnsw_quantize(lh_hnsw *h, lh_err *err)
+{
+    if (h->codes || h->map)
+        return lh_err_set(err, LH_EEXIST, 409, "conflict",
+                          "only a float index built in this process can be quantized");
+    if (lh_hnsw__quantize(h) != 0) {
+        free(h->codes);
+        free(h->q_min);
+        free(h->q_scale);
+        free(h->q_norm);
+        h->codes = NULL;
+        h->q_min = h->q_scale = h->q_norm = NULL;
+        h->codes_heap = false;
+        return lh_err_set(err, LH_ENOMEM, 503, "out_of_memory",
+                          "not enough memory for the codes of %zu vectors", h->n);
+    }
+    h->params.quant = LH_QUANT_INT8;
+    return 0;
+}
+
+int
+lh_quant_parse(const char *s)
+{
+    if (strcmp(s, "none") == 0)
+        return LH_QUANT_NONE;
+    if (strcmp(s, "int8") == 0)
+        return LH_QUANT_INT8;
+    return -1;
+}
+
+const char *
+lh_quant_name(lh_quant q)
+{
+    return q == LH_QUANT_INT8 ? "int8" : "none";
+}
+
 /* ---- building ----------------------------------------------------------------------------- */
 
 static uint64_t
@@ -588,6 +725,9 @@ params_check(const lh_hnsw_params *in, lh_hnsw_params *p, uint32_t dim, lh_err *
     if (p->ef_construction > 10000 || p->ef_search > 10000)
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                           "'ef_construction' and 'ef_search' must be at most 10000");
+    if (p->quant != LH_QUANT_NONE && p->quant != LH_QUANT_INT8)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'quantization' must be none or int8");
     return 0;
 }
 
@@ -647,7 +787,8 @@ lh_hnsw_build(const float *vectors, size_t n, uint32_t dim, lh_metric metric,
         build_worker(&b);
     for (int t = 0; t < started; t++)
         pthread_join(tids[t], NULL);
-    if (atomic_load(&b.failed) || repair_ways_in(h) != 0 || lh_hnsw__find_islands(h) != 0)
+    if (atomic_load(&b.failed) || repair_ways_in(h) != 0 || lh_hnsw__find_islands(h) != 0 ||
+        (p.quant == LH_QUANT_INT8 && lh_hnsw__quantize(h) != 0))
         goto oom;
     *out = h;
     return 0;
@@ -681,6 +822,12 @@ lh_hnsw_free(lh_hnsw *h)
         for (size_t i = 0; h->upper && i < h->n; i++)
             free(h->upper[i]);
     }
+    if (h->codes_heap) {
+        free(h->codes);
+        free(h->q_min);
+        free(h->q_scale);
+        free(h->q_norm);
+    }
     free(h->upper_block);
     free(h->upper);
     free(h->islands);
@@ -691,6 +838,18 @@ lh_hnsw_free(lh_hnsw *h)
 
 /* ---- searching ----------------------------------------------------------------------------- */
 
+/* An int8 walk's ef best, re-scored on the float vectors (prefetching the next), sorted. */
+static void
+rerank(const lh_hnsw *h, const float *q, lh_hit *hits, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i + 1 < n)
+            __builtin_prefetch(h->vectors + (size_t)hits[i + 1].id * h->dim);
+        hits[i].distance = dist(h, q, hits[i].id);
+    }
+    qsort(hits, n, sizeof *hits, by_distance);
+}
+
 size_t
 lh_hnsw_search(const lh_hnsw *hc, const float *query, size_t k, size_t ef, lh_vec_filter_fn filter,
                void *ctx, lh_hit *out)
@@ -698,8 +857,8 @@ lh_hnsw_search(const lh_hnsw *hc, const float *query, size_t k, size_t ef, lh_ve
     lh_hnsw *h = (lh_hnsw *)hc; /* the visited pool is the only thing a search changes */
     if (h->n == 0 || k == 0)
         return 0;
-    float local[1024];
-    float *q = h->dim <= 1024 ? local : malloc(h->dim * sizeof *q);
+    float local[2 * 1024];
+    float *q = h->dim <= 1024 ? local : malloc(2 * (size_t)h->dim * sizeof *q);
     visited *vis = lh_hnsw__visited_get(h);
     size_t got = 0;
     if (!q || !vis)
@@ -707,26 +866,36 @@ lh_hnsw_search(const lh_hnsw *hc, const float *query, size_t k, size_t ef, lh_ve
     memcpy(q, query, h->dim * sizeof *q);
     if (h->metric == LH_METRIC_COSINE)
         lh_vec_normalise(q, h->dim);
+    probe p = {q, NULL, 0};
+    if (h->codes)
+        probe_codes(h, q, q + h->dim, &p);
     uint32_t cur = h->entry;
-    float cur_d = dist(h, q, cur);
-    descend(h, q, h->max_level, 0, false, &cur, &cur_d, vis->links);
+    float cur_d = dist_p(h, &p, cur);
+    descend(h, &p, h->max_level, 0, false, &cur, &cur_d, vis->links);
     if (ef == 0)
         ef = h->params.ef_search;
     if (ef < k)
         ef = k;
+    if (h->codes && ef < 2 * k) /* re-ranking needs candidates past the k-th to reorder */
+        ef = 2 * k;
     heap *top = &vis->top;
     top->n = 0;
     top->max = true;
-    if (search_layer(h, q, cur, cur_d, h->islands, h->n_islands, ef, 0, vis, filter, ctx, false,
+    if (search_layer(h, &p, cur, cur_d, h->islands, h->n_islands, ef, 0, vis, filter, ctx, false,
                      top) == 0) {
-        while (top->n > k)
-            heap_pop(top);
-        got = top->n;
-        for (size_t i = got; i > 0; i--) {
-            out[i - 1] = heap_pop(top);
-            if (h->metric == LH_METRIC_COSINE)
-                out[i - 1].distance += 1.0f; /* 1 - dot */
+        if (h->codes) { /* every candidate the walk kept, in true distance order */
+            rerank(h, q, top->a, top->n);
+            got = top->n < k ? top->n : k;
+            memcpy(out, top->a, got * sizeof *out);
+        } else {
+            while (top->n > k)
+                heap_pop(top);
+            got = top->n;
+            for (size_t i = got; i > 0; i--)
+                out[i - 1] = heap_pop(top);
         }
+        for (size_t i = 0; i < got && h->metric == LH_METRIC_COSINE; i++)
+            out[i].distance += 1.0f; /* 1 - dot */
     }
 out:
     if (vis)
@@ -767,11 +936,34 @@ lh_hnsw_vector(const lh_hnsw *h, uint32_t i)
 }
 
 size_t
+lh_hnsw_vector_bytes(const lh_hnsw *h)
+{
+    if (!h->codes)
+        return h->n * h->dim * sizeof(float);
+    return h->n * h->dim + h->n * sizeof *h->q_norm + 2 * (size_t)h->dim * sizeof(float);
+}
+
+size_t
+lh_hnsw_mapped_bytes(const lh_hnsw *h)
+{
+    return h->codes && h->map ? h->n * h->dim * sizeof(float) : 0;
+}
+
+size_t
 lh_hnsw_memory(const lh_hnsw *h)
 {
-    size_t bytes = sizeof *h + h->n * h->dim * sizeof(float) +
+    size_t bytes = sizeof *h + lh_hnsw_vector_bytes(h) +
                    h->n * (1 + (size_t)h->m0) * sizeof(uint32_t) + h->n + h->n * sizeof(uint32_t *);
+    if (h->codes && !h->map) /* built here: the floats are held too, until it is reloaded */
+        bytes += h->n * h->dim * sizeof(float);
     for (size_t i = 0; i < h->n; i++)
         bytes += (size_t)h->levels[i] * (1 + h->params.m) * sizeof(uint32_t);
     return bytes;
+}
+
+size_t
+lh_hnsw_served_memory(const lh_hnsw *h)
+{
+    size_t bytes = lh_hnsw_memory(h);
+    return h->codes && !h->map ? bytes - h->n * h->dim * sizeof(float) : bytes;
 }

@@ -16,14 +16,15 @@
 #include <unistd.h>
 
 #define MAGIC "LHHNSW\r\n"
-#define FORMAT_VERSION 1u
+#define FORMAT_VERSION 1u       /* float vectors only */
+#define FORMAT_VERSION_CODES 2u /* and int8 codes after the upper lists */
 #define HEADER_BYTES 64u
 
 typedef struct header {
     char magic[8];
     uint32_t version, dim, metric, m, m0, ef_construction, ef_search, entry;
     int32_t max_level;
-    uint32_t reserved;
+    uint32_t quant; /* lh_quant: 0 in version 1, 1 (int8) in version 2 */
     uint64_t n, checksum;
 } header;
 _Static_assert(sizeof(header) == HEADER_BYTES, "the header is 64 bytes on disk");
@@ -92,7 +93,16 @@ write_all(int fd, const void *p, size_t n, sum64 *sum)
     return lh_write_all(fd, p, n);
 }
 
-/* The payload in file order: vectors, levels (padded), links0, upper lists. */
+/* The bytes of the int8 section: q_min and q_scale (dim floats each), q_norm (n floats),
+ * codes (n * dim bytes, padded to 4). */
+static size_t
+codes_bytes(size_t n, size_t dim)
+{
+    return (2 * dim + n) * sizeof(float) + pad4(n * dim);
+}
+
+/* The payload in file order: vectors, levels (padded), links0, upper lists, and for an
+ * int8 index its section. */
 static int
 write_payload(const lh_hnsw *h, int fd, sum64 *sum)
 {
@@ -108,6 +118,18 @@ write_payload(const lh_hnsw *h, int fd, sum64 *sum)
         if (h->levels[i] > 0)
             rc = write_all(fd, h->upper[i],
                            (size_t)h->levels[i] * (1 + h->params.m) * sizeof(uint32_t), sum);
+    if (rc == 0 && h->codes) {
+        size_t codes = h->n * h->dim;
+        rc = write_all(fd, h->q_min, h->dim * sizeof(float), sum);
+        if (rc == 0)
+            rc = write_all(fd, h->q_scale, h->dim * sizeof(float), sum);
+        if (rc == 0)
+            rc = write_all(fd, h->q_norm, h->n * sizeof(float), sum);
+        if (rc == 0)
+            rc = write_all(fd, h->codes, codes, sum);
+        if (rc == 0)
+            rc = write_all(fd, zeros, pad4(codes) - codes, sum);
+    }
     return rc;
 }
 
@@ -121,7 +143,8 @@ lh_hnsw_save(const lh_hnsw *h, const char *path, lh_err *err)
     int rc = fd >= 0 && lseek(fd, HEADER_BYTES, SEEK_SET) == HEADER_BYTES ? 0 : -1;
     if (rc == 0)
         rc = write_payload(h, fd, &sum);
-    header hd = {.version = FORMAT_VERSION,
+    header hd = {.version = h->codes ? FORMAT_VERSION_CODES : FORMAT_VERSION,
+                 .quant = h->codes ? LH_QUANT_INT8 : LH_QUANT_NONE,
                  .dim = h->dim,
                  .metric = (uint32_t)h->metric,
                  .m = h->params.m,
@@ -199,20 +222,24 @@ map_file(const char *path, void **map, size_t *len, lh_err *err)
 /* Why the header of the mapped file cannot be used (NULL: it can): magic, version, values
  * in range, sizes within the file, checksum. */
 static const char *
-check_header(const void *map, size_t len, header *hd, size_t *vec_bytes, size_t *link_bytes)
+check_header(const void *map, size_t len, header *hd, size_t *vec_bytes, size_t *link_bytes,
+             size_t *quant_bytes)
 {
     memcpy(hd, map, sizeof *hd);
     if (memcmp(hd->magic, MAGIC, 8) != 0)
         return "not an index file (magic)";
-    if (hd->version != FORMAT_VERSION)
+    if (hd->version != FORMAT_VERSION && hd->version != FORMAT_VERSION_CODES)
         return "an index format version this server does not read";
+    if (hd->quant != (hd->version == FORMAT_VERSION_CODES ? LH_QUANT_INT8 : LH_QUANT_NONE))
+        return "a quantization that does not match the format version";
     if (hd->dim == 0 || hd->dim > 65536 || hd->metric > 2 || hd->m < 2 || hd->m > 256 ||
         hd->m0 != 2 * hd->m || hd->n > (len / 4) || hd->max_level > LH_HNSW_MAX_LEVEL ||
         (hd->n > 0 && (hd->entry >= hd->n || hd->max_level < 0)))
         return "header values out of range";
     *vec_bytes = (size_t)hd->n * hd->dim * sizeof(float);
     *link_bytes = (size_t)hd->n * (1 + (size_t)hd->m0) * sizeof(uint32_t);
-    if (HEADER_BYTES + *vec_bytes + pad4(hd->n) + *link_bytes > len)
+    *quant_bytes = hd->quant ? codes_bytes(hd->n, hd->dim) : 0;
+    if (HEADER_BYTES + *vec_bytes + pad4(hd->n) + *link_bytes + *quant_bytes > len)
         return "shorter than its header says";
     sum64 sum = SUM_INIT;
     sum_feed(&sum, (const uint8_t *)map + HEADER_BYTES, len - HEADER_BYTES);
@@ -249,6 +276,21 @@ load_upper(lh_hnsw *h, const uint32_t *up, size_t avail)
     return NULL;
 }
 
+/* An int8 index reads its float vectors only to re-rank a search's candidates: the pages
+ * the checksum and the islands read are dropped from this mapping (they stay in the page
+ * cache while the kernel has room), and no read-ahead is done around the few it reads. */
+static void
+release_floats(lh_hnsw *h)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t from = ((uintptr_t)h->vectors + page - 1) & ~(uintptr_t)(page - 1);
+    uintptr_t to = ((uintptr_t)(h->vectors + h->n * h->dim)) & ~(uintptr_t)(page - 1);
+    if (to > from) {
+        madvise((void *)from, to - from, MADV_DONTNEED);
+        madvise((void *)from, to - from, MADV_RANDOM);
+    }
+}
+
 /* Every link count and link target in range, before anything walks the graph. */
 static const char *
 check_links(const lh_hnsw *h)
@@ -271,12 +313,12 @@ int
 lh_hnsw_load(const char *path, lh_hnsw **out, lh_err *err)
 {
     void *map = NULL;
-    size_t len = 0, vec_bytes = 0, link_bytes = 0;
+    size_t len = 0, vec_bytes = 0, link_bytes = 0, quant_bytes = 0;
     header hd;
     int rc = map_file(path, &map, &len, err);
     if (rc != 0)
         return rc;
-    const char *why = check_header(map, len, &hd, &vec_bytes, &link_bytes);
+    const char *why = check_header(map, len, &hd, &vec_bytes, &link_bytes, &quant_bytes);
     lh_hnsw *h = why ? NULL : calloc(1, sizeof *h);
     if (!why && !h)
         why = "out of memory";
@@ -286,8 +328,10 @@ lh_hnsw_load(const char *path, lh_hnsw **out, lh_err *err)
     }
     h->dim = hd.dim;
     h->metric = (lh_metric)hd.metric;
-    h->params = (lh_hnsw_params){
-        .m = hd.m, .ef_construction = hd.ef_construction, .ef_search = hd.ef_search};
+    h->params = (lh_hnsw_params){.m = hd.m,
+                                 .ef_construction = hd.ef_construction,
+                                 .ef_search = hd.ef_search,
+                                 .quant = (lh_quant)hd.quant};
     h->m0 = hd.m0;
     h->n = hd.n;
     h->k = lh_vec__kernels();
@@ -302,7 +346,15 @@ lh_hnsw_load(const char *path, lh_hnsw **out, lh_err *err)
     h->levels = base + vec_bytes;
     h->links0 = (uint32_t *)(base + vec_bytes + pad4(hd.n));
     const uint32_t *up = (const uint32_t *)(base + vec_bytes + pad4(hd.n) + link_bytes);
-    size_t avail = (len - HEADER_BYTES - vec_bytes - pad4(hd.n) - link_bytes) / sizeof(uint32_t);
+    size_t avail =
+        (len - HEADER_BYTES - vec_bytes - pad4(hd.n) - link_bytes - quant_bytes) / sizeof(uint32_t);
+    if (quant_bytes) {
+        uint8_t *q = (uint8_t *)map + len - quant_bytes;
+        h->q_min = (float *)q;
+        h->q_scale = h->q_min + hd.dim;
+        h->q_norm = h->q_scale + hd.dim;
+        h->codes = (uint8_t *)(h->q_norm + hd.n);
+    }
     if ((why = load_upper(h, up, avail)) == NULL)
         why = check_links(h);
     if (why == NULL && lh_hnsw__find_islands(h) != 0)
@@ -311,6 +363,8 @@ lh_hnsw_load(const char *path, lh_hnsw **out, lh_err *err)
         lh_hnsw_free(h);
         return corrupt(err, path, why);
     }
+    if (h->codes)
+        release_floats(h);
     *out = h;
     return 0;
 }

@@ -25,7 +25,8 @@ str_of(const json_t *j, const char *key)
 #define TRIAL_COLUMNS                                                                              \
     "trial_id: 'VARCHAR', index: 'VARCHAR', generation: 'BIGINT', eval: 'VARCHAR', "               \
     "metric: 'VARCHAR', m: 'INTEGER', ef_construction: 'INTEGER', ef_search: 'INTEGER', "          \
-    "k: 'INTEGER', queries: 'INTEGER', vectors: 'BIGINT', dim: 'INTEGER', "                        \
+    "quantization: 'VARCHAR', k: 'INTEGER', queries: 'INTEGER', vectors: 'BIGINT', dim: "          \
+    "'INTEGER', "                                                                                  \
     "recall: 'DOUBLE', recall_ids: 'DOUBLE', p50_us: 'DOUBLE', p95_us: 'DOUBLE', p99_us: "         \
     "'DOUBLE', qps: 'DOUBLE', "                                                                    \
     "build_seconds: 'DOUBLE', graph_reused: 'BOOLEAN', memory_bytes: 'BIGINT', "                   \
@@ -34,7 +35,8 @@ str_of(const json_t *j, const char *key)
 #define TRIALS_EMPTY                                                                               \
     "SELECT NULL::VARCHAR AS trial_id, NULL::VARCHAR AS index, NULL::BIGINT AS generation, "       \
     "NULL::VARCHAR AS eval, NULL::VARCHAR AS metric, NULL::INTEGER AS m, "                         \
-    "NULL::INTEGER AS ef_construction, NULL::INTEGER AS ef_search, NULL::INTEGER AS k, "           \
+    "NULL::INTEGER AS ef_construction, NULL::INTEGER AS ef_search, "                               \
+    "NULL::VARCHAR AS quantization, NULL::INTEGER AS k, "                                          \
     "NULL::INTEGER AS queries, NULL::BIGINT AS vectors, NULL::INTEGER AS dim, "                    \
     "NULL::DOUBLE AS recall, NULL::DOUBLE AS recall_ids, NULL::DOUBLE AS p50_us, NULL::DOUBLE AS " \
     "p95_us, "                                                                                     \
@@ -227,10 +229,14 @@ lh_vectors__trial_config(lh_vectors *v, const char *index, const char *trial_id,
         if (strcmp(str_of(t, "trial_id"), trial_id) == 0)
             found = t;
     }
-    if (found)
+    if (found) {
         *hnsw = json_pack("{s:O, s:O, s:O}", "m", json_object_get(found, "m"), "ef_construction",
                           json_object_get(found, "ef_construction"), "ef_search",
                           json_object_get(found, "ef_search"));
+        /* trials from before quantization have none: they ran on float vectors */
+        const char *quant = json_string_value(json_object_get(found, "quantization"));
+        json_object_set_new(*hnsw, "quantization", json_string(quant ? quant : "none"));
+    }
     json_decref(mine);
     if (!found) {
         lh_err_set(err, LH_ENOTFOUND, 404, "trial_not_found", "index '%s' has no trial '%s'", index,

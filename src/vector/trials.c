@@ -3,9 +3,9 @@
  * settings and measured against an eval set (evals.c), each result journaled
  * (trial_journal.c); and the cache of vectors the trials share.
  *
- * One graph is built per distinct (m, ef_construction); every ef_search of the configs is
- * measured on it on one thread, query by query, after a warm-up. Recall counts a hit whose
- * distance is within the k-th true neighbour's (ties are as good: the ann-benchmarks
+ * One graph is built per distinct (m, ef_construction, quantization); every ef_search of the
+ * configs is measured on it on one thread, query by query, after a warm-up. Recall counts a hit
+ * whose distance is within the k-th true neighbour's (ties are as good: the ann-benchmarks
  * definition), next to recall by positions alone.
  *
  * The vector cache holds generations' vectors (copied from a live graph, or read from an
@@ -217,7 +217,7 @@ lh_vectors_trial_cache_stats(lh_vectors *v)
 struct lh_vtrial {
     lh_vectors *v;
     char index[LH_NAME_MAX], eval[LH_NAME_MAX];
-    json_t *configs; /* validated: [{m, ef_construction, ef_search}] */
+    json_t *configs; /* validated: [{m, ef_construction, ef_search, quantization}] */
     char *actor;
 };
 
@@ -245,7 +245,7 @@ trial_configs(const json_t *configs, json_t **out, lh_err *err)
         json_array_size(configs) > MAX_CONFIGS)
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                           "'configs' must be an array of 1 to %d objects {m, ef_construction, "
-                          "ef_search}",
+                          "ef_search, quantization}",
                           MAX_CONFIGS);
     json_t *checked = json_array();
     size_t i;
@@ -442,7 +442,7 @@ measure_config(run *r, const lh_hnsw *h, const lh_hnsw_params *params, size_t j,
     snprintf(trial_id, sizeof trial_id, "tr_%lld_%zu", (long long)now, j);
     json_t *trial = json_pack(
         "{s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, "
-        "s:f, s:f, s:f, s:b, s:I, s:i, s:s, s:s, s:s}",
+        "s:f, s:f, s:f, s:b, s:I, s:i, s:s, s:s, s:s, s:s}",
         "trial_id", trial_id, "index", r->t->index, "generation", (json_int_t)e->generation, "eval",
         r->t->eval, "metric", e->metric, "m", (json_int_t)params->m, "ef_construction",
         (json_int_t)params->ef_construction, "ef_search", (json_int_t)ef, "k", (json_int_t)e->k,
@@ -451,8 +451,9 @@ measure_config(run *r, const lh_hnsw *h, const lh_hnsw_params *params, size_t j,
         percentile(r->lat, e->n, 0.50), "p95_us", percentile(r->lat, e->n, 0.95), "p99_us",
         percentile(r->lat, e->n, 0.99), "qps", total_s > 0 ? (double)e->n / total_s : 0.0,
         "build_seconds", build_s, "graph_reused", graph_reused, "memory_bytes",
-        (json_int_t)lh_hnsw_memory(h), "threads", r->threads, "created_at", created_at,
-        "created_by", r->t->actor, "job_id", r->job ? lh_job_id(r->job) : "");
+        (json_int_t)lh_hnsw_served_memory(h), "threads", r->threads, "created_at", created_at,
+        "created_by", r->t->actor, "job_id", r->job ? lh_job_id(r->job) : "", "quantization",
+        lh_quant_name(params->quant));
     json_array_append(r->results, trial);
     /* residency: the trial is journaled in its index's bucket */
     int rc = lh_vectors__journal_trial(r->t->v, r->bucket, trial, err);
@@ -461,7 +462,7 @@ measure_config(run *r, const lh_hnsw *h, const lh_hnsw_params *params, size_t j,
 }
 
 /* Build the graph of config i and measure every config not done yet that shares its
- * (m, ef_construction). */
+ * (m, ef_construction, quantization). */
 static int
 run_graph(run *r, size_t i, lh_metric metric, lh_err *err)
 {
@@ -478,7 +479,8 @@ run_graph(run *r, size_t i, lh_metric metric, lh_err *err)
     bool graph_reused = false;
     for (size_t j = i; j < n_configs; j++) {
         lh_hnsw_params cj = lh_vectors__hnsw_params(json_array_get(configs, j));
-        if (r->done[j] || cj.m != params.m || cj.ef_construction != params.ef_construction)
+        if (r->done[j] || cj.m != params.m || cj.ef_construction != params.ef_construction ||
+            cj.quant != params.quant)
             continue;
         if ((rc = measure_config(r, h, &params, j, cj.ef_search, build_s, graph_reused, err)) != 0)
             goto out;
@@ -527,7 +529,8 @@ lh_vtrial_run(lh_vtrial *t, lh_job *job, json_t **out, lh_err *err)
     r.lat = lh_calloc(e.n, sizeof *r.lat);
     r.threads = (int)lh_config_int(v->deps.config, "vector.build_threads");
     r.done = lh_calloc(json_array_size(t->configs), sizeof *r.done);
-    /* one graph per (m, ef_construction), shared by the configs that differ in ef_search */
+    /* one graph per (m, ef_construction, quantization), shared by the configs that differ
+     * in ef_search */
     for (size_t i = 0; i < json_array_size(t->configs) && rc == 0; i++) {
         if (r.done[i])
             continue;

@@ -223,9 +223,11 @@ check_body(const json_t *body, lh_err *err)
             known = known || strcmp(key, fields[i]) == 0;
         if (!known) {
             lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "unknown field '%s'", key);
-            lh_err_hint(err, "fields: name, dataset, id_column, text_column or vector_column, "
-                             "model, metric, hnsw {m, ef_construction, ef_search}, chunk {size, "
-                             "overlap}, async");
+            lh_err_hint(
+                err,
+                "fields: name, dataset, id_column, text_column or vector_column, "
+                "model, metric, hnsw {m, ef_construction, ef_search, quantization}, chunk {size, "
+                "overlap}, async");
             return LH_EINVAL;
         }
     }
@@ -262,7 +264,8 @@ check_body(const json_t *body, lh_err *err)
         return bad_field(err, "'metric' must be cosine, l2 or dot, not '%s'", metric);
     const json_t *hnsw = json_object_get(body, "hnsw"), *chunk = json_object_get(body, "chunk");
     if (hnsw && !json_is_object(hnsw))
-        return bad_field(err, "'%s' must be an object {m, ef_construction, ef_search}", "hnsw");
+        return bad_field(
+            err, "'%s' must be an object {m, ef_construction, ef_search, quantization}", "hnsw");
     if (chunk && !json_is_object(chunk))
         return bad_field(err, "'%s' must be an object {size, overlap}", "chunk");
     if (chunk && vec)
@@ -577,6 +580,7 @@ make_gen(lh_vbuild *b, built *bt, json_t *desc, lh_vgen **out, lh_err *err)
     g->desc = json_incref(desc);
     g->hnsw = bt->h;
     bt->h = NULL;
+    lh_vectors__map_built(v, b->index, g);
     int rc = lh_vrows__into_gen(&bt->r, g, err);
     if (rc != 0)
         goto out;

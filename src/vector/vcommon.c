@@ -423,10 +423,15 @@ lh_vectors__hnsw_settings(const json_t *obj, const char *where, bool with_defaul
         size_t i = 0;
         while (i < N_HNSW_SETTINGS && strcmp(key, HNSW_SETTINGS[i].name) != 0)
             i++;
-        if (i == N_HNSW_SETTINGS)
+        if (i == N_HNSW_SETTINGS && strcmp(key, "quantization") != 0)
             return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                              "unknown field '%s.%s' (m, ef_construction, ef_search)", where, key);
+                              "unknown field '%s.%s' (m, ef_construction, ef_search, quantization)",
+                              where, key);
     }
+    const json_t *quant = json_object_get(obj, "quantization");
+    if (quant && (!json_is_string(quant) || lh_quant_parse(json_string_value(quant)) < 0))
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'%s.quantization' must be \"none\" or \"int8\"", where);
     json_t *settings = json_object();
     for (size_t i = 0; i < N_HNSW_SETTINGS; i++) {
         const json_t *j = json_object_get(obj, HNSW_SETTINGS[i].name);
@@ -442,6 +447,9 @@ lh_vectors__hnsw_settings(const json_t *obj, const char *where, bool with_defaul
             json_object_set_new(settings, HNSW_SETTINGS[i].name,
                                 json_integer(j ? json_integer_value(j) : HNSW_SETTINGS[i].def));
     }
+    if (quant || with_defaults)
+        json_object_set_new(settings, "quantization",
+                            json_string(quant ? json_string_value(quant) : "none"));
     *out = settings;
     return 0;
 }
@@ -455,5 +463,8 @@ lh_vectors__hnsw_params(const json_t *settings)
             (uint32_t)json_integer_value(json_object_get(settings, "ef_construction")),
         .ef_search = (uint32_t)json_integer_value(json_object_get(settings, "ef_search")),
         .seed = 42};
+    const char *quant = json_string_value(json_object_get(settings, "quantization"));
+    if (quant && lh_quant_parse(quant) > 0) /* absent: settings from before quantization */
+        params.quant = (lh_quant)lh_quant_parse(quant);
     return params;
 }

@@ -35,11 +35,19 @@ typedef struct lh_hit {
 /* Which positions a search may return (true: allowed). */
 typedef bool (*lh_vec_filter_fn)(void *ctx, uint32_t id);
 
+/* How an index keeps its vectors for the graph walk: as given (float32), or as one byte
+ * per dimension (per-dimension min/max scale) with the best candidates re-ranked on the
+ * float vectors, which stay in the sidecar file and are read only for that. */
+typedef enum { LH_QUANT_NONE = 0, LH_QUANT_INT8 = 1 } lh_quant;
+int lh_quant_parse(const char *s); /* "none", "int8"; -1 when unknown */
+const char *lh_quant_name(lh_quant q);
+
 typedef struct lh_hnsw_params {
     uint32_t m;               /* links per node above level 0 (level 0: 2m); default 16 */
     uint32_t ef_construction; /* default 80 (the seed's choice) */
     uint32_t ef_search;       /* default 30 */
     uint64_t seed;            /* levels are drawn from (seed, position): reproducible */
+    lh_quant quant;           /* default none */
 } lh_hnsw_params;
 
 typedef struct lh_hnsw lh_hnsw;
@@ -50,6 +58,9 @@ typedef struct lh_hnsw lh_hnsw;
 int lh_hnsw_build(const float *vectors, size_t n, uint32_t dim, lh_metric metric,
                   const lh_hnsw_params *params, int threads, lh_hnsw **out, lh_err *err);
 void lh_hnsw_free(lh_hnsw *h); /* accepts NULL */
+/* Give a float index built in this process int8 codes (as if built with LH_QUANT_INT8:
+ * the graph is the same either way). 409 for an index that has codes or was loaded. */
+int lh_hnsw_quantize(lh_hnsw *h, lh_err *err);
 
 /* The k nearest (at most) to query, closest first, exploring ef candidates (0: the
  * index's ef_search; raised to k). With a filter, only allowed positions are returned
@@ -62,8 +73,18 @@ size_t lh_hnsw_count(const lh_hnsw *h);
 uint32_t lh_hnsw_dim(const lh_hnsw *h);
 lh_metric lh_hnsw_metric(const lh_hnsw *h);
 lh_hnsw_params lh_hnsw_get_params(const lh_hnsw *h);
-/* Bytes the index holds (vectors, graph, bookkeeping). */
+/* Bytes the index holds in memory (the vectors the walk reads, graph, bookkeeping). The
+ * float vectors of a loaded int8 index are not counted: they stay in the mapped file,
+ * and only re-ranking reads them (lh_hnsw_mapped_bytes). */
 size_t lh_hnsw_memory(const lh_hnsw *h);
+/* The bytes h will hold as a committed generation holds it (saved and mapped back): for an
+ * int8 index built here, lh_hnsw_memory without its float vectors. */
+size_t lh_hnsw_served_memory(const lh_hnsw *h);
+/* The bytes of the vectors the graph walk reads: n * dim * 4 (float), or the codes with
+ * their per-vector and per-dimension terms (int8). */
+size_t lh_hnsw_vector_bytes(const lh_hnsw *h);
+/* Bytes of float vectors read from the mapped file rather than held (int8, loaded). */
+size_t lh_hnsw_mapped_bytes(const lh_hnsw *h);
 /* Position i's stored vector (normalised for cosine); valid while h lives. */
 const float *lh_hnsw_vector(const lh_hnsw *h, uint32_t i);
 

@@ -12,6 +12,7 @@
 typedef struct lh_vec_kernels {
     float (*dot)(const float *a, const float *b, size_t n);
     float (*l2)(const float *a, const float *b, size_t n);
+    float (*dot_u8)(const float *q, const uint8_t *c, size_t n);
     const char *name;
 } lh_vec_kernels;
 
@@ -71,6 +72,12 @@ struct lh_hnsw {
     void *map;
     size_t map_len;
     uint32_t *upper_block; /* the upper lists of a loaded index, in one block */
+    /* int8 (params.quant): code c of dimension j stands for q_min[j] + q_scale[j] * c */
+    uint8_t *codes;  /* n * dim */
+    float *q_min;    /* dim */
+    float *q_scale;  /* dim */
+    float *q_norm;   /* n: Σ_j (q_scale[j] * c_j)^2, the L2 term of each code vector */
+    bool codes_heap; /* codes and q_* were allocated (else they lie in the mapping) */
 };
 
 #define LH_HNSW_MAX_LEVEL 16
@@ -87,6 +94,9 @@ lh_hnsw__links(const lh_hnsw *h, uint32_t i, int level)
  * (the index then has none). */
 #define LH_HNSW_ISLANDS 64
 int lh_hnsw__find_islands(lh_hnsw *h);
+
+/* Quantize h's vectors into codes (int8); -1 when out of memory. */
+int lh_hnsw__quantize(lh_hnsw *h);
 
 /* Release a loaded index's mapping (hnsw_io.c). */
 void lh_hnsw__unmap(lh_hnsw *h);
@@ -347,6 +357,10 @@ void lh_vectors__live_at_start(lh_vectors *v, lh_vidx *x, int64_t newest_committ
 /* ---- vload.c ---- */
 int lh_vectors__load_generation(lh_vectors *v, const char *bucket, const char *name,
                                 int64_t generation, lh_vgen **out, lh_err *err);
+/* A graph built in this process with int8 codes still holds its float vectors, which a
+ * search reads only to re-rank: swap it for the uploaded sidecar mapped from the cache, as
+ * a restart loads it. A failure keeps the built graph (it costs memory only) and is logged. */
+void lh_vectors__map_built(lh_vectors *v, const char *name, lh_vgen *g);
 
 /* ---- vgen.c ---- */
 int lh_vectors__promote_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err);

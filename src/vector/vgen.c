@@ -28,8 +28,10 @@ promote_settings(lh_vectors *v, const char *name, const json_t *body, json_t **o
     {
         if (strcmp(key, "trial_id") && strcmp(key, "hnsw") && strcmp(key, "async")) {
             lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "unknown field '%s'", key);
-            lh_err_hint(err, "promote takes trial_id or hnsw {m, ef_construction, ef_search}, "
-                             "and async");
+            lh_err_hint(
+                err,
+                "promote takes trial_id or hnsw {m, ef_construction, ef_search, quantization}, "
+                "and async");
             return LH_EINVAL;
         }
     }
@@ -37,12 +39,12 @@ promote_settings(lh_vectors *v, const char *name, const json_t *body, json_t **o
     if ((trial == NULL) == (hnsw == NULL))
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                           "give exactly one of 'trial_id' (a journaled trial) or 'hnsw' "
-                          "({m, ef_construction, ef_search})");
+                          "({m, ef_construction, ef_search, quantization})");
     if (trial && !json_is_string(trial))
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'trial_id' must be a string");
     if (hnsw && !json_is_object(hnsw))
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                          "'hnsw' must be an object {m, ef_construction, ef_search}");
+                          "'hnsw' must be an object {m, ef_construction, ef_search, quantization}");
     if (hnsw) /* unspecified settings keep the live ones: no defaults */
         return lh_vectors__hnsw_settings(hnsw, "hnsw", false, out, err);
     char dataset[LH_NAME_MAX];
@@ -227,6 +229,7 @@ lh_vectors__promote_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
     desc = NULL;
     g->hnsw = h;
     h = NULL;
+    lh_vectors__map_built(v, b->index, g);
     if ((rc = copy_positions(g, prev, err)) != 0)
         goto out;
     if ((rc = lh_cache_local_path(v->deps.cache, lh_vectors__store(v, b->bucket), k.emb, true,

@@ -30,6 +30,13 @@ describe_locked(const lh_vidx *x)
         json_object_set_new(j, "vectors", json_integer((json_int_t)g->n));
         json_object_set_new(j, "documents", json_integer((json_int_t)g->n_docs));
         json_object_set_new(j, "memory_bytes", json_integer((json_int_t)lh_vgen__memory(g)));
+        /* what the graph walk reads per vector, and the float vectors left in the file */
+        json_object_set_new(j, "quantization",
+                            json_string(lh_quant_name(lh_hnsw_get_params(g->hnsw).quant)));
+        json_object_set_new(j, "vector_bytes",
+                            json_integer((json_int_t)lh_hnsw_vector_bytes(g->hnsw)));
+        json_object_set_new(j, "mapped_vector_bytes",
+                            json_integer((json_int_t)lh_hnsw_mapped_bytes(g->hnsw)));
         json_object_set_new(j, "sidecar", json_string(g->hnsw_path ? "mapped" : "in_memory"));
         json_object_set_new(j, "texts", json_string(g->texts ? "in_memory" : "read_from_file"));
     }

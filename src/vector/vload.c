@@ -224,6 +224,42 @@ load_graph(lh_vectors *v, const char *name, lh_vgen *g, lh_err *err)
     return rebuild_graph(v, g, err);
 }
 
+void
+lh_vectors__map_built(lh_vectors *v, const char *name, lh_vgen *g)
+{
+    if (lh_hnsw_mapped_bytes(g->hnsw) > 0 || lh_hnsw_get_params(g->hnsw).quant == LH_QUANT_NONE)
+        return; /* a float graph uses its vectors; a mapped one holds none */
+    char *hnsw_key = lh_layout_gen_key(name, g->generation, "hnsw.bin");
+    char *path = NULL;
+    lh_hnsw *h = NULL;
+    lh_err err;
+    lh_err_clear(&err);
+    int rc = lh_cache_local_path(v->deps.cache, lh_vectors__store(v, g->bucket), hnsw_key, true,
+                                 &path, &err);
+    if (rc == 0 && (rc = lh_hnsw_load(path, &h, &err)) == 0 &&
+        (lh_hnsw_count(h) != lh_hnsw_count(g->hnsw) || lh_hnsw_dim(h) != lh_hnsw_dim(g->hnsw)))
+        rc = lh_err_set(&err, LH_EINVAL, 422, "index_corrupt",
+                        "the sidecar does not match the graph just built");
+    if (rc == 0) {
+        lh_hnsw_free(g->hnsw);
+        g->hnsw = h;
+        g->hnsw_path = path;
+    } else {
+        json_t *f =
+            json_pack("{s:s, s:I, s:s, s:s}", "index", name, "generation",
+                      (json_int_t)g->generation, "reason", err.message, "detail", err.detail);
+        lh_log(LH_LOG_WARN, NULL, f,
+               "vector index %s: the new int8 graph keeps its float vectors in memory", name);
+        json_decref(f);
+        lh_hnsw_free(h);
+        if (path) {
+            lh_cache_unpin(v->deps.cache, path);
+            free(path);
+        }
+    }
+    free(hnsw_key);
+}
+
 int
 lh_vectors__load_generation(lh_vectors *v, const char *bucket, const char *name, int64_t generation,
                             lh_vgen **out, lh_err *err)

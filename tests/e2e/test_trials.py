@@ -169,7 +169,8 @@ class Trials(harness.ServerTestCase):
               file=sys.stderr)
         self.assertEqual(promoted["generation"], 2)
         self.assertEqual(promoted["hnsw"], {"m": best["m"], "ef_construction":
-                                            best["ef_construction"], "ef_search": best["ef_search"]})
+                                            best["ef_construction"], "ef_search": best["ef_search"],
+                                            "quantization": "none"})
         d = self.req("GET", "/vectors/indexes/resumes")
         self.assertEqual(d["generation"], 2)
         self.assertEqual(d["hnsw"], promoted["hnsw"])
@@ -183,7 +184,8 @@ class Trials(harness.ServerTestCase):
         self.assertEqual(r["generation"], 1)
         d = self.req("GET", "/vectors/indexes/resumes")
         self.assertEqual((d["generation"], d["hnsw"]),
-                         (1, {"m": 16, "ef_construction": 80, "ef_search": 30}))
+                         (1, {"m": 16, "ef_construction": 80, "ef_search": 30,
+                              "quantization": "none"}))
         before = self.req("POST", "/vectors/indexes/resumes/search", {"query": "Data Analyst"})
         self.assertEqual(before["generation"], 1)
 
@@ -203,6 +205,34 @@ class Trials(harness.ServerTestCase):
         # and rolling back again returns to the promoted generation
         r = self.req("POST", "/vectors/indexes/resumes/rollback", {})
         self.assertEqual(r["generation"], 2)
+
+    def test_c_int8(self):
+        """int8 codes are a trial setting like m: a float and an int8 graph measured on the
+        same eval set (one graph each), journaled with their quantization, and the int8
+        trial promoted into an int8 generation."""
+        configs = [{"m": 16, "ef_construction": 80, "ef_search": 30},
+                   {"m": 16, "ef_construction": 80, "ef_search": 30, "quantization": "int8"}]
+        self.req("POST", "/vectors/hnsw/trial", {"index": "resumes", "eval": "cands",
+                                                 "configs": [{"quantization": "int2"}]}, 400)
+        b = self.req("POST", "/vectors/hnsw/trial", {"index": "resumes", "eval": "cands",
+                                                     "configs": configs}, 202)
+        flt, q8 = self.wait_job(b["job_id"])["result"]["trials"]
+        self.assertEqual((flt["quantization"], q8["quantization"]), ("none", "int8"))
+        self.assertFalse(q8["graph_reused"])  # the codes are a graph of their own
+        self.assertGreaterEqual(q8["recall"], 0.9)
+        self.assertGreaterEqual(q8["recall"], flt["recall"] - 0.02)  # two builds: not one graph
+        self.assertLess(q8["memory_bytes"], flt["memory_bytes"])
+        rows = self.req("POST", "/query", {"sql": "SELECT quantization FROM _hnsw_trials "
+                                                  "WHERE trial_id = '%s'" % q8["trial_id"]})["rows"]
+        self.assertEqual(rows, [{"quantization": "int8"}])
+        p = self.req("POST", "/vectors/indexes/resumes/promote", {"trial_id": q8["trial_id"]},
+                     202)
+        promoted = self.wait_job(p["job_id"])["result"]
+        self.assertEqual(promoted["hnsw"]["quantization"], "int8")
+        d = self.req("GET", "/vectors/indexes/resumes")
+        self.assertEqual((d["quantization"], d["sidecar"]), ("int8", "mapped"))
+        res = self.req("POST", "/vectors/indexes/resumes/search", {"query": "Data Analyst"})
+        self.assertEqual(res["generation"], promoted["generation"])
 
 
 if __name__ == "__main__":

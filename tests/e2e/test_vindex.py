@@ -72,7 +72,11 @@ class Indexes(harness.ServerTestCase):
         self.assertEqual(d["state"], "ready")
         self.assertEqual((d["model"], d["model_version"], d["dim"], d["metric"]),
                          ("builtin", "builtin-v1", 384, "cosine"))
-        self.assertEqual(d["hnsw"], {"m": 16, "ef_construction": 80, "ef_search": 30})
+        self.assertEqual(d["hnsw"], {"m": 16, "ef_construction": 80, "ef_search": 30,
+                                     "quantization": "none"})
+        self.assertEqual(d["quantization"], "none")
+        self.assertEqual(d["vector_bytes"], d["vectors"] * 384 * 4)
+        self.assertEqual(d["mapped_vector_bytes"], 0)
         self.assertEqual(d["documents"], 2000)
         self.assertGreaterEqual(d["vectors"], 2000)
         self.assertGreater(d["memory_bytes"], 2000 * 384 * 4)
@@ -474,6 +478,67 @@ class Indexes(harness.ServerTestCase):
         rc, out, err = harness.run_cli(["search", "resumes", "nurse", "--k", "0"], env=self.env,
                                        cwd=self.srv.dir)
         self.assertEqual(rc, 2)
+
+    def test_q_int8(self):
+        """An int8 index: a quarter of the vector bytes in memory, the float vectors left in
+        the mapped sidecar for re-ranking, the same answers as the float index with exact
+        scores, through a restart; promotion switches between float and int8 and rollback
+        goes back; bad values are 400s."""
+        body = {"name": "resumes8", "dataset": "candidates", "id_column": "candidate_id",
+                "text_column": "resume_text", "model": "builtin",
+                "hnsw": {"quantization": "int8"}, "async": False}
+        for bad in ("int4", 8, None, ""):
+            b = dict(body, hnsw={"quantization": bad})
+            err = self.req("POST", "/vectors/indexes", b, 400)
+            self.assertIn("quantization", err["error"]["message"])
+        self.req("POST", "/vectors/indexes", body, 201)
+        d = self.req("GET", "/vectors/indexes/resumes8")
+        f = self.req("GET", "/vectors/indexes/resumes")
+        self.assertEqual(d["quantization"], "int8")
+        self.assertEqual(d["hnsw"]["quantization"], "int8")
+        self.assertEqual(d["sidecar"], "mapped",  # the build's floats are not kept in memory
+                         [l for l in self.srv.log_lines() if "int8" in l.get("msg", "")])
+        self.assertEqual(d["mapped_vector_bytes"], d["vectors"] * 384 * 4)
+        self.assertGreaterEqual(d["vectors"] * 384 * 4 / d["vector_bytes"], 3.5)
+        self.assertLess(d["memory_bytes"], f["memory_bytes"] - d["vectors"] * 384 * 2)
+        queries = ["Data Analyst", "Python developer with Django", "nurse night shifts",
+                   "Senior Data Engineer with Spark", "forklift warehouse"]
+
+        def answers():
+            out = []
+            for q in queries:
+                res = self.search({"query": q, "k": 5}, index="resumes8")
+                self.assertEqual(res["method"], "hnsw")
+                out.append([(h["doc_id"], h["chunk_id"], round(h["score"], 5))
+                            for h in res["hits"]])
+            return out
+        got = answers()
+        for q, hits in zip(queries, got):
+            # scores are the float ones (re-ranked): the exact search's, hit for hit
+            exact = self.search({"query": q, "k": 5, "exact": True}, index="resumes8")["hits"]
+            self.assertEqual(hits, [(h["doc_id"], h["chunk_id"], round(h["score"], 5))
+                                    for h in exact])
+        filtered = self.search({"query": "Data Analyst", "k": 5, "filter": "candidate_id > 100",
+                                "include": ["candidate_id"]}, index="resumes8")
+        self.assertTrue(all(h["columns"]["candidate_id"] > 100 for h in filtered["hits"]))
+        self.assertEqual(len(filtered["hits"]), 5)
+        # promotion to float and back: the codes go and come with the settings
+        promoted = self.req("POST", "/vectors/indexes/resumes8/promote",
+                            {"hnsw": {"quantization": "none"}, "async": False}, 200)
+        self.assertEqual(promoted["hnsw"]["quantization"], "none")
+        d = self.req("GET", "/vectors/indexes/resumes8")
+        self.assertEqual((d["quantization"], d["mapped_vector_bytes"]), ("none", 0))
+        self.req("POST", "/vectors/indexes/resumes8/rollback", {}, 200)
+        self.assertEqual(self.req("GET", "/vectors/indexes/resumes8")["quantization"], "int8")
+        self.req("POST", "/vectors/indexes/resumes8/promote", {"hnsw": {"quantization": "q"}},
+                 400)
+        # a restart maps the int8 sidecar and answers the same
+        self.srv.stop()
+        self.srv.start()
+        d = self.req("GET", "/vectors/indexes/resumes8")
+        self.assertEqual((d["quantization"], d["sidecar"]), ("int8", "mapped"))
+        self.assertEqual(answers(), got)
+        self.req("DELETE", "/vectors/indexes/resumes8")
 
     def test_z_refresh_restart(self):
         q = {"query": "Senior Data Engineer with Spark", "k": 5, "include": ["full_name"]}
