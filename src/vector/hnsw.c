@@ -171,6 +171,8 @@ typedef struct probe {
     const float *f;
     const float *w; /* NULL: the walk reads float vectors */
     float base;
+    const int8_t *r; /* w in signed bytes (w ≈ r_scale * r) for VNNI, or NULL */
+    float r_scale;
 } probe;
 
 static inline const void *
@@ -185,13 +187,15 @@ dist_p(const lh_hnsw *h, const probe *p, uint32_t id)
 {
     if (!p->w)
         return dist(h, p->f, id);
-    float d = p->base + h->k->dot_u8(p->w, h->codes + (size_t)id * h->dim, h->dim);
+    const uint8_t *c = h->codes + (size_t)id * h->dim;
+    float d = p->base + (p->r ? p->r_scale * (float)h->k->dot_s8u8(p->r, c, h->dim)
+                              : h->k->dot_u8(p->w, c, h->dim));
     return h->metric == LH_METRIC_L2 ? d + h->q_norm[id] : d;
 }
 
-/* The weights and constant of f for h's codes (w: room for dim floats). */
+/* The weights and constant of f for h's codes (w: room for dim floats; r: dim bytes). */
 static void
-probe_codes(const lh_hnsw *h, const float *f, float *w, probe *p)
+probe_codes(const lh_hnsw *h, const float *f, float *w, int8_t *r, probe *p)
 {
     double base = 0;
     for (uint32_t j = 0; j < h->dim; j++) {
@@ -204,7 +208,19 @@ probe_codes(const lh_hnsw *h, const float *f, float *w, probe *p)
             w[j] = -f[j] * h->q_scale[j];
         }
     }
-    *p = (probe){f, w, (float)base};
+    *p = (probe){f, w, (float)base, NULL, 0};
+    if (!h->k->dot_s8u8)
+        return;
+    float top = 0;
+    for (uint32_t j = 0; j < h->dim; j++)
+        top = fabsf(w[j]) > top ? fabsf(w[j]) : top;
+    if (top == 0)
+        return;
+    float scale = top / 127.0f;
+    for (uint32_t j = 0; j < h->dim; j++)
+        r[j] = (int8_t)lrintf(w[j] / scale);
+    p->r = r;
+    p->r_scale = scale;
 }
 
 /* A copy of node id's links at level into buf (room for 1 + m0), under its lock while
@@ -382,7 +398,7 @@ connect(lh_hnsw *h, uint32_t s, uint32_t i, int level, float d_si)
 static int
 insert(lh_hnsw *h, uint32_t i, visited *vis, uint32_t *buf)
 {
-    const probe q = {h->vectors + (size_t)i * h->dim, NULL, 0};
+    const probe q = {h->vectors + (size_t)i * h->dim, NULL, 0, NULL, 0};
     int level = h->levels[i];
     pthread_mutex_lock(&h->global);
     uint32_t cur = h->entry;
@@ -857,8 +873,8 @@ lh_hnsw_search(const lh_hnsw *hc, const float *query, size_t k, size_t ef, lh_ve
     lh_hnsw *h = (lh_hnsw *)hc; /* the visited pool is the only thing a search changes */
     if (h->n == 0 || k == 0)
         return 0;
-    float local[2 * 1024];
-    float *q = h->dim <= 1024 ? local : malloc(2 * (size_t)h->dim * sizeof *q);
+    float local[3 * 1024];
+    float *q = h->dim <= 1024 ? local : malloc(3 * (size_t)h->dim * sizeof *q);
     visited *vis = lh_hnsw__visited_get(h);
     size_t got = 0;
     if (!q || !vis)
@@ -866,9 +882,9 @@ lh_hnsw_search(const lh_hnsw *hc, const float *query, size_t k, size_t ef, lh_ve
     memcpy(q, query, h->dim * sizeof *q);
     if (h->metric == LH_METRIC_COSINE)
         lh_vec_normalise(q, h->dim);
-    probe p = {q, NULL, 0};
+    probe p = {q, NULL, 0, NULL, 0};
     if (h->codes)
-        probe_codes(h, q, q + h->dim, &p);
+        probe_codes(h, q, q + h->dim, (int8_t *)(q + 2 * (size_t)h->dim), &p);
     uint32_t cur = h->entry;
     float cur_d = dist_p(h, &p, cur);
     descend(h, &p, h->max_level, 0, false, &cur, &cur_d, vis->links);

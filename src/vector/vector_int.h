@@ -13,6 +13,7 @@ typedef struct lh_vec_kernels {
     float (*dot)(const float *a, const float *b, size_t n);
     float (*l2)(const float *a, const float *b, size_t n);
     float (*dot_u8)(const float *q, const uint8_t *c, size_t n);
+    int32_t (*dot_s8u8)(const int8_t *q, const uint8_t *c, size_t n); /* NULL: no VNNI */
     const char *name;
 } lh_vec_kernels;
 

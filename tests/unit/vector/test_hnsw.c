@@ -307,6 +307,15 @@ test_kernels_agree(void **state)
             assert_true(fabsf(dot_u8_avx2(v, codes, len) - u0) <= 1e-4f * (1 + fabsf(u0)) * 255);
         if (__builtin_cpu_supports("avx512f"))
             assert_true(fabsf(dot_u8_avx512(v, codes, len) - u0) <= 1e-4f * (1 + fabsf(u0)) * 255);
+        if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni")) {
+            int8_t q8[1031];
+            int32_t want = 0;
+            for (size_t i = 0; i < len; i++) {
+                q8[i] = (int8_t)((int)(i * 53 % 255) - 127);
+                want += q8[i] * codes[i];
+            }
+            assert_int_equal(dot_s8u8_vnni(q8, codes, len), want); /* integers: exact */
+        }
 #endif
     }
     free(v);
