@@ -262,6 +262,36 @@ class Hybrid(harness.ServerTestCase):
         self.assertEqual(self.search(q)["generation"], again)
         self.assertEqual(self.search(q)["hits"], before["hits"])
 
+    def test_h_tool(self):
+        """A search tool's binding chooses the mode; the search validates it for every door."""
+        tool = {"name": "search_words", "description": "resumes by meaning and words",
+                "input_schema": {"type": "object", "additionalProperties": False,
+                                 "required": ["query"],
+                                 "properties": {"query": {"type": "string", "minLength": 1}}},
+                "kind": "search",
+                "binding": {"index": INDEX, "query_param": "query", "k": 3, "mode": "hybrid",
+                            "hybrid": {"text_weight": 2}, "include": ["full_name"]},
+                "allow": {"principals": ["owner"]}}
+        self.req("POST", "/tools", tool, 201)
+        got = self.req("POST", "/tools/search_words/call", {"arguments": {"query": "Snowflake"}})
+        result = got.get("result", got)
+        want = self.search({"query": "Snowflake", "k": 3, "mode": "hybrid",
+                            "hybrid": {"text_weight": 2}, "include": ["full_name"]})
+        self.assertEqual(result["mode"], "hybrid")
+        self.assertEqual(result["hits"], want["hits"])
+        self.assertIn("text", result["hits"][0])
+        for binding, words in (({"mode": "fuzzy"}, "'mode'"),
+                               ({"mode": "text", "hybrid": {"rrf_k": 5}}, "hybrid"),
+                               ({"mode": "hybrid", "hybrid": {"vector_weight": -2}},
+                                "hybrid.vector_weight")):
+            bad = dict(tool, name="bad_words", binding=dict(tool["binding"], **binding))
+            if "hybrid" not in binding:
+                del bad["binding"]["hybrid"]
+            b = self.req("POST", "/tools", bad, 400)
+            self.assertEqual(b["error"]["code"], "invalid_tool")
+            self.assertIn("binding", b["error"]["message"])
+            self.assertIn(words, b["error"]["message"])
+
     def test_g_bad_input(self):
         self.bad({"query": "x", "mode": "semantic"}, 400, "vector", "text", "hybrid")
         self.bad({"query": "x", "mode": 3}, 400, "'mode'")
