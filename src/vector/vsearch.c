@@ -306,8 +306,8 @@ lh_vsearch_options(const json_t *mode, const json_t *hybrid, lh_vsearch *s, lh_v
         if (i == 3) {
             lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                        "'mode' must be \"vector\", \"text\" or \"hybrid\"");
-            lh_err_hint(err, "vector: by meaning (the model's vectors); text: by words (BM25); "
-                             "hybrid: both, fused by reciprocal rank");
+            lh_err_hint(err, "vector: by the model's vectors (the builtin model's are lexical); "
+                             "text: by words (BM25); hybrid: both, fused by reciprocal rank");
             return LH_EINVAL;
         }
         s->mode = (lh_vsearch_mode)i;

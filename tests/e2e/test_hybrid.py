@@ -108,6 +108,17 @@ class Hybrid(harness.ServerTestCase):
             files = json.load(f)["files"]
         self.assertTrue(files["bm25"].endswith("gen-000002/bm25.parquet"))
         self.assertGreater(files["bm25_bytes"], 0)
+        # the command line passes the mode
+        env = {"LAKEHOUSE_SERVER_PORT": str(self.srv.port), "LAKEHOUSE_CONFIG": self.srv.config,
+               "LAKEHOUSE_TOKEN": ADMIN}
+        rc, out, err = harness.run_cli(["search", INDEX, "Snowflake", "--mode", "text",
+                                        "--format", "json"], env=env, cwd=self.srv.dir)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual([h["doc_id"] for h in json.loads(out)["hits"]], ["5001"])
+        rc, out, err = harness.run_cli(["search", INDEX, "Snowflake", "--mode", "words"],
+                                       env=env, cwd=self.srv.dir)
+        self.assertEqual(rc, 2)
+        self.assertIn("hybrid", err)
         d = self.req("GET", "/vectors/indexes/" + INDEX)
         self.assertEqual(d["text_index"]["source"], "build")
         self.assertGreater(d["text_index"]["terms"], 50)
