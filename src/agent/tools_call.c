@@ -217,14 +217,19 @@ run_search(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, const json_t 
         .principal = c->principal->name,
         .clearance = c->principal->clearance,
     };
+    lh_vhybrid hybrid;
     lh_catalog_view view; /* the filter sees what the caller sees */
     s.resolver = lh_catalog_view_init(&view, reg->deps.catalog, c->principal);
     json_t *answer = NULL;
-    if (!text || !text[0])
+    /* binding.mode and binding.hybrid were checked by the same call when the tool was
+     * defined */
+    rc = lh_vsearch_options(json_object_get(b, "mode"), json_object_get(b, "hybrid"), &s, &hybrid,
+                            err);
+    if (rc == 0 && (!text || !text[0]))
         rc = lh_err_set(err, LH_EINVAL, 400, "invalid_arguments",
                         "/arguments/%s: must be a non-empty text to search for",
                         json_string_value(json_object_get(b, "query_param")));
-    else
+    else if (rc == 0)
         rc = lh_vectors_search(reg->deps.vectors, &s, &answer, err);
     lh_catalog_view_free(&view);
     free(names);
@@ -237,6 +242,8 @@ run_search(lh_tools *reg, const lh_tool *t, const lh_tool_call *c, const json_t 
                         json_object_get(answer, "generation"));
     if (by_profile) /* which model embedded the query, as a direct search says */
         json_object_set(*result, "model", json_object_get(answer, "model"));
+    if (json_object_get(b, "mode")) /* what ranked the hits, when the binding chose */
+        json_object_set(*result, "mode", json_object_get(answer, "mode"));
     json_decref(answer);
     return 0;
 }

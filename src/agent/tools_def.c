@@ -286,8 +286,8 @@ check_sql(lh_tools *reg, json_t *b, const json_t *props, json_t *derived, lh_err
 static int
 check_search(lh_tools *reg, json_t *b, const json_t *props, json_t *derived, lh_err *err)
 {
-    static const char *const known[] = {"index",   "query_param", "k", "filter",
-                                        "include", "profile",     NULL};
+    static const char *const known[] = {"index",   "query_param", "k",      "filter", "include",
+                                        "profile", "mode",        "hybrid", NULL};
     const json_t *index = json_object_get(b, "index"), *qp = json_object_get(b, "query_param");
     const json_t *k = json_object_get(b, "k"), *filter = json_object_get(b, "filter");
     const json_t *include = json_object_get(b, "include");
@@ -318,6 +318,13 @@ check_search(lh_tools *reg, json_t *b, const json_t *props, json_t *derived, lh_
         rc = invalid(err, "binding.k must be an integer from 1 to %lld", (long long)max_k);
     if (rc == 0 && !k)
         json_object_set_new(b, "k", json_integer(10));
+    if (rc == 0) { /* the search's own rules for mode and hybrid */
+        lh_vsearch s = {.index = NULL};
+        lh_vhybrid h;
+        if (lh_vsearch_options(json_object_get(b, "mode"), json_object_get(b, "hybrid"), &s, &h,
+                               err) != 0)
+            rc = invalid(err, "binding: %s", err->message);
+    }
     if (rc == 0 && include)
         rc = check_names(include, "binding.include", false, err);
     if (rc == 0)

@@ -477,21 +477,25 @@ out:
 void
 lh_cmd_search_help(void)
 {
-    printf(
-        "usage: lakehouse search INDEX \"text\" [--k N] [--filter SQL] [--include a,b,...]\n"
-        "                        [--ef N] [--exact true] [--format table|json] [--config FILE]\n\n"
-        "Searches a vector index of the running server by meaning: the text is embedded\n"
-        "with the index's model and the k nearest chunks come back, best first, with their\n"
-        "document id, score and text. --filter is a SQL condition on the index's dataset\n"
-        "(\"city = 'Chicago'\"); --include adds dataset columns to each hit. On a terminal\n"
-        "the answer is a table; when piped it is the JSON answer.\n");
+    printf("usage: lakehouse search INDEX \"text\" [--k N] [--mode vector|text|hybrid]\n"
+           "                        [--filter SQL] [--include a,b,...] [--ef N] [--exact true]\n"
+           "                        [--format table|json] [--config FILE]\n\n"
+           "Searches an index of the running server; the k best chunks come back, best first,\n"
+           "with their document id, score and text. --mode vector (the default) embeds the\n"
+           "text with the index's model and finds the nearest vectors: with a remote model\n"
+           "(ollama:..., openai:...) that is similarity of meaning; the builtin model is\n"
+           "lexical (hashed words, word pairs and character trigrams), so it finds similar\n"
+           "wording, not meaning. --mode text ranks chunks by the query's words (BM25); --mode\n"
+           "hybrid fuses both rankings. --filter is a SQL condition on the index's dataset\n"
+           "(\"city = 'Chicago'\"); --include adds dataset columns to each hit. On a terminal\n"
+           "the answer is a table; when piped it is the JSON answer.\n");
 }
 
 /* The search request's JSON body from the options (new), or NULL after saying which
  * option is wrong. */
 static char *
 search_body(const char *query, const char *k, const char *ef, const char *filter, const char *exact,
-            const char *include)
+            const char *include, const char *mode)
 {
     char *end = NULL;
     long long k_value = k ? strtoll(k, &end, 10) : 10;
@@ -515,6 +519,8 @@ search_body(const char *query, const char *k, const char *ef, const char *filter
         json_object_set_new(req, "filter", json_string(filter));
     if (exact)
         json_object_set_new(req, "exact", json_boolean(strcmp(exact, "true") == 0));
+    if (mode) /* the server names the modes when this is not one */
+        json_object_set_new(req, "mode", json_string(mode));
     json_t *names = json_array();
     for (const char *p = include; p && *p;) {
         const char *comma = strchr(p, ',');
@@ -568,11 +574,11 @@ int
 lh_cmd_search(int argc, char **argv)
 {
     const char *config = NULL, *k = NULL, *filter = NULL, *include = NULL, *ef = NULL,
-               *exact = NULL, *format = NULL;
+               *exact = NULL, *format = NULL, *mode = NULL;
     const char *positional[2] = {NULL, NULL};
-    opt opts[] = {{"--k", &k},   {"--filter", &filter}, {"--include", &include},
-                  {"--ef", &ef}, {"--exact", &exact},   {"--format", &format},
-                  {NULL, NULL}};
+    opt opts[] = {{"--k", &k},       {"--filter", &filter}, {"--include", &include},
+                  {"--ef", &ef},     {"--exact", &exact},   {"--format", &format},
+                  {"--mode", &mode}, {NULL, NULL}};
     char *body = NULL, *path = NULL;
     lh_client *c = NULL;
     lh_buf out;
@@ -588,7 +594,7 @@ lh_cmd_search(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    if ((body = search_body(positional[1], k, ef, filter, exact, include)) == NULL) {
+    if ((body = search_body(positional[1], k, ef, filter, exact, include, mode)) == NULL) {
         rc = 2;
         goto out;
     }

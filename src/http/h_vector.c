@@ -307,11 +307,16 @@ lh_h_vindex_delete(lh_req *req, lh_resp *resp)
 static int
 parse_search(lh_req *req, const json_t *body, lh_vsearch *s, lh_err *err)
 {
-    static const char *const fields[] = {"query",  "vector",  "k",     "ef",
-                                         "filter", "include", "exact", NULL};
+    static const char *const fields[] = {"query",   "vector", "k",    "ef",     "filter",
+                                         "include", "exact",  "mode", "hybrid", NULL};
     int rc = lh_req_check_fields(
-        body, fields, "search takes query or vector, k, ef, filter, include, exact", err);
+        body, fields, "search takes query or vector, k, ef, filter, include, exact, mode, hybrid",
+        err);
     if (rc != 0)
+        return rc;
+    lh_vhybrid *hybrid = lh_arena_alloc(req->arena, sizeof *hybrid);
+    if ((rc = lh_vsearch_options(json_object_get(body, "mode"), json_object_get(body, "hybrid"), s,
+                                 hybrid, err)) != 0)
         return rc;
     const json_t *query = json_object_get(body, "query"), *vector = json_object_get(body, "vector");
     const json_t *k = json_object_get(body, "k"), *ef = json_object_get(body, "ef");
@@ -407,15 +412,16 @@ take_vector(lh_vsearch *s, const float *v, size_t n, lh_err *err)
 
 /* A raw query vector (application/octet-stream: little-endian float32, the index's
  * dimension) with the other fields in the query string: k, ef, exact, filter, include
- * (comma-separated). *body (new) holds those fields for parse_search; the vector goes to
- * s. Saves parsing a long list of JSON numbers for clients that hold raw vectors. */
+ * (comma-separated), mode (a vector searches in mode vector only: the module says so). *body (new)
+ * holds those fields for parse_search; the vector goes to s. Saves parsing a long list of JSON
+ * numbers for clients that hold raw vectors. */
 static int
 binary_search_body(lh_req *req, lh_vsearch *s, json_t **body, lh_err *err)
 {
-    static const char *const known[] = {"k", "ef", "exact", "filter", "include", NULL};
+    static const char *const known[] = {"k", "ef", "exact", "filter", "include", "mode", NULL};
     int rc = lh_req_check_query(req, known, NULL,
-                                "a raw vector search takes k, ef, exact, filter and include in "
-                                "the query string",
+                                "a raw vector search takes k, ef, exact, filter, include and mode "
+                                "in the query string",
                                 err);
     if (rc != 0)
         return rc;
@@ -442,7 +448,7 @@ binary_search_body(lh_req *req, lh_vsearch *s, json_t **body, lh_err *err)
     if (rc == 0 && lh_req_query(req, "ef"))
         rc = lh_req_query_int(req, "ef", 0, 1, INT32_MAX, &ef, err);
     const char *exact = lh_req_query(req, "exact"), *filter = lh_req_query(req, "filter");
-    const char *include = lh_req_query(req, "include");
+    const char *include = lh_req_query(req, "include"), *mode = lh_req_query(req, "mode");
     if (rc == 0 && exact && strcmp(exact, "true") != 0 && strcmp(exact, "false") != 0)
         rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'exact' must be true or false");
     if (rc != 0) {
@@ -456,6 +462,8 @@ binary_search_body(lh_req *req, lh_vsearch *s, json_t **body, lh_err *err)
         json_object_set_new(b, "exact", json_boolean(strcmp(exact, "true") == 0));
     if (filter)
         json_object_set_new(b, "filter", json_string(filter));
+    if (mode)
+        json_object_set_new(b, "mode", json_string(mode));
     if (include) {
         json_t *names = json_array();
         for (const char *p = include; *p;) {
@@ -473,8 +481,9 @@ binary_search_body(lh_req *req, lh_vsearch *s, json_t **body, lh_err *err)
 }
 
 /* Whether a search may wait: for a query slot (a filter, included columns: SQL), for a
- * remote model embedding its text, or on CPU (lh_vectors_search_is_quick). Any other
- * search runs on the MHD worker without the thread hand-off. */
+ * remote model embedding its text, or on CPU (lh_vectors_search_is_quick; text and hybrid
+ * searches walk postings whose length depends on the words). Any other search runs on the
+ * MHD worker without the thread hand-off. */
 bool
 lh_h_vindex_search_may_wait(lh_req *req)
 {
@@ -485,6 +494,7 @@ lh_h_vindex_search_may_wait(lh_req *req)
         const char *exact = lh_req_query(req, "exact"), *k = lh_req_query(req, "k"),
                    *ef = lh_req_query(req, "ef");
         return lh_req_query(req, "filter") || lh_req_query(req, "include") ||
+               lh_req_query(req, "mode") ||
                !lh_vectors_search_is_quick(
                    req->srv->vectors, index, false, exact && strcmp(exact, "false") != 0,
                    k ? strtoll(k, NULL, 10) : 10, ef ? strtoll(ef, NULL, 10) : 0);
@@ -500,6 +510,7 @@ lh_h_vindex_search_may_wait(lh_req *req)
     const json_t *k = json_object_get(body, "k"), *ef = json_object_get(body, "ef");
     bool waits =
         json_object_get(body, "filter") || json_object_get(body, "include") ||
+        json_object_get(body, "mode") ||
         !lh_vectors_search_is_quick(
             req->srv->vectors, index, json_object_get(body, "query"),
             !json_is_false(json_object_get(body, "exact")) && json_object_get(body, "exact"),

@@ -4,10 +4,12 @@
  *
  * A generation is built from the dataset's current rows: ids and texts (or ready-made
  * vectors) are read through the users' engine, texts are chunked and embedded (vreuse.c:
- * unchanged chunks reuse the previous generation's vectors), the graph is built, and three
- * objects are written to the primary bucket under _vectors/{index}/gen-{G:06}/:
+ * unchanged chunks reuse the previous generation's vectors), the graph and (text indexes)
+ * the full-text index over the same chunks are built, and these objects are written to the
+ * index's bucket under _vectors/{index}/gen-{G:06}/:
  *   embeddings.parquet  position, doc_id, chunk_id, chunk_text, content_hash, vector
  *   hnsw.bin            the graph (README.md has the format)
+ *   bm25.parquet        the text index: term, position, tf (text indexes only; bm25.c)
  *   index.json          the descriptor, written last and create-only: the commit
  * A generation without index.json is garbage (a build that died): a failed build deletes
  * what it uploaded, and a start removes what a crash left (vload.c). The new generation
@@ -459,10 +461,11 @@ write_embeddings(lh_vectors *v, const lh_vrows *r, const char *path, lh_err *err
 typedef struct built {
     lh_vrows r;
     lh_hnsw *h;
+    lh_bm25 *bm25;    /* text indexes */
     json_t *manifest; /* the dataset's, when it was read */
-    int64_t generation, embedded, reused, emb_bytes, hnsw_bytes;
+    int64_t generation, embedded, reused, emb_bytes, hnsw_bytes, bm25_bytes;
     double graph_s;
-    char *emb_key, *hnsw_key; /* set just before their upload */
+    char *emb_key, *hnsw_key, *bm25_key; /* set just before their upload */
 } built;
 
 /* The dataset's rows, chunked and embedded, into bt->r. */
@@ -514,28 +517,56 @@ build_graph(lh_vbuild *b, lh_job *job, built *bt, lh_err *err)
     return 0;
 }
 
-/* Write the embeddings and the sidecar to the work folder and upload both. */
+/* The full-text index over the chunk texts (text indexes; bm25.c), while the build still
+ * holds every text. */
+static int
+build_text_index(built *bt, lh_err *err)
+{
+    lh_vrows *r = &bt->r;
+    lh_bm25_builder tb;
+    int rc = lh_bm25__builder_init(&tb, r->n, err);
+    for (size_t p = 0; rc == 0 && p < r->n; p++)
+        rc = lh_bm25__add_text(&tb, (uint32_t)p, r->texts.data + r->text_off[p], r->text_len[p]);
+    if (rc == 0)
+        rc = lh_bm25__finish(&tb, "build", &bt->bm25, err);
+    lh_bm25__builder_free(&tb);
+    return rc;
+}
+
+/* Write the embeddings, the sidecar and the text index to the work folder and upload
+ * them. */
 static int
 store_files(lh_vbuild *b, built *bt, lh_err *err)
 {
     lh_vectors *v = b->v;
     char *emb_tmp = lh_vectors__work_file(v, ".parquet"),
-         *hnsw_tmp = lh_vectors__work_file(v, ".bin");
+         *hnsw_tmp = lh_vectors__work_file(v, ".bin"),
+         *bm25_tmp = lh_vectors__work_file(v, ".bm25.parquet");
     int rc = write_embeddings(v, &bt->r, emb_tmp, err);
     if (rc != 0)
         goto out;
     if ((rc = lh_hnsw_save(bt->h, hnsw_tmp, err)) != 0)
         goto out;
+    if (bt->bm25 && (rc = lh_bm25__write(v->deps.engine, bt->bm25, bm25_tmp, err)) != 0)
+        goto out;
     bt->emb_key = lh_layout_gen_key(b->index, bt->generation, "embeddings.parquet");
     bt->hnsw_key = lh_layout_gen_key(b->index, bt->generation, "hnsw.bin");
     if ((rc = lh_vectors__upload(v, b->bucket, emb_tmp, bt->emb_key, 0, &bt->emb_bytes, err)) != 0)
         goto out;
-    rc = lh_vectors__upload(v, b->bucket, hnsw_tmp, bt->hnsw_key, 0, &bt->hnsw_bytes, err);
+    if ((rc = lh_vectors__upload(v, b->bucket, hnsw_tmp, bt->hnsw_key, 0, &bt->hnsw_bytes, err)) !=
+        0)
+        goto out;
+    if (bt->bm25) {
+        bt->bm25_key = lh_layout_gen_key(b->index, bt->generation, "bm25.parquet");
+        rc = lh_vectors__upload(v, b->bucket, bm25_tmp, bt->bm25_key, 0, &bt->bm25_bytes, err);
+    }
 out:
     unlink(emb_tmp);
     unlink(hnsw_tmp);
+    unlink(bm25_tmp);
     free(emb_tmp);
     free(hnsw_tmp);
+    free(bm25_tmp);
     return rc;
 }
 
@@ -559,6 +590,11 @@ build_desc(const lh_vbuild *b, const built *bt, int64_t started)
         (json_int_t)bt->hnsw_bytes);
     json_object_update(desc, extra);
     json_decref(extra);
+    if (bt->bm25_key) {
+        json_t *files = json_object_get(desc, "files");
+        json_object_set_new(files, "bm25", json_string(bt->bm25_key));
+        json_object_set_new(files, "bm25_bytes", json_integer(bt->bm25_bytes));
+    }
     if (!bt->r.by_vector) {
         lh_embedder *e = NULL;
         if (lh_embedder_open(b->v->deps.config, lh_vectors__spec_str(b->spec, "model"), &e, NULL) ==
@@ -581,6 +617,8 @@ make_gen(lh_vbuild *b, built *bt, json_t *desc, lh_vgen **out, lh_err *err)
     g->hnsw = bt->h;
     bt->h = NULL;
     lh_vectors__map_built(v, b->index, g);
+    g->bm25 = bt->bm25;
+    bt->bm25 = NULL;
     int rc = lh_vrows__into_gen(&bt->r, g, err);
     if (rc != 0)
         goto out;
@@ -636,6 +674,8 @@ lh_vbuild_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
         goto out;
     if ((rc = build_graph(b, job, &bt, err)) != 0)
         goto out;
+    if (!bt.r.by_vector && (rc = build_text_index(&bt, err)) != 0)
+        goto out;
     uploaded = true;
     if ((rc = store_files(b, &bt, err)) != 0)
         goto out;
@@ -649,10 +689,14 @@ lh_vbuild_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
     g = NULL;
 out:
     lh_vgen__free(g);
-    if (uploaded) /* not committed: remove what was written */
-        lh_vectors__discard(v, b->bucket, bt.emb_key, bt.hnsw_key);
+    if (uploaded) { /* not committed: remove what was written */
+        const char *keys[] = {bt.emb_key, bt.hnsw_key, bt.bm25_key};
+        lh_vectors__discard(v, b->bucket, keys, 3);
+    }
     free(bt.emb_key);
     free(bt.hnsw_key);
+    free(bt.bm25_key);
+    lh_bm25__release(bt.bm25);
     json_decref(desc);
     lh_hnsw_free(bt.h);
     json_decref(bt.manifest);

@@ -81,6 +81,7 @@ lh_vgen__free(lh_vgen *g)
     if (g == NULL)
         return;
     lh_hnsw_free(g->hnsw);
+    lh_bm25__release(g->bm25);
     if (g->owner && g->hnsw_path)
         lh_cache_unpin(g->owner->deps.cache, g->hnsw_path);
     if (g->owner && g->emb_pinned)
@@ -142,7 +143,7 @@ lh_vgen__memory(const lh_vgen *g)
     if (g->texts)
         bytes += g->n * (sizeof *g->text_off + sizeof *g->text_len) + g->text_off[g->n - 1] +
                  g->text_len[g->n - 1];
-    return bytes;
+    return bytes + lh_bm25__memory(g->bm25); /* a promotion's shared text index counts twice */
 }
 
 /* ---- the registry --------------------------------------------------------------------- */
@@ -376,13 +377,12 @@ lh_vectors__delete(lh_vectors *v, const char *bucket, const char *key, lh_err *e
 }
 
 void
-lh_vectors__discard(lh_vectors *v, const char *bucket, const char *emb_key, const char *hnsw_key)
+lh_vectors__discard(lh_vectors *v, const char *bucket, const char *const *keys, size_t n_keys)
 {
     lh_err ignored; /* journaled by the bucket layer; a restart removes what is left */
-    if (emb_key)
-        lh_vectors__delete(v, bucket, emb_key, &ignored);
-    if (hnsw_key)
-        lh_vectors__delete(v, bucket, hnsw_key, &ignored);
+    for (size_t i = 0; i < n_keys; i++)
+        if (keys[i])
+            lh_vectors__delete(v, bucket, keys[i], &ignored);
 }
 
 int

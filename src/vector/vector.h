@@ -227,10 +227,27 @@ bool lh_vectors_search_is_quick(lh_vectors *v, const char *name, bool text_query
 /* Remove an index and its stored generations (409 while it builds). */
 int lh_vectors_drop(lh_vectors *v, const char *name, lh_err *err);
 
+/* What a search ranks by: the vectors (nearest to the query's embedding, or to the vector
+ * given), the words (BM25 over the chunk texts: text indexes only), or both fused by
+ * reciprocal rank (README.md, "Search modes"). */
+typedef enum { LH_VSEARCH_VECTOR = 0, LH_VSEARCH_TEXT = 1, LH_VSEARCH_HYBRID = 2 } lh_vsearch_mode;
+
+/* How a hybrid search fuses its two rankings: a hit's score is
+ * vector_weight / (rrf_k + its vector rank) + text_weight / (rrf_k + its text rank), a
+ * ranking it is not in adding nothing; each ranking is taken to `depth` hits. */
+typedef struct lh_vhybrid {
+    double vector_weight, text_weight; /* >= 0, not both 0; default 1 and 1 */
+    int64_t rrf_k;                     /* default 60 */
+    size_t depth;                      /* 0: max(k, ef) (ef: the index's ef_search if not given) */
+} lh_vhybrid;
+#define LH_VSEARCH_DEPTH_MAX 10000
+
 typedef struct lh_vsearch {
     const char *index;
-    const char *query;   /* text, embedded with the index's model; or NULL */
-    const float *vector; /* or a vector of n_vector floats */
+    lh_vsearch_mode mode;     /* 0: vector */
+    const lh_vhybrid *hybrid; /* mode hybrid: the fusion, NULL for the defaults */
+    const char *query;        /* text, embedded with the index's model; or NULL */
+    const float *vector;      /* or a vector of n_vector floats */
     size_t n_vector;
     size_t k;
     size_t ef;          /* 0: the index's ef_search */
@@ -251,9 +268,18 @@ typedef struct lh_vsearch {
     /* the resolver of the filter's names (lh_query_opts.resolver); NULL: every name */
     const lh_resolver *resolver;
 } lh_vsearch;
-/* Search (see docs/API.md for the answer). 400 for bad input, 404 unknown index, 409 an
- * index still building its first generation. *out new. */
+/* Search (see docs/API.md for the answer). 400 for bad input (also a text or hybrid search
+ * of an index over a vector column, or with a vector, or with a query that has no words),
+ * 404 unknown index, 409 an index still building its first generation or (text, hybrid)
+ * without a text index in memory. *out new. */
 int lh_vectors_search(lh_vectors *v, const lh_vsearch *s, json_t **out, lh_err *err);
+/* A search request's "mode" and "hybrid" members (each NULL when absent) into s->mode and,
+ * for hybrid searches, *hybrid (s->hybrid points to it afterwards: hybrid must live as
+ * long as s). 400 invalid_parameter naming the member: a mode other than vector, text or
+ * hybrid; "hybrid" with another mode; unknown members; weights that are not numbers from
+ * 0 to 1000 or both 0; rrf_k or depth not integers in range. Every door calls this. */
+int lh_vsearch_options(const json_t *mode, const json_t *hybrid, lh_vsearch *s, lh_vhybrid *h,
+                       lh_err *err);
 
 /* ---- eval sets, trials, promotion (trials.c, vindex.c) -------------------------------- */
 

@@ -106,6 +106,92 @@ visited *lh_hnsw__visited_get(lh_hnsw *h);
 void lh_hnsw__visited_free(visited *v);
 void lh_hnsw__visited_put(lh_hnsw *h, visited *v);
 
+/* ---- bm25.c: the full-text index of a generation ------------------------------------------
+ * Words, the inverted index over a generation's positions, Okapi BM25 and its Parquet file
+ * (README.md). */
+#define LH_BM25_K1 1.2
+#define LH_BM25_B 0.75
+#define LH_BM25_WORD_MAX 64        /* longer words are dropped */
+#define LH_BM25_QUERY_WORDS_MAX 64 /* distinct words of a query that are scored */
+
+/* Call fn(ctx, word, len) for each word of text in order: runs of ASCII letters and digits
+ * and bytes of UTF-8 multibyte sequences, ASCII lower-cased (word is a scratch copy, valid
+ * during the call); runs longer than LH_BM25_WORD_MAX bytes are skipped. Stops at and
+ * returns fn's first non-zero answer. Indexing and queries both split text with it. */
+int lh_bm25__words(const char *text, size_t len, int (*fn)(void *ctx, const char *word, size_t len),
+                   void *ctx);
+/* Whether text holds at least one word. */
+bool lh_bm25__has_words(const char *text, size_t len);
+/* ln(1 + (n - df + 0.5) / (df + 0.5)): rarer words weigh more, and never below zero. */
+double lh_bm25__idf(size_t n, size_t df);
+
+/* A built text index: immutable, reference-counted (lh_bm25__retain/release). */
+typedef struct lh_bm25 {
+    atomic_int refs;
+    size_t n;          /* positions */
+    uint32_t *lengths; /* n: words in each position */
+    double avg_len;
+    size_t n_terms;
+    char *term_chars;   /* the terms, sorted bytewise, back to back */
+    size_t *term_off;   /* n_terms + 1: where each term starts in term_chars */
+    size_t *post_off;   /* n_terms + 1: where each term's postings start */
+    uint32_t *post_pos; /* n_postings: positions */
+    uint32_t *post_tf;  /* n_postings: the term's count in that position */
+    size_t n_postings;
+    const char *source; /* "build" (with the generation), "file" (its bm25.parquet) or
+                           "chunk_texts" (built at load: a generation without the file) */
+} lh_bm25;
+
+/* What a text index is built from: texts (lh_bm25__add_text) or the rows of its file
+ * (lh_bm25__add_posting). Arrays sized by data are fallible (503 out_of_memory). */
+typedef struct lh_bm25_builder {
+    size_t n;
+    uint32_t *lengths;
+    uint8_t *has_length;
+    uint32_t *slots; /* open addressing: term id + 1, 0 empty */
+    size_t n_slots;
+    lh_buf chars;
+    size_t *term_at;
+    uint32_t *term_len;
+    size_t *term_last; /* the term's newest entry + 1 (0: none) */
+    size_t n_terms, cap_terms;
+    uint32_t *e_term, *e_pos, *e_tf;
+    size_t n_entries, cap_entries;
+    lh_err *err;
+} lh_bm25_builder;
+
+/* Always free b with lh_bm25__builder_free, also when this fails. */
+int lh_bm25__builder_init(lh_bm25_builder *b, size_t n_positions, lh_err *err);
+void lh_bm25__builder_free(lh_bm25_builder *b);
+/* Index the words of position pos's text (positions in ascending order). */
+int lh_bm25__add_text(lh_bm25_builder *b, uint32_t pos, const char *text, size_t len);
+/* One row of the file: term (NULL: tf is pos's length in words), position, tf. 422
+ * index_corrupt for values out of range. */
+int lh_bm25__add_posting(lh_bm25_builder *b, const char *term, size_t len, int64_t pos, int64_t tf);
+/* The index (new, one reference), its source a static string (lh_bm25.source). A source
+ * of "file": every position must have had its length. */
+int lh_bm25__finish(lh_bm25_builder *b, const char *source, lh_bm25 **out, lh_err *err);
+lh_bm25 *lh_bm25__retain(lh_bm25 *bm); /* accepts NULL */
+void lh_bm25__release(lh_bm25 *bm);    /* accepts NULL */
+void lh_bm25__free(lh_bm25 *bm);       /* accepts NULL; ignores the reference count */
+size_t lh_bm25__memory(const lh_bm25 *bm);
+
+/* A position and its BM25 score. */
+typedef struct lh_scored {
+    uint32_t id;
+    float score;
+} lh_scored;
+/* The at most k positions (allowed: a bitmap over positions, or NULL for all) with the
+ * highest BM25 score for query's distinct words, best first (ties: lower position first),
+ * into out (room for k); *n_out how many. terms (may be NULL) gets new
+ * [{"term", "documents"}]: each distinct query word and how many positions hold it. */
+int lh_bm25__search(const lh_bm25 *bm, const char *query, size_t len, const uint64_t *allowed,
+                    size_t k, lh_scored *out, size_t *n_out, json_t **terms, lh_err *err);
+/* Write bm as Parquet to path through eng (lh_writer). */
+int lh_bm25__write(lh_engine *eng, const lh_bm25 *bm, const char *path, lh_err *err);
+/* Read a file written by lh_bm25__write for a generation of n_positions (new). */
+int lh_bm25__read(lh_engine *eng, const char *path, size_t n_positions, lh_bm25 **out, lh_err *err);
+
 /* ---- indexes over datasets ------------------------------------------------------------
  * The files and who calls whom are in README.md ("Files"). vcommon.c is the base the
  * others sit on; nothing below calls upward. */
@@ -136,6 +222,7 @@ typedef struct lh_vgen {
     char *emb_path;     /* local path of embeddings.parquet */
     bool emb_pinned;    /* emb_path is pinned in the cache */
     char *hnsw_path;    /* a pinned cache copy the graph maps, or NULL */
+    lh_bm25 *bm25;      /* the text index (text indexes), or NULL: no text search */
     struct lh_vectors *owner;
 } lh_vgen;
 
@@ -281,9 +368,9 @@ int lh_vectors__copy(lh_vectors *v, const char *bucket, const char *src_key, con
                      lh_err *err);
 int lh_vectors__delete(lh_vectors *v, const char *bucket, const char *key,
                        lh_err *err); /* LH_ENOTFOUND as is */
-/* Delete what an uncommitted generation uploaded (best effort; NULL keys skipped). */
-void lh_vectors__discard(lh_vectors *v, const char *bucket, const char *emb_key,
-                         const char *hnsw_key);
+/* Delete what an uncommitted generation uploaded: n_keys keys (best effort; NULL keys
+ * skipped). */
+void lh_vectors__discard(lh_vectors *v, const char *bucket, const char *const *keys, size_t n_keys);
 /* Put index.json create-only: the commit of a generation. Losing the race is a 409
  * conflict naming the generation. */
 int lh_vectors__commit_desc(lh_vectors *v, const char *bucket, const char *index,

@@ -3,9 +3,10 @@
  * of a new graph over the live vectors, and rollback to the generation live before.
  *
  * Promotion builds a graph with other settings over the live generation's vectors,
- * commits it as a new generation (the embeddings file copied within the bucket, the new
- * sidecar uploaded, index.json put create-only) and swaps it in. Rollback makes the
- * previously live generation live again, loading it from the bucket. Both go through
+ * commits it as a new generation (the embeddings file and the text index's file copied
+ * within the bucket, the new sidecar uploaded, index.json put create-only) and swaps it
+ * in; the text index in memory is shared with the live generation (it is immutable). Rollback makes
+ * the previously live generation live again, loading it from the bucket. Both go through
  * lh_vectors__publish (vlive.c). Both hold the index's `building` reservation while they
  * run, so no build or second promotion of the same index runs meanwhile.
  */
@@ -82,11 +83,11 @@ out:
 
 /* The keys of a promoted generation's files. */
 typedef struct gen_keys {
-    char *emb, *hnsw;
+    char *emb, *hnsw, *bm25; /* bm25: NULL when the live generation has no such file */
 } gen_keys;
 
-/* Store the promoted generation's files: the live embeddings copied within the bucket,
- * the new sidecar saved to the work folder and uploaded. */
+/* Store the promoted generation's files: the live embeddings and text index copied within
+ * the bucket, the new sidecar saved to the work folder and uploaded. */
 static int
 store_promoted(lh_vbuild *b, const lh_vgen *prev, const lh_hnsw *h, const gen_keys *k,
                int64_t *hnsw_bytes, lh_err *err)
@@ -98,6 +99,10 @@ store_promoted(lh_vbuild *b, const lh_vgen *prev, const lh_hnsw *h, const gen_ke
     if (rc != 0)
         goto out;
     if ((rc = lh_vectors__copy(v, b->bucket, prev_emb, k->emb, err)) != 0)
+        goto out;
+    const char *prev_bm25 =
+        json_string_value(json_object_get(json_object_get(prev->desc, "files"), "bm25"));
+    if (k->bm25 && (rc = lh_vectors__copy(v, b->bucket, prev_bm25, k->bm25, err)) != 0)
         goto out;
     rc = lh_vectors__upload(v, b->bucket, hnsw_tmp, k->hnsw, 0, hnsw_bytes, err);
 out:
@@ -132,6 +137,8 @@ promoted_desc(const lh_vbuild *b, const lh_vgen *prev, int64_t generation, const
         json_object_set_new(files, "embeddings", json_string(k->emb));
         json_object_set_new(files, "hnsw", json_string(k->hnsw));
         json_object_set_new(files, "hnsw_bytes", json_integer(hnsw_bytes));
+        if (k->bm25)
+            json_object_set_new(files, "bm25", json_string(k->bm25));
     }
     return desc;
 }
@@ -191,7 +198,7 @@ lh_vectors__promote_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
     lh_vgen *prev = NULL, *g = NULL;
     lh_hnsw *h = NULL;
     json_t *desc = NULL;
-    gen_keys k = {NULL, NULL};
+    gen_keys k = {NULL, NULL, NULL};
     bool uploaded = false;
     int64_t hnsw_bytes = 0;
     int rc = 0;
@@ -215,6 +222,10 @@ lh_vectors__promote_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
         lh_job_progress(job, (int64_t)prev->n, (int64_t)prev->n, "vectors linked");
     k.emb = lh_layout_gen_key(b->index, generation, "embeddings.parquet");
     k.hnsw = lh_layout_gen_key(b->index, generation, "hnsw.bin");
+    /* a generation from before text indexes has no file: its promotion has none either,
+     * and a load builds the text index from the chunk texts */
+    if (json_object_get(json_object_get(prev->desc, "files"), "bm25"))
+        k.bm25 = lh_layout_gen_key(b->index, generation, "bm25.parquet");
     uploaded = true;
     if ((rc = store_promoted(b, prev, h, &k, &hnsw_bytes, err)) != 0)
         goto out;
@@ -230,6 +241,7 @@ lh_vectors__promote_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
     g->hnsw = h;
     h = NULL;
     lh_vectors__map_built(v, b->index, g);
+    g->bm25 = lh_bm25__retain(prev->bm25);
     if ((rc = copy_positions(g, prev, err)) != 0)
         goto out;
     if ((rc = lh_cache_local_path(v->deps.cache, lh_vectors__store(v, b->bucket), k.emb, true,
@@ -249,10 +261,13 @@ lh_vectors__promote_run(lh_vbuild *b, lh_job *job, json_t **out, lh_err *err)
            "ef_construction %u, ef_search %u)",
            b->index, (long long)generation, params.m, params.ef_construction, params.ef_search);
 out:
-    if (uploaded)
-        lh_vectors__discard(v, b->bucket, k.emb, k.hnsw);
+    if (uploaded) {
+        const char *keys[] = {k.emb, k.hnsw, k.bm25};
+        lh_vectors__discard(v, b->bucket, keys, 3);
+    }
     free(k.emb);
     free(k.hnsw);
+    free(k.bm25);
     json_decref(desc);
     lh_vgen__free(g);
     lh_hnsw_free(h);

@@ -39,6 +39,12 @@ describe_locked(const lh_vidx *x)
                             json_integer((json_int_t)lh_hnsw_mapped_bytes(g->hnsw)));
         json_object_set_new(j, "sidecar", json_string(g->hnsw_path ? "mapped" : "in_memory"));
         json_object_set_new(j, "texts", json_string(g->texts ? "in_memory" : "read_from_file"));
+        json_object_set_new(
+            j, "text_index",
+            g->bm25
+                ? json_pack("{s:I, s:I, s:s}", "terms", (json_int_t)g->bm25->n_terms, "postings",
+                            (json_int_t)g->bm25->n_postings, "source", g->bm25->source)
+                : json_null());
     }
     return j;
 }

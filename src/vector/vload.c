@@ -10,7 +10,10 @@
  * (vlive.c) says which committed generation is live; it is loaded — the embeddings
  * file's positions, documents and (within [vector] texts_in_memory_bytes) chunk texts,
  * and the sidecar mapped from the local cache. A sidecar that is missing or corrupt is
- * rebuilt from the embeddings and uploaded again (derived data, not history). Files of
+ * rebuilt from the embeddings and uploaded again (derived data, not history). A text
+ * index's full-text index is read from its bm25.parquet; a generation built before there
+ * was one (or whose file cannot be read) gets it built from its chunk texts, in memory
+ * only: its files are not changed. Files of
  * generations above the newest descriptor are garbage from a build or a drop that died
  * (at start no build runs) and are deleted. Indexes that cannot be loaded are logged and
  * skipped. lh_vectors_open runs before anything else can see v; load_generation is also
@@ -74,10 +77,10 @@ on_vectors_batch(void *ctx, const lh_batch *b)
     return 0;
 }
 
-/* Scan sql (over an embeddings file) with fn into r. */
+/* Scan sql (over an embeddings file) with fn into ctx. */
 static int
 scan_file(lh_vectors *v, const char *select, const char *path, const char *tail, lh_batch_fn fn,
-          lh_vrows *r, lh_err *err)
+          void *ctx, lh_err *err)
 {
     lh_buf sql;
     lh_buf_init(&sql);
@@ -85,7 +88,7 @@ scan_file(lh_vectors *v, const char *select, const char *path, const char *tail,
     lh_sql_quote(&sql, path);
     lh_buf_puts(&sql, tail);
     lh_scan_opts opts = {.sql = sql.data};
-    int rc = lh_engine_scan(v->deps.engine, &opts, fn, r, err);
+    int rc = lh_engine_scan(v->deps.engine, &opts, fn, ctx, err);
     lh_buf_free(&sql);
     return rc;
 }
@@ -260,6 +263,82 @@ lh_vectors__map_built(lh_vectors *v, const char *name, lh_vgen *g)
     free(hnsw_key);
 }
 
+/* The text index's words of every position, from the texts in memory or the embeddings
+ * file. */
+static int
+on_text_batch(void *ctx, const lh_batch *b)
+{
+    lh_bm25_builder *tb = ctx;
+    for (size_t i = 0; i < lh_batch_rows(b); i++) {
+        int64_t pos = -1;
+        size_t len = 0;
+        const char *text = lh_batch_str(b, 1, i, &len);
+        if (!lh_batch_int(b, 0, i, &pos) || pos < 0)
+            return lh_err_set(tb->err, LH_EINVAL, 422, "index_corrupt",
+                              "the embeddings file's positions are not 0..n-1");
+        int rc = lh_bm25__add_text(tb, (uint32_t)pos, text ? text : "", text ? len : 0);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int
+text_index_from_texts(lh_vectors *v, lh_vgen *g, lh_err *err)
+{
+    lh_bm25_builder tb;
+    int rc = lh_bm25__builder_init(&tb, g->n, err);
+    for (size_t p = 0; rc == 0 && g->texts && p < g->n; p++)
+        rc = lh_bm25__add_text(&tb, (uint32_t)p, g->texts + g->text_off[p], g->text_len[p]);
+    if (rc == 0 && !g->texts)
+        rc = scan_file(v, "SELECT position, chunk_text FROM read_parquet(", g->emb_path,
+                       ") ORDER BY position", on_text_batch, &tb, err);
+    if (rc == 0)
+        rc = lh_bm25__finish(&tb, "chunk_texts", &g->bm25, err);
+    lh_bm25__builder_free(&tb);
+    return rc;
+}
+
+/* g's full-text index (text indexes): its file, else built from its chunk texts. A text
+ * index that cannot be had either way leaves g without one (logged): vector searches
+ * work, text and hybrid ones are 409 text_index_unavailable. */
+static void
+load_text_index(lh_vectors *v, const char *name, lh_vgen *g)
+{
+    if (!lh_vectors__spec_str(g->desc, "text_column"))
+        return; /* vectors from a column: no texts */
+    const char *key = json_string_value(json_object_get(json_object_get(g->desc, "files"), "bm25"));
+    lh_err err;
+    lh_err_clear(&err);
+    const char *why = "the generation has no text index file";
+    if (key) {
+        char *path = NULL;
+        int rc = lh_cache_local_path(v->deps.cache, lh_vectors__store(v, g->bucket), key, true,
+                                     &path, &err);
+        if (rc == 0) {
+            rc = lh_bm25__read(v->deps.engine, path, g->n, &g->bm25, &err);
+            lh_cache_unpin(v->deps.cache, path);
+            free(path);
+        }
+        if (rc == 0)
+            return;
+        why = err.message;
+    }
+    json_t *f = json_pack("{s:s, s:I, s:s, s:s}", "index", name, "generation",
+                          (json_int_t)g->generation, "reason", why, "detail", err.detail);
+    lh_log(LH_LOG_INFO, NULL, f, "vector index %s: building the text index from the chunk texts",
+           name);
+    json_decref(f);
+    lh_err_clear(&err);
+    if (text_index_from_texts(v, g, &err) != 0) {
+        json_t *fail =
+            json_pack("{s:s, s:I, s:s, s:s}", "index", name, "generation",
+                      (json_int_t)g->generation, "reason", err.message, "detail", err.detail);
+        lh_log(LH_LOG_ERROR, NULL, fail, "vector index %s: no text index", name);
+        json_decref(fail);
+    }
+}
+
 int
 lh_vectors__load_generation(lh_vectors *v, const char *bucket, const char *name, int64_t generation,
                             lh_vgen **out, lh_err *err)
@@ -272,6 +351,7 @@ lh_vectors__load_generation(lh_vectors *v, const char *bucket, const char *name,
         goto out;
     if ((rc = load_graph(v, name, g, err)) != 0)
         goto out;
+    load_text_index(v, name, g);
     *out = g;
     g = NULL;
 out:

@@ -1,6 +1,13 @@
 /*
- * vsearch.c — searching an index: query embedding, filters, graph or exact search, and
- * the hits' texts and columns.
+ * vsearch.c — searching an index: query embedding, filters, graph or exact search, text
+ * (BM25) search and the hybrid of both, and the hits' texts and columns.
+ *
+ * Three modes: "vector" ranks by the vectors (below), "text" by BM25 over the chunk texts
+ * (bm25.c), "hybrid" fuses the two rankings by reciprocal rank: each ranking is taken to
+ * a depth (max(k, ef) unless given) and a position scores
+ *   vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank)
+ * (ranks from 1; a ranking it is missing from adds nothing). Every mode answers positions
+ * (chunks), as vector search always has, with the same filter and included columns.
  *
  * A filter is a SQL predicate over the dataset, run by the users' engine as
  *   SELECT CAST(id AS VARCHAR) FROM "dataset" WHERE (<filter>)
@@ -244,9 +251,154 @@ check_include(lh_vectors *v, const json_t *spec, const lh_vsearch *s, lh_err *er
     return rc;
 }
 
+/* ---- modes --------------------------------------------------------------------------- */
+
+static const char *const MODES[] = {"vector", "text", "hybrid"};
+
+static int
+bad_option(lh_err *err, const char *fmt, const char *what)
+{
+    lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", fmt, what);
+    lh_err_hint(err, "\"hybrid\": {\"vector_weight\": 1, \"text_weight\": 1, \"rrf_k\": 60, "
+                     "\"depth\": 50} with \"mode\": \"hybrid\"; every member is optional");
+    return LH_EINVAL;
+}
+
+/* hybrid.{name}: a number from 0 to 1000. */
+static int
+weight_of(const json_t *obj, const char *name, double *out, lh_err *err)
+{
+    const json_t *j = json_object_get(obj, name);
+    if (!j)
+        return 0;
+    if (!json_is_number(j) || !isfinite(json_number_value(j)) || json_number_value(j) < 0 ||
+        json_number_value(j) > 1000)
+        return bad_option(err, "'hybrid.%s' must be a number from 0 to 1000", name);
+    *out = json_number_value(j);
+    return 0;
+}
+
+/* hybrid.{name}: an integer from 1 to max. */
+static int
+int_of(const json_t *obj, const char *name, int64_t max, int64_t *out, lh_err *err)
+{
+    const json_t *j = json_object_get(obj, name);
+    if (!j)
+        return 0;
+    if (!json_is_integer(j) || json_integer_value(j) < 1 || json_integer_value(j) > max) {
+        lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                   "'hybrid.%s' must be an integer from 1 to %lld", name, (long long)max);
+        return LH_EINVAL;
+    }
+    *out = json_integer_value(j);
+    return 0;
+}
+
+int
+lh_vsearch_options(const json_t *mode, const json_t *hybrid, lh_vsearch *s, lh_vhybrid *h,
+                   lh_err *err)
+{
+    s->mode = LH_VSEARCH_VECTOR;
+    if (mode) {
+        size_t i = 0;
+        while (i < 3 && !(json_is_string(mode) && strcmp(json_string_value(mode), MODES[i]) == 0))
+            i++;
+        if (i == 3) {
+            lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                       "'mode' must be \"vector\", \"text\" or \"hybrid\"");
+            lh_err_hint(err, "vector: by the model's vectors (the builtin model's are lexical); "
+                             "text: by words (BM25); hybrid: both, fused by reciprocal rank");
+            return LH_EINVAL;
+        }
+        s->mode = (lh_vsearch_mode)i;
+    }
+    if (hybrid && s->mode != LH_VSEARCH_HYBRID)
+        return bad_option(err, "'%s' applies to \"mode\": \"hybrid\" only", "hybrid");
+    if (s->mode != LH_VSEARCH_HYBRID)
+        return 0;
+    if (hybrid && !json_is_object(hybrid))
+        return bad_option(err, "'%s' must be an object", "hybrid");
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)hybrid, key, val)
+    {
+        if (strcmp(key, "vector_weight") && strcmp(key, "text_weight") && strcmp(key, "rrf_k") &&
+            strcmp(key, "depth"))
+            return bad_option(err,
+                              "unknown field 'hybrid.%s' (vector_weight, text_weight, rrf_k, "
+                              "depth)",
+                              key);
+    }
+    lh_vhybrid opts = {.vector_weight = 1, .text_weight = 1, .rrf_k = 60, .depth = 0};
+    int64_t depth = 0;
+    int rc = weight_of(hybrid, "vector_weight", &opts.vector_weight, err);
+    if (rc == 0)
+        rc = weight_of(hybrid, "text_weight", &opts.text_weight, err);
+    if (rc == 0)
+        rc = int_of(hybrid, "rrf_k", 100000, &opts.rrf_k, err);
+    if (rc == 0)
+        rc = int_of(hybrid, "depth", LH_VSEARCH_DEPTH_MAX, &depth, err);
+    if (rc != 0)
+        return rc;
+    if (opts.vector_weight == 0 && opts.text_weight == 0)
+        return bad_option(err, "'%s' and 'hybrid.text_weight' cannot both be 0",
+                          "hybrid.vector_weight");
+    opts.depth = (size_t)depth;
+    *h = opts;
+    s->hybrid = h;
+    return 0;
+}
+
+/* What text and hybrid searches need of the request and the index: a text query with
+ * words, an index over a text column, its text index in memory; exact and ef only where a
+ * vector search runs. */
+static int
+check_mode(const json_t *spec, const lh_vgen *g, const lh_vsearch *s, lh_err *err)
+{
+    const char *mode = MODES[s->mode];
+    if (s->mode == LH_VSEARCH_VECTOR)
+        return 0;
+    if (!json_string_value(json_object_get(spec, "model"))) {
+        lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                   "index '%s' holds vectors from column '%s' and no texts, so it cannot be "
+                   "searched in mode '%s'",
+                   s->index, json_string_value(json_object_get(spec, "vector_column")), mode);
+        lh_err_hint(err, "search it with \"mode\": \"vector\", or create an index over a "
+                         "text column (text_column) to search words");
+        return LH_EINVAL;
+    }
+    if (!s->query) {
+        lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                   "mode '%s' matches words: give a text 'query', not a vector", mode);
+        lh_err_hint(err, "a raw vector can only be searched in mode 'vector'");
+        return LH_EINVAL;
+    }
+    if (s->mode == LH_VSEARCH_TEXT && (s->exact || s->ef))
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'exact' and 'ef' tune the vector search: they do not apply to mode "
+                          "'text'");
+    if (!lh_bm25__has_words(s->query, strlen(s->query))) {
+        lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                   "'query' has no words to match in mode '%s'", mode);
+        lh_err_hint(err, "words are runs of letters and digits");
+        return LH_EINVAL;
+    }
+    if (!g->bm25) {
+        lh_err_set(err, LH_EEXIST, 409, "text_index_unavailable",
+                   "generation %lld of index '%s' has no text index", (long long)g->generation,
+                   s->index);
+        lh_err_hint(err,
+                    "the log says why it could not be loaded; a refresh (POST "
+                    "/vectors/indexes/%s/refresh) builds a new generation with one",
+                    s->index);
+        return LH_EEXIST;
+    }
+    return 0;
+}
+
 /* The request against the index: one of query or vector, k and ef in range, a vector of
- * the index's dimension, a text query only for a text index, included columns that
- * exist. */
+ * the index's dimension, a text query only for a text index, what the mode needs,
+ * included columns that exist. */
 static int
 check_request(lh_vectors *v, const json_t *spec, const lh_vgen *g, const lh_vsearch *s, lh_err *err)
 {
@@ -261,6 +413,9 @@ check_request(lh_vectors *v, const json_t *spec, const lh_vgen *g, const lh_vsea
     if (s->ef > 100000)
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                           "'ef' must be from 1 to 100000");
+    int rc = check_mode(spec, g, s, err);
+    if (rc != 0)
+        return rc;
     if (s->query && !json_string_value(json_object_get(spec, "model")))
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                           "index '%s' holds vectors from column '%s', so it takes 'vector' "
@@ -430,28 +585,10 @@ run_search(lh_vectors *v, const lh_vgen *g, const lh_vsearch *s, const allowed *
     o->reason = reason;
 }
 
-/* The answer (new) without texts and columns. */
-static json_t *
-render(const lh_vgen *g, const lh_vsearch *s, const char *model, const allowed *a,
-       const lh_hit *hits, const outcome *o)
+/* What the filter did, and whether it read rescue copies, into answer. */
+static void
+add_filter_info(json_t *answer, const lh_vsearch *s, const allowed *a)
 {
-    lh_metric metric = lh_hnsw_metric(g->hnsw);
-    json_t *out_hits = json_array();
-    for (size_t i = 0; i < o->n_hits; i++) {
-        uint32_t p = hits[i].id;
-        json_array_append_new(out_hits,
-                              json_pack("{s:s, s:i, s:f, s:f}", "doc_id", g->doc_ids[g->doc_of[p]],
-                                        "chunk_id", (int)g->chunk_of[p], "score",
-                                        (double)score_of(metric, hits[i].distance), "distance",
-                                        (double)hits[i].distance));
-    }
-    json_t *answer =
-        json_pack("{s:s, s:I, s:s?, s:s, s:I, s:I, s:s, s:o}", "index", s->index, "generation",
-                  (json_int_t)g->generation, "model", model, "metric", lh_metric_name(metric), "k",
-                  (json_int_t)s->k, "ef", (json_int_t)(o->exact ? 0 : o->ef), "method",
-                  o->exact ? "exact" : "hnsw", "hits", out_hits);
-    if (o->exact)
-        json_object_set_new(answer, "exact_reason", json_string(o->reason));
     if (s->filter)
         json_object_set_new(answer, "filter",
                             json_pack("{s:I, s:I, s:b}", "matched_documents", (json_int_t)a->n_docs,
@@ -459,7 +596,238 @@ render(const lh_vgen *g, const lh_vsearch *s, const char *model, const allowed *
                                       a->cached));
     if (s->filter && a->rescue_used) /* invariant 7: a read that fell back says so */
         json_object_set_new(answer, "rescue_used", json_true());
+}
+
+/* The part of the answer every mode has (new): index, generation, mode, k, and the model
+ * and metric where vectors were compared. */
+static json_t *
+answer_head(const lh_vgen *g, const lh_vsearch *s, const char *model)
+{
+    json_t *head =
+        json_pack("{s:s, s:I, s:s, s:I}", "index", s->index, "generation",
+                  (json_int_t)g->generation, "mode", MODES[s->mode], "k", (json_int_t)s->k);
+    if (s->mode == LH_VSEARCH_TEXT)
+        return head;
+    if (model)
+        json_object_set_new(head, "model", json_string(model));
+    json_object_set_new(head, "metric", json_string(lh_metric_name(lh_hnsw_metric(g->hnsw))));
+    return head;
+}
+
+/* A hit's document and chunk (new). */
+static json_t *
+hit_of(const lh_vgen *g, uint32_t p)
+{
+    return json_pack("{s:s, s:i}", "doc_id", g->doc_ids[g->doc_of[p]], "chunk_id",
+                     (int)g->chunk_of[p]);
+}
+
+/* How the vector search went, into answer (the answer itself, or its "vector" part). */
+static void
+add_vector_info(json_t *answer, const outcome *o)
+{
+    json_object_set_new(answer, "ef", json_integer((json_int_t)(o->exact ? 0 : o->ef)));
+    json_object_set_new(answer, "method", json_string(o->exact ? "exact" : "hnsw"));
+    if (o->exact)
+        json_object_set_new(answer, "exact_reason", json_string(o->reason));
+}
+
+/* The answer of a vector search (new) without texts and columns. */
+static json_t *
+render(const lh_vgen *g, const lh_vsearch *s, const char *model, const allowed *a,
+       const lh_hit *hits, const outcome *o)
+{
+    lh_metric metric = lh_hnsw_metric(g->hnsw);
+    json_t *out_hits = json_array();
+    for (size_t i = 0; i < o->n_hits; i++) {
+        json_t *hit = hit_of(g, hits[i].id);
+        json_object_set_new(hit, "score", json_real(score_of(metric, hits[i].distance)));
+        json_object_set_new(hit, "distance", json_real(hits[i].distance));
+        json_array_append_new(out_hits, hit);
+    }
+    json_t *answer = answer_head(g, s, model);
+    add_vector_info(answer, o);
+    json_object_set_new(answer, "hits", out_hits);
+    add_filter_info(answer, s, a);
     return answer;
+}
+
+/* ---- text and hybrid ------------------------------------------------------------------- */
+
+/* The BM25 ranking of the query's words to depth positions (new in *out, *n of them). */
+static int
+text_ranking(const lh_vgen *g, const lh_vsearch *s, const allowed *a, size_t depth, lh_scored **out,
+             size_t *n, json_t **terms, lh_err *err)
+{
+    lh_scored *ranked = lh_try_malloc((depth ? depth : 1) * sizeof *ranked);
+    if (!ranked)
+        return lh_err_set(err, LH_ENOMEM, 503, "out_of_memory", "not enough memory to search");
+    int rc = lh_bm25__search(g->bm25, s->query, strlen(s->query), s->filter ? a->bits : NULL, depth,
+                             ranked, n, terms, err);
+    if (rc != 0) {
+        free(ranked);
+        return rc;
+    }
+    *out = ranked;
+    return 0;
+}
+
+/* A text search: the answer (new) without texts and columns; the positions into hits. */
+static int
+search_text(const lh_vgen *g, const lh_vsearch *s, const allowed *a, size_t k, lh_hit *hits,
+            size_t *n_hits, json_t **out, lh_err *err)
+{
+    lh_scored *ranked = NULL;
+    size_t n = 0;
+    json_t *terms = NULL;
+    int rc = text_ranking(g, s, a, k, &ranked, &n, &terms, err);
+    if (rc != 0)
+        return rc;
+    json_t *out_hits = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *hit = hit_of(g, ranked[i].id);
+        json_object_set_new(hit, "score", json_real(ranked[i].score));
+        json_array_append_new(out_hits, hit);
+        hits[i].id = ranked[i].id;
+    }
+    json_t *answer = answer_head(g, s, NULL);
+    json_object_set_new(answer, "method", json_string("bm25"));
+    json_object_set_new(answer, "text", json_pack("{s:o}", "terms", terms));
+    json_object_set_new(answer, "hits", out_hits);
+    add_filter_info(answer, s, a);
+    free(ranked);
+    *n_hits = n;
+    *out = answer;
+    return 0;
+}
+
+/* A position in either ranking of a hybrid search (rank 0: not in that ranking). */
+typedef struct fused {
+    uint32_t id;
+    uint32_t v_rank, t_rank;
+    float v_score, t_score;
+    double score;
+} fused;
+
+static int
+cmp_fused_id(const void *a, const void *b)
+{
+    const fused *x = a, *y = b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Highest fused score first; ties: the better single rank, then the lower position. */
+static int
+cmp_fused_score(const void *a, const void *b)
+{
+    const fused *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    uint32_t bx = x->v_rank && (!x->t_rank || x->v_rank < x->t_rank) ? x->v_rank : x->t_rank;
+    uint32_t by = y->v_rank && (!y->t_rank || y->v_rank < y->t_rank) ? y->v_rank : y->t_rank;
+    if (bx != by)
+        return bx < by ? -1 : 1;
+    return cmp_fused_id(a, b);
+}
+
+/* Reciprocal rank fusion of the two rankings into f (room for n_v + n_t); returns how
+ * many positions f holds, best first. */
+static size_t
+fuse(const lh_vhybrid *h, lh_metric metric, const lh_hit *vhits, size_t n_v, const lh_scored *thits,
+     size_t n_t, fused *f)
+{
+    for (size_t i = 0; i < n_v; i++)
+        f[i] = (fused){.id = vhits[i].id,
+                       .v_rank = (uint32_t)i + 1,
+                       .v_score = score_of(metric, vhits[i].distance)};
+    qsort(f, n_v, sizeof *f, cmp_fused_id);
+    size_t n = n_v;
+    for (size_t i = 0; i < n_t; i++) {
+        fused key = {.id = thits[i].id};
+        fused *same = n_v ? bsearch(&key, f, n_v, sizeof *f, cmp_fused_id) : NULL;
+        if (!same) {
+            same = &f[n++];
+            *same = key;
+        }
+        same->t_rank = (uint32_t)i + 1;
+        same->t_score = thits[i].score;
+    }
+    for (size_t i = 0; i < n; i++)
+        f[i].score = (f[i].v_rank ? h->vector_weight / (double)(h->rrf_k + f[i].v_rank) : 0) +
+                     (f[i].t_rank ? h->text_weight / (double)(h->rrf_k + f[i].t_rank) : 0);
+    qsort(f, n, sizeof *f, cmp_fused_score);
+    return n;
+}
+
+/* One ranking's part of a fused hit: {"rank", "score"}, or null when it is not in it. */
+static json_t *
+part_of(uint32_t rank, float score)
+{
+    return rank ? json_pack("{s:i, s:f}", "rank", (int)rank, "score", (double)score) : json_null();
+}
+
+/* A hybrid search: both rankings to the depth, fused; the answer (new) without texts and
+ * columns; the k best positions into hits. */
+static int
+search_hybrid(lh_vectors *v, const lh_vgen *g, const lh_vsearch *s, const char *model,
+              const allowed *a, const float *qv, size_t k, lh_hit *hits, size_t *n_hits,
+              json_t **out, lh_err *err)
+{
+    static const lh_vhybrid defaults = {.vector_weight = 1, .text_weight = 1, .rrf_k = 60};
+    const lh_vhybrid *h = s->hybrid ? s->hybrid : &defaults;
+    size_t ef = s->ef ? s->ef : (size_t)lh_hnsw_get_params(g->hnsw).ef_search;
+    size_t depth = h->depth ? h->depth : (k > ef ? k : ef);
+    if (depth > g->n)
+        depth = g->n;
+    lh_hit *vhits = lh_try_malloc((depth ? depth : 1) * sizeof *vhits);
+    fused *f = lh_try_malloc((2 * depth + 1) * sizeof *f);
+    lh_scored *thits = NULL;
+    json_t *terms = NULL;
+    size_t n_t = 0;
+    int rc = 0;
+    if (!vhits || !f) {
+        rc = lh_err_set(err, LH_ENOMEM, 503, "out_of_memory", "not enough memory to search");
+        goto out;
+    }
+    outcome o;
+    run_search(v, g, s, a, qv, depth, vhits, &o);
+    if ((rc = text_ranking(g, s, a, depth, &thits, &n_t, &terms, err)) != 0)
+        goto out;
+    lh_metric metric = lh_hnsw_metric(g->hnsw);
+    size_t n = fuse(h, metric, vhits, o.n_hits, thits, n_t, f);
+    if (n > k)
+        n = k;
+    json_t *out_hits = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *hit = hit_of(g, f[i].id);
+        json_object_set_new(hit, "score", json_real(f[i].score));
+        json_object_set_new(hit, "vector", part_of(f[i].v_rank, f[i].v_score));
+        json_object_set_new(hit, "text", part_of(f[i].t_rank, f[i].t_score));
+        json_array_append_new(out_hits, hit);
+        hits[i].id = f[i].id;
+    }
+    json_t *vector_part = json_pack("{s:I}", "hits", (json_int_t)o.n_hits);
+    add_vector_info(vector_part, &o);
+    json_t *answer = answer_head(g, s, model);
+    json_object_set_new(answer, "method", json_string("rrf"));
+    json_object_set_new(answer, "hybrid",
+                        json_pack("{s:f, s:f, s:I, s:I}", "vector_weight", h->vector_weight,
+                                  "text_weight", h->text_weight, "rrf_k", (json_int_t)h->rrf_k,
+                                  "depth", (json_int_t)depth));
+    json_object_set_new(answer, "vector", vector_part);
+    json_object_set_new(answer, "text",
+                        json_pack("{s:I, s:o}", "hits", (json_int_t)n_t, "terms", terms));
+    terms = NULL;
+    json_object_set_new(answer, "hits", out_hits);
+    add_filter_info(answer, s, a);
+    *n_hits = n;
+    *out = answer;
+out:
+    json_decref(terms);
+    free(thits);
+    free(f);
+    free(vhits);
+    return rc;
 }
 
 int
@@ -478,9 +846,10 @@ lh_vectors_search(lh_vectors *v, const lh_vsearch *s, json_t **out, lh_err *err)
     if (rc != 0)
         goto out;
     int64_t t0 = lh_mono_us();
-    if ((rc = query_vector(v, model, s, lh_hnsw_dim(g->hnsw), &qv, err)) != 0)
+    if (s->mode != LH_VSEARCH_TEXT &&
+        (rc = query_vector(v, model, s, lh_hnsw_dim(g->hnsw), &qv, err)) != 0)
         goto out;
-    if (s->query)
+    if (s->query && s->mode != LH_VSEARCH_TEXT)
         embed_us = lh_mono_us() - t0;
     if (s->filter) {
         t0 = lh_mono_us();
@@ -490,15 +859,25 @@ lh_vectors_search(lh_vectors *v, const lh_vsearch *s, json_t **out, lh_err *err)
     }
     size_t k = s->k < g->n ? s->k : g->n;
     hits = lh_calloc(k ? k : 1, sizeof *hits);
-    outcome o;
+    size_t n_hits = 0;
     t0 = lh_mono_us();
-    run_search(v, g, s, &a, qv, k, hits, &o);
+    if (s->mode == LH_VSEARCH_VECTOR) {
+        outcome o;
+        run_search(v, g, s, &a, qv, k, hits, &o);
+        answer = render(g, s, model, &a, hits, &o);
+        n_hits = o.n_hits;
+    } else if (s->mode == LH_VSEARCH_TEXT) {
+        rc = search_text(g, s, &a, k, hits, &n_hits, &answer, err);
+    } else {
+        rc = search_hybrid(v, g, s, model, &a, qv, k, hits, &n_hits, &answer, err);
+    }
     int64_t took_us = lh_mono_us() - t0;
-    answer = render(g, s, model, &a, hits, &o);
-    json_t *out_hits = json_object_get(answer, "hits");
-    if (o.n_hits > 0 && model && (rc = add_texts(v, g, hits, o.n_hits, out_hits, err)) != 0)
+    if (rc != 0)
         goto out;
-    if (o.n_hits > 0 && s->n_include > 0 && (rc = add_columns(v, spec, s, out_hits, err)) != 0)
+    json_t *out_hits = json_object_get(answer, "hits");
+    if (n_hits > 0 && model && (rc = add_texts(v, g, hits, n_hits, out_hits, err)) != 0)
+        goto out;
+    if (n_hits > 0 && s->n_include > 0 && (rc = add_columns(v, spec, s, out_hits, err)) != 0)
         goto out;
     json_object_set_new(answer, "took_us", json_integer(took_us));
     json_object_set_new(answer, "embed_us", json_integer(embed_us));

@@ -117,7 +117,9 @@ class Residency(harness.ServerTestCase):
         for want in ("_vectors/eu_idx/gen-000001/index.json",
                      "_vectors/eu_idx/gen-000001/embeddings.parquet",
                      "_vectors/eu_idx/gen-000001/hnsw.bin",
+                     "_vectors/eu_idx/gen-000001/bm25.parquet",  # the chunks' words
                      "_vectors/eu_idx/gen-000003/index.json",
+                     "_vectors/eu_idx/gen-000003/bm25.parquet",
                      "_hnsw/evals/eu_eval.parquet"):
             self.assertIn(want, eu)
         self.assertTrue(any(p.startswith("_vectors/eu_idx/_live/") for p in eu), eu)

@@ -91,7 +91,7 @@ class Indexes(harness.ServerTestCase):
             gen = glob.glob(os.path.join(self.srv.data_dir, "**", "_vectors", "resumes"),
                             recursive=True)[0]
         files = sorted(os.listdir(os.path.join(gen, "gen-000001")))
-        self.assertEqual(files, ["embeddings.parquet", "hnsw.bin", "index.json"])
+        self.assertEqual(files, ["bm25.parquet", "embeddings.parquet", "hnsw.bin", "index.json"])
 
     def test_b_search_text(self):
         res = self.search({"query": "Data Analyst", "k": 5,
@@ -673,7 +673,7 @@ class UploadFailure(unittest.TestCase):
             self.assertEqual(sorted(o["key"] for o in objs["objects"]),
                              ["_vectors/notes_ix/_live/v000001.json"] +
                              ["_vectors/notes_ix/gen-000001/" + n for n in
-                              ("embeddings.parquet", "hnsw.bin", "index.json")])
+                              ("bm25.parquet", "embeddings.parquet", "hnsw.bin", "index.json")])
             self.assertEqual(srv.stop(), 0, srv.log_text()[-4000:])
         finally:
             srv.cleanup()
@@ -710,7 +710,7 @@ class OnS3(unittest.TestCase):
             keys = sorted(o["key"] for o in objs["objects"])
             self.assertEqual(keys, ["_vectors/notes_ix/_live/v000001.json"] +
                              ["_vectors/notes_ix/gen-000001/" + n for n in
-                              ("embeddings.parquet", "hnsw.bin", "index.json")])
+                              ("bm25.parquet", "embeddings.parquet", "hnsw.bin", "index.json")])
             q = {"query": "valves", "k": 5, "include": ["note"]}
             st, _, first = srv.request("POST", "/vectors/indexes/notes_ix/search", body=q,
                                        who="owner")
