@@ -2,6 +2,8 @@
 # bench/vector — our HNSW index beside hnswlib (Debian libhnswlib-dev) in one process on the
 # same clustered vectors: build time (THREADS threads), recall@10 against exact search and
 # single-thread latency at several ef, memory; our exact search beside a plain loop;
+# the same graph with int8 codes beside float (bytes per vector, resident memory, recall,
+# latency; N=1000000 DIM=384 gives the ceiling figures of src/vector/README.md);
 # planted outliers found by each; the same on a real data set (words.c: Debian's word
 # list through the builtin model). See bench.cpp for the details. Then crossing.c: graph
 # and exact search side by side by index size and dimension. Then api.sh: an index over the demo resumes through the
