@@ -15,4 +15,9 @@
 size_t lh_core__vformat(char *(*reserve)(void *ctx, size_t size), void *ctx, const char *fmt,
                         va_list ap);
 
+/* A JSON number's text (checked against the grammar) as a double, the value strtod gives;
+ * false for what jansson refuses (an integer past int64, a real past double's range).
+ * Behind lh_json_take_floats; the tests compare it with strtod. */
+bool lh_core__json_number(const char *p, size_t len, double *out);
+
 #endif
