@@ -336,16 +336,12 @@ lh_req_json(lh_req *req, bool allow_empty, json_t **out, lh_err *err)
 int
 lh_resp_json(lh_resp *resp, int status, json_t *j)
 {
-    char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(j);
-    if (text == NULL)
-        abort(); /* only on out-of-memory */
     resp->status = status;
     resp->content_type = "application/json";
     lh_buf_free(&resp->body);
-    lh_buf_puts(&resp->body, text);
+    lh_json_dump(&resp->body, j);
     lh_buf_append(&resp->body, "\n", 1);
-    free(text);
+    json_decref(j);
     return 0;
 }
 

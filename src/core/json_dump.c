@@ -1,0 +1,281 @@
+/*
+ * json_dump.c — a JSON value written compactly into a buffer, byte for byte what
+ * json_dumps(JSON_COMPACT | JSON_PRESERVE_ORDER) writes.
+ *
+ * jansson's dumper hands every token to a callback and walks strings a UTF-8 code point
+ * at a time; on a search answer (ten hits with their chunk texts) that was about a sixth
+ * of the request's CPU. Here strings are copied in runs between the bytes that need an
+ * escape, integers are written by hand, and reals are jansson's "%.17g" with its two
+ * touches (".0" when the text would read as an integer; no '+' or leading zeros in the
+ * exponent), their digits found with integer arithmetic in the common range, so every
+ * answer reads exactly as before (tests/unit/core/test_json_dump.c
+ * compares the two on every kind of value).
+ */
+#include "core/core_int.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+/* 1 for the bytes a JSON string cannot hold as they are: controls, '"' and '\\'. */
+static const unsigned char needs_escape[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, ['\\'] = 1,
+};
+
+static void
+dump_string(lh_buf *b, const char *s, size_t len)
+{
+    lh_buf_append(b, "\"", 1);
+    const unsigned char *p = (const unsigned char *)s, *end = p + len, *run = p;
+    while (p < end) {
+        if (!needs_escape[*p]) {
+            p++;
+            continue;
+        }
+        if (p > run)
+            lh_buf_append(b, run, (size_t)(p - run));
+        char esc[8];
+        switch (*p) {
+        case '"':
+            lh_buf_append(b, "\\\"", 2);
+            break;
+        case '\\':
+            lh_buf_append(b, "\\\\", 2);
+            break;
+        case '\b':
+            lh_buf_append(b, "\\b", 2);
+            break;
+        case '\f':
+            lh_buf_append(b, "\\f", 2);
+            break;
+        case '\n':
+            lh_buf_append(b, "\\n", 2);
+            break;
+        case '\r':
+            lh_buf_append(b, "\\r", 2);
+            break;
+        case '\t':
+            lh_buf_append(b, "\\t", 2);
+            break;
+        default:
+            snprintf(esc, sizeof esc, "\\u%04X", (unsigned)*p);
+            lh_buf_append(b, esc, 6);
+        }
+        run = ++p;
+    }
+    if (p > run)
+        lh_buf_append(b, run, (size_t)(p - run));
+    lh_buf_append(b, "\"", 1);
+}
+
+static void
+dump_integer(lh_buf *b, json_int_t v)
+{
+    char text[24], *p = text + sizeof text;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    lh_buf_append(b, p, (size_t)(text + sizeof text - p));
+}
+
+/*
+ * The 17 significant digits of v > 0 that printf("%.17g") shows, into digits[17], and v's
+ * decimal exponent after rounding; false when v is outside the range done here. v is
+ * m * 2^-s exactly (m < 2^53), so v * 10^k is the 128-bit integer m * 10^k shifted right by
+ * s bits, and the bits shifted out say exactly how to round (half to even, as glibc does).
+ * That needs k <= 22 (m * 10^k < 2^128) and s >= 0: values from 1e-6 to 2^53 (about
+ * 9e15), which is where scores, distances, seconds and ratios live; others go to printf. printf's
+ * general multi-precision path cost a search answer's twenty reals ~6 us.
+ */
+__extension__ typedef unsigned __int128 u128;
+
+static bool
+digits17(double v, char digits[17], int *exp10)
+{
+    static const uint64_t pow10[] = {1ULL,
+                                     10ULL,
+                                     100ULL,
+                                     1000ULL,
+                                     10000ULL,
+                                     100000ULL,
+                                     1000000ULL,
+                                     10000000ULL,
+                                     100000000ULL,
+                                     1000000000ULL,
+                                     10000000000ULL,
+                                     100000000000ULL,
+                                     1000000000000ULL,
+                                     10000000000000ULL,
+                                     100000000000000ULL,
+                                     1000000000000000ULL,
+                                     10000000000000000ULL,
+                                     100000000000000000ULL,
+                                     1000000000000000000ULL,
+                                     10000000000000000000ULL};
+    int e2;
+    double f = frexp(v, &e2); /* v = f * 2^e2, f in [0.5, 1) */
+    uint64_t m = (uint64_t)ldexp(f, 53);
+    int s = 53 - e2;
+    if (s < 0 || s >= 128 || v < 1e-6)
+        return false;
+    int e = (int)floor(log10(v)); /* may be one off near a power of ten: checked below */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        int k = 16 - e;
+        if (k < 0 || k > 22)
+            return false;
+        u128 x = (u128)m * pow10[k > 19 ? 19 : k];
+        if (k > 19)
+            x *= pow10[k - 19];
+        u128 q = x >> s, rem = x & (((u128)1 << s) - 1);
+        if (q < pow10[16]) { /* v < 10^e */
+            e--;
+            continue;
+        }
+        if (q >= pow10[17]) { /* v >= 10^(e+1) */
+            e++;
+            continue;
+        }
+        if (s > 0) {
+            u128 half = (u128)1 << (s - 1);
+            if (rem > half || (rem == half && (q & 1)))
+                q++;
+        }
+        if (q == pow10[17]) { /* rounding carried into an 18th digit */
+            q = pow10[16];
+            e++;
+        }
+        uint64_t d = (uint64_t)q;
+        for (int i = 16; i >= 0; i--) {
+            digits[i] = (char)('0' + d % 10);
+            d /= 10;
+        }
+        *exp10 = e;
+        return true;
+    }
+    return false;
+}
+
+/* jansson's jsonp_dtostr at its default precision: "%.17g", then ".0" when the text would
+ * read as an integer, and no '+' or leading zeros in the exponent. */
+static void
+dump_real(lh_buf *b, double v)
+{
+    char text[40];
+    char digits[17];
+    int x, n = 0;
+    if (digits17(fabs(v), digits, &x)) {
+        int last = 16; /* %g drops trailing zeros */
+        while (last > 0 && digits[last] == '0')
+            last--;
+        if (v < 0)
+            text[n++] = '-';
+        if (x >= -4 && x < 17) {
+            if (x >= 0) {
+                for (int i = 0; i <= x; i++)
+                    text[n++] = digits[i];
+                if (last > x) {
+                    text[n++] = '.';
+                    for (int i = x + 1; i <= last; i++)
+                        text[n++] = digits[i];
+                } else {
+                    text[n++] = '.'; /* would read as an integer */
+                    text[n++] = '0';
+                }
+            } else {
+                text[n++] = '0';
+                text[n++] = '.';
+                for (int i = -1; i > x; i--)
+                    text[n++] = '0';
+                for (int i = 0; i <= last; i++)
+                    text[n++] = digits[i];
+            }
+        } else {
+            text[n++] = digits[0];
+            if (last > 0) {
+                text[n++] = '.';
+                for (int i = 1; i <= last; i++)
+                    text[n++] = digits[i];
+            }
+            n += snprintf(text + n, sizeof text - (size_t)n, "e%d", x);
+        }
+        lh_buf_append(b, text, (size_t)n);
+        return;
+    }
+    n = snprintf(text, sizeof text - 2, "%.17g", v);
+    if (n < 0 || (size_t)n >= sizeof text - 2)
+        n = 0;
+    if (strspn(text, "0123456789-") == (size_t)n) {
+        memcpy(text + n, ".0", 3);
+        n += 2;
+    }
+    char *e = strchr(text, 'e');
+    if (e) {
+        char *start = e + 1, *digits_at = e + 2;
+        if (*start == '-')
+            start++;
+        while (*digits_at == '0')
+            digits_at++;
+        if (digits_at != start) {
+            memmove(start, digits_at, (size_t)(text + n + 1 - digits_at));
+            n -= (int)(digits_at - start);
+        }
+    }
+    lh_buf_append(b, text, (size_t)n);
+}
+
+void
+lh_json_dump(lh_buf *b, const json_t *j)
+{
+    size_t i;
+    const char *key;
+    json_t *v;
+    switch (json_typeof(j)) {
+    case JSON_OBJECT:
+        lh_buf_append(b, "{", 1);
+        i = 0;
+        json_object_foreach((json_t *)j, key, v)
+        {
+            if (i++)
+                lh_buf_append(b, ",", 1);
+            dump_string(b, key, strlen(key));
+            lh_buf_append(b, ":", 1);
+            lh_json_dump(b, v);
+        }
+        lh_buf_append(b, "}", 1);
+        break;
+    case JSON_ARRAY:
+        lh_buf_append(b, "[", 1);
+        json_array_foreach(j, i, v)
+        {
+            if (i)
+                lh_buf_append(b, ",", 1);
+            lh_json_dump(b, v);
+        }
+        lh_buf_append(b, "]", 1);
+        break;
+    case JSON_STRING:
+        dump_string(b, json_string_value(j), json_string_length(j));
+        break;
+    case JSON_INTEGER:
+        dump_integer(b, json_integer_value(j));
+        break;
+    case JSON_REAL:
+        dump_real(b, json_real_value(j));
+        break;
+    case JSON_TRUE:
+        lh_buf_append(b, "true", 4);
+        break;
+    case JSON_FALSE:
+        lh_buf_append(b, "false", 5);
+        break;
+    case JSON_NULL:
+        lh_buf_append(b, "null", 4);
+        break;
+    }
+}
