@@ -6,7 +6,9 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <pthread.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,10 +252,23 @@ lh_hex(const void *data, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+static EVP_MD *sha256_md;
+
+static void
+sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); /* kept for the process */
+}
+
 void
 lh_sha256(const void *data, size_t n, uint8_t out[32])
 {
-    SHA256(data, n, out);
+    /* SHA256() looks the algorithm up on every call (OpenSSL 3); every request's token is
+     * hashed, so the implementation is fetched once */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sha256_fetch);
+    if (sha256_md == NULL || EVP_Digest(data, n, out, NULL, sha256_md, NULL) != 1)
+        SHA256(data, n, out);
 }
 
 void
