@@ -18,6 +18,19 @@
 #include <stdio.h>
 #include <string.h>
 
+/* lh_buf_append with the room check inline: a dump appends a few bytes at a time. */
+static inline void
+put(lh_buf *b, const void *data, size_t n)
+{
+    if (b->len + n < b->cap) {
+        memcpy(b->data + b->len, data, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+    } else {
+        lh_buf_append(b, data, n);
+    }
+}
+
 /* 1 for the bytes a JSON string cannot hold as they are: controls, '"' and '\\'. */
 static const unsigned char needs_escape[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
@@ -27,7 +40,7 @@ static const unsigned char needs_escape[256] = {
 static void
 dump_string(lh_buf *b, const char *s, size_t len)
 {
-    lh_buf_append(b, "\"", 1);
+    put(b, "\"", 1);
     const unsigned char *p = (const unsigned char *)s, *end = p + len, *run = p;
     while (p < end) {
         if (!needs_escape[*p]) {
@@ -35,39 +48,39 @@ dump_string(lh_buf *b, const char *s, size_t len)
             continue;
         }
         if (p > run)
-            lh_buf_append(b, run, (size_t)(p - run));
+            put(b, run, (size_t)(p - run));
         char esc[8];
         switch (*p) {
         case '"':
-            lh_buf_append(b, "\\\"", 2);
+            put(b, "\\\"", 2);
             break;
         case '\\':
-            lh_buf_append(b, "\\\\", 2);
+            put(b, "\\\\", 2);
             break;
         case '\b':
-            lh_buf_append(b, "\\b", 2);
+            put(b, "\\b", 2);
             break;
         case '\f':
-            lh_buf_append(b, "\\f", 2);
+            put(b, "\\f", 2);
             break;
         case '\n':
-            lh_buf_append(b, "\\n", 2);
+            put(b, "\\n", 2);
             break;
         case '\r':
-            lh_buf_append(b, "\\r", 2);
+            put(b, "\\r", 2);
             break;
         case '\t':
-            lh_buf_append(b, "\\t", 2);
+            put(b, "\\t", 2);
             break;
         default:
             snprintf(esc, sizeof esc, "\\u%04X", (unsigned)*p);
-            lh_buf_append(b, esc, 6);
+            put(b, esc, 6);
         }
         run = ++p;
     }
     if (p > run)
-        lh_buf_append(b, run, (size_t)(p - run));
-    lh_buf_append(b, "\"", 1);
+        put(b, run, (size_t)(p - run));
+    put(b, "\"", 1);
 }
 
 static void
@@ -81,7 +94,7 @@ dump_integer(lh_buf *b, json_int_t v)
     } while (u);
     if (v < 0)
         *--p = '-';
-    lh_buf_append(b, p, (size_t)(text + sizeof text - p));
+    put(b, p, (size_t)(text + sizeof text - p));
 }
 
 /*
@@ -118,14 +131,17 @@ digits17(double v, char digits[17], int *exp10)
                                      100000000000000000ULL,
                                      1000000000000000000ULL,
                                      10000000000000000000ULL};
-    int e2;
-    double f = frexp(v, &e2); /* v = f * 2^e2, f in [0.5, 1) */
-    uint64_t m = (uint64_t)ldexp(f, 53);
-    int s = 53 - e2;
-    if (s < 0 || s >= 128 || v < 1e-6)
+    if (!(v >= 1e-6 && v < 9007199254740992.0))
         return false;
-    int e = (int)floor(log10(v)); /* may be one off near a power of ten: checked below */
-    for (int attempt = 0; attempt < 3; attempt++) {
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    int e2 = (int)(bits >> 52) - 1075; /* v = m * 2^e2, normal here */
+    uint64_t m = (bits & ((UINT64_C(1) << 52) - 1)) | (UINT64_C(1) << 52);
+    int s = -e2; /* 0 to 72 in this range */
+    /* a first guess of floor(log10(v)) from the binary exponent: 0.30103 = log10(2); one
+     * off at most, which the loop below corrects */
+    int e = (int)floor((e2 + 52) * 0.30102999566398120);
+    for (int attempt = 0; attempt < 4; attempt++) {
         int k = 16 - e;
         if (k < 0 || k > 22)
             return false;
@@ -204,7 +220,7 @@ dump_real(lh_buf *b, double v)
             }
             n += snprintf(text + n, sizeof text - (size_t)n, "e%d", x);
         }
-        lh_buf_append(b, text, (size_t)n);
+        put(b, text, (size_t)n);
         return;
     }
     n = snprintf(text, sizeof text - 2, "%.17g", v);
@@ -226,7 +242,7 @@ dump_real(lh_buf *b, double v)
             n -= (int)(digits_at - start);
         }
     }
-    lh_buf_append(b, text, (size_t)n);
+    put(b, text, (size_t)n);
 }
 
 void
@@ -237,27 +253,27 @@ lh_json_dump(lh_buf *b, const json_t *j)
     json_t *v;
     switch (json_typeof(j)) {
     case JSON_OBJECT:
-        lh_buf_append(b, "{", 1);
+        put(b, "{", 1);
         i = 0;
         json_object_foreach((json_t *)j, key, v)
         {
             if (i++)
-                lh_buf_append(b, ",", 1);
+                put(b, ",", 1);
             dump_string(b, key, strlen(key));
-            lh_buf_append(b, ":", 1);
+            put(b, ":", 1);
             lh_json_dump(b, v);
         }
-        lh_buf_append(b, "}", 1);
+        put(b, "}", 1);
         break;
     case JSON_ARRAY:
-        lh_buf_append(b, "[", 1);
+        put(b, "[", 1);
         json_array_foreach(j, i, v)
         {
             if (i)
-                lh_buf_append(b, ",", 1);
+                put(b, ",", 1);
             lh_json_dump(b, v);
         }
-        lh_buf_append(b, "]", 1);
+        put(b, "]", 1);
         break;
     case JSON_STRING:
         dump_string(b, json_string_value(j), json_string_length(j));
@@ -269,13 +285,13 @@ lh_json_dump(lh_buf *b, const json_t *j)
         dump_real(b, json_real_value(j));
         break;
     case JSON_TRUE:
-        lh_buf_append(b, "true", 4);
+        put(b, "true", 4);
         break;
     case JSON_FALSE:
-        lh_buf_append(b, "false", 5);
+        put(b, "false", 5);
         break;
     case JSON_NULL:
-        lh_buf_append(b, "null", 4);
+        put(b, "null", 4);
         break;
     }
 }
