@@ -21,4 +21,5 @@ gcc -O1 -std=c11 -I"$root/src" -o "$work/words" "$root/bench/vector/words.c" \
 cc -O1 -o "$work/duckdb_raw" "$root/bench/common/duckdb_raw.c" -I"$duck/include" -L"$duck/lib" -lduckdb
 cc -O1 -o "$work/baseline_mhd" "$root/bench/http_gateway/baseline_mhd.c" \
     $(pkg-config --cflags --libs libmicrohttpd)
-echo "bench programs compile: bench.cpp, crossing.c, words.c, duckdb_raw.c, baseline_mhd.c"
+cc -O1 -Wall -Werror -o "$work/http_probe" "$root/bench/vector/http_probe.c"
+echo "bench programs compile: bench.cpp, crossing.c, words.c, duckdb_raw.c, baseline_mhd.c, http_probe.c"

@@ -15,10 +15,13 @@ threads=${THREADS:-4}
 . "$here/../common/lib.sh"
 start_lakehouse_demo
 echo "bench/vector/api: demo at scale $scale loaded in $(printf %.1f "$demo_s") s (load before: $load)"
-PYTHONPATH="$here/../common" python3 - "$lh" "$(cat "$work/data/admin.token")" "${QUERIES:-200}" "${EF:-0}" <<'PY'
-import json, random, statistics, sys, threading, time
+cc -O2 -o "$work/http_probe" "$here/http_probe.c"
+PYTHONPATH="$here/../common" python3 - "$lh" "$(cat "$work/data/admin.token")" "${QUERIES:-200}" "${EF:-0}" \
+    "$work/http_probe" "$work/probe_vectors" <<'PY'
+import json, random, statistics, subprocess, sys, threading, time
 import lhapi
 url, token, n_queries, ef = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+probe, probe_vectors = sys.argv[5], sys.argv[6]
 api = lhapi.Api(url, token)
 call = api.call
 t0 = time.perf_counter()
@@ -101,10 +104,25 @@ for rep in range(2):  # the first pass warms up
                          struct.pack("<%df" % dim, *v), raw_headers)
         rw.append(us - json.loads(data)["took_us"])
 h50 = statistics.median(health)
-print("HTTP path, k=10 by vector, p50 of end to end minus took_us: JSON body %.0f us, raw "
-      "float32 body %.0f us; GET /health round trip %.0f us -> overhead %.0f / %.0f us over it"
-      % (statistics.median(js), statistics.median(rw), h50, statistics.median(js) - h50,
-         statistics.median(rw) - h50))
+print("HTTP path, k=10 by vector, p50 of end to end minus took_us, Python client: JSON body "
+      "%.0f us, raw float32 body %.0f us; GET /health round trip %.0f us -> overhead %.0f / "
+      "%.0f us over it" % (statistics.median(js), statistics.median(rw), h50,
+                           statistics.median(js) - h50, statistics.median(rw) - h50))
+# the same requests from a C client (bench/vector/http_probe.c) that adds nothing between
+# them: Python's own work between requests (building and parsing JSON, its collector)
+# changes how warm the machine is for the next one, and shows in every figure above
+with open(probe_vectors, "wb") as f:
+    f.write(b"%d\n" % dim)
+    for v in vecs:
+        f.write(struct.pack("<%df" % dim, *v))
+port = url.rsplit(":", 1)[1]
+out = subprocess.run([probe, port, token, "resumes", probe_vectors, "5"], check=True,
+                     capture_output=True, text=True).stdout.split("\n")
+p = {line.split()[0]: [float(x) for x in line.split()[1:]] for line in out if line}
+print("HTTP path, same, C client (p50/p99): JSON body %.0f/%.0f us, raw float32 body %.0f/%.0f "
+      "us; GET /health round trip %.0f/%.0f us -> overhead %.0f / %.0f us over it (p50)"
+      % (p["json"][0], p["json"][1], p["raw"][0], p["raw"][1], p["health"][0], p["health"][1],
+         p["json"][0] - p["health"][0], p["raw"][0] - p["health"][0]))
 
 # searches through a promotion: a loop on its own connection while a new generation
 # (ef_construction 40) is built and swapped in
