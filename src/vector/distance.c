@@ -68,6 +68,23 @@ dot_u8_scalar(const float *q, const uint8_t *c, size_t n)
     return (s0 + s1) + (s2 + s3);
 }
 
+/* f as bfloat16 (its top 16 bits), rounded to nearest even; NaN is not expected here. */
+static uint16_t
+to_bf16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    x += 0x7fff + ((x >> 16) & 1);
+    return (uint16_t)(x >> 16);
+}
+
+void
+lh_vec__to_bf16(const float *in, uint16_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = to_bf16(in[i]);
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
@@ -220,6 +237,27 @@ dot_s8u8_vnni(const int8_t *q, const uint8_t *c, size_t n)
     }
     return _mm512_reduce_add_epi32(s);
 }
+
+/* Σ a[i] * b[i] over bfloat16 values, 32 products per instruction (AVX-512 BF16's
+ * dpbf16ps, summed in float), the tail under a mask. */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static float
+dot_bf16_avx512(const uint16_t *a, const uint16_t *b, size_t n)
+{
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        s0 = _mm512_dpbf16_ps(s0, (__m512bh)_mm512_loadu_si512(a + i),
+                              (__m512bh)_mm512_loadu_si512(b + i));
+        s1 = _mm512_dpbf16_ps(s1, (__m512bh)_mm512_loadu_si512(a + i + 32),
+                              (__m512bh)_mm512_loadu_si512(b + i + 32));
+    }
+    for (; i < n; i += 32) {
+        __mmask32 m = n - i >= 32 ? ~(__mmask32)0 : (__mmask32)((1u << (n - i)) - 1);
+        s0 = _mm512_dpbf16_ps(s0, (__m512bh)_mm512_maskz_loadu_epi16(m, a + i),
+                              (__m512bh)_mm512_maskz_loadu_epi16(m, b + i));
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
 #endif
 
 static lh_vec_kernels kernels;
@@ -228,23 +266,28 @@ static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
 static void
 choose(void)
 {
-    kernels = (lh_vec_kernels){dot_scalar, l2_scalar, dot_u8_scalar, NULL, "scalar"};
+    kernels = (lh_vec_kernels){dot_scalar, l2_scalar, dot_u8_scalar, NULL, NULL, "scalar"};
 #if defined(__x86_64__) && defined(__GNUC__)
-    const char *force = getenv("LAKEHOUSE_SIMD"); /* tests compare every kernel */
+    /* tests compare every kernel: "scalar", "avx2", "avx512" (no VNNI or BF16 products) */
+    const char *force = getenv("LAKEHOUSE_SIMD");
     __builtin_cpu_init();
     bool avx512 = __builtin_cpu_supports("avx512f");
+    bool bw = __builtin_cpu_supports("avx512bw");
     bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    bool extras = !(force && strcmp(force, "avx512") == 0);
     if (force && strcmp(force, "scalar") == 0)
         avx512 = avx2 = false;
     else if (force && strcmp(force, "avx2") == 0)
         avx512 = false;
-    if (avx512)
-        kernels = (lh_vec_kernels){dot_avx512, l2_avx512, dot_u8_avx512, NULL, "avx512"};
-    if (avx512 && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni") &&
-        !(force && strcmp(force, "avx512") == 0))
-        kernels.dot_s8u8 = dot_s8u8_vnni;
-    else if (avx2)
-        kernels = (lh_vec_kernels){dot_avx2, l2_avx2, dot_u8_avx2, NULL, "avx2"};
+    if (avx512) {
+        kernels = (lh_vec_kernels){dot_avx512, l2_avx512, dot_u8_avx512, NULL, NULL, "avx512"};
+        if (extras && bw && __builtin_cpu_supports("avx512vnni"))
+            kernels.dot_s8u8 = dot_s8u8_vnni;
+        if (extras && bw && __builtin_cpu_supports("avx512bf16"))
+            kernels.dot_bf16 = dot_bf16_avx512;
+    } else if (avx2) {
+        kernels = (lh_vec_kernels){dot_avx2, l2_avx2, dot_u8_avx2, NULL, NULL, "avx2"};
+    }
 #endif
 }
 

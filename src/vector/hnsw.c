@@ -173,11 +173,14 @@ typedef struct probe {
     float base;
     const int8_t *r; /* w in signed bytes (w ≈ r_scale * r) for VNNI, or NULL */
     float r_scale;
+    const uint16_t *b; /* while building: f as bfloat16, scored against h->bf16, or NULL */
 } probe;
 
 static inline const void *
 row(const lh_hnsw *h, const probe *p, uint32_t id)
 {
+    if (p->b)
+        return h->bf16 + (size_t)id * h->dim;
     return p->w ? (const void *)(h->codes + (size_t)id * h->dim)
                 : (const void *)(h->vectors + (size_t)id * h->dim);
 }
@@ -185,6 +188,8 @@ row(const lh_hnsw *h, const probe *p, uint32_t id)
 static inline float
 dist_p(const lh_hnsw *h, const probe *p, uint32_t id)
 {
+    if (p->b)
+        return -h->k->dot_bf16(p->b, h->bf16 + (size_t)id * h->dim, h->dim);
     if (!p->w)
         return dist(h, p->f, id);
     const uint8_t *c = h->codes + (size_t)id * h->dim;
@@ -208,7 +213,7 @@ probe_codes(const lh_hnsw *h, const float *f, float *w, int8_t *r, probe *p)
             w[j] = -f[j] * h->q_scale[j];
         }
     }
-    *p = (probe){f, w, (float)base, NULL, 0};
+    *p = (probe){f, w, (float)base, NULL, 0, NULL};
     if (!h->k->dot_s8u8)
         return;
     float top = 0;
@@ -398,13 +403,18 @@ connect(lh_hnsw *h, uint32_t s, uint32_t i, int level, float d_si)
 static int
 insert(lh_hnsw *h, uint32_t i, visited *vis, uint32_t *buf)
 {
-    const probe q = {h->vectors + (size_t)i * h->dim, NULL, 0, NULL, 0};
+    const probe q = {h->vectors + (size_t)i * h->dim,
+                     NULL,
+                     0,
+                     NULL,
+                     0,
+                     h->bf16 ? h->bf16 + (size_t)i * h->dim : NULL};
     int level = h->levels[i];
     pthread_mutex_lock(&h->global);
     uint32_t cur = h->entry;
     int top = h->max_level;
     pthread_mutex_unlock(&h->global);
-    float cur_d = dist(h, q.f, cur);
+    float cur_d = dist_p(h, &q, cur);
     descend(h, &q, top, level, true, &cur, &cur_d, buf);
     int rc = 0;
     int from = level < top ? level : top;
@@ -423,6 +433,9 @@ insert(lh_hnsw *h, uint32_t i, visited *vis, uint32_t *buf)
         rc = search_layer(h, &q, cur, cur_d, NULL, 0, h->params.ef_construction, lev, vis, NULL,
                           NULL, true, &found);
         if (rc == 0 && found.n > 0) {
+            if (q.b) /* the walk's bfloat16 distances found them; floats choose among them */
+                for (size_t j = 0; j < found.n; j++)
+                    found.a[j].distance = dist(h, q.f, found.a[j].id);
             qsort(found.a, found.n, sizeof *found.a, by_distance);
             lh_hit *mine = chosen + (size_t)lev * (h->params.m + 1);
             size_t k = select_neighbours(h, found.a, found.n, h->params.m, mine);
@@ -434,7 +447,7 @@ insert(lh_hnsw *h, uint32_t i, visited *vis, uint32_t *buf)
             store_count(l, (uint32_t)k);
             pthread_mutex_unlock(&h->node_locks[i]);
             cur = found.a[0].id;
-            cur_d = found.a[0].distance;
+            cur_d = q.b ? dist_p(h, &q, cur) : found.a[0].distance;
         }
         vis->top = found; /* its buffer, grown or not, for the next level and insert */
     }
@@ -785,6 +798,14 @@ lh_hnsw_build(const float *vectors, size_t n, uint32_t dim, lh_metric metric,
         h->entry = 0;
         h->max_level = h->levels[0];
     }
+    /* The walks that find each node's candidates score bfloat16 copies where the CPU
+     * multiplies them (AVX-512 BF16): half the bytes per vector and twice the products per
+     * instruction. The candidates found are then scored again in float, and floats alone
+     * choose links, so only which candidates a walk visits can differ. Not for L2, where
+     * a distance from bfloat16 products would lose the small differences that matter. */
+    if (metric != LH_METRIC_L2 && h->k->dot_bf16 && n > 1 &&
+        (h->bf16 = lh_try_malloc(n * dim * sizeof *h->bf16)) != NULL)
+        lh_vec__to_bf16(h->vectors, h->bf16, n * dim);
     if (threads <= 0)
         threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1)
@@ -803,6 +824,8 @@ lh_hnsw_build(const float *vectors, size_t n, uint32_t dim, lh_metric metric,
         build_worker(&b);
     for (int t = 0; t < started; t++)
         pthread_join(tids[t], NULL);
+    free(h->bf16);
+    h->bf16 = NULL;
     if (atomic_load(&b.failed) || repair_ways_in(h) != 0 || lh_hnsw__find_islands(h) != 0 ||
         (p.quant == LH_QUANT_INT8 && lh_hnsw__quantize(h) != 0))
         goto oom;
@@ -820,6 +843,7 @@ lh_hnsw_free(lh_hnsw *h)
 {
     if (h == NULL)
         return;
+    free(h->bf16);
     for (visited *v = h->pool, *next; v; v = next) {
         next = v->next;
         lh_hnsw__visited_free(v);
@@ -882,7 +906,7 @@ lh_hnsw_search(const lh_hnsw *hc, const float *query, size_t k, size_t ef, lh_ve
     memcpy(q, query, h->dim * sizeof *q);
     if (h->metric == LH_METRIC_COSINE)
         lh_vec_normalise(q, h->dim);
-    probe p = {q, NULL, 0, NULL, 0};
+    probe p = {q, NULL, 0, NULL, 0, NULL};
     if (h->codes)
         probe_codes(h, q, q + h->dim, (int8_t *)(q + 2 * (size_t)h->dim), &p);
     uint32_t cur = h->entry;

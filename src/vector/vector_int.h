@@ -13,9 +13,13 @@ typedef struct lh_vec_kernels {
     float (*dot)(const float *a, const float *b, size_t n);
     float (*l2)(const float *a, const float *b, size_t n);
     float (*dot_u8)(const float *q, const uint8_t *c, size_t n);
-    int32_t (*dot_s8u8)(const int8_t *q, const uint8_t *c, size_t n); /* NULL: no VNNI */
+    int32_t (*dot_s8u8)(const int8_t *q, const uint8_t *c, size_t n);  /* NULL: no VNNI */
+    float (*dot_bf16)(const uint16_t *a, const uint16_t *b, size_t n); /* NULL: no BF16 */
     const char *name;
 } lh_vec_kernels;
+
+/* in as bfloat16 (the top half of each float, rounded to nearest even). */
+void lh_vec__to_bf16(const float *in, uint16_t *out, size_t n);
 
 const lh_vec_kernels *lh_vec__kernels(void);
 float lh_vec__distance(const lh_vec_kernels *k, lh_metric metric, const float *a, const float *b,
@@ -63,6 +67,7 @@ struct lh_hnsw {
     /* building */
     pthread_mutex_t *node_locks;
     pthread_mutex_t global;
+    uint16_t *bf16; /* the vectors as bfloat16 for the build's walks, or NULL (hnsw.c) */
     /* searching */
     pthread_mutex_t pool_lock;
     visited *pool;
