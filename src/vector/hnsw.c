@@ -174,6 +174,7 @@ typedef struct probe {
     const int8_t *r; /* w in signed bytes (w ≈ r_scale * r) for VNNI, or NULL */
     float r_scale;
     const uint16_t *b; /* while building: f as bfloat16, scored against h->bf16, or NULL */
+    float b_norm;      /* L2: b's squared norm */
 } probe;
 
 static inline const void *
@@ -188,8 +189,10 @@ row(const lh_hnsw *h, const probe *p, uint32_t id)
 static inline float
 dist_p(const lh_hnsw *h, const probe *p, uint32_t id)
 {
-    if (p->b)
-        return -h->k->dot_bf16(p->b, h->bf16 + (size_t)id * h->dim, h->dim);
+    if (p->b) {
+        float dot = h->k->dot_bf16(p->b, h->bf16 + (size_t)id * h->dim, h->dim);
+        return h->metric == LH_METRIC_L2 ? p->b_norm + h->bf16_norm[id] - 2 * dot : -dot;
+    }
     if (!p->w)
         return dist(h, p->f, id);
     const uint8_t *c = h->codes + (size_t)id * h->dim;
@@ -213,7 +216,7 @@ probe_codes(const lh_hnsw *h, const float *f, float *w, int8_t *r, probe *p)
             w[j] = -f[j] * h->q_scale[j];
         }
     }
-    *p = (probe){f, w, (float)base, NULL, 0, NULL};
+    *p = (probe){f, w, (float)base, NULL, 0, NULL, 0};
     if (!h->k->dot_s8u8)
         return;
     float top = 0;
@@ -408,7 +411,8 @@ insert(lh_hnsw *h, uint32_t i, visited *vis, uint32_t *buf)
                      0,
                      NULL,
                      0,
-                     h->bf16 ? h->bf16 + (size_t)i * h->dim : NULL};
+                     h->bf16 ? h->bf16 + (size_t)i * h->dim : NULL,
+                     h->bf16_norm ? h->bf16_norm[i] : 0};
     int level = h->levels[i];
     pthread_mutex_lock(&h->global);
     uint32_t cur = h->entry;
@@ -801,11 +805,19 @@ lh_hnsw_build(const float *vectors, size_t n, uint32_t dim, lh_metric metric,
     /* The walks that find each node's candidates score bfloat16 copies where the CPU
      * multiplies them (AVX-512 BF16): half the bytes per vector and twice the products per
      * instruction. The candidates found are then scored again in float, and floats alone
-     * choose links, so only which candidates a walk visits can differ. Not for L2, where
-     * a distance from bfloat16 products would lose the small differences that matter. */
-    if (metric != LH_METRIC_L2 && h->k->dot_bf16 && n > 1 &&
-        (h->bf16 = lh_try_malloc(n * dim * sizeof *h->bf16)) != NULL)
+     * choose links, so only which candidates a walk visits can differ. L2 is |a|² + |b|² -
+     * 2a·b with the norms of the bfloat16 vectors themselves: the squared distance between
+     * the rounded vectors, up to float rounding. */
+    if (h->k->dot_bf16 && n > 1 && (h->bf16 = lh_try_malloc(n * dim * sizeof *h->bf16)) != NULL) {
         lh_vec__to_bf16(h->vectors, h->bf16, n * dim);
+        if (metric == LH_METRIC_L2 &&
+            (h->bf16_norm = lh_try_malloc(n * sizeof *h->bf16_norm)) == NULL) {
+            free(h->bf16);
+            h->bf16 = NULL;
+        }
+        for (size_t i = 0; h->bf16_norm && i < n; i++)
+            h->bf16_norm[i] = h->k->dot_bf16(h->bf16 + i * dim, h->bf16 + i * dim, dim);
+    }
     if (threads <= 0)
         threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1)
@@ -825,7 +837,9 @@ lh_hnsw_build(const float *vectors, size_t n, uint32_t dim, lh_metric metric,
     for (int t = 0; t < started; t++)
         pthread_join(tids[t], NULL);
     free(h->bf16);
+    free(h->bf16_norm);
     h->bf16 = NULL;
+    h->bf16_norm = NULL;
     if (atomic_load(&b.failed) || repair_ways_in(h) != 0 || lh_hnsw__find_islands(h) != 0 ||
         (p.quant == LH_QUANT_INT8 && lh_hnsw__quantize(h) != 0))
         goto oom;
@@ -844,6 +858,7 @@ lh_hnsw_free(lh_hnsw *h)
     if (h == NULL)
         return;
     free(h->bf16);
+    free(h->bf16_norm);
     for (visited *v = h->pool, *next; v; v = next) {
         next = v->next;
         lh_hnsw__visited_free(v);
@@ -906,7 +921,7 @@ lh_hnsw_search(const lh_hnsw *hc, const float *query, size_t k, size_t ef, lh_ve
     memcpy(q, query, h->dim * sizeof *q);
     if (h->metric == LH_METRIC_COSINE)
         lh_vec_normalise(q, h->dim);
-    probe p = {q, NULL, 0, NULL, 0, NULL};
+    probe p = {q, NULL, 0, NULL, 0, NULL, 0};
     if (h->codes)
         probe_codes(h, q, q + h->dim, (int8_t *)(q + 2 * (size_t)h->dim), &p);
     uint32_t cur = h->entry;

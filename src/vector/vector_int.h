@@ -67,7 +67,8 @@ struct lh_hnsw {
     /* building */
     pthread_mutex_t *node_locks;
     pthread_mutex_t global;
-    uint16_t *bf16; /* the vectors as bfloat16 for the build's walks, or NULL (hnsw.c) */
+    uint16_t *bf16;   /* the vectors as bfloat16 for the build's walks, or NULL (hnsw.c) */
+    float *bf16_norm; /* L2: each bfloat16 vector's squared norm */
     /* searching */
     pthread_mutex_t pool_lock;
     visited *pool;
