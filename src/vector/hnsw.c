@@ -357,18 +357,24 @@ descend(lh_hnsw *h, const probe *q, int top, int stop, bool lock, uint32_t *cur,
 }
 
 /* The diversity heuristic: keep a candidate (closest first) only if it is nearer to the
- * base than to every candidate kept so far. cands is sorted ascending. */
+ * base than to every candidate kept so far. cands is sorted ascending. With base given,
+ * cands' distances are the walk's bfloat16 ones, and each candidate looked at is scored
+ * again in float first (those after the m-th kept one never are). */
 static size_t
-select_neighbours(const lh_hnsw *h, const lh_hit *cands, size_t n, size_t m, lh_hit *out)
+select_neighbours(const lh_hnsw *h, const lh_hit *cands, size_t n, size_t m, const float *base,
+                  lh_hit *out)
 {
     size_t k = 0;
     for (size_t i = 0; i < n && k < m; i++) {
-        const float *v = h->vectors + (size_t)cands[i].id * h->dim;
+        lh_hit c = cands[i];
+        if (base)
+            c.distance = dist(h, base, c.id);
+        const float *v = h->vectors + (size_t)c.id * h->dim;
         bool good = true;
         for (size_t j = 0; j < k && good; j++)
-            good = dist(h, v, out[j].id) >= cands[i].distance;
+            good = dist(h, v, out[j].id) >= c.distance;
         if (good)
-            out[k++] = cands[i];
+            out[k++] = c;
     }
     return k;
 }
@@ -390,7 +396,7 @@ connect(lh_hnsw *h, uint32_t s, uint32_t i, int level, float d_si)
             cands[j] = (lh_hit){l[1 + j], dist(h, sv, l[1 + j])};
         cands[l[0]] = (lh_hit){i, d_si};
         qsort(cands, max_links + 1, sizeof *cands, by_distance);
-        size_t k = select_neighbours(h, cands, max_links + 1, max_links, keep);
+        size_t k = select_neighbours(h, cands, max_links + 1, max_links, NULL, keep);
         for (size_t j = 0; j < k; j++)
             store_link(l, (uint32_t)j, keep[j].id);
         store_count(l, (uint32_t)k);
@@ -437,12 +443,10 @@ insert(lh_hnsw *h, uint32_t i, visited *vis, uint32_t *buf)
         rc = search_layer(h, &q, cur, cur_d, NULL, 0, h->params.ef_construction, lev, vis, NULL,
                           NULL, true, &found);
         if (rc == 0 && found.n > 0) {
-            if (q.b) /* the walk's bfloat16 distances found them; floats choose among them */
-                for (size_t j = 0; j < found.n; j++)
-                    found.a[j].distance = dist(h, q.f, found.a[j].id);
+            /* in the walk's order; with bfloat16 walks, floats choose among them */
             qsort(found.a, found.n, sizeof *found.a, by_distance);
             lh_hit *mine = chosen + (size_t)lev * (h->params.m + 1);
-            size_t k = select_neighbours(h, found.a, found.n, h->params.m, mine);
+            size_t k = select_neighbours(h, found.a, found.n, h->params.m, q.b ? q.f : NULL, mine);
             n_chosen[lev] = k;
             pthread_mutex_lock(&h->node_locks[i]);
             uint32_t *l = lh_hnsw__links(h, i, lev);
