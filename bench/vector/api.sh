@@ -119,13 +119,20 @@ with open(probe_vectors, "wb") as f:
     for v in vecs:
         f.write(struct.pack("<%df" % dim, *v))
 port = url.rsplit(":", 1)[1]
-out = subprocess.run([probe, port, token, "resumes", probe_vectors, "5"], check=True,
-                     capture_output=True, text=True).stdout.split("\n")
+from urllib.parse import quote
+city_filter = "city = '%s'" % cities[0].replace("'", "''")
+out = subprocess.run([probe, port, token, "resumes", probe_vectors, "5", quote(city_filter),
+                      quote("candidate_id < 1000")], check=True, capture_output=True,
+                     text=True).stdout.split("\n")
 p = {line.split()[0]: [float(x) for x in line.split()[1:]] for line in out if line}
 print("HTTP path, same, C client (p50/p99): JSON body %.0f/%.0f us, raw float32 body %.0f/%.0f "
       "us; GET /health round trip %.0f/%.0f us -> overhead %.0f / %.0f us over it (p50)"
       % (p["json"][0], p["json"][1], p["raw"][0], p["raw"][1], p["health"][0], p["health"][1],
          p["json"][0] - p["health"][0], p["raw"][0] - p["health"][0]))
+for name, label in (("filter1", city_filter + " (~10%)"), ("filter2", "candidate_id < 1000 (~1%)")):
+    print("filtered search by vector, C client, repeated filter %s: http p50 %.0f us, index p50 "
+          "%.0f us, http/index %.2fx" % (label, p[name][0], p[name][1],
+                                         p[name][0] / p[name][1] if p[name][1] else 0))
 
 # searches through a promotion: a loop on its own connection while a new generation
 # (ef_construction 40) is built and swapped in

@@ -5,9 +5,11 @@
  * vector as JSON numbers and the same search as a raw float32 body, and prints for each the
  * p50 and p99 of the round trip minus the answer's took_us (the index's own time).
  *
- * usage: http_probe PORT TOKEN INDEX VECTORS_FILE ROUNDS
+ * usage: http_probe PORT TOKEN INDEX VECTORS_FILE ROUNDS [FILTER ...]
  *   VECTORS_FILE: a first line "DIM", then query vectors as little-endian float32, DIM
  *   floats each (bench/vector/api.sh writes it).
+ *   FILTER: a filter, URL-encoded, for a raw search with it; printed as
+ *   "filter<i> <p50 round trip> <p50 took_us>" after the interleaved three.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -81,8 +83,8 @@ round_trip(int fd, const char *req, size_t n, long *took)
 int
 main(int argc, char **argv)
 {
-    if (argc != 6) {
-        fprintf(stderr, "usage: http_probe PORT TOKEN INDEX VECTORS_FILE ROUNDS\n");
+    if (argc < 6) {
+        fprintf(stderr, "usage: http_probe PORT TOKEN INDEX VECTORS_FILE ROUNDS [FILTER ...]\n");
         return 2;
     }
     const char *token = argv[2], *index = argv[3];
@@ -95,8 +97,7 @@ main(int argc, char **argv)
     }
     size_t cap = 64, n_vec = 0;
     float *vecs = malloc(cap * (size_t)dim * sizeof *vecs);
-    while (vecs && fread(vecs + n_vec * (size_t)dim, sizeof *vecs, (size_t)dim, f) ==
-                       (size_t)dim) {
+    while (vecs && fread(vecs + n_vec * (size_t)dim, sizeof *vecs, (size_t)dim, f) == (size_t)dim) {
         if (++n_vec == cap)
             vecs = realloc(vecs, (cap *= 2) * (size_t)dim * sizeof *vecs);
     }
@@ -120,8 +121,8 @@ main(int argc, char **argv)
         size_t head = 512 + strlen(token) + strlen(index);
         req[3 * i] = malloc(head);
         req_len[3 * i] = (size_t)snprintf(
-            req[3 * i], head, "GET /health HTTP/1.1\r\nHost: probe\r\nAuthorization: Bearer %s\r\n\r\n",
-            token);
+            req[3 * i], head,
+            "GET /health HTTP/1.1\r\nHost: probe\r\nAuthorization: Bearer %s\r\n\r\n", token);
         req[3 * i + 1] = malloc(head + jl);
         req_len[3 * i + 1] = (size_t)snprintf(
             req[3 * i + 1], head + jl,
@@ -169,6 +170,38 @@ main(int argc, char **argv)
         qsort(res[k], total, sizeof(double), by_value);
         printf("%s %.0f %.0f\n", names[k], res[k][total / 2], res[k][total * 99 / 100]);
     }
+
+    /* filtered searches, each filter on its own (the filter cache keeps its positions
+     * after the first), the round trip itself and took_us */
+    double *took_us = malloc(total * sizeof(double));
+    for (int fi = 6; fi < argc; fi++) {
+        size_t raw = (size_t)dim * sizeof(float);
+        size_t cap_f = 1024 + strlen(token) + strlen(index) + strlen(argv[fi]) + raw;
+        char *fr = malloc(cap_f);
+        for (int pass = 0; pass < 2; pass++) {
+            for (size_t r = 0; r < total; r++) {
+                size_t i = r % n_vec;
+                int hl =
+                    snprintf(fr, cap_f,
+                             "POST /vectors/indexes/%s/search?k=10&filter=%s HTTP/1.1\r\nHost: "
+                             "probe\r\nAuthorization: Bearer %s\r\nContent-Type: "
+                             "application/octet-stream\r\nContent-Length: %zu\r\n\r\n",
+                             index, argv[fi], token, raw);
+                memcpy(fr + hl, vecs + i * (size_t)dim, raw);
+                long took;
+                double us = round_trip(fd, fr, (size_t)hl + raw, &took);
+                if (pass == 1) {
+                    res[0][r] = us;
+                    took_us[r] = (double)took;
+                }
+            }
+        }
+        qsort(res[0], total, sizeof(double), by_value);
+        qsort(took_us, total, sizeof(double), by_value);
+        printf("filter%d %.0f %.0f\n", fi - 5, res[0][total / 2], took_us[total / 2]);
+        free(fr);
+    }
+    free(took_us);
     close(fd);
     return 0;
 }
