@@ -356,25 +356,30 @@ descend(lh_hnsw *h, const probe *q, int top, int stop, bool lock, uint32_t *cur,
     }
 }
 
+/* The distance between positions a and b on their bfloat16 copies (building). */
+static inline float
+dist_bf16(const lh_hnsw *h, uint32_t a, uint32_t b)
+{
+    float dot = h->k->dot_bf16(h->bf16 + (size_t)a * h->dim, h->bf16 + (size_t)b * h->dim, h->dim);
+    return h->metric == LH_METRIC_L2 ? h->bf16_norm[a] + h->bf16_norm[b] - 2 * dot : -dot;
+}
+
 /* The diversity heuristic: keep a candidate (closest first) only if it is nearer to the
- * base than to every candidate kept so far. cands is sorted ascending. With base given,
- * cands' distances are the walk's bfloat16 ones, and each candidate looked at is scored
- * again in float first (those after the m-th kept one never are). */
+ * base than to every candidate kept so far. cands is sorted ascending. With bf16, the
+ * candidates' distances are the walk's bfloat16 ones and candidates are compared on
+ * their bfloat16 copies too (rows the walk has just read). */
 static size_t
-select_neighbours(const lh_hnsw *h, const lh_hit *cands, size_t n, size_t m, const float *base,
-                  lh_hit *out)
+select_neighbours(const lh_hnsw *h, const lh_hit *cands, size_t n, size_t m, bool bf16, lh_hit *out)
 {
     size_t k = 0;
     for (size_t i = 0; i < n && k < m; i++) {
-        lh_hit c = cands[i];
-        if (base)
-            c.distance = dist(h, base, c.id);
-        const float *v = h->vectors + (size_t)c.id * h->dim;
+        const float *v = h->vectors + (size_t)cands[i].id * h->dim;
         bool good = true;
         for (size_t j = 0; j < k && good; j++)
-            good = dist(h, v, out[j].id) >= c.distance;
+            good = (bf16 ? dist_bf16(h, cands[i].id, out[j].id) : dist(h, v, out[j].id)) >=
+                   cands[i].distance;
         if (good)
-            out[k++] = c;
+            out[k++] = cands[i];
     }
     return k;
 }
@@ -394,9 +399,10 @@ connect(lh_hnsw *h, uint32_t s, uint32_t i, int level, float d_si)
         const float *sv = h->vectors + (size_t)s * h->dim;
         for (uint32_t j = 0; j < l[0]; j++)
             cands[j] = (lh_hit){l[1 + j], dist(h, sv, l[1 + j])};
-        cands[l[0]] = (lh_hit){i, d_si};
+        /* a bfloat16 distance while i chose its links: floats choose here */
+        cands[l[0]] = (lh_hit){i, h->bf16 ? dist(h, sv, i) : d_si};
         qsort(cands, max_links + 1, sizeof *cands, by_distance);
-        size_t k = select_neighbours(h, cands, max_links + 1, max_links, NULL, keep);
+        size_t k = select_neighbours(h, cands, max_links + 1, max_links, false, keep);
         for (size_t j = 0; j < k; j++)
             store_link(l, (uint32_t)j, keep[j].id);
         store_count(l, (uint32_t)k);
@@ -443,10 +449,9 @@ insert(lh_hnsw *h, uint32_t i, visited *vis, uint32_t *buf)
         rc = search_layer(h, &q, cur, cur_d, NULL, 0, h->params.ef_construction, lev, vis, NULL,
                           NULL, true, &found);
         if (rc == 0 && found.n > 0) {
-            /* in the walk's order; with bfloat16 walks, floats choose among them */
             qsort(found.a, found.n, sizeof *found.a, by_distance);
             lh_hit *mine = chosen + (size_t)lev * (h->params.m + 1);
-            size_t k = select_neighbours(h, found.a, found.n, h->params.m, q.b ? q.f : NULL, mine);
+            size_t k = select_neighbours(h, found.a, found.n, h->params.m, q.b != NULL, mine);
             n_chosen[lev] = k;
             pthread_mutex_lock(&h->node_locks[i]);
             uint32_t *l = lh_hnsw__links(h, i, lev);
@@ -455,7 +460,7 @@ insert(lh_hnsw *h, uint32_t i, visited *vis, uint32_t *buf)
             store_count(l, (uint32_t)k);
             pthread_mutex_unlock(&h->node_locks[i]);
             cur = found.a[0].id;
-            cur_d = q.b ? dist_p(h, &q, cur) : found.a[0].distance;
+            cur_d = found.a[0].distance;
         }
         vis->top = found; /* its buffer, grown or not, for the next level and insert */
     }
@@ -806,12 +811,13 @@ lh_hnsw_build(const float *vectors, size_t n, uint32_t dim, lh_metric metric,
         h->entry = 0;
         h->max_level = h->levels[0];
     }
-    /* The walks that find each node's candidates score bfloat16 copies where the CPU
-     * multiplies them (AVX-512 BF16): half the bytes per vector and twice the products per
-     * instruction. The candidates found are then scored again in float, and floats alone
-     * choose links, so only which candidates a walk visits can differ. L2 is |a|² + |b|² -
-     * 2a·b with the norms of the bfloat16 vectors themselves: the squared distance between
-     * the rounded vectors, up to float rounding. */
+    /* Where the CPU multiplies bfloat16 (AVX-512 BF16), a new node's walks and the choice
+     * of its own links score bfloat16 copies of the vectors: half the bytes of a float row
+     * and twice the products per instruction, and the rows a choice compares are the ones
+     * its walk has just read. A full list re-chosen when a node is linked in is chosen on
+     * floats (connect). L2 is |a|² + |b|² - 2a·b with the norms of the bfloat16 vectors
+     * themselves: the squared distance between the rounded vectors, up to float rounding.
+     * bench/vector and the unit test compare recall with float builds of the same data. */
     if (h->k->dot_bf16 && n > 1 && (h->bf16 = lh_try_malloc(n * dim * sizeof *h->bf16)) != NULL) {
         lh_vec__to_bf16(h->vectors, h->bf16, n * dim);
         if (metric == LH_METRIC_L2 &&
@@ -821,6 +827,7 @@ lh_hnsw_build(const float *vectors, size_t n, uint32_t dim, lh_metric metric,
         }
         for (size_t i = 0; h->bf16_norm && i < n; i++)
             h->bf16_norm[i] = h->k->dot_bf16(h->bf16 + i * dim, h->bf16 + i * dim, dim);
+        h->built_bf16 = h->bf16 != NULL;
     }
     if (threads <= 0)
         threads = (int)sysconf(_SC_NPROCESSORS_ONLN);

@@ -69,6 +69,7 @@ struct lh_hnsw {
     pthread_mutex_t global;
     uint16_t *bf16;   /* the vectors as bfloat16 for the build's walks, or NULL (hnsw.c) */
     float *bf16_norm; /* L2: each bfloat16 vector's squared norm */
+    bool built_bf16;  /* the build walked and chose on bfloat16 (tests, bench) */
     /* searching */
     pthread_mutex_t pool_lock;
     visited *pool;

@@ -98,9 +98,9 @@ test_recall_each_metric(void **state)
     free(v);
 }
 
-/* Graphs whose walks scored bfloat16 copies (where the CPU has AVX-512 BF16) find what
- * graphs built on floats find: recall@10 within 0.01 at ef 10 and 30, every metric, on the
- * same data. */
+/* Graphs built on bfloat16 copies (where the CPU has AVX-512 BF16: walks and each new
+ * node's choice of links) find what graphs built on floats find: recall@10 within 0.01 at
+ * ef 10 and 30, every metric, on the same data. */
 static void
 test_bf16_build_same_recall(void **state)
 {
@@ -122,6 +122,8 @@ test_bf16_build_same_recall(void **state)
         int rc = lh_hnsw_build(v, N, 96, metrics[m], NULL, 1, &without, &err);
         kernels.dot_bf16 = saved;
         assert_int_equal(rc, 0);
+        assert_true(with->built_bf16); /* the two builds did differ in how they scored */
+        assert_false(without->built_bf16);
         for (size_t ef = 10; ef <= 30; ef += 20) {
             double rb = recall_dim(with, v, 96, metrics[m], ef);
             double rf = recall_dim(without, v, 96, metrics[m], ef);
