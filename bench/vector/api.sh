@@ -95,17 +95,19 @@ raw_headers = dict(api.headers)
 raw_headers["Content-Type"] = "application/octet-stream"
 import gc
 gc.disable()  # as timeit does: the collector's pauses are the client's, not the server's
-for rep in range(2):  # the first pass warms up
-    health, js, rw = [], [], []
-    for v in vecs:
-        health.append(timed("GET", "/health", None, api.headers)[0])
-        us, data = timed("POST", "/vectors/indexes/resumes/search",
-                         json.dumps({"vector": v, "k": 10}), api.headers)
-        js.append(us - json.loads(data)["took_us"])
-        us, data = timed("POST", "/vectors/indexes/resumes/search?k=10",
-                         struct.pack("<%df" % dim, *v), raw_headers)
-        rw.append(us - json.loads(data)["took_us"])
-gc.enable()
+try:
+    for rep in range(2):  # the first pass warms up
+        health, js, rw = [], [], []
+        for v in vecs:
+            health.append(timed("GET", "/health", None, api.headers)[0])
+            us, data = timed("POST", "/vectors/indexes/resumes/search",
+                             json.dumps({"vector": v, "k": 10}), api.headers)
+            js.append(us - json.loads(data)["took_us"])
+            us, data = timed("POST", "/vectors/indexes/resumes/search?k=10",
+                             struct.pack("<%df" % dim, *v), raw_headers)
+            rw.append(us - json.loads(data)["took_us"])
+finally:
+    gc.enable()
 h50 = statistics.median(health)
 print("HTTP path, k=10 by vector, p50 of end to end minus took_us, Python client: JSON body "
       "%.0f us, raw float32 body %.0f us; GET /health round trip %.0f us -> overhead %.0f / "

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +58,8 @@ round_trip(int fd, const char *req, size_t n, long *took)
     for (;;) {
         ssize_t k = read(fd, answer + got, sizeof answer - 1 - got);
         if (k <= 0) {
-            fprintf(stderr, "the server closed the connection\n");
+            fprintf(stderr, got == sizeof answer - 1 ? "an answer over 1 MiB\n"
+                                                      : "the server closed the connection\n");
             exit(1);
         }
         got += (size_t)k;
@@ -90,16 +92,23 @@ main(int argc, char **argv)
     const char *token = argv[2], *index = argv[3];
     int rounds = atoi(argv[5]);
     FILE *f = fopen(argv[4], "rb");
+    char line[32];
     int dim = 0;
-    if (f == NULL || fscanf(f, "%d\n", &dim) != 1 || dim <= 0 || dim > 4096) {
+    /* the first line alone (fscanf's "\n" would also eat whitespace bytes of the floats) */
+    if (f == NULL || fgets(line, sizeof line, f) == NULL || (dim = atoi(line)) <= 0 ||
+        dim > 4096) {
         fprintf(stderr, "cannot read %s\n", argv[4]);
         return 2;
     }
     size_t cap = 64, n_vec = 0;
     float *vecs = malloc(cap * (size_t)dim * sizeof *vecs);
     while (vecs && fread(vecs + n_vec * (size_t)dim, sizeof *vecs, (size_t)dim, f) == (size_t)dim) {
-        if (++n_vec == cap)
-            vecs = realloc(vecs, (cap *= 2) * (size_t)dim * sizeof *vecs);
+        if (++n_vec == cap) {
+            float *grown = realloc(vecs, (cap *= 2) * (size_t)dim * sizeof *vecs);
+            if (grown == NULL)
+                free(vecs);
+            vecs = grown;
+        }
     }
     fclose(f);
     if (vecs == NULL || n_vec == 0 || rounds <= 0) {
@@ -140,6 +149,7 @@ main(int argc, char **argv)
         req_len[3 * i + 2] = (size_t)hl + raw;
     }
 
+    signal(SIGPIPE, SIG_IGN); /* a closed connection is reported by write, not a signal */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[1]))};
     inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);

@@ -129,8 +129,10 @@ void lh_buf_printf(lh_buf *b, const char *fmt, ...) LH_PRINTF(2, 3);
 /* Hand the bytes to the caller (free) and reset the buffer. */
 char *lh_buf_steal(lh_buf *b);
 
-/* Append j as compact JSON, exactly the text json_dumps(JSON_COMPACT |
- * JSON_PRESERVE_ORDER) makes, several times faster (json_dump.c). */
+/* Append j (not NULL) as compact JSON, exactly the text json_dumps(JSON_COMPACT |
+ * JSON_PRESERVE_ORDER) makes for it, several times faster (json_dump.c). Where
+ * json_dumps fails instead (a string made with *_nocheck that is not UTF-8, a scalar at
+ * the top), the bytes are written as they are. Aborts when out of memory. */
 void lh_json_dump(lh_buf *b, const json_t *j);
 
 /* The top-level member `key` of the JSON object in text when it is an array of numbers,

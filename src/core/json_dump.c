@@ -248,18 +248,18 @@ dump_real(lh_buf *b, double v)
 void
 lh_json_dump(lh_buf *b, const json_t *j)
 {
-    size_t i;
+    size_t i, key_len;
     const char *key;
     json_t *v;
     switch (json_typeof(j)) {
     case JSON_OBJECT:
         put(b, "{", 1);
         i = 0;
-        json_object_foreach((json_t *)j, key, v)
+        json_object_keylen_foreach((json_t *)j, key, key_len, v)
         {
             if (i++)
                 put(b, ",", 1);
-            dump_string(b, key, strlen(key));
+            dump_string(b, key, key_len);
             put(b, ":", 1);
             lh_json_dump(b, v);
         }

@@ -4,8 +4,9 @@
  * jansson makes a json_real (an allocation, a locale-proof strtod through a copy) for
  * every element: a 768-number query vector cost a search about 200 us of parsing, more
  * than the search. lh_json_take_floats finds the member in the object's top level with a
- * small scanner, reads its numbers (checked against JSON's number grammar, then strtod)
- * and hands back the text with that array replaced by [] for jansson to parse as usual.
+ * small scanner, reads its numbers (each checked against JSON's number grammar and read in
+ * the same pass: the double strtod would give, mostly without strtod, see number_at) and
+ * hands back the text with that array replaced by [] for jansson to parse as usual.
  *
  * The scanner only ever says "not this": anything it does not expect (a member that is
  * not a plain array of numbers, a malformed value, the member absent) returns 0 and the
@@ -137,6 +138,7 @@ skip_value(scan *s)
 static uint64_t
 digits_value(uint64_t m, const char *p, const char *end)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     for (; end - p >= 8; p += 8) {
         uint64_t v;
         memcpy(&v, p, 8);
@@ -147,6 +149,7 @@ digits_value(uint64_t m, const char *p, const char *end)
             32;
         m = m * 100000000u + (uint32_t)v;
     }
+#endif
     for (; p < end; p++)
         m = m * 10 + (uint64_t)(*p - '0');
     return m;
@@ -258,7 +261,7 @@ number_at(const char *p, const char *e, const char **end, double *out)
         while (b < fe && *b == '0')
             b++;
     double d;
-    if ((ie - a) + (fe - b) <= 19 && !exp_big &&
+    if ((ie - a) + (fe - b) <= 19 && !exp_big && fe - fa < 100000 &&
         scaled(digits_value(digits_value(0, a, ie), b, fe), exp - (int)(fe - fa), &d)) {
         *out = neg ? -d : d;
         return true;

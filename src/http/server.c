@@ -336,6 +336,8 @@ lh_req_json(lh_req *req, bool allow_empty, json_t **out, lh_err *err)
 int
 lh_resp_json(lh_resp *resp, int status, json_t *j)
 {
+    if (j == NULL)
+        abort(); /* only a failed json_pack, on out-of-memory */
     resp->status = status;
     resp->content_type = "application/json";
     lh_buf_free(&resp->body);

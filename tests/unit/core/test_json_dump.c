@@ -64,6 +64,7 @@ test_chosen(void **state)
                           "f", 0, "nothing", "utf8", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
     json_object_set_new(j, "nul", json_stringn("a\0b", 3));
     json_object_set_new(j, "", json_string(""));
+    json_object_setn_new(j, "k\0ey", 4, json_true()); /* a key holding NUL */
     assert_same(j);
     json_decref(j);
     json_t *empty = json_object();
