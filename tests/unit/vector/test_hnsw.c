@@ -137,6 +137,38 @@ test_bf16_build_same_recall(void **state)
     free(v);
 }
 
+/* LAKEHOUSE_SIMD picks a lesser kernel set, and only that: "avx512" is AVX-512F without
+ * the VNNI and BF16 products (it once fell through to AVX2). */
+static void
+test_kernel_choice(void **state)
+{
+    (void)state;
+#if defined(__x86_64__) && defined(__GNUC__)
+    bool f = __builtin_cpu_supports("avx512f");
+    bool a2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    static const struct {
+        const char *force;
+    } cases[] = {{"scalar"}, {"avx2"}, {"avx512"}};
+    for (size_t i = 0; i < 3; i++) {
+        setenv("LAKEHOUSE_SIMD", cases[i].force, 1);
+        choose();
+        const char *want = i == 0   ? "scalar"
+                           : i == 1 ? (a2 ? "avx2" : "scalar")
+                           : f      ? "avx512"
+                           : a2     ? "avx2"
+                                    : "scalar";
+        assert_string_equal(kernels.name, want);
+        assert_null(kernels.dot_s8u8);
+        assert_null(kernels.dot_bf16);
+    }
+    unsetenv("LAKEHOUSE_SIMD");
+    choose();
+    assert_string_equal(kernels.name, f ? "avx512" : a2 ? "avx2" : "scalar");
+    if (f && __builtin_cpu_supports("avx512bw"))
+        assert_true((kernels.dot_bf16 != NULL) == (bool)__builtin_cpu_supports("avx512bf16"));
+#endif
+}
+
 static bool even_only(void *ctx, uint32_t id);
 
 /* int8 codes against float vectors on the same data and graph settings: recall at the same
@@ -568,6 +600,7 @@ main(void)
         cmocka_unit_test(test_planted_outliers_found),
         cmocka_unit_test(test_save_load_every_size),
         cmocka_unit_test(test_kernels_agree),
+        cmocka_unit_test(test_kernel_choice),
         cmocka_unit_test(test_save_load_and_corruption),
         cmocka_unit_test(test_bad_parameters_and_empty),
         cmocka_unit_test(test_builtin_embedding),
