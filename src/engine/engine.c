@@ -301,9 +301,11 @@ lh_engine__fault(lh_err *err)
 
 /* DuckDB error for an internal statement: still classified, so a bad CSV in an ingest is
  * a 400, not a 500. */
-static int
-internal_error(lh_err *err, duckdb_error_type type, const char *msg)
+int
+lh_engine__internal_error(lh_err *err, duckdb_result *r)
 {
+    duckdb_error_type type = duckdb_result_error_type(r);
+    const char *msg = duckdb_result_error(r);
     switch (type) {
     case DUCKDB_ERROR_CONVERSION:
     case DUCKDB_ERROR_INVALID_INPUT:
@@ -327,41 +329,6 @@ internal_error(lh_err *err, duckdb_error_type type, const char *msg)
     }
     lh_err_detail(err, "%s", msg ? msg : "(no message)");
     return err ? err->rc : LH_EIO;
-}
-
-int
-lh_engine__internal_error(lh_err *err, duckdb_result *r)
-{
-    return internal_error(err, duckdb_result_error_type(r), duckdb_result_error(r));
-}
-
-/* A failed prepare has a message but no error type: DuckDB starts the message with the
- * type's name ("Binder Error: ..."), which gives back the type lh_engine__internal_error
- * would have seen had the statement run with duckdb_query. */
-static int
-prepare_error(lh_err *err, duckdb_prepared_statement prep)
-{
-    static const struct {
-        const char *prefix;
-        duckdb_error_type type;
-    } kinds[] = {
-        {"Conversion Error:", DUCKDB_ERROR_CONVERSION},
-        {"Invalid Input Error:", DUCKDB_ERROR_INVALID_INPUT},
-        {"Parser Error:", DUCKDB_ERROR_PARSER},
-        {"Binder Error:", DUCKDB_ERROR_BINDER},
-        {"Catalog Error:", DUCKDB_ERROR_CATALOG},
-        {"Invalid type Error:", DUCKDB_ERROR_INVALID_TYPE},
-        {"Mismatch Type Error:", DUCKDB_ERROR_MISMATCH_TYPE},
-        {"Out of Range Error:", DUCKDB_ERROR_OUT_OF_RANGE},
-        {"Out of Memory Error:", DUCKDB_ERROR_OUT_OF_MEMORY},
-        {"INTERRUPT Error:", DUCKDB_ERROR_INTERRUPT},
-    };
-    const char *msg = duckdb_prepare_error(prep);
-    duckdb_error_type type = DUCKDB_ERROR_INVALID;
-    for (size_t i = 0; msg && i < sizeof kinds / sizeof kinds[0]; i++)
-        if (strncmp(msg, kinds[i].prefix, strlen(kinds[i].prefix)) == 0)
-            type = kinds[i].type;
-    return internal_error(err, type, msg);
 }
 
 /* Run exactly one statement (never a script: text that came from a file or a manifest
@@ -434,96 +401,15 @@ lh_engine_exec(lh_engine *eng, const char *sql, int64_t *changed, lh_err *err)
     return rc;
 }
 
-/* The longest the calling thread sleeps while DuckDB has no task for it, and the first
- * sleep; each sleep in a row doubles, up to the longest. */
-#define WAIT_MAX_NS 1000000L
-#define WAIT_FIRST_NS 20000L
-
-/* Run a statement that reads a whole file (a conversion, the CSV sniffer) on con, reporting
- * progress (may be NULL) every 100 ms; *r is filled when *have_result (destroy it then).
- *
- * Why not duckdb_query: its calling thread takes part in the statement's tasks, and when
- * none is left for it — DuckDB's workers hold them all, as with the sniffer's single
- * task or the writing of a Parquet row group — it spins on the executor's lock until they
- * finish. On two cores that spinning thread takes half a core from the worker doing the
- * work whenever anything else runs: an ingest of the demo candidates CSV (100K rows,
- * 22 MB) took 828 ms and 668 ms of server CPU that way at load ~4, 518 ms and 450 ms
- * this way (medians of 14, the two builds alternating). Here the pending result is driven
- * by hand, and the thread sleeps (20 us, doubling to 1 ms) while DuckDB has no task for it.
- *
- * The text is prepared, so it is bound twice (prepare, then execute): meant for
- * statements whose binding reads no data (a CSV reader given its dialect and columns,
- * sniff_csv, a COPY); a read_csv that sniffs at bind would sniff twice. A prepare also
- * refuses a text of several statements, as run_one does. */
+/* Run a SELECT on con and return its rows as a JSON array of objects (new). */
 static int
-run_waiting(duckdb_connection con, const char *sql, duckdb_result *r, bool *have_result,
-            lh_progress_fn progress, void *ctx, lh_err *err)
-{
-    duckdb_prepared_statement prep = NULL;
-    duckdb_pending_result pending = NULL;
-    int rc = 0;
-    *have_result = false;
-    if (duckdb_prepare(con, sql, &prep) == DuckDBError) {
-        rc = prepare_error(err, prep);
-        goto out;
-    }
-    if ((rc = lh_engine__fault(err)) != 0)
-        goto out;
-    if (duckdb_pending_prepared(prep, &pending) == DuckDBError) {
-        lh_err_set(err, LH_EINVAL, 400, "invalid_data", "the data could not be read");
-        lh_err_detail(err, "%s", duckdb_pending_error(pending));
-        rc = LH_EINVAL;
-        goto out;
-    }
-    int64_t next_report = progress ? lh_mono_us() : INT64_MAX;
-    long wait_ns = 0;
-    bool cancelled = false;
-    for (;;) {
-        duckdb_pending_state st = duckdb_pending_execute_task(pending);
-        if (st == DUCKDB_PENDING_RESULT_READY || st == DUCKDB_PENDING_ERROR)
-            break;
-        if (st == DUCKDB_PENDING_NO_TASKS_AVAILABLE) {
-            wait_ns = wait_ns == 0 ? WAIT_FIRST_NS : wait_ns * 2;
-            if (wait_ns > WAIT_MAX_NS)
-                wait_ns = WAIT_MAX_NS;
-            struct timespec ts = {0, wait_ns};
-            nanosleep(&ts, NULL);
-        } else {
-            wait_ns = 0;
-        }
-        if (lh_mono_us() >= next_report) {
-            duckdb_query_progress_type p = duckdb_query_progress(con);
-            if (progress(ctx, (int64_t)p.rows_processed, (int64_t)p.total_rows_to_process) != 0 &&
-                !cancelled) {
-                duckdb_interrupt(con);
-                cancelled = true;
-            }
-            next_report = lh_mono_us() + 100000;
-        }
-    }
-    /* executing the pending result also yields the typed error when a task failed */
-    *have_result = true;
-    if (duckdb_execute_pending(pending, r) == DuckDBError)
-        rc = cancelled
-                 ? lh_err_set(err, LH_ECANCELED, 409, "cancelled", "the operation was cancelled")
-                 : lh_engine__internal_error(err, r);
-out:
-    duckdb_destroy_pending(&pending);
-    duckdb_destroy_prepare(&prep);
-    return rc;
-}
-
-/* Run a SELECT on con and return its rows as a JSON array of objects (new); long: run it
- * as run_waiting does (a statement that reads a whole file). */
-static int
-rows_on(duckdb_connection con, const char *sql, bool long_running, json_t **out, lh_err *err)
+rows_on(duckdb_connection con, const char *sql, json_t **out, lh_err *err)
 {
     char *wrapped = lh_sprintf("SELECT CAST(to_json(lh_r) AS VARCHAR) FROM (\n%s\n) AS lh_r", sql);
     duckdb_result r;
     bool have = false;
     json_t *rows = json_array();
-    int rc = long_running ? run_waiting(con, wrapped, &r, &have, NULL, NULL, err)
-                          : run_one(con, wrapped, &r, &have, err);
+    int rc = run_one(con, wrapped, &r, &have, err);
     if (rc != 0)
         goto out;
     idx_t n = duckdb_row_count(&r);
@@ -545,29 +431,17 @@ out:
     return 0;
 }
 
-static int
-rows_connected(lh_engine *eng, const char *sql, bool long_running, json_t **out, lh_err *err)
+int
+lh_engine_rows(lh_engine *eng, const char *sql, json_t **out, lh_err *err)
 {
     duckdb_connection con = NULL;
     int rc = 0;
     if (duckdb_connect(eng->db, &con) == DuckDBError)
         rc = engine_error(err, "connect to", NULL);
     else
-        rc = rows_on(con, sql, long_running, out, err);
+        rc = rows_on(con, sql, out, err);
     duckdb_disconnect(&con);
     return rc;
-}
-
-int
-lh_engine_rows(lh_engine *eng, const char *sql, json_t **out, lh_err *err)
-{
-    return rows_connected(eng, sql, false, out, err);
-}
-
-int
-lh_engine_rows_long(lh_engine *eng, const char *sql, json_t **out, lh_err *err)
-{
-    return rows_connected(eng, sql, true, out, err);
 }
 
 void
@@ -669,18 +543,64 @@ lh_engine_drop_view(lh_engine *eng, const char *name, lh_err *err)
     return rc;
 }
 
-/* Run a conversion on con, reporting progress (may be NULL). */
+/* Run sql on con, reporting progress (may be NULL: then it runs like run_one). */
 static int
 watch_on(duckdb_connection con, const char *sql, int64_t *changed, lh_progress_fn progress,
          void *ctx, lh_err *err)
 {
+    duckdb_prepared_statement prep = NULL;
+    duckdb_pending_result pending = NULL;
     duckdb_result r;
     bool have_result = false;
-    int rc = run_waiting(con, sql, &r, &have_result, progress, ctx, err);
-    if (rc == 0 && changed)
+    int rc = 0;
+    if (progress == NULL) {
+        if ((rc = run_one(con, sql, &r, &have_result, err)) == 0 && changed)
+            *changed = (int64_t)duckdb_rows_changed(&r);
+        goto out;
+    }
+    if (duckdb_prepare(con, sql, &prep) == DuckDBError) {
+        lh_err_set(err, LH_EINVAL, 400, "invalid_data", "the data could not be read");
+        lh_err_detail(err, "%s", duckdb_prepare_error(prep));
+        rc = LH_EINVAL;
+        goto out;
+    }
+    if ((rc = lh_engine__fault(err)) != 0)
+        goto out;
+    if (duckdb_pending_prepared(prep, &pending) == DuckDBError) {
+        lh_err_set(err, LH_EINVAL, 400, "invalid_data", "the data could not be read");
+        lh_err_detail(err, "%s", duckdb_pending_error(pending));
+        rc = LH_EINVAL;
+        goto out;
+    }
+    int64_t next_report = lh_mono_us();
+    bool cancelled = false;
+    for (;;) {
+        duckdb_pending_state st = duckdb_pending_execute_task(pending);
+        if (st == DUCKDB_PENDING_RESULT_READY || st == DUCKDB_PENDING_ERROR)
+            break;
+        if (lh_mono_us() >= next_report) {
+            duckdb_query_progress_type p = duckdb_query_progress(con);
+            if (progress(ctx, (int64_t)p.rows_processed, (int64_t)p.total_rows_to_process) != 0 &&
+                !cancelled) {
+                duckdb_interrupt(con);
+                cancelled = true;
+            }
+            next_report = lh_mono_us() + 100000;
+        }
+    }
+    /* executing the pending result also yields the typed error when a task failed */
+    have_result = true;
+    if (duckdb_execute_pending(pending, &r) == DuckDBError)
+        rc = cancelled
+                 ? lh_err_set(err, LH_ECANCELED, 409, "cancelled", "the operation was cancelled")
+                 : lh_engine__internal_error(err, &r);
+    else if (changed)
         *changed = (int64_t)duckdb_rows_changed(&r);
+out:
     if (have_result)
         duckdb_destroy_result(&r);
+    duckdb_destroy_pending(&pending);
+    duckdb_destroy_prepare(&prep);
     return rc;
 }
 
@@ -709,7 +629,7 @@ lh_engine_exec_then_rows(lh_engine *eng, const char *sql, int64_t *changed, lh_p
     if (duckdb_connect(eng->db, &con) == DuckDBError)
         rc = engine_error(err, "connect to", NULL);
     else if ((rc = watch_on(con, sql, changed, progress, ctx, err)) == 0)
-        rc = rows_on(con, then_sql, false, then_rows, err);
+        rc = rows_on(con, then_sql, then_rows, err);
     duckdb_disconnect(&con);
     return rc;
 }

@@ -86,14 +86,9 @@ typedef struct lh_gone_check {
 
 /* Run one statement; *changed (may be NULL) gets DuckDB's changed-rows count (COPY). */
 int lh_engine_exec(lh_engine *eng, const char *sql, int64_t *changed, lh_err *err);
-/* Like lh_engine_exec, for a statement that reads a whole file (a conversion: COPY ... TO
- * a file): reporting progress about every 100 ms when progress is not NULL:
- * progress(ctx, rows done, rows expected) — DuckDB's estimate — and interrupting the
- * statement when it returns non-zero (the call then fails with LH_ECANCELED). The calling
- * thread sleeps while DuckDB's workers hold all the statement's work, where
- * lh_engine_exec's would spin. The text is bound twice (prepare, then execute), so a
- * reader that detects its options at bind (read_csv, read_json auto-detection) detects
- * them twice: give it its options, or use lh_engine_exec. */
+/* Like lh_engine_exec, reporting progress about every 100 ms: progress(ctx, rows done,
+ * rows expected) — DuckDB's estimate — and interrupting the statement when it returns
+ * non-zero (the call then fails with LH_ECANCELED). */
 typedef int (*lh_progress_fn)(void *ctx, int64_t done, int64_t total);
 int lh_engine_exec_watch(lh_engine *eng, const char *sql, int64_t *changed, lh_progress_fn progress,
                          void *ctx, lh_err *err);
@@ -106,10 +101,6 @@ int lh_engine_exec_then_rows(lh_engine *eng, const char *sql, int64_t *changed,
                              json_t **then_rows, lh_err *err);
 /* Run a SELECT and return its rows as a JSON array of objects (new). For small results. */
 int lh_engine_rows(lh_engine *eng, const char *sql, json_t **out, lh_err *err);
-/* Like lh_engine_rows, for a SELECT that reads a whole file but binds without reading it
- * (the CSV sniffer, sniff_csv): run as conversions are (lh_engine_exec_watch), so the
- * calling thread sleeps instead of spinning while DuckDB's workers hold the work. */
-int lh_engine_rows_long(lh_engine *eng, const char *sql, json_t **out, lh_err *err);
 /* The first row of a SELECT as a JSON object (new), or JSON null when it has none. */
 int lh_engine_row(lh_engine *eng, const char *sql, json_t **out, lh_err *err);
 /* Append s as a SQL string literal ('it''s') to out. */

@@ -153,7 +153,7 @@ sniff(lh_engine *eng, csv_state *s, lh_err *err)
     lh_buf_puts(&sql, ", skip = 0, ignore_errors = true");
     lh_buf_puts(&sql, s->full_sniff ? ", sample_size = -1)" : ")");
     json_t *rows = NULL;
-    int rc = lh_engine_rows_long(eng, sql.data, &rows, err);
+    int rc = lh_engine_rows(eng, sql.data, &rows, err);
     lh_buf_free(&sql);
     if (rc != 0)
         return rc;
