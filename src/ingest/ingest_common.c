@@ -133,9 +133,9 @@ static void
 suggest(lh_ingest__target *t, const char *local_path)
 {
     t->sampled = true;
-    json_t *columns = NULL;
+    json_t *columns = t->file_columns ? json_incref((json_t *)t->file_columns) : NULL;
     lh_err err;
-    if (lh_catalog_schema_of(t->cat, local_path, &columns, &err) != 0 ||
+    if ((columns == NULL && lh_catalog_schema_of(t->cat, local_path, &columns, &err) != 0) ||
         lh_catalog_suggest_sensitivity(t->cat, local_path, columns, &t->suggestions, &err) != 0) {
         json_t *fields = json_pack("{s:s, s:s}", "dataset", t->dataset, "error", err.message);
         lh_log(LH_LOG_WARN, NULL, fields, "ingest: could not sample columns for personal data");

@@ -227,9 +227,12 @@ lh_ingest_file(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_in
     if (o->job)
         lh_job_progress(o->job, rows, rows, "rows");
 
-    /* 2. store the data file */
+    /* 2. store the data file (its columns, just read, serve the sampling too) */
     int64_t t_store = lh_mono_us();
-    if ((rc = lh_ingest__store(&t, out, rows, err)) != 0)
+    t.file_columns = columns;
+    rc = lh_ingest__store(&t, out, rows, err);
+    t.file_columns = NULL;
+    if (rc != 0)
         goto out;
     t_store = lh_mono_us() - t_store;
 

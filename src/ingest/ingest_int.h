@@ -39,6 +39,9 @@ typedef struct lh_ingest__target {
      * when eng is set), recorded in the new version's metadata.columns; or NULL */
     json_t *suggestions;
     bool sampled;
+    /* the columns of the file stored next, when the caller read them already (borrowed,
+     * for that store only), so the sampling does not read the footer again; or NULL */
+    const json_t *file_columns;
 } lh_ingest__target;
 
 /* Begin a write of `dataset` in `mode`: takes the dataset's writer slot (waits when
