@@ -134,6 +134,13 @@ char *lh_buf_steal(lh_buf *b);
  * json_dumps fails instead (a string made with *_nocheck that is not UTF-8, a scalar at
  * the top), the bytes are written as they are. Aborts when out of memory. */
 void lh_json_dump(lh_buf *b, const json_t *j);
+/* A number's significant digits (n of them, the first not 0, no trailing zeros) with its
+ * decimal exponent, as JSON text into out: plain when plain_from <= exp10 < plain_to
+ * (with ".0" rather than read as an integer), else d.ddde<exp10>. Returns the length;
+ * out needs n + plain_to + 8 bytes. jansson's "%.17g" (-4, 17) and DuckDB's text (-6, 21)
+ * are both this layout. */
+size_t lh_json_decimal(char *out, bool negative, const char *digits, size_t n, int exp10,
+                       int plain_from, int plain_to);
 
 /* The top-level member `key` of the JSON object in text when it is an array of numbers,
  * read straight into floats (jansson would make a json_real per element): 1 with *out

@@ -177,49 +177,57 @@ digits17(double v, char digits[17], int *exp10)
     return false;
 }
 
+size_t
+lh_json_decimal(char *out, bool negative, const char *digits, size_t n, int exp10, int plain_from,
+                int plain_to)
+{
+    size_t t = 0;
+    if (negative)
+        out[t++] = '-';
+    if (exp10 < plain_from || exp10 >= plain_to) {
+        out[t++] = digits[0];
+        if (n > 1) {
+            out[t++] = '.';
+            memcpy(&out[t], &digits[1], n - 1);
+            t += n - 1;
+        }
+        t += (size_t)sprintf(&out[t], "e%d", exp10);
+    } else if (exp10 >= 0) {
+        size_t whole = (size_t)exp10 + 1;
+        for (size_t i = 0; i < whole; i++)
+            out[t++] = i < n ? digits[i] : '0';
+        out[t++] = '.'; /* a fraction, or ".0": never read as an integer */
+        if (n > whole) {
+            memcpy(&out[t], &digits[whole], n - whole);
+            t += n - whole;
+        } else {
+            out[t++] = '0';
+        }
+    } else {
+        out[t++] = '0';
+        out[t++] = '.';
+        for (int i = -1; i > exp10; i--)
+            out[t++] = '0';
+        memcpy(&out[t], digits, n);
+        t += n;
+    }
+    out[t] = '\0';
+    return t;
+}
+
 /* jansson's jsonp_dtostr at its default precision: "%.17g", then ".0" when the text would
  * read as an integer, and no '+' or leading zeros in the exponent. */
 static void
 dump_real(lh_buf *b, double v)
 {
-    char text[40];
+    char text[48];
     char digits[17];
     int x, n = 0;
     if (digits17(fabs(v), digits, &x)) {
         int last = 16; /* %g drops trailing zeros */
         while (last > 0 && digits[last] == '0')
             last--;
-        if (v < 0)
-            text[n++] = '-';
-        if (x >= -4 && x < 17) {
-            if (x >= 0) {
-                for (int i = 0; i <= x; i++)
-                    text[n++] = digits[i];
-                if (last > x) {
-                    text[n++] = '.';
-                    for (int i = x + 1; i <= last; i++)
-                        text[n++] = digits[i];
-                } else {
-                    text[n++] = '.'; /* would read as an integer */
-                    text[n++] = '0';
-                }
-            } else {
-                text[n++] = '0';
-                text[n++] = '.';
-                for (int i = -1; i > x; i--)
-                    text[n++] = '0';
-                for (int i = 0; i <= last; i++)
-                    text[n++] = digits[i];
-            }
-        } else {
-            text[n++] = digits[0];
-            if (last > 0) {
-                text[n++] = '.';
-                for (int i = 1; i <= last; i++)
-                    text[n++] = digits[i];
-            }
-            n += snprintf(text + n, sizeof text - (size_t)n, "e%d", x);
-        }
+        n = (int)lh_json_decimal(text, v < 0, digits, (size_t)last + 1, x, -4, 17);
         put(b, text, (size_t)n);
         return;
     }

@@ -209,36 +209,7 @@ native_double(lh_buf *out, double v)
             digits[n++] = *p;
     int exp10 = atoi(p + 1);
     char text[48];
-    size_t t = 0;
-    if (negative)
-        text[t++] = '-';
-    if (exp10 >= 21 || exp10 < -6) {
-        text[t++] = digits[0];
-        if (n > 1) {
-            text[t++] = '.';
-            memcpy(&text[t], &digits[1], n - 1);
-            t += n - 1;
-        }
-        t += (size_t)snprintf(&text[t], sizeof text - t, "e%d", exp10);
-    } else if (exp10 >= 0) {
-        size_t whole = (size_t)exp10 + 1;
-        for (size_t i = 0; i < whole; i++)
-            text[t++] = i < n ? digits[i] : '0';
-        text[t++] = '.';
-        if (n > whole) {
-            memcpy(&text[t], &digits[whole], n - whole);
-            t += n - whole;
-        } else {
-            text[t++] = '0';
-        }
-    } else {
-        text[t++] = '0';
-        text[t++] = '.';
-        for (int i = -1; i > exp10; i--)
-            text[t++] = '0';
-        memcpy(&text[t], digits, n);
-        t += n;
-    }
+    size_t t = lh_json_decimal(text, negative, digits, n, exp10, -6, 21);
     lh_buf_append(out, text, t);
 }
 

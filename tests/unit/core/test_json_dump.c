@@ -236,6 +236,38 @@ test_reals(void **state)
     }
 }
 
+/* The layout shared with the query results' doubles (DuckDB's text: plain from 1e-6 to
+ * below 1e21) as well as jansson's (1e-4 to below 1e17). */
+static void
+test_decimal_layout(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *digits;
+        int exp10, from, to;
+        bool negative;
+        const char *want;
+    } cases[] = {
+        {"1", 21, -6, 21, false, "1e21"},
+        {"1", 20, -6, 21, false, "100000000000000000000.0"},
+        {"15", -7, -6, 21, false, "1.5e-7"},
+        {"1", -6, -6, 21, true, "-0.000001"},
+        {"123", 2, -6, 21, false, "123.0"},
+        {"1234567125", 6, -6, 21, false, "1234567.125"},
+        {"25", 300, -6, 21, true, "-2.5e300"},
+        {"1", -5, -4, 17, false, "1e-5"},
+        {"1", 16, -4, 17, false, "10000000000000000.0"},
+        {"1", 17, -4, 17, false, "1e17"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char out[64];
+        size_t n = lh_json_decimal(out, cases[i].negative, cases[i].digits, strlen(cases[i].digits),
+                                   cases[i].exp10, cases[i].from, cases[i].to);
+        assert_string_equal(out, cases[i].want);
+        assert_int_equal(n, strlen(cases[i].want));
+    }
+}
+
 int
 main(void)
 {
@@ -243,6 +275,7 @@ main(void)
         cmocka_unit_test(test_chosen),
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_reals),
+        cmocka_unit_test(test_decimal_layout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
