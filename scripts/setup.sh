@@ -7,6 +7,8 @@
 #    package for this CPU), verifying each tarball against its pinned sha512 integrity.
 #    Tarballs are cached in ~/.cache/lakehouse/ so a fresh clone does not download again.
 #    Set DUCKDB_DIR to an official DuckDB release folder to skip the fetch.
+#  - fetches the pinned libraries the web console embeds (CodeMirror 5, uPlot) into
+#    third_party/ui/, verified the same way; the build compiles them into the binary.
 #
 # Prints nothing when everything is already in place.
 set -euo pipefail
@@ -22,7 +24,7 @@ packages=(build-essential cmake pkg-config ca-certificates curl
           libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libssl-dev
           libpq-dev libzstd-dev libcmocka-dev libxml2-dev python3-botocore
           postgresql postgresql-client libhnswlib-dev wamerican
-          python3 nodejs npm clang-format json-schema-test-suite)
+          python3 nodejs npm clang-format json-schema-test-suite zlib1g-dev chromium)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -44,10 +46,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# ---- npm packages the tests run: s3rver (the S3 server on loopback) and the official MCP
-# SDK (its client drives /mcp in tests/e2e/mcp/). One npm install for all of them: npm
+# ---- npm packages the tests run: s3rver (the S3 server on loopback), the official MCP
+# SDK (its client drives /mcp in tests/e2e/mcp/) and puppeteer-core (drives Debian's
+# chromium through the console in tests/e2e/ui/). One npm install for all of them: npm
 # prunes what a later install in the same folder does not name.
-node_pins=("s3rver@3.7.1" "@modelcontextprotocol/sdk@1.32.2")
+node_pins=("s3rver@3.7.1" "@modelcontextprotocol/sdk@1.32.2" "puppeteer-core@24.43.1")
 node_dir="$root/tests/.node"
 node_missing=0
 for pin in "${node_pins[@]}"; do
@@ -66,8 +69,56 @@ if [ $node_missing = 1 ]; then
     (cd "$node_dir" && node --input-type=module -e '
         await import("@modelcontextprotocol/sdk/client/index.js");
         await import("@modelcontextprotocol/sdk/client/streamableHttp.js");
-        await import("@modelcontextprotocol/sdk/client/stdio.js");' 2>>"$node_dir/npm.log") ||
-        die "@modelcontextprotocol/sdk does not load (see tests/.node/npm.log)"
+        await import("@modelcontextprotocol/sdk/client/stdio.js");
+        await import("puppeteer-core");' 2>>"$node_dir/npm.log") ||
+        die "the test clients (MCP SDK, puppeteer-core) do not load (see tests/.node/npm.log)"
+fi
+
+# ---- pinned tarballs from the npm registry ----------------------------------------------
+sri_of() { printf 'sha512-%s' "$(openssl dgst -sha512 -binary "$1" | base64 -w0)"; }
+
+fetch() { # fetch PKG TGZ SRI: leaves a verified $cache/npm/TGZ
+    local pkg=$1 tgz=$2 sri=$3 file="$cache/npm/$2"
+    if [ -f "$file" ] && [ "$(sri_of "$file")" = "$sri" ]; then
+        return 0
+    fi
+    mkdir -p "$cache/npm"
+    say "fetching $pkg"
+    rm -f "$file"
+    (cd "$cache/npm" && npm pack --silent "$pkg" >/dev/null 2>"$cache/npm/npm.log") ||
+        die "npm pack $pkg failed (see $cache/npm/npm.log)"
+    [ -f "$file" ] || die "npm pack $pkg did not produce $tgz"
+    if [ "$(sri_of "$file")" != "$sri" ]; then
+        rm -f "$file"
+        die "$tgz does not match its pinned integrity $sri"
+    fi
+}
+command -v openssl >/dev/null 2>&1 || die "openssl is needed to verify downloads"
+
+# ---- the web console's libraries (embedded in the binary at build time) -----------------
+cm_sri="sha512-6teYk0bA0nR3QP0ihGMoxuKzpl5W80FpnHpBJpgy66NK3cZv5b/d/HY8PnRvfSsCG1MTfr92u2WUl+wT0E40mQ=="
+up_sri="sha512-KIMVnG68zvu5XXUbC4LQEPnhwOxBuLyW1AHtpm6IKTXImkbLgkMy+jabjLgSLMasNuGGzQm/ep3tOkyTxpiQIw=="
+ui_dest="$root/third_party/ui"
+ui_files=(codemirror/lib/codemirror.js codemirror/lib/codemirror.css codemirror/mode/sql/sql.js
+          codemirror/addon/hint/show-hint.js codemirror/addon/hint/show-hint.css
+          codemirror/addon/hint/sql-hint.js codemirror/LICENSE
+          uplot/dist/uPlot.esm.js uplot/dist/uPlot.min.css uplot/LICENSE)
+ui_ok=1
+[ "$(cat "$ui_dest/.stamp" 2>/dev/null)" = "$cm_sri $up_sri" ] || ui_ok=0
+for f in "${ui_files[@]}"; do [ -f "$ui_dest/$f" ] || ui_ok=0; done
+if [ $ui_ok = 0 ]; then
+    fetch codemirror@5.65.21 codemirror-5.65.21.tgz "$cm_sri"
+    fetch uplot@1.6.32 uplot-1.6.32.tgz "$up_sri"
+    rm -rf "$ui_dest"
+    mkdir -p "$ui_dest/codemirror" "$ui_dest/uplot"
+    tar -xzf "$cache/npm/codemirror-5.65.21.tgz" -C "$ui_dest/codemirror" --strip-components=1 \
+        package/lib/codemirror.js package/lib/codemirror.css package/mode/sql/sql.js \
+        package/addon/hint/show-hint.js package/addon/hint/show-hint.css \
+        package/addon/hint/sql-hint.js package/LICENSE
+    tar -xzf "$cache/npm/uplot-1.6.32.tgz" -C "$ui_dest/uplot" --strip-components=1 \
+        package/dist/uPlot.esm.js package/dist/uPlot.min.css package/LICENSE
+    printf '%s' "$cm_sri $up_sri" >"$ui_dest/.stamp"
+    say "console libraries ready in third_party/ui (CodeMirror 5.65.21, uPlot 1.6.32)"
 fi
 
 # ---- DuckDB -------------------------------------------------------------------------
@@ -102,26 +153,6 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_stamp" ] &&
     exit 0
 fi
 
-sri_of() { printf 'sha512-%s' "$(openssl dgst -sha512 -binary "$1" | base64 -w0)"; }
-
-fetch() { # fetch PKG TGZ SRI: leaves a verified $cache/npm/TGZ
-    local pkg=$1 tgz=$2 sri=$3 file="$cache/npm/$2"
-    if [ -f "$file" ] && [ "$(sri_of "$file")" = "$sri" ]; then
-        return 0
-    fi
-    mkdir -p "$cache/npm"
-    say "fetching $pkg"
-    rm -f "$file"
-    (cd "$cache/npm" && npm pack --silent "$pkg" >/dev/null 2>"$cache/npm/npm.log") ||
-        die "npm pack $pkg failed (see $cache/npm/npm.log)"
-    [ -f "$file" ] || die "npm pack $pkg did not produce $tgz"
-    if [ "$(sri_of "$file")" != "$sri" ]; then
-        rm -f "$file"
-        die "$tgz does not match its pinned integrity $sri"
-    fi
-}
-
-command -v openssl >/dev/null 2>&1 || die "openssl is needed to verify downloads"
 fetch "$src_pkg" "$src_tgz" "$src_sri"
 fetch "$bin_pkg" "$bin_tgz" "$bin_sri"
 

@@ -114,11 +114,14 @@ struct lh_resp {
     int status;
     const char *content_type;
     lh_buf body;
-    lh_header headers[8];
+    lh_header headers[12];
     size_t n_headers;
     int fd; /* when >= 0: the body is fd_len bytes of fd from fd_offset (taken) */
     int64_t fd_offset, fd_len;
     int64_t head_len; /* when >= 0 (and fd < 0): a HEAD answer for a body this long */
+    const void *static_body; /* when set (and fd < 0): static_len bytes that outlive the
+                                server (the console's files), sent without a copy */
+    size_t static_len;
     /* when reader is set: a streamed body of unknown length (MHD content reader) */
     ssize_t (*reader)(void *ctx, uint64_t pos, char *buf, size_t max);
     void (*reader_free)(void *ctx);
@@ -170,7 +173,8 @@ int lh_resp_json(lh_resp *resp, int status, json_t *j);
 int lh_resp_error(lh_resp *resp, const lh_err *err);
 /* Plain text / any content type; copies body. */
 int lh_resp_text(lh_resp *resp, int status, const char *content_type, const char *text, size_t len);
-void lh_resp_header(lh_resp *resp, const char *name, const char *value); /* borrowed */
+/* borrowed; a "Cache-Control" set here replaces the default "no-store" */
+void lh_resp_header(lh_resp *resp, const char *name, const char *value);
 /* Send len bytes of fd from offset; takes ownership of fd (closed after sending). */
 void lh_resp_fd(lh_resp *resp, int status, const char *content_type, int fd, int64_t offset,
                 int64_t len);
@@ -341,6 +345,9 @@ int lh_h_tools_get(lh_req *req, lh_resp *resp);
 int lh_h_tools_versions(lh_req *req, lh_resp *resp);
 int lh_h_tools_call(lh_req *req, lh_resp *resp);
 int lh_h_mcp(lh_req *req, lh_resp *resp);
+/* the web console (h_ui.c): its files under /ui/, and / and /ui sent on to /ui/ */
+int lh_h_ui(lh_req *req, lh_resp *resp);
+int lh_h_ui_redirect(lh_req *req, lh_resp *resp);
 
 /* The dataset's latest manifest (new) if the principal may see it; else answers 404 (as
  * for a missing one) and returns NULL. */

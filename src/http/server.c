@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -42,6 +43,10 @@
 
 static const lh_route ROUTES[] = {
     {"GET", "/health", lh_h_health, LH_ALLOW_PUBLIC, 0},
+    {"GET", "/", lh_h_ui_redirect, LH_ALLOW_PUBLIC, 0},
+    {"GET", "/ui", lh_h_ui_redirect, LH_ALLOW_PUBLIC, 0},
+    {"GET", "/ui/", lh_h_ui, LH_ALLOW_PUBLIC, 0},
+    {"GET", "/ui/{*path}", lh_h_ui, LH_ALLOW_PUBLIC, 0},
     {"GET", "/whoami", lh_h_whoami, LH_ALLOW_ANY, 0},
     {"GET", "/profiles", lh_h_profiles, LH_ALLOW_ANY, 0},
     {"POST", "/admin/reload", lh_h_reload, LH_ALLOW_ADMIN, LH_ROUTE_JSON_BODY},
@@ -466,6 +471,9 @@ queue(lh_req *req, lh_resp *resp)
             resp->fd = -1; /* MHD closes it */
     } else if (resp->head_len >= 0) {
         r = MHD_create_response_from_callback((uint64_t)resp->head_len, 4096, no_body, NULL, NULL);
+    } else if (resp->static_body) {
+        r = MHD_create_response_from_buffer(resp->static_len, (void *)resp->static_body,
+                                            MHD_RESPMEM_PERSISTENT);
     } else {
         r = MHD_create_response_from_buffer(
             resp->body.len, resp->body.data ? resp->body.data : (void *)"", MHD_RESPMEM_MUST_COPY);
@@ -480,9 +488,13 @@ queue(lh_req *req, lh_resp *resp)
     MHD_add_response_header(r, "Content-Type",
                             resp->content_type ? resp->content_type : "application/json");
     MHD_add_response_header(r, "X-Request-Id", req->request_id);
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    for (size_t i = 0; i < resp->n_headers; i++)
+    bool cache_control = false;
+    for (size_t i = 0; i < resp->n_headers; i++) {
         MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
+        cache_control |= strcasecmp(resp->headers[i].name, "Cache-Control") == 0;
+    }
+    if (!cache_control)
+        MHD_add_response_header(r, "Cache-Control", "no-store");
     if (atomic_load(&req->srv->stopping))
         MHD_add_response_header(r, "Connection", "close");
     MHD_queue_response(req->conn, (unsigned)resp->status, r);
