@@ -138,8 +138,7 @@ main(int argc, char **argv)
     }
     fprintf(out, "\nconst lh_ui_asset lh_ui_assets[] = {\n");
     for (int i = 0; i < n; i++)
-        fprintf(out,
-                "    {\"%s\", \"%s\", raw_%d, %zu, gz_%d, %zu, \"W/\\\"%s\\\"\"},\n", urls[i],
+        fprintf(out, "    {\"%s\", \"%s\", raw_%d, %zu, gz_%d, %zu, \"W/\\\"%s\\\"\"},\n", urls[i],
                 types[i], i, lens[i], i, gz_lens[i], etags[i]);
     fprintf(out, "};\nconst size_t lh_ui_n_assets = %d;\n", n);
     if (fclose(out) != 0)

@@ -118,7 +118,7 @@ struct lh_resp {
     size_t n_headers;
     int fd; /* when >= 0: the body is fd_len bytes of fd from fd_offset (taken) */
     int64_t fd_offset, fd_len;
-    int64_t head_len; /* when >= 0 (and fd < 0): a HEAD answer for a body this long */
+    int64_t head_len;        /* when >= 0 (and fd < 0): a HEAD answer for a body this long */
     const void *static_body; /* when set (and fd < 0): static_len bytes that outlive the
                                 server (the console's files), sent without a copy */
     size_t static_len;
