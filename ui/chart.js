@@ -48,6 +48,12 @@ export function resultChart(host, rows, xCol, yCols, kind) {
     ],
   };
   if (labels) opts.scales.x = { time: false, distr: 2 };
+  if (kind === "bar") {
+    // room for the first and last bars, and bars that stand on zero
+    const step = xs.length > 1 ? (xs[xs.length - 1] - xs[0]) / (xs.length - 1) : 1;
+    opts.scales.x = { ...opts.scales.x, range: (u, min, max) => [min - step / 2, max + step / 2] };
+    opts.scales.y = { range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.05 : 1] };
+  }
   const plot = new uPlot(opts, cols, host);
   return plot;
 }

@@ -252,6 +252,8 @@ class Console(harness.ServerTestCase):
         self.assertEqual(job["state"], "succeeded", job)
         self.assertEqual(job["result"]["promoted_from"]["trial_id"], seen["picked"])
         del promote
+        self.assertEqual(seen["generations"], ["generation 2 live", "generation 1 "])
+        self.assertEqual(seen["rolled_back"], "Generation 1 is live again.")
 
     def test_job_progress_and_cancel(self):
         st, _, res = self.srv.request("POST", "/vectors/hnsw/trial", who="owner", body={

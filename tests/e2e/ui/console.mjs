@@ -264,6 +264,18 @@ try {
     await page.evaluate(() => [...document.querySelectorAll("button")].find((b) => b.textContent === "Promote this point").click());
     await waitText(".card .ok", "Promoting");
     seen.promoted = await page.$eval(".card .ok", (e) => e.textContent);
+    // once the promoted generation is live, roll back to the one before
+    const job = seen.promoted.split("job ")[1].split(" ")[0];
+    await page.waitForFunction(async (j) => {
+      const r = await fetch(`/jobs/${j}`, { headers: { Authorization: `Bearer ${sessionStorage.getItem("lakehouse.token")}` } });
+      return (await r.json()).state === "succeeded";
+    }, { timeout: 120000, polling: 500 }, job);
+    await go("#/catalog", "table.datasets");
+    await go("#/trials", "figure.chart canvas");
+    seen.generations = await page.$$eval("ol.timeline li", (l) => l.map((x) => x.textContent));
+    await page.evaluate(() => [...document.querySelectorAll("button")].find((b) => b.textContent.startsWith("Roll back")).click());
+    await waitText("section .ok", "live again");
+    seen.rolled_back = await page.$eval("section .ok", (e) => e.textContent);
   } else if (scenario === "jobs") {
     await signIn();
     await go("#/jobs", "table.jobs");
