@@ -323,8 +323,7 @@ parse_search(lh_req *req, const json_t *body, lh_vsearch *s, lh_err *err)
     const json_t *filter = json_object_get(body, "filter"),
                  *include = json_object_get(body, "include");
     const json_t *exact = json_object_get(body, "exact");
-    if (query && (!json_is_string(query) || json_string_length(query) == 0 ||
-                  json_string_length(query) > QUERY_MAX_BYTES))
+    if (query && !json_is_string(query))
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                           "'query' must be a non-empty string of at most %d bytes",
                           QUERY_MAX_BYTES);
@@ -338,17 +337,14 @@ parse_search(lh_req *req, const json_t *body, lh_vsearch *s, lh_err *err)
     if (ef && (!json_is_integer(ef) || json_integer_value(ef) <= 0))
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                           "'ef' must be a positive integer");
-    /* a filter is free-form SQL: the same rule as POST /query (agents get none) */
-    if (filter && (rc = lh_auth_may_write_sql(req->principal, err)) != 0)
-        return rc;
-    if (filter && (!json_is_string(filter) || json_string_length(filter) == 0))
+    if (filter && !json_is_string(filter))
         return lh_err_set(
             err, LH_EINVAL, 400, "invalid_parameter",
             "'filter' must be a SQL condition as a string, e.g. \"city = 'Chicago'\"");
     if (exact && !json_is_boolean(exact))
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                           "'exact' must be true or false");
-    if (include && (!json_is_array(include) || json_array_size(include) > INCLUDE_MAX))
+    if (include && !json_is_array(include))
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                           "'include' must be an array of at most %d column names", INCLUDE_MAX);
     s->query = json_string_value(query);
@@ -356,8 +352,6 @@ parse_search(lh_req *req, const json_t *body, lh_vsearch *s, lh_err *err)
     s->ef = ef ? (size_t)json_integer_value(ef) : 0;
     s->filter = json_string_value(filter);
     s->exact = json_is_true(exact);
-    s->timeout_ms = lh_config_int(req->config, "engine.query_timeout_ms");
-    s->principal = req->principal->name; /* a filter waits for a query slot as the caller */
     if (vector) {
         size_t n = json_array_size(vector), i;
         float *v = lh_arena_alloc(req->arena, n * sizeof *v);
@@ -387,26 +381,6 @@ parse_search(lh_req *req, const json_t *body, lh_vsearch *s, lh_err *err)
         s->include = names;
         s->n_include = n;
     }
-    return 0;
-}
-
-/* The query vector read straight from the JSON body: the checks parse_search makes of a
- * "vector" array. */
-static int
-take_vector(lh_vsearch *s, const float *v, size_t n, lh_err *err)
-{
-    if (s->query)
-        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                          "give exactly one of 'query' (text) or 'vector' (numbers)");
-    if (n > VECTOR_MAX_DIM)
-        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                          "'vector' must be an array of 1 to %d numbers", VECTOR_MAX_DIM);
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i]))
-            return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                              "vector[%zu] must be a finite number", i);
-    s->vector = v;
-    s->n_vector = n;
     return 0;
 }
 
@@ -526,40 +500,29 @@ lh_h_vindex_search(lh_req *req, lh_resp *resp)
     const char *name = lh_req_param(req, "name");
     char index[LH_NAME_MAX];
     bool via_profile;
-    lh_profile_index(req->principal, name, index, &via_profile);
-    if (!index_visible(req, resp, index))
-        return 0;
     lh_err err;
+    if (lh_search_index(req->srv->vectors, req->srv->catalog, req->principal, name, index,
+                        &via_profile, &err) != 0)
+        return lh_resp_error(resp, &err);
     json_t *body = NULL, *out = NULL;
-    lh_vsearch s = {.index = index, .clearance = req->principal->clearance};
+    lh_vsearch s = {0};
     const float *floats = NULL;
     size_t n_floats = 0;
     if ((lh_req_binary(req)
              ? binary_search_body(req, &s, &body, &err)
              : lh_req_json_floats(req, "vector", &body, &floats, &n_floats, &err)) != 0)
         return lh_resp_error(resp, &err);
-    /* a filter names what the caller's SQL may name: the datasets it sees */
-    lh_catalog_view view;
-    s.resolver = lh_catalog_view_init(&view, req->srv->catalog, req->principal);
     int rc = parse_search(req, body, &s, &err);
-    if (rc == 0 && floats) /* the vector, read without jansson (lh_req_json_floats) */
-        rc = take_vector(&s, floats, n_floats, &err);
-    int64_t max_k = lh_profile_max_k(req->principal, INT64_MAX);
-    if (rc == 0 && (int64_t)s.k > max_k) {
-        rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
-                        "'k' may be at most %lld for profile '%s'", (long long)max_k,
-                        req->principal->profile->name);
-        lh_err_hint(&err, "the profile's max_k in lakehouse.toml sets the limit");
+    if (rc == 0 && floats) { /* the vector, read without jansson (lh_req_json_floats) */
+        if (s.query)
+            rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
+                            "give exactly one of 'query' (text) or 'vector' (numbers)");
+        s.vector = floats;
+        s.n_vector = n_floats;
     }
-    if (rc != 0)
-        goto out;
-    rc = lh_vectors_search(req->srv->vectors, &s, &out, &err);
-    if (rc == 0 && req->principal->profile)
-        json_object_set_new(out, "profile", json_string(req->principal->profile->name));
-    if (rc == 0 && via_profile)
-        json_object_set_new(out, "requested", json_string(name));
-out:
-    lh_catalog_view_free(&view);
+    if (rc == 0)
+        rc = lh_search_run(req->srv->vectors, req->srv->catalog, req->principal, req->config, index,
+                           name, &s, &out, &err);
     json_decref(body);
     if (rc != 0 && err.http_status == 429)
         lh_resp_header(resp, "Retry-After", "1");

@@ -1,0 +1,100 @@
+/*
+ * search.c — a search as a principal asks it, whichever door it came through (HTTP,
+ * gRPC): the index the name means for it (its profile may bind the name), whether it may
+ * see that index, the rules of the request (one of text or vector, a finite vector, a
+ * filter only for those who may write SQL, at most the profile's max_k hits) and the
+ * resolver its filter names datasets through. A door only decodes its own wire format
+ * into an lh_vsearch and renders the answer.
+ */
+#include "agent/profiles.h"
+
+#include <math.h>
+#include <string.h>
+
+#define QUERY_MAX_BYTES (64 * 1024)
+#define VECTOR_MAX_DIM 65536
+#define INCLUDE_MAX 64
+
+int
+lh_search_index(lh_vectors *v, lh_catalog *c, const lh_principal *who, const char *name,
+                char out[LH_NAME_MAX], bool *via_profile, lh_err *err)
+{
+    lh_profile_index(who, name, out, via_profile);
+    char dataset[LH_NAME_MAX];
+    /* an index outliving its dataset hides nothing: it is still the caller's to see */
+    if (lh_vectors_dataset_of(v, out, dataset, sizeof dataset) &&
+        !lh_catalog_hides(c, who, dataset))
+        return 0;
+    lh_err_set(err, LH_ENOTFOUND, 404, "index_not_found", "no vector index named '%s'", out);
+    lh_err_hint(err, "GET /vectors/indexes lists them");
+    return LH_ENOTFOUND;
+}
+
+static int
+check(const lh_principal *who, const lh_vsearch *s, lh_err *err)
+{
+    if (s->query && (s->query[0] == '\0' || strlen(s->query) > QUERY_MAX_BYTES))
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'query' must be a non-empty string of at most %d bytes",
+                          QUERY_MAX_BYTES);
+    if (s->query && s->vector)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "give exactly one of 'query' (text) or 'vector' (numbers)");
+    if (s->vector && (s->n_vector == 0 || s->n_vector > VECTOR_MAX_DIM))
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'vector' must be an array of 1 to %d numbers", VECTOR_MAX_DIM);
+    for (size_t i = 0; s->vector && i < s->n_vector; i++)
+        if (!isfinite(s->vector[i]))
+            return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                              "vector[%zu] must be a finite number", i);
+    /* a filter is free-form SQL: the same rule as POST /query (agents get none) */
+    if (s->filter) {
+        int rc = lh_auth_may_write_sql(who, err);
+        if (rc != 0)
+            return rc;
+        if (s->filter[0] == '\0')
+            return lh_err_set(
+                err, LH_EINVAL, 400, "invalid_parameter",
+                "'filter' must be a SQL condition as a string, e.g. \"city = 'Chicago'\"");
+    }
+    if (s->n_include > INCLUDE_MAX)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'include' must be an array of at most %d column names", INCLUDE_MAX);
+    int64_t max_k = lh_profile_max_k(who, INT64_MAX);
+    if ((int64_t)s->k > max_k) {
+        lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                   "'k' may be at most %lld for profile '%s'", (long long)max_k,
+                   who->profile->name);
+        lh_err_hint(err, "the profile's max_k in lakehouse.toml sets the limit");
+        return LH_EINVAL;
+    }
+    return 0;
+}
+
+int
+lh_search_run(lh_vectors *v, lh_catalog *c, const lh_principal *who, const lh_config *cfg,
+              const char *index, const char *requested, lh_vsearch *s, json_t **out, lh_err *err)
+{
+    *out = NULL;
+    if (s->k == 0)
+        s->k = 10;
+    int rc = check(who, s, err);
+    if (rc != 0)
+        return rc;
+    s->index = index;
+    s->clearance = who->clearance;
+    s->timeout_ms = lh_config_int(cfg, "engine.query_timeout_ms");
+    s->principal = who->name; /* a filter waits for a query slot as the caller */
+    /* a filter names what the caller's SQL may name: the datasets it sees */
+    lh_catalog_view view;
+    s->resolver = lh_catalog_view_init(&view, c, who);
+    rc = lh_vectors_search(v, s, out, err);
+    lh_catalog_view_free(&view);
+    if (rc != 0)
+        return rc;
+    if (who->profile)
+        json_object_set_new(*out, "profile", json_string(who->profile->name));
+    if (requested && strcmp(requested, index) != 0)
+        json_object_set_new(*out, "requested", json_string(requested));
+    return 0;
+}
