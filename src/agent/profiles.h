@@ -48,12 +48,12 @@ int64_t lh_profile_max_k(const lh_principal *who, int64_t max_k_default);
 int lh_search_index(lh_vectors *v, lh_catalog *c, const lh_principal *who, const char *name,
                     char out[LH_NAME_MAX], bool *via_profile, lh_err *err);
 /* Run s (query or vector, k — 10 when 0 —, ef, filter, include, exact, mode: as the door
- * decoded them) on index as who: 400 for a request no door may make (both or an empty
- * query, a vector too long or not finite, more than 64 included columns, k above the
- * profile's max_k), 403 for a filter from one who may not write SQL, then
- * lh_vectors_search with who's clearance, query time limit and view of the datasets.
- * *out (new) as lh_vectors_search gives it, plus "profile" and, when a profile mapped
- * `requested` to another index, "requested". */
+ * decoded them; timeout_ms, when > 0, shortens [engine] query_timeout_ms) on index as who: 400 for
+ * a request no door may make (both or an empty query, a vector too long or not finite, more than 64
+ * included columns, k above the profile's max_k), 403 for a filter from one who may not write SQL,
+ * then lh_vectors_search with who's clearance, query time limit and view of the datasets. *out
+ * (new) as lh_vectors_search gives it, plus "profile" and, when a profile mapped `requested` to
+ * another index, "requested". */
 int lh_search_run(lh_vectors *v, lh_catalog *c, const lh_principal *who, const lh_config *cfg,
                   const char *index, const char *requested, lh_vsearch *s, json_t **out,
                   lh_err *err);

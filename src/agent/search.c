@@ -83,7 +83,10 @@ lh_search_run(lh_vectors *v, lh_catalog *c, const lh_principal *who, const lh_co
         return rc;
     s->index = index;
     s->clearance = who->clearance;
-    s->timeout_ms = lh_config_int(cfg, "engine.query_timeout_ms");
+    /* the door may ask for less time (a gRPC deadline), never for more */
+    int64_t limit = lh_config_int(cfg, "engine.query_timeout_ms");
+    if (s->timeout_ms <= 0 || s->timeout_ms > limit)
+        s->timeout_ms = limit;
     s->principal = who->name; /* a filter waits for a query slot as the caller */
     /* a filter names what the caller's SQL may name: the datasets it sees */
     lh_catalog_view view;

@@ -99,6 +99,13 @@ bool lh_catalog_hides(lh_catalog *c, const lh_principal *who, const char *name);
  * is the same 404 dataset_not_found (same message and hint) as a name nothing defines. */
 int lh_catalog_get_visible(lh_catalog *c, const lh_principal *who, const char *name, json_t **out,
                            lh_err *err);
+/* lh_catalog_list for a door: only the datasets who may see (new array). */
+json_t *lh_catalog_list_visible(lh_catalog *c, const lh_principal *who, const lh_catalog_filter *f);
+/* A page of versions of a dataset who may see (else 404 as lh_catalog_get_visible):
+ * {"dataset", "versions": lh_catalog_versions from..from+limit-1, "next_from": the next
+ * page's from, or null after the latest} (new). from >= 1, limit 1..1000 (400 otherwise). */
+int lh_catalog_versions_visible(lh_catalog *c, const lh_principal *who, const char *name,
+                                int64_t from, int64_t limit, json_t **out, lh_err *err);
 /* That 404 dataset_not_found, for a door that found the dataset invisible itself. */
 int lh_catalog_not_found(lh_err *err, const char *name);
 /* True for an admin limited to no buckets: it sees every dataset and relation. */

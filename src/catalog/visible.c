@@ -108,6 +108,48 @@ lh_catalog_get_visible(lh_catalog *c, const lh_principal *who, const char *name,
     return 0;
 }
 
+json_t *
+lh_catalog_list_visible(lh_catalog *c, const lh_principal *who, const lh_catalog_filter *f)
+{
+    json_t *all = lh_catalog_list(c, f), *kept = json_array();
+    size_t i;
+    json_t *x;
+    json_array_foreach(all, i, x)
+    {
+        if (lh_catalog_may_see_manifest(who, x))
+            json_array_append(kept, x);
+    }
+    json_decref(all);
+    return kept;
+}
+
+int
+lh_catalog_versions_visible(lh_catalog *c, const lh_principal *who, const char *name, int64_t from,
+                            int64_t limit, json_t **out, lh_err *err)
+{
+    *out = NULL;
+    if (from < 1 || limit < 1 || limit > 1000)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "versions are read from version 1 or later, 1 to 1000 at a time");
+    json_t *m = NULL;
+    int rc = lh_catalog_get_visible(c, who, name, &m, err);
+    if (rc != 0)
+        return rc;
+    int64_t latest = json_integer_value(json_object_get(m, "version"));
+    json_decref(m);
+    json_t *versions = NULL;
+    if ((rc = lh_catalog_versions(c, name, from, limit, &versions, err)) != 0)
+        return rc;
+    size_t got = json_array_size(versions);
+    json_t *last = json_array_get(versions, got ? got - 1 : 0);
+    int64_t next =
+        got == (size_t)limit ? json_integer_value(json_object_get(last, "version")) + 1 : 0;
+    *out = json_pack("{s:s, s:o}", "dataset", name, "versions", versions);
+    json_object_set_new(*out, "next_from",
+                        next && next <= latest ? json_integer(next) : json_null());
+    return 0;
+}
+
 void
 lh_catalog_view_datasets_sql(const lh_catalog_view *v, lh_buf *out)
 {

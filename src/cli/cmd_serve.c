@@ -12,6 +12,7 @@
 #include "engine/engine.h"
 #include "catalog/catalog.h"
 #include "http/http.h"
+#include "rpc/rpc.h"
 #include "agent/audit.h"
 #include "storage/storage.h"
 
@@ -97,6 +98,7 @@ typedef struct serve {
     lh_jobs *jobs;
     _Atomic(lh_server *) srv_live; /* srv once it serves: workspaces ask it who is known */
     lh_server *srv;
+    lh_grpc *grpc;        /* NULL when [grpc] port is 0 */
     uint8_t mask_key[32]; /* data_dir/mask.key: the key of "hash" column masks */
 } serve;
 
@@ -263,6 +265,13 @@ principal_known(void *ctx, const char *name)
     return srv ? lh_server_principal_known(srv, name) : lh_auth_find(&s->principals, name) != NULL;
 }
 
+/* The gRPC door serves the HTTP server's principal set, which reloads swap. */
+static lh_auth *
+grpc_auth_current(void *srv)
+{
+    return lh_server_auth_current(srv);
+}
+
 static int
 open_modules(serve *s, lh_err *err)
 {
@@ -360,6 +369,14 @@ open_modules(serve *s, lh_err *err)
     rc = lh_server_start(&deps, &s->srv, err);
     if (rc == 0)
         atomic_store(&s->srv_live, s->srv);
+    if (rc == 0) {
+        lh_grpc_deps gdeps = {.config = cfg,
+                              .catalog = s->catalog,
+                              .vectors = s->vectors,
+                              .auth_current = grpc_auth_current,
+                              .auth_ctx = s->srv};
+        rc = lh_grpc_start(&gdeps, &s->grpc, err);
+    }
 out:
     return rc;
 }
@@ -393,6 +410,13 @@ run_until_signal(serve *s)
     lh_log(LH_LOG_INFO, NULL, fields, "listening on http://%s%s%s:%d", strchr(host, ':') ? "[" : "",
            host, strchr(host, ':') ? "]" : "", port);
     json_decref(fields);
+    if (s->grpc) {
+        fields = json_pack("{s:s, s:i}", "host", host, "grpc_port", lh_grpc_port(s->grpc));
+        lh_log(LH_LOG_INFO, NULL, fields, "gRPC listening on %s%s%s:%d",
+               strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
+               lh_grpc_port(s->grpc));
+        json_decref(fields);
+    }
 
     int sig = 0;
     while (sigwait(&s->signals, &sig) == 0 && sig == SIGHUP)
@@ -402,7 +426,9 @@ run_until_signal(serve *s)
                        (json_int_t)grace_ms);
     lh_log(LH_LOG_INFO, NULL, fields, "shutting down: finishing in-flight requests");
     json_decref(fields);
-    atomic_store(&s->srv_live, NULL); /* requests still running ask the start's set */
+    atomic_store(&s->srv_live, NULL);    /* requests still running ask the start's set */
+    lh_grpc_shutdown(s->grpc, grace_ms); /* before the HTTP server: it lends the principals */
+    s->grpc = NULL;
     int unfinished = lh_server_shutdown(s->srv, grace_ms);
     s->srv = NULL;
     if (unfinished > 0)
@@ -414,6 +440,7 @@ static void
 serve_close(serve *s, int status)
 {
     atomic_store(&s->srv_live, NULL);
+    lh_grpc_shutdown(s->grpc, 0);
     lh_server_shutdown(s->srv, 0);
     lh_jobs_stop(s->jobs); /* before the registry: a build job refers to it */
     lh_workspace_close(s->workspaces);

@@ -230,6 +230,11 @@ static const key_def KEYS[] = {
     STR("mcp", "allowed_origins", "",
         "comma-separated browser origins allowed to call /mcp besides the server's own and "
         "loopback ones (an Origin header outside them gets 403)"),
+    INT("grpc", "port", 3101, 0, 65535,
+        "gRPC port (on [server] host, plaintext HTTP/2); 0 turns gRPC off"),
+    INT("grpc", "threads", 4, 1, 256, "threads serving gRPC calls"),
+    INT("grpc", "max_message_bytes", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024,
+        "largest gRPC message received; larger ones get RESOURCE_EXHAUSTED"),
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 

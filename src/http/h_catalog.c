@@ -11,12 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static bool
-bucket_ok(lh_req *req, const char *bucket)
-{
-    return lh_catalog_may_see_bucket(req->principal, bucket);
-}
-
 json_t *
 lh_http__filter(lh_req *req, json_t *all, const char *key,
                 bool (*ok)(lh_req *req, const char *value))
@@ -64,8 +58,7 @@ lh_h_datasets_list(lh_req *req, lh_resp *resp)
     };
     const char *deleted = lh_req_query(req, "include_deleted");
     f.include_deleted = deleted && strcmp(deleted, "true") == 0;
-    json_t *mine =
-        lh_http__filter(req, lh_catalog_list(req->srv->catalog, &f), "bucket", bucket_ok);
+    json_t *mine = lh_catalog_list_visible(req->srv->catalog, req->principal, &f);
     return lh_resp_json(resp, 200, json_pack("{s:o}", "datasets", mine));
 }
 
@@ -85,23 +78,15 @@ lh_h_dataset_versions(lh_req *req, lh_resp *resp)
     const char *name = lh_req_param(req, "name");
     json_t *m = lh_http__visible_dataset(req, resp, name);
     if (m == NULL)
-        return 0;
-    int64_t m_version = json_integer_value(json_object_get(m, "version"));
+        return 0; /* 404 before a 400 for the paging arguments, as before */
     json_decref(m);
     int64_t range[2]; /* from, limit */
+    json_t *body = NULL;
     if (lh_req_query_int(req, "from", 1, 1, INT64_MAX, &range[0], &err) != 0 ||
-        lh_req_query_int(req, "limit", 100, 1, 1000, &range[1], &err) != 0)
+        lh_req_query_int(req, "limit", 100, 1, 1000, &range[1], &err) != 0 ||
+        lh_catalog_versions_visible(req->srv->catalog, req->principal, name, range[0], range[1],
+                                    &body, &err) != 0)
         return lh_resp_error(resp, &err);
-    json_t *versions = NULL;
-    if (lh_catalog_versions(req->srv->catalog, name, range[0], range[1], &versions, &err) != 0)
-        return lh_resp_error(resp, &err);
-    size_t got = json_array_size(versions);
-    json_t *last = json_array_get(versions, got ? got - 1 : 0);
-    int64_t next =
-        got == (size_t)range[1] ? json_integer_value(json_object_get(last, "version")) + 1 : 0;
-    json_t *body = json_pack("{s:s, s:o}", "dataset", name, "versions", versions);
-    json_object_set_new(body, "next_from",
-                        next && next <= m_version ? json_integer(next) : json_null());
     return lh_resp_json(resp, 200, body);
 }
 

@@ -47,6 +47,9 @@ int lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err);
 int lh_server_reload(lh_server *srv, json_t **report, lh_err *err);
 /* Whether the principal set in force names a principal `name`. Thread-safe. */
 bool lh_server_principal_known(lh_server *srv, const char *name);
+/* A reference to the principal set in force (lh_auth_release it): for another door that
+ * serves the same principals, so a reload reaches it too. Thread-safe. */
+lh_auth *lh_server_auth_current(lh_server *srv);
 /* The port actually bound (useful with port 0). */
 int lh_server_port(const lh_server *srv);
 /* Stop accepting, let in-flight requests finish for up to grace_ms, then stop and free.

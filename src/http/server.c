@@ -421,6 +421,12 @@ lh_resp_header(lh_resp *resp, const char *name, const char *value)
 /* ---- request life cycle ------------------------------------------------------------------- */
 
 lh_auth *
+lh_server_auth_current(lh_server *srv)
+{
+    return lh_http__auth_current(srv);
+}
+
+lh_auth *
 lh_http__auth_current(lh_server *srv)
 {
     /* the lock covers only the load and the increment, so a reload cannot free the set

@@ -32,8 +32,10 @@ class Server:
         self.data_dir = os.path.join(self.dir, "data")
         self.config = os.path.join(self.dir, "lakehouse.toml")
         self.log_path = os.path.join(self.dir, "server.log")
+        # gRPC off unless a test asks for it (LAKEHOUSE_GRPC_PORT): tests run side by side
         lines = ["[server]", 'host = "127.0.0.1"', "port = 0",
-                 'data_dir = "%s"' % self.data_dir, "threads = 4", ""]
+                 'data_dir = "%s"' % self.data_dir, "threads = 4", "",
+                 "[grpc]", "port = 0", ""]
         self.tokens = {}
         for name, token, roles, *buckets in principals or []:
             self.tokens[name] = token

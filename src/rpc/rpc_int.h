@@ -1,0 +1,54 @@
+/*
+ * rpc_int.h — inside src/rpc: a call as the services see it, and the services' tables.
+ */
+#ifndef LH_RPC_INT_H
+#define LH_RPC_INT_H
+
+#include "rpc/rpc.h"
+
+#include <jansson.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "google/protobuf/struct.pb-c.h"
+
+/* One unary call, decoded: who made it, by when it must be answered. */
+typedef struct lh_gcall {
+    const lh_grpc_deps *deps;
+    const lh_principal *principal; /* NULL for the public methods (health, reflection) */
+    const lh_config *config;       /* of the principal set the call holds */
+    int64_t deadline_mono_us;      /* INT64_MAX when the client set none */
+    const char *method;
+} lh_gcall;
+
+/* A unary method: unpack `in`, do the work, and pack the answer into *out (malloc'd,
+ * *out_len bytes) — or fill err (an lh_err as the HTTP API would answer). */
+typedef int (*lh_gunary)(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out,
+                         size_t *out_len, lh_err *err);
+
+typedef struct lh_gmethod {
+    const char *path; /* "/lakehouse.v1.Catalog/ListDatasets" */
+    unsigned allow;   /* LH_ALLOW_*: roles that may call it (LH_ALLOW_PUBLIC: no token) */
+    lh_gunary unary;  /* NULL: a streaming method with a handler of its own */
+} lh_gmethod;
+
+extern const lh_gmethod lh_grpc__catalog[];
+extern const size_t lh_grpc__n_catalog;
+extern const lh_gmethod lh_grpc__vectors[];
+extern const size_t lh_grpc__n_vectors;
+extern const lh_gmethod lh_grpc__health[];
+extern const size_t lh_grpc__n_health;
+
+/* Pack any message into a new buffer. */
+int lh_grpc__pack(const ProtobufCMessage *m, uint8_t **out, size_t *len);
+/* 400 invalid_argument: the request is not a valid message of its type. */
+int lh_grpc__bad_message(lh_err *err, const char *type);
+/* A JSON value as a google.protobuf.Value / an object as a Struct (malloc'd all through,
+ * freed with protobuf_c_message_free_unpacked). */
+Google__Protobuf__Struct *lh_grpc__struct(const json_t *obj);
+/* strdup that never returns NULL, "" for NULL */
+char *lh_grpc__str(const char *s);
+
+/* The reflection service (reflection.c): the response to one request, packed. */
+int lh_grpc__reflect(const uint8_t *in, size_t len, uint8_t **out, size_t *out_len);
+
+#endif

@@ -1,0 +1,674 @@
+/*
+ * server.c — the gRPC server on the C core: one completion queue served by [grpc] threads
+ * threads; every method registered with its payload read up front, and one call of each
+ * always requested, so a call arrives with its request message.
+ *
+ * A unary call runs on the thread that took its arrival from the queue: it requests the
+ * next call of the method, checks the token (`authorization: Bearer …` metadata) and the
+ * role, turns the deadline into the time the module functions may take, runs the method,
+ * and answers in one batch (initial metadata, the message or none, the status with its
+ * details, and the close). The call is freed when that batch completes. The reflection
+ * stream alternates reads and answers, one batch each. A method the table does not name
+ * arrives as an unregistered call and is answered UNIMPLEMENTED.
+ *
+ * Errors are the API's (lh_err): the HTTP status chooses the gRPC code, the message is
+ * the status message, and the code, detail and hint go in grpc-status-details-bin as a
+ * google.rpc.Status holding a google.rpc.ErrorInfo (domain "lakehouse", reason the code,
+ * metadata detail/hint/http_status) and, for 429, a google.rpc.RetryInfo.
+ */
+#include "rpc/rpc_int.h"
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h> /* after grpc.h, which it needs */
+#include <grpc/support/time.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "google/protobuf/any.pb-c.h"
+#include "google/protobuf/duration.pb-c.h"
+#include "google/rpc/status.pb-c.h"
+
+enum { ST_NEW, ST_DONE, ST_READ, ST_UNKNOWN_NEW };
+
+typedef struct gmethod_reg {
+    const lh_gmethod *m;
+    void *handle;
+    bool stream; /* reflection */
+} gmethod_reg;
+
+struct lh_grpc {
+    lh_grpc_deps deps;
+    grpc_server *server;
+    grpc_completion_queue *cq;
+    pthread_t *threads;
+    int n_threads;
+    int port;
+    gmethod_reg *methods;
+    size_t n_methods;
+    atomic_bool stopping;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool shut; /* the server's shutdown tag came back */
+    int shutdown_tag;
+};
+
+typedef struct gcall {
+    int state;
+    lh_grpc *g;
+    gmethod_reg *reg; /* NULL: an unregistered method */
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array md;
+    grpc_call_details details; /* unregistered calls */
+    grpc_byte_buffer *payload;
+    grpc_byte_buffer *reply;
+    grpc_slice status_details;
+    bool has_status_details;
+    grpc_slice details_bin;
+    grpc_metadata trailing[1];
+    size_t n_trailing;
+    int cancelled;
+    bool sent_initial;
+} gcall;
+
+/* ---- helpers the services share -------------------------------------------------------- */
+
+int
+lh_grpc__pack(const ProtobufCMessage *m, uint8_t **out, size_t *len)
+{
+    *len = protobuf_c_message_get_packed_size(m);
+    *out = lh_malloc(*len ? *len : 1);
+    protobuf_c_message_pack(m, *out);
+    return 0;
+}
+
+int
+lh_grpc__bad_message(lh_err *err, const char *type)
+{
+    return lh_err_set(err, LH_EINVAL, 400, "invalid_argument",
+                      "the request is not a valid %s message", type);
+}
+
+char *
+lh_grpc__str(const char *s)
+{
+    return lh_strdup(s ? s : "");
+}
+
+/* ---- statuses -------------------------------------------------------------------------- */
+
+static grpc_status_code
+status_of(const lh_err *err)
+{
+    switch (err->http_status) {
+    case 400:
+    case 405:
+    case 415:
+    case 422:
+        return GRPC_STATUS_INVALID_ARGUMENT;
+    case 401:
+        return GRPC_STATUS_UNAUTHENTICATED;
+    case 403:
+        return GRPC_STATUS_PERMISSION_DENIED;
+    case 404:
+        return GRPC_STATUS_NOT_FOUND;
+    case 408:
+    case 504:
+        return GRPC_STATUS_DEADLINE_EXCEEDED;
+    case 409:
+        return strstr(err->code, "exists") ? GRPC_STATUS_ALREADY_EXISTS
+                                           : GRPC_STATUS_FAILED_PRECONDITION;
+    case 412:
+        return GRPC_STATUS_FAILED_PRECONDITION;
+    case 413:
+    case 414:
+    case 429:
+        return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    case 499:
+        return GRPC_STATUS_CANCELLED;
+    case 501:
+        return GRPC_STATUS_UNIMPLEMENTED;
+    case 502:
+    case 503:
+        return GRPC_STATUS_UNAVAILABLE;
+    default:
+        return GRPC_STATUS_INTERNAL;
+    }
+}
+
+static Google__Protobuf__Any *
+any_of(const char *type, const ProtobufCMessage *m)
+{
+    Google__Protobuf__Any *a = lh_malloc(sizeof *a);
+    google__protobuf__any__init(a);
+    a->type_url = lh_malloc(strlen(type) + 32);
+    sprintf(a->type_url, "type.googleapis.com/%s", type);
+    uint8_t *data;
+    size_t len;
+    lh_grpc__pack(m, &data, &len);
+    a->value.data = data;
+    a->value.len = len;
+    return a;
+}
+
+/* google.rpc.Status for err, packed into c->details_bin. */
+static void
+status_details(gcall *c, grpc_status_code code, const lh_err *err)
+{
+    Google__Rpc__ErrorInfo info = GOOGLE__RPC__ERROR_INFO__INIT;
+    info.reason = (char *)err->code;
+    info.domain = "lakehouse";
+    Google__Rpc__ErrorInfo__MetadataEntry entries[3], *ents[3];
+    char status[16];
+    snprintf(status, sizeof status, "%d", err->http_status);
+    const char *keys[3] = {"http_status", "detail", "hint"};
+    const char *vals[3] = {status, err->detail[0] ? err->detail : NULL,
+                           err->hint[0] ? err->hint : NULL};
+    for (int i = 0; i < 3; i++) {
+        if (vals[i] == NULL)
+            continue;
+        google__rpc__error_info__metadata_entry__init(&entries[info.n_metadata]);
+        entries[info.n_metadata].key = (char *)keys[i];
+        entries[info.n_metadata].value = (char *)vals[i];
+        ents[info.n_metadata] = &entries[info.n_metadata];
+        info.n_metadata++;
+    }
+    info.metadata = ents;
+    Google__Protobuf__Any *details[2];
+    size_t n = 0;
+    details[n++] = any_of("google.rpc.ErrorInfo", &info.base);
+    if (err->http_status == 429) {
+        Google__Protobuf__Duration d = GOOGLE__PROTOBUF__DURATION__INIT;
+        d.seconds = 1;
+        Google__Rpc__RetryInfo r = GOOGLE__RPC__RETRY_INFO__INIT;
+        r.retry_delay = &d;
+        details[n++] = any_of("google.rpc.RetryInfo", &r.base);
+    }
+    Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
+    st.code = (int32_t)code;
+    st.message = (char *)err->message;
+    st.details = details;
+    st.n_details = n;
+    uint8_t *data;
+    size_t len;
+    lh_grpc__pack(&st.base, &data, &len);
+    for (size_t i = 0; i < n; i++) {
+        free(details[i]->type_url);
+        free(details[i]->value.data);
+        free(details[i]);
+    }
+    c->details_bin = grpc_slice_from_copied_buffer((const char *)data, len);
+    free(data);
+    c->trailing[0].key = grpc_slice_from_static_string("grpc-status-details-bin");
+    c->trailing[0].value = c->details_bin;
+    c->n_trailing = 1;
+}
+
+/* ---- calls ------------------------------------------------------------------------------- */
+
+static void arm(lh_grpc *g, gmethod_reg *reg);
+
+static void
+arm_unknown(lh_grpc *g)
+{
+    gcall *c = lh_calloc(1, sizeof *c);
+    c->g = g;
+    c->state = ST_UNKNOWN_NEW;
+    grpc_metadata_array_init(&c->md);
+    grpc_call_details_init(&c->details);
+    if (grpc_server_request_call(g->server, &c->call, &c->details, &c->md, g->cq, g->cq, c) !=
+        GRPC_CALL_OK) {
+        grpc_metadata_array_destroy(&c->md);
+        grpc_call_details_destroy(&c->details);
+        free(c);
+    }
+}
+
+static void
+arm(lh_grpc *g, gmethod_reg *reg)
+{
+    gcall *c = lh_calloc(1, sizeof *c);
+    c->g = g;
+    c->reg = reg;
+    c->state = ST_NEW;
+    grpc_metadata_array_init(&c->md);
+    if (grpc_server_request_registered_call(g->server, reg->handle, &c->call, &c->deadline, &c->md,
+                                            reg->stream ? NULL : &c->payload, g->cq, g->cq,
+                                            c) != GRPC_CALL_OK) {
+        grpc_metadata_array_destroy(&c->md);
+        free(c);
+    }
+}
+
+static void
+call_free(gcall *c)
+{
+    if (c->call)
+        grpc_call_unref(c->call);
+    grpc_metadata_array_destroy(&c->md);
+    if (c->reg == NULL) /* an unregistered call: its details were filled */
+        grpc_call_details_destroy(&c->details);
+    if (c->payload)
+        grpc_byte_buffer_destroy(c->payload);
+    if (c->reply)
+        grpc_byte_buffer_destroy(c->reply);
+    if (c->has_status_details)
+        grpc_slice_unref(c->status_details);
+    if (c->n_trailing)
+        grpc_slice_unref(c->details_bin);
+    free(c);
+}
+
+/* Answer: the reply (may be NULL) and the status, in one batch with the close. */
+static void
+finish(gcall *c, grpc_status_code code, const char *message)
+{
+    grpc_op ops[4];
+    size_t n = 0;
+    memset(ops, 0, sizeof ops);
+    if (!c->sent_initial) {
+        ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+        n++;
+        c->sent_initial = true;
+    }
+    if (c->reply) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n].data.send_message.send_message = c->reply;
+        n++;
+    }
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = code;
+    if (message && *message) {
+        c->status_details = grpc_slice_from_copied_string(message);
+        c->has_status_details = true;
+        ops[n].data.send_status_from_server.status_details = &c->status_details;
+    }
+    ops[n].data.send_status_from_server.trailing_metadata_count = c->n_trailing;
+    ops[n].data.send_status_from_server.trailing_metadata = c->n_trailing ? c->trailing : NULL;
+    n++;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
+    n++;
+    c->state = ST_DONE;
+    if (grpc_call_start_batch(c->call, ops, n, c, NULL) != GRPC_CALL_OK)
+        call_free(c);
+}
+
+static void
+fail(gcall *c, const lh_err *err)
+{
+    grpc_status_code code = status_of(err);
+    status_details(c, code, err);
+    if (c->reply) {
+        grpc_byte_buffer_destroy(c->reply);
+        c->reply = NULL;
+    }
+    finish(c, code, err->message);
+}
+
+static const char *
+md_value(const grpc_metadata_array *md, const char *key, char *buf, size_t size)
+{
+    size_t klen = strlen(key);
+    for (size_t i = 0; i < md->count; i++) {
+        const grpc_slice *k = &md->metadata[i].key, *v = &md->metadata[i].value;
+        if (GRPC_SLICE_LENGTH(*k) == klen &&
+            strncasecmp((const char *)GRPC_SLICE_START_PTR(*k), key, klen) == 0) {
+            size_t n = GRPC_SLICE_LENGTH(*v);
+            if (n >= size)
+                return NULL;
+            memcpy(buf, GRPC_SLICE_START_PTR(*v), n);
+            buf[n] = '\0';
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+static uint8_t *
+read_buffer(grpc_byte_buffer *bb, size_t *len)
+{
+    grpc_byte_buffer_reader r;
+    if (!grpc_byte_buffer_reader_init(&r, bb))
+        return NULL;
+    grpc_slice s = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
+    *len = GRPC_SLICE_LENGTH(s);
+    uint8_t *out = lh_malloc(*len ? *len : 1);
+    memcpy(out, GRPC_SLICE_START_PTR(s), *len);
+    grpc_slice_unref(s);
+    return out;
+}
+
+static void
+set_reply(gcall *c, uint8_t *data, size_t len)
+{
+    grpc_slice s = grpc_slice_new(data, len, free);
+    c->reply = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+}
+
+static void
+run_unary(gcall *c)
+{
+    lh_grpc *g = c->g;
+    const lh_gmethod *m = c->reg->m;
+    lh_err err;
+    lh_auth *auth = NULL;
+    lh_gcall gc = {.deps = &g->deps, .config = g->deps.config, .method = m->path};
+    gpr_timespec mono = gpr_convert_clock_type(c->deadline, GPR_CLOCK_MONOTONIC);
+    gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
+    if (gpr_time_cmp(mono, gpr_inf_future(GPR_CLOCK_MONOTONIC)) == 0) {
+        gc.deadline_mono_us = INT64_MAX;
+    } else {
+        gpr_timespec left = gpr_time_sub(mono, now);
+        gc.deadline_mono_us =
+            lh_mono_us() + (int64_t)left.tv_sec * 1000000 + (int64_t)left.tv_nsec / 1000;
+    }
+    uint8_t *in = NULL, *out = NULL;
+    size_t in_len = 0, out_len = 0;
+    int rc = 0;
+    if (gc.deadline_mono_us != INT64_MAX && gc.deadline_mono_us <= lh_mono_us()) {
+        rc = lh_err_set(&err, LH_ETIMEOUT, 408, "deadline_exceeded",
+                        "the call's deadline passed before it started");
+        goto out;
+    }
+    if (m->allow != LH_ALLOW_PUBLIC) {
+        char header[1024];
+        const char *authz = md_value(&c->md, "authorization", header, sizeof header);
+        auth = g->deps.auth_current(g->deps.auth_ctx);
+        gc.config = auth->config;
+        gc.principal = lh_auth_check(auth, authz, &err);
+        if (gc.principal == NULL) {
+            rc = LH_EPERM;
+            goto out;
+        }
+        if ((rc = lh_auth_allow(gc.principal, m->allow, &err)) != 0)
+            goto out;
+    }
+    if (c->payload == NULL) {
+        rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_argument", "the call sent no message");
+        goto out;
+    }
+    in = read_buffer(c->payload, &in_len);
+    if (in == NULL) {
+        rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_argument",
+                        "the message could not be read (an unknown compression?)");
+        goto out;
+    }
+    rc = m->unary(&gc, in, in_len, &out, &out_len, &err);
+out:
+    free(in);
+    if (auth)
+        lh_auth_release(auth);
+    if (rc != 0) {
+        free(out);
+        if (err.http_status >= 500)
+            lh_log_err(LH_LOG_ERROR, NULL, &err);
+        fail(c, &err);
+        return;
+    }
+    set_reply(c, out, out_len);
+    finish(c, GRPC_STATUS_OK, NULL);
+}
+
+/* The reflection stream: read a request, answer it, read the next, until the client
+ * half-closes. */
+static void
+stream_read(gcall *c)
+{
+    grpc_op ops[3];
+    size_t n = 0;
+    memset(ops, 0, sizeof ops);
+    if (!c->sent_initial) {
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+        c->sent_initial = true;
+    }
+    if (c->reply) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n].data.send_message.send_message = c->reply;
+        n++;
+    }
+    if (c->payload) {
+        grpc_byte_buffer_destroy(c->payload);
+        c->payload = NULL;
+    }
+    ops[n].op = GRPC_OP_RECV_MESSAGE;
+    ops[n].data.recv_message.recv_message = &c->payload;
+    n++;
+    c->state = ST_READ;
+    if (grpc_call_start_batch(c->call, ops, n, c, NULL) != GRPC_CALL_OK)
+        call_free(c);
+}
+
+static void
+stream_step(gcall *c)
+{
+    if (c->reply) { /* sent with the read that just completed */
+        grpc_byte_buffer_destroy(c->reply);
+        c->reply = NULL;
+    }
+    if (c->payload == NULL) { /* the client is done */
+        finish(c, GRPC_STATUS_OK, NULL);
+        return;
+    }
+    size_t len;
+    uint8_t *in = read_buffer(c->payload, &len), *out = NULL;
+    size_t out_len = 0;
+    if (in == NULL || lh_grpc__reflect(in, len, &out, &out_len) != 0) {
+        free(in);
+        lh_err err;
+        lh_grpc__bad_message(&err, "grpc.reflection.v1alpha.ServerReflectionRequest");
+        fail(c, &err);
+        return;
+    }
+    free(in);
+    set_reply(c, out, out_len);
+    stream_read(c);
+}
+
+static void
+on_event(lh_grpc *g, gcall *c, bool ok)
+{
+    switch (c->state) {
+    case ST_NEW:
+        if (!ok || atomic_load(&g->stopping)) {
+            call_free(c);
+            return;
+        }
+        arm(g, c->reg);
+        if (c->reg->stream)
+            stream_read(c);
+        else
+            run_unary(c);
+        return;
+    case ST_UNKNOWN_NEW: {
+        if (!ok || atomic_load(&g->stopping)) {
+            call_free(c);
+            return;
+        }
+        arm_unknown(g);
+        char msg[256];
+        snprintf(msg, sizeof msg, "no method %.*s on this server",
+                 (int)GRPC_SLICE_LENGTH(c->details.method),
+                 (const char *)GRPC_SLICE_START_PTR(c->details.method));
+        lh_err err;
+        lh_err_set(&err, LH_ENOTFOUND, 501, "unimplemented", "%s", msg);
+        lh_err_hint(&err, "the services are lakehouse.v1.Catalog, lakehouse.v1.Vectors, "
+                          "grpc.health.v1.Health and server reflection");
+        fail(c, &err);
+        return;
+    }
+    case ST_READ:
+        if (!ok) {
+            finish(c, GRPC_STATUS_CANCELLED, "the stream broke");
+            return;
+        }
+        stream_step(c);
+        return;
+    case ST_DONE:
+    default:
+        call_free(c);
+        return;
+    }
+}
+
+static void *
+serve_thread(void *arg)
+{
+    lh_grpc *g = arg;
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+        if (ev.type != GRPC_OP_COMPLETE)
+            continue;
+        if (ev.tag == &g->shutdown_tag) {
+            pthread_mutex_lock(&g->lock);
+            g->shut = true;
+            pthread_cond_broadcast(&g->cond);
+            pthread_mutex_unlock(&g->lock);
+            continue;
+        }
+        on_event(g, ev.tag, ev.success != 0);
+    }
+    return NULL;
+}
+
+/* ---- start and stop ---------------------------------------------------------------------- */
+
+static const struct {
+    const lh_gmethod *table;
+    const size_t *n;
+} TABLES[] = {
+    {lh_grpc__catalog, &lh_grpc__n_catalog},
+    {lh_grpc__vectors, &lh_grpc__n_vectors},
+    {lh_grpc__health, &lh_grpc__n_health},
+};
+
+static const lh_gmethod REFLECTION = {
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", LH_ALLOW_PUBLIC, NULL};
+
+int
+lh_grpc_start(const lh_grpc_deps *deps, lh_grpc **out, lh_err *err)
+{
+    *out = NULL;
+    int port = (int)lh_config_int(deps->config, "grpc.port");
+    if (port == 0)
+        return 0;
+    lh_grpc *g = lh_calloc(1, sizeof *g);
+    g->deps = *deps;
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->cond, NULL);
+    grpc_init();
+    int max_msg = (int)lh_config_int(deps->config, "grpc.max_message_bytes");
+    grpc_arg args[2];
+    memset(args, 0, sizeof args);
+    args[0].type = GRPC_ARG_INTEGER;
+    args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    args[0].value.integer = max_msg;
+    args[1].type = GRPC_ARG_INTEGER;
+    args[1].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+    args[1].value.integer = 64 * 1024 * 1024;
+    grpc_channel_args chargs = {2, args};
+    g->server = grpc_server_create(&chargs, NULL);
+    g->cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(g->server, g->cq, NULL);
+    size_t n = 1;
+    for (size_t t = 0; t < sizeof TABLES / sizeof TABLES[0]; t++)
+        n += *TABLES[t].n;
+    g->methods = lh_calloc(n, sizeof *g->methods);
+    for (size_t t = 0; t < sizeof TABLES / sizeof TABLES[0]; t++)
+        for (size_t i = 0; i < *TABLES[t].n; i++)
+            g->methods[g->n_methods++].m = &TABLES[t].table[i];
+    g->methods[g->n_methods].m = &REFLECTION;
+    g->methods[g->n_methods++].stream = true;
+    for (size_t i = 0; i < g->n_methods; i++)
+        g->methods[i].handle = grpc_server_register_method(
+            g->server, g->methods[i].m->path, NULL,
+            g->methods[i].stream ? GRPC_SRM_PAYLOAD_NONE
+                                 : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
+            0);
+    const char *host = lh_config_str(deps->config, "server.host");
+    char addr[300];
+    snprintf(addr, sizeof addr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    g->port = grpc_server_add_http2_port(g->server, addr, creds);
+    grpc_server_credentials_release(creds);
+    if (g->port <= 0) {
+        grpc_server_destroy(g->server);
+        grpc_completion_queue_shutdown(g->cq);
+        while (grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+               GRPC_QUEUE_SHUTDOWN)
+            ;
+        grpc_completion_queue_destroy(g->cq);
+        free(g->methods);
+        free(g);
+        grpc_shutdown_blocking();
+        return lh_err_set(err, LH_EEXIST, 500, "grpc_bind_failed",
+                          "gRPC could not listen on %s (in use, or not an address of this host)",
+                          addr);
+    }
+    grpc_server_start(g->server);
+    for (size_t i = 0; i < g->n_methods; i++)
+        arm(g, &g->methods[i]);
+    arm_unknown(g);
+    g->n_threads = (int)lh_config_int(deps->config, "grpc.threads");
+    g->threads = lh_calloc((size_t)g->n_threads, sizeof *g->threads);
+    for (int i = 0; i < g->n_threads; i++)
+        pthread_create(&g->threads[i], NULL, serve_thread, g);
+    *out = g;
+    return 0;
+}
+
+int
+lh_grpc_port(const lh_grpc *g)
+{
+    return g ? g->port : 0;
+}
+
+void
+lh_grpc_shutdown(lh_grpc *g, int64_t grace_ms)
+{
+    if (g == NULL)
+        return;
+    atomic_store(&g->stopping, true);
+    grpc_server_shutdown_and_notify(g->server, g->cq, &g->shutdown_tag);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += grace_ms / 1000;
+    until.tv_nsec += (grace_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&g->lock);
+    while (!g->shut)
+        if (pthread_cond_timedwait(&g->cond, &g->lock, &until) != 0)
+            break;
+    bool shut = g->shut;
+    pthread_mutex_unlock(&g->lock);
+    if (!shut) {
+        grpc_server_cancel_all_calls(g->server);
+        pthread_mutex_lock(&g->lock);
+        while (!g->shut)
+            pthread_cond_wait(&g->cond, &g->lock);
+        pthread_mutex_unlock(&g->lock);
+    }
+    grpc_completion_queue_shutdown(g->cq);
+    for (int i = 0; i < g->n_threads; i++)
+        pthread_join(g->threads[i], NULL);
+    grpc_server_destroy(g->server);
+    grpc_completion_queue_destroy(g->cq);
+    grpc_shutdown_blocking();
+    pthread_mutex_destroy(&g->lock);
+    pthread_cond_destroy(&g->cond);
+    free(g->threads);
+    free(g->methods);
+    free(g);
+}

@@ -1,0 +1,40 @@
+/*
+ * svc_health.c — grpc.health.v1.Health/Check, public (load balancers call it without a
+ * token): SERVING for "" (the server) and for each lakehouse service it serves,
+ * NOT_SERVING while it shuts down, NOT_FOUND for a service it does not know.
+ */
+#include "rpc/rpc_int.h"
+
+#include <string.h>
+
+#include "grpc/health/v1/health.pb-c.h"
+
+static const char *const SERVICES[] = {"", "lakehouse.v1.Catalog", "lakehouse.v1.Vectors",
+                                       "grpc.health.v1.Health"};
+
+static int
+check(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len, lh_err *err)
+{
+    Grpc__Health__V1__HealthCheckRequest *req =
+        grpc__health__v1__health_check_request__unpack(NULL, in_len, in);
+    if (req == NULL)
+        return lh_grpc__bad_message(err, "grpc.health.v1.HealthCheckRequest");
+    bool known = false;
+    for (size_t i = 0; i < sizeof SERVICES / sizeof SERVICES[0]; i++)
+        known |= strcmp(req->service, SERVICES[i]) == 0;
+    if (!known) {
+        lh_err_set(err, LH_ENOTFOUND, 404, "service_not_found", "no service '%s' on this server",
+                   req->service);
+        grpc__health__v1__health_check_request__free_unpacked(req, NULL);
+        return LH_ENOTFOUND;
+    }
+    grpc__health__v1__health_check_request__free_unpacked(req, NULL);
+    Grpc__Health__V1__HealthCheckResponse res = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    res.status = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    return lh_grpc__pack(&res.base, out, out_len);
+}
+
+const lh_gmethod lh_grpc__health[] = {
+    {"/grpc.health.v1.Health/Check", LH_ALLOW_PUBLIC, check},
+};
+const size_t lh_grpc__n_health = sizeof lh_grpc__health / sizeof lh_grpc__health[0];
