@@ -24,7 +24,9 @@ packages=(build-essential cmake pkg-config ca-certificates curl
           libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libssl-dev
           libpq-dev libzstd-dev libcmocka-dev libxml2-dev python3-botocore
           postgresql postgresql-client libhnswlib-dev wamerican
-          python3 nodejs npm clang-format json-schema-test-suite zlib1g-dev chromium)
+          python3 nodejs npm clang-format json-schema-test-suite zlib1g-dev chromium
+          libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev
+          python3-grpcio python3-grpc-tools)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,305 @@
+"""End-to-end: the gRPC door (:3101 in production; a free port here), driven by Debian's
+python3-grpcio with stubs compiled from proto/ by python3-grpc-tools in the test: health,
+reflection, the Catalog service, Vectors.Search, and the errors every door must give the
+same way — no token, a wrong token, a role that may not, a tenant that may not see,
+unknown names, malformed and oversized messages, deadlines, unknown methods — with the
+API's code, detail and hint in the google.rpc.Status details."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+
+import grpc  # noqa: E402
+
+SOURCE = os.environ.get("LH_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+OWNER, READER, AGENT, ACME = ("tok-grpc-owner-0001", "tok-grpc-reader-001", "tok-grpc-agent-0001",
+                              "tok-grpc-acme-00001")
+PEOPLE = "id,name,city,score\n1,alice,Chicago,10\n2,bob,Austin,7\n3,carol,Chicago,9\n"
+ORDERS = "id,total\n1,9.5\n2,12\n"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def compile_protos(dest):
+    """Stubs for the client, under a package of their own (lhproto.*), so the generated
+    grpc.health.v1 modules do not shadow the grpc library."""
+    root = os.path.join(dest, "lhproto")
+    shutil.copytree(os.path.join(SOURCE, "proto"), root)
+    files = ["lhproto/lakehouse/v1/catalog.proto", "lhproto/lakehouse/v1/vectors.proto",
+             "lhproto/grpc/health/v1/health.proto",
+             "lhproto/grpc/reflection/v1alpha/reflection.proto", "lhproto/google/rpc/status.proto"]
+    subprocess.run(["/usr/bin/python3", "-m", "grpc_tools.protoc", "-I.", "-I/usr/include",
+                    "--python_out=.", "--grpc_python_out=."] + files, cwd=dest, check=True)
+    sys.path.insert(0, dest)
+
+
+class Grpc(harness.ServerTestCase):
+    principals = [("owner", OWNER, ["admin"]), ("reader", READER, ["reader"]),
+                  ("agent", AGENT, ["agent"]), ("acme", ACME, ["writer"], ["acme"])]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="e2e-grpc-", dir=harness.TMP)
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
+        compile_protos(cls.tmp)
+        global c_pb, c_grpc, v_pb, v_grpc, h_pb, h_grpc, r_pb, r_grpc, st_pb
+        from lhproto.lakehouse.v1 import catalog_pb2 as c_pb, catalog_pb2_grpc as c_grpc
+        from lhproto.lakehouse.v1 import vectors_pb2 as v_pb, vectors_pb2_grpc as v_grpc
+        from lhproto.grpc.health.v1 import health_pb2 as h_pb, health_pb2_grpc as h_grpc
+        from lhproto.grpc.reflection.v1alpha import reflection_pb2 as r_pb
+        from lhproto.grpc.reflection.v1alpha import reflection_pb2_grpc as r_grpc
+        from lhproto.google.rpc import status_pb2 as st_pb
+        cls.port = free_port()
+
+        def configure(srv):
+            with open(srv.config, "a") as f:
+                f.write('[[bucket]]\nname = "acme"\nbackend = "fs"\nroot = "%s"\n'
+                        % os.path.join(srv.dir, "acme-root"))
+        cls.start_server(configure=configure, env={
+            "LAKEHOUSE_GRPC_PORT": str(cls.port), "LAKEHOUSE_GRPC_MAX_MESSAGE_BYTES": "1048576"})
+        for name, csv, extra in (("people", PEOPLE, "&primary_key=id"),
+                                 ("acme_orders", ORDERS, "&bucket=acme")):
+            st, _, res = cls.srv.request("POST", "/ingest/file?dataset=%s&format=csv%s" % (name, extra),
+                                         body=csv, who="owner", headers={"Content-Type": "text/csv"})
+            assert st == 201, res
+        st, _, res = cls.srv.request("POST", "/vectors/indexes", who="owner", body={
+            "name": "people_idx", "dataset": "people", "id_column": "id", "text_column": "name",
+            "async": False})
+        assert st in (200, 201), res
+        cls.channel = grpc.insecure_channel("127.0.0.1:%d" % cls.port)
+        cls.addClassCleanup(cls.channel.close)
+        cls.catalog = c_grpc.CatalogStub(cls.channel)
+        cls.vectors = v_grpc.VectorsStub(cls.channel)
+
+    def md(self, who):
+        return [("authorization", "Bearer " + self.srv.tokens[who])]
+
+    def fails(self, code, fn, *args, **kw):
+        with self.assertRaises(grpc.RpcError) as cm:
+            fn(*args, **kw)
+        e = cm.exception
+        self.assertEqual(e.code(), code, e.details())
+        info = None
+        for k, v in e.trailing_metadata() or ():
+            if k == "grpc-status-details-bin":
+                st = st_pb.Status.FromString(v)
+                self.assertEqual(st.code, code.value[0])
+                self.assertEqual(st.message, e.details())
+                for d in st.details:
+                    if d.type_url.endswith("google.rpc.ErrorInfo"):
+                        info = st_pb.ErrorInfo.FromString(d.value)
+        return e, info
+
+    # ---- health and reflection --------------------------------------------------------
+
+    def test_health(self):
+        h = h_grpc.HealthStub(self.channel)
+        self.assertEqual(h.Check(h_pb.HealthCheckRequest()).status,
+                         h_pb.HealthCheckResponse.SERVING)
+        self.assertEqual(h.Check(h_pb.HealthCheckRequest(service="lakehouse.v1.Vectors")).status,
+                         h_pb.HealthCheckResponse.SERVING)
+        self.fails(grpc.StatusCode.NOT_FOUND, h.Check, h_pb.HealthCheckRequest(service="nope.Svc"))
+
+    def test_reflection(self):
+        r = r_grpc.ServerReflectionStub(self.channel)
+        reqs = [r_pb.ServerReflectionRequest(list_services=""),
+                r_pb.ServerReflectionRequest(file_containing_symbol="lakehouse.v1.Vectors.Search"),
+                r_pb.ServerReflectionRequest(file_containing_symbol="lakehouse.v1.Dataset"),
+                r_pb.ServerReflectionRequest(file_by_filename="google/protobuf/struct.proto"),
+                r_pb.ServerReflectionRequest(file_containing_symbol="no.Such")]
+        out = list(r.ServerReflectionInfo(iter(reqs)))
+        self.assertEqual(len(out), 5)
+        names = {s.name for s in out[0].list_services_response.service}
+        self.assertTrue({"lakehouse.v1.Catalog", "lakehouse.v1.Vectors", "grpc.health.v1.Health",
+                         "grpc.reflection.v1alpha.ServerReflection"} <= names, names)
+        from google.protobuf import descriptor_pb2
+        files = [descriptor_pb2.FileDescriptorProto.FromString(b)
+                 for b in out[1].file_descriptor_response.file_descriptor_proto]
+        self.assertEqual(files[0].name, "lakehouse/v1/vectors.proto")
+        self.assertIn("google/protobuf/struct.proto", [f.name for f in files])  # its import
+        self.assertEqual([m.name for m in files[0].service[0].method], ["Search"])
+        self.assertEqual(descriptor_pb2.FileDescriptorProto.FromString(
+            out[2].file_descriptor_response.file_descriptor_proto[0]).name, "lakehouse/v1/catalog.proto")
+        self.assertEqual(out[4].error_response.error_code, 5)
+        self.assertEqual(out[1].original_request.file_containing_symbol, "lakehouse.v1.Vectors.Search")
+
+    # ---- catalog ------------------------------------------------------------------------
+
+    def test_catalog_list_get_versions(self):
+        res = self.catalog.ListDatasets(c_pb.ListDatasetsRequest(), metadata=self.md("owner"))
+        self.assertEqual(sorted(d.name for d in res.datasets), ["acme_orders", "people"])
+        people = [d for d in res.datasets if d.name == "people"][0]
+        self.assertEqual((people.row_count, people.column_count, people.freshness.status),
+                         (3, 4, "unknown"))
+        self.assertEqual(people.lineage.fields["format"].string_value, "csv")
+        d = self.catalog.GetDataset(c_pb.GetDatasetRequest(name="people"), metadata=self.md("reader"))
+        self.assertEqual([(c.name, c.type) for c in d.columns],
+                         [("id", "BIGINT"), ("name", "VARCHAR"), ("city", "VARCHAR"), ("score", "BIGINT")])
+        self.assertEqual(list(d.primary_key), ["id"])
+        v = self.catalog.ListVersions(c_pb.ListVersionsRequest(name="people", limit=1),
+                                      metadata=self.md("owner"))
+        self.assertEqual(v.dataset, "people")
+        self.assertEqual(v.versions[0].version, 1)
+        # the same answer as the HTTP door
+        st, _, http = self.srv.request("GET", "/catalog/datasets/people", who="reader")
+        self.assertEqual(d.version, http["version"])
+        self.assertEqual(d.created_at, http["created_at"])
+
+    def test_patch(self):
+        d = self.catalog.PatchDataset(c_pb.PatchDatasetRequest(
+            name="people", paths=["description", "tags"], description="from gRPC", tags=["a", "b"]),
+            metadata=self.md("owner"))
+        self.assertEqual((d.description, list(d.tags), d.change), ("from gRPC", ["a", "b"], "patch"))
+        st, _, http = self.srv.request("GET", "/catalog/datasets/people", who="owner")
+        self.assertEqual(http["metadata"]["description"], "from gRPC")
+        self.assertEqual(http["created_by"], "owner")
+        e, info = self.fails(grpc.StatusCode.INVALID_ARGUMENT, self.catalog.PatchDataset,
+                             c_pb.PatchDatasetRequest(name="people", paths=["colour"]),
+                             metadata=self.md("owner"))
+        self.assertEqual(info.reason, "invalid_metadata")
+        self.assertIn("hint", info.metadata)
+        e, info = self.fails(grpc.StatusCode.INVALID_ARGUMENT, self.catalog.PatchDataset,
+                             c_pb.PatchDatasetRequest(name="people", paths=["sensitivity"],
+                                                      sensitivity="secret"),
+                             metadata=self.md("owner"))
+        # readers may not
+        e, info = self.fails(grpc.StatusCode.PERMISSION_DENIED, self.catalog.PatchDataset,
+                             c_pb.PatchDatasetRequest(name="people", paths=["description"]),
+                             metadata=self.md("reader"))
+        self.assertEqual(info.reason, "forbidden")
+        st, _, http = self.srv.request("GET", "/catalog/datasets/people", who="owner")
+        self.assertEqual(http["metadata"]["description"], "from gRPC")  # nothing changed
+
+    def test_tenant_sees_only_its_bucket(self):
+        res = self.catalog.ListDatasets(c_pb.ListDatasetsRequest(), metadata=self.md("acme"))
+        self.assertEqual([d.name for d in res.datasets], ["acme_orders"])
+        e, info = self.fails(grpc.StatusCode.NOT_FOUND, self.catalog.GetDataset,
+                             c_pb.GetDatasetRequest(name="people"), metadata=self.md("acme"))
+        e2, info2 = self.fails(grpc.StatusCode.NOT_FOUND, self.catalog.GetDataset,
+                               c_pb.GetDatasetRequest(name="never_was"), metadata=self.md("acme"))
+        self.assertEqual(info.reason, "dataset_not_found")
+        self.assertEqual(e.details().replace("people", "X"), e2.details().replace("never_was", "X"))
+        self.fails(grpc.StatusCode.NOT_FOUND, self.vectors.Search,
+                   v_pb.SearchRequest(index="people_idx", query="alice"), metadata=self.md("acme"))
+
+    def test_auth(self):
+        e, info = self.fails(grpc.StatusCode.UNAUTHENTICATED, self.catalog.ListDatasets,
+                             c_pb.ListDatasetsRequest())
+        self.assertEqual(info.domain, "lakehouse")
+        self.fails(grpc.StatusCode.UNAUTHENTICATED, self.catalog.ListDatasets,
+                   c_pb.ListDatasetsRequest(), metadata=[("authorization", "Bearer wrong-token-1234")])
+        self.fails(grpc.StatusCode.UNAUTHENTICATED, self.catalog.ListDatasets,
+                   c_pb.ListDatasetsRequest(), metadata=[("authorization", "Basic abc")])
+        # agents use tools and search, not the catalog
+        self.fails(grpc.StatusCode.PERMISSION_DENIED, self.catalog.ListDatasets,
+                   c_pb.ListDatasetsRequest(), metadata=self.md("agent"))
+        # no token ever reaches the log
+        self.assertNotIn("wrong-token-1234", self.srv.log_text())
+
+    # ---- search -------------------------------------------------------------------------
+
+    def test_search(self):
+        r = self.vectors.Search(v_pb.SearchRequest(index="people_idx", query="alice", k=2,
+                                                   include=["city"]), metadata=self.md("reader"))
+        self.assertEqual(r.hits[0].doc_id, "1")
+        self.assertEqual(r.hits[0].columns.fields["city"].string_value, "Chicago")
+        self.assertEqual(len(r.hits), 2)
+        st, _, http = self.srv.request("POST", "/vectors/indexes/people_idx/search", who="reader",
+                                       body={"query": "alice", "k": 2, "include": ["city"]})
+        self.assertEqual([h.doc_id for h in r.hits], [h["doc_id"] for h in http["hits"]])
+        self.assertAlmostEqual(r.hits[0].score, http["hits"][0]["score"], places=6)
+        # a filter
+        r = self.vectors.Search(v_pb.SearchRequest(index="people_idx", query="alice",
+                                                   filter="city = 'Austin'"), metadata=self.md("owner"))
+        self.assertEqual([h.doc_id for h in r.hits], ["2"])
+        self.assertEqual(r.filter_matched_documents, 1)
+        # agents search, but may not write SQL filters
+        self.vectors.Search(v_pb.SearchRequest(index="people_idx", query="bob"), metadata=self.md("agent"))
+        e, info = self.fails(grpc.StatusCode.PERMISSION_DENIED, self.vectors.Search,
+                             v_pb.SearchRequest(index="people_idx", query="bob", filter="1=1"),
+                             metadata=self.md("agent"))
+
+    def test_search_bad_input(self):
+        md = self.md("owner")
+        cases = [
+            (v_pb.SearchRequest(index="nope", query="x"), grpc.StatusCode.NOT_FOUND, "index_not_found"),
+            (v_pb.SearchRequest(index="people_idx", query="x", vector=[0.1] * 384),
+             grpc.StatusCode.INVALID_ARGUMENT, "invalid_parameter"),
+            (v_pb.SearchRequest(index="people_idx", vector=[float("nan")] * 384),
+             grpc.StatusCode.INVALID_ARGUMENT, "invalid_parameter"),
+            (v_pb.SearchRequest(index="people_idx", query="x", mode="sideways"),
+             grpc.StatusCode.INVALID_ARGUMENT, None),
+            (v_pb.SearchRequest(index="people_idx", query="x", filter="nope = 1"),
+             grpc.StatusCode.INVALID_ARGUMENT, "invalid_filter"),
+            (v_pb.SearchRequest(index="people_idx", query="x", filter="1=1; DROP TABLE people"),
+             None, None),
+            (v_pb.SearchRequest(index="people_idx", query="x",
+                                filter="id IN (SELECT 1 FROM read_csv('/etc/passwd'))"),
+             grpc.StatusCode.PERMISSION_DENIED, None),
+        ]
+        for req, code, reason in cases:
+            with self.assertRaises(grpc.RpcError, msg=str(req)) as cm:
+                self.vectors.Search(req, metadata=md)
+            if code:
+                self.assertEqual(cm.exception.code(), code, (str(req)[:80], cm.exception.details()))
+            else:
+                self.assertIn(cm.exception.code(), (grpc.StatusCode.INVALID_ARGUMENT,
+                                                    grpc.StatusCode.PERMISSION_DENIED))
+            if reason:
+                _, info = self.fails(cm.exception.code(), self.vectors.Search, req, metadata=md)
+                self.assertEqual(info.reason, reason)
+        # the server still answers
+        self.vectors.Search(v_pb.SearchRequest(index="people_idx", query="alice"), metadata=md)
+
+    def test_malformed_oversized_unknown(self):
+        raw = self.channel.unary_unary("/lakehouse.v1.Catalog/GetDataset",
+                                       request_serializer=lambda b: b,
+                                       response_deserializer=lambda b: b)
+        e, info = self.fails(grpc.StatusCode.INVALID_ARGUMENT, raw, b"\xff\xff\xff\xff\x0f",
+                             metadata=self.md("owner"))
+        self.assertEqual(info.reason, "invalid_argument")
+        # over [grpc] max_message_bytes (1 MiB here)
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.vectors.Search(v_pb.SearchRequest(index="people_idx", vector=[0.5] * 300000),
+                                metadata=self.md("owner"))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        unknown = self.channel.unary_unary("/lakehouse.v1.Catalog/DropEverything",
+                                           request_serializer=lambda b: b,
+                                           response_deserializer=lambda b: b)
+        e, info = self.fails(grpc.StatusCode.UNIMPLEMENTED, unknown, b"", metadata=self.md("owner"))
+        self.assertIn("DropEverything", e.details())
+        self.catalog.ListDatasets(c_pb.ListDatasetsRequest(), metadata=self.md("owner"))
+
+    def test_deadlines(self):
+        # a filter that would run for long is stopped by the call's deadline
+        slow = "id > (SELECT count(*) FROM range(20000000000))"
+        t0 = time.time()
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.vectors.Search(v_pb.SearchRequest(index="people_idx", query="x", filter=slow),
+                                metadata=self.md("owner"), timeout=1.0)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        self.assertLess(time.time() - t0, 5)
+        # the server stopped the query: the next one does not wait behind it
+        t0 = time.time()
+        r = self.vectors.Search(v_pb.SearchRequest(index="people_idx", query="alice",
+                                                   filter="city = 'Chicago'"),
+                                metadata=self.md("owner"), timeout=10)
+        self.assertTrue(r.hits)
+        self.assertLess(time.time() - t0, 5)
+
+
+if __name__ == "__main__":
+    unittest.main()
