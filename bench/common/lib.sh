@@ -65,6 +65,8 @@ threads = $threads
 access = false
 [storage]
 probe_interval_ms = 0
+[grpc]
+port = ${grpc_port:-0}
 ${extra_toml:-}
 TOML
     "$build/lakehouse" serve --config "$work/lakehouse.toml" >"$work/server.log" 2>&1 & pids+=($!)

@@ -1,0 +1,81 @@
+"""Vector search over gRPC (lakehouse.v1.Vectors/Search) beside the same search over HTTP
+keep-alive (POST /vectors/indexes/{index}/search), at 1, 8 and 64 concurrent clients: each
+client is a process of its own with its own channel or connection, making CALLS calls in a
+row. Prints one line per (door, clients): p50 and p99 of a call's round trip (ms) and the
+calls per second of all clients together.
+usage: client.py HOST HTTP_PORT GRPC_PORT TOKEN STUBS_DIR INDEX QUERY CALLS"""
+import http.client
+import json
+import multiprocessing as mp
+import sys
+import time
+
+host, http_port, grpc_port, token, stubs, index, query, calls = sys.argv[1:9]
+calls = int(calls)
+
+
+def http_client(n, start, out):
+    conn = http.client.HTTPConnection(host, int(http_port), timeout=60)
+    h = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+    body = json.dumps({"query": query, "k": 10}).encode()
+    times = []
+    start.wait()
+    for i in range(n + 1):
+        t0 = time.perf_counter()
+        conn.request("POST", "/vectors/indexes/%s/search" % index, body=body, headers=h)
+        r = conn.getresponse()
+        data = r.read()
+        if r.status != 200:
+            sys.exit("HTTP %d: %s" % (r.status, data[:200]))
+        if i:
+            times.append(time.perf_counter() - t0)
+    out.put(times)
+
+
+def grpc_client(n, start, out):
+    sys.path.insert(0, stubs)
+    import grpc
+    from lhproto.lakehouse.v1 import vectors_pb2, vectors_pb2_grpc
+    ch = grpc.insecure_channel("%s:%s" % (host, grpc_port))
+    stub = vectors_pb2_grpc.VectorsStub(ch)
+    md = [("authorization", "Bearer " + token)]
+    req = vectors_pb2.SearchRequest(index=index, query=query, k=10)
+    times = []
+    start.wait()
+    for i in range(n + 1):
+        t0 = time.perf_counter()
+        r = stub.Search(req, metadata=md)
+        if len(r.hits) == 0:
+            sys.exit("gRPC search found nothing")
+        if i:
+            times.append(time.perf_counter() - t0)
+    out.put(times)
+
+
+def run(fn, clients):
+    ctx = mp.get_context("spawn")
+    start, out = ctx.Event(), ctx.Queue()
+    n = max(20, calls // clients)
+    ps = [ctx.Process(target=fn, args=(n, start, out)) for _ in range(clients)]
+    for p in ps:
+        p.start()
+    time.sleep(1.0 + clients * 0.05)  # let every client connect and import
+    t0 = time.perf_counter()
+    start.set()
+    times = []
+    for _ in ps:
+        times += out.get(timeout=600)
+    wall = time.perf_counter() - t0
+    for p in ps:
+        p.join()
+        if p.exitcode:
+            sys.exit("a client failed")
+    times.sort()
+    return times[len(times) // 2], times[int(len(times) * 0.99)], len(times) / wall
+
+
+if __name__ == "__main__":
+    for clients in (1, 8, 64):
+        for door, fn in (("http", http_client), ("grpc", grpc_client)):
+            p50, p99, rate = run(fn, clients)
+            print("%s %d %.4f %.4f %.1f" % (door, clients, p50 * 1000, p99 * 1000, rate), flush=True)
