@@ -1,17 +1,26 @@
 """Vector search over gRPC (lakehouse.v1.Vectors/Search) beside the same search over HTTP
 keep-alive (POST /vectors/indexes/{index}/search), at 1, 8 and 64 concurrent clients: each
 client is a process of its own with its own channel or connection, making CALLS calls in a
-row. Prints one line per (door, clients): p50 and p99 of a call's round trip (ms) and the
-calls per second of all clients together.
-usage: client.py HOST HTTP_PORT GRPC_PORT TOKEN STUBS_DIR INDEX QUERY CALLS"""
+row. Prints one line per (door, clients): p50 and p99 of a call's round trip (ms), the
+calls per second of all clients together, and the server's CPU time per call (µs, from
+/proc/SERVER_PID/stat: the door's own cost without the clients', which share the cores).
+usage: client.py HOST HTTP_PORT GRPC_PORT TOKEN STUBS_DIR INDEX QUERY CALLS SERVER_PID"""
 import http.client
 import json
 import multiprocessing as mp
+import os
 import sys
 import time
 
-host, http_port, grpc_port, token, stubs, index, query, calls = sys.argv[1:9]
+host, http_port, grpc_port, token, stubs, index, query, calls, server_pid = sys.argv[1:10]
 calls = int(calls)
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu():
+    with open("/proc/%s/stat" % server_pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
 
 
 def http_client(n, start, out):
@@ -60,22 +69,26 @@ def run(fn, clients):
     for p in ps:
         p.start()
     time.sleep(1.0 + clients * 0.05)  # let every client connect and import
+    cpu0 = server_cpu()
     t0 = time.perf_counter()
     start.set()
     times = []
     for _ in ps:
         times += out.get(timeout=600)
     wall = time.perf_counter() - t0
+    cpu = server_cpu() - cpu0
     for p in ps:
         p.join()
         if p.exitcode:
             sys.exit("a client failed")
     times.sort()
-    return times[len(times) // 2], times[int(len(times) * 0.99)], len(times) / wall
+    return (times[len(times) // 2], times[int(len(times) * 0.99)], len(times) / wall,
+            cpu / len(times))
 
 
 if __name__ == "__main__":
     for clients in (1, 8, 64):
         for door, fn in (("http", http_client), ("grpc", grpc_client)):
-            p50, p99, rate = run(fn, clients)
-            print("%s %d %.4f %.4f %.1f" % (door, clients, p50 * 1000, p99 * 1000, rate), flush=True)
+            p50, p99, rate, cpu = run(fn, clients)
+            print("%s %d %.4f %.4f %.1f %.1f" % (door, clients, p50 * 1000, p99 * 1000, rate,
+                                                 cpu * 1e6), flush=True)

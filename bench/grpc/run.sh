@@ -23,11 +23,11 @@ cp -r "$root/proto/." "$work/stubs/lhproto/"
     --grpc_python_out=. lhproto/lakehouse/v1/vectors.proto) || failed "compiling the stubs failed"
 token=${auth#Authorization: Bearer }
 /usr/bin/python3 "$here/client.py" 127.0.0.1 "${lh##*:}" "$grpc_port" "$token" "$work/stubs" \
-    candidate_resumes "Senior DevOps engineer in Chicago" "${CALLS:-2000}" >"$work/times" ||
+    candidate_resumes "Senior DevOps engineer in Chicago" "${CALLS:-2000}" "${pids[0]}" >"$work/times" ||
     failed "the client failed"
 echo "bench/grpc: vector search (k 10, text query, scale $scale demo), $(nproc) cores, load $load"
-printf '%-8s %-8s %10s %10s %10s\n' door clients "p50 ms" "p99 ms" "calls/s"
-awk '{ printf "%-8s %-8s %10.3f %10.3f %10.1f\n", $1, $2, $3, $4, $5
-       if ($1 == "http") { h50[$2] = $3; hr[$2] = $5 } else { g50[$2] = $3; gr[$2] = $5 } }
-     END { for (c in h50) printf "clients %-3s gRPC/HTTP: p50 %.2fx, calls/s %.2fx\n", c, g50[c] / h50[c], gr[c] / hr[c] }' \
+printf '%-8s %-8s %10s %10s %10s %16s\n' door clients "p50 ms" "p99 ms" "calls/s" "server cpu/call"
+awk '{ printf "%-8s %-8s %10.3f %10.3f %10.1f %14.1fus\n", $1, $2, $3, $4, $5, $6
+       if ($1 == "http") { h50[$2] = $3; hr[$2] = $5; hc[$2] = $6 } else { g50[$2] = $3; gr[$2] = $5; gc[$2] = $6 } }
+     END { for (c in h50) printf "clients %-3s gRPC/HTTP: p50 %.2fx, calls/s %.2fx, server cpu/call %.2fx\n", c, g50[c] / h50[c], gr[c] / hr[c], gc[c] / hc[c] }' \
     "$work/times"
