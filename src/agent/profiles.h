@@ -18,7 +18,9 @@
 #include "auth/auth.h"
 #include "catalog/catalog.h"
 #include "core/core.h"
+#include "engine/engine.h"
 #include "vector/vector.h"
+#include "workspace/workspace.h"
 
 /* The index a search of `name` by who uses: the index its profile binds to `name` (a
  * dataset or a logical name), else `name` itself (an index named explicitly). Copied into
@@ -74,5 +76,27 @@ json_t *lh_profile_json(const lh_profile_cfg *p, bool admin);
 /* The profiles who may see (new array): admins every profile of the set, anyone else only
  * its own. */
 json_t *lh_profiles_list(const lh_auth *set, const lh_principal *who);
+
+/* ---- a principal's own SQL, from any door (user_query.c) ------------------------------ */
+typedef struct lh_user_query {
+    lh_query_opts opts; /* for lh_query_start / lh_query_to_parquet: the door sets format,
+                           gone and rescue_used */
+    lh_catalog_view view;
+    bool has_view;
+    lh_as_of_views *as_of;
+    lh_ws_prelude *ws;
+    const char **prelude; /* the time travel and workspace statements, in that order */
+} lh_user_query;
+/* Prepare sql as who's query: 403 for one who may not write SQL (agents), 400 for an
+ * empty statement, a limit outside 0..[engine] max_row_limit (0: the default limit) or
+ * as_of with workspace_id; as_of ({"version"}, {"timestamp"} or {"datasets"}: the
+ * catalog's time travel through who's buckets and clearance) or workspace_id (its staged
+ * rows merged on read; ws may be NULL: none) become the statements run first; the result
+ * and time limits come from cfg, the view of the datasets from who. q is the door's (on
+ * its stack); release it when the query is over (it pins files and holds the view). */
+int lh_user_query_prepare(lh_catalog *c, lh_workspaces *ws, const lh_principal *who,
+                          const lh_config *cfg, const char *sql, int64_t limit, const json_t *as_of,
+                          const char *workspace_id, lh_user_query *q, lh_err *err);
+void lh_user_query_release(lh_user_query *q);
 
 #endif

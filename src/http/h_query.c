@@ -24,6 +24,9 @@ typedef struct stream {
     lh_buf head; /* bytes read ahead while deciding whether to stream at all */
     size_t head_pos;
     bool failed_early; /* the query failed during the read-ahead */
+    /* the query as the module prepared it: the time travel and workspace views pin their
+     * files until the stream is over */
+    lh_user_query uq;
 } stream;
 
 /* Results up to this size are sent as one plain response (with Content-Length): a
@@ -68,73 +71,12 @@ free_stream(void *cls)
 {
     stream *s = cls;
     lh_query_free(s->q);
+    lh_user_query_release(&s->uq);
     lh_buf_free(&s->head);
     free(s);
 }
 
 static const char *const FIELDS[] = {"sql", "format", "limit", "as_of", "workspace_id", NULL};
-
-/* ---- time travel ------------------------------------------------------------------------ */
-
-static void
-free_as_of(void *views)
-{
-    lh_catalog_as_of_free(views);
-}
-
-/* as_of: the catalog's views of the datasets as they were, run first on the query's own
- * connection; their files stay pinned until the request ends. */
-static int
-as_of_prelude(lh_req *req, const json_t *as_of, const char *sql, lh_query_opts *opts, lh_err *err)
-{
-    lh_as_of_views *views = NULL;
-    int rc = lh_catalog_as_of(req->srv->catalog, as_of, sql, lh_catalog_bucket_access,
-                              (void *)req->principal, req->principal->clearance, &views, err);
-    if (rc != 0)
-        return rc;
-    lh_arena_on_cleanup(req->arena, free_as_of, views);
-    opts->prelude = lh_as_of_views_sql(views, &opts->n_prelude);
-    return 0;
-}
-
-static void
-free_ws_prelude(void *v)
-{
-    lh_ws_prelude_free(v);
-}
-
-/* Workspaces: with workspace_id, the datasets with that workspace's staged changes merged
- * on read; and the _workspaces, _workspace_activity and _shortlists views the SQL names,
- * holding what the caller may read. Appended to any time-travel statements. */
-static int
-workspace_prelude(lh_req *req, const json_t *workspace_id, const char *sql, lh_query_opts *opts,
-                  lh_err *err)
-{
-    if (req->srv->workspaces == NULL)
-        return 0;
-    if (workspace_id && (!json_is_string(workspace_id) || opts->n_prelude > 0))
-        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                          "'workspace_id' must be a workspace's id, and cannot be combined "
-                          "with 'as_of'");
-    lh_ws_prelude *views = NULL;
-    int rc = lh_workspace_prelude(req->srv->workspaces, req->principal,
-                                  json_string_value(workspace_id), sql, &views, err);
-    if (rc != 0)
-        return rc;
-    lh_arena_on_cleanup(req->arena, free_ws_prelude, views);
-    size_t n = 0;
-    const char *const *ws = lh_ws_prelude_sql(views, &n);
-    if (n == 0)
-        return 0;
-    const char **all = lh_arena_alloc(req->arena, (opts->n_prelude + n) * sizeof *all);
-    for (size_t i = 0; i < opts->n_prelude; i++)
-        all[i] = opts->prelude[i];
-    for (size_t i = 0; i < n; i++)
-        all[opts->n_prelude + i] = ws[i];
-    opts->prelude = all;
-    opts->n_prelude += n;
-    return 0;
-}
 
 /* Parquet is written whole (a Parquet footer comes last), into the work dir, then sent
  * as a file; the name is unlinked once open, so nothing stays behind. */
@@ -199,9 +141,9 @@ lh_h_query(lh_req *req, lh_resp *resp)
     json_t *sql = json_object_get(body, "sql");
     json_t *format = json_object_get(body, "format");
     json_t *limit = json_object_get(body, "limit");
-    lh_query_opts opts = {.format = LH_QUERY_JSON};
+    json_t *workspace_id = json_object_get(body, "workspace_id");
+    lh_query_format fmt = LH_QUERY_JSON;
     bool parquet = false;
-    const lh_config *cfg = req->config; /* the request's set: limits a reload changed */
     if (rc == 0 && (!json_is_string(sql) || json_string_length(sql) == 0))
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
                         "'sql' must be a non-empty string");
@@ -210,11 +152,11 @@ lh_h_query(lh_req *req, lh_resp *resp)
     if (rc == 0 && format) {
         const char *f = json_is_string(format) ? json_string_value(format) : "";
         if (strcmp(f, "json") == 0)
-            opts.format = LH_QUERY_JSON;
+            fmt = LH_QUERY_JSON;
         else if (strcmp(f, "ndjson") == 0)
-            opts.format = LH_QUERY_NDJSON;
+            fmt = LH_QUERY_NDJSON;
         else if (strcmp(f, "csv") == 0)
-            opts.format = LH_QUERY_CSV;
+            fmt = LH_QUERY_CSV;
         else if (strcmp(f, "parquet") == 0)
             parquet = true;
         else {
@@ -222,52 +164,43 @@ lh_h_query(lh_req *req, lh_resp *resp)
                             "'format' must be \"json\", \"ndjson\", \"csv\" or \"parquet\"");
         }
     }
-    int64_t max_rows = lh_config_int(cfg, "engine.max_row_limit");
-    opts.row_limit = lh_config_int(cfg, "engine.default_row_limit");
-    if (rc == 0 && limit) {
-        if (!json_is_integer(limit) || json_integer_value(limit) < 1 ||
-            json_integer_value(limit) > max_rows)
-            rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
-                            "'limit' must be an integer from 1 to %lld", (long long)max_rows);
-        else
-            opts.row_limit = json_integer_value(limit);
-    }
-    json_t *as_of = json_object_get(body, "as_of");
-    if (rc == 0 && as_of)
-        rc = as_of_prelude(req, as_of, json_string_value(sql), &opts, &err);
+    int64_t max_rows = lh_config_int(req->config, "engine.max_row_limit");
+    if (rc == 0 && limit && (!json_is_integer(limit) || json_integer_value(limit) < 1))
+        rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
+                        "'limit' must be an integer from 1 to %lld", (long long)max_rows);
+    if (rc == 0 && workspace_id && !json_is_string(workspace_id))
+        rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
+                        "'workspace_id' must be a workspace's id, and cannot be combined "
+                        "with 'as_of'");
+    /* the rules of a user query, time travel, workspaces, limits: the module's. The
+     * stream outlives the request's arena (MHD frees it with the response), and so does
+     * the query asking it whether the client is still there. */
+    stream *s = lh_calloc(1, sizeof *s);
     if (rc == 0)
-        rc = workspace_prelude(req, json_object_get(body, "workspace_id"), json_string_value(sql),
-                               &opts, &err);
+        rc = lh_user_query_prepare(
+            req->srv->catalog, req->srv->workspaces, req->principal, req->config,
+            json_string_value(sql), limit ? json_integer_value(limit) : 0,
+            json_object_get(body, "as_of"), json_string_value(workspace_id), &s->uq, &err);
+    json_decref(body);
     if (rc != 0) {
-        json_decref(body);
+        free(s);
         return lh_resp_error(resp, &err);
     }
-    opts.sql = json_string_value(sql);
-    opts.max_bytes = lh_config_int(cfg, "engine.max_result_bytes");
-    opts.timeout_ms = lh_config_int(cfg, "engine.query_timeout_ms");
-    opts.principal = req->principal->name;
-    /* the caller's view: the datasets (and _events, _audit, _hnsw_trials rows) it sees */
-    lh_catalog_view view;
-    opts.resolver = lh_catalog_view_init(&view, req->srv->catalog, req->principal);
+    lh_query_opts opts = s->uq.opts;
+    opts.format = fmt;
     if (parquet) {
         rc = answer_parquet(req, resp, &opts, &err);
-        lh_catalog_view_free(&view);
-        json_decref(body);
+        free_stream(s);
         return rc ? answer_error(resp, &err) : 0;
     }
     lh_query *q = NULL;
-    /* the stream outlives the request's arena (MHD frees it with the response), and so
-     * does the query asking it whether the client is still there */
-    stream *s = lh_calloc(1, sizeof *s);
     s->client_fd = lh_req_fd(req);
     opts.gone = (lh_gone_check){client_gone, s};
     bool rescue_used = false;
     opts.rescue_used = &rescue_used;
     rc = lh_query_start(req->srv->engine, &opts, &q, &err);
-    lh_catalog_view_free(&view); /* names are resolved: the statement is bound */
-    json_decref(body);
     if (rc != 0) {
-        free(s);
+        free_stream(s);
         return answer_error(resp, &err);
     }
     if (rescue_used) /* invariant 7: a read that fell back says so */
