@@ -373,6 +373,8 @@ open_modules(serve *s, lh_err *err)
         lh_grpc_deps gdeps = {.config = cfg,
                               .catalog = s->catalog,
                               .vectors = s->vectors,
+                              .engine = s->engine,
+                              .workspaces = s->workspaces,
                               .auth_current = grpc_auth_current,
                               .auth_ctx = s->srv};
         rc = lh_grpc_start(&gdeps, &s->grpc, err);

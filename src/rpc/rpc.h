@@ -3,8 +3,8 @@
  * same principals (a bearer token in the `authorization` metadata), roles, limits and
  * module functions as the HTTP API, with the API's errors mapped to gRPC status codes and
  * their code/detail/hint carried in the status details (google.rpc.ErrorInfo). Serves
- * lakehouse.v1.Catalog and lakehouse.v1.Vectors (proto/lakehouse/v1/), the standard
- * grpc.health.v1.Health and grpc.reflection.v1alpha.ServerReflection. Built on the gRPC C
+ * lakehouse.v1.Catalog, lakehouse.v1.Vectors and lakehouse.v1.Query (proto/lakehouse/v1/), the
+ * standard grpc.health.v1.Health and grpc.reflection.v1alpha.ServerReflection. Built on the gRPC C
  * core (completion queue, registered methods) and protobuf-c.
  */
 #ifndef LH_RPC_H
@@ -13,7 +13,9 @@
 #include "auth/auth.h"
 #include "catalog/catalog.h"
 #include "core/core.h"
+#include "engine/engine.h"
 #include "vector/vector.h"
+#include "workspace/workspace.h"
 
 typedef struct lh_grpc lh_grpc;
 
@@ -22,6 +24,8 @@ typedef struct lh_grpc_deps {
     const lh_config *config; /* [server] host, [grpc] port/threads/max_message_bytes */
     lh_catalog *catalog;
     lh_vectors *vectors;
+    lh_engine *engine;         /* users' SQL */
+    lh_workspaces *workspaces; /* may be NULL */
     /* a reference to the principal set in force (the HTTP server's, which reloads swap);
      * each call holds one for its whole life and drops it with lh_auth_release */
     lh_auth *(*auth_current)(void *ctx);

@@ -25,10 +25,24 @@ typedef struct lh_gcall {
 typedef int (*lh_gunary)(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out,
                          size_t *out_len, lh_err *err);
 
+/* A server-streaming method's writer: lh_grpc__send each message in turn. */
+typedef struct lh_gstream lh_gstream;
+/* Send one message, waiting until the transport took it: 499 client_gone when the client
+ * cancelled or went away (stop then: nothing more reaches it). */
+int lh_grpc__send(lh_gstream *s, const ProtobufCMessage *m, lh_err *err);
+/* Whether the client cancelled the call or went away (an lh_gone_check, ctx the stream):
+ * the engine's watchdog asks it to stop a query nobody waits for. */
+bool lh_grpc__gone(void *stream);
+/* A server-streaming method: unpack `in`, then send the answer's messages; an error
+ * returned ends the stream with that status (after whatever was sent). */
+typedef int (*lh_gserver_stream)(lh_gcall *c, const uint8_t *in, size_t in_len, lh_gstream *s,
+                                 lh_err *err);
+
 typedef struct lh_gmethod {
     const char *path; /* "/lakehouse.v1.Catalog/ListDatasets" */
     unsigned allow;   /* LH_ALLOW_*: roles that may call it (LH_ALLOW_PUBLIC: no token) */
-    lh_gunary unary;  /* NULL: a streaming method with a handler of its own */
+    lh_gunary unary;  /* one of these two; neither: the reflection stream */
+    lh_gserver_stream server_stream;
 } lh_gmethod;
 
 extern const lh_gmethod lh_grpc__catalog[];
@@ -37,6 +51,8 @@ extern const lh_gmethod lh_grpc__vectors[];
 extern const size_t lh_grpc__n_vectors;
 extern const lh_gmethod lh_grpc__health[];
 extern const size_t lh_grpc__n_health;
+extern const lh_gmethod lh_grpc__query[];
+extern const size_t lh_grpc__n_query;
 
 /* Pack any message into a new buffer. */
 int lh_grpc__pack(const ProtobufCMessage *m, uint8_t **out, size_t *len);

@@ -8,8 +8,11 @@
  * role, turns the deadline into the time the module functions may take, runs the method,
  * and answers in one batch (initial metadata, the message or none, the status with its
  * details, and the close). The call is freed when that batch completes. The reflection
- * stream alternates reads and answers, one batch each. A method the table does not name
- * arrives as an unregistered call and is answered UNIMPLEMENTED.
+ * stream alternates reads and answers, one batch each. A server-streaming call (a query)
+ * is bound to a completion queue of its own and runs on a thread of its own, which sends
+ * each message and waits for it to be taken (so a slow client slows the query, and
+ * memory stays one message); its close is watched so a cancel stops the work. A method the table
+ * does not name arrives as an unregistered call and is answered UNIMPLEMENTED.
  *
  * Errors are the API's (lh_err): the HTTP status chooses the gRPC code, the message is
  * the status message, and the code, detail and hint go in grpc-status-details-bin as a
@@ -41,6 +44,8 @@ typedef struct gmethod_reg {
     bool stream; /* reflection */
 } gmethod_reg;
 
+#define MAX_STREAMS 64 /* server-streaming calls running at once; more: RESOURCE_EXHAUSTED */
+
 struct lh_grpc {
     lh_grpc_deps deps;
     grpc_server *server;
@@ -55,6 +60,7 @@ struct lh_grpc {
     pthread_cond_t cond;
     bool shut; /* the server's shutdown tag came back */
     int shutdown_tag;
+    int streams; /* server-streaming threads running (under lock) */
 };
 
 typedef struct gcall {
@@ -74,7 +80,15 @@ typedef struct gcall {
     size_t n_trailing;
     int cancelled;
     bool sent_initial;
+    grpc_completion_queue *own_cq; /* a server-streaming call's: bound to it, plucked */
 } gcall;
+
+struct lh_gstream {
+    gcall *c;
+    pthread_mutex_t close_lock;
+    bool closed, cancelled; /* the close came back; and whether the client cancelled */
+    int close_tag, send_tag, status_tag;
+};
 
 /* ---- helpers the services share -------------------------------------------------------- */
 
@@ -237,10 +251,17 @@ arm(lh_grpc *g, gmethod_reg *reg)
     c->reg = reg;
     c->state = ST_NEW;
     grpc_metadata_array_init(&c->md);
+    if (reg->m->server_stream)
+        c->own_cq = grpc_completion_queue_create_for_pluck(NULL);
     if (grpc_server_request_registered_call(g->server, reg->handle, &c->call, &c->deadline, &c->md,
-                                            reg->stream ? NULL : &c->payload, g->cq, g->cq,
+                                            reg->stream ? NULL : &c->payload,
+                                            c->own_cq ? c->own_cq : g->cq, g->cq,
                                             c) != GRPC_CALL_OK) {
         grpc_metadata_array_destroy(&c->md);
+        if (c->own_cq) {
+            grpc_completion_queue_shutdown(c->own_cq);
+            grpc_completion_queue_destroy(c->own_cq);
+        }
         free(c);
     }
 }
@@ -261,6 +282,14 @@ call_free(gcall *c)
         grpc_slice_unref(c->status_details);
     if (c->n_trailing)
         grpc_slice_unref(c->details_bin);
+    if (c->own_cq) { /* every batch on it has been plucked: it is empty */
+        grpc_completion_queue_shutdown(c->own_cq);
+        while (
+            grpc_completion_queue_pluck(c->own_cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+                .type != GRPC_QUEUE_SHUTDOWN)
+            ;
+        grpc_completion_queue_destroy(c->own_cq);
+    }
     free(c);
 }
 
@@ -353,56 +382,61 @@ set_reply(gcall *c, uint8_t *data, size_t len)
     grpc_slice_unref(s);
 }
 
-static void
-run_unary(gcall *c)
+/* What every call does first: its deadline, its principal (the token, the role), its
+ * message. 0 with *in (malloc'd); *auth is a reference (or NULL for public methods) the
+ * caller releases, whatever the answer. */
+static int
+begin_call(gcall *c, lh_gcall *gc, lh_auth **auth, uint8_t **in, size_t *in_len, lh_err *err)
 {
     lh_grpc *g = c->g;
     const lh_gmethod *m = c->reg->m;
-    lh_err err;
-    lh_auth *auth = NULL;
-    lh_gcall gc = {.deps = &g->deps, .config = g->deps.config, .method = m->path};
+    *auth = NULL;
+    *in = NULL;
+    *gc = (lh_gcall){.deps = &g->deps, .config = g->deps.config, .method = m->path};
     gpr_timespec mono = gpr_convert_clock_type(c->deadline, GPR_CLOCK_MONOTONIC);
     gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
     if (gpr_time_cmp(mono, gpr_inf_future(GPR_CLOCK_MONOTONIC)) == 0) {
-        gc.deadline_mono_us = INT64_MAX;
+        gc->deadline_mono_us = INT64_MAX;
     } else {
         gpr_timespec left = gpr_time_sub(mono, now);
-        gc.deadline_mono_us =
+        gc->deadline_mono_us =
             lh_mono_us() + (int64_t)left.tv_sec * 1000000 + (int64_t)left.tv_nsec / 1000;
     }
-    uint8_t *in = NULL, *out = NULL;
-    size_t in_len = 0, out_len = 0;
-    int rc = 0;
-    if (gc.deadline_mono_us != INT64_MAX && gc.deadline_mono_us <= lh_mono_us()) {
-        rc = lh_err_set(&err, LH_ETIMEOUT, 408, "deadline_exceeded",
-                        "the call's deadline passed before it started");
-        goto out;
-    }
+    if (gc->deadline_mono_us != INT64_MAX && gc->deadline_mono_us <= lh_mono_us())
+        return lh_err_set(err, LH_ETIMEOUT, 408, "deadline_exceeded",
+                          "the call's deadline passed before it started");
     if (m->allow != LH_ALLOW_PUBLIC) {
         char header[1024];
         const char *authz = md_value(&c->md, "authorization", header, sizeof header);
-        auth = g->deps.auth_current(g->deps.auth_ctx);
-        gc.config = auth->config;
-        gc.principal = lh_auth_check(auth, authz, &err);
-        if (gc.principal == NULL) {
-            rc = LH_EPERM;
-            goto out;
-        }
-        if ((rc = lh_auth_allow(gc.principal, m->allow, &err)) != 0)
-            goto out;
+        *auth = g->deps.auth_current(g->deps.auth_ctx);
+        gc->config = (*auth)->config;
+        gc->principal = lh_auth_check(*auth, authz, err);
+        if (gc->principal == NULL)
+            return LH_EPERM;
+        int rc = lh_auth_allow(gc->principal, m->allow, err);
+        if (rc != 0)
+            return rc;
     }
-    if (c->payload == NULL) {
-        rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_argument", "the call sent no message");
-        goto out;
-    }
-    in = read_buffer(c->payload, &in_len);
-    if (in == NULL) {
-        rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_argument",
-                        "the message could not be read (an unknown compression?)");
-        goto out;
-    }
-    rc = m->unary(&gc, in, in_len, &out, &out_len, &err);
-out:
+    if (c->payload == NULL)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_argument", "the call sent no message");
+    *in = read_buffer(c->payload, in_len);
+    if (*in == NULL)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_argument",
+                          "the message could not be read (an unknown compression?)");
+    return 0;
+}
+
+static void
+run_unary(gcall *c)
+{
+    lh_err err;
+    lh_auth *auth = NULL;
+    lh_gcall gc;
+    uint8_t *in = NULL, *out = NULL;
+    size_t in_len = 0, out_len = 0;
+    int rc = begin_call(c, &gc, &auth, &in, &in_len, &err);
+    if (rc == 0)
+        rc = c->reg->m->unary(&gc, in, in_len, &out, &out_len, &err);
     free(in);
     if (auth)
         lh_auth_release(auth);
@@ -415,6 +449,173 @@ out:
     }
     set_reply(c, out, out_len);
     finish(c, GRPC_STATUS_OK, NULL);
+}
+
+/* ---- server streams ---------------------------------------------------------------------- */
+
+/* One batch on the call's own queue, waited for: whether it succeeded. */
+static bool
+batch_wait(gcall *c, grpc_op *ops, size_t n, void *tag)
+{
+    if (grpc_call_start_batch(c->call, ops, n, tag, NULL) != GRPC_CALL_OK)
+        return false;
+    grpc_event ev =
+        grpc_completion_queue_pluck(c->own_cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    return ev.type == GRPC_OP_COMPLETE && ev.success;
+}
+
+/* Whether the close has come back (the client cancelled, went away, or the status was
+ * sent); waits up to `wait`. */
+static bool
+stream_closed(lh_gstream *s, gpr_timespec wait)
+{
+    pthread_mutex_lock(&s->close_lock);
+    if (!s->closed) {
+        grpc_event ev = grpc_completion_queue_pluck(s->c->own_cq, &s->close_tag, wait, NULL);
+        s->closed = ev.type == GRPC_OP_COMPLETE;
+        if (s->closed)
+            s->cancelled = s->c->cancelled != 0;
+    }
+    bool closed = s->closed;
+    pthread_mutex_unlock(&s->close_lock);
+    return closed;
+}
+
+bool
+lh_grpc__gone(void *stream)
+{
+    lh_gstream *s = stream;
+    return stream_closed(s, gpr_time_0(GPR_CLOCK_REALTIME)) && s->cancelled;
+}
+
+int
+lh_grpc__send(lh_gstream *s, const ProtobufCMessage *m, lh_err *err)
+{
+    gcall *c = s->c;
+    uint8_t *data;
+    size_t len;
+    lh_grpc__pack(m, &data, &len);
+    grpc_slice slice = grpc_slice_new(data, len, free);
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
+    grpc_slice_unref(slice);
+    grpc_op ops[2];
+    size_t n = 0;
+    memset(ops, 0, sizeof ops);
+    if (!c->sent_initial) {
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+        c->sent_initial = true;
+    }
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n].data.send_message.send_message = bb;
+    n++;
+    bool ok = batch_wait(c, ops, n, &s->send_tag);
+    grpc_byte_buffer_destroy(bb);
+    if (!ok)
+        return lh_err_set(err, LH_EIO, 499, "client_gone", "the client went away");
+    return 0;
+}
+
+static void *
+stream_thread(void *arg)
+{
+    gcall *c = arg;
+    lh_grpc *g = c->g;
+    lh_gstream s = {.c = c};
+    pthread_mutex_init(&s.close_lock, NULL);
+    grpc_op close_op;
+    memset(&close_op, 0, sizeof close_op);
+    close_op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    close_op.data.recv_close_on_server.cancelled = &c->cancelled;
+    bool watching =
+        grpc_call_start_batch(c->call, &close_op, 1, &s.close_tag, NULL) == GRPC_CALL_OK;
+    s.closed = !watching;
+    lh_err err;
+    lh_auth *auth = NULL;
+    lh_gcall gc;
+    uint8_t *in = NULL;
+    size_t in_len = 0;
+    int rc = begin_call(c, &gc, &auth, &in, &in_len, &err);
+    if (rc == 0)
+        rc = c->reg->m->server_stream(&gc, in, in_len, &s, &err);
+    free(in);
+    if (auth)
+        lh_auth_release(auth);
+    grpc_status_code code = GRPC_STATUS_OK;
+    if (rc != 0) {
+        code = status_of(&err);
+        if (err.http_status >= 500 && err.http_status != 499)
+            lh_log_err(LH_LOG_ERROR, NULL, &err);
+        status_details(c, code, &err);
+    }
+    grpc_op ops[2];
+    size_t n = 0;
+    memset(ops, 0, sizeof ops);
+    if (!c->sent_initial) {
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+        c->sent_initial = true;
+    }
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = code;
+    if (rc != 0) {
+        c->status_details = grpc_slice_from_copied_string(err.message);
+        c->has_status_details = true;
+        ops[n].data.send_status_from_server.status_details = &c->status_details;
+    }
+    ops[n].data.send_status_from_server.trailing_metadata_count = c->n_trailing;
+    ops[n].data.send_status_from_server.trailing_metadata = c->n_trailing ? c->trailing : NULL;
+    n++;
+    batch_wait(c, ops, n, &s.status_tag);
+    if (watching)
+        stream_closed(&s, gpr_inf_future(GPR_CLOCK_REALTIME));
+    pthread_mutex_destroy(&s.close_lock);
+    call_free(c);
+    pthread_mutex_lock(&g->lock);
+    g->streams--;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+    return NULL;
+}
+
+static void
+start_stream(gcall *c)
+{
+    lh_grpc *g = c->g;
+    pthread_mutex_lock(&g->lock);
+    bool room = g->streams < MAX_STREAMS;
+    if (room)
+        g->streams++;
+    pthread_mutex_unlock(&g->lock);
+    pthread_t t;
+    if (room && pthread_create(&t, NULL, stream_thread, c) == 0) {
+        pthread_detach(t);
+        return;
+    }
+    if (room) {
+        pthread_mutex_lock(&g->lock);
+        g->streams--;
+        pthread_mutex_unlock(&g->lock);
+    }
+    /* answered here, on the call's own queue: its batch is waited for, then freed */
+    lh_err err;
+    lh_err_set(&err, LH_ETOOBIG, 429, "too_many_streams", "%d streaming calls are running already",
+               MAX_STREAMS);
+    lh_err_hint(&err, "retry when one of them has finished");
+    grpc_status_code code = status_of(&err);
+    status_details(c, code, &err);
+    grpc_op ops[3];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[1].data.send_status_from_server.status = code;
+    c->status_details = grpc_slice_from_copied_string(err.message);
+    c->has_status_details = true;
+    ops[1].data.send_status_from_server.status_details = &c->status_details;
+    ops[1].data.send_status_from_server.trailing_metadata_count = c->n_trailing;
+    ops[1].data.send_status_from_server.trailing_metadata = c->trailing;
+    ops[2].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[2].data.recv_close_on_server.cancelled = &c->cancelled;
+    batch_wait(c, ops, 3, c);
+    call_free(c);
 }
 
 /* The reflection stream: read a request, answer it, read the next, until the client
@@ -484,6 +685,8 @@ on_event(lh_grpc *g, gcall *c, bool ok)
         arm(g, c->reg);
         if (c->reg->stream)
             stream_read(c);
+        else if (c->reg->m->server_stream)
+            start_stream(c);
         else
             run_unary(c);
         return;
@@ -549,10 +752,11 @@ static const struct {
     {lh_grpc__catalog, &lh_grpc__n_catalog},
     {lh_grpc__vectors, &lh_grpc__n_vectors},
     {lh_grpc__health, &lh_grpc__n_health},
+    {lh_grpc__query, &lh_grpc__n_query},
 };
 
 static const lh_gmethod REFLECTION = {
-    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", LH_ALLOW_PUBLIC, NULL};
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", LH_ALLOW_PUBLIC, NULL, NULL};
 
 int
 lh_grpc_start(const lh_grpc_deps *deps, lh_grpc **out, lh_err *err)
@@ -660,6 +864,12 @@ lh_grpc_shutdown(lh_grpc *g, int64_t grace_ms)
             pthread_cond_wait(&g->cond, &g->lock);
         pthread_mutex_unlock(&g->lock);
     }
+    /* the server's shutdown came back once every call ended: the stream threads are
+     * finishing their last steps */
+    pthread_mutex_lock(&g->lock);
+    while (g->streams > 0)
+        pthread_cond_wait(&g->cond, &g->lock);
+    pthread_mutex_unlock(&g->lock);
     grpc_completion_queue_shutdown(g->cq);
     for (int i = 0; i < g->n_threads; i++)
         pthread_join(g->threads[i], NULL);

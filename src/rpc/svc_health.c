@@ -10,7 +10,7 @@
 #include "grpc/health/v1/health.pb-c.h"
 
 static const char *const SERVICES[] = {"", "lakehouse.v1.Catalog", "lakehouse.v1.Vectors",
-                                       "grpc.health.v1.Health"};
+                                       "lakehouse.v1.Query", "grpc.health.v1.Health"};
 
 static int
 check(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len, lh_err *err)
@@ -35,6 +35,6 @@ check(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_
 }
 
 const lh_gmethod lh_grpc__health[] = {
-    {"/grpc.health.v1.Health/Check", LH_ALLOW_PUBLIC, check},
+    {"/grpc.health.v1.Health/Check", LH_ALLOW_PUBLIC, check, NULL},
 };
 const size_t lh_grpc__n_health = sizeof lh_grpc__health / sizeof lh_grpc__health[0];

@@ -101,6 +101,6 @@ search(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out
 }
 
 const lh_gmethod lh_grpc__vectors[] = {
-    {"/lakehouse.v1.Vectors/Search", LH_ALLOW_ANY, search},
+    {"/lakehouse.v1.Vectors/Search", LH_ALLOW_ANY, search, NULL},
 };
 const size_t lh_grpc__n_vectors = sizeof lh_grpc__vectors / sizeof lh_grpc__vectors[0];

@@ -39,6 +39,7 @@ def compile_protos(dest):
     root = os.path.join(dest, "lhproto")
     shutil.copytree(os.path.join(SOURCE, "proto"), root)
     files = ["lhproto/lakehouse/v1/catalog.proto", "lhproto/lakehouse/v1/vectors.proto",
+             "lhproto/lakehouse/v1/query.proto",
              "lhproto/grpc/health/v1/health.proto",
              "lhproto/grpc/reflection/v1alpha/reflection.proto", "lhproto/google/rpc/status.proto"]
     subprocess.run(["/usr/bin/python3", "-m", "grpc_tools.protoc", "-I.", "-I/usr/include",
@@ -55,7 +56,8 @@ class Grpc(harness.ServerTestCase):
         cls.tmp = tempfile.mkdtemp(prefix="e2e-grpc-", dir=harness.TMP)
         cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
         compile_protos(cls.tmp)
-        global c_pb, c_grpc, v_pb, v_grpc, h_pb, h_grpc, r_pb, r_grpc, st_pb
+        global c_pb, c_grpc, v_pb, v_grpc, h_pb, h_grpc, r_pb, r_grpc, st_pb, q_pb, q_grpc
+        from lhproto.lakehouse.v1 import query_pb2 as q_pb, query_pb2_grpc as q_grpc
         from lhproto.lakehouse.v1 import catalog_pb2 as c_pb, catalog_pb2_grpc as c_grpc
         from lhproto.lakehouse.v1 import vectors_pb2 as v_pb, vectors_pb2_grpc as v_grpc
         from lhproto.grpc.health.v1 import health_pb2 as h_pb, health_pb2_grpc as h_grpc
@@ -83,6 +85,12 @@ class Grpc(harness.ServerTestCase):
         cls.addClassCleanup(cls.channel.close)
         cls.catalog = c_grpc.CatalogStub(cls.channel)
         cls.vectors = v_grpc.VectorsStub(cls.channel)
+        cls.query = q_grpc.QueryStub(cls.channel)
+        # a second version of people, for time travel
+        st, _, res = cls.srv.request("POST", "/datasets/people/rows", who="owner",
+                                     body={"upsert": [{"id": 4, "name": "dave", "city": "Miami",
+                                                       "score": 4}]})
+        assert st == 201, res
 
     def md(self, who):
         return [("authorization", "Bearer " + self.srv.tokens[who])]
@@ -138,12 +146,122 @@ class Grpc(harness.ServerTestCase):
 
     # ---- catalog ------------------------------------------------------------------------
 
+    # ---- query ---------------------------------------------------------------------------
+
+    def run_query(self, who="owner", **kw):
+        return list(self.query.Run(q_pb.QueryRequest(**kw), metadata=self.md(who)))
+
+    def test_query_typed_batches(self):
+        sql = ("SELECT i AS a, i * 1.5 AS b, 'x' || i AS s, i % 2 = 0 AS t, "
+               "CASE WHEN i = 1 THEN NULL ELSE i END AS n, DATE '2024-01-02' + i::INTEGER AS d, "
+               "[i, i] AS l, {'k': i} AS st FROM range(5) t(i) ORDER BY i")
+        batches = self.run_query(sql=sql, batch_rows=2)
+        self.assertEqual([b.rows for b in batches], [2, 2, 1])
+        self.assertEqual([(c.name, c.type) for c in batches[0].columns],
+                         [("a", "BIGINT"), ("b", "DECIMAL"), ("s", "VARCHAR"), ("t", "BOOLEAN"),
+                          ("n", "BIGINT"), ("d", "DATE"), ("l", "LIST"), ("st", "STRUCT")])
+        self.assertEqual(len(batches[1].columns), 0)  # the first batch only
+        col = lambda i, f: [x for b in batches for x in getattr(b.values[i], f)]  # noqa: E731
+        self.assertEqual(col(0, "ints"), [0, 1, 2, 3, 4])
+        self.assertEqual(col(1, "doubles"), [0.0, 1.5, 3.0, 4.5, 6.0])
+        self.assertEqual(col(2, "strings"), ["x0", "x1", "x2", "x3", "x4"])
+        self.assertEqual(col(3, "bools"), [True, False, True, False, True])
+        self.assertEqual(col(4, "ints"), [0, 0, 2, 3, 4])
+        self.assertEqual(list(batches[0].values[4].nulls), [False, True])
+        self.assertEqual(list(batches[1].values[4].nulls), [])  # no NULL in that batch
+        self.assertEqual(col(5, "strings")[:2], ["2024-01-02", "2024-01-03"])
+        self.assertEqual(col(6, "strings")[0], "[0,0]")
+        self.assertEqual(col(7, "strings")[1], '{"k":1}')
+        self.assertTrue(batches[-1].last)
+        self.assertEqual((batches[-1].row_count, batches[-1].truncated), (5, False))
+        # tricky text survives the cutting of rows out of the rendered answer
+        tricky = ['a"b', "c\\d", "e}f]g,h", "{\"x\": [1]}", "\u00e9\u4e2d", ""]
+        sql = "SELECT * FROM (VALUES %s) v(x)" % ", ".join(
+            "('%s')" % t.replace("'", "''") for t in tricky)
+        b = self.run_query(sql=sql)
+        self.assertEqual(list(b[0].values[0].strings), tricky)
+
+    def test_query_limits_and_parity(self):
+        b = self.run_query(sql="SELECT * FROM range(10)", limit=3)
+        self.assertEqual((sum(x.rows for x in b), b[-1].row_count, b[-1].truncated), (3, 3, True))
+        big = self.run_query(sql="SELECT i, 'row ' || i AS s FROM range(200000) t(i)", limit=200000)
+        self.assertEqual(sum(x.rows for x in big), 200000)
+        self.assertGreater(len(big), 100)  # streamed in batches, not one message
+        self.assertEqual(big[-1].row_count, 200000)
+        sql = "SELECT id, name, city, score FROM people ORDER BY id"
+        st, _, http = self.srv.request("POST", "/query", who="reader", body={"sql": sql})
+        g = self.run_query("reader", sql=sql)
+        self.assertEqual([x for b in g for x in b.values[1].strings],
+                         [r["name"] for r in http["rows"]])
+        e, info = self.fails(grpc.StatusCode.INVALID_ARGUMENT, self.run_query,
+                             sql="SELECT 1", batch_rows=1000000)
+
+    def test_query_time_travel_and_tenants(self):
+        now = self.run_query(sql="SELECT count(*) AS n FROM people")
+        v1 = self.run_query(sql="SELECT count(*) AS n FROM people", as_of=q_pb.AsOf(version=1))
+        self.assertEqual((now[0].values[0].ints[0], v1[0].values[0].ints[0]), (4, 3))
+        per = self.run_query(sql="SELECT count(*) AS n FROM people",
+                             as_of=q_pb.AsOf(datasets={"people": q_pb.AsOfPoint(version=1)}))
+        self.assertEqual(per[0].values[0].ints[0], 3)
+        e, info = self.fails(grpc.StatusCode.NOT_FOUND, self.run_query,
+                             sql="SELECT count(*) FROM people", as_of=q_pb.AsOf(version=99))
+        # a tenant's SQL does not see another bucket's datasets: as for an unknown name
+        e, info = self.fails(grpc.StatusCode.INVALID_ARGUMENT, self.run_query, "acme",
+                             sql="SELECT * FROM people")
+        self.assertIn("does not exist", info.metadata["detail"])
+        b = self.run_query("acme", sql="SELECT count(*) FROM acme_orders")
+        self.assertEqual(b[0].values[0].ints[0], 2)
+
+    def test_query_refusals(self):
+        e, info = self.fails(grpc.StatusCode.PERMISSION_DENIED, self.run_query, "agent",
+                             sql="SELECT 1")
+        e, info = self.fails(grpc.StatusCode.PERMISSION_DENIED, self.run_query,
+                             sql="SELECT * FROM read_csv('/etc/passwd')")
+        self.assertEqual(info.reason, "sql_forbidden")
+        for sql in ("DELETE FROM people", "SELECT 1; SELECT 2", "ATTACH 'x.db'"):
+            with self.assertRaises(grpc.RpcError) as cm:
+                self.run_query(sql=sql)
+            self.assertIn(cm.exception.code(), (grpc.StatusCode.PERMISSION_DENIED,
+                                                grpc.StatusCode.INVALID_ARGUMENT), sql)
+        e, info = self.fails(grpc.StatusCode.INVALID_ARGUMENT, self.run_query, sql="")
+        e, info = self.fails(grpc.StatusCode.INVALID_ARGUMENT, self.run_query, sql="SELECT nope")
+        self.assertEqual(info.reason, "invalid_sql")
+        self.assertIn("nope", info.metadata["detail"])
+        self.fails(grpc.StatusCode.UNAUTHENTICATED, lambda: list(self.query.Run(
+            q_pb.QueryRequest(sql="SELECT 1"))))
+
+    def test_query_deadline_cancel_and_dropped_client(self):
+        t0 = time.time()
+        with self.assertRaises(grpc.RpcError) as cm:
+            list(self.query.Run(q_pb.QueryRequest(sql="SELECT count(*) FROM range(20000000000)"),
+                                metadata=self.md("owner"), timeout=1.0))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        # cancelled mid-stream: the server stops, and every query slot comes back
+        for _ in range(6):
+            r = self.query.Run(q_pb.QueryRequest(sql="SELECT i FROM range(100000000) t(i)",
+                                                 limit=100000000), metadata=self.md("owner"))
+            next(r)
+            r.cancel()
+        # a client that goes away mid-stream
+        ch = grpc.insecure_channel("127.0.0.1:%d" % self.port)
+        r = q_grpc.QueryStub(ch).Run(q_pb.QueryRequest(sql="SELECT i FROM range(100000000) t(i)",
+                                                       limit=100000000), metadata=self.md("owner"))
+        next(r)
+        ch.close()
+        time.sleep(0.5)
+        t0 = time.time()
+        for _ in range(8):  # more than the principal's query slots, one after the other
+            b = self.run_query(sql="SELECT 42 AS x")
+            self.assertEqual(b[0].values[0].ints[0], 42)
+        # a leaked slot would make these wait (2 slots per principal on 2 cores)
+        self.assertLess(time.time() - t0, 10)
+
     def test_catalog_list_get_versions(self):
         res = self.catalog.ListDatasets(c_pb.ListDatasetsRequest(), metadata=self.md("owner"))
         self.assertEqual(sorted(d.name for d in res.datasets), ["acme_orders", "people"])
         people = [d for d in res.datasets if d.name == "people"][0]
         self.assertEqual((people.row_count, people.column_count, people.freshness.status),
-                         (3, 4, "unknown"))
+                         (4, 4, "unknown"))
         self.assertEqual(people.lineage.fields["format"].string_value, "csv")
         d = self.catalog.GetDataset(c_pb.GetDatasetRequest(name="people"), metadata=self.md("reader"))
         self.assertEqual([(c.name, c.type) for c in d.columns],
