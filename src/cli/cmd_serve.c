@@ -375,6 +375,7 @@ open_modules(serve *s, lh_err *err)
                               .vectors = s->vectors,
                               .engine = s->engine,
                               .workspaces = s->workspaces,
+                              .tools = s->tools,
                               .auth_current = grpc_auth_current,
                               .auth_ctx = s->srv};
         rc = lh_grpc_start(&gdeps, &s->grpc, err);

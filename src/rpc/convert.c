@@ -76,3 +76,45 @@ value_of(const json_t *v)
     }
     return out;
 }
+
+/* ---- the other way: google.protobuf.Struct (a request's) into JSON -------------------- */
+
+static json_t *
+json_of_value(const Google__Protobuf__Value *v)
+{
+    if (v == NULL)
+        return json_null();
+    switch (v->kind_case) {
+    case GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE: {
+        double d = v->number_value;
+        /* Struct has only doubles: a whole number is what JSON clients meant as an integer
+         * (JSON Schema's "integer"), within the range a double holds exactly */
+        if (d == (double)(int64_t)d && d >= -9007199254740992.0 && d <= 9007199254740992.0)
+            return json_integer((json_int_t)d);
+        return json_real(d);
+    }
+    case GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE:
+        return json_string(v->string_value);
+    case GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE:
+        return json_boolean(v->bool_value);
+    case GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE:
+        return lh_grpc__json_of_struct(v->struct_value);
+    case GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE: {
+        json_t *a = json_array();
+        for (size_t i = 0; v->list_value && i < v->list_value->n_values; i++)
+            json_array_append_new(a, json_of_value(v->list_value->values[i]));
+        return a;
+    }
+    default:
+        return json_null();
+    }
+}
+
+json_t *
+lh_grpc__json_of_struct(const Google__Protobuf__Struct *st)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; st && i < st->n_fields; i++)
+        json_object_set_new(o, st->fields[i]->key, json_of_value(st->fields[i]->value));
+    return o;
+}

@@ -3,13 +3,14 @@
  * same principals (a bearer token in the `authorization` metadata), roles, limits and
  * module functions as the HTTP API, with the API's errors mapped to gRPC status codes and
  * their code/detail/hint carried in the status details (google.rpc.ErrorInfo). Serves
- * lakehouse.v1.Catalog, lakehouse.v1.Vectors and lakehouse.v1.Query (proto/lakehouse/v1/), the
- * standard grpc.health.v1.Health and grpc.reflection.v1alpha.ServerReflection. Built on the gRPC C
- * core (completion queue, registered methods) and protobuf-c.
+ * lakehouse.v1.Catalog, Vectors, Query and Tools (proto/lakehouse/v1/), the standard
+ * grpc.health.v1.Health and grpc.reflection.v1alpha.ServerReflection. Built on the gRPC C core
+ * (completion queue, registered methods) and protobuf-c.
  */
 #ifndef LH_RPC_H
 #define LH_RPC_H
 
+#include "agent/agent.h"
 #include "auth/auth.h"
 #include "catalog/catalog.h"
 #include "core/core.h"
@@ -26,6 +27,7 @@ typedef struct lh_grpc_deps {
     lh_vectors *vectors;
     lh_engine *engine;         /* users' SQL */
     lh_workspaces *workspaces; /* may be NULL */
+    lh_tools *tools;
     /* a reference to the principal set in force (the HTTP server's, which reloads swap);
      * each call holds one for its whole life and drops it with lh_auth_release */
     lh_auth *(*auth_current)(void *ctx);

@@ -17,6 +17,7 @@ typedef struct lh_gcall {
     const lh_principal *principal; /* NULL for the public methods (health, reflection) */
     const lh_config *config;       /* of the principal set the call holds */
     int64_t deadline_mono_us;      /* INT64_MAX when the client set none */
+    int64_t retry_after_s;         /* a 429's google.rpc.RetryInfo (0: one second) */
     const char *method;
 } lh_gcall;
 
@@ -53,6 +54,8 @@ extern const lh_gmethod lh_grpc__health[];
 extern const size_t lh_grpc__n_health;
 extern const lh_gmethod lh_grpc__query[];
 extern const size_t lh_grpc__n_query;
+extern const lh_gmethod lh_grpc__tools[];
+extern const size_t lh_grpc__n_tools;
 
 /* Pack any message into a new buffer. */
 int lh_grpc__pack(const ProtobufCMessage *m, uint8_t **out, size_t *len);
@@ -61,6 +64,8 @@ int lh_grpc__bad_message(lh_err *err, const char *type);
 /* A JSON value as a google.protobuf.Value / an object as a Struct (malloc'd all through,
  * freed with protobuf_c_message_free_unpacked). */
 Google__Protobuf__Struct *lh_grpc__struct(const json_t *obj);
+/* A request's Struct as a JSON object (new; NULL st: {}); whole numbers become integers. */
+json_t *lh_grpc__json_of_struct(const Google__Protobuf__Struct *st);
 /* strdup that never returns NULL, "" for NULL */
 char *lh_grpc__str(const char *s);
 

@@ -172,7 +172,7 @@ any_of(const char *type, const ProtobufCMessage *m)
 
 /* google.rpc.Status for err, packed into c->details_bin. */
 static void
-status_details(gcall *c, grpc_status_code code, const lh_err *err)
+status_details(gcall *c, grpc_status_code code, const lh_err *err, int64_t retry_after_s)
 {
     Google__Rpc__ErrorInfo info = GOOGLE__RPC__ERROR_INFO__INIT;
     info.reason = (char *)err->code;
@@ -198,7 +198,7 @@ status_details(gcall *c, grpc_status_code code, const lh_err *err)
     details[n++] = any_of("google.rpc.ErrorInfo", &info.base);
     if (err->http_status == 429) {
         Google__Protobuf__Duration d = GOOGLE__PROTOBUF__DURATION__INIT;
-        d.seconds = 1;
+        d.seconds = retry_after_s > 0 ? retry_after_s : 1;
         Google__Rpc__RetryInfo r = GOOGLE__RPC__RETRY_INFO__INIT;
         r.retry_delay = &d;
         details[n++] = any_of("google.rpc.RetryInfo", &r.base);
@@ -329,10 +329,10 @@ finish(gcall *c, grpc_status_code code, const char *message)
 }
 
 static void
-fail(gcall *c, const lh_err *err)
+fail(gcall *c, const lh_err *err, int64_t retry_after_s)
 {
     grpc_status_code code = status_of(err);
-    status_details(c, code, err);
+    status_details(c, code, err, retry_after_s);
     if (c->reply) {
         grpc_byte_buffer_destroy(c->reply);
         c->reply = NULL;
@@ -444,7 +444,7 @@ run_unary(gcall *c)
         free(out);
         if (err.http_status >= 500)
             lh_log_err(LH_LOG_ERROR, NULL, &err);
-        fail(c, &err);
+        fail(c, &err, gc.retry_after_s);
         return;
     }
     set_reply(c, out, out_len);
@@ -545,7 +545,7 @@ stream_thread(void *arg)
         code = status_of(&err);
         if (err.http_status >= 500 && err.http_status != 499)
             lh_log_err(LH_LOG_ERROR, NULL, &err);
-        status_details(c, code, &err);
+        status_details(c, code, &err, gc.retry_after_s);
     }
     grpc_op ops[2];
     size_t n = 0;
@@ -601,7 +601,7 @@ start_stream(gcall *c)
                MAX_STREAMS);
     lh_err_hint(&err, "retry when one of them has finished");
     grpc_status_code code = status_of(&err);
-    status_details(c, code, &err);
+    status_details(c, code, &err, 1);
     grpc_op ops[3];
     memset(ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -665,7 +665,7 @@ stream_step(gcall *c)
         free(in);
         lh_err err;
         lh_grpc__bad_message(&err, "grpc.reflection.v1alpha.ServerReflectionRequest");
-        fail(c, &err);
+        fail(c, &err, 0);
         return;
     }
     free(in);
@@ -704,7 +704,7 @@ on_event(lh_grpc *g, gcall *c, bool ok)
         lh_err_set(&err, LH_ENOTFOUND, 501, "unimplemented", "%s", msg);
         lh_err_hint(&err, "the services are lakehouse.v1.Catalog, lakehouse.v1.Vectors, "
                           "grpc.health.v1.Health and server reflection");
-        fail(c, &err);
+        fail(c, &err, 0);
         return;
     }
     case ST_READ:
@@ -749,10 +749,9 @@ static const struct {
     const lh_gmethod *table;
     const size_t *n;
 } TABLES[] = {
-    {lh_grpc__catalog, &lh_grpc__n_catalog},
-    {lh_grpc__vectors, &lh_grpc__n_vectors},
-    {lh_grpc__health, &lh_grpc__n_health},
-    {lh_grpc__query, &lh_grpc__n_query},
+    {lh_grpc__catalog, &lh_grpc__n_catalog}, {lh_grpc__vectors, &lh_grpc__n_vectors},
+    {lh_grpc__health, &lh_grpc__n_health},   {lh_grpc__query, &lh_grpc__n_query},
+    {lh_grpc__tools, &lh_grpc__n_tools},
 };
 
 static const lh_gmethod REFLECTION = {

@@ -9,8 +9,12 @@
 
 #include "grpc/health/v1/health.pb-c.h"
 
-static const char *const SERVICES[] = {"", "lakehouse.v1.Catalog", "lakehouse.v1.Vectors",
-                                       "lakehouse.v1.Query", "grpc.health.v1.Health"};
+static const char *const SERVICES[] = {"",
+                                       "lakehouse.v1.Catalog",
+                                       "lakehouse.v1.Vectors",
+                                       "lakehouse.v1.Query",
+                                       "lakehouse.v1.Tools",
+                                       "grpc.health.v1.Health"};
 
 static int
 check(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len, lh_err *err)

@@ -39,7 +39,7 @@ def compile_protos(dest):
     root = os.path.join(dest, "lhproto")
     shutil.copytree(os.path.join(SOURCE, "proto"), root)
     files = ["lhproto/lakehouse/v1/catalog.proto", "lhproto/lakehouse/v1/vectors.proto",
-             "lhproto/lakehouse/v1/query.proto",
+             "lhproto/lakehouse/v1/query.proto", "lhproto/lakehouse/v1/tools.proto",
              "lhproto/grpc/health/v1/health.proto",
              "lhproto/grpc/reflection/v1alpha/reflection.proto", "lhproto/google/rpc/status.proto"]
     subprocess.run(["/usr/bin/python3", "-m", "grpc_tools.protoc", "-I.", "-I/usr/include",
@@ -58,6 +58,8 @@ class Grpc(harness.ServerTestCase):
         compile_protos(cls.tmp)
         global c_pb, c_grpc, v_pb, v_grpc, h_pb, h_grpc, r_pb, r_grpc, st_pb, q_pb, q_grpc
         from lhproto.lakehouse.v1 import query_pb2 as q_pb, query_pb2_grpc as q_grpc
+        global t_pb, t_grpc
+        from lhproto.lakehouse.v1 import tools_pb2 as t_pb, tools_pb2_grpc as t_grpc
         from lhproto.lakehouse.v1 import catalog_pb2 as c_pb, catalog_pb2_grpc as c_grpc
         from lhproto.lakehouse.v1 import vectors_pb2 as v_pb, vectors_pb2_grpc as v_grpc
         from lhproto.grpc.health.v1 import health_pb2 as h_pb, health_pb2_grpc as h_grpc
@@ -86,6 +88,20 @@ class Grpc(harness.ServerTestCase):
         cls.catalog = c_grpc.CatalogStub(cls.channel)
         cls.vectors = v_grpc.VectorsStub(cls.channel)
         cls.query = q_grpc.QueryStub(cls.channel)
+        cls.tools = t_grpc.ToolsStub(cls.channel)
+        for name, rate in (("people_in", {"per_minute": 6000, "burst": 1000}),
+                           ("people_slow", {"per_minute": 1, "burst": 1})):
+            st, _, res = cls.srv.request("POST", "/tools", who="owner", body={
+                "name": name, "description": "People of a city with a least score",
+                "input_schema": {"type": "object", "additionalProperties": False,
+                                 "required": ["city"],
+                                 "properties": {"city": {"type": "string"},
+                                                "min_score": {"type": "integer", "minimum": 0}}},
+                "kind": "sql", "binding": {"datasets": ["people"], "max_rows": 10, "query":
+                    "SELECT id, name FROM people WHERE city = $city AND score >= "
+                    "coalesce($min_score, 0) ORDER BY id"},
+                "allow": {"roles": ["agent", "reader"]}, "rate": rate})
+            assert st == 201, res
         # a second version of people, for time travel
         st, _, res = cls.srv.request("POST", "/datasets/people/rows", who="owner",
                                      body={"upsert": [{"id": 4, "name": "dave", "city": "Miami",
@@ -255,6 +271,55 @@ class Grpc(harness.ServerTestCase):
             self.assertEqual(b[0].values[0].ints[0], 42)
         # a leaked slot would make these wait (2 slots per principal on 2 cores)
         self.assertLess(time.time() - t0, 10)
+
+    # ---- tools ---------------------------------------------------------------------------
+
+    def test_tools(self):
+        listed = self.tools.ListTools(t_pb.ListToolsRequest(), metadata=self.md("agent"))
+        names = [t.name for t in listed.tools]
+        self.assertIn("people_in", names)
+        t = [t for t in listed.tools if t.name == "people_in"][0]
+        self.assertEqual((t.kind, t.version, t.grants_write), ("sql", 1, False))
+        self.assertEqual(t.input_schema.fields["required"].list_value.values[0].string_value, "city")
+        from google.protobuf import struct_pb2
+        args = struct_pb2.Struct()
+        args.update({"city": "Chicago", "min_score": 10})
+        r = self.tools.CallTool(t_pb.CallToolRequest(name="people_in", arguments=args),
+                                metadata=self.md("agent"))
+        rows = r.result.fields["rows"].list_value.values
+        self.assertEqual([row.struct_value.fields["name"].string_value for row in rows], ["alice"])
+        st, _, ds = self.srv.request("GET", "/catalog/datasets/people", who="owner")
+        self.assertEqual(dict(r.dataset_versions)["people"], ds["version"])
+        self.assertTrue(r.call_id.startswith("call_"))
+        st, _, rec = self.srv.request("GET", "/audit/" + r.call_id, who="owner")
+        self.assertEqual((st, rec["via"], rec["principal"], rec["outcome"]), (200, "grpc", "agent", "ok"))
+        # bad arguments, as the schema names them
+        bad = struct_pb2.Struct()
+        bad.update({"city": "Chicago", "min_score": 1.5})
+        e, info = self.fails(grpc.StatusCode.INVALID_ARGUMENT, self.tools.CallTool,
+                             t_pb.CallToolRequest(name="people_in", arguments=bad),
+                             metadata=self.md("agent"))
+        self.assertEqual(info.reason, "invalid_arguments")
+        self.assertIn("/arguments/min_score", e.details() + info.metadata.get("detail", ""))
+        self.fails(grpc.StatusCode.NOT_FOUND, self.tools.CallTool,
+                   t_pb.CallToolRequest(name="no_such_tool"), metadata=self.md("agent"))
+        # acme may not read people's bucket: the tool is not there for it
+        self.fails(grpc.StatusCode.NOT_FOUND, self.tools.CallTool,
+                   t_pb.CallToolRequest(name="people_in", arguments=args), metadata=self.md("acme"))
+        # a rate limit: RESOURCE_EXHAUSTED with the wait in google.rpc.RetryInfo
+        slow = t_pb.CallToolRequest(name="people_slow", arguments=args)
+        self.tools.CallTool(slow, metadata=self.md("reader"))
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.tools.CallTool(slow, metadata=self.md("reader"))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        retry = None
+        for k, v in cm.exception.trailing_metadata():
+            if k == "grpc-status-details-bin":
+                for d in st_pb.Status.FromString(v).details:
+                    if d.type_url.endswith("google.rpc.RetryInfo"):
+                        retry = st_pb.RetryInfo.FromString(d.value)
+        self.assertIsNotNone(retry)
+        self.assertGreaterEqual(retry.retry_delay.seconds, 1)
 
     def test_catalog_list_get_versions(self):
         res = self.catalog.ListDatasets(c_pb.ListDatasetsRequest(), metadata=self.md("owner"))
