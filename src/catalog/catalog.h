@@ -106,6 +106,22 @@ json_t *lh_catalog_list_visible(lh_catalog *c, const lh_principal *who, const lh
  * page's from, or null after the latest} (new). from >= 1, limit 1..1000 (400 otherwise). */
 int lh_catalog_versions_visible(lh_catalog *c, const lh_principal *who, const char *name,
                                 int64_t from, int64_t limit, json_t **out, lh_err *err);
+/* The journal as who sees it (every door asks these, not the functions below them):
+ * a page of events (f->limit 1..10000, f->offset from a cursor; f->since/until ISO 8601
+ * dates or times, else 400): {"events", "next_cursor": "o<N>" or null} (new), the
+ * dataset's events only when f->dataset is given and who may see it (404 as
+ * lh_catalog_get_visible), all datasets' only for a principal not limited to buckets
+ * (else 403 naming dataset=); values of fields above who's clearance masked. */
+typedef struct lh_events_filter lh_events_filter; /* below, with lh_catalog_events */
+int lh_catalog_events_visible(lh_catalog *c, const lh_principal *who, lh_events_filter *f,
+                              json_t **out, lh_err *err);
+/* One record's history (lh_catalog_record_history), masked for who. */
+int lh_catalog_history_visible(lh_catalog *c, const lh_principal *who, const char *name,
+                               const char *key_text, json_t **out, lh_err *err);
+/* The change feed between two versions (lh_catalog_changes), masked for who: from 0..latest
+ * (0: before the first), to 1..latest (0: the latest), limit 1..1000000 (400 otherwise). */
+int lh_catalog_changes_visible(lh_catalog *c, const lh_principal *who, const char *name,
+                               int64_t from, int64_t to, int64_t limit, json_t **out, lh_err *err);
 /* That 404 dataset_not_found, for a door that found the dataset invisible itself. */
 int lh_catalog_not_found(lh_err *err, const char *name);
 /* True for an admin limited to no buckets: it sees every dataset and relation. */

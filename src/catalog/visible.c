@@ -150,6 +150,106 @@ lh_catalog_versions_visible(lh_catalog *c, const lh_principal *who, const char *
     return 0;
 }
 
+/* A timestamp parameter: ISO 8601, at least the date. */
+static bool
+looks_like_time(const char *s)
+{
+    int y, m, d;
+    return s && sscanf(s, "%4d-%2d-%2d", &y, &m, &d) == 3 && m >= 1 && m <= 12 && d >= 1 && d <= 31;
+}
+
+int
+lh_catalog_events_visible(lh_catalog *c, const lh_principal *who, lh_events_filter *f, json_t **out,
+                          lh_err *err)
+{
+    *out = NULL;
+    if (f->limit < 1 || f->limit > 10000)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'limit' must be an integer from 1 to 10000");
+    if ((f->since && !looks_like_time(f->since)) || (f->until && !looks_like_time(f->until)))
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'since' and 'until' must be ISO 8601 times (2026-03-01 or "
+                          "2026-03-01T09:00:00Z)");
+    if (f->dataset) {
+        json_t *m = NULL;
+        int rc = lh_catalog_get_visible(c, who, f->dataset, &m, err);
+        json_decref(m);
+        if (rc != 0)
+            return rc;
+    } else if (who->limit_buckets) {
+        return lh_err_set(err, LH_EPERM, 403, "forbidden",
+                          "your token is limited to some buckets: give dataset=");
+    }
+    int64_t limit = f->limit;
+    lh_events_filter one_more = *f;
+    one_more.limit = limit + 1; /* one more tells whether there is a next page */
+    json_t *rows = NULL;
+    int rc = lh_catalog_events(c, &one_more, &rows, err);
+    if (rc != 0)
+        return rc;
+    lh_catalog_mask_events(c, who->clearance, rows);
+    json_t *next = json_null();
+    if ((int64_t)json_array_size(rows) > limit) {
+        json_array_remove(rows, (size_t)limit);
+        char cursor[32];
+        snprintf(cursor, sizeof cursor, "o%lld", (long long)(f->offset + limit));
+        next = json_string(cursor);
+    }
+    *out = json_pack("{s:o, s:o}", "events", rows, "next_cursor", next);
+    return 0;
+}
+
+int
+lh_catalog_history_visible(lh_catalog *c, const lh_principal *who, const char *name,
+                           const char *key_text, json_t **out, lh_err *err)
+{
+    *out = NULL;
+    json_t *m = NULL;
+    int rc = lh_catalog_get_visible(c, who, name, &m, err);
+    json_decref(m);
+    if (rc == 0)
+        rc = lh_catalog_record_history(c, name, key_text, out, err);
+    if (rc == 0)
+        rc = lh_catalog_mask_history(c, name, who->clearance, *out, err);
+    if (rc != 0) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int
+lh_catalog_changes_visible(lh_catalog *c, const lh_principal *who, const char *name, int64_t from,
+                           int64_t to, int64_t limit, json_t **out, lh_err *err)
+{
+    *out = NULL;
+    json_t *m = NULL;
+    int rc = lh_catalog_get_visible(c, who, name, &m, err);
+    int64_t latest = json_integer_value(json_object_get(m, "version"));
+    json_decref(m);
+    if (rc != 0)
+        return rc;
+    if (to == 0)
+        to = latest;
+    if (from < 0 || from > latest)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'from_version' must be an integer from 0 to %lld", (long long)latest);
+    if (to < 1 || to > latest)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'to_version' must be an integer from 1 to %lld", (long long)latest);
+    if (limit < 1 || limit > 1000000)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'limit' must be an integer from 1 to 1000000");
+    rc = lh_catalog_changes(c, name, from, to, limit, out, err);
+    if (rc == 0)
+        rc = lh_catalog_mask_history(c, name, who->clearance, *out, err);
+    if (rc != 0) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 void
 lh_catalog_view_datasets_sql(const lh_catalog_view *v, lh_buf *out)
 {
