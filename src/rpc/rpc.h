@@ -3,7 +3,7 @@
  * same principals (a bearer token in the `authorization` metadata), roles, limits and
  * module functions as the HTTP API, with the API's errors mapped to gRPC status codes and
  * their code/detail/hint carried in the status details (google.rpc.ErrorInfo). Serves
- * lakehouse.v1.Catalog, Vectors, Query and Tools (proto/lakehouse/v1/), the standard
+ * lakehouse.v1.Catalog, Vectors, Query, Tools and Journal (proto/lakehouse/v1/), the standard
  * grpc.health.v1.Health and grpc.reflection.v1alpha.ServerReflection. Built on the gRPC C core
  * (completion queue, registered methods) and protobuf-c.
  */

@@ -14,6 +14,7 @@ static const char *const SERVICES[] = {"",
                                        "lakehouse.v1.Vectors",
                                        "lakehouse.v1.Query",
                                        "lakehouse.v1.Tools",
+                                       "lakehouse.v1.Journal",
                                        "grpc.health.v1.Health"};
 
 static int
