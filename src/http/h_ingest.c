@@ -456,14 +456,6 @@ lh_h_ingest_db(lh_req *req, lh_resp *resp)
 
 /* ---- POST /datasets/{name}/rows --------------------------------------------------------- */
 
-static void maybe_compact(lh_req *req, const char *dataset, const json_t *result);
-
-static bool
-may_use(void *ctx, const char *bucket)
-{
-    return principal_may_use(ctx, bucket);
-}
-
 int
 lh_h_rows(lh_req *req, lh_resp *resp)
 {
@@ -477,19 +469,9 @@ lh_h_rows(lh_req *req, lh_resp *resp)
     const json_t *upsert = json_object_get(body, "upsert"), *del = json_object_get(body, "delete");
     const char *source = NULL, *workspace = NULL;
     json_t *result = NULL;
-    int64_t max_rows = lh_config_int(req->config, "ingest.max_rows_per_request");
     if (rc == 0 && ((upsert && !json_is_array(upsert)) || (del && !json_is_array(del))))
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
                         "'upsert' and 'delete' must be arrays of objects");
-    else if (rc == 0 && json_array_size(upsert) + json_array_size(del) == 0)
-        rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
-                        "nothing to change: give rows in 'upsert' or keys in 'delete'");
-    else if (rc == 0 && (int64_t)(json_array_size(upsert) + json_array_size(del)) > max_rows) {
-        rc = lh_err_set(&err, LH_ETOOBIG, 413, "too_many_rows",
-                        "%zu rows in one request; the limit is %lld",
-                        json_array_size(upsert) + json_array_size(del), (long long)max_rows);
-        lh_err_hint(&err, "split the change, or raise [ingest] max_rows_per_request");
-    }
     if (rc != 0 || (rc = opt_string(body, "source", &source, &err)) != 0 ||
         (rc = opt_string(body, "workspace_id", &workspace, &err)) != 0)
         goto out;
@@ -497,68 +479,21 @@ lh_h_rows(lh_req *req, lh_resp *resp)
                       .upsert = upsert,
                       .deletes = del,
                       .source = source,
-                      .workspace_id = workspace,
-                      .actor = req->principal->name,
-                      .allow_bucket = may_use,
-                      .allow_ctx = (void *)req->principal};
-    rc = lh_ingest_rows(req->srv->catalog, req->srv->internal_engine, req->srv->buckets, &o,
-                        &result, &err);
+                      .workspace_id = workspace};
+    lh_rows_deps d = {.catalog = req->srv->catalog,
+                      .engine = req->srv->internal_engine,
+                      .buckets = req->srv->buckets,
+                      .jobs = req->srv->jobs};
+    rc = lh_ingest_rows_as(&d, req->principal, req->config, &o, &result, &err);
 out:
     json_decref(body);
     if (rc != 0)
         return lh_resp_error(resp, &err);
-    maybe_compact(req, lh_req_param(req, "name"), result);
     return lh_resp_json(resp, json_is_true(json_object_get(result, "unchanged")) ? 200 : 201,
                         result);
 }
 
 /* ---- compaction: POST /datasets/{name}/compact, and automatic ------------------------------ */
-
-typedef struct compact_job {
-    lh_server *srv;
-    char *dataset, *actor;
-} compact_job;
-
-static void
-compact_job_free(void *arg)
-{
-    compact_job *j = arg;
-    free(j->dataset);
-    free(j->actor);
-    free(j);
-}
-
-static int
-run_compact(lh_job *job, void *arg, lh_err *err)
-{
-    compact_job *j = arg;
-    json_t *result = NULL;
-    int rc = lh_ingest_compact(j->srv->catalog, j->srv->internal_engine, j->srv->buckets,
-                               j->dataset, j->actor, true, &result, err);
-    if (rc == 0)
-        lh_job_set_result(job, result);
-    return rc;
-}
-
-/* After a change of rows: once the dataset holds [catalog] compact_after_deltas delta
- * files, compact it in the background (the request does not wait for it). */
-static void
-maybe_compact(lh_req *req, const char *dataset, const json_t *result)
-{
-    int64_t after = lh_config_int(req->config, "catalog.compact_after_deltas");
-    if (after <= 0 || json_integer_value(json_object_get(result, "deltas")) < after)
-        return;
-    compact_job *j = lh_calloc(1, sizeof *j);
-    j->srv = req->srv;
-    j->dataset = lh_strdup(dataset);
-    j->actor = lh_strdup("lakehouse");
-    char id[LH_JOB_ID_MAX];
-    lh_err err;
-    if (lh_jobs_submit(req->srv->jobs, "compact", req->principal->name, run_compact, j,
-                       compact_job_free, id, &err) != 0)
-        lh_log(LH_LOG_WARN, req->request_id, NULL, "automatic compaction of '%s' not started: %s",
-               dataset, err.message);
-}
 
 int
 lh_h_compact(lh_req *req, lh_resp *resp)

@@ -145,6 +145,21 @@ typedef struct lh_rows_opts {
 int lh_ingest_rows(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_rows_opts *o,
                    json_t **result, lh_err *err);
 
+/* What a door's change of rows needs (rows_as.c); all borrowed. */
+typedef struct lh_rows_deps {
+    lh_catalog *catalog;
+    lh_engine *engine; /* the internal engine */
+    lh_buckets *buckets;
+    lh_jobs *jobs; /* for the automatic compaction (NULL: none) */
+} lh_rows_deps;
+/* A change of rows as who asks it, from any door: 400 when there is nothing to change,
+ * 413 too_many_rows beyond [ingest] max_rows_per_request, then lh_ingest_rows with who as
+ * the actor and who's buckets (a dataset in another is 404), and, once the dataset holds
+ * [catalog] compact_after_deltas delta files, a compaction job in the background. o's
+ * dataset, upsert, deletes, source, workspace_id and mode are the door's. */
+int lh_ingest_rows_as(const lh_rows_deps *d, const lh_principal *who, const lh_config *cfg,
+                      lh_rows_opts *o, json_t **result, lh_err *err);
+
 /* Stage a request's upserts and deletes without committing them (agent workspaces): the
  * same checks as lh_ingest_rows, then the whole rows after the change, against `base` (a
  * manifest, borrowed: the dataset's current one, with delta files staged earlier appended

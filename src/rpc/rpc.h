@@ -3,7 +3,7 @@
  * same principals (a bearer token in the `authorization` metadata), roles, limits and
  * module functions as the HTTP API, with the API's errors mapped to gRPC status codes and
  * their code/detail/hint carried in the status details (google.rpc.ErrorInfo). Serves
- * lakehouse.v1.Catalog, Vectors, Query, Tools and Journal (proto/lakehouse/v1/), the standard
+ * lakehouse.v1.Catalog, Vectors, Query, Tools, Journal and Rows (proto/lakehouse/v1/), the standard
  * grpc.health.v1.Health and grpc.reflection.v1alpha.ServerReflection. Built on the gRPC C core
  * (completion queue, registered methods) and protobuf-c.
  */
@@ -15,6 +15,7 @@
 #include "catalog/catalog.h"
 #include "core/core.h"
 #include "engine/engine.h"
+#include "storage/storage.h"
 #include "vector/vector.h"
 #include "workspace/workspace.h"
 
@@ -25,7 +26,10 @@ typedef struct lh_grpc_deps {
     const lh_config *config; /* [server] host, [grpc] port/threads/max_message_bytes */
     lh_catalog *catalog;
     lh_vectors *vectors;
-    lh_engine *engine;         /* users' SQL */
+    lh_engine *engine;          /* users' SQL */
+    lh_engine *internal_engine; /* row changes' conversions */
+    lh_buckets *buckets;
+    lh_jobs *jobs;
     lh_workspaces *workspaces; /* may be NULL */
     lh_tools *tools;
     /* a reference to the principal set in force (the HTTP server's, which reloads swap);

@@ -58,6 +58,8 @@ extern const lh_gmethod lh_grpc__tools[];
 extern const size_t lh_grpc__n_tools;
 extern const lh_gmethod lh_grpc__journal[];
 extern const size_t lh_grpc__n_journal;
+extern const lh_gmethod lh_grpc__rows[];
+extern const size_t lh_grpc__n_rows;
 
 /* Pack any message into a new buffer. */
 int lh_grpc__pack(const ProtobufCMessage *m, uint8_t **out, size_t *len);

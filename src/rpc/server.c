@@ -752,6 +752,7 @@ static const struct {
     {lh_grpc__catalog, &lh_grpc__n_catalog}, {lh_grpc__vectors, &lh_grpc__n_vectors},
     {lh_grpc__health, &lh_grpc__n_health},   {lh_grpc__query, &lh_grpc__n_query},
     {lh_grpc__tools, &lh_grpc__n_tools},     {lh_grpc__journal, &lh_grpc__n_journal},
+    {lh_grpc__rows, &lh_grpc__n_rows},
 };
 
 static const lh_gmethod REFLECTION = {

@@ -15,6 +15,7 @@ static const char *const SERVICES[] = {"",
                                        "lakehouse.v1.Query",
                                        "lakehouse.v1.Tools",
                                        "lakehouse.v1.Journal",
+                                       "lakehouse.v1.Rows",
                                        "grpc.health.v1.Health"};
 
 static int

@@ -40,7 +40,7 @@ def compile_protos(dest):
     shutil.copytree(os.path.join(SOURCE, "proto"), root)
     files = ["lhproto/lakehouse/v1/catalog.proto", "lhproto/lakehouse/v1/vectors.proto",
              "lhproto/lakehouse/v1/query.proto", "lhproto/lakehouse/v1/tools.proto",
-             "lhproto/lakehouse/v1/journal.proto",
+             "lhproto/lakehouse/v1/journal.proto", "lhproto/lakehouse/v1/rows.proto",
              "lhproto/grpc/health/v1/health.proto",
              "lhproto/grpc/reflection/v1alpha/reflection.proto", "lhproto/google/rpc/status.proto"]
     subprocess.run(["/usr/bin/python3", "-m", "grpc_tools.protoc", "-I.", "-I/usr/include",
@@ -59,7 +59,8 @@ class Grpc(harness.ServerTestCase):
         compile_protos(cls.tmp)
         global c_pb, c_grpc, v_pb, v_grpc, h_pb, h_grpc, r_pb, r_grpc, st_pb, q_pb, q_grpc
         from lhproto.lakehouse.v1 import query_pb2 as q_pb, query_pb2_grpc as q_grpc
-        global t_pb, t_grpc, j_pb, j_grpc
+        global t_pb, t_grpc, j_pb, j_grpc, w_pb, w_grpc
+        from lhproto.lakehouse.v1 import rows_pb2 as w_pb, rows_pb2_grpc as w_grpc
         from lhproto.lakehouse.v1 import journal_pb2 as j_pb, journal_pb2_grpc as j_grpc
         from lhproto.lakehouse.v1 import tools_pb2 as t_pb, tools_pb2_grpc as t_grpc
         from lhproto.lakehouse.v1 import catalog_pb2 as c_pb, catalog_pb2_grpc as c_grpc
@@ -75,8 +76,11 @@ class Grpc(harness.ServerTestCase):
                 f.write('[[bucket]]\nname = "acme"\nbackend = "fs"\nroot = "%s"\n'
                         % os.path.join(srv.dir, "acme-root"))
         cls.start_server(configure=configure, env={
-            "LAKEHOUSE_GRPC_PORT": str(cls.port), "LAKEHOUSE_GRPC_MAX_MESSAGE_BYTES": "1048576"})
+            "LAKEHOUSE_GRPC_PORT": str(cls.port), "LAKEHOUSE_GRPC_MAX_MESSAGE_BYTES": "1048576",
+            "LAKEHOUSE_CATALOG_COMPACT_AFTER_DELTAS": "3",
+            "LAKEHOUSE_INGEST_MAX_ROWS_PER_REQUEST": "50"})
         for name, csv, extra in (("people", PEOPLE, "&primary_key=id"),
+                                 ("ledger", "id,amount\n1,10\n2,20\n", "&primary_key=id"),
                                  ("acme_orders", ORDERS, "&bucket=acme")):
             st, _, res = cls.srv.request("POST", "/ingest/file?dataset=%s&format=csv%s" % (name, extra),
                                          body=csv, who="owner", headers={"Content-Type": "text/csv"})
@@ -92,6 +96,7 @@ class Grpc(harness.ServerTestCase):
         cls.query = q_grpc.QueryStub(cls.channel)
         cls.tools = t_grpc.ToolsStub(cls.channel)
         cls.journal = j_grpc.JournalStub(cls.channel)
+        cls.rows = w_grpc.RowsStub(cls.channel)
         for name, rate in (("people_in", {"per_minute": 6000, "burst": 1000}),
                            ("people_slow", {"per_minute": 1, "burst": 1})):
             st, _, res = cls.srv.request("POST", "/tools", who="owner", body={
@@ -311,6 +316,63 @@ class Grpc(harness.ServerTestCase):
         self.fails(grpc.StatusCode.PERMISSION_DENIED, self.journal.History,
                    j_pb.HistoryRequest(dataset="people", key="1"), metadata=self.md("agent"))
 
+    # ---- rows ----------------------------------------------------------------------------
+
+    def test_rows(self):
+        from google.protobuf import struct_pb2
+
+        def s(d):
+            x = struct_pb2.Struct()
+            x.update(d)
+            return x
+        md = self.md("owner")
+        r = self.rows.Change(w_pb.ChangeRowsRequest(dataset="ledger", upsert=[s({"id": 3, "amount": 30}),
+                                                                         s({"id": 1, "amount": 11})],
+                                                   source="grpc-test"), metadata=md)
+        self.assertEqual((r.inserted, r.updated, r.deleted, r.row_count, r.version), (1, 1, 0, 3, 2))
+        st, _, h = self.srv.request("GET", "/datasets/ledger/rows/1/history", who="owner")
+        self.assertEqual(h["current"]["amount"], 11)
+        self.assertEqual(h["history"][-1]["actor"], "owner")
+        r = self.rows.Change(w_pb.ChangeRowsRequest(dataset="ledger", deletes=[s({"id": 99})]),
+                             metadata=md)
+        self.assertTrue(r.unchanged)
+        e, info = self.fails(grpc.StatusCode.INVALID_ARGUMENT, self.rows.Change,
+                             w_pb.ChangeRowsRequest(dataset="ledger", upsert=[s({"id": 4, "colour": "red"})]),
+                             metadata=md)
+        self.assertEqual(info.reason, "invalid_row")
+        self.assertIn("colour", e.details())
+        self.fails(grpc.StatusCode.INVALID_ARGUMENT, self.rows.Change,
+                   w_pb.ChangeRowsRequest(dataset="ledger"), metadata=md)
+        self.fails(grpc.StatusCode.RESOURCE_EXHAUSTED, self.rows.Change,
+                   w_pb.ChangeRowsRequest(dataset="ledger",
+                                          upsert=[s({"id": i, "amount": i}) for i in range(100, 160)]),
+                   metadata=md)
+        self.fails(grpc.StatusCode.PERMISSION_DENIED, self.rows.Change,
+                   w_pb.ChangeRowsRequest(dataset="ledger", deletes=[s({"id": 1})]),
+                   metadata=self.md("reader"))
+        self.fails(grpc.StatusCode.NOT_FOUND, self.rows.Change,
+                   w_pb.ChangeRowsRequest(dataset="ledger", deletes=[s({"id": 1})]),
+                   metadata=self.md("acme"))
+        e, info = self.fails(grpc.StatusCode.INVALID_ARGUMENT, self.rows.Change,
+                             w_pb.ChangeRowsRequest(dataset="acme_orders", deletes=[s({"id": 1})]),
+                             metadata=self.md("acme"))
+        self.assertEqual(info.reason, "no_primary_key")
+        st, _, ds = self.srv.request("GET", "/catalog/datasets/ledger", who="owner")
+        self.assertEqual(ds["version"], 2)  # nothing refused reached the dataset
+        # the third delta file starts a compaction in the background
+        for i in (5, 6):
+            self.rows.Change(w_pb.ChangeRowsRequest(dataset="ledger", upsert=[s({"id": i, "amount": i})]),
+                             metadata=md)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            st, _, ds = self.srv.request("GET", "/catalog/datasets/ledger", who="owner")
+            if ds["change"] == "compact":
+                break
+            time.sleep(0.1)
+        self.assertEqual(ds["change"], "compact")
+        st, _, jobs = self.srv.request("GET", "/jobs", who="owner")
+        self.assertIn("compact", [j["kind"] for j in jobs["jobs"]])
+
     # ---- tools ---------------------------------------------------------------------------
 
     def test_tools(self):
@@ -362,7 +424,7 @@ class Grpc(harness.ServerTestCase):
 
     def test_catalog_list_get_versions(self):
         res = self.catalog.ListDatasets(c_pb.ListDatasetsRequest(), metadata=self.md("owner"))
-        self.assertEqual(sorted(d.name for d in res.datasets), ["acme_orders", "people"])
+        self.assertEqual(sorted(d.name for d in res.datasets), ["acme_orders", "ledger", "people"])
         people = [d for d in res.datasets if d.name == "people"][0]
         self.assertEqual((people.row_count, people.column_count, people.freshness.status),
                          (4, 4, "unknown"))
