@@ -75,7 +75,8 @@ export function grid(columns, rows, { label = "Query results", height = 420 } = 
     else return;
     e.preventDefault();
   });
-  // drawn once attached (clientHeight is known then)
+  // the first rows now (a detached viewport has no height yet), the rest once attached
+  draw(true);
   requestAnimationFrame(() => draw(true));
   new ResizeObserver(() => draw(true)).observe(viewport);
   viewport.lhDrawnRows = () => body.children.length;

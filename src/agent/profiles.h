@@ -99,4 +99,20 @@ int lh_user_query_prepare(lh_catalog *c, lh_workspaces *ws, const lh_principal *
                           const char *workspace_id, lh_user_query *q, lh_err *err);
 void lh_user_query_release(lh_user_query *q);
 
+/* ---- changes of a vector index a principal asks for, from any door (index_ops.c) ------ */
+/* Begin a new index (body as POST /vectors/indexes takes it; "model": "profile" becomes
+ * who's profile's model in body): 404 for a dataset who may not see, else as
+ * lh_vectors_create_begin. *b: run it with lh_vbuild_run or lh_vectors_submit. */
+int lh_index_create_as(lh_vectors *v, lh_catalog *c, const lh_principal *who, json_t *body,
+                       lh_vbuild **b, lh_err *err);
+/* Begin a refresh / a promotion (body {"trial_id"} or {"hnsw": {...}}) of an index whose
+ * dataset who may see (else 404 index_not_found, as for none). */
+int lh_index_refresh_as(lh_vectors *v, lh_catalog *c, const lh_principal *who, const char *name,
+                        lh_vbuild **b, lh_err *err);
+int lh_index_promote_as(lh_vectors *v, lh_catalog *c, const lh_principal *who, const char *name,
+                        const json_t *body, lh_vbuild **b, lh_err *err);
+/* Roll back an index whose dataset who may see: *out as lh_vectors_rollback. */
+int lh_index_rollback_as(lh_vectors *v, lh_catalog *c, const lh_principal *who, const char *name,
+                         json_t **out, lh_err *err);
+
 #endif

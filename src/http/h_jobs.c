@@ -150,6 +150,12 @@ lh_http__submit_job(lh_req *req, lh_resp *resp, const char *kind, lh_job_fn fn, 
         json_decref(wrap);
         return lh_resp_error(resp, &err);
     }
+    return lh_http__answer_job(req, resp, id, wrap);
+}
+
+int
+lh_http__answer_job(lh_req *req, lh_resp *resp, const char *id, json_t *wrap)
+{
     lh_resp_header(resp, "Location", lh_arena_printf(req->arena, "/jobs/%s", id));
     /* the job may already be done, its record still there (kept until restart) */
     json_t *job = lh_jobs_get_json(req->srv->jobs, id);

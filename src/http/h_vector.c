@@ -99,43 +99,19 @@ out:
 
 /* ---- builds ---------------------------------------------------------------------------- */
 
-/* A vector job: a build or a trial, run by one job function. */
-typedef struct vec_job {
-    lh_vbuild *build; /* one of the two */
-    lh_vtrial *trial;
-} vec_job;
-
-static int
-run_vec_job(lh_job *job, void *arg, lh_err *err)
-{
-    vec_job *j = arg;
-    json_t *result = NULL;
-    int rc = j->build ? lh_vbuild_run(j->build, job, &result, err)
-                      : lh_vtrial_run(j->trial, job, &result, err);
-    if (rc == 0)
-        lh_job_set_result(job, result);
-    return rc;
-}
-
-static void
-vec_job_free(void *arg)
-{
-    vec_job *j = arg;
-    lh_vbuild_free(j->build);
-    lh_vtrial_free(j->trial);
-    free(j);
-}
-
 /* Queue a build or a trial (takes it, also on failure) and answer 202 with the job. */
 static int
-submit(lh_req *req, lh_resp *resp, const char *kind, const char *index, lh_vbuild *b, lh_vtrial *t)
+submit(lh_req *req, lh_resp *resp, const char *index, lh_vbuild *b, lh_vtrial *t)
 {
-    vec_job *j = lh_calloc(1, sizeof *j);
-    j->build = b;
-    j->trial = t;
+    lh_err err;
+    char id[LH_JOB_ID_MAX];
     /* made before queueing: the job may be done and index freed as soon as it is queued */
     json_t *wrap = json_pack("{s:s}", "index", index);
-    return lh_http__submit_job(req, resp, kind, run_vec_job, j, vec_job_free, wrap);
+    if (lh_vectors_submit(req->srv->jobs, req->principal->name, b, t, id, &err) != 0) {
+        json_decref(wrap);
+        return lh_resp_error(resp, &err);
+    }
+    return lh_http__answer_job(req, resp, id, wrap);
 }
 
 /* Run b as a job (202) or here (201/200); takes b. */
@@ -143,12 +119,8 @@ static int
 start_build(lh_req *req, lh_resp *resp, lh_vbuild *b, bool async, int done_status)
 {
     lh_err err;
-    if (!lh_http__dataset_visible(req, resp, lh_vbuild_dataset(b))) {
-        lh_vbuild_free(b);
-        return 0;
-    }
     if (async)
-        return submit(req, resp, "vector_index", lh_vbuild_index(b), b, NULL);
+        return submit(req, resp, lh_vbuild_index(b), b, NULL);
     json_t *result = NULL;
     int rc = lh_vbuild_run(b, NULL, &result, &err);
     lh_vbuild_free(b);
@@ -178,25 +150,13 @@ lh_h_vindex_create(lh_req *req, lh_resp *resp)
     bool async = true;
     lh_vbuild *b = NULL;
     int rc = async_of(body, &async, &err);
-    if (rc != 0)
-        goto out;
-    /* the dataset must be visible before anything is said about it */
-    const char *dataset = json_string_value(json_object_get(body, "dataset"));
-    if (dataset && lh_name_valid(dataset) && !lh_http__dataset_visible(req, resp, dataset))
-        goto out; /* answered */
-    /* "model": "profile" (or "profile:<purpose>") is the creator's profile's model, fixed
-     * in the index from now on */
-    const char *model = json_string_value(json_object_get(body, "model")), *resolved;
-    if (model && (rc = lh_profile_model(req->principal, model, &resolved, &err)) != 0)
-        goto out;
-    if (model && resolved != model)
-        json_object_set_new(body, "model", json_string(resolved));
-    rc = lh_vectors_create_begin(req->srv->vectors, body, req->principal->name, &b, &err);
-out:
+    if (rc == 0)
+        rc = lh_index_create_as(req->srv->vectors, req->srv->catalog, req->principal, body, &b,
+                                &err);
     json_decref(body);
     if (rc != 0)
         return lh_resp_error(resp, &err);
-    return b ? start_build(req, resp, b, async, 201) : 0;
+    return start_build(req, resp, b, async, 201);
 }
 
 int
@@ -210,13 +170,11 @@ lh_h_vindex_refresh(lh_req *req, lh_resp *resp)
     bool async = true;
     lh_vbuild *b = NULL;
     int rc = lh_req_check_fields(body, fields, "refresh takes only async", &err);
-    if (rc != 0)
-        goto out;
-    if ((rc = async_of(body, &async, &err)) != 0)
-        goto out;
-    rc = lh_vectors_refresh_begin(req->srv->vectors, lh_req_param(req, "name"),
-                                  req->principal->name, &b, &err);
-out:
+    if (rc == 0)
+        rc = async_of(body, &async, &err);
+    if (rc == 0)
+        rc = lh_index_refresh_as(req->srv->vectors, req->srv->catalog, req->principal,
+                                 lh_req_param(req, "name"), &b, &err);
     json_decref(body);
     if (rc != 0)
         return lh_resp_error(resp, &err);
@@ -540,7 +498,7 @@ lh_h_vindex_promote(lh_req *req, lh_resp *resp)
 {
     const char *name = lh_req_param(req, "name");
     if (!index_visible(req, resp, name))
-        return 0;
+        return 0; /* 404 before a 400 for the body */
     lh_err err;
     json_t *body = NULL;
     if (lh_req_json(req, false, &body, &err) != 0)
@@ -548,10 +506,9 @@ lh_h_vindex_promote(lh_req *req, lh_resp *resp)
     bool async = true;
     lh_vbuild *b = NULL;
     int rc = async_of(body, &async, &err);
-    if (rc != 0)
-        goto out;
-    rc = lh_vectors_promote_begin(req->srv->vectors, name, body, req->principal->name, &b, &err);
-out:
+    if (rc == 0)
+        rc = lh_index_promote_as(req->srv->vectors, req->srv->catalog, req->principal, name, body,
+                                 &b, &err);
     json_decref(body);
     if (rc != 0)
         return lh_resp_error(resp, &err);
@@ -572,7 +529,8 @@ lh_h_vindex_rollback(lh_req *req, lh_resp *resp)
     int rc = lh_req_check_fields(body, fields, "rollback takes no fields", &err);
     if (rc != 0)
         goto out;
-    rc = lh_vectors_rollback(req->srv->vectors, name, req->principal->name, &out, &err);
+    rc = lh_index_rollback_as(req->srv->vectors, req->srv->catalog, req->principal, name, &out,
+                              &err);
 out:
     json_decref(body);
     if (rc != 0)
@@ -642,7 +600,7 @@ lh_h_trial(lh_req *req, lh_resp *resp)
     json_decref(body);
     if (rc != 0)
         return lh_resp_error(resp, &err);
-    return submit(req, resp, "hnsw_trial", lh_vtrial_index(t), NULL, t);
+    return submit(req, resp, lh_vtrial_index(t), NULL, t);
 }
 
 int

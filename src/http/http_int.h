@@ -374,6 +374,9 @@ int lh_h_storage_errors_compact(lh_req *req, lh_resp *resp);
  * it (the refusal is answered). Returns 0. */
 int lh_http__submit_job(lh_req *req, lh_resp *resp, const char *kind, lh_job_fn fn, void *arg,
                         void (*free_arg)(void *), json_t *wrap);
+/* The 202 of a job queued as id (Location, the job's record, in wrap when given: takes
+ * wrap). */
+int lh_http__answer_job(lh_req *req, lh_resp *resp, const char *id, json_t *wrap);
 /* An unlinked temporary file under the server's tmp dir (fd returned new). */
 int lh_http__tmpfile(lh_server *srv, int *fd_out, lh_err *err);
 

@@ -303,6 +303,10 @@ int lh_vectors_trial_begin(lh_vectors *v, const json_t *body, const char *actor,
 const char *lh_vtrial_index(const lh_vtrial *t);
 int lh_vtrial_run(lh_vtrial *t, lh_job *job, json_t **out, lh_err *err);
 void lh_vtrial_free(lh_vtrial *t); /* accepts NULL */
+/* Queue a build (kind "vector_index") or a trial ("hnsw_trial": give one of b, t) as a job
+ * of owner on jobs; takes it, also on failure (503 when the queue is full). id: the job's. */
+int lh_vectors_submit(lh_jobs *jobs, const char *owner, lh_vbuild *b, lh_vtrial *t,
+                      char id[LH_JOB_ID_MAX], lh_err *err);
 /* Every journaled trial of index, oldest first (new). */
 int lh_vectors_trials(lh_vectors *v, const char *index, json_t **out, lh_err *err);
 /* The fastest trial (p50) with recall >= min_recall, or (min_recall < 0) the best recall

@@ -163,6 +163,7 @@ try {
     await runSql("SELECT i AS n, i % 7 AS bucket, 'row ' || i AS label FROM range(100000) t(i)");
     await page.waitForSelector(".grid-viewport");
     await waitText("p", "100,000 rows");
+    await page.waitForSelector(".grid-row .grid-cell");
     seen.status = await page.evaluate(() => [...document.querySelectorAll("p")].map((p) => p.textContent).find((t) => /rows/.test(t)));
     seen.drawn_rows = await page.$eval(".grid-viewport", (g) => g.lhDrawnRows());
     // to the bottom with the keyboard: End on the grid
@@ -200,6 +201,7 @@ try {
     // time travel: the first version of people, before the second ingest
     await runSql("SELECT count(*) AS n FROM people");
     await waitText("p", "1 rows");
+    await page.waitForSelector(".grid-row .grid-cell");
     seen.count_now = await page.$eval(".grid-row .grid-cell", (c) => c.textContent);
     await page.select(".filters select", "version");
     await page.type(".filters input:not([type=number])", "1");
