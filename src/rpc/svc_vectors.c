@@ -7,8 +7,10 @@
 
 #include "agent/profiles.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lakehouse/v1/vectors.pb-c.h"
 
@@ -100,7 +102,175 @@ search(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out
     return 0;
 }
 
+/* ---- index changes: begun by the agent module's functions, run as jobs, watched ---------- */
+
+#define WATCH_MS 100 /* how often a watched job's record is read */
+
+static json_t *
+hnsw_json(const Lakehouse__V1__HnswSettings *h)
+{
+    json_t *o = json_object();
+    if (h == NULL)
+        return o;
+    if (h->m)
+        json_object_set_new(o, "m", json_integer(h->m));
+    if (h->ef_construction)
+        json_object_set_new(o, "ef_construction", json_integer(h->ef_construction));
+    if (h->ef_search)
+        json_object_set_new(o, "ef_search", json_integer(h->ef_search));
+    if (h->quantization[0])
+        json_object_set_new(o, "quantization", json_string(h->quantization));
+    return o;
+}
+
+static const char *
+text(const json_t *v)
+{
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+/* Queue b as a job of the caller and stream its record while it changes, until it ends. */
+static int
+watch_build(lh_gcall *c, lh_vbuild *b, lh_gstream *s, lh_err *err)
+{
+    char id[LH_JOB_ID_MAX];
+    int rc = lh_vectors_submit(c->deps->jobs, c->principal->name, b, NULL, id, err);
+    char last[512] = "";
+    while (rc == 0) {
+        json_t *job = lh_jobs_get_json(c->deps->jobs, id);
+        if (job == NULL)
+            return lh_err_set(err, LH_EINTERNAL, 500, "internal", "job %s vanished", id);
+        const char *state = json_string_value(json_object_get(job, "state"));
+        const json_t *p = json_object_get(job, "progress");
+        bool over = state && (strcmp(state, "succeeded") == 0 || strcmp(state, "failed") == 0 ||
+                              strcmp(state, "cancelled") == 0);
+        char now[512];
+        snprintf(now, sizeof now, "%s %lld %lld %s", state ? state : "",
+                 (long long)json_integer_value(json_object_get(p, "done")),
+                 (long long)json_integer_value(json_object_get(p, "total")),
+                 text(json_object_get(p, "unit")));
+        if (over || strcmp(now, last) != 0) {
+            Lakehouse__V1__JobUpdate u = LAKEHOUSE__V1__JOB_UPDATE__INIT;
+            u.job_id = id;
+            u.kind = (char *)text(json_object_get(job, "kind"));
+            u.state = (char *)(state ? state : "");
+            u.done = json_integer_value(json_object_get(p, "done"));
+            u.total = json_integer_value(json_object_get(p, "total"));
+            u.unit = (char *)text(json_object_get(p, "unit"));
+            const json_t *e = json_object_get(job, "error");
+            u.error_code = (char *)text(json_object_get(e, "code"));
+            u.error_message = (char *)text(json_object_get(e, "message"));
+            const json_t *result = json_object_get(job, "result");
+            if (json_is_object(result))
+                u.result = lh_grpc__struct(result);
+            rc = lh_grpc__send(s, &u.base, err);
+            if (u.result)
+                protobuf_c_message_free_unpacked(&u.result->base, NULL);
+            memcpy(last, now, sizeof last);
+        }
+        json_decref(job);
+        if (over)
+            break;
+        if (rc == 0)
+            usleep(WATCH_MS * 1000);
+    }
+    return rc;
+}
+
+static int
+create_index(lh_gcall *c, const uint8_t *in, size_t in_len, lh_gstream *s, lh_err *err)
+{
+    Lakehouse__V1__CreateIndexRequest *req =
+        lakehouse__v1__create_index_request__unpack(NULL, in_len, in);
+    if (req == NULL)
+        return lh_grpc__bad_message(err, "lakehouse.v1.CreateIndexRequest");
+    json_t *body = json_object();
+    const char *strs[][2] = {{"name", req->name},
+                             {"dataset", req->dataset},
+                             {"id_column", req->id_column},
+                             {"text_column", req->text_column},
+                             {"vector_column", req->vector_column},
+                             {"model", req->model},
+                             {"metric", req->metric}};
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        if (strs[i][1][0])
+            json_object_set_new(body, strs[i][0], json_string(strs[i][1]));
+    if (req->hnsw)
+        json_object_set_new(body, "hnsw", hnsw_json(req->hnsw));
+    if (req->chunk_size || req->chunk_overlap) {
+        json_t *chunk = json_object();
+        if (req->chunk_size)
+            json_object_set_new(chunk, "size", json_integer(req->chunk_size));
+        if (req->chunk_overlap)
+            json_object_set_new(chunk, "overlap", json_integer(req->chunk_overlap));
+        json_object_set_new(body, "chunk", chunk);
+    }
+    lakehouse__v1__create_index_request__free_unpacked(req, NULL);
+    lh_vbuild *b = NULL;
+    int rc = lh_index_create_as(c->deps->vectors, c->deps->catalog, c->principal, body, &b, err);
+    json_decref(body);
+    return rc ? rc : watch_build(c, b, s, err);
+}
+
+static int
+refresh_index(lh_gcall *c, const uint8_t *in, size_t in_len, lh_gstream *s, lh_err *err)
+{
+    Lakehouse__V1__IndexRequest *req = lakehouse__v1__index_request__unpack(NULL, in_len, in);
+    if (req == NULL)
+        return lh_grpc__bad_message(err, "lakehouse.v1.IndexRequest");
+    lh_vbuild *b = NULL;
+    int rc =
+        lh_index_refresh_as(c->deps->vectors, c->deps->catalog, c->principal, req->name, &b, err);
+    lakehouse__v1__index_request__free_unpacked(req, NULL);
+    return rc ? rc : watch_build(c, b, s, err);
+}
+
+static int
+promote_index(lh_gcall *c, const uint8_t *in, size_t in_len, lh_gstream *s, lh_err *err)
+{
+    Lakehouse__V1__PromoteIndexRequest *req =
+        lakehouse__v1__promote_index_request__unpack(NULL, in_len, in);
+    if (req == NULL)
+        return lh_grpc__bad_message(err, "lakehouse.v1.PromoteIndexRequest");
+    json_t *body = json_object();
+    if (req->trial_id[0])
+        json_object_set_new(body, "trial_id", json_string(req->trial_id));
+    if (req->hnsw)
+        json_object_set_new(body, "hnsw", hnsw_json(req->hnsw));
+    lh_vbuild *b = NULL;
+    int rc = lh_index_promote_as(c->deps->vectors, c->deps->catalog, c->principal, req->name, body,
+                                 &b, err);
+    json_decref(body);
+    lakehouse__v1__promote_index_request__free_unpacked(req, NULL);
+    return rc ? rc : watch_build(c, b, s, err);
+}
+
+static int
+rollback_index(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len,
+               lh_err *err)
+{
+    Lakehouse__V1__IndexRequest *req = lakehouse__v1__index_request__unpack(NULL, in_len, in);
+    if (req == NULL)
+        return lh_grpc__bad_message(err, "lakehouse.v1.IndexRequest");
+    json_t *result = NULL;
+    int rc = lh_index_rollback_as(c->deps->vectors, c->deps->catalog, c->principal, req->name,
+                                  &result, err);
+    lakehouse__v1__index_request__free_unpacked(req, NULL);
+    if (rc != 0)
+        return rc;
+    Lakehouse__V1__RollbackIndexResponse res = LAKEHOUSE__V1__ROLLBACK_INDEX_RESPONSE__INIT;
+    res.result = lh_grpc__struct(result);
+    json_decref(result);
+    lh_grpc__pack(&res.base, out, out_len);
+    protobuf_c_message_free_unpacked(&res.result->base, NULL);
+    return 0;
+}
+
 const lh_gmethod lh_grpc__vectors[] = {
     {"/lakehouse.v1.Vectors/Search", LH_ALLOW_ANY, search, NULL},
+    {"/lakehouse.v1.Vectors/CreateIndex", LH_ALLOW_WRITE, NULL, create_index},
+    {"/lakehouse.v1.Vectors/RefreshIndex", LH_ALLOW_WRITE, NULL, refresh_index},
+    {"/lakehouse.v1.Vectors/PromoteIndex", LH_ALLOW_WRITE, NULL, promote_index},
+    {"/lakehouse.v1.Vectors/RollbackIndex", LH_ALLOW_WRITE, rollback_index, NULL},
 };
 const size_t lh_grpc__n_vectors = sizeof lh_grpc__vectors / sizeof lh_grpc__vectors[0];

@@ -162,7 +162,8 @@ class Grpc(harness.ServerTestCase):
                  for b in out[1].file_descriptor_response.file_descriptor_proto]
         self.assertEqual(files[0].name, "lakehouse/v1/vectors.proto")
         self.assertIn("google/protobuf/struct.proto", [f.name for f in files])  # its import
-        self.assertEqual([m.name for m in files[0].service[0].method], ["Search"])
+        self.assertEqual([m.name for m in files[0].service[0].method],
+                         ["Search", "CreateIndex", "RefreshIndex", "PromoteIndex", "RollbackIndex"])
         self.assertEqual(descriptor_pb2.FileDescriptorProto.FromString(
             out[2].file_descriptor_response.file_descriptor_proto[0]).name, "lakehouse/v1/catalog.proto")
         self.assertEqual(out[4].error_response.error_code, 5)
@@ -515,6 +516,48 @@ class Grpc(harness.ServerTestCase):
         e, info = self.fails(grpc.StatusCode.PERMISSION_DENIED, self.vectors.Search,
                              v_pb.SearchRequest(index="people_idx", query="bob", filter="1=1"),
                              metadata=self.md("agent"))
+
+    def test_index_jobs(self):
+        md = self.md("owner")
+        ups = list(self.vectors.CreateIndex(v_pb.CreateIndexRequest(
+            name="people_names", dataset="people", id_column="id", text_column="name",
+            hnsw=v_pb.HnswSettings(m=8)), metadata=md))
+        self.assertEqual(ups[-1].state, "succeeded", ups[-1])
+        self.assertTrue(ups[-1].job_id.startswith("job_"))
+        self.assertEqual(ups[-1].kind, "vector_index")
+        self.assertEqual(ups[-1].result.fields["generation"].number_value, 1)
+        self.assertEqual(len({(u.state, u.done) for u in ups}), len(ups))  # only changes are sent
+        st, _, job = self.srv.request("GET", "/jobs/" + ups[-1].job_id, who="owner")
+        self.assertEqual(job["state"], "succeeded")
+        r = self.vectors.Search(v_pb.SearchRequest(index="people_names", query="carol"), metadata=md)
+        self.assertEqual(r.hits[0].doc_id, "3")
+        ups = list(self.vectors.RefreshIndex(v_pb.IndexRequest(name="people_names"), metadata=md))
+        self.assertEqual((ups[-1].state, ups[-1].result.fields["generation"].number_value),
+                         ("succeeded", 2))
+        ups = list(self.vectors.PromoteIndex(v_pb.PromoteIndexRequest(
+            name="people_names", hnsw=v_pb.HnswSettings(ef_search=50)), metadata=md))
+        self.assertEqual(ups[-1].state, "succeeded", ups[-1])
+        st, _, ix = self.srv.request("GET", "/vectors/indexes/people_names", who="owner")
+        self.assertEqual((ix["generation"], ix["hnsw"]["ef_search"], ix["hnsw"]["m"]), (3, 50, 8))
+        rb = self.vectors.RollbackIndex(v_pb.IndexRequest(name="people_names"), metadata=md)
+        self.assertEqual(rb.result.fields["generation"].number_value, 2)
+        # refusals
+        e, info = self.fails(grpc.StatusCode.ALREADY_EXISTS, lambda: list(self.vectors.CreateIndex(
+            v_pb.CreateIndexRequest(name="people_names", dataset="people", id_column="id",
+                                    text_column="name"), metadata=md)))
+        e, info = self.fails(grpc.StatusCode.NOT_FOUND, lambda: list(self.vectors.CreateIndex(
+            v_pb.CreateIndexRequest(name="bad_one", dataset="people", id_column="id",
+                                    text_column="nope"), metadata=md)))
+        self.assertIn("no column 'nope'", e.details())  # as POST /vectors/indexes answers
+        self.fails(grpc.StatusCode.NOT_FOUND, lambda: list(self.vectors.CreateIndex(
+            v_pb.CreateIndexRequest(name="acme_try", dataset="people", id_column="id",
+                                    text_column="name"), metadata=self.md("acme"))))
+        self.fails(grpc.StatusCode.PERMISSION_DENIED, lambda: list(self.vectors.RefreshIndex(
+            v_pb.IndexRequest(name="people_names"), metadata=self.md("reader"))))
+        self.fails(grpc.StatusCode.NOT_FOUND, self.vectors.RollbackIndex,
+                   v_pb.IndexRequest(name="people_names"), metadata=self.md("acme"))
+        self.fails(grpc.StatusCode.NOT_FOUND, lambda: list(self.vectors.PromoteIndex(
+            v_pb.PromoteIndexRequest(name="people_names", trial_id="tr_none"), metadata=md)))
 
     def test_search_bad_input(self):
         md = self.md("owner")
