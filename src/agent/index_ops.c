@@ -61,7 +61,9 @@ lh_index_refresh_as(lh_vectors *v, lh_catalog *c, const lh_principal *who, const
                     lh_vbuild **b, lh_err *err)
 {
     *b = NULL;
-    int rc = lh_vectors_refresh_begin(v, name, who->name, b, err);
+    int rc = visible_index(v, c, who, name, err); /* before the index is reserved */
+    if (rc == 0)
+        rc = lh_vectors_refresh_begin(v, name, who->name, b, err);
     return rc ? rc : build_visible(c, who, b, err);
 }
 

@@ -581,5 +581,13 @@ int
 lh_tools_call(lh_tools *reg, const lh_tool_call *c, json_t **result, lh_tool_outcome *o,
               lh_err *err)
 {
+    /* the audit record keeps a workspace id whole: one longer than it can hold is refused */
+    if (c->workspace_id && (c->workspace_id[0] == '\0' || strlen(c->workspace_id) > 128)) {
+        if (o)
+            memset(o, 0, sizeof *o);
+        *result = NULL;
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'workspace_id' must be a non-empty string of at most 128 bytes");
+    }
     return lh_agent__call(reg, c, NULL, NULL, result, o, err);
 }

@@ -4,6 +4,7 @@
  */
 #include "rpc/rpc_int.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,7 +90,9 @@ json_of_value(const Google__Protobuf__Value *v)
         double d = v->number_value;
         /* Struct has only doubles: a whole number is what JSON clients meant as an integer
          * (JSON Schema's "integer"), within the range a double holds exactly */
-        if (d == (double)(int64_t)d && d >= -9007199254740992.0 && d <= 9007199254740992.0)
+        if (!isfinite(d))
+            return json_string(isnan(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity");
+        if (fabs(d) <= 9007199254740992.0 && d == floor(d))
             return json_integer((json_int_t)d);
         return json_real(d);
     }

@@ -453,14 +453,23 @@ run_unary(gcall *c)
 
 /* ---- server streams ---------------------------------------------------------------------- */
 
-/* One batch on the call's own queue, waited for: whether it succeeded. */
+/* One batch on the call's own queue, waited for: whether it succeeded. A batch the client
+ * does not take within SEND_WAIT_MS (a client that stopped reading) cancels the call, so
+ * no thread, query slot or pinned file waits on it for ever. */
+#define SEND_WAIT_MS 60000
 static bool
 batch_wait(gcall *c, grpc_op *ops, size_t n, void *tag)
 {
     if (grpc_call_start_batch(c->call, ops, n, tag, NULL) != GRPC_CALL_OK)
         return false;
-    grpc_event ev =
-        grpc_completion_queue_pluck(c->own_cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    gpr_timespec until = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                      gpr_time_from_millis(SEND_WAIT_MS, GPR_TIMESPAN));
+    grpc_event ev = grpc_completion_queue_pluck(c->own_cq, tag, until, NULL);
+    if (ev.type == GRPC_QUEUE_TIMEOUT) {
+        grpc_call_cancel_with_status(c->call, GRPC_STATUS_DEADLINE_EXCEEDED,
+                                     "the client took nothing for a minute", NULL);
+        ev = grpc_completion_queue_pluck(c->own_cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    }
     return ev.type == GRPC_OP_COMPLETE && ev.success;
 }
 
@@ -576,6 +585,43 @@ stream_thread(void *arg)
     return NULL;
 }
 
+/* Answer a call with err and nothing else. A server-streaming call's batch is on its own
+ * queue: waited for here. */
+static void
+refuse(gcall *c, const lh_err *err, int64_t retry_after_s)
+{
+    if (c->own_cq == NULL) {
+        fail(c, err, retry_after_s);
+        return;
+    }
+    grpc_status_code code = status_of(err);
+    status_details(c, code, err, retry_after_s);
+    grpc_op ops[3];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[1].data.send_status_from_server.status = code;
+    c->status_details = grpc_slice_from_copied_string(err->message);
+    c->has_status_details = true;
+    ops[1].data.send_status_from_server.status_details = &c->status_details;
+    ops[1].data.send_status_from_server.trailing_metadata_count = c->n_trailing;
+    ops[1].data.send_status_from_server.trailing_metadata = c->trailing;
+    ops[2].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[2].data.recv_close_on_server.cancelled = &c->cancelled;
+    batch_wait(c, ops, 3, c);
+    call_free(c);
+}
+
+/* A call that arrived while the server stops: UNAVAILABLE, which clients retry elsewhere. */
+static void
+refuse_stopping(gcall *c)
+{
+    lh_err err;
+    lh_err_set(&err, LH_EUNAVAIL, 503, "shutting_down", "the server is shutting down");
+    lh_err_hint(&err, "retry on another server, or once this one is back");
+    refuse(c, &err, 0);
+}
+
 static void
 start_stream(gcall *c)
 {
@@ -595,27 +641,11 @@ start_stream(gcall *c)
         g->streams--;
         pthread_mutex_unlock(&g->lock);
     }
-    /* answered here, on the call's own queue: its batch is waited for, then freed */
     lh_err err;
     lh_err_set(&err, LH_ETOOBIG, 429, "too_many_streams", "%d streaming calls are running already",
                MAX_STREAMS);
     lh_err_hint(&err, "retry when one of them has finished");
-    grpc_status_code code = status_of(&err);
-    status_details(c, code, &err, 1);
-    grpc_op ops[3];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[1].data.send_status_from_server.status = code;
-    c->status_details = grpc_slice_from_copied_string(err.message);
-    c->has_status_details = true;
-    ops[1].data.send_status_from_server.status_details = &c->status_details;
-    ops[1].data.send_status_from_server.trailing_metadata_count = c->n_trailing;
-    ops[1].data.send_status_from_server.trailing_metadata = c->trailing;
-    ops[2].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[2].data.recv_close_on_server.cancelled = &c->cancelled;
-    batch_wait(c, ops, 3, c);
-    call_free(c);
+    refuse(c, &err, 1);
 }
 
 /* The reflection stream: read a request, answer it, read the next, until the client
@@ -678,8 +708,12 @@ on_event(lh_grpc *g, gcall *c, bool ok)
 {
     switch (c->state) {
     case ST_NEW:
-        if (!ok || atomic_load(&g->stopping)) {
+        if (!ok) {
             call_free(c);
+            return;
+        }
+        if (atomic_load(&g->stopping)) {
+            refuse_stopping(c);
             return;
         }
         arm(g, c->reg);
@@ -691,8 +725,12 @@ on_event(lh_grpc *g, gcall *c, bool ok)
             run_unary(c);
         return;
     case ST_UNKNOWN_NEW: {
-        if (!ok || atomic_load(&g->stopping)) {
+        if (!ok) {
             call_free(c);
+            return;
+        }
+        if (atomic_load(&g->stopping)) {
+            refuse_stopping(c);
             return;
         }
         arm_unknown(g);
@@ -709,6 +747,10 @@ on_event(lh_grpc *g, gcall *c, bool ok)
     }
     case ST_READ:
         if (!ok) {
+            if (c->reply) { /* went out with the failed batch */
+                grpc_byte_buffer_destroy(c->reply);
+                c->reply = NULL;
+            }
             finish(c, GRPC_STATUS_CANCELLED, "the stream broke");
             return;
         }
@@ -771,7 +813,7 @@ lh_grpc_start(const lh_grpc_deps *deps, lh_grpc **out, lh_err *err)
     pthread_cond_init(&g->cond, NULL);
     grpc_init();
     int max_msg = (int)lh_config_int(deps->config, "grpc.max_message_bytes");
-    grpc_arg args[2];
+    grpc_arg args[4];
     memset(args, 0, sizeof args);
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -779,7 +821,14 @@ lh_grpc_start(const lh_grpc_deps *deps, lh_grpc **out, lh_err *err)
     args[1].type = GRPC_ARG_INTEGER;
     args[1].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
     args[1].value.integer = 64 * 1024 * 1024;
-    grpc_channel_args chargs = {2, args};
+    /* a peer that vanished without a FIN is found within a minute and a half */
+    args[2].type = GRPC_ARG_INTEGER;
+    args[2].key = GRPC_ARG_KEEPALIVE_TIME_MS;
+    args[2].value.integer = 60000;
+    args[3].type = GRPC_ARG_INTEGER;
+    args[3].key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS;
+    args[3].value.integer = 20000;
+    grpc_channel_args chargs = {4, args};
     g->server = grpc_server_create(&chargs, NULL);
     g->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(g->server, g->cq, NULL);

@@ -189,6 +189,10 @@ value_end(const char *p, const char *end)
 }
 
 /* One row's text ({"a":1,"b":"x"}): its values in order into the batch. */
+/* One row's text ({"a":1,"b":"x"}): its values in order into the batch. A value is read
+ * from its own text: NULL is the token null; integers through jansson (their range always
+ * fits); floating and decimal values by strtod; strings unescaped by jansson; any other
+ * value (nested, or a number past 64 bits) is its JSON text as the engine wrote it. */
 static int
 add_row(runner *r, const char *s, size_t len, lh_err *err)
 {
@@ -196,42 +200,55 @@ add_row(runner *r, const char *s, size_t len, lh_err *err)
     size_t row = r->rows;
     for (size_t col = 0; col < r->n_cols; col++) {
         /* "key": */
-        const char *k = value_end(p, end);
-        p = k;
+        p = value_end(p, end);
         while (p < end && *p != ':')
             p++;
         p++;
-        const char *vend = value_end(p, end);
-        json_t *v = json_loadb(p, (size_t)(vend - p), JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        const char *vend = p < end ? value_end(p, end) : end;
+        if (p >= end || vend <= p)
+            return lh_err_set(err, LH_EINTERNAL, 500, "internal",
+                              "a row of the answer has fewer values than its columns");
+        size_t n = (size_t)(vend - p);
         p = vend + 1; /* past the comma */
+        const char *tok = vend - n;
         Lakehouse__V1__ColumnValues *cv = &r->values[col];
-        bool null = v == NULL || json_is_null(v);
+        bool null = n == 4 && memcmp(tok, "null", 4) == 0;
         cv->nulls[row] = null;
         r->any_null[col] |= null;
+        json_t *v = NULL;
         switch (r->kinds[col]) {
         case K_INT:
-            cv->ints[row] = null ? 0 : json_integer_value(v);
+            v = null ? NULL : json_loadb(tok, n, JSON_DECODE_ANY, NULL);
+            cv->ints[row] = json_integer_value(v);
             cv->n_ints = row + 1;
             break;
-        case K_DOUBLE:
-            cv->doubles[row] = null                ? 0
-                               : json_is_string(v) ? strtod(json_string_value(v), NULL)
-                                                   : json_number_value(v);
+        case K_DOUBLE: {
+            char num[64];
+            size_t k = n < sizeof num - 1 ? n : sizeof num - 1;
+            const char *t = tok;
+            if (k >= 2 && *t == '"') { /* "NaN", "Infinity" */
+                t++;
+                k -= 2;
+            }
+            memcpy(num, t, k);
+            num[k] = '\0';
+            cv->doubles[row] = null ? 0 : strtod(num, NULL);
             cv->n_doubles = row + 1;
             break;
+        }
         case K_BOOL:
-            cv->bools[row] = json_is_true(v);
+            cv->bools[row] = n == 4 && memcmp(tok, "true", 4) == 0;
             cv->n_bools = row + 1;
             break;
         default:
-            if (null)
+            if (null) {
                 cv->strings[row] = lh_strdup("");
-            else if (json_is_string(v))
-                cv->strings[row] = lh_strdup(json_string_value(v));
-            else {
-                char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-                cv->strings[row] = lh_strdup(t ? t : "");
-                free(t);
+            } else if (*tok == '"') {
+                v = json_loadb(tok, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+                cv->strings[row] = lh_strndup(json_string_value(v) ? json_string_value(v) : "",
+                                              json_string_length(v));
+            } else {
+                cv->strings[row] = lh_strndup(tok, n);
             }
             cv->n_strings = row + 1;
         }

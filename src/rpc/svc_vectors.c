@@ -137,6 +137,8 @@ watch_build(lh_gcall *c, lh_vbuild *b, lh_gstream *s, lh_err *err)
     int rc = lh_vectors_submit(c->deps->jobs, c->principal->name, b, NULL, id, err);
     char last[512] = "";
     while (rc == 0) {
+        if (lh_grpc__gone(s)) /* the watching stops; the build goes on (GET /jobs/{id}) */
+            return lh_err_set(err, LH_ECANCELED, 499, "client_gone", "the client went away");
         json_t *job = lh_jobs_get_json(c->deps->jobs, id);
         if (job == NULL)
             return lh_err_set(err, LH_EINTERNAL, 500, "internal", "job %s vanished", id);

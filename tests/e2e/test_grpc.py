@@ -205,6 +205,14 @@ class Grpc(harness.ServerTestCase):
             "('%s')" % t.replace("'", "''") for t in tricky)
         b = self.run_query(sql=sql)
         self.assertEqual(list(b[0].values[0].strings), tricky)
+        # values past 64 bits and nested reals come as the engine wrote them, never as NULL
+        b = self.run_query(sql="SELECT 18446744073709551615::UBIGINT AS u, [0.1::DOUBLE, NULL] AS l, "
+                               "'NaN'::DOUBLE AS nan, NULL::UBIGINT AS n")
+        v = b[0].values
+        self.assertEqual((list(v[0].strings), list(v[0].nulls)), (["18446744073709551615"], []))
+        self.assertEqual(list(v[1].strings), ["[0.1,null]"])
+        self.assertEqual(list(v[2].nulls), [True])  # as POST /query writes NaN: null
+        self.assertEqual(list(v[3].nulls), [True])
 
     def test_query_limits_and_parity(self):
         b = self.run_query(sql="SELECT * FROM range(10)", limit=3)
@@ -405,6 +413,9 @@ class Grpc(harness.ServerTestCase):
         self.assertIn("/arguments/min_score", e.details() + info.metadata.get("detail", ""))
         self.fails(grpc.StatusCode.NOT_FOUND, self.tools.CallTool,
                    t_pb.CallToolRequest(name="no_such_tool"), metadata=self.md("agent"))
+        self.fails(grpc.StatusCode.INVALID_ARGUMENT, self.tools.CallTool,
+                   t_pb.CallToolRequest(name="people_in", arguments=args, workspace_id="w" * 200),
+                   metadata=self.md("agent"))
         # acme may not read people's bucket: the tool is not there for it
         self.fails(grpc.StatusCode.NOT_FOUND, self.tools.CallTool,
                    t_pb.CallToolRequest(name="people_in", arguments=args), metadata=self.md("acme"))
@@ -556,6 +567,9 @@ class Grpc(harness.ServerTestCase):
             v_pb.IndexRequest(name="people_names"), metadata=self.md("reader"))))
         self.fails(grpc.StatusCode.NOT_FOUND, self.vectors.RollbackIndex,
                    v_pb.IndexRequest(name="people_names"), metadata=self.md("acme"))
+        e, info = self.fails(grpc.StatusCode.NOT_FOUND, lambda: list(self.vectors.RefreshIndex(
+            v_pb.IndexRequest(name="people_names"), metadata=self.md("acme"))))
+        self.assertEqual(info.reason, "index_not_found")  # not busy: it was never reserved
         self.fails(grpc.StatusCode.NOT_FOUND, lambda: list(self.vectors.PromoteIndex(
             v_pb.PromoteIndexRequest(name="people_names", trial_id="tr_none"), metadata=md)))
 
