@@ -44,7 +44,7 @@ typedef struct gmethod_reg {
     bool stream; /* reflection */
 } gmethod_reg;
 
-#define MAX_STREAMS 64 /* server-streaming calls running at once; more: RESOURCE_EXHAUSTED */
+#define MAX_STREAMS 256 /* server-streaming calls running at once; more: RESOURCE_EXHAUSTED */
 
 struct lh_grpc {
     lh_grpc_deps deps;
