@@ -232,9 +232,9 @@ static const key_def KEYS[] = {
         "loopback ones (an Origin header outside them gets 403)"),
     INT("grpc", "port", 3101, 0, 65535,
         "gRPC port (on [server] host, plaintext HTTP/2); 0 turns gRPC off"),
-    INT("grpc", "threads", 16, 1, 256,
+    INT("grpc", "threads", 4, 1, 256,
         "threads serving gRPC calls (a unary call runs on one: a search waiting for a query "
-        "slot holds it)"),
+        "slot holds it; more threads cost CPU on every call, 16 doubled a search's)"),
     INT("grpc", "max_message_bytes", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024,
         "largest gRPC message received; larger ones get RESOURCE_EXHAUSTED"),
 };
