@@ -18,6 +18,7 @@ typedef struct lh_gcall {
     const lh_config *config;       /* of the principal set the call holds */
     int64_t deadline_mono_us;      /* INT64_MAX when the client set none */
     int64_t retry_after_s;         /* a 429's google.rpc.RetryInfo (0: one second) */
+    const void *server;            /* the lh_grpc serving it (lh_grpc__stopping) */
     const char *method;
 } lh_gcall;
 
@@ -60,6 +61,9 @@ extern const lh_gmethod lh_grpc__journal[];
 extern const size_t lh_grpc__n_journal;
 extern const lh_gmethod lh_grpc__rows[];
 extern const size_t lh_grpc__n_rows;
+
+/* Whether the server serving c is shutting down. */
+bool lh_grpc__stopping(const lh_gcall *c);
 
 /* Pack any message into a new buffer. */
 int lh_grpc__pack(const ProtobufCMessage *m, uint8_t **out, size_t *len);

@@ -101,6 +101,12 @@ lh_grpc__pack(const ProtobufCMessage *m, uint8_t **out, size_t *len)
     return 0;
 }
 
+bool
+lh_grpc__stopping(const lh_gcall *c)
+{
+    return atomic_load(&((const lh_grpc *)c->server)->stopping);
+}
+
 int
 lh_grpc__bad_message(lh_err *err, const char *type)
 {
@@ -392,7 +398,7 @@ begin_call(gcall *c, lh_gcall *gc, lh_auth **auth, uint8_t **in, size_t *in_len,
     const lh_gmethod *m = c->reg->m;
     *auth = NULL;
     *in = NULL;
-    *gc = (lh_gcall){.deps = &g->deps, .config = g->deps.config, .method = m->path};
+    *gc = (lh_gcall){.deps = &g->deps, .config = g->deps.config, .method = m->path, .server = g};
     gpr_timespec mono = gpr_convert_clock_type(c->deadline, GPR_CLOCK_MONOTONIC);
     gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
     if (gpr_time_cmp(mono, gpr_inf_future(GPR_CLOCK_MONOTONIC)) == 0) {

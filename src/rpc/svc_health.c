@@ -1,11 +1,15 @@
 /*
- * svc_health.c — grpc.health.v1.Health/Check, public (load balancers call it without a
- * token): SERVING for "" (the server) and for each lakehouse service it serves,
- * NOT_SERVING while it shuts down, NOT_FOUND for a service it does not know.
+ * svc_health.c — grpc.health.v1.Health, public (load balancers call it without a token):
+ * Check answers SERVING for "" (the server) and for each lakehouse service it serves,
+ * NOT_FOUND for a service it does not know (and, as every call arriving then, UNAVAILABLE
+ * once the server shuts down). Watch sends SERVING (or SERVICE_UNKNOWN) at once, then
+ * NOT_SERVING when the server starts shutting down, and ends; it holds a stream slot
+ * while it waits.
  */
 #include "rpc/rpc_int.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include "grpc/health/v1/health.pb-c.h"
 
@@ -40,7 +44,43 @@ check(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_
     return lh_grpc__pack(&res.base, out, out_len);
 }
 
+static int
+send_status(lh_gstream *s, int status, lh_err *err)
+{
+    Grpc__Health__V1__HealthCheckResponse res = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    res.status = status;
+    return lh_grpc__send(s, &res.base, err);
+}
+
+static int
+watch(lh_gcall *c, const uint8_t *in, size_t in_len, lh_gstream *s, lh_err *err)
+{
+    Grpc__Health__V1__HealthCheckRequest *req =
+        grpc__health__v1__health_check_request__unpack(NULL, in_len, in);
+    if (req == NULL)
+        return lh_grpc__bad_message(err, "grpc.health.v1.HealthCheckRequest");
+    bool known = false;
+    for (size_t i = 0; i < sizeof SERVICES / sizeof SERVICES[0]; i++)
+        known |= strcmp(req->service, SERVICES[i]) == 0;
+    grpc__health__v1__health_check_request__free_unpacked(req, NULL);
+    int rc = send_status(
+        s,
+        known ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+              : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN,
+        err);
+    while (rc == 0 && !lh_grpc__stopping(c)) {
+        if (lh_grpc__gone(s))
+            return lh_err_set(err, LH_ECANCELED, 499, "client_gone", "the client went away");
+        usleep(100 * 1000);
+    }
+    if (rc == 0)
+        rc = send_status(s, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING,
+                         err);
+    return rc;
+}
+
 const lh_gmethod lh_grpc__health[] = {
     {"/grpc.health.v1.Health/Check", LH_ALLOW_PUBLIC, check, NULL},
+    {"/grpc.health.v1.Health/Watch", LH_ALLOW_PUBLIC, NULL, watch},
 };
 const size_t lh_grpc__n_health = sizeof lh_grpc__health / sizeof lh_grpc__health[0];

@@ -144,6 +144,25 @@ class Grpc(harness.ServerTestCase):
         self.assertEqual(h.Check(h_pb.HealthCheckRequest(service="lakehouse.v1.Vectors")).status,
                          h_pb.HealthCheckResponse.SERVING)
         self.fails(grpc.StatusCode.NOT_FOUND, h.Check, h_pb.HealthCheckRequest(service="nope.Svc"))
+        # Watch: the status now; a watch the client cancels ends, the server goes on
+        w = h.Watch(h_pb.HealthCheckRequest(service="lakehouse.v1.Query"))
+        self.assertEqual(next(w).status, h_pb.HealthCheckResponse.SERVING)
+        w.cancel()
+        u = h.Watch(h_pb.HealthCheckRequest(service="nope.Svc"))
+        self.assertEqual(next(u).status, h_pb.HealthCheckResponse.SERVICE_UNKNOWN)
+        u.cancel()
+        self.assertEqual(h.Check(h_pb.HealthCheckRequest()).status, h_pb.HealthCheckResponse.SERVING)
+        # one left open until the server stops: it must not hold the shutdown up (the
+        # class's clean exit checks that), and it says NOT_SERVING before it ends
+        Grpc.open_watch = h.Watch(h_pb.HealthCheckRequest())
+        self.assertEqual(next(Grpc.open_watch).status, h_pb.HealthCheckResponse.SERVING)
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()  # stops the server (SIGTERM), which must exit 0
+        if getattr(cls, "open_watch", None) is not None:
+            rest = [m.status for m in cls.open_watch]
+            assert rest == [h_pb.HealthCheckResponse.NOT_SERVING], rest
 
     def test_reflection(self):
         r = r_grpc.ServerReflectionStub(self.channel)
