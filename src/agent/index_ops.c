@@ -9,19 +9,16 @@
 
 #include <string.h>
 
-/* The index must exist and its dataset be visible to who; else 404 (the same answer
- * either way). */
-static int
-visible_index(lh_vectors *v, lh_catalog *c, const lh_principal *who, const char *name, lh_err *err)
+int
+lh_index_visible(lh_vectors *v, lh_catalog *c, const lh_principal *who, const char *name,
+                 lh_err *err)
 {
     char dataset[LH_NAME_MAX];
+    /* an index outliving its dataset hides nothing: it is still the caller's to see */
     if (name && lh_vectors_dataset_of(v, name, dataset, sizeof dataset) &&
         !lh_catalog_hides(c, who, dataset))
         return 0;
-    lh_err_set(err, LH_ENOTFOUND, 404, "index_not_found", "no vector index named '%s'",
-               name ? name : "");
-    lh_err_hint(err, "GET /vectors/indexes lists them");
-    return LH_ENOTFOUND;
+    return lh_vectors_index_not_found(err, name ? name : "");
 }
 
 /* A build's dataset must still be visible when it starts (a refresh reads it). */
@@ -61,7 +58,7 @@ lh_index_refresh_as(lh_vectors *v, lh_catalog *c, const lh_principal *who, const
                     lh_vbuild **b, lh_err *err)
 {
     *b = NULL;
-    int rc = visible_index(v, c, who, name, err); /* before the index is reserved */
+    int rc = lh_index_visible(v, c, who, name, err); /* before the index is reserved */
     if (rc == 0)
         rc = lh_vectors_refresh_begin(v, name, who->name, b, err);
     return rc ? rc : build_visible(c, who, b, err);
@@ -72,7 +69,7 @@ lh_index_promote_as(lh_vectors *v, lh_catalog *c, const lh_principal *who, const
                     const json_t *body, lh_vbuild **b, lh_err *err)
 {
     *b = NULL;
-    int rc = visible_index(v, c, who, name, err);
+    int rc = lh_index_visible(v, c, who, name, err);
     if (rc == 0)
         rc = lh_vectors_promote_begin(v, name, body, who->name, b, err);
     return rc ? rc : build_visible(c, who, b, err);
@@ -83,6 +80,6 @@ lh_index_rollback_as(lh_vectors *v, lh_catalog *c, const lh_principal *who, cons
                      json_t **out, lh_err *err)
 {
     *out = NULL;
-    int rc = visible_index(v, c, who, name, err);
+    int rc = lh_index_visible(v, c, who, name, err);
     return rc ? rc : lh_vectors_rollback(v, name, who->name, out, err);
 }

@@ -100,6 +100,10 @@ int lh_user_query_prepare(lh_catalog *c, lh_workspaces *ws, const lh_principal *
 void lh_user_query_release(lh_user_query *q);
 
 /* ---- changes of a vector index a principal asks for, from any door (index_ops.c) ------ */
+/* 0 when index `name` exists and who may see its dataset (an index outliving its dataset
+ * is visible); else 404 index_not_found — the same answer either way. */
+int lh_index_visible(lh_vectors *v, lh_catalog *c, const lh_principal *who, const char *name,
+                     lh_err *err);
 /* Begin a new index (body as POST /vectors/indexes takes it; "model": "profile" becomes
  * who's profile's model in body): 404 for a dataset who may not see, else as
  * lh_vectors_create_begin. *b: run it with lh_vbuild_run or lh_vectors_submit. */

@@ -20,14 +20,7 @@ lh_search_index(lh_vectors *v, lh_catalog *c, const lh_principal *who, const cha
                 char out[LH_NAME_MAX], bool *via_profile, lh_err *err)
 {
     lh_profile_index(who, name, out, via_profile);
-    char dataset[LH_NAME_MAX];
-    /* an index outliving its dataset hides nothing: it is still the caller's to see */
-    if (lh_vectors_dataset_of(v, out, dataset, sizeof dataset) &&
-        !lh_catalog_hides(c, who, dataset))
-        return 0;
-    lh_err_set(err, LH_ENOTFOUND, 404, "index_not_found", "no vector index named '%s'", out);
-    lh_err_hint(err, "GET /vectors/indexes lists them");
-    return LH_ENOTFOUND;
+    return lh_index_visible(v, c, who, out, err);
 }
 
 static int

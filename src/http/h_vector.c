@@ -201,25 +201,13 @@ index_ok(lh_req *req, const char *index)
            dataset_ok(req, dataset);
 }
 
-static int
-index_not_found(lh_err *err, const char *name)
-{
-    lh_err_set(err, LH_ENOTFOUND, 404, "index_not_found", "no vector index named '%s'", name);
-    lh_err_hint(err, "GET /vectors/indexes lists them");
-    return LH_ENOTFOUND;
-}
-
-/* The index must exist and its dataset be visible to the caller; else 404 (the same
- * answer either way). */
+/* The index must exist and its dataset be visible to the caller; else 404 (answered). */
 static bool
 index_visible(lh_req *req, lh_resp *resp, const char *name)
 {
-    char dataset[LH_NAME_MAX];
-    if (lh_vectors_dataset_of(req->srv->vectors, name, dataset, sizeof dataset) &&
-        dataset_ok(req, dataset))
-        return true;
     lh_err err;
-    index_not_found(&err, name);
+    if (lh_index_visible(req->srv->vectors, req->srv->catalog, req->principal, name, &err) == 0)
+        return true;
     lh_resp_error(resp, &err);
     return false;
 }
@@ -610,7 +598,7 @@ lh_h_trials_list(lh_req *req, lh_resp *resp)
     lh_err err;
     json_t *out = NULL;
     if (!index_ok(req, index))
-        index_not_found(&err, index);
+        lh_vectors_index_not_found(&err, index);
     else if (lh_vectors_trials(req->srv->vectors, index, &out, &err) == 0)
         return lh_resp_json(resp, 200, json_pack("{s:s, s:o}", "index", index, "trials", out));
     return lh_resp_error(resp, &err);
@@ -651,7 +639,7 @@ lh_h_trials_best(lh_req *req, lh_resp *resp)
         rc = lh_err_set(&err, LH_EINVAL, 400, "invalid_parameter",
                         "give exactly one of min_recall (e.g. 0.99) or max_p95_us");
     if (rc == 0 && !index_ok(req, index))
-        rc = index_not_found(&err, index);
+        rc = lh_vectors_index_not_found(&err, index);
     json_t *out = NULL;
     if (rc == 0)
         rc = lh_vectors_trial_best(req->srv->vectors, index, has_recall ? min_recall : -1, max_p95,

@@ -62,6 +62,9 @@ extern const size_t lh_grpc__n_journal;
 extern const lh_gmethod lh_grpc__rows[];
 extern const size_t lh_grpc__n_rows;
 
+/* The time limit (ms) of work the call starts: limit_ms (0: none), shortened to what is
+ * left of the call's deadline (at least 1 ms). */
+int64_t lh_grpc__time_limit(const lh_gcall *c, int64_t limit_ms);
 /* Whether the server serving c is shutting down. */
 bool lh_grpc__stopping(const lh_gcall *c);
 

@@ -101,6 +101,17 @@ lh_grpc__pack(const ProtobufCMessage *m, uint8_t **out, size_t *len)
     return 0;
 }
 
+int64_t
+lh_grpc__time_limit(const lh_gcall *c, int64_t limit_ms)
+{
+    if (c->deadline_mono_us == INT64_MAX)
+        return limit_ms;
+    int64_t left_ms = (c->deadline_mono_us - lh_mono_us()) / 1000;
+    if (left_ms < 1)
+        left_ms = 1;
+    return limit_ms == 0 || left_ms < limit_ms ? left_ms : limit_ms;
+}
+
 bool
 lh_grpc__stopping(const lh_gcall *c)
 {
@@ -299,16 +310,16 @@ call_free(gcall *c)
     free(c);
 }
 
-/* Answer: the reply (may be NULL) and the status, in one batch with the close. */
-static void
-finish(gcall *c, grpc_status_code code, const char *message)
+/* The ops of a call's answer into ops (room for 4): the initial metadata unless sent, the
+ * reply if any, the status (with message and c's trailing details), and, with close, the
+ * close. Returns how many. */
+static size_t
+answer_ops(gcall *c, grpc_op *ops, grpc_status_code code, const char *message, bool close)
 {
-    grpc_op ops[4];
     size_t n = 0;
-    memset(ops, 0, sizeof ops);
+    memset(ops, 0, 4 * sizeof *ops);
     if (!c->sent_initial) {
-        ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
-        n++;
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
         c->sent_initial = true;
     }
     if (c->reply) {
@@ -326,9 +337,20 @@ finish(gcall *c, grpc_status_code code, const char *message)
     ops[n].data.send_status_from_server.trailing_metadata_count = c->n_trailing;
     ops[n].data.send_status_from_server.trailing_metadata = c->n_trailing ? c->trailing : NULL;
     n++;
-    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
-    n++;
+    if (close) {
+        ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+        ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
+        n++;
+    }
+    return n;
+}
+
+/* Answer: the reply (may be NULL) and the status, in one batch with the close. */
+static void
+finish(gcall *c, grpc_status_code code, const char *message)
+{
+    grpc_op ops[4];
+    size_t n = answer_ops(c, ops, code, message, true);
     c->state = ST_DONE;
     if (grpc_call_start_batch(c->call, ops, n, c, NULL) != GRPC_CALL_OK)
         call_free(c);
@@ -562,23 +584,8 @@ stream_thread(void *arg)
             lh_log_err(LH_LOG_ERROR, NULL, &err);
         status_details(c, code, &err, gc.retry_after_s);
     }
-    grpc_op ops[2];
-    size_t n = 0;
-    memset(ops, 0, sizeof ops);
-    if (!c->sent_initial) {
-        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-        c->sent_initial = true;
-    }
-    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[n].data.send_status_from_server.status = code;
-    if (rc != 0) {
-        c->status_details = grpc_slice_from_copied_string(err.message);
-        c->has_status_details = true;
-        ops[n].data.send_status_from_server.status_details = &c->status_details;
-    }
-    ops[n].data.send_status_from_server.trailing_metadata_count = c->n_trailing;
-    ops[n].data.send_status_from_server.trailing_metadata = c->n_trailing ? c->trailing : NULL;
-    n++;
+    grpc_op ops[4]; /* the close is watched by its own batch */
+    size_t n = answer_ops(c, ops, code, rc != 0 ? err.message : NULL, false);
     batch_wait(c, ops, n, &s.status_tag);
     if (watching)
         stream_closed(&s, gpr_inf_future(GPR_CLOCK_REALTIME));
@@ -602,19 +609,9 @@ refuse(gcall *c, const lh_err *err, int64_t retry_after_s)
     }
     grpc_status_code code = status_of(err);
     status_details(c, code, err, retry_after_s);
-    grpc_op ops[3];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[1].data.send_status_from_server.status = code;
-    c->status_details = grpc_slice_from_copied_string(err->message);
-    c->has_status_details = true;
-    ops[1].data.send_status_from_server.status_details = &c->status_details;
-    ops[1].data.send_status_from_server.trailing_metadata_count = c->n_trailing;
-    ops[1].data.send_status_from_server.trailing_metadata = c->trailing;
-    ops[2].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[2].data.recv_close_on_server.cancelled = &c->cancelled;
-    batch_wait(c, ops, 3, c);
+    grpc_op ops[4];
+    size_t n = answer_ops(c, ops, code, err->message, true);
+    batch_wait(c, ops, n, c);
     call_free(c);
 }
 

@@ -22,23 +22,31 @@ static const char *const SERVICES[] = {"",
                                        "lakehouse.v1.Rows",
                                        "grpc.health.v1.Health"};
 
+/* The service a health request names: whether this server has it. */
 static int
-check(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len, lh_err *err)
+service_known(const uint8_t *in, size_t in_len, bool *known, lh_err *err)
 {
     Grpc__Health__V1__HealthCheckRequest *req =
         grpc__health__v1__health_check_request__unpack(NULL, in_len, in);
     if (req == NULL)
         return lh_grpc__bad_message(err, "grpc.health.v1.HealthCheckRequest");
-    bool known = false;
+    *known = false;
     for (size_t i = 0; i < sizeof SERVICES / sizeof SERVICES[0]; i++)
-        known |= strcmp(req->service, SERVICES[i]) == 0;
-    if (!known) {
+        *known |= strcmp(req->service, SERVICES[i]) == 0;
+    if (!*known)
         lh_err_set(err, LH_ENOTFOUND, 404, "service_not_found", "no service '%s' on this server",
                    req->service);
-        grpc__health__v1__health_check_request__free_unpacked(req, NULL);
-        return LH_ENOTFOUND;
-    }
     grpc__health__v1__health_check_request__free_unpacked(req, NULL);
+    return 0;
+}
+
+static int
+check(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len, lh_err *err)
+{
+    bool known;
+    int rc = service_known(in, in_len, &known, err);
+    if (rc != 0 || !known)
+        return rc ? rc : LH_ENOTFOUND;
     Grpc__Health__V1__HealthCheckResponse res = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
     res.status = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
     return lh_grpc__pack(&res.base, out, out_len);
@@ -55,19 +63,15 @@ send_status(lh_gstream *s, int status, lh_err *err)
 static int
 watch(lh_gcall *c, const uint8_t *in, size_t in_len, lh_gstream *s, lh_err *err)
 {
-    Grpc__Health__V1__HealthCheckRequest *req =
-        grpc__health__v1__health_check_request__unpack(NULL, in_len, in);
-    if (req == NULL)
-        return lh_grpc__bad_message(err, "grpc.health.v1.HealthCheckRequest");
-    bool known = false;
-    for (size_t i = 0; i < sizeof SERVICES / sizeof SERVICES[0]; i++)
-        known |= strcmp(req->service, SERVICES[i]) == 0;
-    grpc__health__v1__health_check_request__free_unpacked(req, NULL);
-    int rc = send_status(
-        s,
-        known ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
-              : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN,
-        err);
+    bool known;
+    int rc = service_known(in, in_len, &known, err);
+    if (rc != 0)
+        return rc;
+    rc = send_status(s,
+                     known
+                         ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                         : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN,
+                     err);
     while (rc == 0 && !lh_grpc__stopping(c)) {
         if (lh_grpc__gone(s))
             return lh_err_set(err, LH_ECANCELED, 499, "client_gone", "the client went away");

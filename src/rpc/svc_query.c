@@ -392,11 +392,7 @@ run(lh_gcall *c, const uint8_t *in, size_t in_len, lh_gstream *s, lh_err *err)
         lh_query_opts opts = uq.opts;
         opts.format = LH_QUERY_JSON;
         opts.gone = (lh_gone_check){lh_grpc__gone, s};
-        if (c->deadline_mono_us != INT64_MAX) {
-            int64_t left_ms = (c->deadline_mono_us - lh_mono_us()) / 1000;
-            if (left_ms < opts.timeout_ms || opts.timeout_ms == 0)
-                opts.timeout_ms = left_ms > 0 ? left_ms : 1;
-        }
+        opts.timeout_ms = lh_grpc__time_limit(c, opts.timeout_ms);
         rc = lh_query_start(c->deps->engine, &opts, &q, err);
     }
     char buf[65536];

@@ -84,10 +84,7 @@ search(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out
         s.include = (const char **)req->include;
         s.n_include = req->n_include;
         s.exact = req->exact;
-        if (c->deadline_mono_us != INT64_MAX) {
-            int64_t left_ms = (c->deadline_mono_us - lh_mono_us()) / 1000;
-            s.timeout_ms = left_ms > 0 ? left_ms : 1;
-        }
+        s.timeout_ms = lh_grpc__time_limit(c, 0); /* lh_search_run caps it by the config */
         rc = lh_search_run(c->deps->vectors, c->deps->catalog, c->principal, c->config, index,
                            req->index, &s, &res, err);
     }

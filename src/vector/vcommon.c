@@ -158,6 +158,12 @@ lh_vectors__find_locked(lh_vectors *v, const char *name)
 }
 
 int
+lh_vectors_index_not_found(lh_err *err, const char *name)
+{
+    return lh_vectors__no_index(err, name);
+}
+
+int
 lh_vectors__no_index(lh_err *err, const char *name)
 {
     lh_err_set(err, LH_ENOTFOUND, 404, "index_not_found", "no vector index named '%s'", name);

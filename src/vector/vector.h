@@ -190,6 +190,9 @@ void lh_vectors_close(lh_vectors *v); /* accepts NULL; waits for nothing: stop j
 /* A generation build in preparation: created by create/refresh begin (which validate
  * and reserve), run once by lh_vbuild_run (in a job), then freed. */
 typedef struct lh_vbuild lh_vbuild;
+/* The 404 index_not_found for name (what every door answers for an index it may not show). */
+int lh_vectors_index_not_found(lh_err *err, const char *name);
+
 /* POST /vectors/indexes body: validated (400 naming the field, 404 unknown dataset or
  * column, 409 an index of that name exists) and the name reserved. Returns new. */
 int lh_vectors_create_begin(lh_vectors *v, const json_t *body, const char *actor, lh_vbuild **out,

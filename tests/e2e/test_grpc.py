@@ -6,7 +6,6 @@ unknown names, malformed and oversized messages, deadlines, unknown methods — 
 API's code, detail and hint in the google.rpc.Status details."""
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,6 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
+from s3util import free_port  # noqa: E402
 
 import grpc  # noqa: E402
 
@@ -23,14 +23,6 @@ OWNER, READER, AGENT, ACME = ("tok-grpc-owner-0001", "tok-grpc-reader-001", "tok
                               "tok-grpc-acme-00001")
 PEOPLE = "id,name,city,score\n1,alice,Chicago,10\n2,bob,Austin,7\n3,carol,Chicago,9\n"
 ORDERS = "id,total\n1,9.5\n2,12\n"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def compile_protos(dest):
