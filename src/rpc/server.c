@@ -310,23 +310,32 @@ call_free(gcall *c)
     free(c);
 }
 
+/* The first ops of a batch that sends (room for 2, zeroed): the initial metadata unless
+ * sent, then bb if any. Returns how many. */
+static size_t
+message_ops(gcall *c, grpc_op *ops, grpc_byte_buffer *bb)
+{
+    size_t n = 0;
+    if (!c->sent_initial) {
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+        c->sent_initial = true;
+    }
+    if (bb) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n].data.send_message.send_message = bb;
+        n++;
+    }
+    return n;
+}
+
 /* The ops of a call's answer into ops (room for 4): the initial metadata unless sent, the
  * reply if any, the status (with message and c's trailing details), and, with close, the
  * close. Returns how many. */
 static size_t
 answer_ops(gcall *c, grpc_op *ops, grpc_status_code code, const char *message, bool close)
 {
-    size_t n = 0;
     memset(ops, 0, 4 * sizeof *ops);
-    if (!c->sent_initial) {
-        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-        c->sent_initial = true;
-    }
-    if (c->reply) {
-        ops[n].op = GRPC_OP_SEND_MESSAGE;
-        ops[n].data.send_message.send_message = c->reply;
-        n++;
-    }
+    size_t n = message_ops(c, ops, c->reply);
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     ops[n].data.send_status_from_server.status = code;
     if (message && *message) {
@@ -536,15 +545,8 @@ lh_grpc__send(lh_gstream *s, const ProtobufCMessage *m, lh_err *err)
     grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
     grpc_slice_unref(slice);
     grpc_op ops[2];
-    size_t n = 0;
     memset(ops, 0, sizeof ops);
-    if (!c->sent_initial) {
-        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-        c->sent_initial = true;
-    }
-    ops[n].op = GRPC_OP_SEND_MESSAGE;
-    ops[n].data.send_message.send_message = bb;
-    n++;
+    size_t n = message_ops(c, ops, bb);
     bool ok = batch_wait(c, ops, n, &s->send_tag);
     grpc_byte_buffer_destroy(bb);
     if (!ok)
@@ -657,17 +659,8 @@ static void
 stream_read(gcall *c)
 {
     grpc_op ops[3];
-    size_t n = 0;
     memset(ops, 0, sizeof ops);
-    if (!c->sent_initial) {
-        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-        c->sent_initial = true;
-    }
-    if (c->reply) {
-        ops[n].op = GRPC_OP_SEND_MESSAGE;
-        ops[n].data.send_message.send_message = c->reply;
-        n++;
-    }
+    size_t n = message_ops(c, ops, c->reply);
     if (c->payload) {
         grpc_byte_buffer_destroy(c->payload);
         c->payload = NULL;
