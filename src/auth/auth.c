@@ -301,6 +301,26 @@ lh_auth_may_write_sql(const lh_principal *p, lh_err *err)
     return LH_EPERM;
 }
 
+void
+lh_principal_copy(lh_principal *dst, const lh_principal *src)
+{
+    *dst = *src;
+    dst->profile = NULL; /* belongs to src's principal set, which the copy outlives */
+    dst->buckets = lh_calloc(src->n_buckets ? src->n_buckets : 1, sizeof *dst->buckets);
+    for (size_t i = 0; i < src->n_buckets; i++)
+        dst->buckets[i] = lh_strdup(src->buckets[i]);
+}
+
+void
+lh_principal_copy_free(lh_principal *p)
+{
+    for (size_t i = 0; i < p->n_buckets; i++)
+        free(p->buckets[i]);
+    free(p->buckets);
+    p->buckets = NULL;
+    p->n_buckets = 0;
+}
+
 int
 lh_auth_bucket(const lh_principal *p, const char *name, lh_err *err)
 {

@@ -80,6 +80,10 @@ int lh_auth_may_write_sql(const lh_principal *p, lh_err *err);
 /* 0 when p may use bucket `name`; else a 403 error. Admins may use every bucket unless
  * limited; anyone may use "profile:<own name>". */
 int lh_auth_bucket(const lh_principal *p, const char *name, lh_err *err);
+/* A copy of src that may outlive src's set (a job's): its own bucket list, no profile.
+ * Free with lh_principal_copy_free. */
+void lh_principal_copy(lh_principal *dst, const lh_principal *src);
+void lh_principal_copy_free(lh_principal *p);
 /* The clearance a principal of these roles has when its config names none. */
 int lh_auth_default_clearance(unsigned roles);
 /* "admin,reader" into out. */

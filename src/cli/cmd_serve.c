@@ -96,6 +96,7 @@ typedef struct serve {
     bool principals_ready;
     lh_workspaces *workspaces;
     lh_jobs *jobs;
+    lh_ingest_secrets *secrets;    /* secret_ref passwords, shared by the HTTP and gRPC doors */
     _Atomic(lh_server *) srv_live; /* srv once it serves: workspaces ask it who is known */
     lh_server *srv;
     lh_grpc *grpc;        /* NULL when [grpc] port is 0 */
@@ -353,6 +354,7 @@ open_modules(serve *s, lh_err *err)
                             (int)lh_config_int(cfg, "jobs.max_queued"),
                             (int)lh_config_int(cfg, "jobs.keep_finished"), &s->jobs, err)) != 0)
         goto out;
+    s->secrets = lh_ingest_secrets_new(lh_config_str(cfg, "secrets.file"));
     lh_server_deps deps = {.config = cfg,
                            .engine = s->engine,
                            .internal_engine = s->internal_engine,
@@ -365,7 +367,8 @@ open_modules(serve *s, lh_err *err)
                            .vectors = s->vectors,
                            .tools = s->tools,
                            .audit = s->audit,
-                           .workspaces = s->workspaces};
+                           .workspaces = s->workspaces,
+                           .secrets = s->secrets};
     rc = lh_server_start(&deps, &s->srv, err);
     if (rc == 0)
         atomic_store(&s->srv_live, s->srv);
@@ -379,6 +382,7 @@ open_modules(serve *s, lh_err *err)
                               .jobs = s->jobs,
                               .workspaces = s->workspaces,
                               .tools = s->tools,
+                              .secrets = s->secrets,
                               .auth_current = grpc_auth_current,
                               .auth_ctx = s->srv};
         rc = lh_grpc_start(&gdeps, &s->grpc, err);
@@ -449,6 +453,7 @@ serve_close(serve *s, int status)
     lh_grpc_shutdown(s->grpc, 0);
     lh_server_shutdown(s->srv, 0);
     lh_jobs_stop(s->jobs); /* before the registry: a build job refers to it */
+    lh_ingest_secrets_free(s->secrets);
     lh_workspace_close(s->workspaces);
     if (s->principals_ready)
         lh_auth_free(&s->principals);

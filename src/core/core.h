@@ -74,6 +74,14 @@ int lh_err_status_for(int rc);
 /* A JSON string from any bytes: invalid UTF-8 becomes U+FFFD instead of failing
  * (json_string returns NULL for it). Returns new. */
 json_t *lh_json_text(const char *s);
+/* 400 invalid_parameter "unknown field 'x'" (with hint) for the first member of obj not
+ * among fields (NULL-ended); 0 when all are known. */
+int lh_json_check_fields(const json_t *obj, const char *const *fields, const char *hint,
+                         lh_err *err);
+/* obj's member `field` as a string (borrowed) in *out, or NULL when absent or null; 400
+ * invalid_parameter "'field' must be a non-empty string" when it is another type, empty
+ * or holds a NUL byte. */
+int lh_json_opt_string(const json_t *obj, const char *field, const char **out, lh_err *err);
 /* An lh_time_format string of epoch_us, or JSON null when it is 0 (never happened).
  * Returns new. */
 json_t *lh_json_time(int64_t epoch_us);

@@ -168,3 +168,37 @@ lh_err_to_body(const lh_err *err)
     /* jansson allocates with malloc unless told otherwise, so free() is right. */
     return s;
 }
+
+int
+lh_json_check_fields(const json_t *obj, const char *const *fields, const char *hint, lh_err *err)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)obj, key, value)
+    {
+        bool known = false;
+        for (const char *const *f = fields; *f && !known; f++)
+            known = strcmp(*f, key) == 0;
+        if (!known) {
+            lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "unknown field '%s'", key);
+            lh_err_hint(err, "%s", hint);
+            return LH_EINVAL;
+        }
+    }
+    return 0;
+}
+
+int
+lh_json_opt_string(const json_t *obj, const char *field, const char **out, lh_err *err)
+{
+    const json_t *v = json_object_get(obj, field);
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_string(v) || json_string_length(v) == 0 ||
+        strlen(json_string_value(v)) != json_string_length(v))
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'%s' must be a non-empty string", field);
+    *out = json_string_value(v);
+    return 0;
+}

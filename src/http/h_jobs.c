@@ -109,8 +109,8 @@ lh_h_jobs_submit(lh_req *req, lh_resp *resp)
     if (lh_req_json(req, false, &body, &err) != 0)
         return lh_resp_error(resp, &err);
     static const char *const fields[] = {"kind", "seconds", NULL};
-    if (lh_req_check_fields(body, fields, "POST /jobs takes {\"kind\": \"sleep\", \"seconds\": N}",
-                            &err) != 0) {
+    if (lh_json_check_fields(body, fields, "POST /jobs takes {\"kind\": \"sleep\", \"seconds\": N}",
+                             &err) != 0) {
         json_decref(body);
         return lh_resp_error(resp, &err);
     }

@@ -136,7 +136,7 @@ lh_h_query(lh_req *req, lh_resp *resp)
     if (lh_auth_may_write_sql(req->principal, &err) != 0 ||
         lh_req_json(req, false, &body, &err) != 0)
         return lh_resp_error(resp, &err);
-    int rc = lh_req_check_fields(
+    int rc = lh_json_check_fields(
         body, FIELDS, "POST /query takes sql, format, limit, as_of and workspace_id", &err);
     json_t *sql = json_object_get(body, "sql");
     json_t *format = json_object_get(body, "format");

@@ -119,7 +119,7 @@ lh_h_tools_call(lh_req *req, lh_resp *resp)
     json_t *body = NULL, *out = NULL;
     if (lh_req_json(req, true, &body, &err) != 0)
         return lh_resp_error(resp, &err);
-    int rc = lh_req_check_fields(body, fields, "a call takes arguments and workspace_id", &err);
+    int rc = lh_json_check_fields(body, fields, "a call takes arguments and workspace_id", &err);
     const json_t *args = json_object_get(body, "arguments");
     const json_t *ws = json_object_get(body, "workspace_id");
     if (rc == 0 && args && !json_is_object(args))

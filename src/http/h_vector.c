@@ -59,7 +59,7 @@ lh_h_embed(lh_req *req, lh_resp *resp)
     if (lh_req_json(req, false, &body, &err) != 0)
         return lh_resp_error(resp, &err);
     static const char *const fields[] = {"model", "texts", NULL};
-    int rc = lh_req_check_fields(body, fields, "POST /embed takes model and texts", &err);
+    int rc = lh_json_check_fields(body, fields, "POST /embed takes model and texts", &err);
     if (rc != 0)
         goto out;
     const json_t *model = json_object_get(body, "model"), *texts = json_object_get(body, "texts");
@@ -169,7 +169,7 @@ lh_h_vindex_refresh(lh_req *req, lh_resp *resp)
     static const char *const fields[] = {"async", NULL};
     bool async = true;
     lh_vbuild *b = NULL;
-    int rc = lh_req_check_fields(body, fields, "refresh takes only async", &err);
+    int rc = lh_json_check_fields(body, fields, "refresh takes only async", &err);
     if (rc == 0)
         rc = async_of(body, &async, &err);
     if (rc == 0)
@@ -255,7 +255,7 @@ parse_search(lh_req *req, const json_t *body, lh_vsearch *s, lh_err *err)
 {
     static const char *const fields[] = {"query",   "vector", "k",    "ef",     "filter",
                                          "include", "exact",  "mode", "hybrid", NULL};
-    int rc = lh_req_check_fields(
+    int rc = lh_json_check_fields(
         body, fields, "search takes query or vector, k, ef, filter, include, exact, mode, hybrid",
         err);
     if (rc != 0)
@@ -514,7 +514,7 @@ lh_h_vindex_rollback(lh_req *req, lh_resp *resp)
     if (lh_req_json(req, true, &body, &err) != 0)
         return lh_resp_error(resp, &err);
     static const char *const fields[] = {NULL};
-    int rc = lh_req_check_fields(body, fields, "rollback takes no fields", &err);
+    int rc = lh_json_check_fields(body, fields, "rollback takes no fields", &err);
     if (rc != 0)
         goto out;
     rc = lh_index_rollback_as(req->srv->vectors, req->srv->catalog, req->principal, name, &out,

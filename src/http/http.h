@@ -13,6 +13,7 @@
 #include "agent/agent.h"
 #include "agent/audit.h"
 #include "workspace/workspace.h"
+#include "ingest/ingest.h"
 
 typedef struct lh_server lh_server;
 
@@ -29,8 +30,9 @@ typedef struct lh_server_deps {
     lh_tools *tools;
     lh_audit *audit; /* agent tool call records (GET /audit); may be NULL */
     lh_workspaces *workspaces;
-    const char *work_dir;    /* uploads in flight: readable by internal_engine only */
-    const char *results_dir; /* Parquet query results: written by engine */
+    lh_ingest_secrets *secrets; /* secret_ref passwords for PostgreSQL ingest; may be NULL */
+    const char *work_dir;       /* uploads in flight: readable by internal_engine only */
+    const char *results_dir;    /* Parquet query results: written by engine */
 } lh_server_deps;
 
 /* Bind [server] host:port, set up auth (creating the first admin token if no principal

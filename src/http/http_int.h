@@ -152,14 +152,10 @@ int lh_req_json(lh_req *req, bool allow_empty, json_t **out, lh_err *err);
  * as lh_req_json gives it. */
 int lh_req_json_floats(lh_req *req, const char *key, json_t **out, const float **floats, size_t *n,
                        lh_err *err);
-/* 400 invalid_parameter "unknown field 'x'" (with hint) for the first member of body not
- * among fields (NULL-ended); 0 when all are known. */
 /* 400 invalid_parameter "unknown parameter 'x'" (with hint) for the first query argument
  * in neither list (NULL-ended; more may be NULL); 0 when all are known. */
 int lh_req_check_query(lh_req *req, const char *const *known, const char *const *more,
                        const char *hint, lh_err *err);
-int lh_req_check_fields(const json_t *body, const char *const *fields, const char *hint,
-                        lh_err *err);
 
 /* Whether the client of req has closed its connection (or reset it): for a handler's
  * lh_gone_check. fd is lh_req_fd's; valid to ask after the request ended (then true, or
@@ -231,7 +227,7 @@ struct lh_server {
     lh_tools *tools;
     lh_audit *audit; /* agent tool call records, or NULL */
     lh_workspaces *workspaces;
-    lh_ingest_secrets *secrets; /* secret_ref passwords for PostgreSQL ingest */
+    lh_ingest_secrets *secrets; /* secret_ref passwords for PostgreSQL ingest (borrowed) */
     lh_mcp *mcp;                /* the MCP server behind /mcp */
     char *work_dir;             /* where LH_ROUTE_BODY_FILE bodies go (internal engine only) */
     char *results_dir;          /* Parquet query results on their way out */

@@ -259,25 +259,6 @@ lh_req_check_query(lh_req *req, const char *const *known, const char *const *mor
 }
 
 int
-lh_req_check_fields(const json_t *body, const char *const *fields, const char *hint, lh_err *err)
-{
-    const char *key;
-    json_t *value;
-    json_object_foreach((json_t *)body, key, value)
-    {
-        bool known = false;
-        for (const char *const *f = fields; *f && !known; f++)
-            known = strcmp(*f, key) == 0;
-        if (!known) {
-            lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "unknown field '%s'", key);
-            lh_err_hint(err, "%s", hint);
-            return LH_EINVAL;
-        }
-    }
-    return 0;
-}
-
-int
 lh_req_json_floats(lh_req *req, const char *key, json_t **out, const float **floats, size_t *n,
                    lh_err *err)
 {
@@ -1106,7 +1087,6 @@ server_free(lh_server *srv)
     lh_http__metrics_free(srv->metrics);
     lh_http__conns_free(srv->conns);
     lh_mcp_free(srv->mcp);
-    lh_ingest_secrets_free(srv->secrets);
     lh_auth_release(srv->auth);
     pthread_mutex_destroy(&srv->auth_lock);
     pthread_mutex_destroy(&srv->reload_lock);
@@ -1134,7 +1114,7 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
     srv->tools = deps->tools;
     srv->audit = deps->audit;
     srv->workspaces = deps->workspaces;
-    srv->secrets = lh_ingest_secrets_new(lh_config_str(cfg, "secrets.file"));
+    srv->secrets = deps->secrets;
     srv->work_dir = lh_strdup(deps->work_dir ? deps->work_dir : "/tmp");
     srv->results_dir = lh_strdup(deps->results_dir ? deps->results_dir : srv->work_dir);
     srv->internal_engine = deps->internal_engine ? deps->internal_engine : deps->engine;

@@ -115,6 +115,47 @@ int lh_ingest_secret_password(lh_ingest_secrets *s, const char *ref, char **out,
 int lh_ingest_db(lh_catalog *cat, lh_engine *eng, lh_buckets *buckets, const lh_ingest_db_opts *o,
                  json_t **result, lh_err *err);
 
+/* ---- a door's ingest (ingest_as.c) ------------------------------------------------------ */
+
+/* What a door's ingest needs; all borrowed, and must outlive the jobs it starts. */
+typedef struct lh_ingest_deps {
+    lh_catalog *catalog;
+    lh_engine *engine; /* the internal engine: it reads the uploads */
+    lh_buckets *buckets;
+    lh_jobs *jobs;              /* for lh_ingest_task_submit (NULL: none) */
+    lh_ingest_secrets *secrets; /* secret_ref passwords (NULL: none configured) */
+} lh_ingest_deps;
+
+/* A checked ingest, ready to run now or as a job: it owns copies of everything it needs
+ * (the principal and its buckets, the upload, the DSN and password), so it may outlive the
+ * request and its principal set; its secrets are wiped and its upload removed when it is
+ * freed. */
+typedef struct lh_ingest_task lh_ingest_task;
+
+/* A file ingest as who asks it. params (a JSON object): "dataset", "format" (csv, json,
+ * ndjson, parquet), and optionally "mode" (create, append, replace), "bucket",
+ * "on_bad_rows" (csv only), "source_object" and a new dataset's metadata as PATCH takes it
+ * ("owner", "sensitivity", "description", "tags", "freshness_sla_s", "source_system",
+ * "primary_key"). 400 invalid_parameter naming an unknown or wrong field, 403 for a bucket
+ * who may not use, 404 for an unknown one, 400 empty_body when bytes is 0, and the
+ * catalog's required metadata. *path: the uploaded file (bytes long); on success the task
+ * takes it (*path becomes NULL; removed when the task is freed). *out new. */
+int lh_ingest_file_prepare(const lh_ingest_deps *d, const lh_principal *who, const json_t *params,
+                           char **path, int64_t bytes, lh_ingest_task **out, lh_err *err);
+/* A PostgreSQL ingest as who asks it: body holds the fields of POST /ingest/db (docs/API.md)
+ * but "async", which is the door's. The same errors, plus lh_ingest_db_check_dsn's and a
+ * secret_ref's (its password is read here). cfg: the [ingest] pg_parallel default. The
+ * caller wipes body's strings (the DSN may hold a password). *out new. */
+int lh_ingest_db_prepare(const lh_ingest_deps *d, const lh_principal *who, const lh_config *cfg,
+                         const json_t *body, lh_ingest_task **out, lh_err *err);
+/* Run it now (job: where progress goes, or NULL): lh_ingest_file or lh_ingest_db with who
+ * as the actor and who's buckets. *result as theirs. t stays the caller's. */
+int lh_ingest_task_run(lh_ingest_task *t, lh_job *job, json_t **result, lh_err *err);
+/* Queue it as a job of who (kind "ingest" or "ingest_db"), its result the job's. Takes t,
+ * whatever the outcome (503 when the queue is full or there is no pool). */
+int lh_ingest_task_submit(lh_ingest_task *t, char id[LH_JOB_ID_MAX], lh_err *err);
+void lh_ingest_task_free(lh_ingest_task *t); /* accepts NULL */
+
 /* ---- row changes ----------------------------------------------------------------------- */
 
 /* What an upsert may do to a key: insert or update it (the default), only insert a new

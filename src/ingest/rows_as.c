@@ -55,12 +55,6 @@ maybe_compact(const lh_rows_deps *d, const lh_principal *who, const lh_config *c
                err.message);
 }
 
-static bool
-may_use(void *ctx, const char *bucket)
-{
-    return lh_catalog_may_see_bucket(ctx, bucket);
-}
-
 int
 lh_ingest_rows_as(const lh_rows_deps *d, const lh_principal *who, const lh_config *cfg,
                   lh_rows_opts *o, json_t **result, lh_err *err)
@@ -78,7 +72,7 @@ lh_ingest_rows_as(const lh_rows_deps *d, const lh_principal *who, const lh_confi
         return LH_ETOOBIG;
     }
     o->actor = who->name;
-    o->allow_bucket = may_use;
+    o->allow_bucket = lh_catalog_bucket_access;
     o->allow_ctx = (void *)who;
     int rc = lh_ingest_rows(d->catalog, d->engine, d->buckets, o, result, err);
     if (rc == 0)

@@ -15,6 +15,7 @@
 #include "catalog/catalog.h"
 #include "core/core.h"
 #include "engine/engine.h"
+#include "ingest/ingest.h"
 #include "storage/storage.h"
 #include "vector/vector.h"
 #include "workspace/workspace.h"
@@ -32,6 +33,7 @@ typedef struct lh_grpc_deps {
     lh_jobs *jobs;
     lh_workspaces *workspaces; /* may be NULL */
     lh_tools *tools;
+    lh_ingest_secrets *secrets; /* secret_ref passwords (may be NULL) */
     /* a reference to the principal set in force (the HTTP server's, which reloads swap);
      * each call holds one for its whole life and drops it with lh_auth_release */
     lh_auth *(*auth_current)(void *ctx);
