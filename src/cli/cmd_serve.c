@@ -383,6 +383,7 @@ open_modules(serve *s, lh_err *err)
                               .workspaces = s->workspaces,
                               .tools = s->tools,
                               .secrets = s->secrets,
+                              .work_dir = s->dirs.work_dir,
                               .auth_current = grpc_auth_current,
                               .auth_ctx = s->srv};
         rc = lh_grpc_start(&gdeps, &s->grpc, err);

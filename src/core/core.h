@@ -436,6 +436,11 @@ json_t *lh_jobs_get_json(lh_jobs *jobs, const char *id);
 bool lh_jobs_owner(lh_jobs *jobs, const char *id, char *owner_out, size_t owner_size);
 /* All jobs (newest first), optionally only those of owner and/or in one state (-1 any). */
 json_t *lh_jobs_list_json(lh_jobs *jobs, const char *owner, int state);
+/* Whether job id is visible to the principal `name`: its own jobs, or every job when all
+ * (admins). A job it may not see is answered like one that does not exist. */
+bool lh_jobs_visible(lh_jobs *jobs, const char *id, const char *name, bool all);
+/* 404 job_not_found for id, with a hint. */
+int lh_jobs_not_found(lh_err *err, const char *id);
 /* Request cancellation. 0; LH_ENOTFOUND; LH_EINVAL when already finished. */
 int lh_jobs_cancel(lh_jobs *jobs, const char *id, lh_err *err);
 const char *lh_job_state_name(lh_job_state s);

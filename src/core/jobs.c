@@ -413,3 +413,20 @@ lh_job_id(const lh_job *job)
 {
     return job->id;
 }
+
+bool
+lh_jobs_visible(lh_jobs *jobs, const char *id, const char *name, bool all)
+{
+    char owner[128];
+    if (!lh_jobs_owner(jobs, id, owner, sizeof owner))
+        return false;
+    return all || strcmp(owner, name) == 0;
+}
+
+int
+lh_jobs_not_found(lh_err *err, const char *id)
+{
+    lh_err_set(err, LH_ENOTFOUND, 404, "job_not_found", "no job with id '%s'", id);
+    lh_err_hint(err, "GET /jobs lists the jobs you can see; records last until restart");
+    return LH_ENOTFOUND;
+}

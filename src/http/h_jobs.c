@@ -21,18 +21,14 @@ is_admin(const lh_req *req)
 static bool
 visible(lh_req *req, const char *id)
 {
-    char owner[128];
-    if (!lh_jobs_owner(req->srv->jobs, id, owner, sizeof owner))
-        return false;
-    return is_admin(req) || strcmp(owner, req->principal->name) == 0;
+    return lh_jobs_visible(req->srv->jobs, id, req->principal->name, is_admin(req));
 }
 
 static int
 not_found(lh_resp *resp, const char *id)
 {
     lh_err err;
-    lh_err_set(&err, LH_ENOTFOUND, 404, "job_not_found", "no job with id '%s'", id);
-    lh_err_hint(&err, "GET /jobs lists the jobs you can see; records last until restart");
+    lh_jobs_not_found(&err, id);
     return lh_resp_error(resp, &err);
 }
 

@@ -142,6 +142,10 @@ typedef struct lh_ingest_task lh_ingest_task;
  * takes it (*path becomes NULL; removed when the task is freed). *out new. */
 int lh_ingest_file_prepare(const lh_ingest_deps *d, const lh_principal *who, const json_t *params,
                            char **path, int64_t bytes, lh_ingest_task **out, lh_err *err);
+/* Every check lh_ingest_file_prepare makes but the upload's: a door that receives the file
+ * after its parameters refuses a bad request before spooling a byte. */
+int lh_ingest_file_check(const lh_ingest_deps *d, const lh_principal *who, const json_t *params,
+                         lh_err *err);
 /* A PostgreSQL ingest as who asks it: body holds the fields of POST /ingest/db (docs/API.md)
  * but "async", which is the door's. The same errors, plus lh_ingest_db_check_dsn's and a
  * secret_ref's (its password is read here). cfg: the [ingest] pg_parallel default. The

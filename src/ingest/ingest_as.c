@@ -125,11 +125,12 @@ task_new(const lh_ingest_deps *d, const lh_principal *who, const char *dataset, 
     return t;
 }
 
-int
-lh_ingest_file_prepare(const lh_ingest_deps *d, const lh_principal *who, const json_t *params,
-                       char **path, int64_t bytes, lh_ingest_task **out, lh_err *err)
+/* Every check of a file ingest but the upload's; *meta (new) the checked metadata. */
+static int
+file_checked(const lh_ingest_deps *d, const lh_principal *who, const json_t *params, json_t **meta,
+             lh_err *err)
 {
-    *out = NULL;
+    *meta = NULL;
     const char *dataset, *format, *mode, *bucket, *on_bad_rows, *source_object;
     int rc;
     if ((rc = lh_json_check_fields(params, FILE_FIELDS, "see docs/API.md, POST /ingest/file",
@@ -159,13 +160,39 @@ lh_ingest_file_prepare(const lh_ingest_deps *d, const lh_principal *who, const j
                           "'on_bad_rows' applies to format=csv only");
     if ((rc = check_common(d, who, dataset, mode, bucket, err)) != 0)
         return rc;
-    if (path == NULL || *path == NULL || bytes <= 0)
-        return lh_err_set(err, LH_EINVAL, 400, "empty_body", "the file is empty");
+    return metadata_of(d, params, dataset, meta, err);
+}
+
+int
+lh_ingest_file_check(const lh_ingest_deps *d, const lh_principal *who, const json_t *params,
+                     lh_err *err)
+{
     json_t *meta = NULL;
-    if ((rc = metadata_of(d, params, dataset, &meta, err)) != 0)
+    int rc = file_checked(d, who, params, &meta, err);
+    json_decref(meta);
+    return rc;
+}
+
+int
+lh_ingest_file_prepare(const lh_ingest_deps *d, const lh_principal *who, const json_t *params,
+                       char **path, int64_t bytes, lh_ingest_task **out, lh_err *err)
+{
+    *out = NULL;
+    json_t *meta = NULL;
+    int rc = file_checked(d, who, params, &meta, err);
+    if (rc != 0)
         return rc;
-    lh_ingest_task *t = task_new(d, who, dataset, bucket, mode, meta);
-    t->format = lh_strdup(format);
+    if (path == NULL || *path == NULL || bytes <= 0) {
+        json_decref(meta);
+        return lh_err_set(err, LH_EINVAL, 400, "empty_body", "the file is empty");
+    }
+    const char *bucket = json_string_value(json_object_get(params, "bucket"));
+    const char *mode = json_string_value(json_object_get(params, "mode"));
+    const char *on_bad_rows = json_string_value(json_object_get(params, "on_bad_rows"));
+    const char *source_object = json_string_value(json_object_get(params, "source_object"));
+    lh_ingest_task *t =
+        task_new(d, who, json_string_value(json_object_get(params, "dataset")), bucket, mode, meta);
+    t->format = lh_strdup(json_string_value(json_object_get(params, "format")));
     t->source_object = lh_strdup(source_object ? source_object : "");
     t->on_bad_rows =
         on_bad_rows ? (lh_bad_rows)lh_ingest_bad_rows_parse(on_bad_rows) : LH_BAD_ROWS_ERROR;

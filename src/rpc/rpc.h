@@ -34,6 +34,7 @@ typedef struct lh_grpc_deps {
     lh_workspaces *workspaces; /* may be NULL */
     lh_tools *tools;
     lh_ingest_secrets *secrets; /* secret_ref passwords (may be NULL) */
+    const char *work_dir; /* uploads in flight (Ingest/UploadFile): internal_engine reads it */
     /* a reference to the principal set in force (the HTTP server's, which reloads swap);
      * each call holds one for its whole life and drops it with lh_auth_release */
     lh_auth *(*auth_current)(void *ctx);

@@ -40,11 +40,20 @@ bool lh_grpc__gone(void *stream);
 typedef int (*lh_gserver_stream)(lh_gcall *c, const uint8_t *in, size_t in_len, lh_gstream *s,
                                  lh_err *err);
 
+/* A client-streaming method: lh_grpc__recv each message in turn, then lh_grpc__send the
+ * one answer; an error returned ends the call with that status. */
+typedef int (*lh_gclient_stream)(lh_gcall *c, lh_gstream *s, lh_err *err);
+/* The next message of a client stream (malloc'd in *msg, *len bytes), or *msg NULL when
+ * the client has half-closed. 499 client_gone when it cancelled or went away, 408 when it
+ * sent nothing for a minute. */
+int lh_grpc__recv(lh_gstream *s, uint8_t **msg, size_t *len, lh_err *err);
+
 typedef struct lh_gmethod {
     const char *path; /* "/lakehouse.v1.Catalog/ListDatasets" */
     unsigned allow;   /* LH_ALLOW_*: roles that may call it (LH_ALLOW_PUBLIC: no token) */
-    lh_gunary unary;  /* one of these two; neither: the reflection stream */
+    lh_gunary unary;  /* one of these three; none: the reflection stream */
     lh_gserver_stream server_stream;
+    lh_gclient_stream client_stream;
 } lh_gmethod;
 
 extern const lh_gmethod lh_grpc__catalog[];
@@ -61,6 +70,14 @@ extern const lh_gmethod lh_grpc__journal[];
 extern const size_t lh_grpc__n_journal;
 extern const lh_gmethod lh_grpc__rows[];
 extern const size_t lh_grpc__n_rows;
+extern const lh_gmethod lh_grpc__jobs[];
+extern const size_t lh_grpc__n_jobs;
+extern const lh_gmethod lh_grpc__ingest[];
+extern const size_t lh_grpc__n_ingest;
+
+/* Stream job id's record (lakehouse.v1.JobUpdate) now and whenever its state or progress
+ * changes, until it ends. The job goes on if the client stops watching (499). */
+int lh_grpc__watch_job(lh_gcall *c, const char *id, lh_gstream *s, lh_err *err);
 
 /* The time limit (ms) of work the call starts: limit_ms (0: none), shortened to what is
  * left of the call's deadline (at least 1 ms). */

@@ -44,6 +44,20 @@ typedef struct gmethod_reg {
     bool stream; /* reflection */
 } gmethod_reg;
 
+/* Whether a method's call runs on a thread of its own (and a completion queue of its own). */
+static bool
+own_thread(const lh_gmethod *m)
+{
+    return m->server_stream || m->client_stream;
+}
+
+/* Whether a method's first message arrives with the call (registered with its payload). */
+static bool
+payload_first(const gmethod_reg *reg)
+{
+    return !reg->stream && reg->m->client_stream == NULL;
+}
+
 #define MAX_STREAMS 256 /* server-streaming calls running at once; more: RESOURCE_EXHAUSTED */
 
 struct lh_grpc {
@@ -87,7 +101,7 @@ struct lh_gstream {
     gcall *c;
     pthread_mutex_t close_lock;
     bool closed, cancelled; /* the close came back; and whether the client cancelled */
-    int close_tag, send_tag, status_tag;
+    int close_tag, send_tag, status_tag, recv_tag;
 };
 
 /* ---- helpers the services share -------------------------------------------------------- */
@@ -268,10 +282,10 @@ arm(lh_grpc *g, gmethod_reg *reg)
     c->reg = reg;
     c->state = ST_NEW;
     grpc_metadata_array_init(&c->md);
-    if (reg->m->server_stream)
+    if (own_thread(reg->m))
         c->own_cq = grpc_completion_queue_create_for_pluck(NULL);
     if (grpc_server_request_registered_call(g->server, reg->handle, &c->call, &c->deadline, &c->md,
-                                            reg->stream ? NULL : &c->payload,
+                                            payload_first(reg) ? &c->payload : NULL,
                                             c->own_cq ? c->own_cq : g->cq, g->cq,
                                             c) != GRPC_CALL_OK) {
         grpc_metadata_array_destroy(&c->md);
@@ -454,6 +468,8 @@ begin_call(gcall *c, lh_gcall *gc, lh_auth **auth, uint8_t **in, size_t *in_len,
         if (rc != 0)
             return rc;
     }
+    if (!payload_first(c->reg))
+        return 0;
     if (c->payload == NULL)
         return lh_err_set(err, LH_EINVAL, 400, "invalid_argument", "the call sent no message");
     *in = read_buffer(c->payload, in_len);
@@ -504,7 +520,7 @@ batch_wait(gcall *c, grpc_op *ops, size_t n, void *tag)
     grpc_event ev = grpc_completion_queue_pluck(c->own_cq, tag, until, NULL);
     if (ev.type == GRPC_QUEUE_TIMEOUT) {
         grpc_call_cancel_with_status(c->call, GRPC_STATUS_DEADLINE_EXCEEDED,
-                                     "the client took nothing for a minute", NULL);
+                                     "nothing moved on the call for a minute", NULL);
         ev = grpc_completion_queue_pluck(c->own_cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     }
     return ev.type == GRPC_OP_COMPLETE && ev.success;
@@ -554,6 +570,37 @@ lh_grpc__send(lh_gstream *s, const ProtobufCMessage *m, lh_err *err)
     return 0;
 }
 
+int
+lh_grpc__recv(lh_gstream *s, uint8_t **msg, size_t *len, lh_err *err)
+{
+    gcall *c = s->c;
+    *msg = NULL;
+    *len = 0;
+    grpc_byte_buffer *bb = NULL;
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &bb;
+    if (!batch_wait(c, &op, 1, &s->recv_tag)) {
+        if (bb)
+            grpc_byte_buffer_destroy(bb);
+        return lh_err_set(err, LH_EIO, 499, "client_gone",
+                          "the client went away or sent nothing for a minute");
+    }
+    if (bb == NULL) { /* the end of the messages: a half-close, or a cancel (which ends the
+                       * reading the same way, its close already back) */
+        if (lh_grpc__gone(s))
+            return lh_err_set(err, LH_ECANCELED, 499, "client_gone", "the client cancelled");
+        return 0;
+    }
+    *msg = read_buffer(bb, len);
+    grpc_byte_buffer_destroy(bb);
+    if (*msg == NULL)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_argument",
+                          "a message could not be read (an unknown compression?)");
+    return 0;
+}
+
 static void *
 stream_thread(void *arg)
 {
@@ -575,7 +622,8 @@ stream_thread(void *arg)
     size_t in_len = 0;
     int rc = begin_call(c, &gc, &auth, &in, &in_len, &err);
     if (rc == 0)
-        rc = c->reg->m->server_stream(&gc, in, in_len, &s, &err);
+        rc = c->reg->m->client_stream ? c->reg->m->client_stream(&gc, &s, &err)
+                                      : c->reg->m->server_stream(&gc, in, in_len, &s, &err);
     free(in);
     if (auth)
         lh_auth_release(auth);
@@ -715,7 +763,7 @@ on_event(lh_grpc *g, gcall *c, bool ok)
         arm(g, c->reg);
         if (c->reg->stream)
             stream_read(c);
-        else if (c->reg->m->server_stream)
+        else if (own_thread(c->reg->m))
             start_stream(c);
         else
             run_unary(c);
@@ -736,8 +784,9 @@ on_event(lh_grpc *g, gcall *c, bool ok)
                  (const char *)GRPC_SLICE_START_PTR(c->details.method));
         lh_err err;
         lh_err_set(&err, LH_ENOTFOUND, 501, "unimplemented", "%s", msg);
-        lh_err_hint(&err, "the services are lakehouse.v1.Catalog, lakehouse.v1.Vectors, "
-                          "grpc.health.v1.Health and server reflection");
+        lh_err_hint(&err, "the services are lakehouse.v1's Catalog, Vectors, Query, Tools, "
+                          "Journal, Rows, Jobs and Ingest, grpc.health.v1.Health and server "
+                          "reflection");
         fail(c, &err, 0);
         return;
     }
@@ -790,11 +839,13 @@ static const struct {
     {lh_grpc__catalog, &lh_grpc__n_catalog}, {lh_grpc__vectors, &lh_grpc__n_vectors},
     {lh_grpc__health, &lh_grpc__n_health},   {lh_grpc__query, &lh_grpc__n_query},
     {lh_grpc__tools, &lh_grpc__n_tools},     {lh_grpc__journal, &lh_grpc__n_journal},
-    {lh_grpc__rows, &lh_grpc__n_rows},
+    {lh_grpc__rows, &lh_grpc__n_rows},       {lh_grpc__jobs, &lh_grpc__n_jobs},
+    {lh_grpc__ingest, &lh_grpc__n_ingest},
 };
 
 static const lh_gmethod REFLECTION = {
-    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", LH_ALLOW_PUBLIC, NULL, NULL};
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", LH_ALLOW_PUBLIC, NULL, NULL,
+    NULL};
 
 int
 lh_grpc_start(const lh_grpc_deps *deps, lh_grpc **out, lh_err *err)
@@ -840,8 +891,8 @@ lh_grpc_start(const lh_grpc_deps *deps, lh_grpc **out, lh_err *err)
     for (size_t i = 0; i < g->n_methods; i++)
         g->methods[i].handle = grpc_server_register_method(
             g->server, g->methods[i].m->path, NULL,
-            g->methods[i].stream ? GRPC_SRM_PAYLOAD_NONE
-                                 : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
+            payload_first(&g->methods[i]) ? GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER
+                                          : GRPC_SRM_PAYLOAD_NONE,
             0);
     const char *host = lh_config_str(deps->config, "server.host");
     char addr[300];

@@ -20,6 +20,8 @@ static const char *const SERVICES[] = {"",
                                        "lakehouse.v1.Tools",
                                        "lakehouse.v1.Journal",
                                        "lakehouse.v1.Rows",
+                                       "lakehouse.v1.Jobs",
+                                       "lakehouse.v1.Ingest",
                                        "grpc.health.v1.Health"};
 
 /* The service a health request names: whether this server has it. */
@@ -84,7 +86,7 @@ watch(lh_gcall *c, const uint8_t *in, size_t in_len, lh_gstream *s, lh_err *err)
 }
 
 const lh_gmethod lh_grpc__health[] = {
-    {"/grpc.health.v1.Health/Check", LH_ALLOW_PUBLIC, check, NULL},
-    {"/grpc.health.v1.Health/Watch", LH_ALLOW_PUBLIC, NULL, watch},
+    {"/grpc.health.v1.Health/Check", LH_ALLOW_PUBLIC, check, NULL, NULL},
+    {"/grpc.health.v1.Health/Watch", LH_ALLOW_PUBLIC, NULL, watch, NULL},
 };
 const size_t lh_grpc__n_health = sizeof lh_grpc__health / sizeof lh_grpc__health[0];

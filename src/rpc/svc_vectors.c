@@ -7,10 +7,8 @@
 
 #include "agent/profiles.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "lakehouse/v1/vectors.pb-c.h"
 
@@ -101,8 +99,6 @@ search(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out
 
 /* ---- index changes: begun by the agent module's functions, run as jobs, watched ---------- */
 
-#define WATCH_MS 100 /* how often a watched job's record is read */
-
 static json_t *
 hnsw_json(const Lakehouse__V1__HnswSettings *h)
 {
@@ -120,60 +116,13 @@ hnsw_json(const Lakehouse__V1__HnswSettings *h)
     return o;
 }
 
-static const char *
-text(const json_t *v)
-{
-    return json_is_string(v) ? json_string_value(v) : "";
-}
-
 /* Queue b as a job of the caller and stream its record while it changes, until it ends. */
 static int
 watch_build(lh_gcall *c, lh_vbuild *b, lh_gstream *s, lh_err *err)
 {
     char id[LH_JOB_ID_MAX];
     int rc = lh_vectors_submit(c->deps->jobs, c->principal->name, b, NULL, id, err);
-    char last[512] = "";
-    while (rc == 0) {
-        if (lh_grpc__gone(s)) /* the watching stops; the build goes on (GET /jobs/{id}) */
-            return lh_err_set(err, LH_ECANCELED, 499, "client_gone", "the client went away");
-        json_t *job = lh_jobs_get_json(c->deps->jobs, id);
-        if (job == NULL)
-            return lh_err_set(err, LH_EINTERNAL, 500, "internal", "job %s vanished", id);
-        const char *state = json_string_value(json_object_get(job, "state"));
-        const json_t *p = json_object_get(job, "progress");
-        bool over = state && (strcmp(state, "succeeded") == 0 || strcmp(state, "failed") == 0 ||
-                              strcmp(state, "cancelled") == 0);
-        char now[512];
-        snprintf(now, sizeof now, "%s %lld %lld %s", state ? state : "",
-                 (long long)json_integer_value(json_object_get(p, "done")),
-                 (long long)json_integer_value(json_object_get(p, "total")),
-                 text(json_object_get(p, "unit")));
-        if (over || strcmp(now, last) != 0) {
-            Lakehouse__V1__JobUpdate u = LAKEHOUSE__V1__JOB_UPDATE__INIT;
-            u.job_id = id;
-            u.kind = (char *)text(json_object_get(job, "kind"));
-            u.state = (char *)(state ? state : "");
-            u.done = json_integer_value(json_object_get(p, "done"));
-            u.total = json_integer_value(json_object_get(p, "total"));
-            u.unit = (char *)text(json_object_get(p, "unit"));
-            const json_t *e = json_object_get(job, "error");
-            u.error_code = (char *)text(json_object_get(e, "code"));
-            u.error_message = (char *)text(json_object_get(e, "message"));
-            const json_t *result = json_object_get(job, "result");
-            if (json_is_object(result))
-                u.result = lh_grpc__struct(result);
-            rc = lh_grpc__send(s, &u.base, err);
-            if (u.result)
-                protobuf_c_message_free_unpacked(&u.result->base, NULL);
-            memcpy(last, now, sizeof last);
-        }
-        json_decref(job);
-        if (over)
-            break;
-        if (rc == 0)
-            usleep(WATCH_MS * 1000);
-    }
-    return rc;
+    return rc ? rc : lh_grpc__watch_job(c, id, s, err);
 }
 
 static int
@@ -266,10 +215,10 @@ rollback_index(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, siz
 }
 
 const lh_gmethod lh_grpc__vectors[] = {
-    {"/lakehouse.v1.Vectors/Search", LH_ALLOW_ANY, search, NULL},
-    {"/lakehouse.v1.Vectors/CreateIndex", LH_ALLOW_WRITE, NULL, create_index},
-    {"/lakehouse.v1.Vectors/RefreshIndex", LH_ALLOW_WRITE, NULL, refresh_index},
-    {"/lakehouse.v1.Vectors/PromoteIndex", LH_ALLOW_WRITE, NULL, promote_index},
-    {"/lakehouse.v1.Vectors/RollbackIndex", LH_ALLOW_WRITE, rollback_index, NULL},
+    {"/lakehouse.v1.Vectors/Search", LH_ALLOW_ANY, search, NULL, NULL},
+    {"/lakehouse.v1.Vectors/CreateIndex", LH_ALLOW_WRITE, NULL, create_index, NULL},
+    {"/lakehouse.v1.Vectors/RefreshIndex", LH_ALLOW_WRITE, NULL, refresh_index, NULL},
+    {"/lakehouse.v1.Vectors/PromoteIndex", LH_ALLOW_WRITE, NULL, promote_index, NULL},
+    {"/lakehouse.v1.Vectors/RollbackIndex", LH_ALLOW_WRITE, rollback_index, NULL, NULL},
 };
 const size_t lh_grpc__n_vectors = sizeof lh_grpc__vectors / sizeof lh_grpc__vectors[0];

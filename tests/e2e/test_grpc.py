@@ -1,6 +1,7 @@
 """End-to-end: the gRPC door (:3101 in production; a free port here), driven by Debian's
 python3-grpcio with stubs compiled from proto/ by python3-grpc-tools in the test: health,
-reflection, the Catalog service, Vectors.Search, and the errors every door must give the
+reflection, every lakehouse.v1 service (Ingest against a real PostgreSQL server), and the
+errors every door must give the
 same way — no token, a wrong token, a role that may not, a tenant that may not see,
 unknown names, malformed and oversized messages, deadlines, unknown methods — with the
 API's code, detail and hint in the google.rpc.Status details."""
@@ -14,6 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
+import pgutil  # noqa: E402
 from s3util import free_port  # noqa: E402
 
 import grpc  # noqa: E402
@@ -23,20 +25,24 @@ OWNER, READER, AGENT, ACME = ("tok-grpc-owner-0001", "tok-grpc-reader-001", "tok
                               "tok-grpc-acme-00001")
 PEOPLE = "id,name,city,score\n1,alice,Chicago,10\n2,bob,Austin,7\n3,carol,Chicago,9\n"
 ORDERS = "id,total\n1,9.5\n2,12\n"
+PG_APP_PASSWORD = "grpc-app-Pw-4e1b77"
+MAX_UPLOAD = 65536
 
 
 def compile_protos(dest):
-    """Stubs for the client, under a package of their own (lhproto.*), so the generated
-    grpc.health.v1 modules do not shadow the grpc library."""
+    """Stubs for the client. lakehouse/v1/* compile as they are (package lakehouse.v1,
+    importing each other); the standard grpc.* and google.rpc files under a package of their
+    own (lhproto.*), so the generated grpc.health.v1 modules do not shadow the grpc
+    library."""
+    shutil.copytree(os.path.join(SOURCE, "proto", "lakehouse"), os.path.join(dest, "lakehouse"))
     root = os.path.join(dest, "lhproto")
     shutil.copytree(os.path.join(SOURCE, "proto"), root)
-    files = ["lhproto/lakehouse/v1/catalog.proto", "lhproto/lakehouse/v1/vectors.proto",
-             "lhproto/lakehouse/v1/query.proto", "lhproto/lakehouse/v1/tools.proto",
-             "lhproto/lakehouse/v1/journal.proto", "lhproto/lakehouse/v1/rows.proto",
-             "lhproto/grpc/health/v1/health.proto",
-             "lhproto/grpc/reflection/v1alpha/reflection.proto", "lhproto/google/rpc/status.proto"]
-    subprocess.run(["/usr/bin/python3", "-m", "grpc_tools.protoc", "-I.", "-I/usr/include",
-                    "--python_out=.", "--grpc_python_out=."] + files, cwd=dest, check=True)
+    ours = ["lakehouse/v1/" + f for f in sorted(os.listdir(os.path.join(dest, "lakehouse", "v1")))]
+    std = ["lhproto/grpc/health/v1/health.proto",
+           "lhproto/grpc/reflection/v1alpha/reflection.proto", "lhproto/google/rpc/status.proto"]
+    for files in (ours, std):
+        subprocess.run(["/usr/bin/python3", "-m", "grpc_tools.protoc", "-I.", "-I/usr/include",
+                        "--python_out=.", "--grpc_python_out=."] + files, cwd=dest, check=True)
     sys.path.insert(0, dest)
 
 
@@ -50,27 +56,41 @@ class Grpc(harness.ServerTestCase):
         cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
         compile_protos(cls.tmp)
         global c_pb, c_grpc, v_pb, v_grpc, h_pb, h_grpc, r_pb, r_grpc, st_pb, q_pb, q_grpc
-        from lhproto.lakehouse.v1 import query_pb2 as q_pb, query_pb2_grpc as q_grpc
-        global t_pb, t_grpc, j_pb, j_grpc, w_pb, w_grpc
-        from lhproto.lakehouse.v1 import rows_pb2 as w_pb, rows_pb2_grpc as w_grpc
-        from lhproto.lakehouse.v1 import journal_pb2 as j_pb, journal_pb2_grpc as j_grpc
-        from lhproto.lakehouse.v1 import tools_pb2 as t_pb, tools_pb2_grpc as t_grpc
-        from lhproto.lakehouse.v1 import catalog_pb2 as c_pb, catalog_pb2_grpc as c_grpc
-        from lhproto.lakehouse.v1 import vectors_pb2 as v_pb, vectors_pb2_grpc as v_grpc
+        from lakehouse.v1 import query_pb2 as q_pb, query_pb2_grpc as q_grpc
+        global t_pb, t_grpc, j_pb, j_grpc, w_pb, w_grpc, jobs_pb, jobs_grpc, i_pb, i_grpc
+        from lakehouse.v1 import jobs_pb2 as jobs_pb, jobs_pb2_grpc as jobs_grpc
+        from lakehouse.v1 import ingest_pb2 as i_pb, ingest_pb2_grpc as i_grpc
+        from lakehouse.v1 import rows_pb2 as w_pb, rows_pb2_grpc as w_grpc
+        from lakehouse.v1 import journal_pb2 as j_pb, journal_pb2_grpc as j_grpc
+        from lakehouse.v1 import tools_pb2 as t_pb, tools_pb2_grpc as t_grpc
+        from lakehouse.v1 import catalog_pb2 as c_pb, catalog_pb2_grpc as c_grpc
+        from lakehouse.v1 import vectors_pb2 as v_pb, vectors_pb2_grpc as v_grpc
         from lhproto.grpc.health.v1 import health_pb2 as h_pb, health_pb2_grpc as h_grpc
         from lhproto.grpc.reflection.v1alpha import reflection_pb2 as r_pb
         from lhproto.grpc.reflection.v1alpha import reflection_pb2_grpc as r_grpc
         from lhproto.google.rpc import status_pb2 as st_pb
         cls.port = free_port()
+        cls.pg = pgutil.Postgres().start()
+        cls.addClassCleanup(cls.pg.stop)
+        cls.pg.psql("CREATE ROLE app LOGIN PASSWORD '%s';"
+                    "CREATE TABLE staff (id int PRIMARY KEY, name text, rate numeric(8,2));"
+                    "INSERT INTO staff SELECT g, 'worker ' || g, g * 1.5 FROM generate_series(1, 5000) g;"
+                    "GRANT SELECT ON staff TO app;" % PG_APP_PASSWORD)
+        secrets = os.path.join(cls.tmp, "secrets.toml")
+        with open(secrets, "w") as f:
+            f.write('[pg_app]\npassword = "%s"\n' % PG_APP_PASSWORD)
+        os.chmod(secrets, 0o600)
 
         def configure(srv):
             with open(srv.config, "a") as f:
                 f.write('[[bucket]]\nname = "acme"\nbackend = "fs"\nroot = "%s"\n'
                         % os.path.join(srv.dir, "acme-root"))
+                f.write('[secrets]\nfile = "%s"\n' % secrets)
         cls.start_server(configure=configure, env={
             "LAKEHOUSE_GRPC_PORT": str(cls.port), "LAKEHOUSE_GRPC_MAX_MESSAGE_BYTES": "1048576",
             "LAKEHOUSE_CATALOG_COMPACT_AFTER_DELTAS": "3",
-            "LAKEHOUSE_INGEST_MAX_ROWS_PER_REQUEST": "50"})
+            "LAKEHOUSE_INGEST_MAX_ROWS_PER_REQUEST": "50",
+            "LAKEHOUSE_STORAGE_MAX_OBJECT_BYTES": str(MAX_UPLOAD)})
         for name, csv, extra in (("people", PEOPLE, "&primary_key=id"),
                                  ("ledger", "id,amount\n1,10\n2,20\n", "&primary_key=id"),
                                  ("acme_orders", ORDERS, "&bucket=acme")):
@@ -89,6 +109,8 @@ class Grpc(harness.ServerTestCase):
         cls.tools = t_grpc.ToolsStub(cls.channel)
         cls.journal = j_grpc.JournalStub(cls.channel)
         cls.rows = w_grpc.RowsStub(cls.channel)
+        cls.jobs = jobs_grpc.JobsStub(cls.channel)
+        cls.ingest = i_grpc.IngestStub(cls.channel)
         for name, rate in (("people_in", {"per_minute": 6000, "burst": 1000}),
                            ("people_slow", {"per_minute": 1, "burst": 1})):
             st, _, res = cls.srv.request("POST", "/tools", who="owner", body={
@@ -634,6 +656,189 @@ class Grpc(harness.ServerTestCase):
         e, info = self.fails(grpc.StatusCode.UNIMPLEMENTED, unknown, b"", metadata=self.md("owner"))
         self.assertIn("DropEverything", e.details())
         self.catalog.ListDatasets(c_pb.ListDatasetsRequest(), metadata=self.md("owner"))
+
+    # ---- ingest and jobs ------------------------------------------------------------------
+
+    def upload(self, header, chunks, who="owner"):
+        def parts():
+            yield i_pb.UploadRequest(header=header)
+            for c in chunks:
+                yield i_pb.UploadRequest(chunk=c)
+        return self.ingest.UploadFile(parts(), metadata=self.md(who))
+
+    def uploads_left(self):
+        work = [os.path.join(r, f) for r, _, fs in os.walk(self.srv.dir) for f in fs
+                if f.startswith("upload-")]
+        return work
+
+    def test_upload_file(self):
+        csv = "id,name,city\n" + "".join("%d,name %d,city %d\n" % (i, i, i % 7) for i in range(1, 2001))
+        data = csv.encode()
+        chunks = [data[i:i + 1000] for i in range(0, len(data), 1000)]  # lines cut mid-way
+        res = self.upload(i_pb.UploadHeader(
+            dataset="grpc_upload", format="csv", source_object="crm/export.csv",
+            metadata=i_pb.DatasetMetadata(owner="ops", tags=["crm", "daily"],
+                                          primary_key=["id"], sensitivity="internal")), chunks)
+        r = res.result.fields
+        self.assertEqual((r["dataset"].string_value, r["rows"].number_value,
+                          r["version"].number_value), ("grpc_upload", 2000, 1))
+        st, _, ds = self.srv.request("GET", "/catalog/datasets/grpc_upload", who="owner")
+        m = ds["metadata"]
+        self.assertEqual((ds["row_count"], m["owner"], m["tags"], m["primary_key"]),
+                         (2000, "ops", ["crm", "daily"], ["id"]), ds)
+        self.assertEqual(m["lineage"]["source_object"], "crm/export.csv")
+        # append with a job, followed through Jobs/WatchJob
+        more = "id,name,city\n2001,late,city 1\n".encode()
+        res = self.upload(i_pb.UploadHeader(dataset="grpc_upload", format="csv", mode="append",
+                                            **{"async": True}), [more])
+        self.assertTrue(res.job_id.startswith("job_"))
+        self.assertFalse(res.HasField("result"))
+        ups = list(self.jobs.WatchJob(jobs_pb.JobRequest(id=res.job_id), metadata=self.md("owner")))
+        self.assertEqual((ups[-1].state, ups[-1].kind, ups[-1].owner),
+                         ("succeeded", "ingest", "owner"), ups[-1])
+        self.assertEqual(ups[-1].result.fields["total_rows"].number_value, 2001)
+        self.assertTrue(ups[-1].finished_at)
+        self.assertEqual(self.uploads_left(), [])
+
+    def test_upload_refusals(self):
+        H = i_pb.UploadHeader
+        cases = [
+            (H(dataset="Bad Name", format="csv"), [b"a\n1\n"], grpc.StatusCode.INVALID_ARGUMENT,
+             "'dataset' must be a name"),
+            (H(dataset="x_up", format="xlsx"), [b"a\n1\n"], grpc.StatusCode.INVALID_ARGUMENT,
+             "'format' must be"),
+            (H(dataset="x_up", format="parquet", on_bad_rows="skip"), [b"x"],
+             grpc.StatusCode.INVALID_ARGUMENT, "format=csv only"),
+            (H(dataset="x_up", format="csv", bucket="nope"), [b"a\n1\n"],
+             grpc.StatusCode.NOT_FOUND, "nope"),
+            (H(dataset="x_up", format="csv", metadata=i_pb.DatasetMetadata(sensitivity="secret")),
+             [b"a\n1\n"], grpc.StatusCode.INVALID_ARGUMENT, "sensitivity"),
+            (H(dataset="x_up", format="csv"), [], grpc.StatusCode.INVALID_ARGUMENT, "empty"),
+            (H(dataset="x_up", format="csv"), [b"a,b\n1,2\n", b"x" * (MAX_UPLOAD - 4)],
+             grpc.StatusCode.RESOURCE_EXHAUSTED, "over the limit"),
+            (H(dataset="people", format="csv"), [b"a\n1\n"], grpc.StatusCode.ALREADY_EXISTS, None),
+            (H(dataset="x_up", format="csv"), [b"a,b\n1,2,3\n"], grpc.StatusCode.INVALID_ARGUMENT,
+             None),
+        ]
+        for header, chunks, code, text in cases:
+            with self.subTest(header=str(header)):
+                e, info = self.fails(code, self.upload, header, chunks)
+                if text:
+                    self.assertIn(text, e.details() + (info.metadata["detail"] if info else ""))
+                st, _, _ = self.srv.request("GET", "/catalog/datasets/x_up", who="owner")
+                self.assertEqual(st, 404, "after " + str(header))
+        # the same refusals HTTP gives: a reader may not, a tenant may not use another bucket
+        self.fails(grpc.StatusCode.PERMISSION_DENIED, self.upload,
+                   H(dataset="x_up", format="csv"), [b"a\n1\n"], who="reader")
+        self.fails(grpc.StatusCode.PERMISSION_DENIED, self.upload,
+                   H(dataset="x_up", format="csv", bucket="primary"), [b"a\n1\n"], who="acme")
+        # the first message must be the header; only the first
+        self.fails(grpc.StatusCode.INVALID_ARGUMENT, self.ingest.UploadFile,
+                   iter([i_pb.UploadRequest(chunk=b"a\n1\n")]), metadata=self.md("owner"))
+        self.fails(grpc.StatusCode.INVALID_ARGUMENT, self.ingest.UploadFile,
+                   iter([i_pb.UploadRequest(header=H(dataset="x_up", format="csv")),
+                         i_pb.UploadRequest(header=H(dataset="x_up", format="csv"))]),
+                   metadata=self.md("owner"))
+        self.fails(grpc.StatusCode.INVALID_ARGUMENT, self.ingest.UploadFile, iter([]),
+                   metadata=self.md("owner"))
+        # a client that cancels mid-upload leaves nothing: no dataset, no spooled file
+        import threading
+        gate = threading.Event()
+
+        def parts():
+            yield i_pb.UploadRequest(header=H(dataset="x_cancelled", format="csv"))
+            yield i_pb.UploadRequest(chunk=b"a,b\n1,2\n")
+            gate.wait(10)
+        fut = self.ingest.UploadFile.future(parts(), metadata=self.md("owner"))
+        time.sleep(0.5)
+        self.assertTrue(fut.cancel())
+        gate.set()
+        deadline = time.time() + 10
+        while self.uploads_left() and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(self.uploads_left(), [])
+        st, _, _ = self.srv.request("GET", "/catalog/datasets/x_up", who="owner")
+        self.assertEqual(st, 404)
+        st, _, _ = self.srv.request("GET", "/catalog/datasets/x_cancelled", who="owner")
+        self.assertEqual(st, 404)
+
+    def test_from_postgres(self):
+        dsn = "postgresql://app@127.0.0.1:%d/postgres" % self.pg.port
+        ups = list(self.ingest.FromPostgres(i_pb.PostgresRequest(
+            dsn=dsn, secret_ref="pg_app", table="public.staff", dataset="grpc_staff",
+            batch_rows=1000, metadata=i_pb.DatasetMetadata(primary_key=["id"])),
+            metadata=self.md("owner")))
+        last = ups[-1]
+        self.assertEqual((last.state, last.kind), ("succeeded", "ingest_db"), last)
+        self.assertEqual(last.result.fields["rows"].number_value, 5000)
+        self.assertIn("app:***@", last.result.fields["source"].string_value)
+        self.assertGreaterEqual(len(ups), 2)  # queued or running first, then the end
+        st, _, out = self.srv.request("POST", "/query", {"sql": "SELECT sum(rate) AS s FROM grpc_staff"},
+                                      who="owner")
+        self.assertEqual(float(out["rows"][0]["s"]), 5000 * 5001 / 2 * 1.5)
+        # refusals, and never the password in an answer or the log
+        pw_dsn = "postgresql://app:%s@127.0.0.1:%d/postgres" % (PG_APP_PASSWORD, self.pg.port)
+        cases = [
+            (i_pb.PostgresRequest(dsn=pw_dsn, dataset="g2"), grpc.StatusCode.INVALID_ARGUMENT),
+            (i_pb.PostgresRequest(dsn=pw_dsn, table="staff", query="SELECT 1", dataset="g2"),
+             grpc.StatusCode.INVALID_ARGUMENT),
+            (i_pb.PostgresRequest(dsn="host=127.0.0.1 passfile=/etc/shadow", table="staff",
+                                  dataset="g2"), grpc.StatusCode.INVALID_ARGUMENT),
+            (i_pb.PostgresRequest(dsn=dsn, secret_ref="no_such", table="staff", dataset="g2"),
+             grpc.StatusCode.INVALID_ARGUMENT),
+            (i_pb.PostgresRequest(dsn=pw_dsn, table="staff", dataset="g2", parallel=99),
+             grpc.StatusCode.INVALID_ARGUMENT),
+        ]
+        for req, code in cases:
+            e, info = self.fails(code, lambda: list(self.ingest.FromPostgres(
+                req, metadata=self.md("owner"))))
+            self.assertNotIn(PG_APP_PASSWORD, e.details() + str(e.trailing_metadata()))
+        # a job that fails streams its error as the last update
+        ups = list(self.ingest.FromPostgres(i_pb.PostgresRequest(
+            dsn=pw_dsn, table="no_such_table", dataset="g3"), metadata=self.md("owner")))
+        self.assertEqual((ups[-1].state, ups[-1].error_code), ("failed", "source_table_not_found"))
+        self.assertNotIn(PG_APP_PASSWORD, str(ups))
+        self.fails(grpc.StatusCode.PERMISSION_DENIED, lambda: list(self.ingest.FromPostgres(
+            i_pb.PostgresRequest(dsn=pw_dsn, table="staff", dataset="g4"),
+            metadata=self.md("reader"))))
+        self.assertNotIn(PG_APP_PASSWORD, self.srv.log_text())
+
+    def test_jobs(self):
+        st, _, job = self.srv.request("POST", "/jobs", {"kind": "sleep", "seconds": 30}, who="owner")
+        self.assertEqual(st, 202, job)
+        jid = job["id"]
+        got = self.jobs.GetJob(jobs_pb.JobRequest(id=jid), metadata=self.md("owner"))
+        self.assertEqual((got.job_id, got.kind, got.owner), (jid, "sleep", "owner"))
+        self.assertIn(jid, [j.job_id for j in self.jobs.ListJobs(
+            jobs_pb.ListJobsRequest(state="running"), metadata=self.md("owner")).jobs] +
+            [j.job_id for j in self.jobs.ListJobs(jobs_pb.ListJobsRequest(state="queued"),
+                                                   metadata=self.md("owner")).jobs])
+        # someone else's job is not there for them, in any call
+        for call in (self.jobs.GetJob, self.jobs.CancelJob):
+            e, info = self.fails(grpc.StatusCode.NOT_FOUND, call, jobs_pb.JobRequest(id=jid),
+                                 metadata=self.md("reader"))
+            self.assertEqual(info.reason, "job_not_found")
+        self.fails(grpc.StatusCode.NOT_FOUND, lambda: list(self.jobs.WatchJob(
+            jobs_pb.JobRequest(id=jid), metadata=self.md("reader"))))
+        self.assertNotIn(jid, [j.job_id for j in self.jobs.ListJobs(
+            jobs_pb.ListJobsRequest(), metadata=self.md("reader")).jobs])
+        # watch, cancel from another call: the watch ends with the cancelled state
+        w = self.jobs.WatchJob(jobs_pb.JobRequest(id=jid), metadata=self.md("owner"))
+        first = next(w)
+        self.assertIn(first.state, ("queued", "running"))
+        c = self.jobs.CancelJob(jobs_pb.JobRequest(id=jid), metadata=self.md("owner"))
+        self.assertEqual(c.job_id, jid)
+        rest = list(w)
+        self.assertEqual(rest[-1].state, "cancelled")
+        e, info = self.fails(grpc.StatusCode.FAILED_PRECONDITION, self.jobs.CancelJob,
+                             jobs_pb.JobRequest(id=jid), metadata=self.md("owner"))
+        self.assertEqual(info.reason, "job_finished")
+        self.fails(grpc.StatusCode.INVALID_ARGUMENT, self.jobs.GetJob, jobs_pb.JobRequest(),
+                   metadata=self.md("owner"))
+        self.fails(grpc.StatusCode.INVALID_ARGUMENT, self.jobs.ListJobs,
+                   jobs_pb.ListJobsRequest(state="sleeping"), metadata=self.md("owner"))
+        self.fails(grpc.StatusCode.NOT_FOUND, self.jobs.GetJob, jobs_pb.JobRequest(id="job_x"),
+                   metadata=self.md("owner"))
 
     def test_deadlines(self):
         # a filter that would run for long is stopped by the call's deadline
