@@ -233,8 +233,12 @@ static const key_def KEYS[] = {
     INT("grpc", "port", 3101, 0, 65535,
         "gRPC port (on [server] host, plaintext HTTP/2); 0 turns gRPC off"),
     INT("grpc", "threads", 4, 1, 256,
-        "threads serving gRPC calls (a unary call runs on one: a search waiting for a query "
-        "slot holds it; more threads cost CPU on every call, 16 doubled a search's)"),
+        "threads taking gRPC calls from the completion queue (quick calls run on them; calls "
+        "that may wait and streams run on kept threads of their own); more cost CPU on every "
+        "call, 16 doubled a search's"),
+    INT("grpc", "max_streams_per_principal", 32, 1, 256,
+        "streaming gRPC calls (queries, watches, uploads) one principal may have open at once "
+        "(RESOURCE_EXHAUSTED beyond); the server takes 256 in all"),
     INT("grpc", "max_message_bytes", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024,
         "largest gRPC message received; larger ones get RESOURCE_EXHAUSTED"),
 };

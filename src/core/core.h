@@ -406,6 +406,22 @@ bool lh_secrets_has(const lh_secrets *s, const char *ref);
  * and sets its result. Records stay (bounded by keep_finished) until restart.
  * All functions are thread-safe.
  * ------------------------------------------------------------------------------- */
+/* ---- kept threads (kept.c) ---------------------------------------------------------- */
+
+/* Threads for work that may block, kept for the next piece of work when done: at most
+ * `keep` wait idle, each up to idle_s seconds. */
+typedef struct lh_kept lh_kept;
+lh_kept *lh_kept_new(int keep, int idle_s);
+/* Run work(arg) on an idle kept thread, or a new one (work never waits for a busy
+ * thread), then done(arg) (may be NULL) once the thread counts itself idle. 503 when
+ * stopping or no thread could start; work is not run then. */
+int lh_kept_run(lh_kept *k, void (*work)(void *), void (*done)(void *), void *arg, lh_err *err);
+/* Work handed out, threads started, threads alive now and how many of them are idle. */
+void lh_kept_stats(lh_kept *k, int64_t *handed, int64_t *started, int *threads, int *idle);
+/* Stop: wait for the work running to end and the threads to exit, then free (accepts
+ * NULL). Work queued for an idle thread still runs. */
+void lh_kept_free(lh_kept *k);
+
 typedef struct lh_jobs lh_jobs;
 typedef struct lh_job lh_job;
 typedef enum {

@@ -75,10 +75,9 @@ lh_h_metrics(lh_req *req, lh_resp *resp)
     lh_buf out;
     lh_buf_init(&out);
     lh_http__metrics_render(req->srv->metrics, &out, atomic_load(&req->srv->in_flight));
-    pthread_mutex_lock(&req->srv->off_lock);
-    int threads = req->srv->off_threads, idle = req->srv->off_idle;
-    long long started = req->srv->off_started, handed = req->srv->off_handed;
-    pthread_mutex_unlock(&req->srv->off_lock);
+    int threads, idle;
+    int64_t started, handed;
+    lh_kept_stats(req->srv->offload, &handed, &started, &threads, &idle);
     lh_buf_printf(&out,
                   "# HELP lakehouse_http_handler_threads Threads of the handlers that may wait "
                   "(queries, searches, tool calls), idle ones included.\n"
@@ -95,7 +94,7 @@ lh_h_metrics(lh_req *req, lh_resp *resp)
                   "thread (the others ran on the HTTP worker).\n"
                   "# TYPE lakehouse_http_handler_offloaded_total counter\n"
                   "lakehouse_http_handler_offloaded_total %lld\n",
-                  threads, idle, started, handed);
+                  threads, idle, (long long)started, (long long)handed);
     lh_engine_load_stats load;
     lh_engine_load(req->srv->engine, &load);
     lh_buf_printf(&out,

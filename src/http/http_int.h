@@ -98,7 +98,6 @@ struct lh_req {
     bool counted;       /* counted in in-flight */
     bool offloaded;     /* LH_ROUTE_OFFLOAD: its handler runs (or ran) on its own thread */
     struct lh_resp *offload_resp; /* that handler's answer, set before the connection resumes */
-    struct lh_req *offload_next;  /* in the server's queue for an idle offload thread */
     json_t *json;                 /* the parsed body, once lh_req_json has read it */
     float *floats;                /* lh_req_json_floats: the member it read as floats */
     size_t n_floats;
@@ -251,14 +250,7 @@ struct lh_server {
     atomic_bool stopping;
     atomic_long offloaded; /* LH_ROUTE_OFFLOAD handlers running on their own threads */
     /* the offload threads kept for reuse (server.c): requests handed to idle ones */
-    pthread_mutex_t off_lock;
-    pthread_cond_t off_cond; /* work for an idle thread, or the stop */
-    pthread_cond_t off_gone; /* a thread exited */
-    struct lh_req *off_head, **off_tail;
-    int off_idle, off_queued, off_threads;
-    long long off_started; /* threads ever started, for /metrics */
-    long long off_handed;  /* requests handed to handler threads, for /metrics */
-    bool off_stop;
+    lh_kept *offload; /* the threads of LH_ROUTE_OFFLOAD handlers */
     atomic_llong engine_ok_mono_us; /* last successful engine check, for /health */
 };
 

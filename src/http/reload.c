@@ -35,6 +35,7 @@ static const char *const LIVE_KEYS[] = {
     "ingest.max_rows_per_request",
     "ingest.pg_parallel",
     "catalog.compact_after_deltas",
+    "grpc.max_streams_per_principal",
     "tools.max_calls_per_minute",
     "log.level",
     "log.access",

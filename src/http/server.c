@@ -674,80 +674,35 @@ may_wait(lh_req *req)
 }
 
 /*
- * LH_ROUTE_OFFLOAD handlers run on threads of their own. An MHD worker serves every
- * connection of its epoll set, so a handler waiting there for a query slot or a slow
- * query would stall all of them, /health included. The connection stays suspended
- * meanwhile; once resumed, MHD calls on_request again and the answer is queued there.
- *
- * The threads are kept: one whose handler is done waits up to OFFLOAD_IDLE_S for the next
- * offloaded request (at most OFFLOAD_KEEP wait at once), since starting a thread — clone,
- * a stack mapped, and unmapped at its exit — cost more than a fast handler (a search)
- * itself. A request never waits for a busy thread: with none idle, a new one starts.
+ * LH_ROUTE_OFFLOAD handlers run on threads of their own (kept threads, lh_kept: a thread
+ * is kept for the next handler, since starting one cost more than a fast handler — a
+ * search — itself). An MHD worker serves every connection of its epoll set, so a handler
+ * waiting there for a query slot or a slow query would stall all of them, /health
+ * included. The connection stays suspended meanwhile; once resumed, MHD calls on_request
+ * again and the answer is queued there.
  */
 #define OFFLOAD_IDLE_S 30
 #define OFFLOAD_KEEP 32
 
-/* Run req's handler and resume its connection. Before the resume, the thread counts
- * itself idle (when fewer than OFFLOAD_KEEP are): the client may send its next request
- * as soon as it has the answer, and that request must find this thread. Returns whether
- * the thread stays to wait for more. */
-static bool
-run_offloaded(lh_req *req)
+static void
+offload_work(void *arg)
 {
-    lh_server *srv = req->srv;
+    lh_req *req = arg;
     lh_resp *resp = lh_malloc(sizeof *resp);
     *resp = (lh_resp)RESP_INIT;
     run_handler(req, resp);
     req->offload_resp = resp;
-    pthread_mutex_lock(&srv->off_lock);
-    bool stays = srv->off_idle < OFFLOAD_KEEP && !srv->off_stop;
-    if (stays)
-        srv->off_idle++;
-    pthread_mutex_unlock(&srv->off_lock);
-    MHD_resume_connection(req->conn); /* req may be gone from here on */
-    atomic_fetch_sub(&srv->offloaded, 1);
-    return stays;
 }
 
-/* The next queued request for this idle thread (counted in off_idle by run_offloaded;
- * under off_lock), or NULL after waiting OFFLOAD_IDLE_S or at the stop. */
-static lh_req *
-offload_next(lh_server *srv)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += OFFLOAD_IDLE_S;
-    while (srv->off_head == NULL && !srv->off_stop)
-        if (pthread_cond_timedwait(&srv->off_cond, &srv->off_lock, &until) == ETIMEDOUT)
-            break;
-    srv->off_idle--;
-    lh_req *req = srv->off_head;
-    if (req) {
-        srv->off_head = req->offload_next;
-        if (srv->off_head == NULL)
-            srv->off_tail = &srv->off_head;
-        srv->off_queued--;
-    }
-    return req;
-}
-
-static void *
-offload_main(void *arg)
+/* After the thread counted itself idle: the client may send its next request as soon as
+ * it has the answer, and that request must find this thread. */
+static void
+offload_done(void *arg)
 {
     lh_req *req = arg;
     lh_server *srv = req->srv;
-    for (;;) {
-        bool stays = run_offloaded(req);
-        pthread_mutex_lock(&srv->off_lock);
-        req = stays ? offload_next(srv) : NULL;
-        if (req == NULL) {
-            srv->off_threads--;
-            pthread_cond_broadcast(&srv->off_gone);
-            pthread_mutex_unlock(&srv->off_lock);
-            return NULL;
-        }
-        pthread_mutex_unlock(&srv->off_lock);
-    }
+    MHD_resume_connection(req->conn); /* req may be gone from here on */
+    atomic_fetch_sub(&srv->offloaded, 1);
 }
 
 static void
@@ -757,54 +712,13 @@ offload(lh_req *req)
     req->offloaded = true;
     atomic_fetch_add(&srv->offloaded, 1);
     MHD_suspend_connection(req->conn);
-    pthread_mutex_lock(&srv->off_lock);
-    if (srv->off_stop) { /* shutting down: no thread may start now; answer here */
-        pthread_mutex_unlock(&srv->off_lock);
-        atomic_fetch_sub(&srv->offloaded, 1);
-        MHD_resume_connection(req->conn);
-        dispatch(req);
-        return;
-    }
-    srv->off_handed++;
-    if (srv->off_idle > srv->off_queued) { /* an idle thread takes it */
-        req->offload_next = NULL;
-        *srv->off_tail = req;
-        srv->off_tail = &req->offload_next;
-        srv->off_queued++;
-        pthread_cond_signal(&srv->off_cond);
-        pthread_mutex_unlock(&srv->off_lock);
-        return;
-    }
-    srv->off_threads++;
-    srv->off_started++;
-    pthread_mutex_unlock(&srv->off_lock);
-    pthread_attr_t attr;
-    pthread_t thread;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int started = pthread_create(&thread, &attr, offload_main, req);
-    pthread_attr_destroy(&attr);
-    if (started != 0) { /* no thread to be had: answer here, as other routes do */
-        pthread_mutex_lock(&srv->off_lock);
-        srv->off_threads--;
-        pthread_mutex_unlock(&srv->off_lock);
+    lh_err err;
+    if (lh_kept_run(srv->offload, offload_work, offload_done, req, &err) != 0) {
+        /* stopping, or no thread to be had: answer here, as other routes do */
         atomic_fetch_sub(&srv->offloaded, 1);
         MHD_resume_connection(req->conn);
         dispatch(req);
     }
-}
-
-/* Stop the kept offload threads and wait until they are gone (none is running a handler
- * any more: lh_server_shutdown waited for those). */
-static void
-offload_stop(lh_server *srv)
-{
-    pthread_mutex_lock(&srv->off_lock);
-    srv->off_stop = true;
-    pthread_cond_broadcast(&srv->off_cond);
-    while (srv->off_threads > 0)
-        pthread_cond_wait(&srv->off_gone, &srv->off_lock);
-    pthread_mutex_unlock(&srv->off_lock);
 }
 
 int
@@ -1090,9 +1004,7 @@ server_free(lh_server *srv)
     lh_auth_release(srv->auth);
     pthread_mutex_destroy(&srv->auth_lock);
     pthread_mutex_destroy(&srv->reload_lock);
-    pthread_mutex_destroy(&srv->off_lock);
-    pthread_cond_destroy(&srv->off_cond);
-    pthread_cond_destroy(&srv->off_gone);
+    lh_kept_free(srv->offload);
     free(srv->tmp_dir);
     free(srv->work_dir);
     free(srv->results_dir);
@@ -1131,10 +1043,7 @@ lh_server_start(const lh_server_deps *deps, lh_server **out, lh_err *err)
 
     pthread_mutex_init(&srv->auth_lock, NULL);
     pthread_mutex_init(&srv->reload_lock, NULL);
-    pthread_mutex_init(&srv->off_lock, NULL);
-    pthread_cond_init(&srv->off_cond, NULL);
-    pthread_cond_init(&srv->off_gone, NULL);
-    srv->off_tail = &srv->off_head;
+    srv->offload = lh_kept_new(OFFLOAD_KEEP, OFFLOAD_IDLE_S);
     /* the first set borrows the start configuration; reloaded ones own theirs */
     int rc = lh_auth_new((lh_config *)cfg, false, &srv->auth, err);
     if (rc != 0)
@@ -1225,7 +1134,8 @@ lh_server_shutdown(lh_server *srv, int64_t grace_ms)
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    offload_stop(srv);
+    lh_kept_free(srv->offload); /* only idle threads are left */
+    srv->offload = NULL;
     MHD_stop_daemon(srv->daemon);
     server_free(srv);
     return (int)left;

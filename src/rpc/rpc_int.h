@@ -20,6 +20,9 @@ typedef struct lh_gcall {
     int64_t retry_after_s;         /* a 429's google.rpc.RetryInfo (0: one second) */
     const void *server;            /* the lh_grpc serving it (lh_grpc__stopping) */
     const char *method;
+    /* whether the client cancelled or went away: for work that can stop early (a tool's
+     * query); fn NULL for a unary call on a completion-queue thread (not offloaded) */
+    lh_gone_check gone;
 } lh_gcall;
 
 /* A unary method: unpack `in`, do the work, and pack the answer into *out (malloc'd,
@@ -54,6 +57,9 @@ typedef struct lh_gmethod {
     lh_gunary unary;  /* one of these three; none: the reflection stream */
     lh_gserver_stream server_stream;
     lh_gclient_stream client_stream;
+    /* a unary method that may wait (for query slots, SQL, storage): run on a kept thread,
+     * not on a completion-queue thread, with its close watched so gc->gone answers */
+    bool offload;
 } lh_gmethod;
 
 extern const lh_gmethod lh_grpc__catalog[];

@@ -36,7 +36,9 @@
 #include "google/protobuf/duration.pb-c.h"
 #include "google/rpc/status.pb-c.h"
 
-enum { ST_NEW, ST_DONE, ST_READ, ST_UNKNOWN_NEW };
+/* What a completion-queue tag is: a call in one of its states, or the close watch of an
+ * offloaded call (both begin with this int). */
+enum { ST_NEW, ST_DONE, ST_READ, ST_UNKNOWN_NEW, ST_WATCH };
 
 typedef struct gmethod_reg {
     const lh_gmethod *m;
@@ -58,7 +60,9 @@ payload_first(const gmethod_reg *reg)
     return !reg->stream && reg->m->client_stream == NULL;
 }
 
-#define MAX_STREAMS 256 /* server-streaming calls running at once; more: RESOURCE_EXHAUSTED */
+#define MAX_STREAMS 256 /* streaming calls running at once; more: RESOURCE_EXHAUSTED */
+#define KEEP_THREADS 32 /* idle kept threads (streams, offloaded calls) waiting for work */
+#define KEEP_IDLE_S 30
 
 struct lh_grpc {
     lh_grpc_deps deps;
@@ -74,10 +78,22 @@ struct lh_grpc {
     pthread_cond_t cond;
     bool shut; /* the server's shutdown tag came back */
     int shutdown_tag;
-    int streams; /* server-streaming threads running (under lock) */
+    int streams; /* streaming calls running (under lock) */
+    struct {
+        char name[65]; /* a principal ("" for public methods) */
+        int n;         /* its streams; 0: a free entry */
+    } owners[MAX_STREAMS];
+    int offloads;  /* offloaded unary calls running (under lock) */
+    lh_kept *kept; /* the threads of streams and offloaded calls */
 };
 
-typedef struct gcall {
+typedef struct gcall gcall;
+typedef struct close_watch {
+    int state; /* ST_WATCH */
+    gcall *c;
+} close_watch;
+
+struct gcall {
     int state;
     lh_grpc *g;
     gmethod_reg *reg; /* NULL: an unregistered method */
@@ -94,8 +110,15 @@ typedef struct gcall {
     size_t n_trailing;
     int cancelled;
     bool sent_initial;
-    grpc_completion_queue *own_cq; /* a server-streaming call's: bound to it, plucked */
-} gcall;
+    grpc_completion_queue *own_cq; /* a streaming call's: bound to it, plucked */
+    /* an offloaded unary call: its close is watched apart from the answer, and the call is
+     * freed when both have come back */
+    close_watch watch;
+    bool watched;
+    int watch_cancelled;
+    atomic_bool gone;
+    atomic_int refs;
+};
 
 struct lh_gstream {
     gcall *c;
@@ -264,6 +287,7 @@ arm_unknown(lh_grpc *g)
     gcall *c = lh_calloc(1, sizeof *c);
     c->g = g;
     c->state = ST_UNKNOWN_NEW;
+    atomic_init(&c->refs, 1);
     grpc_metadata_array_init(&c->md);
     grpc_call_details_init(&c->details);
     if (grpc_server_request_call(g->server, &c->call, &c->details, &c->md, g->cq, g->cq, c) !=
@@ -281,6 +305,7 @@ arm(lh_grpc *g, gmethod_reg *reg)
     c->g = g;
     c->reg = reg;
     c->state = ST_NEW;
+    atomic_init(&c->refs, 1);
     grpc_metadata_array_init(&c->md);
     if (own_thread(reg->m))
         c->own_cq = grpc_completion_queue_create_for_pluck(NULL);
@@ -369,14 +394,23 @@ answer_ops(gcall *c, grpc_op *ops, grpc_status_code code, const char *message, b
 }
 
 /* Answer: the reply (may be NULL) and the status, in one batch with the close. */
+/* Drop one of the call's references (an offloaded call has two: its answer and its close
+ * watch; every other call one). */
+static void
+call_release(gcall *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) == 1)
+        call_free(c);
+}
+
 static void
 finish(gcall *c, grpc_status_code code, const char *message)
 {
     grpc_op ops[4];
-    size_t n = answer_ops(c, ops, code, message, true);
+    size_t n = answer_ops(c, ops, code, message, !c->watched);
     c->state = ST_DONE;
     if (grpc_call_start_batch(c->call, ops, n, c, NULL) != GRPC_CALL_OK)
-        call_free(c);
+        call_release(c);
 }
 
 static void
@@ -479,6 +513,12 @@ begin_call(gcall *c, lh_gcall *gc, lh_auth **auth, uint8_t **in, size_t *in_len,
     return 0;
 }
 
+static bool
+unary_gone(void *ctx)
+{
+    return atomic_load(&((gcall *)ctx)->gone);
+}
+
 static void
 run_unary(gcall *c)
 {
@@ -488,6 +528,8 @@ run_unary(gcall *c)
     uint8_t *in = NULL, *out = NULL;
     size_t in_len = 0, out_len = 0;
     int rc = begin_call(c, &gc, &auth, &in, &in_len, &err);
+    if (c->watched)
+        gc.gone = (lh_gone_check){unary_gone, c};
     if (rc == 0)
         rc = c->reg->m->unary(&gc, in, in_len, &out, &out_len, &err);
     free(in);
@@ -570,6 +612,41 @@ lh_grpc__send(lh_gstream *s, const ProtobufCMessage *m, lh_err *err)
     return 0;
 }
 
+/* Count a stream of `who` unless it has cap open already: whether it may run. */
+static bool
+owner_take(lh_grpc *g, const char *who, int64_t cap)
+{
+    pthread_mutex_lock(&g->lock);
+    int free_slot = -1, found = -1;
+    for (int i = 0; i < MAX_STREAMS && found < 0; i++) {
+        if (g->owners[i].n > 0 && strcmp(g->owners[i].name, who) == 0)
+            found = i;
+        else if (g->owners[i].n == 0 && free_slot < 0)
+            free_slot = i;
+    }
+    bool ok = found >= 0 ? g->owners[found].n < cap : free_slot >= 0;
+    if (ok && found < 0) {
+        found = free_slot;
+        snprintf(g->owners[found].name, sizeof g->owners[found].name, "%s", who);
+    }
+    if (ok)
+        g->owners[found].n++;
+    pthread_mutex_unlock(&g->lock);
+    return ok;
+}
+
+static void
+owner_give(lh_grpc *g, const char *who)
+{
+    pthread_mutex_lock(&g->lock);
+    for (int i = 0; i < MAX_STREAMS; i++)
+        if (g->owners[i].n > 0 && strcmp(g->owners[i].name, who) == 0) {
+            g->owners[i].n--;
+            break;
+        }
+    pthread_mutex_unlock(&g->lock);
+}
+
 int
 lh_grpc__recv(lh_gstream *s, uint8_t **msg, size_t *len, lh_err *err)
 {
@@ -601,8 +678,8 @@ lh_grpc__recv(lh_gstream *s, uint8_t **msg, size_t *len, lh_err *err)
     return 0;
 }
 
-static void *
-stream_thread(void *arg)
+static void
+stream_work(void *arg)
 {
     gcall *c = arg;
     lh_grpc *g = c->g;
@@ -621,10 +698,28 @@ stream_thread(void *arg)
     uint8_t *in = NULL;
     size_t in_len = 0;
     int rc = begin_call(c, &gc, &auth, &in, &in_len, &err);
+    gc.gone = (lh_gone_check){lh_grpc__gone, &s};
+    char owner[65] = "";
+    bool counted = false;
+    if (rc == 0) {
+        snprintf(owner, sizeof owner, "%s", gc.principal ? gc.principal->name : "");
+        int64_t cap = lh_config_int(gc.config, "grpc.max_streams_per_principal");
+        counted = owner_take(g, owner, cap);
+        if (!counted) {
+            rc = lh_err_set(&err, LH_ETOOBIG, 429, "too_many_streams",
+                            "%s has %lld streaming calls open already",
+                            owner[0] ? owner : "the public", (long long)cap);
+            lh_err_hint(&err, "close one (or let it end), or raise [grpc] "
+                              "max_streams_per_principal");
+            gc.retry_after_s = 1;
+        }
+    }
     if (rc == 0)
         rc = c->reg->m->client_stream ? c->reg->m->client_stream(&gc, &s, &err)
                                       : c->reg->m->server_stream(&gc, in, in_len, &s, &err);
     free(in);
+    if (counted)
+        owner_give(g, owner);
     if (auth)
         lh_auth_release(auth);
     grpc_status_code code = GRPC_STATUS_OK;
@@ -645,7 +740,6 @@ stream_thread(void *arg)
     g->streams--;
     pthread_cond_broadcast(&g->cond);
     pthread_mutex_unlock(&g->lock);
-    return NULL;
 }
 
 /* Answer a call with err and nothing else. A server-streaming call's batch is on its own
@@ -684,21 +778,60 @@ start_stream(gcall *c)
     if (room)
         g->streams++;
     pthread_mutex_unlock(&g->lock);
-    pthread_t t;
-    if (room && pthread_create(&t, NULL, stream_thread, c) == 0) {
-        pthread_detach(t);
+    lh_err err;
+    if (room && lh_kept_run(g->kept, stream_work, NULL, c, &err) == 0)
         return;
-    }
     if (room) {
         pthread_mutex_lock(&g->lock);
         g->streams--;
+        pthread_cond_broadcast(&g->cond);
         pthread_mutex_unlock(&g->lock);
     }
-    lh_err err;
     lh_err_set(&err, LH_ETOOBIG, 429, "too_many_streams", "%d streaming calls are running already",
                MAX_STREAMS);
     lh_err_hint(&err, "retry when one of them has finished");
     refuse(c, &err, 1);
+}
+
+/* An offloaded unary call, on its kept thread. */
+static void
+unary_work(void *arg)
+{
+    gcall *c = arg;
+    lh_grpc *g = c->g;
+    run_unary(c); /* c may be freed once its answer is sent */
+    pthread_mutex_lock(&g->lock);
+    g->offloads--;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* Hand a unary call that may wait to a kept thread, its close watched first so the method
+ * can tell a cancelled call (gc->gone). Without a thread it runs here. */
+static void
+offload_call(gcall *c)
+{
+    lh_grpc *g = c->g;
+    c->watch.state = ST_WATCH;
+    c->watch.c = c;
+    c->watched = true;
+    atomic_store(&c->refs, 2);
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &c->watch_cancelled;
+    if (grpc_call_start_batch(c->call, &op, 1, &c->watch, NULL) != GRPC_CALL_OK) {
+        c->watched = false;
+        atomic_store(&c->refs, 1);
+        run_unary(c);
+        return;
+    }
+    pthread_mutex_lock(&g->lock);
+    g->offloads++;
+    pthread_mutex_unlock(&g->lock);
+    lh_err err;
+    if (lh_kept_run(g->kept, unary_work, NULL, c, &err) != 0)
+        unary_work(c);
 }
 
 /* The reflection stream: read a request, answer it, read the next, until the client
@@ -748,12 +881,19 @@ stream_step(gcall *c)
 }
 
 static void
-on_event(lh_grpc *g, gcall *c, bool ok)
+on_event(lh_grpc *g, void *tag, bool ok)
 {
+    if (*(int *)tag == ST_WATCH) { /* an offloaded call's close: cancelled, or answered */
+        gcall *w = ((close_watch *)tag)->c;
+        atomic_store(&w->gone, ok && w->watch_cancelled != 0);
+        call_release(w);
+        return;
+    }
+    gcall *c = tag;
     switch (c->state) {
     case ST_NEW:
         if (!ok) {
-            call_free(c);
+            call_release(c);
             return;
         }
         if (atomic_load(&g->stopping)) {
@@ -765,12 +905,14 @@ on_event(lh_grpc *g, gcall *c, bool ok)
             stream_read(c);
         else if (own_thread(c->reg->m))
             start_stream(c);
+        else if (c->reg->m->offload)
+            offload_call(c);
         else
             run_unary(c);
         return;
     case ST_UNKNOWN_NEW: {
         if (!ok) {
-            call_free(c);
+            call_release(c);
             return;
         }
         if (atomic_load(&g->stopping)) {
@@ -803,7 +945,7 @@ on_event(lh_grpc *g, gcall *c, bool ok)
         return;
     case ST_DONE:
     default:
-        call_free(c);
+        call_release(c);
         return;
     }
 }
@@ -844,8 +986,12 @@ static const struct {
 };
 
 static const lh_gmethod REFLECTION = {
-    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", LH_ALLOW_PUBLIC, NULL, NULL,
-    NULL};
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    LH_ALLOW_PUBLIC,
+    NULL,
+    NULL,
+    NULL,
+    false};
 
 int
 lh_grpc_start(const lh_grpc_deps *deps, lh_grpc **out, lh_err *err)
@@ -858,6 +1004,7 @@ lh_grpc_start(const lh_grpc_deps *deps, lh_grpc **out, lh_err *err)
     g->deps = *deps;
     pthread_mutex_init(&g->lock, NULL);
     pthread_cond_init(&g->cond, NULL);
+    g->kept = lh_kept_new(KEEP_THREADS, KEEP_IDLE_S);
     grpc_init();
     int max_msg = (int)lh_config_int(deps->config, "grpc.max_message_bytes");
     grpc_arg args[4];
@@ -908,6 +1055,7 @@ lh_grpc_start(const lh_grpc_deps *deps, lh_grpc **out, lh_err *err)
             ;
         grpc_completion_queue_destroy(g->cq);
         free(g->methods);
+        lh_kept_free(g->kept);
         free(g);
         grpc_shutdown_blocking();
         return lh_err_set(err, LH_EEXIST, 500, "grpc_bind_failed",
@@ -963,9 +1111,10 @@ lh_grpc_shutdown(lh_grpc *g, int64_t grace_ms)
     /* the server's shutdown came back once every call ended: the stream threads are
      * finishing their last steps */
     pthread_mutex_lock(&g->lock);
-    while (g->streams > 0)
+    while (g->streams > 0 || g->offloads > 0)
         pthread_cond_wait(&g->cond, &g->lock);
     pthread_mutex_unlock(&g->lock);
+    lh_kept_free(g->kept);
     grpc_completion_queue_shutdown(g->cq);
     for (int i = 0; i < g->n_threads; i++)
         pthread_join(g->threads[i], NULL);

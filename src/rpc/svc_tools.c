@@ -57,7 +57,8 @@ call_tool(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size_t *
                          .name = req->name,
                          .arguments = args,
                          .workspace_id = req->workspace_id[0] ? req->workspace_id : NULL,
-                         .via = "grpc"};
+                         .via = "grpc",
+                         .gone = c->gone};
     int rc = lh_tools_call(c->deps->tools, &call, &answer, &o, err);
     json_decref(args);
     lakehouse__v1__call_tool_request__free_unpacked(req, NULL);
@@ -91,7 +92,7 @@ call_tool(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size_t *
 }
 
 const lh_gmethod lh_grpc__tools[] = {
-    {"/lakehouse.v1.Tools/ListTools", LH_ALLOW_ANY, list_tools, NULL, NULL},
-    {"/lakehouse.v1.Tools/CallTool", LH_ALLOW_ANY, call_tool, NULL, NULL},
+    {"/lakehouse.v1.Tools/ListTools", LH_ALLOW_ANY, list_tools, NULL, NULL, false},
+    {"/lakehouse.v1.Tools/CallTool", LH_ALLOW_ANY, call_tool, NULL, NULL, true},
 };
 const size_t lh_grpc__n_tools = sizeof lh_grpc__tools / sizeof lh_grpc__tools[0];

@@ -215,10 +215,10 @@ rollback_index(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, siz
 }
 
 const lh_gmethod lh_grpc__vectors[] = {
-    {"/lakehouse.v1.Vectors/Search", LH_ALLOW_ANY, search, NULL, NULL},
-    {"/lakehouse.v1.Vectors/CreateIndex", LH_ALLOW_WRITE, NULL, create_index, NULL},
-    {"/lakehouse.v1.Vectors/RefreshIndex", LH_ALLOW_WRITE, NULL, refresh_index, NULL},
-    {"/lakehouse.v1.Vectors/PromoteIndex", LH_ALLOW_WRITE, NULL, promote_index, NULL},
-    {"/lakehouse.v1.Vectors/RollbackIndex", LH_ALLOW_WRITE, rollback_index, NULL, NULL},
+    {"/lakehouse.v1.Vectors/Search", LH_ALLOW_ANY, search, NULL, NULL, true},
+    {"/lakehouse.v1.Vectors/CreateIndex", LH_ALLOW_WRITE, NULL, create_index, NULL, false},
+    {"/lakehouse.v1.Vectors/RefreshIndex", LH_ALLOW_WRITE, NULL, refresh_index, NULL, false},
+    {"/lakehouse.v1.Vectors/PromoteIndex", LH_ALLOW_WRITE, NULL, promote_index, NULL, false},
+    {"/lakehouse.v1.Vectors/RollbackIndex", LH_ALLOW_WRITE, rollback_index, NULL, NULL, true},
 };
 const size_t lh_grpc__n_vectors = sizeof lh_grpc__vectors / sizeof lh_grpc__vectors[0];

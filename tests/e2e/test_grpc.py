@@ -840,6 +840,90 @@ class Grpc(harness.ServerTestCase):
         self.fails(grpc.StatusCode.NOT_FOUND, self.jobs.GetJob, jobs_pb.JobRequest(id="job_x"),
                    metadata=self.md("owner"))
 
+    def test_slow_calls_leave_the_server_free(self):
+        """Searches waiting for query slots or running a slow filter run on threads of their
+        own: with more of them than the server has completion-queue threads (4), a health
+        check and a catalog call still answer at once."""
+        from concurrent.futures import ThreadPoolExecutor
+        slow = "id > (SELECT count(*) FROM range(20000000000))"
+        h = h_grpc.HealthStub(self.channel)
+        with ThreadPoolExecutor(8) as pool:
+            futs = [pool.submit(lambda: self.vectors.Search(
+                v_pb.SearchRequest(index="people_idx", query="x", filter=slow),
+                metadata=self.md("owner"), timeout=3)) for _ in range(8)]
+            time.sleep(0.5)
+            t0 = time.time()
+            self.assertEqual(h.Check(h_pb.HealthCheckRequest(), timeout=2).status,
+                             h_pb.HealthCheckResponse.SERVING)
+            self.catalog.GetDataset(c_pb.GetDatasetRequest(name="people"),
+                                    metadata=self.md("owner"), timeout=2)
+            self.assertLess(time.time() - t0, 1.0)
+            for f in futs:
+                with self.assertRaises(grpc.RpcError) as cm:
+                    f.result()
+                self.assertIn(cm.exception.code(), (grpc.StatusCode.DEADLINE_EXCEEDED,
+                                                    grpc.StatusCode.RESOURCE_EXHAUSTED))
+
+    def test_tool_call_cancel_stops_its_query(self):
+        st, _, res = self.srv.request("POST", "/tools", who="owner", body={
+            "name": "people_crawl", "description": "A slow scan", "kind": "sql",
+            "input_schema": {"type": "object", "additionalProperties": False, "properties": {}},
+            "binding": {"datasets": ["people"], "max_rows": 10, "query":
+                        "SELECT id FROM people WHERE id > (SELECT count(*) FROM range(20000000000))"},
+            "allow": {"roles": ["agent"]}})
+        self.assertEqual(st, 201, res)
+        fut = self.tools.CallTool.future(t_pb.CallToolRequest(name="people_crawl"),
+                                         metadata=self.md("agent"))
+        time.sleep(0.5)
+        t0 = time.time()
+        fut.cancel()
+        # the call's audit record is written when the tool stops: soon, not at the query's
+        # time limit
+        rec = None
+        while time.time() - t0 < 10 and rec is None:
+            st, _, out = self.srv.request("GET", "/audit?tool=people_crawl", who="owner")
+            rec = (out.get("records") or [None])[0]
+            time.sleep(0.1)
+        self.assertIsNotNone(rec, "no audit record")
+        self.assertEqual((rec["outcome"], rec["error_code"], rec["via"]),
+                         ("failed", "client_gone", "grpc"), rec)
+        self.assertLess(time.time() - t0, 5)
+
+    def test_streams_per_principal(self):
+        """[grpc] max_streams_per_principal (32): the 33rd open stream of one principal is
+        refused, others are not held up, and a closed stream frees its place."""
+        h = h_grpc.HealthStub(self.channel)
+        watches, refused = [], None
+        try:
+            while len(watches) < 40 and refused is None:  # other tests may hold a watch or two
+                w = h.Watch(h_pb.HealthCheckRequest())
+                try:
+                    self.assertEqual(next(w).status, h_pb.HealthCheckResponse.SERVING)
+                    watches.append(w)
+                except grpc.RpcError as e:
+                    refused = e
+            self.assertIsNotNone(refused)
+            self.assertEqual(refused.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+            self.assertIn("32 streaming calls", refused.details())
+            self.assertGreaterEqual(len(watches), 28)
+            # another principal still streams
+            rows = list(self.query.Run(q_pb.QueryRequest(sql="SELECT 1 AS x"),
+                                       metadata=self.md("owner")))
+            self.assertEqual(rows[-1].row_count, 1)
+        finally:
+            for w in watches:
+                w.cancel()
+        deadline = time.time() + 10
+        while True:
+            try:
+                w = h.Watch(h_pb.HealthCheckRequest())
+                self.assertEqual(next(w).status, h_pb.HealthCheckResponse.SERVING)
+                w.cancel()
+                break
+            except grpc.RpcError:
+                self.assertLess(time.time(), deadline, "a closed watch kept its place")
+                time.sleep(0.1)
+
     def test_deadlines(self):
         # a filter that would run for long is stopped by the call's deadline
         slow = "id > (SELECT count(*) FROM range(20000000000))"
