@@ -250,7 +250,7 @@ struct lh_server {
     atomic_bool stopping;
     atomic_long offloaded; /* LH_ROUTE_OFFLOAD handlers running on their own threads */
     /* the offload threads kept for reuse (server.c): requests handed to idle ones */
-    lh_kept *offload; /* the threads of LH_ROUTE_OFFLOAD handlers */
+    lh_kept *offload;               /* the threads of LH_ROUTE_OFFLOAD handlers */
     atomic_llong engine_ok_mono_us; /* last successful engine check, for /health */
 };
 
