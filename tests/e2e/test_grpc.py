@@ -687,6 +687,22 @@ class Grpc(harness.ServerTestCase):
         self.assertEqual((ds["row_count"], m["owner"], m["tags"], m["primary_key"]),
                          (2000, "ops", ["crm", "daily"], ["id"]), ds)
         self.assertEqual(m["lineage"]["source_object"], "crm/export.csv")
+        # NDJSON and Parquet travel the same way (the Parquet file from the server's export)
+        nd = b'{"k": 1, "v": "a"}\n{"k": 2, "v": "b"}\n'
+        res = self.upload(i_pb.UploadHeader(dataset="grpc_nd", format="ndjson"), [nd[:7], nd[7:]])
+        self.assertEqual(res.result.fields["rows"].number_value, 2)
+        import http.client
+        import json
+        conn = http.client.HTTPConnection("127.0.0.1", self.srv.port, timeout=30)
+        conn.request("POST", "/query", body=json.dumps(
+            {"sql": "SELECT * FROM people", "format": "parquet"}),
+            headers={"Authorization": "Bearer " + OWNER, "Content-Type": "application/json"})
+        pq = conn.getresponse().read()
+        conn.close()
+        self.assertEqual(pq[:4], b"PAR1")
+        res = self.upload(i_pb.UploadHeader(dataset="grpc_pq", format="parquet"),
+                          [pq[i:i + 100] for i in range(0, len(pq), 100)])
+        self.assertEqual(res.result.fields["rows"].number_value, 4)
         # append with a job, followed through Jobs/WatchJob
         more = "id,name,city\n2001,late,city 1\n".encode()
         res = self.upload(i_pb.UploadHeader(dataset="grpc_upload", format="csv", mode="append",
