@@ -107,6 +107,8 @@ void *lh_try_malloc(size_t n);
 void *lh_try_realloc(void *p, size_t n);
 /* Zero then free a secret string; accepts NULL. */
 void lh_free_secret(char *s);
+/* Zero n bytes at p (may be NULL) in a way the compiler keeps: secrets before a free. */
+void lh_wipe(void *p, size_t n);
 
 /* Arena: bump allocation that dies as a whole, plus cleanup callbacks for non-memory
  * resources (run in reverse registration order by lh_arena_free). One thread at a time. */

@@ -127,12 +127,17 @@ lh_free_secret(char *s)
 {
     if (s == NULL)
         return;
-    size_t n = strlen(s);
-    /* volatile so the compiler cannot drop the wipe of memory about to be freed */
-    volatile char *v = s;
-    for (size_t i = 0; i < n; i++)
-        v[i] = 0;
+    lh_wipe(s, strlen(s));
     free(s);
+}
+
+void
+lh_wipe(void *p, size_t n)
+{
+    /* volatile so the compiler cannot drop the wipe of memory about to be freed */
+    volatile unsigned char *v = p;
+    for (size_t i = 0; v && i < n; i++)
+        v[i] = 0;
 }
 
 int64_t

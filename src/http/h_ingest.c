@@ -116,9 +116,7 @@ wipe_json(json_t *j)
     json_t *v;
     size_t i;
     if (json_is_string(j)) {
-        volatile char *p = (volatile char *)json_string_value(j);
-        for (size_t n = json_string_length(j); n > 0; n--)
-            *p++ = '\0';
+        lh_wipe((char *)json_string_value(j), json_string_length(j));
     } else if (json_is_object(j)) {
         json_object_foreach(j, key, v) wipe_json(v);
     } else if (json_is_array(j)) {
@@ -145,8 +143,7 @@ lh_h_ingest_db(lh_req *req, lh_resp *resp)
         rc = lh_ingest_db_prepare(&d, req->principal, req->config, body, &t, &err);
     wipe_json(body);
     json_decref(body);
-    for (volatile char *p = req->body.data, *end = p + req->body.len; p && p < end; p++)
-        *p = '\0';
+    lh_wipe(req->body.data, req->body.len);
     if (rc != 0)
         return lh_resp_error(resp, &err);
     return answer(req, resp, t, is_async);

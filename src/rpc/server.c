@@ -664,9 +664,15 @@ lh_grpc__recv(lh_gstream *s, uint8_t **msg, size_t *len, lh_err *err)
         return lh_err_set(err, LH_EIO, 499, "client_gone",
                           "the client went away or sent nothing for a minute");
     }
-    if (bb == NULL) { /* the end of the messages: a half-close, or a cancel (which ends the
-                       * reading the same way, its close already back) */
-        if (lh_grpc__gone(s))
+    if (bb == NULL) {
+        /* The end of the messages: a half-close, or a cancel, which ends the reading the
+         * same way and may do so before the close comes back. A cancel has closed the
+         * stream both ways, so sending the initial metadata now fails; after a half-close
+         * it goes out (the answer follows it). */
+        grpc_op probe[2];
+        memset(probe, 0, sizeof probe);
+        size_t n = message_ops(c, probe, NULL);
+        if ((n > 0 && !batch_wait(c, probe, n, &s->send_tag)) || lh_grpc__gone(s))
             return lh_err_set(err, LH_ECANCELED, 499, "client_gone", "the client cancelled");
         return 0;
     }

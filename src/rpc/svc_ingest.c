@@ -214,19 +214,11 @@ upload_file(lh_gcall *c, lh_gstream *s, lh_err *err)
 
 /* ---- FromPostgres --------------------------------------------------------------------- */
 
-/* Zero a string the request held (the DSN may carry a password). */
-static void
-wipe(char *s)
-{
-    for (volatile char *p = s; p && *p; p++)
-        *p = '\0';
-}
-
 static int
 from_postgres(lh_gcall *c, const uint8_t *in, size_t in_len, lh_gstream *s, lh_err *err)
 {
     Lakehouse__V1__PostgresRequest *req = lakehouse__v1__postgres_request__unpack(NULL, in_len, in);
-    wipe((char *)in); /* the packed copy holds the DSN too; in is ours (begin_call's) */
+    lh_wipe((void *)in, in_len); /* the packed copy holds the DSN too; in is begin_call's */
     if (req == NULL)
         return lh_grpc__bad_message(err, "lakehouse.v1.PostgresRequest");
     json_t *body = json_object();
@@ -244,14 +236,14 @@ from_postgres(lh_gcall *c, const uint8_t *in, size_t in_len, lh_gstream *s, lh_e
     if (req->parallel)
         json_object_set_new(body, "parallel", json_integer(req->parallel));
     set_metadata(body, req->metadata);
-    wipe(req->dsn);
+    lh_wipe(req->dsn, strlen(req->dsn));
     lakehouse__v1__postgres_request__free_unpacked(req, NULL);
     lh_ingest_deps d = deps_of(c);
     lh_ingest_task *t = NULL;
     int rc = lh_ingest_db_prepare(&d, c->principal, c->config, body, &t, err);
     json_t *dsn = json_object_get(body, "dsn");
     if (json_is_string(dsn))
-        wipe((char *)json_string_value(dsn));
+        lh_wipe((char *)json_string_value(dsn), json_string_length(dsn));
     json_decref(body);
     if (rc != 0)
         return rc;
