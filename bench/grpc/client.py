@@ -10,6 +10,7 @@ import http.client
 import json
 import multiprocessing as mp
 import os
+import queue
 import sys
 import time
 
@@ -49,7 +50,7 @@ def http_client(n, start, out, what):
 def grpc_client(n, start, out, what):
     sys.path.insert(0, stubs)
     import grpc
-    from lhproto.lakehouse.v1 import vectors_pb2, vectors_pb2_grpc, query_pb2, query_pb2_grpc
+    from lakehouse.v1 import vectors_pb2, vectors_pb2_grpc, query_pb2, query_pb2_grpc
     ch = grpc.insecure_channel("%s:%s" % (host, grpc_port))
     md = [("authorization", "Bearer " + token)]
     if what == "search":
@@ -82,9 +83,14 @@ def run(fn, clients, what):
     cpu0 = server_cpu()
     t0 = time.perf_counter()
     start.set()
-    times = []
-    for _ in ps:
-        times += out.get(timeout=600)
+    times, got = [], 0
+    while got < clients:  # a client that failed sends nothing: stop, do not wait for it
+        try:
+            times += out.get(timeout=1)
+            got += 1
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in ps):
+                sys.exit("a client failed")
     wall = time.perf_counter() - t0
     cpu = server_cpu() - cpu0
     for p in ps:

@@ -16,15 +16,16 @@ threads=4
 . "$here/../common/lib.sh"
 grpc_port=$(free_port)
 # 64 clients share one principal here: let all of them wait for a query slot (its line is
-# 16 long by default, and the 17th would be answered 429)
+# 16 long by default, and the 17th would be answered 429), and hold a stream each (32 by
+# default)
 extra_toml="[engine]
 max_queued_per_principal = 0"
+export LAKEHOUSE_GRPC_MAX_STREAMS_PER_PRINCIPAL=256
 start_lakehouse_demo
 wait_port "$grpc_port"
-mkdir -p "$work/stubs/lhproto"
-cp -r "$root/proto/." "$work/stubs/lhproto/"
-(cd "$work/stubs" && /usr/bin/python3 -m grpc_tools.protoc -I. -I/usr/include --python_out=. \
-    --grpc_python_out=. lhproto/lakehouse/v1/vectors.proto lhproto/lakehouse/v1/query.proto) ||
+mkdir -p "$work/stubs"
+(cd "$work/stubs" && /usr/bin/python3 -m grpc_tools.protoc -I"$root/proto" -I/usr/include \
+    --python_out=. --grpc_python_out=. "$root"/proto/lakehouse/v1/*.proto) ||
     failed "compiling the stubs failed"
 token=${auth#Authorization: Bearer }
 /usr/bin/python3 "$here/client.py" 127.0.0.1 "${lh##*:}" "$grpc_port" "$token" "$work/stubs" \

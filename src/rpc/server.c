@@ -118,6 +118,14 @@ struct gcall {
     int watch_cancelled;
     atomic_bool gone;
     atomic_int refs;
+    /* an offloaded or streaming call's outcome, from its work to its answer (lh_kept_run's
+     * done: sent once the thread counts itself idle, so the client's next call finds it) */
+    int out_rc;
+    lh_err out_err;
+    int64_t out_retry_after_s;
+    lh_gstream *stream; /* a streaming call's */
+    uint8_t *in;        /* the request, when read early (a method's quick) */
+    size_t in_len;
 };
 
 struct lh_gstream {
@@ -332,6 +340,7 @@ call_free(gcall *c)
         grpc_call_details_destroy(&c->details);
     if (c->payload)
         grpc_byte_buffer_destroy(c->payload);
+    free(c->in);
     if (c->reply)
         grpc_byte_buffer_destroy(c->reply);
     if (c->has_status_details)
@@ -504,6 +513,12 @@ begin_call(gcall *c, lh_gcall *gc, lh_auth **auth, uint8_t **in, size_t *in_len,
     }
     if (!payload_first(c->reg))
         return 0;
+    if (c->in) { /* read early */
+        *in = c->in;
+        *in_len = c->in_len;
+        c->in = NULL;
+        return 0;
+    }
     if (c->payload == NULL)
         return lh_err_set(err, LH_EINVAL, 400, "invalid_argument", "the call sent no message");
     *in = read_buffer(c->payload, in_len);
@@ -519,31 +534,47 @@ unary_gone(void *ctx)
     return atomic_load(&((gcall *)ctx)->gone);
 }
 
+/* Run a unary call's method: its reply, or its error in c->out_*. */
 static void
-run_unary(gcall *c)
+unary_work(gcall *c)
 {
-    lh_err err;
     lh_auth *auth = NULL;
     lh_gcall gc;
     uint8_t *in = NULL, *out = NULL;
     size_t in_len = 0, out_len = 0;
-    int rc = begin_call(c, &gc, &auth, &in, &in_len, &err);
+    int rc = begin_call(c, &gc, &auth, &in, &in_len, &c->out_err);
     if (c->watched)
         gc.gone = (lh_gone_check){unary_gone, c};
     if (rc == 0)
-        rc = c->reg->m->unary(&gc, in, in_len, &out, &out_len, &err);
+        rc = c->reg->m->unary(&gc, in, in_len, &out, &out_len, &c->out_err);
     free(in);
     if (auth)
         lh_auth_release(auth);
+    c->out_rc = rc;
+    c->out_retry_after_s = gc.retry_after_s;
     if (rc != 0) {
         free(out);
-        if (err.http_status >= 500)
-            lh_log_err(LH_LOG_ERROR, NULL, &err);
-        fail(c, &err, gc.retry_after_s);
+        if (c->out_err.http_status >= 500)
+            lh_log_err(LH_LOG_ERROR, NULL, &c->out_err);
         return;
     }
     set_reply(c, out, out_len);
-    finish(c, GRPC_STATUS_OK, NULL);
+}
+
+static void
+unary_answer(gcall *c)
+{
+    if (c->out_rc != 0)
+        fail(c, &c->out_err, c->out_retry_after_s);
+    else
+        finish(c, GRPC_STATUS_OK, NULL);
+}
+
+static void
+run_unary(gcall *c)
+{
+    unary_work(c);
+    unary_answer(c);
 }
 
 /* ---- server streams ---------------------------------------------------------------------- */
@@ -684,27 +715,31 @@ lh_grpc__recv(lh_gstream *s, uint8_t **msg, size_t *len, lh_err *err)
     return 0;
 }
 
+/* A streaming call's work on its kept thread: the handler, then the status it ends with
+ * (stream_done sends it). */
 static void
 stream_work(void *arg)
 {
     gcall *c = arg;
     lh_grpc *g = c->g;
-    lh_gstream s = {.c = c};
-    pthread_mutex_init(&s.close_lock, NULL);
+    lh_gstream *s = lh_calloc(1, sizeof *s);
+    s->c = c;
+    c->stream = s;
+    pthread_mutex_init(&s->close_lock, NULL);
     grpc_op close_op;
     memset(&close_op, 0, sizeof close_op);
     close_op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     close_op.data.recv_close_on_server.cancelled = &c->cancelled;
-    bool watching =
-        grpc_call_start_batch(c->call, &close_op, 1, &s.close_tag, NULL) == GRPC_CALL_OK;
-    s.closed = !watching;
-    lh_err err;
+    c->watched = /* the close is watched by its own batch */
+        grpc_call_start_batch(c->call, &close_op, 1, &s->close_tag, NULL) == GRPC_CALL_OK;
+    s->closed = !c->watched;
+    lh_err *err = &c->out_err;
     lh_auth *auth = NULL;
     lh_gcall gc;
     uint8_t *in = NULL;
     size_t in_len = 0;
-    int rc = begin_call(c, &gc, &auth, &in, &in_len, &err);
-    gc.gone = (lh_gone_check){lh_grpc__gone, &s};
+    int rc = begin_call(c, &gc, &auth, &in, &in_len, err);
+    gc.gone = (lh_gone_check){lh_grpc__gone, s};
     char owner[65] = "";
     bool counted = false;
     if (rc == 0) {
@@ -712,35 +747,47 @@ stream_work(void *arg)
         int64_t cap = lh_config_int(gc.config, "grpc.max_streams_per_principal");
         counted = owner_take(g, owner, cap);
         if (!counted) {
-            rc = lh_err_set(&err, LH_ETOOBIG, 429, "too_many_streams",
+            rc = lh_err_set(err, LH_ETOOBIG, 429, "too_many_streams",
                             "%s has %lld streaming calls open already",
                             owner[0] ? owner : "the public", (long long)cap);
-            lh_err_hint(&err, "close one (or let it end), or raise [grpc] "
-                              "max_streams_per_principal");
+            lh_err_hint(err, "close one (or let it end), or raise [grpc] "
+                             "max_streams_per_principal");
             gc.retry_after_s = 1;
         }
     }
     if (rc == 0)
-        rc = c->reg->m->client_stream ? c->reg->m->client_stream(&gc, &s, &err)
-                                      : c->reg->m->server_stream(&gc, in, in_len, &s, &err);
+        rc = c->reg->m->client_stream ? c->reg->m->client_stream(&gc, s, err)
+                                      : c->reg->m->server_stream(&gc, in, in_len, s, err);
     free(in);
     if (counted)
         owner_give(g, owner);
     if (auth)
         lh_auth_release(auth);
+    c->out_rc = rc;
+    c->out_retry_after_s = gc.retry_after_s;
+    if (rc != 0 && err->http_status >= 500 && err->http_status != 499)
+        lh_log_err(LH_LOG_ERROR, NULL, err);
+}
+
+/* Its end, once the thread counts itself idle: the status, the close, the call freed. */
+static void
+stream_done(void *arg)
+{
+    gcall *c = arg;
+    lh_grpc *g = c->g;
+    lh_gstream *s = c->stream;
     grpc_status_code code = GRPC_STATUS_OK;
-    if (rc != 0) {
-        code = status_of(&err);
-        if (err.http_status >= 500 && err.http_status != 499)
-            lh_log_err(LH_LOG_ERROR, NULL, &err);
-        status_details(c, code, &err, gc.retry_after_s);
+    if (c->out_rc != 0) {
+        code = status_of(&c->out_err);
+        status_details(c, code, &c->out_err, c->out_retry_after_s);
     }
-    grpc_op ops[4]; /* the close is watched by its own batch */
-    size_t n = answer_ops(c, ops, code, rc != 0 ? err.message : NULL, false);
-    batch_wait(c, ops, n, &s.status_tag);
-    if (watching)
-        stream_closed(&s, gpr_inf_future(GPR_CLOCK_REALTIME));
-    pthread_mutex_destroy(&s.close_lock);
+    grpc_op ops[4];
+    size_t n = answer_ops(c, ops, code, c->out_rc != 0 ? c->out_err.message : NULL, false);
+    batch_wait(c, ops, n, &s->status_tag);
+    if (c->watched)
+        stream_closed(s, gpr_inf_future(GPR_CLOCK_REALTIME));
+    pthread_mutex_destroy(&s->close_lock);
+    free(s);
     call_free(c);
     pthread_mutex_lock(&g->lock);
     g->streams--;
@@ -785,7 +832,7 @@ start_stream(gcall *c)
         g->streams++;
     pthread_mutex_unlock(&g->lock);
     lh_err err;
-    if (room && lh_kept_run(g->kept, stream_work, NULL, c, &err) == 0)
+    if (room && lh_kept_run(g->kept, stream_work, stream_done, c, &err) == 0)
         return;
     if (room) {
         pthread_mutex_lock(&g->lock);
@@ -799,25 +846,45 @@ start_stream(gcall *c)
     refuse(c, &err, 1);
 }
 
-/* An offloaded unary call, on its kept thread. */
+/* Whether an offloaded method's request is one its quick says cannot wait (the request
+ * is read here, and kept for the method). */
+static bool
+quick_call(gcall *c)
+{
+    if (c->reg->m->quick == NULL || c->payload == NULL)
+        return false;
+    c->in = read_buffer(c->payload, &c->in_len);
+    return c->in && c->reg->m->quick(c->in, c->in_len);
+}
+
+/* An offloaded unary call on its kept thread: the method, then (done) the answer. */
 static void
-unary_work(void *arg)
+offload_work(void *arg)
+{
+    unary_work(arg);
+}
+
+static void
+offload_done(void *arg)
 {
     gcall *c = arg;
     lh_grpc *g = c->g;
-    run_unary(c); /* c may be freed once its answer is sent */
+    unary_answer(c); /* c may be freed once its answer is sent */
     pthread_mutex_lock(&g->lock);
     g->offloads--;
     pthread_cond_broadcast(&g->cond);
     pthread_mutex_unlock(&g->lock);
 }
 
-/* Hand a unary call that may wait to a kept thread, its close watched first so the method
- * can tell a cancelled call (gc->gone). Without a thread it runs here. */
+/* Hand a unary call that may wait to a kept thread, with LH_GOFFLOAD_WATCH its close
+ * watched first so the method can tell a cancelled call (gc->gone). Without a thread it
+ * runs here. */
 static void
 offload_call(gcall *c)
 {
     lh_grpc *g = c->g;
+    if (c->reg->m->offload != LH_GOFFLOAD_WATCH)
+        goto hand_off;
     c->watch.state = ST_WATCH;
     c->watch.c = c;
     c->watched = true;
@@ -832,12 +899,15 @@ offload_call(gcall *c)
         run_unary(c);
         return;
     }
+hand_off:
     pthread_mutex_lock(&g->lock);
     g->offloads++;
     pthread_mutex_unlock(&g->lock);
     lh_err err;
-    if (lh_kept_run(g->kept, unary_work, NULL, c, &err) != 0)
-        unary_work(c);
+    if (lh_kept_run(g->kept, offload_work, offload_done, c, &err) != 0) {
+        offload_work(c);
+        offload_done(c);
+    }
 }
 
 /* The reflection stream: read a request, answer it, read the next, until the client
@@ -911,7 +981,7 @@ on_event(lh_grpc *g, void *tag, bool ok)
             stream_read(c);
         else if (own_thread(c->reg->m))
             start_stream(c);
-        else if (c->reg->m->offload)
+        else if (c->reg->m->offload && !quick_call(c))
             offload_call(c);
         else
             run_unary(c);
@@ -997,7 +1067,8 @@ static const lh_gmethod REFLECTION = {
     NULL,
     NULL,
     NULL,
-    false};
+    LH_GINLINE,
+    NULL};
 
 int
 lh_grpc_start(const lh_grpc_deps *deps, lh_grpc **out, lh_err *err)

@@ -252,9 +252,12 @@ patch_dataset(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size
 }
 
 const lh_gmethod lh_grpc__catalog[] = {
-    {"/lakehouse.v1.Catalog/ListDatasets", LH_ALLOW_READ, list_datasets, NULL, NULL, false},
-    {"/lakehouse.v1.Catalog/GetDataset", LH_ALLOW_READ, get_dataset, NULL, NULL, false},
-    {"/lakehouse.v1.Catalog/ListVersions", LH_ALLOW_READ, list_versions, NULL, NULL, false},
-    {"/lakehouse.v1.Catalog/PatchDataset", LH_ALLOW_WRITE, patch_dataset, NULL, NULL, true},
+    {"/lakehouse.v1.Catalog/ListDatasets", LH_ALLOW_READ, list_datasets, NULL, NULL, LH_GINLINE,
+     NULL},
+    {"/lakehouse.v1.Catalog/GetDataset", LH_ALLOW_READ, get_dataset, NULL, NULL, LH_GINLINE, NULL},
+    {"/lakehouse.v1.Catalog/ListVersions", LH_ALLOW_READ, list_versions, NULL, NULL, LH_GINLINE,
+     NULL},
+    {"/lakehouse.v1.Catalog/PatchDataset", LH_ALLOW_WRITE, patch_dataset, NULL, NULL, LH_GOFFLOAD,
+     NULL},
 };
 const size_t lh_grpc__n_catalog = sizeof lh_grpc__catalog / sizeof lh_grpc__catalog[0];

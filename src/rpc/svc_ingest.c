@@ -254,7 +254,8 @@ from_postgres(lh_gcall *c, const uint8_t *in, size_t in_len, lh_gstream *s, lh_e
 }
 
 const lh_gmethod lh_grpc__ingest[] = {
-    {"/lakehouse.v1.Ingest/UploadFile", LH_ALLOW_WRITE, NULL, NULL, upload_file, false},
-    {"/lakehouse.v1.Ingest/FromPostgres", LH_ALLOW_WRITE, NULL, from_postgres, NULL, false},
+    {"/lakehouse.v1.Ingest/UploadFile", LH_ALLOW_WRITE, NULL, NULL, upload_file, LH_GINLINE, NULL},
+    {"/lakehouse.v1.Ingest/FromPostgres", LH_ALLOW_WRITE, NULL, from_postgres, NULL, LH_GINLINE,
+     NULL},
 };
 const size_t lh_grpc__n_ingest = sizeof lh_grpc__ingest / sizeof lh_grpc__ingest[0];

@@ -174,8 +174,8 @@ changes(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size_t *ou
 }
 
 const lh_gmethod lh_grpc__journal[] = {
-    {"/lakehouse.v1.Journal/Events", LH_ALLOW_READ, NULL, events, NULL, false},
-    {"/lakehouse.v1.Journal/History", LH_ALLOW_READ, history, NULL, NULL, true},
-    {"/lakehouse.v1.Journal/Changes", LH_ALLOW_READ, changes, NULL, NULL, true},
+    {"/lakehouse.v1.Journal/Events", LH_ALLOW_READ, NULL, events, NULL, LH_GINLINE, NULL},
+    {"/lakehouse.v1.Journal/History", LH_ALLOW_READ, history, NULL, NULL, LH_GOFFLOAD, NULL},
+    {"/lakehouse.v1.Journal/Changes", LH_ALLOW_READ, changes, NULL, NULL, LH_GOFFLOAD, NULL},
 };
 const size_t lh_grpc__n_journal = sizeof lh_grpc__journal / sizeof lh_grpc__journal[0];

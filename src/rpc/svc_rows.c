@@ -65,6 +65,6 @@ change(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out
 }
 
 const lh_gmethod lh_grpc__rows[] = {
-    {"/lakehouse.v1.Rows/Change", LH_ALLOW_WRITE, change, NULL, NULL, true},
+    {"/lakehouse.v1.Rows/Change", LH_ALLOW_WRITE, change, NULL, NULL, LH_GOFFLOAD, NULL},
 };
 const size_t lh_grpc__n_rows = sizeof lh_grpc__rows / sizeof lh_grpc__rows[0];

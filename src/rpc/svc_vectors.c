@@ -55,6 +55,19 @@ response_of(const json_t *r)
     return res;
 }
 
+/* A search without a filter or included columns runs no SQL and waits for no query slot:
+ * it is answered from memory, on the completion-queue thread. */
+static bool
+search_quick(const uint8_t *in, size_t in_len)
+{
+    Lakehouse__V1__SearchRequest *req = lakehouse__v1__search_request__unpack(NULL, in_len, in);
+    if (req == NULL)
+        return true; /* refused at once */
+    bool quick = req->filter[0] == '\0' && req->n_include == 0;
+    lakehouse__v1__search_request__free_unpacked(req, NULL);
+    return quick;
+}
+
 static int
 search(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len, lh_err *err)
 {
@@ -215,10 +228,14 @@ rollback_index(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, siz
 }
 
 const lh_gmethod lh_grpc__vectors[] = {
-    {"/lakehouse.v1.Vectors/Search", LH_ALLOW_ANY, search, NULL, NULL, true},
-    {"/lakehouse.v1.Vectors/CreateIndex", LH_ALLOW_WRITE, NULL, create_index, NULL, false},
-    {"/lakehouse.v1.Vectors/RefreshIndex", LH_ALLOW_WRITE, NULL, refresh_index, NULL, false},
-    {"/lakehouse.v1.Vectors/PromoteIndex", LH_ALLOW_WRITE, NULL, promote_index, NULL, false},
-    {"/lakehouse.v1.Vectors/RollbackIndex", LH_ALLOW_WRITE, rollback_index, NULL, NULL, true},
+    {"/lakehouse.v1.Vectors/Search", LH_ALLOW_ANY, search, NULL, NULL, LH_GOFFLOAD, search_quick},
+    {"/lakehouse.v1.Vectors/CreateIndex", LH_ALLOW_WRITE, NULL, create_index, NULL, LH_GINLINE,
+     NULL},
+    {"/lakehouse.v1.Vectors/RefreshIndex", LH_ALLOW_WRITE, NULL, refresh_index, NULL, LH_GINLINE,
+     NULL},
+    {"/lakehouse.v1.Vectors/PromoteIndex", LH_ALLOW_WRITE, NULL, promote_index, NULL, LH_GINLINE,
+     NULL},
+    {"/lakehouse.v1.Vectors/RollbackIndex", LH_ALLOW_WRITE, rollback_index, NULL, NULL, LH_GOFFLOAD,
+     NULL},
 };
 const size_t lh_grpc__n_vectors = sizeof lh_grpc__vectors / sizeof lh_grpc__vectors[0];

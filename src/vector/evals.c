@@ -56,19 +56,8 @@ static int
 autogen_body(const char *eval, const json_t *body, autogen *a, lh_err *err)
 {
     static const char *const fields[] = {"index", "n_queries", "k", "seed", NULL};
-    const char *key;
-    json_t *val;
-    json_object_foreach((json_t *)body, key, val)
-    {
-        bool known = false;
-        for (size_t i = 0; fields[i]; i++)
-            known = known || strcmp(key, fields[i]) == 0;
-        if (!known) {
-            lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "unknown field '%s'", key);
-            lh_err_hint(err, "fields: index, n_queries, k, seed");
-            return LH_EINVAL;
-        }
-    }
+    if (lh_json_check_fields(body, fields, "fields: index, n_queries, k, seed", err) != 0)
+        return LH_EINVAL;
     if (!lh_name_valid(eval))
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                           "'%s' is not a name: a lowercase letter, then lowercase letters, "

@@ -216,23 +216,12 @@ check_body(const json_t *body, lh_err *err)
     static const char *const fields[] = {"name",          "dataset", "id_column", "text_column",
                                          "vector_column", "model",   "metric",    "hnsw",
                                          "chunk",         "async",   NULL};
-    const char *key;
-    json_t *val;
-    json_object_foreach((json_t *)body, key, val)
-    {
-        bool known = false;
-        for (size_t i = 0; fields[i]; i++)
-            known = known || strcmp(key, fields[i]) == 0;
-        if (!known) {
-            lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "unknown field '%s'", key);
-            lh_err_hint(
-                err,
-                "fields: name, dataset, id_column, text_column or vector_column, "
-                "model, metric, hnsw {m, ef_construction, ef_search, quantization}, chunk {size, "
-                "overlap}, async");
-            return LH_EINVAL;
-        }
-    }
+    if (lh_json_check_fields(body, fields,
+                             "fields: name, dataset, id_column, text_column or vector_column, "
+                             "model, metric, hnsw {m, ef_construction, ef_search, quantization}, "
+                             "chunk {size, overlap}, async",
+                             err) != 0)
+        return LH_EINVAL;
     for (size_t i = 0; i < 7; i++) { /* the first seven fields are strings */
         const json_t *j = json_object_get(body, fields[i]);
         if (j && !json_is_string(j))

@@ -23,19 +23,12 @@
 static int
 promote_settings(lh_vectors *v, const char *name, const json_t *body, json_t **out, lh_err *err)
 {
-    const char *key;
-    json_t *val;
-    json_object_foreach((json_t *)body, key, val)
-    {
-        if (strcmp(key, "trial_id") && strcmp(key, "hnsw") && strcmp(key, "async")) {
-            lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "unknown field '%s'", key);
-            lh_err_hint(
-                err,
-                "promote takes trial_id or hnsw {m, ef_construction, ef_search, quantization}, "
-                "and async");
-            return LH_EINVAL;
-        }
-    }
+    static const char *const fields[] = {"trial_id", "hnsw", "async", NULL};
+    if (lh_json_check_fields(body, fields,
+                             "promote takes trial_id or hnsw {m, ef_construction, ef_search, "
+                             "quantization}, and async",
+                             err) != 0)
+        return LH_EINVAL;
     const json_t *trial = json_object_get(body, "trial_id"), *hnsw = json_object_get(body, "hnsw");
     if ((trial == NULL) == (hnsw == NULL))
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
