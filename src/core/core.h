@@ -420,8 +420,11 @@ lh_kept *lh_kept_new(int keep, int idle_s);
 int lh_kept_run(lh_kept *k, void (*work)(void *), void (*done)(void *), void *arg, lh_err *err);
 /* Work handed out, threads started, threads alive now and how many of them are idle. */
 void lh_kept_stats(lh_kept *k, int64_t *handed, int64_t *started, int *threads, int *idle);
-/* Stop: wait for the work running to end and the threads to exit, then free (accepts
- * NULL). Work queued for an idle thread still runs. */
+/* Stop taking work (lh_kept_run answers 503 from now on) and wait until the work running
+ * has ended and every thread has exited; work queued for an idle thread still runs. The
+ * pool stays valid (stats, runs refused) until lh_kept_free. Accepts NULL. */
+void lh_kept_stop(lh_kept *k);
+/* lh_kept_stop, then free. Accepts NULL. */
 void lh_kept_free(lh_kept *k);
 
 typedef struct lh_jobs lh_jobs;

@@ -162,7 +162,7 @@ lh_kept_stats(lh_kept *k, int64_t *handed, int64_t *started, int *threads, int *
 }
 
 void
-lh_kept_free(lh_kept *k)
+lh_kept_stop(lh_kept *k)
 {
     if (k == NULL)
         return;
@@ -172,6 +172,14 @@ lh_kept_free(lh_kept *k)
     while (k->threads > 0)
         pthread_cond_wait(&k->gone, &k->lock);
     pthread_mutex_unlock(&k->lock);
+}
+
+void
+lh_kept_free(lh_kept *k)
+{
+    if (k == NULL)
+        return;
+    lh_kept_stop(k);
     pthread_mutex_destroy(&k->lock);
     pthread_cond_destroy(&k->more);
     pthread_cond_destroy(&k->gone);

@@ -1134,8 +1134,9 @@ lh_server_shutdown(lh_server *srv, int64_t grace_ms)
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    lh_kept_free(srv->offload); /* only idle threads are left */
-    srv->offload = NULL;
+    /* a request offloaded from now on is answered on its MHD thread; the pool itself is
+     * freed with the server, after MHD's threads have stopped (one may still ask it) */
+    lh_kept_stop(srv->offload);
     MHD_stop_daemon(srv->daemon);
     server_free(srv);
     return (int)left;

@@ -57,16 +57,22 @@ typedef struct lh_gmethod {
     lh_gunary unary;  /* one of these three; none: the reflection stream */
     lh_gserver_stream server_stream;
     lh_gclient_stream client_stream;
-    /* a unary method that may wait (for query slots, SQL, storage): run on a kept thread,
-     * not on a completion-queue thread; LH_GOFFLOAD_WATCH also watches its close, so
-     * gc->gone answers (a completion more per call: for methods that ask it) */
-    unsigned char offload;
+    unsigned flags; /* LH_G* */
     /* when set, an offloaded call whose request it finds quick (it cannot wait) runs on the
      * completion-queue thread after all, saving the hand-off: the hot path stays cheap */
     bool (*quick)(const uint8_t *in, size_t in_len);
 } lh_gmethod;
 
-enum { LH_GINLINE = 0, LH_GOFFLOAD = 1, LH_GOFFLOAD_WATCH = 2 };
+enum {
+    /* a unary method that may wait (for query slots, SQL, storage): run on a kept thread,
+     * not on a completion-queue thread */
+    LH_GOFFLOAD = 1,
+    /* and its close watched, so gc->gone answers (a completion more per call: for the
+     * methods that ask it) */
+    LH_GWATCH = 2,
+    /* its request holds a secret: gRPC's buffers of it are wiped before they are freed */
+    LH_GSECRET = 4,
+};
 
 extern const lh_gmethod lh_grpc__catalog[];
 extern const size_t lh_grpc__n_catalog;

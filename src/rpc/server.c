@@ -61,6 +61,9 @@ payload_first(const gmethod_reg *reg)
 }
 
 #define MAX_STREAMS 256 /* streaming calls running at once; more: RESOURCE_EXHAUSTED */
+#define MAX_OFFLOADS                                                                               \
+    256                 /* unary calls that may wait, running at once; more: RESOURCE_EXHAUSTED    \
+                         */
 #define KEEP_THREADS 32 /* idle kept threads (streams, offloaded calls) waiting for work */
 #define KEEP_IDLE_S 30
 
@@ -453,8 +456,10 @@ md_value(const grpc_metadata_array *md, const char *key, char *buf, size_t size)
     return NULL;
 }
 
+/* bb's message (decompressed) in a new buffer; secret: wipe gRPC's copies of it, and bb's
+ * own bytes, which nothing reads after this. */
 static uint8_t *
-read_buffer(grpc_byte_buffer *bb, size_t *len)
+read_buffer(grpc_byte_buffer *bb, size_t *len, bool secret)
 {
     grpc_byte_buffer_reader r;
     if (!grpc_byte_buffer_reader_init(&r, bb))
@@ -464,6 +469,13 @@ read_buffer(grpc_byte_buffer *bb, size_t *len)
     *len = GRPC_SLICE_LENGTH(s);
     uint8_t *out = lh_malloc(*len ? *len : 1);
     memcpy(out, GRPC_SLICE_START_PTR(s), *len);
+    if (secret) {
+        lh_wipe(GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s));
+        for (size_t i = 0; bb->type == GRPC_BB_RAW && i < bb->data.raw.slice_buffer.count; i++) {
+            grpc_slice *part = &bb->data.raw.slice_buffer.slices[i];
+            lh_wipe(GRPC_SLICE_START_PTR(*part), GRPC_SLICE_LENGTH(*part));
+        }
+    }
     grpc_slice_unref(s);
     return out;
 }
@@ -521,7 +533,7 @@ begin_call(gcall *c, lh_gcall *gc, lh_auth **auth, uint8_t **in, size_t *in_len,
     }
     if (c->payload == NULL)
         return lh_err_set(err, LH_EINVAL, 400, "invalid_argument", "the call sent no message");
-    *in = read_buffer(c->payload, in_len);
+    *in = read_buffer(c->payload, in_len, (c->reg->m->flags & LH_GSECRET) != 0);
     if (*in == NULL)
         return lh_err_set(err, LH_EINVAL, 400, "invalid_argument",
                           "the message could not be read (an unknown compression?)");
@@ -707,7 +719,7 @@ lh_grpc__recv(lh_gstream *s, uint8_t **msg, size_t *len, lh_err *err)
             return lh_err_set(err, LH_ECANCELED, 499, "client_gone", "the client cancelled");
         return 0;
     }
-    *msg = read_buffer(bb, len);
+    *msg = read_buffer(bb, len, false);
     grpc_byte_buffer_destroy(bb);
     if (*msg == NULL)
         return lh_err_set(err, LH_EINVAL, 400, "invalid_argument",
@@ -742,14 +754,13 @@ stream_work(void *arg)
     gc.gone = (lh_gone_check){lh_grpc__gone, s};
     char owner[65] = "";
     bool counted = false;
-    if (rc == 0) {
-        snprintf(owner, sizeof owner, "%s", gc.principal ? gc.principal->name : "");
+    if (rc == 0 && gc.principal) { /* public watches (health) have the global cap only */
+        snprintf(owner, sizeof owner, "%s", gc.principal->name);
         int64_t cap = lh_config_int(gc.config, "grpc.max_streams_per_principal");
         counted = owner_take(g, owner, cap);
         if (!counted) {
             rc = lh_err_set(err, LH_ETOOBIG, 429, "too_many_streams",
-                            "%s has %lld streaming calls open already",
-                            owner[0] ? owner : "the public", (long long)cap);
+                            "%s has %lld streaming calls open already", owner, (long long)cap);
             lh_err_hint(err, "close one (or let it end), or raise [grpc] "
                              "max_streams_per_principal");
             gc.retry_after_s = 1;
@@ -769,7 +780,10 @@ stream_work(void *arg)
         lh_log_err(LH_LOG_ERROR, NULL, err);
 }
 
-/* Its end, once the thread counts itself idle: the status, the close, the call freed. */
+/* Its end, once the thread counts itself idle: the status, the close, the call freed.
+ * Work queued for this thread meanwhile waits for it, which is short: every message before
+ * the status waited until the client took it, and the status (trailers) is not held by
+ * flow control; the close comes back once the status is out. */
 static void
 stream_done(void *arg)
 {
@@ -826,23 +840,28 @@ static void
 start_stream(gcall *c)
 {
     lh_grpc *g = c->g;
-    pthread_mutex_lock(&g->lock);
-    bool room = g->streams < MAX_STREAMS;
+    pthread_mutex_lock(&g->lock); /* counted under the lock the shutdown sets stopping in */
+    bool stopping = atomic_load(&g->stopping), room = !stopping && g->streams < MAX_STREAMS;
     if (room)
         g->streams++;
     pthread_mutex_unlock(&g->lock);
+    if (stopping) {
+        refuse_stopping(c);
+        return;
+    }
     lh_err err;
     if (room && lh_kept_run(g->kept, stream_work, stream_done, c, &err) == 0)
         return;
-    if (room) {
+    if (room) { /* no thread to be had: err says why */
         pthread_mutex_lock(&g->lock);
         g->streams--;
         pthread_cond_broadcast(&g->cond);
         pthread_mutex_unlock(&g->lock);
+    } else {
+        lh_err_set(&err, LH_ETOOBIG, 429, "too_many_streams",
+                   "%d streaming calls are running already", MAX_STREAMS);
+        lh_err_hint(&err, "retry when one of them has finished");
     }
-    lh_err_set(&err, LH_ETOOBIG, 429, "too_many_streams", "%d streaming calls are running already",
-               MAX_STREAMS);
-    lh_err_hint(&err, "retry when one of them has finished");
     refuse(c, &err, 1);
 }
 
@@ -853,7 +872,7 @@ quick_call(gcall *c)
 {
     if (c->reg->m->quick == NULL || c->payload == NULL)
         return false;
-    c->in = read_buffer(c->payload, &c->in_len);
+    c->in = read_buffer(c->payload, &c->in_len, false);
     return c->in && c->reg->m->quick(c->in, c->in_len);
 }
 
@@ -876,14 +895,14 @@ offload_done(void *arg)
     pthread_mutex_unlock(&g->lock);
 }
 
-/* Hand a unary call that may wait to a kept thread, with LH_GOFFLOAD_WATCH its close
+/* Hand a unary call that may wait to a kept thread, with LH_GOFFLOAD | LH_GWATCH its close
  * watched first so the method can tell a cancelled call (gc->gone). Without a thread it
  * runs here. */
 static void
 offload_call(gcall *c)
 {
     lh_grpc *g = c->g;
-    if (c->reg->m->offload != LH_GOFFLOAD_WATCH)
+    if (!(c->reg->m->flags & LH_GWATCH))
         goto hand_off;
     c->watch.state = ST_WATCH;
     c->watch.c = c;
@@ -901,11 +920,24 @@ offload_call(gcall *c)
     }
 hand_off:
     pthread_mutex_lock(&g->lock);
-    g->offloads++;
+    bool stopping = atomic_load(&g->stopping), room = !stopping && g->offloads < MAX_OFFLOADS;
+    if (room)
+        g->offloads++;
     pthread_mutex_unlock(&g->lock);
     lh_err err;
+    if (!room) { /* stopping: answered here; too many waiting already: refused */
+        if (stopping) {
+            run_unary(c);
+            return;
+        }
+        lh_err_set(&err, LH_ETOOBIG, 429, "too_many_calls",
+                   "%d calls that may wait are running already", MAX_OFFLOADS);
+        lh_err_hint(&err, "retry when some have finished");
+        fail(c, &err, 1);
+        return;
+    }
     if (lh_kept_run(g->kept, offload_work, offload_done, c, &err) != 0) {
-        offload_work(c);
+        offload_work(c); /* no thread to be had: here, as before */
         offload_done(c);
     }
 }
@@ -942,7 +974,7 @@ stream_step(gcall *c)
         return;
     }
     size_t len;
-    uint8_t *in = read_buffer(c->payload, &len), *out = NULL;
+    uint8_t *in = read_buffer(c->payload, &len, false), *out = NULL;
     size_t out_len = 0;
     if (in == NULL || lh_grpc__reflect(in, len, &out, &out_len) != 0) {
         free(in);
@@ -981,7 +1013,7 @@ on_event(lh_grpc *g, void *tag, bool ok)
             stream_read(c);
         else if (own_thread(c->reg->m))
             start_stream(c);
-        else if (c->reg->m->offload && !quick_call(c))
+        else if ((c->reg->m->flags & LH_GOFFLOAD) && !quick_call(c))
             offload_call(c);
         else
             run_unary(c);
@@ -1067,7 +1099,7 @@ static const lh_gmethod REFLECTION = {
     NULL,
     NULL,
     NULL,
-    LH_GINLINE,
+    0,
     NULL};
 
 int
@@ -1162,7 +1194,9 @@ lh_grpc_shutdown(lh_grpc *g, int64_t grace_ms)
 {
     if (g == NULL)
         return;
+    pthread_mutex_lock(&g->lock); /* a call counted from now on sees it (start_stream) */
     atomic_store(&g->stopping, true);
+    pthread_mutex_unlock(&g->lock);
     grpc_server_shutdown_and_notify(g->server, g->cq, &g->shutdown_tag);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -1191,10 +1225,11 @@ lh_grpc_shutdown(lh_grpc *g, int64_t grace_ms)
     while (g->streams > 0 || g->offloads > 0)
         pthread_cond_wait(&g->cond, &g->lock);
     pthread_mutex_unlock(&g->lock);
-    lh_kept_free(g->kept);
+    lh_kept_stop(g->kept); /* freed once no completion-queue thread can ask it */
     grpc_completion_queue_shutdown(g->cq);
     for (int i = 0; i < g->n_threads; i++)
         pthread_join(g->threads[i], NULL);
+    lh_kept_free(g->kept);
     grpc_server_destroy(g->server);
     grpc_completion_queue_destroy(g->cq);
     grpc_shutdown_blocking();

@@ -252,11 +252,9 @@ patch_dataset(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size
 }
 
 const lh_gmethod lh_grpc__catalog[] = {
-    {"/lakehouse.v1.Catalog/ListDatasets", LH_ALLOW_READ, list_datasets, NULL, NULL, LH_GINLINE,
-     NULL},
-    {"/lakehouse.v1.Catalog/GetDataset", LH_ALLOW_READ, get_dataset, NULL, NULL, LH_GINLINE, NULL},
-    {"/lakehouse.v1.Catalog/ListVersions", LH_ALLOW_READ, list_versions, NULL, NULL, LH_GINLINE,
-     NULL},
+    {"/lakehouse.v1.Catalog/ListDatasets", LH_ALLOW_READ, list_datasets, NULL, NULL, 0, NULL},
+    {"/lakehouse.v1.Catalog/GetDataset", LH_ALLOW_READ, get_dataset, NULL, NULL, 0, NULL},
+    {"/lakehouse.v1.Catalog/ListVersions", LH_ALLOW_READ, list_versions, NULL, NULL, 0, NULL},
     {"/lakehouse.v1.Catalog/PatchDataset", LH_ALLOW_WRITE, patch_dataset, NULL, NULL, LH_GOFFLOAD,
      NULL},
 };

@@ -86,7 +86,7 @@ watch(lh_gcall *c, const uint8_t *in, size_t in_len, lh_gstream *s, lh_err *err)
 }
 
 const lh_gmethod lh_grpc__health[] = {
-    {"/grpc.health.v1.Health/Check", LH_ALLOW_PUBLIC, check, NULL, NULL, LH_GINLINE, NULL},
-    {"/grpc.health.v1.Health/Watch", LH_ALLOW_PUBLIC, NULL, watch, NULL, LH_GINLINE, NULL},
+    {"/grpc.health.v1.Health/Check", LH_ALLOW_PUBLIC, check, NULL, NULL, 0, NULL},
+    {"/grpc.health.v1.Health/Watch", LH_ALLOW_PUBLIC, NULL, watch, NULL, 0, NULL},
 };
 const size_t lh_grpc__n_health = sizeof lh_grpc__health / sizeof lh_grpc__health[0];

@@ -221,8 +221,24 @@ from_postgres(lh_gcall *c, const uint8_t *in, size_t in_len, lh_gstream *s, lh_e
     lh_wipe((void *)in, in_len); /* the packed copy holds the DSN too; in is begin_call's */
     if (req == NULL)
         return lh_grpc__bad_message(err, "lakehouse.v1.PostgresRequest");
+    /* the DSN goes into the body as it is: a copy made to mend bad UTF-8 would not be wiped */
+    json_t *dsn = req->dsn[0] ? json_string(req->dsn) : NULL;
+    if (req->dsn[0] && dsn == NULL) {
+        lh_wipe(req->dsn, strlen(req->dsn));
+        lakehouse__v1__postgres_request__free_unpacked(req, NULL);
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_dsn", "the DSN is not valid UTF-8");
+    }
+    if (req->metadata && req->metadata->source_system[0]) {
+        lh_wipe(req->dsn, strlen(req->dsn));
+        lakehouse__v1__postgres_request__free_unpacked(req, NULL);
+        json_decref(dsn);
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'metadata.source_system' is the PostgreSQL server for this ingest: "
+                          "leave it unset");
+    }
     json_t *body = json_object();
-    set_str(body, "dsn", req->dsn);
+    if (dsn)
+        json_object_set_new(body, "dsn", dsn);
     set_str(body, "secret_ref", req->secret_ref);
     set_str(body, "table", req->table);
     set_str(body, "query", req->query);
@@ -241,7 +257,7 @@ from_postgres(lh_gcall *c, const uint8_t *in, size_t in_len, lh_gstream *s, lh_e
     lh_ingest_deps d = deps_of(c);
     lh_ingest_task *t = NULL;
     int rc = lh_ingest_db_prepare(&d, c->principal, c->config, body, &t, err);
-    json_t *dsn = json_object_get(body, "dsn");
+    dsn = json_object_get(body, "dsn");
     if (json_is_string(dsn))
         lh_wipe((char *)json_string_value(dsn), json_string_length(dsn));
     json_decref(body);
@@ -254,8 +270,9 @@ from_postgres(lh_gcall *c, const uint8_t *in, size_t in_len, lh_gstream *s, lh_e
 }
 
 const lh_gmethod lh_grpc__ingest[] = {
-    {"/lakehouse.v1.Ingest/UploadFile", LH_ALLOW_WRITE, NULL, NULL, upload_file, LH_GINLINE, NULL},
-    {"/lakehouse.v1.Ingest/FromPostgres", LH_ALLOW_WRITE, NULL, from_postgres, NULL, LH_GINLINE,
+    {"/lakehouse.v1.Ingest/UploadFile", LH_ALLOW_WRITE, NULL, NULL, upload_file, 0, NULL},
+    {"/lakehouse.v1.Ingest/FromPostgres", LH_ALLOW_WRITE, NULL, from_postgres, NULL, LH_GSECRET,
      NULL},
+
 };
 const size_t lh_grpc__n_ingest = sizeof lh_grpc__ingest / sizeof lh_grpc__ingest[0];

@@ -222,9 +222,9 @@ watch_job(lh_gcall *c, const uint8_t *in, size_t in_len, lh_gstream *s, lh_err *
 }
 
 const lh_gmethod lh_grpc__jobs[] = {
-    {"/lakehouse.v1.Jobs/ListJobs", LH_ALLOW_ANY, list_jobs, NULL, NULL, LH_GINLINE, NULL},
-    {"/lakehouse.v1.Jobs/GetJob", LH_ALLOW_ANY, get_job, NULL, NULL, LH_GINLINE, NULL},
-    {"/lakehouse.v1.Jobs/CancelJob", LH_ALLOW_ANY, cancel_job, NULL, NULL, LH_GINLINE, NULL},
-    {"/lakehouse.v1.Jobs/WatchJob", LH_ALLOW_ANY, NULL, watch_job, NULL, LH_GINLINE, NULL},
+    {"/lakehouse.v1.Jobs/ListJobs", LH_ALLOW_ANY, list_jobs, NULL, NULL, 0, NULL},
+    {"/lakehouse.v1.Jobs/GetJob", LH_ALLOW_ANY, get_job, NULL, NULL, 0, NULL},
+    {"/lakehouse.v1.Jobs/CancelJob", LH_ALLOW_ANY, cancel_job, NULL, NULL, 0, NULL},
+    {"/lakehouse.v1.Jobs/WatchJob", LH_ALLOW_ANY, NULL, watch_job, NULL, 0, NULL},
 };
 const size_t lh_grpc__n_jobs = sizeof lh_grpc__jobs / sizeof lh_grpc__jobs[0];

@@ -174,7 +174,7 @@ changes(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size_t *ou
 }
 
 const lh_gmethod lh_grpc__journal[] = {
-    {"/lakehouse.v1.Journal/Events", LH_ALLOW_READ, NULL, events, NULL, LH_GINLINE, NULL},
+    {"/lakehouse.v1.Journal/Events", LH_ALLOW_READ, NULL, events, NULL, 0, NULL},
     {"/lakehouse.v1.Journal/History", LH_ALLOW_READ, history, NULL, NULL, LH_GOFFLOAD, NULL},
     {"/lakehouse.v1.Journal/Changes", LH_ALLOW_READ, changes, NULL, NULL, LH_GOFFLOAD, NULL},
 };

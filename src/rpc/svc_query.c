@@ -416,6 +416,6 @@ run(lh_gcall *c, const uint8_t *in, size_t in_len, lh_gstream *s, lh_err *err)
 }
 
 const lh_gmethod lh_grpc__query[] = {
-    {"/lakehouse.v1.Query/Run", LH_ALLOW_ANY, NULL, run, NULL, LH_GINLINE, NULL},
+    {"/lakehouse.v1.Query/Run", LH_ALLOW_ANY, NULL, run, NULL, 0, NULL},
 };
 const size_t lh_grpc__n_query = sizeof lh_grpc__query / sizeof lh_grpc__query[0];

@@ -92,7 +92,8 @@ call_tool(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size_t *
 }
 
 const lh_gmethod lh_grpc__tools[] = {
-    {"/lakehouse.v1.Tools/ListTools", LH_ALLOW_ANY, list_tools, NULL, NULL, LH_GINLINE, NULL},
-    {"/lakehouse.v1.Tools/CallTool", LH_ALLOW_ANY, call_tool, NULL, NULL, LH_GOFFLOAD_WATCH, NULL},
+    {"/lakehouse.v1.Tools/ListTools", LH_ALLOW_ANY, list_tools, NULL, NULL, 0, NULL},
+    {"/lakehouse.v1.Tools/CallTool", LH_ALLOW_ANY, call_tool, NULL, NULL, LH_GOFFLOAD | LH_GWATCH,
+     NULL},
 };
 const size_t lh_grpc__n_tools = sizeof lh_grpc__tools / sizeof lh_grpc__tools[0];

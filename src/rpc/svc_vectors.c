@@ -229,12 +229,9 @@ rollback_index(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, siz
 
 const lh_gmethod lh_grpc__vectors[] = {
     {"/lakehouse.v1.Vectors/Search", LH_ALLOW_ANY, search, NULL, NULL, LH_GOFFLOAD, search_quick},
-    {"/lakehouse.v1.Vectors/CreateIndex", LH_ALLOW_WRITE, NULL, create_index, NULL, LH_GINLINE,
-     NULL},
-    {"/lakehouse.v1.Vectors/RefreshIndex", LH_ALLOW_WRITE, NULL, refresh_index, NULL, LH_GINLINE,
-     NULL},
-    {"/lakehouse.v1.Vectors/PromoteIndex", LH_ALLOW_WRITE, NULL, promote_index, NULL, LH_GINLINE,
-     NULL},
+    {"/lakehouse.v1.Vectors/CreateIndex", LH_ALLOW_WRITE, NULL, create_index, NULL, 0, NULL},
+    {"/lakehouse.v1.Vectors/RefreshIndex", LH_ALLOW_WRITE, NULL, refresh_index, NULL, 0, NULL},
+    {"/lakehouse.v1.Vectors/PromoteIndex", LH_ALLOW_WRITE, NULL, promote_index, NULL, 0, NULL},
     {"/lakehouse.v1.Vectors/RollbackIndex", LH_ALLOW_WRITE, rollback_index, NULL, NULL, LH_GOFFLOAD,
      NULL},
 };

@@ -804,6 +804,9 @@ class Grpc(harness.ServerTestCase):
              grpc.StatusCode.INVALID_ARGUMENT),
             (i_pb.PostgresRequest(dsn=pw_dsn, table="staff", dataset="g2", parallel=99),
              grpc.StatusCode.INVALID_ARGUMENT),
+            (i_pb.PostgresRequest(dsn=pw_dsn, table="staff", dataset="g2",
+                                  metadata=i_pb.DatasetMetadata(source_system="crm")),
+             grpc.StatusCode.INVALID_ARGUMENT),
         ]
         for req, code in cases:
             e, info = self.fails(code, lambda: list(self.ingest.FromPostgres(
@@ -907,38 +910,46 @@ class Grpc(harness.ServerTestCase):
 
     def test_streams_per_principal(self):
         """[grpc] max_streams_per_principal (32): the 33rd open stream of one principal is
-        refused, others are not held up, and a closed stream frees its place."""
-        h = h_grpc.HealthStub(self.channel)
+        refused, others are not held up, and a closed stream frees its place. (Public
+        health watches have only the server's 256.)"""
+        st, _, job = self.srv.request("POST", "/jobs", {"kind": "sleep", "seconds": 60}, who="owner")
+        self.assertEqual(st, 202, job)
+        req = jobs_pb.JobRequest(id=job["id"])
         watches, refused = [], None
         try:
-            while len(watches) < 40 and refused is None:  # other tests may hold a watch or two
-                w = h.Watch(h_pb.HealthCheckRequest())
+            while len(watches) < 40 and refused is None:
+                w = self.jobs.WatchJob(req, metadata=self.md("owner"))
                 try:
-                    self.assertEqual(next(w).status, h_pb.HealthCheckResponse.SERVING)
+                    next(w)
                     watches.append(w)
                 except grpc.RpcError as e:
                     refused = e
             self.assertIsNotNone(refused)
             self.assertEqual(refused.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
-            self.assertIn("32 streaming calls", refused.details())
-            self.assertGreaterEqual(len(watches), 28)
-            # another principal still streams
+            self.assertIn("owner has 32 streaming calls", refused.details())
+            self.assertEqual(len(watches), 32)
+            # another principal still streams, and so does the public
             rows = list(self.query.Run(q_pb.QueryRequest(sql="SELECT 1 AS x"),
-                                       metadata=self.md("owner")))
+                                       metadata=self.md("reader")))
             self.assertEqual(rows[-1].row_count, 1)
+            h = h_grpc.HealthStub(self.channel)
+            hw = h.Watch(h_pb.HealthCheckRequest())
+            self.assertEqual(next(hw).status, h_pb.HealthCheckResponse.SERVING)
+            hw.cancel()
         finally:
             for w in watches:
                 w.cancel()
         deadline = time.time() + 10
         while True:
             try:
-                w = h.Watch(h_pb.HealthCheckRequest())
-                self.assertEqual(next(w).status, h_pb.HealthCheckResponse.SERVING)
+                w = self.jobs.WatchJob(req, metadata=self.md("owner"))
+                next(w)
                 w.cancel()
                 break
             except grpc.RpcError:
                 self.assertLess(time.time(), deadline, "a closed watch kept its place")
                 time.sleep(0.1)
+        self.jobs.CancelJob(req, metadata=self.md("owner"))
 
     def test_deadlines(self):
         # a filter that would run for long is stopped by the call's deadline
