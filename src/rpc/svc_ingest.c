@@ -78,6 +78,34 @@ answer_upload(lh_gstream *s, const json_t *result, const char *job_id, lh_err *e
     return rc;
 }
 
+/* The next message of an upload, which must be a `want` part (*req new), or *req NULL at
+ * the end of the messages. */
+static int
+next_part(lh_gstream *s, Lakehouse__V1__UploadRequest__PartCase want,
+          Lakehouse__V1__UploadRequest **req, lh_err *err)
+{
+    uint8_t *msg;
+    size_t len;
+    *req = NULL;
+    int rc = lh_grpc__recv(s, &msg, &len, err);
+    if (rc != 0 || msg == NULL)
+        return rc;
+    Lakehouse__V1__UploadRequest *r = lakehouse__v1__upload_request__unpack(NULL, len, msg);
+    free(msg);
+    if (r == NULL)
+        return lh_grpc__bad_message(err, "lakehouse.v1.UploadRequest");
+    if (r->part_case != want) {
+        lakehouse__v1__upload_request__free_unpacked(r, NULL);
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_argument", "%s",
+                          want == LAKEHOUSE__V1__UPLOAD_REQUEST__PART_HEADER
+                              ? "the first message must be the header (dataset, format, ...)"
+                              : "only the first message may be the header; the rest carry "
+                                "chunks");
+    }
+    *req = r;
+    return 0;
+}
+
 /* The upload's bytes, each chunk message after the header, into fd; *bytes the total. */
 static int
 spool(lh_gcall *c, lh_gstream *s, int fd, int64_t *bytes, lh_err *err)
@@ -85,44 +113,24 @@ spool(lh_gcall *c, lh_gstream *s, int fd, int64_t *bytes, lh_err *err)
     int64_t limit = lh_config_int(c->config, "storage.max_object_bytes");
     *bytes = 0;
     for (;;) {
-        uint8_t *msg;
-        size_t len;
-        int rc = lh_grpc__recv(s, &msg, &len, err);
-        if (rc != 0 || msg == NULL)
+        Lakehouse__V1__UploadRequest *req;
+        int rc = next_part(s, LAKEHOUSE__V1__UPLOAD_REQUEST__PART_CHUNK, &req, err);
+        if (rc != 0 || req == NULL)
             return rc;
-        Lakehouse__V1__UploadRequest *req = lakehouse__v1__upload_request__unpack(NULL, len, msg);
-        free(msg);
-        if (req == NULL)
-            return lh_grpc__bad_message(err, "lakehouse.v1.UploadRequest");
-        if (req->part_case != LAKEHOUSE__V1__UPLOAD_REQUEST__PART_CHUNK) {
-            lakehouse__v1__upload_request__free_unpacked(req, NULL);
-            return lh_err_set(err, LH_EINVAL, 400, "invalid_argument",
-                              "only the first message may be the header; the rest carry chunks");
-        }
-        const uint8_t *p = req->chunk.data;
-        size_t left = req->chunk.len;
-        if (*bytes + (int64_t)left > limit) {
-            lakehouse__v1__upload_request__free_unpacked(req, NULL);
+        size_t len = req->chunk.len;
+        if (*bytes + (int64_t)len > limit) {
             lh_err_set(err, LH_ETOOBIG, 413, "payload_too_large",
                        "the file is over the limit of %lld bytes", (long long)limit);
             lh_err_hint(err, "send less, or raise [storage] max_object_bytes");
-            return LH_ETOOBIG;
+            rc = LH_ETOOBIG;
+        } else if (lh_write_all(fd, req->chunk.data, len) != 0) {
+            rc = lh_err_set(err, LH_EIO, 507, "insufficient_storage",
+                            "the upload could not be spooled: %s", strerror(errno));
         }
-        *bytes += (int64_t)left;
-        while (left > 0) {
-            ssize_t n = write(fd, p, left);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0) {
-                lakehouse__v1__upload_request__free_unpacked(req, NULL);
-                return lh_err_set(err, LH_EIO, 507, "insufficient_storage",
-                                  "the upload could not be spooled: %s",
-                                  n < 0 ? strerror(errno) : "short write");
-            }
-            p += n;
-            left -= (size_t)n;
-        }
+        *bytes += (int64_t)len;
         lakehouse__v1__upload_request__free_unpacked(req, NULL);
+        if (rc != 0)
+            return rc;
     }
 }
 
@@ -130,23 +138,13 @@ spool(lh_gcall *c, lh_gstream *s, int fd, int64_t *bytes, lh_err *err)
 static int
 read_header(lh_gstream *s, json_t **params, bool *async, lh_err *err)
 {
-    uint8_t *msg;
-    size_t len;
-    int rc = lh_grpc__recv(s, &msg, &len, err);
+    Lakehouse__V1__UploadRequest *req;
+    int rc = next_part(s, LAKEHOUSE__V1__UPLOAD_REQUEST__PART_HEADER, &req, err);
     if (rc != 0)
         return rc;
-    if (msg == NULL)
+    if (req == NULL)
         return lh_err_set(err, LH_EINVAL, 400, "invalid_argument",
                           "the call sent no message: the first must be the header");
-    Lakehouse__V1__UploadRequest *req = lakehouse__v1__upload_request__unpack(NULL, len, msg);
-    free(msg);
-    if (req == NULL)
-        return lh_grpc__bad_message(err, "lakehouse.v1.UploadRequest");
-    if (req->part_case != LAKEHOUSE__V1__UPLOAD_REQUEST__PART_HEADER) {
-        lakehouse__v1__upload_request__free_unpacked(req, NULL);
-        return lh_err_set(err, LH_EINVAL, 400, "invalid_argument",
-                          "the first message must be the header (dataset, format, ...)");
-    }
     const Lakehouse__V1__UploadHeader *h = req->header;
     json_t *p = json_object();
     set_str(p, "dataset", h->dataset);
