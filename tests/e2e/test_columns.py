@@ -19,10 +19,12 @@ import harness  # noqa: E402
 ADMIN, WRITER = "tok-admin-cols-00001", "tok-writer-cols-0001"
 READER, PUBLIC = "tok-reader-cols-0001", "tok-public-cols-0001"
 
-PEOPLE = ("id,full_name,contact,reach,city,score,notes\n" + "".join(
-    "%d,Person %d,user%d@example.com,+47 22 33 %02d %02d,%s,%d,%s engineer in %s\n" % (
+# resume: prose too wide to be sampled (values over 64 bytes), beside columns that are
+PEOPLE = ("id,full_name,contact,reach,city,score,notes,resume\n" + "".join(
+    "%d,Person %d,user%d@example.com,+47 22 33 %02d %02d,%s,%d,%s engineer in %s,%s\n" % (
         i, i, i, i, i + 10, ["Oslo", "Bergen", "Tromso"][i % 3], i * 10,
-        ["Python", "Java", "Go"][i % 3], ["Oslo", "Bergen", "Tromso"][i % 3])
+        ["Python", "Java", "Go"][i % 3], ["Oslo", "Bergen", "Tromso"][i % 3],
+        "Ten years of shipping services; reach me at user%d@example.com. " % i * 4)
     for i in range(1, 13)))
 
 
@@ -91,7 +93,7 @@ class Columns(harness.ServerTestCase):
         self.assertEqual(cols["full_name"]["suggestion_reason"], "name")
         self.assertEqual(cols["contact"]["suggestion_reason"], "values: email")
         self.assertEqual(cols["reach"]["suggestion_reason"], "values: phone")
-        for plain in ("id", "city", "score", "notes"):
+        for plain in ("id", "city", "score", "notes", "resume"):
             self.assertNotIn("suggested_sensitivity", cols[plain], plain)
         # a suggestion changes nothing until confirmed: every column has the dataset's level
         self.assertEqual({c["sensitivity"] for c in cols.values()}, {"internal"})
