@@ -109,6 +109,8 @@ void *lh_try_realloc(void *p, size_t n);
 void lh_free_secret(char *s);
 /* Zero n bytes at p (may be NULL) in a way the compiler keeps: secrets before a free. */
 void lh_wipe(void *p, size_t n);
+/* lh_wipe every string in a JSON value (accepts NULL): a document that held a secret. */
+void lh_json_wipe(json_t *j);
 
 /* Arena: bump allocation that dies as a whole, plus cleanup callbacks for non-memory
  * resources (run in reverse registration order by lh_arena_free). One thread at a time. */

@@ -202,3 +202,18 @@ lh_json_opt_string(const json_t *obj, const char *field, const char **out, lh_er
     *out = json_string_value(v);
     return 0;
 }
+
+void
+lh_json_wipe(json_t *j)
+{
+    const char *key;
+    json_t *v;
+    size_t i;
+    if (json_is_string(j)) {
+        lh_wipe((char *)json_string_value(j), json_string_length(j));
+    } else if (json_is_object(j)) {
+        json_object_foreach(j, key, v) lh_json_wipe(v);
+    } else if (json_is_array(j)) {
+        json_array_foreach(j, i, v) lh_json_wipe(v);
+    }
+}

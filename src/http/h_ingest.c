@@ -107,23 +107,6 @@ lh_h_ingest_file(lh_req *req, lh_resp *resp)
 
 /* ---- POST /ingest/db ------------------------------------------------------------------------ */
 
-/* Zero the request's secrets (the DSN may hold a password) before the memory is freed:
- * the raw body and every string of its parsed document. */
-static void
-wipe_json(json_t *j)
-{
-    const char *key;
-    json_t *v;
-    size_t i;
-    if (json_is_string(j)) {
-        lh_wipe((char *)json_string_value(j), json_string_length(j));
-    } else if (json_is_object(j)) {
-        json_object_foreach(j, key, v) wipe_json(v);
-    } else if (json_is_array(j)) {
-        json_array_foreach(j, i, v) wipe_json(v);
-    }
-}
-
 int
 lh_h_ingest_db(lh_req *req, lh_resp *resp)
 {
@@ -141,7 +124,7 @@ lh_h_ingest_db(lh_req *req, lh_resp *resp)
     lh_ingest_task *t = NULL;
     if (rc == 0)
         rc = lh_ingest_db_prepare(&d, req->principal, req->config, body, &t, &err);
-    wipe_json(body);
+    lh_json_wipe(body); /* the DSN may hold a password: the parsed body and the raw one */
     json_decref(body);
     lh_wipe(req->body.data, req->body.len);
     if (rc != 0)

@@ -70,20 +70,31 @@ dup_or_null(const char *s)
     return s ? lh_strdup(s) : NULL;
 }
 
-/* What both kinds check first: the dataset's name, the mode, the bucket. */
+/* The checks both kinds make: the dataset's name, the mode (may be NULL), the bucket (may
+ * be NULL: the primary). */
 static int
-check_common(const lh_ingest_deps *d, const lh_principal *who, const char *dataset,
-             const char *mode, const char *bucket, lh_err *err)
+check_dataset(const char *dataset, lh_err *err)
 {
-    if (dataset == NULL || !lh_name_valid(dataset)) {
-        lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                   "'dataset' must be a name like customer_orders");
-        lh_err_hint(err, "names match [a-z][a-z0-9_]{0,62}");
-        return LH_EINVAL;
-    }
+    if (dataset != NULL && lh_name_valid(dataset))
+        return 0;
+    lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+               "'dataset' must be a name like customer_orders");
+    lh_err_hint(err, "names match [a-z][a-z0-9_]{0,62}");
+    return LH_EINVAL;
+}
+
+static int
+check_mode(const char *mode, lh_err *err)
+{
     if (mode && lh_ingest_mode_parse(mode) < 0)
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                           "'mode' must be create, append or replace");
+    return 0;
+}
+
+static int
+check_bucket(const lh_ingest_deps *d, const lh_principal *who, const char *bucket, lh_err *err)
+{
     if (bucket && lh_auth_bucket(who, bucket, err) != 0)
         return LH_EPERM;
     if (bucket && lh_buckets_get(d->buckets, bucket, err) == NULL)
@@ -92,7 +103,8 @@ check_common(const lh_ingest_deps *d, const lh_principal *who, const char *datas
 }
 
 /* The metadata fields of params, checked like PATCH, and required as the catalog's
- * [catalog] rules say for a new dataset. *out new. */
+ * [catalog] rules say for a new dataset. *out new, sharing nothing with params (a door
+ * wipes its request once the task is made). */
 static int
 metadata_of(const lh_ingest_deps *d, const json_t *params, const char *dataset, json_t **out,
             lh_err *err)
@@ -100,7 +112,7 @@ metadata_of(const lh_ingest_deps *d, const json_t *params, const char *dataset, 
     json_t *m = json_object(), *meta = NULL;
     for (const char *const *f = META_FIELDS; *f; f++)
         if (json_object_get(params, *f))
-            json_object_set(m, *f, json_object_get(params, *f));
+            json_object_set_new(m, *f, json_deep_copy(json_object_get(params, *f)));
     int rc = lh_catalog_check_metadata(m, &meta, err);
     json_decref(m);
     if (rc == 0 && (rc = lh_catalog_require_for(d->catalog, dataset, meta, err)) != 0) {
@@ -142,8 +154,8 @@ file_checked(const lh_ingest_deps *d, const lh_principal *who, const json_t *par
         (rc = lh_json_opt_string(params, "on_bad_rows", &on_bad_rows, err)) ||
         (rc = lh_json_opt_string(params, "source_object", &source_object, err)))
         return rc;
-    if (dataset == NULL || !lh_name_valid(dataset))
-        return check_common(d, who, dataset, NULL, NULL, err);
+    if ((rc = check_dataset(dataset, err)) != 0)
+        return rc;
     if (format == NULL || (strcmp(format, "csv") && strcmp(format, "json") &&
                            strcmp(format, "ndjson") && strcmp(format, "parquet")))
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
@@ -158,7 +170,7 @@ file_checked(const lh_ingest_deps *d, const lh_principal *who, const json_t *par
     if (on_bad_rows && strcmp(format, "csv") != 0 && strcmp(on_bad_rows, "error") != 0)
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                           "'on_bad_rows' applies to format=csv only");
-    if ((rc = check_common(d, who, dataset, mode, bucket, err)) != 0)
+    if ((rc = check_mode(mode, err)) != 0 || (rc = check_bucket(d, who, bucket, err)) != 0)
         return rc;
     return metadata_of(d, params, dataset, meta, err);
 }
@@ -230,10 +242,8 @@ lh_ingest_db_prepare(const lh_ingest_deps *d, const lh_principal *who, const lh_
     if (!table == !query)
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                           "give exactly one of 'table' and 'query'");
-    if (dataset == NULL || !lh_name_valid(dataset))
-        return check_common(d, who, dataset, NULL, NULL, err);
-    if (mode && lh_ingest_mode_parse(mode) < 0)
-        return check_common(d, who, dataset, mode, NULL, err);
+    if ((rc = check_dataset(dataset, err)) != 0 || (rc = check_mode(mode, err)) != 0)
+        return rc;
     if (method && strcmp(method, "copy") != 0 && strcmp(method, "cursor") != 0)
         return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
                           "'method' must be copy or cursor");
@@ -249,7 +259,7 @@ lh_ingest_db_prepare(const lh_ingest_deps *d, const lh_principal *who, const lh_
                          "with one");
         return LH_EINVAL;
     }
-    if ((rc = check_common(d, who, dataset, mode, bucket, err)) != 0 ||
+    if ((rc = check_bucket(d, who, bucket, err)) != 0 ||
         (rc = lh_ingest_db_check_dsn(dsn, err)) != 0)
         return rc;
     json_t *meta = NULL;

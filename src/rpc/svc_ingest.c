@@ -212,6 +212,39 @@ upload_file(lh_gcall *c, lh_gstream *s, lh_err *err)
 
 /* ---- FromPostgres --------------------------------------------------------------------- */
 
+/* The request as POST /ingest/db's body (*body new), or 400. */
+static int
+body_of(const Lakehouse__V1__PostgresRequest *req, json_t **body, lh_err *err)
+{
+    *body = NULL;
+    if (req->metadata && req->metadata->source_system[0])
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "'metadata.source_system' is the PostgreSQL server for this ingest: "
+                          "leave it unset");
+    /* the DSN goes in as it is: a copy made to mend bad UTF-8 would not be wiped */
+    json_t *dsn = req->dsn[0] ? json_string(req->dsn) : NULL;
+    if (req->dsn[0] && dsn == NULL)
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_dsn", "the DSN is not valid UTF-8");
+    json_t *b = json_object();
+    if (dsn)
+        json_object_set_new(b, "dsn", dsn);
+    set_str(b, "secret_ref", req->secret_ref);
+    set_str(b, "table", req->table);
+    set_str(b, "query", req->query);
+    set_str(b, "dataset", req->dataset);
+    set_str(b, "mode", req->mode);
+    set_str(b, "bucket", req->bucket);
+    set_str(b, "method", req->method);
+    set_str(b, "since_column", req->since_column);
+    if (req->batch_rows)
+        json_object_set_new(b, "batch_rows", json_integer(req->batch_rows));
+    if (req->parallel)
+        json_object_set_new(b, "parallel", json_integer(req->parallel));
+    set_metadata(b, req->metadata);
+    *body = b;
+    return 0;
+}
+
 static int
 from_postgres(lh_gcall *c, const uint8_t *in, size_t in_len, lh_gstream *s, lh_err *err)
 {
@@ -219,45 +252,16 @@ from_postgres(lh_gcall *c, const uint8_t *in, size_t in_len, lh_gstream *s, lh_e
     lh_wipe((void *)in, in_len); /* the packed copy holds the DSN too; in is begin_call's */
     if (req == NULL)
         return lh_grpc__bad_message(err, "lakehouse.v1.PostgresRequest");
-    /* the DSN goes into the body as it is: a copy made to mend bad UTF-8 would not be wiped */
-    json_t *dsn = req->dsn[0] ? json_string(req->dsn) : NULL;
-    if (req->dsn[0] && dsn == NULL) {
-        lh_wipe(req->dsn, strlen(req->dsn));
-        lakehouse__v1__postgres_request__free_unpacked(req, NULL);
-        return lh_err_set(err, LH_EINVAL, 400, "invalid_dsn", "the DSN is not valid UTF-8");
-    }
-    if (req->metadata && req->metadata->source_system[0]) {
-        lh_wipe(req->dsn, strlen(req->dsn));
-        lakehouse__v1__postgres_request__free_unpacked(req, NULL);
-        json_decref(dsn);
-        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                          "'metadata.source_system' is the PostgreSQL server for this ingest: "
-                          "leave it unset");
-    }
-    json_t *body = json_object();
-    if (dsn)
-        json_object_set_new(body, "dsn", dsn);
-    set_str(body, "secret_ref", req->secret_ref);
-    set_str(body, "table", req->table);
-    set_str(body, "query", req->query);
-    set_str(body, "dataset", req->dataset);
-    set_str(body, "mode", req->mode);
-    set_str(body, "bucket", req->bucket);
-    set_str(body, "method", req->method);
-    set_str(body, "since_column", req->since_column);
-    if (req->batch_rows)
-        json_object_set_new(body, "batch_rows", json_integer(req->batch_rows));
-    if (req->parallel)
-        json_object_set_new(body, "parallel", json_integer(req->parallel));
-    set_metadata(body, req->metadata);
+    json_t *body = NULL;
+    int rc = body_of(req, &body, err);
     lh_wipe(req->dsn, strlen(req->dsn));
     lakehouse__v1__postgres_request__free_unpacked(req, NULL);
-    lh_ingest_deps d = deps_of(c);
     lh_ingest_task *t = NULL;
-    int rc = lh_ingest_db_prepare(&d, c->principal, c->config, body, &t, err);
-    dsn = json_object_get(body, "dsn");
-    if (json_is_string(dsn))
-        lh_wipe((char *)json_string_value(dsn), json_string_length(dsn));
+    if (rc == 0) {
+        lh_ingest_deps d = deps_of(c);
+        rc = lh_ingest_db_prepare(&d, c->principal, c->config, body, &t, err);
+    }
+    lh_json_wipe(body);
     json_decref(body);
     if (rc != 0)
         return rc;
@@ -271,6 +275,5 @@ const lh_gmethod lh_grpc__ingest[] = {
     {"/lakehouse.v1.Ingest/UploadFile", LH_ALLOW_WRITE, NULL, NULL, upload_file, 0, NULL},
     {"/lakehouse.v1.Ingest/FromPostgres", LH_ALLOW_WRITE, NULL, from_postgres, NULL, LH_GSECRET,
      NULL},
-
 };
 const size_t lh_grpc__n_ingest = sizeof lh_grpc__ingest / sizeof lh_grpc__ingest[0];

@@ -74,8 +74,7 @@ visible_job(lh_gcall *c, const char *id, lh_err *err)
 static bool
 over(const char *state)
 {
-    return state && (strcmp(state, "succeeded") == 0 || strcmp(state, "failed") == 0 ||
-                     strcmp(state, "cancelled") == 0);
+    return state && lh_job_state_parse(state) >= LH_JOB_SUCCEEDED; /* or failed, cancelled */
 }
 
 int

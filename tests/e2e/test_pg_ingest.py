@@ -236,6 +236,24 @@ class PgIngest(harness.ServerTestCase):
                                "dataset": "via_secret2"}, 400)
         self.assertEqual(out["error"]["code"], "invalid_secret_ref")
 
+    def test_metadata_survives_the_wiped_request(self):
+        """The request is wiped once the ingest is checked (its DSN may hold a password):
+        the metadata it gave must reach the new dataset whole."""
+        dsn = "host=127.0.0.1 port=%d dbname=postgres user=app" % self.pg.port
+        _, out = self.ingest({"dsn": dsn, "secret_ref": "pg_app", "table": "alltypes",
+                              "dataset": "with_meta", "primary_key": ["id"], "owner": "crm",
+                              "tags": ["pg", "daily"], "async": True}, 202)
+        job = out
+        for _ in range(300):
+            st, _, job = self.srv.request("GET", "/jobs/" + out["id"], who="owner")
+            if job["state"] in ("succeeded", "failed", "cancelled"):
+                break
+            time.sleep(0.1)
+        self.assertEqual(job["state"], "succeeded", job)
+        st, _, ds = self.srv.request("GET", "/catalog/datasets/with_meta", who="owner")
+        m = ds["metadata"]
+        self.assertEqual((m["primary_key"], m["owner"], m["tags"]), (["id"], "crm", ["pg", "daily"]))
+
     def test_secret_ref_rotation(self):
         """A password rotated in the secrets file takes effect on the next request, without a
         restart, whether the file is rewritten in place (same size) or renamed over; a file
