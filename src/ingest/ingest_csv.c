@@ -14,10 +14,20 @@
  * - ADR-010: a value that does not fit the type sniffed from the sample makes us
  *   convert again with the sniffer reading the whole file (sample_size = -1), which
  *   types a mixed column VARCHAR.
- * - A column the sniffer typed DOUBLE is read as text and cast by us: an integer of 16
- *   or more digits in it (which DOUBLE may not hold exactly) stops the conversion, and
- *   the column is converted again as DECIMAL(38,0) when every value is an integer of at
- *   most 38 digits, else as VARCHAR.
+ * - A column the sniffer typed DOUBLE is read as DOUBLE, and the written file tells
+ *   whether that was exact: when every value's magnitude is below 10^15, no value was an
+ *   integer of 16 or more digits (which DOUBLE may not hold exactly). Otherwise the
+ *   column is read again as text and cast by us: such an integer stops the conversion,
+ *   and the column is converted again as DECIMAL(38,0) when every value is an integer of
+ *   at most 38 digits, else as VARCHAR.
+ * - The first, strict conversion trusts a sniff of SMALL_SAMPLE rows, about half the
+ *   cost of the sniffer's default 20,480 (most of a sniff is trying dialects on the
+ *   sample). A smaller sample changes the answer in three ways only, and each is caught:
+ *   a value it did not foresee fails the strict conversion (which then starts over with
+ *   the default sample, as every failure does); a column empty in every sampled row is
+ *   typed VARCHAR, so a VARCHAR column with empty values has the default sample's sniff
+ *   confirm the plan; and a sample without quotes has no quote character, so a file with
+ *   quote characters is sniffed with the default sample at once.
  *
  * - The reader is given the dialect and every column's name and type the sniffer found
  *   (auto_detect off), so a conversion reads the file once and never sniffs it again.
@@ -31,6 +41,7 @@
  */
 #include "ingest/ingest_int.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +52,10 @@
 #define RETYPE_MARK "lh_retype_column:"
 #define RETYPE_ERROR "Invalid Input Error: " RETYPE_MARK
 #define FIRST_LINES 10
+#define SMALL_SAMPLE 2048
+/* a DOUBLE column whose values all stay below this in magnitude held no integer of 16 or
+ * more digits: every one was exact */
+#define EXACT_DOUBLE_BELOW "1e15"
 
 /* how a column the sniffer typed DOUBLE is converted: as sniffed, exact, or as text */
 enum { AS_SNIFFED = 0, AS_EXACT_INT = 1, AS_TEXT = LH_INGEST__AS_TEXT };
@@ -87,12 +102,16 @@ typedef struct csv_state {
     const lh_ingest_file_opts *o;
     const json_t *append_columns; /* the dataset's columns for append, else NULL */
     bool full_sniff;
-    bool null_pad;     /* read with null_padding (on_bad_rows=null_pad, after a first pass) */
-    json_t *sniffed;   /* [{"name","type"}] */
-    char *dialect;     /* the reader's options for what the sniffer found (auto_detect off) */
-    json_t *retype;    /* {"name": AS_*} */
-    int64_t bad_count; /* rows of the wrong width, from the pass that found them */
-    json_t *bad_lines; /* their first line numbers */
+    bool small_sample;    /* the first strict conversion: a sniff of SMALL_SAMPLE rows */
+    bool doubles_as_text; /* DOUBLE columns read as text, cast per value (lh_ingest__number_select)
+                           */
+    int64_t sniffed_rows; /* the sample of the sniff that made sniffed (sample_rows) */
+    bool null_pad;        /* read with null_padding (on_bad_rows=null_pad, after a first pass) */
+    json_t *sniffed;      /* [{"name","type"}] */
+    char *dialect;        /* the reader's options for what the sniffer found (auto_detect off) */
+    json_t *retype;       /* {"name": AS_*} */
+    int64_t bad_count;    /* rows of the wrong width, from the pass that found them */
+    json_t *bad_lines;    /* their first line numbers */
 } csv_state;
 
 static const char *
@@ -139,6 +158,34 @@ dialect_of(const json_t *row)
     return lh_buf_steal(&out);
 }
 
+/* Whether the file holds a character the sniffer may take for a quote ('"' or '\''):
+ * a sample that saw none has no quote character, which is right only if the file has
+ * none either. An unreadable file says yes: the default sniff then reports it. */
+static bool
+has_quote_chars(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true;
+    char *buf = lh_malloc(1 << 20);
+    bool found = false;
+    ssize_t n;
+    while (!found && (n = read(fd, buf, 1 << 20)) > 0)
+        found = memchr(buf, '"', (size_t)n) || memchr(buf, '\'', (size_t)n);
+    found |= n < 0;
+    free(buf);
+    close(fd);
+    return found;
+}
+
+/* How many rows the sniff reads: the whole file after a value the sample did not
+ * foresee, SMALL_SAMPLE for the first strict conversion, else the sniffer's default. */
+static int64_t
+sample_rows(const csv_state *s)
+{
+    return s->full_sniff ? -1 : s->small_sample ? SMALL_SAMPLE : 0;
+}
+
 /* The sniffer always ignores bad rows while it decides: without that, a file with a row
  * of the wrong width is sniffed as one column holding whole lines, which a strict reader
  * then reads without complaint (tried; test_csv_input's ragged files caught it). */
@@ -151,7 +198,10 @@ sniff(lh_engine *eng, csv_state *s, lh_err *err)
                       "Comment, HasHeader, DateFormat, TimestampFormat FROM sniff_csv(");
     lh_sql_quote(&sql, s->o->src_path);
     lh_buf_puts(&sql, ", skip = 0, ignore_errors = true");
-    lh_buf_puts(&sql, s->full_sniff ? ", sample_size = -1)" : ")");
+    s->sniffed_rows = sample_rows(s);
+    if (s->sniffed_rows != 0)
+        lh_buf_printf(&sql, ", sample_size = %lld", (long long)s->sniffed_rows);
+    lh_buf_puts(&sql, ")");
     json_t *rows = NULL;
     int rc = lh_engine_rows(eng, sql.data, &rows, err);
     lh_buf_free(&sql);
@@ -163,7 +213,15 @@ sniff(lh_engine *eng, csv_state *s, lh_err *err)
     s->sniffed = json_is_array(columns) ? json_incref(columns) : json_array();
     free(s->dialect);
     s->dialect = json_array_size(s->sniffed) ? dialect_of(row) : NULL;
+    const char *quote = json_string_value(json_object_get(row, "Quote"));
+    bool quotes_unseen = s->sniffed_rows == SMALL_SAMPLE &&
+                         (quote == NULL || strcmp(quote, "(empty)") == 0) &&
+                         has_quote_chars(s->o->src_path);
     json_decref(rows);
+    if (quotes_unseen) { /* the sample saw none: the default one decides */
+        s->small_sample = false;
+        return sniff(eng, s, err);
+    }
     return 0;
 }
 
@@ -183,7 +241,7 @@ column_plan(const csv_state *s, size_t idx, const char *name, const char *type, 
     } else if (how == AS_TEXT) {
         read_as = "VARCHAR";
         lh_buf_puts(select, id.data);
-    } else if (how == AS_EXACT_INT || strcmp(type, "DOUBLE") == 0) {
+    } else if (how == AS_EXACT_INT || (strcmp(type, "DOUBLE") == 0 && s->doubles_as_text)) {
         read_as = "VARCHAR";
         lh_ingest__number_select(select, name, idx, how == AS_EXACT_INT);
     } else {
@@ -401,6 +459,86 @@ retry_after_error(csv_state *s, const char *detail)
     return false;
 }
 
+/* A VARCHAR column of the small sample's plan with empty values may have been empty in
+ * every sampled row: the default sample's sniff confirms the plan. 0: it stands; 1: it
+ * changed (convert again); else an error. */
+static int
+confirm_sample(lh_engine *eng, csv_state *s, const char *out, const lh_buf *texts, lh_err *err)
+{
+    lh_buf sql;
+    lh_buf_init(&sql);
+    lh_buf_puts(&sql, "SELECT count(*) AS n FROM parquet_metadata(");
+    lh_sql_quote(&sql, out);
+    lh_buf_printf(&sql, ") WHERE path_in_schema IN (%s) AND coalesce(stats_null_count, 1) > 0",
+                  texts->data);
+    json_t *row = NULL;
+    int rc = lh_engine_row(eng, sql.data, &row, err);
+    lh_buf_free(&sql);
+    bool empties = rc == 0 && json_integer_value(json_object_get(row, "n")) > 0;
+    json_decref(row);
+    if (!empties)
+        return rc;
+    json_t *plan = json_incref(s->sniffed);
+    char *dialect = s->dialect ? lh_strdup(s->dialect) : NULL;
+    s->small_sample = false;
+    rc = sniff(eng, s, err);
+    if (rc == 0 && (!json_equal(plan, s->sniffed) || !dialect || !s->dialect ||
+                    strcmp(dialect, s->dialect) != 0))
+        rc = 1;
+    json_decref(plan);
+    free(dialect);
+    return rc;
+}
+
+/* After a conversion that stands, whether what it took on trust holds, read from the
+ * written file: the small sample's plan (confirm_sample), and every DOUBLE column exact
+ * (one pass over those columns). 0: the file stands; 1: convert again (s changed); else
+ * an error. */
+static int
+confirm(lh_engine *eng, csv_state *s, const char *out, lh_err *err)
+{
+    lh_buf doubles, texts;
+    lh_buf_init(&doubles);
+    lh_buf_init(&texts);
+    size_t i;
+    json_t *c;
+    json_array_foreach(s->sniffed, i, c)
+    {
+        const char *name = json_string_value(json_object_get(c, "name"));
+        const char *type = json_string_value(json_object_get(c, "type"));
+        if (name == NULL || type == NULL ||
+            (s->append_columns && dataset_type(s->append_columns, name)) ||
+            json_integer_value(json_object_get(s->retype, name)) != AS_SNIFFED)
+            continue; /* typed by the dataset, or already read as text */
+        if (strcmp(type, "DOUBLE") == 0 && !s->doubles_as_text) {
+            lh_buf_puts(&doubles, doubles.len ? " AND " : "SELECT ");
+            lh_buf_puts(&doubles, "coalesce(max(abs(");
+            lh_sql_ident(&doubles, name);
+            lh_buf_puts(&doubles, ")) < " EXACT_DOUBLE_BELOW ", true)");
+        } else if (strcmp(type, "VARCHAR") == 0 && s->sniffed_rows == SMALL_SAMPLE) {
+            if (texts.len)
+                lh_buf_puts(&texts, ", ");
+            lh_sql_quote(&texts, name);
+        }
+    }
+    int rc = texts.len ? confirm_sample(eng, s, out, &texts, err) : 0;
+    if (rc == 0 && doubles.len) { /* NaN is larger than any number: it fails too */
+        lh_buf_puts(&doubles, " AS exact FROM read_parquet(");
+        lh_sql_quote(&doubles, out);
+        lh_buf_puts(&doubles, ")");
+        json_t *row = NULL;
+        rc = lh_engine_row(eng, doubles.data, &row, err);
+        if (rc == 0 && !json_is_true(json_object_get(row, "exact"))) {
+            s->doubles_as_text = true;
+            rc = 1;
+        }
+        json_decref(row);
+    }
+    lh_buf_free(&doubles);
+    lh_buf_free(&texts);
+    return rc;
+}
+
 static int
 report(void *ctx, int64_t done, int64_t total)
 {
@@ -415,19 +553,18 @@ lh_ingest__csv_convert(lh_engine *eng, const lh_ingest_file_opts *o, const json_
 {
     csv_state s = {.o = o, .append_columns = append_columns, .retype = json_object()};
     /* careful: convert keeping rejects, to say what is wrong; a file that must fail on a
-     * bad row is first read strictly, which costs less */
+     * bad row is first read strictly, which costs less, and on a small sample's sniff */
     bool careful = o->on_bad_rows != LH_BAD_ROWS_ERROR;
-    bool sniffed_full = false;
+    s.small_sample = !careful;
     int rc = 0;
     for (int attempt = 0;; attempt++) {
-        if (s.sniffed == NULL || s.full_sniff != sniffed_full) {
+        if (s.sniffed == NULL || s.sniffed_rows != sample_rows(&s)) {
             if ((rc = sniff(eng, &s, err)) != 0)
                 break;
-            sniffed_full = s.full_sniff;
         }
-        /* each column moves at most twice, plus the full sniff, the padding pass and the
-         * careful pass after a strict one */
-        if (attempt > 6 + 2 * (int)json_array_size(s.sniffed)) {
+        /* each column moves at most twice, plus the full sniff, the padding pass, the
+         * careful pass after a strict one, the default sample's plan and DOUBLE as text */
+        if (attempt > 8 + 2 * (int)json_array_size(s.sniffed)) {
             rc = lh_err_set(err, LH_EINVAL, 400, "invalid_file", "the file is not valid csv");
             lh_err_detail(err, "the column types did not settle after %d conversions", attempt);
             break;
@@ -441,15 +578,20 @@ lh_ingest__csv_convert(lh_engine *eng, const lh_ingest_file_opts *o, const json_
             rc = lh_engine_exec_watch(eng, sql.data, rows, o->job ? report : NULL, o->job,
                                       &strict_err);
             lh_buf_free(&sql);
-            if (rc == 0)
+            if (rc == 0 && (rc = confirm(eng, &s, out, err)) != 1)
                 break;
             unlink(out);
+            if (rc == 1) {
+                rc = 0;
+                continue;
+            }
             if (rc != LH_EINVAL) { /* cancelled, out of time or space: not the file's fault */
                 if (err)
                     *err = strict_err;
                 break;
             }
             rc = 0;
+            s.small_sample = false; /* what failed is judged on the default sample */
             if (!retry_after_error(&s, strict_err.detail))
                 careful = true; /* a bad row: the careful pass finds and names it */
             continue;
@@ -462,7 +604,7 @@ lh_ingest__csv_convert(lh_engine *eng, const lh_ingest_file_opts *o, const json_
         if (rc == 0) {
             rc = judge_rejects(&s, groups, err);
             json_decref(groups);
-            if (rc == 0)
+            if (rc == 0 && (rc = confirm(eng, &s, out, err)) == 0)
                 break;
             unlink(out);
             if (rc == 1)

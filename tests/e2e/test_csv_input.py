@@ -198,6 +198,38 @@ class CsvInput(harness.ServerTestCase):
         st, _, res = self.ingest("id,x\n1,1.5\n2,2\n3,-0.25\n", dataset="decimals", format="csv")
         self.assertEqual(st, 201, res)
         self.assertEqual(self.types(res)["x"], "DOUBLE")
+        # read as DOUBLE, then checked on the written file: 15 digits are exact, 16 are not
+        st, _, res = self.ingest("id,x\n1,0.5\n2,999999999999999\n3,-999999999999999\n",
+                                 dataset="decimals15", format="csv")
+        self.assertEqual((st, self.types(res).get("x")), (201, "DOUBLE"), res)
+        self.assertEqual(self.sql("SELECT CAST(CAST(x AS BIGINT) AS VARCHAR) AS x FROM decimals15 "
+                                  "WHERE id > 1 ORDER BY id"),
+                         [{"x": "999999999999999"}, {"x": "-999999999999999"}])
+        st, _, res = self.ingest("id,x\n1,0.5\n2,1234567890123457\n", dataset="decimals16",
+                                 format="csv")
+        self.assertEqual((st, self.types(res).get("x")), (201, "VARCHAR"), res)
+        self.assertEqual(self.sql("SELECT x FROM decimals16 WHERE id = 2"), [{"x": "1234567890123457"}])
+        # a NaN fails the check too (it is larger than any number) and stays a DOUBLE NaN
+        st, _, res = self.ingest("id,x\n1,0.5\n2,nan\n", dataset="decimals_nan", format="csv")
+        self.assertEqual((st, self.types(res).get("x")), (201, "DOUBLE"), res)
+        self.assertEqual(self.sql("SELECT isnan(x) AS n FROM decimals_nan WHERE id = 2"), [{"n": True}])
+
+    # ---- the first conversion's small sample ------------------------------------------------
+
+    def test_small_sample_is_confirmed(self):
+        # quotes appear only after the rows a small sample reads: the sniff that decides
+        # must see them, or every later value would keep its quote marks
+        lines = ["id,n,name"] + ["%d,%d,%s" % (i, 2 * i, ('"x%d"' if i > 3000 else "x%d") % i)
+                                 for i in range(1, 30001)]
+        st, _, res = self.ingest("\n".join(lines) + "\n", dataset="late_quotes", format="csv")
+        self.assertEqual(st, 201, res)
+        self.assertEqual(self.sql("SELECT name FROM late_quotes WHERE id IN (2999, 29000) ORDER BY id"),
+                         [{"name": "x2999"}, {"name": "x29000"}])
+        # a column empty in every row a small sample reads: typed by the default sample
+        lines = ["id,late"] + ["%d,%s" % (i, "" if i <= 3000 else str(i)) for i in range(1, 30001)]
+        st, _, res = self.ingest("\n".join(lines) + "\n", dataset="late_values", format="csv")
+        self.assertEqual((st, self.types(res).get("late")), (201, "BIGINT"), res)
+        self.assertEqual(self.sql("SELECT count(late) AS n FROM late_values"), [{"n": 27000}])
 
     def test_big_integers_in_json(self):
         body = ('[{"id": 1, "acct": 12345678901234567890123, "x": 1.5},'
