@@ -60,6 +60,20 @@ int lh_search_run(lh_vectors *v, lh_catalog *c, const lh_principal *who, const l
                   const char *index, const char *requested, lh_vsearch *s, json_t **out,
                   lh_err *err);
 
+/* Whether s, as a door decoded it (index: the name requested; query or vector, k, ef,
+ * exact, mode, filter and its parameters, include), asked by who, is answered without
+ * waiting — on CPU, with nothing to wait for (no query slot, no provider, no storage), so a
+ * door may run it on the thread that read it instead of handing it to one that may wait:
+ * a vector search that lh_vectors_search_is_quick finds quick, with no included columns,
+ * and no filter or one the filter cache answers now (lh_vectors_filter_is_cached, through
+ * who's view as lh_search_run builds it). A selective filter's exact search over its
+ * matches is quick; an exact search the request asks for is not. Requests refused at once
+ * (a filter from who may not write SQL) are quick. A hint: the search itself decides
+ * again, and a cache entry gone stale since runs the filter's SQL on that thread once.
+ * Takes the vector registry's and the filter cache's locks briefly. */
+bool lh_search_is_quick(lh_vectors *v, lh_catalog *c, const lh_principal *who,
+                        const char *requested, const lh_vsearch *s);
+
 /* The default bucket of who: its profile's `bucket` with "{user}" replaced by who's name,
  * else "profile:<name>". Into out. */
 void lh_profile_bucket(const lh_principal *who, char *out, size_t size);

@@ -64,6 +64,35 @@ check(const lh_principal *who, const lh_vsearch *s, lh_err *err)
     return 0;
 }
 
+bool
+lh_search_is_quick(lh_vectors *v, lh_catalog *c, const lh_principal *who, const char *requested,
+                   const lh_vsearch *s)
+{
+    if (s->n_include > 0 || s->mode != LH_VSEARCH_VECTOR)
+        return false; /* included columns are a query; text and hybrid walk postings */
+    lh_vsearch probe = *s;
+    char index[LH_NAME_MAX];
+    bool via_profile;
+    lh_profile_index(who, requested, index, &via_profile);
+    probe.index = index;
+    if (!lh_vectors_search_is_quick(v, index, s->query != NULL, s->exact, (int64_t)s->k,
+                                    (int64_t)s->ef))
+        return false;
+    lh_err refused;
+    if (s->filter == NULL || lh_auth_may_write_sql(who, &refused) != 0)
+        return true; /* no SQL to run, or a 403 at once */
+    /* the view lh_search_run gives the search: the same view_key, so the same cache key;
+     * building it takes no lock (the principal's name, roles, clearance and buckets). The
+     * answer can be out of date by the time the search looks (an entry evicted, or a
+     * dataset changed): the search then runs the filter's SQL on the door's thread, once;
+     * it never uses a stale entry (lh_fcache_get checks again). */
+    lh_catalog_view view;
+    probe.resolver = lh_catalog_view_init(&view, c, who);
+    bool cached = lh_vectors_filter_is_cached(v, &probe);
+    lh_catalog_view_free(&view);
+    return cached;
+}
+
 int
 lh_search_run(lh_vectors *v, lh_catalog *c, const lh_principal *who, const lh_config *cfg,
               const char *index, const char *requested, lh_vsearch *s, json_t **out, lh_err *err)

@@ -330,51 +330,29 @@ parse_search(lh_req *req, const json_t *body, lh_vsearch *s, lh_err *err)
     return 0;
 }
 
-/* A raw query vector (application/octet-stream: little-endian float32, the index's
- * dimension) with the other fields in the query string: k, ef, exact, filter, include
- * (comma-separated), mode (a vector searches in mode vector only: the module says so). *body (new)
- * holds those fields for parse_search; the vector goes to s. Saves parsing a long list of JSON
- * numbers for clients that hold raw vectors. */
+/* The fields of a raw vector search (application/octet-stream), from the query string: k,
+ * ef, exact, filter, include (comma-separated), mode (a vector searches in mode vector
+ * only: the module says so), into *body (new) as a JSON body holds them for parse_search. */
 static int
-binary_search_body(lh_req *req, lh_vsearch *s, json_t **body, lh_err *err)
+binary_search_fields(lh_req *req, json_t **body, lh_err *err)
 {
     static const char *const known[] = {"k", "ef", "exact", "filter", "include", "mode", NULL};
     int rc = lh_req_check_query(req, known, NULL,
                                 "a raw vector search takes k, ef, exact, filter, include and mode "
                                 "in the query string",
                                 err);
-    if (rc != 0)
-        return rc;
-    size_t len = req->body.len;
-    if (len == 0 || len % 4 != 0 || len / 4 > VECTOR_MAX_DIM)
-        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                          "an application/octet-stream body must be 1 to %d little-endian "
-                          "float32 values (a multiple of 4 bytes), not %zu bytes",
-                          VECTOR_MAX_DIM, len);
-    size_t n = len / 4;
-    float *v = lh_arena_alloc(req->arena, n * sizeof *v);
-    for (size_t i = 0; i < n; i++) {
-        const unsigned char *b = (const unsigned char *)req->body.data + 4 * i;
-        uint32_t bits =
-            (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-        memcpy(&v[i], &bits, sizeof bits);
-        if (!isfinite(v[i]))
-            return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
-                              "vector[%zu] must be a finite number", i);
-    }
-    json_t *b = json_object();
     int64_t k = 10, ef = 0;
-    rc = lh_req_query_int(req, "k", 10, 1, INT32_MAX, &k, err);
+    if (rc == 0)
+        rc = lh_req_query_int(req, "k", 10, 1, INT32_MAX, &k, err);
     if (rc == 0 && lh_req_query(req, "ef"))
         rc = lh_req_query_int(req, "ef", 0, 1, INT32_MAX, &ef, err);
     const char *exact = lh_req_query(req, "exact"), *filter = lh_req_query(req, "filter");
     const char *include = lh_req_query(req, "include"), *mode = lh_req_query(req, "mode");
     if (rc == 0 && exact && strcmp(exact, "true") != 0 && strcmp(exact, "false") != 0)
         rc = lh_err_set(err, LH_EINVAL, 400, "invalid_parameter", "'exact' must be true or false");
-    if (rc != 0) {
-        json_decref(b);
+    if (rc != 0)
         return rc;
-    }
+    json_t *b = json_object();
     json_object_set_new(b, "k", json_integer(k));
     if (ef)
         json_object_set_new(b, "ef", json_integer(ef));
@@ -394,49 +372,73 @@ binary_search_body(lh_req *req, lh_vsearch *s, json_t **body, lh_err *err)
         }
         json_object_set_new(b, "include", names);
     }
+    *body = b;
+    return 0;
+}
+
+/* A raw query vector (application/octet-stream: little-endian float32, the index's
+ * dimension) with the other fields in the query string (binary_search_fields, into *body,
+ * new); the vector goes to s. Saves parsing a long list of JSON numbers for clients that
+ * hold raw vectors. */
+static int
+binary_search_body(lh_req *req, lh_vsearch *s, json_t **body, lh_err *err)
+{
+    json_t *b = NULL;
+    int rc = binary_search_fields(req, &b, err);
+    if (rc != 0)
+        return rc;
+    size_t len = req->body.len;
+    if (len == 0 || len % 4 != 0 || len / 4 > VECTOR_MAX_DIM) {
+        json_decref(b);
+        return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                          "an application/octet-stream body must be 1 to %d little-endian "
+                          "float32 values (a multiple of 4 bytes), not %zu bytes",
+                          VECTOR_MAX_DIM, len);
+    }
+    size_t n = len / 4;
+    float *v = lh_arena_alloc(req->arena, n * sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *p = (const unsigned char *)req->body.data + 4 * i;
+        uint32_t bits =
+            (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        memcpy(&v[i], &bits, sizeof bits);
+        if (!isfinite(v[i])) {
+            json_decref(b);
+            return lh_err_set(err, LH_EINVAL, 400, "invalid_parameter",
+                              "vector[%zu] must be a finite number", i);
+        }
+    }
     s->vector = v;
     s->n_vector = n;
     *body = b;
     return 0;
 }
 
-/* Whether a search may wait: for a query slot (a filter, included columns: SQL), for a
- * remote model embedding its text, or on CPU (lh_vectors_search_is_quick; text and hybrid
- * searches walk postings whose length depends on the words). Any other search runs on the
- * MHD worker without the thread hand-off. */
+/* Whether a search may wait: for a query slot (included columns, a filter the filter cache
+ * does not answer: SQL), for a remote model embedding its text, or on CPU (an exact search
+ * asked for, a wide beam, text and hybrid searches walking postings). lh_search_is_quick
+ * decides, as for the gRPC door; this only decodes the request as the handler will (its
+ * JSON body is parsed once and kept on the request; a raw vector's floats are left for the
+ * handler). Any other search runs on the MHD worker without the thread hand-off. */
 bool
 lh_h_vindex_search_may_wait(lh_req *req)
 {
-    char index[LH_NAME_MAX];
-    bool via_profile;
-    lh_profile_index(req->principal, lh_req_param(req, "name"), index, &via_profile);
-    if (lh_req_binary(req)) {
-        const char *exact = lh_req_query(req, "exact"), *k = lh_req_query(req, "k"),
-                   *ef = lh_req_query(req, "ef");
-        return lh_req_query(req, "filter") || lh_req_query(req, "include") ||
-               lh_req_query(req, "mode") ||
-               !lh_vectors_search_is_quick(
-                   req->srv->vectors, index, false, exact && strcmp(exact, "false") != 0,
-                   k ? strtoll(k, NULL, 10) : 10, ef ? strtoll(ef, NULL, 10) : 0);
-    }
-    if (req->body.len > 256 * 1024)
+    if (!lh_req_binary(req) && req->body.len > 256 * 1024)
         return true; /* parsing it would hold the worker's other connections up */
     json_t *body = NULL;
     lh_err err;
     const float *floats;
     size_t n_floats;
-    if (lh_req_json_floats(req, "vector", &body, &floats, &n_floats, &err) != 0)
-        return false; /* the handler answers 400 at once */
-    const json_t *k = json_object_get(body, "k"), *ef = json_object_get(body, "ef");
-    bool waits =
-        json_object_get(body, "filter") || json_object_get(body, "include") ||
-        json_object_get(body, "mode") ||
-        !lh_vectors_search_is_quick(
-            req->srv->vectors, index, json_object_get(body, "query"),
-            !json_is_false(json_object_get(body, "exact")) && json_object_get(body, "exact"),
-            k ? json_integer_value(k) : 10, ef ? json_integer_value(ef) : 0);
+    int rc = lh_req_binary(req)
+                 ? binary_search_fields(req, &body, &err)
+                 : lh_req_json_floats(req, "vector", &body, &floats, &n_floats, &err);
+    lh_vsearch s = {0}; /* borrows body */
+    if (rc == 0)
+        rc = parse_search(req, body, &s, &err);
+    bool waits = rc == 0 && !lh_search_is_quick(req->srv->vectors, req->srv->catalog,
+                                                req->principal, lh_req_param(req, "name"), &s);
     json_decref(body);
-    return waits;
+    return waits; /* a request in error: the handler answers 400 at once */
 }
 
 int

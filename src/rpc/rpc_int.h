@@ -59,8 +59,10 @@ typedef struct lh_gmethod {
     lh_gclient_stream client_stream;
     unsigned flags; /* LH_G* */
     /* when set, an offloaded call whose request it finds quick (it cannot wait) runs on the
-     * completion-queue thread after all, saving the hand-off: the hot path stays cheap */
-    bool (*quick)(const uint8_t *in, size_t in_len);
+     * completion-queue thread after all, saving the hand-off: the hot path stays cheap. c
+     * has the caller (principal, config; no deadline or gone check yet); not called for a
+     * caller refused (answered at once) */
+    bool (*quick)(const lh_gcall *c, const uint8_t *in, size_t in_len);
 } lh_gmethod;
 
 enum {

@@ -129,6 +129,10 @@ struct gcall {
     lh_gstream *stream; /* a streaming call's */
     uint8_t *in;        /* the request, when read early (a method's quick) */
     size_t in_len;
+    /* the caller, when found early (a method's quick asks who calls): a reference to the
+     * principal set it is in, handed to begin_call (or released with the call) */
+    lh_auth *early_auth;
+    const lh_principal *early_principal;
 };
 
 struct lh_gstream {
@@ -344,6 +348,8 @@ call_free(gcall *c)
     if (c->payload)
         grpc_byte_buffer_destroy(c->payload);
     free(c->in);
+    if (c->early_auth)
+        lh_auth_release(c->early_auth);
     if (c->reply)
         grpc_byte_buffer_destroy(c->reply);
     if (c->has_status_details)
@@ -488,9 +494,25 @@ set_reply(gcall *c, uint8_t *data, size_t len)
     grpc_slice_unref(s);
 }
 
-/* What every call does first: its deadline, its principal (the token, the role), its
- * message. 0 with *in (malloc'd); *auth is a reference (or NULL for public methods) the
- * caller releases, whatever the answer. */
+/* Who calls a method that is not public: the principal of the call's token, if it may call
+ * the method. *auth is a reference to the current principal set (its config is the call's)
+ * the caller releases, whatever the answer. */
+static int
+who_calls(gcall *c, lh_auth **auth, const lh_principal **principal, lh_err *err)
+{
+    lh_grpc *g = c->g;
+    char header[1024];
+    const char *authz = md_value(&c->md, "authorization", header, sizeof header);
+    *auth = g->deps.auth_current(g->deps.auth_ctx);
+    *principal = lh_auth_check(*auth, authz, err);
+    if (*principal == NULL)
+        return LH_EPERM;
+    return lh_auth_allow(*principal, c->reg->m->allow, err);
+}
+
+/* What every call does first: its deadline, its principal (the token, the role: found
+ * early by quick_call, or here), its message. 0 with *in (malloc'd); *auth is a reference
+ * (or NULL for public methods) the caller releases, whatever the answer. */
 static int
 begin_call(gcall *c, lh_gcall *gc, lh_auth **auth, uint8_t **in, size_t *in_len, lh_err *err)
 {
@@ -511,15 +533,14 @@ begin_call(gcall *c, lh_gcall *gc, lh_auth **auth, uint8_t **in, size_t *in_len,
     if (gc->deadline_mono_us != INT64_MAX && gc->deadline_mono_us <= lh_mono_us())
         return lh_err_set(err, LH_ETIMEOUT, 408, "deadline_exceeded",
                           "the call's deadline passed before it started");
-    if (m->allow != LH_ALLOW_PUBLIC) {
-        char header[1024];
-        const char *authz = md_value(&c->md, "authorization", header, sizeof header);
-        *auth = g->deps.auth_current(g->deps.auth_ctx);
+    if (m->allow != LH_ALLOW_PUBLIC && c->early_auth) {
+        *auth = c->early_auth;
         gc->config = (*auth)->config;
-        gc->principal = lh_auth_check(*auth, authz, err);
-        if (gc->principal == NULL)
-            return LH_EPERM;
-        int rc = lh_auth_allow(gc->principal, m->allow, err);
+        gc->principal = c->early_principal;
+        c->early_auth = NULL;
+    } else if (m->allow != LH_ALLOW_PUBLIC) {
+        int rc = who_calls(c, auth, &gc->principal, err);
+        gc->config = (*auth)->config;
         if (rc != 0)
             return rc;
     }
@@ -865,15 +886,32 @@ start_stream(gcall *c)
     refuse(c, &err, 1);
 }
 
-/* Whether an offloaded method's request is one its quick says cannot wait (the request
- * is read here, and kept for the method). */
+/* Whether an offloaded method's request is one its quick says cannot wait, asked by its
+ * caller (the request is read here and kept for the method, and so is the caller: the
+ * token is checked once). A caller refused is answered at once, here. */
 static bool
 quick_call(gcall *c)
 {
-    if (c->reg->m->quick == NULL || c->payload == NULL)
+    const lh_gmethod *m = c->reg->m;
+    if (m->quick == NULL || c->payload == NULL)
         return false;
     c->in = read_buffer(c->payload, &c->in_len, false);
-    return c->in && c->reg->m->quick(c->in, c->in_len);
+    if (c->in == NULL)
+        return false;
+    lh_grpc *g = c->g;
+    lh_gcall gc = {.deps = &g->deps, .config = g->deps.config, .method = m->path, .server = g};
+    if (m->allow != LH_ALLOW_PUBLIC) {
+        lh_auth *auth = NULL;
+        lh_err refused;
+        if (who_calls(c, &auth, &gc.principal, &refused) != 0) {
+            lh_auth_release(auth); /* begin_call finds the error again */
+            return true;
+        }
+        c->early_auth = auth;
+        c->early_principal = gc.principal;
+        gc.config = auth->config;
+    }
+    return m->quick(&gc, c->in, c->in_len);
 }
 
 /* An offloaded unary call on its kept thread: the method, then (done) the answer. */

@@ -55,15 +55,43 @@ response_of(const json_t *r)
     return res;
 }
 
-/* A search without a filter or included columns runs no SQL and waits for no query slot:
- * it is answered from memory, on the completion-queue thread. */
+/* The request's fields into s (as lh_search_run takes them; s borrows req, and hybrid,
+ * which must live as long as s). 400 for a mode that is not one. */
+static int
+decode(const Lakehouse__V1__SearchRequest *req, lh_vsearch *s, lh_vhybrid *hybrid, lh_err *err)
+{
+    json_t *mode = req->mode[0] ? json_string(req->mode) : NULL;
+    int rc = lh_vsearch_options(mode, NULL, s, hybrid, err);
+    json_decref(mode);
+    if (rc != 0)
+        return rc;
+    s->query = req->query[0] ? req->query : NULL;
+    s->vector = req->n_vector ? req->vector : NULL;
+    s->n_vector = req->n_vector;
+    s->k = req->k ? req->k : 10; /* lh_search_run's default */
+    s->ef = req->ef;
+    s->filter = req->filter[0] ? req->filter : NULL;
+    s->include = (const char **)req->include;
+    s->n_include = req->n_include;
+    s->exact = req->exact;
+    return 0;
+}
+
+/* Whether a search is answered from memory at once (lh_search_is_quick: no included
+ * columns, no filter or one the filter cache answers, a quick search otherwise): then it
+ * runs on the completion-queue thread. */
 static bool
-search_quick(const uint8_t *in, size_t in_len)
+search_quick(const lh_gcall *c, const uint8_t *in, size_t in_len)
 {
     Lakehouse__V1__SearchRequest *req = lakehouse__v1__search_request__unpack(NULL, in_len, in);
     if (req == NULL)
         return true; /* refused at once */
-    bool quick = req->filter[0] == '\0' && req->n_include == 0;
+    lh_vsearch s = {0};
+    lh_vhybrid hybrid;
+    lh_err err;
+    bool quick =
+        decode(req, &s, &hybrid, &err) != 0 ||
+        lh_search_is_quick(c->deps->vectors, c->deps->catalog, c->principal, req->index, &s);
     lakehouse__v1__search_request__free_unpacked(req, NULL);
     return quick;
 }
@@ -76,30 +104,18 @@ search(lh_gcall *c, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out
         return lh_grpc__bad_message(err, "lakehouse.v1.SearchRequest");
     char index[LH_NAME_MAX];
     bool via_profile;
-    json_t *res = NULL, *mode = NULL;
+    json_t *res = NULL;
     lh_vhybrid hybrid;
     lh_vsearch s = {0};
     int rc = lh_search_index(c->deps->vectors, c->deps->catalog, c->principal, req->index, index,
                              &via_profile, err);
-    if (rc == 0 && req->mode[0])
-        mode = json_string(req->mode);
     if (rc == 0)
-        rc = lh_vsearch_options(mode, NULL, &s, &hybrid, err);
+        rc = decode(req, &s, &hybrid, err);
     if (rc == 0) {
-        s.query = req->query[0] ? req->query : NULL;
-        s.vector = req->n_vector ? req->vector : NULL;
-        s.n_vector = req->n_vector;
-        s.k = req->k;
-        s.ef = req->ef;
-        s.filter = req->filter[0] ? req->filter : NULL;
-        s.include = (const char **)req->include;
-        s.n_include = req->n_include;
-        s.exact = req->exact;
         s.timeout_ms = lh_grpc__time_limit(c, 0); /* lh_search_run caps it by the config */
         rc = lh_search_run(c->deps->vectors, c->deps->catalog, c->principal, c->config, index,
                            req->index, &s, &res, err);
     }
-    json_decref(mode);
     lakehouse__v1__search_request__free_unpacked(req, NULL);
     if (rc != 0)
         return rc;

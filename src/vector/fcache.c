@@ -21,7 +21,8 @@
  * old generation are never hit again and age out.
  *
  * Thread safety: one mutex over the table and the list; a hit copies the bitmap out, so
- * searches never hold an entry.
+ * searches never hold an entry. lh_fcache_has answers whether a hit would happen now
+ * (for a door deciding where a search runs) without copying anything or counting.
  */
 #include "vector/vector_int.h"
 
@@ -148,6 +149,14 @@ find(lh_fcache *fc, const char *key, uint64_t hash)
     return NULL;
 }
 
+/* Whether e may answer a search over n_words of bitmap: the datasets its filter read have
+ * not been registered again since. Under fc->lock. */
+static bool
+current(lh_engine *eng, const fc_entry *e, size_t n_words)
+{
+    return e->n_words == n_words && lh_engine_reads_current(eng, &e->reads);
+}
+
 bool
 lh_fcache_get(lh_fcache *fc, lh_engine *eng, const char *key, uint64_t *bits, size_t n_words,
               size_t *n_positions, size_t *n_docs)
@@ -158,7 +167,7 @@ lh_fcache_get(lh_fcache *fc, lh_engine *eng, const char *key, uint64_t *bits, si
     pthread_mutex_lock(&fc->lock);
     fc_entry *e = find(fc, key, hash);
     bool hit = false;
-    if (e && (e->n_words != n_words || !lh_engine_reads_current(eng, &e->reads))) {
+    if (e && !current(eng, e, n_words)) {
         unlink_entry(fc, e); /* its datasets changed: never again */
         entry_free(e);
         fc->stale++;
@@ -177,6 +186,20 @@ lh_fcache_get(lh_fcache *fc, lh_engine *eng, const char *key, uint64_t *bits, si
     }
     pthread_mutex_unlock(&fc->lock);
     return hit;
+}
+
+bool
+lh_fcache_has(lh_fcache *fc, lh_engine *eng, const char *key, size_t n_words)
+{
+    if (fc == NULL || fc->max_bytes <= 0)
+        return false;
+    uint64_t hash = key_hash(key);
+    pthread_mutex_lock(&fc->lock);
+    const fc_entry *e = find(fc, key, hash);
+    /* a stale entry stays for lh_fcache_get to drop and count: this only looks */
+    bool has = e && current(eng, e, n_words);
+    pthread_mutex_unlock(&fc->lock);
+    return has;
 }
 
 void

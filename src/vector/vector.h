@@ -221,10 +221,11 @@ lh_resolved lh_vectors_trials_guard(void *ctx, const lh_catalog_view *view, cons
 int lh_vectors_get(lh_vectors *v, const char *name, json_t **out, lh_err *err);
 /* The dataset an index is over (copied into out); false when no such index. */
 bool lh_vectors_dataset_of(lh_vectors *v, const char *name, char *out, size_t size);
-/* Whether a search of index name without filter or included columns is a few
- * microseconds of CPU that waits on nothing: not exact, k <= 100, ef <= 1000, its query
- * embedded in this process (the builtin model, or a vector given), its hits' texts in
- * memory. True for no such index or none ready (the answer is an error at once). */
+/* Whether a search of index name, its filter and included columns aside (the caller
+ * judges those: lh_vectors_filter_is_cached), is CPU that waits on nothing: not exact,
+ * k <= 100, ef <= 1000, its query embedded in this process (the builtin model, or a vector
+ * given), its hits' texts in memory. True for no such index or none ready (the answer is an
+ * error at once). Takes the registry's lock briefly. */
 bool lh_vectors_search_is_quick(lh_vectors *v, const char *name, bool text_query, bool exact,
                                 int64_t k, int64_t ef);
 /* Remove an index and its stored generations (409 while it builds). */
@@ -276,6 +277,18 @@ typedef struct lh_vsearch {
  * 404 unknown index, 409 an index still building its first generation or (text, hybrid)
  * without a text index in memory. *out new. */
 int lh_vectors_search(lh_vectors *v, const lh_vsearch *s, json_t **out, lh_err *err);
+/* Whether lh_vectors_search(s) would take its filter's matching positions from the filter
+ * cache if it started now: s->filter is set, s->index has a live generation, and the cache
+ * holds the key the search builds (that generation, s->resolver's view_key, s->filter, its
+ * bound parameters) with an entry still current (no dataset the filter read registered
+ * again since: a stale entry counts as not cached). Copies no bitmap, runs no SQL, counts
+ * no hit or miss; takes the registry's lock, then the cache's (and under it the engine
+ * registry's read lock), each briefly. Reads only index, filter, filter_params,
+ * n_filter_params and resolver of s.
+ * A hint for a door deciding whether a search may run on the thread that read it: the
+ * entry may be evicted or go stale before the search looks, and the search then runs the
+ * filter's SQL itself (correct, only slower on that thread once). */
+bool lh_vectors_filter_is_cached(lh_vectors *v, const lh_vsearch *s);
 /* A search request's "mode" and "hybrid" members (each NULL when absent) into s->mode and,
  * for hybrid searches, *hybrid (s->hybrid points to it afterwards: hybrid must live as
  * long as s). 400 invalid_parameter naming the member: a mode other than vector, text or

@@ -277,6 +277,9 @@ void lh_fcache_free(lh_fcache *fc); /* accepts NULL */
 /* On a hit, copy the positions into bits (n_words long) and the counts out; true. */
 bool lh_fcache_get(lh_fcache *fc, lh_engine *eng, const char *key, uint64_t *bits, size_t n_words,
                    size_t *n_positions, size_t *n_docs);
+/* Whether lh_fcache_get would hit now: an entry for key whose datasets are current.
+ * Copies nothing, moves nothing (recency, counters, a stale entry are left for the get). */
+bool lh_fcache_has(lh_fcache *fc, lh_engine *eng, const char *key, size_t n_words);
 /* Keep a filter's answer (nothing when reads is not stable or it does not fit). */
 void lh_fcache_put(lh_fcache *fc, const char *key, const lh_reads *reads, const uint64_t *bits,
                    size_t n_words, size_t n_positions, size_t n_docs);

@@ -23,7 +23,9 @@
  *
  * The matching positions are kept in the filter cache (fcache.c) for the next search with
  * the same filter, parameters and caller over the same generation; a hit is checked
- * against the datasets the filter read, so a change to them is never missed.
+ * against the datasets the filter read, so a change to them is never missed. A door asks
+ * lh_vectors_filter_is_cached, which builds the same key, whether the search it is about
+ * to run would hit: one that would runs no SQL and need not leave the thread that read it.
  *
  * The search holds a reference on the generation it started with, so a refresh that
  * swaps in a new generation meanwhile does not disturb it.
@@ -462,16 +464,18 @@ out:
     return rc;
 }
 
-/* The filter cache's key of this search's filter: everything its answer depends on but
- * the data (fcache.c). */
+/* The filter cache's key of this search's filter over the generation of that serial:
+ * everything its answer depends on but the data (fcache.c). The search and
+ * lh_vectors_filter_is_cached both build it here, so a door's check finds what the
+ * search will. */
 static char *
-filter_key(const lh_vsearch *s, const lh_vgen *g)
+filter_key(const lh_vsearch *s, uint64_t serial)
 {
     lh_buf key;
     lh_buf_init(&key);
     const char *view = s->resolver && s->resolver->view_key ? s->resolver->view_key : "";
     /* every part length-prefixed: no filter text can pass for another's parameters */
-    lh_buf_printf(&key, "%llu|%zu:%s|%zu:%s|", (unsigned long long)g->serial, strlen(view), view,
+    lh_buf_printf(&key, "%llu|%zu:%s|%zu:%s|", (unsigned long long)serial, strlen(view), view,
                   strlen(s->filter), s->filter);
     for (size_t i = 0; i < s->n_filter_params; i++) {
         char *value = json_dumps(s->filter_params[i].value, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -482,16 +486,23 @@ filter_key(const lh_vsearch *s, const lh_vgen *g)
     return lh_buf_steal(&key);
 }
 
+/* The words of the bitmap over a generation of n positions (one more than they fill). */
+static size_t
+bitmap_words(size_t n)
+{
+    return (n + 63) / 64 + 1;
+}
+
 /* The filter's matching positions as a bitmap in a: from the filter cache when the same
  * filter was answered over the same data, else from the filter's query (and kept). */
 static int
 filter_positions(lh_vectors *v, const json_t *spec, const lh_vsearch *s, allowed *a, lh_err *err)
 {
-    size_t n_words = (a->g->n + 63) / 64 + 1;
+    size_t n_words = bitmap_words(a->g->n);
     a->bits = lh_try_malloc(n_words * sizeof *a->bits);
     if (!a->bits)
         return lh_err_set(err, LH_ENOMEM, 503, "out_of_memory", "not enough memory to filter");
-    char *key = filter_key(s, a->g);
+    char *key = filter_key(s, a->g->serial);
     if (lh_fcache_get(v->fcache, v->deps.views, key, a->bits, n_words, &a->n_positions,
                       &a->n_docs)) {
         a->cached = true;
@@ -505,6 +516,27 @@ filter_positions(lh_vectors *v, const json_t *spec, const lh_vsearch *s, allowed
         lh_fcache_put(v->fcache, key, &reads, a->bits, n_words, a->n_positions, a->n_docs);
     free(key);
     return rc;
+}
+
+bool
+lh_vectors_filter_is_cached(lh_vectors *v, const lh_vsearch *s)
+{
+    if (s->filter == NULL)
+        return false;
+    /* the generation a search starting now would take (lh_vectors__acquire), read without
+     * taking a reference: only its serial and size go into the key */
+    pthread_mutex_lock(&v->lock);
+    lh_vidx *x = lh_vectors__find_locked(v, s->index);
+    bool ready = x && x->live;
+    uint64_t serial = ready ? x->live->serial : 0;
+    size_t n = ready ? x->live->n : 0;
+    pthread_mutex_unlock(&v->lock);
+    if (!ready)
+        return false;
+    char *key = filter_key(s, serial);
+    bool cached = lh_fcache_has(v->fcache, v->deps.views, key, bitmap_words(n));
+    free(key);
+    return cached;
 }
 
 /* How a search went. */

@@ -561,6 +561,46 @@ class Grpc(harness.ServerTestCase):
                              v_pb.SearchRequest(index="people_idx", query="bob", filter="1=1"),
                              metadata=self.md("agent"))
 
+    def test_search_cached_filter(self):
+        """A repeated filter is answered by the filter cache over gRPC too, and such a
+        Search runs on the completion-queue thread (lh_search_is_quick decides for both
+        doors); the cache key is the same from both doors. A change to a dataset the filter
+        reads makes the next search run the filter again and see the change."""
+        st, _, res = self.srv.request("POST", "/ingest/file?dataset=grpc_probe&format=csv",
+                                      body="id\n1\n", who="owner",
+                                      headers={"Content-Type": "text/csv"})
+        self.assertEqual(st, 201, res)
+        req = v_pb.SearchRequest(index="people_idx", query="alice",
+                                 filter="id IN (SELECT id FROM grpc_probe)")
+
+        def search():
+            r = self.vectors.Search(req, metadata=self.md("owner"))
+            return sorted(h.doc_id for h in r.hits), r.filter_matched_documents, r.filter_cached
+        self.assertEqual(search(), (["1"], 1, False))
+        self.assertEqual(search(), (["1"], 1, True))
+        # the same caller over HTTP finds the entry the gRPC search made: no hand-off there
+        import re
+
+        def handed():
+            _, _, text = self.srv.request("GET", "/metrics", who="owner")
+            return int(re.search(r"(?m)^lakehouse_http_handler_offloaded_total (\d+)$",
+                                 text).group(1))
+        before = handed()
+        st, _, http = self.srv.request("POST", "/vectors/indexes/people_idx/search", who="owner",
+                                       body={"query": "alice", "filter": req.filter})
+        self.assertEqual((st, http["filter"]["cached"], handed()), (200, True, before), http)
+        # callers refused are refused before any cache is looked at
+        self.fails(grpc.StatusCode.UNAUTHENTICATED, self.vectors.Search, req,
+                   metadata=[("authorization", "Bearer wrong-token-1234")])
+        self.fails(grpc.StatusCode.PERMISSION_DENIED, self.vectors.Search, req,
+                   metadata=self.md("agent"))
+        st, _, res = self.srv.request("POST", "/ingest/file?dataset=grpc_probe&format=csv"
+                                      "&mode=append", body="id\n3\n", who="owner",
+                                      headers={"Content-Type": "text/csv"})
+        self.assertIn(st, (200, 201), res)
+        self.assertEqual(search(), (["1", "3"], 2, False))
+        self.assertEqual(search(), (["1", "3"], 2, True))
+
     def test_index_jobs(self):
         md = self.md("owner")
         ups = list(self.vectors.CreateIndex(v_pb.CreateIndexRequest(

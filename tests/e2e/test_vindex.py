@@ -11,6 +11,7 @@ import os
 import sys
 import time
 import unittest
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
@@ -111,15 +112,18 @@ class Indexes(harness.ServerTestCase):
         self.assertEqual([(h["doc_id"], h["chunk_id"]) for h in res["hits"]],
                          self.exact_top({"query": "Data Analyst", "k": 5}))
 
+    def handed(self):
+        """How many requests the HTTP workers have handed to a kept handler thread."""
+        import re
+        _, _, text = self.srv.request("GET", "/metrics", who="owner")
+        return int(re.search(r"(?m)^lakehouse_http_handler_offloaded_total (\d+)$",
+                             text).group(1))
+
     def test_b2_quick_searches_stay_on_the_worker(self):
         """A search that cannot wait (no filter, no included columns, the builtin model)
-        runs on the HTTP worker; one with a filter goes to a kept handler thread."""
-        import re
-
-        def handed():
-            _, _, text = self.srv.request("GET", "/metrics", who="owner")
-            return int(re.search(r"(?m)^lakehouse_http_handler_offloaded_total (\d+)$",
-                                 text).group(1))
+        runs on the HTTP worker; one with a filter the cache cannot answer yet goes to a
+        kept handler thread."""
+        handed = self.handed
         before = handed()
         for i in range(10):
             self.search({"query": "Data Analyst %d" % i, "k": 3})
@@ -133,6 +137,61 @@ class Indexes(harness.ServerTestCase):
         for body in slow:
             self.search(body)
         self.assertEqual(handed(), before + len(slow))
+
+    def test_b3_cached_filter_stays_on_the_worker(self):
+        """A filter the filter cache answers runs no SQL, so its search stays on the HTTP
+        worker (JSON body and raw vector alike); after a change to a dataset the filter
+        reads, the next search is handed to a handler thread again and runs the SQL."""
+        import struct
+        st, _, b = self.srv.request("POST", "/ingest/file?dataset=worker_probe&format=csv",
+                                    body="candidate_id\n7\n", who="owner",
+                                    headers={"Content-Type": "text/csv"})
+        self.assertIn(st, (200, 201), b)
+        flt = "candidate_id IN (SELECT candidate_id FROM worker_probe)"
+        q = {"query": "Data Analyst", "k": 5, "filter": flt}
+
+        def search(body=q, who="owner"):
+            before = self.handed()
+            res = self.search(body, who=who)
+            return res, self.handed() - before
+        res, n = search()
+        self.assertEqual((n, res["filter"]["cached"], [h["doc_id"] for h in res["hits"]]),
+                         (1, False, ["7"]))
+        for _ in range(3):
+            res, n = search()
+            self.assertEqual((n, res["filter"]["cached"], [h["doc_id"] for h in res["hits"]]),
+                             (0, True, ["7"]))
+        # a raw vector with the same filter finds the same entry: on the worker too
+        vec = self.req("POST", "/embed", {"model": "builtin", "texts": ["Data Analyst"]})
+        raw = struct.pack("<%df" % len(vec["vectors"][0]), *vec["vectors"][0])
+        path = "/vectors/indexes/resumes/search?k=5&filter=" + urllib.parse.quote(flt)
+        before = self.handed()
+        st, _, res = self.srv.request("POST", path, body=raw, who="owner",
+                                      headers={"Content-Type": "application/octet-stream"})
+        self.assertEqual(st, 200, res)
+        self.assertEqual((self.handed() - before, res["filter"]["cached"],
+                          [h["doc_id"] for h in res["hits"]]), (0, True, ["7"]))
+        # still handed over: an exact search asked for, included columns (a query), or the
+        # same filter through another caller's view (another entry)
+        for body, who in ((dict(q, exact=True), "owner"), (dict(q, include=["city"]), "owner"),
+                          (q, "viewer")):
+            res, n = search(body, who)
+            self.assertEqual(n, 1, (body, who))
+        res, n = search(q, "viewer")
+        self.assertEqual((n, res["filter"]["cached"]), (0, True))
+        # the dataset the filter reads changes: the kept answer is stale, the next search
+        # goes to a handler thread, runs the SQL and sees the new row
+        st, _, b = self.srv.request("POST", "/ingest/file?dataset=worker_probe&format=csv"
+                                    "&mode=append", body="candidate_id\n8\n", who="owner",
+                                    headers={"Content-Type": "text/csv"})
+        self.assertIn(st, (200, 201), b)
+        res, n = search()
+        self.assertEqual((n, res["filter"]["cached"], res["filter"]["matched_documents"]),
+                         (1, False, 2))
+        self.assertEqual(sorted(h["doc_id"] for h in res["hits"]), ["7", "8"])
+        res, n = search()
+        self.assertEqual((n, res["filter"]["cached"], res["filter"]["matched_documents"]),
+                         (0, True, 2))
 
     def test_c_filter(self):
         city = self.sql("SELECT city FROM candidates GROUP BY city ORDER BY count(*) LIMIT 1")[0]["city"]
@@ -169,10 +228,11 @@ class Indexes(harness.ServerTestCase):
         first = self.search(q)
         self.assertEqual((first["filter"]["matched_documents"], first["filter"]["cached"]),
                          (0, False))
-        before = stats()
+        before, handed = stats(), self.handed()
         again = self.search(q)
         self.assertEqual((again["filter"]["matched_documents"], again["filter"]["cached"]),
                          (0, True))
+        self.assertEqual(self.handed(), handed)  # answered on the HTTP worker
         self.assertEqual(stats()["hits"], before["hits"] + 1)
         # another caller's view is another entry (its datasets and masks may differ)
         self.assertFalse(self.search(q, who="viewer")["filter"]["cached"])
@@ -182,9 +242,11 @@ class Indexes(harness.ServerTestCase):
         row = self.sql("SELECT * FROM candidates WHERE candidate_id = 5")[0]
         row["city"] = "Zzyzx"
         self.req("POST", "/datasets/candidates/rows", {"upsert": [row]}, 201)
+        handed = self.handed()
         after = self.search(q)
         self.assertEqual((after["filter"]["matched_documents"], after["filter"]["cached"]),
                          (1, False))
+        self.assertEqual(self.handed(), handed + 1)  # the stale entry: SQL on a handler thread
         self.assertEqual([h["doc_id"] for h in after["hits"]], ["5"])
         self.assertGreaterEqual(stats()["stale"], before["stale"] + 1)
         self.assertEqual(self.search(q)["filter"]["matched_documents"], 1)
