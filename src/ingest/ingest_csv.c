@@ -14,8 +14,8 @@
  * - ADR-010: a value that does not fit the type sniffed from the sample makes us
  *   convert again with the sniffer reading the whole file (sample_size = -1), which
  *   types a mixed column VARCHAR.
- * - A column the sniffer typed DOUBLE is read as DOUBLE, and the written file tells
- *   whether that was exact: when every value's magnitude is below 10^15, no value was an
+ * - A column the sniffer typed DOUBLE is read as DOUBLE, and the written file's footer
+ *   tells whether that was exact: when every value's magnitude is below 10^15, no value was an
  *   integer of 16 or more digits (which DOUBLE may not hold exactly). Otherwise the
  *   column is read again as text and cast by us: such an integer stops the conversion,
  *   and the column is converted again as DECIMAL(38,0) when every value is an integer of
@@ -459,29 +459,16 @@ retry_after_error(csv_state *s, const char *detail)
     return false;
 }
 
-/* A VARCHAR column of the small sample's plan with empty values may have been empty in
- * every sampled row: the default sample's sniff confirms the plan. 0: it stands; 1: it
- * changed (convert again); else an error. */
+/* The small sample's plan checked by the default sample's sniff (a VARCHAR column with
+ * empty values may have been empty in every sampled row). 0: it stands; 1: it changed
+ * (convert again); else an error. */
 static int
-confirm_sample(lh_engine *eng, csv_state *s, const char *out, const lh_buf *texts, lh_err *err)
+confirm_sample(lh_engine *eng, csv_state *s, lh_err *err)
 {
-    lh_buf sql;
-    lh_buf_init(&sql);
-    lh_buf_puts(&sql, "SELECT count(*) AS n FROM parquet_metadata(");
-    lh_sql_quote(&sql, out);
-    lh_buf_printf(&sql, ") WHERE path_in_schema IN (%s) AND coalesce(stats_null_count, 1) > 0",
-                  texts->data);
-    json_t *row = NULL;
-    int rc = lh_engine_row(eng, sql.data, &row, err);
-    lh_buf_free(&sql);
-    bool empties = rc == 0 && json_integer_value(json_object_get(row, "n")) > 0;
-    json_decref(row);
-    if (!empties)
-        return rc;
     json_t *plan = json_incref(s->sniffed);
     char *dialect = s->dialect ? lh_strdup(s->dialect) : NULL;
     s->small_sample = false;
-    rc = sniff(eng, s, err);
+    int rc = sniff(eng, s, err);
     if (rc == 0 && (!json_equal(plan, s->sniffed) || !dialect || !s->dialect ||
                     strcmp(dialect, s->dialect) != 0))
         rc = 1;
@@ -491,18 +478,32 @@ confirm_sample(lh_engine *eng, csv_state *s, const char *out, const lh_buf *text
 }
 
 /* After a conversion that stands, whether what it took on trust holds, read from the
- * written file: the small sample's plan (confirm_sample), and every DOUBLE column exact
- * (one pass over those columns). 0: the file stands; 1: convert again (s changed); else
- * an error. */
+ * written file's footer (its statistics per column): the small sample's plan, when a
+ * VARCHAR column has empty values (confirm_sample); every DOUBLE column exact, its
+ * magnitude below EXACT_DOUBLE_BELOW (a column without statistics, as NaN leaves one, is
+ * read again as text). 0: the file stands; 1: convert again (s changed); else an error. */
 static int
 confirm(lh_engine *eng, csv_state *s, const char *out, lh_err *err)
 {
-    lh_buf doubles, texts;
-    lh_buf_init(&doubles);
-    lh_buf_init(&texts);
-    size_t i;
-    json_t *c;
-    json_array_foreach(s->sniffed, i, c)
+    bool small = s->sniffed_rows == SMALL_SAMPLE;
+    lh_buf sql;
+    lh_buf_init(&sql);
+    lh_buf_puts(&sql,
+                "SELECT path_in_schema AS name, "
+                "sum(coalesce(stats_null_count, num_values)) > 0 AS empties, "
+                "bool_or(stats_min_value IS NULL AND coalesce(stats_null_count, -1) < "
+                "num_values) OR coalesce(max(greatest(abs(TRY_CAST(stats_min_value AS DOUBLE)), "
+                "abs(TRY_CAST(stats_max_value AS DOUBLE)))) >= " EXACT_DOUBLE_BELOW
+                ", false) AS inexact FROM parquet_metadata(");
+    lh_sql_quote(&sql, out);
+    lh_buf_puts(&sql, ") GROUP BY ALL");
+    json_t *stats = NULL;
+    int rc = lh_engine_rows(eng, sql.data, &stats, err);
+    lh_buf_free(&sql);
+    bool resniff = false, inexact = false;
+    size_t i, j;
+    json_t *c, *st;
+    json_array_foreach(rc == 0 ? s->sniffed : NULL, i, c)
     {
         const char *name = json_string_value(json_object_get(c, "name"));
         const char *type = json_string_value(json_object_get(c, "type"));
@@ -510,32 +511,28 @@ confirm(lh_engine *eng, csv_state *s, const char *out, lh_err *err)
             (s->append_columns && dataset_type(s->append_columns, name)) ||
             json_integer_value(json_object_get(s->retype, name)) != AS_SNIFFED)
             continue; /* typed by the dataset, or already read as text */
-        if (strcmp(type, "DOUBLE") == 0 && !s->doubles_as_text) {
-            lh_buf_puts(&doubles, doubles.len ? " AND " : "SELECT ");
-            lh_buf_puts(&doubles, "coalesce(max(abs(");
-            lh_sql_ident(&doubles, name);
-            lh_buf_puts(&doubles, ")) < " EXACT_DOUBLE_BELOW ", true)");
-        } else if (strcmp(type, "VARCHAR") == 0 && s->sniffed_rows == SMALL_SAMPLE) {
-            if (texts.len)
-                lh_buf_puts(&texts, ", ");
-            lh_sql_quote(&texts, name);
+        bool is_double = strcmp(type, "DOUBLE") == 0 && !s->doubles_as_text;
+        if (!is_double && !(small && strcmp(type, "VARCHAR") == 0))
+            continue;
+        const json_t *found = NULL; /* a column the footer does not name is not trusted */
+        json_array_foreach(stats, j, st)
+        {
+            const char *col = json_string_value(json_object_get(st, "name"));
+            if (col && strcmp(col, name) == 0)
+                found = st;
         }
+        if (is_double)
+            inexact |= !found || !json_is_false(json_object_get(found, "inexact"));
+        else
+            resniff |= !found || !json_is_false(json_object_get(found, "empties"));
     }
-    int rc = texts.len ? confirm_sample(eng, s, out, &texts, err) : 0;
-    if (rc == 0 && doubles.len) { /* NaN is larger than any number: it fails too */
-        lh_buf_puts(&doubles, " AS exact FROM read_parquet(");
-        lh_sql_quote(&doubles, out);
-        lh_buf_puts(&doubles, ")");
-        json_t *row = NULL;
-        rc = lh_engine_row(eng, doubles.data, &row, err);
-        if (rc == 0 && !json_is_true(json_object_get(row, "exact"))) {
-            s->doubles_as_text = true;
-            rc = 1;
-        }
-        json_decref(row);
+    json_decref(stats);
+    if (rc == 0 && resniff)
+        rc = confirm_sample(eng, s, err);
+    if (rc == 0 && inexact) {
+        s->doubles_as_text = true;
+        rc = 1;
     }
-    lh_buf_free(&doubles);
-    lh_buf_free(&texts);
     return rc;
 }
 
