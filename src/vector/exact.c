@@ -126,8 +126,8 @@ exact_search(const float *vectors, size_t n, size_t n_scored, uint32_t dim, lh_m
     memcpy(q, query, dim * sizeof *q);
     if (metric == LH_METRIC_COSINE)
         lh_vec_normalise(q, dim);
-    if (threads <= 0)
-        threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads <= 0) /* sysconf reads sysfs (~10 us): not asked for a one-thread scan */
+        threads = n_scored / 4096 == 0 ? 1 : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1)
         threads = 1;
     if ((size_t)threads > n_scored / 4096 + 1) /* small scans are not worth a thread */
