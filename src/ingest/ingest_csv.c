@@ -105,8 +105,7 @@ typedef struct csv_state {
     const json_t *append_columns; /* the dataset's columns for append, else NULL */
     bool full_sniff;
     bool small_sample;    /* the first strict conversion: a sniff of SMALL_SAMPLE rows */
-    bool doubles_as_text; /* DOUBLE columns read as text, cast per value (lh_ingest__number_select)
-                           */
+    bool doubles_as_text; /* DOUBLE columns read as text and cast (lh_ingest__number_select) */
     int64_t sniffed_rows; /* the sample of the sniff that made sniffed (sample_rows) */
     bool null_pad;        /* read with null_padding (on_bad_rows=null_pad, after a first pass) */
     json_t *sniffed;      /* [{"name","type"}] */
