@@ -89,6 +89,8 @@ struct lh_req {
     int body_fd;     /* LH_ROUTE_STREAM_BODY: the received bytes, or -1 */
     char *body_path; /* LH_ROUTE_BODY_FILE: where they are (malloc'd) */
     int64_t body_fd_len;
+    char *spool; /* body bytes not yet written to body_fd (SPOOL_BYTES, malloc'd) */
+    size_t spool_len;
     bool has_body;
     bool responded;   /* a response has been queued */
     bool has_pending; /* refused mid-body: answer `pending` once the body is over */

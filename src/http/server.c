@@ -36,10 +36,12 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Per-connection buffer: uploads arrive in pieces of about half of it, so the default
- * 32 KiB makes a large file thousands of callbacks and writes. Pages are touched only as
- * a connection uses them. */
-#define CONNECTION_MEMORY (256 * 1024)
+/* Per-connection buffer. MHD zeroes all of it after every request of a kept-alive
+ * connection: 256 KiB cost ~10 us a request and flushed the CPU's L2 cache (a selective
+ * filtered search: 190-250 us round trips with 256 KiB, 150-230 with 64 KiB). Uploads
+ * arrive in pieces of about half of it; SPOOL_BYTES gathers them into fewer writes. */
+#define CONNECTION_MEMORY (64 * 1024)
+#define SPOOL_BYTES (1024 * 1024)
 
 static const lh_route ROUTES[] = {
     {"GET", "/health", lh_h_health, LH_ALLOW_PUBLIC, 0},
@@ -743,10 +745,46 @@ lh_http__fd_closed(int fd)
  * between are dropped. A client that keeps sending far past the refusal is cut off. */
 #define DISCARD_LIMIT (16u << 20)
 
+/* Write the spooled body bytes to body_fd. -1 (errno set) when the disk refused them. */
+static int
+flush_spool(lh_req *req)
+{
+    if (req->spool_len == 0)
+        return 0;
+    int rc = lh_write_all(req->body_fd, req->spool, req->spool_len);
+    req->spool_len = 0;
+    return rc;
+}
+
+/* A piece of a body that goes to body_fd: gathered in the spool, written when it fills
+ * (a piece as large as the spool is written at once). */
+static int
+spool_body(lh_req *req, const char *data, size_t n)
+{
+    if (req->spool == NULL && n < SPOOL_BYTES && (req->spool = malloc(SPOOL_BYTES)) == NULL)
+        return lh_write_all(req->body_fd, data, n); /* no memory to spare: write as it comes */
+    if (req->spool == NULL || req->spool_len + n > SPOOL_BYTES) {
+        if (flush_spool(req) != 0)
+            return -1;
+        if (n >= SPOOL_BYTES || req->spool == NULL)
+            return lh_write_all(req->body_fd, data, n);
+    }
+    memcpy(req->spool + req->spool_len, data, n);
+    req->spool_len += n;
+    return 0;
+}
+
+static void
+tmp_full(lh_req *req)
+{
+    lh_err_set(&req->pending, LH_EIO, 507, "tmp_full", "could not buffer the request body on disk");
+    lh_err_detail(&req->pending, "%s: %s", req->srv->tmp_dir, strerror(errno));
+    req->has_pending = true;
+}
+
 static int
 receive_body(lh_req *req, const char *data, size_t n)
 {
-    lh_server *srv = req->srv;
     if (lh_http__conn_closing(req->conn_rec))
         return -1; /* its deadline passed and it was answered 408 */
     if (req->has_pending) {
@@ -765,10 +803,10 @@ receive_body(lh_req *req, const char *data, size_t n)
                        "request body is over the limit of %lld bytes",
                        (long long)req->max_object_bytes);
             lh_err_hint(&req->pending, "send less, or raise [storage] max_object_bytes");
-        } else if (lh_write_all(req->body_fd, data, n) != 0) {
-            lh_err_set(&req->pending, LH_EIO, 507, "tmp_full",
-                       "could not buffer the request body on disk");
-            lh_err_detail(&req->pending, "%s: %s", srv->tmp_dir, strerror(errno));
+        } else if (spool_body(req, data, n) != 0) {
+            tmp_full(req);
+            req->discarded = n;
+            return 0;
         } else {
             req->body_fd_len += (int64_t)n;
             return 0;
@@ -835,6 +873,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     }
     if (!req->responded && !lh_http__conn_body_done(req->conn_rec))
         return MHD_NO; /* answered 408 while the body was still arriving */
+    if (!req->has_pending && req->body_fd >= 0 && flush_spool(req) != 0)
+        tmp_full(req);
     if (req->has_pending) {
         respond_error(req, &req->pending);
         return MHD_YES;
@@ -887,6 +927,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     lh_buf_free(&req->body);
     json_decref(req->json);
     free(req->floats);
+    free(req->spool);
     if (req->body_fd >= 0)
         close(req->body_fd);
     if (req->body_path) {
