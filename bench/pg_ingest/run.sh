@@ -62,10 +62,28 @@ copy_bytes=$(psql_ -c "\\copy (SELECT * FROM bench) TO STDOUT" | wc -c)
 
 start_lakehouse
 
-floor_once() { local t0=$EPOCHREALTIME; psql_ -c "\\copy (SELECT * FROM bench) TO STDOUT" >/dev/null; echo "$EPOCHREALTIME - $t0" | bc -l; }
+# CPU seconds, for what the machine allows: a path whose processes spend C CPU-seconds
+# cannot finish in under C / cores seconds on this machine, however it is split.
+tck=$(getconf CLK_TCK)
+lhpid=${pids[-1]}
+ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; } # pid -> own + reaped children's CPU
+pg_ticks() { sleep 0.3; ticks "$pgpid"; } # after its backends have exited and been reaped
+floor_once() { # -> seconds (floor_cpu: the backend's and psql's CPU seconds)
+    local pg0 t0 t1 client
+    pg0=$(pg_ticks)
+    t0=$EPOCHREALTIME
+    client=$(PGCONN="$dsn" sh -c 'psql -XAtq -v ON_ERROR_STOP=1 -d "$PGCONN" -c "\\copy (SELECT * FROM bench) TO STDOUT" >/dev/null && awk "{ print \$16 + \$17 }" /proc/$$/stat')
+    t1=$EPOCHREALTIME
+    floor_cpu=$(echo "($(pg_ticks) - $pg0 + $client) / $tck" | bc -l)
+    echo "$t1 - $t0" | bc -l
+}
 n_ds=0
-ours_once() { # method parallel ("" for the default) -> seconds (also leaves the answer in $work/body)
+ours_once() { # method parallel ("" for the default) -> seconds (also leaves the answer in $work/body,
+    # and ours_cpu: the server's and the PostgreSQL backends' CPU seconds)
     n_ds=$((n_ds + 1))
+    local lh0 pg0
+    pg0=$(pg_ticks)
+    lh0=$(ticks "$lhpid")
     local body t0 code par=""
     [ -n "$2" ] && par=", \"parallel\": $2"
     body=$(printf '{"dsn": "%s", "table": "bench", "dataset": "bench_%d", "method": "%s", "batch_rows": %d%s}' \
@@ -74,6 +92,7 @@ ours_once() { # method parallel ("" for the default) -> seconds (also leaves the
     code=$(curl -sS -o "$work/body" -w '%{http_code}' -H "$auth" -H 'Content-Type: application/json' \
         -d "$body" "$lh/ingest/db") || true
     local t1=$EPOCHREALTIME
+    ours_cpu=$(echo "($(ticks "$lhpid") - $lh0 + $(pg_ticks) - $pg0) / $tck" | bc -l)
     [ "$code" = 201 ] || failed "POST /ingest/db answered $code"
     local got
     got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rows"])' "$work/body")
@@ -91,11 +110,14 @@ floor_once >/dev/null; ours_once copy "$par_default" >/dev/null; ours_once copy 
 [ "${CURSOR:-0}" = 1 ] && ours_once cursor 1 >/dev/null
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 f=(); p=(); c=(); k=(); p_read=(); p_conv=(); c_read=(); c_conv=(); streams=1
+f_cpu=(); p_cpu=(); c_cpu=(); k_cpu=()
 for ((i = 0; i < reps; i++)); do
-    f+=("$(floor_once)")
-    p+=("$(ours_once copy "$par_default")"); read -r r v streams < <(timing); p_read+=("$r"); p_conv+=("$v")
-    c+=("$(ours_once copy 1)"); read -r r v _ < <(timing); c_read+=("$r"); c_conv+=("$v")
-    [ "${CURSOR:-0}" = 1 ] && k+=("$(ours_once cursor 1)")
+    floor_once >"$work/t"; f+=("$(cat "$work/t")"); f_cpu+=("$floor_cpu")
+    ours_once copy "$par_default" >"$work/t"; p+=("$(cat "$work/t")"); p_cpu+=("$ours_cpu")
+    read -r r v streams < <(timing); p_read+=("$r"); p_conv+=("$v")
+    ours_once copy 1 >"$work/t"; c+=("$(cat "$work/t")"); c_cpu+=("$ours_cpu")
+    read -r r v _ < <(timing); c_read+=("$r"); c_conv+=("$v")
+    if [ "${CURSOR:-0}" = 1 ]; then ours_once cursor 1 >"$work/t"; k+=("$(cat "$work/t")"); k_cpu+=("$ours_cpu"); fi
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 fm=$(printf '%s\n' "${f[@]}" | median)
@@ -103,16 +125,21 @@ pm=$(printf '%s\n' "${p[@]}" | median)
 cm=$(printf '%s\n' "${c[@]}" | median)
 
 echo "bench/pg_ingest — $rows rows x 13 columns, $((copy_bytes / 1048576)) MiB as COPY text; batch_rows $batch_rows; $reps reps (median); $(nproc) cores; load average (1/5/15 min) before: $load_before, after: $load_after"
-printf '%-52s %9s %12s %9s %8s\n' "path" "seconds" "rows/s" "MB/s" "ratio"
-row() { # label seconds
-    awk -v l="$1" -v s="$2" -v n="$rows" -v b="$copy_bytes" -v f="$fm" \
-        'BEGIN { printf "%-52s %9.3f %12.0f %9.1f %8.2f\n", l, s, n / s, b / s / 1e6, f / s }'
+cores=$(nproc)
+printf '%-52s %9s %12s %9s %8s %8s %9s\n' "path" "seconds" "rows/s" "MB/s" "ratio" "CPU-s" "best here"
+row() { # label seconds cpu_seconds
+    awk -v l="$1" -v s="$2" -v c="$3" -v n="$rows" -v b="$copy_bytes" -v f="$fm" -v k="$cores" \
+        'BEGIN { printf "%-52s %9.3f %12.0f %9.1f %8.2f %8.2f %9.2f\n", l, s, n / s, b / s / 1e6, f / s, c, f / (c / k) }'
 }
-row "floor: psql \\copy TO STDOUT > /dev/null" "$fm"
-row "lakehouse /ingest/db $par_label (streams: $streams)" "$pm"
-row "lakehouse /ingest/db parallel=1" "$cm"
-if [ "${CURSOR:-0}" = 1 ]; then row "lakehouse /ingest/db method=cursor parallel=1" "$(printf '%s\n' "${k[@]}" | median)"; fi
-echo "ratio = floor seconds / ours (target for the default: >= 1.3). Inside the server (median ms):"
+row "floor: psql \\copy TO STDOUT > /dev/null" "$fm" "$(printf '%s\n' "${f_cpu[@]}" | median)"
+row "lakehouse /ingest/db $par_label (streams: $streams)" "$pm" "$(printf '%s\n' "${p_cpu[@]}" | median)"
+row "lakehouse /ingest/db parallel=1" "$cm" "$(printf '%s\n' "${c_cpu[@]}" | median)"
+if [ "${CURSOR:-0}" = 1 ]; then row "lakehouse /ingest/db method=cursor parallel=1" "$(printf '%s\n' "${k[@]}" | median)" "$(printf '%s\n' "${k_cpu[@]}" | median)"; fi
+echo "ratio = floor seconds / ours (target for the default: >= 1.3). CPU-s: the CPU seconds of the path's"
+echo "processes (ours: the server and its PostgreSQL backends; the floor: its backend and psql). best here:"
+echo "the ratio the path would reach on these $cores cores with its CPU spread perfectly over all of them"
+echo "(floor seconds / (CPU-s / cores)): a path cannot beat it here, however many streams read."
+echo "Inside the server (median ms):"
 echo "  $par_label: streaming and decoding (all streams, wall): $(printf '%s\n' "${p_read[@]}" | median); DuckDB batch -> Parquet, summed over batches: $(printf '%s\n' "${p_conv[@]}" | median)"
 echo "  parallel=1: streaming and decoding: $(printf '%s\n' "${c_read[@]}" | median); DuckDB batch -> Parquet, summed over batches: $(printf '%s\n' "${c_conv[@]}" | median)"
 echo "  each run:   floor ${f[*]}; $par_label ${p[*]}; parallel=1 ${c[*]}"
