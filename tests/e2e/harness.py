@@ -51,6 +51,7 @@ class Server:
         self.env.update(env or {})
         self.proc = None
         self.port = None
+        self.preexec = None  # run in the child before exec (limits, signal dispositions)
 
     def start(self, timeout=20):
         self.port = None
@@ -58,7 +59,7 @@ class Server:
         skip = len(self.log_lines())  # lines of an earlier run of this server
         self.proc = subprocess.Popen([BIN, "serve", "--config", self.config],
                                      stdout=self.log, stderr=self.log, env=self.env,
-                                     cwd=self.dir)
+                                     cwd=self.dir, preexec_fn=self.preexec)
         deadline = time.time() + timeout
         while time.time() < deadline:
             for line in self.log_lines()[skip:]:

@@ -5,6 +5,7 @@ request ids, metrics, jobs, graceful SIGTERM drain, first-start admin token, CLI
 import json
 import os
 import re
+import resource
 import signal
 import stat
 import sys
@@ -352,6 +353,47 @@ class Lifecycle(unittest.TestCase):
             sock.close()
             self.assertTrue(resp.startswith(b"HTTP/1.1 408"), resp[:300])
             self.assertIn(b'"request_timeout"', resp)
+            self.assertEqual(srv.stop(), 0, srv.log_text()[-4000:])
+        finally:
+            srv.cleanup()
+
+    def test_body_the_disk_refuses_is_507(self):
+        # every file the server writes is limited to 3 MiB (SIGXFSZ ignored, so a write past
+        # it fails with EFBIG): a streamed body is gathered in 1 MiB and written as it fills,
+        # and the write that fails must end in a 507 for the whole request, not a short file
+        def limit():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (3 << 20, 3 << 20))
+        srv = harness.Server()
+        srv.preexec = limit
+        srv.start()
+        try:
+            token = srv.tokens["admin"]
+            obj = "/storage/buckets/primary/objects/big.bin"
+            status, h, body = srv.request("PUT", obj, body=os.urandom(5 << 20), token=token)
+            assert_error(self, status, h, body, 507, "tmp_full")
+            self.assertEqual(srv.request("GET", obj, token=token)[0], 404)
+            # the write that fails is the last, after the whole body arrived
+            status, h, body = srv.request("PUT", obj, body=os.urandom((3 << 20) + 100000),
+                                          token=token)
+            assert_error(self, status, h, body, 507, "tmp_full")
+            self.assertEqual(srv.request("GET", obj, token=token)[0], 404)
+            # an upload for an ingest (kept in the work folder) alike, and nothing is left there
+            status, h, body = srv.request(
+                "POST", "/ingest/file?dataset=big&format=csv&mode=create",
+                body=b"a,b\n" + b"1,2\n" * (5 << 18), token=token)
+            assert_error(self, status, h, body, 507, "tmp_full")
+            work = os.path.join(srv.data_dir, "work")
+            self.assertEqual([f for f in os.listdir(work) if f.startswith("upload-")], [])
+            # bodies under the limit still go through, whole
+            small = os.urandom((2 << 20) + 12345)
+            self.assertEqual(srv.request("PUT", obj, body=small, token=token)[0], 201)
+            conn = harness.http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+            conn.request("GET", obj, headers={"Authorization": "Bearer " + token})
+            resp = conn.getresponse()
+            got = resp.read()
+            conn.close()
+            self.assertEqual((resp.status, got == small), (200, True))
             self.assertEqual(srv.stop(), 0, srv.log_text()[-4000:])
         finally:
             srv.cleanup()
