@@ -757,29 +757,26 @@ flush_spool(lh_req *req)
 }
 
 /* A piece of a body that goes to body_fd: gathered in the spool, written when it fills
- * (a piece as large as the spool is written at once). */
+ * (a piece as large as the spool, or one that finds no memory for it, is written at once,
+ * after what the spool holds). */
 static int
 spool_body(lh_req *req, const char *data, size_t n)
 {
-    if (req->spool == NULL && n < SPOOL_BYTES && (req->spool = malloc(SPOOL_BYTES)) == NULL)
-        return lh_write_all(req->body_fd, data, n); /* no memory to spare: write as it comes */
-    if (req->spool == NULL || req->spool_len + n > SPOOL_BYTES) {
-        if (flush_spool(req) != 0)
-            return -1;
-        if (n >= SPOOL_BYTES || req->spool == NULL)
-            return lh_write_all(req->body_fd, data, n);
-    }
+    if (req->spool_len + n > SPOOL_BYTES && flush_spool(req) != 0)
+        return -1;
+    if (n >= SPOOL_BYTES || (req->spool == NULL && (req->spool = malloc(SPOOL_BYTES)) == NULL))
+        return lh_write_all(req->body_fd, data, n);
     memcpy(req->spool + req->spool_len, data, n);
     req->spool_len += n;
     return 0;
 }
 
+/* The answer to a body the disk refused (errno set). */
 static void
 tmp_full(lh_req *req)
 {
     lh_err_set(&req->pending, LH_EIO, 507, "tmp_full", "could not buffer the request body on disk");
     lh_err_detail(&req->pending, "%s: %s", req->srv->tmp_dir, strerror(errno));
-    req->has_pending = true;
 }
 
 static int
@@ -805,8 +802,6 @@ receive_body(lh_req *req, const char *data, size_t n)
             lh_err_hint(&req->pending, "send less, or raise [storage] max_object_bytes");
         } else if (spool_body(req, data, n) != 0) {
             tmp_full(req);
-            req->discarded = n;
-            return 0;
         } else {
             req->body_fd_len += (int64_t)n;
             return 0;
@@ -873,8 +868,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     }
     if (!req->responded && !lh_http__conn_body_done(req->conn_rec))
         return MHD_NO; /* answered 408 while the body was still arriving */
-    if (!req->has_pending && req->body_fd >= 0 && flush_spool(req) != 0)
+    if (!req->has_pending && req->body_fd >= 0 && flush_spool(req) != 0) {
         tmp_full(req);
+        req->has_pending = true;
+    }
     if (req->has_pending) {
         respond_error(req, &req->pending);
         return MHD_YES;
